@@ -1,0 +1,89 @@
+"""Clinical Intelligence job-failure console: the application factory."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from flask import Flask, redirect, url_for
+from werkzeug.wrappers import Response
+
+from app.config import INSTANCE_DIR, ROOT, load_config
+
+
+def create_app(config: Mapping[str, Any] | None = None) -> Flask:
+    """Build the Flask application.
+
+    Args:
+        config: settings that override the environment (tests pass
+            ``SQLALCHEMY_DATABASE_URI``, ``TESTING`` ...). See
+            :func:`app.config.load_config` for the keys.
+
+    Returns:
+        A configured app with the API, dashboard and export blueprints, the
+        problem+json error handlers, the CLI commands and the failure
+        recorder registered. No database query runs here.
+    """
+    app = Flask(
+        __name__,
+        instance_path=str(INSTANCE_DIR),
+        template_folder=str(ROOT / "templates"),
+        static_folder=str(ROOT / "static"),
+    )
+    app.config.update(load_config(config))
+    register_extensions(app)
+    register_blueprints(app)
+    register_error_handlers(app)
+    register_template_filters(app)
+    register_cli(app)
+    return app
+
+
+def register_extensions(app: Flask) -> None:
+    """Bind SQLAlchemy and Flask-Migrate; create the services."""
+    from app import models  # noqa: F401  (tables must be known to Migrate)
+    from app.extensions import db, migrate
+    from app.services import init_services
+
+    if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite:///"):
+        INSTANCE_DIR.mkdir(parents=True, exist_ok=True)
+    db.init_app(app)
+    # render_as_batch: SQLite cannot ALTER most things; batch mode copies the table.
+    migrate.init_app(app, db, directory=str(ROOT / "migrations"), render_as_batch=True, compare_type=True)
+    init_services(app)
+
+
+def register_blueprints(app: Flask) -> None:
+    """Mount the API (``/api/v1``), the dashboard (``/jobs``) and exports (``/exports``)."""
+    from app.api import bp as api_bp
+    from app.dashboard import bp as dashboard_bp
+    from app.exports import bp as exports_bp
+
+    app.register_blueprint(api_bp)
+    app.register_blueprint(dashboard_bp)
+    app.register_blueprint(exports_bp)
+
+    @app.get("/")
+    def index() -> Response:
+        return redirect(url_for("dashboard.list_jobs"))
+
+
+def register_error_handlers(app: Flask) -> None:
+    """Install the problem+json / HTML error handlers."""
+    from app.errors import register_error_handlers as register
+
+    register(app)
+
+
+def register_template_filters(app: Flask) -> None:
+    """Register the Jinja formatting filters (one place for all of them)."""
+    from app.dashboard.filters import register_filters
+
+    register_filters(app)
+
+
+def register_cli(app: Flask) -> None:
+    """Add the ``flask worker`` command group."""
+    from app.cli import register_commands
+
+    register_commands(app)

@@ -1,0 +1,114 @@
+"""Reading a JSON request body strictly (RFC 8259), with precise errors.
+
+Werkzeug's ``get_json`` accepts NaN/Infinity, keeps the last of duplicate
+keys and answers HTML-free but vague errors; workers need to know exactly
+what was wrong, so bodies are read here instead.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from flask import Request
+
+from app.errors import BadRequestError, InvalidFieldsError, UnsupportedMediaTypeError, field_error
+
+
+def _is_json_media_type(mimetype: str) -> bool:
+    return mimetype == "application/json" or (
+        mimetype.startswith("application/") and mimetype.endswith("+json")
+    )
+
+
+def _refuse_constant(name: str) -> Any:
+    raise BadRequestError(f"{name} is not valid JSON (RFC 8259 has no NaN or Infinity).")
+
+
+def _parse_float(text: str) -> float:
+    value = float(text)
+    if value in (float("inf"), float("-inf")):
+        raise BadRequestError("A number in the body is too large to represent.")
+    return value
+
+
+def _object_without_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in result:
+            raise BadRequestError(
+                "The body has an object with a duplicate key; each name must appear once."
+            )
+        result[key] = value
+    return result
+
+
+def read_json_body(request: Request) -> Any:
+    """Return the request body parsed as JSON.
+
+    Rules: the ``Content-Type`` must be ``application/json`` or a
+    ``+json`` type (415 otherwise); the body must be UTF-8 (a BOM is
+    tolerated), at most ``MAX_CONTENT_LENGTH`` bytes (413, raised by
+    Werkzeug) and one JSON value without NaN, Infinity, out-of-range numbers
+    or duplicate keys (400).
+
+    Raises:
+        UnsupportedMediaTypeError: not a JSON media type.
+        BadRequestError: empty, not UTF-8, not JSON, or non-standard JSON.
+        werkzeug.exceptions.RequestEntityTooLarge: body over the limit.
+    """
+    if not _is_json_media_type(request.mimetype):
+        raise UnsupportedMediaTypeError(
+            "Send the body as JSON with 'Content-Type: application/json'"
+            + (f" (got '{request.mimetype}')." if request.mimetype else " (no Content-Type was sent).")
+        )
+    charset = request.mimetype_params.get("charset", "utf-8").lower()
+    if charset not in ("utf-8", "utf8"):
+        raise UnsupportedMediaTypeError("JSON bodies must be UTF-8 encoded (RFC 8259 section 8.1).")
+    raw = request.get_data(cache=True)
+    if not raw.strip():
+        raise BadRequestError("The request body is empty; send a JSON object.")
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise BadRequestError(f"The body is not valid UTF-8 (bad byte at offset {exc.start}).") from None
+    try:
+        return json.loads(
+            text,
+            parse_constant=_refuse_constant,
+            parse_float=_parse_float,
+            object_pairs_hook=_object_without_duplicates,
+        )
+    except json.JSONDecodeError as exc:
+        raise BadRequestError(
+            f"The body is not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}."
+        ) from None
+    except RecursionError:
+        raise BadRequestError("The body nests arrays or objects too deeply to read.") from None
+
+
+def read_json_object(request: Request, *, allowed: set[str], required: set[str]) -> dict[str, Any]:
+    """Return the body as a JSON object with only known fields.
+
+    Args:
+        allowed: field names the endpoint understands.
+        required: field names that must be present.
+
+    Raises:
+        InvalidFieldsError: the body is not an object, lacks a required field
+            or has an unknown one (each named in ``errors``).
+        plus everything :func:`read_json_body` raises.
+    """
+    body = read_json_body(request)
+    if not isinstance(body, dict):
+        raise InvalidFieldsError(
+            "The body must be a JSON object.", [field_error("", "must be a JSON object")]
+        )
+    errors = [field_error(f"/{name}", "is required") for name in sorted(required - body.keys())]
+    errors += [
+        field_error(f"/{name.replace('~', '~0').replace('/', '~1')}", "is not a known field")
+        for name in sorted(body.keys() - allowed)
+    ]
+    if errors:
+        raise InvalidFieldsError("The body has missing or unknown fields; nothing was changed.", errors)
+    return body

@@ -1,0 +1,7 @@
+"""Operator dashboard, blueprint ``dashboard``: server-rendered Jinja pages."""
+
+from flask import Blueprint
+
+bp = Blueprint("dashboard", __name__)
+
+from app.dashboard import views  # noqa: E402,F401

@@ -1,0 +1,196 @@
+"""Error types and their RFC 9457 problem-details rendering.
+
+Services raise :class:`ServiceError` subclasses, which carry an HTTP status,
+a title and a problem-type slug but know nothing else of HTTP. One handler set
+turns them, Werkzeug's HTTP errors and anything unexpected into
+``application/problem+json`` for the API and HTML pages for the dashboard.
+Routing 404/405 never reach blueprint handlers, so the handlers are app-level
+and choose the format from the path (microblog's approach).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any, TypedDict
+
+from flask import Flask, Response, current_app, json, render_template, request
+from werkzeug.exceptions import HTTPException
+
+log = logging.getLogger(__name__)
+
+PROBLEM_MEDIA_TYPE = "application/problem+json"
+#: Base of every problem ``type`` URI; each type has a page at
+#: ``/problems/<slug>`` describing it.
+PROBLEM_TYPE_BASE = "https://clinical-intelligence.example/problems/"
+
+
+class FieldError(TypedDict):
+    """One bad field: ``field`` (dotted name), ``pointer`` (RFC 6901 JSON
+    Pointer into the request body, as a URI fragment ``#/...``), ``detail``."""
+
+    field: str
+    pointer: str
+    detail: str
+
+
+def field_error(pointer: str, detail: str) -> FieldError:
+    """Build a :class:`FieldError`.
+
+    Args:
+        pointer: RFC 6901 pointer into the request body, e.g. ``"/error_message"``
+            (``""`` for the whole body).
+        detail: what is wrong, in one sentence; never echo the submitted value.
+    """
+    parts = [p.replace("~1", "/").replace("~0", "~") for p in pointer.split("/")[1:]]
+    return {"field": ".".join(parts), "pointer": "#" + pointer, "detail": detail}
+
+
+class ServiceError(Exception):
+    """Base of the errors services raise; each subclass fixes status and type.
+
+    Attributes:
+        status: HTTP status code the API answers with.
+        title: short, fixed summary of the problem type (RFC 9457 ``title``).
+        slug: last segment of the problem ``type`` URI.
+        detail: human-readable explanation of this occurrence.
+        errors: the bad fields, if any.
+    """
+
+    status: int = 500
+    title: str = "Internal error"
+    slug: str = "internal-error"
+
+    def __init__(self, detail: str, errors: Sequence[FieldError] = ()) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.errors = list(errors)
+
+
+class BadRequestError(ServiceError):
+    """The request body could not be read as JSON (HTTP 400)."""
+
+    status = 400
+    title = "Malformed request body"
+    slug = "malformed-json"
+
+
+class UnsupportedMediaTypeError(ServiceError):
+    """The request body is not JSON (HTTP 415)."""
+
+    status = 415
+    title = "Unsupported media type"
+    slug = "unsupported-media-type"
+
+
+class InvalidFieldsError(ServiceError):
+    """The body is JSON but one or more fields are wrong (HTTP 422)."""
+
+    status = 422
+    title = "Invalid fields"
+    slug = "invalid-fields"
+
+
+class InvalidQueryError(ServiceError):
+    """A query-string parameter is wrong (HTTP 400)."""
+
+    status = 400
+    title = "Invalid query parameter"
+    slug = "invalid-query"
+
+
+def problem(
+    status: int,
+    title: str,
+    detail: str,
+    slug: str,
+    errors: Sequence[FieldError] = (),
+    **extra: Any,
+) -> Response:
+    """Build an RFC 9457 ``application/problem+json`` response.
+
+    Returns:
+        A response whose JSON object holds ``type``, ``title``, ``status``,
+        ``detail``, ``instance`` (the request path) and, when given, ``errors``.
+    """
+    body: dict[str, Any] = {
+        "type": PROBLEM_TYPE_BASE + slug,
+        "title": title,
+        "status": status,
+        "detail": detail,
+        "instance": request.path,
+    }
+    if errors:
+        body["errors"] = list(errors)
+    body.update(extra)
+    response = current_app.response_class(
+        json.dumps(body), status=status, mimetype=PROBLEM_MEDIA_TYPE
+    )
+    return response
+
+
+def _wants_json() -> bool:
+    """API paths always get problem+json; everything else gets HTML."""
+    return request.path.startswith("/api/")
+
+
+_HTTP_SLUGS = {
+    400: "bad-request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not-found",
+    405: "method-not-allowed",
+    406: "not-acceptable",
+    413: "content-too-large",
+    415: "unsupported-media-type",
+    429: "too-many-requests",
+}
+
+
+def _handle_service_error(error: ServiceError) -> Response | tuple[str, int]:
+    if _wants_json():
+        return problem(error.status, error.title, error.detail, error.slug, error.errors)
+    return (
+        render_template(
+            "error.html", status=error.status, title=error.title, detail=error.detail,
+            errors=error.errors,
+        ),
+        error.status,
+    )
+
+
+def _handle_http_exception(error: HTTPException) -> Response | tuple[str, int]:
+    status = error.code or 500
+    title = error.name
+    if status == 413:
+        detail = (
+            f"The request body is larger than the limit of "
+            f"{current_app.config['MAX_CONTENT_LENGTH']} bytes."
+        )
+    else:
+        detail = error.description or title
+    if _wants_json():
+        response = problem(status, title, detail, _HTTP_SLUGS.get(status, f"http-{status}"))
+        if status == 405 and error.get_response().headers.get("Allow"):
+            response.headers["Allow"] = error.get_response().headers["Allow"]
+        return response
+    return render_template("error.html", status=status, title=title, detail=detail, errors=()), status
+
+
+def _handle_unexpected(error: Exception) -> Response | tuple[str, int]:
+    if current_app.testing and current_app.config.get("PROPAGATE_UNEXPECTED", True):
+        # Let bugs fail tests loudly instead of hiding behind a 500 page (indico).
+        raise error
+    # Log the type and place only: the message may quote patient data.
+    log.error("unhandled %s on %s %s", type(error).__name__, request.method, request.path)
+    detail = "The server hit an unexpected condition; nothing was changed."
+    if _wants_json():
+        return problem(500, "Internal server error", detail, "internal-error")
+    return render_template("error.html", status=500, title="Internal server error", detail=detail, errors=()), 500
+
+
+def register_error_handlers(app: Flask) -> None:
+    """Install the app-level handlers: ServiceError, HTTPException, Exception."""
+    app.register_error_handler(ServiceError, _handle_service_error)
+    app.register_error_handler(HTTPException, _handle_http_exception)
+    app.register_error_handler(Exception, _handle_unexpected)

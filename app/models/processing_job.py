@@ -1,0 +1,62 @@
+"""The ``processing_jobs`` table."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.extensions import db
+from app.models.job_status import JobStatus
+from app.models.types import JSONDocument, UTCDateTime, utcnow
+
+#: Longest ``document_id`` / ``job_type`` accepted, in characters.
+DOCUMENT_ID_MAX_LENGTH = 200
+JOB_TYPE_MAX_LENGTH = 64
+
+
+class ProcessingJob(db.Model):
+    """One clinical document going through entity extraction.
+
+    Timestamps are timezone-aware UTC on every backend (:class:`UTCDateTime`).
+    ``error_details`` is any JSON value (``jsonb`` on PostgreSQL). Assign a new
+    value to change it; the column does not track in-place mutation.
+    """
+
+    __tablename__ = "processing_jobs"
+    __table_args__ = (
+        sa.CheckConstraint(
+            "status IN (" + ", ".join(f"'{s.value}'" for s in JobStatus) + ")", name="status"
+        ),
+        sa.Index("ix_processing_jobs_status_created_at_id", "status", "created_at", "id"),
+        sa.Index("ix_processing_jobs_created_at_id", "created_at", "id"),
+        sa.Index("ix_processing_jobs_document_id", "document_id"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(sa.Uuid, primary_key=True, default=uuid.uuid4)
+    document_id: Mapped[str] = mapped_column(sa.String(DOCUMENT_ID_MAX_LENGTH), nullable=False)
+    job_type: Mapped[str] = mapped_column(
+        sa.String(JOB_TYPE_MAX_LENGTH), nullable=False, default="entity_extraction"
+    )
+    status: Mapped[str] = mapped_column(
+        sa.String(32), nullable=False, default=JobStatus.PENDING.value
+    )
+    error_message: Mapped[str | None] = mapped_column(sa.Text, nullable=True)
+    error_details: Mapped[Any] = mapped_column(JSONDocument, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    updated_at: Mapped[datetime] = mapped_column(
+        UTCDateTime, nullable=False, default=utcnow, onupdate=utcnow
+    )
+
+    @property
+    def job_status(self) -> JobStatus:
+        """The status as a :class:`JobStatus`."""
+        return JobStatus(self.status)
+
+    def __repr__(self) -> str:  # never include error text: it may hold patient data
+        return f"<ProcessingJob {self.id} {self.status}>"

@@ -1,0 +1,144 @@
+"""Checking and cleaning JSON values before they are stored.
+
+One rule for text neither database can hold, applied here and nowhere else:
+NUL (U+0000) — PostgreSQL's ``text`` and ``jsonb`` refuse it — and unpaired
+UTF-16 surrogates (U+D800–U+DFFF) — they cannot be encoded as UTF-8, so SQLite
+and psycopg both fail on them — are each replaced by U+FFFD REPLACEMENT
+CHARACTER, in object keys and string values alike. Everything else, including
+non-ASCII text and emoji, is kept as sent. The same input therefore stores the
+same value on SQLite and on PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from typing import Any
+
+REPLACEMENT_CHARACTER = "\ufffd"
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+class InvalidJSONValueError(ValueError):
+    """A value is not JSON, or breaks a limit.
+
+    Attributes:
+        pointer: RFC 6901 pointer to the offending place, relative to the
+            value checked (``""`` for the value itself).
+        reason: what is wrong, without quoting the value.
+    """
+
+    def __init__(self, pointer: str, reason: str) -> None:
+        super().__init__(f"{pointer or '(root)'}: {reason}")
+        self.pointer = pointer
+        self.reason = reason
+
+
+def clean_text(text: str) -> str:
+    """Apply the module rule to one string: NUL and lone surrogates -> U+FFFD."""
+    if _UNSTORABLE.search(text) is None:
+        return text
+    return _UNSTORABLE.sub(REPLACEMENT_CHARACTER, text)
+
+
+def _escape_token(token: str) -> str:
+    return token.replace("~", "~0").replace("/", "~1")
+
+
+def clean_json_value(value: Any, *, max_depth: int) -> Any:
+    """Check that ``value`` is a JSON value and return a cleaned deep copy.
+
+    Args:
+        value: ``dict`` (``str`` keys), ``list``, ``str``, ``int``, finite
+            ``float``, ``bool`` or ``None``, nested freely (RFC 8259 values).
+        max_depth: most arrays/objects that may enclose one another; a scalar
+            has depth 0, ``[]`` depth 1.
+
+    Returns:
+        A new value, equal as JSON to ``value`` except that strings and keys
+        follow the module's text rule. Tuples are returned as lists.
+
+    Raises:
+        InvalidJSONValueError: a non-JSON type (set, bytes, object...), a
+            non-string key, NaN or an infinity, or nesting deeper than
+            ``max_depth``. Iterative, so hostile nesting cannot exhaust the stack.
+    """
+    root: list[Any] = [None]
+    # Work items: (value, container, key-in-container, pointer, depth)
+    stack: list[tuple[Any, Any, Any, str, int]] = [(value, root, 0, "", 0)]
+    while stack:
+        item, container, key, pointer, depth = stack.pop()
+        if isinstance(item, bool) or item is None or isinstance(item, int):
+            container[key] = item
+        elif isinstance(item, float):
+            if not math.isfinite(item):
+                raise InvalidJSONValueError(pointer, "NaN and infinite numbers are not JSON")
+            container[key] = item
+        elif isinstance(item, str):
+            container[key] = clean_text(item)
+        elif isinstance(item, dict):
+            if depth + 1 > max_depth:
+                raise InvalidJSONValueError(pointer, f"nested deeper than {max_depth} levels")
+            copy: dict[str, Any] = {}
+            container[key] = copy
+            for child_key, child in item.items():
+                if not isinstance(child_key, str):
+                    raise InvalidJSONValueError(pointer, "object keys must be strings")
+                clean_key = clean_text(child_key)
+                copy[clean_key] = None
+                stack.append((child, copy, clean_key, f"{pointer}/{_escape_token(clean_key)}", depth + 1))
+        elif isinstance(item, (list, tuple)):
+            if depth + 1 > max_depth:
+                raise InvalidJSONValueError(pointer, f"nested deeper than {max_depth} levels")
+            copy_list: list[Any] = [None] * len(item)
+            container[key] = copy_list
+            for index, child in enumerate(item):
+                stack.append((child, copy_list, index, f"{pointer}/{index}", depth + 1))
+        else:
+            raise InvalidJSONValueError(pointer, f"a {type(item).__name__} is not a JSON value")
+    return root[0]
+
+
+def json_equal(left: Any, right: Any) -> bool:
+    """Whether two JSON values are equal as JSON (RFC 8259), not as Python.
+
+    Objects compare without regard to key order; numbers compare by value
+    (JSON has one number type: PostgreSQL's ``jsonb`` gives ``1e300`` back as
+    the integer ``10**300``), compared at double precision when either side
+    is a float; ``true`` is not ``1``.
+    """
+    stack = [(left, right)]
+    while stack:
+        a, b = stack.pop()
+        if isinstance(a, bool) or isinstance(b, bool) or a is None or b is None or isinstance(a, str):
+            if type(a) is not type(b) or a != b:
+                return False
+        elif isinstance(a, (int, float)):
+            if not isinstance(b, (int, float)) or isinstance(b, bool):
+                return False
+            if isinstance(a, float) or isinstance(b, float):
+                if float(a) != float(b):
+                    return False
+            elif a != b:
+                return False
+        elif isinstance(a, dict):
+            if not isinstance(b, dict) or a.keys() != b.keys():
+                return False
+            stack.extend((a[k], b[k]) for k in a)
+        elif isinstance(a, list):
+            if not isinstance(b, list) or len(a) != len(b):
+                return False
+            stack.extend(zip(a, b))
+        else:
+            return False
+    return True
+
+
+def canonical_json(value: Any) -> str:
+    """Serialise a JSON value canonically (sorted keys, no spaces, UTF-8 kept).
+
+    Used to compare JSON values: Python ``==`` says ``True == 1`` and
+    ``1 == 1.0``, JSON does not.
+    """
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)

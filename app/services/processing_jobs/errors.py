@@ -1,0 +1,56 @@
+"""Errors raised by the processing-job services (each carries its HTTP status)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+
+from app.errors import FieldError, InvalidFieldsError, ServiceError
+
+
+class JobNotFoundError(ServiceError):
+    """No processing job has the given id (HTTP 404)."""
+
+    status = 404
+    title = "Processing job not found"
+    slug = "job-not-found"
+
+    def __init__(self, job_id: uuid.UUID | str) -> None:
+        super().__init__(f"No processing job has id {job_id}.")
+        self.job_id = job_id
+
+
+class InvalidTransitionError(ServiceError):
+    """The job's current status does not allow the requested change (HTTP 409)."""
+
+    status = 409
+    title = "Status transition not allowed"
+    slug = "invalid-transition"
+
+    def __init__(self, job_id: uuid.UUID, current: str, target: str) -> None:
+        super().__init__(
+            f"Processing job {job_id} is {current}; it cannot become {target}."
+        )
+        self.job_id = job_id
+        self.current = current
+        self.target = target
+
+
+class InvalidFailurePayloadError(InvalidFieldsError):
+    """The message or details of a failure are unusable (HTTP 422)."""
+
+    slug = "invalid-failure"
+    title = "Invalid failure report"
+
+    def __init__(self, errors: Sequence[FieldError]) -> None:
+        super().__init__("The failure report has invalid fields; nothing was changed.", errors)
+
+
+class InvalidJobError(InvalidFieldsError):
+    """The fields of a new job are unusable (HTTP 422)."""
+
+    slug = "invalid-job"
+    title = "Invalid processing job"
+
+    def __init__(self, errors: Sequence[FieldError]) -> None:
+        super().__init__("The processing job has invalid fields; nothing was stored.", errors)

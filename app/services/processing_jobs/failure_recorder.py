@@ -1,0 +1,201 @@
+"""The failure recorder: the one place a job is marked as failed.
+
+:class:`FailureRecorder` is the abstraction endpoints, CLI commands and
+pipelines depend on; :class:`SQLAlchemyFailureRecorder` stores failures in the
+``processing_jobs`` table. Get the app's instance with
+:func:`app.services.get_failure_recorder`.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass
+from typing import Any, Protocol, runtime_checkable
+
+from sqlalchemy.orm.attributes import flag_modified
+
+from app.errors import FieldError, field_error
+from app.extensions import db
+from app.models import JobStatus, ProcessingJob
+from app.models.job_status import can_transition
+from app.models.types import utcnow
+from app.services.json_values import InvalidJSONValueError, clean_json_value, clean_text, json_equal
+from app.services.processing_jobs.errors import InvalidFailurePayloadError, InvalidTransitionError
+from app.services.processing_jobs.locking import load_job_for_update
+
+
+class JSONText(str):
+    """Marks a ``str`` as a JSON *text* to be parsed, not a JSON string value.
+
+    ``record_validation_failure(id, msg, JSONText('{"errors": []}'))`` stores
+    an object; ``record_validation_failure(id, msg, '{"errors": []}')`` stores
+    that string. ``bytes`` are always treated as UTF-8 JSON text.
+    """
+
+
+@runtime_checkable
+class FailureRecorder(Protocol):
+    """Records why a processing job failed.
+
+    Implementations set status, message, details and ``completed_at`` in one
+    transaction and return the job as stored.
+    """
+
+    def record_validation_failure(
+        self, job_id: uuid.UUID | str, error_message: str, error_details: Any
+    ) -> ProcessingJob:
+        """Mark the job ``Validation_Failed`` (see the implementation)."""
+        ...
+
+    def record_failure(
+        self, job_id: uuid.UUID | str, error_message: str, error_details: Any = None
+    ) -> ProcessingJob:
+        """Mark the job ``Failed`` (a non-validation failure)."""
+        ...
+
+
+@dataclass(frozen=True)
+class FailureLimits:
+    """Limits the recorder enforces.
+
+    Attributes:
+        max_message_length: most characters in ``error_message`` (after trimming).
+        max_details_depth: deepest nesting of arrays/objects in ``error_details``.
+    """
+
+    max_message_length: int = 1_000
+    max_details_depth: int = 32
+
+
+class SQLAlchemyFailureRecorder:
+    """:class:`FailureRecorder` backed by the app's SQLAlchemy session.
+
+    Each public method is one transaction: it commits on success and rolls
+    back on any error, so a refused call changes nothing.
+    """
+
+    def __init__(self, limits: FailureLimits | None = None) -> None:
+        self.limits = limits or FailureLimits()
+
+    def record_validation_failure(
+        self, job_id: uuid.UUID | str, error_message: str, error_details: Any
+    ) -> ProcessingJob:
+        """Mark a job ``Validation_Failed`` with a message and structured details.
+
+        Allowed from ``Pending``, ``Processing``, ``Failed`` and
+        ``Validation_Failed`` (see ``ALLOWED_TRANSITIONS``). Recording the same
+        message and details (equal as JSON) on a job already
+        ``Validation_Failed`` with them is a no-op that returns the job
+        unchanged; a different failure replaces the stored one and moves
+        ``completed_at``.
+
+        Args:
+            job_id: the job's UUID (or its string form).
+            error_message: short summary, stored trimmed; 1 to
+                ``limits.max_message_length`` characters. NUL and lone
+                surrogates become U+FFFD (see :mod:`app.services.json_values`).
+            error_details: any JSON value (``dict``, ``list``, ``str``, number,
+                ``bool``, ``None``), or a JSON text given as :class:`JSONText`
+                or ``bytes``. Stored as ``jsonb`` on PostgreSQL.
+
+        Returns:
+            The job after commit: status ``Validation_Failed``, ``completed_at``
+            set (UTC).
+
+        Raises:
+            JobNotFoundError: no job has this id.
+            InvalidFailurePayloadError: empty/whitespace or over-long message,
+                details that are not JSON or nest too deeply.
+            InvalidTransitionError: the job is ``Completed``.
+        """
+        return self._record(job_id, JobStatus.VALIDATION_FAILED, error_message, error_details)
+
+    def record_failure(
+        self, job_id: uuid.UUID | str, error_message: str, error_details: Any = None
+    ) -> ProcessingJob:
+        """Mark a job ``Failed`` (the worker crashed, timed out, ...).
+
+        Same arguments, rules and errors as :meth:`record_validation_failure`,
+        with target status ``Failed``.
+        """
+        return self._record(job_id, JobStatus.FAILED, error_message, error_details)
+
+    # -- internals ---------------------------------------------------------
+
+    def _record(
+        self, job_id: uuid.UUID | str, target: JobStatus, error_message: Any, error_details: Any
+    ) -> ProcessingJob:
+        # Check the payload before touching the database: a refusal must not
+        # depend on, or change, the stored job.
+        message, details = self._check_payload(error_message, error_details)
+        try:
+            job = load_job_for_update(job_id)
+            current = job.job_status
+            if not can_transition(current, target):
+                raise InvalidTransitionError(job.id, current.value, target.value)
+            unchanged = (
+                current is target
+                and job.error_message == message
+                and json_equal(job.error_details, details)
+            )
+            if not unchanged:
+                job.status = target.value
+                job.error_message = message
+                # A new object each time: JSON columns do not track in-place
+                # edits. flag_modified because SQLAlchemy compares the old and
+                # new value with Python ==, where {"a": 1} == {"a": True}.
+                job.error_details = details
+                flag_modified(job, "error_details")
+                job.completed_at = utcnow()
+            db.session.commit()
+        except BaseException:
+            db.session.rollback()
+            raise
+        return job
+
+    def _check_payload(self, error_message: Any, error_details: Any) -> tuple[str, Any]:
+        errors: list[FieldError] = []
+        message = ""
+        if not isinstance(error_message, str):
+            errors.append(field_error("/error_message", "must be a string"))
+        else:
+            message = clean_text(error_message).strip()
+            if not message:
+                errors.append(field_error("/error_message", "must not be empty or only whitespace"))
+            elif len(message) > self.limits.max_message_length:
+                errors.append(
+                    field_error(
+                        "/error_message",
+                        f"must be at most {self.limits.max_message_length} characters "
+                        f"(got {len(message)})",
+                    )
+                )
+        details: Any = None
+        try:
+            details = clean_json_value(
+                _parse_json_text(error_details), max_depth=self.limits.max_details_depth
+            )
+        except InvalidJSONValueError as exc:
+            errors.append(field_error("/error_details" + exc.pointer, exc.reason))
+        if errors:
+            raise InvalidFailurePayloadError(errors)
+        return message, details
+
+
+def _parse_json_text(value: Any) -> Any:
+    if isinstance(value, (bytes, bytearray)):
+        try:
+            value = JSONText(bytes(value).decode("utf-8"))
+        except UnicodeDecodeError:
+            raise InvalidJSONValueError("", "JSON text must be UTF-8") from None
+    if isinstance(value, JSONText):
+        try:
+            return json.loads(str(value), parse_constant=_refuse_constant)
+        except (ValueError, RecursionError):
+            raise InvalidJSONValueError("", "is not a valid JSON text") from None
+    return value
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")

@@ -1,0 +1,316 @@
+"""Creating, reading, listing and moving processing jobs (other than failing them).
+
+Listing uses keyset ("seek") pagination ordered by ``created_at`` then ``id``,
+newest first: no ``OFFSET`` scan and no ``COUNT(*)``, so a page costs the
+same wherever it is in a large table.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import uuid
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import sqlalchemy as sa
+
+from app.errors import FieldError, InvalidQueryError, field_error
+from app.extensions import db
+from app.models import JobStatus, ProcessingJob
+from app.models.job_status import UnknownStatusError, can_transition, parse_status
+from app.models.processing_job import DOCUMENT_ID_MAX_LENGTH, JOB_TYPE_MAX_LENGTH
+from app.models.types import utcnow
+from app.services.json_values import clean_text
+from app.services.processing_jobs.errors import InvalidJobError, InvalidTransitionError, JobNotFoundError
+from app.services.processing_jobs.locking import load_job_for_update, parse_job_id
+
+DEFAULT_JOB_TYPE = "entity_extraction"
+DEFAULT_PAGE_SIZE = 50
+
+
+def create_job(document_id: object, job_type: object = DEFAULT_JOB_TYPE) -> ProcessingJob:
+    """Create a ``Pending`` job for one clinical document.
+
+    Args:
+        document_id: the document's identifier; 1 to 200 characters, not blank.
+        job_type: kind of processing, e.g. ``"entity_extraction"``; 1 to 64
+            characters of letters, digits, ``_``, ``-`` or ``.``.
+
+    Returns:
+        The committed job (new UUID, ``created_at``/``updated_at`` now, UTC).
+
+    Raises:
+        InvalidJobError: a field is missing, of the wrong type or too long.
+    """
+    errors: list[FieldError] = []
+    if not isinstance(document_id, str) or not document_id.strip():
+        errors.append(field_error("/document_id", "must be a non-empty string"))
+    elif len(document_id) > DOCUMENT_ID_MAX_LENGTH:
+        errors.append(field_error("/document_id", f"must be at most {DOCUMENT_ID_MAX_LENGTH} characters"))
+    if not isinstance(job_type, str) or not job_type:
+        errors.append(field_error("/job_type", "must be a non-empty string"))
+    elif len(job_type) > JOB_TYPE_MAX_LENGTH or not all(c.isascii() and (c.isalnum() or c in "_-.") for c in job_type):
+        errors.append(
+            field_error("/job_type", f"must be 1 to {JOB_TYPE_MAX_LENGTH} letters, digits, '_', '-' or '.'")
+        )
+    if errors:
+        raise InvalidJobError(errors)
+    assert isinstance(document_id, str) and isinstance(job_type, str)
+    job = ProcessingJob(
+        document_id=clean_text(document_id.strip()),
+        job_type=job_type,
+        status=JobStatus.PENDING.value,
+    )
+    db.session.add(job)
+    try:
+        db.session.commit()
+    except BaseException:
+        db.session.rollback()
+        raise
+    return job
+
+
+def get_job(job_id: uuid.UUID | str) -> ProcessingJob:
+    """Return one job.
+
+    Raises:
+        JobNotFoundError: no job has this id (or it is not a UUID).
+    """
+    job = db.session.get(ProcessingJob, parse_job_id(job_id))
+    if job is None:
+        raise JobNotFoundError(job_id)
+    return job
+
+
+def _transition(job_id: uuid.UUID | str, target: JobStatus) -> ProcessingJob:
+    try:
+        job = load_job_for_update(job_id)
+        if not can_transition(job.job_status, target):
+            raise InvalidTransitionError(job.id, job.status, target.value)
+        now = utcnow()
+        job.status = target.value
+        if target is JobStatus.PROCESSING:
+            job.started_at = now
+        else:
+            job.completed_at = now
+            job.error_message = None
+            job.error_details = None
+        db.session.commit()
+    except BaseException:
+        db.session.rollback()
+        raise
+    return job
+
+
+def start_job(job_id: uuid.UUID | str) -> ProcessingJob:
+    """Move a job ``Pending`` -> ``Processing`` and set ``started_at`` (UTC).
+
+    Raises:
+        JobNotFoundError: no such job.
+        InvalidTransitionError: the job is not ``Pending``.
+    """
+    return _transition(job_id, JobStatus.PROCESSING)
+
+
+def complete_job(job_id: uuid.UUID | str) -> ProcessingJob:
+    """Mark a ``Pending`` or ``Processing`` job ``Completed`` and set ``completed_at``.
+
+    Raises:
+        JobNotFoundError: no such job.
+        InvalidTransitionError: the job has already finished.
+    """
+    return _transition(job_id, JobStatus.COMPLETED)
+
+
+# -- listing -----------------------------------------------------------------
+
+@dataclass(frozen=True)
+class JobFilter:
+    """Which jobs to list or export.
+
+    Attributes:
+        statuses: keep jobs in any of these statuses; empty means all.
+        document_id: exact document id, or ``None``.
+        job_type: exact job type, or ``None``.
+    """
+
+    statuses: tuple[JobStatus, ...] = ()
+    document_id: str | None = None
+    job_type: str | None = None
+
+    @classmethod
+    def from_query(
+        cls,
+        statuses: Iterable[str],
+        document_id: str | None = None,
+        job_type: str | None = None,
+        default_statuses: Sequence[JobStatus] = (),
+    ) -> JobFilter:
+        """Build a filter from query-string values.
+
+        Args:
+            statuses: repeated ``status`` values; canonical names or worker
+                words, also comma-separated. ``all`` means every status.
+                Empty means ``default_statuses``.
+
+        Raises:
+            InvalidQueryError: a status names no status.
+        """
+        parsed: list[JobStatus] = []
+        words = [w.strip() for value in statuses for w in value.split(",") if w.strip()]
+        if words == ["all"]:
+            words = []
+        elif not words:
+            parsed = list(default_statuses)
+        errors = []
+        for word in words:
+            try:
+                status = parse_status(word)
+            except UnknownStatusError:
+                errors.append(word)
+                continue
+            if status not in parsed:
+                parsed.append(status)
+        if errors:
+            allowed = ", ".join(s.value for s in JobStatus)
+            raise InvalidQueryError(
+                f"Unknown status; use one of {allowed}, or 'all'.",
+                [field_error("/status", f"must be one of {allowed}, or 'all'")],
+            )
+        return cls(
+            statuses=tuple(parsed),
+            document_id=document_id or None,
+            job_type=job_type or None,
+        )
+
+    def where(self) -> list[sa.ColumnElement[bool]]:
+        """SQL conditions for this filter."""
+        conditions: list[sa.ColumnElement[bool]] = []
+        if self.statuses:
+            conditions.append(ProcessingJob.status.in_([s.value for s in self.statuses]))
+        if self.document_id is not None:
+            conditions.append(ProcessingJob.document_id == self.document_id)
+        if self.job_type is not None:
+            conditions.append(ProcessingJob.job_type == self.job_type)
+        return conditions
+
+
+@dataclass(frozen=True)
+class Cursor:
+    """Position after the last job of a page: its ``created_at`` and ``id``."""
+
+    created_at: datetime
+    id: uuid.UUID
+
+    def encode(self) -> str:
+        """Opaque URL-safe token for the ``cursor`` query parameter."""
+        raw = f"{self.created_at.isoformat()}|{self.id}".encode()
+        return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+    @classmethod
+    def decode(cls, token: str) -> Cursor:
+        """Parse a token made by :meth:`encode`.
+
+        Raises:
+            InvalidQueryError: the token is not one of ours.
+        """
+        try:
+            raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
+            created, _, job_id = raw.partition("|")
+            created_at = datetime.fromisoformat(created)
+            if created_at.tzinfo is None:
+                raise ValueError("naive")
+            return cls(created_at=created_at, id=uuid.UUID(job_id))
+        except (ValueError, binascii.Error, UnicodeDecodeError):
+            raise InvalidQueryError(
+                "The cursor is not valid; start again from the first page.",
+                [field_error("/cursor", "is not a cursor returned by this API")],
+            ) from None
+
+
+@dataclass
+class JobPage:
+    """One page of jobs, newest first, and the cursor of the next page (or ``None``)."""
+
+    jobs: list[ProcessingJob] = field(default_factory=list)
+    next_cursor: str | None = None
+
+
+def parse_limit(raw: str | None, *, default: int = DEFAULT_PAGE_SIZE, maximum: int) -> int:
+    """Parse the ``limit`` query parameter.
+
+    Returns:
+        ``default`` when absent; otherwise an integer from 1 to ``maximum``.
+
+    Raises:
+        InvalidQueryError: not an integer, or out of range.
+    """
+    if raw is None or raw == "":
+        return min(default, maximum)
+    try:
+        value = int(raw)
+    except ValueError:
+        value = 0
+    if not 1 <= value <= maximum or not raw.strip().isdigit():
+        raise InvalidQueryError(
+            f"limit must be a whole number from 1 to {maximum}.",
+            [field_error("/limit", f"must be a whole number from 1 to {maximum}")],
+        )
+    return value
+
+
+def list_jobs(job_filter: JobFilter, *, limit: int, cursor: str | None = None) -> JobPage:
+    """Return one page of jobs matching ``job_filter``, newest first.
+
+    Args:
+        job_filter: which jobs.
+        limit: page size (the caller caps it).
+        cursor: ``next_cursor`` of the previous page, or ``None`` for the first.
+
+    Raises:
+        InvalidQueryError: the cursor is not valid.
+    """
+    conditions = job_filter.where()
+    if cursor:
+        position = Cursor.decode(cursor)
+        conditions.append(
+            sa.tuple_(ProcessingJob.created_at, ProcessingJob.id)
+            < sa.tuple_(
+                sa.literal(position.created_at, ProcessingJob.created_at.type),
+                sa.literal(position.id, ProcessingJob.id.type),
+            )
+        )
+    statement = (
+        sa.select(ProcessingJob)
+        .where(*conditions)
+        .order_by(ProcessingJob.created_at.desc(), ProcessingJob.id.desc())
+        .limit(limit + 1)
+    )
+    jobs = list(db.session.scalars(statement))
+    next_cursor = None
+    if len(jobs) > limit:
+        jobs = jobs[:limit]
+        last = jobs[-1]
+        next_cursor = Cursor(last.created_at, last.id).encode()
+    return JobPage(jobs=jobs, next_cursor=next_cursor)
+
+
+def iter_jobs(job_filter: JobFilter, *, batch_size: int = 500) -> Iterator[ProcessingJob]:
+    """Yield every job matching ``job_filter``, newest first, in keyset batches.
+
+    Memory stays bounded by ``batch_size`` jobs: each batch is detached from
+    the session before the next one is read, and no transaction is held open
+    between batches.
+    """
+    cursor: str | None = None
+    while True:
+        page = list_jobs(job_filter, limit=batch_size, cursor=cursor)
+        for job in page.jobs:
+            yield job
+        db.session.expunge_all()
+        db.session.rollback()
+        if page.next_cursor is None:
+            return
+        cursor = page.next_cursor

@@ -1,0 +1,120 @@
+"""Shared fixtures, after the Flask tutorial's ``app``/``client``/``runner``.
+
+Every test that uses ``app`` runs twice: on SQLite and on PostgreSQL (CTFd's
+approach, but in one run). The PostgreSQL URL comes from ``TEST_DATABASE_URL``,
+which ``make test`` (scripts/with-postgres) sets after starting a throwaway
+cluster. Without it the PostgreSQL half fails instead of skipping: a skipped
+storage test is not a passing one.
+
+Isolation: both schemas are built once per run by the real migrations. Each
+SQLite test gets its own copy of the migrated file; each PostgreSQL test
+starts from empty tables (TRUNCATE afterwards). Truncation rather than a
+rolled-back savepoint because the services commit, and the HTTP, worker and
+race tests use several connections that must see each other's commits.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from flask import Flask
+from flask.testing import FlaskClient, FlaskCliRunner
+from flask_migrate import upgrade
+
+from app import create_app
+from app.extensions import db
+
+BACKENDS = ("sqlite", "postgresql")
+
+
+def _migrate(url: str) -> None:
+    app = create_app({"SQLALCHEMY_DATABASE_URI": url, "TESTING": True})
+    with app.app_context():
+        upgrade()
+        db.engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An SQLite file migrated to head, copied for each test."""
+    path = tmp_path_factory.mktemp("sqlite-template") / "template.sqlite3"
+    _migrate(f"sqlite:///{path}")
+    return path
+
+
+@pytest.fixture(scope="session")
+def postgresql_url() -> str:
+    """``TEST_DATABASE_URL`` migrated to head (once per run)."""
+    url = os.environ.get("TEST_DATABASE_URL")
+    if not url:
+        pytest.fail(
+            "TEST_DATABASE_URL is not set: run the tests with `make test` "
+            "(it starts a throwaway PostgreSQL) or scripts/with-postgres pytest"
+        )
+    engine = sa.create_engine(url)
+    with engine.begin() as connection:
+        # A fresh schema every run: the database may be left from an earlier one.
+        connection.execute(sa.text("DROP SCHEMA public CASCADE"))
+        connection.execute(sa.text("CREATE SCHEMA public"))
+    engine.dispose()
+    _migrate(url)
+    return url
+
+
+@pytest.fixture(params=BACKENDS)
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A migrated, empty database on each backend in turn."""
+    if request.param == "sqlite":
+        template = request.getfixturevalue("sqlite_template")
+        path = tmp_path / "test.sqlite3"
+        shutil.copyfile(template, path)
+        yield f"sqlite:///{path}"
+        return
+    url = request.getfixturevalue("postgresql_url")
+    yield url
+    engine = sa.create_engine(url)
+    with engine.begin() as connection:
+        tables = [t for t in db.metadata.sorted_tables]
+        names = ", ".join(t.name for t in tables)
+        connection.execute(sa.text(f"TRUNCATE {names} CASCADE"))
+    engine.dispose()
+
+
+@pytest.fixture
+def backend(database_url: str) -> str:
+    """``"sqlite"`` or ``"postgresql"``: the backend of this test run."""
+    return "postgresql" if database_url.startswith("postgresql") else "sqlite"
+
+
+@pytest.fixture
+def app(database_url: str) -> Iterator[Flask]:
+    """The app on a migrated, empty database (SQLite or PostgreSQL)."""
+    application = create_app({"TESTING": True, "SQLALCHEMY_DATABASE_URI": database_url})
+    yield application
+    with application.app_context():
+        db.session.remove()
+        db.engine.dispose()
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    """A test client for ``app``."""
+    return app.test_client()
+
+
+@pytest.fixture
+def runner(app: Flask) -> FlaskCliRunner:
+    """A CLI runner for ``app``."""
+    return app.test_cli_runner()
+
+
+@pytest.fixture
+def app_ctx(app: Flask) -> Iterator[Flask]:
+    """``app`` with an application context pushed (for service tests)."""
+    with app.app_context():
+        yield app

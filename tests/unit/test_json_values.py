@@ -1,0 +1,83 @@
+import math
+
+import pytest
+
+from app.services.json_values import InvalidJSONValueError, canonical_json, clean_json_value, clean_text, json_equal
+
+
+def test_valid_text_and_emoji_pass_untouched():
+    value = {"naïve café": ["😀 ünïcödé", "日本語", "\u00e9"], "n": 1.5, "b": True, "z": None}
+    assert clean_json_value(value, max_depth=8) == value
+
+
+def test_nul_and_lone_surrogates_become_replacement_characters_in_keys_and_values():
+    value = {"a\x00b": ["x\ud800y", "\udfff"], "ok": "\U0001F600"}
+    assert clean_json_value(value, max_depth=8) == {"a\ufffdb": ["x\ufffdy", "\ufffd"], "ok": "\U0001F600"}
+    assert clean_text("\x00") == "\ufffd"
+
+
+def test_the_input_is_not_mutated():
+    value = {"a": ["\x00"]}
+    clean_json_value(value, max_depth=8)
+    assert value == {"a": ["\x00"]}
+
+
+@pytest.mark.parametrize(
+    ("value", "pointer"),
+    [
+        ({"a": {1, 2}}, "/a"),
+        ({"a": [b"bytes"]}, "/a/0"),
+        ({"x": math.nan}, "/x"),
+        ([math.inf], "/0"),
+        ({"a/b": {"c~d": object()}}, "/a~1b/c~0d"),
+    ],
+)
+def test_non_json_values_are_refused_with_a_pointer(value, pointer):
+    with pytest.raises(InvalidJSONValueError) as caught:
+        clean_json_value(value, max_depth=8)
+    assert caught.value.pointer == pointer
+
+
+def test_non_string_keys_are_refused():
+    with pytest.raises(InvalidJSONValueError, match="keys must be strings"):
+        clean_json_value({1: "x"}, max_depth=8)
+
+
+def test_depth_limit_counts_containers():
+    assert clean_json_value([[["x"]]], max_depth=3) == [[["x"]]]
+    with pytest.raises(InvalidJSONValueError, match="deeper than 2"):
+        clean_json_value([[["x"]]], max_depth=2)
+
+
+def test_hostile_nesting_does_not_exhaust_the_stack():
+    value: list = []
+    for _ in range(100_000):
+        value = [value]
+    with pytest.raises(InvalidJSONValueError):
+        clean_json_value(value, max_depth=32)
+
+
+def test_canonical_json_tells_json_types_apart():
+    assert canonical_json(True) != canonical_json(1)
+    assert canonical_json({"b": 1, "a": 2}) == canonical_json({"a": 2, "b": 1})
+
+
+@pytest.mark.parametrize(
+    ("left", "right", "equal"),
+    [
+        (1e300, 10**300, True),
+        (1, 1.0, True),
+        (True, 1, False),
+        (False, 0, False),
+        (None, 0, False),
+        ({"a": [1, {"b": "x"}]}, {"a": [1, {"b": "x"}]}, True),
+        ({"a": 1, "b": 2}, {"b": 2, "a": 1}, True),
+        ({"a": 1}, {"a": 1, "b": None}, False),
+        ([1, 2], [2, 1], False),
+        ("1", 1, False),
+        (2**53 + 1, 2**53, False),
+    ],
+)
+def test_json_equal_compares_as_json(left, right, equal):
+    assert json_equal(left, right) is equal
+    assert json_equal(right, left) is equal
