@@ -28,6 +28,8 @@ def run_worker_command(corpus: Path, api_url: str) -> None:
     Prints one line per document: file, job id, final status and error codes
     (never the document's text).
     """
+    import requests
+
     from app.worker.client import ApiError, WorkerApiClient
     from app.worker.runner import DocumentOutcome, run_worker
 
@@ -39,6 +41,8 @@ def run_worker_command(corpus: Path, api_url: str) -> None:
         outcomes = run_worker(WorkerApiClient(api_url), corpus, on_outcome=show)
     except ApiError as exc:
         raise click.ClickException(str(exc)) from exc
+    except requests.ConnectionError as exc:
+        raise click.ClickException(f"cannot reach the API at {api_url}: is the server running?") from exc
     failed = sum(1 for o in outcomes if o.status != "Completed")
     click.echo(f"{len(outcomes)} documents: {len(outcomes) - failed} completed, {failed} failed validation.")
 
