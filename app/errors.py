@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from typing import Any, TypedDict
+from urllib.parse import quote
 
 from flask import Flask, Response, current_app, json, render_template, request
 from werkzeug.exceptions import HTTPException
@@ -34,16 +35,24 @@ class FieldError(TypedDict):
     detail: str
 
 
+#: Characters RFC 3986 allows unescaped in a fragment, besides letters, digits and "-._~".
+_FRAGMENT_SAFE = "/?:@!$&'()*+,;="
+
+
 def field_error(pointer: str, detail: str) -> FieldError:
     """Build a :class:`FieldError`.
 
     Args:
         pointer: RFC 6901 pointer into the request body, e.g. ``"/error_message"``
-            (``""`` for the whole body).
+            (``""`` for the whole body); ``~``/``/`` escaped as RFC 6901 says,
+            not yet percent-encoded (done here for the fragment form).
         detail: what is wrong, in one sentence; never echo the submitted value.
     """
     parts = [p.replace("~1", "/").replace("~0", "~") for p in pointer.split("/")[1:]]
-    return {"field": ".".join(parts), "pointer": "#" + pointer, "detail": detail}
+    # RFC 6901 section 6: in a URI fragment, characters a fragment may not
+    # hold (space, '%', '"', non-ASCII ...) are percent-encoded as UTF-8.
+    fragment = quote(pointer, safe=_FRAGMENT_SAFE, errors="replace")
+    return {"field": ".".join(parts), "pointer": "#" + fragment, "detail": detail}
 
 
 class ServiceError(Exception):

@@ -13,6 +13,7 @@ from typing import Any
 from flask import Request
 
 from app.errors import BadRequestError, InvalidFieldsError, UnsupportedMediaTypeError, field_error
+from app.services.json_values import clean_text
 
 
 def _is_json_media_type(mimetype: str) -> bool:
@@ -32,6 +33,16 @@ def _parse_float(text: str) -> float:
     return value
 
 
+def _parse_int(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        # Python refuses to convert integers longer than sys.get_int_max_str_digits()
+        # (4300 by default, against quadratic-time conversion); that is the
+        # client's mistake, not the server's.
+        raise BadRequestError("A number in the body has too many digits to read.") from None
+
+
 def _object_without_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     result: dict[str, Any] = {}
     for key, value in pairs:
@@ -49,8 +60,8 @@ def read_json_body(request: Request) -> Any:
     Rules: the ``Content-Type`` must be ``application/json`` or a
     ``+json`` type (415 otherwise); the body must be UTF-8 (a BOM is
     tolerated), at most ``MAX_CONTENT_LENGTH`` bytes (413, raised by
-    Werkzeug) and one JSON value without NaN, Infinity, out-of-range numbers
-    or duplicate keys (400).
+    Werkzeug) and one JSON value without NaN, Infinity, out-of-range numbers,
+    integers of more than 4300 digits or duplicate keys (400).
 
     Raises:
         UnsupportedMediaTypeError: not a JSON media type.
@@ -77,6 +88,7 @@ def read_json_body(request: Request) -> Any:
             text,
             parse_constant=_refuse_constant,
             parse_float=_parse_float,
+            parse_int=_parse_int,
             object_pairs_hook=_object_without_duplicates,
         )
     except json.JSONDecodeError as exc:
@@ -105,8 +117,10 @@ def read_json_object(request: Request, *, allowed: set[str], required: set[str])
             "The body must be a JSON object.", [field_error("", "must be a JSON object")]
         )
     errors = [field_error(f"/{name}", "is required") for name in sorted(required - body.keys())]
+    # Unknown names are echoed back, so they follow the storage rule too: a
+    # lone surrogate (JSON "\ud800") is a string many JSON parsers refuse to read.
     errors += [
-        field_error(f"/{name.replace('~', '~0').replace('/', '~1')}", "is not a known field")
+        field_error(f"/{clean_text(name).replace('~', '~0').replace('/', '~1')}", "is not a known field")
         for name in sorted(body.keys() - allowed)
     ]
     if errors:

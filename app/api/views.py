@@ -7,6 +7,7 @@ app-level handlers turn into RFC 9457 problem+json.
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlencode
 
 from flask import Response, current_app, jsonify, request, url_for
 
@@ -54,9 +55,13 @@ def list_processing_jobs() -> Response:
     page = jobs.list_jobs(job_filter, limit=limit, cursor=request.args.get("cursor"))
     response = jsonify({"items": [job_to_json(j) for j in page.jobs], "next_cursor": page.next_cursor})
     if page.next_cursor:
-        args = request.args.to_dict(flat=False)
-        args["cursor"] = [page.next_cursor]
-        next_url = url_for("api.list_processing_jobs", **args)
+        # The query is encoded here rather than passed to url_for as keyword
+        # arguments: url_for gives names such as _external, _scheme, _anchor
+        # and endpoint a meaning of its own, so a client could change (or
+        # crash) the link by sending them.
+        args = [(k, v) for k, v in request.args.items(multi=True) if k != "cursor"]
+        args.append(("cursor", page.next_cursor))
+        next_url = f"{url_for('api.list_processing_jobs')}?{urlencode(args)}"
         response.headers["Link"] = f'<{next_url}>; rel="next"'
     return response
 

@@ -28,7 +28,8 @@ FAILURE_STATUSES: frozenset[JobStatus] = frozenset({JobStatus.FAILED, JobStatus.
 TERMINAL_STATUSES: frozenset[JobStatus] = frozenset({JobStatus.COMPLETED}) | FAILURE_STATUSES
 
 #: source status -> statuses it may move to. A failure may replace an earlier
-#: failure (the newest is kept on the row); ``Completed`` is final.
+#: failure (the newest is kept on the row, all of them in ``job_failures``);
+#: a failed job may be requeued to ``Pending``; ``Completed`` is final.
 ALLOWED_TRANSITIONS: dict[JobStatus, frozenset[JobStatus]] = {
     JobStatus.PENDING: frozenset(
         {JobStatus.PROCESSING, JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.VALIDATION_FAILED}
@@ -36,8 +37,11 @@ ALLOWED_TRANSITIONS: dict[JobStatus, frozenset[JobStatus]] = {
     JobStatus.PROCESSING: frozenset(
         {JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.VALIDATION_FAILED}
     ),
-    JobStatus.FAILED: frozenset({JobStatus.FAILED, JobStatus.VALIDATION_FAILED}),
-    JobStatus.VALIDATION_FAILED: frozenset({JobStatus.FAILED, JobStatus.VALIDATION_FAILED}),
+    # -> PENDING is a requeue (requeue_job only); the failure stays in history.
+    JobStatus.FAILED: frozenset({JobStatus.FAILED, JobStatus.VALIDATION_FAILED, JobStatus.PENDING}),
+    JobStatus.VALIDATION_FAILED: frozenset(
+        {JobStatus.FAILED, JobStatus.VALIDATION_FAILED, JobStatus.PENDING}
+    ),
     JobStatus.COMPLETED: frozenset(),
 }
 

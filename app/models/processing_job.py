@@ -46,6 +46,8 @@ class ProcessingJob(db.Model):
     )
     error_message: Mapped[str | None] = mapped_column(sa.Text, nullable=True)
     error_details: Mapped[Any] = mapped_column(JSONDocument, nullable=True)
+    #: Format the latest details arrived in (see app/services/error_details).
+    error_format: Mapped[str | None] = mapped_column(sa.String(32), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)

@@ -46,7 +46,7 @@ def _escape_token(token: str) -> str:
     return token.replace("~", "~0").replace("/", "~1")
 
 
-def clean_json_value(value: Any, *, max_depth: int) -> Any:
+def clean_json_value(value: Any, *, max_depth: int, max_string_length: int | None = None) -> Any:
     """Check that ``value`` is a JSON value and return a cleaned deep copy.
 
     Args:
@@ -54,6 +54,8 @@ def clean_json_value(value: Any, *, max_depth: int) -> Any:
             ``float``, ``bool`` or ``None``, nested freely (RFC 8259 values).
         max_depth: most arrays/objects that may enclose one another; a scalar
             has depth 0, ``[]`` depth 1.
+        max_string_length: most characters in any string or object key
+            (``None``: no limit).
 
     Returns:
         A new value, equal as JSON to ``value`` except that strings and keys
@@ -61,8 +63,8 @@ def clean_json_value(value: Any, *, max_depth: int) -> Any:
 
     Raises:
         InvalidJSONValueError: a non-JSON type (set, bytes, object...), a
-            non-string key, NaN or an infinity, or nesting deeper than
-            ``max_depth``. Iterative, so hostile nesting cannot exhaust the stack.
+            non-string key, NaN or an infinity, nesting deeper than
+            ``max_depth``, or a string longer than ``max_string_length``. Iterative, so hostile nesting cannot exhaust the stack.
     """
     root: list[Any] = [None]
     # Work items: (value, container, key-in-container, pointer, depth)
@@ -76,6 +78,8 @@ def clean_json_value(value: Any, *, max_depth: int) -> Any:
                 raise InvalidJSONValueError(pointer, "NaN and infinite numbers are not JSON")
             container[key] = item
         elif isinstance(item, str):
+            if max_string_length is not None and len(item) > max_string_length:
+                raise InvalidJSONValueError(pointer, f"strings must be at most {max_string_length} characters")
             container[key] = clean_text(item)
         elif isinstance(item, dict):
             if depth + 1 > max_depth:
@@ -85,6 +89,8 @@ def clean_json_value(value: Any, *, max_depth: int) -> Any:
             for child_key, child in item.items():
                 if not isinstance(child_key, str):
                     raise InvalidJSONValueError(pointer, "object keys must be strings")
+                if max_string_length is not None and len(child_key) > max_string_length:
+                    raise InvalidJSONValueError(pointer, f"keys must be at most {max_string_length} characters")
                 clean_key = clean_text(child_key)
                 copy[clean_key] = None
                 stack.append((child, copy, clean_key, f"{pointer}/{_escape_token(clean_key)}", depth + 1))

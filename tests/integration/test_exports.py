@@ -12,6 +12,8 @@ from app.services import get_failure_recorder
 from app.services.processing_jobs.jobs import complete_job, create_job
 
 DETAILS = {"errors": [{"code": "unit.not_ucum", "severity": "error", "message": "unit is not UCUM", "pointer": "/entities/2/value/unit"}]}
+# What the recorder stores for DETAILS: the normalized error-details v1 envelope.
+STORED = {"schema_version": 1, **DETAILS, "error_count": 1, "truncated": False}
 
 
 @pytest.fixture
@@ -44,7 +46,7 @@ def test_csv_export_has_one_row_per_failed_job(client, jobs):
     assert failed["document_id"] == "doc-failed"
     assert failed["status"] == "Validation_Failed"
     assert failed["completed_at"].endswith("Z")
-    assert json.loads(failed["error_details"]) == DETAILS
+    assert json.loads(failed["error_details"]) == STORED
     # Multi-line message stays in one cell; the formula is neutralised.
     assert failed["error_message"] == "'=HYPERLINK(\"http://evil\")\nline two, with comma"
     crashed = next(r for r in rows if r["job_id"] == jobs["crashed"])
@@ -68,7 +70,7 @@ def test_ndjson_export_keeps_original_strings(client, jobs):
     assert set(records) == {jobs["failed"], jobs["crashed"]}
     failed = records[jobs["failed"]]
     assert failed["error_message"] == "=HYPERLINK(\"http://evil\")\nline two, with comma"
-    assert failed["error_details"] == DETAILS
+    assert failed["error_details"] == STORED
     assert list(failed) == [
         "job_id", "document_id", "job_type", "status", "error_message", "completed_at", "error_details",
     ]

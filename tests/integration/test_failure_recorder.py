@@ -59,7 +59,9 @@ def test_records_a_validation_failure(recorder, job, starting):
     row = stored_job_row(job.id)
     assert returned.status == row["status"] == "Validation_Failed"
     assert row["error_message"] == "2 entities failed validation"
-    assert json_equal(row["error_details"], DETAILS)
+    # Recognised as the normalized format: stored as the v1 envelope.
+    assert json_equal(row["error_details"], {"schema_version": 1, **DETAILS, "error_count": 2, "truncated": False})
+    assert row["error_format"] == "normalized"
     completed = returned.completed_at
     assert completed.tzinfo is not None and completed.utcoffset() == timedelta(0)
     assert before - timedelta(seconds=1) <= completed <= datetime.now(timezone.utc) + timedelta(seconds=1)
@@ -92,7 +94,7 @@ ROUND_TRIP_VALUES = [
 
 @pytest.mark.parametrize("details", ROUND_TRIP_VALUES, ids=lambda v: canonical_json(v)[:30])
 def test_error_details_round_trip_as_json(recorder, job, details):
-    recorder.record_validation_failure(job.id, "failed", details)
+    recorder.record_validation_failure(job.id, "failed", details, error_format="free-form")
     db.session.remove()  # read back through a fresh session, not the identity map
     stored = stored_job_row(job.id)["error_details"]
     assert json_equal(stored, details)
@@ -100,7 +102,7 @@ def test_error_details_round_trip_as_json(recorder, job, details):
 
 def test_json_text_is_parsed(recorder, job):
     recorder.record_validation_failure(job.id, "failed", JSONText('{"errors": [{"code": "x"}]}'))
-    assert stored_job_row(job.id)["error_details"] == {"errors": [{"code": "x"}]}
+    assert stored_job_row(job.id)["error_details"] == {"errors": [{"code": "x"}]}  # not recognised: free-form
     recorder.record_validation_failure(job.id, "failed", b'["bytes", "are", "JSON text"]')
     assert stored_job_row(job.id)["error_details"] == ["bytes", "are", "JSON text"]
 
@@ -154,10 +156,10 @@ def test_recording_the_same_failure_again_is_idempotent(recorder, job):
 def test_a_different_failure_replaces_the_stored_one(recorder, job):
     recorder.record_validation_failure(job.id, "first", DETAILS)
     first = stored_job_row(job.id)
-    recorder.record_validation_failure(job.id, "second", {"errors": []})
+    recorder.record_validation_failure(job.id, "second", {"free": "form"})
     second = stored_job_row(job.id)
     assert second["error_message"] == "second"
-    assert second["error_details"] == {"errors": []}
+    assert second["error_details"] == {"free": "form"}
     assert second["completed_at"] >= first["completed_at"]
 
 

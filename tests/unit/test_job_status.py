@@ -44,8 +44,9 @@ EXPECTED_TRANSITIONS = {
     ("Pending", "Processing"), ("Pending", "Completed"), ("Pending", "Failed"),
     ("Pending", "Validation_Failed"),
     ("Processing", "Completed"), ("Processing", "Failed"), ("Processing", "Validation_Failed"),
-    ("Failed", "Failed"), ("Failed", "Validation_Failed"),
+    ("Failed", "Failed"), ("Failed", "Validation_Failed"), ("Failed", "Pending"),
     ("Validation_Failed", "Failed"), ("Validation_Failed", "Validation_Failed"),
+    ("Validation_Failed", "Pending"),
 }
 
 

@@ -54,3 +54,13 @@ class InvalidJobError(InvalidFieldsError):
 
     def __init__(self, errors: Sequence[FieldError]) -> None:
         super().__init__("The processing job has invalid fields; nothing was stored.", errors)
+
+
+class InvalidEntitiesError(InvalidFieldsError):
+    """Extracted entities that cannot be stored (HTTP 422)."""
+
+    slug = "invalid-entities"
+    title = "Invalid extracted entities"
+
+    def __init__(self, errors: Sequence[FieldError]) -> None:
+        super().__init__("Some extracted entities are invalid; nothing was stored.", errors)

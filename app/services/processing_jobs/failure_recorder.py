@@ -10,16 +10,23 @@ from __future__ import annotations
 
 import json
 import uuid
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
 from sqlalchemy.orm.attributes import flag_modified
 
 from app.errors import FieldError, field_error
 from app.extensions import db
-from app.models import JobStatus, ProcessingJob
+from app.models import JobFailure, JobStatus, ProcessingJob
 from app.models.job_status import can_transition
 from app.models.types import utcnow
+from app.services.error_details import (
+    DetailsLimits,
+    InvalidErrorDetailsError,
+    UnknownErrorFormatError,
+    normalize_error_details,
+)
 from app.services.json_values import InvalidJSONValueError, clean_json_value, clean_text, json_equal
 from app.services.processing_jobs.errors import InvalidFailurePayloadError, InvalidTransitionError
 from app.services.processing_jobs.locking import load_job_for_update
@@ -34,22 +41,40 @@ class JSONText(str):
     """
 
 
+#: Called with the job after its changes are flushed and before the commit,
+#: inside the same transaction (used to store an idempotent answer).
+BeforeCommit = Callable[[ProcessingJob], None]
+
+
 @runtime_checkable
 class FailureRecorder(Protocol):
     """Records why a processing job failed.
 
     Implementations set status, message, details and ``completed_at`` in one
-    transaction and return the job as stored.
+    transaction, append the failure to the job's history, and return the job
+    as stored.
     """
 
     def record_validation_failure(
-        self, job_id: uuid.UUID | str, error_message: str, error_details: Any
+        self,
+        job_id: uuid.UUID | str,
+        error_message: str,
+        error_details: Any,
+        *,
+        error_format: str | None = None,
+        before_commit: BeforeCommit | None = None,
     ) -> ProcessingJob:
         """Mark the job ``Validation_Failed`` (see the implementation)."""
         ...
 
     def record_failure(
-        self, job_id: uuid.UUID | str, error_message: str, error_details: Any = None
+        self,
+        job_id: uuid.UUID | str,
+        error_message: str,
+        error_details: Any = None,
+        *,
+        error_format: str | None = None,
+        before_commit: BeforeCommit | None = None,
     ) -> ProcessingJob:
         """Mark the job ``Failed`` (a non-validation failure)."""
         ...
@@ -57,29 +82,44 @@ class FailureRecorder(Protocol):
 
 @dataclass(frozen=True)
 class FailureLimits:
-    """Limits the recorder enforces.
+    """Limits the recorder enforces before anything is stored.
 
     Attributes:
         max_message_length: most characters in ``error_message`` (after trimming).
         max_details_depth: deepest nesting of arrays/objects in ``error_details``.
+        max_string_length: most characters in any string or key of
+            ``error_details`` (free-form details included).
+        details: caps of the normalized envelope (items kept, message
+            length, ...); items over ``details.max_items`` are dropped and the
+            envelope says ``truncated: true``.
     """
 
     max_message_length: int = 1_000
     max_details_depth: int = 32
+    max_string_length: int = 10_000
+    details: DetailsLimits = field(default_factory=DetailsLimits)
 
 
 class SQLAlchemyFailureRecorder:
     """:class:`FailureRecorder` backed by the app's SQLAlchemy session.
 
     Each public method is one transaction: it commits on success and rolls
-    back on any error, so a refused call changes nothing.
+    back on any error, so a refused call changes nothing. The job row is
+    locked (``SELECT ... FOR UPDATE`` on PostgreSQL) for the whole
+    read-check-write, so concurrent reports on one job are serialised.
     """
 
     def __init__(self, limits: FailureLimits | None = None) -> None:
         self.limits = limits or FailureLimits()
 
     def record_validation_failure(
-        self, job_id: uuid.UUID | str, error_message: str, error_details: Any
+        self,
+        job_id: uuid.UUID | str,
+        error_message: str,
+        error_details: Any,
+        *,
+        error_format: str | None = None,
+        before_commit: BeforeCommit | None = None,
     ) -> ProcessingJob:
         """Mark a job ``Validation_Failed`` with a message and structured details.
 
@@ -87,17 +127,24 @@ class SQLAlchemyFailureRecorder:
         ``Validation_Failed`` (see ``ALLOWED_TRANSITIONS``). Recording the same
         message and details (equal as JSON) on a job already
         ``Validation_Failed`` with them is a no-op that returns the job
-        unchanged; a different failure replaces the stored one and moves
-        ``completed_at``.
+        unchanged and adds no history; a different failure replaces the
+        stored one, moves ``completed_at`` and is appended to
+        ``job_failures``.
 
         Args:
             job_id: the job's UUID (or its string form).
             error_message: short summary, stored trimmed; 1 to
                 ``limits.max_message_length`` characters. NUL and lone
                 surrogates become U+FFFD (see :mod:`app.services.json_values`).
-            error_details: any JSON value (``dict``, ``list``, ``str``, number,
-                ``bool``, ``None``), or a JSON text given as :class:`JSONText`
-                or ``bytes``. Stored as ``jsonb`` on PostgreSQL.
+            error_details: any JSON value, or a JSON text given as
+                :class:`JSONText` or ``bytes``. In a recognised validator
+                format it is stored as the normalized envelope
+                (error-details v1, :mod:`app.services.error_details`);
+                otherwise as sent. ``jsonb`` on PostgreSQL.
+            error_format: the format of ``error_details`` (one of
+                ``ERROR_FORMATS``); ``None`` lets the recorder recognise it,
+                ``"free-form"`` stores it as sent.
+            before_commit: called with the flushed job inside the transaction.
 
         Returns:
             The job after commit: status ``Validation_Failed``, ``completed_at``
@@ -105,30 +152,47 @@ class SQLAlchemyFailureRecorder:
 
         Raises:
             JobNotFoundError: no job has this id.
-            InvalidFailurePayloadError: empty/whitespace or over-long message,
-                details that are not JSON or nest too deeply.
+            InvalidFailurePayloadError: empty/whitespace or over-long message;
+                details that are not JSON, nest too deeply, hold an over-long
+                string, or do not fit the declared format; an unknown format.
             InvalidTransitionError: the job is ``Completed``.
         """
-        return self._record(job_id, JobStatus.VALIDATION_FAILED, error_message, error_details)
+        return self._record(
+            job_id, JobStatus.VALIDATION_FAILED, error_message, error_details, error_format, before_commit
+        )
 
     def record_failure(
-        self, job_id: uuid.UUID | str, error_message: str, error_details: Any = None
+        self,
+        job_id: uuid.UUID | str,
+        error_message: str,
+        error_details: Any = None,
+        *,
+        error_format: str | None = None,
+        before_commit: BeforeCommit | None = None,
     ) -> ProcessingJob:
         """Mark a job ``Failed`` (the worker crashed, timed out, ...).
 
         Same arguments, rules and errors as :meth:`record_validation_failure`,
         with target status ``Failed``.
         """
-        return self._record(job_id, JobStatus.FAILED, error_message, error_details)
+        return self._record(
+            job_id, JobStatus.FAILED, error_message, error_details, error_format, before_commit
+        )
 
     # -- internals ---------------------------------------------------------
 
     def _record(
-        self, job_id: uuid.UUID | str, target: JobStatus, error_message: Any, error_details: Any
+        self,
+        job_id: uuid.UUID | str,
+        target: JobStatus,
+        error_message: Any,
+        error_details: Any,
+        error_format: str | None,
+        before_commit: BeforeCommit | None,
     ) -> ProcessingJob:
         # Check the payload before touching the database: a refusal must not
         # depend on, or change, the stored job.
-        message, details = self._check_payload(error_message, error_details)
+        message, details, used_format = self._check_payload(error_message, error_details, error_format)
         try:
             job = load_job_for_update(job_id)
             current = job.job_status
@@ -137,24 +201,42 @@ class SQLAlchemyFailureRecorder:
             unchanged = (
                 current is target
                 and job.error_message == message
+                and job.error_format == used_format
                 and json_equal(job.error_details, details)
             )
             if not unchanged:
+                now = utcnow()
                 job.status = target.value
                 job.error_message = message
+                job.error_format = used_format
                 # A new object each time: JSON columns do not track in-place
                 # edits. flag_modified because SQLAlchemy compares the old and
                 # new value with Python ==, where {"a": 1} == {"a": True}.
                 job.error_details = details
                 flag_modified(job, "error_details")
-                job.completed_at = utcnow()
+                job.completed_at = now
+                db.session.add(
+                    JobFailure(
+                        job_id=job.id,
+                        status=target.value,
+                        error_message=message,
+                        error_details=details,
+                        error_format=used_format,
+                        recorded_at=now,
+                    )
+                )
+            if before_commit is not None:
+                db.session.flush()
+                before_commit(job)
             db.session.commit()
         except BaseException:
             db.session.rollback()
             raise
         return job
 
-    def _check_payload(self, error_message: Any, error_details: Any) -> tuple[str, Any]:
+    def _check_payload(
+        self, error_message: Any, error_details: Any, error_format: str | None
+    ) -> tuple[str, Any, str]:
         errors: list[FieldError] = []
         message = ""
         if not isinstance(error_message, str):
@@ -172,15 +254,25 @@ class SQLAlchemyFailureRecorder:
                     )
                 )
         details: Any = None
+        used_format = "free-form"
         try:
             details = clean_json_value(
-                _parse_json_text(error_details), max_depth=self.limits.max_details_depth
+                _parse_json_text(error_details),
+                max_depth=self.limits.max_details_depth,
+                max_string_length=self.limits.max_string_length,
             )
+            details, used_format = normalize_error_details(details, error_format, self.limits.details)
         except InvalidJSONValueError as exc:
+            errors.append(field_error("/error_details" + exc.pointer, exc.reason))
+        except UnknownErrorFormatError as exc:
+            errors.append(
+                field_error("/error_format", "must be one of: " + ", ".join(exc.allowed))
+            )
+        except InvalidErrorDetailsError as exc:
             errors.append(field_error("/error_details" + exc.pointer, exc.reason))
         if errors:
             raise InvalidFailurePayloadError(errors)
-        return message, details
+        return message, details, used_format
 
 
 def _parse_json_text(value: Any) -> Any:

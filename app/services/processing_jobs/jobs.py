@@ -10,33 +10,46 @@ from __future__ import annotations
 import base64
 import binascii
 import uuid
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timezone
+from typing import Any
 
 import sqlalchemy as sa
 
 from app.errors import FieldError, InvalidQueryError, field_error
 from app.extensions import db
-from app.models import JobStatus, ProcessingJob
+from app.models import EntityType, ExtractedEntity, JobFailure, JobStatus, ProcessingJob
 from app.models.job_status import UnknownStatusError, can_transition, parse_status
 from app.models.processing_job import DOCUMENT_ID_MAX_LENGTH, JOB_TYPE_MAX_LENGTH
 from app.models.types import utcnow
-from app.services.json_values import clean_text
-from app.services.processing_jobs.errors import InvalidJobError, InvalidTransitionError, JobNotFoundError
+from app.services.json_values import InvalidJSONValueError, clean_json_value, clean_text
+from app.services.processing_jobs.errors import (
+    InvalidEntitiesError,
+    InvalidJobError,
+    InvalidTransitionError,
+    JobNotFoundError,
+)
+from app.services.processing_jobs.failure_recorder import BeforeCommit
 from app.services.processing_jobs.locking import load_job_for_update, parse_job_id
 
 DEFAULT_JOB_TYPE = "entity_extraction"
 DEFAULT_PAGE_SIZE = 50
 
 
-def create_job(document_id: object, job_type: object = DEFAULT_JOB_TYPE) -> ProcessingJob:
+def create_job(
+    document_id: object,
+    job_type: object = DEFAULT_JOB_TYPE,
+    *,
+    before_commit: BeforeCommit | None = None,
+) -> ProcessingJob:
     """Create a ``Pending`` job for one clinical document.
 
     Args:
         document_id: the document's identifier; 1 to 200 characters, not blank.
         job_type: kind of processing, e.g. ``"entity_extraction"``; 1 to 64
             characters of letters, digits, ``_``, ``-`` or ``.``.
+        before_commit: called with the flushed job inside the transaction.
 
     Returns:
         The committed job (new UUID, ``created_at``/``updated_at`` now, UTC).
@@ -45,7 +58,9 @@ def create_job(document_id: object, job_type: object = DEFAULT_JOB_TYPE) -> Proc
         InvalidJobError: a field is missing, of the wrong type or too long.
     """
     errors: list[FieldError] = []
-    if not isinstance(document_id, str) or not document_id.strip():
+    if isinstance(document_id, str):
+        document_id = document_id.strip()
+    if not isinstance(document_id, str) or not document_id:
         errors.append(field_error("/document_id", "must be a non-empty string"))
     elif len(document_id) > DOCUMENT_ID_MAX_LENGTH:
         errors.append(field_error("/document_id", f"must be at most {DOCUMENT_ID_MAX_LENGTH} characters"))
@@ -59,12 +74,15 @@ def create_job(document_id: object, job_type: object = DEFAULT_JOB_TYPE) -> Proc
         raise InvalidJobError(errors)
     assert isinstance(document_id, str) and isinstance(job_type, str)
     job = ProcessingJob(
-        document_id=clean_text(document_id.strip()),
+        document_id=clean_text(document_id),
         job_type=job_type,
         status=JobStatus.PENDING.value,
     )
     db.session.add(job)
     try:
+        if before_commit is not None:
+            db.session.flush()
+            before_commit(job)
         db.session.commit()
     except BaseException:
         db.session.rollback()
@@ -84,7 +102,13 @@ def get_job(job_id: uuid.UUID | str) -> ProcessingJob:
     return job
 
 
-def _transition(job_id: uuid.UUID | str, target: JobStatus) -> ProcessingJob:
+def _transition(
+    job_id: uuid.UUID | str,
+    target: JobStatus,
+    before_commit: BeforeCommit | None = None,
+    entities: Sequence[Mapping[str, Any]] = (),
+) -> ProcessingJob:
+    entity_rows = [_entity_row(index, entity) for index, entity in enumerate(entities)]
     try:
         job = load_job_for_update(job_id)
         if not can_transition(job.job_status, target):
@@ -93,10 +117,24 @@ def _transition(job_id: uuid.UUID | str, target: JobStatus) -> ProcessingJob:
         job.status = target.value
         if target is JobStatus.PROCESSING:
             job.started_at = now
+        elif target is JobStatus.PENDING:
+            # Requeue: the failure stays in job_failures; the row starts over.
+            job.started_at = None
+            job.completed_at = None
+            job.error_message = None
+            job.error_details = None
+            job.error_format = None
         else:
             job.completed_at = now
             job.error_message = None
             job.error_details = None
+            job.error_format = None
+        for row in entity_rows:
+            row.job_id = job.id
+            db.session.add(row)
+        if before_commit is not None:
+            db.session.flush()
+            before_commit(job)
         db.session.commit()
     except BaseException:
         db.session.rollback()
@@ -104,24 +142,116 @@ def _transition(job_id: uuid.UUID | str, target: JobStatus) -> ProcessingJob:
     return job
 
 
-def start_job(job_id: uuid.UUID | str) -> ProcessingJob:
+def start_job(job_id: uuid.UUID | str, *, before_commit: BeforeCommit | None = None) -> ProcessingJob:
     """Move a job ``Pending`` -> ``Processing`` and set ``started_at`` (UTC).
 
     Raises:
         JobNotFoundError: no such job.
         InvalidTransitionError: the job is not ``Pending``.
     """
-    return _transition(job_id, JobStatus.PROCESSING)
+    return _transition(job_id, JobStatus.PROCESSING, before_commit)
 
 
-def complete_job(job_id: uuid.UUID | str) -> ProcessingJob:
-    """Mark a ``Pending`` or ``Processing`` job ``Completed`` and set ``completed_at``.
+def complete_job(
+    job_id: uuid.UUID | str,
+    entities: Sequence[Mapping[str, Any]] = (),
+    *,
+    before_commit: BeforeCommit | None = None,
+) -> ProcessingJob:
+    """Mark a ``Pending`` or ``Processing`` job ``Completed`` and store its entities.
+
+    One transaction: the entities and the status change are stored together
+    or not at all.
+
+    Args:
+        job_id: the job.
+        entities: the extracted entities in the worker's order, each shaped as
+            the contract's ``ExtractedEntityInput`` (``entity_type``, ``text``,
+            ``code``, ``code_system``, ``confidence`` 0-1, ``span``
+            ``{page?, start, end}``, ``attributes``), already checked against
+            that schema by the caller.
+        before_commit: called with the flushed job inside the transaction.
 
     Raises:
         JobNotFoundError: no such job.
         InvalidTransitionError: the job has already finished.
+        InvalidEntitiesError: a span ends before it starts, or attributes
+            are not storable JSON.
     """
-    return _transition(job_id, JobStatus.COMPLETED)
+    return _transition(job_id, JobStatus.COMPLETED, before_commit, entities)
+
+
+def requeue_job(job_id: uuid.UUID | str, *, before_commit: BeforeCommit | None = None) -> ProcessingJob:
+    """Send a failed job back to ``Pending`` so a worker processes it again.
+
+    The failure stays in the job's history (``job_failures``); the row's
+    error fields, ``started_at`` and ``completed_at`` are cleared.
+
+    Raises:
+        JobNotFoundError: no such job.
+        InvalidTransitionError: the job is not ``Failed`` or ``Validation_Failed``.
+    """
+    return _transition(job_id, JobStatus.PENDING, before_commit)
+
+
+#: Deepest nesting accepted in an entity's ``attributes``.
+MAX_ATTRIBUTES_DEPTH = 8
+
+
+def _entity_row(index: int, entity: Mapping[str, Any]) -> ExtractedEntity:
+    span = entity["span"]
+    errors: list[FieldError] = []
+    if span["end"] < span["start"]:
+        errors.append(field_error(f"/entities/{index}/span/end", "must not be before span.start"))
+    attributes = entity.get("attributes")
+    try:
+        attributes = clean_json_value(attributes, max_depth=MAX_ATTRIBUTES_DEPTH, max_string_length=2_000)
+    except InvalidJSONValueError as exc:
+        errors.append(field_error(f"/entities/{index}/attributes{exc.pointer}", exc.reason))
+    if errors:
+        raise InvalidEntitiesError(errors)
+    code = entity.get("code")
+    code_system = entity.get("code_system")
+    return ExtractedEntity(
+        position=index,
+        entity_type=EntityType(entity["entity_type"]).value,
+        text=clean_text(entity["text"]),
+        code=clean_text(code) if code is not None else None,
+        code_system=clean_text(code_system) if code_system is not None else None,
+        confidence=float(entity["confidence"]),
+        page=span.get("page"),
+        span_start=span["start"],
+        span_end=span["end"],
+        attributes=attributes,
+    )
+
+
+def list_entities(job_id: uuid.UUID | str) -> list[ExtractedEntity]:
+    """The entities of a job in the worker's order (empty unless ``Completed``).
+
+    Raises:
+        JobNotFoundError: no such job.
+    """
+    job = get_job(job_id)
+    statement = (
+        sa.select(ExtractedEntity).where(ExtractedEntity.job_id == job.id).order_by(ExtractedEntity.position)
+    )
+    return list(db.session.scalars(statement))
+
+
+def list_failures(job_id: uuid.UUID | str) -> list[JobFailure]:
+    """Every failure recorded on a job, oldest first.
+
+    Raises:
+        JobNotFoundError: no such job.
+    """
+    job = get_job(job_id)
+    statement = (
+        sa.select(JobFailure)
+        .where(JobFailure.job_id == job.id)
+        .order_by(JobFailure.recorded_at, JobFailure.id)
+    )
+    return list(db.session.scalars(statement))
 
 
 # -- listing -----------------------------------------------------------------
@@ -179,10 +309,12 @@ class JobFilter:
                 f"Unknown status; use one of {allowed}, or 'all'.",
                 [field_error("/status", f"must be one of {allowed}, or 'all'")],
             )
+        # The same text rule as stored values, so a filter with NUL matches
+        # what was stored (and PostgreSQL is never sent a NUL).
         return cls(
             statuses=tuple(parsed),
-            document_id=document_id or None,
-            job_type=job_type or None,
+            document_id=clean_text(document_id) if document_id else None,
+            job_type=clean_text(job_type) if job_type else None,
         )
 
     def where(self) -> list[sa.ColumnElement[bool]]:
@@ -222,8 +354,8 @@ class Cursor:
             created_at = datetime.fromisoformat(created)
             if created_at.tzinfo is None:
                 raise ValueError("naive")
-            return cls(created_at=created_at, id=uuid.UUID(job_id))
-        except (ValueError, binascii.Error, UnicodeDecodeError):
+            return cls(created_at=created_at.astimezone(timezone.utc), id=uuid.UUID(job_id))
+        except (ValueError, OverflowError, binascii.Error, UnicodeDecodeError):
             raise InvalidQueryError(
                 "The cursor is not valid; start again from the first page.",
                 [field_error("/cursor", "is not a cursor returned by this API")],
@@ -253,7 +385,7 @@ def parse_limit(raw: str | None, *, default: int = DEFAULT_PAGE_SIZE, maximum: i
         value = int(raw)
     except ValueError:
         value = 0
-    if not 1 <= value <= maximum or not raw.strip().isdigit():
+    if not 1 <= value <= maximum or not (raw.isascii() and raw.isdigit()):
         raise InvalidQueryError(
             f"limit must be a whole number from 1 to {maximum}.",
             [field_error("/limit", f"must be a whole number from 1 to {maximum}")],

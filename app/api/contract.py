@@ -1,0 +1,103 @@
+"""The published worker contract: the OpenAPI 3.1 document and request checks.
+
+``specs/openapi.json`` is the one source of truth for request and response
+shapes. It is served at ``/api/v1/openapi.json``, and request bodies are
+validated against its ``components.schemas`` with ``jsonschema`` (OpenAPI
+3.1 schemas are JSON Schema draft 2020-12), so the document cannot drift
+from what the server accepts.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from pathlib import Path
+from typing import Any
+
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import ValidationError
+
+from app.errors import FieldError, InvalidFieldsError, field_error
+
+OPENAPI_PATH = Path(__file__).with_name("specs") / "openapi.json"
+
+
+@functools.cache
+def openapi_document() -> dict[str, Any]:
+    """The OpenAPI 3.1 document (parsed once; do not mutate)."""
+    return json.loads(OPENAPI_PATH.read_text(encoding="utf-8"))
+
+
+@functools.cache
+def _validator(schema_name: str) -> Draft202012Validator:
+    document = openapi_document()
+    if schema_name not in document["components"]["schemas"]:
+        raise KeyError(f"no schema {schema_name!r} in the OpenAPI document")
+    schema = {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        # Unknown keyword, kept so "#/components/schemas/..." references resolve.
+        "components": document["components"],
+        "$ref": f"#/components/schemas/{schema_name}",
+    }
+    return Draft202012Validator(schema, format_checker=Draft202012Validator.FORMAT_CHECKER)
+
+
+def _escape(token: object) -> str:
+    return str(token).replace("~", "~0").replace("/", "~1")
+
+
+def _pointer(path: Any) -> str:
+    return "".join("/" + _escape(part) for part in path)
+
+
+def _describe(error: ValidationError) -> list[FieldError]:
+    """Field errors for one jsonschema error. Never quotes the instance value
+    (it may be patient text): the message is built from the keyword."""
+    where = _pointer(error.absolute_path)
+    keyword = error.validator
+    value = error.validator_value
+    instance = error.instance
+    if keyword == "required":
+        missing = [name for name in value if isinstance(instance, dict) and name not in instance]
+        return [field_error(f"{where}/{_escape(name)}", "is required") for name in missing]
+    if keyword == "additionalProperties":
+        known = set(error.schema.get("properties", {}))
+        extra = sorted(k for k in instance if k not in known) if isinstance(instance, dict) else []
+        return [field_error(f"{where}/{_escape(name)}", "is not a known field") for name in extra]
+    if keyword is None or value is False:
+        # A `false` subschema: the field is not allowed in this variant.
+        field = error.relative_schema_path[-1] if error.relative_schema_path else ""
+        return [field_error(f"{where}/{_escape(field)}" if field else where, "is not allowed with this status")]
+    messages = {
+        "type": lambda: "must be " + " or ".join(value if isinstance(value, list) else [value]),
+        "enum": lambda: "must be one of: " + ", ".join(json.dumps(v) for v in value),
+        "const": lambda: f"must be {json.dumps(value)}",
+        "minLength": lambda: f"must be at least {value} characters long",
+        "maxLength": lambda: f"must be at most {value} characters long",
+        "minimum": lambda: f"must be at least {value}",
+        "maximum": lambda: f"must be at most {value}",
+        "exclusiveMinimum": lambda: f"must be greater than {value}",
+        "exclusiveMaximum": lambda: f"must be less than {value}",
+        "minItems": lambda: f"must have at least {value} items",
+        "maxItems": lambda: f"must have at most {value} items",
+        "pattern": lambda: f"must match the pattern {value}",
+        "format": lambda: f"must be a valid {value}",
+    }
+    message = messages.get(keyword, lambda: f"is invalid ({keyword})")()
+    return [field_error(where, message)]
+
+
+def validate_request(body: Any, schema_name: str) -> None:
+    """Check a parsed request body against ``components.schemas[schema_name]``.
+
+    Raises:
+        InvalidFieldsError: (HTTP 422) one :class:`FieldError` per problem,
+            sorted by pointer, each naming the field with an RFC 6901 pointer.
+    """
+    errors: list[FieldError] = []
+    for error in _validator(schema_name).iter_errors(body):
+        errors.extend(_describe(error))
+    if errors:
+        unique = {(e["pointer"], e["detail"]): e for e in errors}
+        ordered = [unique[k] for k in sorted(unique)]
+        raise InvalidFieldsError("The body does not match the worker contract; nothing was changed.", ordered)

@@ -1,0 +1,39 @@
+"""The ``job_failures`` table: every failure ever recorded, append-only."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.extensions import db
+from app.models.types import JSONDocument, UTCDateTime, utcnow
+
+
+class JobFailure(db.Model):
+    """One recorded failure of a job. Rows are only ever inserted.
+
+    The job row holds the latest failure; this table keeps them all, so a
+    job that is requeued and fails again shows both. ``error_format`` names
+    the format the details arrived in (``normalized``, ``pydantic``, ...,
+    ``free-form``); ``error_details`` is what was stored.
+    """
+
+    __tablename__ = "job_failures"
+    __table_args__ = (sa.Index("ix_job_failures_job_id_recorded_at", "job_id", "recorded_at"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(sa.Uuid, primary_key=True, default=uuid.uuid4)
+    job_id: Mapped[uuid.UUID] = mapped_column(
+        sa.Uuid, sa.ForeignKey("processing_jobs.id", ondelete="CASCADE"), nullable=False
+    )
+    status: Mapped[str] = mapped_column(sa.String(32), nullable=False)
+    error_message: Mapped[str] = mapped_column(sa.Text, nullable=False)
+    error_details: Mapped[Any] = mapped_column(JSONDocument, nullable=True)
+    error_format: Mapped[str | None] = mapped_column(sa.String(32), nullable=True)
+    recorded_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, default=utcnow)
+
+    def __repr__(self) -> str:
+        return f"<JobFailure {self.job_id} {self.status} {self.recorded_at}>"

@@ -1,0 +1,124 @@
+"""Adapter for JSON Schema "basic" output (the ``jsonschema-basic`` format).
+
+JSON Schema draft 2020-12 core, section 12.4.2 ("Basic"): a flat list of
+output units::
+
+    {"valid": false,
+     "errors": [{"keywordLocation": "/properties/dose/$ref/minimum",
+                 "absoluteKeywordLocation"?: "https://example.com/s#/$defs/q/minimum",
+                 "instanceLocation": "/dose",
+                 "error": "..."}]}
+
+(jschon produces it with ``schema.evaluate(JSON(doc)).output("basic")``.)
+
+Units are kept in order, except:
+
+* *summary* units -- those whose ``keywordLocation`` is a proper ancestor of
+  another unit's, such as the root unit ``""`` or ``/properties`` above
+  ``/properties/dose/type`` -- say only "a subschema had errors" and are
+  dropped when a more specific unit exists;
+* units with ``"valid": true`` (annotations) are dropped.
+
+Item: ``code`` ``schema.<keyword>`` with the keyword the last token of
+``keywordLocation`` (the one before it when the last is an array index, as in
+``/allOf/1``; ``schema.invalid`` for the root), ``rule`` the keyword,
+severity ``error``, ``pointer`` = ``instanceLocation`` (already an RFC 6901
+pointer), ``ctx`` ``{"schema_location": keywordLocation,
+"absolute_schema_location"?: absoluteKeywordLocation}``. The unit's
+``error`` is never used -- implementations are free to quote the instance
+there (jschon lists unexpected property names) -- and the message is rebuilt
+from the keyword alone, since the output does not carry the keyword's value.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from app.services.error_details.errors import InvalidErrorDetailsError
+from app.services.error_details.items import is_json_pointer, make_item, pointer_tokens
+from app.services.error_details.jsonschema_errors import schema_keyword_message
+
+_ARRAY_INDEX_CHARS = frozenset("0123456789")
+
+
+def basic_output_items(output: Any) -> list[dict[str, Any]]:
+    """Turn a JSON Schema "basic" output object into items, in order.
+
+    Args:
+        output: ``{"valid": bool, "errors"?: [unit, ...]}`` as in the module
+            docstring. ``errors`` is required when ``valid`` is false.
+
+    Returns:
+        Raw items (see the module docstring); empty for a valid result.
+
+    Raises:
+        InvalidErrorDetailsError: ``output`` not an object (``""``); ``valid``
+            not a boolean (``/valid``); ``errors`` missing (when not valid) or
+            not an array (``/errors``); a unit not an object (``/errors/N``);
+            ``keywordLocation`` or ``instanceLocation`` missing or not an RFC
+            6901 pointer, ``absoluteKeywordLocation`` not a string
+            (``/errors/N/<key>``).
+    """
+    if not isinstance(output, Mapping):
+        raise InvalidErrorDetailsError("", "must be a JSON Schema output object in the basic format")
+    if not isinstance(output.get("valid"), bool):
+        raise InvalidErrorDetailsError("/valid", "must be a boolean")
+    if "errors" not in output:
+        if output["valid"]:
+            return []
+        raise InvalidErrorDetailsError("/errors", "is required when valid is false")
+    units = output["errors"]
+    if not isinstance(units, (list, tuple)):
+        raise InvalidErrorDetailsError("/errors", "must be an array of output units")
+
+    checked = [_check_unit(unit, f"/errors/{index}") for index, unit in enumerate(units)]
+    failing = [unit for unit in checked if unit.get("valid") is not True]
+    summaries = _ancestor_locations(unit["keywordLocation"] for unit in failing)
+    return [_item(unit) for unit in failing if unit["keywordLocation"] not in summaries]
+
+
+def _check_unit(unit: Any, pointer: str) -> Mapping[str, Any]:
+    if not isinstance(unit, Mapping):
+        raise InvalidErrorDetailsError(pointer, "must be an output unit object")
+    for key in ("keywordLocation", "instanceLocation"):
+        if key not in unit:
+            raise InvalidErrorDetailsError(f"{pointer}/{key}", "is required")
+        if not is_json_pointer(unit[key]):
+            raise InvalidErrorDetailsError(f"{pointer}/{key}", "must be an RFC 6901 JSON Pointer")
+    absolute = unit.get("absoluteKeywordLocation")
+    if absolute is not None and not isinstance(absolute, str):
+        raise InvalidErrorDetailsError(f"{pointer}/absoluteKeywordLocation", "must be a string (a URI)")
+    return unit
+
+
+def _ancestor_locations(locations: Any) -> set[str]:
+    # Every proper ancestor of every location, in one pass (not pairwise).
+    ancestors: set[str] = set()
+    for location in locations:
+        cut = location.rfind("/")
+        while cut >= 0:
+            ancestor = location[:cut]
+            if ancestor in ancestors:
+                break
+            ancestors.add(ancestor)
+            cut = location.rfind("/", 0, cut)
+    return ancestors
+
+
+def _item(unit: Mapping[str, Any]) -> dict[str, Any]:
+    location = unit["keywordLocation"]
+    tokens = pointer_tokens(location)
+    # "/allOf/1" or "/prefixItems/0": the keyword is the token before the index.
+    while tokens and set(tokens[-1]) <= _ARRAY_INDEX_CHARS:
+        tokens.pop()
+    keyword = tokens[-1] if tokens else None
+    ctx = {"schema_location": location}
+    if unit.get("absoluteKeywordLocation"):
+        ctx["absolute_schema_location"] = unit["absoluteKeywordLocation"]
+    if keyword is None:
+        return make_item(
+            "schema.invalid", "error", "does not match the schema", unit["instanceLocation"], ctx=ctx
+        )
+    message = schema_keyword_message(keyword, property_name="propertyNames" in tokens)
+    return make_item(f"schema.{keyword}", "error", message, unit["instanceLocation"], rule=keyword, ctx=ctx)
