@@ -1,9 +1,12 @@
 """Flask extensions, created unbound so models and services can import them
 without importing the application factory (no circular imports)."""
 
+import sqlite3
+
 from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
-from sqlalchemy import MetaData
+from sqlalchemy import MetaData, event
+from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase
 
 
@@ -27,3 +30,50 @@ class Base(DeclarativeBase):
 
 db = SQLAlchemy(model_class=Base)
 migrate = Migrate()
+
+
+#: Execution option that makes the next transaction on SQLite a write
+#: transaction (``BEGIN IMMEDIATE``); see :func:`begin_write_transaction`.
+SQLITE_IMMEDIATE = "sqlite_begin_immediate"
+
+
+def begin_write_transaction() -> None:
+    """Start the session's next transaction as a write transaction.
+
+    Services that change data call this first. On SQLite it makes the
+    transaction ``BEGIN IMMEDIATE``: with a deferred BEGIN, two requests that
+    read a job and then write it can both hold a read lock, and SQLite fails
+    one of them at once with "database is locked" instead of waiting. On
+    PostgreSQL it changes nothing (row locks do that work). Any open
+    transaction of the session is rolled back first: a service method is one
+    transaction of its own.
+    """
+    if db.session().in_transaction():
+        db.session.rollback()
+    db.session.connection(execution_options={SQLITE_IMMEDIATE: True})
+
+
+def _sqlite_connect(dbapi_connection, connection_record) -> None:  # noqa: ANN001 (DB-API objects)
+    if not isinstance(dbapi_connection, sqlite3.Connection):
+        return
+    # Let SQLAlchemy's "begin" event emit BEGIN (pysqlite's own handling
+    # cannot do IMMEDIATE), wait for a busy database instead of failing at
+    # once, enforce foreign keys, and let readers run beside a writer (WAL).
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA foreign_keys = ON")
+    cursor.execute("PRAGMA busy_timeout = 30000")
+    cursor.execute("PRAGMA journal_mode = WAL")
+    cursor.close()
+
+
+def _sqlite_begin(connection) -> None:  # noqa: ANN001
+    # SQLAlchemy docs, "Serializable isolation / Savepoints / Transactional
+    # DDL" for pysqlite: emit BEGIN ourselves.
+    if connection.dialect.name == "sqlite":
+        immediate = connection.get_execution_options().get(SQLITE_IMMEDIATE, False)
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+event.listen(Engine, "connect", _sqlite_connect)
+event.listen(Engine, "begin", _sqlite_begin)

@@ -18,6 +18,7 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError
 
 from app.errors import FieldError, InvalidFieldsError, field_error
+from app.services.json_values import clean_text
 
 OPENAPI_PATH = Path(__file__).with_name("specs") / "openapi.json"
 
@@ -43,7 +44,9 @@ def _validator(schema_name: str) -> Draft202012Validator:
 
 
 def _escape(token: object) -> str:
-    return str(token).replace("~", "~0").replace("/", "~1")
+    # Field names come from the client: apply the stored-text rule so a lone
+    # surrogate cannot break the JSON answer.
+    return clean_text(str(token)).replace("~", "~0").replace("/", "~1")
 
 
 def _pointer(path: Any) -> str:
@@ -64,10 +67,10 @@ def _describe(error: ValidationError) -> list[FieldError]:
         known = set(error.schema.get("properties", {}))
         extra = sorted(k for k in instance if k not in known) if isinstance(instance, dict) else []
         return [field_error(f"{where}/{_escape(name)}", "is not a known field") for name in extra]
-    if keyword is None or value is False:
-        # A `false` subschema: the field is not allowed in this variant.
-        field = error.relative_schema_path[-1] if error.relative_schema_path else ""
-        return [field_error(f"{where}/{_escape(field)}" if field else where, "is not allowed with this status")]
+    if keyword == "not" and value == {}:
+        # `{"not": {}}` marks a field that this variant of the body forbids
+        # (used instead of `false`, whose errors carry no path in jsonschema).
+        return [field_error(where, "is not allowed with this status")]
     messages = {
         "type": lambda: "must be " + " or ".join(value if isinstance(value, list) else [value]),
         "enum": lambda: "must be one of: " + ", ".join(json.dumps(v) for v in value),

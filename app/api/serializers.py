@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from app.models import ProcessingJob
+from app.models import ExtractedEntity, JobFailure, ProcessingJob
 from app.timestamps import rfc3339
 
 
@@ -12,7 +12,7 @@ def job_to_json(job: ProcessingJob) -> dict[str, Any]:
     """Return the API representation of a job.
 
     Keys: ``id, document_id, job_type, status, error_message, error_details,
-    created_at, started_at, completed_at, updated_at``; timestamps RFC 3339 UTC.
+    error_format, created_at, started_at, completed_at, updated_at``; timestamps RFC 3339 UTC.
     """
     return {
         "id": str(job.id),
@@ -21,8 +21,36 @@ def job_to_json(job: ProcessingJob) -> dict[str, Any]:
         "status": job.status,
         "error_message": job.error_message,
         "error_details": job.error_details,
+        "error_format": job.error_format,
         "created_at": rfc3339(job.created_at),
         "started_at": rfc3339(job.started_at),
         "completed_at": rfc3339(job.completed_at),
         "updated_at": rfc3339(job.updated_at),
+    }
+
+
+def entity_to_json(entity: ExtractedEntity) -> dict[str, Any]:
+    """The API representation of an extracted entity (``ExtractedEntity`` schema)."""
+    return {
+        "id": str(entity.id),
+        "position": entity.position,
+        "entity_type": entity.entity_type,
+        "text": entity.text,
+        "code": entity.code,
+        "code_system": entity.code_system,
+        "confidence": entity.confidence,
+        "span": {"page": entity.page, "start": entity.span_start, "end": entity.span_end},
+        "attributes": entity.attributes,
+    }
+
+
+def failure_to_json(failure: JobFailure) -> dict[str, Any]:
+    """The API representation of one recorded failure (``JobFailure`` schema)."""
+    return {
+        "id": str(failure.id),
+        "status": failure.status,
+        "error_message": failure.error_message,
+        "error_details": failure.error_details,
+        "error_format": failure.error_format,
+        "recorded_at": rfc3339(failure.recorded_at),
     }

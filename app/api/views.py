@@ -1,33 +1,69 @@
 """API views: unpack the request, call a service, shape the answer.
 
 Views never touch ``db.session``; services raise typed errors that the
-app-level handlers turn into RFC 9457 problem+json.
+app-level handlers turn into RFC 9457 problem+json. Request bodies are
+checked against the published OpenAPI document (:mod:`app.api.contract`).
+Changing requests may carry an ``Idempotency-Key`` (:mod:`app.services.idempotency`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlencode
 
 from flask import Response, current_app, jsonify, request, url_for
 
 from app.api import bp
-from app.api.json_body import read_json_object
-from app.api.serializers import job_to_json
-from app.errors import InvalidFieldsError, field_error
-from app.models import JobStatus
-from app.models.job_status import UnknownStatusError, status_from_worker_word
+from app.api.contract import openapi_document, validate_request
+from app.api.json_body import read_json_body
+from app.api.serializers import entity_to_json, failure_to_json, job_to_json
+from app.models import JobStatus, ProcessingJob
+from app.models.job_status import status_from_worker_word
 from app.services import get_failure_recorder
+from app.services.idempotency import IdempotencyClaim, run_idempotent
 from app.services.processing_jobs import jobs
+
+Operation = Callable[[Callable[[Any], None] | None], ProcessingJob]
+
+
+def _answer(operation: Operation, body: Any, *, status: int = 200) -> Response:
+    """Run ``operation`` (idempotently when the request has a key) and answer with the job."""
+    key = request.headers.get("Idempotency-Key")
+    claim = IdempotencyClaim.for_request(key, request.method, request.path, body) if key is not None else None
+    status, payload, replayed = run_idempotent(claim, operation, status=status, render=job_to_json)
+    response = jsonify(payload)
+    response.status_code = status
+    if status == 201:
+        response.headers["Location"] = url_for("api.get_processing_job", job_id=payload["id"])
+    if replayed:
+        response.headers["Idempotent-Replayed"] = "true"
+    return response
+
+
+def _body(schema_name: str) -> dict[str, Any]:
+    body = read_json_body(request)
+    validate_request(body, schema_name)
+    return body
+
+
+@bp.get("/openapi.json")
+def get_openapi() -> Response:
+    """The OpenAPI 3.1 document of this API (the worker contract)."""
+    return jsonify(openapi_document())
 
 
 @bp.post("/processing-jobs")
-def create_processing_job() -> tuple[Response, int, dict[str, str]]:
+def create_processing_job() -> Response:
     """Create a job: ``{"document_id": str, "job_type"?: str}`` -> 201 + job + ``Location``."""
-    body = read_json_object(request, allowed={"document_id", "job_type"}, required={"document_id"})
-    job = jobs.create_job(body["document_id"], body.get("job_type", jobs.DEFAULT_JOB_TYPE))
-    location = url_for("api.get_processing_job", job_id=job.id)
-    return jsonify(job_to_json(job)), 201, {"Location": location}
+    body = _body("NewJob")
+    return _answer(
+        lambda hook: jobs.create_job(
+            body["document_id"], body.get("job_type", jobs.DEFAULT_JOB_TYPE), before_commit=hook
+        ),
+        body,
+        status=201,
+    )
 
 
 @bp.get("/processing-jobs/<job_id>")
@@ -66,80 +102,78 @@ def list_processing_jobs() -> Response:
     return response
 
 
-@bp.post("/processing-jobs/<job_id>/validation-failure")
-def record_validation_failure(job_id: str) -> Response:
-    """Record a validation failure: ``{"error_message": str, "error_details": any JSON}``.
-
-    200 and the updated job; 404/409/422 problems as the recorder raises.
-    """
-    body = read_json_object(
-        request, allowed={"error_message", "error_details"}, required={"error_message", "error_details"}
-    )
-    job = get_failure_recorder().record_validation_failure(
-        job_id, body["error_message"], body["error_details"]
-    )
-    return jsonify(job_to_json(job))
-
-
 @bp.post("/processing-jobs/<job_id>/start")
 def start_processing_job(job_id: str) -> Response:
     """Move a job ``Pending`` -> ``Processing`` (no body needed)."""
-    return jsonify(job_to_json(jobs.start_job(job_id)))
+    return _answer(lambda hook: jobs.start_job(job_id, before_commit=hook), None)
+
+
+@bp.post("/processing-jobs/<job_id>/requeue")
+def requeue_processing_job(job_id: str) -> Response:
+    """Send a failed job back to ``Pending``; its failures stay in the history."""
+    return _answer(lambda hook: jobs.requeue_job(job_id, before_commit=hook), None)
+
+
+@bp.post("/processing-jobs/<job_id>/validation-failure")
+def record_validation_failure(job_id: str) -> Response:
+    """Record a validation failure.
+
+    Body (``ValidationFailureReport``): ``{"error_message": str,
+    "error_details": any JSON, "error_format"?: str}``. 200 and the updated
+    job; 404/409/422 problems as the recorder raises.
+    """
+    body = _body("ValidationFailureReport")
+    return _answer(
+        lambda hook: get_failure_recorder().record_validation_failure(
+            job_id,
+            body["error_message"],
+            body["error_details"],
+            error_format=body.get("error_format"),
+            before_commit=hook,
+        ),
+        body,
+    )
 
 
 @bp.post("/processing-jobs/<job_id>/result")
 def record_processing_result(job_id: str) -> Response:
-    """Record the worker's outcome: ``{"status": word, ...}``.
+    """Record the worker's outcome (``ProcessingResult``).
 
-    * ``{"status": "completed"}`` -> job ``Completed``;
-    * ``{"status": "validation_failed", "error_message", "error_details"}`` ->
-      the failure recorder, as the dedicated endpoint;
+    * ``{"status": "completed", "entities": [...]}`` -> entities stored, job
+      ``Completed``, in one transaction;
+    * ``{"status": "validation_failed", "error_message", "error_details",
+      "error_format"?}`` -> the failure recorder, as the dedicated endpoint;
     * ``{"status": "failed", "error_message", "error_details"?}`` -> ``Failed``.
     """
-    body = read_json_object(
-        request, allowed={"status", "error_message", "error_details"}, required={"status"}
-    )
-    try:
-        status = status_from_worker_word(body["status"])
-    except UnknownStatusError:
-        raise InvalidFieldsError(
-            "Unknown result status.",
-            [field_error("/status", "must be one of 'completed', 'validation_failed', 'failed'")],
-        ) from None
-    job: Any
+    body = _body("ProcessingResult")
+    status = status_from_worker_word(body["status"])  # the schema allows only known words
+    recorder = get_failure_recorder()
+    operation: Operation
     if status is JobStatus.COMPLETED:
-        _refuse_fields(body, {"error_message", "error_details"}, "a completed result carries no error")
-        job = jobs.complete_job(job_id)
+        def operation(hook):  # noqa: E306
+            return jobs.complete_job(job_id, body.get("entities", []), before_commit=hook)
     elif status is JobStatus.VALIDATION_FAILED:
-        _require_fields(body, {"error_message", "error_details"})
-        job = get_failure_recorder().record_validation_failure(
-            job_id, body["error_message"], body["error_details"]
-        )
-    elif status is JobStatus.FAILED:
-        _require_fields(body, {"error_message"})
-        job = get_failure_recorder().record_failure(
-            job_id, body["error_message"], body.get("error_details")
-        )
+        def operation(hook):  # noqa: E306
+            return recorder.record_validation_failure(
+                job_id, body["error_message"], body["error_details"],
+                error_format=body.get("error_format"), before_commit=hook,
+            )
     else:
-        raise InvalidFieldsError(
-            "A result must finish the job.",
-            [field_error("/status", "must be one of 'completed', 'validation_failed', 'failed'")],
-        )
-    return jsonify(job_to_json(job))
+        def operation(hook):  # noqa: E306
+            return recorder.record_failure(
+                job_id, body["error_message"], body.get("error_details"),
+                error_format=body.get("error_format"), before_commit=hook,
+            )
+    return _answer(operation, body)
 
 
-def _require_fields(body: dict[str, Any], names: set[str]) -> None:
-    missing = sorted(names - body.keys())
-    if missing:
-        raise InvalidFieldsError(
-            "The result lacks required fields.", [field_error(f"/{n}", "is required") for n in missing]
-        )
+@bp.get("/processing-jobs/<job_id>/entities")
+def list_job_entities(job_id: str) -> Response:
+    """The entities a completed job extracted, in the worker's order."""
+    return jsonify({"items": [entity_to_json(e) for e in jobs.list_entities(job_id)]})
 
 
-def _refuse_fields(body: dict[str, Any], names: set[str], why: str) -> None:
-    present = sorted(names & body.keys())
-    if present:
-        raise InvalidFieldsError(
-            "The result has fields that do not fit its status.",
-            [field_error(f"/{n}", f"is not allowed: {why}") for n in present],
-        )
+@bp.get("/processing-jobs/<job_id>/failures")
+def list_job_failures(job_id: str) -> Response:
+    """Every failure recorded on the job, oldest first (append-only history)."""
+    return jsonify({"items": [failure_to_json(f) for f in jobs.list_failures(job_id)]})

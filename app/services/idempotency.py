@@ -11,8 +11,11 @@ Refused requests are not stored, so retrying them re-evaluates them.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+
+from sqlalchemy.exc import IntegrityError
 
 from app.errors import ServiceError, field_error
 from app.extensions import db
@@ -114,3 +117,48 @@ class IdempotencyClaim:
                 response_body=body,
             )
         )
+
+
+def run_idempotent(
+    claim: IdempotencyClaim | None,
+    operation: Callable[[Callable[[Any], None] | None], Any],
+    *,
+    status: int,
+    render: Callable[[Any], Any],
+) -> tuple[int, Any, bool]:
+    """Run a changing service call, answering retries with the stored answer.
+
+    Args:
+        claim: the request's claim, or ``None`` when it has no key (then the
+            operation simply runs).
+        operation: calls the service, passing on the ``before_commit`` hook
+            it is given (``None`` without a claim).
+        status: the HTTP status of a successful answer.
+        render: turns the operation's result into the JSON body.
+
+    Returns:
+        ``(status, body, replayed)``; ``replayed`` is true when the answer
+        came from an earlier request with the same key.
+
+    Raises:
+        IdempotencyKeyReusedError: the key belongs to another request.
+        Whatever the service raises (nothing is stored then).
+    """
+    if claim is None:
+        return status, render(operation(None)), False
+    stored = claim.find()
+    if stored is not None:
+        return stored.status, stored.body, True
+
+    def before_commit(result: Any) -> None:
+        claim.stage(status, render(result))
+
+    try:
+        result = operation(before_commit)
+    except IntegrityError:
+        # A concurrent request with the same key committed first.
+        stored = claim.find()
+        if stored is None:
+            raise
+        return stored.status, stored.body, True
+    return status, render(result), False

@@ -27,6 +27,7 @@ from app.api import views
 from app.errors import PROBLEM_TYPE_BASE
 from app.extensions import db
 from app.models import ProcessingJob
+from app.services.error_details import ERROR_FORMATS
 from app.services.json_values import canonical_json
 from tests.helpers import stored_job_row
 
@@ -38,13 +39,15 @@ JOB_KEYS = {
     "status",
     "error_message",
     "error_details",
+    "error_format",
     "created_at",
     "started_at",
     "completed_at",
     "updated_at",
 }
-#: Free-form details (no format marker), so they are stored exactly as sent;
-#: normalising recognised formats is tested with the error-details service.
+#: Free-form details (no format marker), so they are stored exactly as sent
+#: with ``error_format == "free-form"``; normalising recognised formats is
+#: tested with the error-details service (and a few cases at the end here).
 DETAILS = {
     "document": "note-17",
     "problems": [{"where": "/entities/0/code", "why": "not an ICD-10-CM code", "count": 2, "fatal": True}],
@@ -98,6 +101,7 @@ def assert_job_json(job: dict[str, Any]) -> None:
     """Exactly the documented keys; timestamps RFC 3339 UTC with ``Z`` or null."""
     assert set(job) == JOB_KEYS
     uuid.UUID(job["id"])
+    assert job["error_format"] is None or job["error_format"] in ERROR_FORMATS
     parse_timestamp(job["created_at"])
     parse_timestamp(job["updated_at"])
     for key in ("started_at", "completed_at"):
@@ -110,7 +114,7 @@ def assert_matches_row(job: dict[str, Any], stored: dict[str, Any] | None) -> No
     assert stored is not None
     assert_job_json(job)
     assert uuid.UUID(job["id"]) == stored["id"]
-    for key in ("document_id", "job_type", "status", "error_message"):
+    for key in ("document_id", "job_type", "status", "error_message", "error_format"):
         assert job[key] == stored[key], key
     assert canonical_json(job["error_details"]) == canonical_json(stored["error_details"])
     for key in ("created_at", "started_at", "completed_at", "updated_at"):
@@ -130,6 +134,8 @@ def assert_problem(response: Any, status: int, slug: str) -> dict[str, Any]:
     assert problem["type"] == PROBLEM_TYPE_BASE + slug
     assert problem["status"] == status
     assert isinstance(problem["title"], str) and problem["title"]
+    if slug == "invalid-fields":
+        assert problem["title"] == "Invalid fields"
     assert isinstance(problem["detail"], str) and problem["detail"]
     for error in problem.get("errors", []):
         assert set(error) == {"field", "pointer", "detail"}
@@ -220,7 +226,7 @@ def test_create_job_returns_201_the_job_and_its_location(client, app):
     assert job["document_id"] == "doc-0001"
     assert job["job_type"] == "entity_extraction"
     assert job["status"] == "Pending"
-    assert job["error_message"] is job["error_details"] is None
+    assert job["error_message"] is job["error_details"] is job["error_format"] is None
     assert job["started_at"] is job["completed_at"] is None
     created = parse_timestamp(job["created_at"])
     assert before - timedelta(seconds=1) <= created <= datetime.now(timezone.utc) + timedelta(seconds=1)
@@ -237,20 +243,28 @@ def test_create_job_defaults_the_job_type(client):
 @pytest.mark.parametrize(
     ("body", "slug", "bad_fields"),
     [
-        ({"document_id": {"id": "doc-1"}}, "invalid-job", ["document_id"]),
-        ({"document_id": ["doc-1"]}, "invalid-job", ["document_id"]),
-        ({"document_id": 1234}, "invalid-job", ["document_id"]),
-        ({"document_id": None}, "invalid-job", ["document_id"]),
-        ({"document_id": ""}, "invalid-job", ["document_id"]),
-        ({"document_id": " \t\n"}, "invalid-job", ["document_id"]),
-        ({"document_id": "x" * 201}, "invalid-job", ["document_id"]),
-        ({"document_id": nested_list(500)}, "invalid-job", ["document_id"]),
-        ({"document_id": "doc-1", "job_type": "entity extraction"}, "invalid-job", ["job_type"]),
-        ({"document_id": "doc-1", "job_type": "x" * 65}, "invalid-job", ["job_type"]),
-        ({"document_id": "doc-1", "job_type": "extraction-é"}, "invalid-job", ["job_type"]),
-        ({"document_id": "doc-1", "job_type": 7}, "invalid-job", ["job_type"]),
-        ({"document_id": "doc-1", "job_type": None}, "invalid-job", ["job_type"]),
-        ({"document_id": False, "job_type": ""}, "invalid-job", ["document_id", "job_type"]),
+        # Shape errors are the NewJob schema's (invalid-fields). A value that
+        # breaks two keywords (minLength and pattern, type and enum) is named
+        # once per keyword.
+        ({"document_id": {"id": "doc-1"}}, "invalid-fields", ["document_id"]),
+        ({"document_id": ["doc-1"]}, "invalid-fields", ["document_id"]),
+        ({"document_id": 1234}, "invalid-fields", ["document_id"]),
+        ({"document_id": None}, "invalid-fields", ["document_id"]),
+        ({"document_id": ""}, "invalid-fields", ["document_id", "document_id"]),
+        ({"document_id": " \t\n"}, "invalid-fields", ["document_id"]),
+        ({"document_id": "\u00a0\u2003\u3000"}, "invalid-fields", ["document_id"]),
+        ({"document_id": "x" * 201}, "invalid-fields", ["document_id"]),
+        ({"document_id": nested_list(500)}, "invalid-fields", ["document_id"]),
+        ({"document_id": "doc-1", "job_type": "entity extraction"}, "invalid-fields", ["job_type"]),
+        ({"document_id": "doc-1", "job_type": "x" * 65}, "invalid-fields", ["job_type"]),
+        ({"document_id": "doc-1", "job_type": "extraction-é"}, "invalid-fields", ["job_type"]),
+        ({"document_id": "doc-1", "job_type": 7}, "invalid-fields", ["job_type"]),
+        ({"document_id": "doc-1", "job_type": None}, "invalid-fields", ["job_type"]),
+        (
+            {"document_id": False, "job_type": ""},
+            "invalid-fields",
+            ["document_id", "job_type", "job_type"],
+        ),
         ({}, "invalid-fields", ["document_id"]),
         ({"job_type": "entity_extraction"}, "invalid-fields", ["document_id"]),
         ({"document_id": "doc-1", "priority": 1}, "invalid-fields", ["priority"]),
@@ -334,6 +348,7 @@ def test_record_validation_failure_returns_the_updated_job(client, app, job):
     assert updated["status"] == "Validation_Failed"
     assert updated["error_message"] == "2 entities failed validation"
     assert updated["error_details"] == DETAILS
+    assert updated["error_format"] == "free-form"
     assert updated["created_at"] == job["created_at"]
     assert updated["started_at"] is None
     completed = parse_timestamp(updated["completed_at"])
@@ -370,6 +385,9 @@ def test_error_details_accept_any_json_value(client, app, job, details):
         {"error_message": "failed", "error_details": details},
     )
     assert canonical_json(updated["error_details"]) == canonical_json(details)
+    # JSON null means "no details": there is no format to name.
+    assert updated["error_format"] == (None if details is None else "free-form")
+    assert_matches_row(updated, row(app, job["id"]))
     assert canonical_json(row(app, job["id"])["error_details"]) == canonical_json(details)
 
 
@@ -403,6 +421,7 @@ def test_a_different_failure_replaces_the_stored_one(client, app, failed_job):
     )
     assert updated["error_message"] == "second failure"
     assert updated["error_details"] == {"problems": []}
+    assert updated["error_format"] == "free-form"
     assert parse_timestamp(updated["completed_at"]) >= parse_timestamp(failed_job["completed_at"])
     assert parse_timestamp(updated["updated_at"]) >= parse_timestamp(failed_job["updated_at"])
     assert_matches_row(updated, row(app, failed_job["id"]))
@@ -488,48 +507,65 @@ INVALID_FIELD_BODIES = [
         ["error_details", "status"],
         id="missing-and-unknown",
     ),
+    # The error_message's type and length are the schema's (invalid-fields);
+    # blank after trimming is a rule only the recorder knows (invalid-failure).
     pytest.param(
         b'{"error_message": 42, "error_details": {}}',
-        "invalid-failure",
+        "invalid-fields",
         ["error_message"],
         id="message-number",
     ),
     pytest.param(
         b'{"error_message": ["x"], "error_details": {}}',
-        "invalid-failure",
+        "invalid-fields",
         ["error_message"],
         id="message-list",
     ),
     pytest.param(
         b'{"error_message": {"text": "x"}, "error_details": {}}',
-        "invalid-failure",
+        "invalid-fields",
         ["error_message"],
         id="message-object",
     ),
     pytest.param(
         b'{"error_message": null, "error_details": {}}',
-        "invalid-failure",
+        "invalid-fields",
         ["error_message"],
         id="message-null",
     ),
     pytest.param(
         b'{"error_message": true, "error_details": {}}',
-        "invalid-failure",
+        "invalid-fields",
         ["error_message"],
         id="message-bool",
     ),
-    pytest.param(_body(""), "invalid-failure", ["error_message"], id="message-empty"),
+    pytest.param(_body(""), "invalid-fields", ["error_message"], id="message-empty"),
     pytest.param(_body(" \\t\\r\\n "), "invalid-failure", ["error_message"], id="message-whitespace"),
     pytest.param(
         _body("\\u00a0\\u2003\\u3000"), "invalid-failure", ["error_message"], id="message-unicode-spaces"
     ),
+    # The length limit is the configured one, checked after trimming, by the recorder.
     pytest.param(_body("PHI-" + "x" * 997), "invalid-failure", ["error_message"], id="message-1001-chars"),
     pytest.param(_body("😀" * 1001), "invalid-failure", ["error_message"], id="message-1001-emoji"),
     pytest.param(
-        b'{"error_message": 42, "error_details": ' + b"[" * 40 + b"]" * 40 + b"}",
+        b'{"error_message": 42, "error_details": {}, "error_format": "xml"}',
+        "invalid-fields",
+        ["error_format", "error_message"],
+        id="two-bad-fields-in-the-schema",
+    ),
+    pytest.param(
+        b'{"error_message": " \\t ", "error_details": ' + b"[" * 40 + b"]" * 40 + b"}",
         "invalid-failure",
         ["error_details" + ".0" * 32, "error_message"],
-        id="two-bad-fields",
+        id="two-bad-fields-in-the-recorder",
+    ),
+    # A schema error is answered before the recorder looks at anything: the
+    # over-deep details are not reported alongside it.
+    pytest.param(
+        b'{"error_message": 42, "error_details": ' + b"[" * 40 + b"]" * 40 + b"}",
+        "invalid-fields",
+        ["error_message"],
+        id="schema-error-before-recorder-error",
     ),
 ]
 
@@ -558,7 +594,7 @@ def test_whole_body_error_points_at_the_root(client, job):
         job_url(job["id"], "validation-failure"), data=b"[]", content_type="application/json"
     )
     problem = assert_problem(response, 422, "invalid-fields")
-    assert problem["errors"] == [{"field": "", "pointer": "#", "detail": "must be a JSON object"}]
+    assert problem["errors"] == [{"field": "", "pointer": "#", "detail": "must be object"}]
 
 
 def test_error_details_nested_too_deeply_are_a_422_naming_the_place(client, app, failed_job):
@@ -597,13 +633,17 @@ def test_unknown_field_names_are_escaped_in_pointers(client, app, failed_job):
         job_url(failed_job["id"], "validation-failure"), data=data, content_type="application/json"
     )
     problem = assert_problem(response, 422, "invalid-fields")
-    assert [(e["field"], e["pointer"]) for e in problem["errors"]] == [
-        ("a b", "#/a%20b"),
-        ("a/b~c", "#/a~1b~0c"),
-        ("ü", "#/%C3%BC"),
-        # A lone surrogate follows the storage rule: U+FFFD, percent-encoded as UTF-8.
-        ("\ufffd", "#/%EF%BF%BD"),
+    # Sorted by pointer (the fragment form), each named once.
+    assert [(e["field"], e["pointer"], e["detail"]) for e in problem["errors"]] == [
+        ("ü", "#/%C3%BC", "is not a known field"),
+        # A lone surrogate follows the storage rule: U+FFFD, percent-encoded as
+        # UTF-8 (echoing "\ud800" would put a string many JSON parsers refuse
+        # into the answer, and "?" would point at no member of the body).
+        ("\ufffd", "#/%EF%BF%BD", "is not a known field"),
+        ("a b", "#/a%20b", "is not a known field"),
+        ("a/b~c", "#/a~1b~0c", "is not a known field"),
     ]
+    assert "\\ud800" not in response.get_data(as_text=True).lower()
     assert row(app, failed_job["id"]) == before
 
 
@@ -765,6 +805,182 @@ def test_body_over_one_mebibyte_is_a_413_problem_by_default(client, app, failed_
     assert_client_still_works(client, failed_job["id"])
 
 
+# -- error_details formats -----------------------------------------------------------
+
+#: Items in the normalized shape (error-details v1).
+NORMALIZED_ITEMS = [
+    {
+        "code": "unit.not_ucum",
+        "severity": "error",
+        "message": "unit is not a valid UCUM code",
+        "pointer": "/entities/1/value/unit",
+    },
+    {
+        "code": "code.unknown_icd10cm",
+        "severity": "warning",
+        "message": "unknown code",
+        "pointer": "/entities/0/code",
+    },
+]
+
+#: Every way a failure report reaches the recorder over HTTP: (action, body
+#: without error_format). failed_job is Validation_Failed, from which all three
+#: are allowed, so only the payload decides the answer.
+FAILURE_REPORTS = [
+    pytest.param(
+        "validation-failure",
+        {"error_message": "invalid", "error_details": {"k": "v"}},
+        id="validation-failure",
+    ),
+    pytest.param(
+        "result",
+        {"status": "validation_failed", "error_message": "invalid", "error_details": {"k": "v"}},
+        id="result-validation_failed",
+    ),
+    pytest.param(
+        "result",
+        {"status": "failed", "error_message": "crashed", "error_details": {"k": "v"}},
+        id="result-failed",
+    ),
+]
+
+
+@pytest.mark.parametrize(("action", "body"), FAILURE_REPORTS)
+@pytest.mark.parametrize(
+    ("error_format", "bad_fields"),
+    [
+        pytest.param("xml", ["error_format"], id="xml"),
+        pytest.param("Pydantic", ["error_format"], id="wrong-case"),
+        pytest.param("free_form", ["error_format"], id="underscore"),
+        pytest.param("FREE-FORM", ["error_format"], id="upper-case"),
+        pytest.param(" normalized", ["error_format"], id="leading-space"),
+        pytest.param("", ["error_format"], id="empty"),
+        # Not a string: the type and the enum are broken, each named.
+        pytest.param(None, ["error_format", "error_format"], id="null"),
+        pytest.param(3, ["error_format", "error_format"], id="number"),
+        pytest.param(["normalized"], ["error_format", "error_format"], id="list"),
+    ],
+)
+def test_unknown_error_format_is_a_422_naming_it_and_changes_nothing(
+    client, app, failed_job, action, body, error_format, bad_fields
+):
+    url = job_url(failed_job["id"], action)
+    before = row(app, failed_job["id"])
+    response = client.post(url, json={**body, "error_format": error_format})
+    problem = assert_problem(response, 422, "invalid-fields")
+    assert fields(problem) == bad_fields
+    assert {e["pointer"] for e in problem["errors"]} == {"#/error_format"}
+    assert any(e["detail"].startswith("must be one of: ") for e in problem["errors"])
+    assert row(app, failed_job["id"]) == before
+    assert_client_still_works(client, failed_job["id"])
+    # The same report with a known format is accepted: only the name was wrong.
+    accepted = post_ok(client, url, {**body, "error_format": "free-form"})
+    assert accepted["error_details"] == {"k": "v"}
+    assert accepted["error_format"] == "free-form"
+
+
+@pytest.mark.parametrize(
+    "details",
+    [
+        {"errors": NORMALIZED_ITEMS},
+        {"errors": []},
+        NORMALIZED_ITEMS,
+        {"schema_version": 1, "errors": NORMALIZED_ITEMS, "error_count": 2, "truncated": False},
+        # Would be refused as a malformed normalized payload; free-form takes it as is.
+        {"errors": [{**NORMALIZED_ITEMS[0], "severity": "catastrophic", "extra": True}]},
+        [{"loc": ["entities", 0, "text"], "msg": "too long", "type": "string_too_long"}],
+    ],
+    ids=["v0-items", "v0-empty", "bare-items", "v1-envelope", "malformed-items", "pydantic-looking"],
+)
+def test_free_form_format_stores_details_as_sent_even_when_they_look_structured(client, app, job, details):
+    url = job_url(job["id"], "validation-failure")
+    updated = post_ok(
+        client, url, {"error_message": "invalid", "error_details": details, "error_format": "free-form"}
+    )
+    assert updated["error_format"] == "free-form"
+    assert canonical_json(updated["error_details"]) == canonical_json(details)
+    stored = row(app, job["id"])
+    assert stored["error_format"] == "free-form"
+    assert canonical_json(stored["error_details"]) == canonical_json(details)
+    assert_matches_row(updated, stored)
+    assert client.get(job_url(job["id"])).get_json() == updated
+
+
+def test_normalized_looking_details_are_stored_as_the_envelope(client, app, job):
+    url = job_url(job["id"], "validation-failure")
+    envelope = {"schema_version": 1, "errors": NORMALIZED_ITEMS, "error_count": 2, "truncated": False}
+    # No format given: recognised from the items' markers.
+    updated = post_ok(
+        client, url, {"error_message": "invalid", "error_details": {"errors": NORMALIZED_ITEMS}}
+    )
+    assert updated["status"] == "Validation_Failed"
+    assert updated["error_format"] == "normalized"
+    assert updated["error_details"] == envelope
+    stored = row(app, job["id"])
+    assert stored["error_format"] == "normalized"
+    assert canonical_json(stored["error_details"]) == canonical_json(envelope)
+    assert_matches_row(updated, stored)
+    # Declared, and sent again as the envelope: the same stored failure, so nothing changes.
+    for body in (
+        {
+            "error_message": "invalid",
+            "error_details": {"errors": NORMALIZED_ITEMS},
+            "error_format": "normalized",
+        },
+        {"error_message": "invalid", "error_details": envelope},
+    ):
+        assert post_ok(client, url, body) == updated
+        assert row(app, job["id"]) == stored
+    # The same details declared free-form are a different failure: stored as sent.
+    free = post_ok(
+        client,
+        url,
+        {
+            "error_message": "invalid",
+            "error_details": {"errors": NORMALIZED_ITEMS},
+            "error_format": "free-form",
+        },
+    )
+    assert free["error_format"] == "free-form"
+    assert free["error_details"] == {"errors": NORMALIZED_ITEMS}
+    assert_matches_row(free, row(app, job["id"]))
+
+
+@pytest.mark.parametrize(("action", "body"), FAILURE_REPORTS)
+@pytest.mark.parametrize(
+    ("details", "bad_fields"),
+    [
+        ({"free": "PHI-note"}, ["error_details"]),
+        ("PHI-plain string", ["error_details"]),
+        (None, ["error_details"]),
+        ({"errors": NORMALIZED_ITEMS}, ["error_details"]),
+        (NORMALIZED_ITEMS, ["error_details.0.type"]),
+        (["PHI-x"], ["error_details.0"]),
+        ([{"loc": ["a", 0], "msg": "PHI-m", "type": 5}], ["error_details.0.type"]),
+    ],
+    ids=[
+        "object", "string", "null", "normalized-v0", "normalized-items", "array-of-strings", "type-not-string"
+    ],
+)
+def test_pydantic_format_with_a_non_pydantic_payload_is_a_422_and_changes_nothing(
+    client, app, failed_job, action, body, details, bad_fields
+):
+    before = row(app, failed_job["id"])
+    response = client.post(
+        job_url(failed_job["id"], action),
+        json={**body, "error_details": details, "error_format": "pydantic"},
+    )
+    problem = assert_problem(response, 422, "invalid-failure")
+    assert fields(problem) == bad_fields
+    for error in problem["errors"]:
+        assert error["field"].startswith("error_details")
+        assert error["pointer"] == "#/" + error["field"].replace(".", "/")
+    # The detail says what was expected without quoting what was sent.
+    assert "PHI-" not in response.get_data(as_text=True)
+    assert row(app, failed_job["id"]) == before
+    assert_client_still_works(client, failed_job["id"])
+
+
 # -- start and result --------------------------------------------------------------
 
 
@@ -798,38 +1014,60 @@ def test_start_on_a_non_pending_job_is_a_409_and_changes_nothing(client, app, jo
 
 
 @pytest.mark.parametrize(
-    ("body", "status", "message", "details"),
+    ("body", "status", "message", "details", "error_format"),
     [
-        ({"status": "completed"}, "Completed", None, None),
-        ({"status": "Completed"}, "Completed", None, None),
+        ({"status": "completed"}, "Completed", None, None, None),
         (
             {"status": "validation_failed", "error_message": " invalid ", "error_details": DETAILS},
             "Validation_Failed",
             "invalid",
             DETAILS,
+            "free-form",
         ),
         (
-            {"status": "Validation_Failed", "error_message": "invalid", "error_details": []},
+            {"status": "validation_failed", "error_message": "invalid", "error_details": []},
             "Validation_Failed",
             "invalid",
             [],
+            "free-form",
         ),
-        ({"status": "failed", "error_message": "worker crashed"}, "Failed", "worker crashed", None),
+        # Details are optional for "failed"; none sent is stored as null, with no format.
+        (
+            {"status": "failed", "error_message": "worker crashed"},
+            "Failed",
+            "worker crashed",
+            None,
+            None,
+        ),
         (
             {"status": "failed", "error_message": "timeout", "error_details": {"seconds": 30}},
             "Failed",
             "timeout",
             {"seconds": 30},
+            "free-form",
+        ),
+        (
+            {
+                "status": "failed",
+                "error_message": "timeout",
+                "error_details": {"seconds": 30},
+                "error_format": "free-form",
+            },
+            "Failed",
+            "timeout",
+            {"seconds": 30},
+            "free-form",
         ),
     ],
     ids=lambda v: canonical_json(v)[:50] if isinstance(v, dict) else None,
 )
-def test_result_finishes_a_processing_job(client, app, job, body, status, message, details):
+def test_result_finishes_a_processing_job(client, app, job, body, status, message, details, error_format):
     started = post_ok(client, job_url(job["id"], "start"))
     finished = post_ok(client, job_url(job["id"], "result"), body)
     assert finished["status"] == status
     assert finished["error_message"] == message
     assert canonical_json(finished["error_details"]) == canonical_json(details)
+    assert finished["error_format"] == error_format
     assert finished["started_at"] == started["started_at"]
     assert parse_timestamp(finished["completed_at"]) >= parse_timestamp(started["started_at"])
     assert_matches_row(finished, row(app, job["id"]))
@@ -854,6 +1092,14 @@ def test_validation_failed_result_is_the_same_as_the_dedicated_endpoint(client, 
     [
         ({"status": "done"}, "invalid-fields", ["status"]),
         ({"status": "COMPLETED"}, "invalid-fields", ["status"]),
+        # The contract's status words only: the canonical spelling is not one.
+        ({"status": "Completed"}, "invalid-fields", ["status"]),
+        (
+            {"status": "Validation_Failed", "error_message": "invalid", "error_details": []},
+            "invalid-fields",
+            ["status"],
+        ),
+        ({"status": "Failed", "error_message": "crashed"}, "invalid-fields", ["status"]),
         ({"status": " completed"}, "invalid-fields", ["status"]),
         (
             {"status": "validation-failed", "error_message": "x", "error_details": {}},
@@ -862,14 +1108,17 @@ def test_validation_failed_result_is_the_same_as_the_dedicated_endpoint(client, 
         ),
         ({"status": "pending"}, "invalid-fields", ["status"]),
         ({"status": "processing"}, "invalid-fields", ["status"]),
-        ({"status": 1}, "invalid-fields", ["status"]),
-        ({"status": None}, "invalid-fields", ["status"]),
-        ({"status": ["completed"]}, "invalid-fields", ["status"]),
-        ({"status": {"completed": True}}, "invalid-fields", ["status"]),
+        # Not a string: both the type and the enum are broken, each named.
+        ({"status": 1}, "invalid-fields", ["status", "status"]),
+        ({"status": None}, "invalid-fields", ["status", "status"]),
+        ({"status": ["completed"]}, "invalid-fields", ["status", "status"]),
+        ({"status": {"completed": True}}, "invalid-fields", ["status", "status"]),
         ({}, "invalid-fields", ["status"]),
         ({"status": "completed", "reason": "x"}, "invalid-fields", ["reason"]),
+        # Fields that do not belong to the status (`false` subschemas) are named.
         ({"status": "completed", "error_message": "x"}, "invalid-fields", ["error_message"]),
         ({"status": "completed", "error_details": None}, "invalid-fields", ["error_details"]),
+        ({"status": "completed", "error_format": "free-form"}, "invalid-fields", ["error_format"]),
         (
             {"status": "completed", "error_message": "x", "error_details": {}},
             "invalid-fields",
@@ -879,12 +1128,18 @@ def test_validation_failed_result_is_the_same_as_the_dedicated_endpoint(client, 
         ({"status": "validation_failed"}, "invalid-fields", ["error_details", "error_message"]),
         (
             {"status": "validation_failed", "error_message": "", "error_details": {}},
+            "invalid-fields",
+            ["error_message"],
+        ),
+        (
+            {"status": "validation_failed", "error_message": " ", "error_details": {}},
             "invalid-failure",
             ["error_message"],
         ),
         ({"status": "failed"}, "invalid-fields", ["error_message"]),
         ({"status": "failed", "error_message": "  "}, "invalid-failure", ["error_message"]),
-        ({"status": "failed", "error_message": 500}, "invalid-failure", ["error_message"]),
+        ({"status": "failed", "error_message": 500}, "invalid-fields", ["error_message"]),
+        ({"status": "failed", "error_message": "x" * 1001}, "invalid-failure", ["error_message"]),
     ],
     ids=lambda v: canonical_json(v)[:50] if isinstance(v, dict) else None,
 )

@@ -236,7 +236,7 @@ class SQLAlchemyFailureRecorder:
 
     def _check_payload(
         self, error_message: Any, error_details: Any, error_format: str | None
-    ) -> tuple[str, Any, str]:
+    ) -> tuple[str, Any, str | None]:
         errors: list[FieldError] = []
         message = ""
         if not isinstance(error_message, str):
@@ -254,7 +254,7 @@ class SQLAlchemyFailureRecorder:
                     )
                 )
         details: Any = None
-        used_format = "free-form"
+        used_format: str | None = "free-form"
         try:
             details = clean_json_value(
                 _parse_json_text(error_details),
@@ -262,6 +262,8 @@ class SQLAlchemyFailureRecorder:
                 max_string_length=self.limits.max_string_length,
             )
             details, used_format = normalize_error_details(details, error_format, self.limits.details)
+            if details is None and error_format is None:
+                used_format = None  # no details: no format to name
         except InvalidJSONValueError as exc:
             errors.append(field_error("/error_details" + exc.pointer, exc.reason))
         except UnknownErrorFormatError as exc:

@@ -18,7 +18,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from app.errors import FieldError, InvalidQueryError, field_error
-from app.extensions import db
+from app.extensions import begin_write_transaction, db
 from app.models import EntityType, ExtractedEntity, JobFailure, JobStatus, ProcessingJob
 from app.models.job_status import UnknownStatusError, can_transition, parse_status
 from app.models.processing_job import DOCUMENT_ID_MAX_LENGTH, JOB_TYPE_MAX_LENGTH
@@ -73,6 +73,7 @@ def create_job(
     if errors:
         raise InvalidJobError(errors)
     assert isinstance(document_id, str) and isinstance(job_type, str)
+    begin_write_transaction()
     job = ProcessingJob(
         document_id=clean_text(document_id),
         job_type=job_type,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 
-from app.extensions import db
+from app.extensions import begin_write_transaction, db
 from app.models import ProcessingJob
 from app.services.processing_jobs.errors import JobNotFoundError
 
@@ -24,7 +24,7 @@ def parse_job_id(job_id: uuid.UUID | str) -> uuid.UUID:
 
 
 def load_job_for_update(job_id: uuid.UUID | str) -> ProcessingJob:
-    """Load a job inside the current transaction, locking its row.
+    """Start a write transaction and load a job in it, locking its row.
 
     On PostgreSQL this is ``SELECT ... FOR UPDATE``, so two workers changing
     the same job are serialised; SQLite allows one writer at a time anyway.
@@ -34,9 +34,9 @@ def load_job_for_update(job_id: uuid.UUID | str) -> ProcessingJob:
     Raises:
         JobNotFoundError: no such job.
     """
-    job = db.session.get(
-        ProcessingJob, parse_job_id(job_id), with_for_update=True, populate_existing=True
-    )
+    key = parse_job_id(job_id)
+    begin_write_transaction()
+    job = db.session.get(ProcessingJob, key, with_for_update=True, populate_existing=True)
     if job is None:
         raise JobNotFoundError(job_id)
     return job
