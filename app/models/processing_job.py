@@ -51,6 +51,11 @@ class ProcessingJob(db.Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    #: When an operator acknowledged (resolved) the current failure; cleared
+    #: when a new failure is recorded or the job is requeued.
+    acknowledged_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    #: Who acknowledged it (a user name; free text until sign-in exists).
+    acknowledged_by: Mapped[str | None] = mapped_column(sa.String(200), nullable=True)
     updated_at: Mapped[datetime] = mapped_column(
         UTCDateTime, nullable=False, default=utcnow, onupdate=utcnow
     )

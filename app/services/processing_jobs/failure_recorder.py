@@ -215,6 +215,8 @@ class SQLAlchemyFailureRecorder:
                 job.error_details = details
                 flag_modified(job, "error_details")
                 job.completed_at = now
+                job.acknowledged_at = None  # a new failure needs attention again
+                job.acknowledged_by = None
                 db.session.add(
                     JobFailure(
                         job_id=job.id,

@@ -125,6 +125,8 @@ def _transition(
             job.error_message = None
             job.error_details = None
             job.error_format = None
+            job.acknowledged_at = None
+            job.acknowledged_by = None
         else:
             job.completed_at = now
             job.error_message = None
