@@ -12,8 +12,7 @@ from typing import Any
 
 from flask import Request
 
-from app.errors import BadRequestError, InvalidFieldsError, UnsupportedMediaTypeError, field_error
-from app.services.json_values import clean_text
+from app.errors import BadRequestError, UnsupportedMediaTypeError
 
 
 def _is_json_media_type(mimetype: str) -> bool:
@@ -97,32 +96,3 @@ def read_json_body(request: Request) -> Any:
         ) from None
     except RecursionError:
         raise BadRequestError("The body nests arrays or objects too deeply to read.") from None
-
-
-def read_json_object(request: Request, *, allowed: set[str], required: set[str]) -> dict[str, Any]:
-    """Return the body as a JSON object with only known fields.
-
-    Args:
-        allowed: field names the endpoint understands.
-        required: field names that must be present.
-
-    Raises:
-        InvalidFieldsError: the body is not an object, lacks a required field
-            or has an unknown one (each named in ``errors``).
-        plus everything :func:`read_json_body` raises.
-    """
-    body = read_json_body(request)
-    if not isinstance(body, dict):
-        raise InvalidFieldsError(
-            "The body must be a JSON object.", [field_error("", "must be a JSON object")]
-        )
-    errors = [field_error(f"/{name}", "is required") for name in sorted(required - body.keys())]
-    # Unknown names are echoed back, so they follow the storage rule too: a
-    # lone surrogate (JSON "\ud800") is a string many JSON parsers refuse to read.
-    errors += [
-        field_error(f"/{clean_text(name).replace('~', '~0').replace('/', '~1')}", "is not a known field")
-        for name in sorted(body.keys() - allowed)
-    ]
-    if errors:
-        raise InvalidFieldsError("The body has missing or unknown fields; nothing was changed.", errors)
-    return body
