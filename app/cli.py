@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import click
@@ -22,27 +23,71 @@ worker_cli = AppGroup("worker", help="Run the reference worker.")
     help="Folder of extracted-entity documents (*.json).",
 )
 @click.option("--api-url", default="http://127.0.0.1:5000", show_default=True, help="Server root URL.")
-def run_worker_command(corpus: Path, api_url: str) -> None:
+@click.option(
+    "--retries",
+    type=click.IntRange(min=0),
+    default=3,
+    show_default=True,
+    help="Extra attempts per request after a connection error, a timeout or a 5xx answer.",
+)
+@click.option(
+    "--backoff",
+    type=click.FloatRange(min=0),
+    default=0.5,
+    show_default=True,
+    help="Seconds before the first retry; doubled on each further retry (a Retry-After can lengthen it).",
+)
+def run_worker_command(corpus: Path, api_url: str, retries: int, backoff: float) -> None:
     """Validate each document in CORPUS and report it to the API at API_URL.
 
-    Prints one line per document: file, job id, final status and error codes
-    (never the document's text).
+    Shows a progress bar on standard error while it works (only its label
+    when that is not a terminal), then prints one line per document on
+    standard output -- file, job id, final status, then the number of
+    entities stored or the error codes (never the document's text) -- and a
+    summary line. Exits with status 1 when the API refuses a request or stays
+    unreachable; the documents finished before are still listed.
     """
     import requests
 
     from app.worker.client import ApiError, WorkerApiClient
-    from app.worker.runner import DocumentOutcome, run_worker
+    from app.worker.runner import DocumentOutcome, corpus_documents, process_document
 
-    def show(outcome: DocumentOutcome) -> None:
-        codes = ", ".join(outcome.error_codes)
-        click.echo(f"{outcome.file:45} {outcome.job_id}  {outcome.status:18} {codes}")
+    def describe(outcome: DocumentOutcome) -> str:
+        result = ", ".join(outcome.error_codes) if outcome.error_codes else f"{outcome.entity_count} entities"
+        return f"{outcome.file:45} {outcome.job_id}  {outcome.status:18} {result}"
 
+    def echo_outcomes() -> None:
+        for outcome in outcomes:
+            click.echo(describe(outcome))
+
+    documents = corpus_documents(corpus)
+    outcomes: list[DocumentOutcome] = []
+    client = WorkerApiClient(api_url, retries=retries, backoff=backoff)
     try:
-        outcomes = run_worker(WorkerApiClient(api_url), corpus, on_outcome=show)
+        # The bar goes to stderr so that stdout carries only the report. The
+        # per-document lines come after it: printed while it is drawn they
+        # would be torn by its carriage returns on a terminal.
+        with click.progressbar(
+            documents,
+            label=f"Processing {len(documents)} documents",
+            item_show_func=lambda path: path.name if path is not None else None,
+            show_pos=True,
+            file=sys.stderr,
+        ) as bar:
+            for path in bar:
+                outcomes.append(process_document(client, path))
     except ApiError as exc:
+        echo_outcomes()
         raise click.ClickException(str(exc)) from exc
-    except requests.ConnectionError as exc:
+    except (requests.ConnectionError, requests.Timeout) as exc:
+        echo_outcomes()
         raise click.ClickException(f"cannot reach the API at {api_url}: is the server running?") from exc
+    except requests.RequestException as exc:
+        echo_outcomes()
+        raise click.ClickException(f"request to the API at {api_url} failed: {exc}") from exc
+    finally:
+        client.session.close()
+    echo_outcomes()
     failed = sum(1 for o in outcomes if o.status != "Completed")
     click.echo(f"{len(outcomes)} documents: {len(outcomes) - failed} completed, {failed} failed validation.")
 

@@ -9,22 +9,39 @@ from pathlib import Path
 from typing import Any
 
 from app.worker.client import WorkerApiClient
-from app.worker.validation import is_valid, validate_entity_document
+from app.worker.validation import BLOCKING_SEVERITIES, is_valid, validate_entity_document
 
 #: How many error codes the short ``error_message`` names before "…".
 MESSAGE_CODES_SHOWN = 3
 
+#: Entity fields that have a field of their own in the contract's
+#: ``ExtractedEntityInput``; every other field goes under ``attributes``.
+ENTITY_INPUT_FIELDS = ("entity_type", "text", "code", "code_system", "confidence")
+
+#: The answer key that sits next to the documents of the demo corpus.
+ANSWER_KEY_NAME = "expected.json"
+
 
 @dataclass
 class DocumentOutcome:
-    """What happened to one document: its file, job id, final status and the
-    codes of its blocking errors (empty when valid)."""
+    """What happened to one document.
+
+    Attributes:
+        file: the file name (no folder).
+        document_id: the id the job was created with.
+        job_id: the job's UUID.
+        status: the job's final status as the API answered it (``Completed``,
+            ``Validation_Failed``).
+        error_codes: the distinct codes of its blocking errors, sorted (empty when valid).
+        entity_count: how many entities were stored with the job (0 when invalid).
+    """
 
     file: str
     document_id: str
     job_id: str
     status: str
     error_codes: list[str] = field(default_factory=list)
+    entity_count: int = 0
 
 
 def summarise(errors: list[dict[str, Any]]) -> str:
@@ -32,7 +49,7 @@ def summarise(errors: list[dict[str, Any]]) -> str:
 
     Example: ``"Entity validation failed: 2 errors (code.unknown_icd10cm, schema.required)"``.
     """
-    blocking = [e for e in errors if e["severity"] in ("fatal", "error")]
+    blocking = [e for e in errors if e["severity"] in BLOCKING_SEVERITIES]
     codes = sorted({e["code"] for e in blocking})
     shown = ", ".join(codes[:MESSAGE_CODES_SHOWN]) + (", …" if len(codes) > MESSAGE_CODES_SHOWN else "")
     noun = "error" if len(blocking) == 1 else "errors"
@@ -55,23 +72,73 @@ def load_document(path: Path) -> tuple[Any, str]:
     return document, document_id
 
 
+def entity_input(entity: dict[str, Any]) -> dict[str, Any]:
+    """Map one entity of a valid entity document to the contract's ``ExtractedEntityInput``.
+
+    Args:
+        entity: an entity that passed :func:`validate_entity_document`
+            (``schemas/entity-document.v1.schema.json``).
+
+    Returns:
+        ``{"entity_type", "text", "code", "code_system", "confidence", "span":
+        {"page", "start", "end"}, "attributes": {...}}``. ``attributes`` holds
+        the document's own ``attributes`` plus the type-specific fields
+        (``onset_date``, ``dosage``, ``value``, ``effective_date``,
+        ``criticality``, ``performed_date``), always an object (``{}`` when
+        there are none). A type-specific field wins over an extractor
+        attribute of the same name: it is the one the worker validated.
+    """
+    reserved = {*ENTITY_INPUT_FIELDS, "span", "attributes"}
+    attributes = {**entity.get("attributes", {}), **{k: v for k, v in entity.items() if k not in reserved}}
+    span = entity["span"]
+    return {
+        **{name: entity[name] for name in ENTITY_INPUT_FIELDS},
+        "span": {"page": span["page"], "start": span["start"], "end": span["end"]},
+        "attributes": attributes,
+    }
+
+
 def process_document(client: WorkerApiClient, path: Path) -> DocumentOutcome:
-    """Create a job for ``path``, start it, validate, and report the outcome.
+    """Create a job for ``path``, start it, validate the document and post the result.
+
+    A valid document is posted ``completed`` with its entities (see
+    :func:`entity_input`), in document order. An invalid one, or a file that is
+    not JSON (a single fatal ``schema.type`` item), is posted
+    ``validation_failed`` with ``error_format: "normalized"``, every item the
+    validator gave (warnings included) and the short :func:`summarise`
+    message, which quotes no patient text.
 
     Raises:
-        ApiError: the API refused a step (e.g. 409 on a finished job).
-        requests.ConnectionError: the server stayed unreachable after retries.
+        ApiError: the API refused a step (e.g. 409 on a finished job, 422 on
+            a body it does not accept).
+        requests.ConnectionError / requests.Timeout: the server stayed
+            unreachable after the client's retries.
     """
     document, document_id = load_document(path)
     job = client.create_job(document_id)
     client.start_job(job["id"])
     errors = validate_entity_document(document)
     if is_valid(errors):
-        finished = client.complete_job(job["id"])
-        return DocumentOutcome(path.name, document_id, job["id"], finished["status"])
-    finished = client.record_validation_failure(job["id"], summarise(errors), {"errors": errors})
-    codes = sorted({e["code"] for e in errors if e["severity"] in ("fatal", "error")})
+        entities = [entity_input(entity) for entity in document["entities"]]
+        finished = client.record_result(job["id"], {"status": "completed", "entities": entities})
+        return DocumentOutcome(path.name, document_id, job["id"], finished["status"], entity_count=len(entities))
+    finished = client.record_result(
+        job["id"],
+        {
+            "status": "validation_failed",
+            "error_message": summarise(errors),
+            "error_details": {"errors": errors},
+            "error_format": "normalized",
+        },
+    )
+    codes = sorted({e["code"] for e in errors if e["severity"] in BLOCKING_SEVERITIES})
     return DocumentOutcome(path.name, document_id, job["id"], finished["status"], codes)
+
+
+def corpus_documents(corpus: Path) -> list[Path]:
+    """The documents of a corpus folder: its ``*.json`` files sorted by name,
+    without the answer key (``expected.json``)."""
+    return [path for path in sorted(corpus.glob("*.json")) if path.name != ANSWER_KEY_NAME]
 
 
 def run_worker(
@@ -79,16 +146,14 @@ def run_worker(
     corpus: Path,
     on_outcome: Callable[[DocumentOutcome], None] | None = None,
 ) -> list[DocumentOutcome]:
-    """Process every ``*.json`` file in ``corpus`` (sorted by name).
+    """Process every document of ``corpus`` (see :func:`corpus_documents`), in order.
 
-    ``expected.json`` (the corpus's answer key) is skipped. Returns one
-    :class:`DocumentOutcome` per document, in order; ``on_outcome`` is called
-    after each.
+    Returns one :class:`DocumentOutcome` per document, in order; ``on_outcome``
+    is called after each. Raises what :func:`process_document` raises, at the
+    first document that fails so.
     """
     outcomes = []
-    for path in sorted(corpus.glob("*.json")):
-        if path.name == "expected.json":
-            continue
+    for path in corpus_documents(corpus):
         outcome = process_document(client, path)
         outcomes.append(outcome)
         if on_outcome:

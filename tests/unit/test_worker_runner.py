@@ -1,0 +1,114 @@
+"""The reference worker's pure parts: mapping entities to the contract, finding documents."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from app.api.contract import validate_request
+from app.config import ROOT
+from app.worker.runner import corpus_documents, entity_input, load_document, summarise
+from app.worker.validation import is_valid, validate_entity_document
+
+CORPUS = ROOT / "demo" / "corpus"
+SPAN = {"page": 2, "start": 10, "end": 24}
+
+
+def test_condition_keeps_its_coding_and_moves_onset_date_under_attributes():
+    entity = {
+        "entity_type": "Condition",
+        "text": "type 2 diabetes",
+        "code": "E11.9",
+        "code_system": "http://hl7.org/fhir/sid/icd-10-cm",
+        "confidence": 0.93,
+        "span": SPAN,
+        "onset_date": "2019-04-01",
+        "attributes": {"negated": False, "clinical_status": "active"},
+    }
+    assert entity_input(entity) == {
+        "entity_type": "Condition",
+        "text": "type 2 diabetes",
+        "code": "E11.9",
+        "code_system": "http://hl7.org/fhir/sid/icd-10-cm",
+        "confidence": 0.93,
+        "span": SPAN,
+        "attributes": {"negated": False, "clinical_status": "active", "onset_date": "2019-04-01"},
+    }
+
+
+@pytest.mark.parametrize(
+    ("entity_type", "fields"),
+    [
+        ("MedicationStatement", {"dosage": {"value": 500, "unit": "mg"}}),
+        ("Observation", {"value": {"value": 7.2, "unit": "%"}, "effective_date": "2024-01-05"}),
+        ("AllergyIntolerance", {"criticality": "high"}),
+        ("Procedure", {"performed_date": "2023-11-30"}),
+    ],
+)
+def test_type_specific_fields_go_under_attributes(entity_type, fields):
+    entity = {
+        "entity_type": entity_type,
+        "text": "words",
+        "code": "123",
+        "code_system": "http://snomed.info/sct",
+        "confidence": 0.8,
+        "span": SPAN,
+        **fields,
+    }
+    mapped = entity_input(entity)
+    assert mapped["attributes"] == fields
+    assert set(mapped) == {"entity_type", "text", "code", "code_system", "confidence", "span", "attributes"}
+
+
+def test_no_attributes_gives_an_empty_object():
+    entity = {"entity_type": "Procedure", "text": "x", "code": "1", "code_system": "urn:x", "confidence": 1,
+              "span": SPAN}
+    assert entity_input(entity)["attributes"] == {}
+
+
+def test_a_typed_field_wins_over_an_extractor_attribute_of_the_same_name():
+    entity = {"entity_type": "AllergyIntolerance", "text": "x", "code": "1", "code_system": "urn:x",
+              "confidence": 1, "span": SPAN, "criticality": "high", "attributes": {"criticality": "low"}}
+    assert entity_input(entity)["attributes"] == {"criticality": "high"}
+
+
+def test_the_entity_document_is_not_changed():
+    entity = {"entity_type": "Procedure", "text": "x", "code": "1", "code_system": "urn:x", "confidence": 1,
+              "span": dict(SPAN), "performed_date": "2023-11-30", "attributes": {"a": 1}}
+    before = json.loads(json.dumps(entity))
+    entity_input(entity)["attributes"]["b"] = 2
+    assert entity == before
+
+
+def test_every_valid_corpus_document_maps_to_a_result_the_contract_accepts():
+    valid = 0
+    for path in corpus_documents(CORPUS):
+        document, _ = load_document(path)
+        if document is None or not is_valid(validate_entity_document(document)):
+            continue
+        valid += 1
+        entities = [entity_input(entity) for entity in document["entities"]]
+        validate_request({"status": "completed", "entities": entities}, "ProcessingResult")  # raises if not
+    assert valid == 5
+
+
+def test_corpus_documents_are_sorted_and_skip_the_answer_key(tmp_path):
+    for name in ("b.json", "a.json", "expected.json", "notes.txt"):
+        (tmp_path / name).write_text("{}")
+    assert [p.name for p in corpus_documents(tmp_path)] == ["a.json", "b.json"]
+
+
+def test_a_file_that_is_not_json_is_named_after_its_stem(tmp_path):
+    path = tmp_path / "scan-17.json"
+    path.write_bytes(b"\xff\xfe not json")
+    assert load_document(path) == (None, "scan-17")
+
+
+def test_summary_names_blocking_codes_only():
+    errors = [
+        {"code": "unit.not_ucum", "severity": "error", "message": "m", "pointer": "/entities/0/value/unit"},
+        {"code": "schema.type", "severity": "fatal", "message": "m", "pointer": ""},
+        {"code": "confidence.low", "severity": "warning", "message": "m", "pointer": "/entities/1/confidence"},
+    ]
+    assert summarise(errors) == "Entity validation failed: 2 errors (schema.type, unit.not_ucum)"
