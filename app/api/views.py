@@ -74,19 +74,24 @@ def get_processing_job(job_id: str) -> Response:
 
 @bp.get("/processing-jobs")
 def list_processing_jobs() -> Response:
-    """Return a page of jobs, newest first.
+    """Return a page of jobs, newest first, filtered as the dashboard filters.
 
-    Query: ``status`` (repeatable or comma-separated; canonical name or worker
-    word; default all), ``document_id``, ``job_type``, ``limit`` (1 to
-    ``MAX_PAGE_SIZE``, default 50), ``cursor`` (from ``next_cursor``).
+    Query (the dashboard's names, :meth:`JobFilter.from_args`): ``status``
+    (repeatable or comma-separated; canonical name or worker word; default
+    all), ``time_field`` (``created`` (default) or ``completed``: the
+    timestamp ``from``/``to`` bound and the order), ``from``, ``to`` (RFC
+    3339 date-times with an offset, ``from <= t < to``), ``document_id``,
+    ``job_type``, ``error_code`` (an error-details item code), ``q`` (text in
+    ``error_message``, case-insensitive), ``acknowledged`` (``include``
+    (default here, unlike the dashboard), ``exclude``, ``only``), ``limit``
+    (1 to ``MAX_PAGE_SIZE``, default 50), ``cursor`` (from ``next_cursor``).
     Answer: ``{"items": [job...], "next_cursor": str|null}`` plus a
     ``Link: <...>; rel="next"`` header (RFC 8288) when there is a next page.
+    A bad parameter is a 400 problem naming it.
     """
-    job_filter = jobs.JobFilter.from_query(
-        request.args.getlist("status"),
-        document_id=request.args.get("document_id"),
-        job_type=request.args.get("job_type"),
-    )
+    # Acknowledged jobs stay in by default: API clients list what exists;
+    # hiding resolved failures is the dashboard's choice of view.
+    job_filter = jobs.JobFilter.from_args(request.args, default_acknowledged=jobs.AcknowledgedFilter.INCLUDE)
     limit = jobs.parse_limit(request.args.get("limit"), maximum=current_app.config["MAX_PAGE_SIZE"])
     page = jobs.list_jobs(job_filter, limit=limit, cursor=request.args.get("cursor"))
     response = jsonify({"items": [job_to_json(j) for j in page.jobs], "next_cursor": page.next_cursor})

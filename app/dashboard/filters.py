@@ -1,15 +1,38 @@
-"""Jinja filters for the dashboard; templates format nothing themselves."""
+"""Jinja filters for the dashboard; templates format nothing themselves.
+
+Every filter returns plain text or plain values: Jinja's autoescaping escapes
+them when they are rendered, so worker-supplied text never becomes markup.
+"""
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
 from flask import Flask
 
-#: Fields of one validation error shown as table columns, in order.
-ERROR_ITEM_COLUMNS = ("severity", "code", "pointer", "message")
+from app.timestamps import rfc3339
+
+#: Columns of the validation-error table, in order.
+ERROR_ITEM_COLUMNS = ("severity", "code", "pointer", "message", "entity")
+#: Most rows of one error table (the normalized envelope keeps at most 200
+#: items; free-form lists may be longer).
+ERROR_TABLE_MAX_ROWS = 200
+#: Most bytes (UTF-8) of pretty-printed JSON put in a page, per document.
+JSON_PREVIEW_MAX_BYTES = 64 * 1024
+
+#: Names of the code systems the worker uses (FHIR ``Coding.system`` URIs).
+CODE_SYSTEM_NAMES = {
+    "http://hl7.org/fhir/sid/icd-10-cm": "ICD-10-CM",
+    "http://hl7.org/fhir/sid/icd-10": "ICD-10",
+    "http://loinc.org": "LOINC",
+    "http://snomed.info/sct": "SNOMED CT",
+    "http://www.nlm.nih.gov/research/umls/rxnorm": "RxNorm",
+    "http://unitsofmeasure.org": "UCUM",
+    "http://www.ama-assn.org/go/cpt": "CPT",
+}
 
 
 def format_utc(value: datetime | None) -> str:
@@ -17,6 +40,16 @@ def format_utc(value: datetime | None) -> str:
     if value is None:
         return "—"
     return value.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def format_rfc3339(value: datetime | None) -> str:
+    """RFC 3339 UTC to the second (``2026-11-29T21:16:35Z``), ``""`` for ``None``.
+
+    For form fields and ``<time datetime>``: what the query string accepts.
+    """
+    if value is None:
+        return ""
+    return rfc3339(value.astimezone(timezone.utc).replace(microsecond=0)) or ""
 
 
 def pretty_json(value: Any) -> str:
@@ -27,21 +60,121 @@ def pretty_json(value: Any) -> str:
     return json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False)
 
 
-def error_items(details: Any) -> list[dict[str, str]]:
-    """The list of validation errors in ``details``, for a table.
+@dataclass(frozen=True)
+class JsonPreview:
+    """Pretty-printed JSON, cut to a size a page can hold.
 
-    Recognises ``{"errors": [ {...}, ... ]}`` and a bare list of objects.
-    Returns each item reduced to :data:`ERROR_ITEM_COLUMNS` as strings
-    (missing ones empty); an empty list when the details hold no such list.
+    Attributes:
+        text: :func:`pretty_json` text, whole or cut at a line end (then
+            ending with a line ``…``).
+        truncated: whether it was cut.
+        shown_bytes: UTF-8 bytes of the text kept (without the marker).
+        total_bytes: UTF-8 bytes of the whole text.
     """
+
+    text: str
+    truncated: bool
+    shown_bytes: int
+    total_bytes: int
+
+
+def json_preview(value: Any, max_bytes: int = JSON_PREVIEW_MAX_BYTES) -> JsonPreview:
+    """:func:`pretty_json` of ``value`` cut to at most ``max_bytes`` UTF-8 bytes.
+
+    Cut at the last line end that fits (never inside a character), so a
+    megabyte of details does not make a page slow to render.
+    """
+    text = pretty_json(value)
+    encoded = text.encode("utf-8")
+    if len(encoded) <= max_bytes:
+        return JsonPreview(text, False, len(encoded), len(encoded))
+    head = encoded[:max_bytes].decode("utf-8", errors="ignore")
+    if "\n" in head:
+        head = head[: head.rindex("\n")]
+    return JsonPreview(head + "\n…", True, len(head.encode("utf-8")), len(encoded))
+
+
+def file_size(value: int) -> str:
+    """Bytes for people: ``512 B``, ``64 KiB``, ``1.5 MiB`` (IEC binary prefixes)."""
+    if value < 1024:
+        return f"{value} B"
+    if value < 1024 * 1024:
+        return f"{value / 1024:.0f} KiB"
+    return f"{value / (1024 * 1024):.1f} MiB"
+
+
+def _items(details: Any) -> list[Any]:
     items = details.get("errors") if isinstance(details, dict) else details
-    if not isinstance(items, list):
-        return []
+    return items if isinstance(items, list) else []
+
+
+def error_items(details: Any) -> list[dict[str, str]]:
+    """The validation errors in ``details``, as table rows.
+
+    Recognises the normalized envelope ``{"errors": [ {...}, ... ], ...}``
+    and a bare list of objects. Returns at most :data:`ERROR_TABLE_MAX_ROWS`
+    items, each reduced to :data:`ERROR_ITEM_COLUMNS` as strings (missing
+    ones empty; ``entity`` as :func:`format_entity`); an empty list when the
+    details hold no such list.
+    """
     rows = []
-    for item in items:
+    for item in _items(details)[:ERROR_TABLE_MAX_ROWS]:
         if isinstance(item, dict):
-            rows.append({col: _cell(item.get(col)) for col in ERROR_ITEM_COLUMNS})
+            row = {col: _cell(item.get(col)) for col in ERROR_ITEM_COLUMNS}
+            row["entity"] = format_entity(item.get("entity"))
+            rows.append(row)
     return rows
+
+
+@dataclass(frozen=True)
+class ErrorCount:
+    """How many errors a failure has and how many the table lists.
+
+    Attributes:
+        total: the envelope's ``error_count`` (what the worker reported), or
+            the number of items of a bare list.
+        shown: rows in :func:`error_items`.
+        more: ``total - shown`` when items were dropped (the envelope's
+            ``truncated``, or the table's row cap), else 0.
+    """
+
+    total: int
+    shown: int
+    more: int
+
+
+def error_count(details: Any) -> ErrorCount | None:
+    """The :class:`ErrorCount` of ``details``; ``None`` when they hold no error list."""
+    items = [item for item in _items(details) if isinstance(item, dict)]
+    if not items and not (isinstance(details, dict) and "error_count" in details):
+        return None
+    shown = min(len(items), ERROR_TABLE_MAX_ROWS)
+    total = len(items)
+    reported = details.get("error_count") if isinstance(details, dict) else None
+    if type(reported) is int and reported >= total:
+        total = reported
+    return ErrorCount(total=total, shown=shown, more=total - shown)
+
+
+def format_entity(entity: Any) -> str:
+    """Where an error lies in the source document, from an item's ``entity``.
+
+    ``{"type": "Condition", "index": 2, "page": 3, "start": 10, "end": 25}``
+    -> ``Condition #2 · p. 3 · 10–25``; parts that are missing are left out;
+    ``""`` when there is no entity object.
+    """
+    if not isinstance(entity, dict):
+        return ""
+    parts = []
+    kind, index = entity.get("type"), entity.get("index")
+    if kind is not None or index is not None:
+        parts.append(" ".join(p for p in (_cell(kind), f"#{_cell(index)}" if index is not None else "") if p))
+    if entity.get("page") is not None:
+        parts.append(f"p. {_cell(entity['page'])}")
+    start, end = entity.get("start"), entity.get("end")
+    if start is not None or end is not None:
+        parts.append(f"{_cell(start) or '?'}–{_cell(end) or '?'}")
+    return " · ".join(parts)
 
 
 def _cell(value: Any) -> str:
@@ -59,9 +192,43 @@ def truncate_text(value: str | None, length: int = 160) -> str:
     return value if len(value) <= length else value[: length - 1] + "…"
 
 
+def code_system_name(uri: str | None) -> str:
+    """Short name of a code system URI (``ICD-10-CM``), or the URI itself."""
+    if not uri:
+        return ""
+    return CODE_SYSTEM_NAMES.get(uri, uri)
+
+
+def format_span(page: int | None, start: int, end: int) -> str:
+    """A source span: ``p. 2 · 120–135`` (characters, end exclusive); no page, no ``p.``."""
+    chars = f"{start}–{end}"
+    return f"p. {page} · {chars}" if page is not None else chars
+
+
+def percent(value: float | None) -> str:
+    """A 0-1 confidence as a whole percentage: ``0.874`` -> ``87 %``."""
+    if value is None:
+        return "—"
+    return f"{value * 100:.0f} %"
+
+
+def thousands(value: int) -> str:
+    """An integer with thousands separators: ``12345`` -> ``12,345``."""
+    return f"{value:,}"
+
+
 def register_filters(app: Flask) -> None:
     """Register every dashboard filter on ``app``."""
     app.add_template_filter(format_utc, "utc")
+    app.add_template_filter(format_rfc3339, "rfc3339")
     app.add_template_filter(pretty_json, "pretty_json")
+    app.add_template_filter(json_preview, "json_preview")
+    app.add_template_filter(file_size, "file_size")
     app.add_template_filter(error_items, "error_items")
+    app.add_template_filter(error_count, "error_count")
+    app.add_template_filter(format_entity, "entity")
     app.add_template_filter(truncate_text, "truncate_text")
+    app.add_template_filter(code_system_name, "code_system_name")
+    app.add_template_filter(format_span, "span")
+    app.add_template_filter(percent, "percent")
+    app.add_template_filter(thousands, "thousands")

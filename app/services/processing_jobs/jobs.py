@@ -1,28 +1,36 @@
 """Creating, reading, listing and moving processing jobs (other than failing them).
 
-Listing uses keyset ("seek") pagination ordered by ``created_at`` then ``id``,
-newest first: no ``OFFSET`` scan and no ``COUNT(*)``, so a page costs the
-same wherever it is in a large table.
+Listing uses keyset ("seek") pagination ordered by ``created_at`` (or
+``completed_at``, see :class:`TimeField`) then ``id``, newest first: no
+``OFFSET`` scan and no ``COUNT(*)``, so a page costs the same wherever it is
+in a large table. :class:`JobFilter` is the one filter of the dashboard, the
+exports and the JSON list.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import re
 import uuid
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
-from typing import Any
+from enum import StrEnum
+from typing import Any, Protocol, TypeVar
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.functions import FunctionElement
 
 from app.errors import FieldError, InvalidQueryError, field_error
 from app.extensions import begin_write_transaction, db
 from app.models import EntityType, ExtractedEntity, JobFailure, JobStatus, ProcessingJob
 from app.models.job_status import UnknownStatusError, can_transition, parse_status
 from app.models.processing_job import DOCUMENT_ID_MAX_LENGTH, JOB_TYPE_MAX_LENGTH
-from app.models.types import utcnow
+from app.models.types import JSONDocument, utcnow
 from app.services.json_values import InvalidJSONValueError, clean_json_value, clean_text
 from app.services.processing_jobs.errors import (
     InvalidEntitiesError,
@@ -259,19 +267,156 @@ def list_failures(job_id: uuid.UUID | str) -> list[JobFailure]:
 
 # -- listing -----------------------------------------------------------------
 
+#: Longest ``q`` and ``error_code`` accepted, in characters.
+MAX_SEARCH_LENGTH = 200
+
+#: Query-string names of the filter, as the dashboard, the exports and
+#: ``GET /api/v1/processing-jobs`` read them (``cursor`` and ``limit`` are
+#: read by the callers: they choose a page, not jobs).
+FILTER_PARAMETERS = (
+    "status", "time_field", "from", "to", "document_id", "job_type", "error_code", "q", "acknowledged",
+)
+
+
+class TimeField(StrEnum):
+    """Which timestamp ``from``/``to`` bound and the listing is ordered by."""
+
+    CREATED = "created"
+    COMPLETED = "completed"
+
+
+class AcknowledgedFilter(StrEnum):
+    """What to do with acknowledged failures (``acknowledged_at IS NOT NULL``)."""
+
+    EXCLUDE = "exclude"
+    INCLUDE = "include"
+    ONLY = "only"
+
+
+class QueryArgs(Protocol):
+    """The read side of a multi-valued query string (Werkzeug's ``MultiDict``)."""
+
+    def get(self, key: str, default: None = None) -> str | None: ...
+
+    def getlist(self, key: str) -> list[str]: ...
+
+
+# RFC 3339 section 5.6 ``date-time``. Section 5.6's note lets a space stand for
+# "T"; lower-case "t"/"z" are allowed by its ABNF (case-insensitive strings).
+_RFC3339 = re.compile(
+    r"(\d{4}-\d{2}-\d{2})[Tt ](\d{2}:\d{2}:\d{2})(?:\.(\d+))?([Zz]|[+-]\d{2}:\d{2})\Z", re.ASCII
+)
+
+
+def parse_rfc3339(raw: str, parameter: str) -> datetime:
+    """Parse an RFC 3339 ``date-time`` (offset required) into aware UTC.
+
+    Fractions beyond microseconds are cut; ``-00:00`` is read as UTC. A
+    leap second (``:60``) is refused: Python cannot represent it.
+
+    Raises:
+        InvalidQueryError: not an RFC 3339 date-time; names ``parameter``.
+    """
+    match = _RFC3339.match(raw.strip())
+    try:
+        if match is None:
+            raise ValueError("not RFC 3339")
+        day, clock, fraction, offset = match.groups()
+        fraction = (fraction or "0")[:6].ljust(6, "0")
+        offset = "+00:00" if offset in ("Z", "z") else offset
+        value = datetime.fromisoformat(f"{day}T{clock}.{fraction}{offset}")
+        return value.astimezone(timezone.utc)
+    except (ValueError, OverflowError):
+        raise InvalidQueryError(
+            f"{parameter} must be an RFC 3339 date-time with an offset, such as "
+            "2026-11-29T21:16:35Z (write '+' in an offset as %2B in a URL).",
+            [field_error(f"/{parameter}", "must be an RFC 3339 date-time such as 2026-11-29T21:16:35Z")],
+        ) from None
+
+
+class error_details_has_code(FunctionElement[bool]):  # noqa: N801 (named like the SQL function it stands for)
+    """SQL condition: ``error_details`` is an envelope whose ``errors`` array
+    holds an object with ``code`` equal to a string.
+
+    Built as ``error_details_has_code(column, code, probe)`` where ``probe``
+    is the containment document ``{"errors": [{"code": code}]}``. One
+    construct with one meaning, compiled per backend so that
+    :meth:`JobFilter.where` stays backend-neutral:
+
+    * PostgreSQL: ``error_details @> probe``, which the GIN ``jsonb_path_ops``
+      index ``ix_processing_jobs_error_details`` (migration 0004) serves;
+    * SQLite: ``json_type(error_details, '$.errors') = 'array' AND EXISTS
+      (SELECT 1 FROM json_each(error_details, '$.errors') WHERE
+      json_extract(value, '$.code') = code)`` -- a scan; SQLite has no JSON
+      index.
+
+    Both match only a string ``code`` in an object item of an ``errors``
+    array, wherever the item is in the array.
+    """
+
+    type = sa.Boolean()
+    name = "error_details_has_code"
+    inherit_cache = True
+
+
+@compiles(error_details_has_code, "postgresql")
+def _has_code_postgresql(element: error_details_has_code, compiler: SQLCompiler, **kw: Any) -> str:
+    details, _code, probe = element.clauses
+    return compiler.process(sa.type_coerce(details, JSONB).op("@>")(probe), **kw)
+
+
+@compiles(error_details_has_code, "sqlite")
+def _has_code_sqlite(element: error_details_has_code, compiler: SQLCompiler, **kw: Any) -> str:
+    details, code, _probe = element.clauses
+    item = sa.func.json_each(details, "$.errors").table_valued("value", "type").alias("error_item")
+    # CASE, not AND: SQLite does not promise to evaluate AND left to right,
+    # and json_extract() raises on an item that is a bare string.
+    item_code = sa.case((item.c.type == "object", sa.func.json_extract(item.c.value, "$.code")))
+    condition = sa.and_(
+        sa.func.json_type(details, "$.errors") == "array",
+        sa.exists().select_from(item).where(item_code == code),
+    )
+    return compiler.process(condition, **kw)
+
+
+def escape_like(text: str, escape: str = "\\") -> str:
+    """Escape ``%``, ``_`` and the escape character for a LIKE pattern."""
+    return (
+        text.replace(escape, escape + escape).replace("%", escape + "%").replace("_", escape + "_")
+    )
+
+
 @dataclass(frozen=True)
 class JobFilter:
-    """Which jobs to list or export.
+    """Which jobs to list, count or export.
 
     Attributes:
         statuses: keep jobs in any of these statuses; empty means all.
         document_id: exact document id, or ``None``.
         job_type: exact job type, or ``None``.
+        time_field: the timestamp ``time_from``/``time_to`` bound and that
+            listings are ordered by. ``completed`` keeps only jobs that have
+            finished (``completed_at`` set).
+        time_from: keep jobs whose time is at or after this (aware UTC), or ``None``.
+        time_to: keep jobs whose time is before this (exclusive), or ``None``.
+        error_code: keep jobs whose error-details envelope has an item with
+            this ``code`` (any position in ``errors``), or ``None``.
+        text: case-insensitive substring of ``error_message`` (the ``q``
+            parameter), or ``None``. Matched literally: ``%``, ``_`` and
+            ``\\`` are not wildcards. PostgreSQL folds case with ``ILIKE``
+            (Unicode); SQLite's ``lower()`` folds ASCII letters only.
+        acknowledged: leave out, keep, or keep only acknowledged jobs.
     """
 
     statuses: tuple[JobStatus, ...] = ()
     document_id: str | None = None
     job_type: str | None = None
+    time_field: TimeField = TimeField.CREATED
+    time_from: datetime | None = None
+    time_to: datetime | None = None
+    error_code: str | None = None
+    text: str | None = None
+    acknowledged: AcknowledgedFilter = AcknowledgedFilter.INCLUDE
 
     @classmethod
     def from_query(
@@ -280,48 +425,120 @@ class JobFilter:
         document_id: str | None = None,
         job_type: str | None = None,
         default_statuses: Sequence[JobStatus] = (),
+        *,
+        time_field: str | None = None,
+        time_from: str | None = None,
+        time_to: str | None = None,
+        error_code: str | None = None,
+        q: str | None = None,
+        acknowledged: str | None = None,
+        default_acknowledged: AcknowledgedFilter = AcknowledgedFilter.INCLUDE,
     ) -> JobFilter:
-        """Build a filter from query-string values.
+        """Build a filter from query-string values (empty strings mean absent).
 
         Args:
             statuses: repeated ``status`` values; canonical names or worker
                 words, also comma-separated. ``all`` means every status.
                 Empty means ``default_statuses``.
+            time_field: ``created`` (default) or ``completed``.
+            time_from, time_to: RFC 3339 date-times with an offset; the range
+                is half-open, ``from <= time < to``.
+            error_code: an error-details item ``code``, at most
+                :data:`MAX_SEARCH_LENGTH` characters.
+            q: text to find in ``error_message``, at most
+                :data:`MAX_SEARCH_LENGTH` characters.
+            acknowledged: ``exclude``, ``include`` or ``only``; absent means
+                ``default_acknowledged``.
 
         Raises:
-            InvalidQueryError: a status names no status.
+            InvalidQueryError: an unknown status, time field or acknowledged
+                value; a time that is not RFC 3339; ``from`` after ``to``; an
+                over-long ``q`` or ``error_code``. ``errors`` names every bad
+                parameter (``/status``, ``/from``, ...); ``detail`` describes
+                the first.
         """
-        parsed: list[JobStatus] = []
-        words = [w.strip() for value in statuses for w in value.split(",") if w.strip()]
-        if words == ["all"]:
-            words = []
-        elif not words:
-            parsed = list(default_statuses)
-        errors = []
-        for word in words:
+        problems: list[InvalidQueryError] = []
+
+        def attempt(parse: Callable[[], Any], default: Any = None) -> Any:
             try:
-                status = parse_status(word)
-            except UnknownStatusError:
-                errors.append(word)
-                continue
-            if status not in parsed:
-                parsed.append(status)
-        if errors:
-            allowed = ", ".join(s.value for s in JobStatus)
-            raise InvalidQueryError(
-                f"Unknown status; use one of {allowed}, or 'all'.",
-                [field_error("/status", f"must be one of {allowed}, or 'all'")],
-            )
+                return parse()
+            except InvalidQueryError as exc:
+                problems.append(exc)
+                return default
+
+        parsed_statuses = attempt(lambda: _parse_statuses(statuses, default_statuses), ())
+        field_value = attempt(lambda: _parse_choice(time_field, TimeField, "time_field", TimeField.CREATED), TimeField.CREATED)
+        acknowledged_value = attempt(
+            lambda: _parse_choice(acknowledged, AcknowledgedFilter, "acknowledged", default_acknowledged),
+            default_acknowledged,
+        )
+        start = attempt(lambda: parse_rfc3339(time_from, "from")) if time_from else None
+        end = attempt(lambda: parse_rfc3339(time_to, "to")) if time_to else None
+        if start is not None and end is not None and start > end:
+            problems.append(InvalidQueryError(
+                "from must not be later than to.", [field_error("/from", "must not be later than to")]
+            ))
+        code = attempt(lambda: _parse_search(error_code, "error_code"))
+        text = attempt(lambda: _parse_search(q, "q"))
+        if problems:
+            raise InvalidQueryError(problems[0].detail, [e for p in problems for e in p.errors])
         # The same text rule as stored values, so a filter with NUL matches
         # what was stored (and PostgreSQL is never sent a NUL).
         return cls(
-            statuses=tuple(parsed),
+            statuses=parsed_statuses,
             document_id=clean_text(document_id) if document_id else None,
             job_type=clean_text(job_type) if job_type else None,
+            time_field=field_value,
+            time_from=start,
+            time_to=end,
+            error_code=code,
+            text=text,
+            acknowledged=acknowledged_value,
         )
 
+    @classmethod
+    def from_args(
+        cls,
+        args: QueryArgs,
+        *,
+        default_statuses: Sequence[JobStatus] = (),
+        default_acknowledged: AcknowledgedFilter = AcknowledgedFilter.INCLUDE,
+    ) -> JobFilter:
+        """Build a filter from a query string's :data:`FILTER_PARAMETERS`.
+
+        The one place the parameter names are read, so the dashboard, the
+        exports and the API accept the same query.
+
+        Raises:
+            InvalidQueryError: as :meth:`from_query`.
+        """
+        return cls.from_query(
+            args.getlist("status"),
+            document_id=args.get("document_id"),
+            job_type=args.get("job_type"),
+            default_statuses=default_statuses,
+            time_field=args.get("time_field"),
+            time_from=args.get("from"),
+            time_to=args.get("to"),
+            error_code=args.get("error_code"),
+            q=args.get("q"),
+            acknowledged=args.get("acknowledged"),
+            default_acknowledged=default_acknowledged,
+        )
+
+    @property
+    def time_column(self) -> sa.orm.InstrumentedAttribute[Any]:
+        """The column :attr:`time_field` names (``created_at`` or ``completed_at``)."""
+        if self.time_field is TimeField.COMPLETED:
+            return ProcessingJob.completed_at
+        return ProcessingJob.created_at
+
+    def without_statuses(self) -> JobFilter:
+        """This filter with every status allowed (for per-status counts)."""
+        return replace(self, statuses=())
+
     def where(self) -> list[sa.ColumnElement[bool]]:
-        """SQL conditions for this filter."""
+        """SQL conditions for this filter (backend-neutral expressions)."""
         conditions: list[sa.ColumnElement[bool]] = []
         if self.statuses:
             conditions.append(ProcessingJob.status.in_([s.value for s in self.statuses]))
@@ -329,35 +546,117 @@ class JobFilter:
             conditions.append(ProcessingJob.document_id == self.document_id)
         if self.job_type is not None:
             conditions.append(ProcessingJob.job_type == self.job_type)
+        if self.time_field is TimeField.COMPLETED:
+            conditions.append(ProcessingJob.completed_at.is_not(None))
+        if self.time_from is not None:
+            conditions.append(self.time_column >= self.time_from)
+        if self.time_to is not None:
+            conditions.append(self.time_column < self.time_to)
+        if self.error_code is not None:
+            probe = {"errors": [{"code": self.error_code}]}
+            conditions.append(error_details_has_code(
+                ProcessingJob.error_details,
+                sa.literal(self.error_code, sa.String),
+                sa.literal(probe, JSONDocument),
+            ))
+        if self.text is not None:
+            conditions.append(
+                ProcessingJob.error_message.ilike(f"%{escape_like(self.text)}%", escape="\\")
+            )
+        if self.acknowledged is AcknowledgedFilter.EXCLUDE:
+            conditions.append(ProcessingJob.acknowledged_at.is_(None))
+        elif self.acknowledged is AcknowledgedFilter.ONLY:
+            conditions.append(ProcessingJob.acknowledged_at.is_not(None))
         return conditions
+
+
+def _parse_statuses(values: Iterable[str], default: Sequence[JobStatus]) -> tuple[JobStatus, ...]:
+    parsed: list[JobStatus] = []
+    words = [w.strip() for value in values for w in value.split(",") if w.strip()]
+    if words == ["all"]:
+        words = []
+    elif not words:
+        parsed = list(default)
+    unknown = []
+    for word in words:
+        try:
+            status = parse_status(word)
+        except UnknownStatusError:
+            unknown.append(word)
+            continue
+        if status not in parsed:
+            parsed.append(status)
+    if unknown:
+        allowed = ", ".join(s.value for s in JobStatus)
+        raise InvalidQueryError(
+            f"Unknown status; use one of {allowed}, or 'all'.",
+            [field_error("/status", f"must be one of {allowed}, or 'all'")],
+        )
+    return tuple(parsed)
+
+
+_Choice = TypeVar("_Choice", bound=StrEnum)
+
+
+def _parse_choice(raw: str | None, choices: type[_Choice], parameter: str, default: _Choice) -> _Choice:
+    if not raw:
+        return default
+    try:
+        return choices(raw)
+    except ValueError:
+        allowed = ", ".join(c.value for c in choices)
+        raise InvalidQueryError(
+            f"{parameter} must be one of {allowed}.", [field_error(f"/{parameter}", f"must be one of {allowed}")]
+        ) from None
+
+
+def _parse_search(raw: str | None, parameter: str) -> str | None:
+    if raw is None or not raw.strip():
+        return None
+    if len(raw) > MAX_SEARCH_LENGTH:
+        raise InvalidQueryError(
+            f"{parameter} must be at most {MAX_SEARCH_LENGTH} characters.",
+            [field_error(f"/{parameter}", f"must be at most {MAX_SEARCH_LENGTH} characters")],
+        )
+    return clean_text(raw.strip())
 
 
 @dataclass(frozen=True)
 class Cursor:
-    """Position after the last job of a page: its ``created_at`` and ``id``."""
+    """Position after the last job of a page: its time (of ``time_field``) and ``id``.
 
-    created_at: datetime
+    The token names the time field, so a cursor cannot be replayed against
+    a listing ordered by the other timestamp.
+    """
+
+    time_field: TimeField
+    at: datetime
     id: uuid.UUID
 
     def encode(self) -> str:
         """Opaque URL-safe token for the ``cursor`` query parameter."""
-        raw = f"{self.created_at.isoformat()}|{self.id}".encode()
+        raw = f"{self.time_field.value}|{self.at.isoformat()}|{self.id}".encode()
         return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
     @classmethod
     def decode(cls, token: str) -> Cursor:
-        """Parse a token made by :meth:`encode`.
+        """Parse a token made by :meth:`encode` (or an older ``created|id`` one).
 
         Raises:
             InvalidQueryError: the token is not one of ours.
         """
         try:
             raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
-            created, _, job_id = raw.partition("|")
-            created_at = datetime.fromisoformat(created)
-            if created_at.tzinfo is None:
+            parts = raw.split("|")
+            if len(parts) == 2:  # tokens made before time_field existed
+                parts.insert(0, TimeField.CREATED.value)
+            if len(parts) != 3:
+                raise ValueError("parts")
+            time_field, at_text, job_id = parts
+            at = datetime.fromisoformat(at_text)
+            if at.tzinfo is None:
                 raise ValueError("naive")
-            return cls(created_at=created_at.astimezone(timezone.utc), id=uuid.UUID(job_id))
+            return cls(TimeField(time_field), at.astimezone(timezone.utc), uuid.UUID(job_id))
         except (ValueError, OverflowError, binascii.Error, UnicodeDecodeError):
             raise InvalidQueryError(
                 "The cursor is not valid; start again from the first page.",
@@ -396,8 +695,21 @@ def parse_limit(raw: str | None, *, default: int = DEFAULT_PAGE_SIZE, maximum: i
     return value
 
 
+def newest_first(job_filter: JobFilter) -> tuple[sa.UnaryExpression[Any], sa.UnaryExpression[Any]]:
+    """ORDER BY of a listing: the filter's time column, then ``id``, both descending.
+
+    Served by ``ix_processing_jobs_{status_,}created_at_id`` and
+    ``ix_processing_jobs_{status_,}completed_at_id``.
+    """
+    return job_filter.time_column.desc(), ProcessingJob.id.desc()
+
+
 def list_jobs(job_filter: JobFilter, *, limit: int, cursor: str | None = None) -> JobPage:
     """Return one page of jobs matching ``job_filter``, newest first.
+
+    Keyset pagination on ``(time, id)`` of ``job_filter.time_field``: no
+    ``OFFSET`` and no ``COUNT(*)``; one indexed range scan of ``limit + 1``
+    rows (the extra row tells whether there is a next page).
 
     Args:
         job_filter: which jobs.
@@ -405,22 +717,29 @@ def list_jobs(job_filter: JobFilter, *, limit: int, cursor: str | None = None) -
         cursor: ``next_cursor`` of the previous page, or ``None`` for the first.
 
     Raises:
-        InvalidQueryError: the cursor is not valid.
+        InvalidQueryError: the cursor is not valid, or was made for the other
+            ``time_field``.
     """
     conditions = job_filter.where()
+    column = job_filter.time_column
     if cursor:
         position = Cursor.decode(cursor)
+        if position.time_field is not job_filter.time_field:
+            raise InvalidQueryError(
+                "The cursor belongs to a listing ordered by another time_field; start again from the first page.",
+                [field_error("/cursor", f"was made for time_field={position.time_field.value}")],
+            )
         conditions.append(
-            sa.tuple_(ProcessingJob.created_at, ProcessingJob.id)
+            sa.tuple_(column, ProcessingJob.id)
             < sa.tuple_(
-                sa.literal(position.created_at, ProcessingJob.created_at.type),
+                sa.literal(position.at, column.type),
                 sa.literal(position.id, ProcessingJob.id.type),
             )
         )
     statement = (
         sa.select(ProcessingJob)
         .where(*conditions)
-        .order_by(ProcessingJob.created_at.desc(), ProcessingJob.id.desc())
+        .order_by(*newest_first(job_filter))
         .limit(limit + 1)
     )
     jobs = list(db.session.scalars(statement))
@@ -428,7 +747,9 @@ def list_jobs(job_filter: JobFilter, *, limit: int, cursor: str | None = None) -
     if len(jobs) > limit:
         jobs = jobs[:limit]
         last = jobs[-1]
-        next_cursor = Cursor(last.created_at, last.id).encode()
+        at = last.completed_at if job_filter.time_field is TimeField.COMPLETED else last.created_at
+        assert at is not None  # the filter keeps only finished jobs for "completed"
+        next_cursor = Cursor(job_filter.time_field, at, last.id).encode()
     return JobPage(jobs=jobs, next_cursor=next_cursor)
 
 

@@ -1,0 +1,347 @@
+"""Aggregates for the dashboard: counts per status, top error codes, failures over time.
+
+Each aggregate describes the *filter*, not the page: none of them looks at
+``cursor`` or ``limit``. Each is bounded: it reads at most a fixed number of
+the newest matching jobs (in the listing's order, through the same indexes),
+never the whole table, and says when it stopped there (``capped``), so a page
+load costs the same on a million jobs as on a thousand.
+
+* :func:`status_counts` -- ``GROUP BY status`` over the filter **without its
+  status condition** (the counts are there to choose statuses).
+* :func:`top_error_codes` -- in how many jobs each error-details item
+  ``code`` appears (a job counts once per code), ``jsonb_array_elements`` on
+  PostgreSQL and ``json_each`` on SQLite.
+* :func:`failures_over_time` -- failures (the filter's statuses that are
+  failure statuses) per hour or per day of the filter's time field, in UTC.
+
+Times are aware UTC. Read-only: the functions commit nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from enum import StrEnum
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import JSONB
+
+from app.extensions import db
+from app.models import JobStatus, ProcessingJob
+from app.models.job_status import FAILURE_STATUSES
+from app.models.types import utcnow
+from app.services.processing_jobs.jobs import JobFilter, newest_first
+
+#: Most jobs :func:`status_counts` and :func:`failures_over_time` read.
+COUNT_SCAN_LIMIT = 100_000
+#: Most jobs :func:`top_error_codes` reads (it unpacks each one's JSON).
+CODES_SCAN_LIMIT = 10_000
+#: Rows of the top-codes table.
+TOP_CODES = 10
+#: Chart window when the filter has no ``from``: this long before its end.
+DEFAULT_CHART_WINDOW = timedelta(hours=24)
+#: Longest window drawn with hourly buckets; longer ones are drawn per day.
+HOURLY_UP_TO = timedelta(hours=48)
+#: Most daily buckets; a longer range is drawn for its last this-many days.
+MAX_DAILY_BUCKETS = 92
+
+#: Failure statuses in the order they are shown.
+_FAILURES = tuple(s for s in JobStatus if s in FAILURE_STATUSES)
+
+
+@dataclass(frozen=True)
+class StatusCounts:
+    """Jobs per status for a filter without its status condition.
+
+    Attributes:
+        counts: every :class:`JobStatus`, in declaration order, to its count
+            (0 included).
+        scanned: jobs read.
+        capped: ``scanned`` reached the scan limit: older jobs were not
+            counted, so the counts are lower bounds.
+    """
+
+    counts: dict[JobStatus, int]
+    scanned: int
+    capped: bool
+
+
+@dataclass(frozen=True)
+class CodeCount:
+    """One row of the top-codes table: ``code`` appears in ``jobs`` jobs."""
+
+    code: str
+    jobs: int
+
+
+@dataclass(frozen=True)
+class TopCodes:
+    """The most frequent error codes, most jobs first (ties by code, code-point order).
+
+    Attributes:
+        codes: at most :data:`TOP_CODES` rows.
+        scanned: jobs read (newest first).
+        capped: the scan limit was reached; older jobs were not read.
+    """
+
+    codes: list[CodeCount]
+    scanned: int
+    capped: bool
+
+
+class BucketSize(StrEnum):
+    """Width of one chart bucket."""
+
+    HOUR = "hour"
+    DAY = "day"
+
+    @property
+    def width(self) -> timedelta:
+        """The bucket's length."""
+        return timedelta(hours=1) if self is BucketSize.HOUR else timedelta(days=1)
+
+
+@dataclass(frozen=True)
+class Bucket:
+    """Failures whose time falls in ``[start, start + size)`` (UTC)."""
+
+    start: datetime
+    count: int
+
+
+@dataclass(frozen=True)
+class Timeline:
+    """Failures per bucket over a window, oldest bucket first.
+
+    Attributes:
+        size: hour or day buckets.
+        start: the first bucket's start (UTC, on a bucket boundary).
+        end: the last bucket's end (exclusive).
+        buckets: one per bucket in the window, zeros included.
+        clipped: the filter's range was longer than the chart draws; only
+            its last :data:`MAX_DAILY_BUCKETS` days are shown.
+        capped: the scan limit was reached; older failures were not counted.
+        statuses: the failure statuses counted (empty: the filter selects no
+            failure status, and every bucket is 0).
+    """
+
+    size: BucketSize
+    start: datetime
+    end: datetime
+    buckets: list[Bucket]
+    clipped: bool = False
+    capped: bool = False
+    statuses: tuple[JobStatus, ...] = field(default=_FAILURES)
+
+    @property
+    def total(self) -> int:
+        """Failures in the window."""
+        return sum(b.count for b in self.buckets)
+
+
+@dataclass(frozen=True)
+class DashboardStats:
+    """Everything :func:`summarize` computes for one filter."""
+
+    status_counts: StatusCounts
+    top_codes: TopCodes
+    timeline: Timeline
+
+
+def summarize(job_filter: JobFilter, *, now: datetime | None = None) -> DashboardStats:
+    """The three aggregates of the dashboard for ``job_filter``.
+
+    Args:
+        job_filter: the page's filter (its cursor and limit do not matter).
+        now: the current time (aware); default :func:`~app.models.types.utcnow`.
+    """
+    return DashboardStats(
+        status_counts=status_counts(job_filter),
+        top_codes=top_error_codes(job_filter),
+        timeline=failures_over_time(job_filter, now=now),
+    )
+
+
+def _newest(job_filter: JobFilter, columns: list[Any], scan_limit: int, *extra: Any) -> sa.Subquery:
+    """The newest ``scan_limit`` jobs of the filter, in listing order, as a subquery."""
+    return (
+        sa.select(*columns)
+        .where(*job_filter.where(), *extra)
+        .order_by(*newest_first(job_filter))
+        .limit(scan_limit)
+        .subquery("newest")
+    )
+
+
+def status_counts(job_filter: JobFilter, *, scan_limit: int = COUNT_SCAN_LIMIT) -> StatusCounts:
+    """Count jobs per status: the filter without its statuses, ``GROUP BY status``.
+
+    Reads at most ``scan_limit`` of the newest matching jobs. Ignores the
+    cursor (describes the filter, not the page).
+    """
+    broad = job_filter.without_statuses()
+    newest = _newest(broad, [ProcessingJob.status], scan_limit)
+    rows = db.session.execute(
+        sa.select(newest.c.status, sa.func.count()).group_by(newest.c.status)
+    ).all()
+    found = {status: count for status, count in rows}
+    counts = {status: found.get(status.value, 0) for status in JobStatus}
+    scanned = sum(found.values())
+    return StatusCounts(counts=counts, scanned=scanned, capped=scanned >= scan_limit)
+
+
+def top_error_codes(
+    job_filter: JobFilter, *, limit: int = TOP_CODES, scan_limit: int = CODES_SCAN_LIMIT
+) -> TopCodes:
+    """The error codes found in the most jobs of the filter.
+
+    A code counts once per job however many of its items carry it. Only
+    string ``code`` values of object items of an ``errors`` array count (the
+    error-details v1 envelope; free-form details that happen to have that
+    shape count too). Reads at most ``scan_limit`` of the newest matching
+    jobs; ignores the cursor.
+    """
+    dialect = db.session.get_bind().dialect.name
+    details = (
+        sa.type_coerce(ProcessingJob.error_details, JSONB) if dialect == "postgresql" else ProcessingJob.error_details
+    )
+    newest = _newest(
+        job_filter,
+        [ProcessingJob.id.label("job_id"), details.label("details")],
+        scan_limit,
+    )
+    scanned = db.session.execute(sa.select(sa.func.count()).select_from(newest)).scalar_one()
+    if dialect == "postgresql":
+        errors = newest.c.details.op("->")("errors")
+        # jsonb_array_elements() raises on anything but an array.
+        array = sa.case(
+            (sa.func.jsonb_typeof(errors) == "array", errors), else_=sa.cast(sa.literal("[]"), JSONB)
+        )
+        item = sa.func.jsonb_array_elements(array).table_valued("value").lateral("item")
+        code = item.c.value.op("->>")("code")
+        is_code = sa.func.jsonb_typeof(item.c.value.op("->")("code")) == "string"
+        source = newest.join(item, sa.true())
+        order_code: Any = code.collate("C")  # code-point order, as SQLite's BINARY
+    else:
+        item = sa.func.json_each(newest.c.details, "$.errors").table_valued("value", "type").alias("item")
+        # Nested CASE: json_type() raises on an item that is not JSON text,
+        # and only CASE fixes the order of evaluation in SQLite.
+        code = sa.case(
+            (item.c.type == "object",
+             sa.case((sa.func.json_type(item.c.value, "$.code") == "text",
+                      sa.func.json_extract(item.c.value, "$.code")))),
+        )
+        is_code = sa.and_(sa.func.json_type(newest.c.details, "$.errors") == "array", code.is_not(None))
+        source = newest.join(item, sa.true())
+        order_code = code
+    pairs = (
+        sa.select(newest.c.job_id, code.label("code"), order_code.label("sort_code"))
+        .select_from(source)
+        .where(is_code)
+        .distinct()
+        .subquery("pairs")
+    )
+    jobs = sa.func.count().label("jobs")
+    rows = db.session.execute(
+        sa.select(pairs.c.code, jobs)
+        .group_by(pairs.c.code, pairs.c.sort_code)
+        .order_by(jobs.desc(), pairs.c.sort_code)
+        .limit(limit)
+    ).all()
+    return TopCodes(
+        codes=[CodeCount(code=code, jobs=count) for code, count in rows],
+        scanned=scanned,
+        capped=scanned >= scan_limit,
+    )
+
+
+def chart_window(job_filter: JobFilter, now: datetime) -> tuple[BucketSize, datetime, datetime, bool]:
+    """Choose the chart's buckets and window for a filter.
+
+    The window is ``[from, to)`` of the filter, with a missing ``to`` (or
+    one in the future) read as ``now`` and a missing ``from`` as
+    :data:`DEFAULT_CHART_WINDOW` before the end. Up to :data:`HOURLY_UP_TO`
+    long it is drawn per hour, else per day, at most
+    :data:`MAX_DAILY_BUCKETS` days (the last ones). Edges are widened to
+    bucket boundaries (UTC).
+
+    Returns:
+        ``(size, start, end, clipped)``; ``start == end`` when the range
+        lies wholly in the future.
+    """
+    end = min(job_filter.time_to, now) if job_filter.time_to is not None else now
+    start = job_filter.time_from if job_filter.time_from is not None else end - DEFAULT_CHART_WINDOW
+    if start >= end:
+        return BucketSize.HOUR, start, start, False
+    size = BucketSize.HOUR if end - start <= HOURLY_UP_TO else BucketSize.DAY
+    start, end = _floor(start, size), _ceil(end, size)
+    clipped = False
+    if size is BucketSize.DAY and end - start > timedelta(days=MAX_DAILY_BUCKETS):
+        start, clipped = end - timedelta(days=MAX_DAILY_BUCKETS), True
+    return size, start, end, clipped
+
+
+def _floor(moment: datetime, size: BucketSize) -> datetime:
+    moment = moment.astimezone(timezone.utc).replace(minute=0, second=0, microsecond=0)
+    return moment.replace(hour=0) if size is BucketSize.DAY else moment
+
+
+def _ceil(moment: datetime, size: BucketSize) -> datetime:
+    floor = _floor(moment, size)
+    return floor if floor == moment else floor + size.width
+
+
+#: Text label of a bucket, the same on both backends (UTC).
+_LABEL_FORMATS = {
+    "postgresql": {BucketSize.HOUR: 'YYYY-MM-DD"T"HH24', BucketSize.DAY: "YYYY-MM-DD"},
+    "sqlite": {BucketSize.HOUR: "%Y-%m-%dT%H", BucketSize.DAY: "%Y-%m-%d"},
+}
+
+
+def _label(moment: datetime, size: BucketSize) -> str:
+    return moment.strftime(_LABEL_FORMATS["sqlite"][size])
+
+
+def failures_over_time(
+    job_filter: JobFilter, *, now: datetime | None = None, scan_limit: int = COUNT_SCAN_LIMIT
+) -> Timeline:
+    """Failures of the filter per hour or day of its time field (UTC).
+
+    Counts the filter's jobs in a failure status (its statuses that are
+    failures; with no status condition, every failure status) whose time
+    falls in the window of :func:`chart_window`. Reads at most
+    ``scan_limit`` of the newest such jobs; ignores the cursor.
+    """
+    now = now or utcnow()
+    size, start, end, clipped = chart_window(job_filter, now)
+    statuses = tuple(s for s in (job_filter.statuses or _FAILURES) if s in FAILURE_STATUSES)
+    keys = []
+    moment = start
+    while moment < end:
+        keys.append(moment)
+        moment += size.width
+    if not keys or not statuses:
+        return Timeline(size, start, end, [Bucket(k, 0) for k in keys], clipped=clipped, statuses=statuses)
+    dialect = db.session.get_bind().dialect.name
+    column = job_filter.time_column
+    newest = _newest(
+        job_filter,
+        [column.label("at")],
+        scan_limit,
+        ProcessingJob.status.in_([s.value for s in statuses]),
+        column >= start,
+        column < end,
+    )
+    label_format = _LABEL_FORMATS[dialect][size]
+    if dialect == "postgresql":
+        label = sa.func.to_char(sa.func.timezone("UTC", newest.c.at), label_format)
+    else:
+        label = sa.func.strftime(label_format, newest.c.at)
+    rows = db.session.execute(sa.select(label.label("bucket"), sa.func.count()).group_by(label)).all()
+    found = {bucket: count for bucket, count in rows}
+    buckets = [Bucket(k, found.get(_label(k, size), 0)) for k in keys]
+    scanned = sum(found.values())
+    return Timeline(
+        size, start, end, buckets, clipped=clipped, capped=scanned >= scan_limit, statuses=statuses
+    )

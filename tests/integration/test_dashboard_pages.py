@@ -1,0 +1,257 @@
+"""Understanding one failure: the list row, its expanded details, the job
+page (history, entities), hostile text escaped everywhere, large details cut."""
+
+from __future__ import annotations
+
+import html as html_lib
+import re
+import uuid
+from urllib.parse import quote
+
+import pytest
+import sqlalchemy as sa
+
+from app.dashboard.filters import file_size, pretty_json
+from app.extensions import db
+from app.models import ProcessingJob
+from app.services import get_failure_recorder
+from app.services.processing_jobs.jobs import complete_job, create_job, requeue_job
+from tests.integration.test_dashboard_filters import T0, item
+
+SCRIPT = "<script>alert(1)</script>"
+BREAKOUT = '"><img src=x onerror=alert(1)>'
+TEMPLATE = "{{ 7*7 }}"
+HOSTILE = f"{SCRIPT} {BREAKOUT} {TEMPLATE}"
+#: How Jinja's autoescape writes HOSTILE (quotes as &#34;).
+ESCAPED = html_lib.escape(HOSTILE, quote=True).replace("&quot;", "&#34;").replace("&#x27;", "&#39;")
+
+
+def assert_inert(html: str) -> None:
+    """No hostile markup survived, and the template text was shown, not evaluated."""
+    assert "<script" not in html
+    assert "<img" not in html
+    assert "onerror=alert(1)>" not in html
+    assert TEMPLATE in html
+
+
+@pytest.fixture
+def hostile_job(app) -> str:
+    """A failed job whose every worker-supplied text is hostile, failed twice."""
+    with app.app_context():
+        job = create_job(f"doc-{HOSTILE}")
+        recorder = get_failure_recorder()
+        recorder.record_validation_failure(job.id, f"first {HOSTILE}", {"errors": [item("first.code")]})
+        requeue_job(job.id)
+        details = {
+            "errors": [
+                item("code.ok", message=f"bad {HOSTILE}", entity={"type": HOSTILE, "index": 0}),
+                item(f"code.{HOSTILE}", message="x"),
+            ]
+        }
+        recorder.record_validation_failure(job.id, f"second {HOSTILE}", details)
+        db.session.execute(
+            sa.update(ProcessingJob).where(ProcessingJob.id == job.id).values(acknowledged_by=HOSTILE)
+        )
+        db.session.commit()
+        return str(job.id)
+
+
+def test_hostile_text_is_escaped_in_the_list(client, hostile_job):
+    html = client.get("/jobs").get_data(as_text=True)
+    assert_inert(html)
+    assert f'<a href="/jobs/{hostile_job}">doc-{ESCAPED}</a>' in html  # document
+    assert f'<td class="message" title="second {ESCAPED}">second {ESCAPED}</td>' in html  # cell and title
+    assert f"<td>bad {ESCAPED}</td>" in html  # expanded details: message column
+    assert f"<td><code>code.{ESCAPED}</code></td>" in html  # code column
+    assert f"<td>{ESCAPED} #0</td>" in html  # entity column
+    assert ESCAPED.replace("&#34;", "\\&#34;") in html  # the pretty JSON (a JSON string inside <pre>)
+    # The top-codes table and its link (the code URL-encoded in the query).
+    assert f"<code>code.{ESCAPED}</code></a>" in html
+    assert "error_code=code.%3Cscript%3Ealert%281%29%3C%2Fscript%3E" in html
+
+
+def test_hostile_text_is_escaped_in_the_job_page(client, hostile_job):
+    html = client.get(f"/jobs/{hostile_job}").get_data(as_text=True)
+    assert_inert(html)
+    assert f"<title>Job doc-{ESCAPED} · Clinical Intelligence</title>" in html  # page title
+    assert f"<h1>Job for document <code>doc-{ESCAPED}</code></h1>" in html
+    assert f'<dd class="message">second {ESCAPED}</dd>' in html
+    assert f'<p class="message">first {ESCAPED}</p>' in html  # history
+    assert f"<td>bad {ESCAPED}</td>" in html
+
+
+def test_hostile_query_values_are_escaped(client, hostile_job):
+    html = client.get(f"/jobs?q={quote(HOSTILE)}&error_code={quote(HOSTILE)}").get_data(as_text=True)
+    assert_inert(html)
+    assert f"<title>“{ESCAPED}” in Validation_Failed, Failed jobs · Clinical Intelligence</title>" in html
+    assert f'name="q" value="{ESCAPED}"' in html
+    assert f'name="error_code" value="{ESCAPED}"' in html
+
+
+def test_hostile_entities_and_acknowledgement_are_escaped(client, app, hostile_job):
+    with app.app_context():
+        job = create_job("doc-entities")
+        complete_job(job.id, [{
+            "entity_type": "Condition", "text": HOSTILE, "code": f"E{HOSTILE}"[:64],
+            "code_system": f"urn:{HOSTILE}", "confidence": 0.5, "span": {"start": 0, "end": 3},
+        }])
+        db.session.execute(
+            sa.update(ProcessingJob).where(ProcessingJob.id == uuid.UUID(hostile_job)).values(acknowledged_at=T0)
+        )
+        db.session.commit()
+        entities_job = str(job.id)
+    html = client.get(f"/jobs/{entities_job}").get_data(as_text=True)
+    assert_inert(html)
+    assert f'<td class="entity-text" title="{ESCAPED}">{ESCAPED}</td>' in html
+    assert f'title="urn:{ESCAPED}">urn:{ESCAPED}</span>' in html
+    html = client.get(f"/jobs/{hostile_job}").get_data(as_text=True)
+    assert_inert(html)
+    assert f"by {ESCAPED}</dd>" in html
+    html = client.get("/jobs?acknowledged=only").get_data(as_text=True)
+    assert_inert(html)
+    assert f"by {ESCAPED}" in html  # the badge's title attribute
+
+
+def test_error_pages_escape_what_they_quote(client):
+    response = client.get(f"/jobs?status={SCRIPT}")
+    assert response.status_code == 400
+    assert "<script" not in response.get_data(as_text=True)
+    response = client.get(f"/jobs/{SCRIPT}")
+    assert response.status_code == 404
+    assert "<script" not in response.get_data(as_text=True)
+
+
+def test_long_messages_are_cut_with_a_marker_and_kept_whole_in_the_title(client, app):
+    message = "word " * 80  # 400 characters
+    with app.app_context():
+        job = create_job("doc-long")
+        get_failure_recorder().record_failure(job.id, message)
+    html = client.get("/jobs").get_data(as_text=True)
+    cell = re.search(r'<td class="message" title="([^"]*)">([^<]*)</td>', html)
+    assert cell.group(1) == message.strip()
+    assert len(cell.group(2)) == 160 and cell.group(2).endswith("…")
+
+
+def test_error_count_says_how_many_were_dropped(client, app):
+    with app.app_context():
+        job = create_job("doc-many")
+        envelope = {"schema_version": 1, "errors": [item(f"x.{n}") for n in range(3)], "error_count": 250,
+                    "truncated": True}
+        get_failure_recorder().record_validation_failure(job.id, "250 errors", envelope)
+        plain = create_job("doc-two")
+        get_failure_recorder().record_validation_failure(plain.id, "2 errors", {"errors": [item("a"), item("b")]})
+    html = client.get("/jobs").get_data(as_text=True)
+    assert '<td class="num">250 <span class="more">+247 more</span></td>' in html
+    assert "Error details (250 errors, +247 more)" in html
+    assert "+247 more: the worker reported 250 errors; the first 3 were kept." in html
+    assert '<td class="num">2</td>' in html
+    assert "Error details (2 errors)</summary>" in html
+
+
+def test_expanded_details_show_every_column_and_sorted_json(client, app, backend):
+    entity = {"type": "Observation", "index": 3, "page": 2, "start": 10, "end": 25}
+    details = {"errors": [item("unit.not_ucum", pointer="/entities/3/value/unit", severity="warning",
+                               entity=entity, rule="ucum", ctx={"zeta": 1, "alpha": True})]}
+    with app.app_context():
+        job = create_job("doc-one")
+        get_failure_recorder().record_validation_failure(job.id, "1 error", details)
+    html = client.get("/jobs").get_data(as_text=True)
+    assert (
+        '<tr class="severity-warning">\n        <td>warning</td><td><code>unit.not_ucum</code></td>\n'
+        "        <td><code>/entities/3/value/unit</code></td><td>unit.not_ucum failed</td>"
+        "<td>Observation #3 · p. 2 · 10–25</td>"
+    ) in html
+    pretty = re.search(r'<details class="raw-json">.*?<pre><code>(.*?)</code></pre>', html, re.S).group(1)
+    # Sorted keys at every level, the same text on both backends.
+    assert pretty.index("alpha") < pretty.index("zeta")
+    assert html_lib.unescape(pretty).startswith('{\n  "error_count": 1,\n  "errors": [\n    {\n      "code"')
+
+
+def test_large_details_are_cut_with_a_link_to_the_full_json(client, app):
+    with app.app_context():
+        job = create_job("doc-big")
+        details = {"lines": [f"line {n:06d}" for n in range(20_000)]}
+        get_failure_recorder().record_failure(job.id, "huge", details)
+        job_id = str(job.id)
+    total = file_size(len(pretty_json(details).encode()))
+    assert total == "371 KiB"
+    for path in ("/jobs", f"/jobs/{job_id}"):
+        html = client.get(path).get_data(as_text=True)
+        pretty = re.search(r"<pre><code>(.*?)</code></pre>", html, re.S).group(1)
+        assert len(html_lib.unescape(pretty).encode()) <= 64 * 1024 + len("\n…".encode())
+        assert pretty.endswith("\n…")
+        assert f"JSON (first 64 KiB of {total})</summary>" in html
+        assert f'<a href="/api/v1/processing-jobs/{job_id}">Full JSON</a>' in html
+    full = client.get(f"/api/v1/processing-jobs/{job_id}").get_json()
+    assert len(full["error_details"]["lines"]) == 20_000
+
+
+def test_job_page_shows_the_failure_history_oldest_first(client, app):
+    with app.app_context():
+        job = create_job("doc-history")
+        recorder = get_failure_recorder()
+        recorder.record_validation_failure(job.id, "first failure", {"errors": [item("x.first")]})
+        requeue_job(job.id)
+        recorder.record_failure(job.id, "second failure")
+        requeue_job(job.id)
+        recorder.record_validation_failure(job.id, "third failure", {"errors": [item("x.third")]})
+        job_id = str(job.id)
+    html = client.get(f"/jobs/{job_id}").get_data(as_text=True)
+    assert "Failure history <span class=\"muted\">(3, oldest first)</span>" in html
+    timeline = re.search(r'<ol class="timeline">.*?</ol>', html, re.S).group(0)
+    messages = re.findall(r'<p class="message">([^<]*)</p>', timeline)
+    assert messages == ["first failure", "second failure", "third failure"]
+    statuses = re.findall(r'<span class="badge status-\w+">(\w+)</span>', timeline)
+    assert statuses == ["Validation_Failed", "Failed", "Validation_Failed"]
+    times = re.findall(r'<time datetime="([^"]+)">', timeline)
+    assert times == sorted(times) and len(times) == 3
+    assert "<code>x.first</code>" in timeline and "<code>x.third</code>" in timeline
+    # The current failure is shown open above the history.
+    assert '<details class="error-details" open>' in html.split('<ol class="timeline">')[0]
+
+
+def test_job_page_shows_extracted_entities(client, app):
+    entities = [
+        {"entity_type": "Condition", "text": "Type 2 diabetes mellitus", "code": "E11.9",
+         "code_system": "http://hl7.org/fhir/sid/icd-10-cm", "confidence": 0.97,
+         "span": {"page": 1, "start": 412, "end": 458}},
+        {"entity_type": "Observation", "text": "HbA1c 7.8 %", "code": "4548-4",
+         "code_system": "http://loinc.org", "confidence": 0.874, "span": {"start": 5, "end": 16}},
+        {"entity_type": "Procedure", "text": "unnamed", "confidence": 0.5, "span": {"start": 0, "end": 7}},
+    ]
+    with app.app_context():
+        job = create_job("doc-done")
+        complete_job(job.id, entities)
+        job_id = str(job.id)
+    html = client.get(f"/jobs/{job_id}").get_data(as_text=True)
+    assert "Extracted entities <span class=\"muted\">(3)</span>" in html
+    rows = re.findall(r"<tr>\s*(<td.*?)\s*</tr>", re.search(r'<table class="entities">.*?</table>', html, re.S).group(0),
+                      re.S)
+    cells = [re.findall(r"<td[^>]*>(.*?)</td>", row, re.S) for row in rows]
+    assert cells[0] == [
+        "0", "Condition", "Type 2 diabetes mellitus",
+        '<code>E11.9</code> <span class="code-system" title="http://hl7.org/fhir/sid/icd-10-cm">ICD-10-CM</span>',
+        "97 %", "p. 1 · 412–458",
+    ]
+    assert cells[1][3:] == [
+        '<code>4548-4</code> <span class="code-system" title="http://loinc.org">LOINC</span>', "87 %", "5–16",
+    ]
+    assert cells[2][3] == "—"
+    assert "No failure has been recorded for this job." in html
+
+
+def test_rows_and_job_page_leave_room_for_actions(client, app):
+    with app.app_context():
+        job = create_job("doc-actions")
+        get_failure_recorder().record_failure(job.id, "crashed")
+        job_id = str(job.id)
+    assert '<div class="job-actions"></div>' in client.get("/jobs").get_data(as_text=True)
+    assert '<div class="job-actions"></div>' in client.get(f"/jobs/{job_id}").get_data(as_text=True)
+
+
+def test_pages_need_no_javascript_and_no_cdn(client, hostile_job):
+    for path in ("/jobs", f"/jobs/{hostile_job}", "/jobs?status=all&time_field=completed"):
+        html = client.get(path).get_data(as_text=True)
+        assert "<script" not in html
+        assert not re.search(r'(src|href)="(https?:)?//', html)
+        assert re.search(r'<link rel="stylesheet" href="/static/css/app\.css">', html)

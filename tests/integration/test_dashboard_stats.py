@@ -1,0 +1,186 @@
+"""Counts per status, top error codes and the failures chart for a known data
+set, on SQLite and PostgreSQL; the error-code index of migration 0004."""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import datetime, timezone
+
+import pytest
+import sqlalchemy as sa
+
+from app.extensions import db
+from app.models import JobStatus
+from app.services import dashboard_stats
+from app.services.dashboard_stats import BucketSize
+from app.services.processing_jobs.jobs import AcknowledgedFilter, JobFilter
+from tests.integration.test_dashboard_filters import at, make_job, stamp
+
+WINDOW = f"from={stamp(0)}&to={stamp(6)}"
+
+
+@pytest.fixture
+def known_jobs(app) -> None:
+    """Jobs of 2025-01-01 00:00-06:00 UTC (created times), plus a few outside the view.
+
+    In the window, unacknowledged: failures at 00:10, 00:20 | 02:30, 02:40,
+    02:50 (Failed) | 05:59; one Completed, one Pending.
+    """
+    with app.app_context():
+        make_job("doc-1", codes=("x.a", "x.b"), created=at(10 / 60))
+        make_job("doc-2", codes=("x.b", "x.b"), created=at(20 / 60))  # x.b twice: one job
+        make_job("doc-3", codes=("x.c", "x.a"), created=at(2.5))
+        make_job("doc-4", codes=("x.b",), created=at(2 + 40 / 60))
+        make_job("doc-5", "Failed", created=at(2 + 50 / 60))
+        make_job("doc-6", codes=("x.b", "x.c", "x.d"), created=at(5 + 59 / 60))
+        make_job("doc-7", "Completed", created=at(1))
+        make_job("doc-8", "Pending", created=at(3))
+        make_job("doc-9", codes=("x.z",), created=at(4), acknowledged=True)  # hidden by default
+        make_job("doc-0", codes=("x.a",), created=at(-1))  # before the window
+        make_job("doc-10", codes=("x.a",), created=at(6))  # at "to": outside (exclusive)
+
+
+def _filter(**kwargs) -> JobFilter:
+    return JobFilter.from_query(
+        kwargs.pop("statuses", []),
+        default_statuses=(JobStatus.VALIDATION_FAILED, JobStatus.FAILED),
+        time_from=stamp(0),
+        time_to=stamp(6),
+        default_acknowledged=AcknowledgedFilter.EXCLUDE,
+        **kwargs,
+    )
+
+
+def test_status_counts_ignore_the_status_filter_only(app_ctx, known_jobs):
+    counts = dashboard_stats.status_counts(_filter())
+    assert {s.value: n for s, n in counts.counts.items()} == {
+        "Pending": 1, "Processing": 0, "Completed": 1, "Failed": 1, "Validation_Failed": 5,
+    }
+    assert (counts.scanned, counts.capped) == (8, False)
+    # The other filters still apply.
+    counts = dashboard_stats.status_counts(_filter(error_code="x.b"))
+    assert counts.counts[JobStatus.VALIDATION_FAILED] == 4 and counts.counts[JobStatus.FAILED] == 0
+    counts = dashboard_stats.status_counts(_filter(acknowledged="include"))
+    assert counts.counts[JobStatus.VALIDATION_FAILED] == 6
+
+
+def test_top_codes_count_jobs_not_items(app_ctx, known_jobs):
+    top = dashboard_stats.top_error_codes(_filter())
+    assert [(row.code, row.jobs) for row in top.codes] == [("x.b", 4), ("x.a", 2), ("x.c", 2), ("x.d", 1)]
+    assert (top.scanned, top.capped) == (6, False)
+    top = dashboard_stats.top_error_codes(_filter(statuses=["Failed"]))
+    assert top.codes == []
+
+
+def test_top_codes_are_the_ten_most_frequent(app_ctx):
+    for n in range(12):
+        # code c00 in 12 jobs, c01 in 11, ... c11 in 1.
+        make_job(f"doc-{n}", codes=tuple(f"c{k:02d}" for k in range(n + 1)), created=at(1))
+    top = dashboard_stats.top_error_codes(_filter())
+    assert [(row.code, row.jobs) for row in top.codes] == [(f"c{k:02d}", 12 - k) for k in range(10)]
+
+
+def test_failures_over_time_per_hour(app_ctx, known_jobs):
+    timeline = dashboard_stats.failures_over_time(_filter(), now=datetime(2026, 1, 1, tzinfo=timezone.utc))
+    assert timeline.size is BucketSize.HOUR
+    assert (timeline.start, timeline.end) == (at(0), at(6))
+    assert [b.start for b in timeline.buckets] == [at(h) for h in range(6)]
+    assert [b.count for b in timeline.buckets] == [2, 0, 3, 0, 0, 1]
+    assert timeline.total == 6 and not timeline.capped and not timeline.clipped
+
+
+def test_failures_over_time_per_day(app_ctx):
+    for day, count in ((0, 3), (2, 1), (3, 2)):
+        for n in range(count):
+            make_job(f"doc-{day}-{n}", codes=("x.a",), created=at(24 * day + n))
+    job_filter = JobFilter.from_query([], time_from=stamp(0), time_to=stamp(24 * 4))
+    timeline = dashboard_stats.failures_over_time(job_filter, now=datetime(2026, 1, 1, tzinfo=timezone.utc))
+    assert timeline.size is BucketSize.DAY
+    assert [b.count for b in timeline.buckets] == [3, 0, 1, 2]
+
+
+def test_failures_over_time_by_completed_time(app_ctx):
+    make_job("doc-1", codes=("x.a",), created=at(0), completed=at(3.5))
+    make_job("doc-2", codes=("x.a",), created=at(1), completed=at(3.7))
+    make_job("doc-3", "Completed", created=at(1), completed=at(3.8))  # not a failure
+    job_filter = JobFilter.from_query([], time_field="completed", time_from=stamp(0), time_to=stamp(6))
+    timeline = dashboard_stats.failures_over_time(job_filter)
+    assert [b.count for b in timeline.buckets] == [0, 0, 0, 2, 0, 0]
+
+
+def test_aggregates_stop_at_their_scan_limit(app_ctx, known_jobs):
+    counts = dashboard_stats.status_counts(_filter(), scan_limit=3)
+    assert counts.capped and counts.scanned == 3
+    # The newest three (05:59, 03:00 Pending, 02:50 Failed).
+    assert {s.value: n for s, n in counts.counts.items() if n} == {"Validation_Failed": 1, "Pending": 1, "Failed": 1}
+    top = dashboard_stats.top_error_codes(_filter(), scan_limit=1)
+    assert top.capped and [(r.code, r.jobs) for r in top.codes] == [("x.b", 1), ("x.c", 1), ("x.d", 1)]
+    timeline = dashboard_stats.failures_over_time(_filter(), scan_limit=2)
+    assert timeline.capped and [b.count for b in timeline.buckets] == [0, 0, 1, 0, 0, 1]
+
+
+def _bars(html: str) -> list[tuple[float, int]]:
+    """(height, count) of each bar of the page's chart, left to right."""
+    svg = re.search(r'<svg class="chart".*?</svg>', html, re.S).group(0)
+    return [
+        (float(h), int(c))
+        for h, c in re.findall(r'<rect class="bar" [^>]*height="([\d.]+)" data-count="(\d+)"', svg)
+    ]
+
+
+def test_list_page_shows_the_numbers(client, known_jobs):
+    html = client.get(f"/jobs?{WINDOW}").get_data(as_text=True)
+    counts = dict(re.findall(r'status-\w+">(\w+)</span></a> <span class="count">(\d+)</span>', html))
+    assert counts == {"Pending": "1", "Processing": "0", "Completed": "1", "Failed": "1", "Validation_Failed": "5"}
+    codes = re.findall(r'<td><a href="[^"]*"><code>([^<]+)</code></a></td><td class="num">(\d+)</td>', html)
+    assert codes == [("x.b", "4"), ("x.a", "2"), ("x.c", "2"), ("x.d", "1")]
+    # Each code links to the list filtered by it, the other filters kept.
+    link = re.search(r'<a href="([^"]+)"><code>x\.a</code>', html).group(1).replace("&amp;", "&")
+    assert "error_code=x.a" in link and "from=2025-01-01T00%3A00%3A00Z" in link
+    # One bar per hour, heights in proportion to the counts (2, 0, 3, 0, 0, 1).
+    bars = _bars(html)
+    assert [count for _, count in bars] == [2, 0, 3, 0, 0, 1]
+    heights = [height for height, _ in bars]
+    tallest = heights[2]
+    assert tallest > 0
+    assert heights[0] == pytest.approx(tallest * 2 / 3, abs=0.02)
+    assert heights[5] == pytest.approx(tallest / 3, abs=0.02)
+    assert heights[1] == heights[3] == heights[4] == 0
+    # Accessible without JavaScript: role, label, title, one tooltip per bar.
+    assert re.search(r'<svg class="chart"[^>]* role="img"[^>]* aria-label="Failures per hour[^"]*"', html)
+    assert "<title>Failures per hour, 2025-01-01 00:00 to 2025-01-01 06:00 UTC</title>" in html
+    assert "<title>2025-01-01 02:00 UTC: 3 failures</title>" in html
+    assert "6 failures in 6 hours; most in one hour: 3 (2025-01-01 02:00 UTC)" in html
+
+
+def test_stats_describe_the_filter_not_the_page(client, known_jobs):
+    first = client.get(f"/jobs?{WINDOW}&limit=2").get_data(as_text=True)
+    link = re.search(r'<a rel="next" href="([^"]+)"', first).group(1).replace("&amp;", "&")
+    second = client.get(link).get_data(as_text=True)
+    summary = re.compile(r'<section class="summary".*?</section>', re.S)
+    assert summary.search(first).group(0) == summary.search(second).group(0)
+
+
+def test_error_code_index_matches_the_backend(app_ctx, backend):
+    """GIN jsonb_path_ops on PostgreSQL, used by the containment query; an
+    empty placeholder on SQLite, where json_each() cannot use an index."""
+    with db.engine.connect() as connection:
+        if backend == "postgresql":
+            definition = connection.execute(sa.text(
+                "SELECT indexdef FROM pg_indexes WHERE indexname = 'ix_processing_jobs_error_details'"
+            )).scalar_one()
+            assert "USING gin (error_details jsonb_path_ops)" in definition
+            connection.execute(sa.text("SET LOCAL enable_seqscan = off"))  # this transaction only
+            statement = sa.select(sa.literal(1)).where(*JobFilter(error_code="x.a").where())
+            compiled = statement.compile(connection)
+            assert "error_details @> " in str(compiled)
+            # The JSON parameter as text: PostgreSQL infers jsonb from @>.
+            params = {k: json.dumps(v) if isinstance(v, dict) else v for k, v in compiled.params.items()}
+            plan = "\n".join(row[0] for row in connection.exec_driver_sql("EXPLAIN " + str(compiled), params))
+            assert "ix_processing_jobs_error_details" in plan
+        else:
+            definition = connection.execute(sa.text(
+                "SELECT sql FROM sqlite_master WHERE name = 'ix_processing_jobs_error_details'"
+            )).scalar_one()
+            assert definition.endswith("WHERE 0")

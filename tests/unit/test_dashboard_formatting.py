@@ -1,0 +1,272 @@
+"""Pure pieces of the dashboard: Jinja filters, chart layout and window,
+query parsing, cursors and links. No database, no app."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from app.dashboard import filters
+from app.dashboard.charts import bar_chart
+from app.dashboard.links import list_links, query_pairs, with_changes
+from app.errors import InvalidQueryError
+from app.models import JobStatus
+from app.services.dashboard_stats import Bucket, BucketSize, Timeline, chart_window
+from app.services.processing_jobs.jobs import (
+    AcknowledgedFilter,
+    Cursor,
+    JobFilter,
+    TimeField,
+    escape_like,
+    parse_rfc3339,
+)
+
+UTC = timezone.utc
+NOW = datetime(2026, 11, 29, 21, 16, 35, 123456, tzinfo=UTC)
+
+
+# -- filters -------------------------------------------------------------------
+
+def test_json_preview_keeps_small_documents_whole():
+    preview = filters.json_preview({"b": 1, "a": [1, 2]})
+    assert preview.text == '{\n  "a": [\n    1,\n    2\n  ],\n  "b": 1\n}'
+    assert not preview.truncated and preview.shown_bytes == preview.total_bytes == len(preview.text)
+
+
+def test_json_preview_cuts_at_a_line_end_within_the_byte_limit():
+    value = {"lines": ["é" * 30 for _ in range(100)]}  # 2-byte characters
+    preview = filters.json_preview(value, max_bytes=1000)
+    assert preview.truncated
+    assert preview.text.endswith('",\n…')
+    kept = preview.text[: -len("\n…")]
+    assert len(kept.encode()) == preview.shown_bytes <= 1000
+    assert filters.pretty_json(value).startswith(kept)
+    assert preview.total_bytes == len(filters.pretty_json(value).encode())
+
+
+@pytest.mark.parametrize(
+    ("details", "expected"),
+    [
+        (None, None),
+        ("free text", None),
+        ({"note": 1}, None),
+        ({"schema_version": 1, "errors": [], "error_count": 0, "truncated": False}, (0, 0, 0)),
+        ({"errors": [{"code": "a"}, {"code": "b"}]}, (2, 2, 0)),
+        ({"schema_version": 1, "errors": [{"code": "a"}] * 3, "error_count": 250, "truncated": True}, (250, 3, 247)),
+        ([{"code": "a"}, "not an item"], (1, 1, 0)),
+        ([{"code": "a"}] * 450, (450, 200, 250)),  # a free-form list longer than the table
+        ({"errors": [{"code": "a"}], "error_count": "many"}, (1, 1, 0)),
+    ],
+)
+def test_error_count(details, expected):
+    count = filters.error_count(details)
+    assert (None if count is None else (count.total, count.shown, count.more)) == expected
+
+
+def test_error_items_are_strings_with_the_entity_formatted():
+    rows = filters.error_items({"errors": [
+        {"code": "x", "severity": "error", "message": "m", "pointer": "/a", "entity": {"type": "Condition", "index": 1}},
+        {"code": 7, "severity": None},
+        "not an item",
+    ]})
+    assert rows == [
+        {"severity": "error", "code": "x", "pointer": "/a", "message": "m", "entity": "Condition #1"},
+        {"severity": "", "code": "7", "pointer": "", "message": "", "entity": ""},
+    ]
+    assert len(filters.error_items([{"code": "a"}] * 450)) == filters.ERROR_TABLE_MAX_ROWS
+
+
+@pytest.mark.parametrize(
+    ("entity", "text"),
+    [
+        ({"type": "Observation", "index": 3, "page": 2, "start": 10, "end": 25}, "Observation #3 · p. 2 · 10–25"),
+        ({"type": "Condition"}, "Condition"),
+        ({"index": 0}, "#0"),
+        ({"start": 5}, "5–?"),
+        ({"page": 1}, "p. 1"),
+        ({}, ""),
+        (None, ""),
+        ("Condition", ""),
+    ],
+)
+def test_format_entity(entity, text):
+    assert filters.format_entity(entity) == text
+
+
+def test_small_formatters():
+    assert filters.format_utc(NOW) == "2026-11-29 21:16:35 UTC"
+    assert filters.format_utc(None) == "—"
+    assert filters.format_rfc3339(NOW.astimezone(timezone(timedelta(hours=-5)))) == "2026-11-29T21:16:35Z"
+    assert filters.format_rfc3339(None) == ""
+    assert filters.truncate_text("x" * 200) == "x" * 159 + "…"
+    assert filters.truncate_text("short") == "short"
+    assert filters.file_size(512) == "512 B"
+    assert filters.file_size(64 * 1024) == "64 KiB"
+    assert filters.file_size(3 * 1024 * 1024 // 2) == "1.5 MiB"
+    assert filters.percent(0.874) == "87 %"
+    assert filters.format_span(2, 120, 135) == "p. 2 · 120–135"
+    assert filters.format_span(None, 0, 4) == "0–4"
+    assert filters.code_system_name("http://loinc.org") == "LOINC"
+    assert filters.code_system_name("urn:oid:1.2.3") == "urn:oid:1.2.3"
+    assert filters.thousands(1234567) == "1,234,567"
+
+
+# -- chart ---------------------------------------------------------------------
+
+def _timeline(counts: list[int], size: BucketSize = BucketSize.HOUR) -> Timeline:
+    start = datetime(2025, 1, 1, tzinfo=UTC)
+    buckets = [Bucket(start + i * size.width, c) for i, c in enumerate(counts)]
+    return Timeline(size, start, start + len(counts) * size.width, buckets)
+
+
+def test_bar_chart_has_one_bar_per_bucket_scaled_to_the_peak():
+    chart = bar_chart(_timeline([2, 0, 4, 1]))
+    assert [bar.count for bar in chart.bars] == [2, 0, 4, 1]
+    heights = [bar.height for bar in chart.bars]
+    assert heights[2] == chart.baseline_y - 10  # the peak fills the plot (top margin 10)
+    assert heights == pytest.approx([heights[2] / 2, 0, heights[2], heights[2] / 4], abs=0.01)
+    for bar in chart.bars:
+        assert bar.y + bar.height == pytest.approx(chart.baseline_y)
+    xs = [bar.x for bar in chart.bars]
+    assert xs == sorted(xs) and chart.plot_left <= xs[0] and xs[-1] + chart.bars[-1].width <= chart.plot_right
+    assert chart.title == "Failures per hour, 2025-01-01 00:00 to 2025-01-01 04:00 UTC"
+    assert chart.description == "7 failures in 4 hours; most in one hour: 4 (2025-01-01 02:00 UTC)"
+    assert chart.bars[1].label == "2025-01-01 01:00 UTC: 0 failures"
+    assert chart.bars[3].label == "2025-01-01 03:00 UTC: 1 failure"
+
+
+def test_bar_chart_of_nothing():
+    chart = bar_chart(_timeline([0, 0, 0], BucketSize.DAY))
+    assert [bar.height for bar in chart.bars] == [0, 0, 0]
+    assert chart.description == "0 failures in 3 days"
+    assert bar_chart(_timeline([])).bars == []
+
+
+def _window(now=NOW, **query):
+    job_filter = JobFilter.from_query([], time_from=query.get("from"), time_to=query.get("to"))
+    return chart_window(job_filter, now)
+
+
+def test_chart_window_defaults_to_the_last_day_per_hour():
+    size, start, end, clipped = _window()
+    assert size is BucketSize.HOUR and not clipped
+    assert (start, end) == (datetime(2026, 11, 28, 21, tzinfo=UTC), datetime(2026, 11, 29, 22, tzinfo=UTC))
+
+
+def test_chart_window_follows_the_range():
+    assert _window(**{"from": "2025-01-01T00:30:00Z", "to": "2025-01-02T06:00:00Z"})[:3] == (
+        BucketSize.HOUR, datetime(2025, 1, 1, tzinfo=UTC), datetime(2025, 1, 2, 6, tzinfo=UTC)
+    )
+    assert _window(**{"from": "2025-01-01T00:00:00Z", "to": "2025-01-03T00:00:01Z"})[:3] == (
+        BucketSize.DAY, datetime(2025, 1, 1, tzinfo=UTC), datetime(2025, 1, 4, tzinfo=UTC)
+    )
+    # "to" in the future ends now; only "to" looks back a day.
+    assert _window(**{"from": "2026-11-29T00:00:00Z", "to": "2030-01-01T00:00:00Z"})[2] == datetime(
+        2026, 11, 29, 22, tzinfo=UTC
+    )
+    assert _window(**{"to": "2025-01-02T00:00:00Z"})[1:3] == (
+        datetime(2025, 1, 1, tzinfo=UTC), datetime(2025, 1, 2, tzinfo=UTC)
+    )
+
+
+def test_chart_window_draws_at_most_92_days():
+    size, start, end, clipped = _window(**{"from": "2000-01-01T00:00:00Z"})
+    assert size is BucketSize.DAY and clipped
+    assert end - start == timedelta(days=92)
+
+
+def test_chart_window_of_a_future_range_is_empty():
+    size, start, end, _ = _window(**{"from": "2030-01-01T00:00:00Z"})
+    assert start == end
+
+
+# -- parsing -------------------------------------------------------------------
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("2026-11-29T21:16:35Z", datetime(2026, 11, 29, 21, 16, 35, tzinfo=UTC)),
+        ("2026-11-29t21:16:35z", datetime(2026, 11, 29, 21, 16, 35, tzinfo=UTC)),
+        ("2026-11-29 21:16:35Z", datetime(2026, 11, 29, 21, 16, 35, tzinfo=UTC)),
+        ("2026-11-29T23:16:35+02:00", datetime(2026, 11, 29, 21, 16, 35, tzinfo=UTC)),
+        ("2026-11-29T21:16:35-00:00", datetime(2026, 11, 29, 21, 16, 35, tzinfo=UTC)),
+        ("2026-11-29T21:16:35.1234567891Z", datetime(2026, 11, 29, 21, 16, 35, 123456, tzinfo=UTC)),
+        ("2026-11-29T21:16:35.5Z", datetime(2026, 11, 29, 21, 16, 35, 500000, tzinfo=UTC)),
+    ],
+)
+def test_parse_rfc3339(text, expected):
+    assert parse_rfc3339(text, "from") == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["", "now", "2026-11-29", "2026-11-29T21:16:35", "2026-11-29T21:16Z", "20261129T211635Z",
+     "2026-11-29T21:16:35 02:00", "2026-02-30T00:00:00Z", "2026-11-29T24:00:00Z", "2016-12-31T23:59:60Z",
+     "２０２６-11-29T21:16:35Z", "2026-11-29T21:16:35+0200", "0000-01-01T00:00:00Z"],
+)
+def test_parse_rfc3339_refuses(text):
+    with pytest.raises(InvalidQueryError) as caught:
+        parse_rfc3339(text, "to")
+    assert caught.value.errors[0]["field"] == "to"
+
+
+def test_escape_like():
+    assert escape_like(r"50%_a\b") == r"50\%\_a\\b"
+
+
+def test_filter_defaults_and_normalisation():
+    job_filter = JobFilter.from_query([], default_statuses=(JobStatus.FAILED,), q="  needle ", error_code="x\x00y")
+    assert job_filter.statuses == (JobStatus.FAILED,)
+    assert job_filter.time_field is TimeField.CREATED
+    assert job_filter.acknowledged is AcknowledgedFilter.INCLUDE
+    assert job_filter.text == "needle"
+    assert job_filter.error_code == "x\ufffdy"  # the stored-text rule
+    assert JobFilter.from_query(["all"], q="   ").text is None
+    assert JobFilter.from_query([], acknowledged="only").acknowledged is AcknowledgedFilter.ONLY
+
+
+def test_filter_names_every_bad_parameter():
+    with pytest.raises(InvalidQueryError) as caught:
+        JobFilter.from_query(["nope"], time_field="x", time_from="soon", time_to="later", acknowledged="?",
+                             q="q" * 201, error_code="e" * 201)
+    assert [e["field"] for e in caught.value.errors] == [
+        "status", "time_field", "acknowledged", "from", "to", "error_code", "q",
+    ]
+
+
+def test_cursor_round_trip_and_refusals():
+    cursor = Cursor(TimeField.COMPLETED, NOW, uuid.uuid4())
+    assert Cursor.decode(cursor.encode()) == cursor
+    for token in ("", "%%%", "bm9wZQ", Cursor(TimeField.CREATED, NOW, uuid.uuid4()).encode()[:-4]):
+        with pytest.raises(InvalidQueryError):
+            Cursor.decode(token)
+
+
+# -- links ---------------------------------------------------------------------
+
+def test_links_keep_the_query_and_change_one_thing():
+    args = [("status", "Failed"), ("status", "Validation_Failed"), ("q", ""), ("cursor", "abc"),
+            ("error_code", "x"), ("from", "2025-01-01T00:00:00Z"), ("to", "2025-01-02T00:00:00Z")]
+    assert query_pairs(args) == [("status", "Failed"), ("status", "Validation_Failed"), ("error_code", "x"),
+                                 ("from", "2025-01-01T00:00:00Z"), ("to", "2025-01-02T00:00:00Z")]
+    assert with_changes([("a", "1"), ("b", "2")], {"a": ["3", "4"], "b": []}) == [("a", "3"), ("a", "4")]
+    links = list_links("/jobs", "/e.csv", "/e.ndjson", args, next_cursor="n1", codes=["y"], now=NOW)
+    assert links.next_page.endswith("&cursor=n1") and "cursor=abc" not in links.next_page
+    assert links.statuses[JobStatus.COMPLETED] == (
+        "/jobs?error_code=x&from=2025-01-01T00%3A00%3A00Z&to=2025-01-02T00%3A00%3A00Z&status=Completed"
+    )
+    assert links.codes["y"].startswith("/jobs?status=Failed&status=Validation_Failed&from=")
+    assert links.codes["y"].endswith("&error_code=y")
+    label, url = links.ranges[1]
+    assert label == "24 hours" and url.endswith("&from=2026-11-28T21%3A16%3A35Z") and "to=" not in url
+    assert links.csv.startswith("/e.csv?status=Failed") and links.clear == "/jobs"
+    assert list_links("/jobs", "/c", "/n", [], next_cursor=None, codes=[], now=NOW).next_page is None
+
+
+def test_pretty_json_is_stable():
+    value = {"b": {"z": 1, "a": [True, None]}, "a": "é"}
+    assert filters.pretty_json(value) == json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False)
+    assert filters.pretty_json(value).index('"a"') < filters.pretty_json(value).index('"b"')
