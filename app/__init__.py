@@ -33,6 +33,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.config.update(load_config(config))
     register_extensions(app)
     register_blueprints(app)
+    register_access_control(app)
     register_error_handlers(app)
     register_template_filters(app)
     register_cli(app)
@@ -55,17 +56,32 @@ def register_extensions(app: Flask) -> None:
 
 def register_blueprints(app: Flask) -> None:
     """Mount the API (``/api/v1``), the dashboard (``/jobs``) and exports (``/exports``)."""
+    from app.admin import bp as admin_bp
     from app.api import bp as api_bp
+    from app.auth import bp as auth_bp
     from app.dashboard import bp as dashboard_bp
     from app.exports import bp as exports_bp
 
     app.register_blueprint(api_bp)
+    app.register_blueprint(auth_bp)
     app.register_blueprint(dashboard_bp)
     app.register_blueprint(exports_bp)
+    app.register_blueprint(admin_bp)
+
+    from app.auth.guards import requires
+    from app.models.access import Permission
 
     @app.get("/")
+    @requires(Permission.VIEW_JOBS)
     def index() -> Response:
         return redirect(url_for("dashboard.list_jobs"))
+
+
+def register_access_control(app: Flask) -> None:
+    """Sign-in, worker tokens, CSRF, rate limits, security headers (app/auth)."""
+    from app.auth.guards import init_access_control
+
+    init_access_control(app)
 
 
 def register_error_handlers(app: Flask) -> None:
@@ -84,6 +100,9 @@ def register_template_filters(app: Flask) -> None:
 
 def register_cli(app: Flask) -> None:
     """Add the ``flask worker`` command group."""
+    from app.auth.cli import tokens_cli, users_cli
     from app.cli import register_commands
 
     register_commands(app)
+    app.cli.add_command(users_cli)
+    app.cli.add_command(tokens_cli)

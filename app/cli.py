@@ -24,6 +24,12 @@ worker_cli = AppGroup("worker", help="Run the reference worker.")
 )
 @click.option("--api-url", default="http://127.0.0.1:5000", show_default=True, help="Server root URL.")
 @click.option(
+    "--token",
+    envvar="WORKER_TOKEN",
+    required=True,
+    help="Worker bearer token from `flask tokens create` (or the WORKER_TOKEN environment variable).",
+)
+@click.option(
     "--retries",
     type=click.IntRange(min=0),
     default=3,
@@ -37,7 +43,7 @@ worker_cli = AppGroup("worker", help="Run the reference worker.")
     show_default=True,
     help="Seconds before the first retry; doubled on each further retry (a Retry-After can lengthen it).",
 )
-def run_worker_command(corpus: Path, api_url: str, retries: int, backoff: float) -> None:
+def run_worker_command(corpus: Path, api_url: str, token: str, retries: int, backoff: float) -> None:
     """Validate each document in CORPUS and report it to the API at API_URL.
 
     Shows a progress bar on standard error while it works (only its label
@@ -62,7 +68,7 @@ def run_worker_command(corpus: Path, api_url: str, retries: int, backoff: float)
 
     documents = corpus_documents(corpus)
     outcomes: list[DocumentOutcome] = []
-    client = WorkerApiClient(api_url, retries=retries, backoff=backoff)
+    client = WorkerApiClient(api_url, retries=retries, backoff=backoff, token=token)
     try:
         # The bar goes to stderr so that stdout carries only the report. The
         # per-document lines come after it: printed while it is drawn they

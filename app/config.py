@@ -37,6 +37,17 @@ def _int_env(name: str, default: int) -> int:
     return value
 
 
+def _bool_env(name: str, default: bool) -> bool:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    if raw.lower() in ("1", "true", "yes", "on"):
+        return True
+    if raw.lower() in ("0", "false", "no", "off"):
+        return False
+    raise RuntimeError(f"environment variable {name} must be true or false, got {raw!r}")
+
+
 def default_database_url() -> str:
     """Return the embedded default database: an SQLite file under ``instance/``."""
     return f"sqlite:///{INSTANCE_DIR / 'clinical_intelligence.sqlite3'}"
@@ -75,6 +86,18 @@ def load_config(overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
         "MAX_JSON_DEPTH": _int_env("MAX_JSON_DEPTH", DEFAULT_MAX_JSON_DEPTH),
         "MAX_PAGE_SIZE": _int_env("MAX_PAGE_SIZE", DEFAULT_MAX_PAGE_SIZE),
         "JSON_SORT_KEYS": False,
+        # Behind TLS in production: redirect to HTTPS, HSTS, Secure cookies.
+        "FORCE_HTTPS": _bool_env("FORCE_HTTPS", False),
+        "SESSION_COOKIE_SECURE": _bool_env("FORCE_HTTPS", False),
+        "SESSION_COOKIE_HTTPONLY": True,
+        "SESSION_COOKIE_SAMESITE": "Lax",
+        # Flask-Limiter: in-process counters (per worker process under gunicorn;
+        # point RATELIMIT_STORAGE_URI at Redis/Memcached to share them).
+        "RATELIMIT_STORAGE_URI": os.environ.get("RATELIMIT_STORAGE_URI", "memory://"),
+        # Explicit: Flask-Limiter's extension object is shared, and an unset
+        # value would inherit whatever the previous app said.
+        "RATELIMIT_ENABLED": _bool_env("RATELIMIT_ENABLED", True),
+        "RATELIMIT_HEADERS_ENABLED": True,
     }
     if overrides:
         config.update(overrides)

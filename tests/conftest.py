@@ -28,6 +28,8 @@ from flask_migrate import upgrade
 
 from app import create_app
 from app.extensions import db
+from app.models.access import User
+from app.services import access
 
 BACKENDS = ("sqlite", "postgresql")
 
@@ -93,8 +95,14 @@ def backend(database_url: str) -> str:
 
 @pytest.fixture
 def app(database_url: str) -> Iterator[Flask]:
-    """The app on a migrated, empty database (SQLite or PostgreSQL)."""
-    application = create_app({"TESTING": True, "SQLALCHEMY_DATABASE_URI": database_url})
+    """The app on a migrated, empty database (SQLite or PostgreSQL).
+
+    Sign-in rate limits are off (tests sign in often; the limit has its own
+    test); CSRF protection stays on.
+    """
+    application = create_app(
+        {"TESTING": True, "SQLALCHEMY_DATABASE_URI": database_url, "RATELIMIT_ENABLED": False}
+    )
     yield application
     with application.app_context():
         db.session.remove()
@@ -102,9 +110,52 @@ def app(database_url: str) -> Iterator[Flask]:
 
 
 @pytest.fixture
-def client(app: Flask) -> FlaskClient:
-    """A test client for ``app``."""
+def worker_token(app: Flask) -> str:
+    """A valid worker bearer token (for the API)."""
+    with app.app_context():
+        token, _ = access.create_worker_token("test-worker")
+    return token
+
+
+@pytest.fixture
+def auth_headers(worker_token: str) -> dict[str, str]:
+    """Headers that authenticate a worker: ``Authorization: Bearer <token>``."""
+    return {"Authorization": f"Bearer {worker_token}"}
+
+
+def make_user(app: Flask, username: str, role: str, password: str | None = None) -> int:
+    """Create an account; without ``password`` it cannot sign in by form
+    (tests then sign in with :func:`sign_in`, skipping the slow KDF)."""
+    with app.app_context():
+        if password is not None:
+            return access.create_user(username, password, role).id
+        user = User(username=username, password_hash="!unusable", role=role)
+        db.session.add(user)
+        db.session.commit()
+        return user.id
+
+
+def sign_in(client: FlaskClient, user_id: int) -> FlaskClient:
+    """Put a Flask-Login session for ``user_id`` in ``client``'s cookie."""
+    with client.session_transaction() as session:
+        session["_user_id"] = str(user_id)
+        session["_fresh"] = True
+    return client
+
+
+@pytest.fixture
+def anonymous_client(app: Flask) -> FlaskClient:
+    """A client with no credentials at all."""
     return app.test_client()
+
+
+@pytest.fixture
+def client(app: Flask, worker_token: str) -> FlaskClient:
+    """A client signed in as an admin (dashboard) that also sends a worker
+    token (API): each side only looks at its own credential."""
+    test_client = sign_in(app.test_client(), make_user(app, "test-admin", "admin"))
+    test_client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {worker_token}"
+    return test_client
 
 
 @pytest.fixture

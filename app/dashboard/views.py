@@ -10,10 +10,12 @@ from __future__ import annotations
 from flask import current_app, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response
 
+from app.auth.guards import requires
 from app.dashboard import bp
 from app.dashboard.charts import bar_chart
 from app.dashboard.links import href, list_links, query_pairs
 from app.models import JobStatus
+from app.models.access import Permission
 from app.models.job_status import FAILURE_STATUSES
 from app.models.types import utcnow
 from app.services import dashboard_stats
@@ -25,6 +27,11 @@ assert set(DEFAULT_DASHBOARD_STATUSES) == FAILURE_STATUSES
 
 #: Acknowledged failures are resolved: the dashboard hides them unless asked.
 DEFAULT_DASHBOARD_ACKNOWLEDGED = jobs.AcknowledgedFilter.EXCLUDE
+
+#: Query parameters that make up a filter (carried by bulk-action forms).
+FILTER_PARAMETERS = (
+    "status", "time_field", "from", "to", "document_id", "job_type", "error_code", "q", "acknowledged",
+)
 
 #: Page sizes offered in the filter form (any 1..MAX_PAGE_SIZE is accepted).
 PAGE_SIZES = (25, 50, 100, 200)
@@ -49,6 +56,7 @@ def current_filter() -> jobs.JobFilter:
 
 
 @bp.get("/jobs")
+@requires(Permission.VIEW_JOBS)
 def list_jobs() -> str | Response:
     """List jobs newest first (failures by default) with counts, top codes and a chart.
 
@@ -89,10 +97,12 @@ def list_jobs() -> str | Response:
         statuses=list(JobStatus),
         time_fields=list(jobs.TimeField),
         acknowledged_choices=list(jobs.AcknowledgedFilter),
+        filter_fields=[(k, v) for k, v in pairs if k in FILTER_PARAMETERS],
     )
 
 
 @bp.get("/jobs/<job_id>")
+@requires(Permission.VIEW_JOBS)
 def show_job(job_id: str) -> str:
     """Show one job whole: fields, current failure, failure history (oldest
     first) and extracted entities (404 page when unknown)."""

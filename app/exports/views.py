@@ -7,7 +7,9 @@ from datetime import datetime, timezone
 from flask import Response, stream_with_context
 
 from app.dashboard.views import current_filter
+from app.auth.guards import requires
 from app.exports import bp
+from app.models.access import Permission
 from app.services import exports
 
 
@@ -21,6 +23,7 @@ def _attachment(extension: str) -> dict[str, str]:
 
 
 @bp.get("/job-errors.csv")
+@requires(Permission.EXPORT)
 def export_job_errors_csv() -> Response:
     """CSV of job errors (one row per job) for the dashboard's filter."""
     job_filter = current_filter()
@@ -33,6 +36,7 @@ def export_job_errors_csv() -> Response:
 
 
 @bp.get("/job-errors.ndjson")
+@requires(Permission.EXPORT)
 def export_job_errors_ndjson() -> Response:
     """NDJSON of job errors (one object per line) for the dashboard's filter."""
     job_filter = current_filter()

@@ -1,9 +1,16 @@
 """SQLAlchemy models."""
 
+from app.models.access import AuditEvent, Permission, Role, User, WorkerToken
 from app.models.extracted_entity import EntityType, ExtractedEntity
 from app.models.idempotency_record import IdempotencyRecord
 from app.models.job_failure import JobFailure
 from app.models.job_status import JobStatus
 from app.models.processing_job import ProcessingJob
 
-__all__ = ["EntityType", "ExtractedEntity", "IdempotencyRecord", "JobFailure", "JobStatus", "ProcessingJob"]
+__all__ = [
+    "AuditEvent",
+    "Permission",
+    "Role",
+    "User",
+    "WorkerToken",
+    "EntityType", "ExtractedEntity", "IdempotencyRecord", "JobFailure", "JobStatus", "ProcessingJob"]

@@ -60,6 +60,8 @@ class WorkerApiClient:
             cap. The HTTP-date form is ignored (the exponential wait applies).
         timeout: ``requests`` timeout, seconds (connect, read).
         session: an optional ``requests.Session`` (closed by the caller).
+        token: the worker bearer token (``flask tokens create``), sent as
+            ``Authorization: Bearer <token>`` (RFC 6750) on every request.
     """
 
     def __init__(
@@ -71,6 +73,7 @@ class WorkerApiClient:
         max_retry_after: float = DEFAULT_MAX_RETRY_AFTER,
         timeout: float | tuple[float, float] = DEFAULT_TIMEOUT,
         session: requests.Session | None = None,
+        token: str | None = None,
     ) -> None:
         if retries < 0 or backoff < 0 or max_retry_after < 0:
             raise ValueError("retries, backoff and max_retry_after must not be negative")
@@ -80,6 +83,8 @@ class WorkerApiClient:
         self.max_retry_after = max_retry_after
         self.timeout = timeout
         self.session = session or requests.Session()
+        if token:
+            self.session.headers["Authorization"] = f"Bearer {token}"
 
     def _request(self, method: str, path: str, *, json: Any = None) -> dict[str, Any]:
         """Send one logical request, retrying as the class describes; return the JSON answer.

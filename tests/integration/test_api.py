@@ -771,9 +771,10 @@ def _padded(body: bytes, size: int) -> bytes:
     return body + b" " * (size - len(body))
 
 
-def test_body_over_the_configured_limit_is_a_413_problem(make_app):
+def test_body_over_the_configured_limit_is_a_413_problem(make_app, auth_headers):
     small = make_app(MAX_CONTENT_LENGTH=1024)
     client = small.test_client()
+    client.environ_base["HTTP_AUTHORIZATION"] = auth_headers["Authorization"]
     job = create_job(client)
     url = job_url(job["id"], "validation-failure")
     before = row(small, job["id"])
@@ -1399,14 +1400,14 @@ def test_wrong_method_on_the_collection_is_a_405_problem(client, app):
     assert {m.strip() for m in response.headers["Allow"].split(",")} == {"GET", "HEAD", "OPTIONS", "POST"}
 
 
-def test_unexpected_errors_are_a_500_problem_without_internals(make_app, monkeypatch):
+def test_unexpected_errors_are_a_500_problem_without_internals(make_app, monkeypatch, auth_headers):
     production_like = make_app(PROPAGATE_UNEXPECTED=False)
 
     def explode(job_id: str) -> None:
         raise RuntimeError("patient Jane Doe, MRN 0042")
 
     monkeypatch.setattr(views.jobs, "get_job", explode)
-    response = production_like.test_client().get(job_url(str(uuid.uuid4())))
+    response = production_like.test_client().get(job_url(str(uuid.uuid4())), headers=auth_headers)
     assert_problem(response, 500, "internal-error")
     text = response.get_data(as_text=True)
     assert "Jane Doe" not in text and "RuntimeError" not in text

@@ -63,7 +63,7 @@ def _real_job(app, state: int) -> str:
         return str(job_id)
 
 
-def test_api_conforms_to_its_openapi_document(app):
+def test_api_conforms_to_its_openapi_document(app, auth_headers):
     """schemathesis generates requests (valid and invalid) for every operation
     from the document; none may get a 5xx, and every response must match the
     documented status codes, media types and schemas.
@@ -71,7 +71,7 @@ def test_api_conforms_to_its_openapi_document(app):
     Driven through schemathesis' Python API with Hypothesis directly: its
     pytest plugin does not support this pytest version.
     """
-    api = schemathesis.openapi.from_wsgi("/api/v1/openapi.json", app)
+    api = schemathesis.openapi.from_wsgi("/api/v1/openapi.json", app, headers=auth_headers)
     operations = [result.ok() for result in api.get_all_operations()]
     documented = {
         f"{method.upper()} {path}"
@@ -94,6 +94,6 @@ def test_api_conforms_to_its_openapi_document(app):
             # positive_data_acceptance is left out: some valid-looking values
             # are still refused by rules a schema cannot state (an opaque
             # cursor that decodes to nothing, a job id that names no job).
-            case.call_and_validate(excluded_checks=[positive_data_acceptance])
+            case.call_and_validate(headers=auth_headers, excluded_checks=[positive_data_acceptance])
 
         check()

@@ -240,13 +240,15 @@ def test_job_page_shows_extracted_entities(client, app):
     assert "No failure has been recorded for this job." in html
 
 
-def test_rows_and_job_page_leave_room_for_actions(client, app):
+def test_rows_and_job_page_offer_the_actions(client, app):
     with app.app_context():
         job = create_job("doc-actions")
         get_failure_recorder().record_failure(job.id, "crashed")
         job_id = str(job.id)
-    assert '<div class="job-actions"></div>' in client.get("/jobs").get_data(as_text=True)
-    assert '<div class="job-actions"></div>' in client.get(f"/jobs/{job_id}").get_data(as_text=True)
+    for page in (client.get("/jobs"), client.get(f"/jobs/{job_id}")):
+        html = page.get_data(as_text=True)
+        assert f'action="/jobs/{job_id}/requeue"' in html
+        assert f'action="/jobs/{job_id}/acknowledge"' in html
 
 
 def test_pages_need_no_javascript_and_no_cdn(client, hostile_job):

@@ -52,14 +52,14 @@ def _fire(base_url: str, requests_to_send: list[tuple[str, dict, dict]]) -> list
         return list(pool.map(send, requests_to_send))
 
 
-def test_concurrent_failures_and_results_never_interleave(app):
+def test_concurrent_failures_and_results_never_interleave(app, auth_headers):
     with app.app_context():
         job_id = str(create_job("doc-race").id)
         start_job(job_id)
     path = f"/api/v1/processing-jobs/{job_id}/result"
     bodies = [_failure(i) if i % 3 else _completed(i) for i in range(WORKERS)]
     with serve(app) as base_url:
-        answers = _fire(base_url, [(path, body, {}) for body in bodies])
+        answers = _fire(base_url, [(path, body, auth_headers) for body in bodies])
 
     statuses = [status for status, _, _ in answers]
     assert set(statuses) <= {200, 409}, statuses
@@ -95,14 +95,14 @@ def test_concurrent_failures_and_results_never_interleave(app):
             assert row["error_message"] == history[-1].error_message
 
 
-def test_concurrent_retries_with_one_idempotency_key_store_one_failure(app):
+def test_concurrent_retries_with_one_idempotency_key_store_one_failure(app, auth_headers):
     with app.app_context():
         job_id = str(create_job("doc-retry").id)
     path = f"/api/v1/processing-jobs/{job_id}/validation-failure"
     body = {"error_message": "invalid entities", "error_details": {"free": "form"}}
     key = str(uuid.uuid4())
     with serve(app) as base_url:
-        answers = _fire(base_url, [(path, body, {"Idempotency-Key": key})] * 20)
+        answers = _fire(base_url, [(path, body, {**auth_headers, "Idempotency-Key": key})] * 20)
     assert [status for status, _, _ in answers] == [200] * 20
     first = answers[0][2]
     assert all(answer == first for _, _, answer in answers)  # the same answer, byte for byte
@@ -110,11 +110,11 @@ def test_concurrent_retries_with_one_idempotency_key_store_one_failure(app):
         assert len(list_failures(job_id)) == 1
 
 
-def test_concurrent_starts_let_exactly_one_worker_claim_the_job(app):
+def test_concurrent_starts_let_exactly_one_worker_claim_the_job(app, auth_headers):
     with app.app_context():
         job_id = str(create_job("doc-claim").id)
     path = f"/api/v1/processing-jobs/{job_id}/start"
     with serve(app) as base_url:
-        answers = _fire(base_url, [(path, None, {})] * 20)
+        answers = _fire(base_url, [(path, None, auth_headers)] * 20)
     statuses = sorted(status for status, _, _ in answers)
     assert statuses == [200] + [409] * 19

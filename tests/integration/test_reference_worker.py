@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -49,8 +50,15 @@ def live_server(app: Flask, serve: Callable[[Any], str]) -> str:
     return serve(app)
 
 
+@pytest.fixture(autouse=True)
+def _worker_token_in_environment(monkeypatch: pytest.MonkeyPatch, worker_token: str) -> None:
+    # The CLI reads WORKER_TOKEN; run_corpus passes the same token.
+    monkeypatch.setenv("WORKER_TOKEN", worker_token)
+
+
 def run_corpus(url: str, corpus: Path = CORPUS, **options: Any) -> list[DocumentOutcome]:
     options.setdefault("retries", 0)
+    options.setdefault("token", os.environ["WORKER_TOKEN"])
     client = WorkerApiClient(url, **options)
     try:
         return run_worker(client, corpus)

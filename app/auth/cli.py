@@ -1,0 +1,81 @@
+"""``flask users ...`` and ``flask tokens ...``: accounts and worker tokens."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+from flask.cli import AppGroup
+
+from app.errors import ServiceError
+from app.models.access import Role
+from app.services import access
+
+users_cli = AppGroup("users", help="Operator accounts.")
+tokens_cli = AppGroup("tokens", help="Worker bearer tokens.")
+
+
+def _fail(error: ServiceError) -> click.ClickException:
+    reasons = "; ".join(f"{e['field']}: {e['detail']}" for e in error.errors)
+    return click.ClickException(error.detail + (f" ({reasons})" if reasons else ""))
+
+
+@users_cli.command("create")
+@click.option("--username", required=True, help="Exact user name for signing in.")
+@click.option("--role", type=click.Choice([r.value for r in Role]), default=Role.VIEWER.value, show_default=True)
+@click.option("--password-stdin", is_flag=True, help="Read the password from standard input (for scripts).")
+def create_user_command(username: str, role: str, password_stdin: bool) -> None:
+    """Create an operator account (the first one: --role admin)."""
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    else:
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    try:
+        user = access.create_user(username, password, role)
+    except ServiceError as exc:
+        raise _fail(exc) from exc
+    click.echo(f"created user {user.username} ({user.role})")
+
+
+@users_cli.command("list")
+def list_users_command() -> None:
+    """List operator accounts (never their passwords)."""
+    import sqlalchemy as sa
+
+    from app.extensions import db
+    from app.models.access import User
+
+    for user in db.session.scalars(sa.select(User).order_by(User.username)):
+        click.echo(f"{user.username}\t{user.role}\t{'active' if user.active else 'disabled'}")
+
+
+@tokens_cli.command("create")
+@click.option("--name", required=True, help="What the token is for, e.g. the worker's host.")
+def create_token_command(name: str) -> None:
+    """Create a worker token and print it once (only its hash is stored)."""
+    try:
+        token, record = access.create_worker_token(name)
+    except ServiceError as exc:
+        raise _fail(exc) from exc
+    click.echo(token)
+    click.echo(f"created token {record.name} ({record.prefix}…); store it now: it cannot be shown again", err=True)
+
+
+@tokens_cli.command("list")
+def list_tokens_command() -> None:
+    """List tokens: name, prefix, created, last used, revoked."""
+    for record in access.list_worker_tokens():
+        state = f"revoked {record.revoked_at:%Y-%m-%d %H:%M}Z" if record.revoked_at else "active"
+        used = f"{record.last_used_at:%Y-%m-%d %H:%M}Z" if record.last_used_at else "never"
+        click.echo(f"{record.name}\t{record.prefix}…\tcreated {record.created_at:%Y-%m-%d %H:%M}Z\tused {used}\t{state}")
+
+
+@tokens_cli.command("revoke")
+@click.argument("name")
+def revoke_token_command(name: str) -> None:
+    """Revoke the token called NAME; workers using it get 401 at once."""
+    try:
+        access.revoke_worker_token(name)
+    except ServiceError as exc:
+        raise _fail(exc) from exc
+    click.echo(f"revoked token {name}")

@@ -1,0 +1,165 @@
+"""The access rules, applied once per request before any view runs."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from typing import Any, TypeVar
+
+from flask import Flask, current_app, g, redirect, request, url_for
+from flask_limiter import Limiter
+from flask_limiter.util import get_remote_address
+from flask_login import LoginManager, current_user
+from flask_talisman import Talisman
+from flask_wtf.csrf import CSRFProtect
+
+from app.errors import ServiceError
+from app.models.access import Permission
+from app.services import access
+
+login_manager = LoginManager()
+csrf = CSRFProtect()
+limiter = Limiter(key_func=get_remote_address, default_limits=[], storage_uri="memory://")
+talisman = Talisman()
+
+#: Endpoints that answer without credentials: process health, static files
+#: (CSS only: no data), and the sign-in page itself.
+PUBLIC_ENDPOINTS = frozenset({"ops.healthz", "ops.readyz", "static", "auth.login"})
+
+#: Content-Security-Policy: everything from this origin only, no inline
+#: scripts or styles, no framing (OWASP Secure Headers).
+CONTENT_SECURITY_POLICY = {
+    "default-src": "'self'",
+    "script-src": "'self'",
+    "style-src": "'self'",
+    "img-src": "'self' data:",
+    "object-src": "'none'",
+    "base-uri": "'none'",
+    "form-action": "'self'",
+    "frame-ancestors": "'none'",
+}
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class UnauthorizedError(ServiceError):
+    """No valid credential of the kind this route takes (HTTP 401)."""
+
+    status = 401
+    title = "Unauthorized"
+    slug = "unauthorized"
+
+
+class ForbiddenError(ServiceError):
+    """Signed in, but the role does not allow this (HTTP 403)."""
+
+    status = 403
+    title = "Forbidden"
+    slug = "forbidden"
+
+
+def requires(permission: Permission) -> Callable[[F], F]:
+    """Mark a dashboard view as needing ``permission`` (checked in :func:`enforce_access`)."""
+
+    def decorate(view: F) -> F:
+        view.required_permission = permission  # type: ignore[attr-defined]
+        return view
+
+    return decorate
+
+
+def bearer_token() -> str | None:
+    """The token of an ``Authorization: Bearer`` header (RFC 6750), or ``None``."""
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return None
+    return token.strip()
+
+
+def enforce_access() -> Any:
+    """``before_request``: allow, redirect to sign-in, or refuse (401/403).
+
+    * public endpoints and unknown URLs (404 follows) pass;
+    * ``/api/`` and ``/metrics`` need a valid, unrevoked worker token;
+    * everything else needs a signed-in operator whose role grants the
+      view's ``required_permission``; a view without one is refused (403), so
+      a new view is closed until someone decides who may use it.
+    """
+    endpoint = request.endpoint
+    if endpoint is None or endpoint in PUBLIC_ENDPOINTS:
+        return None
+    if request.path.startswith("/api/") or endpoint == "ops.metrics":
+        token = bearer_token()
+        record = access.verify_worker_token(token) if token else None
+        if record is None:
+            raise UnauthorizedError("Send a valid worker token: 'Authorization: Bearer <token>'.")
+        g.worker_token = record
+        return None
+    if not current_user.is_authenticated:
+        if request.method == "GET":
+            return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
+        raise UnauthorizedError("Sign in first.")
+    view = current_app.view_functions.get(endpoint)
+    permission = getattr(view, "required_permission", None)
+    if permission is None or not current_user.can(permission):
+        raise ForbiddenError("Your role does not allow this.")
+    return None
+
+
+def _add_authenticate_header(response):  # noqa: ANN001, ANN202
+    # RFC 6750 section 3: a 401 from a bearer-protected resource says how to authenticate.
+    if response.status_code == 401 and (request.path.startswith("/api/") or request.endpoint == "ops.metrics"):
+        response.headers["WWW-Authenticate"] = 'Bearer realm="clinical-intelligence-api"'
+    return response
+
+
+def init_access_control(app: Flask) -> None:
+    """Install sign-in, CSRF, rate limits, security headers and the access rules."""
+    login_manager.init_app(app)
+    login_manager.user_loader(access.load_user)
+    login_manager.login_view = "auth.login"
+    # Registered before CSRFProtect's own hook so that "who are you" is
+    # answered before "is this form genuine" (401/403 rather than 400).
+    app.before_request(enforce_access)
+    # The API authenticates with bearer tokens, not cookies: no CSRF there.
+    csrf.init_app(app)
+    from app.api import bp as api_bp
+
+    csrf.exempt(api_bp)
+    limiter.init_app(app)
+    talisman.init_app(
+        app,
+        content_security_policy=CONTENT_SECURITY_POLICY,
+        force_https=app.config["FORCE_HTTPS"],
+        strict_transport_security=app.config["FORCE_HTTPS"],
+        session_cookie_secure=app.config["SESSION_COOKIE_SECURE"],
+        session_cookie_http_only=True,
+        frame_options="DENY",
+        referrer_policy="no-referrer",
+    )
+    app.after_request(_add_authenticate_header)
+    app.context_processor(lambda: {"permissions": Permission})
+
+
+
+
+def current_actor() -> str:
+    """Who is acting, for the audit log: the user name, or ``anonymous``."""
+    return current_user.username if current_user.is_authenticated else "anonymous"
+
+
+__all__ = [
+    "CONTENT_SECURITY_POLICY",
+    "PUBLIC_ENDPOINTS",
+    "ForbiddenError",
+    "UnauthorizedError",
+    "csrf",
+    "current_actor",
+    "init_access_control",
+    "limiter",
+    "login_manager",
+    "requires",
+    "talisman",
+
+]

@@ -1,0 +1,168 @@
+"""Operator actions from the dashboard: requeue and acknowledge.
+
+Every action is a POST with a CSRF token (Flask-WTF), says what it did in a
+flash message, and bulk actions go through a confirmation page. Bulk actions
+are written to the audit log (who, when, which filter or how many ids, how
+many jobs changed).
+"""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+from flask import abort, flash, redirect, render_template, request, url_for
+from flask_wtf import FlaskForm
+from werkzeug.wrappers import Response
+
+from app.auth.guards import current_actor, requires
+from app.dashboard import bp
+from app.dashboard.links import href
+from app.dashboard.views import DEFAULT_DASHBOARD_ACKNOWLEDGED, DEFAULT_DASHBOARD_STATUSES, FILTER_PARAMETERS
+from app.errors import InvalidQueryError, field_error
+from app.models.access import Permission
+from app.services.access import record_audit_event
+from app.services.processing_jobs import actions, jobs
+from app.services.processing_jobs.errors import JobNotFoundError
+from app.services.processing_jobs.locking import parse_job_id
+
+#: Most ids one "selected jobs" action takes (a page is at most 200).
+MAX_SELECTED = 500
+
+
+_DONE = {actions.JobAction.REQUEUE: "requeued", actions.JobAction.ACKNOWLEDGE: "acknowledged"}
+
+
+class ActionForm(FlaskForm):
+    """No fields of its own: carries and checks the CSRF token."""
+
+
+def _back(default: str) -> str:
+    target = request.form.get("next", "")
+    if target.startswith("/") and not target.startswith("//") and not urlsplit(target).netloc:
+        return target
+    return default
+
+
+def _require_csrf() -> None:
+    form = ActionForm()
+    if not form.validate_on_submit():
+        abort(400, description="The form expired or did not come from this site; reload the page and try again.")
+
+
+SCOPES = ("selected", "filter")
+
+
+def _operation() -> tuple[str, str]:
+    """``op`` is ``<action>:<scope>``, e.g. ``requeue:selected`` (one button each)."""
+    action, _, scope = request.form.get("op", "").partition(":")
+    if action not in actions.JobAction.ALL or scope not in SCOPES:
+        raise InvalidQueryError(
+            "Unknown action.",
+            [field_error("/op", "must be <action>:<scope> with action requeue or acknowledge, scope selected or filter")],
+        )
+    return action, scope
+
+
+def _form_filter() -> jobs.JobFilter:
+    """The dashboard filter from the submitted form's hidden filter fields.
+
+    Raises:
+        InvalidQueryError: a filter field is wrong.
+    """
+    return jobs.JobFilter.from_args(
+        request.form, default_statuses=DEFAULT_DASHBOARD_STATUSES, default_acknowledged=DEFAULT_DASHBOARD_ACKNOWLEDGED
+    )
+
+
+def _filter_pairs() -> list[tuple[str, str]]:
+    return [(k, v) for k, v in request.form.items(multi=True) if k in FILTER_PARAMETERS and v]
+
+
+@bp.post("/jobs/<job_id>/requeue")
+@requires(Permission.ACT_ON_JOBS)
+def requeue_job(job_id: str) -> Response:
+    """Send one failed job back to ``Pending``; its history is kept."""
+    _require_csrf()
+    job = actions.apply_action(actions.JobAction.REQUEUE, job_id, current_actor())
+    flash(f"Requeued the job for document {job.document_id}.", "success")
+    return redirect(_back(url_for("dashboard.show_job", job_id=job.id)))
+
+
+@bp.post("/jobs/<job_id>/acknowledge")
+@requires(Permission.ACT_ON_JOBS)
+def acknowledge_job(job_id: str) -> Response:
+    """Acknowledge one failed job: it leaves the default view."""
+    _require_csrf()
+    job = actions.apply_action(actions.JobAction.ACKNOWLEDGE, job_id, current_actor())
+    flash(f"Acknowledged the failure of document {job.document_id}.", "success")
+    return redirect(_back(url_for("dashboard.show_job", job_id=job.id)))
+
+
+def _selected_ids() -> list[str]:
+    raw = request.form.getlist("job_id")
+    if len(raw) > MAX_SELECTED:
+        raise InvalidQueryError(
+            f"Select at most {MAX_SELECTED} jobs, or act on all jobs matching the filter.",
+            [field_error("/job_id", f"at most {MAX_SELECTED}")],
+        )
+    ids = []
+    for value in raw:
+        try:
+            ids.append(str(parse_job_id(value)))
+        except JobNotFoundError:
+            raise InvalidQueryError("A selected job id is not valid.", [field_error("/job_id", "must be job ids")]) from None
+    return ids
+
+
+@bp.post("/jobs/bulk")
+@requires(Permission.ACT_ON_JOBS)
+def confirm_bulk_action() -> str:
+    """Confirmation page for an action on the selected jobs or on every job
+    matching the filter. Changes nothing."""
+    _require_csrf()
+    action, scope = _operation()
+    filter_pairs = _filter_pairs()
+    ids: list[str] = []
+    if scope == "filter":
+        count = sum(1 for _ in actions.matching_job_ids(_form_filter()))
+    else:
+        ids = _selected_ids()
+        count = len(ids)
+    return render_template(
+        "jobs/bulk_confirm.html",
+        action=action,
+        scope=scope,
+        ids=ids,
+        count=count,
+        filter_pairs=filter_pairs,
+        back=_back(href(url_for("dashboard.list_jobs"), filter_pairs)),
+    )
+
+
+@bp.post("/jobs/bulk/confirm")
+@requires(Permission.ACT_ON_JOBS)
+def apply_bulk_action() -> Response:
+    """Carry out a confirmed bulk action, say what it did, and audit it."""
+    _require_csrf()
+    action, scope = _operation()
+    filter_pairs = _filter_pairs()
+    if scope == "filter":
+        result = actions.apply_to_filter(action, _form_filter(), current_actor())
+        audit_filter: dict[str, object] = {"scope": "filter", "query": _pairs_to_dict(filter_pairs)}
+    else:
+        ids = _selected_ids()
+        result = actions.apply_to_jobs(action, ids, current_actor())
+        audit_filter = {"scope": "selected", "job_ids": ids}
+    record_audit_event(current_actor(), f"jobs.{action}", audit_filter, result.changed)
+    message = f"{_DONE[action].capitalize()} {result.changed} job{'s' if result.changed != 1 else ''}"
+    if result.skipped:
+        message += f"; skipped {result.skipped} that no longer applied"
+    flash(message + ".", "success")
+    return redirect(_back(href(url_for("dashboard.list_jobs"), filter_pairs)))
+
+
+def _pairs_to_dict(pairs: list[tuple[str, str]]) -> dict[str, list[str]]:
+    result: dict[str, list[str]] = {}
+    for key, value in pairs:
+        result.setdefault(key, []).append(value)
+    return result

@@ -1,0 +1,118 @@
+"""Operator actions on failed jobs: requeue and acknowledge, one or many.
+
+Each job is changed in its own short transaction (row-locked like every
+transition), so a bulk action over many jobs never holds long locks, and a
+job that changed meanwhile (e.g. a worker completed it) is skipped, not
+forced.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+from app.extensions import db
+from app.models import ProcessingJob
+from app.models.job_status import FAILURE_STATUSES
+from app.models.types import utcnow
+from app.services.processing_jobs.errors import InvalidTransitionError, JobNotFoundError
+from app.services.processing_jobs.jobs import JobFilter, list_jobs, requeue_job
+from app.services.processing_jobs.locking import load_job_for_update
+
+#: Jobs read per keyset page when acting on everything a filter matches.
+BULK_BATCH_SIZE = 200
+
+
+class JobAction:
+    """Names of the operator actions."""
+
+    REQUEUE = "requeue"
+    ACKNOWLEDGE = "acknowledge"
+    ALL = (REQUEUE, ACKNOWLEDGE)
+
+
+@dataclass
+class BulkResult:
+    """What a bulk action did: jobs changed and jobs skipped (not in a state
+    the action applies to, or gone)."""
+
+    changed: int = 0
+    skipped: int = 0
+
+
+def acknowledge_job(job_id: uuid.UUID | str, actor: str) -> ProcessingJob:
+    """Mark a failed job's current failure as acknowledged (resolved).
+
+    It then leaves the dashboard's default view; a new failure or a requeue
+    clears the mark.
+
+    Args:
+        job_id: the job.
+        actor: who acknowledges (stored in ``acknowledged_by``, 200 characters).
+
+    Raises:
+        JobNotFoundError: no such job.
+        InvalidTransitionError: the job is not ``Failed`` or ``Validation_Failed``.
+    """
+    try:
+        job = load_job_for_update(job_id)
+        if job.job_status not in FAILURE_STATUSES:
+            raise InvalidTransitionError(job.id, job.status, "acknowledged")
+        if job.acknowledged_at is None:
+            job.acknowledged_at = utcnow()
+            job.acknowledged_by = actor[:200]
+        db.session.commit()
+    except BaseException:
+        db.session.rollback()
+        raise
+    return job
+
+
+def apply_action(action: str, job_id: uuid.UUID | str, actor: str) -> ProcessingJob:
+    """Run one :class:`JobAction` on one job.
+
+    Raises:
+        ValueError: unknown action.
+        JobNotFoundError, InvalidTransitionError: as the action raises.
+    """
+    if action == JobAction.REQUEUE:
+        return requeue_job(job_id)
+    if action == JobAction.ACKNOWLEDGE:
+        return acknowledge_job(job_id, actor)
+    raise ValueError(f"unknown action {action!r}")
+
+
+def apply_to_jobs(action: str, job_ids: Iterable[uuid.UUID | str], actor: str) -> BulkResult:
+    """Run ``action`` on each job; jobs it does not apply to are skipped."""
+    result = BulkResult()
+    for job_id in job_ids:
+        try:
+            apply_action(action, job_id, actor)
+        except (InvalidTransitionError, JobNotFoundError):
+            result.skipped += 1
+        else:
+            result.changed += 1
+    return result
+
+
+def matching_job_ids(job_filter: JobFilter) -> Iterator[uuid.UUID]:
+    """Ids of every job the filter matches, newest first, read page by page.
+
+    The keyset cursor is a position (time, id), so jobs changed by the action
+    between pages do not make the walk skip or repeat others.
+    """
+    cursor: str | None = None
+    while True:
+        page = list_jobs(job_filter, limit=BULK_BATCH_SIZE, cursor=cursor)
+        ids = [job.id for job in page.jobs]
+        db.session.rollback()  # no read transaction held while acting
+        yield from ids
+        if page.next_cursor is None:
+            return
+        cursor = page.next_cursor
+
+
+def apply_to_filter(action: str, job_filter: JobFilter, actor: str) -> BulkResult:
+    """Run ``action`` on every job ``job_filter`` matches."""
+    return apply_to_jobs(action, matching_job_ids(job_filter), actor)

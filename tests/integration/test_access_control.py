@@ -1,0 +1,259 @@
+"""Access control: every route refuses the wrong people and programs."""
+
+from __future__ import annotations
+
+import logging
+import re
+import uuid
+
+import pytest
+import sqlalchemy as sa
+from flask import Flask
+
+from app.auth.guards import PUBLIC_ENDPOINTS
+from app.extensions import db
+from app.models.access import AuditEvent, Permission, Role, WorkerToken
+from app.services import access, get_failure_recorder
+from app.services.processing_jobs.jobs import create_job
+from tests.conftest import make_user, sign_in
+
+SENTINEL = "PATIENT-SENTINEL-7Q4Z Jane Roe"
+
+
+def _concrete_path(rule: str, job_id: str) -> str:
+    return re.sub(r"<(?:[^:>]+:)?([^>]+)>", lambda m: job_id if m.group(1) == "job_id" else "x", rule)
+
+
+def _routes(app: Flask):
+    for rule in app.url_map.iter_rules():
+        if rule.endpoint in PUBLIC_ENDPOINTS:
+            continue
+        for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
+            yield rule, method
+
+
+def _is_refusal(response) -> bool:
+    if response.status_code in (401, 403):
+        return True
+    return response.status_code == 302 and "/login" in response.headers.get("Location", "")
+
+
+def test_every_route_refuses_anonymous_requests(app, anonymous_client):
+    with app.app_context():
+        job_id = str(create_job("doc-route").id)
+    checked = 0
+    for rule, method in _routes(app):
+        response = anonymous_client.open(_concrete_path(rule.rule, job_id), method=method, json={})
+        assert _is_refusal(response), (method, rule.rule, response.status_code)
+        checked += 1
+    assert checked >= 20
+
+
+def test_every_route_refuses_the_wrong_kind_of_credential(app, worker_token):
+    with app.app_context():
+        job_id = str(create_job("doc-route").id)
+    worker = app.test_client()
+    worker.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {worker_token}"
+    operator = sign_in(app.test_client(), make_user(app, "admin-only-session", "admin"))
+    for rule, method in _routes(app):
+        path = _concrete_path(rule.rule, job_id)
+        bearer_side = rule.rule.startswith("/api/") or rule.endpoint == "ops.metrics"
+        # The API with only a session cookie; the dashboard with only a worker token.
+        wrong = operator if bearer_side else worker
+        response = wrong.open(path, method=method, json={})
+        assert _is_refusal(response), (method, rule.rule, response.status_code)
+
+
+def test_api_refusals_are_401_problems_with_a_bearer_challenge(anonymous_client):
+    response = anonymous_client.get("/api/v1/processing-jobs")
+    assert response.status_code == 401
+    assert response.mimetype == "application/problem+json"
+    assert response.get_json()["type"].endswith("/unauthorized")
+    assert response.headers["WWW-Authenticate"].startswith("Bearer")
+
+
+@pytest.mark.parametrize("header", ["Bearer ", "Bearer cit_not-a-real-token", "Basic dXNlcjpwYXNz", "cit_abc"])
+def test_bad_tokens_are_refused(anonymous_client, header):
+    response = anonymous_client.get("/api/v1/processing-jobs", headers={"Authorization": header})
+    assert response.status_code == 401
+
+
+def test_revoked_token_stops_working_at_once(app, anonymous_client):
+    with app.app_context():
+        token, _ = access.create_worker_token("soon-revoked")
+    headers = {"Authorization": f"Bearer {token}"}
+    assert anonymous_client.get("/api/v1/processing-jobs", headers=headers).status_code == 200
+    with app.app_context():
+        access.revoke_worker_token("soon-revoked")
+    assert anonymous_client.get("/api/v1/processing-jobs", headers=headers).status_code == 401
+
+
+def test_tokens_are_not_recoverable_from_the_database(app):
+    with app.app_context():
+        token, _ = access.create_worker_token("hashed")
+        rows = db.session.execute(sa.select(WorkerToken.__table__)).mappings().all()
+    dumped = repr([dict(r) for r in rows])
+    assert token not in dumped and token[10:] not in dumped
+    assert rows[0]["token_hash"] == access.hash_token(token)
+
+
+def test_passwords_are_stored_as_a_standard_kdf_hash(app):
+    with app.app_context():
+        access.create_user("hash-check", "correct horse battery", "viewer")
+        stored = db.session.scalar(sa.text("SELECT password_hash FROM users WHERE username = 'hash-check'"))
+    assert "correct horse battery" not in stored
+    assert stored.startswith(("scrypt:", "pbkdf2:"))
+
+
+# -- signing in --------------------------------------------------------------
+
+def _csrf(client, path: str) -> str:
+    html = client.get(path).get_data(as_text=True)
+    return re.search(r'name="csrf_token" type="hidden" value="([^"]+)"|name="csrf_token" value="([^"]+)"', html).group(1) or ""
+
+
+def _login_token(client) -> str:
+    html = client.get("/login").get_data(as_text=True)
+    match = re.search(r'id="csrf_token" name="csrf_token" type="hidden" value="([^"]+)"', html)
+    return match.group(1)
+
+
+def test_sign_in_with_the_exact_user_name_only(app, anonymous_client):
+    make_user(app, "Operator.One", "operator", password="a long enough password")
+    for wrong in ("operator.one", "Operator", "Operator.On", "Operator.One ", ".*"):
+        response = anonymous_client.post(
+            "/login", data={"username": wrong, "password": "a long enough password", "csrf_token": _login_token(anonymous_client)}
+        )
+        assert response.status_code == 401, wrong
+    response = anonymous_client.post(
+        "/login?next=/jobs", data={"username": "Operator.One", "password": "a long enough password", "csrf_token": _login_token(anonymous_client)}
+    )
+    assert response.status_code == 302 and response.headers["Location"] == "/jobs"
+    assert anonymous_client.get("/jobs").status_code == 200
+
+
+def test_sign_in_without_csrf_token_is_refused(app, anonymous_client):
+    make_user(app, "csrf-user", "viewer", password="a long enough password")
+    response = anonymous_client.post("/login", data={"username": "csrf-user", "password": "a long enough password"})
+    assert response.status_code != 302
+    assert anonymous_client.get("/jobs").status_code == 302
+
+
+def test_sign_in_refuses_open_redirects(app, anonymous_client):
+    make_user(app, "redirect-user", "viewer", password="a long enough password")
+    response = anonymous_client.post(
+        "/login?next=//evil.example/x",
+        data={"username": "redirect-user", "password": "a long enough password", "csrf_token": _login_token(anonymous_client)},
+    )
+    assert response.headers["Location"] == "/jobs"
+
+
+def test_login_attempts_are_rate_limited(database_url):
+    from app import create_app
+
+    limited = create_app({"TESTING": True, "SQLALCHEMY_DATABASE_URI": database_url, "WTF_CSRF_ENABLED": False})
+    client = limited.test_client()
+    codes = [client.post("/login", data={"username": "x", "password": "y"}).status_code for _ in range(12)]
+    with limited.app_context():
+        db.engine.dispose()
+    assert codes[:10] == [401] * 10
+    assert codes[10:] == [429, 429]
+
+
+# -- roles -----------------------------------------------------------------------
+
+ROLE_CASES = [
+    ("GET", "/jobs", Permission.VIEW_JOBS),
+    ("GET", "/jobs/{job_id}", Permission.VIEW_JOBS),
+    ("GET", "/exports/job-errors.csv", Permission.EXPORT),
+    ("GET", "/exports/job-errors.ndjson", Permission.EXPORT),
+    ("GET", "/admin/audit", Permission.ADMINISTER),
+]
+
+
+@pytest.mark.parametrize("role", list(Role))
+@pytest.mark.parametrize(("method", "path", "permission"), ROLE_CASES)
+def test_roles_grant_exactly_their_permissions(app, role, method, path, permission):
+    with app.app_context():
+        job_id = str(create_job("doc-role").id)
+    client = sign_in(app.test_client(), make_user(app, f"user-{role.value}", role.value))
+    response = client.open(path.format(job_id=job_id), method=method)
+    allowed = permission in access_permissions(role)
+    assert response.status_code == (200 if allowed else 403), (role, path, response.status_code)
+
+
+def access_permissions(role: Role):
+    from app.models.access import ROLE_PERMISSIONS
+
+    return ROLE_PERMISSIONS[role]
+
+
+@pytest.mark.parametrize("role", list(Role))
+def test_only_operators_and_admins_may_requeue(app, role):
+    with app.app_context():
+        job = create_job("doc-requeue-role")
+        get_failure_recorder().record_failure(job.id, "crashed")
+        job_id = str(job.id)
+    client = sign_in(app.test_client(), make_user(app, f"act-{role.value}", role.value))
+    token = _page_csrf(client, f"/jobs/{job_id}")
+    response = client.post(f"/jobs/{job_id}/requeue", data={"csrf_token": token})
+    allowed = role in (Role.OPERATOR, Role.ADMIN)
+    assert response.status_code == (302 if allowed else 403)
+
+
+def _page_csrf(client, path: str) -> str:
+    html = client.get(path).get_data(as_text=True)
+    match = re.search(r'name="csrf_token" value="([^"]+)"', html)
+    return match.group(1)
+
+
+# -- audit -------------------------------------------------------------------------
+
+def test_exports_are_audited_with_the_filter_and_row_count(app, client):
+    with app.app_context():
+        for i in range(3):
+            job = create_job(f"doc-audit-{i}")
+            get_failure_recorder().record_failure(job.id, "crashed")
+    body = client.get("/exports/job-errors.ndjson?status=Failed").get_data(as_text=True)
+    assert len(body.splitlines()) == 3
+    with app.app_context():
+        events = db.session.scalars(sa.select(AuditEvent)).all()
+    assert [(e.actor, e.action, e.row_count) for e in events] == [("test-admin", "export.job_errors.ndjson", 3)]
+    assert events[0].filter == {"status": ["Failed"]}
+
+
+def test_audit_log_page_is_for_admins(app, client):
+    with app.app_context():
+        access.record_audit_event("someone", "jobs.requeue", {"scope": "selected"}, 2)
+    html = client.get("/admin/audit").get_data(as_text=True)
+    assert "jobs.requeue" in html and "someone" in html
+
+
+# -- security headers and the log ------------------------------------------------------
+
+def test_security_headers_forbid_inline_scripts_and_framing(client):
+    response = client.get("/jobs")
+    csp = response.headers["Content-Security-Policy"]
+    assert "script-src 'self'" in csp and "'unsafe-inline'" not in csp
+    assert "frame-ancestors 'none'" in csp
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+    assert response.headers["X-Frame-Options"] == "DENY"
+
+
+def test_error_text_never_reaches_the_application_log(app, client, caplog):
+    caplog.set_level(logging.DEBUG)
+    job_id = client.post("/api/v1/processing-jobs", json={"document_id": "doc-log"}).get_json()["id"]
+    client.post(
+        f"/api/v1/processing-jobs/{job_id}/validation-failure",
+        json={"error_message": SENTINEL, "error_details": {"note": SENTINEL}},
+    )
+    client.post(
+        f"/api/v1/processing-jobs/{job_id}/validation-failure",
+        json={"error_message": "", "error_details": {"note": SENTINEL}},
+    )
+    client.get("/jobs")
+    client.get(f"/jobs/{job_id}")
+    client.get("/exports/job-errors.csv")
+    client.get(f"/api/v1/processing-jobs/{uuid.uuid4()}")
+    assert caplog.records, "the app logged nothing at all: the check would be empty"
+    assert SENTINEL not in caplog.text
