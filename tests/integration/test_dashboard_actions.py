@@ -1,0 +1,154 @@
+"""Operator actions: requeue and acknowledge, one job or many, with CSRF and confirmation."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+import sqlalchemy as sa
+
+from app.extensions import db
+from app.models.access import AuditEvent
+from app.services import get_failure_recorder
+from app.services.processing_jobs.jobs import complete_job, create_job, list_failures
+from tests.helpers import stored_job_row
+
+
+def _failed_job(app, document_id: str = "doc-act", message: str = "crashed") -> str:
+    with app.app_context():
+        job = create_job(document_id)
+        get_failure_recorder().record_failure(job.id, message)
+        return str(job.id)
+
+
+def _csrf(client, path: str = "/jobs") -> str:
+    html = client.get(path).get_data(as_text=True)
+    return re.search(r'name="csrf_token" value="([^"]+)"', html).group(1)
+
+
+def _row(app, job_id):
+    with app.app_context():
+        return stored_job_row(job_id)
+
+
+def test_requeue_one_job_keeps_its_history_and_says_so(app, client):
+    job_id = _failed_job(app)
+    response = client.post(f"/jobs/{job_id}/requeue", data={"csrf_token": _csrf(client, f"/jobs/{job_id}")})
+    assert response.status_code == 302
+    assert _row(app, job_id)["status"] == "Pending"
+    with app.app_context():
+        assert [f.error_message for f in list_failures(job_id)] == ["crashed"]
+    page = client.get(response.headers["Location"]).get_data(as_text=True)
+    assert "Requeued the job for document doc-act." in page
+
+
+def test_action_without_csrf_token_changes_nothing(app, client):
+    job_id = _failed_job(app)
+    before = _row(app, job_id)
+    response = client.post(f"/jobs/{job_id}/requeue")
+    assert response.status_code == 400
+    assert _row(app, job_id) == before
+
+
+def test_acknowledge_hides_the_failure_from_the_default_view(app, client):
+    job_id = _failed_job(app, "doc-ack")
+    assert job_id in client.get("/jobs").get_data(as_text=True)
+    client.post(f"/jobs/{job_id}/acknowledge", data={"csrf_token": _csrf(client)})
+    row = _row(app, job_id)
+    assert row["acknowledged_at"] is not None and row["acknowledged_by"] == "test-admin"
+    assert f'href="/jobs/{job_id}"' not in client.get("/jobs").get_data(as_text=True)
+    assert f'href="/jobs/{job_id}"' in client.get("/jobs?acknowledged=include").get_data(as_text=True)
+
+
+def test_a_new_failure_brings_an_acknowledged_job_back(app, client):
+    job_id = _failed_job(app, "doc-back")
+    client.post(f"/jobs/{job_id}/acknowledge", data={"csrf_token": _csrf(client)})
+    with app.app_context():
+        get_failure_recorder().record_failure(job_id, "crashed again")
+    assert _row(app, job_id)["acknowledged_at"] is None
+
+
+def test_actions_on_a_completed_job_are_a_409_and_change_nothing(app, client):
+    with app.app_context():
+        job_id = str(create_job("doc-done").id)
+        complete_job(job_id)
+    before = _row(app, job_id)
+    token = _csrf(client, f"/jobs/{job_id}")
+    assert client.post(f"/jobs/{job_id}/requeue", data={"csrf_token": token}).status_code == 409
+    assert client.post(f"/jobs/{job_id}/acknowledge", data={"csrf_token": token}).status_code == 409
+    assert _row(app, job_id) == before
+
+
+def test_bulk_requeue_of_selected_jobs_asks_first_then_acts_and_audits(app, client):
+    ids = [_failed_job(app, f"doc-bulk-{i}") for i in range(3)]
+    token = _csrf(client)
+    confirm = client.post(
+        "/jobs/bulk", data={"csrf_token": token, "op": "requeue:selected", "job_id": ids[:2]}
+    )
+    assert confirm.status_code == 200
+    html = confirm.get_data(as_text=True)
+    assert "Requeue 2 jobs?" in html
+    assert all(_row(app, i)["status"] == "Failed" for i in ids)  # nothing changed yet
+    token = re.search(r'name="csrf_token" value="([^"]+)"', html).group(1)
+    done = client.post(
+        "/jobs/bulk/confirm", data={"csrf_token": token, "op": "requeue:selected", "job_id": ids[:2]}
+    )
+    assert done.status_code == 302
+    assert [_row(app, i)["status"] for i in ids] == ["Pending", "Pending", "Failed"]
+    assert "Requeued 2 jobs." in client.get(done.headers["Location"]).get_data(as_text=True)
+    with app.app_context():
+        event = db.session.scalars(sa.select(AuditEvent)).one()
+    assert (event.actor, event.action, event.row_count) == ("test-admin", "jobs.requeue", 2)
+    assert sorted(event.filter["job_ids"]) == sorted(ids[:2])
+
+
+def test_bulk_acknowledge_of_everything_matching_the_filter(app, client):
+    ids = [_failed_job(app, f"doc-filter-{i}", message="timeout") for i in range(4)]
+    other = _failed_job(app, "doc-other", message="crashed")
+    token = _csrf(client)
+    form = {"csrf_token": token, "op": "acknowledge:filter", "q": "timeout"}
+    html = client.post("/jobs/bulk", data=form).get_data(as_text=True)
+    assert "Acknowledge 4 jobs?" in html
+    form["csrf_token"] = re.search(r'name="csrf_token" value="([^"]+)"', html).group(1)
+    client.post("/jobs/bulk/confirm", data=form)
+    assert all(_row(app, i)["acknowledged_at"] is not None for i in ids)
+    assert _row(app, other)["acknowledged_at"] is None
+    with app.app_context():
+        event = db.session.scalars(sa.select(AuditEvent)).one()
+    assert event.filter == {"scope": "filter", "query": {"q": ["timeout"]}} and event.row_count == 4
+
+
+def test_bulk_skips_jobs_that_no_longer_apply(app, client):
+    failed = _failed_job(app, "doc-still-failed")
+    with app.app_context():
+        done = str(create_job("doc-completed").id)
+        complete_job(done)
+    token = _csrf(client)
+    html = client.post("/jobs/bulk", data={"csrf_token": token, "op": "requeue:selected", "job_id": [failed, done]}).get_data(as_text=True)
+    token = re.search(r'name="csrf_token" value="([^"]+)"', html).group(1)
+    response = client.post("/jobs/bulk/confirm", data={"csrf_token": token, "op": "requeue:selected", "job_id": [failed, done]})
+    page = client.get(response.headers["Location"]).get_data(as_text=True)
+    assert "Requeued 1 job; skipped 1 that no longer applied." in page
+    assert _row(app, done)["status"] == "Completed"
+
+
+@pytest.mark.parametrize(
+    "form",
+    [
+        {"op": "delete:selected"},
+        {"op": "requeue:everything"},
+        {"op": "requeue:selected", "job_id": "not-a-uuid"},
+        {"op": "requeue:filter", "status": "bogus"},
+    ],
+)
+def test_bad_bulk_requests_are_a_400(app, client, form):
+    response = client.post("/jobs/bulk", data={"csrf_token": _csrf(client), **form})
+    assert response.status_code == 400
+
+
+def test_flash_messages_escape_worker_text(app, client):
+    job_id = _failed_job(app, '<script>alert("doc")</script>')
+    response = client.post(f"/jobs/{job_id}/requeue", data={"csrf_token": _csrf(client, f"/jobs/{job_id}")})
+    page = client.get(response.headers["Location"]).get_data(as_text=True)
+    assert "<script>alert" not in page
+    assert "&lt;script&gt;alert(&#34;doc&#34;)&lt;/script&gt;" in page
