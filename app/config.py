@@ -86,6 +86,8 @@ def load_config(overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
         "MAX_JSON_DEPTH": _int_env("MAX_JSON_DEPTH", DEFAULT_MAX_JSON_DEPTH),
         "MAX_PAGE_SIZE": _int_env("MAX_PAGE_SIZE", DEFAULT_MAX_PAGE_SIZE),
         "JSON_SORT_KEYS": False,
+        #: Seconds the dashboard's counts/top codes/chart are reused per filter.
+        "DASHBOARD_STATS_TTL": float(os.environ.get("DASHBOARD_STATS_TTL", "30")),
         # Behind TLS in production: redirect to HTTPS, HSTS, Secure cookies.
         "FORCE_HTTPS": _bool_env("FORCE_HTTPS", False),
         "SESSION_COOKIE_SECURE": _bool_env("FORCE_HTTPS", False),

@@ -101,7 +101,12 @@ def app(database_url: str) -> Iterator[Flask]:
     test); CSRF protection stays on.
     """
     application = create_app(
-        {"TESTING": True, "SQLALCHEMY_DATABASE_URI": database_url, "RATELIMIT_ENABLED": False}
+        {
+            "TESTING": True,
+            "SQLALCHEMY_DATABASE_URI": database_url,
+            "RATELIMIT_ENABLED": False,
+            "DASHBOARD_STATS_TTL": 0,  # tests change data between page loads
+        }
     )
     yield application
     with application.app_context():

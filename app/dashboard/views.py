@@ -73,7 +73,7 @@ def list_jobs() -> str | Response:
     limit = jobs.parse_limit(request.args.get("limit"), maximum=current_app.config["MAX_PAGE_SIZE"])
     page = jobs.list_jobs(job_filter, limit=limit, cursor=request.args.get("cursor"))
     now = utcnow()
-    stats = dashboard_stats.summarize(job_filter, now=now)
+    stats = dashboard_stats.summarize(job_filter, now=now, ttl=current_app.config["DASHBOARD_STATS_TTL"])
     links = list_links(
         url_for("dashboard.list_jobs"),
         url_for("exports.export_job_errors_csv"),

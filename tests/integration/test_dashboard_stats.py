@@ -184,3 +184,19 @@ def test_error_code_index_matches_the_backend(app_ctx, backend):
                 "SELECT sql FROM sqlite_master WHERE name = 'ix_processing_jobs_error_details'"
             )).scalar_one()
             assert definition.endswith("WHERE 0")
+
+
+def test_summaries_are_reused_for_the_ttl_and_not_after(app_ctx):
+    from app.services import get_failure_recorder
+    from app.services.processing_jobs.jobs import JobFilter, create_job
+
+    recorder = get_failure_recorder()
+    recorder.record_failure(create_job("doc-ttl-1").id, "crashed")
+    job_filter = JobFilter.from_query(["Failed"])
+    first = dashboard_stats.summarize(job_filter, ttl=60)
+    recorder.record_failure(create_job("doc-ttl-2").id, "crashed")
+    cached = dashboard_stats.summarize(job_filter, ttl=60)
+    fresh = dashboard_stats.summarize(job_filter, ttl=0)
+    assert cached is first
+    assert first.status_counts.counts[JobStatus.FAILED] == 1
+    assert fresh.status_counts.counts[JobStatus.FAILED] == 2
