@@ -1,47 +1,105 @@
-"""Export views: same filters as ``/jobs``; the body is streamed."""
+"""Export views: the filters of ``/jobs`` (:func:`~app.dashboard.views.current_filter`);
+the body is streamed from :mod:`app.services.exports`.
+
+Every answer is an attachment with a timestamped (UTC) file name and
+``Cache-Control: no-store``: the files hold clinical data that must not stay
+in browser or proxy caches.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import datetime, timezone
 
-from flask import Response, stream_with_context
+from flask import Response, request, stream_with_context
 
+from app.auth.guards import current_actor, requires
 from app.dashboard.views import current_filter
-from app.auth.guards import requires
+from app.errors import InvalidQueryError
 from app.exports import bp
 from app.models.access import Permission
 from app.services import exports
+from app.services.access import record_audit_event
+from app.services.processing_jobs.jobs import JobFilter
+
+CSV_CONTENT_TYPE = "text/csv; charset=utf-8"
+NDJSON_CONTENT_TYPE = "application/x-ndjson; charset=utf-8"
 
 
-def _attachment(extension: str) -> dict[str, str]:
+def _job_errors_query() -> tuple[JobFilter, exports.ExportRows]:
+    """The filter and ``rows`` of a job-error export.
+
+    Raises:
+        InvalidQueryError: naming every bad parameter (``/status``, ``/rows`` ...).
+    """
+    problems: list[InvalidQueryError] = []
+    job_filter = rows = None
+    try:
+        job_filter = current_filter()
+    except InvalidQueryError as exc:
+        problems.append(exc)
+    try:
+        rows = exports.parse_rows(request.args.get("rows"))
+    except InvalidQueryError as exc:
+        problems.append(exc)
+    if problems:
+        raise InvalidQueryError(problems[0].detail, [e for p in problems for e in p.errors])
+    assert job_filter is not None and rows is not None
+    return job_filter, rows
+
+
+def _audit(action: str) -> exports.OnFinish:
+    """An ``on_finish`` that writes the audit row: who, which filter, how many rows.
+
+    Bound now, while the request is there; called when the stream ends (or
+    the client goes away), with the rows actually sent.
+    """
+    actor = current_actor()
+    query = {key: request.args.getlist(key) for key in request.args}
+
+    def finish(row_count: int) -> None:
+        record_audit_event(actor, action, query, row_count)
+
+    return finish
+
+
+def _attachment(chunks: Iterator[str], name: str, extension: str, content_type: str) -> Response:
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-    return {
-        "Content-Disposition": f'attachment; filename="job-errors-{stamp}.{extension}"',
-        "Cache-Control": "no-store",
-        "X-Content-Type-Options": "nosniff",
-    }
+    return Response(
+        stream_with_context(chunks),
+        content_type=content_type,
+        headers={
+            "Content-Disposition": f'attachment; filename="{name}-{stamp}.{extension}"',
+            "Cache-Control": "no-store",
+            "X-Content-Type-Options": "nosniff",
+        },
+    )
 
 
 @bp.get("/job-errors.csv")
 @requires(Permission.EXPORT)
 def export_job_errors_csv() -> Response:
-    """CSV of job errors (one row per job) for the dashboard's filter."""
-    job_filter = current_filter()
-    return Response(
-        stream_with_context(exports.iter_job_errors_csv(job_filter)),
-        mimetype="text/csv",
-        content_type="text/csv; charset=utf-8",
-        headers=_attachment("csv"),
-    )
+    """CSV of job errors for the dashboard's filter; ``rows=items`` (default,
+    one row per error item) or ``rows=jobs`` (one row per job). Audited."""
+    job_filter, rows = _job_errors_query()
+    chunks = exports.iter_job_errors_csv(job_filter, rows, on_finish=_audit("export.job_errors.csv"))
+    return _attachment(chunks, "job-errors", "csv", CSV_CONTENT_TYPE)
 
 
 @bp.get("/job-errors.ndjson")
 @requires(Permission.EXPORT)
 def export_job_errors_ndjson() -> Response:
-    """NDJSON of job errors (one object per line) for the dashboard's filter."""
+    """NDJSON of job errors (one object per line); ``rows`` as the CSV's. Audited."""
+    job_filter, rows = _job_errors_query()
+    chunks = exports.iter_job_errors_ndjson(job_filter, rows, on_finish=_audit("export.job_errors.ndjson"))
+    return _attachment(chunks, "job-errors", "ndjson", NDJSON_CONTENT_TYPE)
+
+
+@bp.get("/entities.csv")
+@requires(Permission.EXPORT)
+def export_entities_csv() -> Response:
+    """CSV of the extracted entities of the ``Completed`` jobs matching the
+    dashboard's filter (its ``status`` is ignored). Audited."""
     job_filter = current_filter()
-    return Response(
-        stream_with_context(exports.iter_job_errors_ndjson(job_filter)),
-        content_type="application/x-ndjson; charset=utf-8",
-        headers=_attachment("ndjson"),
-    )
+    chunks = exports.iter_entities_csv(job_filter, on_finish=_audit("export.entities.csv"))
+    return _attachment(chunks, "entities", "csv", CSV_CONTENT_TYPE)

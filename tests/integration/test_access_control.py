@@ -167,6 +167,7 @@ ROLE_CASES = [
     ("GET", "/jobs/{job_id}", Permission.VIEW_JOBS),
     ("GET", "/exports/job-errors.csv", Permission.EXPORT),
     ("GET", "/exports/job-errors.ndjson", Permission.EXPORT),
+    ("GET", "/exports/entities.csv", Permission.EXPORT),
     ("GET", "/admin/audit", Permission.ADMINISTER),
 ]
 
@@ -214,12 +215,12 @@ def test_exports_are_audited_with_the_filter_and_row_count(app, client):
         for i in range(3):
             job = create_job(f"doc-audit-{i}")
             get_failure_recorder().record_failure(job.id, "crashed")
-    body = client.get("/exports/job-errors.ndjson?status=Failed").get_data(as_text=True)
+    body = client.get("/exports/job-errors.ndjson?status=Failed&rows=jobs").get_data(as_text=True)
     assert len(body.splitlines()) == 3
     with app.app_context():
         events = db.session.scalars(sa.select(AuditEvent)).all()
     assert [(e.actor, e.action, e.row_count) for e in events] == [("test-admin", "export.job_errors.ndjson", 3)]
-    assert events[0].filter == {"status": ["Failed"]}
+    assert events[0].filter == {"status": ["Failed"], "rows": ["jobs"]}
 
 
 def test_audit_log_page_is_for_admins(app, client):

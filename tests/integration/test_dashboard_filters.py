@@ -206,13 +206,13 @@ def test_api_keeps_acknowledged_jobs_by_default(client, catalogue):
 
 
 def test_exports_follow_the_dashboard_filter(client, catalogue):
-    body = client.get("/exports/job-errors.ndjson?error_code=code.unknown_icd10cm&acknowledged=include").get_data(
+    body = client.get("/exports/job-errors.ndjson?error_code=code.unknown_icd10cm&acknowledged=include&rows=jobs").get_data(
         as_text=True
     )
     assert sorted(json.loads(line)["job_id"] for line in body.splitlines()) == sorted(
         [catalogue["a"], catalogue["d"]]
     )
-    body = client.get("/exports/job-errors.ndjson?error_code=code.unknown_icd10cm").get_data(as_text=True)
+    body = client.get("/exports/job-errors.ndjson?error_code=code.unknown_icd10cm&rows=jobs").get_data(as_text=True)
     assert [json.loads(line)["job_id"] for line in body.splitlines()] == [catalogue["a"]]
 
 

@@ -1,27 +1,82 @@
-"""Support exports of job errors (CSV and NDJSON)."""
+"""Exports of job errors (CSV, NDJSON; per item or per job) and of entities (CSV).
+
+Runs on SQLite and PostgreSQL (the ``app`` fixture). Streaming, the
+server-side cursor and the ``on_finish`` row count are in
+``test_exports_streaming.py``.
+"""
 
 from __future__ import annotations
 
 import csv
 import io
 import json
+import re
+import uuid
+from datetime import datetime, timedelta, timezone
+from typing import Any
 
 import pytest
+import sqlalchemy as sa
 
+from app.errors import InvalidQueryError
+from app.extensions import db
+from app.models import ProcessingJob
 from app.services import get_failure_recorder
+from app.services.exports import (
+    ENTITY_COLUMNS, ITEM_COLUMNS, JOB_ERROR_COLUMNS, error_items, neutralise_formula, parse_rows,
+)
 from app.services.processing_jobs.jobs import complete_job, create_job
 
-DETAILS = {"errors": [{"code": "unit.not_ucum", "severity": "error", "message": "unit is not UCUM", "pointer": "/entities/2/value/unit"}]}
+T0 = datetime(2025, 3, 1, tzinfo=timezone.utc)
+DETAILS = {"errors": [
+    {"code": "unit.not_ucum", "severity": "error", "message": "unit is not UCUM",
+     "pointer": "/entities/2/value/unit"},
+]}
 # What the recorder stores for DETAILS: the normalized error-details v1 envelope.
 STORED = {"schema_version": 1, **DETAILS, "error_count": 1, "truncated": False}
+TRICKY_MESSAGE = "=HYPERLINK(\"http://evil\")\nline two, with comma and \"quotes\""
+
+
+def insert_job(
+    document_id: str,
+    *,
+    status: str = "Validation_Failed",
+    message: str | None = "validation failed",
+    details: Any = None,
+    error_format: str | None = "normalized",
+    created_hours: float = 0,
+    job_type: str = "entity_extraction",
+) -> str:
+    """Store a finished job row as it is (test setup: values the API would refuse
+    or change, e.g. a leading tab, exercise the export's own defences)."""
+    created = T0 + timedelta(hours=created_hours)
+    job = ProcessingJob(
+        id=uuid.uuid4(), document_id=document_id, job_type=job_type, status=status, error_message=message,
+        error_details=details, error_format=error_format if details is not None else None,
+        created_at=created, completed_at=created + timedelta(minutes=1),
+    )
+    db.session.add(job)
+    db.session.commit()
+    return str(job.id)
+
+
+def envelope(*items: dict[str, Any]) -> dict[str, Any]:
+    return {"schema_version": 1, "errors": list(items), "error_count": len(items), "truncated": False}
+
+
+def item(
+    code: str, message: str = "failed", pointer: str = "/entities/0", severity: str = "error"
+) -> dict[str, str]:
+    return {"code": code, "severity": severity, "message": message, "pointer": pointer}
 
 
 @pytest.fixture
 def jobs(app):
+    """A validation failure (envelope), a crash (no details), a completion."""
     with app.app_context():
         recorder = get_failure_recorder()
         failed = create_job("doc-failed")
-        recorder.record_validation_failure(failed.id, "=HYPERLINK(\"http://evil\")\nline two, with comma", DETAILS)
+        recorder.record_validation_failure(failed.id, TRICKY_MESSAGE, DETAILS)
         crashed = create_job("doc-crashed")
         recorder.record_failure(crashed.id, "+worker crashed")
         done = create_job("doc-done")
@@ -29,74 +84,355 @@ def jobs(app):
         return {"failed": str(failed.id), "crashed": str(crashed.id), "done": str(done.id)}
 
 
-def _csv_rows(response) -> list[dict[str, str]]:
-    text = response.get_data().decode("utf-8")
-    assert text.startswith("\ufeff")  # BOM: Excel opens the file as UTF-8
-    return list(csv.DictReader(io.StringIO(text[1:], newline="")))
+def csv_text(response) -> str:
+    body = response.get_data()
+    assert body.startswith(b"\xef\xbb\xbf")  # BOM: Excel opens the file as UTF-8
+    return body.decode("utf-8")[1:]
 
 
-def test_csv_export_has_one_row_per_failed_job(client, jobs):
+def csv_rows(response) -> list[dict[str, str]]:
+    return list(csv.DictReader(io.StringIO(csv_text(response), newline="")))
+
+
+def csv_header(response) -> list[str]:
+    return next(csv.reader(io.StringIO(csv_text(response), newline="")))
+
+
+def ndjson(response) -> list[dict[str, Any]]:
+    text = response.get_data(as_text=True)
+    assert text == "" or text.endswith("\n")
+    return [json.loads(line) for line in text.split("\n")[:-1]]
+
+
+# -- one row per error item (the default) ------------------------------------------------
+
+
+def test_csv_has_one_row_per_error_item_with_the_columns_in_order(client, jobs):
     response = client.get("/exports/job-errors.csv")
     assert response.status_code == 200
     assert response.mimetype == "text/csv"
-    assert response.headers["Content-Disposition"].startswith('attachment; filename="job-errors-')
-    rows = _csv_rows(response)
+    assert response.headers["Content-Type"] == "text/csv; charset=utf-8"
+    assert re.fullmatch(
+        r'attachment; filename="job-errors-\d{8}T\d{6}Z\.csv"', response.headers["Content-Disposition"]
+    )
+    assert response.headers["Cache-Control"] == "no-store"
+    assert csv_header(response) == list(ITEM_COLUMNS)
+    rows = csv_rows(response)
     assert {r["job_id"] for r in rows} == {jobs["failed"], jobs["crashed"]}
     failed = next(r for r in rows if r["job_id"] == jobs["failed"])
     assert failed["document_id"] == "doc-failed"
     assert failed["status"] == "Validation_Failed"
-    assert failed["completed_at"].endswith("Z")
-    assert json.loads(failed["error_details"]) == STORED
-    # Multi-line message stays in one cell; the formula is neutralised.
-    assert failed["error_message"] == "'=HYPERLINK(\"http://evil\")\nline two, with comma"
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z", failed["completed_at"])
+    assert (failed["code"], failed["severity"], failed["pointer"], failed["message"]) == (
+        "unit.not_ucum", "error", "/entities/2/value/unit", "unit is not UCUM",
+    )
+    # A job without details: one row, item columns empty, the job's message.
     crashed = next(r for r in rows if r["job_id"] == jobs["crashed"])
-    assert crashed["error_message"] == "'+worker crashed"
-    assert crashed["error_details"] == ""
+    assert (crashed["code"], crashed["severity"], crashed["pointer"]) == ("", "", "")
+    assert crashed["message"] == "'+worker crashed"
 
 
-def test_csv_export_follows_the_list_filters(client, jobs):
-    rows = _csv_rows(client.get("/exports/job-errors.csv?status=Completed"))
-    assert [r["job_id"] for r in rows] == [jobs["done"]]
-    rows = _csv_rows(client.get("/exports/job-errors.csv?status=all&document_id=doc-crashed"))
-    assert [r["job_id"] for r in rows] == [jobs["crashed"]]
-
-
-def test_ndjson_export_keeps_original_strings(client, jobs):
-    response = client.get("/exports/job-errors.ndjson")
-    assert response.status_code == 200
-    assert response.mimetype == "application/x-ndjson"
-    lines = response.get_data(as_text=True).splitlines()
-    records = {r["job_id"]: r for r in map(json.loads, lines)}
-    assert set(records) == {jobs["failed"], jobs["crashed"]}
-    failed = records[jobs["failed"]]
-    assert failed["error_message"] == "=HYPERLINK(\"http://evil\")\nline two, with comma"
-    assert failed["error_details"] == STORED
-    assert list(failed) == [
-        "job_id", "document_id", "job_type", "status", "error_message", "completed_at", "error_details",
+def test_items_keep_the_workers_order_and_jobs_are_newest_first(app, client):
+    with app.app_context():
+        older = insert_job("doc-old", details=envelope(item("a.first"), item("a.second"), item("a.third")))
+        newer = insert_job("doc-new", details=envelope(item("b.only")), created_hours=1)
+    rows = csv_rows(client.get("/exports/job-errors.csv"))
+    assert [(r["job_id"], r["code"]) for r in rows] == [
+        (newer, "b.only"), (older, "a.first"), (older, "a.second"), (older, "a.third"),
     ]
 
 
-def test_export_streams_across_batches(client, app, monkeypatch):
-    from app.services.processing_jobs import jobs as jobs_module
-
-    real_iter_jobs = jobs_module.iter_jobs
-    monkeypatch.setattr(
-        "app.services.exports.iter_jobs", lambda f: real_iter_jobs(f, batch_size=3)
-    )
+def test_a_job_without_envelope_items_gets_one_row_with_its_message(app, client):
     with app.app_context():
-        recorder = get_failure_recorder()
-        ids = set()
-        for i in range(8):
-            job = create_job(f"doc-{i}")
-            recorder.record_failure(job.id, f"failure {i}")
-            ids.add(str(job.id))
+        free = insert_job("doc-free", message="could not parse output", error_format="free-form",
+                          details={"errors": [item("looks.like.an.item")], "schema_version": 1})
+        empty = insert_job("doc-empty", message="no items", details=envelope(), created_hours=1)
+        text = insert_job("doc-text", message="plain", details="just a string", error_format="free-form",
+                          created_hours=2)
+    rows = csv_rows(client.get("/exports/job-errors.csv"))
+    assert [r["job_id"] for r in rows] == [text, empty, free]
+    for row, message in zip(rows, ["plain", "no items", "could not parse output"]):
+        assert (row["code"], row["severity"], row["pointer"], row["message"]) == ("", "", "", message)
+    records = ndjson(client.get("/exports/job-errors.ndjson"))
+    assert [r["code"] for r in records] == [None, None, None]
+    assert records[2]["message"] == "could not parse output"
+
+
+@pytest.mark.parametrize(
+    ("details", "error_format", "is_envelope"),
+    [
+        (envelope(item("a.b")), "normalized", True),
+        (envelope(item("a.b")), None, True),  # a job from before error_format was recorded
+        (envelope(item("a.b")), "free-form", False),
+        ({**envelope(item("a.b")), "schema_version": 2}, "normalized", False),
+        ({**envelope(item("a.b")), "schema_version": "1"}, "normalized", False),
+        ({**envelope(item("a.b")), "schema_version": True}, "normalized", False),
+        ({**envelope(), "errors": {"0": item("a.b")}}, "normalized", False),
+        ([item("a.b")], "normalized", False),
+        ("text", "free-form", False),
+    ],
+    ids=["v1", "legacy-null-format", "declared-free-form", "version-2", "version-string", "version-true",
+         "errors-object", "bare-array", "string"],
+)
+def test_the_database_and_python_agree_on_what_an_envelope_is(
+    app, client, details, error_format, is_envelope
+):
+    with app.app_context():
+        job = insert_job("doc", message="job message", details=details, error_format=error_format)
+        db.session.execute(  # insert_job leaves error_format NULL only without details
+            sa.update(ProcessingJob).where(ProcessingJob.id == uuid.UUID(job))
+            .values(error_format=error_format)
+        )
+        db.session.commit()
+    (row,) = csv_rows(client.get("/exports/job-errors.csv"))
+    assert (row["code"], row["message"]) == (("a.b", "failed") if is_envelope else ("", "job message"))
+    (by_job,) = csv_rows(client.get("/exports/job-errors.csv?rows=jobs"))
+    assert by_job["error_count"] == ("1" if is_envelope else "")
+    assert (error_items(details, error_format) is not None) is is_envelope
+
+
+def test_items_that_are_not_objects_give_empty_item_cells(app, client):
+    with app.app_context():
+        insert_job("doc", message="job message", details=envelope(item("a.b"), "a string", 3),
+                   error_format=None)
+    rows = csv_rows(client.get("/exports/job-errors.csv"))
+    assert [(r["code"], r["severity"], r["pointer"], r["message"]) for r in rows] == [
+        ("a.b", "error", "/entities/0", "failed"), ("", "", "", ""), ("", "", "", ""),
+    ]
+
+
+def test_items_follow_the_completed_time_order(app, client):
+    with app.app_context():
+        first = insert_job("doc-1", details=envelope(item("one.a"), item("one.b")), created_hours=2)
+        second = insert_job("doc-2", details=envelope(item("two.a")), created_hours=1)
+        db.session.execute(
+            sa.update(ProcessingJob).where(ProcessingJob.id == uuid.UUID(second))
+            .values(completed_at=T0 + timedelta(hours=5))
+        )
+        db.session.commit()
+    rows = csv_rows(client.get("/exports/job-errors.csv?time_field=completed"))
+    assert [(r["job_id"], r["code"]) for r in rows] == [(second, "two.a"), (first, "one.a"), (first, "one.b")]
+    assert rows[0]["completed_at"] == "2025-03-01T05:00:00Z"
+
+
+def test_multi_line_messages_quotes_and_commas_stay_in_one_cell(app, client):
+    message = 'first line, with a comma\nsecond "quoted" line\r\nthird line'
+    with app.app_context():
+        job = insert_job("doc,with \"quotes\"", message="job message", details=envelope(item("x.y", message)))
+    response = client.get("/exports/job-errors.csv")
+    text = csv_text(response)
+    # Rows end in CRLF; the line breaks inside the quoted cell are kept as they are.
+    assert text.endswith("\r\n") and text.count("\r\n") == 3  # header, the row, and the one in the message
+    (row,) = csv_rows(response)
+    assert row["job_id"] == job
+    assert row["message"] == message
+    assert row["document_id"] == 'doc,with "quotes"'
+
+
+# -- formula neutralisation -----------------------------------------------------------
+
+PREFIXES = ["=", "+", "-", "@", "\t", "\r"]
+
+
+@pytest.mark.parametrize("prefix", PREFIXES, ids=["equals", "plus", "minus", "at", "tab", "cr"])
+def test_formula_prefixes_are_neutralised_in_every_text_cell(app, client, prefix):
+    with app.app_context():
+        job = insert_job(
+            f"{prefix}doc", message=f"{prefix}job message",
+            details=envelope(item(f"{prefix}code", f"{prefix}cmd|' /C calc'!A0", f"{prefix}pointer")),
+        )
+        free = insert_job(f"{prefix}doc2", message=f"{prefix}free message", details=None, created_hours=-1)
+    rows = csv_rows(client.get("/exports/job-errors.csv"))
+    assert [r["job_id"] for r in rows] == [job, free]  # ids are not prefixed
+    assert rows[0]["document_id"] == f"'{prefix}doc"
+    assert rows[0]["code"] == f"'{prefix}code"
+    assert rows[0]["pointer"] == f"'{prefix}pointer"
+    assert rows[0]["message"] == f"'{prefix}cmd|' /C calc'!A0"
+    assert rows[1]["message"] == f"'{prefix}free message"
+    (by_job, _) = csv_rows(client.get("/exports/job-errors.csv?rows=jobs"))
+    assert by_job["document_id"] == f"'{prefix}doc"
+    assert by_job["error_message"] == f"'{prefix}job message"
+    # NDJSON keeps the stored strings.
+    first = ndjson(client.get("/exports/job-errors.ndjson"))[0]
+    assert (first["document_id"], first["code"], first["pointer"], first["message"]) == (
+        f"{prefix}doc", f"{prefix}code", f"{prefix}pointer", f"{prefix}cmd|' /C calc'!A0",
+    )
+
+
+def test_neutralise_formula_leaves_other_cells_alone():
+    assert neutralise_formula("=1+2") == "'=1+2"
+    assert neutralise_formula("'=1+2") == "'=1+2"  # already text
+    assert neutralise_formula("a=b") == "a=b"
+    assert neutralise_formula(" =1") == " =1"
+    assert neutralise_formula("") == ""
+
+
+# -- one row per job ------------------------------------------------------------------
+
+
+def test_rows_jobs_gives_one_row_per_job_with_details_and_count(client, jobs):
+    response = client.get("/exports/job-errors.csv?rows=jobs")
+    assert response.status_code == 200
+    assert csv_header(response) == list(JOB_ERROR_COLUMNS)
+    rows = {r["job_id"]: r for r in csv_rows(response)}
+    assert set(rows) == {jobs["failed"], jobs["crashed"]}
+    failed = rows[jobs["failed"]]
+    assert json.loads(failed["error_details"]) == STORED
+    assert failed["error_count"] == "1"
+    assert failed["job_type"] == "entity_extraction"
+    assert failed["error_message"] == "'" + TRICKY_MESSAGE
+    crashed = rows[jobs["crashed"]]
+    assert (crashed["error_details"], crashed["error_count"]) == ("", "")
+
+
+def test_rows_jobs_counts_what_the_worker_reported(app, client):
+    details = {**envelope(item("a.b"), item("c.d")), "error_count": 7, "truncated": True}
+    with app.app_context():
+        insert_job("doc-many", details=details)
+        insert_job("doc-free", details={"errors": [], "error_count": 3}, error_format="free-form",
+                   created_hours=-1)
+    rows = csv_rows(client.get("/exports/job-errors.csv?rows=jobs"))
+    assert [r["error_count"] for r in rows] == ["7", ""]
+    records = ndjson(client.get("/exports/job-errors.ndjson?rows=jobs"))
+    assert [r["error_count"] for r in records] == [7, None]
+    assert records[1]["error_details"] == {"errors": [], "error_count": 3}
+
+
+def test_ndjson_items_are_one_object_per_line_with_original_strings(client, jobs):
     response = client.get("/exports/job-errors.ndjson")
-    assert response.is_streamed
-    records = [json.loads(line) for line in response.get_data(as_text=True).splitlines()]
-    assert [r["job_id"] for r in records if r["job_id"] in ids] == [r["job_id"] for r in records]
-    assert len(records) == 8 and {r["job_id"] for r in records} == ids
+    assert response.status_code == 200
+    assert response.mimetype == "application/x-ndjson"
+    assert response.headers["Cache-Control"] == "no-store"
+    assert re.fullmatch(
+        r'attachment; filename="job-errors-\d{8}T\d{6}Z\.ndjson"', response.headers["Content-Disposition"]
+    )
+    records = {r["job_id"]: r for r in ndjson(response)}
+    assert set(records) == {jobs["failed"], jobs["crashed"]}
+    failed = records[jobs["failed"]]
+    assert list(failed) == list(ITEM_COLUMNS)
+    assert (failed["code"], failed["severity"], failed["pointer"], failed["message"]) == (
+        "unit.not_ucum", "error", "/entities/2/value/unit", "unit is not UCUM",
+    )
+    crashed = records[jobs["crashed"]]
+    assert crashed["message"] == "+worker crashed"
+    assert (crashed["code"], crashed["severity"], crashed["pointer"]) == (None, None, None)
 
 
-def test_export_with_a_bad_filter_is_a_400(client):
-    response = client.get("/exports/job-errors.csv?status=nope")
+def test_ndjson_rows_jobs_keeps_details_as_json(client, jobs):
+    records = {r["job_id"]: r for r in ndjson(client.get("/exports/job-errors.ndjson?rows=jobs"))}
+    failed = records[jobs["failed"]]
+    assert list(failed) == list(JOB_ERROR_COLUMNS)
+    assert failed["error_message"] == TRICKY_MESSAGE
+    assert failed["error_details"] == STORED
+    assert failed["error_count"] == 1
+    assert records[jobs["crashed"]]["error_details"] is None
+
+
+# -- filters and bad queries ----------------------------------------------------------
+
+
+def test_exports_follow_the_list_filters(app, client, jobs):
+    with app.app_context():
+        coded = insert_job("doc-coded", message="Unit trouble",
+                           details=envelope(item("x.one"), item("unit.not_ucum")))
+    rows = csv_rows(client.get("/exports/job-errors.csv?status=Completed"))
+    assert [r["job_id"] for r in rows] == [jobs["done"]]
+    rows = csv_rows(client.get("/exports/job-errors.csv?status=all&document_id=doc-crashed"))
+    assert [r["job_id"] for r in rows] == [jobs["crashed"]]
+    # error_code chooses jobs; every item of a chosen job is exported.
+    rows = csv_rows(client.get("/exports/job-errors.csv?error_code=unit.not_ucum"))
+    assert sorted((r["job_id"], r["code"]) for r in rows) == sorted(
+        [(jobs["failed"], "unit.not_ucum"), (coded, "x.one"), (coded, "unit.not_ucum")]
+    )
+    rows = csv_rows(client.get("/exports/job-errors.csv?q=UNIT+TROUBLE&rows=jobs"))
+    assert [r["job_id"] for r in rows] == [coded]
+    records = ndjson(client.get("/exports/job-errors.ndjson?status=Failed"))
+    assert [r["job_id"] for r in records] == [jobs["crashed"]]
+
+
+def test_an_empty_export_is_the_header_alone(client):
+    response = client.get("/exports/job-errors.csv?error_code=none.such")
+    assert response.get_data() == "\ufeff".encode() + (",".join(ITEM_COLUMNS) + "\r\n").encode()
+    assert client.get("/exports/job-errors.ndjson?error_code=none.such").get_data() == b""
+
+
+@pytest.mark.parametrize("path", ["/exports/job-errors.csv", "/exports/job-errors.ndjson"])
+def test_an_unknown_rows_value_is_a_400_naming_rows(client, path):
+    response = client.get(f"{path}?rows=entities")
     assert response.status_code == 400
+    assert response.mimetype == "text/html"
+    assert "<code>rows</code>" in response.get_data(as_text=True)
+
+
+def test_every_bad_export_parameter_is_named_at_once(client):
+    response = client.get("/exports/job-errors.csv?rows=all&status=nope")
+    assert response.status_code == 400
+    html = response.get_data(as_text=True)
+    assert "<code>rows</code>" in html and "<code>status</code>" in html
+
+
+def test_parse_rows():
+    assert parse_rows(None) == parse_rows("") == parse_rows("items") == "items"
+    assert parse_rows("jobs") == "jobs"
+    with pytest.raises(InvalidQueryError) as caught:
+        parse_rows("Jobs")
+    assert caught.value.errors[0]["pointer"] == "#/rows"
+    assert caught.value.status == 400
+
+
+# -- entities -------------------------------------------------------------------------
+
+ENTITIES = [
+    {"entity_type": "Condition", "text": "Type 2 diabetes, \"uncontrolled\"\nsince 2019", "code": "E11.65",
+     "code_system": "http://hl7.org/fhir/sid/icd-10-cm", "confidence": 0.93,
+     "span": {"page": 2, "start": 10, "end": 54}, "attributes": {"negated": False, "note": "=1+1"}},
+    {"entity_type": "Observation", "text": "=HYPERLINK(\"http://evil\")", "code": "-4548-4",
+     "code_system": "@loinc", "confidence": 0.5, "span": {"start": 0, "end": 3}, "attributes": None},
+]
+
+
+@pytest.fixture
+def completed(app, jobs):
+    with app.app_context():
+        job = create_job("+doc-with-entities")
+        complete_job(job.id, ENTITIES)
+        return str(job.id)
+
+
+def test_entities_csv_has_one_row_per_entity(client, jobs, completed):
+    response = client.get("/exports/entities.csv")
+    assert response.status_code == 200
+    assert response.mimetype == "text/csv"
+    assert response.headers["Cache-Control"] == "no-store"
+    assert re.fullmatch(
+        r'attachment; filename="entities-\d{8}T\d{6}Z\.csv"', response.headers["Content-Disposition"]
+    )
+    assert csv_header(response) == list(ENTITY_COLUMNS)
+    rows = csv_rows(response)
+    assert [r["job_id"] for r in rows] == [completed, completed]  # the default failure statuses are replaced
+    first, second = rows
+    assert first["document_id"] == "'+doc-with-entities"
+    assert first["completed_at"].endswith("Z")
+    assert (first["position"], first["entity_type"], first["code"], first["code_system"]) == (
+        "0", "Condition", "E11.65", "http://hl7.org/fhir/sid/icd-10-cm",
+    )
+    assert first["text"] == "Type 2 diabetes, \"uncontrolled\"\nsince 2019"
+    assert float(first["confidence"]) == 0.93
+    assert (first["page"], first["span_start"], first["span_end"]) == ("2", "10", "54")
+    assert json.loads(first["attributes"]) == {"negated": False, "note": "=1+1"}
+    assert second["position"] == "1"
+    assert second["text"] == "'=HYPERLINK(\"http://evil\")"
+    assert (second["code"], second["code_system"]) == ("'-4548-4", "'@loinc")
+    assert (second["page"], second["attributes"]) == ("", "")
+
+
+def test_entities_csv_follows_the_filter_but_not_its_status(app, client, jobs, completed):
+    with app.app_context():
+        other = str(complete_job(create_job("doc-other").id, ENTITIES[:1]).id)
+    rows = csv_rows(client.get("/exports/entities.csv?status=Failed&document_id=doc-other"))
+    assert [(r["job_id"], r["position"]) for r in rows] == [(other, "0")]
+    rows = csv_rows(client.get("/exports/entities.csv"))
+    assert [(r["job_id"], r["position"]) for r in rows] == [
+        (other, "0"), (completed, "0"), (completed, "1"),
+    ]
+    assert csv_rows(client.get("/exports/entities.csv?q=anything")) == []  # completed jobs have no message
