@@ -52,7 +52,9 @@ class ListLinks:
         statuses: each status -> the list of that status alone.
         codes: each top error code -> the list filtered by it.
         ranges: quick time ranges (label, link) ending now.
-        csv, ndjson: the exports of the current filter.
+        csv, ndjson: the exports of the current filter (one row per error item).
+        csv_jobs: the CSV export with one row per job.
+        entities_csv: the entities of the completed jobs matching the filter.
         clear: the list with no filter (the defaults).
     """
 
@@ -62,6 +64,8 @@ class ListLinks:
     ranges: list[tuple[str, str]]
     csv: str
     ndjson: str
+    csv_jobs: str
+    entities_csv: str
     clear: str
 
 
@@ -69,6 +73,7 @@ def list_links(
     list_path: str,
     csv_path: str,
     ndjson_path: str,
+    entities_path: str,
     args: Iterable[tuple[str, str]],
     *,
     next_cursor: str | None,
@@ -78,7 +83,7 @@ def list_links(
     """Build the :class:`ListLinks` of a list page.
 
     Args:
-        list_path, csv_path, ndjson_path: paths of the list and the exports.
+        list_path, csv_path, ndjson_path, entities_path: paths of the list and the exports.
         args: the request's query pairs (repeated names repeated).
         next_cursor: the page's ``next_cursor``.
         codes: the error codes of the top-codes table.
@@ -96,5 +101,7 @@ def list_links(
         ],
         csv=href(csv_path, pairs),
         ndjson=href(ndjson_path, pairs),
+        csv_jobs=href(csv_path, pairs + [("rows", "jobs")]),
+        entities_csv=href(entities_path, pairs),
         clear=list_path,
     )

@@ -78,6 +78,7 @@ def list_jobs() -> str | Response:
         url_for("dashboard.list_jobs"),
         url_for("exports.export_job_errors_csv"),
         url_for("exports.export_job_errors_ndjson"),
+        url_for("exports.export_entities_csv"),
         pairs,
         next_cursor=page.next_cursor,
         codes=[row.code for row in stats.top_codes.codes],

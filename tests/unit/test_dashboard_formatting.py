@@ -253,7 +253,7 @@ def test_links_keep_the_query_and_change_one_thing():
     assert query_pairs(args) == [("status", "Failed"), ("status", "Validation_Failed"), ("error_code", "x"),
                                  ("from", "2025-01-01T00:00:00Z"), ("to", "2025-01-02T00:00:00Z")]
     assert with_changes([("a", "1"), ("b", "2")], {"a": ["3", "4"], "b": []}) == [("a", "3"), ("a", "4")]
-    links = list_links("/jobs", "/e.csv", "/e.ndjson", args, next_cursor="n1", codes=["y"], now=NOW)
+    links = list_links("/jobs", "/e.csv", "/e.ndjson", "/ent.csv", args, next_cursor="n1", codes=["y"], now=NOW)
     assert links.next_page.endswith("&cursor=n1") and "cursor=abc" not in links.next_page
     assert links.statuses[JobStatus.COMPLETED] == (
         "/jobs?error_code=x&from=2025-01-01T00%3A00%3A00Z&to=2025-01-02T00%3A00%3A00Z&status=Completed"
@@ -263,7 +263,9 @@ def test_links_keep_the_query_and_change_one_thing():
     label, url = links.ranges[1]
     assert label == "24 hours" and url.endswith("&from=2026-11-28T21%3A16%3A35Z") and "to=" not in url
     assert links.csv.startswith("/e.csv?status=Failed") and links.clear == "/jobs"
-    assert list_links("/jobs", "/c", "/n", [], next_cursor=None, codes=[], now=NOW).next_page is None
+    assert links.csv_jobs.startswith("/e.csv?status=Failed") and links.csv_jobs.endswith("&rows=jobs")
+    assert links.entities_csv.startswith("/ent.csv?status=Failed")
+    assert list_links("/jobs", "/c", "/n", "/ent", [], next_cursor=None, codes=[], now=NOW).next_page is None
 
 
 def test_pretty_json_is_stable():
