@@ -20,9 +20,15 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
             :func:`app.config.load_config` for the keys.
 
     Returns:
-        A configured app with the API, dashboard and export blueprints, the
-        problem+json error handlers, the CLI commands and the failure
-        recorder registered. No database query runs here.
+        A configured app with the API, dashboard, export and operations
+        blueprints, request ids, request logs and metrics, the problem+json
+        error handlers, the CLI commands and the failure recorder
+        registered. No database query runs here (the production schema
+        check runs in gunicorn's ``on_starting`` hook or ``flask check-ready``).
+
+    Raises:
+        app.config.ConfigError: the environment's configuration is unusable
+            (e.g. ``APP_ENV=production`` without ``SECRET_KEY``).
     """
     app = Flask(
         __name__,
@@ -32,6 +38,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     )
     app.config.update(load_config(config))
     register_extensions(app)
+    register_observability(app)
     register_blueprints(app)
     register_access_control(app)
     register_error_handlers(app)
@@ -54,19 +61,29 @@ def register_extensions(app: Flask) -> None:
     init_services(app)
 
 
+def register_observability(app: Flask) -> None:
+    """Request ids, one JSON-ready log line per request, Prometheus ``/metrics``."""
+    from app.observability import init_observability
+
+    init_observability(app)
+
+
 def register_blueprints(app: Flask) -> None:
-    """Mount the API (``/api/v1``), the dashboard (``/jobs``) and exports (``/exports``)."""
+    """Mount the API (``/api/v1``), sign-in, the dashboard (``/jobs``), exports
+    (``/exports``), administration (``/admin``) and the probes (``/healthz``, ``/readyz``)."""
     from app.admin import bp as admin_bp
     from app.api import bp as api_bp
     from app.auth import bp as auth_bp
     from app.dashboard import bp as dashboard_bp
     from app.exports import bp as exports_bp
+    from app.operations import bp as operations_bp
 
     app.register_blueprint(api_bp)
     app.register_blueprint(auth_bp)
     app.register_blueprint(dashboard_bp)
     app.register_blueprint(exports_bp)
     app.register_blueprint(admin_bp)
+    app.register_blueprint(operations_bp)
 
     from app.auth.guards import requires
     from app.models.access import Permission
@@ -99,10 +116,12 @@ def register_template_filters(app: Flask) -> None:
 
 
 def register_cli(app: Flask) -> None:
-    """Add the ``flask worker`` command group."""
+    """Add the ``flask worker``, ``users``, ``tokens`` and ``jobs`` groups and ``flask check-ready``."""
     from app.auth.cli import tokens_cli, users_cli
     from app.cli import register_commands
+    from app.operations.cli import register_operations_commands
 
     register_commands(app)
     app.cli.add_command(users_cli)
     app.cli.add_command(tokens_cli)
+    register_operations_commands(app)

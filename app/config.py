@@ -22,18 +22,59 @@ DEFAULT_MAX_ERROR_MESSAGE_LENGTH = 1_000
 DEFAULT_MAX_JSON_DEPTH = 32
 #: Largest page of jobs the list endpoints return.
 DEFAULT_MAX_PAGE_SIZE = 200
+#: PostgreSQL ``statement_timeout``: longest a single statement may run, in ms.
+#: Below gunicorn's worker timeout, so a stuck query is cancelled before the
+#: worker is killed.
+DEFAULT_DB_STATEMENT_TIMEOUT_MS = 15_000
+#: PostgreSQL ``lock_timeout``: longest a statement waits for a lock, in ms.
+DEFAULT_DB_LOCK_TIMEOUT_MS = 5_000
+#: Seconds to wait for a new database connection before giving up.
+DEFAULT_DB_CONNECT_TIMEOUT_S = 5
+#: Connections each process keeps open, and how many more it may open at a peak.
+DEFAULT_DB_POOL_SIZE = 5
+DEFAULT_DB_MAX_OVERFLOW = 5
+#: Seconds a request waits for a free pooled connection before a 503.
+DEFAULT_DB_POOL_TIMEOUT_S = 10
+#: ``Retry-After`` (seconds) sent with a 503 when the database is unavailable.
+DEFAULT_RETRY_AFTER_S = 5
+
+#: Deployment environments ``APP_ENV`` may name.
+APP_ENVS = ("development", "production")
+#: Settings that must come from the environment when ``APP_ENV=production``.
+PRODUCTION_REQUIRED = ("SECRET_KEY", "DATABASE_URL")
+#: The development ``SECRET_KEY``; refused in production.
+DEV_SECRET_KEY = "dev-only-not-secret"
+#: Levels ``LOG_LEVEL`` may name.
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
-def _int_env(name: str, default: int) -> int:
+class ConfigError(RuntimeError):
+    """The environment does not hold a usable configuration.
+
+    The message names the variables and what is wrong with them, never their
+    values (a ``DATABASE_URL`` may hold a password).
+    """
+
+
+def _int_env(name: str, default: int, *, minimum: int = 1) -> int:
     raw = os.environ.get(name)
     if raw is None or raw == "":
         return default
     try:
         value = int(raw)
     except ValueError as exc:
-        raise RuntimeError(f"environment variable {name} must be an integer, got {raw!r}") from exc
-    if value <= 0:
-        raise RuntimeError(f"environment variable {name} must be positive, got {value}")
+        raise ConfigError(f"environment variable {name} must be an integer, got {raw!r}") from exc
+    if value < minimum:
+        qualifier = "positive" if minimum == 1 else f"at least {minimum}"
+        raise ConfigError(f"environment variable {name} must be {qualifier}, got {value}")
+    return value
+
+
+def _choice_env(name: str, default: str, choices: tuple[str, ...], *, upper: bool = False) -> str:
+    raw = (os.environ.get(name) or default).strip()
+    value = raw.upper() if upper else raw.lower()
+    if value not in choices:
+        raise ConfigError(f"environment variable {name} must be one of {', '.join(choices)}, got {raw!r}")
     return value
 
 
@@ -53,6 +94,45 @@ def default_database_url() -> str:
     return f"sqlite:///{INSTANCE_DIR / 'clinical_intelligence.sqlite3'}"
 
 
+def normalize_database_url(url: str) -> str:
+    """Name the psycopg 3 driver in PostgreSQL URLs (``postgres://``,
+    ``postgresql://`` -> ``postgresql+psycopg://``); other URLs unchanged."""
+    # Heroku-style URLs name the dialect without a driver; we ship psycopg 3.
+    if url.startswith("postgres://"):
+        return "postgresql+psycopg://" + url[len("postgres://"):]
+    if url.startswith("postgresql://"):
+        return "postgresql+psycopg://" + url[len("postgresql://"):]
+    return url
+
+
+def engine_options(database_url: str, config: Mapping[str, Any]) -> dict[str, Any]:
+    """SQLAlchemy ``create_engine`` options for ``database_url``.
+
+    Every backend: ``pool_pre_ping`` (a connection the database dropped, e.g.
+    after a restart, is replaced at checkout instead of failing a request).
+    PostgreSQL also gets a bounded pool (``DB_POOL_SIZE`` + ``DB_MAX_OVERFLOW``
+    connections per process, ``DB_POOL_TIMEOUT_S`` wait), a connect timeout,
+    and server-side ``statement_timeout`` / ``lock_timeout`` (ms) set at
+    connect time, so a stuck query or a held lock cannot hang a worker.
+    """
+    options: dict[str, Any] = {"pool_pre_ping": True}
+    if database_url.startswith("postgresql"):
+        options.update(
+            pool_size=config["DB_POOL_SIZE"],
+            max_overflow=config["DB_MAX_OVERFLOW"],
+            pool_timeout=config["DB_POOL_TIMEOUT_S"],
+            connect_args={
+                "connect_timeout": config["DB_CONNECT_TIMEOUT_S"],
+                "options": (
+                    f"-c statement_timeout={config['DB_STATEMENT_TIMEOUT_MS']}"
+                    f" -c lock_timeout={config['DB_LOCK_TIMEOUT_MS']}"
+                ),
+                "application_name": "clinical-intelligence-console",
+            },
+        )
+    return options
+
+
 def load_config(overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Build the Flask configuration mapping.
 
@@ -61,30 +141,40 @@ def load_config(overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
 
     Returns:
         A dict for ``app.config.update``. Keys:
+        ``APP_ENV`` (``development`` or ``production``),
         ``SQLALCHEMY_DATABASE_URI`` (from ``DATABASE_URL``; default SQLite under
-        ``instance/``), ``SECRET_KEY``, ``MAX_CONTENT_LENGTH`` (bytes),
+        ``instance/``), ``SQLALCHEMY_ENGINE_OPTIONS`` (see
+        :func:`engine_options`), ``SECRET_KEY``, ``MAX_CONTENT_LENGTH`` (bytes),
         ``MAX_ERROR_MESSAGE_LENGTH`` (characters), ``MAX_JSON_DEPTH``,
-        ``MAX_PAGE_SIZE``.
+        ``MAX_PAGE_SIZE``, ``LOG_LEVEL``, ``DB_STATEMENT_TIMEOUT_MS``,
+        ``DB_LOCK_TIMEOUT_MS``, ``DB_CONNECT_TIMEOUT_S``, ``DB_POOL_SIZE``,
+        ``DB_MAX_OVERFLOW``, ``DB_POOL_TIMEOUT_S``, ``RETRY_AFTER_S``.
 
     Raises:
-        RuntimeError: a limit in the environment is not a positive integer.
+        ConfigError: a limit in the environment is not a positive integer, an
+            unknown ``APP_ENV`` or ``LOG_LEVEL``, or, in production, a
+            required setting (:data:`PRODUCTION_REQUIRED`) is missing.
     """
-    database_url = os.environ.get("DATABASE_URL") or default_database_url()
-    # Heroku-style URLs name the dialect without a driver; we ship psycopg 3.
-    if database_url.startswith("postgres://"):
-        database_url = "postgresql+psycopg://" + database_url[len("postgres://"):]
-    elif database_url.startswith("postgresql://"):
-        database_url = "postgresql+psycopg://" + database_url[len("postgresql://"):]
+    overrides = dict(overrides or {})
+    database_url = normalize_database_url(os.environ.get("DATABASE_URL") or default_database_url())
     config: dict[str, Any] = {
+        "APP_ENV": _choice_env("APP_ENV", "development", APP_ENVS),
         "SQLALCHEMY_DATABASE_URI": database_url,
-        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
-        "SECRET_KEY": os.environ.get("SECRET_KEY") or "dev-only-not-secret",
+        "SECRET_KEY": os.environ.get("SECRET_KEY") or DEV_SECRET_KEY,
         "MAX_CONTENT_LENGTH": _int_env("MAX_CONTENT_LENGTH", DEFAULT_MAX_CONTENT_LENGTH),
         "MAX_ERROR_MESSAGE_LENGTH": _int_env(
             "MAX_ERROR_MESSAGE_LENGTH", DEFAULT_MAX_ERROR_MESSAGE_LENGTH
         ),
         "MAX_JSON_DEPTH": _int_env("MAX_JSON_DEPTH", DEFAULT_MAX_JSON_DEPTH),
         "MAX_PAGE_SIZE": _int_env("MAX_PAGE_SIZE", DEFAULT_MAX_PAGE_SIZE),
+        "LOG_LEVEL": _choice_env("LOG_LEVEL", "INFO", LOG_LEVELS, upper=True),
+        "DB_STATEMENT_TIMEOUT_MS": _int_env("DB_STATEMENT_TIMEOUT_MS", DEFAULT_DB_STATEMENT_TIMEOUT_MS),
+        "DB_LOCK_TIMEOUT_MS": _int_env("DB_LOCK_TIMEOUT_MS", DEFAULT_DB_LOCK_TIMEOUT_MS),
+        "DB_CONNECT_TIMEOUT_S": _int_env("DB_CONNECT_TIMEOUT_S", DEFAULT_DB_CONNECT_TIMEOUT_S),
+        "DB_POOL_SIZE": _int_env("DB_POOL_SIZE", DEFAULT_DB_POOL_SIZE),
+        "DB_MAX_OVERFLOW": _int_env("DB_MAX_OVERFLOW", DEFAULT_DB_MAX_OVERFLOW, minimum=0),
+        "DB_POOL_TIMEOUT_S": _int_env("DB_POOL_TIMEOUT_S", DEFAULT_DB_POOL_TIMEOUT_S),
+        "RETRY_AFTER_S": _int_env("RETRY_AFTER_S", DEFAULT_RETRY_AFTER_S),
         "JSON_SORT_KEYS": False,
         #: Seconds the dashboard's counts/top codes/chart are reused per filter.
         "DASHBOARD_STATS_TTL": float(os.environ.get("DASHBOARD_STATS_TTL", "30")),
@@ -101,6 +191,27 @@ def load_config(overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
         "RATELIMIT_ENABLED": _bool_env("RATELIMIT_ENABLED", True),
         "RATELIMIT_HEADERS_ENABLED": True,
     }
-    if overrides:
-        config.update(overrides)
+    config.update(overrides)
+    if "SQLALCHEMY_ENGINE_OPTIONS" not in overrides:
+        # After the overrides: tests name their database there.
+        config["SQLALCHEMY_ENGINE_OPTIONS"] = engine_options(config["SQLALCHEMY_DATABASE_URI"], config)
+    if config["APP_ENV"] == "production":
+        _check_production(config, overrides)
     return config
+
+
+def _check_production(config: Mapping[str, Any], overrides: Mapping[str, Any]) -> None:
+    # Production must be told where its data lives and how to sign: falling
+    # back to a local SQLite file or the public development key would "work"
+    # and silently lose or expose data.
+    given = {
+        "DATABASE_URL": bool(os.environ.get("DATABASE_URL")) or "SQLALCHEMY_DATABASE_URI" in overrides,
+        "SECRET_KEY": config["SECRET_KEY"] != DEV_SECRET_KEY and bool(config["SECRET_KEY"]),
+    }
+    missing = [name for name in PRODUCTION_REQUIRED if not given[name]]
+    if missing:
+        raise ConfigError(
+            "APP_ENV=production requires these environment variables: "
+            + ", ".join(missing)
+            + " (see docs/operations.md)"
+        )

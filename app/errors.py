@@ -11,12 +11,17 @@ and choose the format from the path (microblog's approach).
 from __future__ import annotations
 
 import logging
+import sqlite3
 from collections.abc import Sequence
 from typing import Any, TypedDict
 from urllib.parse import quote
 
+import psycopg
 from flask import Flask, Response, current_app, json, render_template, request
+from sqlalchemy import exc as sa_exc
 from werkzeug.exceptions import HTTPException
+
+from app.observability.request_id import current_request_id
 
 log = logging.getLogger(__name__)
 
@@ -120,7 +125,9 @@ def problem(
 
     Returns:
         A response whose JSON object holds ``type``, ``title``, ``status``,
-        ``detail``, ``instance`` (the request path) and, when given, ``errors``.
+        ``detail``, ``instance`` (the request path), ``request_id`` (as in the
+        ``X-Request-ID`` response header; an RFC 9457 extension member) and,
+        when given, ``errors``.
     """
     body: dict[str, Any] = {
         "type": PROBLEM_TYPE_BASE + slug,
@@ -128,6 +135,7 @@ def problem(
         "status": status,
         "detail": detail,
         "instance": request.path,
+        "request_id": current_request_id(),
     }
     if errors:
         body["errors"] = list(errors)
@@ -198,8 +206,74 @@ def _handle_unexpected(error: Exception) -> Response | tuple[str, int]:
     return render_template("error.html", status=500, title="Internal server error", detail=detail, errors=()), 500
 
 
+#: SQLite errors that mean "busy or unreachable", not "bad SQL" (both are
+#: sqlite3.OperationalError; only the message tells them apart).
+_SQLITE_UNAVAILABLE = (
+    "database is locked",
+    "database table is locked",
+    "unable to open database",
+    "disk i/o error",
+)
+
+
+def is_database_unavailable(error: BaseException) -> bool:
+    """Whether ``error`` means the database cannot serve now (retry later).
+
+    True for: a connection the database dropped or refused (a restart, a
+    failover, the server down) -- SQLAlchemy marks these
+    ``connection_invalidated``; any psycopg ``OperationalError`` (also a
+    cancelled statement or lock wait from ``statement_timeout`` /
+    ``lock_timeout``, too many connections, a serialization failure); no
+    free pooled connection in time (``sqlalchemy.exc.TimeoutError``); SQLite
+    busy or unopenable. False for everything else, e.g. an SQL error, which
+    is a bug and must stay loud.
+    """
+    if isinstance(error, sa_exc.TimeoutError):
+        return True
+    original: BaseException | None = error
+    if isinstance(error, sa_exc.DBAPIError):
+        if error.connection_invalidated:
+            return True
+        original = error.orig
+    if isinstance(original, (psycopg.OperationalError, psycopg.InterfaceError)):
+        return True
+    if isinstance(original, sqlite3.OperationalError):
+        return str(original).lower().startswith(_SQLITE_UNAVAILABLE)
+    return False
+
+
+def _handle_database_error(error: Exception) -> Response | tuple[str, int]:
+    if not is_database_unavailable(error):
+        return _handle_unexpected(error)
+    # An expected condition, not a bug: answered even in testing. The type
+    # only: the message may hold the database URL or statement parameters.
+    log.warning(
+        "database unavailable (%s) on %s %s", type(error).__name__, request.method,
+        request.url_rule.endpoint if request.url_rule is not None else "unmatched",
+    )
+    retry_after = str(current_app.config.get("RETRY_AFTER_S", 5))
+    title = "Service temporarily unavailable"
+    if _wants_json():
+        detail = (
+            "The database is unavailable. Retry after the number of seconds in Retry-After; "
+            "send the same Idempotency-Key so that the change is made at most once."
+        )
+        response = problem(503, title, detail, "service-unavailable")
+        response.headers["Retry-After"] = retry_after
+        return response
+    detail = "The job database cannot be reached right now. Please try again in a minute."
+    page = render_template("error.html", status=503, title=title, detail=detail, errors=())
+    return current_app.response_class(
+        page, status=503, headers={"Retry-After": retry_after}, mimetype="text/html"
+    )
+
+
 def register_error_handlers(app: Flask) -> None:
-    """Install the app-level handlers: ServiceError, HTTPException, Exception."""
+    """Install the app-level handlers: ServiceError, HTTPException, database
+    unavailable (503 + ``Retry-After``), Exception."""
     app.register_error_handler(ServiceError, _handle_service_error)
     app.register_error_handler(HTTPException, _handle_http_exception)
+    app.register_error_handler(sa_exc.DBAPIError, _handle_database_error)
+    app.register_error_handler(sa_exc.TimeoutError, _handle_database_error)
+    app.register_error_handler(psycopg.Error, _handle_database_error)
     app.register_error_handler(Exception, _handle_unexpected)

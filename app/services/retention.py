@@ -1,0 +1,199 @@
+"""Retention: delete finished jobs, their history and old idempotency answers.
+
+Clinical failure text is patient data; it is kept as long as it is useful
+and no longer. :func:`purge_finished_jobs` deletes jobs that finished
+(``Completed``, ``Failed``, ``Validation_Failed``) before a cutoff, with
+their ``job_failures`` and ``extracted_entities`` rows, and the
+``idempotency_records`` created before the cutoff.
+
+Unlike the other services this is not one transaction: it works in batches,
+each its own short transaction, so a large purge never holds locks for long
+or grows one huge transaction, and a purge that is stopped half-way keeps
+what it finished. Within a batch the job rows are locked (``FOR UPDATE SKIP
+LOCKED`` on PostgreSQL; SQLite's single writer), so a failure being recorded
+on a job at that moment either lands before the purge sees the row or waits.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import sqlalchemy as sa
+
+from app.extensions import begin_write_transaction, db
+from app.models import ExtractedEntity, IdempotencyRecord, JobFailure, ProcessingJob
+from app.models.job_status import TERMINAL_STATUSES
+
+#: Statuses of jobs the purge deletes.
+FINISHED_STATUSES = tuple(sorted(s.value for s in TERMINAL_STATUSES))
+#: Largest batch: the ids of one batch are bound as parameters of an IN list.
+MAX_BATCH_SIZE = 5_000
+DEFAULT_BATCH_SIZE = 500
+
+_AGE = re.compile(r"([1-9][0-9]{0,5})([hdw])")
+_AGE_UNITS = {"h": "hours", "d": "days", "w": "weeks"}
+
+
+def parse_age(text: str) -> timedelta:
+    """Parse an age such as ``180d``, ``26w`` or ``48h`` (hours, days, weeks).
+
+    Raises:
+        ValueError: not a positive whole number followed by ``h``, ``d`` or ``w``.
+    """
+    match = _AGE.fullmatch(text.strip())
+    if match is None:
+        raise ValueError("an age is a positive whole number followed by h, d or w, e.g. 180d")
+    return timedelta(**{_AGE_UNITS[match.group(2)]: int(match.group(1))})
+
+
+@dataclass
+class PurgeCounts:
+    """Rows deleted (or, in a dry run, that would be), per table."""
+
+    processing_jobs: int = 0
+    job_failures: int = 0
+    extracted_entities: int = 0
+    idempotency_records: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        """Table name -> count, in a fixed order."""
+        return {
+            "processing_jobs": self.processing_jobs,
+            "job_failures": self.job_failures,
+            "extracted_entities": self.extracted_entities,
+            "idempotency_records": self.idempotency_records,
+        }
+
+
+def _expired_jobs(cutoff: datetime) -> sa.Select:
+    return sa.select(ProcessingJob.id).where(
+        ProcessingJob.status.in_(FINISHED_STATUSES),
+        ProcessingJob.completed_at.is_not(None),
+        ProcessingJob.completed_at < cutoff,
+    )
+
+
+def count_expired(cutoff: datetime) -> PurgeCounts:
+    """What :func:`purge_finished_jobs` would delete for ``cutoff`` (one read).
+
+    Args:
+        cutoff: timezone-aware; rows older than this (strictly) expire.
+    """
+    jobs = _expired_jobs(cutoff).subquery()
+    try:
+        counts = PurgeCounts(
+            processing_jobs=db.session.scalar(sa.select(sa.func.count()).select_from(jobs)) or 0,
+            job_failures=db.session.scalar(
+                sa.select(sa.func.count())
+                .select_from(JobFailure)
+                .where(JobFailure.job_id.in_(sa.select(jobs.c.id)))
+            )
+            or 0,
+            extracted_entities=db.session.scalar(
+                sa.select(sa.func.count())
+                .select_from(ExtractedEntity)
+                .where(ExtractedEntity.job_id.in_(sa.select(jobs.c.id)))
+            )
+            or 0,
+            idempotency_records=db.session.scalar(
+                sa.select(sa.func.count())
+                .select_from(IdempotencyRecord)
+                .where(IdempotencyRecord.created_at < cutoff)
+            )
+            or 0,
+        )
+    finally:
+        db.session.rollback()  # end the read transaction
+    return counts
+
+
+def purge_finished_jobs(cutoff: datetime, *, batch_size: int = DEFAULT_BATCH_SIZE) -> PurgeCounts:
+    """Delete finished jobs whose ``completed_at`` is before ``cutoff``, in batches.
+
+    Each batch (at most ``batch_size`` jobs, oldest first) is one
+    transaction: its jobs' ``job_failures`` and ``extracted_entities`` rows,
+    then the jobs. Then ``idempotency_records`` created before ``cutoff``, in
+    batches of the same size. Jobs that are not finished (``Pending``,
+    ``Processing``, a requeued job) are never deleted, however old.
+
+    Args:
+        cutoff: timezone-aware UTC ``datetime``.
+        batch_size: 1 to :data:`MAX_BATCH_SIZE`.
+
+    Returns:
+        The rows deleted per table.
+
+    Raises:
+        ValueError: ``batch_size`` out of range or ``cutoff`` naive.
+    """
+    if not 1 <= batch_size <= MAX_BATCH_SIZE:
+        raise ValueError(f"batch_size must be 1 to {MAX_BATCH_SIZE}")
+    if cutoff.tzinfo is None:
+        raise ValueError("cutoff must be timezone-aware")
+    counts = PurgeCounts()
+    while True:
+        deleted = _purge_job_batch(cutoff, batch_size, counts)
+        if deleted < batch_size:
+            break
+    while True:
+        deleted = _purge_idempotency_batch(cutoff, batch_size)
+        counts.idempotency_records += deleted
+        if deleted < batch_size:
+            break
+    return counts
+
+
+def _purge_job_batch(cutoff: datetime, batch_size: int, counts: PurgeCounts) -> int:
+    try:
+        begin_write_transaction()
+        ids: Sequence[uuid.UUID] = db.session.scalars(
+            _expired_jobs(cutoff)
+            .order_by(ProcessingJob.completed_at, ProcessingJob.id)
+            .limit(batch_size)
+            # Another transaction changing one of these jobs keeps it; the
+            # next run of the purge gets it if it is still expired.
+            .with_for_update(skip_locked=True)
+        ).all()
+        if not ids:
+            db.session.rollback()
+            return 0
+        # Children first, counted exactly; ON DELETE CASCADE would remove
+        # them too but would not say how many.
+        failures = _delete(JobFailure.__table__, JobFailure.__table__.c.job_id.in_(ids))
+        entities = _delete(ExtractedEntity.__table__, ExtractedEntity.__table__.c.job_id.in_(ids))
+        jobs = _delete(ProcessingJob.__table__, ProcessingJob.__table__.c.id.in_(ids))
+        db.session.commit()
+    except BaseException:
+        db.session.rollback()
+        raise
+    counts.job_failures += failures
+    counts.extracted_entities += entities
+    counts.processing_jobs += jobs
+    return len(ids)
+
+
+def _purge_idempotency_batch(cutoff: datetime, batch_size: int) -> int:
+    try:
+        begin_write_transaction()
+        keys = db.session.scalars(
+            sa.select(IdempotencyRecord.key)
+            .where(IdempotencyRecord.created_at < cutoff)
+            .order_by(IdempotencyRecord.created_at)
+            .limit(batch_size)
+        ).all()
+        deleted = (
+            _delete(IdempotencyRecord.__table__, IdempotencyRecord.__table__.c.key.in_(keys)) if keys else 0
+        )
+        db.session.commit()
+    except BaseException:
+        db.session.rollback()
+        raise
+    return deleted
+
+
+def _delete(table: sa.Table, condition: sa.ColumnElement[bool]) -> int:
+    return db.session.execute(sa.delete(table).where(condition)).rowcount

@@ -1,0 +1,618 @@
+"""Load benchmark: the record-failure endpoint under gunicorn, against psycopg direct.
+
+Run it on a throwaway PostgreSQL (scripts/with-postgres starts one and sets
+TEST_DATABASE_URL)::
+
+    scripts/with-postgres .venv/bin/python bench/load.py
+
+It drops and re-creates the ``public`` schema of that database, migrates it,
+seeds jobs, starts gunicorn with gunicorn.conf.py (``APP_ENV=production``) on
+a free loopback port and runs four phases, each bounded in time and in
+requests:
+
+1. ``endpoint-peak``: ``--concurrency`` closed-loop clients POST
+   ``/api/v1/processing-jobs/<id>/validation-failure`` (a new message each
+   time, so every request locks, updates and appends history) as fast as
+   answers come back;
+2. ``mixed-peak``: the same, while the dashboard (``GET /jobs``) is read at
+   ``--dashboard-rate`` pages per second;
+3. ``endpoint-half-rate``: open loop at half the endpoint's throughput in
+   phase 2 (its peak under the same mixed load), with the dashboard load;
+   latency counted from each request's scheduled start (so a queue in front
+   of the server is not hidden);
+4. ``psycopg-direct``: the same lock-update-insert-commit written by hand with
+   psycopg, one connection per client, at the same concurrency: the ceiling
+   the database and this machine allow.
+
+Prints throughput, p50/p95/p99 latency and error counts per phase and checks
+the targets (>= 60 % of the direct throughput; zero errors; p99 < 50 ms at
+half rate). Traffic goes to loopback only; the script stops by itself.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import math
+import os
+import random
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import ClassVar
+from urllib.parse import urlsplit
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+DETAILS = {
+    "errors": [
+        {
+            "code": "schema.required",
+            "severity": "error",
+            "message": "missing required property 'code'",
+            "pointer": "/entities/3",
+        },
+        {
+            "code": "unit.not_ucum",
+            "severity": "error",
+            "message": "unit is not a valid UCUM code",
+            "pointer": "/entities/5/unit",
+        },
+    ]
+}
+
+
+# -- measurements ---------------------------------------------------------------------
+
+
+@dataclass
+class Tally:
+    """Latencies (s) of successful requests and the count of failed ones."""
+
+    latencies: list[float] = field(default_factory=list)
+    errors: int = 0
+    error_kinds: dict[str, int] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def ok(self, seconds: float) -> None:
+        with self.lock:
+            self.latencies.append(seconds)
+
+    def fail(self, kind: str) -> None:
+        with self.lock:
+            self.errors += 1
+            self.error_kinds[kind] = self.error_kinds.get(kind, 0) + 1
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    """Nearest-rank percentile of ``values`` (0 when empty)."""
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    rank = math.ceil(fraction * len(ordered))  # nearest rank, 1-based
+    index = max(0, min(len(ordered) - 1, rank - 1))
+    return ordered[index]
+
+
+@dataclass
+class PhaseResult:
+    name: str
+    seconds: float
+    tally: Tally
+    dashboard: Tally | None = None
+
+    @property
+    def throughput(self) -> float:
+        return len(self.tally.latencies) / self.seconds if self.seconds else 0.0
+
+    def row(self, tally: Tally, label: str) -> dict:
+        ms = [x * 1000 for x in tally.latencies]
+        return {
+            "phase": label,
+            "requests_ok": len(ms),
+            "errors": tally.errors,
+            "error_kinds": tally.error_kinds,
+            "throughput_per_s": round(len(ms) / self.seconds, 1) if self.seconds else 0.0,
+            "p50_ms": round(percentile(ms, 0.50), 2),
+            "p95_ms": round(percentile(ms, 0.95), 2),
+            "p99_ms": round(percentile(ms, 0.99), 2),
+        }
+
+    def rows(self) -> list[dict]:
+        rows = [self.row(self.tally, self.name)]
+        if self.dashboard is not None:
+            rows.append(self.row(self.dashboard, self.name + " (dashboard GET /jobs)"))
+        return rows
+
+
+# -- HTTP clients -------------------------------------------------------------------------
+
+
+class Client:
+    """One keep-alive HTTP/1.1 connection (http.client: the least client CPU)."""
+
+    #: Extra headers on every request (``--token`` adds ``Authorization``).
+    headers: ClassVar[dict[str, str]] = {}
+
+    def __init__(self, host: str, port: int) -> None:
+        self.host, self.port = host, port
+        self.connection = http.client.HTTPConnection(host, port, timeout=30)
+
+    def request(self, method: str, path: str, body: bytes | None = None) -> int:
+        headers = dict(self.headers)
+        if body is not None:
+            headers["Content-Type"] = "application/json"
+        for attempt in (1, 2):
+            try:
+                self.connection.request(method, path, body=body, headers=headers)
+                response = self.connection.getresponse()
+                response.read()
+                if response.getheader("Connection", "").lower() == "close":
+                    self.reconnect()
+                return response.status
+            except (ConnectionError, http.client.HTTPException, OSError):
+                # A keep-alive connection the server closed while idle: once
+                # more on a new one (the request was not processed).
+                self.reconnect()
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
+
+    def reconnect(self) -> None:
+        self.connection.close()
+        self.connection = http.client.HTTPConnection(self.host, self.port, timeout=30)
+
+    def close(self) -> None:
+        self.connection.close()
+
+
+def record_failure_body(n: int) -> bytes:
+    return json.dumps(
+        {
+            "error_message": f"Entity validation failed: 2 errors (run {n})",
+            "error_details": DETAILS,
+            "error_format": "normalized",
+        }
+    ).encode()
+
+
+class JobPicker:
+    """Hands out job ids round-robin from a shuffled list, and a sequence number."""
+
+    def __init__(self, job_ids: list[str]) -> None:
+        self.job_ids = job_ids[:]
+        random.Random(7).shuffle(self.job_ids)
+        self.n = 0
+        self.lock = threading.Lock()
+
+    def next(self) -> tuple[str, int]:
+        with self.lock:
+            self.n += 1
+            return self.job_ids[self.n % len(self.job_ids)], self.n
+
+
+def closed_loop(
+    concurrency: int,
+    seconds: float,
+    max_requests: int,
+    make_worker: Callable[[], Callable[[], None]],
+    cleanup: Callable[[], None] | None = None,
+) -> float:
+    """Run ``concurrency`` threads calling their worker until time or count runs out."""
+    deadline = time.monotonic() + seconds
+    count = {"n": 0}
+    lock = threading.Lock()
+
+    def loop() -> None:
+        work = make_worker()
+        try:
+            while time.monotonic() < deadline:
+                with lock:
+                    if count["n"] >= max_requests:
+                        return
+                    count["n"] += 1
+                work()
+        finally:
+            close = getattr(work, "close", None)
+            if close:
+                close()
+
+    threads = [threading.Thread(target=loop) for _ in range(concurrency)]
+    started = time.monotonic()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return time.monotonic() - started
+
+
+def open_loop(rate: float, seconds: float, max_requests: int, workers: int, make_worker: Callable) -> float:
+    """Start requests at ``rate`` per second on a schedule; the worker gets the scheduled time."""
+    total = min(max_requests, int(rate * seconds))
+    start = time.monotonic() + 0.05
+    schedule = iter(range(total))
+    lock = threading.Lock()
+
+    def loop() -> None:
+        work = make_worker()
+        try:
+            while True:
+                with lock:
+                    i = next(schedule, None)
+                if i is None:
+                    return
+                due = start + i / rate
+                delay = due - time.monotonic()
+                if delay > 0:
+                    time.sleep(delay)
+                work(due)
+        finally:
+            close = getattr(work, "close", None)
+            if close:
+                close()
+
+    threads = [threading.Thread(target=loop) for _ in range(workers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return time.monotonic() - start
+
+
+class Background:
+    """The dashboard load: ``rate`` GET /jobs per second until stopped (open loop)."""
+
+    def __init__(self, host: str, port: int, rate: float, tally: Tally) -> None:
+        self.host, self.port, self.rate, self.tally = host, port, rate, tally
+        self.stop = threading.Event()
+        self.threads = [threading.Thread(target=self.run, args=(i,)) for i in range(2)]
+
+    def run(self, index: int) -> None:
+        if self.rate <= 0:
+            return
+        client = Client(self.host, self.port)
+        interval = 2 / self.rate  # two threads share the rate
+        due = time.monotonic() + index * interval / 2
+        try:
+            while not self.stop.is_set():
+                delay = due - time.monotonic()
+                if delay > 0:
+                    self.stop.wait(delay)
+                    if self.stop.is_set():
+                        break
+                try:
+                    status = client.request("GET", "/jobs")
+                except OSError as exc:
+                    self.tally.fail(type(exc).__name__)
+                else:
+                    if status == 200:
+                        self.tally.ok(time.monotonic() - due)
+                    else:
+                        self.tally.fail(f"http {status}")
+                due += interval
+        finally:
+            client.close()
+
+    def __enter__(self) -> Background:  # noqa: PYI034 (3.11 has Self, but this is plain enough)
+        for thread in self.threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        for thread in self.threads:
+            thread.join()
+
+
+def endpoint_worker(host: str, port: int, picker: JobPicker, tally: Tally) -> Callable:
+    client = Client(host, port)
+
+    def work(scheduled: float | None = None) -> None:
+        job_id, n = picker.next()
+        started = time.monotonic() if scheduled is None else scheduled
+        try:
+            status = client.request(
+                "POST", f"/api/v1/processing-jobs/{job_id}/validation-failure", record_failure_body(n)
+            )
+        except OSError as exc:
+            tally.fail(type(exc).__name__)
+            return
+        if status == 200:
+            tally.ok(time.monotonic() - started)
+        else:
+            tally.fail(f"http {status}")
+
+    work.close = client.close  # type: ignore[attr-defined]
+    return work
+
+
+# -- the psycopg baseline ---------------------------------------------------------------
+
+
+def psycopg_worker(dsn: str, picker: JobPicker, tally: Tally) -> Callable:
+    import psycopg
+    from psycopg.types.json import Jsonb
+
+    connection = psycopg.connect(dsn)
+    details = {"schema_version": 1, **DETAILS, "error_count": 2, "truncated": False}
+
+    def work() -> None:
+        job_id, n = picker.next()
+        started = time.monotonic()
+        message = f"Entity validation failed: 2 errors (run {n})"
+        try:
+            with connection.transaction():
+                row = connection.execute(
+                    "SELECT id, status, error_message, error_details FROM processing_jobs"
+                    " WHERE id = %s FOR UPDATE",
+                    (job_id,),
+                ).fetchone()
+                if row is None:
+                    raise LookupError(job_id)
+                connection.execute(
+                    "UPDATE processing_jobs SET status = 'Validation_Failed', error_message = %s,"
+                    " error_details = %s, error_format = 'normalized', completed_at = now(),"
+                    " acknowledged_at = NULL, acknowledged_by = NULL, updated_at = now() WHERE id = %s",
+                    (message, Jsonb(details), job_id),
+                )
+                connection.execute(
+                    "INSERT INTO job_failures (id, job_id, status, error_message, error_details,"
+                    " error_format, recorded_at)"
+                    " VALUES (%s, %s, 'Validation_Failed', %s, %s, 'normalized', now())",
+                    (uuid.uuid4(), job_id, message, Jsonb(details)),
+                )
+        except Exception as exc:  # noqa: BLE001 - counted, the run goes on
+            tally.fail(type(exc).__name__)
+            return
+        tally.ok(time.monotonic() - started)
+
+    work.close = connection.close  # type: ignore[attr-defined]
+    return work
+
+
+# -- set-up -------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def prepare_database(url: str, jobs: int, failed: int) -> list[str]:
+    """Fresh schema, migrations, ``jobs`` Pending jobs and ``failed`` failed ones for the dashboard."""
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(url)
+    with engine.begin() as connection:
+        connection.execute(sa.text("DROP SCHEMA public CASCADE"))
+        connection.execute(sa.text("CREATE SCHEMA public"))
+    engine.dispose()
+    env = {**os.environ, "DATABASE_URL": url, "APP_ENV": "development"}
+    subprocess.run(
+        [sys.executable, "-m", "flask", "--app", "wsgi", "db", "upgrade"],
+        cwd=ROOT,
+        env=env,
+        check=True,
+        capture_output=True,
+    )
+
+    from app import create_app
+    from app.extensions import db
+    from app.models import ProcessingJob
+
+    app = create_app({"SQLALCHEMY_DATABASE_URI": url})
+    with app.app_context():
+        pending = [ProcessingJob(document_id=f"bench-doc-{n}") for n in range(jobs)]
+        db.session.add_all(pending)
+        db.session.commit()
+        recorder_app_jobs = [ProcessingJob(document_id=f"bench-failed-{n}") for n in range(failed)]
+        db.session.add_all(recorder_app_jobs)
+        db.session.commit()
+        from app.services import get_failure_recorder
+
+        recorder = get_failure_recorder()
+        for n, job in enumerate(recorder_app_jobs):
+            recorder.record_validation_failure(job.id, f"Entity validation failed (seed {n})", DETAILS)
+        ids = [str(job.id) for job in pending]
+        db.engine.dispose()
+    return ids
+
+
+def start_gunicorn(url: str, port: int, args: argparse.Namespace, log_path: Path) -> subprocess.Popen:
+    env = {
+        **os.environ,
+        "APP_ENV": "production",
+        "DATABASE_URL": url,
+        "SECRET_KEY": uuid.uuid4().hex + uuid.uuid4().hex,
+        "GUNICORN_BIND": f"127.0.0.1:{port}",
+        "LOG_LEVEL": "WARNING",  # a line per request would cost the server CPU here
+        "PROMETHEUS_MULTIPROC_DIR": tempfile.mkdtemp(prefix="bench-metrics-"),
+    }
+    if args.workers:
+        env["WEB_CONCURRENCY"] = str(args.workers)
+    if args.threads:
+        env["GUNICORN_THREADS"] = str(args.threads)
+    log = log_path.open("w")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py"],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=log,
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise SystemExit(f"gunicorn exited with {process.returncode}; see {log_path}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                pass
+            client = Client("127.0.0.1", port)
+            if client.request("GET", "/readyz") == 200:
+                client.close()
+                return process
+        except OSError:
+            time.sleep(0.2)
+    process.terminate()
+    raise SystemExit("gunicorn did not become ready in 60 s")
+
+
+# -- main -----------------------------------------------------------------------------------
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--database-url",
+        default=os.environ.get("TEST_DATABASE_URL"),
+        help="throwaway PostgreSQL on loopback (default: TEST_DATABASE_URL)",
+    )
+    parser.add_argument("--concurrency", type=int, default=16, help="clients in the closed-loop phases")
+    parser.add_argument("--seconds", type=float, default=15.0, help="length of each phase")
+    parser.add_argument("--max-requests", type=int, default=50_000, help="cap per phase")
+    parser.add_argument(
+        "--dashboard-rate", type=float, default=5.0, help="GET /jobs per second beside the API load"
+    )
+    parser.add_argument("--jobs", type=int, default=5_000, help="jobs the failures are recorded on")
+    parser.add_argument(
+        "--workers", type=int, default=0, help="WEB_CONCURRENCY (default: gunicorn.conf.py's)"
+    )
+    parser.add_argument(
+        "--threads", type=int, default=0, help="GUNICORN_THREADS (default: gunicorn.conf.py's)"
+    )
+    parser.add_argument("--json", type=Path, help="also write the results here")
+    parser.add_argument(
+        "--token",
+        default=os.environ.get("BENCH_WORKER_TOKEN"),
+        help="worker bearer token, if the API requires one (default: BENCH_WORKER_TOKEN)",
+    )
+    parser.add_argument("--peak-only", action="store_true", help="phase 1 only (for sizing gunicorn)")
+    args = parser.parse_args()
+
+    if not args.database_url:
+        parser.error("no database: run under scripts/with-postgres or pass --database-url")
+    url = args.database_url
+    if urlsplit(url).hostname not in LOOPBACK:
+        parser.error("the database must be on loopback (this drops its schema)")
+    dsn = url.replace("postgresql+psycopg://", "postgresql://", 1)
+    if args.token:
+        Client.headers = {"Authorization": f"Bearer {args.token}"}
+
+    print(f"preparing the database: {args.jobs} jobs ...", flush=True)
+    job_ids = prepare_database(url, args.jobs, failed=200)
+    port = free_port()
+    log_path = Path(tempfile.gettempdir()) / f"bench-gunicorn-{port}.log"
+    server = start_gunicorn(url, port, args, log_path)
+    host = "127.0.0.1"
+    results: list[PhaseResult] = []
+    try:
+        # Warm up: every worker imports, connects, fills its pool.
+        warm = Tally()
+        closed_loop(
+            args.concurrency, 2.0, 2_000, lambda: endpoint_worker(host, port, JobPicker(job_ids), warm)
+        )
+
+        print("phase 1/4: endpoint alone, closed loop ...", flush=True)
+        tally = Tally()
+        picker = JobPicker(job_ids)
+        seconds = closed_loop(
+            args.concurrency,
+            args.seconds,
+            args.max_requests,
+            lambda: endpoint_worker(host, port, picker, tally),
+        )
+        peak = PhaseResult("endpoint-peak", seconds, tally)
+        results.append(peak)
+        if args.peak_only:
+            row = peak.rows()[0]
+            print(
+                f"endpoint-peak: {row['throughput_per_s']}/s p50 {row['p50_ms']} p99 {row['p99_ms']} "
+                f"errors {row['errors']}"
+            )
+            return 0
+
+        print("phase 2/4: endpoint + dashboard, closed loop ...", flush=True)
+        tally, dashboard = Tally(), Tally()
+        with Background(host, port, args.dashboard_rate, dashboard):
+            seconds = closed_loop(
+                args.concurrency,
+                args.seconds,
+                args.max_requests,
+                lambda: endpoint_worker(host, port, picker, tally),
+            )
+        mixed = PhaseResult("mixed-peak", seconds, tally, dashboard)
+        results.append(mixed)
+
+        half = mixed.throughput / 2
+        print(
+            f"phase 3/4: endpoint at half its mixed peak ({half:.0f}/s) + dashboard, open loop ...",
+            flush=True,
+        )
+        tally, dashboard = Tally(), Tally()
+        with Background(host, port, args.dashboard_rate, dashboard):
+            seconds = open_loop(
+                half,
+                args.seconds,
+                args.max_requests,
+                max(args.concurrency, 16),
+                lambda: endpoint_worker(host, port, picker, tally),
+            )
+        results.append(PhaseResult("endpoint-half-rate", seconds, tally, dashboard))
+    finally:
+        server.terminate()
+        server.wait(timeout=60)
+
+    print("phase 4/4: psycopg direct, closed loop ...", flush=True)
+    tally = Tally()
+    picker = JobPicker(job_ids)
+    seconds = closed_loop(
+        args.concurrency, args.seconds, args.max_requests, lambda: psycopg_worker(dsn, picker, tally)
+    )
+    direct = PhaseResult("psycopg-direct", seconds, tally)
+    results.append(direct)
+
+    rows = [row for result in results for row in result.rows()]
+    print()
+    print(f"{'phase':44} {'ok':>7} {'err':>5} {'req/s':>8} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8}")
+    for row in rows:
+        print(
+            f"{row['phase']:44} {row['requests_ok']:7d} {row['errors']:5d} {row['throughput_per_s']:8.1f} "
+            f"{row['p50_ms']:8.2f} {row['p95_ms']:8.2f} {row['p99_ms']:8.2f}"
+        )
+    ratio = peak.throughput / direct.throughput if direct.throughput else 0.0
+    half_row = results[2].rows()[0]
+    errors = sum(row["errors"] for row in rows)
+    checks = {
+        "endpoint alone >= 60% of psycopg direct": (ratio >= 0.60, f"{ratio:.0%}"),
+        "zero errors": (errors == 0, str(errors)),
+        "p99 < 50 ms at half rate": (half_row["p99_ms"] < 50, f"{half_row['p99_ms']} ms"),
+    }
+    print()
+    for name, (passed, value) in checks.items():
+        print(f"{'PASS' if passed else 'MISS'}  {name}: {value}")
+    print(
+        f"(gunicorn log: {log_path}; concurrency {args.concurrency}, {os.cpu_count()} CPUs, "
+        f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())})"
+    )
+    if args.json:
+        args.json.write_text(
+            json.dumps(
+                {"rows": rows, "ratio": ratio, "checks": {k: v[0] for k, v in checks.items()}}, indent=2
+            )
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

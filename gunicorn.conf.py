@@ -1,0 +1,147 @@
+"""Gunicorn settings for production: ``gunicorn -c gunicorn.conf.py``.
+
+Everything comes from environment variables (docs/operations.md lists them):
+
+* ``WEB_CONCURRENCY`` worker processes (default: one per CPU, at least 2),
+  each with ``GUNICORN_THREADS`` threads (default 4, ``gthread`` workers). Each
+  process has its own database pool, sized to its threads unless
+  ``DB_POOL_SIZE`` is set: keep ``workers x (DB_POOL_SIZE + DB_MAX_OVERFLOW)``
+  under PostgreSQL's ``max_connections``.
+* ``GUNICORN_BIND`` (default ``0.0.0.0:$PORT``, ``PORT`` default 8000),
+  ``GUNICORN_TIMEOUT`` (s, default 30: above the 15 s ``statement_timeout``,
+  so a slow query is cancelled by PostgreSQL before the worker is killed),
+  ``GUNICORN_GRACEFUL_TIMEOUT`` (s, 30), ``GUNICORN_KEEPALIVE`` (s, 5),
+  ``GUNICORN_MAX_REQUESTS`` (0: never recycle workers).
+* ``LOG_LEVEL``: every line on stderr is JSON (app/observability/logs.py).
+  Gunicorn's own access log is off (the app writes one line per request);
+  ``GUNICORN_ACCESS_LOG=-`` turns it on, with a format that has the path but
+  never the query string, which may carry patient identifiers.
+* ``PROMETHEUS_MULTIPROC_DIR``: where workers keep their metric values so a
+  scrape of any worker sees all of them; a fresh temporary folder if unset.
+
+Start-up (``on_starting``, before the port is opened): the configuration is
+read and checked (``APP_ENV=production`` needs ``SECRET_KEY`` and
+``DATABASE_URL``) and, in production, the database must answer within
+``STARTUP_DB_WAIT_S`` seconds (default 30) with its schema at the code's
+Alembic head. Otherwise gunicorn exits with status 1 and one line saying why.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import tempfile
+
+
+def _int_env(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    if not raw:
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise RuntimeError(f"environment variable {name} must be an integer, got {raw!r}") from None
+
+
+def _cpu_count() -> int:
+    try:
+        return len(os.sched_getaffinity(0))  # honours CPU pinning (containers, taskset)
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+# -- metrics (first: before anything imports prometheus_client) ------------------
+
+# Set before any worker imports prometheus_client: it picks multiprocess mode
+# when the variable exists at import time.
+if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="clinical-metrics-")
+
+
+# -- processes and threads ----------------------------------------------------
+
+wsgi_app = "wsgi:app"
+bind = os.environ.get("GUNICORN_BIND") or f"0.0.0.0:{_int_env('PORT', 8000)}"
+worker_class = "gthread"
+# Requests are short and mostly CPython work between database round trips:
+# a process per CPU uses the cores, its threads cover the waits. More
+# processes measured no faster on 2 CPUs (docs/benchmarks.md) and cost
+# memory and connections.
+workers = _int_env("WEB_CONCURRENCY", max(2, _cpu_count()))
+threads = _int_env("GUNICORN_THREADS", 4)
+# One pooled connection per thread: a request never waits for a connection
+# its own process holds idle, and the total stays predictable.
+os.environ.setdefault("DB_POOL_SIZE", str(threads))
+# No preloading: each worker imports the app after the fork, so no database
+# connection or lock is ever shared between processes.
+preload_app = False
+
+# -- timeouts -------------------------------------------------------------------
+
+timeout = _int_env("GUNICORN_TIMEOUT", 30)
+graceful_timeout = _int_env("GUNICORN_GRACEFUL_TIMEOUT", 30)
+keepalive = _int_env("GUNICORN_KEEPALIVE", 5)
+max_requests = _int_env("GUNICORN_MAX_REQUESTS", 0)
+max_requests_jitter = max_requests // 10
+if os.path.isdir("/dev/shm"):
+    # The worker heartbeat file: on a tmpfs so a slow disk cannot make the
+    # master think a worker hangs.
+    worker_tmp_dir = "/dev/shm"
+
+# The control socket (gunicornc, gunicorn >= 25) is not used here: one less
+# way into a process that handles patient data.
+control_socket_disable = True
+
+# -- logs -------------------------------------------------------------------------
+
+_log_level = (os.environ.get("LOG_LEVEL") or "INFO").upper()
+loglevel = _log_level.lower()
+errorlog = "-"
+accesslog = os.environ.get("GUNICORN_ACCESS_LOG") or None
+# %(U)s is the path without the query string; never %(r)s or %(q)s.
+access_log_format = "access %(m)s %(U)s %(s)s %(M)sms request_id=%({x-request-id}o)s"
+
+
+def _logconfig() -> dict:
+    from app.observability.logs import logging_config
+
+    return logging_config(_log_level, access_log=accesslog is not None)
+
+
+logconfig_dict = _logconfig()
+
+# -- hooks ------------------------------------------------------------------------
+
+
+def on_starting(server) -> None:
+    """Reset the metrics folder; check the configuration and, in production,
+    the database and its schema. A ``RuntimeError`` makes gunicorn print
+    ``Error: <message>`` and exit with status 1."""
+    path = os.environ["PROMETHEUS_MULTIPROC_DIR"]
+    os.makedirs(path, exist_ok=True)
+    for stale in glob.glob(os.path.join(path, "*.db")):  # values of an earlier run
+        os.remove(stale)
+
+    from app.config import ConfigError, load_config
+
+    try:
+        config = load_config()
+    except ConfigError as exc:
+        raise RuntimeError(str(exc)) from None
+    if config["APP_ENV"] != "production":
+        server.log.warning("APP_ENV is %s: start-up database check skipped", config["APP_ENV"])
+        return
+
+    from app.operations.readiness import check_startup
+
+    status = check_startup(wait_seconds=_int_env("STARTUP_DB_WAIT_S", 30))
+    if not status.ready:
+        raise RuntimeError(f"not starting: {status.describe()}")
+    server.log.info("start-up check: %s", status.describe())
+
+
+def child_exit(server, worker) -> None:
+    """Drop the live gauges of a worker that ended (prometheus_client multiprocess)."""
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)

@@ -1,0 +1,265 @@
+"""Database faults: a PostgreSQL restart under load, and statement/lock timeouts.
+
+The restart test stops and starts the run's throwaway PostgreSQL (the one
+scripts/with-postgres started, found through ``PG_BIN`` and
+``PG_TEST_DATA``) while worker threads post reports to a live server. It
+leaves the server running: later tests and the session fixtures reconnect
+through new engines (and the app's ``pool_pre_ping``).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+import sqlalchemy as sa
+from flask import Flask
+from werkzeug.serving import make_server
+
+from app import create_app
+from app.errors import PROBLEM_MEDIA_TYPE, PROBLEM_TYPE_BASE
+from app.extensions import db
+from app.models import ExtractedEntity, IdempotencyRecord, JobFailure, ProcessingJob
+
+POSTGRESQL_ONLY = pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+
+DETAILS = {
+    "errors": [{"code": "schema.required", "severity": "error", "message": "missing", "pointer": "/a"}]
+}
+ENTITY = {
+    "entity_type": "Condition",
+    "text": "asthma",
+    "code": "J45.909",
+    "code_system": "http://hl7.org/fhir/sid/icd-10-cm",
+    "confidence": 0.9,
+    "span": {"start": 0, "end": 6},
+}
+
+
+def _pg_ctl(*args: str) -> None:
+    """Run ``pg_ctl`` on the test cluster (as ``postgres`` when we are root)."""
+    pg_bin, data = os.environ.get("PG_BIN"), os.environ.get("PG_TEST_DATA")
+    if not pg_bin or not data:
+        pytest.fail("PG_BIN/PG_TEST_DATA are not set: run the tests through scripts/with-postgres")
+    command = [str(Path(pg_bin) / "pg_ctl"), "-D", data, *args]
+    if os.geteuid() == 0:
+        command = ["runuser", "-u", "postgres", "--", *command]
+    subprocess.run(command, check=True, capture_output=True, timeout=60)
+
+
+def _ensure_postgres_running() -> None:
+    data = os.environ["PG_TEST_DATA"]
+    # restart also starts a stopped server, with the options it was first
+    # started with (postmaster.opts).
+    if not (Path(data) / "postmaster.pid").exists():
+        _pg_ctl("-w", "-t", "60", "-l", str(Path(data).parent / "postgres.log"), "restart")
+
+
+@pytest.fixture
+def live_server(app: Flask) -> Iterator[str]:
+    """The app served over real HTTP on a free loopback port (threaded)."""
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        thread.join(timeout=10)
+        server.server_close()
+
+
+@dataclass
+class Report:
+    """One keyed request a worker sends, and what it got back."""
+
+    job_id: uuid.UUID
+    kind: str  # "failure" or "completed"
+    key: str
+    status: int | None = None
+    retry_after: str | None = None
+    problem_type: str | None = None
+
+    @property
+    def path(self) -> str:
+        suffix = "validation-failure" if self.kind == "failure" else "result"
+        return f"/api/v1/processing-jobs/{self.job_id}/{suffix}"
+
+    @property
+    def body(self) -> dict[str, Any]:
+        if self.kind == "failure":
+            return {"error_message": f"Entity validation failed ({self.key})", "error_details": DETAILS}
+        return {"status": "completed", "entities": [ENTITY]}
+
+    def send(self, session: requests.Session, base: str) -> int | None:
+        """POST the report; ``status`` is ``None`` when no answer came back."""
+        self.status = self.retry_after = self.problem_type = None
+        try:
+            response = session.post(
+                base + self.path, json=self.body, headers={"Idempotency-Key": self.key}, timeout=30
+            )
+        except requests.RequestException:
+            return None  # as a worker sees a dropped connection: retry later
+        self.status = response.status_code
+        self.retry_after = response.headers.get("Retry-After")
+        if response.headers.get("Content-Type", "").startswith(PROBLEM_MEDIA_TYPE):
+            self.problem_type = response.json()["type"]
+        return response.status_code
+
+
+@POSTGRESQL_ONLY
+def test_reports_across_a_database_restart_are_stored_exactly_once(app, live_server):
+    job_count = 400
+    with app.app_context():
+        jobs = [ProcessingJob(document_id=f"doc-{n}") for n in range(job_count)]
+        db.session.add_all(jobs)
+        db.session.commit()
+        job_ids = [job.id for job in jobs]
+    reports = [
+        Report(job_id, "failure" if n % 2 == 0 else "completed", f"restart-{n}-{uuid.uuid4().hex[:8]}")
+        for n, job_id in enumerate(job_ids)
+    ]
+    queue = iter(reports)
+    queue_lock = threading.Lock()
+    sent: list[Report] = []
+    stop = threading.Event()
+
+    def worker() -> None:
+        with requests.Session() as session:
+            while not stop.is_set():
+                with queue_lock:
+                    report = next(queue, None)
+                    if report is not None:
+                        sent.append(report)  # before sending: the server may act on it
+                if report is None:
+                    return
+                report.send(session, live_server)
+                time.sleep(0.02)
+
+    threads = [threading.Thread(target=worker) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    try:
+        deadline = time.monotonic() + 10
+        while len(sent) < 20 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        _pg_ctl("-m", "fast", "-w", "-t", "60", "stop")  # aborts open transactions
+        time.sleep(1.0)
+        _pg_ctl(
+            "-w", "-t", "60", "-l", str(Path(os.environ["PG_TEST_DATA"]).parent / "postgres.log"), "restart"
+        )
+        time.sleep(0.5)
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(timeout=60)
+        _ensure_postgres_running()
+
+    answered_ok = [r for r in sent if r.status is not None and 200 <= r.status < 300]
+    refused = [r for r in sent if r not in answered_ok]
+    assert refused, "no request met the outage: the test proved nothing"
+    assert answered_ok, "no request succeeded around the outage"
+    # Not a single 500 or stack trace: the outage is answered as such.
+    for report in refused:
+        if report.status is None:
+            continue  # the connection dropped; retried below like the 503s
+        assert report.status == 503, report
+        assert report.retry_after is not None
+        assert report.problem_type == PROBLEM_TYPE_BASE + "service-unavailable"
+
+    # The workers retry what was refused, with the same key and body.
+    with requests.Session() as session:
+        for report in refused:
+            for _ in range(40):
+                if report.send(session, live_server) == 200:
+                    break
+                time.sleep(0.25)
+            assert report.status == 200, report
+
+    with app.app_context():
+        for report in sent:
+            job = db.session.get(ProcessingJob, report.job_id)
+            failures = db.session.scalar(
+                sa.select(sa.func.count()).select_from(JobFailure).where(JobFailure.job_id == report.job_id)
+            )
+            entities = db.session.scalar(
+                sa.select(sa.func.count())
+                .select_from(ExtractedEntity)
+                .where(ExtractedEntity.job_id == report.job_id)
+            )
+            if report.kind == "failure":
+                assert (job.status, failures, entities) == ("Validation_Failed", 1, 0), report
+                assert job.error_message == report.body["error_message"]
+            else:
+                assert (job.status, failures, entities) == ("Completed", 0, 1), report
+        keys = set(db.session.scalars(sa.select(IdempotencyRecord.key)))
+        assert {r.key for r in sent} <= keys
+        untouched = db.session.scalar(
+            sa.select(sa.func.count()).select_from(ProcessingJob).where(ProcessingJob.status == "Pending")
+        )
+        assert untouched == job_count - len(sent)
+
+
+@pytest.fixture
+def impatient_app(postgresql_url: str, database_url: str) -> Iterator[Flask]:
+    """The app on the test PostgreSQL with a 200 ms lock and statement timeout."""
+    application = create_app(
+        {
+            "TESTING": True,
+            "SQLALCHEMY_DATABASE_URI": postgresql_url,
+            "DB_LOCK_TIMEOUT_MS": 200,
+            "DB_STATEMENT_TIMEOUT_MS": 300,
+        }
+    )
+    yield application
+    with application.app_context():
+        db.session.remove()
+        db.engine.dispose()
+
+
+@POSTGRESQL_ONLY
+def test_a_held_row_lock_gives_a_quick_503_not_a_hung_worker(impatient_app):
+    client = impatient_app.test_client()
+    job_id = client.post("/api/v1/processing-jobs", json={"document_id": "doc-lock"}).json["id"]
+    with impatient_app.app_context():
+        blocker = db.engine.connect()
+    try:
+        transaction = blocker.begin()
+        blocker.execute(sa.text("SELECT id FROM processing_jobs WHERE id = :id FOR UPDATE"), {"id": job_id})
+        started = time.monotonic()
+        response = client.post(
+            f"/api/v1/processing-jobs/{job_id}/validation-failure",
+            json={"error_message": "Entity validation failed", "error_details": DETAILS},
+        )
+        elapsed = time.monotonic() - started
+        transaction.rollback()
+    finally:
+        blocker.close()
+    assert response.status_code == 503
+    assert response.mimetype == PROBLEM_MEDIA_TYPE
+    assert response.headers["Retry-After"]
+    assert elapsed < 3
+    # Once the lock is gone the same report goes through.
+    retry = client.post(
+        f"/api/v1/processing-jobs/{job_id}/validation-failure",
+        json={"error_message": "Entity validation failed", "error_details": DETAILS},
+    )
+    assert retry.status_code == 200
+
+
+@POSTGRESQL_ONLY
+def test_statement_timeout_is_set_on_every_connection(impatient_app):
+    with impatient_app.app_context(), db.engine.connect() as connection:
+        assert connection.execute(sa.text("SHOW statement_timeout")).scalar() == "300ms"
+        assert connection.execute(sa.text("SHOW lock_timeout")).scalar() == "200ms"
+        with pytest.raises(sa.exc.OperationalError):
+            connection.execute(sa.text("SELECT pg_sleep(2)"))

@@ -1,0 +1,122 @@
+"""Liveness, readiness, ``flask check-ready`` and answers while the database is down."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+
+import pytest
+import sqlalchemy as sa
+from flask import Flask
+
+from app import create_app
+from app.errors import PROBLEM_MEDIA_TYPE, PROBLEM_TYPE_BASE
+from app.extensions import db
+from app.operations.readiness import code_heads
+
+#: Nothing listens on port 1: connections are refused at once.
+UNREACHABLE_URL = "postgresql+psycopg://clinical:pw-not-to-leak@127.0.0.1:1/clinical"
+LEAKS = ("pw-not-to-leak", "127.0.0.1:1", "Traceback", "OperationalError", "psycopg", "connection refused")
+
+
+@pytest.fixture
+def down_app() -> Iterator[Flask]:
+    """The app, in testing mode, with a database that refuses connections."""
+    application = create_app({"TESTING": True, "SQLALCHEMY_DATABASE_URI": UNREACHABLE_URL})
+    yield application
+    with application.app_context():
+        db.engine.dispose()
+
+
+def _assert_no_leak(text: str) -> None:
+    for secret in LEAKS:
+        assert secret.lower() not in text.lower(), secret
+
+
+def test_healthz_answers_without_the_database(down_app):
+    response = down_app.test_client().get("/healthz")
+    assert response.status_code == 200
+    assert response.json == {"status": "ok"}
+    assert response.headers["Cache-Control"] == "no-store"
+
+
+def test_readyz_is_ready_on_a_migrated_database(client):
+    response = client.get("/readyz")
+    assert response.status_code == 200
+    assert response.json == {"status": "ready", "checks": {"database": "ok", "schema": "ok"}}
+
+
+def test_readyz_is_503_when_the_database_is_unreachable_and_says_no_more(down_app):
+    response = down_app.test_client().get("/readyz")
+    assert response.status_code == 503
+    assert response.json == {
+        "status": "not-ready",
+        "checks": {"database": "unreachable", "schema": "unknown"},
+    }
+    assert response.headers["Retry-After"] == "5"
+    _assert_no_leak(response.get_data(as_text=True))
+
+
+def test_readyz_is_503_when_the_schema_is_behind_the_code(app, client):
+    (head,) = code_heads()
+    with app.app_context(), db.engine.begin() as connection:
+        connection.execute(sa.text("UPDATE alembic_version SET version_num = '0001_processing_jobs'"))
+    try:
+        response = client.get("/readyz")
+        assert response.status_code == 503
+        assert response.json["checks"] == {"database": "ok", "schema": "not-at-head"}
+        result = app.test_cli_runner().invoke(args=["check-ready"])
+        assert result.exit_code == 1
+        assert "0001_processing_jobs" in result.output and "db upgrade" in result.output
+    finally:
+        with app.app_context(), db.engine.begin() as connection:
+            connection.execute(sa.text("UPDATE alembic_version SET version_num = :head"), {"head": head})
+
+
+def test_check_ready_command_passes_on_a_migrated_database(runner):
+    result = runner.invoke(args=["check-ready"])
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith("ready: database schema at")
+
+
+def test_check_ready_command_fails_without_leaking_the_url(down_app):
+    result = down_app.test_cli_runner().invoke(args=["check-ready"])
+    assert result.exit_code == 1
+    assert result.output.strip() == "database unreachable"
+
+
+def test_api_answers_503_problem_with_retry_after_when_the_database_is_down(down_app):
+    client = down_app.test_client()
+    response = client.post(
+        f"/api/v1/processing-jobs/{uuid.uuid4()}/validation-failure",
+        json={"error_message": "Entity validation failed", "error_details": {"errors": []}},
+        headers={"X-Request-ID": "req-down-1"},
+    )
+    assert response.status_code == 503
+    assert response.mimetype == PROBLEM_MEDIA_TYPE
+    assert response.json["type"] == PROBLEM_TYPE_BASE + "service-unavailable"
+    assert response.json["request_id"] == "req-down-1"
+    assert response.headers["Retry-After"] == "5"
+    _assert_no_leak(response.get_data(as_text=True))
+
+
+def test_dashboard_shows_a_friendly_503_page_when_the_database_is_down(down_app):
+    response = down_app.test_client().get("/jobs")
+    assert response.status_code == 503
+    assert response.mimetype == "text/html"
+    assert response.headers["Retry-After"] == "5"
+    page = response.get_data(as_text=True)
+    assert "try again in a minute" in page
+    _assert_no_leak(page)
+
+
+def test_a_bug_in_sql_still_fails_loudly_in_testing(app):
+    # Only "unavailable" database errors become 503s; a wrong statement is a
+    # bug and must not hide behind one.
+    @app.get("/broken-sql")
+    def broken_sql() -> str:
+        db.session.execute(sa.text("SELECT no_such_column FROM processing_jobs"))
+        return "unreachable"
+
+    with pytest.raises(sa.exc.DBAPIError):
+        app.test_client().get("/broken-sql")

@@ -1,0 +1,174 @@
+"""Retention: ``flask jobs purge`` and :mod:`app.services.retention`, on both backends."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import sqlalchemy as sa
+
+from app.extensions import db
+from app.models import ExtractedEntity, IdempotencyRecord, JobFailure, ProcessingJob
+from app.services.retention import count_expired, parse_age, purge_finished_jobs
+
+NOW = datetime.now(UTC)
+OLD = NOW - timedelta(days=400)
+RECENT = NOW - timedelta(days=10)
+
+
+def _job(status: str, completed_at: datetime | None, *, failures: int = 0, entities: int = 0) -> uuid.UUID:
+    job = ProcessingJob(document_id="doc", status=status, completed_at=completed_at, created_at=OLD)
+    db.session.add(job)
+    db.session.flush()
+    for n in range(failures):
+        db.session.add(
+            JobFailure(
+                job_id=job.id, status="Validation_Failed", error_message=f"failure {n}", recorded_at=OLD
+            )
+        )
+    for n in range(entities):
+        db.session.add(
+            ExtractedEntity(
+                job_id=job.id,
+                position=n,
+                entity_type="Condition",
+                text="asthma",
+                confidence=0.9,
+                span_start=0,
+                span_end=6,
+            )
+        )
+    db.session.commit()
+    return job.id
+
+
+def _idempotency(key: str, created_at: datetime) -> None:
+    db.session.add(
+        IdempotencyRecord(
+            key=key,
+            fingerprint="0" * 64,
+            method="POST",
+            path="/x",
+            response_status=200,
+            response_body={},
+            created_at=created_at,
+        )
+    )
+    db.session.commit()
+
+
+def _count(model: type) -> int:
+    return db.session.scalar(sa.select(sa.func.count()).select_from(model))
+
+
+@pytest.fixture
+def mixed_jobs(app_ctx) -> dict[str, uuid.UUID]:
+    """Expired and kept jobs of every kind, with history and entities."""
+    jobs = {
+        "old_completed": _job("Completed", OLD, entities=3),
+        "old_failed": _job("Failed", OLD, failures=1),
+        "old_validation_failed": _job("Validation_Failed", OLD, failures=2),
+        "recent_validation_failed": _job("Validation_Failed", RECENT, failures=1),
+        "old_pending": _job("Pending", None, failures=1),  # requeued: history kept
+        "old_processing": _job("Processing", None),
+    }
+    _idempotency("old-key", OLD)
+    _idempotency("recent-key", RECENT)
+    return jobs
+
+
+def test_purge_deletes_finished_jobs_older_than_the_cutoff_with_their_rows(mixed_jobs):
+    counts = purge_finished_jobs(NOW - timedelta(days=180), batch_size=2)
+    assert counts.as_dict() == {
+        "processing_jobs": 3,
+        "job_failures": 3,
+        "extracted_entities": 3,
+        "idempotency_records": 1,
+    }
+    kept = set(db.session.scalars(sa.select(ProcessingJob.id)))
+    assert kept == {mixed_jobs[k] for k in ("recent_validation_failed", "old_pending", "old_processing")}
+    assert _count(JobFailure) == 2 and _count(ExtractedEntity) == 0
+    assert set(db.session.scalars(sa.select(IdempotencyRecord.key))) == {"recent-key"}
+
+
+def test_purge_again_finds_nothing(mixed_jobs):
+    purge_finished_jobs(NOW - timedelta(days=180))
+    assert purge_finished_jobs(NOW - timedelta(days=180)).as_dict() == dict.fromkeys(
+        ("processing_jobs", "job_failures", "extracted_entities", "idempotency_records"), 0
+    )
+
+
+def test_dry_run_counts_the_same_rows_and_deletes_nothing(mixed_jobs):
+    cutoff = NOW - timedelta(days=180)
+    expected = count_expired(cutoff)
+    assert expected.as_dict() == {
+        "processing_jobs": 3,
+        "job_failures": 3,
+        "extracted_entities": 3,
+        "idempotency_records": 1,
+    }
+    assert _count(ProcessingJob) == 6
+    assert purge_finished_jobs(cutoff, batch_size=1) == expected
+
+
+def test_purge_command_prints_counts(runner, mixed_jobs):
+    result = runner.invoke(args=["jobs", "purge", "--older-than", "180d", "--batch-size", "1"])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert lines[0].startswith("cutoff: ") and lines[0].endswith("(older than 180d)")
+    assert lines[1:] == [
+        "deleted 3 processing_jobs",
+        "deleted 3 job_failures",
+        "deleted 3 extracted_entities",
+        "deleted 1 idempotency_records",
+    ]
+
+
+def test_purge_command_dry_run_deletes_nothing(runner, mixed_jobs):
+    result = runner.invoke(args=["jobs", "purge", "--older-than", "26w", "--dry-run"])
+    assert result.exit_code == 0, result.output
+    assert "would delete 3 processing_jobs" in result.output
+    assert _count(ProcessingJob) == 6 and _count(IdempotencyRecord) == 2
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--older-than", "180"],
+        ["--older-than", "0d"],
+        ["--older-than", "-5d"],
+        ["--older-than", "1y"],
+        ["--older-than", "180d", "--batch-size", "0"],
+        ["--older-than", "180d", "--batch-size", "5001"],
+        [],
+    ],
+)
+def test_purge_command_refuses_bad_arguments(runner, args):
+    result = runner.invoke(args=["jobs", "purge", *args])
+    assert result.exit_code == 2
+    assert "Error" in result.output
+
+
+def test_parse_age_units():
+    assert parse_age("180d") == timedelta(days=180)
+    assert parse_age("48h") == timedelta(hours=48)
+    assert parse_age(" 2w ") == timedelta(weeks=2)
+
+
+def test_purge_refuses_a_naive_cutoff(app_ctx):
+    with pytest.raises(ValueError, match="timezone-aware"):
+        purge_finished_jobs(datetime(2020, 1, 1))
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_purge_skips_a_job_another_transaction_is_changing(mixed_jobs):
+    locked = mixed_jobs["old_failed"]
+    with db.engine.connect() as other:
+        transaction = other.begin()
+        other.execute(sa.text("SELECT id FROM processing_jobs WHERE id = :id FOR UPDATE"), {"id": locked})
+        counts = purge_finished_jobs(NOW - timedelta(days=180))
+        transaction.rollback()
+    assert counts.processing_jobs == 2
+    assert db.session.get(ProcessingJob, locked) is not None
+    assert purge_finished_jobs(NOW - timedelta(days=180)).processing_jobs == 1

@@ -1,0 +1,109 @@
+"""Configuration from the environment: production requirements and database options."""
+
+from __future__ import annotations
+
+import pytest
+
+from app import create_app
+from app.config import DEV_SECRET_KEY, ConfigError, engine_options, load_config
+
+PG_URL = "postgresql://clinical:s3cret-pass@db.internal:5432/clinical"
+SETTINGS = (
+    "APP_ENV",
+    "DATABASE_URL",
+    "SECRET_KEY",
+    "LOG_LEVEL",
+    "DB_STATEMENT_TIMEOUT_MS",
+    "DB_LOCK_TIMEOUT_MS",
+    "DB_POOL_SIZE",
+    "DB_MAX_OVERFLOW",
+    "RETRY_AFTER_S",
+)
+
+
+@pytest.fixture(autouse=True)
+def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in SETTINGS:
+        monkeypatch.delenv(name, raising=False)
+
+
+def test_development_needs_no_settings():
+    config = load_config()
+    assert config["APP_ENV"] == "development"
+    assert config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite:///")
+    assert config["SECRET_KEY"] == DEV_SECRET_KEY
+    assert config["SQLALCHEMY_ENGINE_OPTIONS"] == {"pool_pre_ping": True}
+
+
+def test_production_names_every_missing_setting(monkeypatch):
+    monkeypatch.setenv("APP_ENV", "production")
+    with pytest.raises(ConfigError) as caught:
+        load_config()
+    message = str(caught.value)
+    assert "APP_ENV=production requires" in message
+    assert "SECRET_KEY" in message and "DATABASE_URL" in message
+
+
+def test_production_refuses_the_development_secret_key_without_echoing_values(monkeypatch):
+    monkeypatch.setenv("APP_ENV", "production")
+    monkeypatch.setenv("DATABASE_URL", PG_URL)
+    monkeypatch.setenv("SECRET_KEY", DEV_SECRET_KEY)
+    with pytest.raises(ConfigError) as caught:
+        load_config()
+    assert "SECRET_KEY" in str(caught.value)
+    assert "DATABASE_URL" not in str(caught.value)
+    assert "s3cret-pass" not in str(caught.value)
+
+
+def test_production_starts_with_both_settings(monkeypatch):
+    monkeypatch.setenv("APP_ENV", "Production")
+    monkeypatch.setenv("DATABASE_URL", PG_URL)
+    monkeypatch.setenv("SECRET_KEY", "x" * 40)
+    config = load_config()
+    assert config["APP_ENV"] == "production"
+    assert config["SQLALCHEMY_DATABASE_URI"].startswith("postgresql+psycopg://")
+
+
+def test_create_app_fails_at_start_up_in_production_without_settings(monkeypatch):
+    monkeypatch.setenv("APP_ENV", "production")
+    monkeypatch.setenv("SECRET_KEY", "x" * 40)
+    with pytest.raises(ConfigError, match="DATABASE_URL"):
+        create_app()
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("APP_ENV", "staging"),
+        ("LOG_LEVEL", "LOUD"),
+        ("DB_STATEMENT_TIMEOUT_MS", "soon"),
+        ("DB_POOL_SIZE", "0"),
+    ],
+)
+def test_bad_values_are_refused_with_the_variable_named(monkeypatch, name, value):
+    monkeypatch.setenv(name, value)
+    with pytest.raises(ConfigError, match=name):
+        load_config()
+
+
+def test_postgresql_gets_statement_and_lock_timeouts_and_a_bounded_pool(monkeypatch):
+    monkeypatch.setenv("DATABASE_URL", PG_URL)
+    monkeypatch.setenv("DB_STATEMENT_TIMEOUT_MS", "2500")
+    monkeypatch.setenv("DB_LOCK_TIMEOUT_MS", "700")
+    monkeypatch.setenv("DB_POOL_SIZE", "3")
+    monkeypatch.setenv("DB_MAX_OVERFLOW", "0")
+    options = load_config()["SQLALCHEMY_ENGINE_OPTIONS"]
+    assert options["pool_pre_ping"] is True
+    assert options["pool_size"] == 3 and options["max_overflow"] == 0
+    assert options["connect_args"]["options"] == "-c statement_timeout=2500 -c lock_timeout=700"
+    assert options["connect_args"]["connect_timeout"] == 5
+
+
+def test_default_timeouts_are_15_s_and_5_s():
+    options = engine_options("postgresql+psycopg://h/db", load_config())
+    assert options["connect_args"]["options"] == "-c statement_timeout=15000 -c lock_timeout=5000"
+
+
+def test_engine_options_follow_a_database_named_in_the_overrides():
+    config = load_config({"SQLALCHEMY_DATABASE_URI": "postgresql+psycopg://h/db", "DB_LOCK_TIMEOUT_MS": 50})
+    assert "lock_timeout=50" in config["SQLALCHEMY_ENGINE_OPTIONS"]["connect_args"]["options"]
