@@ -1,7 +1,8 @@
 # Two commands for a fresh machine (see README):
 #   make demo   install, migrate a fresh SQLite demo database, start the server,
 #               run the reference worker on demo/corpus, keep the server up
-#   make test   install and run every test on SQLite and a throwaway PostgreSQL
+#   make test   install and run every test on SQLite, a throwaway PostgreSQL
+#               and headless Chromium (installed with apt-get when root)
 
 PYTHON ?= python3.11
 VENV   ?= .venv
@@ -21,6 +22,7 @@ demo: install
 	PY=$(PY) PORT=$(PORT) scripts/demo
 
 test: install
+	scripts/ensure-test-tools
 	scripts/with-postgres $(PY) -m pytest $(PYTEST_ARGS)
 
 clean:

@@ -29,6 +29,7 @@ from app import create_app
 from app.errors import PROBLEM_MEDIA_TYPE, PROBLEM_TYPE_BASE
 from app.extensions import db
 from app.models import ExtractedEntity, IdempotencyRecord, JobFailure, ProcessingJob
+from app.services import access
 
 POSTGRESQL_ONLY = pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
 
@@ -117,7 +118,7 @@ class Report:
 
 
 @POSTGRESQL_ONLY
-def test_reports_across_a_database_restart_are_stored_exactly_once(app, live_server):
+def test_reports_across_a_database_restart_are_stored_exactly_once(app, live_server, auth_headers):
     job_count = 400
     with app.app_context():
         jobs = [ProcessingJob(document_id=f"doc-{n}") for n in range(job_count)]
@@ -135,6 +136,7 @@ def test_reports_across_a_database_restart_are_stored_exactly_once(app, live_ser
 
     def worker() -> None:
         with requests.Session() as session:
+            session.headers.update(auth_headers)  # the worker's bearer token
             while not stop.is_set():
                 with queue_lock:
                     report = next(queue, None)
@@ -178,6 +180,7 @@ def test_reports_across_a_database_restart_are_stored_exactly_once(app, live_ser
 
     # The workers retry what was refused, with the same key and body.
     with requests.Session() as session:
+        session.headers.update(auth_headers)
         for report in refused:
             for _ in range(40):
                 if report.send(session, live_server) == 200:
@@ -228,7 +231,10 @@ def impatient_app(postgresql_url: str, database_url: str) -> Iterator[Flask]:
 
 @POSTGRESQL_ONLY
 def test_a_held_row_lock_gives_a_quick_503_not_a_hung_worker(impatient_app):
+    with impatient_app.app_context():
+        token, _ = access.create_worker_token("lock-test-worker")
     client = impatient_app.test_client()
+    client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {token}"
     job_id = client.post("/api/v1/processing-jobs", json={"document_id": "doc-lock"}).json["id"]
     with impatient_app.app_context():
         blocker = db.engine.connect()

@@ -79,6 +79,23 @@ def test_production_start_is_refused_when_the_schema_is_behind(tmp_path):
     assert str(tmp_path) not in stderr  # the database URL stays out of the output
 
 
+def _create_token(tmp_path: Path, database_url: str, name: str) -> str:
+    """A worker token made by the operator's command, ``flask tokens create``, in the test database."""
+    env = _environment(tmp_path, APP_ENV="production", DATABASE_URL=database_url, SECRET_KEY=SECRET)
+    result = subprocess.run(
+        [sys.executable, "-m", "flask", "--app", "wsgi", "tokens", "create", "--name", name],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    (token,) = result.stdout.split()
+    return token
+
+
 @pytest.fixture
 def gunicorn_server(tmp_path: Path, database_url: str) -> Iterator[tuple[str, subprocess.Popen]]:
     """gunicorn in production mode on the migrated test PostgreSQL."""
@@ -115,10 +132,14 @@ def gunicorn_server(tmp_path: Path, database_url: str) -> Iterator[tuple[str, su
 
 
 @pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
-def test_gunicorn_serves_probes_metrics_and_writes_safe_json_logs(gunicorn_server):
+def test_gunicorn_serves_probes_metrics_and_writes_safe_json_logs(gunicorn_server, tmp_path, database_url):
     base, process = gunicorn_server
     assert requests.get(base + "/readyz", timeout=5).json()["status"] == "ready"
-    job = requests.post(base + "/api/v1/processing-jobs", json={"document_id": "doc-g"}, timeout=5).json()
+    token = _create_token(tmp_path, database_url, "gunicorn-test-worker")
+    auth = {"Authorization": f"Bearer {token}"}
+    job = requests.post(
+        base + "/api/v1/processing-jobs", json={"document_id": "doc-g"}, headers=auth, timeout=5
+    ).json()
     patient = "Jane Doe MRN-7Q4Z"
     response = requests.post(
         f"{base}/api/v1/processing-jobs/{job['id']}/validation-failure?mrn=7Q4Z",
@@ -130,12 +151,21 @@ def test_gunicorn_serves_probes_metrics_and_writes_safe_json_logs(gunicorn_serve
                 ]
             },
         },
-        headers={"X-Request-ID": "gunicorn-test-1", "Authorization": "Bearer tok-secret"},
+        headers={"X-Request-ID": "gunicorn-test-1", **auth},
         timeout=5,
     )
     assert response.status_code == 200
     assert response.headers["X-Request-ID"] == "gunicorn-test-1"
-    metrics = requests.get(base + "/metrics", timeout=5).text
+    # A wrong token is refused, and stays out of the logs like the right one.
+    refused = requests.post(
+        f"{base}/api/v1/processing-jobs/{job['id']}/validation-failure",
+        json={"error_message": "x", "error_details": {"errors": []}},
+        headers={"X-Request-ID": "gunicorn-test-2", "Authorization": "Bearer tok-secret"},
+        timeout=5,
+    )
+    assert refused.status_code == 401
+    assert requests.get(base + "/metrics", timeout=5).status_code == 401
+    metrics = requests.get(base + "/metrics", headers=auth, timeout=5).text
     assert 'clinical_job_failure_codes_total{code="schema.required"} 1.0' in metrics
     assert 'endpoint="api.record_validation_failure"' in metrics
     assert "db_pool_size_connections" in metrics
@@ -146,6 +176,7 @@ def test_gunicorn_serves_probes_metrics_and_writes_safe_json_logs(gunicorn_serve
     (request_line,) = [e for e in lines if e.get("request_id") == "gunicorn-test-1"]
     assert request_line["endpoint"] == "api.record_validation_failure"
     assert request_line["status"] == 200 and request_line["method"] == "POST"
-    for secret in ("Jane", "7Q4Z", "mrn", "tok-secret", SECRET):
+    assert [e["status"] for e in lines if e.get("request_id") == "gunicorn-test-2"] == [401]
+    for secret in ("Jane", "7Q4Z", "mrn", "tok-secret", token, SECRET):
         assert secret not in stderr
     assert any("start-up check: ready" in e["message"] for e in lines)

@@ -56,13 +56,15 @@ def test_every_response_gets_a_request_id_even_an_unrouted_one(client):
     assert response.json["request_id"] == response.headers["X-Request-ID"]
 
 
-def test_one_request_line_names_endpoint_status_and_duration_but_no_query_or_body(client, caplog):
+def test_one_request_line_names_endpoint_status_and_duration_but_no_query_or_body(
+    client, worker_token, caplog
+):
     job_id = _new_job(client)
     caplog.set_level(logging.INFO, logger="app.requests")
     client.post(
         f"/api/v1/processing-jobs/{job_id}/validation-failure?patient=Jane+Doe",
         json={"error_message": PATIENT_TEXT, "error_details": {"note": PATIENT_TEXT}},
-        headers={"X-Request-ID": "rid-42", "Authorization": "Bearer tok-secret"},
+        headers={"X-Request-ID": "rid-42", "Authorization": f"Bearer {worker_token}"},
     )
     (record,) = [r for r in caplog.records if r.name == "app.requests"]
     assert record.method == "POST"
@@ -83,6 +85,20 @@ def test_one_request_line_names_endpoint_status_and_duration_but_no_query_or_bod
         "status",
         "duration_ms",
     } <= set(entry)
+    for secret in ("Jane", "patient", "penicillin", worker_token, job_id):
+        assert secret not in line
+
+    # A refused credential stays out of the log line too.
+    caplog.clear()
+    refused = client.post(
+        f"/api/v1/processing-jobs/{job_id}/validation-failure?patient=Jane+Doe",
+        json={"error_message": PATIENT_TEXT, "error_details": {"note": PATIENT_TEXT}},
+        headers={"X-Request-ID": "rid-43", "Authorization": "Bearer tok-secret"},
+    )
+    assert refused.status_code == 401
+    (record,) = [r for r in caplog.records if r.name == "app.requests"]
+    assert record.status == 401 and record.request_id == "rid-43"
+    line = JSONFormatter().format(record)
     for secret in ("Jane", "patient", "penicillin", "tok-secret", job_id):
         assert secret not in line
 

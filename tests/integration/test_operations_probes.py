@@ -11,8 +11,14 @@ from flask import Flask
 
 from app import create_app
 from app.errors import PROBLEM_MEDIA_TYPE, PROBLEM_TYPE_BASE
+from app.auth.guards import requires
 from app.extensions import db
+from app.models.access import Permission
 from app.operations.readiness import code_heads
+from tests.conftest import make_user, sign_in
+
+#: A well-formed worker token: checking it needs the database, which is down.
+SOME_TOKEN = "cit_" + "x" * 40
 
 #: Nothing listens on port 1: connections are refused at once.
 UNREACHABLE_URL = "postgresql+psycopg://clinical:pw-not-to-leak@127.0.0.1:1/clinical"
@@ -90,7 +96,7 @@ def test_api_answers_503_problem_with_retry_after_when_the_database_is_down(down
     response = client.post(
         f"/api/v1/processing-jobs/{uuid.uuid4()}/validation-failure",
         json={"error_message": "Entity validation failed", "error_details": {"errors": []}},
-        headers={"X-Request-ID": "req-down-1"},
+        headers={"X-Request-ID": "req-down-1", "Authorization": f"Bearer {SOME_TOKEN}"},
     )
     assert response.status_code == 503
     assert response.mimetype == PROBLEM_MEDIA_TYPE
@@ -101,7 +107,8 @@ def test_api_answers_503_problem_with_retry_after_when_the_database_is_down(down
 
 
 def test_dashboard_shows_a_friendly_503_page_when_the_database_is_down(down_app):
-    response = down_app.test_client().get("/jobs")
+    # A signed-in operator: loading the account needs the database.
+    response = sign_in(down_app.test_client(), 1).get("/jobs")
     assert response.status_code == 503
     assert response.mimetype == "text/html"
     assert response.headers["Retry-After"] == "5"
@@ -114,9 +121,10 @@ def test_a_bug_in_sql_still_fails_loudly_in_testing(app):
     # Only "unavailable" database errors become 503s; a wrong statement is a
     # bug and must not hide behind one.
     @app.get("/broken-sql")
+    @requires(Permission.VIEW_JOBS)
     def broken_sql() -> str:
         db.session.execute(sa.text("SELECT no_such_column FROM processing_jobs"))
         return "unreachable"
 
     with pytest.raises(sa.exc.DBAPIError):
-        app.test_client().get("/broken-sql")
+        sign_in(app.test_client(), make_user(app, "sql-viewer", "viewer")).get("/broken-sql")
