@@ -107,6 +107,10 @@ def test_api_answers_503_problem_with_retry_after_when_the_database_is_down(down
 
 
 def test_dashboard_shows_a_friendly_503_page_when_the_database_is_down(down_app):
+    # Anonymous visitors are sent to sign in: the access rules need no database.
+    anonymous = down_app.test_client().get("/jobs")
+    assert anonymous.status_code == 302
+    assert anonymous.headers["Location"].startswith("/login")
     # A signed-in operator: loading the account needs the database.
     response = sign_in(down_app.test_client(), 1).get("/jobs")
     assert response.status_code == 503
