@@ -17,7 +17,8 @@ from typing import Any, TypedDict
 from urllib.parse import quote
 
 import psycopg
-from flask import Flask, Response, current_app, json, render_template, request
+from flask import Flask, Response, current_app, g, json, render_template, request
+from flask_login import AnonymousUserMixin
 from sqlalchemy import exc as sa_exc
 from werkzeug.exceptions import HTTPException
 
@@ -262,6 +263,9 @@ def _handle_database_error(error: Exception) -> Response | tuple[str, int]:
         response.headers["Retry-After"] = retry_after
         return response
     detail = "The job database cannot be reached right now. Please try again in a minute."
+    # The page must not look the signed-in user up again (that needs the
+    # database too): render it as for an anonymous visitor.
+    g._login_user = AnonymousUserMixin()
     page = render_template("error.html", status=503, title=title, detail=detail, errors=())
     return current_app.response_class(
         page, status=503, headers={"Retry-After": retry_after}, mimetype="text/html"

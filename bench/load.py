@@ -24,6 +24,12 @@ requests:
    psycopg, one connection per client, at the same concurrency: the ceiling
    the database and this machine allow.
 
+Access control: the script creates a worker token in that database with
+``flask tokens create`` (unless ``--token`` is given) and sends it on every API
+request; for the dashboard it creates a ``viewer`` account with
+``flask users create --password-stdin`` and signs in through the ``/login``
+form (with its CSRF token), so ``GET /jobs`` is measured as an operator sees it.
+
 Prints throughput, p50/p95/p99 latency and error counts per phase and checks
 the targets (>= 60 % of the direct throughput; zero errors; p99 < 50 ms at
 half rate). Traffic goes to loopback only; the script stops by itself.
@@ -33,8 +39,12 @@ from __future__ import annotations
 
 import argparse
 import http.client
+import html
+import http.cookies
 import json
 import math
+import re
+import secrets
 import os
 import random
 import socket
@@ -48,7 +58,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -144,22 +154,33 @@ class Client:
     #: Extra headers on every request (``--token`` adds ``Authorization``).
     headers: ClassVar[dict[str, str]] = {}
 
-    def __init__(self, host: str, port: int) -> None:
+    def __init__(self, host: str, port: int, headers: dict[str, str] | None = None) -> None:
         self.host, self.port = host, port
+        #: Headers of this client only, over the class-wide ones (the
+        #: dashboard's session cookie).
+        self.extra_headers = dict(headers or {})
         self.connection = http.client.HTTPConnection(host, port, timeout=30)
 
-    def request(self, method: str, path: str, body: bytes | None = None) -> int:
-        headers = dict(self.headers)
+    def request(
+        self, method: str, path: str, body: bytes | None = None, content_type: str = "application/json"
+    ) -> int:
+        return self.exchange(method, path, body, content_type)[0]
+
+    def exchange(
+        self, method: str, path: str, body: bytes | None = None, content_type: str = "application/json"
+    ) -> tuple[int, http.client.HTTPMessage, bytes]:
+        """Send one request: status, headers and body of the answer."""
+        headers = {**self.headers, **self.extra_headers}
         if body is not None:
-            headers["Content-Type"] = "application/json"
+            headers["Content-Type"] = content_type
         for attempt in (1, 2):
             try:
                 self.connection.request(method, path, body=body, headers=headers)
                 response = self.connection.getresponse()
-                response.read()
+                data = response.read()
                 if response.getheader("Connection", "").lower() == "close":
                     self.reconnect()
-                return response.status
+                return response.status, response.headers, data
             except (ConnectionError, http.client.HTTPException, OSError):
                 # A keep-alive connection the server closed while idle: once
                 # more on a new one (the request was not processed).
@@ -272,15 +293,18 @@ def open_loop(rate: float, seconds: float, max_requests: int, workers: int, make
 class Background:
     """The dashboard load: ``rate`` GET /jobs per second until stopped (open loop)."""
 
-    def __init__(self, host: str, port: int, rate: float, tally: Tally) -> None:
+    def __init__(
+        self, host: str, port: int, rate: float, tally: Tally, headers: dict[str, str] | None = None
+    ) -> None:
         self.host, self.port, self.rate, self.tally = host, port, rate, tally
+        self.headers = headers or {}  # the signed-in operator's session cookie
         self.stop = threading.Event()
         self.threads = [threading.Thread(target=self.run, args=(i,)) for i in range(2)]
 
     def run(self, index: int) -> None:
         if self.rate <= 0:
             return
-        client = Client(self.host, self.port)
+        client = Client(self.host, self.port, self.headers)
         interval = 2 / self.rate  # two threads share the rate
         due = time.monotonic() + index * interval / 2
         try:
@@ -429,6 +453,86 @@ def prepare_database(url: str, jobs: int, failed: int) -> list[str]:
     return ids
 
 
+def flask_command(url: str, *args: str, stdin: str | None = None) -> str:
+    """Run ``flask --app wsgi <args>`` on ``url``; its standard output."""
+    env = {**os.environ, "DATABASE_URL": url, "APP_ENV": "development"}
+    result = subprocess.run(
+        [sys.executable, "-m", "flask", "--app", "wsgi", *args],
+        cwd=ROOT,
+        env=env,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if result.returncode != 0:
+        raise SystemExit(f"flask {' '.join(args[:2])} failed: {result.stderr.strip()[-500:]}")
+    return result.stdout
+
+
+def create_credentials(url: str) -> tuple[str, str, str]:
+    """A worker token and a viewer account (name, password) in the bench database."""
+    token = flask_command(url, "tokens", "create", "--name", "bench-worker").strip()
+    username, password = "bench-viewer", secrets.token_urlsafe(24)
+    flask_command(
+        url,
+        "users",
+        "create",
+        "--username",
+        username,
+        "--role",
+        "viewer",
+        "--password-stdin",
+        stdin=password + "\n",
+    )
+    return token, username, password
+
+
+def _cookies(headers: http.client.HTTPMessage) -> dict[str, str]:
+    jar: dict[str, str] = {}
+    for value in headers.get_all("Set-Cookie") or []:
+        cookie = http.cookies.SimpleCookie()
+        cookie.load(value)
+        jar.update({name: morsel.value for name, morsel in cookie.items()})
+    return jar
+
+
+def sign_in(host: str, port: int, username: str, password: str) -> dict[str, str]:
+    """Sign in through the ``/login`` form; the ``Cookie`` header of the session."""
+    client = Client(host, port)
+    try:
+        status, headers, page = client.exchange("GET", "/login")
+        match = re.search(rb'name="csrf_token"[^>]*value="([^"]+)"', page) or re.search(
+            rb'value="([^"]+)"[^>]*name="csrf_token"', page
+        )
+        if status != 200 or match is None:
+            raise SystemExit(f"GET /login: no sign-in form (HTTP {status})")
+        jar = _cookies(headers)
+        form = urlencode(
+            {
+                "csrf_token": html.unescape(match.group(1).decode()),
+                "username": username,
+                "password": password,
+            }
+        ).encode()
+        client.extra_headers = {"Cookie": "; ".join(f"{k}={v}" for k, v in jar.items())}
+        status, headers, _ = client.exchange("POST", "/login", form, "application/x-www-form-urlencoded")
+        if status != 302:
+            raise SystemExit(f"POST /login: sign-in refused (HTTP {status})")
+        jar.update(_cookies(headers))
+        cookie = {"Cookie": "; ".join(f"{k}={v}" for k, v in jar.items())}
+        check = Client(host, port, cookie)
+        try:
+            status = check.request("GET", "/jobs")
+        finally:
+            check.close()
+        if status != 200:
+            raise SystemExit(f"GET /jobs after sign-in: HTTP {status}")
+        return cookie
+    finally:
+        client.close()
+
+
 def start_gunicorn(url: str, port: int, args: argparse.Namespace, log_path: Path) -> subprocess.Popen:
     env = {
         **os.environ,
@@ -495,7 +599,8 @@ def main() -> int:
     parser.add_argument(
         "--token",
         default=os.environ.get("BENCH_WORKER_TOKEN"),
-        help="worker bearer token, if the API requires one (default: BENCH_WORKER_TOKEN)",
+        help="ignored (kept for old command lines): the schema is re-created, so the script "
+        "makes its own worker token with `flask tokens create`",
     )
     parser.add_argument("--peak-only", action="store_true", help="phase 1 only (for sizing gunicorn)")
     args = parser.parse_args()
@@ -506,17 +611,21 @@ def main() -> int:
     if urlsplit(url).hostname not in LOOPBACK:
         parser.error("the database must be on loopback (this drops its schema)")
     dsn = url.replace("postgresql+psycopg://", "postgresql://", 1)
-    if args.token:
-        Client.headers = {"Authorization": f"Bearer {args.token}"}
 
     print(f"preparing the database: {args.jobs} jobs ...", flush=True)
     job_ids = prepare_database(url, args.jobs, failed=200)
+    # The schema was just re-created: the token and account go in after it.
+    token, username, password = create_credentials(url)
+    if args.token:
+        print("note: --token/BENCH_WORKER_TOKEN ignored; using a token created in the fresh database")
+    Client.headers = {"Authorization": f"Bearer {token}"}
     port = free_port()
     log_path = Path(tempfile.gettempdir()) / f"bench-gunicorn-{port}.log"
     server = start_gunicorn(url, port, args, log_path)
     host = "127.0.0.1"
     results: list[PhaseResult] = []
     try:
+        operator = sign_in(host, port, username, password)
         # Warm up: every worker imports, connects, fills its pool.
         warm = Tally()
         closed_loop(
@@ -544,7 +653,7 @@ def main() -> int:
 
         print("phase 2/4: endpoint + dashboard, closed loop ...", flush=True)
         tally, dashboard = Tally(), Tally()
-        with Background(host, port, args.dashboard_rate, dashboard):
+        with Background(host, port, args.dashboard_rate, dashboard, operator):
             seconds = closed_loop(
                 args.concurrency,
                 args.seconds,
@@ -560,7 +669,7 @@ def main() -> int:
             flush=True,
         )
         tally, dashboard = Tally(), Tally()
-        with Background(host, port, args.dashboard_rate, dashboard):
+        with Background(host, port, args.dashboard_rate, dashboard, operator):
             seconds = open_loop(
                 half,
                 args.seconds,
