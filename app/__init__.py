@@ -50,12 +50,13 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
 def register_extensions(app: Flask) -> None:
     """Bind SQLAlchemy and Flask-Migrate; create the services."""
     from app import models  # noqa: F401  (tables must be known to Migrate)
-    from app.extensions import db, migrate
+    from app.extensions import db, migrate, release_session
     from app.services import init_services
 
     if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite:///"):
         INSTANCE_DIR.mkdir(parents=True, exist_ok=True)
     db.init_app(app)
+    app.teardown_appcontext(release_session)
     # render_as_batch: SQLite cannot ALTER most things; batch mode copies the table.
     migrate.init_app(app, db, directory=str(ROOT / "migrations"), render_as_batch=True, compare_type=True)
     init_services(app)

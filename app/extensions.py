@@ -5,7 +5,7 @@ import sqlite3
 
 from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
-from sqlalchemy import MetaData, event
+from sqlalchemy import MetaData, event, exc
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase
 
@@ -77,3 +77,23 @@ def _sqlite_begin(connection) -> None:  # noqa: ANN001
 
 event.listen(Engine, "connect", _sqlite_connect)
 event.listen(Engine, "begin", _sqlite_begin)
+
+
+def release_session(exception: BaseException | None = None) -> None:
+    """``teardown_appcontext``: end the request's session, even if the database died.
+
+    Registered after Flask-SQLAlchemy's own teardown, so it runs first (Flask
+    runs teardowns in reverse order). If the database went away while a
+    transaction was open (a restart, a failover), the ROLLBACK of a normal
+    close fails; the request has already been answered, so instead of turning
+    that into a 500 the session's connections are invalidated (discarded by
+    the pool, which reconnects on the next checkout: pool_pre_ping).
+    """
+    session = db.session()
+    try:
+        session.close()
+    except exc.DBAPIError:
+        try:
+            session.invalidate()
+        except exc.DBAPIError:  # pragma: no cover - nothing more can be done
+            pass

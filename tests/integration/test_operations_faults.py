@@ -269,3 +269,32 @@ def test_statement_timeout_is_set_on_every_connection(impatient_app):
         assert connection.execute(sa.text("SHOW lock_timeout")).scalar() == "200ms"
         with pytest.raises(sa.exc.OperationalError):
             connection.execute(sa.text("SELECT pg_sleep(2)"))
+
+
+def test_a_database_that_dies_mid_request_does_not_turn_the_answer_into_a_500(app, client, monkeypatch):
+    """The teardown's ROLLBACK failing (the server went away after the view
+    answered) must not replace the answer: the session is invalidated instead."""
+    import sqlalchemy as sa
+
+    from app.extensions import db
+
+    failing = {"armed": False}
+    real_close = sa.orm.Session.close
+
+    def close(self):
+        if failing["armed"]:
+            failing["armed"] = False
+            raise sa.exc.OperationalError("ROLLBACK", {}, Exception("terminating connection"))
+        return real_close(self)
+
+    monkeypatch.setattr(sa.orm.Session, "close", close)
+
+    @app.after_request
+    def arm(response):
+        failing["armed"] = True
+        return response
+
+    response = client.get("/api/v1/processing-jobs")
+    assert response.status_code == 200
+    with app.app_context():
+        assert db.session.execute(sa.text("SELECT 1")).scalar() == 1  # the app still works
