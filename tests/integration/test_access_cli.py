@@ -1,0 +1,46 @@
+"""``flask users`` and ``flask tokens``: what an admin runs to let people and workers in."""
+
+from __future__ import annotations
+
+from app.services import access
+
+
+def test_users_create_then_sign_in(app, runner, anonymous_client):
+    result = runner.invoke(
+        args=["users", "create", "--username", "first-admin", "--role", "admin", "--password-stdin"],
+        input="a good long password\n",
+    )
+    assert result.exit_code == 0, result.output
+    assert "created user first-admin (admin)" in result.output
+    with app.app_context():
+        assert access.authenticate("first-admin", "a good long password") is not None
+        assert access.authenticate("first-admin", "wrong password here") is None
+    listed = runner.invoke(args=["users", "list"])
+    assert "first-admin\tadmin\tactive" in listed.output
+    assert "a good long password" not in listed.output
+
+
+def test_users_create_refuses_short_passwords_and_duplicates(runner):
+    short = runner.invoke(args=["users", "create", "--username", "x", "--password-stdin"], input="short\n")
+    assert short.exit_code == 1 and "password" in short.output
+    ok = ["users", "create", "--username", "dup", "--password-stdin"]
+    assert runner.invoke(args=ok, input="a good long password\n").exit_code == 0
+    again = runner.invoke(args=ok, input="a good long password\n")
+    assert again.exit_code == 1 and "already exists" in again.output
+
+
+def test_tokens_create_list_revoke(app, runner, anonymous_client):
+    created = runner.invoke(args=["tokens", "create", "--name", "worker-host-1"])
+    assert created.exit_code == 0, created.output
+    token = created.stdout.strip().splitlines()[0]
+    assert token.startswith("cit_")
+    headers = {"Authorization": f"Bearer {token}"}
+    assert anonymous_client.get("/api/v1/processing-jobs", headers=headers).status_code == 200
+    listed = runner.invoke(args=["tokens", "list"])
+    assert "worker-host-1" in listed.output and token not in listed.output and "active" in listed.output
+    revoked = runner.invoke(args=["tokens", "revoke", "worker-host-1"])
+    assert revoked.exit_code == 0
+    assert anonymous_client.get("/api/v1/processing-jobs", headers=headers).status_code == 401
+    assert "revoked" in runner.invoke(args=["tokens", "list"]).output
+    unknown = runner.invoke(args=["tokens", "revoke", "nobody"])
+    assert unknown.exit_code == 1 and "No token is named" in unknown.output
