@@ -148,8 +148,9 @@ def problem(
 
 
 def _wants_json() -> bool:
-    """API paths always get problem+json; everything else gets HTML."""
-    return request.path.startswith("/api/")
+    """API paths (and the metrics scraped by programs) get problem+json;
+    everything else gets HTML."""
+    return request.path.startswith("/api/") or request.path == "/metrics"
 
 
 _HTTP_SLUGS = {

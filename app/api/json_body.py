@@ -10,7 +10,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from flask import Request
+from flask import Request, current_app
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from app.errors import BadRequestError, UnsupportedMediaTypeError
 
@@ -76,6 +77,12 @@ def read_json_body(request: Request) -> Any:
     if charset not in ("utf-8", "utf8"):
         raise UnsupportedMediaTypeError("JSON bodies must be UTF-8 encoded (RFC 8259 section 8.1).")
     raw = request.get_data(cache=True)
+    limit = current_app.config.get("MAX_CONTENT_LENGTH")
+    if request.content_length is None and limit is not None and len(raw) >= limit:
+        # A chunked body has no Content-Length to refuse up front, and
+        # Werkzeug stops reading it at the limit without saying so: a body
+        # that reaches the limit is treated as over it.
+        raise RequestEntityTooLarge()
     if not raw.strip():
         raise BadRequestError("The request body is empty; send a JSON object.")
     try:
@@ -92,7 +99,7 @@ def read_json_body(request: Request) -> Any:
         )
     except json.JSONDecodeError as exc:
         raise BadRequestError(
-            f"The body is not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}."
+            f"The body is not valid JSON: {exc.msg.removesuffix(' at')} (line {exc.lineno}, column {exc.colno})."
         ) from None
     except RecursionError:
         raise BadRequestError("The body nests arrays or objects too deeply to read.") from None

@@ -95,6 +95,7 @@ def enforce_access() -> Any:
         if record is None:
             raise UnauthorizedError("Send a valid worker token: 'Authorization: Bearer <token>'.")
         g.worker_token = record
+        access.note_token_use(record)
         return None
     if not current_user.is_authenticated:
         if request.method == "GET":

@@ -7,9 +7,10 @@ for the list and pages, ``app.services.dashboard_stats`` for the aggregates).
 
 from __future__ import annotations
 
-from flask import current_app, redirect, render_template, request, url_for
+from flask import current_app, jsonify, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response
 
+from app.api.serializers import job_to_json
 from app.auth.guards import requires
 from app.dashboard import bp
 from app.dashboard.charts import bar_chart
@@ -114,3 +115,11 @@ def show_job(job_id: str) -> str:
         failures=jobs.list_failures(job.id),
         entities=jobs.list_entities(job.id),
     )
+
+
+@bp.get("/jobs/<job_id>/job.json")
+@requires(Permission.VIEW_JOBS)
+def show_job_json(job_id: str) -> Response:
+    """The job as the API shows it, for signed-in operators (the API itself
+    takes worker tokens only)."""
+    return jsonify(job_to_json(jobs.get_job(job_id)))

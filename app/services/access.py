@@ -154,6 +154,26 @@ def verify_worker_token(token: str) -> WorkerToken | None:
     return record if hmac.compare_digest(record.token_hash, digest) else None
 
 
+#: ``last_used_at`` is written at most this often per token (seconds), so
+#: busy workers do not turn every read into a write.
+TOKEN_USE_RESOLUTION = 60
+
+
+def note_token_use(record: WorkerToken) -> None:
+    """Record that ``record`` was just used (for ``flask tokens list``).
+
+    Written in its own short transaction, at most once a minute per token.
+    """
+    now = utcnow()
+    last = record.last_used_at
+    if last is not None and (now - last).total_seconds() < TOKEN_USE_RESOLUTION:
+        return
+    token_id = record.id
+    begin_write_transaction()  # a write transaction of its own (SQLite: BEGIN IMMEDIATE)
+    db.session.execute(sa.update(WorkerToken).where(WorkerToken.id == token_id).values(last_used_at=now))
+    _commit()
+
+
 def list_worker_tokens() -> list[WorkerToken]:
     """Every token, newest first (hashes are never shown)."""
     return list(db.session.scalars(sa.select(WorkerToken).order_by(WorkerToken.created_at.desc())))

@@ -44,3 +44,26 @@ def test_tokens_create_list_revoke(app, runner, anonymous_client):
     assert "revoked" in runner.invoke(args=["tokens", "list"]).output
     unknown = runner.invoke(args=["tokens", "revoke", "nobody"])
     assert unknown.exit_code == 1 and "No token is named" in unknown.output
+
+
+def test_token_use_is_recorded_for_tokens_list(app, runner, anonymous_client):
+    token = runner.invoke(args=["tokens", "create", "--name", "used-one"]).stdout.strip().splitlines()[0]
+    assert "used never" in runner.invoke(args=["tokens", "list"]).output
+    anonymous_client.get("/api/v1/processing-jobs", headers={"Authorization": f"Bearer {token}"})
+    listed = runner.invoke(args=["tokens", "list"]).output
+    assert "used never" not in listed
+
+
+def test_metrics_and_api_refusals_are_problem_json(anonymous_client):
+    for path in ("/metrics", "/api/v1/processing-jobs"):
+        response = anonymous_client.get(path)
+        assert response.status_code == 401
+        assert response.mimetype == "application/problem+json", path
+
+
+def test_job_json_for_signed_in_operators(client, app):
+    job_id = client.post("/api/v1/processing-jobs", json={"document_id": "doc-json"}).get_json()["id"]
+    response = client.get(f"/jobs/{job_id}/job.json")
+    assert response.status_code == 200 and response.get_json()["id"] == job_id
+    anonymous = app.test_client().get(f"/jobs/{job_id}/job.json")
+    assert anonymous.status_code == 302

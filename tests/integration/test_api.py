@@ -10,6 +10,7 @@ was rolled back). Races between workers are covered elsewhere.
 from __future__ import annotations
 
 import base64
+import io
 import json
 import uuid
 from collections.abc import Callable, Iterator
@@ -1411,3 +1412,20 @@ def test_unexpected_errors_are_a_500_problem_without_internals(make_app, monkeyp
     assert_problem(response, 500, "internal-error")
     text = response.get_data(as_text=True)
     assert "Jane Doe" not in text and "RuntimeError" not in text
+
+
+def test_an_oversized_chunked_body_is_a_413(make_app, auth_headers):
+    small = make_app(MAX_CONTENT_LENGTH=1024)
+    client = small.test_client()
+    body = b'{"document_id": "' + b"x" * 4000 + b'"}'
+
+    # A chunked body: no Content-Length, the server reads until the end.
+    response = client.post(
+        API,
+        input_stream=io.BytesIO(body),
+        headers={**auth_headers, "Content-Type": "application/json", "Transfer-Encoding": "chunked"},
+        environ_overrides={"wsgi.input_terminated": True},
+    )
+    assert_problem(response, 413, "content-too-large")
+    with small.app_context():
+        assert db.session.scalar(sa.select(sa.func.count()).select_from(ProcessingJob)) == 0

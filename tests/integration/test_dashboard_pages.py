@@ -181,8 +181,8 @@ def test_large_details_are_cut_with_a_link_to_the_full_json(client, app):
         assert len(html_lib.unescape(pretty).encode()) <= 64 * 1024 + len("\n…".encode())
         assert pretty.endswith("\n…")
         assert f"JSON (first 64 KiB of {total})</summary>" in html
-        assert f'<a href="/api/v1/processing-jobs/{job_id}">Full JSON</a>' in html
-    full = client.get(f"/api/v1/processing-jobs/{job_id}").get_json()
+        assert f'<a href="/jobs/{job_id}/job.json">Full JSON</a>' in html
+    full = client.get(f"/jobs/{job_id}/job.json").get_json()
     assert len(full["error_details"]["lines"]) == 20_000
 
 
