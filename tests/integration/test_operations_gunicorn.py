@@ -96,6 +96,14 @@ def _create_token(tmp_path: Path, database_url: str, name: str) -> str:
     return token
 
 
+def _answers_healthz(base: str) -> bool:
+    """Whether the server at ``base`` is up (a refused connection means not yet)."""
+    try:
+        return requests.get(base + "/healthz", timeout=1).status_code == 200
+    except requests.ConnectionError:
+        return False
+
+
 @pytest.fixture
 def gunicorn_server(tmp_path: Path, database_url: str) -> Iterator[tuple[str, subprocess.Popen]]:
     """gunicorn in production mode on the migrated test PostgreSQL."""
@@ -111,12 +119,7 @@ def gunicorn_server(tmp_path: Path, database_url: str) -> Iterator[tuple[str, su
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 30
-        while True:
-            try:
-                if requests.get(base + "/healthz", timeout=1).status_code == 200:
-                    break
-            except requests.ConnectionError:
-                pass
+        while not _answers_healthz(base):
             if process.poll() is not None or time.monotonic() > deadline:
                 pytest.fail(f"gunicorn did not start: {process.communicate(timeout=5)[1][-2000:]}")
             time.sleep(0.1)
