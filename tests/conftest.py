@@ -30,6 +30,7 @@ from app import create_app
 from app.extensions import db
 from app.models.access import User
 from app.services import access
+from tests.live_server import serve
 
 BACKENDS = ("sqlite", "postgresql")
 
@@ -174,3 +175,11 @@ def app_ctx(app: Flask) -> Iterator[Flask]:
     """``app`` with an application context pushed (for service tests)."""
     with app.app_context():
         yield app
+
+
+@pytest.fixture
+def live_server(app: Flask) -> Iterator[str]:
+    """``app`` served over real HTTP on a free loopback port (a thread per
+    request, each with its own database connection); yields the root URL."""
+    with serve(app) as base_url:
+        yield base_url

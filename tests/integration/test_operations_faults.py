@@ -23,7 +23,6 @@ import pytest
 import requests
 import sqlalchemy as sa
 from flask import Flask
-from werkzeug.serving import make_server
 
 from app import create_app
 from app.errors import PROBLEM_MEDIA_TYPE, PROBLEM_TYPE_BASE
@@ -63,20 +62,6 @@ def _ensure_postgres_running() -> None:
     # started with (postmaster.opts).
     if not (Path(data) / "postmaster.pid").exists():
         _pg_ctl("-w", "-t", "60", "-l", str(Path(data).parent / "postgres.log"), "restart")
-
-
-@pytest.fixture
-def live_server(app: Flask) -> Iterator[str]:
-    """The app served over real HTTP on a free loopback port (threaded)."""
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}"
-    finally:
-        server.shutdown()
-        thread.join(timeout=10)
-        server.server_close()
 
 
 @dataclass

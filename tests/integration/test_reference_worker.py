@@ -5,20 +5,20 @@ from __future__ import annotations
 import io
 import json
 import os
-import threading
 from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
 import pytest
 from flask import Flask
-from werkzeug.serving import make_server
 from werkzeug.wrappers import Response
 
 from app.config import ROOT
 from app.worker.client import WorkerApiClient
 from app.worker.runner import DocumentOutcome, run_worker
 from app.worker.validation import validate_entity_document
+from tests.live_server import serve as serve_wsgi
 
 CORPUS = ROOT / "demo" / "corpus"
 EXPECTED = json.loads((CORPUS / "expected.json").read_text())
@@ -27,27 +27,10 @@ ENTITY_INPUT_FIELDS = ("entity_type", "text", "code", "code_system", "confidence
 
 @pytest.fixture
 def serve() -> Iterator[Callable[[Any], str]]:
-    """Serve a WSGI app over real HTTP on a free loopback port; returns its root URL."""
-    running = []
-
-    def start(wsgi_app: Any) -> str:
-        server = make_server("127.0.0.1", 0, wsgi_app, threaded=True)
-        thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-        thread.start()
-        running.append((server, thread))
-        return f"http://127.0.0.1:{server.server_port}"
-
-    yield start
-    for server, thread in running:
-        server.shutdown()
-        thread.join(timeout=10)
-        server.server_close()
-
-
-@pytest.fixture
-def live_server(app: Flask, serve: Callable[[Any], str]) -> str:
-    """The app served over real HTTP on a free loopback port."""
-    return serve(app)
+    """Serve a WSGI app (e.g. the app behind a fault-injecting wrapper) over
+    real HTTP on a free loopback port; returns its root URL."""
+    with ExitStack() as servers:
+        yield lambda wsgi_app: servers.enter_context(serve_wsgi(wsgi_app))
 
 
 @pytest.fixture(autouse=True)

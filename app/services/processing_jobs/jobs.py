@@ -13,7 +13,7 @@ import base64
 import binascii
 import re
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from enum import StrEnum
@@ -751,22 +751,3 @@ def list_jobs(job_filter: JobFilter, *, limit: int, cursor: str | None = None) -
         assert at is not None  # the filter keeps only finished jobs for "completed"
         next_cursor = Cursor(job_filter.time_field, at, last.id).encode()
     return JobPage(jobs=jobs, next_cursor=next_cursor)
-
-
-def iter_jobs(job_filter: JobFilter, *, batch_size: int = 500) -> Iterator[ProcessingJob]:
-    """Yield every job matching ``job_filter``, newest first, in keyset batches.
-
-    Memory stays bounded by ``batch_size`` jobs: each batch is detached from
-    the session before the next one is read, and no transaction is held open
-    between batches.
-    """
-    cursor: str | None = None
-    while True:
-        page = list_jobs(job_filter, limit=batch_size, cursor=cursor)
-        for job in page.jobs:
-            yield job
-        db.session.expunge_all()
-        db.session.rollback()
-        if page.next_cursor is None:
-            return
-        cursor = page.next_cursor
