@@ -26,6 +26,10 @@ DEFAULT_MAX_PAGE_SIZE = 200
 #: Below gunicorn's worker timeout, so a stuck query is cancelled before the
 #: worker is killed.
 DEFAULT_DB_STATEMENT_TIMEOUT_MS = 15_000
+#: PostgreSQL ``statement_timeout`` of the one ``COPY`` behind an items CSV
+#: export, in ms: the longest a download may take, however slowly the client
+#: reads, before the server ends it (and frees the connection).
+DEFAULT_EXPORT_STATEMENT_TIMEOUT_MS = 600_000
 #: PostgreSQL ``lock_timeout``: longest a statement waits for a lock, in ms.
 DEFAULT_DB_LOCK_TIMEOUT_MS = 5_000
 #: Seconds to wait for a new database connection before giving up.
@@ -147,7 +151,7 @@ def load_config(overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
         :func:`engine_options`), ``SECRET_KEY``, ``MAX_CONTENT_LENGTH`` (bytes),
         ``MAX_ERROR_MESSAGE_LENGTH`` (characters), ``MAX_JSON_DEPTH``,
         ``MAX_PAGE_SIZE``, ``LOG_LEVEL``, ``DB_STATEMENT_TIMEOUT_MS``,
-        ``DB_LOCK_TIMEOUT_MS``, ``DB_CONNECT_TIMEOUT_S``, ``DB_POOL_SIZE``,
+        ``EXPORT_STATEMENT_TIMEOUT_MS``, ``DB_LOCK_TIMEOUT_MS``, ``DB_CONNECT_TIMEOUT_S``, ``DB_POOL_SIZE``,
         ``DB_MAX_OVERFLOW``, ``DB_POOL_TIMEOUT_S``, ``RETRY_AFTER_S``.
 
     Raises:
@@ -170,6 +174,9 @@ def load_config(overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
         "LOG_LEVEL": _choice_env("LOG_LEVEL", "INFO", LOG_LEVELS, upper=True),
         "DB_STATEMENT_TIMEOUT_MS": _int_env("DB_STATEMENT_TIMEOUT_MS", DEFAULT_DB_STATEMENT_TIMEOUT_MS),
         "DB_LOCK_TIMEOUT_MS": _int_env("DB_LOCK_TIMEOUT_MS", DEFAULT_DB_LOCK_TIMEOUT_MS),
+        "EXPORT_STATEMENT_TIMEOUT_MS": _int_env(
+            "EXPORT_STATEMENT_TIMEOUT_MS", DEFAULT_EXPORT_STATEMENT_TIMEOUT_MS
+        ),
         "DB_CONNECT_TIMEOUT_S": _int_env("DB_CONNECT_TIMEOUT_S", DEFAULT_DB_CONNECT_TIMEOUT_S),
         "DB_POOL_SIZE": _int_env("DB_POOL_SIZE", DEFAULT_DB_POOL_SIZE),
         "DB_MAX_OVERFLOW": _int_env("DB_MAX_OVERFLOW", DEFAULT_DB_MAX_OVERFLOW, minimum=0),

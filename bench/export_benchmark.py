@@ -18,7 +18,11 @@ or a leading ``=``), then measures, in this one process:
    fetched and dropped -- the ceiling of any export built on Python rows;
 3. ``export``: ``GET /exports/job-errors.csv`` (the default: one row per
    item, the dashboard's default filter) through the Flask test client,
-   reading the streamed body to the end;
+   signed in as a ``support`` account, reading the streamed body to the
+   end; on PostgreSQL this is the export's ``COPY`` path;
+3b. ``export (Python path)``: the same rows from
+   :func:`app.services.exports.iter_job_errors_csv` with ``use_copy=False``
+   (server-side cursor, ``csv`` module), as SQLite exports, for comparison;
 4. ``export (tracemalloc)``: the same with tracemalloc on, for the peak of
    Python allocations (tracemalloc slows Python down, so phase 3 is timed
    without it).
@@ -226,23 +230,49 @@ def main() -> int:
     print(f"export rows (one per error item): {expected}", flush=True)
 
     from app import create_app
-    from app.services.exports import STREAM_BATCH_SIZE
+    from app.dashboard.views import DEFAULT_DASHBOARD_ACKNOWLEDGED, DEFAULT_DASHBOARD_STATUSES
+    from app.extensions import db
+    from app.models.access import User
+    from app.services.exports import STREAM_BATCH_SIZE, iter_job_errors_csv
+    from app.services.processing_jobs.jobs import JobFilter
 
     app = create_app({"SQLALCHEMY_DATABASE_URI": url})
+    with app.app_context():
+        support = User(username=f"bench-support-{uuid.uuid4().hex[:8]}", password_hash="!unusable", role="support")
+        db.session.add(support)
+        db.session.commit()
+        support_id = support.id
+        db.session.remove()
     client = app.test_client()
+    with client.session_transaction() as session:  # signed in, as tests/conftest.py sign_in
+        session["_user_id"] = str(support_id)
+        session["_fresh"] = True
     path = "/exports/job-errors.csv"
+    default = JobFilter(statuses=DEFAULT_DASHBOARD_STATUSES, acknowledged=DEFAULT_DASHBOARD_ACKNOWLEDGED)
+
+    def measure_python_path() -> tuple[int, int, float]:
+        with app.app_context():
+            began = time.perf_counter()
+            rows = size = 0
+            for chunk in iter_job_errors_csv(default, use_copy=False):
+                data = chunk.encode("utf-8")
+                size += len(data)
+                rows += data.count(b"\r\n")
+            db.session.remove()
+            return rows - 1, size, time.perf_counter() - began
 
     measure_copy(url, select)  # warm the cache: both sides then read from memory
     load_before = os.getloadavg()[0]
     rss_before = maxrss_mb()
-    copies, cursors, exports = [], [], []
+    copies, cursors, exports, pythons = [], [], [], []
     for _ in range(args.runs):  # interleaved, so every side meets the same load on a shared machine
         copies.append(measure_copy(url, select))
         cursors.append(measure_cursor(url, select, STREAM_BATCH_SIZE))
         exports.append(measure_export(client, path))
+        pythons.append(measure_python_path())
     rss_after = maxrss_mb()
     load_after = os.getloadavg()[0]
-    for rows, _size, _seconds in copies + cursors + exports:
+    for rows, _size, _seconds in copies + cursors + exports + pythons:
         if rows != expected:
             raise SystemExit(f"row count mismatch: {rows} != {expected}")
 
@@ -262,6 +292,9 @@ def main() -> int:
           f"{cursor_rows / cursor_s:>12,.0f}")
     print(f"{'export (test client)':<24}{export_rows:>10}{export_bytes / MB:>9.1f}{export_s:>10.2f}"
           f"{export_rate:>12,.0f}")
+    python_rows, python_bytes, python_s = min(pythons, key=lambda r: r[2])
+    print(f"{'export (Python path)':<24}{python_rows:>10}{python_bytes / MB:>9.1f}{python_s:>10.2f}"
+          f"{python_rows / python_s:>12,.0f}")
     print(f"{'export (tracemalloc)':<24}{traced[0]:>10}{traced[1] / MB:>9.1f}{traced[2]:>10.2f}"
           f"{traced[0] / traced[2]:>12,.0f}")
     print()

@@ -39,7 +39,21 @@ rows, so memory is bounded by the batch size, not by the export. The items
 export expands the envelope in SQL (``jsonb_array_elements`` /
 ``json_each``), so the database sends flat text columns.
 
-Timestamps are RFC 3339 UTC with a ``Z`` suffix (:func:`app.timestamps.rfc3339`).
+On PostgreSQL the one-row-per-item CSV (the big one: about three rows a
+job) is written by the server instead: one ``COPY (SELECT <the same rows,
+cells formatted and neutralised in SQL>) TO STDOUT (FORMAT csv)``
+(:func:`copy_items_select`), its parameters bound by SQLAlchemy's own bind
+processors and merged client-side by psycopg (``COPY`` takes no server-side
+parameters). The server's CSV differs from the ``csv`` module's in two
+ways, both undone here: ``COPY`` ends rows in LF (each ``CopyData`` message
+holds exactly one row, PostgreSQL protocol docs, "COPY Operations", so its
+last byte is swapped for CRLF), and it quotes an empty string as ``""``
+(empty strings are sent as NULL instead, written as an empty unquoted
+field, as ``csv`` does). Rows are handed on as they arrive, in chunks of
+:data:`COPY_CHUNK_ROWS`. Being one statement, the ``COPY`` runs under its
+own ``statement_timeout`` (``EXPORT_STATEMENT_TIMEOUT_MS``, default 10 min):
+the longest a download may hold its connection, however slowly the client
+reads. bench/export_benchmark.py compares both paths with a bare ``COPY``.
 """
 
 from __future__ import annotations
@@ -55,8 +69,10 @@ from enum import StrEnum
 from typing import Any
 
 import sqlalchemy as sa
+from flask import current_app
 from sqlalchemy.dialects.postgresql import JSONB
 
+from app.config import DEFAULT_EXPORT_STATEMENT_TIMEOUT_MS
 from app.errors import InvalidQueryError, field_error
 from app.extensions import db
 from app.models import ExtractedEntity, JobStatus, ProcessingJob
@@ -68,6 +84,9 @@ from app.timestamps import rfc3339
 #: Rows read from the database per fetch, and per chunk of the response.
 #: bench/export_benchmark.py measured no gain from larger batches.
 STREAM_BATCH_SIZE = 1000
+
+#: PostgreSQL items CSV: rows per chunk of the response on the ``COPY`` path.
+COPY_CHUNK_ROWS = 2_000
 
 #: Called once when an export stream ends -- read to the end, closed early
 #: (the client went away) or failed -- with the number of data rows handed
@@ -156,6 +175,21 @@ _entities = ExtractedEntity.__table__
 _UTC_DATETIME = UTCDateTime()
 
 
+def _not_free_form() -> sa.ColumnElement[bool]:
+    return sa.or_(_jobs.c.error_format.is_(None), _jobs.c.error_format != FREE_FORM)
+
+
+def _pg_envelope() -> sa.ColumnElement[bool]:
+    """PostgreSQL: ``error_details`` is a normalized envelope (:func:`error_items`'s rule)."""
+    document = sa.type_coerce(_jobs.c.error_details, JSONB)
+    return sa.and_(
+        _not_free_form(),
+        sa.func.jsonb_typeof(document["schema_version"]) == "number",
+        document["schema_version"].astext == "1",
+        sa.func.jsonb_typeof(document["errors"]) == "array",
+    )
+
+
 def _item_columns(
     dialect: str,
 ) -> tuple[sa.FromClause, list[sa.ColumnElement[Any]], sa.ColumnElement[Any]]:
@@ -167,16 +201,9 @@ def _item_columns(
     are read only from object items (an item of another type gives NULLs).
     """
     details = _jobs.c.error_details
-    not_free_form = sa.or_(_jobs.c.error_format.is_(None), _jobs.c.error_format != FREE_FORM)
     if dialect == "postgresql":
         document = sa.type_coerce(details, JSONB)
-        envelope = sa.and_(
-            not_free_form,
-            sa.func.jsonb_typeof(document["schema_version"]) == "number",
-            document["schema_version"].astext == "1",
-            sa.func.jsonb_typeof(document["errors"]) == "array",
-        )
-        elements = sa.func.jsonb_array_elements(sa.case((envelope, document["errors"])))
+        elements = sa.func.jsonb_array_elements(sa.case((_pg_envelope(), document["errors"])))
         item = elements.table_valued(sa.column("value", JSONB), with_ordinality="ordinal")
         item = item.render_derived("item")  # AS item(value, ordinal)
         fields = [item.c.value[name].astext for name in ("code", "severity", "pointer", "message")]
@@ -185,7 +212,7 @@ def _item_columns(
         # SQLite evaluates AND in no promised order, hence json_type() before
         # json_extract(), which raises on a value that is not an object.
         envelope = sa.and_(
-            not_free_form,
+            _not_free_form(),
             sa.func.json_type(details, "$.schema_version") == "integer",
             sa.func.json_extract(details, "$.schema_version") == 1,
             sa.func.json_type(details, "$.errors") == "array",
@@ -226,6 +253,94 @@ def job_error_items_select(job_filter: JobFilter, dialect: str) -> sa.Select[Any
         .where(*job_filter.where())
         .order_by(*newest_first(job_filter), order)
     )
+
+
+#: Code points of :data:`_FORMULA_PREFIXES`: ``ascii()`` of the first
+#: character is the cheapest test PostgreSQL has (no substring is built).
+_FORMULA_CODE_POINTS = tuple(ord(prefix) for prefix in _FORMULA_PREFIXES)
+
+
+def _sql_text_cell(value: sa.ColumnElement[Any]) -> sa.ColumnElement[Any]:
+    """PostgreSQL twin of :func:`_text_cell` for a text column: NULL for NULL
+    or ``''`` (so COPY writes an empty unquoted field, as ``csv`` does), else
+    :func:`neutralise_formula` as a CASE on the first character's code point."""
+    return sa.case(
+        (sa.func.ascii(value).in_(_FORMULA_CODE_POINTS), sa.literal("'", sa.Text) + value),
+        else_=sa.func.nullif(value, ""),
+    )
+
+
+def _sql_rfc3339(value: sa.ColumnElement[Any]) -> sa.ColumnElement[Any]:
+    """PostgreSQL twin of :func:`app.timestamps.rfc3339` (``isoformat`` of the
+    UTC time: microseconds only when not zero, then ``Z``); NULL stays NULL."""
+    text = sa.func.to_char(sa.func.timezone("UTC", value), 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"', type_=sa.Text)
+    return sa.func.replace(text, ".000000Z", "Z", type_=sa.Text)
+
+
+def copy_items_select(job_filter: JobFilter) -> sa.Select[Any]:
+    """PostgreSQL: :func:`job_error_items_select`'s rows as the text cells the
+    Python path writes, ready for ``COPY ... (FORMAT csv)``.
+
+    Canonical UUID text, neutralised worker text (``''`` as NULL),
+    ``completed_at`` as RFC 3339; same filter and order.
+    """
+    joined, fields, order = _item_columns("postgresql")
+    return (
+        sa.select(
+            sa.cast(_jobs.c.id, sa.Text), _sql_text_cell(_jobs.c.document_id), _jobs.c.status,
+            _sql_rfc3339(_jobs.c.completed_at), *(_sql_text_cell(field) for field in fields),
+        )
+        .select_from(joined)
+        .where(*job_filter.where())
+        .order_by(*newest_first(job_filter), order)
+    )
+
+
+def _driver_statement(statement: sa.Select[Any], dialect: sa.Dialect) -> tuple[str, dict[str, Any]]:
+    """``statement`` as the driver would receive it: SQL text (``IN`` lists
+    expanded) and parameters after each type's bind processor (JSONB values
+    wrapped for psycopg, ...), for a driver call SQLAlchemy cannot make
+    (``COPY``)."""
+    compiled = statement.compile(dialect=dialect)
+    state = compiled.construct_expanded_state()
+    params = dict(state.parameters)
+    for name, bind in compiled.binds.items():
+        processor = bind.type.dialect_impl(dialect).bind_processor(dialect)
+        if processor is None:
+            continue
+        for key in state.parameter_expansion.get(name, [name]):
+            if key in params:
+                params[key] = processor(params[key])
+    return state.statement, params
+
+
+def _copy_item_rows(job_filter: JobFilter, chunk_rows: int) -> Iterator[list[memoryview]]:
+    """PostgreSQL: yield the items CSV's data rows (bytes without their LF)
+    in lists of ``chunk_rows``, from one ``COPY`` in a read transaction of
+    its own, under ``EXPORT_STATEMENT_TIMEOUT_MS``. Ends the transaction
+    (and so the ``COPY``, if unfinished) when finished or closed.
+    """
+    if db.session().in_transaction():
+        db.session.rollback()  # a fresh snapshot, not one left by earlier work
+    try:
+        connection = db.session.connection()
+        timeout = int(current_app.config.get("EXPORT_STATEMENT_TIMEOUT_MS", DEFAULT_EXPORT_STATEMENT_TIMEOUT_MS))
+        connection.exec_driver_sql(f"SET LOCAL statement_timeout = {timeout}")
+        statement, params = _driver_statement(copy_items_select(job_filter), connection.dialect)
+        raw = connection.connection.driver_connection
+        with raw.cursor() as cursor, cursor.copy(f"COPY ({statement}) TO STDOUT (FORMAT csv)", params) as copy:
+            rows: list[memoryview] = []
+            append = rows.append
+            for data in copy:  # one CopyData message per row, ending in LF (outside any quotes)
+                append(data[:-1])
+                if len(rows) >= chunk_rows:
+                    yield rows
+                    rows = []
+                    append = rows.append
+            if rows:
+                yield rows
+    finally:
+        db.session.rollback()
 
 
 def _jobs_statement(job_filter: JobFilter, dialect: str) -> sa.Select[Any]:
@@ -419,6 +534,15 @@ def _stream(
             on_finish(row_count)
 
 
+def _same(rows: Records) -> Records:
+    return rows
+
+
+def _join_copy_rows(rows: Records) -> str:
+    """``COPY`` rows without their LF, as CSV text with CRLF row ends."""
+    return (b"\r\n".join(rows) + b"\r\n").decode("utf-8")  # type: ignore[arg-type]
+
+
 def _csv_renderer(columns: Sequence[str]) -> tuple[str, Callable[[Records], str]]:
     """The BOM and header line, and a function writing records as RFC 4180 CSV text."""
     buffer = io.StringIO()
@@ -447,6 +571,7 @@ def iter_job_errors_csv(
     *,
     on_finish: OnFinish | None = None,
     batch_size: int | None = None,
+    use_copy: bool | None = None,
 ) -> Iterator[str]:
     """Yield the job-error CSV of the jobs ``job_filter`` chooses, newest first.
 
@@ -458,7 +583,11 @@ def iter_job_errors_csv(
             JSON text (keys sorted), ``error_count`` the envelope's (empty
             when the details are not an envelope).
         on_finish: see :data:`OnFinish`; gets the number of data rows.
-        batch_size: rows per fetch and per chunk (default :data:`STREAM_BATCH_SIZE`).
+        batch_size: rows per fetch and per chunk (default :data:`STREAM_BATCH_SIZE`;
+            on the ``COPY`` path rows per chunk, default :data:`COPY_CHUNK_ROWS`).
+        use_copy: write ``rows=items`` with PostgreSQL's ``COPY`` (see the
+            module docstring); default: on PostgreSQL. Both paths give the
+            same bytes (tests/integration/test_exports_copy.py).
 
     Yields:
         Text chunks: the first starts with a UTF-8 BOM and the header row;
@@ -467,8 +596,15 @@ def iter_job_errors_csv(
     Raises:
         sqlalchemy.exc.DBAPIError: the database failed (before the first
             chunk, or mid-stream: the body is then cut short).
+        psycopg.Error: mid-stream on the ``COPY`` path, e.g. ``QueryCanceled``
+            when the download outlives ``EXPORT_STATEMENT_TIMEOUT_MS``.
     """
     header, render = _csv_renderer(ITEM_COLUMNS if rows is ExportRows.ITEMS else JOB_ERROR_COLUMNS)
+    if use_copy is None:
+        use_copy = db.engine.dialect.name == "postgresql"
+    if use_copy and rows is ExportRows.ITEMS:
+        batches = _copy_item_rows(job_filter, batch_size or COPY_CHUNK_ROWS)
+        return _stream(batches, _same, _join_copy_rows, header, on_finish)
     if rows is ExportRows.ITEMS:
         statement, records = job_error_items_select, _item_csv_records(_JobHead(db.engine.dialect))
     else:

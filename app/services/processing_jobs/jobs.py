@@ -704,6 +704,18 @@ def newest_first(job_filter: JobFilter) -> tuple[sa.UnaryExpression[Any], sa.Una
     return job_filter.time_column.desc(), ProcessingJob.id.desc()
 
 
+def older_than(job_filter: JobFilter, at: datetime, job_id: uuid.UUID) -> sa.ColumnElement[bool]:
+    """Keyset condition: jobs after ``(at, job_id)`` in :func:`newest_first` order.
+
+    ``(time, id) < (at, job_id)`` on the filter's time column, a row
+    comparison both backends evaluate, and PostgreSQL as an index range.
+    """
+    column = job_filter.time_column
+    return sa.tuple_(column, ProcessingJob.id) < sa.tuple_(
+        sa.literal(at, column.type), sa.literal(job_id, ProcessingJob.id.type)
+    )
+
+
 def list_jobs(job_filter: JobFilter, *, limit: int, cursor: str | None = None) -> JobPage:
     """Return one page of jobs matching ``job_filter``, newest first.
 
@@ -721,7 +733,6 @@ def list_jobs(job_filter: JobFilter, *, limit: int, cursor: str | None = None) -
             ``time_field``.
     """
     conditions = job_filter.where()
-    column = job_filter.time_column
     if cursor:
         position = Cursor.decode(cursor)
         if position.time_field is not job_filter.time_field:
@@ -729,13 +740,7 @@ def list_jobs(job_filter: JobFilter, *, limit: int, cursor: str | None = None) -
                 "The cursor belongs to a listing ordered by another time_field; start again from the first page.",
                 [field_error("/cursor", f"was made for time_field={position.time_field.value}")],
             )
-        conditions.append(
-            sa.tuple_(column, ProcessingJob.id)
-            < sa.tuple_(
-                sa.literal(position.at, column.type),
-                sa.literal(position.id, ProcessingJob.id.type),
-            )
-        )
+        conditions.append(older_than(job_filter, position.at, position.id))
     statement = (
         sa.select(ProcessingJob)
         .where(*conditions)

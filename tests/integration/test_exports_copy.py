@@ -1,0 +1,221 @@
+"""PostgreSQL writes the items CSV with ``COPY``: the same bytes as the Python path.
+
+The ``COPY`` path (``app.services.exports._copy_item_rows``) formats and
+neutralises cells in SQL; the Python path does it with ``csv`` and
+:func:`~app.services.exports.neutralise_formula`. Two implementations of one
+format, so these tests compare them byte for byte: on generated text
+(hypothesis: formula prefixes, quotes, commas, CR/LF, non-ASCII, empty
+strings), in chunks of any size, under every filter. PostgreSQL
+only: SQLite has no ``COPY`` and always takes the Python path.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import time
+import uuid
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import psycopg
+import pytest
+import sqlalchemy as sa
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from app.extensions import db
+from app.models import ProcessingJob
+from app.services import exports
+from app.services.processing_jobs.jobs import JobFilter, TimeField
+
+pytestmark = pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+
+T0 = datetime(2025, 3, 1, tzinfo=timezone.utc)
+
+# Text a worker might send: anything but NUL (PostgreSQL text cannot hold it;
+# the recorder replaces it) and lone surrogates (also replaced), with the
+# characters CSV and spreadsheets care about made likely.
+_tricky = st.sampled_from(["=", "+", "-", "@", "\t", "\r", "\n", "\r\n", ",", '"', "'", " ", "é", "\u2028", "\\."])
+_char = st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00")
+text = st.lists(st.one_of(_tricky, st.text(_char, max_size=6)), max_size=5).map("".join)
+
+item = st.fixed_dictionaries(
+    {},
+    optional={"code": text, "severity": st.sampled_from(["error", "warning", ""]), "pointer": text,
+              "message": text},
+)
+details = st.one_of(
+    st.lists(item, max_size=4).map(
+        lambda items: {"schema_version": 1, "errors": items, "error_count": len(items), "truncated": False}
+    ),
+    st.none(),
+    st.just({"schema_version": 2, "errors": [{"code": "not-v1"}]}),
+    st.just({"schema_version": 1, "errors": "not an array"}),
+)
+job = st.fixed_dictionaries({
+    "document_id": text.filter(lambda t: len(t) <= 255),
+    "error_message": text,
+    "error_details": details,
+    "error_format": st.sampled_from(["normalized", "free-form", None]),
+    "status": st.sampled_from(["Validation_Failed", "Failed", "Completed"]),
+    "microsecond": st.sampled_from([0, 1, 500_000, 999_999]),
+})
+
+
+def _store(jobs: list[dict[str, Any]]) -> None:
+    db.session.execute(sa.delete(ProcessingJob))
+    for n, fields in enumerate(jobs):
+        at = T0 + timedelta(minutes=n)
+        db.session.add(ProcessingJob(
+            id=uuid.uuid4(), document_id=fields["document_id"], status=fields["status"],
+            error_message=fields["error_message"], error_details=fields["error_details"],
+            error_format=fields["error_format"], created_at=at,
+            completed_at=at + timedelta(seconds=5, microseconds=fields["microsecond"]),
+        ))
+    db.session.commit()
+
+
+def _both(job_filter: JobFilter, **kwargs: Any) -> tuple[str, str]:
+    python = "".join(exports.iter_job_errors_csv(job_filter, use_copy=False))
+    copied = "".join(exports.iter_job_errors_csv(job_filter, use_copy=True, **kwargs))
+    return python, copied
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(jobs=st.lists(job, min_size=1, max_size=6))
+def test_copy_writes_the_same_bytes_as_the_csv_module(app, jobs):
+    with app.app_context():
+        _store(jobs)
+        python, copied = _both(JobFilter(), batch_size=3)
+    assert copied == python
+    parsed = list(csv.reader(io.StringIO(copied.removeprefix("\ufeff"), newline="")))
+    assert len(parsed) == 1 + sum(
+        max(len(j["error_details"]["errors"]), 1)
+        if j["error_format"] != "free-form" and isinstance(j["error_details"], dict)
+        and j["error_details"].get("schema_version") == 1 and isinstance(j["error_details"]["errors"], list)
+        else 1
+        for j in jobs
+    )
+
+
+@pytest.fixture
+def failures(app) -> list[str]:
+    """40 jobs, newest first: every third ``Failed`` without details, the
+    others ``Validation_Failed`` with ``n % 7`` items (one with 12)."""
+    with app.app_context():
+        jobs = []
+        for n in range(40):
+            count = 12 if n == 17 else n % 7
+            items = [{"code": f"c.{k % 3}", "severity": "error", "message": f"=m {n}.{k}", "pointer": f"/e/{k}"}
+                     for k in range(count)]
+            failed = n % 3 == 0
+            jobs.append({
+                "document_id": f"doc-{n % 5}", "error_message": f"failure {n}",
+                "error_details": None if failed else {"schema_version": 1, "errors": items,
+                                                      "error_count": count, "truncated": False},
+                "error_format": None if failed else "normalized",
+                "status": "Failed" if failed else "Validation_Failed", "microsecond": n * 1000,
+            })
+        _store(jobs)
+        return [str(i) for i in db.session.scalars(
+            sa.select(ProcessingJob.id).order_by(ProcessingJob.created_at.desc()))]
+
+
+@pytest.mark.parametrize(
+    "job_filter",
+    [
+        JobFilter(),
+        JobFilter(statuses=()),
+        JobFilter(error_code="c.2"),
+        JobFilter(document_id="doc-3"),
+        JobFilter(time_field=TimeField.COMPLETED, time_from=T0 + timedelta(minutes=5),
+                  time_to=T0 + timedelta(minutes=30)),
+        JobFilter(text="failure 1"),
+    ],
+    ids=["default", "all-statuses", "error-code", "document", "completed-window", "text"],
+)
+@pytest.mark.parametrize("chunk_rows", [1, 5, 2_000])
+def test_chunks_and_filters_do_not_change_the_bytes(app, failures, job_filter, chunk_rows):
+    with app.app_context():
+        python, copied = _both(job_filter, batch_size=chunk_rows)
+    assert copied == python
+    assert copied.count("\r\n") > 1  # the filter matched something: not two empty files
+
+
+def test_postgresql_uses_copy_by_default_and_counts_rows(app, failures, monkeypatch):
+    calls: list[int] = []
+    real = exports._copy_item_rows
+
+    def spy(job_filter, chunk_rows):  # noqa: ANN001, ANN202
+        calls.append(chunk_rows)
+        return real(job_filter, chunk_rows)
+
+    monkeypatch.setattr(exports, "_copy_item_rows", spy)
+    finished: list[int] = []
+    with app.app_context():
+        chunks = list(exports.iter_job_errors_csv(JobFilter(), on_finish=finished.append, batch_size=7))
+    assert calls == [7]
+    rows = list(csv.reader(io.StringIO("".join(chunks).removeprefix("\ufeff"), newline="")))
+    assert finished == [len(rows) - 1]
+    # Rows are handed on as they arrive: chunks of 7 rows, the first after the header.
+    assert [chunk.count("\r\n") for chunk in chunks[:-1]] == [1 + 7] + [7] * (len(chunks) - 2)
+
+
+def test_a_slow_reader_is_cut_off_by_the_timeout(app):
+    """A download slower than EXPORT_STATEMENT_TIMEOUT_MS is ended by the
+    server: enough rows (about 20 MB) that the COPY blocks on a full socket
+    while the client dawdles, so it outlives its timeout."""
+    message = "x" * 400
+    items = [{"code": "c", "severity": "error", "message": message, "pointer": "/p"} for _ in range(10)]
+    envelope = {"schema_version": 1, "errors": items, "error_count": 10, "truncated": False}
+    with app.app_context():
+        db.session.execute(sa.insert(ProcessingJob), [
+            {"id": uuid.uuid4(), "document_id": f"doc-{n}", "status": "Validation_Failed", "error_message": "m",
+             "error_details": envelope, "error_format": "normalized", "created_at": T0 + timedelta(seconds=n),
+             "completed_at": T0 + timedelta(seconds=n)}
+            for n in range(5_000)
+        ])
+        db.session.commit()
+    app.config["EXPORT_STATEMENT_TIMEOUT_MS"] = 300
+    with app.app_context():
+        stream = exports.iter_job_errors_csv(JobFilter(), batch_size=100)
+        next(stream)
+        time.sleep(1.0)  # a client that stops reading
+        with pytest.raises(psycopg.errors.QueryCanceled, match="statement timeout"):
+            for _ in stream:
+                pass
+        assert not db.session().in_transaction()
+        # The connection still serves, with the usual timeout: the export's
+        # was SET LOCAL, gone with its transaction.
+        assert db.session.execute(sa.text("SHOW statement_timeout")).scalar_one() != "300ms"
+        db.session.rollback()
+
+
+def test_one_snapshot_for_the_whole_export(app, failures):
+    """Jobs deleted by another connection mid-export still come out: one
+    statement, one snapshot."""
+    with app.app_context():
+        expected = "".join(exports.iter_job_errors_csv(JobFilter(), use_copy=True))
+        stream = exports.iter_job_errors_csv(JobFilter(), use_copy=True, batch_size=3)
+        first = next(stream)
+        with db.engine.begin() as other:
+            other.execute(sa.delete(ProcessingJob).where(ProcessingJob.id.in_(
+                [uuid.UUID(i) for i in failures[-10:]])))
+        assert first + "".join(stream) == expected
+
+
+def test_closing_early_ends_the_copy_and_the_transaction(app, failures):
+    finished: list[int] = []
+    with app.app_context():
+        stream = exports.iter_job_errors_csv(JobFilter(), use_copy=True, batch_size=3, on_finish=finished.append)
+        first = next(stream)
+        stream.close()
+        assert finished == [first.count("\r\n") - 1]
+        assert not db.session().in_transaction()
+        busy = db.session.connection().exec_driver_sql(
+            "SELECT count(*) FROM pg_stat_activity WHERE state <> 'idle' AND pid <> pg_backend_pid()"
+            " AND datname = current_database()"
+        ).scalar_one()
+        db.session.rollback()
+    assert busy == 0
