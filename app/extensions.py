@@ -37,6 +37,25 @@ migrate = Migrate()
 SQLITE_IMMEDIATE = "sqlite_begin_immediate"
 
 
+#: ``Session.info`` key: the transaction :func:`mark_read_only_transaction` vouched for.
+_READ_ONLY_TRANSACTION = "read_only_transaction"
+
+
+def mark_read_only_transaction() -> None:
+    """Declare that the session's open transaction has only read so far.
+
+    On PostgreSQL, :func:`begin_write_transaction` may then continue it
+    instead of ending it and checking a connection out again (a ``ROLLBACK``
+    and a pool pre-ping saved per API request, whose bearer-token lookup is
+    such a read). The mark holds for this transaction object only: once it
+    ends, the next one is unmarked.
+    """
+    session = db.session()
+    transaction = session.get_transaction()
+    if transaction is not None:
+        session.info[_READ_ONLY_TRANSACTION] = transaction
+
+
 def begin_write_transaction() -> None:
     """Start the session's next transaction as a write transaction.
 
@@ -46,11 +65,22 @@ def begin_write_transaction() -> None:
     one of them at once with "database is locked" instead of waiting. On
     PostgreSQL it changes nothing (row locks do that work). Any open
     transaction of the session is rolled back first: a service method is one
-    transaction of its own.
+    transaction of its own. The one exception: on PostgreSQL, a transaction
+    marked by :func:`mark_read_only_transaction` (it changed nothing, and
+    under READ COMMITTED each statement reads afresh) is continued.
     """
-    if db.session().in_transaction():
-        db.session.rollback()
-    db.session.connection(execution_options={SQLITE_IMMEDIATE: True})
+    session = db.session()
+    marked = session.info.pop(_READ_ONLY_TRANSACTION, None)
+    if session.in_transaction():
+        if (
+            marked is not None
+            and marked is session.get_transaction()
+            and not (session.new or session.dirty or session.deleted)
+            and session.get_bind().dialect.name == "postgresql"
+        ):
+            return
+        session.rollback()
+    session.connection(execution_options={SQLITE_IMMEDIATE: True})
 
 
 def _sqlite_connect(dbapi_connection, connection_record) -> None:  # noqa: ANN001 (DB-API objects)

@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from app.errors import InvalidFieldsError, ServiceError, field_error
-from app.extensions import begin_write_transaction, db
+from app.extensions import begin_write_transaction, db, mark_read_only_transaction
 from app.models.access import USERNAME_MAX_LENGTH, AuditEvent, Role, User, WorkerToken
 from app.models.types import utcnow
 
@@ -148,6 +148,7 @@ def verify_worker_token(token: str) -> WorkerToken | None:
         return None
     digest = hash_token(token)
     record = db.session.scalar(sa.select(WorkerToken).where(WorkerToken.token_hash == digest))
+    mark_read_only_transaction()  # the request's write may continue this transaction
     if record is None or record.revoked_at is not None:
         return None
     # The lookup is by hash already; compare again in constant time anyway.

@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError
 
 from app.errors import ServiceError, field_error
-from app.extensions import db
+from app.extensions import db, mark_read_only_transaction
 from app.models import IdempotencyRecord
 from app.models.idempotency_record import IDEMPOTENCY_KEY_MAX_LENGTH
 from app.services.json_values import canonical_json
@@ -94,7 +94,9 @@ class IdempotencyClaim:
             IdempotencyKeyReusedError: the key was used for another request.
         """
         record = db.session.get(IdempotencyRecord, self.key)
-        db.session.rollback()  # end the read; nothing is held between requests
+        # Only read: the write that may follow can continue this transaction
+        # (PostgreSQL); otherwise it ends with the request.
+        mark_read_only_transaction()
         if record is None:
             return None
         if record.fingerprint != self.fingerprint:
@@ -132,7 +134,8 @@ def run_idempotent(
         claim: the request's claim, or ``None`` when it has no key (then the
             operation simply runs).
         operation: calls the service, passing on the ``before_commit`` hook
-            it is given (``None`` without a claim).
+            it is given; the service calls it with its result inside the
+            transaction, after the flush.
         status: the HTTP status of a successful answer.
         render: turns the operation's result into the JSON body.
 
@@ -144,21 +147,28 @@ def run_idempotent(
         IdempotencyKeyReusedError: the key belongs to another request.
         Whatever the service raises (nothing is stored then).
     """
-    if claim is None:
-        return status, render(operation(None)), False
-    stored = claim.find()
-    if stored is not None:
-        return stored.status, stored.body, True
+    if claim is not None:
+        stored = claim.find()
+        if stored is not None:
+            return stored.status, stored.body, True
+    rendered: list[Any] = []
 
     def before_commit(result: Any) -> None:
-        claim.stage(status, render(result))
+        # Rendered inside the transaction, from the flushed values: the
+        # answer then needs no reload after the commit (which expires them).
+        body = render(result)
+        rendered.append(body)
+        if claim is not None:
+            claim.stage(status, body)
 
     try:
         result = operation(before_commit)
     except IntegrityError:
+        if claim is None:
+            raise
         # A concurrent request with the same key committed first.
         stored = claim.find()
         if stored is None:
             raise
         return stored.status, stored.body, True
-    return status, render(result), False
+    return status, rendered[-1] if rendered else render(result), False

@@ -1,0 +1,122 @@
+"""What one worker report costs the database: statements, transactions, checkouts.
+
+Not a timing test: it pins the round trips of the hot path so a change that
+adds one (a reload after commit, a second transaction) shows up here, and
+bench/load.py measures what they cost. On PostgreSQL the bearer-token lookup
+and the report share one transaction and one pooled connection; the answer
+is rendered before the commit, so nothing is read back afterwards. SQLite
+must start its write transaction with BEGIN IMMEDIATE, so there the token
+read is a transaction of its own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+import sqlalchemy as sa
+
+from app.extensions import db
+from app.services.processing_jobs.jobs import create_job
+
+REPORT = {
+    "error_message": "2 entities failed validation",
+    "error_details": {"errors": [{"code": "schema.required", "severity": "error", "message": "m", "pointer": "/a"}]},
+}
+
+
+@pytest.fixture
+def database_events(app) -> Iterator[list[str]]:
+    """Statements (first word, table), BEGIN/COMMIT/ROLLBACK and pool checkouts, in order."""
+    seen: list[str] = []
+    with app.app_context():
+        engine = db.engine
+
+    def statement(conn, cursor, text, parameters, context, executemany):  # noqa: ANN001
+        words = text.split()
+        if words[0].upper() == "BEGIN":
+            return  # SQLite's own BEGIN [IMMEDIATE] (app.extensions): the "begin" event records it
+        table = next((w for w in words if w in {"worker_tokens", "processing_jobs", "job_failures",
+                                                  "idempotency_records"}), "")
+        seen.append(f"{words[0].upper()} {table}".strip())
+
+    listeners = [
+        (engine, "before_cursor_execute", statement),
+        (engine, "begin", lambda conn: seen.append("BEGIN")),
+        (engine, "commit", lambda conn: seen.append("COMMIT")),
+        (engine, "rollback", lambda conn: seen.append("ROLLBACK")),
+        (engine.pool, "checkout", lambda *args: seen.append("CHECKOUT")),
+    ]
+    for target, name, function in listeners:
+        sa.event.listen(target, name, function)
+    yield seen
+    for target, name, function in listeners:
+        sa.event.remove(target, name, function)
+
+
+def _warm(app, client, auth_headers) -> str:  # noqa: ANN001
+    """A new job, after one request has noted the token's use (written at
+    most once a minute, in a transaction of its own)."""
+    with app.app_context():
+        job_id = str(create_job("doc-1").id)
+    assert client.get(f"/api/v1/processing-jobs/{job_id}", headers=auth_headers).status_code == 200
+    return job_id
+
+
+def test_a_report_is_one_transaction_on_one_connection(app, backend, client, auth_headers, database_events):
+    job_id = _warm(app, client, auth_headers)
+    database_events.clear()
+    response = client.post(f"/api/v1/processing-jobs/{job_id}/validation-failure", json=REPORT,
+                           headers=auth_headers)
+    assert response.status_code == 200
+    if backend == "postgresql":
+        assert database_events == [
+            "CHECKOUT", "BEGIN", "SELECT worker_tokens",
+            "SELECT processing_jobs",  # ... FOR UPDATE, in the same transaction
+            "INSERT job_failures", "UPDATE processing_jobs",
+            "COMMIT",
+        ]
+    else:
+        assert database_events == [
+            "CHECKOUT", "BEGIN", "SELECT worker_tokens", "ROLLBACK",
+            "CHECKOUT", "BEGIN", "SELECT processing_jobs",
+            "INSERT job_failures", "UPDATE processing_jobs",
+            "COMMIT",
+        ]
+    # Rendered before the commit, from the flushed values: what a later read returns.
+    again = client.get(f"/api/v1/processing-jobs/{job_id}", headers=auth_headers).get_json()
+    assert response.get_json() == again
+
+
+def test_a_keyed_report_stores_its_answer_in_the_same_transaction(app, backend, client, auth_headers,
+                                                                   database_events):
+    job_id = _warm(app, client, auth_headers)
+    database_events.clear()
+    headers = {**auth_headers, "Idempotency-Key": "report-1"}
+    response = client.post(f"/api/v1/processing-jobs/{job_id}/validation-failure", json=REPORT, headers=headers)
+    assert response.status_code == 200
+    write = ["SELECT processing_jobs", "INSERT job_failures", "UPDATE processing_jobs",
+             "INSERT idempotency_records", "COMMIT"]  # the change and its stored answer, together
+    if backend == "postgresql":  # token and key lookups, then the write, in one transaction
+        assert database_events == ["CHECKOUT", "BEGIN", "SELECT worker_tokens", "SELECT idempotency_records",
+                                   *write]
+    else:
+        assert database_events == ["CHECKOUT", "BEGIN", "SELECT worker_tokens", "SELECT idempotency_records",
+                                   "ROLLBACK", "CHECKOUT", "BEGIN", *write]
+    replay = client.post(f"/api/v1/processing-jobs/{job_id}/validation-failure", json=REPORT, headers=headers)
+    assert replay.headers["Idempotent-Replayed"] == "true"
+    assert replay.get_json() == response.get_json()
+
+
+def test_a_revoked_token_is_refused_even_inside_a_reused_transaction(app, client, auth_headers):
+    """The token read that a report may continue is still checked first."""
+    from app.services import access
+
+    with app.app_context():
+        job_id = str(create_job("doc-1").id)
+        access.revoke_worker_token("test-worker")
+    response = client.post(f"/api/v1/processing-jobs/{job_id}/validation-failure", json=REPORT,
+                           headers=auth_headers)
+    assert response.status_code == 401
+    with app.app_context():
+        assert db.session.execute(sa.text("SELECT count(*) FROM job_failures")).scalar_one() == 0
