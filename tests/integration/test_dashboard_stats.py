@@ -11,7 +11,7 @@ import pytest
 import sqlalchemy as sa
 
 from app.extensions import db
-from app.models import JobStatus
+from app.models import JobStatus, ProcessingJob
 from app.services import dashboard_stats
 from app.services.dashboard_stats import BucketSize
 from app.services.processing_jobs.jobs import AcknowledgedFilter, JobFilter
@@ -200,3 +200,31 @@ def test_summaries_are_reused_for_the_ttl_and_not_after(app_ctx):
     assert cached is first
     assert first.status_counts.counts[JobStatus.FAILED] == 1
     assert fresh.status_counts.counts[JobStatus.FAILED] == 2
+
+
+def test_the_scanned_code_condition_selects_the_same_jobs(app_ctx, backend):
+    """``where(code_index=False)`` (the chart's form: no GIN bitmap) means
+    exactly what the indexed form means, on every shape of details."""
+    make_job("doc-a", codes=("x.a", "x.b"))
+    make_job("doc-b", codes=("x.b",))
+    make_job("doc-c", "Failed", details={"errors": {"code": "x.a"}})  # free-form: errors not an array
+    make_job("doc-d", "Failed", details={"errors": ["x.a", {"code": 1}]})  # no object item with a string code
+    make_job("doc-e", "Failed")  # no details at all
+    make_job("doc-f", "Completed")
+    for code in ("x.a", "x.b", "x", "1", "nope"):
+        job_filter = JobFilter(error_code=code)
+        indexed = set(db.session.scalars(sa.select(ProcessingJob.document_id).where(*job_filter.where())))
+        scanned = set(db.session.scalars(
+            sa.select(ProcessingJob.document_id).where(*job_filter.where(code_index=False))))
+        assert scanned == indexed, code
+    assert indexed == set()
+    assert set(db.session.scalars(sa.select(ProcessingJob.document_id).where(
+        *JobFilter(error_code="x.a").where(code_index=False)))) == {"doc-a"}
+    if backend == "postgresql":
+        db.session.execute(sa.text("SET LOCAL enable_seqscan = off"))  # the index would win if usable
+        statement = sa.select(sa.literal(1)).where(*JobFilter(error_code="x.a").where(code_index=False))
+        compiled = statement.compile(db.session.connection())
+        params = {k: json.dumps(v) if isinstance(v, dict) else v for k, v in compiled.params.items()}
+        plan = "\n".join(row[0] for row in db.session.connection().exec_driver_sql("EXPLAIN " + str(compiled), params))
+        db.session.rollback()
+        assert "ix_processing_jobs_error_details" not in plan
