@@ -2,19 +2,22 @@
 
 Views read the query string, call services and hand plain values to the
 templates; the services own every query (``app.services.processing_jobs.jobs``
-for the list and pages, ``app.services.dashboard_stats`` for the aggregates).
+for the list and pages, ``app.services.dashboard_stats`` for the aggregates,
+served apart at ``/jobs/summary`` and framed by ``/jobs``).
 """
 
 from __future__ import annotations
+
+from collections.abc import Iterable
 
 from flask import current_app, jsonify, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response
 
 from app.api.serializers import job_to_json
-from app.auth.guards import requires
+from app.auth.guards import CONTENT_SECURITY_POLICY, requires, talisman
 from app.dashboard import bp
 from app.dashboard.charts import bar_chart
-from app.dashboard.links import href, list_links, query_pairs
+from app.dashboard.links import ListLinks, href, list_links, query_pairs
 from app.models import JobStatus
 from app.models.access import Permission
 from app.models.job_status import FAILURE_STATUSES
@@ -36,6 +39,10 @@ FILTER_PARAMETERS = (
 
 #: Page sizes offered in the filter form (any 1..MAX_PAGE_SIZE is accepted).
 PAGE_SIZES = (25, 50, 100, 200)
+
+#: The summary's Content-Security-Policy: the app's, except that pages of
+#: this origin may frame it (``/jobs`` does, in an ``<iframe>``).
+SUMMARY_CONTENT_SECURITY_POLICY = {**CONTENT_SECURITY_POLICY, "frame-ancestors": "'self'"}
 
 
 def current_filter() -> jobs.JobFilter:
@@ -59,7 +66,8 @@ def current_filter() -> jobs.JobFilter:
 @bp.get("/jobs")
 @requires(Permission.VIEW_JOBS)
 def list_jobs() -> str | Response:
-    """List jobs newest first (failures by default) with counts, top codes and a chart.
+    """List jobs newest first (failures by default); the summary of the filter
+    (counts, top codes, chart) comes in a frame from :func:`show_jobs_summary`.
 
     Query: the :func:`current_filter` parameters, ``cursor`` and ``limit``
     (1 to ``MAX_PAGE_SIZE``, default 50). A form submits empty fields; the
@@ -73,33 +81,71 @@ def list_jobs() -> str | Response:
     job_filter = current_filter()
     limit = jobs.parse_limit(request.args.get("limit"), maximum=current_app.config["MAX_PAGE_SIZE"])
     page = jobs.list_jobs(job_filter, limit=limit, cursor=request.args.get("cursor"))
-    now = utcnow()
-    stats = dashboard_stats.summarize(job_filter, now=now, ttl=current_app.config["DASHBOARD_STATS_TTL"])
-    links = list_links(
-        url_for("dashboard.list_jobs"),
-        url_for("exports.export_job_errors_csv"),
-        url_for("exports.export_job_errors_ndjson"),
-        url_for("exports.export_entities_csv"),
-        pairs,
-        next_cursor=page.next_cursor,
-        codes=[row.code for row in stats.top_codes.codes],
-        now=now,
-    )
+    links = _list_links(pairs, next_cursor=page.next_cursor, codes=())
     return render_template(
         "jobs/list.html",
         page=page,
         job_filter=job_filter,
         limit=limit,
         page_sizes=PAGE_SIZES,
-        stats=stats,
-        chart=bar_chart(stats.timeline),
         links=links,
+        # Without the cursor: the summary describes the filter, not the page.
+        summary_url=href(url_for("dashboard.show_jobs_summary"), query_pairs(pairs)),
         is_first_page=not request.args.get("cursor"),
         first_page=href(url_for("dashboard.list_jobs"), query_pairs(pairs)),
         statuses=list(JobStatus),
         time_fields=list(jobs.TimeField),
         acknowledged_choices=list(jobs.AcknowledgedFilter),
         filter_fields=[(k, v) for k, v in pairs if k in FILTER_PARAMETERS],
+    )
+
+
+@bp.get("/jobs/summary")
+@requires(Permission.VIEW_JOBS)
+@talisman(frame_options="SAMEORIGIN", content_security_policy=SUMMARY_CONTENT_SECURITY_POLICY)
+def show_jobs_summary() -> str:
+    """The summary of a filter as a small standalone page, framed by ``/jobs``.
+
+    Counts per status, the top error codes and the failures chart, from
+    :func:`app.services.dashboard_stats.summarize` (cached for
+    ``DASHBOARD_STATS_TTL`` seconds). A request of its own, so the aggregates
+    (tens of milliseconds at a million jobs) do not delay the list.
+
+    Query: the :func:`current_filter` parameters; ``cursor`` and ``limit``
+    are ignored (``limit`` is kept in the links, which open the list).
+
+    Returns:
+        An HTML document without the site's header. Its links carry
+        ``target="_top"``: they replace the framing page, not the frame.
+        The only dashboard page that may be framed, by this origin only
+        (``X-Frame-Options: SAMEORIGIN``, ``frame-ancestors 'self'``).
+
+    Raises:
+        InvalidQueryError: a filter parameter is wrong (400, as ``/jobs``).
+    """
+    pairs = list(request.args.items(multi=True))
+    job_filter = current_filter()
+    stats = dashboard_stats.summarize(job_filter, now=utcnow(), ttl=current_app.config["DASHBOARD_STATS_TTL"])
+    return render_template(
+        "jobs/summary.html",
+        job_filter=job_filter,
+        stats=stats,
+        chart=bar_chart(stats.timeline),
+        links=_list_links(pairs, next_cursor=None, codes=[row.code for row in stats.top_codes.codes]),
+    )
+
+
+def _list_links(pairs: list[tuple[str, str]], *, next_cursor: str | None, codes: Iterable[str]) -> ListLinks:
+    # One builder for the links of the list and of its summary, so both keep the query the same way.
+    return list_links(
+        url_for("dashboard.list_jobs"),
+        url_for("exports.export_job_errors_csv"),
+        url_for("exports.export_job_errors_ndjson"),
+        url_for("exports.export_entities_csv"),
+        pairs,
+        next_cursor=next_cursor,
+        codes=codes,
+        now=utcnow(),
     )
 
 

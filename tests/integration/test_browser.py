@@ -1,7 +1,8 @@
 """The dashboard in a real browser: Debian's Chromium driven by Playwright.
 
 Sign in, filter by error code, expand a row, open a job, requeue it, export
-CSV and open the downloaded file; then the same pages with JavaScript off.
+CSV and open the downloaded file; then the same pages with JavaScript off
+(the summary in its frame, a top code's link opening in the whole page).
 Runs against a live server filled by the reference worker on the demo corpus.
 Chromium must be installed (`.ci/run` installs it); a missing browser fails
 the test rather than skipping it.
@@ -123,6 +124,21 @@ def test_pages_work_with_javascript_off(site, browser):
     page = context.new_page()
     _sign_in(page, site)
     expect(page.locator("table.jobs tr.job")).to_have_count(6)
+
+    # The summary comes in a frame (its own request): counts, chart, top codes.
+    summary = page.frame_locator("iframe.summary-frame")
+    validation_failed = summary.locator(".status-counts li:has(.badge:text-is('Validation_Failed')) .count")
+    expect(validation_failed).to_have_text("6")
+    expect(summary.locator("svg.chart")).to_be_visible()
+    code_links = summary.locator("table.codes a")
+    expect(code_links.first).to_be_visible()
+    code = code_links.first.inner_text()
+    # A top code's link opens the filtered list in the whole page, not in the frame.
+    code_links.first.click()
+    expect(page).to_have_url(re.compile(rf"/jobs\?.*error_code={re.escape(code)}"))
+    expect(page.locator("form.filters input[name=error_code]")).to_have_value(code)
+    expect(page.locator("iframe.summary-frame")).to_have_count(1)
+    expect(summary.locator("table.codes tr.selected code")).to_have_text(code)
     details = page.locator("details.error-details").first
     details.locator("summary").first.click()  # <details> needs no script
     expect(details.locator("table.errors")).to_be_visible()

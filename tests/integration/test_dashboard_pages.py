@@ -6,7 +6,7 @@ from __future__ import annotations
 import html as html_lib
 import re
 import uuid
-from urllib.parse import quote
+from urllib.parse import parse_qsl, quote
 
 import pytest
 import sqlalchemy as sa
@@ -65,9 +65,12 @@ def test_hostile_text_is_escaped_in_the_list(client, hostile_job):
     assert f"<td><code>code.{ESCAPED}</code></td>" in html  # code column
     assert f"<td>{ESCAPED} #0</td>" in html  # entity column
     assert ESCAPED.replace("&#34;", "\\&#34;") in html  # the pretty JSON (a JSON string inside <pre>)
-    # The top-codes table and its link (the code URL-encoded in the query).
-    assert f"<code>code.{ESCAPED}</code></a>" in html
-    assert "error_code=code.%3Cscript%3Ealert%281%29%3C%2Fscript%3E" in html
+    # The summary (framed by the list): the top-codes table and its link (the
+    # code URL-encoded in the query).
+    summary = client.get("/jobs/summary").get_data(as_text=True)
+    assert_inert(summary)
+    assert f'target="_top"><code>code.{ESCAPED}</code></a>' in summary
+    assert "error_code=code.%3Cscript%3Ealert%281%29%3C%2Fscript%3E" in summary
 
 
 def test_hostile_text_is_escaped_in_the_job_page(client, hostile_job):
@@ -81,11 +84,19 @@ def test_hostile_text_is_escaped_in_the_job_page(client, hostile_job):
 
 
 def test_hostile_query_values_are_escaped(client, hostile_job):
-    html = client.get(f"/jobs?q={quote(HOSTILE)}&error_code={quote(HOSTILE)}").get_data(as_text=True)
+    query = f"q={quote(HOSTILE)}&error_code={quote(HOSTILE)}"
+    html = client.get(f"/jobs?{query}").get_data(as_text=True)
     assert_inert(html)
     assert f"<title>“{ESCAPED}” in Validation_Failed, Failed jobs · Clinical Intelligence</title>" in html
     assert f'name="q" value="{ESCAPED}"' in html
     assert f'name="error_code" value="{ESCAPED}"' in html
+    frame = re.search(r'<iframe class="summary-frame" src="([^"]*)"', html).group(1)
+    path, _, frame_query = html_lib.unescape(frame).partition("?")
+    assert path == "/jobs/summary"
+    assert parse_qsl(frame_query) == [("q", HOSTILE), ("error_code", HOSTILE)]
+    summary = client.get(html_lib.unescape(frame))
+    assert summary.status_code == 200
+    assert "<script" not in summary.get_data(as_text=True) and "<img" not in summary.get_data(as_text=True)
 
 
 def test_hostile_entities_and_acknowledgement_are_escaped(client, app, hostile_job):
@@ -252,7 +263,7 @@ def test_rows_and_job_page_offer_the_actions(client, app):
 
 
 def test_pages_need_no_javascript_and_no_cdn(client, hostile_job):
-    for path in ("/jobs", f"/jobs/{hostile_job}", "/jobs?status=all&time_field=completed"):
+    for path in ("/jobs", f"/jobs/{hostile_job}", "/jobs?status=all&time_field=completed", "/jobs/summary"):
         html = client.get(path).get_data(as_text=True)
         assert "<script" not in html
         assert not re.search(r'(src|href)="(https?:)?//', html)

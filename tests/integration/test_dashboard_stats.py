@@ -1,11 +1,15 @@
 """Counts per status, top error codes and the failures chart for a known data
-set, on SQLite and PostgreSQL; the error-code index of migration 0004."""
+set, on SQLite and PostgreSQL; the error-code index of migration 0004; the
+summary page ``/jobs/summary`` that ``/jobs`` frames (its links, access,
+errors and framing headers)."""
 
 from __future__ import annotations
 
+import html as html_lib
 import json
 import re
 from datetime import datetime, timezone
+from urllib.parse import parse_qs, parse_qsl, urlencode, urlsplit
 
 import pytest
 import sqlalchemy as sa
@@ -129,14 +133,18 @@ def _bars(html: str) -> list[tuple[float, int]]:
     ]
 
 
-def test_list_page_shows_the_numbers(client, known_jobs):
-    html = client.get(f"/jobs?{WINDOW}").get_data(as_text=True)
+def test_summary_shows_the_numbers(client, known_jobs):
+    html = client.get(f"/jobs/summary?{WINDOW}").get_data(as_text=True)
     counts = dict(re.findall(r'status-\w+">(\w+)</span></a> <span class="count">(\d+)</span>', html))
     assert counts == {"Pending": "1", "Processing": "0", "Completed": "1", "Failed": "1", "Validation_Failed": "5"}
-    codes = re.findall(r'<td><a href="[^"]*"><code>([^<]+)</code></a></td><td class="num">(\d+)</td>', html)
+    codes = re.findall(
+        r'<td><a href="[^"]*" target="_top"><code>([^<]+)</code></a></td><td class="num">(\d+)</td>', html
+    )
     assert codes == [("x.b", "4"), ("x.a", "2"), ("x.c", "2"), ("x.d", "1")]
     # Each code links to the list filtered by it, the other filters kept.
-    link = re.search(r'<a href="([^"]+)"><code>x\.a</code>', html).group(1).replace("&amp;", "&")
+    link = re.search(r'<a href="([^"]+)" target="_top"><code>x\.a</code>', html).group(1)
+    link = link.replace("&amp;", "&")
+    assert link.startswith("/jobs?")
     assert "error_code=x.a" in link and "from=2025-01-01T00%3A00%3A00Z" in link
     # One bar per hour, heights in proportion to the counts (2, 0, 3, 0, 0, 1).
     bars = _bars(html)
@@ -154,12 +162,129 @@ def test_list_page_shows_the_numbers(client, known_jobs):
     assert "6 failures in 6 hours; most in one hour: 3 (2025-01-01 02:00 UTC)" in html
 
 
+def test_summary_is_a_document_of_its_own(client, known_jobs):
+    html = client.get(f"/jobs/summary?{WINDOW}").get_data(as_text=True)
+    assert html.startswith("<!doctype html>\n")
+    assert '<link rel="stylesheet" href="/static/css/app.css">' in html
+    assert "site-header" not in html and "<nav" not in html and "<form" not in html
+    assert "<script" not in html
+
+
+def test_summary_links_open_in_the_framing_page(client, known_jobs):
+    html = client.get(f"/jobs/summary?{WINDOW}").get_data(as_text=True)
+    anchors = re.findall(r"<a [^>]*>", html)
+    assert len(anchors) == 5 + 4  # one per status, one per top code
+    assert all(' target="_top"' in anchor for anchor in anchors), anchors
+
+
+def _frame_src(html: str) -> str:
+    frames = re.findall(r'<iframe class="summary-frame" src="([^"]*)" title="([^"]+)"></iframe>', html)
+    assert len(frames) == 1
+    return frames[0][0]
+
+
+def test_list_page_frames_the_summary_of_its_filter(client, known_jobs):
+    query = [("status", "Validation_Failed"), ("status", "Failed"), ("q", 'a&b"<c>'), ("from", stamp(0)),
+             ("to", stamp(6)), ("error_code", "x.b"), ("limit", "2")]
+    html = client.get(f"/jobs?{urlencode(query)}").get_data(as_text=True)
+    src = _frame_src(html)
+    # Escaped for the attribute: every & as &amp;, no raw quote or angle bracket.
+    assert re.fullmatch(r"(?:[^&\"<>]|&amp;)*", src), src
+    path, _, encoded = html_lib.unescape(src).partition("?")
+    assert path == "/jobs/summary"
+    assert parse_qsl(encoded) == query
+    # The frame shows the summary of that filter.
+    html = client.get(f"/jobs?{WINDOW}&error_code=x.b&limit=2").get_data(as_text=True)
+    summary = client.get(html_lib.unescape(_frame_src(html))).get_data(as_text=True)
+    assert re.search(r'>Validation_Failed</span></a> <span class="count">4</span>', summary)
+    assert re.search(r'<tr class="selected"><td><a [^>]*><code>x\.b</code></a></td><td class="num">4</td>',
+                     summary)
+
+
+def test_list_page_does_not_compute_the_summary(client, known_jobs, monkeypatch):
+    def refuse(*args, **kwargs):
+        raise AssertionError("/jobs must not compute the summary")
+
+    monkeypatch.setattr(dashboard_stats, "summarize", refuse)
+    response = client.get(f"/jobs?{WINDOW}")
+    assert response.status_code == 200
+    html = response.get_data(as_text=True)
+    assert _frame_src(html) == f"/jobs/summary?{WINDOW}".replace(":", "%3A").replace("&", "&amp;")
+    assert 'class="status-counts"' not in html and "<svg" not in html
+    assert len(re.findall(r'<tr class="job ', html)) == 6
+
+
 def test_stats_describe_the_filter_not_the_page(client, known_jobs):
     first = client.get(f"/jobs?{WINDOW}&limit=2").get_data(as_text=True)
     link = re.search(r'<a rel="next" href="([^"]+)"', first).group(1).replace("&amp;", "&")
+    assert "cursor=" in link
     second = client.get(link).get_data(as_text=True)
+    # The frame's address leaves the cursor out, and the summary ignores one.
+    assert _frame_src(first) == _frame_src(second)
+    assert "cursor" not in _frame_src(first)
     summary = re.compile(r'<section class="summary".*?</section>', re.S)
-    assert summary.search(first).group(0) == summary.search(second).group(0)
+    plain = client.get(f"/jobs/summary?{WINDOW}&limit=2").get_data(as_text=True)
+    paged = client.get(link.replace("/jobs?", "/jobs/summary?")).get_data(as_text=True)
+    assert summary.search(plain).group(0) == summary.search(paged).group(0)
+
+
+@pytest.mark.parametrize("query", ["status=Nope", "from=yesterday", "time_field=updated",
+                                   "acknowledged=maybe"])
+def test_summary_refuses_bad_parameters_as_the_list_does(client, query):
+    listed = client.get(f"/jobs?{query}")
+    summary = client.get(f"/jobs/summary?{query}")
+    assert listed.status_code == summary.status_code == 400
+    assert summary.mimetype == "text/html"
+    detail = re.compile(r'<section class="error-page">.*?</section>', re.S)
+    said = [detail.search(r.get_data(as_text=True)).group(0) for r in (summary, listed)]
+    assert said[0] == said[1]
+
+
+def test_summary_refuses_anonymous_visitors_as_the_list_does(anonymous_client):
+    for path in ("/jobs?status=Failed", "/jobs/summary?status=Failed"):
+        response = anonymous_client.get(path)
+        assert response.status_code == 302
+        location = urlsplit(response.headers["Location"])
+        assert location.path == "/login"
+        assert parse_qs(location.query) == {"next": [path]}
+
+
+def test_only_the_summary_may_be_framed_and_only_by_this_origin(client, app):
+    with app.app_context():
+        job_id = str(make_job("doc-frame", codes=("x.a",)))
+    # The summary first: the per-view options must not leak into other views.
+    summary = client.get("/jobs/summary")
+    assert summary.headers["X-Frame-Options"] == "SAMEORIGIN"
+    policy = _policy(summary)
+    assert policy["frame-ancestors"] == "'self'"
+    strict = {}
+    for path in ("/jobs", f"/jobs/{job_id}", "/admin/audit", "/jobs/summary?status=Nope"):
+        response = client.get(path)
+        if path.endswith("Nope"):
+            # An error answered by the summary's URL: the same rules as the summary.
+            assert response.status_code == 400 and response.headers["X-Frame-Options"] == "SAMEORIGIN"
+            continue
+        assert response.status_code == 200, path
+        assert response.headers["X-Frame-Options"] == "DENY", path
+        strict = _policy(response)
+        assert strict["frame-ancestors"] == "'none'", path
+    # Otherwise the same policy: no inline script, nothing from elsewhere.
+    assert {k: v for k, v in policy.items() if k != "frame-ancestors"} == {
+        k: v for k, v in strict.items() if k != "frame-ancestors"
+    }
+    assert policy["script-src"] == "'self'"
+    assert "'unsafe-inline'" not in summary.headers["Content-Security-Policy"]
+    # /jobs may load a frame of its own origin: neither frame-src nor
+    # child-src is set, so default-src 'self' applies (CSP Level 3).
+    listed = _policy(client.get("/jobs"))
+    assert listed["default-src"] == "'self'"
+    assert "frame-src" not in listed and "child-src" not in listed
+
+
+def _policy(response) -> dict[str, str]:
+    """The Content-Security-Policy header as directive -> value."""
+    directives = (d.strip().partition(" ") for d in response.headers["Content-Security-Policy"].split(";"))
+    return {name: value for name, _, value in directives if name}
 
 
 def test_error_code_index_matches_the_backend(app_ctx, backend):
