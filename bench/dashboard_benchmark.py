@@ -418,17 +418,9 @@ def main() -> int:
         f"GET /jobs?error_code={rare}": "/jobs?" + urlencode({"error_code": rare}),
         f"GET /jobs?error_code={common}": "/jobs?" + urlencode({"error_code": common}),
     }
-    with app.app_context():
-        from app.models.access import User
-        admin = User(username=f"bench-admin-{uuid.uuid4().hex[:8]}", password_hash="!unusable", role="admin")
-        db.session.add(admin)
-        db.session.commit()
-        admin_id = admin.id
-        db.session.remove()
-    client = app.test_client()
-    with client.session_transaction() as session:  # signed in, as tests/conftest.py sign_in
-        session["_user_id"] = str(admin_id)
-        session["_fresh"] = True
+    from signed_in import signed_in_client
+
+    client = signed_in_client(app, "admin")
     for name, path in pages.items():
         response = client.get(path)
         if response.status_code != 200 or b"<table" not in response.data:

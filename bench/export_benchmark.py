@@ -232,21 +232,13 @@ def main() -> int:
     from app import create_app
     from app.dashboard.views import DEFAULT_DASHBOARD_ACKNOWLEDGED, DEFAULT_DASHBOARD_STATUSES
     from app.extensions import db
-    from app.models.access import User
     from app.services.exports import STREAM_BATCH_SIZE, iter_job_errors_csv
     from app.services.processing_jobs.jobs import JobFilter
 
     app = create_app({"SQLALCHEMY_DATABASE_URI": url})
-    with app.app_context():
-        support = User(username=f"bench-support-{uuid.uuid4().hex[:8]}", password_hash="!unusable", role="support")
-        db.session.add(support)
-        db.session.commit()
-        support_id = support.id
-        db.session.remove()
-    client = app.test_client()
-    with client.session_transaction() as session:  # signed in, as tests/conftest.py sign_in
-        session["_user_id"] = str(support_id)
-        session["_fresh"] = True
+    from signed_in import signed_in_client
+
+    client = signed_in_client(app, "support")
     path = "/exports/job-errors.csv"
     default = JobFilter(statuses=DEFAULT_DASHBOARD_STATUSES, acknowledged=DEFAULT_DASHBOARD_ACKNOWLEDGED)
 
