@@ -159,3 +159,32 @@ def test_no_script_runs_and_the_policy_holds(site, browser):
     page.goto(f"{site}/jobs")
     assert dialogs == []
     context.close()
+
+
+@pytest.mark.parametrize("width", [1440, 1040, 1010, 900, 420])
+def test_the_summary_fits_its_frame_even_with_long_codes(app, site, browser, width):
+    """No sideways scrolling in the frame, and nothing cut off below it, at
+    any width (the frame's height follows the page's breakpoint, the cards
+    theirs), with the longest code the contract allows."""
+    from app.services import get_failure_recorder
+    from app.services.processing_jobs.jobs import create_job
+
+    with app.app_context():
+        items = [{"code": "vendor." + "VeryLongRuleIdentifierWithoutBreaks" * 3, "severity": "error",
+                  "message": "m", "pointer": "/a"}]
+        for n in range(5):  # the commonest code, so it heads the table
+            job = create_job(f"doc-long-code-{n}")
+            get_failure_recorder().record_validation_failure(job.id, "long code", {"errors": items})
+    context = browser.new_context(viewport={"width": width, "height": 900})
+    page = context.new_page()
+    _sign_in(page, site)
+    frame = page.frame_locator("iframe.summary-frame")
+    expect(frame.locator("table.codes")).to_contain_text("VeryLongRuleIdentifier")
+    sizes = page.frames[1].evaluate(
+        "() => [document.documentElement.scrollWidth, document.documentElement.clientWidth,"
+        " document.documentElement.scrollHeight, document.documentElement.clientHeight]"
+    )
+    scroll_width, client_width, scroll_height, client_height = sizes
+    assert scroll_width <= client_width, sizes
+    assert scroll_height <= client_height, sizes
+    context.close()

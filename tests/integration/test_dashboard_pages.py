@@ -69,7 +69,8 @@ def test_hostile_text_is_escaped_in_the_list(client, hostile_job):
     # code URL-encoded in the query).
     summary = client.get("/jobs/summary").get_data(as_text=True)
     assert_inert(summary)
-    assert f'target="_top"><code>code.{ESCAPED}</code></a>' in summary
+    # The code escaped in the link's title (the full code) and in the cell.
+    assert f'target="_top" title="code.{ESCAPED}"><code>code.{ESCAPED}</code></a>' in summary
     assert "error_code=code.%3Cscript%3Ealert%281%29%3C%2Fscript%3E" in summary
 
 
