@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 from typing import Any, TypeVar
 
-from flask import Flask, current_app, g, redirect, request, url_for
+from flask import Flask, current_app, g, redirect, render_template, request, url_for
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from flask_login import LoginManager, current_user
@@ -25,6 +25,12 @@ talisman = Talisman()
 #: Endpoints that answer without credentials: process health, static files
 #: (CSS only: no data), and the sign-in page itself.
 PUBLIC_ENDPOINTS = frozenset({"ops.healthz", "ops.readyz", "static", "auth.login"})
+
+#: Endpoints whose pages are framed by another page of this origin (the
+#: dashboard's summary). Signed out, they answer a small page with a sign-in
+#: link for the whole window: a redirect would put the sign-in page, which
+#: refuses framing, inside the frame.
+FRAMED_ENDPOINTS = frozenset({"dashboard.show_jobs_summary"})
 
 #: Content-Security-Policy: everything from this origin only, no inline
 #: scripts or styles, no framing (OWASP Secure Headers).
@@ -98,6 +104,12 @@ def enforce_access() -> Any:
         access.note_token_use(record)
         return None
     if not current_user.is_authenticated:
+        if request.method == "GET" and endpoint in FRAMED_ENDPOINTS:
+            # The framing page is the list with the same filter.
+            framing = url_for("dashboard.list_jobs")
+            if request.query_string:
+                framing += "?" + request.query_string.decode("latin-1")
+            return render_template("auth/signed_out_frame.html", sign_in=url_for("auth.login", next=framing)), 401
         if request.method == "GET":
             return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
         raise UnauthorizedError("Sign in first.")

@@ -138,11 +138,11 @@ def test_summary_shows_the_numbers(client, known_jobs):
     counts = dict(re.findall(r'status-\w+">(\w+)</span></a> <span class="count">(\d+)</span>', html))
     assert counts == {"Pending": "1", "Processing": "0", "Completed": "1", "Failed": "1", "Validation_Failed": "5"}
     codes = re.findall(
-        r'<td><a href="[^"]*" target="_top"><code>([^<]+)</code></a></td><td class="num">(\d+)</td>', html
+        r'<td><a href="[^"]*" target="_top" title="[^"]*"><code>([^<]+)</code></a></td><td class="num">(\d+)</td>', html
     )
     assert codes == [("x.b", "4"), ("x.a", "2"), ("x.c", "2"), ("x.d", "1")]
     # Each code links to the list filtered by it, the other filters kept.
-    link = re.search(r'<a href="([^"]+)" target="_top"><code>x\.a</code>', html).group(1)
+    link = re.search(r'<a href="([^"]+)" target="_top" title="x\.a"><code>x\.a</code>', html).group(1)
     link = link.replace("&amp;", "&")
     assert link.startswith("/jobs?")
     assert "error_code=x.a" in link and "from=2025-01-01T00%3A00%3A00Z" in link
@@ -240,13 +240,27 @@ def test_summary_refuses_bad_parameters_as_the_list_does(client, query):
     assert said[0] == said[1]
 
 
-def test_summary_refuses_anonymous_visitors_as_the_list_does(anonymous_client):
-    for path in ("/jobs?status=Failed", "/jobs/summary?status=Failed"):
-        response = anonymous_client.get(path)
-        assert response.status_code == 302
-        location = urlsplit(response.headers["Location"])
-        assert location.path == "/login"
-        assert parse_qs(location.query) == {"next": [path]}
+def test_summary_refuses_anonymous_visitors_with_a_sign_in_link_for_the_whole_window(anonymous_client):
+    """The list redirects to sign-in; the summary, which lives in the list's
+    frame, cannot (the sign-in page refuses framing), so it answers 401 with
+    a link that signs in in the whole window and comes back to the list."""
+    listed = anonymous_client.get("/jobs?status=Failed&error_code=x.a")
+    assert listed.status_code == 302
+    location = urlsplit(listed.headers["Location"])
+    assert location.path == "/login"
+    assert parse_qs(location.query) == {"next": ["/jobs?status=Failed&error_code=x.a"]}
+
+    summary = anonymous_client.get("/jobs/summary?status=Failed&error_code=x.a")
+    assert summary.status_code == 401
+    assert summary.headers["X-Frame-Options"] == "SAMEORIGIN"
+    html = summary.get_data(as_text=True)
+    link = re.search(r'<a href="([^"]+)" target="_top">Sign in again</a>', html).group(1)
+    target = urlsplit(link.replace("&amp;", "&"))
+    assert target.path == "/login"
+    assert parse_qs(target.query) == {"next": ["/jobs?status=Failed&error_code=x.a"]}
+    assert "x.a" not in html.replace(link, "")  # nothing of the filter's results, only the link
+    # The link works: it is the sign-in page, with the list as where to go next.
+    assert anonymous_client.get(link.replace("&amp;", "&")).status_code == 200
 
 
 def test_only_the_summary_may_be_framed_and_only_by_this_origin(client, app):
