@@ -1,9 +1,10 @@
 """Operator actions from the dashboard: requeue and acknowledge.
 
 Every action is a POST with a CSRF token (Flask-WTF), says what it did in a
-flash message, and bulk actions go through a confirmation page. Bulk actions
-are written to the audit log (who, when, which filter or how many ids, how
-many jobs changed).
+flash message, and bulk actions go through a confirmation page. Every action
+is written to the audit log (who, when, which job, filter or ids, how many
+jobs changed), and clears this process's cached dashboard summaries so the
+page the operator returns to counts it.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from app.dashboard.links import href
 from app.dashboard.views import DEFAULT_DASHBOARD_ACKNOWLEDGED, DEFAULT_DASHBOARD_STATUSES, FILTER_PARAMETERS
 from app.errors import InvalidQueryError, field_error
 from app.models.access import Permission
+from app.services import dashboard_stats
 from app.services.access import record_audit_event
 from app.services.processing_jobs import actions, jobs
 from app.services.processing_jobs.errors import JobNotFoundError
@@ -84,6 +86,7 @@ def requeue_job(job_id: str) -> Response:
     """Send one failed job back to ``Pending``; its history is kept."""
     _require_csrf()
     job = actions.apply_action(actions.JobAction.REQUEUE, job_id, current_actor())
+    _done(actions.JobAction.REQUEUE, {"scope": "job", "job_ids": [str(job.id)]}, 1)
     flash(f"Requeued the job for document {job.document_id}.", "success")
     return redirect(_back(url_for("dashboard.show_job", job_id=job.id)))
 
@@ -94,8 +97,15 @@ def acknowledge_job(job_id: str) -> Response:
     """Acknowledge one failed job: it leaves the default view."""
     _require_csrf()
     job = actions.apply_action(actions.JobAction.ACKNOWLEDGE, job_id, current_actor())
+    _done(actions.JobAction.ACKNOWLEDGE, {"scope": "job", "job_ids": [str(job.id)]}, 1)
     flash(f"Acknowledged the failure of document {job.document_id}.", "success")
     return redirect(_back(url_for("dashboard.show_job", job_id=job.id)))
+
+
+def _done(action: str, audit_filter: dict[str, object], changed: int) -> None:
+    """After an action: audit it (``jobs.<action>``) and forget the cached summaries."""
+    record_audit_event(current_actor(), f"jobs.{action}", audit_filter, changed)
+    dashboard_stats.forget_summaries()
 
 
 def _selected_ids() -> list[str]:
@@ -153,7 +163,7 @@ def apply_bulk_action() -> Response:
         ids = _selected_ids()
         result = actions.apply_to_jobs(action, ids, current_actor())
         audit_filter = {"scope": "selected", "job_ids": ids}
-    record_audit_event(current_actor(), f"jobs.{action}", audit_filter, result.changed)
+    _done(action, audit_filter, result.changed)
     message = f"{_DONE[action].capitalize()} {result.changed} job{'s' if result.changed != 1 else ''}"
     if result.skipped:
         message += f"; skipped {result.skipped} that no longer applied"

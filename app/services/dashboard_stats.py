@@ -193,6 +193,17 @@ def summarize(job_filter: JobFilter, *, now: datetime | None = None, ttl: float 
     return stats
 
 
+def forget_summaries() -> None:
+    """Drop every summary :func:`summarize` keeps (this process's cache).
+
+    Called after an operator's own action, so the page they are sent back
+    to counts it; other changes (workers' reports, other processes' actions)
+    show within the TTL.
+    """
+    with _cache_lock:
+        _cache.clear()
+
+
 def _newest(
     job_filter: JobFilter, columns: list[Any], scan_limit: int, *extra: Any, code_index: bool = True
 ) -> sa.Subquery:

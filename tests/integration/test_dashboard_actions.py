@@ -152,3 +152,29 @@ def test_flash_messages_escape_worker_text(app, client):
     page = client.get(response.headers["Location"]).get_data(as_text=True)
     assert "<script>alert" not in page
     assert "&lt;script&gt;alert(&#34;doc&#34;)&lt;/script&gt;" in page
+
+
+@pytest.mark.parametrize("action", ["requeue", "acknowledge"])
+def test_one_job_actions_are_audited(app, client, action):
+    job_id = _failed_job(app, "doc-audit")
+    client.post(f"/jobs/{job_id}/{action}", data={"csrf_token": _csrf(client)})
+    with app.app_context():
+        (event,) = db.session.scalars(sa.select(AuditEvent).where(AuditEvent.action == f"jobs.{action}")).all()
+        assert event.actor == "test-admin"
+        assert event.filter == {"scope": "job", "job_ids": [job_id]}
+        assert event.row_count == 1
+
+
+def test_the_summary_counts_the_operators_own_action_at_once(app, client):
+    """The summary is cached (DASHBOARD_STATS_TTL), but an action clears it."""
+    app.config["DASHBOARD_STATS_TTL"] = 300
+    job_id = _failed_job(app, "doc-own")
+    _failed_job(app, "doc-other")
+
+    def failed_count() -> str:
+        html = client.get("/jobs/summary?status=Failed").get_data(as_text=True)
+        return re.search(r'status-failed">Failed</span></a> <span class="count">(\d+)<', html).group(1)
+
+    assert failed_count() == "2"
+    client.post(f"/jobs/{job_id}/requeue", data={"csrf_token": _csrf(client)})
+    assert failed_count() == "1"
