@@ -156,6 +156,15 @@ def _text_cell(value: Any) -> str:
     return neutralise_formula(value)
 
 
+def _json_cell(value: Any) -> str:
+    """A CSV cell holding a JSON value as JSON text (keys sorted), strings
+    included (``"text"`` with its quotes, so it reads apart from ``text``
+    or a number); ``None`` (no value) empty; then :func:`neutralise_formula`."""
+    if value is None:
+        return ""
+    return neutralise_formula(json.dumps(value, ensure_ascii=False, sort_keys=True))
+
+
 def error_items(details: Any, error_format: str | None) -> list[Any] | None:
     """The ``errors`` of a normalized envelope, or ``None`` when ``details`` is
     not one (the rule of this module's docstring, as the SQL applies it)."""
@@ -450,7 +459,7 @@ def _job_csv_records(batch: Batch) -> Records:
         job_id, document_id, job_type, status, message, completed, details, count = _job_values(row)
         out.append((
             job_id, _text_cell(document_id), _text_cell(job_type), status, _text_cell(message),
-            completed or "", _text_cell(details), "" if count is None else count,
+            completed or "", _json_cell(details), "" if count is None else count,
         ))
     return out
 

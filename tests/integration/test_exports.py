@@ -436,3 +436,20 @@ def test_entities_csv_follows_the_filter_but_not_its_status(app, client, jobs, c
         (other, "0"), (completed, "0"), (completed, "1"),
     ]
     assert csv_rows(client.get("/exports/entities.csv?q=anything")) == []  # completed jobs have no message
+
+
+def test_rows_jobs_writes_details_as_json_text_strings_included(app, client):
+    """A free-form string, a number and an object each read back as the JSON
+    value they are: ``"123"`` and ``123`` are not the same cell."""
+    with app.app_context():
+        insert_job("doc-string", details="123", error_format="free-form")
+        insert_job("doc-number", details=123, error_format="free-form", created_hours=-1)
+        insert_job("doc-formula", details="=1+1", error_format="free-form", created_hours=-2)
+        insert_job("doc-object", details={"b": 1, "a": "é"}, error_format="free-form", created_hours=-3)
+    rows = csv_rows(client.get("/exports/job-errors.csv?rows=jobs"))
+    cells = {r["document_id"]: r["error_details"] for r in rows}
+    assert cells["doc-string"] == '"123"'
+    assert cells["doc-number"] == "123"
+    assert cells["doc-formula"] == '"=1+1"'  # JSON text: starts with a quote, not a formula
+    assert cells["doc-object"] == '{"a": "é", "b": 1}'
+    assert [json.loads(cells[d]) for d in ("doc-string", "doc-number", "doc-object")] == ["123", 123, {"a": "é", "b": 1}]
