@@ -136,11 +136,14 @@ class ErrorCount:
         shown: rows in :func:`error_items`.
         more: ``total - shown`` when items were dropped (the envelope's
             ``truncated``, or the table's row cap), else 0.
+        warnings: items at hand whose ``severity`` is ``"warning"`` (counted
+            in ``total``; a worker's own message often counts errors only).
     """
 
     total: int
     shown: int
     more: int
+    warnings: int = 0
 
 
 def error_count(details: Any) -> ErrorCount | None:
@@ -153,7 +156,8 @@ def error_count(details: Any) -> ErrorCount | None:
     reported = details.get("error_count") if isinstance(details, dict) else None
     if type(reported) is int and reported >= total:
         total = reported
-    return ErrorCount(total=total, shown=shown, more=total - shown)
+    warnings = sum(1 for item in items if item.get("severity") == "warning")
+    return ErrorCount(total=total, shown=shown, more=total - shown, warnings=warnings)
 
 
 def format_entity(entity: Any) -> str:

@@ -44,7 +44,7 @@ def test_list_shows_failures_by_default_with_escaped_worker_text(client, app, fa
     assert '<details class="error-details">' in html
     assert "<td><code>code.unknown_icd10cm</code></td>" in html
     assert "<td><code>/entities/1/confidence</code></td>" in html
-    assert "Error details (2 errors)" in html
+    assert "Error details (2 errors, incl. 1 warning)" in html  # confidence.low is a warning
     assert '&#34;code&#34;: &#34;confidence.low&#34;' in html  # indented JSON, keys quoted
 
 

@@ -269,3 +269,18 @@ def test_pages_need_no_javascript_and_no_cdn(client, hostile_job):
         assert "<script" not in html
         assert not re.search(r'(src|href)="(https?:)?//', html)
         assert re.search(r'<link rel="stylesheet" href="/static/css/app\.css">', html)
+
+
+def test_the_error_count_says_how_many_are_warnings_and_missing_entities_show_a_dash(client, app):
+    """A worker's message often counts errors only ("2 errors"); the Errors
+    column counts every item, so it says which of them are warnings."""
+    with app.app_context():
+        job = create_job("doc-warn")
+        items = [item("a"), item("b"), item("c", severity="warning")]
+        get_failure_recorder().record_validation_failure(job.id, "2 errors", {"errors": items})
+    html = client.get("/jobs").get_data(as_text=True)
+    assert '<td class="num">3 <span class="note">incl. 1 warning</span></td>' in html
+    assert "Error details (3 errors, incl. 1 warning)</summary>" in html
+    # No item names an entity: the Entity cells say so instead of staying blank.
+    table = re.search(r'<table class="errors">.*?</table>', html, re.S).group(0)
+    assert table.count("<td>—</td>") == 3
