@@ -23,7 +23,11 @@ requests:
    of the server is not hidden);
 4. ``psycopg-direct``: the same lock-update-insert-commit written by hand with
    psycopg, one connection per client, at the same concurrency: the ceiling
-   the database and this machine allow.
+   the database and this machine allow;
+5. ``flask-floor`` (not a target; ``--no-floor`` skips it): the same
+   transaction behind a bare Flask route under gunicorn with the app's
+   worker settings (bench/minimal_app.py), to tell the framework's share of
+   the gap from the app's.
 
 Access control: the script creates a worker token in that database with
 ``flask tokens create`` (unless ``--token`` is given) and sends it on every API
@@ -577,6 +581,34 @@ def start_gunicorn(url: str, port: int, args: argparse.Namespace, log_path: Path
     raise SystemExit("gunicorn did not become ready in 60 s")
 
 
+def start_minimal_app(dsn: str, port: int, log_path: Path) -> subprocess.Popen:
+    """gunicorn serving bench/minimal_app.py with the app's worker settings
+    (gthread, gunicorn.conf.py's worker and thread counts, keep-alive 5 s)."""
+    workers = os.environ.get("WEB_CONCURRENCY") or str(max(2, len(os.sched_getaffinity(0))))
+    threads = os.environ.get("GUNICORN_THREADS") or "4"
+    log = log_path.open("w")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "-k", "gthread", "-w", workers, "--threads", threads,
+         "--keep-alive", "5", "-b", f"127.0.0.1:{port}", "--chdir", str(ROOT / "bench"), "minimal_app:app"],
+        env={**os.environ, "BENCH_DSN": dsn},
+        stdout=log,
+        stderr=log,
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise SystemExit(f"gunicorn (minimal app) exited with {process.returncode}; see {log_path}")
+        try:
+            client = Client("127.0.0.1", port)
+            if client.request("GET", "/readyz") == 200:
+                client.close()
+                return process
+        except OSError:
+            time.sleep(0.2)
+    process.terminate()
+    raise SystemExit("gunicorn (minimal app) did not become ready in 60 s")
+
+
 # -- main -----------------------------------------------------------------------------------
 
 
@@ -608,6 +640,7 @@ def main() -> int:
         "makes its own worker token with `flask tokens create`",
     )
     parser.add_argument("--peak-only", action="store_true", help="phase 1 only (for sizing gunicorn)")
+    parser.add_argument("--no-floor", action="store_true", help="skip phase 5, the Flask floor")
     args = parser.parse_args()
 
     if not args.database_url:
@@ -637,7 +670,7 @@ def main() -> int:
             args.concurrency, 2.0, 2_000, lambda: endpoint_worker(host, port, JobPicker(job_ids), warm)
         )
 
-        print("phase 1/4: endpoint alone, closed loop ...", flush=True)
+        print("phase 1/5: endpoint alone, closed loop ...", flush=True)
         tally = Tally()
         picker = JobPicker(job_ids)
         seconds = closed_loop(
@@ -656,7 +689,7 @@ def main() -> int:
             )
             return 0
 
-        print("phase 2/4: endpoint + dashboard, closed loop ...", flush=True)
+        print("phase 2/5: endpoint + dashboard, closed loop ...", flush=True)
         tally, dashboard = Tally(), Tally()
         with Background(host, port, args.dashboard_rate, dashboard, operator):
             seconds = closed_loop(
@@ -670,7 +703,7 @@ def main() -> int:
 
         half = mixed.throughput / 2
         print(
-            f"phase 3/4: endpoint at half its mixed peak ({half:.0f}/s) + dashboard, open loop ...",
+            f"phase 3/5: endpoint at half its mixed peak ({half:.0f}/s) + dashboard, open loop ...",
             flush=True,
         )
         tally, dashboard = Tally(), Tally()
@@ -687,7 +720,7 @@ def main() -> int:
         server.terminate()
         server.wait(timeout=60)
 
-    print("phase 4/4: psycopg direct, closed loop ...", flush=True)
+    print("phase 4/5: psycopg direct, closed loop ...", flush=True)
     tally = Tally()
     picker = JobPicker(job_ids)
     seconds = closed_loop(
@@ -695,6 +728,27 @@ def main() -> int:
     )
     direct = PhaseResult("psycopg-direct", seconds, tally)
     results.append(direct)
+
+    floor = None
+    if not args.no_floor:
+        print("phase 5/5: Flask floor (bench/minimal_app.py: the same transaction, nothing else) ...", flush=True)
+        floor_port = free_port()
+        floor_log = Path(tempfile.gettempdir()) / f"bench-gunicorn-floor-{floor_port}.log"
+        floor_server = start_minimal_app(dsn, floor_port, floor_log)
+        try:
+            closed_loop(args.concurrency, 2.0, 2_000,
+                        lambda: endpoint_worker(host, floor_port, JobPicker(job_ids), Tally()))  # warm up
+            tally = Tally()
+            picker = JobPicker(job_ids)
+            seconds = closed_loop(
+                args.concurrency, args.seconds, args.max_requests,
+                lambda: endpoint_worker(host, floor_port, picker, tally),
+            )
+        finally:
+            floor_server.terminate()
+            floor_server.wait(timeout=60)
+        floor = PhaseResult("flask-floor", seconds, tally)
+        results.append(floor)
 
     rows = [row for result in results for row in result.rows()]
     print()
@@ -715,6 +769,9 @@ def main() -> int:
     print()
     for name, (passed, value) in checks.items():
         print(f"{'PASS' if passed else 'MISS'}  {name}: {value}")
+    if floor is not None and direct.throughput and floor.throughput:
+        print(f"(not a target) Flask floor / psycopg direct: {floor.throughput / direct.throughput:.0%}; "
+              f"endpoint / Flask floor: {peak.throughput / floor.throughput:.0%}")
     print(
         f"(gunicorn log: {log_path}; concurrency {args.concurrency}, {os.cpu_count()} CPUs, "
         f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())})"
