@@ -2,8 +2,8 @@
 
 Everything comes from environment variables (docs/operations.md lists them):
 
-* ``WEB_CONCURRENCY`` worker processes (default: one per CPU, at least 2),
-  each with ``GUNICORN_THREADS`` threads (default 4, ``gthread`` workers). Each
+* ``WEB_CONCURRENCY`` worker processes (default: two per CPU, at least 2),
+  each with ``GUNICORN_THREADS`` threads (default 2, ``gthread`` workers). Each
   process has its own database pool, sized to its threads unless
   ``DB_POOL_SIZE`` is set: keep ``workers x (DB_POOL_SIZE + DB_MAX_OVERFLOW)``
   under PostgreSQL's ``max_connections``.
@@ -64,11 +64,13 @@ wsgi_app = "wsgi:app"
 bind = os.environ.get("GUNICORN_BIND") or f"0.0.0.0:{_int_env('PORT', 8000)}"
 worker_class = "gthread"
 # Requests are short and mostly CPython work between database round trips:
-# a process per CPU uses the cores, its threads cover the waits. More
-# processes measured no faster on 2 CPUs (docs/benchmarks.md) and cost
-# memory and connections.
-workers = _int_env("WEB_CONCURRENCY", max(2, _cpu_count()))
-threads = _int_env("GUNICORN_THREADS", 4)
+# processes use the cores, threads cover the waits. Two processes per CPU
+# with 2 threads each kept the API's p99 under load lower than one process
+# per CPU with 4 threads (fewer threads contending for each GIL, so a
+# dashboard page render delays fewer reports), at the same throughput
+# (docs/benchmarks.md, "Load").
+workers = _int_env("WEB_CONCURRENCY", max(2, 2 * _cpu_count()))
+threads = _int_env("GUNICORN_THREADS", 2)
 # One pooled connection per thread: a request never waits for a connection
 # its own process holds idle, and the total stays predictable.
 os.environ.setdefault("DB_POOL_SIZE", str(threads))

@@ -583,9 +583,9 @@ def start_gunicorn(url: str, port: int, args: argparse.Namespace, log_path: Path
 
 def start_minimal_app(dsn: str, port: int, log_path: Path) -> subprocess.Popen:
     """gunicorn serving bench/minimal_app.py with the app's worker settings
-    (gthread, gunicorn.conf.py's worker and thread counts, keep-alive 5 s)."""
-    workers = os.environ.get("WEB_CONCURRENCY") or str(max(2, len(os.sched_getaffinity(0))))
-    threads = os.environ.get("GUNICORN_THREADS") or "4"
+    (gthread, gunicorn.conf.py's default worker and thread counts, keep-alive 5 s)."""
+    workers = os.environ.get("WEB_CONCURRENCY") or str(max(2, 2 * len(os.sched_getaffinity(0))))
+    threads = os.environ.get("GUNICORN_THREADS") or "2"
     log = log_path.open("w")
     process = subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "-k", "gthread", "-w", workers, "--threads", threads,
