@@ -556,21 +556,21 @@ def start_gunicorn(url: str, port: int, args: argparse.Namespace, log_path: Path
         env["WEB_CONCURRENCY"] = str(args.workers)
     if args.threads:
         env["GUNICORN_THREADS"] = str(args.threads)
-    log = log_path.open("w")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py"],
-        cwd=ROOT,
-        env=env,
-        stdout=log,
-        stderr=log,
+    return spawn_and_wait(
+        [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py"], env, port, log_path, "gunicorn"
     )
+
+
+def spawn_and_wait(command: list[str], env: dict[str, str], port: int, log_path: Path, name: str) -> subprocess.Popen:
+    """Start ``command`` (output to ``log_path``) and wait up to 60 s until
+    ``GET /readyz`` on ``port`` answers 200; exit the script if it does not."""
+    log = log_path.open("w")
+    process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=log)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise SystemExit(f"gunicorn exited with {process.returncode}; see {log_path}")
+            raise SystemExit(f"{name} exited with {process.returncode}; see {log_path}")
         try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1):
-                pass
             client = Client("127.0.0.1", port)
             if client.request("GET", "/readyz") == 200:
                 client.close()
@@ -578,7 +578,7 @@ def start_gunicorn(url: str, port: int, args: argparse.Namespace, log_path: Path
         except OSError:
             time.sleep(0.2)
     process.terminate()
-    raise SystemExit("gunicorn did not become ready in 60 s")
+    raise SystemExit(f"{name} did not become ready in 60 s")
 
 
 def start_minimal_app(dsn: str, port: int, log_path: Path) -> subprocess.Popen:
@@ -586,27 +586,11 @@ def start_minimal_app(dsn: str, port: int, log_path: Path) -> subprocess.Popen:
     (gthread, gunicorn.conf.py's default worker and thread counts, keep-alive 5 s)."""
     workers = os.environ.get("WEB_CONCURRENCY") or str(max(2, 2 * len(os.sched_getaffinity(0))))
     threads = os.environ.get("GUNICORN_THREADS") or "2"
-    log = log_path.open("w")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "-k", "gthread", "-w", workers, "--threads", threads,
-         "--keep-alive", "5", "-b", f"127.0.0.1:{port}", "--chdir", str(ROOT / "bench"), "minimal_app:app"],
-        env={**os.environ, "BENCH_DSN": dsn},
-        stdout=log,
-        stderr=log,
-    )
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise SystemExit(f"gunicorn (minimal app) exited with {process.returncode}; see {log_path}")
-        try:
-            client = Client("127.0.0.1", port)
-            if client.request("GET", "/readyz") == 200:
-                client.close()
-                return process
-        except OSError:
-            time.sleep(0.2)
-    process.terminate()
-    raise SystemExit("gunicorn (minimal app) did not become ready in 60 s")
+    command = [
+        sys.executable, "-m", "gunicorn", "-k", "gthread", "-w", workers, "--threads", threads,
+        "--keep-alive", "5", "-b", f"127.0.0.1:{port}", "--chdir", str(ROOT / "bench"), "minimal_app:app",
+    ]
+    return spawn_and_wait(command, {**os.environ, "BENCH_DSN": dsn}, port, log_path, "gunicorn (minimal app)")
 
 
 # -- main -----------------------------------------------------------------------------------
