@@ -29,7 +29,7 @@ from flask_migrate import upgrade
 from app import create_app
 from app.extensions import db
 from app.models.access import User
-from app.services import access
+from app.services import access, dashboard_stats
 from tests.live_server import serve
 
 BACKENDS = ("sqlite", "postgresql")
@@ -110,6 +110,10 @@ def app(database_url: str) -> Iterator[Flask]:
         }
     )
     yield application
+    # The summary cache is per process and keyed by database URL, which the
+    # PostgreSQL tests share: a test that turned the TTL on must not leave
+    # figures for the next one.
+    dashboard_stats.forget_summaries()
     with application.app_context():
         db.session.remove()
         db.engine.dispose()

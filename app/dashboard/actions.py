@@ -9,16 +9,22 @@ page the operator returns to counts it.
 
 from __future__ import annotations
 
+import time
 from urllib.parse import urlsplit
 
-from flask import abort, flash, redirect, render_template, request, url_for
+from flask import abort, current_app, flash, redirect, render_template, request, session, url_for
 from flask_wtf import FlaskForm
 from werkzeug.wrappers import Response
 
 from app.auth.guards import current_actor, requires
 from app.dashboard import bp
 from app.dashboard.links import href
-from app.dashboard.views import DEFAULT_DASHBOARD_ACKNOWLEDGED, DEFAULT_DASHBOARD_STATUSES, FILTER_PARAMETERS
+from app.dashboard.views import (
+    DEFAULT_DASHBOARD_ACKNOWLEDGED,
+    DEFAULT_DASHBOARD_STATUSES,
+    FILTER_PARAMETERS,
+    FRESH_SUMMARY_UNTIL,
+)
 from app.errors import InvalidQueryError, field_error
 from app.models.access import Permission
 from app.services import dashboard_stats
@@ -103,9 +109,12 @@ def acknowledge_job(job_id: str) -> Response:
 
 
 def _done(action: str, audit_filter: dict[str, object], changed: int) -> None:
-    """After an action: audit it (``jobs.<action>``) and forget the cached summaries."""
+    """After an action: audit it (``jobs.<action>``), forget this process's
+    cached summaries, and have this operator's summaries computed afresh
+    for ``DASHBOARD_STATS_TTL`` seconds in every process (their session)."""
     record_audit_event(current_actor(), f"jobs.{action}", audit_filter, changed)
     dashboard_stats.forget_summaries()
+    session[FRESH_SUMMARY_UNTIL] = time.time() + float(current_app.config["DASHBOARD_STATS_TTL"])
 
 
 def _selected_ids() -> list[str]:

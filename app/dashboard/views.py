@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from flask import current_app, jsonify, redirect, render_template, request, url_for
+from flask import current_app, jsonify, redirect, render_template, request, session, url_for
 from werkzeug.wrappers import Response
 
 from app.api.serializers import job_to_json
@@ -39,6 +39,12 @@ FILTER_PARAMETERS = (
 
 #: Page sizes offered in the filter form (any 1..MAX_PAGE_SIZE is accepted).
 PAGE_SIZES = (25, 50, 100, 200)
+
+#: Session key: until when (POSIX seconds, UTC) this operator's summaries
+#: are computed afresh, set by their own actions (app/dashboard/actions.py).
+#: The session cookie reaches every gunicorn process, where a cache
+#: cleared in the acting process alone would not.
+FRESH_SUMMARY_UNTIL = "fresh_summary_until"
 
 #: The summary's Content-Security-Policy: the app's, except that pages of
 #: this origin may frame it (``/jobs`` does, in an ``<iframe>``).
@@ -113,6 +119,8 @@ def show_jobs_summary() -> str:
 
     Query: the :func:`current_filter` parameters; ``cursor`` and ``limit``
     are ignored (``limit`` is kept in the links, which open the list).
+    For ``DASHBOARD_STATS_TTL`` seconds after the operator's own action the
+    summary is computed afresh (session key :data:`FRESH_SUMMARY_UNTIL`).
 
     Returns:
         An HTML document without the site's header. Its links carry
@@ -125,7 +133,12 @@ def show_jobs_summary() -> str:
     """
     pairs = list(request.args.items(multi=True))
     job_filter = current_filter()
-    stats = dashboard_stats.summarize(job_filter, now=utcnow(), ttl=current_app.config["DASHBOARD_STATS_TTL"])
+    now = utcnow()
+    # This operator just acted: count it, whichever process answers.
+    refresh = session.get(FRESH_SUMMARY_UNTIL, 0) > now.timestamp()
+    stats = dashboard_stats.summarize(
+        job_filter, now=now, ttl=current_app.config["DASHBOARD_STATS_TTL"], refresh=refresh
+    )
     return render_template(
         "jobs/summary.html",
         job_filter=job_filter,

@@ -162,7 +162,9 @@ _cache: OrderedDict[tuple[str, JobFilter], tuple[float, DashboardStats]] = Order
 _cache_lock = threading.Lock()
 
 
-def summarize(job_filter: JobFilter, *, now: datetime | None = None, ttl: float = 0) -> DashboardStats:
+def summarize(
+    job_filter: JobFilter, *, now: datetime | None = None, ttl: float = 0, refresh: bool = False
+) -> DashboardStats:
     """The three aggregates of the dashboard for ``job_filter``.
 
     Args:
@@ -171,9 +173,11 @@ def summarize(job_filter: JobFilter, *, now: datetime | None = None, ttl: float 
         ttl: seconds a summary may be reused for the same filter and
             database (0: always computed). Paging through a filter then costs
             the list query only; the figures are at most ``ttl`` old.
+        refresh: compute even when a summary is cached, and cache the new one
+            (an operator who has just acted, app/dashboard/views.py).
     """
     key = (str(db.engine.url), job_filter)
-    if ttl > 0:
+    if ttl > 0 and not refresh:
         with _cache_lock:
             hit = _cache.get(key)
             if hit is not None and time.monotonic() - hit[0] < ttl:

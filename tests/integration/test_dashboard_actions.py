@@ -178,3 +178,30 @@ def test_the_summary_counts_the_operators_own_action_at_once(app, client):
     assert failed_count() == "2"
     client.post(f"/jobs/{job_id}/requeue", data={"csrf_token": _csrf(client)})
     assert failed_count() == "1"
+
+
+def test_after_an_action_every_process_counts_it_for_that_operator(app, client, monkeypatch):
+    """Another gunicorn process keeps its own cache; the acting operator's
+    session makes any process compute their summary afresh for the TTL."""
+    from app.services import dashboard_stats
+
+    app.config["DASHBOARD_STATS_TTL"] = 300
+    job_id = _failed_job(app, "doc-own")
+    _failed_job(app, "doc-other")
+
+    def failed_count(who) -> str:  # noqa: ANN001
+        html = who.get("/jobs/summary?status=Failed").get_data(as_text=True)
+        return re.search(r'status-failed">Failed</span></a> <span class="count">(\d+)<', html).group(1)
+
+    other_operator = app.test_client()
+    with client.session_transaction() as mine, other_operator.session_transaction() as theirs:
+        theirs.update(dict(mine))
+        theirs.pop("fresh_summary_until", None)
+    assert failed_count(client) == "2"
+    # As if the action ran in another process: this process's cache is not cleared.
+    monkeypatch.setattr(dashboard_stats, "forget_summaries", lambda: None)
+    client.post(f"/jobs/{job_id}/requeue", data={"csrf_token": _csrf(client)})
+    assert failed_count(client) == "1"  # the acting operator: computed afresh
+    # The fresh summary replaced the cached one: another operator served by
+    # this process sees it too.
+    assert failed_count(other_operator) == "1"
