@@ -1,11 +1,47 @@
-"""A Flask test client signed in as a new account, for the benchmarks that
-read the dashboard or the exports through the app (as tests/conftest.py's
-``make_user`` and ``sign_in`` do for the tests)."""
+"""Set-up shared by the benchmark scripts: a loopback database URL, a fresh
+migrated schema, and a Flask test client signed in as a new account."""
 
 from __future__ import annotations
 
+import argparse
 import uuid
 from typing import Any
+from urllib.parse import urlsplit
+
+LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+
+
+def loopback_database_url(parser: argparse.ArgumentParser, args: argparse.Namespace) -> str:
+    """``args.database_url`` (from ``--database-url`` or ``TEST_DATABASE_URL``).
+
+    Exits through ``parser.error`` when it is missing or not on loopback: the
+    scripts drop its ``public`` schema.
+    """
+    if not args.database_url:
+        parser.error("no database: run under scripts/with-postgres or pass --database-url")
+    if urlsplit(args.database_url).hostname not in LOOPBACK:
+        parser.error("the database must be on loopback (this drops its schema)")
+    return args.database_url
+
+
+def fresh_schema(url: str) -> None:
+    """Drop and re-create the ``public`` schema of ``url``, then run the app's
+    migrations to head (Flask-Migrate ``upgrade``)."""
+    import sqlalchemy as sa
+    from flask_migrate import upgrade
+
+    from app import create_app
+    from app.extensions import db
+
+    engine = sa.create_engine(url)
+    with engine.begin() as connection:
+        connection.execute(sa.text("DROP SCHEMA public CASCADE"))
+        connection.execute(sa.text("CREATE SCHEMA public"))
+    engine.dispose()
+    app = create_app({"SQLALCHEMY_DATABASE_URI": url})
+    with app.app_context():
+        upgrade()
+        db.engine.dispose()
 
 
 def signed_in_client(app: Any, role: str) -> Any:
@@ -13,8 +49,8 @@ def signed_in_client(app: Any, role: str) -> Any:
 
     The account (``bench-<role>-<8 hex>``) has no usable password, so it
     cannot sign in by form; the client's session cookie carries Flask-Login's
-    ``_user_id`` instead, skipping the password hash. Needs the app's
-    database to be migrated.
+    ``_user_id`` instead, skipping the password hash (as tests/conftest.py's
+    ``sign_in``). Needs the app's database to be migrated.
     """
     from app.extensions import db
     from app.models.access import User

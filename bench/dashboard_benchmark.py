@@ -61,12 +61,12 @@ import uuid
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlencode
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+from common import fresh_schema, loopback_database_url, signed_in_client  # noqa: E402 (bench/ is on sys.path as the script's folder)
 TARGET_MS = 50.0
 PAGE_SIZE = 50  # the dashboard's default limit (jobs.DEFAULT_PAGE_SIZE)
 
@@ -191,23 +191,11 @@ def _rows(jobs: int, seed: int, now: datetime):
 def prepare_database(url: str, jobs: int, seed: int) -> dict[str, float]:
     """Fresh schema by the app's migrations, then ``jobs`` jobs by COPY; returns phase seconds."""
     import psycopg
-    import sqlalchemy as sa
-    from flask_migrate import upgrade
 
-    from app import create_app
-    from app.extensions import db
 
     phases: dict[str, float] = {}
     began = time.perf_counter()
-    engine = sa.create_engine(url)
-    with engine.begin() as connection:
-        connection.execute(sa.text("DROP SCHEMA public CASCADE"))
-        connection.execute(sa.text("CREATE SCHEMA public"))
-    engine.dispose()
-    app = create_app({"SQLALCHEMY_DATABASE_URI": url})
-    with app.app_context():
-        upgrade()
-        db.engine.dispose()
+    fresh_schema(url)
     phases["migrate"] = time.perf_counter() - began
 
     columns = ("id, document_id, job_type, status, error_message, error_details, error_format, "
@@ -329,11 +317,7 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=20250301)
     parser.add_argument("--skip-load", action="store_true", help="reuse the jobs already loaded")
     args = parser.parse_args()
-    if not args.database_url:
-        parser.error("no database: run under scripts/with-postgres or pass --database-url")
-    url = args.database_url
-    if urlsplit(url).hostname not in LOOPBACK:
-        parser.error("the database must be on loopback (this drops its schema)")
+    url = loopback_database_url(parser, args)
 
     print(f"load average at start: {' '.join(f'{x:.2f}' for x in os.getloadavg())}", flush=True)
     if not args.skip_load:
@@ -418,8 +402,6 @@ def main() -> int:
         f"GET /jobs?error_code={rare}": "/jobs?" + urlencode({"error_code": rare}),
         f"GET /jobs?error_code={common}": "/jobs?" + urlencode({"error_code": common}),
     }
-    from signed_in import signed_in_client
-
     client = signed_in_client(app, "admin")
     for name, path in pages.items():
         response = client.get(path)

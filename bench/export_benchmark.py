@@ -50,12 +50,11 @@ import tracemalloc
 import uuid
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from urllib.parse import urlsplit
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+from common import fresh_schema, loopback_database_url, signed_in_client  # noqa: E402 (bench/ is on sys.path as the script's folder)
 MB = 1024 * 1024
 
 CODES = [
@@ -102,21 +101,9 @@ def _rows(jobs: int, seed: int):
 def prepare_database(url: str, jobs: int, seed: int) -> None:
     """Fresh schema, the app's migrations, then ``jobs`` failed jobs by COPY."""
     import psycopg
-    import sqlalchemy as sa
-    from flask_migrate import upgrade
 
-    from app import create_app
-    from app.extensions import db
 
-    engine = sa.create_engine(url)
-    with engine.begin() as connection:
-        connection.execute(sa.text("DROP SCHEMA public CASCADE"))
-        connection.execute(sa.text("CREATE SCHEMA public"))
-    engine.dispose()
-    app = create_app({"SQLALCHEMY_DATABASE_URI": url})
-    with app.app_context():
-        upgrade()
-        db.engine.dispose()
+    fresh_schema(url)
     columns = ("id, document_id, job_type, status, error_message, error_details, error_format, "
                "created_at, started_at, completed_at, updated_at")
     with psycopg.connect(_dsn(url)) as connection:
@@ -214,11 +201,7 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=20250301)
     parser.add_argument("--skip-load", action="store_true", help="reuse the jobs already loaded")
     args = parser.parse_args()
-    if not args.database_url:
-        parser.error("no database: run under scripts/with-postgres or pass --database-url")
-    url = args.database_url
-    if urlsplit(url).hostname not in LOOPBACK:
-        parser.error("the database must be on loopback (this drops its schema)")
+    url = loopback_database_url(parser, args)
 
     if not args.skip_load:
         began = time.perf_counter()
@@ -236,8 +219,6 @@ def main() -> int:
     from app.services.processing_jobs.jobs import JobFilter
 
     app = create_app({"SQLALCHEMY_DATABASE_URI": url})
-    from signed_in import signed_in_client
-
     client = signed_in_client(app, "support")
     path = "/exports/job-errors.csv"
     default = JobFilter(statuses=DEFAULT_DASHBOARD_STATUSES, acknowledged=DEFAULT_DASHBOARD_ACKNOWLEDGED)

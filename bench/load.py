@@ -63,12 +63,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlencode
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+from common import fresh_schema, loopback_database_url  # noqa: E402 (bench/ is on sys.path as the script's folder)
 DETAILS = {
     "errors": [
         {
@@ -424,21 +424,8 @@ def free_port() -> int:
 
 def prepare_database(url: str, jobs: int, failed: int) -> list[str]:
     """Fresh schema, migrations, ``jobs`` Pending jobs and ``failed`` failed ones for the dashboard."""
-    import sqlalchemy as sa
 
-    engine = sa.create_engine(url)
-    with engine.begin() as connection:
-        connection.execute(sa.text("DROP SCHEMA public CASCADE"))
-        connection.execute(sa.text("CREATE SCHEMA public"))
-    engine.dispose()
-    env = {**os.environ, "DATABASE_URL": url, "APP_ENV": "development"}
-    subprocess.run(
-        [sys.executable, "-m", "flask", "--app", "wsgi", "db", "upgrade"],
-        cwd=ROOT,
-        env=env,
-        check=True,
-        capture_output=True,
-    )
+    fresh_schema(url)
 
     from app import create_app
     from app.extensions import db
@@ -627,11 +614,7 @@ def main() -> int:
     parser.add_argument("--no-floor", action="store_true", help="skip phase 5, the Flask floor")
     args = parser.parse_args()
 
-    if not args.database_url:
-        parser.error("no database: run under scripts/with-postgres or pass --database-url")
-    url = args.database_url
-    if urlsplit(url).hostname not in LOOPBACK:
-        parser.error("the database must be on loopback (this drops its schema)")
+    url = loopback_database_url(parser, args)
     dsn = url.replace("postgresql+psycopg://", "postgresql://", 1)
 
     print(f"preparing the database: {args.jobs} jobs ...", flush=True)
