@@ -90,21 +90,23 @@ def _filter_pairs() -> list[tuple[str, str]]:
 @requires(Permission.ACT_ON_JOBS)
 def requeue_job(job_id: str) -> Response:
     """Send one failed job back to ``Pending``; its history is kept."""
-    _require_csrf()
-    job = actions.apply_action(actions.JobAction.REQUEUE, job_id, current_actor())
-    _done(actions.JobAction.REQUEUE, {"scope": "job", "job_ids": [str(job.id)]}, 1)
-    flash(f"Requeued the job for document {job.document_id}.", "success")
-    return redirect(_back(url_for("dashboard.show_job", job_id=job.id)))
+    return _act_on_one(actions.JobAction.REQUEUE, job_id, "Requeued the job for document {}.")
 
 
 @bp.post("/jobs/<job_id>/acknowledge")
 @requires(Permission.ACT_ON_JOBS)
 def acknowledge_job(job_id: str) -> Response:
     """Acknowledge one failed job: it leaves the default view."""
+    return _act_on_one(actions.JobAction.ACKNOWLEDGE, job_id, "Acknowledged the failure of document {}.")
+
+
+def _act_on_one(action: str, job_id: str, said: str) -> Response:
+    """Check the CSRF token, run ``action`` on one job, audit it, flash
+    ``said`` (formatted with the document id) and go back."""
     _require_csrf()
-    job = actions.apply_action(actions.JobAction.ACKNOWLEDGE, job_id, current_actor())
-    _done(actions.JobAction.ACKNOWLEDGE, {"scope": "job", "job_ids": [str(job.id)]}, 1)
-    flash(f"Acknowledged the failure of document {job.document_id}.", "success")
+    job = actions.apply_action(action, job_id, current_actor())
+    _done(action, {"scope": "job", "job_ids": [str(job.id)]}, 1)
+    flash(said.format(job.document_id), "success")
     return redirect(_back(url_for("dashboard.show_job", job_id=job.id)))
 
 
