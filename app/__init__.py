@@ -39,6 +39,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.config.update(load_config(config))
     register_extensions(app)
     register_observability(app)
+    register_request_input(app)
     register_blueprints(app)
     register_access_control(app)
     register_error_handlers(app)
@@ -67,6 +68,13 @@ def register_observability(app: Flask) -> None:
     from app.observability import init_observability
 
     init_observability(app)
+
+
+def register_request_input(app: Flask) -> None:
+    """Refuse NUL in any query parameter or form field with a 400 (app/request_input.py)."""
+    from app.request_input import init_request_input
+
+    init_request_input(app)
 
 
 def register_blueprints(app: Flask) -> None:

@@ -42,6 +42,10 @@ DEFAULT_DB_POOL_TIMEOUT_S = 10
 #: ``Retry-After`` (seconds) sent with a 503 when the database is unavailable.
 DEFAULT_RETRY_AFTER_S = 5
 
+#: Minutes a signed-in session may stay unused before a new sign-in is needed
+#: (automatic log-off; HIPAA 164.312(a)(2)(iii)).
+DEFAULT_SESSION_IDLE_MINUTES = 30
+
 #: Deployment environments ``APP_ENV`` may name.
 APP_ENVS = ("development", "production")
 #: Settings that must come from the environment when ``APP_ENV=production``.
@@ -152,7 +156,8 @@ def load_config(overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
         ``MAX_ERROR_MESSAGE_LENGTH`` (characters), ``MAX_JSON_DEPTH``,
         ``MAX_PAGE_SIZE``, ``LOG_LEVEL``, ``DB_STATEMENT_TIMEOUT_MS``,
         ``EXPORT_STATEMENT_TIMEOUT_MS``, ``DB_LOCK_TIMEOUT_MS``, ``DB_CONNECT_TIMEOUT_S``, ``DB_POOL_SIZE``,
-        ``DB_MAX_OVERFLOW``, ``DB_POOL_TIMEOUT_S``, ``RETRY_AFTER_S``.
+        ``DB_MAX_OVERFLOW``, ``DB_POOL_TIMEOUT_S``, ``RETRY_AFTER_S``,
+        ``SESSION_IDLE_MINUTES`` (idle sign-out of dashboard sessions).
 
     Raises:
         ConfigError: a limit in the environment is not a positive integer, an
@@ -190,6 +195,7 @@ def load_config(overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
         "SESSION_COOKIE_SECURE": _bool_env("FORCE_HTTPS", False),
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
+        "SESSION_IDLE_MINUTES": _int_env("SESSION_IDLE_MINUTES", DEFAULT_SESSION_IDLE_MINUTES),
         # Flask-Limiter: in-process counters (per worker process under gunicorn;
         # point RATELIMIT_STORAGE_URI at Redis/Memcached to share them).
         "RATELIMIT_STORAGE_URI": os.environ.get("RATELIMIT_STORAGE_URI", "memory://"),

@@ -146,9 +146,12 @@ def make_user(app: Flask, username: str, role: str, password: str | None = None)
 
 
 def sign_in(client: FlaskClient, user_id: int) -> FlaskClient:
-    """Put a Flask-Login session for ``user_id`` in ``client``'s cookie."""
+    """Put a Flask-Login session for ``user_id`` in ``client``'s (server-side) session."""
+    with client.application.app_context():
+        session_user_id = db.session.get(User, user_id).get_id()
+        db.session.rollback()
     with client.session_transaction() as session:
-        session["_user_id"] = str(user_id)
+        session["_user_id"] = session_user_id
         session["_fresh"] = True
     return client
 

@@ -20,7 +20,9 @@ from app.api.json_body import read_json_body
 from app.api.serializers import entity_to_json, failure_to_json, job_to_json
 from app.models import JobStatus, ProcessingJob
 from app.models.job_status import status_from_worker_word
+from app.auth.guards import current_actor
 from app.services import get_failure_recorder
+from app.services.access import add_audit_event
 from app.services.idempotency import IdempotencyClaim, run_idempotent
 from app.services.processing_jobs import jobs
 
@@ -115,8 +117,23 @@ def start_processing_job(job_id: str) -> Response:
 
 @bp.post("/processing-jobs/<job_id>/requeue")
 def requeue_processing_job(job_id: str) -> Response:
-    """Send a failed job back to ``Pending``; its failures stay in the history."""
-    return _answer(lambda hook: jobs.requeue_job(job_id, before_commit=hook), None)
+    """Send a failed job back to ``Pending``; its failures stay in the history.
+
+    Audited like the dashboard's requeue (actor: the worker token's name), in
+    the requeue's own transaction; a replayed retry changes nothing and
+    writes no second row.
+    """
+    actor = current_actor()
+
+    def requeue(hook: Callable[[ProcessingJob], None] | None) -> ProcessingJob:
+        def before_commit(job: ProcessingJob) -> None:
+            add_audit_event(actor, "jobs.requeue", {"scope": "job", "job_ids": [str(job.id)], "via": "api"}, 1)
+            if hook is not None:
+                hook(job)
+
+        return jobs.requeue_job(job_id, before_commit=before_commit)
+
+    return _answer(requeue, None)
 
 
 @bp.post("/processing-jobs/<job_id>/validation-failure")

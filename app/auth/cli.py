@@ -40,13 +40,46 @@ def create_user_command(username: str, role: str, password_stdin: bool) -> None:
 @users_cli.command("list")
 def list_users_command() -> None:
     """List operator accounts (never their passwords)."""
-    import sqlalchemy as sa
-
-    from app.extensions import db
-    from app.models.access import User
-
-    for user in db.session.scalars(sa.select(User).order_by(User.username)):
+    for user in access.list_users():
         click.echo(f"{user.username}\t{user.role}\t{'active' if user.active else 'disabled'}")
+
+
+@users_cli.command("disable")
+@click.argument("name")
+def disable_user_command(name: str) -> None:
+    """Disable the account NAME: it cannot sign in, and its open sessions end now."""
+    try:
+        access.set_user_active(name, False)
+    except ServiceError as exc:
+        raise _fail(exc) from exc
+    click.echo(f"disabled user {name}; their sessions have ended")
+
+
+@users_cli.command("enable")
+@click.argument("name")
+def enable_user_command(name: str) -> None:
+    """Enable the account NAME again (it signs in afresh)."""
+    try:
+        access.set_user_active(name, True)
+    except ServiceError as exc:
+        raise _fail(exc) from exc
+    click.echo(f"enabled user {name}")
+
+
+@users_cli.command("set-password")
+@click.argument("name")
+@click.option("--password-stdin", is_flag=True, help="Read the password from standard input (for scripts).")
+def set_password_command(name: str, password_stdin: bool) -> None:
+    """Set a new password for NAME; every open session of the account ends."""
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    else:
+        password = click.prompt("New password", hide_input=True, confirmation_prompt=True)
+    try:
+        access.set_user_password(name, password)
+    except ServiceError as exc:
+        raise _fail(exc) from exc
+    click.echo(f"changed the password of {name}; their sessions have ended")
 
 
 @tokens_cli.command("create")

@@ -101,6 +101,8 @@ def enforce_access() -> Any:
         if record is None:
             raise UnauthorizedError("Send a valid worker token: 'Authorization: Bearer <token>'.")
         g.worker_token = record
+        # Read now: note_token_use may commit, which expires the record.
+        g.worker_token_name = record.name
         access.note_token_use(record)
         return None
     if not current_user.is_authenticated:
@@ -128,7 +130,11 @@ def _add_authenticate_header(response):  # noqa: ANN001, ANN202
 
 
 def init_access_control(app: Flask) -> None:
-    """Install sign-in, CSRF, rate limits, security headers and the access rules."""
+    """Install server-side sessions, sign-in, CSRF, rate limits, security
+    headers and the access rules."""
+    from app.auth.sessions import init_sessions
+
+    init_sessions(app)
     login_manager.init_app(app)
     login_manager.user_loader(access.load_user)
     login_manager.login_view = "auth.login"
@@ -158,7 +164,11 @@ def init_access_control(app: Flask) -> None:
 
 
 def current_actor() -> str:
-    """Who is acting, for the audit log: the user name, or ``anonymous``."""
+    """Who is acting, for the audit log: on the API and ``/metrics`` the worker
+    token's name, elsewhere the signed-in user's name, else ``anonymous``."""
+    token_name = g.get("worker_token_name")
+    if token_name is not None:
+        return token_name
     return current_user.username if current_user.is_authenticated else "anonymous"
 
 

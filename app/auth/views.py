@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from flask import flash, redirect, render_template, request, url_for
+from flask import current_app, flash, redirect, render_template, request, session, url_for
 from flask_login import login_user, logout_user
 from flask_wtf import FlaskForm
 from werkzeug.wrappers import Response
@@ -12,9 +12,10 @@ from wtforms import PasswordField, StringField
 from wtforms.validators import DataRequired, Length
 
 from app.auth import bp
-from app.auth.guards import limiter, requires
+from app.auth.guards import current_actor, limiter, requires
 from app.models.access import USERNAME_MAX_LENGTH, Permission
 from app.services import access
+from app.services.access import record_audit_event
 
 
 class LoginForm(FlaskForm):
@@ -34,13 +35,20 @@ def _safe_next(target: str | None) -> str:
 @bp.route("/login", methods=["GET", "POST"])
 @limiter.limit("10 per minute", methods=["POST"], error_message="Too many sign-in attempts; wait a minute.")
 def login() -> str | Response | tuple[str, int]:
-    """Show the sign-in form; on POST check the credentials (exact user name)."""
+    """Show the sign-in form; on POST check the credentials (exact user name).
+
+    Every attempt is audited (``auth.sign_in``). A success starts a new
+    server-side session under a new id (no session fixation: an id the
+    browser had before signing in is never the signed-in one).
+    """
     form = LoginForm()
     if form.validate_on_submit():
-        user = access.authenticate(form.username.data, form.password.data)
+        target = _safe_next(request.args.get("next"))  # decided before anything happens
+        user = access.authenticate(form.username.data, form.password.data, address=request.remote_addr)
         if user is not None:
+            current_app.session_interface.regenerate(session)
             login_user(user)
-            return redirect(_safe_next(request.args.get("next")))
+            return redirect(target)
         flash("Wrong user name or password.", "error")
         return render_template("auth/login.html", form=form), 401
     return render_template("auth/login.html", form=form)
@@ -49,6 +57,12 @@ def login() -> str | Response | tuple[str, int]:
 @bp.post("/logout")
 @requires(Permission.VIEW_JOBS)
 def logout() -> Response:
-    """Sign out (POST with CSRF token, so no other site can sign you out)."""
+    """Sign out (POST with CSRF token, so no other site can sign you out).
+
+    The session is emptied, which deletes it on the server: a copy of the
+    cookie opens nothing afterwards. Audited (``auth.sign_out``).
+    """
+    record_audit_event(current_actor(), "auth.sign_out", {"address": request.remote_addr})
     logout_user()
+    session.clear()
     return redirect(url_for("auth.login"))

@@ -26,9 +26,10 @@ from app.dashboard.views import (
     FRESH_SUMMARY_UNTIL,
 )
 from app.errors import InvalidQueryError, field_error
+from app.models import ProcessingJob
 from app.models.access import Permission
 from app.services import dashboard_stats
-from app.services.access import record_audit_event
+from app.services.access import add_audit_event, record_audit_event
 from app.services.processing_jobs import actions, jobs
 from app.services.processing_jobs.errors import JobNotFoundError
 from app.services.processing_jobs.locking import parse_job_id
@@ -44,7 +45,7 @@ class ActionForm(FlaskForm):
     """No fields of its own: carries and checks the CSRF token."""
 
 
-def _back(default: str) -> str:
+def _back(default: str | None) -> str | None:
     target = request.form.get("next", "")
     if target.startswith("/") and not target.startswith("//") and not urlsplit(target).netloc:
         return target
@@ -101,20 +102,25 @@ def acknowledge_job(job_id: str) -> Response:
 
 
 def _act_on_one(action: str, job_id: str, said: str) -> Response:
-    """Check the CSRF token, run ``action`` on one job, audit it, flash
-    ``said`` (formatted with the document id) and go back."""
+    """Check the CSRF token, run ``action`` on one job with its audit row in
+    the same transaction, flash ``said`` (formatted with the document id) and go back."""
     _require_csrf()
-    job = actions.apply_action(action, job_id, current_actor())
-    _done(action, {"scope": "job", "job_ids": [str(job.id)]}, 1)
+    actor = current_actor()
+    back = _back(None)  # decided before acting: a bad target must not fail a done action
+
+    def audit(job: ProcessingJob) -> None:
+        add_audit_event(actor, f"jobs.{action}", {"scope": "job", "job_ids": [str(job.id)]}, 1)
+
+    job = actions.apply_action(action, job_id, actor, before_commit=audit)
+    _refresh_summaries()
     flash(said.format(job.document_id), "success")
-    return redirect(_back(url_for("dashboard.show_job", job_id=job.id)))
+    return redirect(back or url_for("dashboard.show_job", job_id=job.id))
 
 
-def _done(action: str, audit_filter: dict[str, object], changed: int) -> None:
-    """After an action: audit it (``jobs.<action>``), forget this process's
-    cached summaries, and have this operator's summaries computed afresh
-    for ``DASHBOARD_STATS_TTL`` seconds in every process (their session)."""
-    record_audit_event(current_actor(), f"jobs.{action}", audit_filter, changed)
+def _refresh_summaries() -> None:
+    """After an action: forget this process's cached summaries, and have this
+    operator's summaries computed afresh for ``DASHBOARD_STATS_TTL`` seconds
+    in every process (their session)."""
     dashboard_stats.forget_summaries()
     session[FRESH_SUMMARY_UNTIL] = time.time() + float(current_app.config["DASHBOARD_STATS_TTL"])
 
@@ -163,23 +169,33 @@ def confirm_bulk_action() -> str:
 @bp.post("/jobs/bulk/confirm")
 @requires(Permission.ACT_ON_JOBS)
 def apply_bulk_action() -> Response:
-    """Carry out a confirmed bulk action, say what it did, and audit it."""
+    """Carry out a confirmed bulk action, say what it did, and audit it.
+
+    The audit row (who, which filter or ids) is committed before the first
+    job changes; each job's own transaction then adds one to its count, so
+    the audit says exactly how many changes took effect.
+    """
     _require_csrf()
     action, scope = _operation()
     filter_pairs = _filter_pairs()
+    back = _back(href(url_for("dashboard.list_jobs"), filter_pairs))
+    actor = current_actor()
     if scope == "filter":
-        result = actions.apply_to_filter(action, _form_filter(), current_actor())
-        audit_filter: dict[str, object] = {"scope": "filter", "query": _pairs_to_dict(filter_pairs)}
+        job_filter = _form_filter()
+        event_id = record_audit_event(
+            actor, f"jobs.{action}", {"scope": "filter", "query": _pairs_to_dict(filter_pairs)}, 0
+        )
+        result = actions.apply_to_filter(action, job_filter, actor, event_id)
     else:
         ids = _selected_ids()
-        result = actions.apply_to_jobs(action, ids, current_actor())
-        audit_filter = {"scope": "selected", "job_ids": ids}
-    _done(action, audit_filter, result.changed)
+        event_id = record_audit_event(actor, f"jobs.{action}", {"scope": "selected", "job_ids": ids}, 0)
+        result = actions.apply_to_jobs(action, ids, actor, event_id)
+    _refresh_summaries()
     message = f"{_DONE[action].capitalize()} {result.changed} job{'s' if result.changed != 1 else ''}"
     if result.skipped:
         message += f"; skipped {result.skipped} that no longer applied"
     flash(message + ".", "success")
-    return redirect(_back(href(url_for("dashboard.list_jobs"), filter_pairs)))
+    return redirect(back)
 
 
 def _pairs_to_dict(pairs: list[tuple[str, str]]) -> dict[str, list[str]]:

@@ -19,7 +19,7 @@ from app.errors import InvalidQueryError
 from app.exports import bp
 from app.models.access import Permission
 from app.services import exports
-from app.services.access import record_audit_event
+from app.services.access import record_audit_event, set_audit_row_count
 from app.services.processing_jobs.jobs import JobFilter
 
 CSV_CONTENT_TYPE = "text/csv; charset=utf-8"
@@ -49,16 +49,20 @@ def _job_errors_query() -> tuple[JobFilter, exports.ExportRows]:
 
 
 def _audit(action: str) -> exports.OnFinish:
-    """An ``on_finish`` that writes the audit row: who, which filter, how many rows.
+    """Write the export's audit row now, before the first byte; return the
+    ``on_finish`` that fills in how many rows were sent.
 
-    Bound now, while the request is there; called when the stream ends (or
-    the client goes away), with the rows actually sent.
+    The row (who, which query, ``row_count`` still empty) is committed here,
+    while the request is there and before the response exists: if it cannot
+    be written, the exception refuses the export (503 or 500 page) and not
+    one row leaves. The count is added when the stream ends or the client
+    goes away; if that update fails, the row stays, with its count unknown.
     """
-    actor = current_actor()
     query = {key: request.args.getlist(key) for key in request.args}
+    event_id = record_audit_event(current_actor(), action, query)
 
     def finish(row_count: int) -> None:
-        record_audit_event(actor, action, query, row_count)
+        set_audit_row_count(event_id, row_count)
 
     return finish
 

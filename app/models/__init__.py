@@ -1,6 +1,6 @@
 """SQLAlchemy models."""
 
-from app.models.access import AuditEvent, Permission, Role, User, WorkerToken
+from app.models.access import AuditEvent, Permission, Role, ServerSession, User, WorkerToken
 from app.models.extracted_entity import EntityType, ExtractedEntity
 from app.models.idempotency_record import IdempotencyRecord
 from app.models.job_failure import JobFailure
@@ -11,6 +11,7 @@ __all__ = [
     "AuditEvent",
     "Permission",
     "Role",
+    "ServerSession",
     "User",
     "WorkerToken",
     "EntityType", "ExtractedEntity", "IdempotencyRecord", "JobFailure", "JobStatus", "ProcessingJob"]

@@ -61,6 +61,10 @@ class User(db.Model):
     active: Mapped[bool] = mapped_column(sa.Boolean, nullable=False, default=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, default=utcnow)
     last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    #: Part of the id kept in each signed-in session (Flask-Login's
+    #: "alternative tokens"): raised when the account is disabled or its
+    #: password changes, which ends every session of the account at once.
+    session_generation: Mapped[int] = mapped_column(sa.Integer, nullable=False, default=0, server_default="0")
 
     # -- Flask-Login's user protocol ---------------------------------------
     @property
@@ -79,8 +83,8 @@ class User(db.Model):
         return False
 
     def get_id(self) -> str:
-        """The id Flask-Login keeps in the session."""
-        return str(self.id)
+        """The id Flask-Login keeps in the session: ``"<id>.<session_generation>"``."""
+        return f"{self.id}.{self.session_generation}"
 
     def can(self, permission: Permission) -> bool:
         """Whether this account's role grants ``permission``."""
@@ -129,3 +133,22 @@ class AuditEvent(db.Model):
     action: Mapped[str] = mapped_column(sa.String(64), nullable=False)
     filter: Mapped[Any] = mapped_column(JSONDocument, nullable=True)
     row_count: Mapped[int | None] = mapped_column(sa.Integer, nullable=True)
+
+
+class ServerSession(db.Model):
+    """A browser session, kept server-side (Flask-Session; app/auth/sessions.py).
+
+    The browser holds only a random session id; ``session_key`` is its
+    SHA-256, so the table gives no usable cookie. ``data`` is the session
+    dict (msgpack). ``expires_at`` (UTC) moves forward on every request, so
+    a session unused for ``SESSION_IDLE_MINUTES`` is gone; signing out
+    deletes the row.
+    """
+
+    __tablename__ = "server_sessions"
+    __table_args__ = (sa.Index("ix_server_sessions_expires_at", "expires_at"),)
+
+    id: Mapped[int] = mapped_column(sa.Integer, primary_key=True)
+    session_key: Mapped[str] = mapped_column(sa.String(64), nullable=False, unique=True)
+    data: Mapped[bytes] = mapped_column(sa.LargeBinary, nullable=False)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)

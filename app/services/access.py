@@ -11,7 +11,8 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-from collections.abc import Mapping
+import uuid
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import sqlalchemy as sa
@@ -21,6 +22,7 @@ from app.errors import InvalidFieldsError, ServiceError, field_error
 from app.extensions import begin_write_transaction, db, mark_read_only_transaction
 from app.models.access import USERNAME_MAX_LENGTH, AuditEvent, Role, User, WorkerToken
 from app.models.types import utcnow
+from app.services.json_values import clean_json_value, clean_text
 
 #: Shortest password accepted, in characters (NIST SP 800-63B: at least 8).
 MIN_PASSWORD_LENGTH = 12
@@ -90,31 +92,114 @@ def create_user(username: str, password: str, role: Role | str) -> User:
     return user
 
 
-def authenticate(username: str, password: str) -> User | None:
+def authenticate(username: str, password: str, *, address: str | None = None) -> User | None:
     """Return the active user with this exact name and password, else ``None``.
 
-    Takes the same time whether or not the user exists.
+    Takes the same time whether or not the user exists. Every attempt is a
+    security event: an ``auth.sign_in`` audit row (the user name as typed,
+    the client ``address``, ``outcome`` ``success`` or ``failure``; never the
+    password). A success is audited in the transaction that records
+    ``last_login_at``, before the caller starts the session: if the audit
+    cannot be written, the exception stops the sign-in.
+
+    Raises:
+        sqlalchemy.exc.SQLAlchemyError: the audit row could not be written.
     """
     user = db.session.scalar(sa.select(User).where(User.username == username))
     if user is None:
         check_password_hash(_DUMMY_HASH, password)
-        return None
-    if not check_password_hash(user.password_hash, password) or not user.active:
-        return None
+    elif not check_password_hash(user.password_hash, password) or not user.active:
+        user = None
+    facts = {"outcome": "success" if user is not None else "failure", "address": address}
     begin_write_transaction()
-    user = db.session.get(User, user.id)
-    user.last_login_at = utcnow()
-    _commit()
+    try:
+        if user is not None:
+            user = db.session.get(User, user.id)
+            user.last_login_at = utcnow()
+        add_audit_event(username, "auth.sign_in", facts)
+        db.session.commit()
+    except BaseException:
+        db.session.rollback()
+        raise
     return user
 
 
-def load_user(user_id: str) -> User | None:
-    """The active user with this id (Flask-Login's ``user_loader``), else ``None``."""
+def list_users() -> list[User]:
+    """Every operator account, by user name (hashes are never shown)."""
+    return list(db.session.scalars(sa.select(User).order_by(User.username)))
+
+
+def _change_user(username: str, actor: str, action: str, change: Callable[[User], None]) -> User:
+    """Apply ``change`` to the user named ``username`` and end all their
+    sessions (``session_generation`` + 1), audited in the same transaction."""
+    begin_write_transaction()
     try:
-        user = db.session.get(User, int(user_id))
-    except (TypeError, ValueError):
+        user = db.session.scalar(sa.select(User).where(User.username == username).with_for_update())
+        if user is None:
+            raise UnknownAccountError(f"No user is named {username!r}.")
+        change(user)
+        user.session_generation += 1
+        add_audit_event(actor, action, {"username": username})
+        db.session.commit()
+    except BaseException:
+        db.session.rollback()
+        raise
+    return user
+
+
+def set_user_active(username: str, active: bool, *, actor: str = "cli") -> User:
+    """Enable or disable an account; either way every session of it ends.
+
+    A disabled user cannot sign in, and pages opened with an earlier session
+    ask for a sign-in at once. Audited (``users.disable`` / ``users.enable``).
+
+    Raises:
+        UnknownAccountError: no user has that name.
+    """
+
+    def change(user: User) -> None:
+        user.active = active
+
+    return _change_user(username, actor, "users.enable" if active else "users.disable", change)
+
+
+def set_user_password(username: str, password: str, *, actor: str = "cli") -> User:
+    """Set a new password (scrypt hash) and end every session of the account.
+
+    Audited (``users.set_password``; never the password).
+
+    Raises:
+        InvalidFieldsError: shorter than :data:`MIN_PASSWORD_LENGTH`.
+        UnknownAccountError: no user has that name.
+    """
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise InvalidFieldsError(
+            "The password is not valid.",
+            [field_error("/password", f"must be at least {MIN_PASSWORD_LENGTH} characters")],
+        )
+    password_hash = generate_password_hash(password)
+
+    def change(user: User) -> None:
+        user.password_hash = password_hash
+
+    return _change_user(username, actor, "users.set_password", change)
+
+
+def load_user(session_user_id: str) -> User | None:
+    """The active user a session names (Flask-Login's ``user_loader``), else ``None``.
+
+    Args:
+        session_user_id: ``"<id>.<session_generation>"`` (:meth:`User.get_id`).
+            A session kept from before the user's generation was raised
+            (disabled, password changed) names an old one and loads nobody.
+    """
+    user_id, dot, generation = session_user_id.partition(".")
+    if not dot or not user_id.isdecimal() or not generation.isdecimal() or len(session_user_id) > 40:
         return None
-    return user if user is not None and user.active else None
+    user = db.session.get(User, int(user_id))
+    if user is None or not user.active or user.session_generation != int(generation):
+        return None
+    return user
 
 
 def hash_token(token: str) -> str:
@@ -197,22 +282,88 @@ def revoke_worker_token(name: str) -> WorkerToken:
     return record
 
 
+#: Deepest nesting stored in an audit event's ``filter`` (query pairs and id lists need 3).
+AUDIT_FILTER_MAX_DEPTH = 8
+
+
+def _audit_event(
+    actor: str, action: str, filter: Mapping[str, Any] | None, row_count: int | None
+) -> AuditEvent:
+    # The storage rule of app.services.json_values applies to audit text as to
+    # everything else: a NUL in a filter must not make the audit insert fail.
+    return AuditEvent(
+        id=uuid.uuid4(),  # known before the commit, which expires the object
+        actor=clean_text(actor)[:200],
+        action=action,
+        filter=clean_json_value(dict(filter), max_depth=AUDIT_FILTER_MAX_DEPTH) if filter else None,
+        row_count=row_count,
+    )
+
+
 def record_audit_event(
     actor: str, action: str, filter: Mapping[str, Any] | None = None, row_count: int | None = None
-) -> AuditEvent:
-    """Append one audit event in its own transaction.
+) -> uuid.UUID:
+    """Append one audit event in its own committed transaction; return its id.
+
+    Called *before* what it records takes effect (an export's first byte, a
+    sign-in, a bulk action's first change): if it cannot be written, the
+    exception stops the action.
 
     Args:
-        actor: user name, or ``cli``.
+        actor: user name (as typed, for sign-ins), worker token name, or ``cli``;
+            cut to 200 characters.
         action: what happened, e.g. ``export.job_errors.csv``.
-        filter: the query parameters that chose the rows (JSON object).
-        row_count: how many rows were exported or changed.
+        filter: the query parameters that chose the rows, or other facts of
+            the event (JSON object; NUL and lone surrogates become U+FFFD).
+        row_count: how many rows were exported or changed; ``None`` while
+            unknown (an export still streaming), see :func:`set_audit_row_count`
+            and :func:`count_in_audit_event`.
+
+    Raises:
+        sqlalchemy.exc.SQLAlchemyError: the row could not be written.
     """
-    event = AuditEvent(actor=actor, action=action, filter=dict(filter) if filter else None, row_count=row_count)
+    event = _audit_event(actor, action, filter, row_count)
+    event_id = event.id  # read before the commit expires the object
     begin_write_transaction()
     db.session.add(event)
     _commit()
+    return event_id
+
+
+def add_audit_event(
+    actor: str, action: str, filter: Mapping[str, Any] | None = None, row_count: int | None = None
+) -> AuditEvent:
+    """Add one audit event to the session's open transaction, without committing.
+
+    For a change that commits together with its audit row (a single-job
+    action): called from inside that change's transaction. Arguments as
+    :func:`record_audit_event`.
+    """
+    event = _audit_event(actor, action, filter, row_count)
+    db.session.add(event)
+    db.session.flush()
     return event
+
+
+def count_in_audit_event(event_id: uuid.UUID) -> None:
+    """Add one to an audit event's ``row_count``, in the open transaction.
+
+    A bulk action calls it inside each job's own transaction, so every job
+    changed is counted in the audit row exactly when (and only if) its change
+    commits.
+    """
+    db.session.execute(
+        sa.update(AuditEvent)
+        .where(AuditEvent.id == event_id)
+        .values(row_count=sa.func.coalesce(AuditEvent.row_count, 0) + 1)
+    )
+
+
+def set_audit_row_count(event_id: uuid.UUID, row_count: int) -> None:
+    """Record how many rows an audited export sent, once it has ended (own transaction)."""
+    begin_write_transaction()
+    db.session.execute(sa.update(AuditEvent).where(AuditEvent.id == event_id).values(row_count=row_count))
+    _commit()
 
 
 def list_audit_events(limit: int = 200) -> list[AuditEvent]:

@@ -35,6 +35,11 @@ class InvalidJSONValueError(ValueError):
         self.reason = reason
 
 
+def has_unstorable_text(text: str) -> bool:
+    """Whether ``text`` holds a character the module rule replaces (NUL, lone surrogate)."""
+    return _UNSTORABLE.search(text) is not None
+
+
 def clean_text(text: str) -> str:
     """Apply the module rule to one string: NUL and lone surrogates -> U+FFFD."""
     if _UNSTORABLE.search(text) is None:

@@ -16,6 +16,8 @@ from app.extensions import db
 from app.models import ProcessingJob
 from app.models.job_status import FAILURE_STATUSES
 from app.models.types import utcnow
+from app.services.access import count_in_audit_event
+from app.services.processing_jobs.failure_recorder import BeforeCommit
 from app.services.processing_jobs.errors import InvalidTransitionError, JobNotFoundError
 from app.services.processing_jobs.jobs import JobFilter, list_jobs, requeue_job
 from app.services.processing_jobs.locking import load_job_for_update
@@ -41,7 +43,9 @@ class BulkResult:
     skipped: int = 0
 
 
-def acknowledge_job(job_id: uuid.UUID | str, actor: str) -> ProcessingJob:
+def acknowledge_job(
+    job_id: uuid.UUID | str, actor: str, *, before_commit: BeforeCommit | None = None
+) -> ProcessingJob:
     """Mark a failed job's current failure as acknowledged (resolved).
 
     It then leaves the dashboard's default view; a new failure or a requeue
@@ -50,6 +54,8 @@ def acknowledge_job(job_id: uuid.UUID | str, actor: str) -> ProcessingJob:
     Args:
         job_id: the job.
         actor: who acknowledges (stored in ``acknowledged_by``, 200 characters).
+        before_commit: called with the job inside the transaction, after the
+            change is flushed (e.g. to write the audit row with it).
 
     Raises:
         JobNotFoundError: no such job.
@@ -62,6 +68,9 @@ def acknowledge_job(job_id: uuid.UUID | str, actor: str) -> ProcessingJob:
         if job.acknowledged_at is None:
             job.acknowledged_at = utcnow()
             job.acknowledged_by = actor[:200]
+        if before_commit is not None:
+            db.session.flush()
+            before_commit(job)
         db.session.commit()
     except BaseException:
         db.session.rollback()
@@ -69,26 +78,42 @@ def acknowledge_job(job_id: uuid.UUID | str, actor: str) -> ProcessingJob:
     return job
 
 
-def apply_action(action: str, job_id: uuid.UUID | str, actor: str) -> ProcessingJob:
-    """Run one :class:`JobAction` on one job.
+def apply_action(
+    action: str, job_id: uuid.UUID | str, actor: str, *, before_commit: BeforeCommit | None = None
+) -> ProcessingJob:
+    """Run one :class:`JobAction` on one job, in one transaction.
+
+    Args:
+        before_commit: called with the changed job inside that transaction
+            (the audit row of the action is written there, so the change and
+            its audit commit together or not at all).
 
     Raises:
         ValueError: unknown action.
         JobNotFoundError, InvalidTransitionError: as the action raises.
     """
     if action == JobAction.REQUEUE:
-        return requeue_job(job_id)
+        return requeue_job(job_id, before_commit=before_commit)
     if action == JobAction.ACKNOWLEDGE:
-        return acknowledge_job(job_id, actor)
+        return acknowledge_job(job_id, actor, before_commit=before_commit)
     raise ValueError(f"unknown action {action!r}")
 
 
-def apply_to_jobs(action: str, job_ids: Iterable[uuid.UUID | str], actor: str) -> BulkResult:
-    """Run ``action`` on each job; jobs it does not apply to are skipped."""
+def apply_to_jobs(
+    action: str, job_ids: Iterable[uuid.UUID | str], actor: str, audit_event_id: uuid.UUID
+) -> BulkResult:
+    """Run ``action`` on each job; jobs it does not apply to are skipped.
+
+    Args:
+        audit_event_id: the bulk action's audit event, written (and committed)
+            before the first change: each job's transaction adds one to its
+            ``row_count``, so the audit counts exactly the changes that
+            committed, even if the action stops half way.
+    """
     result = BulkResult()
     for job_id in job_ids:
         try:
-            apply_action(action, job_id, actor)
+            apply_action(action, job_id, actor, before_commit=lambda _job: count_in_audit_event(audit_event_id))
         except (InvalidTransitionError, JobNotFoundError):
             result.skipped += 1
         else:
@@ -113,6 +138,6 @@ def matching_job_ids(job_filter: JobFilter) -> Iterator[uuid.UUID]:
         cursor = page.next_cursor
 
 
-def apply_to_filter(action: str, job_filter: JobFilter, actor: str) -> BulkResult:
-    """Run ``action`` on every job ``job_filter`` matches."""
-    return apply_to_jobs(action, matching_job_ids(job_filter), actor)
+def apply_to_filter(action: str, job_filter: JobFilter, actor: str, audit_event_id: uuid.UUID) -> BulkResult:
+    """Run ``action`` on every job ``job_filter`` matches (audited as :func:`apply_to_jobs`)."""
+    return apply_to_jobs(action, matching_job_ids(job_filter), actor, audit_event_id)

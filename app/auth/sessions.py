@@ -1,0 +1,177 @@
+"""Server-side browser sessions: revocable, with an idle time-out.
+
+Flask's default session is a signed cookie: the server cannot end it, so a
+cookie copied before sign-out would still open the dashboard. Here the
+browser holds only a random session id (Flask-Session's
+:class:`~flask_session.base.ServerSideSessionInterface`: id generation,
+cookie handling, msgpack serialisation) and the session itself is a row of
+``server_sessions`` (:class:`~app.models.access.ServerSession`), written
+through the app's own transactions:
+
+* signing out empties the session, which deletes its row: the old cookie
+  then opens nothing;
+* every request moves ``expires_at`` to now + ``SESSION_IDLE_MINUTES``
+  (``PERMANENT_SESSION_LIFETIME``), so a session unused that long is gone
+  (automatic log-off, as clinical systems expect);
+* the table holds SHA-256 digests of the ids, never the ids themselves;
+* disabling a user or changing their password ends all their sessions
+  through the user id kept in each (see ``User.session_generation``).
+
+Flask-Session's own SQLAlchemy backend is not used: it creates its table at
+start-up (outside the migrations), compares naive local timestamps, and
+commits in a session it shares with the request without the app's write
+transaction (SQLite ``BEGIN IMMEDIATE``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from flask import Flask, Request, g
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from flask_session.base import ServerSideSession, ServerSideSessionInterface
+from werkzeug.wrappers import Response
+
+from app.errors import is_database_unavailable
+from app.extensions import begin_write_transaction, db
+from app.models.access import ServerSession
+from app.models.types import utcnow
+
+log = logging.getLogger(__name__)
+
+#: Random bytes in a session id (``secrets.token_urlsafe``): 256 bits.
+SESSION_ID_BYTES = 32
+
+#: ``g`` key holding a database error met while reading the session, raised
+#: again by :func:`raise_session_store_error` so the usual 503 page answers.
+_STORE_ERROR = "session_store_error"
+
+
+class DatabaseSessionInterface(ServerSideSessionInterface):
+    """Flask-Session interface storing sessions in ``server_sessions``.
+
+    Sessions are permanent: the cookie and the row both expire
+    ``PERMANENT_SESSION_LIFETIME`` after the last request
+    (``SESSION_REFRESH_EACH_REQUEST``). Expired rows are never read back;
+    :meth:`delete_expired_sessions` (``flask session_cleanup``, and each
+    sign-in) removes them.
+    """
+
+    session_class = ServerSideSession
+    # No TTL in SQL: the base class then registers `flask session_cleanup`.
+    ttl = False
+
+    def __init__(self, app: Flask) -> None:
+        super().__init__(
+            app, key_prefix="", use_signer=False, permanent=True, sid_length=SESSION_ID_BYTES,
+            serialization_format="msgpack", cleanup_n_requests=None,
+        )
+
+    def _get_store_id(self, sid: str) -> str:
+        # A leaked table must not hold working cookies: store a digest.
+        return hashlib.sha256(sid.encode("utf-8", "replace")).hexdigest()
+
+    def open_session(self, app: Flask, request: Request) -> ServerSideSession:
+        """Load the session of the request's cookie (a new, empty one if none).
+
+        A database that cannot answer must not turn into Flask's bare 500:
+        the error is kept and raised again from ``before_request``, where the
+        app's handlers answer 503 with ``Retry-After``.
+        """
+        try:
+            return super().open_session(app, request)
+        except sa.exc.SQLAlchemyError as error:
+            db.session.rollback()
+            if not is_database_unavailable(error):
+                raise
+            g.setdefault(_STORE_ERROR, error)
+            session = self.session_class(sid=self._generate_sid(self.sid_length), permanent=True)
+            session.store_unavailable = True  # type: ignore[attr-defined]
+            return session
+
+    def save_session(self, app: Flask, session: ServerSideSession, response: Response) -> None:
+        """Write the session (or delete it when emptied) unless its store failed this request."""
+        if getattr(session, "store_unavailable", False):
+            return
+        try:
+            super().save_session(app, session, response)
+        except sa.exc.SQLAlchemyError as error:
+            db.session.rollback()
+            if not is_database_unavailable(error):
+                raise
+            # The answer is ready; the session's expiry is just not extended.
+            log.warning("session not saved: database unavailable (%s)", type(error).__name__)
+
+    def _retrieve_session_data(self, store_id: str) -> dict[str, Any] | None:
+        row = db.session.execute(
+            sa.select(ServerSession.data, ServerSession.expires_at).where(ServerSession.session_key == store_id)
+        ).first()
+        if row is None or row.expires_at <= utcnow():
+            return None
+        return self.serializer.decode(row.data)
+
+    def _delete_session(self, store_id: str) -> None:
+        begin_write_transaction()
+        try:
+            db.session.execute(sa.delete(ServerSession).where(ServerSession.session_key == store_id))
+            db.session.commit()
+        except BaseException:
+            db.session.rollback()
+            raise
+
+    def _upsert_session(self, session_lifetime: timedelta, session: ServerSideSession, store_id: str) -> None:
+        data = self.serializer.encode(session)
+        expires_at = utcnow() + session_lifetime
+        begin_write_transaction()
+        try:
+            db.session.execute(_upsert(db.session.get_bind().dialect.name, store_id, data, expires_at))
+            db.session.commit()
+        except BaseException:
+            db.session.rollback()
+            raise
+
+    def _delete_expired_sessions(self) -> None:
+        self.delete_expired_sessions()
+
+    def delete_expired_sessions(self) -> int:
+        """Delete every session past its ``expires_at``; return how many (own transaction)."""
+        begin_write_transaction()
+        try:
+            result = db.session.execute(sa.delete(ServerSession).where(ServerSession.expires_at <= utcnow()))
+            db.session.commit()
+        except BaseException:
+            db.session.rollback()
+            raise
+        return result.rowcount
+
+
+def _upsert(dialect: str, store_id: str, data: bytes, expires_at: datetime) -> sa.Insert:
+    # INSERT ... ON CONFLICT DO UPDATE (both databases have it): two first
+    # requests of one new session must not collide on the unique key.
+    insert = {"postgresql": postgresql_insert, "sqlite": sqlite_insert}[dialect]
+    statement = insert(ServerSession).values(session_key=store_id, data=data, expires_at=expires_at)
+    return statement.on_conflict_do_update(
+        index_elements=[ServerSession.session_key], set_={"data": data, "expires_at": expires_at}
+    )
+
+
+def raise_session_store_error() -> None:
+    """``before_request``: raise the database error met while opening the session (503)."""
+    error = g.pop(_STORE_ERROR, None)
+    if error is not None:
+        raise error
+
+
+def init_sessions(app: Flask) -> None:
+    """Install the server-side sessions; idle time-out ``SESSION_IDLE_MINUTES``."""
+    app.config["PERMANENT_SESSION_LIFETIME"] = timedelta(minutes=app.config["SESSION_IDLE_MINUTES"])
+    app.config["SESSION_REFRESH_EACH_REQUEST"] = True
+    app.session_interface = DatabaseSessionInterface(app)
+    # First of all before_request hooks: nothing may read the session's user
+    # before a store failure has been turned into its 503.
+    app.before_request_funcs.setdefault(None, []).insert(0, raise_session_store_error)
