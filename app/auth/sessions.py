@@ -47,6 +47,10 @@ log = logging.getLogger(__name__)
 #: Random bytes in a session id (``secrets.token_urlsafe``): 256 bits.
 SESSION_ID_BYTES = 32
 
+#: Paths whose requests never use the browser session: the worker API and
+#: the metrics Prometheus scrapes (both take bearer tokens only).
+COOKIELESS_PATH_PREFIXES = ("/api/", "/metrics")
+
 #: ``g`` key holding a database error met while reading the session, raised
 #: again by :func:`raise_session_store_error` so the usual 503 page answers.
 _STORE_ERROR = "session_store_error"
@@ -83,6 +87,12 @@ class DatabaseSessionInterface(ServerSideSessionInterface):
         the error is kept and raised again from ``before_request``, where the
         app's handlers answer 503 with ``Retry-After``.
         """
+        if request.path.startswith(COOKIELESS_PATH_PREFIXES):
+            # Worker programs authenticate with bearer tokens; a cookie they
+            # happen to send is not looked up (nor the session written back).
+            session = self.session_class(sid=self._generate_sid(self.sid_length), permanent=True)
+            session.store_unavailable = True  # type: ignore[attr-defined]
+            return session
         try:
             return super().open_session(app, request)
         except sa.exc.SQLAlchemyError as error:
@@ -95,7 +105,8 @@ class DatabaseSessionInterface(ServerSideSessionInterface):
             return session
 
     def save_session(self, app: Flask, session: ServerSideSession, response: Response) -> None:
-        """Write the session (or delete it when emptied) unless its store failed this request."""
+        """Write the session (or delete it when emptied), unless its store
+        failed this request or the path takes no session."""
         if getattr(session, "store_unavailable", False):
             return
         try:

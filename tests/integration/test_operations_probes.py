@@ -111,8 +111,10 @@ def test_dashboard_shows_a_friendly_503_page_when_the_database_is_down(down_app)
     anonymous = down_app.test_client().get("/jobs")
     assert anonymous.status_code == 302
     assert anonymous.headers["Location"].startswith("/login")
-    # A signed-in operator: loading the account needs the database.
-    response = sign_in(down_app.test_client(), 1).get("/jobs")
+    # A signed-in operator: loading the (server-side) session needs the database.
+    signed_in = down_app.test_client()
+    signed_in.set_cookie("session", "a-session-id-from-before-the-outage")
+    response = signed_in.get("/jobs")
     assert response.status_code == 503
     assert response.mimetype == "text/html"
     assert response.headers["Retry-After"] == "5"

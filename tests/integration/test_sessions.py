@@ -1,0 +1,188 @@
+"""Server-side dashboard sessions: sign-out, disable, new password and idle time
+end them for good (app/auth/sessions.py). Each test runs on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+
+import sqlalchemy as sa
+
+from app.extensions import db
+from app.models.access import AuditEvent, ServerSession
+from app.models.types import utcnow
+from tests.conftest import make_user
+
+PASSWORD = "a long enough password"
+
+
+def _sign_in(client, username: str, password: str = PASSWORD) -> None:
+    html = client.get("/login").get_data(as_text=True)
+    token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', html).group(1)
+    response = client.post("/login", data={"username": username, "password": password, "csrf_token": token})
+    assert response.status_code == 302, response.status_code
+
+
+def _cookie(client) -> str:
+    cookie = client.get_cookie("session")
+    assert cookie is not None
+    return cookie.value
+
+
+def _signed_in(client) -> bool:
+    response = client.get("/jobs")
+    assert response.status_code in (200, 302)
+    return response.status_code == 200
+
+
+def _copy(app, cookie: str):
+    """A second browser that holds a saved copy of ``cookie``."""
+    other = app.test_client()
+    other.set_cookie("session", cookie)
+    return other
+
+
+def _logout(client) -> None:
+    html = client.get("/jobs").get_data(as_text=True)
+    token = re.search(r'name="csrf_token" (?:type="hidden" )?value="([^"]+)"', html).group(1)
+    assert client.post("/logout", data={"csrf_token": token}).status_code == 302
+
+
+def test_a_cookie_saved_before_sign_out_opens_nothing_afterwards(app):
+    make_user(app, "leaver", "viewer", password=PASSWORD)
+    browser = app.test_client()
+    _sign_in(browser, "leaver")
+    saved = _cookie(browser)
+    assert _signed_in(_copy(app, saved))
+    _logout(browser)
+    assert not _signed_in(browser)
+    assert not _signed_in(_copy(app, saved))
+    with app.app_context():
+        actions = list(db.session.scalars(sa.select(AuditEvent.action).order_by(AuditEvent.occurred_at)))
+    assert actions == ["auth.sign_in", "auth.sign_out"]
+
+
+def test_sign_out_ends_only_that_session(app):
+    make_user(app, "two-devices", "viewer", password=PASSWORD)
+    laptop, phone = app.test_client(), app.test_client()
+    _sign_in(laptop, "two-devices")
+    _sign_in(phone, "two-devices")
+    _logout(phone)
+    assert _signed_in(laptop)
+    assert not _signed_in(phone)
+
+
+def test_signing_in_starts_a_new_session_id(app):
+    make_user(app, "fixated", "viewer", password=PASSWORD)
+    browser = app.test_client()
+    browser.get("/login")
+    before = _cookie(browser)
+    _sign_in(browser, "fixated")
+    assert _cookie(browser) != before
+    assert not _signed_in(_copy(app, before))
+
+
+def test_the_table_holds_digests_not_session_ids(app):
+    make_user(app, "digested", "viewer", password=PASSWORD)
+    browser = app.test_client()
+    _sign_in(browser, "digested")
+    cookie = _cookie(browser)
+    with app.app_context():
+        keys = list(db.session.scalars(sa.select(ServerSession.session_key)))
+    assert keys and cookie not in keys
+    assert all(re.fullmatch("[0-9a-f]{64}", key) for key in keys)
+
+
+def test_an_idle_session_needs_a_new_sign_in(app):
+    make_user(app, "idler", "viewer", password=PASSWORD)
+    browser = app.test_client()
+    _sign_in(browser, "idler")
+    with app.app_context():
+        (expires_at,) = db.session.scalars(sa.select(ServerSession.expires_at))
+    idle = timedelta(minutes=app.config["SESSION_IDLE_MINUTES"])
+    assert app.config["SESSION_IDLE_MINUTES"] == 30
+    assert abs(expires_at - (utcnow() + idle)) < timedelta(minutes=1)
+    # Each request moves the end forward; leave it alone past the end instead.
+    with app.app_context():
+        db.session.execute(sa.update(ServerSession).values(expires_at=utcnow() - timedelta(seconds=1)))
+        db.session.commit()
+    assert not _signed_in(browser)
+    response = browser.get("/jobs")
+    assert response.status_code == 302 and "/login" in response.headers["Location"]
+
+
+def test_each_request_extends_the_idle_deadline(app):
+    make_user(app, "active-one", "viewer", password=PASSWORD)
+    browser = app.test_client()
+    _sign_in(browser, "active-one")
+    soon = utcnow() + timedelta(minutes=1)
+    with app.app_context():
+        db.session.execute(sa.update(ServerSession).values(expires_at=soon))
+        db.session.commit()
+    assert _signed_in(browser)
+    with app.app_context():
+        (expires_at,) = db.session.scalars(sa.select(ServerSession.expires_at))
+    assert expires_at > soon + timedelta(minutes=20)
+
+
+def test_disabling_a_user_ends_every_session_and_enabling_lets_them_sign_in(app, runner):
+    make_user(app, "disabled-one", "operator", password=PASSWORD)
+    laptop, phone = app.test_client(), app.test_client()
+    _sign_in(laptop, "disabled-one")
+    _sign_in(phone, "disabled-one")
+    result = runner.invoke(args=["users", "disable", "disabled-one"])
+    assert result.exit_code == 0, result.output
+    assert "disabled user disabled-one" in result.output
+    assert not _signed_in(laptop) and not _signed_in(phone)
+    html = laptop.get("/login").get_data(as_text=True)
+    token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', html).group(1)
+    refused = laptop.post("/login", data={"username": "disabled-one", "password": PASSWORD, "csrf_token": token})
+    assert refused.status_code == 401
+    assert runner.invoke(args=["users", "enable", "disabled-one"]).exit_code == 0
+    _sign_in(laptop, "disabled-one")
+    assert _signed_in(laptop)
+    assert not _signed_in(phone)  # an ended session stays ended
+    with app.app_context():
+        actions = set(db.session.scalars(sa.select(AuditEvent.action)))
+    assert {"users.disable", "users.enable"} <= actions
+
+
+def test_a_new_password_ends_every_session(app, runner):
+    make_user(app, "rotator", "viewer", password=PASSWORD)
+    browser = app.test_client()
+    _sign_in(browser, "rotator")
+    result = runner.invoke(args=["users", "set-password", "rotator", "--password-stdin"], input="a brand new password\n")
+    assert result.exit_code == 0, result.output
+    assert not _signed_in(browser)
+    html = browser.get("/login").get_data(as_text=True)
+    token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', html).group(1)
+    old = browser.post("/login", data={"username": "rotator", "password": PASSWORD, "csrf_token": token})
+    assert old.status_code == 401
+    _sign_in(browser, "rotator", "a brand new password")
+    assert _signed_in(browser)
+
+
+def test_user_commands_refuse_unknown_names_and_short_passwords(app, runner):
+    make_user(app, "someone", "viewer", password=PASSWORD)
+    for args in (["users", "disable", "nobody"], ["users", "enable", "nobody"]):
+        result = runner.invoke(args=args)
+        assert result.exit_code != 0 and "No user is named 'nobody'" in result.output
+    short = runner.invoke(args=["users", "set-password", "someone", "--password-stdin"], input="short\n")
+    assert short.exit_code != 0 and "at least 12 characters" in short.output
+    browser = app.test_client()
+    _sign_in(browser, "someone")  # the old password still works
+
+
+def test_the_session_store_unreachable_is_a_503_not_a_500(app, monkeypatch):
+    make_user(app, "unlucky", "viewer", password=PASSWORD)
+    browser = app.test_client()
+    _sign_in(browser, "unlucky")
+    import psycopg
+
+    def unavailable(*_args, **_kwargs):
+        raise sa.exc.OperationalError("SELECT", {}, psycopg.OperationalError("gone"))
+
+    monkeypatch.setattr(app.session_interface, "_retrieve_session_data", unavailable)
+    response = browser.get("/jobs")
+    assert response.status_code == 503
+    assert response.headers["Retry-After"]
