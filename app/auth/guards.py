@@ -101,6 +101,9 @@ def enforce_access() -> Any:
         if record is None:
             raise UnauthorizedError("Send a valid worker token: 'Authorization: Bearer <token>'.")
         g.worker_token = record
+        # Kept apart (idempotency keys are scoped by it): read before
+        # note_token_use, whose commit expires the record.
+        g.worker_token_id = record.id
         access.note_token_use(record)
         return None
     if not current_user.is_authenticated:
