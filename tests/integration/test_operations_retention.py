@@ -84,6 +84,15 @@ def mixed_jobs(app_ctx) -> dict[str, uuid.UUID]:
     return jobs
 
 
+def test_purge_keeps_another_tokens_recent_answer_under_the_same_key(app_ctx):
+    """Keys are per token: an old answer's key may be another token's recent one."""
+    _idempotency("shared-key", OLD, token="old-worker")
+    _idempotency("shared-key", RECENT, token="recent-worker")
+    assert purge_finished_jobs(NOW - timedelta(days=180), batch_size=1).idempotency_records == 1
+    kept = db.session.execute(sa.select(IdempotencyRecord.key, IdempotencyRecord.created_at)).all()
+    assert [(key, created_at > OLD) for key, created_at in kept] == [("shared-key", True)]
+
+
 def test_purge_deletes_finished_jobs_older_than_the_cutoff_with_their_rows(mixed_jobs):
     counts = purge_finished_jobs(NOW - timedelta(days=180), batch_size=2)
     assert counts.as_dict() == {
