@@ -70,11 +70,15 @@ class ServiceError(Exception):
         slug: last segment of the problem ``type`` URI.
         detail: human-readable explanation of this occurrence.
         errors: the bad fields, if any.
+        retry_later: the same request may succeed later; the answer then
+            carries ``Retry-After`` (RFC 9110 section 10.2.3), ``RETRY_AFTER_S``
+            seconds, as a 503 does.
     """
 
     status: int = 500
     title: str = "Internal error"
     slug: str = "internal-error"
+    retry_later: bool = False
 
     def __init__(self, detail: str, errors: Sequence[FieldError] = ()) -> None:
         super().__init__(detail)
@@ -166,15 +170,19 @@ _HTTP_SLUGS = {
 }
 
 
-def _handle_service_error(error: ServiceError) -> Response | tuple[str, int]:
+def _handle_service_error(error: ServiceError) -> Response | tuple[str, int, dict[str, str]]:
+    headers = {"Retry-After": str(current_app.config.get("RETRY_AFTER_S", 5))} if error.retry_later else {}
     if _wants_json():
-        return problem(error.status, error.title, error.detail, error.slug, error.errors)
+        response = problem(error.status, error.title, error.detail, error.slug, error.errors)
+        response.headers.update(headers)
+        return response
     return (
         render_template(
             "error.html", status=error.status, title=error.title, detail=error.detail,
             errors=error.errors,
         ),
         error.status,
+        headers,
     )
 
 

@@ -56,6 +56,28 @@ def mark_read_only_transaction() -> None:
         session.info[_READ_ONLY_TRANSACTION] = transaction
 
 
+#: ``Session.info`` key: the write transaction :func:`mark_joinable_write_transaction` lends on.
+_JOINABLE_WRITE_TRANSACTION = "joinable_write_transaction"
+
+
+def mark_joinable_write_transaction() -> None:
+    """Let the next :func:`begin_write_transaction` continue the open write transaction.
+
+    For a caller that began a write transaction itself and wrote in it
+    before calling a service that must share it: the idempotency claim
+    (:mod:`app.services.idempotency`) inserts its key, then the service makes
+    the change, and both commit together or not at all. On both backends:
+    the transaction is already a write transaction (SQLite: ``BEGIN
+    IMMEDIATE``). Like :func:`mark_read_only_transaction`, the mark holds for
+    this transaction object only, and is used up by the next
+    :func:`begin_write_transaction`.
+    """
+    session = db.session()
+    transaction = session.get_transaction()
+    if transaction is not None:
+        session.info[_JOINABLE_WRITE_TRANSACTION] = transaction
+
+
 def begin_write_transaction() -> None:
     """Start the session's next transaction as a write transaction.
 
@@ -67,11 +89,16 @@ def begin_write_transaction() -> None:
     transaction of the session is rolled back first: a service method is one
     transaction of its own. The one exception: on PostgreSQL, a transaction
     marked by :func:`mark_read_only_transaction` (it changed nothing, and
-    under READ COMMITTED each statement reads afresh) is continued.
+    under READ COMMITTED each statement reads afresh) is continued; and on
+    both backends, a write transaction marked by
+    :func:`mark_joinable_write_transaction` is continued.
     """
     session = db.session()
     marked = session.info.pop(_READ_ONLY_TRANSACTION, None)
+    joinable = session.info.pop(_JOINABLE_WRITE_TRANSACTION, None)
     if session.in_transaction():
+        if joinable is not None and joinable is session.get_transaction():
+            return
         if (
             marked is not None
             and marked is session.get_transaction()

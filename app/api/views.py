@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlencode
 
-from flask import Response, current_app, jsonify, request, url_for
+from flask import Response, current_app, g, jsonify, request, url_for
 
 from app.api import bp
 from app.api.contract import openapi_document, validate_request
@@ -30,9 +30,17 @@ Operation = Callable[[Callable[[Any], None] | None], ProcessingJob]
 
 
 def _answer(operation: Operation, body: Any, *, status: int = 200) -> Response:
-    """Run ``operation`` (idempotently when the request has a key) and answer with the job."""
+    """Run ``operation`` (idempotently when the request has a key) and answer with the job.
+
+    Keys are scoped to the worker token that sent them (``g.worker_token_id``,
+    set by :func:`app.auth.guards.enforce_access`).
+    """
     key = request.headers.get("Idempotency-Key")
-    claim = IdempotencyClaim.for_request(key, request.method, request.path, body) if key is not None else None
+    claim = (
+        IdempotencyClaim.for_request(g.worker_token_id, key, request.method, request.path, body)
+        if key is not None
+        else None
+    )
     status, payload, replayed = run_idempotent(claim, operation, status=status, render=job_to_json)
     response = jsonify(payload)
     response.status_code = status

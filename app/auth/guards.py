@@ -102,6 +102,8 @@ def enforce_access() -> Any:
             raise UnauthorizedError("Send a valid worker token: 'Authorization: Bearer <token>'.")
         g.worker_token = record
         # Read now: note_token_use may commit, which expires the record.
+        # The id scopes idempotency keys; the name is the audit's actor.
+        g.worker_token_id = record.id
         g.worker_token_name = record.name
         access.note_token_use(record)
         return None

@@ -5,23 +5,41 @@ Follows the IETF draft "The Idempotency-Key HTTP Header Field"
 keyed request is stored in the same transaction as the change it reports; a
 retry with the same key and the same request gets that answer again and
 changes nothing; the same key with a different request is refused (422).
-Refused requests are not stored, so retrying them re-evaluates them.
+Refused requests are not stored, so retrying them re-evaluates them. Keys
+belong to the worker token that sent them: two tokens never share one.
+
+A duplicate that arrives while the first request is still running waits for
+it and gets its answer: the first request claims the key by inserting its
+record before it changes anything, in the same write transaction, and the
+duplicate's insert waits on the primary key until that transaction ends
+(PostgreSQL), or the duplicate cannot begin its write transaction until then
+(SQLite's ``BEGIN IMMEDIATE``: one writer at a time). If the first one rolls
+back, the duplicate goes ahead as the first. If the wait reaches
+PostgreSQL's ``lock_timeout``, the duplicate is refused with 409
+``idempotency-key-in-progress`` (the draft's answer to a concurrent retry),
+to be retried after ``Retry-After``; SQLite's own wait (``busy_timeout``)
+ends in 503, like any other write then.
 """
 
 from __future__ import annotations
 
 import hashlib
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy.exc import IntegrityError
+import psycopg
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 
 from app.errors import ServiceError, field_error
-from app.extensions import db, mark_read_only_transaction
+from app.extensions import begin_write_transaction, db, mark_joinable_write_transaction
 from app.models import IdempotencyRecord
 from app.models.idempotency_record import IDEMPOTENCY_KEY_MAX_LENGTH
 from app.services.json_values import canonical_json
+
+_RECORDS = IdempotencyRecord.__table__
 
 
 class IdempotencyKeyReusedError(ServiceError):
@@ -35,6 +53,21 @@ class IdempotencyKeyReusedError(ServiceError):
         super().__init__(
             "This Idempotency-Key was already used for a different request; use a new key.",
             [field_error("", "differs from the request first sent with this Idempotency-Key")],
+        )
+
+
+class IdempotencyKeyInProgressError(ServiceError):
+    """A request with this key is still running (HTTP 409, with ``Retry-After``)."""
+
+    status = 409
+    title = "Idempotency key in progress"
+    slug = "idempotency-key-in-progress"
+    retry_later = True
+
+    def __init__(self) -> None:
+        super().__init__(
+            "A request with this Idempotency-Key is still being processed; "
+            "send it again, with the same key, after the number of seconds in Retry-After."
         )
 
 
@@ -56,22 +89,26 @@ class StoredAnswer:
 
 @dataclass(frozen=True)
 class IdempotencyClaim:
-    """One keyed request: its key and the fingerprint of what was asked.
+    """One keyed request: who sent it, its key and the fingerprint of what was asked.
 
     Attributes:
+        token_id: the worker token that sent the request (keys are its own).
         key: the header value (1 to 255 visible ASCII characters).
         method: HTTP method.
         path: request path.
         fingerprint: SHA-256 hex of method, path and the canonical JSON body.
     """
 
+    token_id: uuid.UUID
     key: str
     method: str
     path: str
     fingerprint: str
 
     @classmethod
-    def for_request(cls, key: str, method: str, path: str, body: Any) -> IdempotencyClaim:
+    def for_request(
+        cls, token_id: uuid.UUID, key: str, method: str, path: str, body: Any
+    ) -> IdempotencyClaim:
         """Build a claim; ``body`` is the parsed JSON body (``None`` when empty).
 
         Raises:
@@ -85,40 +122,71 @@ class IdempotencyClaim:
         digest = hashlib.sha256(
             "\n".join([method, path, canonical_json(body)]).encode("utf-8", "surrogatepass")
         ).hexdigest()
-        return cls(key=key, method=method, path=path, fingerprint=digest)
+        return cls(token_id=token_id, key=key, method=method, path=path, fingerprint=digest)
 
-    def find(self) -> StoredAnswer | None:
-        """The stored answer for this key, or ``None``.
+    def claim(self) -> StoredAnswer | None:
+        """Claim the key for a new write transaction, or return its stored answer.
+
+        Inserts the record, still without its answer, unless one exists
+        (``INSERT ... ON CONFLICT DO NOTHING``). Claimed: returns ``None``
+        and leaves the transaction open for the service to continue (the
+        change, then :meth:`stage`, then its commit); a rollback frees the
+        key. Not claimed: the record committed by an earlier request is read
+        and the transaction ended; on PostgreSQL the insert has first waited
+        for a concurrent claim to commit or roll back.
 
         Raises:
             IdempotencyKeyReusedError: the key was used for another request.
+            IdempotencyKeyInProgressError: the request holding the key did
+                not finish within PostgreSQL's ``lock_timeout``.
         """
-        record = db.session.get(IdempotencyRecord, self.key)
-        # Only read: the write that may follow can continue this transaction
-        # (PostgreSQL); otherwise it ends with the request.
-        mark_read_only_transaction()
-        if record is None:
-            return None
+        begin_write_transaction()
+        try:
+            if self._insert_unless_present():
+                mark_joinable_write_transaction()
+                return None
+            record = db.session.execute(
+                sa.select(_RECORDS.c.fingerprint, _RECORDS.c.response_status, _RECORDS.c.response_body).where(
+                    _RECORDS.c.token_id == self.token_id, _RECORDS.c.key == self.key
+                )
+            ).one_or_none()
+        except sa.exc.OperationalError as exc:
+            db.session.rollback()
+            if isinstance(exc.orig, psycopg.errors.LockNotAvailable):
+                raise IdempotencyKeyInProgressError() from None
+            raise
+        # Nothing was written: end the transaction now (on SQLite it holds
+        # the database's one write lock).
+        db.session.rollback()
+        if record is None or record.response_status is None:
+            # Purged between the insert and the read, or a committed claim
+            # without an answer (a service that did not call its hook): never
+            # someone else's answer, and never a second run of the change.
+            raise IdempotencyKeyInProgressError()
         if record.fingerprint != self.fingerprint:
             raise IdempotencyKeyReusedError()
         return StoredAnswer(status=record.response_status, body=record.response_body)
 
     def stage(self, status: int, body: Any) -> None:
-        """Add the answer to the current transaction (the caller commits).
-
-        A concurrent request with the same key makes the commit fail with
-        ``sqlalchemy.exc.IntegrityError``; the caller then calls :meth:`find`.
-        """
-        db.session.add(
-            IdempotencyRecord(
-                key=self.key,
-                fingerprint=self.fingerprint,
-                method=self.method,
-                path=self.path[:512],
-                response_status=status,
-                response_body=body,
-            )
+        """Write the answer into the claimed record (the caller commits)."""
+        db.session.execute(
+            sa.update(_RECORDS)
+            .where(_RECORDS.c.token_id == self.token_id, _RECORDS.c.key == self.key)
+            .values(response_status=status, response_body=body)
         )
+
+    def _insert_unless_present(self) -> bool:
+        dialect = db.session.get_bind().dialect.name
+        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        statement = insert(_RECORDS).values(
+            token_id=self.token_id,
+            key=self.key,
+            fingerprint=self.fingerprint,
+            method=self.method,
+            path=self.path[:512],
+        ).on_conflict_do_nothing(index_elements=[_RECORDS.c.token_id, _RECORDS.c.key])
+        # RETURNING rather than rowcount, which psycopg may leave at -1 here.
+        return db.session.execute(statement.returning(_RECORDS.c.key)).first() is not None
 
 
 def run_idempotent(
@@ -135,7 +203,8 @@ def run_idempotent(
             operation simply runs).
         operation: calls the service, passing on the ``before_commit`` hook
             it is given; the service calls it with its result inside the
-            transaction, after the flush.
+            transaction, after the flush. With a claim, the service's
+            transaction is the one the claim began.
         status: the HTTP status of a successful answer.
         render: turns the operation's result into the JSON body.
 
@@ -145,10 +214,12 @@ def run_idempotent(
 
     Raises:
         IdempotencyKeyReusedError: the key belongs to another request.
+        IdempotencyKeyInProgressError: the request holding the key is still
+            running.
         Whatever the service raises (nothing is stored then).
     """
     if claim is not None:
-        stored = claim.find()
+        stored = claim.claim()
         if stored is not None:
             return stored.status, stored.body, True
     rendered: list[Any] = []
@@ -163,12 +234,11 @@ def run_idempotent(
 
     try:
         result = operation(before_commit)
-    except IntegrityError:
-        if claim is None:
-            raise
-        # A concurrent request with the same key committed first.
-        stored = claim.find()
-        if stored is None:
-            raise
-        return stored.status, stored.body, True
+    except BaseException:
+        if claim is not None:
+            # Services roll back what they began; a refusal raised before
+            # the service began its transaction (a payload check) would
+            # otherwise keep the key claimed until the request ends.
+            db.session.rollback()
+        raise
     return status, rendered[-1] if rendered else render(result), False

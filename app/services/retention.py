@@ -179,15 +179,19 @@ def _purge_job_batch(cutoff: datetime, batch_size: int, counts: PurgeCounts) -> 
 def _purge_idempotency_batch(cutoff: datetime, batch_size: int) -> int:
     try:
         begin_write_transaction()
-        keys = db.session.scalars(
-            sa.select(IdempotencyRecord.key)
-            .where(IdempotencyRecord.created_at < cutoff)
-            .order_by(IdempotencyRecord.created_at)
-            .limit(batch_size)
-        ).all()
-        deleted = (
-            _delete(IdempotencyRecord.__table__, IdempotencyRecord.__table__.c.key.in_(keys)) if keys else 0
-        )
+        # The primary key is (token_id, key): a key alone may also be
+        # another token's, with a recent answer.
+        keys = [
+            tuple(row)
+            for row in db.session.execute(
+                sa.select(IdempotencyRecord.token_id, IdempotencyRecord.key)
+                .where(IdempotencyRecord.created_at < cutoff)
+                .order_by(IdempotencyRecord.created_at)
+                .limit(batch_size)
+            )
+        ]
+        table = IdempotencyRecord.__table__
+        deleted = _delete(table, sa.tuple_(table.c.token_id, table.c.key).in_(keys)) if keys else 0
         db.session.commit()
     except BaseException:
         db.session.rollback()

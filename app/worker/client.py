@@ -6,7 +6,10 @@ request, sent again unchanged by its retries. The server stores the first
 successful answer with the change it reports and replays it to a retry, so a
 retry after a lost answer (connection dropped, timeout, 5xx from a proxy or a
 restarting server) never makes a second change. That is what makes it safe to
-retry every ``POST``, including the one that creates a job.
+retry every ``POST``, including the one that creates a job. A retry that
+arrives while the first attempt is still running may be answered ``409
+idempotency-key-in-progress`` with ``Retry-After``; that one 4xx is retried
+too, after the wait the server asks for.
 """
 
 from __future__ import annotations
@@ -28,6 +31,11 @@ DEFAULT_MAX_RETRY_AFTER = 30.0
 # ChunkedEncodingError is the answer being cut off mid-body (e.g. the server
 # restarting while it answers), which is the same situation as a dropped connection.
 _RETRYABLE_ERRORS = (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError)
+
+#: Problem type of the server's "an earlier attempt with this key is still
+#: running", as the contract publishes it (the worker talks to the server
+#: over HTTP only and imports none of its code).
+KEY_IN_PROGRESS_TYPE = "https://clinical-intelligence.example/problems/idempotency-key-in-progress"
 
 
 class ApiError(RuntimeError):
@@ -51,11 +59,12 @@ class WorkerApiClient:
     Args:
         base_url: the server root, e.g. ``http://127.0.0.1:5000`` (``/api/v1`` is appended).
         retries: extra attempts (>= 0) after a connection error, a timeout, an
-            answer cut off mid-body or a 5xx answer. 4xx answers are never
+            answer cut off mid-body, a 5xx answer or ``409
+            idempotency-key-in-progress``. Other 4xx answers are never
             retried: sending the same request again would get the same refusal.
         backoff: seconds before the first retry; the wait doubles on each
             further retry (``backoff * 2**n`` before retry ``n + 1``).
-        max_retry_after: seconds; a 5xx answer's ``Retry-After`` (RFC 9110
+        max_retry_after: seconds; a retried answer's ``Retry-After`` (RFC 9110
             section 10.2.3, delay-seconds form) lengthens the wait up to this
             cap. The HTTP-date form is ignored (the exponential wait applies).
         timeout: ``requests`` timeout, seconds (connect, read).
@@ -109,7 +118,8 @@ class WorkerApiClient:
                     raise
                 delay = self._backoff_delay(attempt)
             else:
-                if response.status_code < 500 or last_attempt:
+                retryable = response.status_code >= 500 or self._key_in_progress(response)
+                if not retryable or last_attempt:
                     return self._decode(response)
                 delay = max(self._backoff_delay(attempt), self._retry_after(response))
                 response.close()
@@ -118,6 +128,16 @@ class WorkerApiClient:
 
     def _backoff_delay(self, attempt: int) -> float:
         return self.backoff * 2**attempt
+
+    @staticmethod
+    def _key_in_progress(response: requests.Response) -> bool:
+        if response.status_code != 409:
+            return False
+        try:
+            body = response.json()
+        except ValueError:
+            return False
+        return isinstance(body, dict) and body.get("type") == KEY_IN_PROGRESS_TYPE
 
     def _retry_after(self, response: requests.Response) -> float:
         value = response.headers.get("Retry-After", "").strip()

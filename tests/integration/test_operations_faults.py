@@ -248,6 +248,43 @@ def test_a_held_row_lock_gives_a_quick_503_not_a_hung_worker(impatient_app):
 
 
 @POSTGRESQL_ONLY
+def test_a_retry_while_the_first_request_holds_its_key_is_a_quick_409_in_progress(impatient_app):
+    """draft-ietf-httpapi-idempotency-key-header: a retry that arrives while
+    the request with its key is still running is 409, not a wait past
+    lock_timeout and not a conflict of its own."""
+    with impatient_app.app_context():
+        token, record = access.create_worker_token("in-progress-worker")
+        token_id = record.id
+    client = impatient_app.test_client()
+    client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {token}"
+    job_id = client.post("/api/v1/processing-jobs", json={"document_id": "doc-held-key"}).json["id"]
+    path = f"/api/v1/processing-jobs/{job_id}/start"
+    with impatient_app.app_context():
+        first = db.engine.connect()  # the first request, between its claim and its commit
+    try:
+        transaction = first.begin()
+        first.execute(
+            sa.insert(IdempotencyRecord.__table__).values(
+                token_id=token_id, key="held-key", fingerprint="0" * 64, method="POST", path=path
+            )
+        )
+        started = time.monotonic()
+        response = client.post(path, headers={"Idempotency-Key": "held-key"})
+        elapsed = time.monotonic() - started
+        transaction.rollback()  # the first request failed: the key is free again
+    finally:
+        first.close()
+    assert response.status_code == 409
+    assert response.mimetype == PROBLEM_MEDIA_TYPE
+    assert response.json["type"] == PROBLEM_TYPE_BASE + "idempotency-key-in-progress"
+    assert int(response.headers["Retry-After"]) > 0
+    assert elapsed < 3
+    assert client.get(f"/api/v1/processing-jobs/{job_id}").json["status"] == "Pending"  # nothing changed
+    retry = client.post(path, headers={"Idempotency-Key": "held-key"})
+    assert (retry.status_code, retry.json["status"]) == (200, "Processing")
+
+
+@POSTGRESQL_ONLY
 def test_statement_timeout_is_set_on_every_connection(impatient_app):
     with impatient_app.app_context(), db.engine.connect() as connection:
         assert connection.execute(sa.text("SHOW statement_timeout")).scalar() == "300ms"

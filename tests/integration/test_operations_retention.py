@@ -10,6 +10,8 @@ import sqlalchemy as sa
 
 from app.extensions import db
 from app.models import ExtractedEntity, IdempotencyRecord, JobFailure, ProcessingJob
+from app.models.access import WorkerToken
+from app.services import access
 from app.services.retention import count_expired, parse_age, purge_finished_jobs
 
 NOW = datetime.now(UTC)
@@ -43,9 +45,13 @@ def _job(status: str, completed_at: datetime | None, *, failures: int = 0, entit
     return job.id
 
 
-def _idempotency(key: str, created_at: datetime) -> None:
+def _idempotency(key: str, created_at: datetime, token: str = "retention-worker") -> None:
+    record = db.session.scalar(sa.select(WorkerToken).where(WorkerToken.name == token))
+    if record is None:
+        _, record = access.create_worker_token(token)
     db.session.add(
         IdempotencyRecord(
+            token_id=record.id,
             key=key,
             fingerprint="0" * 64,
             method="POST",
@@ -76,6 +82,15 @@ def mixed_jobs(app_ctx) -> dict[str, uuid.UUID]:
     _idempotency("old-key", OLD)
     _idempotency("recent-key", RECENT)
     return jobs
+
+
+def test_purge_keeps_another_tokens_recent_answer_under_the_same_key(app_ctx):
+    """Keys are per token: an old answer's key may be another token's recent one."""
+    _idempotency("shared-key", OLD, token="old-worker")
+    _idempotency("shared-key", RECENT, token="recent-worker")
+    assert purge_finished_jobs(NOW - timedelta(days=180), batch_size=1).idempotency_records == 1
+    kept = db.session.execute(sa.select(IdempotencyRecord.key, IdempotencyRecord.created_at)).all()
+    assert [(key, created_at > OLD) for key, created_at in kept] == [("shared-key", True)]
 
 
 def test_purge_deletes_finished_jobs_older_than_the_cutoff_with_their_rows(mixed_jobs):

@@ -11,8 +11,10 @@ import threading
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 
+import pytest
 import requests
 
+from app.errors import PROBLEM_TYPE_BASE
 from app.services.processing_jobs.jobs import create_job, list_entities, list_failures, start_job
 from tests.helpers import stored_job_row
 from tests.live_server import serve
@@ -38,7 +40,16 @@ def _completed(i: int) -> dict:
 
 
 def _fire(base_url: str, requests_to_send: list[tuple[str, dict, dict]]) -> list[tuple[int, dict, dict]]:
-    """Send all requests at once (a barrier releases them together)."""
+    """Send all requests at once (a barrier releases them together); each
+    answer is ``(status, body sent, JSON answer)``."""
+    answers = _fire_with_headers(base_url, requests_to_send)
+    return [(status, body, answer) for status, body, answer, _ in answers]
+
+
+def _fire_with_headers(
+    base_url: str, requests_to_send: list[tuple[str, dict, dict]]
+) -> list[tuple[int, dict, dict, dict]]:
+    """As :func:`_fire`, with the response headers as a fourth item."""
     barrier = threading.Barrier(len(requests_to_send))
 
     def send(item):
@@ -46,7 +57,7 @@ def _fire(base_url: str, requests_to_send: list[tuple[str, dict, dict]]) -> list
         with requests.Session() as session:  # one connection per worker
             barrier.wait(timeout=30)
             response = session.post(base_url + path, json=body, headers=headers, timeout=60)
-        return response.status_code, body, response.json()
+        return response.status_code, body, response.json(), response.headers
 
     with ThreadPoolExecutor(max_workers=len(requests_to_send)) as pool:
         return list(pool.map(send, requests_to_send))
@@ -118,3 +129,33 @@ def test_concurrent_starts_let_exactly_one_worker_claim_the_job(app, auth_header
         answers = _fire(base_url, [(path, None, auth_headers)] * 20)
     statuses = sorted(status for status, _, _ in answers)
     assert statuses == [200] + [409] * 19
+
+
+@pytest.mark.parametrize("action", ["start", "result"])
+def test_concurrent_retries_with_one_key_get_the_first_answer_or_in_progress(app, auth_headers, action):
+    """draft-ietf-httpapi-idempotency-key-header: a duplicate that arrives while
+    the first request runs gets that request's answer or 409
+    idempotency-key-in-progress with Retry-After, never a conflict of its own."""
+    with app.app_context():
+        job_id = str(create_job("doc-keyed").id)
+        if action == "result":
+            start_job(job_id)
+    path = f"/api/v1/processing-jobs/{job_id}/{action}"
+    body = {"status": "completed", "entities": [_completed(0)["entities"][0]]} if action == "result" else None
+    headers = {**auth_headers, "Idempotency-Key": str(uuid.uuid4())}
+    with serve(app) as base_url:
+        answers = _fire_with_headers(base_url, [(path, body, headers)] * 20)
+        stored = requests.get(f"{base_url}/api/v1/processing-jobs/{job_id}", headers=auth_headers, timeout=60)
+
+    accepted = [answer for status, _, answer, _ in answers if status == 200]
+    assert accepted, [status for status, _, _, _ in answers]
+    assert all(answer == accepted[0] for answer in accepted)  # one answer, the first one
+    for status, _, answer, response_headers in answers:
+        if status != 200:
+            assert (status, answer["type"]) == (409, PROBLEM_TYPE_BASE + "idempotency-key-in-progress")
+            assert int(response_headers["Retry-After"]) > 0
+    # The job changed once, by the request whose answer everyone got.
+    assert stored.json() == accepted[0]
+    assert accepted[0]["status"] == ("Processing" if action == "start" else "Completed")
+    with app.app_context():
+        assert len(list_entities(job_id)) == (1 if action == "result" else 0)

@@ -95,17 +95,28 @@ def test_a_keyed_report_stores_its_answer_in_the_same_transaction(app, backend, 
     headers = {**auth_headers, "Idempotency-Key": "report-1"}
     response = client.post(f"/api/v1/processing-jobs/{job_id}/validation-failure", json=REPORT, headers=headers)
     assert response.status_code == 200
-    write = ["SELECT processing_jobs", "INSERT job_failures", "UPDATE processing_jobs",
-             "INSERT idempotency_records", "COMMIT"]  # the change and its stored answer, together
-    if backend == "postgresql":  # token and key lookups, then the write, in one transaction
-        assert database_events == ["CHECKOUT", "BEGIN", "SELECT worker_tokens", "SELECT idempotency_records",
-                                   *write]
-    else:
-        assert database_events == ["CHECKOUT", "BEGIN", "SELECT worker_tokens", "SELECT idempotency_records",
-                                   "ROLLBACK", "CHECKOUT", "BEGIN", *write]
+    # The key is claimed first (INSERT ... ON CONFLICT DO NOTHING), so a
+    # concurrent duplicate waits for this transaction instead of racing it;
+    # the answer fills the claimed row before the commit. As many statements
+    # as a lookup then an INSERT of the answer, which raced.
+    write = ["INSERT idempotency_records", "SELECT processing_jobs", "INSERT job_failures",
+             "UPDATE processing_jobs", "UPDATE idempotency_records", "COMMIT"]
+    if backend == "postgresql":  # the token lookup, then the claim and the write, in one transaction
+        assert database_events == ["CHECKOUT", "BEGIN", "SELECT worker_tokens", *write]
+    else:  # the claim is part of the BEGIN IMMEDIATE transaction
+        assert database_events == ["CHECKOUT", "BEGIN", "SELECT worker_tokens", "ROLLBACK",
+                                   "CHECKOUT", "BEGIN", *write]
+    database_events.clear()
     replay = client.post(f"/api/v1/processing-jobs/{job_id}/validation-failure", json=REPORT, headers=headers)
     assert replay.headers["Idempotent-Replayed"] == "true"
     assert replay.get_json() == response.get_json()
+    # A retry finds the key taken, reads the stored answer and changes nothing.
+    replayed = ["INSERT idempotency_records", "SELECT idempotency_records", "ROLLBACK"]
+    if backend == "postgresql":
+        assert database_events == ["CHECKOUT", "BEGIN", "SELECT worker_tokens", *replayed]
+    else:
+        assert database_events == ["CHECKOUT", "BEGIN", "SELECT worker_tokens", "ROLLBACK",
+                                   "CHECKOUT", "BEGIN", *replayed]
 
 
 def test_a_revoked_token_is_refused_even_inside_a_reused_transaction(app, client, auth_headers):

@@ -13,6 +13,7 @@ from fhir.resources.operationoutcome import OperationOutcome as OperationOutcome
 from jschon import JSON, JSONSchema, create_catalog
 from jsonschema import Draft202012Validator
 
+from app.services import access
 from app.services.error_details import jsonschema_error_to_json, load_error_details_schema
 from tests.helpers import stored_job_row
 
@@ -294,6 +295,33 @@ def test_same_key_on_another_job_is_refused(client):
     two = client.post(API, json={"document_id": "b"}).get_json()
     assert _post_failure(client, one["id"], {"free": 1}, **{"Idempotency-Key": key}).status_code == 200
     assert _post_failure(client, two["id"], {"free": 1}, **{"Idempotency-Key": key}).status_code == 422
+
+
+def test_keys_are_scoped_to_the_token_that_sent_them(app, client, anonymous_client, job):
+    """Two workers that happen to pick the same key never get each other's answers."""
+    with app.app_context():
+        other_token, _ = access.create_worker_token("other-worker")
+    key = str(uuid.uuid4())
+    other = {"Authorization": f"Bearer {other_token}", "Idempotency-Key": key}
+
+    mine = client.post(API, json={"document_id": "doc-scoped"}, headers={"Idempotency-Key": key})
+    theirs = anonymous_client.post(API, json={"document_id": "doc-scoped"}, headers=other)
+    assert (mine.status_code, theirs.status_code) == (201, 201)
+    assert theirs.get_json()["id"] != mine.get_json()["id"]  # a job of its own, not a replay
+    assert "Idempotent-Replayed" not in theirs.headers
+
+    # The same request again: each token gets its own answer back.
+    again = anonymous_client.post(API, json={"document_id": "doc-scoped"}, headers=other)
+    assert again.get_json() == theirs.get_json() and again.headers["Idempotent-Replayed"] == "true"
+
+    # A key one token used for one job is free for another token on another job.
+    start_key = str(uuid.uuid4())
+    assert client.post(f"{API}/{job['id']}/start", headers={"Idempotency-Key": start_key}).status_code == 200
+    other_start = anonymous_client.post(
+        f"{API}/{theirs.get_json()['id']}/start", headers={**other, "Idempotency-Key": start_key}
+    )
+    assert other_start.status_code == 200
+    assert other_start.get_json()["id"] == theirs.get_json()["id"]
 
 
 @pytest.mark.parametrize("key", ["", "a" * 256, "tab\tkey", "ключ"])

@@ -22,7 +22,7 @@ import requests
 from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 
-from app.worker.client import ApiError, WorkerApiClient
+from app.worker.client import KEY_IN_PROGRESS_TYPE, ApiError, WorkerApiClient
 
 #: Script actions besides ``(status, headers)`` answers.
 DROP = "drop"  # read the request, then close the connection without answering
@@ -75,8 +75,9 @@ class ScriptedApi:
         if action is None:
             status = 201 if request.method == "POST" and request.path.endswith("/processing-jobs") else 200
             return Response(json.dumps(JOB), status=status, mimetype="application/json")(environ, start_response)
-        status, headers = action
-        body = json.dumps({**PROBLEM, "status": status}) if status < 500 else "<html>Service Unavailable</html>"
+        status, headers, *problem_type = action
+        problem = {**PROBLEM, "status": status, **({"type": problem_type[0]} if problem_type else {})}
+        body = json.dumps(problem) if status < 500 else "<html>Service Unavailable</html>"
         mimetype = "application/problem+json" if status < 500 else "text/html"
         return Response(body, status=status, headers=headers, mimetype=mimetype)(environ, start_response)
 
@@ -166,6 +167,15 @@ def test_4xx_is_not_retried_and_raises_api_error_with_the_problem(api, make_clie
     assert raised.value.status == status
     assert raised.value.problem == {**PROBLEM, "status": status}
     assert len(api.calls) == 1
+
+
+def test_a_409_key_in_progress_is_retried_with_the_same_key_after_retry_after(api, make_client):
+    """The server's answer to a retry that overtook the first attempt: wait, then ask again."""
+    api.script = [(409, {"Retry-After": "1"}, KEY_IN_PROGRESS_TYPE)]
+    assert make_client(retries=1, backoff=0.001).start_job(JOB["id"]) == JOB
+    assert len(api.calls) == 2
+    assert api.calls[0].key == api.calls[1].key is not None
+    assert api.calls[1].at - api.calls[0].at >= 1.0
 
 
 def test_gives_up_on_5xx_after_the_configured_retries(api, make_client):

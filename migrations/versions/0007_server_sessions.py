@@ -1,7 +1,7 @@
 """server-side sessions: revocable sign-ins with an idle time-out
 
-Revision ID: 0006_server_sessions
-Revises: 0005_access_control
+Revision ID: 0007_server_sessions
+Revises: 0006_idempotency_token_scope
 Create Date: 2026-12-02
 
 Browser sessions move from a signed cookie to the server_sessions table
@@ -13,8 +13,8 @@ disabling a user or changing the password ends all their sessions.
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0006_server_sessions"
-down_revision = "0005_access_control"
+revision = "0007_server_sessions"
+down_revision = "0006_idempotency_token_scope"
 branch_labels = None
 depends_on = None
 
