@@ -8,25 +8,22 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 import requests
 
 from app.config import ROOT
+from tests.live_server import START_DEADLINE_S, free_port, stop, wait_for_exit, wait_until_ready
 
 SECRET = "s" * 40
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+#: Seconds one HTTP request to the server may take: generous, because the
+#: machine may be running another test suite at the same time.
+REQUEST_TIMEOUT_S = 60
 
 
 def _environment(tmp_path: Path, **settings: str) -> dict[str, str]:
@@ -56,9 +53,9 @@ def _gunicorn(env: dict[str, str], **kwargs) -> subprocess.Popen:
 
 def test_production_start_is_refused_without_required_settings(tmp_path):
     process = _gunicorn(
-        _environment(tmp_path, APP_ENV="production", GUNICORN_BIND=f"127.0.0.1:{_free_port()}")
+        _environment(tmp_path, APP_ENV="production", GUNICORN_BIND=f"127.0.0.1:{free_port()}")
     )
-    _, stderr = process.communicate(timeout=60)
+    _, stderr = wait_for_exit(process)
     assert process.returncode == 1
     assert "APP_ENV=production requires these environment variables: SECRET_KEY, DATABASE_URL" in stderr
 
@@ -70,10 +67,10 @@ def test_production_start_is_refused_when_the_schema_is_behind(tmp_path):
         APP_ENV="production",
         DATABASE_URL=url,
         SECRET_KEY=SECRET,
-        GUNICORN_BIND=f"127.0.0.1:{_free_port()}",
+        GUNICORN_BIND=f"127.0.0.1:{free_port()}",
     )
     process = _gunicorn(env)
-    _, stderr = process.communicate(timeout=60)
+    _, stderr = wait_for_exit(process)
     assert process.returncode == 1
     assert "never migrated" in stderr and "flask --app wsgi db upgrade" in stderr
     assert str(tmp_path) not in stderr  # the database URL stays out of the output
@@ -88,7 +85,7 @@ def _create_token(tmp_path: Path, database_url: str, name: str) -> str:
         env=env,
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=START_DEADLINE_S,
         check=False,
     )
     assert result.returncode == 0, result.stderr[-2000:]
@@ -97,51 +94,52 @@ def _create_token(tmp_path: Path, database_url: str, name: str) -> str:
 
 
 def _answers_healthz(base: str) -> bool:
-    """Whether the server at ``base`` is up (a refused connection means not yet)."""
+    """Whether the server at ``base`` is up. Any failure to get an answer
+    (refused connection, a slow start's read timeout ...) means not yet: the
+    caller's deadline decides when "not yet" becomes "never"."""
     try:
-        return requests.get(base + "/healthz", timeout=1).status_code == 200
-    except requests.ConnectionError:
+        return requests.get(base + "/healthz", timeout=10).status_code == 200
+    except requests.RequestException:
         return False
+
+
+@contextmanager
+def _running_gunicorn(env: dict[str, str]) -> Iterator[tuple[str, subprocess.Popen]]:
+    """gunicorn started with ``env`` (which must set ``GUNICORN_BIND``), once
+    it answers ``/healthz``; stopped, and its pipes closed, afterwards."""
+    process = _gunicorn(env)
+    try:
+        wait_until_ready(lambda: _answers_healthz("http://" + env["GUNICORN_BIND"]), process, "gunicorn")
+        yield "http://" + env["GUNICORN_BIND"], process
+    finally:
+        stop(process)
 
 
 @pytest.fixture
 def gunicorn_server(tmp_path: Path, database_url: str) -> Iterator[tuple[str, subprocess.Popen]]:
     """gunicorn in production mode on the migrated test PostgreSQL."""
-    port = _free_port()
     env = _environment(
         tmp_path,
         APP_ENV="production",
         DATABASE_URL=database_url,
         SECRET_KEY=SECRET,
-        GUNICORN_BIND=f"127.0.0.1:{port}",
+        GUNICORN_BIND=f"127.0.0.1:{free_port()}",
+        # The database is up: waiting only matters when a busy machine makes
+        # the first connection slow, and then the start must not be refused.
+        STARTUP_DB_WAIT_S="60",
     )
-    process = _gunicorn(env)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while not _answers_healthz(base):
-            if process.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"gunicorn did not start: {process.communicate(timeout=5)[1][-2000:]}")
-            time.sleep(0.1)
-        yield base, process
-    finally:
-        if process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+    with _running_gunicorn(env) as server:
+        yield server
 
 
 @pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
 def test_gunicorn_serves_probes_metrics_and_writes_safe_json_logs(gunicorn_server, tmp_path, database_url):
     base, process = gunicorn_server
-    assert requests.get(base + "/readyz", timeout=5).json()["status"] == "ready"
+    assert requests.get(base + "/readyz", timeout=REQUEST_TIMEOUT_S).json()["status"] == "ready"
     token = _create_token(tmp_path, database_url, "gunicorn-test-worker")
     auth = {"Authorization": f"Bearer {token}"}
     job = requests.post(
-        base + "/api/v1/processing-jobs", json={"document_id": "doc-g"}, headers=auth, timeout=5
+        base + "/api/v1/processing-jobs", json={"document_id": "doc-g"}, headers=auth, timeout=REQUEST_TIMEOUT_S
     ).json()
     patient = "Jane Doe MRN-7Q4Z"
     response = requests.post(
@@ -155,7 +153,7 @@ def test_gunicorn_serves_probes_metrics_and_writes_safe_json_logs(gunicorn_serve
             },
         },
         headers={"X-Request-ID": "gunicorn-test-1", **auth},
-        timeout=5,
+        timeout=REQUEST_TIMEOUT_S,
     )
     assert response.status_code == 200
     assert response.headers["X-Request-ID"] == "gunicorn-test-1"
@@ -164,17 +162,16 @@ def test_gunicorn_serves_probes_metrics_and_writes_safe_json_logs(gunicorn_serve
         f"{base}/api/v1/processing-jobs/{job['id']}/validation-failure",
         json={"error_message": "x", "error_details": {"errors": []}},
         headers={"X-Request-ID": "gunicorn-test-2", "Authorization": "Bearer tok-secret"},
-        timeout=5,
+        timeout=REQUEST_TIMEOUT_S,
     )
     assert refused.status_code == 401
-    assert requests.get(base + "/metrics", timeout=5).status_code == 401
-    metrics = requests.get(base + "/metrics", headers=auth, timeout=5).text
+    assert requests.get(base + "/metrics", timeout=REQUEST_TIMEOUT_S).status_code == 401
+    metrics = requests.get(base + "/metrics", headers=auth, timeout=REQUEST_TIMEOUT_S).text
     assert 'clinical_job_failure_codes_total{code="schema.required"} 1.0' in metrics
     assert 'endpoint="api.record_validation_failure"' in metrics
     assert "db_pool_size_connections" in metrics
 
-    process.terminate()
-    _, stderr = process.communicate(timeout=30)
+    _, stderr = stop(process)
     lines = [json.loads(line) for line in stderr.splitlines() if line.strip()]  # every line is JSON
     (request_line,) = [e for e in lines if e.get("request_id") == "gunicorn-test-1"]
     assert request_line["endpoint"] == "api.record_validation_failure"
