@@ -44,7 +44,7 @@ def _fire(base_url: str, requests_to_send: list[tuple[str, dict, dict]]) -> list
     def send(item):
         path, body, headers = item
         with requests.Session() as session:  # one connection per worker
-            barrier.wait(timeout=30)
+            barrier.wait(timeout=120)  # every thread started, however busy the machine
             response = session.post(base_url + path, json=body, headers=headers, timeout=60)
         return response.status_code, body, response.json()
 
