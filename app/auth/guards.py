@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 
 from typing import Any, TypeVar
@@ -62,6 +63,17 @@ class ForbiddenError(ServiceError):
     status = 403
     title = "Forbidden"
     slug = "forbidden"
+
+
+def typed_user_name_key() -> str:
+    """Rate-limit key of a sign-in form's user name, as typed.
+
+    Hashed: the counter's key, which may live in a shared Redis, then holds
+    neither the name nor anything an attacker can make large; prefixed so that
+    it never meets the per-address key of a name that looks like an address.
+    """
+    typed = request.form.get("username", "")
+    return "user-name:" + hashlib.sha256(typed.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def requires(permission: Permission) -> Callable[[F], F]:
@@ -174,5 +186,6 @@ __all__ = [
     "login_manager",
     "requires",
     "talisman",
+    "typed_user_name_key",
 
 ]
