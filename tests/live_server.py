@@ -8,14 +8,18 @@ server takes to fail the test, so it costs nothing when things work.
 
 from __future__ import annotations
 
+import os
+import shutil
 import socket
 import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import pytest
+import redis
 from flask import Flask
 from werkzeug.serving import make_server
 
@@ -103,3 +107,40 @@ def wait_for_exit(process: subprocess.Popen, deadline_s: float = START_DEADLINE_
         _, err = stop(process)
         pytest.fail(f"still running after {deadline_s:.0f} s: {err[-2000:]}")
     return _text(out), _text(err)
+
+
+@contextmanager
+def redis_server(folder: Path) -> Iterator[str]:
+    """A throwaway ``redis-server`` on a free loopback port, nothing saved to
+    disk, working in ``folder``; yields its URL (``redis://127.0.0.1:PORT/0``).
+
+    Fails the test, never skips it, when Redis is missing or does not start
+    (``scripts/ensure-test-tools`` installs it).
+    """
+    binary = os.environ.get("REDIS_SERVER") or shutil.which("redis-server") or "/usr/bin/redis-server"
+    if not os.access(binary, os.X_OK):
+        pytest.fail(f"{binary} not found: run scripts/ensure-test-tools (apt-get install redis-server)")
+    port = free_port()
+    process = subprocess.Popen(
+        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+         "--dir", str(folder)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    url = f"redis://127.0.0.1:{port}/0"
+    try:
+        wait_until_ready(lambda: _answers_ping(url), process, "redis-server")
+        yield url
+    finally:
+        stop(process)
+
+
+def _answers_ping(url: str) -> bool:
+    client = redis.Redis.from_url(url, socket_timeout=10, socket_connect_timeout=10)
+    try:
+        return bool(client.ping())
+    except redis.RedisError:
+        return False
+    finally:
+        client.close()

@@ -20,7 +20,9 @@ from app.services import access
 
 login_manager = LoginManager()
 csrf = CSRFProtect()
-limiter = Limiter(key_func=get_remote_address, default_limits=[], storage_uri="memory://")
+# No storage_uri here: one given to the constructor would win over the app's
+# RATELIMIT_STORAGE_URI, and every gunicorn process would count on its own.
+limiter = Limiter(key_func=get_remote_address, default_limits=[])
 talisman = Talisman()
 
 #: Endpoints that answer without credentials: process health, static files

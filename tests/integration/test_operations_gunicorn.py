@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -15,6 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+import redis
 import requests
 
 from app.config import ROOT
@@ -24,10 +26,16 @@ SECRET = "s" * 40
 #: Seconds one HTTP request to the server may take: generous, because the
 #: machine may be running another test suite at the same time.
 REQUEST_TIMEOUT_S = 60
+#: gunicorn workers in the shared sign-in limit test.
+WORKERS = 3
 
 
 def _environment(tmp_path: Path, **settings: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "SECRET_KEY", "APP_ENV"}}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in {"DATABASE_URL", "SECRET_KEY", "APP_ENV", "RATELIMIT_STORAGE_URI"}
+    }
     env.update(
         WEB_CONCURRENCY="1",
         GUNICORN_THREADS="2",
@@ -74,6 +82,22 @@ def test_production_start_is_refused_when_the_schema_is_behind(tmp_path):
     assert process.returncode == 1
     assert "never migrated" in stderr and "flask --app wsgi db upgrade" in stderr
     assert str(tmp_path) not in stderr  # the database URL stays out of the output
+
+
+def test_production_start_is_refused_with_per_process_sign_in_limits_and_several_workers(tmp_path):
+    env = _environment(
+        tmp_path,
+        APP_ENV="production",
+        DATABASE_URL=f"sqlite:///{tmp_path / 'unused.sqlite3'}",
+        SECRET_KEY=SECRET,
+        WEB_CONCURRENCY="2",
+        GUNICORN_BIND=f"127.0.0.1:{free_port()}",
+    )  # RATELIMIT_STORAGE_URI unset: memory://
+    process = _gunicorn(env)
+    _, stderr = wait_for_exit(process)
+    assert process.returncode == 1
+    assert "not starting: RATELIMIT_STORAGE_URI is memory:// (counted per process)" in stderr
+    assert "redis://HOST:6379/0" in stderr
 
 
 def _create_token(tmp_path: Path, database_url: str, name: str) -> str:
@@ -180,3 +204,56 @@ def test_gunicorn_serves_probes_metrics_and_writes_safe_json_logs(gunicorn_serve
     for secret in ("Jane", "7Q4Z", "mrn", "tok-secret", token, SECRET):
         assert secret not in stderr
     assert any("start-up check: ready" in e["message"] for e in lines)
+
+
+def _failed_sign_in(base: str, username: str, request_id: str) -> int:
+    """One wrong-password sign-in on a new connection (a new session: GET the
+    form for its CSRF token, then POST); returns the POST's status."""
+    with requests.Session() as session:
+        form = session.get(base + "/login", timeout=REQUEST_TIMEOUT_S).text
+        token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', form).group(1)
+        response = session.post(
+            base + "/login",
+            data={"username": username, "password": "wrong password", "csrf_token": token},
+            headers={"X-Request-ID": request_id},
+            allow_redirects=False,
+            timeout=REQUEST_TIMEOUT_S,
+        )
+        return response.status_code
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_sign_in_limit_holds_across_gunicorn_workers(tmp_path, database_url, redis_url):
+    """11 attempts from one address within a minute: the 11th is refused
+    although no single worker saw 10 of them.
+
+    Which worker accepts a new connection is up to the kernel, and it may
+    give one worker all 11 (then even per-process counters would refuse the
+    11th). So the experiment runs in rounds, the counters emptied in between,
+    and the log says which process served each attempt: at least one round
+    must have spread its first 11 over several workers.
+    """
+    env = _environment(
+        tmp_path,
+        APP_ENV="production",
+        DATABASE_URL=database_url,
+        SECRET_KEY=SECRET,
+        GUNICORN_BIND=f"127.0.0.1:{free_port()}",
+        STARTUP_DB_WAIT_S="60",
+        WEB_CONCURRENCY=str(WORKERS),
+        RATELIMIT_STORAGE_URI=redis_url,
+    )
+    rounds = 3
+    codes: list[list[int]] = []
+    with _running_gunicorn(env) as (base, process), redis.Redis.from_url(redis_url) as counters:
+        for round_ in range(rounds):
+            counters.flushall()  # a new minute for the limit
+            # A different name each time: the per-address limit is the one tested.
+            codes.append([_failed_sign_in(base, f"guess-{n}", f"limit-{round_}-{n}") for n in range(11)])
+        _, stderr = stop(process)
+    assert codes == [[401] * 10 + [429]] * rounds
+    served_by = {
+        e["request_id"]: e["process"] for e in map(json.loads, stderr.splitlines()) if e.get("endpoint") == "auth.login"
+    }
+    spread = [len({served_by[f"limit-{r}-{n}"] for n in range(11)}) for r in range(rounds)]
+    assert max(spread) >= 2, "one worker served every attempt of every round: the test proved nothing"
