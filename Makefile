@@ -1,8 +1,9 @@
 # Two commands for a fresh machine (see README):
 #   make demo   install, migrate a fresh SQLite demo database, start the server,
 #               run the reference worker on demo/corpus, keep the server up
-#   make test   install and run every test on SQLite, a throwaway PostgreSQL
-#               and headless Chromium (installed with apt-get when root)
+#   make test   install and run every test on SQLite, a throwaway PostgreSQL,
+#               a throwaway Redis and headless Chromium (installed with
+#               apt-get when root)
 
 PYTHON ?= python3.11
 VENV   ?= .venv

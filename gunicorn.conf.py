@@ -21,7 +21,8 @@ Everything comes from environment variables (docs/operations.md lists them):
 
 Start-up (``on_starting``, before the port is opened): the configuration is
 read and checked (``APP_ENV=production`` needs ``SECRET_KEY`` and
-``DATABASE_URL``) and, in production, the database must answer within
+``DATABASE_URL``, and a shared ``RATELIMIT_STORAGE_URI`` with more than one
+worker) and, in production, the database must answer within
 ``STARTUP_DB_WAIT_S`` seconds (default 30) with its schema at the code's
 Alembic head. Otherwise gunicorn exits with status 1 and one line saying why.
 """
@@ -130,6 +131,7 @@ def on_starting(server) -> None:
         config = load_config()
     except ConfigError as exc:
         raise RuntimeError(str(exc)) from None
+    _check_shared_rate_limits(server, config)
     if config["APP_ENV"] != "production":
         server.log.warning("APP_ENV is %s: start-up database check skipped", config["APP_ENV"])
         return
@@ -140,6 +142,29 @@ def on_starting(server) -> None:
     if not status.ready:
         raise RuntimeError(f"not starting: {status.describe()}")
     server.log.info("start-up check: %s", status.describe())
+
+
+def _check_shared_rate_limits(server, config) -> None:
+    """Refuse a production start whose sign-in limit would not hold.
+
+    With ``memory://`` each worker process counts sign-in attempts on its own,
+    so N workers allow N times the documented 10 a minute. Refused rather than
+    warned about, in production only: a warning in a log nobody reads would
+    leave the limit silently multiplied. One worker with ``memory://`` is
+    allowed (it is exact for one process); several app servers, each with
+    its own memory, cannot be seen from here (docs/operations.md).
+    """
+    per_process = config["RATELIMIT_STORAGE_URI"].startswith("memory://")
+    if not (per_process and config["RATELIMIT_ENABLED"] and server.cfg.workers > 1):
+        return
+    problem = (
+        f"RATELIMIT_STORAGE_URI is memory:// (counted per process), so {server.cfg.workers} workers "
+        f"would allow {server.cfg.workers} times the sign-in limit; set RATELIMIT_STORAGE_URI to a shared "
+        "store (redis://HOST:6379/0) or WEB_CONCURRENCY=1 (see docs/operations.md)"
+    )
+    if config["APP_ENV"] == "production":
+        raise RuntimeError(f"not starting: {problem}")
+    server.log.warning("%s", problem)
 
 
 def child_exit(server, worker) -> None:

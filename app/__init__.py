@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from flask import Flask, redirect, url_for
+from sqlalchemy.engine import make_url
 from werkzeug.wrappers import Response
 
-from app.config import INSTANCE_DIR, ROOT, load_config
+from app import config as settings
+from app.config import ROOT, load_config
 
 
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:
@@ -32,7 +35,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     """
     app = Flask(
         __name__,
-        instance_path=str(INSTANCE_DIR),
+        instance_path=str(settings.INSTANCE_DIR),
         template_folder=str(ROOT / "templates"),
         static_folder=str(ROOT / "static"),
     )
@@ -54,13 +57,29 @@ def register_extensions(app: Flask) -> None:
     from app.extensions import db, migrate, release_session
     from app.services import init_services
 
-    if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite:///"):
-        INSTANCE_DIR.mkdir(parents=True, exist_ok=True)
+    _create_instance_folder_for(app.config["SQLALCHEMY_DATABASE_URI"])
     db.init_app(app)
     app.teardown_appcontext(release_session)
     # render_as_batch: SQLite cannot ALTER most things; batch mode copies the table.
     migrate.init_app(app, db, directory=str(ROOT / "migrations"), render_as_batch=True, compare_type=True)
     init_services(app)
+
+
+def _create_instance_folder_for(database_uri: str) -> None:
+    """Create ``instance/`` if the SQLite database lives in it.
+
+    A fresh clone has no ``instance/`` for the default database to go in.
+    Any other folder is left alone: a database elsewhere (PostgreSQL, or the
+    tests' SQLite files in temporary folders) must not leave an empty
+    ``instance/`` behind in the work tree.
+    """
+    url = make_url(database_uri)
+    if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:":
+        return
+    folder = Path(url.database).resolve().parent
+    instance = settings.INSTANCE_DIR.resolve()
+    if folder == instance or instance in folder.parents:
+        folder.mkdir(parents=True, exist_ok=True)
 
 
 def register_observability(app: Flask) -> None:

@@ -196,9 +196,11 @@ def load_config(overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
         "SESSION_IDLE_MINUTES": _int_env("SESSION_IDLE_MINUTES", DEFAULT_SESSION_IDLE_MINUTES),
-        # Flask-Limiter: in-process counters (per worker process under gunicorn;
-        # point RATELIMIT_STORAGE_URI at Redis/Memcached to share them).
-        "RATELIMIT_STORAGE_URI": os.environ.get("RATELIMIT_STORAGE_URI", "memory://"),
+        # Flask-Limiter's counters. memory:// counts per process: gunicorn
+        # refuses it in production with more than one worker (gunicorn.conf.py);
+        # there, a redis:// URL shares the counters between every process and
+        # every app server.
+        "RATELIMIT_STORAGE_URI": os.environ.get("RATELIMIT_STORAGE_URI") or "memory://",
         # Explicit: Flask-Limiter's extension object is shared, and an unset
         # value would inherit whatever the previous app said.
         "RATELIMIT_ENABLED": _bool_env("RATELIMIT_ENABLED", True),

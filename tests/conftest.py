@@ -30,7 +30,7 @@ from app import create_app
 from app.extensions import db
 from app.models.access import User
 from app.services import access, dashboard_stats
-from tests.live_server import serve
+from tests.live_server import redis_server, serve
 
 BACKENDS = ("sqlite", "postgresql")
 
@@ -190,3 +190,10 @@ def live_server(app: Flask) -> Iterator[str]:
     request, each with its own database connection); yields the root URL."""
     with serve(app) as base_url:
         yield base_url
+
+
+@pytest.fixture
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The URL of a throwaway, empty ``redis-server`` (stopped afterwards)."""
+    with redis_server(tmp_path_factory.mktemp("redis")) as url:
+        yield url

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 
 from typing import Any, TypeVar
@@ -19,7 +20,9 @@ from app.services import access
 
 login_manager = LoginManager()
 csrf = CSRFProtect()
-limiter = Limiter(key_func=get_remote_address, default_limits=[], storage_uri="memory://")
+# No storage_uri here: one given to the constructor would win over the app's
+# RATELIMIT_STORAGE_URI, and every gunicorn process would count on its own.
+limiter = Limiter(key_func=get_remote_address, default_limits=[])
 talisman = Talisman()
 
 #: Endpoints that answer without credentials: process health, static files
@@ -62,6 +65,17 @@ class ForbiddenError(ServiceError):
     status = 403
     title = "Forbidden"
     slug = "forbidden"
+
+
+def typed_user_name_key() -> str:
+    """Rate-limit key of a sign-in form's user name, as typed.
+
+    Hashed: the counter's key, which may live in a shared Redis, then holds
+    neither the name nor anything an attacker can make large; prefixed so that
+    it never meets the per-address key of a name that looks like an address.
+    """
+    typed = request.form.get("username", "")
+    return "user-name:" + hashlib.sha256(typed.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def requires(permission: Permission) -> Callable[[F], F]:
@@ -186,5 +200,6 @@ __all__ = [
     "login_manager",
     "requires",
     "talisman",
+    "typed_user_name_key",
 
 ]

@@ -12,7 +12,7 @@ from wtforms import PasswordField, StringField
 from wtforms.validators import DataRequired, Length
 
 from app.auth import bp
-from app.auth.guards import current_actor, limiter, requires
+from app.auth.guards import current_actor, limiter, requires, typed_user_name_key
 from app.models.access import USERNAME_MAX_LENGTH, Permission
 from app.services import access
 from app.services.access import record_audit_event
@@ -33,7 +33,15 @@ def _safe_next(target: str | None) -> str:
 
 
 @bp.route("/login", methods=["GET", "POST"])
+# Per address (guessing many names) and per user name (one name from many
+# addresses); counted in RATELIMIT_STORAGE_URI, shared by every process.
 @limiter.limit("10 per minute", methods=["POST"], error_message="Too many sign-in attempts; wait a minute.")
+@limiter.limit(
+    "10 per minute",
+    key_func=typed_user_name_key,
+    methods=["POST"],
+    error_message="Too many sign-in attempts; wait a minute.",
+)
 def login() -> str | Response | tuple[str, int]:
     """Show the sign-in form; on POST check the credentials (exact user name).
 

@@ -160,6 +160,26 @@ def test_login_attempts_are_rate_limited(database_url):
     assert codes[10:] == [429, 429]
 
 
+def test_login_attempts_on_one_user_name_are_limited_from_any_address(database_url):
+    from app import create_app
+
+    limited = create_app({"TESTING": True, "SQLALCHEMY_DATABASE_URI": database_url, "WTF_CSRF_ENABLED": False})
+    client = limited.test_client()
+
+    def attempt(username: str, address: str) -> int:
+        data = {"username": username, "password": "guess"}
+        return client.post("/login", data=data, environ_base={"REMOTE_ADDR": address}).status_code
+
+    # Ten addresses (a botnet), one guess each at the same name.
+    codes = [attempt("alice", f"198.51.100.{n}") for n in range(1, 11)]
+    fresh_address = "203.0.113.7"
+    codes += [attempt("alice", fresh_address), attempt("bob", fresh_address)]
+    with limited.app_context():
+        db.engine.dispose()
+    assert codes[:10] == [401] * 10
+    assert codes[10:] == [429, 401]  # the name is blocked, not the new address
+
+
 # -- roles -----------------------------------------------------------------------
 
 ROLE_CASES = [

@@ -8,29 +8,34 @@ from __future__ import annotations
 
 import json
 import os
-import socket
+import re
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+import redis
 import requests
 
 from app.config import ROOT
+from tests.live_server import START_DEADLINE_S, free_port, stop, wait_for_exit, wait_until_ready
 
 SECRET = "s" * 40
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+#: Seconds one HTTP request to the server may take: generous, because the
+#: machine may be running another test suite at the same time.
+REQUEST_TIMEOUT_S = 60
+#: gunicorn workers in the shared sign-in limit test.
+WORKERS = 3
 
 
 def _environment(tmp_path: Path, **settings: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "SECRET_KEY", "APP_ENV"}}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in {"DATABASE_URL", "SECRET_KEY", "APP_ENV", "RATELIMIT_STORAGE_URI"}
+    }
     env.update(
         WEB_CONCURRENCY="1",
         GUNICORN_THREADS="2",
@@ -56,9 +61,9 @@ def _gunicorn(env: dict[str, str], **kwargs) -> subprocess.Popen:
 
 def test_production_start_is_refused_without_required_settings(tmp_path):
     process = _gunicorn(
-        _environment(tmp_path, APP_ENV="production", GUNICORN_BIND=f"127.0.0.1:{_free_port()}")
+        _environment(tmp_path, APP_ENV="production", GUNICORN_BIND=f"127.0.0.1:{free_port()}")
     )
-    _, stderr = process.communicate(timeout=60)
+    _, stderr = wait_for_exit(process)
     assert process.returncode == 1
     assert "APP_ENV=production requires these environment variables: SECRET_KEY, DATABASE_URL" in stderr
 
@@ -70,13 +75,29 @@ def test_production_start_is_refused_when_the_schema_is_behind(tmp_path):
         APP_ENV="production",
         DATABASE_URL=url,
         SECRET_KEY=SECRET,
-        GUNICORN_BIND=f"127.0.0.1:{_free_port()}",
+        GUNICORN_BIND=f"127.0.0.1:{free_port()}",
     )
     process = _gunicorn(env)
-    _, stderr = process.communicate(timeout=60)
+    _, stderr = wait_for_exit(process)
     assert process.returncode == 1
     assert "never migrated" in stderr and "flask --app wsgi db upgrade" in stderr
     assert str(tmp_path) not in stderr  # the database URL stays out of the output
+
+
+def test_production_start_is_refused_with_per_process_sign_in_limits_and_several_workers(tmp_path):
+    env = _environment(
+        tmp_path,
+        APP_ENV="production",
+        DATABASE_URL=f"sqlite:///{tmp_path / 'unused.sqlite3'}",
+        SECRET_KEY=SECRET,
+        WEB_CONCURRENCY="2",
+        GUNICORN_BIND=f"127.0.0.1:{free_port()}",
+    )  # RATELIMIT_STORAGE_URI unset: memory://
+    process = _gunicorn(env)
+    _, stderr = wait_for_exit(process)
+    assert process.returncode == 1
+    assert "not starting: RATELIMIT_STORAGE_URI is memory:// (counted per process)" in stderr
+    assert "redis://HOST:6379/0" in stderr
 
 
 def _create_token(tmp_path: Path, database_url: str, name: str) -> str:
@@ -88,7 +109,7 @@ def _create_token(tmp_path: Path, database_url: str, name: str) -> str:
         env=env,
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=START_DEADLINE_S,
         check=False,
     )
     assert result.returncode == 0, result.stderr[-2000:]
@@ -97,51 +118,52 @@ def _create_token(tmp_path: Path, database_url: str, name: str) -> str:
 
 
 def _answers_healthz(base: str) -> bool:
-    """Whether the server at ``base`` is up (a refused connection means not yet)."""
+    """Whether the server at ``base`` is up. Any failure to get an answer
+    (refused connection, a slow start's read timeout ...) means not yet: the
+    caller's deadline decides when "not yet" becomes "never"."""
     try:
-        return requests.get(base + "/healthz", timeout=1).status_code == 200
-    except requests.ConnectionError:
+        return requests.get(base + "/healthz", timeout=10).status_code == 200
+    except requests.RequestException:
         return False
+
+
+@contextmanager
+def _running_gunicorn(env: dict[str, str]) -> Iterator[tuple[str, subprocess.Popen]]:
+    """gunicorn started with ``env`` (which must set ``GUNICORN_BIND``), once
+    it answers ``/healthz``; stopped, and its pipes closed, afterwards."""
+    process = _gunicorn(env)
+    try:
+        wait_until_ready(lambda: _answers_healthz("http://" + env["GUNICORN_BIND"]), process, "gunicorn")
+        yield "http://" + env["GUNICORN_BIND"], process
+    finally:
+        stop(process)
 
 
 @pytest.fixture
 def gunicorn_server(tmp_path: Path, database_url: str) -> Iterator[tuple[str, subprocess.Popen]]:
     """gunicorn in production mode on the migrated test PostgreSQL."""
-    port = _free_port()
     env = _environment(
         tmp_path,
         APP_ENV="production",
         DATABASE_URL=database_url,
         SECRET_KEY=SECRET,
-        GUNICORN_BIND=f"127.0.0.1:{port}",
+        GUNICORN_BIND=f"127.0.0.1:{free_port()}",
+        # The database is up: waiting only matters when a busy machine makes
+        # the first connection slow, and then the start must not be refused.
+        STARTUP_DB_WAIT_S="60",
     )
-    process = _gunicorn(env)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while not _answers_healthz(base):
-            if process.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"gunicorn did not start: {process.communicate(timeout=5)[1][-2000:]}")
-            time.sleep(0.1)
-        yield base, process
-    finally:
-        if process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+    with _running_gunicorn(env) as server:
+        yield server
 
 
 @pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
 def test_gunicorn_serves_probes_metrics_and_writes_safe_json_logs(gunicorn_server, tmp_path, database_url):
     base, process = gunicorn_server
-    assert requests.get(base + "/readyz", timeout=5).json()["status"] == "ready"
+    assert requests.get(base + "/readyz", timeout=REQUEST_TIMEOUT_S).json()["status"] == "ready"
     token = _create_token(tmp_path, database_url, "gunicorn-test-worker")
     auth = {"Authorization": f"Bearer {token}"}
     job = requests.post(
-        base + "/api/v1/processing-jobs", json={"document_id": "doc-g"}, headers=auth, timeout=5
+        base + "/api/v1/processing-jobs", json={"document_id": "doc-g"}, headers=auth, timeout=REQUEST_TIMEOUT_S
     ).json()
     patient = "Jane Doe MRN-7Q4Z"
     response = requests.post(
@@ -155,7 +177,7 @@ def test_gunicorn_serves_probes_metrics_and_writes_safe_json_logs(gunicorn_serve
             },
         },
         headers={"X-Request-ID": "gunicorn-test-1", **auth},
-        timeout=5,
+        timeout=REQUEST_TIMEOUT_S,
     )
     assert response.status_code == 200
     assert response.headers["X-Request-ID"] == "gunicorn-test-1"
@@ -164,17 +186,16 @@ def test_gunicorn_serves_probes_metrics_and_writes_safe_json_logs(gunicorn_serve
         f"{base}/api/v1/processing-jobs/{job['id']}/validation-failure",
         json={"error_message": "x", "error_details": {"errors": []}},
         headers={"X-Request-ID": "gunicorn-test-2", "Authorization": "Bearer tok-secret"},
-        timeout=5,
+        timeout=REQUEST_TIMEOUT_S,
     )
     assert refused.status_code == 401
-    assert requests.get(base + "/metrics", timeout=5).status_code == 401
-    metrics = requests.get(base + "/metrics", headers=auth, timeout=5).text
+    assert requests.get(base + "/metrics", timeout=REQUEST_TIMEOUT_S).status_code == 401
+    metrics = requests.get(base + "/metrics", headers=auth, timeout=REQUEST_TIMEOUT_S).text
     assert 'clinical_job_failure_codes_total{code="schema.required"} 1.0' in metrics
     assert 'endpoint="api.record_validation_failure"' in metrics
     assert "db_pool_size_connections" in metrics
 
-    process.terminate()
-    _, stderr = process.communicate(timeout=30)
+    _, stderr = stop(process)
     lines = [json.loads(line) for line in stderr.splitlines() if line.strip()]  # every line is JSON
     (request_line,) = [e for e in lines if e.get("request_id") == "gunicorn-test-1"]
     assert request_line["endpoint"] == "api.record_validation_failure"
@@ -183,3 +204,56 @@ def test_gunicorn_serves_probes_metrics_and_writes_safe_json_logs(gunicorn_serve
     for secret in ("Jane", "7Q4Z", "mrn", "tok-secret", token, SECRET):
         assert secret not in stderr
     assert any("start-up check: ready" in e["message"] for e in lines)
+
+
+def _failed_sign_in(base: str, username: str, request_id: str) -> int:
+    """One wrong-password sign-in on a new connection (a new session: GET the
+    form for its CSRF token, then POST); returns the POST's status."""
+    with requests.Session() as session:
+        form = session.get(base + "/login", timeout=REQUEST_TIMEOUT_S).text
+        token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', form).group(1)
+        response = session.post(
+            base + "/login",
+            data={"username": username, "password": "wrong password", "csrf_token": token},
+            headers={"X-Request-ID": request_id},
+            allow_redirects=False,
+            timeout=REQUEST_TIMEOUT_S,
+        )
+        return response.status_code
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_sign_in_limit_holds_across_gunicorn_workers(tmp_path, database_url, redis_url):
+    """11 attempts from one address within a minute: the 11th is refused
+    although no single worker saw 10 of them.
+
+    Which worker accepts a new connection is up to the kernel, and it may
+    give one worker all 11 (then even per-process counters would refuse the
+    11th). So the experiment runs in rounds, the counters emptied in between,
+    and the log says which process served each attempt: at least one round
+    must have spread its first 11 over several workers.
+    """
+    env = _environment(
+        tmp_path,
+        APP_ENV="production",
+        DATABASE_URL=database_url,
+        SECRET_KEY=SECRET,
+        GUNICORN_BIND=f"127.0.0.1:{free_port()}",
+        STARTUP_DB_WAIT_S="60",
+        WEB_CONCURRENCY=str(WORKERS),
+        RATELIMIT_STORAGE_URI=redis_url,
+    )
+    rounds = 3
+    codes: list[list[int]] = []
+    with _running_gunicorn(env) as (base, process), redis.Redis.from_url(redis_url) as counters:
+        for round_ in range(rounds):
+            counters.flushall()  # a new minute for the limit
+            # A different name each time: the per-address limit is the one tested.
+            codes.append([_failed_sign_in(base, f"guess-{n}", f"limit-{round_}-{n}") for n in range(11)])
+        _, stderr = stop(process)
+    assert codes == [[401] * 10 + [429]] * rounds
+    served_by = {
+        e["request_id"]: e["process"] for e in map(json.loads, stderr.splitlines()) if e.get("endpoint") == "auth.login"
+    }
+    spread = [len({served_by[f"limit-{r}-{n}"] for n in range(11)}) for r in range(rounds)]
+    assert max(spread) >= 2, "one worker served every attempt of every round: the test proved nothing"

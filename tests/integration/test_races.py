@@ -55,7 +55,7 @@ def _fire_with_headers(
     def send(item):
         path, body, headers = item
         with requests.Session() as session:  # one connection per worker
-            barrier.wait(timeout=30)
+            barrier.wait(timeout=120)  # every thread started, however busy the machine
             response = session.post(base_url + path, json=body, headers=headers, timeout=60)
         return response.status_code, body, response.json(), response.headers
 

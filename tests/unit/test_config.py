@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from app import create_app
-from app.config import DEV_SECRET_KEY, ConfigError, engine_options, load_config
+from app.config import DEV_SECRET_KEY, ROOT, ConfigError, engine_options, load_config
 
 PG_URL = "postgresql://clinical:s3cret-pass@db.internal:5432/clinical"
 SETTINGS = (
@@ -107,3 +109,34 @@ def test_default_timeouts_are_15_s_and_5_s():
 def test_engine_options_follow_a_database_named_in_the_overrides():
     config = load_config({"SQLALCHEMY_DATABASE_URI": "postgresql+psycopg://h/db", "DB_LOCK_TIMEOUT_MS": 50})
     assert "lock_timeout=50" in config["SQLALCHEMY_ENGINE_OPTIONS"]["connect_args"]["options"]
+
+
+# -- the instance folder -----------------------------------------------------------
+
+
+@pytest.fixture
+def instance_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """``INSTANCE_DIR`` moved to a temporary path that does not exist yet."""
+    from app import config
+
+    folder = tmp_path / "instance"
+    monkeypatch.setattr(config, "INSTANCE_DIR", folder)
+    return folder
+
+
+@pytest.mark.parametrize("where", ["postgresql", "sqlite elsewhere"])
+def test_a_database_outside_the_instance_folder_does_not_create_it(instance_dir, tmp_path, where):
+    url = PG_URL if where == "postgresql" else f"sqlite:///{tmp_path / 'elsewhere' / 'test.sqlite3'}"
+    work_tree_instance = ROOT / "instance"
+    was_there = work_tree_instance.exists()
+    create_app({"SQLALCHEMY_DATABASE_URI": url, "TESTING": True})
+    assert not instance_dir.exists()
+    # The tests' own databases are like this one: running them leaves no
+    # instance/ in a fresh clone's work tree.
+    assert work_tree_instance.exists() == was_there
+
+
+def test_the_default_database_gets_its_instance_folder(instance_dir):
+    app = create_app({"TESTING": True})
+    assert app.config["SQLALCHEMY_DATABASE_URI"] == f"sqlite:///{instance_dir / 'clinical_intelligence.sqlite3'}"
+    assert instance_dir.is_dir()
