@@ -428,6 +428,18 @@ def test_a_different_failure_replaces_the_stored_one(client, app, failed_job):
     assert_matches_row(updated, row(app, failed_job["id"]))
 
 
+def test_a_float_replaces_an_integer_beyond_double_range(client, app, job):
+    # JSON allows 1 followed by 400 zeros; no double holds it, so comparing
+    # the stored value with the next report's float must not overflow.
+    url = job_url(job["id"], "validation-failure")
+    huge = b'{"error_message": "m", "error_details": {"n": 1' + b"0" * 400 + b"}}"
+    assert client.post(url, data=huge, content_type="application/json").status_code == 200
+    assert row(app, job["id"])["error_details"] == {"n": 10**400}
+    updated = post_ok(client, url, {"error_message": "m", "error_details": {"n": 1.5}})
+    assert updated["error_details"] == {"n": 1.5}
+    assert_matches_row(updated, row(app, job["id"]))
+
+
 def test_validation_failure_on_a_completed_job_is_a_409_and_changes_nothing(client, app, job):
     post_ok(client, job_url(job["id"], "result"), {"status": "completed"})
     before = row(app, job["id"])
