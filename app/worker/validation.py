@@ -413,7 +413,9 @@ def _json_pointer(path: Iterable[str | int]) -> str:
 def _pointer_sort_key(pointer: str) -> tuple:
     tokens = pointer.split("/")[1:]
     # Numbers before names, and numbers by value, so /entities/2 comes before /entities/10.
-    return tuple((0, int(token), "") if _ARRAY_INDEX.fullmatch(token) else (1, 0, token) for token in tokens)
+    # Without int(): a property name of 5,000 digits is a valid token, and int()
+    # refuses that many; digits without a leading zero order by length, then text.
+    return tuple((0, len(token), token) if _ARRAY_INDEX.fullmatch(token) else (1, 0, token) for token in tokens)
 
 
 def _sorted_unique(items: list[dict]) -> list[dict]:

@@ -440,6 +440,22 @@ def test_a_float_replaces_an_integer_beyond_double_range(client, app, job):
     assert_matches_row(updated, row(app, job["id"]))
 
 
+def test_a_fhir_expression_index_longer_than_int_reads_is_kept_as_a_capped_pointer(client, app, job):
+    index = "9" * 5000  # more digits than int() converts
+    outcome = {
+        "resourceType": "OperationOutcome",
+        "issue": [{"severity": "error", "code": "invalid", "expression": [f"Patient.name[{index}]"]}],
+    }
+    updated = post_ok(
+        client,
+        job_url(job["id"], "validation-failure"),
+        {"error_message": "m", "error_details": outcome, "error_format": "fhir-operationoutcome"},
+    )
+    # Too long for a stored pointer: cut to its longest ancestor that fits.
+    assert updated["error_details"]["errors"][0]["pointer"] == "/name"
+    assert_matches_row(updated, row(app, job["id"]))
+
+
 def test_validation_failure_on_a_completed_job_is_a_409_and_changes_nothing(client, app, job):
     post_ok(client, job_url(job["id"], "result"), {"status": "completed"})
     before = row(app, job["id"])

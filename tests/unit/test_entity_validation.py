@@ -297,6 +297,23 @@ def test_items_are_sorted_by_pointer_with_numeric_indices_then_code():
     ]
 
 
+def test_a_property_name_of_5000_digits_is_sorted_without_int():
+    # A digit-only name looks like an array index to the sort; int() refuses
+    # more than sys.get_int_max_str_digits() digits.
+    document = valid_document()
+    document["entities"][0]["9" * 5000] = 1
+    document["entities"][0]["10"] = 1
+    document["entities"][0]["9"] = 1
+
+    errors = validate_entity_document(document)
+
+    assert [e["pointer"] for e in errors if e["code"] == "schema.additionalProperties"] == [
+        "/entities/0/9",
+        "/entities/0/10",
+        "/entities/0/" + "9" * 5000,
+    ]
+
+
 def test_oneof_failure_is_reported_through_the_branch_of_the_entity_type():
     # The published schema dispatches with if/then; this guards the oneOf/anyOf
     # handling in case a schema version dispatches with oneOf instead.
