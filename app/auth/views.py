@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit
-
 from flask import flash, redirect, render_template, request, url_for
 from flask_login import login_user, logout_user
 from flask_wtf import FlaskForm
@@ -14,6 +12,7 @@ from wtforms.validators import DataRequired, Length
 from app.auth import bp
 from app.auth.guards import limiter, requires
 from app.models.access import USERNAME_MAX_LENGTH, Permission
+from app.redirects import safe_redirect_target
 from app.services import access
 
 
@@ -24,23 +23,18 @@ class LoginForm(FlaskForm):
     password = PasswordField("Password", validators=[DataRequired(), Length(max=1024)])
 
 
-def _safe_next(target: str | None) -> str:
-    """Only same-site paths: an open redirect would help phishing."""
-    if target and target.startswith("/") and not target.startswith("//") and not urlsplit(target).netloc:
-        return target
-    return url_for("dashboard.list_jobs")
-
-
 @bp.route("/login", methods=["GET", "POST"])
 @limiter.limit("10 per minute", methods=["POST"], error_message="Too many sign-in attempts; wait a minute.")
 def login() -> str | Response | tuple[str, int]:
     """Show the sign-in form; on POST check the credentials (exact user name)."""
     form = LoginForm()
     if form.validate_on_submit():
+        # Checked before signing in: an open redirect would help phishing.
+        target = safe_redirect_target(request.args.get("next"), url_for("dashboard.list_jobs"))
         user = access.authenticate(form.username.data, form.password.data)
         if user is not None:
             login_user(user)
-            return redirect(_safe_next(request.args.get("next")))
+            return redirect(target)
         flash("Wrong user name or password.", "error")
         return render_template("auth/login.html", form=form), 401
     return render_template("auth/login.html", form=form)

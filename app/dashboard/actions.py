@@ -10,7 +10,6 @@ page the operator returns to counts it.
 from __future__ import annotations
 
 import time
-from urllib.parse import urlsplit
 
 from flask import abort, current_app, flash, redirect, render_template, request, session, url_for
 from flask_wtf import FlaskForm
@@ -27,6 +26,7 @@ from app.dashboard.views import (
 )
 from app.errors import InvalidQueryError, field_error
 from app.models.access import Permission
+from app.redirects import safe_redirect_target
 from app.services import dashboard_stats
 from app.services.access import record_audit_event
 from app.services.processing_jobs import actions, jobs
@@ -45,10 +45,9 @@ class ActionForm(FlaskForm):
 
 
 def _back(default: str) -> str:
-    target = request.form.get("next", "")
-    if target.startswith("/") and not target.startswith("//") and not urlsplit(target).netloc:
-        return target
-    return default
+    """The form's ``next`` when it is a path on this site, else ``default``;
+    called before the action, so the redirect cannot fail after it."""
+    return safe_redirect_target(request.form.get("next"), default)
 
 
 def _require_csrf() -> None:
@@ -104,10 +103,11 @@ def _act_on_one(action: str, job_id: str, said: str) -> Response:
     """Check the CSRF token, run ``action`` on one job, audit it, flash
     ``said`` (formatted with the document id) and go back."""
     _require_csrf()
+    back = _back("")  # "": none asked for; the job's page, by its canonical id, below
     job = actions.apply_action(action, job_id, current_actor())
     _done(action, {"scope": "job", "job_ids": [str(job.id)]}, 1)
     flash(said.format(job.document_id), "success")
-    return redirect(_back(url_for("dashboard.show_job", job_id=job.id)))
+    return redirect(back or url_for("dashboard.show_job", job_id=job.id))
 
 
 def _done(action: str, audit_filter: dict[str, object], changed: int) -> None:
@@ -167,6 +167,7 @@ def apply_bulk_action() -> Response:
     _require_csrf()
     action, scope = _operation()
     filter_pairs = _filter_pairs()
+    back = _back(href(url_for("dashboard.list_jobs"), filter_pairs))
     if scope == "filter":
         result = actions.apply_to_filter(action, _form_filter(), current_actor())
         audit_filter: dict[str, object] = {"scope": "filter", "query": _pairs_to_dict(filter_pairs)}
@@ -179,7 +180,7 @@ def apply_bulk_action() -> Response:
     if result.skipped:
         message += f"; skipped {result.skipped} that no longer applied"
     flash(message + ".", "success")
-    return redirect(_back(href(url_for("dashboard.list_jobs"), filter_pairs)))
+    return redirect(back)
 
 
 def _pairs_to_dict(pairs: list[tuple[str, str]]) -> dict[str, list[str]]:
