@@ -395,7 +395,11 @@ def _latest_calendar_date(extracted_at: str) -> date | None:
         return None
     if moment.tzinfo is None:
         return None
-    return moment.astimezone(_LATEST_OFFSET).date()
+    try:
+        return moment.astimezone(_LATEST_OFFSET).date()
+    except OverflowError:
+        # Already past 9999-12-31 somewhere on Earth: no date can be later.
+        return date.max
 
 
 # --- items -----------------------------------------------------------------------
