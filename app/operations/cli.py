@@ -77,7 +77,9 @@ def purge_jobs_command(older_than: str, dry_run: bool, batch_size: int | None) -
     try:
         cutoff = utcnow() - age
     except OverflowError:  # 999999w reaches back before year 1
-        raise click.BadParameter("reaches back before the calendar's first year", param_hint="--older-than") from None
+        raise click.BadParameter(
+            "reaches back before the calendar's first year", param_hint="--older-than"
+        ) from None
     if dry_run:
         counts = count_expired(cutoff)
         verb = "would delete"

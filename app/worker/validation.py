@@ -419,7 +419,9 @@ def _pointer_sort_key(pointer: str) -> tuple:
     # Numbers before names, and numbers by value, so /entities/2 comes before /entities/10.
     # Without int(): a property name of 5,000 digits is a valid token, and int()
     # refuses that many; digits without a leading zero order by length, then text.
-    return tuple((0, len(token), token) if _ARRAY_INDEX.fullmatch(token) else (1, 0, token) for token in tokens)
+    return tuple(
+        (0, len(token), token) if _ARRAY_INDEX.fullmatch(token) else (1, 0, token) for token in tokens
+    )
 
 
 def _sorted_unique(items: list[dict]) -> list[dict]:
