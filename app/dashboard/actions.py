@@ -13,6 +13,7 @@ import time
 
 from flask import abort, current_app, flash, redirect, render_template, request, session, url_for
 from flask_wtf import FlaskForm
+from markupsafe import Markup
 from werkzeug.wrappers import Response
 
 from app.auth.guards import current_actor, requires
@@ -89,14 +90,16 @@ def _filter_pairs() -> list[tuple[str, str]]:
 @requires(Permission.ACT_ON_JOBS)
 def requeue_job(job_id: str) -> Response:
     """Send one failed job back to ``Pending``; its history is kept."""
-    return _act_on_one(actions.JobAction.REQUEUE, job_id, "Requeued the job for document {}.")
+    return _act_on_one(actions.JobAction.REQUEUE, job_id, "Requeued the job for document <bdi>{}</bdi>.")
 
 
 @bp.post("/jobs/<job_id>/acknowledge")
 @requires(Permission.ACT_ON_JOBS)
 def acknowledge_job(job_id: str) -> Response:
     """Acknowledge one failed job: it leaves the default view."""
-    return _act_on_one(actions.JobAction.ACKNOWLEDGE, job_id, "Acknowledged the failure of document {}.")
+    return _act_on_one(
+        actions.JobAction.ACKNOWLEDGE, job_id, "Acknowledged the failure of document <bdi>{}</bdi>."
+    )
 
 
 def _act_on_one(action: str, job_id: str, said: str) -> Response:
@@ -106,7 +109,8 @@ def _act_on_one(action: str, job_id: str, said: str) -> Response:
     back = _back("")  # "": none asked for; the job's page, by its canonical id, below
     job = actions.apply_action(action, job_id, current_actor())
     _done(action, {"scope": "job", "job_ids": [str(job.id)]}, 1)
-    flash(said.format(job.document_id), "success")
+    # Markup.format escapes the id; <bdi> isolates it as on the pages.
+    flash(Markup(said).format(job.document_id), "success")
     return redirect(back or url_for("dashboard.show_job", job_id=job.id))
 
 
