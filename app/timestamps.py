@@ -1,8 +1,17 @@
-"""Formatting timestamps for the API and exports."""
+"""Formatting timestamps for the API and exports, and the range of times accepted."""
 
 from __future__ import annotations
 
 from datetime import datetime, timezone
+
+#: Earliest and latest time accepted from a request (the ``from``/``to``
+#: filters of the API, the dashboard, the exports and bulk actions): a year
+#: inside each end of Python's calendar (years 1 to 9999), so that
+#: arithmetic on an accepted time -- the chart's window and bucket edges,
+#: days at most -- cannot leave the calendar (``OverflowError``, a 500).
+#: Every job's times lie far inside.
+EARLIEST_ACCEPTED = datetime(2, 1, 1, tzinfo=timezone.utc)
+LATEST_ACCEPTED = datetime(9998, 12, 31, 23, 59, 59, tzinfo=timezone.utc)
 
 
 def rfc3339(value: datetime | None) -> str | None:

@@ -16,6 +16,31 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from app.errors import BadRequestError, UnsupportedMediaTypeError
 
 
+#: Most arrays/objects a body may nest. The parser's own limit is the
+#: interpreter's recursion limit (1,000 frames, less the frames already in
+#: use), and code that later walks the value recursively (``repr`` in a
+#: schema error, ``json.dumps`` for an idempotency fingerprint) starts from
+#: deeper frames than the parser did: a body a few levels under the parser's
+#: limit got through and then raised ``RecursionError`` there. Half the
+#: interpreter's limit leaves every such walk room; the limits on what is
+#: stored (``MAX_JSON_DEPTH``) are far lower and keep their precise 422.
+MAX_BODY_NESTING = 512
+
+_TOO_DEEP = f"The body nests arrays or objects more than {MAX_BODY_NESTING} levels deep."
+
+
+def _nests_deeper_than(value: Any, limit: int) -> bool:
+    # Iterative: this check must not itself be the recursion it prevents.
+    stack = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, (dict, list)):
+            if depth == limit:
+                return True
+            stack.extend((child, depth + 1) for child in (item.values() if isinstance(item, dict) else item))
+    return False
+
+
 def _is_json_media_type(mimetype: str) -> bool:
     return mimetype == "application/json" or (
         mimetype.startswith("application/") and mimetype.endswith("+json")
@@ -61,7 +86,8 @@ def read_json_body(request: Request) -> Any:
     ``+json`` type (415 otherwise); the body must be UTF-8 (a BOM is
     tolerated), at most ``MAX_CONTENT_LENGTH`` bytes (413, raised by
     Werkzeug) and one JSON value without NaN, Infinity, out-of-range numbers,
-    integers of more than 4300 digits or duplicate keys (400).
+    integers of more than 4300 digits, duplicate keys or arrays/objects
+    nested more than :data:`MAX_BODY_NESTING` levels (400).
 
     Raises:
         UnsupportedMediaTypeError: not a JSON media type.
@@ -90,7 +116,7 @@ def read_json_body(request: Request) -> Any:
     except UnicodeDecodeError as exc:
         raise BadRequestError(f"The body is not valid UTF-8 (bad byte at offset {exc.start}).") from None
     try:
-        return json.loads(
+        value = json.loads(
             text,
             parse_constant=_refuse_constant,
             parse_float=_parse_float,
@@ -102,4 +128,7 @@ def read_json_body(request: Request) -> Any:
             f"The body is not valid JSON: {exc.msg.removesuffix(' at')} (line {exc.lineno}, column {exc.colno})."
         ) from None
     except RecursionError:
-        raise BadRequestError("The body nests arrays or objects too deeply to read.") from None
+        raise BadRequestError(_TOO_DEEP) from None
+    if _nests_deeper_than(value, MAX_BODY_NESTING):
+        raise BadRequestError(_TOO_DEEP)
+    return value

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit
-
 from flask import current_app, flash, redirect, render_template, request, session, url_for
 from flask_login import login_user, logout_user
 from flask_wtf import FlaskForm
@@ -14,6 +12,7 @@ from wtforms.validators import DataRequired, Length
 from app.auth import bp
 from app.auth.guards import current_actor, limiter, requires, typed_user_name_key
 from app.models.access import USERNAME_MAX_LENGTH, Permission
+from app.redirects import safe_redirect_target
 from app.services import access
 from app.services.access import record_audit_event
 
@@ -23,13 +22,6 @@ class LoginForm(FlaskForm):
 
     username = StringField("User name", validators=[DataRequired(), Length(max=USERNAME_MAX_LENGTH)])
     password = PasswordField("Password", validators=[DataRequired(), Length(max=1024)])
-
-
-def _safe_next(target: str | None) -> str:
-    """Only same-site paths: an open redirect would help phishing."""
-    if target and target.startswith("/") and not target.startswith("//") and not urlsplit(target).netloc:
-        return target
-    return url_for("dashboard.list_jobs")
 
 
 @bp.route("/login", methods=["GET", "POST"])
@@ -51,7 +43,8 @@ def login() -> str | Response | tuple[str, int]:
     """
     form = LoginForm()
     if form.validate_on_submit():
-        target = _safe_next(request.args.get("next"))  # decided before anything happens
+        # Checked before signing in: an open redirect would help phishing.
+        target = safe_redirect_target(request.args.get("next"), url_for("dashboard.list_jobs"))
         user = access.authenticate(form.username.data, form.password.data, address=request.remote_addr)
         if user is not None:
             current_app.session_interface.regenerate(session)

@@ -10,10 +10,10 @@ page the operator returns to counts it.
 from __future__ import annotations
 
 import time
-from urllib.parse import urlsplit
 
 from flask import abort, current_app, flash, redirect, render_template, request, session, url_for
 from flask_wtf import FlaskForm
+from markupsafe import Markup
 from werkzeug.wrappers import Response
 
 from app.auth.guards import current_actor, requires
@@ -28,6 +28,7 @@ from app.dashboard.views import (
 from app.errors import InvalidQueryError, field_error
 from app.models import ProcessingJob
 from app.models.access import Permission
+from app.redirects import safe_redirect_target
 from app.services import dashboard_stats
 from app.services.access import add_audit_event, record_audit_event
 from app.services.processing_jobs import actions, jobs
@@ -45,11 +46,10 @@ class ActionForm(FlaskForm):
     """No fields of its own: carries and checks the CSRF token."""
 
 
-def _back(default: str | None) -> str | None:
-    target = request.form.get("next", "")
-    if target.startswith("/") and not target.startswith("//") and not urlsplit(target).netloc:
-        return target
-    return default
+def _back(default: str) -> str:
+    """The form's ``next`` when it is a path on this site, else ``default``;
+    called before the action, so the redirect cannot fail after it."""
+    return safe_redirect_target(request.form.get("next"), default)
 
 
 def _require_csrf() -> None:
@@ -91,14 +91,16 @@ def _filter_pairs() -> list[tuple[str, str]]:
 @requires(Permission.ACT_ON_JOBS)
 def requeue_job(job_id: str) -> Response:
     """Send one failed job back to ``Pending``; its history is kept."""
-    return _act_on_one(actions.JobAction.REQUEUE, job_id, "Requeued the job for document {}.")
+    return _act_on_one(actions.JobAction.REQUEUE, job_id, "Requeued the job for document <bdi>{}</bdi>.")
 
 
 @bp.post("/jobs/<job_id>/acknowledge")
 @requires(Permission.ACT_ON_JOBS)
 def acknowledge_job(job_id: str) -> Response:
     """Acknowledge one failed job: it leaves the default view."""
-    return _act_on_one(actions.JobAction.ACKNOWLEDGE, job_id, "Acknowledged the failure of document {}.")
+    return _act_on_one(
+        actions.JobAction.ACKNOWLEDGE, job_id, "Acknowledged the failure of document <bdi>{}</bdi>."
+    )
 
 
 def _act_on_one(action: str, job_id: str, said: str) -> Response:
@@ -106,14 +108,15 @@ def _act_on_one(action: str, job_id: str, said: str) -> Response:
     the same transaction, flash ``said`` (formatted with the document id) and go back."""
     _require_csrf()
     actor = current_actor()
-    back = _back(None)  # decided before acting: a bad target must not fail a done action
+    back = _back("")  # "": none asked for; the job's page, by its canonical id, below
 
     def audit(job: ProcessingJob) -> None:
         add_audit_event(actor, f"jobs.{action}", {"scope": "job", "job_ids": [str(job.id)]}, 1)
 
     job = actions.apply_action(action, job_id, actor, before_commit=audit)
     _refresh_summaries()
-    flash(said.format(job.document_id), "success")
+    # Markup.format escapes the id; <bdi> isolates it as on the pages.
+    flash(Markup(said).format(job.document_id), "success")
     return redirect(back or url_for("dashboard.show_job", job_id=job.id))
 
 

@@ -7,6 +7,7 @@ them when they are rendered, so worker-supplied text never becomes markup.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
@@ -52,12 +53,21 @@ def format_rfc3339(value: datetime | None) -> str:
     return rfc3339(value.astimezone(timezone.utc).replace(microsecond=0)) or ""
 
 
+#: Unicode bidi controls (UAX #9: embeddings, overrides, isolates, marks).
+_BIDI_CONTROLS = re.compile("[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
 def pretty_json(value: Any) -> str:
     """JSON with sorted keys and 2-space indent (same text on every backend).
 
+    Bidi controls in strings are written as ``\\uXXXX`` escapes (the same
+    JSON value): lines of JSON cannot be isolated from one another, and an
+    override inside one string would reorder the rest of its line.
+
     Returns plain text; Jinja autoescaping escapes it when rendered.
     """
-    return json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False)
+    text = json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False)
+    return _BIDI_CONTROLS.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
 
 
 @dataclass(frozen=True)
@@ -189,6 +199,19 @@ def _cell(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, sort_keys=True)
 
 
+def isolate_text(value: str | None) -> str:
+    """``value`` between U+2068 FIRST STRONG ISOLATE and U+2069 POP DIRECTIONAL
+    ISOLATE (Unicode UAX #9), ``""`` for ``None`` or ``""``.
+
+    For worker text where markup cannot go (a page ``<title>``, a ``title``
+    attribute, a flash message): like ``<bdi>`` in the page, it keeps a
+    right-to-left override inside the value from reordering the text around it.
+    """
+    if not value:
+        return ""
+    return f"\u2068{value}\u2069"
+
+
 def truncate_text(value: str | None, length: int = 160) -> str:
     """Cut ``value`` to ``length`` characters, ending with ``…`` when cut."""
     if not value:
@@ -232,6 +255,7 @@ def register_filters(app: Flask) -> None:
     app.add_template_filter(error_count, "error_count")
     app.add_template_filter(format_entity, "entity")
     app.add_template_filter(truncate_text, "truncate_text")
+    app.add_template_filter(isolate_text, "isolate")
     app.add_template_filter(code_system_name, "code_system_name")
     app.add_template_filter(format_span, "span")
     app.add_template_filter(percent, "percent")

@@ -74,7 +74,12 @@ def purge_jobs_command(older_than: str, dry_run: bool, batch_size: int | None) -
     size = DEFAULT_BATCH_SIZE if batch_size is None else batch_size
     if size > MAX_BATCH_SIZE:
         raise click.BadParameter(f"at most {MAX_BATCH_SIZE}", param_hint="--batch-size")
-    cutoff = utcnow() - age
+    try:
+        cutoff = utcnow() - age
+    except OverflowError:  # 999999w reaches back before year 1
+        raise click.BadParameter(
+            "reaches back before the calendar's first year", param_hint="--older-than"
+        ) from None
     if dry_run:
         counts = count_expired(cutoff)
         verb = "would delete"

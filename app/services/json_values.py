@@ -117,7 +117,8 @@ def json_equal(left: Any, right: Any) -> bool:
     Objects compare without regard to key order; numbers compare by value
     (JSON has one number type: PostgreSQL's ``jsonb`` gives ``1e300`` back as
     the integer ``10**300``), compared at double precision when either side
-    is a float; ``true`` is not ``1``.
+    is a float; an integer beyond double range equals no float; ``true`` is
+    not ``1``.
     """
     stack = [(left, right)]
     while stack:
@@ -129,7 +130,7 @@ def json_equal(left: Any, right: Any) -> bool:
             if not isinstance(b, (int, float)) or isinstance(b, bool):
                 return False
             if isinstance(a, float) or isinstance(b, float):
-                if float(a) != float(b):
+                if _as_double(a) != _as_double(b):
                     return False
             elif a != b:
                 return False
@@ -144,6 +145,16 @@ def json_equal(left: Any, right: Any) -> bool:
         else:
             return False
     return True
+
+
+def _as_double(number: int | float) -> float:
+    # float(10**400) raises OverflowError: JSON allows such integers and
+    # stored details may hold one. No finite double equals it, and infinity
+    # is not JSON, so infinity stands for it without matching any float.
+    try:
+        return float(number)
+    except OverflowError:
+        return math.inf if number > 0 else -math.inf
 
 
 def canonical_json(value: Any) -> str:

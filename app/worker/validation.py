@@ -395,7 +395,11 @@ def _latest_calendar_date(extracted_at: str) -> date | None:
         return None
     if moment.tzinfo is None:
         return None
-    return moment.astimezone(_LATEST_OFFSET).date()
+    try:
+        return moment.astimezone(_LATEST_OFFSET).date()
+    except OverflowError:
+        # Already past 9999-12-31 somewhere on Earth: no date can be later.
+        return date.max
 
 
 # --- items -----------------------------------------------------------------------
@@ -413,7 +417,11 @@ def _json_pointer(path: Iterable[str | int]) -> str:
 def _pointer_sort_key(pointer: str) -> tuple:
     tokens = pointer.split("/")[1:]
     # Numbers before names, and numbers by value, so /entities/2 comes before /entities/10.
-    return tuple((0, int(token), "") if _ARRAY_INDEX.fullmatch(token) else (1, 0, token) for token in tokens)
+    # Without int(): a property name of 5,000 digits is a valid token, and int()
+    # refuses that many; digits without a leading zero order by length, then text.
+    return tuple(
+        (0, len(token), token) if _ARRAY_INDEX.fullmatch(token) else (1, 0, token) for token in tokens
+    )
 
 
 def _sorted_unique(items: list[dict]) -> list[dict]:

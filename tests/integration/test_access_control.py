@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import re
 import uuid
+from urllib.parse import urlencode
 
 import pytest
 import sqlalchemy as sa
@@ -146,6 +147,29 @@ def test_sign_in_refuses_open_redirects(app, anonymous_client):
         data={"username": "redirect-user", "password": "a long enough password", "csrf_token": _login_token(anonymous_client)},
     )
     assert response.headers["Location"] == "/jobs"
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        pytest.param("/jobs\r\nSet-Cookie: x=1", id="crlf"),
+        pytest.param("/\t/evil.example", id="tab"),
+        pytest.param("/\\evil.example", id="backslash"),
+        pytest.param("/jobs\x7f", id="del"),
+        pytest.param("/jobs\u202e", id="bidi-override"),
+    ],
+)
+def test_sign_in_with_an_unsafe_next_goes_to_the_list(app, anonymous_client, target):
+    # A control character in Location used to raise after login_user: a 500
+    # for a sign-in that had happened.
+    make_user(app, "redirect-user", "viewer", password="a long enough password")
+    response = anonymous_client.post(
+        "/login?" + urlencode({"next": target}),
+        data={"username": "redirect-user", "password": "a long enough password", "csrf_token": _login_token(anonymous_client)},
+    )
+    assert response.status_code == 302
+    assert response.headers["Location"] == "/jobs"
+    assert anonymous_client.get("/jobs").status_code == 200
 
 
 def test_login_attempts_are_rate_limited(database_url):

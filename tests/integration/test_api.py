@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import sys
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta, timezone
@@ -24,7 +25,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from app import create_app
-from app.api import views
+from app.api import json_body, views
 from app.errors import PROBLEM_TYPE_BASE
 from app.extensions import db
 from app.models import ProcessingJob
@@ -428,6 +429,34 @@ def test_a_different_failure_replaces_the_stored_one(client, app, failed_job):
     assert_matches_row(updated, row(app, failed_job["id"]))
 
 
+def test_a_float_replaces_an_integer_beyond_double_range(client, app, job):
+    # JSON allows 1 followed by 400 zeros; no double holds it, so comparing
+    # the stored value with the next report's float must not overflow.
+    url = job_url(job["id"], "validation-failure")
+    huge = b'{"error_message": "m", "error_details": {"n": 1' + b"0" * 400 + b"}}"
+    assert client.post(url, data=huge, content_type="application/json").status_code == 200
+    assert row(app, job["id"])["error_details"] == {"n": 10**400}
+    updated = post_ok(client, url, {"error_message": "m", "error_details": {"n": 1.5}})
+    assert updated["error_details"] == {"n": 1.5}
+    assert_matches_row(updated, row(app, job["id"]))
+
+
+def test_a_fhir_expression_index_longer_than_int_reads_is_kept_as_a_capped_pointer(client, app, job):
+    index = "9" * 5000  # more digits than int() converts
+    outcome = {
+        "resourceType": "OperationOutcome",
+        "issue": [{"severity": "error", "code": "invalid", "expression": [f"Patient.name[{index}]"]}],
+    }
+    updated = post_ok(
+        client,
+        job_url(job["id"], "validation-failure"),
+        {"error_message": "m", "error_details": outcome, "error_format": "fhir-operationoutcome"},
+    )
+    # Too long for a stored pointer: cut to its longest ancestor that fits.
+    assert updated["error_details"]["errors"][0]["pointer"] == "/name"
+    assert_matches_row(updated, row(app, job["id"]))
+
+
 def test_validation_failure_on_a_completed_job_is_a_409_and_changes_nothing(client, app, job):
     post_ok(client, job_url(job["id"], "result"), {"status": "completed"})
     before = row(app, job["id"])
@@ -624,6 +653,38 @@ def test_error_details_nested_too_deeply_are_a_422_naming_the_place(client, app,
     problem = assert_problem(response, 422, "invalid-failure")
     assert fields(problem) == ["error_details" + ".0" * depth]
     assert row(app, failed_job["id"]) == before
+    assert_client_still_works(client, failed_job["id"])
+
+
+def test_bodies_nested_near_the_parsers_limit_are_refused_before_any_work(client, app, failed_job):
+    # The parser's limit is the interpreter's recursion limit less the frames
+    # in use; a body a few levels under it used to parse and then overflow
+    # the stack in deeper code (the idempotency fingerprint, a schema error's
+    # repr): a 500 at one exact depth, between the 422s and the 400s.
+    limit = json_body.MAX_BODY_NESTING
+    before, jobs_before = row(app, failed_job["id"]), job_count(app)
+    endpoints = {
+        API: ("job_type", "invalid-fields"),
+        job_url(failed_job["id"], "validation-failure"): ("error_details", "invalid-failure"),
+        job_url(failed_job["id"], "result"): ("entities", "invalid-fields"),
+    }
+    for url, (field, slug) in endpoints.items():
+        # ``depth`` arrays inside the body's object: depth + 1 levels. Around
+        # our limit, and every depth up to past the parser's (the frames in
+        # use differ between runners, so not one depth).
+        ceiling = sys.getrecursionlimit()
+        for depth in [*range(limit - 2, limit + 3), *range(ceiling - 200, ceiling + 3)]:
+            data = f'{{"error_message": "m", "{field}": {"[" * depth}{"]" * depth}}}'
+            response = client.post(
+                url, data=data, content_type="application/json", headers={"Idempotency-Key": f"{url}{depth}"}
+            )
+            if depth + 1 <= limit:
+                assert_problem(response, 422, slug)
+            else:
+                problem = assert_problem(response, 400, "malformed-json")
+                assert problem["detail"] == f"The body nests arrays or objects more than {limit} levels deep."
+    assert row(app, failed_job["id"]) == before
+    assert job_count(app) == jobs_before
     assert_client_still_works(client, failed_job["id"])
 
 

@@ -42,8 +42,8 @@ def test_list_shows_failures_by_default_with_escaped_worker_text(client, app, fa
     assert "&lt;img src=x onerror=alert(1)&gt;" in html
     # Collapsible details: a table of the errors and the pretty-printed JSON.
     assert '<details class="error-details">' in html
-    assert "<td><code>code.unknown_icd10cm</code></td>" in html
-    assert "<td><code>/entities/1/confidence</code></td>" in html
+    assert "<td><code><bdi>code.unknown_icd10cm</bdi></code></td>" in html
+    assert "<td><code><bdi>/entities/1/confidence</bdi></code></td>" in html
     assert "Error details (2 errors, incl. 1 warning)" in html  # confidence.low is a warning
     assert '&#34;code&#34;: &#34;confidence.low&#34;' in html  # indented JSON, keys quoted
 
@@ -76,7 +76,7 @@ def test_detail_page_shows_the_job_whole(client, failed_job_id):
     assert "Validation_Failed" in html
     assert "<details class=\"error-details\" open>" in html
     assert "<script>" not in html
-    assert "<title>Job doc-&lt;script&gt;" in html  # the title is escaped too
+    assert "<title>Job \u2068doc-&lt;script&gt;" in html  # the title is escaped too
 
 
 @pytest.mark.parametrize("job_id", ["00000000-0000-0000-0000-000000000000", "nope", "<script>"])

@@ -39,7 +39,7 @@ def test_requeue_one_job_keeps_its_history_and_says_so(app, client):
     with app.app_context():
         assert [f.error_message for f in list_failures(job_id)] == ["crashed"]
     page = client.get(response.headers["Location"]).get_data(as_text=True)
-    assert "Requeued the job for document doc-act." in page
+    assert "Requeued the job for document <bdi>doc-act</bdi>." in page
 
 
 def test_action_without_csrf_token_changes_nothing(app, client):
@@ -152,6 +152,41 @@ def test_flash_messages_escape_worker_text(app, client):
     page = client.get(response.headers["Location"]).get_data(as_text=True)
     assert "<script>alert" not in page
     assert "&lt;script&gt;alert(&#34;doc&#34;)&lt;/script&gt;" in page
+
+
+UNSAFE_NEXT = ["/jobs\r\nSet-Cookie: x=1", "/\t/evil.example", "/\\evil.example", "/jobs\x85"]
+
+
+@pytest.mark.parametrize("target", UNSAFE_NEXT)
+def test_an_unsafe_next_on_one_job_action_goes_to_the_job_page(app, client, target):
+    # A control character in Location used to raise after the action was
+    # applied and audited: a 500 saying "nothing was changed".
+    job_id = _failed_job(app)
+    response = client.post(f"/jobs/{job_id}/acknowledge", data={"csrf_token": _csrf(client), "next": target})
+    assert response.status_code == 302
+    assert response.headers["Location"] == f"/jobs/{job_id}"
+    assert _row(app, job_id)["acknowledged_at"] is not None
+    with app.app_context():
+        assert db.session.scalar(sa.select(sa.func.count()).select_from(AuditEvent)) == 1
+
+
+@pytest.mark.parametrize("target", UNSAFE_NEXT)
+def test_an_unsafe_next_on_a_bulk_action_goes_to_the_list(app, client, target):
+    job_id = _failed_job(app)
+    form = {"csrf_token": _csrf(client), "op": "requeue:selected", "job_id": [job_id], "next": target}
+    html = client.post("/jobs/bulk", data=form).get_data(as_text=True)
+    assert 'name="next" value="/jobs"' in html
+    response = client.post("/jobs/bulk/confirm", data=form)
+    assert response.status_code == 302
+    assert response.headers["Location"] == "/jobs"
+    assert _row(app, job_id)["status"] == "Pending"
+
+
+def test_a_safe_next_is_followed(app, client):
+    job_id = _failed_job(app)
+    target = "/jobs?status=Failed&q=crash"
+    response = client.post(f"/jobs/{job_id}/requeue", data={"csrf_token": _csrf(client), "next": target})
+    assert response.headers["Location"] == target
 
 
 @pytest.mark.parametrize("action", ["requeue", "acknowledge"])

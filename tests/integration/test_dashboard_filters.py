@@ -315,6 +315,56 @@ def test_bad_api_query_is_a_400_problem_naming_the_parameter(client, query, fiel
     assert field in [error["field"] for error in problem["errors"]]
 
 
+#: Times at the ends of Python's calendar: arithmetic on them (the chart's
+#: window, a day before ``to``) used to raise OverflowError, a 500.
+CALENDAR_EDGES = [
+    ("to=0001-01-01T00:30:00Z", "to"),
+    ("from=0001-01-01T00:00:00Z", "from"),
+    ("from=0001-12-31T23:59:59Z", "from"),
+    ("to=0001-01-01T00:30:00%2B01:00", "to"),  # in year 0 in UTC
+    ("to=9999-12-31T23:59:59Z", "to"),
+    ("from=9999-12-31T23:30:00Z", "from"),
+    ("from=9999-01-01T00:00:00Z&to=9999-12-31T23:59:59.999999Z", "from"),
+]
+FILTERED_PAGES = [
+    "/jobs", "/jobs/summary", "/exports/job-errors.csv", "/exports/job-errors.ndjson", "/exports/entities.csv", API,
+]
+
+
+@pytest.mark.parametrize("path", FILTERED_PAGES)
+@pytest.mark.parametrize(("query", "field"), CALENDAR_EDGES)
+def test_times_at_the_calendars_edges_are_a_400_on_every_filtered_page(client, path, query, field):
+    response = client.get(f"{path}?{query}")
+    assert response.status_code == 400
+    if path == API:
+        assert response.mimetype == "application/problem+json"
+        assert field in [error["field"] for error in response.get_json()["errors"]]
+    else:
+        assert response.mimetype == "text/html"
+        assert f"<code>{field}</code>" in response.get_data(as_text=True)
+
+
+@pytest.mark.parametrize("path", FILTERED_PAGES)
+def test_the_widest_accepted_range_is_served(client, catalogue, path):
+    # No "from": the chart window starts a day before "to".
+    for query in ("from=0002-01-01T00:00:00Z&to=9998-12-31T23:59:59Z", "to=0002-01-01T00:30:00Z"):
+        assert client.get(f"{path}?{query}").status_code == 200, query
+
+
+@pytest.mark.parametrize("url", ["/jobs/bulk", "/jobs/bulk/confirm"])
+def test_a_bulk_action_on_a_filter_at_the_calendars_edge_is_a_400_and_changes_nothing(app, client, catalogue, url):
+    with app.app_context():
+        before = db.session.execute(sa.select(ProcessingJob.id, ProcessingJob.status)).all()
+    html = client.get("/jobs").get_data(as_text=True)
+    token = re.search(r'name="csrf_token" value="([^"]+)"', html).group(1)
+    form = {"csrf_token": token, "op": "requeue:filter", "status": "all", "to": "0001-01-01T00:30:00Z"}
+    response = client.post(url, data=form)
+    assert response.status_code == 400
+    assert "<code>to</code>" in response.get_data(as_text=True)
+    with app.app_context():
+        assert db.session.execute(sa.select(ProcessingJob.id, ProcessingJob.status)).all() == before
+
+
 @pytest.mark.parametrize("query", ["/jobs", "/exports/job-errors.csv"])
 def test_every_bad_parameter_is_named_at_once(client, query):
     response = client.get(f"{query}?status=bogus&from=soon&time_field=x&acknowledged=y")

@@ -59,36 +59,37 @@ def hostile_job(app) -> str:
 def test_hostile_text_is_escaped_in_the_list(client, hostile_job):
     html = client.get("/jobs").get_data(as_text=True)
     assert_inert(html)
-    assert f'<a href="/jobs/{hostile_job}">doc-{ESCAPED}</a>' in html  # document
-    assert f'<td class="message" title="second {ESCAPED}">second {ESCAPED}</td>' in html  # cell and title
-    assert f"<td>bad {ESCAPED}</td>" in html  # expanded details: message column
-    assert f"<td><code>code.{ESCAPED}</code></td>" in html  # code column
-    assert f"<td>{ESCAPED} #0</td>" in html  # entity column
+    assert f'<a href="/jobs/{hostile_job}"><bdi>doc-{ESCAPED}</bdi></a>' in html  # document
+    # cell and title (the title bidi-isolated by U+2068 ... U+2069)
+    assert f'<td class="message" title="\u2068second {ESCAPED}\u2069"><bdi>second {ESCAPED}</bdi></td>' in html
+    assert f"<td><bdi>bad {ESCAPED}</bdi></td>" in html  # expanded details: message column
+    assert f"<td><code><bdi>code.{ESCAPED}</bdi></code></td>" in html  # code column
+    assert f"<td><bdi>{ESCAPED} #0</bdi></td>" in html  # entity column
     assert ESCAPED.replace("&#34;", "\\&#34;") in html  # the pretty JSON (a JSON string inside <pre>)
     # The summary (framed by the list): the top-codes table and its link (the
     # code URL-encoded in the query).
     summary = client.get("/jobs/summary").get_data(as_text=True)
     assert_inert(summary)
     # The code escaped in the link's title (the full code) and in the cell.
-    assert f'target="_top" title="code.{ESCAPED}"><code>code.{ESCAPED}</code></a>' in summary
+    assert f'target="_top" title="\u2068code.{ESCAPED}\u2069"><code><bdi>code.{ESCAPED}</bdi></code></a>' in summary
     assert "error_code=code.%3Cscript%3Ealert%281%29%3C%2Fscript%3E" in summary
 
 
 def test_hostile_text_is_escaped_in_the_job_page(client, hostile_job):
     html = client.get(f"/jobs/{hostile_job}").get_data(as_text=True)
     assert_inert(html)
-    assert f"<title>Job doc-{ESCAPED} · Clinical Intelligence</title>" in html  # page title
-    assert f"<h1>Job for document <code>doc-{ESCAPED}</code></h1>" in html
-    assert f'<dd class="message">second {ESCAPED}</dd>' in html
-    assert f'<p class="message">first {ESCAPED}</p>' in html  # history
-    assert f"<td>bad {ESCAPED}</td>" in html
+    assert f"<title>Job \u2068doc-{ESCAPED}\u2069 · Clinical Intelligence</title>" in html  # page title
+    assert f"<h1>Job for document <code><bdi>doc-{ESCAPED}</bdi></code></h1>" in html
+    assert f'<dd class="message"><bdi>second {ESCAPED}</bdi></dd>' in html
+    assert f'<p class="message"><bdi>first {ESCAPED}</bdi></p>' in html  # history
+    assert f"<td><bdi>bad {ESCAPED}</bdi></td>" in html
 
 
 def test_hostile_query_values_are_escaped(client, hostile_job):
     query = f"q={quote(HOSTILE)}&error_code={quote(HOSTILE)}"
     html = client.get(f"/jobs?{query}").get_data(as_text=True)
     assert_inert(html)
-    assert f"<title>“{ESCAPED}” in Validation_Failed, Failed jobs · Clinical Intelligence</title>" in html
+    assert f"<title>“\u2068{ESCAPED}\u2069” in Validation_Failed, Failed jobs · Clinical Intelligence</title>" in html
     assert f'name="q" value="{ESCAPED}"' in html
     assert f'name="error_code" value="{ESCAPED}"' in html
     frame = re.search(r'<iframe class="summary-frame" src="([^"]*)"', html).group(1)
@@ -114,14 +115,62 @@ def test_hostile_entities_and_acknowledgement_are_escaped(client, app, hostile_j
         entities_job = str(job.id)
     html = client.get(f"/jobs/{entities_job}").get_data(as_text=True)
     assert_inert(html)
-    assert f'<td class="entity-text" title="{ESCAPED}">{ESCAPED}</td>' in html
-    assert f'title="urn:{ESCAPED}">urn:{ESCAPED}</span>' in html
+    assert f'<td class="entity-text" title="\u2068{ESCAPED}\u2069"><bdi>{ESCAPED}</bdi></td>' in html
+    assert f'title="\u2068urn:{ESCAPED}\u2069"><bdi>urn:{ESCAPED}</bdi></span>' in html
     html = client.get(f"/jobs/{hostile_job}").get_data(as_text=True)
     assert_inert(html)
-    assert f"by {ESCAPED}</dd>" in html
+    assert f"by <bdi>{ESCAPED}</bdi></dd>" in html
     html = client.get("/jobs?acknowledged=only").get_data(as_text=True)
     assert_inert(html)
     assert f"by {ESCAPED}" in html  # the badge's title attribute
+
+
+#: A right-to-left override: shown raw it makes "MRN-1234" + "8765" and
+#: reorders whatever follows it in the same run of text.
+RLO_TEXT = "MRN-1234\u202e5678"
+
+
+def assert_isolated(html: str, value: str) -> None:
+    """Every occurrence of ``value`` is inside ``<bdi>``, between U+2068 and
+    U+2069 (title, aria-label, flash text), or in a form field's value."""
+    start = html.find(value)
+    assert start != -1, value
+    while start != -1:
+        before = html[:start]
+        in_bdi = before.rfind("<bdi>") > before.rfind("</bdi>")
+        in_isolate = before.rfind("\u2068") > before.rfind("\u2069")
+        in_field = before[before.rfind("<"):].startswith("<input")
+        assert in_bdi or in_isolate or in_field, html[max(0, start - 120):start + 40]
+        start = html.find(value, start + 1)
+
+
+def test_worker_text_is_bidi_isolated_on_every_page(client, app):
+    with app.app_context():
+        job = create_job(RLO_TEXT)
+        details = {"errors": [item(f"code.{RLO_TEXT}", message=RLO_TEXT, pointer=f"/{RLO_TEXT}",
+                                   entity={"type": RLO_TEXT, "index": 0})]}
+        get_failure_recorder().record_validation_failure(job.id, RLO_TEXT, details)
+        done = create_job("doc-entities")
+        complete_job(done.id, [{
+            "entity_type": "Condition", "text": RLO_TEXT, "code": "E11\u202e9",
+            "code_system": f"urn:{RLO_TEXT}", "confidence": 0.5, "span": {"start": 0, "end": 3},
+        }])
+        job_id, done_id = str(job.id), str(done.id)
+    pages = ["/jobs", f"/jobs?q={quote(RLO_TEXT)}", f"/jobs/{job_id}", "/jobs/summary"]
+    for path in pages:
+        html = client.get(path).get_data(as_text=True)
+        assert_isolated(html, RLO_TEXT)
+    html = client.get(f"/jobs/{done_id}").get_data(as_text=True)
+    assert_isolated(html, RLO_TEXT)
+    assert_isolated(html, "E11\u202e9")
+    token = re.search(r'name="csrf_token" value="([^"]+)"', client.get("/jobs").get_data(as_text=True)).group(1)
+    response = client.post(f"/jobs/{job_id}/acknowledge", data={"csrf_token": token})
+    assert_isolated(client.get(response.headers["Location"]).get_data(as_text=True), RLO_TEXT)  # the flash
+    form = {"csrf_token": token, "op": "requeue:filter", "q": RLO_TEXT, "acknowledged": "include"}
+    client.post("/jobs/bulk/confirm", data=form)
+    html = client.get("/admin/audit").get_data(as_text=True)
+    assert "\u202e" not in html  # the filter's JSON, with the override escaped
+    assert "MRN-1234\\u202e5678" in html
 
 
 def test_error_pages_escape_what_they_quote(client):
@@ -139,7 +188,7 @@ def test_long_messages_are_cut_with_a_marker_and_kept_whole_in_the_title(client,
         job = create_job("doc-long")
         get_failure_recorder().record_failure(job.id, message)
     html = client.get("/jobs").get_data(as_text=True)
-    cell = re.search(r'<td class="message" title="([^"]*)">([^<]*)</td>', html)
+    cell = re.search(r'<td class="message" title="\u2068([^"]*)\u2069"><bdi>([^<]*)</bdi></td>', html)
     assert cell.group(1) == message.strip()
     assert len(cell.group(2)) == 160 and cell.group(2).endswith("…")
 
@@ -169,9 +218,9 @@ def test_expanded_details_show_every_column_and_sorted_json(client, app, backend
         get_failure_recorder().record_validation_failure(job.id, "1 error", details)
     html = client.get("/jobs").get_data(as_text=True)
     assert (
-        '<tr class="severity-warning">\n        <td>warning</td><td><code>unit.not_ucum</code></td>\n'
-        "        <td><code>/entities/3/value/unit</code></td><td>unit.not_ucum failed</td>"
-        "<td>Observation #3 · p. 2 · 10–25</td>"
+        '<tr class="severity-warning">\n        <td><bdi>warning</bdi></td><td><code><bdi>unit.not_ucum</bdi></code></td>\n'
+        "        <td><code><bdi>/entities/3/value/unit</bdi></code></td><td><bdi>unit.not_ucum failed</bdi></td>"
+        "<td><bdi>Observation #3 · p. 2 · 10–25</bdi></td>"
     ) in html
     pretty = re.search(r'<details class="raw-json">.*?<pre><code>(.*?)</code></pre>', html, re.S).group(1)
     # Sorted keys at every level, the same text on both backends.
@@ -211,13 +260,13 @@ def test_job_page_shows_the_failure_history_oldest_first(client, app):
     html = client.get(f"/jobs/{job_id}").get_data(as_text=True)
     assert "Failure history <span class=\"muted\">(3, oldest first)</span>" in html
     timeline = re.search(r'<ol class="timeline">.*?</ol>', html, re.S).group(0)
-    messages = re.findall(r'<p class="message">([^<]*)</p>', timeline)
+    messages = re.findall(r'<p class="message"><bdi>([^<]*)</bdi></p>', timeline)
     assert messages == ["first failure", "second failure", "third failure"]
     statuses = re.findall(r'<span class="badge status-\w+">(\w+)</span>', timeline)
     assert statuses == ["Validation_Failed", "Failed", "Validation_Failed"]
     times = re.findall(r'<time datetime="([^"]+)">', timeline)
     assert times == sorted(times) and len(times) == 3
-    assert "<code>x.first</code>" in timeline and "<code>x.third</code>" in timeline
+    assert "<code><bdi>x.first</bdi></code>" in timeline and "<code><bdi>x.third</bdi></code>" in timeline
     # The current failure is shown open above the history.
     assert '<details class="error-details" open>' in html.split('<ol class="timeline">')[0]
 
@@ -241,12 +290,14 @@ def test_job_page_shows_extracted_entities(client, app):
                       re.S)
     cells = [re.findall(r"<td[^>]*>(.*?)</td>", row, re.S) for row in rows]
     assert cells[0] == [
-        "0", "Condition", "Type 2 diabetes mellitus",
-        '<code>E11.9</code> <span class="code-system" title="http://hl7.org/fhir/sid/icd-10-cm">ICD-10-CM</span>',
+        "0", "Condition", "<bdi>Type 2 diabetes mellitus</bdi>",
+        '<code><bdi>E11.9</bdi></code> <span class="code-system" title="\u2068http://hl7.org/fhir/sid/icd-10-cm\u2069">'
+        "<bdi>ICD-10-CM</bdi></span>",
         "97 %", "p. 1 · 412–458",
     ]
     assert cells[1][3:] == [
-        '<code>4548-4</code> <span class="code-system" title="http://loinc.org">LOINC</span>', "87 %", "5–16",
+        '<code><bdi>4548-4</bdi></code> <span class="code-system" title="\u2068http://loinc.org\u2069"><bdi>LOINC</bdi></span>',
+        "87 %", "5–16",
     ]
     assert cells[2][3] == "—"
     assert "No failure has been recorded for this job." in html

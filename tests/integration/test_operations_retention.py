@@ -154,6 +154,7 @@ def test_purge_command_dry_run_deletes_nothing(runner, mixed_jobs):
         ["--older-than", "0d"],
         ["--older-than", "-5d"],
         ["--older-than", "1y"],
+        ["--older-than", "999999w"],  # before year 1: OverflowError computing the cutoff
         ["--older-than", "180d", "--batch-size", "0"],
         ["--older-than", "180d", "--batch-size", "5001"],
         [],

@@ -186,6 +186,23 @@ def test_bad_extracted_at_is_caught(timestamp):
     assert [(e["code"], e["pointer"]) for e in errors] == [("schema.format", "/extracted_at")]
 
 
+@pytest.mark.parametrize("timestamp", ["9999-12-31T23:00:00Z", "9999-12-31T20:00:00-12:00", "0001-01-01T00:00:00Z"])
+def test_extracted_at_at_the_calendars_edges_is_checked_without_overflow(timestamp):
+    # The latest date anywhere (UTC+14) of a time late on 9999-12-31 is past
+    # the calendar's end: astimezone() raised OverflowError.
+    document = valid_document()
+    document["extracted_at"] = timestamp
+    document["entities"][0]["onset_date"] = "9999-12-31"
+
+    errors = validate_entity_document(document)
+
+    future = [e["pointer"] for e in errors if e["code"] == "date.in_future"]
+    if timestamp.startswith("9999"):
+        assert future == []
+    else:
+        assert "/entities/0/onset_date" in future
+
+
 def test_missing_required_field_points_at_the_object_and_names_the_field():
     document = valid_document()
     del document["entities"][1]["value"]
@@ -294,6 +311,23 @@ def test_items_are_sorted_by_pointer_with_numeric_indices_then_code():
     assert keys[-2:] == [
         ("/entities/10/code", "code.unknown_icd10cm"),
         ("/entities/10/confidence", "confidence.low"),
+    ]
+
+
+def test_a_property_name_of_5000_digits_is_sorted_without_int():
+    # A digit-only name looks like an array index to the sort; int() refuses
+    # more than sys.get_int_max_str_digits() digits.
+    document = valid_document()
+    document["entities"][0]["9" * 5000] = 1
+    document["entities"][0]["10"] = 1
+    document["entities"][0]["9"] = 1
+
+    errors = validate_entity_document(document)
+
+    assert [e["pointer"] for e in errors if e["code"] == "schema.additionalProperties"] == [
+        "/entities/0/9",
+        "/entities/0/10",
+        "/entities/0/" + "9" * 5000,
     ]
 
 

@@ -848,6 +848,8 @@ def test_fhir_worker_outcome_from_fhir_resources_validation(observation_model, o
         ("Patient.`name`", None),
         ("/f:Patient/f:name", None),
         ("", None),
+        # More digits than int() converts (sys.get_int_max_str_digits()).
+        pytest.param("Patient.name[" + "9" * 5000 + "]", "/name/" + "9" * 5000, id="index-of-5000-digits"),
     ],
 )
 def test_fhirpath_to_pointer(expression, pointer):

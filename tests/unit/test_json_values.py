@@ -76,6 +76,10 @@ def test_canonical_json_tells_json_types_apart():
         ([1, 2], [2, 1], False),
         ("1", 1, False),
         (2**53 + 1, 2**53, False),
+        # Beyond double range: equal to no float (float() of it overflows).
+        pytest.param(10**400, 1.5, False, id="huge-int-vs-float"),
+        pytest.param(-(10**400), -1.7976931348623157e308, False, id="huge-negative-vs-min-double"),
+        pytest.param(10**400, 10**400, True, id="huge-ints"),
     ],
 )
 def test_json_equal_compares_as_json(left, right, equal):

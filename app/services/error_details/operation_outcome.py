@@ -71,7 +71,10 @@ def fhirpath_to_pointer(expression: str) -> str | None:
             continue
         tokens.append(name)
         if index is not None:
-            tokens.append(int(index))
+            # Kept as the digits sent (the pattern allows no leading zero, so
+            # they are the index's canonical text): int() refuses more than
+            # sys.get_int_max_str_digits() digits, and a pointer holds text anyway.
+            tokens.append(index)
     return json_pointer(tokens)
 
 

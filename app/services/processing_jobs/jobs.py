@@ -40,6 +40,7 @@ from app.services.processing_jobs.errors import (
 )
 from app.services.processing_jobs.failure_recorder import BeforeCommit
 from app.services.processing_jobs.locking import load_job_for_update, parse_job_id
+from app.timestamps import EARLIEST_ACCEPTED, LATEST_ACCEPTED, rfc3339
 
 DEFAULT_JOB_TYPE = "entity_extraction"
 DEFAULT_PAGE_SIZE = 50
@@ -315,7 +316,9 @@ def parse_rfc3339(raw: str, parameter: str) -> datetime:
     leap second (``:60``) is refused: Python cannot represent it.
 
     Raises:
-        InvalidQueryError: not an RFC 3339 date-time; names ``parameter``.
+        InvalidQueryError: not an RFC 3339 date-time, or outside
+            :data:`~app.timestamps.EARLIEST_ACCEPTED` ..
+            :data:`~app.timestamps.LATEST_ACCEPTED`; names ``parameter``.
     """
     match = _RFC3339.match(raw.strip())
     try:
@@ -325,13 +328,23 @@ def parse_rfc3339(raw: str, parameter: str) -> datetime:
         fraction = (fraction or "0")[:6].ljust(6, "0")
         offset = "+00:00" if offset in ("Z", "z") else offset
         value = datetime.fromisoformat(f"{day}T{clock}.{fraction}{offset}")
-        return value.astimezone(timezone.utc)
-    except (ValueError, OverflowError):
+    except ValueError:
         raise InvalidQueryError(
             f"{parameter} must be an RFC 3339 date-time with an offset, such as "
             "2026-11-29T21:16:35Z (write '+' in an offset as %2B in a URL).",
             [field_error(f"/{parameter}", "must be an RFC 3339 date-time such as 2026-11-29T21:16:35Z")],
         ) from None
+    try:
+        value = value.astimezone(timezone.utc)
+    except OverflowError:  # e.g. 0001-01-01T00:00:00+01:00 is in year 0 in UTC
+        value = None
+    if value is None or not EARLIEST_ACCEPTED <= value <= LATEST_ACCEPTED:
+        earliest, latest = rfc3339(EARLIEST_ACCEPTED), rfc3339(LATEST_ACCEPTED)
+        raise InvalidQueryError(
+            f"{parameter} must be from {earliest} to {latest}.",
+            [field_error(f"/{parameter}", f"must be from {earliest} to {latest}")],
+        )
+    return value
 
 
 class error_details_has_code(FunctionElement[bool]):  # noqa: N801 (named like the SQL function it stands for)

@@ -1,0 +1,39 @@
+"""Where a form may send the browser next: this site's own paths only.
+
+``next`` comes from the request (a sign-in link, a hidden field of an action
+form), so it is the visitor's text. It is checked once, here, before the
+sign-in or the action runs: a target that fails the check is replaced by the
+page's default, so a bad ``next`` can neither send the browser elsewhere nor
+turn a sign-in or an action that already happened into an error.
+"""
+
+from __future__ import annotations
+
+import re
+
+#: Longest target kept; the pages' own targets (a list URL with its filter)
+#: are far shorter.
+MAX_TARGET_LENGTH = 2048
+
+# A path on this site: "/" then printable ASCII without space or backslash,
+# and not "//" (scheme-relative: another host). Browsers drop tab and newline
+# from URLs and read "\" as "/", so "/\t/x" and "/\x" mean "//x"; Werkzeug
+# refuses a Location header with CR or LF (a 500 after the work was done).
+# Anything else a page links to is already percent-encoded.
+_LOCAL_PATH = re.compile(r"/(?![/\\])[!-\[\]-~]*\Z", re.ASCII)
+
+
+def safe_redirect_target(target: str | None, default: str) -> str:
+    """``target`` when it is a path on this site, else ``default``.
+
+    Args:
+        target: the requested target (``None`` or ``""``: none asked for).
+        default: where to go instead; built by the app (``url_for``).
+
+    Returns:
+        A path starting with a single ``/``, of printable ASCII without
+        spaces or backslashes, at most :data:`MAX_TARGET_LENGTH` characters.
+    """
+    if target and len(target) <= MAX_TARGET_LENGTH and _LOCAL_PATH.match(target):
+        return target
+    return default

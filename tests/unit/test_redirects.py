@@ -1,0 +1,48 @@
+"""Tests of the one check of redirect targets (app.redirects)."""
+
+from __future__ import annotations
+
+import pytest
+
+from app.redirects import MAX_TARGET_LENGTH, safe_redirect_target
+
+DEFAULT = "/default"
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        "/jobs",
+        "/jobs?status=Failed&from=2026-11-29T21%3A16%3A35Z&q=a%20b",
+        "/jobs/0b9f2f1e-4d3c-4a6f-9a53-1d2e3f4a5b6c",
+        "/" + "a" * (MAX_TARGET_LENGTH - 1),
+    ],
+)
+def test_paths_of_this_site_are_kept(target):
+    assert safe_redirect_target(target, DEFAULT) == target
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        pytest.param(None, id="none"),
+        pytest.param("", id="empty"),
+        pytest.param("jobs", id="relative"),
+        pytest.param("https://evil.example/", id="absolute"),
+        pytest.param("//evil.example/x", id="scheme-relative"),
+        pytest.param("/\\evil.example", id="backslash-read-as-slash"),
+        pytest.param("/jobs\\x", id="backslash"),
+        pytest.param("/\t/evil.example", id="tab-dropped-by-browsers"),
+        pytest.param("/jobs\r\nSet-Cookie: x=1", id="crlf"),
+        pytest.param("/jobs\x00", id="nul"),
+        pytest.param("/jobs\x1b", id="escape"),
+        pytest.param("/jobs\x7f", id="del"),
+        pytest.param("/jobs\x85", id="c1-next-line"),
+        pytest.param("/jobs\u202e", id="bidi-override"),
+        pytest.param("/jobs x", id="space"),
+        pytest.param("/jobs\n", id="trailing-newline"),
+        pytest.param("/" + "a" * MAX_TARGET_LENGTH, id="too-long"),
+    ],
+)
+def test_anything_else_gives_the_default(target):
+    assert safe_redirect_target(target, DEFAULT) == DEFAULT
