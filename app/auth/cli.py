@@ -31,7 +31,7 @@ def create_user_command(username: str, role: str, password_stdin: bool) -> None:
     else:
         password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
     try:
-        user = access.create_user(username, password, role)
+        user = access.create_user(username, password, role, actor="cli")
     except ServiceError as exc:
         raise _fail(exc) from exc
     click.echo(f"created user {user.username} ({user.role})")
@@ -87,7 +87,7 @@ def set_password_command(name: str, password_stdin: bool) -> None:
 def create_token_command(name: str) -> None:
     """Create a worker token and print it once (only its hash is stored)."""
     try:
-        token, record = access.create_worker_token(name)
+        token, record = access.create_worker_token(name, actor="cli")
     except ServiceError as exc:
         raise _fail(exc) from exc
     click.echo(token)
@@ -108,7 +108,7 @@ def list_tokens_command() -> None:
 def revoke_token_command(name: str) -> None:
     """Revoke the token called NAME; workers using it get 401 at once."""
     try:
-        access.revoke_worker_token(name)
+        access.revoke_worker_token(name, actor="cli")
     except ServiceError as exc:
         raise _fail(exc) from exc
     click.echo(f"revoked token {name}")

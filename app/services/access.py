@@ -58,7 +58,7 @@ def _commit() -> None:
         raise
 
 
-def create_user(username: str, password: str, role: Role | str) -> User:
+def create_user(username: str, password: str, role: Role | str, *, actor: str | None = None) -> User:
     """Create an operator account.
 
     Args:
@@ -66,6 +66,9 @@ def create_user(username: str, password: str, role: Role | str) -> User:
             exactly when signing in.
         password: at least :data:`MIN_PASSWORD_LENGTH` characters.
         role: one of :class:`Role`.
+        actor: who creates it (``cli`` from ``flask users create``): the
+            ``users.create`` audit row is written in the same transaction.
+            ``None`` (fixtures, the demo seed) writes none.
 
     Raises:
         InvalidFieldsError: bad user name, short password, unknown role.
@@ -88,6 +91,8 @@ def create_user(username: str, password: str, role: Role | str) -> User:
         raise AccountExistsError(f"A user named {username!r} already exists.")
     user = User(username=username, password_hash=generate_password_hash(password), role=Role(role).value)
     db.session.add(user)
+    if actor is not None:
+        add_audit_event(actor, "users.create", {"username": username, "role": Role(role).value})
     _commit()
     return user
 
@@ -207,8 +212,10 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
-def create_worker_token(name: str) -> tuple[str, WorkerToken]:
+def create_worker_token(name: str, *, actor: str | None = None) -> tuple[str, WorkerToken]:
     """Create a worker token; returns ``(token, record)``. The token is shown once.
+
+    With an ``actor`` (``cli``), audited (``tokens.create``, never the token) in the same transaction.
 
     Raises:
         InvalidFieldsError: empty or over-long name.
@@ -223,6 +230,8 @@ def create_worker_token(name: str) -> tuple[str, WorkerToken]:
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
     record = WorkerToken(name=name, token_hash=hash_token(token), prefix=token[:10])
     db.session.add(record)
+    if actor is not None:
+        add_audit_event(actor, "tokens.create", {"name": name, "prefix": record.prefix})
     _commit()
     return token, record
 
@@ -265,8 +274,10 @@ def list_worker_tokens() -> list[WorkerToken]:
     return list(db.session.scalars(sa.select(WorkerToken).order_by(WorkerToken.created_at.desc())))
 
 
-def revoke_worker_token(name: str) -> WorkerToken:
+def revoke_worker_token(name: str, *, actor: str | None = None) -> WorkerToken:
     """Revoke a token by name; it stops working at once.
+
+    With an ``actor`` (``cli``), audited (``tokens.revoke``) in the same transaction.
 
     Raises:
         UnknownAccountError: no token has that name.
@@ -278,6 +289,8 @@ def revoke_worker_token(name: str) -> WorkerToken:
         raise UnknownAccountError(f"No token is named {name!r}.")
     if record.revoked_at is None:
         record.revoked_at = utcnow()
+    if actor is not None:
+        add_audit_event(actor, "tokens.revoke", {"name": name})
     _commit()
     return record
 

@@ -186,3 +186,23 @@ def test_the_session_store_unreachable_is_a_503_not_a_500(app, monkeypatch):
     response = browser.get("/jobs")
     assert response.status_code == 503
     assert response.headers["Retry-After"]
+
+
+def test_account_and_token_commands_are_audited(app, runner):
+    created = runner.invoke(
+        args=["users", "create", "--username", "new-op", "--role", "operator", "--password-stdin"],
+        input=PASSWORD + "\n",
+    )
+    assert created.exit_code == 0, created.output
+    token = runner.invoke(args=["tokens", "create", "--name", "ingest-7"])
+    assert token.exit_code == 0, token.output
+    assert runner.invoke(args=["tokens", "revoke", "ingest-7"]).exit_code == 0
+    with app.app_context():
+        rows = db.session.scalars(sa.select(AuditEvent).order_by(AuditEvent.occurred_at))
+        events = [(e.actor, e.action, e.filter) for e in rows]
+    secret = token.stdout.strip().splitlines()[0]
+    assert [(actor, action) for actor, action, _ in events] == [
+        ("cli", "users.create"), ("cli", "tokens.create"), ("cli", "tokens.revoke"),
+    ]
+    assert events[0][2] == {"username": "new-op", "role": "operator"}
+    assert secret.startswith("cit_") and secret not in repr(events) and PASSWORD not in repr(events)
