@@ -13,7 +13,6 @@ import time
 
 from flask import abort, current_app, flash, redirect, render_template, request, session, url_for
 from flask_wtf import FlaskForm
-from markupsafe import Markup
 from werkzeug.wrappers import Response
 
 from app.auth.guards import current_actor, requires
@@ -91,7 +90,7 @@ def _filter_pairs() -> list[tuple[str, str]]:
 @requires(Permission.ACT_ON_JOBS)
 def requeue_job(job_id: str) -> Response:
     """Send one failed job back to ``Pending``; its history is kept."""
-    return _act_on_one(actions.JobAction.REQUEUE, job_id, "Requeued the job for document <bdi>{}</bdi>.")
+    return _act_on_one(actions.JobAction.REQUEUE, job_id, "Requeued the job for document {}.")
 
 
 @bp.post("/jobs/<job_id>/acknowledge")
@@ -99,7 +98,7 @@ def requeue_job(job_id: str) -> Response:
 def acknowledge_job(job_id: str) -> Response:
     """Acknowledge one failed job: it leaves the default view."""
     return _act_on_one(
-        actions.JobAction.ACKNOWLEDGE, job_id, "Acknowledged the failure of document <bdi>{}</bdi>."
+        actions.JobAction.ACKNOWLEDGE, job_id, "Acknowledged the failure of document {}."
     )
 
 
@@ -115,8 +114,10 @@ def _act_on_one(action: str, job_id: str, said: str) -> Response:
 
     job = actions.apply_action(action, job_id, actor, before_commit=audit)
     _refresh_summaries()
-    # Markup.format escapes the id; <bdi> isolates it as on the pages.
-    flash(Markup(said).format(job.document_id), "success")
+    # [before, worker text, after]: plain values (the server-side session
+    # stores no Markup); the page escapes each and puts the middle in <bdi>.
+    before, _, after = said.partition("{}")
+    flash([before, job.document_id, after], "success")
     return redirect(back or url_for("dashboard.show_job", job_id=job.id))
 
 
