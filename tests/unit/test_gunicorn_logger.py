@@ -99,26 +99,18 @@ def _handle(logger: RedactingLogger, req, exc: BaseException) -> str:
     return answer.split(b"\r\n", 1)[0].decode()
 
 
+#: (raw request, the error gunicorn raises, the status it answers); ids are the error classes.
 MALFORMED = [
-    pytest.param(f"GET /jobs?mrn=1 {SENTINEL} HTTP/1.1\r\n\r\n".encode(), "InvalidHTTPVersion", 400, id="version"),
-    pytest.param(f"GET /x?a={SENTINEL}\x01 HTTP/1.1\r\n\r\n".encode(), "InvalidRequestLine", 400, id="control"),
-    pytest.param(f"GET({SENTINEL} / HTTP/1.1\r\n\r\n".encode(), "InvalidRequestMethod", 400, id="method"),
-    pytest.param(f"GET / HTTP/1.1\r\nX-{SENTINEL}(: v\r\n\r\n".encode(), "InvalidHeaderName", 400, id="header"),
-    pytest.param(
-        f"GET /?mrn={SENTINEL}{'a' * 5000} HTTP/1.1\r\n\r\n".encode(), "LimitRequestLine", 414, id="line-limit"
-    ),
-    pytest.param(
-        f"GET / HTTP/1.1\r\nX-Note: {SENTINEL}{'a' * 9000}\r\n\r\n".encode(),
-        "LimitRequestHeaders",
-        431,
-        id="header-limit",
-    ),
-    pytest.param(
-        f"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n{SENTINEL}\r\n".encode(),
-        "InvalidChunkSize",
-        400,
-        id="chunk",
-    ),
+    pytest.param(raw.encode("latin-1"), error_class, status, id=error_class)
+    for raw, error_class, status in [
+        (f"GET /jobs?mrn=1 {SENTINEL} HTTP/1.1\r\n\r\n", "InvalidHTTPVersion", 400),
+        (f"GET /x?a={SENTINEL}\x01 HTTP/1.1\r\n\r\n", "InvalidRequestLine", 400),
+        (f"GET({SENTINEL} / HTTP/1.1\r\n\r\n", "InvalidRequestMethod", 400),
+        (f"GET / HTTP/1.1\r\nX-{SENTINEL}(: v\r\n\r\n", "InvalidHeaderName", 400),
+        (f"GET /?mrn={SENTINEL}{'a' * 5000} HTTP/1.1\r\n\r\n", "LimitRequestLine", 414),
+        (f"GET / HTTP/1.1\r\nX-Note: {SENTINEL}{'a' * 9000}\r\n\r\n", "LimitRequestHeaders", 431),
+        (f"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n{SENTINEL}\r\n", "InvalidChunkSize", 400),
+    ]
 ]
 
 
