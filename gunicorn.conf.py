@@ -15,7 +15,9 @@ Everything comes from environment variables (docs/operations.md lists them):
 * ``LOG_LEVEL``: every line on stderr is JSON (app/observability/logs.py).
   Gunicorn's own access log is off (the app writes one line per request);
   ``GUNICORN_ACCESS_LOG=-`` turns it on, with a format that has the path but
-  never the query string, which may carry patient identifiers.
+  never the query string, which may carry patient identifiers. Gunicorn's
+  lines about malformed requests name the error class and status only
+  (``logger_class``, app/observability/gunicorn_logger.py).
 * ``PROMETHEUS_MULTIPROC_DIR``: where workers keep their metric values so a
   scrape of any worker sees all of them; a fresh temporary folder if unset.
 
@@ -100,6 +102,10 @@ control_socket_disable = True
 _log_level = (os.environ.get("LOG_LEVEL") or "INFO").upper()
 loglevel = _log_level.lower()
 errorlog = "-"
+# Gunicorn's own messages about malformed requests quote the request line,
+# header names or body bytes, which may hold patient identifiers: this class
+# logs the error's class and status instead (its module docstring says how).
+logger_class = "app.observability.gunicorn_logger.RedactingLogger"
 accesslog = os.environ.get("GUNICORN_ACCESS_LOG") or None
 # %(U)s is the path without the query string; never %(r)s or %(q)s.
 access_log_format = "access %(m)s %(U)s %(s)s %(M)sms request_id=%({x-request-id}o)s"

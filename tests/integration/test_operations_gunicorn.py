@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -257,3 +258,79 @@ def test_sign_in_limit_holds_across_gunicorn_workers(tmp_path, database_url, red
     }
     spread = [len({served_by[f"limit-{r}-{n}"] for n in range(11)}) for r in range(rounds)]
     assert max(spread) >= 2, "one worker served every attempt of every round: the test proved nothing"
+
+
+#: Stands for a patient identifier in a request gunicorn cannot parse.
+SENTINEL = "SENTINEL-MRN-4242"
+#: Raw requests gunicorn refuses before the app sees them: (bytes, the error
+#: class, the status answered). All but the first and the limit quote the
+#: sentinel in gunicorn's own message.
+MALFORMED_REQUESTS = [
+    (f"GET /jobs?mrn={SENTINEL} HTTP/9.9\r\n\r\n", "InvalidHTTPVersion", 400),
+    (f"GET /jobs?mrn=1 {SENTINEL} HTTP/1.1\r\n\r\n", "InvalidHTTPVersion", 400),
+    (f"GET /jobs?mrn={SENTINEL}\x01 HTTP/1.1\r\n\r\n", "InvalidRequestLine", 400),
+    (f"GET({SENTINEL} /jobs HTTP/1.1\r\n\r\n", "InvalidRequestMethod", 400),
+    (f"GET /jobs HTTP/1.1\r\nX-{SENTINEL}(: v\r\n\r\n", "InvalidHeaderName", 400),
+    (f"GET /jobs?mrn={SENTINEL}{'a' * 5000} HTTP/1.1\r\n\r\n", "LimitRequestLine", 414),
+]
+
+
+def _send_raw(bind: str, raw: bytes, *, hang_up: bool = False) -> bytes:
+    """Send ``raw`` on a new connection and return all that comes back until
+    the server closes it. ``hang_up``: stop sending (half-close) right after.
+
+    A reset after the answer counts as the end: gunicorn closes the socket
+    with the rest of an over-long request unread, which makes the kernel
+    reset the connection."""
+    host, port = bind.rsplit(":", 1)
+    answer = b""
+    with socket.create_connection((host, int(port)), timeout=REQUEST_TIMEOUT_S) as sock:
+        sock.sendall(raw)
+        if hang_up:
+            sock.shutdown(socket.SHUT_WR)
+        try:
+            while chunk := sock.recv(65536):
+                answer += chunk
+        except ConnectionResetError:
+            pass
+    return answer
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_gunicorn_logs_malformed_requests_by_error_class_never_their_text(tmp_path, database_url):
+    """Gunicorn's own lines about requests it cannot parse name the error
+    class and status (app/observability/gunicorn_logger.py); at DEBUG, so the
+    lines gunicorn logs only then (a client hanging up mid-request) are seen."""
+    env = _environment(
+        tmp_path,
+        APP_ENV="production",
+        DATABASE_URL=database_url,
+        SECRET_KEY=SECRET,
+        GUNICORN_BIND=f"127.0.0.1:{free_port()}",
+        STARTUP_DB_WAIT_S="60",
+        LOG_LEVEL="DEBUG",
+    )
+    with _running_gunicorn(env) as (_, process):
+        answers = [_send_raw(env["GUNICORN_BIND"], raw.encode("latin-1")) for raw, _, _ in MALFORMED_REQUESTS]
+        cut_short = _send_raw(
+            env["GUNICORN_BIND"], f"GET /jobs?mrn={SENTINEL} HTTP/1.1\r\nHost: x".encode(), hang_up=True
+        )
+        chunked = _send_raw(
+            env["GUNICORN_BIND"],
+            f"POST /jobs HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n{SENTINEL}\r\n".encode(),
+        )
+        stdout, stderr = stop(process)
+
+    for answer, (_, _, status) in zip(answers, MALFORMED_REQUESTS, strict=True):
+        assert answer.startswith(f"HTTP/1.1 {status} ".encode()), answer[:80]
+    assert cut_short == b""
+    assert chunked.startswith(b"HTTP/1.1 ")  # the app's answer; the bad chunk is found after it
+    assert SENTINEL not in stderr and SENTINEL not in stdout
+    messages = [e["message"] for e in map(json.loads, stderr.splitlines()) if e["logger"] == "gunicorn.error"]
+    for _, error_class, status in MALFORMED_REQUESTS:
+        assert f"invalid request: {error_class} (status {status})" in messages
+    assert "invalid request: InvalidChunkSize (status 400)" in messages
+    assert "invalid request: NoMoreData" in messages
+    # gunicorn's operational lines are still there
+    assert any(m.startswith("Listening at: http://127.0.0.1:") for m in messages)
+    assert any(m.startswith("Booting worker with pid: ") for m in messages)
