@@ -17,11 +17,13 @@ from __future__ import annotations
 
 import os
 import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from hypothesis import settings
 from flask import Flask
 from flask.testing import FlaskClient, FlaskCliRunner
 from flask_migrate import upgrade
@@ -33,6 +35,19 @@ from app.services import access, dashboard_stats
 from tests.live_server import redis_server, serve
 
 BACKENDS = ("sqlite", "postgresql")
+
+# A run writes nothing into the work tree: no example database, and
+# Hypothesis's other files (its constants cache) go to a temporary folder
+# removed when the session ends (pytest_sessionfinish below).
+settings.register_profile("suite", database=None)
+settings.load_profile("suite")
+_HYPOTHESIS_DIR = tempfile.mkdtemp(prefix="clinical-hypothesis-")
+os.environ["HYPOTHESIS_STORAGE_DIRECTORY"] = _HYPOTHESIS_DIR
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Remove Hypothesis's temporary folder."""
+    shutil.rmtree(_HYPOTHESIS_DIR, ignore_errors=True)
 
 
 def _migrate(url: str) -> None:
