@@ -138,7 +138,7 @@ def register_error_handlers(app: Flask) -> None:
 
 def register_template_filters(app: Flask) -> None:
     """Register the Jinja formatting filters (one place for all of them)."""
-    from app.dashboard.filters import register_filters
+    from app.dashboard.jinja_filters import register_filters
 
     register_filters(app)
 

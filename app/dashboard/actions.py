@@ -17,6 +17,7 @@ from werkzeug.wrappers import Response
 
 from app.auth.guards import current_actor, requires
 from app.dashboard import bp
+from app.dashboard.jinja_filters import plural
 from app.dashboard.links import href
 from app.dashboard.views import (
     DEFAULT_DASHBOARD_ACKNOWLEDGED,
@@ -195,7 +196,7 @@ def apply_bulk_action() -> Response:
         event_id = record_audit_event(actor, f"jobs.{action}", {"scope": "selected", "job_ids": ids}, 0)
         result = actions.apply_to_jobs(action, ids, actor, event_id)
     _refresh_summaries()
-    message = f"{_DONE[action].capitalize()} {result.changed} job{'s' if result.changed != 1 else ''}"
+    message = f"{_DONE[action].capitalize()} {result.changed} {plural('job', result.changed)}"
     if result.skipped:
         message += f"; skipped {result.skipped} that no longer applied"
     flash(message + ".", "success")

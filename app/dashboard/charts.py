@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
+from app.dashboard.jinja_filters import plural
 from app.services.dashboard_stats import BucketSize, Timeline
 
 WIDTH = 640
@@ -68,7 +69,7 @@ def _bucket_label(moment: datetime, size: BucketSize) -> str:
 
 
 def _plural(count: int, word: str) -> str:
-    return f"{count:,} {word}{'' if count == 1 else 's'}"
+    return f"{count:,} {plural(word, count)}"
 
 
 def bar_chart(timeline: Timeline) -> BarChart:

@@ -9,8 +9,10 @@ served apart at ``/jobs/summary`` and framed by ``/jobs``).
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 from flask import current_app, jsonify, redirect, render_template, request, session, url_for
+from flask_login import current_user
 from werkzeug.wrappers import Response
 
 from app.api.serializers import job_to_json
@@ -18,7 +20,7 @@ from app.auth.guards import CONTENT_SECURITY_POLICY, requires, talisman
 from app.dashboard import bp
 from app.dashboard.charts import bar_chart
 from app.dashboard.links import ListLinks, href, list_links, query_pairs
-from app.models import JobStatus
+from app.models import JobStatus, ProcessingJob
 from app.models.access import Permission
 from app.models.job_status import FAILURE_STATUSES
 from app.models.types import utcnow
@@ -49,6 +51,22 @@ FRESH_SUMMARY_UNTIL = "fresh_summary_until"
 #: The summary's Content-Security-Policy: the app's, except that pages of
 #: this origin may frame it (``/jobs`` does, in an ``<iframe>``).
 SUMMARY_CONTENT_SECURITY_POLICY = {**CONTENT_SECURITY_POLICY, "frame-ancestors": "'self'"}
+
+
+@dataclass(frozen=True)
+class JobActions:
+    """The buttons one job gets (``templates/jobs/_job_actions.html``): decided
+    here, from its status and the operator's role, so templates hold no rule."""
+
+    can_requeue: bool
+    can_acknowledge: bool
+
+
+def job_actions(job: ProcessingJob) -> JobActions:
+    """What the signed-in operator may do to ``job`` now: requeue a failed job,
+    and acknowledge its failure once (role permission ``ACT_ON_JOBS``)."""
+    may_act = job.job_status in FAILURE_STATUSES and current_user.can(Permission.ACT_ON_JOBS)
+    return JobActions(can_requeue=may_act, can_acknowledge=may_act and job.acknowledged_at is None)
 
 
 def current_filter() -> jobs.JobFilter:
@@ -91,6 +109,7 @@ def list_jobs() -> str | Response:
     return render_template(
         "jobs/list.html",
         page=page,
+        actions_by_job={job.id: job_actions(job) for job in page.jobs},
         job_filter=job_filter,
         limit=limit,
         page_sizes=PAGE_SIZES,
@@ -168,11 +187,16 @@ def show_job(job_id: str) -> str:
     """Show one job whole: fields, current failure, failure history (oldest
     first) and extracted entities (404 page when unknown)."""
     job = jobs.get_job(job_id)
+    failures = jobs.list_failures(job.id)
+    entities = jobs.list_entities(job.id)
     return render_template(
         "jobs/detail.html",
         job=job,
-        failures=jobs.list_failures(job.id),
-        entities=jobs.list_entities(job.id),
+        actions=job_actions(job),
+        failures=failures,
+        entities=entities,
+        # A completed job says so even when the worker found nothing.
+        show_entities=bool(entities) or job.job_status is JobStatus.COMPLETED,
     )
 
 

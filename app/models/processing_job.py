@@ -69,7 +69,8 @@ class ProcessingJob(db.Model):
     #: When an operator acknowledged (resolved) the current failure; cleared
     #: when a new failure is recorded or the job is requeued.
     acknowledged_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
-    #: Who acknowledged it (a user name; free text until sign-in exists).
+    #: Who acknowledged it: the signed-in operator's user name, copied as text
+    #: (as the audit log's actor is), not a reference to the account.
     acknowledged_by: Mapped[str | None] = mapped_column(sa.String(200), nullable=True)
     updated_at: Mapped[datetime] = mapped_column(
         UTCDateTime, nullable=False, default=utcnow, onupdate=utcnow

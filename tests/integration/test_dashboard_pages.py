@@ -11,7 +11,7 @@ from urllib.parse import parse_qsl, quote
 import pytest
 import sqlalchemy as sa
 
-from app.dashboard.filters import file_size, pretty_json
+from app.dashboard.jinja_filters import file_size, pretty_json
 from app.extensions import db
 from app.models import ProcessingJob
 from app.services import get_failure_recorder

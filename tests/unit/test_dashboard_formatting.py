@@ -9,7 +9,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from app.dashboard import filters
+from app.dashboard import jinja_filters
 from app.dashboard.charts import bar_chart
 from app.dashboard.links import list_links, query_pairs, with_changes
 from app.errors import InvalidQueryError
@@ -31,20 +31,20 @@ NOW = datetime(2026, 11, 29, 21, 16, 35, 123456, tzinfo=UTC)
 # -- filters -------------------------------------------------------------------
 
 def test_json_preview_keeps_small_documents_whole():
-    preview = filters.json_preview({"b": 1, "a": [1, 2]})
+    preview = jinja_filters.json_preview({"b": 1, "a": [1, 2]})
     assert preview.text == '{\n  "a": [\n    1,\n    2\n  ],\n  "b": 1\n}'
     assert not preview.truncated and preview.shown_bytes == preview.total_bytes == len(preview.text)
 
 
 def test_json_preview_cuts_at_a_line_end_within_the_byte_limit():
     value = {"lines": ["é" * 30 for _ in range(100)]}  # 2-byte characters
-    preview = filters.json_preview(value, max_bytes=1000)
+    preview = jinja_filters.json_preview(value, max_bytes=1000)
     assert preview.truncated
     assert preview.text.endswith('",\n…')
     kept = preview.text[: -len("\n…")]
     assert len(kept.encode()) == preview.shown_bytes <= 1000
-    assert filters.pretty_json(value).startswith(kept)
-    assert preview.total_bytes == len(filters.pretty_json(value).encode())
+    assert jinja_filters.pretty_json(value).startswith(kept)
+    assert preview.total_bytes == len(jinja_filters.pretty_json(value).encode())
 
 
 @pytest.mark.parametrize(
@@ -62,12 +62,12 @@ def test_json_preview_cuts_at_a_line_end_within_the_byte_limit():
     ],
 )
 def test_error_count(details, expected):
-    count = filters.error_count(details)
+    count = jinja_filters.error_count(details)
     assert (None if count is None else (count.total, count.shown, count.more)) == expected
 
 
 def test_error_items_are_strings_with_the_entity_formatted():
-    rows = filters.error_items({"errors": [
+    rows = jinja_filters.error_items({"errors": [
         {"code": "x", "severity": "error", "message": "m", "pointer": "/a", "entity": {"type": "Condition", "index": 1}},
         {"code": 7, "severity": None},
         "not an item",
@@ -76,7 +76,7 @@ def test_error_items_are_strings_with_the_entity_formatted():
         {"severity": "error", "code": "x", "pointer": "/a", "message": "m", "entity": "Condition #1"},
         {"severity": "", "code": "7", "pointer": "", "message": "", "entity": ""},
     ]
-    assert len(filters.error_items([{"code": "a"}] * 450)) == filters.ERROR_TABLE_MAX_ROWS
+    assert len(jinja_filters.error_items([{"code": "a"}] * 450)) == jinja_filters.ERROR_TABLE_MAX_ROWS
 
 
 @pytest.mark.parametrize(
@@ -93,25 +93,25 @@ def test_error_items_are_strings_with_the_entity_formatted():
     ],
 )
 def test_format_entity(entity, text):
-    assert filters.format_entity(entity) == text
+    assert jinja_filters.format_entity(entity) == text
 
 
 def test_small_formatters():
-    assert filters.format_utc(NOW) == "2026-11-29 21:16:35 UTC"
-    assert filters.format_utc(None) == "—"
-    assert filters.format_rfc3339(NOW.astimezone(timezone(timedelta(hours=-5)))) == "2026-11-29T21:16:35Z"
-    assert filters.format_rfc3339(None) == ""
-    assert filters.truncate_text("x" * 200) == "x" * 159 + "…"
-    assert filters.truncate_text("short") == "short"
-    assert filters.file_size(512) == "512 B"
-    assert filters.file_size(64 * 1024) == "64 KiB"
-    assert filters.file_size(3 * 1024 * 1024 // 2) == "1.5 MiB"
-    assert filters.percent(0.874) == "87 %"
-    assert filters.format_span(2, 120, 135) == "p. 2 · 120–135"
-    assert filters.format_span(None, 0, 4) == "0–4"
-    assert filters.code_system_name("http://loinc.org") == "LOINC"
-    assert filters.code_system_name("urn:oid:1.2.3") == "urn:oid:1.2.3"
-    assert filters.thousands(1234567) == "1,234,567"
+    assert jinja_filters.format_utc(NOW) == "2026-11-29 21:16:35 UTC"
+    assert jinja_filters.format_utc(None) == "—"
+    assert jinja_filters.format_rfc3339(NOW.astimezone(timezone(timedelta(hours=-5)))) == "2026-11-29T21:16:35Z"
+    assert jinja_filters.format_rfc3339(None) == ""
+    assert jinja_filters.truncate_text("x" * 200) == "x" * 159 + "…"
+    assert jinja_filters.truncate_text("short") == "short"
+    assert jinja_filters.file_size(512) == "512 B"
+    assert jinja_filters.file_size(64 * 1024) == "64 KiB"
+    assert jinja_filters.file_size(3 * 1024 * 1024 // 2) == "1.5 MiB"
+    assert jinja_filters.percent(0.874) == "87 %"
+    assert jinja_filters.format_span(2, 120, 135) == "p. 2 · 120–135"
+    assert jinja_filters.format_span(None, 0, 4) == "0–4"
+    assert jinja_filters.code_system_name("http://loinc.org") == "LOINC"
+    assert jinja_filters.code_system_name("urn:oid:1.2.3") == "urn:oid:1.2.3"
+    assert jinja_filters.thousands(1234567) == "1,234,567"
 
 
 # -- chart ---------------------------------------------------------------------
@@ -270,5 +270,5 @@ def test_links_keep_the_query_and_change_one_thing():
 
 def test_pretty_json_is_stable():
     value = {"b": {"z": 1, "a": [True, None]}, "a": "é"}
-    assert filters.pretty_json(value) == json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False)
-    assert filters.pretty_json(value).index('"a"') < filters.pretty_json(value).index('"b"')
+    assert jinja_filters.pretty_json(value) == json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False)
+    assert jinja_filters.pretty_json(value).index('"a"') < jinja_filters.pretty_json(value).index('"b"')

@@ -239,6 +239,14 @@ def percent(value: float | None) -> str:
     return f"{value * 100:.0f} %"
 
 
+def plural(word: str, count: int, many: str | None = None) -> str:
+    """``word`` for a count of 1, else ``many`` (default ``word + "s"``):
+    ``{{ "job" | plural(count) }}`` is ``job`` or ``jobs``. English only."""
+    if count == 1:
+        return word
+    return many if many is not None else word + "s"
+
+
 def thousands(value: int) -> str:
     """An integer with thousands separators: ``12345`` -> ``12,345``."""
     return f"{value:,}"
@@ -260,3 +268,4 @@ def register_filters(app: Flask) -> None:
     app.add_template_filter(format_span, "span")
     app.add_template_filter(percent, "percent")
     app.add_template_filter(thousands, "thousands")
+    app.add_template_filter(plural, "plural")

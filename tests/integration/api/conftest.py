@@ -1,0 +1,44 @@
+"""Fixtures of the JSON API tests: a pending job, a failed job, extra apps."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+
+from app import create_app
+from app.extensions import db
+from tests.integration.api.helpers import FIRST_FAILURE, create_job, job_url, post_ok
+
+
+@pytest.fixture
+def job(client: FlaskClient) -> dict[str, Any]:
+    """A ``Pending`` job, as the API returned it."""
+    return create_job(client)
+
+
+@pytest.fixture
+def failed_job(client: FlaskClient, job: dict[str, Any]) -> dict[str, Any]:
+    """A job already ``Validation_Failed`` with a first report, so a refused
+    request that slipped through would show as a changed message or details."""
+    return post_ok(client, job_url(job["id"], "validation-failure"), FIRST_FAILURE)
+
+
+@pytest.fixture
+def make_app(database_url: str) -> Iterator[Callable[..., Flask]]:
+    """Build extra apps on this test's database with other settings."""
+    made: list[Flask] = []
+
+    def factory(**settings: Any) -> Flask:
+        application = create_app({"TESTING": True, "SQLALCHEMY_DATABASE_URI": database_url, **settings})
+        made.append(application)
+        return application
+
+    yield factory
+    for application in made:
+        with application.app_context():
+            db.session.remove()
+            db.engine.dispose()

@@ -1,0 +1,99 @@
+"""Routing errors and the unexpected: 404, 405, 500 and oversized chunked bodies as problems.
+
+Every refusal is checked as ``helpers.assert_problem`` says, with the stored row
+unchanged and a working client afterwards."""
+
+from __future__ import annotations
+
+import io
+import uuid
+
+import pytest
+import sqlalchemy as sa
+
+from app.api import views
+from app.extensions import db
+from app.models import ProcessingJob
+from tests.integration.api.helpers import (
+    API,
+    FIRST_FAILURE,
+    assert_client_still_works,
+    assert_problem,
+    job_url,
+    row,
+)
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/v1/nope",
+        "/api/v1/",
+        "/api/v1/processing-jobs/",
+        "/api/v1/processing-jobs/{id}/nope",
+        "/api/v1/processing-jobs/{id}/validation-failure/",
+        "/api/v2/processing-jobs",
+    ],
+)
+def test_unknown_api_paths_are_a_404_problem(client, job, path):
+    response = client.get(path.format(id=job["id"]))
+    problem = assert_problem(response, 404, "not-found")
+    assert problem["instance"] == path.format(id=job["id"])
+
+
+@pytest.mark.parametrize(
+    ("method", "action", "allowed"),
+    [
+        ("put", "", {"GET", "HEAD", "OPTIONS"}),
+        ("delete", "", {"GET", "HEAD", "OPTIONS"}),
+        ("patch", "", {"GET", "HEAD", "OPTIONS"}),
+        ("post", "", {"GET", "HEAD", "OPTIONS"}),
+        ("get", "validation-failure", {"POST", "OPTIONS"}),
+        ("put", "validation-failure", {"POST", "OPTIONS"}),
+        ("get", "start", {"POST", "OPTIONS"}),
+        ("delete", "result", {"POST", "OPTIONS"}),
+    ],
+)
+def test_wrong_method_is_a_405_problem_with_allow(client, app, failed_job, method, action, allowed):
+    before = row(app, failed_job["id"])
+    response = getattr(client, method)(job_url(failed_job["id"], action), json=FIRST_FAILURE)
+    assert_problem(response, 405, "method-not-allowed")
+    assert {m.strip() for m in response.headers["Allow"].split(",")} == allowed
+    assert row(app, failed_job["id"]) == before
+    assert_client_still_works(client, failed_job["id"])
+
+
+def test_wrong_method_on_the_collection_is_a_405_problem(client, app):
+    response = client.delete(API)
+    assert_problem(response, 405, "method-not-allowed")
+    assert {m.strip() for m in response.headers["Allow"].split(",")} == {"GET", "HEAD", "OPTIONS", "POST"}
+
+
+def test_unexpected_errors_are_a_500_problem_without_internals(make_app, monkeypatch, auth_headers):
+    production_like = make_app(PROPAGATE_UNEXPECTED=False)
+
+    def explode(job_id: str) -> None:
+        raise RuntimeError("patient Jane Doe, MRN 0042")
+
+    monkeypatch.setattr(views.jobs, "get_job", explode)
+    response = production_like.test_client().get(job_url(str(uuid.uuid4())), headers=auth_headers)
+    assert_problem(response, 500, "internal-error")
+    text = response.get_data(as_text=True)
+    assert "Jane Doe" not in text and "RuntimeError" not in text
+
+
+def test_an_oversized_chunked_body_is_a_413(make_app, auth_headers):
+    small = make_app(MAX_CONTENT_LENGTH=1024)
+    client = small.test_client()
+    body = b'{"document_id": "' + b"x" * 4000 + b'"}'
+
+    # A chunked body: no Content-Length, the server reads until the end.
+    response = client.post(
+        API,
+        input_stream=io.BytesIO(body),
+        headers={**auth_headers, "Content-Type": "application/json", "Transfer-Encoding": "chunked"},
+        environ_overrides={"wsgi.input_terminated": True},
+    )
+    assert_problem(response, 413, "content-too-large")
+    with small.app_context():
+        assert db.session.scalar(sa.select(sa.func.count()).select_from(ProcessingJob)) == 0

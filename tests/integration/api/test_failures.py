@@ -1,0 +1,157 @@
+"""Recording a validation failure: ``POST .../validation-failure``.
+
+Every refusal is checked as ``helpers.assert_problem`` says, with the stored row
+unchanged and a working client afterwards."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from app.services.json_values import canonical_json
+from tests.integration.api.helpers import (
+    DETAILS,
+    FIRST_FAILURE,
+    assert_client_still_works,
+    assert_job_json,
+    assert_matches_row,
+    assert_problem,
+    job_url,
+    nested_list,
+    parse_timestamp,
+    post_ok,
+    row,
+)
+
+
+def test_record_validation_failure_returns_the_updated_job(client, app, job):
+    before = datetime.now(timezone.utc)
+    response = client.post(
+        job_url(job["id"], "validation-failure"),
+        json={"error_message": "  2 entities failed validation\n", "error_details": DETAILS},
+    )
+    assert response.status_code == 200
+    assert response.mimetype == "application/json"
+    updated = response.get_json()
+    assert_job_json(updated)
+    assert updated["id"] == job["id"]
+    assert updated["status"] == "Validation_Failed"
+    assert updated["error_message"] == "2 entities failed validation"
+    assert updated["error_details"] == DETAILS
+    assert updated["error_format"] == "free-form"
+    assert updated["created_at"] == job["created_at"]
+    assert updated["started_at"] is None
+    completed = parse_timestamp(updated["completed_at"])
+    assert before - timedelta(seconds=1) <= completed <= datetime.now(timezone.utc) + timedelta(seconds=1)
+    assert parse_timestamp(updated["updated_at"]) >= parse_timestamp(job["updated_at"])
+    assert client.get(job_url(job["id"])).get_json() == updated
+    assert_matches_row(updated, row(app, job["id"]))
+
+
+@pytest.mark.parametrize(
+    "details",
+    [
+        DETAILS,
+        [],
+        {},
+        "a plain string",
+        "",
+        0,
+        -17,
+        2**53 + 1,
+        3.25,
+        True,
+        False,
+        None,
+        {"b": [1, {"c": None}], "a": "z"},
+        nested_list(32),
+    ],
+    ids=lambda v: canonical_json(v)[:30],
+)
+def test_error_details_accept_any_json_value(client, app, job, details):
+    updated = post_ok(
+        client,
+        job_url(job["id"], "validation-failure"),
+        {"error_message": "failed", "error_details": details},
+    )
+    assert canonical_json(updated["error_details"]) == canonical_json(details)
+    # JSON null means "no details": there is no format to name.
+    assert updated["error_format"] == (None if details is None else "free-form")
+    assert_matches_row(updated, row(app, job["id"]))
+    assert canonical_json(row(app, job["id"])["error_details"]) == canonical_json(details)
+
+
+def test_message_at_the_limit_is_accepted(client, app, job):
+    updated = post_ok(
+        client, job_url(job["id"], "validation-failure"), {"error_message": "m" * 1000, "error_details": {}}
+    )
+    assert updated["error_message"] == "m" * 1000
+    assert row(app, job["id"])["error_message"] == "m" * 1000
+
+
+def test_recording_the_same_failure_twice_gives_the_same_answer(client, app, job):
+    url = job_url(job["id"], "validation-failure")
+    first = client.post(url, json={"error_message": "failed", "error_details": DETAILS})
+    stored = row(app, job["id"])
+    # Same message after trimming, same JSON value in another key order.
+    again = {"problems": [dict(reversed(list(DETAILS["problems"][0].items())))], "document": "note-17"}
+    second = client.post(url, json={"error_message": " failed ", "error_details": again})
+    assert first.status_code == second.status_code == 200
+    assert second.get_json() == first.get_json()
+    assert second.get_json()["completed_at"] == first.get_json()["completed_at"]
+    assert second.get_json()["updated_at"] == first.get_json()["updated_at"]
+    assert row(app, job["id"]) == stored
+
+
+def test_a_different_failure_replaces_the_stored_one(client, app, failed_job):
+    updated = post_ok(
+        client,
+        job_url(failed_job["id"], "validation-failure"),
+        {"error_message": "second failure", "error_details": {"problems": []}},
+    )
+    assert updated["error_message"] == "second failure"
+    assert updated["error_details"] == {"problems": []}
+    assert updated["error_format"] == "free-form"
+    assert parse_timestamp(updated["completed_at"]) >= parse_timestamp(failed_job["completed_at"])
+    assert parse_timestamp(updated["updated_at"]) >= parse_timestamp(failed_job["updated_at"])
+    assert_matches_row(updated, row(app, failed_job["id"]))
+
+
+def test_a_float_replaces_an_integer_beyond_double_range(client, app, job):
+    # JSON allows 1 followed by 400 zeros; no double holds it, so comparing
+    # the stored value with the next report's float must not overflow.
+    url = job_url(job["id"], "validation-failure")
+    huge = b'{"error_message": "m", "error_details": {"n": 1' + b"0" * 400 + b"}}"
+    assert client.post(url, data=huge, content_type="application/json").status_code == 200
+    assert row(app, job["id"])["error_details"] == {"n": 10**400}
+    updated = post_ok(client, url, {"error_message": "m", "error_details": {"n": 1.5}})
+    assert updated["error_details"] == {"n": 1.5}
+    assert_matches_row(updated, row(app, job["id"]))
+
+
+def test_a_fhir_expression_index_longer_than_int_reads_is_kept_as_a_capped_pointer(client, app, job):
+    index = "9" * 5000  # more digits than int() converts
+    outcome = {
+        "resourceType": "OperationOutcome",
+        "issue": [{"severity": "error", "code": "invalid", "expression": [f"Patient.name[{index}]"]}],
+    }
+    updated = post_ok(
+        client,
+        job_url(job["id"], "validation-failure"),
+        {"error_message": "m", "error_details": outcome, "error_format": "fhir-operationoutcome"},
+    )
+    # Too long for a stored pointer: cut to its longest ancestor that fits.
+    assert updated["error_details"]["errors"][0]["pointer"] == "/name"
+    assert_matches_row(updated, row(app, job["id"]))
+
+
+def test_validation_failure_on_a_completed_job_is_a_409_and_changes_nothing(client, app, job):
+    post_ok(client, job_url(job["id"], "result"), {"status": "completed"})
+    before = row(app, job["id"])
+    response = client.post(job_url(job["id"], "validation-failure"), json=FIRST_FAILURE)
+    problem = assert_problem(response, 409, "invalid-transition")
+    assert "Completed" in problem["detail"]
+    assert row(app, job["id"]) == before
+    assert before["status"] == "Completed" and before["error_message"] is None
+    assert_client_still_works(client, job["id"])

@@ -1,0 +1,211 @@
+"""Listing jobs: filters, keyset pagination with ``Link`` headers, bad list parameters.
+
+Every refusal is checked as ``helpers.assert_problem`` says, with the stored row
+unchanged and a working client afterwards."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+from flask.testing import FlaskClient
+
+from tests.integration.api.helpers import (
+    API,
+    DETAILS,
+    FIRST_FAILURE,
+    assert_client_still_works,
+    assert_job_json,
+    assert_problem,
+    create_job,
+    cursor_token,
+    fields,
+    job_url,
+    next_link,
+    parse_timestamp,
+    post_ok,
+)
+
+
+@pytest.fixture
+def jobs_in_every_status(client: FlaskClient) -> dict[str, str]:
+    """document_id -> job id: doc-a Pending, doc-b Processing, doc-c
+    Validation_Failed (type ocr), doc-d Failed, doc-e Completed."""
+    ids = {}
+    for document_id, job_type, actions in [
+        ("doc-a", "entity_extraction", []),
+        ("doc-b", "entity_extraction", [("start", None)]),
+        ("doc-c", "ocr", [("validation-failure", FIRST_FAILURE)]),
+        ("doc-d", "entity_extraction", [("result", {"status": "failed", "error_message": "crashed"})]),
+        ("doc-e", "entity_extraction", [("result", {"status": "completed"})]),
+    ]:
+        job_id = create_job(client, document_id, job_type=job_type)["id"]
+        for action, body in actions:
+            post_ok(client, job_url(job_id, action), body)
+        ids[document_id] = job_id
+    return ids
+
+
+@pytest.mark.parametrize(
+    ("query", "documents"),
+    [
+        ("status=Validation_Failed", ["doc-c"]),
+        ("status=validation_failed", ["doc-c"]),
+        ("status=Failed&status=Validation_Failed", ["doc-c", "doc-d"]),
+        ("status=failed,validation_failed", ["doc-c", "doc-d"]),
+        ("status=pending&status=Pending", ["doc-a"]),
+        ("status=all", ["doc-a", "doc-b", "doc-c", "doc-d", "doc-e"]),
+        ("", ["doc-a", "doc-b", "doc-c", "doc-d", "doc-e"]),
+        ("document_id=doc-b", ["doc-b"]),
+        ("document_id=doc-z", []),
+        ("job_type=ocr", ["doc-c"]),
+        ("status=completed&document_id=doc-e", ["doc-e"]),
+        ("status=completed&document_id=doc-a", []),
+    ],
+)
+def test_list_filters_jobs(client, jobs_in_every_status, query, documents):
+    response = client.get(f"{API}?{query}")
+    assert response.status_code == 200
+    assert response.mimetype == "application/json"
+    page = response.get_json()
+    assert set(page) == {"items", "next_cursor"}
+    assert page["next_cursor"] is None
+    assert "Link" not in response.headers
+    assert sorted(item["document_id"] for item in page["items"]) == documents
+    for item in page["items"]:
+        assert_job_json(item)
+        assert item["id"] == jobs_in_every_status[item["document_id"]]
+
+
+def test_list_items_are_the_jobs_as_get_returns_them(client, jobs_in_every_status):
+    page = client.get(f"{API}?status=validation_failed").get_json()
+    assert page["items"] == [client.get(job_url(jobs_in_every_status["doc-c"])).get_json()]
+    assert page["items"][0]["error_details"] == DETAILS
+
+
+def test_pagination_walks_every_job_exactly_once(client):
+    created = [create_job(client, f"doc-{n}")["id"] for n in range(7)]
+    url: str | None = f"{API}?limit=3"
+    seen: list[dict[str, Any]] = []
+    sizes = []
+    while url is not None:
+        response = client.get(url)
+        assert response.status_code == 200
+        page = response.get_json()
+        sizes.append(len(page["items"]))
+        seen += page["items"]
+        url = next_link(response)
+        if page["next_cursor"] is None:
+            assert url is None
+        else:
+            assert parse_qs(urlsplit(url).query) == {"limit": ["3"], "cursor": [page["next_cursor"]]}
+            # The cursor alone gives the same next page as the link.
+            assert (
+                client.get(f"{API}?limit=3&cursor={page['next_cursor']}").get_json()
+                == client.get(url).get_json()
+            )
+    assert sizes == [3, 3, 1]
+    ids = [item["id"] for item in seen]
+    assert len(ids) == len(set(ids)) == 7
+    assert set(ids) == set(created)
+    keys = [(parse_timestamp(item["created_at"]), uuid.UUID(item["id"])) for item in seen]
+    assert keys == sorted(keys, reverse=True)
+
+
+def test_pagination_keeps_the_filters_in_the_link(client, jobs_in_every_status):
+    extra = [create_job(client, f"doc-pending-{n}")["id"] for n in range(2)]
+    url: str | None = f"{API}?status=pending&limit=2"
+    seen = []
+    while url is not None:
+        response = client.get(url)
+        assert response.status_code == 200
+        seen += [item["id"] for item in response.get_json()["items"]]
+        url = next_link(response)
+        if url is not None:
+            assert parse_qs(urlsplit(url).query)["status"] == ["pending"]
+    assert sorted(seen) == sorted([jobs_in_every_status["doc-a"], *extra])
+
+
+def test_link_treats_every_query_parameter_as_data(client):
+    """Names url_for would interpret (``_external``, ``_scheme``...) stay plain query values."""
+    created = [create_job(client, f"doc-{n}")["id"] for n in range(2)]
+    query = "limit=1&_external=1&_scheme=ftp&_anchor=top&_method=POST&endpoint=x"
+    response = client.get(f"{API}?{query}")
+    assert response.status_code == 200
+    link = next_link(response)
+    assert link is not None and link.startswith(f"{API}?")
+    assert parse_qs(urlsplit(link).query) == {
+        "limit": ["1"],
+        "_external": ["1"],
+        "_scheme": ["ftp"],
+        "_anchor": ["top"],
+        "_method": ["POST"],
+        "endpoint": ["x"],
+        "cursor": [response.get_json()["next_cursor"]],
+    }
+    second = client.get(link)
+    assert second.status_code == 200
+    ids = [response.get_json()["items"][0]["id"], second.get_json()["items"][0]["id"]]
+    assert sorted(ids) == sorted(created)
+
+
+def test_limit_up_to_the_maximum_is_accepted(client, app, job):
+    maximum = app.config["MAX_PAGE_SIZE"]
+    assert client.get(f"{API}?limit={maximum}").get_json()["items"] == [job]
+    problem = assert_problem(client.get(f"{API}?limit={maximum + 1}"), 400, "invalid-query")
+    assert fields(problem) == ["limit"]
+
+
+def _cursor(text: str) -> str:
+    return "cursor=" + cursor_token(text)
+
+
+@pytest.mark.parametrize(
+    ("query", "name"),
+    [
+        ("status=done", "status"),
+        ("status=Validation_Failed&status=nope", "status"),
+        ("status=VALIDATION_FAILED", "status"),
+        ("status=all,failed", "status"),
+        ("limit=0", "limit"),
+        ("limit=-1", "limit"),
+        ("limit=abc", "limit"),
+        ("limit=1000000", "limit"),
+        ("limit=" + "9" * 5000, "limit"),
+        ("limit=1.5", "limit"),
+        ("limit=%2B5", "limit"),
+        ("limit=1_0", "limit"),
+        ("limit=%20", "limit"),
+        ("cursor=not-a-cursor", "cursor"),
+        ("cursor=%C3%A9", "cursor"),
+        ("cursor=%00", "cursor"),
+        (_cursor("2026-01-01T00:00:00|" + str(uuid.UUID(int=1))), "cursor"),
+        (_cursor("yesterday|" + str(uuid.UUID(int=1))), "cursor"),
+        (_cursor("2026-01-01T00:00:00+00:00|not-a-uuid"), "cursor"),
+        (_cursor("2026-01-01T00:00:00+00:00"), "cursor"),
+    ],
+)
+def test_bad_list_parameters_are_a_400_problem(client, job, query, name):
+    problem = assert_problem(client.get(f"{API}?{query}"), 400, "invalid-query")
+    assert fields(problem) == [name]
+    assert problem["errors"][0]["pointer"] == f"#/{name}"
+    assert_client_still_works(client, job["id"])
+
+
+def test_cursor_out_of_the_datetime_range_is_a_400_problem(client, job):
+    query = _cursor("0001-01-01T00:00:00+14:00|" + job["id"])
+    problem = assert_problem(client.get(f"{API}?{query}"), 400, "invalid-query")
+    assert fields(problem) == ["cursor"]
+
+
+def test_a_nul_is_stored_as_u_fffd_and_refused_in_a_filter(client):
+    response = client.post(API, data=b'{"document_id": "doc\\u0000x"}', content_type="application/json")
+    assert response.get_json()["document_id"] == "doc\ufffdx"
+    # A NUL in a query parameter is a 400 on every route (app/request_input.py);
+    # the stored form is what a filter finds.
+    problem = assert_problem(client.get(f"{API}?document_id=doc%00x"), 400, "invalid-query")
+    assert fields(problem) == ["document_id"]
+    page = client.get(f"{API}?document_id=doc%EF%BF%BDx").get_json()
+    assert [item["id"] for item in page["items"]] == [response.get_json()["id"]]

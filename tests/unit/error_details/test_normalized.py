@@ -1,0 +1,141 @@
+"""The ``normalized`` format (``app.services.error_details.normalized``): envelopes and bare item arrays."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pytest
+
+from app.services.error_details import (
+    DetailsLimits,
+    InvalidErrorDetailsError,
+    detect_error_format,
+    normalize_error_details,
+)
+from tests.unit.error_details.payloads import (
+    GOOD,
+    assert_valid_envelope,
+    reference_worker_items,
+)
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "doc-0006-referral-letter-bad-icd-code.json",
+        "doc-0007-progress-note-missing-fields.json",
+        "doc-0011-scanned-intake-form-multiple-errors.json",
+    ],
+)
+def test_reference_worker_v0_payload_is_kept_item_for_item(name):
+    items = reference_worker_items(name)
+    assert items
+    envelope, used = normalize_error_details({"errors": items}, "normalized")
+    assert used == "normalized"
+    assert envelope == {"schema_version": 1, "errors": items, "error_count": len(items), "truncated": False}
+    assert_valid_envelope(envelope)
+
+
+def test_envelope_round_trips_and_a_bare_item_array_is_accepted():
+    items = reference_worker_items("doc-0011-scanned-intake-form-multiple-errors.json")
+    first, _ = normalize_error_details({"errors": items}, None)
+    again, used = normalize_error_details(first, None)
+    assert (again, used) == (first, "normalized")
+    assert normalize_error_details(items, "normalized")[0] == first
+    assert detect_error_format(items) == "normalized"
+
+
+def test_optional_item_fields_are_kept():
+    item = {
+        "code": "span.out_of_range",
+        "severity": "warning",
+        "message": "span end is before span start",
+        "pointer": "/entities/3/span",
+        "rule": "span-order",
+        "ctx": {"limit": 1, "ratio": 0.5, "strict": True, "note": None, "unit": "chars"},
+        "entity": {"type": "Procedure", "index": 3, "page": 2, "start": 144, "end": 120},
+    }
+    envelope, _ = normalize_error_details({"errors": [item]}, None)
+    assert envelope["errors"] == [item]
+    assert_valid_envelope(envelope)
+
+
+def test_a_worker_truncated_envelope_keeps_its_error_count():
+    items = [{"code": "c", "severity": "error", "message": "m", "pointer": f"/e/{i}"} for i in range(3)]
+    sent = {"schema_version": 1, "errors": items, "error_count": 900, "truncated": True}
+    envelope, _ = normalize_error_details(sent, "normalized")
+    assert envelope == sent
+    smaller, _ = normalize_error_details(sent, "normalized", DetailsLimits(max_items=2))
+    assert smaller["errors"] == items[:2] and smaller["error_count"] == 900 and smaller["truncated"] is True
+
+
+def test_the_input_is_not_changed():
+    items = reference_worker_items("doc-0011-scanned-intake-form-multiple-errors.json")
+    details = {"errors": items}
+    before = copy.deepcopy(details)
+    envelope, _ = normalize_error_details(details, None, DetailsLimits(max_items=2, max_message_length=5))
+    assert details == before
+    assert envelope["errors"][0] is not items[0]
+
+
+def with_item(**changes: Any) -> dict:
+    """v0 details whose second item has ``changes`` applied; a value of ``...`` removes the key."""
+    item = {**GOOD, **changes}
+    return {"errors": [GOOD, {key: value for key, value in item.items() if value is not ...}]}
+
+
+@pytest.mark.parametrize(
+    ("details", "pointer"),
+    [
+        ({"errors": {"code": "c"}}, "/errors"),
+        ("not an envelope", ""),
+        ({"schema_version": 1}, "/errors"),
+        ({"schema_version": 2, "errors": []}, "/schema_version"),
+        ({"schema_version": 1.0, "errors": []}, "/schema_version"),
+        ({"schema_version": 1, "errors": [GOOD], "error_count": 0}, "/error_count"),
+        ({"schema_version": 1, "errors": [GOOD], "error_count": "1"}, "/error_count"),
+        ({"schema_version": 1, "errors": [GOOD], "error_count": 1, "truncated": "no"}, "/truncated"),
+        ({"schema_version": 1, "errors": [GOOD], "error_count": 2, "truncated": False}, "/truncated"),
+        ({"schema_version": 1, "errors": [GOOD], "error_count": 1, "truncated": True}, "/truncated"),
+        ({"schema_version": 1, "errors": [], "extra/key": 1}, "/extra~1key"),
+        ({"errors": [GOOD, "item"]}, "/errors/1"),
+        (with_item(code=...), "/errors/1/code"),
+        (with_item(code=""), "/errors/1/code"),
+        (with_item(severity=...), "/errors/1/severity"),
+        (with_item(severity="critical"), "/errors/1/severity"),
+        (with_item(severity="ERROR"), "/errors/1/severity"),
+        (with_item(message=...), "/errors/1/message"),
+        (with_item(message=7), "/errors/1/message"),
+        (with_item(pointer=...), "/errors/1/pointer"),
+        (with_item(pointer="entities/0"), "/errors/1/pointer"),
+        (with_item(pointer="/a~2b"), "/errors/1/pointer"),
+        (with_item(pointer="/a~"), "/errors/1/pointer"),
+        (with_item(pointer=None), "/errors/1/pointer"),
+        (with_item(hint="x"), "/errors/1/hint"),
+        (with_item(rule=""), "/errors/1/rule"),
+        (with_item(ctx=[1]), "/errors/1/ctx"),
+        (with_item(ctx={"value": {"nested": 1}}), "/errors/1/ctx/value"),
+        (with_item(ctx={"a/b": [1]}), "/errors/1/ctx/a~1b"),
+        (with_item(entity="Condition"), "/errors/1/entity"),
+        (with_item(entity={"kind": "x"}), "/errors/1/entity/kind"),
+        (with_item(entity={"index": -1}), "/errors/1/entity/index"),
+        (with_item(entity={"page": 0}), "/errors/1/entity/page"),
+        (with_item(entity={"start": True}), "/errors/1/entity/start"),
+        (with_item(entity={"end": 1.5}), "/errors/1/entity/end"),
+        (with_item(entity={"type": 3}), "/errors/1/entity/type"),
+        ([GOOD, {**GOOD, "severity": "bad"}], "/1/severity"),
+    ],
+)
+def test_malformed_normalized_details_are_refused_with_a_pointer(details, pointer):
+    with pytest.raises(InvalidErrorDetailsError) as caught:
+        normalize_error_details(details, "normalized")
+    assert caught.value.pointer == pointer
+    assert caught.value.reason
+
+
+def test_valid_pointers_are_accepted():
+    for pointer in ["", "/", "/a~0b", "/a~1b/0", "//", "/ünï/😀", "/a b"]:
+        envelope, _ = normalize_error_details({"errors": [{**GOOD, "pointer": pointer}]}, None)
+        assert envelope["errors"][0]["pointer"] == pointer
+        assert_valid_envelope(envelope)
