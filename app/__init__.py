@@ -131,7 +131,7 @@ def register_access_control(app: Flask) -> None:
 
 def register_error_handlers(app: Flask) -> None:
     """Install the problem+json / HTML error handlers."""
-    from app.errors import register_error_handlers as register
+    from app.web.errors import register_error_handlers as register
 
     register(app)
 

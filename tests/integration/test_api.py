@@ -26,7 +26,7 @@ from flask.testing import FlaskClient
 
 from app import create_app
 from app.api import json_body, views
-from app.errors import PROBLEM_TYPE_BASE
+from app.web.errors import PROBLEM_TYPE_BASE
 from app.extensions import db
 from app.models import ProcessingJob
 from app.services.error_details import ERROR_FORMATS
