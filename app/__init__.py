@@ -55,7 +55,7 @@ def register_extensions(app: Flask) -> None:
     """Bind SQLAlchemy and Flask-Migrate; create the services."""
     from app import models  # noqa: F401  (tables must be known to Migrate)
     from app.extensions import db, migrate, release_session
-    from app.services import init_services
+    from app.registry import init_services
 
     _create_instance_folder_for(app.config["SQLALCHEMY_DATABASE_URI"])
     db.init_app(app)

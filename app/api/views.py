@@ -21,7 +21,7 @@ from app.api.serializers import entity_to_json, failure_to_json, job_to_json
 from app.models import JobStatus, ProcessingJob
 from app.models.job_status import status_from_worker_word
 from app.auth.guards import current_actor
-from app.services import get_failure_recorder
+from app.registry import get_failure_recorder
 from app.services.access import add_audit_event
 from app.services.idempotency import IdempotencyClaim, run_idempotent
 from app.services.processing_jobs import jobs

@@ -11,9 +11,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import datetime, timezone
 
-from flask import Response, request, stream_with_context
+from flask import Response, current_app, request, stream_with_context
 
 from app.auth.guards import current_actor, requires
+from app.config import DEFAULT_EXPORT_STATEMENT_TIMEOUT_MS
 from app.dashboard.views import current_filter
 from app.errors import InvalidQueryError
 from app.exports import bp
@@ -86,7 +87,10 @@ def export_job_errors_csv() -> Response:
     """CSV of job errors for the dashboard's filter; ``rows=items`` (default,
     one row per error item) or ``rows=jobs`` (one row per job). Audited."""
     job_filter, rows = _job_errors_query()
-    chunks = exports.iter_job_errors_csv(job_filter, rows, on_finish=_audit("export.job_errors.csv"))
+    chunks = exports.iter_job_errors_csv(
+        job_filter, rows, on_finish=_audit("export.job_errors.csv"),
+        statement_timeout_ms=current_app.config.get("EXPORT_STATEMENT_TIMEOUT_MS", DEFAULT_EXPORT_STATEMENT_TIMEOUT_MS),
+    )
     return _attachment(chunks, "job-errors", "csv", CSV_CONTENT_TYPE)
 
 

@@ -326,7 +326,7 @@ def test_error_code_index_matches_the_backend(app_ctx, backend):
 
 
 def test_summaries_are_reused_for_the_ttl_and_not_after(app_ctx):
-    from app.services import get_failure_recorder
+    from app.registry import get_failure_recorder
     from app.services.processing_jobs.jobs import JobFilter, create_job
 
     recorder = get_failure_recorder()

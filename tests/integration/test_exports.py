@@ -21,7 +21,7 @@ import sqlalchemy as sa
 from app.errors import InvalidQueryError
 from app.extensions import db
 from app.models import ProcessingJob
-from app.services import get_failure_recorder
+from app.registry import get_failure_recorder
 from app.services.exports import (
     ENTITY_COLUMNS, ITEM_COLUMNS, JOB_ERROR_COLUMNS, error_items, neutralise_formula, parse_rows,
 )
