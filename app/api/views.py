@@ -17,7 +17,6 @@ from flask import Response, current_app, g, jsonify, request, url_for
 from app.api import bp
 from app.api.contract import openapi_document, validate_request
 from app.api.json_body import read_json_body
-from app.api.serializers import entity_to_json, failure_to_json, job_to_json
 from app.models import JobStatus, ProcessingJob
 from app.models.job_status import status_from_worker_word
 from app.auth.guards import current_actor
@@ -25,6 +24,7 @@ from app.registry import get_failure_recorder
 from app.services.access import add_audit_event
 from app.services.idempotency import IdempotencyClaim, run_idempotent
 from app.services.processing_jobs import jobs
+from app.web.serializers import entity_to_json, failure_to_json, job_to_json
 
 Operation = Callable[[Callable[[Any], None] | None], ProcessingJob]
 

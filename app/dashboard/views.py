@@ -13,7 +13,6 @@ from collections.abc import Iterable
 from flask import current_app, jsonify, redirect, render_template, request, session, url_for
 from werkzeug.wrappers import Response
 
-from app.api.serializers import job_to_json
 from app.auth.guards import CONTENT_SECURITY_POLICY, requires, talisman
 from app.dashboard import bp
 from app.dashboard.charts import bar_chart
@@ -24,6 +23,7 @@ from app.models.job_status import FAILURE_STATUSES
 from app.models.types import utcnow
 from app.services import dashboard_stats
 from app.services.processing_jobs import jobs
+from app.web.serializers import job_to_json
 
 #: What ``/jobs`` shows without a ``status`` parameter: the failures.
 DEFAULT_DASHBOARD_STATUSES = (JobStatus.VALIDATION_FAILED, JobStatus.FAILED)
