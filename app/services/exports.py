@@ -72,7 +72,6 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB
 
 from app.config import DEFAULT_EXPORT_STATEMENT_TIMEOUT_MS
-from app.errors import InvalidQueryError, field_error
 from app.extensions import db
 from app.models import ExtractedEntity, JobStatus, ProcessingJob
 from app.models.types import UTCDateTime
@@ -95,7 +94,8 @@ OnFinish = Callable[[int], None]
 
 
 class ExportRows(StrEnum):
-    """The ``rows`` query parameter of the job-error exports."""
+    """Rows of a job-error export: one per error item or one per job (the
+    ``rows`` query parameter, :func:`app.web.query.parse_rows`)."""
 
     ITEMS = "items"  # one row per error item (the default)
     JOBS = "jobs"  # one row per job
@@ -117,23 +117,6 @@ ENTITY_COLUMNS = (
 )
 
 _FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
-
-
-def parse_rows(raw: str | None) -> ExportRows:
-    """Parse the ``rows`` query parameter (absent or empty: ``items``).
-
-    Raises:
-        InvalidQueryError: not ``items`` or ``jobs``; names ``/rows``.
-    """
-    if not raw:
-        return ExportRows.ITEMS
-    try:
-        return ExportRows(raw)
-    except ValueError:
-        allowed = ", ".join(r.value for r in ExportRows)
-        raise InvalidQueryError(
-            f"rows must be one of {allowed}.", [field_error("/rows", f"must be one of {allowed}")]
-        ) from None
 
 
 def neutralise_formula(cell: str) -> str:
