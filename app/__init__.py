@@ -124,9 +124,11 @@ def register_blueprints(app: Flask) -> None:
 
 def register_access_control(app: Flask) -> None:
     """Sign-in, worker tokens, CSRF, rate limits, security headers (app/auth)."""
+    from app.api import bp as api_bp
     from app.auth.guards import init_access_control
 
-    init_access_control(app)
+    # The API authenticates with bearer tokens, not cookies: no CSRF there.
+    init_access_control(app, csrf_exempt=(api_bp,))
 
 
 def register_error_handlers(app: Flask) -> None:
