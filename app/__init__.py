@@ -55,7 +55,7 @@ def register_extensions(app: Flask) -> None:
     """Bind SQLAlchemy and Flask-Migrate; create the services."""
     from app import models  # noqa: F401  (tables must be known to Migrate)
     from app.extensions import db, migrate, release_session
-    from app.services import init_services
+    from app.registry import init_services
 
     _create_instance_folder_for(app.config["SQLALCHEMY_DATABASE_URI"])
     db.init_app(app)
@@ -124,14 +124,16 @@ def register_blueprints(app: Flask) -> None:
 
 def register_access_control(app: Flask) -> None:
     """Sign-in, worker tokens, CSRF, rate limits, security headers (app/auth)."""
+    from app.api import bp as api_bp
     from app.auth.guards import init_access_control
 
-    init_access_control(app)
+    # The API authenticates with bearer tokens, not cookies: no CSRF there.
+    init_access_control(app, csrf_exempt=(api_bp,))
 
 
 def register_error_handlers(app: Flask) -> None:
     """Install the problem+json / HTML error handlers."""
-    from app.errors import register_error_handlers as register
+    from app.web.errors import register_error_handlers as register
 
     register(app)
 

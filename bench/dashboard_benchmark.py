@@ -68,7 +68,7 @@ sys.path.insert(0, str(ROOT))
 
 from common import fresh_schema, loopback_database_url, signed_in_client  # noqa: E402 (bench/ is on sys.path as the script's folder)
 TARGET_MS = 50.0
-PAGE_SIZE = 50  # the dashboard's default limit (jobs.DEFAULT_PAGE_SIZE)
+PAGE_SIZE = 50  # the dashboard's default limit (app.web.query.DEFAULT_PAGE_SIZE)
 
 #: 40 codes, most frequent first (Zipf rank order).
 CODES = [
@@ -332,7 +332,7 @@ def main() -> int:
     from app.models import ProcessingJob
     from app.services import dashboard_stats
     from app.services.processing_jobs import jobs
-    from app.dashboard.views import DEFAULT_DASHBOARD_ACKNOWLEDGED, DEFAULT_DASHBOARD_STATUSES
+    from app.web.query import DEFAULT_DASHBOARD_ACKNOWLEDGED, DEFAULT_DASHBOARD_STATUSES
 
     rare, common = CODES[-1][0], CODES[0][0]
     facts = machine_facts(url)

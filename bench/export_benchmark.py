@@ -123,7 +123,7 @@ def copy_select(url: str) -> str:
     not acknowledged), compiled for PostgreSQL with its values inline."""
     import sqlalchemy as sa
 
-    from app.dashboard.views import DEFAULT_DASHBOARD_ACKNOWLEDGED, DEFAULT_DASHBOARD_STATUSES
+    from app.web.query import DEFAULT_DASHBOARD_ACKNOWLEDGED, DEFAULT_DASHBOARD_STATUSES
     from app.services.exports import job_error_items_select
     from app.services.processing_jobs.jobs import JobFilter
 
@@ -213,7 +213,7 @@ def main() -> int:
     print(f"export rows (one per error item): {expected}", flush=True)
 
     from app import create_app
-    from app.dashboard.views import DEFAULT_DASHBOARD_ACKNOWLEDGED, DEFAULT_DASHBOARD_STATUSES
+    from app.web.query import DEFAULT_DASHBOARD_ACKNOWLEDGED, DEFAULT_DASHBOARD_STATUSES
     from app.extensions import db
     from app.services.exports import STREAM_BATCH_SIZE, iter_job_errors_csv
     from app.services.processing_jobs.jobs import JobFilter

@@ -439,7 +439,7 @@ def prepare_database(url: str, jobs: int, failed: int) -> list[str]:
         recorder_app_jobs = [ProcessingJob(document_id=f"bench-failed-{n}") for n in range(failed)]
         db.session.add_all(recorder_app_jobs)
         db.session.commit()
-        from app.services import get_failure_recorder
+        from app.registry import get_failure_recorder
 
         recorder = get_failure_recorder()
         for n, job in enumerate(recorder_app_jobs):

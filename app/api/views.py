@@ -17,14 +17,15 @@ from flask import Response, current_app, g, jsonify, request, url_for
 from app.api import bp
 from app.api.contract import openapi_document, validate_request
 from app.api.json_body import read_json_body
-from app.api.serializers import entity_to_json, failure_to_json, job_to_json
 from app.models import JobStatus, ProcessingJob
 from app.models.job_status import status_from_worker_word
 from app.auth.guards import current_actor
-from app.services import get_failure_recorder
+from app.registry import get_failure_recorder
 from app.services.access import add_audit_event
 from app.services.idempotency import IdempotencyClaim, run_idempotent
 from app.services.processing_jobs import jobs
+from app.web.query import job_filter_from_args, read_page
+from app.web.serializers import entity_to_json, failure_to_json, job_to_json
 
 Operation = Callable[[Callable[[Any], None] | None], ProcessingJob]
 
@@ -86,7 +87,7 @@ def get_processing_job(job_id: str) -> Response:
 def list_processing_jobs() -> Response:
     """Return a page of jobs, newest first, filtered as the dashboard filters.
 
-    Query (the dashboard's names, :meth:`JobFilter.from_args`): ``status``
+    Query (the dashboard's names, :func:`app.web.query.job_filter_from_args`): ``status``
     (repeatable or comma-separated; canonical name or worker word; default
     all), ``time_field`` (``created`` (default) or ``completed``: the
     timestamp ``from``/``to`` bound and the order), ``from``, ``to`` (RFC
@@ -101,9 +102,9 @@ def list_processing_jobs() -> Response:
     """
     # Acknowledged jobs stay in by default: API clients list what exists;
     # hiding resolved failures is the dashboard's choice of view.
-    job_filter = jobs.JobFilter.from_args(request.args, default_acknowledged=jobs.AcknowledgedFilter.INCLUDE)
-    limit = jobs.parse_limit(request.args.get("limit"), maximum=current_app.config["MAX_PAGE_SIZE"])
-    page = jobs.list_jobs(job_filter, limit=limit, cursor=request.args.get("cursor"))
+    job_filter = job_filter_from_args(request.args, default_acknowledged=jobs.AcknowledgedFilter.INCLUDE)
+    wanted = read_page(request.args, maximum=current_app.config["MAX_PAGE_SIZE"])
+    page = jobs.list_jobs(job_filter, limit=wanted.limit, cursor=wanted.cursor)
     response = jsonify({"items": [job_to_json(j) for j in page.jobs], "next_cursor": page.next_cursor})
     if page.next_cursor:
         # The query is encoded here rather than passed to url_for as keyword

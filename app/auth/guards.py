@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 from typing import Any, TypeVar
 
-from flask import Flask, current_app, g, redirect, render_template, request, url_for
+from flask import Blueprint, Flask, current_app, g, redirect, render_template, request, url_for
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from flask_login import LoginManager, current_user
@@ -145,9 +145,15 @@ def _add_authenticate_header(response):  # noqa: ANN001, ANN202
     return response
 
 
-def init_access_control(app: Flask) -> None:
+def init_access_control(app: Flask, *, csrf_exempt: Iterable[Blueprint] = ()) -> None:
     """Install server-side sessions, sign-in, CSRF, rate limits, security
-    headers and the access rules."""
+    headers and the access rules.
+
+    Args:
+        csrf_exempt: blueprints that authenticate without cookies (bearer
+            tokens), so have no CSRF to check; named by the factory, so that
+            this layer imports no blueprint.
+    """
     from app.auth.sessions import init_sessions
 
     init_sessions(app)
@@ -157,11 +163,9 @@ def init_access_control(app: Flask) -> None:
     # Registered before CSRFProtect's own hook so that "who are you" is
     # answered before "is this form genuine" (401/403 rather than 400).
     app.before_request(enforce_access)
-    # The API authenticates with bearer tokens, not cookies: no CSRF there.
     csrf.init_app(app)
-    from app.api import bp as api_bp
-
-    csrf.exempt(api_bp)
+    for blueprint in csrf_exempt:
+        csrf.exempt(blueprint)
     limiter.init_app(app)
     talisman.init_app(
         app,

@@ -37,7 +37,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from flask_session.base import ServerSideSession, ServerSideSessionInterface
 from werkzeug.wrappers import Response
 
-from app.errors import is_database_unavailable
+from app.web.errors import is_database_unavailable
 from app.extensions import begin_write_transaction, db
 from app.models.access import ServerSession
 from app.models.types import utcnow

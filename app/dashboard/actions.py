@@ -19,12 +19,7 @@ from app.auth.guards import current_actor, requires
 from app.dashboard import bp
 from app.dashboard.jinja_filters import plural
 from app.dashboard.links import href
-from app.dashboard.views import (
-    DEFAULT_DASHBOARD_ACKNOWLEDGED,
-    DEFAULT_DASHBOARD_STATUSES,
-    FILTER_PARAMETERS,
-    FRESH_SUMMARY_UNTIL,
-)
+from app.dashboard.views import FRESH_SUMMARY_UNTIL
 from app.errors import InvalidQueryError, field_error
 from app.models import ProcessingJob
 from app.models.access import Permission
@@ -34,6 +29,7 @@ from app.services.access import add_audit_event, record_audit_event
 from app.services.processing_jobs import actions, jobs
 from app.services.processing_jobs.errors import JobNotFoundError
 from app.services.processing_jobs.locking import parse_job_id
+from app.web import query as web_query
 
 #: Most ids one "selected jobs" action takes (a page is at most 200).
 MAX_SELECTED = 500
@@ -78,13 +74,11 @@ def _form_filter() -> jobs.JobFilter:
     Raises:
         InvalidQueryError: a filter field is wrong.
     """
-    return jobs.JobFilter.from_args(
-        request.form, default_statuses=DEFAULT_DASHBOARD_STATUSES, default_acknowledged=DEFAULT_DASHBOARD_ACKNOWLEDGED
-    )
+    return web_query.dashboard_filter(request.form)
 
 
 def _filter_pairs() -> list[tuple[str, str]]:
-    return [(k, v) for k, v in request.form.items(multi=True) if k in FILTER_PARAMETERS and v]
+    return web_query.filter_pairs(request.form.items(multi=True))
 
 
 @bp.post("/jobs/<job_id>/requeue")

@@ -15,29 +15,18 @@ from flask import current_app, jsonify, redirect, render_template, request, sess
 from flask_login import current_user
 from werkzeug.wrappers import Response
 
-from app.api.serializers import job_to_json
 from app.auth.guards import CONTENT_SECURITY_POLICY, requires, talisman
 from app.dashboard import bp
 from app.dashboard.charts import bar_chart
 from app.dashboard.links import ListLinks, href, list_links, query_pairs
 from app.models import JobStatus, ProcessingJob
-from app.models.access import Permission
 from app.models.job_status import FAILURE_STATUSES
+from app.models.access import Permission
 from app.models.types import utcnow
 from app.services import dashboard_stats
 from app.services.processing_jobs import jobs
-
-#: What ``/jobs`` shows without a ``status`` parameter: the failures.
-DEFAULT_DASHBOARD_STATUSES = (JobStatus.VALIDATION_FAILED, JobStatus.FAILED)
-assert set(DEFAULT_DASHBOARD_STATUSES) == FAILURE_STATUSES
-
-#: Acknowledged failures are resolved: the dashboard hides them unless asked.
-DEFAULT_DASHBOARD_ACKNOWLEDGED = jobs.AcknowledgedFilter.EXCLUDE
-
-#: Query parameters that make up a filter (carried by bulk-action forms).
-FILTER_PARAMETERS = (
-    "status", "time_field", "from", "to", "document_id", "job_type", "error_code", "q", "acknowledged",
-)
+from app.web.query import dashboard_filter, filter_pairs, read_page
+from app.web.serializers import job_to_json
 
 #: Page sizes offered in the filter form (any 1..MAX_PAGE_SIZE is accepted).
 PAGE_SIZES = (25, 50, 100, 200)
@@ -75,16 +64,13 @@ def current_filter() -> jobs.JobFilter:
     Parameters: ``status`` (repeatable; default the failure statuses),
     ``time_field`` (``created``|``completed``), ``from``, ``to`` (RFC 3339),
     ``document_id``, ``job_type``, ``error_code``, ``q``, ``acknowledged``
-    (``exclude`` (default)|``include``|``only``). Shared with the exports.
+    (``exclude`` (default)|``include``|``only``); the exports read the same
+    (:func:`app.web.query.dashboard_filter`).
 
     Raises:
         InvalidQueryError: a parameter is wrong (names it).
     """
-    return jobs.JobFilter.from_args(
-        request.args,
-        default_statuses=DEFAULT_DASHBOARD_STATUSES,
-        default_acknowledged=DEFAULT_DASHBOARD_ACKNOWLEDGED,
-    )
+    return dashboard_filter(request.args)
 
 
 @bp.get("/jobs")
@@ -103,25 +89,25 @@ def list_jobs() -> str | Response:
         cleaned = [(k, v) for k, v in pairs if v != ""]
         return redirect(href(url_for("dashboard.list_jobs"), cleaned))
     job_filter = current_filter()
-    limit = jobs.parse_limit(request.args.get("limit"), maximum=current_app.config["MAX_PAGE_SIZE"])
-    page = jobs.list_jobs(job_filter, limit=limit, cursor=request.args.get("cursor"))
+    wanted = read_page(request.args, maximum=current_app.config["MAX_PAGE_SIZE"])
+    page = jobs.list_jobs(job_filter, limit=wanted.limit, cursor=wanted.cursor)
     links = _list_links(pairs, next_cursor=page.next_cursor, codes=())
     return render_template(
         "jobs/list.html",
         page=page,
         actions_by_job={job.id: job_actions(job) for job in page.jobs},
         job_filter=job_filter,
-        limit=limit,
+        limit=wanted.limit,
         page_sizes=PAGE_SIZES,
         links=links,
         # Without the cursor: the summary describes the filter, not the page.
         summary_url=href(url_for("dashboard.show_jobs_summary"), query_pairs(pairs)),
-        is_first_page=not request.args.get("cursor"),
+        is_first_page=wanted.cursor is None,
         first_page=href(url_for("dashboard.list_jobs"), query_pairs(pairs)),
         statuses=list(JobStatus),
         time_fields=list(jobs.TimeField),
         acknowledged_choices=list(jobs.AcknowledgedFilter),
-        filter_fields=[(k, v) for k, v in pairs if k in FILTER_PARAMETERS],
+        filter_fields=filter_pairs(pairs),
     )
 
 

@@ -1,4 +1,4 @@
-"""Export views: the filters of ``/jobs`` (:func:`~app.dashboard.views.current_filter`);
+"""Export views: the filters of ``/jobs`` (:func:`~app.web.query.dashboard_filter`);
 the body is streamed from :mod:`app.services.exports`.
 
 Every answer is an attachment with a timestamped (UTC) file name and
@@ -11,16 +11,17 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import datetime, timezone
 
-from flask import Response, request, stream_with_context
+from flask import Response, current_app, request, stream_with_context
 
 from app.auth.guards import current_actor, requires
-from app.dashboard.views import current_filter
+from app.config import DEFAULT_EXPORT_STATEMENT_TIMEOUT_MS
 from app.errors import InvalidQueryError
 from app.exports import bp
 from app.models.access import Permission
 from app.services import exports
 from app.services.access import record_audit_event, set_audit_row_count
 from app.services.processing_jobs.jobs import JobFilter
+from app.web.query import dashboard_filter, parse_rows
 
 CSV_CONTENT_TYPE = "text/csv; charset=utf-8"
 NDJSON_CONTENT_TYPE = "application/x-ndjson; charset=utf-8"
@@ -35,11 +36,11 @@ def _job_errors_query() -> tuple[JobFilter, exports.ExportRows]:
     problems: list[InvalidQueryError] = []
     job_filter = rows = None
     try:
-        job_filter = current_filter()
+        job_filter = dashboard_filter(request.args)
     except InvalidQueryError as exc:
         problems.append(exc)
     try:
-        rows = exports.parse_rows(request.args.get("rows"))
+        rows = parse_rows(request.args.get("rows"))
     except InvalidQueryError as exc:
         problems.append(exc)
     if problems:
@@ -86,7 +87,10 @@ def export_job_errors_csv() -> Response:
     """CSV of job errors for the dashboard's filter; ``rows=items`` (default,
     one row per error item) or ``rows=jobs`` (one row per job). Audited."""
     job_filter, rows = _job_errors_query()
-    chunks = exports.iter_job_errors_csv(job_filter, rows, on_finish=_audit("export.job_errors.csv"))
+    chunks = exports.iter_job_errors_csv(
+        job_filter, rows, on_finish=_audit("export.job_errors.csv"),
+        statement_timeout_ms=current_app.config.get("EXPORT_STATEMENT_TIMEOUT_MS", DEFAULT_EXPORT_STATEMENT_TIMEOUT_MS),
+    )
     return _attachment(chunks, "job-errors", "csv", CSV_CONTENT_TYPE)
 
 
@@ -104,6 +108,6 @@ def export_job_errors_ndjson() -> Response:
 def export_entities_csv() -> Response:
     """CSV of the extracted entities of the ``Completed`` jobs matching the
     dashboard's filter (its ``status`` is ignored). Audited."""
-    job_filter = current_filter()
+    job_filter = dashboard_filter(request.args)
     chunks = exports.iter_entities_csv(job_filter, on_finish=_audit("export.entities.csv"))
     return _attachment(chunks, "entities", "csv", CSV_CONTENT_TYPE)

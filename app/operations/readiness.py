@@ -19,7 +19,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.pool import NullPool
 
 from app.config import ROOT, load_config
-from app.errors import is_database_unavailable
+from app.web.errors import is_database_unavailable
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +74,7 @@ def check_readiness(engine: Engine) -> Readiness:
     """Connect once, read ``alembic_version`` and compare it with the code's heads.
 
     Returns ``reachable=False`` instead of raising when the database cannot
-    serve (see :func:`app.errors.is_database_unavailable`); other errors
+    serve (see :func:`app.web.errors.is_database_unavailable`); other errors
     propagate.
     """
     heads = code_heads()

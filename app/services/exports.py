@@ -69,11 +69,9 @@ from enum import StrEnum
 from typing import Any
 
 import sqlalchemy as sa
-from flask import current_app
 from sqlalchemy.dialects.postgresql import JSONB
 
 from app.config import DEFAULT_EXPORT_STATEMENT_TIMEOUT_MS
-from app.errors import InvalidQueryError, field_error
 from app.extensions import db
 from app.models import ExtractedEntity, JobStatus, ProcessingJob
 from app.models.types import UTCDateTime
@@ -96,7 +94,8 @@ OnFinish = Callable[[int], None]
 
 
 class ExportRows(StrEnum):
-    """The ``rows`` query parameter of the job-error exports."""
+    """Rows of a job-error export: one per error item or one per job (the
+    ``rows`` query parameter, :func:`app.web.query.parse_rows`)."""
 
     ITEMS = "items"  # one row per error item (the default)
     JOBS = "jobs"  # one row per job
@@ -118,23 +117,6 @@ ENTITY_COLUMNS = (
 )
 
 _FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
-
-
-def parse_rows(raw: str | None) -> ExportRows:
-    """Parse the ``rows`` query parameter (absent or empty: ``items``).
-
-    Raises:
-        InvalidQueryError: not ``items`` or ``jobs``; names ``/rows``.
-    """
-    if not raw:
-        return ExportRows.ITEMS
-    try:
-        return ExportRows(raw)
-    except ValueError:
-        allowed = ", ".join(r.value for r in ExportRows)
-        raise InvalidQueryError(
-            f"rows must be one of {allowed}.", [field_error("/rows", f"must be one of {allowed}")]
-        ) from None
 
 
 def neutralise_formula(cell: str) -> str:
@@ -323,18 +305,20 @@ def _driver_statement(statement: sa.Select[Any], dialect: sa.Dialect) -> tuple[s
     return state.statement, params
 
 
-def _copy_item_rows(job_filter: JobFilter, chunk_rows: int) -> Iterator[list[memoryview]]:
+def _copy_item_rows(
+    job_filter: JobFilter, chunk_rows: int, statement_timeout_ms: int
+) -> Iterator[list[memoryview]]:
     """PostgreSQL: yield the items CSV's data rows (bytes without their LF)
     in lists of ``chunk_rows``, from one ``COPY`` in a read transaction of
-    its own, under ``EXPORT_STATEMENT_TIMEOUT_MS``. Ends the transaction
-    (and so the ``COPY``, if unfinished) when finished or closed.
+    its own, under a ``statement_timeout`` of ``statement_timeout_ms``. Ends
+    the transaction (and so the ``COPY``, if unfinished) when finished or
+    closed.
     """
     if db.session().in_transaction():
         db.session.rollback()  # a fresh snapshot, not one left by earlier work
     try:
         connection = db.session.connection()
-        timeout = int(current_app.config.get("EXPORT_STATEMENT_TIMEOUT_MS", DEFAULT_EXPORT_STATEMENT_TIMEOUT_MS))
-        connection.exec_driver_sql(f"SET LOCAL statement_timeout = {timeout}")
+        connection.exec_driver_sql(f"SET LOCAL statement_timeout = {int(statement_timeout_ms)}")
         statement, params = _driver_statement(copy_items_select(job_filter), connection.dialect)
         raw = connection.connection.driver_connection
         with raw.cursor() as cursor, cursor.copy(f"COPY ({statement}) TO STDOUT (FORMAT csv)", params) as copy:
@@ -581,6 +565,7 @@ def iter_job_errors_csv(
     on_finish: OnFinish | None = None,
     batch_size: int | None = None,
     use_copy: bool | None = None,
+    statement_timeout_ms: int = DEFAULT_EXPORT_STATEMENT_TIMEOUT_MS,
 ) -> Iterator[str]:
     """Yield the job-error CSV of the jobs ``job_filter`` chooses, newest first.
 
@@ -597,6 +582,9 @@ def iter_job_errors_csv(
         use_copy: write ``rows=items`` with PostgreSQL's ``COPY`` (see the
             module docstring); default: on PostgreSQL. Both paths give the
             same bytes (tests/integration/test_exports_copy.py).
+        statement_timeout_ms: the ``COPY``'s ``statement_timeout``, in
+            milliseconds (the app passes ``EXPORT_STATEMENT_TIMEOUT_MS``): a
+            download slower than this is cut off by the server.
 
     Yields:
         Text chunks: the first starts with a UTF-8 BOM and the header row;
@@ -606,13 +594,13 @@ def iter_job_errors_csv(
         sqlalchemy.exc.DBAPIError: the database failed (before the first
             chunk, or mid-stream: the body is then cut short).
         psycopg.Error: mid-stream on the ``COPY`` path, e.g. ``QueryCanceled``
-            when the download outlives ``EXPORT_STATEMENT_TIMEOUT_MS``.
+            when the download outlives ``statement_timeout_ms``.
     """
     header, render = _csv_renderer(ITEM_COLUMNS if rows is ExportRows.ITEMS else JOB_ERROR_COLUMNS)
     if use_copy is None:
         use_copy = db.engine.dialect.name == "postgresql"
     if use_copy and rows is ExportRows.ITEMS:
-        batches = _copy_item_rows(job_filter, batch_size or COPY_CHUNK_ROWS)
+        batches = _copy_item_rows(job_filter, batch_size or COPY_CHUNK_ROWS, statement_timeout_ms)
         return _stream(batches, _same, _join_copy_rows, header, on_finish)
     if rows is ExportRows.ITEMS:
         statement, records = job_error_items_select, _item_csv_records(_JobHead(db.engine.dialect))

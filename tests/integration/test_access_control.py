@@ -14,7 +14,8 @@ from flask import Flask
 from app.auth.guards import PUBLIC_ENDPOINTS
 from app.extensions import db
 from app.models.access import AuditEvent, Permission, Role, WorkerToken
-from app.services import access, get_failure_recorder
+from app.registry import get_failure_recorder
+from app.services import access
 from app.services.processing_jobs.jobs import create_job
 from tests.conftest import make_user, sign_in
 

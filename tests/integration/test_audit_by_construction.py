@@ -15,7 +15,8 @@ import sqlalchemy as sa
 
 from app.extensions import db
 from app.models.access import AuditEvent
-from app.services import access, get_failure_recorder
+from app.registry import get_failure_recorder
+from app.services import access
 from app.services.processing_jobs import actions as job_actions
 from app.services.processing_jobs.jobs import create_job
 from tests.helpers import stored_job_row

@@ -166,7 +166,7 @@ def test_the_summary_fits_its_frame_even_with_long_codes(app, site, browser, wid
     """No sideways scrolling in the frame, and nothing cut off below it, at
     any width (the frame's height follows the page's breakpoint, the cards
     theirs), with the longest code the contract allows."""
-    from app.services import get_failure_recorder
+    from app.registry import get_failure_recorder
     from app.services.processing_jobs.jobs import create_job
 
     with app.app_context():

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import expect, sync_playwright
 
-from app.services import get_failure_recorder
+from app.registry import get_failure_recorder
 from app.services.processing_jobs.jobs import create_job
 from tests.conftest import make_user
 from tests.integration.test_browser import CHROMIUM, CHROMIUM_ARGS, PASSWORD

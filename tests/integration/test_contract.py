@@ -13,7 +13,7 @@ from openapi_spec_validator import validate as validate_openapi
 from schemathesis.checks import positive_data_acceptance
 
 from app.api.contract import openapi_document
-from app.services import get_failure_recorder
+from app.registry import get_failure_recorder
 from app.services.error_details import load_error_details_schema
 from app.services.processing_jobs.jobs import create_job, start_job
 

@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from app.services import get_failure_recorder
+from app.registry import get_failure_recorder
 from app.services.processing_jobs.jobs import complete_job, create_job
 
 HOSTILE = '<script>alert("x")</script>'

@@ -19,6 +19,7 @@ from app.models import JobStatus, ProcessingJob
 from app.services import dashboard_stats
 from app.services.dashboard_stats import BucketSize
 from app.services.processing_jobs.jobs import AcknowledgedFilter, JobFilter
+from app.web.query import job_filter_from_query
 from tests.integration.test_dashboard_filters import at, make_job, stamp
 
 WINDOW = f"from={stamp(0)}&to={stamp(6)}"
@@ -46,7 +47,7 @@ def known_jobs(app) -> None:
 
 
 def _filter(**kwargs) -> JobFilter:
-    return JobFilter.from_query(
+    return job_filter_from_query(
         kwargs.pop("statuses", []),
         default_statuses=(JobStatus.VALIDATION_FAILED, JobStatus.FAILED),
         time_from=stamp(0),
@@ -98,7 +99,7 @@ def test_failures_over_time_per_day(app_ctx):
     for day, count in ((0, 3), (2, 1), (3, 2)):
         for n in range(count):
             make_job(f"doc-{day}-{n}", codes=("x.a",), created=at(24 * day + n))
-    job_filter = JobFilter.from_query([], time_from=stamp(0), time_to=stamp(24 * 4))
+    job_filter = job_filter_from_query([], time_from=stamp(0), time_to=stamp(24 * 4))
     timeline = dashboard_stats.failures_over_time(job_filter, now=datetime(2026, 1, 1, tzinfo=timezone.utc))
     assert timeline.size is BucketSize.DAY
     assert [b.count for b in timeline.buckets] == [3, 0, 1, 2]
@@ -108,7 +109,7 @@ def test_failures_over_time_by_completed_time(app_ctx):
     make_job("doc-1", codes=("x.a",), created=at(0), completed=at(3.5))
     make_job("doc-2", codes=("x.a",), created=at(1), completed=at(3.7))
     make_job("doc-3", "Completed", created=at(1), completed=at(3.8))  # not a failure
-    job_filter = JobFilter.from_query([], time_field="completed", time_from=stamp(0), time_to=stamp(6))
+    job_filter = job_filter_from_query([], time_field="completed", time_from=stamp(0), time_to=stamp(6))
     timeline = dashboard_stats.failures_over_time(job_filter)
     assert [b.count for b in timeline.buckets] == [0, 0, 0, 2, 0, 0]
 
@@ -326,12 +327,12 @@ def test_error_code_index_matches_the_backend(app_ctx, backend):
 
 
 def test_summaries_are_reused_for_the_ttl_and_not_after(app_ctx):
-    from app.services import get_failure_recorder
-    from app.services.processing_jobs.jobs import JobFilter, create_job
+    from app.registry import get_failure_recorder
+    from app.services.processing_jobs.jobs import create_job
 
     recorder = get_failure_recorder()
     recorder.record_failure(create_job("doc-ttl-1").id, "crashed")
-    job_filter = JobFilter.from_query(["Failed"])
+    job_filter = job_filter_from_query(["Failed"])
     first = dashboard_stats.summarize(job_filter, ttl=60)
     recorder.record_failure(create_job("doc-ttl-2").id, "crashed")
     cached = dashboard_stats.summarize(job_filter, ttl=60)

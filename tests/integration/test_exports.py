@@ -21,11 +21,12 @@ import sqlalchemy as sa
 from app.errors import InvalidQueryError
 from app.extensions import db
 from app.models import ProcessingJob
-from app.services import get_failure_recorder
+from app.registry import get_failure_recorder
 from app.services.exports import (
-    ENTITY_COLUMNS, ITEM_COLUMNS, JOB_ERROR_COLUMNS, error_items, neutralise_formula, parse_rows,
+    ENTITY_COLUMNS, ITEM_COLUMNS, JOB_ERROR_COLUMNS, error_items, neutralise_formula,
 )
 from app.services.processing_jobs.jobs import complete_job, create_job
+from app.web.query import parse_rows
 
 T0 = datetime(2025, 3, 1, tzinfo=timezone.utc)
 DETAILS = {"errors": [

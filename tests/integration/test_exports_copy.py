@@ -147,9 +147,9 @@ def test_postgresql_uses_copy_by_default_and_counts_rows(app, failures, monkeypa
     calls: list[int] = []
     real = exports._copy_item_rows
 
-    def spy(job_filter, chunk_rows):  # noqa: ANN001, ANN202
+    def spy(job_filter, chunk_rows, *rest):  # noqa: ANN001, ANN002, ANN202
         calls.append(chunk_rows)
-        return real(job_filter, chunk_rows)
+        return real(job_filter, chunk_rows, *rest)
 
     monkeypatch.setattr(exports, "_copy_item_rows", spy)
     finished: list[int] = []
@@ -163,7 +163,8 @@ def test_postgresql_uses_copy_by_default_and_counts_rows(app, failures, monkeypa
 
 
 def test_a_slow_reader_is_cut_off_by_the_timeout(app):
-    """A download slower than EXPORT_STATEMENT_TIMEOUT_MS is ended by the
+    """A download slower than its statement timeout (the app's
+    EXPORT_STATEMENT_TIMEOUT_MS, passed in by the view) is ended by the
     server: enough rows (about 20 MB) that the COPY blocks on a full socket
     while the client dawdles, so it outlives its timeout."""
     message = "x" * 400
@@ -177,9 +178,8 @@ def test_a_slow_reader_is_cut_off_by_the_timeout(app):
             for n in range(5_000)
         ])
         db.session.commit()
-    app.config["EXPORT_STATEMENT_TIMEOUT_MS"] = 300
     with app.app_context():
-        stream = exports.iter_job_errors_csv(JobFilter(), batch_size=100)
+        stream = exports.iter_job_errors_csv(JobFilter(), batch_size=100, statement_timeout_ms=300)
         next(stream)
         time.sleep(1.0)  # a client that stops reading
         with pytest.raises(psycopg.errors.QueryCanceled, match="statement timeout"):

@@ -10,7 +10,7 @@ import pytest
 
 from app.extensions import db
 from app.models import JobStatus
-from app.services import get_failure_recorder
+from app.registry import get_failure_recorder
 from app.services.json_values import canonical_json, json_equal
 from app.services.processing_jobs import (
     FailureRecorder,

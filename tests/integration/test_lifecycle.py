@@ -7,7 +7,7 @@ import sqlalchemy as sa
 
 from app.extensions import db
 from app.models import ExtractedEntity, JobFailure
-from app.services import get_failure_recorder
+from app.registry import get_failure_recorder
 from app.services.processing_jobs import InvalidTransitionError
 from app.services.processing_jobs.errors import InvalidEntitiesError
 from app.services.processing_jobs.jobs import (

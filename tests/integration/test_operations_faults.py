@@ -25,7 +25,7 @@ import sqlalchemy as sa
 from flask import Flask
 
 from app import create_app
-from app.errors import PROBLEM_MEDIA_TYPE, PROBLEM_TYPE_BASE
+from app.web.errors import PROBLEM_MEDIA_TYPE, PROBLEM_TYPE_BASE
 from app.extensions import db
 from app.models import ExtractedEntity, IdempotencyRecord, JobFailure, ProcessingJob
 from app.services import access

@@ -11,7 +11,7 @@ import uuid
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from app.errors import PROBLEM_MEDIA_TYPE
+from app.web.errors import PROBLEM_MEDIA_TYPE
 from app.observability.logs import JSONFormatter, RequestIdFilter, logging_config
 from app.observability.metrics import code_label, failure_codes
 

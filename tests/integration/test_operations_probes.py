@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from flask import Flask
 
 from app import create_app
-from app.errors import PROBLEM_MEDIA_TYPE, PROBLEM_TYPE_BASE
+from app.web.errors import PROBLEM_MEDIA_TYPE, PROBLEM_TYPE_BASE
 from app.auth.guards import requires
 from app.extensions import db
 from app.models.access import Permission

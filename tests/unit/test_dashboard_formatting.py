@@ -18,11 +18,10 @@ from app.services.dashboard_stats import Bucket, BucketSize, Timeline, chart_win
 from app.services.processing_jobs.jobs import (
     AcknowledgedFilter,
     Cursor,
-    JobFilter,
     TimeField,
     escape_like,
-    parse_rfc3339,
 )
+from app.web.query import job_filter_from_query, parse_rfc3339
 
 UTC = timezone.utc
 NOW = datetime(2026, 11, 29, 21, 16, 35, 123456, tzinfo=UTC)
@@ -146,7 +145,7 @@ def test_bar_chart_of_nothing():
 
 
 def _window(now=NOW, **query):
-    job_filter = JobFilter.from_query([], time_from=query.get("from"), time_to=query.get("to"))
+    job_filter = job_filter_from_query([], time_from=query.get("from"), time_to=query.get("to"))
     return chart_window(job_filter, now)
 
 
@@ -218,19 +217,19 @@ def test_escape_like():
 
 
 def test_filter_defaults_and_normalisation():
-    job_filter = JobFilter.from_query([], default_statuses=(JobStatus.FAILED,), q="  needle ", error_code="x\x00y")
+    job_filter = job_filter_from_query([], default_statuses=(JobStatus.FAILED,), q="  needle ", error_code="x\x00y")
     assert job_filter.statuses == (JobStatus.FAILED,)
     assert job_filter.time_field is TimeField.CREATED
     assert job_filter.acknowledged is AcknowledgedFilter.INCLUDE
     assert job_filter.text == "needle"
     assert job_filter.error_code == "x\ufffdy"  # the stored-text rule
-    assert JobFilter.from_query(["all"], q="   ").text is None
-    assert JobFilter.from_query([], acknowledged="only").acknowledged is AcknowledgedFilter.ONLY
+    assert job_filter_from_query(["all"], q="   ").text is None
+    assert job_filter_from_query([], acknowledged="only").acknowledged is AcknowledgedFilter.ONLY
 
 
 def test_filter_names_every_bad_parameter():
     with pytest.raises(InvalidQueryError) as caught:
-        JobFilter.from_query(["nope"], time_field="x", time_from="soon", time_to="later", acknowledged="?",
+        job_filter_from_query(["nope"], time_field="x", time_from="soon", time_to="later", acknowledged="?",
                              q="q" * 201, error_code="e" * 201)
     assert [e["field"] for e in caught.value.errors] == [
         "status", "time_field", "acknowledged", "from", "to", "error_code", "q",

@@ -3,7 +3,7 @@
 :class:`FailureRecorder` is the abstraction endpoints, CLI commands and
 pipelines depend on; :class:`SQLAlchemyFailureRecorder` stores failures in the
 ``processing_jobs`` table. Get the app's instance with
-:func:`app.services.get_failure_recorder`.
+:func:`app.registry.get_failure_recorder`.
 """
 
 from __future__ import annotations

@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from flask import Flask
 from flask.testing import FlaskClient
 
-from app.errors import PROBLEM_TYPE_BASE
+from app.web.errors import PROBLEM_TYPE_BASE
 from app.extensions import db
 from app.models import ProcessingJob
 from app.services.error_details import ERROR_FORMATS

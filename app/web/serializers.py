@@ -1,4 +1,8 @@
-"""JSON shapes of API resources."""
+"""JSON shapes of API resources (the OpenAPI document's schemas).
+
+Below the blueprints: the API answers with them and the dashboard's
+``job.json`` shows the same shape, without one blueprint importing the other.
+"""
 
 from __future__ import annotations
 

@@ -1,0 +1,207 @@
+"""RFC 9457 problem-details rendering of errors, and the HTML error pages.
+
+One handler set turns :class:`~app.errors.ServiceError` subclasses, Werkzeug's
+HTTP errors, an unavailable database and anything unexpected into
+``application/problem+json`` for the API and HTML pages for the dashboard.
+Routing 404/405 never reach blueprint handlers, so the handlers are app-level
+and choose the format from the path (microblog's approach). The error types
+themselves live in :mod:`app.errors`, free of Flask, so services can raise
+them without importing the web.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+from collections.abc import Sequence
+from typing import Any
+
+import psycopg
+from flask import Flask, Response, current_app, g, json, render_template, request
+from flask_login import AnonymousUserMixin
+from sqlalchemy import exc as sa_exc
+from werkzeug.exceptions import HTTPException
+
+from app.errors import FieldError, ServiceError
+from app.observability.request_id import current_request_id
+
+log = logging.getLogger(__name__)
+
+PROBLEM_MEDIA_TYPE = "application/problem+json"
+#: Base of every problem ``type`` URI; each type has a page at
+#: ``/problems/<slug>`` describing it.
+PROBLEM_TYPE_BASE = "https://clinical-intelligence.example/problems/"
+
+
+def problem(
+    status: int,
+    title: str,
+    detail: str,
+    slug: str,
+    errors: Sequence[FieldError] = (),
+    **extra: Any,
+) -> Response:
+    """Build an RFC 9457 ``application/problem+json`` response.
+
+    Returns:
+        A response whose JSON object holds ``type``, ``title``, ``status``,
+        ``detail``, ``instance`` (the request path), ``request_id`` (as in the
+        ``X-Request-ID`` response header; an RFC 9457 extension member) and,
+        when given, ``errors``.
+    """
+    body: dict[str, Any] = {
+        "type": PROBLEM_TYPE_BASE + slug,
+        "title": title,
+        "status": status,
+        "detail": detail,
+        "instance": request.path,
+        "request_id": current_request_id(),
+    }
+    if errors:
+        body["errors"] = list(errors)
+    body.update(extra)
+    response = current_app.response_class(
+        json.dumps(body), status=status, mimetype=PROBLEM_MEDIA_TYPE
+    )
+    return response
+
+
+def _wants_json() -> bool:
+    """API paths (and the metrics scraped by programs) get problem+json;
+    everything else gets HTML."""
+    return request.path.startswith("/api/") or request.path == "/metrics"
+
+
+_HTTP_SLUGS = {
+    400: "bad-request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not-found",
+    405: "method-not-allowed",
+    406: "not-acceptable",
+    413: "content-too-large",
+    415: "unsupported-media-type",
+    429: "too-many-requests",
+}
+
+
+def _handle_service_error(error: ServiceError) -> Response | tuple[str, int, dict[str, str]]:
+    headers = {"Retry-After": str(current_app.config.get("RETRY_AFTER_S", 5))} if error.retry_later else {}
+    if _wants_json():
+        response = problem(error.status, error.title, error.detail, error.slug, error.errors)
+        response.headers.update(headers)
+        return response
+    return (
+        render_template(
+            "error.html", status=error.status, title=error.title, detail=error.detail,
+            errors=error.errors,
+        ),
+        error.status,
+        headers,
+    )
+
+
+def _handle_http_exception(error: HTTPException) -> Response | tuple[str, int]:
+    status = error.code or 500
+    title = error.name
+    if status == 413:
+        detail = (
+            f"The request body is larger than the limit of "
+            f"{current_app.config['MAX_CONTENT_LENGTH']} bytes."
+        )
+    else:
+        detail = error.description or title
+    if _wants_json():
+        response = problem(status, title, detail, _HTTP_SLUGS.get(status, f"http-{status}"))
+        if status == 405 and error.get_response().headers.get("Allow"):
+            response.headers["Allow"] = error.get_response().headers["Allow"]
+        return response
+    return render_template("error.html", status=status, title=title, detail=detail, errors=()), status
+
+
+def _handle_unexpected(error: Exception) -> Response | tuple[str, int]:
+    if current_app.testing and current_app.config.get("PROPAGATE_UNEXPECTED", True):
+        # Let bugs fail tests loudly instead of hiding behind a 500 page (indico).
+        raise error
+    # Log the type and place only: the message may quote patient data.
+    log.error("unhandled %s on %s %s", type(error).__name__, request.method, request.path)
+    detail = "The server hit an unexpected condition; nothing was changed."
+    if _wants_json():
+        return problem(500, "Internal server error", detail, "internal-error")
+    return render_template("error.html", status=500, title="Internal server error", detail=detail, errors=()), 500
+
+
+#: SQLite errors that mean "busy or unreachable", not "bad SQL" (both are
+#: sqlite3.OperationalError; only the message tells them apart).
+_SQLITE_UNAVAILABLE = (
+    "database is locked",
+    "database table is locked",
+    "unable to open database",
+    "disk i/o error",
+)
+
+
+def is_database_unavailable(error: BaseException) -> bool:
+    """Whether ``error`` means the database cannot serve now (retry later).
+
+    True for: a connection the database dropped or refused (a restart, a
+    failover, the server down) -- SQLAlchemy marks these
+    ``connection_invalidated``; any psycopg ``OperationalError`` (also a
+    cancelled statement or lock wait from ``statement_timeout`` /
+    ``lock_timeout``, too many connections, a serialization failure); no
+    free pooled connection in time (``sqlalchemy.exc.TimeoutError``); SQLite
+    busy or unopenable. False for everything else, e.g. an SQL error, which
+    is a bug and must stay loud.
+    """
+    if isinstance(error, sa_exc.TimeoutError):
+        return True
+    original: BaseException | None = error
+    if isinstance(error, sa_exc.DBAPIError):
+        if error.connection_invalidated:
+            return True
+        original = error.orig
+    if isinstance(original, (psycopg.OperationalError, psycopg.InterfaceError)):
+        return True
+    if isinstance(original, sqlite3.OperationalError):
+        return str(original).lower().startswith(_SQLITE_UNAVAILABLE)
+    return False
+
+
+def _handle_database_error(error: Exception) -> Response | tuple[str, int]:
+    if not is_database_unavailable(error):
+        return _handle_unexpected(error)
+    # An expected condition, not a bug: answered even in testing. The type
+    # only: the message may hold the database URL or statement parameters.
+    log.warning(
+        "database unavailable (%s) on %s %s", type(error).__name__, request.method,
+        request.url_rule.endpoint if request.url_rule is not None else "unmatched",
+    )
+    retry_after = str(current_app.config.get("RETRY_AFTER_S", 5))
+    title = "Service temporarily unavailable"
+    if _wants_json():
+        detail = (
+            "The database is unavailable. Retry after the number of seconds in Retry-After; "
+            "send the same Idempotency-Key so that the change is made at most once."
+        )
+        response = problem(503, title, detail, "service-unavailable")
+        response.headers["Retry-After"] = retry_after
+        return response
+    detail = "The job database cannot be reached right now. Please try again in a minute."
+    # The page must not look the signed-in user up again (that needs the
+    # database too): render it as for an anonymous visitor.
+    g._login_user = AnonymousUserMixin()
+    page = render_template("error.html", status=503, title=title, detail=detail, errors=())
+    return current_app.response_class(
+        page, status=503, headers={"Retry-After": retry_after}, mimetype="text/html"
+    )
+
+
+def register_error_handlers(app: Flask) -> None:
+    """Install the app-level handlers: ServiceError, HTTPException, database
+    unavailable (503 + ``Retry-After``), Exception."""
+    app.register_error_handler(ServiceError, _handle_service_error)
+    app.register_error_handler(HTTPException, _handle_http_exception)
+    app.register_error_handler(sa_exc.DBAPIError, _handle_database_error)
+    app.register_error_handler(sa_exc.TimeoutError, _handle_database_error)
+    app.register_error_handler(psycopg.Error, _handle_database_error)
+    app.register_error_handler(Exception, _handle_unexpected)
