@@ -18,6 +18,7 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError
 
 from app.errors import FieldError, InvalidFieldsError, field_error
+from app.services.json_pointer import json_pointer
 from app.services.json_values import clean_text
 
 OPENAPI_PATH = Path(__file__).with_name("specs") / "openapi.json"
@@ -43,30 +44,27 @@ def _validator(schema_name: str) -> Draft202012Validator:
     return Draft202012Validator(schema, format_checker=Draft202012Validator.FORMAT_CHECKER)
 
 
-def _escape(token: object) -> str:
+def _pointer(path: Any) -> str:
     # Field names come from the client: apply the stored-text rule so a lone
     # surrogate cannot break the JSON answer.
-    return clean_text(str(token)).replace("~", "~0").replace("/", "~1")
-
-
-def _pointer(path: Any) -> str:
-    return "".join("/" + _escape(part) for part in path)
+    return json_pointer(clean_text(str(part)) for part in path)
 
 
 def _describe(error: ValidationError) -> list[FieldError]:
     """Field errors for one jsonschema error. Never quotes the instance value
     (it may be patient text): the message is built from the keyword."""
-    where = _pointer(error.absolute_path)
+    path = list(error.absolute_path)
+    where = _pointer(path)
     keyword = error.validator
     value = error.validator_value
     instance = error.instance
     if keyword == "required":
         missing = [name for name in value if isinstance(instance, dict) and name not in instance]
-        return [field_error(f"{where}/{_escape(name)}", "is required") for name in missing]
+        return [field_error(_pointer([*path, name]), "is required") for name in missing]
     if keyword == "additionalProperties":
         known = set(error.schema.get("properties", {}))
         extra = sorted(k for k in instance if k not in known) if isinstance(instance, dict) else []
-        return [field_error(f"{where}/{_escape(name)}", "is not a known field") for name in extra]
+        return [field_error(_pointer([*path, name]), "is not a known field") for name in extra]
     if keyword == "not" and value == {}:
         # `{"not": {}}` marks a field that this variant of the body forbids
         # (used instead of `false`, whose errors carry no path in jsonschema).

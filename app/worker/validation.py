@@ -35,6 +35,8 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError
 from ucumvert import InvalidUcumError, get_ucum_parser, parse_ucum
 
+from app.services.json_pointer import json_pointer
+
 SCHEMA_PATH = Path(__file__).with_name("schemas") / "entity-document.v1.schema.json"
 
 ICD10CM_SYSTEM = "http://hl7.org/fhir/sid/icd-10-cm"
@@ -406,12 +408,7 @@ def _latest_calendar_date(extracted_at: str) -> date | None:
 
 
 def _item(code: str, severity: str, message: str, path: Iterable[str | int]) -> dict:
-    return {"code": code, "severity": severity, "message": message, "pointer": _json_pointer(path)}
-
-
-def _json_pointer(path: Iterable[str | int]) -> str:
-    # RFC 6901 section 3: "~" is escaped first, so that "/" -> "~1" is not re-escaped.
-    return "".join("/" + str(token).replace("~", "~0").replace("/", "~1") for token in path)
+    return {"code": code, "severity": severity, "message": message, "pointer": json_pointer(path)}
 
 
 def _pointer_sort_key(pointer: str) -> tuple:

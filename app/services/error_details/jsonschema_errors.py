@@ -35,11 +35,11 @@ from app.services.error_details.errors import InvalidErrorDetailsError
 from app.services.error_details.items import (
     is_path_token,
     is_scalar,
-    json_pointer,
     make_item,
     require_path,
     require_string,
 )
+from app.services.json_pointer import json_pointer
 
 # Marks "validator_value not sent", distinct from a sent null.
 UNKNOWN: Any = object()
