@@ -37,6 +37,20 @@ class InvalidJSONValueError(ValueError):
         self.reason = reason
 
 
+class NonStandardJSONError(ValueError):
+    """A JSON text uses ``NaN``, ``Infinity`` or ``-Infinity``, which Python's
+    ``json`` reads but RFC 8259 does not allow (and PostgreSQL's ``jsonb`` refuses)."""
+
+
+def refuse_json_constant(name: str) -> Any:
+    """``parse_constant`` for :func:`json.loads`: refuse NaN and the infinities.
+
+    Raises:
+        NonStandardJSONError: always; the message names the constant.
+    """
+    raise NonStandardJSONError(f"{name} is not valid JSON (RFC 8259 has no NaN or Infinity)")
+
+
 def has_unstorable_text(text: str) -> bool:
     """Whether ``text`` holds a character the module rule replaces (NUL, lone surrogate)."""
     return _UNSTORABLE.search(text) is not None

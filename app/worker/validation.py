@@ -19,7 +19,6 @@ and what was expected; only codes from a code system are quoted.
 
 from __future__ import annotations
 
-import copy
 import functools
 import json
 import re
@@ -36,6 +35,7 @@ from jsonschema.exceptions import ValidationError
 from ucumvert import InvalidUcumError, get_ucum_parser, parse_ucum
 
 from app.services.json_pointer import json_pointer
+from app.services.schema_files import load_schema_file
 
 SCHEMA_PATH = Path(__file__).with_name("schemas") / "entity-document.v1.schema.json"
 
@@ -76,12 +76,6 @@ _LATEST_OFFSET = timezone(timedelta(hours=14))
 _ARRAY_INDEX = re.compile(r"0|[1-9][0-9]*")
 
 
-@functools.cache
-def _read_schema() -> dict:
-    with SCHEMA_PATH.open(encoding="utf-8") as schema_file:
-        return json.load(schema_file)
-
-
 def load_entity_schema() -> dict:
     """Return the published entity document JSON Schema (draft 2020-12).
 
@@ -91,7 +85,7 @@ def load_entity_schema() -> dict:
     Raises:
         OSError / json.JSONDecodeError: the schema file is missing or broken.
     """
-    return copy.deepcopy(_read_schema())
+    return load_schema_file(SCHEMA_PATH)
 
 
 @functools.cache
@@ -103,7 +97,7 @@ def _schema_validator() -> Draft202012Validator:
             f"jsonschema cannot check the format(s) {sorted(missing)}; "
             "install rfc3339-validator"
         )
-    return Draft202012Validator(_read_schema(), format_checker=checker)
+    return Draft202012Validator(load_schema_file(SCHEMA_PATH), format_checker=checker)
 
 
 @functools.cache
