@@ -20,7 +20,6 @@ and what was expected; only codes from a code system are quoted.
 from __future__ import annotations
 
 import functools
-import json
 import re
 import warnings
 from collections import defaultdict
@@ -34,6 +33,12 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError
 from ucumvert import InvalidUcumError, get_ucum_parser, parse_ucum
 
+from app.services.error_details.schema_wording import (
+    SEVERAL_SHAPES,
+    UNKNOWN_PROPERTY,
+    missing_property_message,
+    schema_keyword_message,
+)
 from app.services.json_pointer import json_pointer
 from app.services.schema_files import load_schema_file
 
@@ -233,49 +238,33 @@ def _describe(error: ValidationError) -> list[dict]:
     expected = error.validator_value
     if keyword == "required" and isinstance(error.instance, dict):
         return [
-            _item("schema.required", ERROR, f"missing required property '{name}'", path)
+            _item("schema.required", ERROR, missing_property_message(name), path)
             for name in expected
             if name not in error.instance
         ]
     if keyword == "additionalProperties" and expected is False and isinstance(error.instance, dict):
         # One item per unexpected property, pointing at it; its name is not quoted.
         return [
-            _item("schema.additionalProperties", ERROR, "property is not allowed here", [*path, name])
+            _item("schema.additionalProperties", ERROR, UNKNOWN_PROPERTY, [*path, name])
             for name in _unexpected_properties(error.instance, error.schema)
         ]
-    message = _schema_message(keyword, expected, error)
-    if "propertyNames" in error.relative_schema_path:
-        message = f"property name {message}"
-    return [_item(f"schema.{keyword}", ERROR, message, path)]
+    property_name = "propertyNames" in error.relative_schema_path
+    return [_item(f"schema.{keyword}", ERROR, _schema_message(keyword, expected, error, property_name), path)]
 
 
-def _schema_message(keyword: str, expected: Any, error: ValidationError) -> str:
-    if keyword == "type":
-        types = [expected] if isinstance(expected, str) else list(expected)
-        return f"must be of type {' or '.join(types)}"
-    if keyword == "enum":
-        return "must be one of: " + ", ".join(json.dumps(value) for value in expected)
-    if keyword == "const":
-        return f"must be {json.dumps(expected)}"
+def _schema_message(keyword: str, expected: Any, error: ValidationError, property_name: bool) -> str:
+    # The shared wording, told two things only this validator knows: which
+    # format a pattern stands in for, and that a oneOf matched several shapes.
     if keyword == "format":
-        return f"is not a valid {_FORMAT_DESCRIPTIONS.get(expected, expected)}"
-    if keyword == "pattern":
-        schema_format = error.schema.get("format") if isinstance(error.schema, dict) else None
-        if schema_format:
-            return f"is not a valid {_FORMAT_DESCRIPTIONS.get(schema_format, schema_format)}"
-        return f"does not match the pattern {expected}"
-    bounds = {"minimum": ">=", "maximum": "<=", "exclusiveMinimum": ">", "exclusiveMaximum": "<"}
-    if keyword in bounds:
-        return f"must be {bounds[keyword]} {expected}"
-    if keyword == "minLength":
-        return f"must be at least {expected} character(s) long"
-    if keyword == "maxLength":
-        return f"must be at most {expected} character(s) long"
+        expected = _FORMAT_DESCRIPTIONS.get(expected, expected)
+    schema_format = error.schema.get("format") if isinstance(error.schema, dict) else None
+    if keyword == "pattern" and schema_format:
+        keyword, expected = "format", _FORMAT_DESCRIPTIONS.get(schema_format, schema_format)
     if keyword == "oneOf" and not error.context:
-        return "matches more than one of the allowed shapes"
-    if keyword in ("oneOf", "anyOf"):
-        return "does not match any of the allowed shapes"
-    return f"does not satisfy the schema rule '{keyword}'"
+        return SEVERAL_SHAPES
+    if keyword == "oneOf":
+        keyword = "anyOf"  # branches were tried and none matched: "does not match any"
+    return schema_keyword_message(keyword, expected, property_name=property_name)
 
 
 def _unexpected_properties(instance: dict, schema: dict) -> list[str]:

@@ -42,6 +42,11 @@ def is_scalar(value: object) -> bool:
     return isinstance(value, float) and math.isfinite(value)
 
 
+def is_scalar_array(value: object) -> bool:
+    """Whether ``value`` is an array (list or tuple) of JSON scalars."""
+    return isinstance(value, (list, tuple)) and all(is_scalar(element) for element in value)
+
+
 def is_path_token(value: object) -> bool:
     """Whether ``value`` can be a path token: a string or a non-negative int (not a bool)."""
     if isinstance(value, bool):
