@@ -22,8 +22,9 @@ from app.errors import InvalidQueryError
 from app.extensions import db
 from app.models import ProcessingJob
 from app.services import get_failure_recorder
+from app.services.error_details import envelope_errors as error_items
 from app.services.exports import (
-    ENTITY_COLUMNS, ITEM_COLUMNS, JOB_ERROR_COLUMNS, error_items, neutralise_formula, parse_rows,
+    ENTITY_COLUMNS, ITEM_COLUMNS, JOB_ERROR_COLUMNS, neutralise_formula, parse_rows,
 )
 from app.services.processing_jobs.jobs import complete_job, create_job
 

@@ -22,6 +22,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from app.services.error_details.envelope import FREE_FORM, envelope_errors, is_envelope_sql, listed_errors
 from app.services.error_details.errors import InvalidErrorDetailsError, UnknownErrorFormatError
 from app.services.error_details.items import SCHEMA_VERSION, SEVERITIES, build_envelope
 from app.services.error_details.jsonschema_basic import basic_output_items
@@ -45,6 +46,9 @@ __all__ = [
     "basic_output_items",
     "build_envelope",
     "detect_error_format",
+    "envelope_errors",
+    "is_envelope_sql",
+    "listed_errors",
     "fhirpath_to_pointer",
     "jsonschema_error_to_json",
     "jsonschema_items",
@@ -61,9 +65,8 @@ ERROR_FORMATS: tuple[str, ...] = (
     "jsonschema",
     "jsonschema-basic",
     "fhir-operationoutcome",
-    "free-form",
+    FREE_FORM,
 )
-FREE_FORM = "free-form"
 
 SCHEMA_PATH = Path(__file__).with_name("schemas") / "error-details.v1.schema.json"
 SCHEMA_ID = "https://clinical-intelligence.example/schemas/error-details.v1.schema.json"
