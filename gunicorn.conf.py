@@ -36,16 +36,6 @@ import os
 import tempfile
 
 
-def _int_env(name: str, default: int) -> int:
-    raw = os.environ.get(name)
-    if not raw:
-        return default
-    try:
-        return int(raw)
-    except ValueError:
-        raise RuntimeError(f"environment variable {name} must be an integer, got {raw!r}") from None
-
-
 def _cpu_count() -> int:
     try:
         return len(os.sched_getaffinity(0))  # honours CPU pinning (containers, taskset)
@@ -59,6 +49,16 @@ def _cpu_count() -> int:
 # when the variable exists at import time.
 if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="clinical-metrics-")
+
+# After the line above: importing the app package must not import
+# prometheus_client before the variable exists. The app's reader of integer
+# variables (a ConfigError is a RuntimeError, so gunicorn prints it and
+# exits); minimum 0, since GUNICORN_MAX_REQUESTS=0 means "never recycle".
+from app.config import int_env  # noqa: E402
+
+
+def _int_env(name: str, default: int) -> int:
+    return int_env(name, default, minimum=0)
 
 
 # -- processes and threads ----------------------------------------------------

@@ -64,7 +64,16 @@ class ConfigError(RuntimeError):
     """
 
 
-def _int_env(name: str, default: int, *, minimum: int = 1) -> int:
+def int_env(name: str, default: int, *, minimum: int = 1) -> int:
+    """The integer in environment variable ``name``; ``default`` when unset or empty.
+
+    Shared with ``gunicorn.conf.py`` so the server's settings and the app's
+    are read and refused by one rule.
+
+    Raises:
+        ConfigError: not an integer, or below ``minimum``; the message names
+            the variable and the value (these are never secrets).
+    """
     raw = os.environ.get(name)
     if raw is None or raw == "":
         return default
@@ -170,23 +179,23 @@ def load_config(overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
         "APP_ENV": _choice_env("APP_ENV", "development", APP_ENVS),
         "SQLALCHEMY_DATABASE_URI": database_url,
         "SECRET_KEY": os.environ.get("SECRET_KEY") or DEV_SECRET_KEY,
-        "MAX_CONTENT_LENGTH": _int_env("MAX_CONTENT_LENGTH", DEFAULT_MAX_CONTENT_LENGTH),
-        "MAX_ERROR_MESSAGE_LENGTH": _int_env(
+        "MAX_CONTENT_LENGTH": int_env("MAX_CONTENT_LENGTH", DEFAULT_MAX_CONTENT_LENGTH),
+        "MAX_ERROR_MESSAGE_LENGTH": int_env(
             "MAX_ERROR_MESSAGE_LENGTH", DEFAULT_MAX_ERROR_MESSAGE_LENGTH
         ),
-        "MAX_JSON_DEPTH": _int_env("MAX_JSON_DEPTH", DEFAULT_MAX_JSON_DEPTH),
-        "MAX_PAGE_SIZE": _int_env("MAX_PAGE_SIZE", DEFAULT_MAX_PAGE_SIZE),
+        "MAX_JSON_DEPTH": int_env("MAX_JSON_DEPTH", DEFAULT_MAX_JSON_DEPTH),
+        "MAX_PAGE_SIZE": int_env("MAX_PAGE_SIZE", DEFAULT_MAX_PAGE_SIZE),
         "LOG_LEVEL": _choice_env("LOG_LEVEL", "INFO", LOG_LEVELS, upper=True),
-        "DB_STATEMENT_TIMEOUT_MS": _int_env("DB_STATEMENT_TIMEOUT_MS", DEFAULT_DB_STATEMENT_TIMEOUT_MS),
-        "DB_LOCK_TIMEOUT_MS": _int_env("DB_LOCK_TIMEOUT_MS", DEFAULT_DB_LOCK_TIMEOUT_MS),
-        "EXPORT_STATEMENT_TIMEOUT_MS": _int_env(
+        "DB_STATEMENT_TIMEOUT_MS": int_env("DB_STATEMENT_TIMEOUT_MS", DEFAULT_DB_STATEMENT_TIMEOUT_MS),
+        "DB_LOCK_TIMEOUT_MS": int_env("DB_LOCK_TIMEOUT_MS", DEFAULT_DB_LOCK_TIMEOUT_MS),
+        "EXPORT_STATEMENT_TIMEOUT_MS": int_env(
             "EXPORT_STATEMENT_TIMEOUT_MS", DEFAULT_EXPORT_STATEMENT_TIMEOUT_MS
         ),
-        "DB_CONNECT_TIMEOUT_S": _int_env("DB_CONNECT_TIMEOUT_S", DEFAULT_DB_CONNECT_TIMEOUT_S),
-        "DB_POOL_SIZE": _int_env("DB_POOL_SIZE", DEFAULT_DB_POOL_SIZE),
-        "DB_MAX_OVERFLOW": _int_env("DB_MAX_OVERFLOW", DEFAULT_DB_MAX_OVERFLOW, minimum=0),
-        "DB_POOL_TIMEOUT_S": _int_env("DB_POOL_TIMEOUT_S", DEFAULT_DB_POOL_TIMEOUT_S),
-        "RETRY_AFTER_S": _int_env("RETRY_AFTER_S", DEFAULT_RETRY_AFTER_S),
+        "DB_CONNECT_TIMEOUT_S": int_env("DB_CONNECT_TIMEOUT_S", DEFAULT_DB_CONNECT_TIMEOUT_S),
+        "DB_POOL_SIZE": int_env("DB_POOL_SIZE", DEFAULT_DB_POOL_SIZE),
+        "DB_MAX_OVERFLOW": int_env("DB_MAX_OVERFLOW", DEFAULT_DB_MAX_OVERFLOW, minimum=0),
+        "DB_POOL_TIMEOUT_S": int_env("DB_POOL_TIMEOUT_S", DEFAULT_DB_POOL_TIMEOUT_S),
+        "RETRY_AFTER_S": int_env("RETRY_AFTER_S", DEFAULT_RETRY_AFTER_S),
         "JSON_SORT_KEYS": False,
         #: Seconds the dashboard's counts/top codes/chart are reused per filter.
         "DASHBOARD_STATS_TTL": float(os.environ.get("DASHBOARD_STATS_TTL", "30")),
@@ -195,7 +204,7 @@ def load_config(overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
         "SESSION_COOKIE_SECURE": _bool_env("FORCE_HTTPS", False),
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
-        "SESSION_IDLE_MINUTES": _int_env("SESSION_IDLE_MINUTES", DEFAULT_SESSION_IDLE_MINUTES),
+        "SESSION_IDLE_MINUTES": int_env("SESSION_IDLE_MINUTES", DEFAULT_SESSION_IDLE_MINUTES),
         # Flask-Limiter's counters. memory:// counts per process: gunicorn
         # refuses it in production with more than one worker (gunicorn.conf.py);
         # there, a redis:// URL shares the counters between every process and

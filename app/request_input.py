@@ -17,6 +17,7 @@ from flask import Flask, request
 from werkzeug.datastructures import MultiDict
 
 from app.errors import FieldError, InvalidQueryError, field_error
+from app.services.json_pointer import json_pointer
 from app.services.json_values import has_unstorable_text
 
 #: Form bodies Werkzeug parses into ``request.form``; other bodies (JSON) are
@@ -30,7 +31,7 @@ def _bad_fields(fields: MultiDict[str, str]) -> list[FieldError]:
         if has_unstorable_text(name):
             bad.append(field_error("", "a parameter name holds a NUL character"))
         elif has_unstorable_text(value):
-            bad.append(field_error("/" + name.replace("~", "~0").replace("/", "~1"), "must not hold a NUL character"))
+            bad.append(field_error(json_pointer([name]), "must not hold a NUL character"))
     return bad
 
 

@@ -85,7 +85,7 @@ CODES = [
     ("schema.enum", "must be one of the allowed values", "/entities/{n}/entity_type"),
     ("pydantic.missing", "Field required", "/entities/{n}/span"),
     ("fhir.required", "Minimum required = 1, but only found 0", "/entry/{n}/resource/status"),
-    ("schema.minimum", "must be >= 0", "/entities/{n}/span/start"),
+    ("schema.minimum", "must be at least 0", "/entities/{n}/span/start"),
     ("code.unknown_loinc", "code is not in LOINC 2.78", "/entities/{n}/code"),
     ("span.overlap", "span overlaps the previous entity", "/entities/{n}/span"),
     ("pydantic.float_parsing", "Input should be a valid number", "/entities/{n}/confidence"),

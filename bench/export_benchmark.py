@@ -65,7 +65,7 @@ CODES = [
     ("code.unknown_icd10cm", "code is not in ICD-10-CM 2025", "/entities/{n}/code"),
     ("pydantic.string_too_long", "String should have at most 200 characters", "/entities/{n}/text"),
     ("fhir.code-invalid", "The code provided is not in the value set", "/entry/{n}/resource/code/coding/0"),
-    ("schema.minimum", "must be >= 0", "/entities/{n}/span/start"),
+    ("schema.minimum", "must be at least 0", "/entities/{n}/span/start"),
 ]
 SEVERITIES = ["error"] * 8 + ["warning", "fatal"]
 MESSAGES = [

@@ -52,7 +52,6 @@ import re
 import secrets
 import os
 import random
-import socket
 import subprocess
 import sys
 import tempfile
@@ -69,6 +68,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from common import fresh_schema, loopback_database_url  # noqa: E402 (bench/ is on sys.path as the script's folder)
+from tests.live_server import free_port  # noqa: E402 (the suite's helper; ROOT is on sys.path)
 DETAILS = {
     "errors": [
         {
@@ -414,12 +414,6 @@ def psycopg_worker(dsn: str, picker: JobPicker, tally: Tally) -> Callable:
 
 
 # -- set-up -------------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def prepare_database(url: str, jobs: int, failed: int) -> list[str]:

@@ -18,6 +18,12 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError
 
 from app.errors import FieldError, InvalidFieldsError, field_error
+from app.services.error_details.schema_wording import (
+    REQUIRED_PROPERTY,
+    UNKNOWN_PROPERTY,
+    schema_keyword_message,
+)
+from app.services.json_pointer import json_pointer
 from app.services.json_values import clean_text
 
 OPENAPI_PATH = Path(__file__).with_name("specs") / "openapi.json"
@@ -43,50 +49,37 @@ def _validator(schema_name: str) -> Draft202012Validator:
     return Draft202012Validator(schema, format_checker=Draft202012Validator.FORMAT_CHECKER)
 
 
-def _escape(token: object) -> str:
+def _pointer(path: Any) -> str:
     # Field names come from the client: apply the stored-text rule so a lone
     # surrogate cannot break the JSON answer.
-    return clean_text(str(token)).replace("~", "~0").replace("/", "~1")
-
-
-def _pointer(path: Any) -> str:
-    return "".join("/" + _escape(part) for part in path)
+    return json_pointer(clean_text(str(part)) for part in path)
 
 
 def _describe(error: ValidationError) -> list[FieldError]:
     """Field errors for one jsonschema error. Never quotes the instance value
-    (it may be patient text): the message is built from the keyword."""
-    where = _pointer(error.absolute_path)
+    (it may be patient text): the message is built from the keyword, in the
+    wording the error-details adapters and the reference worker use too."""
+    path = list(error.absolute_path)
+    where = _pointer(path)
     keyword = error.validator
     value = error.validator_value
     instance = error.instance
     if keyword == "required":
         missing = [name for name in value if isinstance(instance, dict) and name not in instance]
-        return [field_error(f"{where}/{_escape(name)}", "is required") for name in missing]
+        return [field_error(_pointer([*path, name]), REQUIRED_PROPERTY) for name in missing]
     if keyword == "additionalProperties":
         known = set(error.schema.get("properties", {}))
         extra = sorted(k for k in instance if k not in known) if isinstance(instance, dict) else []
-        return [field_error(f"{where}/{_escape(name)}", "is not a known field") for name in extra]
+        return [field_error(_pointer([*path, name]), UNKNOWN_PROPERTY) for name in extra]
     if keyword == "not" and value == {}:
         # `{"not": {}}` marks a field that this variant of the body forbids
         # (used instead of `false`, whose errors carry no path in jsonschema).
         return [field_error(where, "is not allowed with this status")]
-    messages = {
-        "type": lambda: "must be " + " or ".join(value if isinstance(value, list) else [value]),
-        "enum": lambda: "must be one of: " + ", ".join(json.dumps(v) for v in value),
-        "const": lambda: f"must be {json.dumps(value)}",
-        "minLength": lambda: f"must be at least {value} characters long",
-        "maxLength": lambda: f"must be at most {value} characters long",
-        "minimum": lambda: f"must be at least {value}",
-        "maximum": lambda: f"must be at most {value}",
-        "exclusiveMinimum": lambda: f"must be greater than {value}",
-        "exclusiveMaximum": lambda: f"must be less than {value}",
-        "minItems": lambda: f"must have at least {value} items",
-        "maxItems": lambda: f"must have at most {value} items",
-        "pattern": lambda: f"must match the pattern {value}",
-        "format": lambda: f"must be a valid {value}",
-    }
-    message = messages.get(keyword, lambda: f"is invalid ({keyword})")()
+    message = schema_keyword_message(
+        "false" if keyword is None else str(keyword),
+        value,
+        property_name="propertyNames" in error.relative_schema_path,
+    )
     return [field_error(where, message)]
 
 

@@ -14,6 +14,7 @@ from flask import Request, current_app
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from app.errors import BadRequestError, UnsupportedMediaTypeError
+from app.services.json_values import NonStandardJSONError, refuse_json_constant
 
 
 #: Most arrays/objects a body may nest. The parser's own limit is the
@@ -45,10 +46,6 @@ def _is_json_media_type(mimetype: str) -> bool:
     return mimetype == "application/json" or (
         mimetype.startswith("application/") and mimetype.endswith("+json")
     )
-
-
-def _refuse_constant(name: str) -> Any:
-    raise BadRequestError(f"{name} is not valid JSON (RFC 8259 has no NaN or Infinity).")
 
 
 def _parse_float(text: str) -> float:
@@ -118,11 +115,13 @@ def read_json_body(request: Request) -> Any:
     try:
         value = json.loads(
             text,
-            parse_constant=_refuse_constant,
+            parse_constant=refuse_json_constant,
             parse_float=_parse_float,
             parse_int=_parse_int,
             object_pairs_hook=_object_without_duplicates,
         )
+    except NonStandardJSONError as exc:
+        raise BadRequestError(f"{exc}.") from None
     except json.JSONDecodeError as exc:
         raise BadRequestError(
             f"The body is not valid JSON: {exc.msg.removesuffix(' at')} (line {exc.lineno}, column {exc.colno})."

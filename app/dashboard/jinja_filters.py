@@ -14,6 +14,7 @@ from typing import Any
 
 from flask import Flask
 
+from app.services.error_details import listed_errors
 from app.timestamps import rfc3339
 
 #: Columns of the validation-error table, in order.
@@ -113,22 +114,17 @@ def file_size(value: int) -> str:
     return f"{value / (1024 * 1024):.1f} MiB"
 
 
-def _items(details: Any) -> list[Any]:
-    items = details.get("errors") if isinstance(details, dict) else details
-    return items if isinstance(items, list) else []
-
-
 def error_items(details: Any) -> list[dict[str, str]]:
     """The validation errors in ``details``, as table rows.
 
-    Recognises the normalized envelope ``{"errors": [ {...}, ... ], ...}``
-    and a bare list of objects. Returns at most :data:`ERROR_TABLE_MAX_ROWS`
+    Reads the items :func:`~app.services.error_details.listed_errors` finds
+    (an envelope's ``errors``, or a bare list), keeping the objects. Returns at most :data:`ERROR_TABLE_MAX_ROWS`
     items, each reduced to :data:`ERROR_ITEM_COLUMNS` as strings (missing
     ones empty; ``entity`` as :func:`format_entity`); an empty list when the
     details hold no such list.
     """
     rows = []
-    for item in _items(details)[:ERROR_TABLE_MAX_ROWS]:
+    for item in listed_errors(details)[:ERROR_TABLE_MAX_ROWS]:
         if isinstance(item, dict):
             row = {col: _cell(item.get(col)) for col in ERROR_ITEM_COLUMNS}
             row["entity"] = format_entity(item.get("entity"))
@@ -158,7 +154,7 @@ class ErrorCount:
 
 def error_count(details: Any) -> ErrorCount | None:
     """The :class:`ErrorCount` of ``details``; ``None`` when they hold no error list."""
-    items = [item for item in _items(details) if isinstance(item, dict)]
+    items = [item for item in listed_errors(details) if isinstance(item, dict)]
     if not items and not (isinstance(details, dict) and "error_count" in details):
         return None
     shown = min(len(items), ERROR_TABLE_MAX_ROWS)

@@ -45,6 +45,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from app.models import JobFailure
+from app.services.error_details import FREE_FORM, listed_errors
 
 # The *_created series double the output and no dashboard here uses them.
 disable_created_metrics()
@@ -120,16 +121,17 @@ def code_label(code: Any) -> str:
     return code
 
 
-def failure_codes(error_details: Any) -> list[str]:
-    """Distinct ``code`` values of a normalized envelope, in first-seen order.
+def failure_codes(error_details: Any, error_format: str | None = None) -> list[str]:
+    """Distinct ``code`` values of a failure's error items, in first-seen order.
 
-    Anything that is not ``{"errors": [{"code": ...}, ...]}`` (free-form
-    details, ``None``) has no codes.
+    The items are those :func:`~app.services.error_details.listed_errors`
+    reads (the envelope's ``errors``); details declared ``free-form`` and
+    anything without such a list (free text, ``None``) have no codes.
     """
-    if not isinstance(error_details, dict) or not isinstance(error_details.get("errors"), list):
+    if error_format == FREE_FORM:
         return []
     codes: dict[str, None] = {}
-    for item in error_details["errors"]:
+    for item in listed_errors(error_details):
         if isinstance(item, dict) and "code" in item:
             codes.setdefault(code_label(item["code"]), None)
     return list(codes)
@@ -141,7 +143,7 @@ def failure_codes(error_details: Any) -> list[str]:
 def _collect_new_failures(session: Session, flush_context: Any) -> None:
     # after_flush still shows the pre-flush "new" set.
     pending = [
-        (obj.status, obj.error_format or "none", failure_codes(obj.error_details))
+        (obj.status, obj.error_format or "none", failure_codes(obj.error_details, obj.error_format))
         for obj in session.new
         if isinstance(obj, JobFailure)
     ]

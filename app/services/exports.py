@@ -16,7 +16,8 @@ chooses, newest first (the order of ``/jobs``):
 ``error_details`` counts as a normalized envelope when ``error_format`` is
 not ``free-form`` (or is NULL: jobs from before formats were recorded), and
 it is a JSON object whose ``schema_version`` is the integer 1 and whose
-``errors`` is an array (:func:`error_items`). A worker may declare
+``errors`` is an array (:func:`~app.services.error_details.envelope_errors`,
+and its SQL twin ``is_envelope_sql``). A worker may declare
 ``free-form`` for a value shaped like an envelope: it is stored as sent and
 exported as free-form.
 
@@ -75,7 +76,7 @@ from app.config import DEFAULT_EXPORT_STATEMENT_TIMEOUT_MS
 from app.extensions import db
 from app.models import ExtractedEntity, JobStatus, ProcessingJob
 from app.models.types import UTCDateTime
-from app.services.error_details import FREE_FORM
+from app.services.error_details import envelope_errors, is_envelope_sql
 from app.services.processing_jobs.jobs import JobFilter, newest_first
 from app.timestamps import rfc3339
 
@@ -147,38 +148,11 @@ def _json_cell(value: Any) -> str:
     return neutralise_formula(json.dumps(value, ensure_ascii=False, sort_keys=True))
 
 
-def error_items(details: Any, error_format: str | None) -> list[Any] | None:
-    """The ``errors`` of a normalized envelope, or ``None`` when ``details`` is
-    not one (the rule of this module's docstring, as the SQL applies it)."""
-    if error_format == FREE_FORM or not isinstance(details, dict):
-        return None
-    version = details.get("schema_version")
-    items = details.get("errors")
-    if type(version) is not int or version != 1 or not isinstance(items, list):
-        return None
-    return items
-
-
 # -- queries ---------------------------------------------------------------------------
 
 _jobs = ProcessingJob.__table__
 _entities = ExtractedEntity.__table__
 _UTC_DATETIME = UTCDateTime()
-
-
-def _not_free_form() -> sa.ColumnElement[bool]:
-    return sa.or_(_jobs.c.error_format.is_(None), _jobs.c.error_format != FREE_FORM)
-
-
-def _pg_envelope() -> sa.ColumnElement[bool]:
-    """PostgreSQL: ``error_details`` is a normalized envelope (:func:`error_items`'s rule)."""
-    document = sa.type_coerce(_jobs.c.error_details, JSONB)
-    return sa.and_(
-        _not_free_form(),
-        sa.func.jsonb_typeof(document["schema_version"]) == "number",
-        document["schema_version"].astext == "1",
-        sa.func.jsonb_typeof(document["errors"]) == "array",
-    )
 
 
 def _item_columns(
@@ -192,22 +166,15 @@ def _item_columns(
     are read only from object items (an item of another type gives NULLs).
     """
     details = _jobs.c.error_details
+    envelope = is_envelope_sql(details, _jobs.c.error_format, dialect)
     if dialect == "postgresql":
         document = sa.type_coerce(details, JSONB)
-        elements = sa.func.jsonb_array_elements(sa.case((_pg_envelope(), document["errors"])))
+        elements = sa.func.jsonb_array_elements(sa.case((envelope, document["errors"])))
         item = elements.table_valued(sa.column("value", JSONB), with_ordinality="ordinal")
         item = item.render_derived("item")  # AS item(value, ordinal)
         fields = [item.c.value[name].astext for name in ("code", "severity", "pointer", "message")]
         order = item.c.ordinal
     else:
-        # SQLite evaluates AND in no promised order, hence json_type() before
-        # json_extract(), which raises on a value that is not an object.
-        envelope = sa.and_(
-            _not_free_form(),
-            sa.func.json_type(details, "$.schema_version") == "integer",
-            sa.func.json_extract(details, "$.schema_version") == 1,
-            sa.func.json_type(details, "$.errors") == "array",
-        )
         elements = sa.func.json_each(sa.case((envelope, details)), "$.errors")
         item = elements.table_valued("value", "type", "key").alias("item")
         fields = [
@@ -429,7 +396,7 @@ def _item_ndjson_records(head: _JobHead) -> Callable[[Batch], Records]:
 def _job_values(row: sa.Row[Any]) -> tuple[Any, ...]:
     details = row.error_details
     error_count = None
-    if error_items(details, row.error_format) is not None:
+    if envelope_errors(details, row.error_format) is not None:
         error_count = details.get("error_count")
     return (
         str(row.id), row.document_id, row.job_type, row.status, row.error_message,

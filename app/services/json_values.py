@@ -16,6 +16,8 @@ import math
 import re
 from typing import Any
 
+from app.services.json_pointer import escape_token
+
 REPLACEMENT_CHARACTER = "\ufffd"
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 
@@ -35,6 +37,20 @@ class InvalidJSONValueError(ValueError):
         self.reason = reason
 
 
+class NonStandardJSONError(ValueError):
+    """A JSON text uses ``NaN``, ``Infinity`` or ``-Infinity``, which Python's
+    ``json`` reads but RFC 8259 does not allow (and PostgreSQL's ``jsonb`` refuses)."""
+
+
+def refuse_json_constant(name: str) -> Any:
+    """``parse_constant`` for :func:`json.loads`: refuse NaN and the infinities.
+
+    Raises:
+        NonStandardJSONError: always; the message names the constant.
+    """
+    raise NonStandardJSONError(f"{name} is not valid JSON (RFC 8259 has no NaN or Infinity)")
+
+
 def has_unstorable_text(text: str) -> bool:
     """Whether ``text`` holds a character the module rule replaces (NUL, lone surrogate)."""
     return _UNSTORABLE.search(text) is not None
@@ -45,10 +61,6 @@ def clean_text(text: str) -> str:
     if _UNSTORABLE.search(text) is None:
         return text
     return _UNSTORABLE.sub(REPLACEMENT_CHARACTER, text)
-
-
-def _escape_token(token: str) -> str:
-    return token.replace("~", "~0").replace("/", "~1")
 
 
 def clean_json_value(value: Any, *, max_depth: int, max_string_length: int | None = None) -> Any:
@@ -98,7 +110,7 @@ def clean_json_value(value: Any, *, max_depth: int, max_string_length: int | Non
                     raise InvalidJSONValueError(pointer, f"keys must be at most {max_string_length} characters")
                 clean_key = clean_text(child_key)
                 copy[clean_key] = None
-                stack.append((child, copy, clean_key, f"{pointer}/{_escape_token(clean_key)}", depth + 1))
+                stack.append((child, copy, clean_key, f"{pointer}/{escape_token(clean_key)}", depth + 1))
         elif isinstance(item, (list, tuple)):
             if depth + 1 > max_depth:
                 raise InvalidJSONValueError(pointer, f"nested deeper than {max_depth} levels")

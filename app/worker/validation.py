@@ -19,9 +19,7 @@ and what was expected; only codes from a code system are quoted.
 
 from __future__ import annotations
 
-import copy
 import functools
-import json
 import re
 import warnings
 from collections import defaultdict
@@ -34,6 +32,15 @@ from typing import Any
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError
 from ucumvert import InvalidUcumError, get_ucum_parser, parse_ucum
+
+from app.services.error_details.schema_wording import (
+    SEVERAL_SHAPES,
+    UNKNOWN_PROPERTY,
+    missing_property_message,
+    schema_keyword_message,
+)
+from app.services.json_pointer import json_pointer
+from app.services.schema_files import load_schema_file
 
 SCHEMA_PATH = Path(__file__).with_name("schemas") / "entity-document.v1.schema.json"
 
@@ -74,12 +81,6 @@ _LATEST_OFFSET = timezone(timedelta(hours=14))
 _ARRAY_INDEX = re.compile(r"0|[1-9][0-9]*")
 
 
-@functools.cache
-def _read_schema() -> dict:
-    with SCHEMA_PATH.open(encoding="utf-8") as schema_file:
-        return json.load(schema_file)
-
-
 def load_entity_schema() -> dict:
     """Return the published entity document JSON Schema (draft 2020-12).
 
@@ -89,7 +90,7 @@ def load_entity_schema() -> dict:
     Raises:
         OSError / json.JSONDecodeError: the schema file is missing or broken.
     """
-    return copy.deepcopy(_read_schema())
+    return load_schema_file(SCHEMA_PATH)
 
 
 @functools.cache
@@ -101,7 +102,7 @@ def _schema_validator() -> Draft202012Validator:
             f"jsonschema cannot check the format(s) {sorted(missing)}; "
             "install rfc3339-validator"
         )
-    return Draft202012Validator(_read_schema(), format_checker=checker)
+    return Draft202012Validator(load_schema_file(SCHEMA_PATH), format_checker=checker)
 
 
 @functools.cache
@@ -237,49 +238,33 @@ def _describe(error: ValidationError) -> list[dict]:
     expected = error.validator_value
     if keyword == "required" and isinstance(error.instance, dict):
         return [
-            _item("schema.required", ERROR, f"missing required property '{name}'", path)
+            _item("schema.required", ERROR, missing_property_message(name), path)
             for name in expected
             if name not in error.instance
         ]
     if keyword == "additionalProperties" and expected is False and isinstance(error.instance, dict):
         # One item per unexpected property, pointing at it; its name is not quoted.
         return [
-            _item("schema.additionalProperties", ERROR, "property is not allowed here", [*path, name])
+            _item("schema.additionalProperties", ERROR, UNKNOWN_PROPERTY, [*path, name])
             for name in _unexpected_properties(error.instance, error.schema)
         ]
-    message = _schema_message(keyword, expected, error)
-    if "propertyNames" in error.relative_schema_path:
-        message = f"property name {message}"
-    return [_item(f"schema.{keyword}", ERROR, message, path)]
+    property_name = "propertyNames" in error.relative_schema_path
+    return [_item(f"schema.{keyword}", ERROR, _schema_message(keyword, expected, error, property_name), path)]
 
 
-def _schema_message(keyword: str, expected: Any, error: ValidationError) -> str:
-    if keyword == "type":
-        types = [expected] if isinstance(expected, str) else list(expected)
-        return f"must be of type {' or '.join(types)}"
-    if keyword == "enum":
-        return "must be one of: " + ", ".join(json.dumps(value) for value in expected)
-    if keyword == "const":
-        return f"must be {json.dumps(expected)}"
+def _schema_message(keyword: str, expected: Any, error: ValidationError, property_name: bool) -> str:
+    # The shared wording, told two things only this validator knows: which
+    # format a pattern stands in for, and that a oneOf matched several shapes.
     if keyword == "format":
-        return f"is not a valid {_FORMAT_DESCRIPTIONS.get(expected, expected)}"
-    if keyword == "pattern":
-        schema_format = error.schema.get("format") if isinstance(error.schema, dict) else None
-        if schema_format:
-            return f"is not a valid {_FORMAT_DESCRIPTIONS.get(schema_format, schema_format)}"
-        return f"does not match the pattern {expected}"
-    bounds = {"minimum": ">=", "maximum": "<=", "exclusiveMinimum": ">", "exclusiveMaximum": "<"}
-    if keyword in bounds:
-        return f"must be {bounds[keyword]} {expected}"
-    if keyword == "minLength":
-        return f"must be at least {expected} character(s) long"
-    if keyword == "maxLength":
-        return f"must be at most {expected} character(s) long"
+        expected = _FORMAT_DESCRIPTIONS.get(expected, expected)
+    schema_format = error.schema.get("format") if isinstance(error.schema, dict) else None
+    if keyword == "pattern" and schema_format:
+        keyword, expected = "format", _FORMAT_DESCRIPTIONS.get(schema_format, schema_format)
     if keyword == "oneOf" and not error.context:
-        return "matches more than one of the allowed shapes"
-    if keyword in ("oneOf", "anyOf"):
-        return "does not match any of the allowed shapes"
-    return f"does not satisfy the schema rule '{keyword}'"
+        return SEVERAL_SHAPES
+    if keyword == "oneOf":
+        keyword = "anyOf"  # branches were tried and none matched: "does not match any"
+    return schema_keyword_message(keyword, expected, property_name=property_name)
 
 
 def _unexpected_properties(instance: dict, schema: dict) -> list[str]:
@@ -406,12 +391,7 @@ def _latest_calendar_date(extracted_at: str) -> date | None:
 
 
 def _item(code: str, severity: str, message: str, path: Iterable[str | int]) -> dict:
-    return {"code": code, "severity": severity, "message": message, "pointer": _json_pointer(path)}
-
-
-def _json_pointer(path: Iterable[str | int]) -> str:
-    # RFC 6901 section 3: "~" is escaped first, so that "/" -> "~1" is not re-escaped.
-    return "".join("/" + str(token).replace("~", "~0").replace("/", "~1") for token in path)
+    return {"code": code, "severity": severity, "message": message, "pointer": json_pointer(path)}
 
 
 def _pointer_sort_key(pointer: str) -> tuple:

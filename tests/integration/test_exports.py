@@ -22,8 +22,9 @@ from app.errors import InvalidQueryError
 from app.extensions import db
 from app.models import ProcessingJob
 from app.registry import get_failure_recorder
+from app.services.error_details import envelope_errors as error_items
 from app.services.exports import (
-    ENTITY_COLUMNS, ITEM_COLUMNS, JOB_ERROR_COLUMNS, error_items, neutralise_formula,
+    ENTITY_COLUMNS, ITEM_COLUMNS, JOB_ERROR_COLUMNS, neutralise_formula,
 )
 from app.services.processing_jobs.jobs import complete_job, create_job
 from app.web.query import parse_rows

@@ -18,13 +18,11 @@ them from the failed keyword or error type.
 
 from __future__ import annotations
 
-import copy
-import functools
-import json
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from app.services.error_details.envelope import FREE_FORM, envelope_errors, is_envelope_sql, listed_errors
 from app.services.error_details.errors import InvalidErrorDetailsError, UnknownErrorFormatError
 from app.services.error_details.items import SCHEMA_VERSION, SEVERITIES, build_envelope
 from app.services.error_details.jsonschema_basic import basic_output_items
@@ -33,6 +31,7 @@ from app.services.error_details.limits import DEFAULT_LIMITS, DetailsLimits
 from app.services.error_details.normalized import normalized_error_count, normalized_items
 from app.services.error_details.operation_outcome import fhirpath_to_pointer, operation_outcome_items
 from app.services.error_details.pydantic_errors import pydantic_items
+from app.services.schema_files import load_schema_file
 
 __all__ = [
     "ERROR_FORMATS",
@@ -47,6 +46,9 @@ __all__ = [
     "basic_output_items",
     "build_envelope",
     "detect_error_format",
+    "envelope_errors",
+    "is_envelope_sql",
+    "listed_errors",
     "fhirpath_to_pointer",
     "jsonschema_error_to_json",
     "jsonschema_items",
@@ -63,9 +65,8 @@ ERROR_FORMATS: tuple[str, ...] = (
     "jsonschema",
     "jsonschema-basic",
     "fhir-operationoutcome",
-    "free-form",
+    FREE_FORM,
 )
-FREE_FORM = "free-form"
 
 SCHEMA_PATH = Path(__file__).with_name("schemas") / "error-details.v1.schema.json"
 SCHEMA_ID = "https://clinical-intelligence.example/schemas/error-details.v1.schema.json"
@@ -176,12 +177,6 @@ def normalize_error_details(
     return build_envelope(items, limits, error_count=error_count), used
 
 
-@functools.cache
-def _read_schema() -> dict:
-    with SCHEMA_PATH.open(encoding="utf-8") as schema_file:
-        return json.load(schema_file)
-
-
 def load_error_details_schema() -> dict:
     """Return the envelope's JSON Schema (draft 2020-12, ``$id`` :data:`SCHEMA_ID`).
 
@@ -190,7 +185,7 @@ def load_error_details_schema() -> dict:
     Raises:
         OSError / json.JSONDecodeError: the schema file is missing or broken.
     """
-    return copy.deepcopy(_read_schema())
+    return load_schema_file(SCHEMA_PATH)
 
 
 def _all_have(value: Any, keys: tuple[str, ...], *, allow_empty: bool) -> bool:

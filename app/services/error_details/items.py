@@ -11,12 +11,12 @@ applies :class:`DetailsLimits` and the storage text rule of
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from app.services.error_details.errors import InvalidErrorDetailsError
 from app.services.error_details.limits import DEFAULT_LIMITS, DetailsLimits
+from app.services.json_pointer import escape_token
 from app.services.json_values import clean_text
 
 SCHEMA_VERSION = 1
@@ -31,32 +31,6 @@ ENTITY_KEYS = frozenset({"type", "index", "page", "start", "end"})
 
 ELLIPSIS = "\u2026"
 
-# RFC 6901 section 3: json-pointer = *( "/" reference-token ); "~" only as "~0" or "~1".
-_JSON_POINTER = re.compile(r"(?:/(?:[^~/]|~[01])*)*", re.DOTALL)
-
-
-# --- JSON Pointers -------------------------------------------------------------
-
-
-def escape_token(token: str | int) -> str:
-    """Escape one reference token (RFC 6901 section 3: ``~`` -> ``~0`` first, then ``/`` -> ``~1``)."""
-    return str(token).replace("~", "~0").replace("/", "~1")
-
-
-def json_pointer(tokens: Iterable[str | int]) -> str:
-    """Build an RFC 6901 pointer from path tokens: ``["a", 0, "b/c"]`` -> ``"/a/0/b~1c"``."""
-    return "".join("/" + escape_token(token) for token in tokens)
-
-
-def pointer_tokens(pointer: str) -> list[str]:
-    """Split a valid RFC 6901 pointer into unescaped tokens (``""`` -> ``[]``)."""
-    return [token.replace("~1", "/").replace("~0", "~") for token in pointer.split("/")[1:]]
-
-
-def is_json_pointer(text: object) -> bool:
-    """Whether ``text`` is a string that is an RFC 6901 JSON Pointer."""
-    return isinstance(text, str) and _JSON_POINTER.fullmatch(text) is not None
-
 
 # --- checks shared by the adapters ------------------------------------------------
 
@@ -66,6 +40,11 @@ def is_scalar(value: object) -> bool:
     if value is None or isinstance(value, (str, bool, int)):
         return True
     return isinstance(value, float) and math.isfinite(value)
+
+
+def is_scalar_array(value: object) -> bool:
+    """Whether ``value`` is an array (list or tuple) of JSON scalars."""
+    return isinstance(value, (list, tuple)) and all(is_scalar(element) for element in value)
 
 
 def is_path_token(value: object) -> bool:

@@ -36,8 +36,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from app.services.error_details.errors import InvalidErrorDetailsError
-from app.services.error_details.items import is_json_pointer, make_item, pointer_tokens
-from app.services.error_details.jsonschema_errors import schema_keyword_message
+from app.services.error_details.items import make_item
+from app.services.error_details.schema_wording import schema_keyword_message
+from app.services.json_pointer import is_json_pointer, pointer_tokens
 
 _ARRAY_INDEX_CHARS = frozenset("0123456789")
 

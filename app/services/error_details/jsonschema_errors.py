@@ -17,7 +17,8 @@ and the payload is an array of them (e.g. one per ``iter_errors`` result).
 ``message`` is optional and never used: python-jsonschema's messages quote the
 instance (``"'Jane Doe' is not of type 'integer'"``), which may be patient
 text. An item's message is rebuilt from ``validator`` and ``validator_value``
-(:func:`schema_keyword_message`), as ``app/worker/validation.py`` does.
+(:func:`~app.services.error_details.schema_wording.schema_keyword_message`,
+the wording the API and ``app/worker/validation.py`` use too).
 
 Item: ``code`` ``schema.<validator>``, ``rule`` ``<validator>``, severity
 ``error``, ``pointer`` from ``path``, ``ctx`` ``{"schema_location": pointer
@@ -27,7 +28,6 @@ parameter keywords such as ``maxLength`` or ``pattern``).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -35,14 +35,13 @@ from app.services.error_details.errors import InvalidErrorDetailsError
 from app.services.error_details.items import (
     is_path_token,
     is_scalar,
-    json_pointer,
+    is_scalar_array,
     make_item,
     require_path,
     require_string,
 )
-
-# Marks "validator_value not sent", distinct from a sent null.
-UNKNOWN: Any = object()
+from app.services.error_details.schema_wording import UNKNOWN, schema_keyword_message
+from app.services.json_pointer import json_pointer
 
 # Keywords whose value is a parameter worth keeping in ctx.expected.
 _PARAMETER_KEYWORDS = frozenset(
@@ -52,47 +51,6 @@ _PARAMETER_KEYWORDS = frozenset(
         "minItems", "maxItems", "minContains", "maxContains", "minProperties", "maxProperties",
     }
 )  # fmt: skip
-
-_BOUNDS = {"minimum": ">=", "maximum": "<=", "exclusiveMinimum": ">", "exclusiveMaximum": "<"}
-
-# Messages that need no value, also used when the value is unknown.
-_FIXED_MESSAGES = {
-    "additionalProperties": "has a property that is not allowed here",
-    "unevaluatedProperties": "has a property that is not allowed here",
-    "additionalItems": "has more items than allowed",
-    "unevaluatedItems": "has more items than allowed",
-    "items": "has more items than allowed",
-    "uniqueItems": "must not contain duplicate items",
-    "contains": "does not contain an item matching the schema",
-    "not": "must not match the schema under 'not'",
-    "oneOf": "does not match exactly one of the allowed shapes",
-    "anyOf": "does not match any of the allowed shapes",
-    "dependentRequired": "is missing a property that another property requires",
-    "false": "is not allowed here",
-}
-
-# Messages for a known keyword whose value was not sent.
-_VAGUE_MESSAGES = {
-    "type": "is not of the expected type",
-    "enum": "is not one of the allowed values",
-    "const": "is not the required value",
-    "format": "is not in the required format",
-    "pattern": "does not match the required pattern",
-    "required": "is missing a required property",
-    "minimum": "is below the minimum",
-    "maximum": "is above the maximum",
-    "exclusiveMinimum": "is below the minimum",
-    "exclusiveMaximum": "is above the maximum",
-    "multipleOf": "is not a multiple of the required number",
-    "minLength": "is too short",
-    "maxLength": "is too long",
-    "minItems": "has too few items",
-    "maxItems": "has too many items",
-    "minProperties": "has too few properties",
-    "maxProperties": "has too many properties",
-    "minContains": "has too few matching items",
-    "maxContains": "has too many matching items",
-}
 
 
 def jsonschema_error_to_json(error: Any) -> dict[str, Any]:
@@ -122,7 +80,7 @@ def jsonschema_error_to_json(error: Any) -> dict[str, Any]:
         "schema_path": [_token(token) for token in error.absolute_schema_path],
     }
     value = error.validator_value
-    if error.validator is not None and (is_scalar(value) or _is_scalar_array(value)):
+    if error.validator is not None and (is_scalar(value) or is_scalar_array(value)):
         serialised["validator_value"] = list(value) if isinstance(value, (list, tuple)) else value
     return serialised
 
@@ -171,86 +129,6 @@ def jsonschema_items(errors: Any) -> list[dict[str, Any]]:
             ctx["expected"] = expected
         items.append(make_item(f"schema.{keyword}", "error", text, json_pointer(path), rule=keyword, ctx=ctx))
     return items
-
-
-def schema_keyword_message(
-    keyword: str,
-    expected: Any = UNKNOWN,
-    *,
-    property_name: bool = False,
-    library_message: str | None = None,
-) -> str:
-    """Describe a failed JSON Schema keyword without quoting the instance.
-
-    Args:
-        keyword: the keyword (``"type"``, ``"maxLength"``...; ``"false"`` for
-            a ``false`` subschema).
-        expected: the keyword's value in the schema, or :data:`UNKNOWN`.
-        property_name: the keyword applied to a property *name*
-            (``propertyNames``), so the message says so.
-        library_message: python-jsonschema's message, used only to find which
-            of the ``required`` names is missing: a name is quoted only when
-            the message is exactly ``"'<name>' is a required property"`` for
-            a name listed in ``expected`` (schema text, never the instance).
-
-    Returns:
-        A short English message such as ``"must be at most 3 character(s)
-        long"``; with ``expected`` unknown, a vaguer one (``"is too long"``).
-    """
-    message = _keyword_message(keyword, expected, library_message)
-    return f"property name {message}" if property_name else message
-
-
-def _keyword_message(keyword: str, expected: Any, library_message: str | None) -> str:
-    if keyword in _FIXED_MESSAGES:
-        return _FIXED_MESSAGES[keyword]
-    if expected is UNKNOWN:
-        return _VAGUE_MESSAGES.get(keyword, f"does not satisfy the schema rule '{keyword}'")
-    if keyword == "type" and (isinstance(expected, str) or _is_scalar_array(expected)):
-        types = [expected] if isinstance(expected, str) else [str(name) for name in expected]
-        return f"must be of type {' or '.join(types)}"
-    if keyword == "enum" and isinstance(expected, (list, tuple)):
-        return "must be one of: " + ", ".join(_json(value) for value in expected)
-    if keyword == "const":
-        return f"must be {_json(expected)}"
-    if keyword == "format":
-        return f"is not a valid {expected}"
-    if keyword == "pattern":
-        return f"does not match the pattern {expected}"
-    if keyword == "required" and isinstance(expected, (list, tuple)):
-        names = [name for name in expected if isinstance(name, str)]
-        for name in names:
-            if library_message == f"{name!r} is a required property":
-                return f"missing required property '{name}'"
-        return "is missing a required property (required: " + ", ".join(names) + ")"
-    if keyword in _BOUNDS:
-        return f"must be {_BOUNDS[keyword]} {_json(expected)}"
-    if keyword == "multipleOf":
-        return f"must be a multiple of {_json(expected)}"
-    simple_limits = {
-        "minLength": "must be at least {} character(s) long",
-        "maxLength": "must be at most {} character(s) long",
-        "minItems": "must have at least {} item(s)",
-        "maxItems": "must have at most {} item(s)",
-        "minProperties": "must have at least {} property(ies)",
-        "maxProperties": "must have at most {} property(ies)",
-        "minContains": "must contain at least {} matching item(s)",
-        "maxContains": "must contain at most {} matching item(s)",
-    }
-    if keyword in simple_limits:
-        return simple_limits[keyword].format(_json(expected))
-    return _VAGUE_MESSAGES.get(keyword, f"does not satisfy the schema rule '{keyword}'")
-
-
-def _json(value: Any) -> str:
-    try:
-        return json.dumps(value, ensure_ascii=False, allow_nan=False)
-    except (TypeError, ValueError):
-        return "(a non-JSON value)"
-
-
-def _is_scalar_array(value: Any) -> bool:
-    return isinstance(value, (list, tuple)) and all(is_scalar(element) for element in value)
 
 
 def _token(token: Any) -> str | int:

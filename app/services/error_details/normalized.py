@@ -27,11 +27,10 @@ from app.services.error_details.items import (
     REQUIRED_ITEM_KEYS,
     SCHEMA_VERSION,
     SEVERITIES,
-    escape_token,
-    is_json_pointer,
     is_scalar,
     require_string,
 )
+from app.services.json_pointer import escape_token, is_json_pointer
 
 ENVELOPE_KEYS = frozenset({"schema_version", "errors", "error_count", "truncated"})
 

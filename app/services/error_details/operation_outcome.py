@@ -32,7 +32,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from app.services.error_details.errors import InvalidErrorDetailsError
-from app.services.error_details.items import json_pointer, make_item, require_string
+from app.services.error_details.items import make_item, require_string
+from app.services.json_pointer import json_pointer
 
 # IssueSeverity (http://hl7.org/fhir/issue-severity); "success" is R5 only.
 _SEVERITIES = {

@@ -34,12 +34,12 @@ from typing import Any
 
 from app.services.error_details.errors import InvalidErrorDetailsError
 from app.services.error_details.items import (
-    json_pointer,
     make_item,
     require_path,
     require_string,
     scalar_ctx,
 )
+from app.services.json_pointer import json_pointer
 
 # pydantic-core 2.50 error types (core_schema.ErrorType) whose message template
 # uses schema parameters only (class names, limits, patterns, expected values).

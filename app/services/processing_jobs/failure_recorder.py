@@ -27,7 +27,13 @@ from app.services.error_details import (
     UnknownErrorFormatError,
     normalize_error_details,
 )
-from app.services.json_values import InvalidJSONValueError, clean_json_value, clean_text, json_equal
+from app.services.json_values import (
+    InvalidJSONValueError,
+    clean_json_value,
+    clean_text,
+    json_equal,
+    refuse_json_constant,
+)
 from app.services.processing_jobs.errors import InvalidFailurePayloadError, InvalidTransitionError
 from app.services.processing_jobs.locking import load_job_for_update
 
@@ -287,11 +293,7 @@ def _parse_json_text(value: Any) -> Any:
             raise InvalidJSONValueError("", "JSON text must be UTF-8") from None
     if isinstance(value, JSONText):
         try:
-            return json.loads(str(value), parse_constant=_refuse_constant)
+            return json.loads(str(value), parse_constant=refuse_json_constant)
         except (ValueError, RecursionError):
             raise InvalidJSONValueError("", "is not a valid JSON text") from None
     return value
-
-
-def _refuse_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")

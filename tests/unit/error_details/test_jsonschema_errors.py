@@ -50,7 +50,7 @@ def test_jsonschema_items_rebuild_messages_from_the_keyword():
         "schema_location": "/properties/document_id/minLength",
         "expected": 1,
     }
-    assert by_pointer[("/entities/0/confidence", "schema.type")]["message"] == "must be of type number"
+    assert by_pointer[("/entities/0/confidence", "schema.type")]["message"] == "must be number"
     assert by_pointer[("/entities/0/onset_date", "schema.format")]["message"] == "is not a valid date"
     assert by_pointer[("/entities/0", "schema.additionalProperties")]["message"] == (
         "has a property that is not allowed here"
