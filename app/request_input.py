@@ -7,11 +7,15 @@ is already streaming) trip over it, every request whose query parameters or
 form fields hold one -- in a name or a value, known parameter or not -- is
 refused here with a 400 that names the parameter, before authentication,
 audit or any service runs, so nothing is changed. The rule is the one of
-:mod:`app.services.json_values` (NUL and unpaired surrogates); Werkzeug
-decodes malformed UTF-8 to U+FFFD, so in practice this is NUL.
+:mod:`app.services.json_values` (NUL and unpaired surrogates; Werkzeug
+decodes malformed UTF-8 to U+FFFD, so in practice NUL), widened to the other
+C0 controls but TAB, LF and CR, and DEL: none belongs in a parameter, and
+ESC and the like act in a terminal or log instead of showing.
 """
 
 from __future__ import annotations
+
+import re
 
 from flask import Flask, request
 from werkzeug.datastructures import MultiDict
@@ -25,18 +29,29 @@ from app.services.json_values import has_unstorable_text
 FORM_MEDIA_TYPES = frozenset({"application/x-www-form-urlencoded", "multipart/form-data"})
 
 
+#: C0 control characters other than TAB, LF and CR, and DEL: no filter, id,
+#: user name or redirect target holds one, and in a terminal or a log they
+#: act (ESC starts a control sequence) instead of showing.
+_CONTROL = re.compile("[\x01-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def _refused(text: str) -> bool:
+    return has_unstorable_text(text) or _CONTROL.search(text) is not None
+
+
 def _bad_fields(fields: MultiDict[str, str]) -> list[FieldError]:
     bad: list[FieldError] = []
     for name, value in fields.items(multi=True):
-        if has_unstorable_text(name):
-            bad.append(field_error("", "a parameter name holds a NUL character"))
-        elif has_unstorable_text(value):
-            bad.append(field_error(json_pointer([name]), "must not hold a NUL character"))
+        if _refused(name):
+            bad.append(field_error("", "a parameter name holds a NUL or another control character"))
+        elif _refused(value):
+            bad.append(field_error(json_pointer([name]), "must not hold a NUL or another control character"))
     return bad
 
 
 def refuse_unstorable_input() -> None:
-    """``before_request``: refuse NUL in any query parameter or form field (400).
+    """``before_request``: refuse NUL and the C0 controls other than TAB, LF,
+    CR (and DEL) in any query parameter or form field (400).
 
     Raises:
         InvalidQueryError: naming each offending parameter (problem+json on
@@ -46,7 +61,9 @@ def refuse_unstorable_input() -> None:
     if request.mimetype in FORM_MEDIA_TYPES:
         bad += _bad_fields(request.form)
     if bad:
-        raise InvalidQueryError("A query parameter or form field holds a NUL character; remove it.", bad)
+        raise InvalidQueryError(
+            "A query parameter or form field holds a NUL or another control character; remove it.", bad
+        )
 
 
 def init_request_input(app: Flask) -> None:

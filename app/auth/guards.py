@@ -145,6 +145,19 @@ def _add_authenticate_header(response):  # noqa: ANN001, ANN202
     return response
 
 
+#: Endpoints whose answers hold no data and may be cached (CSS, the icon).
+CACHEABLE_ENDPOINTS = frozenset({"static"})
+
+
+def _forbid_caching(response):  # noqa: ANN001, ANN202
+    # Pages, JSON and exports may hold clinical data: no browser or proxy may
+    # keep a copy (after sign-out the back button must not show one either).
+    # OWASP Session Management Cheat Sheet, "Web Content Caching".
+    if request.endpoint not in CACHEABLE_ENDPOINTS and "Cache-Control" not in response.headers:
+        response.headers["Cache-Control"] = "no-store"
+    return response
+
+
 def init_access_control(app: Flask, *, csrf_exempt: Iterable[Blueprint] = ()) -> None:
     """Install server-side sessions, sign-in, CSRF, rate limits, security
     headers and the access rules.
@@ -178,6 +191,7 @@ def init_access_control(app: Flask, *, csrf_exempt: Iterable[Blueprint] = ()) ->
         referrer_policy="no-referrer",
     )
     app.after_request(_add_authenticate_header)
+    app.after_request(_forbid_caching)
     app.context_processor(lambda: {"permissions": Permission})
 
 

@@ -52,6 +52,20 @@ def login() -> str | Response | tuple[str, int]:
             return redirect(target)
         flash("Wrong user name or password.", "error")
         return render_template("auth/login.html", form=form), 401
+    if request.method == "POST":
+        # Refused before the credentials were checked (no or an expired CSRF
+        # token, an over-long name or password): still a failed attempt.
+        record_audit_event(
+            request.form.get("username", ""),
+            "auth.sign_in",
+            {"outcome": "failure", "address": request.remote_addr, "reason": "form refused"},
+        )
+        flash(
+            "The sign-in form was not accepted: reload the page and try again "
+            f"(user names have at most {USERNAME_MAX_LENGTH} characters, passwords at most 1,024).",
+            "error",
+        )
+        return render_template("auth/login.html", form=form), 400
     return render_template("auth/login.html", form=form)
 
 

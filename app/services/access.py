@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+import unicodedata
 import uuid
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -23,6 +24,10 @@ from app.extensions import begin_write_transaction, db, mark_read_only_transacti
 from app.models.access import USERNAME_MAX_LENGTH, AuditEvent, Role, User, WorkerToken
 from app.models.types import utcnow
 from app.services.json_values import clean_json_value, clean_text
+
+#: Unicode general categories refused in user names: Cc (controls) and Cf
+#: (format characters: bidi overrides and isolates, zero-width joiners).
+_INVISIBLE_CATEGORIES = frozenset({"Cc", "Cf"})
 
 #: Shortest password accepted, in characters (NIST SP 800-63B: at least 8).
 MIN_PASSWORD_LENGTH = 12
@@ -77,6 +82,11 @@ def create_user(username: str, password: str, role: Role | str, *, actor: str | 
     errors = []
     if not username or username != username.strip() or len(username) > USERNAME_MAX_LENGTH:
         errors.append(field_error("/username", f"must be 1 to {USERNAME_MAX_LENGTH} characters without surrounding spaces"))
+    elif any(unicodedata.category(c) in _INVISIBLE_CATEGORIES for c in username):
+        # A name is shown in the audit log and typed at sign-in: a control
+        # character (ESC) or a bidi override (U+202E) would make one name
+        # look like another.
+        errors.append(field_error("/username", "must not hold control or format characters (such as U+202E)"))
     if len(password) < MIN_PASSWORD_LENGTH:
         errors.append(field_error("/password", f"must be at least {MIN_PASSWORD_LENGTH} characters"))
     try:

@@ -156,7 +156,6 @@ def test_sign_in_refuses_open_redirects(app, anonymous_client):
         pytest.param("/jobs\r\nSet-Cookie: x=1", id="crlf"),
         pytest.param("/\t/evil.example", id="tab"),
         pytest.param("/\\evil.example", id="backslash"),
-        pytest.param("/jobs\x7f", id="del"),
         pytest.param("/jobs\u202e", id="bidi-override"),
     ],
 )

@@ -278,3 +278,111 @@ def test_a_sign_in_whose_audit_cannot_be_written_does_not_sign_in(app, anonymous
     assert response.status_code == 503
     monkeypatch.undo()
     assert anonymous_client.get("/jobs").status_code == 302  # still signed out
+
+
+def test_acknowledging_acknowledged_jobs_again_counts_nothing(app, client):
+    job_ids = [_failed_job(app, f"doc-again-{i}") for i in range(2)]
+    token = _csrf(client)
+    form = {"csrf_token": token, "op": "acknowledge:selected", "job_id": job_ids}
+    assert client.post("/jobs/bulk/confirm", data=form).status_code == 302
+    again = client.post("/jobs/bulk/confirm", data=form, follow_redirects=True).get_data(as_text=True)
+    assert "Acknowledged 0 jobs; skipped 2 that no longer applied." in again
+    counts = [e.row_count for e in _events(app) if e.action == "jobs.acknowledge"]
+    assert counts == [2, 0]
+
+
+def test_concurrent_bulk_acknowledges_count_each_job_once(app, client):
+    import threading
+
+    job_ids = [_failed_job(app, f"doc-race-{i}") for i in range(6)]
+    token = _csrf(client)
+    form = {"csrf_token": token, "op": "acknowledge:filter", "status": "Failed", "acknowledged": "include"}
+    # Two operators' bulk actions over the same jobs, interleaved job by job.
+    real = job_actions.apply_action
+    barrier = threading.Barrier(2, timeout=120)
+
+    def in_step(action, job_id, actor, **kwargs):
+        barrier.wait()
+        return real(action, job_id, actor, **kwargs)
+
+    monkey = pytest.MonkeyPatch()
+    monkey.setattr(job_actions, "apply_action", in_step)
+    codes = []
+
+    def act() -> None:
+        with app.test_client() as other:
+            with client.session_transaction() as theirs, other.session_transaction() as mine:
+                mine.update(dict(theirs))
+            codes.append(other.post("/jobs/bulk/confirm", data=form).status_code)
+
+    try:
+        threads = [threading.Thread(target=act) for _ in range(2)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=300)
+    finally:
+        monkey.undo()
+    assert codes == [302, 302]
+    counts = [e.row_count for e in _events(app) if e.action == "jobs.acknowledge"]
+    assert len(counts) == 2 and sum(counts) == len(job_ids)
+
+
+def test_a_refused_sign_in_form_is_audited_and_says_why(app, anonymous_client):
+    token = _login_token(anonymous_client)
+    too_long = "n" * 151
+    response = anonymous_client.post("/login", data={"username": too_long, "password": "x" * 12, "csrf_token": token})
+    assert response.status_code == 400
+    assert "The sign-in form was not accepted" in response.get_data(as_text=True)
+    # Without a CSRF token CSRFProtect refuses the POST before the view: a
+    # forged request, not an attempt through the form.
+    no_csrf = anonymous_client.post("/login", data={"username": "someone", "password": "y" * 12})
+    assert no_csrf.status_code == 400
+    events = [e for e in _events(app) if e.action == "auth.sign_in"]
+    assert [(e.actor, e.filter["outcome"], e.filter["reason"]) for e in events] == [
+        (too_long, "failure", "form refused"),
+    ]
+    assert "x" * 12 not in repr([e.filter for e in events])
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["/jobs", "/jobs/summary", "/admin/audit", "/jobs/{job_id}", "/jobs/{job_id}/job.json",
+     "/api/v1/processing-jobs/{job_id}", "/login"],
+)
+def test_pages_and_answers_with_data_are_never_cached(app, client, path):
+    job_id = _failed_job(app)
+    response = client.get(path.format(job_id=job_id))
+    assert response.status_code == 200
+    assert response.headers["Cache-Control"] == "no-store"
+
+
+def test_control_characters_in_parameters_are_a_400_but_tab_and_newlines_are_not(app, client):
+    for query in ("q=a%01b", "document_id=%1b[31m", "q=%7f", "x%1b=1"):
+        response = client.get(f"/jobs?{query}")
+        assert response.status_code == 400, query
+        assert "control character" in response.get_data(as_text=True)
+    assert client.get("/api/v1/processing-jobs?document_id=%1b").status_code == 400
+    assert client.get("/jobs?q=a%09b%0d%0ac").status_code == 200
+
+
+def test_a_control_character_in_next_refuses_the_sign_in_itself(app, anonymous_client):
+    from tests.conftest import make_user
+
+    make_user(app, "next-user", "viewer", password="a long enough password")
+    token = _login_token(anonymous_client)
+    response = anonymous_client.post(
+        "/login?next=/jobs%7f", data={"username": "next-user", "password": "a long enough password", "csrf_token": token}
+    )
+    assert response.status_code == 400
+    assert anonymous_client.get("/jobs").status_code == 302  # not signed in: nothing happened
+
+
+def test_user_names_refuse_control_and_bidi_characters(app):
+    from app.errors import InvalidFieldsError
+
+    with app.app_context():
+        for name in ("evil\u202eadmin", "ctl\x1bname", "zero\u200bwidth"):
+            with pytest.raises(InvalidFieldsError):
+                access.create_user(name, "a long enough password", "viewer")
+        access.create_user("Zoë Müller", "a long enough password", "viewer")

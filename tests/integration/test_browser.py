@@ -180,6 +180,9 @@ def test_the_summary_fits_its_frame_even_with_long_codes(app, site, browser, wid
     _sign_in(page, site)
     frame = page.frame_locator("iframe.summary-frame")
     expect(frame.locator("table.codes")).to_contain_text("VeryLongRuleIdentifier")
+    # The text can be there before the stylesheet applies (a busy machine):
+    # measure after the frame's load event, which waits for the stylesheet.
+    page.frames[1].wait_for_load_state("load")
     sizes = page.frames[1].evaluate(
         "() => [document.documentElement.scrollWidth, document.documentElement.clientWidth,"
         " document.documentElement.scrollHeight, document.documentElement.clientHeight]"

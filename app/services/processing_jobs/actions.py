@@ -55,7 +55,8 @@ def acknowledge_job(
         job_id: the job.
         actor: who acknowledges (stored in ``acknowledged_by``, 200 characters).
         before_commit: called with the job inside the transaction, after the
-            change is flushed (e.g. to write the audit row with it).
+            change is flushed (e.g. to write the audit row with it); not
+            called when the job was acknowledged already.
 
     Raises:
         JobNotFoundError: no such job.
@@ -65,12 +66,14 @@ def acknowledge_job(
         job = load_job_for_update(job_id)
         if job.job_status not in FAILURE_STATUSES:
             raise InvalidTransitionError(job.id, job.status, "acknowledged")
+        # Only a change is a change: acknowledging an acknowledged job again
+        # keeps who did it first, and calls no before_commit (no audit count).
         if job.acknowledged_at is None:
             job.acknowledged_at = utcnow()
             job.acknowledged_by = actor[:200]
-        if before_commit is not None:
-            db.session.flush()
-            before_commit(job)
+            if before_commit is not None:
+                db.session.flush()
+                before_commit(job)
         db.session.commit()
     except BaseException:
         db.session.rollback()
@@ -112,12 +115,23 @@ def apply_to_jobs(
     """
     result = BulkResult()
     for job_id in job_ids:
+        changed: list[uuid.UUID] = []
+
+        def count(job: ProcessingJob) -> None:
+            count_in_audit_event(audit_event_id)
+            changed.append(job.id)
+
         try:
-            apply_action(action, job_id, actor, before_commit=lambda _job: count_in_audit_event(audit_event_id))
+            apply_action(action, job_id, actor, before_commit=count)
         except (InvalidTransitionError, JobNotFoundError):
             result.skipped += 1
-        else:
+            continue
+        # Decided under the job's row lock: of several operators acting on
+        # the same jobs at once, exactly one changes (and counts) each.
+        if changed:
             result.changed += 1
+        else:
+            result.skipped += 1
     return result
 
 
