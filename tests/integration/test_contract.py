@@ -4,18 +4,24 @@ schemathesis finds no server error and no response that breaks it."""
 from __future__ import annotations
 
 import itertools
+import json
 import re
+from typing import Any
 
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 from jsonschema import Draft202012Validator
 from openapi_spec_validator import validate as validate_openapi
+from referencing import Registry, Resource
+from referencing.jsonschema import DRAFT202012
 from schemathesis.checks import positive_data_acceptance
 
 from app.api.contract import openapi_document
+from app.models import EntityType, JobStatus
+from app.models.job_status import TERMINAL_STATUSES, WORKER_STATUS_WORDS
 from app.registry import get_failure_recorder
-from app.services.error_details import load_error_details_schema
-from app.services.processing_jobs.jobs import create_job, start_job
+from app.services.error_details import ERROR_FORMATS, load_error_details_schema
+from app.services.processing_jobs.jobs import AcknowledgedFilter, TimeField, create_job, start_job
 
 METHODS = {"get", "post", "put", "patch", "delete"}
 
@@ -24,6 +30,95 @@ def test_openapi_document_is_valid_openapi_3_1():
     document = openapi_document()
     assert document["openapi"].startswith("3.1")
     validate_openapi(document)
+
+
+def _dereferenced(document: dict[str, Any]) -> tuple[dict[str, Any], set[str]]:
+    """The document with every ``$ref`` replaced by what it points to (keys
+    beside a ``$ref`` win, as OpenAPI 3.1 allows), and the references used.
+    An unresolvable reference raises; a circular one fails the assertion."""
+    base = "urn:openapi-document"
+    resolver = Registry().with_resource(base, Resource(document, DRAFT202012)).resolver(base)
+    used: set[str] = set()
+
+    def walk(node: Any, trail: frozenset[str]) -> Any:
+        if isinstance(node, list):
+            return [walk(item, trail) for item in node]
+        if not isinstance(node, dict):
+            return node
+        if "$ref" in node:
+            ref = node["$ref"]
+            assert ref not in trail, f"circular $ref {ref}"
+            used.add(ref)
+            target = walk(resolver.lookup(base + ref).contents, trail | {ref})
+            return {**target, **{k: walk(v, trail) for k, v in node.items() if k != "$ref"}}
+        return {k: walk(v, trail) for k, v in node.items()}
+
+    return walk(document, frozenset()), used
+
+
+def test_openapi_references_resolve_and_shared_components_are_used():
+    document = openapi_document()
+    dereferenced, used = _dereferenced(document)
+    assert "$ref" not in json.dumps(dereferenced)
+    for kind in ("responses", "parameters", "headers"):
+        for name in document["components"].get(kind, {}):
+            assert f"#/components/{kind}/{name}" in used, f"components.{kind}.{name} is never used"
+
+
+def _enums(node: Any, pointer: str = "") -> dict[str, list[Any]]:
+    """Every ``enum`` in the document, by the JSON pointer of its schema."""
+    found: dict[str, list[Any]] = {}
+    if isinstance(node, dict):
+        if isinstance(node.get("enum"), list):
+            found[pointer] = node["enum"]
+        for key, value in node.items():
+            found |= _enums(value, f"{pointer}/{key.replace('~', '~0').replace('/', '~1')}")
+    elif isinstance(node, list):
+        for index, value in enumerate(node):
+            found |= _enums(value, f"{pointer}/{index}")
+    return found
+
+
+def test_openapi_enums_equal_the_code():
+    """The hand-written document lists the same values as the code: status
+    names, entity types, error formats, the worker's words for a finished
+    job, and the list filters' choices. A new enum must be added here."""
+    document = openapi_document()
+    schemas = document["components"]["schemas"]
+    terminal_words = {word for word, status in WORKER_STATUS_WORDS.items() if status in TERMINAL_STATUSES}
+    list_parameters = {p["name"]: p for p in document["paths"]["/api/v1/processing-jobs"]["get"]["parameters"]}
+
+    # Canonical names, in the code's order.
+    assert schemas["JobStatus"]["enum"] == [status.value for status in JobStatus]
+    assert schemas["EntityType"]["enum"] == [entity_type.value for entity_type in EntityType]
+    for name in ("ValidationFailureReport", "ProcessingResult"):
+        assert schemas[name]["properties"]["error_format"]["enum"] == list(ERROR_FORMATS)
+    # A worker reports a result with the lower-case words of a finished job,
+    # one if/then branch per word.
+    result = schemas["ProcessingResult"]
+    assert set(result["properties"]["status"]["enum"]) == terminal_words
+    assert len(result["properties"]["status"]["enum"]) == len(terminal_words)
+    assert {branch["if"]["properties"]["status"]["const"] for branch in result["allOf"]} == terminal_words
+    assert set(list_parameters["time_field"]["schema"]["enum"]) == set(TimeField)
+    assert set(list_parameters["acknowledged"]["schema"]["enum"]) == set(AcknowledgedFilter)
+
+    # Status and entity type are written once and referred to elsewhere
+    # (a Problem's status is the HTTP status).
+    for name, schema in schemas.items():
+        properties = schema.get("properties", {})
+        if "entity_type" in properties:
+            assert properties["entity_type"] == {"$ref": "#/components/schemas/EntityType"}
+        if "status" in properties and name not in ("ProcessingResult", "Problem"):
+            assert properties["status"] == {"$ref": "#/components/schemas/JobStatus"}
+    assert set(_enums(document)) == {
+        "/components/schemas/JobStatus",
+        "/components/schemas/EntityType",
+        "/components/schemas/ValidationFailureReport/properties/error_format",
+        "/components/schemas/ProcessingResult/properties/error_format",
+        "/components/schemas/ProcessingResult/properties/status",
+        "/paths/~1api~1v1~1processing-jobs/get/parameters/3/schema",
+        "/paths/~1api~1v1~1processing-jobs/get/parameters/8/schema",
+    }
 
 
 def test_openapi_document_is_served(client):
