@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import click
 from flask.cli import AppGroup
@@ -20,20 +22,31 @@ def _fail(error: ServiceError) -> click.ClickException:
     return click.ClickException(error.detail + (f" ({reasons})" if reasons else ""))
 
 
+T = TypeVar("T")
+
+
+def _call(service: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """Run a service; its refusal (a :class:`ServiceError`) becomes a CLI error (exit 1)."""
+    try:
+        return service(*args, **kwargs)
+    except ServiceError as exc:
+        raise _fail(exc) from exc
+
+
+def _read_password(from_stdin: bool, prompt: str) -> str:
+    """One line of standard input (scripts), or a hidden prompt typed twice."""
+    if from_stdin:
+        return sys.stdin.readline().rstrip("\n")
+    return click.prompt(prompt, hide_input=True, confirmation_prompt=True)
+
+
 @users_cli.command("create")
 @click.option("--username", required=True, help="Exact user name for signing in.")
 @click.option("--role", type=click.Choice([r.value for r in Role]), default=Role.VIEWER.value, show_default=True)
 @click.option("--password-stdin", is_flag=True, help="Read the password from standard input (for scripts).")
 def create_user_command(username: str, role: str, password_stdin: bool) -> None:
     """Create an operator account (the first one: --role admin)."""
-    if password_stdin:
-        password = sys.stdin.readline().rstrip("\n")
-    else:
-        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
-    try:
-        user = access.create_user(username, password, role, actor="cli")
-    except ServiceError as exc:
-        raise _fail(exc) from exc
+    user = _call(access.create_user, username, _read_password(password_stdin, "Password"), role, actor="cli")
     click.echo(f"created user {user.username} ({user.role})")
 
 
@@ -48,10 +61,7 @@ def list_users_command() -> None:
 @click.argument("name")
 def disable_user_command(name: str) -> None:
     """Disable the account NAME: it cannot sign in, and its open sessions end now."""
-    try:
-        access.set_user_active(name, False)
-    except ServiceError as exc:
-        raise _fail(exc) from exc
+    _call(access.set_user_active, name, False)
     click.echo(f"disabled user {name}; their sessions have ended")
 
 
@@ -59,10 +69,7 @@ def disable_user_command(name: str) -> None:
 @click.argument("name")
 def enable_user_command(name: str) -> None:
     """Enable the account NAME again (it signs in afresh)."""
-    try:
-        access.set_user_active(name, True)
-    except ServiceError as exc:
-        raise _fail(exc) from exc
+    _call(access.set_user_active, name, True)
     click.echo(f"enabled user {name}")
 
 
@@ -71,14 +78,7 @@ def enable_user_command(name: str) -> None:
 @click.option("--password-stdin", is_flag=True, help="Read the password from standard input (for scripts).")
 def set_password_command(name: str, password_stdin: bool) -> None:
     """Set a new password for NAME; every open session of the account ends."""
-    if password_stdin:
-        password = sys.stdin.readline().rstrip("\n")
-    else:
-        password = click.prompt("New password", hide_input=True, confirmation_prompt=True)
-    try:
-        access.set_user_password(name, password)
-    except ServiceError as exc:
-        raise _fail(exc) from exc
+    _call(access.set_user_password, name, _read_password(password_stdin, "New password"))
     click.echo(f"changed the password of {name}; their sessions have ended")
 
 
