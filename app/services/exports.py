@@ -1,6 +1,6 @@
 """The exports of job errors and extracted entities, streamed in constant memory.
 
-Three exports, each over the jobs a :class:`~app.services.processing_jobs.jobs.JobFilter`
+Three exports, each over the jobs a :class:`~app.services.processing_jobs.job_filter.JobFilter`
 chooses, newest first (the order of ``/jobs``):
 
 * job errors, one row per error item (:data:`ITEM_COLUMNS`): one row per
@@ -77,7 +77,8 @@ from app.extensions import db
 from app.models import ExtractedEntity, JobStatus, ProcessingJob
 from app.models.types import UTCDateTime
 from app.services.error_details import envelope_errors, is_envelope_sql
-from app.services.processing_jobs.jobs import JobFilter, newest_first
+from app.services.processing_jobs.job_filter import JobFilter
+from app.services.processing_jobs.pagination import newest_first
 from app.timestamps import rfc3339
 
 #: Rows read from the database per fetch, and per chunk of the response.

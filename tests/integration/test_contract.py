@@ -15,7 +15,7 @@ from schemathesis.checks import positive_data_acceptance
 from app.api.contract import openapi_document
 from app.registry import get_failure_recorder
 from app.services.error_details import load_error_details_schema
-from app.services.processing_jobs.jobs import create_job, start_job
+from app.services.processing_jobs.lifecycle import create_job, start_job
 
 METHODS = {"get", "post", "put", "patch", "delete"}
 

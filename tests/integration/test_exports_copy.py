@@ -27,7 +27,7 @@ from hypothesis import strategies as st
 from app.extensions import db
 from app.models import ProcessingJob
 from app.services import exports
-from app.services.processing_jobs.jobs import JobFilter, TimeField
+from app.services.processing_jobs.job_filter import JobFilter, TimeField
 
 pytestmark = pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
 

@@ -25,7 +25,8 @@ from app.extensions import db
 from app.models import ProcessingJob
 from app.services import exports
 from app.services.exports import ExportRows
-from app.services.processing_jobs.jobs import JobFilter, complete_job, create_job
+from app.services.processing_jobs.job_filter import JobFilter
+from app.services.processing_jobs.lifecycle import complete_job, create_job
 
 T0 = datetime(2025, 3, 1, tzinfo=timezone.utc)
 JOBS = 23
