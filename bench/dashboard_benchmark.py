@@ -26,7 +26,7 @@ Then, in this one process, it measures (``--runs`` rounds after
 ``--warmup`` rounds; the scenarios interleaved round by round so that noise
 from other processes spreads over all of them):
 
-* service calls in an app context: :func:`jobs.list_jobs` (first page of the
+* service calls in an app context: :func:`pagination.list_jobs` (first page of the
   default filter; page 501 reached by following ``next_cursor``; a page 90 %
   down the listing; first page filtered by a rare and by a common
   ``error_code``) and :func:`dashboard_stats.summarize` (default filter, both
@@ -331,7 +331,8 @@ def main() -> int:
     from app.extensions import db
     from app.models import ProcessingJob
     from app.services import dashboard_stats
-    from app.services.processing_jobs import jobs
+    from app.services.processing_jobs import pagination
+    from app.services.processing_jobs.job_filter import JobFilter, TimeField
     from app.web.query import DEFAULT_DASHBOARD_ACKNOWLEDGED, DEFAULT_DASHBOARD_STATUSES
 
     rare, common = CODES[-1][0], CODES[0][0]
@@ -342,10 +343,10 @@ def main() -> int:
         print(line)
 
     app = create_app({"SQLALCHEMY_DATABASE_URI": url})
-    default = jobs.JobFilter(statuses=DEFAULT_DASHBOARD_STATUSES, acknowledged=DEFAULT_DASHBOARD_ACKNOWLEDGED)
-    by_rare = jobs.JobFilter(statuses=DEFAULT_DASHBOARD_STATUSES, acknowledged=DEFAULT_DASHBOARD_ACKNOWLEDGED,
+    default = JobFilter(statuses=DEFAULT_DASHBOARD_STATUSES, acknowledged=DEFAULT_DASHBOARD_ACKNOWLEDGED)
+    by_rare = JobFilter(statuses=DEFAULT_DASHBOARD_STATUSES, acknowledged=DEFAULT_DASHBOARD_ACKNOWLEDGED,
                              error_code=rare)
-    by_common = jobs.JobFilter(statuses=DEFAULT_DASHBOARD_STATUSES, acknowledged=DEFAULT_DASHBOARD_ACKNOWLEDGED,
+    by_common = JobFilter(statuses=DEFAULT_DASHBOARD_STATUSES, acknowledged=DEFAULT_DASHBOARD_ACKNOWLEDGED,
                                error_code=common)
 
     with app.app_context():
@@ -354,7 +355,7 @@ def main() -> int:
         cursor = None
         began = time.perf_counter()
         for _ in range(args.follow_pages):
-            cursor = jobs.list_jobs(default, limit=PAGE_SIZE, cursor=cursor).next_cursor
+            cursor = pagination.list_jobs(default, limit=PAGE_SIZE, cursor=cursor).next_cursor
             db.session.remove()
             if cursor is None:
                 raise SystemExit("ran out of pages before --follow-pages")
@@ -369,19 +370,19 @@ def main() -> int:
         position = int(matching * 0.9)
         at, job_id = db.session.execute(
             sa.select(ProcessingJob.created_at, ProcessingJob.id).where(*default.where())
-            .order_by(*jobs.newest_first(default)).offset(position).limit(1)
+            .order_by(*pagination.newest_first(default)).offset(position).limit(1)
         ).one()
-        deep_cursor = jobs.Cursor(jobs.TimeField.CREATED, at, job_id).encode()
+        deep_cursor = pagination.Cursor(TimeField.CREATED, at, job_id).encode()
         db.session.remove()
         print(f"deep cursor: row {position:,} of {matching:,} in the default listing", flush=True)
 
     service: dict[str, Callable[[], object]] = {
-        "list: first page": lambda: jobs.list_jobs(default, limit=PAGE_SIZE),
-        f"list: page {args.follow_pages + 1} (next_cursor)": lambda: jobs.list_jobs(
+        "list: first page": lambda: pagination.list_jobs(default, limit=PAGE_SIZE),
+        f"list: page {args.follow_pages + 1} (next_cursor)": lambda: pagination.list_jobs(
             default, limit=PAGE_SIZE, cursor=page_cursor),
-        "list: 90 % deep": lambda: jobs.list_jobs(default, limit=PAGE_SIZE, cursor=deep_cursor),
-        f"list: error_code={rare} (rare)": lambda: jobs.list_jobs(by_rare, limit=PAGE_SIZE),
-        f"list: error_code={common} (common)": lambda: jobs.list_jobs(by_common, limit=PAGE_SIZE),
+        "list: 90 % deep": lambda: pagination.list_jobs(default, limit=PAGE_SIZE, cursor=deep_cursor),
+        f"list: error_code={rare} (rare)": lambda: pagination.list_jobs(by_rare, limit=PAGE_SIZE),
+        f"list: error_code={common} (common)": lambda: pagination.list_jobs(by_common, limit=PAGE_SIZE),
         "summarize: default": lambda: dashboard_stats.summarize(default),
         f"summarize: error_code={rare}": lambda: dashboard_stats.summarize(by_rare),
         f"summarize: error_code={common}": lambda: dashboard_stats.summarize(by_common),

@@ -125,7 +125,7 @@ def copy_select(url: str) -> str:
 
     from app.web.query import DEFAULT_DASHBOARD_ACKNOWLEDGED, DEFAULT_DASHBOARD_STATUSES
     from app.services.exports import job_error_items_select
-    from app.services.processing_jobs.jobs import JobFilter
+    from app.services.processing_jobs.job_filter import JobFilter
 
     job_filter = JobFilter(statuses=DEFAULT_DASHBOARD_STATUSES, acknowledged=DEFAULT_DASHBOARD_ACKNOWLEDGED)
     engine = sa.create_engine(url)
@@ -216,7 +216,7 @@ def main() -> int:
     from app.web.query import DEFAULT_DASHBOARD_ACKNOWLEDGED, DEFAULT_DASHBOARD_STATUSES
     from app.extensions import db
     from app.services.exports import STREAM_BATCH_SIZE, iter_job_errors_csv
-    from app.services.processing_jobs.jobs import JobFilter
+    from app.services.processing_jobs.job_filter import JobFilter
 
     app = create_app({"SQLALCHEMY_DATABASE_URI": url})
     client = signed_in_client(app, "support")

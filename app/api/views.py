@@ -23,7 +23,8 @@ from app.auth.guards import current_actor
 from app.registry import get_failure_recorder
 from app.services.access import add_audit_event
 from app.services.idempotency import IdempotencyClaim, run_idempotent
-from app.services.processing_jobs import jobs
+from app.services.processing_jobs import lifecycle, pagination
+from app.services.processing_jobs.job_filter import AcknowledgedFilter
 from app.web.query import job_filter_from_args, read_page
 from app.web.serializers import entity_to_json, failure_to_json, job_to_json
 
@@ -69,8 +70,8 @@ def create_processing_job() -> Response:
     """Create a job: ``{"document_id": str, "job_type"?: str}`` -> 201 + job + ``Location``."""
     body = _body("NewJob")
     return _answer(
-        lambda hook: jobs.create_job(
-            body["document_id"], body.get("job_type", jobs.DEFAULT_JOB_TYPE), before_commit=hook
+        lambda hook: lifecycle.create_job(
+            body["document_id"], body.get("job_type", lifecycle.DEFAULT_JOB_TYPE), before_commit=hook
         ),
         body,
         status=201,
@@ -80,7 +81,7 @@ def create_processing_job() -> Response:
 @bp.get("/processing-jobs/<job_id>")
 def get_processing_job(job_id: str) -> Response:
     """Return one job (404 problem when unknown)."""
-    return jsonify(job_to_json(jobs.get_job(job_id)))
+    return jsonify(job_to_json(lifecycle.get_job(job_id)))
 
 
 @bp.get("/processing-jobs")
@@ -102,9 +103,9 @@ def list_processing_jobs() -> Response:
     """
     # Acknowledged jobs stay in by default: API clients list what exists;
     # hiding resolved failures is the dashboard's choice of view.
-    job_filter = job_filter_from_args(request.args, default_acknowledged=jobs.AcknowledgedFilter.INCLUDE)
+    job_filter = job_filter_from_args(request.args, default_acknowledged=AcknowledgedFilter.INCLUDE)
     wanted = read_page(request.args, maximum=current_app.config["MAX_PAGE_SIZE"])
-    page = jobs.list_jobs(job_filter, limit=wanted.limit, cursor=wanted.cursor)
+    page = pagination.list_jobs(job_filter, limit=wanted.limit, cursor=wanted.cursor)
     response = jsonify({"items": [job_to_json(j) for j in page.jobs], "next_cursor": page.next_cursor})
     if page.next_cursor:
         # The query is encoded here rather than passed to url_for as keyword
@@ -121,7 +122,7 @@ def list_processing_jobs() -> Response:
 @bp.post("/processing-jobs/<job_id>/start")
 def start_processing_job(job_id: str) -> Response:
     """Move a job ``Pending`` -> ``Processing`` (no body needed)."""
-    return _answer(lambda hook: jobs.start_job(job_id, before_commit=hook), None)
+    return _answer(lambda hook: lifecycle.start_job(job_id, before_commit=hook), None)
 
 
 @bp.post("/processing-jobs/<job_id>/requeue")
@@ -140,7 +141,7 @@ def requeue_processing_job(job_id: str) -> Response:
             if hook is not None:
                 hook(job)
 
-        return jobs.requeue_job(job_id, before_commit=before_commit)
+        return lifecycle.requeue_job(job_id, before_commit=before_commit)
 
     return _answer(requeue, None)
 
@@ -182,7 +183,7 @@ def record_processing_result(job_id: str) -> Response:
     operation: Operation
     if status is JobStatus.COMPLETED:
         def operation(hook):  # noqa: E306
-            return jobs.complete_job(job_id, body.get("entities", []), before_commit=hook)
+            return lifecycle.complete_job(job_id, body.get("entities", []), before_commit=hook)
     elif status is JobStatus.VALIDATION_FAILED:
         def operation(hook):  # noqa: E306
             return recorder.record_validation_failure(
@@ -201,10 +202,10 @@ def record_processing_result(job_id: str) -> Response:
 @bp.get("/processing-jobs/<job_id>/entities")
 def list_job_entities(job_id: str) -> Response:
     """The entities a completed job extracted, in the worker's order."""
-    return jsonify({"items": [entity_to_json(e) for e in jobs.list_entities(job_id)]})
+    return jsonify({"items": [entity_to_json(e) for e in lifecycle.list_entities(job_id)]})
 
 
 @bp.get("/processing-jobs/<job_id>/failures")
 def list_job_failures(job_id: str) -> Response:
     """Every failure recorded on the job, oldest first (append-only history)."""
-    return jsonify({"items": [failure_to_json(f) for f in jobs.list_failures(job_id)]})
+    return jsonify({"items": [failure_to_json(f) for f in lifecycle.list_failures(job_id)]})

@@ -26,7 +26,8 @@ from app.models.access import Permission
 from app.redirects import safe_redirect_target
 from app.services import dashboard_stats
 from app.services.access import add_audit_event, record_audit_event
-from app.services.processing_jobs import actions, jobs
+from app.services.processing_jobs import actions
+from app.services.processing_jobs.job_filter import JobFilter
 from app.services.processing_jobs.errors import JobNotFoundError
 from app.services.processing_jobs.locking import parse_job_id
 from app.web import query as web_query
@@ -68,7 +69,7 @@ def _operation() -> tuple[str, str]:
     return action, scope
 
 
-def _form_filter() -> jobs.JobFilter:
+def _form_filter() -> JobFilter:
     """The dashboard filter from the submitted form's hidden filter fields.
 
     Raises:

@@ -1,7 +1,7 @@
 """Dashboard views over the same services as the API.
 
 Views read the query string, call services and hand plain values to the
-templates; the services own every query (``app.services.processing_jobs.jobs``
+templates; the services own every query (``app.services.processing_jobs.pagination``
 for the list and pages, ``app.services.dashboard_stats`` for the aggregates,
 served apart at ``/jobs/summary`` and framed by ``/jobs``).
 """
@@ -24,7 +24,8 @@ from app.models.job_status import FAILURE_STATUSES
 from app.models.access import Permission
 from app.models.types import utcnow
 from app.services import dashboard_stats
-from app.services.processing_jobs import jobs
+from app.services.processing_jobs import lifecycle, pagination
+from app.services.processing_jobs.job_filter import AcknowledgedFilter, JobFilter, TimeField
 from app.web.query import dashboard_filter, filter_pairs, read_page
 from app.web.serializers import job_to_json
 
@@ -58,7 +59,7 @@ def job_actions(job: ProcessingJob) -> JobActions:
     return JobActions(can_requeue=may_act, can_acknowledge=may_act and job.acknowledged_at is None)
 
 
-def current_filter() -> jobs.JobFilter:
+def current_filter() -> JobFilter:
     """The job filter named by the query string, with the dashboard's defaults.
 
     Parameters: ``status`` (repeatable; default the failure statuses),
@@ -90,7 +91,7 @@ def list_jobs() -> str | Response:
         return redirect(href(url_for("dashboard.list_jobs"), cleaned))
     job_filter = current_filter()
     wanted = read_page(request.args, maximum=current_app.config["MAX_PAGE_SIZE"])
-    page = jobs.list_jobs(job_filter, limit=wanted.limit, cursor=wanted.cursor)
+    page = pagination.list_jobs(job_filter, limit=wanted.limit, cursor=wanted.cursor)
     links = _list_links(pairs, next_cursor=page.next_cursor, codes=())
     return render_template(
         "jobs/list.html",
@@ -105,8 +106,8 @@ def list_jobs() -> str | Response:
         is_first_page=wanted.cursor is None,
         first_page=href(url_for("dashboard.list_jobs"), query_pairs(pairs)),
         statuses=list(JobStatus),
-        time_fields=list(jobs.TimeField),
-        acknowledged_choices=list(jobs.AcknowledgedFilter),
+        time_fields=list(TimeField),
+        acknowledged_choices=list(AcknowledgedFilter),
         filter_fields=filter_pairs(pairs),
     )
 
@@ -172,9 +173,9 @@ def _list_links(pairs: list[tuple[str, str]], *, next_cursor: str | None, codes:
 def show_job(job_id: str) -> str:
     """Show one job whole: fields, current failure, failure history (oldest
     first) and extracted entities (404 page when unknown)."""
-    job = jobs.get_job(job_id)
-    failures = jobs.list_failures(job.id)
-    entities = jobs.list_entities(job.id)
+    job = lifecycle.get_job(job_id)
+    failures = lifecycle.list_failures(job.id)
+    entities = lifecycle.list_entities(job.id)
     return render_template(
         "jobs/detail.html",
         job=job,
@@ -191,4 +192,4 @@ def show_job(job_id: str) -> str:
 def show_job_json(job_id: str) -> Response:
     """The job as the API shows it, for signed-in operators (the API itself
     takes worker tokens only)."""
-    return jsonify(job_to_json(jobs.get_job(job_id)))
+    return jsonify(job_to_json(lifecycle.get_job(job_id)))

@@ -20,7 +20,7 @@ from app.exports import bp
 from app.models.access import Permission
 from app.services import exports
 from app.services.access import record_audit_event, set_audit_row_count
-from app.services.processing_jobs.jobs import JobFilter
+from app.services.processing_jobs.job_filter import JobFilter
 from app.web.query import dashboard_filter, parse_rows
 
 CSV_CONTENT_TYPE = "text/csv; charset=utf-8"

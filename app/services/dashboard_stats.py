@@ -34,7 +34,8 @@ from app.extensions import db
 from app.models import JobStatus, ProcessingJob
 from app.models.job_status import FAILURE_STATUSES
 from app.models.types import utcnow
-from app.services.processing_jobs.jobs import JobFilter, newest_first
+from app.services.processing_jobs.job_filter import JobFilter
+from app.services.processing_jobs.pagination import newest_first
 
 #: Most jobs :func:`status_counts` and :func:`failures_over_time` read.
 #: Measured at 1,000,000 jobs (docs/benchmarks.md): 100,000 cost ~63 ms a

@@ -1,7 +1,7 @@
 """Query-string parsing for every blueprint: one reading of the job filter,
 the page, and the export's ``rows``.
 
-The services take plain values (a :class:`~app.services.processing_jobs.jobs.JobFilter`,
+The services take plain values (a :class:`~app.services.processing_jobs.job_filter.JobFilter`,
 an ``int`` limit, an :class:`~app.services.exports.ExportRows`); turning the
 strings of a URL or a form into them -- parameter names, defaults, the
 wording of a 400 that names the parameter (and tells to write ``+`` as
@@ -23,7 +23,7 @@ from app.models import JobStatus
 from app.models.job_status import FAILURE_STATUSES, UnknownStatusError, parse_status
 from app.services.exports import ExportRows
 from app.services.json_values import clean_text
-from app.services.processing_jobs.jobs import AcknowledgedFilter, JobFilter, TimeField
+from app.services.processing_jobs.job_filter import AcknowledgedFilter, JobFilter, TimeField
 from app.timestamps import EARLIEST_ACCEPTED, LATEST_ACCEPTED, rfc3339
 
 #: ``limit`` when the query has none.
@@ -314,7 +314,7 @@ def read_page(args: QueryArgs, *, maximum: int) -> PageRequest:
 
     Raises:
         InvalidQueryError: a bad ``limit`` (a bad cursor is found by the
-            listing, :func:`app.services.processing_jobs.jobs.list_jobs`).
+            listing, :func:`app.services.processing_jobs.pagination.list_jobs`).
     """
     return PageRequest(parse_limit(args.get("limit"), maximum=maximum), args.get("cursor") or None)
 

@@ -9,7 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from app.worker.client import WorkerApiClient
-from app.worker.validation import BLOCKING_SEVERITIES, is_valid, validate_entity_document
+from app.worker.semantic_checks import BLOCKING_SEVERITIES
+from app.worker.validation import is_valid, validate_entity_document
 
 #: How many error codes the short ``error_message`` names before "…".
 MESSAGE_CODES_SHOWN = 3

@@ -7,7 +7,10 @@ An entity document is the JSON the AI worker extracts from one source document
    and ``date-time`` formats.
 2. Semantic checks on the entities that passed stage 1: ICD-10-CM codes of
    conditions, UCUM units, dates not after the extraction, span sanity and
-   extractor confidence.
+   extractor confidence (:mod:`app.worker.semantic_checks`, which also builds
+   the error items of both stages).
+
+This module holds stage 1, the public entry point and the final ordering.
 
 The result is a list of error items ``{"code", "severity", "message",
 "pointer"}`` -- the ``errors`` of the ``error_details`` the worker posts to the
@@ -21,17 +24,13 @@ from __future__ import annotations
 
 import functools
 import re
-import warnings
 from collections import defaultdict
-from collections.abc import Iterable, Iterator
-from datetime import date, datetime, timedelta, timezone
+from collections.abc import Iterator
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError
-from ucumvert import InvalidUcumError, get_ucum_parser, parse_ucum
 
 from app.services.error_details.schema_wording import (
     SEVERAL_SHAPES,
@@ -39,24 +38,10 @@ from app.services.error_details.schema_wording import (
     missing_property_message,
     schema_keyword_message,
 )
-from app.services.json_pointer import json_pointer
 from app.services.schema_files import load_schema_file
+from app.worker.semantic_checks import BLOCKING_SEVERITIES, ERROR, FATAL, error_item, semantic_items
 
 SCHEMA_PATH = Path(__file__).with_name("schemas") / "entity-document.v1.schema.json"
-
-ICD10CM_SYSTEM = "http://hl7.org/fhir/sid/icd-10-cm"
-
-# Below this the extraction should be reviewed by a person, but it is not wrong.
-LOW_CONFIDENCE_THRESHOLD = 0.5
-
-FATAL = "fatal"
-ERROR = "error"
-WARNING = "warning"
-INFORMATION = "information"
-BLOCKING_SEVERITIES = frozenset({FATAL, ERROR})
-
-# Entity fields holding a clinical date that cannot be after the extraction.
-DATE_FIELDS = ("onset_date", "effective_date", "performed_date")
 
 # Formats the schema relies on. jsonschema checks "date-time" only when
 # rfc3339-validator is installed and otherwise passes every string silently,
@@ -69,14 +54,6 @@ _FORMAT_DESCRIPTIONS = {
     "date-time": "RFC 3339 date-time with a UTC offset",
     "uri": "absolute URI",
 }
-
-# Codes are not patient text and may be quoted, but only when the value looks
-# like a code: an extractor that put a phrase in ``code`` must not get it echoed.
-_CODE_SHAPE = re.compile(r"[A-Za-z0-9][A-Za-z0-9.\-]{0,9}")
-
-# The calendar date is at its latest at UTC+14 (Line Islands): a clinical date
-# written in local time is in the future only if it is after that date.
-_LATEST_OFFSET = timezone(timedelta(hours=14))
 
 _ARRAY_INDEX = re.compile(r"0|[1-9][0-9]*")
 
@@ -105,46 +82,6 @@ def _schema_validator() -> Draft202012Validator:
     return Draft202012Validator(load_schema_file(SCHEMA_PATH), format_checker=checker)
 
 
-@functools.cache
-def _icd10cm() -> ModuleType:
-    # Imported lazily: loading the code tables takes about two seconds, and
-    # simple_icd_10_cm 1.5.0 calls the deprecated importlib.resources.read_text
-    # while importing, which fails under -W error / filterwarnings=error.
-    with warnings.catch_warnings():
-        warnings.filterwarnings(
-            "ignore",
-            message=r"(read_text|open_text) is deprecated",
-            category=DeprecationWarning,
-        )
-        import simple_icd_10_cm
-
-    return simple_icd_10_cm
-
-
-@functools.cache
-def _ucum_parser() -> Any:
-    return get_ucum_parser()
-
-
-@functools.lru_cache(maxsize=2048)
-def is_ucum_unit(unit: str) -> bool:
-    """Tell whether ``unit`` is a valid UCUM case-sensitive unit code.
-
-    Args:
-        unit: a unit string such as ``"mg/dL"``, ``"10*3/uL"``, ``"mm[Hg]"``.
-
-    Returns:
-        True when the full UCUM grammar (ucumvert, UCUM 2.2 atoms and
-        prefixes) accepts it. UCUM is strict: ``"mEq/L"`` and ``"mIU/mL"`` are
-        not UCUM (``"meq/L"``, ``"m[IU]/mL"`` are), nor are ``"mmHg"`` or
-        free text.
-    """
-    try:
-        parse_ucum(unit, parser=_ucum_parser())
-    except InvalidUcumError:
-        return False
-    return True
-
 
 def validate_entity_document(document: object) -> list[dict]:
     """Validate an entity document against the schema and the code sets.
@@ -168,10 +105,10 @@ def validate_entity_document(document: object) -> list[dict]:
             (rfc3339-validator missing).
     """
     if not isinstance(document, dict):
-        return [_item("schema.type", FATAL, "entity document must be a JSON object", [])]
+        return [error_item("schema.type", FATAL, "entity document must be a JSON object", [])]
 
     items = _schema_items(_schema_validator(), document)
-    items.extend(_semantic_items(document, {item["pointer"] for item in items}))
+    items.extend(semantic_items(document, {item["pointer"] for item in items}))
     return _sorted_unique(items)
 
 
@@ -238,18 +175,19 @@ def _describe(error: ValidationError) -> list[dict]:
     expected = error.validator_value
     if keyword == "required" and isinstance(error.instance, dict):
         return [
-            _item("schema.required", ERROR, missing_property_message(name), path)
+            error_item("schema.required", ERROR, missing_property_message(name), path)
             for name in expected
             if name not in error.instance
         ]
     if keyword == "additionalProperties" and expected is False and isinstance(error.instance, dict):
         # One item per unexpected property, pointing at it; its name is not quoted.
         return [
-            _item("schema.additionalProperties", ERROR, UNKNOWN_PROPERTY, [*path, name])
+            error_item("schema.additionalProperties", ERROR, UNKNOWN_PROPERTY, [*path, name])
             for name in _unexpected_properties(error.instance, error.schema)
         ]
     property_name = "propertyNames" in error.relative_schema_path
-    return [_item(f"schema.{keyword}", ERROR, _schema_message(keyword, expected, error, property_name), path)]
+    message = _schema_message(keyword, expected, error, property_name)
+    return [error_item(f"schema.{keyword}", ERROR, message, path)]
 
 
 def _schema_message(keyword: str, expected: Any, error: ValidationError, property_name: bool) -> str:
@@ -277,121 +215,7 @@ def _unexpected_properties(instance: dict, schema: dict) -> list[str]:
     ]
 
 
-# --- semantic stage ------------------------------------------------------------
-
-
-def _semantic_items(document: dict, schema_pointers: set[str]) -> list[dict]:
-    entities = document.get("entities")
-    if not isinstance(entities, list) or "/entities" in schema_pointers:
-        return []
-
-    latest_date = None
-    if "/extracted_at" not in schema_pointers and isinstance(document.get("extracted_at"), str):
-        latest_date = _latest_calendar_date(document["extracted_at"])
-
-    page_count = None
-    source = document.get("source")
-    source_ok = not any(p == "/source" or p.startswith("/source/") for p in schema_pointers)
-    if isinstance(source, dict) and source_ok:
-        page_count = source.get("page_count")
-
-    items: list[dict] = []
-    for index, entity in enumerate(entities):
-        prefix = f"/entities/{index}"
-        if any(p == prefix or p.startswith(prefix + "/") for p in schema_pointers):
-            continue
-        items.extend(_entity_items(entity, ["entities", index], latest_date, page_count))
-    return items
-
-
-def _entity_items(
-    entity: dict, path: list, latest_date: date | None, page_count: int | None
-) -> list[dict]:
-    items: list[dict] = []
-    entity_type = entity["entity_type"]
-
-    if entity_type == "Condition" and entity["code_system"] == ICD10CM_SYSTEM:
-        items.extend(_icd10cm_items(entity["code"], [*path, "code"]))
-
-    if entity_type == "Observation":
-        items.extend(_unit_items(entity["value"]["unit"], [*path, "value", "unit"]))
-    if entity_type == "MedicationStatement" and "dosage" in entity:
-        items.extend(_unit_items(entity["dosage"]["unit"], [*path, "dosage", "unit"]))
-
-    if latest_date is not None:
-        for field in DATE_FIELDS:
-            if field in entity and date.fromisoformat(entity[field]) > latest_date:
-                message = f"{field} is after the document's extracted_at"
-                items.append(_item("date.in_future", ERROR, message, [*path, field]))
-
-    span = entity["span"]
-    if span["end"] < span["start"]:
-        items.append(_item("span.out_of_range", ERROR, "span end is before span start", [*path, "span"]))
-    if page_count is not None and span["page"] > page_count:
-        message = "span page is beyond the source page_count"
-        items.append(_item("span.out_of_range", ERROR, message, [*path, "span", "page"]))
-
-    if entity["confidence"] < LOW_CONFIDENCE_THRESHOLD:
-        items.append(
-            _item(
-                "confidence.low",
-                WARNING,
-                f"confidence is below {LOW_CONFIDENCE_THRESHOLD}; the extraction needs review",
-                [*path, "confidence"],
-            )
-        )
-    return items
-
-
-def _icd10cm_items(code: str, path: list) -> list[dict]:
-    icd = _icd10cm()
-    quoted = f"code '{code}'" if _CODE_SHAPE.fullmatch(code) else "code"
-    # is_valid_item also accepts chapters ("4") and blocks ("E08-E13"), which are
-    # not diagnosis codes; is_valid_item accepts codes with or without the dot.
-    if not (icd.is_valid_item(code) and icd.is_category_or_subcategory(code)):
-        return [_item("code.unknown_icd10cm", ERROR, f"{quoted} is not a valid ICD-10-CM code", path)]
-    if not icd.is_leaf(code):
-        # Only leaf codes are billable (ICD-10-CM Official Guidelines I.A.2:
-        # code to the highest number of characters available).
-        return [
-            _item(
-                "code.icd10cm_not_billable",
-                WARNING,
-                f"{quoted} is an ICD-10-CM category with more specific codes; it is not billable",
-                path,
-            )
-        ]
-    return []
-
-
-def _unit_items(unit: str, path: list) -> list[dict]:
-    if is_ucum_unit(unit):
-        return []
-    message = "unit is not a valid UCUM code (e.g. mg/dL, mmol/L, 10*3/uL)"
-    return [_item("unit.not_ucum", ERROR, message, path)]
-
-
-def _latest_calendar_date(extracted_at: str) -> date | None:
-    # The schema's format check (RFC 3339) has passed; fromisoformat can still
-    # refuse a few RFC 3339 forms (e.g. a leap second), and then no date check runs.
-    try:
-        moment = datetime.fromisoformat(extracted_at.upper())
-    except ValueError:
-        return None
-    if moment.tzinfo is None:
-        return None
-    try:
-        return moment.astimezone(_LATEST_OFFSET).date()
-    except OverflowError:
-        # Already past 9999-12-31 somewhere on Earth: no date can be later.
-        return date.max
-
-
-# --- items -----------------------------------------------------------------------
-
-
-def _item(code: str, severity: str, message: str, path: Iterable[str | int]) -> dict:
-    return {"code": code, "severity": severity, "message": message, "pointer": json_pointer(path)}
+# --- ordering --------------------------------------------------------------------
 
 
 def _pointer_sort_key(pointer: str) -> tuple:

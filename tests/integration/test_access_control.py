@@ -16,7 +16,7 @@ from app.extensions import db
 from app.models.access import AuditEvent, Permission, Role, WorkerToken
 from app.registry import get_failure_recorder
 from app.services import access
-from app.services.processing_jobs.jobs import create_job
+from app.services.processing_jobs.lifecycle import create_job
 from tests.conftest import make_user, sign_in
 
 SENTINEL = "PATIENT-SENTINEL-7Q4Z Jane Roe"

@@ -18,7 +18,7 @@ from app.models.access import AuditEvent
 from app.registry import get_failure_recorder
 from app.services import access
 from app.services.processing_jobs import actions as job_actions
-from app.services.processing_jobs.jobs import create_job
+from app.services.processing_jobs.lifecycle import create_job
 from tests.helpers import stored_job_row
 
 NUL = "\x00"

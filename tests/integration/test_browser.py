@@ -167,7 +167,7 @@ def test_the_summary_fits_its_frame_even_with_long_codes(app, site, browser, wid
     any width (the frame's height follows the page's breakpoint, the cards
     theirs), with the longest code the contract allows."""
     from app.registry import get_failure_recorder
-    from app.services.processing_jobs.jobs import create_job
+    from app.services.processing_jobs.lifecycle import create_job
 
     with app.app_context():
         items = [{"code": "vendor." + "VeryLongRuleIdentifierWithoutBreaks" * 3, "severity": "error",

@@ -14,7 +14,7 @@ import pytest
 from playwright.sync_api import expect, sync_playwright
 
 from app.registry import get_failure_recorder
-from app.services.processing_jobs.jobs import create_job
+from app.services.processing_jobs.lifecycle import create_job
 from tests.conftest import make_user
 from tests.integration.test_browser import CHROMIUM, CHROMIUM_ARGS, PASSWORD
 from tests.live_server import serve

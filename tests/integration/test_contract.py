@@ -21,7 +21,8 @@ from app.models import EntityType, JobStatus
 from app.models.job_status import TERMINAL_STATUSES, WORKER_STATUS_WORDS
 from app.registry import get_failure_recorder
 from app.services.error_details import ERROR_FORMATS, load_error_details_schema
-from app.services.processing_jobs.jobs import AcknowledgedFilter, TimeField, create_job, start_job
+from app.services.processing_jobs.job_filter import AcknowledgedFilter, TimeField
+from app.services.processing_jobs.lifecycle import create_job, start_job
 
 METHODS = {"get", "post", "put", "patch", "delete"}
 

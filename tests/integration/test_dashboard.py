@@ -7,7 +7,7 @@ import re
 import pytest
 
 from app.registry import get_failure_recorder
-from app.services.processing_jobs.jobs import complete_job, create_job
+from app.services.processing_jobs.lifecycle import complete_job, create_job
 
 HOSTILE = '<script>alert("x")</script>'
 DETAILS = {

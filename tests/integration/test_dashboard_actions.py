@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from app.extensions import db
 from app.models.access import AuditEvent
 from app.registry import get_failure_recorder
-from app.services.processing_jobs.jobs import complete_job, create_job, list_failures
+from app.services.processing_jobs.lifecycle import complete_job, create_job, list_failures
 from tests.helpers import stored_job_row
 
 

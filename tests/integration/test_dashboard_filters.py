@@ -21,7 +21,7 @@ import sqlalchemy as sa
 from app.extensions import db
 from app.models import ProcessingJob
 from app.registry import get_failure_recorder
-from app.services.processing_jobs.jobs import complete_job, create_job, start_job
+from app.services.processing_jobs.lifecycle import complete_job, create_job, start_job
 
 API = "/api/v1/processing-jobs"
 T0 = datetime(2025, 1, 1, tzinfo=timezone.utc)

@@ -15,7 +15,7 @@ from app.dashboard.jinja_filters import file_size, pretty_json
 from app.extensions import db
 from app.models import ProcessingJob
 from app.registry import get_failure_recorder
-from app.services.processing_jobs.jobs import complete_job, create_job, requeue_job
+from app.services.processing_jobs.lifecycle import complete_job, create_job, requeue_job
 from tests.integration.test_dashboard_filters import T0, item
 
 SCRIPT = "<script>alert(1)</script>"

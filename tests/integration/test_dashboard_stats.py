@@ -18,7 +18,7 @@ from app.extensions import db
 from app.models import JobStatus, ProcessingJob
 from app.services import dashboard_stats
 from app.services.dashboard_stats import BucketSize
-from app.services.processing_jobs.jobs import AcknowledgedFilter, JobFilter
+from app.services.processing_jobs.job_filter import AcknowledgedFilter, JobFilter
 from app.web.query import job_filter_from_query
 from tests.integration.test_dashboard_filters import at, make_job, stamp
 
@@ -328,7 +328,7 @@ def test_error_code_index_matches_the_backend(app_ctx, backend):
 
 def test_summaries_are_reused_for_the_ttl_and_not_after(app_ctx):
     from app.registry import get_failure_recorder
-    from app.services.processing_jobs.jobs import create_job
+    from app.services.processing_jobs.lifecycle import create_job
 
     recorder = get_failure_recorder()
     recorder.record_failure(create_job("doc-ttl-1").id, "crashed")

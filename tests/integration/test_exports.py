@@ -26,7 +26,7 @@ from app.services.error_details import envelope_errors as error_items
 from app.services.exports import (
     ENTITY_COLUMNS, ITEM_COLUMNS, JOB_ERROR_COLUMNS, neutralise_formula,
 )
-from app.services.processing_jobs.jobs import complete_job, create_job
+from app.services.processing_jobs.lifecycle import complete_job, create_job
 from app.web.query import parse_rows
 
 T0 = datetime(2025, 3, 1, tzinfo=timezone.utc)

@@ -1,6 +1,6 @@
 """PostgreSQL writes the items CSV with ``COPY``: the same bytes as the Python path.
 
-The ``COPY`` path (``app.services.exports._copy_item_rows``) formats and
+The ``COPY`` path (``app.services.exports.queries.copy_item_rows``) formats and
 neutralises cells in SQL; the Python path does it with ``csv`` and
 :func:`~app.services.exports.neutralise_formula`. Two implementations of one
 format, so these tests compare them byte for byte: on generated text
@@ -27,7 +27,7 @@ from hypothesis import strategies as st
 from app.extensions import db
 from app.models import ProcessingJob
 from app.services import exports
-from app.services.processing_jobs.jobs import JobFilter, TimeField
+from app.services.processing_jobs.job_filter import JobFilter, TimeField
 
 pytestmark = pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
 
@@ -145,13 +145,13 @@ def test_chunks_and_filters_do_not_change_the_bytes(app, failures, job_filter, c
 
 def test_postgresql_uses_copy_by_default_and_counts_rows(app, failures, monkeypatch):
     calls: list[int] = []
-    real = exports._copy_item_rows
+    real = exports.queries.copy_item_rows
 
     def spy(job_filter, chunk_rows, *rest):  # noqa: ANN001, ANN002, ANN202
         calls.append(chunk_rows)
         return real(job_filter, chunk_rows, *rest)
 
-    monkeypatch.setattr(exports, "_copy_item_rows", spy)
+    monkeypatch.setattr(exports.queries, "copy_item_rows", spy)
     finished: list[int] = []
     with app.app_context():
         chunks = list(exports.iter_job_errors_csv(JobFilter(), on_finish=finished.append, batch_size=7))

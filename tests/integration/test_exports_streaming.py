@@ -25,7 +25,8 @@ from app.extensions import db
 from app.models import ProcessingJob
 from app.services import exports
 from app.services.exports import ExportRows
-from app.services.processing_jobs.jobs import JobFilter, complete_job, create_job
+from app.services.processing_jobs.job_filter import JobFilter
+from app.services.processing_jobs.lifecycle import complete_job, create_job
 
 T0 = datetime(2025, 3, 1, tzinfo=timezone.utc)
 JOBS = 23
@@ -178,8 +179,8 @@ def test_the_callback_may_write_once_the_stream_is_over(app, many_jobs):
 
 
 def test_the_http_export_is_streamed_in_batches(app, backend, client, many_jobs, monkeypatch, statements):
-    monkeypatch.setattr(exports, "STREAM_BATCH_SIZE", BATCH)
-    monkeypatch.setattr(exports, "COPY_CHUNK_ROWS", BATCH)
+    monkeypatch.setattr(exports.streaming, "STREAM_BATCH_SIZE", BATCH)
+    monkeypatch.setattr(exports.streaming, "COPY_CHUNK_ROWS", BATCH)
     response = client.get("/exports/job-errors.csv", buffered=False)
     try:
         assert response.is_streamed
@@ -200,7 +201,7 @@ def test_the_http_export_is_streamed_in_batches(app, backend, client, many_jobs,
 
 
 def test_a_client_going_away_releases_the_connection(app, client, many_jobs, monkeypatch):
-    monkeypatch.setattr(exports, "STREAM_BATCH_SIZE", BATCH)
+    monkeypatch.setattr(exports.streaming, "STREAM_BATCH_SIZE", BATCH)
     response = client.get("/exports/job-errors.ndjson", buffered=False)
     next(iter(response.response))
     with app.app_context():

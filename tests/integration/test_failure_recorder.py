@@ -20,7 +20,7 @@ from app.services.processing_jobs import (
     JSONText,
     SQLAlchemyFailureRecorder,
 )
-from app.services.processing_jobs.jobs import complete_job, create_job, get_job, start_job
+from app.services.processing_jobs.lifecycle import complete_job, create_job, get_job, start_job
 from tests.helpers import set_status, stored_job_row
 
 DETAILS = {

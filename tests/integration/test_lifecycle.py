@@ -10,7 +10,7 @@ from app.models import ExtractedEntity, JobFailure
 from app.registry import get_failure_recorder
 from app.services.processing_jobs import InvalidTransitionError
 from app.services.processing_jobs.errors import InvalidEntitiesError
-from app.services.processing_jobs.jobs import (
+from app.services.processing_jobs.lifecycle import (
     complete_job,
     create_job,
     list_entities,

@@ -15,7 +15,7 @@ import pytest
 import requests
 
 from app.web.errors import PROBLEM_TYPE_BASE
-from app.services.processing_jobs.jobs import create_job, list_entities, list_failures, start_job
+from app.services.processing_jobs.lifecycle import create_job, list_entities, list_failures, start_job
 from tests.helpers import stored_job_row
 from tests.live_server import serve
 

@@ -17,7 +17,7 @@ import pytest
 import sqlalchemy as sa
 
 from app.extensions import db
-from app.services.processing_jobs.jobs import create_job
+from app.services.processing_jobs.lifecycle import create_job
 
 REPORT = {
     "error_message": "2 entities failed validation",

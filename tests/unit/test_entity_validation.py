@@ -11,8 +11,8 @@ import pytest
 from jsonschema import Draft202012Validator
 
 from app.worker import validation
+from app.worker.semantic_checks import is_ucum_unit
 from app.worker.validation import (
-    is_ucum_unit,
     is_valid,
     load_entity_schema,
     validate_entity_document,

@@ -19,7 +19,9 @@ from app.models.types import utcnow
 from app.services.access import count_in_audit_event
 from app.services.processing_jobs.failure_recorder import BeforeCommit
 from app.services.processing_jobs.errors import InvalidTransitionError, JobNotFoundError
-from app.services.processing_jobs.jobs import JobFilter, list_jobs, requeue_job
+from app.services.processing_jobs.job_filter import JobFilter
+from app.services.processing_jobs.lifecycle import requeue_job
+from app.services.processing_jobs.pagination import list_jobs
 from app.services.processing_jobs.locking import load_job_for_update
 
 #: Jobs read per keyset page when acting on everything a filter matches.

@@ -75,7 +75,7 @@ def test_unexpected_errors_are_a_500_problem_without_internals(make_app, monkeyp
     def explode(job_id: str) -> None:
         raise RuntimeError("patient Jane Doe, MRN 0042")
 
-    monkeypatch.setattr(views.jobs, "get_job", explode)
+    monkeypatch.setattr(views.lifecycle, "get_job", explode)
     response = production_like.test_client().get(job_url(str(uuid.uuid4())), headers=auth_headers)
     assert_problem(response, 500, "internal-error")
     text = response.get_data(as_text=True)

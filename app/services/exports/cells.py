@@ -1,0 +1,95 @@
+"""Cells of the exports: CSV cells in Python and, for PostgreSQL's ``COPY``, their SQL twins.
+
+Every cell of worker- or client-supplied text goes through
+:func:`neutralise_formula` (OWASP "CSV Injection"); values the server makes
+(job ids, statuses, timestamps, numbers) are written as they are. The SQL
+twins must give the same bytes as the Python cells
+(tests/integration/test_exports_copy.py).
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+
+from app.models.types import UTCDateTime
+from app.timestamps import rfc3339
+
+_FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+
+#: Code points of :data:`_FORMULA_PREFIXES`: ``ascii()`` of the first
+#: character is the cheapest test PostgreSQL has (no substring is built).
+_FORMULA_CODE_POINTS = tuple(ord(prefix) for prefix in _FORMULA_PREFIXES)
+
+_UTC_DATETIME = UTCDateTime()
+
+
+def neutralise_formula(cell: str) -> str:
+    """Prefix ``'`` to a cell a spreadsheet would evaluate as a formula.
+
+    Cells starting with ``=``, ``+``, ``-``, ``@``, tab or carriage return get
+    the prefix (OWASP "CSV Injection"); others are returned unchanged.
+    """
+    return "'" + cell if cell.startswith(_FORMULA_PREFIXES) else cell
+
+
+def same(value: Any) -> Any:
+    """The value as it is (a cell or value that needs no conversion)."""
+    return value
+
+
+def text_cell(value: Any) -> str:
+    """A CSV cell of worker-supplied text: ``None`` empty, JSON values as JSON
+    text (keys sorted), then :func:`neutralise_formula`."""
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        value = json.dumps(value, ensure_ascii=False, sort_keys=True)
+    return neutralise_formula(value)
+
+
+def json_cell(value: Any) -> str:
+    """A CSV cell holding a JSON value as JSON text (keys sorted), strings
+    included (``"text"`` with its quotes, so it reads apart from ``text``
+    or a number); ``None`` (no value) empty; then :func:`neutralise_formula`."""
+    if value is None:
+        return ""
+    return neutralise_formula(json.dumps(value, ensure_ascii=False, sort_keys=True))
+
+
+def empty_if_none(value: Any) -> Any:
+    """A CSV cell of a server-made value: ``None`` empty, anything else as it is."""
+    return "" if value is None else value
+
+
+def canonical_uuid(job_id: str) -> str:
+    """The canonical (dashed) text of a job id read as text: PostgreSQL's
+    uuid text is already canonical; SQLite's is bare hex."""
+    return job_id if len(job_id) == 36 else str(uuid.UUID(job_id))
+
+
+def utc_rfc3339(value: datetime | None) -> str | None:
+    """RFC 3339 UTC text of a timestamp read without :class:`UTCDateTime`
+    (naive on SQLite), normalised as ``UTCDateTime`` would; ``None`` stays ``None``."""
+    return rfc3339(_UTC_DATETIME.process_result_value(value, None))  # type: ignore[arg-type]
+
+
+def sql_text_cell(value: sa.ColumnElement[Any]) -> sa.ColumnElement[Any]:
+    """PostgreSQL twin of :func:`text_cell` for a text column: NULL for NULL
+    or ``''`` (so COPY writes an empty unquoted field, as ``csv`` does), else
+    :func:`neutralise_formula` as a CASE on the first character's code point."""
+    return sa.case(
+        (sa.func.ascii(value).in_(_FORMULA_CODE_POINTS), sa.literal("'", sa.Text) + value),
+        else_=sa.func.nullif(value, ""),
+    )
+
+
+def sql_rfc3339(value: sa.ColumnElement[Any]) -> sa.ColumnElement[Any]:
+    """PostgreSQL twin of :func:`app.timestamps.rfc3339` (``isoformat`` of the
+    UTC time: microseconds only when not zero, then ``Z``); NULL stays NULL."""
+    text = sa.func.to_char(sa.func.timezone("UTC", value), 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"', type_=sa.Text)
+    return sa.func.replace(text, ".000000Z", "Z", type_=sa.Text)

@@ -1,0 +1,157 @@
+"""The columns of the three exports: one :class:`Column` per column, in order.
+
+Adding an export column is one entry in one of the tables below
+(:data:`ITEM_EXPORT`, :data:`JOB_ERROR_EXPORT`, :data:`ENTITY_EXPORT`): its
+name, SQL expression, JSON value, CSV cell and, for the items export, the
+SQL of its ``COPY`` cell. The SELECTs, the record builders, the CSV header
+and the NDJSON keys all read these tables (docs/exports.md, "Adding an
+export column").
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+
+from app.models import ExtractedEntity, ProcessingJob
+from app.models.types import JSONDocument
+from app.services.error_details import is_envelope_sql
+from app.services.exports.cells import (
+    canonical_uuid,
+    empty_if_none,
+    json_cell,
+    same,
+    sql_rfc3339,
+    sql_text_cell,
+    text_cell,
+    utc_rfc3339,
+)
+from app.timestamps import rfc3339
+
+JOBS = ProcessingJob.__table__
+ENTITIES = ExtractedEntity.__table__
+
+
+@dataclass(frozen=True)
+class Sources:
+    """What a column's SQL may read: the ``processing_jobs`` and
+    ``extracted_entities`` tables, the fields of the error item (items
+    export only: ``code``, ``severity``, ``pointer``, ``message``) and the
+    dialect name (``"postgresql"`` or ``"sqlite"``)."""
+
+    dialect: str
+    item: Mapping[str, sa.ColumnElement[Any]]
+    jobs: sa.Table = JOBS
+    entities: sa.Table = ENTITIES
+
+
+SQL = Callable[[Sources], sa.ColumnElement[Any]]
+
+
+@dataclass(frozen=True)
+class Column:
+    """One export column.
+
+    Attributes:
+        name: the CSV header cell and the NDJSON key.
+        sql: the SELECT's expression for it.
+        json_value: the value the database returns -> the NDJSON value
+            (stored strings as they are, timestamps RFC 3339 UTC).
+        csv_cell: that JSON value -> the CSV cell (worker text through
+            :func:`~app.services.exports.cells.neutralise_formula`, ``None``
+            empty).
+        copy_sql: PostgreSQL: the cell as ``COPY`` must write it, the same
+            text as ``csv_cell`` gives (``''`` as NULL). Needed by the items
+            export only, the one PostgreSQL writes with ``COPY``.
+        per_job: the items export: a job's column, the same on each of its
+            item rows, so it is converted once per job.
+    """
+
+    name: str
+    sql: SQL
+    json_value: Callable[[Any], Any] = same
+    csv_cell: Callable[[Any], Any] = same
+    copy_sql: SQL | None = None
+    per_job: bool = False
+
+
+def _job(name: str) -> SQL:
+    return lambda s: s.jobs.c[name]
+
+
+def _entity(name: str) -> SQL:
+    return lambda s: s.entities.c[name]
+
+
+def _item(name: str) -> SQL:
+    return lambda s: s.item[name]
+
+
+def _error_count_sql(s: Sources) -> sa.ColumnElement[Any]:
+    # The details when they are a normalized envelope, else NULL: the rule of
+    # error_details.envelope_errors, in SQL, so the count needs no second column.
+    details = s.jobs.c.error_details
+    envelope = is_envelope_sql(details, s.jobs.c.error_format, s.dialect)
+    return sa.type_coerce(sa.case((envelope, details)), JSONDocument)
+
+
+def _error_count(envelope: Any) -> Any:
+    return None if envelope is None else envelope.get("error_count")
+
+
+#: One row per item of a job's error-details envelope; a job without items
+#: gets one row with empty item cells and ``message`` its ``error_message``.
+#: The id is read as text and ``completed_at`` without ``UTCDateTime``: both
+#: per-row conversions cost more than the rest of the fetch
+#: (bench/export_benchmark.py), so they run once per job (``per_job``).
+ITEM_EXPORT: tuple[Column, ...] = (
+    Column("job_id", lambda s: sa.cast(s.jobs.c.id, sa.String), canonical_uuid,
+           copy_sql=lambda s: sa.cast(s.jobs.c.id, sa.Text), per_job=True),
+    Column("document_id", _job("document_id"), csv_cell=text_cell,
+           copy_sql=lambda s: sql_text_cell(s.jobs.c.document_id), per_job=True),
+    Column("status", _job("status"), copy_sql=_job("status"), per_job=True),
+    Column("completed_at", lambda s: sa.type_coerce(s.jobs.c.completed_at, sa.DateTime(timezone=True)),
+           utc_rfc3339, empty_if_none, copy_sql=lambda s: sql_rfc3339(s.jobs.c.completed_at), per_job=True),
+    Column("code", _item("code"), csv_cell=text_cell, copy_sql=lambda s: sql_text_cell(s.item["code"])),
+    Column("severity", _item("severity"), csv_cell=text_cell,
+           copy_sql=lambda s: sql_text_cell(s.item["severity"])),
+    Column("pointer", _item("pointer"), csv_cell=text_cell, copy_sql=lambda s: sql_text_cell(s.item["pointer"])),
+    Column("message", _item("message"), csv_cell=text_cell, copy_sql=lambda s: sql_text_cell(s.item["message"])),
+)
+
+#: One row per job: ``error_details`` whole and the envelope's ``error_count``.
+JOB_ERROR_EXPORT: tuple[Column, ...] = (
+    Column("job_id", _job("id"), str),
+    Column("document_id", _job("document_id"), csv_cell=text_cell),
+    Column("job_type", _job("job_type"), csv_cell=text_cell),
+    Column("status", _job("status")),
+    Column("error_message", _job("error_message"), csv_cell=text_cell),
+    Column("completed_at", _job("completed_at"), rfc3339, empty_if_none),
+    Column("error_details", _job("error_details"), csv_cell=json_cell),
+    Column("error_count", _error_count_sql, _error_count, empty_if_none),
+)
+
+#: One row per extracted entity of a ``Completed`` job, in the worker's order.
+ENTITY_EXPORT: tuple[Column, ...] = (
+    Column("job_id", _entity("job_id"), str),
+    Column("document_id", _job("document_id"), csv_cell=text_cell),
+    Column("completed_at", _job("completed_at"), rfc3339, empty_if_none),
+    Column("position", _entity("position")),
+    Column("entity_type", _entity("entity_type"), csv_cell=text_cell),
+    Column("text", _entity("text"), csv_cell=text_cell),
+    Column("code", _entity("code"), csv_cell=text_cell),
+    Column("code_system", _entity("code_system"), csv_cell=text_cell),
+    Column("confidence", _entity("confidence")),
+    Column("page", _entity("page"), csv_cell=empty_if_none),
+    Column("span_start", _entity("span_start")),
+    Column("span_end", _entity("span_end")),
+    Column("attributes", _entity("attributes"), csv_cell=text_cell),
+)
+
+#: Column names of each export, in order (the CSV header, the NDJSON keys).
+ITEM_COLUMNS = tuple(column.name for column in ITEM_EXPORT)
+JOB_ERROR_COLUMNS = tuple(column.name for column in JOB_ERROR_EXPORT)
+ENTITY_COLUMNS = tuple(column.name for column in ENTITY_EXPORT)

@@ -1,0 +1,252 @@
+"""Creating, reading and moving processing jobs (other than failing them).
+
+A job moves ``Pending`` -> ``Processing`` -> ``Completed`` here, and back to
+``Pending`` when requeued; :mod:`~app.services.processing_jobs.failure_recorder`
+fails it. Each public function is one transaction.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import sqlalchemy as sa
+
+from app.errors import FieldError, field_error
+from app.extensions import begin_write_transaction, db
+from app.models import EntityType, ExtractedEntity, JobFailure, JobStatus, ProcessingJob
+from app.models.job_status import can_transition
+from app.models.processing_job import DOCUMENT_ID_MAX_LENGTH, JOB_TYPE_MAX_LENGTH
+from app.models.types import utcnow
+from app.services.json_values import InvalidJSONValueError, clean_json_value, clean_text
+from app.services.processing_jobs.errors import (
+    InvalidEntitiesError,
+    InvalidJobError,
+    InvalidTransitionError,
+    JobNotFoundError,
+)
+from app.services.processing_jobs.failure_recorder import BeforeCommit
+from app.services.processing_jobs.locking import load_job_for_update, parse_job_id
+
+DEFAULT_JOB_TYPE = "entity_extraction"
+
+
+def create_job(
+    document_id: object,
+    job_type: object = DEFAULT_JOB_TYPE,
+    *,
+    before_commit: BeforeCommit | None = None,
+) -> ProcessingJob:
+    """Create a ``Pending`` job for one clinical document.
+
+    Args:
+        document_id: the document's identifier; 1 to 200 characters, not blank.
+        job_type: kind of processing, e.g. ``"entity_extraction"``; 1 to 64
+            characters of letters, digits, ``_``, ``-`` or ``.``.
+        before_commit: called with the flushed job inside the transaction.
+
+    Returns:
+        The committed job (new UUID, ``created_at``/``updated_at`` now, UTC).
+
+    Raises:
+        InvalidJobError: a field is missing, of the wrong type or too long.
+    """
+    errors: list[FieldError] = []
+    if isinstance(document_id, str):
+        document_id = document_id.strip()
+    if not isinstance(document_id, str) or not document_id:
+        errors.append(field_error("/document_id", "must be a non-empty string"))
+    elif len(document_id) > DOCUMENT_ID_MAX_LENGTH:
+        errors.append(field_error("/document_id", f"must be at most {DOCUMENT_ID_MAX_LENGTH} characters"))
+    if not isinstance(job_type, str) or not job_type:
+        errors.append(field_error("/job_type", "must be a non-empty string"))
+    elif len(job_type) > JOB_TYPE_MAX_LENGTH or not all(c.isascii() and (c.isalnum() or c in "_-.") for c in job_type):
+        errors.append(
+            field_error("/job_type", f"must be 1 to {JOB_TYPE_MAX_LENGTH} letters, digits, '_', '-' or '.'")
+        )
+    if errors:
+        raise InvalidJobError(errors)
+    assert isinstance(document_id, str) and isinstance(job_type, str)
+    begin_write_transaction()
+    job = ProcessingJob(
+        document_id=clean_text(document_id),
+        job_type=job_type,
+        status=JobStatus.PENDING.value,
+    )
+    db.session.add(job)
+    try:
+        if before_commit is not None:
+            db.session.flush()
+            before_commit(job)
+        db.session.commit()
+    except BaseException:
+        db.session.rollback()
+        raise
+    return job
+
+
+def get_job(job_id: uuid.UUID | str) -> ProcessingJob:
+    """Return one job.
+
+    Raises:
+        JobNotFoundError: no job has this id (or it is not a UUID).
+    """
+    job = db.session.get(ProcessingJob, parse_job_id(job_id))
+    if job is None:
+        raise JobNotFoundError(job_id)
+    return job
+
+
+def _transition(
+    job_id: uuid.UUID | str,
+    target: JobStatus,
+    before_commit: BeforeCommit | None = None,
+    entities: Sequence[Mapping[str, Any]] = (),
+) -> ProcessingJob:
+    entity_rows = [_entity_row(index, entity) for index, entity in enumerate(entities)]
+    try:
+        job = load_job_for_update(job_id)
+        if not can_transition(job.job_status, target):
+            raise InvalidTransitionError(job.id, job.status, target.value)
+        now = utcnow()
+        job.status = target.value
+        if target is JobStatus.PROCESSING:
+            job.started_at = now
+        elif target is JobStatus.PENDING:
+            # Requeue: the failure stays in job_failures; the row starts over.
+            job.started_at = None
+            job.completed_at = None
+            job.error_message = None
+            job.error_details = None
+            job.error_format = None
+            job.acknowledged_at = None
+            job.acknowledged_by = None
+        else:
+            job.completed_at = now
+            job.error_message = None
+            job.error_details = None
+            job.error_format = None
+        for row in entity_rows:
+            row.job_id = job.id
+            db.session.add(row)
+        if before_commit is not None:
+            db.session.flush()
+            before_commit(job)
+        db.session.commit()
+    except BaseException:
+        db.session.rollback()
+        raise
+    return job
+
+
+def start_job(job_id: uuid.UUID | str, *, before_commit: BeforeCommit | None = None) -> ProcessingJob:
+    """Move a job ``Pending`` -> ``Processing`` and set ``started_at`` (UTC).
+
+    Raises:
+        JobNotFoundError: no such job.
+        InvalidTransitionError: the job is not ``Pending``.
+    """
+    return _transition(job_id, JobStatus.PROCESSING, before_commit)
+
+
+def complete_job(
+    job_id: uuid.UUID | str,
+    entities: Sequence[Mapping[str, Any]] = (),
+    *,
+    before_commit: BeforeCommit | None = None,
+) -> ProcessingJob:
+    """Mark a ``Pending`` or ``Processing`` job ``Completed`` and store its entities.
+
+    One transaction: the entities and the status change are stored together
+    or not at all.
+
+    Args:
+        job_id: the job.
+        entities: the extracted entities in the worker's order, each shaped as
+            the contract's ``ExtractedEntityInput`` (``entity_type``, ``text``,
+            ``code``, ``code_system``, ``confidence`` 0-1, ``span``
+            ``{page?, start, end}``, ``attributes``), already checked against
+            that schema by the caller.
+        before_commit: called with the flushed job inside the transaction.
+
+    Raises:
+        JobNotFoundError: no such job.
+        InvalidTransitionError: the job has already finished.
+        InvalidEntitiesError: a span ends before it starts, or attributes
+            are not storable JSON.
+    """
+    return _transition(job_id, JobStatus.COMPLETED, before_commit, entities)
+
+
+def requeue_job(job_id: uuid.UUID | str, *, before_commit: BeforeCommit | None = None) -> ProcessingJob:
+    """Send a failed job back to ``Pending`` so a worker processes it again.
+
+    The failure stays in the job's history (``job_failures``); the row's
+    error fields, ``started_at`` and ``completed_at`` are cleared.
+
+    Raises:
+        JobNotFoundError: no such job.
+        InvalidTransitionError: the job is not ``Failed`` or ``Validation_Failed``.
+    """
+    return _transition(job_id, JobStatus.PENDING, before_commit)
+
+
+#: Deepest nesting accepted in an entity's ``attributes``.
+MAX_ATTRIBUTES_DEPTH = 8
+
+
+def _entity_row(index: int, entity: Mapping[str, Any]) -> ExtractedEntity:
+    span = entity["span"]
+    errors: list[FieldError] = []
+    if span["end"] < span["start"]:
+        errors.append(field_error(f"/entities/{index}/span/end", "must not be before span.start"))
+    attributes = entity.get("attributes")
+    try:
+        attributes = clean_json_value(attributes, max_depth=MAX_ATTRIBUTES_DEPTH, max_string_length=2_000)
+    except InvalidJSONValueError as exc:
+        errors.append(field_error(f"/entities/{index}/attributes{exc.pointer}", exc.reason))
+    if errors:
+        raise InvalidEntitiesError(errors)
+    code = entity.get("code")
+    code_system = entity.get("code_system")
+    return ExtractedEntity(
+        position=index,
+        entity_type=EntityType(entity["entity_type"]).value,
+        text=clean_text(entity["text"]),
+        code=clean_text(code) if code is not None else None,
+        code_system=clean_text(code_system) if code_system is not None else None,
+        confidence=float(entity["confidence"]),
+        page=span.get("page"),
+        span_start=span["start"],
+        span_end=span["end"],
+        attributes=attributes,
+    )
+
+
+def list_entities(job_id: uuid.UUID | str) -> list[ExtractedEntity]:
+    """The entities of a job in the worker's order (empty unless ``Completed``).
+
+    Raises:
+        JobNotFoundError: no such job.
+    """
+    job = get_job(job_id)
+    statement = (
+        sa.select(ExtractedEntity).where(ExtractedEntity.job_id == job.id).order_by(ExtractedEntity.position)
+    )
+    return list(db.session.scalars(statement))
+
+
+def list_failures(job_id: uuid.UUID | str) -> list[JobFailure]:
+    """Every failure recorded on a job, oldest first.
+
+    Raises:
+        JobNotFoundError: no such job.
+    """
+    job = get_job(job_id)
+    statement = (
+        sa.select(JobFailure)
+        .where(JobFailure.job_id == job.id)
+        .order_by(JobFailure.recorded_at, JobFailure.id)
+    )
+    return list(db.session.scalars(statement))
