@@ -6,6 +6,7 @@ must be refused exits before opening its port.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -288,11 +289,11 @@ def _send_raw(bind: str, raw: bytes, *, hang_up: bool = False) -> bytes:
         sock.sendall(raw)
         if hang_up:
             sock.shutdown(socket.SHUT_WR)
-        try:
+        # gunicorn may reset the connection after its error answer: what
+        # arrived before the reset is the answer.
+        with contextlib.suppress(ConnectionResetError):
             while chunk := sock.recv(65536):
                 answer += chunk
-        except ConnectionResetError:
-            pass
     return answer
 
 
