@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import psycopg
+import redis
 from flask import Flask, Response, current_app, g, json, render_template, request
 from flask_login import AnonymousUserMixin
 from sqlalchemy import exc as sa_exc
@@ -196,12 +197,37 @@ def _handle_database_error(error: Exception) -> Response | tuple[str, int]:
     )
 
 
+def _handle_rate_limit_store_error(error: Exception) -> Response | tuple[str, int]:
+    # The sign-in limit is a security control: when its shared counters
+    # (RATELIMIT_STORAGE_URI, Redis in production) cannot be reached, the
+    # sign-in is refused -- fail closed -- as a retryable 503, not a 500 that
+    # reads like a bug. Nothing was checked or changed. The type only: the
+    # message may hold the store's URL.
+    log.warning("rate-limit store unavailable (%s) on %s %s", type(error).__name__, request.method, request.path)
+    retry_after = str(current_app.config.get("RETRY_AFTER_S", 5))
+    title = "Service temporarily unavailable"
+    detail = "Sign-in is unavailable: its attempt counters cannot be reached. Please try again in a minute."
+    if _wants_json():
+        response = problem(503, title, detail, "service-unavailable")
+        response.headers["Retry-After"] = retry_after
+        return response
+    page = render_template("error.html", status=503, title=title, detail=detail, errors=())
+    return current_app.response_class(
+        page, status=503, headers={"Retry-After": retry_after}, mimetype="text/html"
+    )
+
+
 def register_error_handlers(app: Flask) -> None:
     """Install the app-level handlers: ServiceError, HTTPException, database
-    unavailable (503 + ``Retry-After``), Exception."""
+    unavailable and rate-limit store unavailable (503 + ``Retry-After``),
+    Exception."""
     app.register_error_handler(ServiceError, _handle_service_error)
     app.register_error_handler(HTTPException, _handle_http_exception)
     app.register_error_handler(sa_exc.DBAPIError, _handle_database_error)
     app.register_error_handler(sa_exc.TimeoutError, _handle_database_error)
     app.register_error_handler(psycopg.Error, _handle_database_error)
+    # Flask-Limiter lets its storage's errors through (swallow_errors off):
+    # with a Redis store those are redis-py's connection errors.
+    app.register_error_handler(redis.exceptions.ConnectionError, _handle_rate_limit_store_error)
+    app.register_error_handler(redis.exceptions.TimeoutError, _handle_rate_limit_store_error)
     app.register_error_handler(Exception, _handle_unexpected)

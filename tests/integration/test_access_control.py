@@ -204,6 +204,34 @@ def test_login_attempts_on_one_user_name_are_limited_from_any_address(database_u
     assert codes[10:] == [429, 401]  # the name is blocked, not the new address
 
 
+def test_sign_in_fails_closed_with_a_503_when_the_limit_store_is_unreachable(database_url):
+    # Redis down used to answer POST /login with a 500. The limit is a
+    # security control, so sign-in is refused (retryable), never let through.
+    from app import create_app
+    from tests.live_server import free_port
+
+    unreachable = f"redis://127.0.0.1:{free_port()}/0"  # nothing listens there
+    limited = create_app(
+        {"TESTING": True, "SQLALCHEMY_DATABASE_URI": database_url, "RATELIMIT_STORAGE_URI": unreachable}
+    )
+    make_user(limited, "store-down-user", "viewer", password="a long enough password")
+    client = limited.test_client()
+    page = client.get("/login")
+    assert page.status_code == 200  # only attempts are counted
+    response = client.post(
+        "/login",
+        data={"username": "store-down-user", "password": "a long enough password", "csrf_token": _login_token(client)},
+    )
+    signed_in = client.get("/jobs").status_code
+    with limited.app_context():
+        db.engine.dispose()
+    assert response.status_code == 503
+    assert response.mimetype == "text/html"
+    assert int(response.headers["Retry-After"]) > 0
+    assert "Sign-in is unavailable" in response.get_data(as_text=True)
+    assert signed_in == 302  # still anonymous: sent to the sign-in page
+
+
 # -- roles -----------------------------------------------------------------------
 
 ROLE_CASES = [
