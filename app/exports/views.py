@@ -59,6 +59,10 @@ def _audit(action: str) -> exports.OnFinish:
     one row leaves. The count is added when the stream ends or the client
     goes away; if that update fails, the row stays, with its count unknown.
     """
+    if request.method == "HEAD":
+        # HEAD sends the headers only (Werkzeug never runs the body), so no
+        # export takes place and there is nothing to audit.
+        return _nothing_sent
     query = {key: request.args.getlist(key) for key in request.args}
     event_id = record_audit_event(current_actor(), action, query)
 
@@ -66,6 +70,10 @@ def _audit(action: str) -> exports.OnFinish:
         set_audit_row_count(event_id, row_count)
 
     return finish
+
+
+def _nothing_sent(row_count: int) -> None:
+    """``on_finish`` of a HEAD request, which exports nothing."""
 
 
 def _attachment(chunks: Iterator[str], name: str, extension: str, content_type: str) -> Response:

@@ -138,6 +138,18 @@ def test_an_export_is_audited_before_its_first_byte(app, client, path):
     assert event.row_count == expected
 
 
+@pytest.mark.parametrize("path", ["/exports/job-errors.csv", "/exports/job-errors.ndjson", "/exports/entities.csv"])
+def test_a_head_request_on_an_export_sends_no_rows_and_writes_no_audit_row(app, client, path):
+    # HEAD used to write an audit row whose count stayed empty forever: an
+    # export that never happened, recorded as if it had.
+    _failed_job(app)
+    response = client.head(f"{path}?document_id=doc-audit")
+    assert response.status_code == 200
+    assert response.get_data() == b""
+    assert response.headers["Content-Disposition"].startswith("attachment;")
+    assert _events(app) == []
+
+
 def test_an_export_whose_audit_cannot_be_written_is_refused(app, client, monkeypatch):
     _failed_job(app)
     monkeypatch.setattr("app.exports.views.record_audit_event", _unavailable)
