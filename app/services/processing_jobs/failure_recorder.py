@@ -58,25 +58,15 @@ class FailureRecorder(Protocol):
     return the job as stored.
     """
 
-    def record_validation_failure(
-        self,
-        job_id: uuid.UUID | str,
-        error_message: str,
-        error_details: Any,
-        *,
-        error_format: str | None = None,
-    ) -> ProcessingJob:
+    # The signatures in short; the implementation below documents them.
+
+    def record_validation_failure(self, job_id: uuid.UUID | str, error_message: str, error_details: Any,
+                                  *, error_format: str | None = None) -> ProcessingJob:
         """Mark the job ``Validation_Failed`` (see the implementation)."""
         ...
 
-    def record_failure(
-        self,
-        job_id: uuid.UUID | str,
-        error_message: str,
-        error_details: Any = None,
-        *,
-        error_format: str | None = None,
-    ) -> ProcessingJob:
+    def record_failure(self, job_id: uuid.UUID | str, error_message: str, error_details: Any = None,
+                       *, error_format: str | None = None) -> ProcessingJob:
         """Mark the job ``Failed`` (a non-validation failure)."""
         ...
 
