@@ -32,82 +32,10 @@ db = SQLAlchemy(model_class=Base)
 migrate = Migrate()
 
 
-#: Execution option that makes the next transaction on SQLite a write
-#: transaction (``BEGIN IMMEDIATE``); see :func:`begin_write_transaction`.
+#: Execution option that makes a transaction on SQLite a write transaction
+#: (``BEGIN IMMEDIATE``); :func:`app.unit_of_work.write_transaction` sets it on
+#: the session for the connection its transaction begins on.
 SQLITE_IMMEDIATE = "sqlite_begin_immediate"
-
-
-#: ``Session.info`` key: the transaction :func:`mark_read_only_transaction` vouched for.
-_READ_ONLY_TRANSACTION = "read_only_transaction"
-
-
-def mark_read_only_transaction() -> None:
-    """Declare that the session's open transaction has only read so far.
-
-    On PostgreSQL, :func:`begin_write_transaction` may then continue it
-    instead of ending it and checking a connection out again (a ``ROLLBACK``
-    and a pool pre-ping saved per API request, whose bearer-token lookup is
-    such a read). The mark holds for this transaction object only: once it
-    ends, the next one is unmarked.
-    """
-    session = db.session()
-    transaction = session.get_transaction()
-    if transaction is not None:
-        session.info[_READ_ONLY_TRANSACTION] = transaction
-
-
-#: ``Session.info`` key: the write transaction :func:`mark_joinable_write_transaction` lends on.
-_JOINABLE_WRITE_TRANSACTION = "joinable_write_transaction"
-
-
-def mark_joinable_write_transaction() -> None:
-    """Let the next :func:`begin_write_transaction` continue the open write transaction.
-
-    For a caller that began a write transaction itself and wrote in it
-    before calling a service that must share it: the idempotency claim
-    (:mod:`app.services.idempotency`) inserts its key, then the service makes
-    the change, and both commit together or not at all. On both backends:
-    the transaction is already a write transaction (SQLite: ``BEGIN
-    IMMEDIATE``). Like :func:`mark_read_only_transaction`, the mark holds for
-    this transaction object only, and is used up by the next
-    :func:`begin_write_transaction`.
-    """
-    session = db.session()
-    transaction = session.get_transaction()
-    if transaction is not None:
-        session.info[_JOINABLE_WRITE_TRANSACTION] = transaction
-
-
-def begin_write_transaction() -> None:
-    """Start the session's next transaction as a write transaction.
-
-    Services that change data call this first. On SQLite it makes the
-    transaction ``BEGIN IMMEDIATE``: with a deferred BEGIN, two requests that
-    read a job and then write it can both hold a read lock, and SQLite fails
-    one of them at once with "database is locked" instead of waiting. On
-    PostgreSQL it changes nothing (row locks do that work). Any open
-    transaction of the session is rolled back first: a service method is one
-    transaction of its own. The one exception: on PostgreSQL, a transaction
-    marked by :func:`mark_read_only_transaction` (it changed nothing, and
-    under READ COMMITTED each statement reads afresh) is continued; and on
-    both backends, a write transaction marked by
-    :func:`mark_joinable_write_transaction` is continued.
-    """
-    session = db.session()
-    marked = session.info.pop(_READ_ONLY_TRANSACTION, None)
-    joinable = session.info.pop(_JOINABLE_WRITE_TRANSACTION, None)
-    if session.in_transaction():
-        if joinable is not None and joinable is session.get_transaction():
-            return
-        if (
-            marked is not None
-            and marked is session.get_transaction()
-            and not (session.new or session.dirty or session.deleted)
-            and session.get_bind().dialect.name == "postgresql"
-        ):
-            return
-        session.rollback()
-    session.connection(execution_options={SQLITE_IMMEDIATE: True})
 
 
 def _sqlite_connect(dbapi_connection, connection_record) -> None:  # noqa: ANN001 (DB-API objects)

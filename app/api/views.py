@@ -22,20 +22,26 @@ from app.models.job_status import status_from_worker_word
 from app.auth.guards import current_actor
 from app.registry import get_failure_recorder
 from app.services.access import add_audit_event
-from app.services.idempotency import IdempotencyClaim, run_idempotent
+from app.services.idempotency import IdempotencyClaim
 from app.services.processing_jobs import lifecycle, pagination
 from app.services.processing_jobs.job_filter import AcknowledgedFilter
+from app.unit_of_work import write_transaction
 from app.web.query import job_filter_from_args, read_page
 from app.web.serializers import entity_to_json, failure_to_json, job_to_json
 
-Operation = Callable[[Callable[[Any], None] | None], ProcessingJob]
+#: A changing service call; run inside the request's write transaction.
+Operation = Callable[[], ProcessingJob]
 
 
 def _answer(operation: Operation, body: Any, *, status: int = 200) -> Response:
-    """Run ``operation`` (idempotently when the request has a key) and answer with the job.
+    """Run ``operation`` and answer with the job, idempotently when the request has a key.
 
-    Keys are scoped to the worker token that sent them (``g.worker_token_id``,
-    set by :func:`app.auth.guards.enforce_access`).
+    One write transaction, in this order: claim the key (a retry gets the
+    stored answer and changes nothing), run the operation (its service
+    joins the transaction), render the answer from the flushed job (nothing
+    is read back after the commit) and store it with the key. Keys are
+    scoped to the worker token that sent them (``g.worker_token_id``, set by
+    :func:`app.auth.guards.enforce_access`).
     """
     key = request.headers.get("Idempotency-Key")
     claim = (
@@ -43,7 +49,18 @@ def _answer(operation: Operation, body: Any, *, status: int = 200) -> Response:
         if key is not None
         else None
     )
-    status, payload, replayed = run_idempotent(claim, operation, status=status, render=job_to_json)
+    with write_transaction() as transaction:
+        stored = claim.claim() if claim is not None else None
+        if stored is not None:
+            transaction.rollback()  # nothing was written
+            return _json(stored.status, stored.body, replayed=True)
+        payload = job_to_json(operation())
+        if claim is not None:
+            claim.stage(status, payload)
+    return _json(status, payload, replayed=False)
+
+
+def _json(status: int, payload: Any, *, replayed: bool) -> Response:
     response = jsonify(payload)
     response.status_code = status
     if status == 201:
@@ -70,9 +87,7 @@ def create_processing_job() -> Response:
     """Create a job: ``{"document_id": str, "job_type"?: str}`` -> 201 + job + ``Location``."""
     body = _body("NewJob")
     return _answer(
-        lambda hook: lifecycle.create_job(
-            body["document_id"], body.get("job_type", lifecycle.DEFAULT_JOB_TYPE), before_commit=hook
-        ),
+        lambda: lifecycle.create_job(body["document_id"], body.get("job_type", lifecycle.DEFAULT_JOB_TYPE)),
         body,
         status=201,
     )
@@ -122,7 +137,7 @@ def list_processing_jobs() -> Response:
 @bp.post("/processing-jobs/<job_id>/start")
 def start_processing_job(job_id: str) -> Response:
     """Move a job ``Pending`` -> ``Processing`` (no body needed)."""
-    return _answer(lambda hook: lifecycle.start_job(job_id, before_commit=hook), None)
+    return _answer(lambda: lifecycle.start_job(job_id), None)
 
 
 @bp.post("/processing-jobs/<job_id>/requeue")
@@ -130,18 +145,15 @@ def requeue_processing_job(job_id: str) -> Response:
     """Send a failed job back to ``Pending``; its failures stay in the history.
 
     Audited like the dashboard's requeue (actor: the worker token's name), in
-    the requeue's own transaction; a replayed retry changes nothing and
-    writes no second row.
+    the requeue's transaction; a replayed retry changes nothing and writes
+    no second row.
     """
     actor = current_actor()
 
-    def requeue(hook: Callable[[ProcessingJob], None] | None) -> ProcessingJob:
-        def before_commit(job: ProcessingJob) -> None:
-            add_audit_event(actor, "jobs.requeue", {"scope": "job", "job_ids": [str(job.id)], "via": "api"}, 1)
-            if hook is not None:
-                hook(job)
-
-        return lifecycle.requeue_job(job_id, before_commit=before_commit)
+    def requeue() -> ProcessingJob:
+        job = lifecycle.requeue_job(job_id)
+        add_audit_event(actor, "jobs.requeue", {"scope": "job", "job_ids": [str(job.id)], "via": "api"}, 1)
+        return job
 
     return _answer(requeue, None)
 
@@ -156,12 +168,8 @@ def record_validation_failure(job_id: str) -> Response:
     """
     body = _body("ValidationFailureReport")
     return _answer(
-        lambda hook: get_failure_recorder().record_validation_failure(
-            job_id,
-            body["error_message"],
-            body["error_details"],
-            error_format=body.get("error_format"),
-            before_commit=hook,
+        lambda: get_failure_recorder().record_validation_failure(
+            job_id, body["error_message"], body["error_details"], error_format=body.get("error_format")
         ),
         body,
     )
@@ -182,19 +190,17 @@ def record_processing_result(job_id: str) -> Response:
     recorder = get_failure_recorder()
     operation: Operation
     if status is JobStatus.COMPLETED:
-        def operation(hook):  # noqa: E306
-            return lifecycle.complete_job(job_id, body.get("entities", []), before_commit=hook)
+        def operation():  # noqa: E306
+            return lifecycle.complete_job(job_id, body.get("entities", []))
     elif status is JobStatus.VALIDATION_FAILED:
-        def operation(hook):  # noqa: E306
+        def operation():  # noqa: E306
             return recorder.record_validation_failure(
-                job_id, body["error_message"], body["error_details"],
-                error_format=body.get("error_format"), before_commit=hook,
+                job_id, body["error_message"], body["error_details"], error_format=body.get("error_format")
             )
     else:
-        def operation(hook):  # noqa: E306
+        def operation():  # noqa: E306
             return recorder.record_failure(
-                job_id, body["error_message"], body.get("error_details"),
-                error_format=body.get("error_format"), before_commit=hook,
+                job_id, body["error_message"], body.get("error_details"), error_format=body.get("error_format")
             )
     return _answer(operation, body)
 

@@ -38,9 +38,10 @@ from flask_session.base import ServerSideSession, ServerSideSessionInterface
 from werkzeug.wrappers import Response
 
 from app.web.errors import is_database_unavailable
-from app.extensions import begin_write_transaction, db
+from app.extensions import db
 from app.models.access import ServerSession
 from app.models.types import utcnow
+from app.unit_of_work import write_transaction
 
 log = logging.getLogger(__name__)
 
@@ -127,37 +128,22 @@ class DatabaseSessionInterface(ServerSideSessionInterface):
         return self.serializer.decode(row.data)
 
     def _delete_session(self, store_id: str) -> None:
-        begin_write_transaction()
-        try:
+        with write_transaction():
             db.session.execute(sa.delete(ServerSession).where(ServerSession.session_key == store_id))
-            db.session.commit()
-        except BaseException:
-            db.session.rollback()
-            raise
 
     def _upsert_session(self, session_lifetime: timedelta, session: ServerSideSession, store_id: str) -> None:
         data = self.serializer.encode(session)
         expires_at = utcnow() + session_lifetime
-        begin_write_transaction()
-        try:
+        with write_transaction():
             db.session.execute(_upsert(db.session.get_bind().dialect.name, store_id, data, expires_at))
-            db.session.commit()
-        except BaseException:
-            db.session.rollback()
-            raise
 
     def _delete_expired_sessions(self) -> None:
         self.delete_expired_sessions()
 
     def delete_expired_sessions(self) -> int:
         """Delete every session past its ``expires_at``; return how many (own transaction)."""
-        begin_write_transaction()
-        try:
+        with write_transaction():
             result = db.session.execute(sa.delete(ServerSession).where(ServerSession.expires_at <= utcnow()))
-            db.session.commit()
-        except BaseException:
-            db.session.rollback()
-            raise
         return result.rowcount
 
 

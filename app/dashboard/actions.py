@@ -21,7 +21,6 @@ from app.dashboard.jinja_filters import plural
 from app.dashboard.links import href
 from app.dashboard.views import FRESH_SUMMARY_UNTIL
 from app.errors import InvalidQueryError, field_error
-from app.models import ProcessingJob
 from app.models.access import Permission
 from app.redirects import safe_redirect_target
 from app.services import dashboard_stats
@@ -30,6 +29,7 @@ from app.services.processing_jobs import actions
 from app.services.processing_jobs.job_filter import JobFilter
 from app.services.processing_jobs.errors import JobNotFoundError
 from app.services.processing_jobs.locking import parse_job_id
+from app.unit_of_work import write_transaction
 from app.web import query as web_query
 
 #: Most ids one "selected jobs" action takes (a page is at most 200).
@@ -100,15 +100,16 @@ def acknowledge_job(job_id: str) -> Response:
 
 def _act_on_one(action: str, job_id: str, said: str) -> Response:
     """Check the CSRF token, run ``action`` on one job with its audit row in
-    the same transaction, flash ``said`` (formatted with the document id) and go back."""
+    the same transaction (none when it changed nothing), flash ``said``
+    (formatted with the document id) and go back."""
     _require_csrf()
     actor = current_actor()
     back = _back("")  # "": none asked for; the job's page, by its canonical id, below
-
-    def audit(job: ProcessingJob) -> None:
-        add_audit_event(actor, f"jobs.{action}", {"scope": "job", "job_ids": [str(job.id)]}, 1)
-
-    job = actions.apply_action(action, job_id, actor, before_commit=audit)
+    with write_transaction():
+        outcome = actions.apply_action(action, job_id, actor)
+        job = outcome.job
+        if outcome.changed:
+            add_audit_event(actor, f"jobs.{action}", {"scope": "job", "job_ids": [str(job.id)]}, 1)
     _refresh_summaries()
     # [before, worker text, after]: plain values (the server-side session
     # stores no Markup); the page escapes each and puts the middle in <bdi>.

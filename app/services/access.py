@@ -20,10 +20,11 @@ import sqlalchemy as sa
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from app.errors import InvalidFieldsError, ServiceError, field_error
-from app.extensions import begin_write_transaction, db, mark_read_only_transaction
+from app.extensions import db
 from app.models.access import USERNAME_MAX_LENGTH, AuditEvent, Role, User, WorkerToken
 from app.models.types import utcnow
 from app.services.json_values import clean_json_value, clean_text
+from app.unit_of_work import mark_read_only_transaction, require_write_transaction, write_transaction
 
 #: Unicode general categories refused in user names: Cc (controls) and Cf
 #: (format characters: bidi overrides and isolates, zero-width joiners).
@@ -53,14 +54,6 @@ class UnknownAccountError(ServiceError):
     status = 404
     title = "Not found"
     slug = "not-found"
-
-
-def _commit() -> None:
-    try:
-        db.session.commit()
-    except BaseException:
-        db.session.rollback()
-        raise
 
 
 def create_user(username: str, password: str, role: Role | str, *, actor: str | None = None) -> User:
@@ -95,15 +88,14 @@ def create_user(username: str, password: str, role: Role | str, *, actor: str | 
         errors.append(field_error("/role", "must be one of " + ", ".join(r.value for r in Role)))
     if errors:
         raise InvalidFieldsError("The account is not valid.", errors)
-    begin_write_transaction()
-    if db.session.scalar(sa.select(User.id).where(User.username == username)) is not None:
-        db.session.rollback()
-        raise AccountExistsError(f"A user named {username!r} already exists.")
-    user = User(username=username, password_hash=generate_password_hash(password), role=Role(role).value)
-    db.session.add(user)
-    if actor is not None:
-        add_audit_event(actor, "users.create", {"username": username, "role": Role(role).value})
-    _commit()
+    password_hash = generate_password_hash(password)
+    with write_transaction():
+        if db.session.scalar(sa.select(User.id).where(User.username == username)) is not None:
+            raise AccountExistsError(f"A user named {username!r} already exists.")
+        user = User(username=username, password_hash=password_hash, role=Role(role).value)
+        db.session.add(user)
+        if actor is not None:
+            add_audit_event(actor, "users.create", {"username": username, "role": Role(role).value})
     return user
 
 
@@ -126,16 +118,11 @@ def authenticate(username: str, password: str, *, address: str | None = None) ->
     elif not check_password_hash(user.password_hash, password) or not user.active:
         user = None
     facts = {"outcome": "success" if user is not None else "failure", "address": address}
-    begin_write_transaction()
-    try:
+    with write_transaction():
         if user is not None:
             user = db.session.get(User, user.id)
             user.last_login_at = utcnow()
         add_audit_event(username, "auth.sign_in", facts)
-        db.session.commit()
-    except BaseException:
-        db.session.rollback()
-        raise
     return user
 
 
@@ -147,18 +134,13 @@ def list_users() -> list[User]:
 def _change_user(username: str, actor: str, action: str, change: Callable[[User], None]) -> User:
     """Apply ``change`` to the user named ``username`` and end all their
     sessions (``session_generation`` + 1), audited in the same transaction."""
-    begin_write_transaction()
-    try:
+    with write_transaction():
         user = db.session.scalar(sa.select(User).where(User.username == username).with_for_update())
         if user is None:
             raise UnknownAccountError(f"No user is named {username!r}.")
         change(user)
         user.session_generation += 1
         add_audit_event(actor, action, {"username": username})
-        db.session.commit()
-    except BaseException:
-        db.session.rollback()
-        raise
     return user
 
 
@@ -233,16 +215,14 @@ def create_worker_token(name: str, *, actor: str | None = None) -> tuple[str, Wo
     """
     if not name or name != name.strip() or len(name) > 100:
         raise InvalidFieldsError("The token name is not valid.", [field_error("/name", "must be 1 to 100 characters")])
-    begin_write_transaction()
-    if db.session.scalar(sa.select(WorkerToken.id).where(WorkerToken.name == name)) is not None:
-        db.session.rollback()
-        raise AccountExistsError(f"A token named {name!r} already exists.")
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
-    record = WorkerToken(name=name, token_hash=hash_token(token), prefix=token[:10])
-    db.session.add(record)
-    if actor is not None:
-        add_audit_event(actor, "tokens.create", {"name": name, "prefix": record.prefix})
-    _commit()
+    with write_transaction():
+        if db.session.scalar(sa.select(WorkerToken.id).where(WorkerToken.name == name)) is not None:
+            raise AccountExistsError(f"A token named {name!r} already exists.")
+        record = WorkerToken(name=name, token_hash=hash_token(token), prefix=token[:10])
+        db.session.add(record)
+        if actor is not None:
+            add_audit_event(actor, "tokens.create", {"name": name, "prefix": record.prefix})
     return token, record
 
 
@@ -274,9 +254,8 @@ def note_token_use(record: WorkerToken) -> None:
     if last is not None and (now - last).total_seconds() < TOKEN_USE_RESOLUTION:
         return
     token_id = record.id
-    begin_write_transaction()  # a write transaction of its own (SQLite: BEGIN IMMEDIATE)
-    db.session.execute(sa.update(WorkerToken).where(WorkerToken.id == token_id).values(last_used_at=now))
-    _commit()
+    with write_transaction():
+        db.session.execute(sa.update(WorkerToken).where(WorkerToken.id == token_id).values(last_used_at=now))
 
 
 def list_worker_tokens() -> list[WorkerToken]:
@@ -292,16 +271,14 @@ def revoke_worker_token(name: str, *, actor: str | None = None) -> WorkerToken:
     Raises:
         UnknownAccountError: no token has that name.
     """
-    begin_write_transaction()
-    record = db.session.scalar(sa.select(WorkerToken).where(WorkerToken.name == name))
-    if record is None:
-        db.session.rollback()
-        raise UnknownAccountError(f"No token is named {name!r}.")
-    if record.revoked_at is None:
-        record.revoked_at = utcnow()
-    if actor is not None:
-        add_audit_event(actor, "tokens.revoke", {"name": name})
-    _commit()
+    with write_transaction():
+        record = db.session.scalar(sa.select(WorkerToken).where(WorkerToken.name == name))
+        if record is None:
+            raise UnknownAccountError(f"No token is named {name!r}.")
+        if record.revoked_at is None:
+            record.revoked_at = utcnow()
+        if actor is not None:
+            add_audit_event(actor, "tokens.revoke", {"name": name})
     return record
 
 
@@ -347,21 +324,24 @@ def record_audit_event(
     """
     event = _audit_event(actor, action, filter, row_count)
     event_id = event.id  # read before the commit expires the object
-    begin_write_transaction()
-    db.session.add(event)
-    _commit()
+    with write_transaction():
+        db.session.add(event)
     return event_id
 
 
 def add_audit_event(
     actor: str, action: str, filter: Mapping[str, Any] | None = None, row_count: int | None = None
 ) -> AuditEvent:
-    """Add one audit event to the session's open transaction, without committing.
+    """Add one audit event to the open write transaction, without committing.
 
     For a change that commits together with its audit row (a single-job
-    action): called from inside that change's transaction. Arguments as
-    :func:`record_audit_event`.
+    action): called inside that change's ``with write_transaction():``
+    block. Arguments as :func:`record_audit_event`.
+
+    Raises:
+        RuntimeError: called outside a write transaction.
     """
+    require_write_transaction()
     event = _audit_event(actor, action, filter, row_count)
     db.session.add(event)
     db.session.flush()
@@ -374,7 +354,11 @@ def count_in_audit_event(event_id: uuid.UUID) -> None:
     A bulk action calls it inside each job's own transaction, so every job
     changed is counted in the audit row exactly when (and only if) its change
     commits.
+
+    Raises:
+        RuntimeError: called outside a write transaction.
     """
+    require_write_transaction()
     db.session.execute(
         sa.update(AuditEvent)
         .where(AuditEvent.id == event_id)
@@ -384,9 +368,8 @@ def count_in_audit_event(event_id: uuid.UUID) -> None:
 
 def set_audit_row_count(event_id: uuid.UUID, row_count: int) -> None:
     """Record how many rows an audited export sent, once it has ended (own transaction)."""
-    begin_write_transaction()
-    db.session.execute(sa.update(AuditEvent).where(AuditEvent.id == event_id).values(row_count=row_count))
-    _commit()
+    with write_transaction():
+        db.session.execute(sa.update(AuditEvent).where(AuditEvent.id == event_id).values(row_count=row_count))
 
 
 def list_audit_events(limit: int = 200) -> list[AuditEvent]:

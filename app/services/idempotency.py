@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,10 +33,11 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
 from app.errors import ServiceError, field_error
-from app.extensions import begin_write_transaction, db, mark_joinable_write_transaction
+from app.extensions import db
 from app.models import IdempotencyRecord
 from app.models.idempotency_record import IDEMPOTENCY_KEY_MAX_LENGTH
 from app.services.json_values import canonical_json
+from app.unit_of_work import require_write_transaction
 
 _RECORDS = IdempotencyRecord.__table__
 
@@ -125,25 +125,28 @@ class IdempotencyClaim:
         return cls(token_id=token_id, key=key, method=method, path=path, fingerprint=digest)
 
     def claim(self) -> StoredAnswer | None:
-        """Claim the key for a new write transaction, or return its stored answer.
+        """Claim the key in the open write transaction, or return its stored answer.
 
-        Inserts the record, still without its answer, unless one exists
-        (``INSERT ... ON CONFLICT DO NOTHING``). Claimed: returns ``None``
-        and leaves the transaction open for the service to continue (the
-        change, then :meth:`stage`, then its commit); a rollback frees the
-        key. Not claimed: the record committed by an earlier request is read
-        and the transaction ended; on PostgreSQL the insert has first waited
-        for a concurrent claim to commit or roll back.
+        Called first inside the request's ``with write_transaction():``
+        block, which then holds, in this order: the claim, the change, and
+        :meth:`stage` with the answer; they commit together, and a rollback
+        frees the key. Inserts the record, still without its answer, unless
+        one exists (``INSERT ... ON CONFLICT DO NOTHING``). Claimed: returns
+        ``None``. Not claimed: returns the answer committed by an earlier
+        request (on PostgreSQL the insert has first waited for a concurrent
+        claim to commit or roll back); nothing was written, so the caller
+        ends the transaction at once (on SQLite it holds the database's one
+        write lock).
 
         Raises:
             IdempotencyKeyReusedError: the key was used for another request.
             IdempotencyKeyInProgressError: the request holding the key did
                 not finish within PostgreSQL's ``lock_timeout``.
+            RuntimeError: called outside a write transaction.
         """
-        begin_write_transaction()
+        require_write_transaction()
         try:
             if self._insert_unless_present():
-                mark_joinable_write_transaction()
                 return None
             record = db.session.execute(
                 sa.select(_RECORDS.c.fingerprint, _RECORDS.c.response_status, _RECORDS.c.response_body).where(
@@ -151,16 +154,12 @@ class IdempotencyClaim:
                 )
             ).one_or_none()
         except sa.exc.OperationalError as exc:
-            db.session.rollback()
             if isinstance(exc.orig, psycopg.errors.LockNotAvailable):
                 raise IdempotencyKeyInProgressError() from None
             raise
-        # Nothing was written: end the transaction now (on SQLite it holds
-        # the database's one write lock).
-        db.session.rollback()
         if record is None or record.response_status is None:
             # Purged between the insert and the read, or a committed claim
-            # without an answer (a service that did not call its hook): never
+            # without an answer (a caller that did not stage one): never
             # someone else's answer, and never a second run of the change.
             raise IdempotencyKeyInProgressError()
         if record.fingerprint != self.fingerprint:
@@ -168,7 +167,7 @@ class IdempotencyClaim:
         return StoredAnswer(status=record.response_status, body=record.response_body)
 
     def stage(self, status: int, body: Any) -> None:
-        """Write the answer into the claimed record (the caller commits)."""
+        """Write the answer into the claimed record, in the same write transaction."""
         db.session.execute(
             sa.update(_RECORDS)
             .where(_RECORDS.c.token_id == self.token_id, _RECORDS.c.key == self.key)
@@ -188,57 +187,3 @@ class IdempotencyClaim:
         # RETURNING rather than rowcount, which psycopg may leave at -1 here.
         return db.session.execute(statement.returning(_RECORDS.c.key)).first() is not None
 
-
-def run_idempotent(
-    claim: IdempotencyClaim | None,
-    operation: Callable[[Callable[[Any], None] | None], Any],
-    *,
-    status: int,
-    render: Callable[[Any], Any],
-) -> tuple[int, Any, bool]:
-    """Run a changing service call, answering retries with the stored answer.
-
-    Args:
-        claim: the request's claim, or ``None`` when it has no key (then the
-            operation simply runs).
-        operation: calls the service, passing on the ``before_commit`` hook
-            it is given; the service calls it with its result inside the
-            transaction, after the flush. With a claim, the service's
-            transaction is the one the claim began.
-        status: the HTTP status of a successful answer.
-        render: turns the operation's result into the JSON body.
-
-    Returns:
-        ``(status, body, replayed)``; ``replayed`` is true when the answer
-        came from an earlier request with the same key.
-
-    Raises:
-        IdempotencyKeyReusedError: the key belongs to another request.
-        IdempotencyKeyInProgressError: the request holding the key is still
-            running.
-        Whatever the service raises (nothing is stored then).
-    """
-    if claim is not None:
-        stored = claim.claim()
-        if stored is not None:
-            return stored.status, stored.body, True
-    rendered: list[Any] = []
-
-    def before_commit(result: Any) -> None:
-        # Rendered inside the transaction, from the flushed values: the
-        # answer then needs no reload after the commit (which expires them).
-        body = render(result)
-        rendered.append(body)
-        if claim is not None:
-            claim.stage(status, body)
-
-    try:
-        result = operation(before_commit)
-    except BaseException:
-        if claim is not None:
-            # Services roll back what they began; a refusal raised before
-            # the service began its transaction (a payload check) would
-            # otherwise keep the key claimed until the request ends.
-            db.session.rollback()
-        raise
-    return status, rendered[-1] if rendered else render(result), False

@@ -24,9 +24,10 @@ from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 
-from app.extensions import begin_write_transaction, db
+from app.extensions import db
 from app.models import ExtractedEntity, IdempotencyRecord, JobFailure, ProcessingJob
 from app.models.job_status import TERMINAL_STATUSES
+from app.unit_of_work import write_transaction
 
 #: Statuses of jobs the purge deletes.
 FINISHED_STATUSES = tuple(sorted(s.value for s in TERMINAL_STATUSES))
@@ -148,8 +149,7 @@ def purge_finished_jobs(cutoff: datetime, *, batch_size: int = DEFAULT_BATCH_SIZ
 
 
 def _purge_job_batch(cutoff: datetime, batch_size: int, counts: PurgeCounts) -> int:
-    try:
-        begin_write_transaction()
+    with write_transaction() as transaction:
         ids: Sequence[uuid.UUID] = db.session.scalars(
             _expired_jobs(cutoff)
             .order_by(ProcessingJob.completed_at, ProcessingJob.id)
@@ -159,17 +159,13 @@ def _purge_job_batch(cutoff: datetime, batch_size: int, counts: PurgeCounts) -> 
             .with_for_update(skip_locked=True)
         ).all()
         if not ids:
-            db.session.rollback()
+            transaction.rollback()
             return 0
         # Children first, counted exactly; ON DELETE CASCADE would remove
         # them too but would not say how many.
         failures = _delete(JobFailure.__table__, JobFailure.__table__.c.job_id.in_(ids))
         entities = _delete(ExtractedEntity.__table__, ExtractedEntity.__table__.c.job_id.in_(ids))
         jobs = _delete(ProcessingJob.__table__, ProcessingJob.__table__.c.id.in_(ids))
-        db.session.commit()
-    except BaseException:
-        db.session.rollback()
-        raise
     counts.job_failures += failures
     counts.extracted_entities += entities
     counts.processing_jobs += jobs
@@ -177,8 +173,7 @@ def _purge_job_batch(cutoff: datetime, batch_size: int, counts: PurgeCounts) -> 
 
 
 def _purge_idempotency_batch(cutoff: datetime, batch_size: int) -> int:
-    try:
-        begin_write_transaction()
+    with write_transaction():
         # The primary key is (token_id, key): a key alone may also be
         # another token's, with a recent answer.
         keys = [
@@ -192,10 +187,6 @@ def _purge_idempotency_batch(cutoff: datetime, batch_size: int) -> int:
         ]
         table = IdempotencyRecord.__table__
         deleted = _delete(table, sa.tuple_(table.c.token_id, table.c.key).in_(keys)) if keys else 0
-        db.session.commit()
-    except BaseException:
-        db.session.rollback()
-        raise
     return deleted
 
 

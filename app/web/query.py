@@ -23,7 +23,12 @@ from app.models import JobStatus
 from app.models.job_status import FAILURE_STATUSES, UnknownStatusError, parse_status
 from app.services.exports import ExportRows
 from app.services.json_values import clean_text
-from app.services.processing_jobs.job_filter import AcknowledgedFilter, JobFilter, TimeField
+from app.services.processing_jobs.job_filter import (
+    FILTERS,
+    AcknowledgedFilter,
+    JobFilter,
+    ValueKind,
+)
 from app.timestamps import EARLIEST_ACCEPTED, LATEST_ACCEPTED, rfc3339
 
 #: ``limit`` when the query has none.
@@ -35,10 +40,8 @@ MAX_SEARCH_LENGTH = 200
 #: Query-string names of the filter, as the dashboard, the exports,
 #: ``GET /api/v1/processing-jobs`` and the bulk-action forms read them
 #: (``cursor`` and ``limit`` choose a page, not jobs: :func:`read_page`).
-#: The one list: a filter added here reaches every reader.
-FILTER_PARAMETERS = (
-    "status", "time_field", "from", "to", "document_id", "job_type", "error_code", "q", "acknowledged",
-)
+#: Read off :class:`JobFilter`'s fields: a filter added there reaches every reader.
+FILTER_PARAMETERS = tuple(spec.parameter for _name, spec, _default in FILTERS)
 
 
 class QueryArgs(Protocol):
@@ -102,83 +105,6 @@ assert set(DEFAULT_DASHBOARD_STATUSES) == FAILURE_STATUSES
 DEFAULT_DASHBOARD_ACKNOWLEDGED = AcknowledgedFilter.EXCLUDE
 
 
-def job_filter_from_query(
-    statuses: Iterable[str],
-    document_id: str | None = None,
-    job_type: str | None = None,
-    default_statuses: Sequence[JobStatus] = (),
-    *,
-    time_field: str | None = None,
-    time_from: str | None = None,
-    time_to: str | None = None,
-    error_code: str | None = None,
-    q: str | None = None,
-    acknowledged: str | None = None,
-    default_acknowledged: AcknowledgedFilter = AcknowledgedFilter.INCLUDE,
-) -> JobFilter:
-    """Build a :class:`JobFilter` from query-string values (empty strings mean absent).
-
-    Args:
-        statuses: repeated ``status`` values; canonical names or worker
-            words, also comma-separated. ``all`` means every status.
-            Empty means ``default_statuses``.
-        time_field: ``created`` (default) or ``completed``.
-        time_from, time_to: RFC 3339 date-times with an offset; the range
-            is half-open, ``from <= time < to``.
-        error_code: an error-details item ``code``, at most
-            :data:`MAX_SEARCH_LENGTH` characters.
-        q: text to find in ``error_message``, at most
-            :data:`MAX_SEARCH_LENGTH` characters.
-        acknowledged: ``exclude``, ``include`` or ``only``; absent means
-            ``default_acknowledged``.
-
-    Raises:
-        InvalidQueryError: an unknown status, time field or acknowledged
-            value; a time that is not RFC 3339; ``from`` after ``to``; an
-            over-long ``q`` or ``error_code``. ``errors`` names every bad
-            parameter (``/status``, ``/from``, ...); ``detail`` describes
-            the first.
-    """
-    problems: list[InvalidQueryError] = []
-
-    def attempt(parse: Callable[[], Any], default: Any = None) -> Any:
-        try:
-            return parse()
-        except InvalidQueryError as exc:
-            problems.append(exc)
-            return default
-
-    parsed_statuses = attempt(lambda: _parse_statuses(statuses, default_statuses), ())
-    field_value = attempt(lambda: _parse_choice(time_field, TimeField, "time_field", TimeField.CREATED), TimeField.CREATED)
-    acknowledged_value = attempt(
-        lambda: _parse_choice(acknowledged, AcknowledgedFilter, "acknowledged", default_acknowledged),
-        default_acknowledged,
-    )
-    start = attempt(lambda: parse_rfc3339(time_from, "from")) if time_from else None
-    end = attempt(lambda: parse_rfc3339(time_to, "to")) if time_to else None
-    if start is not None and end is not None and start > end:
-        problems.append(InvalidQueryError(
-            "from must not be later than to.", [field_error("/from", "must not be later than to")]
-        ))
-    code = attempt(lambda: _parse_search(error_code, "error_code"))
-    text = attempt(lambda: _parse_search(q, "q"))
-    if problems:
-        raise InvalidQueryError(problems[0].detail, [e for p in problems for e in p.errors])
-    # The same text rule as stored values, so a filter with NUL matches
-    # what was stored (and PostgreSQL is never sent a NUL).
-    return JobFilter(
-        statuses=parsed_statuses,
-        document_id=clean_text(document_id) if document_id else None,
-        job_type=clean_text(job_type) if job_type else None,
-        time_field=field_value,
-        time_from=start,
-        time_to=end,
-        error_code=code,
-        text=text,
-        acknowledged=acknowledged_value,
-    )
-
-
 def job_filter_from_args(
     args: QueryArgs,
     *,
@@ -187,25 +113,95 @@ def job_filter_from_args(
 ) -> JobFilter:
     """Build a filter from a query string's (or form's) :data:`FILTER_PARAMETERS`.
 
-    The one place the parameter names are read, so the dashboard, the
-    exports and the API accept the same query.
+    The one place the parameters are read, filter by filter as
+    :data:`~app.services.processing_jobs.job_filter.FILTERS` declares them,
+    so the dashboard, its bulk actions, the exports and the API accept the
+    same query. An absent or empty parameter leaves its filter at its
+    default.
+
+    Args:
+        args: the query string or form.
+        default_statuses: the statuses without a ``status`` parameter
+            (``status=all``: every status).
+        default_acknowledged: ``acknowledged`` when absent.
+
+    Values, by kind: ``status`` canonical names or worker words, repeatable
+    or comma-separated; ``time_field`` ``created`` or ``completed``;
+    ``from``/``to`` RFC 3339 date-times with an offset, the range half-open
+    (``from <= time < to``); ``error_code`` and ``q`` at most
+    :data:`MAX_SEARCH_LENGTH` characters; ``acknowledged`` ``exclude``,
+    ``include`` or ``only``; exact text for ``document_id`` and ``job_type``.
 
     Raises:
-        InvalidQueryError: as :func:`job_filter_from_query`.
+        InvalidQueryError: an unknown status, time field or acknowledged
+            value; a time that is not RFC 3339; ``from`` after ``to``; an
+            over-long ``q`` or ``error_code``. ``errors`` names every bad
+            parameter (``/status``, ``/from``, ...); ``detail`` describes
+            the first.
     """
-    return job_filter_from_query(
-        args.getlist("status"),
-        document_id=args.get("document_id"),
-        job_type=args.get("job_type"),
-        default_statuses=default_statuses,
-        time_field=args.get("time_field"),
-        time_from=args.get("from"),
-        time_to=args.get("to"),
-        error_code=args.get("error_code"),
-        q=args.get("q"),
-        acknowledged=args.get("acknowledged"),
-        default_acknowledged=default_acknowledged,
+    defaults: dict[str, Any] = {"statuses": tuple(default_statuses), "acknowledged": default_acknowledged}
+    values: dict[str, Any] = {}
+    problems: list[InvalidQueryError] = []
+    for name, spec, default in FILTERS:
+        default = defaults.get(name, default)
+        try:
+            values[name] = _READERS[spec.kind](args.getlist(spec.parameter), spec.parameter, default)
+        except InvalidQueryError as exc:
+            problems.append(exc)
+            values[name] = default
+    start, end = values["time_from"], values["time_to"]
+    if start is not None and end is not None and start > end:
+        problems.append(InvalidQueryError(
+            "from must not be later than to.", [field_error("/from", "must not be later than to")]
+        ))
+    if problems:
+        raise InvalidQueryError(problems[0].detail, [e for p in problems for e in p.errors])
+    return JobFilter(**values)
+
+
+def job_filter_from_query(
+    statuses: Iterable[str] = (),
+    *,
+    default_statuses: Sequence[JobStatus] = (),
+    default_acknowledged: AcknowledgedFilter = AcknowledgedFilter.INCLUDE,
+    time_from: str | None = None,
+    time_to: str | None = None,
+    **parameters: str | None,
+) -> JobFilter:
+    """:func:`job_filter_from_args` for values in hand rather than a query string.
+
+    Args:
+        statuses: the ``status`` values.
+        time_from, time_to: ``from`` and ``to`` (Python keywords both).
+        parameters: the other filters by their query-string name
+            (``document_id``, ``q``, ``acknowledged``, ...); ``None`` or
+            empty means absent.
+
+    Raises:
+        InvalidQueryError: as :func:`job_filter_from_args`.
+    """
+    query: dict[str, list[str]] = {"status": list(statuses)}
+    for name, value in {**parameters, "from": time_from, "to": time_to}.items():
+        if name not in FILTER_PARAMETERS:
+            raise TypeError(f"job_filter_from_query() got an unknown parameter {name!r}")
+        query[name] = [value] if value is not None else []
+    return job_filter_from_args(
+        _Values(query), default_statuses=default_statuses, default_acknowledged=default_acknowledged
     )
+
+
+class _Values:
+    """A plain mapping of parameter -> values, read as :class:`QueryArgs`."""
+
+    def __init__(self, values: dict[str, list[str]]) -> None:
+        self._values = values
+
+    def get(self, key: str, default: None = None) -> str | None:
+        found = self._values.get(key)
+        return found[0] if found else default
+
+    def getlist(self, key: str) -> list[str]:
+        return list(self._values.get(key, []))
 
 
 def dashboard_filter(args: QueryArgs) -> JobFilter:
@@ -276,6 +272,43 @@ def _parse_search(raw: str | None, parameter: str) -> str | None:
             [field_error(f"/{parameter}", f"must be at most {MAX_SEARCH_LENGTH} characters")],
         )
     return clean_text(raw.strip())
+
+
+def _first(values: list[str]) -> str | None:
+    """The first value, as ``MultiDict.get`` reads a parameter given twice."""
+    return values[0] if values else None
+
+
+def _read_choice(values: list[str], parameter: str, default: StrEnum) -> StrEnum:
+    return _parse_choice(_first(values), type(default), parameter, default)
+
+
+def _read_time(values: list[str], parameter: str, default: datetime | None) -> datetime | None:
+    raw = _first(values)
+    return parse_rfc3339(raw, parameter) if raw else default
+
+
+def _read_exact(values: list[str], _parameter: str, default: str | None) -> str | None:
+    # The same text rule as stored values, so a filter with NUL matches
+    # what was stored (and PostgreSQL is never sent a NUL).
+    raw = _first(values)
+    return clean_text(raw) if raw else default
+
+
+def _read_search(values: list[str], parameter: str, default: str | None) -> str | None:
+    found = _parse_search(_first(values), parameter)
+    return found if found is not None else default
+
+
+#: One reader per :class:`ValueKind`: ``(values, parameter, default) -> value``,
+#: raising :class:`InvalidQueryError` that names the parameter.
+_READERS: dict[ValueKind, Callable[[list[str], str, Any], Any]] = {
+    ValueKind.STATUSES: lambda values, _parameter, default: _parse_statuses(values, default),
+    ValueKind.CHOICE: _read_choice,
+    ValueKind.TIME: _read_time,
+    ValueKind.EXACT: _read_exact,
+    ValueKind.SEARCH: _read_search,
+}
 
 
 def parse_limit(raw: str | None, *, default: int = DEFAULT_PAGE_SIZE, maximum: int) -> int:

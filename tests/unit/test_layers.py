@@ -52,3 +52,45 @@ def test_blueprints_do_not_import_each_other(blueprint):
         if under(module, others) and not under(module, SHARED)
     }
     assert found == set()
+
+
+def _module_path(module: str) -> Path | None:
+    """The file of an ``app`` module (``None`` for third-party modules)."""
+    if module != "app" and not module.startswith("app."):
+        return None
+    base = APP.parent.joinpath(*module.split("."))
+    for candidate in (base.with_suffix(".py"), base / "__init__.py"):
+        if candidate.exists():
+            return candidate
+    return None
+
+
+def _reached(path: Path) -> dict[str, list[str]]:
+    """Every module ``path`` imports, directly or through other app modules,
+    with the chain that reaches it. The ``app`` package itself (the factory)
+    is left out: Python runs it for any ``app.*`` import whatever the layers."""
+    chains: dict[str, list[str]] = {}
+    todo = [(path, [])]
+    while todo:
+        current, chain = todo.pop()
+        for module in sorted(imported_modules(current)):
+            parts = module.split(".")
+            # Importing app.a.b runs app.a's __init__ too.
+            for depth in range(2 if parts[0] == "app" else len(parts), len(parts) + 1):
+                name = ".".join(parts[:depth])
+                if name in chains:
+                    continue
+                chains[name] = [*chain, name]
+                found = _module_path(name)
+                if found is not None:
+                    todo.append((found, chains[name]))
+    return chains
+
+
+@pytest.mark.parametrize(
+    "path", [APP / "errors.py", *sorted((APP / "services").rglob("*.py"))], ids=lambda p: str(p.relative_to(APP))
+)
+def test_services_reach_no_web_module_through_other_modules(path):
+    chains = _reached(path)
+    web = {name: chain for name, chain in chains.items() if under(name, WEB) and not under(name, NOT_WEB)}
+    assert web == {}

@@ -17,12 +17,12 @@ from app.models import ProcessingJob
 from app.models.job_status import FAILURE_STATUSES
 from app.models.types import utcnow
 from app.services.access import count_in_audit_event
-from app.services.processing_jobs.failure_recorder import BeforeCommit
 from app.services.processing_jobs.errors import InvalidTransitionError, JobNotFoundError
 from app.services.processing_jobs.job_filter import JobFilter
 from app.services.processing_jobs.lifecycle import requeue_job
 from app.services.processing_jobs.pagination import list_jobs
 from app.services.processing_jobs.locking import load_job_for_update
+from app.unit_of_work import write_transaction
 
 #: Jobs read per keyset page when acting on everything a filter matches.
 BULK_BATCH_SIZE = 200
@@ -45,62 +45,57 @@ class BulkResult:
     skipped: int = 0
 
 
-def acknowledge_job(
-    job_id: uuid.UUID | str, actor: str, *, before_commit: BeforeCommit | None = None
-) -> ProcessingJob:
+@dataclass(frozen=True)
+class ActionOutcome:
+    """One job after an action: the job, and whether the action changed it.
+
+    Acknowledging an acknowledged job again changes nothing (who did it first
+    is kept): ``changed`` is then false, and nothing is to be audited.
+    """
+
+    job: ProcessingJob
+    changed: bool
+
+
+def acknowledge_job(job_id: uuid.UUID | str, actor: str) -> ActionOutcome:
     """Mark a failed job's current failure as acknowledged (resolved).
 
     It then leaves the dashboard's default view; a new failure or a requeue
-    clears the mark.
+    clears the mark. One ``with write_transaction():`` block.
 
     Args:
         job_id: the job.
         actor: who acknowledges (stored in ``acknowledged_by``, 200 characters).
-        before_commit: called with the job inside the transaction, after the
-            change is flushed (e.g. to write the audit row with it); not
-            called when the job was acknowledged already.
 
     Raises:
         JobNotFoundError: no such job.
         InvalidTransitionError: the job is not ``Failed`` or ``Validation_Failed``.
     """
-    try:
+    with write_transaction():
         job = load_job_for_update(job_id)
         if job.job_status not in FAILURE_STATUSES:
             raise InvalidTransitionError(job.id, job.status, "acknowledged")
-        # Only a change is a change: acknowledging an acknowledged job again
-        # keeps who did it first, and calls no before_commit (no audit count).
-        if job.acknowledged_at is None:
-            job.acknowledged_at = utcnow()
-            job.acknowledged_by = actor[:200]
-            if before_commit is not None:
-                db.session.flush()
-                before_commit(job)
-        db.session.commit()
-    except BaseException:
-        db.session.rollback()
-        raise
-    return job
+        if job.acknowledged_at is not None:
+            return ActionOutcome(job, changed=False)
+        job.acknowledged_at = utcnow()
+        job.acknowledged_by = actor[:200]
+    return ActionOutcome(job, changed=True)
 
 
-def apply_action(
-    action: str, job_id: uuid.UUID | str, actor: str, *, before_commit: BeforeCommit | None = None
-) -> ProcessingJob:
-    """Run one :class:`JobAction` on one job, in one transaction.
+def apply_action(action: str, job_id: uuid.UUID | str, actor: str) -> ActionOutcome:
+    """Run one :class:`JobAction` on one job, in one ``with write_transaction():`` block.
 
-    Args:
-        before_commit: called with the changed job inside that transaction
-            (the audit row of the action is written there, so the change and
-            its audit commit together or not at all).
+    Called inside the caller's block, it joins it: the action's audit row,
+    written there too, then commits with the change or not at all.
 
     Raises:
         ValueError: unknown action.
         JobNotFoundError, InvalidTransitionError: as the action raises.
     """
     if action == JobAction.REQUEUE:
-        return requeue_job(job_id, before_commit=before_commit)
+        return ActionOutcome(requeue_job(job_id), changed=True)
     if action == JobAction.ACKNOWLEDGE:
-        return acknowledge_job(job_id, actor, before_commit=before_commit)
+        return acknowledge_job(job_id, actor)
     raise ValueError(f"unknown action {action!r}")
 
 
@@ -117,20 +112,17 @@ def apply_to_jobs(
     """
     result = BulkResult()
     for job_id in job_ids:
-        changed: list[uuid.UUID] = []
-
-        def count(job: ProcessingJob) -> None:
-            count_in_audit_event(audit_event_id)
-            changed.append(job.id)
-
         try:
-            apply_action(action, job_id, actor, before_commit=count)
+            with write_transaction():
+                outcome = apply_action(action, job_id, actor)
+                if outcome.changed:
+                    count_in_audit_event(audit_event_id)
         except (InvalidTransitionError, JobNotFoundError):
             result.skipped += 1
             continue
         # Decided under the job's row lock: of several operators acting on
         # the same jobs at once, exactly one changes (and counts) each.
-        if changed:
+        if outcome.changed:
             result.changed += 1
         else:
             result.skipped += 1

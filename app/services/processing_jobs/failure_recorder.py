@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Callable
+from datetime import datetime
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
@@ -36,6 +36,7 @@ from app.services.json_values import (
 )
 from app.services.processing_jobs.errors import InvalidFailurePayloadError, InvalidTransitionError
 from app.services.processing_jobs.locking import load_job_for_update
+from app.unit_of_work import write_transaction
 
 
 class JSONText(str):
@@ -47,41 +48,25 @@ class JSONText(str):
     """
 
 
-#: Called with the job after its changes are flushed and before the commit,
-#: inside the same transaction (used to store an idempotent answer).
-BeforeCommit = Callable[[ProcessingJob], None]
-
-
 @runtime_checkable
 class FailureRecorder(Protocol):
     """Records why a processing job failed.
 
     Implementations set status, message, details and ``completed_at`` in one
-    transaction, append the failure to the job's history, and return the job
-    as stored.
+    transaction (the caller's, when called inside ``with
+    write_transaction():``), append the failure to the job's history, and
+    return the job as stored.
     """
 
-    def record_validation_failure(
-        self,
-        job_id: uuid.UUID | str,
-        error_message: str,
-        error_details: Any,
-        *,
-        error_format: str | None = None,
-        before_commit: BeforeCommit | None = None,
-    ) -> ProcessingJob:
+    # The signatures in short; the implementation below documents them.
+
+    def record_validation_failure(self, job_id: uuid.UUID | str, error_message: str, error_details: Any,
+                                  *, error_format: str | None = None) -> ProcessingJob:
         """Mark the job ``Validation_Failed`` (see the implementation)."""
         ...
 
-    def record_failure(
-        self,
-        job_id: uuid.UUID | str,
-        error_message: str,
-        error_details: Any = None,
-        *,
-        error_format: str | None = None,
-        before_commit: BeforeCommit | None = None,
-    ) -> ProcessingJob:
+    def record_failure(self, job_id: uuid.UUID | str, error_message: str, error_details: Any = None,
+                       *, error_format: str | None = None) -> ProcessingJob:
         """Mark the job ``Failed`` (a non-validation failure)."""
         ...
 
@@ -109,8 +94,9 @@ class FailureLimits:
 class SQLAlchemyFailureRecorder:
     """:class:`FailureRecorder` backed by the app's SQLAlchemy session.
 
-    Each public method is one transaction: it commits on success and rolls
-    back on any error, so a refused call changes nothing. The job row is
+    Each public method is one ``with write_transaction():`` block: it commits
+    on success (or joins the caller's transaction) and rolls back on any
+    error, so a refused call changes nothing. The job row is
     locked (``SELECT ... FOR UPDATE`` on PostgreSQL) for the whole
     read-check-write, so concurrent reports on one job are serialised.
     """
@@ -125,7 +111,6 @@ class SQLAlchemyFailureRecorder:
         error_details: Any,
         *,
         error_format: str | None = None,
-        before_commit: BeforeCommit | None = None,
     ) -> ProcessingJob:
         """Mark a job ``Validation_Failed`` with a message and structured details.
 
@@ -150,10 +135,9 @@ class SQLAlchemyFailureRecorder:
             error_format: the format of ``error_details`` (one of
                 ``ERROR_FORMATS``); ``None`` lets the recorder recognise it,
                 ``"free-form"`` stores it as sent.
-            before_commit: called with the flushed job inside the transaction.
 
         Returns:
-            The job after commit: status ``Validation_Failed``, ``completed_at``
+            The job as stored: status ``Validation_Failed``, ``completed_at``
             set (UTC).
 
         Raises:
@@ -163,9 +147,7 @@ class SQLAlchemyFailureRecorder:
                 string, or do not fit the declared format; an unknown format.
             InvalidTransitionError: the job is ``Completed``.
         """
-        return self._record(
-            job_id, JobStatus.VALIDATION_FAILED, error_message, error_details, error_format, before_commit
-        )
+        return self._record(job_id, JobStatus.VALIDATION_FAILED, error_message, error_details, error_format)
 
     def record_failure(
         self,
@@ -174,16 +156,13 @@ class SQLAlchemyFailureRecorder:
         error_details: Any = None,
         *,
         error_format: str | None = None,
-        before_commit: BeforeCommit | None = None,
     ) -> ProcessingJob:
         """Mark a job ``Failed`` (the worker crashed, timed out, ...).
 
         Same arguments, rules and errors as :meth:`record_validation_failure`,
         with target status ``Failed``.
         """
-        return self._record(
-            job_id, JobStatus.FAILED, error_message, error_details, error_format, before_commit
-        )
+        return self._record(job_id, JobStatus.FAILED, error_message, error_details, error_format)
 
     # -- internals ---------------------------------------------------------
 
@@ -194,52 +173,20 @@ class SQLAlchemyFailureRecorder:
         error_message: Any,
         error_details: Any,
         error_format: str | None,
-        before_commit: BeforeCommit | None,
     ) -> ProcessingJob:
         # Check the payload before touching the database: a refusal must not
         # depend on, or change, the stored job.
         message, details, used_format = self._check_payload(error_message, error_details, error_format)
-        try:
+        with write_transaction():
             job = load_job_for_update(job_id)
             current = job.job_status
             if not can_transition(current, target):
                 raise InvalidTransitionError(job.id, current.value, target.value)
-            unchanged = (
-                current is target
-                and job.error_message == message
-                and job.error_format == used_format
-                and json_equal(job.error_details, details)
-            )
-            if not unchanged:
-                now = utcnow()
-                job.status = target.value
-                job.error_message = message
-                job.error_format = used_format
-                # A new object each time: JSON columns do not track in-place
-                # edits. flag_modified because SQLAlchemy compares the old and
-                # new value with Python ==, where {"a": 1} == {"a": True}.
-                job.error_details = details
-                flag_modified(job, "error_details")
-                job.completed_at = now
-                job.acknowledged_at = None  # a new failure needs attention again
-                job.acknowledged_by = None
-                db.session.add(
-                    JobFailure(
-                        job_id=job.id,
-                        status=target.value,
-                        error_message=message,
-                        error_details=details,
-                        error_format=used_format,
-                        recorded_at=now,
-                    )
-                )
-            if before_commit is not None:
-                db.session.flush()
-                before_commit(job)
-            db.session.commit()
-        except BaseException:
-            db.session.rollback()
-            raise
+            if _holds_failure(job, target, message, details, used_format):
+                return job  # the same report again: nothing changes, no history
+            now = utcnow()
+            _set_failure(job, target, message, details, used_format, now)
+            _append_history(job, target, message, details, used_format, now)
         return job
 
     def _check_payload(
@@ -283,6 +230,51 @@ class SQLAlchemyFailureRecorder:
         if errors:
             raise InvalidFailurePayloadError(errors)
         return message, details, used_format
+
+
+def _holds_failure(
+    job: ProcessingJob, target: JobStatus, message: str, details: Any, used_format: str | None
+) -> bool:
+    """Whether the job is already in ``target`` with this very failure (equal as JSON)."""
+    return (
+        job.job_status is target
+        and job.error_message == message
+        and job.error_format == used_format
+        and json_equal(job.error_details, details)
+    )
+
+
+def _set_failure(
+    job: ProcessingJob, target: JobStatus, message: str, details: Any, used_format: str | None, now: datetime
+) -> None:
+    """The job row: status, the failure, ``completed_at``; the acknowledgement cleared."""
+    job.status = target.value
+    job.error_message = message
+    job.error_format = used_format
+    # A new object each time: JSON columns do not track in-place edits.
+    # flag_modified because SQLAlchemy compares the old and new value with
+    # Python ==, where {"a": 1} == {"a": True}.
+    job.error_details = details
+    flag_modified(job, "error_details")
+    job.completed_at = now
+    job.acknowledged_at = None  # a new failure needs attention again
+    job.acknowledged_by = None
+
+
+def _append_history(
+    job: ProcessingJob, target: JobStatus, message: str, details: Any, used_format: str | None, now: datetime
+) -> None:
+    """One ``job_failures`` row: the append-only history of the job's failures."""
+    db.session.add(
+        JobFailure(
+            job_id=job.id,
+            status=target.value,
+            error_message=message,
+            error_details=details,
+            error_format=used_format,
+            recorded_at=now,
+        )
+    )
 
 
 def _parse_json_text(value: Any) -> Any:

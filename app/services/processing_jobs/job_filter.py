@@ -1,15 +1,20 @@
-"""The one job filter (:class:`JobFilter`) and the SQL it becomes.
+"""The one job filter (:class:`JobFilter`), a table of filters and the SQL they become.
 
 :class:`JobFilter` feeds the dashboard, the exports, the JSON list, the
-stats and the bulk actions; :meth:`JobFilter.where` is its only translation
-to SQL, backend-neutral (the ``error_code`` condition compiles per backend).
+stats and the bulk actions. Each of its fields is one filter, declared with
+:func:`filter_field`: its query-string parameter, the kind of value it
+takes (which :mod:`app.web.query` reads for every blueprint), and its SQL
+condition. Adding a filter is adding one field; :meth:`JobFilter.where`
+and the query-string readers go through the table. The SQL is
+backend-neutral (the ``error_code`` condition compiles per backend).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from collections.abc import Callable
+from dataclasses import dataclass, field, fields, replace
 from datetime import datetime
-from enum import StrEnum
+from enum import Enum, StrEnum
 from typing import Any
 
 import sqlalchemy as sa
@@ -114,37 +119,134 @@ def escape_like(text: str, escape: str = "\\") -> str:
     )
 
 
+class ValueKind(Enum):
+    """How a filter's query-string values are read (:mod:`app.web.query` has one reader per kind)."""
+
+    #: Status names or worker words, repeatable or comma-separated; ``all``: every status.
+    STATUSES = "statuses"
+    #: One value of the field's :class:`~enum.StrEnum` (the type of its default).
+    CHOICE = "choice"
+    #: An RFC 3339 date-time with an offset, as aware UTC.
+    TIME = "time"
+    #: Text compared exactly (NUL and lone surrogates as stored: U+FFFD).
+    EXACT = "exact"
+    #: Text to look for, trimmed, at most ``MAX_SEARCH_LENGTH`` characters.
+    SEARCH = "search"
+
+
+#: A filter's SQL: ``(value, the whole filter, code_index)`` -> a condition,
+#: or ``None`` for none. Called only for a value that is not ``None`` or ``()``.
+Condition = Callable[[Any, "JobFilter", bool], "sa.ColumnElement[bool] | None"]
+
+
+@dataclass(frozen=True)
+class FilterSpec:
+    """One filter: its query-string parameter, the kind of its value, its SQL."""
+
+    parameter: str
+    kind: ValueKind
+    where: Condition
+
+
+_SPEC = "job_filter"
+
+
+def filter_field(parameter: str, kind: ValueKind, where: Condition, default: Any = None) -> Any:
+    """Declare one :class:`JobFilter` field as a filter (a dataclass field with its :class:`FilterSpec`).
+
+    Args:
+        parameter: its name in query strings and forms (``q``, ``from``, ...).
+        kind: how those values are read.
+        where: its SQL condition.
+        default: the value that filters nothing (``None``, ``()``, or the
+            neutral member of a :class:`~enum.StrEnum`).
+    """
+    return field(default=default, metadata={_SPEC: FilterSpec(parameter, kind, where)})
+
+
+def _equals(column: Any) -> Condition:
+    return lambda value, _filter, _code_index: column == value
+
+
+def _status_in(
+    statuses: tuple[JobStatus, ...], _filter: JobFilter, _code_index: bool
+) -> sa.ColumnElement[bool]:
+    return ProcessingJob.status.in_([s.value for s in statuses])
+
+
+def _finished_if_completed(
+    time_field: TimeField, _filter: JobFilter, _code_index: bool
+) -> sa.ColumnElement[bool] | None:
+    return ProcessingJob.completed_at.is_not(None) if time_field is TimeField.COMPLETED else None
+
+
+def _acknowledged(
+    choice: AcknowledgedFilter, _filter: JobFilter, _code_index: bool
+) -> sa.ColumnElement[bool] | None:
+    if choice is AcknowledgedFilter.EXCLUDE:
+        return ProcessingJob.acknowledged_at.is_(None)
+    if choice is AcknowledgedFilter.ONLY:
+        return ProcessingJob.acknowledged_at.is_not(None)
+    return None
+
+
+def _at_or_after(moment: datetime, job_filter: JobFilter, _code_index: bool) -> sa.ColumnElement[bool]:
+    return job_filter.time_column >= moment
+
+
+def _before(moment: datetime, job_filter: JobFilter, _code_index: bool) -> sa.ColumnElement[bool]:
+    return job_filter.time_column < moment
+
+
+def _has_error_code(code: str, _filter: JobFilter, code_index: bool) -> sa.ColumnElement[bool]:
+    has_code = error_details_has_code if code_index else error_details_has_code_scanned
+    probe = {"errors": [{"code": code}]}
+    return has_code(ProcessingJob.error_details, sa.literal(code, sa.String), sa.literal(probe, JSONDocument))
+
+
+def _message_contains(text: str, _filter: JobFilter, _code_index: bool) -> sa.ColumnElement[bool]:
+    return ProcessingJob.error_message.ilike(f"%{escape_like(text)}%", escape="\\")
+
+
 @dataclass(frozen=True)
 class JobFilter:
-    """Which jobs to list, count or export.
+    """Which jobs to list, count or export: one field per filter.
 
-    Attributes:
-        statuses: keep jobs in any of these statuses; empty means all.
-        document_id: exact document id, or ``None``.
-        job_type: exact job type, or ``None``.
-        time_field: the timestamp ``time_from``/``time_to`` bound and that
-            listings are ordered by. ``completed`` keeps only jobs that have
-            finished (``completed_at`` set).
-        time_from: keep jobs whose time is at or after this (aware UTC), or ``None``.
-        time_to: keep jobs whose time is before this (exclusive), or ``None``.
-        error_code: keep jobs whose error-details envelope has an item with
-            this ``code`` (any position in ``errors``), or ``None``.
-        text: case-insensitive substring of ``error_message`` (the ``q``
-            parameter), or ``None``. Matched literally: ``%``, ``_`` and
-            ``\\`` are not wildcards. PostgreSQL folds case with ``ILIKE``
-            (Unicode); SQLite's ``lower()`` folds ASCII letters only.
-        acknowledged: leave out, keep, or keep only acknowledged jobs.
+    Attributes (query-string parameter in brackets):
+        statuses (``status``): keep jobs in any of these statuses; empty means all.
+        time_field (``time_field``): the timestamp ``time_from``/``time_to``
+            bound and that listings are ordered by. ``completed`` keeps only
+            jobs that have finished (``completed_at`` set).
+        acknowledged (``acknowledged``): leave out, keep, or keep only
+            acknowledged jobs.
+        time_from (``from``): keep jobs whose time is at or after this (aware UTC), or ``None``.
+        time_to (``to``): keep jobs whose time is before this (exclusive), or ``None``.
+        error_code (``error_code``): keep jobs whose error-details envelope
+            has an item with this ``code`` (any position in ``errors``), or ``None``.
+        text (``q``): case-insensitive substring of ``error_message``, or
+            ``None``. Matched literally: ``%``, ``_`` and ``\\`` are not
+            wildcards. PostgreSQL folds case with ``ILIKE`` (Unicode);
+            SQLite's ``lower()`` folds ASCII letters only.
+        document_id (``document_id``): exact document id, or ``None``.
+        job_type (``job_type``): exact job type, or ``None``.
+
+    The fields' order is the order the query is read in (a 400 names the bad
+    parameters in it) and the order of the conditions.
     """
 
-    statuses: tuple[JobStatus, ...] = ()
-    document_id: str | None = None
-    job_type: str | None = None
-    time_field: TimeField = TimeField.CREATED
-    time_from: datetime | None = None
-    time_to: datetime | None = None
-    error_code: str | None = None
-    text: str | None = None
-    acknowledged: AcknowledgedFilter = AcknowledgedFilter.INCLUDE
+    statuses: tuple[JobStatus, ...] = filter_field("status", ValueKind.STATUSES, _status_in, ())
+    time_field: TimeField = filter_field(
+        "time_field", ValueKind.CHOICE, _finished_if_completed, TimeField.CREATED
+    )
+    acknowledged: AcknowledgedFilter = filter_field(
+        "acknowledged", ValueKind.CHOICE, _acknowledged, AcknowledgedFilter.INCLUDE
+    )
+    time_from: datetime | None = filter_field("from", ValueKind.TIME, _at_or_after)
+    time_to: datetime | None = filter_field("to", ValueKind.TIME, _before)
+    error_code: str | None = filter_field("error_code", ValueKind.SEARCH, _has_error_code)
+    text: str | None = filter_field("q", ValueKind.SEARCH, _message_contains)
+    document_id: str | None = filter_field("document_id", ValueKind.EXACT, _equals(ProcessingJob.document_id))
+    job_type: str | None = filter_field("job_type", ValueKind.EXACT, _equals(ProcessingJob.job_type))
 
     @property
     def time_column(self) -> sa.orm.InstrumentedAttribute[Any]:
@@ -158,7 +260,7 @@ class JobFilter:
         return replace(self, statuses=())
 
     def where(self, *, code_index: bool = True) -> list[sa.ColumnElement[bool]]:
-        """SQL conditions for this filter (backend-neutral expressions).
+        """SQL conditions for this filter (backend-neutral expressions), one per set filter.
 
         ``code_index=False`` writes the ``error_code`` condition so that
         PostgreSQL does not use its GIN index
@@ -166,32 +268,17 @@ class JobFilter:
         already narrows.
         """
         conditions: list[sa.ColumnElement[bool]] = []
-        if self.statuses:
-            conditions.append(ProcessingJob.status.in_([s.value for s in self.statuses]))
-        if self.document_id is not None:
-            conditions.append(ProcessingJob.document_id == self.document_id)
-        if self.job_type is not None:
-            conditions.append(ProcessingJob.job_type == self.job_type)
-        if self.time_field is TimeField.COMPLETED:
-            conditions.append(ProcessingJob.completed_at.is_not(None))
-        if self.time_from is not None:
-            conditions.append(self.time_column >= self.time_from)
-        if self.time_to is not None:
-            conditions.append(self.time_column < self.time_to)
-        if self.error_code is not None:
-            probe = {"errors": [{"code": self.error_code}]}
-            has_code = error_details_has_code if code_index else error_details_has_code_scanned
-            conditions.append(has_code(
-                ProcessingJob.error_details,
-                sa.literal(self.error_code, sa.String),
-                sa.literal(probe, JSONDocument),
-            ))
-        if self.text is not None:
-            conditions.append(
-                ProcessingJob.error_message.ilike(f"%{escape_like(self.text)}%", escape="\\")
-            )
-        if self.acknowledged is AcknowledgedFilter.EXCLUDE:
-            conditions.append(ProcessingJob.acknowledged_at.is_(None))
-        elif self.acknowledged is AcknowledgedFilter.ONLY:
-            conditions.append(ProcessingJob.acknowledged_at.is_not(None))
+        for name, spec, _default in FILTERS:
+            value = getattr(self, name)
+            if value is None or value == ():
+                continue
+            condition = spec.where(value, self, code_index)
+            if condition is not None:
+                conditions.append(condition)
         return conditions
+
+
+#: Every filter of :class:`JobFilter`, in order: ``(field name, spec, default)``.
+FILTERS: tuple[tuple[str, FilterSpec, Any], ...] = tuple(
+    (f.name, f.metadata[_SPEC], f.default) for f in fields(JobFilter)
+)

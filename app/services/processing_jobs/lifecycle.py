@@ -2,7 +2,9 @@
 
 A job moves ``Pending`` -> ``Processing`` -> ``Completed`` here, and back to
 ``Pending`` when requeued; :mod:`~app.services.processing_jobs.failure_recorder`
-fails it. Each public function is one transaction.
+fails it. Each public function that changes a job is one
+``with write_transaction():`` block, so it commits on its own or joins the
+caller's transaction.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from app.errors import FieldError, field_error
-from app.extensions import begin_write_transaction, db
+from app.extensions import db
 from app.models import EntityType, ExtractedEntity, JobFailure, JobStatus, ProcessingJob
 from app.models.job_status import can_transition
 from app.models.processing_job import DOCUMENT_ID_MAX_LENGTH, JOB_TYPE_MAX_LENGTH
@@ -26,28 +28,22 @@ from app.services.processing_jobs.errors import (
     InvalidTransitionError,
     JobNotFoundError,
 )
-from app.services.processing_jobs.failure_recorder import BeforeCommit
 from app.services.processing_jobs.locking import load_job_for_update, parse_job_id
+from app.unit_of_work import write_transaction
 
 DEFAULT_JOB_TYPE = "entity_extraction"
 
 
-def create_job(
-    document_id: object,
-    job_type: object = DEFAULT_JOB_TYPE,
-    *,
-    before_commit: BeforeCommit | None = None,
-) -> ProcessingJob:
+def create_job(document_id: object, job_type: object = DEFAULT_JOB_TYPE) -> ProcessingJob:
     """Create a ``Pending`` job for one clinical document.
 
     Args:
         document_id: the document's identifier; 1 to 200 characters, not blank.
         job_type: kind of processing, e.g. ``"entity_extraction"``; 1 to 64
             characters of letters, digits, ``_``, ``-`` or ``.``.
-        before_commit: called with the flushed job inside the transaction.
 
     Returns:
-        The committed job (new UUID, ``created_at``/``updated_at`` now, UTC).
+        The job as stored (new UUID, ``created_at``/``updated_at`` now, UTC).
 
     Raises:
         InvalidJobError: a field is missing, of the wrong type or too long.
@@ -68,21 +64,13 @@ def create_job(
     if errors:
         raise InvalidJobError(errors)
     assert isinstance(document_id, str) and isinstance(job_type, str)
-    begin_write_transaction()
-    job = ProcessingJob(
-        document_id=clean_text(document_id),
-        job_type=job_type,
-        status=JobStatus.PENDING.value,
-    )
-    db.session.add(job)
-    try:
-        if before_commit is not None:
-            db.session.flush()
-            before_commit(job)
-        db.session.commit()
-    except BaseException:
-        db.session.rollback()
-        raise
+    with write_transaction():
+        job = ProcessingJob(
+            document_id=clean_text(document_id),
+            job_type=job_type,
+            status=JobStatus.PENDING.value,
+        )
+        db.session.add(job)
     return job
 
 
@@ -101,11 +89,10 @@ def get_job(job_id: uuid.UUID | str) -> ProcessingJob:
 def _transition(
     job_id: uuid.UUID | str,
     target: JobStatus,
-    before_commit: BeforeCommit | None = None,
     entities: Sequence[Mapping[str, Any]] = (),
 ) -> ProcessingJob:
     entity_rows = [_entity_row(index, entity) for index, entity in enumerate(entities)]
-    try:
+    with write_transaction():
         job = load_job_for_update(job_id)
         if not can_transition(job.job_status, target):
             raise InvalidTransitionError(job.id, job.status, target.value)
@@ -130,32 +117,20 @@ def _transition(
         for row in entity_rows:
             row.job_id = job.id
             db.session.add(row)
-        if before_commit is not None:
-            db.session.flush()
-            before_commit(job)
-        db.session.commit()
-    except BaseException:
-        db.session.rollback()
-        raise
     return job
 
 
-def start_job(job_id: uuid.UUID | str, *, before_commit: BeforeCommit | None = None) -> ProcessingJob:
+def start_job(job_id: uuid.UUID | str) -> ProcessingJob:
     """Move a job ``Pending`` -> ``Processing`` and set ``started_at`` (UTC).
 
     Raises:
         JobNotFoundError: no such job.
         InvalidTransitionError: the job is not ``Pending``.
     """
-    return _transition(job_id, JobStatus.PROCESSING, before_commit)
+    return _transition(job_id, JobStatus.PROCESSING)
 
 
-def complete_job(
-    job_id: uuid.UUID | str,
-    entities: Sequence[Mapping[str, Any]] = (),
-    *,
-    before_commit: BeforeCommit | None = None,
-) -> ProcessingJob:
+def complete_job(job_id: uuid.UUID | str, entities: Sequence[Mapping[str, Any]] = ()) -> ProcessingJob:
     """Mark a ``Pending`` or ``Processing`` job ``Completed`` and store its entities.
 
     One transaction: the entities and the status change are stored together
@@ -168,7 +143,6 @@ def complete_job(
             ``code``, ``code_system``, ``confidence`` 0-1, ``span``
             ``{page?, start, end}``, ``attributes``), already checked against
             that schema by the caller.
-        before_commit: called with the flushed job inside the transaction.
 
     Raises:
         JobNotFoundError: no such job.
@@ -176,10 +150,10 @@ def complete_job(
         InvalidEntitiesError: a span ends before it starts, or attributes
             are not storable JSON.
     """
-    return _transition(job_id, JobStatus.COMPLETED, before_commit, entities)
+    return _transition(job_id, JobStatus.COMPLETED, entities)
 
 
-def requeue_job(job_id: uuid.UUID | str, *, before_commit: BeforeCommit | None = None) -> ProcessingJob:
+def requeue_job(job_id: uuid.UUID | str) -> ProcessingJob:
     """Send a failed job back to ``Pending`` so a worker processes it again.
 
     The failure stays in the job's history (``job_failures``); the row's
@@ -189,7 +163,7 @@ def requeue_job(job_id: uuid.UUID | str, *, before_commit: BeforeCommit | None =
         JobNotFoundError: no such job.
         InvalidTransitionError: the job is not ``Failed`` or ``Validation_Failed``.
     """
-    return _transition(job_id, JobStatus.PENDING, before_commit)
+    return _transition(job_id, JobStatus.PENDING)
 
 
 #: Deepest nesting accepted in an entity's ``attributes``.

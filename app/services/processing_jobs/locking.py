@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import uuid
 
-from app.extensions import begin_write_transaction, db
+from app.extensions import db
 from app.models import ProcessingJob
 from app.services.processing_jobs.errors import JobNotFoundError
+from app.unit_of_work import require_write_transaction
 
 
 def parse_job_id(job_id: uuid.UUID | str) -> uuid.UUID:
@@ -24,7 +25,7 @@ def parse_job_id(job_id: uuid.UUID | str) -> uuid.UUID:
 
 
 def load_job_for_update(job_id: uuid.UUID | str) -> ProcessingJob:
-    """Start a write transaction and load a job in it, locking its row.
+    """Load a job in the open write transaction, locking its row.
 
     On PostgreSQL this is ``SELECT ... FOR UPDATE``, so two workers changing
     the same job are serialised; SQLite allows one writer at a time anyway.
@@ -33,9 +34,10 @@ def load_job_for_update(job_id: uuid.UUID | str) -> ProcessingJob:
 
     Raises:
         JobNotFoundError: no such job.
+        RuntimeError: called outside ``with write_transaction():``.
     """
     key = parse_job_id(job_id)
-    begin_write_transaction()
+    require_write_transaction()
     job = db.session.get(ProcessingJob, key, with_for_update=True, populate_existing=True)
     if job is None:
         raise JobNotFoundError(job_id)

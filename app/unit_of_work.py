@@ -1,0 +1,158 @@
+"""The one way to change data: ``with write_transaction():``.
+
+Every change, in a service, a command or a view that puts several changes
+together, runs inside this context manager (after cosmicpython's unit of
+work). It
+
+* begins a write transaction: on SQLite the transaction's first statement is
+  preceded by ``BEGIN IMMEDIATE`` (with a deferred ``BEGIN``, two requests
+  that read a job and then write it can both hold a read lock, and SQLite
+  fails one of them at once with "database is locked" instead of waiting);
+  on PostgreSQL a plain ``BEGIN`` (row locks do that work). Any open
+  transaction of the session is rolled back first, with one exception: on
+  PostgreSQL, a transaction marked by :func:`mark_read_only_transaction`
+  (it changed nothing, and under READ COMMITTED each statement reads afresh)
+  is continued, which saves the API's bearer-token lookup a ``ROLLBACK``
+  and a pool checkout;
+* commits when the block ends, and rolls back when anything is raised in it
+  (then re-raises);
+* joins the write transaction already open when used inside another one:
+  the inner block only takes part (it flushes its changes when it ends, so
+  the outer block sees them as stored, ids and defaults included) and the
+  outermost block commits or rolls back everything together. That is how a
+  view puts the idempotency claim, the service's change, an audit row and
+  the stored answer into one transaction.
+
+The transaction begins at its first statement, not when the block is
+entered: a block that refuses its input before touching the database costs
+no round trip, and on SQLite it does not take the database's one write lock
+before it needs it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from sqlalchemy.orm import Session
+
+from app.extensions import SQLITE_IMMEDIATE, db
+
+#: ``Session.info`` key: the transaction :func:`mark_read_only_transaction` vouched for.
+_READ_ONLY_TRANSACTION = "read_only_transaction"
+#: ``Session.info`` key: the outermost open :class:`WriteTransaction`.
+_OPEN = "write_transaction"
+
+
+def mark_read_only_transaction() -> None:
+    """Declare that the session's open transaction has only read so far.
+
+    On PostgreSQL the next :func:`write_transaction` may then continue it
+    instead of ending it and checking a connection out again. The mark holds
+    for this transaction object only: once it ends, the next one is unmarked.
+    """
+    session = db.session()
+    transaction = session.get_transaction()
+    if transaction is not None:
+        session.info[_READ_ONLY_TRANSACTION] = transaction
+
+
+class WriteTransaction:
+    """The handle ``with write_transaction() as transaction:`` gives."""
+
+    def __init__(self, session: Session, *, joined: bool) -> None:
+        self._session = session
+        self.joined = joined
+        self.ended = False
+
+    def rollback(self) -> None:
+        """End the transaction now, without committing (the block then commits nothing).
+
+        For a block that finds it has nothing to write after all (a replayed
+        idempotent request): its transaction, which on SQLite holds the
+        database's one write lock, ends at once. Nothing may be written in
+        the block after this.
+
+        Raises:
+            RuntimeError: the block joined an outer transaction, which is
+                not its to end.
+        """
+        if self.joined:
+            raise RuntimeError("a joined write transaction cannot end the outer one")
+        self.ended = True
+        self._session.rollback()
+
+
+def in_write_transaction() -> bool:
+    """Whether the session is inside a :func:`write_transaction` block."""
+    return _OPEN in db.session().info
+
+
+def require_write_transaction() -> None:
+    """Refuse to go on outside a :func:`write_transaction` block.
+
+    For helpers that lock or write but are not a transaction of their own
+    (:func:`app.services.processing_jobs.locking.load_job_for_update`).
+
+    Raises:
+        RuntimeError: no write transaction is open.
+    """
+    if not in_write_transaction():
+        raise RuntimeError("this must run inside `with write_transaction():`")
+
+
+@contextmanager
+def write_transaction() -> Iterator[WriteTransaction]:
+    """Run the block as one write transaction, or as part of the open one.
+
+    Yields:
+        A :class:`WriteTransaction` (needed only to end it early).
+
+    Raises:
+        Whatever the block raises, after the rollback; a database error of
+        the commit, after the rollback.
+    """
+    session = db.session()
+    if _OPEN in session.info:
+        yield from _join(session)
+        return
+    _end_unless_continuable(session)
+    transaction = WriteTransaction(session, joined=False)
+    session.info[_OPEN] = transaction
+    # Applied by SQLAlchemy (2.1) to the connection the session's next
+    # transaction begins on, so only that one says BEGIN IMMEDIATE (the
+    # "begin" listener in app.extensions): another connection opened
+    # meanwhile, a test's reading one say, stays a reader.
+    options = session.execution_options
+    session.execution_options = options.union({SQLITE_IMMEDIATE: True})
+    try:
+        yield transaction
+        if not transaction.ended:
+            session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.execution_options = options
+        session.info.pop(_OPEN, None)
+
+
+def _join(session: Session) -> Iterator[WriteTransaction]:
+    yield WriteTransaction(session, joined=True)
+    # Not on an exception: the outermost block rolls back.
+    session.flush()
+
+
+def _end_unless_continuable(session: Session) -> None:
+    """Roll back the session's open transaction, unless PostgreSQL may continue it."""
+    marked = session.info.pop(_READ_ONLY_TRANSACTION, None)
+    if not session.in_transaction():
+        return
+    if (
+        marked is not None
+        and marked is session.get_transaction()
+        and not (session.new or session.dirty or session.deleted)
+        and session.get_bind().dialect.name == "postgresql"
+    ):
+        return
+    session.rollback()

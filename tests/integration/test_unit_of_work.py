@@ -1,0 +1,121 @@
+"""``with write_transaction():`` (app/unit_of_work.py): commit, rollback, joining."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+import sqlalchemy as sa
+
+from app.extensions import db
+from app.models import ProcessingJob
+from app.services.processing_jobs.errors import InvalidTransitionError
+from app.services.processing_jobs.lifecycle import create_job, start_job
+from app.services.processing_jobs.locking import load_job_for_update
+from app.unit_of_work import in_write_transaction, write_transaction
+from tests.helpers import stored_job_row
+
+
+def _documents() -> list[str]:
+    """Document ids of the stored jobs, read on a connection of its own."""
+    with db.engine.connect() as connection:
+        return sorted(connection.execute(sa.select(ProcessingJob.document_id)).scalars())
+
+
+@pytest.fixture
+def transactions(app_ctx) -> Iterator[list[str]]:  # noqa: ANN001
+    """BEGIN, COMMIT and ROLLBACK as the engine sees them (SQLite's BEGIN IMMEDIATE spelt out)."""
+    seen: list[str] = []
+    engine = db.engine
+
+    def statement(conn, cursor, text, parameters, context, executemany):  # noqa: ANN001
+        if text.startswith("BEGIN"):
+            seen.append(text)
+
+    listeners = [
+        (engine, "before_cursor_execute", statement),
+        (engine, "commit", lambda conn: seen.append("COMMIT")),
+        (engine, "rollback", lambda conn: seen.append("ROLLBACK")),
+    ]
+    for target, name, function in listeners:
+        sa.event.listen(target, name, function)
+    yield seen
+    for target, name, function in listeners:
+        sa.event.remove(target, name, function)
+
+
+def test_a_block_commits_what_it_wrote(app_ctx):
+    with write_transaction():
+        db.session.add(ProcessingJob(document_id="doc-a"))
+        assert in_write_transaction()
+    assert not in_write_transaction()
+    assert _documents() == ["doc-a"]
+
+
+def test_an_exception_rolls_the_block_back_and_propagates(app_ctx):
+    with pytest.raises(KeyError), write_transaction():
+        db.session.add(ProcessingJob(document_id="doc-a"))
+        db.session.flush()
+        raise KeyError("stop")
+    assert not in_write_transaction()
+    assert _documents() == []
+
+
+def test_a_nested_block_joins_the_outer_one(app_ctx):
+    with write_transaction():
+        job = create_job("doc-inner")  # its own block joins: flushed, not committed
+        assert job.id is not None and _documents() == []
+        db.session.add(ProcessingJob(document_id="doc-outer"))
+    assert _documents() == ["doc-inner", "doc-outer"]
+
+
+def test_an_exception_after_a_nested_block_rolls_both_back(app_ctx):
+    with pytest.raises(RuntimeError), write_transaction():
+        create_job("doc-inner")
+        raise RuntimeError("the outer block fails after the service succeeded")
+    assert _documents() == []
+
+
+def test_a_nested_refusal_rolls_the_outer_block_back(app_ctx):
+    job_id = create_job("doc-1").id
+    with pytest.raises(InvalidTransitionError), write_transaction():
+        db.session.add(ProcessingJob(document_id="doc-outer"))
+        start_job(job_id)
+        start_job(job_id)  # Processing -> Processing is refused
+    assert _documents() == ["doc-1"]
+    assert stored_job_row(job_id)["status"] == "Pending"
+
+
+def test_rollback_ends_the_block_without_committing(app_ctx):
+    with write_transaction() as transaction:
+        db.session.add(ProcessingJob(document_id="doc-a"))
+        db.session.flush()
+        transaction.rollback()
+    assert _documents() == []
+
+
+def test_a_joined_block_cannot_end_the_outer_one(app_ctx):
+    with pytest.raises(RuntimeError), write_transaction(), write_transaction() as inner:
+        inner.rollback()
+
+
+def test_helpers_that_lock_refuse_to_run_outside_a_block(app_ctx):
+    job_id = create_job("doc-1").id
+    with pytest.raises(RuntimeError, match="write_transaction"):
+        load_job_for_update(job_id)
+
+
+def test_it_begins_at_its_first_statement_as_a_write_transaction(app_ctx, backend, transactions):
+    with write_transaction():
+        assert transactions == []  # nothing yet: a refusal here costs no round trip
+        create_job("doc-1")
+    expected_begin = "BEGIN IMMEDIATE" if backend == "sqlite" else "BEGIN"
+    if backend == "sqlite":  # pysqlite: the app emits BEGIN itself (app.extensions)
+        assert transactions == [expected_begin, "COMMIT"]
+    else:  # psycopg begins implicitly: SQLAlchemy's "begin" sends no statement
+        assert transactions == ["COMMIT"]
+    transactions.clear()
+    db.session.scalar(sa.select(sa.func.count()).select_from(ProcessingJob))  # a read outside: deferred
+    db.session.rollback()
+    if backend == "sqlite":
+        assert transactions == ["BEGIN", "ROLLBACK"]
