@@ -21,7 +21,7 @@ from typing import Any, Protocol, TypeVar
 from app.errors import InvalidQueryError, field_error
 from app.models import JobStatus
 from app.models.job_status import FAILURE_STATUSES, UnknownStatusError, parse_status
-from app.services.exports import ExportRows
+from app.services.exports import ExportItems, ExportRows
 from app.services.json_values import clean_text
 from app.services.processing_jobs.job_filter import AcknowledgedFilter, JobFilter, TimeField
 from app.timestamps import EARLIEST_ACCEPTED, LATEST_ACCEPTED, rfc3339
@@ -333,4 +333,23 @@ def parse_rows(raw: str | None) -> ExportRows:
         allowed = ", ".join(r.value for r in ExportRows)
         raise InvalidQueryError(
             f"rows must be one of {allowed}.", [field_error("/rows", f"must be one of {allowed}")]
+        ) from None
+
+
+def parse_items(raw: str | None) -> ExportItems:
+    """Parse the ``items`` query parameter of a one-row-per-item export
+    (absent or empty: ``matching``, only the items with the filter's
+    ``error_code``; ``all``: every item of the jobs the filter chooses).
+
+    Raises:
+        InvalidQueryError: not ``matching`` or ``all``; names ``/items``.
+    """
+    if not raw:
+        return ExportItems.MATCHING
+    try:
+        return ExportItems(raw)
+    except ValueError:
+        allowed = ", ".join(i.value for i in ExportItems)
+        raise InvalidQueryError(
+            f"items must be one of {allowed}.", [field_error("/items", f"must be one of {allowed}")]
         ) from None
