@@ -169,8 +169,9 @@ def error_count(details: Any) -> ErrorCount | None:
 def format_entity(entity: Any) -> str:
     """Where an error lies in the source document, from an item's ``entity``.
 
-    ``{"type": "Condition", "index": 2, "page": 3, "start": 10, "end": 25}``
-    -> ``Condition #2 · p. 3 · 10–25``; parts that are missing are left out;
+    ``{"type": "Condition", "code": "R07.9X", "index": 2, "page": 3, "start": 10, "end": 25}``
+    -> ``Condition #2 · R07.9X · p. 3 · 10–25``; parts that are missing are
+    left out (the reference worker sends type and code: ``Condition · R07.9X``);
     ``""`` when there is no entity object.
     """
     if not isinstance(entity, dict):
@@ -179,6 +180,8 @@ def format_entity(entity: Any) -> str:
     kind, index = entity.get("type"), entity.get("index")
     if kind is not None or index is not None:
         parts.append(" ".join(p for p in (_cell(kind), f"#{_cell(index)}" if index is not None else "") if p))
+    if entity.get("code") is not None:
+        parts.append(_cell(entity["code"]))
     if entity.get("page") is not None:
         parts.append(f"p. {_cell(entity['page'])}")
     start, end = entity.get("start"), entity.get("end")

@@ -79,6 +79,8 @@ def test_error_items_are_strings_with_the_entity_formatted():
     [
         ({"type": "Observation", "index": 3, "page": 2, "start": 10, "end": 25}, "Observation #3 · p. 2 · 10–25"),
         ({"type": "Condition"}, "Condition"),
+        ({"type": "Condition", "code": "R07.9X"}, "Condition · R07.9X"),
+        ({"code": "E11.9", "index": 4}, "#4 · E11.9"),
         ({"index": 0}, "#0"),
         ({"start": 5}, "5–?"),
         ({"page": 1}, "p. 1"),
