@@ -15,6 +15,7 @@ from typing import Any
 from flask import Flask
 
 from app.services.error_details import listed_errors
+from app.services.error_guidance import guidance_for_codes
 from app.timestamps import rfc3339
 
 #: Columns of the validation-error table, in order.
@@ -198,6 +199,75 @@ def _cell(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, sort_keys=True)
 
 
+#: The validator each stored ``error_format`` comes from, as an operator
+#: knows it; ``normalized`` (the worker's own items) and ``free-form`` name none.
+VALIDATOR_NAMES = {
+    "pydantic": "pydantic",
+    "jsonschema": "JSON Schema (python-jsonschema)",
+    "jsonschema-basic": "JSON Schema (basic output)",
+    "jsonschema-detailed": "JSON Schema (detailed output)",
+    "jsonschema-verbose": "JSON Schema (verbose output)",
+    "fhir-operationoutcome": "FHIR OperationOutcome",
+    "ajv": "ajv",
+    "zod": "zod",
+    "aspnetcore-validation-problem": "ASP.NET Core validation",
+}
+
+
+def validator_name(error_format: str | None) -> str:
+    """The validator a failure's details came from (``pydantic``, ``ajv``,
+    ``FHIR OperationOutcome`` ...), or ``""`` when the format names none."""
+    return VALIDATOR_NAMES.get(error_format or "", "")
+
+
+#: A string field of free-form details is shown as text of its own when it
+#: has a line break or is at least this long (a traceback, a log excerpt).
+TEXT_FIELD_MIN_LENGTH = 80
+
+
+def text_details(details: Any) -> list[tuple[str, str]]:
+    """Details that are text, to show as preformatted text rather than JSON:
+    a string is ``[("", text)]``; an object without an error list gives its
+    long or multi-line string fields, ``[(key, text), ...]``; else ``[]``."""
+    if isinstance(details, str):
+        return [("", _cut(details))]
+    if isinstance(details, dict) and not listed_errors(details):
+        return [
+            (str(key), _cut(value)) for key, value in details.items()
+            if isinstance(value, str) and ("\n" in value or len(value) >= TEXT_FIELD_MIN_LENGTH)
+        ]
+    return []
+
+
+def _cut(text: str) -> str:
+    # As json_preview: a megabyte of traceback must not make the page slow.
+    return text if len(text) <= JSON_PREVIEW_MAX_BYTES else text[:JSON_PREVIEW_MAX_BYTES] + "\n…"
+
+
+def what_to_do(details: Any) -> list[tuple[str, str]]:
+    """``(code, what to do)`` for each distinct error code of ``details``
+    that the guidance table covers (app/services/error_guidance)."""
+    codes = [item["code"] for item in listed_errors(details) if isinstance(item, dict)
+             and isinstance(item.get("code"), str)]
+    return guidance_for_codes(codes)
+
+
+#: How the job page names each kind of history event (HistoryKind values).
+HISTORY_LABELS = {
+    "created": "Created",
+    "started": "Started processing",
+    "failed": "Failed",
+    "requeued": "Requeued",
+    "acknowledged": "Acknowledged",
+    "completed": "Completed",
+}
+
+
+def history_label(kind: str) -> str:
+    """The job page's words for a history event's kind (``requeued`` -> ``Requeued``)."""
+    return HISTORY_LABELS.get(kind, kind)
+
+
 def isolate_text(value: str | None) -> str:
     """``value`` between U+2068 FIRST STRONG ISOLATE and U+2069 POP DIRECTIONAL
     ISOLATE (Unicode UAX #9), ``""`` for ``None`` or ``""``.
@@ -268,3 +338,7 @@ def register_filters(app: Flask) -> None:
     app.add_template_filter(percent, "percent")
     app.add_template_filter(thousands, "thousands")
     app.add_template_filter(plural, "plural")
+    app.add_template_filter(validator_name, "validator_name")
+    app.add_template_filter(text_details, "text_details")
+    app.add_template_filter(what_to_do, "what_to_do")
+    app.add_template_filter(history_label, "history_label")
