@@ -194,6 +194,15 @@ def back_link() -> str:
     return safe_redirect_target(back, default)
 
 
+def back_label(target: str) -> str:
+    """The back link's words for where it goes (the audit log, a group, or a list of jobs)."""
+    if target.startswith(url_for("admin.list_audit_events")):
+        return "Back to the audit log"
+    if target.startswith("/groups"):
+        return "Back to the group"
+    return "Back to the list"
+
+
 @bp.get("/jobs/<job_id>")
 @requires(Permission.VIEW_JOBS)
 def show_job(job_id: str) -> str:
@@ -204,13 +213,15 @@ def show_job(job_id: str) -> str:
     job = lifecycle.get_job(job_id)
     failures = lifecycle.list_failures(job.id)
     entities = lifecycle.list_entities(job.id)
+    back = back_link()
     return render_template(
         "jobs/detail.html",
         job=job,
         actions=job_actions(job),
         history=job_history(job, failures),
         failure_count=len(failures),
-        back=back_link(),
+        back=back,
+        back_label=back_label(back),
         entities=entities,
         # A completed job says so even when the worker found nothing.
         show_entities=bool(entities) or job.job_status is JobStatus.COMPLETED,

@@ -161,3 +161,10 @@ def test_text_details_are_shown_as_text_at_once(app, client):
     assert '<p class="text-label"><code><bdi>traceback</bdi></code></p>' in html
     assert '<pre class="details-text"><bdi>Traceback' in html
     assert '<details class="raw-json">' in html  # the whole object is still there as JSON
+
+
+def test_the_back_link_names_where_it_goes(client, failed):
+    page = client.get(f"/jobs/{failed}?back=%2Fadmin%2Faudit%3Factor%3Dx").get_data(as_text=True)
+    assert '<a class="back" href="/admin/audit?actor=x">← Back to the audit log</a>' in page
+    page = client.get(f"/jobs/{failed}").get_data(as_text=True)
+    assert '<a class="back" href="/jobs">← Back to the list</a>' in page
