@@ -98,3 +98,25 @@ def test_audit_log_filters_and_pages_with_javascript_off(app, site, browser):  #
     expect(rows.last).to_contain_text("n = 0")
     expect(page.locator("nav.pager")).to_contain_text("No older events.")
     context.close()
+
+
+@pytest.mark.parametrize("width", [390, 768])
+def test_support_pages_do_not_scroll_sideways(app, site, browser, width):  # noqa: F811
+    from app.services.access import record_audit_event
+
+    with app.app_context():
+        record_audit_event("someone-with-a-rather-long-name", "export.job_errors.csv",
+                           {"error_code": ["vendor." + "VeryLongRuleIdentifierWithoutBreaks" * 3]}, 3)
+    context = browser.new_context(java_script_enabled=False, viewport={"width": width, "height": 900})
+    page = context.new_page()
+    _sign_in(page, site)
+    page.goto(f"{site}/jobs?error_code=code.unknown_icd10cm")
+    page.click("table.jobs tr.job a:has-text('doc-0011')")
+    job_page = page.url
+    confirm = page.locator("a.inline-action:has-text('Requeue')").get_attribute("href")
+    for url in (job_page, f"{site}{confirm}", f"{site}/admin/audit"):
+        page.goto(url)
+        page.wait_for_load_state("load")
+        sizes = page.evaluate("() => [document.documentElement.scrollWidth, window.innerWidth]")
+        assert sizes[0] <= sizes[1], (url, sizes)
+    context.close()
