@@ -13,6 +13,9 @@ from app.config import ROOT
 
 worker_cli = AppGroup("worker", help="Run the reference worker.")
 
+#: Width of the status column of ``flask worker run``'s report (the longest status).
+STATUS_WIDTH = len("Validation_Failed")
+
 
 @worker_cli.command("run")
 @click.option(
@@ -60,13 +63,14 @@ def run_worker_command(corpus: Path, api_url: str, token: str, retries: int, bac
 
     def describe(outcome: DocumentOutcome) -> str:
         result = ", ".join(outcome.error_codes) if outcome.error_codes else f"{outcome.entity_count} entities"
-        return f"{outcome.file:45} {outcome.job_id}  {outcome.status:18} {result}"
+        return f"{outcome.file:{width}}  {outcome.job_id}  {outcome.status:{STATUS_WIDTH}}  {result}"
 
     def echo_outcomes() -> None:
         for outcome in outcomes:
             click.echo(describe(outcome))
 
     documents = corpus_documents(corpus)
+    width = max((len(path.name) for path in documents), default=0)  # one column, however long the names
     outcomes: list[DocumentOutcome] = []
     client = WorkerApiClient(api_url, retries=retries, backoff=backoff, token=token)
     try:

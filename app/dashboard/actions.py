@@ -21,11 +21,12 @@ from app.dashboard.jinja_filters import plural
 from app.dashboard.links import href
 from app.dashboard.views import FRESH_SUMMARY_UNTIL
 from app.errors import InvalidQueryError, field_error
+from app.models.job_status import FAILURE_STATUSES
 from app.models.access import Permission
 from app.redirects import safe_redirect_target
 from app.services import dashboard_stats
 from app.services.access import add_audit_event, record_audit_event
-from app.services.processing_jobs import actions
+from app.services.processing_jobs import actions, lifecycle
 from app.services.processing_jobs.job_filter import JobFilter
 from app.services.processing_jobs.errors import JobNotFoundError
 from app.services.processing_jobs.locking import parse_job_id
@@ -80,6 +81,20 @@ def _form_filter() -> JobFilter:
 
 def _filter_pairs() -> list[tuple[str, str]]:
     return web_query.filter_pairs(request.form.items(multi=True))
+
+
+@bp.get("/jobs/<job_id>/requeue")
+@requires(Permission.ACT_ON_JOBS)
+def confirm_requeue_job(job_id: str) -> tuple[str, int]:
+    """Ask before requeueing one job: what it clears (the current failure
+    leaves the list; its history stays) and a button that does it (a POST
+    to :func:`requeue_job`, no script needed). Changes nothing. 409 page
+    when the job is not failed."""
+    job = lifecycle.get_job(job_id)
+    page = url_for("dashboard.show_job", job_id=job.id)
+    back = safe_redirect_target(request.args.get("next"), page)
+    status = 200 if job.job_status in FAILURE_STATUSES else 409
+    return render_template("jobs/requeue_confirm.html", job=job, back=back, requeueable=status == 200), status
 
 
 @bp.post("/jobs/<job_id>/requeue")

@@ -15,6 +15,7 @@ from typing import Any
 from flask import Flask
 
 from app.services.error_details import listed_errors
+from app.services.error_guidance import guidance_for_codes
 from app.timestamps import rfc3339
 
 #: Columns of the validation-error table, in order.
@@ -169,8 +170,9 @@ def error_count(details: Any) -> ErrorCount | None:
 def format_entity(entity: Any) -> str:
     """Where an error lies in the source document, from an item's ``entity``.
 
-    ``{"type": "Condition", "index": 2, "page": 3, "start": 10, "end": 25}``
-    -> ``Condition #2 · p. 3 · 10–25``; parts that are missing are left out;
+    ``{"type": "Condition", "code": "R07.9X", "index": 2, "page": 3, "start": 10, "end": 25}``
+    -> ``Condition #2 · R07.9X · p. 3 · 10–25``; parts that are missing are
+    left out (the reference worker sends type and code: ``Condition · R07.9X``);
     ``""`` when there is no entity object.
     """
     if not isinstance(entity, dict):
@@ -179,6 +181,8 @@ def format_entity(entity: Any) -> str:
     kind, index = entity.get("type"), entity.get("index")
     if kind is not None or index is not None:
         parts.append(" ".join(p for p in (_cell(kind), f"#{_cell(index)}" if index is not None else "") if p))
+    if entity.get("code") is not None:
+        parts.append(_cell(entity["code"]))
     if entity.get("page") is not None:
         parts.append(f"p. {_cell(entity['page'])}")
     start, end = entity.get("start"), entity.get("end")
@@ -193,6 +197,75 @@ def _cell(value: Any) -> str:
     if isinstance(value, str):
         return value
     return json.dumps(value, ensure_ascii=False, sort_keys=True)
+
+
+#: The validator each stored ``error_format`` comes from, as an operator
+#: knows it; ``normalized`` (the worker's own items) and ``free-form`` name none.
+VALIDATOR_NAMES = {
+    "pydantic": "pydantic",
+    "jsonschema": "JSON Schema (python-jsonschema)",
+    "jsonschema-basic": "JSON Schema (basic output)",
+    "jsonschema-detailed": "JSON Schema (detailed output)",
+    "jsonschema-verbose": "JSON Schema (verbose output)",
+    "fhir-operationoutcome": "FHIR OperationOutcome",
+    "ajv": "ajv",
+    "zod": "zod",
+    "aspnetcore-validation-problem": "ASP.NET Core validation",
+}
+
+
+def validator_name(error_format: str | None) -> str:
+    """The validator a failure's details came from (``pydantic``, ``ajv``,
+    ``FHIR OperationOutcome`` ...), or ``""`` when the format names none."""
+    return VALIDATOR_NAMES.get(error_format or "", "")
+
+
+#: A string field of free-form details is shown as text of its own when it
+#: has a line break or is at least this long (a traceback, a log excerpt).
+TEXT_FIELD_MIN_LENGTH = 80
+
+
+def text_details(details: Any) -> list[tuple[str, str]]:
+    """Details that are text, to show as preformatted text rather than JSON:
+    a string is ``[("", text)]``; an object without an error list gives its
+    long or multi-line string fields, ``[(key, text), ...]``; else ``[]``."""
+    if isinstance(details, str):
+        return [("", _cut(details))]
+    if isinstance(details, dict) and not listed_errors(details):
+        return [
+            (str(key), _cut(value)) for key, value in details.items()
+            if isinstance(value, str) and ("\n" in value or len(value) >= TEXT_FIELD_MIN_LENGTH)
+        ]
+    return []
+
+
+def _cut(text: str) -> str:
+    # As json_preview: a megabyte of traceback must not make the page slow.
+    return text if len(text) <= JSON_PREVIEW_MAX_BYTES else text[:JSON_PREVIEW_MAX_BYTES] + "\n…"
+
+
+def what_to_do(details: Any) -> list[tuple[str, str]]:
+    """``(code, what to do)`` for each distinct error code of ``details``
+    that the guidance table covers (app/services/error_guidance)."""
+    codes = [item["code"] for item in listed_errors(details) if isinstance(item, dict)
+             and isinstance(item.get("code"), str)]
+    return guidance_for_codes(codes)
+
+
+#: How the job page names each kind of history event (HistoryKind values).
+HISTORY_LABELS = {
+    "created": "Created",
+    "started": "Started processing",
+    "failed": "Failed",
+    "requeued": "Requeued",
+    "acknowledged": "Acknowledged",
+    "completed": "Completed",
+}
+
+
+def history_label(kind: str) -> str:
+    """The job page's words for a history event's kind (``requeued`` -> ``Requeued``)."""
+    return HISTORY_LABELS.get(kind, kind)
 
 
 def isolate_text(value: str | None) -> str:
@@ -265,3 +338,7 @@ def register_filters(app: Flask) -> None:
     app.add_template_filter(percent, "percent")
     app.add_template_filter(thousands, "thousands")
     app.add_template_filter(plural, "plural")
+    app.add_template_filter(validator_name, "validator_name")
+    app.add_template_filter(text_details, "text_details")
+    app.add_template_filter(what_to_do, "what_to_do")
+    app.add_template_filter(history_label, "history_label")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 from flask import current_app, jsonify, redirect, render_template, request, session, url_for
 from flask_login import current_user
@@ -23,8 +24,10 @@ from app.models import JobStatus, ProcessingJob
 from app.models.job_status import FAILURE_STATUSES
 from app.models.access import Permission
 from app.models.types import utcnow
+from app.redirects import safe_redirect_target
 from app.services import dashboard_stats
 from app.services.processing_jobs import lifecycle, pagination
+from app.services.processing_jobs.history import job_history
 from app.services.processing_jobs.job_filter import AcknowledgedFilter, JobFilter, TimeField
 from app.web.query import dashboard_filter, filter_pairs, read_page
 from app.web.serializers import job_to_json
@@ -168,19 +171,57 @@ def _list_links(pairs: list[tuple[str, str]], *, next_cursor: str | None, codes:
     )
 
 
+@bp.app_template_global()
+def job_href(job_id: object) -> str:
+    """The job page's link from the current page, carrying this page (path
+    and query: the list and its filter) as ``back``, so the job page's back
+    link returns here."""
+    here = request.full_path.rstrip("?")
+    return href(url_for("dashboard.show_job", job_id=job_id), [("back", here)])
+
+
+def back_link() -> str:
+    """Where the job page's back link goes: its ``back`` parameter, else the
+    referring page when it is a page of this site, else the list of
+    failures. Only a path on this site is followed
+    (:func:`~app.redirects.safe_redirect_target`)."""
+    default = url_for("dashboard.list_jobs")
+    back = request.args.get("back")
+    if not back and request.referrer:
+        referrer = urlsplit(request.referrer)
+        if referrer.netloc == request.host and not referrer.path.startswith(request.path.rstrip("/")):
+            back = referrer.path + (f"?{referrer.query}" if referrer.query else "")
+    return safe_redirect_target(back, default)
+
+
+def back_label(target: str) -> str:
+    """The back link's words for where it goes (the audit log, a group, or a list of jobs)."""
+    if target.startswith(url_for("admin.list_audit_events")):
+        return "Back to the audit log"
+    if target.startswith("/groups"):
+        return "Back to the group"
+    return "Back to the list"
+
+
 @bp.get("/jobs/<job_id>")
 @requires(Permission.VIEW_JOBS)
 def show_job(job_id: str) -> str:
-    """Show one job whole: fields, current failure, failure history (oldest
-    first) and extracted entities (404 page when unknown)."""
+    """Show one job whole: fields, current failure with what to do about
+    each code, its history (failures, requeues, acknowledgements and state
+    changes, with who and when; oldest first) and extracted entities (404
+    page when unknown). ``back``: the page to return to (a path of this site)."""
     job = lifecycle.get_job(job_id)
     failures = lifecycle.list_failures(job.id)
     entities = lifecycle.list_entities(job.id)
+    back = back_link()
     return render_template(
         "jobs/detail.html",
         job=job,
         actions=job_actions(job),
-        failures=failures,
+        history=job_history(job, failures),
+        failure_count=len(failures),
+        back=back,
+        back_label=back_label(back),
         entities=entities,
         # A completed job says so even when the worker found nothing.
         show_entities=bool(entities) or job.job_status is JobStatus.COMPLETED,

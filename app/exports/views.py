@@ -1,17 +1,19 @@
 """Export views: the filters of ``/jobs`` (:func:`~app.web.query.dashboard_filter`);
 the body is streamed from :mod:`app.services.exports`.
 
-Every answer is an attachment with a timestamped (UTC) file name and
-``Cache-Control: no-store``: the files hold clinical data that must not stay
-in browser or proxy caches.
+Every answer is an attachment with a timestamped (UTC) file name that says
+what it holds (``job-errors-per-item-…``, ``job-errors-per-job-…``,
+``entities-…``) and ``Cache-Control: no-store``: the files hold clinical
+data that must not stay in browser or proxy caches.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
+from typing import TypeVar
 
-from flask import Response, current_app, request, stream_with_context
+from flask import Response, current_app, request, stream_with_context, url_for
 
 from app.auth.guards import current_actor, requires
 from app.config import DEFAULT_EXPORT_STATEMENT_TIMEOUT_MS
@@ -21,32 +23,51 @@ from app.models.access import Permission
 from app.services import exports
 from app.services.access import record_audit_event, set_audit_row_count
 from app.services.processing_jobs.job_filter import JobFilter
-from app.web.query import dashboard_filter, parse_rows
+from app.web.query import dashboard_filter, parse_items, parse_rows
+
+T = TypeVar("T")
 
 CSV_CONTENT_TYPE = "text/csv; charset=utf-8"
 NDJSON_CONTENT_TYPE = "application/x-ndjson; charset=utf-8"
 
 
-def _job_errors_query() -> tuple[JobFilter, exports.ExportRows]:
-    """The filter and ``rows`` of a job-error export.
+def _job_errors_query() -> tuple[JobFilter, exports.ExportRows, exports.ItemRows]:
+    """The filter, ``rows`` and item rows (``items``, the ``job_url`` prefix) of a job-error export.
 
     Raises:
         InvalidQueryError: naming every bad parameter (``/status``, ``/rows`` ...).
     """
     problems: list[InvalidQueryError] = []
-    job_filter = rows = None
-    try:
-        job_filter = dashboard_filter(request.args)
-    except InvalidQueryError as exc:
-        problems.append(exc)
-    try:
-        rows = parse_rows(request.args.get("rows"))
-    except InvalidQueryError as exc:
-        problems.append(exc)
+
+    def attempt(parse: Callable[[], T]) -> T | None:
+        try:
+            return parse()
+        except InvalidQueryError as exc:
+            problems.append(exc)
+            return None
+
+    job_filter = attempt(lambda: dashboard_filter(request.args))
+    rows = attempt(lambda: parse_rows(request.args.get("rows")))
+    items = attempt(lambda: parse_items(request.args.get("items")))
     if problems:
         raise InvalidQueryError(problems[0].detail, [e for p in problems for e in p.errors])
-    assert job_filter is not None and rows is not None
-    return job_filter, rows
+    assert job_filter is not None and rows is not None and items is not None
+    return job_filter, rows, exports.ItemRows(
+        matching_only=items is exports.ExportItems.MATCHING, job_url_prefix=_job_url_prefix()
+    )
+
+
+#: Stands for the job id while the job page's URL is built (not a UUID, so
+#: it cannot be a real id).
+_ID_PLACEHOLDER = "JOB-ID"
+
+
+def _job_url_prefix() -> str:
+    """The job page's absolute URL without the id: ``job_url`` in the exports."""
+    url = url_for("dashboard.show_job", job_id=_ID_PLACEHOLDER, _external=True)
+    prefix, found, rest = url.rpartition(_ID_PLACEHOLDER)
+    assert found and not rest, url  # the id ends the job page's URL
+    return prefix
 
 
 def _audit(action: str) -> exports.OnFinish:
@@ -93,22 +114,25 @@ def _attachment(chunks: Iterator[str], name: str, extension: str, content_type: 
 @requires(Permission.EXPORT)
 def export_job_errors_csv() -> Response:
     """CSV of job errors for the dashboard's filter; ``rows=items`` (default,
-    one row per error item) or ``rows=jobs`` (one row per job). Audited."""
-    job_filter, rows = _job_errors_query()
+    one row per error item: with ``error_code`` only those items unless
+    ``items=all``) or ``rows=jobs`` (one row per job). Audited."""
+    job_filter, rows, items = _job_errors_query()
     chunks = exports.iter_job_errors_csv(
-        job_filter, rows, on_finish=_audit("export.job_errors.csv"),
+        job_filter, rows, on_finish=_audit("export.job_errors.csv"), items=items,
         statement_timeout_ms=current_app.config.get("EXPORT_STATEMENT_TIMEOUT_MS", DEFAULT_EXPORT_STATEMENT_TIMEOUT_MS),
     )
-    return _attachment(chunks, "job-errors", "csv", CSV_CONTENT_TYPE)
+    return _attachment(chunks, exports.EXPORT_FILE_NAMES[rows], "csv", CSV_CONTENT_TYPE)
 
 
 @bp.get("/job-errors.ndjson")
 @requires(Permission.EXPORT)
 def export_job_errors_ndjson() -> Response:
-    """NDJSON of job errors (one object per line); ``rows`` as the CSV's. Audited."""
-    job_filter, rows = _job_errors_query()
-    chunks = exports.iter_job_errors_ndjson(job_filter, rows, on_finish=_audit("export.job_errors.ndjson"))
-    return _attachment(chunks, "job-errors", "ndjson", NDJSON_CONTENT_TYPE)
+    """NDJSON of job errors (one object per line); ``rows`` and ``items`` as the CSV's. Audited."""
+    job_filter, rows, items = _job_errors_query()
+    chunks = exports.iter_job_errors_ndjson(
+        job_filter, rows, on_finish=_audit("export.job_errors.ndjson"), items=items
+    )
+    return _attachment(chunks, exports.EXPORT_FILE_NAMES[rows], "ndjson", NDJSON_CONTENT_TYPE)
 
 
 @bp.get("/entities.csv")

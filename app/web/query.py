@@ -21,7 +21,8 @@ from typing import Any, Protocol, TypeVar
 from app.errors import InvalidQueryError, field_error
 from app.models import JobStatus
 from app.models.job_status import FAILURE_STATUSES, UnknownStatusError, parse_status
-from app.services.exports import ExportRows
+from app.services.audit_log import AuditQuery
+from app.services.exports import ExportItems, ExportRows
 from app.services.json_values import clean_text
 from app.services.processing_jobs.job_filter import (
     FILTERS,
@@ -367,3 +368,66 @@ def parse_rows(raw: str | None) -> ExportRows:
         raise InvalidQueryError(
             f"rows must be one of {allowed}.", [field_error("/rows", f"must be one of {allowed}")]
         ) from None
+
+
+def parse_items(raw: str | None) -> ExportItems:
+    """Parse the ``items`` query parameter of a one-row-per-item export
+    (absent or empty: ``matching``, only the items with the filter's
+    ``error_code``; ``all``: every item of the jobs the filter chooses).
+
+    Raises:
+        InvalidQueryError: not ``matching`` or ``all``; names ``/items``.
+    """
+    if not raw:
+        return ExportItems.MATCHING
+    try:
+        return ExportItems(raw)
+    except ValueError:
+        allowed = ", ".join(i.value for i in ExportItems)
+        raise InvalidQueryError(
+            f"items must be one of {allowed}.", [field_error("/items", f"must be one of {allowed}")]
+        ) from None
+
+
+#: Query-string names of the audit page's filter (``cursor`` and ``limit`` choose a page).
+AUDIT_FILTER_PARAMETERS = ("actor", "action", "from", "to")
+
+#: Longest ``actor`` (the audit log keeps 200 characters) and ``action`` accepted.
+_AUDIT_TEXT_LIMITS = {"actor": 200, "action": 64}
+
+
+def audit_query_from_args(args: QueryArgs) -> AuditQuery:
+    """The audit page's filter: ``actor`` and ``action`` (exact; an action
+    ending in ``.*`` is a prefix), ``from`` and ``to`` (RFC 3339, half-open).
+
+    Raises:
+        InvalidQueryError: an over-long actor or action, a time that is not
+            RFC 3339, ``from`` after ``to``; names every bad parameter.
+    """
+    problems: list[InvalidQueryError] = []
+    texts: dict[str, str | None] = {}
+    for name, limit in _AUDIT_TEXT_LIMITS.items():
+        raw = (args.get(name) or "").strip()
+        texts[name] = clean_text(raw) if raw else None
+        if len(raw) > limit:
+            problems.append(InvalidQueryError(
+                f"{name} must be at most {limit} characters.",
+                [field_error(f"/{name}", f"must be at most {limit} characters")],
+            ))
+    times: dict[str, datetime | None] = {}
+    for name in ("from", "to"):
+        raw = args.get(name)
+        times[name] = None
+        if raw:
+            try:
+                times[name] = parse_rfc3339(raw, name)
+            except InvalidQueryError as exc:
+                problems.append(exc)
+    start, end = times["from"], times["to"]
+    if start is not None and end is not None and start > end:
+        problems.append(InvalidQueryError(
+            "from must not be later than to.", [field_error("/from", "must not be later than to")]
+        ))
+    if problems:
+        raise InvalidQueryError(problems[0].detail, [e for p in problems for e in p.errors])
+    return AuditQuery(actor=texts["actor"], action=texts["action"], time_from=start, time_to=end)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -57,6 +58,40 @@ def summarise(errors: list[dict[str, Any]]) -> str:
     return f"Entity validation failed: {len(blocking)} {noun} ({shown})"
 
 
+#: An entity's ``code`` is sent with an error only when it looks like a code
+#: (letters, digits, ``.`` and ``-``, at most 20): an extractor that put a
+#: phrase of patient text in ``code`` must not have it copied into the error.
+_CODE_SHAPE = re.compile(r"[A-Za-z0-9][A-Za-z0-9.\-]{0,19}")
+
+_TYPE_SHAPE = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,63}")
+
+_ENTITY_POINTER = re.compile(r"/entities/(0|[1-9][0-9]*)(?:/|\Z)")
+
+
+def with_entities(errors: list[dict[str, Any]], document: Any) -> list[dict[str, Any]]:
+    """The error items, each about one entity of ``document`` (pointer under
+    ``/entities/<n>``) given ``entity``: ``{"type", "code"}`` of that entity
+    (error-details contract v1), as far as each looks like a type name or
+    a code. No patient text: never ``text``, values or dates.
+    Items about the document as a whole are returned unchanged.
+    """
+    entities = document.get("entities") if isinstance(document, dict) else None
+    if not isinstance(entities, list):
+        return errors
+    result = []
+    for item in errors:
+        match = _ENTITY_POINTER.match(item["pointer"])
+        entity = entities[int(match.group(1))] if match and int(match.group(1)) < len(entities) else None
+        reference: dict[str, str] = {}
+        if isinstance(entity, dict):
+            if isinstance(entity.get("entity_type"), str) and _TYPE_SHAPE.fullmatch(entity["entity_type"]):
+                reference["type"] = entity["entity_type"]
+            if isinstance(entity.get("code"), str) and _CODE_SHAPE.fullmatch(entity["code"]):
+                reference["code"] = entity["code"]
+        result.append({**item, "entity": reference} if reference else item)
+    return result
+
+
 def load_document(path: Path) -> tuple[Any, str]:
     """Read one entity document; returns ``(document, document_id)``.
 
@@ -106,8 +141,9 @@ def process_document(client: WorkerApiClient, path: Path) -> DocumentOutcome:
     :func:`entity_input`), in document order. An invalid one, or a file that is
     not JSON (a single fatal ``schema.type`` item), is posted
     ``validation_failed`` with ``error_format: "normalized"``, every item the
-    validator gave (warnings included) and the short :func:`summarise`
-    message, which quotes no patient text.
+    validator gave (warnings included), each with the type and code of the
+    entity it is about (:func:`with_entities`), and the short
+    :func:`summarise` message, which quotes no patient text.
 
     Raises:
         ApiError: the API refused a step (e.g. 409 on a finished job, 422 on
@@ -128,7 +164,7 @@ def process_document(client: WorkerApiClient, path: Path) -> DocumentOutcome:
         {
             "status": "validation_failed",
             "error_message": summarise(errors),
-            "error_details": {"errors": errors},
+            "error_details": {"errors": with_entities(errors, document)},
             "error_format": "normalized",
         },
     )

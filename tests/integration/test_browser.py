@@ -100,7 +100,8 @@ def test_operator_finds_understands_requeues_and_exports(site, browser, tmp_path
     page.click("table.jobs tr.job a:has-text('doc-0009')")
     expect(page.locator("h1")).to_contain_text("doc-0009")
     _shot(page, "job-detail.png")
-    page.click("form.inline-action button:has-text('Requeue')")
+    page.click("a.inline-action:has-text('Requeue')")  # asks first
+    page.click("form.confirm button:has-text('Requeue the job')")
     expect(page.locator(".flash-success")).to_contain_text("Requeued the job for document doc-0009.")
     expect(page.locator("dl.job-fields")).to_contain_text("Pending")
 

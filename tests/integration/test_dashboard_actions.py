@@ -56,8 +56,8 @@ def test_acknowledge_hides_the_failure_from_the_default_view(app, client):
     client.post(f"/jobs/{job_id}/acknowledge", data={"csrf_token": _csrf(client)})
     row = _row(app, job_id)
     assert row["acknowledged_at"] is not None and row["acknowledged_by"] == "test-admin"
-    assert f'href="/jobs/{job_id}"' not in client.get("/jobs").get_data(as_text=True)
-    assert f'href="/jobs/{job_id}"' in client.get("/jobs?acknowledged=include").get_data(as_text=True)
+    assert f'href="/jobs/{job_id}?back=' not in client.get("/jobs").get_data(as_text=True)
+    assert f'href="/jobs/{job_id}?back=' in client.get("/jobs?acknowledged=include").get_data(as_text=True)
 
 
 def test_a_new_failure_brings_an_acknowledged_job_back(app, client):

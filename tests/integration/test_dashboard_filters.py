@@ -85,7 +85,7 @@ def make_job(
 
 def shown_ids(html: str) -> list[str]:
     """Job ids linked from a list page, in page order."""
-    return re.findall(r'href="/jobs/([0-9a-f-]{36})"', html)
+    return re.findall(r'href="/jobs/([0-9a-f-]{36})[?"]', html)
 
 
 def next_href(html: str) -> str | None:

@@ -59,7 +59,7 @@ def hostile_job(app) -> str:
 def test_hostile_text_is_escaped_in_the_list(client, hostile_job):
     html = client.get("/jobs").get_data(as_text=True)
     assert_inert(html)
-    assert f'<a href="/jobs/{hostile_job}"><bdi>doc-{ESCAPED}</bdi></a>' in html  # document
+    assert f'<a href="/jobs/{hostile_job}?back=%2Fjobs"><bdi>doc-{ESCAPED}</bdi></a>' in html  # document
     # cell and title (the title bidi-isolated by U+2068 ... U+2069)
     assert f'<td class="message" title="\u2068second {ESCAPED}\u2069"><bdi>second {ESCAPED}</bdi></td>' in html
     assert f"<td><bdi>bad {ESCAPED}</bdi></td>" in html  # expanded details: message column
@@ -169,8 +169,7 @@ def test_worker_text_is_bidi_isolated_on_every_page(client, app):
     form = {"csrf_token": token, "op": "requeue:filter", "q": RLO_TEXT, "acknowledged": "include"}
     client.post("/jobs/bulk/confirm", data=form)
     html = client.get("/admin/audit").get_data(as_text=True)
-    assert "\u202e" not in html  # the filter's JSON, with the override escaped
-    assert "MRN-1234\\u202e5678" in html
+    assert_isolated(html, RLO_TEXT)  # the filter's chips
 
 
 def test_error_pages_escape_what_they_quote(client):
@@ -258,14 +257,14 @@ def test_job_page_shows_the_failure_history_oldest_first(client, app):
         recorder.record_validation_failure(job.id, "third failure", {"errors": [item("x.third")]})
         job_id = str(job.id)
     html = client.get(f"/jobs/{job_id}").get_data(as_text=True)
-    assert "Failure history <span class=\"muted\">(3, oldest first)</span>" in html
+    assert "History <span class=\"muted\">(oldest first; 3 failures)</span>" in html
     timeline = re.search(r'<ol class="timeline">.*?</ol>', html, re.S).group(0)
     messages = re.findall(r'<p class="message"><bdi>([^<]*)</bdi></p>', timeline)
     assert messages == ["first failure", "second failure", "third failure"]
     statuses = re.findall(r'<span class="badge status-\w+">(\w+)</span>', timeline)
     assert statuses == ["Validation_Failed", "Failed", "Validation_Failed"]
     times = re.findall(r'<time datetime="([^"]+)">', timeline)
-    assert times == sorted(times) and len(times) == 3
+    assert times == sorted(times) and len(times) == 3 + 1  # and "Created"
     assert "<code><bdi>x.first</bdi></code>" in timeline and "<code><bdi>x.third</bdi></code>" in timeline
     # The current failure is shown open above the history.
     assert '<details class="error-details" open>' in html.split('<ol class="timeline">')[0]
@@ -300,7 +299,8 @@ def test_job_page_shows_extracted_entities(client, app):
         "87 %", "5–16",
     ]
     assert cells[2][3] == "—"
-    assert "No failure has been recorded for this job." in html
+    assert "History <span class=\"muted\">(oldest first; 0 failures)</span>" in html
+    assert re.findall(r"<strong class=\"kind\">([^<]+)</strong>", html) == ["Created", "Completed"]
 
 
 def test_rows_and_job_page_offer_the_actions(client, app):
@@ -310,7 +310,7 @@ def test_rows_and_job_page_offer_the_actions(client, app):
         job_id = str(job.id)
     for page in (client.get("/jobs"), client.get(f"/jobs/{job_id}")):
         html = page.get_data(as_text=True)
-        assert f'action="/jobs/{job_id}/requeue"' in html
+        assert f'href="/jobs/{job_id}/requeue?next=' in html  # asks first
         assert f'action="/jobs/{job_id}/acknowledge"' in html
 
 

@@ -27,7 +27,7 @@ from app.services.exports import (
     ENTITY_COLUMNS, ITEM_COLUMNS, JOB_ERROR_COLUMNS, neutralise_formula,
 )
 from app.services.processing_jobs.lifecycle import complete_job, create_job
-from app.web.query import parse_rows
+from app.web.query import parse_items, parse_rows
 
 T0 = datetime(2025, 3, 1, tzinfo=timezone.utc)
 DETAILS = {"errors": [
@@ -115,15 +115,22 @@ def test_csv_has_one_row_per_error_item_with_the_columns_in_order(client, jobs):
     assert response.mimetype == "text/csv"
     assert response.headers["Content-Type"] == "text/csv; charset=utf-8"
     assert re.fullmatch(
-        r'attachment; filename="job-errors-\d{8}T\d{6}Z\.csv"', response.headers["Content-Disposition"]
+        r'attachment; filename="job-errors-per-item-\d{8}T\d{6}Z\.csv"', response.headers["Content-Disposition"]
     )
     assert response.headers["Cache-Control"] == "no-store"
-    assert csv_header(response) == list(ITEM_COLUMNS)
+    assert csv_header(response) == list(ITEM_COLUMNS) == [
+        "job_id", "job_url", "document_id", "job_type", "status", "completed_at", "error_message",
+        "code", "severity", "pointer", "message", "entity_type", "entity_code",
+    ]
     rows = csv_rows(response)
     assert {r["job_id"] for r in rows} == {jobs["failed"], jobs["crashed"]}
     failed = next(r for r in rows if r["job_id"] == jobs["failed"])
+    assert failed["job_url"] == f"http://localhost/jobs/{jobs['failed']}"
     assert failed["document_id"] == "doc-failed"
+    assert failed["job_type"] == "entity_extraction"
     assert failed["status"] == "Validation_Failed"
+    assert failed["error_message"] == "'" + TRICKY_MESSAGE
+    assert (failed["entity_type"], failed["entity_code"]) == ("", "")
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z", failed["completed_at"])
     assert (failed["code"], failed["severity"], failed["pointer"], failed["message"]) == (
         "unit.not_ucum", "error", "/entities/2/value/unit", "unit is not UCUM",
@@ -275,6 +282,10 @@ def test_neutralise_formula_leaves_other_cells_alone():
 def test_rows_jobs_gives_one_row_per_job_with_details_and_count(client, jobs):
     response = client.get("/exports/job-errors.csv?rows=jobs")
     assert response.status_code == 200
+    # Not the per-item file's name: both can sit in one Downloads folder.
+    assert re.fullmatch(
+        r'attachment; filename="job-errors-per-job-\d{8}T\d{6}Z\.csv"', response.headers["Content-Disposition"]
+    )
     assert csv_header(response) == list(JOB_ERROR_COLUMNS)
     rows = {r["job_id"]: r for r in csv_rows(response)}
     assert set(rows) == {jobs["failed"], jobs["crashed"]}
@@ -306,7 +317,7 @@ def test_ndjson_items_are_one_object_per_line_with_original_strings(client, jobs
     assert response.mimetype == "application/x-ndjson"
     assert response.headers["Cache-Control"] == "no-store"
     assert re.fullmatch(
-        r'attachment; filename="job-errors-\d{8}T\d{6}Z\.ndjson"', response.headers["Content-Disposition"]
+        r'attachment; filename="job-errors-per-item-\d{8}T\d{6}Z\.ndjson"', response.headers["Content-Disposition"]
     )
     records = {r["job_id"]: r for r in ndjson(response)}
     assert set(records) == {jobs["failed"], jobs["crashed"]}
@@ -341,11 +352,19 @@ def test_exports_follow_the_list_filters(app, client, jobs):
     assert [r["job_id"] for r in rows] == [jobs["done"]]
     rows = csv_rows(client.get("/exports/job-errors.csv?status=all&document_id=doc-crashed"))
     assert [r["job_id"] for r in rows] == [jobs["crashed"]]
-    # error_code chooses jobs; every item of a chosen job is exported.
+    # error_code chooses jobs, and of their items the ones with that code;
+    # items=all exports every item of the chosen jobs.
     rows = csv_rows(client.get("/exports/job-errors.csv?error_code=unit.not_ucum"))
-    assert sorted((r["job_id"], r["code"]) for r in rows) == sorted(
-        [(jobs["failed"], "unit.not_ucum"), (coded, "x.one"), (coded, "unit.not_ucum")]
-    )
+    assert [(r["job_id"], r["code"]) for r in rows] == [(jobs["failed"], "unit.not_ucum"), (coded, "unit.not_ucum")]
+    rows = csv_rows(client.get("/exports/job-errors.csv?error_code=unit.not_ucum&items=all"))
+    assert [(r["job_id"], r["code"]) for r in rows] == [
+        (jobs["failed"], "unit.not_ucum"), (coded, "x.one"), (coded, "unit.not_ucum"),
+    ]
+    records = ndjson(client.get("/exports/job-errors.ndjson?error_code=unit.not_ucum"))
+    assert [(r["job_id"], r["code"]) for r in records] == [(jobs["failed"], "unit.not_ucum"), (coded, "unit.not_ucum")]
+    # rows=jobs: one row per chosen job, whatever items says.
+    rows = csv_rows(client.get("/exports/job-errors.csv?error_code=unit.not_ucum&rows=jobs"))
+    assert [r["job_id"] for r in rows] == [jobs["failed"], coded]
     rows = csv_rows(client.get("/exports/job-errors.csv?q=UNIT+TROUBLE&rows=jobs"))
     assert [r["job_id"] for r in rows] == [coded]
     records = ndjson(client.get("/exports/job-errors.ndjson?status=Failed"))
@@ -367,10 +386,44 @@ def test_an_unknown_rows_value_is_a_400_naming_rows(client, path):
 
 
 def test_every_bad_export_parameter_is_named_at_once(client):
-    response = client.get("/exports/job-errors.csv?rows=all&status=nope")
+    response = client.get("/exports/job-errors.csv?rows=all&status=nope&items=some")
     assert response.status_code == 400
     html = response.get_data(as_text=True)
-    assert "<code>rows</code>" in html and "<code>status</code>" in html
+    assert "<code>rows</code>" in html and "<code>status</code>" in html and "<code>items</code>" in html
+
+
+def test_only_string_codes_in_object_items_match(app, client):
+    """The item condition is the job filter's: a string ``code`` equal to the
+    filter's, in an object item; a number 5 is not the code "5"."""
+    with app.app_context():
+        job = insert_job("doc", details=envelope(item("5", "the string"), {**item("x"), "code": 5}, "5"))
+    rows = csv_rows(client.get("/exports/job-errors.csv?error_code=5"))
+    assert [(r["job_id"], r["message"]) for r in rows] == [(job, "the string")]
+
+
+def test_items_carry_their_entity(app, client):
+    entity = {"type": "Condition", "code": "R07.9X", "index": 2}
+    with app.app_context():
+        job = insert_job("doc", details=envelope(
+            {**item("code.unknown_icd10cm"), "entity": entity},
+            {**item("schema.required"), "entity": {"index": 0}},
+            item("x.y"),
+        ))
+    rows = csv_rows(client.get("/exports/job-errors.csv"))
+    assert [(r["job_id"], r["entity_type"], r["entity_code"]) for r in rows] == [
+        (job, "Condition", "R07.9X"), (job, "", ""), (job, "", ""),
+    ]
+    records = ndjson(client.get("/exports/job-errors.ndjson"))
+    assert [(r["entity_type"], r["entity_code"]) for r in records] == [("Condition", "R07.9X"), (None, None), (None, None)]
+    assert records[0]["job_url"] == f"http://localhost/jobs/{job}"
+
+
+def test_parse_items():
+    assert parse_items(None) == parse_items("") == parse_items("matching") == "matching"
+    assert parse_items("all") == "all"
+    with pytest.raises(InvalidQueryError) as caught:
+        parse_items("every")
+    assert caught.value.errors[0]["pointer"] == "#/items"
 
 
 def test_parse_rows():

@@ -27,6 +27,7 @@ from hypothesis import strategies as st
 from app.extensions import db
 from app.models import ProcessingJob
 from app.services import exports
+from app.services.exports import ItemRows
 from app.services.processing_jobs.job_filter import JobFilter, TimeField
 
 pytestmark = pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
@@ -40,10 +41,15 @@ _tricky = st.sampled_from(["=", "+", "-", "@", "\t", "\r", "\n", "\r\n", ",", '"
 _char = st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00")
 text = st.lists(st.one_of(_tricky, st.text(_char, max_size=6)), max_size=5).map("".join)
 
+entity = st.one_of(
+    st.fixed_dictionaries({}, optional={"type": text, "code": text, "index": st.integers(0, 99)}),
+    text,  # not an object: no entity cells
+)
 item = st.fixed_dictionaries(
     {},
-    optional={"code": text, "severity": st.sampled_from(["error", "warning", ""]), "pointer": text,
-              "message": text},
+    optional={"code": st.one_of(text, st.sampled_from(["c.0", "c.1"])),
+              "severity": st.sampled_from(["error", "warning", ""]), "pointer": text,
+              "message": text, "entity": entity},
 )
 details = st.one_of(
     st.lists(item, max_size=4).map(
@@ -54,7 +60,8 @@ details = st.one_of(
     st.just({"schema_version": 1, "errors": "not an array"}),
 )
 job = st.fixed_dictionaries({
-    "document_id": text.filter(lambda t: len(t) <= 255),
+    "document_id": text.filter(lambda t: len(t) <= 200),
+    "job_type": st.sampled_from(["entity_extraction", "-x", "ocr.v2"]),
     "error_message": text,
     "error_details": details,
     "error_format": st.sampled_from(["normalized", "free-form", None]),
@@ -68,7 +75,8 @@ def _store(jobs: list[dict[str, Any]]) -> None:
     for n, fields in enumerate(jobs):
         at = T0 + timedelta(minutes=n)
         db.session.add(ProcessingJob(
-            id=uuid.uuid4(), document_id=fields["document_id"], status=fields["status"],
+            id=uuid.uuid4(), document_id=fields["document_id"], job_type=fields.get("job_type", "entity_extraction"),
+            status=fields["status"],
             error_message=fields["error_message"], error_details=fields["error_details"],
             error_format=fields["error_format"], created_at=at,
             completed_at=at + timedelta(seconds=5, microseconds=fields["microsecond"]),
@@ -76,18 +84,22 @@ def _store(jobs: list[dict[str, Any]]) -> None:
     db.session.commit()
 
 
-def _both(job_filter: JobFilter, **kwargs: Any) -> tuple[str, str]:
-    python = "".join(exports.iter_job_errors_csv(job_filter, use_copy=False))
-    copied = "".join(exports.iter_job_errors_csv(job_filter, use_copy=True, **kwargs))
+def _both(job_filter: JobFilter, items: ItemRows = ItemRows(), **kwargs: Any) -> tuple[str, str]:
+    python = "".join(exports.iter_job_errors_csv(job_filter, use_copy=False, items=items))
+    copied = "".join(exports.iter_job_errors_csv(job_filter, use_copy=True, items=items, **kwargs))
     return python, copied
 
 
+#: Prefixes of job_url: the app's own URL, built from the request's Host.
+_prefixes = st.sampled_from(["/jobs/", "http://localhost/jobs/", 'https://a,b"c/jobs/', "http://x\r\ny/jobs/"])
+
+
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(jobs=st.lists(job, min_size=1, max_size=6))
-def test_copy_writes_the_same_bytes_as_the_csv_module(app, jobs):
+@given(jobs=st.lists(job, min_size=1, max_size=6), prefix=_prefixes)
+def test_copy_writes_the_same_bytes_as_the_csv_module(app, jobs, prefix):
     with app.app_context():
         _store(jobs)
-        python, copied = _both(JobFilter(), batch_size=3)
+        python, copied = _both(JobFilter(), ItemRows(job_url_prefix=prefix), batch_size=3)
     assert copied == python
     parsed = list(csv.reader(io.StringIO(copied.removeprefix("\ufeff"), newline="")))
     assert len(parsed) == 1 + sum(
@@ -136,11 +148,29 @@ def failures(app) -> list[str]:
     ids=["default", "all-statuses", "error-code", "document", "completed-window", "text"],
 )
 @pytest.mark.parametrize("chunk_rows", [1, 5, 2_000])
-def test_chunks_and_filters_do_not_change_the_bytes(app, failures, job_filter, chunk_rows):
+@pytest.mark.parametrize("matching_only", [True, False], ids=["matching-items", "all-items"])
+def test_chunks_and_filters_do_not_change_the_bytes(app, failures, job_filter, chunk_rows, matching_only):
     with app.app_context():
-        python, copied = _both(job_filter, batch_size=chunk_rows)
+        python, copied = _both(job_filter, ItemRows(matching_only=matching_only), batch_size=chunk_rows)
     assert copied == python
     assert copied.count("\r\n") > 1  # the filter matched something: not two empty files
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(jobs=st.lists(job, min_size=1, max_size=6), code=st.sampled_from(["c.0", "c.1", ""]))
+def test_only_the_matching_items_by_both_paths(app, jobs, code):
+    """With an error_code, both paths write the rows of the items with that
+    code alone, and the Python path agrees with the envelope read in Python."""
+    with app.app_context():
+        _store(jobs)
+        python, copied = _both(JobFilter(statuses=(), error_code=code), batch_size=2)
+    assert copied == python
+    parsed = list(csv.DictReader(io.StringIO(copied.removeprefix("\ufeff"), newline="")))
+    assert [row["code"] for row in parsed] == [code] * sum(
+        1 for j in reversed(jobs) if j["error_format"] != "free-form" and isinstance(j["error_details"], dict)
+        and j["error_details"].get("schema_version") == 1 and isinstance(j["error_details"]["errors"], list)
+        for i in j["error_details"]["errors"] if isinstance(i, dict) and i.get("code") == code
+    )
 
 
 def test_postgresql_uses_copy_by_default_and_counts_rows(app, failures, monkeypatch):

@@ -16,7 +16,7 @@ from werkzeug.wrappers import Response
 
 from app.config import ROOT
 from app.worker.client import WorkerApiClient
-from app.worker.runner import DocumentOutcome, run_worker
+from app.worker.runner import DocumentOutcome, run_worker, with_entities
 from app.worker.validation import validate_entity_document
 from tests.live_server import serve as serve_wsgi
 
@@ -88,14 +88,22 @@ def test_worker_leaves_expected_jobs_failed_with_expected_codes(client, live_ser
         items = details["errors"]
         # The normalized envelope, holding every item the validator gave, warnings included.
         assert details == {"schema_version": 1, "errors": items, "error_count": len(items), "truncated": False}
-        assert items == validate_entity_document(corpus_document(outcome.file)), outcome.file
+        document = corpus_document(outcome.file)
+        assert items == with_entities(validate_entity_document(document), document), outcome.file
         blocking = sorted({i["code"] for i in items if i["severity"] in ("fatal", "error")})
         assert blocking == want["codes"] == outcome.error_codes, outcome.file
         warnings = sorted({i["code"] for i in items if i["severity"] == "warning"})
         assert warnings == want["warnings"], outcome.file
         for item in items:
-            assert set(item) == {"code", "severity", "message", "pointer"}
+            assert set(item) - {"entity"} == {"code", "severity", "message", "pointer"}
             assert item["pointer"] == "" or item["pointer"].startswith("/")
+            # An item about one entity names its type and code (no patient text).
+            if item["pointer"].startswith("/entities/") and "entity" in item:
+                index = int(item["pointer"].split("/")[2])
+                entity = document["entities"][index]
+                assert item["entity"]["type"] == entity["entity_type"]
+                assert item["entity"].get("code") in (None, entity.get("code"))
+                assert entity["text"] not in json.dumps(item)
     assert sum(1 for w in EXPECTED.values() if not w["valid"]) >= 5
 
 

@@ -79,6 +79,8 @@ def test_error_items_are_strings_with_the_entity_formatted():
     [
         ({"type": "Observation", "index": 3, "page": 2, "start": 10, "end": 25}, "Observation #3 · p. 2 · 10–25"),
         ({"type": "Condition"}, "Condition"),
+        ({"type": "Condition", "code": "R07.9X"}, "Condition · R07.9X"),
+        ({"code": "E11.9", "index": 4}, "#4 · E11.9"),
         ({"index": 0}, "#0"),
         ({"start": 5}, "5–?"),
         ({"page": 1}, "p. 1"),
@@ -267,3 +269,26 @@ def test_pretty_json_is_stable():
     value = {"b": {"z": 1, "a": [True, None]}, "a": "é"}
     assert jinja_filters.pretty_json(value) == json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False)
     assert jinja_filters.pretty_json(value).index('"a"') < jinja_filters.pretty_json(value).index('"b"')
+
+
+def test_validator_names_and_text_details():
+    assert jinja_filters.validator_name("pydantic") == "pydantic"
+    assert jinja_filters.validator_name("fhir-operationoutcome") == "FHIR OperationOutcome"
+    assert jinja_filters.validator_name("normalized") == jinja_filters.validator_name("free-form") == ""
+    assert jinja_filters.validator_name(None) == jinja_filters.validator_name("a-new-format") == ""
+    assert jinja_filters.text_details("line 1\nline 2") == [("", "line 1\nline 2")]
+    assert jinja_filters.text_details({"trace": "a\nb", "short": "x", "n": 3, "long": "y" * 80}) == [
+        ("trace", "a\nb"), ("long", "y" * 80),
+    ]
+    assert jinja_filters.text_details({"errors": [{"code": "x", "message": "a\nb"}]}) == []  # an error list
+    assert jinja_filters.text_details(None) == jinja_filters.text_details([1]) == []
+    cut = jinja_filters.text_details("x" * (jinja_filters.JSON_PREVIEW_MAX_BYTES + 5))[0][1]
+    assert cut.endswith("\n…") and len(cut) == jinja_filters.JSON_PREVIEW_MAX_BYTES + 2
+
+
+def test_what_to_do_lists_each_covered_code_once():
+    details = {"errors": [{"code": "unit.not_ucum"}, {"code": "unit.not_ucum"}, {"code": "vendor.x"}, "x", {"code": 5}]}
+    (pair,) = jinja_filters.what_to_do(details)
+    assert pair[0] == "unit.not_ucum" and pair[1].startswith("The unit is not a UCUM code")
+    assert jinja_filters.what_to_do("text") == []
+    assert jinja_filters.history_label("requeued") == "Requeued"

@@ -8,7 +8,7 @@ import pytest
 
 from app.api.contract import validate_request
 from app.config import ROOT
-from app.worker.runner import corpus_documents, entity_input, load_document, summarise
+from app.worker.runner import corpus_documents, entity_input, load_document, summarise, with_entities
 from app.worker.validation import is_valid, validate_entity_document
 
 CORPUS = ROOT / "demo" / "corpus"
@@ -112,3 +112,39 @@ def test_summary_names_blocking_codes_only():
         {"code": "confidence.low", "severity": "warning", "message": "m", "pointer": "/entities/1/confidence"},
     ]
     assert summarise(errors) == "Entity validation failed: 2 errors (schema.type, unit.not_ucum)"
+
+
+def test_items_about_an_entity_name_its_type_and_code_and_nothing_else():
+    document = {"entities": [
+        {"entity_type": "Condition", "code": "R07.9X", "text": "chest pain, patient Jane Doe"},
+        {"entity_type": "Observation", "code": "low sodium for Jane", "text": "Na 128"},
+        {"entity_type": "made up type!", "code": "X1"},
+        "not an entity",
+    ]}
+    items = [
+        {"code": "code.unknown_icd10cm", "severity": "error", "message": "m", "pointer": "/entities/0/code"},
+        {"code": "unit.not_ucum", "severity": "error", "message": "m", "pointer": "/entities/1/value/unit"},
+        {"code": "schema.enum", "severity": "error", "message": "m", "pointer": "/entities/2/entity_type"},
+        {"code": "schema.type", "severity": "error", "message": "m", "pointer": "/entities/3"},
+        {"code": "schema.required", "severity": "error", "message": "m", "pointer": "/entities/9"},
+        {"code": "schema.required", "severity": "error", "message": "m", "pointer": ""},
+        {"code": "schema.type", "severity": "error", "message": "m", "pointer": "/entities/01"},
+    ]
+    entities = [item.get("entity") for item in with_entities(items, document)]
+    assert entities == [
+        {"type": "Condition", "code": "R07.9X"},  # the code as written, even when it is wrong
+        {"type": "Observation"},  # a phrase in "code" is not copied
+        {"code": "X1"},
+        None, None, None, None,
+    ]
+    assert with_entities(items, None) == items
+
+
+def test_the_failure_the_worker_posts_is_accepted_with_its_entities():
+    from app.services.error_details import normalize_error_details
+
+    document = load_document(ROOT / "demo" / "corpus" / "doc-0006-referral-letter-bad-icd-code.json")[0]
+    items = with_entities(validate_entity_document(document), document)
+    stored, error_format = normalize_error_details({"errors": items}, "normalized")
+    assert error_format == "normalized"
+    assert {"type": "Condition", "code": "E11.99X"} in [item.get("entity") for item in stored["errors"]]

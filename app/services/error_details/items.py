@@ -27,7 +27,7 @@ SEVERITIES: tuple[str, ...] = ("fatal", "error", "warning", "information")
 
 ITEM_KEYS = frozenset({"code", "severity", "message", "pointer", "rule", "ctx", "entity"})
 REQUIRED_ITEM_KEYS = ("code", "severity", "message", "pointer")
-ENTITY_KEYS = frozenset({"type", "index", "page", "start", "end"})
+ENTITY_KEYS = frozenset({"type", "code", "index", "page", "start", "end"})
 
 ELLIPSIS = "\u2026"
 
@@ -216,7 +216,8 @@ def _cap_item(item: Mapping[str, Any], limits: DetailsLimits) -> dict[str, Any]:
         capped["ctx"] = ctx
     if item.get("entity"):
         entity = dict(item["entity"])
-        if "type" in entity:
-            entity["type"] = cap_text(entity["type"], limits.max_code_length)
+        for key in ("type", "code"):
+            if key in entity:
+                entity[key] = cap_text(entity[key], limits.max_code_length)
         capped["entity"] = entity
     return capped

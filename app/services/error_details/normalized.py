@@ -176,8 +176,9 @@ def _check_entity(entity: Any, pointer: str) -> dict[str, Any]:
             raise InvalidErrorDetailsError(
                 f"{pointer}/{escape_token(str(key))}", "is not a field of an entity reference"
             )
-    if "type" in entity:
-        require_string(entity, "type", pointer)
+    for key in ("type", "code"):
+        if key in entity:
+            require_string(entity, key, pointer)
     for key in ("index", "page", "start", "end"):
         if key in entity:
             value = entity[key]

@@ -16,10 +16,13 @@ column: docs/exports.md.
 
 from app.services.exports.cells import neutralise_formula
 from app.services.exports.columns import ENTITY_COLUMNS, ITEM_COLUMNS, JOB_ERROR_COLUMNS
-from app.services.exports.queries import copy_items_select, entities_filter, job_error_items_select
+from app.services.exports.columns import DEFAULT_JOB_URL_PREFIX
+from app.services.exports.queries import ItemRows, copy_items_select, entities_filter, job_error_items_select
 from app.services.exports.streaming import (
     COPY_CHUNK_ROWS,
+    EXPORT_FILE_NAMES,
     STREAM_BATCH_SIZE,
+    ExportItems,
     ExportRows,
     OnFinish,
     iter_entities_csv,
@@ -29,11 +32,15 @@ from app.services.exports.streaming import (
 
 __all__ = [
     "COPY_CHUNK_ROWS",
+    "DEFAULT_JOB_URL_PREFIX",
+    "EXPORT_FILE_NAMES",
     "ENTITY_COLUMNS",
     "ITEM_COLUMNS",
     "JOB_ERROR_COLUMNS",
     "STREAM_BATCH_SIZE",
+    "ExportItems",
     "ExportRows",
+    "ItemRows",
     "OnFinish",
     "copy_items_select",
     "entities_filter",

@@ -72,6 +72,15 @@ def canonical_uuid(job_id: str) -> str:
     return job_id if len(job_id) == 36 else str(uuid.UUID(job_id))
 
 
+def canonical_job_url(url: str) -> str:
+    """A ``job_url`` read from the database with the job id canonical:
+    the prefix, then the id as :func:`canonical_uuid` writes it."""
+    prefix, job_id = url[:-32], url[-32:]
+    if "-" in job_id:  # PostgreSQL: already canonical (36 characters)
+        return url
+    return prefix + str(uuid.UUID(job_id))
+
+
 def utc_rfc3339(value: datetime | None) -> str | None:
     """RFC 3339 UTC text of a timestamp read without :class:`UTCDateTime`
     (naive on SQLite), normalised as ``UTCDateTime`` would; ``None`` stays ``None``."""

@@ -20,6 +20,7 @@ from app.models import ExtractedEntity, ProcessingJob
 from app.models.types import JSONDocument
 from app.services.error_details import is_envelope_sql
 from app.services.exports.cells import (
+    canonical_job_url,
     canonical_uuid,
     empty_if_none,
     json_cell,
@@ -34,18 +35,25 @@ from app.timestamps import rfc3339
 JOBS = ProcessingJob.__table__
 ENTITIES = ExtractedEntity.__table__
 
+#: ``job_url`` is this prefix and the job id. The views pass the job page's
+#: absolute URL without the id (``https://host/jobs/``); without a request
+#: (tests, benchmarks) it is the page's path.
+DEFAULT_JOB_URL_PREFIX = "/jobs/"
+
 
 @dataclass(frozen=True)
 class Sources:
     """What a column's SQL may read: the ``processing_jobs`` and
     ``extracted_entities`` tables, the fields of the error item (items
-    export only: ``code``, ``severity``, ``pointer``, ``message``) and the
-    dialect name (``"postgresql"`` or ``"sqlite"``)."""
+    export only: ``code``, ``severity``, ``pointer``, ``message``,
+    ``entity_type``, ``entity_code``), the dialect name (``"postgresql"``
+    or ``"sqlite"``) and the prefix of ``job_url`` (items export only)."""
 
     dialect: str
     item: Mapping[str, sa.ColumnElement[Any]]
     jobs: sa.Table = JOBS
     entities: sa.Table = ENTITIES
+    job_url_prefix: str = DEFAULT_JOB_URL_PREFIX
 
 
 SQL = Callable[[Sources], sa.ColumnElement[Any]]
@@ -90,6 +98,17 @@ def _item(name: str) -> SQL:
     return lambda s: s.item[name]
 
 
+def _job_url_sql(s: Sources) -> sa.ColumnElement[Any]:
+    # Server-made text (the app's own URL and the id): not neutralised, and
+    # never empty, so the COPY cell is the same expression.
+    return sa.literal(s.job_url_prefix, sa.Text) + sa.cast(s.jobs.c.id, sa.Text)
+
+
+def _item_text(name: str) -> Column:
+    """A column of worker text read from the error item (not per job)."""
+    return Column(name, _item(name), csv_cell=text_cell, copy_sql=lambda s: sql_text_cell(s.item[name]))
+
+
 def _error_count_sql(s: Sources) -> sa.ColumnElement[Any]:
     # The details when they are a normalized envelope, else NULL: the rule of
     # error_details.envelope_errors, in SQL, so the count needs no second column.
@@ -104,22 +123,30 @@ def _error_count(envelope: Any) -> Any:
 
 #: One row per item of a job's error-details envelope; a job without items
 #: gets one row with empty item cells and ``message`` its ``error_message``.
-#: The id is read as text and ``completed_at`` without ``UTCDateTime``: both
-#: per-row conversions cost more than the rest of the fetch
-#: (bench/export_benchmark.py), so they run once per job (``per_job``).
+#: The job's columns (``per_job``) come first; the id is read as text and
+#: ``completed_at`` without ``UTCDateTime``: both per-row conversions cost
+#: more than the rest of the fetch (bench/export_benchmark.py), so they run
+#: once per job. ``entity_type`` and ``entity_code`` are the item's
+#: ``entity`` (which entity of the document the error is about).
 ITEM_EXPORT: tuple[Column, ...] = (
     Column("job_id", lambda s: sa.cast(s.jobs.c.id, sa.String), canonical_uuid,
            copy_sql=lambda s: sa.cast(s.jobs.c.id, sa.Text), per_job=True),
+    Column("job_url", _job_url_sql, canonical_job_url, copy_sql=_job_url_sql, per_job=True),
     Column("document_id", _job("document_id"), csv_cell=text_cell,
            copy_sql=lambda s: sql_text_cell(s.jobs.c.document_id), per_job=True),
+    Column("job_type", _job("job_type"), csv_cell=text_cell,
+           copy_sql=lambda s: sql_text_cell(s.jobs.c.job_type), per_job=True),
     Column("status", _job("status"), copy_sql=_job("status"), per_job=True),
     Column("completed_at", lambda s: sa.type_coerce(s.jobs.c.completed_at, sa.DateTime(timezone=True)),
            utc_rfc3339, empty_if_none, copy_sql=lambda s: sql_rfc3339(s.jobs.c.completed_at), per_job=True),
-    Column("code", _item("code"), csv_cell=text_cell, copy_sql=lambda s: sql_text_cell(s.item["code"])),
-    Column("severity", _item("severity"), csv_cell=text_cell,
-           copy_sql=lambda s: sql_text_cell(s.item["severity"])),
-    Column("pointer", _item("pointer"), csv_cell=text_cell, copy_sql=lambda s: sql_text_cell(s.item["pointer"])),
-    Column("message", _item("message"), csv_cell=text_cell, copy_sql=lambda s: sql_text_cell(s.item["message"])),
+    Column("error_message", _job("error_message"), csv_cell=text_cell,
+           copy_sql=lambda s: sql_text_cell(s.jobs.c.error_message), per_job=True),
+    _item_text("code"),
+    _item_text("severity"),
+    _item_text("pointer"),
+    _item_text("message"),
+    _item_text("entity_type"),
+    _item_text("entity_code"),
 )
 
 #: One row per job: ``error_details`` whole and the envelope's ``error_count``.

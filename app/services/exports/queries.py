@@ -9,7 +9,7 @@ instead (:func:`copy_item_rows`). See docs/exports.md.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 import sqlalchemy as sa
@@ -19,6 +19,7 @@ from app.extensions import db
 from app.models import JobStatus
 from app.services.error_details import is_envelope_sql
 from app.services.exports.columns import (
+    DEFAULT_JOB_URL_PREFIX,
     ENTITIES,
     ENTITY_EXPORT,
     ITEM_EXPORT,
@@ -34,16 +35,51 @@ Batch = Sequence[sa.Row[Any]]
 Records = list[tuple[Any, ...]]
 Statement = Callable[[JobFilter, str], sa.Select[Any]]
 
-_ITEM_FIELDS = ("code", "severity", "pointer", "message")
+#: Fields of an error item the items export reads: the item's own, then its
+#: ``entity`` object's (``entity_type`` is ``entity.type``).
+_ITEM_FIELDS = {
+    "code": ("code",),
+    "severity": ("severity",),
+    "pointer": ("pointer",),
+    "message": ("message",),
+    "entity_type": ("entity", "type"),
+    "entity_code": ("entity", "code"),
+}
 
 
-def _item_sources(dialect: str) -> tuple[sa.FromClause, Sources, sa.ColumnElement[Any]]:
+def _json_path(path: tuple[str, ...]) -> str:
+    """SQLite JSON path of a field path: ``("entity", "type")`` -> ``$.entity.type``."""
+    return "$." + ".".join(path)
+
+
+@dataclass(frozen=True)
+class ItemRows:
+    """Which item rows the items export writes, and how.
+
+    Attributes:
+        matching_only: with the filter's ``error_code``, only the items with
+            that code (the default); ``False``: every item of the jobs the
+            filter chooses. Without an ``error_code`` every item either way.
+        job_url_prefix: ``job_url`` is this and the job id
+            (:data:`~app.services.exports.columns.DEFAULT_JOB_URL_PREFIX`).
+    """
+
+    matching_only: bool = True
+    job_url_prefix: str = DEFAULT_JOB_URL_PREFIX
+
+
+def _item_sources(
+    dialect: str, options: ItemRows
+) -> tuple[sa.FromClause, Sources, sa.ColumnElement[Any], Callable[[str], sa.ColumnElement[bool]]]:
     """The items of each job's envelope as a table joined to ``processing_jobs``.
 
-    Returns ``(from clause, sources with the item fields, item order)``.
-    A LEFT JOIN keeps a job without items as one row with NULL items, and
-    ``message`` falls back to the job's ``error_message`` there. Item fields
-    are read only from object items (an item of another type gives NULLs).
+    Returns ``(from clause, sources with the item fields, item order, code
+    condition)``; the code condition of a code is true for the items whose
+    ``code`` is that string. A LEFT JOIN keeps a job without items as one
+    row with NULL items, and ``message`` falls back to the job's
+    ``error_message`` there. Item fields are read only from object items
+    (an item of another type gives NULLs), entity fields only from an
+    object ``entity``.
     """
     details = JOBS.c.error_details
     envelope = is_envelope_sql(details, JOBS.c.error_format, dialect)
@@ -52,55 +88,78 @@ def _item_sources(dialect: str) -> tuple[sa.FromClause, Sources, sa.ColumnElemen
         elements = sa.func.jsonb_array_elements(sa.case((envelope, document["errors"])))
         item = elements.table_valued(sa.column("value", JSONB), with_ordinality="ordinal")
         item = item.render_derived("item")  # AS item(value, ordinal)
-        fields = {name: item.c.value[name].astext for name in _ITEM_FIELDS}
+        fields = {name: item.c.value[path].astext for name, path in _ITEM_FIELDS.items()}
         order = item.c.ordinal
+
+        def has_code(code: str) -> sa.ColumnElement[bool]:
+            return item.c.value.op("@>")(sa.literal({"code": code}, JSONB))
     else:
         elements = sa.func.json_each(sa.case((envelope, details)), "$.errors")
         item = elements.table_valued("value", "type", "key").alias("item")
         fields = {
-            name: sa.case((item.c.type == "object", sa.func.json_extract(item.c.value, f"$.{name}")))
-            for name in _ITEM_FIELDS
+            name: sa.case((item.c.type == "object", sa.func.json_extract(item.c.value, _json_path(path))))
+            for name, path in _ITEM_FIELDS.items()
         }
         order = item.c.key
+
+        def has_code(code: str) -> sa.ColumnElement[bool]:
+            return sa.and_(
+                item.c.type == "object",
+                sa.func.json_type(item.c.value, "$.code") == "text",
+                sa.func.json_extract(item.c.value, "$.code") == code,
+            )
     fields["message"] = sa.case((order.is_(None), JOBS.c.error_message), else_=fields["message"])
-    return JOBS.outerjoin(item, sa.true()), Sources(dialect, fields), order
+    sources = Sources(dialect, fields, job_url_prefix=options.job_url_prefix)
+    return JOBS.outerjoin(item, sa.true()), sources, order, has_code
 
 
 def _selected(columns: Sequence[Column], sources: Sources) -> list[sa.ColumnElement[Any]]:
     return [column.sql(sources).label(column.name) for column in columns]
 
 
-def job_error_items_select(job_filter: JobFilter, dialect: str) -> sa.Select[Any]:
+def _items_query(
+    cells: Callable[[Sources], list[sa.ColumnElement[Any]]],
+    job_filter: JobFilter,
+    dialect: str,
+    options: ItemRows,
+) -> sa.Select[Any]:
+    joined, sources, order, has_code = _item_sources(dialect, options)
+    conditions = job_filter.where()
+    if options.matching_only and job_filter.error_code is not None:
+        conditions.append(has_code(job_filter.error_code))
+    return (
+        sa.select(*cells(sources))
+        .select_from(joined)
+        .where(*conditions)
+        .order_by(*newest_first(job_filter), order)
+    )
+
+
+def job_error_items_select(
+    job_filter: JobFilter, dialect: str, options: ItemRows = ItemRows()
+) -> sa.Select[Any]:
     """The SELECT behind the one-row-per-item export, for ``dialect``
     (``"postgresql"`` or ``"sqlite"``); bench/export_benchmark.py hands the
     same statement to PostgreSQL's COPY.
 
     Columns as :data:`~app.services.exports.columns.ITEM_EXPORT` reads them
     (``job_id`` as text, ``completed_at`` plain ``DateTime``: naive on
-    SQLite); jobs newest first by the filter's time, items in the worker's order.
+    SQLite); jobs newest first by the filter's time, items in the worker's
+    order; with the filter's ``error_code`` only the items with that code
+    unless ``options`` says otherwise (:class:`ItemRows`).
     """
-    joined, sources, order = _item_sources(dialect)
-    return (
-        sa.select(*_selected(ITEM_EXPORT, sources))
-        .select_from(joined)
-        .where(*job_filter.where())
-        .order_by(*newest_first(job_filter), order)
-    )
+    return _items_query(lambda sources: _selected(ITEM_EXPORT, sources), job_filter, dialect, options)
 
 
-def copy_items_select(job_filter: JobFilter) -> sa.Select[Any]:
+def copy_items_select(job_filter: JobFilter, options: ItemRows = ItemRows()) -> sa.Select[Any]:
     """PostgreSQL: :func:`job_error_items_select`'s rows as the text cells the
     Python path writes (each column's ``copy_sql``), ready for
-    ``COPY ... (FORMAT csv)``; same filter and order.
+    ``COPY ... (FORMAT csv)``; same filter, rows and order.
     """
-    joined, sources, order = _item_sources("postgresql")
-    cells = [column.copy_sql(sources) for column in ITEM_EXPORT]  # type: ignore[misc]
-    return (
-        sa.select(*cells)
-        .select_from(joined)
-        .where(*job_filter.where())
-        .order_by(*newest_first(job_filter), order)
-    )
+    def cells(sources: Sources) -> list[sa.ColumnElement[Any]]:
+        return [column.copy_sql(sources) for column in ITEM_EXPORT]  # type: ignore[misc]
+
+    return _items_query(cells, job_filter, "postgresql", options)
 
 
 def jobs_select(job_filter: JobFilter, dialect: str) -> sa.Select[Any]:
@@ -212,7 +271,7 @@ def _driver_statement(statement: sa.Select[Any], dialect: sa.Dialect) -> tuple[s
 
 
 def copy_item_rows(
-    job_filter: JobFilter, chunk_rows: int, statement_timeout_ms: int
+    job_filter: JobFilter, chunk_rows: int, statement_timeout_ms: int, options: ItemRows = ItemRows()
 ) -> Iterator[list[memoryview]]:
     """PostgreSQL: yield the items CSV's data rows (bytes without their LF)
     in lists of ``chunk_rows``, from one ``COPY`` in a read transaction of
@@ -225,7 +284,7 @@ def copy_item_rows(
     try:
         connection = db.session.connection()
         connection.exec_driver_sql(f"SET LOCAL statement_timeout = {int(statement_timeout_ms)}")
-        statement, params = _driver_statement(copy_items_select(job_filter), connection.dialect)
+        statement, params = _driver_statement(copy_items_select(job_filter, options), connection.dialect)
         raw = connection.connection.driver_connection
         with raw.cursor() as cursor, cursor.copy(f"COPY ({statement}) TO STDOUT (FORMAT csv)", params) as copy:
             rows: list[memoryview] = []

@@ -13,12 +13,13 @@ import io
 import json
 from collections.abc import Callable, Iterator, Sequence
 from enum import StrEnum
+from functools import partial
 
 from app.config import DEFAULT_EXPORT_STATEMENT_TIMEOUT_MS
 from app.extensions import db
 from app.services.exports import queries
 from app.services.exports.columns import ENTITY_EXPORT, ITEM_EXPORT, JOB_ERROR_EXPORT, Column
-from app.services.exports.queries import Batch, Records
+from app.services.exports.queries import Batch, ItemRows, Records
 from app.services.processing_jobs.job_filter import JobFilter
 
 #: Rows read from the database per fetch, and per chunk of the response.
@@ -41,6 +42,19 @@ class ExportRows(StrEnum):
 
     ITEMS = "items"  # one row per error item (the default)
     JOBS = "jobs"  # one row per job
+
+
+class ExportItems(StrEnum):
+    """Which items a one-row-per-item export writes when the filter names an
+    ``error_code`` (the ``items`` query parameter, :func:`app.web.query.parse_items`)."""
+
+    MATCHING = "matching"  # only the items with that code (the default)
+    ALL = "all"  # every item of the jobs the filter chooses
+
+
+#: The file name of each job-error export, before its timestamp: the two
+#: kinds of rows must not overwrite each other in a Downloads folder.
+EXPORT_FILE_NAMES = {ExportRows.ITEMS: "job-errors-per-item", ExportRows.JOBS: "job-errors-per-job"}
 
 
 def _stream(
@@ -118,13 +132,16 @@ def iter_job_errors_csv(
     batch_size: int | None = None,
     use_copy: bool | None = None,
     statement_timeout_ms: int = DEFAULT_EXPORT_STATEMENT_TIMEOUT_MS,
+    items: ItemRows = ItemRows(),
 ) -> Iterator[str]:
     """Yield the job-error CSV of the jobs ``job_filter`` chooses, newest first.
 
     Args:
         job_filter: which jobs (the dashboard's filter).
         rows: ``items``: :data:`~app.services.exports.columns.ITEM_EXPORT`,
-            one row per error item (docs/exports.md for jobs without items);
+            one row per error item (docs/exports.md for jobs without items;
+            with an ``error_code`` only the items with that code, unless
+            ``items`` says otherwise);
             ``jobs``: :data:`~app.services.exports.columns.JOB_ERROR_EXPORT`,
             one row per job, ``error_details`` as JSON text (keys sorted),
             ``error_count`` the envelope's (empty when the details are not an
@@ -138,6 +155,8 @@ def iter_job_errors_csv(
         statement_timeout_ms: the ``COPY``'s ``statement_timeout``, in
             milliseconds (the app passes ``EXPORT_STATEMENT_TIMEOUT_MS``): a
             download slower than this is cut off by the server.
+        items: ``rows=items`` only: which items, and the ``job_url`` prefix
+            (:class:`~app.services.exports.queries.ItemRows`).
 
     Yields:
         Text chunks: the first starts with a UTF-8 BOM and the header row;
@@ -155,9 +174,11 @@ def iter_job_errors_csv(
     if use_copy is None:
         use_copy = db.engine.dialect.name == "postgresql"
     if use_copy and rows is ExportRows.ITEMS:
-        batches = queries.copy_item_rows(job_filter, batch_size or COPY_CHUNK_ROWS, statement_timeout_ms)
+        chunk_rows = batch_size or COPY_CHUNK_ROWS
+        batches = queries.copy_item_rows(job_filter, chunk_rows, statement_timeout_ms, items)
         return _stream(batches, _same, _join_copy_rows, header, on_finish)
-    statement = queries.job_error_items_select if rows is ExportRows.ITEMS else queries.jobs_select
+    statement = partial(queries.job_error_items_select, options=items) if rows is ExportRows.ITEMS \
+        else queries.jobs_select
     batches = queries.batches(job_filter, statement, batch_size or STREAM_BATCH_SIZE)
     return _stream(batches, queries.records(columns, csv=True), render, header, on_finish)
 
@@ -168,6 +189,7 @@ def iter_job_errors_ndjson(
     *,
     on_finish: OnFinish | None = None,
     batch_size: int | None = None,
+    items: ItemRows = ItemRows(),
 ) -> Iterator[str]:
     """Yield the job-error NDJSON: one JSON object per line, keys the CSV's columns.
 
@@ -179,8 +201,9 @@ def iter_job_errors_ndjson(
     Raises:
         sqlalchemy.exc.DBAPIError: as :func:`iter_job_errors_csv`.
     """
+    statement: queries.Statement
     if rows is ExportRows.ITEMS:
-        columns, statement = ITEM_EXPORT, queries.job_error_items_select
+        columns, statement = ITEM_EXPORT, partial(queries.job_error_items_select, options=items)
     else:
         columns, statement = JOB_ERROR_EXPORT, queries.jobs_select
     batches = queries.batches(job_filter, statement, batch_size or STREAM_BATCH_SIZE)

@@ -1,0 +1,189 @@
+"""Reading the audit log: filtered, a page at a time, and per job.
+
+Keyset ("seek") pagination on ``(occurred_at, id)``, newest first, as the
+job list does (:mod:`app.services.processing_jobs.pagination`): no
+``OFFSET`` and no ``COUNT(*)``, so the thousandth page costs what the first
+does. Writing the log is :mod:`app.services.access`.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import JSONB
+
+from app.errors import InvalidQueryError, field_error
+from app.extensions import db
+from app.models.access import AuditEvent
+
+#: The actions the app writes (``action`` of :class:`AuditEvent`), for the
+#: audit page's choices; the filter accepts any action text.
+KNOWN_ACTIONS = (
+    "auth.sign_in",
+    "auth.sign_out",
+    "export.entities.csv",
+    "export.job_errors.csv",
+    "export.job_errors.ndjson",
+    "jobs.acknowledge",
+    "jobs.requeue",
+    "tokens.create",
+    "tokens.revoke",
+    "users.create",
+    "users.disable",
+    "users.enable",
+    "users.set_password",
+)
+
+
+@dataclass(frozen=True)
+class AuditQuery:
+    """Which audit events to list.
+
+    Attributes:
+        actor: exactly this actor (user name, token name or ``cli``), or ``None``.
+        action: exactly this action; one ending in ``.*`` (``jobs.*``) keeps
+            every action starting with what comes before the ``*``; ``None``: all.
+        time_from: events at or after this (aware UTC), or ``None``.
+        time_to: events before this (exclusive), or ``None``.
+    """
+
+    actor: str | None = None
+    action: str | None = None
+    time_from: datetime | None = None
+    time_to: datetime | None = None
+
+    def where(self) -> list[sa.ColumnElement[bool]]:
+        """SQL conditions for this query (backend-neutral)."""
+        conditions: list[sa.ColumnElement[bool]] = []
+        if self.actor is not None:
+            conditions.append(AuditEvent.actor == self.actor)
+        if self.action is not None:
+            if self.action.endswith(".*"):
+                prefix = self.action[:-1].replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+                conditions.append(AuditEvent.action.like(prefix + "%", escape="\\"))
+            else:
+                conditions.append(AuditEvent.action == self.action)
+        if self.time_from is not None:
+            conditions.append(AuditEvent.occurred_at >= self.time_from)
+        if self.time_to is not None:
+            conditions.append(AuditEvent.occurred_at < self.time_to)
+        return conditions
+
+
+@dataclass
+class AuditPage:
+    """One page of audit events, newest first, and the next page's cursor (or ``None``)."""
+
+    events: list[AuditEvent] = field(default_factory=list)
+    next_cursor: str | None = None
+
+
+def _encode_cursor(at: datetime, event_id: uuid.UUID) -> str:
+    raw = f"{at.isoformat()}|{event_id}".encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode_cursor(token: str) -> tuple[datetime, uuid.UUID]:
+    try:
+        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
+        at_text, event_id = raw.split("|")
+        at = datetime.fromisoformat(at_text)
+        if at.tzinfo is None:
+            raise ValueError("naive")
+        return at.astimezone(timezone.utc), uuid.UUID(event_id)
+    except (ValueError, OverflowError, binascii.Error, UnicodeDecodeError):
+        raise InvalidQueryError(
+            "The cursor is not valid; start again from the first page.",
+            [field_error("/cursor", "is not a cursor of this page")],
+        ) from None
+
+
+def list_audit_events(query: AuditQuery, *, limit: int, cursor: str | None = None) -> AuditPage:
+    """One page of the audit events ``query`` chooses, newest first.
+
+    Args:
+        query: which events.
+        limit: page size (the caller caps it).
+        cursor: ``next_cursor`` of the previous page, or ``None`` for the first.
+
+    Raises:
+        InvalidQueryError: the cursor is not one this function made (``/cursor``).
+    """
+    conditions = query.where()
+    if cursor:
+        at, event_id = _decode_cursor(cursor)
+        conditions.append(
+            sa.tuple_(AuditEvent.occurred_at, AuditEvent.id)
+            < sa.tuple_(sa.literal(at, AuditEvent.occurred_at.type), sa.literal(event_id, AuditEvent.id.type))
+        )
+    statement = (
+        sa.select(AuditEvent)
+        .where(*conditions)
+        .order_by(AuditEvent.occurred_at.desc(), AuditEvent.id.desc())
+        .limit(limit + 1)
+    )
+    events = list(db.session.scalars(statement))
+    next_cursor = None
+    if len(events) > limit:
+        events = events[:limit]
+        next_cursor = _encode_cursor(events[-1].occurred_at, events[-1].id)
+    return AuditPage(events, next_cursor)
+
+
+def job_audit_events(job_id: uuid.UUID, since: datetime) -> list[AuditEvent]:
+    """The ``jobs.*`` events (requeue, acknowledge) that name ``job_id`` in
+    their ``job_ids``, oldest first: one job, or selected jobs.
+
+    Only events at or after ``since`` (the job's creation) are read, so the
+    scan is the job's lifetime of the log (``ix_audit_events_occurred_at``).
+    An action on every job a filter matched names the filter, not the jobs,
+    and is not found here.
+    """
+    wanted = str(job_id)
+    if db.session.get_bind().dialect.name == "postgresql":
+        names_job = sa.type_coerce(AuditEvent.filter, JSONB).op("@>")(sa.literal({"job_ids": [wanted]}, JSONB))
+    else:
+        listed = sa.func.json_each(AuditEvent.filter, "$.job_ids").table_valued("value").alias("listed")
+        names_job = sa.and_(
+            sa.func.json_type(AuditEvent.filter, "$.job_ids") == "array",
+            sa.exists().select_from(listed).where(listed.c.value == wanted),
+        )
+    statement = (
+        sa.select(AuditEvent)
+        .where(AuditEvent.occurred_at >= since, AuditEvent.action.like("jobs.%"), names_job)
+        .order_by(AuditEvent.occurred_at, AuditEvent.id)
+    )
+    return list(db.session.scalars(statement))
+
+
+def _job_ids(facts: Any) -> list[str]:
+    ids = facts.get("job_ids") if isinstance(facts, dict) else None
+    return [i for i in ids if isinstance(i, str)] if isinstance(ids, list) else []
+
+
+def linked_ids(facts: Any) -> dict[str, list[str]]:
+    """The job and group ids an event's facts name, for links:
+    ``{"job_ids": [...], "group_ids": [...]}`` (``job_id``/``group_id`` too)."""
+    found: dict[str, list[str]] = {"job_ids": [], "group_ids": []}
+    if not isinstance(facts, dict):
+        return found
+    for kind in ("job", "group"):
+        values = facts.get(f"{kind}_ids")
+        single = facts.get(f"{kind}_id")
+        candidates = (values if isinstance(values, list) else []) + ([single] if single is not None else [])
+        found[f"{kind}_ids"] = [v for v in candidates if isinstance(v, str) and _is_uuid(v)]
+    return found
+
+
+def _is_uuid(value: str) -> bool:
+    try:
+        uuid.UUID(value)
+    except ValueError:
+        return False
+    return True

@@ -1,0 +1,94 @@
+"""A job's history for people: what happened to it, who did it, and when.
+
+Read from what is already stored, oldest first:
+
+* the job row: created, started (the current attempt), completed, and the
+  current acknowledgement (``acknowledged_at``/``acknowledged_by``);
+* ``job_failures``: every failure ever recorded (append-only);
+* the audit log: every requeue and acknowledgement that named this job
+  (one job, or selected jobs), with its actor and whether it came from the
+  API (:func:`app.services.audit_log.job_audit_events`).
+
+An action on *every job a filter matched* is audited once with the filter,
+not per job, so such a requeue is not listed; such an acknowledgement still
+is, from the job row.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+
+from app.models import JobFailure, JobStatus, ProcessingJob
+from app.models.access import AuditEvent
+from app.services.audit_log import job_audit_events
+
+
+class HistoryKind(StrEnum):
+    """What happened (the order breaks ties between events of the same instant)."""
+
+    CREATED = "created"
+    STARTED = "started"
+    FAILED = "failed"
+    ACKNOWLEDGED = "acknowledged"
+    REQUEUED = "requeued"
+    COMPLETED = "completed"
+
+
+_ORDER = {kind: n for n, kind in enumerate(HistoryKind)}
+
+
+@dataclass(frozen=True)
+class HistoryEvent:
+    """One event of a job's history.
+
+    Attributes:
+        at: when (aware UTC).
+        kind: what happened.
+        actor: who: a user name, a worker token's name, or ``None`` when
+            the worker's own step (created, started, failed, completed),
+            whose caller is not recorded.
+        via: ``"api"`` for an action sent through the API, ``"selected"`` for
+            one of several jobs acted on at once, else ``None``.
+        failure: the recorded failure, for ``failed`` events.
+    """
+
+    at: datetime
+    kind: HistoryKind
+    actor: str | None = None
+    via: str | None = None
+    failure: JobFailure | None = None
+
+
+def _from_audit(event: AuditEvent) -> HistoryEvent | None:
+    kind = {"jobs.requeue": HistoryKind.REQUEUED, "jobs.acknowledge": HistoryKind.ACKNOWLEDGED}.get(event.action)
+    if kind is None:
+        return None
+    facts = event.filter if isinstance(event.filter, dict) else {}
+    via = "api" if facts.get("via") == "api" else ("selected" if facts.get("scope") == "selected" else None)
+    return HistoryEvent(event.occurred_at, kind, event.actor, via)
+
+
+def job_history(job: ProcessingJob, failures: list[JobFailure]) -> list[HistoryEvent]:
+    """The history of ``job``, oldest first.
+
+    Args:
+        job: the job (as loaded).
+        failures: its failures, oldest first
+            (:func:`~app.services.processing_jobs.lifecycle.list_failures`).
+    """
+    events = [HistoryEvent(job.created_at, HistoryKind.CREATED)]
+    events += [HistoryEvent(f.recorded_at, HistoryKind.FAILED, failure=f) for f in failures]
+    audited = [e for e in map(_from_audit, job_audit_events(job.id, job.created_at)) if e is not None]
+    events += audited
+    if job.started_at is not None:
+        events.append(HistoryEvent(job.started_at, HistoryKind.STARTED))
+    if job.job_status is JobStatus.COMPLETED and job.completed_at is not None:
+        events.append(HistoryEvent(job.completed_at, HistoryKind.COMPLETED))
+    if job.acknowledged_at is not None:
+        # Acknowledged with a whole filter: no audit row names the job, the row does.
+        last_failure = failures[-1].recorded_at if failures else job.created_at
+        if not any(e.kind is HistoryKind.ACKNOWLEDGED and e.at >= last_failure for e in audited):
+            events.append(HistoryEvent(job.acknowledged_at, HistoryKind.ACKNOWLEDGED, job.acknowledged_by))
+    return sorted(events, key=lambda e: (e.at, _ORDER[e.kind]))

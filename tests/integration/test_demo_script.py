@@ -1,0 +1,102 @@
+"""``make demo`` (scripts/demo) as a new operator sees it: quiet output, the
+worker's table aligned, the worker token on its own line, and SIGTERM or
+Ctrl-C (SIGINT) ending it with status 0 (so make reports no error).
+
+Runs the real script in a subprocess on a throwaway SQLite file and log
+(nothing is written to the work tree), waits for it with deadlines.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from app.config import ROOT
+from tests.live_server import START_DEADLINE_S, STOP_DEADLINE_S, free_port, stop
+
+READY = "==> the server is up"
+
+
+def _start(tmp_path: Path) -> tuple[subprocess.Popen, list[str]]:
+    env = {
+        **os.environ,
+        "PY": sys.executable,
+        "PORT": str(free_port()),
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'demo.sqlite3'}",
+        "DEMO_LOG": str(tmp_path / "server.log"),
+    }
+    env.pop("FLASK_APP", None)
+    process = subprocess.Popen(
+        [str(ROOT / "scripts" / "demo")], cwd=ROOT, env=env, text=True,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
+    )
+    lines: list[str] = []
+
+    def read() -> None:
+        assert process.stdout is not None
+        for line in process.stdout:
+            lines.append(line.rstrip("\n"))
+
+    threading.Thread(target=read, daemon=True).start()
+    deadline = time.monotonic() + START_DEADLINE_S
+    pause = 0.1
+    while not any(line.startswith(READY) for line in lines):
+        if process.poll() is not None or time.monotonic() > deadline:
+            stop(process)
+            pytest.fail("the demo did not come up:\n" + "\n".join(lines[-40:]))
+        time.sleep(pause)
+        pause = min(pause * 2, 0.5)
+    return process, lines
+
+
+def _ends_cleanly(process: subprocess.Popen, sent: signal.Signals) -> int:
+    process.send_signal(sent)
+    try:
+        return process.wait(timeout=STOP_DEADLINE_S)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+        pytest.fail(f"the demo did not stop within {STOP_DEADLINE_S} s of {sent.name}")
+
+
+@pytest.mark.parametrize("sent", [signal.SIGTERM, signal.SIGINT], ids=["sigterm", "ctrl-c"])
+def test_the_demo_is_quiet_aligned_and_ends_with_status_0(tmp_path, sent):
+    before = sorted(p.name for p in ROOT.iterdir())
+    process, lines = _start(tmp_path)
+    try:
+        status = _ends_cleanly(process, sent)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+        if process.stdout is not None:
+            process.stdout.close()
+    text = "\n".join(lines)
+    assert status == 0, text
+    assert "==> stopped" in text
+    # No migration log, no request log between the worker's lines.
+    assert "alembic" not in text and "INFO" not in text
+    assert not re.search(r'"(GET|POST) /', text), text
+    assert "Serving Flask app" not in text
+    # The server did log, to its file.
+    assert "POST /api/v1/processing-jobs" in (tmp_path / "server.log").read_text()
+    # The worker's table: one line per document, the job ids in one column.
+    rows = [line for line in lines if re.match(r"doc-\d{4}-", line)]
+    assert len(rows) == 11
+    id_columns = {re.search(r"[0-9a-f]{8}-[0-9a-f]{4}-", row).start() for row in rows}
+    status_columns = {re.search(r"(Completed|Validation_Failed)", row).start() for row in rows}
+    assert len(id_columns) == 1 and len(status_columns) == 1, rows
+    # The worker token has a line of its own (and is not in the curl line).
+    token_lines = [line for line in lines if re.fullmatch(r"\s+worker token\s+cit_\S+", line)]
+    assert len(token_lines) == 1
+    token = token_lines[0].split()[-1]
+    assert sum(token in line for line in lines) == 1
+    assert sorted(p.name for p in ROOT.iterdir()) == before  # nothing left in the work tree

@@ -1,0 +1,170 @@
+"""The job page for the operator on call: its history (failures, requeues,
+acknowledgements, state changes: who and when), the back link to the list
+it came from, the confirmation before a requeue, text details shown as
+text, the validator's name and what to do about each code. SQLite and
+PostgreSQL."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from html import unescape
+from urllib.parse import quote
+
+import pytest
+
+from app.registry import get_failure_recorder
+from app.services.processing_jobs.lifecycle import create_job, start_job
+from tests.conftest import make_user, sign_in
+from tests.helpers import stored_job_row
+
+
+def _csrf(client, path: str) -> str:
+    return re.search(r'name="csrf_token" value="([^"]+)"', client.get(path).get_data(as_text=True)).group(1)
+
+
+def _history(html: str) -> list[tuple[str, str]]:
+    """(what, who) of each history entry, oldest first."""
+    timeline = re.search(r'<ol class="timeline">.*?</ol>', html, re.S).group(0)
+    entries = re.findall(r'<li class="event event-(\w+)[^"]*">(.*?)</li>', timeline, re.S)
+    return [(kind, (re.search(r'<span class="who">(.*?)</span>', body, re.S) or re.search("()", "")).group(1))
+            for kind, body in entries]
+
+
+@pytest.fixture
+def failed(app) -> str:
+    with app.app_context():
+        job = create_job("doc-page")
+        start_job(job.id)
+        get_failure_recorder().record_validation_failure(job.id, "2 errors", {"errors": [
+            {"code": "code.unknown_icd10cm", "severity": "error", "message": "not ICD-10-CM",
+             "pointer": "/entities/0/code", "entity": {"type": "Condition", "code": "R07.9X"}},
+            {"code": "vendor.rule", "severity": "error", "message": "m", "pointer": "/entities/1"},
+        ]})
+        return str(job.id)
+
+
+def test_history_has_requeues_acknowledgements_and_state_changes_with_who(app, client, failed):
+    operator = sign_in(app.test_client(), make_user(app, "olga", "operator"))
+    operator.post(f"/jobs/{failed}/requeue", data={"csrf_token": _csrf(operator, f"/jobs/{failed}")})
+    with app.app_context():
+        start_job(failed)
+        get_failure_recorder().record_failure(failed, "crashed again")
+    client.post(f"/jobs/{failed}/acknowledge", data={"csrf_token": _csrf(client, f"/jobs/{failed}")})
+    html = client.get(f"/jobs/{failed}").get_data(as_text=True)
+    assert _history(html) == [
+        ("created", "by the worker"), ("failed", ""), ("requeued", "by <bdi>olga</bdi>"),
+        ("started", "by the worker"), ("failed", ""), ("acknowledged", "by <bdi>test-admin</bdi>"),
+    ]
+    times = re.findall(r'<time datetime="([^"]+)"', re.search(r'<ol class="timeline">.*?</ol>', html, re.S).group(0))
+    assert times == sorted(times)
+
+
+def test_a_requeue_through_the_api_and_an_acknowledgement_by_filter_are_listed(app, client, failed, auth_headers):
+    client.post(f"/api/v1/processing-jobs/{failed}/requeue", headers=auth_headers)
+    with app.app_context():
+        get_failure_recorder().record_failure(failed, "again")
+    form = {"csrf_token": _csrf(client, "/jobs"), "op": "acknowledge:filter", "document_id": "doc-page"}
+    assert client.post("/jobs/bulk/confirm", data=form).status_code == 302
+    kinds = _history(client.get(f"/jobs/{failed}").get_data(as_text=True))
+    assert ("requeued", "by <bdi>test-worker</bdi> (through the API)") in kinds
+    assert kinds[-1] == ("acknowledged", "by <bdi>test-admin</bdi>")  # from the job row: no audit row names it
+
+
+def test_the_back_link_returns_to_the_list_and_filter_it_came_from(client, failed):
+    listing = "/jobs?error_code=code.unknown_icd10cm&status=Validation_Failed"
+    html = client.get(listing).get_data(as_text=True)
+    link = unescape(re.search(rf'href="(/jobs/{failed}\?back=[^"]+)"', html).group(1))
+    page = client.get(link).get_data(as_text=True)
+    assert unescape(re.search(r'<a class="back" href="([^"]+)"', page).group(1)) == listing
+    # The requeue confirmation and the acknowledge form carry it through the action.
+    confirm = unescape(re.search(rf'href="(/jobs/{failed}/requeue\?next=[^"]+)"', page).group(1))
+    answer = client.post(f"/jobs/{failed}/acknowledge", data={
+        "csrf_token": _csrf(client, link), "next": unescape(re.search(r'name="next" value="([^"]+)"', page).group(1)),
+    })
+    assert client.get(answer.headers["Location"]).status_code == 200
+    assert f"back={quote(listing, safe='')}" in answer.headers["Location"]
+    assert "next=" in confirm
+
+
+@pytest.mark.parametrize("back", ["https://evil.example/jobs", "//evil.example/x", "javascript:alert(1)", "/\\evil"])
+def test_a_foreign_back_target_is_replaced_by_the_list(client, failed, back):
+    page = client.get(f"/jobs/{failed}?back={quote(back, safe='')}").get_data(as_text=True)
+    assert re.search(r'<a class="back" href="([^"]+)"', page).group(1) == "/jobs"
+
+
+def test_the_referring_list_is_the_back_link_without_a_parameter(client, failed):
+    page = client.get(f"/jobs/{failed}", headers={"Referer": "http://localhost/jobs?status=all"}).get_data(as_text=True)
+    assert unescape(re.search(r'<a class="back" href="([^"]+)"', page).group(1)) == "/jobs?status=all"
+    page = client.get(f"/jobs/{failed}", headers={"Referer": "http://elsewhere/jobs?x=1"}).get_data(as_text=True)
+    assert re.search(r'<a class="back" href="([^"]+)"', page).group(1) == "/jobs"
+
+
+def test_a_single_requeue_asks_first_and_the_question_changes_nothing(app, client, failed):
+    page = client.get(f"/jobs/{failed}").get_data(as_text=True)
+    assert f'action="/jobs/{failed}/requeue"' not in page  # no one-click requeue
+    confirm = client.get(f"/jobs/{failed}/requeue?next=/jobs/{failed}")
+    assert confirm.status_code == 200
+    html = confirm.get_data(as_text=True)
+    assert "Requeue the job for document <code><bdi>doc-page</bdi></code>?" in html
+    with app.app_context():
+        assert stored_job_row(failed)["status"] == "Validation_Failed"
+    token = re.search(r'name="csrf_token" value="([^"]+)"', html).group(1)
+    done = client.post(f"/jobs/{failed}/requeue", data={"csrf_token": token, "next": f"/jobs/{failed}"})
+    assert done.headers["Location"] == f"/jobs/{failed}"
+    with app.app_context():
+        assert stored_job_row(failed)["status"] == "Pending"
+    assert client.get(f"/jobs/{failed}/requeue").status_code == 409  # not failed any more
+    assert client.get(f"/jobs/{uuid.uuid4()}/requeue").status_code == 404
+
+
+def test_viewers_are_not_asked(app, failed):
+    viewer = sign_in(app.test_client(), make_user(app, "vera", "viewer"))
+    assert viewer.get(f"/jobs/{failed}/requeue").status_code == 403
+
+
+def test_what_to_do_entity_and_validator_are_shown(client, failed):
+    html = client.get(f"/jobs/{failed}").get_data(as_text=True)
+    guidance = re.search(r'<section class="what-to-do".*?</section>', html, re.S).group(0)
+    assert "<dt><code><bdi>code.unknown_icd10cm</bdi></code></dt><dd>The code is not in ICD-10-CM" in guidance
+    assert "vendor.rule" not in guidance  # no line for it: nothing made up
+    assert "<bdi>Condition · R07.9X</bdi>" in html
+    assert "Error format" not in html and "Validator" not in html  # normalized: the worker's own items
+
+
+def test_the_validator_is_named(app, client):
+    with app.app_context():
+        job = create_job("doc-pydantic")
+        get_failure_recorder().record_validation_failure(
+            job.id, "bad", [{"type": "missing", "loc": ["entities", 0, "code"], "msg": "Field required"}],
+            error_format="pydantic",
+        )
+        job_id = str(job.id)
+    html = client.get(f"/jobs/{job_id}").get_data(as_text=True)
+    assert "<dt>Validator</dt><dd>pydantic</dd>" in html
+
+
+def test_text_details_are_shown_as_text_at_once(app, client):
+    traceback = 'Traceback (most recent call last):\n  File "worker.py", line 3\nValueError: <boom>'
+    with app.app_context():
+        text_job = create_job("doc-text")
+        get_failure_recorder().record_failure(text_job.id, "crashed", traceback)
+        object_job = create_job("doc-object")
+        get_failure_recorder().record_failure(object_job.id, "crashed", {"traceback": traceback, "exit": 3})
+        text_id, object_id = str(text_job.id), str(object_job.id)
+    html = client.get(f"/jobs/{text_id}").get_data(as_text=True)
+    current = html.split('<section class="history">')[0]
+    assert '<pre class="details-text"><bdi>Traceback (most recent call last):\n  File &#34;worker.py&#34;' in current
+    assert "&lt;boom&gt;" in current and "<boom>" not in html
+    assert '<details class="raw-json">' not in current  # the text is all there is: no second click
+    html = client.get(f"/jobs/{object_id}").get_data(as_text=True).split('<section class="history">')[0]
+    assert '<p class="text-label"><code><bdi>traceback</bdi></code></p>' in html
+    assert '<pre class="details-text"><bdi>Traceback' in html
+    assert '<details class="raw-json">' in html  # the whole object is still there as JSON
+
+
+def test_the_back_link_names_where_it_goes(client, failed):
+    page = client.get(f"/jobs/{failed}?back=%2Fadmin%2Faudit%3Factor%3Dx").get_data(as_text=True)
+    assert '<a class="back" href="/admin/audit?actor=x">← Back to the audit log</a>' in page
+    page = client.get(f"/jobs/{failed}").get_data(as_text=True)
+    assert '<a class="back" href="/jobs">← Back to the list</a>' in page
