@@ -59,10 +59,11 @@ def signed_in_client(app: Any, role: str) -> Any:
         user = User(username=f"bench-{role}-{uuid.uuid4().hex[:8]}", password_hash="!unusable", role=role)
         db.session.add(user)
         db.session.commit()
-        user_id = user.id
+        # Flask-Login's id of the account (it carries the session generation).
+        session_user_id = user.get_id()
         db.session.remove()
     client = app.test_client()
     with client.session_transaction() as session:
-        session["_user_id"] = str(user_id)
+        session["_user_id"] = session_user_id
         session["_fresh"] = True
     return client

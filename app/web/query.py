@@ -127,7 +127,8 @@ def job_filter_from_query(
             is half-open, ``from <= time < to``.
         error_code: an error-details item ``code``, at most
             :data:`MAX_SEARCH_LENGTH` characters.
-        q: text to find in ``error_message``, at most
+        q: the search: a job id prefix, or text in the document id, the
+            error message or the error items (``JobFilter.text``), at most
             :data:`MAX_SEARCH_LENGTH` characters.
         acknowledged: ``exclude``, ``include`` or ``only``; absent means
             ``default_acknowledged``.
@@ -160,8 +161,8 @@ def job_filter_from_query(
         problems.append(InvalidQueryError(
             "from must not be later than to.", [field_error("/from", "must not be later than to")]
         ))
-    code = attempt(lambda: _parse_search(error_code, "error_code"))
-    text = attempt(lambda: _parse_search(q, "q"))
+    code = attempt(lambda: parse_search(error_code, "error_code"))
+    text = attempt(lambda: parse_search(q, "q"))
     if problems:
         raise InvalidQueryError(problems[0].detail, [e for p in problems for e in p.errors])
     # The same text rule as stored values, so a filter with NUL matches
@@ -267,7 +268,12 @@ def _parse_choice(raw: str | None, choices: type[_Choice], parameter: str, defau
         ) from None
 
 
-def _parse_search(raw: str | None, parameter: str) -> str | None:
+def parse_search(raw: str | None, parameter: str) -> str | None:
+    """A search or code parameter: trimmed, ``None`` when absent or blank.
+
+    Raises:
+        InvalidQueryError: longer than :data:`MAX_SEARCH_LENGTH` characters; names ``parameter``.
+    """
     if raw is None or not raw.strip():
         return None
     if len(raw) > MAX_SEARCH_LENGTH:
