@@ -128,8 +128,8 @@ def main() -> int:
     }
     pages = {
         "GET /jobs (reference, no search)": "/jobs",
-        f"GET /jobs?q=<{label}>": "/jobs?" + urlencode({"q": term, "status": "all", "acknowledged": "include"})
-        for label, term in terms.items()
+        **{f"GET /jobs?q=<{label}>": "/jobs?" + urlencode({"q": term, "status": "all", "acknowledged": "include"})
+           for label, term in terms.items()},
     }
     redirects = {
         "GET /search?q=<full job id>": "/search?" + urlencode({"q": terms["full job id"]}),
