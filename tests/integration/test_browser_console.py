@@ -216,6 +216,9 @@ def test_search_finds_by_id_prefix_item_text_and_part_of_a_document(site, browse
     page.goto(f"{site}/jobs")
     full_id = page.locator("tr.job code.job-id").first.inner_text()
     assert re.fullmatch(r"[0-9a-f]{8}(-[0-9a-f]{4}){3}-[0-9a-f]{12}", full_id)
+    # One click selects the id whole (user-select: all), ready to copy.
+    page.locator("tr.job code.job-id").first.click()
+    assert page.evaluate("() => window.getSelection().toString()") == full_id
     search.fill(full_id[:8])
     search.press("Enter")
     expect(page).to_have_url(f"{site}/jobs/{full_id}")

@@ -109,3 +109,21 @@ def test_a_long_code_is_kept_whole_in_the_form(client, app):
     assert f'<input type="text" name="error_code" value="{code}"' in html
     with client.get("/static/css/app.css") as css:
         assert b"field-sizing: content" in css.get_data()
+
+
+def test_the_summary_gives_the_chart_as_text_and_marks_choices_beyond_colour(client, app):
+    with app.app_context():
+        make_job("doc-1", codes=("code.unknown_icd10cm",), completed=utcnow())
+    summary = client.get("/jobs/summary?error_code=code.unknown_icd10cm").get_data(as_text=True)
+    table = re.search(r'<div class="visually-hidden"><table class="chart-data">.*?</table></div>', summary, re.S)
+    assert table, summary
+    assert re.search(r"<tr><td>\d{4}-\d{2}-\d{2} \d{2}:00 UTC</td><td>1</td></tr>", table.group(0))
+    # The chosen status and code are marked for assistive technology and in
+    # bold with a bar (app.css), not by a tint alone.
+    assert summary.count('aria-current="true"') == 3  # the two failure statuses and the code
+
+
+def test_the_filter_form_keeps_the_search(client):
+    html = client.get("/jobs?q=Z99&status=all").get_data(as_text=True)
+    form = re.search(r'<form class="filters".*?</form>', html, re.S).group(0)
+    assert '<input type="hidden" name="q" value="Z99">' in form
