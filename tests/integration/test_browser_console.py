@@ -9,7 +9,9 @@ folder (nothing is written into the work tree) and fails the run, never
 skips it, when Node or npm are missing (scripts/ensure-test-tools installs
 Debian's ``nodejs`` and ``npm``). The script is injected with Playwright's
 ``evaluate``, which the page's Content-Security-Policy does not govern; the
-app itself serves no JavaScript.
+app itself serves no JavaScript, so its markup is the same with scripts off.
+axe runs with JavaScript on only: it waits on timers, which never fire in a
+page whose scripts are disabled.
 """
 
 from __future__ import annotations
