@@ -61,7 +61,10 @@ def register_extensions(app: Flask) -> None:
     db.init_app(app)
     app.teardown_appcontext(release_session)
     # render_as_batch: SQLite cannot ALTER most things; batch mode copies the table.
-    migrate.init_app(app, db, directory=str(ROOT / "migrations"), render_as_batch=True, compare_type=True)
+    from app.models.processing_job import is_schema_compared
+
+    migrate.init_app(app, db, directory=str(ROOT / "migrations"), render_as_batch=True, compare_type=True,
+                     include_object=is_schema_compared)
     init_services(app)
 
 

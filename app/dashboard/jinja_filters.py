@@ -9,14 +9,30 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from flask import Flask
 
+from app.models import JobStatus
 from app.services.error_details import listed_errors
 from app.services.error_guidance import guidance_for_codes
 from app.timestamps import rfc3339
+
+#: How a status is written on the pages (the API and the exports keep the
+#: canonical :class:`~app.models.JobStatus` strings). Those not listed are
+#: written as they are.
+STATUS_LABELS = {JobStatus.VALIDATION_FAILED: "Validation failed"}
+
+#: What the time of a job in the list says, per status: which timestamp
+#: and its verb ("failed 3 min ago").
+STATUS_MOMENTS = {
+    JobStatus.PENDING: ("created_at", "created"),
+    JobStatus.PROCESSING: ("started_at", "started"),
+    JobStatus.COMPLETED: ("completed_at", "completed"),
+    JobStatus.FAILED: ("completed_at", "failed"),
+    JobStatus.VALIDATION_FAILED: ("completed_at", "failed"),
+}
 
 #: Columns of the validation-error table, in order.
 ERROR_ITEM_COLUMNS = ("severity", "code", "pointer", "message", "entity")
@@ -43,6 +59,62 @@ def format_utc(value: datetime | None) -> str:
     if value is None:
         return "—"
     return value.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def status_label(status: JobStatus | str) -> str:
+    """A status in words for the pages: ``Validation_Failed`` -> ``Validation failed``
+    (:data:`STATUS_LABELS`); an unknown string is returned as it is."""
+    try:
+        return STATUS_LABELS.get(JobStatus(status), str(JobStatus(status)))
+    except ValueError:
+        return str(status)
+
+
+def time_ago(value: datetime | None, now: datetime) -> str:
+    """How long before ``now`` ``value`` was, in a few characters.
+
+    ``45 s ago``, ``3 min ago``, ``5 h ago`` (under 48 hours), ``12 days
+    ago`` (under 60 days), else the UTC date (``on 2026-01-31``); ``just
+    now`` for less than a second (or a little in the future: clocks
+    differ); ``—`` for ``None``. Rounded down. For ``<time>`` elements
+    whose ``title`` holds the exact UTC time (:func:`format_utc`).
+    """
+    if value is None:
+        return "—"
+    seconds = (now - value).total_seconds()
+    if seconds < 1:
+        return "just now" if seconds > -60 else "in the future"
+    if seconds < 60:
+        return f"{int(seconds)} s ago"
+    if seconds < 3600:
+        return f"{int(seconds // 60)} min ago"
+    if seconds < 48 * 3600:
+        return f"{int(seconds // 3600)} h ago"
+    if seconds < 60 * 86_400:
+        return f"{int(seconds // 86_400)} days ago"
+    return "on " + value.astimezone(timezone.utc).strftime("%Y-%m-%d")
+
+
+@dataclass(frozen=True)
+class JobMoment:
+    """The time a job's row shows: ``verb`` (``failed``) and ``at`` (aware UTC, or ``None``)."""
+
+    verb: str
+    at: datetime | None
+
+
+def job_moment(job: Any) -> JobMoment:
+    """When the job did what its status says (:data:`STATUS_MOMENTS`): a failed
+    job's ``completed_at`` ("failed"), a pending one's ``created_at``...;
+    ``created_at`` when that timestamp is missing."""
+    try:
+        attribute, verb = STATUS_MOMENTS[JobStatus(job.status)]
+    except ValueError:
+        attribute, verb = "created_at", "created"
+    at = getattr(job, attribute)
+    if at is None:
+        return JobMoment("created", job.created_at)
+    return JobMoment(verb, at)
 
 
 def format_rfc3339(value: datetime | None) -> str:
@@ -145,12 +217,22 @@ class ErrorCount:
             ``truncated``, or the table's row cap), else 0.
         warnings: items at hand whose ``severity`` is ``"warning"`` (counted
             in ``total``; a worker's own message often counts errors only).
+        notes: items at hand whose ``severity`` is ``"information"``.
     """
 
     total: int
     shown: int
     more: int
     warnings: int = 0
+    notes: int = 0
+
+    @property
+    def errors(self) -> int:
+        """The items that are errors: every item but the warnings and the
+        information notes (``fatal``, ``error``, no severity, and items
+        dropped by truncation, whose severity is unknown). The number a
+        worker's message counts ("2 errors"), as the reference worker's does."""
+        return self.total - self.warnings - self.notes
 
 
 def error_count(details: Any) -> ErrorCount | None:
@@ -164,7 +246,8 @@ def error_count(details: Any) -> ErrorCount | None:
     if type(reported) is int and reported >= total:
         total = reported
     warnings = sum(1 for item in items if item.get("severity") == "warning")
-    return ErrorCount(total=total, shown=shown, more=total - shown, warnings=warnings)
+    notes = sum(1 for item in items if item.get("severity") == "information")
+    return ErrorCount(total=total, shown=shown, more=total - shown, warnings=warnings, notes=notes)
 
 
 def format_entity(entity: Any) -> str:
@@ -324,6 +407,9 @@ def thousands(value: int) -> str:
 def register_filters(app: Flask) -> None:
     """Register every dashboard filter on ``app``."""
     app.add_template_filter(format_utc, "utc")
+    app.add_template_filter(status_label, "status_label")
+    app.add_template_filter(time_ago, "ago")
+    app.add_template_filter(job_moment, "moment")
     app.add_template_filter(format_rfc3339, "rfc3339")
     app.add_template_filter(pretty_json, "pretty_json")
     app.add_template_filter(json_preview, "json_preview")

@@ -8,12 +8,13 @@ own, so a visitor could change (or crash) the links by sending them.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from urllib.parse import urlencode
 
 from app.models import JobStatus
+from app.services.processing_jobs.job_filter import AcknowledgedFilter, JobFilter, TimeField
 from app.timestamps import rfc3339
 
 #: Quick time ranges offered above the list: label -> how far back ``from`` goes.
@@ -105,3 +106,105 @@ def list_links(
         entities_csv=href(entities_path, pairs),
         clear=list_path,
     )
+
+
+@dataclass(frozen=True)
+class FilterChip:
+    """One active filter in the list's heading, removable.
+
+    Attributes:
+        label: what is filtered, in words (``code``, ``created from``).
+        value: the value as text (worker text: the template isolates it).
+        remove: the list without this filter (other filters kept, no cursor).
+    """
+
+    label: str
+    value: str
+    remove: str
+
+
+@dataclass(frozen=True)
+class ListHeading:
+    """The heading of a list page: ``title`` (``Failed jobs``) and its ``chips``."""
+
+    title: str
+    chips: list[FilterChip]
+
+    @property
+    def text(self) -> str:
+        """The heading as one line of text, for ``<title>`` and the table's
+        caption: ``Failed jobs · code = x``, each value between U+2068 and
+        U+2069 (bidi-isolated, as ``<bdi>`` cannot be used there)."""
+        return " · ".join([self.title, *(f"{chip.label} = \u2068{chip.value}\u2069" for chip in self.chips)])
+
+
+def list_heading(
+    list_path: str,
+    args: Iterable[tuple[str, str]],
+    job_filter: JobFilter,
+    *,
+    default_statuses: Sequence[JobStatus],
+    default_acknowledged: AcknowledgedFilter,
+    status_words: Mapping[JobStatus, str],
+    time_text: Callable[[datetime], str],
+) -> ListHeading:
+    """The heading and filter chips of a list of jobs.
+
+    The title names the statuses: ``Failed jobs`` for the default (the
+    failure statuses), ``All jobs`` for every status (``status=all``, also
+    what a filter form with no status ticked sends), ``Completed jobs`` for
+    one status, ``Jobs`` for several. Every other filter, and a status
+    choice other than the default, is a chip whose ``remove`` link drops it
+    (a removed status falls back to the default).
+
+    Args:
+        list_path: the path of the list.
+        args: the request's query pairs.
+        job_filter: the filter they make.
+        default_statuses, default_acknowledged: what the list shows without
+            ``status`` or ``acknowledged``.
+        status_words: each status in words (missing ones: the status itself).
+        time_text: how a time is written (``2026-11-29 21:16:35 UTC``).
+    """
+    pairs = query_pairs(args)
+
+    def without(*names: str) -> str:
+        return href(list_path, with_changes(pairs, {name: [] for name in names}))
+
+    def word(status: JobStatus) -> str:
+        return status_words.get(status, status.value)
+
+    statuses = job_filter.statuses
+    is_default = set(statuses) == set(default_statuses)
+    if is_default:
+        title = "Failed jobs" if set(default_statuses) == {JobStatus.FAILED, JobStatus.VALIDATION_FAILED} else "Jobs"
+    elif not statuses:
+        title = "All jobs"
+    elif len(statuses) == 1:
+        title = f"{word(statuses[0])} jobs"
+    else:
+        title = "Jobs"
+    chips: list[FilterChip] = []
+    if not is_default:
+        chips.append(FilterChip("status", " or ".join(word(s) for s in statuses) if statuses else "any",
+                                without("status")))
+    if job_filter.text is not None:
+        chips.append(FilterChip("search", job_filter.text, without("q")))
+    if job_filter.error_code is not None:
+        chips.append(FilterChip("code", job_filter.error_code, without("error_code")))
+    if job_filter.document_id is not None:
+        chips.append(FilterChip("document", job_filter.document_id, without("document_id")))
+    if job_filter.job_type is not None:
+        chips.append(FilterChip("type", job_filter.job_type, without("job_type")))
+    when = "finished" if job_filter.time_field is TimeField.COMPLETED else "created"
+    if job_filter.time_field is TimeField.COMPLETED and job_filter.time_from is None and job_filter.time_to is None:
+        chips.append(FilterChip("time", "finished jobs, by finish time", without("time_field")))
+    if job_filter.time_from is not None:
+        chips.append(FilterChip(f"{when} from", time_text(job_filter.time_from), without("from")))
+    if job_filter.time_to is not None:
+        chips.append(FilterChip(f"{when} before", time_text(job_filter.time_to), without("to")))
+    if job_filter.acknowledged is not default_acknowledged:
+        value = {AcknowledgedFilter.INCLUDE: "included", AcknowledgedFilter.ONLY: "only",
+                 AcknowledgedFilter.EXCLUDE: "hidden"}[job_filter.acknowledged]
+        chips.append(FilterChip("acknowledged", value, without("acknowledged")))
+    return ListHeading(title=title, chips=chips)

@@ -19,7 +19,8 @@ from werkzeug.wrappers import Response
 from app.auth.guards import CONTENT_SECURITY_POLICY, requires, talisman
 from app.dashboard import bp
 from app.dashboard.charts import bar_chart
-from app.dashboard.links import ListLinks, href, list_links, query_pairs
+from app.dashboard.jinja_filters import STATUS_LABELS, format_utc
+from app.dashboard.links import ListLinks, href, list_heading, list_links, query_pairs
 from app.models import JobStatus, ProcessingJob
 from app.models.job_status import FAILURE_STATUSES
 from app.models.access import Permission
@@ -29,7 +30,14 @@ from app.services import dashboard_stats
 from app.services.processing_jobs import lifecycle, pagination
 from app.services.processing_jobs.history import job_history
 from app.services.processing_jobs.job_filter import AcknowledgedFilter, JobFilter, TimeField
-from app.web.query import dashboard_filter, filter_pairs, read_page
+from app.web.query import (
+    DEFAULT_DASHBOARD_ACKNOWLEDGED,
+    DEFAULT_DASHBOARD_STATUSES,
+    dashboard_filter,
+    filter_pairs,
+    parse_search,
+    read_page,
+)
 from app.web.serializers import job_to_json
 
 #: Page sizes offered in the filter form (any 1..MAX_PAGE_SIZE is accepted).
@@ -86,20 +94,31 @@ def list_jobs() -> str | Response:
     Query: the :func:`current_filter` parameters, ``cursor`` and ``limit``
     (1 to ``MAX_PAGE_SIZE``, default 50). A form submits empty fields; the
     answer is then a redirect to the same query without them, so the
-    address bar holds a clean URL to bookmark.
+    address bar holds a clean URL to bookmark. The filter form always sends
+    an empty ``status`` beside its boxes: when no box is ticked, that is
+    ``status=all`` (every status, and the heading says so), never a silent
+    fall back to the default statuses.
     """
     pairs = list(request.args.items(multi=True))
     if any(value == "" for _, value in pairs):
-        cleaned = [(k, v) for k, v in pairs if v != ""]
-        return redirect(href(url_for("dashboard.list_jobs"), cleaned))
+        return redirect(href(url_for("dashboard.list_jobs"), _cleaned(pairs)))
     job_filter = current_filter()
     wanted = read_page(request.args, maximum=current_app.config["MAX_PAGE_SIZE"])
     page = pagination.list_jobs(job_filter, limit=wanted.limit, cursor=wanted.cursor)
     links = _list_links(pairs, next_cursor=page.next_cursor, codes=())
+    may_act = current_user.can(Permission.ACT_ON_JOBS)
     return render_template(
         "jobs/list.html",
         page=page,
-        actions_by_job={job.id: job_actions(job) for job in page.jobs},
+        # Only failures can be requeued or acknowledged: only they get a box.
+        selectable={job.id for job in page.jobs if may_act and job.job_status in FAILURE_STATUSES},
+        can_act=may_act,
+        now=utcnow(),
+        heading=list_heading(
+            url_for("dashboard.list_jobs"), pairs, job_filter,
+            default_statuses=DEFAULT_DASHBOARD_STATUSES, default_acknowledged=DEFAULT_DASHBOARD_ACKNOWLEDGED,
+            status_words=STATUS_LABELS, time_text=format_utc,
+        ),
         job_filter=job_filter,
         limit=wanted.limit,
         page_sizes=PAGE_SIZES,
@@ -109,10 +128,48 @@ def list_jobs() -> str | Response:
         is_first_page=wanted.cursor is None,
         first_page=href(url_for("dashboard.list_jobs"), query_pairs(pairs)),
         statuses=list(JobStatus),
+        status_param="status" in request.args,
         time_fields=list(TimeField),
         acknowledged_choices=list(AcknowledgedFilter),
         filter_fields=filter_pairs(pairs),
     )
+
+
+def _cleaned(pairs: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """``pairs`` without empty values; a ``status`` that is only empty values
+    (the filter form with no box ticked) becomes ``status=all``."""
+    statuses = [v for k, v in pairs if k == "status"]
+    cleaned = [(k, v) for k, v in pairs if v != ""]
+    if statuses and not any(statuses):
+        first = next(i for i, (k, _) in enumerate(pairs) if k == "status")
+        cleaned.insert(sum(1 for k, v in pairs[:first] if v != ""), ("status", "all"))
+    return cleaned
+
+
+@bp.get("/search")
+@requires(Permission.VIEW_JOBS)
+def search() -> Response:
+    """The header's search box: ``q`` is a job id (or a prefix of 8 or more
+    hex digits), part of a document id, or text of a failure (its message,
+    and each error item's message, code, pointer, entity type and code).
+
+    Redirects to the job when ``q`` is an id prefix that exactly one job has;
+    otherwise to ``/jobs`` filtered by ``q`` over every status, acknowledged
+    jobs included (a search looks everywhere; the chips there narrow it).
+    An empty ``q`` goes to ``/jobs``.
+
+    Raises:
+        InvalidQueryError: ``q`` longer than ``MAX_SEARCH_LENGTH`` (a NUL or
+            another control character is refused before any view runs).
+    """
+    text = parse_search(request.args.get("q"), "q")
+    if text is None:
+        return redirect(url_for("dashboard.list_jobs"))
+    job_id = pagination.only_job_with_id_prefix(text)
+    if job_id is not None:
+        return redirect(url_for("dashboard.show_job", job_id=job_id))
+    pairs = [("q", text), ("status", "all"), ("acknowledged", AcknowledgedFilter.INCLUDE.value)]
+    return redirect(href(url_for("dashboard.list_jobs"), pairs))
 
 
 @bp.get("/jobs/summary")

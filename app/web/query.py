@@ -264,7 +264,12 @@ def _parse_choice(raw: str | None, choices: type[_Choice], parameter: str, defau
         ) from None
 
 
-def _parse_search(raw: str | None, parameter: str) -> str | None:
+def parse_search(raw: str | None, parameter: str) -> str | None:
+    """A search or code parameter: trimmed, ``None`` when absent or blank.
+
+    Raises:
+        InvalidQueryError: longer than :data:`MAX_SEARCH_LENGTH` characters; names ``parameter``.
+    """
     if raw is None or not raw.strip():
         return None
     if len(raw) > MAX_SEARCH_LENGTH:

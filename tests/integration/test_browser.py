@@ -89,16 +89,11 @@ def test_operator_finds_understands_requeues_and_exports(site, browser, tmp_path
     expect(rows).to_have_count(1)
     expect(rows.first).to_contain_text("doc-0009")
 
-    # Expand the row: the table of errors appears.
-    details = page.locator("details.error-details").first
-    expect(details.locator("table.errors")).not_to_be_visible()
-    details.locator("summary").first.click()
-    expect(details.locator("table.errors")).to_be_visible()
-    expect(details.locator("table.errors")).to_contain_text("unit.not_ucum")
-
-    # Open the job and requeue it.
+    # One line per job; the errors are on the job page. Open the job and requeue it.
+    expect(page.locator("details.error-details")).to_have_count(0)
     page.click("table.jobs tr.job a:has-text('doc-0009')")
     expect(page.locator("h1")).to_contain_text("doc-0009")
+    expect(page.locator("details.error-details table.errors").first).to_contain_text("unit.not_ucum")
     _shot(page, "job-detail.png")
     page.click("a.inline-action:has-text('Requeue')")  # asks first
     page.click("form.confirm button:has-text('Requeue the job')")
@@ -128,7 +123,7 @@ def test_pages_work_with_javascript_off(site, browser):
 
     # The summary comes in a frame (its own request): counts, chart, top codes.
     summary = page.frame_locator("iframe.summary-frame")
-    validation_failed = summary.locator(".status-counts li:has(.badge:text-is('Validation_Failed')) .count")
+    validation_failed = summary.locator(".status-counts li:has(.badge:text-is('Validation failed')) .count")
     expect(validation_failed).to_have_text("6")
     expect(summary.locator("svg.chart")).to_be_visible()
     code_links = summary.locator("table.codes a")
@@ -140,11 +135,10 @@ def test_pages_work_with_javascript_off(site, browser):
     expect(page.locator("form.filters input[name=error_code]")).to_have_value(code)
     expect(page.locator("iframe.summary-frame")).to_have_count(1)
     expect(summary.locator("table.codes tr.selected code")).to_have_text(code)
-    details = page.locator("details.error-details").first
-    details.locator("summary").first.click()  # <details> needs no script
-    expect(details.locator("table.errors")).to_be_visible()
     page.click("table.jobs tr.job a >> nth=0")
     expect(page.locator("h1")).to_contain_text("Job for document")
+    details = page.locator("details.error-details").first
+    expect(details.locator("table.errors")).to_be_visible()  # open on the job page
     expect(page.locator("section.history, .timeline, dl.job-fields").first).to_be_visible()
     context.close()
 

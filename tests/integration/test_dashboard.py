@@ -39,13 +39,10 @@ def test_list_shows_failures_by_default_with_escaped_worker_text(client, app, fa
     # Worker text appears as text, never as markup.
     assert "<script>" not in html and "<img src=x" not in html
     assert "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;" in html
-    assert "&lt;img src=x onerror=alert(1)&gt;" in html
-    # Collapsible details: a table of the errors and the pretty-printed JSON.
-    assert '<details class="error-details">' in html
-    assert "<td><code><bdi>code.unknown_icd10cm</bdi></code></td>" in html
-    assert "<td><code><bdi>/entities/1/confidence</bdi></code></td>" in html
-    assert "Error details (2 errors, incl. 1 warning)" in html  # confidence.low is a warning
-    assert '&#34;code&#34;: &#34;confidence.low&#34;' in html  # indented JSON, keys quoted
+    # One line per job (the error details are on the job page): one error
+    # count, as the message counts errors; the warning apart.
+    assert '<td class="num errors" data-label="Errors">1 <span class="note">+1 warning</span></td>' in html
+    assert "error-details" not in html
 
 
 def test_status_filter_chooses_the_jobs(client, app, failed_job_id):
@@ -73,8 +70,14 @@ def test_detail_page_shows_the_job_whole(client, failed_job_id):
     assert response.status_code == 200
     html = response.get_data(as_text=True)
     assert failed_job_id in html
-    assert "Validation_Failed" in html
+    assert '<span class="badge status-validation_failed">Validation failed</span>' in html  # in words
     assert "<details class=\"error-details\" open>" in html
+    # The error details: a table of the errors and the pretty-printed JSON.
+    assert "<td><code><bdi>code.unknown_icd10cm</bdi></code></td>" in html
+    assert "<td><code><bdi>/entities/1/confidence</bdi></code></td>" in html
+    assert "Error details (1 error, 1 warning)" in html  # confidence.low is a warning, as in the list
+    assert '&#34;code&#34;: &#34;confidence.low&#34;' in html  # indented JSON, keys quoted
+    assert "&lt;img src=x onerror=alert(1)&gt;" in html
     assert "<script>" not in html
     assert "<title>Job \u2068doc-&lt;script&gt;" in html  # the title is escaped too
 

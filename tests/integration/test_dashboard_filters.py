@@ -131,12 +131,13 @@ FILTER_CASES = [
     ("error_code=unit.not_ucum", "b"),  # not g, whose "errors" is an object of objects
     ("error_code=code", ""),  # whole codes only
     ("error_code=nope", ""),
-    # q: case-insensitive substring, wildcards literal.
+    # q: the search (tests/integration/test_search.py): case-insensitive
+    # substring of the document id, message or error items, wildcards literal.
     ("q=bad+unit", "b"),
     ("q=BAD+UNIT", "b"),
     ("q=100%25", "b"),
     ("q=%25", "b"),
-    ("q=_", "b"),
+    ("q=_", "abd"),  # b's message; the codes of a and d (code.unknown_icd10cm)
     ("q=a_i", ""),  # as a LIKE wildcard "_" would match "ali" in "validation"
     ("q=wrong_t", "b"),
     ("q=%5C", "g"),  # a backslash

@@ -62,10 +62,6 @@ def test_hostile_text_is_escaped_in_the_list(client, hostile_job):
     assert f'<a href="/jobs/{hostile_job}?back=%2Fjobs"><bdi>doc-{ESCAPED}</bdi></a>' in html  # document
     # cell and title (the title bidi-isolated by U+2068 ... U+2069)
     assert f'<td class="message" title="\u2068second {ESCAPED}\u2069"><bdi>second {ESCAPED}</bdi></td>' in html
-    assert f"<td><bdi>bad {ESCAPED}</bdi></td>" in html  # expanded details: message column
-    assert f"<td><code><bdi>code.{ESCAPED}</bdi></code></td>" in html  # code column
-    assert f"<td><bdi>{ESCAPED} #0</bdi></td>" in html  # entity column
-    assert ESCAPED.replace("&#34;", "\\&#34;") in html  # the pretty JSON (a JSON string inside <pre>)
     # The summary (framed by the list): the top-codes table and its link (the
     # code URL-encoded in the query).
     summary = client.get("/jobs/summary").get_data(as_text=True)
@@ -82,15 +78,20 @@ def test_hostile_text_is_escaped_in_the_job_page(client, hostile_job):
     assert f"<h1>Job for document <code><bdi>doc-{ESCAPED}</bdi></code></h1>" in html
     assert f'<dd class="message"><bdi>second {ESCAPED}</bdi></dd>' in html
     assert f'<p class="message"><bdi>first {ESCAPED}</bdi></p>' in html  # history
-    assert f"<td><bdi>bad {ESCAPED}</bdi></td>" in html
+    assert f"<td><bdi>bad {ESCAPED}</bdi></td>" in html  # the errors table: message column
+    assert f"<td><code><bdi>code.{ESCAPED}</bdi></code></td>" in html  # code column
+    assert f"<td><bdi>{ESCAPED} #0</bdi></td>" in html  # entity column
+    assert ESCAPED.replace("&#34;", "\\&#34;") in html  # the pretty JSON (a JSON string inside <pre>)
 
 
 def test_hostile_query_values_are_escaped(client, hostile_job):
     query = f"q={quote(HOSTILE)}&error_code={quote(HOSTILE)}"
     html = client.get(f"/jobs?{query}").get_data(as_text=True)
     assert_inert(html)
-    assert f"<title>“\u2068{ESCAPED}\u2069” in Validation_Failed, Failed jobs · Clinical Intelligence</title>" in html
-    assert f'name="q" value="{ESCAPED}"' in html
+    assert (f"<title>Failed jobs · search = \u2068{ESCAPED}\u2069 · code = \u2068{ESCAPED}\u2069"
+            " · Clinical Intelligence</title>") in html
+    assert f'name="q" value="{ESCAPED}"' in html  # the header's search box and the filter form
+    assert f'<li class="chip"><span class="chip-text">search = <bdi>{ESCAPED}</bdi></span>' in html
     assert f'name="error_code" value="{ESCAPED}"' in html
     frame = re.search(r'<iframe class="summary-frame" src="([^"]*)"', html).group(1)
     path, _, frame_query = html_lib.unescape(frame).partition("?")
@@ -198,24 +199,27 @@ def test_error_count_says_how_many_were_dropped(client, app):
         envelope = {"schema_version": 1, "errors": [item(f"x.{n}") for n in range(3)], "error_count": 250,
                     "truncated": True}
         get_failure_recorder().record_validation_failure(job.id, "250 errors", envelope)
+        job_id = str(job.id)
         plain = create_job("doc-two")
         get_failure_recorder().record_validation_failure(plain.id, "2 errors", {"errors": [item("a"), item("b")]})
     html = client.get("/jobs").get_data(as_text=True)
-    assert '<td class="num">250 <span class="more">+247 more</span></td>' in html
-    assert "Error details (250 errors, +247 more)" in html
+    # One count a row: the 247 items the envelope did not keep count as errors.
+    assert '<td class="num errors" data-label="Errors">250</td>' in html
+    assert '<td class="num errors" data-label="Errors">2</td>' in html
+    html = client.get(f"/jobs/{job_id}").get_data(as_text=True)
+    assert "Error details (250 errors; 247 not kept)" in html
     assert "+247 more: the worker reported 250 errors; the first 3 were kept." in html
-    assert '<td class="num">2</td>' in html
-    assert "Error details (2 errors)</summary>" in html
 
 
-def test_expanded_details_show_every_column_and_sorted_json(client, app, backend):
+def test_the_job_page_details_show_every_column_and_sorted_json(client, app, backend):
     entity = {"type": "Observation", "index": 3, "page": 2, "start": 10, "end": 25}
     details = {"errors": [item("unit.not_ucum", pointer="/entities/3/value/unit", severity="warning",
                                entity=entity, rule="ucum", ctx={"zeta": 1, "alpha": True})]}
     with app.app_context():
         job = create_job("doc-one")
         get_failure_recorder().record_validation_failure(job.id, "1 error", details)
-    html = client.get("/jobs").get_data(as_text=True)
+        job_id = str(job.id)
+    html = client.get(f"/jobs/{job_id}").get_data(as_text=True)
     assert (
         '<tr class="severity-warning">\n        <td><bdi>warning</bdi></td><td><code><bdi>unit.not_ucum</bdi></code></td>\n'
         "        <td><code><bdi>/entities/3/value/unit</bdi></code></td><td><bdi>unit.not_ucum failed</bdi></td>"
@@ -235,7 +239,7 @@ def test_large_details_are_cut_with_a_link_to_the_full_json(client, app):
         job_id = str(job.id)
     total = file_size(len(pretty_json(details).encode()))
     assert total == "371 KiB"
-    for path in ("/jobs", f"/jobs/{job_id}"):
+    for path in (f"/jobs/{job_id}",):
         html = client.get(path).get_data(as_text=True)
         pretty = re.search(r"<pre><code>(.*?)</code></pre>", html, re.S).group(1)
         assert len(html_lib.unescape(pretty).encode()) <= 64 * 1024 + len("\n…".encode())
@@ -261,8 +265,8 @@ def test_job_page_shows_the_failure_history_oldest_first(client, app):
     timeline = re.search(r'<ol class="timeline">.*?</ol>', html, re.S).group(0)
     messages = re.findall(r'<p class="message"><bdi>([^<]*)</bdi></p>', timeline)
     assert messages == ["first failure", "second failure", "third failure"]
-    statuses = re.findall(r'<span class="badge status-\w+">(\w+)</span>', timeline)
-    assert statuses == ["Validation_Failed", "Failed", "Validation_Failed"]
+    statuses = re.findall(r'<span class="badge status-\w+">([\w ]+)</span>', timeline)
+    assert statuses == ["Validation failed", "Failed", "Validation failed"]  # in words
     times = re.findall(r'<time datetime="([^"]+)">', timeline)
     assert times == sorted(times) and len(times) == 3 + 1  # and "Created"
     assert "<code><bdi>x.first</bdi></code>" in timeline and "<code><bdi>x.third</bdi></code>" in timeline
@@ -303,15 +307,25 @@ def test_job_page_shows_extracted_entities(client, app):
     assert re.findall(r"<strong class=\"kind\">([^<]+)</strong>", html) == ["Created", "Completed"]
 
 
-def test_rows_and_job_page_offer_the_actions(client, app):
+def test_the_job_page_offers_the_actions_and_the_list_its_selection(client, app):
+    """Per-row buttons went (one line per job): the list offers a box for
+    the selection bar, on failures only; the job page has the buttons."""
     with app.app_context():
         job = create_job("doc-actions")
         get_failure_recorder().record_failure(job.id, "crashed")
         job_id = str(job.id)
-    for page in (client.get("/jobs"), client.get(f"/jobs/{job_id}")):
-        html = page.get_data(as_text=True)
-        assert f'href="/jobs/{job_id}/requeue?next=' in html  # asks first
-        assert f'action="/jobs/{job_id}/acknowledge"' in html
+        done = create_job("doc-done")
+        complete_job(done.id)
+        done_id = str(done.id)
+    html = client.get(f"/jobs/{job_id}").get_data(as_text=True)
+    assert f'href="/jobs/{job_id}/requeue?next=' in html  # asks first
+    assert f'action="/jobs/{job_id}/acknowledge"' in html
+    html = client.get("/jobs?status=all").get_data(as_text=True)
+    assert f'action="/jobs/{job_id}/' not in html
+    assert 'class="inline-action"' not in html
+    assert f'<input type="checkbox" name="job_id" value="{job_id}" form="bulk-form"' in html
+    assert f'value="{done_id}"' not in html  # a completed job gets no box
+    assert '<button type="submit" name="op" value="requeue:selected">Requeue</button>' in html
 
 
 def test_pages_need_no_javascript_and_no_cdn(client, hostile_job):
@@ -323,15 +337,18 @@ def test_pages_need_no_javascript_and_no_cdn(client, hostile_job):
 
 
 def test_the_error_count_says_how_many_are_warnings_and_missing_entities_show_a_dash(client, app):
-    """A worker's message often counts errors only ("2 errors"); the Errors
-    column counts every item, so it says which of them are warnings."""
+    """A worker's message counts errors only ("2 errors"); so does the
+    Errors column, and the warnings are counted apart, in words."""
     with app.app_context():
         job = create_job("doc-warn")
         items = [item("a"), item("b"), item("c", severity="warning")]
         get_failure_recorder().record_validation_failure(job.id, "2 errors", {"errors": items})
+        job_id = str(job.id)
     html = client.get("/jobs").get_data(as_text=True)
-    assert '<td class="num">3 <span class="note">incl. 1 warning</span></td>' in html
-    assert "Error details (3 errors, incl. 1 warning)</summary>" in html
+    # The count agrees with the message ("2 errors"); the warning is apart.
+    assert '<td class="num errors" data-label="Errors">2 <span class="note">+1 warning</span></td>' in html
+    html = client.get(f"/jobs/{job_id}").get_data(as_text=True)
+    assert "Error details (2 errors, 1 warning)</summary>" in html
     # No item names an entity: the Entity cells say so instead of staying blank.
     table = re.search(r'<table class="errors">.*?</table>', html, re.S).group(0)
     assert table.count("<td>—</td>") == 3

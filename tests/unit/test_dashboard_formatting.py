@@ -292,3 +292,111 @@ def test_what_to_do_lists_each_covered_code_once():
     assert pair[0] == "unit.not_ucum" and pair[1].startswith("The unit is not a UCUM code")
     assert jinja_filters.what_to_do("text") == []
     assert jinja_filters.history_label("requeued") == "Requeued"
+
+
+# -- the list: statuses in words, times, counts, heading and chips --------------
+
+def test_statuses_are_words_on_pages():
+    assert jinja_filters.status_label(JobStatus.VALIDATION_FAILED) == "Validation failed"
+    assert jinja_filters.status_label("Validation_Failed") == "Validation failed"
+    assert [jinja_filters.status_label(s) for s in JobStatus if s is not JobStatus.VALIDATION_FAILED] == [
+        "Pending", "Processing", "Completed", "Failed"]
+    assert jinja_filters.status_label("Unknown_Thing") == "Unknown_Thing"
+
+
+@pytest.mark.parametrize(
+    ("seconds", "text"),
+    [(0, "just now"), (-5, "just now"), (-3600, "in the future"), (1, "1 s ago"), (59.9, "59 s ago"),
+     (60, "1 min ago"), (3599, "59 min ago"), (3600, "1 h ago"), (47.9 * 3600, "47 h ago"),
+     (48 * 3600, "2 days ago"), (59.9 * 86400, "59 days ago"), (60 * 86400, "on 2026-09-30")],
+)
+def test_time_ago(seconds, text):
+    assert jinja_filters.time_ago(NOW - timedelta(seconds=seconds), NOW) == text
+    assert jinja_filters.time_ago(None, NOW) == "—"
+
+
+def test_a_job_row_says_what_happened_when():
+    class Job:
+        def __init__(self, status, created, started=None, completed=None):
+            self.status, self.created_at, self.started_at, self.completed_at = status, created, started, completed
+
+    t0, t1, t2 = NOW - timedelta(hours=3), NOW - timedelta(hours=2), NOW - timedelta(hours=1)
+    moment = jinja_filters.job_moment
+    assert moment(Job("Validation_Failed", t0, t1, t2)) == jinja_filters.JobMoment("failed", t2)
+    assert moment(Job("Failed", t0, t1, t2)) == jinja_filters.JobMoment("failed", t2)
+    assert moment(Job("Completed", t0, t1, t2)) == jinja_filters.JobMoment("completed", t2)
+    assert moment(Job("Processing", t0, t1)) == jinja_filters.JobMoment("started", t1)
+    assert moment(Job("Pending", t0)) == jinja_filters.JobMoment("created", t0)
+    assert moment(Job("Failed", t0)) == jinja_filters.JobMoment("created", t0)  # no completed_at: said plainly
+
+
+@pytest.mark.parametrize(
+    ("severities", "reported", "counts"),
+    [
+        (["error", "error", "warning"], None, (2, 1, 0)),  # "2 errors" in the message; the warning apart
+        (["fatal", "error", "information", "warning", None], None, (3, 1, 1)),  # no severity counts as an error
+        (["error", "warning"], 250, (249, 1, 0)),  # dropped items count as errors
+    ],
+)
+def test_the_error_count_counts_what_a_message_counts(severities, reported, counts):
+    items = [{"code": "x", **({"severity": s} if s else {})} for s in severities]
+    details = {"errors": items} if reported is None else {
+        "schema_version": 1, "errors": items, "error_count": reported, "truncated": True}
+    count = jinja_filters.error_count(details)
+    assert (count.errors, count.warnings, count.notes) == counts
+
+
+def _heading(query: str, **kwargs):
+    from urllib.parse import parse_qsl
+
+    from app.dashboard.links import list_heading
+    from app.web.query import DEFAULT_DASHBOARD_ACKNOWLEDGED, DEFAULT_DASHBOARD_STATUSES, dashboard_filter
+    from werkzeug.datastructures import MultiDict
+
+    pairs = parse_qsl(query)
+    return list_heading("/jobs", pairs, dashboard_filter(MultiDict(pairs)),
+                        default_statuses=DEFAULT_DASHBOARD_STATUSES, default_acknowledged=DEFAULT_DASHBOARD_ACKNOWLEDGED,
+                        status_words=jinja_filters.STATUS_LABELS, time_text=jinja_filters.format_utc)
+
+
+def test_the_heading_names_the_statuses_and_chips_the_rest():
+    heading = _heading("error_code=code.unknown_icd10cm&limit=25")
+    assert heading.title == "Failed jobs"
+    assert [(c.label, c.value, c.remove) for c in heading.chips] == [
+        ("code", "code.unknown_icd10cm", "/jobs?limit=25")]
+    assert heading.text == "Failed jobs · code = \u2068code.unknown_icd10cm\u2069"
+    assert _heading("").chips == [] and _heading("").title == "Failed jobs"
+    # The default statuses named explicitly are the default.
+    assert _heading("status=Failed&status=validation_failed").chips == []
+    assert _heading("status=all").title == "All jobs"
+    assert [(c.label, c.value, c.remove) for c in _heading("status=all&q=Z99").chips] == [
+        ("status", "any", "/jobs?q=Z99"), ("search", "Z99", "/jobs?status=all")]
+    assert _heading("status=Validation_Failed").title == "Validation failed jobs"
+    heading = _heading("status=completed&status=Pending&cursor=abc")
+    assert heading.title == "Jobs"
+    assert [(c.label, c.value, c.remove) for c in heading.chips] == [("status", "Completed or Pending", "/jobs")]
+
+
+def test_every_filter_gets_a_chip_that_removes_it_alone():
+    query = ("q=oom&error_code=x.y&document_id=doc-1&job_type=ocr&time_field=completed"
+             "&from=2026-11-29T00:00:00Z&to=2026-11-30T00:00:00Z&acknowledged=include")
+    chips = _heading(query).chips
+    assert [(c.label, c.value) for c in chips] == [
+        ("search", "oom"), ("code", "x.y"), ("document", "doc-1"), ("type", "ocr"),
+        ("finished from", "2026-11-29 00:00:00 UTC"), ("finished before", "2026-11-30 00:00:00 UTC"),
+        ("acknowledged", "included"),
+    ]
+    names = ["q", "error_code", "document_id", "job_type", "from", "to", "acknowledged"]
+    for chip, name in zip(chips, names):
+        removed = dict(parse_qsl_keep(chip.remove))
+        assert name not in removed and len(removed) == 7, (chip, removed)
+    assert [(c.label, c.value) for c in _heading("time_field=completed").chips] == [
+        ("time", "finished jobs, by finish time")]
+    assert [(c.label, c.value) for c in _heading("acknowledged=only").chips] == [("acknowledged", "only")]
+    assert _heading("acknowledged=exclude").chips == []
+
+
+def parse_qsl_keep(link: str) -> list[tuple[str, str]]:
+    from urllib.parse import parse_qsl, urlsplit
+
+    return parse_qsl(urlsplit(link).query)

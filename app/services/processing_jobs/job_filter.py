@@ -11,6 +11,8 @@ backend-neutral (the ``error_code`` condition compiles per backend).
 
 from __future__ import annotations
 
+import re
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields, replace
 from datetime import datetime
@@ -112,6 +114,102 @@ def _has_code_sqlite(element: error_details_has_code, compiler: SQLCompiler, **k
     return compiler.process(condition, **kw)
 
 
+class job_text_matches(FunctionElement[bool]):  # noqa: N801 (named like the SQL it stands for)
+    """SQL condition: a job's searchable text holds a LIKE pattern, case-insensitively.
+
+    Built as ``job_text_matches(document_id, error_message, error_details,
+    pattern)`` with ``pattern`` a LIKE pattern escaped with ``\\``. The
+    searchable text is the document id, the error message and, in each
+    error item (the listing rule of
+    :func:`app.services.error_details.listed_errors`: an object's ``errors``
+    array, or a bare array), the string ``message``, ``code``, ``pointer``,
+    ``entity.type`` and ``entity.code`` (:data:`SEARCHED_ITEM_FIELDS`). A
+    match never spans two of them. Compiled per backend:
+
+    * PostgreSQL: ``search_text LIKE lower(pattern)``, the stored generated
+      column of migration 0008 (``lower(job_search_text(document_id,
+      error_message, error_details))``: the fields joined by U+001F, which
+      no search term holds), served by its trigram GIN index
+      ``ix_processing_jobs_search_text``;
+    * SQLite: the same fields tested one by one, the items through
+      ``json_each`` -- a scan. ``lower()`` folds ASCII letters only there.
+    """
+
+    type = sa.Boolean()
+    name = "job_text_matches"
+    inherit_cache = True
+
+
+#: The string fields of an error item the search reads (``entity.type`` is
+#: the ``type`` of the item's ``entity`` object). Keep migration 0008's
+#: ``job_search_text`` in step.
+SEARCHED_ITEM_FIELDS = ("message", "code", "pointer", "entity.type", "entity.code")
+
+
+@compiles(job_text_matches, "postgresql")
+def _text_matches_postgresql(element: job_text_matches, compiler: SQLCompiler, **kw: Any) -> str:
+    document_id, _message, _details, pattern = element.clauses
+    # The stored text of migration 0008, a column of the same table (or alias)
+    # as document_id; not in the model, which SQLite shares.
+    search_text = sa.sql.expression.ColumnClause("search_text", sa.Text, _selectable=document_id.table)
+    # The column is stored lower-cased: LIKE lower(pattern) is ILIKE, without
+    # lower-casing every candidate row again.
+    return "(" + compiler.process(search_text.like(sa.func.lower(pattern), escape="\\"), **kw) + ")"
+
+
+@compiles(job_text_matches, "sqlite")
+def _text_matches_sqlite(element: job_text_matches, compiler: SQLCompiler, **kw: Any) -> str:
+    document_id, message, details, pattern = element.clauses
+    # The listing rule; CASE, not AND: SQLite does not promise to evaluate
+    # AND left to right, and json_extract() raises on text that is no JSON object.
+    items_json = sa.case(
+        (sa.func.json_type(details) == "array", details),
+        (sa.func.json_type(details) == "object",
+         sa.case((sa.func.json_type(details, "$.errors") == "array", sa.func.json_extract(details, "$.errors")))),
+    )
+    item = sa.func.json_each(items_json).table_valued("value", "type").alias("search_item")
+
+    def field(path: str) -> sa.ColumnElement[Any]:
+        json_path = "$." + path
+        return sa.case(
+            (item.c.type == "object",
+             sa.case((sa.func.json_type(item.c.value, json_path) == "text", sa.func.json_extract(item.c.value, json_path)))),
+        )
+
+    condition = sa.or_(
+        document_id.ilike(pattern, escape="\\"),
+        message.ilike(pattern, escape="\\"),
+        sa.exists().select_from(item).where(
+            sa.or_(*(field(path).ilike(pattern, escape="\\") for path in SEARCHED_ITEM_FIELDS))
+        ),
+    )
+    # Parenthesised: SQLite's compiler may append "= 1" to a boolean function.
+    return "(" + compiler.process(condition, **kw) + ")"
+
+
+#: Fewest hex digits of a job id prefix the search treats as an id.
+ID_PREFIX_MIN_DIGITS = 8
+_ID_LIKE = re.compile(r"[0-9a-fA-F-]+\Z")
+
+
+def id_prefix_range(text: str) -> tuple[uuid.UUID, uuid.UUID] | None:
+    """The ids a search term names when it is a job id or its prefix.
+
+    ``text`` (hex digits and hyphens only, any case) with at least
+    :data:`ID_PREFIX_MIN_DIGITS` and at most 32 hex digits, hyphens ignored
+    -> the smallest and largest UUID starting with those digits; else
+    ``None``. A range of the primary key, which both backends' indexes
+    serve (PostgreSQL compares ``uuid`` bytes, SQLite the lower-case hex
+    text: the same order).
+    """
+    if not _ID_LIKE.match(text):
+        return None
+    digits = text.replace("-", "").lower()
+    if not ID_PREFIX_MIN_DIGITS <= len(digits) <= 32:
+        return None
+    return uuid.UUID(digits.ljust(32, "0")), uuid.UUID(digits.ljust(32, "f"))
+
+
 def escape_like(text: str, escape: str = "\\") -> str:
     """Escape ``%``, ``_`` and the escape character for a LIKE pattern."""
     return (
@@ -204,8 +302,8 @@ def _has_error_code(code: str, _filter: JobFilter, code_index: bool) -> sa.Colum
     return has_code(ProcessingJob.error_details, sa.literal(code, sa.String), sa.literal(probe, JSONDocument))
 
 
-def _message_contains(text: str, _filter: JobFilter, _code_index: bool) -> sa.ColumnElement[bool]:
-    return ProcessingJob.error_message.ilike(f"%{escape_like(text)}%", escape="\\")
+def _search(_text: str, job_filter: JobFilter, _code_index: bool) -> sa.ColumnElement[bool]:
+    return job_filter.text_condition()
 
 
 @dataclass(frozen=True)
@@ -223,10 +321,12 @@ class JobFilter:
         time_to (``to``): keep jobs whose time is before this (exclusive), or ``None``.
         error_code (``error_code``): keep jobs whose error-details envelope
             has an item with this ``code`` (any position in ``errors``), or ``None``.
-        text (``q``): case-insensitive substring of ``error_message``, or
-            ``None``. Matched literally: ``%``, ``_`` and ``\\`` are not
-            wildcards. PostgreSQL folds case with ``ILIKE`` (Unicode);
-            SQLite's ``lower()`` folds ASCII letters only.
+        text (``q``): the search, or ``None``: keep jobs whose id starts
+            with it (:func:`id_prefix_range`: 8 to 32 hex digits) or whose
+            searchable text holds it (:class:`job_text_matches`: document
+            id, error message, and each error item's message, code, pointer
+            and entity type and code), case-insensitively. Matched
+            literally: ``%``, ``_`` and ``\\`` are not wildcards.
         document_id (``document_id``): exact document id, or ``None``.
         job_type (``job_type``): exact job type, or ``None``.
 
@@ -244,7 +344,7 @@ class JobFilter:
     time_from: datetime | None = filter_field("from", ValueKind.TIME, _at_or_after)
     time_to: datetime | None = filter_field("to", ValueKind.TIME, _before)
     error_code: str | None = filter_field("error_code", ValueKind.SEARCH, _has_error_code)
-    text: str | None = filter_field("q", ValueKind.SEARCH, _message_contains)
+    text: str | None = filter_field("q", ValueKind.SEARCH, _search)
     document_id: str | None = filter_field("document_id", ValueKind.EXACT, _equals(ProcessingJob.document_id))
     job_type: str | None = filter_field("job_type", ValueKind.EXACT, _equals(ProcessingJob.job_type))
 
@@ -276,6 +376,20 @@ class JobFilter:
             if condition is not None:
                 conditions.append(condition)
         return conditions
+
+    def text_condition(self) -> sa.ColumnElement[bool]:
+        """The SQL condition of :attr:`text` (see there); requires it to be set."""
+        assert self.text is not None
+        matches: sa.ColumnElement[bool] = job_text_matches(
+            ProcessingJob.document_id,
+            ProcessingJob.error_message,
+            ProcessingJob.error_details,
+            sa.literal(f"%{escape_like(self.text)}%", sa.Text),
+        )
+        ids = id_prefix_range(self.text)
+        if ids is not None:
+            matches = sa.or_(ProcessingJob.id.between(*ids), matches)
+        return matches
 
 
 #: Every filter of :class:`JobFilter`, in order: ``(field name, spec, default)``.

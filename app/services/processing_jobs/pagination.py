@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from app.errors import InvalidQueryError, field_error
 from app.extensions import db
 from app.models import ProcessingJob
-from app.services.processing_jobs.job_filter import JobFilter, TimeField
+from app.services.processing_jobs.job_filter import JobFilter, TimeField, id_prefix_range
 
 
 @dataclass(frozen=True)
@@ -135,3 +135,18 @@ def list_jobs(job_filter: JobFilter, *, limit: int, cursor: str | None = None) -
         assert at is not None  # the filter keeps only finished jobs for "completed"
         next_cursor = Cursor(job_filter.time_field, at, last.id).encode()
     return JobPage(jobs=jobs, next_cursor=next_cursor)
+
+
+def only_job_with_id_prefix(text: str) -> uuid.UUID | None:
+    """The id of the one job whose id starts with ``text``, if exactly one does.
+
+    ``text`` is a search term; it names ids only when
+    :func:`~app.services.processing_jobs.job_filter.id_prefix_range` says so
+    (8 to 32 hex digits, hyphens ignored), else ``None``. One range scan of
+    the primary key, at most two rows.
+    """
+    ids = id_prefix_range(text)
+    if ids is None:
+        return None
+    found = list(db.session.scalars(sa.select(ProcessingJob.id).where(ProcessingJob.id.between(*ids)).limit(2)))
+    return found[0] if len(found) == 1 else None
