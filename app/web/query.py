@@ -302,7 +302,7 @@ def _read_exact(values: list[str], _parameter: str, default: str | None) -> str 
 
 
 def _read_search(values: list[str], parameter: str, default: str | None) -> str | None:
-    found = _parse_search(_first(values), parameter)
+    found = parse_search(_first(values), parameter)
     return found if found is not None else default
 
 
