@@ -40,7 +40,7 @@ def test_job_page_from_a_filtered_list_with_javascript_off(site, browser):  # no
     page.click("a.inline-action:has-text('Requeue')")
     expect(page.locator("h1")).to_contain_text("Requeue the job for document doc-0006?")
     page.click("form.confirm a:has-text('Cancel')")
-    expect(page.locator("dl.job-fields")).to_contain_text("Validation_Failed")
+    expect(page.locator("dl.job-fields")).to_contain_text("Validation failed")  # statuses in words on pages
     page.click("a.inline-action:has-text('Requeue')")
     page.click("form.confirm button:has-text('Requeue the job')")
     expect(page.locator(".flash-success")).to_contain_text("Requeued the job for document doc-0006.")
