@@ -2,6 +2,16 @@
 
 from app.models.access import AuditEvent, Permission, Role, ServerSession, User, WorkerToken
 from app.models.extracted_entity import EntityType, ExtractedEntity
+from app.models.failure_group import (
+    FailureGroup,
+    FailureGroupCount,
+    FailureGroupEvent,
+    FailureGroupHourly,
+    FailureOccurrence,
+    GroupState,
+    GroupSubstate,
+    IgnoreMode,
+)
 from app.models.idempotency_record import IdempotencyRecord
 from app.models.job_failure import JobFailure
 from app.models.job_status import JobStatus
@@ -14,4 +24,12 @@ __all__ = [
     "ServerSession",
     "User",
     "WorkerToken",
+    "FailureGroup",
+    "FailureGroupCount",
+    "FailureGroupEvent",
+    "FailureGroupHourly",
+    "FailureOccurrence",
+    "GroupState",
+    "GroupSubstate",
+    "IgnoreMode",
     "EntityType", "ExtractedEntity", "IdempotencyRecord", "JobFailure", "JobStatus", "ProcessingJob"]
