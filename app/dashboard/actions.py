@@ -109,7 +109,7 @@ def _act_on_one(action: str, job_id: str, said: str) -> Response:
         add_audit_event(actor, f"jobs.{action}", {"scope": "job", "job_ids": [str(job.id)]}, 1)
 
     job = actions.apply_action(action, job_id, actor, before_commit=audit)
-    _refresh_summaries()
+    refresh_summaries()
     # [before, worker text, after]: plain values (the server-side session
     # stores no Markup); the page escapes each and puts the middle in <bdi>.
     before, _, after = said.partition("{}")
@@ -117,7 +117,7 @@ def _act_on_one(action: str, job_id: str, said: str) -> Response:
     return redirect(back or url_for("dashboard.show_job", job_id=job.id))
 
 
-def _refresh_summaries() -> None:
+def refresh_summaries() -> None:
     """After an action: forget this process's cached summaries, and have this
     operator's summaries computed afresh for ``DASHBOARD_STATS_TTL`` seconds
     in every process (their session)."""
@@ -190,7 +190,7 @@ def apply_bulk_action() -> Response:
         ids = _selected_ids()
         event_id = record_audit_event(actor, f"jobs.{action}", {"scope": "selected", "job_ids": ids}, 0)
         result = actions.apply_to_jobs(action, ids, actor, event_id)
-    _refresh_summaries()
+    refresh_summaries()
     message = f"{_DONE[action].capitalize()} {result.changed} {plural('job', result.changed)}"
     if result.skipped:
         message += f"; skipped {result.skipped} that no longer applied"

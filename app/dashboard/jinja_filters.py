@@ -48,6 +48,30 @@ def format_utc(value: datetime | None) -> str:
     return value.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
+def relative_time(value: datetime | None, now: datetime | None = None) -> str:
+    """How long ago ``value`` was, in words: ``just now``, ``12 min ago``,
+    ``3 h ago``, ``5 days ago`` (``in 2 h`` for the future); ``—`` for ``None``.
+
+    For ``<time title="{{ value | utc }}">``: the exact UTC time goes in the
+    title, this text in the page.
+    """
+    if value is None:
+        return "—"
+    now = now or datetime.now(timezone.utc)
+    seconds = (now - value).total_seconds()
+    ahead, seconds = seconds < 0, abs(seconds)
+    if seconds < 60:
+        return "just now"
+    if seconds < 3600:
+        words = f"{int(seconds // 60)} min"
+    elif seconds < 86400 * 2:
+        words = f"{int(seconds // 3600)} h"
+    else:
+        days = int(seconds // 86400)
+        words = f"{days} {plural('day', days)}"
+    return f"in {words}" if ahead else f"{words} ago"
+
+
 def format_rfc3339(value: datetime | None) -> str:
     """RFC 3339 UTC to the second (``2026-11-29T21:16:35Z``), ``""`` for ``None``.
 
@@ -330,3 +354,4 @@ def register_filters(app: Flask) -> None:
     app.add_template_filter(thousands, "thousands")
     app.add_template_filter(plural, "plural")
     app.add_template_filter(sparkline, "sparkline")
+    app.add_template_filter(relative_time, "ago")

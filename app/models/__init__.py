@@ -1,6 +1,7 @@
 """SQLAlchemy models."""
 
 from app.models.access import AuditEvent, Permission, Role, ServerSession, User, WorkerToken
+from app.models.bulk_action import BulkAction, BulkActionJob, BulkActionState
 from app.models.extracted_entity import EntityType, ExtractedEntity
 from app.models.failure_group import (
     FailureGroup,
@@ -24,6 +25,9 @@ __all__ = [
     "ServerSession",
     "User",
     "WorkerToken",
+    "BulkAction",
+    "BulkActionJob",
+    "BulkActionState",
     "FailureGroup",
     "FailureGroupCount",
     "FailureGroupEvent",

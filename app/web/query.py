@@ -37,8 +37,11 @@ MAX_SEARCH_LENGTH = 200
 #: (``cursor`` and ``limit`` choose a page, not jobs: :func:`read_page`).
 #: The one list: a filter added here reaches every reader.
 FILTER_PARAMETERS = (
-    "status", "time_field", "from", "to", "document_id", "job_type", "error_code", "q", "acknowledged",
+    "status", "time_field", "from", "to", "document_id", "job_type", "error_code", "q", "acknowledged", "group",
 )
+
+#: Largest failure-group id accepted in ``group`` (the column is a 32-bit integer).
+MAX_GROUP_ID = 2**31 - 1
 
 
 class QueryArgs(Protocol):
@@ -115,6 +118,7 @@ def job_filter_from_query(
     q: str | None = None,
     acknowledged: str | None = None,
     default_acknowledged: AcknowledgedFilter = AcknowledgedFilter.INCLUDE,
+    group: str | None = None,
 ) -> JobFilter:
     """Build a :class:`JobFilter` from query-string values (empty strings mean absent).
 
@@ -131,6 +135,8 @@ def job_filter_from_query(
             :data:`MAX_SEARCH_LENGTH` characters.
         acknowledged: ``exclude``, ``include`` or ``only``; absent means
             ``default_acknowledged``.
+        group: a failure-group id (decimal, 1 to :data:`MAX_GROUP_ID`): the
+            jobs currently failing on that group.
 
     Raises:
         InvalidQueryError: an unknown status, time field or acknowledged
@@ -162,6 +168,7 @@ def job_filter_from_query(
         ))
     code = attempt(lambda: _parse_search(error_code, "error_code"))
     text = attempt(lambda: _parse_search(q, "q"))
+    group_id = attempt(lambda: parse_group_id(group, "group")) if group else None
     if problems:
         raise InvalidQueryError(problems[0].detail, [e for p in problems for e in p.errors])
     # The same text rule as stored values, so a filter with NUL matches
@@ -176,6 +183,22 @@ def job_filter_from_query(
         error_code=code,
         text=text,
         acknowledged=acknowledged_value,
+        group_id=group_id,
+    )
+
+
+def parse_group_id(raw: str, parameter: str = "group") -> int:
+    """A failure-group id from a query parameter or a path: ASCII digits, 1 to :data:`MAX_GROUP_ID`.
+
+    Raises:
+        InvalidQueryError: anything else; names ``parameter``.
+    """
+    value = raw.strip()
+    if value.isascii() and value.isdigit() and 1 <= int(value) <= MAX_GROUP_ID:
+        return int(value)
+    raise InvalidQueryError(
+        f"{parameter} must be a failure-group id (a whole number from 1 to {MAX_GROUP_ID}).",
+        [field_error(f"/{parameter}", f"must be a whole number from 1 to {MAX_GROUP_ID}")],
     )
 
 
@@ -205,6 +228,7 @@ def job_filter_from_args(
         q=args.get("q"),
         acknowledged=args.get("acknowledged"),
         default_acknowledged=default_acknowledged,
+        group=args.get("group"),
     )
 
 

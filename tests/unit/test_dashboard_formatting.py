@@ -329,3 +329,19 @@ def test_sparkline_is_registered_and_renders_unescaped_in_templates():
     with app.app_context():
         html = render_template_string("<p>{{ counts | sparkline('Jobs', 'hour') }}</p>", counts=[1, 2])
     assert html.startswith('<p><svg class="sparkline"') and "<title>Jobs per hour, last 2 hours" in html
+
+
+@pytest.mark.parametrize(
+    ("delta", "expected"),
+    [
+        (timedelta(seconds=5), "just now"),
+        (timedelta(minutes=12, seconds=59), "12 min ago"),
+        (timedelta(hours=3), "3 h ago"),
+        (timedelta(hours=47), "47 h ago"),
+        (timedelta(days=5, hours=1), "5 days ago"),
+        (timedelta(hours=-2), "in 2 h"),
+    ],
+)
+def test_relative_time(delta, expected):
+    assert jinja_filters.relative_time(NOW - delta, NOW) == expected
+    assert jinja_filters.relative_time(None, NOW) == "—"

@@ -18,7 +18,7 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
 
-from app.models import JobStatus, ProcessingJob
+from app.models import FailureOccurrence, JobStatus, ProcessingJob
 from app.models.types import JSONDocument
 
 
@@ -134,6 +134,9 @@ class JobFilter:
             ``\\`` are not wildcards. PostgreSQL folds case with ``ILIKE``
             (Unicode); SQLite's ``lower()`` folds ASCII letters only.
         acknowledged: leave out, keep, or keep only acknowledged jobs.
+        group_id: keep jobs whose current failure is in this failure group
+            (``failure_occurrences.is_current``), or ``None``. A requeued
+            or completed job is no longer failing on its groups.
     """
 
     statuses: tuple[JobStatus, ...] = ()
@@ -145,6 +148,7 @@ class JobFilter:
     error_code: str | None = None
     text: str | None = None
     acknowledged: AcknowledgedFilter = AcknowledgedFilter.INCLUDE
+    group_id: int | None = None
 
     @property
     def time_column(self) -> sa.orm.InstrumentedAttribute[Any]:
@@ -190,6 +194,12 @@ class JobFilter:
             conditions.append(
                 ProcessingJob.error_message.ilike(f"%{escape_like(self.text)}%", escape="\\")
             )
+        if self.group_id is not None:
+            # Served by the partial index (group_id, job_id) WHERE is_current.
+            current = sa.select(FailureOccurrence.job_id).where(
+                FailureOccurrence.group_id == self.group_id, FailureOccurrence.is_current.is_(True)
+            )
+            conditions.append(ProcessingJob.id.in_(current))
         if self.acknowledged is AcknowledgedFilter.EXCLUDE:
             conditions.append(ProcessingJob.acknowledged_at.is_(None))
         elif self.acknowledged is AcknowledgedFilter.ONLY:
