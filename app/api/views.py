@@ -162,6 +162,7 @@ def record_validation_failure(job_id: str) -> Response:
             body["error_details"],
             error_format=body.get("error_format"),
             before_commit=hook,
+            worker=body.get("worker"),
         ),
         body,
     )
@@ -188,13 +189,13 @@ def record_processing_result(job_id: str) -> Response:
         def operation(hook):  # noqa: E306
             return recorder.record_validation_failure(
                 job_id, body["error_message"], body["error_details"],
-                error_format=body.get("error_format"), before_commit=hook,
+                error_format=body.get("error_format"), before_commit=hook, worker=body.get("worker"),
             )
     else:
         def operation(hook):  # noqa: E306
             return recorder.record_failure(
                 job_id, body["error_message"], body.get("error_details"),
-                error_format=body.get("error_format"), before_commit=hook,
+                error_format=body.get("error_format"), before_commit=hook, worker=body.get("worker"),
             )
     return _answer(operation, body)
 

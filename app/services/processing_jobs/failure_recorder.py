@@ -21,6 +21,8 @@ from app.extensions import db
 from app.models import JobFailure, JobStatus, ProcessingJob
 from app.models.job_status import can_transition
 from app.models.types import utcnow
+from app.services.failure_groups.recording import group_recorded_failure
+from app.services.failure_groups.worker import check_worker
 from app.services.error_details import (
     DetailsLimits,
     InvalidErrorDetailsError,
@@ -69,6 +71,7 @@ class FailureRecorder(Protocol):
         *,
         error_format: str | None = None,
         before_commit: BeforeCommit | None = None,
+        worker: Any = None,
     ) -> ProcessingJob:
         """Mark the job ``Validation_Failed`` (see the implementation)."""
         ...
@@ -81,6 +84,7 @@ class FailureRecorder(Protocol):
         *,
         error_format: str | None = None,
         before_commit: BeforeCommit | None = None,
+        worker: Any = None,
     ) -> ProcessingJob:
         """Mark the job ``Failed`` (a non-validation failure)."""
         ...
@@ -126,6 +130,7 @@ class SQLAlchemyFailureRecorder:
         *,
         error_format: str | None = None,
         before_commit: BeforeCommit | None = None,
+        worker: Any = None,
     ) -> ProcessingJob:
         """Mark a job ``Validation_Failed`` with a message and structured details.
 
@@ -151,6 +156,11 @@ class SQLAlchemyFailureRecorder:
                 ``ERROR_FORMATS``); ``None`` lets the recorder recognise it,
                 ``"free-form"`` stores it as sent.
             before_commit: called with the flushed job inside the transaction.
+            worker: who reported it, ``{"name"?: str, "version"?: str}`` (each
+                1 to 100 characters, no control characters), or ``None``;
+                stored on the failure. Every error item of the failure joins
+                its failure group in the same transaction
+                (:mod:`app.services.failure_groups`, docs/failure-groups.md).
 
         Returns:
             The job after commit: status ``Validation_Failed``, ``completed_at``
@@ -164,7 +174,7 @@ class SQLAlchemyFailureRecorder:
             InvalidTransitionError: the job is ``Completed``.
         """
         return self._record(
-            job_id, JobStatus.VALIDATION_FAILED, error_message, error_details, error_format, before_commit
+            job_id, JobStatus.VALIDATION_FAILED, error_message, error_details, error_format, before_commit, worker
         )
 
     def record_failure(
@@ -175,6 +185,7 @@ class SQLAlchemyFailureRecorder:
         *,
         error_format: str | None = None,
         before_commit: BeforeCommit | None = None,
+        worker: Any = None,
     ) -> ProcessingJob:
         """Mark a job ``Failed`` (the worker crashed, timed out, ...).
 
@@ -182,7 +193,7 @@ class SQLAlchemyFailureRecorder:
         with target status ``Failed``.
         """
         return self._record(
-            job_id, JobStatus.FAILED, error_message, error_details, error_format, before_commit
+            job_id, JobStatus.FAILED, error_message, error_details, error_format, before_commit, worker
         )
 
     # -- internals ---------------------------------------------------------
@@ -195,10 +206,14 @@ class SQLAlchemyFailureRecorder:
         error_details: Any,
         error_format: str | None,
         before_commit: BeforeCommit | None,
+        worker: Any = None,
     ) -> ProcessingJob:
         # Check the payload before touching the database: a refusal must not
         # depend on, or change, the stored job.
         message, details, used_format = self._check_payload(error_message, error_details, error_format)
+        worker_name, worker_version, worker_errors = check_worker(worker)
+        if worker_errors:
+            raise InvalidFailurePayloadError(worker_errors)
         try:
             job = load_job_for_update(job_id)
             current = job.job_status
@@ -223,16 +238,18 @@ class SQLAlchemyFailureRecorder:
                 job.completed_at = now
                 job.acknowledged_at = None  # a new failure needs attention again
                 job.acknowledged_by = None
-                db.session.add(
-                    JobFailure(
-                        job_id=job.id,
-                        status=target.value,
-                        error_message=message,
-                        error_details=details,
-                        error_format=used_format,
-                        recorded_at=now,
-                    )
+                failure = JobFailure(
+                    job_id=job.id,
+                    status=target.value,
+                    error_message=message,
+                    error_details=details,
+                    error_format=used_format,
+                    recorded_at=now,
+                    worker_name=worker_name,
+                    worker_version=worker_version,
                 )
+                db.session.add(failure)
+                group_recorded_failure(job, failure)
             if before_commit is not None:
                 db.session.flush()
                 before_commit(job)

@@ -1,0 +1,343 @@
+"""The write path: a recorded failure's occurrences, counters and group state.
+
+Runs inside the caller's transaction (the failure recorder's, a requeue's,
+a backfill batch's) and never commits. The caller holds the job's row lock,
+so two failures of one job never run here at once; different jobs hitting
+one group do, and meet only on rows built not to serialise them
+(``docs/failure-groups.md``, "Exact counts without a hot row").
+"""
+
+from __future__ import annotations
+
+import random
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+
+from app.extensions import db
+from app.models import JobFailure, ProcessingJob
+from app.models.failure_group import (
+    COUNTER_SHARDS,
+    SEVERITY_ORDER,
+    FailureGroup,
+    FailureGroupCount,
+    FailureGroupEvent,
+    FailureGroupHourly,
+    FailureOccurrence,
+    GroupState,
+    GroupSubstate,
+    IgnoreMode,
+)
+from app.services.failure_groups.fingerprint import GROUPING_VERSION, GroupKey, failure_keys
+from app.services.failure_groups.lifecycle import SYSTEM_ACTOR, change_state, lock_group, total_occurrences
+from app.services.failure_groups.signals import note_metric
+from app.services.failure_groups.states import is_regression
+
+#: ``last_seen`` is written at most this often per group: the group row is
+#: not rewritten by every occurrence of a hot group.
+LAST_SEEN_RESOLUTION = timedelta(seconds=1)
+SAMPLE_MESSAGE_MAX_LENGTH = 1000
+
+_random = random.SystemRandom()
+
+
+@dataclass
+class _Hit:
+    """The items of one failure that fell in one group."""
+
+    key: GroupKey
+    item_count: int
+    severity: str
+
+
+def _rank(severity: str) -> int:
+    return SEVERITY_ORDER.index(severity) if severity in SEVERITY_ORDER else SEVERITY_ORDER.index("error")
+
+
+def _insert(table: sa.Table) -> Any:
+    dialect = db.session.get_bind().dialect.name
+    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
+
+
+def _add(table: sa.Table, keys: dict[str, Any], increments: dict[str, int]) -> None:
+    """Upsert adding ``increments`` to the row at ``keys`` (created at those values)."""
+    statement = _insert(table).values(**keys, **increments)
+    statement = statement.on_conflict_do_update(
+        index_elements=list(keys),
+        set_={name: table.c[name] + statement.excluded[name] for name in increments},
+    )
+    db.session.execute(statement)
+
+
+def _hour(at: datetime) -> datetime:
+    return at.replace(minute=0, second=0, microsecond=0)
+
+
+def group_recorded_failure(job: ProcessingJob, failure: JobFailure) -> list[FailureOccurrence]:
+    """The recorder's hook: the job's previous failure stops being current,
+    and ``failure`` (just added, not yet flushed) is grouped as its current one.
+
+    Returns the new occurrences (one per group hit).
+    """
+    end_current_occurrences([job.id])
+    return record_failure_occurrences(job, failure, current=True)
+
+
+def record_failure_occurrences(
+    job: ProcessingJob,
+    failure: JobFailure,
+    *,
+    current: bool,
+    version: int = GROUPING_VERSION,
+) -> list[FailureOccurrence]:
+    """Group every error item of ``failure`` (a failure of ``job``) under
+    grouping ``version``, in the open transaction.
+
+    Creates missing groups race-free, adds one occurrence per group hit,
+    adds to the group's counters and hourly rollup, applies the regression
+    and wake-up rules, and moves ``last_seen``/``severity``/``sample_message``.
+    ``current`` says whether the failure is the job's current one (the
+    recorder: always; a backfill: only for the job's latest failure while it
+    is still failed).
+
+    Raises:
+        UnknownGroupingVersionError: ``version`` is not implemented.
+    """
+    if failure.id is None:
+        failure.id = uuid.uuid4()
+    at = failure.recorded_at
+    hits: dict[str, _Hit] = {}
+    for key in failure_keys(failure.error_message, failure.error_details, failure.error_format, version=version):
+        hit = hits.get(key.fingerprint)
+        if hit is None:
+            hits[key.fingerprint] = _Hit(key, 1, key.severity)
+        else:
+            hit.item_count += 1
+            if _rank(key.severity) > _rank(hit.severity):
+                hit.severity = key.severity
+    db.session.flush()  # the failure row, which occurrences reference
+    # A fixed order (by fingerprint, then by group id) for every lock taken
+    # below, so two failures hitting the same groups cannot deadlock.
+    grouped = [(_group_for(hit.key, version, at), hit) for _, hit in sorted(hits.items())]
+    grouped.sort(key=lambda pair: pair[0][0].id)
+    occurrences = []
+    for (group, created), hit in grouped:
+        new_job = created or not _job_seen(group.id, job.id)
+        occurrence = FailureOccurrence(
+            group_id=group.id,
+            failure_id=failure.id,
+            job_id=job.id,
+            occurred_at=at,
+            job_type=job.job_type,
+            worker_name=failure.worker_name,
+            worker_version=failure.worker_version,
+            severity=hit.severity,
+            item_count=hit.item_count,
+            is_current=current,
+        )
+        db.session.add(occurrence)
+        occurrences.append(occurrence)
+        _add(
+            FailureGroupCount.__table__,
+            {
+                "group_id": group.id,
+                "job_type": job.job_type,
+                "worker_version": failure.worker_version or "",
+                "shard": _random.randrange(COUNTER_SHARDS),
+            },
+            {"occurrences": 1, "jobs": int(new_job), "current_jobs": int(current)},
+        )
+        _add(
+            FailureGroupHourly.__table__,
+            {"group_id": group.id, "hour": _hour(at), "shard": _random.randrange(COUNTER_SHARDS)},
+            {"occurrences": 1},
+        )
+    for (group, created), hit in grouped:
+        state = group.state if created else _touch_group(group, hit, failure, at)
+        note_metric("occurrence", state)
+    db.session.flush()
+    return occurrences
+
+
+def end_current_occurrences(job_ids: Sequence[uuid.UUID]) -> int:
+    """The jobs' current occurrences stop being current (a newer failure, a
+    requeue, a completion, a purge), and their groups' ``current_jobs``
+    counters go down; in the open transaction. Returns how many ended."""
+    if not job_ids:
+        return 0
+    table = FailureOccurrence.__table__
+    ended = db.session.execute(
+        sa.update(table)
+        .where(table.c.job_id.in_(list(job_ids)), table.c.is_current.is_(True))
+        .values(is_current=False)
+        .returning(table.c.group_id, table.c.job_type, table.c.worker_version)
+    ).all()
+    deltas: dict[tuple[int, str, str], int] = {}
+    for group_id, job_type, worker_version in ended:
+        key = (group_id, job_type, worker_version or "")
+        deltas[key] = deltas.get(key, 0) + 1
+    for (group_id, job_type, worker_version), count in sorted(deltas.items()):
+        _add(
+            FailureGroupCount.__table__,
+            {
+                "group_id": group_id,
+                "job_type": job_type,
+                "worker_version": worker_version,
+                "shard": _random.randrange(COUNTER_SHARDS),
+            },
+            {"occurrences": 0, "jobs": 0, "current_jobs": -count},
+        )
+    return len(ended)
+
+
+def _group_for(key: GroupKey, version: int, at: datetime) -> tuple[FailureGroup, bool]:
+    """The group of ``key``, created if missing: ``INSERT ... ON CONFLICT DO
+    NOTHING``, then ``SELECT``. A concurrent creator of the same group makes
+    the insert wait (PostgreSQL's unique index) and then do nothing."""
+    table = FailureGroup.__table__
+    inserted = db.session.execute(
+        _insert(table)
+        .values(
+            grouping_version=version,
+            fingerprint=key.fingerprint,
+            title=key.title,
+            code=key.code,
+            pointer_pattern=key.pointer_pattern,
+            entity_type=key.entity_type,
+            sample_message=key.message[:SAMPLE_MESSAGE_MAX_LENGTH],
+            severity=key.severity,
+            state=GroupState.UNRESOLVED.value,
+            substate=GroupSubstate.NEW.value,
+            first_seen=at,
+            last_seen=at,
+            state_changed_at=at,
+        )
+        .on_conflict_do_nothing(index_elements=["grouping_version", "fingerprint"])
+        .returning(table.c.id)
+    ).scalar()
+    group = db.session.scalars(
+        sa.select(FailureGroup)
+        .where(FailureGroup.grouping_version == version, FailureGroup.fingerprint == key.fingerprint)
+        .execution_options(populate_existing=True)
+    ).one()
+    created = inserted is not None
+    if created:
+        db.session.add(
+            FailureGroupEvent(
+                group_id=group.id,
+                at=at,
+                actor=SYSTEM_ACTOR,
+                reason="created",
+                from_state=None,
+                to_state=GroupState.UNRESOLVED.value,
+                to_substate=GroupSubstate.NEW.value,
+            )
+        )
+        note_metric("created")
+    return group, created
+
+
+def _job_seen(group_id: int, job_id: uuid.UUID) -> bool:
+    """Whether the job already had an occurrence in the group (before this one)."""
+    return (
+        db.session.scalar(
+            sa.select(FailureOccurrence.id)
+            .where(FailureOccurrence.group_id == group_id, FailureOccurrence.job_id == job_id)
+            .limit(1)
+        )
+        is not None
+    )
+
+
+def _wakes(group: FailureGroup, at: datetime) -> bool:
+    if group.ignore_mode == IgnoreMode.UNTIL_DATE:
+        return group.ignore_until is not None and at >= group.ignore_until
+    if group.ignore_mode == IgnoreMode.UNTIL_OCCURRENCES:
+        base = group.ignore_base_occurrences or 0
+        return total_occurrences(group.id) >= base + (group.ignore_until_occurrences or 0)
+    return False
+
+
+def _touch_group(group: FailureGroup, hit: _Hit, failure: JobFailure, at: datetime) -> str:
+    """Apply the state rules for one occurrence at ``at``; return the state after it.
+
+    The group row is read without a lock; it is locked only when the
+    occurrence may change its state (resolved; ignored with a condition).
+    Occurrences older than the state change (a backfill) change nothing.
+    """
+    state = group.state
+    needs_lock = (state == GroupState.RESOLVED and at > group.state_changed_at) or (
+        state == GroupState.IGNORED
+        and at > group.state_changed_at
+        and (
+            group.ignore_mode == IgnoreMode.UNTIL_OCCURRENCES
+            or (group.ignore_mode == IgnoreMode.UNTIL_DATE and group.ignore_until is not None and at >= group.ignore_until)
+        )
+    )
+    if needs_lock:
+        group = lock_group(group.id)
+        state = group.state
+        if state == GroupState.RESOLVED and at > group.state_changed_at:
+            if is_regression(group.resolved_in_version, failure.worker_version):
+                change_state(
+                    group, GroupState.UNRESOLVED, GroupSubstate.REGRESSED, actor=SYSTEM_ACTOR, reason="regressed",
+                    at=at,
+                    details={
+                        "job_id": str(failure.job_id),
+                        "worker_version": failure.worker_version,
+                        "resolved_in_version": group.resolved_in_version,
+                    },
+                )
+        elif state == GroupState.IGNORED and at > group.state_changed_at and _wakes(group, at):
+            change_state(
+                group, GroupState.UNRESOLVED, GroupSubstate.ONGOING, actor=SYSTEM_ACTOR, reason="woken", at=at,
+                details={"job_id": str(failure.job_id), "mode": group.ignore_mode},
+            )
+        state = group.state
+    _move_last_seen(group.id, hit, at)
+    return state
+
+
+def _move_last_seen(group_id: int, hit: _Hit, at: datetime) -> None:
+    """Move ``last_seen`` (and the sample) forward, ``first_seen`` back,
+    ``severity`` up -- one conditional UPDATE that matches, and so locks the
+    row, only when one of them changes by more than the resolution."""
+    table = FailureGroup.__table__
+    higher = [s for s in SEVERITY_ORDER if _rank(s) < _rank(hit.severity)]
+    later = table.c.last_seen < at - LAST_SEEN_RESOLUTION
+    db.session.execute(
+        sa.update(table)
+        .where(table.c.id == group_id, sa.or_(later, table.c.first_seen > at, table.c.severity.in_(higher)))
+        .values(
+            last_seen=sa.case((table.c.last_seen < at, at), else_=table.c.last_seen),
+            sample_message=sa.case(
+                (table.c.last_seen < at, hit.key.message[:SAMPLE_MESSAGE_MAX_LENGTH]), else_=table.c.sample_message
+            ),
+            first_seen=sa.case((table.c.first_seen > at, at), else_=table.c.first_seen),
+            severity=sa.case((table.c.severity.in_(higher), hit.severity), else_=table.c.severity)
+            if higher
+            else table.c.severity,
+        )
+        .execution_options(synchronize_session=False)
+    )
+
+
+def rebuild_counts_check(group_ids: Iterable[int]) -> dict[int, dict[str, int]]:
+    """Recount ``occurrences``, ``jobs`` and ``current_jobs`` of groups from
+    ``failure_occurrences`` (slow: for tests and ``flask groups check``)."""
+    result: dict[int, dict[str, int]] = {}
+    for group_id in group_ids:
+        rows = db.session.execute(
+            sa.select(
+                sa.func.count(),
+                sa.func.count(sa.distinct(FailureOccurrence.job_id)),
+                sa.func.coalesce(sa.func.sum(sa.case((FailureOccurrence.is_current, 1), else_=0)), 0),
+            ).where(FailureOccurrence.group_id == group_id)
+        ).one()
+        result[group_id] = {"occurrences": rows[0], "jobs": rows[1], "current_jobs": int(rows[2])}
+    return result
