@@ -189,9 +189,10 @@ def show_group(group_id: str) -> str:
     view = queries.get_group(key)
     now = utcnow()
     hourly = queries.hourly_occurrences([key], now - timedelta(days=DAYS_14) + timedelta(hours=1), now).get(key, [])
-    samples, next_cursor = queries.sample_occurrences(
-        key, limit=SAMPLE_JOBS, cursor=request.args.get("cursor") or None
+    samples, after = queries.sample_occurrences(
+        key, limit=SAMPLE_JOBS, before=_sample_cursor(request.args.get("cursor"))
     )
+    next_cursor = f"{after[0].isoformat()}|{after[1]}" if after else None
     sample = group_samples.sample_failure(view.group)
     return render_template(
         "groups/detail.html",
@@ -211,6 +212,21 @@ def show_group(group_id: str) -> str:
         can_act=_can_act(),
         today=now.date().isoformat(),
     )
+
+
+def _sample_cursor(raw: str | None) -> tuple[datetime, int] | None:
+    """The sample jobs' keyset position, ``<RFC 3339>|<occurrence id>``."""
+    if not raw:
+        return None
+    at, _, last_id = raw.partition("|")
+    try:
+        moment = datetime.fromisoformat(at)
+        if moment.tzinfo is None or not (last_id.isascii() and last_id.isdigit()):
+            raise ValueError(raw)
+    except ValueError:
+        raise InvalidQueryError("cursor is not valid; start from the first page.",
+                                [field_error("/cursor", "must be a cursor this page gave out")]) from None
+    return moment, int(last_id)
 
 
 def _can_act() -> bool:

@@ -24,6 +24,7 @@ from app.models.job_status import FAILURE_STATUSES
 from app.models.access import Permission
 from app.models.types import utcnow
 from app.services import dashboard_stats
+from app.services.failure_groups import queries
 from app.services.processing_jobs import lifecycle, pagination
 from app.services.processing_jobs.job_filter import AcknowledgedFilter, JobFilter, TimeField
 from app.web.query import dashboard_filter, filter_pairs, read_page
@@ -109,6 +110,8 @@ def list_jobs() -> str | Response:
         time_fields=list(TimeField),
         acknowledged_choices=list(AcknowledgedFilter),
         filter_fields=filter_pairs(pairs),
+        # The group named by ?group= (404 when unknown), for its title.
+        group=queries.get_group(job_filter.group_id).group if job_filter.group_id is not None else None,
     )
 
 

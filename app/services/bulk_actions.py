@@ -42,6 +42,7 @@ from app.models import (
 from app.models.job_status import FAILURE_STATUSES
 from app.models.types import utcnow
 from app.services.access import record_audit_event
+from app.services.failure_groups.recording import end_current_occurrences
 from app.services.processing_jobs.actions import JobAction
 from app.services.processing_jobs.job_filter import JobFilter
 
@@ -229,7 +230,9 @@ def _apply(action: str, job_ids: list[uuid.UUID], actor: str) -> None:
                     updated_at=now)
             .execution_options(synchronize_session=False)
         )
-        _end_current_occurrences(job_ids)
+        # As requeue_job: the jobs stop failing on their groups (the
+        # "failing now" counters go down) in the same transaction.
+        end_current_occurrences(job_ids)
     else:
         db.session.execute(
             sa.update(ProcessingJob)
@@ -239,12 +242,6 @@ def _apply(action: str, job_ids: list[uuid.UUID], actor: str) -> None:
         )
 
 
-def _end_current_occurrences(job_ids: list[uuid.UUID]) -> None:
-    # The failure-group write path keeps "currently failing" counts; a
-    # requeue ends the jobs' current occurrences in the same transaction.
-    from app.services.failure_groups import end_current_occurrences
-
-    end_current_occurrences(job_ids)
 
 
 def mark_failed(bulk_id: uuid.UUID) -> None:
