@@ -1,4 +1,4 @@
-"""Generate the demo's history: a few hundred entity documents from two worker versions.
+"""Generate the demo's history: 200 entity documents from two worker versions.
 
 Seeded and deterministic: the same ``--seed`` (and the same pinned
 ``simple_icd_10_cm``) writes byte-identical files. Conditions carry real
@@ -102,13 +102,14 @@ class Batch:
 
 
 def schedule() -> list[Batch]:
-    """The demo's batches, oldest first (about 300 documents)."""
-    batches = [Batch(f"b{n:02d}-d{day}-{OLD}", OLD, day * 24, 19) for n, day in enumerate(range(13, 0, -1))]
-    batches.append(Batch(f"b13-h20-{NEW}", NEW, 20, 14))
-    batches.append(Batch(f"b14-h12-{OLD}", OLD, 12, 6))  # stragglers still on the old version
-    batches.append(Batch(f"b15-h8-{NEW}", NEW, 8, 14))
-    batches.append(Batch(f"b16-h3-{NEW}", NEW, 3, 14))
-    batches.append(Batch(f"b17-h1-{NEW}", NEW, 1, 12))
+    """The demo's batches, oldest first (200 documents: enough to show, few
+    enough for ``make demo`` to play them in well under a minute)."""
+    batches = [Batch(f"b{n:02d}-d{day}-{OLD}", OLD, day * 24, 12) for n, day in enumerate(range(13, 0, -1))]
+    batches.append(Batch(f"b13-h20-{NEW}", NEW, 20, 10))
+    batches.append(Batch(f"b14-h12-{OLD}", OLD, 12, 5))  # stragglers still on the old version
+    batches.append(Batch(f"b15-h8-{NEW}", NEW, 8, 10))
+    batches.append(Batch(f"b16-h3-{NEW}", NEW, 3, 10))
+    batches.append(Batch(f"b17-h1-{NEW}", NEW, 1, 9))
     return batches
 
 

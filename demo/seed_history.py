@@ -7,11 +7,11 @@ oldest first:
    server (over HTTP, as a real worker), reporting the batch's
    ``"worker": {"name", "version"}``;
 2. carries out the plan's operator actions due after the batch (resolve the
-   groups of a code, optionally in a version) through the JSON API;
-3. ages everything recorded so far by the hours until the next batch:
-   every timestamp of the job, failure and failure-group tables moves back
-   by the same whole number of hours, so hourly rollups stay on hour
-   boundaries and "first seen 13 days ago" is what the pages show.
+   groups of a code, optionally in a version) with the lifecycle service;
+3. moves what the batch wrote back to when the batch happened: every
+   timestamp of the job, failure and failure-group tables written during
+   the batch moves back by its whole number of hours, so hourly rollups
+   stay on hour boundaries and "first seen 13 days ago" is what the pages show.
 
 Step 3 rewrites timestamps in the database directly. It exists only for
 this demo: it refuses to run with ``APP_ENV=production`` and on anything
@@ -29,7 +29,7 @@ import json
 import os
 import sys
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +40,10 @@ import sqlalchemy as sa  # noqa: E402
 
 from app import create_app  # noqa: E402
 from app.extensions import db  # noqa: E402
-from app.models.types import UTCDateTime  # noqa: E402
+from app.models import GroupState  # noqa: E402
+from app.models.types import UTCDateTime, utcnow  # noqa: E402
+from app.services.failure_groups import lifecycle as group_lifecycle  # noqa: E402
+from app.services.failure_groups import queries  # noqa: E402
 from app.worker.client import WorkerApiClient  # noqa: E402
 from app.worker.runner import run_worker  # noqa: E402
 
@@ -53,55 +56,50 @@ NOT_AGED = frozenset({
 })
 
 
-def age_everything(hours: int) -> int:
-    """Move every timestamp of the story's tables back by ``hours``; returns rows changed.
+def age_batch(since: datetime, hours: int) -> int:
+    """Move back by ``hours`` every timestamp written since ``since``: the
+    rows the batch just recorded (jobs, failures, occurrences, hourly
+    rollups, group events) and the columns it touched on older rows (a
+    group's ``last_seen``). Returns the values moved.
 
-    Rows whose primary key holds a timestamp (the hourly rollups) are moved
-    oldest first, so a row never lands on a key that is still taken.
+    Every earlier batch was moved back by at least an hour, so whatever is
+    at or after ``since`` floored to the hour was written by this batch.
+    Rows whose primary key holds a timestamp (the hourly rollups) move
+    oldest first, so a row never lands on a key still taken.
     """
     if hours <= 0:
         return 0
     delta = timedelta(hours=hours)
-    changed = 0
+    threshold = since.replace(minute=0, second=0, microsecond=0)
+    moved = 0
     for table in db.metadata.sorted_tables:
         if table.name in NOT_AGED:
             continue
-        stamps = [c for c in table.columns if isinstance(c.type, UTCDateTime)]
-        if not stamps:
-            continue
         keys = list(table.primary_key.columns)
-        order = [c for c in keys if c in stamps] or keys
-        rows = db.session.execute(sa.select(*keys, *stamps).order_by(*[c.asc() for c in order])).all()
-        for row in rows:
-            values = {c.name: getattr(row, c.name) - delta for c in stamps if getattr(row, c.name) is not None}
-            if not values:
-                continue
-            where = [k == getattr(row, k.name) for k in keys]
-            db.session.execute(sa.update(table).where(*where).values(**values))
-            changed += 1
+        for column in (c for c in table.columns if isinstance(c.type, UTCDateTime)):
+            rows = db.session.execute(
+                sa.select(*keys, column).where(column >= threshold).order_by(column.asc())
+            ).all()
+            for row in rows:
+                where = [k == getattr(row, k.name) for k in keys]
+                db.session.execute(sa.update(table).where(*where).values({column.name: row[-1] - delta}))
+            moved += len(rows)
     db.session.commit()
-    return changed
+    return moved
 
 
-def _groups_of_code(client: WorkerApiClient, code: str) -> list[dict[str, Any]]:
-    answer = client.session.get(
-        f"{client.base_url}/failure-groups", params={"code": code, "state": "unresolved", "limit": 200},
-        timeout=client.timeout,
-    )
-    answer.raise_for_status()
-    return answer.json()["items"]
+#: Who resolves groups in the demo's history (the timeline and the audit log show it).
+DEMO_OPERATOR = "demo-operator"
 
 
-def carry_out(client: WorkerApiClient, action: dict[str, Any]) -> int:
-    """Resolve every unresolved group of ``action["code"]`` (in ``in_version`` when given)."""
-    body = {"in_version": action["in_version"]} if action.get("in_version") else {}
-    groups = _groups_of_code(client, action["code"])
-    for group in groups:
-        answer = client.session.post(
-            f"{client.base_url}/failure-groups/{group['id']}/{action['action']}", json=body, timeout=client.timeout
-        )
-        answer.raise_for_status()
-    return len(groups)
+def carry_out(action: dict[str, Any]) -> int:
+    """Resolve every unresolved group of ``action["code"]`` (in ``in_version``
+    when given), through the lifecycle service the dashboard uses."""
+    group_filter = queries.GroupFilter(states=(GroupState.UNRESOLVED.value,), code=action["code"])
+    views = queries.list_groups(group_filter, limit=200).items
+    for view in views:
+        group_lifecycle.resolve_group(view.group.id, DEMO_OPERATOR, in_version=action.get("in_version"), via="demo")
+    return len(views)
 
 
 def seed(plan_dir: Path, api_url: str, token: str) -> None:
@@ -112,15 +110,15 @@ def seed(plan_dir: Path, api_url: str, token: str) -> None:
     started = time.monotonic()
     documents = 0
     try:
-        for index, batch in enumerate(batches):
+        for batch in batches:
+            since = utcnow()
             documents += len(run_worker(client, plan_dir / batch["folder"], worker=batch["worker"]))
             for action in plan["actions"]:
                 if action["after"] == batch["folder"]:
-                    resolved = carry_out(client, action)
+                    resolved = carry_out(action)
                     print(f"    {action['action']} {action['code']}"
                           f"{' in ' + action['in_version'] if action.get('in_version') else ''}: {resolved} group(s)")
-            following = batches[index + 1]["hours_ago"] if index + 1 < len(batches) else 0
-            age_everything(batch["hours_ago"] - following)
+            age_batch(since, batch["hours_ago"])
     finally:
         client.session.close()
     print(f"    {documents} documents in {len(batches)} batches over {batches[0]['hours_ago'] // 24} days,"
