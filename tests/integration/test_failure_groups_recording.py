@@ -197,3 +197,27 @@ def test_a_rolled_back_failure_leaves_no_group(app_ctx):
         get_failure_recorder().record_validation_failure(job, "x", _details(UCUM), before_commit=explode)
     assert db.session.scalar(sa.select(sa.func.count()).select_from(FailureGroup)) == 0
     assert uuid.UUID(str(job))
+
+
+def test_metrics_count_created_groups_and_occurrences_after_commit(app_ctx):
+    from app.observability import metrics
+
+    created = metrics.GROUPS_CREATED._value.get()
+    unresolved = metrics.GROUP_OCCURRENCES.labels(state="unresolved")._value.get()
+    _fail(create_job("doc-1").id, UCUM, ICD)
+    _fail(create_job("doc-2").id, UCUM)
+    assert metrics.GROUPS_CREATED._value.get() == created + 2
+    assert metrics.GROUP_OCCURRENCES.labels(state="unresolved")._value.get() == unresolved + 3
+
+    def explode(_job):
+        raise RuntimeError("stop")
+
+    with pytest.raises(RuntimeError):
+        get_failure_recorder().record_validation_failure(
+            create_job("doc-3").id, "x", _details({**UCUM, "code": "brand.new"}), before_commit=explode
+        )
+    assert metrics.GROUPS_CREATED._value.get() == created + 2  # a rolled-back group counts nothing
+    text = metrics.render_metrics()[0].decode()
+    for name in ("failure_groups_created_total", "failure_groups_regressed_total", "failure_groups_woken_total",
+                 'failure_group_occurrences_total{state="unresolved"}'):
+        assert name in text

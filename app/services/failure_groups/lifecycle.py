@@ -29,6 +29,7 @@ from app.models.failure_group import (
 from app.models.types import utcnow
 from app.services.access import add_audit_event
 from app.services.failure_groups.errors import GroupNotFoundError, InvalidGroupTransitionError
+from app.services.failure_groups.queries import parse_group_id
 from app.services.failure_groups.signals import note_metric
 
 #: Most occurrences an "ignore until N more" may wait for.
@@ -95,15 +96,14 @@ def total_occurrences(group_id: int) -> int:
     return int(total or 0)
 
 
-def lock_group(group_id: int) -> FailureGroup:
+def lock_group(group_id: object) -> FailureGroup:
     """Load a group under a row lock (``FOR UPDATE``; SQLite: the writer lock).
 
     Raises:
-        GroupNotFoundError: no such group.
+        GroupNotFoundError: no such group (or ``group_id`` is not a group id).
     """
-    group = None
-    if isinstance(group_id, int) and not isinstance(group_id, bool) and 0 < group_id < 2**31:
-        group = db.session.get(FailureGroup, group_id, with_for_update=True, populate_existing=True)
+    key = parse_group_id(group_id)
+    group = db.session.get(FailureGroup, key, with_for_update=True, populate_existing=True)
     if group is None:
         raise GroupNotFoundError(group_id)
     return group

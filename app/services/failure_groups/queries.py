@@ -148,17 +148,27 @@ def _views(groups: Sequence[FailureGroup], now: datetime) -> list[GroupView]:
     ]
 
 
+def parse_group_id(group_id: object) -> int:
+    """A group id as an int: a positive 32-bit integer, or its decimal string.
+
+    Raises:
+        GroupNotFoundError: anything else (it names no group).
+    """
+    if isinstance(group_id, str) and group_id.isascii() and group_id.isdecimal() and len(group_id) < 11:
+        group_id = int(group_id)
+    if isinstance(group_id, int) and not isinstance(group_id, bool) and 0 < group_id < 2**31:
+        return group_id
+    raise GroupNotFoundError(group_id)
+
+
 def get_group(group_id: object, *, now: datetime | None = None) -> GroupView:
     """One group with its counts.
 
     Raises:
-        GroupNotFoundError: no group has this id (or it is not an integer).
+        GroupNotFoundError: no group has this id (or it is not one).
     """
-    group = None
-    if isinstance(group_id, str) and group_id.isdecimal() and len(group_id) < 11:
-        group_id = int(group_id)
-    if isinstance(group_id, int) and not isinstance(group_id, bool) and 0 < group_id < 2**31:
-        group = db.session.get(FailureGroup, group_id)
+    key = parse_group_id(group_id)
+    group = db.session.get(FailureGroup, key)
     if group is None:
         raise GroupNotFoundError(group_id)
     return _views([group], now or utcnow())[0]

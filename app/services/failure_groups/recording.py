@@ -195,10 +195,23 @@ def end_current_occurrences(job_ids: Sequence[uuid.UUID]) -> int:
     return len(ended)
 
 
+def _find_group(version: int, fingerprint: str) -> FailureGroup | None:
+    return db.session.scalars(
+        sa.select(FailureGroup)
+        .where(FailureGroup.grouping_version == version, FailureGroup.fingerprint == fingerprint)
+        .execution_options(populate_existing=True)
+    ).one_or_none()
+
+
 def _group_for(key: GroupKey, version: int, at: datetime) -> tuple[FailureGroup, bool]:
-    """The group of ``key``, created if missing: ``INSERT ... ON CONFLICT DO
-    NOTHING``, then ``SELECT``. A concurrent creator of the same group makes
-    the insert wait (PostgreSQL's unique index) and then do nothing."""
+    """The group of ``key``, created if missing, race-free: a ``SELECT``
+    (the common case: one statement), else ``INSERT ... ON CONFLICT DO
+    NOTHING`` and a ``SELECT``. A concurrent creator of the same group makes
+    the insert wait (PostgreSQL's unique index; SQLite has one writer) and
+    then do nothing, so both end up with the one row."""
+    group = _find_group(version, key.fingerprint)
+    if group is not None:
+        return group, False
     table = FailureGroup.__table__
     inserted = db.session.execute(
         _insert(table)
@@ -220,11 +233,8 @@ def _group_for(key: GroupKey, version: int, at: datetime) -> tuple[FailureGroup,
         .on_conflict_do_nothing(index_elements=["grouping_version", "fingerprint"])
         .returning(table.c.id)
     ).scalar()
-    group = db.session.scalars(
-        sa.select(FailureGroup)
-        .where(FailureGroup.grouping_version == version, FailureGroup.fingerprint == key.fingerprint)
-        .execution_options(populate_existing=True)
-    ).one()
+    group = _find_group(version, key.fingerprint)
+    assert group is not None  # inserted now, or by the concurrent creator we waited for
     created = inserted is not None
     if created:
         db.session.add(
@@ -299,16 +309,21 @@ def _touch_group(group: FailureGroup, hit: _Hit, failure: JobFailure, at: dateti
                 details={"job_id": str(failure.job_id), "mode": group.ignore_mode},
             )
         state = group.state
-    _move_last_seen(group.id, hit, at)
+    _move_last_seen(group, hit, at)
     return state
 
 
-def _move_last_seen(group_id: int, hit: _Hit, at: datetime) -> None:
+def _move_last_seen(group: FailureGroup, hit: _Hit, at: datetime) -> None:
     """Move ``last_seen`` (and the sample) forward, ``first_seen`` back,
     ``severity`` up -- one conditional UPDATE that matches, and so locks the
-    row, only when one of them changes by more than the resolution."""
-    table = FailureGroup.__table__
+    row, only when one of them changes by more than the resolution. Skipped
+    when the values just read show there is nothing to change (other
+    writers only ever move them the same way)."""
     higher = [s for s in SEVERITY_ORDER if _rank(s) < _rank(hit.severity)]
+    if group.last_seen >= at - LAST_SEEN_RESOLUTION and group.first_seen <= at and group.severity not in higher:
+        return
+    group_id = group.id
+    table = FailureGroup.__table__
     later = table.c.last_seen < at - LAST_SEEN_RESOLUTION
     db.session.execute(
         sa.update(table)
