@@ -44,6 +44,9 @@ HOURS_24 = 24
 DAYS_14 = 14
 #: Sample jobs per page of the group page.
 SAMPLE_JOBS = 20
+#: Seconds one request spends on a bulk action before it pauses (under the
+#: app server's timeout; ``BULK_ACTION_REQUEST_SECONDS`` overrides it).
+REQUEST_SECONDS = 20.0
 
 
 @dataclass(frozen=True)
@@ -339,13 +342,19 @@ def run_bulk_action(bulk_id: str) -> Response:
         flash("This action was already carried out; nothing was done twice.", "info")
         return redirect(url_for("dashboard.show_bulk_action", bulk_id=bulk.id))
     try:
-        done = bulk_actions.run(bulk.id, current_app.config.get("BULK_ACTION_BATCH_SIZE", bulk_actions.BATCH_SIZE))
+        done = bulk_actions.run(
+            bulk.id,
+            current_app.config.get("BULK_ACTION_BATCH_SIZE", bulk_actions.BATCH_SIZE),
+            budget_seconds=current_app.config.get("BULK_ACTION_REQUEST_SECONDS", REQUEST_SECONDS),
+        )
     finally:
         refresh_summaries()
     verb = "Requeued" if done.action == JobAction.REQUEUE else "Acknowledged"
     message = f"{verb} {done.changed:,} {plural('job', done.changed)}"
     if done.skipped:
         message += f"; skipped {done.skipped:,} that no longer applied"
+    if done.state == "paused":
+        message += f" so far: {done.next_position:,} of {done.total:,} done; continue below"
     flash(message + ".", "success")
     return redirect(url_for("dashboard.show_bulk_action", bulk_id=bulk.id))
 

@@ -24,11 +24,13 @@ from app.models.types import JSONDocument, UTCDateTime, utcnow
 
 
 class BulkActionState(StrEnum):
-    """``pending`` (selection frozen, not confirmed), ``running``, ``done``,
-    ``failed`` (stopped half-way; may be continued)."""
+    """``pending`` (selection frozen, not confirmed), ``running``, ``paused``
+    (a request's time budget ran out; continued by the next submit),
+    ``done``, ``failed`` (stopped by an error; may be continued)."""
 
     PENDING = "pending"
     RUNNING = "running"
+    PAUSED = "paused"
     DONE = "done"
     FAILED = "failed"
 
@@ -48,7 +50,7 @@ class BulkAction(db.Model):
 
     __tablename__ = "bulk_actions"
     __table_args__ = (
-        sa.CheckConstraint("state IN ('pending', 'running', 'done', 'failed')", name="state"),
+        sa.CheckConstraint("state IN ('pending', 'running', 'paused', 'done', 'failed')", name="state"),
         sa.CheckConstraint("action IN ('requeue', 'acknowledge')", name="action"),
     )
 
@@ -69,6 +71,9 @@ class BulkAction(db.Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    #: When the last batch committed (or the run started): a ``running``
+    #: action without progress for a while lost its request and may be resumed.
+    progressed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
 
 class BulkActionJob(db.Model):

@@ -16,15 +16,20 @@
    back that batch only, so ``changed`` and the audit row's ``row_count``
    are always exactly what took effect. :func:`run` loops until done.
 
-Web requests run it inline (SQLite and PostgreSQL alike; ~1,000 jobs per
-transaction). Moving the loop to a database-backed job runner is what is
-left (docs/failure-groups.md).
+Web requests run it inline (SQLite and PostgreSQL alike; 1,000 jobs per
+transaction) for at most ``BULK_ACTION_REQUEST_SECONDS``; a larger action
+pauses there and the operator continues it from its progress page (a
+``running`` action whose request died is resumable after
+:data:`STALE_AFTER`). Moving the loop to a database-backed job runner, so
+it continues by itself, is what is left.
 """
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Mapping
+from datetime import timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -48,6 +53,9 @@ from app.services.processing_jobs.job_filter import JobFilter
 
 #: Jobs changed per transaction.
 BATCH_SIZE = 1_000
+#: A ``running`` action whose last batch committed longer ago than this lost
+#: its request (a worker timeout, a restart) and may be claimed again.
+STALE_AFTER = timedelta(seconds=120)
 
 _FAILURES = [s.value for s in FAILURE_STATUSES]
 
@@ -135,20 +143,27 @@ def get(bulk_id: uuid.UUID | str) -> BulkAction:
 
 
 def start(bulk_id: uuid.UUID, actor: str, audit: Mapping[str, Any]) -> bool:
-    """Claim a ``pending`` (or ``failed``: continue) action for running and
-    commit its audit row; ``False`` when it is running or done already (a
-    second submit), in which case nothing is written.
+    """Claim a ``pending`` action for running (or continue a ``paused`` or
+    ``failed`` one, or a ``running`` one without progress for
+    :data:`STALE_AFTER`) and, the first time, commit its audit row. ``False``
+    when it is running or done already (a second submit): nothing is written.
 
     Args:
         audit: facts for the audit row's ``filter`` (the group, its title,
             the filter); ``selected`` (the total) and ``bulk_action_id`` are added.
     """
+    now = utcnow()
+    claimable = sa.or_(
+        BulkAction.state.in_([BulkActionState.PENDING, BulkActionState.PAUSED, BulkActionState.FAILED]),
+        sa.and_(BulkAction.state == BulkActionState.RUNNING, BulkAction.progressed_at < now - STALE_AFTER),
+    )
     begin_write_transaction()
     try:
         claimed = db.session.execute(
             sa.update(BulkAction)
-            .where(BulkAction.id == bulk_id, BulkAction.state.in_([BulkActionState.PENDING, BulkActionState.FAILED]))
-            .values(state=BulkActionState.RUNNING.value, started_at=sa.func.coalesce(BulkAction.started_at, utcnow()))
+            .where(BulkAction.id == bulk_id, claimable)
+            .values(state=BulkActionState.RUNNING.value, started_at=sa.func.coalesce(BulkAction.started_at, now),
+                    progressed_at=now)
             .returning(BulkAction.action, BulkAction.total, BulkAction.audit_event_id)
         ).one_or_none()
         db.session.commit()
@@ -205,6 +220,7 @@ def run_batch(bulk_id: uuid.UUID, batch_size: int = BATCH_SIZE) -> bool:
         bulk.changed += len(changed_ids)
         bulk.skipped += len(ids) - len(changed_ids)
         bulk.next_position = (rows[-1].position + 1) if rows else bulk.total
+        bulk.progressed_at = utcnow()
         more = bulk.next_position < bulk.total
         if not more:
             bulk.state = BulkActionState.DONE.value
@@ -244,14 +260,14 @@ def _apply(action: str, job_ids: list[uuid.UUID], actor: str) -> None:
 
 
 
-def mark_failed(bulk_id: uuid.UUID) -> None:
-    """After an error: ``running`` -> ``failed`` (it may be continued), own transaction."""
+def _leave(bulk_id: uuid.UUID, state: BulkActionState) -> None:
+    """``running`` -> ``state`` (``failed`` or ``paused``: it may be continued), own transaction."""
     begin_write_transaction()
     try:
         db.session.execute(
             sa.update(BulkAction)
             .where(BulkAction.id == bulk_id, BulkAction.state == BulkActionState.RUNNING)
-            .values(state=BulkActionState.FAILED.value)
+            .values(state=state.value)
         )
         db.session.commit()
     except BaseException:
@@ -259,13 +275,18 @@ def mark_failed(bulk_id: uuid.UUID) -> None:
         raise
 
 
-def run(bulk_id: uuid.UUID, batch_size: int = BATCH_SIZE) -> BulkAction:
-    """Run every remaining batch of a started action (inline); on an error,
-    mark it ``failed`` (what committed stays counted) and re-raise."""
+def run(bulk_id: uuid.UUID, batch_size: int = BATCH_SIZE, budget_seconds: float | None = None) -> BulkAction:
+    """Run the remaining batches of a started action (inline) until it is
+    done or ``budget_seconds`` have passed (then it is ``paused``: a web
+    request must answer before its server's timeout). On an error it is
+    marked ``failed`` (what committed stays counted) and the error re-raised."""
+    deadline = None if budget_seconds is None else time.monotonic() + budget_seconds
     try:
         while run_batch(bulk_id, batch_size):
-            pass
+            if deadline is not None and time.monotonic() >= deadline:
+                _leave(bulk_id, BulkActionState.PAUSED)
+                break
     except Exception:
-        mark_failed(bulk_id)
+        _leave(bulk_id, BulkActionState.FAILED)
         raise
     return get(bulk_id)

@@ -34,8 +34,9 @@ def upgrade():
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('started_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('finished_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('progressed_at', sa.DateTime(timezone=True), nullable=True),
     sa.CheckConstraint("action IN ('requeue', 'acknowledge')", name=op.f('ck_bulk_actions_action')),
-    sa.CheckConstraint("state IN ('pending', 'running', 'done', 'failed')", name=op.f('ck_bulk_actions_state')),
+    sa.CheckConstraint("state IN ('pending', 'running', 'paused', 'done', 'failed')", name=op.f('ck_bulk_actions_state')),
     sa.ForeignKeyConstraint(['group_id'], ['failure_groups.id'], name=op.f('fk_bulk_actions_group_id_failure_groups'), ondelete='SET NULL'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_bulk_actions'))
     )

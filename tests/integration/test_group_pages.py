@@ -250,6 +250,37 @@ def test_a_failure_half_way_leaves_an_exact_count_and_can_continue(app, client, 
     assert len(events) == 1 and events[0].row_count == 4
 
 
+def test_a_request_pauses_at_its_time_budget_and_continue_finishes(app, client, groups):
+    app.config.update(BULK_ACTION_BATCH_SIZE=1, BULK_ACTION_REQUEST_SECONDS=0)
+    _, run_path = _confirm(client, groups["unit"], "requeue")
+    token = _csrf(client, "/groups")
+    page = client.get(client.post(run_path, data={"csrf_token": token}).headers["Location"]).get_data(as_text=True)
+    assert "so far: 1 of 4 done" in page and "Continue with the remaining 3" in page
+    for _ in range(3):
+        client.post(run_path, data={"csrf_token": token})
+    with app.app_context():
+        bulk = db.session.scalars(sa.select(BulkAction)).one()
+        assert (bulk.state, bulk.changed) == ("done", 4)
+    events = _audit(app, "jobs.requeue")
+    assert len(events) == 1 and events[0].row_count == 4
+
+
+def test_a_running_action_whose_request_died_can_be_resumed(app, client, groups):
+    from datetime import timedelta
+
+    from app.models.types import utcnow
+
+    with app.app_context():
+        bulk = bulk_actions.freeze_group_selection("acknowledge", groups["unit"], "someone")
+        assert bulk_actions.start(bulk.id, "someone", {"scope": "group"})
+        assert not bulk_actions.start(bulk.id, "someone", {"scope": "group"})  # running, not stale
+        db.session.execute(sa.update(BulkAction).values(progressed_at=utcnow() - timedelta(minutes=5)))
+        db.session.commit()
+        assert bulk_actions.start(bulk.id, "someone", {"scope": "group"})
+        assert bulk_actions.run(bulk.id).changed == 4
+    assert len(_audit(app, "jobs.acknowledge")) == 1
+
+
 # -- /jobs?group= ------------------------------------------------------------------------
 
 def test_jobs_filter_by_group_and_exports_accept_it(app, client, groups):
