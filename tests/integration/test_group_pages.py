@@ -294,3 +294,16 @@ def test_jobs_filter_by_group_and_exports_accept_it(app, client, groups):
     assert [item["id"] for item in api["items"]] == [groups["icd_job"]]
     assert client.get("/jobs?group=abc").status_code == 400
     assert client.get("/jobs?group=999999").status_code == 404
+
+
+def test_a_filter_selection_freezes_what_the_action_would_change(app, client, groups):
+    from app.web.query import dashboard_filter
+    from werkzeug.datastructures import MultiDict
+
+    with app.app_context():
+        job_filter = dashboard_filter(MultiDict({"error_code": "unit.not_ucum"}))
+        bulk = bulk_actions.freeze_filter_selection("requeue", job_filter, {"error_code": ["unit.not_ucum"]}, "me")
+        assert (bulk.scope, bulk.total, bulk.query) == ("filter", 4, {"error_code": ["unit.not_ucum"]})
+        assert bulk_actions.start(bulk.id, "me", {"scope": "filter", "query": bulk.query})
+        assert bulk_actions.run(bulk.id, batch_size=3).changed == 4
+        assert all(stored_job_row(j)["status"] == "Pending" for j in groups["unit_jobs"])
