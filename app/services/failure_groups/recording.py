@@ -21,6 +21,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from app.extensions import db
 from app.models import JobFailure, ProcessingJob
+from app.models.job_status import FAILURE_STATUSES
 from app.models.failure_group import (
     COUNTER_SHARDS,
     SEVERITY_ORDER,
@@ -44,6 +45,7 @@ LAST_SEEN_RESOLUTION = timedelta(seconds=1)
 SAMPLE_MESSAGE_MAX_LENGTH = 1000
 
 _random = random.SystemRandom()
+_FAILED = frozenset(status.value for status in FAILURE_STATUSES)
 
 
 @dataclass
@@ -78,13 +80,19 @@ def _hour(at: datetime) -> datetime:
     return at.replace(minute=0, second=0, microsecond=0)
 
 
-def group_recorded_failure(job: ProcessingJob, failure: JobFailure) -> list[FailureOccurrence]:
+def group_recorded_failure(job: ProcessingJob, failure: JobFailure) -> list[int]:
     """The recorder's hook: the job's previous failure stops being current,
     and ``failure`` (just added, not yet flushed) is grouped as its current one.
 
-    Returns the new occurrences (one per group hit).
+    A job has current occurrences only while it is failed (a requeue, a
+    completion and the purge end them), so the ending is skipped when the
+    job was not failed before this change (its status' history in the
+    session says what it was). Returns the ids of the groups hit.
     """
-    end_current_occurrences([job.id])
+    history = sa.inspect(job).attrs.status.history
+    previous = history.deleted[0] if history.deleted else job.status
+    if previous in _FAILED:
+        end_current_occurrences([job.id])
     return record_failure_occurrences(job, failure, current=True)
 
 
@@ -94,7 +102,7 @@ def record_failure_occurrences(
     *,
     current: bool,
     version: int = GROUPING_VERSION,
-) -> list[FailureOccurrence]:
+) -> list[int]:
     """Group every error item of ``failure`` (a failure of ``job``) under
     grouping ``version``, in the open transaction.
 
@@ -103,7 +111,7 @@ def record_failure_occurrences(
     and wake-up rules, and moves ``last_seen``/``severity``/``sample_message``.
     ``current`` says whether the failure is the job's current one (the
     recorder: always; a backfill: only for the job's latest failure while it
-    is still failed).
+    is still failed). Returns the ids of the groups hit, one occurrence each.
 
     Raises:
         UnknownGroupingVersionError: ``version`` is not implemented.
@@ -125,65 +133,132 @@ def record_failure_occurrences(
     # below, so two failures hitting the same groups cannot deadlock.
     grouped = [(_group_for(hit.key, version, at), hit) for _, hit in sorted(hits.items())]
     grouped.sort(key=lambda pair: pair[0][0].id)
-    occurrences = []
     for (group, created), hit in grouped:
-        new_job = created or not _job_seen(group.id, job.id)
-        occurrence = FailureOccurrence(
-            group_id=group.id,
-            failure_id=failure.id,
-            job_id=job.id,
-            occurred_at=at,
-            job_type=job.job_type,
-            worker_name=failure.worker_name,
-            worker_version=failure.worker_version,
-            severity=hit.severity,
-            item_count=hit.item_count,
-            is_current=current,
-        )
-        db.session.add(occurrence)
-        occurrences.append(occurrence)
-        _add(
-            FailureGroupCount.__table__,
-            {
-                "group_id": group.id,
-                "job_type": job.job_type,
-                "worker_version": failure.worker_version or "",
-                "shard": _random.randrange(COUNTER_SHARDS),
-            },
-            {"occurrences": 1, "jobs": int(new_job), "current_jobs": int(current)},
-        )
-        _add(
-            FailureGroupHourly.__table__,
-            {"group_id": group.id, "hour": _hour(at), "shard": _random.randrange(COUNTER_SHARDS)},
-            {"occurrences": 1},
-        )
+        _add_occurrence(group.id, created, job, failure, hit, current)
     for (group, created), hit in grouped:
         state = group.state if created else _touch_group(group, hit, failure, at)
         note_metric("occurrence", state)
-    db.session.flush()
-    return occurrences
+    return [group.id for (group, _), _ in grouped]
+
+
+def _postgresql() -> bool:
+    return db.session.get_bind().dialect.name == "postgresql"
+
+
+def _add_occurrence(
+    group_id: int, created: bool, job: ProcessingJob, failure: JobFailure, hit: _Hit, current: bool
+) -> None:
+    """Insert the occurrence and add to the group's counter and hourly rollup.
+
+    "Jobs ever" grows when the job had no earlier occurrence in the group
+    (no race: the caller holds the job's row lock). On PostgreSQL the three
+    writes and that check are one statement (data-modifying CTEs, which all
+    see the snapshot from before the statement, so the check does not see
+    the new occurrence): one round trip per group on the hot path.
+    """
+    occurrences = FailureOccurrence.__table__
+    counts = FailureGroupCount.__table__
+    hourly = FailureGroupHourly.__table__
+    occurrence = {
+        "group_id": group_id,
+        "failure_id": failure.id,
+        "job_id": job.id,
+        "occurred_at": failure.recorded_at,
+        "job_type": job.job_type,
+        "worker_name": failure.worker_name,
+        "worker_version": failure.worker_version,
+        "severity": hit.severity,
+        "item_count": hit.item_count,
+        "is_current": current,
+    }
+    count_key = {
+        "group_id": group_id,
+        "job_type": job.job_type,
+        "worker_version": failure.worker_version or "",
+        "shard": _random.randrange(COUNTER_SHARDS),
+    }
+    hour_key = {"group_id": group_id, "hour": _hour(failure.recorded_at), "shard": _random.randrange(COUNTER_SHARDS)}
+    seen = (
+        sa.select(occurrences.c.id)
+        .where(occurrences.c.group_id == group_id, occurrences.c.job_id == job.id)
+        .exists()
+    )
+    if not _postgresql():
+        new_job = created or not db.session.scalar(sa.select(seen))
+        db.session.execute(sa.insert(occurrences).values(**occurrence))
+        _add(counts, count_key, {"occurrences": 1, "jobs": int(new_job), "current_jobs": int(current)})
+        _add(hourly, hour_key, {"occurrences": 1})
+        return
+    new_occurrence = postgresql.insert(occurrences).values(**occurrence).cte("new_occurrence")
+    jobs = sa.literal(1, sa.BigInteger) if created else sa.case((seen, 0), else_=1)
+    counted = postgresql.insert(counts).from_select(
+        ["group_id", "job_type", "worker_version", "shard", "occurrences", "jobs", "current_jobs"],
+        sa.select(
+            sa.literal(group_id, sa.Integer),
+            sa.literal(count_key["job_type"], counts.c.job_type.type),
+            sa.literal(count_key["worker_version"], counts.c.worker_version.type),
+            sa.literal(count_key["shard"], sa.SmallInteger),
+            sa.literal(1, sa.BigInteger),
+            sa.cast(jobs, sa.BigInteger),
+            sa.literal(int(current), sa.BigInteger),
+        ),
+    )
+    counted = counted.on_conflict_do_update(
+        index_elements=list(count_key),
+        set_={name: counts.c[name] + counted.excluded[name] for name in ("occurrences", "jobs", "current_jobs")},
+    ).cte("counted")
+    rolled = postgresql.insert(hourly).values(**hour_key, occurrences=1)
+    rolled = rolled.on_conflict_do_update(
+        index_elements=list(hour_key), set_={"occurrences": hourly.c.occurrences + rolled.excluded.occurrences}
+    )
+    db.session.execute(rolled.add_cte(new_occurrence).add_cte(counted))
 
 
 def end_current_occurrences(job_ids: Sequence[uuid.UUID]) -> int:
     """The jobs' current occurrences stop being current (a newer failure, a
     requeue, a completion, a purge), and their groups' ``current_jobs``
-    counters go down; in the open transaction. Returns how many ended."""
+    counters go down; in the open transaction. Returns how many ended.
+
+    On PostgreSQL one statement (the UPDATE and the counter upsert as CTEs).
+    """
     if not job_ids:
         return 0
     table = FailureOccurrence.__table__
-    ended = db.session.execute(
+    counts = FailureGroupCount.__table__
+    ending = (
         sa.update(table)
         .where(table.c.job_id.in_(list(job_ids)), table.c.is_current.is_(True))
         .values(is_current=False)
         .returning(table.c.group_id, table.c.job_type, table.c.worker_version)
-    ).all()
+    )
+    if _postgresql():
+        ended = ending.cte("ended")
+        version = sa.func.coalesce(ended.c.worker_version, "")
+        lowered = postgresql.insert(counts).from_select(
+            ["group_id", "job_type", "worker_version", "shard", "occurrences", "jobs", "current_jobs"],
+            sa.select(
+                ended.c.group_id,
+                ended.c.job_type,
+                version,
+                sa.literal(_random.randrange(COUNTER_SHARDS), sa.SmallInteger),
+                sa.literal(0, sa.BigInteger),
+                sa.literal(0, sa.BigInteger),
+                -sa.func.count(),
+            ).group_by(ended.c.group_id, ended.c.job_type, version),
+        )
+        lowered = lowered.on_conflict_do_update(
+            index_elements=["group_id", "job_type", "worker_version", "shard"],
+            set_={"current_jobs": counts.c.current_jobs + lowered.excluded.current_jobs},
+        ).cte("lowered")
+        return int(db.session.scalar(sa.select(sa.func.count()).select_from(ended).add_cte(lowered)) or 0)
+    rows = db.session.execute(ending).all()
     deltas: dict[tuple[int, str, str], int] = {}
-    for group_id, job_type, worker_version in ended:
+    for group_id, job_type, worker_version in rows:
         key = (group_id, job_type, worker_version or "")
         deltas[key] = deltas.get(key, 0) + 1
     for (group_id, job_type, worker_version), count in sorted(deltas.items()):
         _add(
-            FailureGroupCount.__table__,
+            counts,
             {
                 "group_id": group_id,
                 "job_type": job_type,
@@ -192,7 +267,7 @@ def end_current_occurrences(job_ids: Sequence[uuid.UUID]) -> int:
             },
             {"occurrences": 0, "jobs": 0, "current_jobs": -count},
         )
-    return len(ended)
+    return len(rows)
 
 
 def _find_group(version: int, fingerprint: str) -> FailureGroup | None:
@@ -250,18 +325,6 @@ def _group_for(key: GroupKey, version: int, at: datetime) -> tuple[FailureGroup,
         )
         note_metric("created")
     return group, created
-
-
-def _job_seen(group_id: int, job_id: uuid.UUID) -> bool:
-    """Whether the job already had an occurrence in the group (before this one)."""
-    return (
-        db.session.scalar(
-            sa.select(FailureOccurrence.id)
-            .where(FailureOccurrence.group_id == group_id, FailureOccurrence.job_id == job_id)
-            .limit(1)
-        )
-        is not None
-    )
 
 
 def _wakes(group: FailureGroup, at: datetime) -> bool:
