@@ -24,7 +24,7 @@ from app.errors import InvalidQueryError, field_error
 from app.models import ProcessingJob
 from app.models.access import Permission
 from app.redirects import safe_redirect_target
-from app.services import dashboard_stats
+from app.services import bulk_actions, dashboard_stats
 from app.services.access import add_audit_event, record_audit_event
 from app.services.processing_jobs import actions
 from app.services.processing_jobs.job_filter import JobFilter
@@ -145,16 +145,21 @@ def _selected_ids() -> list[str]:
 @requires(Permission.ACT_ON_JOBS)
 def confirm_bulk_action() -> str:
     """Confirmation page for an action on the selected jobs or on every job
-    matching the filter. Changes nothing."""
+    matching the filter (whose selection it freezes, for
+    :func:`app.dashboard.groups_views.run_bulk_action`). Changes no job."""
     _require_csrf()
     action, scope = _operation()
     filter_pairs = _filter_pairs()
-    ids: list[str] = []
+    back = _back(href(url_for("dashboard.list_jobs"), filter_pairs))
     if scope == "filter":
-        count = sum(1 for _ in actions.matching_job_ids(_form_filter()))
-    else:
-        ids = _selected_ids()
-        count = len(ids)
+        # Frozen with one INSERT ... SELECT: the page shows the exact count
+        # the action will work through, in batches (app/services/bulk_actions.py).
+        bulk = bulk_actions.freeze_filter_selection(
+            action, _form_filter(), _pairs_to_dict(filter_pairs), current_actor()
+        )
+        return render_template("groups/bulk_confirm.html", bulk=bulk, group=None, back=back)
+    ids = _selected_ids()
+    count = len(ids)
     return render_template(
         "jobs/bulk_confirm.html",
         action=action,
@@ -162,7 +167,7 @@ def confirm_bulk_action() -> str:
         ids=ids,
         count=count,
         filter_pairs=filter_pairs,
-        back=_back(href(url_for("dashboard.list_jobs"), filter_pairs)),
+        back=back,
     )
 
 
