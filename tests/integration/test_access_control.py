@@ -209,6 +209,7 @@ def test_login_attempts_on_one_user_name_are_limited_from_any_address(database_u
 ROLE_CASES = [
     ("GET", "/jobs", Permission.VIEW_JOBS),
     ("GET", "/jobs/{job_id}", Permission.VIEW_JOBS),
+    ("GET", "/groups", Permission.VIEW_JOBS),
     ("GET", "/exports/job-errors.csv", Permission.EXPORT),
     ("GET", "/exports/job-errors.ndjson", Permission.EXPORT),
     ("GET", "/exports/entities.csv", Permission.EXPORT),
