@@ -19,7 +19,7 @@ but the SQLite demo database unless ``--any-database`` is given.
 
 Usage (scripts/demo does this)::
 
-    python demo/seed_history.py --plan DIR --api-url URL   # WORKER_TOKEN in the environment
+    python demo/seed_history.py --plan DIR --api-url URL [--generate]   # WORKER_TOKEN in the environment
 """
 
 from __future__ import annotations
@@ -131,6 +131,8 @@ def main() -> None:
     parser.add_argument("--api-url", required=True)
     parser.add_argument("--token", default=os.environ.get("WORKER_TOKEN"), help="worker token (or WORKER_TOKEN)")
     parser.add_argument("--any-database", action="store_true", help="allow a database other than SQLite")
+    parser.add_argument("--generate", action="store_true",
+                        help="first write the plan with demo/generate_corpus.py (seed 12) into --plan, in this process")
     args = parser.parse_args()
     if not args.token:
         parser.error("a worker token is needed: --token or WORKER_TOKEN")
@@ -139,6 +141,12 @@ def main() -> None:
     app = create_app()
     if not args.any_database and not app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
         parser.error("refusing to rewrite timestamps outside an SQLite demo database (--any-database to insist)")
+    if args.generate:
+        # One process for both: the ICD-10-CM table loads once (seconds).
+        from demo.generate_corpus import generate
+
+        generate(args.plan)
+        print(f"    generated the plan in {args.plan}")
     with app.app_context():
         seed(args.plan, args.api_url, args.token)
 
