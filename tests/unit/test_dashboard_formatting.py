@@ -345,3 +345,17 @@ def test_sparkline_is_registered_and_renders_unescaped_in_templates():
 def test_relative_time(delta, expected):
     assert jinja_filters.relative_time(NOW - delta, NOW) == expected
     assert jinja_filters.relative_time(None, NOW) == "—"
+
+
+def test_group_sparklines_and_chart_cut_hourly_counts_into_days():
+    from app.dashboard.groups_views import _daily, _timeline
+
+    hourly = [0] * (14 * 24 - 1) + [5]  # 14 days of hours ending with this hour
+    hourly[0] = 2  # the oldest hour
+    assert _daily(hourly, 14) == [2] + [0] * 12 + [5]
+    assert _daily([1, 1], 2) == [0, 2]  # a short series is padded at the old end
+    now = datetime(2026, 12, 3, 5, 30, tzinfo=UTC)
+    timeline = _timeline(hourly, now)
+    assert [b.start.day for b in timeline.buckets][-1] == 3 and len(timeline.buckets) == 14
+    assert timeline.buckets[-1].count == 5 and timeline.total == 5  # the oldest hour falls before day one
+    assert timeline.start == datetime(2026, 11, 20, tzinfo=UTC)
