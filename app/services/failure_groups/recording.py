@@ -9,6 +9,7 @@ one group do, and meet only on rows built not to serialise them
 
 from __future__ import annotations
 
+import functools
 import random
 import uuid
 from collections.abc import Iterable, Sequence
@@ -161,46 +162,74 @@ def _record_in_group(
     group" check does not see the new occurrence. Returns the group, or
     ``None`` when it does not exist.
     """
+    parameters = {
+        "version": version,
+        "fingerprint": hit.key.fingerprint,
+        "failure_id": failure.id,
+        "job_id": job.id,
+        "occurred_at": failure.recorded_at,
+        "job_type": job.job_type,
+        "worker_name": failure.worker_name,
+        "worker_version": failure.worker_version,
+        "counted_version": failure.worker_version or "",
+        "severity": hit.severity,
+        "item_count": hit.item_count,
+        "is_current": current,
+        "current_jobs": int(current),
+        "count_shard": _random.randrange(COUNTER_SHARDS),
+        "hour": _hour(failure.recorded_at),
+        "hour_shard": _random.randrange(COUNTER_SHARDS),
+    }
+    return db.session.scalars(_record_in_group_statement(), parameters).one_or_none()
+
+
+@functools.cache
+def _record_in_group_statement() -> sa.Select[tuple[FailureGroup]]:
+    """The statement of :func:`_record_in_group`, built once (with bound
+    parameters): building its CTEs costs more than running it."""
     groups = FailureGroup.__table__
     occurrences = FailureOccurrence.__table__
     counts = FailureGroupCount.__table__
     hourly = FailureGroupHourly.__table__
-    target = sa.and_(groups.c.grouping_version == version, groups.c.fingerprint == hit.key.fingerprint)
+    target = sa.and_(
+        groups.c.grouping_version == sa.bindparam("version", type_=sa.Integer),
+        groups.c.fingerprint == sa.bindparam("fingerprint", type_=groups.c.fingerprint.type),
+    )
 
-    def value(python_value: Any, column: sa.Column[Any]) -> sa.ColumnElement[Any]:
-        return sa.literal(python_value, column.type)
+    def value(name: str, column: sa.Column[Any]) -> sa.BindParameter[Any]:
+        return sa.bindparam(name, type_=column.type)
 
     new_occurrence = postgresql.insert(occurrences).from_select(
         ["group_id", "failure_id", "job_id", "occurred_at", "job_type", "worker_name", "worker_version",
          "severity", "item_count", "is_current"],
         sa.select(
             groups.c.id,
-            value(failure.id, occurrences.c.failure_id),
-            value(job.id, occurrences.c.job_id),
-            value(failure.recorded_at, occurrences.c.occurred_at),
-            value(job.job_type, occurrences.c.job_type),
-            value(failure.worker_name, occurrences.c.worker_name),
-            value(failure.worker_version, occurrences.c.worker_version),
-            value(hit.severity, occurrences.c.severity),
-            value(hit.item_count, occurrences.c.item_count),
-            value(current, occurrences.c.is_current),
+            value("failure_id", occurrences.c.failure_id),
+            value("job_id", occurrences.c.job_id),
+            value("occurred_at", occurrences.c.occurred_at),
+            value("job_type", occurrences.c.job_type),
+            value("worker_name", occurrences.c.worker_name),
+            value("worker_version", occurrences.c.worker_version),
+            value("severity", occurrences.c.severity),
+            value("item_count", occurrences.c.item_count),
+            value("is_current", occurrences.c.is_current),
         ).where(target),
     ).cte("new_occurrence")
     seen = (
         sa.select(occurrences.c.id)
-        .where(occurrences.c.group_id == groups.c.id, occurrences.c.job_id == job.id)
+        .where(occurrences.c.group_id == groups.c.id, occurrences.c.job_id == sa.bindparam("job_id"))
         .exists()
     )
     counted = postgresql.insert(counts).from_select(
         ["group_id", "job_type", "worker_version", "shard", "occurrences", "jobs", "current_jobs"],
         sa.select(
             groups.c.id,
-            value(job.job_type, counts.c.job_type),
-            value(failure.worker_version or "", counts.c.worker_version),
-            value(_random.randrange(COUNTER_SHARDS), counts.c.shard),
-            value(1, counts.c.occurrences),
+            value("job_type", counts.c.job_type),
+            value("counted_version", counts.c.worker_version),
+            value("count_shard", counts.c.shard),
+            sa.literal(1, counts.c.occurrences.type),
             sa.case((seen, 0), else_=1),
-            value(int(current), counts.c.current_jobs),
+            value("current_jobs", counts.c.current_jobs),
         ).where(target),
     )
     counted = counted.on_conflict_do_update(
@@ -211,24 +240,23 @@ def _record_in_group(
         ["group_id", "hour", "shard", "occurrences"],
         sa.select(
             groups.c.id,
-            value(_hour(failure.recorded_at), hourly.c.hour),
-            value(_random.randrange(COUNTER_SHARDS), hourly.c.shard),
-            value(1, hourly.c.occurrences),
+            value("hour", hourly.c.hour),
+            value("hour_shard", hourly.c.shard),
+            sa.literal(1, hourly.c.occurrences.type),
         ).where(target),
     )
     rolled = rolled.on_conflict_do_update(
         index_elements=["group_id", "hour", "shard"],
         set_={"occurrences": hourly.c.occurrences + rolled.excluded.occurrences},
     ).cte("rolled")
-    statement = (
+    return (
         sa.select(FailureGroup)
-        .where(FailureGroup.grouping_version == version, FailureGroup.fingerprint == hit.key.fingerprint)
+        .where(target)
         .add_cte(new_occurrence)
         .add_cte(counted)
         .add_cte(rolled)
         .execution_options(populate_existing=True)
     )
-    return db.session.scalars(statement).one_or_none()
 
 
 def _postgresql() -> bool:
