@@ -80,14 +80,14 @@ def _warm(app, client, auth_headers) -> str:  # noqa: ANN001
 
 
 #: What grouping the failure adds, in the recorder's transaction, for a job
-#: that was not failed before (so it has no current occurrence to end): the
-#: group is found (one SELECT), then the occurrence, the sharded counter and
-#: the hourly rollup are written -- on PostgreSQL in one statement (CTEs),
-#: on SQLite (in-process, no round trip) as a check for an earlier
-#: occurrence of the job and three writes. The group row itself is not
-#: written: it was seen less than a second ago.
+#: that was not failed before (so it has no current occurrence to end): on
+#: PostgreSQL one statement that reads the group and writes the occurrence,
+#: the sharded counter and the hourly rollup (CTEs); on SQLite (in-process,
+#: no round trip) a SELECT of the group, a check for an earlier occurrence
+#: of the job and three writes. The group row itself is not written: it was
+#: seen less than a second ago.
 GROUPING = {
-    "postgresql": ["SELECT failure_groups", "WITH failure_occurrences"],  # WITH ... INSERT ... (3 tables)
+    "postgresql": ["WITH failure_occurrences"],  # WITH ... INSERT ... SELECT failure_groups
     "sqlite": [
         "SELECT failure_groups", "SELECT failure_occurrences", "INSERT failure_occurrences",
         "INSERT failure_group_counts", "INSERT failure_group_hourly",

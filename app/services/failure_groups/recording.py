@@ -9,6 +9,7 @@ one group do, and meet only on rows built not to serialise them
 
 from __future__ import annotations
 
+import functools
 import random
 import uuid
 from collections.abc import Iterable, Sequence
@@ -131,14 +132,131 @@ def record_failure_occurrences(
     db.session.flush()  # the failure row, which occurrences reference
     # A fixed order (by fingerprint, then by group id) for every lock taken
     # below, so two failures hitting the same groups cannot deadlock.
-    grouped = [(_group_for(hit.key, version, at), hit) for _, hit in sorted(hits.items())]
-    grouped.sort(key=lambda pair: pair[0][0].id)
-    for (group, created), hit in grouped:
-        _add_occurrence(group.id, created, job, failure, hit, current)
-    for (group, created), hit in grouped:
+    grouped: list[tuple[FailureGroup, bool, _Hit]] = []
+    for _, hit in sorted(hits.items()):
+        if _postgresql():
+            group, created = _record_in_group(version, hit, job, failure, current), False
+            if group is None:  # a new fingerprint: create the group, then record
+                created = _create_group(hit.key, version, at)
+                group = _record_in_group(version, hit, job, failure, current)
+                assert group is not None
+        else:
+            group, created = _group_for(hit.key, version, at)
+            _add_occurrence(group.id, created, job, failure, hit, current)
+        grouped.append((group, created, hit))
+    grouped.sort(key=lambda entry: entry[0].id)
+    for group, created, hit in grouped:
         state = group.state if created else _touch_group(group, hit, failure, at)
         note_metric("occurrence", state)
-    return [group.id for (group, _), _ in grouped]
+    return [group.id for group, _, _ in grouped]
+
+
+def _record_in_group(
+    version: int, hit: _Hit, job: ProcessingJob, failure: JobFailure, current: bool
+) -> FailureGroup | None:
+    """PostgreSQL, one statement: read the group of ``hit`` and, if it
+    exists, insert the occurrence and add to its counter and hourly rollup
+    (data-modifying CTEs, each an ``INSERT ... SELECT`` from the group row,
+    so nothing is written when the group does not exist yet). All parts see
+    the snapshot from before the statement, so the "job seen before in this
+    group" check does not see the new occurrence. Returns the group, or
+    ``None`` when it does not exist.
+    """
+    parameters = {
+        "version": version,
+        "fingerprint": hit.key.fingerprint,
+        "failure_id": failure.id,
+        "job_id": job.id,
+        "occurred_at": failure.recorded_at,
+        "job_type": job.job_type,
+        "worker_name": failure.worker_name,
+        "worker_version": failure.worker_version,
+        "counted_version": failure.worker_version or "",
+        "severity": hit.severity,
+        "item_count": hit.item_count,
+        "is_current": current,
+        "current_jobs": int(current),
+        "count_shard": _random.randrange(COUNTER_SHARDS),
+        "hour": _hour(failure.recorded_at),
+        "hour_shard": _random.randrange(COUNTER_SHARDS),
+    }
+    return db.session.scalars(_record_in_group_statement(), parameters).one_or_none()
+
+
+@functools.cache
+def _record_in_group_statement() -> sa.Select[tuple[FailureGroup]]:
+    """The statement of :func:`_record_in_group`, built once (with bound
+    parameters): building its CTEs costs more than running it."""
+    groups = FailureGroup.__table__
+    occurrences = FailureOccurrence.__table__
+    counts = FailureGroupCount.__table__
+    hourly = FailureGroupHourly.__table__
+    target = sa.and_(
+        groups.c.grouping_version == sa.bindparam("version", type_=sa.Integer),
+        groups.c.fingerprint == sa.bindparam("fingerprint", type_=groups.c.fingerprint.type),
+    )
+
+    def value(name: str, column: sa.Column[Any]) -> sa.BindParameter[Any]:
+        return sa.bindparam(name, type_=column.type)
+
+    new_occurrence = postgresql.insert(occurrences).from_select(
+        ["group_id", "failure_id", "job_id", "occurred_at", "job_type", "worker_name", "worker_version",
+         "severity", "item_count", "is_current"],
+        sa.select(
+            groups.c.id,
+            value("failure_id", occurrences.c.failure_id),
+            value("job_id", occurrences.c.job_id),
+            value("occurred_at", occurrences.c.occurred_at),
+            value("job_type", occurrences.c.job_type),
+            value("worker_name", occurrences.c.worker_name),
+            value("worker_version", occurrences.c.worker_version),
+            value("severity", occurrences.c.severity),
+            value("item_count", occurrences.c.item_count),
+            value("is_current", occurrences.c.is_current),
+        ).where(target),
+    ).cte("new_occurrence")
+    seen = (
+        sa.select(occurrences.c.id)
+        .where(occurrences.c.group_id == groups.c.id, occurrences.c.job_id == sa.bindparam("job_id"))
+        .exists()
+    )
+    counted = postgresql.insert(counts).from_select(
+        ["group_id", "job_type", "worker_version", "shard", "occurrences", "jobs", "current_jobs"],
+        sa.select(
+            groups.c.id,
+            value("job_type", counts.c.job_type),
+            value("counted_version", counts.c.worker_version),
+            value("count_shard", counts.c.shard),
+            sa.literal(1, counts.c.occurrences.type),
+            sa.case((seen, 0), else_=1),
+            value("current_jobs", counts.c.current_jobs),
+        ).where(target),
+    )
+    counted = counted.on_conflict_do_update(
+        index_elements=["group_id", "job_type", "worker_version", "shard"],
+        set_={name: counts.c[name] + counted.excluded[name] for name in ("occurrences", "jobs", "current_jobs")},
+    ).cte("counted")
+    rolled = postgresql.insert(hourly).from_select(
+        ["group_id", "hour", "shard", "occurrences"],
+        sa.select(
+            groups.c.id,
+            value("hour", hourly.c.hour),
+            value("hour_shard", hourly.c.shard),
+            sa.literal(1, hourly.c.occurrences.type),
+        ).where(target),
+    )
+    rolled = rolled.on_conflict_do_update(
+        index_elements=["group_id", "hour", "shard"],
+        set_={"occurrences": hourly.c.occurrences + rolled.excluded.occurrences},
+    ).cte("rolled")
+    return (
+        sa.select(FailureGroup)
+        .where(target)
+        .add_cte(new_occurrence)
+        .add_cte(counted)
+        .add_cte(rolled)
+        .execution_options(populate_existing=True)
+    )
 
 
 def _postgresql() -> bool:
@@ -148,13 +266,11 @@ def _postgresql() -> bool:
 def _add_occurrence(
     group_id: int, created: bool, job: ProcessingJob, failure: JobFailure, hit: _Hit, current: bool
 ) -> None:
-    """Insert the occurrence and add to the group's counter and hourly rollup.
+    """SQLite: insert the occurrence and add to the group's counter and
+    hourly rollup (PostgreSQL does it in one statement: :func:`_record_in_group`).
 
     "Jobs ever" grows when the job had no earlier occurrence in the group
-    (no race: the caller holds the job's row lock). On PostgreSQL the three
-    writes and that check are one statement (data-modifying CTEs, which all
-    see the snapshot from before the statement, so the check does not see
-    the new occurrence): one round trip per group on the hot path.
+    (no race: the caller holds the job's row lock).
     """
     occurrences = FailureOccurrence.__table__
     counts = FailureGroupCount.__table__
@@ -183,35 +299,10 @@ def _add_occurrence(
         .where(occurrences.c.group_id == group_id, occurrences.c.job_id == job.id)
         .exists()
     )
-    if not _postgresql():
-        new_job = created or not db.session.scalar(sa.select(seen))
-        db.session.execute(sa.insert(occurrences).values(**occurrence))
-        _add(counts, count_key, {"occurrences": 1, "jobs": int(new_job), "current_jobs": int(current)})
-        _add(hourly, hour_key, {"occurrences": 1})
-        return
-    new_occurrence = postgresql.insert(occurrences).values(**occurrence).cte("new_occurrence")
-    jobs = sa.literal(1, sa.BigInteger) if created else sa.case((seen, 0), else_=1)
-    counted = postgresql.insert(counts).from_select(
-        ["group_id", "job_type", "worker_version", "shard", "occurrences", "jobs", "current_jobs"],
-        sa.select(
-            sa.literal(group_id, sa.Integer),
-            sa.literal(count_key["job_type"], counts.c.job_type.type),
-            sa.literal(count_key["worker_version"], counts.c.worker_version.type),
-            sa.literal(count_key["shard"], sa.SmallInteger),
-            sa.literal(1, sa.BigInteger),
-            sa.cast(jobs, sa.BigInteger),
-            sa.literal(int(current), sa.BigInteger),
-        ),
-    )
-    counted = counted.on_conflict_do_update(
-        index_elements=list(count_key),
-        set_={name: counts.c[name] + counted.excluded[name] for name in ("occurrences", "jobs", "current_jobs")},
-    ).cte("counted")
-    rolled = postgresql.insert(hourly).values(**hour_key, occurrences=1)
-    rolled = rolled.on_conflict_do_update(
-        index_elements=list(hour_key), set_={"occurrences": hourly.c.occurrences + rolled.excluded.occurrences}
-    )
-    db.session.execute(rolled.add_cte(new_occurrence).add_cte(counted))
+    new_job = created or not db.session.scalar(sa.select(seen))
+    db.session.execute(sa.insert(occurrences).values(**occurrence))
+    _add(counts, count_key, {"occurrences": 1, "jobs": int(new_job), "current_jobs": int(current)})
+    _add(hourly, hour_key, {"occurrences": 1})
 
 
 def end_current_occurrences(job_ids: Sequence[uuid.UUID]) -> int:
@@ -278,15 +369,12 @@ def _find_group(version: int, fingerprint: str) -> FailureGroup | None:
     ).one_or_none()
 
 
-def _group_for(key: GroupKey, version: int, at: datetime) -> tuple[FailureGroup, bool]:
-    """The group of ``key``, created if missing, race-free: a ``SELECT``
-    (the common case: one statement), else ``INSERT ... ON CONFLICT DO
-    NOTHING`` and a ``SELECT``. A concurrent creator of the same group makes
-    the insert wait (PostgreSQL's unique index; SQLite has one writer) and
-    then do nothing, so both end up with the one row."""
-    group = _find_group(version, key.fingerprint)
-    if group is not None:
-        return group, False
+def _create_group(key: GroupKey, version: int, at: datetime) -> bool:
+    """Create the group of ``key`` unless it exists: ``INSERT ... ON
+    CONFLICT DO NOTHING``. A concurrent creator of the same group makes the
+    insert wait (PostgreSQL's unique index; SQLite has one writer) and then
+    do nothing, so both end up with the one row. Returns whether this call
+    created it (and then adds its ``created`` timeline event)."""
     table = FailureGroup.__table__
     inserted = db.session.execute(
         _insert(table)
@@ -308,22 +396,33 @@ def _group_for(key: GroupKey, version: int, at: datetime) -> tuple[FailureGroup,
         .on_conflict_do_nothing(index_elements=["grouping_version", "fingerprint"])
         .returning(table.c.id)
     ).scalar()
-    group = _find_group(version, key.fingerprint)
-    assert group is not None  # inserted now, or by the concurrent creator we waited for
-    created = inserted is not None
-    if created:
-        db.session.add(
-            FailureGroupEvent(
-                group_id=group.id,
-                at=at,
-                actor=SYSTEM_ACTOR,
-                reason="created",
-                from_state=None,
-                to_state=GroupState.UNRESOLVED.value,
-                to_substate=GroupSubstate.NEW.value,
-            )
+    if inserted is None:
+        return False
+    db.session.add(
+        FailureGroupEvent(
+            group_id=inserted,
+            at=at,
+            actor=SYSTEM_ACTOR,
+            reason="created",
+            from_state=None,
+            to_state=GroupState.UNRESOLVED.value,
+            to_substate=GroupSubstate.NEW.value,
         )
-        note_metric("created")
+    )
+    note_metric("created")
+    return True
+
+
+def _group_for(key: GroupKey, version: int, at: datetime) -> tuple[FailureGroup, bool]:
+    """The group of ``key`` and whether it was created now: a ``SELECT``
+    (the common case: one statement), else :func:`_create_group` and a
+    ``SELECT`` (which sees the row, ours or the concurrent creator's)."""
+    group = _find_group(version, key.fingerprint)
+    if group is not None:
+        return group, False
+    created = _create_group(key, version, at)
+    group = _find_group(version, key.fingerprint)
+    assert group is not None
     return group, created
 
 
