@@ -22,6 +22,7 @@ from app.models import JobFailure, JobStatus, ProcessingJob
 from app.models.job_status import can_transition
 from app.models.types import utcnow
 from app.services.error_details import (
+    AmbiguousErrorFormatError,
     DetailsLimits,
     InvalidErrorDetailsError,
     UnknownErrorFormatError,
@@ -280,6 +281,14 @@ class SQLAlchemyFailureRecorder:
             )
         except InvalidErrorDetailsError as exc:
             errors.append(field_error("/error_details" + exc.pointer, exc.reason))
+        except AmbiguousErrorFormatError as exc:
+            errors.append(
+                field_error(
+                    "/error_format",
+                    "is required: error_details fit several formats (" + ", ".join(exc.candidates)
+                    + "); name the one they are in",
+                )
+            )
         if errors:
             raise InvalidFailurePayloadError(errors)
         return message, details, used_format
