@@ -18,6 +18,7 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError
 
 from app.errors import FieldError, InvalidFieldsError, field_error
+from app.services.error_details import SCHEMA_PATH as ERROR_DETAILS_SCHEMA_PATH
 from app.services.error_details.schema_wording import (
     REQUIRED_PROPERTY,
     UNKNOWN_PROPERTY,
@@ -27,12 +28,56 @@ from app.services.json_pointer import json_pointer
 from app.services.json_values import clean_text
 
 OPENAPI_PATH = Path(__file__).with_name("specs") / "openapi.json"
+ENTITY_DOCUMENT_SCHEMA_PATH = Path(__file__).parents[1] / "worker" / "schemas" / "entity-document.v1.schema.json"
+
+#: The JSON Schemas the API publishes at ``/api/v1/schemas/<file name>``, and
+#: the ``components.schemas`` name each one has in the OpenAPI document.
+PUBLISHED_SCHEMAS: dict[str, tuple[str, Path]] = {
+    "entity-document.v1.schema.json": ("EntityDocument", ENTITY_DOCUMENT_SCHEMA_PATH),
+    "error-details.v1.schema.json": ("ErrorDetailsEnvelope", ERROR_DETAILS_SCHEMA_PATH),
+}
 
 
 @functools.cache
 def openapi_document() -> dict[str, Any]:
-    """The OpenAPI 3.1 document (parsed once; do not mutate)."""
-    return json.loads(OPENAPI_PATH.read_text(encoding="utf-8"))
+    """The OpenAPI 3.1 document (parsed once; do not mutate).
+
+    ``specs/openapi.json`` plus the published JSON Schemas
+    (:data:`PUBLISHED_SCHEMAS`) copied into ``components.schemas``, so that
+    each has one source (its file) and the document refers to it by name.
+    """
+    document = json.loads(OPENAPI_PATH.read_text(encoding="utf-8"))
+    for file_name, (name, path) in PUBLISHED_SCHEMAS.items():
+        document["components"]["schemas"][name] = _embedded(
+            json.loads(path.read_text(encoding="utf-8")), name, file_name
+        )
+    return document
+
+
+def _embedded(schema: dict[str, Any], name: str, file_name: str) -> dict[str, Any]:
+    """A published schema as an OpenAPI component: without ``$schema`` and
+    ``$id`` (tools resolve a component's references against the OpenAPI
+    document, not against an embedded ``$id``), its ``#/...`` references
+    rewritten to point inside the component, and its ``$id`` and address
+    named in the description."""
+    base = f"#/components/schemas/{name}"
+
+    def rewrite(node: Any) -> Any:
+        if isinstance(node, list):
+            return [rewrite(item) for item in node]
+        if not isinstance(node, dict):
+            return node
+        return {
+            key: base + value[1:] if key == "$ref" and str(value).startswith("#") else rewrite(value)
+            for key, value in node.items()
+        }
+
+    component = rewrite({k: v for k, v in schema.items() if k not in ("$schema", "$id")})
+    component["description"] = (
+        f"{schema.get('description', '')} Published at /api/v1/schemas/{file_name} (JSON Schema draft "
+        f"2020-12, $id {schema.get('$id')})."
+    ).strip()
+    return component
 
 
 @functools.cache

@@ -12,10 +12,10 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlencode
 
-from flask import Response, current_app, g, jsonify, request, url_for
+from flask import Response, abort, current_app, g, jsonify, request, url_for
 
 from app.api import bp
-from app.api.contract import openapi_document, validate_request
+from app.api.contract import PUBLISHED_SCHEMAS, openapi_document, validate_request
 from app.api.json_body import read_json_body
 from app.models import JobStatus, ProcessingJob
 from app.models.job_status import status_from_worker_word
@@ -63,6 +63,18 @@ def _body(schema_name: str) -> dict[str, Any]:
 def get_openapi() -> Response:
     """The OpenAPI 3.1 document of this API (the worker contract)."""
     return jsonify(openapi_document())
+
+
+@bp.get("/schemas/<name>")
+def get_schema(name: str) -> Response:
+    """A published JSON Schema (draft 2020-12), as ``application/schema+json``:
+    ``entity-document.v1.schema.json`` (what error pointers point into) or
+    ``error-details.v1.schema.json`` (the normalized envelope). 404 otherwise."""
+    if name not in PUBLISHED_SCHEMAS:
+        abort(404)
+    # The bytes of the file (not send_file: a streamed file stays open until
+    # the client closes the answer).
+    return Response(PUBLISHED_SCHEMAS[name][1].read_bytes(), mimetype="application/schema+json")
 
 
 @bp.post("/processing-jobs")

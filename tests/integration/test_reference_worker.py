@@ -58,6 +58,8 @@ def expected_entity(entity: dict[str, Any]) -> dict[str, Any]:
     typed = {k: v for k, v in entity.items() if k not in (*ENTITY_INPUT_FIELDS, "attributes")}
     return {
         **{name: entity[name] for name in ENTITY_INPUT_FIELDS},
+        # The reference worker keeps the measured value under attributes.
+        "value": None,
         "attributes": {**entity.get("attributes", {}), **typed},
     }
 

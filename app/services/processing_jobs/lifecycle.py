@@ -166,7 +166,7 @@ def complete_job(
         entities: the extracted entities in the worker's order, each shaped as
             the contract's ``ExtractedEntityInput`` (``entity_type``, ``text``,
             ``code``, ``code_system``, ``confidence`` 0-1, ``span``
-            ``{page?, start, end}``, ``attributes``), already checked against
+            ``{page?, start, end}``, ``value`` (a FHIR Quantity), ``attributes``), already checked against
             that schema by the caller.
         before_commit: called with the flushed job inside the transaction.
 
@@ -220,8 +220,17 @@ def _entity_row(index: int, entity: Mapping[str, Any]) -> ExtractedEntity:
         page=span.get("page"),
         span_start=span["start"],
         span_end=span["end"],
+        value=_quantity(entity.get("value")),
         attributes=attributes,
     )
+
+
+def _quantity(value: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    # Checked against the contract's Quantity schema by the caller: a number
+    # and short strings; the strings follow the stored-text rule.
+    if value is None:
+        return None
+    return {key: clean_text(item) if isinstance(item, str) else item for key, item in value.items()}
 
 
 def list_entities(job_id: uuid.UUID | str) -> list[ExtractedEntity]:
