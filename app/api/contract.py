@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -128,8 +129,21 @@ def _describe(error: ValidationError) -> list[FieldError]:
     return [field_error(where, message)]
 
 
-def validate_request(body: Any, schema_name: str) -> None:
-    """Check a parsed request body against ``components.schemas[schema_name]``.
+def validate_request(
+    body: Any, schema_name: str, semantic: Callable[[Any], list[FieldError]] | None = None
+) -> None:
+    """Check a parsed request body against ``components.schemas[schema_name]``
+    and, in the same round, against the rules a schema cannot state.
+
+    Args:
+        body: the parsed JSON body.
+        schema_name: the body's schema in the OpenAPI document.
+        semantic: the services' own checks of the body (a span that ends
+            before it starts, an over-long message once trimmed, details
+            that do not fit their format...), returning field errors; called
+            even when the schema check failed, so that one answer names
+            every fault. Its errors at or below a place the schema check
+            already named are dropped (one fault, one error).
 
     Raises:
         InvalidFieldsError: (HTTP 422) one :class:`FieldError` per problem,
@@ -138,7 +152,21 @@ def validate_request(body: Any, schema_name: str) -> None:
     errors: list[FieldError] = []
     for error in _validator(schema_name).iter_errors(body):
         errors.extend(_describe(error))
+    if errors and semantic is not None:
+        named = [error["pointer"] for error in errors]
+        errors.extend(
+            extra
+            for extra in semantic(body)
+            if not any(_within(extra.get("pointer", "#"), place) or _within(place, extra.get("pointer", "#"))
+                       for place in named)
+        )  # fmt: skip
     if errors:
-        unique = {(e["pointer"], e["detail"]): e for e in errors}
+        unique = {(e.get("pointer", ""), e["detail"]): e for e in errors}
         ordered = [unique[k] for k in sorted(unique)]
         raise InvalidFieldsError("The body does not match the worker contract; nothing was changed.", ordered)
+
+
+def _within(pointer: str, ancestor: str) -> bool:
+    # Whole-body errors ("#") are not an ancestor here: "must be object" and a
+    # field's own fault are different faults only when the body is an object.
+    return ancestor != "#" and (pointer == ancestor or pointer.startswith(ancestor + "/"))

@@ -53,10 +53,23 @@ def _answer(operation: Operation, body: Any, *, status: int = 200) -> Response:
     return response
 
 
-def _body(schema_name: str) -> dict[str, Any]:
+def _body(schema_name: str, semantic: Callable[[Any], list[Any]] | None = None) -> dict[str, Any]:
     body = read_json_body(request)
-    validate_request(body, schema_name)
+    validate_request(body, schema_name, semantic)
     return body
+
+
+def _report_faults(body: Any) -> list[Any]:
+    """The services' own checks of a result or failure report, run with the
+    schema check so one 422 names every fault of the body."""
+    if not isinstance(body, dict):
+        return []
+    if body.get("status") == "completed":
+        return lifecycle.entity_errors(body.get("entities"))
+    recorder = get_failure_recorder()
+    if "error_message" not in body or not hasattr(recorder, "payload_errors"):
+        return []
+    return recorder.payload_errors(body["error_message"], body.get("error_details"), body.get("error_format"))
 
 
 @bp.get("/openapi.json")
@@ -166,7 +179,7 @@ def record_validation_failure(job_id: str) -> Response:
     "error_details": any JSON, "error_format"?: str}``. 200 and the updated
     job; 404/409/422 problems as the recorder raises.
     """
-    body = _body("ValidationFailureReport")
+    body = _body("ValidationFailureReport", _report_faults)
     return _answer(
         lambda hook: get_failure_recorder().record_validation_failure(
             job_id,
@@ -189,7 +202,7 @@ def record_processing_result(job_id: str) -> Response:
       "error_format"?}`` -> the failure recorder, as the dedicated endpoint;
     * ``{"status": "failed", "error_message", "error_details"?}`` -> ``Failed``.
     """
-    body = _body("ProcessingResult")
+    body = _body("ProcessingResult", _report_faults)
     status = status_from_worker_word(body["status"])  # the schema allows only known words
     recorder = get_failure_recorder()
     operation: Operation

@@ -378,7 +378,7 @@ def test_parse_rows():
     assert parse_rows("jobs") == "jobs"
     with pytest.raises(InvalidQueryError) as caught:
         parse_rows("Jobs")
-    assert caught.value.errors[0]["pointer"] == "#/rows"
+    assert caught.value.errors[0]["parameter"] == "rows"
     assert caught.value.status == 400
 
 

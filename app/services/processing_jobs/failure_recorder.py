@@ -243,6 +243,24 @@ class SQLAlchemyFailureRecorder:
             raise
         return job
 
+    def payload_errors(self, error_message: Any, error_details: Any, error_format: Any) -> list[FieldError]:
+        """The faults of a failure report, without touching the database:
+        the message's length once trimmed, the details' depth and string
+        lengths, and whether they fit their (declared or recognised) format.
+        The API calls it with the schema check, so that one answer names
+        every fault; :meth:`record_validation_failure` applies the same
+        checks.
+
+        Returns:
+            Field errors with pointers into the report (``/error_message``,
+            ``/error_details/...``, ``/error_format``); empty when it is fine.
+        """
+        try:
+            self._check_payload(error_message, error_details, error_format)
+        except InvalidFailurePayloadError as exc:
+            return list(exc.errors)
+        return []
+
     def _check_payload(
         self, error_message: Any, error_details: Any, error_format: str | None
     ) -> tuple[str, Any, str | None]:
