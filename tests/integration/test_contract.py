@@ -23,6 +23,7 @@ from app.registry import get_failure_recorder
 from app.services.error_details import ERROR_FORMATS, SEVERITIES, load_error_details_schema
 from app.services.processing_jobs.job_filter import AcknowledgedFilter, TimeField
 from app.services.processing_jobs.lifecycle import create_job, start_job
+from app.web.problem_types import PROBLEM_TYPES
 
 METHODS = {"get", "post", "put", "patch", "delete"}
 
@@ -118,7 +119,10 @@ def test_openapi_enums_equal_the_code():
     ]
     schema_names = document["paths"]["/api/v1/schemas/{name}"]["get"]["parameters"][0]["schema"]["enum"]
     assert schema_names == list(PUBLISHED_SCHEMAS)
+    # Problem types: the catalog that has a page for each (app.web.problem_types).
+    assert schemas["Problem"]["properties"]["type"]["enum"] == [t.uri for t in PROBLEM_TYPES]
     assert set(_enums(document)) == {
+        "/components/schemas/Problem/properties/type",
         "/components/schemas/ErrorDetailsEnvelope/$defs/item/properties/severity",
         "/components/schemas/EntityDocument/$defs/entity/properties/entity_type",
         "/components/schemas/EntityDocument/$defs/allergy_intolerance/properties/criticality",

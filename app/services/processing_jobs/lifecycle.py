@@ -220,7 +220,8 @@ def _entity_errors(index: int, entity: Mapping[str, Any]) -> tuple[list[FieldErr
     span = entity.get("span")
     if isinstance(span, Mapping):
         start, end = span.get("start"), span.get("end")
-        if all(isinstance(v, int) and not isinstance(v, bool) for v in (start, end)) and end < start:
+        # Numbers, not only ints: JSON Schema's "integer" takes 1.0 too.
+        if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (start, end)) and end < start:
             errors.append(field_error(f"/entities/{index}/span/end", "must not be before span.start"))
     attributes = entity.get("attributes")
     try:
