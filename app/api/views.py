@@ -16,7 +16,7 @@ from flask import Response, abort, current_app, g, jsonify, request, url_for
 
 from app.api import bp
 from app.api.contract import PUBLISHED_SCHEMAS, openapi_document, validate_request
-from app.api.json_body import read_json_body
+from app.api.json_body import read_json_body, refuse_body
 from app.models import JobStatus, ProcessingJob
 from app.models.job_status import status_from_worker_word
 from app.auth.guards import current_actor
@@ -146,7 +146,8 @@ def list_processing_jobs() -> Response:
 
 @bp.post("/processing-jobs/<job_id>/start")
 def start_processing_job(job_id: str) -> Response:
-    """Move a job ``Pending`` -> ``Processing`` (no body needed)."""
+    """Move a job ``Pending`` -> ``Processing``. Takes no body (415 if one is sent)."""
+    refuse_body(request)
     return _answer(lambda hook: lifecycle.start_job(job_id, before_commit=hook), None)
 
 
@@ -154,10 +155,12 @@ def start_processing_job(job_id: str) -> Response:
 def requeue_processing_job(job_id: str) -> Response:
     """Send a failed job back to ``Pending``; its failures stay in the history.
 
-    Audited like the dashboard's requeue (actor: the worker token's name), in
+    Takes no body (415 if one is sent). Audited like the dashboard's requeue
+    (actor: the worker token's name), in
     the requeue's own transaction; a replayed retry changes nothing and
     writes no second row.
     """
+    refuse_body(request)
     actor = current_actor()
 
     def requeue(hook: Callable[[ProcessingJob], None] | None) -> ProcessingJob:

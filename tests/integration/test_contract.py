@@ -88,7 +88,9 @@ def test_openapi_enums_equal_the_code():
     document = openapi_document()
     schemas = document["components"]["schemas"]
     terminal_words = {word for word, status in WORKER_STATUS_WORDS.items() if status in TERMINAL_STATUSES}
-    list_parameters = {p["name"]: p for p in document["paths"]["/api/v1/processing-jobs"]["get"]["parameters"]}
+    list_parameters = {
+        p["name"]: p for p in document["paths"]["/api/v1/processing-jobs"]["get"]["parameters"] if "name" in p
+    }
 
     # Canonical names, in the code's order.
     assert schemas["JobStatus"]["enum"] == [status.value for status in JobStatus]
@@ -121,7 +123,9 @@ def test_openapi_enums_equal_the_code():
     assert schema_names == list(PUBLISHED_SCHEMAS)
     # Problem types: the catalog that has a page for each (app.web.problem_types).
     assert schemas["Problem"]["properties"]["type"]["enum"] == [t.uri for t in PROBLEM_TYPES]
+    assert document["components"]["headers"]["IdempotentReplayed"]["schema"]["enum"] == ["true"]
     assert set(_enums(document)) == {
+        "/components/headers/IdempotentReplayed/schema",
         "/components/schemas/Problem/properties/type",
         "/components/schemas/ErrorDetailsEnvelope/$defs/item/properties/severity",
         "/components/schemas/EntityDocument/$defs/entity/properties/entity_type",
