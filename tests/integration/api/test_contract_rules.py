@@ -6,6 +6,7 @@ Idempotency-Key, what a valid X-Request-ID is, and the headers and distinct
 from __future__ import annotations
 
 import re
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -152,3 +153,24 @@ def test_readme_and_the_contract_list_every_job_field():
     contract = (root / "docs" / "worker-contract.md").read_text(encoding="utf-8")
     table = contract.split("## The job", 1)[1].split("\n## ", 1)[0]
     assert re.findall(r"^\| `(\w+)` \|", table, re.MULTILINE) == fields
+
+
+# -- the curl walk-through ------------------------------------------------------
+
+
+def test_the_curl_walk_through_runs_as_written(client, live_server, worker_token):
+    contract = (Path(__file__).resolve().parents[3] / "docs" / "worker-contract.md").read_text(encoding="utf-8")
+    section = contract.split("## Walk-through with curl", 1)[1].split("\n## ", 1)[0]
+    script = re.search(r"```sh\n(.*?)```", section, re.DOTALL).group(1)
+    result = subprocess.run(
+        ["bash", "-euo", "pipefail", "-c", script],
+        env={"API": live_server, "TOKEN": worker_token, "PATH": "/usr/bin:/bin"},
+        capture_output=True, text=True, timeout=120, check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    job_id = result.stdout.splitlines()[0].removeprefix("job ")
+    job = client.get(job_url(job_id)).get_json()
+    assert (job["status"], job["error_format"]) == ("Validation_Failed", "ajv")
+    items = job["error_details"]["errors"]
+    assert [(i["code"], i["pointer"]) for i in items] == [("schema.required", "/entities/1/code")]
+    assert len(client.get(job_url(job_id, "failures")).get_json()["items"]) == 1
