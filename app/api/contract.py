@@ -29,7 +29,7 @@ from app.services.json_pointer import json_pointer
 from app.services.json_values import clean_text
 
 OPENAPI_PATH = Path(__file__).with_name("specs") / "openapi.json"
-ENTITY_DOCUMENT_SCHEMA_PATH = Path(__file__).parents[1] / "worker" / "schemas" / "entity-document.v1.schema.json"
+ENTITY_DOCUMENT_SCHEMA_PATH = Path(__file__).parents[1] / "worker" / "schemas" / "entity-document.v1.schema.json"  # noqa: E501
 
 #: The JSON Schemas the API publishes at ``/api/v1/schemas/<file name>``, and
 #: the ``components.schemas`` name each one has in the OpenAPI document.

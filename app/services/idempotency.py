@@ -117,7 +117,7 @@ class IdempotencyClaim:
         if not (1 <= len(key) <= IDEMPOTENCY_KEY_MAX_LENGTH) or not all(0x21 <= ord(c) <= 0x7E for c in key):
             raise InvalidIdempotencyKeyError(
                 f"Idempotency-Key must be 1 to {IDEMPOTENCY_KEY_MAX_LENGTH} visible ASCII characters.",
-                [header_error("Idempotency-Key", f"must be 1 to {IDEMPOTENCY_KEY_MAX_LENGTH} visible ASCII characters")],
+                [header_error("Idempotency-Key", f"must be 1 to {IDEMPOTENCY_KEY_MAX_LENGTH} visible ASCII characters")],  # noqa: E501
             )
         digest = hashlib.sha256(
             "\n".join([method, path, canonical_json(body)]).encode("utf-8", "surrogatepass")

@@ -204,7 +204,8 @@ def _detect_object(details: Mapping[str, Any]) -> tuple[str, ...]:
         )
     ):
         return ("aspnetcore-validation-problem",)
-    if set(details) <= {"issues", "name"} and _all_have(details.get("issues"), ZOD_MARKERS, allow_empty=False):
+    issues = details.get("issues")
+    if set(details) <= {"issues", "name"} and _all_have(issues, ZOD_MARKERS, allow_empty=False):
         return ("zod",)
     return ()
 

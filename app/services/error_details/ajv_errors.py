@@ -144,7 +144,9 @@ def _check_error(error: Any, pointer: str) -> Mapping[str, Any]:
         raise InvalidErrorDetailsError(pointer, "must be an ajv error object")
     require_string(error, "keyword", pointer)
     if "instancePath" not in error:
-        raise InvalidErrorDetailsError(f"{pointer}/instancePath", "is required (ajv 8; ajv 6's dataPath is not read)")
+        raise InvalidErrorDetailsError(
+            f"{pointer}/instancePath", "is required (ajv 8; ajv 6's dataPath is not read)"
+        )
     if not is_json_pointer(error["instancePath"]):
         raise InvalidErrorDetailsError(f"{pointer}/instancePath", "must be an RFC 6901 JSON Pointer")
     if not isinstance(error.get("schemaPath"), str):

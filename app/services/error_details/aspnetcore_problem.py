@@ -167,10 +167,12 @@ def _read_message(message: str) -> tuple[str, str, dict[str, Any]]:
         ctx: dict[str, Any] = {}
         for group, ctx_key in _CTX_GROUPS.items():
             if group in groups:
-                ctx[ctx_key] = _number(groups[group]) if group in ("minimum", "maximum", "line", "byte") else groups[group]
+                numeric = group in ("minimum", "maximum", "line", "byte")
+                ctx[ctx_key] = _number(groups[group]) if numeric else groups[group]
         if "path" in groups:
             ctx["path"] = groups["path"]
-        return rule, template.format_map({name: groups.get(name, "") for name in _placeholders(template)}), ctx
+        text = template.format_map({name: groups.get(name, "") for name in _placeholders(template)})
+        return rule, text, ctx
     if not message:
         return "validation", "failed validation", {}
     return "validation", message, {}

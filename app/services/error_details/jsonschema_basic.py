@@ -158,7 +158,7 @@ def hierarchical_output_items(output: Any) -> list[dict[str, Any]]:
             ``errors`` not an array of objects; ``valid`` not a boolean.
     """
     if not isinstance(output, Mapping):
-        raise InvalidErrorDetailsError("", "must be a JSON Schema output unit object (detailed or verbose format)")
+        raise InvalidErrorDetailsError("", "must be a JSON Schema output unit (detailed or verbose format)")
     if not isinstance(output.get("valid"), bool):
         raise InvalidErrorDetailsError("/valid", "must be a boolean")
     if output["valid"]:

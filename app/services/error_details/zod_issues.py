@@ -44,7 +44,11 @@ from typing import Any
 
 from app.services.error_details.errors import InvalidErrorDetailsError
 from app.services.error_details.items import is_scalar, make_item, require_path, require_string
-from app.services.error_details.schema_wording import REQUIRED_PROPERTY, UNKNOWN_PROPERTY, schema_keyword_message
+from app.services.error_details.schema_wording import (
+    REQUIRED_PROPERTY,
+    UNKNOWN_PROPERTY,
+    schema_keyword_message,
+)
 from app.services.json_pointer import json_pointer
 
 #: The keys that mark a zod issue.
@@ -146,7 +150,7 @@ def _issue_items(issue: Any, pointer: str) -> list[dict[str, Any]]:
     elif code == "custom":
         params = issue.get("params")
         if isinstance(params, Mapping):
-            ctx.update((key, value) for key, value in params.items() if isinstance(key, str) and is_scalar(value))
+            ctx.update((k, v) for k, v in params.items() if isinstance(k, str) and is_scalar(v))
         text = message.strip() if message and message.strip() else "failed a custom check"
     else:
         text = _message(code, issue)
@@ -155,9 +159,10 @@ def _issue_items(issue: Any, pointer: str) -> list[dict[str, Any]]:
 
 def _message(code: str, issue: Mapping[str, Any]) -> str:
     nested = issue.get("issues")
-    if code == "invalid_key" and isinstance(nested, (list, tuple)) and nested and isinstance(nested[0], Mapping):
+    first = nested[0] if isinstance(nested, (list, tuple)) and nested else None
+    if code == "invalid_key" and isinstance(first, Mapping):
         # zod 4: the key's own issue, e.g. too_big on a record key's length.
-        inner = nested[0]
+        inner = first
         if isinstance(inner.get("code"), str) and inner["code"] not in ("custom", "invalid_key"):
             return "property name " + _message(inner["code"], inner)
     if code in _FIXED_MESSAGES:
@@ -169,7 +174,9 @@ def _message(code: str, issue: Mapping[str, Any]) -> str:
         expected = issue.get("expected")
         return f"must be {expected}" if isinstance(expected, str) else "is not of the expected type"
     if code == "invalid_literal":
-        return schema_keyword_message("const", issue["expected"]) if "expected" in issue else "is not the required value"
+        if "expected" in issue:
+            return schema_keyword_message("const", issue["expected"])
+        return "is not the required value"
     if code in ("invalid_enum_value", "invalid_union_discriminator", "invalid_value"):
         values = issue.get("options", issue.get("values"))
         if _scalars(values):
@@ -183,7 +190,9 @@ def _message(code: str, issue: Mapping[str, Any]) -> str:
         return _size_message(code, issue)
     if code == "not_multiple_of":
         step = issue.get("multipleOf", issue.get("divisor"))
-        return schema_keyword_message("multipleOf", step) if is_scalar(step) else "is not a multiple of the required number"
+        if is_scalar(step):
+            return schema_keyword_message("multipleOf", step)
+        return "is not a multiple of the required number"
     return f"failed the zod check '{code}'"
 
 
@@ -201,7 +210,9 @@ def _format_message(issue: Mapping[str, Any]) -> str:
             return template.format(json.dumps(issue[key], ensure_ascii=False))
     if kind == "regex":
         pattern = issue.get("pattern")
-        return f"does not match the pattern {pattern}" if isinstance(pattern, str) else "does not match the required pattern"
+        if isinstance(pattern, str):
+            return f"does not match the pattern {pattern}"
+        return "does not match the required pattern"
     if isinstance(kind, str):
         return f"is not a valid {_FORMAT_NAMES.get(kind, kind)}"
     return "is not in the required format"
