@@ -7,7 +7,7 @@ ones into the envelope the server stores::
     {"schema_version": 1, "errors": [item, ...], "error_count": N, "truncated": bool}
 
 with items ``{"code", "severity", "message", "pointer", "rule"?, "ctx"?,
-"entity"?}`` (JSON Schema: ``schemas/error-details.v1.schema.json``; prose:
+"entity"?, "fingerprint"?}`` (JSON Schema: ``schemas/error-details.v1.schema.json``; prose:
 ``docs/error-details.md``). Pure functions: no database, no Flask, no
 pydantic/jschon/fhir.resources at run time -- payloads are plain JSON.
 

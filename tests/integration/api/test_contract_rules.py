@@ -5,6 +5,7 @@ Idempotency-Key, what a valid X-Request-ID is, and the headers and distinct
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 from pathlib import Path
@@ -174,3 +175,58 @@ def test_the_curl_walk_through_runs_as_written(client, live_server, worker_token
     items = job["error_details"]["errors"]
     assert [(i["code"], i["pointer"]) for i in items] == [("schema.required", "/entities/1/code")]
     assert len(client.get(job_url(job_id, "failures")).get_json()["items"]) == 1
+
+
+# -- who sent a report, and a worker's own grouping key -------------------------
+
+
+def _contract_examples(heading: str) -> list[dict]:
+    contract = (Path(__file__).resolve().parents[3] / "docs" / "worker-contract.md").read_text(encoding="utf-8")
+    section = contract.split(heading, 1)[1].split("\n## ", 1)[0].split("\n### ", 1)[0]
+    return [json.loads(block) for block in re.findall(r"```json\n(.*?)```", section, re.DOTALL)]
+
+
+def test_the_worker_and_fingerprint_examples_are_what_the_api_accepts(client, app, job):
+    report, normalized = _contract_examples("### Who sent a report, and how failures are grouped")
+    assert report["worker"] == {"name": "node-extractor", "version": "1.4.0"}
+    stored = post_ok(client, job_url(job["id"], "result"), report)
+    assert (stored["status"], stored["error_format"]) == ("Validation_Failed", "ajv")
+    assert [(i["code"], i["pointer"]) for i in stored["error_details"]["errors"]] == [("schema.required", "/entities/0/code")]
+
+    requeued = post_ok(client, job_url(job["id"], "requeue"))
+    assert requeued["status"] == "Pending"
+    body = {"error_message": "unknown code", "error_details": normalized, "error_format": "normalized"}
+    stored = post_ok(client, job_url(job["id"], "validation-failure"), body)
+    # The fingerprint is kept on the stored item, as sent.
+    assert [i.get("fingerprint") for i in stored["error_details"]["errors"]] == ["icd10cm-2026-table"]
+
+
+@pytest.mark.parametrize(
+    ("worker", "field"),
+    [
+        ({"name": ""}, "worker.name"),
+        ({"version": "v" * 101}, "worker.version"),
+        ({"name": "x", "build": "7"}, "worker.build"),
+        ("node-extractor 1.4.0", "worker"),
+    ],
+    ids=["empty-name", "long-version", "unknown-key", "not-an-object"],
+)
+def test_a_bad_worker_object_is_refused_naming_it(client, app, job, worker, field):
+    before = row(app, job["id"])
+    body = {"status": "failed", "error_message": "crashed", "worker": worker}
+    problem = assert_problem(client.post(job_url(job["id"], "result"), json=body), 422, "invalid-fields")
+    assert field in [e["field"] for e in problem["errors"]]
+    assert row(app, job["id"]) == before
+
+
+def test_a_completed_result_carries_no_worker_and_an_empty_fingerprint_is_refused(client, app, job):
+    before = row(app, job["id"])
+    body = {"status": "completed", "entities": [], "worker": {"name": "node-extractor"}}
+    problem = assert_problem(client.post(job_url(job["id"], "result"), json=body), 422, "invalid-fields")
+    assert [e["pointer"] for e in problem["errors"]] == ["#/worker"]
+    item = {"code": "c", "severity": "error", "message": "m", "pointer": "", "fingerprint": " "}
+    body = {"error_message": "bad", "error_details": {"errors": [item]}, "error_format": "normalized"}
+    answer = client.post(job_url(job["id"], "validation-failure"), json=body)
+    problem = assert_problem(answer, 422, "invalid-failure")
+    assert [e["pointer"] for e in problem["errors"]] == ["#/error_details/errors/0/fingerprint"]
+    assert row(app, job["id"]) == before
