@@ -5,14 +5,14 @@
 #   make test   install that and the test packages (requirements-test.txt),
 #               run every test on SQLite, a throwaway PostgreSQL,
 #               a throwaway Redis and headless Chromium (installed with
-#               apt-get when root), with examples/node-worker's pinned npm
-#               packages (npm ci) for the ajv/zod and Node worker tests
+#               apt-get when root); the tests install the npm packages
+#               they need (axe-core, the Node example worker's) into
+#               temporary folders with npm ci
 
 PYTHON ?= python3.11
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PORT   ?= 5000
-NODE_WORKER := examples/node-worker
 
 .PHONY: install install-test demo test clean
 
@@ -27,11 +27,6 @@ $(VENV)/.installed-test: requirements.txt requirements-test.txt
 	$(PY) -m pip install --quiet -r requirements-test.txt
 	touch $@
 
-# npm ci writes node_modules/.package-lock.json: the stamp of a complete install.
-$(NODE_WORKER)/node_modules/.package-lock.json: $(NODE_WORKER)/package.json $(NODE_WORKER)/package-lock.json
-	cd $(NODE_WORKER) && npm ci --no-audit --no-fund --loglevel=error
-	touch $@
-
 install: $(VENV)/.installed
 
 install-test: $(VENV)/.installed-test
@@ -41,8 +36,7 @@ demo: install
 
 test: install-test
 	scripts/ensure-test-tools
-	$(MAKE) $(NODE_WORKER)/node_modules/.package-lock.json
 	scripts/with-postgres $(PY) -m pytest $(PYTEST_ARGS)
 
 clean:
-	rm -rf $(VENV) instance/demo.sqlite3 $(NODE_WORKER)/node_modules
+	rm -rf $(VENV) instance/demo.sqlite3 examples/node-worker/node_modules

@@ -5,10 +5,12 @@ tested on what the real libraries print: ``examples/node-worker/native-errors.mj
 validates documents with ajv 8 and zod 3 and 4 (versions pinned in its
 committed ``package-lock.json``) and prints their native errors.
 
-Node and npm come from Debian (``scripts/ensure-test-tools`` installs them);
-the packages are installed with ``npm ci`` by ``make test`` and, when they
-are missing or older than the lock file, by :func:`ensure_node_packages`.
-A missing ``node`` or ``npm`` fails the tests: they are never skipped.
+Node and npm come from Debian (``scripts/ensure-test-tools`` installs them).
+The tests never install into the work tree: :func:`install_node_worker`
+copies the example (and the entity-document schema it reads, at the same
+relative place) into a temporary folder and runs ``npm ci`` there, once per
+test session, as the browser tests do for axe-core. A missing ``node`` or
+``npm``, or a failed install, fails the tests: they are never skipped.
 """
 
 from __future__ import annotations
@@ -23,9 +25,9 @@ from typing import Any
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-NODE_WORKER = ROOT / "examples" / "node-worker"
-#: Written by npm ci (and npm install) after a complete install.
-_INSTALLED_MARK = NODE_WORKER / "node_modules" / ".package-lock.json"
+NODE_WORKER = Path("examples") / "node-worker"
+#: What the example reads outside its folder (lib/ajv-validator.mjs), by the same relative path.
+ENTITY_SCHEMA = Path("app") / "worker" / "schemas" / "entity-document.v1.schema.json"
 #: Seconds npm ci may take (a cold cache downloads a handful of small packages).
 NPM_DEADLINE_S = 300
 NODE_DEADLINE_S = 120
@@ -39,36 +41,37 @@ def node_binary() -> str:
     return node
 
 
-def ensure_node_packages() -> Path:
-    """Install examples/node-worker's packages with ``npm ci`` unless they are
-    already installed from the current lock file; return the folder."""
+def install_node_worker(into: Path) -> Path:
+    """Copy examples/node-worker (without any ``node_modules``) under ``into``,
+    install its packages there with ``npm ci`` from the committed lock file,
+    and return the copy's folder (the working directory for :func:`run_node`)."""
     node_binary()
     npm = shutil.which("npm")
     if npm is None:
         pytest.fail("npm not found: run scripts/ensure-test-tools (apt-get install nodejs npm)")
-    lock = NODE_WORKER / "package-lock.json"
-    if _INSTALLED_MARK.exists() and _INSTALLED_MARK.stat().st_mtime >= lock.stat().st_mtime:
-        return NODE_WORKER
+    folder = into / NODE_WORKER
+    shutil.copytree(ROOT / NODE_WORKER, folder, ignore=shutil.ignore_patterns("node_modules"))
+    (into / ENTITY_SCHEMA).parent.mkdir(parents=True)
+    shutil.copyfile(ROOT / ENTITY_SCHEMA, into / ENTITY_SCHEMA)
     result = subprocess.run(
-        [npm, "ci", "--no-audit", "--no-fund", "--loglevel=error"],
-        cwd=NODE_WORKER,
+        [npm, "ci", "--no-audit", "--no-fund", "--ignore-scripts", "--loglevel=error"],
+        cwd=folder,
         capture_output=True,
         text=True,
         timeout=NPM_DEADLINE_S,
         check=False,
     )
     if result.returncode != 0:
-        pytest.fail(f"npm ci failed in {NODE_WORKER}: {result.stderr[-2000:]}")
-    return NODE_WORKER
+        pytest.fail(f"npm ci failed for the Node example worker: {result.stderr[-2000:]}")
+    return folder
 
 
-def run_node(script: str, *args: str, stdin: str = "", env: dict[str, str] | None = None,
+def run_node(folder: Path, script: str, *args: str, stdin: str = "", env: dict[str, str] | None = None,
              timeout: float = NODE_DEADLINE_S) -> subprocess.CompletedProcess[str]:
-    """Run ``node <script> <args>`` in examples/node-worker (packages installed first)."""
-    ensure_node_packages()
+    """Run ``node <script> <args>`` in ``folder`` (from :func:`install_node_worker`)."""
     return subprocess.run(
         [node_binary(), script, *args],
-        cwd=NODE_WORKER,
+        cwd=folder,
         input=stdin,
         capture_output=True,
         text=True,
@@ -78,11 +81,11 @@ def run_node(script: str, *args: str, stdin: str = "", env: dict[str, str] | Non
     )
 
 
-def native_errors(documents: list[Any]) -> list[dict[str, Any]]:
+def native_errors(folder: Path, documents: list[Any]) -> list[dict[str, Any]]:
     """What ajv and zod say about each document (see native-errors.mjs):
     ``{"ajv_all_errors", "ajv_first_error", "ajv_verbose", "zod3", "zod4"}``
     per document, ``None`` where the document is valid."""
-    result = run_node("native-errors.mjs", stdin=json.dumps(documents))
+    result = run_node(folder, "native-errors.mjs", stdin=json.dumps(documents))
     if result.returncode != 0:
         pytest.fail(f"native-errors.mjs failed: {result.stderr[-2000:]}")
     return json.loads(result.stdout)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -54,9 +55,9 @@ def documents() -> list[Any]:
 
 
 @pytest.fixture(scope="module")
-def outputs() -> list[dict[str, Any]]:
+def outputs(node_worker: Path) -> list[dict[str, Any]]:
     """The libraries' output for :func:`documents`, produced once per module."""
-    return native_errors(documents())
+    return native_errors(node_worker, documents())
 
 
 def test_a_valid_document_has_no_errors_in_any_library(outputs):

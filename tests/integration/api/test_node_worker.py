@@ -7,6 +7,7 @@ Idempotency-Key after a simulated timeout."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,10 +21,11 @@ FAULTY = "doc-0011-scanned-intake-form-multiple-errors.json"  # schema errors
 MISSING = "doc-0007-progress-note-missing-fields.json"  # missing required fields
 
 
-def run_worker(live_server: str, token: str, validator: str, *documents: str, timeout: bool = False) -> list[dict]:
+def run_worker(folder: Path, live_server: str, token: str, validator: str, *documents: str,
+               timeout: bool = False) -> list[dict]:
     args = ["--validator", validator, *(["--simulate-timeout"] if timeout else [])]
     args += [str(CORPUS / document) for document in documents]
-    result = run_node("worker.mjs", *args, env={"API_URL": live_server, "API_TOKEN": token})
+    result = run_node(folder, "worker.mjs", *args, env={"API_URL": live_server, "API_TOKEN": token})
     assert result.returncode == 0, result.stderr[-2000:] + result.stdout[-2000:]
     return [json.loads(line) for line in result.stdout.splitlines()]
 
@@ -32,8 +34,10 @@ def job(client: Any, job_id: str) -> dict[str, Any]:
     return client.get(job_url(job_id)).get_json()
 
 
-def test_ajv_worker_completes_a_valid_document_and_reports_ajv_errors_with_retries(client, live_server, worker_token):
-    events = run_worker(live_server, worker_token, "ajv", VALID, FAULTY, timeout=True)
+def test_ajv_worker_completes_a_valid_document_and_reports_ajv_errors_with_retries(
+    client, live_server, worker_token, node_worker
+):
+    events = run_worker(node_worker, live_server, worker_token, "ajv", VALID, FAULTY, timeout=True)
     # Every POST lost its first answer and got the stored one on the retry.
     assert [e["event"] for e in events if e["event"] == "simulated-timeout"] == ["simulated-timeout"] * 6
     steps = [e for e in events if e["event"] in ("created", "started", "reported")]
@@ -68,8 +72,8 @@ def test_ajv_worker_completes_a_valid_document_and_reports_ajv_errors_with_retri
 
 
 @pytest.mark.parametrize("validator", ["zod3", "zod4"])
-def test_zod_worker_reports_native_issues(client, live_server, worker_token, validator):
-    events = run_worker(live_server, worker_token, validator, FAULTY, MISSING)
+def test_zod_worker_reports_native_issues(client, live_server, worker_token, validator, node_worker):
+    events = run_worker(node_worker, live_server, worker_token, validator, FAULTY, MISSING)
     reported = {e["document"]: e for e in events if e["event"] == "reported"}
     for name in (FAULTY, MISSING):
         failed = job(client, reported[name]["job_id"])
