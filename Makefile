@@ -5,7 +5,9 @@
 #   make test   install that and the test packages (requirements-test.txt),
 #               run every test on SQLite, a throwaway PostgreSQL,
 #               a throwaway Redis and headless Chromium (installed with
-#               apt-get when root)
+#               apt-get when root); the tests install the npm packages
+#               they need (axe-core, the Node example worker's) into
+#               temporary folders with npm ci
 
 PYTHON ?= python3.11
 VENV   ?= .venv
@@ -37,4 +39,4 @@ test: install-test
 	scripts/with-postgres $(PY) -m pytest $(PYTEST_ARGS)
 
 clean:
-	rm -rf $(VENV) instance/demo.sqlite3
+	rm -rf $(VENV) instance/demo.sqlite3 examples/node-worker/node_modules

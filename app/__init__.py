@@ -101,13 +101,15 @@ def register_request_input(app: Flask) -> None:
 
 def register_blueprints(app: Flask) -> None:
     """Mount the API (``/api/v1``), sign-in, the dashboard (``/jobs``), exports
-    (``/exports``), administration (``/admin``) and the probes (``/healthz``, ``/readyz``)."""
+    (``/exports``), administration (``/admin``), the probes (``/healthz``, ``/readyz``) and
+    the problem-type pages (``/problems/``)."""
     from app.admin import bp as admin_bp
     from app.api import bp as api_bp
     from app.auth import bp as auth_bp
     from app.dashboard import bp as dashboard_bp
     from app.exports import bp as exports_bp
     from app.operations import bp as operations_bp
+    from app.problems import bp as problems_bp
 
     app.register_blueprint(api_bp)
     app.register_blueprint(auth_bp)
@@ -115,6 +117,7 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(exports_bp)
     app.register_blueprint(admin_bp)
     app.register_blueprint(operations_bp)
+    app.register_blueprint(problems_bp)
 
     from app.auth.guards import requires
     from app.models.access import Permission

@@ -10,17 +10,28 @@ HTML pages is :mod:`app.web.errors`' job.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TypedDict
+from typing import NotRequired, TypedDict
 from urllib.parse import quote
 
 
 class FieldError(TypedDict):
-    """One bad field: ``field`` (dotted name), ``pointer`` (RFC 6901 JSON
-    Pointer into the request body, as a URI fragment ``#/...``), ``detail``."""
+    """One fault of a request, saying where it is as JSON:API's error
+    ``source`` does, with exactly one of:
+
+    * ``pointer``: RFC 6901 JSON Pointer into the request body, as a URI
+      fragment (``#/entities/0/span/end``; ``#`` is the whole body);
+    * ``parameter``: the name of a URI query parameter (``limit``);
+    * ``header``: the name of a request header (``Idempotency-Key``).
+
+    ``field`` names the place for people (the body pointer's tokens joined by
+    dots, the parameter's or header's name); ``detail`` says what is wrong.
+    """
 
     field: str
-    pointer: str
     detail: str
+    pointer: NotRequired[str]
+    parameter: NotRequired[str]
+    header: NotRequired[str]
 
 
 #: Characters RFC 3986 allows unescaped in a fragment, besides letters, digits and "-._~".
@@ -41,6 +52,17 @@ def field_error(pointer: str, detail: str) -> FieldError:
     # hold (space, '%', '"', non-ASCII ...) are percent-encoded as UTF-8.
     fragment = quote(pointer, safe=_FRAGMENT_SAFE, errors="replace")
     return {"field": ".".join(parts), "pointer": "#" + fragment, "detail": detail}
+
+
+def parameter_error(name: str, detail: str) -> FieldError:
+    """A :class:`FieldError` for the URI query parameter ``name`` (``""`` when
+    the name itself cannot be shown, e.g. it holds a control character)."""
+    return {"field": name, "parameter": name, "detail": detail}
+
+
+def header_error(name: str, detail: str) -> FieldError:
+    """A :class:`FieldError` for the request header ``name``."""
+    return {"field": name, "header": name, "detail": detail}
 
 
 class ServiceError(Exception):

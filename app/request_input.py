@@ -20,7 +20,7 @@ import re
 from flask import Flask, request
 from werkzeug.datastructures import MultiDict
 
-from app.errors import FieldError, InvalidQueryError, field_error
+from app.errors import FieldError, InvalidQueryError, field_error, parameter_error
 from app.services.json_pointer import json_pointer
 from app.services.json_values import has_unstorable_text
 
@@ -39,13 +39,16 @@ def _refused(text: str) -> bool:
     return has_unstorable_text(text) or _CONTROL.search(text) is not None
 
 
-def _bad_fields(fields: MultiDict[str, str]) -> list[FieldError]:
+def _bad_fields(fields: MultiDict[str, str], *, query: bool) -> list[FieldError]:
+    # Query parameters are named as such; form fields are the body's, so a pointer.
     bad: list[FieldError] = []
     for name, value in fields.items(multi=True):
         if _refused(name):
-            bad.append(field_error("", "a parameter name holds a NUL or another control character"))
+            what = "a parameter name holds a NUL or another control character"
+            bad.append(parameter_error("", what) if query else field_error("", what))
         elif _refused(value):
-            bad.append(field_error(json_pointer([name]), "must not hold a NUL or another control character"))
+            what = "must not hold a NUL or another control character"
+            bad.append(parameter_error(name, what) if query else field_error(json_pointer([name]), what))
     return bad
 
 
@@ -57,9 +60,9 @@ def refuse_unstorable_input() -> None:
         InvalidQueryError: naming each offending parameter (problem+json on
             the API, an HTML page elsewhere), never quoting its value.
     """
-    bad = _bad_fields(request.args)
+    bad = _bad_fields(request.args, query=True)
     if request.mimetype in FORM_MEDIA_TYPES:
-        bad += _bad_fields(request.form)
+        bad += _bad_fields(request.form, query=False)
     if bad:
         raise InvalidQueryError(
             "A query parameter or form field holds a NUL or another control character; remove it.", bad

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError
 
 from app.errors import FieldError, InvalidFieldsError, field_error
+from app.services.error_details import SCHEMA_PATH as ERROR_DETAILS_SCHEMA_PATH
 from app.services.error_details.schema_wording import (
     REQUIRED_PROPERTY,
     UNKNOWN_PROPERTY,
@@ -27,12 +29,56 @@ from app.services.json_pointer import json_pointer
 from app.services.json_values import clean_text
 
 OPENAPI_PATH = Path(__file__).with_name("specs") / "openapi.json"
+ENTITY_DOCUMENT_SCHEMA_PATH = Path(__file__).parents[1] / "worker" / "schemas" / "entity-document.v1.schema.json"  # noqa: E501
+
+#: The JSON Schemas the API publishes at ``/api/v1/schemas/<file name>``, and
+#: the ``components.schemas`` name each one has in the OpenAPI document.
+PUBLISHED_SCHEMAS: dict[str, tuple[str, Path]] = {
+    "entity-document.v1.schema.json": ("EntityDocument", ENTITY_DOCUMENT_SCHEMA_PATH),
+    "error-details.v1.schema.json": ("ErrorDetailsEnvelope", ERROR_DETAILS_SCHEMA_PATH),
+}
 
 
 @functools.cache
 def openapi_document() -> dict[str, Any]:
-    """The OpenAPI 3.1 document (parsed once; do not mutate)."""
-    return json.loads(OPENAPI_PATH.read_text(encoding="utf-8"))
+    """The OpenAPI 3.1 document (parsed once; do not mutate).
+
+    ``specs/openapi.json`` plus the published JSON Schemas
+    (:data:`PUBLISHED_SCHEMAS`) copied into ``components.schemas``, so that
+    each has one source (its file) and the document refers to it by name.
+    """
+    document = json.loads(OPENAPI_PATH.read_text(encoding="utf-8"))
+    for file_name, (name, path) in PUBLISHED_SCHEMAS.items():
+        document["components"]["schemas"][name] = _embedded(
+            json.loads(path.read_text(encoding="utf-8")), name, file_name
+        )
+    return document
+
+
+def _embedded(schema: dict[str, Any], name: str, file_name: str) -> dict[str, Any]:
+    """A published schema as an OpenAPI component: without ``$schema`` and
+    ``$id`` (tools resolve a component's references against the OpenAPI
+    document, not against an embedded ``$id``), its ``#/...`` references
+    rewritten to point inside the component, and its ``$id`` and address
+    named in the description."""
+    base = f"#/components/schemas/{name}"
+
+    def rewrite(node: Any) -> Any:
+        if isinstance(node, list):
+            return [rewrite(item) for item in node]
+        if not isinstance(node, dict):
+            return node
+        return {
+            key: base + value[1:] if key == "$ref" and str(value).startswith("#") else rewrite(value)
+            for key, value in node.items()
+        }
+
+    component = rewrite({k: v for k, v in schema.items() if k not in ("$schema", "$id")})
+    component["description"] = (
+        f"{schema.get('description', '')} Published at /api/v1/schemas/{file_name} (JSON Schema draft "
+        f"2020-12, $id {schema.get('$id')})."
+    ).strip()
+    return component
 
 
 @functools.cache
@@ -83,8 +129,21 @@ def _describe(error: ValidationError) -> list[FieldError]:
     return [field_error(where, message)]
 
 
-def validate_request(body: Any, schema_name: str) -> None:
-    """Check a parsed request body against ``components.schemas[schema_name]``.
+def validate_request(
+    body: Any, schema_name: str, semantic: Callable[[Any], list[FieldError]] | None = None
+) -> None:
+    """Check a parsed request body against ``components.schemas[schema_name]``
+    and, in the same round, against the rules a schema cannot state.
+
+    Args:
+        body: the parsed JSON body.
+        schema_name: the body's schema in the OpenAPI document.
+        semantic: the services' own checks of the body (a span that ends
+            before it starts, an over-long message once trimmed, details
+            that do not fit their format...), returning field errors; called
+            even when the schema check failed, so that one answer names
+            every fault. Its errors at or below a place the schema check
+            already named are dropped (one fault, one error).
 
     Raises:
         InvalidFieldsError: (HTTP 422) one :class:`FieldError` per problem,
@@ -93,7 +152,21 @@ def validate_request(body: Any, schema_name: str) -> None:
     errors: list[FieldError] = []
     for error in _validator(schema_name).iter_errors(body):
         errors.extend(_describe(error))
+    if errors and semantic is not None:
+        named = [error["pointer"] for error in errors]
+        errors.extend(
+            extra
+            for extra in semantic(body)
+            if not any(_within(extra.get("pointer", "#"), place) or _within(place, extra.get("pointer", "#"))
+                       for place in named)
+        )  # fmt: skip
     if errors:
-        unique = {(e["pointer"], e["detail"]): e for e in errors}
+        unique = {(e.get("pointer", ""), e["detail"]): e for e in errors}
         ordered = [unique[k] for k in sorted(unique)]
         raise InvalidFieldsError("The body does not match the worker contract; nothing was changed.", ordered)
+
+
+def _within(pointer: str, ancestor: str) -> bool:
+    # Whole-body errors ("#") are not an ancestor here: "must be object" and a
+    # field's own fault are different faults only when the body is an object.
+    return ancestor != "#" and (pointer == ancestor or pointer.startswith(ancestor + "/"))

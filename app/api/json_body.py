@@ -131,3 +131,18 @@ def read_json_body(request: Request) -> Any:
     if _nests_deeper_than(value, MAX_BODY_NESTING):
         raise BadRequestError(_TOO_DEEP)
     return value
+
+
+def refuse_body(request: Request) -> None:
+    """Refuse a request that sends a body to an operation that takes none
+    (``/start``, ``/requeue``): the body is not read, and anything it might
+    have meant -- a result sent to the wrong path -- is not silently dropped.
+
+    A body is sent when ``Content-Length`` is above 0 or the body is chunked
+    (``Transfer-Encoding``); an empty JSON ``Content-Type`` with no body is fine.
+
+    Raises:
+        UnsupportedMediaTypeError: (HTTP 415) a body was sent.
+    """
+    if (request.content_length or 0) > 0 or request.headers.get("Transfer-Encoding"):
+        raise UnsupportedMediaTypeError("This operation takes no body; send the request without one.")

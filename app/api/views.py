@@ -12,11 +12,11 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlencode
 
-from flask import Response, current_app, g, jsonify, request, url_for
+from flask import Response, abort, current_app, g, jsonify, request, url_for
 
 from app.api import bp
-from app.api.contract import openapi_document, validate_request
-from app.api.json_body import read_json_body
+from app.api.contract import PUBLISHED_SCHEMAS, openapi_document, validate_request
+from app.api.json_body import read_json_body, refuse_body
 from app.models import JobStatus, ProcessingJob
 from app.models.job_status import status_from_worker_word
 from app.auth.guards import current_actor
@@ -70,16 +70,41 @@ def _json(status: int, payload: Any, *, replayed: bool) -> Response:
     return response
 
 
-def _body(schema_name: str) -> dict[str, Any]:
+def _body(schema_name: str, semantic: Callable[[Any], list[Any]] | None = None) -> dict[str, Any]:
     body = read_json_body(request)
-    validate_request(body, schema_name)
+    validate_request(body, schema_name, semantic)
     return body
+
+
+def _report_faults(body: Any) -> list[Any]:
+    """The services' own checks of a result or failure report, run with the
+    schema check so one 422 names every fault of the body."""
+    if not isinstance(body, dict):
+        return []
+    if body.get("status") == "completed":
+        return lifecycle.entity_errors(body.get("entities"))
+    recorder = get_failure_recorder()
+    if "error_message" not in body or not hasattr(recorder, "payload_errors"):
+        return []
+    return recorder.payload_errors(body["error_message"], body.get("error_details"), body.get("error_format"))
 
 
 @bp.get("/openapi.json")
 def get_openapi() -> Response:
     """The OpenAPI 3.1 document of this API (the worker contract)."""
     return jsonify(openapi_document())
+
+
+@bp.get("/schemas/<name>")
+def get_schema(name: str) -> Response:
+    """A published JSON Schema (draft 2020-12), as ``application/schema+json``:
+    ``entity-document.v1.schema.json`` (what error pointers point into) or
+    ``error-details.v1.schema.json`` (the normalized envelope). 404 otherwise."""
+    if name not in PUBLISHED_SCHEMAS:
+        abort(404)
+    # The bytes of the file (not send_file: a streamed file stays open until
+    # the client closes the answer).
+    return Response(PUBLISHED_SCHEMAS[name][1].read_bytes(), mimetype="application/schema+json")
 
 
 @bp.post("/processing-jobs")
@@ -136,7 +161,8 @@ def list_processing_jobs() -> Response:
 
 @bp.post("/processing-jobs/<job_id>/start")
 def start_processing_job(job_id: str) -> Response:
-    """Move a job ``Pending`` -> ``Processing`` (no body needed)."""
+    """Move a job ``Pending`` -> ``Processing``. Takes no body (415 if one is sent)."""
+    refuse_body(request)
     return _answer(lambda: lifecycle.start_job(job_id), None)
 
 
@@ -144,10 +170,11 @@ def start_processing_job(job_id: str) -> Response:
 def requeue_processing_job(job_id: str) -> Response:
     """Send a failed job back to ``Pending``; its failures stay in the history.
 
-    Audited like the dashboard's requeue (actor: the worker token's name), in
-    the requeue's transaction; a replayed retry changes nothing and writes
-    no second row.
+    Takes no body (415 if one is sent). Audited like the dashboard's requeue
+    (actor: the worker token's name), in the requeue's transaction; a
+    replayed retry changes nothing and writes no second row.
     """
+    refuse_body(request)
     actor = current_actor()
 
     def requeue() -> ProcessingJob:
@@ -166,7 +193,7 @@ def record_validation_failure(job_id: str) -> Response:
     "error_details": any JSON, "error_format"?: str}``. 200 and the updated
     job; 404/409/422 problems as the recorder raises.
     """
-    body = _body("ValidationFailureReport")
+    body = _body("ValidationFailureReport", _report_faults)
     return _answer(
         lambda: get_failure_recorder().record_validation_failure(
             job_id, body["error_message"], body["error_details"], error_format=body.get("error_format")
@@ -185,7 +212,7 @@ def record_processing_result(job_id: str) -> Response:
       "error_format"?}`` -> the failure recorder, as the dedicated endpoint;
     * ``{"status": "failed", "error_message", "error_details"?}`` -> ``Failed``.
     """
-    body = _body("ProcessingResult")
+    body = _body("ProcessingResult", _report_faults)
     status = status_from_worker_word(body["status"])  # the schema allows only known words
     recorder = get_failure_recorder()
     operation: Operation

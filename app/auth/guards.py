@@ -26,8 +26,12 @@ limiter = Limiter(key_func=get_remote_address, default_limits=[])
 talisman = Talisman()
 
 #: Endpoints that answer without credentials: process health, static files
-#: (CSS only: no data), and the sign-in page itself.
-PUBLIC_ENDPOINTS = frozenset({"ops.healthz", "ops.readyz", "static", "auth.login"})
+#: (CSS only: no data), the sign-in page itself, and the problem-type pages
+#: (documentation a problem's ``type`` links to: no data).
+PUBLIC_ENDPOINTS = frozenset(
+    {"ops.healthz", "ops.readyz", "static", "auth.login", "problems.list_problem_types",
+     "problems.list_problem_types_json", "problems.show_problem_type"}
+)  # fmt: skip
 
 #: Endpoints whose pages are framed by another page of this origin (the
 #: dashboard's summary). Signed out, they answer a small page with a sign-in

@@ -193,14 +193,23 @@ def error_items(details: Any) -> list[dict[str, str]]:
     Reads the items :func:`~app.services.error_details.listed_errors` finds
     (an envelope's ``errors``, or a bare list), keeping the objects. Returns at most :data:`ERROR_TABLE_MAX_ROWS`
     items, each reduced to :data:`ERROR_ITEM_COLUMNS` as strings (missing
-    ones empty; ``entity`` as :func:`format_entity`); an empty list when the
-    details hold no such list.
+    ones empty; ``entity`` as :func:`format_entity`), plus ``unmapped_path``
+    (the FHIRPath ``ctx.expression``/``ctx.location`` of an item whose pointer
+    is ``""``) and ``whole_document`` (``"yes"`` when the pointer is ``""``);
+    an empty list when the details hold no such list.
     """
     rows = []
     for item in listed_errors(details)[:ERROR_TABLE_MAX_ROWS]:
         if isinstance(item, dict):
             row = {col: _cell(item.get(col)) for col in ERROR_ITEM_COLUMNS}
             row["entity"] = format_entity(item.get("entity"))
+            # Where, when the pointer is the whole document: a FHIRPath the
+            # FHIR adapter could not turn into a pointer is kept in ctx and
+            # shown in its place ("" when there is none).
+            ctx = item.get("ctx")
+            path = ctx.get("expression") or ctx.get("location") if isinstance(ctx, dict) else None
+            row["unmapped_path"] = _cell(path) if item.get("pointer") == "" and isinstance(path, str) else ""
+            row["whole_document"] = "yes" if item.get("pointer") == "" else ""
             rows.append(row)
     return rows
 

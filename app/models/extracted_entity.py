@@ -36,7 +36,10 @@ class ExtractedEntity(db.Model):
     ``http://hl7.org/fhir/sid/icd-10-cm``). ``confidence`` is 0 to 1. The
     source span is ``page`` (1-based, optional) and the character offsets
     ``span_start`` <= ``span_end`` (0-based, end exclusive).
-    ``attributes`` holds any further JSON object the worker sent.
+    ``value`` is the measured value as a FHIR Quantity ``{"value": number,
+    "unit": str, "system"?: URI, "code"?: str}`` (an observation's result, a
+    medication's dose), or ``None``. ``attributes`` holds any further JSON
+    object the worker sent.
     """
 
     __tablename__ = "extracted_entities"
@@ -63,6 +66,7 @@ class ExtractedEntity(db.Model):
     page: Mapped[int | None] = mapped_column(sa.Integer, nullable=True)
     span_start: Mapped[int] = mapped_column(sa.Integer, nullable=False)
     span_end: Mapped[int] = mapped_column(sa.Integer, nullable=False)
+    value: Mapped[Any] = mapped_column(JSONDocument, nullable=True)
     attributes: Mapped[Any] = mapped_column(JSONDocument, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, default=utcnow)
 

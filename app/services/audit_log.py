@@ -18,7 +18,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB
 
-from app.errors import InvalidQueryError, field_error
+from app.errors import InvalidQueryError, parameter_error
 from app.extensions import db
 from app.models.access import AuditEvent
 
@@ -100,7 +100,7 @@ def _decode_cursor(token: str) -> tuple[datetime, uuid.UUID]:
     except (ValueError, OverflowError, binascii.Error, UnicodeDecodeError):
         raise InvalidQueryError(
             "The cursor is not valid; start again from the first page.",
-            [field_error("/cursor", "is not a cursor of this page")],
+            [parameter_error("cursor", "is not a cursor of this page")],
         ) from None
 
 

@@ -32,7 +32,7 @@ import psycopg
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
-from app.errors import ServiceError, field_error
+from app.errors import ServiceError, header_error
 from app.extensions import db
 from app.models import IdempotencyRecord
 from app.models.idempotency_record import IDEMPOTENCY_KEY_MAX_LENGTH
@@ -52,7 +52,7 @@ class IdempotencyKeyReusedError(ServiceError):
     def __init__(self) -> None:
         super().__init__(
             "This Idempotency-Key was already used for a different request; use a new key.",
-            [field_error("", "differs from the request first sent with this Idempotency-Key")],
+            [header_error("Idempotency-Key", "was first sent with a different method, path or body")],
         )
 
 
@@ -117,7 +117,7 @@ class IdempotencyClaim:
         if not (1 <= len(key) <= IDEMPOTENCY_KEY_MAX_LENGTH) or not all(0x21 <= ord(c) <= 0x7E for c in key):
             raise InvalidIdempotencyKeyError(
                 f"Idempotency-Key must be 1 to {IDEMPOTENCY_KEY_MAX_LENGTH} visible ASCII characters.",
-                [field_error("", "Idempotency-Key header is malformed")],
+                [header_error("Idempotency-Key", f"must be 1 to {IDEMPOTENCY_KEY_MAX_LENGTH} visible ASCII characters")],  # noqa: E501
             )
         digest = hashlib.sha256(
             "\n".join([method, path, canonical_json(body)]).encode("utf-8", "surrogatepass")

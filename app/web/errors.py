@@ -25,13 +25,16 @@ from werkzeug.exceptions import HTTPException
 
 from app.errors import FieldError, ServiceError
 from app.observability.request_id import current_request_id
+from app.web.problem_types import PROBLEM_TYPE_PATH
 
 log = logging.getLogger(__name__)
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
-#: Base of every problem ``type`` URI; each type has a page at
-#: ``/problems/<slug>`` describing it.
-PROBLEM_TYPE_BASE = "https://clinical-intelligence.example/problems/"
+#: Base of every problem ``type``: a relative reference to the type's page,
+#: ``/problems/<slug>``, which this app serves (:mod:`app.problems`). RFC 9457
+#: section 3.1.1 allows relative references, resolved against the request's
+#: URL, so the type resolves on whatever host the API is reached at.
+PROBLEM_TYPE_BASE = PROBLEM_TYPE_PATH
 
 
 def problem(
@@ -113,7 +116,7 @@ def _handle_http_exception(error: HTTPException) -> Response | tuple[str, int]:
     else:
         detail = error.description or title
     if _wants_json():
-        response = problem(status, title, detail, _HTTP_SLUGS.get(status, f"http-{status}"))
+        response = problem(status, title, detail, _HTTP_SLUGS.get(status, "http-error"))
         if status == 405 and error.get_response().headers.get("Allow"):
             response.headers["Allow"] = error.get_response().headers["Allow"]
         return response

@@ -18,7 +18,7 @@ from datetime import datetime, timezone
 from enum import StrEnum
 from typing import Any, Protocol, TypeVar
 
-from app.errors import InvalidQueryError, field_error
+from app.errors import InvalidQueryError, parameter_error
 from app.models import JobStatus
 from app.models.job_status import FAILURE_STATUSES, UnknownStatusError, parse_status
 from app.services.audit_log import AuditQuery
@@ -83,7 +83,7 @@ def parse_rfc3339(raw: str, parameter: str) -> datetime:
         raise InvalidQueryError(
             f"{parameter} must be an RFC 3339 date-time with an offset, such as "
             "2026-11-29T21:16:35Z (write '+' in an offset as %2B in a URL).",
-            [field_error(f"/{parameter}", "must be an RFC 3339 date-time such as 2026-11-29T21:16:35Z")],
+            [parameter_error(parameter, "must be an RFC 3339 date-time such as 2026-11-29T21:16:35Z")],
         ) from None
     try:
         value = value.astimezone(timezone.utc)
@@ -93,7 +93,7 @@ def parse_rfc3339(raw: str, parameter: str) -> datetime:
         earliest, latest = rfc3339(EARLIEST_ACCEPTED), rfc3339(LATEST_ACCEPTED)
         raise InvalidQueryError(
             f"{parameter} must be from {earliest} to {latest}.",
-            [field_error(f"/{parameter}", f"must be from {earliest} to {latest}")],
+            [parameter_error(parameter, f"must be from {earliest} to {latest}")],
         )
     return value
 
@@ -137,7 +137,7 @@ def job_filter_from_args(
         InvalidQueryError: an unknown status, time field or acknowledged
             value; a time that is not RFC 3339; ``from`` after ``to``; an
             over-long ``q`` or ``error_code``. ``errors`` names every bad
-            parameter (``/status``, ``/from``, ...); ``detail`` describes
+            parameter (``status``, ``from``, ...); ``detail`` describes
             the first.
     """
     defaults: dict[str, Any] = {"statuses": tuple(default_statuses), "acknowledged": default_acknowledged}
@@ -153,7 +153,7 @@ def job_filter_from_args(
     start, end = values["time_from"], values["time_to"]
     if start is not None and end is not None and start > end:
         problems.append(InvalidQueryError(
-            "from must not be later than to.", [field_error("/from", "must not be later than to")]
+            "from must not be later than to.", [parameter_error("from", "must not be later than to")]
         ))
     if problems:
         raise InvalidQueryError(problems[0].detail, [e for p in problems for e in p.errors])
@@ -244,7 +244,7 @@ def _parse_statuses(values: Iterable[str], default: Sequence[JobStatus]) -> tupl
         allowed = ", ".join(s.value for s in JobStatus)
         raise InvalidQueryError(
             f"Unknown status; use one of {allowed}, or 'all'.",
-            [field_error("/status", f"must be one of {allowed}, or 'all'")],
+            [parameter_error("status", f"must be one of {allowed}, or 'all'")],
         )
     return tuple(parsed)
 
@@ -260,7 +260,7 @@ def _parse_choice(raw: str | None, choices: type[_Choice], parameter: str, defau
     except ValueError:
         allowed = ", ".join(c.value for c in choices)
         raise InvalidQueryError(
-            f"{parameter} must be one of {allowed}.", [field_error(f"/{parameter}", f"must be one of {allowed}")]
+            f"{parameter} must be one of {allowed}.", [parameter_error(parameter, f"must be one of {allowed}")]
         ) from None
 
 
@@ -275,7 +275,7 @@ def parse_search(raw: str | None, parameter: str) -> str | None:
     if len(raw) > MAX_SEARCH_LENGTH:
         raise InvalidQueryError(
             f"{parameter} must be at most {MAX_SEARCH_LENGTH} characters.",
-            [field_error(f"/{parameter}", f"must be at most {MAX_SEARCH_LENGTH} characters")],
+            [parameter_error(parameter, f"must be at most {MAX_SEARCH_LENGTH} characters")],
         )
     return clean_text(raw.strip())
 
@@ -335,7 +335,7 @@ def parse_limit(raw: str | None, *, default: int = DEFAULT_PAGE_SIZE, maximum: i
     if not 1 <= value <= maximum or not (raw.isascii() and raw.isdigit()):
         raise InvalidQueryError(
             f"limit must be a whole number from 1 to {maximum}.",
-            [field_error("/limit", f"must be a whole number from 1 to {maximum}")],
+            [parameter_error("limit", f"must be a whole number from 1 to {maximum}")],
         )
     return value
 
@@ -371,7 +371,7 @@ def parse_rows(raw: str | None) -> ExportRows:
     except ValueError:
         allowed = ", ".join(r.value for r in ExportRows)
         raise InvalidQueryError(
-            f"rows must be one of {allowed}.", [field_error("/rows", f"must be one of {allowed}")]
+            f"rows must be one of {allowed}.", [parameter_error("rows", f"must be one of {allowed}")]
         ) from None
 
 
@@ -381,7 +381,7 @@ def parse_items(raw: str | None) -> ExportItems:
     ``error_code``; ``all``: every item of the jobs the filter chooses).
 
     Raises:
-        InvalidQueryError: not ``matching`` or ``all``; names ``/items``.
+        InvalidQueryError: not ``matching`` or ``all``; names ``items``.
     """
     if not raw:
         return ExportItems.MATCHING
@@ -390,7 +390,7 @@ def parse_items(raw: str | None) -> ExportItems:
     except ValueError:
         allowed = ", ".join(i.value for i in ExportItems)
         raise InvalidQueryError(
-            f"items must be one of {allowed}.", [field_error("/items", f"must be one of {allowed}")]
+            f"items must be one of {allowed}.", [parameter_error("items", f"must be one of {allowed}")]
         ) from None
 
 
@@ -417,7 +417,7 @@ def audit_query_from_args(args: QueryArgs) -> AuditQuery:
         if len(raw) > limit:
             problems.append(InvalidQueryError(
                 f"{name} must be at most {limit} characters.",
-                [field_error(f"/{name}", f"must be at most {limit} characters")],
+                [parameter_error(name, f"must be at most {limit} characters")],
             ))
     times: dict[str, datetime | None] = {}
     for name in ("from", "to"):
@@ -431,7 +431,7 @@ def audit_query_from_args(args: QueryArgs) -> AuditQuery:
     start, end = times["from"], times["to"]
     if start is not None and end is not None and start > end:
         problems.append(InvalidQueryError(
-            "from must not be later than to.", [field_error("/from", "must not be later than to")]
+            "from must not be later than to.", [parameter_error("from", "must not be later than to")]
         ))
     if problems:
         raise InvalidQueryError(problems[0].detail, [e for p in problems for e in p.errors])

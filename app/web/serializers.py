@@ -44,6 +44,7 @@ def entity_to_json(entity: ExtractedEntity) -> dict[str, Any]:
         "code_system": entity.code_system,
         "confidence": entity.confidence,
         "span": {"page": entity.page, "start": entity.span_start, "end": entity.span_end},
+        "value": entity.value,
         "attributes": entity.attributes,
     }
 

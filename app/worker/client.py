@@ -35,7 +35,8 @@ _RETRYABLE_ERRORS = (requests.ConnectionError, requests.Timeout, requests.except
 #: Problem type of the server's "an earlier attempt with this key is still
 #: running", as the contract publishes it (the worker talks to the server
 #: over HTTP only and imports none of its code).
-KEY_IN_PROGRESS_TYPE = "https://clinical-intelligence.example/problems/idempotency-key-in-progress"
+#: A relative reference (RFC 9457 section 3.1.1), as the server sends it.
+KEY_IN_PROGRESS_TYPE = "/problems/idempotency-key-in-progress"
 
 
 class ApiError(RuntimeError):

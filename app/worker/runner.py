@@ -17,8 +17,13 @@ from app.worker.validation import is_valid, validate_entity_document
 MESSAGE_CODES_SHOWN = 3
 
 #: Entity fields that have a field of their own in the contract's
-#: ``ExtractedEntityInput``; every other field goes under ``attributes``.
+#: ``ExtractedEntityInput``; the measured value (:data:`QUANTITY_FIELDS`)
+#: goes to ``value``, every other field under ``attributes``.
 ENTITY_INPUT_FIELDS = ("entity_type", "text", "code", "code_system", "confidence")
+
+#: The entity document's FHIR Quantity fields: an observation's ``value`` and
+#: a medication's ``dosage`` become the contract's ``value``.
+QUANTITY_FIELDS = ("value", "dosage")
 
 #: The answer key that sits next to the documents of the demo corpus.
 ANSWER_KEY_NAME = "expected.json"
@@ -117,21 +122,27 @@ def entity_input(entity: dict[str, Any]) -> dict[str, Any]:
 
     Returns:
         ``{"entity_type", "text", "code", "code_system", "confidence", "span":
-        {"page", "start", "end"}, "attributes": {...}}``. ``attributes`` holds
-        the document's own ``attributes`` plus the type-specific fields
-        (``onset_date``, ``dosage``, ``value``, ``effective_date``,
+        {"page", "start", "end"}, "value"?: Quantity, "attributes": {...}}``.
+        ``value`` is the observation's ``value`` or the medication's
+        ``dosage`` (a FHIR Quantity), left out when there is none.
+        ``attributes`` holds the document's own ``attributes`` plus the other
+        type-specific fields (``onset_date``, ``effective_date``,
         ``criticality``, ``performed_date``), always an object (``{}`` when
         there are none). A type-specific field wins over an extractor
         attribute of the same name: it is the one the worker validated.
     """
-    reserved = {*ENTITY_INPUT_FIELDS, "span", "attributes"}
+    reserved = {*ENTITY_INPUT_FIELDS, *QUANTITY_FIELDS, "span", "attributes"}
     attributes = {**entity.get("attributes", {}), **{k: v for k, v in entity.items() if k not in reserved}}
     span = entity["span"]
-    return {
+    mapped = {
         **{name: entity[name] for name in ENTITY_INPUT_FIELDS},
         "span": {"page": span["page"], "start": span["start"], "end": span["end"]},
-        "attributes": attributes,
     }
+    quantity = next((entity[name] for name in QUANTITY_FIELDS if name in entity), None)
+    if quantity is not None:
+        mapped["value"] = dict(quantity)
+    mapped["attributes"] = attributes
+    return mapped
 
 
 def process_document(client: WorkerApiClient, path: Path) -> DocumentOutcome:

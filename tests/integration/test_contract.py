@@ -16,13 +16,14 @@ from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 from schemathesis.checks import positive_data_acceptance
 
-from app.api.contract import openapi_document
+from app.api.contract import PUBLISHED_SCHEMAS, openapi_document
 from app.models import EntityType, JobStatus
 from app.models.job_status import TERMINAL_STATUSES, WORKER_STATUS_WORDS
 from app.registry import get_failure_recorder
-from app.services.error_details import ERROR_FORMATS, load_error_details_schema
+from app.services.error_details import ERROR_FORMATS, SEVERITIES, load_error_details_schema
 from app.services.processing_jobs.job_filter import AcknowledgedFilter, TimeField
 from app.services.processing_jobs.lifecycle import create_job, start_job
+from app.web.problem_types import PROBLEM_TYPES
 
 METHODS = {"get", "post", "put", "patch", "delete"}
 
@@ -87,7 +88,9 @@ def test_openapi_enums_equal_the_code():
     document = openapi_document()
     schemas = document["components"]["schemas"]
     terminal_words = {word for word, status in WORKER_STATUS_WORDS.items() if status in TERMINAL_STATUSES}
-    list_parameters = {p["name"]: p for p in document["paths"]["/api/v1/processing-jobs"]["get"]["parameters"]}
+    list_parameters = {
+        p["name"]: p for p in document["paths"]["/api/v1/processing-jobs"]["get"]["parameters"] if "name" in p
+    }
 
     # Canonical names, in the code's order.
     assert schemas["JobStatus"]["enum"] == [status.value for status in JobStatus]
@@ -111,7 +114,23 @@ def test_openapi_enums_equal_the_code():
             assert properties["entity_type"] == {"$ref": "#/components/schemas/EntityType"}
         if "status" in properties and name not in ("ProcessingResult", "Problem"):
             assert properties["status"] == {"$ref": "#/components/schemas/JobStatus"}
+    # The published schemas, copied in from their files (app.api.contract).
+    assert schemas["ErrorDetailsEnvelope"]["$defs"]["item"]["properties"]["severity"]["enum"] == list(SEVERITIES)
+    assert schemas["EntityDocument"]["$defs"]["entity"]["properties"]["entity_type"]["enum"] == [
+        entity_type.value for entity_type in EntityType
+    ]
+    schema_names = document["paths"]["/api/v1/schemas/{name}"]["get"]["parameters"][0]["schema"]["enum"]
+    assert schema_names == list(PUBLISHED_SCHEMAS)
+    # Problem types: the catalog that has a page for each (app.web.problem_types).
+    assert schemas["Problem"]["properties"]["type"]["enum"] == [t.uri for t in PROBLEM_TYPES]
+    assert document["components"]["headers"]["IdempotentReplayed"]["schema"]["enum"] == ["true"]
     assert set(_enums(document)) == {
+        "/components/headers/IdempotentReplayed/schema",
+        "/components/schemas/Problem/properties/type",
+        "/components/schemas/ErrorDetailsEnvelope/$defs/item/properties/severity",
+        "/components/schemas/EntityDocument/$defs/entity/properties/entity_type",
+        "/components/schemas/EntityDocument/$defs/allergy_intolerance/properties/criticality",
+        "/paths/~1api~1v1~1schemas~1{name}/get/parameters/0/schema",
         "/components/schemas/JobStatus",
         "/components/schemas/EntityType",
         "/components/schemas/ValidationFailureReport/properties/error_format",

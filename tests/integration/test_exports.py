@@ -423,7 +423,7 @@ def test_parse_items():
     assert parse_items("all") == "all"
     with pytest.raises(InvalidQueryError) as caught:
         parse_items("every")
-    assert caught.value.errors[0]["pointer"] == "#/items"
+    assert caught.value.errors[0]["parameter"] == "items"
 
 
 def test_parse_rows():
@@ -431,7 +431,7 @@ def test_parse_rows():
     assert parse_rows("jobs") == "jobs"
     with pytest.raises(InvalidQueryError) as caught:
         parse_rows("Jobs")
-    assert caught.value.errors[0]["pointer"] == "#/rows"
+    assert caught.value.errors[0]["parameter"] == "rows"
     assert caught.value.status == 400
 
 

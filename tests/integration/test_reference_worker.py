@@ -55,9 +55,11 @@ def corpus_document(name: str) -> dict[str, Any]:
 
 def expected_entity(entity: dict[str, Any]) -> dict[str, Any]:
     """The contract's view of a document entity, as the worker should have sent it."""
-    typed = {k: v for k, v in entity.items() if k not in (*ENTITY_INPUT_FIELDS, "attributes")}
+    typed = {k: v for k, v in entity.items() if k not in (*ENTITY_INPUT_FIELDS, "attributes", "value", "dosage")}
     return {
         **{name: entity[name] for name in ENTITY_INPUT_FIELDS},
+        # The measured value (an observation's value, a medication's dosage) is the Quantity value.
+        "value": entity.get("value", entity.get("dosage")),
         "attributes": {**entity.get("attributes", {}), **typed},
     }
 

@@ -68,8 +68,23 @@ def test_error_items_are_strings_with_the_entity_formatted():
         "not an item",
     ]})
     assert rows == [
-        {"severity": "error", "code": "x", "pointer": "/a", "message": "m", "entity": "Condition #1"},
-        {"severity": "", "code": "7", "pointer": "", "message": "", "entity": ""},
+        {"severity": "error", "code": "x", "pointer": "/a", "message": "m", "entity": "Condition #1",
+         "unmapped_path": "", "whole_document": ""},
+        {"severity": "", "code": "7", "pointer": "", "message": "", "entity": "", "unmapped_path": "",
+         "whole_document": ""},
+    ]
+
+
+def test_an_unmapped_fhirpath_takes_the_place_of_the_empty_pointer():
+    rows = jinja_filters.error_items({"errors": [
+        {"code": "fhir.invalid", "severity": "error", "message": "m", "pointer": "",
+         "ctx": {"expression": "Bundle.entry.where(resource is Condition).resource"}},
+        {"code": "fhir.structure", "severity": "error", "message": "m", "pointer": "", "ctx": {"location": "/f:x"}},
+        {"code": "schema.type", "severity": "error", "message": "m", "pointer": ""},
+        {"code": "schema.type", "severity": "error", "message": "m", "pointer": "/a", "ctx": {"expression": "A.b"}},
+    ]})
+    assert [(row["unmapped_path"], row["whole_document"]) for row in rows] == [
+        ("Bundle.entry.where(resource is Condition).resource", "yes"), ("/f:x", "yes"), ("", "yes"), ("", ""),
     ]
     assert len(jinja_filters.error_items([{"code": "a"}] * 450)) == jinja_filters.ERROR_TABLE_MAX_ROWS
 

@@ -14,7 +14,7 @@ APP = Path(__file__).resolve().parents[2] / "app"
 
 #: Blueprint packages; app.auth.guards is the cross-cutting access layer every
 #: blueprint may use.
-BLUEPRINTS = ("admin", "api", "auth", "dashboard", "exports", "operations")
+BLUEPRINTS = ("admin", "api", "auth", "dashboard", "exports", "operations", "problems")
 SHARED = ("app.auth.guards",)
 WEB = ("flask", "flask_login", "flask_wtf", "werkzeug", "app.web")
 #: Werkzeug's password hashing is a hashing helper that knows no request.

@@ -38,15 +38,16 @@ def test_condition_keeps_its_coding_and_moves_onset_date_under_attributes():
 
 
 @pytest.mark.parametrize(
-    ("entity_type", "fields"),
+    ("entity_type", "fields", "value"),
     [
-        ("MedicationStatement", {"dosage": {"value": 500, "unit": "mg"}}),
-        ("Observation", {"value": {"value": 7.2, "unit": "%"}, "effective_date": "2024-01-05"}),
-        ("AllergyIntolerance", {"criticality": "high"}),
-        ("Procedure", {"performed_date": "2023-11-30"}),
+        ("MedicationStatement", {"dosage": {"value": 500, "unit": "mg"}}, {"value": 500, "unit": "mg"}),
+        ("Observation", {"value": {"value": 7.2, "unit": "%"}, "effective_date": "2024-01-05"},
+         {"value": 7.2, "unit": "%"}),
+        ("AllergyIntolerance", {"criticality": "high"}, None),
+        ("Procedure", {"performed_date": "2023-11-30"}, None),
     ],
 )
-def test_type_specific_fields_go_under_attributes(entity_type, fields):
+def test_the_quantity_goes_to_value_and_other_type_specific_fields_under_attributes(entity_type, fields, value):
     entity = {
         "entity_type": entity_type,
         "text": "words",
@@ -57,8 +58,10 @@ def test_type_specific_fields_go_under_attributes(entity_type, fields):
         **fields,
     }
     mapped = entity_input(entity)
-    assert mapped["attributes"] == fields
-    assert set(mapped) == {"entity_type", "text", "code", "code_system", "confidence", "span", "attributes"}
+    assert mapped["attributes"] == {k: v for k, v in fields.items() if k not in ("value", "dosage")}
+    assert mapped.get("value") == value
+    assert set(mapped) - {"value"} == {"entity_type", "text", "code", "code_system", "confidence", "span",
+                                       "attributes"}
 
 
 def test_no_attributes_gives_an_empty_object():

@@ -1,8 +1,9 @@
 """Errors raised while normalizing ``error_details``.
 
-Both are ``ValueError`` subclasses carrying no HTTP knowledge; the API layer
+All are ``ValueError`` subclasses carrying no HTTP knowledge; the API layer
 maps them to problem+json (a 422 for a malformed payload, a 422 or 400 for an
-unknown format name). Neither message quotes the offending value.
+unknown format name, a 422 asking for the name when the payload fits several
+formats). No message quotes the offending value.
 """
 
 from __future__ import annotations
@@ -38,3 +39,17 @@ class InvalidErrorDetailsError(ValueError):
         super().__init__(f"{pointer or '(root)'}: {reason}")
         self.pointer = pointer
         self.reason = reason
+
+
+class AmbiguousErrorFormatError(ValueError):
+    """No ``error_format`` was given and the details fit more than one format.
+
+    Recognition never guesses: the worker is asked to name the format.
+
+    Attributes:
+        candidates: the formats the details fit, in ``ERROR_FORMATS`` order.
+    """
+
+    def __init__(self, candidates: tuple[str, ...]) -> None:
+        super().__init__("error_details fit several formats: " + ", ".join(candidates))
+        self.candidates = candidates

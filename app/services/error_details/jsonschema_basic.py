@@ -1,4 +1,6 @@
-"""Adapter for JSON Schema "basic" output (the ``jsonschema-basic`` format).
+"""Adapters for JSON Schema output formats: "basic" (the ``jsonschema-basic``
+format), "detailed" and "verbose" (``jsonschema-detailed``,
+``jsonschema-verbose``).
 
 JSON Schema draft 2020-12 core, section 12.4.2 ("Basic"): a flat list of
 output units::
@@ -28,6 +30,16 @@ pointer), ``ctx`` ``{"schema_location": keywordLocation,
 ``error`` is never used -- implementations are free to quote the instance
 there (jschon lists unexpected property names) -- and the message is rebuilt
 from the keyword alone, since the output does not carry the keyword's value.
+
+"Detailed" and "verbose" (sections 12.4.3 and 12.4.4) are trees of the same
+units: the root is a unit itself (``valid``, ``keywordLocation``,
+``instanceLocation``), and a unit's failing children are in ``errors``
+(verbose also lists passing ones, with ``"valid": true``, and puts
+annotations in ``annotations``). :func:`hierarchical_output_items` keeps the
+*leaves* of the failing part of the tree -- failing units none of whose
+children fail -- in document order, and turns each into an item exactly as
+a basic unit. Both formats are read the same way; they differ in what the
+validator includes, not in how to read it.
 """
 
 from __future__ import annotations
@@ -123,3 +135,81 @@ def _item(unit: Mapping[str, Any]) -> dict[str, Any]:
         )
     message = schema_keyword_message(keyword, property_name="propertyNames" in tokens)
     return make_item(f"schema.{keyword}", "error", message, unit["instanceLocation"], rule=keyword, ctx=ctx)
+
+
+def hierarchical_output_items(output: Any) -> list[dict[str, Any]]:
+    """Turn a JSON Schema "detailed" or "verbose" output tree into items.
+
+    Args:
+        output: the root output unit ``{"valid": bool, "keywordLocation",
+            "instanceLocation", "absoluteKeywordLocation"?, "errors"?: [unit,
+            ...], "annotations"?: [...]}``; inner units may leave ``valid``
+            out (jschon's detailed output does): a unit under ``errors`` is
+            failing unless it says ``"valid": true``.
+
+    Returns:
+        Raw items, one per failing leaf (see the module docstring); empty for
+        a valid root.
+
+    Raises:
+        InvalidErrorDetailsError: not an object (``""``); the root's ``valid``
+            not a boolean (``/valid``); a unit without an RFC 6901
+            ``keywordLocation``/``instanceLocation`` (``.../<key>``);
+            ``errors`` not an array of objects; ``valid`` not a boolean.
+    """
+    if not isinstance(output, Mapping):
+        raise InvalidErrorDetailsError("", "must be a JSON Schema output unit (detailed or verbose format)")
+    if not isinstance(output.get("valid"), bool):
+        raise InvalidErrorDetailsError("/valid", "must be a boolean")
+    if output["valid"]:
+        return []
+    leaves: list[Mapping[str, Any]] = []
+    _collect_leaves(output, "", leaves)
+    return [_item(unit) for unit in leaves]
+
+
+def is_hierarchical_output(details: Any) -> bool:
+    """Whether ``details`` looks like a detailed/verbose root unit: an object
+    with a boolean ``valid`` and both ``keywordLocation`` and
+    ``instanceLocation`` (a basic output's root has neither)."""
+    return (
+        isinstance(details, Mapping)
+        and isinstance(details.get("valid"), bool)
+        and "keywordLocation" in details
+        and "instanceLocation" in details
+    )
+
+
+def has_passing_unit(output: Any) -> bool:
+    """Whether a detailed/verbose tree lists a passing unit or annotations:
+    only the verbose format does (detailed keeps failing units only)."""
+    stack = [output]
+    while stack:
+        unit = stack.pop()
+        if not isinstance(unit, Mapping):
+            continue
+        if unit.get("valid") is True or "annotations" in unit:
+            return True
+        children = unit.get("errors")
+        if isinstance(children, (list, tuple)):
+            stack.extend(children)
+    return False
+
+
+def _collect_leaves(unit: Any, pointer: str, leaves: list[Mapping[str, Any]]) -> None:
+    if not isinstance(unit, Mapping):
+        raise InvalidErrorDetailsError(pointer, "must be an output unit object")
+    valid = unit.get("valid", False)
+    if not isinstance(valid, bool):
+        raise InvalidErrorDetailsError(f"{pointer}/valid", "must be a boolean")
+    if valid:
+        return
+    _check_unit(unit, pointer)
+    children = unit.get("errors", [])
+    if not isinstance(children, (list, tuple)):
+        raise InvalidErrorDetailsError(f"{pointer}/errors", "must be an array of output units")
+    found = len(leaves)
+    for index, child in enumerate(children):
+        _collect_leaves(child, f"{pointer}/errors/{index}", leaves)
+    if len(leaves) == found:
+        leaves.append(unit)

@@ -22,6 +22,7 @@ from app.models import JobFailure, JobStatus, ProcessingJob
 from app.models.job_status import can_transition
 from app.models.types import utcnow
 from app.services.error_details import (
+    AmbiguousErrorFormatError,
     DetailsLimits,
     InvalidErrorDetailsError,
     UnknownErrorFormatError,
@@ -189,6 +190,24 @@ class SQLAlchemyFailureRecorder:
             _append_history(job, target, message, details, used_format, now)
         return job
 
+    def payload_errors(self, error_message: Any, error_details: Any, error_format: Any) -> list[FieldError]:
+        """The faults of a failure report, without touching the database:
+        the message's length once trimmed, the details' depth and string
+        lengths, and whether they fit their (declared or recognised) format.
+        The API calls it with the schema check, so that one answer names
+        every fault; :meth:`record_validation_failure` applies the same
+        checks.
+
+        Returns:
+            Field errors with pointers into the report (``/error_message``,
+            ``/error_details/...``, ``/error_format``); empty when it is fine.
+        """
+        try:
+            self._check_payload(error_message, error_details, error_format)
+        except InvalidFailurePayloadError as exc:
+            return list(exc.errors)
+        return []
+
     def _check_payload(
         self, error_message: Any, error_details: Any, error_format: str | None
     ) -> tuple[str, Any, str | None]:
@@ -227,6 +246,14 @@ class SQLAlchemyFailureRecorder:
             )
         except InvalidErrorDetailsError as exc:
             errors.append(field_error("/error_details" + exc.pointer, exc.reason))
+        except AmbiguousErrorFormatError as exc:
+            errors.append(
+                field_error(
+                    "/error_format",
+                    "is required: error_details fit several formats (" + ", ".join(exc.candidates)
+                    + "); name the one they are in",
+                )
+            )
         if errors:
             raise InvalidFailurePayloadError(errors)
         return message, details, used_format

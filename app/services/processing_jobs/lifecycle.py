@@ -141,7 +141,7 @@ def complete_job(job_id: uuid.UUID | str, entities: Sequence[Mapping[str, Any]] 
         entities: the extracted entities in the worker's order, each shaped as
             the contract's ``ExtractedEntityInput`` (``entity_type``, ``text``,
             ``code``, ``code_system``, ``confidence`` 0-1, ``span``
-            ``{page?, start, end}``, ``attributes``), already checked against
+            ``{page?, start, end}``, ``value`` (a FHIR Quantity), ``attributes``), already checked against
             that schema by the caller.
 
     Raises:
@@ -170,16 +170,44 @@ def requeue_job(job_id: uuid.UUID | str) -> ProcessingJob:
 MAX_ATTRIBUTES_DEPTH = 8
 
 
-def _entity_row(index: int, entity: Mapping[str, Any]) -> ExtractedEntity:
-    span = entity["span"]
+def entity_errors(entities: Any) -> list[FieldError]:
+    """The checks of ``completed`` entities that the contract's schema cannot
+    state: a span that ends before it starts, ``attributes`` nested deeper
+    than :data:`MAX_ATTRIBUTES_DEPTH` or holding a string over 2,000
+    characters. Pure (no database), and safe on any JSON value, so the API
+    can report these faults together with the schema's.
+
+    Returns:
+        Field errors with pointers into the request body (``/entities/N/...``).
+    """
+    if not isinstance(entities, list):
+        return []
     errors: list[FieldError] = []
-    if span["end"] < span["start"]:
-        errors.append(field_error(f"/entities/{index}/span/end", "must not be before span.start"))
+    for index, entity in enumerate(entities):
+        if isinstance(entity, Mapping):
+            errors.extend(_entity_errors(index, entity)[0])
+    return errors
+
+
+def _entity_errors(index: int, entity: Mapping[str, Any]) -> tuple[list[FieldError], Any]:
+    errors: list[FieldError] = []
+    span = entity.get("span")
+    if isinstance(span, Mapping):
+        start, end = span.get("start"), span.get("end")
+        # Numbers, not only ints: JSON Schema's "integer" takes 1.0 too.
+        if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (start, end)) and end < start:
+            errors.append(field_error(f"/entities/{index}/span/end", "must not be before span.start"))
     attributes = entity.get("attributes")
     try:
         attributes = clean_json_value(attributes, max_depth=MAX_ATTRIBUTES_DEPTH, max_string_length=2_000)
     except InvalidJSONValueError as exc:
         errors.append(field_error(f"/entities/{index}/attributes{exc.pointer}", exc.reason))
+    return errors, attributes
+
+
+def _entity_row(index: int, entity: Mapping[str, Any]) -> ExtractedEntity:
+    span = entity["span"]
+    errors, attributes = _entity_errors(index, entity)
     if errors:
         raise InvalidEntitiesError(errors)
     code = entity.get("code")
@@ -194,8 +222,17 @@ def _entity_row(index: int, entity: Mapping[str, Any]) -> ExtractedEntity:
         page=span.get("page"),
         span_start=span["start"],
         span_end=span["end"],
+        value=_quantity(entity.get("value")),
         attributes=attributes,
     )
+
+
+def _quantity(value: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    # Checked against the contract's Quantity schema by the caller: a number
+    # and short strings; the strings follow the stored-text rule.
+    if value is None:
+        return None
+    return {key: clean_text(item) if isinstance(item, str) else item for key, item in value.items()}
 
 
 def list_entities(job_id: uuid.UUID | str) -> list[ExtractedEntity]:

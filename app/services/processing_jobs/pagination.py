@@ -17,7 +17,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from app.errors import InvalidQueryError, field_error
+from app.errors import InvalidQueryError, parameter_error
 from app.extensions import db
 from app.models import ProcessingJob
 from app.services.processing_jobs.job_filter import JobFilter, TimeField, id_prefix_range
@@ -62,7 +62,7 @@ class Cursor:
         except (ValueError, OverflowError, binascii.Error, UnicodeDecodeError):
             raise InvalidQueryError(
                 "The cursor is not valid; start again from the first page.",
-                [field_error("/cursor", "is not a cursor returned by this API")],
+                [parameter_error("cursor", "is not a cursor returned by this API")],
             ) from None
 
 
@@ -117,7 +117,7 @@ def list_jobs(job_filter: JobFilter, *, limit: int, cursor: str | None = None) -
         if position.time_field is not job_filter.time_field:
             raise InvalidQueryError(
                 "The cursor belongs to a listing ordered by another time_field; start again from the first page.",
-                [field_error("/cursor", f"was made for time_field={position.time_field.value}")],
+                [parameter_error("cursor", f"was made for time_field={position.time_field.value}")],
             )
         conditions.append(older_than(job_filter, position.at, position.id))
     statement = (

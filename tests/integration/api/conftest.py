@@ -1,8 +1,10 @@
-"""Fixtures of the JSON API tests: a pending job, a failed job, extra apps."""
+"""Fixtures of the JSON API tests: a pending job, a failed job, extra apps,
+the Node example worker installed outside the work tree."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -12,6 +14,14 @@ from flask.testing import FlaskClient
 from app import create_app
 from app.extensions import db
 from tests.integration.api.helpers import FIRST_FAILURE, create_job, job_url, post_ok
+from tests.node_tools import install_node_worker
+
+
+@pytest.fixture(scope="session")
+def node_worker(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """examples/node-worker with its pinned packages, in a temporary folder
+    (``npm ci`` once per session; nothing is written to the work tree)."""
+    return install_node_worker(tmp_path_factory.mktemp("node-worker"))
 
 
 @pytest.fixture

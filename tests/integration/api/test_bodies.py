@@ -144,13 +144,13 @@ INVALID_FIELD_BODIES = [
         ["error_details" + ".0" * 32, "error_message"],
         id="two-bad-fields-in-the-recorder",
     ),
-    # A schema error is answered before the recorder looks at anything: the
-    # over-deep details are not reported alongside it.
+    # A schema error and the recorder's own check come in one answer: the
+    # over-deep details are reported alongside the wrong message type.
     pytest.param(
         b'{"error_message": 42, "error_details": ' + b"[" * 40 + b"]" * 40 + b"}",
         "invalid-fields",
-        ["error_message"],
-        id="schema-error-before-recorder-error",
+        ["error_details" + ".0" * 32, "error_message"],
+        id="schema-error-with-recorder-error",
     ),
 ]
 

@@ -81,10 +81,15 @@ def quiet_jschon() -> Iterator[None]:
 
 
 def jschon_basic_output(document: dict) -> dict:
+    return jschon_output(document, "basic")
+
+
+def jschon_output(document: dict, output_format: str) -> dict:
+    """jschon's output in ``output_format`` ("basic", "detailed", "verbose")."""
     with quiet_jschon():
         create_catalog("2020-12")
         schema = JSONSchema(copy.deepcopy(ENTITY_SCHEMA))
-        return schema.evaluate(JSON(document)).output("basic")
+        return schema.evaluate(JSON(document)).output(output_format)
 
 
 class Span(pydantic.BaseModel):

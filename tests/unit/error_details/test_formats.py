@@ -11,6 +11,8 @@ from jsonschema import Draft202012Validator
 
 from app.services.error_details import (
     ERROR_FORMATS,
+    AmbiguousErrorFormatError,
+    detect_error_formats,
     SCHEMA_ID,
     DetailsLimits,
     UnknownErrorFormatError,
@@ -34,6 +36,11 @@ def test_error_formats_are_the_published_names():
         "pydantic",
         "jsonschema",
         "jsonschema-basic",
+        "jsonschema-detailed",
+        "jsonschema-verbose",
+        "ajv",
+        "zod",
+        "aspnetcore-validation-problem",
         "fhir-operationoutcome",
         "free-form",
     )
@@ -111,13 +118,25 @@ def test_detect_recognises_each_library_output():
         {"valid": False, "errors": [{"instanceLocation": ""}]},
         {"resourceType": "Patient"},
         [{"loc": [], "msg": "m", "type": "t"}, {"validator": "type", "path": [], "schema_path": []}],
-        # Both marker sets on one object: ambiguous.
-        [{"loc": [], "msg": "m", "type": "t", "validator": "type", "path": [], "schema_path": []}],
+        {"issues": []},
+        {"issues": [{"code": "c", "path": [], "message": "m"}], "extra": 1},
     ],
 )
-def test_detect_returns_none_for_free_form_and_ambiguous_details(details):
+def test_detect_returns_none_for_free_form_details(details):
     assert detect_error_format(details) is None
     assert normalize_error_details(details, None) == (details, "free-form")
+
+
+def test_details_that_fit_two_formats_are_refused_until_the_format_is_named():
+    # Both marker sets on one object: pydantic's or jsonschema's?
+    both = [{"loc": [], "msg": "m", "type": "t", "validator": "type", "path": [], "schema_path": []}]
+    assert detect_error_format(both) is None
+    assert detect_error_formats(both) == ("pydantic", "jsonschema")
+    with pytest.raises(AmbiguousErrorFormatError) as caught:
+        normalize_error_details(both, None)
+    assert caught.value.candidates == ("pydantic", "jsonschema")
+    assert isinstance(caught.value, ValueError)
+    assert normalize_error_details(both, "pydantic")[1] == "pydantic"
 
 
 def test_free_form_is_returned_as_is():

@@ -1,0 +1,191 @@
+#!/usr/bin/env node
+// A worker for the Clinical Intelligence worker API, written from the docs
+// alone (README.md, docs/worker-contract.md, docs/error-details.md and the
+// OpenAPI document): Node 18+ built-in fetch, ajv or zod, no framework.
+//
+//   API_URL=http://127.0.0.1:5000 API_TOKEN=cit_... \
+//     node worker.mjs [--validator ajv|zod3|zod4] [--simulate-timeout] document.json...
+//
+// For each entity document: create a job, start it, validate the document,
+// and report the outcome -- the entities when it is valid, else the
+// validator's own errors as they are (error_format "ajv" or "zod": the server
+// normalises them). Every POST carries an Idempotency-Key and is retried with
+// the same key after a network error, a 5xx, or 409 idempotency-key-in-progress
+// (after Retry-After). --simulate-timeout drops the first answer of every
+// POST, as a client timeout would, so the retry gets the stored answer
+// (Idempotent-Replayed: true) and nothing is done twice.
+//
+// Prints one JSON line per step on stdout; problems are printed with the
+// place of each error (pointer, parameter or header).
+
+import { randomUUID } from "node:crypto";
+import { readFileSync } from "node:fs";
+import { basename } from "node:path";
+import { z as z3 } from "zod";
+import { z as z4 } from "zod4";
+import { ajvValidator } from "./lib/ajv-validator.mjs";
+import { entityDocumentSchema } from "./lib/entity-document-zod.mjs";
+
+const API = `${(process.env.API_URL ?? "http://127.0.0.1:5000").replace(/\/$/, "")}/api/v1`;
+const TOKEN = process.env.API_TOKEN;
+const MAX_ATTEMPTS = 5;
+
+class ProblemError extends Error {
+  constructor(status, problem) {
+    super(`${status} ${problem.type ?? ""}: ${problem.detail ?? problem.title ?? ""}`);
+    this.status = status;
+    this.problem = problem;
+  }
+}
+
+function log(event) {
+  process.stdout.write(`${JSON.stringify(event)}\n`);
+}
+
+// Where each error of a problem is: the body (pointer), the query (parameter) or a header.
+function problemPlaces(problem) {
+  return (problem.errors ?? []).map((error) => {
+    if ("pointer" in error) return { pointer: error.pointer, detail: error.detail };
+    if ("parameter" in error) return { parameter: error.parameter, detail: error.detail };
+    return { header: error.header, detail: error.detail };
+  });
+}
+
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+async function call(method, path, body, { simulateTimeout = false } = {}) {
+  const headers = { Authorization: `Bearer ${TOKEN}`, "X-Request-ID": randomUUID() };
+  if (method === "POST") headers["Idempotency-Key"] = randomUUID(); // one key for every attempt
+  if (body !== undefined) headers["Content-Type"] = "application/json";
+  for (let attempt = 1; ; attempt += 1) {
+    let response;
+    try {
+      response = await fetch(`${API}${path}`, {
+        method,
+        headers,
+        body: body === undefined ? undefined : JSON.stringify(body),
+      });
+    } catch (error) {
+      if (attempt >= MAX_ATTEMPTS) throw error;
+      await sleep(200 * attempt);
+      continue;
+    }
+    const text = await response.text();
+    if (simulateTimeout && attempt === 1 && method === "POST") {
+      // The answer is lost, as after a client-side timeout: the server made
+      // the change, and the retry below (same key, same body) must not make it again.
+      log({ event: "simulated-timeout", method, path });
+      continue;
+    }
+    const retryable = response.status >= 500 || response.status === 409;
+    const payload = text ? JSON.parse(text) : null;
+    if (response.status === 409 && !String(payload?.type).endsWith("/idempotency-key-in-progress")) {
+      throw new ProblemError(response.status, payload);
+    }
+    if (retryable && attempt < MAX_ATTEMPTS) {
+      const seconds = Number(response.headers.get("Retry-After") ?? "1");
+      await sleep(Math.min(seconds, 5) * 1000);
+      continue;
+    }
+    if (!response.ok) throw new ProblemError(response.status, payload);
+    return { status: response.status, body: payload, replayed: response.headers.get("Idempotent-Replayed") === "true" };
+  }
+}
+
+const VALIDATORS = {
+  ajv: () => {
+    const validate = ajvValidator({ allErrors: true });
+    return (document) => (validate(document) ? null : { error_format: "ajv", error_details: validate.errors });
+  },
+  zod3: () => {
+    const schema = entityDocumentSchema(z3);
+    return (document) => {
+      const result = schema.safeParse(document);
+      return result.success ? null : { error_format: "zod", error_details: result.error.issues };
+    };
+  },
+  zod4: () => {
+    const schema = entityDocumentSchema(z4);
+    return (document) => {
+      const result = schema.safeParse(document);
+      return result.success ? null : { error_format: "zod", error_details: result.error.issues };
+    };
+  },
+};
+
+const ENTITY_FIELDS = ["entity_type", "text", "code", "code_system", "confidence", "span"];
+
+// An entity of the document as the API's ExtractedEntityInput: the measured
+// value (an observation's value, a medication's dosage) as the FHIR Quantity
+// `value`, the other type-specific fields under attributes.
+function entityInput(entity) {
+  const input = Object.fromEntries(ENTITY_FIELDS.map((name) => [name, entity[name]]));
+  const quantity = entity.value ?? entity.dosage;
+  if (quantity !== undefined) input.value = quantity;
+  const attributes = { ...(entity.attributes ?? {}) };
+  for (const [name, value] of Object.entries(entity)) {
+    if (![...ENTITY_FIELDS, "value", "dosage", "attributes"].includes(name)) attributes[name] = value;
+  }
+  if (Object.keys(attributes).length > 0) input.attributes = attributes;
+  return input;
+}
+
+async function processDocument(path, validate, options) {
+  const document = JSON.parse(readFileSync(path, "utf8"));
+  const name = basename(path);
+  const created = await call("POST", "/processing-jobs", { document_id: document.document_id ?? name }, options);
+  const jobId = created.body.id;
+  log({ event: "created", document: name, job_id: jobId, replayed: created.replayed });
+  const started = await call("POST", `/processing-jobs/${jobId}/start`, undefined, options);
+  log({ event: "started", document: name, job_id: jobId, replayed: started.replayed });
+  const failure = validate(document);
+  const report = failure
+    ? { status: "validation_failed", error_message: "The entity document failed validation.", ...failure }
+    : { status: "completed", entities: document.entities.map(entityInput) };
+  const result = await call("POST", `/processing-jobs/${jobId}/result`, report, options);
+  log({
+    event: "reported",
+    document: name,
+    job_id: jobId,
+    status: result.body.status,
+    error_format: result.body.error_format,
+    error_count: result.body.error_details?.error_count ?? 0,
+    replayed: result.replayed,
+  });
+}
+
+async function main() {
+  const args = process.argv.slice(2);
+  let validator = "ajv";
+  const options = { simulateTimeout: false };
+  const paths = [];
+  for (let i = 0; i < args.length; i += 1) {
+    if (args[i] === "--validator") validator = args[++i];
+    else if (args[i] === "--simulate-timeout") options.simulateTimeout = true;
+    else paths.push(args[i]);
+  }
+  if (!TOKEN) throw new Error("set API_TOKEN to a worker token (flask tokens create --name <host>)");
+  if (!(validator in VALIDATORS)) throw new Error(`--validator must be one of ${Object.keys(VALIDATORS)}`);
+  const validate = VALIDATORS[validator]();
+  let failed = 0;
+  for (const path of paths) {
+    try {
+      await processDocument(path, validate, options);
+    } catch (error) {
+      failed += 1;
+      if (!(error instanceof ProblemError)) throw error;
+      log({ event: "problem", document: basename(path), status: error.status, type: error.problem?.type,
+            places: problemPlaces(error.problem ?? {}) }); // prettier-ignore
+    }
+  }
+  // A problem about a query parameter, to show where its error points.
+  try {
+    await call("GET", "/processing-jobs?limit=0");
+  } catch (error) {
+    if (!(error instanceof ProblemError)) throw error;
+    log({ event: "problem", status: error.status, type: error.problem.type, places: problemPlaces(error.problem) });
+  }
+  process.exitCode = failed ? 1 : 0;
+}
+
+await main();
