@@ -27,6 +27,7 @@ from app.models.access import Permission
 from app.models.types import utcnow
 from app.redirects import safe_redirect_target
 from app.services import dashboard_stats
+from app.services.failure_groups import queries
 from app.services.processing_jobs import lifecycle, pagination
 from app.services.processing_jobs.history import job_history
 from app.services.processing_jobs.job_filter import AcknowledgedFilter, JobFilter, TimeField
@@ -132,6 +133,8 @@ def list_jobs() -> str | Response:
         time_fields=list(TimeField),
         acknowledged_choices=list(AcknowledgedFilter),
         filter_fields=filter_pairs(pairs),
+        # The group named by ?group= (404 when unknown), for its title.
+        group=queries.get_group(job_filter.group_id).group if job_filter.group_id is not None else None,
     )
 
 

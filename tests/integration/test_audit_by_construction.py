@@ -57,7 +57,10 @@ def _every_route(app, job_id: str) -> list[tuple[str, str]]:
     for rule in app.url_map.iter_rules():
         if rule.endpoint == "static":
             continue
-        path = rule.rule.replace("<job_id>", job_id).replace("<path:filename>", "style.css")
+        path = (
+            rule.rule.replace("<job_id>", job_id).replace("<group_id>", "1").replace("<path:filename>", "style.css")
+            .replace("<bulk_id>", "00000000-0000-4000-8000-000000000000")
+        )
         assert "<" not in path, f"add a sample value for {rule.rule}"
         for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
             routes.append((method, path))

@@ -25,7 +25,7 @@ SCHEMA_VERSION = 1
 # the FHIR adapter, it is not an error severity).
 SEVERITIES: tuple[str, ...] = ("fatal", "error", "warning", "information")
 
-ITEM_KEYS = frozenset({"code", "severity", "message", "pointer", "rule", "ctx", "entity"})
+ITEM_KEYS = frozenset({"code", "severity", "message", "pointer", "rule", "ctx", "entity", "fingerprint"})
 REQUIRED_ITEM_KEYS = ("code", "severity", "message", "pointer")
 ENTITY_KEYS = frozenset({"type", "code", "index", "page", "start", "end"})
 
@@ -214,6 +214,8 @@ def _cap_item(item: Mapping[str, Any], limits: DetailsLimits) -> dict[str, Any]:
                 continue
             ctx[key] = cap_text(value, limits.max_ctx_string_length) if isinstance(value, str) else value
         capped["ctx"] = ctx
+    if item.get("fingerprint"):
+        capped["fingerprint"] = cap_text(item["fingerprint"], limits.max_code_length)
     if item.get("entity"):
         entity = dict(item["entity"])
         for key in ("type", "code"):

@@ -104,6 +104,8 @@ def check_item(item: Any, pointer: str) -> dict[str, Any]:
         )
     if "rule" in item:
         copy["rule"] = require_string(item, "rule", pointer)
+    if "fingerprint" in item:
+        copy["fingerprint"] = require_string(item, "fingerprint", pointer)
     if "ctx" in item:
         copy["ctx"] = _check_ctx(item["ctx"], f"{pointer}/ctx")
     if "entity" in item:
