@@ -138,7 +138,10 @@ class FailureOccurrence(db.Model):
     """One recorded failure (``job_failures`` row) hitting one group.
 
     ``item_count`` is how many of the failure's error items fell in the
-    group, ``severity`` the highest of them. ``is_current`` is true while
+    group, ``severity`` the highest of them, ``item_positions`` their
+    0-based indexes in the failure's ``errors`` (a JSON array; ``[]`` when
+    the failure had no items and its message made the group): what tells
+    the per-item export which group each item is in. ``is_current`` is true while
     this failure is its job's current failure: the recorder clears the job's
     current occurrences when a newer failure replaces it, and a requeue or a
     completion clears them too. Job type and worker are copied so counts and
@@ -184,6 +187,7 @@ class FailureOccurrence(db.Model):
     worker_version: Mapped[str | None] = mapped_column(sa.String(WORKER_VERSION_MAX_LENGTH), nullable=True)
     severity: Mapped[str] = mapped_column(sa.String(16), nullable=False)
     item_count: Mapped[int] = mapped_column(sa.Integer, nullable=False, default=1)
+    item_positions: Mapped[Any] = mapped_column(JSONDocument, nullable=False, default=list)
     is_current: Mapped[bool] = mapped_column(sa.Boolean, nullable=False, default=True)
 
     def __repr__(self) -> str:

@@ -110,6 +110,7 @@ def upgrade():
     sa.Column('worker_version', sa.String(length=100), nullable=True),
     sa.Column('severity', sa.String(length=16), nullable=False),
     sa.Column('item_count', sa.Integer(), nullable=False),
+    sa.Column('item_positions', sa.JSON(none_as_null=True).with_variant(postgresql.JSONB(none_as_null=True), 'postgresql'), nullable=False),
     sa.Column('is_current', sa.Boolean(), nullable=False),
     sa.CheckConstraint("severity IN ('information', 'warning', 'error', 'fatal')", name=op.f('ck_failure_occurrences_severity')),
     sa.ForeignKeyConstraint(['failure_id'], ['job_failures.id'], name=op.f('fk_failure_occurrences_failure_id_job_failures'), ondelete='CASCADE'),

@@ -38,8 +38,9 @@ def _load(app, client) -> int:
                SELECT job_id, 'doc-' || n, 'entity_extraction', 'Validation_Failed', 'failed', now(), now(), now() FROM bulk_seed""",
             """INSERT INTO job_failures (id, job_id, status, error_message, recorded_at)
                SELECT failure_id, job_id, 'Validation_Failed', 'failed', now() FROM bulk_seed""",
-            """INSERT INTO failure_occurrences (group_id, failure_id, job_id, occurred_at, job_type, severity, item_count, is_current)
-               SELECT :group_id, failure_id, job_id, now(), 'entity_extraction', 'error', 1, true FROM bulk_seed""",
+            """INSERT INTO failure_occurrences (group_id, failure_id, job_id, occurred_at, job_type, severity, item_count,
+                                                item_positions, is_current)
+               SELECT :group_id, failure_id, job_id, now(), 'entity_extraction', 'error', 1, '[]', true FROM bulk_seed""",
             """INSERT INTO failure_group_counts (group_id, job_type, worker_version, shard, occurrences, jobs, current_jobs)
                VALUES (:group_id, 'entity_extraction', '', 0, :jobs, :jobs, :jobs)
                ON CONFLICT (group_id, job_type, worker_version, shard) DO UPDATE SET

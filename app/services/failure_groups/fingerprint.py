@@ -331,7 +331,24 @@ def failure_keys(
     Raises:
         UnknownGroupingVersionError: ``version`` is not implemented.
     """
+    return [key for _, key in positioned_failure_keys(error_message, error_details, error_format, version=version)]
+
+
+def positioned_failure_keys(
+    error_message: str, error_details: Any, error_format: str | None, *, version: int = GROUPING_VERSION
+) -> list[tuple[int | None, GroupKey]]:
+    """:func:`failure_keys` with each key's item position: its 0-based index
+    in the envelope's ``errors`` (non-object items keep their place), or
+    ``None`` for the one key of a failure without items (its message).
+
+    Raises:
+        UnknownGroupingVersionError: ``version`` is not implemented.
+    """
     items = envelope_errors(error_details, error_format) or []
     fhir = error_format == FHIR_FORMAT
-    keys = [item_key(item, version=version, fhir=fhir) for item in items if isinstance(item, Mapping)]
-    return keys or [message_key(error_message, version=version)]
+    keys: list[tuple[int | None, GroupKey]] = [
+        (position, item_key(item, version=version, fhir=fhir))
+        for position, item in enumerate(items)
+        if isinstance(item, Mapping)
+    ]
+    return keys or [(None, message_key(error_message, version=version))]

@@ -35,7 +35,7 @@ from app.models.failure_group import (
     GroupSubstate,
     IgnoreMode,
 )
-from app.services.failure_groups.fingerprint import GROUPING_VERSION, GroupKey, failure_keys
+from app.services.failure_groups.fingerprint import GROUPING_VERSION, GroupKey, positioned_failure_keys
 from app.services.failure_groups.lifecycle import SYSTEM_ACTOR, change_state, lock_group, total_occurrences
 from app.services.failure_groups.signals import note_metric
 from app.services.failure_groups.states import is_regression
@@ -56,6 +56,8 @@ class _Hit:
     key: GroupKey
     item_count: int
     severity: str
+    #: The items' 0-based indexes in ``errors`` (none: the failure's message).
+    positions: list[int]
 
 
 def _rank(severity: str) -> int:
@@ -121,14 +123,19 @@ def record_failure_occurrences(
         failure.id = uuid.uuid4()
     at = failure.recorded_at
     hits: dict[str, _Hit] = {}
-    for key in failure_keys(failure.error_message, failure.error_details, failure.error_format, version=version):
+    keys = positioned_failure_keys(
+        failure.error_message, failure.error_details, failure.error_format, version=version
+    )
+    for position, key in keys:
         hit = hits.get(key.fingerprint)
         if hit is None:
-            hits[key.fingerprint] = _Hit(key, 1, key.severity)
+            hit = hits[key.fingerprint] = _Hit(key, 1, key.severity, [])
         else:
             hit.item_count += 1
             if _rank(key.severity) > _rank(hit.severity):
                 hit.severity = key.severity
+        if position is not None:
+            hit.positions.append(position)
     db.session.flush()  # the failure row, which occurrences reference
     # A fixed order (by fingerprint, then by group id) for every lock taken
     # below, so two failures hitting the same groups cannot deadlock.
@@ -174,6 +181,7 @@ def _record_in_group(
         "counted_version": failure.worker_version or "",
         "severity": hit.severity,
         "item_count": hit.item_count,
+        "item_positions": hit.positions,
         "is_current": current,
         "current_jobs": int(current),
         "count_shard": _random.randrange(COUNTER_SHARDS),
@@ -201,7 +209,7 @@ def _record_in_group_statement() -> sa.Select[tuple[FailureGroup]]:
 
     new_occurrence = postgresql.insert(occurrences).from_select(
         ["group_id", "failure_id", "job_id", "occurred_at", "job_type", "worker_name", "worker_version",
-         "severity", "item_count", "is_current"],
+         "severity", "item_count", "item_positions", "is_current"],
         sa.select(
             groups.c.id,
             value("failure_id", occurrences.c.failure_id),
@@ -212,6 +220,7 @@ def _record_in_group_statement() -> sa.Select[tuple[FailureGroup]]:
             value("worker_version", occurrences.c.worker_version),
             value("severity", occurrences.c.severity),
             value("item_count", occurrences.c.item_count),
+            value("item_positions", occurrences.c.item_positions),
             value("is_current", occurrences.c.is_current),
         ).where(target),
     ).cte("new_occurrence")
@@ -285,6 +294,7 @@ def _add_occurrence(
         "worker_version": failure.worker_version,
         "severity": hit.severity,
         "item_count": hit.item_count,
+        "item_positions": hit.positions,
         "is_current": current,
     }
     count_key = {
