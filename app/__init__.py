@@ -125,7 +125,9 @@ def register_blueprints(app: Flask) -> None:
     @app.get("/")
     @requires(Permission.VIEW_JOBS)
     def index() -> Response:
-        return redirect(url_for("dashboard.list_jobs"))
+        # Operators land on the failure groups (the distinct problems);
+        # the job list stays at /jobs.
+        return redirect(url_for("dashboard.list_groups"))
 
 
 def register_access_control(app: Flask) -> None:

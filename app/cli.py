@@ -1,4 +1,4 @@
-"""Flask CLI commands: ``flask worker run``."""
+"""Flask CLI commands: ``flask worker run``, ``flask groups backfill|regroup``."""
 
 from __future__ import annotations
 
@@ -102,6 +102,67 @@ def run_worker_command(corpus: Path, api_url: str, token: str, retries: int, bac
     click.echo(f"{len(outcomes)} documents: {len(outcomes) - failed} completed, {failed} failed validation.")
 
 
+groups_cli = AppGroup("groups", help="Maintain failure groups (docs/failure-groups.md).")
+
+
+def _run_backfill(version: int, batch_size: int) -> None:
+    from app.services.failure_groups.backfill import BackfillResult, backfill_groups
+    from app.services.failure_groups.fingerprint import UnknownGroupingVersionError
+
+    def report(result: BackfillResult) -> None:
+        click.echo(
+            f"batch {result.batches}: {result.failures} failures grouped, "
+            f"{result.occurrences} occurrences ({result.seconds:.1f} s)",
+            err=True,
+        )
+
+    try:
+        result = backfill_groups(version, batch_size=batch_size, progress=report)
+    except UnknownGroupingVersionError as exc:
+        raise click.BadParameter(str(exc), param_hint="--version") from None
+    click.echo(
+        f"grouping version {version}: {result.failures} failures grouped into {result.occurrences} occurrences "
+        f"in {result.batches} batches, {result.seconds:.1f} s."
+    )
+
+
+_BATCH_SIZE = click.option(
+    "--batch-size",
+    type=click.IntRange(1, 5_000),
+    default=500,
+    show_default=True,
+    help="Failures per transaction (each batch locks only its jobs' rows).",
+)
+
+
+@groups_cli.command("backfill")
+@_BATCH_SIZE
+def backfill_groups_command(batch_size: int) -> None:
+    """Group every recorded failure not yet in a group (current grouping version).
+
+    Batches of short transactions: safe while workers record failures, and
+    safe to stop and run again (it carries on). Prints a line per batch on
+    standard error and a summary on standard output.
+    """
+    from app.services.failure_groups.fingerprint import GROUPING_VERSION
+
+    _run_backfill(GROUPING_VERSION, batch_size)
+
+
+@groups_cli.command("regroup")
+@click.option("--version", "version", type=int, required=True, help="The grouping version to compute.")
+@_BATCH_SIZE
+def regroup_command(version: int, batch_size: int) -> None:
+    """Group the stored failures under grouping VERSION (as backfill does).
+
+    The groups of other versions stay as they are: a new version never
+    silently reshuffles old groups. Run it after a release raises the
+    grouping version, to bring older failures into the new groups.
+    """
+    _run_backfill(version, batch_size)
+
+
 def register_commands(app: Flask) -> None:
     """Attach the CLI groups to ``app``."""
     app.cli.add_command(worker_cli)
+    app.cli.add_command(groups_cli)

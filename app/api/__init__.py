@@ -4,4 +4,4 @@ from flask import Blueprint
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
-from app.api import views  # noqa: E402,F401  (registers the routes on bp)
+from app.api import failure_groups, views  # noqa: E402,F401  (registers the routes on bp)

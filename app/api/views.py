@@ -196,7 +196,11 @@ def record_validation_failure(job_id: str) -> Response:
     body = _body("ValidationFailureReport", _report_faults)
     return _answer(
         lambda: get_failure_recorder().record_validation_failure(
-            job_id, body["error_message"], body["error_details"], error_format=body.get("error_format")
+            job_id,
+            body["error_message"],
+            body["error_details"],
+            error_format=body.get("error_format"),
+            worker=body.get("worker"),
         ),
         body,
     )
@@ -222,12 +226,14 @@ def record_processing_result(job_id: str) -> Response:
     elif status is JobStatus.VALIDATION_FAILED:
         def operation():  # noqa: E306
             return recorder.record_validation_failure(
-                job_id, body["error_message"], body["error_details"], error_format=body.get("error_format")
+                job_id, body["error_message"], body["error_details"],
+                error_format=body.get("error_format"), worker=body.get("worker"),
             )
     else:
         def operation():  # noqa: E306
             return recorder.record_failure(
-                job_id, body["error_message"], body.get("error_details"), error_format=body.get("error_format")
+                job_id, body["error_message"], body.get("error_details"),
+                error_format=body.get("error_format"), worker=body.get("worker"),
             )
     return _answer(operation, body)
 

@@ -44,7 +44,7 @@ def login() -> str | Response | tuple[str, int]:
     form = LoginForm()
     if form.validate_on_submit():
         # Checked before signing in: an open redirect would help phishing.
-        target = safe_redirect_target(request.args.get("next"), url_for("dashboard.list_jobs"))
+        target = safe_redirect_target(request.args.get("next"), url_for("dashboard.list_groups"))
         user = access.authenticate(form.username.data, form.password.data, address=request.remote_addr)
         if user is not None:
             current_app.session_interface.regenerate(session)

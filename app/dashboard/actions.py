@@ -24,7 +24,7 @@ from app.errors import InvalidQueryError, field_error
 from app.models.job_status import FAILURE_STATUSES
 from app.models.access import Permission
 from app.redirects import safe_redirect_target
-from app.services import dashboard_stats
+from app.services import bulk_actions, dashboard_stats
 from app.services.access import add_audit_event, record_audit_event
 from app.services.processing_jobs import actions, lifecycle
 from app.services.processing_jobs.job_filter import JobFilter
@@ -125,7 +125,7 @@ def _act_on_one(action: str, job_id: str, said: str) -> Response:
         job = outcome.job
         if outcome.changed:
             add_audit_event(actor, f"jobs.{action}", {"scope": "job", "job_ids": [str(job.id)]}, 1)
-    _refresh_summaries()
+    refresh_summaries()
     # [before, worker text, after]: plain values (the server-side session
     # stores no Markup); the page escapes each and puts the middle in <bdi>.
     before, _, after = said.partition("{}")
@@ -133,7 +133,7 @@ def _act_on_one(action: str, job_id: str, said: str) -> Response:
     return redirect(back or url_for("dashboard.show_job", job_id=job.id))
 
 
-def _refresh_summaries() -> None:
+def refresh_summaries() -> None:
     """After an action: forget this process's cached summaries, and have this
     operator's summaries computed afresh for ``DASHBOARD_STATS_TTL`` seconds
     in every process (their session)."""
@@ -161,16 +161,21 @@ def _selected_ids() -> list[str]:
 @requires(Permission.ACT_ON_JOBS)
 def confirm_bulk_action() -> str:
     """Confirmation page for an action on the selected jobs or on every job
-    matching the filter. Changes nothing."""
+    matching the filter (whose selection it freezes, for
+    :func:`app.dashboard.groups_views.run_bulk_action`). Changes no job."""
     _require_csrf()
     action, scope = _operation()
     filter_pairs = _filter_pairs()
-    ids: list[str] = []
+    back = _back(href(url_for("dashboard.list_jobs"), filter_pairs))
     if scope == "filter":
-        count = sum(1 for _ in actions.matching_job_ids(_form_filter()))
-    else:
-        ids = _selected_ids()
-        count = len(ids)
+        # Frozen with one INSERT ... SELECT: the page shows the exact count
+        # the action will work through, in batches (app/services/bulk_actions.py).
+        bulk = bulk_actions.freeze_filter_selection(
+            action, _form_filter(), _pairs_to_dict(filter_pairs), current_actor()
+        )
+        return render_template("groups/bulk_confirm.html", bulk=bulk, group=None, back=back)
+    ids = _selected_ids()
+    count = len(ids)
     return render_template(
         "jobs/bulk_confirm.html",
         action=action,
@@ -178,7 +183,7 @@ def confirm_bulk_action() -> str:
         ids=ids,
         count=count,
         filter_pairs=filter_pairs,
-        back=_back(href(url_for("dashboard.list_jobs"), filter_pairs)),
+        back=back,
     )
 
 
@@ -206,7 +211,7 @@ def apply_bulk_action() -> Response:
         ids = _selected_ids()
         event_id = record_audit_event(actor, f"jobs.{action}", {"scope": "selected", "job_ids": ids}, 0)
         result = actions.apply_to_jobs(action, ids, actor, event_id)
-    _refresh_summaries()
+    refresh_summaries()
     message = f"{_DONE[action].capitalize()} {result.changed} {plural('job', result.changed)}"
     if result.skipped:
         message += f"; skipped {result.skipped} that no longer applied"

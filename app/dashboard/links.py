@@ -196,6 +196,8 @@ def list_heading(
         chips.append(FilterChip("document", job_filter.document_id, without("document_id")))
     if job_filter.job_type is not None:
         chips.append(FilterChip("type", job_filter.job_type, without("job_type")))
+    if job_filter.group_id is not None:
+        chips.append(FilterChip("group", f"#{job_filter.group_id}", without("group")))
     when = "finished" if job_filter.time_field is TimeField.COMPLETED else "created"
     if job_filter.time_field is TimeField.COMPLETED and job_filter.time_from is None and job_filter.time_to is None:
         chips.append(FilterChip("time", "finished jobs, by finish time", without("time_field")))

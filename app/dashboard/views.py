@@ -27,6 +27,8 @@ from app.models.access import Permission
 from app.models.types import utcnow
 from app.redirects import safe_redirect_target
 from app.services import dashboard_stats
+from app.services.failure_groups import queries
+from app.services.failure_groups.search import find_groups_by_title
 from app.services.processing_jobs import lifecycle, pagination
 from app.services.processing_jobs.history import job_history
 from app.services.processing_jobs.job_filter import AcknowledgedFilter, JobFilter, TimeField
@@ -132,6 +134,10 @@ def list_jobs() -> str | Response:
         time_fields=list(TimeField),
         acknowledged_choices=list(AcknowledgedFilter),
         filter_fields=filter_pairs(pairs),
+        # The group named by ?group= (404 when unknown), for its title.
+        group=queries.get_group(job_filter.group_id).group if job_filter.group_id is not None else None,
+        # A search (the header's box) also finds failure groups by title.
+        found_groups=find_groups_by_title(job_filter.text) if job_filter.text is not None else [],
     )
 
 
@@ -150,8 +156,9 @@ def _cleaned(pairs: list[tuple[str, str]]) -> list[tuple[str, str]]:
 @requires(Permission.VIEW_JOBS)
 def search() -> Response:
     """The header's search box: ``q`` is a job id (or a prefix of 8 or more
-    hex digits), part of a document id, or text of a failure (its message,
-    and each error item's message, code, pointer, entity type and code).
+    hex digits), part of a document id, text of a failure (its message,
+    and each error item's message, code, pointer, entity type and code), or
+    part of a failure group's title (listed above the jobs, as "Groups").
 
     Redirects to the job when ``q`` is an id prefix that exactly one job has;
     otherwise to ``/jobs`` filtered by ``q`` over every status, acknowledged

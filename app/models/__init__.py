@@ -1,7 +1,18 @@
 """SQLAlchemy models."""
 
 from app.models.access import AuditEvent, Permission, Role, ServerSession, User, WorkerToken
+from app.models.bulk_action import BulkAction, BulkActionJob, BulkActionState
 from app.models.extracted_entity import EntityType, ExtractedEntity
+from app.models.failure_group import (
+    FailureGroup,
+    FailureGroupCount,
+    FailureGroupEvent,
+    FailureGroupHourly,
+    FailureOccurrence,
+    GroupState,
+    GroupSubstate,
+    IgnoreMode,
+)
 from app.models.idempotency_record import IdempotencyRecord
 from app.models.job_failure import JobFailure
 from app.models.job_status import JobStatus
@@ -14,4 +25,15 @@ __all__ = [
     "ServerSession",
     "User",
     "WorkerToken",
+    "BulkAction",
+    "BulkActionJob",
+    "BulkActionState",
+    "FailureGroup",
+    "FailureGroupCount",
+    "FailureGroupEvent",
+    "FailureGroupHourly",
+    "FailureOccurrence",
+    "GroupState",
+    "GroupSubstate",
+    "IgnoreMode",
     "EntityType", "ExtractedEntity", "IdempotencyRecord", "JobFailure", "JobStatus", "ProcessingJob"]

@@ -12,6 +12,10 @@ from sqlalchemy.orm import Mapped, mapped_column
 from app.extensions import db
 from app.models.types import JSONDocument, UTCDateTime, utcnow
 
+#: Longest worker name / version a report may carry, in characters.
+WORKER_NAME_MAX_LENGTH = 100
+WORKER_VERSION_MAX_LENGTH = 100
+
 
 class JobFailure(db.Model):
     """One recorded failure of a job. Rows are only ever inserted.
@@ -19,7 +23,8 @@ class JobFailure(db.Model):
     The job row holds the latest failure; this table keeps them all, so a
     job that is requeued and fails again shows both. ``error_format`` names
     the format the details arrived in (``normalized``, ``pydantic``, ...,
-    ``free-form``); ``error_details`` is what was stored.
+    ``free-form``); ``error_details`` is what was stored. ``worker_name``
+    and ``worker_version`` are the report's optional ``worker`` object.
     """
 
     __tablename__ = "job_failures"
@@ -34,6 +39,8 @@ class JobFailure(db.Model):
     error_details: Mapped[Any] = mapped_column(JSONDocument, nullable=True)
     error_format: Mapped[str | None] = mapped_column(sa.String(32), nullable=True)
     recorded_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, default=utcnow)
+    worker_name: Mapped[str | None] = mapped_column(sa.String(WORKER_NAME_MAX_LENGTH), nullable=True)
+    worker_version: Mapped[str | None] = mapped_column(sa.String(WORKER_VERSION_MAX_LENGTH), nullable=True)
 
     def __repr__(self) -> str:
         return f"<JobFailure {self.job_id} {self.status} {self.recorded_at}>"

@@ -24,12 +24,15 @@ JOB_TYPE_MAX_LENGTH = 64
 #: trigram index. :func:`is_schema_compared` keeps Alembic's comparison
 #: (``flask db migrate``, tests/integration/test_migrations.py) off them.
 POSTGRESQL_ONLY = {("column", "search_text"), ("index", "ix_processing_jobs_search_text")}
+#: The same for other tables: the trigram index of the failure groups'
+#: titles (migration 0009), which the header search uses.
+POSTGRESQL_ONLY_INDEXES = {("index", "ix_failure_groups_title_trgm")}
 
 
 def is_schema_compared(obj: object, name: str | None, type_: str, reflected: bool, compare_to: object) -> bool:
     """Alembic ``include_object`` hook: ``False`` for :data:`POSTGRESQL_ONLY`
     objects found in the database, ``True`` for everything else."""
-    return not (reflected and (type_, name) in POSTGRESQL_ONLY)
+    return not (reflected and ((type_, name) in POSTGRESQL_ONLY or (type_, name) in POSTGRESQL_ONLY_INDEXES))
 
 
 class ProcessingJob(db.Model):

@@ -13,6 +13,11 @@ Metrics:
   envelope (docs/error-details.md). Counted by a SQLAlchemy session listener
   after the commit, so the recorder needs no change and a rolled-back
   attempt counts nothing.
+* ``failure_groups_created_total``, ``failure_groups_regressed_total``,
+  ``failure_groups_woken_total`` and ``failure_group_occurrences_total{state}``
+  (the group's state after the occurrence): noted by the failure-group
+  services in the session (:mod:`app.services.failure_groups.signals`) and
+  counted here after the commit, like the failures above.
 * ``db_pool_checked_out_connections`` and ``db_pool_size_connections``: the
   connection pool of each process, summed over live processes.
 
@@ -46,6 +51,7 @@ from sqlalchemy.orm import Session
 
 from app.models import JobFailure
 from app.services.error_details import FREE_FORM, listed_errors
+from app.services.failure_groups.signals import PENDING_METRICS_KEY
 
 # The *_created series double the output and no dashboard here uses them.
 disable_created_metrics()
@@ -85,6 +91,29 @@ FAILURE_CODES = Counter(
     ["code"],
     registry=REGISTRY,
 )
+GROUPS_CREATED = Counter(
+    "failure_groups_created_total",
+    "Failure groups created (a fingerprint seen for the first time).",
+    registry=REGISTRY,
+)
+GROUPS_REGRESSED = Counter(
+    "failure_groups_regressed_total",
+    "Resolved failure groups reopened as regressed by a new occurrence.",
+    registry=REGISTRY,
+)
+GROUPS_WOKEN = Counter(
+    "failure_groups_woken_total",
+    "Ignored failure groups woken by a new occurrence (date passed or N more occurrences).",
+    registry=REGISTRY,
+)
+GROUP_OCCURRENCES = Counter(
+    "failure_group_occurrences_total",
+    "Occurrences recorded on failure groups, by the group's state after the occurrence.",
+    ["state"],
+    registry=REGISTRY,
+)
+_GROUP_COUNTERS = {"created": GROUPS_CREATED, "regressed": GROUPS_REGRESSED, "woken": GROUPS_WOKEN}
+_GROUP_STATES = frozenset({"unresolved", "resolved", "ignored"})
 POOL_CHECKED_OUT = Gauge(
     "db_pool_checked_out_connections",
     "Database connections in use (checked out of the pool), summed over live processes.",
@@ -158,8 +187,17 @@ def _count_committed_failures(session: Session) -> None:
             FAILURE_CODES.labels(code=code).inc()
 
 
+def _count_committed_group_events(session: Session) -> None:
+    for event_name, state in session.info.pop(PENDING_METRICS_KEY, ()):
+        if event_name == "occurrence":
+            GROUP_OCCURRENCES.labels(state=state if state in _GROUP_STATES else "unresolved").inc()
+        elif event_name in _GROUP_COUNTERS:
+            _GROUP_COUNTERS[event_name].inc()
+
+
 def _forget_failures(session: Session, *args: Any) -> None:
     session.info.pop(_PENDING_KEY, None)
+    session.info.pop(PENDING_METRICS_KEY, None)
 
 
 def _listen_once(target: Any, name: str, fn: Any) -> None:
@@ -172,6 +210,7 @@ def _watch_sessions() -> None:
     # scoped_session made it.
     _listen_once(Session, "after_flush", _collect_new_failures)
     _listen_once(Session, "after_commit", _count_committed_failures)
+    _listen_once(Session, "after_commit", _count_committed_group_events)
     _listen_once(Session, "after_rollback", _forget_failures)
 
 

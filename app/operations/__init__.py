@@ -13,6 +13,7 @@ from __future__ import annotations
 from flask import Blueprint, Response, current_app, jsonify
 
 from app.extensions import db
+from app.observability.group_metrics import render_hot_groups
 from app.observability.metrics import render_metrics
 from app.operations.readiness import check_readiness
 
@@ -54,4 +55,5 @@ def metrics() -> Response:
     """Prometheus scrape endpoint (text exposition format 0.0.4); see
     :mod:`app.observability.metrics` for what it holds."""
     body, content_type = render_metrics()
+    body += render_hot_groups()  # read from the database, the same in every process
     return _no_store(Response(body, content_type=content_type))

@@ -27,6 +27,7 @@ import sqlalchemy as sa
 from app.extensions import db
 from app.models import ExtractedEntity, IdempotencyRecord, JobFailure, ProcessingJob
 from app.models.job_status import TERMINAL_STATUSES
+from app.services.failure_groups.recording import end_current_occurrences
 from app.unit_of_work import write_transaction
 
 #: Statuses of jobs the purge deletes.
@@ -162,7 +163,9 @@ def _purge_job_batch(cutoff: datetime, batch_size: int, counts: PurgeCounts) -> 
             transaction.rollback()
             return 0
         # Children first, counted exactly; ON DELETE CASCADE would remove
-        # them too but would not say how many.
+        # them too but would not say how many. The jobs' group occurrences go
+        # with their failures; their "currently failing" counts end first.
+        end_current_occurrences(ids)
         failures = _delete(JobFailure.__table__, JobFailure.__table__.c.job_id.in_(ids))
         entities = _delete(ExtractedEntity.__table__, ExtractedEntity.__table__.c.job_id.in_(ids))
         jobs = _delete(ProcessingJob.__table__, ProcessingJob.__table__.c.id.in_(ids))

@@ -44,6 +44,9 @@ MAX_SEARCH_LENGTH = 200
 #: Read off :class:`JobFilter`'s fields: a filter added there reaches every reader.
 FILTER_PARAMETERS = tuple(spec.parameter for _name, spec, _default in FILTERS)
 
+#: Largest failure-group id accepted in ``group`` (the column is a 32-bit integer).
+MAX_GROUP_ID = 2**31 - 1
+
 
 class QueryArgs(Protocol):
     """The read side of a multi-valued query string (Werkzeug's ``MultiDict``)."""
@@ -106,6 +109,21 @@ assert set(DEFAULT_DASHBOARD_STATUSES) == FAILURE_STATUSES
 DEFAULT_DASHBOARD_ACKNOWLEDGED = AcknowledgedFilter.EXCLUDE
 
 
+def parse_group_id(raw: str, parameter: str = "group") -> int:
+    """A failure-group id from a query parameter or a path: ASCII digits, 1 to :data:`MAX_GROUP_ID`.
+
+    Raises:
+        InvalidQueryError: anything else; names ``parameter``.
+    """
+    value = raw.strip()
+    if value.isascii() and value.isdigit() and 1 <= int(value) <= MAX_GROUP_ID:
+        return int(value)
+    raise InvalidQueryError(
+        f"{parameter} must be a failure-group id (a whole number from 1 to {MAX_GROUP_ID}).",
+        [field_error(f"/{parameter}", f"must be a whole number from 1 to {MAX_GROUP_ID}")],
+    )
+
+
 def job_filter_from_args(
     args: QueryArgs,
     *,
@@ -131,14 +149,16 @@ def job_filter_from_args(
     ``from``/``to`` RFC 3339 date-times with an offset, the range half-open
     (``from <= time < to``); ``error_code`` and ``q`` at most
     :data:`MAX_SEARCH_LENGTH` characters; ``acknowledged`` ``exclude``,
-    ``include`` or ``only``; exact text for ``document_id`` and ``job_type``.
+    ``include`` or ``only``; exact text for ``document_id`` and ``job_type``;
+    ``group`` a failure-group id (1 to :data:`MAX_GROUP_ID`): the jobs
+    currently failing on that group.
 
     Raises:
         InvalidQueryError: an unknown status, time field or acknowledged
             value; a time that is not RFC 3339; ``from`` after ``to``; an
-            over-long ``q`` or ``error_code``. ``errors`` names every bad
-            parameter (``status``, ``from``, ...); ``detail`` describes
-            the first.
+            over-long ``q`` or ``error_code``; a ``group`` that is not a
+            group id. ``errors`` names every bad parameter (``status``,
+            ``from``, ...); ``detail`` describes the first.
     """
     defaults: dict[str, Any] = {"statuses": tuple(default_statuses), "acknowledged": default_acknowledged}
     values: dict[str, Any] = {}
@@ -306,6 +326,11 @@ def _read_search(values: list[str], parameter: str, default: str | None) -> str 
     return found if found is not None else default
 
 
+def _read_group_id(values: list[str], parameter: str, default: int | None) -> int | None:
+    raw = _first(values)
+    return parse_group_id(raw, parameter) if raw else default
+
+
 #: One reader per :class:`ValueKind`: ``(values, parameter, default) -> value``,
 #: raising :class:`InvalidQueryError` that names the parameter.
 _READERS: dict[ValueKind, Callable[[list[str], str, Any], Any]] = {
@@ -314,6 +339,7 @@ _READERS: dict[ValueKind, Callable[[list[str], str, Any], Any]] = {
     ValueKind.TIME: _read_time,
     ValueKind.EXACT: _read_exact,
     ValueKind.SEARCH: _read_search,
+    ValueKind.GROUP_ID: _read_group_id,
 }
 
 

@@ -58,4 +58,9 @@ def failure_to_json(failure: JobFailure) -> dict[str, Any]:
         "error_details": failure.error_details,
         "error_format": failure.error_format,
         "recorded_at": rfc3339(failure.recorded_at),
+        "worker": (
+            {"name": failure.worker_name, "version": failure.worker_version}
+            if failure.worker_name is not None or failure.worker_version is not None
+            else None
+        ),
     }

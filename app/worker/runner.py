@@ -28,6 +28,12 @@ QUANTITY_FIELDS = ("value", "dosage")
 #: The answer key that sits next to the documents of the demo corpus.
 ANSWER_KEY_NAME = "expected.json"
 
+#: Who the reference worker says it is in each report (``"worker"``: the
+#: failure groups show it, and "resolved in version X" compares it).
+WORKER_NAME = "reference-worker"
+WORKER_VERSION = "1.0.0"
+DEFAULT_WORKER = {"name": WORKER_NAME, "version": WORKER_VERSION}
+
 
 @dataclass
 class DocumentOutcome:
@@ -145,7 +151,9 @@ def entity_input(entity: dict[str, Any]) -> dict[str, Any]:
     return mapped
 
 
-def process_document(client: WorkerApiClient, path: Path) -> DocumentOutcome:
+def process_document(
+    client: WorkerApiClient, path: Path, worker: dict[str, str] | None = None
+) -> DocumentOutcome:
     """Create a job for ``path``, start it, validate the document and post the result.
 
     A valid document is posted ``completed`` with its entities (see
@@ -153,8 +161,10 @@ def process_document(client: WorkerApiClient, path: Path) -> DocumentOutcome:
     not JSON (a single fatal ``schema.type`` item), is posted
     ``validation_failed`` with ``error_format: "normalized"``, every item the
     validator gave (warnings included), each with the type and code of the
-    entity it is about (:func:`with_entities`), and the short
-    :func:`summarise` message, which quotes no patient text.
+    entity it is about (:func:`with_entities`), the short :func:`summarise`
+    message, which quotes no patient text, and ``"worker": {"name",
+    "version"}`` (``worker``, default :data:`DEFAULT_WORKER`; the contract
+    takes it on failures only).
 
     Raises:
         ApiError: the API refused a step (e.g. 409 on a finished job, 422 on
@@ -163,6 +173,7 @@ def process_document(client: WorkerApiClient, path: Path) -> DocumentOutcome:
             unreachable after the client's retries.
     """
     document, document_id = load_document(path)
+    who = {"worker": dict(worker or DEFAULT_WORKER)}
     job = client.create_job(document_id)
     client.start_job(job["id"])
     errors = validate_entity_document(document)
@@ -177,6 +188,7 @@ def process_document(client: WorkerApiClient, path: Path) -> DocumentOutcome:
             "error_message": summarise(errors),
             "error_details": {"errors": with_entities(errors, document)},
             "error_format": "normalized",
+            **who,
         },
     )
     codes = sorted({e["code"] for e in errors if e["severity"] in BLOCKING_SEVERITIES})
@@ -193,6 +205,7 @@ def run_worker(
     client: WorkerApiClient,
     corpus: Path,
     on_outcome: Callable[[DocumentOutcome], None] | None = None,
+    worker: dict[str, str] | None = None,
 ) -> list[DocumentOutcome]:
     """Process every document of ``corpus`` (see :func:`corpus_documents`), in order.
 
@@ -202,7 +215,7 @@ def run_worker(
     """
     outcomes = []
     for path in corpus_documents(corpus):
-        outcome = process_document(client, path)
+        outcome = process_document(client, path, worker)
         outcomes.append(outcome)
         if on_outcome:
             on_outcome(outcome)

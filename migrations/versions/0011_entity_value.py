@@ -1,7 +1,7 @@
 """entity value: an extracted entity's measured value as a FHIR Quantity
 
 Revision ID: 0011_entity_value
-Revises: 0008_job_search
+Revises: 0010_bulk_actions
 Create Date: 2026-12-03
 
 extracted_entities.value holds {"value", "unit", "system"?, "code"?} (FHIR
@@ -14,7 +14,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision = "0011_entity_value"
-down_revision = "0008_job_search"
+down_revision = "0010_bulk_actions"
 branch_labels = None
 depends_on = None
 

@@ -147,7 +147,7 @@ def test_sign_in_refuses_open_redirects(app, anonymous_client):
         "/login?next=//evil.example/x",
         data={"username": "redirect-user", "password": "a long enough password", "csrf_token": _login_token(anonymous_client)},
     )
-    assert response.headers["Location"] == "/jobs"
+    assert response.headers["Location"] == "/groups"
 
 
 @pytest.mark.parametrize(
@@ -159,7 +159,7 @@ def test_sign_in_refuses_open_redirects(app, anonymous_client):
         pytest.param("/jobs\u202e", id="bidi-override"),
     ],
 )
-def test_sign_in_with_an_unsafe_next_goes_to_the_list(app, anonymous_client, target):
+def test_sign_in_with_an_unsafe_next_goes_to_the_landing_page(app, anonymous_client, target):
     # A control character in Location used to raise after login_user: a 500
     # for a sign-in that had happened.
     make_user(app, "redirect-user", "viewer", password="a long enough password")
@@ -168,7 +168,7 @@ def test_sign_in_with_an_unsafe_next_goes_to_the_list(app, anonymous_client, tar
         data={"username": "redirect-user", "password": "a long enough password", "csrf_token": _login_token(anonymous_client)},
     )
     assert response.status_code == 302
-    assert response.headers["Location"] == "/jobs"
+    assert response.headers["Location"] == "/groups"
     assert anonymous_client.get("/jobs").status_code == 200
 
 
@@ -237,6 +237,7 @@ def test_sign_in_fails_closed_with_a_503_when_the_limit_store_is_unreachable(dat
 ROLE_CASES = [
     ("GET", "/jobs", Permission.VIEW_JOBS),
     ("GET", "/jobs/{job_id}", Permission.VIEW_JOBS),
+    ("GET", "/groups", Permission.VIEW_JOBS),
     ("GET", "/exports/job-errors.csv", Permission.EXPORT),
     ("GET", "/exports/job-errors.ndjson", Permission.EXPORT),
     ("GET", "/exports/entities.csv", Permission.EXPORT),

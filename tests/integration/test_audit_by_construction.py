@@ -59,9 +59,11 @@ def _every_route(app, job_id: str) -> list[tuple[str, str]]:
             continue
         path = (
             rule.rule.replace("<job_id>", job_id)
+            .replace("<group_id>", "1")
             .replace("<path:filename>", "style.css")
             .replace("<name>", "entity-document.v1.schema.json")
             .replace("<slug>", "invalid-fields")
+            .replace("<bulk_id>", "00000000-0000-4000-8000-000000000000")
         )
         assert "<" not in path, f"add a sample value for {rule.rule}"
         for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):

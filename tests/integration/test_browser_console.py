@@ -55,7 +55,14 @@ def _pages(page, base_url: str) -> dict[str, str]:
     page.goto(f"{base_url}/jobs?status=all&acknowledged=include")
     failed = page.locator("tr.job.status-validation_failed td.document a").first.get_attribute("href")
     completed = page.locator("tr.job.status-completed td.document a").first.get_attribute("href")
+    page.goto(f"{base_url}/groups")
+    group = page.locator("table.groups td.title a").first.get_attribute("href")
+    group_jobs = page.locator("table.groups td.current a").first.get_attribute("href")
     return {
+        "failure groups": "/groups",
+        "failure group": group,
+        "jobs of a group": group_jobs,
+        "groups and jobs found": "/jobs?q=unit&status=all&acknowledged=include",
         "failed jobs": "/jobs",
         "all jobs": "/jobs?status=all&acknowledged=include",
         "filtered, with chips": "/jobs?error_code=code.unknown_icd10cm&document_id=doc-0006&status=Validation_Failed",

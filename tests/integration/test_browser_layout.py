@@ -49,7 +49,7 @@ def test_a_200_character_document_id_does_not_widen_the_pages(app, long_job, wid
             page.fill("#username", "browser-admin")
             page.fill("#password", PASSWORD)
             page.click("button[type=submit]")
-            expect(page).to_have_url(f"{base_url}/jobs")
+            expect(page).to_have_url(f"{base_url}/groups")  # the landing page
             for path in ("/jobs", f"/jobs/{long_job}"):
                 page.goto(base_url + path)
                 expect(page.locator("main")).to_contain_text(LONG_ID)

@@ -110,7 +110,7 @@ def test_pages_need_no_javascript_and_no_cdn(client, failed_job_id):
         assert b".error-details" in css.get_data()
 
 
-def test_root_redirects_to_the_dashboard(client):
+def test_root_redirects_to_the_failure_groups(client):
     response = client.get("/")
     assert response.status_code == 302
-    assert response.headers["Location"] == "/jobs"
+    assert response.headers["Location"] == "/groups"

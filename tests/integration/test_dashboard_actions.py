@@ -109,13 +109,18 @@ def test_bulk_acknowledge_of_everything_matching_the_filter(app, client):
     form = {"csrf_token": token, "op": "acknowledge:filter", "q": "timeout"}
     html = client.post("/jobs/bulk", data=form).get_data(as_text=True)
     assert "Acknowledge 4 jobs?" in html
-    form["csrf_token"] = re.search(r'name="csrf_token" value="([^"]+)"', html).group(1)
-    client.post("/jobs/bulk/confirm", data=form)
+    # The confirmation froze the selection: it runs in batches, once.
+    run_path = re.search(r'action="(/bulk-actions/[^"]+/run)"', html).group(1)
+    token = re.search(r'name="csrf_token" value="([^"]+)"', html).group(1)
+    page = client.get(client.post(run_path, data={"csrf_token": token}).headers["Location"]).get_data(as_text=True)
+    assert "Acknowledged 4 jobs." in page
+    client.post(run_path, data={"csrf_token": token})
     assert all(_row(app, i)["acknowledged_at"] is not None for i in ids)
     assert _row(app, other)["acknowledged_at"] is None
     with app.app_context():
         event = db.session.scalars(sa.select(AuditEvent)).one()
-    assert event.filter == {"scope": "filter", "query": {"q": ["timeout"]}} and event.row_count == 4
+    assert event.filter["scope"] == "filter" and event.filter["query"] == {"q": ["timeout"]}
+    assert event.filter["selected"] == 4 and event.row_count == 4
 
 
 def test_bulk_skips_jobs_that_no_longer_apply(app, client):

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
@@ -14,6 +17,7 @@ from app import create_app
 from app.config import ROOT
 from app.extensions import db
 from app.models.processing_job import POSTGRESQL_ONLY, is_schema_compared
+from tests.conftest import BACKENDS
 
 
 def test_history_has_a_single_head():
@@ -58,3 +62,56 @@ def test_the_search_column_and_index_exist_on_postgresql_only(app_ctx, backend):
     found = {("column", name) for name in columns} | {("index", name) for name in indexes}
     assert (POSTGRESQL_ONLY <= found) is (backend == "postgresql")
     assert not POSTGRESQL_ONLY & found or backend == "postgresql"
+
+
+#: Tables of the failure groups (0009) and the bulk actions (0010).
+GROUP_TABLES = {"failure_groups", "failure_group_counts", "failure_group_events", "failure_group_hourly",
+                "failure_occurrences"}
+BULK_TABLES = {"bulk_actions", "bulk_action_jobs"}
+
+
+@pytest.fixture(params=BACKENDS)
+def empty_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """An empty database, not migrated: a new SQLite file, or a new database
+    on the test PostgreSQL server (dropped afterwards)."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'fresh.sqlite3'}"
+        return
+    url = sa.make_url(request.getfixturevalue("postgresql_url"))
+    name = f"clinical_fresh_{uuid.uuid4().hex[:12]}"
+    admin = sa.create_engine(url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield url.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as connection:
+            connection.execute(sa.text(f'DROP DATABASE "{name}"'))
+        admin.dispose()
+
+
+def test_the_group_migrations_follow_the_search_one_and_go_down_cleanly(empty_database_url):
+    script = ScriptDirectory(str(ROOT / "migrations"))
+    assert script.get_revision("0009_failure_groups").down_revision == "0008_job_search"
+    assert script.get_revision("0010_bulk_actions").down_revision == "0009_failure_groups"
+    assert script.get_revision("0011_entity_value").down_revision == "0010_bulk_actions"
+    assert script.get_heads() == ["0011_entity_value"]
+    app = create_app({"SQLALCHEMY_DATABASE_URI": empty_database_url, "TESTING": True})
+    with app.app_context():
+        def tables() -> set[str]:
+            return set(sa.inspect(db.engine).get_table_names())
+
+        upgrade()
+        assert GROUP_TABLES | BULK_TABLES <= tables()
+        assert {"worker_name", "worker_version"} <= {
+            c["name"] for c in sa.inspect(db.engine).get_columns("job_failures")}
+        downgrade(revision="0009_failure_groups")
+        assert GROUP_TABLES <= tables() and not BULK_TABLES & tables()
+        downgrade(revision="0008_job_search")
+        assert not (GROUP_TABLES | BULK_TABLES) & tables() and "processing_jobs" in tables()
+        assert "worker_name" not in {c["name"] for c in sa.inspect(db.engine).get_columns("job_failures")}
+        downgrade(revision="base")
+        assert tables() <= {"alembic_version"}
+        upgrade()
+        assert GROUP_TABLES | BULK_TABLES <= tables()
+        db.engine.dispose()

@@ -12,16 +12,27 @@ read is a transaction of its own.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import timedelta
 
 import pytest
 import sqlalchemy as sa
 
 from app.extensions import db
+from app.models import FailureGroup
+from app.models.types import utcnow
+from app.registry import get_failure_recorder
 from app.services.processing_jobs.lifecycle import create_job
 
 REPORT = {
     "error_message": "2 entities failed validation",
     "error_details": {"errors": [{"code": "schema.required", "severity": "error", "message": "m", "pointer": "/a"}]},
+}
+
+
+TABLES = {
+    "worker_tokens", "processing_jobs", "job_failures", "idempotency_records",
+    "failure_groups", "failure_occurrences", "failure_group_counts", "failure_group_hourly",
+    "failure_group_events",
 }
 
 
@@ -36,8 +47,7 @@ def database_events(app) -> Iterator[list[str]]:
         words = text.split()
         if words[0].upper() == "BEGIN":
             return  # SQLite's own BEGIN [IMMEDIATE] (app.extensions): the "begin" event records it
-        table = next((w for w in words if w in {"worker_tokens", "processing_jobs", "job_failures",
-                                                  "idempotency_records"}), "")
+        table = next((w for w in words if w in TABLES), "")
         seen.append(f"{words[0].upper()} {table}".strip())
 
     listeners = [
@@ -56,11 +66,33 @@ def database_events(app) -> Iterator[list[str]]:
 
 def _warm(app, client, auth_headers) -> str:  # noqa: ANN001
     """A new job, after one request has noted the token's use (written at
-    most once a minute, in a transaction of its own)."""
+    most once a minute, in a transaction of its own), and with the report's
+    failure group already made by another job and seen within the last
+    second (``last_seen`` ahead), as on a busy system: the hot path."""
     with app.app_context():
+        other = create_job("doc-0").id
+        get_failure_recorder().record_validation_failure(other, REPORT["error_message"], REPORT["error_details"])
+        db.session.execute(sa.update(FailureGroup).values(last_seen=utcnow() + timedelta(hours=1)))
+        db.session.commit()
         job_id = str(create_job("doc-1").id)
     assert client.get(f"/api/v1/processing-jobs/{job_id}", headers=auth_headers).status_code == 200
     return job_id
+
+
+#: What grouping the failure adds, in the recorder's transaction, for a job
+#: that was not failed before (so it has no current occurrence to end): on
+#: PostgreSQL one statement that reads the group and writes the occurrence,
+#: the sharded counter and the hourly rollup (CTEs); on SQLite (in-process,
+#: no round trip) a SELECT of the group, a check for an earlier occurrence
+#: of the job and three writes. The group row itself is not written: it was
+#: seen less than a second ago.
+GROUPING = {
+    "postgresql": ["WITH failure_occurrences"],  # WITH ... INSERT ... SELECT failure_groups
+    "sqlite": [
+        "SELECT failure_groups", "SELECT failure_occurrences", "INSERT failure_occurrences",
+        "INSERT failure_group_counts", "INSERT failure_group_hourly",
+    ],
+}
 
 
 def test_a_report_is_one_transaction_on_one_connection(app, backend, client, auth_headers, database_events):
@@ -73,14 +105,14 @@ def test_a_report_is_one_transaction_on_one_connection(app, backend, client, aut
         assert database_events == [
             "CHECKOUT", "BEGIN", "SELECT worker_tokens",
             "SELECT processing_jobs",  # ... FOR UPDATE, in the same transaction
-            "INSERT job_failures", "UPDATE processing_jobs",
+            "INSERT job_failures", "UPDATE processing_jobs", *GROUPING[backend],
             "COMMIT",
         ]
     else:
         assert database_events == [
             "CHECKOUT", "BEGIN", "SELECT worker_tokens", "ROLLBACK",
             "CHECKOUT", "BEGIN", "SELECT processing_jobs",
-            "INSERT job_failures", "UPDATE processing_jobs",
+            "INSERT job_failures", "UPDATE processing_jobs", *GROUPING[backend],
             "COMMIT",
         ]
     # Rendered before the commit, from the flushed values: what a later read returns.
@@ -100,7 +132,7 @@ def test_a_keyed_report_stores_its_answer_in_the_same_transaction(app, backend, 
     # the answer fills the claimed row before the commit. As many statements
     # as a lookup then an INSERT of the answer, which raced.
     write = ["INSERT idempotency_records", "SELECT processing_jobs", "INSERT job_failures",
-             "UPDATE processing_jobs", "UPDATE idempotency_records", "COMMIT"]
+             "UPDATE processing_jobs", *GROUPING[backend], "UPDATE idempotency_records", "COMMIT"]
     if backend == "postgresql":  # the token lookup, then the claim and the write, in one transaction
         assert database_events == ["CHECKOUT", "BEGIN", "SELECT worker_tokens", *write]
     else:  # the claim is part of the BEGIN IMMEDIATE transaction

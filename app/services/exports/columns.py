@@ -15,10 +15,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import JSONB
 
-from app.models import ExtractedEntity, ProcessingJob
+from app.models import ExtractedEntity, FailureGroup, FailureOccurrence, ProcessingJob
 from app.models.types import JSONDocument
 from app.services.error_details import is_envelope_sql
+from app.services.failure_groups.fingerprint import GROUPING_VERSION
 from app.services.exports.cells import (
     canonical_job_url,
     canonical_uuid,
@@ -46,14 +48,18 @@ class Sources:
     """What a column's SQL may read: the ``processing_jobs`` and
     ``extracted_entities`` tables, the fields of the error item (items
     export only: ``code``, ``severity``, ``pointer``, ``message``,
-    ``entity_type``, ``entity_code``), the dialect name (``"postgresql"``
-    or ``"sqlite"``) and the prefix of ``job_url`` (items export only)."""
+    ``entity_type``, ``entity_code``), its 0-based position in ``errors``
+    (NULL on the one row of a job without items) and its failure group
+    (:func:`item_group_sql`), the dialect name (``"postgresql"`` or
+    ``"sqlite"``) and the prefix of ``job_url`` (items export only)."""
 
     dialect: str
     item: Mapping[str, sa.ColumnElement[Any]]
     jobs: sa.Table = JOBS
     entities: sa.Table = ENTITIES
     job_url_prefix: str = DEFAULT_JOB_URL_PREFIX
+    item_position: sa.ColumnElement[Any] | None = None
+    item_group: sa.ColumnElement[Any] | None = None
 
 
 SQL = Callable[[Sources], sa.ColumnElement[Any]]
@@ -109,6 +115,84 @@ def _item_text(name: str) -> Column:
     return Column(name, _item(name), csv_cell=text_cell, copy_sql=lambda s: sql_text_cell(s.item[name]))
 
 
+def _item_occurrences(s: Sources) -> sa.Select[Any]:
+    """The current occurrences of the row's job whose ``item_positions`` hold
+    the row's item (for the row of a job without items: the occurrence made
+    from its message, ``[]``), selecting their ``group_id``."""
+    occurrences = FailureOccurrence.__table__
+    assert s.item_position is not None
+    position = s.item_position
+    if s.dialect == "postgresql":
+        positions = sa.type_coerce(occurrences.c.item_positions, JSONB)
+        holds = positions.op("@>")(sa.func.jsonb_build_array(position))
+        empty = sa.func.jsonb_array_length(positions) == 0
+    else:
+        listed = sa.func.json_each(occurrences.c.item_positions).table_valued("value").alias("listed")
+        # correlate_except: the row's item (a json_each of the outer query)
+        # is the outer one, not a second json_each in here.
+        holds = (
+            sa.select(listed.c.value).select_from(listed).where(listed.c.value == position)
+            .correlate_except(listed).exists()
+        )
+        empty = sa.func.json_array_length(occurrences.c.item_positions) == 0
+    return sa.select(occurrences.c.group_id).where(
+        occurrences.c.job_id == s.jobs.c.id,
+        # Plain "is_current" (not IS TRUE): the predicate of the partial
+        # index ix_failure_occurrences_current_job_id, so PostgreSQL uses it.
+        occurrences.c.is_current,
+        sa.or_(holds, sa.and_(position.is_(None), empty)),
+    )
+
+
+def item_group_sql(s: Sources) -> sa.ColumnElement[Any]:
+    """The failure group of the export row's item under the current grouping
+    version (:func:`_item_occurrences`), one lookup per item row; NULL when
+    its failure was not grouped (stored before the groups and not
+    backfilled) or the item is not an object. Served by the partial index of
+    current occurrences by job. SQLite's; PostgreSQL reads the same from
+    one lookup per job (:func:`job_groups_lateral`)."""
+    occurrences = FailureOccurrence.__table__
+    groups = FailureGroup.__table__
+    return (
+        _item_occurrences(s)
+        .with_only_columns(sa.func.min(occurrences.c.group_id))
+        .join(groups, groups.c.id == occurrences.c.group_id)
+        .where(groups.c.grouping_version == GROUPING_VERSION)
+        .scalar_subquery()
+    )
+
+
+def job_groups_lateral(jobs: sa.Table) -> sa.Lateral:
+    """PostgreSQL: per job, ``groups``: a JSON object from each item position
+    (as text; ``"-1"`` for the failure's message when it had no items) to
+    its failure group under the current grouping version, from the job's
+    current occurrences -- the twin of :func:`item_group_sql`, made once per
+    job rather than once per item row (an export has several items per job)."""
+    occurrences = FailureOccurrence.__table__
+    groups = FailureGroup.__table__
+    positions = sa.type_coerce(occurrences.c.item_positions, JSONB)
+    listed = sa.case(
+        (sa.func.jsonb_array_length(positions) == 0, sa.literal([-1], JSONB)), else_=positions
+    )
+    slot = sa.func.jsonb_array_elements_text(listed).table_valued(sa.column("position", sa.Text)).render_derived("slot")
+    return (
+        sa.select(sa.func.jsonb_object_agg(slot.c.position, occurrences.c.group_id, type_=JSONB).label("groups"))
+        .select_from(
+            occurrences.join(
+                groups,
+                sa.and_(groups.c.id == occurrences.c.group_id, groups.c.grouping_version == GROUPING_VERSION),
+            ).join(slot, sa.true())
+        )
+        .where(occurrences.c.job_id == jobs.c.id, occurrences.c.is_current)
+        .lateral("job_groups")
+    )
+
+
+def item_in_group_sql(s: Sources, group_id: int) -> sa.ColumnElement[bool]:
+    """SQL: the export row's item is in failure group ``group_id`` (any grouping version)."""
+    return _item_occurrences(s).where(FailureOccurrence.__table__.c.group_id == group_id).exists()
+
+
 def _error_count_sql(s: Sources) -> sa.ColumnElement[Any]:
     # The details when they are a normalized envelope, else NULL: the rule of
     # error_details.envelope_errors, in SQL, so the count needs no second column.
@@ -127,7 +211,8 @@ def _error_count(envelope: Any) -> Any:
 #: ``completed_at`` without ``UTCDateTime``: both per-row conversions cost
 #: more than the rest of the fetch (bench/export_benchmark.py), so they run
 #: once per job. ``entity_type`` and ``entity_code`` are the item's
-#: ``entity`` (which entity of the document the error is about).
+#: ``entity`` (which entity of the document the error is about); ``group_id``
+#: the failure group the item is in (:func:`item_group_sql`).
 ITEM_EXPORT: tuple[Column, ...] = (
     Column("job_id", lambda s: sa.cast(s.jobs.c.id, sa.String), canonical_uuid,
            copy_sql=lambda s: sa.cast(s.jobs.c.id, sa.Text), per_job=True),
@@ -147,6 +232,8 @@ ITEM_EXPORT: tuple[Column, ...] = (
     _item_text("message"),
     _item_text("entity_type"),
     _item_text("entity_code"),
+    Column("group_id", lambda s: s.item_group, csv_cell=empty_if_none,
+           copy_sql=lambda s: sa.cast(s.item_group, sa.Text)),
 )
 
 #: One row per job: ``error_details`` whole and the envelope's ``error_count``.

@@ -27,6 +27,9 @@ from app.services.exports.columns import (
     JOBS,
     Column,
     Sources,
+    item_group_sql,
+    item_in_group_sql,
+    job_groups_lateral,
 )
 from app.services.processing_jobs.job_filter import JobFilter
 from app.services.processing_jobs.pagination import newest_first
@@ -58,8 +61,9 @@ class ItemRows:
 
     Attributes:
         matching_only: with the filter's ``error_code``, only the items with
-            that code (the default); ``False``: every item of the jobs the
-            filter chooses. Without an ``error_code`` every item either way.
+            that code, and with its ``group``, only the items in that failure
+            group (the default); ``False``: every item of the jobs the filter
+            chooses. Without either, every item either way.
         job_url_prefix: ``job_url`` is this and the job id
             (:data:`~app.services.exports.columns.DEFAULT_JOB_URL_PREFIX`).
     """
@@ -109,7 +113,17 @@ def _item_sources(
                 sa.func.json_extract(item.c.value, "$.code") == code,
             )
     fields["message"] = sa.case((order.is_(None), JOBS.c.error_message), else_=fields["message"])
-    sources = Sources(dialect, fields, job_url_prefix=options.job_url_prefix)
+    position = order - 1 if dialect == "postgresql" else order  # ordinality counts from 1, json_each's key from 0
+    sources = Sources(dialect, fields, job_url_prefix=options.job_url_prefix, item_position=position)
+    if dialect == "postgresql":
+        job_groups = job_groups_lateral(JOBS)
+        key = sa.cast(sa.func.coalesce(position, -1), sa.Text)
+        group = sa.cast(job_groups.c.groups.op("->>")(key), sa.Integer)
+        return (
+            JOBS.outerjoin(job_groups, sa.true()).outerjoin(item, sa.true()),
+            replace(sources, item_group=group), order, has_code,
+        )
+    sources = replace(sources, item_group=item_group_sql(sources))
     return JOBS.outerjoin(item, sa.true()), sources, order, has_code
 
 
@@ -127,6 +141,8 @@ def _items_query(
     conditions = job_filter.where()
     if options.matching_only and job_filter.error_code is not None:
         conditions.append(has_code(job_filter.error_code))
+    if options.matching_only and job_filter.group_id is not None:
+        conditions.append(item_in_group_sql(sources, job_filter.group_id))
     return (
         sa.select(*cells(sources))
         .select_from(joined)

@@ -21,6 +21,8 @@ from app.extensions import db
 from app.models import JobFailure, JobStatus, ProcessingJob
 from app.models.job_status import can_transition
 from app.models.types import utcnow
+from app.services.failure_groups.recording import group_recorded_failure
+from app.services.failure_groups.worker import check_worker
 from app.services.error_details import (
     AmbiguousErrorFormatError,
     DetailsLimits,
@@ -62,12 +64,12 @@ class FailureRecorder(Protocol):
     # The signatures in short; the implementation below documents them.
 
     def record_validation_failure(self, job_id: uuid.UUID | str, error_message: str, error_details: Any,
-                                  *, error_format: str | None = None) -> ProcessingJob:
+                                  *, error_format: str | None = None, worker: Any = None) -> ProcessingJob:
         """Mark the job ``Validation_Failed`` (see the implementation)."""
         ...
 
     def record_failure(self, job_id: uuid.UUID | str, error_message: str, error_details: Any = None,
-                       *, error_format: str | None = None) -> ProcessingJob:
+                       *, error_format: str | None = None, worker: Any = None) -> ProcessingJob:
         """Mark the job ``Failed`` (a non-validation failure)."""
         ...
 
@@ -112,6 +114,7 @@ class SQLAlchemyFailureRecorder:
         error_details: Any,
         *,
         error_format: str | None = None,
+        worker: Any = None,
     ) -> ProcessingJob:
         """Mark a job ``Validation_Failed`` with a message and structured details.
 
@@ -136,6 +139,11 @@ class SQLAlchemyFailureRecorder:
             error_format: the format of ``error_details`` (one of
                 ``ERROR_FORMATS``); ``None`` lets the recorder recognise it,
                 ``"free-form"`` stores it as sent.
+            worker: who reported it, ``{"name"?: str, "version"?: str}`` (each
+                1 to 100 characters, no control characters), or ``None``;
+                stored on the failure. Every error item of the failure joins
+                its failure group in the same transaction
+                (:mod:`app.services.failure_groups`, docs/failure-groups.md).
 
         Returns:
             The job as stored: status ``Validation_Failed``, ``completed_at``
@@ -145,10 +153,13 @@ class SQLAlchemyFailureRecorder:
             JobNotFoundError: no job has this id.
             InvalidFailurePayloadError: empty/whitespace or over-long message;
                 details that are not JSON, nest too deeply, hold an over-long
-                string, or do not fit the declared format; an unknown format.
+                string, or do not fit the declared format; an unknown format;
+                a ``worker`` that is not such an object.
             InvalidTransitionError: the job is ``Completed``.
         """
-        return self._record(job_id, JobStatus.VALIDATION_FAILED, error_message, error_details, error_format)
+        return self._record(
+            job_id, JobStatus.VALIDATION_FAILED, error_message, error_details, error_format, worker
+        )
 
     def record_failure(
         self,
@@ -157,13 +168,14 @@ class SQLAlchemyFailureRecorder:
         error_details: Any = None,
         *,
         error_format: str | None = None,
+        worker: Any = None,
     ) -> ProcessingJob:
         """Mark a job ``Failed`` (the worker crashed, timed out, ...).
 
         Same arguments, rules and errors as :meth:`record_validation_failure`,
         with target status ``Failed``.
         """
-        return self._record(job_id, JobStatus.FAILED, error_message, error_details, error_format)
+        return self._record(job_id, JobStatus.FAILED, error_message, error_details, error_format, worker)
 
     # -- internals ---------------------------------------------------------
 
@@ -174,10 +186,14 @@ class SQLAlchemyFailureRecorder:
         error_message: Any,
         error_details: Any,
         error_format: str | None,
+        worker: Any,
     ) -> ProcessingJob:
         # Check the payload before touching the database: a refusal must not
         # depend on, or change, the stored job.
         message, details, used_format = self._check_payload(error_message, error_details, error_format)
+        worker_name, worker_version, worker_errors = check_worker(worker)
+        if worker_errors:
+            raise InvalidFailurePayloadError(worker_errors)
         with write_transaction():
             job = load_job_for_update(job_id)
             current = job.job_status
@@ -187,7 +203,12 @@ class SQLAlchemyFailureRecorder:
                 return job  # the same report again: nothing changes, no history
             now = utcnow()
             _set_failure(job, target, message, details, used_format, now)
-            _append_history(job, target, message, details, used_format, now)
+            failure = _append_history(job, target, message, details, used_format, now)
+            failure.worker_name = worker_name
+            failure.worker_version = worker_version
+            # In this transaction, under the job's row lock: a failure is
+            # never stored without its groups, and their counts never drift.
+            group_recorded_failure(job, failure)
         return job
 
     def payload_errors(self, error_message: Any, error_details: Any, error_format: Any) -> list[FieldError]:
@@ -290,18 +311,18 @@ def _set_failure(
 
 def _append_history(
     job: ProcessingJob, target: JobStatus, message: str, details: Any, used_format: str | None, now: datetime
-) -> None:
-    """One ``job_failures`` row: the append-only history of the job's failures."""
-    db.session.add(
-        JobFailure(
-            job_id=job.id,
-            status=target.value,
-            error_message=message,
-            error_details=details,
-            error_format=used_format,
-            recorded_at=now,
-        )
+) -> JobFailure:
+    """One ``job_failures`` row (added, not flushed): the append-only history of the job's failures."""
+    failure = JobFailure(
+        job_id=job.id,
+        status=target.value,
+        error_message=message,
+        error_details=details,
+        error_format=used_format,
+        recorded_at=now,
     )
+    db.session.add(failure)
+    return failure
 
 
 def _parse_json_text(value: Any) -> Any:

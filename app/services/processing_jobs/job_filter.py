@@ -25,7 +25,7 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
 
-from app.models import JobStatus, ProcessingJob
+from app.models import FailureOccurrence, JobStatus, ProcessingJob
 from app.models.types import JSONDocument
 
 
@@ -230,6 +230,8 @@ class ValueKind(Enum):
     EXACT = "exact"
     #: Text to look for, trimmed, at most ``MAX_SEARCH_LENGTH`` characters.
     SEARCH = "search"
+    #: A failure-group id: ASCII digits, 1 to ``MAX_GROUP_ID``.
+    GROUP_ID = "group_id"
 
 
 #: A filter's SQL: ``(value, the whole filter, code_index)`` -> a condition,
@@ -306,6 +308,14 @@ def _search(_text: str, job_filter: JobFilter, _code_index: bool) -> sa.ColumnEl
     return job_filter.text_condition()
 
 
+def _failing_on_group(group_id: int, _filter: JobFilter, _code_index: bool) -> sa.ColumnElement[bool]:
+    # Served by the partial index (group_id, job_id) WHERE is_current.
+    current = sa.select(FailureOccurrence.job_id).where(
+        FailureOccurrence.group_id == group_id, FailureOccurrence.is_current.is_(True)
+    )
+    return ProcessingJob.id.in_(current)
+
+
 @dataclass(frozen=True)
 class JobFilter:
     """Which jobs to list, count or export: one field per filter.
@@ -329,6 +339,9 @@ class JobFilter:
             literally: ``%``, ``_`` and ``\\`` are not wildcards.
         document_id (``document_id``): exact document id, or ``None``.
         job_type (``job_type``): exact job type, or ``None``.
+        group_id (``group``): keep jobs whose current failure is in this
+            failure group (``failure_occurrences.is_current``), or ``None``.
+            A requeued or completed job is no longer failing on its groups.
 
     The fields' order is the order the query is read in (a 400 names the bad
     parameters in it) and the order of the conditions.
@@ -347,6 +360,7 @@ class JobFilter:
     text: str | None = filter_field("q", ValueKind.SEARCH, _search)
     document_id: str | None = filter_field("document_id", ValueKind.EXACT, _equals(ProcessingJob.document_id))
     job_type: str | None = filter_field("job_type", ValueKind.EXACT, _equals(ProcessingJob.job_type))
+    group_id: int | None = filter_field("group", ValueKind.GROUP_ID, _failing_on_group)
 
     @property
     def time_column(self) -> sa.orm.InstrumentedAttribute[Any]:

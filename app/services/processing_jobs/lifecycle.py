@@ -21,6 +21,7 @@ from app.models import EntityType, ExtractedEntity, JobFailure, JobStatus, Proce
 from app.models.job_status import can_transition
 from app.models.processing_job import DOCUMENT_ID_MAX_LENGTH, JOB_TYPE_MAX_LENGTH
 from app.models.types import utcnow
+from app.services.failure_groups.recording import end_current_occurrences
 from app.services.json_values import InvalidJSONValueError, clean_json_value, clean_text
 from app.services.processing_jobs.errors import (
     InvalidEntitiesError,
@@ -114,6 +115,8 @@ def _transition(
             job.error_message = None
             job.error_details = None
             job.error_format = None
+        if target in (JobStatus.PENDING, JobStatus.COMPLETED):
+            end_current_occurrences([job.id])  # no longer failing on its groups
         for row in entity_rows:
             row.job_id = job.id
             db.session.add(row)

@@ -1,0 +1,115 @@
+"""API views of failure groups: list, one group, resolve, ignore, reopen.
+
+Thin views over :mod:`app.services.failure_groups`; the actor of a state
+change is the worker token's name (audited by the service before the change
+takes effect). A state change and its answer are one ``with
+write_transaction():`` block: the answer is rendered from the changed group
+before the commit, so it shows exactly what was stored.
+``docs/failure-groups.md`` describes the groups.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import urlencode
+
+from flask import Response, current_app, jsonify, request, url_for
+
+from app.api import bp
+from app.api.contract import validate_request
+from app.api.json_body import read_json_body
+from app.auth.guards import current_actor
+from app.errors import InvalidFieldsError, InvalidQueryError
+from app.services.failure_groups import lifecycle
+from app.services.failure_groups.queries import get_group, list_groups
+from app.services.failure_groups.serialize import group_to_json
+from app.unit_of_work import write_transaction
+from app.web.group_query import group_filter_from_args, group_sort_from_args
+from app.web.query import parse_rfc3339, read_page
+
+
+def _optional_body(schema_name: str) -> dict[str, Any]:
+    """The JSON body checked against ``schema_name``; no body at all reads as ``{}``."""
+    if not request.get_data(cache=True):
+        return {}
+    body = read_json_body(request)
+    validate_request(body, schema_name)
+    return body
+
+
+def _group_answer(group_id: Any) -> Response:
+    return jsonify(group_to_json(get_group(group_id)))
+
+
+def _change(group_id: str, change: Callable[[], Any]) -> Response:
+    """Run a lifecycle ``change`` (its service joins the transaction) and
+    answer with the group as changed, all in one write transaction."""
+    with write_transaction():
+        change()
+        payload = group_to_json(get_group(group_id))
+    return jsonify(payload)
+
+
+@bp.get("/failure-groups")
+def list_failure_groups() -> Response:
+    """A page of failure groups (``{"items": [...], "next_cursor"}``).
+
+    Query: ``state``, ``substate`` (repeatable or comma-separated),
+    ``code``, ``job_type``, ``worker_version``, ``from``/``to`` (RFC 3339,
+    bound ``last_seen``), ``grouping_version``, ``sort`` (``last_seen``
+    (default), ``first_seen``, ``job_count``; newest or most first),
+    ``limit`` (1 to ``MAX_PAGE_SIZE``), ``cursor``. A ``Link: rel="next"``
+    header names the next page. A bad parameter is a 400 problem naming it.
+    """
+    group_filter = group_filter_from_args(request.args)
+    sort = group_sort_from_args(request.args)
+    wanted = read_page(request.args, maximum=current_app.config["MAX_PAGE_SIZE"])
+    page = list_groups(group_filter, sort=sort, limit=wanted.limit, cursor=wanted.cursor)
+    response = jsonify({"items": [group_to_json(v) for v in page.items], "next_cursor": page.next_cursor})
+    if page.next_cursor:
+        args = [(k, v) for k, v in request.args.items(multi=True) if k != "cursor"]
+        args.append(("cursor", page.next_cursor))
+        response.headers["Link"] = f'<{url_for("api.list_failure_groups")}?{urlencode(args)}>; rel="next"'
+    return response
+
+
+@bp.get("/failure-groups/<group_id>")
+def get_failure_group(group_id: str) -> Response:
+    """One failure group with its exact counts (404 problem when unknown)."""
+    return _group_answer(group_id)
+
+
+@bp.post("/failure-groups/<group_id>/resolve")
+def resolve_failure_group(group_id: str) -> Response:
+    """Resolve a group, optionally ``{"in_version": str}``; 409 if already resolved."""
+    body = _optional_body("ResolveGroup")
+    actor = current_actor()
+    return _change(
+        group_id, lambda: lifecycle.resolve_group(group_id, actor, in_version=body.get("in_version"), via="api")
+    )
+
+
+@bp.post("/failure-groups/<group_id>/ignore")
+def ignore_failure_group(group_id: str) -> Response:
+    """Ignore a group: ``{}`` forever, ``{"until": date-time}`` or ``{"occurrences": N}``."""
+    body = _optional_body("IgnoreGroup")
+    until = None
+    if "until" in body:
+        try:
+            until = parse_rfc3339(body["until"], "until")
+        except InvalidQueryError as exc:
+            raise InvalidFieldsError("The ignore condition is not valid; nothing was changed.", exc.errors) from None
+    actor = current_actor()
+    return _change(
+        group_id,
+        lambda: lifecycle.ignore_group(group_id, actor, until=until, occurrences=body.get("occurrences"), via="api"),
+    )
+
+
+@bp.post("/failure-groups/<group_id>/reopen")
+def reopen_failure_group(group_id: str) -> Response:
+    """Reopen a resolved or ignored group (``unresolved``/``ongoing``); 409 if unresolved."""
+    _optional_body("ReopenGroup")
+    actor = current_actor()
+    return _change(group_id, lambda: lifecycle.reopen_group(group_id, actor, via="api"))

@@ -1,0 +1,369 @@
+"""Failure-group pages of the dashboard: ``/groups`` (the operator's landing
+page), ``/groups/<id>``, the group's lifecycle actions and its bulk actions.
+
+Views read the query string or form, call the services
+(:mod:`app.services.failure_groups`, :mod:`app.services.bulk_actions`) and
+hand plain values to the templates. Every action is a CSRF-checked POST,
+needs ``ACT_ON_JOBS`` and is audited by the service before it takes effect.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from flask import abort, current_app, flash, redirect, render_template, request, url_for
+from werkzeug.wrappers import Response
+
+from app.auth.guards import current_actor, requires
+from app.dashboard import bp
+from app.dashboard.actions import ActionForm, refresh_summaries
+from app.dashboard.charts import bar_chart
+from app.dashboard.jinja_filters import plural
+from app.dashboard.links import href, query_pairs, with_changes
+from app.errors import InvalidQueryError, field_error
+from app.models import GroupState, GroupSubstate
+from app.models.access import Permission
+from app.models.types import utcnow
+from app.services import bulk_actions, group_samples
+from app.services.dashboard_stats import Bucket, BucketSize, Timeline
+from app.services.failure_groups import lifecycle as group_lifecycle
+from app.services.failure_groups import queries
+from app.services.processing_jobs.actions import JobAction
+from app.web.query import parse_group_id, parse_limit, parse_rfc3339
+
+#: Sort orders of ``/groups`` (``sort=``), newest / largest first.
+SORTS = ("last_seen", "job_count", "first_seen")
+SORT_LABELS = {"last_seen": "Last seen", "job_count": "Jobs affected", "first_seen": "First seen"}
+#: ``state=`` values: the states and the substates of ``unresolved``.
+STATE_CHOICES = tuple(s.value for s in GroupState) + tuple(s.value for s in GroupSubstate)
+#: Longest text accepted in ``code``, ``job_type`` and ``worker_version``.
+MAX_FIELD_LENGTH = 200
+#: Sparkline windows.
+HOURS_24 = 24
+DAYS_14 = 14
+#: Sample jobs per page of the group page.
+SAMPLE_JOBS = 20
+#: Seconds one request spends on a bulk action before it pauses (under the
+#: app server's timeout; ``BULK_ACTION_REQUEST_SECONDS`` overrides it).
+REQUEST_SECONDS = 20.0
+
+
+@dataclass(frozen=True)
+class GroupRow:
+    """One row of ``/groups``: the group, its exact counts and its sparklines."""
+
+    view: queries.GroupView
+    hourly: list[int]
+    daily: list[int]
+
+
+def _text(raw: str | None, parameter: str) -> str | None:
+    if raw is None or not raw.strip():
+        return None
+    if len(raw) > MAX_FIELD_LENGTH:
+        raise InvalidQueryError(
+            f"{parameter} must be at most {MAX_FIELD_LENGTH} characters.",
+            [field_error(f"/{parameter}", f"must be at most {MAX_FIELD_LENGTH} characters")],
+        )
+    return raw.strip()
+
+
+def group_filter_from_args(args) -> tuple[queries.GroupFilter, str]:
+    """The group filter and sort of a ``/groups`` query string.
+
+    Parameters: ``state`` (repeatable: ``unresolved``, ``resolved``,
+    ``ignored``, or a substate ``new``, ``ongoing``, ``regressed``; default
+    ``unresolved``; ``all`` for every state), ``from``/``to`` (RFC 3339,
+    bound ``last_seen``), ``job_type``, ``code``, ``worker_version``,
+    ``sort`` (:data:`SORTS`).
+
+    Raises:
+        InvalidQueryError: a parameter is wrong (names it).
+    """
+    words = [w.strip() for value in args.getlist("state") for w in value.split(",") if w.strip()]
+    unknown = [w for w in words if w not in STATE_CHOICES and w != "all"]
+    if unknown:
+        allowed = ", ".join(STATE_CHOICES)
+        raise InvalidQueryError(
+            f"Unknown state; use one of {allowed}, or 'all'.",
+            [field_error("/state", f"must be one of {allowed}, or 'all'")],
+        )
+    if not words:
+        words = [GroupState.UNRESOLVED.value]
+    states = tuple(GroupState(w) for w in words if w in {s.value for s in GroupState})
+    substates = tuple(GroupSubstate(w) for w in words if w in {s.value for s in GroupSubstate})
+    if "all" in words:
+        states, substates = (), ()
+    elif substates and not states:
+        states = (GroupState.UNRESOLVED,)
+    elif substates and GroupState.UNRESOLVED in states:
+        substates = ()  # "unresolved" already holds every substate
+    sort = args.get("sort") or SORTS[0]
+    if sort not in SORTS:
+        raise InvalidQueryError(
+            f"sort must be one of {', '.join(SORTS)}.", [field_error("/sort", f"must be one of {', '.join(SORTS)}")]
+        )
+    seen_from = parse_rfc3339(args["from"], "from") if args.get("from") else None
+    seen_to = parse_rfc3339(args["to"], "to") if args.get("to") else None
+    return (
+        queries.GroupFilter(
+            states=states,
+            substates=substates,
+            code=_text(args.get("code"), "code"),
+            job_type=_text(args.get("job_type"), "job_type"),
+            worker_version=_text(args.get("worker_version"), "worker_version"),
+            seen_from=seen_from,
+            seen_to=seen_to,
+        ),
+        sort,
+    )
+
+
+def _daily(hourly: list[int], days: int) -> list[int]:
+    """Sum hourly counts (oldest first, ending with the current hour) into ``days`` days."""
+    padded = [0] * max(0, days * 24 - len(hourly)) + hourly[-days * 24:]
+    return [sum(padded[d * 24:(d + 1) * 24]) for d in range(days)]
+
+
+def _group_id(raw: str) -> int:
+    try:
+        return parse_group_id(raw, "group_id")
+    except InvalidQueryError:
+        abort(404)
+
+
+@bp.get("/groups")
+@requires(Permission.VIEW_JOBS)
+def list_groups() -> str | Response:
+    """The failure groups: one row each with exact counts, 24 h and 14 d
+    sparklines and worker versions; filters, sort and keyset pages."""
+    pairs = list(request.args.items(multi=True))
+    if any(value == "" for _, value in pairs):
+        return redirect(href(url_for("dashboard.list_groups"), [(k, v) for k, v in pairs if v != ""]))
+    group_filter, sort = group_filter_from_args(request.args)
+    limit = parse_limit(request.args.get("limit"), maximum=current_app.config["MAX_PAGE_SIZE"])
+    page = queries.list_groups(group_filter, sort=sort, limit=limit, cursor=request.args.get("cursor") or None)
+    now = utcnow()
+    ids = [view.group.id for view in page.items]
+    hourly = queries.hourly_occurrences(ids, now - timedelta(days=DAYS_14) + timedelta(hours=1), now) if ids else {}
+    rows = [
+        GroupRow(view, hourly.get(view.group.id, [])[-HOURS_24:], _daily(hourly.get(view.group.id, []), DAYS_14))
+        for view in page.items
+    ]
+    kept = query_pairs(pairs)
+    return render_template(
+        "groups/list.html",
+        rows=rows,
+        now=now,
+        group_filter=group_filter,
+        selected_states=[w for v in request.args.getlist("state") for w in v.split(",") if w] or ["unresolved"],
+        state_choices=STATE_CHOICES + ("all",),
+        sort=sort,
+        sorts=[(s, SORT_LABELS[s], href(url_for("dashboard.list_groups"), with_changes(kept, {"sort": [s]})))
+               for s in SORTS],
+        next_page=href(url_for("dashboard.list_groups"), kept + [("cursor", page.next_cursor)])
+        if page.next_cursor else None,
+        first_page=href(url_for("dashboard.list_groups"), kept) if request.args.get("cursor") else None,
+        args=request.args,
+    )
+
+
+def _timeline(hourly: list[int], now: datetime) -> Timeline:
+    """Daily buckets (UTC days, the last one today) of hourly counts that end with the current hour."""
+    this_hour = now.replace(minute=0, second=0, microsecond=0)
+    first_day = (this_hour - timedelta(days=DAYS_14 - 1)).replace(hour=0)
+    counts = [0] * DAYS_14
+    for back, count in enumerate(reversed(hourly)):
+        day = ((this_hour - timedelta(hours=back)).replace(hour=0) - first_day).days
+        if 0 <= day < DAYS_14:
+            counts[day] += count
+    buckets = [Bucket(first_day + timedelta(days=d), c) for d, c in enumerate(counts)]
+    return Timeline(size=BucketSize.DAY, start=first_day, end=first_day + timedelta(days=DAYS_14), buckets=buckets)
+
+
+@bp.get("/groups/<group_id>")
+@requires(Permission.VIEW_JOBS)
+def show_group(group_id: str) -> str:
+    """One group: summary, counts over 14 days, distribution by job type and
+    worker version, the timeline of its states, sample jobs (keyset), a
+    sample error item and the actions."""
+    key = _group_id(group_id)
+    view = queries.get_group(key)
+    now = utcnow()
+    hourly = queries.hourly_occurrences([key], now - timedelta(days=DAYS_14) + timedelta(hours=1), now).get(key, [])
+    samples, after = queries.sample_occurrences(
+        key, limit=SAMPLE_JOBS, before=_sample_cursor(request.args.get("cursor"))
+    )
+    next_cursor = f"{after[0].isoformat()}|{after[1]}" if after else None
+    sample = group_samples.sample_failure(view.group)
+    return render_template(
+        "groups/detail.html",
+        view=view,
+        group=view.group,
+        now=now,
+        hourly=hourly[-HOURS_24:],
+        daily=_daily(hourly, DAYS_14),
+        chart=bar_chart(_timeline(hourly, now)),
+        distribution=queries.group_distribution(key),
+        events=queries.group_timeline(key),
+        samples=samples,
+        next_samples=href(url_for("dashboard.show_group", group_id=key), [("cursor", next_cursor)])
+        if next_cursor else None,
+        sample=sample,
+        jobs_url=href(url_for("dashboard.list_jobs"), [("group", str(key))]),
+        can_act=_can_act(),
+        today=now.date().isoformat(),
+    )
+
+
+def _sample_cursor(raw: str | None) -> tuple[datetime, int] | None:
+    """The sample jobs' keyset position, ``<RFC 3339>|<occurrence id>``."""
+    if not raw:
+        return None
+    at, _, last_id = raw.partition("|")
+    try:
+        moment = datetime.fromisoformat(at)
+        if moment.tzinfo is None or not (last_id.isascii() and last_id.isdigit()):
+            raise ValueError(raw)
+    except ValueError:
+        raise InvalidQueryError("cursor is not valid; start from the first page.",
+                                [field_error("/cursor", "must be a cursor this page gave out")]) from None
+    return moment, int(last_id)
+
+
+def _can_act() -> bool:
+    from flask_login import current_user
+
+    return current_user.can(Permission.ACT_ON_JOBS)
+
+
+def _require_csrf() -> None:
+    if not ActionForm().validate_on_submit():
+        abort(400, description="The form expired or did not come from this site; reload the page and try again.")
+
+
+@bp.post("/groups/<group_id>/resolve")
+@requires(Permission.ACT_ON_JOBS)
+def resolve_group(group_id: str) -> Response:
+    """Resolve the group, optionally ``in_version`` (form field); jobs are not touched."""
+    _require_csrf()
+    key = _group_id(group_id)
+    in_version = _text(request.form.get("in_version"), "in_version")
+    group_lifecycle.resolve_group(key, current_actor(), in_version=in_version, via="dashboard")
+    flash(f"Resolved the group{' in version ' + in_version if in_version else ''}.", "success")
+    return redirect(url_for("dashboard.show_group", group_id=key))
+
+
+@bp.post("/groups/<group_id>/ignore")
+@requires(Permission.ACT_ON_JOBS)
+def ignore_group(group_id: str) -> Response:
+    """Ignore the group: ``mode`` ``forever``, ``until_date`` (``until``,
+    a date ``YYYY-MM-DD``, UTC midnight) or ``until_occurrences`` (``occurrences``)."""
+    _require_csrf()
+    key = _group_id(group_id)
+    mode = request.form.get("mode", "forever")
+    until = occurrences = None
+    if mode == "until_date":
+        raw = (request.form.get("until") or "").strip()
+        try:
+            until = datetime.fromisoformat(raw + "T00:00:00+00:00") if len(raw) == 10 else None
+        except ValueError:
+            until = None
+        if until is None:
+            raise InvalidQueryError("until must be a date such as 2026-12-31.",
+                                    [field_error("/until", "must be a date YYYY-MM-DD")])
+    elif mode == "until_occurrences":
+        occurrences = parse_limit(request.form.get("occurrences"), default=0, maximum=10**9)
+    elif mode != "forever":
+        raise InvalidQueryError("mode must be forever, until_date or until_occurrences.",
+                                [field_error("/mode", "must be forever, until_date or until_occurrences")])
+    group_lifecycle.ignore_group(key, current_actor(), until=until, occurrences=occurrences, via="dashboard")
+    flash("Ignored the group.", "success")
+    return redirect(url_for("dashboard.show_group", group_id=key))
+
+
+@bp.post("/groups/<group_id>/reopen")
+@requires(Permission.ACT_ON_JOBS)
+def reopen_group(group_id: str) -> Response:
+    """Reopen a resolved or ignored group."""
+    _require_csrf()
+    key = _group_id(group_id)
+    group_lifecycle.reopen_group(key, current_actor(), via="dashboard")
+    flash("Reopened the group.", "success")
+    return redirect(url_for("dashboard.show_group", group_id=key))
+
+
+def _action(raw: str | None) -> str:
+    if raw not in JobAction.ALL:
+        raise InvalidQueryError("Unknown action.", [field_error("/op", "must be requeue or acknowledge")])
+    return raw
+
+
+@bp.post("/groups/<group_id>/jobs")
+@requires(Permission.ACT_ON_JOBS)
+def confirm_group_jobs_action(group_id: str) -> str:
+    """Freeze the jobs currently failing on the group that the action (``op``:
+    requeue or acknowledge) would change, and ask for confirmation with
+    their exact count. Changes no job."""
+    _require_csrf()
+    key = _group_id(group_id)
+    view = queries.get_group(key)
+    bulk = bulk_actions.freeze_group_selection(_action(request.form.get("op")), key, current_actor())
+    return render_template("groups/bulk_confirm.html", bulk=bulk, group=view.group)
+
+
+def _bulk(bulk_id: str):
+    try:
+        bulk = bulk_actions.get(bulk_id)
+    except bulk_actions.BulkActionNotFoundError:
+        abort(404)
+    return bulk
+
+
+@bp.post("/bulk-actions/<bulk_id>/run")
+@requires(Permission.ACT_ON_JOBS)
+def run_bulk_action(bulk_id: str) -> Response:
+    """Run a confirmed bulk action in batches (inline), then show its progress.
+
+    A second submit of the same confirmation finds it running or done and
+    changes nothing. The audit row (the group or filter and the count
+    selected) is committed before the first change; its ``row_count`` grows
+    with each batch.
+    """
+    _require_csrf()
+    bulk = _bulk(bulk_id)
+    audit = {"scope": bulk.scope}
+    if bulk.group_id is not None:
+        audit.update(group_id=bulk.group_id, group_title=queries.get_group(bulk.group_id).group.title)
+    if bulk.query:
+        audit["query"] = bulk.query
+    if not bulk_actions.start(bulk.id, current_actor(), audit):
+        flash("This action was already carried out; nothing was done twice.", "info")
+        return redirect(url_for("dashboard.show_bulk_action", bulk_id=bulk.id))
+    try:
+        done = bulk_actions.run(
+            bulk.id,
+            current_app.config.get("BULK_ACTION_BATCH_SIZE", bulk_actions.BATCH_SIZE),
+            budget_seconds=current_app.config.get("BULK_ACTION_REQUEST_SECONDS", REQUEST_SECONDS),
+        )
+    finally:
+        refresh_summaries()
+    verb = "Requeued" if done.action == JobAction.REQUEUE else "Acknowledged"
+    message = f"{verb} {done.changed:,} {plural('job', done.changed)}"
+    if done.skipped:
+        message += f"; skipped {done.skipped:,} that no longer applied"
+    if done.state == "paused":
+        message += f" so far: {done.next_position:,} of {done.total:,} done; continue below"
+    flash(message + ".", "success")
+    return redirect(url_for("dashboard.show_bulk_action", bulk_id=bulk.id))
+
+
+@bp.get("/bulk-actions/<bulk_id>")
+@requires(Permission.ACT_ON_JOBS)
+def show_bulk_action(bulk_id: str) -> str:
+    """Progress of a bulk action: selected, done, changed, skipped, state."""
+    bulk = _bulk(bulk_id)
+    group = queries.get_group(bulk.group_id).group if bulk.group_id is not None else None
+    return render_template("groups/bulk_progress.html", bulk=bulk, group=group)
+

@@ -1,0 +1,271 @@
+"""Requeue or acknowledge many jobs: a frozen selection, worked through in batches.
+
+1. :func:`freeze_group_selection` (or :func:`freeze_filter_selection`) copies
+   the ids of the jobs the action would change into ``bulk_action_jobs`` with
+   one ``INSERT ... SELECT`` and returns the :class:`BulkAction`, whose
+   ``total`` is the exact count the confirmation page shows. Nothing changes yet.
+2. :func:`start` claims the action (``pending`` -> ``running``, a conditional
+   UPDATE: of two submits, exactly one wins) and, in the same transaction,
+   writes its audit row (who, what, the group or the filter, the count
+   selected) *before* the first change.
+3. :func:`run_batch` acts on the next ``batch_size`` jobs of the selection
+   in one transaction: locks their rows, changes those the action still
+   applies to with set-based UPDATEs, ends their current failure-group
+   occurrences (a requeue), adds the number changed to the audit row and to
+   the action's ``changed``, and moves ``next_position`` on. A failure rolls
+   back that batch only, so ``changed`` and the audit row's ``row_count``
+   are always exactly what took effect. :func:`run` loops until done.
+
+Web requests run it inline (SQLite and PostgreSQL alike; 1,000 jobs per
+transaction) for at most ``BULK_ACTION_REQUEST_SECONDS``; a larger action
+pauses there and the operator continues it from its progress page (a
+``running`` action whose request died is resumable after
+:data:`STALE_AFTER`). Moving the loop to a database-backed job runner, so
+it continues by itself, is what is left.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Mapping
+from datetime import timedelta
+from typing import Any
+
+import sqlalchemy as sa
+
+from app.extensions import db
+from app.models import (
+    AuditEvent,
+    BulkAction,
+    BulkActionJob,
+    BulkActionState,
+    FailureOccurrence,
+    JobStatus,
+    ProcessingJob,
+)
+from app.models.job_status import FAILURE_STATUSES
+from app.models.types import utcnow
+from app.services.access import add_audit_event
+from app.services.failure_groups.recording import end_current_occurrences
+from app.services.processing_jobs.actions import JobAction
+from app.services.processing_jobs.job_filter import JobFilter
+from app.unit_of_work import write_transaction
+
+#: Jobs changed per transaction.
+BATCH_SIZE = 1_000
+#: A ``running`` action whose last batch committed longer ago than this lost
+#: its request (a worker timeout, a restart) and may be claimed again.
+STALE_AFTER = timedelta(seconds=120)
+
+_FAILURES = [s.value for s in FAILURE_STATUSES]
+
+
+class BulkActionNotFoundError(LookupError):
+    """No bulk action with this id (or not this operator's)."""
+
+
+def _applies(action: str) -> list[sa.ColumnElement[bool]]:
+    """SQL: the job is one ``action`` changes now."""
+    conditions = [ProcessingJob.status.in_(_FAILURES)]
+    if action == JobAction.ACKNOWLEDGE:
+        conditions.append(ProcessingJob.acknowledged_at.is_(None))
+    return conditions
+
+
+def _freeze(action: str, actor: str, ids: sa.Select[Any], **fields: Any) -> BulkAction:
+    if action not in JobAction.ALL:
+        raise ValueError(f"unknown action {action!r}")
+    with write_transaction():
+        bulk = BulkAction(id=uuid.uuid4(), action=action, actor=actor[:200], state=BulkActionState.PENDING.value,
+                          total=0, next_position=0, changed=0, skipped=0, **fields)
+        db.session.add(bulk)
+        db.session.flush()
+        numbered = ids.add_columns(
+            (sa.func.row_number().over(order_by=ProcessingJob.id) - 1).label("position")
+        ).subquery()
+        db.session.execute(
+            sa.insert(BulkActionJob.__table__).from_select(
+                ["bulk_action_id", "position", "job_id"],
+                sa.select(sa.literal(bulk.id, sa.Uuid), numbered.c.position, numbered.c.id),
+            )
+        )
+        # Counted, not the INSERT's rowcount: drivers differ on INSERT ... SELECT.
+        bulk.total = db.session.scalar(
+            sa.select(sa.func.count()).where(BulkActionJob.bulk_action_id == bulk.id)
+        )
+    return bulk
+
+
+def freeze_group_selection(action: str, group_id: int, actor: str) -> BulkAction:
+    """Freeze the jobs currently failing on failure group ``group_id`` that
+    ``action`` would change (for acknowledge: not yet acknowledged).
+
+    Returns:
+        The ``pending`` :class:`BulkAction`; ``total`` is the exact count.
+
+    Raises:
+        ValueError: unknown action.
+    """
+    ids = (
+        sa.select(ProcessingJob.id)
+        .join(FailureOccurrence, FailureOccurrence.job_id == ProcessingJob.id)
+        .where(FailureOccurrence.group_id == group_id, FailureOccurrence.is_current.is_(True), *_applies(action))
+    )
+    return _freeze(action, actor, ids, scope="group", group_id=group_id)
+
+
+def freeze_filter_selection(action: str, job_filter: JobFilter, query: Mapping[str, Any], actor: str) -> BulkAction:
+    """Freeze the jobs ``job_filter`` matches that ``action`` would change;
+    ``query`` (the query-string pairs) is kept for the audit row."""
+    ids = sa.select(ProcessingJob.id).where(*job_filter.where(), *_applies(action))
+    return _freeze(action, actor, ids, scope="filter", query=dict(query))
+
+
+def get(bulk_id: uuid.UUID | str) -> BulkAction:
+    """The bulk action ``bulk_id``.
+
+    Raises:
+        BulkActionNotFoundError: unknown id (or not a UUID).
+    """
+    try:
+        key = bulk_id if isinstance(bulk_id, uuid.UUID) else uuid.UUID(str(bulk_id))
+    except ValueError:
+        raise BulkActionNotFoundError(bulk_id) from None
+    bulk = db.session.get(BulkAction, key, populate_existing=True)
+    if bulk is None:
+        raise BulkActionNotFoundError(bulk_id)
+    return bulk
+
+
+def start(bulk_id: uuid.UUID, actor: str, audit: Mapping[str, Any]) -> bool:
+    """Claim a ``pending`` action for running (or continue a ``paused`` or
+    ``failed`` one, or a ``running`` one without progress for
+    :data:`STALE_AFTER`) and, the first time, write its audit row, in one
+    transaction that commits before any job changes. ``False`` when it is
+    running or done already (a second submit): nothing is written.
+
+    Args:
+        audit: facts for the audit row's ``filter`` (the group, its title,
+            the filter); ``selected`` (the total) and ``bulk_action_id`` are added.
+    """
+    now = utcnow()
+    claimable = sa.or_(
+        BulkAction.state.in_([BulkActionState.PENDING, BulkActionState.PAUSED, BulkActionState.FAILED]),
+        sa.and_(BulkAction.state == BulkActionState.RUNNING, BulkAction.progressed_at < now - STALE_AFTER),
+    )
+    with write_transaction() as transaction:
+        claimed = db.session.execute(
+            sa.update(BulkAction)
+            .where(BulkAction.id == bulk_id, claimable)
+            .values(state=BulkActionState.RUNNING.value, started_at=sa.func.coalesce(BulkAction.started_at, now),
+                    progressed_at=now)
+            .returning(BulkAction.action, BulkAction.total, BulkAction.audit_event_id)
+        ).one_or_none()
+        if claimed is None:
+            transaction.rollback()
+            return False
+        action, total, audit_event_id = claimed
+        if audit_event_id is None:
+            facts = {**audit, "selected": total, "bulk_action_id": str(bulk_id)}
+            event = add_audit_event(actor, f"jobs.{action}", facts, 0)
+            db.session.execute(sa.update(BulkAction).where(BulkAction.id == bulk_id).values(audit_event_id=event.id))
+    return True
+
+
+def run_batch(bulk_id: uuid.UUID, batch_size: int = BATCH_SIZE) -> bool:
+    """Act on the next ``batch_size`` jobs of a running action, in one
+    transaction; ``True`` while jobs remain. Marks the action ``done`` after
+    the last batch.
+    """
+    with write_transaction() as transaction:
+        bulk = db.session.get(BulkAction, bulk_id, with_for_update=True, populate_existing=True)
+        if bulk is None or bulk.state != BulkActionState.RUNNING:
+            transaction.rollback()
+            return False
+        rows = db.session.execute(
+            sa.select(BulkActionJob.position, BulkActionJob.job_id)
+            .where(BulkActionJob.bulk_action_id == bulk_id, BulkActionJob.position >= bulk.next_position)
+            .order_by(BulkActionJob.position)
+            .limit(batch_size)
+        ).all()
+        ids = [row.job_id for row in rows]
+        changed_ids: list[uuid.UUID] = []
+        if ids:
+            # Lock in id order (as every multi-row locker should) so two
+            # batches over overlapping jobs cannot deadlock.
+            changed_ids = list(db.session.scalars(
+                sa.select(ProcessingJob.id)
+                .where(ProcessingJob.id.in_(ids), *_applies(bulk.action))
+                .order_by(ProcessingJob.id)
+                .with_for_update()
+            ))
+        if changed_ids:
+            _apply(bulk.action, changed_ids, bulk.actor)
+            db.session.execute(
+                sa.update(AuditEvent)
+                .where(AuditEvent.id == bulk.audit_event_id)
+                .values(row_count=sa.func.coalesce(AuditEvent.row_count, 0) + len(changed_ids))
+            )
+        bulk.changed += len(changed_ids)
+        bulk.skipped += len(ids) - len(changed_ids)
+        bulk.next_position = (rows[-1].position + 1) if rows else bulk.total
+        bulk.progressed_at = utcnow()
+        more = bulk.next_position < bulk.total
+        if not more:
+            bulk.state = BulkActionState.DONE.value
+            bulk.finished_at = utcnow()
+    return more
+
+
+def _apply(action: str, job_ids: list[uuid.UUID], actor: str) -> None:
+    """The set-based twin of :func:`app.services.processing_jobs.lifecycle.requeue_job`
+    and :func:`~app.services.processing_jobs.actions.acknowledge_job`, for
+    rows already locked and known to apply."""
+    now = utcnow()
+    if action == JobAction.REQUEUE:
+        db.session.execute(
+            sa.update(ProcessingJob)
+            .where(ProcessingJob.id.in_(job_ids))
+            .values(status=JobStatus.PENDING.value, started_at=None, completed_at=None, error_message=None,
+                    error_details=None, error_format=None, acknowledged_at=None, acknowledged_by=None,
+                    updated_at=now)
+            .execution_options(synchronize_session=False)
+        )
+        # As requeue_job: the jobs stop failing on their groups (the
+        # "failing now" counters go down) in the same transaction.
+        end_current_occurrences(job_ids)
+    else:
+        db.session.execute(
+            sa.update(ProcessingJob)
+            .where(ProcessingJob.id.in_(job_ids))
+            .values(acknowledged_at=now, acknowledged_by=actor[:200], updated_at=now)
+            .execution_options(synchronize_session=False)
+        )
+
+
+def _leave(bulk_id: uuid.UUID, state: BulkActionState) -> None:
+    """``running`` -> ``state`` (``failed`` or ``paused``: it may be continued), own transaction."""
+    with write_transaction():
+        db.session.execute(
+            sa.update(BulkAction)
+            .where(BulkAction.id == bulk_id, BulkAction.state == BulkActionState.RUNNING)
+            .values(state=state.value)
+        )
+
+
+def run(bulk_id: uuid.UUID, batch_size: int = BATCH_SIZE, budget_seconds: float | None = None) -> BulkAction:
+    """Run the remaining batches of a started action (inline) until it is
+    done or ``budget_seconds`` have passed (then it is ``paused``: a web
+    request must answer before its server's timeout). On an error it is
+    marked ``failed`` (what committed stays counted) and the error re-raised."""
+    deadline = None if budget_seconds is None else time.monotonic() + budget_seconds
+    try:
+        while run_batch(bulk_id, batch_size):
+            if deadline is not None and time.monotonic() >= deadline:
+                _leave(bulk_id, BulkActionState.PAUSED)
+                break
+    except Exception:
+        _leave(bulk_id, BulkActionState.FAILED)
+        raise
+    return get(bulk_id)

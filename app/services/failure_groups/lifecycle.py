@@ -1,0 +1,243 @@
+"""The group lifecycle: resolve, ignore, reopen -- and the state changes
+an occurrence makes on its own (regression, wake-up).
+
+Every state change is a ``failure_group_events`` row and an audit row
+(``groups.<reason>``), both written in the transaction that makes the change,
+the audit row first: if it cannot be written, nothing changes. Each public
+function is one ``with write_transaction():`` block (or joins the caller's).
+``docs/failure-groups.md`` has the rules.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+
+from app.errors import InvalidFieldsError, field_error
+from app.extensions import db
+from app.models.failure_group import (
+    VERSION_MAX_LENGTH,
+    FailureGroup,
+    FailureGroupCount,
+    FailureGroupEvent,
+    GroupState,
+    GroupSubstate,
+    IgnoreMode,
+)
+from app.models.types import utcnow
+from app.services.access import add_audit_event
+from app.services.failure_groups.errors import GroupNotFoundError, InvalidGroupTransitionError
+from app.services.failure_groups.queries import parse_group_id
+from app.services.failure_groups.signals import note_metric
+from app.unit_of_work import write_transaction
+
+#: Most occurrences an "ignore until N more" may wait for.
+MAX_IGNORE_OCCURRENCES = 1_000_000_000
+
+SYSTEM_ACTOR = "system"
+
+
+def change_state(
+    group: FailureGroup,
+    to_state: GroupState,
+    to_substate: GroupSubstate | None,
+    *,
+    actor: str,
+    reason: str,
+    at: datetime,
+    details: dict[str, Any] | None = None,
+) -> FailureGroupEvent:
+    """Move ``group`` (loaded under a row lock in the caller's transaction)
+    to a new state: audit row first, then the timeline event, then the change.
+
+    Clears the fields of the state left (``resolved_*``, ``ignore*``); the
+    caller sets those of the state entered. ``reason`` is a word
+    (``resolved``, ``ignored``, ``reopened``, ``regressed``, ``woken``); the
+    audit action is ``groups.<reason>``.
+    """
+    facts = {k: v for k, v in (details or {}).items() if v is not None}
+    add_audit_event(
+        actor,
+        f"groups.{reason}",
+        {"group_id": group.id, "from": group.state, "to": to_state.value, **facts},
+        1,
+    )
+    event = FailureGroupEvent(
+        group_id=group.id,
+        at=at,
+        actor=actor[:200],
+        reason=reason,
+        from_state=group.state,
+        from_substate=group.substate,
+        to_state=to_state.value,
+        to_substate=to_substate.value if to_substate else None,
+        details=facts or None,
+    )
+    db.session.add(event)
+    group.state = to_state.value
+    group.substate = to_substate.value if to_substate else None
+    group.state_changed_at = at
+    group.resolved_by = group.resolved_at = group.resolved_in_version = None
+    group.ignore_mode = group.ignored_by = group.ignored_at = group.ignore_until = None
+    group.ignore_until_occurrences = group.ignore_base_occurrences = None
+    if reason in ("regressed", "woken"):
+        note_metric(reason)
+    return event
+
+
+def total_occurrences(group_id: int) -> int:
+    """The group's exact occurrence count (sum of its counter shards)."""
+    total = db.session.scalar(
+        sa.select(sa.func.coalesce(sa.func.sum(FailureGroupCount.occurrences), 0)).where(
+            FailureGroupCount.group_id == group_id
+        )
+    )
+    return int(total or 0)
+
+
+def lock_group(group_id: object) -> FailureGroup:
+    """Load a group under a row lock (``FOR UPDATE``; SQLite: the writer lock).
+
+    Raises:
+        GroupNotFoundError: no such group (or ``group_id`` is not a group id).
+    """
+    key = parse_group_id(group_id)
+    group = db.session.get(FailureGroup, key, with_for_update=True, populate_existing=True)
+    if group is None:
+        raise GroupNotFoundError(group_id)
+    return group
+
+
+def _clean_version(in_version: object) -> str | None:
+    if in_version is None:
+        return None
+    if (
+        not isinstance(in_version, str)
+        or not in_version.strip()
+        or in_version != in_version.strip()
+        or len(in_version) > VERSION_MAX_LENGTH
+    ):
+        raise InvalidFieldsError(
+            "The version is not valid; nothing was changed.",
+            [field_error("/in_version", f"must be 1 to {VERSION_MAX_LENGTH} characters without surrounding spaces")],
+        )
+    if any(unicodedata.category(c) in ("Cc", "Cf") for c in in_version):
+        raise InvalidFieldsError(
+            "The version is not valid; nothing was changed.",
+            [field_error("/in_version", "must not hold control or format characters")],
+        )
+    return in_version
+
+
+def _run(group_id: int, action: Any) -> FailureGroup:
+    with write_transaction():
+        group = lock_group(group_id)
+        action(group)
+    return group
+
+
+def resolve_group(
+    group_id: int, actor: str, *, in_version: str | None = None, via: str = "dashboard", now: datetime | None = None
+) -> FailureGroup:
+    """Mark a group resolved (from ``unresolved`` or ``ignored``), by
+    ``actor``, now, optionally *in version* ``in_version``: later occurrences
+    from a worker whose SemVer version precedes it do not reopen it.
+
+    Resolving does not touch jobs.
+
+    Raises:
+        GroupNotFoundError: no such group.
+        InvalidGroupTransitionError: already resolved.
+        InvalidFieldsError: ``in_version`` blank, too long or with control characters.
+    """
+    version = _clean_version(in_version)
+    at = now or utcnow()
+
+    def resolve(group: FailureGroup) -> None:
+        if group.state == GroupState.RESOLVED:
+            raise InvalidGroupTransitionError(group.id, group.state, "resolved")
+        change_state(
+            group, GroupState.RESOLVED, None, actor=actor, reason="resolved", at=at,
+            details={"in_version": version, "via": via},
+        )
+        group.resolved_by = actor[:200]
+        group.resolved_at = at
+        group.resolved_in_version = version
+
+    return _run(group_id, resolve)
+
+
+def ignore_group(
+    group_id: int,
+    actor: str,
+    *,
+    until: datetime | None = None,
+    occurrences: int | None = None,
+    via: str = "dashboard",
+    now: datetime | None = None,
+) -> FailureGroup:
+    """Ignore a group: forever (neither argument), until ``until`` (aware,
+    in the future), or until ``occurrences`` more occurrences (1 or more).
+    An ignored group wakes (``unresolved``/``ongoing``) when its condition
+    is met by a new occurrence. Allowed from any state; on an ignored group
+    it replaces the condition.
+
+    Raises:
+        GroupNotFoundError: no such group.
+        InvalidFieldsError: both conditions, a naive or past date, N < 1.
+    """
+    at = now or utcnow()
+    errors = []
+    if until is not None and occurrences is not None:
+        errors.append(field_error("", "give either until or occurrences, not both"))
+    if until is not None and (not isinstance(until, datetime) or until.tzinfo is None or until <= at):
+        errors.append(field_error("/until", "must be a date-time with a UTC offset, in the future"))
+    if occurrences is not None and (
+        not isinstance(occurrences, int) or isinstance(occurrences, bool) or not 1 <= occurrences <= MAX_IGNORE_OCCURRENCES
+    ):
+        errors.append(field_error("/occurrences", f"must be an integer from 1 to {MAX_IGNORE_OCCURRENCES}"))
+    if errors:
+        raise InvalidFieldsError("The ignore condition is not valid; nothing was changed.", errors)
+    mode = IgnoreMode.UNTIL_DATE if until else IgnoreMode.UNTIL_OCCURRENCES if occurrences else IgnoreMode.FOREVER
+
+    def ignore(group: FailureGroup) -> None:
+        change_state(
+            group, GroupState.IGNORED, None, actor=actor, reason="ignored", at=at,
+            details={
+                "mode": mode.value,
+                "until": until.isoformat() if until else None,
+                "occurrences": occurrences,
+                "via": via,
+            },
+        )
+        group.ignore_mode = mode.value
+        group.ignored_by = actor[:200]
+        group.ignored_at = at
+        group.ignore_until = until
+        group.ignore_until_occurrences = occurrences
+        group.ignore_base_occurrences = total_occurrences(group.id) if occurrences else None
+
+    return _run(group_id, ignore)
+
+
+def reopen_group(group_id: int, actor: str, *, via: str = "dashboard", now: datetime | None = None) -> FailureGroup:
+    """Make a resolved or ignored group ``unresolved``/``ongoing`` again.
+
+    Raises:
+        GroupNotFoundError: no such group.
+        InvalidGroupTransitionError: the group is already unresolved.
+    """
+    at = now or utcnow()
+
+    def reopen(group: FailureGroup) -> None:
+        if group.state == GroupState.UNRESOLVED:
+            raise InvalidGroupTransitionError(group.id, group.state, "reopened")
+        change_state(
+            group, GroupState.UNRESOLVED, GroupSubstate.ONGOING, actor=actor, reason="reopened", at=at,
+            details={"via": via},
+        )
+
+    return _run(group_id, reopen)

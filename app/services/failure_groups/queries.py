@@ -1,0 +1,384 @@
+"""Reading failure groups: lists with filters and keyset pages, one group,
+its exact counts, hourly series, distributions, timeline and jobs.
+
+Counts come from the write-time counters (``failure_group_counts``,
+``failure_group_hourly``), never from scanning occurrences, so they are
+exact and cheap at any number of jobs.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+
+from app.errors import InvalidQueryError, field_error
+from app.extensions import db
+from app.models.failure_group import (
+    FailureGroup,
+    FailureGroupCount,
+    FailureGroupEvent,
+    FailureGroupHourly,
+    FailureOccurrence,
+    GroupState,
+    GroupSubstate,
+)
+from app.models.types import utcnow
+from app.services.failure_groups.errors import GroupNotFoundError
+from app.services.failure_groups.fingerprint import GROUPING_VERSION
+from app.services.failure_groups.states import NEW_PERIOD, effective_substate
+
+SORTS = ("last_seen", "first_seen", "job_count")
+MAX_PAGE_SIZE = 200
+
+
+@dataclass(frozen=True)
+class GroupFilter:
+    """Which groups to list. Empty tuples and ``None`` mean "any".
+
+    ``seen_from``/``seen_to`` bound ``last_seen`` (``from <= last_seen < to``,
+    aware datetimes); ``job_type``/``worker_version`` keep groups with at
+    least one occurrence from that job type / worker version;
+    ``grouping_version`` defaults to the current one.
+    """
+
+    states: tuple[str, ...] = ()
+    substates: tuple[str, ...] = ()
+    code: str | None = None
+    job_type: str | None = None
+    worker_version: str | None = None
+    seen_from: datetime | None = None
+    seen_to: datetime | None = None
+    grouping_version: int | None = None
+
+
+@dataclass
+class GroupCounts:
+    """Exact counts of one group: jobs ever, jobs currently failing, occurrences."""
+
+    job_count: int = 0
+    current_job_count: int = 0
+    occurrence_count: int = 0
+
+
+@dataclass
+class GroupView:
+    """A group with what pages and the API show beside its columns."""
+
+    group: FailureGroup
+    substate: str | None
+    counts: GroupCounts
+    worker_versions: list[str] = field(default_factory=list)
+
+    @property
+    def job_count(self) -> int:
+        """Jobs that ever failed on the group."""
+        return self.counts.job_count
+
+    @property
+    def current_job_count(self) -> int:
+        """Jobs whose current failure is on the group."""
+        return self.counts.current_job_count
+
+    @property
+    def occurrence_count(self) -> int:
+        """Failures recorded on the group."""
+        return self.counts.occurrence_count
+
+
+@dataclass
+class GroupPage:
+    """One keyset page: ``items`` and the cursor of the next page (``None`` at the end)."""
+
+    items: list[GroupView]
+    next_cursor: str | None
+
+
+def group_counts(group_ids: Sequence[int]) -> dict[int, GroupCounts]:
+    """Exact counts of each group (absent groups count zero), summed over
+    the counter shards."""
+    counts = {group_id: GroupCounts() for group_id in group_ids}
+    if not counts:
+        return counts
+    rows = db.session.execute(
+        sa.select(
+            FailureGroupCount.group_id,
+            sa.func.sum(FailureGroupCount.jobs),
+            sa.func.sum(FailureGroupCount.current_jobs),
+            sa.func.sum(FailureGroupCount.occurrences),
+        )
+        .where(FailureGroupCount.group_id.in_(list(counts)))
+        .group_by(FailureGroupCount.group_id)
+    )
+    for group_id, jobs, current, occurrences in rows:
+        counts[group_id] = GroupCounts(int(jobs or 0), int(current or 0), int(occurrences or 0))
+    return counts
+
+
+def _worker_versions(group_ids: Sequence[int]) -> dict[int, list[str]]:
+    versions: dict[int, list[str]] = {group_id: [] for group_id in group_ids}
+    if not versions:
+        return versions
+    total = sa.func.sum(FailureGroupCount.occurrences)
+    rows = db.session.execute(
+        sa.select(FailureGroupCount.group_id, FailureGroupCount.worker_version, total)
+        .where(FailureGroupCount.group_id.in_(list(versions)), FailureGroupCount.worker_version != "")
+        .group_by(FailureGroupCount.group_id, FailureGroupCount.worker_version)
+        .order_by(FailureGroupCount.group_id, total.desc(), FailureGroupCount.worker_version)
+    )
+    for group_id, version, _ in rows:
+        versions[group_id].append(version)
+    return versions
+
+
+def _views(groups: Sequence[FailureGroup], now: datetime) -> list[GroupView]:
+    ids = [g.id for g in groups]
+    counts = group_counts(ids)
+    versions = _worker_versions(ids)
+    return [
+        GroupView(g, effective_substate(g.state, g.substate, g.first_seen, now), counts[g.id], versions[g.id])
+        for g in groups
+    ]
+
+
+def parse_group_id(group_id: object) -> int:
+    """A group id as an int: a positive 32-bit integer, or its decimal string.
+
+    Raises:
+        GroupNotFoundError: anything else (it names no group).
+    """
+    if isinstance(group_id, str) and group_id.isascii() and group_id.isdecimal() and len(group_id) < 11:
+        group_id = int(group_id)
+    if isinstance(group_id, int) and not isinstance(group_id, bool) and 0 < group_id < 2**31:
+        return group_id
+    raise GroupNotFoundError(group_id)
+
+
+def get_group(group_id: object, *, now: datetime | None = None) -> GroupView:
+    """One group with its counts.
+
+    Raises:
+        GroupNotFoundError: no group has this id (or it is not one).
+    """
+    key = parse_group_id(group_id)
+    group = db.session.get(FailureGroup, key)
+    if group is None:
+        raise GroupNotFoundError(group_id)
+    return _views([group], now or utcnow())[0]
+
+
+def _filtered(group_filter: GroupFilter, now: datetime) -> sa.Select:
+    version = group_filter.grouping_version or GROUPING_VERSION
+    statement = sa.select(FailureGroup).where(FailureGroup.grouping_version == version)
+    if group_filter.states:
+        statement = statement.where(FailureGroup.state.in_(group_filter.states))
+    if group_filter.substates:
+        conditions = []
+        new_since = now - NEW_PERIOD
+        unresolved = FailureGroup.state == GroupState.UNRESOLVED.value
+        for substate in group_filter.substates:
+            if substate == GroupSubstate.NEW:
+                conditions.append(sa.and_(unresolved, FailureGroup.substate == "new", FailureGroup.first_seen > new_since))
+            elif substate == GroupSubstate.ONGOING:
+                conditions.append(
+                    sa.and_(
+                        unresolved,
+                        sa.or_(
+                            FailureGroup.substate == "ongoing",
+                            sa.and_(FailureGroup.substate == "new", FailureGroup.first_seen <= new_since),
+                        ),
+                    )
+                )
+            elif substate == GroupSubstate.REGRESSED:
+                conditions.append(sa.and_(unresolved, FailureGroup.substate == "regressed"))
+        statement = statement.where(sa.or_(*conditions) if conditions else sa.false())
+    if group_filter.code is not None:
+        statement = statement.where(FailureGroup.code == group_filter.code)
+    if group_filter.seen_from is not None:
+        statement = statement.where(FailureGroup.last_seen >= group_filter.seen_from)
+    if group_filter.seen_to is not None:
+        statement = statement.where(FailureGroup.last_seen < group_filter.seen_to)
+    if group_filter.job_type is not None or group_filter.worker_version is not None:
+        counted = sa.select(FailureGroupCount.group_id).where(FailureGroupCount.group_id == FailureGroup.id)
+        if group_filter.job_type is not None:
+            counted = counted.where(FailureGroupCount.job_type == group_filter.job_type)
+        if group_filter.worker_version is not None:
+            counted = counted.where(FailureGroupCount.worker_version == group_filter.worker_version)
+        statement = statement.where(counted.exists())
+    return statement
+
+
+def _encode_cursor(values: list[Any]) -> str:
+    return base64.urlsafe_b64encode(json.dumps(values, separators=(",", ":")).encode()).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str, sort: str) -> tuple[Any, int]:
+    bad = InvalidQueryError("The cursor is not one this server gave out.", [field_error("/cursor", "is not a valid cursor")])
+    try:
+        raw = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+    except (ValueError, binascii.Error):
+        raise bad from None
+    if not isinstance(raw, list) or len(raw) != 3 or raw[0] != sort or type(raw[2]) is not int:
+        raise bad
+    value = raw[1]
+    if sort == "job_count":
+        if type(value) is not int:
+            raise bad
+        return value, raw[2]
+    try:
+        parsed = datetime.fromisoformat(value)
+    except (TypeError, ValueError):
+        raise bad from None
+    if parsed.tzinfo is None:
+        raise bad
+    return parsed, raw[2]
+
+
+def list_groups(
+    group_filter: GroupFilter,
+    *,
+    sort: str = "last_seen",
+    limit: int = 50,
+    cursor: str | None = None,
+    now: datetime | None = None,
+) -> GroupPage:
+    """A keyset page of groups, most recent (``last_seen``, ``first_seen``)
+    or most jobs affected (``job_count``) first, ties broken by id.
+
+    Raises:
+        InvalidQueryError: an unknown ``sort``, a ``limit`` out of 1 to
+            :data:`MAX_PAGE_SIZE`, or a cursor not given out for this sort.
+    """
+    if sort not in SORTS:
+        raise InvalidQueryError("Unknown sort.", [field_error("/sort", "must be one of " + ", ".join(SORTS))])
+    if not 1 <= limit <= MAX_PAGE_SIZE:
+        raise InvalidQueryError("Bad page size.", [field_error("/limit", f"must be 1 to {MAX_PAGE_SIZE}")])
+    now = now or utcnow()
+    statement = _filtered(group_filter, now)
+    if sort == "job_count":
+        jobs = (
+            sa.select(sa.func.coalesce(sa.func.sum(FailureGroupCount.jobs), 0))
+            .where(FailureGroupCount.group_id == FailureGroup.id)
+            .scalar_subquery()
+        )
+        key: sa.ColumnElement[Any] = jobs
+    else:
+        key = FailureGroup.last_seen if sort == "last_seen" else FailureGroup.first_seen
+    if cursor:
+        value, last_id = _decode_cursor(cursor, sort)
+        statement = statement.where(sa.or_(key < value, sa.and_(key == value, FailureGroup.id < last_id)))
+    statement = statement.add_columns(key).order_by(key.desc(), FailureGroup.id.desc()).limit(limit + 1)
+    rows = db.session.execute(statement).all()
+    more = len(rows) > limit
+    rows = rows[:limit]
+    next_cursor = None
+    if more:
+        group, value = rows[-1]
+        encoded = int(value) if sort == "job_count" else value.isoformat()
+        next_cursor = _encode_cursor([sort, encoded, group.id])
+    return GroupPage(_views([group for group, _ in rows], now), next_cursor)
+
+
+def hourly_occurrences(group_ids: Sequence[int], since: datetime, until: datetime) -> dict[int, list[int]]:
+    """Occurrences per hour, for each group: one count per hour from
+    ``since`` (floored to the hour, UTC) up to ``until`` (exclusive)."""
+    start = since.replace(minute=0, second=0, microsecond=0)
+    hours = max(0, int((until - start).total_seconds() // 3600) + (1 if (until - start).total_seconds() % 3600 else 0))
+    series = {group_id: [0] * hours for group_id in group_ids}
+    if not series or not hours:
+        return series
+    rows = db.session.execute(
+        sa.select(FailureGroupHourly.group_id, FailureGroupHourly.hour, sa.func.sum(FailureGroupHourly.occurrences))
+        .where(
+            FailureGroupHourly.group_id.in_(list(series)),
+            FailureGroupHourly.hour >= start,
+            FailureGroupHourly.hour < until,
+        )
+        .group_by(FailureGroupHourly.group_id, FailureGroupHourly.hour)
+    )
+    for group_id, hour, count in rows:
+        index = int((hour - start).total_seconds() // 3600)
+        if 0 <= index < hours:
+            series[group_id][index] = int(count)
+    return series
+
+
+def group_distribution(group_id: int) -> dict[str, dict[str, int]]:
+    """Occurrences of a group by job type and by worker version (``""``: none sent)."""
+    result: dict[str, dict[str, int]] = {"job_types": {}, "worker_versions": {}}
+    for name, column in (("job_types", FailureGroupCount.job_type), ("worker_versions", FailureGroupCount.worker_version)):
+        total = sa.func.sum(FailureGroupCount.occurrences)
+        rows = db.session.execute(
+            sa.select(column, total)
+            .where(FailureGroupCount.group_id == group_id)
+            .group_by(column)
+            .order_by(total.desc(), column)
+        )
+        result[name] = {value: int(count) for value, count in rows if count}
+    return result
+
+
+def group_timeline(group_id: int) -> list[FailureGroupEvent]:
+    """The group's state changes (creation included), oldest first."""
+    return list(
+        db.session.scalars(
+            sa.select(FailureGroupEvent)
+            .where(FailureGroupEvent.group_id == group_id)
+            .order_by(FailureGroupEvent.at, FailureGroupEvent.id)
+        )
+    )
+
+
+def current_job_ids(group_id: int) -> sa.Select:
+    """A SELECT of the ids of the jobs currently failing on the group (their
+    current failure has an item in it); on the partial index of current
+    occurrences."""
+    return sa.select(FailureOccurrence.job_id).where(
+        FailureOccurrence.group_id == group_id, FailureOccurrence.is_current.is_(True)
+    )
+
+
+def sample_occurrences(
+    group_id: int, *, limit: int = 20, before: tuple[datetime, int] | None = None
+) -> tuple[list[FailureOccurrence], tuple[datetime, int] | None]:
+    """The group's occurrences, newest first, ``limit`` at a time; pass the
+    returned key as ``before`` for the next page (``None``: no more)."""
+    statement = sa.select(FailureOccurrence).where(FailureOccurrence.group_id == group_id)
+    if before is not None:
+        at, last_id = before
+        statement = statement.where(
+            sa.or_(
+                FailureOccurrence.occurred_at < at,
+                sa.and_(FailureOccurrence.occurred_at == at, FailureOccurrence.id < last_id),
+            )
+        )
+    rows = list(
+        db.session.scalars(
+            statement.order_by(FailureOccurrence.occurred_at.desc(), FailureOccurrence.id.desc()).limit(limit + 1)
+        )
+    )
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return rows, ((rows[-1].occurred_at, rows[-1].id) if more else None)
+
+
+def job_group_ids(job_id: uuid.UUID, *, current_only: bool = False) -> list[int]:
+    """The groups a job's failures fell in (its current failure's only, with ``current_only``)."""
+    statement = sa.select(FailureOccurrence.group_id).where(FailureOccurrence.job_id == job_id).distinct()
+    if current_only:
+        statement = statement.where(FailureOccurrence.is_current.is_(True))
+    return list(db.session.scalars(statement))
+
+
+def recent_window(hours: int, now: datetime | None = None) -> tuple[datetime, datetime]:
+    """``(since, until)`` covering the last ``hours`` whole hours and the current one."""
+    now = now or utcnow()
+    until = now.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
+    return until - timedelta(hours=hours), until

@@ -1,0 +1,57 @@
+"""A sample of what a failure group holds: the newest failure's items that fall in it.
+
+For the group page ("a sample error item rendered like the job page"): the
+items of the group's newest occurrence whose fingerprint is the group's,
+recomputed with the group's grouping version
+(:func:`app.services.failure_groups.fingerprint.failure_keys`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+
+from app.extensions import db
+from app.models import FailureGroup, FailureOccurrence, JobFailure
+from app.services.error_details import listed_errors
+from app.services.failure_groups.fingerprint import UnknownGroupingVersionError, failure_keys
+
+
+@dataclass(frozen=True)
+class SampleFailure:
+    """The newest failure of a group and its items in the group.
+
+    Attributes:
+        failure: the ``job_failures`` row (its job, time, message, format).
+        error_details: ``{"errors": [...]}`` holding only the group's items
+            (the shape the job page's error table reads), or ``None`` when
+            the group is made from the failure's message (no items).
+    """
+
+    failure: JobFailure
+    error_details: Any
+
+
+def sample_failure(group: FailureGroup) -> SampleFailure | None:
+    """The newest occurrence's failure of ``group`` with its items in the group; ``None`` when it has none."""
+    failure = db.session.scalars(
+        sa.select(JobFailure)
+        .join(FailureOccurrence, FailureOccurrence.failure_id == JobFailure.id)
+        .where(FailureOccurrence.group_id == group.id)
+        .order_by(FailureOccurrence.occurred_at.desc(), FailureOccurrence.id.desc())
+        .limit(1)
+    ).first()
+    if failure is None:
+        return None
+    try:
+        keys = failure_keys(failure.error_message, failure.error_details, failure.error_format,
+                            version=group.grouping_version)
+    except UnknownGroupingVersionError:
+        return SampleFailure(failure, None)
+    items = [item for item in listed_errors(failure.error_details) if isinstance(item, dict)]
+    if len(items) != len(keys):  # grouped by the message: no items to show
+        return SampleFailure(failure, None)
+    mine = [item for item, key in zip(items, keys) if key.fingerprint == group.fingerprint]
+    return SampleFailure(failure, {"errors": mine} if mine else None)

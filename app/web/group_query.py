@@ -1,0 +1,98 @@
+"""Reading the failure-group filters from a query string (the API's
+``GET /api/v1/failure-groups`` and the ``/groups`` pages read the same names).
+"""
+
+from __future__ import annotations
+
+from app.errors import InvalidQueryError, field_error
+from app.models.failure_group import GroupState, GroupSubstate
+from app.services.failure_groups.fingerprint import KNOWN_VERSIONS
+from app.services.failure_groups.queries import SORTS, GroupFilter
+from app.services.json_values import clean_text
+from app.web.query import QueryArgs, parse_rfc3339
+
+#: Query-string names of the group filter (``sort``, ``limit`` and
+#: ``cursor`` choose the order and the page, not groups).
+GROUP_FILTER_PARAMETERS = (
+    "state", "substate", "code", "job_type", "worker_version", "from", "to", "grouping_version",
+)
+MAX_TEXT_LENGTH = 200
+
+
+def _words(args: QueryArgs, name: str, allowed: tuple[str, ...]) -> tuple[str, ...]:
+    words: list[str] = []
+    for value in args.getlist(name):
+        for word in value.split(","):
+            word = word.strip()
+            if not word or word in words:
+                continue
+            if word not in allowed:
+                raise InvalidQueryError(
+                    f"{name} must be one of {', '.join(allowed)}.",
+                    [field_error(f"/{name}", "must be one of " + ", ".join(allowed))],
+                )
+            words.append(word)
+    return tuple(words)
+
+
+def _text(args: QueryArgs, name: str) -> str | None:
+    raw = args.get(name)
+    if raw is None or not raw.strip():
+        return None
+    if len(raw) > MAX_TEXT_LENGTH:
+        raise InvalidQueryError(
+            f"{name} must be at most {MAX_TEXT_LENGTH} characters.",
+            [field_error(f"/{name}", f"must be at most {MAX_TEXT_LENGTH} characters")],
+        )
+    return clean_text(raw.strip())
+
+
+def group_filter_from_args(args: QueryArgs) -> GroupFilter:
+    """The :class:`GroupFilter` of a query string.
+
+    ``state``/``substate``: repeatable or comma-separated words;
+    ``code``, ``job_type``, ``worker_version``: exact values; ``from``/``to``:
+    RFC 3339 date-times bounding ``last_seen``; ``grouping_version``: one of
+    the implemented versions (default: the current one).
+
+    Raises:
+        InvalidQueryError: a bad value, naming its parameter.
+    """
+    seen_from = parse_rfc3339(args.get("from"), "from") if args.get("from") else None
+    seen_to = parse_rfc3339(args.get("to"), "to") if args.get("to") else None
+    if seen_from and seen_to and seen_to < seen_from:
+        raise InvalidQueryError("to must not be before from.", [field_error("/to", "must not be before from")])
+    version = None
+    raw_version = args.get("grouping_version")
+    if raw_version:
+        if not (raw_version.isascii() and raw_version.isdigit()) or int(raw_version) not in KNOWN_VERSIONS:
+            allowed = ", ".join(str(v) for v in KNOWN_VERSIONS)
+            raise InvalidQueryError(
+                f"grouping_version must be one of {allowed}.",
+                [field_error("/grouping_version", f"must be one of {allowed}")],
+            )
+        version = int(raw_version)
+    return GroupFilter(
+        states=_words(args, "state", tuple(s.value for s in GroupState)),
+        substates=_words(args, "substate", tuple(s.value for s in GroupSubstate)),
+        code=_text(args, "code"),
+        job_type=_text(args, "job_type"),
+        worker_version=_text(args, "worker_version"),
+        seen_from=seen_from,
+        seen_to=seen_to,
+        grouping_version=version,
+    )
+
+
+def group_sort_from_args(args: QueryArgs) -> str:
+    """``sort``: one of :data:`~app.services.failure_groups.queries.SORTS` (default ``last_seen``).
+
+    Raises:
+        InvalidQueryError: another value.
+    """
+    sort = args.get("sort") or "last_seen"
+    if sort not in SORTS:
+        raise InvalidQueryError(
+            "sort must be one of " + ", ".join(SORTS) + ".", [field_error("/sort", "must be one of " + ", ".join(SORTS))]
+        )
+    return sort

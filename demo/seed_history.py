@@ -1,0 +1,155 @@
+"""Play the demo's 14 days of history into a fresh demo database (``make demo``).
+
+Reads the plan written by ``demo/generate_corpus.py`` and, batch by batch,
+oldest first:
+
+1. runs the reference worker over the batch's folder against the running
+   server (over HTTP, as a real worker), reporting the batch's
+   ``"worker": {"name", "version"}``;
+2. carries out the plan's operator actions due after the batch (resolve the
+   groups of a code, optionally in a version) with the lifecycle service;
+3. moves what the batch wrote back to when the batch happened: every
+   timestamp of the job, failure and failure-group tables written during
+   the batch moves back by its whole number of hours, so hourly rollups
+   stay on hour boundaries and "first seen 13 days ago" is what the pages show.
+
+Step 3 rewrites timestamps in the database directly. It exists only for
+this demo: it refuses to run with ``APP_ENV=production`` and on anything
+but the SQLite demo database unless ``--any-database`` is given.
+
+Usage (scripts/demo does this)::
+
+    python demo/seed_history.py --plan DIR --api-url URL [--generate]   # WORKER_TOKEN in the environment
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import sqlalchemy as sa  # noqa: E402
+
+from app import create_app  # noqa: E402
+from app.extensions import db  # noqa: E402
+from app.models import GroupState  # noqa: E402
+from app.models.types import UTCDateTime, utcnow  # noqa: E402
+from app.services.failure_groups import lifecycle as group_lifecycle  # noqa: E402
+from app.services.failure_groups import queries  # noqa: E402
+from app.worker.client import WorkerApiClient  # noqa: E402
+from app.worker.runner import run_worker  # noqa: E402
+
+#: Tables whose timestamps are not part of the story: accounts, tokens,
+#: sessions and idempotency keys keep their real times (a session aged by
+#: days would have expired).
+NOT_AGED = frozenset({
+    "users", "worker_tokens", "server_sessions", "idempotency_records", "bulk_actions", "bulk_action_jobs",
+    "alembic_version",
+})
+
+
+def age_batch(since: datetime, hours: int) -> int:
+    """Move back by ``hours`` every timestamp written since ``since``: the
+    rows the batch just recorded (jobs, failures, occurrences, hourly
+    rollups, group events) and the columns it touched on older rows (a
+    group's ``last_seen``). Returns the values moved.
+
+    Every earlier batch was moved back by at least an hour, so whatever is
+    at or after ``since`` floored to the hour was written by this batch.
+    Rows whose primary key holds a timestamp (the hourly rollups) move
+    oldest first, so a row never lands on a key still taken.
+    """
+    if hours <= 0:
+        return 0
+    delta = timedelta(hours=hours)
+    threshold = since.replace(minute=0, second=0, microsecond=0)
+    moved = 0
+    for table in db.metadata.sorted_tables:
+        if table.name in NOT_AGED:
+            continue
+        keys = list(table.primary_key.columns)
+        for column in (c for c in table.columns if isinstance(c.type, UTCDateTime)):
+            rows = db.session.execute(
+                sa.select(*keys, column).where(column >= threshold).order_by(column.asc())
+            ).all()
+            for row in rows:
+                where = [k == getattr(row, k.name) for k in keys]
+                db.session.execute(sa.update(table).where(*where).values({column.name: row[-1] - delta}))
+            moved += len(rows)
+    db.session.commit()
+    return moved
+
+
+#: Who resolves groups in the demo's history (the timeline and the audit log show it).
+DEMO_OPERATOR = "demo-operator"
+
+
+def carry_out(action: dict[str, Any]) -> int:
+    """Resolve every unresolved group of ``action["code"]`` (in ``in_version``
+    when given), through the lifecycle service the dashboard uses."""
+    group_filter = queries.GroupFilter(states=(GroupState.UNRESOLVED.value,), code=action["code"])
+    views = queries.list_groups(group_filter, limit=200).items
+    for view in views:
+        group_lifecycle.resolve_group(view.group.id, DEMO_OPERATOR, in_version=action.get("in_version"), via="demo")
+    return len(views)
+
+
+def seed(plan_dir: Path, api_url: str, token: str) -> None:
+    """Play ``plan_dir/plan.json`` against the server at ``api_url`` (see the module doc)."""
+    plan = json.loads((plan_dir / "plan.json").read_text(encoding="utf-8"))
+    batches = plan["batches"]
+    client = WorkerApiClient(api_url, retries=2, backoff=0.2, token=token)
+    started = time.monotonic()
+    documents = 0
+    try:
+        for batch in batches:
+            since = utcnow()
+            documents += len(run_worker(client, plan_dir / batch["folder"], worker=batch["worker"]))
+            for action in plan["actions"]:
+                if action["after"] == batch["folder"]:
+                    resolved = carry_out(action)
+                    print(f"    {action['action']} {action['code']}"
+                          f"{' in ' + action['in_version'] if action.get('in_version') else ''}: {resolved} group(s)")
+            age_batch(since, batch["hours_ago"])
+    finally:
+        client.session.close()
+    print(f"    {documents} documents in {len(batches)} batches over {batches[0]['hours_ago'] // 24} days,"
+          f" {time.monotonic() - started:.1f} s")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--plan", type=Path, required=True, help="folder written by demo/generate_corpus.py")
+    parser.add_argument("--api-url", required=True)
+    parser.add_argument("--token", default=os.environ.get("WORKER_TOKEN"), help="worker token (or WORKER_TOKEN)")
+    parser.add_argument("--any-database", action="store_true", help="allow a database other than SQLite")
+    parser.add_argument("--generate", action="store_true",
+                        help="first write the plan with demo/generate_corpus.py (seed 12) into --plan, in this process")
+    args = parser.parse_args()
+    if not args.token:
+        parser.error("a worker token is needed: --token or WORKER_TOKEN")
+    if os.environ.get("APP_ENV") == "production":
+        parser.error("refusing to rewrite timestamps with APP_ENV=production")
+    app = create_app()
+    if not args.any_database and not app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
+        parser.error("refusing to rewrite timestamps outside an SQLite demo database (--any-database to insist)")
+    if args.generate:
+        # One process for both: the ICD-10-CM table loads once (seconds).
+        from demo.generate_corpus import generate
+
+        generate(args.plan)
+        print(f"    generated the plan in {args.plan}")
+    with app.app_context():
+        seed(args.plan, args.api_url, args.token)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,151 @@
+"""The failure-group API: ``/api/v1/failure-groups`` (worker tokens)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from jsonschema import Draft202012Validator
+
+from app.api.contract import openapi_document
+from app.extensions import db
+from app.models import AuditEvent
+from tests.integration.api.helpers import assert_problem
+
+UCUM = {"code": "unit.not_ucum", "severity": "error", "message": "unit is not UCUM", "pointer": "/entities/3/value/unit"}
+ICD = {"code": "code.unknown_icd10cm", "severity": "error", "message": "unknown", "pointer": "/entities/0/code"}
+
+
+def _fail(client, *items, version="1.0.0", job_type="entity_extraction"):
+    job = client.post("/api/v1/processing-jobs", json={"document_id": "doc", "job_type": job_type}).get_json()["id"]
+    response = client.post(
+        f"/api/v1/processing-jobs/{job}/validation-failure",
+        json={"error_message": "invalid", "error_details": {"errors": list(items)},
+              "worker": {"name": "extractor", "version": version}},
+    )
+    assert response.status_code == 200, response.get_json()
+    return job
+
+
+def _check_schema(body, name):
+    schema = {"components": openapi_document()["components"], "$ref": f"#/components/schemas/{name}"}
+    Draft202012Validator(schema).validate(body)
+
+
+def _groups(client, query=""):
+    response = client.get("/api/v1/failure-groups" + query)
+    assert response.status_code == 200, response.get_json()
+    _check_schema(response.get_json(), "FailureGroupPage")
+    return response.get_json()
+
+
+def test_groups_are_listed_with_exact_counts(client):
+    _fail(client, UCUM, ICD)
+    _fail(client, UCUM, version="1.1.0")
+    page = _groups(client)
+    assert page["next_cursor"] is None
+    by_code = {g["code"]: g for g in page["items"]}
+    ucum = by_code["unit.not_ucum"]
+    assert (ucum["job_count"], ucum["current_job_count"], ucum["occurrence_count"]) == (2, 2, 2)
+    assert (ucum["state"], ucum["substate"], ucum["grouping_version"]) == ("unresolved", "new", 1)
+    assert ucum["pointer_pattern"] == "/entities/*/value/unit"
+    assert ucum["title"] == "unit.not_ucum at /entities/*/value/unit"
+    assert len(ucum["fingerprint"]) == 64
+    assert ucum["first_seen"].endswith("Z") and ucum["last_seen"].endswith("Z")
+    assert set(ucum["worker_versions"]) == {"1.0.0", "1.1.0"}
+    assert by_code["code.unknown_icd10cm"]["job_count"] == 1
+    one = client.get(f"/api/v1/failure-groups/{ucum['id']}")
+    assert one.status_code == 200 and one.get_json() == ucum
+
+
+def test_filters_and_keyset_pages(client):
+    for i in range(5):
+        _fail(client, {**UCUM, "code": f"rule.{i}"}, version=f"1.{i % 2}.0", job_type="ocr" if i == 4 else "entity_extraction")
+    first = _groups(client, "?limit=2")
+    assert len(first["items"]) == 2 and first["next_cursor"]
+    second = client.get(f"/api/v1/failure-groups?limit=2&cursor={first['next_cursor']}").get_json()
+    third = client.get(f"/api/v1/failure-groups?limit=2&cursor={second['next_cursor']}").get_json()
+    ids = [g["id"] for page in (first, second, third) for g in page["items"]]
+    assert len(ids) == len(set(ids)) == 5 and third["next_cursor"] is None
+    assert [g["code"] for g in _groups(client, "?code=rule.3")["items"]] == ["rule.3"]
+    assert {g["code"] for g in _groups(client, "?worker_version=1.1.0")["items"]} == {"rule.1", "rule.3"}
+    assert [g["code"] for g in _groups(client, "?job_type=ocr")["items"]] == ["rule.4"]
+    assert len(_groups(client, "?state=unresolved,ignored")["items"]) == 5
+    assert _groups(client, "?state=resolved")["items"] == []
+    assert len(_groups(client, "?substate=new")["items"]) == 5
+    future = (datetime.now(timezone.utc) + timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert _groups(client, f"?from={future}")["items"] == []
+    by_jobs = _groups(client, "?sort=job_count&limit=3")
+    assert len(by_jobs["items"]) == 3 and by_jobs["next_cursor"]
+
+
+@pytest.mark.parametrize(
+    "query",
+    ["?state=open", "?sort=size", "?limit=0", "?cursor=nope", "?from=yesterday", "?grouping_version=7",
+     "?sort=job_count&cursor=WyJsYXN0X3NlZW4iLCIyMDI2LTAxLTAxVDAwOjAwOjAwKzAwOjAwIiwxXQ"],
+)
+def test_bad_queries_are_400_problems(client, query):
+    assert_problem(client.get("/api/v1/failure-groups" + query), 400, "invalid-query")
+
+
+def test_resolve_ignore_and_reopen(client, app):
+    _fail(client, UCUM)
+    group_id = _groups(client)["items"][0]["id"]
+    resolved = client.post(f"/api/v1/failure-groups/{group_id}/resolve", json={"in_version": "2.0.0"})
+    assert resolved.status_code == 200
+    body = resolved.get_json()
+    _check_schema(body, "FailureGroup")
+    assert (body["state"], body["resolved_in_version"], body["resolved_by"]) == ("resolved", "2.0.0", "test-worker")
+    assert_problem(client.post(f"/api/v1/failure-groups/{group_id}/resolve"), 409, "invalid-transition")
+    # An older worker does not reopen it; the fixed version does.
+    _fail(client, UCUM, version="1.9.0")
+    assert client.get(f"/api/v1/failure-groups/{group_id}").get_json()["state"] == "resolved"
+    _fail(client, UCUM, version="2.0.0")
+    regressed = client.get(f"/api/v1/failure-groups/{group_id}").get_json()
+    assert (regressed["state"], regressed["substate"]) == ("unresolved", "regressed")
+
+    ignored = client.post(f"/api/v1/failure-groups/{group_id}/ignore", json={"occurrences": 2}).get_json()
+    assert ignored["ignore"] == {"mode": "until_occurrences", "until": None, "occurrences": 2}
+    until = (datetime.now(timezone.utc) + timedelta(days=2)).isoformat()
+    ignored = client.post(f"/api/v1/failure-groups/{group_id}/ignore", json={"until": until}).get_json()
+    assert ignored["ignore"]["mode"] == "until_date"
+    forever = client.post(f"/api/v1/failure-groups/{group_id}/ignore").get_json()
+    assert forever["ignore"] == {"mode": "forever", "until": None, "occurrences": None}
+    reopened = client.post(f"/api/v1/failure-groups/{group_id}/reopen")
+    assert reopened.status_code == 200 and reopened.get_json()["substate"] == "ongoing"
+    with app.app_context():
+        actions = [e.action for e in db.session.query(AuditEvent).order_by(AuditEvent.occurred_at)]
+    assert actions.count("groups.resolved") == 1 and actions.count("groups.regressed") == 1
+    assert actions.count("groups.ignored") == 3 and actions.count("groups.reopened") == 1
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "pointer"),
+    [
+        ("resolve", {"in_version": ""}, "#/in_version"),
+        ("resolve", {"in_version": "1.0\u0000"}, "#/in_version"),
+        ("resolve", {"version": "1"}, "#/version"),
+        ("ignore", {"occurrences": 0}, "#/occurrences"),
+        ("ignore", {"until": "2000-01-01T00:00:00Z"}, "#/until"),
+        ("ignore", {"until": "tomorrow"}, "#/until"),
+        ("ignore", {"until": "2999-01-01T00:00:00Z", "occurrences": 2}, "#"),
+        ("reopen", {"why": "x"}, "#/why"),
+    ],
+)
+def test_bad_bodies_are_422_problems_and_change_nothing(client, path, body, pointer):
+    _fail(client, UCUM)
+    group_id = _groups(client)["items"][0]["id"]
+    problem = assert_problem(client.post(f"/api/v1/failure-groups/{group_id}/{path}", json=body), 422, "invalid-fields")
+    assert pointer in [e["pointer"] for e in problem["errors"]]
+    assert client.get(f"/api/v1/failure-groups/{group_id}").get_json()["state"] == "unresolved"
+
+
+@pytest.mark.parametrize("group_id", ["999999", "0", "abc", "1.5", "99999999999"])
+def test_unknown_groups_are_404_problems(client, group_id):
+    assert_problem(client.get(f"/api/v1/failure-groups/{group_id}"), 404, "group-not-found")
+    assert_problem(client.post(f"/api/v1/failure-groups/{group_id}/resolve"), 404, "group-not-found")
+
+
+def test_the_group_api_needs_a_worker_token(anonymous_client):
+    response = anonymous_client.get("/api/v1/failure-groups")
+    assert_problem(response, 401, "unauthorized")

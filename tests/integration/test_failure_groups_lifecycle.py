@@ -1,0 +1,199 @@
+"""The failure-group lifecycle: each transition, the version rule, wake-ups,
+timeline and audit rows (SQLite and PostgreSQL)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import pytest
+import sqlalchemy as sa
+
+from app.errors import InvalidFieldsError
+from app.extensions import db
+from app.models import AuditEvent, FailureGroup
+from app.observability import metrics
+from app.registry import get_failure_recorder
+from app.services.failure_groups.errors import GroupNotFoundError, InvalidGroupTransitionError
+from app.services.failure_groups.lifecycle import ignore_group, reopen_group, resolve_group
+from app.services.failure_groups.queries import GroupFilter, get_group, group_timeline, list_groups
+from app.services.processing_jobs.lifecycle import create_job
+
+ITEM = {"code": "unit.not_ucum", "severity": "error", "message": "unit is not UCUM", "pointer": "/entities/0/value/unit"}
+
+
+def _fail(version: str | None = None, n: int = [0]) -> None:  # noqa: B006 (a counter for document ids)
+    n[0] += 1
+    worker = {"name": "extractor", "version": version} if version else None
+    get_failure_recorder().record_validation_failure(
+        create_job(f"doc-{n[0]}").id, "invalid", {"errors": [ITEM]}, worker=worker
+    )
+
+
+def _group() -> FailureGroup:
+    db.session.rollback()
+    return db.session.scalars(sa.select(FailureGroup)).one()
+
+
+def _audit_actions() -> list[str]:
+    return [e.action for e in db.session.scalars(sa.select(AuditEvent).order_by(AuditEvent.occurred_at))]
+
+
+def _value(counter) -> float:
+    return counter._value.get()
+
+
+def test_resolve_records_who_when_and_version_in_timeline_and_audit(app_ctx):
+    _fail()
+    group = resolve_group(_group().id, "alice", in_version="2.0.0")
+    assert (group.state, group.substate, group.resolved_by, group.resolved_in_version) == (
+        "resolved", None, "alice", "2.0.0"
+    )
+    assert group.resolved_at is not None
+    events = group_timeline(group.id)
+    assert [(e.reason, e.actor, e.from_state, e.to_state) for e in events] == [
+        ("created", "system", None, "unresolved"), ("resolved", "alice", "unresolved", "resolved")
+    ]
+    assert events[1].details == {"in_version": "2.0.0", "via": "dashboard"}
+    audit = db.session.scalars(sa.select(AuditEvent)).one()
+    assert (audit.action, audit.actor, audit.filter["group_id"], audit.filter["in_version"]) == (
+        "groups.resolved", "alice", group.id, "2.0.0"
+    )
+    with pytest.raises(InvalidGroupTransitionError):
+        resolve_group(group.id, "alice")
+
+
+def test_an_occurrence_on_a_resolved_group_is_a_regression(app_ctx):
+    _fail()
+    resolve_group(_group().id, "alice")
+    before = _value(metrics.GROUPS_REGRESSED)
+    _fail("0.0.1")
+    group = _group()
+    assert (group.state, group.substate, group.resolved_by) == ("unresolved", "regressed", None)
+    assert [e.reason for e in group_timeline(group.id)][-1] == "regressed"
+    assert _audit_actions() == ["groups.resolved", "groups.regressed"]
+    assert _value(metrics.GROUPS_REGRESSED) == before + 1
+    assert get_group(group.id).substate == "regressed"
+
+
+@pytest.mark.parametrize(
+    ("worker_version", "regressed"),
+    [("1.9.0", False), ("2.0.0-rc.1", False), ("2.0.0", True), ("2.0.1", True), (None, True), ("nightly", True)],
+)
+def test_resolved_in_version_ignores_older_workers(app_ctx, worker_version, regressed):
+    _fail()
+    resolve_group(_group().id, "alice", in_version="2.0.0")
+    _fail(worker_version)
+    group = _group()
+    assert group.state == ("unresolved" if regressed else "resolved")
+    # The occurrence is counted either way.
+    assert get_group(group.id).occurrence_count == 2
+
+
+def test_ignore_forever_never_wakes(app_ctx):
+    _fail()
+    group = ignore_group(_group().id, "bob")
+    assert (group.state, group.ignore_mode) == ("ignored", "forever")
+    _fail()
+    _fail()
+    assert _group().state == "ignored"
+    assert get_group(_group().id).occurrence_count == 3
+
+
+def test_ignore_until_a_date_wakes_on_the_first_occurrence_after_it(app_ctx):
+    _fail()
+    now = datetime.now(timezone.utc)
+    ignore_group(_group().id, "bob", until=now - timedelta(minutes=1), now=now - timedelta(hours=1))
+    before = _value(metrics.GROUPS_WOKEN)
+    _fail()
+    group = _group()
+    assert (group.state, group.substate, group.ignore_mode) == ("unresolved", "ongoing", None)
+    reasons = [e.reason for e in group_timeline(group.id)]
+    assert reasons[-1] == "woken" and "ignored" in reasons
+    assert _value(metrics.GROUPS_WOKEN) == before + 1
+
+
+def test_ignore_until_a_future_date_stays_ignored(app_ctx):
+    _fail()
+    ignore_group(_group().id, "bob", until=datetime.now(timezone.utc) + timedelta(days=1))
+    _fail()
+    assert _group().state == "ignored"
+
+
+def test_ignore_until_n_more_occurrences_wakes_at_exactly_the_nth(app_ctx):
+    _fail()
+    _fail()
+    ignore_group(_group().id, "bob", occurrences=3)
+    _fail()
+    _fail()
+    assert _group().state == "ignored"
+    _fail()
+    group = _group()
+    assert group.state == "unresolved"
+    assert get_group(group.id).occurrence_count == 5
+
+
+def test_reopen_makes_a_group_ongoing_again(app_ctx):
+    _fail()
+    group_id = _group().id
+    with pytest.raises(InvalidGroupTransitionError):
+        reopen_group(group_id, "carol")
+    ignore_group(group_id, "carol")
+    group = reopen_group(group_id, "carol", via="api")
+    assert (group.state, group.substate, group.ignore_mode) == ("unresolved", "ongoing", None)
+    resolve_group(group_id, "carol")
+    assert reopen_group(group_id, "carol").state == "unresolved"
+    assert _audit_actions() == ["groups.ignored", "groups.reopened", "groups.resolved", "groups.reopened"]
+
+
+def test_resolving_an_ignored_group_and_ignoring_a_resolved_one(app_ctx):
+    _fail()
+    group_id = _group().id
+    ignore_group(group_id, "dan", occurrences=10)
+    group = resolve_group(group_id, "dan")
+    assert (group.state, group.ignore_mode, group.ignore_until_occurrences) == ("resolved", None, None)
+    group = ignore_group(group_id, "dan")
+    assert (group.state, group.resolved_by) == ("ignored", None)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "pointer"),
+    [
+        ({"occurrences": 0}, "#/occurrences"),
+        ({"occurrences": True}, "#/occurrences"),
+        ({"until": datetime(2000, 1, 1, tzinfo=timezone.utc)}, "#/until"),
+        ({"until": datetime(2999, 1, 1)}, "#/until"),
+        ({"until": datetime(2999, 1, 1, tzinfo=timezone.utc), "occurrences": 3}, "#"),
+    ],
+)
+def test_bad_ignore_conditions_are_refused_and_change_nothing(app_ctx, kwargs, pointer):
+    _fail()
+    with pytest.raises(InvalidFieldsError) as caught:
+        ignore_group(_group().id, "eve", **kwargs)
+    assert pointer in [e["pointer"] for e in caught.value.errors]
+    assert _group().state == "unresolved" and _audit_actions() == []
+
+
+@pytest.mark.parametrize("version", ["", " 1.0.0", "1" * 101, "1.0\x00"])
+def test_bad_versions_are_refused(app_ctx, version):
+    _fail()
+    with pytest.raises(InvalidFieldsError):
+        resolve_group(_group().id, "eve", in_version=version)
+    assert _group().state == "unresolved"
+
+
+def test_unknown_groups_are_not_found(app_ctx):
+    for group_id in (12345, 0, -1, "x", True):
+        with pytest.raises(GroupNotFoundError):
+            resolve_group(group_id, "eve")
+        with pytest.raises(GroupNotFoundError):
+            get_group(group_id)
+
+
+def test_substate_filters_agree_with_substates_on_read(app_ctx):
+    _fail()
+    group = _group()
+    later = datetime.now(timezone.utc) + timedelta(hours=25)
+    assert [v.substate for v in list_groups(GroupFilter(substates=("new",))).items] == ["new"]
+    assert list_groups(GroupFilter(substates=("new",)), now=later).items == []
+    assert [v.substate for v in list_groups(GroupFilter(substates=("ongoing",)), now=later).items] == ["ongoing"]
+    assert get_group(group.id, now=later).substate == "ongoing"

@@ -1,0 +1,221 @@
+"""The failure-group write path: every recorded failure's items join groups in
+the recorder's transaction, with exact counts (SQLite and PostgreSQL)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timedelta, timezone
+
+import pytest
+import sqlalchemy as sa
+
+from app.extensions import db
+from app.models import FailureGroup, FailureGroupEvent, FailureOccurrence, JobFailure
+from app.registry import get_failure_recorder
+from app.services import retention
+from app.services.failure_groups.queries import current_job_ids, get_group, group_counts, hourly_occurrences
+from app.services.failure_groups.recording import rebuild_counts_check
+from app.services.processing_jobs import InvalidFailurePayloadError
+from app.services.processing_jobs.lifecycle import create_job, requeue_job, start_job
+from app.unit_of_work import write_transaction
+
+UCUM = {"code": "unit.not_ucum", "severity": "error", "message": "unit is not UCUM", "pointer": "/entities/1/value/unit"}
+ICD = {"code": "code.unknown_icd10cm", "severity": "warning", "message": "unknown code", "pointer": "/entities/0/code"}
+
+
+def _details(*items):
+    return {"errors": [dict(item) for item in items]}
+
+
+def _groups() -> dict[str, FailureGroup]:
+    return {g.title: g for g in db.session.scalars(sa.select(FailureGroup))}
+
+
+def _assert_counts_match_occurrences():
+    ids = [g.id for g in db.session.scalars(sa.select(FailureGroup))]
+    counted = group_counts(ids)
+    rebuilt = rebuild_counts_check(ids)
+    for group_id in ids:
+        assert (counted[group_id].occurrence_count, counted[group_id].job_count, counted[group_id].current_job_count) == (
+            rebuilt[group_id]["occurrences"], rebuilt[group_id]["jobs"], rebuilt[group_id]["current_jobs"]
+        )
+
+
+def _fail(job_id, *items, worker=None, message="invalid entities"):
+    return get_failure_recorder().record_validation_failure(job_id, message, _details(*items), worker=worker)
+
+
+def test_every_item_joins_a_group_with_exact_counts(app_ctx):
+    job = create_job("doc-1").id
+    _fail(job, UCUM, {**UCUM, "pointer": "/entities/4/value/unit"}, ICD, worker={"name": "extractor", "version": "1.4.0"})
+
+    groups = _groups()
+    assert set(groups) == {"unit.not_ucum at /entities/*/value/unit", "code.unknown_icd10cm at /entities/*/code"}
+    ucum = groups["unit.not_ucum at /entities/*/value/unit"]
+    assert (ucum.state, ucum.substate, ucum.severity, ucum.code, ucum.pointer_pattern) == (
+        "unresolved", "new", "error", "unit.not_ucum", "/entities/*/value/unit"
+    )
+    occurrences = list(db.session.scalars(sa.select(FailureOccurrence).order_by(FailureOccurrence.item_count)))
+    assert [(o.item_count, o.is_current, o.worker_version, o.worker_name) for o in occurrences] == [
+        (1, True, "1.4.0", "extractor"), (2, True, "1.4.0", "extractor")
+    ]
+    view = get_group(ucum.id)
+    assert (view.job_count, view.current_job_count, view.occurrence_count) == (1, 1, 1)
+    assert view.worker_versions == ["1.4.0"]
+    assert [e.reason for e in db.session.scalars(sa.select(FailureGroupEvent))] == ["created", "created"]
+    failure = db.session.scalars(sa.select(JobFailure)).one()
+    assert (failure.worker_name, failure.worker_version) == ("extractor", "1.4.0")
+    assert db.session.scalars(current_job_ids(ucum.id)).all() == [job]
+    _assert_counts_match_occurrences()
+
+
+def test_a_newer_failure_ends_the_current_link_and_counts_jobs_once(app_ctx):
+    job = create_job("doc-1").id
+    other = create_job("doc-2").id
+    _fail(job, UCUM)
+    _fail(job, ICD)  # the job's current failure is now ICD only
+    _fail(job, UCUM, ICD)  # and now both again
+    _fail(other, UCUM)
+
+    groups = _groups()
+    ucum = get_group(groups["unit.not_ucum at /entities/*/value/unit"].id)
+    icd = get_group(groups["code.unknown_icd10cm at /entities/*/code"].id)
+    assert (ucum.job_count, ucum.current_job_count, ucum.occurrence_count) == (2, 2, 3)
+    assert (icd.job_count, icd.current_job_count, icd.occurrence_count) == (1, 1, 2)
+    # severity is the highest seen; warning items do not lower it
+    assert icd.group.severity == "warning"
+    _assert_counts_match_occurrences()
+
+
+def test_requeue_ends_currently_failing_but_keeps_history(app_ctx):
+    job = create_job("doc-1").id
+    _fail(job, UCUM)
+    group_id = next(iter(_groups().values())).id
+    requeue_job(job)
+    view = get_group(group_id)
+    assert (view.job_count, view.current_job_count, view.occurrence_count) == (1, 0, 1)
+    assert db.session.scalars(current_job_ids(group_id)).all() == []
+    # It fails again on the same group: still one job ever, current again.
+    start_job(job)
+    _fail(job, UCUM)
+    view = get_group(group_id)
+    assert (view.job_count, view.current_job_count, view.occurrence_count) == (1, 1, 2)
+    _assert_counts_match_occurrences()
+
+
+def test_failed_with_a_message_only_groups_by_the_parameterised_message(app_ctx):
+    recorder = get_failure_recorder()
+    recorder.record_failure(create_job("doc-1").id, "worker timed out after 30 s")
+    recorder.record_failure(create_job("doc-2").id, "worker timed out after 45 s", {"trace": "free form"})
+    (group,) = _groups().values()
+    assert group.title == "worker timed out after <num> s" and group.code is None
+    assert get_group(group.id).occurrence_count == 2
+
+
+def test_an_identical_report_is_a_no_op_and_adds_no_occurrence(app_ctx):
+    job = create_job("doc-1").id
+    _fail(job, UCUM)
+    _fail(job, UCUM)
+    (group,) = _groups().values()
+    assert get_group(group.id).occurrence_count == 1
+
+
+def test_an_explicit_fingerprint_groups_items_together(app_ctx):
+    _fail(create_job("doc-1").id, {**UCUM, "fingerprint": "ucum-service"})
+    _fail(create_job("doc-2").id, {**ICD, "fingerprint": "ucum-service"})
+    (group,) = _groups().values()
+    assert group.title == "ucum-service"
+    assert get_group(group.id).job_count == 2
+
+
+def test_the_hourly_rollup_counts_occurrences(app_ctx):
+    for i in range(3):
+        _fail(create_job(f"doc-{i}").id, UCUM)
+    (group,) = _groups().values()
+    now = datetime.now(timezone.utc)
+    series = hourly_occurrences([group.id], now - timedelta(hours=23), now)[group.id]
+    assert sum(series) == 3 and series[-1] == 3
+
+
+@pytest.mark.parametrize(
+    ("worker", "pointer"),
+    [
+        ({"name": "x", "version": ""}, "#/worker/version"),
+        ({"name": "x\x00y"}, "#/worker/name"),
+        ({"name": " x"}, "#/worker/name"),
+        ({"version": "1" * 101}, "#/worker/version"),
+        ({"name": "x", "extra": 1}, "#/worker"),
+        ("worker-1", "#/worker"),
+    ],
+)
+def test_a_bad_worker_is_refused_and_nothing_is_stored(app_ctx, worker, pointer):
+    job = create_job("doc-1").id
+    with pytest.raises(InvalidFailurePayloadError) as caught:
+        _fail(job, UCUM, worker=worker)
+    assert [e["pointer"] for e in caught.value.errors] == [pointer]
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(FailureGroup)) == 0
+
+
+def test_the_api_takes_the_worker_and_item_fingerprints(client):
+    job = client.post("/api/v1/processing-jobs", json={"document_id": "doc-api"}).get_json()["id"]
+    response = client.post(
+        f"/api/v1/processing-jobs/{job}/result",
+        json={
+            "status": "validation_failed",
+            "error_message": "invalid",
+            "error_details": _details({**UCUM, "fingerprint": "custom"}),
+            "worker": {"name": "extractor", "version": "2.0.0"},
+        },
+    )
+    assert response.status_code == 200, response.get_json()
+    failures = client.get(f"/api/v1/processing-jobs/{job}/failures").get_json()["items"]
+    assert failures[0]["worker"] == {"name": "extractor", "version": "2.0.0"}
+    assert failures[0]["error_details"]["errors"][0]["fingerprint"] == "custom"
+    bad = client.post(
+        f"/api/v1/processing-jobs/{job}/validation-failure",
+        json={"error_message": "x", "error_details": {}, "worker": {"name": 5}},
+    )
+    assert bad.status_code == 422 and bad.mimetype == "application/problem+json"
+
+
+def test_the_retention_purge_ends_current_counts(app_ctx):
+    job = create_job("doc-1").id
+    _fail(job, UCUM)
+    (group,) = _groups().values()
+    retention.purge_finished_jobs(datetime.now(timezone.utc) + timedelta(days=1))
+    view = get_group(group.id)
+    assert (view.job_count, view.current_job_count, view.occurrence_count) == (1, 0, 1)
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(FailureOccurrence)) == 0
+
+
+def test_a_rolled_back_failure_leaves_no_group(app_ctx):
+    job = create_job("doc-1").id
+
+    # The recorder joins the caller's transaction; what fails after it in
+    # that transaction takes the failure and its group back with it.
+    with pytest.raises(RuntimeError), write_transaction():
+        get_failure_recorder().record_validation_failure(job, "x", _details(UCUM))
+        raise RuntimeError("stop")
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(FailureGroup)) == 0
+    assert uuid.UUID(str(job))
+
+
+def test_metrics_count_created_groups_and_occurrences_once_committed(app_ctx):
+    from app.observability import metrics
+
+    created = metrics.GROUPS_CREATED._value.get()
+    unresolved = metrics.GROUP_OCCURRENCES.labels(state="unresolved")._value.get()
+    _fail(create_job("doc-1").id, UCUM, ICD)
+    _fail(create_job("doc-2").id, UCUM)
+    assert metrics.GROUPS_CREATED._value.get() == created + 2
+    assert metrics.GROUP_OCCURRENCES.labels(state="unresolved")._value.get() == unresolved + 3
+
+    job = create_job("doc-3").id
+    with pytest.raises(RuntimeError), write_transaction():
+        get_failure_recorder().record_validation_failure(job, "x", _details({**UCUM, "code": "brand.new"}))
+        raise RuntimeError("stop")
+    assert metrics.GROUPS_CREATED._value.get() == created + 2  # a rolled-back group counts nothing
+    text = metrics.render_metrics()[0].decode()
+    for name in ("failure_groups_created_total", "failure_groups_regressed_total", "failure_groups_woken_total",
+                 'failure_group_occurrences_total{state="unresolved"}'):
+        assert name in text

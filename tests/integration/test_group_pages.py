@@ -1,0 +1,310 @@
+"""The failure-group pages: /groups, /groups/<id>, their actions, the batched
+group actions and /jobs?group=, on both databases."""
+
+from __future__ import annotations
+
+import re
+import uuid
+
+import pytest
+import sqlalchemy as sa
+
+from app.extensions import db
+from app.models import BulkAction, FailureGroup, FailureGroupEvent
+from app.models.access import AuditEvent
+from app.services import bulk_actions
+from tests.helpers import stored_job_row
+
+UNIT = {"code": "unit.not_ucum", "severity": "error", "message": "unit is not a valid UCUM code",
+        "pointer": "/entities/0/value/unit"}
+ICD = {"code": "code.unknown_icd10cm", "severity": "error", "message": "code 'I1O' is not a valid ICD-10-CM code",
+       "pointer": "/entities/2/code"}
+
+
+def _fail(client, items, *, version="1.4.0", document="doc", message="Entity validation failed") -> str:
+    job = client.post("/api/v1/processing-jobs", json={"document_id": document}).get_json()
+    client.post(f"/api/v1/processing-jobs/{job['id']}/start")
+    answer = client.post(
+        f"/api/v1/processing-jobs/{job['id']}/result",
+        json={"status": "validation_failed", "error_message": message, "error_details": {"errors": items},
+              "error_format": "normalized", "worker": {"name": "extractor", "version": version}},
+    )
+    assert answer.status_code == 200, answer.get_json()
+    return job["id"]
+
+
+def _group_id(app, code: str) -> int:
+    with app.app_context():
+        return db.session.scalar(sa.select(FailureGroup.id).where(FailureGroup.code == code))
+
+
+def _csrf(client, path: str) -> str:
+    html = client.get(path).get_data(as_text=True)
+    return re.search(r'name="csrf_token" value="([^"]+)"', html).group(1)
+
+
+def _audit(app, action_prefix: str):
+    with app.app_context():
+        return db.session.scalars(
+            sa.select(AuditEvent).where(AuditEvent.action.like(action_prefix + "%")).order_by(AuditEvent.occurred_at)
+        ).all()
+
+
+@pytest.fixture
+def groups(app, client):
+    """Three unit failures from 1.4.0, one from 1.5.0, one ICD failure: two groups."""
+    jobs = [_fail(client, [UNIT], document=f"doc-unit-{n}") for n in range(3)]
+    jobs.append(_fail(client, [{**UNIT, "pointer": "/entities/7/value/unit"}], version="1.5.0", document="doc-unit-3"))
+    icd_job = _fail(client, [ICD], document="doc-icd")
+    return {"unit": _group_id(app, "unit.not_ucum"), "icd": _group_id(app, "code.unknown_icd10cm"),
+            "unit_jobs": jobs, "icd_job": icd_job}
+
+
+# -- /groups -----------------------------------------------------------------------------
+
+def test_groups_list_shows_each_group_with_exact_counts_and_sparklines(client, groups):
+    html = client.get("/groups").get_data(as_text=True)
+    rows = re.findall(r'<tr class="group .*?</tr>', html, re.S)
+    assert len(rows) == 2
+    unit = next(r for r in rows if "unit.not_ucum" in r)
+    assert re.search(r'class="num jobs">4<', unit) and re.search(r'class="num occurrences">4<', unit)
+    assert f'href="/jobs?group={groups["unit"]}"' in unit
+    assert unit.count('<svg class="sparkline"') == 2
+    assert "Occurrences per hour, last 24 hours: 4 in total" in unit
+    assert "Occurrences per day, last 14 days: 4 in total" in unit
+    assert "1.4.0" in unit and "1.5.0" in unit
+    assert "new" in unit and "UTC" in unit  # relative time with the UTC time in the title
+
+
+def test_groups_list_filters_sorts_and_pages(client, groups):
+    def titles(query: str) -> list[str]:
+        html = client.get("/groups" + query).get_data(as_text=True)
+        return re.findall(r'<td class="title"><a href="/groups/\d+"><bdi>([^<]+)</bdi>', html)
+
+    assert titles("?code=unit.not_ucum") == ["unit.not_ucum at /entities/*/value/unit"]
+    assert titles("?worker_version=1.5.0") == ["unit.not_ucum at /entities/*/value/unit"]
+    assert titles("?job_type=no-such-type") == []
+    assert titles("?state=resolved") == []
+    assert len(titles("?state=new")) == 2 and len(titles("?state=all")) == 2
+    assert titles("?sort=job_count")[0].startswith("unit.not_ucum")
+    first = client.get("/groups?limit=1").get_data(as_text=True)
+    next_link = re.search(r'rel="next" href="([^"]+)"', first).group(1).replace("&amp;", "&")
+    assert len(titles("?limit=1")) == 1
+    assert titles(next_link.removeprefix("/groups")) != titles("?limit=1")
+    for bad in ("?state=nope", "?sort=title", "?from=yesterday", "?code=" + "x" * 201):
+        assert client.get("/groups" + bad).status_code == 400, bad
+
+
+def test_group_text_is_escaped(app, client):
+    hostile = {"code": "<script>alert(1)</script>", "severity": "error", "message": "<img src=x onerror=alert(2)>",
+               "pointer": "/entities/0/code"}
+    _fail(client, [hostile])
+    html = client.get("/groups").get_data(as_text=True)
+    assert "<script>alert(1)" not in html and "&lt;script&gt;alert(1)" in html
+    assert "<img src=x" not in html
+    group_id = _group_id(app, hostile["code"])
+    detail = client.get(f"/groups/{group_id}").get_data(as_text=True)
+    assert "<script>alert(1)" not in detail and "<img src=x" not in detail and "&lt;img src=x" in detail
+
+
+# -- /groups/<id> ----------------------------------------------------------------------
+
+def test_group_page_shows_summary_chart_distribution_sample_and_jobs(client, groups):
+    html = client.get(f"/groups/{groups['unit']}").get_data(as_text=True)
+    assert "unit.not_ucum at /entities/*/value/unit" in html
+    assert 'class="jobs">4 ever' in html and "4 failing now" in html
+    assert '<svg class="chart"' in html and '<svg class="sparkline"' in html
+    assert re.search(r"1\.4\.0</bdi></code></td><td class=\"num\">3<", html)
+    assert re.search(r"1\.5\.0</bdi></code></td><td class=\"num\">1<", html)
+    assert '<table class="errors">' in html and "unit is not a valid UCUM code" in html
+    assert "code.unknown_icd10cm" not in html  # the sample shows this group's items only
+    for job_id in groups["unit_jobs"]:
+        assert f'href="/jobs/{job_id}"' in html
+    assert "created" in html  # the timeline's first event
+
+
+def test_unknown_or_malformed_group_is_404(client):
+    assert client.get("/groups/999999").status_code == 404
+    assert client.get("/groups/abc").status_code == 404
+    assert client.get("/groups/0").status_code == 404
+
+
+# -- lifecycle actions -------------------------------------------------------------------
+
+def test_resolve_in_version_then_reopen_are_audited_and_on_the_timeline(app, client, groups):
+    path = f"/groups/{groups['unit']}"
+    response = client.post(path + "/resolve", data={"csrf_token": _csrf(client, path), "in_version": "1.5.0"})
+    assert response.status_code == 302
+    html = client.get(path).get_data(as_text=True)
+    assert "Resolved the group in version 1.5.0." in html and 'badge state-resolved' in html
+    client.post(path + "/reopen", data={"csrf_token": _csrf(client, path)})
+    with app.app_context():
+        events = db.session.scalars(
+            sa.select(FailureGroupEvent).where(FailureGroupEvent.group_id == groups["unit"]).order_by(FailureGroupEvent.id)
+        ).all()
+        assert [(e.reason, e.actor) for e in events][-2:] == [("resolved", "test-admin"), ("reopened", "test-admin")]
+        assert db.session.get(FailureGroup, groups["unit"]).state == "unresolved"
+    assert len(_audit(app, "groups.")) >= 2
+
+
+def test_ignore_until_n_more_occurrences(app, client, groups):
+    path = f"/groups/{groups['icd']}"
+    client.post(path + "/ignore", data={"csrf_token": _csrf(client, path), "mode": "until_occurrences",
+                                        "occurrences": "2"})
+    with app.app_context():
+        group = db.session.get(FailureGroup, groups["icd"])
+        assert group.state == "ignored" and group.ignore_until_occurrences == 2
+    assert client.post(path + "/ignore", data={"csrf_token": _csrf(client, path), "mode": "until_date",
+                                               "until": "not a date"}).status_code in (400, 409)
+
+
+def test_lifecycle_actions_need_csrf_and_the_operator_role(app, groups):
+    from tests.conftest import make_user, sign_in
+
+    path = f"/groups/{groups['unit']}"
+    viewer = sign_in(app.test_client(), make_user(app, "viewer-1", "viewer"))
+    assert viewer.get(path).status_code == 200
+    assert "Resolve</button>" not in viewer.get(path).get_data(as_text=True)
+    token = _csrf(viewer, "/groups")  # the sign-out form carries one
+    for action in ("resolve", "ignore", "reopen", "jobs"):
+        assert viewer.post(f"{path}/{action}", data={"csrf_token": token, "op": "requeue"}).status_code == 403
+    operator = sign_in(app.test_client(), make_user(app, "operator-1", "operator"))
+    assert operator.post(path + "/resolve").status_code == 400
+    with app.app_context():
+        assert db.session.get(FailureGroup, groups["unit"]).state == "unresolved"
+
+
+# -- group bulk actions ------------------------------------------------------------------
+
+def _confirm(client, group_id: int, op: str) -> tuple[str, str | None]:
+    path = f"/groups/{group_id}"
+    html = client.post(path + "/jobs", data={"csrf_token": _csrf(client, path), "op": op}).get_data(as_text=True)
+    run = re.search(r'action="(/bulk-actions/[^"]+/run)"', html)
+    return html, run.group(1) if run else None
+
+
+def test_requeue_every_job_of_a_group_in_batches_once(app, client, groups):
+    app.config["BULK_ACTION_BATCH_SIZE"] = 3
+    html, run_path = _confirm(client, groups["unit"], "requeue")
+    assert "Requeue 4 jobs?" in html
+    # A job failing on the group after the confirmation is not in the frozen selection.
+    late = _fail(client, [UNIT], document="doc-late")
+    token = _csrf(client, "/groups")
+    response = client.post(run_path, data={"csrf_token": token})
+    assert response.status_code == 302
+    page = client.get(response.headers["Location"]).get_data(as_text=True)
+    assert "Requeued 4 jobs." in page and 'class="changed">4<' in page
+    with app.app_context():
+        assert all(stored_job_row(j)["status"] == "Pending" for j in groups["unit_jobs"])
+        assert stored_job_row(late)["status"] == "Validation_Failed"
+        assert stored_job_row(groups["icd_job"])["status"] == "Validation_Failed"
+    # Submitted again (a double click, a reload): nothing happens twice.
+    again = client.post(run_path, data={"csrf_token": token})
+    assert "already carried out" in client.get(again.headers["Location"]).get_data(as_text=True)
+    events = _audit(app, "jobs.requeue")
+    assert len(events) == 1
+    assert events[0].row_count == 4 and events[0].actor == "test-admin"
+    assert events[0].filter["group_id"] == groups["unit"] and events[0].filter["selected"] == 4
+    assert events[0].filter["group_title"].startswith("unit.not_ucum")
+    # The group's "failing now" count follows: only the late job.
+    assert f'href="/jobs?group={groups["unit"]}">1 failing now' in client.get(f"/groups/{groups['unit']}").get_data(as_text=True)
+
+
+def test_acknowledge_every_job_of_a_group(app, client, groups):
+    _, run_path = _confirm(client, groups["icd"], "acknowledge")
+    client.post(run_path, data={"csrf_token": _csrf(client, "/groups")})
+    with app.app_context():
+        assert stored_job_row(groups["icd_job"])["acknowledged_by"] == "test-admin"
+    html, run_path = _confirm(client, groups["icd"], "acknowledge")
+    assert "Acknowledge 0 jobs?" in html and "nothing to do" in html and run_path is None
+
+
+def test_a_failure_half_way_leaves_an_exact_count_and_can_continue(app, client, groups, monkeypatch):
+    app.config["BULK_ACTION_BATCH_SIZE"] = 2
+    _, run_path = _confirm(client, groups["unit"], "requeue")
+    real_apply = bulk_actions._apply
+    calls = []
+
+    def failing_apply(action, job_ids, actor):
+        calls.append(len(job_ids))
+        if len(calls) == 2:
+            raise RuntimeError("database went away")
+        real_apply(action, job_ids, actor)
+
+    monkeypatch.setattr(bulk_actions, "_apply", failing_apply)
+    app.config["PROPAGATE_EXCEPTIONS"] = False
+    token = _csrf(client, "/groups")
+    assert client.post(run_path, data={"csrf_token": token}).status_code == 500
+    bulk_id = run_path.split("/")[2]
+    with app.app_context():
+        bulk = db.session.get(BulkAction, uuid.UUID(bulk_id))
+        assert (bulk.state, bulk.changed, bulk.next_position) == ("failed", 2, 2)
+        pending = [j for j in groups["unit_jobs"] if stored_job_row(j)["status"] == "Pending"]
+        assert len(pending) == 2
+    assert _audit(app, "jobs.requeue")[0].row_count == 2
+    page = client.get(f"/bulk-actions/{bulk_id}").get_data(as_text=True)
+    assert "Stopped after 2 of 4" in page
+    monkeypatch.setattr(bulk_actions, "_apply", real_apply)
+    client.post(run_path, data={"csrf_token": token})
+    events = _audit(app, "jobs.requeue")
+    assert len(events) == 1 and events[0].row_count == 4
+
+
+def test_a_request_pauses_at_its_time_budget_and_continue_finishes(app, client, groups):
+    app.config.update(BULK_ACTION_BATCH_SIZE=1, BULK_ACTION_REQUEST_SECONDS=0)
+    _, run_path = _confirm(client, groups["unit"], "requeue")
+    token = _csrf(client, "/groups")
+    page = client.get(client.post(run_path, data={"csrf_token": token}).headers["Location"]).get_data(as_text=True)
+    assert "so far: 1 of 4 done" in page and "Continue with the remaining 3" in page
+    for _ in range(3):
+        client.post(run_path, data={"csrf_token": token})
+    with app.app_context():
+        bulk = db.session.scalars(sa.select(BulkAction)).one()
+        assert (bulk.state, bulk.changed) == ("done", 4)
+    events = _audit(app, "jobs.requeue")
+    assert len(events) == 1 and events[0].row_count == 4
+
+
+def test_a_running_action_whose_request_died_can_be_resumed(app, client, groups):
+    from datetime import timedelta
+
+    from app.models.types import utcnow
+
+    with app.app_context():
+        bulk = bulk_actions.freeze_group_selection("acknowledge", groups["unit"], "someone")
+        assert bulk_actions.start(bulk.id, "someone", {"scope": "group"})
+        assert not bulk_actions.start(bulk.id, "someone", {"scope": "group"})  # running, not stale
+        db.session.execute(sa.update(BulkAction).values(progressed_at=utcnow() - timedelta(minutes=5)))
+        db.session.commit()
+        assert bulk_actions.start(bulk.id, "someone", {"scope": "group"})
+        assert bulk_actions.run(bulk.id).changed == 4
+    assert len(_audit(app, "jobs.acknowledge")) == 1
+
+
+# -- /jobs?group= ------------------------------------------------------------------------
+
+def test_jobs_filter_by_group_and_exports_accept_it(app, client, groups):
+    html = client.get(f"/jobs?group={groups['unit']}").get_data(as_text=True)
+    # Each job's link carries the list to come back to (?back=).
+    listed = set(re.findall(r'href="/jobs/([0-9a-f-]{36})(?:\?back=[^"]*)?"', html))
+    assert listed == set(groups["unit_jobs"])
+    assert "Jobs failing now on the failure group" in html
+    csv = client.get(f"/exports/job-errors.csv?rows=jobs&group={groups['icd']}").get_data(as_text=True)
+    assert groups["icd_job"] in csv and not any(j in csv for j in groups["unit_jobs"])
+    api = client.get(f"/api/v1/processing-jobs?status=Validation_Failed&group={groups['icd']}").get_json()
+    assert [item["id"] for item in api["items"]] == [groups["icd_job"]]
+    assert client.get("/jobs?group=abc").status_code == 400
+    assert client.get("/jobs?group=999999").status_code == 404
+
+
+def test_a_filter_selection_freezes_what_the_action_would_change(app, client, groups):
+    from app.web.query import dashboard_filter
+    from werkzeug.datastructures import MultiDict
+
+    with app.app_context():
+        job_filter = dashboard_filter(MultiDict({"error_code": "unit.not_ucum"}))
+        bulk = bulk_actions.freeze_filter_selection("requeue", job_filter, {"error_code": ["unit.not_ucum"]}, "me")
+        assert (bulk.scope, bulk.total, bulk.query) == ("filter", 4, {"error_code": ["unit.not_ucum"]})
+        assert bulk_actions.start(bulk.id, "me", {"scope": "filter", "query": bulk.query})
+        assert bulk_actions.run(bulk.id, batch_size=3).changed == 4
+        assert all(stored_job_row(j)["status"] == "Pending" for j in groups["unit_jobs"])
