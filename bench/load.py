@@ -27,7 +27,13 @@ requests:
 5. ``flask-floor`` (not a target; ``--no-floor`` skips it): the same
    transaction behind a bare Flask route under gunicorn with the app's
    worker settings (bench/minimal_app.py), to tell the framework's share of
-   the gap from the app's.
+   the gap from the app's;
+
+and, before the app's server stops, ``--paired-rounds`` rounds (default 3)
+of the endpoint alone and the Flask floor in turn, 5 s each, both servers
+up: phases 1 and 5 run minutes apart, so on a shared machine their ratio
+also measures how the machine's other load changed; the paired ratio puts
+each floor slice right after an endpoint slice.
 
 Access control: the script creates a worker token in that database with
 ``flask tokens create`` (unless ``--token`` is given) and sends it on every API
@@ -37,7 +43,8 @@ form (with its CSRF token), so ``GET /jobs`` is measured as an operator sees it.
 
 Prints throughput, p50/p95/p99 latency and error counts per phase and checks
 the targets (the endpoint alone >= 60 % of the Flask floor's throughput in
-the same run; zero errors; p99 < 50 ms at half rate). Traffic goes to
+the same run, from phases 1 and 5 and from the paired rounds; zero errors;
+p99 < 50 ms at half rate). Traffic goes to
 loopback only; the script stops by itself.
 
 The clients and loops are in bench/load_generator.py, the database,
@@ -111,6 +118,10 @@ def main() -> int:
     )
     parser.add_argument("--peak-only", action="store_true", help="phase 1 only (for sizing gunicorn)")
     parser.add_argument("--no-floor", action="store_true", help="skip phase 5, the Flask floor")
+    parser.add_argument(
+        "--paired-rounds", type=int, default=3,
+        help="rounds of (endpoint, floor) taken in turn, 5 s each, for the paired ratio (0: none)",
+    )
     args = parser.parse_args()
 
     url = loopback_database_url(parser, args)
@@ -118,6 +129,47 @@ def main() -> int:
     # several workers counting it per process): a throwaway Redis holds it.
     with tempfile.TemporaryDirectory(prefix="bench-redis-") as folder, redis_server(Path(folder)) as redis_url:
         return run(args, url, redis_url)
+
+
+PAIRED_SLICE_SECONDS = 5.0
+
+
+def run_paired(
+    args: argparse.Namespace, host: str, port: int, dsn: str, job_ids: list[str]
+) -> tuple[PhaseResult, PhaseResult]:
+    """Endpoint and Flask floor in turn, ``--paired-rounds`` times 5 s each.
+
+    Phases 1 and 5 run minutes apart; on a machine shared with other work
+    their ratio moves with whatever else ran meanwhile. Here both servers are
+    up, idle while the other is measured, and each round measures one right
+    after the other, so a change of load touches both nearly alike.
+    Returns the endpoint's and the floor's results, their slices summed.
+    """
+    print(f"paired: endpoint and Flask floor in turn, {args.paired_rounds} x {PAIRED_SLICE_SECONDS:.0f} s each ...",
+          flush=True)
+    floor_port = free_port()
+    floor_log = Path(tempfile.gettempdir()) / f"bench-gunicorn-floor-{floor_port}.log"
+    floor_server = start_minimal_app(dsn, floor_port, floor_log)
+    endpoint_tally, floor_tally = Tally(), Tally()
+    endpoint_seconds = floor_seconds = 0.0
+    try:
+        closed_loop(args.concurrency, 2.0, 2_000,
+                    lambda: endpoint_worker(host, floor_port, JobPicker(job_ids), Tally()))  # warm up
+        picker = JobPicker(job_ids)
+        for _ in range(args.paired_rounds):
+            endpoint_seconds += closed_loop(
+                args.concurrency, PAIRED_SLICE_SECONDS, args.max_requests,
+                lambda: endpoint_worker(host, port, picker, endpoint_tally),
+            )
+            floor_seconds += closed_loop(
+                args.concurrency, PAIRED_SLICE_SECONDS, args.max_requests,
+                lambda: endpoint_worker(host, floor_port, picker, floor_tally),
+            )
+    finally:
+        floor_server.terminate()
+        floor_server.wait(timeout=60)
+    return (PhaseResult("paired: endpoint", endpoint_seconds, endpoint_tally),
+            PhaseResult("paired: flask-floor", floor_seconds, floor_tally))
 
 
 def run(args: argparse.Namespace, url: str, redis_url: str) -> int:
@@ -135,6 +187,7 @@ def run(args: argparse.Namespace, url: str, redis_url: str) -> int:
     server = start_gunicorn(url, port, args, log_path, ratelimit_storage=redis_url)
     host = "127.0.0.1"
     results: list[PhaseResult] = []
+    paired: tuple[PhaseResult, PhaseResult] | None = None
     try:
         operator = sign_in(host, port, username, password)
         # Warm up: every worker imports, connects, fills its pool.
@@ -189,6 +242,8 @@ def run(args: argparse.Namespace, url: str, redis_url: str) -> int:
                 lambda: endpoint_worker(host, port, picker, tally),
             )
         results.append(PhaseResult("endpoint-half-rate", seconds, tally, dashboard))
+        if args.paired_rounds and not args.no_floor:
+            paired = run_paired(args, host, port, dsn, job_ids)
     finally:
         server.terminate()
         server.wait(timeout=60)
@@ -223,6 +278,8 @@ def run(args: argparse.Namespace, url: str, redis_url: str) -> int:
         floor = PhaseResult("flask-floor", seconds, tally)
         results.append(floor)
 
+    if paired is not None:
+        results.extend(paired)
     rows = [row for result in results for row in result.rows()]
     print()
     print(f"{'phase':44} {'ok':>7} {'err':>5} {'req/s':>8} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8}")
@@ -238,9 +295,15 @@ def run(args: argparse.Namespace, url: str, redis_url: str) -> int:
         "zero errors": (errors == 0, str(errors)),
         "p99 < 50 ms at half rate": (half_row["p99_ms"] < 50, f"{half_row['p99_ms']} ms"),
     }
+    share = paired_share = None
     if floor is not None and floor.throughput:
         share = peak.throughput / floor.throughput
-        checks["endpoint alone >= 60% of the Flask floor"] = (share >= 0.60, f"{share:.0%}")
+        checks["endpoint alone >= 60% of the Flask floor (phases 1 and 5)"] = (share >= 0.60, f"{share:.0%}")
+    if paired is not None and paired[1].throughput:
+        paired_share = paired[0].throughput / paired[1].throughput
+        checks["endpoint alone >= 60% of the Flask floor (paired rounds)"] = (
+            paired_share >= 0.60, f"{paired_share:.0%}"
+        )
     print()
     for name, (passed, value) in checks.items():
         print(f"{'PASS' if passed else 'MISS'}  {name}: {value}")
@@ -255,7 +318,8 @@ def run(args: argparse.Namespace, url: str, redis_url: str) -> int:
     if args.json:
         args.json.write_text(
             json.dumps(
-                {"rows": rows, "ratio": ratio, "checks": {k: v[0] for k, v in checks.items()}}, indent=2
+                {"rows": rows, "ratio": ratio, "floor_share": share, "paired_floor_share": paired_share,
+                 "checks": {k: v[0] for k, v in checks.items()}}, indent=2
             )
         )
     return 0

@@ -19,7 +19,10 @@ Prints the wall and CPU time per request without the profiler, then the
 time per request inside each part of the path (inclusive, from the profile:
 ``cumtime`` of the part's entry point) by the wall clock (waits for
 PostgreSQL included) and by this process's CPU clock (the Python work), and
-the functions with the most time of their own by each clock.
+the functions with the most time of their own by each clock. With
+``--floor``, also the CPU per report of bench/minimal_app.py's Flask floor,
+in this process and in turn with the app: a ratio that, unlike
+bench/load.py's throughputs, other work on the machine hardly moves.
 """
 
 from __future__ import annotations
@@ -102,6 +105,38 @@ def send(client, token: str, picker: JobPicker, count: int) -> float:  # noqa: A
     return (time.perf_counter() - started) * 1000 / count
 
 
+def compare_with_floor(url: str, client, token: str, picker: JobPicker, requests: int) -> None:  # noqa: ANN001
+    """CPU per report of the app and of the Flask floor (bench/minimal_app.py), in this process.
+
+    Five blocks of each, taken in turn, so both see the same machine. This
+    process's CPU clock hardly depends on what else the machine runs, unlike
+    bench/load.py's throughputs; it leaves out PostgreSQL's and the HTTP
+    clients' CPU, which the two share, so under gunicorn the throughput ratio
+    is closer to 1 than this CPU ratio.
+    """
+    os.environ["BENCH_DSN"] = url.replace("postgresql+psycopg://", "postgresql://", 1)
+    import minimal_app
+
+    floor_client = minimal_app.app.test_client()
+    send(floor_client, token, picker, 200)  # warm up: its connection
+    blocks = 5
+    per_block = max(1, requests // blocks)
+    app_cpu = floor_cpu = 0.0
+    for _ in range(blocks):
+        for target, name in ((client, "app"), (floor_client, "floor")):
+            started = time.process_time()
+            send(target, token, picker, per_block)
+            spent = time.process_time() - started
+            if name == "app":
+                app_cpu += spent
+            else:
+                floor_cpu += spent
+    n = blocks * per_block
+    print(f"\nCPU per report in this process, {blocks} blocks of {per_block} in turn: "
+          f"app {app_cpu * 1000 / n:.2f} ms, Flask floor {floor_cpu * 1000 / n:.2f} ms "
+          f"(floor / app {floor_cpu / app_cpu:.0%})")
+
+
 def cumulative_ms(stats: pstats.Stats, suffix: str, name: str, requests: int) -> float:
     """``cumtime`` per request of the functions named ``name`` in files ending ``suffix`` (ms)."""
     total = 0.0
@@ -139,6 +174,10 @@ def main() -> int:
     parser.add_argument("--jobs", type=int, default=1_000, help="jobs the reports go round")
     parser.add_argument("--top", type=int, default=25, help="functions listed by own time")
     parser.add_argument("--dump", type=Path, help="also write the CPU profile here (pstats format)")
+    parser.add_argument(
+        "--floor", action="store_true",
+        help="also time bench/minimal_app.py (the Flask floor) in this process, in turn with the app",
+    )
     args = parser.parse_args()
     url = loopback_database_url(parser, args)
 
@@ -150,6 +189,11 @@ def main() -> int:
     cpu_started = time.process_time()
     send(client, token, picker, args.requests)
     plain_cpu = (time.process_time() - cpu_started) * 1000 / args.requests
+    if args.floor:
+        # Before the profiles: their statistics, kept alive, would slow every
+        # garbage collection of what follows (the app allocates more, so it
+        # would be charged more).
+        compare_with_floor(url, client, token, picker, args.requests)
     profiles = {}
     for clock, timer in (("wall", time.perf_counter), ("cpu", time.process_time)):
         profiler = cProfile.Profile(timer)

@@ -14,6 +14,7 @@ from flask_login import LoginManager, current_user
 from flask_talisman import Talisman
 from flask_wtf.csrf import CSRFProtect
 
+from app.auth.sessions import COOKIELESS_PATH_PREFIXES
 from app.errors import ServiceError
 from app.models.access import Permission
 from app.services import access
@@ -24,6 +25,16 @@ csrf = CSRFProtect()
 # RATELIMIT_STORAGE_URI, and every gunicorn process would count on its own.
 limiter = Limiter(key_func=get_remote_address, default_limits=[])
 talisman = Talisman()
+
+
+@limiter.request_filter
+def _takes_bearer_tokens_only() -> bool:
+    """Flask-Limiter filter: the worker API and ``/metrics`` carry no rate limit
+    (the limits are on the sign-in form), so say so before Flask-Limiter
+    resolves an empty set of limits on every worker request (about 2 % of a
+    report's CPU, docs/benchmarks.md). A limit meant for these paths must
+    drop this filter."""
+    return request.path.startswith(COOKIELESS_PATH_PREFIXES)
 
 #: Endpoints that answer without credentials: process health, static files
 #: (CSS only: no data), the sign-in page itself, and the problem-type pages

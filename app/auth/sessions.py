@@ -12,7 +12,11 @@ through the app's own transactions:
   then opens nothing;
 * every request moves ``expires_at`` to now + ``SESSION_IDLE_MINUTES``
   (``PERMANENT_SESSION_LIFETIME``), so a session unused that long is gone
-  (automatic log-off, as clinical systems expect);
+  (automatic log-off, as clinical systems expect). The row is rewritten only
+  when the session's content changed or its ``expires_at`` is more than
+  :func:`refresh_interval` behind (a minute at most): a session may so end up
+  to that much *earlier* than the full idle time, never later, and a page
+  view does not cost a write;
 * the table holds SHA-256 digests of the ids, never the ids themselves;
 * disabling a user or changing their password ends all their sessions
   through the user id kept in each (see ``User.session_generation``).
@@ -55,6 +59,23 @@ COOKIELESS_PATH_PREFIXES = ("/api/", "/metrics")
 #: ``g`` key holding a database error met while reading the session, raised
 #: again by :func:`raise_session_store_error` so the usual 503 page answers.
 _STORE_ERROR = "session_store_error"
+#: ``g`` key holding the row the request's session was read from: what
+#: :meth:`DatabaseSessionInterface._upsert_session` compares against.
+_LOADED_ROW = "server_session_row"
+
+#: Longest the stored ``expires_at`` may lag behind "now + idle time-out"
+#: before an unchanged session's row is rewritten.
+MAX_REFRESH_INTERVAL = timedelta(minutes=1)
+
+
+def refresh_interval(idle_timeout: timedelta) -> timedelta:
+    """How far an unchanged session's expiry may lag before its row is rewritten.
+
+    A minute, or a tenth of ``idle_timeout`` if that is shorter: the idle
+    sign-out then comes at most that much early (never late), and a user
+    clicking through pages costs one write a minute instead of one a page.
+    """
+    return min(MAX_REFRESH_INTERVAL, idle_timeout / 10)
 
 
 class DatabaseSessionInterface(ServerSideSessionInterface):
@@ -125,6 +146,7 @@ class DatabaseSessionInterface(ServerSideSessionInterface):
         ).first()
         if row is None or row.expires_at <= utcnow():
             return None
+        g.setdefault(_LOADED_ROW, (store_id, row.data, row.expires_at))
         return self.serializer.decode(row.data)
 
     def _delete_session(self, store_id: str) -> None:
@@ -134,6 +156,14 @@ class DatabaseSessionInterface(ServerSideSessionInterface):
     def _upsert_session(self, session_lifetime: timedelta, session: ServerSideSession, store_id: str) -> None:
         data = self.serializer.encode(session)
         expires_at = utcnow() + session_lifetime
+        loaded = g.get(_LOADED_ROW)
+        if (
+            loaded is not None
+            and loaded[0] == store_id
+            and loaded[1] == data  # the same content, byte for byte
+            and expires_at - loaded[2] < refresh_interval(session_lifetime)
+        ):
+            return  # unchanged, and its expiry moved less than a minute ago
         with write_transaction():
             db.session.execute(_upsert(db.session.get_bind().dialect.name, store_id, data, expires_at))
 

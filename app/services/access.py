@@ -14,6 +14,8 @@ import secrets
 import unicodedata
 import uuid
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -226,17 +228,36 @@ def create_worker_token(name: str, *, actor: str | None = None) -> tuple[str, Wo
     return token, record
 
 
-def verify_worker_token(token: str) -> WorkerToken | None:
-    """The unrevoked token record matching ``token``, else ``None``."""
+@dataclass(frozen=True)
+class VerifiedToken:
+    """A worker token that passed :func:`verify_worker_token`: plain values, not
+    the ORM record (nothing to expire at commit, no identity-map work per request)."""
+
+    id: uuid.UUID  #: scopes idempotency keys
+    name: str  #: the audit log's actor
+    last_used_at: datetime | None  #: UTC; when its use was last noted
+
+
+_TOKENS = WorkerToken.__table__
+#: The lookup of every API request, built once: Core, the few columns needed.
+_TOKEN_BY_HASH = sa.select(
+    _TOKENS.c.id, _TOKENS.c.name, _TOKENS.c.token_hash, _TOKENS.c.revoked_at, _TOKENS.c.last_used_at
+).where(_TOKENS.c.token_hash == sa.bindparam("digest"))
+
+
+def verify_worker_token(token: str) -> VerifiedToken | None:
+    """The unrevoked token matching ``token``, else ``None``."""
     if not token.startswith(TOKEN_PREFIX) or len(token) > 200:
         return None
     digest = hash_token(token)
-    record = db.session.scalar(sa.select(WorkerToken).where(WorkerToken.token_hash == digest))
+    row = db.session.execute(_TOKEN_BY_HASH, {"digest": digest}).first()
     mark_read_only_transaction()  # the request's write may continue this transaction
-    if record is None or record.revoked_at is not None:
+    if row is None or row.revoked_at is not None:
         return None
     # The lookup is by hash already; compare again in constant time anyway.
-    return record if hmac.compare_digest(record.token_hash, digest) else None
+    if not hmac.compare_digest(row.token_hash, digest):
+        return None
+    return VerifiedToken(id=row.id, name=row.name, last_used_at=row.last_used_at)
 
 
 #: ``last_used_at`` is written at most this often per token (seconds), so
@@ -244,7 +265,7 @@ def verify_worker_token(token: str) -> WorkerToken | None:
 TOKEN_USE_RESOLUTION = 60
 
 
-def note_token_use(record: WorkerToken) -> None:
+def note_token_use(record: VerifiedToken) -> None:
     """Record that ``record`` was just used (for ``flask tokens list``).
 
     Written in its own short transaction, at most once a minute per token.

@@ -105,14 +105,16 @@ def test_a_report_is_one_transaction_on_one_connection(app, backend, client, aut
         assert database_events == [
             "CHECKOUT", "BEGIN", "SELECT worker_tokens",
             "SELECT processing_jobs",  # ... FOR UPDATE, in the same transaction
-            "INSERT job_failures", "UPDATE processing_jobs", *GROUPING[backend],
+            # The job's UPDATE is a Core statement sent at once; the history
+            # row is flushed after it, then the failure's groups are written.
+            "UPDATE processing_jobs", "INSERT job_failures", *GROUPING[backend],
             "COMMIT",
         ]
     else:
         assert database_events == [
             "CHECKOUT", "BEGIN", "SELECT worker_tokens", "ROLLBACK",
             "CHECKOUT", "BEGIN", "SELECT processing_jobs",
-            "INSERT job_failures", "UPDATE processing_jobs", *GROUPING[backend],
+            "UPDATE processing_jobs", "INSERT job_failures", *GROUPING[backend],
             "COMMIT",
         ]
     # Rendered before the commit, from the flushed values: what a later read returns.
@@ -131,8 +133,8 @@ def test_a_keyed_report_stores_its_answer_in_the_same_transaction(app, backend, 
     # concurrent duplicate waits for this transaction instead of racing it;
     # the answer fills the claimed row before the commit. As many statements
     # as a lookup then an INSERT of the answer, which raced.
-    write = ["INSERT idempotency_records", "SELECT processing_jobs", "INSERT job_failures",
-             "UPDATE processing_jobs", *GROUPING[backend], "UPDATE idempotency_records", "COMMIT"]
+    write = ["INSERT idempotency_records", "SELECT processing_jobs", "UPDATE processing_jobs",
+             "INSERT job_failures", *GROUPING[backend], "UPDATE idempotency_records", "COMMIT"]
     if backend == "postgresql":  # the token lookup, then the claim and the write, in one transaction
         assert database_events == ["CHECKOUT", "BEGIN", "SELECT worker_tokens", *write]
     else:  # the claim is part of the BEGIN IMMEDIATE transaction

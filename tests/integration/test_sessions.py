@@ -1,16 +1,22 @@
 """Server-side dashboard sessions: sign-out, disable, new password and idle time
-end them for good (app/auth/sessions.py). Each test runs on SQLite and PostgreSQL."""
+end them for good; an unchanged session's row is rewritten at most once a
+minute (app/auth/sessions.py). Each test runs on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 
 import sqlalchemy as sa
 
+from app.auth.sessions import refresh_interval
 from app.extensions import db
 from app.models.access import AuditEvent, ServerSession
 from app.models.types import utcnow
+from app.registry import get_failure_recorder
+from app.services.processing_jobs.lifecycle import create_job
 from tests.conftest import make_user
 
 PASSWORD = "a long enough password"
@@ -206,3 +212,87 @@ def test_account_and_token_commands_are_audited(app, runner):
     ]
     assert events[0][2] == {"username": "new-op", "role": "operator"}
     assert secret.startswith("cit_") and secret not in repr(events) and PASSWORD not in repr(events)
+
+
+@contextmanager
+def _session_writes(app) -> Iterator[list[str]]:
+    """The statements that write ``server_sessions`` while the block runs."""
+    writes: list[str] = []
+    with app.app_context():
+        engine = db.engine
+
+    def seen(conn, cursor, statement, parameters, context, executemany):  # noqa: ANN001
+        words = statement.split()
+        if words[0].upper() in {"INSERT", "UPDATE", "DELETE"} and "server_sessions" in words[:4]:
+            writes.append(words[0].upper())
+
+    sa.event.listen(engine, "before_cursor_execute", seen)
+    try:
+        yield writes
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", seen)
+
+
+def _stored_expiry(app):
+    with app.app_context():
+        (expires_at,) = db.session.scalars(sa.select(ServerSession.expires_at))
+    return expires_at
+
+
+def test_an_unchanged_session_is_rewritten_at_most_once_per_refresh_interval(app):
+    make_user(app, "steady", "viewer", password=PASSWORD)
+    browser = app.test_client()
+    _sign_in(browser, "steady")
+    assert _signed_in(browser)  # the first page may add to the session (its CSRF token)
+    idle = timedelta(minutes=app.config["SESSION_IDLE_MINUTES"])
+    assert refresh_interval(idle) == timedelta(minutes=1)  # 30 minutes idle: the one-minute cap
+    with _session_writes(app) as writes:
+        assert _signed_in(browser)
+        assert _signed_in(browser)
+    assert writes == []  # read twice, unchanged, extended less than a minute ago
+    # A minute and a bit later (the stored expiry moved back instead): two
+    # requests in a row write the row once, and the deadline is a full idle time again.
+    with app.app_context():
+        db.session.execute(sa.update(ServerSession).values(expires_at=utcnow() + idle - timedelta(seconds=61)))
+        db.session.commit()
+    with _session_writes(app) as writes:
+        assert _signed_in(browser)
+        assert _signed_in(browser)
+    assert writes == ["INSERT"]  # INSERT ... ON CONFLICT DO UPDATE
+    assert abs(_stored_expiry(app) - (utcnow() + idle)) < timedelta(seconds=30)
+
+
+def test_a_changed_session_is_written_at_once(app):
+    make_user(app, "acting", "operator", password=PASSWORD)
+    with app.app_context():
+        job_id = str(create_job("doc-changed-session").id)
+        get_failure_recorder().record_failure(job_id, "the worker crashed")
+    browser = app.test_client()
+    _sign_in(browser, "acting")
+    html = browser.get("/jobs").get_data(as_text=True)
+    token = re.search(r'name="csrf_token" (?:type="hidden" )?value="([^"]+)"', html).group(1)
+    with _session_writes(app) as writes:
+        # The action flashes its outcome into the session: new content, so written
+        # although the expiry was moved a moment ago.
+        assert browser.post(f"/jobs/{job_id}/acknowledge", data={"csrf_token": token}).status_code == 302
+    assert writes == ["INSERT"]
+    with _session_writes(app) as writes:
+        shown = browser.get(f"/jobs/{job_id}").get_data(as_text=True)  # showing the flash removes it
+    assert "Acknowledged the failure of document" in shown
+    assert writes == ["INSERT"]
+
+
+def test_idle_sign_out_still_ends_a_session_that_was_not_rewritten(app):
+    make_user(app, "quiet", "viewer", password=PASSWORD)
+    browser = app.test_client()
+    _sign_in(browser, "quiet")
+    assert _signed_in(browser)
+    with _session_writes(app) as writes:
+        assert _signed_in(browser)
+    assert writes == []
+    # Idle past the stored deadline: throttled writes do not keep it alive.
+    with app.app_context():
+        db.session.execute(sa.update(ServerSession).values(expires_at=utcnow() - timedelta(seconds=1)))
+        db.session.commit()
+    response = browser.get("/jobs")
+    assert response.status_code == 302 and "/login" in response.headers["Location"]

@@ -22,7 +22,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from app.extensions import db
 from app.models import JobFailure, ProcessingJob
-from app.models.job_status import FAILURE_STATUSES
+from app.models.job_status import FAILURE_STATUSES, JobStatus
 from app.models.failure_group import (
     COUNTER_SHARDS,
     SEVERITY_ORDER,
@@ -46,7 +46,6 @@ LAST_SEEN_RESOLUTION = timedelta(seconds=1)
 SAMPLE_MESSAGE_MAX_LENGTH = 1000
 
 _random = random.SystemRandom()
-_FAILED = frozenset(status.value for status in FAILURE_STATUSES)
 
 
 @dataclass
@@ -83,18 +82,17 @@ def _hour(at: datetime) -> datetime:
     return at.replace(minute=0, second=0, microsecond=0)
 
 
-def group_recorded_failure(job: ProcessingJob, failure: JobFailure) -> list[int]:
+def group_recorded_failure(job: ProcessingJob, failure: JobFailure, previous_status: JobStatus) -> list[int]:
     """The recorder's hook: the job's previous failure stops being current,
     and ``failure`` (just added, not yet flushed) is grouped as its current one.
 
     A job has current occurrences only while it is failed (a requeue, a
     completion and the purge end them), so the ending is skipped when the
-    job was not failed before this change (its status' history in the
-    session says what it was). Returns the ids of the groups hit.
+    job's ``previous_status`` (its status before this change, which the
+    recorder read under the row lock) was not a failure. Returns the ids of
+    the groups hit.
     """
-    history = sa.inspect(job).attrs.status.history
-    previous = history.deleted[0] if history.deleted else job.status
-    if previous in _FAILED:
+    if previous_status in FAILURE_STATUSES:
         end_current_occurrences([job.id])
     return record_failure_occurrences(job, failure, current=True)
 

@@ -14,7 +14,8 @@ from datetime import datetime
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
-from sqlalchemy.orm.attributes import flag_modified
+import sqlalchemy as sa
+from sqlalchemy.orm.attributes import set_committed_value
 
 from app.errors import FieldError, field_error
 from app.extensions import db
@@ -208,7 +209,7 @@ class SQLAlchemyFailureRecorder:
             failure.worker_version = worker_version
             # In this transaction, under the job's row lock: a failure is
             # never stored without its groups, and their counts never drift.
-            group_recorded_failure(job, failure)
+            group_recorded_failure(job, failure, previous_status=current)
         return job
 
     def payload_errors(self, error_message: Any, error_details: Any, error_format: Any) -> list[FieldError]:
@@ -292,21 +293,41 @@ def _holds_failure(
     )
 
 
+#: The job row's change when a failure is recorded: one Core ``UPDATE``
+#: built once (its compiled form is cached by SQLAlchemy), with the values as
+#: parameters. Core rather than the ORM's unit of work, which on the record
+#: path cost more CPU than the statement itself (docs/benchmarks.md, "Profile
+#: of the record path").
+_JOBS = ProcessingJob.__table__
+_UPDATE_FAILED_JOB = sa.update(_JOBS).where(_JOBS.c.id == sa.bindparam("locked_job_id"))
+
+
 def _set_failure(
     job: ProcessingJob, target: JobStatus, message: str, details: Any, used_format: str | None, now: datetime
 ) -> None:
-    """The job row: status, the failure, ``completed_at``; the acknowledgement cleared."""
-    job.status = target.value
-    job.error_message = message
-    job.error_format = used_format
-    # A new object each time: JSON columns do not track in-place edits.
-    # flag_modified because SQLAlchemy compares the old and new value with
-    # Python ==, where {"a": 1} == {"a": True}.
-    job.error_details = details
-    flag_modified(job, "error_details")
-    job.completed_at = now
-    job.acknowledged_at = None  # a new failure needs attention again
-    job.acknowledged_by = None
+    """The job row: status, the failure, ``completed_at``; the acknowledgement cleared.
+
+    Written at once with :data:`_UPDATE_FAILED_JOB` (the row is locked by
+    :func:`load_job_for_update`); the loaded ``job`` then takes the stored
+    values as its committed state, so it reads as stored and the session has
+    nothing left to flush for it. ``updated_at`` is ``now``, like
+    ``completed_at``.
+    """
+    values = {
+        "status": target.value,
+        "error_message": message,
+        "error_format": used_format,
+        # Stored as given (None is SQL NULL); a new object each time, so no
+        # in-place edit of the job's previous details can leak into it.
+        "error_details": details,
+        "completed_at": now,
+        "acknowledged_at": None,  # a new failure needs attention again
+        "acknowledged_by": None,
+        "updated_at": now,
+    }
+    db.session.execute(_UPDATE_FAILED_JOB, {"locked_job_id": job.id, **values})
+    for name, value in values.items():
+        set_committed_value(job, name, value)
 
 
 def _append_history(

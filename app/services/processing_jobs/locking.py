@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import uuid
 
+import sqlalchemy as sa
+
 from app.extensions import db
 from app.models import ProcessingJob
 from app.services.processing_jobs.errors import JobNotFoundError
@@ -24,6 +26,19 @@ def parse_job_id(job_id: uuid.UUID | str) -> uuid.UUID:
         raise JobNotFoundError(job_id) from None
 
 
+#: The locked read, built once: ``session.get(..., with_for_update=True)``
+#: builds its SELECT and that SELECT's cache key anew on every call (a sixth
+#: of this read's CPU on the record path, docs/benchmarks.md).
+#: ``populate_existing`` as in ``session.get``: the values read under the lock
+#: replace any stale ones in the identity map.
+_JOB_FOR_UPDATE = (
+    sa.select(ProcessingJob)
+    .where(ProcessingJob.id == sa.bindparam("locked_job_id"))
+    .with_for_update()
+    .execution_options(populate_existing=True)
+)
+
+
 def load_job_for_update(job_id: uuid.UUID | str) -> ProcessingJob:
     """Load a job in the open write transaction, locking its row.
 
@@ -38,7 +53,7 @@ def load_job_for_update(job_id: uuid.UUID | str) -> ProcessingJob:
     """
     key = parse_job_id(job_id)
     require_write_transaction()
-    job = db.session.get(ProcessingJob, key, with_for_update=True, populate_existing=True)
+    job = db.session.execute(_JOB_FOR_UPDATE, {"locked_job_id": key}).scalar_one_or_none()
     if job is None:
         raise JobNotFoundError(job_id)
     return job
