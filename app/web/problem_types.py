@@ -98,6 +98,17 @@ PROBLEM_TYPES: tuple[ProblemType, ...] = (
         "an explicit requeue.",
     ),
     ProblemType(
+        "group-not-found", 404, "Failure group not found",
+        "No failure group has this id.",
+        "Check the id: it is the 'id' of a group from GET /api/v1/failure-groups (or the number in /groups/<id>).",
+    ),
+    ProblemType(
+        "invalid-group-transition", 409, "State change not allowed",
+        "The failure group's state does not allow this change (for example resolving a resolved group, or "
+        "reopening an unresolved one). Nothing was changed.",
+        "Read the group (GET /api/v1/failure-groups/<id>) to see its state, then send the action that state allows.",
+    ),
+    ProblemType(
         "idempotency-key-in-progress", 409, "Idempotency key in progress",
         "A request with the same Idempotency-Key is still running; this retry did not run the change.",
         "Wait the seconds in Retry-After, then send the same request again with the same key.",

@@ -22,7 +22,7 @@ class InvalidGroupTransitionError(ServiceError):
 
     status = 409
     title = "State change not allowed"
-    slug = "invalid-transition"
+    slug = "invalid-group-transition"
 
     def __init__(self, group_id: int, current: str, action: str) -> None:
         super().__init__(f"Failure group {group_id} is {current}; it cannot be {action}.")
