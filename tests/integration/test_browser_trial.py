@@ -1,0 +1,50 @@
+"""What a new operator and support person met trying the demo in Chromium
+on a laptop (1,400 px) and a phone (390 px), each fixed and kept fixed
+here. Same fixtures as test_browser.py: a live server filled by the
+reference worker on the demo corpus; Chromium must be installed (the test
+fails, never skips)."""
+
+from __future__ import annotations
+
+import pytest
+from playwright.sync_api import expect
+
+from tests.integration.test_browser import _shot, _sign_in, browser, site  # noqa: F401 (fixtures)
+
+pytestmark = [pytest.mark.browser, pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)]
+
+PHONE = {"viewport": {"width": 390, "height": 844}, "is_mobile": True, "has_touch": True}
+
+
+def _inside_the_viewport(locator, page) -> bool:
+    """True when the element's box lies within the viewport's width (not cut off or scrolled away sideways)."""
+    box = locator.bounding_box()
+    width = page.evaluate("() => window.innerWidth")
+    return box is not None and box["x"] >= 0 and box["x"] + box["width"] <= width
+
+
+@pytest.mark.parametrize("javascript", [True, False], ids=["js-on", "js-off"])
+def test_audit_events_on_a_phone_show_every_column_without_sideways_scrolling(app, site, browser, javascript):  # noqa: F811
+    from app.services.access import record_audit_event
+
+    with app.app_context():
+        record_audit_event("night-operator", "export.job_errors.csv", {"error_code": ["code.unknown_icd10cm"]}, 2)
+    context = browser.new_context(java_script_enabled=javascript, **PHONE)
+    page = context.new_page()
+    _sign_in(page, site)
+    page.goto(f"{site}/admin/audit?actor=night-operator")
+    event = page.locator("table.audit tr.audit-event").first
+    _shot(page, f"trial-audit-390-{javascript}.png")
+    # Who, the action, how many rows and what it applied to: all on screen.
+    for cell in ("td.actor", "td.action", "td.rows", "td.facts"):
+        assert _inside_the_viewport(event.locator(cell), page), cell
+    expect(event.locator("td.rows")).to_have_text("2")
+    expect(event.locator("td.facts")).to_contain_text("error_code = code.unknown_icd10cm")
+    # The actor's name reads as one word (one line), not "night-op / erator".
+    actor = event.locator("td.actor")
+    line_height = actor.evaluate("e => parseFloat(getComputedStyle(e).lineHeight)")
+    assert actor.bounding_box()["height"] < 1.5 * line_height
+    # Nothing hides sideways inside the events' box either.
+    region = page.locator("div.table-scroll")
+    assert region.evaluate("e => e.scrollWidth <= e.clientWidth")
+    context.close()
