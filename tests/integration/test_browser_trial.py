@@ -36,15 +36,44 @@ def test_audit_events_on_a_phone_show_every_column_without_sideways_scrolling(ap
     event = page.locator("table.audit tr.audit-event").first
     _shot(page, f"trial-audit-390-{javascript}.png")
     # Who, the action, how many rows and what it applied to: all on screen.
-    for cell in ("td.actor", "td.action", "td.rows", "td.facts"):
+    # (Cells by position, as the table has always had them: when, who, action, rows, applied to.)
+    for cell in ("td:nth-child(2)", "td:nth-child(3)", "td:nth-child(4)", "td:nth-child(5)"):
         assert _inside_the_viewport(event.locator(cell), page), cell
-    expect(event.locator("td.rows")).to_have_text("2")
-    expect(event.locator("td.facts")).to_contain_text("error_code = code.unknown_icd10cm")
+    expect(event.locator("td:nth-child(4)")).to_contain_text("2")
+    expect(event.locator("td:nth-child(5)")).to_contain_text("error_code = code.unknown_icd10cm")
     # The actor's name reads as one word (one line), not "night-op / erator".
-    actor = event.locator("td.actor")
+    actor = event.locator("td:nth-child(2)")
     line_height = actor.evaluate("e => parseFloat(getComputedStyle(e).lineHeight)")
     assert actor.bounding_box()["height"] < 1.5 * line_height
     # Nothing hides sideways inside the events' box either.
     region = page.locator("div.table-scroll")
     assert region.evaluate("e => e.scrollWidth <= e.clientWidth")
+    context.close()
+
+
+def _one_line(locator) -> bool:
+    """True when the element's text takes a single line (not broken every few letters)."""
+    line_height = locator.evaluate("e => parseFloat(getComputedStyle(e).lineHeight) || 1.4 * parseFloat(getComputedStyle(e).fontSize)")
+    return locator.bounding_box()["height"] < 1.5 * line_height
+
+
+@pytest.mark.parametrize("javascript", [True, False], ids=["js-on", "js-off"])
+def test_error_items_on_a_phone_keep_codes_and_pointers_whole(site, browser, javascript):  # noqa: F811
+    context = browser.new_context(java_script_enabled=javascript, **PHONE)
+    page = context.new_page()
+    _sign_in(page, site)
+    page.goto(f"{site}/jobs?document_id=doc-0006")
+    page.click("table.jobs tr.job a:has-text('doc-0006')")
+    item = page.locator("table.errors tr.severity-error").first
+    _shot(page, f"trial-job-390-{javascript}.png")
+    # (Cells by position: severity, code, pointer, message, entity.)
+    for cell in ("td:nth-child(2) code", "td:nth-child(3) code"):
+        assert _one_line(item.locator(cell)), cell
+        assert _inside_the_viewport(item.locator(cell), page), cell
+    # The message reads across the card; the entity is named.
+    message = item.locator("td:nth-child(4)")
+    assert message.bounding_box()["width"] > 0.7 * page.evaluate("() => window.innerWidth")
+    entity = item.locator("td:nth-child(5)")
+    expect(entity).to_have_text("Condition · E11.99X")
+    assert entity.evaluate("e => getComputedStyle(e, '::before').content") == '"Entity "'
     context.close()
