@@ -14,6 +14,7 @@ from typing import Any
 
 from flask import Flask
 
+from app.dashboard.links import retry_href
 from app.models import JobStatus
 from app.services.error_details import listed_errors
 from app.services.error_guidance import guidance_for_codes
@@ -428,3 +429,4 @@ def register_filters(app: Flask) -> None:
     app.add_template_filter(text_details, "text_details")
     app.add_template_filter(what_to_do, "what_to_do")
     app.add_template_filter(history_label, "history_label")
+    app.add_template_filter(retry_href, "retry_href")

@@ -77,3 +77,29 @@ def test_error_items_on_a_phone_keep_codes_and_pointers_whole(site, browser, jav
     expect(entity).to_have_text("Condition · E11.99X")
     assert entity.evaluate("e => getComputedStyle(e, '::before').content") == '"Entity "'
     context.close()
+
+
+@pytest.mark.parametrize("javascript", [True, False], ids=["js-on", "js-off"])
+def test_a_refused_filter_value_leads_back_to_the_same_page_with_the_rest_of_the_filter(site, browser, javascript):  # noqa: F811
+    context = browser.new_context(java_script_enabled=javascript, viewport={"width": 1400, "height": 900})
+    page = context.new_page()
+    _sign_in(page, site)
+    # "yesterday" typed into From, on a filtered list.
+    page.goto(f"{site}/jobs?error_code=code.unknown_icd10cm&from=yesterday")
+    expect(page.locator("h1")).to_have_text("400 · Invalid query parameter")
+    page.click("a.retry")
+    expect(page).to_have_url(f"{site}/jobs?error_code=code.unknown_icd10cm")
+    expect(page.locator("table.jobs tr.job")).to_have_count(2)
+    # The audit log's error page leads back to the audit log, not to the jobs.
+    page.goto(f"{site}/admin/audit?actor=browser-admin&from=yesterday")
+    expect(page.locator("a.retry")).to_have_text("The same page without from")
+    expect(page.locator("section.error-page")).to_contain_text("Back to the audit log")
+    expect(page.locator("section.error-page")).not_to_contain_text("failed jobs")
+    page.click("a.retry")
+    expect(page).to_have_url(f"{site}/admin/audit?actor=browser-admin")
+    expect(page.locator("table.audit tr.audit-event").first).to_contain_text("browser-admin")
+    # A refused search (a control character) keeps nothing bad either.
+    page.goto(f"{site}/jobs?q=a%07b&document_id=doc-0006")
+    page.click("a.retry")
+    expect(page).to_have_url(f"{site}/jobs?document_id=doc-0006")
+    context.close()
