@@ -91,7 +91,8 @@ def test_hostile_query_values_are_escaped(client, hostile_job):
     assert (f"<title>Failed jobs · search = \u2068{ESCAPED}\u2069 · code = \u2068{ESCAPED}\u2069"
             " · Clinical Intelligence</title>") in html
     assert f'name="q" value="{ESCAPED}"' in html  # the header's search box and the filter form
-    assert f'<li class="chip"><span class="chip-text">search = <bdi>{ESCAPED}</bdi></span>' in html
+    assert (f'<li class="chip"><span class="chip-text" title="search = \u2068{ESCAPED}\u2069">'
+            f'search = <bdi>{ESCAPED}</bdi></span>') in html
     assert f'name="error_code" value="{ESCAPED}"' in html
     frame = re.search(r'<iframe class="summary-frame" src="([^"]*)"', html).group(1)
     path, _, frame_query = html_lib.unescape(frame).partition("?")
