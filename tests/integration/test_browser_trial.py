@@ -120,3 +120,23 @@ def test_a_very_long_filter_value_keeps_its_chip_small_and_its_remove_button_on_
     remove.click()
     expect(page).to_have_url(f"{site}/jobs?error_code=code.unknown_icd10cm")
     context.close()
+
+
+def test_the_history_marks_failures_red_and_an_operators_actions_apart(site, browser):  # noqa: F811
+    context = browser.new_context(java_script_enabled=False, viewport={"width": 1400, "height": 900})
+    page = context.new_page()
+    _sign_in(page, site)
+    page.goto(f"{site}/jobs?document_id=doc-0006")
+    page.click("table.jobs tr.job a:has-text('doc-0006')")
+    page.click("a.inline-action:has-text('Requeue')")
+    page.click("form.confirm button:has-text('Requeue the job')")
+    expect(page.locator(".flash-success")).to_contain_text("Requeued")
+
+    def dot(kind: str) -> str:
+        return page.locator(f"ol.timeline li.event-{kind}").first.evaluate(
+            "e => getComputedStyle(e, '::before').backgroundColor")
+
+    failure_red = page.locator("ol.timeline li.event-failed .badge").first.evaluate("e => getComputedStyle(e).color")
+    assert dot("failed") == failure_red  # the failure's dot is the failure's red
+    assert dot("requeued") not in (failure_red, dot("created"))  # an action: neither a failure nor a worker step
+    context.close()
