@@ -6,6 +6,8 @@ fails, never skips)."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from playwright.sync_api import expect
 
@@ -139,4 +141,21 @@ def test_the_history_marks_failures_red_and_an_operators_actions_apart(site, bro
     failure_red = page.locator("ol.timeline li.event-failed .badge").first.evaluate("e => getComputedStyle(e).color")
     assert dot("failed") == failure_red  # the failure's dot is the failure's red
     assert dot("requeued") not in (failure_red, dot("created"))  # an action: neither a failure nor a worker step
+    context.close()
+
+
+@pytest.mark.parametrize("javascript", [True, False], ids=["js-on", "js-off"])
+def test_the_job_page_on_a_phone_keeps_times_on_one_line_and_the_history_wide(site, browser, javascript):  # noqa: F811
+    context = browser.new_context(java_script_enabled=javascript, **PHONE)
+    page = context.new_page()
+    _sign_in(page, site)
+    page.goto(f"{site}/jobs?document_id=doc-0006")
+    page.click("table.jobs tr.job a:has-text('doc-0006')")
+    _shot(page, f"trial-job-fields-390-{javascript}.png")
+    created = page.locator("dl.job-fields dt:has-text('Created') + dd")
+    expect(created).to_have_text(re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC$"))
+    assert _one_line(created)
+    width = page.evaluate("() => window.innerWidth")
+    for event in page.locator("ol.timeline li.event").all():
+        assert event.locator(".what").bounding_box()["width"] > 0.7 * width
     context.close()
