@@ -159,3 +159,44 @@ def test_the_job_page_on_a_phone_keeps_times_on_one_line_and_the_history_wide(si
     for event in page.locator("ol.timeline li.event").all():
         assert event.locator(".what").bounding_box()["width"] > 0.7 * width
     context.close()
+
+
+_TARGETS = """() => [...document.querySelectorAll('main button, main a.button, main td.select input[type=checkbox]')]
+    .filter(e => e.getClientRects().length)
+    .map(e => { const b = e.getBoundingClientRect();
+                return [e.textContent.trim() || e.name, b.width, b.height, getComputedStyle(e).fontSize]; })"""
+
+
+@pytest.mark.parametrize("width", [390, 1400])
+def test_buttons_and_row_boxes_are_big_enough_to_hit_and_read(site, browser, width):  # noqa: F811
+    context = browser.new_context(java_script_enabled=False, viewport={"width": width, "height": 844},
+                                  is_mobile=width < 600, has_touch=width < 600)
+    page = context.new_page()
+    _sign_in(page, site)
+    page.wait_for_load_state("load")  # the stylesheet applied
+    body = page.evaluate("() => getComputedStyle(document.body).fontSize")
+    assert body == "15px"
+    page.goto(f"{site}/jobs?document_id=doc-0006")
+    page.click("table.jobs tr.job a:has-text('doc-0006')")
+    job_page = page.url
+    confirm = page.locator("a.inline-action:has-text('Requeue')").get_attribute("href")
+    small = []
+    for url in (f"{site}/jobs", job_page, f"{site}{confirm}", f"{site}/admin/audit"):
+        page.goto(url)
+        page.wait_for_load_state("load")
+        _shot(page, f"trial-buttons-{width}-{url.rsplit('/', 1)[-1][:12]}.png")
+        for name, w, h, size in page.evaluate(_TARGETS):
+            # WCAG 2.2 target size (2.5.8): 24 by 24 CSS pixels. A row's box is
+            # spaced apart enough with a mouse, but on a phone it gets the size too.
+            if name == "job_id":
+                if width < 600 and (w < 24 or h < 24):
+                    small.append((url, name, w, h, size))
+            elif h < 24 or size != body:
+                small.append((url, name, w, h, size))
+    page.goto(f"{site}/jobs")
+    page.click("button[value='acknowledge:filter']")
+    expect(page.locator("h1")).to_contain_text("Acknowledge")
+    page.wait_for_load_state("load")
+    small += [("bulk", n, w, h, s) for n, w, h, s in page.evaluate(_TARGETS) if h < 24 or s != body]
+    assert small == [], body
+    context.close()
