@@ -200,3 +200,20 @@ def test_buttons_and_row_boxes_are_big_enough_to_hit_and_read(site, browser, wid
     small += [("bulk", n, w, h, s) for n, w, h, s in page.evaluate(_TARGETS) if h < 24 or s != body]
     assert small == [], body
     context.close()
+
+
+@pytest.mark.parametrize("javascript", [True, False], ids=["js-on", "js-off"])
+def test_a_job_id_cut_short_finds_nothing_and_says_why(site, browser, javascript):  # noqa: F811
+    context = browser.new_context(java_script_enabled=javascript, **PHONE)
+    page = context.new_page()
+    _sign_in(page, site)
+    short_id = page.locator("tr.job code.job-id").first.inner_text()[:7]
+    search = page.locator("header input[type=search]")
+    search.fill(short_id)
+    search.press("Enter")
+    expect(page.locator("p.empty")).to_contain_text("A job is found by its id from its first 8 characters on")
+    # A word that finds nothing gets no such hint.
+    search.fill("no such thing")
+    search.press("Enter")
+    expect(page.locator("p.empty")).to_have_text("No jobs match this filter.")
+    context.close()
