@@ -217,3 +217,20 @@ def test_a_job_id_cut_short_finds_nothing_and_says_why(site, browser, javascript
     search.press("Enter")
     expect(page.locator("p.empty")).to_have_text("No jobs match this filter.")
     context.close()
+
+
+def test_empty_filter_fields_do_not_look_filled_in(site, browser):  # noqa: F811
+    # A grey "2026-11-29T00:00:00Z" in From (days ago) or "schema.required" in
+    # Error code read, at a glance, as a filter in force.
+    context = browser.new_context(java_script_enabled=False, viewport={"width": 1400, "height": 900})
+    page = context.new_page()
+    _sign_in(page, site)
+    for path in ("/jobs", "/admin/audit"):
+        page.goto(f"{site}{path}")
+        for field in ("from", "to"):
+            box = page.locator(f"main input[name={field}]")
+            expect(box).to_have_value("")
+            expect(box).to_have_attribute("placeholder", "YYYY-MM-DDThh:mm:ssZ")
+    page.goto(f"{site}/jobs")
+    expect(page.locator("input[name=error_code]")).to_have_attribute("placeholder", re.compile(r"^e\.g\. "))
+    context.close()
