@@ -234,3 +234,28 @@ def test_empty_filter_fields_do_not_look_filled_in(site, browser):  # noqa: F811
     page.goto(f"{site}/jobs")
     expect(page.locator("input[name=error_code]")).to_have_attribute("placeholder", re.compile(r"^e\.g\. "))
     context.close()
+
+
+@pytest.mark.parametrize("javascript", [True, False], ids=["js-on", "js-off"])
+def test_the_first_tab_offers_to_skip_to_the_jobs(site, browser, javascript):  # noqa: F811
+    # Without it a keyboard user tabs through the header, every filter field
+    # and the summary's links (30 and more stops) to reach the first job.
+    context = browser.new_context(java_script_enabled=javascript, viewport={"width": 1400, "height": 900})
+    page = context.new_page()
+    _sign_in(page, site)
+    page.keyboard.press("Tab")
+    focused = page.locator(":focus")
+    expect(focused).to_have_text("Skip to the jobs")
+    assert _inside_the_viewport(focused, page) and focused.bounding_box()["y"] >= 0
+    assert focused.evaluate("e => getComputedStyle(e).outlineStyle") != "none"
+    page.keyboard.press("Enter")
+    page.keyboard.press("Tab")
+    expect(page.locator(":focus")).to_have_text("Requeue")  # the selection bar, then the rows
+    # Every other page skips its header.
+    page.goto(f"{site}/admin/audit")
+    page.keyboard.press("Tab")
+    expect(page.locator(":focus")).to_have_text("Skip to the content")
+    page.keyboard.press("Enter")
+    page.keyboard.press("Tab")
+    expect(page.locator(":focus")).to_have_attribute("name", "actor")
+    context.close()

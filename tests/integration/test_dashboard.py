@@ -88,7 +88,7 @@ def test_unknown_job_is_a_404_page(client, job_id):
     assert response.status_code == 404
     assert response.mimetype == "text/html"
     assert "Processing job not found" in response.get_data(as_text=True)
-    assert "<script>" not in response.get_data(as_text=True).split("<main>")[1]
+    assert "<script>" not in response.get_data(as_text=True).split('<main id="content">')[1]
 
 
 @pytest.mark.parametrize("query", ["status=bogus", "limit=0", "limit=abc", "cursor=%%%"])
