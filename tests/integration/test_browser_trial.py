@@ -259,3 +259,20 @@ def test_the_first_tab_offers_to_skip_to_the_jobs(site, browser, javascript):  #
     page.keyboard.press("Tab")
     expect(page.locator(":focus")).to_have_attribute("name", "actor")
     context.close()
+
+
+def test_the_phone_summary_says_when_it_shows_only_the_top_five_codes(site, browser):  # noqa: F811
+    context = browser.new_context(java_script_enabled=False, **PHONE)
+    page = context.new_page()
+    _sign_in(page, site)
+    page.goto(f"{site}/jobs")  # the demo's failures carry ten codes
+    frame = page.frame_locator("iframe.summary-frame")
+    expect(frame.locator("table.codes tbody tr:visible")).to_have_count(5)
+    expect(frame.locator(".top-codes p.note")).to_have_text("The top five of 10; a wider screen shows them all.")
+    expect(frame.locator(".top-codes p.note")).to_be_visible()
+    summary = next(f for f in page.frames if f.url.endswith("/jobs/summary"))
+    assert summary.evaluate("() => document.documentElement.scrollHeight <= window.innerHeight")  # still fits its frame
+    page.set_viewport_size({"width": 1400, "height": 900})
+    expect(frame.locator("table.codes tbody tr:visible")).to_have_count(10)
+    expect(frame.locator(".top-codes p.note")).not_to_be_visible()
+    context.close()
