@@ -35,6 +35,8 @@ from app.web import query as web_query
 
 #: Most ids one "selected jobs" action takes (a page is at most 200).
 MAX_SELECTED = 500
+#: Documents a bulk question names for the selected jobs (the rest are counted).
+CONFIRM_NAMES_SHOWN = 10
 
 
 _DONE = {actions.JobAction.REQUEUE: "requeued", actions.JobAction.ACKNOWLEDGE: "acknowledged"}
@@ -166,16 +168,25 @@ def confirm_bulk_action() -> str:
     action, scope = _operation()
     filter_pairs = _filter_pairs()
     ids: list[str] = []
+    documents: list[str] = []
     if scope == "filter":
         count = sum(1 for _ in actions.matching_job_ids(_form_filter()))
     else:
         ids = _selected_ids()
         count = len(ids)
+        # The question names what was ticked (the first few, one lookup each),
+        # so "Acknowledge 2 jobs?" can be checked before saying yes.
+        for job_id in ids[:CONFIRM_NAMES_SHOWN]:
+            try:
+                documents.append(lifecycle.get_job(job_id).document_id)
+            except JobNotFoundError:
+                continue  # gone meanwhile: the action skips it too
     return render_template(
         "jobs/bulk_confirm.html",
         action=action,
         scope=scope,
         ids=ids,
+        documents=documents,
         count=count,
         filter_pairs=filter_pairs,
         back=_back(href(url_for("dashboard.list_jobs"), filter_pairs)),

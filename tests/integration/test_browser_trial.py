@@ -276,3 +276,20 @@ def test_the_phone_summary_says_when_it_shows_only_the_top_five_codes(site, brow
     expect(frame.locator("table.codes tbody tr:visible")).to_have_count(10)
     expect(frame.locator(".top-codes p.note")).not_to_be_visible()
     context.close()
+
+
+@pytest.mark.parametrize("javascript", [True, False], ids=["js-on", "js-off"])
+def test_the_bulk_question_names_the_selected_documents(site, browser, javascript):  # noqa: F811
+    context = browser.new_context(java_script_enabled=javascript, **PHONE)
+    page = context.new_page()
+    _sign_in(page, site)
+    page.goto(f"{site}/jobs")
+    for document in ("doc-0007", "doc-0006"):
+        row = page.locator("tr.job").filter(has=page.locator("td.document", has_text=document))
+        row.locator("input[name=job_id]").check()
+    page.click("button[value='acknowledge:selected']")
+    expect(page.locator("h1")).to_have_text("Acknowledge 2 jobs?")
+    expect(page.locator("section.confirm")).to_contain_text("The 2 selected jobs, for documents doc-0007, doc-0006.")
+    page.click("section.confirm button[type=submit]")
+    expect(page.locator(".flash-success")).to_contain_text("Acknowledged 2 jobs.")
+    context.close()
