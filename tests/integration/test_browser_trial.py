@@ -293,3 +293,19 @@ def test_the_bulk_question_names_the_selected_documents(site, browser, javascrip
     page.click("section.confirm button[type=submit]")
     expect(page.locator(".flash-success")).to_contain_text("Acknowledged 2 jobs.")
     context.close()
+
+
+@pytest.mark.parametrize("javascript", [True, False], ids=["js-on", "js-off"])
+def test_an_upright_tablet_gets_job_cards_with_words_whole(site, browser, javascript):  # noqa: F811
+    context = browser.new_context(java_script_enabled=javascript, viewport={"width": 768, "height": 1024}, has_touch=True)
+    page = context.new_page()
+    _sign_in(page, site)
+    row = page.locator("tr.job").filter(has=page.locator("td.document", has_text="doc-0011"))
+    assert row.evaluate("e => getComputedStyle(e).display") == "flex"
+    # (Cells by position: box, id, status, document, type, message, errors, when.)
+    assert _one_line(row.locator("td:nth-child(5) bdi"))  # entity_extraction, not "entity_extract / ion"
+    message = row.locator("td:nth-child(6)")
+    assert message.bounding_box()["width"] > 0.7 * 768
+    page.set_viewport_size({"width": 1024, "height": 768})  # the same tablet turned: the table
+    assert row.evaluate("e => getComputedStyle(e).display") == "table-row"
+    context.close()
