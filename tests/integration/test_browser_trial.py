@@ -309,3 +309,14 @@ def test_an_upright_tablet_gets_job_cards_with_words_whole(site, browser, javasc
     page.set_viewport_size({"width": 1024, "height": 768})  # the same tablet turned: the table
     assert row.evaluate("e => getComputedStyle(e).display") == "table-row"
     context.close()
+
+
+
+def test_a_cards_warning_count_stays_beside_its_error_count(site, browser):  # noqa: F811
+    context = browser.new_context(java_script_enabled=False, viewport={"width": 768, "height": 1024})
+    page = context.new_page()
+    _sign_in(page, site)
+    errors = page.locator("tr.job").filter(has=page.locator("td.document", has_text="doc-0011")).locator("td.errors")
+    expect(errors).to_have_text("6 +1 warning")
+    assert _one_line(errors)  # "Errors 6 +1 warning", not the warning alone on a line below
+    context.close()
