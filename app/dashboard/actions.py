@@ -35,6 +35,8 @@ from app.web import query as web_query
 
 #: Most ids one "selected jobs" action takes (a page is at most 200).
 MAX_SELECTED = 500
+#: Documents a bulk question names for the selected jobs (the rest are counted).
+CONFIRM_NAMES_SHOWN = 10
 
 
 _DONE = {actions.JobAction.REQUEUE: "requeued", actions.JobAction.ACKNOWLEDGE: "acknowledged"}
@@ -176,11 +178,20 @@ def confirm_bulk_action() -> str:
         return render_template("groups/bulk_confirm.html", bulk=bulk, group=None, back=back)
     ids = _selected_ids()
     count = len(ids)
+    # The question names what was ticked (the first few, one lookup each),
+    # so "Acknowledge 2 jobs?" can be checked before saying yes.
+    documents: list[str] = []
+    for job_id in ids[:CONFIRM_NAMES_SHOWN]:
+        try:
+            documents.append(lifecycle.get_job(job_id).document_id)
+        except JobNotFoundError:
+            continue  # gone meanwhile: the action skips it too
     return render_template(
         "jobs/bulk_confirm.html",
         action=action,
         scope=scope,
         ids=ids,
+        documents=documents,
         count=count,
         filter_pairs=filter_pairs,
         back=back,

@@ -21,7 +21,7 @@ from app.dashboard.actions import ActionForm, refresh_summaries
 from app.dashboard.charts import bar_chart
 from app.dashboard.jinja_filters import plural
 from app.dashboard.links import href, query_pairs, with_changes
-from app.errors import InvalidQueryError, field_error
+from app.errors import InvalidQueryError, field_error, parameter_error
 from app.models import GroupState, GroupSubstate
 from app.models.access import Permission
 from app.models.types import utcnow
@@ -64,7 +64,7 @@ def _text(raw: str | None, parameter: str) -> str | None:
     if len(raw) > MAX_FIELD_LENGTH:
         raise InvalidQueryError(
             f"{parameter} must be at most {MAX_FIELD_LENGTH} characters.",
-            [field_error(f"/{parameter}", f"must be at most {MAX_FIELD_LENGTH} characters")],
+            [parameter_error(parameter, f"must be at most {MAX_FIELD_LENGTH} characters")],
         )
     return raw.strip()
 
@@ -87,7 +87,7 @@ def group_filter_from_args(args) -> tuple[queries.GroupFilter, str]:
         allowed = ", ".join(STATE_CHOICES)
         raise InvalidQueryError(
             f"Unknown state; use one of {allowed}, or 'all'.",
-            [field_error("/state", f"must be one of {allowed}, or 'all'")],
+            [parameter_error("state", f"must be one of {allowed}, or 'all'")],
         )
     if not words:
         words = [GroupState.UNRESOLVED.value]
@@ -102,7 +102,7 @@ def group_filter_from_args(args) -> tuple[queries.GroupFilter, str]:
     sort = args.get("sort") or SORTS[0]
     if sort not in SORTS:
         raise InvalidQueryError(
-            f"sort must be one of {', '.join(SORTS)}.", [field_error("/sort", f"must be one of {', '.join(SORTS)}")]
+            f"sort must be one of {', '.join(SORTS)}.", [parameter_error("sort", f"must be one of {', '.join(SORTS)}")]
         )
     seen_from = parse_rfc3339(args["from"], "from") if args.get("from") else None
     seen_to = parse_rfc3339(args["to"], "to") if args.get("to") else None
@@ -228,7 +228,7 @@ def _sample_cursor(raw: str | None) -> tuple[datetime, int] | None:
             raise ValueError(raw)
     except ValueError:
         raise InvalidQueryError("cursor is not valid; start from the first page.",
-                                [field_error("/cursor", "must be a cursor this page gave out")]) from None
+                                [parameter_error("cursor", "must be a cursor this page gave out")]) from None
     return moment, int(last_id)
 
 

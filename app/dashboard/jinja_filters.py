@@ -18,9 +18,11 @@ from typing import Any
 from flask import Flask
 from markupsafe import Markup, escape
 
+from app.dashboard.links import retry_href
 from app.models import JobStatus
 from app.services.error_details import listed_errors
 from app.services.error_guidance import guidance_for_codes
+from app.services.processing_jobs.job_filter import ID_PREFIX_MIN_DIGITS
 from app.timestamps import rfc3339
 
 #: How a status is written on the pages (the API and the exports keep the
@@ -477,6 +479,21 @@ def sparkline(counts: Sequence[int], label: str = "Occurrences", unit: str = "ho
     )
 
 
+_SHORT_ID = re.compile(r"(?=[^0-9]*[0-9])[0-9a-fA-F-]+\Z")
+
+
+def short_id_prefix(text: str | None) -> bool:
+    """True when a search term looks like the start of a job id that is too short to be read as one.
+
+    Hex digits and hyphens with at least one decimal digit, and 4 up to
+    ``ID_PREFIX_MIN_DIGITS - 1`` hex digits (``eda1c0a``): the search then
+    matched it as text only, and the empty list says why.
+    """
+    if not text or not _SHORT_ID.match(text):
+        return False
+    return 4 <= len(text.replace("-", "")) < ID_PREFIX_MIN_DIGITS
+
+
 def register_filters(app: Flask) -> None:
     """Register every dashboard filter on ``app``."""
     app.add_template_filter(format_utc, "utc")
@@ -502,3 +519,5 @@ def register_filters(app: Flask) -> None:
     app.add_template_filter(what_to_do, "what_to_do")
     app.add_template_filter(history_label, "history_label")
     app.add_template_filter(sparkline, "sparkline")
+    app.add_template_filter(retry_href, "retry_href")
+    app.add_template_filter(short_id_prefix, "short_id_prefix")

@@ -210,3 +210,19 @@ def list_heading(
                  AcknowledgedFilter.EXCLUDE: "hidden"}[job_filter.acknowledged]
         chips.append(FilterChip("acknowledged", value, without("acknowledged")))
     return ListHeading(title=title, chips=chips)
+
+
+def retry_href(path: str, args: Iterable[tuple[str, str]], errors: Iterable[Mapping[str, str]]) -> str | None:
+    """The page at ``path`` again, without the query parameters a 400 refused.
+
+    ``args`` are the request's query pairs; ``errors`` the problem's field
+    errors (``{"field": name, ...}``, RFC 9457 extension member). An
+    operator who typed "yesterday" into a filter gets the same page and the
+    rest of the filter back, rather than only a link elsewhere. ``None``
+    when no refused field is a query parameter (nothing to take out).
+    """
+    pairs = query_pairs(args)
+    refused = {error.get("field") for error in errors} & {name for name, _ in pairs}
+    if not refused:
+        return None
+    return href(path, with_changes(pairs, {name: () for name in sorted(refused)}))

@@ -4,7 +4,7 @@
 
 from __future__ import annotations
 
-from app.errors import InvalidQueryError, field_error
+from app.errors import InvalidQueryError, parameter_error
 from app.models.failure_group import GroupState, GroupSubstate
 from app.services.failure_groups.fingerprint import KNOWN_VERSIONS
 from app.services.failure_groups.queries import SORTS, GroupFilter
@@ -29,7 +29,7 @@ def _words(args: QueryArgs, name: str, allowed: tuple[str, ...]) -> tuple[str, .
             if word not in allowed:
                 raise InvalidQueryError(
                     f"{name} must be one of {', '.join(allowed)}.",
-                    [field_error(f"/{name}", "must be one of " + ", ".join(allowed))],
+                    [parameter_error(name, "must be one of " + ", ".join(allowed))],
                 )
             words.append(word)
     return tuple(words)
@@ -42,7 +42,7 @@ def _text(args: QueryArgs, name: str) -> str | None:
     if len(raw) > MAX_TEXT_LENGTH:
         raise InvalidQueryError(
             f"{name} must be at most {MAX_TEXT_LENGTH} characters.",
-            [field_error(f"/{name}", f"must be at most {MAX_TEXT_LENGTH} characters")],
+            [parameter_error(name, f"must be at most {MAX_TEXT_LENGTH} characters")],
         )
     return clean_text(raw.strip())
 
@@ -61,7 +61,7 @@ def group_filter_from_args(args: QueryArgs) -> GroupFilter:
     seen_from = parse_rfc3339(args.get("from"), "from") if args.get("from") else None
     seen_to = parse_rfc3339(args.get("to"), "to") if args.get("to") else None
     if seen_from and seen_to and seen_to < seen_from:
-        raise InvalidQueryError("to must not be before from.", [field_error("/to", "must not be before from")])
+        raise InvalidQueryError("to must not be before from.", [parameter_error("to", "must not be before from")])
     version = None
     raw_version = args.get("grouping_version")
     if raw_version:
@@ -69,7 +69,7 @@ def group_filter_from_args(args: QueryArgs) -> GroupFilter:
             allowed = ", ".join(str(v) for v in KNOWN_VERSIONS)
             raise InvalidQueryError(
                 f"grouping_version must be one of {allowed}.",
-                [field_error("/grouping_version", f"must be one of {allowed}")],
+                [parameter_error("grouping_version", f"must be one of {allowed}")],
             )
         version = int(raw_version)
     return GroupFilter(
@@ -93,6 +93,6 @@ def group_sort_from_args(args: QueryArgs) -> str:
     sort = args.get("sort") or "last_seen"
     if sort not in SORTS:
         raise InvalidQueryError(
-            "sort must be one of " + ", ".join(SORTS) + ".", [field_error("/sort", "must be one of " + ", ".join(SORTS))]
+            "sort must be one of " + ", ".join(SORTS) + ".", [parameter_error("sort", "must be one of " + ", ".join(SORTS))]
         )
     return sort

@@ -120,7 +120,7 @@ def parse_group_id(raw: str, parameter: str = "group") -> int:
         return int(value)
     raise InvalidQueryError(
         f"{parameter} must be a failure-group id (a whole number from 1 to {MAX_GROUP_ID}).",
-        [field_error(f"/{parameter}", f"must be a whole number from 1 to {MAX_GROUP_ID}")],
+        [parameter_error(parameter, f"must be a whole number from 1 to {MAX_GROUP_ID}")],
     )
 
 

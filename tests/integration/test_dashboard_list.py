@@ -20,7 +20,7 @@ from tests.integration.test_dashboard_filters import item, make_job
 def _chips(html: str) -> list[tuple[str, str]]:
     """(text, removal link) of each chip of the heading."""
     found = re.findall(
-        r'<li class="chip"><span class="chip-text">(.*?)</span><a class="chip-remove" href="([^"]*)"', html)
+        r'<li class="chip"><span class="chip-text" title="[^"]*">(.*?)</span><a class="chip-remove" href="([^"]*)"', html)
     return [(html_lib.unescape(re.sub(r"</?bdi>", "", text)), html_lib.unescape(link)) for text, link in found]
 
 

@@ -78,9 +78,9 @@ def test_hostile_text_is_escaped_in_the_job_page(client, hostile_job):
     assert f"<h1>Job for document <code><bdi>doc-{ESCAPED}</bdi></code></h1>" in html
     assert f'<dd class="message"><bdi>second {ESCAPED}</bdi></dd>' in html
     assert f'<p class="message"><bdi>first {ESCAPED}</bdi></p>' in html  # history
-    assert f"<td><bdi>bad {ESCAPED}</bdi></td>" in html  # the errors table: message column
-    assert f"<td><code><bdi>code.{ESCAPED}</bdi></code></td>" in html  # code column
-    assert f"<td><bdi>{ESCAPED} #0</bdi></td>" in html  # entity column
+    assert f'<td class="item-message"><bdi>bad {ESCAPED}</bdi></td>' in html  # the errors table: message column
+    assert f'<td class="code"><code><bdi>code.{ESCAPED}</bdi></code></td>' in html  # code column
+    assert f'<td class="entity" data-label="Entity"><bdi>{ESCAPED} #0</bdi></td>' in html  # entity column
     assert ESCAPED.replace("&#34;", "\\&#34;") in html  # the pretty JSON (a JSON string inside <pre>)
 
 
@@ -91,7 +91,8 @@ def test_hostile_query_values_are_escaped(client, hostile_job):
     assert (f"<title>Failed jobs · search = \u2068{ESCAPED}\u2069 · code = \u2068{ESCAPED}\u2069"
             " · Clinical Intelligence</title>") in html
     assert f'name="q" value="{ESCAPED}"' in html  # the header's search box and the filter form
-    assert f'<li class="chip"><span class="chip-text">search = <bdi>{ESCAPED}</bdi></span>' in html
+    assert (f'<li class="chip"><span class="chip-text" title="search = \u2068{ESCAPED}\u2069">'
+            f'search = <bdi>{ESCAPED}</bdi></span>') in html
     assert f'name="error_code" value="{ESCAPED}"' in html
     frame = re.search(r'<iframe class="summary-frame" src="([^"]*)"', html).group(1)
     path, _, frame_query = html_lib.unescape(frame).partition("?")
@@ -221,9 +222,11 @@ def test_the_job_page_details_show_every_column_and_sorted_json(client, app, bac
         job_id = str(job.id)
     html = client.get(f"/jobs/{job_id}").get_data(as_text=True)
     assert (
-        '<tr class="severity-warning">\n        <td><bdi>warning</bdi></td><td><code><bdi>unit.not_ucum</bdi></code></td>\n'
-        "        <td><code><bdi>/entities/3/value/unit</bdi></code></td><td><bdi>unit.not_ucum failed</bdi></td>"
-        "<td><bdi>Observation #3 · p. 2 · 10–25</bdi></td>"
+        '<tr class="severity-warning">\n        <td class="severity"><bdi>warning</bdi></td>'
+        '<td class="code"><code><bdi>unit.not_ucum</bdi></code></td>\n'
+        '        <td class="pointer" data-label="Pointer"><code><bdi>/entities/3/value/unit</bdi></code></td>'
+        '<td class="item-message"><bdi>unit.not_ucum failed</bdi></td>'
+        '<td class="entity" data-label="Entity"><bdi>Observation #3 · p. 2 · 10–25</bdi></td>'
     ) in html
     pretty = re.search(r'<details class="raw-json">.*?<pre><code>(.*?)</code></pre>', html, re.S).group(1)
     # Sorted keys at every level, the same text on both backends.
@@ -351,4 +354,4 @@ def test_the_error_count_says_how_many_are_warnings_and_missing_entities_show_a_
     assert "Error details (2 errors, 1 warning)</summary>" in html
     # No item names an entity: the Entity cells say so instead of staying blank.
     table = re.search(r'<table class="errors">.*?</table>', html, re.S).group(0)
-    assert table.count("<td>—</td>") == 3
+    assert table.count('<td class="entity" data-label="Entity">—</td>') == 3

@@ -19,7 +19,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from app.errors import InvalidQueryError, field_error
+from app.errors import InvalidQueryError, parameter_error
 from app.extensions import db
 from app.models.failure_group import (
     FailureGroup,
@@ -220,7 +220,7 @@ def _encode_cursor(values: list[Any]) -> str:
 
 
 def _decode_cursor(cursor: str, sort: str) -> tuple[Any, int]:
-    bad = InvalidQueryError("The cursor is not one this server gave out.", [field_error("/cursor", "is not a valid cursor")])
+    bad = InvalidQueryError("The cursor is not one this server gave out.", [parameter_error("cursor", "is not a valid cursor")])
     try:
         raw = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
     except (ValueError, binascii.Error):
@@ -257,9 +257,9 @@ def list_groups(
             :data:`MAX_PAGE_SIZE`, or a cursor not given out for this sort.
     """
     if sort not in SORTS:
-        raise InvalidQueryError("Unknown sort.", [field_error("/sort", "must be one of " + ", ".join(SORTS))])
+        raise InvalidQueryError("Unknown sort.", [parameter_error("sort", "must be one of " + ", ".join(SORTS))])
     if not 1 <= limit <= MAX_PAGE_SIZE:
-        raise InvalidQueryError("Bad page size.", [field_error("/limit", f"must be 1 to {MAX_PAGE_SIZE}")])
+        raise InvalidQueryError("Bad page size.", [parameter_error("limit", f"must be 1 to {MAX_PAGE_SIZE}")])
     now = now or utcnow()
     statement = _filtered(group_filter, now)
     if sort == "job_count":

@@ -85,7 +85,12 @@ def test_filters_and_keyset_pages(client):
      "?sort=job_count&cursor=WyJsYXN0X3NlZW4iLCIyMDI2LTAxLTAxVDAwOjAwOjAwKzAwOjAwIiwxXQ"],
 )
 def test_bad_queries_are_400_problems(client, query):
-    assert_problem(client.get("/api/v1/failure-groups" + query), 400, "invalid-query")
+    response = client.get("/api/v1/failure-groups" + query)
+    assert_problem(response, 400, "invalid-query")
+    # Located like every query fault of the contract: by parameter name, never a body pointer.
+    named = query.lstrip("?").split("&")[-1].split("=")[0]
+    assert [error.get("parameter") for error in response.get_json()["errors"]] == [named]
+    assert all("pointer" not in error for error in response.get_json()["errors"])
 
 
 def test_resolve_ignore_and_reopen(client, app):
