@@ -29,6 +29,9 @@ import { entityDocumentSchema } from "./lib/entity-document-zod.mjs";
 const API = `${(process.env.API_URL ?? "http://127.0.0.1:5000").replace(/\/$/, "")}/api/v1`;
 const TOKEN = process.env.API_TOKEN;
 const MAX_ATTEMPTS = 5;
+// Who reports (docs/worker-contract.md, "Who sent a report"): stored on each
+// failure; a group resolved "in version X" stays resolved for older versions.
+const WORKER = { name: "node-example-worker", version: "1.0.0" };
 
 class ProblemError extends Error {
   constructor(status, problem) {
@@ -140,7 +143,7 @@ async function processDocument(path, validate, options) {
   log({ event: "started", document: name, job_id: jobId, replayed: started.replayed });
   const failure = validate(document);
   const report = failure
-    ? { status: "validation_failed", error_message: "The entity document failed validation.", ...failure }
+    ? { status: "validation_failed", error_message: "The entity document failed validation.", ...failure, worker: WORKER }
     : { status: "completed", entities: document.entities.map(entityInput) };
   const result = await call("POST", `/processing-jobs/${jobId}/result`, report, options);
   log({

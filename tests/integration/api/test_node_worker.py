@@ -64,6 +64,13 @@ def test_ajv_worker_completes_a_valid_document_and_reports_ajv_errors_with_retri
     assert all(i["code"] and i["pointer"] is not None and i["message"] for i in items)
     history = client.get(job_url(failed["id"], "failures")).get_json()["items"]
     assert len(history) == 1  # the retried report was stored once
+    assert history[0]["worker"] == {"name": "node-example-worker", "version": "1.0.0"}
+    # Each ajv error joined a failure group by code and pointer pattern, counted once despite the retries.
+    groups = client.get("/api/v1/failure-groups?limit=200").get_json()["items"]
+    by_place = {(g["code"], g["pointer_pattern"]): g for g in groups}
+    assert by_place[("schema.additionalProperties", "/ocr_engine")]["job_count"] == 1
+    assert by_place[("schema.maximum", "/entities/*/confidence")]["occurrence_count"] == 1
+    assert len(groups) == len({(i["code"], i["pointer"]) for i in items})
 
     # The worker read a problem and printed where its error is.
     problem = next(e for e in events if e["event"] == "problem")
