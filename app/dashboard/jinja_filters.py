@@ -22,7 +22,7 @@ from app.dashboard.links import retry_href
 from app.models import JobStatus
 from app.services.error_details import listed_errors
 from app.services.error_guidance import guidance_for_codes
-from app.services.processing_jobs.job_filter import ID_PREFIX_MIN_DIGITS
+from app.services.processing_jobs.filter_sql import ID_PREFIX_MIN_DIGITS
 from app.timestamps import rfc3339
 
 #: How a status is written on the pages (the API and the exports keep the

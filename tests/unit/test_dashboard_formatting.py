@@ -15,7 +15,8 @@ from app.dashboard.links import list_links, query_pairs, with_changes
 from app.errors import InvalidQueryError
 from app.models import JobStatus
 from app.services.dashboard_stats import Bucket, BucketSize, Timeline, chart_window
-from app.services.processing_jobs.job_filter import AcknowledgedFilter, TimeField, escape_like
+from app.services.processing_jobs.filter_sql import escape_like
+from app.services.processing_jobs.job_filter import AcknowledgedFilter, TimeField
 from app.services.processing_jobs.pagination import Cursor
 from app.web.query import job_filter_from_query, parse_rfc3339
 
