@@ -19,7 +19,7 @@ from app.auth.guards import current_actor, requires
 from app.dashboard import bp
 from app.dashboard.actions import ActionForm, refresh_summaries
 from app.dashboard.charts import bar_chart
-from app.dashboard.jinja_filters import plural
+from app.dashboard.formatting import plural
 from app.dashboard.links import href, query_pairs, with_changes
 from app.errors import InvalidQueryError, field_error, parameter_error
 from app.models import GroupState, GroupSubstate
