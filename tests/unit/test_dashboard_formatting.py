@@ -18,7 +18,8 @@ from app.services.dashboard_stats import Bucket, BucketSize, Timeline, chart_win
 from app.services.processing_jobs.filter_sql import escape_like
 from app.services.processing_jobs.job_filter import AcknowledgedFilter, TimeField
 from app.services.processing_jobs.pagination import Cursor
-from app.web.query import job_filter_from_query, parse_rfc3339
+from app.web.query import job_filter_from_query
+from app.web.query_time import parse_rfc3339
 
 UTC = timezone.utc
 NOW = datetime(2026, 11, 29, 21, 16, 35, 123456, tzinfo=UTC)
