@@ -7,8 +7,8 @@ from datetime import datetime
 from app.errors import InvalidQueryError, parameter_error
 from app.services.audit_log import AuditQuery
 from app.services.json_values import clean_text
-from app.web.query import QueryArgs
-from app.web.query_time import parse_rfc3339
+from app.web.query import QueryArgs, raise_problems
+from app.web.query_time import parse_rfc3339, time_order_problems
 
 #: Query-string names of the audit page's filter (``cursor`` and ``limit`` choose a page).
 AUDIT_FILTER_PARAMETERS = ("actor", "action", "from", "to")
@@ -45,10 +45,6 @@ def audit_query_from_args(args: QueryArgs) -> AuditQuery:
             except InvalidQueryError as exc:
                 problems.append(exc)
     start, end = times["from"], times["to"]
-    if start is not None and end is not None and start > end:
-        problems.append(InvalidQueryError(
-            "from must not be later than to.", [parameter_error("from", "must not be later than to")]
-        ))
-    if problems:
-        raise InvalidQueryError(problems[0].detail, [e for p in problems for e in p.errors])
+    problems.extend(time_order_problems(start, end))
+    raise_problems(problems)
     return AuditQuery(actor=texts["actor"], action=texts["action"], time_from=start, time_to=end)

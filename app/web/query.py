@@ -32,7 +32,7 @@ from app.services.processing_jobs.job_filter import (
     JobFilter,
     ValueKind,
 )
-from app.web.query_time import parse_rfc3339
+from app.web.query_time import parse_rfc3339, time_order_problems
 
 #: ``limit`` when the query has none.
 DEFAULT_PAGE_SIZE = 50
@@ -48,6 +48,14 @@ FILTER_PARAMETERS = tuple(spec.parameter for _name, spec, _default in FILTERS)
 
 #: Largest failure-group id accepted in ``group`` (the column is a 32-bit integer).
 MAX_GROUP_ID = 2**31 - 1
+
+
+def raise_problems(problems: list[InvalidQueryError]) -> None:
+    """Raise one :class:`InvalidQueryError` for all of ``problems`` (nothing
+    when there are none): ``errors`` names every bad parameter, ``detail``
+    describes the first."""
+    if problems:
+        raise InvalidQueryError(problems[0].detail, [e for p in problems for e in p.errors])
 
 
 class QueryArgs(Protocol):
@@ -129,12 +137,8 @@ def job_filter_from_args(
             problems.append(exc)
             values[name] = default
     start, end = values["time_from"], values["time_to"]
-    if start is not None and end is not None and start > end:
-        problems.append(InvalidQueryError(
-            "from must not be later than to.", [parameter_error("from", "must not be later than to")]
-        ))
-    if problems:
-        raise InvalidQueryError(problems[0].detail, [e for p in problems for e in p.errors])
+    problems.extend(time_order_problems(start, end))
+    raise_problems(problems)
     return JobFilter(**values)
 
 

@@ -56,3 +56,13 @@ def parse_rfc3339(raw: str, parameter: str) -> datetime:
             [parameter_error(parameter, f"must be from {earliest} to {latest}")],
         )
     return value
+
+
+def time_order_problems(start: datetime | None, end: datetime | None) -> list[InvalidQueryError]:
+    """``[]`` when the half-open range ``from`` .. ``to`` is in order (or open
+    on a side), else the one problem ``from must not be later than to``."""
+    if start is not None and end is not None and start > end:
+        return [InvalidQueryError(
+            "from must not be later than to.", [parameter_error("from", "must not be later than to")]
+        )]
+    return []

@@ -89,6 +89,22 @@ def hour_of(at: datetime) -> datetime:
     return at.replace(minute=0, second=0, microsecond=0)
 
 
+def _occurrence_values(job: ProcessingJob, failure: JobFailure, hit: Hit, current: bool) -> dict[str, Any]:
+    """The columns of the occurrence of ``hit`` but its ``group_id``, by name."""
+    return {
+        "failure_id": failure.id,
+        "job_id": job.id,
+        "occurred_at": failure.recorded_at,
+        "job_type": job.job_type,
+        "worker_name": failure.worker_name,
+        "worker_version": failure.worker_version,
+        "severity": hit.severity,
+        "item_count": hit.item_count,
+        "item_positions": hit.positions,
+        "is_current": current,
+    }
+
+
 def record_in_group(
     version: int, hit: Hit, job: ProcessingJob, failure: JobFailure, current: bool
 ) -> FailureGroup | None:
@@ -103,17 +119,8 @@ def record_in_group(
     parameters = {
         "version": version,
         "fingerprint": hit.key.fingerprint,
-        "failure_id": failure.id,
-        "job_id": job.id,
-        "occurred_at": failure.recorded_at,
-        "job_type": job.job_type,
-        "worker_name": failure.worker_name,
-        "worker_version": failure.worker_version,
+        **_occurrence_values(job, failure, hit, current),
         "counted_version": failure.worker_version or "",
-        "severity": hit.severity,
-        "item_count": hit.item_count,
-        "item_positions": hit.positions,
-        "is_current": current,
         "current_jobs": int(current),
         "count_shard": random_shard(),
         "hour": hour_of(failure.recorded_at),
@@ -216,19 +223,7 @@ def add_occurrence(
     occurrences = FailureOccurrence.__table__
     counts = FailureGroupCount.__table__
     hourly = FailureGroupHourly.__table__
-    occurrence = {
-        "group_id": group_id,
-        "failure_id": failure.id,
-        "job_id": job.id,
-        "occurred_at": failure.recorded_at,
-        "job_type": job.job_type,
-        "worker_name": failure.worker_name,
-        "worker_version": failure.worker_version,
-        "severity": hit.severity,
-        "item_count": hit.item_count,
-        "item_positions": hit.positions,
-        "is_current": current,
-    }
+    occurrence = {"group_id": group_id, **_occurrence_values(job, failure, hit, current)}
     count_key = {
         "group_id": group_id,
         "job_type": job.job_type,
