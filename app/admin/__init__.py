@@ -11,7 +11,8 @@ from flask import Blueprint, current_app, render_template, request
 from app.auth.guards import requires
 from app.models.access import AuditEvent, Permission
 from app.services import audit_log
-from app.web.query import AUDIT_FILTER_PARAMETERS, audit_query_from_args, parse_limit
+from app.web.audit_query import AUDIT_FILTER_PARAMETERS, audit_query_from_args
+from app.web.query import parse_limit
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 

@@ -26,7 +26,8 @@ from app.services.failure_groups.queries import get_group, list_groups
 from app.services.failure_groups.serialize import group_to_json
 from app.unit_of_work import write_transaction
 from app.web.group_query import group_filter_from_args, group_sort_from_args
-from app.web.query import parse_rfc3339, read_page
+from app.web.query import read_page
+from app.web.query_time import parse_rfc3339
 
 
 def _optional_body(schema_name: str) -> dict[str, Any]:

@@ -17,7 +17,7 @@ from werkzeug.wrappers import Response
 
 from app.auth.guards import current_actor, requires
 from app.dashboard import bp
-from app.dashboard.jinja_filters import plural
+from app.dashboard.formatting import plural
 from app.dashboard.links import href
 from app.dashboard.views import FRESH_SUMMARY_UNTIL
 from app.errors import InvalidQueryError, field_error

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-from app.dashboard.jinja_filters import plural
+from app.dashboard.formatting import plural
 from app.services.dashboard_stats import BucketSize, Timeline
 
 WIDTH = 640

@@ -19,7 +19,7 @@ from app.auth.guards import current_actor, requires
 from app.dashboard import bp
 from app.dashboard.actions import ActionForm, refresh_summaries
 from app.dashboard.charts import bar_chart
-from app.dashboard.jinja_filters import plural
+from app.dashboard.formatting import plural
 from app.dashboard.links import href, query_pairs, with_changes
 from app.errors import InvalidQueryError, field_error, parameter_error
 from app.models import GroupState, GroupSubstate
@@ -30,7 +30,8 @@ from app.services.dashboard_stats import Bucket, BucketSize, Timeline
 from app.services.failure_groups import lifecycle as group_lifecycle
 from app.services.failure_groups import queries
 from app.services.processing_jobs.actions import JobAction
-from app.web.query import parse_group_id, parse_limit, parse_rfc3339
+from app.web.query import parse_group_id, parse_limit
+from app.web.query_time import parse_rfc3339
 
 #: Sort orders of ``/groups`` (``sort=``), newest / largest first.
 SORTS = ("last_seen", "job_count", "first_seen")

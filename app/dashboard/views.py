@@ -19,7 +19,7 @@ from werkzeug.wrappers import Response
 from app.auth.guards import CONTENT_SECURITY_POLICY, requires, talisman
 from app.dashboard import bp
 from app.dashboard.charts import bar_chart
-from app.dashboard.jinja_filters import STATUS_LABELS, format_utc
+from app.dashboard.formatting import STATUS_LABELS, format_utc
 from app.dashboard.links import ListLinks, href, list_heading, list_links, query_pairs
 from app.models import JobStatus, ProcessingJob
 from app.models.job_status import FAILURE_STATUSES

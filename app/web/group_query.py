@@ -9,7 +9,8 @@ from app.models.failure_group import GroupState, GroupSubstate
 from app.services.failure_groups.fingerprint import KNOWN_VERSIONS
 from app.services.failure_groups.queries import SORTS, GroupFilter
 from app.services.json_values import clean_text
-from app.web.query import QueryArgs, parse_rfc3339
+from app.web.query import QueryArgs
+from app.web.query_time import parse_rfc3339
 
 #: Query-string names of the group filter (``sort``, ``limit`` and
 #: ``cursor`` choose the order and the page, not groups).

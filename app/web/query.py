@@ -7,21 +7,23 @@ strings of a URL or a form into them -- parameter names, defaults, the
 wording of a 400 that names the parameter (and tells to write ``+`` as
 ``%2B`` in a URL) -- is the web's business, done here once so that the
 API, the dashboard, its bulk actions and the exports accept the same query.
+
+Times (``from``/``to``) are read by :mod:`app.web.query_time`, the audit
+page's filter by :mod:`app.web.audit_query`, the failure-group filter by
+:mod:`app.web.group_query`.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 from enum import StrEnum
 from typing import Any, Protocol, TypeVar
 
 from app.errors import InvalidQueryError, parameter_error
 from app.models import JobStatus
 from app.models.job_status import FAILURE_STATUSES, UnknownStatusError, parse_status
-from app.services.audit_log import AuditQuery
 from app.services.exports import ExportItems, ExportRows
 from app.services.json_values import clean_text
 from app.services.processing_jobs.job_filter import (
@@ -30,7 +32,7 @@ from app.services.processing_jobs.job_filter import (
     JobFilter,
     ValueKind,
 )
-from app.timestamps import EARLIEST_ACCEPTED, LATEST_ACCEPTED, rfc3339
+from app.web.query_time import parse_rfc3339, time_order_problems
 
 #: ``limit`` when the query has none.
 DEFAULT_PAGE_SIZE = 50
@@ -48,6 +50,14 @@ FILTER_PARAMETERS = tuple(spec.parameter for _name, spec, _default in FILTERS)
 MAX_GROUP_ID = 2**31 - 1
 
 
+def raise_problems(problems: list[InvalidQueryError]) -> None:
+    """Raise one :class:`InvalidQueryError` for all of ``problems`` (nothing
+    when there are none): ``errors`` names every bad parameter, ``detail``
+    describes the first."""
+    if problems:
+        raise InvalidQueryError(problems[0].detail, [e for p in problems for e in p.errors])
+
+
 class QueryArgs(Protocol):
     """The read side of a multi-valued query string (Werkzeug's ``MultiDict``)."""
 
@@ -55,50 +65,6 @@ class QueryArgs(Protocol):
 
     def getlist(self, key: str) -> list[str]: ...
 
-
-# RFC 3339 section 5.6 ``date-time``. Section 5.6's note lets a space stand for
-# "T"; lower-case "t"/"z" are allowed by its ABNF (case-insensitive strings).
-_RFC3339 = re.compile(
-    r"(\d{4}-\d{2}-\d{2})[Tt ](\d{2}:\d{2}:\d{2})(?:\.(\d+))?([Zz]|[+-]\d{2}:\d{2})\Z", re.ASCII
-)
-
-
-def parse_rfc3339(raw: str, parameter: str) -> datetime:
-    """Parse an RFC 3339 ``date-time`` (offset required) into aware UTC.
-
-    Fractions beyond microseconds are cut; ``-00:00`` is read as UTC. A
-    leap second (``:60``) is refused: Python cannot represent it.
-
-    Raises:
-        InvalidQueryError: not an RFC 3339 date-time, or outside
-            :data:`~app.timestamps.EARLIEST_ACCEPTED` ..
-            :data:`~app.timestamps.LATEST_ACCEPTED`; names ``parameter``.
-    """
-    match = _RFC3339.match(raw.strip())
-    try:
-        if match is None:
-            raise ValueError("not RFC 3339")
-        day, clock, fraction, offset = match.groups()
-        fraction = (fraction or "0")[:6].ljust(6, "0")
-        offset = "+00:00" if offset in ("Z", "z") else offset
-        value = datetime.fromisoformat(f"{day}T{clock}.{fraction}{offset}")
-    except ValueError:
-        raise InvalidQueryError(
-            f"{parameter} must be an RFC 3339 date-time with an offset, such as "
-            "2026-11-29T21:16:35Z (write '+' in an offset as %2B in a URL).",
-            [parameter_error(parameter, "must be an RFC 3339 date-time such as 2026-11-29T21:16:35Z")],
-        ) from None
-    try:
-        value = value.astimezone(timezone.utc)
-    except OverflowError:  # e.g. 0001-01-01T00:00:00+01:00 is in year 0 in UTC
-        value = None
-    if value is None or not EARLIEST_ACCEPTED <= value <= LATEST_ACCEPTED:
-        earliest, latest = rfc3339(EARLIEST_ACCEPTED), rfc3339(LATEST_ACCEPTED)
-        raise InvalidQueryError(
-            f"{parameter} must be from {earliest} to {latest}.",
-            [parameter_error(parameter, f"must be from {earliest} to {latest}")],
-        )
-    return value
 
 #: What the dashboard (and so its exports and bulk actions) shows without a
 #: ``status`` parameter: the failures.
@@ -171,12 +137,8 @@ def job_filter_from_args(
             problems.append(exc)
             values[name] = default
     start, end = values["time_from"], values["time_to"]
-    if start is not None and end is not None and start > end:
-        problems.append(InvalidQueryError(
-            "from must not be later than to.", [parameter_error("from", "must not be later than to")]
-        ))
-    if problems:
-        raise InvalidQueryError(problems[0].detail, [e for p in problems for e in p.errors])
+    problems.extend(time_order_problems(start, end))
+    raise_problems(problems)
     return JobFilter(**values)
 
 
@@ -418,47 +380,3 @@ def parse_items(raw: str | None) -> ExportItems:
         raise InvalidQueryError(
             f"items must be one of {allowed}.", [parameter_error("items", f"must be one of {allowed}")]
         ) from None
-
-
-#: Query-string names of the audit page's filter (``cursor`` and ``limit`` choose a page).
-AUDIT_FILTER_PARAMETERS = ("actor", "action", "from", "to")
-
-#: Longest ``actor`` (the audit log keeps 200 characters) and ``action`` accepted.
-_AUDIT_TEXT_LIMITS = {"actor": 200, "action": 64}
-
-
-def audit_query_from_args(args: QueryArgs) -> AuditQuery:
-    """The audit page's filter: ``actor`` and ``action`` (exact; an action
-    ending in ``.*`` is a prefix), ``from`` and ``to`` (RFC 3339, half-open).
-
-    Raises:
-        InvalidQueryError: an over-long actor or action, a time that is not
-            RFC 3339, ``from`` after ``to``; names every bad parameter.
-    """
-    problems: list[InvalidQueryError] = []
-    texts: dict[str, str | None] = {}
-    for name, limit in _AUDIT_TEXT_LIMITS.items():
-        raw = (args.get(name) or "").strip()
-        texts[name] = clean_text(raw) if raw else None
-        if len(raw) > limit:
-            problems.append(InvalidQueryError(
-                f"{name} must be at most {limit} characters.",
-                [parameter_error(name, f"must be at most {limit} characters")],
-            ))
-    times: dict[str, datetime | None] = {}
-    for name in ("from", "to"):
-        raw = args.get(name)
-        times[name] = None
-        if raw:
-            try:
-                times[name] = parse_rfc3339(raw, name)
-            except InvalidQueryError as exc:
-                problems.append(exc)
-    start, end = times["from"], times["to"]
-    if start is not None and end is not None and start > end:
-        problems.append(InvalidQueryError(
-            "from must not be later than to.", [parameter_error("from", "must not be later than to")]
-        ))
-    if problems:
-        raise InvalidQueryError(problems[0].detail, [e for p in problems for e in p.errors])
-    return AuditQuery(actor=texts["actor"], action=texts["action"], time_from=start, time_to=end)

@@ -12,7 +12,7 @@ On PostgreSQL that text is the stored generated column
 processing_jobs.search_text = lower(job_search_text(document_id,
 error_message, error_details)), job_search_text being an IMMUTABLE SQL
 function defined here (its fields: see
-app.services.processing_jobs.job_filter.SEARCHED_ITEM_FIELDS), with a GIN
+app.services.processing_jobs.filter_sql.SEARCHED_ITEM_FIELDS), with a GIN
 index using pg_trgm's gin_trgm_ops, which serves `LIKE '%...%'`. The search
 is `search_text LIKE lower(pattern)`, which is what ILIKE does in a UTF-8
 database. Stored, not an expression index: the index is lossy, so every

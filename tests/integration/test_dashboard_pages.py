@@ -11,7 +11,8 @@ from urllib.parse import parse_qsl, quote
 import pytest
 import sqlalchemy as sa
 
-from app.dashboard.jinja_filters import file_size, pretty_json
+from app.dashboard.failure_details import pretty_json
+from app.dashboard.formatting import file_size
 from app.extensions import db
 from app.models import ProcessingJob
 from app.registry import get_failure_recorder

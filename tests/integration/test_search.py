@@ -18,7 +18,8 @@ import sqlalchemy as sa
 
 from app.extensions import db
 from app.models import ProcessingJob
-from app.services.processing_jobs.job_filter import JobFilter, id_prefix_range
+from app.services.processing_jobs.filter_sql import id_prefix_range
+from app.services.processing_jobs.job_filter import JobFilter
 from tests.integration.test_dashboard_filters import item, make_job, shown_ids
 
 API = "/api/v1/processing-jobs"

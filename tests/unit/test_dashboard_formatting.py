@@ -9,15 +9,17 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from app.dashboard import jinja_filters
+from app.dashboard import failure_details, formatting
 from app.dashboard.charts import bar_chart
 from app.dashboard.links import list_links, query_pairs, with_changes
 from app.errors import InvalidQueryError
 from app.models import JobStatus
 from app.services.dashboard_stats import Bucket, BucketSize, Timeline, chart_window
-from app.services.processing_jobs.job_filter import AcknowledgedFilter, TimeField, escape_like
+from app.services.processing_jobs.filter_sql import escape_like
+from app.services.processing_jobs.job_filter import AcknowledgedFilter, TimeField
 from app.services.processing_jobs.pagination import Cursor
-from app.web.query import job_filter_from_query, parse_rfc3339
+from app.web.query import job_filter_from_query
+from app.web.query_time import parse_rfc3339
 
 UTC = timezone.utc
 NOW = datetime(2026, 11, 29, 21, 16, 35, 123456, tzinfo=UTC)
@@ -26,20 +28,20 @@ NOW = datetime(2026, 11, 29, 21, 16, 35, 123456, tzinfo=UTC)
 # -- filters -------------------------------------------------------------------
 
 def test_json_preview_keeps_small_documents_whole():
-    preview = jinja_filters.json_preview({"b": 1, "a": [1, 2]})
+    preview = failure_details.json_preview({"b": 1, "a": [1, 2]})
     assert preview.text == '{\n  "a": [\n    1,\n    2\n  ],\n  "b": 1\n}'
     assert not preview.truncated and preview.shown_bytes == preview.total_bytes == len(preview.text)
 
 
 def test_json_preview_cuts_at_a_line_end_within_the_byte_limit():
     value = {"lines": ["é" * 30 for _ in range(100)]}  # 2-byte characters
-    preview = jinja_filters.json_preview(value, max_bytes=1000)
+    preview = failure_details.json_preview(value, max_bytes=1000)
     assert preview.truncated
     assert preview.text.endswith('",\n…')
     kept = preview.text[: -len("\n…")]
     assert len(kept.encode()) == preview.shown_bytes <= 1000
-    assert jinja_filters.pretty_json(value).startswith(kept)
-    assert preview.total_bytes == len(jinja_filters.pretty_json(value).encode())
+    assert failure_details.pretty_json(value).startswith(kept)
+    assert preview.total_bytes == len(failure_details.pretty_json(value).encode())
 
 
 @pytest.mark.parametrize(
@@ -57,12 +59,12 @@ def test_json_preview_cuts_at_a_line_end_within_the_byte_limit():
     ],
 )
 def test_error_count(details, expected):
-    count = jinja_filters.error_count(details)
+    count = failure_details.error_count(details)
     assert (None if count is None else (count.total, count.shown, count.more)) == expected
 
 
 def test_error_items_are_strings_with_the_entity_formatted():
-    rows = jinja_filters.error_items({"errors": [
+    rows = failure_details.error_items({"errors": [
         {"code": "x", "severity": "error", "message": "m", "pointer": "/a", "entity": {"type": "Condition", "index": 1}},
         {"code": 7, "severity": None},
         "not an item",
@@ -76,7 +78,7 @@ def test_error_items_are_strings_with_the_entity_formatted():
 
 
 def test_an_unmapped_fhirpath_takes_the_place_of_the_empty_pointer():
-    rows = jinja_filters.error_items({"errors": [
+    rows = failure_details.error_items({"errors": [
         {"code": "fhir.invalid", "severity": "error", "message": "m", "pointer": "",
          "ctx": {"expression": "Bundle.entry.where(resource is Condition).resource"}},
         {"code": "fhir.structure", "severity": "error", "message": "m", "pointer": "", "ctx": {"location": "/f:x"}},
@@ -86,7 +88,7 @@ def test_an_unmapped_fhirpath_takes_the_place_of_the_empty_pointer():
     assert [(row["unmapped_path"], row["whole_document"]) for row in rows] == [
         ("Bundle.entry.where(resource is Condition).resource", "yes"), ("/f:x", "yes"), ("", "yes"), ("", ""),
     ]
-    assert len(jinja_filters.error_items([{"code": "a"}] * 450)) == jinja_filters.ERROR_TABLE_MAX_ROWS
+    assert len(failure_details.error_items([{"code": "a"}] * 450)) == failure_details.ERROR_TABLE_MAX_ROWS
 
 
 @pytest.mark.parametrize(
@@ -105,25 +107,25 @@ def test_an_unmapped_fhirpath_takes_the_place_of_the_empty_pointer():
     ],
 )
 def test_format_entity(entity, text):
-    assert jinja_filters.format_entity(entity) == text
+    assert failure_details.format_entity(entity) == text
 
 
 def test_small_formatters():
-    assert jinja_filters.format_utc(NOW) == "2026-11-29 21:16:35 UTC"
-    assert jinja_filters.format_utc(None) == "—"
-    assert jinja_filters.format_rfc3339(NOW.astimezone(timezone(timedelta(hours=-5)))) == "2026-11-29T21:16:35Z"
-    assert jinja_filters.format_rfc3339(None) == ""
-    assert jinja_filters.truncate_text("x" * 200) == "x" * 159 + "…"
-    assert jinja_filters.truncate_text("short") == "short"
-    assert jinja_filters.file_size(512) == "512 B"
-    assert jinja_filters.file_size(64 * 1024) == "64 KiB"
-    assert jinja_filters.file_size(3 * 1024 * 1024 // 2) == "1.5 MiB"
-    assert jinja_filters.percent(0.874) == "87 %"
-    assert jinja_filters.format_span(2, 120, 135) == "p. 2 · 120–135"
-    assert jinja_filters.format_span(None, 0, 4) == "0–4"
-    assert jinja_filters.code_system_name("http://loinc.org") == "LOINC"
-    assert jinja_filters.code_system_name("urn:oid:1.2.3") == "urn:oid:1.2.3"
-    assert jinja_filters.thousands(1234567) == "1,234,567"
+    assert formatting.format_utc(NOW) == "2026-11-29 21:16:35 UTC"
+    assert formatting.format_utc(None) == "—"
+    assert formatting.format_rfc3339(NOW.astimezone(timezone(timedelta(hours=-5)))) == "2026-11-29T21:16:35Z"
+    assert formatting.format_rfc3339(None) == ""
+    assert formatting.truncate_text("x" * 200) == "x" * 159 + "…"
+    assert formatting.truncate_text("short") == "short"
+    assert formatting.file_size(512) == "512 B"
+    assert formatting.file_size(64 * 1024) == "64 KiB"
+    assert formatting.file_size(3 * 1024 * 1024 // 2) == "1.5 MiB"
+    assert formatting.percent(0.874) == "87 %"
+    assert formatting.format_span(2, 120, 135) == "p. 2 · 120–135"
+    assert formatting.format_span(None, 0, 4) == "0–4"
+    assert formatting.code_system_name("http://loinc.org") == "LOINC"
+    assert formatting.code_system_name("urn:oid:1.2.3") == "urn:oid:1.2.3"
+    assert formatting.thousands(1234567) == "1,234,567"
 
 
 # -- chart ---------------------------------------------------------------------
@@ -282,41 +284,41 @@ def test_links_keep_the_query_and_change_one_thing():
 
 def test_pretty_json_is_stable():
     value = {"b": {"z": 1, "a": [True, None]}, "a": "é"}
-    assert jinja_filters.pretty_json(value) == json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False)
-    assert jinja_filters.pretty_json(value).index('"a"') < jinja_filters.pretty_json(value).index('"b"')
+    assert failure_details.pretty_json(value) == json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False)
+    assert failure_details.pretty_json(value).index('"a"') < failure_details.pretty_json(value).index('"b"')
 
 
 def test_validator_names_and_text_details():
-    assert jinja_filters.validator_name("pydantic") == "pydantic"
-    assert jinja_filters.validator_name("fhir-operationoutcome") == "FHIR OperationOutcome"
-    assert jinja_filters.validator_name("normalized") == jinja_filters.validator_name("free-form") == ""
-    assert jinja_filters.validator_name(None) == jinja_filters.validator_name("a-new-format") == ""
-    assert jinja_filters.text_details("line 1\nline 2") == [("", "line 1\nline 2")]
-    assert jinja_filters.text_details({"trace": "a\nb", "short": "x", "n": 3, "long": "y" * 80}) == [
+    assert failure_details.validator_name("pydantic") == "pydantic"
+    assert failure_details.validator_name("fhir-operationoutcome") == "FHIR OperationOutcome"
+    assert failure_details.validator_name("normalized") == failure_details.validator_name("free-form") == ""
+    assert failure_details.validator_name(None) == failure_details.validator_name("a-new-format") == ""
+    assert failure_details.text_details("line 1\nline 2") == [("", "line 1\nline 2")]
+    assert failure_details.text_details({"trace": "a\nb", "short": "x", "n": 3, "long": "y" * 80}) == [
         ("trace", "a\nb"), ("long", "y" * 80),
     ]
-    assert jinja_filters.text_details({"errors": [{"code": "x", "message": "a\nb"}]}) == []  # an error list
-    assert jinja_filters.text_details(None) == jinja_filters.text_details([1]) == []
-    cut = jinja_filters.text_details("x" * (jinja_filters.JSON_PREVIEW_MAX_BYTES + 5))[0][1]
-    assert cut.endswith("\n…") and len(cut) == jinja_filters.JSON_PREVIEW_MAX_BYTES + 2
+    assert failure_details.text_details({"errors": [{"code": "x", "message": "a\nb"}]}) == []  # an error list
+    assert failure_details.text_details(None) == failure_details.text_details([1]) == []
+    cut = failure_details.text_details("x" * (failure_details.JSON_PREVIEW_MAX_BYTES + 5))[0][1]
+    assert cut.endswith("\n…") and len(cut) == failure_details.JSON_PREVIEW_MAX_BYTES + 2
 
 
 def test_what_to_do_lists_each_covered_code_once():
     details = {"errors": [{"code": "unit.not_ucum"}, {"code": "unit.not_ucum"}, {"code": "vendor.x"}, "x", {"code": 5}]}
-    (pair,) = jinja_filters.what_to_do(details)
+    (pair,) = failure_details.what_to_do(details)
     assert pair[0] == "unit.not_ucum" and pair[1].startswith("The unit is not a UCUM code")
-    assert jinja_filters.what_to_do("text") == []
-    assert jinja_filters.history_label("requeued") == "Requeued"
+    assert failure_details.what_to_do("text") == []
+    assert formatting.history_label("requeued") == "Requeued"
 
 
 # -- the list: statuses in words, times, counts, heading and chips --------------
 
 def test_statuses_are_words_on_pages():
-    assert jinja_filters.status_label(JobStatus.VALIDATION_FAILED) == "Validation failed"
-    assert jinja_filters.status_label("Validation_Failed") == "Validation failed"
-    assert [jinja_filters.status_label(s) for s in JobStatus if s is not JobStatus.VALIDATION_FAILED] == [
+    assert formatting.status_label(JobStatus.VALIDATION_FAILED) == "Validation failed"
+    assert formatting.status_label("Validation_Failed") == "Validation failed"
+    assert [formatting.status_label(s) for s in JobStatus if s is not JobStatus.VALIDATION_FAILED] == [
         "Pending", "Processing", "Completed", "Failed"]
-    assert jinja_filters.status_label("Unknown_Thing") == "Unknown_Thing"
+    assert formatting.status_label("Unknown_Thing") == "Unknown_Thing"
 
 
 @pytest.mark.parametrize(
@@ -326,8 +328,8 @@ def test_statuses_are_words_on_pages():
      (48 * 3600, "2 days ago"), (59.9 * 86400, "59 days ago"), (60 * 86400, "on 2026-09-30")],
 )
 def test_time_ago(seconds, text):
-    assert jinja_filters.time_ago(NOW - timedelta(seconds=seconds), NOW) == text
-    assert jinja_filters.time_ago(None, NOW) == "—"
+    assert formatting.time_ago(NOW - timedelta(seconds=seconds), NOW) == text
+    assert formatting.time_ago(None, NOW) == "—"
 
 
 def test_a_job_row_says_what_happened_when():
@@ -336,13 +338,13 @@ def test_a_job_row_says_what_happened_when():
             self.status, self.created_at, self.started_at, self.completed_at = status, created, started, completed
 
     t0, t1, t2 = NOW - timedelta(hours=3), NOW - timedelta(hours=2), NOW - timedelta(hours=1)
-    moment = jinja_filters.job_moment
-    assert moment(Job("Validation_Failed", t0, t1, t2)) == jinja_filters.JobMoment("failed", t2)
-    assert moment(Job("Failed", t0, t1, t2)) == jinja_filters.JobMoment("failed", t2)
-    assert moment(Job("Completed", t0, t1, t2)) == jinja_filters.JobMoment("completed", t2)
-    assert moment(Job("Processing", t0, t1)) == jinja_filters.JobMoment("started", t1)
-    assert moment(Job("Pending", t0)) == jinja_filters.JobMoment("created", t0)
-    assert moment(Job("Failed", t0)) == jinja_filters.JobMoment("created", t0)  # no completed_at: said plainly
+    moment = formatting.job_moment
+    assert moment(Job("Validation_Failed", t0, t1, t2)) == formatting.JobMoment("failed", t2)
+    assert moment(Job("Failed", t0, t1, t2)) == formatting.JobMoment("failed", t2)
+    assert moment(Job("Completed", t0, t1, t2)) == formatting.JobMoment("completed", t2)
+    assert moment(Job("Processing", t0, t1)) == formatting.JobMoment("started", t1)
+    assert moment(Job("Pending", t0)) == formatting.JobMoment("created", t0)
+    assert moment(Job("Failed", t0)) == formatting.JobMoment("created", t0)  # no completed_at: said plainly
 
 
 @pytest.mark.parametrize(
@@ -357,7 +359,7 @@ def test_the_error_count_counts_what_a_message_counts(severities, reported, coun
     items = [{"code": "x", **({"severity": s} if s else {})} for s in severities]
     details = {"errors": items} if reported is None else {
         "schema_version": 1, "errors": items, "error_count": reported, "truncated": True}
-    count = jinja_filters.error_count(details)
+    count = failure_details.error_count(details)
     assert (count.errors, count.warnings, count.notes) == counts
 
 
@@ -371,7 +373,7 @@ def _heading(query: str, **kwargs):
     pairs = parse_qsl(query)
     return list_heading("/jobs", pairs, dashboard_filter(MultiDict(pairs)),
                         default_statuses=DEFAULT_DASHBOARD_STATUSES, default_acknowledged=DEFAULT_DASHBOARD_ACKNOWLEDGED,
-                        status_words=jinja_filters.STATUS_LABELS, time_text=jinja_filters.format_utc)
+                        status_words=formatting.STATUS_LABELS, time_text=formatting.format_utc)
 
 
 def test_the_heading_names_the_statuses_and_chips_the_rest():
@@ -415,67 +417,7 @@ def parse_qsl_keep(link: str) -> list[tuple[str, str]]:
     from urllib.parse import parse_qsl, urlsplit
 
     return parse_qsl(urlsplit(link).query)
-# -- sparkline ---------------------------------------------------------------------
-
-def _parse_svg(markup: str):
-    import xml.etree.ElementTree as ET
-
-    return ET.fromstring(str(markup))
-
-
-SVG = "{http://www.w3.org/2000/svg}"
-
-
-def test_sparkline_draws_one_bar_per_bucket_scaled_to_the_peak():
-    svg = _parse_svg(jinja_filters.sparkline([0, 2, 4, 1]))
-    assert svg.get("role") == "img" and "sparkline" in svg.get("class")
-    bars = svg.findall(f"{SVG}rect")
-    assert len(bars) == 4
-    heights = [float(b.get("height")) for b in bars]
-    assert heights == [jinja_filters.SPARKLINE_ZERO_HEIGHT, 12.0, 24.0, 6.0]
-    # Each bar stands on the baseline, and bars go left to right, oldest first.
-    assert all(float(b.get("y")) + float(b.get("height")) == pytest.approx(24.0) for b in bars)
-    xs = [float(b.get("x")) for b in bars]
-    assert xs == sorted(xs) and all(0 <= x < jinja_filters.SPARKLINE_WIDTH for x in xs)
-    assert [b.get("class") for b in bars] == ["bar zero", "bar", "bar peak", "bar"]
-
-
-def test_sparkline_title_is_the_text_equivalent():
-    svg = _parse_svg(jinja_filters.sparkline([3, 0, 9, 2], label="Occurrences", unit="day"))
-    title = svg.find(f"{SVG}title")
-    assert svg[0] is title  # the first child: the accessible name
-    assert title.text == "Occurrences per day, last 4 days: 14 in total, at most 9 in one day, 2 in the last day"
-
-
-def test_sparkline_of_nothing_is_still_a_labelled_drawing():
-    for counts in ([], [0, 0, 0]):
-        svg = _parse_svg(jinja_filters.sparkline(counts))
-        assert svg.find(f"{SVG}title").text
-        assert all(float(b.get("height")) == jinja_filters.SPARKLINE_ZERO_HEIGHT for b in svg.findall(f"{SVG}rect"))
-    assert _parse_svg(jinja_filters.sparkline([])).find(f"{SVG}title").text == "Occurrences per hour: no data"
-
-
-def test_sparkline_escapes_its_words_and_has_no_script_or_style():
-    markup = jinja_filters.sparkline([1, 5000], label='<script>alert(1)</script> "x"', unit="hour")
-    assert "<script>" not in markup and "&lt;script&gt;" in markup
-    assert "style=" not in markup and "on" + "load" not in markup
-    assert "5,000" in _parse_svg(markup).find(f"{SVG}title").text
-
-
-def test_sparkline_refuses_negative_counts():
-    with pytest.raises(ValueError):
-        jinja_filters.sparkline([1, -1])
-
-
-def test_sparkline_is_registered_and_renders_unescaped_in_templates():
-    from flask import Flask, render_template_string
-
-    app = Flask(__name__)
-    jinja_filters.register_filters(app)
-    with app.app_context():
-        html = render_template_string("<p>{{ counts | sparkline('Jobs', 'hour') }}</p>", counts=[1, 2])
-    assert html.startswith('<p><svg class="sparkline"') and "<title>Jobs per hour, last 2 hours" in html
-
+# -- group sparklines ---------------------------------------------------------
 
 def test_group_sparklines_and_chart_cut_hourly_counts_into_days():
     from app.dashboard.groups_views import _daily, _timeline

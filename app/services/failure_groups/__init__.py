@@ -2,6 +2,7 @@
 
 * :mod:`.fingerprint` -- which group an error item belongs to (versioned rules);
 * :mod:`.recording` -- the write path, inside the recorder's transaction;
+* :mod:`.write_statements` -- its statements, per backend;
 * :mod:`.lifecycle` -- resolve, ignore, reopen; regressions and wake-ups;
 * :mod:`.queries` -- lists, one group, exact counts, series, timeline;
 * :mod:`.serialize` -- the JSON shape of a group;

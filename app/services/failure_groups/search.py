@@ -7,7 +7,7 @@ import sqlalchemy as sa
 from app.extensions import db
 from app.models.failure_group import FailureGroup
 from app.services.failure_groups.fingerprint import GROUPING_VERSION
-from app.services.processing_jobs.job_filter import escape_like
+from app.services.processing_jobs.filter_sql import escape_like
 
 #: Most groups the search lists.
 MAX_GROUPS_FOUND = 10

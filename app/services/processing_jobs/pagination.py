@@ -20,7 +20,8 @@ import sqlalchemy as sa
 from app.errors import InvalidQueryError, parameter_error
 from app.extensions import db
 from app.models import ProcessingJob
-from app.services.processing_jobs.job_filter import JobFilter, TimeField, id_prefix_range
+from app.services.processing_jobs.filter_sql import id_prefix_range
+from app.services.processing_jobs.job_filter import JobFilter, TimeField
 
 
 @dataclass(frozen=True)
@@ -141,7 +142,7 @@ def only_job_with_id_prefix(text: str) -> uuid.UUID | None:
     """The id of the one job whose id starts with ``text``, if exactly one does.
 
     ``text`` is a search term; it names ids only when
-    :func:`~app.services.processing_jobs.job_filter.id_prefix_range` says so
+    :func:`~app.services.processing_jobs.filter_sql.id_prefix_range` says so
     (8 to 32 hex digits, hyphens ignored), else ``None``. One range scan of
     the primary key, at most two rows.
     """

@@ -1,0 +1,193 @@
+"""Text the pages show for times, numbers, sizes, statuses and code systems.
+
+Jinja filters (registered in :mod:`app.dashboard.jinja_filters`) and
+helpers the views use: each returns plain text that Jinja's autoescaping
+escapes when rendered.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+from app.models import JobStatus
+from app.timestamps import rfc3339
+
+#: How a status is written on the pages (the API and the exports keep the
+#: canonical :class:`~app.models.JobStatus` strings). Those not listed are
+#: written as they are.
+STATUS_LABELS = {JobStatus.VALIDATION_FAILED: "Validation failed"}
+
+#: What the time of a job in the list says, per status: which timestamp
+#: and its verb ("failed 3 min ago").
+STATUS_MOMENTS = {
+    JobStatus.PENDING: ("created_at", "created"),
+    JobStatus.PROCESSING: ("started_at", "started"),
+    JobStatus.COMPLETED: ("completed_at", "completed"),
+    JobStatus.FAILED: ("completed_at", "failed"),
+    JobStatus.VALIDATION_FAILED: ("completed_at", "failed"),
+}
+
+
+#: Names of the code systems the worker uses (FHIR ``Coding.system`` URIs).
+CODE_SYSTEM_NAMES = {
+    "http://hl7.org/fhir/sid/icd-10-cm": "ICD-10-CM",
+    "http://hl7.org/fhir/sid/icd-10": "ICD-10",
+    "http://loinc.org": "LOINC",
+    "http://snomed.info/sct": "SNOMED CT",
+    "http://www.nlm.nih.gov/research/umls/rxnorm": "RxNorm",
+    "http://unitsofmeasure.org": "UCUM",
+    "http://www.ama-assn.org/go/cpt": "CPT",
+}
+
+
+def format_utc(value: datetime | None) -> str:
+    """``2026-11-29 21:16:35 UTC`` for an aware datetime, ``—`` for ``None``."""
+    if value is None:
+        return "—"
+    return value.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def status_label(status: JobStatus | str) -> str:
+    """A status in words for the pages: ``Validation_Failed`` -> ``Validation failed``
+    (:data:`STATUS_LABELS`); an unknown string is returned as it is."""
+    try:
+        return STATUS_LABELS.get(JobStatus(status), str(JobStatus(status)))
+    except ValueError:
+        return str(status)
+
+
+def time_ago(value: datetime | None, now: datetime) -> str:
+    """How long before ``now`` ``value`` was, in a few characters.
+
+    ``45 s ago``, ``3 min ago``, ``5 h ago`` (under 48 hours), ``12 days
+    ago`` (under 60 days), else the UTC date (``on 2026-01-31``); ``just
+    now`` for less than a second (or a little in the future: clocks
+    differ); ``—`` for ``None``. Rounded down. For ``<time>`` elements
+    whose ``title`` holds the exact UTC time (:func:`format_utc`).
+    """
+    if value is None:
+        return "—"
+    seconds = (now - value).total_seconds()
+    if seconds < 1:
+        return "just now" if seconds > -60 else "in the future"
+    if seconds < 60:
+        return f"{int(seconds)} s ago"
+    if seconds < 3600:
+        return f"{int(seconds // 60)} min ago"
+    if seconds < 48 * 3600:
+        return f"{int(seconds // 3600)} h ago"
+    if seconds < 60 * 86_400:
+        return f"{int(seconds // 86_400)} days ago"
+    return "on " + value.astimezone(timezone.utc).strftime("%Y-%m-%d")
+
+
+@dataclass(frozen=True)
+class JobMoment:
+    """The time a job's row shows: ``verb`` (``failed``) and ``at`` (aware UTC, or ``None``)."""
+
+    verb: str
+    at: datetime | None
+
+
+def job_moment(job: Any) -> JobMoment:
+    """When the job did what its status says (:data:`STATUS_MOMENTS`): a failed
+    job's ``completed_at`` ("failed"), a pending one's ``created_at``...;
+    ``created_at`` when that timestamp is missing."""
+    try:
+        attribute, verb = STATUS_MOMENTS[JobStatus(job.status)]
+    except ValueError:
+        attribute, verb = "created_at", "created"
+    at = getattr(job, attribute)
+    if at is None:
+        return JobMoment("created", job.created_at)
+    return JobMoment(verb, at)
+
+
+def format_rfc3339(value: datetime | None) -> str:
+    """RFC 3339 UTC to the second (``2026-11-29T21:16:35Z``), ``""`` for ``None``.
+
+    For form fields and ``<time datetime>``: what the query string accepts.
+    """
+    if value is None:
+        return ""
+    return rfc3339(value.astimezone(timezone.utc).replace(microsecond=0)) or ""
+
+
+def file_size(value: int) -> str:
+    """Bytes for people: ``512 B``, ``64 KiB``, ``1.5 MiB`` (IEC binary prefixes)."""
+    if value < 1024:
+        return f"{value} B"
+    if value < 1024 * 1024:
+        return f"{value / 1024:.0f} KiB"
+    return f"{value / (1024 * 1024):.1f} MiB"
+
+
+#: How the job page names each kind of history event (HistoryKind values).
+HISTORY_LABELS = {
+    "created": "Created",
+    "started": "Started processing",
+    "failed": "Failed",
+    "requeued": "Requeued",
+    "acknowledged": "Acknowledged",
+    "completed": "Completed",
+}
+
+
+def history_label(kind: str) -> str:
+    """The job page's words for a history event's kind (``requeued`` -> ``Requeued``)."""
+    return HISTORY_LABELS.get(kind, kind)
+
+
+def isolate_text(value: str | None) -> str:
+    """``value`` between U+2068 FIRST STRONG ISOLATE and U+2069 POP DIRECTIONAL
+    ISOLATE (Unicode UAX #9), ``""`` for ``None`` or ``""``.
+
+    For worker text where markup cannot go (a page ``<title>``, a ``title``
+    attribute, a flash message): like ``<bdi>`` in the page, it keeps a
+    right-to-left override inside the value from reordering the text around it.
+    """
+    if not value:
+        return ""
+    return f"\u2068{value}\u2069"
+
+
+def truncate_text(value: str | None, length: int = 160) -> str:
+    """Cut ``value`` to ``length`` characters, ending with ``…`` when cut."""
+    if not value:
+        return ""
+    return value if len(value) <= length else value[: length - 1] + "…"
+
+
+def code_system_name(uri: str | None) -> str:
+    """Short name of a code system URI (``ICD-10-CM``), or the URI itself."""
+    if not uri:
+        return ""
+    return CODE_SYSTEM_NAMES.get(uri, uri)
+
+
+def format_span(page: int | None, start: int, end: int) -> str:
+    """A source span: ``p. 2 · 120–135`` (characters, end exclusive); no page, no ``p.``."""
+    chars = f"{start}–{end}"
+    return f"p. {page} · {chars}" if page is not None else chars
+
+
+def percent(value: float | None) -> str:
+    """A 0-1 confidence as a whole percentage: ``0.874`` -> ``87 %``."""
+    if value is None:
+        return "—"
+    return f"{value * 100:.0f} %"
+
+
+def plural(word: str, count: int, many: str | None = None) -> str:
+    """``word`` for a count of 1, else ``many`` (default ``word + "s"``):
+    ``{{ "job" | plural(count) }}`` is ``job`` or ``jobs``. English only."""
+    if count == 1:
+        return word
+    return many if many is not None else word + "s"
+
+
+def thousands(value: int) -> str:
+    """An integer with thousands separators: ``12345`` -> ``12,345``."""
+    return f"{value:,}"

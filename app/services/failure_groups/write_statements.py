@@ -1,0 +1,307 @@
+"""The statements of the failure-group write path, per backend.
+
+What :mod:`app.services.failure_groups.recording` runs to write one
+occurrence: on PostgreSQL one statement (:func:`record_in_group`, the
+occurrence, the counter and the hourly rollup as data-modifying CTEs); on
+SQLite a few plain statements (:func:`group_for`, :func:`add_occurrence`).
+Group creation (:func:`create_group`) is ``INSERT ... ON CONFLICT DO
+NOTHING`` on both. Everything runs in the caller's transaction and never
+commits.
+"""
+
+from __future__ import annotations
+
+import functools
+import random
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+
+from app.extensions import db
+from app.models import JobFailure, ProcessingJob
+from app.models.failure_group import (
+    COUNTER_SHARDS,
+    SEVERITY_ORDER,
+    FailureGroup,
+    FailureGroupCount,
+    FailureGroupEvent,
+    FailureGroupHourly,
+    FailureOccurrence,
+    GroupState,
+    GroupSubstate,
+)
+from app.services.failure_groups.fingerprint import GroupKey
+from app.services.failure_groups.lifecycle import SYSTEM_ACTOR
+from app.services.failure_groups.signals import note_metric
+
+#: Longest ``sample_message`` kept on a group, in characters.
+SAMPLE_MESSAGE_MAX_LENGTH = 1000
+
+_random = random.SystemRandom()
+
+
+def random_shard() -> int:
+    """A counter shard for one write, at random: concurrent writers of one
+    group add to different rows (``COUNTER_SHARDS`` of them) rather than
+    queue on one."""
+    return _random.randrange(COUNTER_SHARDS)
+
+
+@dataclass
+class Hit:
+    """The items of one failure that fell in one group."""
+
+    key: GroupKey
+    item_count: int
+    severity: str
+    #: The items' 0-based indexes in ``errors`` (none: the failure's message).
+    positions: list[int]
+
+
+def severity_rank(severity: str) -> int:
+    """Position of ``severity`` in ``SEVERITY_ORDER`` (higher: more severe);
+    an unknown severity ranks as ``error``."""
+    return SEVERITY_ORDER.index(severity) if severity in SEVERITY_ORDER else SEVERITY_ORDER.index("error")
+
+
+def dialect_insert(table: sa.Table) -> Any:
+    """An ``INSERT`` into ``table`` of the session's backend (PostgreSQL's or
+    SQLite's), so ``ON CONFLICT`` clauses can be added."""
+    dialect = db.session.get_bind().dialect.name
+    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
+
+
+def add_to_counter(table: sa.Table, keys: dict[str, Any], increments: dict[str, int]) -> None:
+    """Upsert adding ``increments`` to the row at ``keys`` (created at those values)."""
+    statement = dialect_insert(table).values(**keys, **increments)
+    statement = statement.on_conflict_do_update(
+        index_elements=list(keys),
+        set_={name: table.c[name] + statement.excluded[name] for name in increments},
+    )
+    db.session.execute(statement)
+
+
+def hour_of(at: datetime) -> datetime:
+    """The start of the hour of ``at``: the hourly rollup's bucket."""
+    return at.replace(minute=0, second=0, microsecond=0)
+
+
+def _occurrence_values(job: ProcessingJob, failure: JobFailure, hit: Hit, current: bool) -> dict[str, Any]:
+    """The columns of the occurrence of ``hit`` but its ``group_id``, by name."""
+    return {
+        "failure_id": failure.id,
+        "job_id": job.id,
+        "occurred_at": failure.recorded_at,
+        "job_type": job.job_type,
+        "worker_name": failure.worker_name,
+        "worker_version": failure.worker_version,
+        "severity": hit.severity,
+        "item_count": hit.item_count,
+        "item_positions": hit.positions,
+        "is_current": current,
+    }
+
+
+def record_in_group(
+    version: int, hit: Hit, job: ProcessingJob, failure: JobFailure, current: bool
+) -> FailureGroup | None:
+    """PostgreSQL, one statement: read the group of ``hit`` and, if it
+    exists, insert the occurrence and add to its counter and hourly rollup
+    (data-modifying CTEs, each an ``INSERT ... SELECT`` from the group row,
+    so nothing is written when the group does not exist yet). All parts see
+    the snapshot from before the statement, so the "job seen before in this
+    group" check does not see the new occurrence. Returns the group, or
+    ``None`` when it does not exist.
+    """
+    parameters = {
+        "version": version,
+        "fingerprint": hit.key.fingerprint,
+        **_occurrence_values(job, failure, hit, current),
+        "counted_version": failure.worker_version or "",
+        "current_jobs": int(current),
+        "count_shard": random_shard(),
+        "hour": hour_of(failure.recorded_at),
+        "hour_shard": random_shard(),
+    }
+    return db.session.scalars(_record_in_group_statement(), parameters).one_or_none()
+
+
+@functools.cache
+def _record_in_group_statement() -> sa.Select[tuple[FailureGroup]]:
+    """The statement of :func:`record_in_group`, built once (with bound
+    parameters): building its CTEs costs more than running it."""
+    groups = FailureGroup.__table__
+    occurrences = FailureOccurrence.__table__
+    counts = FailureGroupCount.__table__
+    hourly = FailureGroupHourly.__table__
+    target = sa.and_(
+        groups.c.grouping_version == sa.bindparam("version", type_=sa.Integer),
+        groups.c.fingerprint == sa.bindparam("fingerprint", type_=groups.c.fingerprint.type),
+    )
+
+    def value(name: str, column: sa.Column[Any]) -> sa.BindParameter[Any]:
+        return sa.bindparam(name, type_=column.type)
+
+    new_occurrence = postgresql.insert(occurrences).from_select(
+        ["group_id", "failure_id", "job_id", "occurred_at", "job_type", "worker_name", "worker_version",
+         "severity", "item_count", "item_positions", "is_current"],
+        sa.select(
+            groups.c.id,
+            value("failure_id", occurrences.c.failure_id),
+            value("job_id", occurrences.c.job_id),
+            value("occurred_at", occurrences.c.occurred_at),
+            value("job_type", occurrences.c.job_type),
+            value("worker_name", occurrences.c.worker_name),
+            value("worker_version", occurrences.c.worker_version),
+            value("severity", occurrences.c.severity),
+            value("item_count", occurrences.c.item_count),
+            value("item_positions", occurrences.c.item_positions),
+            value("is_current", occurrences.c.is_current),
+        ).where(target),
+    ).cte("new_occurrence")
+    seen = (
+        sa.select(occurrences.c.id)
+        .where(occurrences.c.group_id == groups.c.id, occurrences.c.job_id == sa.bindparam("job_id"))
+        .exists()
+    )
+    counted = postgresql.insert(counts).from_select(
+        ["group_id", "job_type", "worker_version", "shard", "occurrences", "jobs", "current_jobs"],
+        sa.select(
+            groups.c.id,
+            value("job_type", counts.c.job_type),
+            value("counted_version", counts.c.worker_version),
+            value("count_shard", counts.c.shard),
+            sa.literal(1, counts.c.occurrences.type),
+            sa.case((seen, 0), else_=1),
+            value("current_jobs", counts.c.current_jobs),
+        ).where(target),
+    )
+    counted = counted.on_conflict_do_update(
+        index_elements=["group_id", "job_type", "worker_version", "shard"],
+        set_={name: counts.c[name] + counted.excluded[name] for name in ("occurrences", "jobs", "current_jobs")},
+    ).cte("counted")
+    rolled = postgresql.insert(hourly).from_select(
+        ["group_id", "hour", "shard", "occurrences"],
+        sa.select(
+            groups.c.id,
+            value("hour", hourly.c.hour),
+            value("hour_shard", hourly.c.shard),
+            sa.literal(1, hourly.c.occurrences.type),
+        ).where(target),
+    )
+    rolled = rolled.on_conflict_do_update(
+        index_elements=["group_id", "hour", "shard"],
+        set_={"occurrences": hourly.c.occurrences + rolled.excluded.occurrences},
+    ).cte("rolled")
+    return (
+        sa.select(FailureGroup)
+        .where(target)
+        .add_cte(new_occurrence)
+        .add_cte(counted)
+        .add_cte(rolled)
+        .execution_options(populate_existing=True)
+    )
+
+
+def on_postgresql() -> bool:
+    """Whether the session's backend is PostgreSQL (else SQLite)."""
+    return db.session.get_bind().dialect.name == "postgresql"
+
+
+def add_occurrence(
+    group_id: int, created: bool, job: ProcessingJob, failure: JobFailure, hit: Hit, current: bool
+) -> None:
+    """SQLite: insert the occurrence and add to the group's counter and
+    hourly rollup (PostgreSQL does it in one statement: :func:`record_in_group`).
+
+    "Jobs ever" grows when the job had no earlier occurrence in the group
+    (no race: the caller holds the job's row lock).
+    """
+    occurrences = FailureOccurrence.__table__
+    counts = FailureGroupCount.__table__
+    hourly = FailureGroupHourly.__table__
+    occurrence = {"group_id": group_id, **_occurrence_values(job, failure, hit, current)}
+    count_key = {
+        "group_id": group_id,
+        "job_type": job.job_type,
+        "worker_version": failure.worker_version or "",
+        "shard": random_shard(),
+    }
+    hour_key = {"group_id": group_id, "hour": hour_of(failure.recorded_at), "shard": random_shard()}
+    seen = (
+        sa.select(occurrences.c.id)
+        .where(occurrences.c.group_id == group_id, occurrences.c.job_id == job.id)
+        .exists()
+    )
+    new_job = created or not db.session.scalar(sa.select(seen))
+    db.session.execute(sa.insert(occurrences).values(**occurrence))
+    add_to_counter(counts, count_key, {"occurrences": 1, "jobs": int(new_job), "current_jobs": int(current)})
+    add_to_counter(hourly, hour_key, {"occurrences": 1})
+
+
+def _find_group(version: int, fingerprint: str) -> FailureGroup | None:
+    return db.session.scalars(
+        sa.select(FailureGroup)
+        .where(FailureGroup.grouping_version == version, FailureGroup.fingerprint == fingerprint)
+        .execution_options(populate_existing=True)
+    ).one_or_none()
+
+
+def create_group(key: GroupKey, version: int, at: datetime) -> bool:
+    """Create the group of ``key`` unless it exists: ``INSERT ... ON
+    CONFLICT DO NOTHING``. A concurrent creator of the same group makes the
+    insert wait (PostgreSQL's unique index; SQLite has one writer) and then
+    do nothing, so both end up with the one row. Returns whether this call
+    created it (and then adds its ``created`` timeline event)."""
+    table = FailureGroup.__table__
+    inserted = db.session.execute(
+        dialect_insert(table)
+        .values(
+            grouping_version=version,
+            fingerprint=key.fingerprint,
+            title=key.title,
+            code=key.code,
+            pointer_pattern=key.pointer_pattern,
+            entity_type=key.entity_type,
+            sample_message=key.message[:SAMPLE_MESSAGE_MAX_LENGTH],
+            severity=key.severity,
+            state=GroupState.UNRESOLVED.value,
+            substate=GroupSubstate.NEW.value,
+            first_seen=at,
+            last_seen=at,
+            state_changed_at=at,
+        )
+        .on_conflict_do_nothing(index_elements=["grouping_version", "fingerprint"])
+        .returning(table.c.id)
+    ).scalar()
+    if inserted is None:
+        return False
+    db.session.add(
+        FailureGroupEvent(
+            group_id=inserted,
+            at=at,
+            actor=SYSTEM_ACTOR,
+            reason="created",
+            from_state=None,
+            to_state=GroupState.UNRESOLVED.value,
+            to_substate=GroupSubstate.NEW.value,
+        )
+    )
+    note_metric("created")
+    return True
+
+
+def group_for(key: GroupKey, version: int, at: datetime) -> tuple[FailureGroup, bool]:
+    """The group of ``key`` and whether it was created now: a ``SELECT``
+    (the common case: one statement), else :func:`create_group` and a
+    ``SELECT`` (which sees the row, ours or the concurrent creator's)."""
+    group = _find_group(version, key.fingerprint)
+    if group is not None:
+        return group, False
+    created = create_group(key, version, at)
+    group = _find_group(version, key.fingerprint)
+    assert group is not None
+    return group, created

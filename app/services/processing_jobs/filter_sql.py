@@ -1,0 +1,193 @@
+"""The SQL the job filter's search and error-code conditions become, per backend.
+
+:class:`error_details_has_code` (the ``error_code`` filter) and
+:class:`job_text_matches` (the ``q`` search) are SQL constructs with one
+meaning each, compiled per backend so that
+:meth:`~app.services.processing_jobs.job_filter.JobFilter.where` stays
+backend-neutral; :func:`id_prefix_range` reads a search term as a job id
+prefix, and :func:`escape_like` makes text literal in a LIKE pattern.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.functions import FunctionElement
+
+class error_details_has_code(FunctionElement[bool]):  # noqa: N801 (named like the SQL function it stands for)
+    """SQL condition: ``error_details`` is an envelope whose ``errors`` array
+    holds an object with ``code`` equal to a string.
+
+    Built as ``error_details_has_code(column, code, probe)`` where ``probe``
+    is the containment document ``{"errors": [{"code": code}]}``. One
+    construct with one meaning, compiled per backend so that
+    :meth:`JobFilter.where` stays backend-neutral:
+
+    * PostgreSQL: ``error_details @> probe``, which the GIN ``jsonb_path_ops``
+      index ``ix_processing_jobs_error_details`` (migration 0004) serves;
+    * SQLite: ``json_type(error_details, '$.errors') = 'array' AND EXISTS
+      (SELECT 1 FROM json_each(error_details, '$.errors') WHERE
+      json_extract(value, '$.code') = code)`` -- a scan; SQLite has no JSON
+      index.
+
+    Both match only a string ``code`` in an object item of an ``errors``
+    array, wherever the item is in the array.
+    """
+
+    type = sa.Boolean()
+    name = "error_details_has_code"
+    inherit_cache = True
+
+
+@compiles(error_details_has_code, "postgresql")
+def _has_code_postgresql(element: error_details_has_code, compiler: SQLCompiler, **kw: Any) -> str:
+    details, _code, probe = element.clauses
+    return compiler.process(sa.type_coerce(details, JSONB).op("@>")(probe), **kw)
+
+
+class error_details_has_code_scanned(error_details_has_code):  # noqa: N801
+    """:class:`error_details_has_code`, written so that PostgreSQL tests it
+    row by row instead of through the GIN index.
+
+    For queries already narrowed by a time range: the index returns a bitmap
+    of *every* job with the code (half the table for a common one: 42 ms at
+    1,000,000 jobs, docs/benchmarks.md), where testing the few thousand
+    rows in the range costs a few ms. The planner underrates that bitmap.
+    """
+
+    name = "error_details_has_code_scanned"
+    inherit_cache = True
+
+
+@compiles(error_details_has_code_scanned, "postgresql")
+def _has_code_scanned_postgresql(
+    element: error_details_has_code_scanned, compiler: SQLCompiler, **kw: Any
+) -> str:
+    details, _code, probe = element.clauses
+    # coalesce() hides the column from the index; NULL details match nothing either way.
+    document = sa.func.coalesce(sa.type_coerce(details, JSONB), sa.cast(sa.literal("null"), JSONB))
+    return compiler.process(document.op("@>")(probe), **kw)
+
+
+@compiles(error_details_has_code, "sqlite")
+@compiles(error_details_has_code_scanned, "sqlite")
+def _has_code_sqlite(element: error_details_has_code, compiler: SQLCompiler, **kw: Any) -> str:
+    details, code, _probe = element.clauses
+    item = sa.func.json_each(details, "$.errors").table_valued("value", "type").alias("error_item")
+    # CASE, not AND: SQLite does not promise to evaluate AND left to right,
+    # and json_extract() raises on an item that is a bare string.
+    item_code = sa.case((item.c.type == "object", sa.func.json_extract(item.c.value, "$.code")))
+    condition = sa.and_(
+        sa.func.json_type(details, "$.errors") == "array",
+        sa.exists().select_from(item).where(item_code == code),
+    )
+    return compiler.process(condition, **kw)
+
+
+class job_text_matches(FunctionElement[bool]):  # noqa: N801 (named like the SQL it stands for)
+    """SQL condition: a job's searchable text holds a LIKE pattern, case-insensitively.
+
+    Built as ``job_text_matches(document_id, error_message, error_details,
+    pattern)`` with ``pattern`` a LIKE pattern escaped with ``\\``. The
+    searchable text is the document id, the error message and, in each
+    error item (the listing rule of
+    :func:`app.services.error_details.listed_errors`: an object's ``errors``
+    array, or a bare array), the string ``message``, ``code``, ``pointer``,
+    ``entity.type`` and ``entity.code`` (:data:`SEARCHED_ITEM_FIELDS`). A
+    match never spans two of them. Compiled per backend:
+
+    * PostgreSQL: ``search_text LIKE lower(pattern)``, the stored generated
+      column of migration 0008 (``lower(job_search_text(document_id,
+      error_message, error_details))``: the fields joined by U+001F, which
+      no search term holds), served by its trigram GIN index
+      ``ix_processing_jobs_search_text``;
+    * SQLite: the same fields tested one by one, the items through
+      ``json_each`` -- a scan. ``lower()`` folds ASCII letters only there.
+    """
+
+    type = sa.Boolean()
+    name = "job_text_matches"
+    inherit_cache = True
+
+
+#: The string fields of an error item the search reads (``entity.type`` is
+#: the ``type`` of the item's ``entity`` object). Keep migration 0008's
+#: ``job_search_text`` in step.
+SEARCHED_ITEM_FIELDS = ("message", "code", "pointer", "entity.type", "entity.code")
+
+
+@compiles(job_text_matches, "postgresql")
+def _text_matches_postgresql(element: job_text_matches, compiler: SQLCompiler, **kw: Any) -> str:
+    document_id, _message, _details, pattern = element.clauses
+    # The stored text of migration 0008, a column of the same table (or alias)
+    # as document_id; not in the model, which SQLite shares.
+    search_text = sa.sql.expression.ColumnClause("search_text", sa.Text, _selectable=document_id.table)
+    # The column is stored lower-cased: LIKE lower(pattern) is ILIKE, without
+    # lower-casing every candidate row again.
+    return "(" + compiler.process(search_text.like(sa.func.lower(pattern), escape="\\"), **kw) + ")"
+
+
+@compiles(job_text_matches, "sqlite")
+def _text_matches_sqlite(element: job_text_matches, compiler: SQLCompiler, **kw: Any) -> str:
+    document_id, message, details, pattern = element.clauses
+    # The listing rule; CASE, not AND: SQLite does not promise to evaluate
+    # AND left to right, and json_extract() raises on text that is no JSON object.
+    items_json = sa.case(
+        (sa.func.json_type(details) == "array", details),
+        (sa.func.json_type(details) == "object",
+         sa.case((sa.func.json_type(details, "$.errors") == "array", sa.func.json_extract(details, "$.errors")))),
+    )
+    item = sa.func.json_each(items_json).table_valued("value", "type").alias("search_item")
+
+    def field(path: str) -> sa.ColumnElement[Any]:
+        json_path = "$." + path
+        return sa.case(
+            (item.c.type == "object",
+             sa.case((sa.func.json_type(item.c.value, json_path) == "text", sa.func.json_extract(item.c.value, json_path)))),
+        )
+
+    condition = sa.or_(
+        document_id.ilike(pattern, escape="\\"),
+        message.ilike(pattern, escape="\\"),
+        sa.exists().select_from(item).where(
+            sa.or_(*(field(path).ilike(pattern, escape="\\") for path in SEARCHED_ITEM_FIELDS))
+        ),
+    )
+    # Parenthesised: SQLite's compiler may append "= 1" to a boolean function.
+    return "(" + compiler.process(condition, **kw) + ")"
+
+
+#: Fewest hex digits of a job id prefix the search treats as an id.
+ID_PREFIX_MIN_DIGITS = 8
+_ID_LIKE = re.compile(r"[0-9a-fA-F-]+\Z")
+
+
+def id_prefix_range(text: str) -> tuple[uuid.UUID, uuid.UUID] | None:
+    """The ids a search term names when it is a job id or its prefix.
+
+    ``text`` (hex digits and hyphens only, any case) with at least
+    :data:`ID_PREFIX_MIN_DIGITS` and at most 32 hex digits, hyphens ignored
+    -> the smallest and largest UUID starting with those digits; else
+    ``None``. A range of the primary key, which both backends' indexes
+    serve (PostgreSQL compares ``uuid`` bytes, SQLite the lower-case hex
+    text: the same order).
+    """
+    if not _ID_LIKE.match(text):
+        return None
+    digits = text.replace("-", "").lower()
+    if not ID_PREFIX_MIN_DIGITS <= len(digits) <= 32:
+        return None
+    return uuid.UUID(digits.ljust(32, "0")), uuid.UUID(digits.ljust(32, "f"))
+
+
+def escape_like(text: str, escape: str = "\\") -> str:
+    """Escape ``%``, ``_`` and the escape character for a LIKE pattern."""
+    return (
+        text.replace(escape, escape + escape).replace("%", escape + "%").replace("_", escape + "_")
+    )

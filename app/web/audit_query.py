@@ -1,0 +1,50 @@
+"""Reading the audit page's filter from a query string."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from app.errors import InvalidQueryError, parameter_error
+from app.services.audit_log import AuditQuery
+from app.services.json_values import clean_text
+from app.web.query import QueryArgs, raise_problems
+from app.web.query_time import parse_rfc3339, time_order_problems
+
+#: Query-string names of the audit page's filter (``cursor`` and ``limit`` choose a page).
+AUDIT_FILTER_PARAMETERS = ("actor", "action", "from", "to")
+
+#: Longest ``actor`` (the audit log keeps 200 characters) and ``action`` accepted.
+_AUDIT_TEXT_LIMITS = {"actor": 200, "action": 64}
+
+
+def audit_query_from_args(args: QueryArgs) -> AuditQuery:
+    """The audit page's filter: ``actor`` and ``action`` (exact; an action
+    ending in ``.*`` is a prefix), ``from`` and ``to`` (RFC 3339, half-open).
+
+    Raises:
+        InvalidQueryError: an over-long actor or action, a time that is not
+            RFC 3339, ``from`` after ``to``; names every bad parameter.
+    """
+    problems: list[InvalidQueryError] = []
+    texts: dict[str, str | None] = {}
+    for name, limit in _AUDIT_TEXT_LIMITS.items():
+        raw = (args.get(name) or "").strip()
+        texts[name] = clean_text(raw) if raw else None
+        if len(raw) > limit:
+            problems.append(InvalidQueryError(
+                f"{name} must be at most {limit} characters.",
+                [parameter_error(name, f"must be at most {limit} characters")],
+            ))
+    times: dict[str, datetime | None] = {}
+    for name in ("from", "to"):
+        raw = args.get(name)
+        times[name] = None
+        if raw:
+            try:
+                times[name] = parse_rfc3339(raw, name)
+            except InvalidQueryError as exc:
+                problems.append(exc)
+    start, end = times["from"], times["to"]
+    problems.extend(time_order_problems(start, end))
+    raise_problems(problems)
+    return AuditQuery(actor=texts["actor"], action=texts["action"], time_from=start, time_to=end)

@@ -1,0 +1,68 @@
+"""Reading a time in a query string: an RFC 3339 ``date-time`` with an offset.
+
+One parser for every blueprint's ``from``/``to`` (the job filter, the
+group filter, the audit page, the group series): its 400 names the
+parameter and tells to write ``+`` as ``%2B`` in a URL.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timezone
+
+from app.errors import InvalidQueryError, parameter_error
+from app.timestamps import EARLIEST_ACCEPTED, LATEST_ACCEPTED, rfc3339
+
+# RFC 3339 section 5.6 ``date-time``. Section 5.6's note lets a space stand for
+# "T"; lower-case "t"/"z" are allowed by its ABNF (case-insensitive strings).
+_RFC3339 = re.compile(
+    r"(\d{4}-\d{2}-\d{2})[Tt ](\d{2}:\d{2}:\d{2})(?:\.(\d+))?([Zz]|[+-]\d{2}:\d{2})\Z", re.ASCII
+)
+
+
+def parse_rfc3339(raw: str, parameter: str) -> datetime:
+    """Parse an RFC 3339 ``date-time`` (offset required) into aware UTC.
+
+    Fractions beyond microseconds are cut; ``-00:00`` is read as UTC. A
+    leap second (``:60``) is refused: Python cannot represent it.
+
+    Raises:
+        InvalidQueryError: not an RFC 3339 date-time, or outside
+            :data:`~app.timestamps.EARLIEST_ACCEPTED` ..
+            :data:`~app.timestamps.LATEST_ACCEPTED`; names ``parameter``.
+    """
+    match = _RFC3339.match(raw.strip())
+    try:
+        if match is None:
+            raise ValueError("not RFC 3339")
+        day, clock, fraction, offset = match.groups()
+        fraction = (fraction or "0")[:6].ljust(6, "0")
+        offset = "+00:00" if offset in ("Z", "z") else offset
+        value = datetime.fromisoformat(f"{day}T{clock}.{fraction}{offset}")
+    except ValueError:
+        raise InvalidQueryError(
+            f"{parameter} must be an RFC 3339 date-time with an offset, such as "
+            "2026-11-29T21:16:35Z (write '+' in an offset as %2B in a URL).",
+            [parameter_error(parameter, "must be an RFC 3339 date-time such as 2026-11-29T21:16:35Z")],
+        ) from None
+    try:
+        value = value.astimezone(timezone.utc)
+    except OverflowError:  # e.g. 0001-01-01T00:00:00+01:00 is in year 0 in UTC
+        value = None
+    if value is None or not EARLIEST_ACCEPTED <= value <= LATEST_ACCEPTED:
+        earliest, latest = rfc3339(EARLIEST_ACCEPTED), rfc3339(LATEST_ACCEPTED)
+        raise InvalidQueryError(
+            f"{parameter} must be from {earliest} to {latest}.",
+            [parameter_error(parameter, f"must be from {earliest} to {latest}")],
+        )
+    return value
+
+
+def time_order_problems(start: datetime | None, end: datetime | None) -> list[InvalidQueryError]:
+    """``[]`` when the half-open range ``from`` .. ``to`` is in order (or open
+    on a side), else the one problem ``from must not be later than to``."""
+    if start is not None and end is not None and start > end:
+        return [InvalidQueryError(
+            "from must not be later than to.", [parameter_error("from", "must not be later than to")]
+        )]
+    return []
