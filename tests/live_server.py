@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 import redis
 from flask import Flask
-from werkzeug.serving import make_server
+from werkzeug.serving import WSGIRequestHandler, make_server
 
 #: Seconds a started server may take to answer before the test fails.
 START_DEADLINE_S = 120
@@ -36,7 +36,9 @@ def serve(app: Flask) -> Iterator[str]:
     Yields the base URL, e.g. ``http://127.0.0.1:40123``; the server stops
     when the block ends.
     """
-    server = make_server("127.0.0.1", 0, app, threaded=True)
+    server = make_server(
+        "127.0.0.1", 0, _RememberBody(app), threaded=True, request_handler=_ClosingRequestHandler
+    )
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
@@ -45,6 +47,63 @@ def serve(app: Flask) -> Iterator[str]:
         server.shutdown()
         thread.join(timeout=STOP_DEADLINE_S)
         server.server_close()
+
+
+#: Where :class:`_RememberBody` leaves the response body in the WSGI environ.
+_BODY_KEY = "tests.live_server.body"
+
+
+class _CloseOnce:
+    """A WSGI response body whose ``close()`` runs the wrapped one's at most once
+    (PEP 3333: the server must call it; calling it twice would run Flask's and
+    Werkzeug's close callbacks twice)."""
+
+    def __init__(self, body) -> None:
+        self._body = body
+        self._closed = False
+
+    def __iter__(self):
+        return iter(self._body)
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            if hasattr(self._body, "close"):
+                self._body.close()
+
+
+class _RememberBody:
+    """WSGI middleware: keeps the app's response body in the environ, so that
+    :class:`_ClosingRequestHandler` can close it whatever happened to the
+    connection."""
+
+    def __init__(self, app: Flask) -> None:
+        self._app = app
+
+    def __call__(self, environ, start_response):
+        body = environ[_BODY_KEY] = _CloseOnce(self._app(environ, start_response))
+        return body
+
+
+class _ClosingRequestHandler(WSGIRequestHandler):
+    """Werkzeug's request handler, plus: the response body is always closed.
+
+    Werkzeug 3.1 calls the body's ``close()`` at the end of a ``finally``
+    block that first drains what the client still sends; when the client
+    resets the connection (Chromium does when it drops a connection it no
+    longer needs), that read raises ``ConnectionResetError`` and ``close()``
+    is skipped. For a static file the open file is then only closed by the
+    garbage collector, with a ``ResourceWarning`` that ``filterwarnings =
+    error`` turns into some browser test's failure, about one run in four.
+    """
+
+    def run_wsgi(self) -> None:
+        try:
+            super().run_wsgi()
+        finally:
+            body = getattr(self, "environ", {}).get(_BODY_KEY)
+            if body is not None:
+                body.close()
 
 
 def free_port() -> int:

@@ -218,6 +218,7 @@ def show_jobs_summary() -> str:
         stats=stats,
         chart=bar_chart(stats.timeline),
         links=_list_links(pairs, next_cursor=None, codes=[row.code for row in stats.top_codes.codes]),
+        groups_url=url_for("dashboard.list_groups"),  # where every code is, beyond the top ones
     )
 
 

@@ -9,8 +9,9 @@ load costs the same on a million jobs as on a thousand.
 * :func:`status_counts` -- ``GROUP BY status`` over the filter **without its
   status condition** (the counts are there to choose statuses).
 * :func:`top_error_codes` -- in how many jobs each error-details item
-  ``code`` appears (a job counts once per code), ``jsonb_array_elements`` on
-  PostgreSQL and ``json_each`` on SQLite.
+  ``code`` appears (a job counts once per code), as an error and as a
+  warning apart, and how many codes there are in all;
+  ``jsonb_array_elements`` on PostgreSQL and ``json_each`` on SQLite.
 * :func:`failures_over_time` -- failures (the filter's statuses that are
   failure statuses) per hour or per day of the filter's time field, in UTC.
 
@@ -79,10 +80,22 @@ class StatusCounts:
 
 @dataclass(frozen=True)
 class CodeCount:
-    """One row of the top-codes table: ``code`` appears in ``jobs`` jobs."""
+    """One row of the top-codes table: ``code`` appears in ``jobs`` jobs.
+
+    Attributes:
+        code: the items' ``code``.
+        jobs: jobs with at least one item of this code, whatever its severity.
+        errors: jobs with an item of this code that is an error: severity
+            ``fatal``, ``error`` or none (the rule of the job page's count,
+            :class:`app.dashboard.jinja_filters.ErrorCount`).
+        warnings: jobs with an item of this code of severity ``warning``.
+            A job with both counts in both; ``information`` items in neither.
+    """
 
     code: str
     jobs: int
+    errors: int = 0
+    warnings: int = 0
 
 
 @dataclass(frozen=True)
@@ -93,11 +106,19 @@ class TopCodes:
         codes: at most :data:`TOP_CODES` rows.
         scanned: jobs read (newest first).
         capped: the scan limit was reached; older jobs were not read.
+        distinct: how many codes the jobs read have in all (``len(codes)``
+            or more).
     """
 
     codes: list[CodeCount]
     scanned: int
     capped: bool
+    distinct: int = 0
+
+    @property
+    def more(self) -> int:
+        """Codes found but not in :attr:`codes` (the page's "+N more")."""
+        return max(self.distinct - len(self.codes), 0)
 
 
 class BucketSize(StrEnum):
@@ -245,11 +266,13 @@ def top_error_codes(
 ) -> TopCodes:
     """The error codes found in the most jobs of the filter.
 
-    A code counts once per job however many of its items carry it. Only
-    string ``code`` values of object items of an ``errors`` array count (the
-    error-details v1 envelope; free-form details that happen to have that
-    shape count too). Reads at most ``scan_limit`` of the newest matching
-    jobs; ignores the cursor.
+    A code counts once per job however many of its items carry it, and once
+    more per severity kind in ``errors`` and ``warnings``
+    (:class:`CodeCount`). Only string ``code`` values of object items of an
+    ``errors`` array count (the error-details v1 envelope; free-form details
+    that happen to have that shape count too). ``distinct`` counts every
+    code found, shown or not. Reads at most ``scan_limit`` of the newest
+    matching jobs; ignores the cursor.
     """
     dialect = db.session.get_bind().dialect.name
     details = (
@@ -269,6 +292,7 @@ def top_error_codes(
         )
         item = sa.func.jsonb_array_elements(array).table_valued("value").lateral("item")
         code = item.c.value.op("->>")("code")
+        severity: Any = item.c.value.op("->>")("severity")
         is_code = sa.func.jsonb_typeof(item.c.value.op("->")("code")) == "string"
         source = newest.join(item, sa.true())
         order_code: Any = code.collate("C")  # code-point order, as SQLite's BINARY
@@ -282,26 +306,34 @@ def top_error_codes(
                       sa.func.json_extract(item.c.value, "$.code")))),
         )
         is_code = sa.and_(sa.func.json_type(newest.c.details, "$.errors") == "array", code.is_not(None))
+        severity = sa.case((item.c.type == "object", sa.func.json_extract(item.c.value, "$.severity")))
         source = newest.join(item, sa.true())
         order_code = code
-    pairs = (
-        sa.select(newest.c.job_id, code.label("code"), order_code.label("sort_code"))
+    # One row per job, code and kind of severity: each counts a job once.
+    kind = sa.case((severity == "warning", "warning"), (severity == "information", "information"), else_="error")
+    triples = (
+        sa.select(newest.c.job_id, code.label("code"), order_code.label("sort_code"), kind.label("kind"))
         .select_from(source)
         .where(is_code)
         .distinct()
-        .subquery("pairs")
+        .subquery("triples")
     )
-    jobs = sa.func.count().label("jobs")
+    jobs = sa.func.count(sa.distinct(triples.c.job_id)).label("jobs")
+    errors = sa.func.count(sa.case((triples.c.kind == "error", 1))).label("errors")
+    warnings = sa.func.count(sa.case((triples.c.kind == "warning", 1))).label("warnings")
+    # Every code's group, before LIMIT: how many codes there are in all.
+    distinct = sa.func.count().over().label("distinct")
     rows = db.session.execute(
-        sa.select(pairs.c.code, jobs)
-        .group_by(pairs.c.code, pairs.c.sort_code)
-        .order_by(jobs.desc(), pairs.c.sort_code)
+        sa.select(triples.c.code, jobs, errors, warnings, distinct)
+        .group_by(triples.c.code, triples.c.sort_code)
+        .order_by(jobs.desc(), triples.c.sort_code)
         .limit(limit)
     ).all()
     return TopCodes(
-        codes=[CodeCount(code=code, jobs=count) for code, count in rows],
+        codes=[CodeCount(code=row.code, jobs=row.jobs, errors=row.errors, warnings=row.warnings) for row in rows],
         scanned=scanned,
         capped=scanned >= scan_limit,
+        distinct=rows[0].distinct if rows else 0,
     )
 
 

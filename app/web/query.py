@@ -24,6 +24,7 @@ from typing import Any, Protocol, TypeVar
 from app.errors import InvalidQueryError, parameter_error
 from app.models import JobStatus
 from app.models.job_status import FAILURE_STATUSES, UnknownStatusError, parse_status
+from app.models.processing_job import DOCUMENT_ID_MAX_LENGTH, JOB_TYPE_MAX_LENGTH
 from app.services.exports import ExportItems, ExportRows
 from app.services.json_values import clean_text
 from app.services.processing_jobs.job_filter import (
@@ -39,6 +40,10 @@ DEFAULT_PAGE_SIZE = 50
 
 #: Longest ``q`` and ``error_code`` accepted, in characters.
 MAX_SEARCH_LENGTH = 200
+
+#: Longest exact-text filter accepted, in characters: the longest value a
+#: job can hold, so a longer one is refused (400) rather than matching nothing.
+EXACT_MAX_LENGTHS = {"document_id": DOCUMENT_ID_MAX_LENGTH, "job_type": JOB_TYPE_MAX_LENGTH}
 
 #: Query-string names of the filter, as the dashboard, the exports,
 #: ``GET /api/v1/processing-jobs`` and the bulk-action forms read them
@@ -115,14 +120,15 @@ def job_filter_from_args(
     ``from``/``to`` RFC 3339 date-times with an offset, the range half-open
     (``from <= time < to``); ``error_code`` and ``q`` at most
     :data:`MAX_SEARCH_LENGTH` characters; ``acknowledged`` ``exclude``,
-    ``include`` or ``only``; exact text for ``document_id`` and ``job_type``;
+    ``include`` or ``only``; exact text for ``document_id`` and ``job_type``
+    (at most :data:`EXACT_MAX_LENGTHS` characters: 200 and 64);
     ``group`` a failure-group id (1 to :data:`MAX_GROUP_ID`): the jobs
     currently failing on that group.
 
     Raises:
         InvalidQueryError: an unknown status, time field or acknowledged
             value; a time that is not RFC 3339; ``from`` after ``to``; an
-            over-long ``q`` or ``error_code``; a ``group`` that is not a
+            over-long ``q``, ``error_code``, ``document_id`` or ``job_type``; a ``group`` that is not a
             group id. ``errors`` names every bad parameter (``status``,
             ``from``, ...); ``detail`` describes the first.
     """
@@ -254,12 +260,18 @@ def parse_search(raw: str | None, parameter: str) -> str | None:
     """
     if raw is None or not raw.strip():
         return None
-    if len(raw) > MAX_SEARCH_LENGTH:
-        raise InvalidQueryError(
-            f"{parameter} must be at most {MAX_SEARCH_LENGTH} characters.",
-            [parameter_error(parameter, f"must be at most {MAX_SEARCH_LENGTH} characters")],
-        )
+    _refuse_longer_than(raw, MAX_SEARCH_LENGTH, parameter)
     return clean_text(raw.strip())
+
+
+def _refuse_longer_than(raw: str, limit: int, parameter: str) -> None:
+    """Raise the 400 of a value over ``limit`` characters, naming ``parameter``
+    (the one wording of the search, code, document and audit parameters)."""
+    if len(raw) > limit:
+        raise InvalidQueryError(
+            f"{parameter} must be at most {limit} characters.",
+            [parameter_error(parameter, f"must be at most {limit} characters")],
+        )
 
 
 def _first(values: list[str]) -> str | None:
@@ -276,11 +288,14 @@ def _read_time(values: list[str], parameter: str, default: datetime | None) -> d
     return parse_rfc3339(raw, parameter) if raw else default
 
 
-def _read_exact(values: list[str], _parameter: str, default: str | None) -> str | None:
+def _read_exact(values: list[str], parameter: str, default: str | None) -> str | None:
     # The same text rule as stored values, so a filter with NUL matches
     # what was stored (and PostgreSQL is never sent a NUL).
     raw = _first(values)
-    return clean_text(raw) if raw else default
+    if not raw:
+        return default
+    _refuse_longer_than(raw, EXACT_MAX_LENGTHS.get(parameter, MAX_SEARCH_LENGTH), parameter)
+    return clean_text(raw)
 
 
 def _read_search(values: list[str], parameter: str, default: str | None) -> str | None:

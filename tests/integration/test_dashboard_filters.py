@@ -295,6 +295,8 @@ BAD_QUERIES = [
     ("cursor=bm90LWEtY3Vyc29y", "cursor"),
     ("q=" + "x" * 201, "q"),
     ("error_code=" + "x" * 201, "error_code"),
+    ("document_id=" + "x" * 201, "document_id"),  # not 10,000: the longest a job can hold
+    ("job_type=" + "x" * 65, "job_type"),
 ]
 
 
@@ -314,6 +316,17 @@ def test_bad_api_query_is_a_400_problem_naming_the_parameter(client, query, fiel
     problem = response.get_json()
     assert problem["type"].endswith("/invalid-query")
     assert field in [error["field"] for error in problem["errors"]]
+
+
+@pytest.mark.parametrize(("parameter", "limit"), [("q", 200), ("error_code", 200), ("document_id", 200),
+                                                  ("job_type", 64)])
+def test_text_parameters_stop_at_their_limit_with_one_wording(client, parameter, limit):
+    assert client.get(f"{API}?{parameter}={'x' * limit}").status_code == 200
+    problem = client.get(f"{API}?{parameter}={'x' * (limit + 1)}").get_json()
+    assert problem["detail"] == f"{parameter} must be at most {limit} characters."
+    assert problem["errors"] == [
+        {"field": parameter, "parameter": parameter, "detail": f"must be at most {limit} characters"}
+    ]
 
 
 #: Times at the ends of Python's calendar: arithmetic on them (the chart's

@@ -20,7 +20,7 @@ from app.services import dashboard_stats
 from app.services.dashboard_stats import BucketSize
 from app.services.processing_jobs.job_filter import AcknowledgedFilter, JobFilter
 from app.web.query import job_filter_from_query
-from tests.integration.test_dashboard_filters import at, make_job, stamp
+from tests.integration.test_dashboard_filters import at, item, make_job, stamp
 
 WINDOW = f"from={stamp(0)}&to={stamp(6)}"
 
@@ -84,6 +84,30 @@ def test_top_codes_are_the_ten_most_frequent(app_ctx):
         make_job(f"doc-{n}", codes=tuple(f"c{k:02d}" for k in range(n + 1)), created=at(1))
     top = dashboard_stats.top_error_codes(_filter())
     assert [(row.code, row.jobs) for row in top.codes] == [(f"c{k:02d}", 12 - k) for k in range(10)]
+    assert (top.distinct, top.more) == (12, 2)
+
+
+def test_top_codes_count_errors_and_warnings_apart(app_ctx):
+    warning = {"severity": "warning"}
+    make_job("doc-1", details={"errors": [item("x.a"), item("x.a", **warning)]}, created=at(1))  # both
+    make_job("doc-2", details={"errors": [item("x.a", **warning), item("x.a", **warning)]}, created=at(1))
+    make_job("doc-3", details={"errors": [item("x.a", severity="fatal")]}, created=at(1))
+    make_job("doc-4", details={"errors": [item("x.b", severity="information")]}, created=at(1))
+    top = dashboard_stats.top_error_codes(_filter())
+    assert [(row.code, row.jobs, row.errors, row.warnings) for row in top.codes] == [
+        ("x.a", 3, 2, 2), ("x.b", 1, 0, 0),
+    ]
+    assert (top.distinct, top.more) == (2, 0)
+    assert dashboard_stats.top_error_codes(_filter(), limit=1).more == 1
+
+
+def test_summary_links_more_codes_than_it_shows_to_the_groups_page(client, app):
+    with app.app_context():
+        for n in range(12):
+            make_job(f"doc-{n}", codes=tuple(f"c{k:02d}" for k in range(n + 1)), created=at(1))
+    html = client.get(f"/jobs/summary?{WINDOW}").get_data(as_text=True)
+    assert len(re.findall(r'<td class="num errors">', html)) == 10
+    assert '<h2>Top error codes <a class="more-codes" href="/groups" target="_top">+2 more codes</a></h2>' in html
 
 
 def test_failures_over_time_per_hour(app_ctx, known_jobs):
@@ -140,9 +164,11 @@ def test_summary_shows_the_numbers(client, known_jobs):
     # Statuses in words on the page.
     assert counts == {"Pending": "1", "Processing": "0", "Completed": "1", "Failed": "1", "Validation failed": "5"}
     codes = re.findall(
-        r'<td><a href="[^"]*" target="_top" title="[^"]*"><code><bdi>([^<]+)</bdi></code></a></td><td class="num">(\d+)</td>', html
+        r'<td><a href="[^"]*" target="_top" title="[^"]*"><code><bdi>([^<]+)</bdi></code></a></td>'
+        r'<td class="num errors">(\d+)</td><td class="num warnings">(\d+)</td>', html
     )
-    assert codes == [("x.b", "4"), ("x.a", "2"), ("x.c", "2"), ("x.d", "1")]
+    assert codes == [("x.b", "4", "0"), ("x.a", "2", "0"), ("x.c", "2", "0"), ("x.d", "1", "0")]
+    assert "more-codes" not in html  # every code is shown
     # Each code links to the list filtered by it, the other filters kept.
     link = re.search(r'<a href="([^"]+)" target="_top" title="\u2068x\.a\u2069"><code><bdi>x\.a</bdi></code>', html).group(1)
     link = link.replace("&amp;", "&")
@@ -199,7 +225,7 @@ def test_list_page_frames_the_summary_of_its_filter(client, known_jobs):
     html = client.get(f"/jobs?{WINDOW}&error_code=x.b&limit=2").get_data(as_text=True)
     summary = client.get(html_lib.unescape(_frame_src(html))).get_data(as_text=True)
     assert re.search(r'>Validation failed</span></a> <span class="count">4</span>', summary)
-    assert re.search(r'<tr class="selected"><td><a [^>]*><code><bdi>x\.b</bdi></code></a></td><td class="num">4</td>',
+    assert re.search(r'<tr class="selected"><td><a [^>]*><code><bdi>x\.b</bdi></code></a></td><td class="num errors">4</td>',
                      summary)
 
 

@@ -8,6 +8,7 @@ Runs the real script in a subprocess on a throwaway SQLite file and log
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -57,6 +58,24 @@ def _start(tmp_path: Path) -> tuple[subprocess.Popen, list[str]]:
     return process, lines
 
 
+def _paste_the_api_lines(lines: list[str]) -> subprocess.CompletedProcess:
+    """Run the printed ``export`` and ``curl`` lines as an operator pastes them:
+    in a fresh shell whose environment has no WORKER_TOKEN."""
+    deadline = time.monotonic() + START_DEADLINE_S
+    while not any(line.lstrip().startswith("curl ") for line in lines):
+        assert time.monotonic() < deadline, "the demo printed no curl line:\n" + "\n".join(lines[-20:])
+        time.sleep(0.05)
+    exports = [i for i, line in enumerate(lines) if line.lstrip().startswith("export WORKER_TOKEN=")]
+    start = exports[0] if exports else None
+    assert start is not None, "no export WORKER_TOKEN= line: the curl line would answer 401 as pasted"
+    pasted = "\n".join(line.strip() for line in lines[start:start + 2])
+    assert pasted.splitlines()[1].startswith("curl "), pasted
+    return subprocess.run(
+        ["bash", "-c", "set -e\n" + pasted],
+        env={"PATH": "/usr/bin:/bin"}, capture_output=True, text=True, timeout=STOP_DEADLINE_S,
+    )
+
+
 def _ends_cleanly(process: subprocess.Popen, sent: signal.Signals) -> int:
     process.send_signal(sent)
     try:
@@ -72,6 +91,7 @@ def test_the_demo_is_quiet_aligned_and_ends_with_status_0(tmp_path, sent):
     before = sorted(p.name for p in ROOT.iterdir())
     process, lines = _start(tmp_path)
     try:
+        api_answer = _paste_the_api_lines(lines)
         status = _ends_cleanly(process, sent)
     finally:
         if process.poll() is None:
@@ -94,9 +114,15 @@ def test_the_demo_is_quiet_aligned_and_ends_with_status_0(tmp_path, sent):
     id_columns = {re.search(r"[0-9a-f]{8}-[0-9a-f]{4}-", row).start() for row in rows}
     status_columns = {re.search(r"(Completed|Validation_Failed)", row).start() for row in rows}
     assert len(id_columns) == 1 and len(status_columns) == 1, rows
-    # The worker token has a line of its own (and is not in the curl line).
+    # The worker token has a line of its own, and the API lines export it
+    # (the curl line names $WORKER_TOKEN, not the token itself).
     token_lines = [line for line in lines if re.fullmatch(r"\s+worker token\s+cit_\S+", line)]
     assert len(token_lines) == 1
     token = token_lines[0].split()[-1]
-    assert sum(token in line for line in lines) == 1
+    shown = [line.strip() for line in lines if token in line]
+    assert shown == [token_lines[0].strip(), f"export WORKER_TOKEN={token}"]
+    # The printed API lines work as pasted, in a shell without WORKER_TOKEN.
+    assert api_answer.returncode == 0, api_answer.stderr
+    items = json.loads(api_answer.stdout)["items"]
+    assert items and {item["status"] for item in items} == {"Validation_Failed"}
     assert sorted(p.name for p in ROOT.iterdir()) == before  # nothing left in the work tree

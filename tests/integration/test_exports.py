@@ -286,9 +286,14 @@ def test_rows_jobs_gives_one_row_per_job_with_details_and_count(client, jobs):
     assert re.fullmatch(
         r'attachment; filename="job-errors-per-job-\d{8}T\d{6}Z\.csv"', response.headers["Content-Disposition"]
     )
-    assert csv_header(response) == list(JOB_ERROR_COLUMNS)
+    assert csv_header(response) == list(JOB_ERROR_COLUMNS) == [
+        "job_id", "job_url", "document_id", "job_type", "status", "error_message", "completed_at",
+        "error_details", "error_count",
+    ]
     rows = {r["job_id"]: r for r in csv_rows(response)}
     assert set(rows) == {jobs["failed"], jobs["crashed"]}
+    # The job's page, absolute, as in the per-item export: a support person opens it from the sheet.
+    assert {r["job_url"] for r in rows.values()} == {f"http://localhost/jobs/{job}" for job in rows}
     failed = rows[jobs["failed"]]
     assert json.loads(failed["error_details"]) == STORED
     assert failed["error_count"] == "1"
@@ -335,6 +340,7 @@ def test_ndjson_rows_jobs_keeps_details_as_json(client, jobs):
     records = {r["job_id"]: r for r in ndjson(client.get("/exports/job-errors.ndjson?rows=jobs"))}
     failed = records[jobs["failed"]]
     assert list(failed) == list(JOB_ERROR_COLUMNS)
+    assert failed["job_url"] == f"http://localhost/jobs/{jobs['failed']}"
     assert failed["error_message"] == TRICKY_MESSAGE
     assert failed["error_details"] == STORED
     assert failed["error_count"] == 1

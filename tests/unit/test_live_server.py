@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import gc
+import socket
+import struct
 import subprocess
 import sys
+import threading
+import time
 
 import pytest
+from flask import Flask
 
-from tests.live_server import stop, wait_for_exit, wait_until_ready
+from app.config import ROOT
+from tests.live_server import STOP_DEADLINE_S, serve, stop, wait_for_exit, wait_until_ready
 
 
 def _python(code: str) -> subprocess.Popen:
@@ -40,3 +47,45 @@ def test_a_server_that_never_answers_is_stopped_at_the_deadline():
 
 def test_wait_for_exit_returns_the_output_of_a_process_that_ends_by_itself():
     assert wait_for_exit(_python("print('done')")) == ("done\n", "")
+
+
+def _get_then_reset(base_url: str, path: str) -> bytes:
+    """GET ``path``, read the whole response, then reset the connection (RST).
+
+    Bytes sent after the request keep the server draining the socket after
+    its response, so the reset reaches it inside that drain every time, as
+    when Chromium drops a connection.
+    """
+    host, port = base_url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=STOP_DEADLINE_S) as sock:
+        sock.sendall(f"GET {path} HTTP/1.1\r\nHost: {host}\r\n\r\n".encode() + b"x" * 200_000)
+        received = b""
+        while b"\r\n\r\n" not in received:
+            received += sock.recv(65536)
+        head, body = received.split(b"\r\n\r\n", 1)
+        length = int(next(line for line in head.split(b"\r\n") if line.lower().startswith(b"content-length:"))
+                     .split(b":")[1])
+        while len(body) < length:
+            body += sock.recv(65536)
+        # linger on, timeout 0: close() sends RST instead of FIN
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    return head
+
+
+def _wait_for_request_threads_to_end() -> None:
+    deadline = time.monotonic() + STOP_DEADLINE_S
+    while any("process_request_thread" in thread.name for thread in threading.enumerate()):
+        assert time.monotonic() < deadline, "a request thread of the live server is still running"
+        time.sleep(0.01)
+
+
+def test_a_static_file_is_closed_when_the_client_resets_the_connection(monkeypatch):
+    unclosed = []
+    monkeypatch.setattr(sys, "unraisablehook", lambda report: unclosed.append(report.exc_value))
+    app = Flask(__name__, static_folder=str(ROOT / "static"))
+    with serve(app) as base_url:
+        for _ in range(3):
+            assert _get_then_reset(base_url, "/static/css/app.css").startswith(b"HTTP/1.1 200")
+        _wait_for_request_threads_to_end()
+    gc.collect()
+    assert unclosed == []  # not: ResourceWarning('unclosed file <... app.css>') from the server's thread

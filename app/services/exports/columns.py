@@ -51,7 +51,7 @@ class Sources:
     ``entity_type``, ``entity_code``), its 0-based position in ``errors``
     (NULL on the one row of a job without items) and its failure group
     (:func:`item_group_sql`), the dialect name (``"postgresql"`` or
-    ``"sqlite"``) and the prefix of ``job_url`` (items export only)."""
+    ``"sqlite"``) and the prefix of ``job_url`` (both job-error exports)."""
 
     dialect: str
     item: Mapping[str, sa.ColumnElement[Any]]
@@ -236,9 +236,11 @@ ITEM_EXPORT: tuple[Column, ...] = (
            copy_sql=lambda s: sa.cast(s.item_group, sa.Text)),
 )
 
-#: One row per job: ``error_details`` whole and the envelope's ``error_count``.
+#: One row per job: ``error_details`` whole and the envelope's ``error_count``;
+#: ``job_url`` as in the items export.
 JOB_ERROR_EXPORT: tuple[Column, ...] = (
     Column("job_id", _job("id"), str),
+    Column("job_url", _job_url_sql, canonical_job_url),
     Column("document_id", _job("document_id"), csv_cell=text_cell),
     Column("job_type", _job("job_type"), csv_cell=text_cell),
     Column("status", _job("status")),

@@ -57,14 +57,16 @@ def _json_path(path: tuple[str, ...]) -> str:
 
 @dataclass(frozen=True)
 class ItemRows:
-    """Which item rows the items export writes, and how.
+    """Which item rows the items export writes, and how; the one-row-per-job
+    export reads ``job_url_prefix`` alone.
 
     Attributes:
         matching_only: with the filter's ``error_code``, only the items with
             that code, and with its ``group``, only the items in that failure
             group (the default); ``False``: every item of the jobs the filter
             chooses. Without either, every item either way.
-        job_url_prefix: ``job_url`` is this and the job id
+        job_url_prefix: ``job_url`` is this and the job id, in both
+            job-error exports
             (:data:`~app.services.exports.columns.DEFAULT_JOB_URL_PREFIX`).
     """
 
@@ -178,10 +180,11 @@ def copy_items_select(job_filter: JobFilter, options: ItemRows = ItemRows()) -> 
     return _items_query(cells, job_filter, "postgresql", options)
 
 
-def jobs_select(job_filter: JobFilter, dialect: str) -> sa.Select[Any]:
-    """The SELECT of the one-row-per-job export."""
+def jobs_select(job_filter: JobFilter, dialect: str, options: ItemRows = ItemRows()) -> sa.Select[Any]:
+    """The SELECT of the one-row-per-job export; of ``options``, only the
+    ``job_url`` prefix applies (one row per job, whatever the items)."""
     return (
-        sa.select(*_selected(JOB_ERROR_EXPORT, Sources(dialect, {})))
+        sa.select(*_selected(JOB_ERROR_EXPORT, Sources(dialect, {}, job_url_prefix=options.job_url_prefix)))
         .where(*job_filter.where())
         .order_by(*newest_first(job_filter))
     )

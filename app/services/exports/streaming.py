@@ -155,8 +155,8 @@ def iter_job_errors_csv(
         statement_timeout_ms: the ``COPY``'s ``statement_timeout``, in
             milliseconds (the app passes ``EXPORT_STATEMENT_TIMEOUT_MS``): a
             download slower than this is cut off by the server.
-        items: ``rows=items`` only: which items, and the ``job_url`` prefix
-            (:class:`~app.services.exports.queries.ItemRows`).
+        items: which items (``rows=items`` only) and the ``job_url`` prefix
+            (both ``rows``; :class:`~app.services.exports.queries.ItemRows`).
 
     Yields:
         Text chunks: the first starts with a UTF-8 BOM and the header row;
@@ -177,8 +177,8 @@ def iter_job_errors_csv(
         chunk_rows = batch_size or COPY_CHUNK_ROWS
         batches = queries.copy_item_rows(job_filter, chunk_rows, statement_timeout_ms, items)
         return _stream(batches, _same, _join_copy_rows, header, on_finish)
-    statement = partial(queries.job_error_items_select, options=items) if rows is ExportRows.ITEMS \
-        else queries.jobs_select
+    statement = partial(queries.job_error_items_select if rows is ExportRows.ITEMS else queries.jobs_select,
+                        options=items)
     batches = queries.batches(job_filter, statement, batch_size or STREAM_BATCH_SIZE)
     return _stream(batches, queries.records(columns, csv=True), render, header, on_finish)
 
@@ -205,7 +205,7 @@ def iter_job_errors_ndjson(
     if rows is ExportRows.ITEMS:
         columns, statement = ITEM_EXPORT, partial(queries.job_error_items_select, options=items)
     else:
-        columns, statement = JOB_ERROR_EXPORT, queries.jobs_select
+        columns, statement = JOB_ERROR_EXPORT, partial(queries.jobs_select, options=items)
     batches = queries.batches(job_filter, statement, batch_size or STREAM_BATCH_SIZE)
     return _stream(batches, queries.records(columns, csv=False), _ndjson_renderer(columns), "", on_finish)
 
