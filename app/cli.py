@@ -169,9 +169,12 @@ def regroup_command(version: int, batch_size: int) -> None:
               help="Seconds without a heartbeat after which another worker's action is taken over.")
 @click.option("--heartbeat", type=click.FloatRange(min=0.1), default=10.0, show_default=True,
               help="Seconds between this worker's heartbeats.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=None,
+              help="Jobs changed per transaction (default 1,000).")
 @click.option("--once", is_flag=True, help="Stop when the queue is empty instead of waiting for more.")
 @with_appcontext
-def bulk_worker_command(concurrency: int, stalled_after: float, heartbeat: float, once: bool) -> None:
+def bulk_worker_command(concurrency: int, stalled_after: float, heartbeat: float, batch_size: int | None,
+                        once: bool) -> None:
     """Run the worker that carries out confirmed group and filter bulk
     actions (procrastinate, on the PostgreSQL database of DATABASE_URL)."""
     from flask import current_app
@@ -180,6 +183,8 @@ def bulk_worker_command(concurrency: int, stalled_after: float, heartbeat: float
 
     if not current_app.config["SQLALCHEMY_DATABASE_URI"].startswith("postgresql"):
         raise click.UsageError("the bulk worker needs PostgreSQL (on SQLite bulk actions run in the request)")
+    if batch_size is not None:
+        current_app.config["BULK_ACTION_BATCH_SIZE"] = batch_size
     bulk_queue.run_worker(current_app._get_current_object(), concurrency=concurrency,
                           stalled_after=stalled_after, heartbeat=heartbeat, wait=not once)
 
