@@ -84,8 +84,8 @@ def start_worker(database_url: str, tmp_path: Path) -> Iterator[Callable[..., su
     started: list[subprocess.Popen] = []
     logs = []
 
-    def start(*options: str) -> subprocess.Popen:
-        env = {**os.environ, "DATABASE_URL": database_url, "DB_LOCK_TIMEOUT_MS": "120000",
+    def start(*options: str, lock_timeout_ms: int = 120_000) -> subprocess.Popen:
+        env = {**os.environ, "DATABASE_URL": database_url, "DB_LOCK_TIMEOUT_MS": str(lock_timeout_ms),
                "DB_STATEMENT_TIMEOUT_MS": "120000", "PYTHONDONTWRITEBYTECODE": "1"}
         log = (tmp_path / f"worker-{len(started)}.log").open("w")
         logs.append(log)
@@ -194,6 +194,48 @@ def test_a_group_requeue_is_audited_queued_once_and_run_by_the_worker(queue_app,
     assert 'http-equiv="refresh"' not in page and f"{JOBS + 1:,}" in page
 
 
+def _hold_job_at(engine: sa.Engine, bulk_id, position: int) -> sa.Connection:
+    """A connection holding the row lock of the selection's job at ``position``."""
+    holder = engine.connect()
+    holder.execute(sa.text(
+        "SELECT 1 FROM processing_jobs WHERE id = (SELECT job_id FROM bulk_action_jobs "
+        "WHERE bulk_action_id = :bulk AND position = :position) FOR UPDATE"), {"bulk": bulk_id, "position": position})
+    return holder
+
+
+@postgresql_only
+def test_a_failed_batch_leaves_exact_counts_and_the_retry_continues(queue_app, client, start_worker, database_url):
+    app = queue_app
+    group_id = _load(app, client, JOBS)
+    token, run_path = _confirm(client, group_id)
+    client.post(run_path, data={"csrf_token": token})
+    bulk = _bulk(app)
+
+    # The batch of positions 1,500-1,999 cannot lock the job at 1,600 within
+    # the worker's lock_timeout: it rolls back, the action is "failed" with
+    # what the first three batches did, and procrastinate schedules a retry.
+    engine = sa.create_engine(database_url)
+    holder = _hold_job_at(engine, bulk.id, 1_600)
+    try:
+        worker = start_worker("--batch-size", "500", lock_timeout_ms=300)
+        _wait_for(lambda: _bulk(app).state == "failed", "failed bulk action", worker)
+        failed = _bulk(app)
+        assert (failed.next_position, failed.changed) == (1_500, 1_500)
+        with app.app_context():
+            assert db.session.scalar(
+                sa.select(AuditEvent.row_count).where(AuditEvent.action == "jobs.requeue")) == 1_500
+            assert db.session.scalar(sa.select(sa.func.count()).where(ProcessingJob.status == "Pending")) == 1_500
+        page = client.get(f"/bulk-actions/{bulk.id}").get_data(as_text=True)
+        assert "Stopped after 1,500 of 3,001" in page and 'http-equiv="refresh"' not in page
+    finally:
+        holder.rollback()
+        holder.close()
+    # The retry (procrastinate's RetryStrategy) continues from position 1,500.
+    _wait_for(lambda: _bulk(app).state == "done", "finished bulk action", worker)
+    _assert_finished(app, group_id)
+    engine.dispose()
+
+
 @postgresql_only
 def test_a_worker_killed_half_way_is_replaced_and_the_count_is_exact(queue_app, client, start_worker, database_url):
     app = queue_app
@@ -205,12 +247,8 @@ def test_a_worker_killed_half_way_is_replaced_and_the_count_is_exact(queue_app, 
     # Hold a lock on the job at position 1,600: the worker commits the
     # batches of positions 0-1,499 and waits in the next one, where it is killed.
     engine = sa.create_engine(database_url)
-    holder = engine.connect()
+    holder = _hold_job_at(engine, bulk.id, 1_600)
     try:
-        holder.execute(sa.text(
-            "SELECT 1 FROM processing_jobs WHERE id = (SELECT job_id FROM bulk_action_jobs "
-            "WHERE bulk_action_id = :bulk AND position = 1600) FOR UPDATE"), {"bulk": bulk.id})
-
         def waiting_on_the_lock() -> bool:
             with engine.connect() as connection:
                 return bool(connection.scalar(sa.text("SELECT count(*) FROM pg_locks WHERE NOT granted")))
