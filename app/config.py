@@ -226,8 +226,10 @@ def load_config(overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
         on_postgresql = config["SQLALCHEMY_DATABASE_URI"].startswith("postgresql")
         config["BULK_ACTION_RUNNER"] = _choice_env(
             "BULK_ACTION_RUNNER", "procrastinate" if on_postgresql else "inline", BULK_ACTION_RUNNERS)
-    if config["BULK_ACTION_RUNNER"] == "procrastinate" and not config["SQLALCHEMY_DATABASE_URI"].startswith("postgresql"):
-        raise ConfigError("BULK_ACTION_RUNNER=procrastinate needs a PostgreSQL DATABASE_URL (SQLite runs bulk actions inline)")
+    if (config["BULK_ACTION_RUNNER"] == "procrastinate"
+            and not config["SQLALCHEMY_DATABASE_URI"].startswith("postgresql")):
+        raise ConfigError(
+            "BULK_ACTION_RUNNER=procrastinate needs a PostgreSQL DATABASE_URL (SQLite runs bulk actions inline)")
     if "SQLALCHEMY_ENGINE_OPTIONS" not in overrides:
         # After the overrides: tests name their database there.
         config["SQLALCHEMY_ENGINE_OPTIONS"] = engine_options(config["SQLALCHEMY_DATABASE_URI"], config)

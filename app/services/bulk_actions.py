@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import timedelta
 from typing import Any
 
@@ -277,15 +277,17 @@ def _leave(bulk_id: uuid.UUID, state: BulkActionState) -> None:
         )
 
 
-def run(bulk_id: uuid.UUID, batch_size: int = BATCH_SIZE, budget_seconds: float | None = None) -> BulkAction:
-    """Run the remaining batches of a started action (inline) until it is
-    done or ``budget_seconds`` have passed (then it is ``paused``: a web
-    request must answer before its server's timeout). On an error it is
+def run(bulk_id: uuid.UUID, batch_size: int = BATCH_SIZE, budget_seconds: float | None = None,
+        stop_requested: Callable[[], bool] | None = None) -> BulkAction:
+    """Run the remaining batches of a started action until it is done, or
+    ``budget_seconds`` have passed (a web request must answer before its
+    server's timeout), or ``stop_requested()`` says so after a batch (a
+    worker shutting down): then it is ``paused``. On an error it is
     marked ``failed`` (what committed stays counted) and the error re-raised."""
     deadline = None if budget_seconds is None else time.monotonic() + budget_seconds
     try:
         while run_batch(bulk_id, batch_size):
-            if deadline is not None and time.monotonic() >= deadline:
+            if (deadline is not None and time.monotonic() >= deadline) or (stop_requested and stop_requested()):
                 _leave(bulk_id, BulkActionState.PAUSED)
                 break
     except Exception:

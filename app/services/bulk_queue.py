@@ -12,7 +12,10 @@ run again and continues from there:
 * an error: procrastinate retries the task (:data:`RETRY`);
 * a killed worker: its job stays ``doing`` and its heartbeat stops; every
   worker of the queue looks for such stalled jobs (:data:`STALLED_AFTER_SECONDS`)
-  and retries them.
+  and retries them;
+* a worker told to stop (SIGTERM, SIGINT): the running action pauses after
+  its current batch and its task ends with :class:`WorkerStoppingError`,
+  which procrastinate retries (on this worker when it is back, or on another).
 
 procrastinate's tables and functions are created by migration 0012.
 """
@@ -21,10 +24,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import signal
+import threading
 import uuid
 from typing import Any
 
 import procrastinate
+from procrastinate.worker import Worker
 from flask import Flask
 from sqlalchemy import text as sa_text
 from sqlalchemy.engine import make_url
@@ -51,6 +57,13 @@ logger = logging.getLogger(__name__)
 queue_app = procrastinate.App(connector=procrastinate.PsycopgConnector())
 #: The Flask app whose configuration and database the worker's tasks use.
 _flask_app: Flask | None = None
+#: Set when the worker is told to stop: running actions pause after their batch.
+_stopping = threading.Event()
+
+
+class WorkerStoppingError(RuntimeError):
+    """The worker is stopping: the action paused after its last batch, and
+    the task (retried by procrastinate) continues it later."""
 
 
 @queue_app.task(name="run_bulk_action", queue=QUEUE, retry=RETRY)
@@ -74,7 +87,10 @@ def run_bulk_action(bulk_id: str) -> None:
         if not bulk_actions.resume(key):
             return
         try:
-            bulk_actions.run(key, _flask_app.config.get("BULK_ACTION_BATCH_SIZE", bulk_actions.BATCH_SIZE))
+            bulk = bulk_actions.run(key, _flask_app.config.get("BULK_ACTION_BATCH_SIZE", bulk_actions.BATCH_SIZE),
+                                    stop_requested=_stopping.is_set)
+            if bulk.state == "paused":
+                raise WorkerStoppingError(f"bulk action {bulk_id} paused at {bulk.next_position} of {bulk.total}")
         finally:
             db.session.remove()
 
@@ -119,9 +135,9 @@ async def _retry_stalled(app: procrastinate.App, every: float, stalled_after: fl
 def run_worker(flask_app: Flask, *, concurrency: int = 1, stalled_after: float = STALLED_AFTER_SECONDS,
                heartbeat: float = HEARTBEAT_SECONDS, wait: bool = True) -> None:
     """Run a procrastinate worker on the :data:`QUEUE` of ``flask_app``'s
-    PostgreSQL database until it is stopped (SIGINT/SIGTERM: it finishes the
-    current batch's task gracefully), or, with ``wait=False``, until the
-    queue is empty.
+    PostgreSQL database until it is stopped (SIGINT/SIGTERM: the running
+    action pauses after its current batch and is queued again), or, with
+    ``wait=False``, until the queue is empty.
 
     Args:
         concurrency: tasks run at once (each is one bulk action).
@@ -131,19 +147,34 @@ def run_worker(flask_app: Flask, *, concurrency: int = 1, stalled_after: float =
     """
     global _flask_app
     _flask_app = flask_app
+    _stopping.clear()
     connector = procrastinate.PsycopgConnector(conninfo=conninfo(flask_app.config["SQLALCHEMY_DATABASE_URI"]))
     worker_app = queue_app.with_connector(connector)
 
     async def main() -> None:
         async with worker_app.open_async():
+            worker = Worker(
+                app=worker_app, queues=[QUEUE], concurrency=concurrency, wait=wait,
+                update_heartbeat_interval=heartbeat, stalled_worker_timeout=stalled_after,
+                delete_jobs="successful", install_signal_handlers=False,
+            )
+
+            def stop() -> None:
+                # procrastinate's own handler would wait for the whole
+                # action; the running task pauses after its batch instead.
+                _stopping.set()
+                worker.stop()
+
+            loop = asyncio.get_running_loop()
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(signum, stop)
             retrying = asyncio.create_task(_retry_stalled(worker_app, min(heartbeat, stalled_after), stalled_after))
             try:
-                await worker_app.run_worker_async(
-                    queues=[QUEUE], concurrency=concurrency, wait=wait, update_heartbeat_interval=heartbeat,
-                    stalled_worker_timeout=stalled_after, delete_jobs="successful",
-                )
+                await worker.run()
             finally:
                 retrying.cancel()
+                for signum in (signal.SIGINT, signal.SIGTERM):
+                    loop.remove_signal_handler(signum)
 
     asyncio.run(main())
 

@@ -203,6 +203,11 @@ def _hold_job_at(engine: sa.Engine, bulk_id, position: int) -> sa.Connection:
     return holder
 
 
+def _waiting_on_a_lock(engine: sa.Engine) -> bool:
+    with engine.connect() as connection:
+        return bool(connection.scalar(sa.text("SELECT count(*) FROM pg_locks WHERE NOT granted")))
+
+
 @postgresql_only
 def test_a_failed_batch_leaves_exact_counts_and_the_retry_continues(queue_app, client, start_worker, database_url):
     app = queue_app
@@ -249,12 +254,8 @@ def test_a_worker_killed_half_way_is_replaced_and_the_count_is_exact(queue_app, 
     engine = sa.create_engine(database_url)
     holder = _hold_job_at(engine, bulk.id, 1_600)
     try:
-        def waiting_on_the_lock() -> bool:
-            with engine.connect() as connection:
-                return bool(connection.scalar(sa.text("SELECT count(*) FROM pg_locks WHERE NOT granted")))
-
         worker = start_worker("--batch-size", "500", "--stalled-after", "2")
-        _wait_for(lambda: _bulk(app).next_position == 1_500 and waiting_on_the_lock(), "blocked batch", worker)
+        _wait_for(lambda: _bulk(app).next_position == 1_500 and _waiting_on_a_lock(engine), "blocked batch", worker)
         worker.send_signal(signal.SIGKILL)
         worker.wait(timeout=30)
     finally:
@@ -273,6 +274,36 @@ def test_a_worker_killed_half_way_is_replaced_and_the_count_is_exact(queue_app, 
     # it, and the task continues from position 1,500.
     replacement = start_worker("--batch-size", "500", "--stalled-after", "2")
     _wait_for(lambda: _bulk(app).state == "done", "finished bulk action", replacement)
+    _assert_finished(app, group_id)
+    engine.dispose()
+
+
+@postgresql_only
+def test_a_stopped_worker_pauses_after_its_batch_and_the_next_one_continues(
+        queue_app, client, start_worker, database_url):
+    app = queue_app
+    group_id = _load(app, client, JOBS)
+    token, run_path = _confirm(client, group_id)
+    client.post(run_path, data={"csrf_token": token})
+    bulk = _bulk(app)
+
+    engine = sa.create_engine(database_url)
+    holder = _hold_job_at(engine, bulk.id, 1_600)
+    try:
+        worker = start_worker("--batch-size", "500")
+        _wait_for(lambda: _bulk(app).next_position == 1_500 and _waiting_on_a_lock(engine), "blocked batch", worker)
+        worker.send_signal(signal.SIGTERM)  # while the fourth batch waits for the lock
+    finally:
+        holder.rollback()
+        holder.close()
+    # The batch in progress commits, then the action pauses and the worker exits.
+    assert worker.wait(timeout=DEADLINE) == 0
+    paused = _bulk(app)
+    assert (paused.state, paused.next_position, paused.changed) == ("paused", 2_000, 2_000)
+    assert [row["status"] for row in _queued(app, bulk.id)] == ["todo"]  # queued again
+
+    start_worker("--batch-size", "500")
+    _wait_for(lambda: _bulk(app).state == "done", "finished bulk action")
     _assert_finished(app, group_id)
     engine.dispose()
 
