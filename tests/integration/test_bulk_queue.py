@@ -25,6 +25,7 @@ from app.models.access import AuditEvent
 from app.services import bulk_queue
 from app.services.failure_groups import queries
 from app.unit_of_work import write_transaction
+from tests.integration.test_dashboard_actions import _csrf, _failed_job, _row
 
 JOBS = 3_000
 ITEM = {"code": "unit.not_ucum", "severity": "error", "message": "not UCUM", "pointer": "/entities/0/value/unit"}
@@ -306,6 +307,30 @@ def test_a_stopped_worker_pauses_after_its_batch_and_the_next_one_continues(
     _wait_for(lambda: _bulk(app).state == "done", "finished bulk action")
     _assert_finished(app, group_id)
     engine.dispose()
+
+
+@postgresql_only
+def test_a_filter_acknowledge_runs_on_a_worker_that_stops_when_the_queue_is_empty(queue_app, client, start_worker):
+    app = queue_app
+    ids = [_failed_job(app, f"doc-filter-{i}", message="timeout") for i in range(4)]
+    other = _failed_job(app, "doc-other", message="crashed")
+    form = {"csrf_token": _csrf(client), "op": "acknowledge:filter", "q": "timeout"}
+    html = client.post("/jobs/bulk", data=form).get_data(as_text=True)
+    assert "Acknowledge 4 jobs?" in html
+    run_path = re.search(r'action="(/bulk-actions/[^"]+/run)"', html).group(1)
+    token = re.search(r'name="csrf_token" value="([^"]+)"', html).group(1)
+    page = client.get(client.post(run_path, data={"csrf_token": token}).headers["Location"]).get_data(as_text=True)
+    assert "in the background" in page and all(_row(app, i)["acknowledged_at"] is None for i in ids)
+
+    assert start_worker("--once").wait(timeout=DEADLINE) == 0
+    bulk = _bulk(app)
+    assert (bulk.state, bulk.changed, bulk.skipped) == ("done", 4, 0)
+    assert all(_row(app, i)["acknowledged_at"] is not None for i in ids)
+    assert _row(app, other)["acknowledged_at"] is None
+    with app.app_context():
+        event = db.session.scalars(sa.select(AuditEvent)).one()
+    assert event.filter["scope"] == "filter" and event.filter["query"] == {"q": ["timeout"]}
+    assert event.filter["selected"] == 4 and event.row_count == 4
 
 
 def test_the_runner_follows_the_database(monkeypatch):
