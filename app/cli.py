@@ -1,4 +1,4 @@
-"""Flask CLI commands: ``flask worker run``, ``flask groups backfill|regroup``."""
+"""Flask CLI commands: ``flask worker run``, ``flask groups backfill|regroup``, ``flask bulk-worker``."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 from flask import Flask
-from flask.cli import AppGroup
+from flask.cli import AppGroup, with_appcontext
 
 from app.config import ROOT
 
@@ -162,7 +162,35 @@ def regroup_command(version: int, batch_size: int) -> None:
     _run_backfill(version, batch_size)
 
 
+@click.command("bulk-worker")
+@click.option("--concurrency", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Bulk actions run at once.")
+@click.option("--stalled-after", type=click.FloatRange(min=0.1), default=30.0, show_default=True,
+              help="Seconds without a heartbeat after which another worker's action is taken over.")
+@click.option("--heartbeat", type=click.FloatRange(min=0.1), default=10.0, show_default=True,
+              help="Seconds between this worker's heartbeats.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=None,
+              help="Jobs changed per transaction (default 1,000).")
+@click.option("--once", is_flag=True, help="Stop when the queue is empty instead of waiting for more.")
+@with_appcontext
+def bulk_worker_command(concurrency: int, stalled_after: float, heartbeat: float, batch_size: int | None,
+                        once: bool) -> None:
+    """Run the worker that carries out confirmed group and filter bulk
+    actions (procrastinate, on the PostgreSQL database of DATABASE_URL)."""
+    from flask import current_app
+
+    from app.services import bulk_queue
+
+    if not current_app.config["SQLALCHEMY_DATABASE_URI"].startswith("postgresql"):
+        raise click.UsageError("the bulk worker needs PostgreSQL (on SQLite bulk actions run in the request)")
+    if batch_size is not None:
+        current_app.config["BULK_ACTION_BATCH_SIZE"] = batch_size
+    bulk_queue.run_worker(current_app._get_current_object(), concurrency=concurrency,
+                          stalled_after=stalled_after, heartbeat=heartbeat, wait=not once)
+
+
 def register_commands(app: Flask) -> None:
     """Attach the CLI groups to ``app``."""
     app.cli.add_command(worker_cli)
+    app.cli.add_command(bulk_worker_command)
     app.cli.add_command(groups_cli)

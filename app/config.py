@@ -54,6 +54,11 @@ PRODUCTION_REQUIRED = ("SECRET_KEY", "DATABASE_URL")
 DEV_SECRET_KEY = "dev-only-not-secret"
 #: Levels ``LOG_LEVEL`` may name.
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+#: Where a group's or a filter's bulk action runs (``BULK_ACTION_RUNNER``):
+#: ``procrastinate``, a background task on the job queue kept in PostgreSQL
+#: (the default there; a worker started by ``flask bulk-worker`` runs it), or
+#: ``inline``, in the request with a Continue button (the only choice on SQLite).
+BULK_ACTION_RUNNERS = ("inline", "procrastinate")
 
 
 class ConfigError(RuntimeError):
@@ -216,6 +221,15 @@ def load_config(overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
         "RATELIMIT_HEADERS_ENABLED": True,
     }
     config.update(overrides)
+    if "BULK_ACTION_RUNNER" not in overrides:
+        # After the overrides: the default follows the database tests name there.
+        on_postgresql = config["SQLALCHEMY_DATABASE_URI"].startswith("postgresql")
+        config["BULK_ACTION_RUNNER"] = _choice_env(
+            "BULK_ACTION_RUNNER", "procrastinate" if on_postgresql else "inline", BULK_ACTION_RUNNERS)
+    if (config["BULK_ACTION_RUNNER"] == "procrastinate"
+            and not config["SQLALCHEMY_DATABASE_URI"].startswith("postgresql")):
+        raise ConfigError(
+            "BULK_ACTION_RUNNER=procrastinate needs a PostgreSQL DATABASE_URL (SQLite runs bulk actions inline)")
     if "SQLALCHEMY_ENGINE_OPTIONS" not in overrides:
         # After the overrides: tests name their database there.
         config["SQLALCHEMY_ENGINE_OPTIONS"] = engine_options(config["SQLALCHEMY_DATABASE_URI"], config)

@@ -122,6 +122,10 @@ def app(database_url: str) -> Iterator[Flask]:
             "SQLALCHEMY_DATABASE_URI": database_url,
             "RATELIMIT_ENABLED": False,
             "DASHBOARD_STATS_TTL": 0,  # tests change data between page loads
+            # Bulk actions run in the request on both backends; the tests of
+            # the background runner (test_bulk_queue.py) start a worker and
+            # choose "procrastinate" themselves.
+            "BULK_ACTION_RUNNER": "inline",
         }
     )
     yield application

@@ -25,11 +25,12 @@ from app.errors import InvalidQueryError, field_error, parameter_error
 from app.models import GroupState, GroupSubstate
 from app.models.access import Permission
 from app.models.types import utcnow
-from app.services import bulk_actions, group_samples
+from app.services import bulk_actions, bulk_queue, group_samples
 from app.services.dashboard_stats import Bucket, BucketSize, Timeline
 from app.services.failure_groups import lifecycle as group_lifecycle
 from app.services.failure_groups import queries
 from app.services.processing_jobs.actions import JobAction
+from app.unit_of_work import write_transaction
 from app.web.query import parse_group_id, parse_limit
 from app.web.query_time import parse_rfc3339
 
@@ -48,6 +49,8 @@ SAMPLE_JOBS = 20
 #: Seconds one request spends on a bulk action before it pauses (under the
 #: app server's timeout; ``BULK_ACTION_REQUEST_SECONDS`` overrides it).
 REQUEST_SECONDS = 20.0
+#: Seconds between reloads of a bulk action's progress page while a worker runs it.
+BULK_REFRESH_SECONDS = 3
 
 
 @dataclass(frozen=True)
@@ -325,12 +328,15 @@ def _bulk(bulk_id: str):
 @bp.post("/bulk-actions/<bulk_id>/run")
 @requires(Permission.ACT_ON_JOBS)
 def run_bulk_action(bulk_id: str) -> Response:
-    """Run a confirmed bulk action in batches (inline), then show its progress.
+    """Start (or continue) a confirmed bulk action, then show its progress.
 
-    A second submit of the same confirmation finds it running or done and
-    changes nothing. The audit row (the group or filter and the count
-    selected) is committed before the first change; its ``row_count`` grows
-    with each batch.
+    With ``BULK_ACTION_RUNNER = "procrastinate"`` the claim, the audit row
+    and one queued task commit together and a worker does the batches; with
+    ``"inline"`` this request runs batches for at most
+    ``BULK_ACTION_REQUEST_SECONDS``. A second submit of the same
+    confirmation finds it running or done and changes nothing. The audit
+    row (the group or filter and the count selected) is committed before
+    the first change; its ``row_count`` grows with each batch.
     """
     _require_csrf()
     bulk = _bulk(bulk_id)
@@ -339,8 +345,16 @@ def run_bulk_action(bulk_id: str) -> Response:
         audit.update(group_id=bulk.group_id, group_title=queries.get_group(bulk.group_id).group.title)
     if bulk.query:
         audit["query"] = bulk.query
-    if not bulk_actions.start(bulk.id, current_actor(), audit):
+    background = current_app.config["BULK_ACTION_RUNNER"] == "procrastinate"
+    with write_transaction():
+        started = bulk_actions.start(bulk.id, current_actor(), audit)
+        if started and background:
+            bulk_queue.defer_run(bulk.id)
+    if not started:
         flash("This action was already carried out; nothing was done twice.", "info")
+        return redirect(url_for("dashboard.show_bulk_action", bulk_id=bulk.id))
+    if background:
+        flash("Started: the jobs are worked through in the background; this page follows the progress.", "success")
         return redirect(url_for("dashboard.show_bulk_action", bulk_id=bulk.id))
     try:
         done = bulk_actions.run(
@@ -366,5 +380,9 @@ def show_bulk_action(bulk_id: str) -> str:
     """Progress of a bulk action: selected, done, changed, skipped, state."""
     bulk = _bulk(bulk_id)
     group = queries.get_group(bulk.group_id).group if bulk.group_id is not None else None
-    return render_template("groups/bulk_progress.html", bulk=bulk, group=group)
+    # While a worker runs it, the page reloads itself (no script: the CSP
+    # allows none) until the action is done or stopped.
+    refresh = BULK_REFRESH_SECONDS if bulk.state == "running" and (
+        current_app.config["BULK_ACTION_RUNNER"] == "procrastinate") else None
+    return render_template("groups/bulk_progress.html", bulk=bulk, group=group, refresh_seconds=refresh)
 

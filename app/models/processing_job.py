@@ -31,7 +31,10 @@ POSTGRESQL_ONLY_INDEXES = {("index", "ix_failure_groups_title_trgm")}
 
 def is_schema_compared(obj: object, name: str | None, type_: str, reflected: bool, compare_to: object) -> bool:
     """Alembic ``include_object`` hook: ``False`` for :data:`POSTGRESQL_ONLY`
-    objects found in the database, ``True`` for everything else."""
+    objects found in the database and for procrastinate's job-queue tables
+    (migration 0012, not models of ours), ``True`` for everything else."""
+    if reflected and type_ == "table" and (name or "").startswith("procrastinate_"):
+        return False
     return not (reflected and ((type_, name) in POSTGRESQL_ONLY or (type_, name) in POSTGRESQL_ONLY_INDEXES))
 
 

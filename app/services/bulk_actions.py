@@ -16,19 +16,21 @@
    back that batch only, so ``changed`` and the audit row's ``row_count``
    are always exactly what took effect. :func:`run` loops until done.
 
-Web requests run it inline (SQLite and PostgreSQL alike; 1,000 jobs per
-transaction) for at most ``BULK_ACTION_REQUEST_SECONDS``; a larger action
-pauses there and the operator continues it from its progress page (a
-``running`` action whose request died is resumable after
-:data:`STALE_AFTER`). Moving the loop to a database-backed job runner, so
-it continues by itself, is what is left.
+Where the loop runs is ``BULK_ACTION_RUNNER``'s choice. ``procrastinate``
+(the default on PostgreSQL): the request that confirms the action defers
+one task in the transaction of :func:`start`, and a worker runs :func:`run`
+to the end (:mod:`app.services.bulk_queue`, :func:`resume`). ``inline``
+(SQLite): the request runs it for at most ``BULK_ACTION_REQUEST_SECONDS``;
+a larger action pauses there and the operator continues it from its
+progress page (a ``running`` action whose request died is resumable after
+:data:`STALE_AFTER`).
 """
 
 from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import timedelta
 from typing import Any
 
@@ -163,7 +165,8 @@ def start(bulk_id: uuid.UUID, actor: str, audit: Mapping[str, Any]) -> bool:
             .returning(BulkAction.action, BulkAction.total, BulkAction.audit_event_id)
         ).one_or_none()
         if claimed is None:
-            transaction.rollback()
+            if not transaction.joined:
+                transaction.rollback()
             return False
         action, total, audit_event_id = claimed
         if audit_event_id is None:
@@ -171,6 +174,26 @@ def start(bulk_id: uuid.UUID, actor: str, audit: Mapping[str, Any]) -> bool:
             event = add_audit_event(actor, f"jobs.{action}", facts, 0)
             db.session.execute(sa.update(BulkAction).where(BulkAction.id == bulk_id).values(audit_event_id=event.id))
     return True
+
+
+def resume(bulk_id: uuid.UUID) -> bool:
+    """Take a started action over for a background run (procrastinate's
+    task, :mod:`app.services.bulk_queue`): ``running``, ``paused`` or
+    ``failed`` -> ``running``, in its own transaction. ``False`` when it is
+    ``done`` (or ``pending``: never confirmed, so never audited).
+
+    Only the queue's lock on the bulk id keeps two runs apart; each batch
+    also locks the action's row, so even overlapping runs count exactly.
+    """
+    with write_transaction():
+        resumed = db.session.execute(
+            sa.update(BulkAction)
+            .where(BulkAction.id == bulk_id, BulkAction.audit_event_id.is_not(None),
+                   BulkAction.state.in_([BulkActionState.RUNNING, BulkActionState.PAUSED, BulkActionState.FAILED]))
+            .values(state=BulkActionState.RUNNING.value, progressed_at=utcnow())
+            .returning(BulkAction.id)
+        ).one_or_none()
+    return resumed is not None
 
 
 def run_batch(bulk_id: uuid.UUID, batch_size: int = BATCH_SIZE) -> bool:
@@ -254,15 +277,17 @@ def _leave(bulk_id: uuid.UUID, state: BulkActionState) -> None:
         )
 
 
-def run(bulk_id: uuid.UUID, batch_size: int = BATCH_SIZE, budget_seconds: float | None = None) -> BulkAction:
-    """Run the remaining batches of a started action (inline) until it is
-    done or ``budget_seconds`` have passed (then it is ``paused``: a web
-    request must answer before its server's timeout). On an error it is
+def run(bulk_id: uuid.UUID, batch_size: int = BATCH_SIZE, budget_seconds: float | None = None,
+        stop_requested: Callable[[], bool] | None = None) -> BulkAction:
+    """Run the remaining batches of a started action until it is done, or
+    ``budget_seconds`` have passed (a web request must answer before its
+    server's timeout), or ``stop_requested()`` says so after a batch (a
+    worker shutting down): then it is ``paused``. On an error it is
     marked ``failed`` (what committed stays counted) and the error re-raised."""
     deadline = None if budget_seconds is None else time.monotonic() + budget_seconds
     try:
         while run_batch(bulk_id, batch_size):
-            if deadline is not None and time.monotonic() >= deadline:
+            if (deadline is not None and time.monotonic() >= deadline) or (stop_requested and stop_requested()):
                 _leave(bulk_id, BulkActionState.PAUSED)
                 break
     except Exception:

@@ -1,7 +1,8 @@
 """Requeue every job of a failure group at 100,000 jobs on PostgreSQL: the
 confirmation counts them exactly, the action runs 1,000 jobs per
-transaction, and the audit row, the action's progress and the group's
-"failing now" counter agree at the end."""
+transaction (in the requests, or on the procrastinate worker), and the
+audit row, the action's progress and the group's "failing now" counter
+agree at the end."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from app.extensions import db
 from app.models import BulkAction, FailureGroup, ProcessingJob
 from app.models.access import AuditEvent
 from app.services.failure_groups import queries
+from tests.integration.test_bulk_queue import queue_app, start_worker  # noqa: F401  (fixtures)
 
 pytestmark = pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
 
@@ -55,6 +57,7 @@ def _load(app, client) -> int:
 
 
 def test_requeue_a_group_of_100000_jobs_in_batches(app, client):
+    """The inline runner: requests of at most 20 s and Continue."""
     group_id = _load(app, client)
     path = f"/groups/{group_id}"
     token = re.search(r'name="csrf_token" value="([^"]+)"', client.get(path).get_data(as_text=True)).group(1)
@@ -94,3 +97,39 @@ def test_requeue_a_group_of_100000_jobs_in_batches(app, client):
     with app.app_context():
         assert db.session.scalar(sa.select(sa.func.count()).select_from(AuditEvent)
                                  .where(AuditEvent.action == "jobs.requeue")) == 1
+
+
+def test_requeue_a_group_of_100000_jobs_on_the_worker(queue_app, client, start_worker):
+    """The procrastinate runner: one request queues the task, one worker runs it to the end."""
+    app = queue_app
+    group_id = _load(app, client)
+    path = f"/groups/{group_id}"
+    token = re.search(r'name="csrf_token" value="([^"]+)"', client.get(path).get_data(as_text=True)).group(1)
+    html = client.post(path + "/jobs", data={"csrf_token": token, "op": "requeue"}).get_data(as_text=True)
+    assert "Requeue 100,001 jobs?" in html
+    run_path = re.search(r'action="(/bulk-actions/[^"]+/run)"', html).group(1)
+
+    worker = start_worker()
+    started = time.monotonic()
+    assert client.post(run_path, data={"csrf_token": token}).status_code == 302
+    answered = time.monotonic() - started
+    deadline = started + 300
+    while True:
+        with app.app_context():
+            state = db.session.scalars(sa.select(BulkAction.state)).one()
+            db.session.rollback()
+        if state == "done":
+            break
+        assert worker.poll() is None, "the worker exited"
+        assert time.monotonic() < deadline, "not done within 300 s"
+        time.sleep(0.1)
+    ran = time.monotonic() - started
+    print(f"\nqueued in {answered:.2f} s; the worker requeued 100,001 jobs in {ran:.1f} s")
+
+    with app.app_context():
+        bulk = db.session.scalars(sa.select(BulkAction)).one()
+        assert (bulk.state, bulk.total, bulk.changed, bulk.skipped) == ("done", JOBS + 1, JOBS + 1, 0)
+        audit = db.session.scalars(sa.select(AuditEvent).where(AuditEvent.action == "jobs.requeue")).one()
+        assert audit.row_count == JOBS + 1 and audit.filter["group_id"] == group_id
+        assert db.session.scalar(sa.select(sa.func.count()).where(ProcessingJob.status == "Pending")) == JOBS + 1
+        assert queries.get_group(group_id).current_job_count == 0

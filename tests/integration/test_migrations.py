@@ -95,7 +95,8 @@ def test_the_group_migrations_follow_the_search_one_and_go_down_cleanly(empty_da
     assert script.get_revision("0009_failure_groups").down_revision == "0008_job_search"
     assert script.get_revision("0010_bulk_actions").down_revision == "0009_failure_groups"
     assert script.get_revision("0011_entity_value").down_revision == "0010_bulk_actions"
-    assert script.get_heads() == ["0011_entity_value"]
+    assert script.get_revision("0012_procrastinate").down_revision == "0011_entity_value"
+    assert script.get_heads() == ["0012_procrastinate"]
     app = create_app({"SQLALCHEMY_DATABASE_URI": empty_database_url, "TESTING": True})
     with app.app_context():
         def tables() -> set[str]:
@@ -103,6 +104,10 @@ def test_the_group_migrations_follow_the_search_one_and_go_down_cleanly(empty_da
 
         upgrade()
         assert GROUP_TABLES | BULK_TABLES <= tables()
+        is_postgresql = db.engine.dialect.name == "postgresql"
+        assert ("procrastinate_jobs" in tables()) is is_postgresql
+        downgrade(revision="0011_entity_value")
+        assert not {t for t in tables() if t.startswith("procrastinate_")}
         assert {"worker_name", "worker_version"} <= {
             c["name"] for c in sa.inspect(db.engine).get_columns("job_failures")}
         downgrade(revision="0009_failure_groups")

@@ -1,0 +1,189 @@
+"""Bulk actions on the job queue kept in PostgreSQL (procrastinate).
+
+With ``BULK_ACTION_RUNNER = "procrastinate"`` (the default on PostgreSQL),
+confirming a bulk action defers one task, :func:`run_bulk_action`, in the
+same transaction as its claim and its audit row (:func:`defer_run`), and a
+worker (``flask bulk-worker``, :func:`run_worker`) works through the whole
+frozen selection with :func:`app.services.bulk_actions.run`, 1,000 jobs per
+transaction, with no time limit. The selection records how far it got
+(``next_position``), so a task that failed, or whose worker was killed, is
+run again and continues from there:
+
+* an error: procrastinate retries the task (:data:`RETRY`);
+* a killed worker: its job stays ``doing`` and its heartbeat stops; every
+  worker of the queue looks for such stalled jobs (:data:`STALLED_AFTER_SECONDS`)
+  and retries them;
+* a worker told to stop (SIGTERM, SIGINT): the running action pauses after
+  its current batch and its task ends with :class:`WorkerStoppingError`,
+  which procrastinate retries (on this worker when it is back, or on another).
+
+procrastinate's tables and functions are created by migration 0012.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import threading
+import uuid
+from typing import Any
+
+import procrastinate
+from procrastinate.worker import Worker
+from flask import Flask
+from sqlalchemy import text as sa_text
+from sqlalchemy.engine import make_url
+
+from app.extensions import db
+from app.services import bulk_actions
+
+#: The queue bulk actions run on.
+QUEUE = "bulk_actions"
+#: Seconds without a heartbeat after which a worker counts as dead and its
+#: running task is retried (procrastinate's own default).
+STALLED_AFTER_SECONDS = 30.0
+#: Seconds between a worker's heartbeats (procrastinate's default).
+HEARTBEAT_SECONDS = 10.0
+#: An error in a batch (a lock timeout, a dropped connection) is retried a
+#: few times, each continuing from the last committed batch.
+RETRY = procrastinate.RetryStrategy(max_attempts=5, wait=5)
+
+logger = logging.getLogger(__name__)
+
+#: The task registry. Its connector is replaced by a connected one in the
+#: worker (:func:`run_worker`); the web process only defers on its own
+#: SQLAlchemy connection (:func:`defer_run`) and never opens a pool.
+queue_app = procrastinate.App(connector=procrastinate.PsycopgConnector())
+#: The Flask app whose configuration and database the worker's tasks use.
+_flask_app: Flask | None = None
+#: Set when the worker is told to stop: running actions pause after their batch.
+_stopping = threading.Event()
+
+
+class WorkerStoppingError(RuntimeError):
+    """The worker is stopping: the action paused after its last batch, and
+    the task (retried by procrastinate) continues it later."""
+
+
+@queue_app.task(name="run_bulk_action", queue=QUEUE, retry=RETRY)
+def run_bulk_action(bulk_id: str) -> None:
+    """Run the bulk action ``bulk_id`` (a UUID string) to its end.
+
+    Takes the action over whatever its state (``running`` as left by the
+    request that deferred it or by a killed worker, ``failed``, ``paused``);
+    a ``done`` one is left alone. procrastinate's ``lock`` (the bulk id)
+    keeps two runs of the same action from overlapping.
+
+    Raises:
+        RuntimeError: called outside :func:`run_worker`.
+        Exception: whatever a batch raised (the action is then ``failed``
+            with its exact counts, and procrastinate retries the task).
+    """
+    if _flask_app is None:
+        raise RuntimeError("run_bulk_action runs in a worker started by run_worker()")
+    with _flask_app.app_context():
+        key = uuid.UUID(bulk_id)
+        if not bulk_actions.resume(key):
+            return
+        try:
+            bulk = bulk_actions.run(key, _flask_app.config.get("BULK_ACTION_BATCH_SIZE", bulk_actions.BATCH_SIZE),
+                                    stop_requested=_stopping.is_set)
+            if bulk.state == "paused":
+                raise WorkerStoppingError(f"bulk action {bulk_id} paused at {bulk.next_position} of {bulk.total}")
+        finally:
+            db.session.remove()
+
+
+def defer_run(bulk_id: uuid.UUID) -> bool:
+    """Queue :func:`run_bulk_action` for ``bulk_id`` inside the caller's open
+    write transaction (on its psycopg connection: the task exists exactly
+    when the claim and the audit row commit).
+
+    The queueing lock is the bulk id: while a run of it waits in the queue,
+    a second one is not queued (``False``). The attempt runs in a savepoint,
+    because PostgreSQL aborts the whole transaction on the unique violation.
+    """
+    connection = db.session.connection()
+    try:
+        with db.session.begin_nested():
+            run_bulk_action.configure(
+                queueing_lock=str(bulk_id), lock=str(bulk_id),
+                connection=connection.connection.driver_connection,
+            ).defer(bulk_id=str(bulk_id))
+    except procrastinate.exceptions.AlreadyEnqueued:
+        return False
+    return True
+
+
+def conninfo(database_uri: str) -> str:
+    """The libpq connection string of an SQLAlchemy PostgreSQL URL
+    (``postgresql+psycopg://...`` -> ``postgresql://...``)."""
+    return make_url(database_uri).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+async def _retry_stalled(app: procrastinate.App, every: float, stalled_after: float) -> None:
+    # procrastinate leaves a killed worker's job "doing"; its documented
+    # remedy is to retry the jobs of workers whose heartbeat stopped.
+    while True:
+        for job in await app.job_manager.get_stalled_jobs(queue=QUEUE, seconds_since_heartbeat=stalled_after):
+            logger.warning("retrying bulk-action job %s of a stopped worker", job.id)
+            await app.job_manager.retry_job(job)
+        await asyncio.sleep(every)
+
+
+def run_worker(flask_app: Flask, *, concurrency: int = 1, stalled_after: float = STALLED_AFTER_SECONDS,
+               heartbeat: float = HEARTBEAT_SECONDS, wait: bool = True) -> None:
+    """Run a procrastinate worker on the :data:`QUEUE` of ``flask_app``'s
+    PostgreSQL database until it is stopped (SIGINT/SIGTERM: the running
+    action pauses after its current batch and is queued again), or, with
+    ``wait=False``, until the queue is empty.
+
+    Args:
+        concurrency: tasks run at once (each is one bulk action).
+        stalled_after: seconds without a heartbeat after which another
+            worker's running task is retried.
+        heartbeat: seconds between this worker's heartbeats.
+    """
+    global _flask_app
+    _flask_app = flask_app
+    _stopping.clear()
+    connector = procrastinate.PsycopgConnector(conninfo=conninfo(flask_app.config["SQLALCHEMY_DATABASE_URI"]))
+    worker_app = queue_app.with_connector(connector)
+
+    async def main() -> None:
+        async with worker_app.open_async():
+            worker = Worker(
+                app=worker_app, queues=[QUEUE], concurrency=concurrency, wait=wait,
+                update_heartbeat_interval=heartbeat, stalled_worker_timeout=stalled_after,
+                delete_jobs="successful", install_signal_handlers=False,
+            )
+
+            def stop() -> None:
+                # procrastinate's own handler would wait for the whole
+                # action; the running task pauses after its batch instead.
+                _stopping.set()
+                worker.stop()
+
+            loop = asyncio.get_running_loop()
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(signum, stop)
+            retrying = asyncio.create_task(_retry_stalled(worker_app, min(heartbeat, stalled_after), stalled_after))
+            try:
+                await worker.run()
+            finally:
+                retrying.cancel()
+                for signum in (signal.SIGINT, signal.SIGTERM):
+                    loop.remove_signal_handler(signum)
+
+    asyncio.run(main())
+
+
+def queued(bulk_id: uuid.UUID) -> list[dict[str, Any]]:
+    """The procrastinate jobs of ``bulk_id`` (``id``, ``status``, ``attempts``), oldest first."""
+    rows = db.session.execute(
+        sa_text("SELECT id, status::text AS status, attempts FROM procrastinate_jobs "
+                "WHERE lock = :lock ORDER BY id"), {"lock": str(bulk_id)}
+    ).mappings()
+    return [dict(row) for row in rows]
+
