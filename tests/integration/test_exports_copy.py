@@ -192,6 +192,26 @@ def test_postgresql_uses_copy_by_default_and_counts_rows(app, failures, monkeypa
     assert [chunk.count("\r\n") for chunk in chunks[:-1]] == [1 + 7] + [7] * (len(chunks) - 2)
 
 
+def _wait_until_cancelled(backend_pid: int, deadline_s: float = 60.0) -> None:
+    """Wait (polling another connection, up to ``deadline_s`` seconds) until
+    the backend ``backend_pid`` has had its statement cancelled: its
+    transaction is then ``idle in transaction (aborted)``."""
+    engine = sa.create_engine(db.engine.url, poolclass=sa.pool.NullPool)
+    try:
+        end = time.monotonic() + deadline_s
+        with engine.connect() as other:
+            while True:
+                state = other.execute(sa.text("SELECT state FROM pg_stat_activity WHERE pid = :pid"),
+                                      {"pid": backend_pid}).scalar_one_or_none()
+                other.rollback()  # each poll a fresh snapshot of the statistics
+                if state == "idle in transaction (aborted)":
+                    return
+                assert time.monotonic() < end, f"the export's statement was not cancelled (state {state!r})"
+                time.sleep(0.05)
+    finally:
+        engine.dispose()
+
+
 def test_a_slow_reader_is_cut_off_by_the_timeout(app):
     """A download slower than its statement timeout (the app's
     EXPORT_STATEMENT_TIMEOUT_MS, passed in by the view) is ended by the
@@ -209,9 +229,12 @@ def test_a_slow_reader_is_cut_off_by_the_timeout(app):
         ])
         db.session.commit()
     with app.app_context():
-        stream = exports.iter_job_errors_csv(JobFilter(), batch_size=100, statement_timeout_ms=300)
+        # Long enough that a busy machine's planning and first rows fit in
+        # it; the reader then stops, and the server's timeout must end the COPY.
+        stream = exports.iter_job_errors_csv(JobFilter(), batch_size=100, statement_timeout_ms=2_000)
         next(stream)
-        time.sleep(1.0)  # a client that stops reading
+        backend_pid = db.session.connection().connection.dbapi_connection.info.backend_pid
+        _wait_until_cancelled(backend_pid)  # a client that stops reading, until the server gives up
         with pytest.raises(psycopg.errors.QueryCanceled, match="statement timeout"):
             sum(1 for _ in stream)  # read on: the server has cancelled the COPY by now
         assert not db.session().in_transaction()
