@@ -41,12 +41,15 @@ round; and for each request the time of its own SQL statements (the sum of
 fetch of the rows included), so the ratio page / queries comes from the same
 requests. Pages: ``/groups`` (default sort and each sort), ``/groups/<id>``
 of the biggest and of a small group, ``/jobs?group=<id>`` of both,
-``/jobs/summary?group=<id>`` (the exact summary), and the header search
+``/jobs/summary?group=<id>`` (the summary framed beside ``/jobs``), and the header search
 ``/search?q=<title word>`` with the list it redirects to.
 
 Targets (issues #12 and #14): every page under 50 ms median cold, and page
 time at most 2x its queries' time. Prints a table; exits 1 when a page
-misses one. ``--profile PAGE`` writes a cProfile of 50 warm requests of the
+misses one. ``--backfill`` instead drops the groups after the load and
+times :func:`~app.services.failure_groups.backfill.backfill_groups` (what
+``flask groups backfill`` runs) regrouping every failure. ``--profile PAGE``
+writes a cProfile of 50 warm requests of the
 page labelled ``PAGE`` to ``--profile-out``.
 """
 
@@ -331,6 +334,8 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=20250301)
     parser.add_argument("--skip-load", action="store_true", help="reuse the data already loaded")
     parser.add_argument("--check", action="store_true", help="check the loaded counters against the recorder's check")
+    parser.add_argument("--backfill", action="store_true",
+                        help="after the load, drop every group and time `flask groups backfill`'s service on the failures, then exit")
     parser.add_argument("--profile", help="label of a page to profile (50 warm requests)")
     parser.add_argument("--profile-out", default="/tmp/groups-profile.txt", help="where the profile goes")
     args = parser.parse_args()
@@ -367,6 +372,17 @@ def main() -> int:
     print(f"big group {big[0]} ({big[1]}): {big[2]:,} jobs; small group {small[0]} ({small[1]}): {small[2]:,} jobs")
 
     app = create_app({"SQLALCHEMY_DATABASE_URI": url})
+    if args.backfill:
+        from app.services.failure_groups.backfill import backfill_groups
+
+        with psycopg.connect(_dsn(url), autocommit=True) as connection:
+            connection.execute("TRUNCATE failure_groups CASCADE")  # occurrences, counters, rollups, events
+        with app.app_context():
+            result = backfill_groups()
+            db.session.remove()
+        print(f"backfill: {result.failures:,} failures, {result.occurrences:,} occurrences, {result.batches} batches "
+              f"in {result.seconds:.1f} s: {result.failures / result.seconds:,.0f} failures/s")
+        return 0
     if args.check:
         from app.services.failure_groups.recording import rebuild_counts_check
 

@@ -335,17 +335,28 @@ def sparkline_series(group_ids: Sequence[int], now: datetime, *, days: int = 14)
     series = {group_id: ([0] * 24, [0] * days) for group_id in group_ids}
     if not series:
         return series
-    index = (sa.cast(sa.extract("epoch", FailureGroupHourly.hour), sa.BigInteger) - int(start.timestamp())) // 3600
-    # The last 24 hours by hour (n >= 0), older ones by day (-1 - day).
-    bucket = sa.case((index >= hours - 24, index), else_=-1 - index // 24)
-    rows = db.session.execute(
-        sa.select(FailureGroupHourly.group_id, bucket, sa.func.sum(FailureGroupHourly.occurrences))
+    # First the shards of each hour (in index order: no sort), then the
+    # hours into buckets: the bucket's arithmetic runs once per hour, not
+    # once per shard row.
+    per_hour = (
+        sa.select(
+            FailureGroupHourly.group_id,
+            FailureGroupHourly.hour,
+            sa.func.sum(FailureGroupHourly.occurrences).label("occurrences"),
+        )
         .where(
             FailureGroupHourly.group_id.in_(list(series)),
             FailureGroupHourly.hour >= start,
             FailureGroupHourly.hour < now,
         )
-        .group_by(FailureGroupHourly.group_id, bucket)
+        .group_by(FailureGroupHourly.group_id, FailureGroupHourly.hour)
+        .subquery("per_hour")
+    )
+    index = (sa.cast(sa.extract("epoch", per_hour.c.hour), sa.BigInteger) - int(start.timestamp())) // 3600
+    # The last 24 hours by hour (n >= 0), older ones by day (-1 - day).
+    bucket = sa.case((index >= hours - 24, index), else_=-1 - index // 24)
+    rows = db.session.execute(
+        sa.select(per_hour.c.group_id, bucket, sa.func.sum(per_hour.c.occurrences)).group_by(per_hour.c.group_id, bucket)
     )
     for group_id, raw, count in rows:
         hourly, daily = series[group_id]
