@@ -150,11 +150,8 @@ def list_groups() -> str | Response:
     page = queries.list_groups(group_filter, sort=sort, limit=limit, cursor=request.args.get("cursor") or None)
     now = utcnow()
     ids = [view.group.id for view in page.items]
-    hourly = queries.hourly_occurrences(ids, now - timedelta(days=DAYS_14) + timedelta(hours=1), now) if ids else {}
-    rows = [
-        GroupRow(view, hourly.get(view.group.id, [])[-HOURS_24:], _daily(hourly.get(view.group.id, []), DAYS_14))
-        for view in page.items
-    ]
+    series = queries.sparkline_series(ids, now, days=DAYS_14)
+    rows = [GroupRow(view, *series[view.group.id]) for view in page.items]
     kept = query_pairs(pairs)
     return render_template(
         "groups/list.html",

@@ -96,7 +96,8 @@ def test_the_group_migrations_follow_the_search_one_and_go_down_cleanly(empty_da
     assert script.get_revision("0010_bulk_actions").down_revision == "0009_failure_groups"
     assert script.get_revision("0011_entity_value").down_revision == "0010_bulk_actions"
     assert script.get_revision("0012_procrastinate").down_revision == "0011_entity_value"
-    assert script.get_heads() == ["0012_procrastinate"]
+    assert script.get_revision("0013_group_hourly_cover").down_revision == "0012_procrastinate"
+    assert script.get_heads() == ["0013_group_hourly_cover"]
     app = create_app({"SQLALCHEMY_DATABASE_URI": empty_database_url, "TESTING": True})
     with app.app_context():
         def tables() -> set[str]:
@@ -120,3 +121,12 @@ def test_the_group_migrations_follow_the_search_one_and_go_down_cleanly(empty_da
         upgrade()
         assert GROUP_TABLES | BULK_TABLES <= tables()
         db.engine.dispose()
+
+
+def test_the_sparklines_index_holds_the_count_on_postgresql(app_ctx, backend):
+    # /groups reads 14 days of hourly rollups from this index alone (docs/benchmarks.md).
+    indexes = {i["name"]: i for i in sa.inspect(db.engine).get_indexes("failure_group_hourly")}
+    index = indexes["ix_failure_group_hourly_group_id_hour"]
+    assert index["column_names"][:2] == ["group_id", "hour"]
+    if backend == "postgresql":
+        assert index["dialect_options"]["postgresql_include"] == ["occurrences"]

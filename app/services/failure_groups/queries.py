@@ -263,12 +263,16 @@ def list_groups(
     now = now or utcnow()
     statement = _filtered(group_filter, now)
     if sort == "job_count":
-        jobs = (
-            sa.select(sa.func.coalesce(sa.func.sum(FailureGroupCount.jobs), 0))
-            .where(FailureGroupCount.group_id == FailureGroup.id)
-            .scalar_subquery()
+        # One aggregate over the counters joined to the groups, not a
+        # correlated sum per group: with thousands of groups the per-group
+        # subquery cost 120 ms at 1,000,000 jobs (docs/benchmarks.md).
+        sums = (
+            sa.select(FailureGroupCount.group_id, sa.func.sum(FailureGroupCount.jobs).label("jobs"))
+            .group_by(FailureGroupCount.group_id)
+            .subquery("job_sums")
         )
-        key: sa.ColumnElement[Any] = jobs
+        statement = statement.outerjoin(sums, sums.c.group_id == FailureGroup.id)
+        key: sa.ColumnElement[Any] = sa.func.coalesce(sums.c.jobs, 0)
     else:
         key = FailureGroup.last_seen if sort == "last_seen" else FailureGroup.first_seen
     if cursor:
@@ -294,8 +298,13 @@ def hourly_occurrences(group_ids: Sequence[int], since: datetime, until: datetim
     series = {group_id: [0] * hours for group_id in group_ids}
     if not series or not hours:
         return series
+    # The hour comes back as Unix seconds, not a datetime: a page of 50 big
+    # groups reads about 17,000 (group, hour) rows, and converting each hour
+    # to an aware datetime cost more than the query (docs/benchmarks.md,
+    # "Failure-group pages").
+    epoch = sa.cast(sa.extract("epoch", FailureGroupHourly.hour), sa.BigInteger)
     rows = db.session.execute(
-        sa.select(FailureGroupHourly.group_id, FailureGroupHourly.hour, sa.func.sum(FailureGroupHourly.occurrences))
+        sa.select(FailureGroupHourly.group_id, epoch, sa.func.sum(FailureGroupHourly.occurrences))
         .where(
             FailureGroupHourly.group_id.in_(list(series)),
             FailureGroupHourly.hour >= start,
@@ -303,10 +312,60 @@ def hourly_occurrences(group_ids: Sequence[int], since: datetime, until: datetim
         )
         .group_by(FailureGroupHourly.group_id, FailureGroupHourly.hour)
     )
-    for group_id, hour, count in rows:
-        index = int((hour - start).total_seconds() // 3600)
+    start_seconds = int(start.timestamp())
+    for group_id, seconds, count in rows:
+        index = (int(seconds) - start_seconds) // 3600
         if 0 <= index < hours:
             series[group_id][index] = int(count)
+    return series
+
+
+def sparkline_series(group_ids: Sequence[int], now: datetime, *, days: int = 14) -> dict[int, tuple[list[int], list[int]]]:
+    """For each group, ``(hourly, daily)``: occurrences in each of the last
+    24 hours (oldest first, the current hour last) and in each of the last
+    ``days`` 24-hour periods ending with the current hour (oldest first).
+
+    The same figures as :func:`hourly_occurrences` over ``days * 24`` hours
+    cut into the last 24 and into days, but summed by the database: a page
+    of 50 big groups gets about 1,900 rows instead of 17,000
+    (docs/benchmarks.md, "Failure-group pages").
+    """
+    hours = days * 24
+    start = now.replace(minute=0, second=0, microsecond=0) - timedelta(hours=hours - 1)
+    series = {group_id: ([0] * 24, [0] * days) for group_id in group_ids}
+    if not series:
+        return series
+    # First the shards of each hour (in index order: no sort), then the
+    # hours into buckets: the bucket's arithmetic runs once per hour, not
+    # once per shard row.
+    per_hour = (
+        sa.select(
+            FailureGroupHourly.group_id,
+            FailureGroupHourly.hour,
+            sa.func.sum(FailureGroupHourly.occurrences).label("occurrences"),
+        )
+        .where(
+            FailureGroupHourly.group_id.in_(list(series)),
+            FailureGroupHourly.hour >= start,
+            FailureGroupHourly.hour < now,
+        )
+        .group_by(FailureGroupHourly.group_id, FailureGroupHourly.hour)
+        .subquery("per_hour")
+    )
+    index = (sa.cast(sa.extract("epoch", per_hour.c.hour), sa.BigInteger) - int(start.timestamp())) // 3600
+    # The last 24 hours by hour (n >= 0), older ones by day (-1 - day).
+    bucket = sa.case((index >= hours - 24, index), else_=-1 - index // 24)
+    rows = db.session.execute(
+        sa.select(per_hour.c.group_id, bucket, sa.func.sum(per_hour.c.occurrences)).group_by(per_hour.c.group_id, bucket)
+    )
+    for group_id, raw, count in rows:
+        hourly, daily = series[group_id]
+        position = int(raw)
+        if position >= 0:
+            hourly[position - (hours - 24)] += int(count)
+            daily[-1] += int(count)
+        else:
+            daily[-1 - position] += int(count)
     return series
 
 

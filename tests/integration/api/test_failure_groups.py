@@ -79,6 +79,22 @@ def test_filters_and_keyset_pages(client):
     assert len(by_jobs["items"]) == 3 and by_jobs["next_cursor"]
 
 
+def test_the_job_count_sort_pages_through_every_group_most_jobs_first(client):
+    for code, jobs in [("rule.a", 3), ("rule.b", 2), ("rule.c", 1), ("rule.d", 2)]:
+        for _ in range(jobs):
+            _fail(client, {**UCUM, "code": code})
+    seen, cursor = [], None
+    while True:
+        page = _groups(client, "?sort=job_count&limit=2" + (f"&cursor={cursor}" if cursor else ""))
+        seen += [(g["job_count"], g["id"], g["code"]) for g in page["items"]]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    # Most jobs first, ties by the newest id first, each group once.
+    assert seen == sorted(seen, reverse=True)
+    assert [code for _, _, code in seen] == ["rule.a", "rule.d", "rule.b", "rule.c"]
+
+
 @pytest.mark.parametrize(
     "query",
     ["?state=open", "?sort=size", "?limit=0", "?cursor=nope", "?from=yesterday", "?grouping_version=7",
