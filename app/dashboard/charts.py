@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 
 from app.dashboard.formatting import plural
-from app.services.dashboard_stats import BucketSize, Timeline
+from app.services.chart_buckets import BucketSize, Timeline
 
 WIDTH = 640
 HEIGHT = 170

@@ -26,9 +26,9 @@ from app.models import GroupState, GroupSubstate
 from app.models.access import Permission
 from app.models.types import utcnow
 from app.services import bulk_actions, bulk_queue, group_samples
-from app.services.dashboard_stats import Bucket, BucketSize, Timeline
+from app.services.chart_buckets import Bucket, BucketSize, Timeline
 from app.services.failure_groups import lifecycle as group_lifecycle
-from app.services.failure_groups import queries
+from app.services.failure_groups import queries, series
 from app.services.processing_jobs.actions import JobAction
 from app.unit_of_work import write_transaction
 from app.web.query import parse_group_id, parse_limit
@@ -150,8 +150,8 @@ def list_groups() -> str | Response:
     page = queries.list_groups(group_filter, sort=sort, limit=limit, cursor=request.args.get("cursor") or None)
     now = utcnow()
     ids = [view.group.id for view in page.items]
-    series = queries.sparkline_series(ids, now, days=DAYS_14)
-    rows = [GroupRow(view, *series[view.group.id]) for view in page.items]
+    sparklines = series.sparkline_series(ids, now, days=DAYS_14)
+    rows = [GroupRow(view, *sparklines[view.group.id]) for view in page.items]
     kept = query_pairs(pairs)
     return render_template(
         "groups/list.html",
@@ -192,7 +192,7 @@ def show_group(group_id: str) -> str:
     key = _group_id(group_id)
     view = queries.get_group(key)
     now = utcnow()
-    hourly = queries.hourly_occurrences([key], now - timedelta(days=DAYS_14) + timedelta(hours=1), now).get(key, [])
+    hourly = series.hourly_occurrences([key], now - timedelta(days=DAYS_14) + timedelta(hours=1), now).get(key, [])
     samples, after = queries.sample_occurrences(
         key, limit=SAMPLE_JOBS, before=_sample_cursor(request.args.get("cursor"))
     )

@@ -27,11 +27,12 @@ import logging
 import signal
 import threading
 import uuid
-from typing import Any
+from collections.abc import Mapping
+from contextlib import AbstractContextManager
+from typing import Any, Protocol
 
 import procrastinate
 from procrastinate.worker import Worker
-from flask import Flask
 from sqlalchemy import text as sa_text
 from sqlalchemy.engine import make_url
 
@@ -51,12 +52,25 @@ RETRY = procrastinate.RetryStrategy(max_attempts=5, wait=5)
 
 logger = logging.getLogger(__name__)
 
+
+class HostApp(Protocol):
+    """What the worker needs of the web app (a Flask app fits): its
+    configuration and an application context to run each task in. A
+    protocol, so that this service imports nothing of the web layer."""
+
+    config: Mapping[str, Any]
+
+    def app_context(self) -> AbstractContextManager[Any]:
+        """A context in which ``app.extensions.db`` is bound to the app's database."""
+        ...
+
+
 #: The task registry. Its connector is replaced by a connected one in the
 #: worker (:func:`run_worker`); the web process only defers on its own
 #: SQLAlchemy connection (:func:`defer_run`) and never opens a pool.
 queue_app = procrastinate.App(connector=procrastinate.PsycopgConnector())
 #: The Flask app whose configuration and database the worker's tasks use.
-_flask_app: Flask | None = None
+_flask_app: HostApp | None = None
 #: Set when the worker is told to stop: running actions pause after their batch.
 _stopping = threading.Event()
 
@@ -132,7 +146,7 @@ async def _retry_stalled(app: procrastinate.App, every: float, stalled_after: fl
         await asyncio.sleep(every)
 
 
-def run_worker(flask_app: Flask, *, concurrency: int = 1, stalled_after: float = STALLED_AFTER_SECONDS,
+def run_worker(flask_app: HostApp, *, concurrency: int = 1, stalled_after: float = STALLED_AFTER_SECONDS,
                heartbeat: float = HEARTBEAT_SECONDS, wait: bool = True) -> None:
     """Run a procrastinate worker on the :data:`QUEUE` of ``flask_app``'s
     PostgreSQL database until it is stopped (SIGINT/SIGTERM: the running

@@ -13,7 +13,8 @@ load costs the same on a million jobs as on a thousand.
   warning apart, and how many codes there are in all;
   ``jsonb_array_elements`` on PostgreSQL and ``json_each`` on SQLite.
 * :func:`failures_over_time` -- failures (the filter's statuses that are
-  failure statuses) per hour or per day of the filter's time field, in UTC.
+  failure statuses) per hour or per day of the filter's time field, in UTC,
+  in the buckets of :mod:`app.services.chart_buckets`.
 
 Times are aware UTC. Read-only: the functions commit nothing.
 """
@@ -23,9 +24,8 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
-from enum import StrEnum
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -35,6 +35,14 @@ from app.extensions import db
 from app.models import JobStatus, ProcessingJob
 from app.models.job_status import FAILURE_STATUSES
 from app.models.types import utcnow
+from app.services.chart_buckets import (
+    FAILURES_SHOWN,
+    LABEL_FORMATS,
+    Bucket,
+    Timeline,
+    bucket_label,
+    chart_window,
+)
 from app.services.processing_jobs.job_filter import JobFilter
 from app.services.processing_jobs.pagination import newest_first
 
@@ -50,15 +58,6 @@ CODES_SCAN_LIMIT = 2_000
 CACHE_ENTRIES = 256
 #: Rows of the top-codes table.
 TOP_CODES = 10
-#: Chart window when the filter has no ``from``: this long before its end.
-DEFAULT_CHART_WINDOW = timedelta(hours=24)
-#: Longest window drawn with hourly buckets; longer ones are drawn per day.
-HOURLY_UP_TO = timedelta(hours=48)
-#: Most daily buckets; a longer range is drawn for its last this-many days.
-MAX_DAILY_BUCKETS = 92
-
-#: Failure statuses in the order they are shown.
-_FAILURES = tuple(s for s in JobStatus if s in FAILURE_STATUSES)
 
 
 @dataclass(frozen=True)
@@ -119,56 +118,6 @@ class TopCodes:
     def more(self) -> int:
         """Codes found but not in :attr:`codes` (the page's "+N more")."""
         return max(self.distinct - len(self.codes), 0)
-
-
-class BucketSize(StrEnum):
-    """Width of one chart bucket."""
-
-    HOUR = "hour"
-    DAY = "day"
-
-    @property
-    def width(self) -> timedelta:
-        """The bucket's length."""
-        return timedelta(hours=1) if self is BucketSize.HOUR else timedelta(days=1)
-
-
-@dataclass(frozen=True)
-class Bucket:
-    """Failures whose time falls in ``[start, start + size)`` (UTC)."""
-
-    start: datetime
-    count: int
-
-
-@dataclass(frozen=True)
-class Timeline:
-    """Failures per bucket over a window, oldest bucket first.
-
-    Attributes:
-        size: hour or day buckets.
-        start: the first bucket's start (UTC, on a bucket boundary).
-        end: the last bucket's end (exclusive).
-        buckets: one per bucket in the window, zeros included.
-        clipped: the filter's range was longer than the chart draws; only
-            its last :data:`MAX_DAILY_BUCKETS` days are shown.
-        capped: the scan limit was reached; older failures were not counted.
-        statuses: the failure statuses counted (empty: the filter selects no
-            failure status, and every bucket is 0).
-    """
-
-    size: BucketSize
-    start: datetime
-    end: datetime
-    buckets: list[Bucket]
-    clipped: bool = False
-    capped: bool = False
-    statuses: tuple[JobStatus, ...] = field(default=_FAILURES)
-
-    @property
-    def total(self) -> int:
-        """Failures in the window."""
-        return sum(b.count for b in self.buckets)
 
 
 @dataclass(frozen=True)
@@ -337,53 +286,6 @@ def top_error_codes(
     )
 
 
-def chart_window(job_filter: JobFilter, now: datetime) -> tuple[BucketSize, datetime, datetime, bool]:
-    """Choose the chart's buckets and window for a filter.
-
-    The window is ``[from, to)`` of the filter, with a missing ``to`` (or
-    one in the future) read as ``now`` and a missing ``from`` as
-    :data:`DEFAULT_CHART_WINDOW` before the end. Up to :data:`HOURLY_UP_TO`
-    long it is drawn per hour, else per day, at most
-    :data:`MAX_DAILY_BUCKETS` days (the last ones). Edges are widened to
-    bucket boundaries (UTC).
-
-    Returns:
-        ``(size, start, end, clipped)``; ``start == end`` when the range
-        lies wholly in the future.
-    """
-    end = min(job_filter.time_to, now) if job_filter.time_to is not None else now
-    start = job_filter.time_from if job_filter.time_from is not None else end - DEFAULT_CHART_WINDOW
-    if start >= end:
-        return BucketSize.HOUR, start, start, False
-    size = BucketSize.HOUR if end - start <= HOURLY_UP_TO else BucketSize.DAY
-    start, end = _floor(start, size), _ceil(end, size)
-    clipped = False
-    if size is BucketSize.DAY and end - start > timedelta(days=MAX_DAILY_BUCKETS):
-        start, clipped = end - timedelta(days=MAX_DAILY_BUCKETS), True
-    return size, start, end, clipped
-
-
-def _floor(moment: datetime, size: BucketSize) -> datetime:
-    moment = moment.astimezone(timezone.utc).replace(minute=0, second=0, microsecond=0)
-    return moment.replace(hour=0) if size is BucketSize.DAY else moment
-
-
-def _ceil(moment: datetime, size: BucketSize) -> datetime:
-    floor = _floor(moment, size)
-    return floor if floor == moment else floor + size.width
-
-
-#: Text label of a bucket, the same on both backends (UTC).
-_LABEL_FORMATS = {
-    "postgresql": {BucketSize.HOUR: 'YYYY-MM-DD"T"HH24', BucketSize.DAY: "YYYY-MM-DD"},
-    "sqlite": {BucketSize.HOUR: "%Y-%m-%dT%H", BucketSize.DAY: "%Y-%m-%d"},
-}
-
-
-def _label(moment: datetime, size: BucketSize) -> str:
-    return moment.strftime(_LABEL_FORMATS["sqlite"][size])
-
-
 def failures_over_time(
     job_filter: JobFilter, *, now: datetime | None = None, scan_limit: int = COUNT_SCAN_LIMIT
 ) -> Timeline:
@@ -396,7 +298,7 @@ def failures_over_time(
     """
     now = now or utcnow()
     size, start, end, clipped = chart_window(job_filter, now)
-    statuses = tuple(s for s in (job_filter.statuses or _FAILURES) if s in FAILURE_STATUSES)
+    statuses = tuple(s for s in (job_filter.statuses or FAILURES_SHOWN) if s in FAILURE_STATUSES)
     keys = []
     moment = start
     while moment < end:
@@ -415,14 +317,14 @@ def failures_over_time(
         column < end,
         code_index=False,  # the window is the narrow part: a common code's GIN bitmap cost 42 ms here
     )
-    label_format = _LABEL_FORMATS[dialect][size]
+    label_format = LABEL_FORMATS[dialect][size]
     if dialect == "postgresql":
         label = sa.func.to_char(sa.func.timezone("UTC", newest.c.at), label_format)
     else:
         label = sa.func.strftime(label_format, newest.c.at)
     rows = db.session.execute(sa.select(label.label("bucket"), sa.func.count()).group_by(label)).all()
     found = {bucket: count for bucket, count in rows}
-    buckets = [Bucket(k, found.get(_label(k, size), 0)) for k in keys]
+    buckets = [Bucket(k, found.get(bucket_label(k, size), 0)) for k in keys]
     scanned = sum(found.values())
     return Timeline(
         size, start, end, buckets, clipped=clipped, capped=scanned >= scan_limit, statuses=statuses

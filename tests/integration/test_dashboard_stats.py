@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from app.extensions import db
 from app.models import JobStatus, ProcessingJob
 from app.services import dashboard_stats
-from app.services.dashboard_stats import BucketSize
+from app.services.chart_buckets import BucketSize
 from app.services.processing_jobs.job_filter import AcknowledgedFilter, JobFilter
 from app.web.query import job_filter_from_query
 from tests.integration.test_dashboard_filters import at, item, make_job, stamp

@@ -16,7 +16,7 @@ from app.config import ROOT
 from app.extensions import db
 from app.models import FailureGroup, JobFailure
 from app.models.types import utcnow
-from app.services.failure_groups import queries
+from app.services.failure_groups import queries, series
 from tests.live_server import serve
 
 pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
@@ -51,7 +51,7 @@ def test_batches_are_aged_and_a_resolved_group_regresses(app, worker_token, tmp_
         view = queries.get_group(group.id)
         assert (group.state, view.substate) == ("unresolved", "regressed")
         assert view.worker_versions and set(view.worker_versions) == {"1.4.0", "1.5.0"}
-        hourly = queries.hourly_occurrences([group.id], now - timedelta(hours=80), now)[group.id]
+        hourly = series.hourly_occurrences([group.id], now - timedelta(hours=80), now)[group.id]
         assert sum(hourly) == 2 and hourly[-3] + hourly[-4] >= 1  # the 1.5.0 failure, two hours back
         events = queries.group_timeline(group.id)
         assert [e.reason for e in events] == ["created", "resolved", "regressed"]

@@ -17,9 +17,8 @@ from app.services.failure_groups.queries import (
     current_job_ids,
     get_group,
     group_counts,
-    hourly_occurrences,
-    sparkline_series,
 )
+from app.services.failure_groups.series import hourly_occurrences, sparkline_series
 from app.services.failure_groups.recording import rebuild_counts_check
 from app.services.processing_jobs import InvalidFailurePayloadError
 from app.services.processing_jobs.lifecycle import create_job, requeue_job, start_job

@@ -14,7 +14,7 @@ from app.dashboard.charts import bar_chart
 from app.dashboard.links import list_links, query_pairs, with_changes
 from app.errors import InvalidQueryError
 from app.models import JobStatus
-from app.services.dashboard_stats import Bucket, BucketSize, Timeline, chart_window
+from app.services.chart_buckets import Bucket, BucketSize, Timeline, chart_window
 from app.services.processing_jobs.filter_sql import escape_like
 from app.services.processing_jobs.job_filter import AcknowledgedFilter, TimeField
 from app.services.processing_jobs.pagination import Cursor

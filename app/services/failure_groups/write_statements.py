@@ -22,17 +22,9 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from app.extensions import db
 from app.models import JobFailure, ProcessingJob
-from app.models.failure_group import (
-    COUNTER_SHARDS,
-    SEVERITY_ORDER,
-    FailureGroup,
-    FailureGroupCount,
-    FailureGroupEvent,
-    FailureGroupHourly,
-    FailureOccurrence,
-    GroupState,
-    GroupSubstate,
-)
+from app.models.failure_group import COUNTER_SHARDS, SEVERITY_ORDER
+from app.models.failure_group import FailureGroup, FailureGroupCount, FailureGroupEvent, FailureGroupHourly
+from app.models.failure_group import FailureOccurrence, GroupState, GroupSubstate
 from app.services.failure_groups.fingerprint import GroupKey
 from app.services.failure_groups.lifecycle import SYSTEM_ACTOR
 from app.services.failure_groups.signals import note_metric
