@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import sqlalchemy as sa
 
 from app.extensions import db
-from app.models import ProcessingJob
+from werkzeug.datastructures import MultiDict
+
+from app.models import JobStatus, ProcessingJob
+from app.services.processing_jobs.job_filter import AcknowledgedFilter, JobFilter
+from app.web.query import FILTER_PARAMETERS, job_filter_from_args
 
 
 def stored_job_row(job_id: uuid.UUID | str) -> dict[str, Any] | None:
@@ -30,3 +35,30 @@ def set_status(job_id: uuid.UUID | str, status: str) -> None:
         sa.update(ProcessingJob).where(ProcessingJob.id == uuid.UUID(str(job_id))).values(status=status)
     )
     db.session.commit()
+
+
+def job_filter_from_query(
+    statuses: Iterable[str] = (),
+    *,
+    default_statuses: Sequence[JobStatus] = (),
+    default_acknowledged: AcknowledgedFilter = AcknowledgedFilter.INCLUDE,
+    time_from: str | None = None,
+    time_to: str | None = None,
+    **parameters: str | None,
+) -> JobFilter:
+    """The app's query-string reader (:func:`app.web.query.job_filter_from_args`)
+    for values in hand: ``statuses`` are the ``status`` values, ``time_from``
+    and ``time_to`` are ``from`` and ``to`` (Python keywords both), the other
+    filters go by their query-string name; ``None`` means absent.
+
+    Raises:
+        InvalidQueryError: as :func:`app.web.query.job_filter_from_args`.
+        TypeError: a name that is not a filter parameter.
+    """
+    query: MultiDict[str, str] = MultiDict([("status", status) for status in statuses])
+    for name, value in {**parameters, "from": time_from, "to": time_to}.items():
+        if name not in FILTER_PARAMETERS:
+            raise TypeError(f"job_filter_from_query() got an unknown parameter {name!r}")
+        if value is not None:
+            query.add(name, value)
+    return job_filter_from_args(query, default_statuses=default_statuses, default_acknowledged=default_acknowledged)

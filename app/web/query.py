@@ -148,51 +148,6 @@ def job_filter_from_args(
     return JobFilter(**values)
 
 
-def job_filter_from_query(
-    statuses: Iterable[str] = (),
-    *,
-    default_statuses: Sequence[JobStatus] = (),
-    default_acknowledged: AcknowledgedFilter = AcknowledgedFilter.INCLUDE,
-    time_from: str | None = None,
-    time_to: str | None = None,
-    **parameters: str | None,
-) -> JobFilter:
-    """:func:`job_filter_from_args` for values in hand rather than a query string.
-
-    Args:
-        statuses: the ``status`` values.
-        time_from, time_to: ``from`` and ``to`` (Python keywords both).
-        parameters: the other filters by their query-string name
-            (``document_id``, ``q``, ``acknowledged``, ...); ``None`` or
-            empty means absent.
-
-    Raises:
-        InvalidQueryError: as :func:`job_filter_from_args`.
-    """
-    query: dict[str, list[str]] = {"status": list(statuses)}
-    for name, value in {**parameters, "from": time_from, "to": time_to}.items():
-        if name not in FILTER_PARAMETERS:
-            raise TypeError(f"job_filter_from_query() got an unknown parameter {name!r}")
-        query[name] = [value] if value is not None else []
-    return job_filter_from_args(
-        _Values(query), default_statuses=default_statuses, default_acknowledged=default_acknowledged
-    )
-
-
-class _Values:
-    """A plain mapping of parameter -> values, read as :class:`QueryArgs`."""
-
-    def __init__(self, values: dict[str, list[str]]) -> None:
-        self._values = values
-
-    def get(self, key: str, default: None = None) -> str | None:
-        found = self._values.get(key)
-        return found[0] if found else default
-
-    def getlist(self, key: str) -> list[str]:
-        return list(self._values.get(key, []))
-
-
 def dashboard_filter(args: QueryArgs) -> JobFilter:
     """The job filter of ``args`` with the dashboard's defaults (failures,
     acknowledged hidden): the list, its summary, its bulk actions and the

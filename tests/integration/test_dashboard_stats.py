@@ -19,7 +19,7 @@ from app.models import JobStatus, ProcessingJob
 from app.services import dashboard_stats
 from app.services.chart_buckets import BucketSize
 from app.services.processing_jobs.job_filter import AcknowledgedFilter, JobFilter
-from app.web.query import job_filter_from_query
+from tests.helpers import job_filter_from_query
 from tests.integration.test_dashboard_filters import at, item, make_job, stamp
 
 WINDOW = f"from={stamp(0)}&to={stamp(6)}"

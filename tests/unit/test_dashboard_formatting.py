@@ -18,7 +18,7 @@ from app.services.chart_buckets import Bucket, BucketSize, Timeline, chart_windo
 from app.services.processing_jobs.filter_sql import escape_like
 from app.services.processing_jobs.job_filter import AcknowledgedFilter, TimeField
 from app.services.processing_jobs.pagination import Cursor
-from app.web.query import job_filter_from_query
+from tests.helpers import job_filter_from_query
 from app.web.query_time import parse_rfc3339
 
 UTC = timezone.utc
