@@ -24,14 +24,15 @@ requests:
 4. ``psycopg-direct``: the same lock-update-insert-commit written by hand with
    psycopg, one connection per client, at the same concurrency: the ceiling
    the database and this machine allow;
-5. ``flask-floor`` (not a target; ``--no-floor`` skips it): the same
-   transaction behind a bare Flask route under gunicorn with the app's
+5. ``flask-floor`` (not a target; ``--no-floor`` skips it): the app's
+   statements for the report, in one transaction, behind a bare Flask route under gunicorn with the app's
    worker settings (bench/minimal_app.py), to tell the framework's share of
    the gap from the app's;
 
 and, before the app's server stops, ``--paired-rounds`` rounds (default 3)
-of the endpoint alone and the Flask floor in turn, 5 s each, both servers
-up: phases 1 and 5 run minutes apart, so on a shared machine their ratio
+of the endpoint alone, the Flask floor and the classic floor (the floor's
+statements from before failure groups; not a target) in turn, 5 s each, all
+servers up: phases 1 and 5 run minutes apart, so on a shared machine their ratio
 also measures how the machine's other load changed; the paired ratio puts
 each floor slice right after an endpoint slice.
 
@@ -136,40 +137,47 @@ PAIRED_SLICE_SECONDS = 5.0
 
 def run_paired(
     args: argparse.Namespace, host: str, port: int, dsn: str, job_ids: list[str]
-) -> tuple[PhaseResult, PhaseResult]:
-    """Endpoint and Flask floor in turn, ``--paired-rounds`` times 5 s each.
+) -> tuple[PhaseResult, PhaseResult, PhaseResult]:
+    """Endpoint, Flask floor and classic floor in turn, ``--paired-rounds`` times 5 s each.
 
     Phases 1 and 5 run minutes apart; on a machine shared with other work
-    their ratio moves with whatever else ran meanwhile. Here both servers are
-    up, idle while the other is measured, and each round measures one right
-    after the other, so a change of load touches both nearly alike.
-    Returns the endpoint's and the floor's results, their slices summed.
+    their ratio moves with whatever else ran meanwhile. Here all servers are
+    up, idle while another is measured, and each round measures one right
+    after the other, so a change of load touches them nearly alike. The
+    floor sends the app's statements (``minimal_app:app``); the classic
+    floor, the four from before failure groups (``minimal_app:classic_app``),
+    is measured beside it to compare the two definitions (not a target).
+    Returns the endpoint's, the floor's and the classic floor's results,
+    their slices summed.
     """
-    print(f"paired: endpoint and Flask floor in turn, {args.paired_rounds} x {PAIRED_SLICE_SECONDS:.0f} s each ...",
-          flush=True)
-    floor_port = free_port()
-    floor_log = Path(tempfile.gettempdir()) / f"bench-gunicorn-floor-{floor_port}.log"
-    floor_server = start_minimal_app(dsn, floor_port, floor_log)
-    endpoint_tally, floor_tally = Tally(), Tally()
-    endpoint_seconds = floor_seconds = 0.0
+    print(f"paired: endpoint, Flask floor and classic floor in turn, {args.paired_rounds} x "
+          f"{PAIRED_SLICE_SECONDS:.0f} s each ...", flush=True)
+    servers = []
+    ports = {}
     try:
-        closed_loop(args.concurrency, 2.0, 2_000,
-                    lambda: endpoint_worker(host, floor_port, JobPicker(job_ids), Tally()))  # warm up
+        for name, target in (("floor", "app"), ("classic", "classic_app")):
+            ports[name] = free_port()
+            log = Path(tempfile.gettempdir()) / f"bench-gunicorn-{name}-{ports[name]}.log"
+            servers.append(start_minimal_app(dsn, ports[name], log, target))
+            closed_loop(args.concurrency, 2.0, 2_000,
+                        lambda: endpoint_worker(host, ports[name], JobPicker(job_ids), Tally()))  # warm up
+        ports["endpoint"] = port
+        tallies = {name: Tally() for name in ("endpoint", "floor", "classic")}
+        seconds = dict.fromkeys(tallies, 0.0)
         picker = JobPicker(job_ids)
         for _ in range(args.paired_rounds):
-            endpoint_seconds += closed_loop(
-                args.concurrency, PAIRED_SLICE_SECONDS, args.max_requests,
-                lambda: endpoint_worker(host, port, picker, endpoint_tally),
-            )
-            floor_seconds += closed_loop(
-                args.concurrency, PAIRED_SLICE_SECONDS, args.max_requests,
-                lambda: endpoint_worker(host, floor_port, picker, floor_tally),
-            )
+            for name in tallies:
+                seconds[name] += closed_loop(
+                    args.concurrency, PAIRED_SLICE_SECONDS, args.max_requests,
+                    lambda: endpoint_worker(host, ports[name], picker, tallies[name]),
+                )
     finally:
-        floor_server.terminate()
-        floor_server.wait(timeout=60)
-    return (PhaseResult("paired: endpoint", endpoint_seconds, endpoint_tally),
-            PhaseResult("paired: flask-floor", floor_seconds, floor_tally))
+        for server in servers:
+            server.terminate()
+            server.wait(timeout=60)
+    return (PhaseResult("paired: endpoint", seconds["endpoint"], tallies["endpoint"]),
+            PhaseResult("paired: flask-floor", seconds["floor"], tallies["floor"]),
+            PhaseResult("paired: classic floor (not a target)", seconds["classic"], tallies["classic"]))
 
 
 def run(args: argparse.Namespace, url: str, redis_url: str) -> int:
@@ -187,7 +195,7 @@ def run(args: argparse.Namespace, url: str, redis_url: str) -> int:
     server = start_gunicorn(url, port, args, log_path, ratelimit_storage=redis_url)
     host = "127.0.0.1"
     results: list[PhaseResult] = []
-    paired: tuple[PhaseResult, PhaseResult] | None = None
+    paired: tuple[PhaseResult, PhaseResult, PhaseResult] | None = None
     try:
         operator = sign_in(host, port, username, password)
         # Warm up: every worker imports, connects, fills its pool.
@@ -304,9 +312,14 @@ def run(args: argparse.Namespace, url: str, redis_url: str) -> int:
         checks["endpoint alone >= 60% of the Flask floor (paired rounds)"] = (
             paired_share >= 0.60, f"{paired_share:.0%}"
         )
+    classic_share = None
+    if paired is not None and paired[2].throughput:
+        classic_share = paired[0].throughput / paired[2].throughput
     print()
     for name, (passed, value) in checks.items():
         print(f"{'PASS' if passed else 'MISS'}  {name}: {value}")
+    if classic_share is not None:
+        print(f"(not a target) endpoint / classic floor (lock, update, history; paired): {classic_share:.0%}")
     print(f"(not a target) endpoint / psycopg direct: {ratio:.0%}", end="")
     if floor is not None and direct.throughput and floor.throughput:
         print(f"; Flask floor / psycopg direct: {floor.throughput / direct.throughput:.0%}", end="")
@@ -319,6 +332,7 @@ def run(args: argparse.Namespace, url: str, redis_url: str) -> int:
         args.json.write_text(
             json.dumps(
                 {"rows": rows, "ratio": ratio, "floor_share": share, "paired_floor_share": paired_share,
+                 "paired_classic_floor_share": classic_share,
                  "checks": {k: v[0] for k, v in checks.items()}}, indent=2
             )
         )

@@ -185,13 +185,15 @@ def spawn_and_wait(command: list[str], env: dict[str, str], port: int, log_path:
     raise SystemExit(f"{name} did not become ready in 60 s")
 
 
-def start_minimal_app(dsn: str, port: int, log_path: Path) -> subprocess.Popen:
-    """gunicorn serving bench/minimal_app.py with the app's worker settings
-    (gthread, gunicorn.conf.py's default worker and thread counts, keep-alive 5 s)."""
+def start_minimal_app(dsn: str, port: int, log_path: Path, target: str = "app") -> subprocess.Popen:
+    """gunicorn serving bench/minimal_app.py's ``target`` (``app``: the app's
+    statements; ``classic_app``: the floor before failure groups) with the
+    app's worker settings (gthread, gunicorn.conf.py's default worker and
+    thread counts, keep-alive 5 s)."""
     workers = os.environ.get("WEB_CONCURRENCY") or str(max(2, 2 * len(os.sched_getaffinity(0))))
     threads = os.environ.get("GUNICORN_THREADS") or "2"
     command = [
         sys.executable, "-m", "gunicorn", "-k", "gthread", "-w", workers, "--threads", threads,
-        "--keep-alive", "5", "-b", f"127.0.0.1:{port}", "--chdir", str(ROOT / "bench"), "minimal_app:app",
+        "--keep-alive", "5", "-b", f"127.0.0.1:{port}", "--chdir", str(ROOT / "bench"), f"minimal_app:{target}",
     ]
     return spawn_and_wait(command, {**os.environ, "BENCH_DSN": dsn}, port, log_path, "gunicorn (minimal app)")

@@ -54,8 +54,13 @@ PARTS = {
     "  body: OpenAPI schema check": ("app/api/contract.py", "validate_request"),
     "  write_transaction block (claim, record, answer, commit)": ("app/api/views.py", "_answer"),
     "    recorder: payload check and normalisation": ("failure_recorder.py", "_check_payload"),
-    "    recorder: SELECT ... FOR UPDATE": ("processing_jobs/locking.py", "load_job_for_update"),
-    "    ORM flush (INSERT, UPDATE)": ("sqlalchemy/orm/session.py", "flush"),
+    "    recorder: SELECT ... FOR UPDATE (Core)": ("failure_recorder.py", "_lock_job"),
+    "    recorder: the job's UPDATE (Core)": ("failure_recorder.py", "_set_failure"),
+    "    recorder: the history row's INSERT (Core)": ("failure_recorder.py", "_append_history"),
+    "    failure groups (all)": ("failure_groups/recording.py", "group_recorded_failure"),
+    "      end the job's current occurrences": ("failure_groups/recording.py", "end_current_occurrences"),
+    "      the group write per group hit": ("failure_groups/write_statements.py", "record_in_group"),
+    "    ORM flush (whatever is left to flush)": ("sqlalchemy/orm/session.py", "flush"),
     "    COMMIT": ("sqlalchemy/orm/session.py", "commit"),
     "    answer: job_to_json": ("app/web/serializers.py", "job_to_json"),
     "  jsonify the answer": ("flask/json/__init__.py", "jsonify"),
@@ -106,35 +111,36 @@ def send(client, token: str, picker: JobPicker, count: int) -> float:  # noqa: A
 
 
 def compare_with_floor(url: str, client, token: str, picker: JobPicker, requests: int) -> None:  # noqa: ANN001
-    """CPU per report of the app and of the Flask floor (bench/minimal_app.py), in this process.
+    """CPU per report of the app and of the Flask floors (bench/minimal_app.py), in this process.
 
-    Five blocks of each, taken in turn, so both see the same machine. This
+    Five blocks of each, taken in turn, so all see the same machine: the app,
+    the floor sending the app's statements (``minimal_app.app``) and the
+    floor from before failure groups (``minimal_app.classic_app``). This
     process's CPU clock hardly depends on what else the machine runs, unlike
     bench/load.py's throughputs; it leaves out PostgreSQL's and the HTTP
-    clients' CPU, which the two share, so under gunicorn the throughput ratio
+    clients' CPU, which they share, so under gunicorn the throughput ratio
     is closer to 1 than this CPU ratio.
     """
     os.environ["BENCH_DSN"] = url.replace("postgresql+psycopg://", "postgresql://", 1)
     import minimal_app
 
-    floor_client = minimal_app.app.test_client()
-    send(floor_client, token, picker, 200)  # warm up: its connection
+    targets = {"app": client, "floor": minimal_app.app.test_client(),
+               "classic floor": minimal_app.classic_app.test_client()}
+    for name in ("floor", "classic floor"):
+        send(targets[name], token, picker, 200)  # warm up: its connection, prepared statements
     blocks = 5
     per_block = max(1, requests // blocks)
-    app_cpu = floor_cpu = 0.0
+    cpu = dict.fromkeys(targets, 0.0)
     for _ in range(blocks):
-        for target, name in ((client, "app"), (floor_client, "floor")):
+        for name, target in targets.items():
             started = time.process_time()
             send(target, token, picker, per_block)
-            spent = time.process_time() - started
-            if name == "app":
-                app_cpu += spent
-            else:
-                floor_cpu += spent
+            cpu[name] += time.process_time() - started
     n = blocks * per_block
     print(f"\nCPU per report in this process, {blocks} blocks of {per_block} in turn: "
-          f"app {app_cpu * 1000 / n:.2f} ms, Flask floor {floor_cpu * 1000 / n:.2f} ms "
-          f"(floor / app {floor_cpu / app_cpu:.0%})")
+          f"app {cpu['app'] * 1000 / n:.2f} ms, Flask floor (the app's statements) {cpu['floor'] * 1000 / n:.2f} ms "
+          f"(floor / app {cpu['floor'] / cpu['app']:.0%}), classic floor (lock, update, history) "
+          f"{cpu['classic floor'] * 1000 / n:.2f} ms (classic floor / app {cpu['classic floor'] / cpu['app']:.0%})")
 
 
 def cumulative_ms(stats: pstats.Stats, suffix: str, name: str, requests: int) -> float:

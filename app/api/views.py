@@ -25,12 +25,13 @@ from app.services.access import add_audit_event
 from app.services.idempotency import IdempotencyClaim
 from app.services.processing_jobs import lifecycle, pagination
 from app.services.processing_jobs.job_filter import AcknowledgedFilter
+from app.services.processing_jobs.snapshot import JobSnapshot
 from app.unit_of_work import write_transaction
 from app.web.query import job_filter_from_args, read_page
 from app.web.serializers import entity_to_json, failure_to_json, job_to_json
 
 #: A changing service call; run inside the request's write transaction.
-Operation = Callable[[], ProcessingJob]
+Operation = Callable[[], ProcessingJob | JobSnapshot]
 
 
 def _answer(operation: Operation, body: Any, *, status: int = 200) -> Response:

@@ -52,6 +52,7 @@ from sqlalchemy.orm import Session
 from app.models import JobFailure
 from app.services.error_details import FREE_FORM, listed_errors
 from app.services.failure_groups.signals import PENDING_METRICS_KEY
+from app.services.processing_jobs.signals import PENDING_FAILURES_KEY
 
 # The *_created series double the output and no dashboard here uses them.
 disable_created_metrics()
@@ -181,7 +182,13 @@ def _collect_new_failures(session: Session, flush_context: Any) -> None:
 
 
 def _count_committed_failures(session: Session) -> None:
-    for status, error_format, codes in session.info.pop(_PENDING_KEY, ()):
+    # The recorder's failures (Core INSERT, noted by the service) and any
+    # flushed as ORM objects.
+    noted = [
+        (status, error_format or "none", failure_codes(error_details, error_format))
+        for status, error_format, error_details in session.info.pop(PENDING_FAILURES_KEY, ())
+    ]
+    for status, error_format, codes in [*session.info.pop(_PENDING_KEY, ()), *noted]:
         FAILURES_RECORDED.labels(status=status, error_format=error_format).inc()
         for code in codes:
             FAILURE_CODES.labels(code=code).inc()
@@ -197,6 +204,7 @@ def _count_committed_group_events(session: Session) -> None:
 
 def _forget_failures(session: Session, *args: Any) -> None:
     session.info.pop(_PENDING_KEY, None)
+    session.info.pop(PENDING_FAILURES_KEY, None)
     session.info.pop(PENDING_METRICS_KEY, None)
 
 

@@ -250,7 +250,10 @@ def verify_worker_token(token: str) -> VerifiedToken | None:
     if not token.startswith(TOKEN_PREFIX) or len(token) > 200:
         return None
     digest = hash_token(token)
-    row = db.session.execute(_TOKEN_BY_HASH, {"digest": digest}).first()
+    # On the session's connection (same transaction, which the request's
+    # write may continue), not through Session.execute: a Core SELECT of
+    # plain columns needs none of the ORM's per-statement work.
+    row = db.session.connection().execute(_TOKEN_BY_HASH, {"digest": digest}).first()
     mark_read_only_transaction()  # the request's write may continue this transaction
     if row is None or row.revoked_at is not None:
         return None

@@ -9,11 +9,12 @@ from __future__ import annotations
 from typing import Any
 
 from app.models import ExtractedEntity, JobFailure, ProcessingJob
+from app.services.processing_jobs.snapshot import JobSnapshot
 from app.timestamps import rfc3339
 
 
-def job_to_json(job: ProcessingJob) -> dict[str, Any]:
-    """Return the API representation of a job.
+def job_to_json(job: ProcessingJob | JobSnapshot) -> dict[str, Any]:
+    """Return the API representation of a job (the ORM row or the snapshot a write returned).
 
     Keys: ``id, document_id, job_type, status, error_message, error_details,
     error_format, created_at, started_at, completed_at, updated_at``; timestamps RFC 3339 UTC.

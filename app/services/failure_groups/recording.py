@@ -36,6 +36,7 @@ from app.models.failure_group import (
 )
 from app.services.failure_groups.fingerprint import GROUPING_VERSION, positioned_failure_keys
 from app.services.failure_groups.lifecycle import SYSTEM_ACTOR, change_state, lock_group, total_occurrences
+from app.services.failure_groups.recorded import RecordedFailure
 from app.services.failure_groups.signals import note_metric
 from app.services.failure_groups.states import is_regression
 from app.services.failure_groups.write_statements import (
@@ -56,9 +57,10 @@ from app.services.failure_groups.write_statements import (
 LAST_SEEN_RESOLUTION = timedelta(seconds=1)
 
 
-def group_recorded_failure(job: ProcessingJob, failure: JobFailure, previous_status: JobStatus) -> list[int]:
+def group_recorded_failure(failure: RecordedFailure, previous_status: JobStatus) -> list[int]:
     """The recorder's hook: the job's previous failure stops being current,
-    and ``failure`` (just added, not yet flushed) is grouped as its current one.
+    and ``failure`` (its ``job_failures`` row, just inserted) is grouped as
+    its current one.
 
     A job has current occurrences only while it is failed (a requeue, a
     completion and the purge end them), so the ending is skipped when the
@@ -67,8 +69,8 @@ def group_recorded_failure(job: ProcessingJob, failure: JobFailure, previous_sta
     the groups hit.
     """
     if previous_status in FAILURE_STATUSES:
-        end_current_occurrences([job.id])
-    return record_failure_occurrences(job, failure, current=True)
+        end_current_occurrences([failure.job_id])
+    return record_failure_occurrences(failure.job, failure, current=True)
 
 
 def record_failure_occurrences(

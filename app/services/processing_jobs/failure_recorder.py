@@ -8,6 +8,7 @@ pipelines depend on; :class:`SQLAlchemyFailureRecorder` stores failures in the
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import uuid
 from datetime import datetime
@@ -15,13 +16,13 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
 import sqlalchemy as sa
-from sqlalchemy.orm.attributes import set_committed_value
 
 from app.errors import FieldError, field_error
 from app.extensions import db
 from app.models import JobFailure, JobStatus, ProcessingJob
 from app.models.job_status import can_transition
 from app.models.types import utcnow
+from app.services.failure_groups.recorded import RecordedFailure
 from app.services.failure_groups.recording import group_recorded_failure
 from app.services.failure_groups.worker import check_worker
 from app.services.error_details import (
@@ -38,9 +39,11 @@ from app.services.json_values import (
     json_equal,
     refuse_json_constant,
 )
-from app.services.processing_jobs.errors import InvalidFailurePayloadError, InvalidTransitionError
-from app.services.processing_jobs.locking import load_job_for_update
-from app.unit_of_work import write_transaction
+from app.services.processing_jobs.errors import InvalidFailurePayloadError, InvalidTransitionError, JobNotFoundError
+from app.services.processing_jobs.locking import parse_job_id
+from app.services.processing_jobs.snapshot import JobSnapshot
+from app.services.processing_jobs.signals import note_recorded_failure
+from app.unit_of_work import require_write_transaction, write_transaction
 
 
 class JSONText(str):
@@ -65,12 +68,12 @@ class FailureRecorder(Protocol):
     # The signatures in short; the implementation below documents them.
 
     def record_validation_failure(self, job_id: uuid.UUID | str, error_message: str, error_details: Any,
-                                  *, error_format: str | None = None, worker: Any = None) -> ProcessingJob:
+                                  *, error_format: str | None = None, worker: Any = None) -> JobSnapshot:
         """Mark the job ``Validation_Failed`` (see the implementation)."""
         ...
 
     def record_failure(self, job_id: uuid.UUID | str, error_message: str, error_details: Any = None,
-                       *, error_format: str | None = None, worker: Any = None) -> ProcessingJob:
+                       *, error_format: str | None = None, worker: Any = None) -> JobSnapshot:
         """Mark the job ``Failed`` (a non-validation failure)."""
         ...
 
@@ -116,7 +119,7 @@ class SQLAlchemyFailureRecorder:
         *,
         error_format: str | None = None,
         worker: Any = None,
-    ) -> ProcessingJob:
+    ) -> JobSnapshot:
         """Mark a job ``Validation_Failed`` with a message and structured details.
 
         Allowed from ``Pending``, ``Processing``, ``Failed`` and
@@ -170,7 +173,7 @@ class SQLAlchemyFailureRecorder:
         *,
         error_format: str | None = None,
         worker: Any = None,
-    ) -> ProcessingJob:
+    ) -> JobSnapshot:
         """Mark a job ``Failed`` (the worker crashed, timed out, ...).
 
         Same arguments, rules and errors as :meth:`record_validation_failure`,
@@ -188,28 +191,34 @@ class SQLAlchemyFailureRecorder:
         error_details: Any,
         error_format: str | None,
         worker: Any,
-    ) -> ProcessingJob:
+    ) -> JobSnapshot:
         # Check the payload before touching the database: a refusal must not
         # depend on, or change, the stored job.
         message, details, used_format = self._check_payload(error_message, error_details, error_format)
         worker_name, worker_version, worker_errors = check_worker(worker)
         if worker_errors:
             raise InvalidFailurePayloadError(worker_errors)
+        key = parse_job_id(job_id)
         with write_transaction():
-            job = load_job_for_update(job_id)
+            job = _lock_job(key)
+            if job is None:
+                raise JobNotFoundError(job_id)
             current = job.job_status
             if not can_transition(current, target):
                 raise InvalidTransitionError(job.id, current.value, target.value)
             if _holds_failure(job, target, message, details, used_format):
                 return job  # the same report again: nothing changes, no history
             now = utcnow()
-            _set_failure(job, target, message, details, used_format, now)
-            failure = _append_history(job, target, message, details, used_format, now)
-            failure.worker_name = worker_name
-            failure.worker_version = worker_version
+            job = _set_failure(job, target, message, details, used_format, now)
+            failure = RecordedFailure(
+                id=uuid.uuid4(), job_id=job.id, job_type=job.job_type, status=target.value,
+                error_message=message, error_details=details, error_format=used_format, recorded_at=now,
+                worker_name=worker_name, worker_version=worker_version,
+            )
+            _append_history(failure)
             # In this transaction, under the job's row lock: a failure is
             # never stored without its groups, and their counts never drift.
-            group_recorded_failure(job, failure, previous_status=current)
+            group_recorded_failure(failure, previous_status=current)
         return job
 
     def payload_errors(self, error_message: Any, error_details: Any, error_format: Any) -> list[FieldError]:
@@ -282,7 +291,7 @@ class SQLAlchemyFailureRecorder:
 
 
 def _holds_failure(
-    job: ProcessingJob, target: JobStatus, message: str, details: Any, used_format: str | None
+    job: JobSnapshot, target: JobStatus, message: str, details: Any, used_format: str | None
 ) -> bool:
     """Whether the job is already in ``target`` with this very failure (equal as JSON)."""
     return (
@@ -293,24 +302,33 @@ def _holds_failure(
     )
 
 
-#: The job row's change when a failure is recorded: one Core ``UPDATE``
-#: built once (its compiled form is cached by SQLAlchemy), with the values as
-#: parameters. Core rather than the ORM's unit of work, which on the record
-#: path cost more CPU than the statement itself (docs/benchmarks.md, "Profile
-#: of the record path").
+#: The record path's statements on the job row, each built once (compiled
+#: forms cached by SQLAlchemy), with the values as parameters: Core rather
+#: than the ORM's load and unit of work, which on the record path cost more
+#: CPU than the statements themselves (docs/benchmarks.md, "The record path").
 _JOBS = ProcessingJob.__table__
+_LOCK_JOB = sa.select(*_JOBS.c).where(_JOBS.c.id == sa.bindparam("locked_job_id")).with_for_update()
 _UPDATE_FAILED_JOB = sa.update(_JOBS).where(_JOBS.c.id == sa.bindparam("locked_job_id"))
 
 
-def _set_failure(
-    job: ProcessingJob, target: JobStatus, message: str, details: Any, used_format: str | None, now: datetime
-) -> None:
-    """The job row: status, the failure, ``completed_at``; the acknowledgement cleared.
+def _lock_job(job_id: uuid.UUID) -> JobSnapshot | None:
+    """The job's row, locked for the rest of the transaction (``SELECT ...
+    FOR UPDATE`` on PostgreSQL; SQLite's ``BEGIN IMMEDIATE`` already holds
+    the one write lock), or ``None`` when no job has this id."""
+    require_write_transaction()
+    row = db.session.connection().execute(_LOCK_JOB, {"locked_job_id": job_id}).first()
+    return None if row is None else JobSnapshot(**row._mapping)
 
-    Written at once with :data:`_UPDATE_FAILED_JOB` (the row is locked by
-    :func:`load_job_for_update`); the loaded ``job`` then takes the stored
-    values as its committed state, so it reads as stored and the session has
-    nothing left to flush for it. ``updated_at`` is ``now``, like
+
+def _set_failure(
+    job: JobSnapshot, target: JobStatus, message: str, details: Any, used_format: str | None, now: datetime
+) -> JobSnapshot:
+    """The job row: status, the failure, ``completed_at``; the acknowledgement
+    cleared. Returns the job as stored.
+
+    One :data:`_UPDATE_FAILED_JOB` (the row is locked by :func:`_lock_job`).
+    A ``ProcessingJob`` of this job that the session holds is expired, so it
+    reads the stored values on next use. ``updated_at`` is ``now``, like
     ``completed_at``.
     """
     values = {
@@ -325,25 +343,38 @@ def _set_failure(
         "acknowledged_by": None,
         "updated_at": now,
     }
-    db.session.execute(_UPDATE_FAILED_JOB, {"locked_job_id": job.id, **values})
-    for name, value in values.items():
-        set_committed_value(job, name, value)
+    session = db.session()
+    session.connection().execute(_UPDATE_FAILED_JOB, {"locked_job_id": job.id, **values})
+    loaded = session.identity_map.get(session.identity_key(ProcessingJob, job.id))
+    if loaded is not None:
+        session.expire(loaded)
+    return dataclasses.replace(job, **values)
 
 
-def _append_history(
-    job: ProcessingJob, target: JobStatus, message: str, details: Any, used_format: str | None, now: datetime
-) -> JobFailure:
-    """One ``job_failures`` row (added, not flushed): the append-only history of the job's failures."""
-    failure = JobFailure(
-        job_id=job.id,
-        status=target.value,
-        error_message=message,
-        error_details=details,
-        error_format=used_format,
-        recorded_at=now,
+#: The history row, one Core ``INSERT`` built once: an ORM ``JobFailure``
+#: flushed by the unit of work cost more CPU than the statement itself
+#: (docs/benchmarks.md, "The record path").
+_INSERT_FAILURE = sa.insert(JobFailure.__table__)
+
+
+def _append_history(failure: RecordedFailure) -> None:
+    """Insert ``failure`` into ``job_failures`` (the append-only history of
+    the job's failures) and note it for the metrics, counted if it commits."""
+    db.session.connection().execute(
+        _INSERT_FAILURE,
+        {
+            "id": failure.id,
+            "job_id": failure.job_id,
+            "status": failure.status,
+            "error_message": failure.error_message,
+            "error_details": failure.error_details,
+            "error_format": failure.error_format,
+            "recorded_at": failure.recorded_at,
+            "worker_name": failure.worker_name,
+            "worker_version": failure.worker_version,
+        },
     )
-    db.session.add(failure)
-    return failure
+    note_recorded_failure(failure.status, failure.error_format, failure.error_details)
 
 
 def _parse_json_text(value: Any) -> Any:
