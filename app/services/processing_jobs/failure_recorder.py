@@ -341,6 +341,8 @@ def _append_history(
         error_details=details,
         error_format=used_format,
         recorded_at=now,
+        # The attempt's start: a requeue clears the job's, the history keeps it here.
+        started_at=job.started_at,
     )
     db.session.add(failure)
     return failure
