@@ -11,7 +11,7 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from tests.integration.test_browser import _shot, _sign_in, browser, site  # noqa: F401 (fixtures)
+from tests.integration.test_browser import PASSWORD, _shot, _sign_in, browser, site  # noqa: F401 (fixtures)
 
 pytestmark = [pytest.mark.browser, pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)]
 
@@ -321,4 +321,29 @@ def test_a_cards_warning_count_stays_beside_its_error_count(site, browser):  # n
     errors = page.locator("tr.job").filter(has=page.locator("td.document", has_text="doc-0011")).locator("td.errors")
     expect(errors).to_have_text("6 +1 warning")
     assert _one_line(errors)  # "Errors 6 +1 warning", not the warning alone on a line below
+    context.close()
+
+
+@pytest.mark.parametrize("javascript", [True, False], ids=["js-on", "js-off"])
+def test_the_sign_in_form_on_a_phone_reads_16px_forgives_a_trailing_space_and_says_why_it_failed(
+        site, browser, javascript):  # noqa: F811
+    context = browser.new_context(java_script_enabled=javascript, **PHONE)
+    page = context.new_page()
+    page.goto(f"{site}/login")
+    # iOS zooms into a field whose text is under 16px.
+    for field in ("#username", "#password"):
+        assert page.locator(field).evaluate("e => parseFloat(getComputedStyle(e).fontSize)") >= 16, field
+    # A wrong password: said in the form, next to the fields, not silently.
+    page.fill("#username", "browser-admin")
+    page.fill("#password", "not the password")
+    page.click("button[type=submit]")
+    alert = page.locator("form p.form-error[role=alert]")
+    expect(alert).to_contain_text("Sign-in failed: the user name or the password is wrong")
+    expect(page.locator("#username")).to_have_attribute("aria-invalid", "true")
+    _shot(page, f"trial-sign-in-failed-390-{javascript}.png")
+    # The name as a phone's keyboard leaves it, with a trailing space: it signs in.
+    page.fill("#username", "browser-admin ")
+    page.fill("#password", PASSWORD)
+    page.click("button[type=submit]")
+    expect(page).to_have_url(f"{site}/groups")
     context.close()
