@@ -324,6 +324,48 @@ def test_a_cards_warning_count_stays_beside_its_error_count(site, browser):  # n
     context.close()
 
 
+def _summary_measures(page) -> dict[str, float]:
+    """In CSS px: the summary frame's height on the page; the summary's
+    bottom inside it (the cards stretch to fill the frame); and the lowest
+    bottom of the cards' own content (their last child plus the card's
+    padding), which is what the frame must fit at full capacity."""
+    frame = page.locator("iframe.summary-frame")
+    summary = page.frame_locator("iframe.summary-frame").locator("section.summary")
+    expect(summary).to_be_visible()
+    inside = summary.evaluate("""e => {
+        const top = document.documentElement.getBoundingClientRect().top;
+        const cards = [...e.querySelectorAll(':scope > .card')];
+        const contentBottom = Math.max(...cards.map(card => {
+            const shown = [...card.children].filter(c => c.getClientRects().length);
+            return shown[shown.length - 1].getBoundingClientRect().bottom
+                + parseFloat(getComputedStyle(card).paddingBottom) + parseFloat(getComputedStyle(card).borderBottomWidth);
+        }));
+        return {summary: e.getBoundingClientRect().bottom - top, content: contentBottom - top,
+                scrolls: document.documentElement.scrollHeight > innerHeight};
+    }""")
+    return {"frame": frame.bounding_box()["height"], **inside}
+
+
+@pytest.mark.parametrize("javascript", [True, False], ids=["js-on", "js-off"])
+@pytest.mark.parametrize("width", [390, 768, 1400, 1920])
+def test_the_summary_frame_fits_its_content(site, browser, width, javascript):  # noqa: F811
+    context = browser.new_context(java_script_enabled=javascript, viewport={"width": width, "height": 900})
+    page = context.new_page()
+    _sign_in(page, site)
+    # The demo's failures fill the summary: ten codes (five on a phone).
+    page.goto(f"{site}/jobs?status=all")
+    full = _summary_measures(page)
+    _shot(page, f"trial-summary-{width}-{javascript}.png")
+    assert not full["scrolls"] and abs(full["frame"] - full["summary"]) <= 1, full
+    # No blank band: the content reaches the frame's bottom within a few px.
+    assert abs(full["frame"] - full["content"]) <= 4, full
+    # With nothing to count, the cards still reach the frame's bottom.
+    page.goto(f"{site}/jobs?document_id=nothing-matches")
+    empty = _summary_measures(page)
+    assert not empty["scrolls"] and abs(empty["frame"] - empty["summary"]) <= 1, empty
+    context.close()
+
+
 @pytest.mark.parametrize("javascript", [True, False], ids=["js-on", "js-off"])
 def test_the_sign_in_form_on_a_phone_reads_16px_forgives_a_trailing_space_and_says_why_it_failed(
         site, browser, javascript):  # noqa: F811
