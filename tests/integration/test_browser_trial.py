@@ -389,3 +389,24 @@ def test_the_sign_in_form_on_a_phone_reads_16px_forgives_a_trailing_space_and_sa
     page.click("button[type=submit]")
     expect(page).to_have_url(f"{site}/groups")
     context.close()
+
+
+@pytest.mark.parametrize("javascript", [True, False], ids=["js-on", "js-off"])
+def test_an_acknowledge_of_every_job_of_a_filter_is_in_each_jobs_history(site, browser, javascript):  # noqa: F811
+    context = browser.new_context(java_script_enabled=javascript, viewport={"width": 1400, "height": 900})
+    page = context.new_page()
+    _sign_in(page, site)
+    # Every failure with the code (two documents in the demo corpus), acknowledged at once.
+    page.goto(f"{site}/jobs?error_code=code.unknown_icd10cm")
+    expect(page.locator("table.jobs tr.job")).to_have_count(2)
+    page.click("form.bulk-actions button:has-text('Acknowledge all…')")
+    page.click("section.confirm button[type=submit]")
+    expect(page.locator(".flash-success")).to_contain_text("Acknowledged 2 jobs")
+    page.goto(f"{site}/jobs?error_code=code.unknown_icd10cm&acknowledged=include")
+    page.locator("table.jobs tr.job td a[href*='/jobs/']").first.click()
+    event = page.locator("ol.timeline li.event-acknowledged").last
+    expect(event).to_contain_text("Acknowledged")
+    expect(event.locator(".who")).to_contain_text("by browser-admin, with 1 other job matching a filter")
+    event.locator("a:has-text('the bulk action')").click()
+    expect(page.locator("h1")).to_contain_text("cknowledge")
+    context.close()
