@@ -410,3 +410,21 @@ def test_an_acknowledge_of_every_job_of_a_filter_is_in_each_jobs_history(site, b
     event.locator("a:has-text('the bulk action')").click()
     expect(page.locator("h1")).to_contain_text("cknowledge")
     context.close()
+
+
+def test_no_text_field_on_a_phone_is_under_16px(site, browser):  # noqa: F811
+    """iOS zooms into a field under 16px on focus: the header search, the
+    filters (folded away, but opened they are the same fields) and the
+    audit log's filters."""
+    context = browser.new_context(java_script_enabled=False, **PHONE)
+    page = context.new_page()
+    _sign_in(page, site)
+    fields = "input[type=text], input[type=search], input[type=password], select, textarea"
+    for path in ("/jobs", "/groups", "/admin/audit"):
+        page.goto(f"{site}{path}")
+        sizes = page.locator(fields).evaluate_all(
+            "es => es.map(e => [e.name, parseFloat(getComputedStyle(e).fontSize)])")
+        assert sizes, path
+        assert all(size >= 16 for _, size in sizes), (path, sizes)
+        assert page.evaluate("() => document.documentElement.scrollWidth <= innerWidth"), path
+    context.close()
