@@ -48,7 +48,8 @@ Targets (issues #12 and #14): every page under 50 ms median cold, and page
 time at most 2x its queries' time. Prints a table; exits 1 when a page
 misses one. ``--backfill`` instead drops the groups after the load and
 times :func:`~app.services.failure_groups.backfill.backfill_groups` (what
-``flask groups backfill`` runs) regrouping every failure. ``--profile PAGE``
+``flask groups backfill`` runs) regrouping every failure. ``--only TEXT`` times
+only the pages whose label holds TEXT. ``--profile PAGE``
 writes a cProfile of 50 warm requests of the
 page labelled ``PAGE`` to ``--profile-out``.
 """
@@ -336,6 +337,9 @@ def main() -> int:
     parser.add_argument("--check", action="store_true", help="check the loaded counters against the recorder's check")
     parser.add_argument("--backfill", action="store_true",
                         help="after the load, drop every group and time `flask groups backfill`'s service on the failures, then exit")
+    parser.add_argument("--only", action="append", default=[],
+                        help="time only the pages whose label contains this text (repeatable; "
+                             "the reference GET /jobs is always kept)")
     parser.add_argument("--profile", help="label of a page to profile (50 warm requests)")
     parser.add_argument("--profile-out", default="/tmp/groups-profile.txt", help="where the profile goes")
     args = parser.parse_args()
@@ -425,6 +429,9 @@ def main() -> int:
     if word.encode() not in client.get(results).data:
         raise SystemExit(f"{results} does not list the group titled with {word!r}")
 
+    if args.only:
+        pages = {name: path for name, path in pages.items()
+                 if name == "GET /jobs (reference)" or any(text in name for text in args.only)}
     with app.app_context():
         timer = QueryTimer(db.engine)
 

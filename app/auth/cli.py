@@ -41,12 +41,13 @@ def _read_password(from_stdin: bool, prompt: str) -> str:
 
 
 @users_cli.command("create")
-@click.option("--username", required=True, help="Exact user name for signing in.")
+@click.option("--username", required=True, help="User name for signing in (surrounding spaces are dropped).")
 @click.option("--role", type=click.Choice([r.value for r in Role]), default=Role.VIEWER.value, show_default=True)
 @click.option("--password-stdin", is_flag=True, help="Read the password from standard input (for scripts).")
 def create_user_command(username: str, role: str, password_stdin: bool) -> None:
-    """Create an operator account (the first one: --role admin)."""
-    user = _call(access.create_user, username, _read_password(password_stdin, "Password"), role, actor="cli")
+    """Create an operator account (the first one: --role admin). Surrounding
+    whitespace of the user name is dropped, as sign-in drops it."""
+    user = _call(access.create_user, username.strip(), _read_password(password_stdin, "Password"), role, actor="cli")
     click.echo(f"created user {user.username} ({user.role})")
 
 

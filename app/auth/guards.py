@@ -83,13 +83,14 @@ class ForbiddenError(ServiceError):
 
 
 def typed_user_name_key() -> str:
-    """Rate-limit key of a sign-in form's user name, as typed.
+    """Rate-limit key of a sign-in form's user name, as typed (surrounding whitespace stripped).
 
     Hashed: the counter's key, which may live in a shared Redis, then holds
     neither the name nor anything an attacker can make large; prefixed so that
     it never meets the per-address key of a name that looks like an address.
     """
-    typed = request.form.get("username", "")
+    # Stripped as the form strips it: "ann " and "ann" are one name to guess.
+    typed = request.form.get("username", "").strip()
     return "user-name:" + hashlib.sha256(typed.encode("utf-8", "surrogatepass")).hexdigest()
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import current_app, flash, redirect, render_template, request, session, url_for
+from flask import current_app, redirect, render_template, request, session, url_for
 from flask_login import login_user, logout_user
 from flask_wtf import FlaskForm
 from werkzeug.wrappers import Response
@@ -17,10 +17,31 @@ from app.services import access
 from app.services.access import record_audit_event
 
 
-class LoginForm(FlaskForm):
-    """User name and password, with Flask-WTF's CSRF token."""
+def strip_surrounding_space(value: str | None) -> str | None:
+    """``value`` without leading or trailing whitespace (``None`` stays).
 
-    username = StringField("User name", validators=[DataRequired(), Length(max=USERNAME_MAX_LENGTH)])
+    A name pasted or typed on a phone often ends in a space; names are
+    created without surrounding space (:func:`app.services.access.create_user`
+    refuses it), so the stripped name is the one meant.
+    """
+    return value.strip() if isinstance(value, str) else value
+
+
+#: Shown on any failed sign-in: the same words whether or not the user exists.
+SIGN_IN_FAILED = (
+    "Sign-in failed: the user name or the password is wrong, or the account is disabled. "
+    "User names and passwords are case-sensitive."
+)
+
+
+class LoginForm(FlaskForm):
+    """User name (surrounding whitespace stripped) and password, with Flask-WTF's CSRF token."""
+
+    username = StringField(
+        "User name",
+        validators=[DataRequired(), Length(max=USERNAME_MAX_LENGTH)],
+        filters=[strip_surrounding_space],
+    )
     password = PasswordField("Password", validators=[DataRequired(), Length(max=1024)])
 
 
@@ -35,7 +56,10 @@ class LoginForm(FlaskForm):
     error_message="Too many sign-in attempts; wait a minute.",
 )
 def login() -> str | Response | tuple[str, int]:
-    """Show the sign-in form; on POST check the credentials (exact user name).
+    """Show the sign-in form; on POST check the credentials (the exact user
+    name once surrounding whitespace is stripped). A failure is said in the
+    form itself (:data:`SIGN_IN_FAILED`, the same whether or not the user
+    exists), with the inputs marked invalid.
 
     Every attempt is audited (``auth.sign_in``). A success starts a new
     server-side session under a new id (no session fixation: an id the
@@ -50,8 +74,7 @@ def login() -> str | Response | tuple[str, int]:
             current_app.session_interface.regenerate(session)
             login_user(user)
             return redirect(target)
-        flash("Wrong user name or password.", "error")
-        return render_template("auth/login.html", form=form), 401
+        return render_template("auth/login.html", form=form, error=SIGN_IN_FAILED), 401
     if request.method == "POST":
         # Refused before the credentials were checked (no or an expired CSRF
         # token, an over-long name or password): still a failed attempt.
@@ -60,12 +83,11 @@ def login() -> str | Response | tuple[str, int]:
             "auth.sign_in",
             {"outcome": "failure", "address": request.remote_addr, "reason": "form refused"},
         )
-        flash(
+        error = (
             "The sign-in form was not accepted: reload the page and try again "
-            f"(user names have at most {USERNAME_MAX_LENGTH} characters, passwords at most 1,024).",
-            "error",
+            f"(user names have at most {USERNAME_MAX_LENGTH} characters, passwords at most 1,024)."
         )
-        return render_template("auth/login.html", form=form), 400
+        return render_template("auth/login.html", form=form, error=error), 400
     return render_template("auth/login.html", form=form)
 
 

@@ -55,11 +55,14 @@ BULK_REFRESH_SECONDS = 3
 
 @dataclass(frozen=True)
 class GroupRow:
-    """One row of ``/groups``: the group, its exact counts and its sparklines."""
+    """One row of ``/groups``: the group, its exact counts, its sparklines'
+    counts, and its two links (the group's page; its failing jobs)."""
 
     view: queries.GroupView
     hourly: list[int]
     daily: list[int]
+    href: str
+    jobs_href: str
 
 
 def _text(raw: str | None, parameter: str) -> str | None:
@@ -151,7 +154,14 @@ def list_groups() -> str | Response:
     now = utcnow()
     ids = [view.group.id for view in page.items]
     sparklines = series.sparkline_series(ids, now, days=DAYS_14)
-    rows = [GroupRow(view, *sparklines[view.group.id]) for view in page.items]
+    # Each row's two links from one built URL each: url_for per row was a
+    # sixth of the page's render (docs/benchmarks.md, "Failure-group pages").
+    group_base = url_for("dashboard.show_group", group_id="0")[:-1]
+    jobs_base = url_for("dashboard.list_jobs", group="0")[:-1]
+    rows = [
+        GroupRow(view, *sparklines[view.group.id], f"{group_base}{view.group.id}", f"{jobs_base}{view.group.id}")
+        for view in page.items
+    ]
     kept = query_pairs(pairs)
     return render_template(
         "groups/list.html",

@@ -77,12 +77,20 @@ class BulkAction(db.Model):
 
 
 class BulkActionJob(db.Model):
-    """One job of a frozen selection, at ``position`` (0-based, the order of work)."""
+    """One job of a frozen selection, at ``position`` (0-based, the order of work).
+
+    ``changed_at`` is set by the batch that changed the job (``None``: not
+    reached yet, or skipped because the action no longer applied). With the
+    ``job_id`` index, a job's page finds the bulk actions that changed it
+    without reading the audit log (:func:`app.services.bulk_actions.job_bulk_actions`).
+    """
 
     __tablename__ = "bulk_action_jobs"
+    __table_args__ = (sa.Index("ix_bulk_action_jobs_job_id", "job_id"),)
 
     bulk_action_id: Mapped[uuid.UUID] = mapped_column(
         sa.Uuid, sa.ForeignKey("bulk_actions.id", ondelete="CASCADE"), primary_key=True
     )
     position: Mapped[int] = mapped_column(sa.Integer, primary_key=True)
     job_id: Mapped[uuid.UUID] = mapped_column(sa.Uuid, nullable=False)
+    changed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)

@@ -41,6 +41,10 @@ class JobFailure(db.Model):
     recorded_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, default=utcnow)
     worker_name: Mapped[str | None] = mapped_column(sa.String(WORKER_NAME_MAX_LENGTH), nullable=True)
     worker_version: Mapped[str | None] = mapped_column(sa.String(WORKER_VERSION_MAX_LENGTH), nullable=True)
+    #: When the attempt that failed had started (the job's ``started_at`` at
+    #: the time), or ``None`` (it failed before starting, or was recorded
+    #: before migration 0014). A requeue clears the job's own ``started_at``.
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
     def __repr__(self) -> str:
         return f"<JobFailure {self.job_id} {self.status} {self.recorded_at}>"

@@ -26,7 +26,8 @@ JOB_TYPE_MAX_LENGTH = 64
 POSTGRESQL_ONLY = {("column", "search_text"), ("index", "ix_processing_jobs_search_text")}
 #: The same for other tables: the trigram index of the failure groups'
 #: titles (migration 0009), which the header search uses.
-POSTGRESQL_ONLY_INDEXES = {("index", "ix_failure_groups_title_trgm")}
+#: And the GIN index of the audit rows' ``job_ids`` (migration 0014).
+POSTGRESQL_ONLY_INDEXES = {("index", "ix_failure_groups_title_trgm"), ("index", "ix_audit_events_job_ids")}
 
 
 def is_schema_compared(obj: object, name: str | None, type_: str, reflected: bool, compare_to: object) -> bool:

@@ -31,7 +31,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Callable, Mapping
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -225,6 +225,16 @@ def run_batch(bulk_id: uuid.UUID, batch_size: int = BATCH_SIZE) -> bool:
             ))
         if changed_ids:
             _apply(bulk.action, changed_ids, bulk.actor)
+            # Which of the selection this batch changed, for each job's history
+            # (found by the job_id index, not by reading the audit log).
+            changed = set(changed_ids)
+            db.session.execute(
+                sa.update(BulkActionJob)
+                .where(BulkActionJob.bulk_action_id == bulk_id,
+                       BulkActionJob.position.in_([r.position for r in rows if r.job_id in changed]))
+                .values(changed_at=utcnow())
+                .execution_options(synchronize_session=False)
+            )
             db.session.execute(
                 sa.update(AuditEvent)
                 .where(AuditEvent.id == bulk.audit_event_id)
@@ -239,6 +249,27 @@ def run_batch(bulk_id: uuid.UUID, batch_size: int = BATCH_SIZE) -> bool:
             bulk.state = BulkActionState.DONE.value
             bulk.finished_at = utcnow()
     return more
+
+
+def job_bulk_actions(job_id: uuid.UUID) -> list[tuple[datetime, BulkAction]]:
+    """The bulk actions (on a group's or a filter's jobs) that changed
+    ``job_id``, oldest first: ``(when the job was changed, the action)``.
+
+    Read through ``ix_bulk_action_jobs_job_id``: one index probe for the
+    job's few selection rows, then each action by its primary key. The cost
+    follows the number of bulk actions that selected this job, not the
+    number of jobs or audit rows, so it stays the same at 1,000,000 jobs
+    (the audit log's one row per bulk action names the filter or group,
+    not the jobs, and cannot be searched by job). Selected-but-skipped jobs
+    (``changed_at`` ``NULL``) are left out.
+    """
+    rows = db.session.execute(
+        sa.select(BulkActionJob.changed_at, BulkAction)
+        .join(BulkAction, BulkAction.id == BulkActionJob.bulk_action_id)
+        .where(BulkActionJob.job_id == job_id, BulkActionJob.changed_at.is_not(None))
+        .order_by(BulkActionJob.changed_at)
+    ).all()
+    return [(row[0], row[1]) for row in rows]
 
 
 def _apply(action: str, job_ids: list[uuid.UUID], actor: str) -> None:

@@ -20,6 +20,19 @@ def test_users_create_then_sign_in(app, runner, anonymous_client):
     assert "a good long password" not in listed.output
 
 
+def test_users_create_drops_surrounding_spaces_from_the_user_name(app, runner):
+    result = runner.invoke(args=["users", "create", "--username", "  spaced-admin \t", "--password-stdin"],
+                           input="a good long password\n")
+    assert result.exit_code == 0, result.output
+    assert "created user spaced-admin (viewer)" in result.output
+    with app.app_context():
+        assert access.authenticate("spaced-admin", "a good long password") is not None
+    # The same name with spaces is the same account: a duplicate.
+    again = runner.invoke(args=["users", "create", "--username", "spaced-admin ", "--password-stdin"],
+                          input="a good long password\n")
+    assert again.exit_code == 1 and "already exists" in again.output
+
+
 def test_users_create_refuses_short_passwords_and_duplicates(runner):
     short = runner.invoke(args=["users", "create", "--username", "x", "--password-stdin"], input="short\n")
     assert short.exit_code == 1 and "password" in short.output

@@ -122,7 +122,7 @@ def _login_token(client) -> str:
 
 def test_sign_in_with_the_exact_user_name_only(app, anonymous_client):
     make_user(app, "Operator.One", "operator", password="a long enough password")
-    for wrong in ("operator.one", "Operator", "Operator.On", "Operator.One ", ".*"):
+    for wrong in ("operator.one", "Operator", "Operator.On", "Operator .One", ".*"):
         response = anonymous_client.post(
             "/login", data={"username": wrong, "password": "a long enough password", "csrf_token": _login_token(anonymous_client)}
         )
@@ -132,6 +132,33 @@ def test_sign_in_with_the_exact_user_name_only(app, anonymous_client):
     )
     assert response.status_code == 302 and response.headers["Location"] == "/jobs"
     assert anonymous_client.get("/jobs").status_code == 200
+
+
+@pytest.mark.parametrize("typed", ["Operator.Two ", " Operator.Two", "\tOperator.Two \n"])
+def test_surrounding_whitespace_in_the_user_name_is_dropped_at_sign_in(app, typed):
+    make_user(app, "Operator.Two", "operator", password="a long enough password")
+    client = app.test_client()
+    response = client.post("/login", data={"username": typed, "password": "a long enough password",
+                                           "csrf_token": _login_token(client)})
+    assert response.status_code == 302
+    with app.app_context():
+        event = db.session.scalars(sa.select(AuditEvent).where(AuditEvent.action == "auth.sign_in")).one()
+    assert (event.actor, event.filter["outcome"]) == ("Operator.Two", "success")
+
+
+def test_a_failed_sign_in_says_so_in_the_form_without_saying_whether_the_user_exists(app, anonymous_client):
+    make_user(app, "Operator.Three", "operator", password="a long enough password")
+    answers = []
+    for name, password in (("Operator.Three", "not the password at all"), ("Nobody.At.All", "a long enough password")):
+        response = anonymous_client.post("/login", data={"username": name, "password": password,
+                                                         "csrf_token": _login_token(anonymous_client)})
+        assert response.status_code == 401
+        html = response.get_data(as_text=True)
+        error = re.search(r'<p class="form-error" id="sign-in-error" role="alert">([^<]+)</p>', html).group(1)
+        assert "Sign-in failed" in error and "wrong" in error
+        assert 'aria-invalid="true"' in html and 'aria-describedby="sign-in-error"' in html
+        answers.append(re.sub(r'value="[^"]*"', "", html))  # the typed name and the CSRF token aside
+    assert answers[0] == answers[1]  # word for word the same page
 
 
 def test_sign_in_without_csrf_token_is_refused(app, anonymous_client):

@@ -11,7 +11,7 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from tests.integration.test_browser import _shot, _sign_in, browser, site  # noqa: F401 (fixtures)
+from tests.integration.test_browser import PASSWORD, _shot, _sign_in, browser, site  # noqa: F401 (fixtures)
 
 pytestmark = [pytest.mark.browser, pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)]
 
@@ -321,4 +321,110 @@ def test_a_cards_warning_count_stays_beside_its_error_count(site, browser):  # n
     errors = page.locator("tr.job").filter(has=page.locator("td.document", has_text="doc-0011")).locator("td.errors")
     expect(errors).to_have_text("6 +1 warning")
     assert _one_line(errors)  # "Errors 6 +1 warning", not the warning alone on a line below
+    context.close()
+
+
+def _summary_measures(page) -> dict[str, float]:
+    """In CSS px: the summary frame's height on the page; the summary's
+    bottom inside it (the cards stretch to fill the frame); and the lowest
+    bottom of the cards' own content (their last child plus the card's
+    padding), which is what the frame must fit at full capacity."""
+    frame = page.locator("iframe.summary-frame")
+    summary = page.frame_locator("iframe.summary-frame").locator("section.summary")
+    expect(summary).to_be_visible()
+    inside = summary.evaluate("""e => {
+        const top = document.documentElement.getBoundingClientRect().top;
+        const cards = [...e.querySelectorAll(':scope > .card')];
+        const contentBottom = Math.max(...cards.map(card => {
+            const shown = [...card.children].filter(c => c.getClientRects().length);
+            return shown[shown.length - 1].getBoundingClientRect().bottom
+                + parseFloat(getComputedStyle(card).paddingBottom) + parseFloat(getComputedStyle(card).borderBottomWidth);
+        }));
+        return {summary: e.getBoundingClientRect().bottom - top, content: contentBottom - top,
+                scrolls: document.documentElement.scrollHeight > innerHeight};
+    }""")
+    return {"frame": frame.bounding_box()["height"], **inside}
+
+
+@pytest.mark.parametrize("javascript", [True, False], ids=["js-on", "js-off"])
+@pytest.mark.parametrize("width", [390, 768, 1400, 1920])
+def test_the_summary_frame_fits_its_content(site, browser, width, javascript):  # noqa: F811
+    context = browser.new_context(java_script_enabled=javascript, viewport={"width": width, "height": 900})
+    page = context.new_page()
+    _sign_in(page, site)
+    # The demo's failures fill the summary: ten codes (five on a phone).
+    page.goto(f"{site}/jobs?status=all")
+    full = _summary_measures(page)
+    _shot(page, f"trial-summary-{width}-{javascript}.png")
+    assert not full["scrolls"] and abs(full["frame"] - full["summary"]) <= 1, full
+    # No blank band: the content reaches the frame's bottom within a few px.
+    assert abs(full["frame"] - full["content"]) <= 4, full
+    # With nothing to count, the cards still reach the frame's bottom.
+    page.goto(f"{site}/jobs?document_id=nothing-matches")
+    empty = _summary_measures(page)
+    assert not empty["scrolls"] and abs(empty["frame"] - empty["summary"]) <= 1, empty
+    context.close()
+
+
+@pytest.mark.parametrize("javascript", [True, False], ids=["js-on", "js-off"])
+def test_the_sign_in_form_on_a_phone_reads_16px_forgives_a_trailing_space_and_says_why_it_failed(
+        site, browser, javascript):  # noqa: F811
+    context = browser.new_context(java_script_enabled=javascript, **PHONE)
+    page = context.new_page()
+    page.goto(f"{site}/login")
+    # iOS zooms into a field whose text is under 16px.
+    for field in ("#username", "#password"):
+        assert page.locator(field).evaluate("e => parseFloat(getComputedStyle(e).fontSize)") >= 16, field
+    # A wrong password: said in the form, next to the fields, not silently.
+    page.fill("#username", "browser-admin")
+    page.fill("#password", "not the password")
+    page.click("button[type=submit]")
+    alert = page.locator("form p.form-error[role=alert]")
+    expect(alert).to_contain_text("Sign-in failed: the user name or the password is wrong")
+    expect(page.locator("#username")).to_have_attribute("aria-invalid", "true")
+    _shot(page, f"trial-sign-in-failed-390-{javascript}.png")
+    # The name as a phone's keyboard leaves it, with a trailing space: it signs in.
+    page.fill("#username", "browser-admin ")
+    page.fill("#password", PASSWORD)
+    page.click("button[type=submit]")
+    expect(page).to_have_url(f"{site}/groups")
+    context.close()
+
+
+@pytest.mark.parametrize("javascript", [True, False], ids=["js-on", "js-off"])
+def test_an_acknowledge_of_every_job_of_a_filter_is_in_each_jobs_history(site, browser, javascript):  # noqa: F811
+    context = browser.new_context(java_script_enabled=javascript, viewport={"width": 1400, "height": 900})
+    page = context.new_page()
+    _sign_in(page, site)
+    # Every failure with the code (two documents in the demo corpus), acknowledged at once.
+    page.goto(f"{site}/jobs?error_code=code.unknown_icd10cm")
+    expect(page.locator("table.jobs tr.job")).to_have_count(2)
+    page.click("form.bulk-actions button:has-text('Acknowledge all…')")
+    page.click("section.confirm button[type=submit]")
+    expect(page.locator(".flash-success")).to_contain_text("Acknowledged 2 jobs")
+    page.goto(f"{site}/jobs?error_code=code.unknown_icd10cm&acknowledged=include")
+    page.locator("table.jobs tr.job td a[href*='/jobs/']").first.click()
+    event = page.locator("ol.timeline li.event-acknowledged").last
+    expect(event).to_contain_text("Acknowledged")
+    expect(event.locator(".who")).to_contain_text("by browser-admin, with 1 other job matching a filter")
+    event.locator("a:has-text('the bulk action')").click()
+    expect(page.locator("h1")).to_contain_text("cknowledge")
+    context.close()
+
+
+def test_no_text_field_on_a_phone_is_under_16px(site, browser):  # noqa: F811
+    """iOS zooms into a field under 16px on focus: the header search, the
+    filters (folded away, but opened they are the same fields) and the
+    audit log's filters."""
+    context = browser.new_context(java_script_enabled=False, **PHONE)
+    page = context.new_page()
+    _sign_in(page, site)
+    fields = "input[type=text], input[type=search], input[type=password], select, textarea"
+    for path in ("/jobs", "/groups", "/admin/audit"):
+        page.goto(f"{site}{path}")
+        sizes = page.locator(fields).evaluate_all(
+            "es => es.map(e => [e.name, parseFloat(getComputedStyle(e).fontSize)])")
+        assert sizes, path
+        assert all(size >= 16 for _, size in sizes), (path, sizes)
+        assert page.evaluate("() => document.documentElement.scrollWidth <= innerWidth"), path
     context.close()

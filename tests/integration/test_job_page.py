@@ -12,7 +12,10 @@ from html import unescape
 from urllib.parse import quote
 
 import pytest
+import sqlalchemy as sa
 
+from app.extensions import db
+from app.models import FailureOccurrence
 from app.registry import get_failure_recorder
 from app.services.processing_jobs.lifecycle import create_job, start_job
 from tests.conftest import make_user, sign_in
@@ -52,12 +55,86 @@ def test_history_has_requeues_acknowledgements_and_state_changes_with_who(app, c
         get_failure_recorder().record_failure(failed, "crashed again")
     client.post(f"/jobs/{failed}/acknowledge", data={"csrf_token": _csrf(client, f"/jobs/{failed}")})
     html = client.get(f"/jobs/{failed}").get_data(as_text=True)
+    # Both starts: the requeue cleared the job's started_at, the failure kept the first.
     assert _history(html) == [
-        ("created", "by the worker"), ("failed", ""), ("requeued", "by <bdi>olga</bdi>"),
-        ("started", "by the worker"), ("failed", ""), ("acknowledged", "by <bdi>test-admin</bdi>"),
+        ("created", "by the worker"), ("started", "by the worker"), ("failed", ""),
+        ("requeued", "by <bdi>olga</bdi>"), ("started", "by the worker"), ("failed", ""),
+        ("acknowledged", "by <bdi>test-admin</bdi>"),
     ]
     times = re.findall(r'<time datetime="([^"]+)"', re.search(r'<ol class="timeline">.*?</ol>', html, re.S).group(0))
     assert times == sorted(times)
+
+
+def test_every_start_stays_in_the_history_across_requeues(app, client, failed):
+    for attempt in range(2):
+        token = _csrf(client, f"/jobs/{failed}")
+        assert client.post(f"/jobs/{failed}/requeue", data={"csrf_token": token}).status_code == 302
+        with app.app_context():
+            start_job(failed)
+            if attempt == 0:
+                get_failure_recorder().record_failure(failed, "crashed again")
+    kinds = [kind for kind, _ in _history(client.get(f"/jobs/{failed}").get_data(as_text=True))]
+    assert kinds == ["created", "started", "failed", "requeued", "started", "failed", "requeued", "started"]
+
+
+def _run_bulk(client, confirm_html: str) -> None:
+    run_path = re.search(r'action="(/bulk-actions/[^"]+/run)"', confirm_html).group(1)
+    token = re.search(r'name="csrf_token" value="([^"]+)"', confirm_html).group(1)
+    assert client.post(run_path, data={"csrf_token": token}).status_code == 302
+
+
+def _failed_like(app, document_id: str) -> str:
+    with app.app_context():
+        job = create_job(document_id)
+        start_job(job.id)
+        get_failure_recorder().record_validation_failure(job.id, "1 error", {"errors": [
+            {"code": "code.unknown_icd10cm", "severity": "error", "message": "not ICD-10-CM",
+             "pointer": "/entities/0/code"}]})
+        return str(job.id)
+
+
+def test_a_group_wide_requeue_and_a_filter_wide_acknowledge_are_in_each_jobs_history(app, client):
+    failed, *others = [_failed_like(app, f"doc-page-{i}") for i in range(3)]
+    with app.app_context():
+        group_id = db.session.scalar(sa.select(FailureOccurrence.group_id).where(
+            FailureOccurrence.job_id == uuid.UUID(others[0]), FailureOccurrence.is_current.is_(True)).limit(1))
+    confirm = client.post(f"/groups/{group_id}/jobs", data={"csrf_token": _csrf(client, f"/groups/{group_id}"),
+                                                            "op": "requeue"})
+    _run_bulk(client, confirm.get_data(as_text=True))
+    with app.app_context():
+        for job_id in [failed, *others]:
+            start_job(job_id)
+            get_failure_recorder().record_failure(job_id, "timeout")
+    form = {"csrf_token": _csrf(client, "/jobs"), "op": "acknowledge:filter", "q": "timeout"}
+    _run_bulk(client, client.post("/jobs/bulk", data=form).get_data(as_text=True))
+
+    html = client.get(f"/jobs/{failed}").get_data(as_text=True)
+    history = _history(html)
+    assert [kind for kind, _ in history] == [
+        "created", "started", "failed", "requeued", "started", "failed", "acknowledged"]
+    requeued, acknowledged = history[3][1], history[6][1]
+    assert requeued.startswith("by <bdi>test-admin</bdi>, with 2 other jobs of ")
+    assert f'href="/groups/{group_id}"' in requeued and 'href="/bulk-actions/' in requeued
+    assert acknowledged.startswith("by <bdi>test-admin</bdi>, with 2 other jobs matching a filter")
+    # The link names the action that did it; a viewer sees the words without it.
+    bulk_page = re.search(r'href="(/bulk-actions/[^"]+)"', requeued).group(1)
+    assert client.get(bulk_page).status_code == 200
+    viewer = sign_in(app.test_client(), make_user(app, "vic", "viewer"))
+    viewer_history = _history(viewer.get(f"/jobs/{failed}").get_data(as_text=True))
+    assert viewer_history[3][1].startswith("by <bdi>test-admin</bdi>, with 2 other jobs of ")
+    assert "/bulk-actions/" not in viewer_history[3][1]
+
+
+def test_a_job_the_bulk_action_skipped_has_no_such_event(app, client):
+    other = _failed_like(app, "doc-page-skip")
+    form = {"csrf_token": _csrf(client, "/jobs"), "op": "requeue:filter", "document_id": "doc-page-skip"}
+    confirm = client.post("/jobs/bulk", data=form).get_data(as_text=True)
+    token = _csrf(client, f"/jobs/{other}")
+    client.post(f"/jobs/{other}/requeue", data={"csrf_token": token})  # meanwhile, by hand
+    _run_bulk(client, confirm)
+    kinds = _history(client.get(f"/jobs/{other}").get_data(as_text=True))
+    assert [kind for kind, _ in kinds] == ["created", "started", "failed", "requeued"]
+    assert kinds[-1][1] == "by <bdi>test-admin</bdi>"
 
 
 def test_a_requeue_through_the_api_and_an_acknowledgement_by_filter_are_listed(app, client, failed, auth_headers):

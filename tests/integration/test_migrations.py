@@ -16,6 +16,8 @@ from flask_migrate import downgrade, upgrade
 from app import create_app
 from app.config import ROOT
 from app.extensions import db
+from app.models.access import AuditEvent
+from app.services.audit_log import names_job
 from app.models.processing_job import POSTGRESQL_ONLY, is_schema_compared
 from tests.conftest import BACKENDS
 
@@ -97,7 +99,8 @@ def test_the_group_migrations_follow_the_search_one_and_go_down_cleanly(empty_da
     assert script.get_revision("0011_entity_value").down_revision == "0010_bulk_actions"
     assert script.get_revision("0012_procrastinate").down_revision == "0011_entity_value"
     assert script.get_revision("0013_group_hourly_cover").down_revision == "0012_procrastinate"
-    assert script.get_heads() == ["0013_group_hourly_cover"]
+    assert script.get_revision("0014_job_history_links").down_revision == "0013_group_hourly_cover"
+    assert script.get_heads() == ["0014_job_history_links"]
     app = create_app({"SQLALCHEMY_DATABASE_URI": empty_database_url, "TESTING": True})
     with app.app_context():
         def tables() -> set[str]:
@@ -130,3 +133,17 @@ def test_the_sparklines_index_holds_the_count_on_postgresql(app_ctx, backend):
     assert index["column_names"][:2] == ["group_id", "hour"]
     if backend == "postgresql":
         assert index["dialect_options"]["postgresql_include"] == ["occurrences"]
+
+
+def test_a_jobs_history_reads_are_indexed(app_ctx, backend):
+    # bulk_action_jobs by job (both backends); the audit rows' job_ids by GIN on PostgreSQL.
+    indexes = {i["name"]: i for i in sa.inspect(db.engine).get_indexes("bulk_action_jobs")}
+    assert indexes["ix_bulk_action_jobs_job_id"]["column_names"] == ["job_id"]
+    if backend != "postgresql":
+        return
+    statement = sa.select(AuditEvent.id).where(names_job(uuid.uuid4()))
+    compiled = statement.compile(db.engine, compile_kwargs={"literal_binds": True})
+    with db.engine.begin() as connection:
+        connection.execute(sa.text("SET LOCAL enable_seqscan = off"))
+        plan = "\n".join(row[0] for row in connection.execute(sa.text(f"EXPLAIN {compiled}")))
+    assert "ix_audit_events_job_ids" in plan, plan

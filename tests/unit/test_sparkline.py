@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from app.dashboard import jinja_filters, sparkline
@@ -16,18 +18,49 @@ def _parse_svg(markup: str):
 SVG = "{http://www.w3.org/2000/svg}"
 
 
+def _bars(svg) -> list[dict]:
+    """Each bar of the drawing, left to right, in user units (the viewBox
+    scaled to width x height): its class, x, y, width and height. Bars are
+    runs of ``M x base v -h h w v h z`` in the paths."""
+    _, _, box_width, box_height = (float(v) for v in svg.get("viewBox").split())
+    scale = box_width / float(svg.get("width"))
+    assert box_height / float(svg.get("height")) == scale
+    bars = []
+    for path in svg.findall(f"{SVG}path"):
+        for x, base, up, across, down in re.findall(
+                r"M(-?[\d.]+) (-?[\d.]+)v-([\d.]+)h([\d.]+)v([\d.]+)z", path.get("d")):
+            assert up == down and float(base) == box_height
+            bars.append({"class": path.get("class"), "x": float(x) / scale, "width": float(across) / scale,
+                         "height": float(up) / scale, "y": (float(base) - float(up)) / scale})
+    return sorted(bars, key=lambda bar: bar["x"])
+
+
 def test_sparkline_draws_one_bar_per_bucket_scaled_to_the_peak():
     svg = _parse_svg(sparkline.sparkline([0, 2, 4, 1]))
     assert svg.get("role") == "img" and "sparkline" in svg.get("class")
-    bars = svg.findall(f"{SVG}rect")
+    bars = _bars(svg)
     assert len(bars) == 4
-    heights = [float(b.get("height")) for b in bars]
+    heights = [b["height"] for b in bars]
     assert heights == [sparkline.SPARKLINE_ZERO_HEIGHT, 12.0, 24.0, 6.0]
-    # Each bar stands on the baseline, and bars go left to right, oldest first.
-    assert all(float(b.get("y")) + float(b.get("height")) == pytest.approx(24.0) for b in bars)
-    xs = [float(b.get("x")) for b in bars]
-    assert xs == sorted(xs) and all(0 <= x < sparkline.SPARKLINE_WIDTH for x in xs)
-    assert [b.get("class") for b in bars] == ["bar zero", "bar", "bar peak", "bar"]
+    # Each bar stands on the baseline, and bars go left to right, oldest first,
+    # one per equal slot of the width.
+    assert all(b["y"] + b["height"] == pytest.approx(24.0) for b in bars)
+    assert [b["x"] for b in bars] == [3.0, 33.0, 63.0, 93.0] and {b["width"] for b in bars} == {24.0}
+    assert [b["class"] for b in bars] == ["bar zero", "bar", "bar peak", "bar"]
+
+
+def test_sparkline_of_many_buckets_keeps_every_bar_inside_the_drawing():
+    bars = _bars(_parse_svg(sparkline.sparkline(list(range(1, 15)))))
+    assert len(bars) == 14
+    assert all(0 <= b["x"] and b["x"] + b["width"] <= sparkline.SPARKLINE_WIDTH for b in bars)
+    assert all(a["x"] + a["width"] <= b["x"] for a, b in zip(bars, bars[1:]))  # no overlap
+    assert bars[-1]["height"] == 24.0 and bars[0]["height"] == pytest.approx(24 / 14, abs=0.1)
+
+
+def test_the_same_counts_give_the_same_drawing_once_made():
+    first = sparkline.sparkline([0, 0, 3])
+    assert sparkline.sparkline((0, 0, 3)) is first  # memoised on the counts
+    assert sparkline.sparkline([0, 0, 4]) != first
 
 
 def test_sparkline_title_is_the_text_equivalent():
@@ -41,7 +74,8 @@ def test_sparkline_of_nothing_is_still_a_labelled_drawing():
     for counts in ([], [0, 0, 0]):
         svg = _parse_svg(sparkline.sparkline(counts))
         assert svg.find(f"{SVG}title").text
-        assert all(float(b.get("height")) == sparkline.SPARKLINE_ZERO_HEIGHT for b in svg.findall(f"{SVG}rect"))
+        assert all(b["height"] == sparkline.SPARKLINE_ZERO_HEIGHT for b in _bars(svg))
+        assert len(_bars(svg)) == len(counts)
     assert _parse_svg(sparkline.sparkline([])).find(f"{SVG}title").text == "Occurrences per hour: no data"
 
 

@@ -40,6 +40,8 @@ class RecordedFailure:
     recorded_at: datetime
     worker_name: str | None
     worker_version: str | None
+    #: When the failed attempt started (UTC; ``None``: never started).
+    started_at: datetime | None = None
 
     @property
     def job(self) -> RecordedJob:

@@ -209,11 +209,13 @@ class SQLAlchemyFailureRecorder:
             if _holds_failure(job, target, message, details, used_format):
                 return job  # the same report again: nothing changes, no history
             now = utcnow()
+            # The attempt's start: a requeue clears the job's, the history keeps it.
+            started_at = job.started_at
             job = _set_failure(job, target, message, details, used_format, now)
             failure = RecordedFailure(
                 id=uuid.uuid4(), job_id=job.id, job_type=job.job_type, status=target.value,
                 error_message=message, error_details=details, error_format=used_format, recorded_at=now,
-                worker_name=worker_name, worker_version=worker_version,
+                worker_name=worker_name, worker_version=worker_version, started_at=started_at,
             )
             _append_history(failure)
             # In this transaction, under the job's row lock: a failure is
@@ -372,6 +374,7 @@ def _append_history(failure: RecordedFailure) -> None:
             "recorded_at": failure.recorded_at,
             "worker_name": failure.worker_name,
             "worker_version": failure.worker_version,
+            "started_at": failure.started_at,
         },
     )
     note_recorded_failure(failure.status, failure.error_format, failure.error_details)
