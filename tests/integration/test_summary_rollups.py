@@ -1,0 +1,206 @@
+"""The /jobs summary is exact: the write-time rollups (migration 0014) against
+brute-force counts over every job, after random operations through the real
+services, for random filters; on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import random
+import uuid
+from collections import Counter
+from dataclasses import replace
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import sqlalchemy as sa
+
+from app.extensions import db
+from app.models import FailureOccurrence, JobCodeRollup, JobCountRollup, JobStatus, ProcessingJob
+from app.models.job_status import FAILURE_STATUSES
+from app.registry import get_failure_recorder
+from app.services import bulk_actions, dashboard_stats
+from app.services.chart_buckets import FAILURES_SHOWN, chart_window, floor_to_bucket
+from app.services.processing_jobs.actions import acknowledge_job, requeue_job
+from app.services.processing_jobs.job_filter import AcknowledgedFilter, JobFilter, TimeField
+from app.services.processing_jobs.lifecycle import complete_job, create_job, start_job
+from app.services.retention import purge_finished_jobs
+from app.services.summary_counts import split_range
+
+T0 = datetime(2025, 3, 1, tzinfo=timezone.utc)
+NOW = T0 + timedelta(days=4)
+CODES = ("c.alpha", "c.beta", "c.gamma", "c.delta", "c.eps")
+TYPES = ("entity_extraction", "ocr", "coding")
+SEVERITIES = (None, "error", "fatal", "warning", "information")
+
+
+def _details(rng: random.Random) -> Any:
+    shape = rng.random()
+    if shape < 0.1:
+        return {"errors": {"code": "c.alpha"}}  # free-form: errors not an array, no code counts
+    if shape < 0.15:
+        return None
+    items = []
+    for _ in range(rng.randint(0, 4)):
+        item: dict[str, Any] = {"code": rng.choice(CODES), "message": "bad value", "pointer": "/entities/0"}
+        severity = rng.choice(SEVERITIES)
+        if severity is not None:
+            item["severity"] = severity
+        items.append(item)
+    return {"errors": items}
+
+
+def _when(rng: random.Random) -> datetime:
+    # Minutes (and sometimes microseconds) off the hour: the edges matter.
+    moment = T0 + timedelta(minutes=rng.randrange(3 * 24 * 60))
+    return moment + timedelta(microseconds=rng.choice((0, 0, 1, 999_999)))
+
+
+def _place(job_id: Any, **values: Any) -> None:
+    db.session.execute(sa.update(ProcessingJob).where(ProcessingJob.id == job_id).values(**values))
+    db.session.commit()
+
+
+def _random_operations(rng: random.Random, steps: int) -> None:
+    recorder = get_failure_recorder()
+    ids: list[Any] = []
+    for _ in range(steps):
+        roll = rng.random()
+        if roll < 0.3 or not ids:
+            job = create_job(f"doc-{rng.randrange(40)}", rng.choice(TYPES))
+            ids.append(job.id)
+            _place(job.id, created_at=_when(rng))
+            continue
+        job_id = rng.choice(ids)
+        job = db.session.get(ProcessingJob, job_id)
+        if job is None:
+            continue
+        status = job.status
+        db.session.rollback()
+        if roll < 0.55 and status in ("Pending", "Processing", "Failed", "Validation_Failed"):
+            record = rng.choice((recorder.record_failure, recorder.record_validation_failure))
+            record(job_id, "failed", _details(rng))
+            if rng.random() < 0.5:
+                _place(job_id, completed_at=_when(rng))
+        elif roll < 0.62 and status == "Pending":
+            start_job(job_id)
+        elif roll < 0.7 and status in ("Pending", "Processing"):
+            complete_job(job_id)
+            _place(job_id, completed_at=_when(rng))
+        elif roll < 0.78 and status in ("Failed", "Validation_Failed"):
+            requeue_job(job_id)
+        elif roll < 0.88 and status in ("Failed", "Validation_Failed"):
+            acknowledge_job(job_id, "alice")
+        elif roll < 0.92:
+            selection = bulk_actions.freeze_filter_selection(
+                "requeue", JobFilter(error_code=rng.choice(CODES), job_type=rng.choice(TYPES)), {}, "alice")
+            if bulk_actions.start(selection.id, "alice", {}):
+                bulk_actions.run(selection.id, batch_size=3)
+        elif roll < 0.94:
+            purge_finished_jobs(_when(rng) - timedelta(hours=12), batch_size=5)
+        elif roll < 0.97:
+            _place(job_id, created_at=_when(rng))  # a raw UPDATE of a key column
+        else:
+            db.session.execute(sa.delete(ProcessingJob).where(ProcessingJob.id == job_id))  # a raw DELETE
+            db.session.commit()
+
+
+def _random_filter(rng: random.Random, group_ids: list[int]) -> JobFilter:
+    def moment() -> datetime:
+        base = T0 + timedelta(hours=rng.randrange(-2, 75))
+        return base if rng.random() < 0.4 else base + timedelta(minutes=rng.randrange(60), seconds=rng.randrange(60))
+
+    start = moment() if rng.random() < 0.6 else None
+    end = moment() if rng.random() < 0.6 else None
+    return JobFilter(
+        statuses=tuple(s for s in JobStatus if rng.random() < 0.3),
+        time_field=rng.choice(list(TimeField)),
+        acknowledged=rng.choice(list(AcknowledgedFilter)),
+        time_from=start,
+        time_to=end,
+        error_code=rng.choice(CODES) if rng.random() < 0.3 else None,
+        job_type=rng.choice(TYPES) if rng.random() < 0.3 else None,
+        group_id=rng.choice(group_ids) if group_ids and rng.random() < 0.15 else None,
+        document_id=f"doc-{rng.randrange(40)}" if rng.random() < 0.05 else None,
+    )
+
+
+def _matching(job_filter: JobFilter) -> list[ProcessingJob]:
+    """Brute force: every job the filter's own SQL selects, no limit."""
+    return list(db.session.scalars(sa.select(ProcessingJob).where(*job_filter.where())))
+
+
+def _codes(details: Any) -> dict[str, tuple[bool, bool]]:
+    """code -> (as an error, as a warning) in one job, the rule of CodeCount."""
+    found: dict[str, tuple[bool, bool]] = {}
+    errors = details.get("errors") if isinstance(details, dict) else None
+    for item in errors if isinstance(errors, list) else ():
+        if isinstance(item, dict) and isinstance(item.get("code"), str):
+            severity = item.get("severity")
+            was = found.get(item["code"], (False, False))
+            found[item["code"]] = (was[0] or severity not in ("warning", "information"), was[1] or severity == "warning")
+    return found
+
+
+def test_the_summary_equals_a_brute_force_count_after_random_operations(app_ctx):
+    rng = random.Random(20261203)
+    _random_operations(rng, 260)
+    group_ids = list(db.session.scalars(sa.select(FailureOccurrence.group_id).distinct()))
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(ProcessingJob)) > 50
+    checked = Counter()
+    for _ in range(120):
+        job_filter = _random_filter(rng, group_ids)
+        # Counts per status: the filter without its statuses.
+        expected = Counter(job.status for job in _matching(job_filter.without_statuses()))
+        counts = dashboard_stats.status_counts(job_filter)
+        assert {s.value: n for s, n in counts.counts.items() if n} == dict(expected), job_filter
+        assert not counts.capped
+        # Top codes: jobs per code, as an error and as a warning.
+        totals: dict[str, list[int]] = {}
+        for job in _matching(job_filter):
+            for code, (error, warning) in _codes(job.error_details).items():
+                total = totals.setdefault(code, [0, 0, 0])
+                total[0] += 1
+                total[1] += error
+                total[2] += warning
+        ranked = sorted(totals.items(), key=lambda kv: (-kv[1][0], kv[0]))
+        top = dashboard_stats.top_error_codes(job_filter, limit=3)
+        assert [(r.code, r.jobs, r.errors, r.warnings) for r in top.codes] == [
+            (code, *total) for code, total in ranked[:3]], job_filter
+        assert top.distinct == len(ranked) and not top.capped
+        # The chart: failures per bucket of the filter's time.
+        timeline = dashboard_stats.failures_over_time(job_filter, now=NOW)
+        size, start, end, _ = chart_window(job_filter, NOW)
+        statuses = tuple(s for s in (job_filter.statuses or FAILURES_SHOWN) if s in FAILURE_STATUSES)
+        chart_filter = replace(job_filter, statuses=statuses)
+        per_bucket = Counter()
+        if statuses:
+            for job in _matching(chart_filter):
+                at = job.completed_at if job_filter.time_field is TimeField.COMPLETED else job.created_at
+                if start <= at < end:
+                    per_bucket[floor_to_bucket(at, size)] += 1
+        assert {b.start: b.count for b in timeline.buckets if b.count} == dict(per_bucket), job_filter
+        assert not timeline.capped
+        checked["rollup" if job_filter.group_id is None and job_filter.document_id is None else "direct"] += 1
+        checked["with code"] += job_filter.error_code is not None
+        checked["with range"] += job_filter.time_from is not None and job_filter.time_to is not None
+    assert checked["rollup"] > 60 and checked["direct"] > 5 and checked["with code"] > 20 and checked["with range"] > 20
+
+
+def test_the_rollups_sum_to_the_jobs(app_ctx):
+    rng = random.Random(7)
+    _random_operations(rng, 120)
+    jobs = db.session.scalar(sa.select(sa.func.count()).select_from(ProcessingJob))
+    assert db.session.scalar(sa.select(sa.func.sum(JobCountRollup.jobs))) == jobs
+    assert db.session.scalar(sa.select(sa.func.min(JobCountRollup.jobs))) >= 0
+    with_code = sum(len(_codes(job.error_details)) for job in _matching(JobFilter()))
+    assert (db.session.scalar(sa.select(sa.func.sum(JobCodeRollup.jobs))) or 0) == with_code
+
+
+def test_split_range_keeps_whole_hours_for_the_rollups_and_edges_for_the_jobs():
+    at = lambda h, m=0: T0 + timedelta(hours=h, minutes=m)  # noqa: E731
+    base = int(T0.timestamp()) // 3600
+    assert split_range(None, None) == ((None, None), [])
+    assert split_range(at(1), at(5)) == ((base + 1, base + 5), [])
+    assert split_range(at(1, 30), at(5, 10)) == ((base + 2, base + 5), [(at(1, 30), at(2)), (at(5), at(5, 10))])
+    assert split_range(at(1, 10), at(1, 50)) == (None, [(at(1, 10), at(1, 50))])
+    assert split_range(at(1, 10), at(2, 50)) == (None, [(at(1, 10), at(2, 50))])  # no whole hour inside
+    assert split_range(None, at(3, 1)) == ((None, base + 3), [(at(3), at(3, 1))])
