@@ -5,20 +5,24 @@ Two tables, kept by database triggers on ``processing_jobs`` (migration
 actions, retention deletes, raw SQL and COPY loads -- keeps them exact in
 the writer's own transaction, with no Python code to remember:
 
-* ``job_count_rollups`` -- jobs per (hour created, hour finished, status,
-  job type, acknowledged, shard);
+* ``job_count_rollups`` -- jobs per (grain, bucket created, bucket
+  finished, status, job type, acknowledged, shard);
 * ``job_code_rollups`` -- the same, per error code found in the job's
   current error details, with whether the code appears there as an error
   and/or as a warning.
 
-Hours are whole hours since 1970-01-01T00:00Z (``floor(epoch / 3600)``);
-``finished_hour`` is :data:`NOT_FINISHED` when ``completed_at`` is NULL (a
-key column cannot be NULL). Counts are the sums over rows: a row is only
+Each job is counted three times in each table, once per :class:`Grain`:
+all time (both buckets 0), days and hours (whole days or hours since
+1970-01-01T00:00Z: ``floor(epoch / 86400)``, ``floor(epoch / 3600)``), so a
+long range sums few rows. ``finished_bucket`` is :data:`NOT_FINISHED` when
+``completed_at`` is NULL (a key column cannot be NULL). Counts are the sums over rows: a row is only
 ever changed by ``jobs = jobs + delta`` and may reach 0 (rows are not
 removed; harmless to the sums).
 """
 
 from __future__ import annotations
+
+from enum import IntEnum
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column
@@ -26,13 +30,27 @@ from sqlalchemy.orm import Mapped, mapped_column
 from app.extensions import db
 from app.models.processing_job import JOB_TYPE_MAX_LENGTH
 
-#: ``finished_hour`` of a job that has no ``completed_at``.
+SECONDS_PER_HOUR = 3600
+#: ``finished_bucket`` of a job that has no ``completed_at``.
 NOT_FINISHED = -1
+
+
+class Grain(IntEnum):
+    """What a rollup row's buckets are."""
+
+    ALL = 0  #: all time: ``created_bucket`` 0, ``finished_bucket`` 0 or NOT_FINISHED
+    DAY = 1  #: days since 1970-01-01 (UTC)
+    HOUR = 2  #: hours since 1970-01-01T00:00Z
+
+    @property
+    def seconds(self) -> int:
+        """Length of one bucket (days and hours)."""
+        return 86_400 if self is Grain.DAY else SECONDS_PER_HOUR
+
 #: Shards per key on PostgreSQL: a writer adds to shard
 #: ``pg_backend_pid() % ROLLUP_SHARDS`` (one per connection, so a pool of
 #: connections rarely meets on a row). SQLite has one writer at a time: shard 0.
 ROLLUP_SHARDS = 8
-SECONDS_PER_HOUR = 3600
 
 
 class JobCountRollup(db.Model):
@@ -40,8 +58,9 @@ class JobCountRollup(db.Model):
 
     __tablename__ = "job_count_rollups"
 
-    created_hour: Mapped[int] = mapped_column(sa.Integer, primary_key=True)
-    finished_hour: Mapped[int] = mapped_column(sa.Integer, primary_key=True)
+    grain: Mapped[int] = mapped_column(sa.SmallInteger, primary_key=True)
+    created_bucket: Mapped[int] = mapped_column(sa.Integer, primary_key=True)
+    finished_bucket: Mapped[int] = mapped_column(sa.Integer, primary_key=True)
     status: Mapped[str] = mapped_column(sa.String(32), primary_key=True)
     job_type: Mapped[str] = mapped_column(sa.String(JOB_TYPE_MAX_LENGTH), primary_key=True)
     acknowledged: Mapped[bool] = mapped_column(sa.Boolean, primary_key=True)
@@ -62,12 +81,13 @@ class JobCodeRollup(db.Model):
 
     __tablename__ = "job_code_rollups"
     __table_args__ = (
-        # The error_code filter's counts: one code, every hour.
-        sa.Index("ix_job_code_rollups_code_created_hour", "code", "created_hour"),
+        # The error_code filter's counts: one code at one grain.
+        sa.Index("ix_job_code_rollups_grain_code_created_bucket", "grain", "code", "created_bucket"),
     )
 
-    created_hour: Mapped[int] = mapped_column(sa.Integer, primary_key=True)
-    finished_hour: Mapped[int] = mapped_column(sa.Integer, primary_key=True)
+    grain: Mapped[int] = mapped_column(sa.SmallInteger, primary_key=True)
+    created_bucket: Mapped[int] = mapped_column(sa.Integer, primary_key=True)
+    finished_bucket: Mapped[int] = mapped_column(sa.Integer, primary_key=True)
     status: Mapped[str] = mapped_column(sa.String(32), primary_key=True)
     job_type: Mapped[str] = mapped_column(sa.String(JOB_TYPE_MAX_LENGTH), primary_key=True)
     acknowledged: Mapped[bool] = mapped_column(sa.Boolean, primary_key=True)

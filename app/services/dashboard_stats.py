@@ -2,18 +2,17 @@
 
 Each aggregate describes the *filter*, not the page: none of them looks at
 ``cursor`` or ``limit``. Each is exact at any scale for every filter built
-from status, time range, job type, acknowledged, error code, group and
-document (docs/summary-counts.md):
+from status, time range, job type, acknowledged and error code
+(docs/summary-counts.md):
 
 * without a group, document or search condition, from the write-time
-  rollups (:mod:`app.services.summary_counts`);
-* with a group or document condition, by an exact query that those
-  conditions' indexes narrow (a group's current jobs, a document's jobs);
-  the top codes of a group or code filter (which codes the *other* items of
-  those jobs have) read at most :data:`CODES_SCAN_LIMIT` jobs, and say so;
-* with a search (``q``), over at most a fixed number of the newest matching
-  jobs (in the listing's order, through the same indexes), saying when it
-  stopped there (``capped``).
+  rollups (:mod:`app.services.summary_counts`); the top codes of an
+  error-code filter too, except which codes the *other* items of those
+  jobs have: that reads at most :data:`CODES_SCAN_LIMIT` jobs;
+* with a group, document or search (``q``) condition, over at most a fixed
+  number of the newest matching jobs (in the listing's order, through the
+  same indexes), saying when it stopped there (``capped``): exact below
+  that number, a lower bound above, and the page says so.
 
 * :func:`status_counts` -- ``GROUP BY status`` over the filter **without its
   status condition** (the counts are there to choose statuses).
@@ -42,23 +41,26 @@ from sqlalchemy.dialects.postgresql import JSONB
 
 from app.extensions import db
 from app.models import JobStatus, ProcessingJob
+from app.models.job_rollup import Grain
 from app.models.job_status import FAILURE_STATUSES
 from app.models.types import utcnow
 from app.services.chart_buckets import (
     FAILURES_SHOWN,
     LABEL_FORMATS,
     Bucket,
+    BucketSize,
     Timeline,
     bucket_label,
     chart_window,
+    floor_to_bucket,
 )
-from app.services.chart_buckets import floor_to_bucket
 from app.services.processing_jobs.job_filter import JobFilter
 from app.services.processing_jobs.pagination import newest_first
-from app.services.summary_counts import code_rows, hour_rows, rollup_covers, status_rows
+from app.services.summary_counts import code_rows, rollup_covers, status_rows, time_rows
 
 #: Most jobs :func:`status_counts` and :func:`failures_over_time` read
-#: when the filter has a search (``q``); other filters are counted exactly.
+#: for a filter with a group, document or search condition; the others are
+#: counted exactly from the rollups.
 #: Measured at 1,000,000 jobs (docs/benchmarks.md): 100,000 cost ~63 ms a
 #: page view, 20,000 ~10-22 ms; the page says when a count stopped here.
 COUNT_SCAN_LIMIT = 10_000
@@ -80,9 +82,10 @@ class StatusCounts:
     Attributes:
         counts: every :class:`JobStatus`, in declaration order, to its count
             (0 included).
-        scanned: jobs counted (read, when the filter has a search).
+        scanned: jobs counted.
         capped: ``scanned`` reached the scan limit: older jobs were not
-            counted, so the counts are lower bounds. Only with a search.
+            counted, so the counts are lower bounds. Never for a filter
+            the rollups cover.
     """
 
     counts: dict[JobStatus, int]
@@ -208,15 +211,16 @@ def _newest(
 def status_counts(job_filter: JobFilter, *, scan_limit: int = COUNT_SCAN_LIMIT) -> StatusCounts:
     """Count jobs per status: the filter without its statuses, ``GROUP BY status``.
 
-    Exact, except with a search: then reads at most ``scan_limit`` of the
-    newest matching jobs. Ignores the cursor (describes the filter, not the page).
+    Exact from the rollups, except with a group, document or search
+    condition: then reads at most ``scan_limit`` of the newest matching
+    jobs. Ignores the cursor (describes the filter, not the page).
     """
     broad = job_filter.without_statuses()
-    if broad.text is None and rollup_covers(broad):
+    if rollup_covers(broad):
         found = status_rows(broad)
         limit: int | None = None
     else:
-        limit = scan_limit if broad.text is not None else None
+        limit = scan_limit
         newest = _newest(broad, [ProcessingJob.status], limit)
         rows = db.session.execute(
             sa.select(newest.c.status, sa.func.count()).group_by(newest.c.status)
@@ -335,8 +339,9 @@ def failures_over_time(
 
     Counts the filter's jobs in a failure status (its statuses that are
     failures; with no status condition, every failure status) whose time
-    falls in the window of :func:`chart_window`. Exact, except with a
-    search: then reads at most ``scan_limit`` of the newest such jobs.
+    falls in the window of :func:`chart_window`. Exact from the rollups,
+    except with a group, document or search condition: then reads at most
+    ``scan_limit`` of the newest such jobs.
     Ignores the cursor.
     """
     now = now or utcnow()
@@ -349,14 +354,15 @@ def failures_over_time(
         moment += size.width
     if not keys or not statuses:
         return Timeline(size, start, end, [Bucket(k, 0) for k in keys], clipped=clipped, statuses=statuses)
-    if job_filter.text is None and rollup_covers(job_filter):
+    if rollup_covers(job_filter):
         found: dict[str, int] = {}
-        for hour, count in hour_rows(job_filter, statuses, start, end).items():
-            label = bucket_label(floor_to_bucket(hour, size), size)
+        coarsest = Grain.DAY if size is BucketSize.DAY else Grain.HOUR
+        for moment, count in time_rows(job_filter, statuses, start, end, coarsest=coarsest).items():
+            label = bucket_label(floor_to_bucket(moment, size), size)
             found[label] = found.get(label, 0) + count
         buckets = [Bucket(k, found.get(bucket_label(k, size), 0)) for k in keys]
         return Timeline(size, start, end, buckets, clipped=clipped, statuses=statuses)
-    limit = scan_limit if job_filter.text is not None else None
+    limit = scan_limit
     dialect = db.session.get_bind().dialect.name
     column = job_filter.time_column
     newest = _newest(

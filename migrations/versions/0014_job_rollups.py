@@ -5,14 +5,16 @@ Revises: 0013_group_hourly_cover
 Create Date: 2026-12-03
 
 Write-time rollups of processing_jobs for the /jobs summary
-(docs/summary-counts.md, app/models/job_rollup.py). Triggers keep them, so
-every write path does, in the writer's transaction:
+(docs/summary-counts.md, app/models/job_rollup.py): jobs per grain (all
+time, day, hour), bucket of creation and of completion, status, job type,
+acknowledged (and error code). Triggers keep them, so every write path
+does, in the writer's transaction:
 
 * PostgreSQL: statement-level AFTER INSERT / UPDATE / DELETE triggers with
-  transition tables: one grouped upsert per statement (a COPY of a million
-  rows is one statement, not a million upserts), rows in key order so two
-  writers lock rollup rows in the same order; the shard is the backend's
-  pid modulo 8. TRUNCATE empties the rollups.
+  transition tables: one grouped upsert per statement and table (a COPY of
+  a million rows is one statement, not a million upserts), rows in key
+  order so that writers lock rollup rows in the same order; the shard is
+  the backend's pid modulo 8. TRUNCATE empties the rollups.
 * SQLite: row-level triggers (the only kind), shard 0.
 
 The tables are filled from the existing jobs here.
@@ -26,18 +28,22 @@ down_revision = "0013_group_hourly_cover"
 branch_labels = None
 depends_on = None
 
-KEY = "created_hour, finished_hour, status, job_type, acknowledged"
+KEY = "grain, created_bucket, finished_bucket, status, job_type, acknowledged"
 CODE_KEY = KEY + ", code, has_error, has_warning"
+SHARDS = 8
 
 POSTGRESQL_FUNCTIONS = """
-CREATE FUNCTION job_rollup_hour(moment timestamptz) RETURNS integer
+-- The bucket of a moment at a grain: 0 all time (0; -1 for NULL), 1 days
+-- and 2 hours since 1970-01-01T00:00Z (-1 for NULL: not finished).
+CREATE FUNCTION job_rollup_bucket(grain smallint, moment timestamptz) RETURNS integer
 LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
-  SELECT CASE WHEN moment IS NULL THEN -1 ELSE floor(extract(epoch FROM moment) / 3600)::integer END
+  SELECT CASE WHEN moment IS NULL THEN -1 WHEN grain = 0 THEN 0
+              ELSE floor(extract(epoch FROM moment) / CASE WHEN grain = 1 THEN 86400 ELSE 3600 END)::integer END
 $$;
 
 -- The codes of an error-details document, once each, with their kinds: the
--- string "code" of object items of an "errors" array (the error_code
--- filter's containment query matches exactly these).
+-- string "code" of object items of an "errors" array (what the error_code
+-- filter's containment query matches).
 CREATE FUNCTION job_rollup_codes(details jsonb)
 RETURNS TABLE (code text, has_error boolean, has_warning boolean)
 LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
@@ -50,71 +56,67 @@ LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
   WHERE jsonb_typeof(item -> 'code') = 'string'
   GROUP BY 1
 $$;
-
 """
 
-# One function per event: a transition table is only visible to the
-# trigger that declares it, and plpgsql plans each statement on first use.
-_COUNT_UPSERT = """
-    INSERT INTO job_count_rollups AS r ({key}, shard, jobs)
+_GRAINS = "(VALUES (0::smallint), (1::smallint), (2::smallint)) AS g(grain)"
+_UPSERT = """
+    INSERT INTO {table} AS r ({key}, shard, jobs)
     SELECT {key}, {shard}, sum(delta) FROM ({rows}) AS changes
     GROUP BY {key} HAVING sum(delta) <> 0 ORDER BY {key}
     ON CONFLICT ({key}, shard) DO UPDATE SET jobs = r.jobs + EXCLUDED.jobs;
-"""
-_CODE_UPSERT = """
-    INSERT INTO job_code_rollups AS r ({code_key}, shard, jobs)
-    SELECT {code_key}, {shard}, sum(delta) FROM ({rows}) AS changes
-    GROUP BY {code_key} HAVING sum(delta) <> 0 ORDER BY {code_key}
-    ON CONFLICT ({code_key}, shard) DO UPDATE SET jobs = r.jobs + EXCLUDED.jobs;
 """
 
 
 def _key_rows(table: str, delta: str) -> str:
     return (
-        f"SELECT job_rollup_hour(j.created_at) AS created_hour, job_rollup_hour(j.completed_at) AS finished_hour,"
-        f" j.status, j.job_type, j.acknowledged_at IS NOT NULL AS acknowledged, {delta} AS delta FROM {table} AS j"
+        "SELECT g.grain, job_rollup_bucket(g.grain, j.created_at) AS created_bucket,"
+        " job_rollup_bucket(g.grain, j.completed_at) AS finished_bucket,"
+        f" j.status, j.job_type, j.acknowledged_at IS NOT NULL AS acknowledged, {delta} AS delta"
+        f" FROM {table} AS j CROSS JOIN {_GRAINS}"
     )
 
 
 def _code_rows(table: str, delta: str) -> str:
     return (
-        f"SELECT job_rollup_hour(j.created_at) AS created_hour, job_rollup_hour(j.completed_at) AS finished_hour,"
-        f" j.status, j.job_type, j.acknowledged_at IS NOT NULL AS acknowledged,"
+        "SELECT g.grain, job_rollup_bucket(g.grain, j.created_at) AS created_bucket,"
+        " job_rollup_bucket(g.grain, j.completed_at) AS finished_bucket,"
+        " j.status, j.job_type, j.acknowledged_at IS NOT NULL AS acknowledged,"
         f" c.code, c.has_error, c.has_warning, {delta} AS delta"
-        f" FROM {table} AS j CROSS JOIN LATERAL job_rollup_codes(j.error_details) AS c"
+        f" FROM {table} AS j CROSS JOIN LATERAL job_rollup_codes(j.error_details) AS c CROSS JOIN {_GRAINS}"
     )
 
 
 def _postgresql_function(name: str, count_rows: str, code_rows: str) -> str:
-    shard = "(pg_backend_pid() % 8)::smallint"
+    shard = f"(pg_backend_pid() % {SHARDS})::smallint"
     return (
         f"CREATE FUNCTION {name}() RETURNS trigger LANGUAGE plpgsql AS $$\nBEGIN\n"
-        + _COUNT_UPSERT.format(key=KEY, shard=shard, rows=count_rows)
-        + _CODE_UPSERT.format(code_key=CODE_KEY, shard=shard, rows=code_rows)
+        + _UPSERT.format(table="job_count_rollups", key=KEY, shard=shard, rows=count_rows)
+        + _UPSERT.format(table="job_code_rollups", key=CODE_KEY, shard=shard, rows=code_rows)
         + "  RETURN NULL;\nEND $$;\n"
     )
 
 
 def _postgresql_sql() -> list[str]:
-    # An UPDATE counts the old rows out and the new ones in; keys that did
-    # not change cancel out (HAVING sum <> 0) and write nothing.
-    changed = "SELECT o.* FROM old_rows o JOIN new_rows n USING (id) WHERE {cond}"
+    # An UPDATE counts the changed rows' old values out and new ones in;
+    # rows whose counted columns did not change are left out, and keys that
+    # cancel out (HAVING sum <> 0) write nothing.
+    changed = "SELECT {side}.* FROM old_rows o JOIN new_rows n USING (id) WHERE {cond}"
     key_changed = (
         "(o.status, o.job_type, o.created_at, o.completed_at, o.acknowledged_at IS NULL)"
         " IS DISTINCT FROM (n.status, n.job_type, n.created_at, n.completed_at, n.acknowledged_at IS NULL)"
     )
     code_changed = key_changed + " OR o.error_details IS DISTINCT FROM n.error_details"
-    old_keys = f"({changed.format(cond=key_changed)})"
-    new_keys = old_keys.replace("SELECT o.*", "SELECT n.*")
-    old_codes = f"({changed.format(cond=code_changed)})"
-    new_codes = old_codes.replace("SELECT o.*", "SELECT n.*")
+
+    def side(name: str, cond: str) -> str:
+        return "(" + changed.format(side=name, cond=cond) + ")"
+
     return [
         _postgresql_function("job_rollups_insert", _key_rows("new_rows", "1"), _code_rows("new_rows", "1")),
         _postgresql_function("job_rollups_delete", _key_rows("old_rows", "-1"), _code_rows("old_rows", "-1")),
         _postgresql_function(
             "job_rollups_update",
-            _key_rows(new_keys, "1") + " UNION ALL " + _key_rows(old_keys, "-1"),
-            _code_rows(new_codes, "1") + " UNION ALL " + _code_rows(old_codes, "-1"),
+            _key_rows(side("n", key_changed), "1") + " UNION ALL " + _key_rows(side("o", key_changed), "-1"),
+            _code_rows(side("n", code_changed), "1") + " UNION ALL " + _code_rows(side("o", code_changed), "-1"),
         ),
         """CREATE FUNCTION job_rollups_truncate() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
@@ -134,127 +136,125 @@ END $$;""",
     ]
 
 
-def _sqlite_hour(column: str) -> str:
-    return f"(CAST(strftime('%s', {column}) AS INTEGER) / 3600)"
+_SQLITE_GRAINS = "(SELECT 0 AS grain UNION ALL SELECT 1 UNION ALL SELECT 2) AS g"
+
+
+def _sqlite_bucket(column: str) -> str:
+    return (
+        f"CASE WHEN {column} IS NULL THEN -1 WHEN g.grain = 0 THEN 0"
+        f" ELSE CAST(strftime('%s', {column}) AS INTEGER) / CASE WHEN g.grain = 1 THEN 86400 ELSE 3600 END END"
+    )
 
 
 def _sqlite_key(row: str) -> str:
-    finished = f"CASE WHEN {row}.completed_at IS NULL THEN -1 ELSE {_sqlite_hour(row + '.completed_at')} END"
     return (
-        f"{_sqlite_hour(row + '.created_at')}, {finished}, {row}.status, {row}.job_type,"
-        f" {row}.acknowledged_at IS NOT NULL"
+        f"g.grain, {_sqlite_bucket(row + '.created_at')}, {_sqlite_bucket(row + '.completed_at')},"
+        f" {row}.status, {row}.job_type, {row}.acknowledged_at IS NOT NULL"
+    )
+
+
+def _sqlite_items(details: str) -> str:
+    """The codes of a job's details, once per item: ``(code, is_error, is_warning)``."""
+    # CASE, not AND: SQLite does not promise to evaluate AND left to right,
+    # and json_type()/json_extract() raise on an item that is not JSON.
+    code = ("CASE WHEN type = 'object' THEN CASE WHEN json_type(value, '$.code') = 'text'"
+            " THEN json_extract(value, '$.code') END END")
+    severity = "CASE WHEN type = 'object' THEN coalesce(json_extract(value, '$.severity'), '') END"
+    return (
+        f"SELECT {code} AS code, {severity} NOT IN ('warning', 'information') AS is_error,"
+        f" {severity} = 'warning' AS is_warning"
+        f" FROM json_each(CASE WHEN json_type({details}, '$.errors') = 'array'"
+        f" THEN json_extract({details}, '$.errors') ELSE '[]' END)"
     )
 
 
 def _sqlite_statements(row: str, delta: int) -> str:
-    """Add ``delta`` to the rollups of the job ``row`` (NEW or OLD)."""
-    details = f"{row}.error_details"
-    # CASE, not AND: SQLite does not promise to evaluate AND left to right,
-    # and json_type()/json_extract() raise on an item that is not JSON.
-    items = (
-        f"json_each(CASE WHEN json_type({details}, '$.errors') = 'array'"
-        f" THEN json_extract({details}, '$.errors') ELSE '[]' END)"
-    )
-    code = "CASE WHEN type = 'object' THEN CASE WHEN json_type(value, '$.code') = 'text' THEN json_extract(value, '$.code') END END"
-    severity = "CASE WHEN type = 'object' THEN coalesce(json_extract(value, '$.severity'), '') END"
+    """Add ``delta`` to the rollups of the job ``row`` (NEW or OLD), at every grain."""
     return f"""
   INSERT INTO job_count_rollups ({KEY}, shard, jobs)
-  VALUES ({_sqlite_key(row)}, 0, {delta})
+  SELECT {_sqlite_key(row)}, 0, {delta} FROM {_SQLITE_GRAINS} WHERE true
   ON CONFLICT ({KEY}, shard) DO UPDATE SET jobs = jobs + excluded.jobs;
   INSERT INTO job_code_rollups ({CODE_KEY}, shard, jobs)
-  SELECT {_sqlite_key(row)}, code, max(is_error), max(is_warning), 0, {delta}
-  FROM (SELECT {code} AS code,
-               {severity} NOT IN ('warning', 'information') AS is_error,
-               {severity} = 'warning' AS is_warning
-        FROM {items}) AS items
-  WHERE code IS NOT NULL
-  GROUP BY code
+  SELECT {_sqlite_key(row)}, i.code, max(i.is_error), max(i.is_warning), 0, {delta}
+  FROM {_SQLITE_GRAINS}, ({_sqlite_items(row + '.error_details')}) AS i
+  WHERE i.code IS NOT NULL
+  GROUP BY g.grain, i.code
   ON CONFLICT ({CODE_KEY}, shard) DO UPDATE SET jobs = jobs + excluded.jobs;"""
 
 
 def _sqlite_sql() -> list[str]:
-    watched = "status, job_type, created_at, completed_at, acknowledged_at, error_details"
-    changed = " OR ".join(f"OLD.{c} IS NOT NEW.{c}" for c in watched.split(", "))
+    watched = ("status", "job_type", "created_at", "completed_at", "acknowledged_at", "error_details")
+    changed = " OR ".join(f"OLD.{c} IS NOT NEW.{c}" for c in watched)
     return [
         f"CREATE TRIGGER job_rollups_insert AFTER INSERT ON processing_jobs BEGIN{_sqlite_statements('NEW', 1)}\nEND",
         f"CREATE TRIGGER job_rollups_delete AFTER DELETE ON processing_jobs BEGIN{_sqlite_statements('OLD', -1)}\nEND",
-        f"CREATE TRIGGER job_rollups_update AFTER UPDATE OF {watched} ON processing_jobs"
+        f"CREATE TRIGGER job_rollups_update AFTER UPDATE OF {', '.join(watched)} ON processing_jobs"
         f" WHEN {changed} BEGIN{_sqlite_statements('OLD', -1)}{_sqlite_statements('NEW', 1)}\nEND",
     ]
 
 
 def _backfill(dialect: str) -> list[str]:
+    """The triggers' rows for every existing job, grouped once (shard 0)."""
     if dialect == "postgresql":
         counts = _key_rows("processing_jobs", "1")
         codes = _code_rows("processing_jobs", "1")
-    else:
         return [
             f"INSERT INTO job_count_rollups ({KEY}, shard, jobs)"
-            f" SELECT {_sqlite_key('j')}, 0, count(*) FROM processing_jobs AS j WHERE true GROUP BY 1, 2, 3, 4, 5",
-            # The insert trigger's expressions, grouped over every job at once.
-            _sqlite_code_backfill(),
+            f" SELECT {KEY}, 0, sum(delta) FROM ({counts}) AS c GROUP BY {KEY}",
+            f"INSERT INTO job_code_rollups ({CODE_KEY}, shard, jobs)"
+            f" SELECT {CODE_KEY}, 0, sum(delta) FROM ({codes}) AS c GROUP BY {CODE_KEY}",
         ]
+    # SQLite has no LATERAL subquery: the items' expressions over json_each() joined to each job.
+    code = ("CASE WHEN e.type = 'object' THEN CASE WHEN json_type(e.value, '$.code') = 'text'"
+            " THEN json_extract(e.value, '$.code') END END")
+    severity = "CASE WHEN e.type = 'object' THEN coalesce(json_extract(e.value, '$.severity'), '') END"
+    per_job_code = (
+        f"SELECT j.created_at, j.completed_at, j.status, j.job_type, j.acknowledged_at, {code} AS code,"
+        f" max({severity} NOT IN ('warning', 'information')) AS has_error, max({severity} = 'warning') AS has_warning"
+        " FROM processing_jobs AS j, json_each(CASE WHEN json_type(j.error_details, '$.errors') = 'array'"
+        " THEN json_extract(j.error_details, '$.errors') ELSE '[]' END) AS e"
+        f" WHERE {code} IS NOT NULL GROUP BY j.id, {code}"
+    )
     return [
-        f"INSERT INTO job_count_rollups ({KEY}, shard, jobs) SELECT {KEY}, 0, sum(delta) FROM ({counts}) AS c GROUP BY {KEY}",
-        f"INSERT INTO job_code_rollups ({CODE_KEY}, shard, jobs) SELECT {CODE_KEY}, 0, sum(delta) FROM ({codes}) AS c GROUP BY {CODE_KEY}",
+        f"INSERT INTO job_count_rollups ({KEY}, shard, jobs)"
+        f" SELECT {_sqlite_key('j')}, 0, count(*) FROM processing_jobs AS j, {_SQLITE_GRAINS}"
+        " WHERE true GROUP BY 1, 2, 3, 4, 5, 6",
+        f"INSERT INTO job_code_rollups ({CODE_KEY}, shard, jobs)"
+        f" SELECT {_sqlite_key('j')}, j.code, j.has_error, j.has_warning, 0, count(*)"
+        f" FROM ({per_job_code}) AS j, {_SQLITE_GRAINS} WHERE true GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9",
     ]
 
 
-def _sqlite_code_backfill() -> str:
-    details = "j.error_details"
-    items = (
-        f"json_each(CASE WHEN json_type({details}, '$.errors') = 'array'"
-        f" THEN json_extract({details}, '$.errors') ELSE '[]' END) AS i"
-    )
-    code = "CASE WHEN i.type = 'object' THEN CASE WHEN json_type(i.value, '$.code') = 'text' THEN json_extract(i.value, '$.code') END END"
-    severity = "CASE WHEN i.type = 'object' THEN coalesce(json_extract(i.value, '$.severity'), '') END"
-    per_job = (
-        f"SELECT {_sqlite_hour('j.created_at')} AS created_hour,"
-        f" CASE WHEN j.completed_at IS NULL THEN -1 ELSE {_sqlite_hour('j.completed_at')} END AS finished_hour,"
-        f" j.status AS status, j.job_type AS job_type, j.acknowledged_at IS NOT NULL AS acknowledged,"
-        f" {code} AS code,"
-        f" max({severity} NOT IN ('warning', 'information')) AS has_error, max({severity} = 'warning') AS has_warning"
-        f" FROM processing_jobs AS j, {items} WHERE {code} IS NOT NULL GROUP BY j.id, {code}"
-    )
-    return (
-        f"INSERT INTO job_code_rollups ({CODE_KEY}, shard, jobs)"
-        f" SELECT {CODE_KEY}, 0, count(*) FROM ({per_job}) AS c WHERE true GROUP BY {CODE_KEY}"
-    )
-
-
 def upgrade():
-    op.create_table(
-        "job_count_rollups",
-        sa.Column("created_hour", sa.Integer(), nullable=False),
-        sa.Column("finished_hour", sa.Integer(), nullable=False),
+    def key_columns() -> list[sa.Column]:
+        return [
+        sa.Column("grain", sa.SmallInteger(), nullable=False),
+        sa.Column("created_bucket", sa.Integer(), nullable=False),
+        sa.Column("finished_bucket", sa.Integer(), nullable=False),
         sa.Column("status", sa.String(length=32), nullable=False),
         sa.Column("job_type", sa.String(length=64), nullable=False),
         sa.Column("acknowledged", sa.Boolean(), nullable=False),
+        ]
+
+    op.create_table(
+        "job_count_rollups",
+        *key_columns(),
         sa.Column("shard", sa.SmallInteger(), nullable=False),
         sa.Column("jobs", sa.BigInteger(), nullable=False),
-        sa.PrimaryKeyConstraint(
-            "created_hour", "finished_hour", "status", "job_type", "acknowledged", "shard",
-            name=op.f("pk_job_count_rollups"),
-        ),
+        sa.PrimaryKeyConstraint(*KEY.split(", "), "shard", name=op.f("pk_job_count_rollups")),
     )
     op.create_table(
         "job_code_rollups",
-        sa.Column("created_hour", sa.Integer(), nullable=False),
-        sa.Column("finished_hour", sa.Integer(), nullable=False),
-        sa.Column("status", sa.String(length=32), nullable=False),
-        sa.Column("job_type", sa.String(length=64), nullable=False),
-        sa.Column("acknowledged", sa.Boolean(), nullable=False),
+        *key_columns(),
         sa.Column("code", sa.Text(), nullable=False),
         sa.Column("has_error", sa.Boolean(), nullable=False),
         sa.Column("has_warning", sa.Boolean(), nullable=False),
         sa.Column("shard", sa.SmallInteger(), nullable=False),
         sa.Column("jobs", sa.BigInteger(), nullable=False),
-        sa.PrimaryKeyConstraint(
-            "created_hour", "finished_hour", "status", "job_type", "acknowledged", "code", "has_error",
-            "has_warning", "shard", name=op.f("pk_job_code_rollups"),
-        ),
+        sa.PrimaryKeyConstraint(*CODE_KEY.split(", "), "shard", name=op.f("pk_job_code_rollups")),
     )
-    op.create_index("ix_job_code_rollups_code_created_hour", "job_code_rollups", ["code", "created_hour"])
+    op.create_index("ix_job_code_rollups_grain_code_created_bucket", "job_code_rollups",
+                    ["grain", "code", "created_bucket"])
     dialect = op.get_bind().dialect.name
     if dialect == "postgresql":
         op.execute(POSTGRESQL_FUNCTIONS)  # the backfill uses them
@@ -270,8 +270,8 @@ def downgrade():
         op.execute(f"DROP TRIGGER job_rollups_{event}" + (" ON processing_jobs" if dialect == "postgresql" else ""))
     if dialect == "postgresql":
         for function in ("job_rollups_insert()", "job_rollups_update()", "job_rollups_delete()",
-                         "job_rollups_truncate()", "job_rollup_codes(jsonb)", "job_rollup_hour(timestamptz)"):
+                         "job_rollups_truncate()", "job_rollup_codes(jsonb)", "job_rollup_bucket(smallint, timestamptz)"):
             op.execute(f"DROP FUNCTION {function}")
-    op.drop_index("ix_job_code_rollups_code_created_hour", table_name="job_code_rollups")
+    op.drop_index("ix_job_code_rollups_grain_code_created_bucket", table_name="job_code_rollups")
     op.drop_table("job_code_rollups")
     op.drop_table("job_count_rollups")

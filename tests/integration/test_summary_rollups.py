@@ -14,6 +14,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from app.extensions import db
+from app.models.job_rollup import Grain
 from app.models import FailureOccurrence, JobCodeRollup, JobCountRollup, JobStatus, ProcessingJob
 from app.models.job_status import FAILURE_STATUSES
 from app.registry import get_failure_recorder
@@ -189,18 +190,27 @@ def test_the_rollups_sum_to_the_jobs(app_ctx):
     rng = random.Random(7)
     _random_operations(rng, 120)
     jobs = db.session.scalar(sa.select(sa.func.count()).select_from(ProcessingJob))
-    assert db.session.scalar(sa.select(sa.func.sum(JobCountRollup.jobs))) == jobs
-    assert db.session.scalar(sa.select(sa.func.min(JobCountRollup.jobs))) >= 0
     with_code = sum(len(_codes(job.error_details)) for job in _matching(JobFilter()))
-    assert (db.session.scalar(sa.select(sa.func.sum(JobCodeRollup.jobs))) or 0) == with_code
+    for table, expected in ((JobCountRollup, jobs), (JobCodeRollup, with_code)):
+        # Every job once at each grain; no counter below zero.
+        sums = dict(db.session.execute(sa.select(table.grain, sa.func.sum(table.jobs)).group_by(table.grain)).all())
+        assert sums == {grain: expected for grain in Grain}, table
+        assert db.session.scalar(sa.select(sa.func.min(table.jobs))) >= 0
 
 
-def test_split_range_keeps_whole_hours_for_the_rollups_and_edges_for_the_jobs():
+def test_split_range_takes_whole_days_then_whole_hours_and_leaves_partial_hours_to_the_jobs():
     at = lambda h, m=0: T0 + timedelta(hours=h, minutes=m)  # noqa: E731
-    base = int(T0.timestamp()) // 3600
-    assert split_range(None, None) == ((None, None), [])
-    assert split_range(at(1), at(5)) == ((base + 1, base + 5), [])
-    assert split_range(at(1, 30), at(5, 10)) == ((base + 2, base + 5), [(at(1, 30), at(2)), (at(5), at(5, 10))])
-    assert split_range(at(1, 10), at(1, 50)) == (None, [(at(1, 10), at(1, 50))])
-    assert split_range(at(1, 10), at(2, 50)) == (None, [(at(1, 10), at(2, 50))])  # no whole hour inside
-    assert split_range(None, at(3, 1)) == ((None, base + 3), [(at(3), at(3, 1))])
+    day, hour = int(T0.timestamp()) // 86400, int(T0.timestamp()) // 3600
+    assert split_range(None, None) == ([(Grain.ALL, None, None)], [])
+    assert split_range(at(1), at(5)) == ([(Grain.HOUR, hour + 1, hour + 5)], [])
+    assert split_range(at(1, 30), at(5, 10)) == (
+        [(Grain.HOUR, hour + 2, hour + 5)], [(at(1, 30), at(2)), (at(5), at(5, 10))])
+    assert split_range(at(1, 10), at(1, 50)) == ([], [(at(1, 10), at(1, 50))])
+    assert split_range(at(1, 10), at(2, 50)) == ([], [(at(1, 10), at(2, 50))])  # no whole hour inside
+    assert split_range(None, at(3, 1)) == ([(Grain.DAY, None, day), (Grain.HOUR, hour, hour + 3)], [(at(3), at(3, 1))])
+    # Three whole days inside, hours around them, minutes at the edges.
+    assert split_range(at(-2, 30), at(72 + 5, 15)) == (
+        [(Grain.DAY, day, day + 3), (Grain.HOUR, hour - 1, hour), (Grain.HOUR, hour + 72, hour + 77)],
+        [(at(-2, 30), at(-1)), (at(77), at(77, 15))])
+    # Hourly charts never take a day.
+    assert split_range(at(0), at(48), coarsest=Grain.HOUR) == ([(Grain.HOUR, hour, hour + 48)], [])
