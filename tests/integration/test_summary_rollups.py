@@ -12,7 +12,9 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import sqlalchemy as sa
+from flask_migrate import downgrade, upgrade
 
+from app import create_app
 from app.extensions import db
 from app.models.job_rollup import Grain
 from app.models import FailureOccurrence, JobCodeRollup, JobCountRollup, JobStatus, ProcessingJob
@@ -25,6 +27,7 @@ from app.services.processing_jobs.job_filter import AcknowledgedFilter, JobFilte
 from app.services.processing_jobs.lifecycle import complete_job, create_job, start_job
 from app.services.retention import purge_finished_jobs
 from app.services.summary_counts import split_range
+from tests.integration.test_migrations import empty_database_url  # noqa: F401 (a fixture)
 
 T0 = datetime(2025, 3, 1, tzinfo=timezone.utc)
 NOW = T0 + timedelta(days=4)
@@ -214,3 +217,103 @@ def test_split_range_takes_whole_days_then_whole_hours_and_leaves_partial_hours_
         [(at(-2, 30), at(-1)), (at(77), at(77, 15))])
     # Hourly charts never take a day.
     assert split_range(at(0), at(48), coarsest=Grain.HOUR) == ([(Grain.HOUR, hour, hour + 48)], [])
+
+
+def test_the_migration_fills_the_rollups_from_existing_jobs_and_goes_down_cleanly(empty_database_url):
+    """Jobs written before 0014 are counted by its backfill exactly as the
+    triggers count later ones; down removes the tables and the triggers."""
+    app = create_app({"SQLALCHEMY_DATABASE_URI": empty_database_url, "TESTING": True})
+    jobs = [
+        # (status, created, completed, acknowledged, details)
+        ("Pending", T0 + timedelta(minutes=5), None, False, None),
+        ("Completed", T0 + timedelta(hours=1, minutes=59), T0 + timedelta(hours=2, minutes=1), False, None),
+        ("Failed", T0 + timedelta(days=1), T0 + timedelta(days=1, seconds=3), True, {"errors": "not a list"}),
+        ("Validation_Failed", T0 + timedelta(days=2, minutes=30), T0 + timedelta(days=2, minutes=31), False,
+         {"errors": [{"code": "c.alpha"}, {"code": "c.alpha", "severity": "warning"}, {"code": "c.beta",
+                                                                                        "severity": "information"},
+                     "bare", {"code": 7}]}),
+    ]
+    with app.app_context():
+        upgrade(revision="0013_group_hourly_cover")
+        jobs_table = ProcessingJob.__table__  # 0014 leaves processing_jobs as 0013 made it
+        with db.engine.begin() as connection:
+            for n, (status, created, completed, acknowledged, details) in enumerate(jobs):
+                connection.execute(jobs_table.insert().values(
+                    id=uuid.uuid4(), document_id=f"doc-{n}", job_type="entity_extraction", status=status,
+                    error_details=details, created_at=created, completed_at=completed, updated_at=created,
+                    acknowledged_at=completed if acknowledged else None))
+        upgrade()
+        before = _rollup_rows()
+        assert before[JobCountRollup][Grain.ALL] == {
+            ("Pending", -1, False): 1, ("Completed", 0, False): 1, ("Failed", 0, True): 1,
+            ("Validation_Failed", 0, False): 1}
+        assert before[JobCodeRollup][Grain.ALL] == {
+            ("Validation_Failed", 0, False, "c.alpha", True, True): 1,
+            ("Validation_Failed", 0, False, "c.beta", False, False): 1}
+        # The triggers count the same jobs the same way: delete them all, insert them again.
+        with db.engine.begin() as connection:
+            rows = connection.execute(sa.select(jobs_table)).mappings().all()
+            connection.execute(jobs_table.delete())
+            assert all(count == 0 for table in _rollup_rows(connection).values()
+                       for grain in table.values() for count in grain.values())
+            connection.execute(jobs_table.insert(), [dict(row) for row in rows])
+        after = _rollup_rows()
+        assert {t: {g: {k: n for k, n in rows.items() if n} for g, rows in grains.items()}
+                for t, grains in after.items()} == before
+        downgrade(revision="0013_group_hourly_cover")
+        inspector = sa.inspect(db.engine)
+        assert not {"job_count_rollups", "job_code_rollups"} & set(inspector.get_table_names())
+        with db.engine.begin() as connection:  # no trigger left to write to the dropped tables
+            connection.execute(jobs_table.delete())
+        upgrade()
+        assert _rollup_rows() == {JobCountRollup: {}, JobCodeRollup: {}}
+        db.engine.dispose()
+
+
+def _rollup_rows(connection: Any = None) -> dict[Any, dict[int, dict[tuple, int]]]:
+    """table -> grain -> (status, finished bucket, acknowledged[, code, as an error, as a warning]) -> jobs."""
+    found: dict[Any, dict[int, dict[tuple, int]]] = {}
+    for table in (JobCountRollup, JobCodeRollup):
+        extra = (table.code, table.has_error, table.has_warning) if table is JobCodeRollup else ()
+        statement = sa.select(table.grain, table.status, table.finished_bucket, table.acknowledged, *extra,
+                              table.jobs)
+        rows = (connection or db.session).execute(statement).all()
+        grains: dict[int, dict[tuple, int]] = {}
+        for grain, *key, jobs in rows:
+            counts = grains.setdefault(grain, {})
+            counts[tuple(key)] = counts.get(tuple(key), 0) + jobs
+        found[table] = grains
+    if connection is None:
+        db.session.remove()
+    return found
+
+
+def test_the_summary_page_says_newest_n_only_for_a_search(client, app, monkeypatch):
+    """With scan limits of 2, the rollup filters still show every job and no
+    "newest N" notice; a search shows the notice (its counts are a bound)."""
+    import functools
+
+    with app.app_context():
+        recorder = get_failure_recorder()
+        for n in range(5):
+            job = create_job(f"doc-{n}", "ocr")
+            recorder.record_validation_failure(job.id, "failed", {"errors": [
+                {"code": "c.alpha", "message": "bad", "pointer": "/entities/0"}]})
+    for name in ("status_counts", "top_error_codes", "failures_over_time"):
+        monkeypatch.setattr(dashboard_stats, name, functools.partial(getattr(dashboard_stats, name), scan_limit=2))
+    notices = ("counted over the newest", "From the newest", "Counted over the newest")
+    window = "from=2000-01-01T00:17:00Z&to=2100-01-01T13:05:00Z"
+    for query in ("", "status=Validation_Failed", "job_type=ocr", "error_code=c.alpha", window,
+                  "acknowledged=exclude&time_field=completed&" + window):
+        html = client.get(f"/jobs/summary?{query}").get_data(as_text=True)
+        assert '>Validation failed</span></a> <span class="count">5</span>' in html, query
+        if "error_code" in query:
+            # Which other codes those jobs have is read from their details: the newest 2, and it says so.
+            assert "From the newest 2 matching jobs." in html
+            assert not any(notice in html for notice in notices if notice != "From the newest"), query
+        else:
+            assert not any(notice in html for notice in notices), query
+            assert '<td class="num errors">5</td>' in html, query
+    html = client.get("/jobs/summary?q=doc").get_data(as_text=True)
+    assert "counted over the newest 2 jobs only" in html
+    assert "From the newest 2 matching jobs." in html
