@@ -65,25 +65,61 @@ _UPSERT = """
     GROUP BY {key} HAVING sum(delta) <> 0 ORDER BY {key}
     ON CONFLICT ({key}, shard) DO UPDATE SET jobs = r.jobs + EXCLUDED.jobs;
 """
+_HOUR = "floor(extract(epoch FROM {0}) / 3600)::integer"
+# The changed jobs are grouped by hour first, in one pass over the
+# transition table; the day and all-time rows come from those few groups
+# (a day is 24 whole hours since 1970), not from every job again.
+_SPREAD = (
+    "SELECT g.grain, CASE g.grain WHEN 0 THEN 0 WHEN 1 THEN h.created_hour / 24 ELSE h.created_hour END"
+    " AS created_bucket, CASE WHEN h.finished_hour < 0 THEN -1 WHEN g.grain = 0 THEN 0"
+    " WHEN g.grain = 1 THEN h.finished_hour / 24 ELSE h.finished_hour END AS finished_bucket,"
+    " h.status, h.job_type, h.acknowledged{extra}, h.delta FROM ({hourly}) AS h CROSS JOIN " + _GRAINS
+)
+
+
+def _grouped(rows: str, columns: str) -> str:
+    return f"SELECT {columns}, sum(delta) AS delta FROM ({rows}) AS x GROUP BY {columns}"
+
+
+_HOURLY_KEY = "created_hour, finished_hour, status, job_type, acknowledged"
+
+
+def _hourly_rows(table: str, delta: str) -> str:
+    return (
+        f"SELECT {_HOUR.format('j.created_at')} AS created_hour,"
+        f" coalesce({_HOUR.format('j.completed_at')}, -1) AS finished_hour,"
+        f" j.status, j.job_type, j.acknowledged_at IS NOT NULL AS acknowledged, {delta} AS delta FROM {table} AS j"
+    )
 
 
 def _key_rows(table: str, delta: str) -> str:
-    return (
-        "SELECT g.grain, job_rollup_bucket(g.grain, j.created_at) AS created_bucket,"
-        " job_rollup_bucket(g.grain, j.completed_at) AS finished_bucket,"
-        f" j.status, j.job_type, j.acknowledged_at IS NOT NULL AS acknowledged, {delta} AS delta"
-        f" FROM {table} AS j CROSS JOIN {_GRAINS}"
-    )
+    """Rows ``(key..., delta)`` of the jobs of ``table`` at every grain (not grouped)."""
+    return _SPREAD.format(extra="", hourly=_grouped(_hourly_rows(table, delta), _HOURLY_KEY))
 
 
 def _code_rows(table: str, delta: str) -> str:
-    return (
-        "SELECT g.grain, job_rollup_bucket(g.grain, j.created_at) AS created_bucket,"
-        " job_rollup_bucket(g.grain, j.completed_at) AS finished_bucket,"
+    """Rows ``(code key..., delta)``: one per job, code and grain (not grouped).
+
+    The items are unpacked inline (a set-returning function per job costs
+    a call each) and only for jobs whose ``errors`` is an array.
+    """
+    codes = (
+        "SELECT item ->> 'code' AS code,"
+        " bool_or(coalesce(item ->> 'severity', '') NOT IN ('warning', 'information')) AS has_error,"
+        " bool_or(coalesce(item ->> 'severity', '') = 'warning') AS has_warning"
+        " FROM jsonb_array_elements(j.error_details -> 'errors') AS item"
+        " WHERE jsonb_typeof(item -> 'code') = 'string' GROUP BY 1"
+    )
+    hourly = (
+        f"SELECT {_HOUR.format('j.created_at')} AS created_hour,"
+        f" coalesce({_HOUR.format('j.completed_at')}, -1) AS finished_hour,"
         " j.status, j.job_type, j.acknowledged_at IS NOT NULL AS acknowledged,"
         f" c.code, c.has_error, c.has_warning, {delta} AS delta"
-        f" FROM {table} AS j CROSS JOIN LATERAL job_rollup_codes(j.error_details) AS c CROSS JOIN {_GRAINS}"
+        f" FROM {table} AS j CROSS JOIN LATERAL ({codes}) AS c"
+        " WHERE jsonb_typeof(j.error_details -> 'errors') = 'array'"
     )
+    return _SPREAD.format(extra=", h.code, h.has_error, h.has_warning",
+                          hourly=_grouped(hourly, _HOURLY_KEY + ", code, has_error, has_warning"))
 
 
 def _postgresql_function(name: str, count_rows: str, code_rows: str) -> str:
