@@ -11,7 +11,10 @@ the writer's own transaction, with no Python code to remember:
   current error details, with whether the code appears there as an error
   and/or as a warning.
 
-Each job is counted three times in each table, once per :class:`Grain`:
+On PostgreSQL each table is partitioned by grain (``<table>_all``,
+``_day``, ``_hour``), so the few all-time rows are not scattered among the
+many hour rows. Each job is counted three times in each table, once per
+:class:`Grain`:
 all time (both buckets 0), days and hours (whole days or hours since
 1970-01-01T00:00Z: ``floor(epoch / 86400)``, ``floor(epoch / 3600)``), so a
 long range sums few rows. ``finished_bucket`` is :data:`NOT_FINISHED` when

@@ -300,7 +300,6 @@ def _scanned_code_rows(job_filter: JobFilter, scan_limit: int | None) -> tuple[l
         severity: Any = item.c.value.op("->>")("severity")
         is_code = sa.func.jsonb_typeof(item.c.value.op("->")("code")) == "string"
         source = newest.join(item, sa.true())
-        order_code: Any = code.collate("C")  # code-point order, as SQLite's BINARY
     else:
         item = sa.func.json_each(newest.c.details, "$.errors").table_valued("value", "type").alias("item")
         # Nested CASE: json_type() raises on an item that is not JSON text,
@@ -313,11 +312,10 @@ def _scanned_code_rows(job_filter: JobFilter, scan_limit: int | None) -> tuple[l
         is_code = sa.and_(sa.func.json_type(newest.c.details, "$.errors") == "array", code.is_not(None))
         severity = sa.case((item.c.type == "object", sa.func.json_extract(item.c.value, "$.severity")))
         source = newest.join(item, sa.true())
-        order_code = code
     # One row per job, code and kind of severity: each counts a job once.
     kind = sa.case((severity == "warning", "warning"), (severity == "information", "information"), else_="error")
     triples = (
-        sa.select(newest.c.job_id, code.label("code"), order_code.label("sort_code"), kind.label("kind"))
+        sa.select(newest.c.job_id, code.label("code"), kind.label("kind"))
         .select_from(source)
         .where(is_code)
         .distinct()

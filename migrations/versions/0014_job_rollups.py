@@ -278,6 +278,7 @@ def upgrade():
         sa.Column("shard", sa.SmallInteger(), nullable=False),
         sa.Column("jobs", sa.BigInteger(), nullable=False),
         sa.PrimaryKeyConstraint(*KEY.split(", "), "shard", name=op.f("pk_job_count_rollups")),
+        postgresql_partition_by="LIST (grain)",
     )
     op.create_table(
         "job_code_rollups",
@@ -288,10 +289,18 @@ def upgrade():
         sa.Column("shard", sa.SmallInteger(), nullable=False),
         sa.Column("jobs", sa.BigInteger(), nullable=False),
         sa.PrimaryKeyConstraint(*CODE_KEY.split(", "), "shard", name=op.f("pk_job_code_rollups")),
+        postgresql_partition_by="LIST (grain)",
     )
+    dialect = op.get_bind().dialect.name
+    if dialect == "postgresql":
+        # One partition per grain: the all-time rows (what a filter without
+        # a range sums) sit on a few pages of their own instead of scattered
+        # among the hour rows (3,260 pages for 6,724 rows at 200,000 jobs).
+        for table in ("job_count_rollups", "job_code_rollups"):
+            for grain, name in ((0, "all"), (1, "day"), (2, "hour")):
+                op.execute(f"CREATE TABLE {table}_{name} PARTITION OF {table} FOR VALUES IN ({grain})")
     op.create_index("ix_job_code_rollups_grain_code_created_bucket", "job_code_rollups",
                     ["grain", "code", "created_bucket"])
-    dialect = op.get_bind().dialect.name
     if dialect == "postgresql":
         op.execute(POSTGRESQL_FUNCTIONS)  # the backfill uses them
     for statement in _backfill(dialect):
