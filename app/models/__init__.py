@@ -15,6 +15,7 @@ from app.models.failure_group import (
 )
 from app.models.idempotency_record import IdempotencyRecord
 from app.models.job_failure import JobFailure
+from app.models.job_rollup import JobCodeRollup, JobCountRollup
 from app.models.job_status import JobStatus
 from app.models.processing_job import ProcessingJob
 
@@ -36,4 +37,4 @@ __all__ = [
     "GroupState",
     "GroupSubstate",
     "IgnoreMode",
-    "EntityType", "ExtractedEntity", "IdempotencyRecord", "JobFailure", "JobStatus", "ProcessingJob"]
+    "EntityType", "ExtractedEntity", "IdempotencyRecord", "JobFailure", "JobCodeRollup", "JobCountRollup", "JobStatus", "ProcessingJob"]

@@ -30,11 +30,21 @@ POSTGRESQL_ONLY = {("column", "search_text"), ("index", "ix_processing_jobs_sear
 POSTGRESQL_ONLY_INDEXES = {("index", "ix_failure_groups_title_trgm"), ("index", "ix_audit_events_job_ids")}
 
 
+#: PostgreSQL partitions of the summary rollups (migration 0014, one per
+#: grain): storage of the two model tables, not tables of their own.
+ROLLUP_PARTITIONS = {
+    f"{table}_{grain}" for table in ("job_count_rollups", "job_code_rollups") for grain in ("all", "day", "hour")
+}
+
+
 def is_schema_compared(obj: object, name: str | None, type_: str, reflected: bool, compare_to: object) -> bool:
     """Alembic ``include_object`` hook: ``False`` for :data:`POSTGRESQL_ONLY`
-    objects found in the database and for procrastinate's job-queue tables
-    (migration 0012, not models of ours), ``True`` for everything else."""
+    objects found in the database, for procrastinate's job-queue tables
+    (migration 0012, not models of ours) and for :data:`ROLLUP_PARTITIONS`,
+    ``True`` for everything else."""
     if reflected and type_ == "table" and (name or "").startswith("procrastinate_"):
+        return False
+    if reflected and type_ == "table" and name in ROLLUP_PARTITIONS:
         return False
     return not (reflected and ((type_, name) in POSTGRESQL_ONLY or (type_, name) in POSTGRESQL_ONLY_INDEXES))
 

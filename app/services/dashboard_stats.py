@@ -1,10 +1,18 @@
 """Aggregates for the dashboard: counts per status, top error codes, failures over time.
 
 Each aggregate describes the *filter*, not the page: none of them looks at
-``cursor`` or ``limit``. Each is bounded: it reads at most a fixed number of
-the newest matching jobs (in the listing's order, through the same indexes),
-never the whole table, and says when it stopped there (``capped``), so a page
-load costs the same on a million jobs as on a thousand.
+``cursor`` or ``limit``. Each is exact at any scale for every filter built
+from status, time range, job type, acknowledged and error code
+(docs/summary-counts.md):
+
+* without a group, document or search condition, from the write-time
+  rollups (:mod:`app.services.summary_counts`); the top codes of an
+  error-code filter too, except which codes the *other* items of those
+  jobs have: that reads at most :data:`CODES_SCAN_LIMIT` jobs;
+* with a group, document or search (``q``) condition, over at most a fixed
+  number of the newest matching jobs (in the listing's order, through the
+  same indexes), saying when it stopped there (``capped``): exact below
+  that number, a lower bound above, and the page says so.
 
 * :func:`status_counts` -- ``GROUP BY status`` over the filter **without its
   status condition** (the counts are there to choose statuses).
@@ -33,24 +41,31 @@ from sqlalchemy.dialects.postgresql import JSONB
 
 from app.extensions import db
 from app.models import JobStatus, ProcessingJob
+from app.models.job_rollup import Grain
 from app.models.job_status import FAILURE_STATUSES
 from app.models.types import utcnow
 from app.services.chart_buckets import (
     FAILURES_SHOWN,
     LABEL_FORMATS,
     Bucket,
+    BucketSize,
     Timeline,
     bucket_label,
     chart_window,
+    floor_to_bucket,
 )
 from app.services.processing_jobs.job_filter import JobFilter
 from app.services.processing_jobs.pagination import newest_first
+from app.services.summary_counts import code_rows, rollup_covers, status_rows, time_rows
 
-#: Most jobs :func:`status_counts` and :func:`failures_over_time` read.
+#: Most jobs :func:`status_counts` and :func:`failures_over_time` read
+#: for a filter with a group, document or search condition; the others are
+#: counted exactly from the rollups.
 #: Measured at 1,000,000 jobs (docs/benchmarks.md): 100,000 cost ~63 ms a
 #: page view, 20,000 ~10-22 ms; the page says when a count stopped here.
 COUNT_SCAN_LIMIT = 10_000
-#: Most jobs :func:`top_error_codes` reads (it unpacks each one's JSON:
+#: Most jobs :func:`top_error_codes` reads for a filter with a search, a
+#: group or an error code (it unpacks each one's JSON:
 #: 23-32 ms for 5,000 at 1,000,000 jobs). 2,000 jobs rank the common codes
 #: the same; the page says the table covers the newest N.
 CODES_SCAN_LIMIT = 2_000
@@ -67,9 +82,10 @@ class StatusCounts:
     Attributes:
         counts: every :class:`JobStatus`, in declaration order, to its count
             (0 included).
-        scanned: jobs read.
+        scanned: jobs counted.
         capped: ``scanned`` reached the scan limit: older jobs were not
-            counted, so the counts are lower bounds.
+            counted, so the counts are lower bounds. Never for a filter
+            the rollups cover.
     """
 
     counts: dict[JobStatus, int]
@@ -103,7 +119,8 @@ class TopCodes:
 
     Attributes:
         codes: at most :data:`TOP_CODES` rows.
-        scanned: jobs read (newest first).
+        scanned: jobs read (newest first) by a bounded scan; 0 when the
+            codes come from the rollups.
         capped: the scan limit was reached; older jobs were not read.
         distinct: how many codes the jobs read have in all (``len(codes)``
             or more).
@@ -180,34 +197,38 @@ def forget_summaries() -> None:
 
 
 def _newest(
-    job_filter: JobFilter, columns: list[Any], scan_limit: int, *extra: Any, code_index: bool = True
+    job_filter: JobFilter, columns: list[Any], scan_limit: int | None, *extra: Any, code_index: bool = True
 ) -> sa.Subquery:
-    """The newest ``scan_limit`` jobs of the filter, in listing order, as a
-    subquery (``code_index``: see :meth:`JobFilter.where`)."""
-    return (
-        sa.select(*columns)
-        .where(*job_filter.where(code_index=code_index), *extra)
-        .order_by(*newest_first(job_filter))
-        .limit(scan_limit)
-        .subquery("newest")
-    )
+    """The newest ``scan_limit`` jobs of the filter (all of them for
+    ``None``), in listing order, as a subquery (``code_index``: see
+    :meth:`JobFilter.where`)."""
+    statement = sa.select(*columns).where(*job_filter.where(code_index=code_index), *extra)
+    if scan_limit is not None:
+        statement = statement.order_by(*newest_first(job_filter)).limit(scan_limit)
+    return statement.subquery("newest")
 
 
 def status_counts(job_filter: JobFilter, *, scan_limit: int = COUNT_SCAN_LIMIT) -> StatusCounts:
     """Count jobs per status: the filter without its statuses, ``GROUP BY status``.
 
-    Reads at most ``scan_limit`` of the newest matching jobs. Ignores the
-    cursor (describes the filter, not the page).
+    Exact from the rollups, except with a group, document or search
+    condition: then reads at most ``scan_limit`` of the newest matching
+    jobs. Ignores the cursor (describes the filter, not the page).
     """
     broad = job_filter.without_statuses()
-    newest = _newest(broad, [ProcessingJob.status], scan_limit)
-    rows = db.session.execute(
-        sa.select(newest.c.status, sa.func.count()).group_by(newest.c.status)
-    ).all()
-    found = {status: count for status, count in rows}
+    if rollup_covers(broad):
+        found = status_rows(broad)
+        limit: int | None = None
+    else:
+        limit = scan_limit
+        newest = _newest(broad, [ProcessingJob.status], limit)
+        rows = db.session.execute(
+            sa.select(newest.c.status, sa.func.count()).group_by(newest.c.status)
+        ).all()
+        found = {status: count for status, count in rows}
     counts = {status: found.get(status.value, 0) for status in JobStatus}
     scanned = sum(found.values())
-    return StatusCounts(counts=counts, scanned=scanned, capped=scanned >= scan_limit)
+    return StatusCounts(counts=counts, scanned=scanned, capped=limit is not None and scanned >= limit)
 
 
 def top_error_codes(
@@ -220,9 +241,44 @@ def top_error_codes(
     (:class:`CodeCount`). Only string ``code`` values of object items of an
     ``errors`` array count (the error-details v1 envelope; free-form details
     that happen to have that shape count too). ``distinct`` counts every
-    code found, shown or not. Reads at most ``scan_limit`` of the newest
-    matching jobs; ignores the cursor.
+    code found, shown or not. Exact from the rollups for a filter without a
+    search, group or error code; for those, reads at most ``scan_limit`` of
+    the newest matching jobs. Ignores the cursor.
     """
+    totals: dict[str, list[int]] = {}
+
+    def add(rows: list[tuple[str, int, int, int]]) -> None:
+        for code, jobs, errors, warnings in rows:
+            total = totals.setdefault(code, [0, 0, 0])
+            total[0] += jobs
+            total[1] += errors
+            total[2] += warnings
+
+    scanned = 0
+    capped = False
+    if rollup_covers(job_filter) and job_filter.error_code is None:
+        rollup, edges = code_rows(job_filter)
+        add(rollup)
+        for edge in edges:  # an hour at most each
+            add(_scanned_code_rows(edge, None)[0])
+    else:
+        rows, scanned = _scanned_code_rows(job_filter, scan_limit)
+        add(rows)
+        capped = scanned >= scan_limit
+    # Most jobs first, ties in code-point order (Python's str order).
+    ranked = sorted(totals.items(), key=lambda item: (-item[1][0], item[0]))
+    return TopCodes(
+        codes=[CodeCount(code=code, jobs=j, errors=e, warnings=w) for code, (j, e, w) in ranked[:limit]],
+        scanned=scanned,
+        capped=capped,
+        distinct=len(ranked),
+    )
+
+
+def _scanned_code_rows(job_filter: JobFilter, scan_limit: int | None) -> tuple[list[tuple[str, int, int, int]], int]:
+    """``(code, jobs, errors, warnings)`` of every code in the newest
+    ``scan_limit`` jobs of the filter (all for ``None``), read from their
+    details; and how many jobs were read."""
     dialect = db.session.get_bind().dialect.name
     details = (
         sa.type_coerce(ProcessingJob.error_details, JSONB) if dialect == "postgresql" else ProcessingJob.error_details
@@ -244,7 +300,6 @@ def top_error_codes(
         severity: Any = item.c.value.op("->>")("severity")
         is_code = sa.func.jsonb_typeof(item.c.value.op("->")("code")) == "string"
         source = newest.join(item, sa.true())
-        order_code: Any = code.collate("C")  # code-point order, as SQLite's BINARY
     else:
         item = sa.func.json_each(newest.c.details, "$.errors").table_valued("value", "type").alias("item")
         # Nested CASE: json_type() raises on an item that is not JSON text,
@@ -257,11 +312,10 @@ def top_error_codes(
         is_code = sa.and_(sa.func.json_type(newest.c.details, "$.errors") == "array", code.is_not(None))
         severity = sa.case((item.c.type == "object", sa.func.json_extract(item.c.value, "$.severity")))
         source = newest.join(item, sa.true())
-        order_code = code
     # One row per job, code and kind of severity: each counts a job once.
     kind = sa.case((severity == "warning", "warning"), (severity == "information", "information"), else_="error")
     triples = (
-        sa.select(newest.c.job_id, code.label("code"), order_code.label("sort_code"), kind.label("kind"))
+        sa.select(newest.c.job_id, code.label("code"), kind.label("kind"))
         .select_from(source)
         .where(is_code)
         .distinct()
@@ -270,20 +324,10 @@ def top_error_codes(
     jobs = sa.func.count(sa.distinct(triples.c.job_id)).label("jobs")
     errors = sa.func.count(sa.case((triples.c.kind == "error", 1))).label("errors")
     warnings = sa.func.count(sa.case((triples.c.kind == "warning", 1))).label("warnings")
-    # Every code's group, before LIMIT: how many codes there are in all.
-    distinct = sa.func.count().over().label("distinct")
     rows = db.session.execute(
-        sa.select(triples.c.code, jobs, errors, warnings, distinct)
-        .group_by(triples.c.code, triples.c.sort_code)
-        .order_by(jobs.desc(), triples.c.sort_code)
-        .limit(limit)
+        sa.select(triples.c.code, jobs, errors, warnings).group_by(triples.c.code)
     ).all()
-    return TopCodes(
-        codes=[CodeCount(code=row.code, jobs=row.jobs, errors=row.errors, warnings=row.warnings) for row in rows],
-        scanned=scanned,
-        capped=scanned >= scan_limit,
-        distinct=rows[0].distinct if rows else 0,
-    )
+    return [(row.code, row.jobs, row.errors, row.warnings) for row in rows], scanned
 
 
 def failures_over_time(
@@ -293,8 +337,10 @@ def failures_over_time(
 
     Counts the filter's jobs in a failure status (its statuses that are
     failures; with no status condition, every failure status) whose time
-    falls in the window of :func:`chart_window`. Reads at most
-    ``scan_limit`` of the newest such jobs; ignores the cursor.
+    falls in the window of :func:`chart_window`. Exact from the rollups,
+    except with a group, document or search condition: then reads at most
+    ``scan_limit`` of the newest such jobs.
+    Ignores the cursor.
     """
     now = now or utcnow()
     size, start, end, clipped = chart_window(job_filter, now)
@@ -306,12 +352,21 @@ def failures_over_time(
         moment += size.width
     if not keys or not statuses:
         return Timeline(size, start, end, [Bucket(k, 0) for k in keys], clipped=clipped, statuses=statuses)
+    if rollup_covers(job_filter):
+        found: dict[str, int] = {}
+        coarsest = Grain.DAY if size is BucketSize.DAY else Grain.HOUR
+        for moment, count in time_rows(job_filter, statuses, start, end, coarsest=coarsest).items():
+            label = bucket_label(floor_to_bucket(moment, size), size)
+            found[label] = found.get(label, 0) + count
+        buckets = [Bucket(k, found.get(bucket_label(k, size), 0)) for k in keys]
+        return Timeline(size, start, end, buckets, clipped=clipped, statuses=statuses)
+    limit = scan_limit
     dialect = db.session.get_bind().dialect.name
     column = job_filter.time_column
     newest = _newest(
         job_filter,
         [column.label("at")],
-        scan_limit,
+        limit,
         ProcessingJob.status.in_([s.value for s in statuses]),
         column >= start,
         column < end,
@@ -327,5 +382,5 @@ def failures_over_time(
     buckets = [Bucket(k, found.get(bucket_label(k, size), 0)) for k in keys]
     scanned = sum(found.values())
     return Timeline(
-        size, start, end, buckets, clipped=clipped, capped=scanned >= scan_limit, statuses=statuses
+        size, start, end, buckets, clipped=clipped, capped=limit is not None and scanned >= limit, statuses=statuses
     )

@@ -73,7 +73,7 @@ def test_status_counts_ignore_the_status_filter_only(app_ctx, known_jobs):
 def test_top_codes_count_jobs_not_items(app_ctx, known_jobs):
     top = dashboard_stats.top_error_codes(_filter())
     assert [(row.code, row.jobs) for row in top.codes] == [("x.b", 4), ("x.a", 2), ("x.c", 2), ("x.d", 1)]
-    assert (top.scanned, top.capped) == (6, False)
+    assert (top.scanned, top.capped) == (0, False)  # from the rollups: no job read
     top = dashboard_stats.top_error_codes(_filter(statuses=["Failed"]))
     assert top.codes == []
 
@@ -138,14 +138,16 @@ def test_failures_over_time_by_completed_time(app_ctx):
     assert [b.count for b in timeline.buckets] == [0, 0, 0, 2, 0, 0]
 
 
-def test_aggregates_stop_at_their_scan_limit(app_ctx, known_jobs):
+def test_aggregates_stop_at_their_scan_limit_only_with_a_search(app_ctx, known_jobs):
     counts = dashboard_stats.status_counts(_filter(), scan_limit=3)
+    assert not counts.capped and counts.scanned == 8  # exact without a search
+    counts = dashboard_stats.status_counts(_filter(q="doc"), scan_limit=3)
     assert counts.capped and counts.scanned == 3
     # The newest three (05:59, 03:00 Pending, 02:50 Failed).
     assert {s.value: n for s, n in counts.counts.items() if n} == {"Validation_Failed": 1, "Pending": 1, "Failed": 1}
-    top = dashboard_stats.top_error_codes(_filter(), scan_limit=1)
+    top = dashboard_stats.top_error_codes(_filter(q="doc"), scan_limit=1)
     assert top.capped and [(r.code, r.jobs) for r in top.codes] == [("x.b", 1), ("x.c", 1), ("x.d", 1)]
-    timeline = dashboard_stats.failures_over_time(_filter(), scan_limit=2)
+    timeline = dashboard_stats.failures_over_time(_filter(q="doc"), scan_limit=2)
     assert timeline.capped and [b.count for b in timeline.buckets] == [0, 0, 1, 0, 0, 1]
 
 

@@ -1,0 +1,101 @@
+"""Write-time rollups of ``processing_jobs``: exact counts without a scan.
+
+Two tables, kept by database triggers on ``processing_jobs`` (migration
+0014, docs/summary-counts.md), so every write path -- the services, bulk
+actions, retention deletes, raw SQL and COPY loads -- keeps them exact in
+the writer's own transaction, with no Python code to remember:
+
+* ``job_count_rollups`` -- jobs per (grain, bucket created, bucket
+  finished, status, job type, acknowledged, shard);
+* ``job_code_rollups`` -- the same, per error code found in the job's
+  current error details, with whether the code appears there as an error
+  and/or as a warning.
+
+On PostgreSQL each table is partitioned by grain (``<table>_all``,
+``_day``, ``_hour``), so the few all-time rows are not scattered among the
+many hour rows. Each job is counted three times in each table, once per
+:class:`Grain`:
+all time (both buckets 0), days and hours (whole days or hours since
+1970-01-01T00:00Z: ``floor(epoch / 86400)``, ``floor(epoch / 3600)``), so a
+long range sums few rows. ``finished_bucket`` is :data:`NOT_FINISHED` when
+``completed_at`` is NULL (a key column cannot be NULL). Counts are the sums over rows: a row is only
+ever changed by ``jobs = jobs + delta`` and may reach 0 (rows are not
+removed; harmless to the sums).
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.extensions import db
+from app.models.processing_job import JOB_TYPE_MAX_LENGTH
+
+SECONDS_PER_HOUR = 3600
+#: ``finished_bucket`` of a job that has no ``completed_at``.
+NOT_FINISHED = -1
+
+
+class Grain(IntEnum):
+    """What a rollup row's buckets are."""
+
+    ALL = 0  #: all time: ``created_bucket`` 0, ``finished_bucket`` 0 or NOT_FINISHED
+    DAY = 1  #: days since 1970-01-01 (UTC)
+    HOUR = 2  #: hours since 1970-01-01T00:00Z
+
+    @property
+    def seconds(self) -> int:
+        """Length of one bucket (days and hours)."""
+        return 86_400 if self is Grain.DAY else SECONDS_PER_HOUR
+
+#: Shards per key on PostgreSQL: a writer adds to shard
+#: ``pg_backend_pid() % ROLLUP_SHARDS`` (one per connection, so a pool of
+#: connections rarely meets on a row). SQLite has one writer at a time: shard 0.
+ROLLUP_SHARDS = 8
+
+
+class JobCountRollup(db.Model):
+    """Jobs per key; the exact count of a key is the sum over its shards."""
+
+    __tablename__ = "job_count_rollups"
+
+    grain: Mapped[int] = mapped_column(sa.SmallInteger, primary_key=True)
+    created_bucket: Mapped[int] = mapped_column(sa.Integer, primary_key=True)
+    finished_bucket: Mapped[int] = mapped_column(sa.Integer, primary_key=True)
+    status: Mapped[str] = mapped_column(sa.String(32), primary_key=True)
+    job_type: Mapped[str] = mapped_column(sa.String(JOB_TYPE_MAX_LENGTH), primary_key=True)
+    acknowledged: Mapped[bool] = mapped_column(sa.Boolean, primary_key=True)
+    shard: Mapped[int] = mapped_column(sa.SmallInteger, primary_key=True)
+    jobs: Mapped[int] = mapped_column(sa.BigInteger, nullable=False)
+
+
+class JobCodeRollup(db.Model):
+    """Jobs per key and error code (a job counts once per code).
+
+    A code is the string ``code`` of an object item of the ``errors`` array
+    of the job's ``error_details`` (what the ``error_code`` filter matches).
+    ``has_error``: one of the job's items with this code has a severity
+    other than ``warning`` and ``information`` (none counts as an error);
+    ``has_warning``: one has ``warning``. A job with only ``information``
+    items of a code has both false.
+    """
+
+    __tablename__ = "job_code_rollups"
+    __table_args__ = (
+        # The error_code filter's counts: one code at one grain.
+        sa.Index("ix_job_code_rollups_grain_code_created_bucket", "grain", "code", "created_bucket"),
+    )
+
+    grain: Mapped[int] = mapped_column(sa.SmallInteger, primary_key=True)
+    created_bucket: Mapped[int] = mapped_column(sa.Integer, primary_key=True)
+    finished_bucket: Mapped[int] = mapped_column(sa.Integer, primary_key=True)
+    status: Mapped[str] = mapped_column(sa.String(32), primary_key=True)
+    job_type: Mapped[str] = mapped_column(sa.String(JOB_TYPE_MAX_LENGTH), primary_key=True)
+    acknowledged: Mapped[bool] = mapped_column(sa.Boolean, primary_key=True)
+    code: Mapped[str] = mapped_column(sa.Text, primary_key=True)
+    has_error: Mapped[bool] = mapped_column(sa.Boolean, primary_key=True)
+    has_warning: Mapped[bool] = mapped_column(sa.Boolean, primary_key=True)
+    shard: Mapped[int] = mapped_column(sa.SmallInteger, primary_key=True)
+    jobs: Mapped[int] = mapped_column(sa.BigInteger, nullable=False)

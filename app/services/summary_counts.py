@@ -1,0 +1,222 @@
+"""Exact counts for the /jobs summary from the write-time rollups.
+
+The rollups (:mod:`app.models.job_rollup`, kept by triggers) hold jobs per
+grain (all time, day, hour), bucket of creation and of completion, status,
+job type, acknowledged and error code. A filter made of those (``status``,
+``time_field`` with ``from``/``to``, ``job_type``, ``acknowledged``,
+``error_code``) is counted here exactly at any scale: no range from the
+all-time rows; a range's whole days from the day rows, the whole hours of
+its partial days from the hour rows, and the partial hours at either edge
+(at most one hour each) from ``processing_jobs`` through its time indexes,
+added together.
+docs/summary-counts.md explains the design and what it costs.
+
+:func:`rollup_covers` says whether a filter can be counted so. Times are
+aware UTC; read-only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import datetime, timezone
+from typing import Any
+
+import sqlalchemy as sa
+
+from app.extensions import db
+from app.models import JobStatus, ProcessingJob
+from app.models.job_rollup import NOT_FINISHED, Grain, JobCodeRollup, JobCountRollup
+from app.services.processing_jobs.job_filter import AcknowledgedFilter, JobFilter, TimeField
+
+#: A span of time: ``[start, end)``, either side ``None`` for unbounded.
+Span = tuple[datetime | None, datetime | None]
+
+
+def rollup_covers(job_filter: JobFilter) -> bool:
+    """Whether :func:`status_rows`, :func:`time_rows` and :func:`code_rows` can count ``job_filter``
+    exactly: it has no search, document or group condition."""
+    return job_filter.text is None and job_filter.document_id is None and job_filter.group_id is None
+
+
+#: Whole buckets ``[first, end)`` at a grain, either side ``None`` for unbounded.
+Part = tuple[Grain, int | None, int | None]
+
+
+def bucket_number(moment: datetime, grain: Grain) -> int:
+    """Whole days or hours from 1970-01-01T00:00Z to the one holding
+    ``moment`` (the rollups' ``created_bucket``/``finished_bucket``)."""
+    return int(moment.astimezone(timezone.utc).timestamp()) // grain.seconds
+
+
+def bucket_start(number: int, grain: Grain) -> datetime:
+    """The start (aware UTC) of the day or hour :func:`bucket_number` numbers ``number``."""
+    return datetime.fromtimestamp(number * grain.seconds, timezone.utc)
+
+
+def _on_boundary(moment: datetime, grain: Grain) -> bool:
+    return int(moment.timestamp()) % grain.seconds == 0 and moment.microsecond == 0
+
+
+def _whole(time_from: datetime | None, time_to: datetime | None, grain: Grain) -> tuple[Part | None, list[Span]]:
+    first = None if time_from is None else bucket_number(time_from, grain) + (not _on_boundary(time_from, grain))
+    end = None if time_to is None else bucket_number(time_to, grain)
+    if first is not None and end is not None and first >= end:
+        return None, [(time_from, time_to)]
+    rest: list[Span] = []
+    if time_from is not None and not _on_boundary(time_from, grain):
+        rest.append((time_from, bucket_start(first, grain)))  # type: ignore[arg-type]
+    if time_to is not None and not _on_boundary(time_to, grain):
+        rest.append((bucket_start(end, grain), time_to))  # type: ignore[arg-type]
+    return (grain, first, end), rest
+
+
+def split_range(
+    time_from: datetime | None, time_to: datetime | None, *, coarsest: Grain = Grain.DAY
+) -> tuple[list[Part], list[Span]]:
+    """Split ``[time_from, time_to)`` into rollup parts and partial-hour edges.
+
+    No bound at all is the all-time part. Otherwise the whole days inside
+    (``coarsest=Grain.DAY``), the whole hours of what they leave, and the
+    edges: at most two spans, each within one hour, to count from the jobs.
+
+    Returns:
+        ``(parts, edges)``.
+    """
+    if time_from is None and time_to is None:
+        return [(Grain.ALL, None, None)], []
+    parts: list[Part] = []
+    spans: list[Span] = [(time_from, time_to)]
+    for grain in (Grain.DAY, Grain.HOUR):
+        if grain < coarsest:
+            continue
+        left: list[Span] = []
+        for start, end in spans:
+            part, rest = _whole(start, end, grain)
+            if part is not None:
+                parts.append(part)
+            left.extend(rest)
+        spans = left
+    return parts, spans
+
+
+def _bucket_column(table: Any, job_filter: JobFilter) -> Any:
+    return table.finished_bucket if job_filter.time_field is TimeField.COMPLETED else table.created_bucket
+
+
+def _rollup_where(table: Any, job_filter: JobFilter, part: Part) -> list[Any]:
+    """Conditions on a rollup table for the filter's non-time fields and ``part``."""
+    grain, first, end = part
+    bucket = _bucket_column(table, job_filter)
+    conditions: list[Any] = [table.grain == int(grain)]
+    if job_filter.time_field is TimeField.COMPLETED:
+        conditions.append(table.finished_bucket != NOT_FINISHED)
+    if first is not None:
+        conditions.append(bucket >= first)
+    if end is not None:
+        conditions.append(bucket < end)
+    if job_filter.statuses:
+        conditions.append(table.status.in_([s.value for s in job_filter.statuses]))
+    if job_filter.job_type is not None:
+        conditions.append(table.job_type == job_filter.job_type)
+    if job_filter.acknowledged is AcknowledgedFilter.EXCLUDE:
+        conditions.append(table.acknowledged.is_(False))
+    elif job_filter.acknowledged is AcknowledgedFilter.ONLY:
+        conditions.append(table.acknowledged.is_(True))
+    if job_filter.error_code is not None:
+        conditions.append(table.code == job_filter.error_code)
+    return conditions
+
+
+def _table(job_filter: JobFilter) -> Any:
+    # A job appears once per code in the code rollup: only with a code condition is it one row per job.
+    return JobCodeRollup if job_filter.error_code is not None else JobCountRollup
+
+
+def _edge_filters(job_filter: JobFilter, edges: list[Span]) -> list[JobFilter]:
+    return [replace(job_filter, time_from=start, time_to=end) for start, end in edges]
+
+
+def status_rows(job_filter: JobFilter) -> dict[str, int]:
+    """Exact jobs per status (stored status text -> count) for a filter
+    :func:`rollup_covers`; its statuses apply (pass ``without_statuses()``
+    for the summary's counts)."""
+    parts, edges = split_range(job_filter.time_from, job_filter.time_to)
+    found: dict[str, int] = {}
+    table = _table(job_filter)
+    for part in parts:
+        rows = db.session.execute(
+            sa.select(table.status, sa.func.sum(table.jobs))
+            .where(*_rollup_where(table, job_filter, part))
+            .group_by(table.status)
+        ).all()
+        for status, count in rows:
+            found[status] = found.get(status, 0) + int(count)
+    for edge in _edge_filters(job_filter, edges):
+        rows = db.session.execute(
+            sa.select(ProcessingJob.status, sa.func.count())
+            .where(*edge.where(code_index=False))  # an hour at most: the time index is the narrow part
+            .group_by(ProcessingJob.status)
+        ).all()
+        for status, count in rows:
+            found[status] = found.get(status, 0) + int(count)
+    return found
+
+
+def time_rows(
+    job_filter: JobFilter, statuses: tuple[JobStatus, ...], start: datetime, end: datetime, *, coarsest: Grain
+) -> dict[datetime, int]:
+    """Exact jobs of ``statuses`` per day or hour of the filter's time field,
+    in ``[start, end)`` and the filter's own range: the start (aware UTC)
+    of a day (only with ``coarsest=Grain.DAY``) or an hour -> count, none
+    with 0. For a filter :func:`rollup_covers`; the caller puts them in its
+    buckets (no bucket narrower than ``coarsest``)."""
+    time_from = max(start, job_filter.time_from) if job_filter.time_from is not None else start
+    time_to = min(end, job_filter.time_to) if job_filter.time_to is not None else end
+    narrowed = replace(job_filter, statuses=statuses, time_from=time_from, time_to=time_to)
+    found: dict[datetime, int] = {}
+    if time_from >= time_to:
+        return found
+    parts, edges = split_range(time_from, time_to, coarsest=coarsest)
+    table = _table(narrowed)
+    bucket = _bucket_column(table, narrowed)
+    for part in parts:
+        rows = db.session.execute(
+            sa.select(bucket, sa.func.sum(table.jobs)).where(*_rollup_where(table, narrowed, part)).group_by(bucket)
+        ).all()
+        for number, count in rows:
+            key = bucket_start(number, part[0])
+            found[key] = found.get(key, 0) + int(count)
+    for edge in _edge_filters(narrowed, edges):
+        assert edge.time_from is not None
+        count = db.session.execute(
+            sa.select(sa.func.count()).select_from(ProcessingJob).where(*edge.where(code_index=False))
+        ).scalar_one()
+        if count:
+            key = edge.time_from.replace(minute=0, second=0, microsecond=0)
+            found[key] = found.get(key, 0) + count
+    return found
+
+
+def code_rows(job_filter: JobFilter) -> tuple[list[tuple[str, int, int, int]], list[JobFilter]]:
+    """Exact ``(code, jobs, errors, warnings)`` of every code from the
+    rollups' whole days and hours (or all time), for a filter :func:`rollup_covers` without an
+    ``error_code``; and the edge filters whose jobs the caller must add
+    (their codes are read from the jobs' details)."""
+    assert job_filter.error_code is None
+    parts, edges = split_range(job_filter.time_from, job_filter.time_to)
+    found: dict[str, tuple[int, int, int]] = {}
+    for part in parts:
+        table = JobCodeRollup
+        jobs = sa.func.sum(table.jobs)
+        errors = sa.func.sum(sa.case((table.has_error.is_(True), table.jobs), else_=0))
+        warnings = sa.func.sum(sa.case((table.has_warning.is_(True), table.jobs), else_=0))
+        result = db.session.execute(
+            sa.select(table.code, jobs, errors, warnings)
+            .where(*_rollup_where(table, job_filter, part))
+            .group_by(table.code)
+            .having(jobs > 0)
+        ).all()
+        for code, j, e, w in result:
+            was = found.get(code, (0, 0, 0))
+            found[code] = (was[0] + int(j), was[1] + int(e), was[2] + int(w))
+    return [(code, *totals) for code, totals in found.items()], _edge_filters(job_filter, edges)

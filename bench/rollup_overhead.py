@@ -1,0 +1,124 @@
+"""What the summary rollups' triggers (migration 0014) cost the recorder,
+worst case: concurrent writers whose jobs all share one rollup key (same
+hour, status, job type), so they meet on the same rollup rows.
+
+Run it on a throwaway PostgreSQL (it drops and re-creates the ``public``
+schema)::
+
+    scripts/with-postgres .venv/bin/python bench/rollup_overhead.py
+
+Service level, no HTTP, in the style of bench/grouping_overhead.py:
+``--concurrency`` threads, each with its own connection, create 400 jobs
+then record ``validation_failed`` reports on them for ``--seconds`` per
+phase, alternating phases with the rollup triggers enabled (as shipped) and
+disabled (``ALTER TABLE ... DISABLE TRIGGER``: the recorder before them),
+``--rounds`` times. Prints failures per second of each phase and the ratio
+on/off. Jobs of the "on" phases have a job type of their own; at the end
+their rollups are compared with a count of those jobs (exact or exit 1).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import threading
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.common import fresh_schema, loopback_database_url  # noqa: E402
+
+ITEMS = [
+    {"code": "unit.not_ucum", "severity": "error", "message": "unit is not UCUM", "pointer": "/entities/3/value/unit"},
+]
+TRIGGERS = ("job_rollups_insert", "job_rollups_update", "job_rollups_delete")
+
+
+def _set_triggers(app, enabled: bool) -> None:
+    from app.extensions import db
+
+    with app.app_context(), db.engine.begin() as connection:
+        for name in TRIGGERS:
+            connection.exec_driver_sql(f"ALTER TABLE processing_jobs {'ENABLE' if enabled else 'DISABLE'} TRIGGER {name}")
+
+
+def _phase(app, triggers: bool, concurrency: int, seconds: float, round_number: int) -> int:
+    from app.extensions import db
+    from app.registry import get_failure_recorder
+    from app.services.processing_jobs.lifecycle import create_job
+
+    _set_triggers(app, triggers)
+    job_type = "bench_on" if triggers else "bench_off"
+    done = [0] * concurrency
+    barrier = threading.Barrier(concurrency + 1)
+    deadline = [0.0]
+
+    def run(slot: int) -> None:
+        with app.app_context():
+            jobs = [create_job(f"bench-{round_number}-{slot}-{i}", job_type).id for i in range(400)]
+            recorder = get_failure_recorder()
+            barrier.wait()
+            i = 0
+            while time.monotonic() < deadline[0]:
+                recorder.record_validation_failure(jobs[i % len(jobs)], f"failure {i}", {"errors": ITEMS})
+                i += 1
+            done[slot] = i
+            db.session.remove()
+
+    threads = [threading.Thread(target=run, args=(slot,)) for slot in range(concurrency)]
+    for thread in threads:
+        thread.start()
+    deadline[0] = time.monotonic() + 3600
+    barrier.wait()
+    deadline[0] = time.monotonic() + seconds
+    for thread in threads:
+        thread.join()
+    return sum(done)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--database-url", default=os.environ.get("TEST_DATABASE_URL"))
+    parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    url = loopback_database_url(parser, args)
+    fresh_schema(url)
+
+    from app import create_app
+    from app.extensions import db
+
+    app = create_app({"SQLALCHEMY_DATABASE_URI": url, "SQLALCHEMY_ENGINE_OPTIONS": {"pool_size": args.concurrency + 2}})
+    print(f"load average at start: {' '.join(f'{x:.2f}' for x in os.getloadavg())}", flush=True)
+    rates: dict[bool, list[float]] = {True: [], False: []}
+    for round_number in range(args.rounds):
+        for triggers in (False, True):
+            count = _phase(app, triggers, args.concurrency, args.seconds, round_number)
+            rate = count / args.seconds
+            rates[triggers].append(rate)
+            print(f"round {round_number + 1} triggers={'on ' if triggers else 'off'}: {rate:8.1f} failures/s", flush=True)
+    _set_triggers(app, True)
+    on, off = statistics.median(rates[True]), statistics.median(rates[False])
+    print(f"median: with rollup triggers {on:.1f}/s, without {off:.1f}/s, ratio {on / off:.2f}")
+    print(f"load average at end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    with app.app_context(), db.engine.connect() as connection:
+        direct = dict(connection.exec_driver_sql(
+            "SELECT status, count(*) FROM processing_jobs WHERE job_type = 'bench_on' GROUP BY status").all())
+        rolled = {grain: dict(connection.exec_driver_sql(
+            "SELECT status, sum(jobs)::bigint FROM job_count_rollups WHERE job_type = 'bench_on' AND grain = %(g)s"
+            " GROUP BY status HAVING sum(jobs) <> 0", {"g": grain}).all()) for grain in (0, 1, 2)}
+        shards = connection.exec_driver_sql(
+            "SELECT count(DISTINCT shard) FROM job_count_rollups WHERE job_type = 'bench_on'").scalar_one()
+        db.engine.dispose()
+    exact = all(rows == direct for rows in rolled.values())
+    print(f"rollups of the 'on' jobs: {direct} at every grain: {exact}; shards used: {shards}")
+    if not exact:
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

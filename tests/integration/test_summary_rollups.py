@@ -1,0 +1,319 @@
+"""The /jobs summary is exact: the write-time rollups (migration 0014) against
+brute-force counts over every job, after random operations through the real
+services, for random filters; on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import random
+import uuid
+from collections import Counter
+from dataclasses import replace
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import sqlalchemy as sa
+from flask_migrate import downgrade, upgrade
+
+from app import create_app
+from app.extensions import db
+from app.models.job_rollup import Grain
+from app.models import FailureOccurrence, JobCodeRollup, JobCountRollup, JobStatus, ProcessingJob
+from app.models.job_status import FAILURE_STATUSES
+from app.registry import get_failure_recorder
+from app.services import bulk_actions, dashboard_stats
+from app.services.chart_buckets import FAILURES_SHOWN, chart_window, floor_to_bucket
+from app.services.processing_jobs.actions import acknowledge_job, requeue_job
+from app.services.processing_jobs.job_filter import AcknowledgedFilter, JobFilter, TimeField
+from app.services.processing_jobs.lifecycle import complete_job, create_job, start_job
+from app.services.retention import purge_finished_jobs
+from app.services.summary_counts import split_range
+from tests.integration.test_migrations import empty_database_url  # noqa: F401 (a fixture)
+
+T0 = datetime(2025, 3, 1, tzinfo=timezone.utc)
+NOW = T0 + timedelta(days=4)
+CODES = ("c.alpha", "c.beta", "c.gamma", "c.delta", "c.eps")
+TYPES = ("entity_extraction", "ocr", "coding")
+SEVERITIES = (None, "error", "fatal", "warning", "information")
+
+
+def _details(rng: random.Random) -> Any:
+    shape = rng.random()
+    if shape < 0.1:
+        return {"errors": {"code": "c.alpha"}}  # free-form: errors not an array, no code counts
+    if shape < 0.15:
+        return None
+    items = []
+    for _ in range(rng.randint(0, 4)):
+        item: dict[str, Any] = {"code": rng.choice(CODES), "message": "bad value", "pointer": "/entities/0"}
+        severity = rng.choice(SEVERITIES)
+        if severity is not None:
+            item["severity"] = severity
+        items.append(item)
+    return {"errors": items}
+
+
+def _when(rng: random.Random) -> datetime:
+    # Minutes (and sometimes microseconds) off the hour: the edges matter.
+    moment = T0 + timedelta(minutes=rng.randrange(3 * 24 * 60))
+    return moment + timedelta(microseconds=rng.choice((0, 0, 1, 999_999)))
+
+
+def _place(job_id: Any, **values: Any) -> None:
+    db.session.execute(sa.update(ProcessingJob).where(ProcessingJob.id == job_id).values(**values))
+    db.session.commit()
+
+
+def _random_operations(rng: random.Random, steps: int) -> None:
+    recorder = get_failure_recorder()
+    ids: list[Any] = []
+    for _ in range(steps):
+        roll = rng.random()
+        if roll < 0.3 or not ids:
+            job = create_job(f"doc-{rng.randrange(40)}", rng.choice(TYPES))
+            ids.append(job.id)
+            _place(job.id, created_at=_when(rng))
+            continue
+        job_id = rng.choice(ids)
+        job = db.session.get(ProcessingJob, job_id)
+        if job is None:
+            continue
+        status = job.status
+        db.session.rollback()
+        if roll < 0.55 and status in ("Pending", "Processing", "Failed", "Validation_Failed"):
+            record = rng.choice((recorder.record_failure, recorder.record_validation_failure))
+            record(job_id, "failed", _details(rng))
+            if rng.random() < 0.5:
+                _place(job_id, completed_at=_when(rng))
+        elif roll < 0.62 and status == "Pending":
+            start_job(job_id)
+        elif roll < 0.7 and status in ("Pending", "Processing"):
+            complete_job(job_id)
+            _place(job_id, completed_at=_when(rng))
+        elif roll < 0.78 and status in ("Failed", "Validation_Failed"):
+            requeue_job(job_id)
+        elif roll < 0.88 and status in ("Failed", "Validation_Failed"):
+            acknowledge_job(job_id, "alice")
+        elif roll < 0.92:
+            selection = bulk_actions.freeze_filter_selection(
+                "requeue", JobFilter(error_code=rng.choice(CODES), job_type=rng.choice(TYPES)), {}, "alice")
+            if bulk_actions.start(selection.id, "alice", {}):
+                bulk_actions.run(selection.id, batch_size=3)
+        elif roll < 0.94:
+            purge_finished_jobs(_when(rng) - timedelta(hours=12), batch_size=5)
+        elif roll < 0.97:
+            _place(job_id, created_at=_when(rng))  # a raw UPDATE of a key column
+        else:
+            db.session.execute(sa.delete(ProcessingJob).where(ProcessingJob.id == job_id))  # a raw DELETE
+            db.session.commit()
+
+
+def _random_filter(rng: random.Random, group_ids: list[int]) -> JobFilter:
+    def moment() -> datetime:
+        base = T0 + timedelta(hours=rng.randrange(-2, 75))
+        return base if rng.random() < 0.4 else base + timedelta(minutes=rng.randrange(60), seconds=rng.randrange(60))
+
+    start = moment() if rng.random() < 0.6 else None
+    end = moment() if rng.random() < 0.6 else None
+    return JobFilter(
+        statuses=tuple(s for s in JobStatus if rng.random() < 0.3),
+        time_field=rng.choice(list(TimeField)),
+        acknowledged=rng.choice(list(AcknowledgedFilter)),
+        time_from=start,
+        time_to=end,
+        error_code=rng.choice(CODES) if rng.random() < 0.3 else None,
+        job_type=rng.choice(TYPES) if rng.random() < 0.3 else None,
+        group_id=rng.choice(group_ids) if group_ids and rng.random() < 0.15 else None,
+        document_id=f"doc-{rng.randrange(40)}" if rng.random() < 0.05 else None,
+    )
+
+
+def _matching(job_filter: JobFilter) -> list[ProcessingJob]:
+    """Brute force: every job the filter's own SQL selects, no limit."""
+    return list(db.session.scalars(sa.select(ProcessingJob).where(*job_filter.where())))
+
+
+def _codes(details: Any) -> dict[str, tuple[bool, bool]]:
+    """code -> (as an error, as a warning) in one job, the rule of CodeCount."""
+    found: dict[str, tuple[bool, bool]] = {}
+    errors = details.get("errors") if isinstance(details, dict) else None
+    for item in errors if isinstance(errors, list) else ():
+        if isinstance(item, dict) and isinstance(item.get("code"), str):
+            severity = item.get("severity")
+            was = found.get(item["code"], (False, False))
+            found[item["code"]] = (was[0] or severity not in ("warning", "information"), was[1] or severity == "warning")
+    return found
+
+
+def test_the_summary_equals_a_brute_force_count_after_random_operations(app_ctx):
+    rng = random.Random(20261203)
+    _random_operations(rng, 260)
+    group_ids = list(db.session.scalars(sa.select(FailureOccurrence.group_id).distinct()))
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(ProcessingJob)) > 50
+    checked = Counter()
+    for _ in range(120):
+        job_filter = _random_filter(rng, group_ids)
+        # Counts per status: the filter without its statuses.
+        expected = Counter(job.status for job in _matching(job_filter.without_statuses()))
+        counts = dashboard_stats.status_counts(job_filter)
+        assert {s.value: n for s, n in counts.counts.items() if n} == dict(expected), job_filter
+        assert not counts.capped
+        # Top codes: jobs per code, as an error and as a warning.
+        totals: dict[str, list[int]] = {}
+        for job in _matching(job_filter):
+            for code, (error, warning) in _codes(job.error_details).items():
+                total = totals.setdefault(code, [0, 0, 0])
+                total[0] += 1
+                total[1] += error
+                total[2] += warning
+        ranked = sorted(totals.items(), key=lambda kv: (-kv[1][0], kv[0]))
+        top = dashboard_stats.top_error_codes(job_filter, limit=3)
+        assert [(r.code, r.jobs, r.errors, r.warnings) for r in top.codes] == [
+            (code, *total) for code, total in ranked[:3]], job_filter
+        assert top.distinct == len(ranked) and not top.capped
+        # The chart: failures per bucket of the filter's time.
+        timeline = dashboard_stats.failures_over_time(job_filter, now=NOW)
+        size, start, end, _ = chart_window(job_filter, NOW)
+        statuses = tuple(s for s in (job_filter.statuses or FAILURES_SHOWN) if s in FAILURE_STATUSES)
+        chart_filter = replace(job_filter, statuses=statuses)
+        per_bucket = Counter()
+        if statuses:
+            for job in _matching(chart_filter):
+                at = job.completed_at if job_filter.time_field is TimeField.COMPLETED else job.created_at
+                if start <= at < end:
+                    per_bucket[floor_to_bucket(at, size)] += 1
+        assert {b.start: b.count for b in timeline.buckets if b.count} == dict(per_bucket), job_filter
+        assert not timeline.capped
+        checked["rollup" if job_filter.group_id is None and job_filter.document_id is None else "direct"] += 1
+        checked["with code"] += job_filter.error_code is not None
+        checked["with range"] += job_filter.time_from is not None and job_filter.time_to is not None
+    assert checked["rollup"] > 60 and checked["direct"] > 5 and checked["with code"] > 20 and checked["with range"] > 20
+
+
+def test_the_rollups_sum_to_the_jobs(app_ctx):
+    rng = random.Random(7)
+    _random_operations(rng, 120)
+    jobs = db.session.scalar(sa.select(sa.func.count()).select_from(ProcessingJob))
+    with_code = sum(len(_codes(job.error_details)) for job in _matching(JobFilter()))
+    for table, expected in ((JobCountRollup, jobs), (JobCodeRollup, with_code)):
+        # Every job once at each grain; no counter below zero.
+        sums = dict(db.session.execute(sa.select(table.grain, sa.func.sum(table.jobs)).group_by(table.grain)).all())
+        assert sums == {grain: expected for grain in Grain}, table
+        assert db.session.scalar(sa.select(sa.func.min(table.jobs))) >= 0
+
+
+def test_split_range_takes_whole_days_then_whole_hours_and_leaves_partial_hours_to_the_jobs():
+    at = lambda h, m=0: T0 + timedelta(hours=h, minutes=m)  # noqa: E731
+    day, hour = int(T0.timestamp()) // 86400, int(T0.timestamp()) // 3600
+    assert split_range(None, None) == ([(Grain.ALL, None, None)], [])
+    assert split_range(at(1), at(5)) == ([(Grain.HOUR, hour + 1, hour + 5)], [])
+    assert split_range(at(1, 30), at(5, 10)) == (
+        [(Grain.HOUR, hour + 2, hour + 5)], [(at(1, 30), at(2)), (at(5), at(5, 10))])
+    assert split_range(at(1, 10), at(1, 50)) == ([], [(at(1, 10), at(1, 50))])
+    assert split_range(at(1, 10), at(2, 50)) == ([], [(at(1, 10), at(2, 50))])  # no whole hour inside
+    assert split_range(None, at(3, 1)) == ([(Grain.DAY, None, day), (Grain.HOUR, hour, hour + 3)], [(at(3), at(3, 1))])
+    # Three whole days inside, hours around them, minutes at the edges.
+    assert split_range(at(-2, 30), at(72 + 5, 15)) == (
+        [(Grain.DAY, day, day + 3), (Grain.HOUR, hour - 1, hour), (Grain.HOUR, hour + 72, hour + 77)],
+        [(at(-2, 30), at(-1)), (at(77), at(77, 15))])
+    # Hourly charts never take a day.
+    assert split_range(at(0), at(48), coarsest=Grain.HOUR) == ([(Grain.HOUR, hour, hour + 48)], [])
+
+
+def test_the_migration_fills_the_rollups_from_existing_jobs_and_goes_down_cleanly(empty_database_url):
+    """Jobs written before 0014 are counted by its backfill exactly as the
+    triggers count later ones; down removes the tables and the triggers."""
+    app = create_app({"SQLALCHEMY_DATABASE_URI": empty_database_url, "TESTING": True})
+    jobs = [
+        # (status, created, completed, acknowledged, details)
+        ("Pending", T0 + timedelta(minutes=5), None, False, None),
+        ("Completed", T0 + timedelta(hours=1, minutes=59), T0 + timedelta(hours=2, minutes=1), False, None),
+        ("Failed", T0 + timedelta(days=1), T0 + timedelta(days=1, seconds=3), True, {"errors": "not a list"}),
+        ("Validation_Failed", T0 + timedelta(days=2, minutes=30), T0 + timedelta(days=2, minutes=31), False,
+         {"errors": [{"code": "c.alpha"}, {"code": "c.alpha", "severity": "warning"}, {"code": "c.beta",
+                                                                                        "severity": "information"},
+                     "bare", {"code": 7}]}),
+    ]
+    with app.app_context():
+        upgrade(revision="0013_group_hourly_cover")
+        jobs_table = ProcessingJob.__table__  # 0014 leaves processing_jobs as 0013 made it
+        with db.engine.begin() as connection:
+            for n, (status, created, completed, acknowledged, details) in enumerate(jobs):
+                connection.execute(jobs_table.insert().values(
+                    id=uuid.uuid4(), document_id=f"doc-{n}", job_type="entity_extraction", status=status,
+                    error_details=details, created_at=created, completed_at=completed, updated_at=created,
+                    acknowledged_at=completed if acknowledged else None))
+        upgrade()
+        before = _rollup_rows()
+        assert before[JobCountRollup][Grain.ALL] == {
+            ("Pending", -1, False): 1, ("Completed", 0, False): 1, ("Failed", 0, True): 1,
+            ("Validation_Failed", 0, False): 1}
+        assert before[JobCodeRollup][Grain.ALL] == {
+            ("Validation_Failed", 0, False, "c.alpha", True, True): 1,
+            ("Validation_Failed", 0, False, "c.beta", False, False): 1}
+        # The triggers count the same jobs the same way: delete them all, insert them again.
+        with db.engine.begin() as connection:
+            rows = connection.execute(sa.select(jobs_table)).mappings().all()
+            connection.execute(jobs_table.delete())
+            assert all(count == 0 for table in _rollup_rows(connection).values()
+                       for grain in table.values() for count in grain.values())
+            connection.execute(jobs_table.insert(), [dict(row) for row in rows])
+        after = _rollup_rows()
+        assert {t: {g: {k: n for k, n in rows.items() if n} for g, rows in grains.items()}
+                for t, grains in after.items()} == before
+        downgrade(revision="0013_group_hourly_cover")
+        inspector = sa.inspect(db.engine)
+        assert not {"job_count_rollups", "job_code_rollups"} & set(inspector.get_table_names())
+        with db.engine.begin() as connection:  # no trigger left to write to the dropped tables
+            connection.execute(jobs_table.delete())
+        upgrade()
+        assert _rollup_rows() == {JobCountRollup: {}, JobCodeRollup: {}}
+        db.engine.dispose()
+
+
+def _rollup_rows(connection: Any = None) -> dict[Any, dict[int, dict[tuple, int]]]:
+    """table -> grain -> (status, finished bucket, acknowledged[, code, as an error, as a warning]) -> jobs."""
+    found: dict[Any, dict[int, dict[tuple, int]]] = {}
+    for table in (JobCountRollup, JobCodeRollup):
+        extra = (table.code, table.has_error, table.has_warning) if table is JobCodeRollup else ()
+        statement = sa.select(table.grain, table.status, table.finished_bucket, table.acknowledged, *extra,
+                              table.jobs)
+        rows = (connection or db.session).execute(statement).all()
+        grains: dict[int, dict[tuple, int]] = {}
+        for grain, *key, jobs in rows:
+            counts = grains.setdefault(grain, {})
+            counts[tuple(key)] = counts.get(tuple(key), 0) + jobs
+        found[table] = grains
+    if connection is None:
+        db.session.remove()
+    return found
+
+
+def test_the_summary_page_says_newest_n_only_for_a_search(client, app, monkeypatch):
+    """With scan limits of 2, the rollup filters still show every job and no
+    "newest N" notice; a search shows the notice (its counts are a bound)."""
+    import functools
+
+    with app.app_context():
+        recorder = get_failure_recorder()
+        for n in range(5):
+            job = create_job(f"doc-{n}", "ocr")
+            recorder.record_validation_failure(job.id, "failed", {"errors": [
+                {"code": "c.alpha", "message": "bad", "pointer": "/entities/0"}]})
+    for name in ("status_counts", "top_error_codes", "failures_over_time"):
+        monkeypatch.setattr(dashboard_stats, name, functools.partial(getattr(dashboard_stats, name), scan_limit=2))
+    notices = ("counted over the newest", "From the newest", "Counted over the newest")
+    window = "from=2000-01-01T00:17:00Z&to=2100-01-01T13:05:00Z"
+    for query in ("", "status=Validation_Failed", "job_type=ocr", "error_code=c.alpha", window,
+                  "acknowledged=exclude&time_field=completed&" + window):
+        html = client.get(f"/jobs/summary?{query}").get_data(as_text=True)
+        assert '>Validation failed</span></a> <span class="count">5</span>' in html, query
+        if "error_code" in query:
+            # Which other codes those jobs have is read from their details: the newest 2, and it says so.
+            assert "From the newest 2 matching jobs." in html
+            assert not any(notice in html for notice in notices if notice != "From the newest"), query
+        else:
+            assert not any(notice in html for notice in notices), query
+            assert '<td class="num errors">5</td>' in html, query
+    html = client.get("/jobs/summary?q=doc").get_data(as_text=True)
+    assert "counted over the newest 2 jobs only" in html
+    assert "From the newest 2 matching jobs." in html
