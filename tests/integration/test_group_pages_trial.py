@@ -1,0 +1,76 @@
+"""What a new operator met on the failure-group pages (the trial of #14),
+each fixed and kept fixed here, on both databases: the group page's "What
+to do" line, form errors that say which field was wrong, warning-only
+groups, and the bulk action's done page."""
+
+from __future__ import annotations
+
+import re
+
+import sqlalchemy as sa
+
+from app.extensions import db
+from app.models import FailureGroup
+from tests.integration.test_group_pages import ICD, UNIT, _csrf, _fail, _group_id, groups  # noqa: F401 (fixture)
+
+
+def test_the_group_page_says_what_to_do_about_its_code(client, groups):  # noqa: F811
+    html = client.get(f"/groups/{groups['unit']}").get_data(as_text=True)
+    section = re.search(r'<section class="what-to-do".*?</section>', html, re.S).group(0)
+    assert "What to do" in section and "<bdi>unit.not_ucum</bdi>" in section
+    assert "The unit is not a UCUM code" in section and "then requeue" in section
+
+
+def test_a_group_without_guidance_shows_no_empty_what_to_do(app, client):
+    _fail(client, [{"code": "vendor.nobody_knows", "severity": "error", "message": "odd", "pointer": "/x"}])
+    html = client.get(f"/groups/{_group_id(app, 'vendor.nobody_knows')}").get_data(as_text=True)
+    assert 'class="what-to-do"' not in html
+
+
+def _state(app, group_id: int) -> str:
+    with app.app_context():
+        return db.session.get(FailureGroup, group_id, populate_existing=True).state
+
+
+def _flash_error(html: str) -> str:
+    return re.search(r'<p class="flash flash-error">(.*?)</p>', html, re.S).group(1)
+
+
+def test_ignore_until_with_no_or_a_wrong_date_reshows_the_group_page_naming_the_field(app, client, groups):  # noqa: F811
+    path = f"/groups/{groups['icd']}"
+    for until, says in (("", "Ignore until: enter a date."), ("31/12/2026", "Ignore until: enter a date as YYYY-MM-DD"),
+                        ("2020-01-01", "Ignore until: enter a date after today.")):
+        response = client.post(path + "/ignore", data={"csrf_token": _csrf(client, path), "mode": "until_date",
+                                                       "until": until})
+        assert response.status_code == 400 and response.mimetype == "text/html"
+        html = response.get_data(as_text=True)
+        assert says in _flash_error(html) and "Nothing was changed." in _flash_error(html)
+        # The group page itself, with its forms, not a bare error page leading to the job list.
+        assert "<h1>Failure group:" in html and f'action="{path}/ignore"' in html
+        assert _state(app, groups["icd"]) == "unresolved"
+
+
+def test_ignore_until_n_more_with_no_or_a_wrong_number_names_the_field(app, client, groups):  # noqa: F811
+    path = f"/groups/{groups['icd']}"
+    for occurrences, says in (("", "enter how many more occurrences"), ("0", "enter a whole number from 1 to"),
+                              ("2.5", "enter a whole number from 1 to"), ("-3", "enter a whole number from 1 to")):
+        response = client.post(path + "/ignore", data={"csrf_token": _csrf(client, path),
+                                                       "mode": "until_occurrences", "occurrences": occurrences})
+        assert response.status_code == 400
+        assert f"Ignore until … more occurrences: {says}" in _flash_error(response.get_data(as_text=True))
+        assert _state(app, groups["icd"]) == "unresolved"
+
+
+def test_resolve_in_version_takes_a_semver_version_only(app, client, groups):  # noqa: F811
+    path = f"/groups/{groups['unit']}"
+    for version in ("1.5 beta", "v1.5.0", "next release"):
+        response = client.post(path + "/resolve", data={"csrf_token": _csrf(client, path), "in_version": version})
+        assert response.status_code == 400
+        message = _flash_error(response.get_data(as_text=True))
+        assert "Resolve in version: enter a version such as 1.5.0" in message and version not in message
+        assert _state(app, groups["unit"]) == "unresolved"
+    # The box is wide enough for its placeholder.
+    html = client.get(path).get_data(as_text=True)
+    assert re.search(r'name="in_version" size="(\d+)" placeholder="optional, e.g. 1.5.0"', html).group(1) == "24"
+    response = client.post(path + "/resolve", data={"csrf_token": _csrf(client, path), "in_version": "2.0.0-rc.1"})
+    assert response.status_code == 302 and _state(app, groups["unit"]) == "resolved"
