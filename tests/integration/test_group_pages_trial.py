@@ -74,3 +74,33 @@ def test_resolve_in_version_takes_a_semver_version_only(app, client, groups):  #
     assert re.search(r'name="in_version" size="(\d+)" placeholder="optional, e.g. 1.5.0"', html).group(1) == "24"
     response = client.post(path + "/resolve", data={"csrf_token": _csrf(client, path), "in_version": "2.0.0-rc.1"})
     assert response.status_code == 302 and _state(app, groups["unit"]) == "resolved"
+
+
+LOW = {"code": "confidence.low", "severity": "warning", "message": "confidence is below 0.5",
+       "pointer": "/entities/1/confidence"}
+
+
+def test_a_warning_group_says_so_in_words_and_offers_no_requeue(app, client):
+    # As the reference worker sends them: a document fails on its errors, its warnings travel along.
+    _fail(client, [UNIT, LOW], document="doc-warned")
+    warning, error = _group_id(app, "confidence.low"), _group_id(app, "unit.not_ucum")
+    html = client.get(f"/groups/{warning}").get_data(as_text=True)
+    assert '<span class="badge severity-warning">Warning</span>' in html
+    assert "Warning: it does not make a job fail, so there is nothing to requeue for it." in html
+    assert "failed on the errors reported with it" in html and f'href="/jobs?group={warning}">1 job failing now</a>' in html
+    assert 'value="requeue"' not in html and 'value="acknowledge"' not in html
+    # An error group keeps its actions, and says "Error" in words on both pages.
+    html = client.get(f"/groups/{error}").get_data(as_text=True)
+    assert '<span class="badge severity-error">Error</span>' in html and 'value="requeue">Requeue all…' in html
+    rows = re.findall(r'<tr class="group .*?</tr>', client.get("/groups").get_data(as_text=True), re.S)
+    assert sorted(re.search(r'badge severity-\w+">(\w+)<', r).group(1) for r in rows) == ["Error", "Warning"]
+
+
+def test_a_group_with_no_job_failing_now_offers_no_action_on_its_jobs(app, client, groups):  # noqa: F811
+    client.post(f"/api/v1/processing-jobs/{groups['icd_job']}/requeue")
+    with app.app_context():
+        assert db.session.scalar(sa.text("select count(*) from failure_occurrences where group_id = :g and is_current"),
+                                 {"g": groups["icd"]}) == 0
+    html = client.get(f"/groups/{groups['icd']}").get_data(as_text=True)
+    assert "No job is failing on this group now: nothing to requeue or acknowledge." in html
+    assert "Requeue all" not in html and "Acknowledge all" not in html
