@@ -446,5 +446,18 @@ def show_bulk_action(bulk_id: str) -> str:
     # allows none) until the action is done or stopped.
     refresh = BULK_REFRESH_SECONDS if bulk.state == "running" and (
         current_app.config["BULK_ACTION_RUNNER"] == "procrastinate") else None
-    return render_template("groups/bulk_progress.html", bulk=bulk, group=group, refresh_seconds=refresh)
+    return render_template("groups/bulk_progress.html", bulk=bulk, group=group, refresh_seconds=refresh,
+                           back=_bulk_origin(bulk))
+
+
+def _bulk_origin(bulk) -> str:
+    """Where a bulk action came from, for its page's back link: the group's
+    page, or the job list with the filter it was taken from (its frozen
+    query, ``{name: [values]}``), the list as it is now."""
+    if bulk.group_id is not None:
+        return url_for("dashboard.show_group", group_id=bulk.group_id)
+    query = bulk.query if isinstance(bulk.query, dict) else {}
+    pairs = [(str(k), str(v)) for k, values in query.items()
+             for v in (values if isinstance(values, list) else [values])]
+    return href(url_for("dashboard.list_jobs"), query_pairs(pairs))
 

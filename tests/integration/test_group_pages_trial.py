@@ -104,3 +104,28 @@ def test_a_group_with_no_job_failing_now_offers_no_action_on_its_jobs(app, clien
     html = client.get(f"/groups/{groups['icd']}").get_data(as_text=True)
     assert "No job is failing on this group now: nothing to requeue or acknowledge." in html
     assert "Requeue all" not in html and "Acknowledge all" not in html
+
+
+def test_the_done_page_leads_back_to_the_group_and_says_what_skipped_a_requeue(app, client, groups):  # noqa: F811
+    path = f"/groups/{groups['unit']}"
+    confirm = client.post(path + "/jobs", data={"csrf_token": _csrf(client, path), "op": "requeue"})
+    run_path = re.search(r'action="(/bulk-actions/[^"]+/run)"', confirm.get_data(as_text=True)).group(1)
+    # One of the frozen jobs is requeued meanwhile: the action skips it.
+    client.post(f"/api/v1/processing-jobs/{groups['unit_jobs'][0]}/requeue")
+    done = client.post(run_path, data={"csrf_token": _csrf(client, "/groups")})
+    html = client.get(done.headers["Location"]).get_data(as_text=True)
+    assert f'<a href="{path}">← Back to the failure group</a>' in html
+    skipped = re.search(r'<dd class="skipped">(.*?)</dd>', html, re.S).group(1)
+    assert skipped.startswith("1 ") and "requeued, started or completed meanwhile" in skipped
+    assert "acknowledged" not in skipped
+
+
+def test_the_done_page_of_a_filter_action_leads_back_to_its_filtered_list(app, client, groups):  # noqa: F811
+    form = {"csrf_token": _csrf(client, "/jobs"), "op": "acknowledge:filter", "error_code": "unit.not_ucum"}
+    confirm = client.post("/jobs/bulk", data=form).get_data(as_text=True)
+    run_path = re.search(r'action="(/bulk-actions/[^"]+/run)"', confirm).group(1)
+    done = client.post(run_path, data={"csrf_token": _csrf(client, "/groups")})
+    html = client.get(done.headers["Location"]).get_data(as_text=True)
+    back = re.search(r'<a href="([^"]+)">← Back to the jobs this filter lists</a>', html).group(1)
+    assert back.startswith("/jobs?") and "error_code=unit.not_ucum" in back
+    assert "no longer failing, or acknowledged already" in html
