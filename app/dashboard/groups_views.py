@@ -368,15 +368,17 @@ def _action(raw: str | None) -> str:
 
 @bp.post("/groups/<group_id>/jobs")
 @requires(Permission.ACT_ON_JOBS)
-def confirm_group_jobs_action(group_id: str) -> str:
+def confirm_group_jobs_action(group_id: str) -> Response:
     """Freeze the jobs currently failing on the group that the action (``op``:
-    requeue or acknowledge) would change, and ask for confirmation with
-    their exact count. Changes no job."""
+    requeue or acknowledge) would change, then redirect (303) to the frozen
+    action's page, which asks for confirmation with their exact count: a
+    reload of the question re-reads it, never re-sends the form (which
+    would freeze a second selection). Changes no job."""
     _require_csrf()
     key = _group_id(group_id)
-    view = queries.get_group(key)
+    queries.get_group(key)  # 404 for an unknown group, before freezing anything
     bulk = bulk_actions.freeze_group_selection(_action(request.form.get("op")), key, current_actor())
-    return render_template("groups/bulk_confirm.html", bulk=bulk, group=view.group)
+    return redirect(url_for("dashboard.show_bulk_action", bulk_id=bulk.id), 303)
 
 
 def _bulk(bulk_id: str):
@@ -439,9 +441,13 @@ def run_bulk_action(bulk_id: str) -> Response:
 @bp.get("/bulk-actions/<bulk_id>")
 @requires(Permission.ACT_ON_JOBS)
 def show_bulk_action(bulk_id: str) -> str:
-    """Progress of a bulk action: selected, done, changed, skipped, state."""
+    """A bulk action: while ``pending`` (frozen, not yet confirmed), the
+    question ("Requeue 11 jobs?") with its Yes button; afterwards its
+    progress: selected, done, changed, skipped, state."""
     bulk = _bulk(bulk_id)
     group = queries.get_group(bulk.group_id).group if bulk.group_id is not None else None
+    if bulk.state == "pending":
+        return render_template("groups/bulk_confirm.html", bulk=bulk, group=group, back=_bulk_origin(bulk))
     # While a worker runs it, the page reloads itself (no script: the CSP
     # allows none) until the action is done or stopped.
     refresh = BULK_REFRESH_SECONDS if bulk.state == "running" and (

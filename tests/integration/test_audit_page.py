@@ -148,7 +148,7 @@ def test_group_actions_link_their_group_and_bulk_action(app, client):
     def token(at: str = path) -> str:
         return re.search(r'name="csrf_token" value="([^"]+)"', client.get(at).get_data(as_text=True)).group(1)
 
-    confirm = client.post(path + "/jobs", data={"csrf_token": token(), "op": "requeue"}).get_data(as_text=True)
+    confirm = client.post(path + "/jobs", data={"csrf_token": token(), "op": "requeue"}, follow_redirects=True).get_data(as_text=True)
     run_path = re.search(r'action="(/bulk-actions/([^"/]+)/run)"', confirm)
     assert client.post(run_path.group(1), data={"csrf_token": token()}).status_code == 302
     assert client.post(path + "/resolve", data={"csrf_token": token(), "in_version": "1.5.0"}).status_code == 302

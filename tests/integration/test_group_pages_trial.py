@@ -108,7 +108,7 @@ def test_a_group_with_no_job_failing_now_offers_no_action_on_its_jobs(app, clien
 
 def test_the_done_page_leads_back_to_the_group_and_says_what_skipped_a_requeue(app, client, groups):  # noqa: F811
     path = f"/groups/{groups['unit']}"
-    confirm = client.post(path + "/jobs", data={"csrf_token": _csrf(client, path), "op": "requeue"})
+    confirm = client.post(path + "/jobs", data={"csrf_token": _csrf(client, path), "op": "requeue"}, follow_redirects=True)
     run_path = re.search(r'action="(/bulk-actions/[^"]+/run)"', confirm.get_data(as_text=True)).group(1)
     # One of the frozen jobs is requeued meanwhile: the action skips it.
     client.post(f"/api/v1/processing-jobs/{groups['unit_jobs'][0]}/requeue")
@@ -129,3 +129,18 @@ def test_the_done_page_of_a_filter_action_leads_back_to_its_filtered_list(app, c
     back = re.search(r'<a href="([^"]+)">← Back to the jobs this filter lists</a>', html).group(1)
     assert back.startswith("/jobs?") and "error_code=unit.not_ucum" in back
     assert "no longer failing, or acknowledged already" in html
+
+
+def test_the_requeue_question_is_a_page_of_its_own_that_a_reload_does_not_resend(app, client, groups):  # noqa: F811
+    from app.models import BulkAction
+
+    path = f"/groups/{groups['unit']}"
+    response = client.post(path + "/jobs", data={"csrf_token": _csrf(client, path), "op": "requeue"})
+    assert response.status_code == 303 and re.fullmatch(r"/bulk-actions/[0-9a-f-]{36}", response.headers["Location"])
+    for _ in range(2):  # a reload reads the same frozen question again
+        html = client.get(response.headers["Location"]).get_data(as_text=True)
+        assert "Requeue 4 jobs?" in html and 'value="requeue"' not in html
+        assert f'<a href="{path}">Cancel</a>' in html
+    with app.app_context():
+        assert db.session.scalar(sa.select(sa.func.count()).select_from(BulkAction)) == 1
+    assert client.post("/groups/999999/jobs", data={"csrf_token": _csrf(client, path), "op": "requeue"}).status_code == 404
