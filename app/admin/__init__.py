@@ -20,19 +20,20 @@ bp = Blueprint("admin", __name__, url_prefix="/admin")
 AUDIT_PAGE_SIZE = 100
 
 #: Keys of an event's facts shown as links, not chips.
-_LINKED_KEYS = frozenset({"job_ids", "job_id", "group_ids", "group_id"})
+_LINKED_KEYS = frozenset({"job_ids", "job_id", "group_ids", "group_id", "bulk_action_id"})
 
 
 @dataclass(frozen=True)
 class AuditRow:
     """One event as the page shows it: its facts as ``(key, value)`` chips
-    (nested objects flattened, lists joined with ``, ``) and the job and
-    group ids it names, which become links."""
+    (nested objects flattened, lists joined with ``, ``) and the job, group
+    and bulk-action ids it names, which become links."""
 
     event: AuditEvent
     chips: list[tuple[str, str]]
     job_ids: list[str]
     group_ids: list[str]
+    bulk_action_ids: list[str]
 
 
 def fact_chips(facts: Any) -> list[tuple[str, str]]:
@@ -67,8 +68,8 @@ def _text(value: Any) -> str:
 @requires(Permission.ADMINISTER)
 def list_audit_events() -> str:
     """Audit events, newest first, a page at a time: who signed in or out,
-    exported, requeued or acknowledged what, and the account and token
-    commands. Query: ``actor``, ``action`` (``jobs.*`` for a family),
+    exported, requeued or acknowledged what, resolved, ignored or reopened
+    which failure group, and the account and token commands. Query: ``actor``, ``action`` (``jobs.*`` for a family),
     ``from``, ``to`` (RFC 3339), ``cursor``, ``limit`` (1 to ``MAX_PAGE_SIZE``,
     default 100). A bad parameter is a 400 page naming it."""
     query = audit_query_from_args(request.args)
@@ -79,7 +80,7 @@ def list_audit_events() -> str:
     rows = []
     for event in page.events:
         ids = audit_log.linked_ids(event.filter)
-        rows.append(AuditRow(event, fact_chips(event.filter), ids["job_ids"], ids["group_ids"]))
+        rows.append(AuditRow(event, fact_chips(event.filter), ids["job_ids"], ids["group_ids"], ids["bulk_action_ids"]))
     return render_template(
         "admin/audit.html",
         rows=rows,

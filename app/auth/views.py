@@ -102,4 +102,7 @@ def logout() -> Response:
     record_audit_event(current_actor(), "auth.sign_out", {"address": request.remote_addr})
     logout_user()
     session.clear()
+    # Said on the sign-in page it leads to (a new, anonymous session holds
+    # only this message), so a tap on "Sign out" visibly did something.
+    flash("Signed out.", "success")
     return redirect(url_for("auth.login"))

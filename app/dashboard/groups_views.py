@@ -21,7 +21,7 @@ from app.dashboard.actions import ActionForm, refresh_summaries
 from app.dashboard.charts import bar_chart
 from app.dashboard.formatting import plural
 from app.dashboard.links import href, query_pairs, with_changes
-from app.errors import InvalidQueryError, field_error, parameter_error
+from app.errors import InvalidFieldsError, InvalidQueryError, field_error, parameter_error
 from app.models import GroupState, GroupSubstate
 from app.models.access import Permission
 from app.models.types import utcnow
@@ -29,6 +29,7 @@ from app.services import bulk_actions, bulk_queue, group_samples
 from app.services.chart_buckets import Bucket, BucketSize, Timeline
 from app.services.failure_groups import lifecycle as group_lifecycle
 from app.services.failure_groups import queries, series
+from app.services.failure_groups.states import is_semver
 from app.services.processing_jobs.actions import JobAction
 from app.unit_of_work import write_transaction
 from app.web.query import parse_group_id, parse_limit
@@ -254,44 +255,108 @@ def _require_csrf() -> None:
         abort(400, description="The form expired or did not come from this site; reload the page and try again.")
 
 
+#: The group page's form fields, as the operator reads them, for form errors.
+_FIELD_LABELS = {
+    "/in_version": "Resolve in version",
+    "/until": "Ignore until",
+    "/occurrences": "Ignore until … more occurrences",
+    "/mode": "Ignore",
+    "": "Ignore",
+}
+#: Most occurrences an "ignore until N more" may wait for (the service's limit).
+MAX_IGNORE_OCCURRENCES = group_lifecycle.MAX_IGNORE_OCCURRENCES
+
+
+class _FormError(Exception):
+    """A field of a group page's form is wrong: ``label`` names it as the page does."""
+
+    def __init__(self, label: str, message: str) -> None:
+        super().__init__(f"{label}: {message}")
+
+
+def _form_error_page(group_id: str, error: Exception) -> tuple[str, int]:
+    """The group page again, answered 400, with the form error at its top
+    (which field, what to enter): not a bare error page that leads away
+    from the group. Nothing was changed."""
+    if isinstance(error, InvalidFieldsError):
+        message = "; ".join(f"{_FIELD_LABELS.get(e.get('pointer', ''), 'Form')}: {e['detail']}" for e in error.errors)
+    else:
+        message = str(error)
+    flash(f"Nothing was changed. {message or error}.", "error")
+    return show_group(group_id), 400
+
+
 @bp.post("/groups/<group_id>/resolve")
 @requires(Permission.ACT_ON_JOBS)
-def resolve_group(group_id: str) -> Response:
-    """Resolve the group, optionally ``in_version`` (form field); jobs are not touched."""
+def resolve_group(group_id: str) -> Response | tuple[str, int]:
+    """Resolve the group, optionally ``in_version`` (form field): a SemVer
+    2.0.0 version such as ``1.5.0`` (semver.org), as only those order
+    regressions (:func:`~app.services.failure_groups.states.is_regression`);
+    jobs are not touched. A wrong version re-shows the page, answered 400,
+    saying so."""
     _require_csrf()
     key = _group_id(group_id)
     in_version = _text(request.form.get("in_version"), "in_version")
-    group_lifecycle.resolve_group(key, current_actor(), in_version=in_version, via="dashboard")
+    try:
+        if in_version is not None and not is_semver(in_version):
+            raise _FormError("Resolve in version", "enter a version such as 1.5.0 or 2.0.0-rc.1 (SemVer, no spaces), "
+                                                   "or leave it empty")
+        group_lifecycle.resolve_group(key, current_actor(), in_version=in_version, via="dashboard")
+    except (_FormError, InvalidFieldsError) as error:
+        return _form_error_page(group_id, error)
     flash(f"Resolved the group{' in version ' + in_version if in_version else ''}.", "success")
     return redirect(url_for("dashboard.show_group", group_id=key))
 
 
 @bp.post("/groups/<group_id>/ignore")
 @requires(Permission.ACT_ON_JOBS)
-def ignore_group(group_id: str) -> Response:
+def ignore_group(group_id: str) -> Response | tuple[str, int]:
     """Ignore the group: ``mode`` ``forever``, ``until_date`` (``until``,
-    a date ``YYYY-MM-DD``, UTC midnight) or ``until_occurrences`` (``occurrences``)."""
+    a date ``YYYY-MM-DD``, UTC midnight, after today) or
+    ``until_occurrences`` (``occurrences``, 1 to ``MAX_IGNORE_OCCURRENCES``).
+    A missing or wrong value re-shows the group page, answered 400, naming
+    the field ("Ignore until: enter a date"); nothing is changed."""
     _require_csrf()
     key = _group_id(group_id)
     mode = request.form.get("mode", "forever")
     until = occurrences = None
-    if mode == "until_date":
-        raw = (request.form.get("until") or "").strip()
-        try:
-            until = datetime.fromisoformat(raw + "T00:00:00+00:00") if len(raw) == 10 else None
-        except ValueError:
-            until = None
-        if until is None:
-            raise InvalidQueryError("until must be a date such as 2026-12-31.",
-                                    [field_error("/until", "must be a date YYYY-MM-DD")])
-    elif mode == "until_occurrences":
-        occurrences = parse_limit(request.form.get("occurrences"), default=0, maximum=10**9)
-    elif mode != "forever":
-        raise InvalidQueryError("mode must be forever, until_date or until_occurrences.",
-                                [field_error("/mode", "must be forever, until_date or until_occurrences")])
-    group_lifecycle.ignore_group(key, current_actor(), until=until, occurrences=occurrences, via="dashboard")
+    try:
+        if mode == "until_date":
+            until = _until_date(request.form.get("until"))
+        elif mode == "until_occurrences":
+            occurrences = _occurrences(request.form.get("occurrences"))
+        elif mode != "forever":
+            raise _FormError("Ignore", "choose forever, until a date, or until a number of occurrences")
+        group_lifecycle.ignore_group(key, current_actor(), until=until, occurrences=occurrences, via="dashboard")
+    except (_FormError, InvalidFieldsError) as error:
+        return _form_error_page(group_id, error)
     flash("Ignored the group.", "success")
     return redirect(url_for("dashboard.show_group", group_id=key))
+
+
+def _until_date(raw: str | None) -> datetime:
+    text = (raw or "").strip()
+    if not text:
+        raise _FormError("Ignore until", "enter a date")
+    try:
+        if len(text) != 10:
+            raise ValueError(text)
+        until = datetime.fromisoformat(text + "T00:00:00+00:00")
+    except ValueError:
+        raise _FormError("Ignore until", "enter a date as YYYY-MM-DD, such as 2026-12-31") from None
+    if until <= utcnow():
+        raise _FormError("Ignore until", "enter a date after today")
+    return until
+
+
+def _occurrences(raw: str | None) -> int:
+    text = (raw or "").strip()
+    if not text:
+        raise _FormError("Ignore until … more occurrences", "enter how many more occurrences")
+    if not (text.isascii() and text.isdigit()) or not 1 <= int(text) <= MAX_IGNORE_OCCURRENCES:
+        raise _FormError("Ignore until … more occurrences",
+                         f"enter a whole number from 1 to {MAX_IGNORE_OCCURRENCES:,}")
+    return int(text)
 
 
 @bp.post("/groups/<group_id>/reopen")
@@ -313,15 +378,17 @@ def _action(raw: str | None) -> str:
 
 @bp.post("/groups/<group_id>/jobs")
 @requires(Permission.ACT_ON_JOBS)
-def confirm_group_jobs_action(group_id: str) -> str:
+def confirm_group_jobs_action(group_id: str) -> Response:
     """Freeze the jobs currently failing on the group that the action (``op``:
-    requeue or acknowledge) would change, and ask for confirmation with
-    their exact count. Changes no job."""
+    requeue or acknowledge) would change, then redirect (303) to the frozen
+    action's page, which asks for confirmation with their exact count: a
+    reload of the question re-reads it, never re-sends the form (which
+    would freeze a second selection). Changes no job."""
     _require_csrf()
     key = _group_id(group_id)
-    view = queries.get_group(key)
+    queries.get_group(key)  # 404 for an unknown group, before freezing anything
     bulk = bulk_actions.freeze_group_selection(_action(request.form.get("op")), key, current_actor())
-    return render_template("groups/bulk_confirm.html", bulk=bulk, group=view.group)
+    return redirect(url_for("dashboard.show_bulk_action", bulk_id=bulk.id), 303)
 
 
 def _bulk(bulk_id: str):
@@ -384,12 +451,29 @@ def run_bulk_action(bulk_id: str) -> Response:
 @bp.get("/bulk-actions/<bulk_id>")
 @requires(Permission.ACT_ON_JOBS)
 def show_bulk_action(bulk_id: str) -> str:
-    """Progress of a bulk action: selected, done, changed, skipped, state."""
+    """A bulk action: while ``pending`` (frozen, not yet confirmed), the
+    question ("Requeue 11 jobs?") with its Yes button; afterwards its
+    progress: selected, done, changed, skipped, state."""
     bulk = _bulk(bulk_id)
     group = queries.get_group(bulk.group_id).group if bulk.group_id is not None else None
+    if bulk.state == "pending":
+        return render_template("groups/bulk_confirm.html", bulk=bulk, group=group, back=_bulk_origin(bulk))
     # While a worker runs it, the page reloads itself (no script: the CSP
     # allows none) until the action is done or stopped.
     refresh = BULK_REFRESH_SECONDS if bulk.state == "running" and (
         current_app.config["BULK_ACTION_RUNNER"] == "procrastinate") else None
-    return render_template("groups/bulk_progress.html", bulk=bulk, group=group, refresh_seconds=refresh)
+    return render_template("groups/bulk_progress.html", bulk=bulk, group=group, refresh_seconds=refresh,
+                           back=_bulk_origin(bulk))
+
+
+def _bulk_origin(bulk) -> str:
+    """Where a bulk action came from, for its page's back link: the group's
+    page, or the job list with the filter it was taken from (its frozen
+    query, ``{name: [values]}``), the list as it is now."""
+    if bulk.group_id is not None:
+        return url_for("dashboard.show_group", group_id=bulk.group_id)
+    query = bulk.query if isinstance(bulk.query, dict) else {}
+    pairs = [(str(k), str(v)) for k, values in query.items()
+             for v in (values if isinstance(values, list) else [values])]
+    return href(url_for("dashboard.list_jobs"), query_pairs(pairs))
 

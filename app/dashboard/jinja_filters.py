@@ -45,6 +45,8 @@ from app.dashboard.formatting import (
 )
 from app.dashboard.links import retry_href
 from app.dashboard.sparkline import sparkline
+from app.services.error_guidance import guidance_for
+from app.services.failure_groups.states import by_precedence
 from app.services.processing_jobs.filter_sql import ID_PREFIX_MIN_DIGITS
 
 _SHORT_ID = re.compile(r"(?=[^0-9]*[0-9])[0-9a-fA-F-]+\Z")
@@ -89,3 +91,5 @@ def register_filters(app: Flask) -> None:
     app.add_template_filter(sparkline, "sparkline")
     app.add_template_filter(retry_href, "retry_href")
     app.add_template_filter(short_id_prefix, "short_id_prefix")
+    app.add_template_filter(by_precedence, "by_precedence")
+    app.add_template_filter(guidance_for, "guidance")

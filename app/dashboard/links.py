@@ -116,11 +116,15 @@ class FilterChip:
         label: what is filtered, in words (``code``, ``created from``).
         value: the value as text (worker text: the template isolates it).
         remove: the list without this filter (other filters kept, no cursor).
+        narrows: whether it leaves jobs out; ``status = any`` (every status,
+            shown because it differs from the default) does not, and is not
+            counted in "Filters (N active)".
     """
 
     label: str
     value: str
     remove: str
+    narrows: bool = True
 
 
 @dataclass(frozen=True)
@@ -136,6 +140,11 @@ class ListHeading:
         caption: ``Failed jobs · code = x``, each value between U+2068 and
         U+2069 (bidi-isolated, as ``<bdi>`` cannot be used there)."""
         return " · ".join([self.title, *(f"{chip.label} = \u2068{chip.value}\u2069" for chip in self.chips)])
+
+    @property
+    def active_count(self) -> int:
+        """How many chips leave jobs out (the "Filters (N active)" count)."""
+        return sum(1 for chip in self.chips if chip.narrows)
 
 
 def list_heading(
@@ -187,7 +196,7 @@ def list_heading(
     chips: list[FilterChip] = []
     if not is_default:
         chips.append(FilterChip("status", " or ".join(word(s) for s in statuses) if statuses else "any",
-                                without("status")))
+                                without("status"), narrows=bool(statuses)))
     if job_filter.text is not None:
         chips.append(FilterChip("search", job_filter.text, without("q")))
     if job_filter.error_code is not None:

@@ -31,6 +31,11 @@ KNOWN_ACTIONS = (
     "export.entities.csv",
     "export.job_errors.csv",
     "export.job_errors.ndjson",
+    "groups.ignored",
+    "groups.regressed",
+    "groups.reopened",
+    "groups.resolved",
+    "groups.woken",
     "jobs.acknowledge",
     "jobs.requeue",
     "tokens.create",
@@ -186,17 +191,56 @@ def _job_ids(facts: Any) -> list[str]:
 
 
 def linked_ids(facts: Any) -> dict[str, list[str]]:
-    """The job and group ids an event's facts name, for links:
-    ``{"job_ids": [...], "group_ids": [...]}`` (``job_id``/``group_id`` too)."""
-    found: dict[str, list[str]] = {"job_ids": [], "group_ids": []}
+    """The job, group and bulk-action ids an event's facts name, for links.
+
+    Returns ``{"job_ids": [...], "group_ids": [...], "bulk_action_ids": [...]}``,
+    each a list of strings in the order met, without repeats. Job ids come
+    from ``job_ids``/``job_id`` (UUIDs); group ids from ``group_id``/``group_ids``
+    (the ``groups.*`` actions and a group-wide ``jobs.*`` action write an
+    integer) and from the ``group`` parameter of a filter's ``query``
+    (a whole number 1 to 2**31-1, as the filter accepts); bulk-action ids
+    from ``bulk_action_id`` (a UUID). Anything else is left out, so a link
+    never carries text an event did not name as an id.
+    """
+    found: dict[str, list[str]] = {"job_ids": [], "group_ids": [], "bulk_action_ids": []}
     if not isinstance(facts, dict):
         return found
-    for kind in ("job", "group"):
-        values = facts.get(f"{kind}_ids")
-        single = facts.get(f"{kind}_id")
-        candidates = (values if isinstance(values, list) else []) + ([single] if single is not None else [])
-        found[f"{kind}_ids"] = [v for v in candidates if isinstance(v, str) and _is_uuid(v)]
+    query = facts.get("query") if isinstance(facts.get("query"), dict) else {}
+    candidates = {
+        "job_ids": _listed(facts, "job_ids", "job_id"),
+        "group_ids": _listed(facts, "group_ids", "group_id") + _listed(query, "group"),
+        "bulk_action_ids": _listed(facts, "bulk_action_id"),
+    }
+    for kind, values in candidates.items():
+        valid = _group_id if kind == "group_ids" else _uuid_text
+        for value in values:
+            text = valid(value)
+            if text is not None and text not in found[kind]:
+                found[kind].append(text)
     return found
+
+
+def _listed(facts: dict[str, Any], *keys: str) -> list[Any]:
+    values: list[Any] = []
+    for key in keys:
+        value = facts.get(key)
+        values.extend(value if isinstance(value, list) else [] if value is None else [value])
+    return values
+
+
+def _group_id(value: Any) -> str | None:
+    # bool is an int subclass: True is not group 1.
+    if isinstance(value, int) and not isinstance(value, bool):
+        number = value
+    elif isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 10:
+        number = int(value)
+    else:
+        return None
+    return str(number) if 1 <= number <= 2**31 - 1 else None
+
+
+def _uuid_text(value: Any) -> str | None:
+    return str(uuid.UUID(value)) if isinstance(value, str) and _is_uuid(value) else None
 
 
 def _is_uuid(value: str) -> bool:

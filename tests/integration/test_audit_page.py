@@ -10,6 +10,7 @@ from datetime import datetime, timedelta, timezone
 from html import unescape
 
 import pytest
+import sqlalchemy as sa
 
 from app.extensions import db
 from app.models.access import AuditEvent
@@ -121,3 +122,58 @@ def test_the_service_pages_by_time_then_id(app_ctx):
     second = audit_log.list_audit_events(AuditQuery(), limit=3, cursor=first.next_cursor)
     assert second.next_cursor is None
     assert {e.actor for e in first.events + second.events} == {f"same-{n}" for n in range(4)}
+
+
+def _group_failure(client, document: str) -> str:
+    job = client.post("/api/v1/processing-jobs", json={"document_id": document}).get_json()
+    client.post(f"/api/v1/processing-jobs/{job['id']}/start")
+    item = {"code": "unit.not_ucum", "severity": "error", "message": "unit is not a valid UCUM code",
+            "pointer": "/entities/0/value/unit"}
+    answer = client.post(f"/api/v1/processing-jobs/{job['id']}/result", json={
+        "status": "validation_failed", "error_message": "Entity validation failed",
+        "error_details": {"errors": [item]}, "error_format": "normalized",
+        "worker": {"name": "extractor", "version": "1.4.0"}})
+    assert answer.status_code == 200, answer.get_json()
+    return job["id"]
+
+
+def test_group_actions_link_their_group_and_bulk_action(app, client):
+    from app.models import FailureGroup
+
+    _group_failure(client, "doc-audit-group")
+    with app.app_context():
+        group_id = db.session.scalar(sa.select(FailureGroup.id))
+    path = f"/groups/{group_id}"
+
+    def token(at: str = path) -> str:
+        return re.search(r'name="csrf_token" value="([^"]+)"', client.get(at).get_data(as_text=True)).group(1)
+
+    confirm = client.post(path + "/jobs", data={"csrf_token": token(), "op": "requeue"}, follow_redirects=True).get_data(as_text=True)
+    run_path = re.search(r'action="(/bulk-actions/([^"/]+)/run)"', confirm)
+    assert client.post(run_path.group(1), data={"csrf_token": token()}).status_code == 302
+    assert client.post(path + "/resolve", data={"csrf_token": token(), "in_version": "1.5.0"}).status_code == 302
+    assert client.post(path + "/reopen", data={"csrf_token": token()}).status_code == 302
+
+    html = client.get("/admin/audit").get_data(as_text=True)
+    rows = {re.search(r'<td class="action"><code>([^<]+)</code>', r).group(1): r
+            for r in re.findall(r'<tr class="audit-event">.*?</tr>', html, re.S)}
+    assert {"groups.resolved", "groups.reopened", "jobs.requeue"} <= rows.keys()
+    for action in ("groups.resolved", "groups.reopened", "jobs.requeue"):
+        assert f'<a class="group-link" href="/groups/{group_id}">group <code>#{group_id}</code></a>' in rows[action]
+        assert "chip-key\">group_id<" not in rows[action]
+    bulk_id = run_path.group(2)
+    assert f'<a class="bulk-link" href="/bulk-actions/{bulk_id}">' in rows["jobs.requeue"]
+    assert "chip-key\">bulk_action_id<" not in rows["jobs.requeue"]
+    # The page says it lists group actions, and offers them as choices.
+    assert "failure groups resolved, ignored, reopened" in html
+    assert '<option value="groups.*">' in html and '<option value="groups.resolved">' in html
+    assert len(_times(client.get("/admin/audit?action=groups.*").get_data(as_text=True))) == 2
+
+
+def test_linked_ids_keep_only_well_formed_ids(app):
+    bulk = str(uuid.uuid4())
+    assert audit_log.linked_ids({"group_id": 7, "bulk_action_id": bulk.upper(), "job_id": "nope"}) == {
+        "job_ids": [], "group_ids": ["7"], "bulk_action_ids": [bulk]}
+    assert audit_log.linked_ids({"scope": "filter", "query": {"group": ["12"]}, "group_ids": [12, True, 0, "x"]}) == {
+        "job_ids": [], "group_ids": ["12"], "bulk_action_ids": []}
+    assert audit_log.linked_ids({"group_id": 2**31})["group_ids"] == []

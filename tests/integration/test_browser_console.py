@@ -85,11 +85,20 @@ def _visit(page, url: str) -> None:
 
 
 def _widths(page) -> list[tuple[str, int, int]]:
-    """(frame url, scrollWidth, innerWidth) of the page and each of its frames."""
-    return [
-        (frame.url, *frame.evaluate("() => [document.documentElement.scrollWidth, window.innerWidth]"))
-        for frame in page.frames
-    ]
+    """(frame url, scrollWidth, innerWidth) of the page and each of its
+    frames, then (url + " " + selector, scrollWidth, clientWidth) of each
+    table box (``.table-scroll``): a page may fit while its table hides
+    columns sideways inside its box (/groups at 390px was a 1,310px table in
+    a 368px box). A box that says it scrolls sideways (a focusable region
+    whose label says so: the job page's extracted entities) is left out."""
+    found = []
+    for frame in page.frames:
+        found.append((frame.url, *frame.evaluate("() => [document.documentElement.scrollWidth, window.innerWidth]")))
+        found += [(f"{frame.url} .table-scroll#{n}", scroll, client) for n, (scroll, client) in enumerate(
+            frame.evaluate("""() => [...document.querySelectorAll('.table-scroll')]
+                .filter(e => !(e.getAttribute('aria-label') || '').includes('scrolls sideways'))
+                .map(e => [e.scrollWidth, e.clientWidth])"""))]
+    return found
 
 
 @pytest.mark.parametrize("javascript", [True, False], ids=["js-on", "js-off"])

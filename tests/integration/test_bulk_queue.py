@@ -137,7 +137,7 @@ def _queued(app, bulk_id) -> list[dict]:
 def _confirm(client, group_id: int) -> tuple[str, str]:
     path = f"/groups/{group_id}"
     token = re.search(r'name="csrf_token" value="([^"]+)"', client.get(path).get_data(as_text=True)).group(1)
-    html = client.post(path + "/jobs", data={"csrf_token": token, "op": "requeue"}).get_data(as_text=True)
+    html = client.post(path + "/jobs", data={"csrf_token": token, "op": "requeue"}, follow_redirects=True).get_data(as_text=True)
     assert f"Requeue {JOBS + 1:,} jobs?" in html
     return token, re.search(r'action="(/bulk-actions/[^"]+/run)"', html).group(1)
 

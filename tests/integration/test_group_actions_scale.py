@@ -67,7 +67,7 @@ def test_requeue_a_group_of_100000_jobs_in_batches(app, client):
     token = re.search(r'name="csrf_token" value="([^"]+)"', client.get(path).get_data(as_text=True)).group(1)
 
     started = time.monotonic()
-    html = client.post(path + "/jobs", data={"csrf_token": token, "op": "requeue"}).get_data(as_text=True)
+    html = client.post(path + "/jobs", data={"csrf_token": token, "op": "requeue"}, follow_redirects=True).get_data(as_text=True)
     frozen = time.monotonic() - started
     assert "Requeue 100,001 jobs?" in html
     run_path = re.search(r'action="(/bulk-actions/[^"]+/run)"', html).group(1)
@@ -109,7 +109,7 @@ def test_requeue_a_group_of_100000_jobs_on_the_worker(queue_app, client, start_w
     group_id = _load(app, client)
     path = f"/groups/{group_id}"
     token = re.search(r'name="csrf_token" value="([^"]+)"', client.get(path).get_data(as_text=True)).group(1)
-    html = client.post(path + "/jobs", data={"csrf_token": token, "op": "requeue"}).get_data(as_text=True)
+    html = client.post(path + "/jobs", data={"csrf_token": token, "op": "requeue"}, follow_redirects=True).get_data(as_text=True)
     assert "Requeue 100,001 jobs?" in html
     run_path = re.search(r'action="(/bulk-actions/[^"]+/run)"', html).group(1)
 

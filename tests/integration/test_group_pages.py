@@ -178,7 +178,7 @@ def test_lifecycle_actions_need_csrf_and_the_operator_role(app, groups):
 
 def _confirm(client, group_id: int, op: str) -> tuple[str, str | None]:
     path = f"/groups/{group_id}"
-    html = client.post(path + "/jobs", data={"csrf_token": _csrf(client, path), "op": op}).get_data(as_text=True)
+    html = client.post(path + "/jobs", data={"csrf_token": _csrf(client, path), "op": op}, follow_redirects=True).get_data(as_text=True)
     run = re.search(r'action="(/bulk-actions/[^"]+/run)"', html)
     return html, run.group(1) if run else None
 

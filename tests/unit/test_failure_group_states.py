@@ -6,7 +6,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from app.services.failure_groups.states import compare_versions, effective_substate, is_regression, is_semver
+from app.services.failure_groups.states import by_precedence, compare_versions, effective_substate, is_regression, is_semver
 
 # semver.org section 11.4's example, in increasing precedence.
 ORDERED = [
@@ -57,3 +57,9 @@ def test_new_reads_ongoing_after_24_hours():
     assert effective_substate("unresolved", "new", first, first + timedelta(hours=24)) == "ongoing"
     assert effective_substate("unresolved", "regressed", first, first + timedelta(days=9)) == "regressed"
     assert effective_substate("resolved", None, first, first) is None
+
+
+def test_versions_are_listed_by_semver_precedence_then_the_unordered_ones():
+    assert by_precedence(["1.4.0", "1.0.0", "1.5.0", "1.10.0", "1.5.0-rc.1", "v2", "1.2"]) == [
+        "1.0.0", "1.4.0", "1.5.0-rc.1", "1.5.0", "1.10.0", "1.2", "v2"]
+    assert by_precedence([]) == []

@@ -7,6 +7,7 @@ Pure functions, each with its SQL twin where a query needs the same rule.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -81,6 +82,17 @@ def compare_versions(a: str | None, b: str | None) -> int | None:
         return None
     key_a, key_b = _precedence_key(a), _precedence_key(b)  # type: ignore[arg-type]
     return (key_a > key_b) - (key_a < key_b)
+
+
+def by_precedence(versions: Iterable[str]) -> list[str]:
+    """``versions`` oldest first by SemVer 2.0.0 precedence (semver.org §11):
+    ``["1.4.0", "1.0.0", "1.5.0-rc.1", "1.5.0"]`` -> ``["1.0.0", "1.4.0",
+    "1.5.0-rc.1", "1.5.0"]``. Versions of equal precedence (differing only in
+    build metadata) keep text order; versions that are not SemVer follow
+    the SemVer ones, in text order, as they cannot be ordered by the rule."""
+    listed = list(versions)
+    semver = sorted((v for v in listed if is_semver(v)), key=lambda v: (_precedence_key(v), v))
+    return semver + sorted(v for v in listed if not is_semver(v))
 
 
 def is_regression(resolved_in_version: str | None, worker_version: str | None) -> bool:

@@ -1,0 +1,90 @@
+"""What a new operator met on the failure-group pages in Chromium at a
+phone (390 px), an upright tablet (768 px) and a laptop (1,400 px), each
+fixed and kept fixed here. Same fixtures as test_browser.py: a live server
+filled by the reference worker on the demo corpus; Chromium must be
+installed (the test fails, never skips)."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from playwright.sync_api import expect
+
+from tests.integration.test_browser import _shot, _sign_in, browser, site  # noqa: F401 (fixtures)
+
+pytestmark = [pytest.mark.browser, pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)]
+
+
+def _lines(locator) -> float:
+    """How many lines of text the element takes."""
+    line_height = locator.evaluate(
+        "e => parseFloat(getComputedStyle(e).lineHeight) || 1.4 * parseFloat(getComputedStyle(e).fontSize)")
+    return locator.bounding_box()["height"] / line_height
+
+
+@pytest.mark.parametrize("javascript", [True, False], ids=["js-on", "js-off"])
+@pytest.mark.parametrize("width", [390, 768])
+def test_groups_on_a_phone_and_tablet_are_cards_with_every_field_on_screen(site, browser, width, javascript):  # noqa: F811
+    context = browser.new_context(java_script_enabled=javascript, viewport={"width": width, "height": 900})
+    page = context.new_page()
+    _sign_in(page, site)
+    page.goto(f"{site}/groups")
+    card = page.locator("table.groups tr.group").first
+    expect(card).to_be_visible()
+    _shot(page, f"trial-groups-{width}-{javascript}.png")
+    # Nothing hides sideways inside the list's box, and every field of a
+    # card (counts, times, sparklines, versions) lies on screen, named.
+    assert page.locator("div.table-scroll").evaluate("e => e.scrollWidth <= e.clientWidth")
+    inner = page.evaluate("() => window.innerWidth")
+    for cell in card.locator("td").all():
+        box = cell.bounding_box()
+        assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= inner, cell.inner_text()
+    labels = card.evaluate("r => [...r.cells].slice(2).map(c => getComputedStyle(c, '::before').content)")
+    assert labels == ['"Jobs affected"', '"Failing now"', '"Occurrences"', '"First seen"', '"Last seen"',
+                      '"24 h"', '"14 days"', '"Worker versions"']
+    # The filters fold away on a phone (as on /jobs) and open from their button.
+    code = page.locator("form.group-filters input[name=code]")
+    if width < 600:
+        expect(code).not_to_be_visible()
+        page.locator("details.filter-panel > summary").click()
+    expect(code).to_be_visible()
+    context.close()
+
+
+def test_group_titles_at_1400_wrap_at_spaces_and_versions_follow_semver(site, browser):  # noqa: F811
+    context = browser.new_context(viewport={"width": 1400, "height": 900})
+    page = context.new_page()
+    _sign_in(page, site)
+    page.goto(f"{site}/groups?state=all")
+    expect(page.locator("table.groups tr.group").first).to_be_visible()
+    _shot(page, "trial-groups-1400.png")
+    assert page.locator("div.table-scroll").evaluate("e => e.scrollWidth <= e.clientWidth")
+    links = page.locator("table.groups td.title > a")
+    for n in range(links.count()):
+        link = links.nth(n)
+        title = link.inner_text()
+        # No word of the title is broken inside: each rendered line ends at a space.
+        words = set(title.split())
+        rendered = link.evaluate("""a => {
+            const range = document.createRange(), text = a.textContent, lines = [];
+            let top = null, line = "";
+            const node = a.querySelector('bdi').firstChild;
+            for (let i = 0; i < node.length; i++) {
+                range.setStart(node, i); range.setEnd(node, i + 1);
+                const y = Math.round(range.getBoundingClientRect().top);
+                if (top !== null && y > top + 2) { lines.push(line); line = ""; }
+                top = y; line += text[i];
+            }
+            lines.push(line);
+            return lines;
+        }""")
+        for piece in rendered:
+            assert all(w in words for w in piece.split()), (title, rendered)
+        assert len(rendered) <= 2, (title, rendered)
+    # Worker versions by SemVer precedence (1.4.0 before 1.5.0).
+    for cell in page.locator("table.groups td.versions").all():
+        versions = [v for v in cell.inner_text().split(", ") if v != "—"]
+        key = [tuple(int(p) for p in v.split(".")) for v in versions]
+        assert key == sorted(key), versions
+    context.close()

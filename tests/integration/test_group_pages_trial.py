@@ -1,0 +1,146 @@
+"""What a new operator met on the failure-group pages (the trial of #14),
+each fixed and kept fixed here, on both databases: the group page's "What
+to do" line, form errors that say which field was wrong, warning-only
+groups, and the bulk action's done page."""
+
+from __future__ import annotations
+
+import re
+
+import sqlalchemy as sa
+
+from app.extensions import db
+from app.models import FailureGroup
+from tests.integration.test_group_pages import ICD, UNIT, _csrf, _fail, _group_id, groups  # noqa: F401 (fixture)
+
+
+def test_the_group_page_says_what_to_do_about_its_code(client, groups):  # noqa: F811
+    html = client.get(f"/groups/{groups['unit']}").get_data(as_text=True)
+    section = re.search(r'<section class="what-to-do".*?</section>', html, re.S).group(0)
+    assert "What to do" in section and "<bdi>unit.not_ucum</bdi>" in section
+    assert "The unit is not a UCUM code" in section and "then requeue" in section
+
+
+def test_a_group_without_guidance_shows_no_empty_what_to_do(app, client):
+    _fail(client, [{"code": "vendor.nobody_knows", "severity": "error", "message": "odd", "pointer": "/x"}])
+    html = client.get(f"/groups/{_group_id(app, 'vendor.nobody_knows')}").get_data(as_text=True)
+    assert 'class="what-to-do"' not in html
+
+
+def _state(app, group_id: int) -> str:
+    with app.app_context():
+        return db.session.get(FailureGroup, group_id, populate_existing=True).state
+
+
+def _flash_error(html: str) -> str:
+    return re.search(r'<p class="flash flash-error">(.*?)</p>', html, re.S).group(1)
+
+
+def test_ignore_until_with_no_or_a_wrong_date_reshows_the_group_page_naming_the_field(app, client, groups):  # noqa: F811
+    path = f"/groups/{groups['icd']}"
+    for until, says in (("", "Ignore until: enter a date."), ("31/12/2026", "Ignore until: enter a date as YYYY-MM-DD"),
+                        ("2020-01-01", "Ignore until: enter a date after today.")):
+        response = client.post(path + "/ignore", data={"csrf_token": _csrf(client, path), "mode": "until_date",
+                                                       "until": until})
+        assert response.status_code == 400 and response.mimetype == "text/html"
+        html = response.get_data(as_text=True)
+        assert says in _flash_error(html) and "Nothing was changed." in _flash_error(html)
+        # The group page itself, with its forms, not a bare error page leading to the job list.
+        assert "<h1>Failure group:" in html and f'action="{path}/ignore"' in html
+        assert _state(app, groups["icd"]) == "unresolved"
+
+
+def test_ignore_until_n_more_with_no_or_a_wrong_number_names_the_field(app, client, groups):  # noqa: F811
+    path = f"/groups/{groups['icd']}"
+    for occurrences, says in (("", "enter how many more occurrences"), ("0", "enter a whole number from 1 to"),
+                              ("2.5", "enter a whole number from 1 to"), ("-3", "enter a whole number from 1 to")):
+        response = client.post(path + "/ignore", data={"csrf_token": _csrf(client, path),
+                                                       "mode": "until_occurrences", "occurrences": occurrences})
+        assert response.status_code == 400
+        assert f"Ignore until … more occurrences: {says}" in _flash_error(response.get_data(as_text=True))
+        assert _state(app, groups["icd"]) == "unresolved"
+
+
+def test_resolve_in_version_takes_a_semver_version_only(app, client, groups):  # noqa: F811
+    path = f"/groups/{groups['unit']}"
+    for version in ("1.5 beta", "v1.5.0", "next release"):
+        response = client.post(path + "/resolve", data={"csrf_token": _csrf(client, path), "in_version": version})
+        assert response.status_code == 400
+        message = _flash_error(response.get_data(as_text=True))
+        assert "Resolve in version: enter a version such as 1.5.0" in message and version not in message
+        assert _state(app, groups["unit"]) == "unresolved"
+    # The box is wide enough for its placeholder.
+    html = client.get(path).get_data(as_text=True)
+    assert re.search(r'name="in_version" size="(\d+)" placeholder="optional, e.g. 1.5.0"', html).group(1) == "24"
+    response = client.post(path + "/resolve", data={"csrf_token": _csrf(client, path), "in_version": "2.0.0-rc.1"})
+    assert response.status_code == 302 and _state(app, groups["unit"]) == "resolved"
+
+
+LOW = {"code": "confidence.low", "severity": "warning", "message": "confidence is below 0.5",
+       "pointer": "/entities/1/confidence"}
+
+
+def test_a_warning_group_says_so_in_words_and_offers_no_requeue(app, client):
+    # As the reference worker sends them: a document fails on its errors, its warnings travel along.
+    _fail(client, [UNIT, LOW], document="doc-warned")
+    warning, error = _group_id(app, "confidence.low"), _group_id(app, "unit.not_ucum")
+    html = client.get(f"/groups/{warning}").get_data(as_text=True)
+    assert '<span class="badge severity-warning">Warning</span>' in html
+    assert "Warning: it does not make a job fail, so there is nothing to requeue for it." in html
+    assert "failed on the errors reported with it" in html and f'href="/jobs?group={warning}">1 job failing now</a>' in html
+    assert 'value="requeue"' not in html and 'value="acknowledge"' not in html
+    # An error group keeps its actions, and says "Error" in words on both pages.
+    html = client.get(f"/groups/{error}").get_data(as_text=True)
+    assert '<span class="badge severity-error">Error</span>' in html and 'value="requeue">Requeue all…' in html
+    rows = re.findall(r'<tr class="group .*?</tr>', client.get("/groups").get_data(as_text=True), re.S)
+    assert sorted(re.search(r'badge severity-\w+">(\w+)<', r).group(1) for r in rows) == ["Error", "Warning"]
+
+
+def test_a_group_with_no_job_failing_now_offers_no_action_on_its_jobs(app, client, groups):  # noqa: F811
+    client.post(f"/api/v1/processing-jobs/{groups['icd_job']}/requeue")
+    with app.app_context():
+        assert db.session.scalar(sa.text("select count(*) from failure_occurrences where group_id = :g and is_current"),
+                                 {"g": groups["icd"]}) == 0
+    html = client.get(f"/groups/{groups['icd']}").get_data(as_text=True)
+    assert "No job is failing on this group now: nothing to requeue or acknowledge." in html
+    assert "Requeue all" not in html and "Acknowledge all" not in html
+
+
+def test_the_done_page_leads_back_to_the_group_and_says_what_skipped_a_requeue(app, client, groups):  # noqa: F811
+    path = f"/groups/{groups['unit']}"
+    confirm = client.post(path + "/jobs", data={"csrf_token": _csrf(client, path), "op": "requeue"}, follow_redirects=True)
+    run_path = re.search(r'action="(/bulk-actions/[^"]+/run)"', confirm.get_data(as_text=True)).group(1)
+    # One of the frozen jobs is requeued meanwhile: the action skips it.
+    client.post(f"/api/v1/processing-jobs/{groups['unit_jobs'][0]}/requeue")
+    done = client.post(run_path, data={"csrf_token": _csrf(client, "/groups")})
+    html = client.get(done.headers["Location"]).get_data(as_text=True)
+    assert f'<a href="{path}">← Back to the failure group</a>' in html
+    skipped = re.search(r'<dd class="skipped">(.*?)</dd>', html, re.S).group(1)
+    assert skipped.startswith("1 ") and "requeued, started or completed meanwhile" in skipped
+    assert "acknowledged" not in skipped
+
+
+def test_the_done_page_of_a_filter_action_leads_back_to_its_filtered_list(app, client, groups):  # noqa: F811
+    form = {"csrf_token": _csrf(client, "/jobs"), "op": "acknowledge:filter", "error_code": "unit.not_ucum"}
+    confirm = client.post("/jobs/bulk", data=form).get_data(as_text=True)
+    run_path = re.search(r'action="(/bulk-actions/[^"]+/run)"', confirm).group(1)
+    done = client.post(run_path, data={"csrf_token": _csrf(client, "/groups")})
+    html = client.get(done.headers["Location"]).get_data(as_text=True)
+    back = re.search(r'<a href="([^"]+)">← Back to the jobs this filter lists</a>', html).group(1)
+    assert back.startswith("/jobs?") and "error_code=unit.not_ucum" in back
+    assert "no longer failing, or acknowledged already" in html
+
+
+def test_the_requeue_question_is_a_page_of_its_own_that_a_reload_does_not_resend(app, client, groups):  # noqa: F811
+    from app.models import BulkAction
+
+    path = f"/groups/{groups['unit']}"
+    response = client.post(path + "/jobs", data={"csrf_token": _csrf(client, path), "op": "requeue"})
+    assert response.status_code == 303 and re.fullmatch(r"/bulk-actions/[0-9a-f-]{36}", response.headers["Location"])
+    for _ in range(2):  # a reload reads the same frozen question again
+        html = client.get(response.headers["Location"]).get_data(as_text=True)
+        assert "Requeue 4 jobs?" in html and 'value="requeue"' not in html
+        assert f'<a href="{path}">Cancel</a>' in html
+    with app.app_context():
+        assert db.session.scalar(sa.select(sa.func.count()).select_from(BulkAction)) == 1
+    assert client.post("/groups/999999/jobs", data={"csrf_token": _csrf(client, path), "op": "requeue"}).status_code == 404
