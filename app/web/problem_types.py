@@ -41,7 +41,9 @@ PROBLEM_TYPES: tuple[ProblemType, ...] = (
     ProblemType(
         "malformed-json", 400, "Malformed request body",
         "The body could not be read as one JSON value: not UTF-8, empty, a syntax error, NaN or Infinity, "
-        "a number out of range, a duplicate key, or arrays and objects nested more than 512 levels.",
+        "a number out of range (or a non-zero number that would round to 0), a duplicate key, or arrays and "
+        "objects nested more than 512 levels. Where the place is known, an item of 'errors' names it in "
+        "'pointer' (a syntax error's item also gives 'line' and 'column').",
         "Fix the body as 'detail' says; nothing was changed. Resending the same bytes gets the same answer.",
     ),
     ProblemType(
