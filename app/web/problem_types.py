@@ -48,7 +48,7 @@ PROBLEM_TYPES: tuple[ProblemType, ...] = (
     ),
     ProblemType(
         "invalid-query", 400, "Invalid query parameter",
-        "A query parameter is wrong: an unknown value, a bad date-time, a limit out of range, a cursor this "
+        "A query parameter is wrong: not one the operation takes, an unknown value, a bad date-time, a limit out of range, a cursor this "
         "API did not make, or a control character. Each item of 'errors' names it in 'parameter'.",
         "Correct the parameters named; the request changed nothing.",
     ),
