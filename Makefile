@@ -31,8 +31,10 @@ install: $(VENV)/.installed
 
 install-test: $(VENV)/.installed-test
 
+# exec: the recipe's shell becomes the demo script, so a SIGTERM that make
+# forwards to its child (timeout, a supervisor) reaches the script's trap.
 demo: install
-	PY=$(PY) PORT=$(PORT) scripts/demo
+	exec env PY=$(PY) PORT=$(PORT) scripts/demo
 
 test: install-test
 	scripts/ensure-test-tools

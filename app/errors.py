@@ -25,6 +25,8 @@ class FieldError(TypedDict):
 
     ``field`` names the place for people (the body pointer's tokens joined by
     dots, the parameter's or header's name); ``detail`` says what is wrong.
+    A JSON syntax error's item also has ``line`` and ``column`` (1-based,
+    counted in characters, as Python's ``json`` reports them).
     """
 
     field: str
@@ -32,6 +34,8 @@ class FieldError(TypedDict):
     pointer: NotRequired[str]
     parameter: NotRequired[str]
     header: NotRequired[str]
+    line: NotRequired[int]
+    column: NotRequired[int]
 
 
 #: Characters RFC 3986 allows unescaped in a fragment, besides letters, digits and "-._~".

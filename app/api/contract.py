@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,7 @@ from typing import Any
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError
 
-from app.errors import FieldError, InvalidFieldsError, field_error
+from app.errors import FieldError, InvalidFieldsError, InvalidQueryError, field_error, parameter_error
 from app.services.error_details import SCHEMA_PATH as ERROR_DETAILS_SCHEMA_PATH
 from app.services.error_details.schema_wording import (
     REQUIRED_PROPERTY,
@@ -27,6 +28,7 @@ from app.services.error_details.schema_wording import (
 )
 from app.services.json_pointer import json_pointer
 from app.services.json_values import clean_text
+from app.web.query_time import date_time_fault
 
 OPENAPI_PATH = Path(__file__).with_name("specs") / "openapi.json"
 ENTITY_DOCUMENT_SCHEMA_PATH = Path(__file__).parents[1] / "worker" / "schemas" / "entity-document.v1.schema.json"  # noqa: E501
@@ -121,6 +123,12 @@ def _describe(error: ValidationError) -> list[FieldError]:
         # `{"not": {}}` marks a field that this variant of the body forbids
         # (used instead of `false`, whose errors carry no path in jsonschema).
         return [field_error(where, "is not allowed with this status")]
+    if keyword == "format" and value == "date-time" and isinstance(instance, str):
+        # Valid syntax naming a time that does not exist (2026-02-30, a leap
+        # second): say which, rather than "is not a valid date-time".
+        fault = date_time_fault(instance)
+        if fault is not None:
+            return [field_error(where, fault)]
     message = schema_keyword_message(
         "false" if keyword is None else str(keyword),
         value,
@@ -170,3 +178,59 @@ def _within(pointer: str, ancestor: str) -> bool:
     # Whole-body errors ("#") are not an ancestor here: "must be object" and a
     # field's own fault are different faults only when the body is an object.
     return ancestor != "#" and (pointer == ancestor or pointer.startswith(ancestor + "/"))
+
+
+#: A Flask rule's variable (``<job_id>``, ``<uuid:job_id>``), an OpenAPI path template's ``{job_id}``.
+_RULE_VARIABLE = re.compile(r"<(?:[^:<>]+:)?([^<>]+)>")
+
+
+@functools.cache
+def _declared_query_parameters() -> dict[tuple[str, str], frozenset[str]]:
+    # (path template, method) -> the "in: query" parameter names the
+    # document declares for that operation ($refs to components resolved).
+    document = openapi_document()
+    shared = document["components"].get("parameters", {})
+    declared: dict[tuple[str, str], frozenset[str]] = {}
+    for path, operations in document["paths"].items():
+        for method, operation in operations.items():
+            if method == "parameters":
+                continue
+            parameters = [
+                shared[p["$ref"].rsplit("/", 1)[-1]] if "$ref" in p else p
+                for p in [*operations.get("parameters", []), *operation.get("parameters", [])]
+            ]
+            declared[(path, method.upper())] = frozenset(p["name"] for p in parameters if p["in"] == "query")
+    return declared
+
+
+def refuse_unknown_query_parameters(rule: str | None, method: str, names: list[str]) -> None:
+    """Refuse a read whose query string has a parameter its operation does
+    not declare in the OpenAPI document (a typo such as ``stauts`` would
+    otherwise answer an unfiltered 200 that looks like a filtered one).
+
+    Args:
+        rule: the matched Flask URL rule (``/api/v1/processing-jobs/<job_id>``);
+            None (no route matched) is left to the 404/405 handlers.
+        method: the request method; only ``GET`` and ``HEAD`` are checked.
+        names: the query parameter names, in order, repeats allowed.
+
+    Raises:
+        InvalidQueryError: (400 ``invalid-query``) one item per unknown name,
+            in ``parameter``; ``detail`` lists the operation's parameters.
+    """
+    if rule is None or method not in ("GET", "HEAD"):
+        return
+    known = _declared_query_parameters().get((_RULE_VARIABLE.sub(r"{\1}", rule), "GET"))
+    if known is None:
+        return
+    unknown = list(dict.fromkeys(name for name in names if name not in known))
+    if not unknown:
+        return
+    takes = ", ".join(sorted(known)) if known else "none"
+    raise InvalidQueryError(
+        f"Unknown query parameter{'s' if len(unknown) > 1 else ''}; this operation takes: {takes}.",
+        # A name with a control character is not echoed (request_input
+        # refuses those first; this is the belt to its braces).
+        [parameter_error(name if name.isprintable() else "", "is not a parameter of this operation")
+         for name in unknown],
+    )

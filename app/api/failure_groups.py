@@ -20,7 +20,7 @@ from app.api import bp
 from app.api.contract import validate_request
 from app.api.json_body import read_json_body
 from app.auth.guards import current_actor
-from app.errors import InvalidFieldsError, InvalidQueryError
+from app.errors import InvalidFieldsError, InvalidQueryError, field_error
 from app.services.failure_groups import lifecycle
 from app.services.failure_groups.queries import get_group, list_groups
 from app.services.failure_groups.serialize import group_to_json
@@ -100,7 +100,11 @@ def ignore_failure_group(group_id: str) -> Response:
         try:
             until = parse_rfc3339(body["until"], "until")
         except InvalidQueryError as exc:
-            raise InvalidFieldsError("The ignore condition is not valid; nothing was changed.", exc.errors) from None
+            # The parser names a query parameter; here the time is a body field.
+            raise InvalidFieldsError(
+                "The ignore condition is not valid; nothing was changed.",
+                [field_error("/until", error["detail"]) for error in exc.errors],
+            ) from None
     actor = current_actor()
     return _change(
         group_id,

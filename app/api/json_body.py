@@ -8,12 +8,14 @@ what was wrong, so bodies are read here instead.
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from flask import Request, current_app
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from app.errors import BadRequestError, UnsupportedMediaTypeError
+from app.errors import BadRequestError, FieldError, UnsupportedMediaTypeError, field_error
+from app.services.json_pointer import json_pointer
 from app.services.json_values import NonStandardJSONError, refuse_json_constant
 
 
@@ -28,18 +30,150 @@ from app.services.json_values import NonStandardJSONError, refuse_json_constant
 MAX_BODY_NESTING = 512
 
 _TOO_DEEP = f"The body nests arrays or objects more than {MAX_BODY_NESTING} levels deep."
+_TOO_LARGE = "A number in the body is too large to represent."
+_TOO_SMALL = "A number in the body is too small to represent: it is not zero, but would be stored as 0."
+_TOO_LONG = "A number in the body has too many digits to read."
+_DUPLICATE = "The body has an object with a duplicate key; each name must appear once."
+
+#: A digit other than 0 in a number's mantissa: the literal is not zero.
+_NONZERO_MANTISSA = re.compile(r"[1-9]")
+#: The tokens that decide where a place in a JSON text is: strings (an
+#: unterminated one runs to the end) and the structural characters.
+_PLACE_TOKENS = re.compile(r'"(?:[^"\\]|\\.)*"?|[\[\]{},:]', re.DOTALL)
 
 
-def _nests_deeper_than(value: Any, limit: int) -> bool:
+class _Unreadable:
+    """What a diagnosing parse leaves in place of a value the body cannot hold
+    (``key`` is the duplicated member's name for a duplicate key)."""
+
+    __slots__ = ("detail", "key")
+
+    def __init__(self, detail: str, key: str | None = None) -> None:
+        self.detail = detail
+        self.key = key
+
+
+def _deepest_path(value: Any, limit: int) -> list[str | int] | None:
+    """The path of the first array/object (document order) that opens level
+    ``limit + 1``, or None when nothing nests that deep."""
     # Iterative: this check must not itself be the recursion it prevents.
-    stack = [(value, 0)]
+    stack: list[tuple[Any, list[str | int]]] = [(value, [])]
     while stack:
-        item, depth = stack.pop()
+        item, path = stack.pop()
         if isinstance(item, (dict, list)):
-            if depth == limit:
-                return True
-            stack.extend((child, depth + 1) for child in (item.values() if isinstance(item, dict) else item))
-    return False
+            if len(path) == limit:
+                return path
+            children = list(item.items()) if isinstance(item, dict) else list(enumerate(item))
+            stack.extend((child, [*path, key]) for key, child in reversed(children))
+    return None
+
+
+def _unreadable_places(value: Any) -> list[FieldError]:
+    """One field error per :class:`_Unreadable` left in ``value``, in document order."""
+    found: list[FieldError] = []
+    stack: list[tuple[Any, list[str | int]]] = [(value, [])]
+    while stack:
+        item, path = stack.pop()
+        if isinstance(item, _Unreadable):
+            place = path if item.key is None else [*path, item.key]
+            found.append(field_error(json_pointer(place), item.detail))
+        elif isinstance(item, (dict, list)):
+            children = list(item.items()) if isinstance(item, dict) else list(enumerate(item))
+            stack.extend((child, [*path, key]) for key, child in reversed(children))
+    return found
+
+
+def _scan_places(text: str, end: int, stop_at_depth: int | None = None) -> tuple[list[str | int], int]:
+    """Where the parser was at character ``end`` of ``text``: the path of the
+    value it was reading (as far as the text says: an object whose next key
+    is not read yet is the place) and the character offset reached.
+
+    With ``stop_at_depth``, stops instead at the first array/object opening
+    that depth and returns the path of that array/object. Tolerates broken
+    text: it only follows strings and brackets.
+    """
+    frames: list[list[Any]] = []  # [kind, key or index, expecting a key]
+    for match in _PLACE_TOKENS.finditer(text, 0, end):
+        token = match.group()
+        if token[0] == '"':
+            if frames and frames[-1][0] == "{" and frames[-1][2]:
+                try:
+                    frames[-1][1] = json.loads(token)
+                except ValueError:
+                    frames[-1][1] = token[1:]
+                frames[-1][2] = False
+        elif token in "[{":
+            if stop_at_depth is not None and len(frames) + 1 == stop_at_depth:
+                return _frames_path(frames), match.start()
+            frames.append(["[", 0, False] if token == "[" else ["{", None, True])
+        elif token in "]}":
+            if frames:
+                frames.pop()
+        elif token == "," and frames:
+            if frames[-1][0] == "[":
+                frames[-1][1] += 1
+            else:
+                frames[-1][1], frames[-1][2] = None, True
+    return _frames_path(frames), end
+
+
+def _frames_path(frames: list[list[Any]]) -> list[str | int]:
+    path: list[str | int] = []
+    for _, key, _ in frames:
+        if key is None:
+            break
+        path.append(key)
+    return path
+
+
+def _diagnose(text: str) -> list[FieldError]:
+    """Parse ``text`` again, leaving :class:`_Unreadable` markers where the
+    strict parse stopped, to name each unreadable value's place (only on the
+    error path: a valid body is parsed once, with hooks that raise)."""
+
+    def constant(name: str) -> _Unreadable:
+        return _Unreadable(f"{name} is not valid JSON (RFC 8259 has no NaN or Infinity).")
+
+    def number(text: str) -> Any:
+        try:
+            return _parse_float(text)
+        except BadRequestError as exc:
+            return _Unreadable(exc.detail)
+
+    def integer(text: str) -> Any:
+        try:
+            return int(text)
+        except ValueError:
+            return _Unreadable(_TOO_LONG)
+
+    def members(pairs: list[tuple[str, Any]]) -> Any:
+        result: dict[str, Any] = {}
+        for key, value in pairs:
+            if key in result:
+                return _Unreadable(_DUPLICATE, key)
+            result[key] = value
+        return result
+
+    try:
+        value = json.loads(
+            text, parse_constant=constant, parse_float=number, parse_int=integer, object_pairs_hook=members
+        )
+    except (ValueError, RecursionError):
+        return []
+    return _unreadable_places(value)
+
+
+def _refuse(text: str, detail: str) -> BadRequestError:
+    places = _diagnose(text)
+    return BadRequestError(places[0]["detail"] if len(places) == 1 else detail, places)
+
+
+def _too_deep(path: list[str | int]) -> BadRequestError:
+    pointer = json_pointer(path)
+    return BadRequestError(
+        _TOO_DEEP,
+        [field_error(pointer, f"level {MAX_BODY_NESTING + 1} begins here; at most {MAX_BODY_NESTING} levels")],
+    )
 
 
 def _is_json_media_type(mimetype: str) -> bool:
@@ -51,7 +185,11 @@ def _is_json_media_type(mimetype: str) -> bool:
 def _parse_float(text: str) -> float:
     value = float(text)
     if value in (float("inf"), float("-inf")):
-        raise BadRequestError("A number in the body is too large to represent.")
+        raise BadRequestError(_TOO_LARGE)
+    if value == 0.0 and _NONZERO_MANTISSA.search(text.lower().partition("e")[0]):
+        # 1e-400 is below the smallest double: storing 0 would silently
+        # change the value the client sent.
+        raise BadRequestError(_TOO_SMALL)
     return value
 
 
@@ -62,16 +200,14 @@ def _parse_int(text: str) -> int:
         # Python refuses to convert integers longer than sys.get_int_max_str_digits()
         # (4300 by default, against quadratic-time conversion); that is the
         # client's mistake, not the server's.
-        raise BadRequestError("A number in the body has too many digits to read.") from None
+        raise BadRequestError(_TOO_LONG) from None
 
 
 def _object_without_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     result: dict[str, Any] = {}
     for key, value in pairs:
         if key in result:
-            raise BadRequestError(
-                "The body has an object with a duplicate key; each name must appear once."
-            )
+            raise BadRequestError(_DUPLICATE)
         result[key] = value
     return result
 
@@ -121,15 +257,23 @@ def read_json_body(request: Request) -> Any:
             object_pairs_hook=_object_without_duplicates,
         )
     except NonStandardJSONError as exc:
-        raise BadRequestError(f"{exc}.") from None
+        raise _refuse(text, f"{exc}.") from None
+    except BadRequestError as exc:
+        raise _refuse(text, exc.detail) from None
     except json.JSONDecodeError as exc:
+        reason = exc.msg.removesuffix(" at")
+        path, _ = _scan_places(text, exc.pos)
+        place = field_error(json_pointer(path), f"{reason} (line {exc.lineno}, column {exc.colno})")
+        place.update(line=exc.lineno, column=exc.colno)
         raise BadRequestError(
-            f"The body is not valid JSON: {exc.msg.removesuffix(' at')} (line {exc.lineno}, column {exc.colno})."
+            f"The body is not valid JSON: {reason} (line {exc.lineno}, column {exc.colno}).", [place]
         ) from None
     except RecursionError:
-        raise BadRequestError(_TOO_DEEP) from None
-    if _nests_deeper_than(value, MAX_BODY_NESTING):
-        raise BadRequestError(_TOO_DEEP)
+        path, _ = _scan_places(text, len(text), stop_at_depth=MAX_BODY_NESTING + 1)
+        raise _too_deep(path) from None
+    path = _deepest_path(value, MAX_BODY_NESTING)
+    if path is not None:
+        raise _too_deep(path)
     return value
 
 

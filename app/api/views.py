@@ -15,7 +15,12 @@ from urllib.parse import urlencode
 from flask import Response, abort, current_app, g, jsonify, request, url_for
 
 from app.api import bp
-from app.api.contract import PUBLISHED_SCHEMAS, openapi_document, validate_request
+from app.api.contract import (
+    PUBLISHED_SCHEMAS,
+    openapi_document,
+    refuse_unknown_query_parameters,
+    validate_request,
+)
 from app.api.json_body import read_json_body, refuse_body
 from app.models import JobStatus, ProcessingJob
 from app.models.job_status import status_from_worker_word
@@ -88,6 +93,16 @@ def _report_faults(body: Any) -> list[Any]:
     if "error_message" not in body or not hasattr(recorder, "payload_errors"):
         return []
     return recorder.payload_errors(body["error_message"], body.get("error_details"), body.get("error_format"))
+
+
+@bp.before_request
+def refuse_unknown_query() -> None:
+    """Every API read answers 400 ``invalid-query`` for a query parameter its
+    operation does not declare (the dashboard pages keep ignoring extras,
+    such as campaign tags on a shared link)."""
+    refuse_unknown_query_parameters(
+        request.url_rule.rule if request.url_rule else None, request.method, list(request.args.keys())
+    )
 
 
 @bp.get("/openapi.json")

@@ -55,7 +55,9 @@ class ListLinks:
         ranges: quick time ranges (label, link) ending now.
         csv, ndjson: the exports of the current filter (one row per error item).
         csv_jobs: the CSV export with one row per job.
-        entities_csv: the entities of the completed jobs matching the filter.
+        entities_csv: the entities of the completed jobs matching the filter
+            (its statuses aside); ``None`` when the filter is on failures
+            only (error code, message text, group): the file would be empty.
         clear: the list with no filter (the defaults).
     """
 
@@ -66,7 +68,7 @@ class ListLinks:
     csv: str
     ndjson: str
     csv_jobs: str
-    entities_csv: str
+    entities_csv: str | None
     clear: str
 
 
@@ -80,6 +82,7 @@ def list_links(
     next_cursor: str | None,
     codes: Iterable[str],
     now: datetime,
+    offers_entities: bool = True,
 ) -> ListLinks:
     """Build the :class:`ListLinks` of a list page.
 
@@ -89,6 +92,7 @@ def list_links(
         next_cursor: the page's ``next_cursor``.
         codes: the error codes of the top-codes table.
         now: the current time (aware UTC), for the quick ranges.
+        offers_entities: whether the filter can match a completed job (one with entities).
     """
     pairs = query_pairs(args)
     return ListLinks(
@@ -103,7 +107,7 @@ def list_links(
         csv=href(csv_path, pairs),
         ndjson=href(ndjson_path, pairs),
         csv_jobs=href(csv_path, pairs + [("rows", "jobs")]),
-        entities_csv=href(entities_path, pairs),
+        entities_csv=href(entities_path, pairs) if offers_entities else None,
         clear=list_path,
     )
 

@@ -107,7 +107,7 @@ def list_jobs() -> str | Response:
     job_filter = current_filter()
     wanted = read_page(request.args, maximum=current_app.config["MAX_PAGE_SIZE"])
     page = pagination.list_jobs(job_filter, limit=wanted.limit, cursor=wanted.cursor)
-    links = _list_links(pairs, next_cursor=page.next_cursor, codes=())
+    links = _list_links(pairs, job_filter, next_cursor=page.next_cursor, codes=())
     may_act = current_user.can(Permission.ACT_ON_JOBS)
     return render_template(
         "jobs/list.html",
@@ -217,12 +217,14 @@ def show_jobs_summary() -> str:
         job_filter=job_filter,
         stats=stats,
         chart=bar_chart(stats.timeline),
-        links=_list_links(pairs, next_cursor=None, codes=[row.code for row in stats.top_codes.codes]),
+        links=_list_links(pairs, job_filter, next_cursor=None, codes=[row.code for row in stats.top_codes.codes]),
         groups_url=url_for("dashboard.list_groups"),  # where every code is, beyond the top ones
     )
 
 
-def _list_links(pairs: list[tuple[str, str]], *, next_cursor: str | None, codes: Iterable[str]) -> ListLinks:
+def _list_links(
+    pairs: list[tuple[str, str]], job_filter: JobFilter, *, next_cursor: str | None, codes: Iterable[str]
+) -> ListLinks:
     # One builder for the links of the list and of its summary, so both keep the query the same way.
     return list_links(
         url_for("dashboard.list_jobs"),
@@ -233,6 +235,11 @@ def _list_links(pairs: list[tuple[str, str]], *, next_cursor: str | None, codes:
         next_cursor=next_cursor,
         codes=codes,
         now=utcnow(),
+        # The entities export reads the completed jobs matching the filter
+        # whatever its statuses; a filter on failures (an error code, text in
+        # the message, a failure group) matches no completed job, so its
+        # entities file would always be empty.
+        offers_entities=job_filter.error_code is None and job_filter.text is None and job_filter.group_id is None,
     )
 
 

@@ -41,12 +41,14 @@ PROBLEM_TYPES: tuple[ProblemType, ...] = (
     ProblemType(
         "malformed-json", 400, "Malformed request body",
         "The body could not be read as one JSON value: not UTF-8, empty, a syntax error, NaN or Infinity, "
-        "a number out of range, a duplicate key, or arrays and objects nested more than 512 levels.",
+        "a number out of range (or a non-zero number that would round to 0), a duplicate key, or arrays and "
+        "objects nested more than 512 levels. Where the place is known, an item of 'errors' names it in "
+        "'pointer' (a syntax error's item also gives 'line' and 'column').",
         "Fix the body as 'detail' says; nothing was changed. Resending the same bytes gets the same answer.",
     ),
     ProblemType(
         "invalid-query", 400, "Invalid query parameter",
-        "A query parameter is wrong: an unknown value, a bad date-time, a limit out of range, a cursor this "
+        "A query parameter is wrong: not one the operation takes, an unknown value, a bad date-time, a limit out of range, a cursor this "
         "API did not make, or a control character. Each item of 'errors' names it in 'parameter'.",
         "Correct the parameters named; the request changed nothing.",
     ),

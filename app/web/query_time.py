@@ -7,6 +7,7 @@ parameter and tells to write ``+`` as ``%2B`` in a URL.
 
 from __future__ import annotations
 
+import calendar
 import re
 from datetime import datetime, timezone
 
@@ -20,6 +21,38 @@ _RFC3339 = re.compile(
 )
 
 
+def _calendar_fault(day: str, clock: str, offset: str) -> str | None:
+    """What makes a date-time of valid RFC 3339 syntax impossible, in words
+    (None when nothing is: then the syntax was wrong)."""
+    year, month, mday = (int(part) for part in day.split("-"))
+    hour, minute, second = (int(part) for part in clock.split(":"))
+    if not 1 <= month <= 12:
+        return "the month must be 01 to 12"
+    days = calendar.monthrange(year, month)[1] if year >= 1 else 31
+    if not 1 <= mday <= days:
+        return f"{calendar.month_name[month]} {year} has {days} days"
+    if hour > 23 or minute > 59:
+        return "the time must be 00:00 to 23:59"
+    if second == 60:
+        # RFC 3339 allows :60 for a leap second; Python's datetime (and the
+        # databases' timestamps) cannot hold one.
+        return "a leap second (:60) cannot be stored; use :59"
+    if second > 60:
+        return "the seconds must be 00 to 59"
+    if offset not in ("Z", "z") and (int(offset[1:3]) > 23 or int(offset[4:6]) > 59):
+        return "the offset must be -23:59 to +23:59"
+    return None
+
+
+def date_time_fault(raw: str) -> str | None:
+    """Why ``raw``, of valid RFC 3339 ``date-time`` syntax, names no time
+    that can be stored (``"February 2026 has 28 days"``, ``"a leap second
+    (:60) cannot be stored; use :59"``); None when it can, or when the
+    syntax itself is wrong (the caller's generic message covers that)."""
+    match = _RFC3339.match(raw.strip())
+    return None if match is None else _calendar_fault(match[1], match[2], match[4])
+
+
 def parse_rfc3339(raw: str, parameter: str) -> datetime:
     """Parse an RFC 3339 ``date-time`` (offset required) into aware UTC.
 
@@ -27,10 +60,17 @@ def parse_rfc3339(raw: str, parameter: str) -> datetime:
     leap second (``:60``) is refused: Python cannot represent it.
 
     Raises:
-        InvalidQueryError: not an RFC 3339 date-time, or outside
+        InvalidQueryError: not an RFC 3339 date-time; a date or time that
+            does not exist, saying why (``February 2026 has 28 days``, ``a
+            leap second (:60) cannot be stored; use :59``); or outside
             :data:`~app.timestamps.EARLIEST_ACCEPTED` ..
             :data:`~app.timestamps.LATEST_ACCEPTED`; names ``parameter``.
     """
+    fault = date_time_fault(raw)
+    if fault is not None:
+        raise InvalidQueryError(
+            f"{parameter} is not a date-time that exists: {fault}.", [parameter_error(parameter, fault)]
+        )
     match = _RFC3339.match(raw.strip())
     try:
         if match is None:

@@ -356,3 +356,23 @@ def test_the_error_count_says_how_many_are_warnings_and_missing_entities_show_a_
     # No item names an entity: the Entity cells say so instead of staying blank.
     table = re.search(r'<table class="errors">.*?</table>', html, re.S).group(0)
     assert table.count('<td class="entity" data-label="Entity">—</td>') == 3
+
+
+@pytest.mark.parametrize(
+    ("query", "offered"),
+    [("", True), ("?status=Failed&document_id=doc-1", True), ("?error_code=code.x", False),
+     ("?q=timeout", False), ("?status=all&group=1", False)],
+)
+def test_the_entities_csv_is_offered_only_when_the_filter_can_match_a_completed_job(client, query, offered):
+    # The entities export reads completed jobs whatever the statuses ticked;
+    # a filter on failures (code, message text, group) matches none of them.
+    html = client.get("/jobs" + query).get_data(as_text=True)
+    assert ("/exports/entities.csv" in html) is offered
+
+
+def test_the_exact_filters_and_the_search_say_how_they_match(client):
+    html = client.get("/jobs").get_data(as_text=True)
+    assert "Error code and document match the whole value; use the search box for part of an id or code." in html
+    assert html.count('aria-describedby="exact-match-hint"') == 2
+    assert "errors cleared by a requeue are in the job&#39;s history" in html or \
+        "errors cleared by a requeue are in the job's history" in html

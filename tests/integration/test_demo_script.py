@@ -12,6 +12,7 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -26,17 +27,18 @@ from tests.live_server import START_DEADLINE_S, STOP_DEADLINE_S, free_port, stop
 READY = "==> the server is up"
 
 
-def _start(tmp_path: Path) -> tuple[subprocess.Popen, list[str]]:
+def _start(tmp_path: Path, command: list[str] | None = None, port: int | None = None) -> tuple[subprocess.Popen, list[str]]:
     env = {
         **os.environ,
         "PY": sys.executable,
-        "PORT": str(free_port()),
+        "PORT": str(port or free_port()),
         "DATABASE_URL": f"sqlite:///{tmp_path / 'demo.sqlite3'}",
         "DEMO_LOG": str(tmp_path / "server.log"),
     }
     env.pop("FLASK_APP", None)
+    env.pop("MAKEFLAGS", None)
     process = subprocess.Popen(
-        [str(ROOT / "scripts" / "demo")], cwd=ROOT, env=env, text=True,
+        command or [str(ROOT / "scripts" / "demo")], cwd=ROOT, env=env, text=True,
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
     )
     lines: list[str] = []
@@ -126,3 +128,72 @@ def test_the_demo_is_quiet_aligned_and_ends_with_status_0(tmp_path, sent):
     items = json.loads(api_answer.stdout)["items"]
     assert items and {item["status"] for item in items} == {"Validation_Failed"}
     assert sorted(p.name for p in ROOT.iterdir()) == before  # nothing left in the work tree
+
+
+def _listening(port: int) -> bool:
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def _processes_of(tmp_path: Path) -> list[str]:
+    """Command lines of the processes whose environment names ``tmp_path``
+    (every process the demo started inherits its DATABASE_URL)."""
+    found = []
+    marker = str(tmp_path).encode()
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit() or int(proc.name) == os.getpid():
+            continue
+        try:
+            if marker in (proc / "environ").read_bytes():
+                found.append((proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace"))
+        except OSError:  # gone meanwhile, or not ours to read
+            continue
+    return found
+
+
+@pytest.mark.parametrize(
+    ("sent", "to_group"),
+    [(signal.SIGINT, True), (signal.SIGTERM, True), (signal.SIGTERM, False)],
+    ids=["ctrl-c-to-the-group", "sigterm-to-the-group", "sigterm-to-make-alone"],
+)
+def test_make_demo_stops_everything_without_an_error_line(tmp_path, sent, to_group):
+    """``make demo`` ended as a terminal (SIGINT to the group), a shell's
+    ``kill -- -PGID`` or a supervisor / ``timeout`` (SIGTERM to make alone)
+    ends it: the script stops the server and exits 0, make prints no error
+    line, nothing listens on the port and no process of the demo is left.
+
+    GNU make itself re-raises a fatal signal it received after its recipe has
+    ended, so make's own status is 0 or "killed by that signal", never an
+    error status of the recipe (``Error 143``)."""
+    venv = tmp_path / "venv"
+    venv.mkdir()
+    (venv / ".installed").touch()  # the install step is done: make must not run pip
+    port = free_port()
+    command = ["make", "--no-print-directory", "demo", f"VENV={venv}", f"PY={sys.executable}", f"PORT={port}"]
+    process, lines = _start(tmp_path, command, port)
+    try:
+        assert _listening(port)
+        if to_group:
+            os.killpg(process.pid, sent)
+        else:
+            process.send_signal(sent)
+        try:
+            status = process.wait(timeout=STOP_DEADLINE_S)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"make demo did not stop within {STOP_DEADLINE_S} s of {sent.name}")
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+        if process.stdout is not None:
+            process.stdout.close()
+    deadline = time.monotonic() + STOP_DEADLINE_S
+    while (left := _processes_of(tmp_path)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    text = "\n".join(lines)
+    assert status in (0, -sent), text
+    assert "==> stopped" in text
+    assert not re.search(r"Error|Interrupt|Terminated|make: \*\*\*", text), text
+    assert left == [], left
+    assert not _listening(port)
+    assert "\x1b[" not in (tmp_path / "server.log").read_text()  # no colour codes in the log file

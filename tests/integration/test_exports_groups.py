@@ -73,6 +73,15 @@ def test_each_item_row_names_its_group(client, grouped):
     assert by_job[grouped["old"]] == [("unit.not_ucum", "")]
 
 
+def test_each_item_row_gives_its_groups_title(client, app, grouped):
+    with app.app_context():
+        titles = {group_id: title for group_id, title in db.session.execute(sa.select(FailureGroup.id, FailureGroup.title))}
+    rows = _rows(client)
+    assert {row["group_title"] for row in rows if row["group_id"]} <= set(titles.values())
+    for row in rows:
+        assert row["group_title"] == (titles[int(row["group_id"])] if row["group_id"] else "")
+
+
 def test_ndjson_gives_the_group_as_a_number_or_null(client, grouped):
     response = client.get("/exports/job-errors.ndjson?status=all&acknowledged=include")
     records = [json.loads(line) for line in response.get_data(as_text=True).splitlines()]

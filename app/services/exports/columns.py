@@ -193,6 +193,26 @@ def item_in_group_sql(s: Sources, group_id: int) -> sa.ColumnElement[bool]:
     return _item_occurrences(s).where(FailureOccurrence.__table__.c.group_id == group_id).exists()
 
 
+def _group_title_sql(s: Sources) -> sa.ColumnElement[Any]:
+    # The title of the row's group, by primary key (NULL without a group).
+    # Built from worker text (code and pointer pattern): neutralised as such.
+    groups = FailureGroup.__table__
+    if s.dialect == "postgresql":  # item_group is a value read from the job's lateral lookup
+        return sa.select(groups.c.title).where(groups.c.id == s.item_group).correlate_except(groups).scalar_subquery()
+    # SQLite: item_group is itself a correlated subquery; nesting it again
+    # would lose its correlation, so read the title the way it reads the id.
+    occurrences = FailureOccurrence.__table__
+    return (
+        _item_occurrences(s)
+        .with_only_columns(groups.c.title)
+        .join(groups, groups.c.id == occurrences.c.group_id)
+        .where(groups.c.grouping_version == GROUPING_VERSION)
+        .order_by(occurrences.c.group_id)
+        .limit(1)
+        .scalar_subquery()
+    )
+
+
 def _error_count_sql(s: Sources) -> sa.ColumnElement[Any]:
     # The details when they are a normalized envelope, else NULL: the rule of
     # error_details.envelope_errors, in SQL, so the count needs no second column.
@@ -234,6 +254,8 @@ ITEM_EXPORT: tuple[Column, ...] = (
     _item_text("entity_code"),
     Column("group_id", lambda s: s.item_group, csv_cell=empty_if_none,
            copy_sql=lambda s: sa.cast(s.item_group, sa.Text)),
+    Column("group_title", _group_title_sql, csv_cell=text_cell,
+           copy_sql=lambda s: sql_text_cell(_group_title_sql(s))),
 )
 
 #: One row per job: ``error_details`` whole and the envelope's ``error_count``;

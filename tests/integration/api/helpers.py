@@ -132,8 +132,11 @@ def assert_problem(response: Any, status: int, slug: str) -> dict[str, Any]:
     assert isinstance(problem["detail"], str) and problem["detail"]
     for error in problem.get("errors", []):
         # Where, as JSON:API's error source: exactly one of pointer, parameter, header.
-        places = set(error) - {"field", "detail"}
+        # A JSON syntax error's item also gives its line and column (1-based).
+        places = set(error) - {"field", "detail", "line", "column"}
         assert "field" in error and "detail" in error and len(places) == 1, error
+        if "line" in error or "column" in error:
+            assert "pointer" in error and error["line"] >= 1 and error["column"] >= 1, error
         assert places <= {"pointer", "parameter", "header"}
         if "pointer" in error:
             assert error["pointer"].startswith("#")

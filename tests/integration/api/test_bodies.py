@@ -66,9 +66,62 @@ def test_malformed_json_is_a_400_problem_and_changes_nothing(client, app, failed
         job_url(failed_job["id"], "validation-failure"), data=data, content_type="application/json"
     )
     problem = assert_problem(response, 400, "malformed-json")
-    assert "errors" not in problem
+    # Where the parser can know the place, an item names it; otherwise
+    # (empty, not UTF-8) the problem has no items.
+    for item in problem.get("errors", []):
+        assert item["pointer"].startswith("#") and item["detail"]
     assert row(app, failed_job["id"]) == before
     assert_client_still_works(client, failed_job["id"])
+
+
+@pytest.mark.parametrize(
+    ("data", "pointer", "detail", "line_column"),
+    [
+        pytest.param(_body(details='{"n": [1, 1e400]}'), "#/error_details/n/1",
+                     "A number in the body is too large to represent.", None, id="1e400"),
+        pytest.param(_body(details='{"n": -1e-400}'), "#/error_details/n",
+                     "A number in the body is too small to represent: it is not zero, but would be stored as 0.",
+                     None, id="1e-400-underflows"),
+        pytest.param(_body(details='{"errors": [{"code": "x", "code": "y"}]}'), "#/error_details/errors/0/code",
+                     "The body has an object with a duplicate key; each name must appear once.", None,
+                     id="duplicate-key"),
+        pytest.param(_body(details='{"a/b": NaN}'), "#/error_details/a~1b",
+                     "NaN is not valid JSON (RFC 8259 has no NaN or Infinity).", None, id="nan"),
+        pytest.param(_body(details='{"n": [1, 2, }'), "#/error_details/n/2",
+                     "Expecting value (line 1, column 59)", (1, 59), id="syntax-error"),
+        pytest.param(b'{"error_message": "a\x00b",\n "error_details": {}}', "#/error_message",
+                     "Invalid control character (line 1, column 21)", (1, 21), id="raw-nul"),
+    ],
+)
+def test_unreadable_bodies_name_the_place(client, app, failed_job, data, pointer, detail, line_column):
+    before = row(app, failed_job["id"])
+    response = client.post(
+        job_url(failed_job["id"], "validation-failure"), data=data, content_type="application/json"
+    )
+    problem = assert_problem(response, 400, "malformed-json")
+    [item] = problem["errors"]
+    assert item["pointer"] == pointer
+    assert item["detail"] == detail
+    if line_column is None:
+        assert problem["detail"] == detail and "line" not in item
+    else:
+        assert (item["line"], item["column"]) == line_column
+        assert problem["detail"] == f"The body is not valid JSON: {detail}."
+    assert row(app, failed_job["id"]) == before
+
+
+@pytest.mark.parametrize("depth", [600, 5000], ids=["past-our-limit", "past-the-parsers-limit"])
+def test_nesting_too_deep_names_where_the_limit_was_passed(client, failed_job, depth):
+    limit = json_body.MAX_BODY_NESTING
+    data = f'{{"error_message": "m", "error_details": {{"a": {"[" * depth}{"]" * depth}}}}}'
+    response = client.post(
+        job_url(failed_job["id"], "validation-failure"), data=data, content_type="application/json"
+    )
+    problem = assert_problem(response, 400, "malformed-json")
+    [item] = problem["errors"]
+    # Levels: the body (1), error_details (2), a (3): level 513 is 510 arrays into a.
+    assert item["pointer"] == "#/error_details/a" + "/0" * (limit - 2)
+    assert item["detail"] == f"level {limit + 1} begins here; at most {limit} levels"
 
 
 INVALID_FIELD_BODIES = [
@@ -301,8 +354,10 @@ def test_unknown_field_names_are_escaped_in_pointers(client, app, failed_job):
             id="escapes-and-markup",
         ),
         pytest.param(
-            _body("1e-400 underflows", "[1e-400, -0, 1E2, 123456789012345678901234567890]"),
-            "1e-400 underflows",
+            # A zero literal with a tiny exponent is zero (1e-400 is refused:
+            # see test_unreadable_bodies_name_the_place).
+            _body("0e-400 is zero", "[0e-400, -0, 1E2, 123456789012345678901234567890]"),
+            "0e-400 is zero",
             [0.0, 0, 100.0, 123456789012345678901234567890],
             id="numbers",
         ),

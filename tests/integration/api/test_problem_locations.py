@@ -5,6 +5,11 @@ schema's, the limits' and the semantic checks'."""
 
 from __future__ import annotations
 
+from urllib.parse import quote
+
+import pytest
+
+from tests.conftest import make_user, sign_in
 from tests.integration.api.helpers import API, assert_problem, job_url, row
 
 ENTITY = {
@@ -23,6 +28,62 @@ def test_a_bad_query_parameter_is_named_as_a_parameter(client):
     problem = assert_problem(client.get(f"{API}?limit=0&acknowledged=maybe"), 400, "invalid-query")
     assert ("parameter", "limit") in places(problem) or ("parameter", "acknowledged") in places(problem)
     assert all("pointer" not in error for error in problem["errors"])
+
+
+@pytest.mark.parametrize(
+    ("path", "unknown", "known"),
+    [
+        ("/processing-jobs?stauts=Completed", ["stauts"], "status"),
+        ("/failure-groups?last_seen_from=&state=open", ["last_seen_from"], "state"),
+        ("/processing-jobs/{job}?expand=1&fields=x", ["expand", "fields"], "none"),
+        ("/processing-jobs/{job}/failures?limit=5", ["limit"], "none"),
+        ("/openapi.json?v=2", ["v"], "none"),
+    ],
+)
+def test_an_unknown_query_parameter_of_a_read_is_a_400_naming_it(client, job, path, unknown, known):
+    url = "/api/v1" + path.format(job=job["id"])
+    problem = assert_problem(client.get(url), 400, "invalid-query")
+    assert places(problem) == sorted(("parameter", name) for name in unknown)
+    assert "this operation takes: " in problem["detail"] and known in problem["detail"]
+
+
+@pytest.mark.parametrize(
+    ("value", "why"),
+    [
+        ("2026-12-31T23:59:60Z", "a leap second (:60) cannot be stored; use :59"),
+        ("2026-02-30T00:00:00Z", "February 2026 has 28 days"),
+        ("2028-02-30T00:00:00Z", "February 2028 has 29 days"),
+        ("2026-13-01T00:00:00Z", "the month must be 01 to 12"),
+        ("2026-04-31T00:00:00+02:00", "April 2026 has 30 days"),
+        ("2026-01-01T24:00:00Z", "the time must be 00:00 to 23:59"),
+    ],
+)
+@pytest.mark.parametrize("path", ["/processing-jobs?from={}", "/failure-groups?to={}"])
+def test_an_impossible_date_time_says_what_is_wrong(client, value, why, path):
+    parameter = "from" if "from=" in path else "to"
+    problem = assert_problem(client.get("/api/v1" + path.format(quote(value))), 400, "invalid-query")
+    assert problem["errors"] == [{"field": parameter, "parameter": parameter, "detail": why}]
+    assert problem["detail"] == f"{parameter} is not a date-time that exists: {why}."
+
+
+def test_an_impossible_time_in_a_body_is_named_by_its_pointer(client):
+    failed = client.post(API, json={"document_id": "d"}).get_json()
+    item = {"code": "unit.not_ucum", "severity": "error", "message": "unit is not UCUM", "pointer": "/entities/0/unit"}
+    response = client.post(job_url(failed["id"], "validation-failure"),
+                           json={"error_message": "m", "error_details": {"errors": [item]}})
+    assert response.status_code == 200, response.get_json()
+    [group] = client.get("/api/v1/failure-groups").get_json()["items"]
+    response = client.post(f"/api/v1/failure-groups/{group['id']}/ignore", json={"until": "2099-12-31T23:59:60Z"})
+    problem = assert_problem(response, 422, "invalid-fields")
+    assert problem["errors"] == [
+        {"field": "until", "pointer": "#/until", "detail": "a leap second (:60) cannot be stored; use :59"}
+    ]
+    assert client.get(f"/api/v1/failure-groups/{group['id']}").get_json()["state"] == "unresolved"
+
+
+def test_dashboard_pages_keep_ignoring_extra_parameters(app, anonymous_client):
+    viewer = sign_in(anonymous_client, make_user(app, "viewer", "viewer"))
+    assert viewer.get("/jobs?utm_source=mail").status_code == 200
 
 
 def test_a_control_character_in_a_query_parameter_is_named_as_a_parameter(client):
