@@ -18,9 +18,9 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
+from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql
 
 from app.extensions import db
 from app.models import JobFailure, ProcessingJob
@@ -47,6 +47,7 @@ from app.services.failure_groups.write_statements import (
     group_for,
     on_postgresql,
     random_shard,
+    end_current_statement,
     record_in_group,
     severity_rank,
 )
@@ -111,7 +112,7 @@ def record_failure_occurrences(
     db.session.flush()  # the failure row, which occurrences reference
     # A fixed order (by fingerprint, then by group id) for every lock taken
     # below, so two failures hitting the same groups cannot deadlock.
-    grouped: list[tuple[FailureGroup, bool, Hit]] = []
+    grouped: list[tuple[Any, bool, Hit]] = []  # (GROUP_STATE_COLUMNS row, created, hit)
     for _, hit in sorted(hits.items()):
         if on_postgresql():
             group, created = record_in_group(version, hit, job, failure, current), False
@@ -139,6 +140,10 @@ def end_current_occurrences(job_ids: Sequence[uuid.UUID]) -> int:
     """
     if not job_ids:
         return 0
+    if on_postgresql():
+        return int(
+            db.session.scalar(end_current_statement(), {"job_ids": list(job_ids), "shard": random_shard()}) or 0
+        )
     table = FailureOccurrence.__table__
     counts = FailureGroupCount.__table__
     ending = (
@@ -147,26 +152,6 @@ def end_current_occurrences(job_ids: Sequence[uuid.UUID]) -> int:
         .values(is_current=False)
         .returning(table.c.group_id, table.c.job_type, table.c.worker_version)
     )
-    if on_postgresql():
-        ended = ending.cte("ended")
-        version = sa.func.coalesce(ended.c.worker_version, "")
-        lowered = postgresql.insert(counts).from_select(
-            ["group_id", "job_type", "worker_version", "shard", "occurrences", "jobs", "current_jobs"],
-            sa.select(
-                ended.c.group_id,
-                ended.c.job_type,
-                version,
-                sa.literal(random_shard(), sa.SmallInteger),
-                sa.literal(0, sa.BigInteger),
-                sa.literal(0, sa.BigInteger),
-                -sa.func.count(),
-            ).group_by(ended.c.group_id, ended.c.job_type, version),
-        )
-        lowered = lowered.on_conflict_do_update(
-            index_elements=["group_id", "job_type", "worker_version", "shard"],
-            set_={"current_jobs": counts.c.current_jobs + lowered.excluded.current_jobs},
-        ).cte("lowered")
-        return int(db.session.scalar(sa.select(sa.func.count()).select_from(ended).add_cte(lowered)) or 0)
     rows = db.session.execute(ending).all()
     deltas: dict[tuple[int, str, str], int] = {}
     for group_id, job_type, worker_version in rows:
@@ -195,7 +180,7 @@ def _wakes(group: FailureGroup, at: datetime) -> bool:
     return False
 
 
-def _touch_group(group: FailureGroup, hit: Hit, failure: JobFailure, at: datetime) -> str:
+def _touch_group(group: Any, hit: Hit, failure: JobFailure, at: datetime) -> str:
     """Apply the state rules for one occurrence at ``at``; return the state after it.
 
     The group row is read without a lock; it is locked only when the
@@ -235,7 +220,7 @@ def _touch_group(group: FailureGroup, hit: Hit, failure: JobFailure, at: datetim
     return state
 
 
-def _move_last_seen(group: FailureGroup, hit: Hit, at: datetime) -> None:
+def _move_last_seen(group: Any, hit: Hit, at: datetime) -> None:
     """Move ``last_seen`` (and the sample) forward, ``first_seen`` back,
     ``severity`` up -- one conditional UPDATE that matches, and so locks the
     row, only when one of them changes by more than the resolution. Skipped

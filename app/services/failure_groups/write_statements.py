@@ -97,16 +97,25 @@ def _occurrence_values(job: ProcessingJob, failure: JobFailure, hit: Hit, curren
     }
 
 
+#: The group columns the write path reads (:func:`record_in_group`,
+#: :func:`group_for`): what the state rules and ``last_seen`` need, as a
+#: plain row -- loading an ORM object per occurrence cost more than the
+#: statement. A state change locks and loads the ORM object itself.
+GROUP_STATE_COLUMNS = (
+    "id", "state", "state_changed_at", "ignore_mode", "ignore_until", "last_seen", "first_seen", "severity",
+)
+
+
 def record_in_group(
     version: int, hit: Hit, job: ProcessingJob, failure: JobFailure, current: bool
-) -> FailureGroup | None:
+) -> sa.Row[Any] | None:
     """PostgreSQL, one statement: read the group of ``hit`` and, if it
     exists, insert the occurrence and add to its counter and hourly rollup
     (data-modifying CTEs, each an ``INSERT ... SELECT`` from the group row,
     so nothing is written when the group does not exist yet). All parts see
     the snapshot from before the statement, so the "job seen before in this
-    group" check does not see the new occurrence. Returns the group, or
-    ``None`` when it does not exist.
+    group" check does not see the new occurrence. Returns the group's
+    :data:`GROUP_STATE_COLUMNS` (a row), or ``None`` when it does not exist.
     """
     parameters = {
         "version": version,
@@ -118,11 +127,11 @@ def record_in_group(
         "hour": hour_of(failure.recorded_at),
         "hour_shard": random_shard(),
     }
-    return db.session.scalars(_record_in_group_statement(), parameters).one_or_none()
+    return db.session.execute(_record_in_group_statement(), parameters).one_or_none()
 
 
 @functools.cache
-def _record_in_group_statement() -> sa.Select[tuple[FailureGroup]]:
+def _record_in_group_statement() -> sa.Select[Any]:
     """The statement of :func:`record_in_group`, built once (with bound
     parameters): building its CTEs costs more than running it."""
     groups = FailureGroup.__table__
@@ -189,13 +198,50 @@ def _record_in_group_statement() -> sa.Select[tuple[FailureGroup]]:
         set_={"occurrences": hourly.c.occurrences + rolled.excluded.occurrences},
     ).cte("rolled")
     return (
-        sa.select(FailureGroup)
+        sa.select(*(groups.c[name] for name in GROUP_STATE_COLUMNS))
         .where(target)
         .add_cte(new_occurrence)
         .add_cte(counted)
         .add_cte(rolled)
-        .execution_options(populate_existing=True)
     )
+
+
+@functools.cache
+def end_current_statement() -> sa.Select[tuple[int]]:
+    """PostgreSQL, one statement: the current occurrences of the jobs in the
+    expanding parameter ``job_ids`` stop being current, and their groups'
+    ``current_jobs`` counters go down (an upsert into counter shard
+    ``shard``, grouped by counter key so no row is hit twice). Returns the
+    number of occurrences ended. Built once, with bound parameters: building
+    the CTEs cost more than running them, on every failure of a failed job.
+    """
+    table = FailureOccurrence.__table__
+    counts = FailureGroupCount.__table__
+    ended = (
+        sa.update(table)
+        .where(table.c.job_id.in_(sa.bindparam("job_ids", expanding=True)), table.c.is_current.is_(True))
+        .values(is_current=False)
+        .returning(table.c.group_id, table.c.job_type, table.c.worker_version)
+        .cte("ended")
+    )
+    version = sa.func.coalesce(ended.c.worker_version, "")
+    lowered = postgresql.insert(counts).from_select(
+        ["group_id", "job_type", "worker_version", "shard", "occurrences", "jobs", "current_jobs"],
+        sa.select(
+            ended.c.group_id,
+            ended.c.job_type,
+            version,
+            sa.bindparam("shard", type_=counts.c.shard.type),
+            sa.literal(0, sa.BigInteger),
+            sa.literal(0, sa.BigInteger),
+            -sa.func.count(),
+        ).group_by(ended.c.group_id, ended.c.job_type, version),
+    )
+    lowered = lowered.on_conflict_do_update(
+        index_elements=["group_id", "job_type", "worker_version", "shard"],
+        set_={"current_jobs": counts.c.current_jobs + lowered.excluded.current_jobs},
+    ).cte("lowered")
+    return sa.select(sa.func.count()).select_from(ended).add_cte(lowered)
 
 
 def on_postgresql() -> bool:
@@ -234,11 +280,11 @@ def add_occurrence(
     add_to_counter(hourly, hour_key, {"occurrences": 1})
 
 
-def _find_group(version: int, fingerprint: str) -> FailureGroup | None:
-    return db.session.scalars(
-        sa.select(FailureGroup)
-        .where(FailureGroup.grouping_version == version, FailureGroup.fingerprint == fingerprint)
-        .execution_options(populate_existing=True)
+def _find_group(version: int, fingerprint: str) -> sa.Row[Any] | None:
+    table = FailureGroup.__table__
+    return db.session.execute(
+        sa.select(*(table.c[name] for name in GROUP_STATE_COLUMNS))
+        .where(table.c.grouping_version == version, table.c.fingerprint == fingerprint)
     ).one_or_none()
 
 
@@ -286,8 +332,9 @@ def create_group(key: GroupKey, version: int, at: datetime) -> bool:
     return True
 
 
-def group_for(key: GroupKey, version: int, at: datetime) -> tuple[FailureGroup, bool]:
-    """The group of ``key`` and whether it was created now: a ``SELECT``
+def group_for(key: GroupKey, version: int, at: datetime) -> tuple[sa.Row[Any], bool]:
+    """The group of ``key`` (its :data:`GROUP_STATE_COLUMNS`) and whether it
+    was created now: a ``SELECT``
     (the common case: one statement), else :func:`create_group` and a
     ``SELECT`` (which sees the row, ours or the concurrent creator's)."""
     group = _find_group(version, key.fingerprint)
