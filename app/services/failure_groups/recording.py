@@ -48,6 +48,7 @@ from app.services.failure_groups.write_statements import (
     on_postgresql,
     random_shard,
     end_current_statement,
+    job_shard,
     record_in_group,
     severity_rank,
 )
@@ -142,7 +143,12 @@ def end_current_occurrences(job_ids: Sequence[uuid.UUID]) -> int:
         return 0
     if on_postgresql():
         return int(
-            db.session.scalar(end_current_statement(), {"job_ids": list(job_ids), "shard": random_shard()}) or 0
+            # On the session's connection: a Core statement on tables the ORM
+            # never writes needs no autoflush nor ORM statement handling.
+            db.session.connection().scalar(
+                end_current_statement(), {"job_ids": list(job_ids), "shard": _ending_shard(job_ids)}
+            )
+            or 0
         )
     table = FailureOccurrence.__table__
     counts = FailureGroupCount.__table__
@@ -164,11 +170,18 @@ def end_current_occurrences(job_ids: Sequence[uuid.UUID]) -> int:
                 "group_id": group_id,
                 "job_type": job_type,
                 "worker_version": worker_version,
-                "shard": random_shard(),
+                "shard": _ending_shard(job_ids),
             },
             {"occurrences": 0, "jobs": 0, "current_jobs": -count},
         )
     return len(rows)
+
+
+def _ending_shard(job_ids: Sequence[uuid.UUID]) -> int:
+    """The counter shard :func:`end_current_occurrences` lowers: one job's
+    own shard (the one its next occurrence raises, see ``job_shard``), else
+    one at random (a batch of jobs: requeue, purge)."""
+    return job_shard(job_ids[0]) if len(job_ids) == 1 else random_shard()
 
 
 def _wakes(group: FailureGroup, at: datetime) -> bool:

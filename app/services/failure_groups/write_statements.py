@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import random
+import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -40,6 +41,17 @@ def random_shard() -> int:
     group add to different rows (``COUNTER_SHARDS`` of them) rather than
     queue on one."""
     return _random.randrange(COUNTER_SHARDS)
+
+
+def job_shard(job_id: object) -> int:
+    """The counter shard of a job's writes: fixed per job (its UUID modulo
+    ``COUNTER_SHARDS``), so a failure that ends the job's current occurrence
+    in a group and adds a new one there lowers and raises the same counter
+    row. With two random shards, two such failures of different jobs could
+    each hold one shard row and wait for the other's (a deadlock on a hot
+    group); different jobs still spread over the shards."""
+    value = job_id if isinstance(job_id, uuid.UUID) else uuid.UUID(str(job_id))
+    return value.int % COUNTER_SHARDS
 
 
 @dataclass
@@ -123,11 +135,13 @@ def record_in_group(
         **_occurrence_values(job, failure, hit, current),
         "counted_version": failure.worker_version or "",
         "current_jobs": int(current),
-        "count_shard": random_shard(),
+        "count_shard": job_shard(job.id),
         "hour": hour_of(failure.recorded_at),
         "hour_shard": random_shard(),
     }
-    return db.session.execute(_record_in_group_statement(), parameters).one_or_none()
+    # On the session's connection, past the ORM's statement handling (a
+    # Core statement needs none of it; the caller has flushed the failure).
+    return db.session.connection().execute(_record_in_group_statement(), parameters).one_or_none()
 
 
 @functools.cache
@@ -266,7 +280,7 @@ def add_occurrence(
         "group_id": group_id,
         "job_type": job.job_type,
         "worker_version": failure.worker_version or "",
-        "shard": random_shard(),
+        "shard": job_shard(job.id),
     }
     hour_key = {"group_id": group_id, "hour": hour_of(failure.recorded_at), "shard": random_shard()}
     seen = (
