@@ -96,20 +96,7 @@ def record_failure_occurrences(
     if failure.id is None:
         failure.id = uuid.uuid4()
     at = failure.recorded_at
-    hits: dict[str, Hit] = {}
-    keys = positioned_failure_keys(
-        failure.error_message, failure.error_details, failure.error_format, version=version
-    )
-    for position, key in keys:
-        hit = hits.get(key.fingerprint)
-        if hit is None:
-            hit = hits[key.fingerprint] = Hit(key, 1, key.severity, [])
-        else:
-            hit.item_count += 1
-            if severity_rank(key.severity) > severity_rank(hit.severity):
-                hit.severity = key.severity
-        if position is not None:
-            hit.positions.append(position)
+    hits = failure_hits(failure.error_message, failure.error_details, failure.error_format, version)
     db.session.flush()  # the failure row, which occurrences reference
     # A fixed order (by fingerprint, then by group id) for every lock taken
     # below, so two failures hitting the same groups cannot deadlock.
@@ -127,9 +114,27 @@ def record_failure_occurrences(
         grouped.append((group, created, hit))
     grouped.sort(key=lambda entry: entry[0].id)
     for group, created, hit in grouped:
-        state = group.state if created else _touch_group(group, hit, failure, at)
+        state = group.state if created else touch_group(group, hit, failure, at)
         note_metric("occurrence", state)
     return [group.id for group, _, _ in grouped]
+
+
+def failure_hits(error_message: Any, error_details: Any, error_format: Any, version: int) -> dict[str, Hit]:
+    """The groups a failure's items fall in under grouping ``version``, by
+    fingerprint: each with its item count, highest severity and the items'
+    positions in ``errors``."""
+    hits: dict[str, Hit] = {}
+    for position, key in positioned_failure_keys(error_message, error_details, error_format, version=version):
+        hit = hits.get(key.fingerprint)
+        if hit is None:
+            hit = hits[key.fingerprint] = Hit(key, 1, key.severity, [])
+        else:
+            hit.item_count += 1
+            if severity_rank(key.severity) > severity_rank(hit.severity):
+                hit.severity = key.severity
+        if position is not None:
+            hit.positions.append(position)
+    return hits
 
 
 def end_current_occurrences(job_ids: Sequence[uuid.UUID]) -> int:
@@ -193,7 +198,7 @@ def _wakes(group: FailureGroup, at: datetime) -> bool:
     return False
 
 
-def _touch_group(group: Any, hit: Hit, failure: JobFailure, at: datetime) -> str:
+def touch_group(group: Any, hit: Hit, failure: JobFailure, at: datetime) -> str:
     """Apply the state rules for one occurrence at ``at``; return the state after it.
 
     The group row is read without a lock; it is locked only when the
