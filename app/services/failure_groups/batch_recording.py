@@ -9,9 +9,10 @@ was rewritten hundreds of times in one transaction, each update slower than
 the last (every version of the row stays until the commit), and the batch
 took seconds. Here a batch's occurrences are written set-based: one
 ``SELECT`` of the groups, one of the (group, job) pairs already counted, one
-multi-row ``INSERT`` of the occurrences, one upsert per counter and hourly
-row touched (summed in Python first), and at most three conditional
-``UPDATE`` of each group row (oldest, most severe and newest occurrence).
+multi-row ``INSERT`` of the occurrences, the counter and hourly upserts (one row per
+key, summed in Python first) and one conditional ``UPDATE`` per group row
+(its oldest, newest and most severe occurrence of the batch), each sent as
+one ``executemany``.
 Groups in a state an occurrence can change (resolved, ignored) get every
 occurrence through the recorder's rules, in time order, as the recorder
 would have applied them.
@@ -24,6 +25,7 @@ batch's job row locks; never commits.
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -34,11 +36,12 @@ import sqlalchemy as sa
 
 from app.extensions import db
 from app.models.failure_group import FailureGroup, FailureGroupCount, FailureGroupHourly, FailureOccurrence
-from app.models.failure_group import GroupState
-from app.services.failure_groups.recording import failure_hits, touch_group
+from app.models.failure_group import SEVERITY_ORDER, GroupState
+from app.services.failure_groups.recording import LAST_SEEN_RESOLUTION, failure_hits, touch_group
 from app.services.failure_groups.signals import note_metric
 from app.services.failure_groups.write_statements import (
     GROUP_STATE_COLUMNS,
+    SAMPLE_MESSAGE_MAX_LENGTH,
     Hit,
     create_group,
     dialect_insert,
@@ -121,8 +124,17 @@ def record_batch_occurrences(items: Sequence[tuple[Any, Any, bool]], version: in
     connection.execute(sa.insert(FailureOccurrence.__table__), occurrences)
     _add_counts(counters, hourly)
     by_id = {group.id: group for group in groups.values()}
+    moving: list[dict[str, Any]] = []
     for group_id in sorted(per_group):  # the recorder's lock order on group rows: by id
-        _apply_group_rules(by_id[group_id], per_group[group_id])
+        group, batch = by_id[group_id], per_group[group_id]
+        if group.state == GroupState.UNRESOLVED:
+            moving.append(_bounds(group_id, batch))
+            for _ in batch.hits:
+                note_metric("occurrence", group.state)
+        else:
+            _apply_state_rules(group, batch)
+    if moving:
+        connection.execute(_move_bounds_statement(), moving)
     return len(occurrences)
 
 
@@ -177,28 +189,72 @@ def _add_counts(counters: dict[tuple[int, str, str, int], list[int]], hourly: di
     ])
 
 
-def _apply_group_rules(group: Any, batch: _GroupHits) -> None:
-    """The recorder's rules on ``group`` for the batch's occurrences.
+def _apply_state_rules(group: Any, batch: _GroupHits) -> None:
+    """The recorder's rules, occurrence by occurrence in time order, on a
+    group that is not unresolved: any occurrence may change its state
+    (regression, wake-up). The row is re-read between occurrences, as the
+    recorder reads it per failure."""
+    for at, hit, failure in batch.hits:
+        state = touch_group(group, hit, failure, at)
+        note_metric("occurrence", state)
+        group = _groups_row(group.id)
 
-    A group that is not unresolved may change state with any occurrence, so
-    each goes through :func:`touch_group` in time order (re-reading the row
-    between them, as the recorder reads it per failure). An unresolved group
-    only moves ``first_seen``, ``last_seen`` (with the sample) and
-    ``severity``: its oldest, most severe and newest occurrence do that.
-    """
-    if group.state != GroupState.UNRESOLVED:
-        for at, hit, failure in batch.hits:
-            state = touch_group(group, hit, failure, at)
-            note_metric("occurrence", state)
-            group = _groups_row(group.id)
-        return
-    oldest = batch.hits[0]
-    severest = max(batch.hits, key=lambda entry: severity_rank(entry[1].severity))
-    newest = batch.hits[-1]
-    for at, hit, failure in (oldest, severest, newest):
-        touch_group(group, hit, failure, at)
-    for _ in batch.hits:
-        note_metric("occurrence", group.state)
+
+def _bounds(group_id: int, batch: _GroupHits) -> dict[str, Any]:
+    """The parameters of :func:`_move_bounds_statement` for a batch's
+    occurrences of one group: its oldest and newest time, the newest item's
+    message (the sample) and the highest severity."""
+    newest_at, newest, _ = batch.hits[-1]
+    severest = max((hit for _, hit, _ in batch.hits), key=lambda hit: severity_rank(hit.severity))
+    return {
+        "group_id": group_id,
+        "first": batch.hits[0][0],
+        "last": newest_at,
+        "last_threshold": newest_at - LAST_SEEN_RESOLUTION,
+        "sample": newest.key.message[:SAMPLE_MESSAGE_MAX_LENGTH],
+        "rank": severity_rank(severest.severity),
+        "severity": severest.severity,
+    }
+
+
+@functools.cache
+def _move_bounds_statement() -> sa.Update:
+    """One ``UPDATE`` (run for many groups at once) moving a group's
+    ``first_seen`` back, ``last_seen`` (with the sample) forward and
+    ``severity`` up, as the recorder's ``_move_last_seen`` does for one
+    occurrence: conditional, so a row that would not change (``last_seen``
+    within the resolution, nothing older or more severe) is not rewritten.
+    The comparisons are on the row as it is when updated, so a concurrent
+    recorder's move is never undone."""
+    table = FailureGroup.__table__
+    rank = sa.case(
+        {name: position for position, name in enumerate(SEVERITY_ORDER)},
+        value=table.c.severity,
+        else_=SEVERITY_ORDER.index("error"),
+    )
+    last = sa.bindparam("last", type_=table.c.last_seen.type)
+    first = sa.bindparam("first", type_=table.c.first_seen.type)
+    higher = rank < sa.bindparam("rank", type_=sa.Integer)
+    return (
+        sa.update(table)
+        .where(
+            table.c.id == sa.bindparam("group_id", type_=table.c.id.type),
+            sa.or_(
+                table.c.last_seen < sa.bindparam("last_threshold", type_=table.c.last_seen.type),
+                table.c.first_seen > first,
+                higher,
+            ),
+        )
+        .values(
+            last_seen=sa.case((table.c.last_seen < last, last), else_=table.c.last_seen),
+            sample_message=sa.case(
+                (table.c.last_seen < last, sa.bindparam("sample", type_=table.c.sample_message.type)),
+                else_=table.c.sample_message,
+            ),
+            first_seen=sa.case((table.c.first_seen > first, first), else_=table.c.first_seen),
+            severity=sa.case((higher, sa.bindparam("severity", type_=table.c.severity.type)), else_=table.c.severity),
+        )
+    )
 
 
 def _groups_row(group_id: int) -> Any:
