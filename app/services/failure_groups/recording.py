@@ -68,9 +68,7 @@ def group_recorded_failure(job: ProcessingJob, failure: JobFailure, previous_sta
     recorder read under the row lock) was not a failure. Returns the ids of
     the groups hit.
     """
-    if previous_status in FAILURE_STATUSES:
-        end_current_occurrences([job.id])
-    return record_failure_occurrences(job, failure, current=True)
+    return record_failure_occurrences(job, failure, current=True, end_previous=previous_status in FAILURE_STATUSES)
 
 
 def record_failure_occurrences(
@@ -79,6 +77,7 @@ def record_failure_occurrences(
     *,
     current: bool,
     version: int = GROUPING_VERSION,
+    end_previous: bool = False,
 ) -> list[int]:
     """Group every error item of ``failure`` (a failure of ``job``) under
     grouping ``version``, in the open transaction.
@@ -88,7 +87,10 @@ def record_failure_occurrences(
     and wake-up rules, and moves ``last_seen``/``severity``/``sample_message``.
     ``current`` says whether the failure is the job's current one (the
     recorder: always; a backfill: only for the job's latest failure while it
-    is still failed). Returns the ids of the groups hit, one occurrence each.
+    is still failed). With ``end_previous`` the job's current occurrences
+    end first (:func:`end_current_occurrences`; on PostgreSQL inside the
+    first group's statement). Returns the ids of the groups hit, one
+    occurrence each.
 
     Raises:
         UnknownGroupingVersionError: ``version`` is not implemented.
@@ -101,9 +103,14 @@ def record_failure_occurrences(
     # A fixed order (by fingerprint, then by group id) for every lock taken
     # below, so two failures hitting the same groups cannot deadlock.
     grouped: list[tuple[Any, bool, Hit]] = []  # (GROUP_STATE_COLUMNS row, created, hit)
+    postgresql = on_postgresql()
+    if end_previous and (not postgresql or not hits):
+        end_current_occurrences([job.id])
+        end_previous = False
     for _, hit in sorted(hits.items()):
-        if on_postgresql():
-            group, created = record_in_group(version, hit, job, failure, current), False
+        if postgresql:
+            group, created = record_in_group(version, hit, job, failure, current, end_previous=end_previous), False
+            end_previous = False  # done, even if the group did not exist
             if group is None:  # a new fingerprint: create the group, then record
                 created = create_group(hit.key, version, at)
                 group = record_in_group(version, hit, job, failure, current)

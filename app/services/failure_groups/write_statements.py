@@ -119,7 +119,7 @@ GROUP_STATE_COLUMNS = (
 
 
 def record_in_group(
-    version: int, hit: Hit, job: ProcessingJob, failure: JobFailure, current: bool
+    version: int, hit: Hit, job: ProcessingJob, failure: JobFailure, current: bool, *, end_previous: bool = False
 ) -> sa.Row[Any] | None:
     """PostgreSQL, one statement: read the group of ``hit`` and, if it
     exists, insert the occurrence and add to its counter and hourly rollup
@@ -128,11 +128,20 @@ def record_in_group(
     the snapshot from before the statement, so the "job seen before in this
     group" check does not see the new occurrence. Returns the group's
     :data:`GROUP_STATE_COLUMNS` (a row), or ``None`` when it does not exist.
+
+    With ``end_previous`` the same statement first ends the job's current
+    occurrences (one round trip instead of two for a job that was failing):
+    an ``UPDATE`` CTE whose rows lower ``current_jobs`` in the same counter
+    upsert that adds the new occurrence, summed per counter row (one
+    statement may not upsert a row twice). It runs even when the group does
+    not exist, so the caller must not ask for it again on the retry.
     """
     parameters = {
         "version": version,
         "fingerprint": hit.key.fingerprint,
-        **_occurrence_values(job, failure, hit, current),
+        # Prefixed: an UPDATE in the statement (``end_previous``) would SET
+        # every column whose name is a key of the parameters.
+        **{f"occ_{name}": v for name, v in _occurrence_values(job, failure, hit, current).items()},
         "counted_version": failure.worker_version or "",
         "current_jobs": int(current),
         "count_shard": job_shard(job.id),
@@ -141,11 +150,11 @@ def record_in_group(
     }
     # On the session's connection, past the ORM's statement handling (a
     # Core statement needs none of it; the caller has flushed the failure).
-    return db.session.connection().execute(_record_in_group_statement(), parameters).one_or_none()
+    return db.session.connection().execute(_record_in_group_statement(end_previous), parameters).one_or_none()
 
 
 @functools.cache
-def _record_in_group_statement() -> sa.Select[Any]:
+def _record_in_group_statement(end_previous: bool) -> sa.Select[Any]:
     """The statement of :func:`record_in_group`, built once (with bound
     parameters): building its CTEs costs more than running it."""
     groups = FailureGroup.__table__
@@ -165,34 +174,68 @@ def _record_in_group_statement() -> sa.Select[Any]:
          "severity", "item_count", "item_positions", "is_current"],
         sa.select(
             groups.c.id,
-            value("failure_id", occurrences.c.failure_id),
-            value("job_id", occurrences.c.job_id),
-            value("occurred_at", occurrences.c.occurred_at),
-            value("job_type", occurrences.c.job_type),
-            value("worker_name", occurrences.c.worker_name),
-            value("worker_version", occurrences.c.worker_version),
-            value("severity", occurrences.c.severity),
-            value("item_count", occurrences.c.item_count),
-            value("item_positions", occurrences.c.item_positions),
-            value("is_current", occurrences.c.is_current),
+            value("occ_failure_id", occurrences.c.failure_id),
+            value("occ_job_id", occurrences.c.job_id),
+            value("occ_occurred_at", occurrences.c.occurred_at),
+            value("occ_job_type", occurrences.c.job_type),
+            value("occ_worker_name", occurrences.c.worker_name),
+            value("occ_worker_version", occurrences.c.worker_version),
+            value("occ_severity", occurrences.c.severity),
+            value("occ_item_count", occurrences.c.item_count),
+            value("occ_item_positions", occurrences.c.item_positions),
+            value("occ_is_current", occurrences.c.is_current),
         ).where(target),
     ).cte("new_occurrence")
     seen = (
         sa.select(occurrences.c.id)
-        .where(occurrences.c.group_id == groups.c.id, occurrences.c.job_id == sa.bindparam("job_id"))
+        .where(occurrences.c.group_id == groups.c.id, occurrences.c.job_id == value("occ_job_id", occurrences.c.job_id))
         .exists()
     )
-    counted = postgresql.insert(counts).from_select(
-        ["group_id", "job_type", "worker_version", "shard", "occurrences", "jobs", "current_jobs"],
-        sa.select(
+    added = sa.select(
+        groups.c.id.label("group_id"),
+        value("occ_job_type", counts.c.job_type).label("job_type"),
+        value("counted_version", counts.c.worker_version).label("worker_version"),
+        # Constants inline (literal_column): bound literals inside this
+        # UNION inside a CTE lost their values to the compiled cache.
+        sa.literal_column("1", counts.c.occurrences.type).label("occurrences"),
+        sa.case((seen, sa.literal_column("0", counts.c.jobs.type)),
+                else_=sa.literal_column("1", counts.c.jobs.type)).label("jobs"),
+        value("current_jobs", counts.c.current_jobs).label("current_jobs"),
+    ).where(target)
+    shard = value("count_shard", counts.c.shard)
+    if end_previous:
+        ended = (
+            sa.update(occurrences)
+            .where(occurrences.c.job_id == value("occ_job_id", occurrences.c.job_id), occurrences.c.is_current.is_(True))
+            .values(is_current=sa.false())  # inline: see the constants above
+            .returning(occurrences.c.group_id, occurrences.c.job_type, occurrences.c.worker_version)
+            .cte("ended")
+        )
+        lowered = sa.select(
+            ended.c.group_id,
+            ended.c.job_type,
+            sa.func.coalesce(ended.c.worker_version, sa.literal_column("''", counts.c.worker_version.type)),
+            sa.literal_column("0", counts.c.occurrences.type),
+            sa.literal_column("0", counts.c.jobs.type),
+            sa.literal_column("-1", counts.c.current_jobs.type),
+        )
+        deltas = sa.union_all(added, lowered).subquery("deltas")
+        rows = sa.select(
+            deltas.c.group_id, deltas.c.job_type, deltas.c.worker_version, shard,
+            sa.func.sum(deltas.c.occurrences), sa.func.sum(deltas.c.jobs), sa.func.sum(deltas.c.current_jobs),
+        ).group_by(deltas.c.group_id, deltas.c.job_type, deltas.c.worker_version)
+    else:
+        rows = sa.select(
             groups.c.id,
-            value("job_type", counts.c.job_type),
+            value("occ_job_type", counts.c.job_type),
             value("counted_version", counts.c.worker_version),
-            value("count_shard", counts.c.shard),
+            shard,
             sa.literal(1, counts.c.occurrences.type),
             sa.case((seen, 0), else_=1),
             value("current_jobs", counts.c.current_jobs),
-        ).where(target),
+        ).where(target)
+    counted = postgresql.insert(counts).from_select(
+        ["group_id", "job_type", "worker_version", "shard", "occurrences", "jobs", "current_jobs"], rows
     )
     counted = counted.on_conflict_do_update(
         index_elements=["group_id", "job_type", "worker_version", "shard"],
@@ -204,20 +247,17 @@ def _record_in_group_statement() -> sa.Select[Any]:
             groups.c.id,
             value("hour", hourly.c.hour),
             value("hour_shard", hourly.c.shard),
-            sa.literal(1, hourly.c.occurrences.type),
+            sa.literal_column("1", hourly.c.occurrences.type),
         ).where(target),
     )
     rolled = rolled.on_conflict_do_update(
         index_elements=["group_id", "hour", "shard"],
         set_={"occurrences": hourly.c.occurrences + rolled.excluded.occurrences},
     ).cte("rolled")
-    return (
-        sa.select(*(groups.c[name] for name in GROUP_STATE_COLUMNS))
-        .where(target)
-        .add_cte(new_occurrence)
-        .add_cte(counted)
-        .add_cte(rolled)
-    )
+    statement = sa.select(*(groups.c[name] for name in GROUP_STATE_COLUMNS)).where(target)
+    if end_previous:
+        statement = statement.add_cte(ended)
+    return statement.add_cte(new_occurrence).add_cte(counted).add_cte(rolled)
 
 
 @functools.cache
