@@ -411,8 +411,13 @@ def main() -> int:
 
         with psycopg.connect(_dsn(url), autocommit=True) as connection:
             connection.execute("TRUNCATE failure_groups CASCADE")  # occurrences, counters, rollups, events
+        def report(result) -> None:  # noqa: ANN001 (a BackfillResult)
+            if result.batches % 100 == 0:
+                print(f"  {result.failures:,} failures in {result.seconds:.0f} s "
+                      f"({result.failures / result.seconds:,.0f}/s; load average {os.getloadavg()[0]:.1f})", flush=True)
+
         with app.app_context():
-            result = backfill_groups()
+            result = backfill_groups(progress=report)
             db.session.remove()
         print(f"backfill: {result.failures:,} failures, {result.occurrences:,} occurrences, {result.batches} batches "
               f"in {result.seconds:.1f} s: {result.failures / result.seconds:,.0f} failures/s")

@@ -36,6 +36,12 @@ servers up: phases 1 and 5 run minutes apart, so on a shared machine their ratio
 also measures how the machine's other load changed; the paired ratio puts
 each floor slice right after an endpoint slice.
 
+``--grouping-rounds N`` (default 0) then runs N rounds of the app and the
+same app with failure grouping off (bench/ungrouped_app.py, a second
+gunicorn up at the same time), every request on one group, for the cost of
+grouping on the whole HTTP path (target >= 85 %; bench/load_grouping.py);
+``--grouping-only`` runs those rounds alone.
+
 Access control: the script creates a worker token in that database with
 ``flask tokens create`` (unless ``--token`` is given) and sends it on every API
 request; for the dashboard it creates a ``viewer`` account with
@@ -77,6 +83,7 @@ from load_generator import (  # noqa: E402
     open_loop,
     psycopg_worker,
 )
+from load_grouping import run_grouping_rounds  # noqa: E402
 from load_servers import (  # noqa: E402
     create_credentials,
     prepare_database,
@@ -123,7 +130,17 @@ def main() -> int:
         "--paired-rounds", type=int, default=3,
         help="rounds of (endpoint, floor) taken in turn, 5 s each, for the paired ratio (0: none)",
     )
+    parser.add_argument(
+        "--grouping-rounds", type=int, default=0,
+        help="rounds of (grouping on, grouping off) taken in turn, 5 s each, every request on one "
+        "group (bench/load_grouping.py; 0: none)",
+    )
+    parser.add_argument(
+        "--grouping-only", action="store_true", help="only the grouping rounds (3 unless --grouping-rounds)"
+    )
     args = parser.parse_args()
+    if args.grouping_only and not args.grouping_rounds:
+        args.grouping_rounds = 3
 
     url = loopback_database_url(parser, args)
     # The sign-in limit is shared by gunicorn's workers (gunicorn.conf.py refuses
@@ -196,7 +213,11 @@ def run(args: argparse.Namespace, url: str, redis_url: str) -> int:
     host = "127.0.0.1"
     results: list[PhaseResult] = []
     paired: tuple[PhaseResult, PhaseResult, PhaseResult] | None = None
+    grouping: tuple[list[PhaseResult], dict[str, tuple[bool, str]]] | None = None
     try:
+        if args.grouping_only:
+            grouping = run_grouping_rounds(args, url, dsn, host, port, job_ids, redis_url)
+            return report_grouping_only(args, *grouping)
         operator = sign_in(host, port, username, password)
         # Warm up: every worker imports, connects, fills its pool.
         warm = Tally()
@@ -252,6 +273,8 @@ def run(args: argparse.Namespace, url: str, redis_url: str) -> int:
         results.append(PhaseResult("endpoint-half-rate", seconds, tally, dashboard))
         if args.paired_rounds and not args.no_floor:
             paired = run_paired(args, host, port, dsn, job_ids)
+        if args.grouping_rounds:
+            grouping = run_grouping_rounds(args, url, dsn, host, port, job_ids, redis_url)
     finally:
         server.terminate()
         server.wait(timeout=60)
@@ -288,6 +311,8 @@ def run(args: argparse.Namespace, url: str, redis_url: str) -> int:
 
     if paired is not None:
         results.extend(paired)
+    if grouping is not None:
+        results.extend(grouping[0])
     rows = [row for result in results for row in result.rows()]
     print()
     print(f"{'phase':44} {'ok':>7} {'err':>5} {'req/s':>8} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8}")
@@ -315,6 +340,8 @@ def run(args: argparse.Namespace, url: str, redis_url: str) -> int:
     classic_share = None
     if paired is not None and paired[2].throughput:
         classic_share = paired[0].throughput / paired[2].throughput
+    if grouping is not None:
+        checks.update(grouping[1])
     print()
     for name, (passed, value) in checks.items():
         print(f"{'PASS' if passed else 'MISS'}  {name}: {value}")
@@ -336,6 +363,28 @@ def run(args: argparse.Namespace, url: str, redis_url: str) -> int:
                  "checks": {k: v[0] for k, v in checks.items()}}, indent=2
             )
         )
+    return 0
+
+
+def report_grouping_only(
+    args: argparse.Namespace, results: list[PhaseResult], checks: dict[str, tuple[bool, str]]
+) -> int:
+    """Print (and with ``--json`` write) the grouping rounds' results alone; 0."""
+    rows = [row for result in results for row in result.rows()]
+    print()
+    print(f"{'phase':44} {'ok':>7} {'err':>5} {'req/s':>8} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8}")
+    for row in rows:
+        print(
+            f"{row['phase']:44} {row['requests_ok']:7d} {row['errors']:5d} {row['throughput_per_s']:8.1f} "
+            f"{row['p50_ms']:8.2f} {row['p95_ms']:8.2f} {row['p99_ms']:8.2f}"
+        )
+    print()
+    for name, (passed, value) in checks.items():
+        print(f"{'PASS' if passed else 'MISS'}  {name}: {value}")
+    print(f"(concurrency {args.concurrency}, {os.cpu_count()} CPUs, "
+          f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())})")
+    if args.json:
+        args.json.write_text(json.dumps({"rows": rows, "checks": {k: v[0] for k, v in checks.items()}}, indent=2))
     return 0
 
 

@@ -142,10 +142,12 @@ def sign_in(host: str, port: int, username: str, password: str) -> dict[str, str
 
 
 def start_gunicorn(
-    url: str, port: int, args: argparse.Namespace, log_path: Path, *, ratelimit_storage: str
+    url: str, port: int, args: argparse.Namespace, log_path: Path, *, ratelimit_storage: str,
+    app_module: str = "wsgi:app",
 ) -> subprocess.Popen:
     """gunicorn serving the app with gunicorn.conf.py (``APP_ENV=production``) on ``port``;
-    ``ratelimit_storage`` is the shared store of the sign-in limit (``redis://...``)."""
+    ``ratelimit_storage`` is the shared store of the sign-in limit (``redis://...``);
+    ``app_module`` the WSGI app (``bench.ungrouped_app:app``: grouping off)."""
     env = {
         **os.environ,
         "APP_ENV": "production",
@@ -161,7 +163,8 @@ def start_gunicorn(
     if args.threads:
         env["GUNICORN_THREADS"] = str(args.threads)
     return spawn_and_wait(
-        [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py"], env, port, log_path, "gunicorn"
+        [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", app_module], env, port, log_path,
+        f"gunicorn ({app_module})",
     )
 
 

@@ -3,12 +3,17 @@ with the same groups and counts the recorder would have written."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
+import pytest
 import sqlalchemy as sa
 
 from app.extensions import db
 from app.models import FailureGroup, FailureGroupCount, FailureGroupEvent, FailureGroupHourly, FailureOccurrence
 from app.registry import get_failure_recorder
+from app.services.failure_groups.lifecycle import resolve_group
 from app.services.failure_groups.queries import group_counts
+from app.services.failure_groups.recording import rebuild_counts_check
 from app.services.processing_jobs.lifecycle import create_job, requeue_job
 
 UCUM = {"code": "unit.not_ucum", "severity": "error", "message": "unit is not UCUM", "pointer": "/entities/1/value/unit"}
@@ -87,3 +92,70 @@ def test_regroup_refuses_an_unknown_version(app_ctx):
     result = app_ctx.test_cli_runner().invoke(args=["groups", "regroup", "--version", "99"])
     assert result.exit_code == 2
     assert "grouping version 99" in result.output
+
+
+def _exact_counts() -> dict[int, tuple]:
+    """Each group's counters, hourly total and the counts rebuilt from its occurrences."""
+    groups = [g.id for g in db.session.scalars(sa.select(FailureGroup))]
+    counts = group_counts(groups)
+    rebuilt = rebuild_counts_check(groups)
+    hourly = dict(db.session.execute(
+        sa.select(FailureGroupHourly.group_id, sa.func.sum(FailureGroupHourly.occurrences))
+        .group_by(FailureGroupHourly.group_id)
+    ).all())
+    return {
+        g: ((counts[g].occurrence_count, counts[g].job_count, counts[g].current_job_count), int(hourly[g]),
+            (rebuilt[g]["occurrences"], rebuilt[g]["jobs"], rebuilt[g]["current_jobs"]))
+        for g in groups
+    }
+
+
+@pytest.mark.parametrize("batch_size", [1, 3, 500])
+def test_backfill_counts_match_the_occurrences_whatever_the_batches(app_ctx, batch_size):
+    # Several failures of one job in one group, within a batch and across
+    # batches: "jobs ever" counts each job once, "current" only its newest.
+    recorder = get_failure_recorder()
+    jobs = [create_job(f"doc-{i}").id for i in range(3)]
+    for run in range(3):
+        for job in jobs:
+            recorder.record_validation_failure(job, f"run {run}", {"errors": [UCUM, dict(ICD, pointer=f"/entities/{run}/code")]})
+    requeue_job(jobs[2])
+    recorded = _snapshot()
+    _forget_groups()
+
+    result = app_ctx.test_cli_runner().invoke(args=["groups", "backfill", "--batch-size", str(batch_size)])
+    assert result.exit_code == 0, result.output
+    db.session.rollback()
+    assert _snapshot() == recorded
+    counts = _exact_counts()
+    assert sorted(counts.values()) == [((9, 3, 2), 9, (9, 3, 2))] * 2
+    for kept, hourly, rebuilt in counts.values():
+        assert kept == rebuilt and hourly == kept[0]
+
+
+@pytest.mark.parametrize(("resolved_after", "state"), [("first", "unresolved"), ("last", "resolved")])
+def test_backfill_applies_the_regression_rule_to_occurrences_newer_than_the_resolution(
+    app_ctx, resolved_after, state
+):
+    recorder = get_failure_recorder()
+    jobs = [create_job(f"doc-{i}").id for i in range(2)]
+    recorder.record_validation_failure(jobs[0], "x", {"errors": [UCUM]})
+    recorder.record_validation_failure(jobs[1], "y", {"errors": [UCUM]})
+    times = sorted(db.session.scalars(sa.select(FailureOccurrence.occurred_at)))
+    group_id = db.session.scalars(sa.select(FailureGroup.id)).one()
+    db.session.execute(sa.delete(FailureOccurrence))
+    db.session.execute(sa.delete(FailureGroupCount))
+    db.session.commit()
+    at = times[0] if resolved_after == "first" else times[-1]
+    resolve_group(group_id, "alice", now=at + timedelta(microseconds=1) if resolved_after == "last" else at)
+
+    result = app_ctx.test_cli_runner().invoke(args=["groups", "backfill", "--batch-size", "500"])
+    assert result.exit_code == 0, result.output
+    db.session.rollback()
+    group = db.session.get(FailureGroup, group_id)
+    assert group.state == state
+    reasons = [e.reason for e in db.session.scalars(
+        sa.select(FailureGroupEvent).where(FailureGroupEvent.group_id == group.id).order_by(FailureGroupEvent.id)
+    )]
+    assert reasons == (["created", "resolved", "regressed"] if state == "unresolved" else ["created", "resolved"])
+    assert all(kept == rebuilt for kept, _, rebuilt in _exact_counts().values())

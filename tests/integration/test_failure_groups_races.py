@@ -4,12 +4,15 @@ with several worker processes): one group, exact counts, on both databases."""
 
 from __future__ import annotations
 
+import uuid
+
 import sqlalchemy as sa
 
 from app.extensions import db
-from app.models import FailureGroup, FailureGroupEvent
+from app.models import FailureGroup, FailureGroupCount, FailureGroupEvent
 from app.services.failure_groups.queries import get_group
 from app.services.failure_groups.recording import rebuild_counts_check
+from app.services.failure_groups.write_statements import job_shard
 from app.services.processing_jobs.lifecycle import create_job, start_job
 from tests.integration.test_races import _fire
 from tests.live_server import serve
@@ -58,3 +61,47 @@ def test_concurrent_failures_create_one_group_with_exact_counts(app, auth_header
         }
         events = db.session.scalars(sa.select(FailureGroupEvent.reason)).all()
         assert events == ["created"]
+
+
+def _refailure(i: int, run: int) -> dict:
+    return {
+        "error_message": f"failure {i}, run {run}",
+        "error_details": {
+            "errors": [{"code": "unit.not_ucum", "severity": "error", "message": f"unit {i} run {run}",
+                        "pointer": f"/entities/{i}/value/unit"}]
+        },
+    }
+
+
+def test_concurrent_refailures_of_failed_jobs_on_one_group_all_succeed_with_exact_counts(app, auth_headers):
+    # Each request ends its job's current occurrence in the group and adds
+    # a new one there: it lowers and raises the group's counters. Twenty at
+    # once must neither deadlock on the counter shards nor drift.
+    with app.app_context():
+        jobs = [str(create_job(f"doc-{i}").id) for i in range(WORKERS)]
+    first = [(f"/api/v1/processing-jobs/{job}/validation-failure", _refailure(i, 1), auth_headers)
+             for i, job in enumerate(jobs)]
+    again = [(f"/api/v1/processing-jobs/{job}/validation-failure", _refailure(i, 2), auth_headers)
+             for i, job in enumerate(jobs)]
+    with serve(app) as base_url:
+        assert [status for status, _, _ in _fire(base_url, first)] == [200] * WORKERS
+        assert [status for status, _, _ in _fire(base_url, again)] == [200] * WORKERS
+
+    with app.app_context():
+        (group,) = db.session.scalars(sa.select(FailureGroup)).all()
+        view = get_group(group.id)
+        assert (view.job_count, view.current_job_count, view.occurrence_count) == (WORKERS, WORKERS, 2 * WORKERS)
+        assert rebuild_counts_check([group.id])[group.id] == {
+            "occurrences": 2 * WORKERS, "jobs": WORKERS, "current_jobs": WORKERS
+        }
+        # A job's re-failure lowered and raised the same counter row (its
+        # own shard): no shard row went below zero.
+        lowest = db.session.scalar(
+            sa.select(sa.func.min(FailureGroupCount.current_jobs)).where(FailureGroupCount.group_id == group.id)
+        )
+        assert lowest >= 0
+        expected_shards = {job_shard(uuid.UUID(job)) for job in jobs}
+        shards = set(db.session.scalars(
+            sa.select(FailureGroupCount.shard).where(FailureGroupCount.group_id == group.id)
+        ).all())
+        assert shards == expected_shards

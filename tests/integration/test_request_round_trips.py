@@ -165,3 +165,27 @@ def test_a_revoked_token_is_refused_even_inside_a_reused_transaction(app, client
     assert response.status_code == 401
     with app.app_context():
         assert db.session.execute(sa.text("SELECT count(*) FROM job_failures")).scalar_one() == 0
+
+
+def test_a_report_on_a_failing_job_ends_its_current_occurrence_in_the_same_statement(
+    app, backend, client, auth_headers, database_events
+):
+    job_id = _warm(app, client, auth_headers)
+    first = client.post(f"/api/v1/processing-jobs/{job_id}/validation-failure", json=REPORT, headers=auth_headers)
+    assert first.status_code == 200
+    again = {**REPORT, "error_message": REPORT["error_message"] + " (again)"}
+    database_events.clear()
+    response = client.post(f"/api/v1/processing-jobs/{job_id}/validation-failure", json=again, headers=auth_headers)
+    assert response.status_code == 200
+    # PostgreSQL: the job's previous occurrence ends (and its counter goes
+    # down) inside the statement that records the new one: no extra round
+    # trip. SQLite (in-process): the ending's UPDATE and counter upsert first.
+    ending = {"postgresql": [], "sqlite": ["UPDATE failure_occurrences", "INSERT failure_group_counts"]}
+    assert database_events[-len(GROUPING[backend]) - len(ending[backend]) - 3:] == [
+        "UPDATE processing_jobs", "INSERT job_failures", *ending[backend], *GROUPING[backend], "COMMIT",
+    ]
+    with app.app_context():
+        current = db.session.execute(sa.text(
+            "SELECT count(*) FROM failure_occurrences WHERE job_id = :job AND is_current"
+        ), {"job": job_id if backend == "postgresql" else job_id.replace("-", "")}).scalar_one()
+        assert current == 1

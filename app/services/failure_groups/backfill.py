@@ -14,6 +14,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -22,8 +23,14 @@ from app.models import JobFailure, ProcessingJob
 from app.models.failure_group import FailureGroup, FailureOccurrence
 from app.models.job_status import FAILURE_STATUSES
 from app.services.failure_groups.fingerprint import GROUPING_VERSION, KNOWN_VERSIONS, UnknownGroupingVersionError
-from app.services.failure_groups.recording import record_failure_occurrences
+from app.services.failure_groups.batch_recording import record_batch_occurrences
 from app.unit_of_work import write_transaction
+
+#: What a batch reads of each failure: one statement for the whole batch.
+_FAILURE_COLUMNS = (
+    JobFailure.id, JobFailure.job_id, JobFailure.recorded_at, JobFailure.error_message, JobFailure.error_details,
+    JobFailure.error_format, JobFailure.worker_name, JobFailure.worker_version,
+)
 
 DEFAULT_BATCH_SIZE = 500
 MAX_BATCH_SIZE = 5_000
@@ -39,22 +46,22 @@ class BackfillResult:
     seconds: float = 0.0
 
 
-def _ungrouped(version: int, after: tuple[datetime, uuid.UUID] | None, limit: int) -> list[tuple[uuid.UUID, uuid.UUID, datetime]]:
-    """``(failure id, job id, recorded_at)`` of failures with no occurrence
-    under ``version``, oldest first, after the keyset position ``after``."""
+def _ungrouped(version: int, after: tuple[datetime, uuid.UUID] | None, limit: int) -> list[sa.Row[Any]]:
+    """The failures with no occurrence under ``version`` (rows of
+    :data:`_FAILURE_COLUMNS`), oldest first, after the keyset position
+    ``after`` (``recorded_at``, id)."""
     grouped = (
         sa.select(FailureOccurrence.id)
         .join(FailureGroup, FailureGroup.id == FailureOccurrence.group_id)
         .where(FailureOccurrence.failure_id == JobFailure.id, FailureGroup.grouping_version == version)
     )
-    statement = sa.select(JobFailure.id, JobFailure.job_id, JobFailure.recorded_at).where(~grouped.exists())
+    statement = sa.select(*_FAILURE_COLUMNS).where(~grouped.exists())
     if after is not None:
         at, last_id = after
         statement = statement.where(
             sa.or_(JobFailure.recorded_at > at, sa.and_(JobFailure.recorded_at == at, JobFailure.id > last_id))
         )
-    rows = db.session.execute(statement.order_by(JobFailure.recorded_at, JobFailure.id).limit(limit))
-    return [(failure_id, job_id, at) for failure_id, job_id, at in rows]
+    return list(db.session.execute(statement.order_by(JobFailure.recorded_at, JobFailure.id).limit(limit)))
 
 
 def _latest_failures(job_ids: list[uuid.UUID]) -> dict[uuid.UUID, uuid.UUID]:
@@ -105,28 +112,28 @@ def backfill_groups(
             if not batch:
                 transaction.rollback()  # nothing left: end the (SQLite: locking) transaction
                 break
-            job_ids = sorted({job_id for _, job_id, _ in batch})
+            job_ids = sorted({row.job_id for row in batch})
             jobs = {
-                job.id: job
-                for job in db.session.scalars(
-                    sa.select(ProcessingJob)
+                row.id: row
+                for row in db.session.execute(
+                    sa.select(ProcessingJob.id, ProcessingJob.job_type, ProcessingJob.status)
                     .where(ProcessingJob.id.in_(job_ids))
                     .order_by(ProcessingJob.id)
                     .with_for_update()
-                    .execution_options(populate_existing=True)
                 )
             }
             latest = _latest_failures(job_ids)
             failed = {status.value for status in FAILURE_STATUSES}
-            for failure_id, job_id, _ in batch:
-                failure = db.session.get(JobFailure, failure_id)
-                job = jobs.get(job_id)
-                if failure is None or job is None:  # purged meanwhile
+            items = []
+            for failure in batch:
+                job = jobs.get(failure.job_id)
+                if job is None:  # purged meanwhile
                     continue
-                current = latest.get(job_id) == failure_id and job.status in failed
-                result.occurrences += len(record_failure_occurrences(job, failure, current=current, version=version))
-                result.failures += 1
-        after = (batch[-1][2], batch[-1][0])
+                current = latest.get(job.id) == failure.id and job.status in failed
+                items.append((failure, job, current))
+            result.occurrences += record_batch_occurrences(items, version)
+            result.failures += len(items)
+        after = (batch[-1].recorded_at, batch[-1].id)
         result.batches += 1
         result.seconds = time.monotonic() - started
         if progress is not None:

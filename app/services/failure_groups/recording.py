@@ -18,9 +18,9 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
+from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql
 
 from app.extensions import db
 from app.models import JobFailure, ProcessingJob
@@ -48,6 +48,8 @@ from app.services.failure_groups.write_statements import (
     group_for,
     on_postgresql,
     random_shard,
+    end_current_statement,
+    job_shard,
     record_in_group,
     severity_rank,
 )
@@ -68,9 +70,9 @@ def group_recorded_failure(failure: RecordedFailure, previous_status: JobStatus)
     recorder read under the row lock) was not a failure. Returns the ids of
     the groups hit.
     """
-    if previous_status in FAILURE_STATUSES:
-        end_current_occurrences([failure.job_id])
-    return record_failure_occurrences(failure.job, failure, current=True)
+    return record_failure_occurrences(
+        failure.job, failure, current=True, end_previous=previous_status in FAILURE_STATUSES
+    )
 
 
 def record_failure_occurrences(
@@ -79,6 +81,7 @@ def record_failure_occurrences(
     *,
     current: bool,
     version: int = GROUPING_VERSION,
+    end_previous: bool = False,
 ) -> list[int]:
     """Group every error item of ``failure`` (a failure of ``job``) under
     grouping ``version``, in the open transaction.
@@ -88,7 +91,10 @@ def record_failure_occurrences(
     and wake-up rules, and moves ``last_seen``/``severity``/``sample_message``.
     ``current`` says whether the failure is the job's current one (the
     recorder: always; a backfill: only for the job's latest failure while it
-    is still failed). Returns the ids of the groups hit, one occurrence each.
+    is still failed). With ``end_previous`` the job's current occurrences
+    end first (:func:`end_current_occurrences`; on PostgreSQL inside the
+    first group's statement). Returns the ids of the groups hit, one
+    occurrence each.
 
     Raises:
         UnknownGroupingVersionError: ``version`` is not implemented.
@@ -96,27 +102,19 @@ def record_failure_occurrences(
     if failure.id is None:
         failure.id = uuid.uuid4()
     at = failure.recorded_at
-    hits: dict[str, Hit] = {}
-    keys = positioned_failure_keys(
-        failure.error_message, failure.error_details, failure.error_format, version=version
-    )
-    for position, key in keys:
-        hit = hits.get(key.fingerprint)
-        if hit is None:
-            hit = hits[key.fingerprint] = Hit(key, 1, key.severity, [])
-        else:
-            hit.item_count += 1
-            if severity_rank(key.severity) > severity_rank(hit.severity):
-                hit.severity = key.severity
-        if position is not None:
-            hit.positions.append(position)
+    hits = failure_hits(failure.error_message, failure.error_details, failure.error_format, version)
     db.session.flush()  # the failure row, which occurrences reference
     # A fixed order (by fingerprint, then by group id) for every lock taken
     # below, so two failures hitting the same groups cannot deadlock.
-    grouped: list[tuple[FailureGroup, bool, Hit]] = []
+    grouped: list[tuple[Any, bool, Hit]] = []  # (GROUP_STATE_COLUMNS row, created, hit)
+    postgresql = on_postgresql()
+    if end_previous and (not postgresql or not hits):
+        end_current_occurrences([job.id])
+        end_previous = False
     for _, hit in sorted(hits.items()):
-        if on_postgresql():
-            group, created = record_in_group(version, hit, job, failure, current), False
+        if postgresql:
+            group, created = record_in_group(version, hit, job, failure, current, end_previous=end_previous), False
+            end_previous = False  # done, even if the group did not exist
             if group is None:  # a new fingerprint: create the group, then record
                 created = create_group(hit.key, version, at)
                 group = record_in_group(version, hit, job, failure, current)
@@ -127,9 +125,27 @@ def record_failure_occurrences(
         grouped.append((group, created, hit))
     grouped.sort(key=lambda entry: entry[0].id)
     for group, created, hit in grouped:
-        state = group.state if created else _touch_group(group, hit, failure, at)
+        state = group.state if created else touch_group(group, hit, failure, at)
         note_metric("occurrence", state)
     return [group.id for group, _, _ in grouped]
+
+
+def failure_hits(error_message: Any, error_details: Any, error_format: Any, version: int) -> dict[str, Hit]:
+    """The groups a failure's items fall in under grouping ``version``, by
+    fingerprint: each with its item count, highest severity and the items'
+    positions in ``errors``."""
+    hits: dict[str, Hit] = {}
+    for position, key in positioned_failure_keys(error_message, error_details, error_format, version=version):
+        hit = hits.get(key.fingerprint)
+        if hit is None:
+            hit = hits[key.fingerprint] = Hit(key, 1, key.severity, [])
+        else:
+            hit.item_count += 1
+            if severity_rank(key.severity) > severity_rank(hit.severity):
+                hit.severity = key.severity
+        if position is not None:
+            hit.positions.append(position)
+    return hits
 
 
 def end_current_occurrences(job_ids: Sequence[uuid.UUID]) -> int:
@@ -141,6 +157,15 @@ def end_current_occurrences(job_ids: Sequence[uuid.UUID]) -> int:
     """
     if not job_ids:
         return 0
+    if on_postgresql():
+        return int(
+            # On the session's connection: a Core statement on tables the ORM
+            # never writes needs no autoflush nor ORM statement handling.
+            db.session.connection().scalar(
+                end_current_statement(), {"job_ids": list(job_ids), "shard": _ending_shard(job_ids)}
+            )
+            or 0
+        )
     table = FailureOccurrence.__table__
     counts = FailureGroupCount.__table__
     ending = (
@@ -149,26 +174,6 @@ def end_current_occurrences(job_ids: Sequence[uuid.UUID]) -> int:
         .values(is_current=False)
         .returning(table.c.group_id, table.c.job_type, table.c.worker_version)
     )
-    if on_postgresql():
-        ended = ending.cte("ended")
-        version = sa.func.coalesce(ended.c.worker_version, "")
-        lowered = postgresql.insert(counts).from_select(
-            ["group_id", "job_type", "worker_version", "shard", "occurrences", "jobs", "current_jobs"],
-            sa.select(
-                ended.c.group_id,
-                ended.c.job_type,
-                version,
-                sa.literal(random_shard(), sa.SmallInteger),
-                sa.literal(0, sa.BigInteger),
-                sa.literal(0, sa.BigInteger),
-                -sa.func.count(),
-            ).group_by(ended.c.group_id, ended.c.job_type, version),
-        )
-        lowered = lowered.on_conflict_do_update(
-            index_elements=["group_id", "job_type", "worker_version", "shard"],
-            set_={"current_jobs": counts.c.current_jobs + lowered.excluded.current_jobs},
-        ).cte("lowered")
-        return int(db.session.scalar(sa.select(sa.func.count()).select_from(ended).add_cte(lowered)) or 0)
     rows = db.session.execute(ending).all()
     deltas: dict[tuple[int, str, str], int] = {}
     for group_id, job_type, worker_version in rows:
@@ -181,11 +186,18 @@ def end_current_occurrences(job_ids: Sequence[uuid.UUID]) -> int:
                 "group_id": group_id,
                 "job_type": job_type,
                 "worker_version": worker_version,
-                "shard": random_shard(),
+                "shard": _ending_shard(job_ids),
             },
             {"occurrences": 0, "jobs": 0, "current_jobs": -count},
         )
     return len(rows)
+
+
+def _ending_shard(job_ids: Sequence[uuid.UUID]) -> int:
+    """The counter shard :func:`end_current_occurrences` lowers: one job's
+    own shard (the one its next occurrence raises, see ``job_shard``), else
+    one at random (a batch of jobs: requeue, purge)."""
+    return job_shard(job_ids[0]) if len(job_ids) == 1 else random_shard()
 
 
 def _wakes(group: FailureGroup, at: datetime) -> bool:
@@ -197,7 +209,7 @@ def _wakes(group: FailureGroup, at: datetime) -> bool:
     return False
 
 
-def _touch_group(group: FailureGroup, hit: Hit, failure: JobFailure, at: datetime) -> str:
+def touch_group(group: Any, hit: Hit, failure: JobFailure, at: datetime) -> str:
     """Apply the state rules for one occurrence at ``at``; return the state after it.
 
     The group row is read without a lock; it is locked only when the
@@ -237,7 +249,7 @@ def _touch_group(group: FailureGroup, hit: Hit, failure: JobFailure, at: datetim
     return state
 
 
-def _move_last_seen(group: FailureGroup, hit: Hit, at: datetime) -> None:
+def _move_last_seen(group: Any, hit: Hit, at: datetime) -> None:
     """Move ``last_seen`` (and the sample) forward, ``first_seen`` back,
     ``severity`` up -- one conditional UPDATE that matches, and so locks the
     row, only when one of them changes by more than the resolution. Skipped

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import random
+import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -40,6 +41,17 @@ def random_shard() -> int:
     group add to different rows (``COUNTER_SHARDS`` of them) rather than
     queue on one."""
     return _random.randrange(COUNTER_SHARDS)
+
+
+def job_shard(job_id: object) -> int:
+    """The counter shard of a job's writes: fixed per job (its UUID modulo
+    ``COUNTER_SHARDS``), so a failure that ends the job's current occurrence
+    in a group and adds a new one there lowers and raises the same counter
+    row. With two random shards, two such failures of different jobs could
+    each hold one shard row and wait for the other's (a deadlock on a hot
+    group); different jobs still spread over the shards."""
+    value = job_id if isinstance(job_id, uuid.UUID) else uuid.UUID(str(job_id))
+    return value.int % COUNTER_SHARDS
 
 
 @dataclass
@@ -97,32 +109,52 @@ def _occurrence_values(job: ProcessingJob, failure: JobFailure, hit: Hit, curren
     }
 
 
+#: The group columns the write path reads (:func:`record_in_group`,
+#: :func:`group_for`): what the state rules and ``last_seen`` need, as a
+#: plain row -- loading an ORM object per occurrence cost more than the
+#: statement. A state change locks and loads the ORM object itself.
+GROUP_STATE_COLUMNS = (
+    "id", "state", "state_changed_at", "ignore_mode", "ignore_until", "last_seen", "first_seen", "severity",
+)
+
+
 def record_in_group(
-    version: int, hit: Hit, job: ProcessingJob, failure: JobFailure, current: bool
-) -> FailureGroup | None:
+    version: int, hit: Hit, job: ProcessingJob, failure: JobFailure, current: bool, *, end_previous: bool = False
+) -> sa.Row[Any] | None:
     """PostgreSQL, one statement: read the group of ``hit`` and, if it
     exists, insert the occurrence and add to its counter and hourly rollup
     (data-modifying CTEs, each an ``INSERT ... SELECT`` from the group row,
     so nothing is written when the group does not exist yet). All parts see
     the snapshot from before the statement, so the "job seen before in this
-    group" check does not see the new occurrence. Returns the group, or
-    ``None`` when it does not exist.
+    group" check does not see the new occurrence. Returns the group's
+    :data:`GROUP_STATE_COLUMNS` (a row), or ``None`` when it does not exist.
+
+    With ``end_previous`` the same statement first ends the job's current
+    occurrences (one round trip instead of two for a job that was failing):
+    an ``UPDATE`` CTE whose rows lower ``current_jobs`` in the same counter
+    upsert that adds the new occurrence, summed per counter row (one
+    statement may not upsert a row twice). It runs even when the group does
+    not exist, so the caller must not ask for it again on the retry.
     """
     parameters = {
         "version": version,
         "fingerprint": hit.key.fingerprint,
-        **_occurrence_values(job, failure, hit, current),
+        # Prefixed: an UPDATE in the statement (``end_previous``) would SET
+        # every column whose name is a key of the parameters.
+        **{f"occ_{name}": v for name, v in _occurrence_values(job, failure, hit, current).items()},
         "counted_version": failure.worker_version or "",
         "current_jobs": int(current),
-        "count_shard": random_shard(),
+        "count_shard": job_shard(job.id),
         "hour": hour_of(failure.recorded_at),
         "hour_shard": random_shard(),
     }
-    return db.session.scalars(_record_in_group_statement(), parameters).one_or_none()
+    # On the session's connection, past the ORM's statement handling (a
+    # Core statement needs none of it; the caller has flushed the failure).
+    return db.session.connection().execute(_record_in_group_statement(end_previous), parameters).one_or_none()
 
 
 @functools.cache
-def _record_in_group_statement() -> sa.Select[tuple[FailureGroup]]:
+def _record_in_group_statement(end_previous: bool) -> sa.Select[Any]:
     """The statement of :func:`record_in_group`, built once (with bound
     parameters): building its CTEs costs more than running it."""
     groups = FailureGroup.__table__
@@ -142,34 +174,68 @@ def _record_in_group_statement() -> sa.Select[tuple[FailureGroup]]:
          "severity", "item_count", "item_positions", "is_current"],
         sa.select(
             groups.c.id,
-            value("failure_id", occurrences.c.failure_id),
-            value("job_id", occurrences.c.job_id),
-            value("occurred_at", occurrences.c.occurred_at),
-            value("job_type", occurrences.c.job_type),
-            value("worker_name", occurrences.c.worker_name),
-            value("worker_version", occurrences.c.worker_version),
-            value("severity", occurrences.c.severity),
-            value("item_count", occurrences.c.item_count),
-            value("item_positions", occurrences.c.item_positions),
-            value("is_current", occurrences.c.is_current),
+            value("occ_failure_id", occurrences.c.failure_id),
+            value("occ_job_id", occurrences.c.job_id),
+            value("occ_occurred_at", occurrences.c.occurred_at),
+            value("occ_job_type", occurrences.c.job_type),
+            value("occ_worker_name", occurrences.c.worker_name),
+            value("occ_worker_version", occurrences.c.worker_version),
+            value("occ_severity", occurrences.c.severity),
+            value("occ_item_count", occurrences.c.item_count),
+            value("occ_item_positions", occurrences.c.item_positions),
+            value("occ_is_current", occurrences.c.is_current),
         ).where(target),
     ).cte("new_occurrence")
     seen = (
         sa.select(occurrences.c.id)
-        .where(occurrences.c.group_id == groups.c.id, occurrences.c.job_id == sa.bindparam("job_id"))
+        .where(occurrences.c.group_id == groups.c.id, occurrences.c.job_id == value("occ_job_id", occurrences.c.job_id))
         .exists()
     )
-    counted = postgresql.insert(counts).from_select(
-        ["group_id", "job_type", "worker_version", "shard", "occurrences", "jobs", "current_jobs"],
-        sa.select(
+    added = sa.select(
+        groups.c.id.label("group_id"),
+        value("occ_job_type", counts.c.job_type).label("job_type"),
+        value("counted_version", counts.c.worker_version).label("worker_version"),
+        # Constants inline (literal_column): bound literals inside this
+        # UNION inside a CTE lost their values to the compiled cache.
+        sa.literal_column("1", counts.c.occurrences.type).label("occurrences"),
+        sa.case((seen, sa.literal_column("0", counts.c.jobs.type)),
+                else_=sa.literal_column("1", counts.c.jobs.type)).label("jobs"),
+        value("current_jobs", counts.c.current_jobs).label("current_jobs"),
+    ).where(target)
+    shard = value("count_shard", counts.c.shard)
+    if end_previous:
+        ended = (
+            sa.update(occurrences)
+            .where(occurrences.c.job_id == value("occ_job_id", occurrences.c.job_id), occurrences.c.is_current.is_(True))
+            .values(is_current=sa.false())  # inline: see the constants above
+            .returning(occurrences.c.group_id, occurrences.c.job_type, occurrences.c.worker_version)
+            .cte("ended")
+        )
+        lowered = sa.select(
+            ended.c.group_id,
+            ended.c.job_type,
+            sa.func.coalesce(ended.c.worker_version, sa.literal_column("''", counts.c.worker_version.type)),
+            sa.literal_column("0", counts.c.occurrences.type),
+            sa.literal_column("0", counts.c.jobs.type),
+            sa.literal_column("-1", counts.c.current_jobs.type),
+        )
+        deltas = sa.union_all(added, lowered).subquery("deltas")
+        rows = sa.select(
+            deltas.c.group_id, deltas.c.job_type, deltas.c.worker_version, shard,
+            sa.func.sum(deltas.c.occurrences), sa.func.sum(deltas.c.jobs), sa.func.sum(deltas.c.current_jobs),
+        ).group_by(deltas.c.group_id, deltas.c.job_type, deltas.c.worker_version)
+    else:
+        rows = sa.select(
             groups.c.id,
-            value("job_type", counts.c.job_type),
+            value("occ_job_type", counts.c.job_type),
             value("counted_version", counts.c.worker_version),
-            value("count_shard", counts.c.shard),
+            shard,
             sa.literal(1, counts.c.occurrences.type),
             sa.case((seen, 0), else_=1),
             value("current_jobs", counts.c.current_jobs),
-        ).where(target),
+        ).where(target)
+    counted = postgresql.insert(counts).from_select(
+        ["group_id", "job_type", "worker_version", "shard", "occurrences", "jobs", "current_jobs"], rows
     )
     counted = counted.on_conflict_do_update(
         index_elements=["group_id", "job_type", "worker_version", "shard"],
@@ -181,21 +247,55 @@ def _record_in_group_statement() -> sa.Select[tuple[FailureGroup]]:
             groups.c.id,
             value("hour", hourly.c.hour),
             value("hour_shard", hourly.c.shard),
-            sa.literal(1, hourly.c.occurrences.type),
+            sa.literal_column("1", hourly.c.occurrences.type),
         ).where(target),
     )
     rolled = rolled.on_conflict_do_update(
         index_elements=["group_id", "hour", "shard"],
         set_={"occurrences": hourly.c.occurrences + rolled.excluded.occurrences},
     ).cte("rolled")
-    return (
-        sa.select(FailureGroup)
-        .where(target)
-        .add_cte(new_occurrence)
-        .add_cte(counted)
-        .add_cte(rolled)
-        .execution_options(populate_existing=True)
+    statement = sa.select(*(groups.c[name] for name in GROUP_STATE_COLUMNS)).where(target)
+    if end_previous:
+        statement = statement.add_cte(ended)
+    return statement.add_cte(new_occurrence).add_cte(counted).add_cte(rolled)
+
+
+@functools.cache
+def end_current_statement() -> sa.Select[tuple[int]]:
+    """PostgreSQL, one statement: the current occurrences of the jobs in the
+    expanding parameter ``job_ids`` stop being current, and their groups'
+    ``current_jobs`` counters go down (an upsert into counter shard
+    ``shard``, grouped by counter key so no row is hit twice). Returns the
+    number of occurrences ended. Built once, with bound parameters: building
+    the CTEs cost more than running them, on every failure of a failed job.
+    """
+    table = FailureOccurrence.__table__
+    counts = FailureGroupCount.__table__
+    ended = (
+        sa.update(table)
+        .where(table.c.job_id.in_(sa.bindparam("job_ids", expanding=True)), table.c.is_current.is_(True))
+        .values(is_current=False)
+        .returning(table.c.group_id, table.c.job_type, table.c.worker_version)
+        .cte("ended")
     )
+    version = sa.func.coalesce(ended.c.worker_version, "")
+    lowered = postgresql.insert(counts).from_select(
+        ["group_id", "job_type", "worker_version", "shard", "occurrences", "jobs", "current_jobs"],
+        sa.select(
+            ended.c.group_id,
+            ended.c.job_type,
+            version,
+            sa.bindparam("shard", type_=counts.c.shard.type),
+            sa.literal(0, sa.BigInteger),
+            sa.literal(0, sa.BigInteger),
+            -sa.func.count(),
+        ).group_by(ended.c.group_id, ended.c.job_type, version),
+    )
+    lowered = lowered.on_conflict_do_update(
+        index_elements=["group_id", "job_type", "worker_version", "shard"],
+        set_={"current_jobs": counts.c.current_jobs + lowered.excluded.current_jobs},
+    ).cte("lowered")
+    return sa.select(sa.func.count()).select_from(ended).add_cte(lowered)
 
 
 def on_postgresql() -> bool:
@@ -220,7 +320,7 @@ def add_occurrence(
         "group_id": group_id,
         "job_type": job.job_type,
         "worker_version": failure.worker_version or "",
-        "shard": random_shard(),
+        "shard": job_shard(job.id),
     }
     hour_key = {"group_id": group_id, "hour": hour_of(failure.recorded_at), "shard": random_shard()}
     seen = (
@@ -234,11 +334,11 @@ def add_occurrence(
     add_to_counter(hourly, hour_key, {"occurrences": 1})
 
 
-def _find_group(version: int, fingerprint: str) -> FailureGroup | None:
-    return db.session.scalars(
-        sa.select(FailureGroup)
-        .where(FailureGroup.grouping_version == version, FailureGroup.fingerprint == fingerprint)
-        .execution_options(populate_existing=True)
+def _find_group(version: int, fingerprint: str) -> sa.Row[Any] | None:
+    table = FailureGroup.__table__
+    return db.session.execute(
+        sa.select(*(table.c[name] for name in GROUP_STATE_COLUMNS))
+        .where(table.c.grouping_version == version, table.c.fingerprint == fingerprint)
     ).one_or_none()
 
 
@@ -286,8 +386,9 @@ def create_group(key: GroupKey, version: int, at: datetime) -> bool:
     return True
 
 
-def group_for(key: GroupKey, version: int, at: datetime) -> tuple[FailureGroup, bool]:
-    """The group of ``key`` and whether it was created now: a ``SELECT``
+def group_for(key: GroupKey, version: int, at: datetime) -> tuple[sa.Row[Any], bool]:
+    """The group of ``key`` (its :data:`GROUP_STATE_COLUMNS`) and whether it
+    was created now: a ``SELECT``
     (the common case: one statement), else :func:`create_group` and a
     ``SELECT`` (which sees the row, ours or the concurrent creator's)."""
     group = _find_group(version, key.fingerprint)

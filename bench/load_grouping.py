@@ -1,0 +1,145 @@
+"""The grouping rounds of bench/load.py: what failure grouping costs the
+record path end to end, when every request hits the same group.
+
+Two gunicorn servers with the same settings (gunicorn.conf.py) are up at the
+same time on the same database: the app (``wsgi:app``) and the same app with
+the grouping hook replaced by a no-op (bench/ungrouped_app.py). For
+``--grouping-rounds`` rounds, ``--concurrency`` closed-loop clients POST a
+validation failure of one error item -- always the same code and pointer, so
+every request of the grouped server hits one group (the hot-row worst case)
+-- to one server for 5 s, then to the other, on the same jobs. The ratio of
+their throughputs (target >= 0.85, issue #12) is taken from slices run one
+right after the other, so a change of the machine's other load touches both
+nearly alike.
+
+Afterwards the hot group's counters are checked against its occurrences and
+against the grouped server's answered requests: the grouped server grouped
+every report, exactly once, and the other none.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from load_generator import Client, JobPicker, PhaseResult, Tally, closed_loop
+from load_servers import start_gunicorn
+
+from tests.live_server import free_port
+
+#: The code of the one error item every request of the grouping rounds sends.
+HOT_CODE = "bench.hot_group"
+HOT_DETAILS = {
+    "errors": [
+        {
+            "code": HOT_CODE,
+            "severity": "error",
+            "message": "unit is not a valid UCUM code",
+            "pointer": "/entities/3/value/unit",
+        }
+    ]
+}
+SLICE_SECONDS = 5.0
+#: Ratio of throughputs (grouped / ungrouped) the issue asks for.
+TARGET = 0.85
+
+
+def hot_worker(host: str, port: int, picker: JobPicker, tally: Tally) -> Callable[[], None]:
+    """A closed-loop client POSTing a one-item failure of the hot group."""
+    client = Client(host, port)
+
+    def work() -> None:
+        job_id, n = picker.next()
+        body = json.dumps(
+            {
+                "error_message": f"Entity validation failed: 1 error (run {n})",
+                "error_details": HOT_DETAILS,
+                "error_format": "normalized",
+            }
+        ).encode()
+        started = time.monotonic()
+        try:
+            status = client.request("POST", f"/api/v1/processing-jobs/{job_id}/validation-failure", body)
+        except OSError as exc:
+            tally.fail(type(exc).__name__)
+            return
+        if status == 200:
+            tally.ok(time.monotonic() - started)
+        else:
+            tally.fail(f"http {status}")
+
+    work.close = client.close  # type: ignore[attr-defined]
+    return work
+
+
+def hot_group_counts(dsn: str) -> tuple[int, int, int]:
+    """The hot group's occurrences from its counters, from its occurrence
+    rows, and its groups (0 before any grouped request, then 1)."""
+    import psycopg
+
+    with psycopg.connect(dsn) as connection:
+        groups = connection.execute("SELECT count(*) FROM failure_groups WHERE code = %s", (HOT_CODE,)).fetchone()[0]
+        counted = connection.execute(
+            "SELECT coalesce(sum(c.occurrences), 0) FROM failure_group_counts c"
+            " JOIN failure_groups g ON g.id = c.group_id WHERE g.code = %s",
+            (HOT_CODE,),
+        ).fetchone()[0]
+        rows = connection.execute(
+            "SELECT count(*) FROM failure_occurrences o JOIN failure_groups g ON g.id = o.group_id"
+            " WHERE g.code = %s",
+            (HOT_CODE,),
+        ).fetchone()[0]
+    return int(counted), int(rows), int(groups)
+
+
+def run_grouping_rounds(
+    args: argparse.Namespace, url: str, dsn: str, host: str, port: int, job_ids: list[str], redis_url: str
+) -> tuple[list[PhaseResult], dict[str, tuple[bool, str]]]:
+    """Grouping on (the app already serving on ``port``) and off (a second
+    gunicorn started here) in turn, ``args.grouping_rounds`` x 5 s each.
+
+    Returns both phases' results (slices summed) and the checks: the ratio
+    against :data:`TARGET`, and the hot group's counts against the requests
+    the grouped server answered.
+    """
+    print(f"grouping rounds: grouping on and off in turn, {args.grouping_rounds} x {SLICE_SECONDS:.0f} s each, "
+          "every request on one group ...", flush=True)
+    off_port = free_port()
+    off_log = Path(tempfile.gettempdir()) / f"bench-gunicorn-ungrouped-{off_port}.log"
+    off_server = start_gunicorn(url, off_port, args, off_log, ratelimit_storage=redis_url,
+                                app_module="bench.ungrouped_app:app")
+    on_tally, off_tally, warm_on = Tally(), Tally(), Tally()
+    on_seconds = off_seconds = 0.0
+    before = hot_group_counts(dsn)
+    try:
+        picker = JobPicker(job_ids)
+        closed_loop(args.concurrency, 2.0, 2_000, lambda: hot_worker(host, off_port, picker, Tally()))  # warm up
+        closed_loop(args.concurrency, 2.0, 2_000, lambda: hot_worker(host, port, picker, warm_on))
+        for _ in range(args.grouping_rounds):
+            on_seconds += closed_loop(args.concurrency, SLICE_SECONDS, args.max_requests,
+                                      lambda: hot_worker(host, port, picker, on_tally))
+            off_seconds += closed_loop(args.concurrency, SLICE_SECONDS, args.max_requests,
+                                       lambda: hot_worker(host, off_port, picker, off_tally))
+    finally:
+        off_server.terminate()
+        off_server.wait(timeout=60)
+    counted, rows, groups = hot_group_counts(dsn)
+    grouped = len(warm_on.latencies) + len(on_tally.latencies)
+    on = PhaseResult("grouping rounds: grouping on", on_seconds, on_tally)
+    off = PhaseResult("grouping rounds: grouping off", off_seconds, off_tally)
+    ratio = on.throughput / off.throughput if off.throughput else 0.0
+    checks = {
+        f"grouping on >= {TARGET:.0%} of grouping off, one hot group (grouping rounds)": (
+            ratio >= TARGET, f"{ratio:.0%} ({on.throughput:.1f} vs {off.throughput:.1f} req/s)"
+        ),
+        "hot group: one group, counters = occurrences = grouped requests": (
+            groups == 1 and counted - before[0] == rows - before[1] == grouped
+            and warm_on.errors + on_tally.errors == 0,
+            f"{groups} group, {counted - before[0]} counted, {rows - before[1]} rows, {grouped} requests",
+        ),
+    }
+    return [on, off], checks
