@@ -18,25 +18,21 @@ and row counts (docs/benchmarks.md, "What the floor sends"):
 2. ``SELECT ... FOR UPDATE`` of the job's thirteen columns;
 3. ``UPDATE processing_jobs`` (status, failure, ``completed_at``, acknowledgement cleared);
 4. ``INSERT job_failures``;
-5. when the job was failed already: the statement that ends its current
-   occurrences and lowers the groups' ``current_jobs`` counters (CTEs);
-6. per group the report hits (two here): the statement that reads the group
-   and writes its occurrence, counter shard and hourly rollup (CTEs); if the
+5. per group the report hits (two here): the statement that reads the group
+   and writes its occurrence, counter shard and hourly rollup (CTEs); when
+   the job was failing already, the first of them also ends its current
+   occurrences and lowers their ``current_jobs`` (one more CTE); if the
    group does not exist yet, its ``INSERT ... ON CONFLICT DO NOTHING``, the
    ``created`` event and the statement again;
-7. the group's ``last_seen`` ``UPDATE`` when it is more than a second old;
-8. ``COMMIT``.
+6. the group's ``last_seen`` ``UPDATE`` when it is more than a second old;
+7. ``COMMIT``.
 
 The floor's groups have their own fingerprints (a SHA-256 of the item's code
-and pointer), so floor and app do not share group rows. Two differences of
-parameters and order, not of work: the floor draws one counter shard per
-report and ends current occurrences in group-id order (``ORDER BY
-group_id``), so its reports take counter-row locks in one order. The app
-draws a shard per statement and takes them in whatever order the ``GROUP
-BY`` gives; under bench/load.py's 16 clients that deadlocks now and then
-(PostgreSQL detects it after ``deadlock_timeout``, 1 s, and the request
-fails), and a floor that deadlocks would measure the deadlocks, not the
-framework.
+and pointer), so floor and app do not share group rows. The group statement
+is the app's own (``record_in_group``'s, compiled once for psycopg), so the
+two cannot drift apart; its counter shard is the app's too (the job's,
+``job_shard``), which is what keeps two re-failures on a hot group from
+deadlocking.
 
 ``classic_app``: the floor as defined before failure groups joined the
 recorder's transaction (statements 2, 3, 4 and 8 only), kept to compare the
@@ -58,6 +54,13 @@ from datetime import datetime, timedelta, timezone
 import psycopg
 from flask import Flask, jsonify, request
 from psycopg.types.json import Jsonb
+from sqlalchemy.dialects.postgresql import psycopg as psycopg_dialect
+
+from app.services.failure_groups.write_statements import (
+    GROUP_STATE_COLUMNS,
+    _record_in_group_statement,
+    job_shard,
+)
 
 _local = threading.local()
 
@@ -78,45 +81,24 @@ UPDATE_SQL = (
 )
 HISTORY_SQL = (
     "INSERT INTO job_failures (id, job_id, status, error_message, error_details, error_format, recorded_at,"
-    " worker_name, worker_version) VALUES (%s, %s, 'Validation_Failed', %s, %s, 'normalized', %s, NULL, NULL)"
+    " worker_name, worker_version, started_at)"
+    " VALUES (%s, %s, 'Validation_Failed', %s, %s, 'normalized', %s, NULL, NULL, %s)"
 )
-END_CURRENT_SQL = (
-    "WITH ended AS (UPDATE failure_occurrences SET is_current = false"
-    " WHERE job_id IN (%(job_id)s::UUID) AND is_current IS true"
-    " RETURNING group_id, job_type, worker_version),"
-    " lowered AS (INSERT INTO failure_group_counts"
-    " (group_id, job_type, worker_version, shard, occurrences, jobs, current_jobs)"
-    " SELECT group_id, job_type, coalesce(worker_version, ''), %(shard)s::SMALLINT, 0, 0, -count(*)"
-    " FROM ended GROUP BY group_id, job_type, coalesce(worker_version, '') ORDER BY group_id"
-    " ON CONFLICT (group_id, job_type, worker_version, shard)"
-    " DO UPDATE SET current_jobs = failure_group_counts.current_jobs + excluded.current_jobs)"
-    " SELECT count(*) FROM ended"
-)
-_TARGET = "grouping_version = 1 AND fingerprint = %(fingerprint)s::VARCHAR"
-GROUP_SQL = (
-    "WITH new_occurrence AS (INSERT INTO failure_occurrences (group_id, failure_id, job_id, occurred_at,"
-    " job_type, worker_name, worker_version, severity, item_count, item_positions, is_current)"
-    " SELECT id, %(failure_id)s::UUID, %(job_id)s::UUID, %(at)s, %(job_type)s::VARCHAR, NULL, NULL,"
-    " 'error', 1, %(positions)s::JSONB, true FROM failure_groups WHERE " + _TARGET + "),"
-    " counted AS (INSERT INTO failure_group_counts"
-    " (group_id, job_type, worker_version, shard, occurrences, jobs, current_jobs)"
-    " SELECT g.id, %(job_type)s::VARCHAR, '', %(count_shard)s::SMALLINT, 1,"
-    " CASE WHEN EXISTS (SELECT o.id FROM failure_occurrences o WHERE o.group_id = g.id"
-    " AND o.job_id = %(job_id)s::UUID) THEN 0 ELSE 1 END, 1"
-    " FROM failure_groups g WHERE g." + _TARGET.replace(" AND ", " AND g.") + ""
-    " ON CONFLICT (group_id, job_type, worker_version, shard) DO UPDATE SET"
-    " occurrences = failure_group_counts.occurrences + excluded.occurrences,"
-    " jobs = failure_group_counts.jobs + excluded.jobs,"
-    " current_jobs = failure_group_counts.current_jobs + excluded.current_jobs),"
-    " rolled AS (INSERT INTO failure_group_hourly (group_id, hour, shard, occurrences)"
-    " SELECT id, %(hour)s, %(hour_shard)s::SMALLINT, 1 FROM failure_groups WHERE " + _TARGET + ""
-    " ON CONFLICT (group_id, hour, shard) DO UPDATE SET"
-    " occurrences = failure_group_hourly.occurrences + excluded.occurrences)"
-    " SELECT id, grouping_version, fingerprint, title, code, pointer_pattern, entity_type, sample_message,"
-    " severity, state, substate, resolved_by, resolved_at, resolved_in_version, ignore_mode, ignored_by,"
-    " ignored_at, ignore_until, ignore_until_occurrences, ignore_base_occurrences, first_seen, last_seen,"
-    " state_changed_at FROM failure_groups WHERE " + _TARGET
-)
+
+
+def _compiled(end_previous: bool) -> tuple[str, dict]:
+    """The app's group statement (``record_in_group``), as SQLAlchemy
+    compiles it for psycopg (``%(name)s`` placeholders, the same casts),
+    and the values of its anonymous parameters (constants SQLAlchemy binds)."""
+    compiled = _record_in_group_statement(end_previous).compile(dialect=psycopg_dialect.dialect())
+    constants = {name: value for name, value in compiled.params.items() if name.startswith("param_")}
+    return str(compiled), constants
+
+
+#: Reads the group and writes its occurrence, counter shard and hourly rollup.
+GROUP_SQL, _GROUP_CONSTANTS = _compiled(end_previous=False)
+#: The same, first ending the job's current occurrences (a re-failure's first group).
+GROUP_ENDING_SQL, _ENDING_CONSTANTS = _compiled(end_previous=True)
 CREATE_GROUP_SQL = (
     "INSERT INTO failure_groups (grouping_version, fingerprint, title, code, pointer_pattern, entity_type,"
     " sample_message, severity, state, substate, first_seen, last_seen, state_changed_at)"
@@ -134,7 +116,7 @@ LAST_SEEN_SQL = (
     " WHERE id = %(id)s AND last_seen < %(before)s"
 )
 #: Column positions in GROUP_SQL's answer.
-_GROUP_ID, _LAST_SEEN = 0, 21
+_GROUP_ID, _LAST_SEEN = GROUP_STATE_COLUMNS.index("id"), GROUP_STATE_COLUMNS.index("last_seen")
 FAILURE_STATUSES = {"Failed", "Validation_Failed"}
 _DIGITS = re.compile(r"/\d+")
 
@@ -162,7 +144,7 @@ def _record_classic(job_id: str):  # noqa: ANN202
             return jsonify(error="no such job"), 404
         connection.execute(UPDATE_SQL, (body["error_message"], Jsonb(details), now, now, job_id), prepare=True)
         connection.execute(
-            HISTORY_SQL, (uuid.uuid4(), job_id, body["error_message"], Jsonb(details), now), prepare=True
+            HISTORY_SQL, (uuid.uuid4(), job_id, body["error_message"], Jsonb(details), now, row[8]), prepare=True
         )
     return jsonify(id=job_id, status="Validation_Failed")
 
@@ -181,17 +163,12 @@ def _record_same_sql(job_id: str):  # noqa: ANN202
         row = connection.execute(LOCK_SQL, (job_id,), prepare=True).fetchone()
         if row is None:
             return jsonify(error="no such job"), 404
-        job_type, previous_status = row[2], row[3]
+        job_type, previous_status, started_at = row[2], row[3], row[8]
         connection.execute(UPDATE_SQL, (body["error_message"], Jsonb(details), now, now, job_id), prepare=True)
         connection.execute(
-            HISTORY_SQL, (failure_id, job_id, body["error_message"], Jsonb(details), now), prepare=True
+            HISTORY_SQL, (failure_id, job_id, body["error_message"], Jsonb(details), now, started_at), prepare=True
         )
-        # One counter shard for the whole report (the app draws one per
-        # statement): with the groups in one order, two reports then take
-        # the counter rows' locks in one order and cannot deadlock.
-        shard = random.randrange(16)
-        if previous_status in FAILURE_STATUSES:
-            connection.execute(END_CURRENT_SQL, {"job_id": job_id, "shard": shard}, prepare=True)
+        end_previous = previous_status in FAILURE_STATUSES
         hits = []
         for position, item in enumerate(details["errors"]):
             pattern = _DIGITS.sub("/*", item["pointer"])
@@ -200,11 +177,18 @@ def _record_same_sql(job_id: str):  # noqa: ANN202
         # By fingerprint, as the app: concurrent reports lock the groups' rows in one order.
         for fingerprint, position, item, pattern in sorted(hits, key=lambda hit: hit[:2]):
             parameters = {
-                "fingerprint": fingerprint, "failure_id": failure_id, "job_id": job_id, "at": now,
-                "job_type": job_type, "positions": Jsonb([position]), "count_shard": shard,
+                **_GROUP_CONSTANTS, **_ENDING_CONSTANTS,
+                "version": 1, "fingerprint": fingerprint,
+                "occ_failure_id": failure_id, "occ_job_id": uuid.UUID(job_id), "occ_occurred_at": now,
+                "occ_job_type": job_type, "occ_worker_name": None, "occ_worker_version": None,
+                "occ_severity": "error", "occ_item_count": 1, "occ_item_positions": Jsonb([position]),
+                "occ_is_current": True, "counted_version": "", "current_jobs": 1,
+                "count_shard": job_shard(job_id),
                 "hour": now.replace(minute=0, second=0, microsecond=0), "hour_shard": random.randrange(16),
             }
-            group = connection.execute(GROUP_SQL, parameters, prepare=True).fetchone()
+            statement = GROUP_ENDING_SQL if end_previous else GROUP_SQL
+            end_previous = False  # ended by the first group statement, found or not (as the app)
+            group = connection.execute(statement, parameters, prepare=True).fetchone()
             if group is None:
                 created = connection.execute(CREATE_GROUP_SQL, {
                     "fingerprint": fingerprint, "title": item["code"], "code": item["code"], "pattern": pattern,
