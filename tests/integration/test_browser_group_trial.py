@@ -88,3 +88,35 @@ def test_group_titles_at_1400_wrap_at_spaces_and_versions_follow_semver(site, br
         key = [tuple(int(p) for p in v.split(".")) for v in versions]
         assert key == sorted(key), versions
     context.close()
+
+
+@pytest.mark.parametrize("width", [390, 1400])
+def test_chart_labels_are_readable_or_said_in_words(site, browser, width):  # noqa: F811
+    """The charts' axis labels are SVG text that scales with the chart: they
+    were 6px on a phone and 18px on the group page at 1,400px. Now they are
+    10-14px where shown, and on phones hidden with the numbers in words."""
+    context = browser.new_context(viewport={"width": width, "height": 900})
+    page = context.new_page()
+    _sign_in(page, site)
+    page.goto(f"{site}/jobs")
+    summary = page.locator("iframe.summary-frame").get_attribute("src")
+    page.goto(f"{site}/groups")
+    group = page.locator("table.groups td.title > a").first.get_attribute("href")
+    for path, caption in ((summary, "figure.chart-card figcaption"), (group, "figure.group-chart figcaption")):
+        page.goto(f"{site}{path}")
+        labels = page.locator("svg.chart text.axis-label")
+        assert labels.count() >= 2, path
+        # The font size a reader sees: the CSS size in the SVG's units times
+        # the chart's scale (preserveAspectRatio "meet": the smaller one).
+        sizes = labels.evaluate_all("""texts => texts.map(t => {
+            const svg = t.ownerSVGElement, box = svg.getBoundingClientRect(), view = svg.viewBox.baseVal;
+            const scale = Math.min(box.width / view.width, box.height / view.height);
+            return getComputedStyle(t).display === 'none' ? null : parseFloat(getComputedStyle(t).fontSize) * scale;
+        })""")
+        if width < 600:
+            assert sizes == [None] * len(sizes), (path, sizes)
+            expect(page.locator(caption)).to_be_visible()
+            assert re.search(r"\d", page.locator(caption).inner_text()), path
+        else:
+            assert all(size is not None and 10 <= size <= 14 for size in sizes), (path, sizes)
+    context.close()
