@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import current_app, redirect, render_template, request, session, url_for
+from flask import current_app, flash, redirect, render_template, request, session, url_for
 from flask_login import login_user, logout_user
 from flask_wtf import FlaskForm
 from werkzeug.wrappers import Response

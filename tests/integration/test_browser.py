@@ -67,6 +67,9 @@ def _sign_in(page, base_url: str) -> None:
     page.fill("#password", PASSWORD)
     page.click("button[type=submit]")
     expect(page).to_have_url(f"{base_url}/jobs")
+    # The URL changes when the navigation commits, before the stylesheet
+    # has loaded: a computed style read at once could be the unstyled one.
+    page.wait_for_load_state("load")
 
 
 def _shot(page, name: str) -> None:

@@ -98,8 +98,9 @@ def test_a_group_wide_requeue_and_a_filter_wide_acknowledge_are_in_each_jobs_his
     with app.app_context():
         group_id = db.session.scalar(sa.select(FailureOccurrence.group_id).where(
             FailureOccurrence.job_id == uuid.UUID(others[0]), FailureOccurrence.is_current.is_(True)).limit(1))
+    # The group's POST freezes the selection and redirects to its bulk-action page, which asks.
     confirm = client.post(f"/groups/{group_id}/jobs", data={"csrf_token": _csrf(client, f"/groups/{group_id}"),
-                                                            "op": "requeue"})
+                                                            "op": "requeue"}, follow_redirects=True)
     _run_bulk(client, confirm.get_data(as_text=True))
     with app.app_context():
         for job_id in [failed, *others]:
