@@ -58,7 +58,7 @@ from sqlalchemy.dialects.postgresql import psycopg as psycopg_dialect
 
 from app.services.failure_groups.write_statements import (
     GROUP_STATE_COLUMNS,
-    _record_in_group_statement,
+    record_in_group_statement,
     job_shard,
 )
 
@@ -90,7 +90,7 @@ def _compiled(end_previous: bool) -> tuple[str, dict]:
     """The app's group statement (``record_in_group``), as SQLAlchemy
     compiles it for psycopg (``%(name)s`` placeholders, the same casts),
     and the values of its anonymous parameters (constants SQLAlchemy binds)."""
-    compiled = _record_in_group_statement(end_previous).compile(dialect=psycopg_dialect.dialect())
+    compiled = record_in_group_statement(end_previous).compile(dialect=psycopg_dialect.dialect())
     constants = {name: value for name, value in compiled.params.items() if name.startswith("param_")}
     return str(compiled), constants
 

@@ -150,11 +150,11 @@ def record_in_group(
     }
     # On the session's connection, past the ORM's statement handling (a
     # Core statement needs none of it; the caller has flushed the failure).
-    return db.session.connection().execute(_record_in_group_statement(end_previous), parameters).one_or_none()
+    return db.session.connection().execute(record_in_group_statement(end_previous), parameters).one_or_none()
 
 
 @functools.cache
-def _record_in_group_statement(end_previous: bool) -> sa.Select[Any]:
+def record_in_group_statement(end_previous: bool) -> sa.Select[Any]:
     """The statement of :func:`record_in_group`, built once (with bound
     parameters): building its CTEs costs more than running it."""
     groups = FailureGroup.__table__
