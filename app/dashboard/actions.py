@@ -164,7 +164,7 @@ def _selected_ids() -> list[str]:
 def confirm_bulk_action() -> str:
     """Confirmation page for an action on the selected jobs or on every job
     matching the filter (whose selection it freezes, for
-    :func:`app.dashboard.groups_views.run_bulk_action`). Changes no job."""
+    :func:`app.dashboard.bulk_views.run_bulk_action`). Changes no job."""
     _require_csrf()
     action, scope = _operation()
     filter_pairs = _filter_pairs()

@@ -1,5 +1,6 @@
 """Failure-group pages of the dashboard: ``/groups`` (the operator's landing
-page), ``/groups/<id>``, the group's lifecycle actions and its bulk actions.
+page), ``/groups/<id>``, the group's lifecycle actions, and the freezing of
+its jobs for a bulk action (whose pages are :mod:`app.dashboard.bulk_views`).
 
 Views read the query string or form, call the services
 (:mod:`app.services.failure_groups`, :mod:`app.services.bulk_actions`) and
@@ -17,21 +18,19 @@ from werkzeug.wrappers import Response
 
 from app.auth.guards import current_actor, requires
 from app.dashboard import bp
-from app.dashboard.actions import ActionForm, refresh_summaries
+from app.dashboard.actions import ActionForm
 from app.dashboard.charts import bar_chart
-from app.dashboard.formatting import plural
 from app.dashboard.links import href, query_pairs, with_changes
 from app.errors import InvalidFieldsError, InvalidQueryError, field_error, parameter_error
 from app.models import GroupState, GroupSubstate
 from app.models.access import Permission
 from app.models.types import utcnow
-from app.services import bulk_actions, bulk_queue, group_samples
+from app.services import bulk_actions, group_samples
 from app.services.chart_buckets import Bucket, BucketSize, Timeline
 from app.services.failure_groups import lifecycle as group_lifecycle
 from app.services.failure_groups import queries, series
 from app.services.failure_groups.states import is_semver
 from app.services.processing_jobs.actions import JobAction
-from app.unit_of_work import write_transaction
 from app.web.query import parse_group_id, parse_limit
 from app.web.query_time import parse_rfc3339
 
@@ -47,11 +46,6 @@ HOURS_24 = 24
 DAYS_14 = 14
 #: Sample jobs per page of the group page.
 SAMPLE_JOBS = 20
-#: Seconds one request spends on a bulk action before it pauses (under the
-#: app server's timeout; ``BULK_ACTION_REQUEST_SECONDS`` overrides it).
-REQUEST_SECONDS = 20.0
-#: Seconds between reloads of a bulk action's progress page while a worker runs it.
-BULK_REFRESH_SECONDS = 3
 
 
 @dataclass(frozen=True)
@@ -389,91 +383,3 @@ def confirm_group_jobs_action(group_id: str) -> Response:
     queries.get_group(key)  # 404 for an unknown group, before freezing anything
     bulk = bulk_actions.freeze_group_selection(_action(request.form.get("op")), key, current_actor())
     return redirect(url_for("dashboard.show_bulk_action", bulk_id=bulk.id), 303)
-
-
-def _bulk(bulk_id: str):
-    try:
-        bulk = bulk_actions.get(bulk_id)
-    except bulk_actions.BulkActionNotFoundError:
-        abort(404)
-    return bulk
-
-
-@bp.post("/bulk-actions/<bulk_id>/run")
-@requires(Permission.ACT_ON_JOBS)
-def run_bulk_action(bulk_id: str) -> Response:
-    """Start (or continue) a confirmed bulk action, then show its progress.
-
-    With ``BULK_ACTION_RUNNER = "procrastinate"`` the claim, the audit row
-    and one queued task commit together and a worker does the batches; with
-    ``"inline"`` this request runs batches for at most
-    ``BULK_ACTION_REQUEST_SECONDS``. A second submit of the same
-    confirmation finds it running or done and changes nothing. The audit
-    row (the group or filter and the count selected) is committed before
-    the first change; its ``row_count`` grows with each batch.
-    """
-    _require_csrf()
-    bulk = _bulk(bulk_id)
-    audit = {"scope": bulk.scope}
-    if bulk.group_id is not None:
-        audit.update(group_id=bulk.group_id, group_title=queries.get_group(bulk.group_id).group.title)
-    if bulk.query:
-        audit["query"] = bulk.query
-    background = current_app.config["BULK_ACTION_RUNNER"] == "procrastinate"
-    with write_transaction():
-        started = bulk_actions.start(bulk.id, current_actor(), audit)
-        if started and background:
-            bulk_queue.defer_run(bulk.id)
-    if not started:
-        flash("This action was already carried out; nothing was done twice.", "info")
-        return redirect(url_for("dashboard.show_bulk_action", bulk_id=bulk.id))
-    if background:
-        flash("Started: the jobs are worked through in the background; this page follows the progress.", "success")
-        return redirect(url_for("dashboard.show_bulk_action", bulk_id=bulk.id))
-    try:
-        done = bulk_actions.run(
-            bulk.id,
-            current_app.config.get("BULK_ACTION_BATCH_SIZE", bulk_actions.BATCH_SIZE),
-            budget_seconds=current_app.config.get("BULK_ACTION_REQUEST_SECONDS", REQUEST_SECONDS),
-        )
-    finally:
-        refresh_summaries()
-    verb = "Requeued" if done.action == JobAction.REQUEUE else "Acknowledged"
-    message = f"{verb} {done.changed:,} {plural('job', done.changed)}"
-    if done.skipped:
-        message += f"; skipped {done.skipped:,} that no longer applied"
-    if done.state == "paused":
-        message += f" so far: {done.next_position:,} of {done.total:,} done; continue below"
-    flash(message + ".", "success")
-    return redirect(url_for("dashboard.show_bulk_action", bulk_id=bulk.id))
-
-
-@bp.get("/bulk-actions/<bulk_id>")
-@requires(Permission.ACT_ON_JOBS)
-def show_bulk_action(bulk_id: str) -> str:
-    """A bulk action: while ``pending`` (frozen, not yet confirmed), the
-    question ("Requeue 11 jobs?") with its Yes button; afterwards its
-    progress: selected, done, changed, skipped, state."""
-    bulk = _bulk(bulk_id)
-    group = queries.get_group(bulk.group_id).group if bulk.group_id is not None else None
-    if bulk.state == "pending":
-        return render_template("groups/bulk_confirm.html", bulk=bulk, group=group, back=_bulk_origin(bulk))
-    # While a worker runs it, the page reloads itself (no script: the CSP
-    # allows none) until the action is done or stopped.
-    refresh = BULK_REFRESH_SECONDS if bulk.state == "running" and (
-        current_app.config["BULK_ACTION_RUNNER"] == "procrastinate") else None
-    return render_template("groups/bulk_progress.html", bulk=bulk, group=group, refresh_seconds=refresh,
-                           back=_bulk_origin(bulk))
-
-
-def _bulk_origin(bulk) -> str:
-    """Where a bulk action came from, for its page's back link: the group's
-    page, or the job list with the filter it was taken from (its frozen
-    query, ``{name: [values]}``), the list as it is now."""
-    if bulk.group_id is not None:
-        return url_for("dashboard.show_group", group_id=bulk.group_id)
-    query = bulk.query if isinstance(bulk.query, dict) else {}
-    pairs = [(str(k), str(v)) for k, values in query.items()
-             for v in (values if isinstance(values, list) else [values])]
-    return href(url_for("dashboard.list_jobs"), query_pairs(pairs))
-

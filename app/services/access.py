@@ -395,7 +395,3 @@ def set_audit_row_count(event_id: uuid.UUID, row_count: int) -> None:
     with write_transaction():
         db.session.execute(sa.update(AuditEvent).where(AuditEvent.id == event_id).values(row_count=row_count))
 
-
-def list_audit_events(limit: int = 200) -> list[AuditEvent]:
-    """The newest audit events first."""
-    return list(db.session.scalars(sa.select(AuditEvent).order_by(AuditEvent.occurred_at.desc()).limit(limit)))
