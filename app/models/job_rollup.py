@@ -56,22 +56,29 @@ class Grain(IntEnum):
 ROLLUP_SHARDS = 8
 
 
-class JobCountRollup(db.Model):
+class _JobKey:
+    """The key columns both rollups share, first in each primary key
+    (``sort_order``: a mixin's columns would otherwise follow the class's
+    own, and the key's order is the index the reads use)."""
+
+    grain: Mapped[int] = mapped_column(sa.SmallInteger, primary_key=True, sort_order=-1)
+    created_bucket: Mapped[int] = mapped_column(sa.Integer, primary_key=True, sort_order=-1)
+    finished_bucket: Mapped[int] = mapped_column(sa.Integer, primary_key=True, sort_order=-1)
+    status: Mapped[str] = mapped_column(sa.String(32), primary_key=True, sort_order=-1)
+    job_type: Mapped[str] = mapped_column(sa.String(JOB_TYPE_MAX_LENGTH), primary_key=True, sort_order=-1)
+    acknowledged: Mapped[bool] = mapped_column(sa.Boolean, primary_key=True, sort_order=-1)
+
+
+class JobCountRollup(_JobKey, db.Model):
     """Jobs per key; the exact count of a key is the sum over its shards."""
 
     __tablename__ = "job_count_rollups"
 
-    grain: Mapped[int] = mapped_column(sa.SmallInteger, primary_key=True)
-    created_bucket: Mapped[int] = mapped_column(sa.Integer, primary_key=True)
-    finished_bucket: Mapped[int] = mapped_column(sa.Integer, primary_key=True)
-    status: Mapped[str] = mapped_column(sa.String(32), primary_key=True)
-    job_type: Mapped[str] = mapped_column(sa.String(JOB_TYPE_MAX_LENGTH), primary_key=True)
-    acknowledged: Mapped[bool] = mapped_column(sa.Boolean, primary_key=True)
     shard: Mapped[int] = mapped_column(sa.SmallInteger, primary_key=True)
     jobs: Mapped[int] = mapped_column(sa.BigInteger, nullable=False)
 
 
-class JobCodeRollup(db.Model):
+class JobCodeRollup(_JobKey, db.Model):
     """Jobs per key and error code (a job counts once per code).
 
     A code is the string ``code`` of an object item of the ``errors`` array
@@ -88,12 +95,6 @@ class JobCodeRollup(db.Model):
         sa.Index("ix_job_code_rollups_grain_code_created_bucket", "grain", "code", "created_bucket"),
     )
 
-    grain: Mapped[int] = mapped_column(sa.SmallInteger, primary_key=True)
-    created_bucket: Mapped[int] = mapped_column(sa.Integer, primary_key=True)
-    finished_bucket: Mapped[int] = mapped_column(sa.Integer, primary_key=True)
-    status: Mapped[str] = mapped_column(sa.String(32), primary_key=True)
-    job_type: Mapped[str] = mapped_column(sa.String(JOB_TYPE_MAX_LENGTH), primary_key=True)
-    acknowledged: Mapped[bool] = mapped_column(sa.Boolean, primary_key=True)
     code: Mapped[str] = mapped_column(sa.Text, primary_key=True)
     has_error: Mapped[bool] = mapped_column(sa.Boolean, primary_key=True)
     has_warning: Mapped[bool] = mapped_column(sa.Boolean, primary_key=True)
