@@ -69,10 +69,13 @@ class HostApp(Protocol):
 #: worker (:func:`run_worker`); the web process only defers on its own
 #: SQLAlchemy connection (:func:`defer_run`) and never opens a pool.
 queue_app = procrastinate.App(connector=procrastinate.PsycopgConnector())
-#: The Flask app whose configuration and database the worker's tasks use.
-_flask_app: HostApp | None = None
-#: Set when the worker is told to stop: running actions pause after their batch.
-_stopping = threading.Event()
+#: Keys of the worker's ``additional_context`` (procrastinate hands it to
+#: each task): the Flask app whose configuration and database the tasks
+#: use, and the event set when the worker is told to stop (running actions
+#: pause after their batch). Per worker, not module globals: two workers in
+#: one process (tests) do not share them.
+FLASK_APP = "flask_app"
+STOPPING = "stopping"
 
 
 class WorkerStoppingError(RuntimeError):
@@ -80,8 +83,8 @@ class WorkerStoppingError(RuntimeError):
     the task (retried by procrastinate) continues it later."""
 
 
-@queue_app.task(name="run_bulk_action", queue=QUEUE, retry=RETRY)
-def run_bulk_action(bulk_id: str) -> None:
+@queue_app.task(name="run_bulk_action", queue=QUEUE, retry=RETRY, pass_context=True)
+def run_bulk_action(context: procrastinate.JobContext, bulk_id: str) -> None:
     """Run the bulk action ``bulk_id`` (a UUID string) to its end.
 
     Takes the action over whatever its state (``running`` as left by the
@@ -94,15 +97,17 @@ def run_bulk_action(bulk_id: str) -> None:
         Exception: whatever a batch raised (the action is then ``failed``
             with its exact counts, and procrastinate retries the task).
     """
-    if _flask_app is None:
+    flask_app: HostApp | None = context.additional_context.get(FLASK_APP)
+    if flask_app is None:
         raise RuntimeError("run_bulk_action runs in a worker started by run_worker()")
-    with _flask_app.app_context():
+    stopping: threading.Event = context.additional_context[STOPPING]
+    with flask_app.app_context():
         key = uuid.UUID(bulk_id)
         if not bulk_actions.resume(key):
             return
         try:
-            bulk = bulk_actions.run(key, _flask_app.config.get("BULK_ACTION_BATCH_SIZE", bulk_actions.BATCH_SIZE),
-                                    stop_requested=_stopping.is_set)
+            bulk = bulk_actions.run(key, flask_app.config.get("BULK_ACTION_BATCH_SIZE", bulk_actions.BATCH_SIZE),
+                                    stop_requested=stopping.is_set)
             if bulk.state == "paused":
                 raise WorkerStoppingError(f"bulk action {bulk_id} paused at {bulk.next_position} of {bulk.total}")
         finally:
@@ -159,9 +164,7 @@ def run_worker(flask_app: HostApp, *, concurrency: int = 1, stalled_after: float
             worker's running task is retried.
         heartbeat: seconds between this worker's heartbeats.
     """
-    global _flask_app
-    _flask_app = flask_app
-    _stopping.clear()
+    stopping = threading.Event()
     connector = procrastinate.PsycopgConnector(conninfo=conninfo(flask_app.config["SQLALCHEMY_DATABASE_URI"]))
     worker_app = queue_app.with_connector(connector)
 
@@ -171,12 +174,13 @@ def run_worker(flask_app: HostApp, *, concurrency: int = 1, stalled_after: float
                 app=worker_app, queues=[QUEUE], concurrency=concurrency, wait=wait,
                 update_heartbeat_interval=heartbeat, stalled_worker_timeout=stalled_after,
                 delete_jobs="successful", install_signal_handlers=False,
+                additional_context={FLASK_APP: flask_app, STOPPING: stopping},
             )
 
             def stop() -> None:
                 # procrastinate's own handler would wait for the whole
                 # action; the running task pauses after its batch instead.
-                _stopping.set()
+                stopping.set()
                 worker.stop()
 
             loop = asyncio.get_running_loop()
