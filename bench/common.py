@@ -4,6 +4,8 @@ migrated schema, and a Flask test client signed in as a new account."""
 from __future__ import annotations
 
 import argparse
+import threading
+import time
 import uuid
 from typing import Any
 from urllib.parse import urlsplit
@@ -66,3 +68,42 @@ def signed_in_client(app: Any, role: str) -> Any:
         session["_user_id"] = session_user_id
         session["_fresh"] = True
     return client
+
+
+def record_in_threads(app: Any, concurrency: int, seconds: float, items: list[dict[str, Any]], *,
+                      prefix: str, job_type: str | None = None) -> int:
+    """Record ``validation_failed`` reports (details ``{"errors": items}``)
+    from ``concurrency`` threads, each with its own connection and 400 jobs
+    of its own (documents ``{prefix}-{slot}-{n}``, ``job_type`` or the
+    default), round-robin, for ``seconds`` of wall time started together
+    by a barrier. Returns the number of failures recorded (all threads)."""
+    from app.extensions import db
+    from app.registry import get_failure_recorder
+    from app.services.processing_jobs.lifecycle import create_job
+
+    done = [0] * concurrency
+    barrier = threading.Barrier(concurrency + 1)
+    deadline = [0.0]
+
+    def run(slot: int) -> None:
+        with app.app_context():
+            extra = {} if job_type is None else {"job_type": job_type}
+            jobs = [create_job(f"{prefix}-{slot}-{i}", **extra).id for i in range(400)]
+            recorder = get_failure_recorder()
+            barrier.wait()
+            i = 0
+            while time.monotonic() < deadline[0]:
+                recorder.record_validation_failure(jobs[i % len(jobs)], f"failure {i}", {"errors": items})
+                i += 1
+            done[slot] = i
+            db.session.remove()
+
+    threads = [threading.Thread(target=run, args=(slot,)) for slot in range(concurrency)]
+    for thread in threads:
+        thread.start()
+    deadline[0] = time.monotonic() + 3600  # until every thread has its jobs
+    barrier.wait()
+    deadline[0] = time.monotonic() + seconds
+    for thread in threads:
+        thread.join()
+    return sum(done)

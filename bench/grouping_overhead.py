@@ -21,13 +21,11 @@ import argparse
 import os
 import statistics
 import sys
-import threading
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import fresh_schema, loopback_database_url  # noqa: E402
+from bench.common import fresh_schema, loopback_database_url, record_in_threads  # noqa: E402
 
 ITEMS = [
     {"code": "unit.not_ucum", "severity": "error", "message": "unit is not UCUM", "pointer": "/entities/3/value/unit"},
@@ -35,41 +33,15 @@ ITEMS = [
 
 
 def _phase(app, grouping: bool, concurrency: int, seconds: float) -> int:
-    from app.extensions import db
-    from app.registry import get_failure_recorder
     from app.services.processing_jobs import failure_recorder
-    from app.services.processing_jobs.lifecycle import create_job
 
     original = failure_recorder.group_recorded_failure
     if not grouping:
-        failure_recorder.group_recorded_failure = lambda job, failure: []
-    done = [0] * concurrency
-    barrier = threading.Barrier(concurrency + 1)
-    deadline = [0.0]
-
-    def run(slot: int) -> None:
-        with app.app_context():
-            jobs = [create_job(f"bench-{slot}-{i}").id for i in range(400)]
-            recorder = get_failure_recorder()
-            barrier.wait()
-            i = 0
-            while time.monotonic() < deadline[0]:
-                recorder.record_validation_failure(jobs[i % len(jobs)], f"failure {i}", {"errors": ITEMS})
-                i += 1
-            done[slot] = i
-            db.session.remove()
-
-    threads = [threading.Thread(target=run, args=(slot,)) for slot in range(concurrency)]
-    for thread in threads:
-        thread.start()
-    deadline[0] = time.monotonic() + 3600
-    barrier.wait()
-    deadline[0] = time.monotonic() + seconds
-    for thread in threads:
-        thread.join()
-    failure_recorder.group_recorded_failure = original
-    return sum(done)
-
+        failure_recorder.group_recorded_failure = lambda failure, **_: []
+    try:
+        return record_in_threads(app, concurrency, seconds, ITEMS, prefix="bench")
+    finally:
+        failure_recorder.group_recorded_failure = original
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)

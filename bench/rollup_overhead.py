@@ -23,13 +23,11 @@ import argparse
 import os
 import statistics
 import sys
-import threading
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import fresh_schema, loopback_database_url  # noqa: E402
+from bench.common import fresh_schema, loopback_database_url, record_in_threads  # noqa: E402
 
 ITEMS = [
     {"code": "unit.not_ucum", "severity": "error", "message": "unit is not UCUM", "pointer": "/entities/3/value/unit"},
@@ -46,38 +44,9 @@ def _set_triggers(app, enabled: bool) -> None:
 
 
 def _phase(app, triggers: bool, concurrency: int, seconds: float, round_number: int) -> int:
-    from app.extensions import db
-    from app.registry import get_failure_recorder
-    from app.services.processing_jobs.lifecycle import create_job
-
     _set_triggers(app, triggers)
-    job_type = "bench_on" if triggers else "bench_off"
-    done = [0] * concurrency
-    barrier = threading.Barrier(concurrency + 1)
-    deadline = [0.0]
-
-    def run(slot: int) -> None:
-        with app.app_context():
-            jobs = [create_job(f"bench-{round_number}-{slot}-{i}", job_type).id for i in range(400)]
-            recorder = get_failure_recorder()
-            barrier.wait()
-            i = 0
-            while time.monotonic() < deadline[0]:
-                recorder.record_validation_failure(jobs[i % len(jobs)], f"failure {i}", {"errors": ITEMS})
-                i += 1
-            done[slot] = i
-            db.session.remove()
-
-    threads = [threading.Thread(target=run, args=(slot,)) for slot in range(concurrency)]
-    for thread in threads:
-        thread.start()
-    deadline[0] = time.monotonic() + 3600
-    barrier.wait()
-    deadline[0] = time.monotonic() + seconds
-    for thread in threads:
-        thread.join()
-    return sum(done)
-
+    return record_in_threads(app, concurrency, seconds, ITEMS, prefix=f"bench-{round_number}",
+                             job_type="bench_on" if triggers else "bench_off")
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
