@@ -17,6 +17,8 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -60,6 +62,23 @@ def _start(tmp_path: Path, command: list[str] | None = None, port: int | None = 
     return process, lines
 
 
+@contextmanager
+def _demo(tmp_path: Path, command: list[str] | None = None,
+          port: int | None = None) -> Iterator[tuple[subprocess.Popen, list[str]]]:
+    """The demo started by :func:`_start`; on leaving, whatever is left of
+    its process group is killed and its pipe closed (no leaked process or
+    file descriptor, whether the test passed or not)."""
+    process, lines = _start(tmp_path, command, port)
+    try:
+        yield process, lines
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+        if process.stdout is not None:
+            process.stdout.close()
+
+
 def _paste_the_api_lines(lines: list[str]) -> subprocess.CompletedProcess:
     """Run the printed ``export`` and ``curl`` lines as an operator pastes them:
     in a fresh shell whose environment has no WORKER_TOKEN."""
@@ -91,16 +110,9 @@ def _ends_cleanly(process: subprocess.Popen, sent: signal.Signals) -> int:
 @pytest.mark.parametrize("sent", [signal.SIGTERM, signal.SIGINT], ids=["sigterm", "ctrl-c"])
 def test_the_demo_is_quiet_aligned_and_ends_with_status_0(tmp_path, sent):
     before = sorted(p.name for p in ROOT.iterdir())
-    process, lines = _start(tmp_path)
-    try:
+    with _demo(tmp_path) as (process, lines):
         api_answer = _paste_the_api_lines(lines)
         status = _ends_cleanly(process, sent)
-    finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
-        if process.stdout is not None:
-            process.stdout.close()
     text = "\n".join(lines)
     assert status == 0, text
     assert "==> stopped" in text
@@ -170,8 +182,7 @@ def test_make_demo_stops_everything_without_an_error_line(tmp_path, sent, to_gro
     (venv / ".installed").touch()  # the install step is done: make must not run pip
     port = free_port()
     command = ["make", "--no-print-directory", "demo", f"VENV={venv}", f"PY={sys.executable}", f"PORT={port}"]
-    process, lines = _start(tmp_path, command, port)
-    try:
+    with _demo(tmp_path, command, port) as (process, lines):
         assert _listening(port)
         if to_group:
             os.killpg(process.pid, sent)
@@ -181,12 +192,6 @@ def test_make_demo_stops_everything_without_an_error_line(tmp_path, sent, to_gro
             status = process.wait(timeout=STOP_DEADLINE_S)
         except subprocess.TimeoutExpired:
             pytest.fail(f"make demo did not stop within {STOP_DEADLINE_S} s of {sent.name}")
-    finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
-        if process.stdout is not None:
-            process.stdout.close()
     deadline = time.monotonic() + STOP_DEADLINE_S
     while (left := _processes_of(tmp_path)) and time.monotonic() < deadline:
         time.sleep(0.05)
