@@ -66,12 +66,6 @@ def rolled_through(*, lock: bool = False) -> datetime | None:
     return db.session.scalar(statement)
 
 
-def needs_roll_up(now: datetime) -> bool:
-    """Whether a day closed at ``now`` is not rolled up yet (one key lookup)."""
-    through = rolled_through()
-    return through is None or through < closed_through(now)
-
-
 def roll_up_closed_days(now: datetime) -> int:
     """Sum the hours of every closed day not rolled up yet into
     ``failure_group_daily`` and move ``rolled_through`` to

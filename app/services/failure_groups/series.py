@@ -48,7 +48,9 @@ def hourly_occurrences(group_ids: Sequence[int], since: datetime, until: datetim
     return series
 
 
-def sparkline_series(group_ids: Sequence[int], now: datetime, *, days: int = 14) -> dict[int, tuple[list[int], list[int]]]:
+def sparkline_series(
+    group_ids: Sequence[int], now: datetime, *, days: int = 14, through: datetime | None = None
+) -> dict[int, tuple[list[int], list[int]]]:
     """For each group, ``(hourly, daily)``: occurrences in each of the last
     24 hours (oldest first, the current hour last) and in each of the last
     ``days`` UTC days (oldest first, today so far last).
@@ -59,7 +61,9 @@ def sparkline_series(group_ids: Sequence[int], now: datetime, *, days: int = 14)
     hours of the last 24 hours and of days not rolled up yet from the
     sharded hourly rows: a page of 50 big groups reads at most 700 daily
     rows and about 1,200 (group, hour) sums instead of 85,000 shard rows
-    (docs/benchmarks.md, "Failure-group pages").
+    (docs/benchmarks.md, "Failure-group pages"). ``through``: the
+    caller's read of :func:`app.services.failure_groups.daily.rolled_through`
+    (read here when not given).
     """
     this_hour = now.replace(minute=0, second=0, microsecond=0)
     first_hour = this_hour - timedelta(hours=23)
@@ -69,7 +73,7 @@ def sparkline_series(group_ids: Sequence[int], now: datetime, *, days: int = 14)
         return series
     ids = list(series)
     # Days before `through` are rolled up; later ones are summed from hours.
-    through = min(max(rolled_through() or first_day, first_day), day_of(now) + timedelta(days=1))
+    through = min(max(through or rolled_through() or first_day, first_day), day_of(now) + timedelta(days=1))
     first_day_s, first_hour_s, through_s = (int(at.timestamp()) for at in (first_day, first_hour, through))
     if through > first_day:
         rows = db.session.execute(
