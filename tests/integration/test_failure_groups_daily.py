@@ -75,6 +75,14 @@ def _close_today() -> datetime:
     return later
 
 
+def _set_mark(rolled_through: datetime) -> None:
+    """As if the last roll-up had stopped at ``rolled_through`` (the row is
+    written, not updated: PostgreSQL's tests start from truncated tables)."""
+    with write_transaction():
+        db.session.execute(sa.delete(FailureGroupDailyState))
+        db.session.add(FailureGroupDailyState(id=1, rolled_through=rolled_through))
+
+
 def _forget_groups() -> None:
     with write_transaction():
         for model in (FailureOccurrence, FailureGroupCount, FailureGroupHourly, FailureGroupDaily, FailureGroupEvent,
@@ -140,12 +148,22 @@ def test_the_sparklines_are_the_same_before_and_after_the_roll_up(app_ctx):
 
 def test_the_groups_page_rolls_up_a_closed_day(app_ctx, client):
     _record_some_failures()
-    with write_transaction():  # as if the last roll-up were two days ago
-        db.session.execute(sa.update(FailureGroupDailyState).values(
-            rolled_through=daily.day_of(utcnow()) - timedelta(days=2)))
-    db.session.commit()
+    _set_mark(daily.day_of(utcnow()) - timedelta(days=2))  # the last roll-up two days ago
     response = client.get("/groups")
     assert response.status_code == 200
     db.session.rollback()
     assert daily.rolled_through() == daily.closed_through(utcnow())
     _assert_agrees()
+
+
+def test_the_roll_up_command_rolls_up_the_closed_days(app_ctx):
+    _record_some_failures()
+    _set_mark(daily.day_of(utcnow()) - timedelta(days=3))
+    result = app_ctx.test_cli_runner().invoke(args=["groups", "roll-up-days"])
+    assert result.exit_code == 0, result.output
+    rolled = int(result.stdout.split()[0])
+    assert rolled in (2, 3)  # 3 days back, up to the last closed one (yesterday, or the day before before 01:00)
+    assert daily.rolled_through() == daily.closed_through(utcnow())
+    _assert_agrees()
+    again = app_ctx.test_cli_runner().invoke(args=["groups", "roll-up-days"])
+    assert again.stdout.startswith("0 day(s)")
