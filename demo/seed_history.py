@@ -42,6 +42,7 @@ from app import create_app  # noqa: E402
 from app.extensions import db  # noqa: E402
 from app.models import GroupState  # noqa: E402
 from app.models.types import UTCDateTime, utcnow  # noqa: E402
+from app.services.failure_groups import daily as daily_rollup  # noqa: E402
 from app.services.failure_groups import lifecycle as group_lifecycle  # noqa: E402
 from app.services.failure_groups import queries  # noqa: E402
 from app.worker.client import WorkerApiClient  # noqa: E402
@@ -53,6 +54,8 @@ from app.worker.runner import run_worker  # noqa: E402
 NOT_AGED = frozenset({
     "users", "worker_tokens", "server_sessions", "idempotency_records", "bulk_actions", "bulk_action_jobs",
     "alembic_version",
+    # The daily rollup is summed again from the aged hours (seed()).
+    "failure_group_daily", "failure_group_daily_state",
 })
 
 
@@ -119,6 +122,8 @@ def seed(plan_dir: Path, api_url: str, token: str) -> None:
                     print(f"    {action['action']} {action['code']}"
                           f"{' in ' + action['in_version'] if action.get('in_version') else ''}: {resolved} group(s)")
             age_batch(since, batch["hours_ago"])
+        # The batches' hours moved into days already rolled up.
+        daily_rollup.rebuild_closed_days()
     finally:
         client.session.close()
     print(f"    {documents} documents in {len(batches)} batches over {batches[0]['hours_ago'] // 24} days,"

@@ -43,7 +43,7 @@ from werkzeug.wrappers import Response
 
 from app.web.errors import is_database_unavailable
 from app.extensions import db
-from app.models.access import ServerSession
+from app.models.access import ServerSession, User
 from app.models.types import utcnow
 from app.unit_of_work import write_transaction
 
@@ -61,6 +61,7 @@ COOKIELESS_PATH_PREFIXES = ("/api/", "/metrics")
 _STORE_ERROR = "session_store_error"
 #: ``g`` key holding the row the request's session was read from: what
 #: :meth:`DatabaseSessionInterface._upsert_session` compares against.
+_SESSION_USER = "session_user"
 _LOADED_ROW = "server_session_row"
 
 #: Longest the stored ``expires_at`` may lag behind "now + idle time-out"
@@ -141,12 +142,20 @@ class DatabaseSessionInterface(ServerSideSessionInterface):
             log.warning("session not saved: database unavailable (%s)", type(error).__name__)
 
     def _retrieve_session_data(self, store_id: str) -> dict[str, Any] | None:
+        # The signed-in user comes in the same statement (the row's user_id
+        # hint): loaded into the session's identity map, Flask-Login's
+        # loader (app.services.access.load_user, db.session.get) then finds
+        # it there instead of querying, one round trip fewer per request.
         row = db.session.execute(
-            sa.select(ServerSession.data, ServerSession.expires_at).where(ServerSession.session_key == store_id)
+            sa.select(ServerSession.data, ServerSession.expires_at, User)
+            .outerjoin(User, User.id == ServerSession.user_id)
+            .where(ServerSession.session_key == store_id)
         ).first()
         if row is None or row.expires_at <= utcnow():
             return None
         g.setdefault(_LOADED_ROW, (store_id, row.data, row.expires_at))
+        # The identity map holds objects weakly: keep the user for the request.
+        g.setdefault(_SESSION_USER, row.User)
         return self.serializer.decode(row.data)
 
     def _delete_session(self, store_id: str) -> None:
@@ -165,7 +174,9 @@ class DatabaseSessionInterface(ServerSideSessionInterface):
         ):
             return  # unchanged, and its expiry moved less than a minute ago
         with write_transaction():
-            db.session.execute(_upsert(db.session.get_bind().dialect.name, store_id, data, expires_at))
+            db.session.execute(
+                _upsert(db.session.get_bind().dialect.name, store_id, data, expires_at, _named_user(session))
+            )
 
     def _delete_expired_sessions(self) -> None:
         self.delete_expired_sessions()
@@ -177,14 +188,20 @@ class DatabaseSessionInterface(ServerSideSessionInterface):
         return result.rowcount
 
 
-def _upsert(dialect: str, store_id: str, data: bytes, expires_at: datetime) -> sa.Insert:
+def _upsert(dialect: str, store_id: str, data: bytes, expires_at: datetime, user_id: int | None) -> sa.Insert:
     # INSERT ... ON CONFLICT DO UPDATE (both databases have it): two first
     # requests of one new session must not collide on the unique key.
     insert = {"postgresql": postgresql_insert, "sqlite": sqlite_insert}[dialect]
-    statement = insert(ServerSession).values(session_key=store_id, data=data, expires_at=expires_at)
-    return statement.on_conflict_do_update(
-        index_elements=[ServerSession.session_key], set_={"data": data, "expires_at": expires_at}
-    )
+    values = {"data": data, "expires_at": expires_at, "user_id": user_id}
+    statement = insert(ServerSession).values(session_key=store_id, **values)
+    return statement.on_conflict_do_update(index_elements=[ServerSession.session_key], set_=values)
+
+
+def _named_user(session: ServerSideSession) -> int | None:
+    """The user id in the session's Flask-Login ``_user_id``
+    (``"<id>.<generation>"``, :meth:`User.get_id`), or ``None``."""
+    user_id, dot, _ = str(session.get("_user_id") or "").partition(".")
+    return int(user_id) if dot and user_id.isdecimal() and len(user_id) < 12 else None
 
 
 def raise_session_store_error() -> None:

@@ -6,6 +6,8 @@ from app.models.extracted_entity import EntityType, ExtractedEntity
 from app.models.failure_group import (
     FailureGroup,
     FailureGroupCount,
+    FailureGroupDaily,
+    FailureGroupDailyState,
     FailureGroupEvent,
     FailureGroupHourly,
     FailureOccurrence,
@@ -31,6 +33,8 @@ __all__ = [
     "BulkActionState",
     "FailureGroup",
     "FailureGroupCount",
+    "FailureGroupDaily",
+    "FailureGroupDailyState",
     "FailureGroupEvent",
     "FailureGroupHourly",
     "FailureOccurrence",

@@ -152,3 +152,8 @@ class ServerSession(db.Model):
     session_key: Mapped[str] = mapped_column(sa.String(64), nullable=False, unique=True)
     data: Mapped[bytes] = mapped_column(sa.LargeBinary, nullable=False)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+    #: The user the session's data names (``_user_id``), or NULL: a hint,
+    #: not a reference, so that the session's read loads that user in the
+    #: same statement (app/auth/sessions.py); Flask-Login's loader still
+    #: checks the id, the generation and ``active`` against the data.
+    user_id: Mapped[int | None] = mapped_column(sa.Integer, nullable=True)

@@ -13,6 +13,10 @@ Five tables (``docs/failure-groups.md`` explains the design):
   rows; writers add to one shard each, so a hot group is not one hot row.
 * ``failure_group_hourly`` -- occurrences per (group, hour, shard), for
   charts and time filters.
+* ``failure_group_daily`` -- occurrences per (group, UTC day), one row each,
+  for the closed days only (summed from the hourly rows after the day ends),
+  with ``failure_group_daily_state`` saying up to which day
+  (:mod:`app.services.failure_groups.daily`).
 * ``failure_group_events`` -- the timeline of state changes.
 """
 
@@ -239,6 +243,38 @@ class FailureGroupHourly(db.Model):
     hour: Mapped[datetime] = mapped_column(UTCDateTime, primary_key=True)
     shard: Mapped[int] = mapped_column(sa.SmallInteger, primary_key=True)
     occurrences: Mapped[int] = mapped_column(sa.BigInteger, nullable=False, default=0)
+
+
+class FailureGroupDaily(db.Model):
+    """Occurrences per (group, UTC day starting at ``day``), for closed days.
+
+    The sum of the group's hourly rows of that day, written after the day
+    ended by :func:`app.services.failure_groups.daily.roll_up_closed_days`
+    (the recorder's hot path never writes here), and kept equal to them by
+    the backfill when it adds to an hour of a day already rolled up. One row
+    per day, whatever the hourly shards: 14 days of 50 groups is at most
+    700 rows.
+    """
+
+    __tablename__ = "failure_group_daily"
+
+    group_id: Mapped[int] = mapped_column(
+        sa.Integer, sa.ForeignKey("failure_groups.id", ondelete="CASCADE"), primary_key=True
+    )
+    day: Mapped[datetime] = mapped_column(UTCDateTime, primary_key=True)
+    occurrences: Mapped[int] = mapped_column(sa.BigInteger, nullable=False, default=0)
+
+
+class FailureGroupDailyState(db.Model):
+    """One row (``id`` 1): every UTC day before ``rolled_through`` (a UTC
+    midnight) is in ``failure_group_daily``; later days are read from the
+    hourly rows."""
+
+    __tablename__ = "failure_group_daily_state"
+    __table_args__ = (sa.CheckConstraint("id = 1", name="one_row"),)
+
+    id: Mapped[int] = mapped_column(sa.SmallInteger, primary_key=True, autoincrement=False)
+    rolled_through: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
 
 
 class FailureGroupEvent(db.Model):

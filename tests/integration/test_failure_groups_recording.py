@@ -142,27 +142,34 @@ def test_the_hourly_rollup_counts_occurrences(app_ctx):
     assert sum(series) == 3 and series[-1] == 3
 
 
-def test_the_sparkline_series_sum_the_hourly_rollup_by_hour_and_by_day(app_ctx):
-    from app.models.failure_group import FailureGroupHourly
+def test_the_sparkline_series_sum_the_hourly_rollup_by_hour_and_by_utc_day(app_ctx):
+    from app.models.failure_group import FailureGroupDailyState, FailureGroupHourly
+    from app.services.failure_groups.daily import day_of, rebuild_closed_days
 
     _fail(create_job("doc-1").id, UCUM)
     (group,) = _groups().values()
-    now = datetime.now(timezone.utc).replace(minute=30, second=0, microsecond=0)
+    now = datetime.now(timezone.utc).replace(hour=12, minute=30, second=0, microsecond=0)
     this_hour = now.replace(minute=0)
     with write_transaction():  # the recorder's row, on a random shard, is replaced by known ones
         db.session.execute(sa.delete(FailureGroupHourly))
     # Shards of one hour add up; 14 days ago and later than now are outside.
-    for back, shard, count in [(0, 0, 1), (0, 1, 2), (0, 2, 3), (5, 0, 1), (23, 0, 4), (24, 0, 7), (47, 3, 1),
-                               (13 * 24 + 5, 0, 6), (14 * 24, 0, 100), (-1, 0, 100)]:
+    for back, shard, count in [(0, 0, 1), (0, 1, 2), (0, 2, 3), (5, 0, 1), (12, 0, 4), (13, 0, 7), (23, 0, 8),
+                               (24, 3, 1), (13 * 24 + 12, 0, 6), (13 * 24 + 13, 0, 100), (-1, 0, 100)]:
         with write_transaction():
             db.session.add(FailureGroupHourly(group_id=group.id, hour=this_hour - timedelta(hours=back),
                                               shard=shard, occurrences=count))
+    rebuild_closed_days()  # the hours were written into days already rolled up
+    series = hourly_occurrences([group.id], day_of(now) - timedelta(days=13), now)[group.id]
+    expected_daily = [sum(series[d * 24:(d + 1) * 24]) for d in range(14)]
     hourly, daily = sparkline_series([group.id], now)[group.id]
-    series = hourly_occurrences([group.id], now - timedelta(days=14) + timedelta(hours=1), now)[group.id]
     assert hourly == series[-24:]
-    assert daily == [sum(series[d * 24:(d + 1) * 24]) for d in range(14)]
-    assert hourly[-1] == 1 + 2 + 3 and hourly[-6] == 1 and hourly[0] == 4
-    assert daily[-1] == 6 + 1 + 4 and daily[-2] == 8 and daily[0] == 6 and sum(daily) == 6 + 1 + 4 + 8 + 6
+    assert daily == expected_daily
+    assert hourly[-1] == 1 + 2 + 3 and hourly[-6] == 1 and hourly[0] == 8
+    assert daily[-1] == 6 + 1 + 4 and daily[-2] == 7 + 8 + 1 and daily[0] == 6 and sum(daily) == 6 + 1 + 4 + 16 + 6
+    # Read from the hours alone (no day rolled up), the figures are the same.
+    with write_transaction():
+        db.session.execute(sa.delete(FailureGroupDailyState))
+    assert sparkline_series([group.id], now)[group.id] == (hourly, daily)
 
 
 @pytest.mark.parametrize(

@@ -101,7 +101,9 @@ def test_the_group_migrations_follow_the_search_one_and_go_down_cleanly(empty_da
     assert script.get_revision("0013_group_hourly_cover").down_revision == "0012_procrastinate"
     assert script.get_revision("0014_job_history_links").down_revision == "0013_group_hourly_cover"
     assert script.get_revision("0015_job_rollups").down_revision == "0014_job_history_links"
-    assert script.get_heads() == ["0015_job_rollups"]
+    assert script.get_revision("0016_group_daily").down_revision == "0015_job_rollups"
+    assert script.get_revision("0017_session_user_hint").down_revision == "0016_group_daily"
+    assert script.get_heads() == ["0017_session_user_hint"]
     app = create_app({"SQLALCHEMY_DATABASE_URI": empty_database_url, "TESTING": True})
     with app.app_context():
         def tables() -> set[str]:
@@ -124,6 +126,40 @@ def test_the_group_migrations_follow_the_search_one_and_go_down_cleanly(empty_da
         assert tables() <= {"alembic_version"}
         upgrade()
         assert GROUP_TABLES | BULK_TABLES <= tables()
+        db.engine.dispose()
+
+
+def test_the_daily_rollup_migration_sums_the_closed_days_hours(empty_database_url):
+    from datetime import timedelta
+
+    from app.models import FailureGroup, FailureGroupDaily, FailureGroupDailyState, FailureGroupHourly
+    from app.models.types import utcnow
+    from app.services.failure_groups.daily import closed_through, day_of
+
+    app = create_app({"SQLALCHEMY_DATABASE_URI": empty_database_url, "TESTING": True})
+    with app.app_context():
+        upgrade(revision="0015_job_rollups")
+        group = FailureGroup(grouping_version=1, fingerprint="f" * 64, title="t", sample_message="m", severity="error")
+        db.session.add(group)
+        db.session.flush()
+        now = utcnow()
+        three_days_ago = day_of(now) - timedelta(days=3)
+        for hour, shard, count in [(three_days_ago, 0, 2), (three_days_ago + timedelta(hours=5), 3, 5),
+                                   (three_days_ago + timedelta(days=1), 1, 7), (now.replace(minute=0, second=0,
+                                                                                             microsecond=0), 0, 9)]:
+            db.session.add(FailureGroupHourly(group_id=group.id, hour=hour, shard=shard, occurrences=count))
+        db.session.commit()
+        group_id = group.id
+        db.session.rollback()  # no snapshot from before the upgrade
+        upgrade()
+        through = db.session.scalar(sa.select(FailureGroupDailyState.rolled_through))
+        assert through in {closed_through(now), closed_through(utcnow())}
+        rows = dict(db.session.execute(sa.select(FailureGroupDaily.day, FailureGroupDaily.occurrences)
+                                       .where(FailureGroupDaily.group_id == group_id)).all())
+        assert rows == {three_days_ago: 7, three_days_ago + timedelta(days=1): 7}
+        db.session.rollback()
+        downgrade(revision="0015_job_rollups")
+        assert "failure_group_daily" not in sa.inspect(db.engine).get_table_names()
         db.engine.dispose()
 
 

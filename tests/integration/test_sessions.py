@@ -13,7 +13,7 @@ import sqlalchemy as sa
 
 from app.auth.sessions import refresh_interval
 from app.extensions import db
-from app.models.access import AuditEvent, ServerSession
+from app.models.access import AuditEvent, ServerSession, User
 from app.models.types import utcnow
 from app.registry import get_failure_recorder
 from app.services.processing_jobs.lifecycle import create_job
@@ -296,3 +296,39 @@ def test_idle_sign_out_still_ends_a_session_that_was_not_rewritten(app):
         db.session.commit()
     response = browser.get("/jobs")
     assert response.status_code == 302 and "/login" in response.headers["Location"]
+
+
+def test_the_session_read_brings_its_user_in_the_same_statement(app):
+    user_id = make_user(app, "reader", "viewer", password=PASSWORD)
+    make_user(app, "someone-else", "viewer", password=PASSWORD)
+    browser = app.test_client()
+    _sign_in(browser, "reader")
+    assert _signed_in(browser)
+    with app.app_context():
+        assert db.session.scalar(sa.select(ServerSession.user_id)) == user_id
+        engine = db.engine
+    statements: list[str] = []
+
+    def note(conn, cursor, statement, parameters, context, executemany):  # noqa: ANN001
+        statements.append(statement)
+
+    sa.event.listen(engine, "before_cursor_execute", note)
+    try:
+        assert _signed_in(browser)
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", note)
+    from_users = [s for s in statements if "FROM users" in s]
+    assert len(from_users) == 0 and any("JOIN users" in s for s in statements)
+    # A hint that names another user is only a hint: the data's user is
+    # loaded (by its own query), and a stale generation still signs out.
+    with app.app_context():
+        other = db.session.scalar(sa.select(User.id).where(User.username == "someone-else"))
+        db.session.execute(sa.update(ServerSession).values(user_id=other))
+        db.session.commit()
+    assert "reader" in browser.get("/jobs").get_data(as_text=True)
+    with app.app_context():
+        db.session.execute(sa.update(ServerSession).values(user_id=other))
+        db.session.execute(sa.update(User).where(User.id == user_id).values(
+            session_generation=User.session_generation + 1))
+        db.session.commit()
+    assert not _signed_in(browser)

@@ -37,6 +37,7 @@ import sqlalchemy as sa
 from app.extensions import db
 from app.models.failure_group import FailureGroup, FailureGroupCount, FailureGroupHourly, FailureOccurrence
 from app.models.failure_group import SEVERITY_ORDER, GroupState
+from app.services.failure_groups.daily import add_to_closed_days
 from app.services.failure_groups.recording import LAST_SEEN_RESOLUTION, failure_hits, touch_group
 from app.services.failure_groups.signals import note_metric
 from app.services.failure_groups.write_statements import (
@@ -187,6 +188,8 @@ def _add_counts(counters: dict[tuple[int, str, str, int], list[int]], hourly: di
         {"group_id": group_id, "hour": hour, "shard": shard, "occurrences": count}
         for (group_id, hour), count in sorted(hourly.items())
     ])
+    # Past hours of days already rolled up: their daily rows too.
+    add_to_closed_days(hourly)
 
 
 def _apply_state_rules(group: Any, batch: _GroupHits) -> None:

@@ -1,4 +1,4 @@
-"""Failure groups' occurrences over time, from the hourly rollups.
+"""Failure groups' occurrences over time, from the hourly and daily rollups.
 
 ``failure_group_hourly`` holds, per group, hour (UTC) and counter shard, the
 occurrences recorded in that hour, written in the recorder's transaction
@@ -14,7 +14,8 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 
 from app.extensions import db
-from app.models.failure_group import FailureGroupHourly
+from app.models.failure_group import FailureGroupDaily, FailureGroupHourly
+from app.services.failure_groups.daily import day_of, rolled_through
 
 
 def hourly_occurrences(group_ids: Sequence[int], since: datetime, until: datetime) -> dict[int, list[int]]:
@@ -47,50 +48,60 @@ def hourly_occurrences(group_ids: Sequence[int], since: datetime, until: datetim
     return series
 
 
-def sparkline_series(group_ids: Sequence[int], now: datetime, *, days: int = 14) -> dict[int, tuple[list[int], list[int]]]:
+def sparkline_series(
+    group_ids: Sequence[int], now: datetime, *, days: int = 14, through: datetime | None = None
+) -> dict[int, tuple[list[int], list[int]]]:
     """For each group, ``(hourly, daily)``: occurrences in each of the last
     24 hours (oldest first, the current hour last) and in each of the last
-    ``days`` 24-hour periods ending with the current hour (oldest first).
+    ``days`` UTC days (oldest first, today so far last).
 
-    The same figures as :func:`hourly_occurrences` over ``days * 24`` hours
-    cut into the last 24 and into days, but summed by the database: a page
-    of 50 big groups gets about 1,900 rows instead of 17,000
-    (docs/benchmarks.md, "Failure-group pages").
+    The same figures as :func:`hourly_occurrences` summed by hour and by UTC
+    day, but the closed days come from ``failure_group_daily`` (one row per
+    group and day, :mod:`app.services.failure_groups.daily`) and only the
+    hours of the last 24 hours and of days not rolled up yet from the
+    sharded hourly rows: a page of 50 big groups reads at most 700 daily
+    rows and about 1,200 (group, hour) sums instead of 85,000 shard rows
+    (docs/benchmarks.md, "Failure-group pages"). ``through``: the
+    caller's read of :func:`app.services.failure_groups.daily.rolled_through`
+    (read here when not given).
     """
-    hours = days * 24
-    start = now.replace(minute=0, second=0, microsecond=0) - timedelta(hours=hours - 1)
+    this_hour = now.replace(minute=0, second=0, microsecond=0)
+    first_hour = this_hour - timedelta(hours=23)
+    first_day = day_of(now) - timedelta(days=days - 1)
     series = {group_id: ([0] * 24, [0] * days) for group_id in group_ids}
     if not series:
         return series
-    # First the shards of each hour (in index order: no sort), then the
-    # hours into buckets: the bucket's arithmetic runs once per hour, not
-    # once per shard row.
-    per_hour = (
-        sa.select(
-            FailureGroupHourly.group_id,
-            FailureGroupHourly.hour,
-            sa.func.sum(FailureGroupHourly.occurrences).label("occurrences"),
+    ids = list(series)
+    # Days before `through` are rolled up; later ones are summed from hours.
+    through = min(max(through or rolled_through() or first_day, first_day), day_of(now) + timedelta(days=1))
+    first_day_s, first_hour_s, through_s = (int(at.timestamp()) for at in (first_day, first_hour, through))
+    if through > first_day:
+        rows = db.session.execute(
+            sa.select(FailureGroupDaily.group_id, _epoch(FailureGroupDaily.day), FailureGroupDaily.occurrences).where(
+                FailureGroupDaily.group_id.in_(ids), FailureGroupDaily.day >= first_day, FailureGroupDaily.day < through
+            )
         )
+        for group_id, seconds, count in rows:
+            series[group_id][1][(int(seconds) - first_day_s) // 86400] += int(count)
+    rows = db.session.execute(
+        sa.select(FailureGroupHourly.group_id, _epoch(FailureGroupHourly.hour), sa.func.sum(FailureGroupHourly.occurrences))
         .where(
-            FailureGroupHourly.group_id.in_(list(series)),
-            FailureGroupHourly.hour >= start,
+            FailureGroupHourly.group_id.in_(ids),
+            FailureGroupHourly.hour >= min(first_hour, through),
             FailureGroupHourly.hour < now,
         )
         .group_by(FailureGroupHourly.group_id, FailureGroupHourly.hour)
-        .subquery("per_hour")
-    )
-    index = (sa.cast(sa.extract("epoch", per_hour.c.hour), sa.BigInteger) - int(start.timestamp())) // 3600
-    # The last 24 hours by hour (n >= 0), older ones by day (-1 - day).
-    bucket = sa.case((index >= hours - 24, index), else_=-1 - index // 24)
-    rows = db.session.execute(
-        sa.select(per_hour.c.group_id, bucket, sa.func.sum(per_hour.c.occurrences)).group_by(per_hour.c.group_id, bucket)
     )
     for group_id, raw, count in rows:
         hourly, daily = series[group_id]
-        position = int(raw)
-        if position >= 0:
-            hourly[position - (hours - 24)] += int(count)
-            daily[-1] += int(count)
-        else:
-            daily[-1 - position] += int(count)
+        seconds = int(raw)
+        if seconds >= first_hour_s:
+            hourly[(seconds - first_hour_s) // 3600] += int(count)
+        if seconds >= through_s:
+            daily[(seconds - first_day_s) // 86400] += int(count)
     return series
+
+
+def _epoch(column: sa.ColumnElement[datetime]) -> sa.ColumnElement[int]:
+    """Unix seconds of a timestamp column (cheaper to read back than an aware datetime)."""
+    return sa.cast(sa.extract("epoch", column), sa.BigInteger)
