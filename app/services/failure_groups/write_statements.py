@@ -66,6 +66,16 @@ class Hit:
     positions: list[int]
 
 
+def is_current_condition(table: sa.Table) -> sa.ColumnElement[bool]:
+    """``<table>.is_current`` as a bare condition, on both backends: the
+    partial indexes' own predicate (``WHERE is_current``), so the planner
+    can read them. ``is_current IS true`` (PostgreSQL 15 does not prove it
+    implies the predicate) and SQLite's rendering of a Boolean column
+    (``is_current = 1``) each made ending a job's current occurrences a
+    scan of every occurrence."""
+    return sa.literal_column(f"{table.name}.is_current")
+
+
 def severity_rank(severity: str) -> int:
     """Position of ``severity`` in ``SEVERITY_ORDER`` (higher: more severe);
     an unknown severity ranks as ``error``."""
@@ -227,7 +237,7 @@ def record_in_group_statement(end_previous: bool) -> sa.Select[Any]:
     if end_previous:
         ended = (
             sa.update(occurrences)
-            .where(occurrences.c.job_id == value("occ_job_id", occurrences.c.job_id), occurrences.c.is_current.is_(True))
+            .where(occurrences.c.job_id == value("occ_job_id", occurrences.c.job_id), is_current_condition(occurrences))
             .values(is_current=sa.false())  # inline: see the constants above
             .returning(occurrences.c.group_id, occurrences.c.job_type, occurrences.c.worker_version)
             .cte("ended")
@@ -294,7 +304,7 @@ def end_current_statement() -> sa.Select[tuple[int]]:
     counts = FailureGroupCount.__table__
     ended = (
         sa.update(table)
-        .where(table.c.job_id.in_(sa.bindparam("job_ids", expanding=True)), table.c.is_current.is_(True))
+        .where(table.c.job_id.in_(sa.bindparam("job_ids", expanding=True)), is_current_condition(table))
         .values(is_current=False)
         .returning(table.c.group_id, table.c.job_type, table.c.worker_version)
         .cte("ended")
