@@ -254,3 +254,34 @@ def test_metrics_count_created_groups_and_occurrences_once_committed(app_ctx):
     for name in ("failure_groups_created_total", "failure_groups_regressed_total", "failure_groups_woken_total",
                  'failure_group_occurrences_total{state="unresolved"}'):
         assert name in text
+
+
+def test_ending_current_occurrences_reads_the_jobs_partial_index(app_ctx, backend):
+    # A re-failure and a requeue end the job's current occurrences. The
+    # condition must be the partial index's own (``WHERE is_current``):
+    # PostgreSQL 15 does not prove ``is_current IS true`` implies it, and
+    # scanned every occurrence of every job on each re-failure.
+    job = create_job("doc-1").id
+    _fail(job, UCUM)
+    engine = db.session.get_bind()
+    ending: list[tuple[str, object]] = []
+
+    def capture(conn, cursor, statement, parameters, context, executemany):  # noqa: ANN001
+        if "UPDATE failure_occurrences" in statement:
+            ending.append((statement, parameters))
+
+    sa.event.listen(engine, "before_cursor_execute", capture)
+    try:
+        _fail(job, ICD)  # a re-failure: PostgreSQL ends inside the group statement
+        requeue_job(job)  # end_current_occurrences on its own
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", capture)
+    assert len(ending) == 2  # the re-failure's and the requeue's
+    if backend == "postgresql":  # on a tiny table a scan is cheaper: make the index win whenever it can be used
+        db.session.execute(sa.text("SET LOCAL enable_seqscan = off"))
+    explain = "EXPLAIN " if backend == "postgresql" else "EXPLAIN QUERY PLAN "
+    connection = db.session.connection()
+    for statement, parameters in ending:
+        plan = "\n".join(str(row[-1]) for row in connection.exec_driver_sql(explain + statement, parameters))
+        assert "ix_failure_occurrences_current_job_id" in plan, plan
+    db.session.rollback()

@@ -206,3 +206,20 @@ def test_unknown_versions_are_refused():
         item_key(_item(), version=99)
     with pytest.raises(UnknownGroupingVersionError):
         failure_keys("x", None, None, version=0)
+
+
+def test_remembered_keys_equal_fresh_ones_and_keep_each_items_message():
+    # Coded keys come from a bounded cache (the record path's hot spot): a
+    # hit must give what a fresh computation gives, and the message and
+    # severity stay the item's own, since they are not part of the key.
+    fp._coded_parts.cache_clear()
+    fp._pointer_pattern_cached.cache_clear()
+    fresh = item_key(_item(message="first", entity={"type": "Observation"}))
+    again = item_key(_item(pointer="/entities/7/value/unit", message="second", severity="warning",
+                           entity={"type": "Observation"}))
+    assert fp._coded_parts.cache_info().hits == 1
+    assert (again.fingerprint, again.title, again.pointer_pattern, again.entity_type) == (
+        fresh.fingerprint, fresh.title, fresh.pointer_pattern, fresh.entity_type)
+    assert (fresh.message, fresh.severity, again.message, again.severity) == ("first", "error", "second", "warning")
+    assert fresh.fingerprint == fp._digest(1, ["code", "unit.not_ucum", "Observation", "/entities/*/value/unit"])
+    assert fp._coded_parts.cache_info().maxsize == fp.KEY_CACHE_SIZE

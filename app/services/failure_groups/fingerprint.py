@@ -273,22 +273,20 @@ def item_key(
         )
     code = item.get("code")
     if isinstance(code, str) and code.strip():
-        code = _cut(code.strip(), CODE_MAX_LENGTH)
         entity = item.get("entity")
         entity_type = entity.get("type") if isinstance(entity, Mapping) else None
-        entity_type = _cut(entity_type, ENTITY_TYPE_MAX_LENGTH) if isinstance(entity_type, str) and entity_type else None
+        entity_type = entity_type if isinstance(entity_type, str) and entity_type else None
         pointer = item.get("pointer")
         if path is not None:
             pattern = path_pattern(path)
         elif isinstance(pointer, str):
-            pattern = pointer_pattern(pointer, fhir=fhir)
+            pattern = _pointer_pattern_cached(pointer, fhir)
         else:
             pattern = ""
-        pattern = _cut(pattern, POINTER_PATTERN_MAX_LENGTH)
-        title = code + (f" ({entity_type})" if entity_type else "") + (f" at {pattern}" if pattern else "")
+        fingerprint, title, code, pattern, entity_type = _coded_parts(version, code, entity_type, pattern)
         return GroupKey(
-            fingerprint=_digest(version, ["code", code, entity_type or "", pattern]),
-            title=_cut(title, TITLE_MAX_LENGTH),
+            fingerprint=fingerprint,
+            title=title,
             code=code,
             pointer_pattern=pattern,
             entity_type=entity_type,
@@ -296,6 +294,39 @@ def item_key(
             severity=severity,
         )
     return message_key(message, version=version, severity=severity)
+
+
+#: Entries of each fingerprint cache below. The keys are an item's code,
+#: entity type and pointer (or its pattern): a worker sends a few hundred
+#: distinct ones, so 4096 keep every one in use and bound the memory
+#: (at most a few MB) whatever a client sends.
+KEY_CACHE_SIZE = 4096
+
+
+@functools.lru_cache(maxsize=KEY_CACHE_SIZE)
+def _pointer_pattern_cached(pointer: str, fhir: bool) -> str:
+    """:func:`pointer_pattern`, remembered: a pure function of its
+    arguments, and walking the schema shape per item was a visible part of
+    the record path's grouping (docs/failure-groups.md)."""
+    return pointer_pattern(pointer, fhir=fhir)
+
+
+@functools.lru_cache(maxsize=KEY_CACHE_SIZE)
+def _coded_parts(
+    version: int, code: str, entity_type: str | None, pattern: str
+) -> tuple[str, str, str, str, str | None]:
+    """Fingerprint, title, code, pointer pattern and entity type of a coded
+    item, all cut to their column sizes: a pure function of the grouping
+    ``version`` and the item's parts (the message and severity are not in
+    the fingerprint), so it is remembered rather than hashed per item. The
+    version is part of the cache key, so a regroup under another version
+    never reads a key of this one."""
+    code = _cut(code.strip(), CODE_MAX_LENGTH)
+    entity_type = _cut(entity_type, ENTITY_TYPE_MAX_LENGTH) if entity_type else None
+    pattern = _cut(pattern, POINTER_PATTERN_MAX_LENGTH)
+    title = code + (f" ({entity_type})" if entity_type else "") + (f" at {pattern}" if pattern else "")
+    fingerprint = _digest(version, ["code", code, entity_type or "", pattern])
+    return fingerprint, _cut(title, TITLE_MAX_LENGTH), code, pattern, entity_type
 
 
 def message_key(message: str, *, version: int = GROUPING_VERSION, severity: str = "error") -> GroupKey:

@@ -49,6 +49,7 @@ from app.services.failure_groups.write_statements import (
     on_postgresql,
     random_shard,
     end_current_statement,
+    is_current_condition,
     job_shard,
     record_in_group,
     severity_rank,
@@ -170,7 +171,7 @@ def end_current_occurrences(job_ids: Sequence[uuid.UUID]) -> int:
     counts = FailureGroupCount.__table__
     ending = (
         sa.update(table)
-        .where(table.c.job_id.in_(list(job_ids)), table.c.is_current.is_(True))
+        .where(table.c.job_id.in_(list(job_ids)), is_current_condition(table))
         .values(is_current=False)
         .returning(table.c.group_id, table.c.job_type, table.c.worker_version)
     )
@@ -255,9 +256,11 @@ def _move_last_seen(group: Any, hit: Hit, at: datetime) -> None:
     row, only when one of them changes by more than the resolution. Skipped
     when the values just read show there is nothing to change (other
     writers only ever move them the same way)."""
-    higher = [s for s in SEVERITY_ORDER if severity_rank(s) < severity_rank(hit.severity)]
+    higher = _LOWER_SEVERITIES.get(hit.severity)
+    if higher is None:
+        higher = _lower_severities(hit.severity)
     if group.last_seen >= at - LAST_SEEN_RESOLUTION and group.first_seen <= at and group.severity not in higher:
-        return
+        return  # the common case on a busy group: nothing built, nothing sent
     group_id = group.id
     table = FailureGroup.__table__
     later = table.c.last_seen < at - LAST_SEEN_RESOLUTION
@@ -276,6 +279,16 @@ def _move_last_seen(group: Any, hit: Hit, at: datetime) -> None:
         )
         .execution_options(synchronize_session=False)
     )
+
+
+def _lower_severities(severity: str) -> list[str]:
+    """The severities below ``severity`` (an occurrence of ``severity``
+    raises a group at one of them)."""
+    return [s for s in SEVERITY_ORDER if severity_rank(s) < severity_rank(severity)]
+
+
+#: :func:`_lower_severities` of each known severity, computed once.
+_LOWER_SEVERITIES = {severity: _lower_severities(severity) for severity in SEVERITY_ORDER}
 
 
 def rebuild_counts_check(group_ids: Iterable[int]) -> dict[int, dict[str, int]]:

@@ -19,6 +19,7 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
+from psycopg.types.json import Jsonb
 from sqlalchemy.dialects import postgresql, sqlite
 
 from app.extensions import db
@@ -63,6 +64,16 @@ class Hit:
     severity: str
     #: The items' 0-based indexes in ``errors`` (none: the failure's message).
     positions: list[int]
+
+
+def is_current_condition(table: sa.Table) -> sa.ColumnElement[bool]:
+    """``<table>.is_current`` as a bare condition, on both backends: the
+    partial indexes' own predicate (``WHERE is_current``), so the planner
+    can read them. ``is_current IS true`` (PostgreSQL 15 does not prove it
+    implies the predicate) and SQLite's rendering of a Boolean column
+    (``is_current = 1``) each made ending a job's current occurrences a
+    scan of every occurrence."""
+    return sa.literal_column(f"{table.name}.is_current")
 
 
 def severity_rank(severity: str) -> int:
@@ -136,21 +147,41 @@ def record_in_group(
     statement may not upsert a row twice). It runs even when the group does
     not exist, so the caller must not ask for it again on the retry.
     """
+    values = _occurrence_values(job, failure, hit, current)
+    sql, parameters = compiled_record_in_group(db.session.get_bind().dialect, end_previous)
     parameters = {
+        **parameters,
         "version": version,
         "fingerprint": hit.key.fingerprint,
         # Prefixed: an UPDATE in the statement (``end_previous``) would SET
         # every column whose name is a key of the parameters.
-        **{f"occ_{name}": v for name, v in _occurrence_values(job, failure, hit, current).items()},
+        **{f"occ_{name}": v for name, v in values.items()},
+        # The driver's own JSON wrapper: the statement is sent as compiled
+        # SQL, past SQLAlchemy's bind processors.
+        "occ_item_positions": Jsonb(values["item_positions"]),
         "counted_version": failure.worker_version or "",
         "current_jobs": int(current),
         "count_shard": job_shard(job.id),
         "hour": hour_of(failure.recorded_at),
         "hour_shard": random_shard(),
     }
-    # On the session's connection, past the ORM's statement handling (a
-    # Core statement needs none of it; the caller has flushed the failure).
-    return db.session.connection().execute(record_in_group_statement(end_previous), parameters).one_or_none()
+    # Compiled SQL on the session's connection (exec_driver_sql: the
+    # connection's events still see it, the caller has flushed the failure):
+    # SQLAlchemy's per-execution work on a cached statement (parameter
+    # processing, execution context) cost more Python than the rest of the
+    # hook (docs/failure-groups.md, "What it costs the recorder").
+    return db.session.connection().exec_driver_sql(sql, parameters).one_or_none()
+
+
+@functools.lru_cache(maxsize=16)  # per engine's dialect (tests make many apps)
+def compiled_record_in_group(dialect: sa.Dialect, end_previous: bool) -> tuple[str, dict[str, Any]]:
+    """:func:`record_in_group_statement` compiled for ``dialect`` (a
+    PostgreSQL driver's, e.g. psycopg's ``%(name)s`` placeholders), once:
+    the SQL text and the values of the parameters SQLAlchemy binds itself
+    (its constants, ``param_N``). Callers add the named parameters."""
+    compiled = record_in_group_statement(end_previous).compile(dialect=dialect)
+    constants = {name: value for name, value in compiled.params.items() if name.startswith("param_")}
+    return str(compiled), constants
 
 
 @functools.cache
@@ -206,7 +237,7 @@ def record_in_group_statement(end_previous: bool) -> sa.Select[Any]:
     if end_previous:
         ended = (
             sa.update(occurrences)
-            .where(occurrences.c.job_id == value("occ_job_id", occurrences.c.job_id), occurrences.c.is_current.is_(True))
+            .where(occurrences.c.job_id == value("occ_job_id", occurrences.c.job_id), is_current_condition(occurrences))
             .values(is_current=sa.false())  # inline: see the constants above
             .returning(occurrences.c.group_id, occurrences.c.job_type, occurrences.c.worker_version)
             .cte("ended")
@@ -273,7 +304,7 @@ def end_current_statement() -> sa.Select[tuple[int]]:
     counts = FailureGroupCount.__table__
     ended = (
         sa.update(table)
-        .where(table.c.job_id.in_(sa.bindparam("job_ids", expanding=True)), table.c.is_current.is_(True))
+        .where(table.c.job_id.in_(sa.bindparam("job_ids", expanding=True)), is_current_condition(table))
         .values(is_current=False)
         .returning(table.c.group_id, table.c.job_type, table.c.worker_version)
         .cte("ended")
