@@ -302,3 +302,14 @@ class FailureGroupEvent(db.Model):
     to_state: Mapped[str] = mapped_column(sa.String(16), nullable=False)
     to_substate: Mapped[str | None] = mapped_column(sa.String(16), nullable=True)
     details: Mapped[Any] = mapped_column(JSONDocument, nullable=True)
+
+
+def is_current_condition(table: sa.Table | None = None) -> sa.ColumnElement[bool]:
+    """``<table>.is_current`` (default: ``failure_occurrences``, unaliased) as a bare condition, on both backends: the
+    partial indexes' own predicate (``WHERE is_current``), so the planner
+    can read them. ``is_current IS true`` (PostgreSQL 15 does not prove it
+    implies the predicate) and SQLite's rendering of a Boolean column
+    (``is_current = 1``) each made ending a job's current occurrences a
+    scan of every occurrence."""
+    name = (table if table is not None else FailureOccurrence.__table__).name
+    return sa.literal_column(f"{name}.is_current")

@@ -26,7 +26,7 @@ from app.extensions import db
 from app.models import JobFailure, ProcessingJob
 from app.models.failure_group import COUNTER_SHARDS, SEVERITY_ORDER
 from app.models.failure_group import FailureGroup, FailureGroupCount, FailureGroupEvent, FailureGroupHourly
-from app.models.failure_group import FailureOccurrence, GroupState, GroupSubstate
+from app.models.failure_group import FailureOccurrence, GroupState, GroupSubstate, is_current_condition
 from app.services.failure_groups.fingerprint import GroupKey
 from app.services.failure_groups.lifecycle import SYSTEM_ACTOR
 from app.services.failure_groups.signals import note_metric
@@ -64,16 +64,6 @@ class Hit:
     severity: str
     #: The items' 0-based indexes in ``errors`` (none: the failure's message).
     positions: list[int]
-
-
-def is_current_condition(table: sa.Table) -> sa.ColumnElement[bool]:
-    """``<table>.is_current`` as a bare condition, on both backends: the
-    partial indexes' own predicate (``WHERE is_current``), so the planner
-    can read them. ``is_current IS true`` (PostgreSQL 15 does not prove it
-    implies the predicate) and SQLite's rendering of a Boolean column
-    (``is_current = 1``) each made ending a job's current occurrences a
-    scan of every occurrence."""
-    return sa.literal_column(f"{table.name}.is_current")
 
 
 def severity_rank(severity: str) -> int:
