@@ -200,7 +200,10 @@ class SQLAlchemyFailureRecorder:
             raise InvalidFailurePayloadError(worker_errors)
         key = parse_job_id(job_id)
         with write_transaction():
-            job = _lock_job(key)
+            # One connection for the job's three statements: each
+            # ``db.session.connection()`` resolves the scoped session again.
+            connection = db.session.connection()
+            job = _lock_job(connection, key)
             if job is None:
                 raise JobNotFoundError(job_id)
             current = job.job_status
@@ -211,13 +214,13 @@ class SQLAlchemyFailureRecorder:
             now = utcnow()
             # The attempt's start: a requeue clears the job's, the history keeps it.
             started_at = job.started_at
-            job = _set_failure(job, target, message, details, used_format, now)
+            job = _set_failure(connection, job, target, message, details, used_format, now)
             failure = RecordedFailure(
                 id=uuid.uuid4(), job_id=job.id, job_type=job.job_type, status=target.value,
                 error_message=message, error_details=details, error_format=used_format, recorded_at=now,
                 worker_name=worker_name, worker_version=worker_version, started_at=started_at,
             )
-            _append_history(failure)
+            _append_history(connection, failure)
             # In this transaction, under the job's row lock: a failure is
             # never stored without its groups, and their counts never drift.
             group_recorded_failure(failure, previous_status=current)
@@ -313,16 +316,18 @@ _LOCK_JOB = sa.select(*_JOBS.c).where(_JOBS.c.id == sa.bindparam("locked_job_id"
 _UPDATE_FAILED_JOB = sa.update(_JOBS).where(_JOBS.c.id == sa.bindparam("locked_job_id"))
 
 
-def _lock_job(job_id: uuid.UUID) -> JobSnapshot | None:
+def _lock_job(connection: sa.Connection, job_id: uuid.UUID) -> JobSnapshot | None:
     """The job's row, locked for the rest of the transaction (``SELECT ...
     FOR UPDATE`` on PostgreSQL; SQLite's ``BEGIN IMMEDIATE`` already holds
-    the one write lock), or ``None`` when no job has this id."""
+    the one write lock), or ``None`` when no job has this id. ``connection``
+    is the session's (its transaction)."""
     require_write_transaction()
-    row = db.session.connection().execute(_LOCK_JOB, {"locked_job_id": job_id}).first()
+    row = connection.execute(_LOCK_JOB, {"locked_job_id": job_id}).first()
     return None if row is None else JobSnapshot(**row._mapping)
 
 
 def _set_failure(
+    connection: sa.Connection,
     job: JobSnapshot, target: JobStatus, message: str, details: Any, used_format: str | None, now: datetime
 ) -> JobSnapshot:
     """The job row: status, the failure, ``completed_at``; the acknowledgement
@@ -345,8 +350,8 @@ def _set_failure(
         "acknowledged_by": None,
         "updated_at": now,
     }
+    connection.execute(_UPDATE_FAILED_JOB, {"locked_job_id": job.id, **values})
     session = db.session()
-    session.connection().execute(_UPDATE_FAILED_JOB, {"locked_job_id": job.id, **values})
     loaded = session.identity_map.get(session.identity_key(ProcessingJob, job.id))
     if loaded is not None:
         session.expire(loaded)
@@ -359,10 +364,10 @@ def _set_failure(
 _INSERT_FAILURE = sa.insert(JobFailure.__table__)
 
 
-def _append_history(failure: RecordedFailure) -> None:
+def _append_history(connection: sa.Connection, failure: RecordedFailure) -> None:
     """Insert ``failure`` into ``job_failures`` (the append-only history of
     the job's failures) and note it for the metrics, counted if it commits."""
-    db.session.connection().execute(
+    connection.execute(
         _INSERT_FAILURE,
         {
             "id": failure.id,
