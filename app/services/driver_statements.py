@@ -25,6 +25,7 @@ run the Core statement through ``Connection.execute`` unchanged.
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
@@ -39,7 +40,7 @@ _DIRECT_DRIVERS = frozenset({"psycopg"})
 class _Compiled:
     """One statement compiled for one dialect, with its value conversions."""
 
-    __slots__ = ("sql", "binds", "columns")
+    __slots__ = ("sql", "binds", "columns", "fixed")
 
     def __init__(self, statement: sa.Executable, dialect: Dialect, keys: Iterable[str]) -> None:
         compiled = statement.compile(dialect=dialect, column_keys=list(keys))
@@ -47,11 +48,19 @@ class _Compiled:
             # Python-side defaults are computed by SQLAlchemy's execution
             # context, which the direct path does not have.
             raise ValueError("a DriverStatement needs every column with a Python-side default given")
+        if any(bind.callable is not None for bind in compiled.bind_names):
+            raise ValueError("a DriverStatement cannot take a bind parameter computed per call (callable_)")
         self.sql: str = compiled.string
+        # bind_names: each parameter as rendered in the SQL (``binds`` also
+        # holds anonymous parameters under their internal keys).
         self.binds: list[tuple[str, Callable[[Any], Any] | None]] = [
             (name, bind.type.dialect_impl(dialect).bind_processor(dialect))
-            for name, bind in compiled.binds.items()
+            for bind, name in compiled.bind_names.items()
         ]
+        #: Values written into the statement (``col == 5``), used when a call does not give them.
+        self.fixed: dict[str, Any] = {
+            name: bind.effective_value for bind, name in compiled.bind_names.items() if not bind.required
+        }
         self.columns: list[tuple[str, Callable[[Any], Any] | None]] = [
             (key, type_.dialect_impl(dialect).result_processor(dialect, None))
             for key, _name, _objects, type_ in compiled._result_columns  # noqa: SLF001 (names and types, in order)
@@ -73,14 +82,15 @@ class DriverStatement:
     def __init__(self, statement: sa.Executable, keys: Iterable[str] = ()) -> None:
         self.statement = statement
         self.keys = tuple(keys)
-        self._compiled: dict[int, _Compiled] = {}
+        # Per dialect object (one per engine), forgotten with its engine.
+        self._compiled: weakref.WeakKeyDictionary[Dialect, _Compiled] = weakref.WeakKeyDictionary()
 
     def _for(self, dialect: Dialect) -> _Compiled | None:
         if dialect.driver not in _DIRECT_DRIVERS:
             return None
-        compiled = self._compiled.get(id(dialect))
+        compiled = self._compiled.get(dialect)
         if compiled is None:
-            compiled = self._compiled[id(dialect)] = _Compiled(self.statement, dialect, self.keys)
+            compiled = self._compiled[dialect] = _Compiled(self.statement, dialect, self.keys)
         return compiled
 
     def rows(self, connection: sa.Connection, parameters: Mapping[str, Any]) -> list[dict[str, Any]]:
@@ -91,10 +101,8 @@ class DriverStatement:
         if compiled is None:
             result = connection.execute(self.statement, dict(parameters))
             return [dict(row._mapping) for row in result] if result.returns_rows else []  # noqa: SLF001
-        values = {
-            name: parameters[name] if process is None else process(parameters[name])
-            for name, process in compiled.binds
-        }
+        given = {**compiled.fixed, **parameters} if compiled.fixed else parameters
+        values = {name: given[name] if process is None else process(given[name]) for name, process in compiled.binds}
         raw = connection.connection.driver_connection
         cursor = raw.cursor()
         sql = compiled.sql

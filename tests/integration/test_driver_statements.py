@@ -38,7 +38,8 @@ def test_a_write_and_a_read_match_core(app_ctx, details):
     with write_transaction():
         connection = db.session.connection()
         connection.execute(SET_JOB, {"job_id": core_job, **values})
-        assert DriverStatement(SET_JOB, keys=SET_KEYS).rows(connection, {"job_id": direct_job, **values}) == []
+        direct_write = DriverStatement(SET_JOB, keys=SET_KEYS)
+        assert direct_write.rows(connection, {"job_id": direct_job, **values}) == []
     with write_transaction():
         connection = db.session.connection()
         through_core = dict(connection.execute(READ_JOB, {"job_id": core_job}).one()._mapping)
@@ -101,3 +102,17 @@ def test_a_column_default_left_to_python_is_refused():
     statement = DriverStatement(sa.insert(JOBS), keys=("document_id",))
     with pytest.raises(ValueError, match="Python-side default"):
         statement._for(psycopg_dialect.dialect())  # noqa: SLF001
+
+
+def test_a_value_written_into_the_statement_is_sent_too(app_ctx):
+    job_id = create_job("doc-fixed").id
+    def document_of(status: str) -> DriverStatement:
+        return DriverStatement(
+            sa.select(JOBS.c.document_id).where(JOBS.c.status == status, JOBS.c.id == sa.bindparam("job_id"))
+        )
+
+    pending, failed = document_of("Pending"), document_of("Failed")
+    connection = db.session.connection()
+    assert pending.first(connection, {"job_id": job_id}) == {"document_id": "doc-fixed"}
+    assert failed.first(connection, {"job_id": job_id}) is None
+    db.session.rollback()
