@@ -4,7 +4,10 @@
 shapes. It is served at ``/api/v1/openapi.json``, and request bodies are
 validated against its ``components.schemas`` with ``jsonschema`` (OpenAPI
 3.1 schemas are JSON Schema draft 2020-12), so the document cannot drift
-from what the server accepts.
+from what the server accepts. A body that the compiled ``jsonschema-rs``
+validator accepts skips the Python one (about 0.2 ms a report), for schemas
+where the two cannot disagree (:func:`_fast_validator`); every fault is
+still found and worded by ``jsonschema``.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import jsonschema_rs
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError
 
@@ -137,6 +141,56 @@ def _describe(error: ValidationError) -> list[FieldError]:
     return [field_error(where, message)]
 
 
+#: Keywords the two validators may read differently (regular-expression
+#: dialects, format checkers that depend on installed packages): a schema
+#: that reaches one of them is always checked by ``jsonschema`` alone.
+_DIALECT_KEYWORDS = frozenset({"format", "pattern", "patternProperties", "$dynamicRef"})
+
+
+def _reached_keywords(node: Any, document: dict[str, Any], seen: set[str]) -> set[str]:
+    """Every keyword used in ``node`` or in what its local ``$ref``s reach."""
+    found: set[str] = set()
+    if isinstance(node, list):
+        for item in node:
+            found |= _reached_keywords(item, document, seen)
+    elif isinstance(node, dict):
+        for key, value in node.items():
+            found.add(key)
+            if key == "$ref" and isinstance(value, str) and value.startswith("#/") and value not in seen:
+                seen.add(value)
+                target: Any = document
+                for part in value[2:].split("/"):
+                    target = target[part.replace("~1", "/").replace("~0", "~")]
+                found |= _reached_keywords(target, document, seen)
+            elif key not in ("enum", "const", "default", "examples", "description"):
+                found |= _reached_keywords(value, document, seen)
+    return found
+
+
+@functools.cache
+def _fast_validator(schema_name: str) -> jsonschema_rs.Draft202012Validator | None:
+    """A compiled validator for ``schema_name``, or ``None`` where it might
+    disagree with ``jsonschema`` (the schema reaches a keyword of
+    :data:`_DIALECT_KEYWORDS`). Used only to say "valid": a body it refuses
+    goes to ``jsonschema``, which finds and words the faults."""
+    schema = _validator(schema_name).schema
+    # Property names count as keywords here too: that can only leave a
+    # schema without the fast path, never give one a wrong answer.
+    if _reached_keywords({"$ref": schema["$ref"]}, schema, set()) & _DIALECT_KEYWORDS:
+        return None
+    return jsonschema_rs.Draft202012Validator(schema)
+
+
+def _accepted_quickly(body: Any, schema_name: str) -> bool:
+    fast = _fast_validator(schema_name)
+    if fast is None:
+        return False
+    try:
+        return fast.is_valid(body)
+    except Exception:  # noqa: BLE001 - a value it cannot take (an int over 64 bits ...): ask jsonschema
+        return False
+
+
 def validate_request(
     body: Any, schema_name: str, semantic: Callable[[Any], list[FieldError]] | None = None
 ) -> None:
@@ -157,6 +211,8 @@ def validate_request(
         InvalidFieldsError: (HTTP 422) one :class:`FieldError` per problem,
             sorted by pointer, each naming the field with an RFC 6901 pointer.
     """
+    if _accepted_quickly(body, schema_name):
+        return  # no schema fault, so no semantic check either (it only completes a 422)
     errors: list[FieldError] = []
     for error in _validator(schema_name).iter_errors(body):
         errors.extend(_describe(error))

@@ -250,10 +250,25 @@ def _watch_pool(engine: Engine) -> None:
 # -- HTTP ---------------------------------------------------------------------
 
 
+#: The labelled series of each (method, endpoint, status) seen so far: a
+#: ``labels()`` call validates and joins its values and takes the metric's
+#: lock on every request. The key space is bounded (methods, endpoints and
+#: statuses are the ones the metrics already name).
+_REQUEST_SERIES: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+
+
 def observe_request(method: str, endpoint: str, status: int, seconds: float) -> None:
     """Count one answered request and its duration (seconds)."""
-    HTTP_REQUESTS.labels(method=method, endpoint=endpoint, status=str(status)).inc()
-    HTTP_LATENCY.labels(method=method, endpoint=endpoint).observe(seconds)
+    key = (method, endpoint, status)
+    series = _REQUEST_SERIES.get(key)
+    if series is None:
+        # Two threads may both get here; labels() hands both the same series.
+        series = _REQUEST_SERIES[key] = (
+            HTTP_REQUESTS.labels(method=method, endpoint=endpoint, status=str(status)),
+            HTTP_LATENCY.labels(method=method, endpoint=endpoint),
+        )
+    series[0].inc()
+    series[1].observe(seconds)
 
 
 def render_metrics() -> tuple[bytes, str]:

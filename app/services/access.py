@@ -25,6 +25,7 @@ from app.errors import InvalidFieldsError, ServiceError, field_error
 from app.extensions import db
 from app.models.access import USERNAME_MAX_LENGTH, AuditEvent, Role, User, WorkerToken
 from app.models.types import utcnow
+from app.services.driver_statements import DriverStatement
 from app.services.json_values import clean_json_value, clean_text
 from app.unit_of_work import mark_read_only_transaction, require_write_transaction, write_transaction
 
@@ -239,10 +240,11 @@ class VerifiedToken:
 
 
 _TOKENS = WorkerToken.__table__
-#: The lookup of every API request, built once: Core, the few columns needed.
-_TOKEN_BY_HASH = sa.select(
+#: The lookup of every API request, built once: Core, the few columns needed,
+#: straight to the driver on PostgreSQL (:mod:`app.services.driver_statements`).
+_TOKEN_BY_HASH = DriverStatement(sa.select(
     _TOKENS.c.id, _TOKENS.c.name, _TOKENS.c.token_hash, _TOKENS.c.revoked_at, _TOKENS.c.last_used_at
-).where(_TOKENS.c.token_hash == sa.bindparam("digest"))
+).where(_TOKENS.c.token_hash == sa.bindparam("digest")))
 
 
 def verify_worker_token(token: str) -> VerifiedToken | None:
@@ -253,14 +255,14 @@ def verify_worker_token(token: str) -> VerifiedToken | None:
     # On the session's connection (same transaction, which the request's
     # write may continue), not through Session.execute: a Core SELECT of
     # plain columns needs none of the ORM's per-statement work.
-    row = db.session.connection().execute(_TOKEN_BY_HASH, {"digest": digest}).first()
+    row = _TOKEN_BY_HASH.first(db.session.connection(), {"digest": digest})
     mark_read_only_transaction()  # the request's write may continue this transaction
-    if row is None or row.revoked_at is not None:
+    if row is None or row["revoked_at"] is not None:
         return None
     # The lookup is by hash already; compare again in constant time anyway.
-    if not hmac.compare_digest(row.token_hash, digest):
+    if not hmac.compare_digest(row["token_hash"], digest):
         return None
-    return VerifiedToken(id=row.id, name=row.name, last_used_at=row.last_used_at)
+    return VerifiedToken(id=row["id"], name=row["name"], last_used_at=row["last_used_at"])
 
 
 #: ``last_used_at`` is written at most this often per token (seconds), so

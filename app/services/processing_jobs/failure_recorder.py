@@ -8,18 +8,14 @@ pipelines depend on; :class:`SQLAlchemyFailureRecorder` stores failures in the
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import uuid
-from datetime import datetime
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
-import sqlalchemy as sa
-
 from app.errors import FieldError, field_error
 from app.extensions import db
-from app.models import JobFailure, JobStatus, ProcessingJob
+from app.models import JobStatus
 from app.models.job_status import can_transition
 from app.models.types import utcnow
 from app.services.failure_groups.recorded import RecordedFailure
@@ -40,10 +36,10 @@ from app.services.json_values import (
     refuse_json_constant,
 )
 from app.services.processing_jobs.errors import InvalidFailurePayloadError, InvalidTransitionError, JobNotFoundError
+from app.services.processing_jobs.failure_rows import append_history, lock_job, set_failure
 from app.services.processing_jobs.locking import parse_job_id
 from app.services.processing_jobs.snapshot import JobSnapshot
-from app.services.processing_jobs.signals import note_recorded_failure
-from app.unit_of_work import require_write_transaction, write_transaction
+from app.unit_of_work import write_transaction
 
 
 class JSONText(str):
@@ -200,7 +196,10 @@ class SQLAlchemyFailureRecorder:
             raise InvalidFailurePayloadError(worker_errors)
         key = parse_job_id(job_id)
         with write_transaction():
-            job = _lock_job(key)
+            # One connection for the job's three statements: each
+            # ``db.session.connection()`` resolves the scoped session again.
+            connection = db.session.connection()
+            job = lock_job(connection, key)
             if job is None:
                 raise JobNotFoundError(job_id)
             current = job.job_status
@@ -211,13 +210,13 @@ class SQLAlchemyFailureRecorder:
             now = utcnow()
             # The attempt's start: a requeue clears the job's, the history keeps it.
             started_at = job.started_at
-            job = _set_failure(job, target, message, details, used_format, now)
+            job = set_failure(connection, job, target, message, details, used_format, now)
             failure = RecordedFailure(
                 id=uuid.uuid4(), job_id=job.id, job_type=job.job_type, status=target.value,
                 error_message=message, error_details=details, error_format=used_format, recorded_at=now,
                 worker_name=worker_name, worker_version=worker_version, started_at=started_at,
             )
-            _append_history(failure)
+            append_history(connection, failure)
             # In this transaction, under the job's row lock: a failure is
             # never stored without its groups, and their counts never drift.
             group_recorded_failure(failure, previous_status=current)
@@ -302,82 +301,6 @@ def _holds_failure(
         and job.error_format == used_format
         and json_equal(job.error_details, details)
     )
-
-
-#: The record path's statements on the job row, each built once (compiled
-#: forms cached by SQLAlchemy), with the values as parameters: Core rather
-#: than the ORM's load and unit of work, which on the record path cost more
-#: CPU than the statements themselves (docs/benchmarks.md, "The record path").
-_JOBS = ProcessingJob.__table__
-_LOCK_JOB = sa.select(*_JOBS.c).where(_JOBS.c.id == sa.bindparam("locked_job_id")).with_for_update()
-_UPDATE_FAILED_JOB = sa.update(_JOBS).where(_JOBS.c.id == sa.bindparam("locked_job_id"))
-
-
-def _lock_job(job_id: uuid.UUID) -> JobSnapshot | None:
-    """The job's row, locked for the rest of the transaction (``SELECT ...
-    FOR UPDATE`` on PostgreSQL; SQLite's ``BEGIN IMMEDIATE`` already holds
-    the one write lock), or ``None`` when no job has this id."""
-    require_write_transaction()
-    row = db.session.connection().execute(_LOCK_JOB, {"locked_job_id": job_id}).first()
-    return None if row is None else JobSnapshot(**row._mapping)
-
-
-def _set_failure(
-    job: JobSnapshot, target: JobStatus, message: str, details: Any, used_format: str | None, now: datetime
-) -> JobSnapshot:
-    """The job row: status, the failure, ``completed_at``; the acknowledgement
-    cleared. Returns the job as stored.
-
-    One :data:`_UPDATE_FAILED_JOB` (the row is locked by :func:`_lock_job`).
-    A ``ProcessingJob`` of this job that the session holds is expired, so it
-    reads the stored values on next use. ``updated_at`` is ``now``, like
-    ``completed_at``.
-    """
-    values = {
-        "status": target.value,
-        "error_message": message,
-        "error_format": used_format,
-        # Stored as given (None is SQL NULL); a new object each time, so no
-        # in-place edit of the job's previous details can leak into it.
-        "error_details": details,
-        "completed_at": now,
-        "acknowledged_at": None,  # a new failure needs attention again
-        "acknowledged_by": None,
-        "updated_at": now,
-    }
-    session = db.session()
-    session.connection().execute(_UPDATE_FAILED_JOB, {"locked_job_id": job.id, **values})
-    loaded = session.identity_map.get(session.identity_key(ProcessingJob, job.id))
-    if loaded is not None:
-        session.expire(loaded)
-    return dataclasses.replace(job, **values)
-
-
-#: The history row, one Core ``INSERT`` built once: an ORM ``JobFailure``
-#: flushed by the unit of work cost more CPU than the statement itself
-#: (docs/benchmarks.md, "The record path").
-_INSERT_FAILURE = sa.insert(JobFailure.__table__)
-
-
-def _append_history(failure: RecordedFailure) -> None:
-    """Insert ``failure`` into ``job_failures`` (the append-only history of
-    the job's failures) and note it for the metrics, counted if it commits."""
-    db.session.connection().execute(
-        _INSERT_FAILURE,
-        {
-            "id": failure.id,
-            "job_id": failure.job_id,
-            "status": failure.status,
-            "error_message": failure.error_message,
-            "error_details": failure.error_details,
-            "error_format": failure.error_format,
-            "recorded_at": failure.recorded_at,
-            "worker_name": failure.worker_name,
-            "worker_version": failure.worker_version,
-            "started_at": failure.started_at,
-        },
-    )
-    note_recorded_failure(failure.status, failure.error_format, failure.error_details)
 
 
 def _parse_json_text(value: Any) -> Any:
