@@ -40,11 +40,11 @@ from app.models.failure_group import SEVERITY_ORDER, GroupState
 from app.services.failure_groups.daily import add_to_closed_days
 from app.services.failure_groups.recording import LAST_SEEN_RESOLUTION, failure_hits, touch_group
 from app.services.failure_groups.signals import note_metric
+from app.services.failure_groups.group_rows import create_group
 from app.services.failure_groups.write_statements import (
     GROUP_STATE_COLUMNS,
     SAMPLE_MESSAGE_MAX_LENGTH,
     Hit,
-    create_group,
     dialect_insert,
     hour_of,
     job_shard,

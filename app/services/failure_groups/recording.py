@@ -39,13 +39,12 @@ from app.services.failure_groups.lifecycle import SYSTEM_ACTOR, change_state, lo
 from app.services.failure_groups.recorded import RecordedFailure
 from app.services.failure_groups.signals import note_metric
 from app.services.failure_groups.states import is_regression
+from app.services.failure_groups.group_rows import create_group, group_for
 from app.services.failure_groups.write_statements import (
     SAMPLE_MESSAGE_MAX_LENGTH,
     Hit,
     add_occurrence,
     add_to_counter,
-    create_group,
-    group_for,
     on_postgresql,
     random_shard,
     end_current_statement,

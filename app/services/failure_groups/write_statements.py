@@ -3,10 +3,10 @@
 What :mod:`app.services.failure_groups.recording` runs to write one
 occurrence: on PostgreSQL one statement (:func:`record_in_group`, the
 occurrence, the counter and the hourly rollup as data-modifying CTEs); on
-SQLite a few plain statements (:func:`group_for`, :func:`add_occurrence`).
-Group creation (:func:`create_group`) is ``INSERT ... ON CONFLICT DO
-NOTHING`` on both. Everything runs in the caller's transaction and never
-commits.
+SQLite a few plain statements (:func:`add_occurrence`, and
+:func:`app.services.failure_groups.group_rows.group_for`, which finds or
+creates the group row on both). Everything runs in the caller's
+transaction and never commits.
 """
 
 from __future__ import annotations
@@ -25,11 +25,9 @@ from sqlalchemy.dialects import postgresql, sqlite
 from app.extensions import db
 from app.models import JobFailure, ProcessingJob
 from app.models.failure_group import COUNTER_SHARDS, SEVERITY_ORDER
-from app.models.failure_group import FailureGroup, FailureGroupCount, FailureGroupEvent, FailureGroupHourly
-from app.models.failure_group import FailureOccurrence, GroupState, GroupSubstate, is_current_condition
+from app.models.failure_group import FailureGroup, FailureGroupCount, FailureGroupHourly
+from app.models.failure_group import FailureOccurrence, is_current_condition
 from app.services.failure_groups.fingerprint import GroupKey
-from app.services.failure_groups.lifecycle import SYSTEM_ACTOR
-from app.services.failure_groups.signals import note_metric
 
 #: Longest ``sample_message`` kept on a group, in characters.
 SAMPLE_MESSAGE_MAX_LENGTH = 1000
@@ -353,69 +351,3 @@ def add_occurrence(
     db.session.execute(sa.insert(occurrences).values(**occurrence))
     add_to_counter(counts, count_key, {"occurrences": 1, "jobs": int(new_job), "current_jobs": int(current)})
     add_to_counter(hourly, hour_key, {"occurrences": 1})
-
-
-def _find_group(version: int, fingerprint: str) -> sa.Row[Any] | None:
-    table = FailureGroup.__table__
-    return db.session.execute(
-        sa.select(*(table.c[name] for name in GROUP_STATE_COLUMNS))
-        .where(table.c.grouping_version == version, table.c.fingerprint == fingerprint)
-    ).one_or_none()
-
-
-def create_group(key: GroupKey, version: int, at: datetime) -> bool:
-    """Create the group of ``key`` unless it exists: ``INSERT ... ON
-    CONFLICT DO NOTHING``. A concurrent creator of the same group makes the
-    insert wait (PostgreSQL's unique index; SQLite has one writer) and then
-    do nothing, so both end up with the one row. Returns whether this call
-    created it (and then adds its ``created`` timeline event)."""
-    table = FailureGroup.__table__
-    inserted = db.session.execute(
-        dialect_insert(table)
-        .values(
-            grouping_version=version,
-            fingerprint=key.fingerprint,
-            title=key.title,
-            code=key.code,
-            pointer_pattern=key.pointer_pattern,
-            entity_type=key.entity_type,
-            sample_message=key.message[:SAMPLE_MESSAGE_MAX_LENGTH],
-            severity=key.severity,
-            state=GroupState.UNRESOLVED.value,
-            substate=GroupSubstate.NEW.value,
-            first_seen=at,
-            last_seen=at,
-            state_changed_at=at,
-        )
-        .on_conflict_do_nothing(index_elements=["grouping_version", "fingerprint"])
-        .returning(table.c.id)
-    ).scalar()
-    if inserted is None:
-        return False
-    db.session.add(
-        FailureGroupEvent(
-            group_id=inserted,
-            at=at,
-            actor=SYSTEM_ACTOR,
-            reason="created",
-            from_state=None,
-            to_state=GroupState.UNRESOLVED.value,
-            to_substate=GroupSubstate.NEW.value,
-        )
-    )
-    note_metric("created")
-    return True
-
-
-def group_for(key: GroupKey, version: int, at: datetime) -> tuple[sa.Row[Any], bool]:
-    """The group of ``key`` (its :data:`GROUP_STATE_COLUMNS`) and whether it
-    was created now: a ``SELECT``
-    (the common case: one statement), else :func:`create_group` and a
-    ``SELECT`` (which sees the row, ours or the concurrent creator's)."""
-    group = _find_group(version, key.fingerprint)
-    if group is not None:
-        return group, False
-    created = create_group(key, version, at)
-    group = _find_group(version, key.fingerprint)
-    assert group is not None
-    return group, created
