@@ -170,7 +170,8 @@ def test_worker_text_is_bidi_isolated_on_every_page(client, app):
     response = client.post(f"/jobs/{job_id}/acknowledge", data={"csrf_token": token})
     assert_isolated(client.get(response.headers["Location"]).get_data(as_text=True), RLO_TEXT)  # the flash
     form = {"csrf_token": token, "op": "requeue:filter", "q": RLO_TEXT, "acknowledged": "include"}
-    client.post("/jobs/bulk/confirm", data=form)
+    question = client.post("/jobs/bulk", data=form)
+    client.post(question.headers["Location"] + "/run", data={"csrf_token": token})
     html = client.get("/admin/audit").get_data(as_text=True)
     assert_isolated(html, RLO_TEXT)  # the filter's chips
 
