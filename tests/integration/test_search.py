@@ -173,6 +173,19 @@ def test_an_id_that_no_job_has_finds_nothing(client, jobs):
     assert "No jobs match this filter." in response.get_data(as_text=True)
 
 
+@pytest.mark.parametrize("prefix", ["eda1c0a", "abcdefa", "ABCDEFA"])
+def test_a_seven_character_id_prefix_says_eight_are_needed(client, jobs, prefix):
+    html = client.get(f"/search?q={prefix}", follow_redirects=True).get_data(as_text=True)
+    assert shown_ids(html) == []
+    assert "A job is found by its id from its first 8 characters on" in html
+    assert f"<bdi>{prefix}</bdi> was searched as text" in html
+
+
+def test_a_short_word_of_hex_letters_gets_no_id_hint(client, jobs):
+    html = client.get("/search?q=decade", follow_redirects=True).get_data(as_text=True)
+    assert "No jobs match this filter." in html and "first 8 characters" not in html
+
+
 def test_an_empty_search_opens_the_list(client):
     for query in ("", "?q=", "?q=+++"):
         response = client.get(f"/search{query}")
