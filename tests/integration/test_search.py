@@ -241,3 +241,70 @@ def test_postgresql_serves_the_search_from_the_trigram_index(app_ctx, backend):
         connection.execute(sa.text("SET LOCAL enable_seqscan = off"))
         plan = "\n".join(row[0] for row in connection.execute(sa.text(f"EXPLAIN {compiled}")))
     assert "ix_processing_jobs_search_text" in plan, plan
+
+
+# -- earlier failures (job_failures) ---------------------------------------------------
+
+
+def _failed_then_requeued(document_id: str, message: str, details: dict | None = None) -> str:
+    from app.registry import get_failure_recorder
+    from app.services.processing_jobs.lifecycle import create_job, requeue_job, start_job
+
+    job = create_job(document_id)
+    start_job(job.id)
+    if details is None:
+        get_failure_recorder().record_failure(job.id, message)
+    else:
+        get_failure_recorder().record_validation_failure(job.id, message, details)
+    requeue_job(job.id)  # clears the job's own message and details
+    return str(job.id)
+
+
+@pytest.fixture
+def requeued(app) -> dict[str, str]:
+    with app.app_context():
+        return {
+            "timeout": _failed_then_requeued("doc-requeued-1", "timeout talking to terminology-server-7"),
+            "item": _failed_then_requeued("doc-requeued-2", "1 error", {"errors": [
+                item("code.unknown_loinc", message="LOINC 99999-9 is retired", pointer="/entities/3/code",
+                     entity={"type": "Observation", "index": 3, "code": "99999-9"})]}),
+            "current": make_job("doc-still-failing", message="timeout talking to terminology-server-7"),
+        }
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("terminology-server-7", {"timeout", "current"}),
+    ("TERMINOLOGY-SERVER", {"timeout", "current"}),
+    ("99999-9", {"item"}),             # an item's entity code, in a failure before the requeue
+    ("code.unknown_loinc", {"item"}),  # its code
+    ("retired", {"item"}),             # its message
+    ("doc-requeued-1", {"timeout"}),   # the document id, on the job
+    ("no such text", set()),
+])
+def test_a_search_finds_jobs_by_their_earlier_failures(client, requeued, text, expected):
+    names = {job_id: name for name, job_id in requeued.items()}
+    api = client.get(f"{API}?q={quote(text)}&status=all")
+    assert api.status_code == 200
+    assert {names[job["id"]] for job in api.get_json()["items"] if job["id"] in names} == expected
+    html = client.get(f"/jobs?q={quote(text)}&status=all&acknowledged=include").get_data(as_text=True)
+    assert {names[i] for i in shown_ids(html) if i in names} == expected
+
+
+def test_a_row_found_only_by_an_earlier_failure_says_so(client, requeued):
+    html = client.get("/search?q=terminology-server-7", follow_redirects=True).get_data(as_text=True)
+    rows = {job_id: row for job_id, row in re.findall(
+        r'<tr class="job[^"]*">.*?<code class="job-id"[^>]*>([0-9a-f-]{36})</code>(.*?)</tr>', html, re.S)}
+    assert set(rows) == {requeued["timeout"], requeued["current"]}
+    assert "matched an earlier failure" in rows[requeued["timeout"]]
+    assert "matched an earlier failure" not in rows[requeued["current"]]
+
+
+def test_postgresql_serves_the_earlier_failures_from_their_trigram_index(app_ctx, backend):
+    if backend != "postgresql":
+        return  # SQLite scans (the same results, above)
+    statement = sa.select(ProcessingJob.id).where(*JobFilter(text="terminology").where())
+    compiled = statement.compile(db.engine, compile_kwargs={"literal_binds": True})
+    with db.engine.begin() as connection:
+        connection.execute(sa.text("SET LOCAL enable_seqscan = off"))
+        plan = "\n".join(row[0] for row in connection.execute(sa.text(f"EXPLAIN {compiled}")))
+    assert "ix_job_failures_search_text" in plan and "ix_processing_jobs_search_text" in plan, plan

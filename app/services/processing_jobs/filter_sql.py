@@ -1,7 +1,8 @@
 """The SQL the job filter's search and error-code conditions become, per backend.
 
 :class:`error_details_has_code` (the ``error_code`` filter) and
-:class:`job_text_matches` (the ``q`` search) are SQL constructs with one
+:class:`job_text_matches` and :class:`failure_text_matches` (the ``q``
+search: a job's current text, and its recorded failures) are SQL constructs with one
 meaning each, compiled per backend so that
 :meth:`~app.services.processing_jobs.job_filter.JobFilter.where` stays
 backend-neutral; :func:`id_prefix_range` reads a search term as a job id
@@ -133,9 +134,51 @@ def _text_matches_postgresql(element: job_text_matches, compiler: SQLCompiler, *
     return "(" + compiler.process(search_text.like(sa.func.lower(pattern), escape="\\"), **kw) + ")"
 
 
+class failure_text_matches(FunctionElement[bool]):  # noqa: N801 (named like the SQL it stands for)
+    """SQL condition: a recorded failure's searchable text (a ``job_failures``
+    row: its message and error items, as :class:`job_text_matches` reads
+    them, without a document id) holds a LIKE pattern, case-insensitively.
+
+    Built as ``failure_text_matches(error_message, error_details, pattern)``.
+    Compiled per backend:
+
+    * PostgreSQL: ``lower(job_search_text(NULL::text, error_message,
+      error_details)) LIKE lower(pattern)``, the expression of the trigram
+      GIN index ``ix_job_failures_search_text`` (migration 0016);
+    * SQLite: the same fields tested one by one -- a scan.
+    """
+
+    type = sa.Boolean()
+    name = "failure_text_matches"
+    inherit_cache = True
+
+
+@compiles(failure_text_matches, "postgresql")
+def _failure_text_matches_postgresql(element: failure_text_matches, compiler: SQLCompiler, **kw: Any) -> str:
+    message, details, pattern = element.clauses
+    # Spelled as the index's expression: only then does the index serve it.
+    text = sa.func.lower(sa.func.job_search_text(sa.cast(sa.null(), sa.Text), message, details))
+    return "(" + compiler.process(text.like(sa.func.lower(pattern), escape="\\"), **kw) + ")"
+
+
+@compiles(failure_text_matches, "sqlite")
+def _failure_text_matches_sqlite(element: failure_text_matches, compiler: SQLCompiler, **kw: Any) -> str:
+    message, details, pattern = element.clauses
+    return "(" + compiler.process(_fields_match_sqlite([message], details, pattern), **kw) + ")"
+
+
 @compiles(job_text_matches, "sqlite")
 def _text_matches_sqlite(element: job_text_matches, compiler: SQLCompiler, **kw: Any) -> str:
     document_id, message, details, pattern = element.clauses
+    # Parenthesised: SQLite's compiler may append "= 1" to a boolean function.
+    return "(" + compiler.process(_fields_match_sqlite([document_id, message], details, pattern), **kw) + ")"
+
+
+def _fields_match_sqlite(
+    columns: list[sa.ColumnElement[Any]], details: sa.ColumnElement[Any], pattern: sa.ColumnElement[Any]
+) -> sa.ColumnElement[bool]:
+    """SQLite: one of ``columns`` or of the searched fields of the items of
+    ``details`` is ILIKE ``pattern`` (escaped with ``\\``)."""
     # The listing rule; CASE, not AND: SQLite does not promise to evaluate
     # AND left to right, and json_extract() raises on text that is no JSON object.
     items_json = sa.case(
@@ -152,15 +195,12 @@ def _text_matches_sqlite(element: job_text_matches, compiler: SQLCompiler, **kw:
              sa.case((sa.func.json_type(item.c.value, json_path) == "text", sa.func.json_extract(item.c.value, json_path)))),
         )
 
-    condition = sa.or_(
-        document_id.ilike(pattern, escape="\\"),
-        message.ilike(pattern, escape="\\"),
+    return sa.or_(
+        *(column.ilike(pattern, escape="\\") for column in columns),
         sa.exists().select_from(item).where(
             sa.or_(*(field(path).ilike(pattern, escape="\\") for path in SEARCHED_ITEM_FIELDS))
         ),
     )
-    # Parenthesised: SQLite's compiler may append "= 1" to a boolean function.
-    return "(" + compiler.process(condition, **kw) + ")"
 
 
 #: Fewest hex digits of a job id prefix the search treats as an id.
