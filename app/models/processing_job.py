@@ -29,7 +29,9 @@ POSTGRESQL_ONLY = {("column", "search_text"), ("index", "ix_processing_jobs_sear
 #: And the GIN index of the audit rows' ``job_ids`` (migration 0014), and
 #: the trigram index of the failures' text (migration 0016).
 POSTGRESQL_ONLY_INDEXES = {("index", "ix_failure_groups_title_trgm"), ("index", "ix_audit_events_job_ids"),
-                           ("index", "ix_job_failures_search_text")}
+                           ("index", "ix_job_failures_search_text"),
+                           # document_id text_pattern_ops (migration 0017): the document prefix filter.
+                           ("index", "ix_processing_jobs_document_id_pattern")}
 
 
 #: PostgreSQL partitions of the summary rollups (migration 0014, one per

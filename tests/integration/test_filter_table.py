@@ -56,6 +56,7 @@ SAMPLES: dict[str, tuple[dict[str, str], set[str]]] = {
     "error_code": ({"error_code": "x.one"}, {"doc-a"}),
     "q": ({"q": "BETA"}, {"doc-b"}),
     "document_id": ({"document_id": "doc-a"}, {"doc-a"}),
+    "document_id_prefix": ({"document_id_prefix": "doc-c"}, {"doc-c"}),
     "job_type": ({"job_type": "ocr"}, {"doc-b"}),
     # The failure group of code x.two (its id is known once the jobs are stored).
     "group": ({"group": "<group of x.two>"}, {"doc-b", "doc-c"}),

@@ -102,7 +102,8 @@ def test_the_group_migrations_follow_the_search_one_and_go_down_cleanly(empty_da
     assert script.get_revision("0014_job_history_links").down_revision == "0013_group_hourly_cover"
     assert script.get_revision("0015_job_rollups").down_revision == "0014_job_history_links"
     assert script.get_revision("0016_failure_search").down_revision == "0015_job_rollups"
-    assert script.get_heads() == ["0016_failure_search"]
+    assert script.get_revision("0017_document_prefix").down_revision == "0016_failure_search"
+    assert script.get_heads() == ["0017_document_prefix"]
     app = create_app({"SQLALCHEMY_DATABASE_URI": empty_database_url, "TESTING": True})
     with app.app_context():
         def tables() -> set[str]:

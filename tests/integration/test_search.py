@@ -308,3 +308,53 @@ def test_postgresql_serves_the_earlier_failures_from_their_trigram_index(app_ctx
         connection.execute(sa.text("SET LOCAL enable_seqscan = off"))
         plan = "\n".join(row[0] for row in connection.execute(sa.text(f"EXPLAIN {compiled}")))
     assert "ix_job_failures_search_text" in plan and "ix_processing_jobs_search_text" in plan, plan
+
+
+# -- the document prefix filter (document_id_prefix) ------------------------------------
+
+
+@pytest.fixture
+def documents(app) -> dict[str, str]:
+    with app.app_context():
+        return {name: make_job(name) for name in (
+            "ref-2026-001", "ref-2026-002", "REF-2026-003", "ref-2027-001", "ref_2026%x", "ref-2026",
+            "préfixe-1", "xref-2026-001")}
+
+
+@pytest.mark.parametrize(("prefix", "expected"), [
+    ("ref-2026", {"ref-2026-001", "ref-2026-002", "ref-2026"}),  # case-sensitive: not REF-2026-003
+    ("REF-", {"REF-2026-003"}),
+    ("ref-2026-001", {"ref-2026-001"}),
+    ("ref_", {"ref_2026%x"}),                  # "_" is not a wildcard
+    ("ref_2026%", {"ref_2026%x"}),             # nor "%"
+    ("ref%", set()),
+    ("pré", {"préfixe-1"}),
+    ("nothing", set()),
+])
+def test_the_document_prefix_keeps_ids_starting_with_it_on_both_databases(client, documents, prefix, expected):
+    names = {job_id: name for name, job_id in documents.items()}
+    api = client.get(f"{API}?document_id_prefix={quote(prefix)}&status=all")
+    assert api.status_code == 200
+    assert {names[job["id"]] for job in api.get_json()["items"]} == expected
+    html = client.get(f"/jobs?document_id_prefix={quote(prefix)}&status=all").get_data(as_text=True)
+    assert {names[i] for i in shown_ids(html)} == expected
+    # The exact filter is unchanged beside it.
+    exact = client.get(f"{API}?document_id=ref-2026&status=all").get_json()["items"]
+    assert [names[job["id"]] for job in exact] == ["ref-2026"]
+
+
+def test_the_document_prefix_is_a_chip_and_a_field_of_the_form(client, documents):
+    html = client.get("/jobs?document_id_prefix=ref-2026&status=all").get_data(as_text=True)
+    assert re.search(r'name="document_id_prefix" value="ref-2026"', html)
+    assert "document starts with" in html
+
+
+def test_postgresql_serves_the_document_prefix_from_a_btree_range(app_ctx, backend):
+    if backend != "postgresql":
+        return  # SQLite scans (the same results, above)
+    statement = sa.select(ProcessingJob.id).where(*JobFilter(document_prefix="ref-2026").where())
+    compiled = statement.compile(db.engine, compile_kwargs={"literal_binds": True})
+    with db.engine.begin() as connection:
+        connection.execute(sa.text("SET LOCAL enable_seqscan = off"))
+        plan = "\n".join(row[0] for row in connection.execute(sa.text(f"EXPLAIN {compiled}")))
+    assert "ix_processing_jobs_document_id_pattern" in plan and "~>=~" in plan, plan
