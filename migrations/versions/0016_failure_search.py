@@ -2,16 +2,19 @@
 
 A requeue clears a job's error message and details (and so its
 ``search_text``, migration 0008), but ``job_failures`` keeps every failure.
-This adds a trigram GIN index over the same text of each failure (the
-message and the error items' message, code, pointer, entity type and code,
-through 0008's ``job_search_text``, without a document id):
-``lower(job_search_text(NULL::text, error_message, error_details))``, which
-``failure_text_matches`` (app/services/processing_jobs/filter_sql.py)
-spells the same way so that PostgreSQL serves it from the index.
+This gives each failure the same stored, lower-cased search text
+(``job_failures.search_text``: the message and the error items' message,
+code, pointer, entity type and code, through 0008's ``job_search_text``,
+without a document id) and a trigram GIN index on it, which
+``failure_text_matches`` (app/services/processing_jobs/filter_sql.py) reads.
 
-An expression index, not a stored column: the table is not rewritten, and
-the model (shared with SQLite) is unchanged. Each recorded failure updates
-it (GIN's pending list batches that). SQLite: nothing (the search scans).
+A stored column rather than an index on the expression, for the reason
+0008 gives (docs/benchmarks.md, "An expression index was not enough"): a
+trigram index is lossy, and each candidate's recheck would recompute the
+text from the JSON (about 25 us a row). Adding the column rewrites
+``job_failures`` once, under its lock. Each recorded failure computes the
+text and updates the index (GIN's pending list batches that). SQLite:
+nothing (the search scans); the column is left out of the model, as 0008's.
 
 Revision ID: 0016_failure_search
 Revises: 0015_job_rollups
@@ -31,12 +34,14 @@ def upgrade():
     if op.get_bind().dialect.name != "postgresql":
         return
     op.execute(
-        f"CREATE INDEX {INDEX} ON job_failures "
-        "USING gin (lower(job_search_text(NULL::text, error_message, error_details)) gin_trgm_ops)"
+        "ALTER TABLE job_failures ADD COLUMN search_text text GENERATED ALWAYS AS "
+        "(lower(job_search_text(NULL::text, error_message, error_details))) STORED"
     )
+    op.execute(f"CREATE INDEX {INDEX} ON job_failures USING gin (search_text gin_trgm_ops)")
 
 
 def downgrade():
     if op.get_bind().dialect.name != "postgresql":
         return
     op.execute(f"DROP INDEX IF EXISTS {INDEX}")
+    op.execute("ALTER TABLE job_failures DROP COLUMN IF EXISTS search_text")

@@ -142,9 +142,10 @@ class failure_text_matches(FunctionElement[bool]):  # noqa: N801 (named like the
     Built as ``failure_text_matches(error_message, error_details, pattern)``.
     Compiled per backend:
 
-    * PostgreSQL: ``lower(job_search_text(NULL::text, error_message,
-      error_details)) LIKE lower(pattern)``, the expression of the trigram
-      GIN index ``ix_job_failures_search_text`` (migration 0016);
+    * PostgreSQL: ``job_failures.search_text LIKE lower(pattern)``, the
+      stored ``lower(job_search_text(NULL::text, error_message,
+      error_details))`` of migration 0016, served by its trigram GIN index
+      ``ix_job_failures_search_text``;
     * SQLite: the same fields tested one by one -- a scan.
     """
 
@@ -155,10 +156,11 @@ class failure_text_matches(FunctionElement[bool]):  # noqa: N801 (named like the
 
 @compiles(failure_text_matches, "postgresql")
 def _failure_text_matches_postgresql(element: failure_text_matches, compiler: SQLCompiler, **kw: Any) -> str:
-    message, details, pattern = element.clauses
-    # Spelled as the index's expression: only then does the index serve it.
-    text = sa.func.lower(sa.func.job_search_text(sa.cast(sa.null(), sa.Text), message, details))
-    return "(" + compiler.process(text.like(sa.func.lower(pattern), escape="\\"), **kw) + ")"
+    message, _details, pattern = element.clauses
+    # The stored text of migration 0016, a column of the same table as
+    # error_message; not in the model, which SQLite shares.
+    search_text = sa.sql.expression.ColumnClause("search_text", sa.Text, _selectable=message.table)
+    return "(" + compiler.process(search_text.like(sa.func.lower(pattern), escape="\\"), **kw) + ")"
 
 
 @compiles(failure_text_matches, "sqlite")
