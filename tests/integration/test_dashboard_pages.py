@@ -373,7 +373,7 @@ def test_the_entities_csv_is_offered_only_when_the_filter_can_match_a_completed_
 
 def test_the_exact_filters_and_the_search_say_how_they_match(client):
     html = client.get("/jobs").get_data(as_text=True)
-    assert "Error code and document match the whole value; use the search box for part of an id or code." in html
+    assert ('Error code and document match the whole value, "Document starts with" its beginning; '
+            "use the search box for part of an id or code.") in html_lib.unescape(html)
     assert html.count('aria-describedby="exact-match-hint"') == 2
-    assert "errors cleared by a requeue are in the job&#39;s history" in html or \
-        "errors cleared by a requeue are in the job's history" in html
+    assert "earlier failures cleared by a requeue included" in html
