@@ -114,8 +114,6 @@ def list_jobs() -> str | Response:
         page=page,
         # Only failures can be requeued or acknowledged: only they get a box.
         selectable={job.id for job in page.jobs if may_act and job.job_status in FAILURE_STATUSES},
-        # Why a search found a job whose current failure does not hold the text.
-        found_earlier=pagination.found_by_earlier_failure(job_filter, [job.id for job in page.jobs]),
         can_act=may_act,
         now=utcnow(),
         heading=list_heading(

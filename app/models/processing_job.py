@@ -27,12 +27,8 @@ POSTGRESQL_ONLY = {("column", "search_text"), ("index", "ix_processing_jobs_sear
 #: The same for other tables: the trigram index of the failure groups'
 #: titles (migration 0009), which the header search uses.
 #: And the GIN index of the audit rows' ``job_ids`` (migration 0014), and
-#: the trigram index of the failures' text (migration 0016; its stored
-#: ``job_failures.search_text`` is covered by ``("column", "search_text")``
-#: above, the hook comparing names only).
+#: the document id's text_pattern_ops btree (migration 0016_document_prefix).
 POSTGRESQL_ONLY_INDEXES = {("index", "ix_failure_groups_title_trgm"), ("index", "ix_audit_events_job_ids"),
-                           ("index", "ix_job_failures_search_text"),
-                           # document_id text_pattern_ops (migration 0017): the document prefix filter.
                            ("index", "ix_processing_jobs_document_id_pattern")}
 
 

@@ -72,27 +72,3 @@ def test_the_selected_jobs_question_acts_once_and_lands_on_a_get(site, browser, 
     page.reload()
     expect(page.locator(".flash-success")).to_have_count(0)
     context.close()
-
-
-@pytest.mark.parametrize("javascript", [True, False], ids=["js-on", "js-off"])
-def test_the_header_search_finds_a_requeued_job_by_its_old_error_and_says_why(app, site, browser, javascript):  # noqa: F811
-    context = browser.new_context(java_script_enabled=javascript, viewport={"width": 1400, "height": 900})
-    page = context.new_page()
-    _sign_in(page, site)
-    # A job failing on the ICD-10-CM code, requeued from its page: its current error is gone.
-    page.goto(f"{site}/jobs?error_code=code.unknown_icd10cm")
-    row = page.locator("table.jobs tr.job").first
-    document = row.locator("td.document").inner_text()
-    row.locator("td.document a").click()
-    page.locator("a.inline-action:has-text('Requeue')").click()
-    page.locator("form.confirm button[type=submit]").click()
-    expect(page.locator(".flash-success")).to_contain_text("Requeued")
-    # By the old error's code: still found, with why.
-    search = page.locator("header input[type=search]")
-    search.fill("code.unknown_icd10cm")
-    search.press("Enter")
-    found = page.locator("table.jobs tr.job").filter(has=page.locator("td.document", has_text=document))
-    expect(found).to_have_count(1)
-    expect(found.locator(".found-earlier")).to_have_text("matched an earlier failure")
-    expect(found.locator(".badge.status-pending")).to_have_count(1)
-    context.close()

@@ -376,4 +376,5 @@ def test_the_exact_filters_and_the_search_say_how_they_match(client):
     assert ('Error code and document match the whole value, "Document starts with" its beginning; '
             "use the search box for part of an id or code.") in html_lib.unescape(html)
     assert html.count('aria-describedby="exact-match-hint"') == 2
-    assert "earlier failures cleared by a requeue included" in html
+    assert "errors cleared by a requeue are in the job&#39;s history" in html or \
+        "errors cleared by a requeue are in the job's history" in html

@@ -101,24 +101,16 @@ def test_the_group_migrations_follow_the_search_one_and_go_down_cleanly(empty_da
     assert script.get_revision("0013_group_hourly_cover").down_revision == "0012_procrastinate"
     assert script.get_revision("0014_job_history_links").down_revision == "0013_group_hourly_cover"
     assert script.get_revision("0015_job_rollups").down_revision == "0014_job_history_links"
-    assert script.get_revision("0016_failure_search").down_revision == "0015_job_rollups"
-    assert script.get_revision("0017_document_prefix").down_revision == "0016_failure_search"
-    assert script.get_heads() == ["0017_document_prefix"]
+    assert script.get_revision("0016_document_prefix").down_revision == "0015_job_rollups"
+    assert script.get_heads() == ["0016_document_prefix"]
     app = create_app({"SQLALCHEMY_DATABASE_URI": empty_database_url, "TESTING": True})
     with app.app_context():
         def tables() -> set[str]:
             return set(sa.inspect(db.engine).get_table_names())
 
-        def failure_indexes() -> set[str]:
-            return {i["name"] for i in sa.inspect(db.engine).get_indexes("job_failures")}
-
         upgrade()
         assert GROUP_TABLES | BULK_TABLES <= tables()
         is_postgresql = db.engine.dialect.name == "postgresql"
-        assert ("ix_job_failures_search_text" in failure_indexes()) is is_postgresql
-        downgrade(revision="0015_job_rollups")
-        assert "ix_job_failures_search_text" not in failure_indexes()
-        upgrade()
         assert ("procrastinate_jobs" in tables()) is is_postgresql
         downgrade(revision="0011_entity_value")
         assert not {t for t in tables() if t.startswith("procrastinate_")}

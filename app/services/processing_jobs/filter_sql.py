@@ -1,8 +1,7 @@
 """The SQL the job filter's search and error-code conditions become, per backend.
 
 :class:`error_details_has_code` (the ``error_code`` filter) and
-:class:`job_text_matches` and :class:`failure_text_matches` (the ``q``
-search: a job's current text, and its recorded failures) are SQL constructs with one
+:class:`job_text_matches` (the ``q`` search) are SQL constructs with one
 meaning each, compiled per backend so that
 :meth:`~app.services.processing_jobs.job_filter.JobFilter.where` stays
 backend-neutral; :func:`id_prefix_range` reads a search term as a job id
@@ -134,53 +133,9 @@ def _text_matches_postgresql(element: job_text_matches, compiler: SQLCompiler, *
     return "(" + compiler.process(search_text.like(sa.func.lower(pattern), escape="\\"), **kw) + ")"
 
 
-class failure_text_matches(FunctionElement[bool]):  # noqa: N801 (named like the SQL it stands for)
-    """SQL condition: a recorded failure's searchable text (a ``job_failures``
-    row: its message and error items, as :class:`job_text_matches` reads
-    them, without a document id) holds a LIKE pattern, case-insensitively.
-
-    Built as ``failure_text_matches(error_message, error_details, pattern)``.
-    Compiled per backend:
-
-    * PostgreSQL: ``job_failures.search_text LIKE lower(pattern)``, the
-      stored ``lower(job_search_text(NULL::text, error_message,
-      error_details))`` of migration 0016, served by its trigram GIN index
-      ``ix_job_failures_search_text``;
-    * SQLite: the same fields tested one by one -- a scan.
-    """
-
-    type = sa.Boolean()
-    name = "failure_text_matches"
-    inherit_cache = True
-
-
-@compiles(failure_text_matches, "postgresql")
-def _failure_text_matches_postgresql(element: failure_text_matches, compiler: SQLCompiler, **kw: Any) -> str:
-    message, _details, pattern = element.clauses
-    # The stored text of migration 0016, a column of the same table as
-    # error_message; not in the model, which SQLite shares.
-    search_text = sa.sql.expression.ColumnClause("search_text", sa.Text, _selectable=message.table)
-    return "(" + compiler.process(search_text.like(sa.func.lower(pattern), escape="\\"), **kw) + ")"
-
-
-@compiles(failure_text_matches, "sqlite")
-def _failure_text_matches_sqlite(element: failure_text_matches, compiler: SQLCompiler, **kw: Any) -> str:
-    message, details, pattern = element.clauses
-    return "(" + compiler.process(_fields_match_sqlite([message], details, pattern), **kw) + ")"
-
-
 @compiles(job_text_matches, "sqlite")
 def _text_matches_sqlite(element: job_text_matches, compiler: SQLCompiler, **kw: Any) -> str:
     document_id, message, details, pattern = element.clauses
-    # Parenthesised: SQLite's compiler may append "= 1" to a boolean function.
-    return "(" + compiler.process(_fields_match_sqlite([document_id, message], details, pattern), **kw) + ")"
-
-
-def _fields_match_sqlite(
-    columns: list[sa.ColumnElement[Any]], details: sa.ColumnElement[Any], pattern: sa.ColumnElement[Any]
-) -> sa.ColumnElement[bool]:
-    """SQLite: one of ``columns`` or of the searched fields of the items of
-    ``details`` is ILIKE ``pattern`` (escaped with ``\\``)."""
     # The listing rule; CASE, not AND: SQLite does not promise to evaluate
     # AND left to right, and json_extract() raises on text that is no JSON object.
     items_json = sa.case(
@@ -197,12 +152,15 @@ def _fields_match_sqlite(
              sa.case((sa.func.json_type(item.c.value, json_path) == "text", sa.func.json_extract(item.c.value, json_path)))),
         )
 
-    return sa.or_(
-        *(column.ilike(pattern, escape="\\") for column in columns),
+    condition = sa.or_(
+        document_id.ilike(pattern, escape="\\"),
+        message.ilike(pattern, escape="\\"),
         sa.exists().select_from(item).where(
             sa.or_(*(field(path).ilike(pattern, escape="\\") for path in SEARCHED_ITEM_FIELDS))
         ),
     )
+    # Parenthesised: SQLite's compiler may append "= 1" to a boolean function.
+    return "(" + compiler.process(condition, **kw) + ")"
 
 
 class text_starts_with(FunctionElement[bool]):  # noqa: N801 (named like the SQL it stands for)
@@ -216,7 +174,7 @@ class text_starts_with(FunctionElement[bool]):  # noqa: N801 (named like the SQL
 
     * PostgreSQL: ``column LIKE 'prefix%'`` (``%``, ``_`` and ``\\`` escaped),
       which a btree ``text_pattern_ops`` index serves as a range
-      (``ix_processing_jobs_document_id_pattern``, migration 0017);
+      (``ix_processing_jobs_document_id_pattern``, migration 0016_document_prefix);
     * SQLite: ``substr(column, 1, length(prefix)) = prefix`` -- a scan. Not
       LIKE: SQLite's LIKE ignores the case of ASCII letters.
 

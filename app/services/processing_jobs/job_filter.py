@@ -19,15 +19,13 @@ from enum import Enum, StrEnum
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.orm import aliased
 
-from app.models import FailureOccurrence, JobFailure, JobStatus, ProcessingJob
+from app.models import FailureOccurrence, JobStatus, ProcessingJob
 from app.models.types import JSONDocument
 from app.services.processing_jobs.filter_sql import (
     error_details_has_code,
     error_details_has_code_scanned,
     escape_like,
-    failure_text_matches,
     id_prefix_range,
     job_text_matches,
     text_starts_with,
@@ -173,10 +171,8 @@ class JobFilter:
             with it (:func:`id_prefix_range`: 8 to 32 hex digits) or whose
             searchable text holds it (:class:`job_text_matches`: document
             id, error message, and each error item's message, code, pointer
-            and entity type and code), case-insensitively, or the text of
-            one of its earlier failures (``job_failures``, the same fields
-            without the document id: :class:`failure_text_matches`).
-            Matched literally: ``%``, ``_`` and ``\\`` are not wildcards.
+            and entity type and code), case-insensitively. Matched
+            literally: ``%``, ``_`` and ``\\`` are not wildcards.
         document_id (``document_id``): exact document id, or ``None``.
         document_prefix (``document_id_prefix``): keep jobs whose document
             id starts with this (case-sensitive, literal: ``%`` and ``_``
@@ -236,43 +232,18 @@ class JobFilter:
         return conditions
 
     def text_condition(self) -> sa.ColumnElement[bool]:
-        """The SQL condition of :attr:`text` (see there); requires it to be set.
-
-        The job's id or current text matches, or the text of any failure it
-        ever had (``job_failures``: a requeue clears the job's own text,
-        not these): ``id IN (jobs whose current text matches UNION jobs of
-        failures whose text matches)``. On PostgreSQL each half is served
-        by its trigram GIN index (``ix_processing_jobs_search_text``,
-        ``ix_job_failures_search_text``) and the jobs are then read by
-        primary key; an OR of the two would make it scan every job. SQLite
-        scans both, with the same results.
-        """
-        assert self.text is not None
-        # The current text through an alias: the subquery must not
-        # correlate with the outer query's processing_jobs.
-        searched = aliased(ProcessingJob, name="searched_job")
-        earlier = sa.select(JobFailure.job_id).where(
-            failure_text_matches(JobFailure.error_message, JobFailure.error_details, self._pattern())
-        )
-        return ProcessingJob.id.in_(sa.union(sa.select(searched.id).where(self._current_text(searched)), earlier))
-
-    def current_text_condition(self) -> sa.ColumnElement[bool]:
-        """SQL: the job's own id or current text matches :attr:`text` (not
-        only an earlier failure). Requires :attr:`text` to be set."""
-        assert self.text is not None
-        return self._current_text(ProcessingJob)
-
-    def _pattern(self) -> sa.ColumnElement[str]:
-        assert self.text is not None
-        return sa.literal(f"%{escape_like(self.text)}%", sa.Text)
-
-    def _current_text(self, jobs: Any) -> sa.ColumnElement[bool]:
+        """The SQL condition of :attr:`text` (see there); requires it to be set."""
         assert self.text is not None
         matches: sa.ColumnElement[bool] = job_text_matches(
-            jobs.document_id, jobs.error_message, jobs.error_details, self._pattern()
+            ProcessingJob.document_id,
+            ProcessingJob.error_message,
+            ProcessingJob.error_details,
+            sa.literal(f"%{escape_like(self.text)}%", sa.Text),
         )
         ids = id_prefix_range(self.text)
-        return matches if ids is None else sa.or_(jobs.id.between(*ids), matches)
+        if ids is not None:
+            matches = sa.or_(ProcessingJob.id.between(*ids), matches)
+        return matches
 
 
 #: Every filter of :class:`JobFilter`, in order: ``(field name, spec, default)``.

@@ -151,18 +151,3 @@ def only_job_with_id_prefix(text: str) -> uuid.UUID | None:
         return None
     found = list(db.session.scalars(sa.select(ProcessingJob.id).where(ProcessingJob.id.between(*ids)).limit(2)))
     return found[0] if len(found) == 1 else None
-
-
-def found_by_earlier_failure(job_filter: JobFilter, job_ids: list[uuid.UUID]) -> set[uuid.UUID]:
-    """Of ``job_ids`` (a listed page of a search, at most a few hundred), those
-    the search (``job_filter.text``) found only through an earlier failure
-    (``job_failures``): their own id and current text do not match. Empty
-    without a search. One lookup of the listed ids by primary key, with the
-    same SQL rule the search uses, so it agrees with it on both databases.
-    """
-    if job_filter.text is None or not job_ids:
-        return set()
-    current = set(db.session.scalars(
-        sa.select(ProcessingJob.id).where(ProcessingJob.id.in_(job_ids), job_filter.current_text_condition())
-    ))
-    return set(job_ids) - current

@@ -6,14 +6,14 @@ app/services/processing_jobs/filter_sql.py) is served by a btree with
 the ids starting with the prefix. PostgreSQL only; SQLite scans (the same
 results: both compare characters, case-sensitively).
 
-Revision ID: 0017_document_prefix
-Revises: 0016_failure_search
+Revision ID: 0016_document_prefix
+Revises: 0015_job_rollups
 """
 
 from alembic import op
 
-revision = "0017_document_prefix"
-down_revision = "0016_failure_search"
+revision = "0016_document_prefix"
+down_revision = "0015_job_rollups"
 branch_labels = None
 depends_on = None
 
