@@ -161,21 +161,25 @@ def _selected_ids() -> list[str]:
 
 @bp.post("/jobs/bulk")
 @requires(Permission.ACT_ON_JOBS)
-def confirm_bulk_action() -> str:
-    """Confirmation page for an action on the selected jobs or on every job
-    matching the filter (whose selection it freezes, for
-    :func:`app.dashboard.bulk_views.run_bulk_action`). Changes no job."""
+def confirm_bulk_action() -> Response | str:
+    """Ask before an action on the selected jobs or on every job matching
+    the filter. Changes no job.
+
+    ``filter`` scope: freezes the selection
+    (:func:`app.services.bulk_actions.freeze_filter_selection`) and
+    redirects (303) to the frozen action's page, which asks with its exact
+    count, as the group-wide action does: a reload of the question re-reads
+    it and never re-sends the form (which would freeze a second selection).
+    ``selected`` scope: the question is this POST's answer (the ids, up to
+    :data:`MAX_SELECTED`, are too long for a URL); it freezes nothing, so a
+    reload only asks again.
+    """
     _require_csrf()
     action, scope = _operation()
+    if scope == "filter":
+        return _freeze_filter(action)
     filter_pairs = _filter_pairs()
     back = _back(href(url_for("dashboard.list_jobs"), filter_pairs))
-    if scope == "filter":
-        # Frozen with one INSERT ... SELECT: the page shows the exact count
-        # the action will work through, in batches (app/services/bulk_actions.py).
-        bulk = bulk_actions.freeze_filter_selection(
-            action, _form_filter(), _pairs_to_dict(filter_pairs), current_actor()
-        )
-        return render_template("groups/bulk_confirm.html", bulk=bulk, group=None, back=back)
     ids = _selected_ids()
     count = len(ids)
     # The question names what was ticked (the first few, one lookup each),
@@ -198,36 +202,50 @@ def confirm_bulk_action() -> str:
     )
 
 
+def _freeze_filter(action: str) -> Response:
+    """Freeze the jobs the form's filter matches that ``action`` would
+    change, with one INSERT ... SELECT (the page then shows the exact count
+    the action works through, in batches, writing each job's history link
+    in ``bulk_action_jobs``), and redirect (303) to its question."""
+    job_filter = _form_filter()
+    bulk = bulk_actions.freeze_filter_selection(
+        action, job_filter, _pairs_to_dict(_filter_pairs()), current_actor()
+    )
+    return redirect(url_for("dashboard.show_bulk_action", bulk_id=bulk.id), 303)
+
+
 @bp.post("/jobs/bulk/confirm")
 @requires(Permission.ACT_ON_JOBS)
 def apply_bulk_action() -> Response:
-    """Carry out a confirmed bulk action, say what it did, and audit it.
+    """Carry out a confirmed action on the selected jobs, say what it did,
+    and audit it.
 
-    The audit row (who, which filter or ids) is committed before the first
-    job changes; each job's own transaction then adds one to its count, so
-    the audit says exactly how many changes took effect.
+    The audit row (who, which ids) is committed before the first job
+    changes; each job's own transaction then adds one to its count, so the
+    audit says exactly how many changes took effect, and the job's history
+    finds it by the ids it names.
+
+    No page posts the ``filter`` scope here (its question is the frozen
+    action's page); a form that does is not carried out job by job (which
+    would leave no history link on the jobs): it freezes the selection and
+    redirects (303) to that question, like :func:`confirm_bulk_action`.
     """
     _require_csrf()
     action, scope = _operation()
+    if scope == "filter":
+        return _freeze_filter(action)
     filter_pairs = _filter_pairs()
     back = _back(href(url_for("dashboard.list_jobs"), filter_pairs))
     actor = current_actor()
-    if scope == "filter":
-        job_filter = _form_filter()
-        event_id = record_audit_event(
-            actor, f"jobs.{action}", {"scope": "filter", "query": _pairs_to_dict(filter_pairs)}, 0
-        )
-        result = actions.apply_to_filter(action, job_filter, actor, event_id)
-    else:
-        ids = _selected_ids()
-        event_id = record_audit_event(actor, f"jobs.{action}", {"scope": "selected", "job_ids": ids}, 0)
-        result = actions.apply_to_jobs(action, ids, actor, event_id)
+    ids = _selected_ids()
+    event_id = record_audit_event(actor, f"jobs.{action}", {"scope": "selected", "job_ids": ids}, 0)
+    result = actions.apply_to_jobs(action, ids, actor, event_id)
     refresh_summaries()
     message = f"{_DONE[action].capitalize()} {result.changed} {plural('job', result.changed)}"
     if result.skipped:
         message += f"; skipped {result.skipped} that no longer applied"
     flash(message + ".", "success")
-    return redirect(back)
+    return redirect(back, 303)
 
 
 def _pairs_to_dict(pairs: list[tuple[str, str]]) -> dict[str, list[str]]:

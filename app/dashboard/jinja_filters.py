@@ -50,18 +50,26 @@ from app.services.failure_groups.states import by_precedence
 from app.services.processing_jobs.filter_sql import ID_PREFIX_MIN_DIGITS
 
 _SHORT_ID = re.compile(r"(?=[^0-9]*[0-9])[0-9a-fA-F-]+\Z")
+_HEX_LETTERS = re.compile(r"[a-fA-F-]+\Z")
 
 
 def short_id_prefix(text: str | None) -> bool:
     """True when a search term looks like the start of a job id that is too short to be read as one.
 
     Hex digits and hyphens with at least one decimal digit, and 4 up to
-    ``ID_PREFIX_MIN_DIGITS - 1`` hex digits (``eda1c0a``): the search then
-    matched it as text only, and the empty list says why.
+    ``ID_PREFIX_MIN_DIGITS - 1`` hex digits (``eda1c0a``); or exactly
+    ``ID_PREFIX_MIN_DIGITS - 1`` hex letters (``abcdefa``, one short of an
+    id prefix: about one id in 1,000 starts with 7 letters). The search
+    then matched it as text only, and the empty list says why. Shorter
+    all-letter words (``face``, ``decade``) are words far more often than
+    ids, so they get no hint.
     """
-    if not text or not _SHORT_ID.match(text):
+    if not text:
         return False
-    return 4 <= len(text.replace("-", "")) < ID_PREFIX_MIN_DIGITS
+    digits = text.replace("-", "")
+    if _SHORT_ID.match(text):
+        return 4 <= len(digits) < ID_PREFIX_MIN_DIGITS
+    return _HEX_LETTERS.match(text) is not None and len(digits) == ID_PREFIX_MIN_DIGITS - 1
 
 
 def register_filters(app: Flask) -> None:

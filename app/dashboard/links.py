@@ -207,6 +207,8 @@ def list_heading(
         chips.append(FilterChip("code", job_filter.error_code, without("error_code")))
     if job_filter.document_id is not None:
         chips.append(FilterChip("document", job_filter.document_id, without("document_id")))
+    if job_filter.document_prefix is not None:
+        chips.append(FilterChip("document starts with", job_filter.document_prefix, without("document_id_prefix")))
     if job_filter.job_type is not None:
         chips.append(FilterChip("type", job_filter.job_type, without("job_type")))
     if job_filter.group_id is not None:

@@ -53,20 +53,23 @@ def _job_errors_query() -> tuple[JobFilter, exports.ExportRows, exports.ItemRows
         raise InvalidQueryError(problems[0].detail, [e for p in problems for e in p.errors])
     assert job_filter is not None and rows is not None and items is not None
     return job_filter, rows, exports.ItemRows(
-        matching_only=items is exports.ExportItems.MATCHING, job_url_prefix=_job_url_prefix()
+        matching_only=items is exports.ExportItems.MATCHING,
+        job_url_prefix=_page_url_prefix("dashboard.show_job", "job_id"),
+        group_url_prefix=_page_url_prefix("dashboard.show_group", "group_id"),
     )
 
 
-#: Stands for the job id while the job page's URL is built (not a UUID, so
-#: it cannot be a real id).
-_ID_PLACEHOLDER = "JOB-ID"
+#: Stands for the id while a page's URL is built (neither a UUID nor an
+#: integer, so it cannot be a real id).
+_ID_PLACEHOLDER = "PAGE-ID"
 
 
-def _job_url_prefix() -> str:
-    """The job page's absolute URL without the id: ``job_url`` in the exports."""
-    url = url_for("dashboard.show_job", job_id=_ID_PLACEHOLDER, _external=True)
+def _page_url_prefix(endpoint: str, key: str) -> str:
+    """A page's absolute URL without its id (the job's or the group's):
+    ``job_url`` and ``group_url`` in the exports are this and the id."""
+    url = url_for(endpoint, **{key: _ID_PLACEHOLDER}, _external=True)
     prefix, found, rest = url.rpartition(_ID_PLACEHOLDER)
-    assert found and not rest, url  # the id ends the job page's URL
+    assert found and not rest, url  # the id ends the page's URL
     return prefix
 
 

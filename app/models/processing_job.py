@@ -26,8 +26,10 @@ JOB_TYPE_MAX_LENGTH = 64
 POSTGRESQL_ONLY = {("column", "search_text"), ("index", "ix_processing_jobs_search_text")}
 #: The same for other tables: the trigram index of the failure groups'
 #: titles (migration 0009), which the header search uses.
-#: And the GIN index of the audit rows' ``job_ids`` (migration 0014).
-POSTGRESQL_ONLY_INDEXES = {("index", "ix_failure_groups_title_trgm"), ("index", "ix_audit_events_job_ids")}
+#: And the GIN index of the audit rows' ``job_ids`` (migration 0014), and
+#: the document id's text_pattern_ops btree (migration 0018_document_prefix).
+POSTGRESQL_ONLY_INDEXES = {("index", "ix_failure_groups_title_trgm"), ("index", "ix_audit_events_job_ids"),
+                           ("index", "ix_processing_jobs_document_id_pattern")}
 
 
 #: PostgreSQL partitions of the summary rollups (migration 0014, one per

@@ -43,7 +43,8 @@ MAX_SEARCH_LENGTH = 200
 
 #: Longest exact-text filter accepted, in characters: the longest value a
 #: job can hold, so a longer one is refused (400) rather than matching nothing.
-EXACT_MAX_LENGTHS = {"document_id": DOCUMENT_ID_MAX_LENGTH, "job_type": JOB_TYPE_MAX_LENGTH}
+EXACT_MAX_LENGTHS = {"document_id": DOCUMENT_ID_MAX_LENGTH, "document_id_prefix": DOCUMENT_ID_MAX_LENGTH,
+                     "job_type": JOB_TYPE_MAX_LENGTH}
 
 #: Query-string names of the filter, as the dashboard, the exports,
 #: ``GET /api/v1/processing-jobs`` and the bulk-action forms read them

@@ -214,6 +214,10 @@ def test_a_job_id_cut_short_finds_nothing_and_says_why(site, browser, javascript
     search.fill(short_id)
     search.press("Enter")
     expect(page.locator("p.empty")).to_contain_text("A job is found by its id from its first 8 characters on")
+    # Seven hex letters (no decimal digit) are one short of an id prefix too.
+    search.fill("abcdefa")
+    search.press("Enter")
+    expect(page.locator("p.empty")).to_contain_text("A job is found by its id from its first 8 characters on")
     # A word that finds nothing gets no such hint.
     search.fill("no such thing")
     search.press("Enter")

@@ -315,7 +315,7 @@ def test_a_filter_acknowledge_runs_on_a_worker_that_stops_when_the_queue_is_empt
     ids = [_failed_job(app, f"doc-filter-{i}", message="timeout") for i in range(4)]
     other = _failed_job(app, "doc-other", message="crashed")
     form = {"csrf_token": _csrf(client), "op": "acknowledge:filter", "q": "timeout"}
-    html = client.post("/jobs/bulk", data=form).get_data(as_text=True)
+    html = client.post("/jobs/bulk", data=form, follow_redirects=True).get_data(as_text=True)
     assert "Acknowledge 4 jobs?" in html
     run_path = re.search(r'action="(/bulk-actions/[^"]+/run)"', html).group(1)
     token = re.search(r'name="csrf_token" value="([^"]+)"', html).group(1)

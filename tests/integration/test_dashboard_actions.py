@@ -93,7 +93,7 @@ def test_bulk_requeue_of_selected_jobs_asks_first_then_acts_and_audits(app, clie
     done = client.post(
         "/jobs/bulk/confirm", data={"csrf_token": token, "op": "requeue:selected", "job_id": ids[:2]}
     )
-    assert done.status_code == 302
+    assert done.status_code == 303
     assert [_row(app, i)["status"] for i in ids] == ["Pending", "Pending", "Failed"]
     assert "Requeued 2 jobs." in client.get(done.headers["Location"]).get_data(as_text=True)
     with app.app_context():
@@ -107,7 +107,10 @@ def test_bulk_acknowledge_of_everything_matching_the_filter(app, client):
     other = _failed_job(app, "doc-other", message="crashed")
     token = _csrf(client)
     form = {"csrf_token": token, "op": "acknowledge:filter", "q": "timeout"}
-    html = client.post("/jobs/bulk", data=form).get_data(as_text=True)
+    frozen = client.post("/jobs/bulk", data=form)
+    # Post/redirect/get, as the group-wide action: a reload re-reads the question.
+    assert frozen.status_code == 303 and frozen.headers["Location"].startswith("/bulk-actions/")
+    html = client.get(frozen.headers["Location"]).get_data(as_text=True)
     assert "Acknowledge 4 jobs?" in html
     # The confirmation froze the selection: it runs in batches, once.
     run_path = re.search(r'action="(/bulk-actions/[^"]+/run)"', html).group(1)
@@ -182,7 +185,7 @@ def test_an_unsafe_next_on_a_bulk_action_goes_to_the_list(app, client, target):
     html = client.post("/jobs/bulk", data=form).get_data(as_text=True)
     assert 'name="next" value="/jobs"' in html
     response = client.post("/jobs/bulk/confirm", data=form)
-    assert response.status_code == 302
+    assert response.status_code == 303
     assert response.headers["Location"] == "/jobs"
     assert _row(app, job_id)["status"] == "Pending"
 

@@ -170,7 +170,8 @@ def test_worker_text_is_bidi_isolated_on_every_page(client, app):
     response = client.post(f"/jobs/{job_id}/acknowledge", data={"csrf_token": token})
     assert_isolated(client.get(response.headers["Location"]).get_data(as_text=True), RLO_TEXT)  # the flash
     form = {"csrf_token": token, "op": "requeue:filter", "q": RLO_TEXT, "acknowledged": "include"}
-    client.post("/jobs/bulk/confirm", data=form)
+    question = client.post("/jobs/bulk", data=form)
+    client.post(question.headers["Location"] + "/run", data={"csrf_token": token})
     html = client.get("/admin/audit").get_data(as_text=True)
     assert_isolated(html, RLO_TEXT)  # the filter's chips
 
@@ -372,7 +373,8 @@ def test_the_entities_csv_is_offered_only_when_the_filter_can_match_a_completed_
 
 def test_the_exact_filters_and_the_search_say_how_they_match(client):
     html = client.get("/jobs").get_data(as_text=True)
-    assert "Error code and document match the whole value; use the search box for part of an id or code." in html
+    assert ('Error code and document match the whole value, "Document starts with" its beginning; '
+            "use the search box for part of an id or code.") in html_lib.unescape(html)
     assert html.count('aria-describedby="exact-match-hint"') == 2
     assert "errors cleared by a requeue are in the job&#39;s history" in html or \
         "errors cleared by a requeue are in the job's history" in html

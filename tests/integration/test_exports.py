@@ -121,6 +121,7 @@ def test_csv_has_one_row_per_error_item_with_the_columns_in_order(client, jobs):
     assert csv_header(response) == list(ITEM_COLUMNS) == [
         "job_id", "job_url", "document_id", "job_type", "status", "completed_at", "error_message",
         "code", "severity", "pointer", "message", "entity_type", "entity_code", "group_id", "group_title",
+        "group_url",
     ]
     rows = csv_rows(response)
     assert {r["job_id"] for r in rows} == {jobs["failed"], jobs["crashed"]}

@@ -82,6 +82,25 @@ def test_each_item_row_gives_its_groups_title(client, app, grouped):
         assert row["group_title"] == (titles[int(row["group_id"])] if row["group_id"] else "")
 
 
+def test_each_item_row_links_its_groups_page_like_its_jobs(client, grouped):
+    rows = _rows(client)
+    assert any(row["group_id"] for row in rows) and any(not row["group_id"] for row in rows)
+    for row in rows:
+        # Absolute, as job_url: the host the export was asked from.
+        assert row["group_url"] == (f"http://localhost/groups/{row['group_id']}" if row["group_id"] else "")
+        assert row["job_url"] == f"http://localhost/jobs/{row['job_id']}"
+    unit = grouped["group:unit.not_ucum"]
+    page = client.get(next(r["group_url"] for r in rows if r["group_id"] == unit).removeprefix("http://localhost"))
+    assert page.status_code == 200
+    records = [json.loads(line) for line in client.get(
+        "/exports/job-errors.ndjson?status=all&acknowledged=include").get_data(as_text=True).splitlines()]
+    assert {(r["group_id"] is None, r["group_url"] is None) for r in records} == {(True, True), (False, False)}
+    assert all(r["group_url"] == f"http://localhost/groups/{r['group_id']}" for r in records if r["group_id"])
+    # The per-job export has no item, so no group.
+    response = client.get("/exports/job-errors.csv?status=all&acknowledged=include&rows=jobs")
+    assert "group_url" not in response.get_data(as_text=True).splitlines()[0]
+
+
 def test_ndjson_gives_the_group_as_a_number_or_null(client, grouped):
     response = client.get("/exports/job-errors.ndjson?status=all&acknowledged=include")
     records = [json.loads(line) for line in response.get_data(as_text=True).splitlines()]
@@ -111,6 +130,8 @@ def test_copy_and_python_paths_agree_with_groups(app, backend, grouped):
             (JobFilter(), ItemRows()),
             (JobFilter(group_id=int(grouped["group:unit.not_ucum"])), ItemRows()),
             (JobFilter(group_id=int(grouped["group:unit.not_ucum"])), ItemRows(matching_only=False)),
+            # group_url from a Host with a comma and a quote: quoted the same by both.
+            (JobFilter(), ItemRows(group_url_prefix='https://a,b"c/groups/', job_url_prefix="http://x\r\ny/jobs/")),
         ):
             python = "".join(exports.iter_job_errors_csv(job_filter, use_copy=False, items=items))
             copied = "".join(exports.iter_job_errors_csv(job_filter, use_copy=True, items=items))

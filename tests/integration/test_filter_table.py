@@ -56,6 +56,7 @@ SAMPLES: dict[str, tuple[dict[str, str], set[str]]] = {
     "error_code": ({"error_code": "x.one"}, {"doc-a"}),
     "q": ({"q": "BETA"}, {"doc-b"}),
     "document_id": ({"document_id": "doc-a"}, {"doc-a"}),
+    "document_id_prefix": ({"document_id_prefix": "doc-c"}, {"doc-c"}),
     "job_type": ({"job_type": "ocr"}, {"doc-b"}),
     # The failure group of code x.two (its id is known once the jobs are stored).
     "group": ({"group": "<group of x.two>"}, {"doc-b", "doc-c"}),
@@ -154,7 +155,9 @@ def _bulk_requeue(app, client, jobs: dict[str, str], query: dict[str, str]) -> s
     page = client.get(f"/jobs?{urlencode(query)}")
     assert page.status_code == 200
     fields = _Forms(page.get_data(as_text=True)).hidden["/jobs/bulk"]
-    confirm = client.post("/jobs/bulk", data=MultiDict([*fields, ("op", "requeue:filter")]))
+    frozen = client.post("/jobs/bulk", data=MultiDict([*fields, ("op", "requeue:filter")]))
+    assert frozen.status_code == 303 and frozen.headers["Location"].startswith("/bulk-actions/")
+    confirm = client.get(frozen.headers["Location"])
     assert confirm.status_code == 200
     # The confirmation froze the selection; its form runs it (in batches).
     ((action, fields),) = [(a, f) for a, f in _Forms(confirm.get_data(as_text=True)).hidden.items()

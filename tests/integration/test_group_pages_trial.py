@@ -122,7 +122,7 @@ def test_the_done_page_leads_back_to_the_group_and_says_what_skipped_a_requeue(a
 
 def test_the_done_page_of_a_filter_action_leads_back_to_its_filtered_list(app, client, groups):  # noqa: F811
     form = {"csrf_token": _csrf(client, "/jobs"), "op": "acknowledge:filter", "error_code": "unit.not_ucum"}
-    confirm = client.post("/jobs/bulk", data=form).get_data(as_text=True)
+    confirm = client.post("/jobs/bulk", data=form, follow_redirects=True).get_data(as_text=True)
     run_path = re.search(r'action="(/bulk-actions/[^"]+/run)"', confirm).group(1)
     done = client.post(run_path, data={"csrf_token": _csrf(client, "/groups")})
     html = client.get(done.headers["Location"]).get_data(as_text=True)

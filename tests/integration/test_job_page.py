@@ -15,7 +15,7 @@ import pytest
 import sqlalchemy as sa
 
 from app.extensions import db
-from app.models import FailureOccurrence
+from app.models import BulkActionJob, FailureOccurrence
 from app.registry import get_failure_recorder
 from app.services.processing_jobs.lifecycle import create_job, start_job
 from tests.conftest import make_user, sign_in
@@ -107,7 +107,7 @@ def test_a_group_wide_requeue_and_a_filter_wide_acknowledge_are_in_each_jobs_his
             start_job(job_id)
             get_failure_recorder().record_failure(job_id, "timeout")
     form = {"csrf_token": _csrf(client, "/jobs"), "op": "acknowledge:filter", "q": "timeout"}
-    _run_bulk(client, client.post("/jobs/bulk", data=form).get_data(as_text=True))
+    _run_bulk(client, client.post("/jobs/bulk", data=form, follow_redirects=True).get_data(as_text=True))
 
     html = client.get(f"/jobs/{failed}").get_data(as_text=True)
     history = _history(html)
@@ -129,7 +129,7 @@ def test_a_group_wide_requeue_and_a_filter_wide_acknowledge_are_in_each_jobs_his
 def test_a_job_the_bulk_action_skipped_has_no_such_event(app, client):
     other = _failed_like(app, "doc-page-skip")
     form = {"csrf_token": _csrf(client, "/jobs"), "op": "requeue:filter", "document_id": "doc-page-skip"}
-    confirm = client.post("/jobs/bulk", data=form).get_data(as_text=True)
+    confirm = client.post("/jobs/bulk", data=form, follow_redirects=True).get_data(as_text=True)
     token = _csrf(client, f"/jobs/{other}")
     client.post(f"/jobs/{other}/requeue", data={"csrf_token": token})  # meanwhile, by hand
     _run_bulk(client, confirm)
@@ -143,10 +143,58 @@ def test_a_requeue_through_the_api_and_an_acknowledgement_by_filter_are_listed(a
     with app.app_context():
         get_failure_recorder().record_failure(failed, "again")
     form = {"csrf_token": _csrf(client, "/jobs"), "op": "acknowledge:filter", "document_id": "doc-page"}
-    assert client.post("/jobs/bulk/confirm", data=form).status_code == 302
+    _run_bulk(client, client.post("/jobs/bulk", data=form, follow_redirects=True).get_data(as_text=True))
     kinds = _history(client.get(f"/jobs/{failed}").get_data(as_text=True))
     assert ("requeued", "by <bdi>test-worker</bdi> (through the API)") in kinds
-    assert kinds[-1] == ("acknowledged", "by <bdi>test-admin</bdi>")  # from the job row: no audit row names it
+    assert kinds[-1][0] == "acknowledged"
+    assert kinds[-1][1].startswith("by <bdi>test-admin</bdi>, with 0 other jobs matching a filter")
+
+
+def _fail_again(app, job_ids: list[str]) -> None:
+    with app.app_context():
+        for job_id in job_ids:
+            start_job(job_id)
+            get_failure_recorder().record_failure(job_id, "timeout")
+
+
+def test_every_bulk_path_leaves_its_line_in_each_jobs_history(app, client):
+    """The selection bar (selected jobs; all matching the filter), the
+    group page, and a form posted straight to ``/jobs/bulk/confirm`` with
+    the filter scope (no page sends one): each requeue shows on every job
+    it changed, with who and how many others."""
+    jobs = [_failed_like(app, f"doc-paths-{i}") for i in range(3)]
+    token = _csrf(client, "/jobs")
+    selected = {"csrf_token": token, "op": "requeue:selected", "job_id": jobs}
+    assert client.post("/jobs/bulk/confirm", data=selected).status_code == 303
+    _fail_again(app, jobs)
+    by_filter = {"csrf_token": token, "op": "requeue:filter", "q": "timeout"}
+    _run_bulk(client, client.post("/jobs/bulk", data=by_filter, follow_redirects=True).get_data(as_text=True))
+    _fail_again(app, jobs)
+    # The hand-made form is frozen and asked about like the list's; nothing changes before "Yes".
+    frozen = client.post("/jobs/bulk/confirm", data=by_filter)
+    assert frozen.status_code == 303 and frozen.headers["Location"].startswith("/bulk-actions/")
+    with app.app_context():
+        assert {stored_job_row(j)["status"] for j in jobs} == {"Failed"}
+    _run_bulk(client, client.get(frozen.headers["Location"]).get_data(as_text=True))
+    _fail_again(app, jobs)
+    with app.app_context():
+        group_id = db.session.scalar(sa.select(FailureOccurrence.group_id).where(
+            FailureOccurrence.job_id == uuid.UUID(jobs[0]), FailureOccurrence.is_current.is_(True)).limit(1))
+    path = f"/groups/{group_id}"
+    _run_bulk(client, client.post(f"{path}/jobs", data={"csrf_token": _csrf(client, path), "op": "requeue"},
+                                  follow_redirects=True).get_data(as_text=True))
+    for job_id in jobs:
+        requeues = [who for kind, who in _history(client.get(f"/jobs/{job_id}").get_data(as_text=True))
+                    if kind == "requeued"]
+        assert len(requeues) == 4, job_id
+        assert requeues[0] == "by <bdi>test-admin</bdi> (with other selected jobs)"
+        assert requeues[1].startswith("by <bdi>test-admin</bdi>, with 2 other jobs matching a filter")
+        assert requeues[2].startswith("by <bdi>test-admin</bdi>, with 2 other jobs matching a filter")
+        assert requeues[3].startswith("by <bdi>test-admin</bdi>, with 2 other jobs of ")
+    with app.app_context():
+        links = db.session.scalar(sa.select(sa.func.count()).select_from(BulkActionJob)
+                                  .where(BulkActionJob.changed_at.is_not(None)))
+    assert links == 9  # 3 jobs x the 3 frozen paths (the selected one is found by its audit row)
 
 
 def test_the_back_link_returns_to_the_list_and_filter_it_came_from(client, failed):

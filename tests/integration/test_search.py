@@ -173,6 +173,19 @@ def test_an_id_that_no_job_has_finds_nothing(client, jobs):
     assert "No jobs match this filter." in response.get_data(as_text=True)
 
 
+@pytest.mark.parametrize("prefix", ["eda1c0a", "abcdefa", "ABCDEFA"])
+def test_a_seven_character_id_prefix_says_eight_are_needed(client, jobs, prefix):
+    html = client.get(f"/search?q={prefix}", follow_redirects=True).get_data(as_text=True)
+    assert shown_ids(html) == []
+    assert "A job is found by its id from its first 8 characters on" in html
+    assert f"<bdi>{prefix}</bdi> was searched as text" in html
+
+
+def test_a_short_word_of_hex_letters_gets_no_id_hint(client, jobs):
+    html = client.get("/search?q=decade", follow_redirects=True).get_data(as_text=True)
+    assert "No jobs match this filter." in html and "first 8 characters" not in html
+
+
 def test_an_empty_search_opens_the_list(client):
     for query in ("", "?q=", "?q=+++"):
         response = client.get(f"/search{query}")
@@ -228,3 +241,53 @@ def test_postgresql_serves_the_search_from_the_trigram_index(app_ctx, backend):
         connection.execute(sa.text("SET LOCAL enable_seqscan = off"))
         plan = "\n".join(row[0] for row in connection.execute(sa.text(f"EXPLAIN {compiled}")))
     assert "ix_processing_jobs_search_text" in plan, plan
+
+
+# -- the document prefix filter (document_id_prefix) ------------------------------------
+
+
+@pytest.fixture
+def documents(app) -> dict[str, str]:
+    with app.app_context():
+        return {name: make_job(name) for name in (
+            "ref-2026-001", "ref-2026-002", "REF-2026-003", "ref-2027-001", "ref_2026%x", "ref-2026",
+            "préfixe-1", "xref-2026-001")}
+
+
+@pytest.mark.parametrize(("prefix", "expected"), [
+    ("ref-2026", {"ref-2026-001", "ref-2026-002", "ref-2026"}),  # case-sensitive: not REF-2026-003
+    ("REF-", {"REF-2026-003"}),
+    ("ref-2026-001", {"ref-2026-001"}),
+    ("ref_", {"ref_2026%x"}),                  # "_" is not a wildcard
+    ("ref_2026%", {"ref_2026%x"}),             # nor "%"
+    ("ref%", set()),
+    ("pré", {"préfixe-1"}),
+    ("nothing", set()),
+])
+def test_the_document_prefix_keeps_ids_starting_with_it_on_both_databases(client, documents, prefix, expected):
+    names = {job_id: name for name, job_id in documents.items()}
+    api = client.get(f"{API}?document_id_prefix={quote(prefix)}&status=all")
+    assert api.status_code == 200
+    assert {names[job["id"]] for job in api.get_json()["items"]} == expected
+    html = client.get(f"/jobs?document_id_prefix={quote(prefix)}&status=all").get_data(as_text=True)
+    assert {names[i] for i in shown_ids(html)} == expected
+    # The exact filter is unchanged beside it.
+    exact = client.get(f"{API}?document_id=ref-2026&status=all").get_json()["items"]
+    assert [names[job["id"]] for job in exact] == ["ref-2026"]
+
+
+def test_the_document_prefix_is_a_chip_and_a_field_of_the_form(client, documents):
+    html = client.get("/jobs?document_id_prefix=ref-2026&status=all").get_data(as_text=True)
+    assert re.search(r'name="document_id_prefix" value="ref-2026"', html)
+    assert "document starts with" in html
+
+
+def test_postgresql_serves_the_document_prefix_from_a_btree_range(app_ctx, backend):
+    if backend != "postgresql":
+        return  # SQLite scans (the same results, above)
+    statement = sa.select(ProcessingJob.id).where(*JobFilter(document_prefix="ref-2026").where())
+    compiled = statement.compile(db.engine, compile_kwargs={"literal_binds": True})
+    with db.engine.begin() as connection:
+        connection.execute(sa.text("SET LOCAL enable_seqscan = off"))
+        plan = "\n".join(row[0] for row in connection.execute(sa.text(f"EXPLAIN {compiled}")))
+    assert "ix_processing_jobs_document_id_pattern" in plan and "~>=~" in plan, plan

@@ -431,3 +431,25 @@ def test_group_sparklines_and_chart_cut_hourly_counts_into_days():
     assert [b.start.day for b in timeline.buckets][-1] == 3 and len(timeline.buckets) == 14
     assert timeline.buckets[-1].count == 5 and timeline.total == 5  # the oldest hour falls before day one
     assert timeline.start == datetime(2026, 11, 20, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("text", "hinted"),
+    [
+        ("eda1c0a", True),   # 7 hex digits, one a decimal digit
+        ("1234", True),
+        ("abcdefa", True),   # 7 hex letters: one short of an id prefix
+        ("ABCDEFA", True),
+        ("abcdefab", False),  # 8: searched as an id prefix, no hint needed
+        ("eda1c0ab", False),
+        ("decade", False),   # shorter all-letter words are words
+        ("face", False),
+        ("abcdefg", False),  # not hex
+        ("", False),
+        (None, False),
+    ],
+)
+def test_a_short_id_prefix_is_told_apart_from_words(text, hinted):
+    from app.dashboard.jinja_filters import short_id_prefix
+
+    assert short_id_prefix(text) is hinted

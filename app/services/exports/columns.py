@@ -41,6 +41,9 @@ ENTITIES = ExtractedEntity.__table__
 #: absolute URL without the id (``https://host/jobs/``); without a request
 #: (tests, benchmarks) it is the page's path.
 DEFAULT_JOB_URL_PREFIX = "/jobs/"
+#: ``group_url`` is this prefix and the group id (as ``job_url``: the views
+#: pass the group page's absolute URL without the id).
+DEFAULT_GROUP_URL_PREFIX = "/groups/"
 
 
 @dataclass(frozen=True)
@@ -51,13 +54,15 @@ class Sources:
     ``entity_type``, ``entity_code``), its 0-based position in ``errors``
     (NULL on the one row of a job without items) and its failure group
     (:func:`item_group_sql`), the dialect name (``"postgresql"`` or
-    ``"sqlite"``) and the prefix of ``job_url`` (both job-error exports)."""
+    ``"sqlite"``), the prefix of ``job_url`` (both job-error exports) and
+    that of ``group_url`` (the items export)."""
 
     dialect: str
     item: Mapping[str, sa.ColumnElement[Any]]
     jobs: sa.Table = JOBS
     entities: sa.Table = ENTITIES
     job_url_prefix: str = DEFAULT_JOB_URL_PREFIX
+    group_url_prefix: str = DEFAULT_GROUP_URL_PREFIX
     item_position: sa.ColumnElement[Any] | None = None
     item_group: sa.ColumnElement[Any] | None = None
 
@@ -108,6 +113,13 @@ def _job_url_sql(s: Sources) -> sa.ColumnElement[Any]:
     # Server-made text (the app's own URL and the id): not neutralised, and
     # never empty, so the COPY cell is the same expression.
     return sa.literal(s.job_url_prefix, sa.Text) + sa.cast(s.jobs.c.id, sa.Text)
+
+
+def _group_url_sql(s: Sources) -> sa.ColumnElement[Any]:
+    # Server-made text (the app's URL and the group's integer id); NULL
+    # without a group (text || NULL is NULL on both databases), which the
+    # CSV and COPY both write as an empty cell.
+    return sa.literal(s.group_url_prefix, sa.Text) + sa.cast(s.item_group, sa.Text)
 
 
 def _item_text(name: str) -> Column:
@@ -232,7 +244,8 @@ def _error_count(envelope: Any) -> Any:
 #: more than the rest of the fetch (bench/export_benchmark.py), so they run
 #: once per job. ``entity_type`` and ``entity_code`` are the item's
 #: ``entity`` (which entity of the document the error is about); ``group_id``
-#: the failure group the item is in (:func:`item_group_sql`).
+#: the failure group the item is in (:func:`item_group_sql`), ``group_url``
+#: its page (absolute, as ``job_url``).
 ITEM_EXPORT: tuple[Column, ...] = (
     Column("job_id", lambda s: sa.cast(s.jobs.c.id, sa.String), canonical_uuid,
            copy_sql=lambda s: sa.cast(s.jobs.c.id, sa.Text), per_job=True),
@@ -256,6 +269,7 @@ ITEM_EXPORT: tuple[Column, ...] = (
            copy_sql=lambda s: sa.cast(s.item_group, sa.Text)),
     Column("group_title", _group_title_sql, csv_cell=text_cell,
            copy_sql=lambda s: sql_text_cell(_group_title_sql(s))),
+    Column("group_url", _group_url_sql, csv_cell=empty_if_none, copy_sql=_group_url_sql),
 )
 
 #: One row per job: ``error_details`` whole and the envelope's ``error_count``;

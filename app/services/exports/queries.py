@@ -19,6 +19,7 @@ from app.extensions import db
 from app.models import JobStatus
 from app.services.error_details import is_envelope_sql
 from app.services.exports.columns import (
+    DEFAULT_GROUP_URL_PREFIX,
     DEFAULT_JOB_URL_PREFIX,
     ENTITIES,
     ENTITY_EXPORT,
@@ -68,10 +69,14 @@ class ItemRows:
         job_url_prefix: ``job_url`` is this and the job id, in both
             job-error exports
             (:data:`~app.services.exports.columns.DEFAULT_JOB_URL_PREFIX`).
+        group_url_prefix: ``group_url`` is this and the group id, in the
+            items export
+            (:data:`~app.services.exports.columns.DEFAULT_GROUP_URL_PREFIX`).
     """
 
     matching_only: bool = True
     job_url_prefix: str = DEFAULT_JOB_URL_PREFIX
+    group_url_prefix: str = DEFAULT_GROUP_URL_PREFIX
 
 
 def _item_sources(
@@ -116,7 +121,8 @@ def _item_sources(
             )
     fields["message"] = sa.case((order.is_(None), JOBS.c.error_message), else_=fields["message"])
     position = order - 1 if dialect == "postgresql" else order  # ordinality counts from 1, json_each's key from 0
-    sources = Sources(dialect, fields, job_url_prefix=options.job_url_prefix, item_position=position)
+    sources = Sources(dialect, fields, job_url_prefix=options.job_url_prefix,
+                      group_url_prefix=options.group_url_prefix, item_position=position)
     if dialect == "postgresql":
         job_groups = job_groups_lateral(JOBS)
         key = sa.cast(sa.func.coalesce(position, -1), sa.Text)

@@ -1,31 +1,26 @@
-"""Operator actions on failed jobs: requeue and acknowledge, one or many.
+"""Operator actions on failed jobs: requeue and acknowledge, one or a few selected.
 
 Each job is changed in its own short transaction (row-locked like every
 transition), so a bulk action over many jobs never holds long locks, and a
 job that changed meanwhile (e.g. a worker completed it) is skipped, not
-forced.
+forced. Every job of a filter or a group goes through a frozen selection
+instead (:mod:`app.services.bulk_actions`), which links each job it changes.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass
 
-from app.extensions import db
 from app.models import ProcessingJob
 from app.models.job_status import FAILURE_STATUSES
 from app.models.types import utcnow
 from app.services.access import count_in_audit_event
 from app.services.processing_jobs.errors import InvalidTransitionError, JobNotFoundError
-from app.services.processing_jobs.job_filter import JobFilter
 from app.services.processing_jobs.lifecycle import requeue_job
-from app.services.processing_jobs.pagination import list_jobs
 from app.services.processing_jobs.locking import load_job_for_update
 from app.unit_of_work import write_transaction
-
-#: Jobs read per keyset page when acting on everything a filter matches.
-BULK_BATCH_SIZE = 200
 
 
 class JobAction:
@@ -127,25 +122,3 @@ def apply_to_jobs(
         else:
             result.skipped += 1
     return result
-
-
-def matching_job_ids(job_filter: JobFilter) -> Iterator[uuid.UUID]:
-    """Ids of every job the filter matches, newest first, read page by page.
-
-    The keyset cursor is a position (time, id), so jobs changed by the action
-    between pages do not make the walk skip or repeat others.
-    """
-    cursor: str | None = None
-    while True:
-        page = list_jobs(job_filter, limit=BULK_BATCH_SIZE, cursor=cursor)
-        ids = [job.id for job in page.jobs]
-        db.session.rollback()  # no read transaction held while acting
-        yield from ids
-        if page.next_cursor is None:
-            return
-        cursor = page.next_cursor
-
-
-def apply_to_filter(action: str, job_filter: JobFilter, actor: str, audit_event_id: uuid.UUID) -> BulkResult:
-    """Run ``action`` on every job ``job_filter`` matches (audited as :func:`apply_to_jobs`)."""
-    return apply_to_jobs(action, matching_job_ids(job_filter), actor, audit_event_id)

@@ -163,6 +163,41 @@ def _text_matches_sqlite(element: job_text_matches, compiler: SQLCompiler, **kw:
     return "(" + compiler.process(condition, **kw) + ")"
 
 
+class text_starts_with(FunctionElement[bool]):  # noqa: N801 (named like the SQL it stands for)
+    """SQL condition: a text column starts with a prefix, case-sensitively.
+
+    Built as ``text_starts_with(column, prefix, pattern)`` with ``pattern``
+    the LIKE pattern ``escape_like(prefix) + "%"``, a bound value of its
+    own: PostgreSQL turns a LIKE with a fixed prefix into an index range,
+    not one built in SQL (and a value made while compiling would be lost
+    to the statement cache). The prefix is taken literally.
+
+    * PostgreSQL: ``column LIKE 'prefix%'`` (``%``, ``_`` and ``\\`` escaped),
+      which a btree ``text_pattern_ops`` index serves as a range
+      (``ix_processing_jobs_document_id_pattern``, migration 0018_document_prefix);
+    * SQLite: ``substr(column, 1, length(prefix)) = prefix`` -- a scan. Not
+      LIKE: SQLite's LIKE ignores the case of ASCII letters.
+
+    Both compare characters, so both keep the same rows.
+    """
+
+    type = sa.Boolean()
+    name = "text_starts_with"
+    inherit_cache = True
+
+
+@compiles(text_starts_with, "postgresql")
+def _starts_with_postgresql(element: text_starts_with, compiler: SQLCompiler, **kw: Any) -> str:
+    column, _prefix, pattern = element.clauses
+    return "(" + compiler.process(column.like(pattern, escape="\\"), **kw) + ")"
+
+
+@compiles(text_starts_with, "sqlite")
+def _starts_with_sqlite(element: text_starts_with, compiler: SQLCompiler, **kw: Any) -> str:
+    column, prefix, _pattern = element.clauses
+    return "(" + compiler.process(sa.func.substr(column, 1, sa.func.length(prefix)) == prefix, **kw) + ")"
+
+
 #: Fewest hex digits of a job id prefix the search treats as an id.
 ID_PREFIX_MIN_DIGITS = 8
 _ID_LIKE = re.compile(r"[0-9a-fA-F-]+\Z")

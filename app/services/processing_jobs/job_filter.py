@@ -29,6 +29,7 @@ from app.services.processing_jobs.filter_sql import (
     escape_like,
     id_prefix_range,
     job_text_matches,
+    text_starts_with,
 )
 
 
@@ -96,6 +97,12 @@ def filter_field(parameter: str, kind: ValueKind, where: Condition, default: Any
 
 def _equals(column: Any) -> Condition:
     return lambda value, _filter, _code_index: column == value
+
+
+def _starts_with(column: Any) -> Condition:
+    return lambda value, _filter, _code_index: text_starts_with(
+        column, sa.literal(value, sa.Text), sa.literal(escape_like(value) + "%", sa.Text)
+    )
 
 
 def _status_in(
@@ -168,6 +175,9 @@ class JobFilter:
             and entity type and code), case-insensitively. Matched
             literally: ``%``, ``_`` and ``\\`` are not wildcards.
         document_id (``document_id``): exact document id, or ``None``.
+        document_prefix (``document_id_prefix``): keep jobs whose document
+            id starts with this (case-sensitive, literal: ``%`` and ``_``
+            are not wildcards; :class:`text_starts_with`), or ``None``.
         job_type (``job_type``): exact job type, or ``None``.
         group_id (``group``): keep jobs whose current failure is in this
             failure group (``failure_occurrences.is_current``), or ``None``.
@@ -189,6 +199,7 @@ class JobFilter:
     error_code: str | None = filter_field("error_code", ValueKind.SEARCH, _has_error_code)
     text: str | None = filter_field("q", ValueKind.SEARCH, _search)
     document_id: str | None = filter_field("document_id", ValueKind.EXACT, _equals(ProcessingJob.document_id))
+    document_prefix: str | None = filter_field("document_id_prefix", ValueKind.EXACT, _starts_with(ProcessingJob.document_id))
     job_type: str | None = filter_field("job_type", ValueKind.EXACT, _equals(ProcessingJob.job_type))
     group_id: int | None = filter_field("group", ValueKind.GROUP_ID, _failing_on_group)
 

@@ -1,0 +1,74 @@
+"""The job list's bulk actions in Chromium, with JavaScript on and off: the
+"all matching the filter" question is a page of its own (post, redirect
+303, get), so a reload re-reads it and never freezes a second selection,
+and its back link returns to the filtered list. Same fixtures as
+test_browser.py: a live server filled by the reference worker on the demo
+corpus; Chromium must be installed (the test fails, never skips)."""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+import sqlalchemy as sa
+from playwright.sync_api import expect
+
+from app.extensions import db
+from app.models import BulkAction
+from tests.integration.test_browser import _sign_in, browser, site  # noqa: F401 (fixtures)
+
+pytestmark = [pytest.mark.browser, pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)]
+
+
+def _frozen(app) -> int:
+    with app.app_context():
+        return db.session.scalar(sa.select(sa.func.count()).select_from(BulkAction))
+
+
+@pytest.mark.parametrize("javascript", [True, False], ids=["js-on", "js-off"])
+def test_a_reload_of_the_filter_wide_question_freezes_nothing_twice(app, site, browser, javascript):  # noqa: F811
+    context = browser.new_context(java_script_enabled=javascript, viewport={"width": 1400, "height": 900})
+    page = context.new_page()
+    _sign_in(page, site)
+    listing = f"{site}/jobs?error_code=code.unknown_icd10cm"
+    page.goto(listing)
+    page.click("form.bulk-actions button:has-text('Acknowledge all…')")
+    expect(page.locator("h1")).to_have_text("Acknowledge 2 jobs?")
+    expect(page).to_have_url(re.compile(rf"^{re.escape(site)}/bulk-actions/[0-9a-f-]{{36}}$"))
+    question = page.url
+    assert _frozen(app) == 1
+    # A reload is a GET of the same page: no "resend the form?", no second selection.
+    page.reload()
+    expect(page.locator("h1")).to_have_text("Acknowledge 2 jobs?")
+    assert page.url == question and _frozen(app) == 1
+    # Cancel returns to the list with its filter.
+    page.click("section.confirm a:has-text('Cancel')")
+    expect(page.locator("table.jobs tr.job")).to_have_count(2)
+    assert parse_qs(urlsplit(page.url).query)["error_code"] == ["code.unknown_icd10cm"]
+    # Saying yes runs it once; a reload of the progress page changes nothing more.
+    page.goto(question)
+    page.click("section.confirm button[type=submit]")
+    expect(page.locator(".flash-success")).to_contain_text("Acknowledged 2 jobs")
+    page.reload()
+    expect(page.locator(".flash-success")).to_have_count(0)
+    assert _frozen(app) == 1
+    context.close()
+
+
+@pytest.mark.parametrize("javascript", [True, False], ids=["js-on", "js-off"])
+def test_the_selected_jobs_question_acts_once_and_lands_on_a_get(site, browser, javascript):  # noqa: F811
+    context = browser.new_context(java_script_enabled=javascript, viewport={"width": 1400, "height": 900})
+    page = context.new_page()
+    _sign_in(page, site)
+    page.goto(f"{site}/jobs?error_code=code.unknown_icd10cm")
+    page.locator("tr.job input[name=job_id]").first.check()
+    page.click("button[value='acknowledge:selected']")
+    expect(page.locator("h1")).to_have_text("Acknowledge 1 job?")
+    page.click("section.confirm button[type=submit]")
+    expect(page.locator(".flash-success")).to_contain_text("Acknowledged 1 job.")
+    # Redirected (303) to the list: a reload is a GET, the flash is gone, nothing is done twice.
+    assert urlsplit(page.url).path == "/jobs"
+    page.reload()
+    expect(page.locator(".flash-success")).to_have_count(0)
+    context.close()
