@@ -190,10 +190,11 @@ def _timeline(hourly: list[int], now: datetime) -> Timeline:
 
 @bp.get("/groups/<group_id>")
 @requires(Permission.VIEW_JOBS)
-def show_group(group_id: str) -> str:
+def show_group(group_id: str, typed: dict[str, str] | None = None) -> str:
     """One group: summary, counts over 14 days, distribution by job type and
     worker version, the timeline of its states, sample jobs (keyset), a
-    sample error item and the actions."""
+    sample error item and the actions. ``typed``: the action forms' fields
+    as the operator sent them (name to text), shown again when refused."""
     key = _group_id(group_id)
     view = queries.get_group(key)
     now = utcnow()
@@ -220,6 +221,7 @@ def show_group(group_id: str) -> str:
         jobs_url=href(url_for("dashboard.list_jobs"), [("group", str(key))]),
         can_act=_can_act(),
         today=now.date().isoformat(),
+        typed=typed or {},
     )
 
 
@@ -261,6 +263,10 @@ _FIELD_LABELS = {
 MAX_IGNORE_OCCURRENCES = group_lifecycle.MAX_IGNORE_OCCURRENCES
 
 
+#: The group page's form fields shown again, as typed, when the form is refused.
+_TYPED_FIELDS = ("in_version", "mode", "until", "occurrences")
+
+
 class _FormError(Exception):
     """A field of a group page's form is wrong: ``label`` names it as the page does."""
 
@@ -277,7 +283,8 @@ def _form_error_page(group_id: str, error: Exception) -> tuple[str, int]:
     else:
         message = str(error)
     flash(f"Nothing was changed. {message or error}.", "error")
-    return show_group(group_id), 400
+    typed = {name: request.form.get(name, "") for name in _TYPED_FIELDS}
+    return show_group(group_id, typed), 400
 
 
 @bp.post("/groups/<group_id>/resolve")
@@ -307,25 +314,50 @@ def resolve_group(group_id: str) -> Response | tuple[str, int]:
 def ignore_group(group_id: str) -> Response | tuple[str, int]:
     """Ignore the group: ``mode`` ``forever``, ``until_date`` (``until``,
     a date ``YYYY-MM-DD``, UTC midnight, after today) or
-    ``until_occurrences`` (``occurrences``, 1 to ``MAX_IGNORE_OCCURRENCES``).
-    A missing or wrong value re-shows the group page, answered 400, naming
+    ``until_occurrences`` (``occurrences``, 1 to ``MAX_IGNORE_OCCURRENCES``);
+    a field filled in with ``mode`` left on ``forever`` chooses its mode
+    (:func:`_ignore_mode`). A missing or wrong value re-shows the group page, answered 400, naming
     the field ("Ignore until: enter a date"); nothing is changed."""
     _require_csrf()
     key = _group_id(group_id)
-    mode = request.form.get("mode", "forever")
     until = occurrences = None
     try:
+        mode = _ignore_mode(request.form)
         if mode == "until_date":
             until = _until_date(request.form.get("until"))
         elif mode == "until_occurrences":
             occurrences = _occurrences(request.form.get("occurrences"))
-        elif mode != "forever":
-            raise _FormError("Ignore", "choose forever, until a date, or until a number of occurrences")
         group_lifecycle.ignore_group(key, current_actor(), until=until, occurrences=occurrences, via="dashboard")
     except (_FormError, InvalidFieldsError) as error:
         return _form_error_page(group_id, error)
     flash("Ignored the group.", "success")
     return redirect(url_for("dashboard.show_group", group_id=key))
+
+
+#: The ignore form's modes and the field each one reads (forever reads none).
+_IGNORE_FIELDS = {"until_date": ("until", "Ignore until"),
+                  "until_occurrences": ("occurrences", "Ignore until … more occurrences")}
+
+
+def _ignore_mode(form) -> str:
+    """The ignore form's mode, from the radio and the fields filled in. A
+    field typed in is never dropped: with the radio left on "forever" (its
+    default) a filled date or count chooses its own mode; a field filled in
+    for a mode not chosen, or both, is refused, naming the field."""
+    mode = form.get("mode", "forever")
+    if mode != "forever" and mode not in _IGNORE_FIELDS:
+        raise _FormError("Ignore", "choose forever, until a date, or until a number of occurrences")
+    filled = [name for name, (field, _) in _IGNORE_FIELDS.items() if (form.get(field) or "").strip()]
+    if mode == "forever" and len(filled) == 1:
+        return filled[0]
+    if mode == "forever" and filled:
+        raise _FormError("Ignore", "fill in either the date or the number of occurrences, not both, "
+                                   "or empty both to ignore forever")
+    for other in filled:
+        if other != mode:
+            raise _FormError(_IGNORE_FIELDS[other][1], "empty it, or choose that option, "
+                                                       "so the group is ignored as you mean")
+    return mode
 
 
 def _until_date(raw: str | None) -> datetime:
