@@ -12,7 +12,7 @@ from app.auth.guards import requires
 from app.models.access import AuditEvent, Permission
 from app.services import audit_log
 from app.web.audit_query import AUDIT_FILTER_PARAMETERS, audit_query_from_args
-from app.web.query import parse_limit
+from app.web.query import parse_limit, refuse_unknown_parameters
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 
@@ -71,7 +71,8 @@ def list_audit_events() -> str:
     exported, requeued or acknowledged what, resolved, ignored or reopened
     which failure group, and the account and token commands. Query: ``actor``, ``action`` (``jobs.*`` for a family),
     ``from``, ``to`` (RFC 3339), ``cursor``, ``limit`` (1 to ``MAX_PAGE_SIZE``,
-    default 100). A bad parameter is a 400 page naming it."""
+    default 100). A bad or unknown parameter is a 400 page naming it."""
+    refuse_unknown_parameters(request.args, (*AUDIT_FILTER_PARAMETERS, "cursor", "limit"))
     query = audit_query_from_args(request.args)
     limit = parse_limit(request.args.get("limit"), default=AUDIT_PAGE_SIZE, maximum=current_app.config["MAX_PAGE_SIZE"])
     cursor = request.args.get("cursor") or None

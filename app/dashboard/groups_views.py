@@ -31,7 +31,7 @@ from app.services.failure_groups import lifecycle as group_lifecycle
 from app.services.failure_groups import queries, series
 from app.services.failure_groups.states import is_semver
 from app.services.processing_jobs.actions import JobAction
-from app.web.query import parse_group_id, parse_limit
+from app.web.query import parse_group_id, parse_limit, refuse_unknown_parameters
 from app.web.query_time import parse_rfc3339
 
 #: Sort orders of ``/groups`` (``sort=``), newest / largest first.
@@ -71,13 +71,20 @@ def _text(raw: str | None, parameter: str) -> str | None:
     return raw.strip()
 
 
+#: The parameters ``/groups`` takes (its filter form, sort links and pages);
+#: ``error_code`` is ``code`` under the name /jobs and the exports use.
+GROUP_LIST_PARAMETERS = ("state", "from", "to", "code", "error_code", "job_type", "worker_version",
+                         "sort", "cursor", "limit")
+
+
 def group_filter_from_args(args) -> tuple[queries.GroupFilter, str]:
     """The group filter and sort of a ``/groups`` query string.
 
     Parameters: ``state`` (repeatable: ``unresolved``, ``resolved``,
     ``ignored``, or a substate ``new``, ``ongoing``, ``regressed``; default
     ``unresolved``; ``all`` for every state), ``from``/``to`` (RFC 3339,
-    bound ``last_seen``), ``job_type``, ``code``, ``worker_version``,
+    bound ``last_seen``), ``job_type``, ``code`` (or ``error_code``, as
+    /jobs names it; both at once must agree), ``worker_version``,
     ``sort`` (:data:`SORTS`).
 
     Raises:
@@ -112,7 +119,7 @@ def group_filter_from_args(args) -> tuple[queries.GroupFilter, str]:
         queries.GroupFilter(
             states=states,
             substates=substates,
-            code=_text(args.get("code"), "code"),
+            code=_code(args),
             job_type=_text(args.get("job_type"), "job_type"),
             worker_version=_text(args.get("worker_version"), "worker_version"),
             seen_from=seen_from,
@@ -120,6 +127,15 @@ def group_filter_from_args(args) -> tuple[queries.GroupFilter, str]:
         ),
         sort,
     )
+
+
+def _code(args) -> str | None:
+    """``code``, or ``error_code`` (the name /jobs and the exports use)."""
+    code, error_code = _text(args.get("code"), "code"), _text(args.get("error_code"), "error_code")
+    if code and error_code and code != error_code:
+        raise InvalidQueryError("code and error_code name the same filter; give one of them.",
+                                [parameter_error("error_code", "must be left out when code is given")])
+    return code or error_code
 
 
 def _daily(hourly: list[int], days: int) -> list[int]:
@@ -143,6 +159,7 @@ def list_groups() -> str | Response:
     pairs = list(request.args.items(multi=True))
     if any(value == "" for _, value in pairs):
         return redirect(href(url_for("dashboard.list_groups"), [(k, v) for k, v in pairs if v != ""]))
+    refuse_unknown_parameters(request.args, GROUP_LIST_PARAMETERS)
     group_filter, sort = group_filter_from_args(request.args)
     limit = parse_limit(request.args.get("limit"), maximum=current_app.config["MAX_PAGE_SIZE"])
     page = queries.list_groups(group_filter, sort=sort, limit=limit, cursor=request.args.get("cursor") or None)

@@ -38,3 +38,47 @@ def test_a_date_typed_with_forever_still_ticked_ignores_until_that_date(site, br
     expect(page.locator("dl.group-summary")).to_contain_text("until 2999-12-31")
     expect(page.locator("dl.group-summary")).not_to_contain_text("forever")
     context.close()
+
+
+LIST_PATHS = ("/jobs", "/groups", "/search", "/admin/audit")
+
+
+@pytest.mark.parametrize("javascript", [True, False], ids=["js-on", "js-off"])
+def test_no_link_or_form_of_the_app_leads_to_an_unknown_parameter(site, browser, javascript):  # noqa: F811
+    """The list pages now refuse a parameter they do not read (400): every
+    link and GET form the pages build must use only parameters they take."""
+    context = browser.new_context(java_script_enabled=javascript, viewport={"width": 1400, "height": 900})
+    page = context.new_page()
+    _sign_in(page, site)
+    job = page.locator("table.jobs tr.job td.document a").first.get_attribute("href")
+    group = _first_group(page, site)
+    starts = ["/jobs", "/jobs?status=all&limit=25", "/jobs?error_code=unit.not_ucum", f"{job}", "/groups",
+              "/groups?state=all&sort=job_count", f"{group}", "/admin/audit", "/search?q=doc-0006"]
+    page.goto(f"{site}/jobs")
+    starts.append(page.locator("iframe.summary-frame").get_attribute("src"))
+    urls = set()
+    for start in starts:
+        page.goto(f"{site}{start}")
+        urls.update(page.locator("a[href]").evaluate_all(
+            "as => as.map(a => new URL(a.href)).filter(u => u.origin === location.origin).map(u => u.pathname + u.search)"))
+        # Each GET form as its submit button would send it.
+        urls.update(page.locator("form[method=get]").evaluate_all("""fs => fs.map(f => {
+            const u = new URL(f.getAttribute("action"), location.href);  // f.action is the audit form's "action" field
+            u.search = new URLSearchParams(new FormData(f)).toString();
+            return u.pathname + u.search;
+        })"""))
+    checked = [u for u in sorted(urls) if u.split("?")[0] in LIST_PATHS]
+    assert len(checked) > 20, checked
+    for url in checked:
+        response = page.request.get(f"{site}{url}", max_redirects=0)
+        assert response.status in (200, 302, 303), (url, response.status)
+    # And a real submit of each list's filter form (defaults kept).
+    for path, button in (("/jobs", "form.filters button[type=submit]"), ("/groups", "form.group-filters button[type=submit]"),
+                         ("/admin/audit", "form.audit-filters button[type=submit]")):
+        page.goto(f"{site}{path}")
+        if page.locator("details.filter-panel").count():
+            page.locator("details.filter-panel").evaluate("d => d.open = true")
+        page.click(button)
+        expect(page.locator("h1")).not_to_contain_text("400")
+    context.close()
+

@@ -194,3 +194,28 @@ def test_the_requeue_question_is_a_page_of_its_own_that_a_reload_does_not_resend
     with app.app_context():
         assert db.session.scalar(sa.select(sa.func.count()).select_from(BulkAction)) == 1
     assert client.post("/groups/999999/jobs", data={"csrf_token": _csrf(client, path), "op": "requeue"}).status_code == 404
+
+
+def test_groups_take_error_code_as_the_code_filter(client, groups):  # noqa: F811
+    """The second trial: /groups?error_code=x listed every group (the name
+    /jobs and the exports use was silently ignored)."""
+    for query in ("error_code=unit.not_ucum", "code=unit.not_ucum", "code=unit.not_ucum&error_code=unit.not_ucum"):
+        html = client.get(f"/groups?{query}").get_data(as_text=True)
+        assert html.count('<tr class="group') == 1 and "unit.not_ucum" in html and "code.unknown_icd10cm" not in html, query
+    response = client.get("/groups?code=unit.not_ucum&error_code=code.unknown_icd10cm")
+    assert response.status_code == 400 and "error_code" in response.get_data(as_text=True)
+
+
+def test_dashboard_lists_refuse_an_unknown_parameter_with_the_same_page_without_it(client, groups):  # noqa: F811
+    for path, kept in (("/groups", "state=all"), ("/jobs", "status=all"), ("/admin/audit", "actor=test-admin"),
+                       ("/search", "q=doc")):
+        response = client.get(f"{path}?{kept}&error_cod=x")
+        assert response.status_code == 400 and response.mimetype == "text/html", path
+        html = response.get_data(as_text=True)
+        assert "Unknown query parameter" in html and "is not a parameter of this page" in html
+        assert f'<a class="retry" href="{path}?{kept}">The same page without <code>error_cod</code></a>' in html, path
+    # What the pages themselves send is taken.
+    for query in ("/groups?state=all&sort=last_seen&limit=10&from=2020-01-01T00:00:00Z&job_type=x&worker_version=1.0.0",
+                  f"/jobs?status=all&time_field=created&acknowledged=include&limit=25&group={groups['unit']}&q=doc&job_type=x",
+                  "/admin/audit?actor=a&action=jobs.*&limit=10"):
+        assert client.get(query).status_code == 200, query
