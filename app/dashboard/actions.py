@@ -161,10 +161,12 @@ def _selected_ids() -> list[str]:
 
 @bp.post("/jobs/bulk")
 @requires(Permission.ACT_ON_JOBS)
-def confirm_bulk_action() -> str:
+def confirm_bulk_action() -> str | Response:
     """Confirmation page for an action on the selected jobs or on every job
     matching the filter (whose selection it freezes, for
-    :func:`app.dashboard.bulk_views.run_bulk_action`). Changes no job."""
+    :func:`app.dashboard.bulk_views.run_bulk_action`). Changes no job. With
+    no job ticked, back to the list (its ``next``) saying to tick one, not
+    a question about 0 jobs."""
     _require_csrf()
     action, scope = _operation()
     filter_pairs = _filter_pairs()
@@ -177,6 +179,9 @@ def confirm_bulk_action() -> str:
         )
         return render_template("groups/bulk_confirm.html", bulk=bulk, group=None, back=back)
     ids = _selected_ids()
+    if not ids:
+        flash("Tick at least one job, or use 'All jobs matching the filter'.", "error")
+        return redirect(back, 303)
     count = len(ids)
     # The question names what was ticked (the first few, one lookup each),
     # so "Acknowledge 2 jobs?" can be checked before saying yes.

@@ -82,3 +82,15 @@ def test_no_link_or_form_of_the_app_leads_to_an_unknown_parameter(site, browser,
         expect(page.locator("h1")).not_to_contain_text("400")
     context.close()
 
+
+@pytest.mark.parametrize("javascript", [True, False], ids=["js-on", "js-off"])
+def test_requeue_with_nothing_ticked_stays_on_the_list_and_says_what_to_do(site, browser, javascript):  # noqa: F811
+    context = browser.new_context(java_script_enabled=javascript, viewport={"width": 1400, "height": 900})
+    page = context.new_page()
+    _sign_in(page, site)
+    page.goto(f"{site}/jobs?error_code=unit.not_ucum")
+    page.click("form.bulk-actions button[value='requeue:selected']")
+    expect(page).to_have_url(f"{site}/jobs?error_code=unit.not_ucum")
+    expect(page.locator("p.flash-error")).to_have_text("Tick at least one job, or use 'All jobs matching the filter'.")
+    expect(page.locator("body")).not_to_contain_text("0 jobs")
+    context.close()
