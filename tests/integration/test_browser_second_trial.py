@@ -94,3 +94,26 @@ def test_requeue_with_nothing_ticked_stays_on_the_list_and_says_what_to_do(site,
     expect(page.locator("p.flash-error")).to_have_text("Tick at least one job, or use 'All jobs matching the filter'.")
     expect(page.locator("body")).not_to_contain_text("0 jobs")
     context.close()
+
+
+@pytest.mark.parametrize("width", [390, 768, 1400])
+def test_the_keyboard_meets_the_summary_where_it_is_shown(site, browser, width):  # noqa: F811
+    """At 390 px the summary was drawn below the 50 cards but came first in
+    the page: ~10 Tabs after "Filters" went into it, and the page jumped."""
+    context = browser.new_context(viewport={"width": width, "height": 844})
+    page = context.new_page()
+    _sign_in(page, site)
+    frame, table = page.locator("iframe.summary-frame"), page.locator("table.jobs")
+    # The page's order is the order on screen.
+    frame_first = frame.evaluate("(f) => !!(f.compareDocumentPosition(document.querySelector('table.jobs')) & Node.DOCUMENT_POSITION_FOLLOWING)")
+    assert frame_first == (frame.bounding_box()["y"] < table.bounding_box()["y"])
+    # From the last control before the list and summary, Tab goes down the page, never back up.
+    start = page.locator("details.filter-panel > summary") if width < 600 else page.locator("form.filters .form-actions a").last
+    start.focus()
+    tops = []
+    for _ in range(12):
+        page.keyboard.press("Tab")
+        tops.append(page.evaluate("() => document.activeElement.getBoundingClientRect().top + scrollY"))
+    assert tops == sorted(tops), tops
+    assert not page.evaluate("() => document.documentElement.scrollWidth > innerWidth")
+    context.close()
