@@ -148,6 +148,35 @@ def error_count(details: Any) -> ErrorCount | None:
     return ErrorCount(total=total, shown=shown, more=total - shown, warnings=warnings, notes=notes)
 
 
+@dataclass(frozen=True)
+class MatchingItems:
+    """The error items of one job that an ``error_code`` filter matched:
+    the first one's ``severity`` (``"error"`` when the item has none) and
+    ``pointer`` (``""`` when none), and how many items in all carry the code."""
+
+    code: str
+    severity: str
+    pointer: str
+    count: int
+
+
+def matching_items(details: Any, code: str | None) -> MatchingItems | None:
+    """The items of ``details`` whose ``code`` is exactly ``code`` (the
+    ``error_code`` filter's rule, :class:`~app.services.processing_jobs.job_filter.JobFilter`),
+    so a filtered list can say on each row why the job is in it (a warning
+    is not in the row's message). ``None`` when ``code`` is ``None`` or no
+    item has it (the stored details changed since the query)."""
+    if not code:
+        return None
+    found = [item for item in listed_errors(details) if isinstance(item, dict) and item.get("code") == code]
+    if not found:
+        return None
+    first = found[0]
+    severity = first.get("severity") if isinstance(first.get("severity"), str) else "error"
+    pointer = first.get("pointer") if isinstance(first.get("pointer"), str) else ""
+    return MatchingItems(code=code, severity=severity or "error", pointer=pointer, count=len(found))
+
+
 def format_entity(entity: Any) -> str:
     """Where an error lies in the source document, from an item's ``entity``.
 

@@ -22,6 +22,7 @@ from app.dashboard.failure_details import (
     error_items,
     format_entity,
     json_preview,
+    matching_items,
     pretty_json,
     text_details,
     validator_name,
@@ -76,6 +77,7 @@ def register_filters(app: Flask) -> None:
     app.add_template_filter(file_size, "file_size")
     app.add_template_filter(error_items, "error_items")
     app.add_template_filter(error_count, "error_count")
+    app.add_template_filter(matching_items, "matching_items")
     app.add_template_filter(format_entity, "entity")
     app.add_template_filter(truncate_text, "truncate_text")
     app.add_template_filter(isolate_text, "isolate")

@@ -117,3 +117,22 @@ def test_the_keyboard_meets_the_summary_where_it_is_shown(site, browser, width):
     assert tops == sorted(tops), tops
     assert not page.evaluate("() => document.documentElement.scrollWidth > innerWidth")
     context.close()
+
+
+@pytest.mark.parametrize("width", [390, 1400])
+def test_a_list_filtered_by_a_warning_code_shows_that_warning_on_each_row(site, browser, width):  # noqa: F811
+    context = browser.new_context(java_script_enabled=False, viewport={"width": width, "height": 844})
+    page = context.new_page()
+    _sign_in(page, site)
+    # The demo's one failed job with a warning (doc-0011); the row's message counts errors only.
+    page.goto(f"{site}/jobs?error_code=confidence.low")
+    rows = page.locator("table.jobs tr.job")
+    expect(rows).to_have_count(1)
+    _shot(page, f"second-trial-code-match-{width}.png")
+    for n in range(rows.count()):
+        match = rows.nth(n).locator("td.message mark.match")
+        expect(match).to_be_visible()
+        expect(match).to_contain_text("matches: warning confidence.low")
+        box = match.bounding_box()
+        assert box["x"] >= 0 and box["x"] + box["width"] <= width
+    context.close()

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import re
+
 from app.extensions import db
 from app.models.access import AuditEvent
 from tests.integration.test_dashboard_actions import _csrf, _failed_job, _row
@@ -23,3 +25,27 @@ def test_requeue_with_nothing_ticked_returns_to_the_list_saying_to_tick_a_job(ap
     assert _row(app, job_id) == before
     with app.app_context():
         assert db.session.query(AuditEvent).filter(AuditEvent.action.like("jobs.%")).count() == 0
+
+
+def _failed_with_items(app, document_id: str, items: list[dict]) -> str:
+    from app.registry import get_failure_recorder
+    from app.services.processing_jobs.lifecycle import create_job
+
+    with app.app_context():
+        job = create_job(document_id)
+        get_failure_recorder().record_failure(job.id, "1 error (unit.not_ucum)", {"errors": items})
+        return str(job.id)
+
+
+def test_a_list_filtered_by_code_names_the_matching_item_on_each_row(app, client):
+    _failed_with_items(app, "doc-billable", [
+        {"code": "unit.not_ucum", "severity": "error", "message": "unit", "pointer": "/entities/0/unit"},
+        {"code": "code.icd10cm_not_billable", "severity": "warning", "message": "<b>not billable</b>",
+         "pointer": "/entities/1/code"},
+    ])
+    html = client.get("/jobs?error_code=code.icd10cm_not_billable").get_data(as_text=True)
+    row = re.search(r'<tr class="job.*?</tr>', html, re.S).group(0)
+    assert ('<mark class="match">matches: warning <code><bdi>code.icd10cm_not_billable</bdi></code> at '
+            '<code><bdi>/entities/1/code</bdi></code></mark>') in row
+    # Unfiltered, the row is as before.
+    assert 'class="match"' not in client.get("/jobs").get_data(as_text=True)
