@@ -20,7 +20,7 @@ from app.auth.guards import CONTENT_SECURITY_POLICY, requires, talisman
 from app.dashboard import bp
 from app.dashboard.charts import bar_chart
 from app.dashboard.formatting import STATUS_LABELS, format_utc
-from app.dashboard.links import ListLinks, href, list_heading, list_links, query_pairs
+from app.dashboard.links import ListLinks, href, list_heading, list_links, query_pairs, with_changes
 from app.models import JobStatus, ProcessingJob
 from app.models.job_status import FAILURE_STATUSES
 from app.models.access import Permission
@@ -131,6 +131,9 @@ def list_jobs() -> str | Response:
         # Without the cursor: the summary describes the filter, not the page.
         summary_url=href(url_for("dashboard.show_jobs_summary"), query_pairs(pairs)),
         is_first_page=wanted.cursor is None,
+        # An empty list offers the same filter over every status (it shows no summary to tell).
+        every_status_url=href(url_for("dashboard.list_jobs"), with_changes(query_pairs(pairs), {"status": ["all"]}))
+        if job_filter.statuses and not page.jobs else None,
         first_page=href(url_for("dashboard.list_jobs"), query_pairs(pairs)),
         statuses=list(JobStatus),
         status_param="status" in request.args,

@@ -136,3 +136,19 @@ def test_a_list_filtered_by_a_warning_code_shows_that_warning_on_each_row(site, 
         box = match.bounding_box()
         assert box["x"] >= 0 and box["x"] + box["width"] <= width
     context.close()
+
+
+@pytest.mark.parametrize("width", [390, 1400])
+def test_an_empty_search_shows_a_short_no_jobs_match(site, browser, width):  # noqa: F811
+    context = browser.new_context(java_script_enabled=False, viewport={"width": width, "height": 844})
+    page = context.new_page()
+    _sign_in(page, site)
+    search = page.locator("header input[type=search]")
+    search.fill("no such thing")
+    search.press("Enter")
+    expect(page.locator("p.empty")).to_have_text("No jobs match this filter.")
+    expect(page.locator("iframe.summary-frame")).to_have_count(0)
+    _shot(page, f"second-trial-empty-{width}.png")
+    # The answer is near the top, not under a frame of zeros.
+    assert page.locator("p.empty").bounding_box()["y"] < 0.6 * 844
+    context.close()
