@@ -13,6 +13,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from markupsafe import Markup, escape
+
 from app.services.error_details import listed_errors
 from app.services.error_guidance import guidance_for_codes
 
@@ -146,6 +148,18 @@ def error_count(details: Any) -> ErrorCount | None:
     warnings = sum(1 for item in items if item.get("severity") == "warning")
     notes = sum(1 for item in items if item.get("severity") == "information")
     return ErrorCount(total=total, shown=shown, more=total - shown, warnings=warnings, notes=notes)
+
+
+def break_after(text: Any, separators: str) -> Markup:
+    """``text`` escaped, with a ``<wbr>`` after each of ``separators``: a
+    JSON Pointer (``"/"``) or an error code (``"."``) then wraps only
+    between its parts ("/entities/0/" | "code"), never inside a word, and
+    copies unchanged (``<wbr>`` adds no character). Returns markup built
+    here from escaped text only."""
+    escaped = str(escape(str(text)))
+    for separator in separators:
+        escaped = escaped.replace(separator, separator + "<wbr>")
+    return Markup(escaped)
 
 
 @dataclass(frozen=True)

@@ -152,3 +152,44 @@ def test_an_empty_search_shows_a_short_no_jobs_match(site, browser, width):  # n
     # The answer is near the top, not under a frame of zeros.
     assert page.locator("p.empty").bounding_box()["y"] < 0.6 * 844
     context.close()
+
+
+_LINES = """e => {
+    // The element's text as rendered, one string per line.
+    const walker = document.createTreeWalker(e, NodeFilter.SHOW_TEXT), range = document.createRange(), lines = [];
+    let top = null, line = "";
+    for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+        for (let i = 0; i < node.length; i++) {
+            range.setStart(node, i); range.setEnd(node, i + 1);
+            const y = Math.round(range.getBoundingClientRect().top);
+            if (top !== null && y > top + 2) { lines.push(line); line = ""; }
+            top = y; line += node.data[i];
+        }
+    }
+    lines.push(line);
+    return lines;
+}"""
+
+
+@pytest.mark.parametrize("javascript", [True, False], ids=["js-on", "js-off"])
+def test_error_items_at_768_break_pointers_at_slashes_and_codes_at_dots(site, browser, javascript):  # noqa: F811
+    context = browser.new_context(java_script_enabled=javascript, viewport={"width": 768, "height": 900})
+    page = context.new_page()
+    _sign_in(page, site)
+    page.goto(f"{site}/jobs?document_id=doc-0011")
+    page.click("table.jobs tr.job td.document a")
+    expect(page.locator("table.errors tr").nth(1)).to_be_visible()
+    _shot(page, f"second-trial-job-768-{javascript}.png")
+    cells = page.locator("table.errors td.code code:visible, table.errors td.pointer code:visible")
+    assert cells.count() >= 6
+    for n in range(cells.count()):
+        cell = cells.nth(n)
+        text = cell.inner_text()
+        lines = cell.evaluate(_LINES)
+        assert "".join(lines) == text
+        separator = "/" if text.startswith("/") else "."
+        assert all(line.endswith(separator) for line in lines[:-1]), lines
+    # Copied, the pointer is the pointer (no added character).
+    assert page.locator("table.errors td.pointer code").first.inner_text().startswith("/entities/")
+    assert not page.evaluate("() => document.documentElement.scrollWidth > innerWidth")
+    context.close()

@@ -62,3 +62,11 @@ def test_an_empty_list_says_no_jobs_match_without_a_summary_of_zeros(app, client
     assert '<p class="empty">No jobs match this filter.</p>' in html and 'class="summary-frame"' not in html
     # With jobs, the summary is there.
     assert 'class="summary-frame"' in client.get("/jobs?document_id=doc-present").get_data(as_text=True)
+
+
+def test_codes_and_pointers_may_wrap_only_after_their_separators_and_stay_escaped():
+    from app.dashboard.failure_details import break_after
+
+    assert break_after("/entities/0/code", "/") == "/<wbr>entities/<wbr>0/<wbr>code"
+    assert break_after("schema.additionalProperties", ".") == "schema.<wbr>additionalProperties"
+    assert break_after("/<b>/x", "/") == "/<wbr>&lt;b&gt;/<wbr>x"
