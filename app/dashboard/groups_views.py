@@ -232,6 +232,7 @@ def show_group(group_id: str, typed: dict[str, str] | None = None) -> str:
         distribution=queries.group_distribution(key),
         events=queries.group_timeline(key),
         samples=samples,
+        documents=group_samples.document_ids(occurrence.job_id for occurrence in samples),
         next_samples=href(url_for("dashboard.show_group", group_id=key), [("cursor", next_cursor)])
         if next_cursor else None,
         sample=sample,

@@ -6,6 +6,8 @@ corpus; Chromium must be installed (the test fails, never skips)."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from playwright.sync_api import expect
 
@@ -192,4 +194,28 @@ def test_error_items_at_768_break_pointers_at_slashes_and_codes_at_dots(site, br
     # Copied, the pointer is the pointer (no added character).
     assert page.locator("table.errors td.pointer code").first.inner_text().startswith("/entities/")
     assert not page.evaluate("() => document.documentElement.scrollWidth > innerWidth")
+    context.close()
+
+
+@pytest.mark.parametrize("width", [390, 1400])
+def test_the_group_page_names_every_field_and_shows_each_sample_jobs_document(site, browser, width):  # noqa: F811
+    context = browser.new_context(java_script_enabled=False, viewport={"width": width, "height": 844})
+    page = context.new_page()
+    _sign_in(page, site)
+    page.goto(f"{site}{_first_group(page, site)}")
+    _shot(page, f"second-trial-group-{width}.png")
+    # Each name ends before its value begins ("Occurrences 11", not "Occurrences11").
+    summary = page.locator("dl.group-summary")
+    for name in summary.locator("dt").all():
+        value = name.locator("xpath=following-sibling::dd[1]")
+        assert name.evaluate("e => e.scrollWidth <= e.clientWidth + 1"), name.inner_text()
+        assert name.bounding_box()["x"] + name.bounding_box()["width"] <= value.bounding_box()["x"] + 1, name.inner_text()
+    row = page.locator("table.sample-jobs tr.job").first
+    expect(row.locator("td.document a")).to_have_text(re.compile(r"^doc-\d{4}"))
+    expect(row.locator("td.current")).to_have_text(re.compile("^(yes|no)$"))
+    if width < 600:
+        label = row.locator("td.current").evaluate("e => getComputedStyle(e, '::before').content")
+        assert label == '"Failing now "'
+    else:
+        expect(page.locator("table.sample-jobs thead")).to_contain_text("Document")
     context.close()
