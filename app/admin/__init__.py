@@ -64,6 +64,20 @@ def _text(value: Any) -> str:
     return str(value)
 
 
+def action_suggestions(action: str | None) -> list[str]:
+    """Actions or families (``export.*``) to try when ``action`` names none
+    that is known (``exports`` finds nothing: actions are ``export.…``);
+    ``[]`` for a known action, a ``.*`` family or no action. Matched by the
+    word before the first dot, a trailing ``s`` left out, either way a prefix."""
+    if not action or action.endswith(".*") or action in audit_log.KNOWN_ACTIONS:
+        return []
+    stem = action.split(".")[0].lower().rstrip("s")
+    if not stem:
+        return []
+    families = sorted({known.split(".")[0] for known in audit_log.KNOWN_ACTIONS})
+    return [f"{family}.*" for family in families if family.startswith(stem) or stem.startswith(family)]
+
+
 @bp.get("/audit")
 @requires(Permission.ADMINISTER)
 def list_audit_events() -> str:
@@ -89,4 +103,7 @@ def list_audit_events() -> str:
         known_actions=audit_log.KNOWN_ACTIONS,
         next_page=f"?{urlencode([*kept, ('cursor', page.next_cursor)])}" if page.next_cursor else None,
         first_page=f"?{urlencode(kept)}" if cursor else None,
+        # The same filter with each suggested action instead (shown when nothing matched).
+        suggestions=[(action, "?" + urlencode([*((k, v) for k, v in kept if k != "action"), ("action", action)]))
+                     for action in action_suggestions(query.action)] if not rows else [],
     )

@@ -219,3 +219,22 @@ def test_the_group_page_names_every_field_and_shows_each_sample_jobs_document(si
     else:
         expect(page.locator("table.sample-jobs thead")).to_contain_text("Document")
     context.close()
+
+
+def test_audit_user_names_at_1400_stay_on_one_line(app, site, browser):  # noqa: F811
+    from app.services.access import record_audit_event
+
+    with app.app_context():
+        # Long facts press on the other columns, as a filter-scope action's query does.
+        record_audit_event("demo-admin", "jobs.requeue",
+                           {"scope": "filter", "query": {"error_code": ["code.unknown_icd10cm"] * 12}}, 3)
+    context = browser.new_context(viewport={"width": 1400, "height": 900})
+    page = context.new_page()
+    _sign_in(page, site)
+    page.goto(f"{site}/admin/audit?actor=demo-admin")
+    actor = page.locator("table.audit td.actor bdi").first
+    expect(actor).to_have_text("demo-admin")
+    line_height = actor.evaluate("e => parseFloat(getComputedStyle(e.parentElement).lineHeight)")
+    assert actor.bounding_box()["height"] < 1.5 * line_height
+    assert not page.evaluate("() => document.documentElement.scrollWidth > innerWidth")
+    context.close()

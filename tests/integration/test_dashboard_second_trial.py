@@ -70,3 +70,15 @@ def test_codes_and_pointers_may_wrap_only_after_their_separators_and_stay_escape
     assert break_after("/entities/0/code", "/") == "/<wbr>entities/<wbr>0/<wbr>code"
     assert break_after("schema.additionalProperties", ".") == "schema.<wbr>additionalProperties"
     assert break_after("/<b>/x", "/") == "/<wbr>&lt;b&gt;/<wbr>x"
+
+
+def test_an_audit_action_that_names_nothing_known_suggests_the_family(client):
+    from app.admin import action_suggestions
+
+    assert action_suggestions("exports") == ["export.*"]
+    assert action_suggestions("job") == ["jobs.*"]
+    assert action_suggestions("export.*") == action_suggestions("jobs.requeue") == action_suggestions(None) == []
+    html = client.get("/admin/audit?action=exports&actor=test-admin").get_data(as_text=True)
+    assert ('No action is named <code>exports</code>; try <a href="?actor=test-admin&amp;action=export.%2A">'
+            '<code>export.*</code></a>') in html
+    assert "try" not in client.get("/admin/audit?action=export.*").get_data(as_text=True).split('class="empty"')[-1]
