@@ -238,3 +238,24 @@ def test_audit_user_names_at_1400_stay_on_one_line(app, site, browser):  # noqa:
     assert actor.bounding_box()["height"] < 1.5 * line_height
     assert not page.evaluate("() => document.documentElement.scrollWidth > innerWidth")
     context.close()
+
+
+@pytest.mark.parametrize("javascript", [True, False], ids=["js-on", "js-off"])
+def test_the_bulk_question_takes_the_focus_and_keeps_yes_apart_from_cancel(site, browser, javascript):  # noqa: F811
+    context = browser.new_context(java_script_enabled=javascript, viewport={"width": 1400, "height": 900})
+    page = context.new_page()
+    _sign_in(page, site)
+    for document in ("doc-0007", "doc-0006"):
+        page.locator("tr.job").filter(has=page.locator("td.document", has_text=document)).locator(
+            "input[name=job_id]").check()
+    page.click("button[value='requeue:selected']")
+    question = page.locator("section.confirm h1")
+    expect(question).to_have_text("Requeue 2 jobs?")
+    expect(question).to_be_focused()
+    # The next Tab is the answer.
+    page.keyboard.press("Tab")
+    expect(page.locator("section.confirm button[type=submit]")).to_be_focused()
+    yes = page.locator("section.confirm button[type=submit]").bounding_box()
+    cancel = page.locator("section.confirm a:has-text('Cancel')").bounding_box()
+    assert cancel["x"] - (yes["x"] + yes["width"]) >= 12, (yes, cancel)
+    context.close()
