@@ -82,3 +82,19 @@ def test_an_audit_action_that_names_nothing_known_suggests_the_family(client):
     assert ('No action is named <code>exports</code>; try <a href="?actor=test-admin&amp;action=export.%2A">'
             '<code>export.*</code></a>') in html
     assert "try" not in client.get("/admin/audit?action=export.*").get_data(as_text=True).split('class="empty"')[-1]
+
+
+def test_api_wording_year_0000_an_empty_document_id_and_a_missing_job(client):
+    for year in ("0000", "0001"):
+        response = client.get(f"/api/v1/processing-jobs?from={year}-01-01T00:00:00Z")
+        assert response.status_code == 400 and response.mimetype == "application/problem+json"
+        assert response.get_json()["errors"] == [
+            {"field": "from", "parameter": "from", "detail": "must be from 0002-01-01T00:00:00Z to 9998-12-31T23:59:59Z"}]
+    for blank in ("", "   "):
+        response = client.post("/api/v1/processing-jobs", json={"document_id": blank})
+        assert response.status_code == 422 and response.mimetype == "application/problem+json"
+        errors = response.get_json()["errors"]
+        assert [(e["pointer"], e["detail"]) for e in errors] == [("#/document_id", "must not be empty or only spaces")]
+    response = client.get("/api/v1/processing-jobs/00000000-0000-4000-8000-000000000000")
+    assert response.status_code == 404 and response.get_json()["title"] == "Job not found"
+    assert response.get_json()["type"].endswith("/problems/job-not-found")
