@@ -18,6 +18,7 @@ from werkzeug.wrappers import Response
 
 from app.auth.guards import current_actor, requires
 from app.dashboard import bp
+from app.dashboard import group_forms
 from app.dashboard.actions import ActionForm
 from app.dashboard.charts import bar_chart
 from app.dashboard.links import href, query_pairs, with_changes
@@ -269,39 +270,17 @@ def _require_csrf() -> None:
         abort(400, description="The form expired or did not come from this site; reload the page and try again.")
 
 
-#: The group page's form fields, as the operator reads them, for form errors.
-_FIELD_LABELS = {
-    "/in_version": "Resolve in version",
-    "/until": "Ignore until",
-    "/occurrences": "Ignore until … more occurrences",
-    "/mode": "Ignore",
-    "": "Ignore",
-}
-#: Most occurrences an "ignore until N more" may wait for (the service's limit).
-MAX_IGNORE_OCCURRENCES = group_lifecycle.MAX_IGNORE_OCCURRENCES
-
-
-#: The group page's form fields shown again, as typed, when the form is refused.
-_TYPED_FIELDS = ("in_version", "mode", "until", "occurrences")
-
-
-class _FormError(Exception):
-    """A field of a group page's form is wrong: ``label`` names it as the page does."""
-
-    def __init__(self, label: str, message: str) -> None:
-        super().__init__(f"{label}: {message}")
-
-
 def _form_error_page(group_id: str, error: Exception) -> tuple[str, int]:
     """The group page again, answered 400, with the form error at its top
     (which field, what to enter): not a bare error page that leads away
     from the group. Nothing was changed."""
     if isinstance(error, InvalidFieldsError):
-        message = "; ".join(f"{_FIELD_LABELS.get(e.get('pointer', ''), 'Form')}: {e['detail']}" for e in error.errors)
+        labels = group_forms.FIELD_LABELS
+        message = "; ".join(f"{labels.get(e.get('pointer', ''), 'Form')}: {e['detail']}" for e in error.errors)
     else:
         message = str(error)
     flash(f"Nothing was changed. {message or error}.", "error")
-    typed = {name: request.form.get(name, "") for name in _TYPED_FIELDS}
+    typed = {name: request.form.get(name, "") for name in group_forms.TYPED_FIELDS}
     return show_group(group_id, typed), 400
 
 
@@ -318,10 +297,10 @@ def resolve_group(group_id: str) -> Response | tuple[str, int]:
     in_version = _text(request.form.get("in_version"), "in_version")
     try:
         if in_version is not None and not is_semver(in_version):
-            raise _FormError("Resolve in version", "enter a version such as 1.5.0 or 2.0.0-rc.1 (SemVer, no spaces), "
-                                                   "or leave it empty")
+            raise group_forms.FormError("Resolve in version", "enter a version such as 1.5.0 or 2.0.0-rc.1 "
+                                                              "(SemVer, no spaces), or leave it empty")
         group_lifecycle.resolve_group(key, current_actor(), in_version=in_version, via="dashboard")
-    except (_FormError, InvalidFieldsError) as error:
+    except (group_forms.FormError, InvalidFieldsError) as error:
         return _form_error_page(group_id, error)
     flash(f"Resolved the group{' in version ' + in_version if in_version else ''}.", "success")
     return redirect(url_for("dashboard.show_group", group_id=key))
@@ -332,75 +311,26 @@ def resolve_group(group_id: str) -> Response | tuple[str, int]:
 def ignore_group(group_id: str) -> Response | tuple[str, int]:
     """Ignore the group: ``mode`` ``forever``, ``until_date`` (``until``,
     a date ``YYYY-MM-DD``, UTC midnight, after today) or
-    ``until_occurrences`` (``occurrences``, 1 to ``MAX_IGNORE_OCCURRENCES``);
-    a field filled in with ``mode`` left on ``forever`` chooses its mode
-    (:func:`_ignore_mode`). A missing or wrong value re-shows the group page, answered 400, naming
-    the field ("Ignore until: enter a date"); nothing is changed."""
+    ``until_occurrences`` (``occurrences``, 1 to
+    :data:`~app.dashboard.group_forms.MAX_IGNORE_OCCURRENCES`); a field
+    filled in with ``mode`` left on ``forever`` chooses its mode
+    (:func:`~app.dashboard.group_forms.ignore_mode`). A missing or wrong
+    value re-shows the group page, answered 400, naming the field
+    ("Ignore until: enter a date"); nothing is changed."""
     _require_csrf()
     key = _group_id(group_id)
     until = occurrences = None
     try:
-        mode = _ignore_mode(request.form)
+        mode = group_forms.ignore_mode(request.form)
         if mode == "until_date":
-            until = _until_date(request.form.get("until"))
+            until = group_forms.until_date(request.form.get("until"))
         elif mode == "until_occurrences":
-            occurrences = _occurrences(request.form.get("occurrences"))
+            occurrences = group_forms.occurrences(request.form.get("occurrences"))
         group_lifecycle.ignore_group(key, current_actor(), until=until, occurrences=occurrences, via="dashboard")
-    except (_FormError, InvalidFieldsError) as error:
+    except (group_forms.FormError, InvalidFieldsError) as error:
         return _form_error_page(group_id, error)
     flash("Ignored the group.", "success")
     return redirect(url_for("dashboard.show_group", group_id=key))
-
-
-#: The ignore form's modes and the field each one reads (forever reads none).
-_IGNORE_FIELDS = {"until_date": ("until", "Ignore until"),
-                  "until_occurrences": ("occurrences", "Ignore until … more occurrences")}
-
-
-def _ignore_mode(form) -> str:
-    """The ignore form's mode, from the radio and the fields filled in. A
-    field typed in is never dropped: with the radio left on "forever" (its
-    default) a filled date or count chooses its own mode; a field filled in
-    for a mode not chosen, or both, is refused, naming the field."""
-    mode = form.get("mode", "forever")
-    if mode != "forever" and mode not in _IGNORE_FIELDS:
-        raise _FormError("Ignore", "choose forever, until a date, or until a number of occurrences")
-    filled = [name for name, (field, _) in _IGNORE_FIELDS.items() if (form.get(field) or "").strip()]
-    if mode == "forever" and len(filled) == 1:
-        return filled[0]
-    if mode == "forever" and filled:
-        raise _FormError("Ignore", "fill in either the date or the number of occurrences, not both, "
-                                   "or empty both to ignore forever")
-    for other in filled:
-        if other != mode:
-            raise _FormError(_IGNORE_FIELDS[other][1], "empty it, or choose that option, "
-                                                       "so the group is ignored as you mean")
-    return mode
-
-
-def _until_date(raw: str | None) -> datetime:
-    text = (raw or "").strip()
-    if not text:
-        raise _FormError("Ignore until", "enter a date")
-    try:
-        if len(text) != 10:
-            raise ValueError(text)
-        until = datetime.fromisoformat(text + "T00:00:00+00:00")
-    except ValueError:
-        raise _FormError("Ignore until", "enter a date as YYYY-MM-DD, such as 2026-12-31") from None
-    if until <= utcnow():
-        raise _FormError("Ignore until", "enter a date after today")
-    return until
-
-
-def _occurrences(raw: str | None) -> int:
-    text = (raw or "").strip()
-    if not text:
-        raise _FormError("Ignore until … more occurrences", "enter how many more occurrences")
-    if not (text.isascii() and text.isdigit()) or not 1 <= int(text) <= MAX_IGNORE_OCCURRENCES:
-        raise _FormError("Ignore until … more occurrences",
-                         f"enter a whole number from 1 to {MAX_IGNORE_OCCURRENCES:,}")
-    return int(text)
 
 
 @bp.post("/groups/<group_id>/reopen")
