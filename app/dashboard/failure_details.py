@@ -150,16 +150,23 @@ def error_count(details: Any) -> ErrorCount | None:
     return ErrorCount(total=total, shown=shown, more=total - shown, warnings=warnings, notes=notes)
 
 
+#: Longest part of a code or pointer kept whole (longer ones break anywhere).
+LONGEST_UNBROKEN = 32
+
+
 def break_after(text: Any, separators: str) -> Markup:
     """``text`` escaped, with a ``<wbr>`` after each of ``separators``: a
     JSON Pointer (``"/"``) or an error code (``"."``) then wraps only
     between its parts ("/entities/0/" | "code"), never inside a word, and
     copies unchanged (``<wbr>`` adds no character). Returns markup built
     here from escaped text only."""
-    escaped = str(escape(str(text)))
-    for separator in separators:
-        escaped = escaped.replace(separator, separator + "<wbr>")
-    return Markup(escaped)
+    parts = re.split(f"(?<=[{re.escape(separators)}])", str(text))
+    # A part longer than any real word (a 200-character id) may still break
+    # anywhere, rather than widen the page.
+    return Markup("<wbr>".join(
+        f'<span class="anywhere">{escape(part)}</span>' if len(part) > LONGEST_UNBROKEN else str(escape(part))
+        for part in parts if part
+    ))
 
 
 @dataclass(frozen=True)
