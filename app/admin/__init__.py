@@ -12,7 +12,7 @@ from app.auth.guards import requires
 from app.models.access import AuditEvent, Permission
 from app.services import audit_log
 from app.web.audit_query import AUDIT_FILTER_PARAMETERS, audit_query_from_args
-from app.web.query import parse_limit
+from app.web.query import parse_limit, refuse_unknown_parameters
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 
@@ -64,6 +64,20 @@ def _text(value: Any) -> str:
     return str(value)
 
 
+def action_suggestions(action: str | None) -> list[str]:
+    """Actions or families (``export.*``) to try when ``action`` names none
+    that is known (``exports`` finds nothing: actions are ``export.…``);
+    ``[]`` for a known action, a ``.*`` family or no action. Matched by the
+    word before the first dot, a trailing ``s`` left out, either way a prefix."""
+    if not action or action.endswith(".*") or action in audit_log.KNOWN_ACTIONS:
+        return []
+    stem = action.split(".")[0].lower().rstrip("s")
+    if not stem:
+        return []
+    families = sorted({known.split(".")[0] for known in audit_log.KNOWN_ACTIONS})
+    return [f"{family}.*" for family in families if family.startswith(stem) or stem.startswith(family)]
+
+
 @bp.get("/audit")
 @requires(Permission.ADMINISTER)
 def list_audit_events() -> str:
@@ -71,7 +85,8 @@ def list_audit_events() -> str:
     exported, requeued or acknowledged what, resolved, ignored or reopened
     which failure group, and the account and token commands. Query: ``actor``, ``action`` (``jobs.*`` for a family),
     ``from``, ``to`` (RFC 3339), ``cursor``, ``limit`` (1 to ``MAX_PAGE_SIZE``,
-    default 100). A bad parameter is a 400 page naming it."""
+    default 100). A bad or unknown parameter is a 400 page naming it."""
+    refuse_unknown_parameters(request.args, (*AUDIT_FILTER_PARAMETERS, "cursor", "limit"))
     query = audit_query_from_args(request.args)
     limit = parse_limit(request.args.get("limit"), default=AUDIT_PAGE_SIZE, maximum=current_app.config["MAX_PAGE_SIZE"])
     cursor = request.args.get("cursor") or None
@@ -88,4 +103,7 @@ def list_audit_events() -> str:
         known_actions=audit_log.KNOWN_ACTIONS,
         next_page=f"?{urlencode([*kept, ('cursor', page.next_cursor)])}" if page.next_cursor else None,
         first_page=f"?{urlencode(kept)}" if cursor else None,
+        # The same filter with each suggested action instead (shown when nothing matched).
+        suggestions=[(action, "?" + urlencode([*((k, v) for k, v in kept if k != "action"), ("action", action)]))
+                     for action in action_suggestions(query.action)] if not rows else [],
     )

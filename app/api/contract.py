@@ -127,6 +127,11 @@ def _describe(error: ValidationError) -> list[FieldError]:
         # `{"not": {}}` marks a field that this variant of the body forbids
         # (used instead of `false`, whose errors carry no path in jsonschema).
         return [field_error(where, "is not allowed with this status")]
+    if (keyword in ("minLength", "pattern") and error.schema.get("pattern") == r"\S"
+            and isinstance(instance, str) and not instance.strip()):
+        # "minLength 1" and "pattern \S" say one thing about a blank value:
+        # one plain error (identical ones are merged), not the regex.
+        return [field_error(where, "must not be empty or only spaces")]
     if keyword == "format" and value == "date-time" and isinstance(instance, str):
         # Valid syntax naming a time that does not exist (2026-02-30, a leap
         # second): say which, rather than "is not a valid date-time".

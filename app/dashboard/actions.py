@@ -172,7 +172,8 @@ def confirm_bulk_action() -> Response | str:
     it and never re-sends the form (which would freeze a second selection).
     ``selected`` scope: the question is this POST's answer (the ids, up to
     :data:`MAX_SELECTED`, are too long for a URL); it freezes nothing, so a
-    reload only asks again.
+    reload only asks again. With no job ticked, back to the list (its
+    ``next``) saying to tick one, not a question about 0 jobs.
     """
     _require_csrf()
     action, scope = _operation()
@@ -181,6 +182,9 @@ def confirm_bulk_action() -> Response | str:
     filter_pairs = _filter_pairs()
     back = _back(href(url_for("dashboard.list_jobs"), filter_pairs))
     ids = _selected_ids()
+    if not ids:
+        flash("Tick at least one job, or use 'All jobs matching the filter'.", "error")
+        return redirect(back, 303)
     count = len(ids)
     # The question names what was ticked (the first few, one lookup each),
     # so "Acknowledge 2 jobs?" can be checked before saying yes.

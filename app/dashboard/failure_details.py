@@ -13,6 +13,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from markupsafe import Markup, escape
+
 from app.services.error_details import listed_errors
 from app.services.error_guidance import guidance_for_codes
 
@@ -146,6 +148,54 @@ def error_count(details: Any) -> ErrorCount | None:
     warnings = sum(1 for item in items if item.get("severity") == "warning")
     notes = sum(1 for item in items if item.get("severity") == "information")
     return ErrorCount(total=total, shown=shown, more=total - shown, warnings=warnings, notes=notes)
+
+
+#: Longest part of a code or pointer kept whole (longer ones break anywhere).
+LONGEST_UNBROKEN = 32
+
+
+def break_after(text: Any, separators: str) -> Markup:
+    """``text`` escaped, with a ``<wbr>`` after each of ``separators``: a
+    JSON Pointer (``"/"``) or an error code (``"."``) then wraps only
+    between its parts ("/entities/0/" | "code"), never inside a word, and
+    copies unchanged (``<wbr>`` adds no character). Returns markup built
+    here from escaped text only."""
+    parts = re.split(f"(?<=[{re.escape(separators)}])", str(text))
+    # A part longer than any real word (a 200-character id) may still break
+    # anywhere, rather than widen the page.
+    return Markup("<wbr>".join(
+        f'<span class="anywhere">{escape(part)}</span>' if len(part) > LONGEST_UNBROKEN else str(escape(part))
+        for part in parts if part
+    ))
+
+
+@dataclass(frozen=True)
+class MatchingItems:
+    """The error items of one job that an ``error_code`` filter matched:
+    the first one's ``severity`` (``"error"`` when the item has none) and
+    ``pointer`` (``""`` when none), and how many items in all carry the code."""
+
+    code: str
+    severity: str
+    pointer: str
+    count: int
+
+
+def matching_items(details: Any, code: str | None) -> MatchingItems | None:
+    """The items of ``details`` whose ``code`` is exactly ``code`` (the
+    ``error_code`` filter's rule, :class:`~app.services.processing_jobs.job_filter.JobFilter`),
+    so a filtered list can say on each row why the job is in it (a warning
+    is not in the row's message). ``None`` when ``code`` is ``None`` or no
+    item has it (the stored details changed since the query)."""
+    if not code:
+        return None
+    found = [item for item in listed_errors(details) if isinstance(item, dict) and item.get("code") == code]
+    if not found:
+        return None
+    first = found[0]
+    severity = first.get("severity") if isinstance(first.get("severity"), str) else "error"
+    pointer = first.get("pointer") if isinstance(first.get("pointer"), str) else ""
+    return MatchingItems(code=code, severity=severity or "error", pointer=pointer, count=len(found))
 
 
 def format_entity(entity: Any) -> str:

@@ -18,6 +18,7 @@ from werkzeug.wrappers import Response
 
 from app.auth.guards import current_actor, requires
 from app.dashboard import bp
+from app.dashboard import group_forms
 from app.dashboard.actions import ActionForm
 from app.dashboard.charts import bar_chart
 from app.dashboard.links import href, query_pairs, with_changes
@@ -32,7 +33,7 @@ from app.services.failure_groups import daily as daily_rollup
 from app.services.failure_groups import queries, series
 from app.services.failure_groups.states import is_semver
 from app.services.processing_jobs.actions import JobAction
-from app.web.query import parse_group_id, parse_limit
+from app.web.query import parse_group_id, parse_limit, refuse_unknown_parameters
 from app.web.query_time import parse_rfc3339
 
 #: Sort orders of ``/groups`` (``sort=``), newest / largest first.
@@ -72,13 +73,20 @@ def _text(raw: str | None, parameter: str) -> str | None:
     return raw.strip()
 
 
+#: The parameters ``/groups`` takes (its filter form, sort links and pages);
+#: ``error_code`` is ``code`` under the name /jobs and the exports use.
+GROUP_LIST_PARAMETERS = ("state", "from", "to", "code", "error_code", "job_type", "worker_version",
+                         "sort", "cursor", "limit")
+
+
 def group_filter_from_args(args) -> tuple[queries.GroupFilter, str]:
     """The group filter and sort of a ``/groups`` query string.
 
     Parameters: ``state`` (repeatable: ``unresolved``, ``resolved``,
     ``ignored``, or a substate ``new``, ``ongoing``, ``regressed``; default
     ``unresolved``; ``all`` for every state), ``from``/``to`` (RFC 3339,
-    bound ``last_seen``), ``job_type``, ``code``, ``worker_version``,
+    bound ``last_seen``), ``job_type``, ``code`` (or ``error_code``, as
+    /jobs names it; both at once must agree), ``worker_version``,
     ``sort`` (:data:`SORTS`).
 
     Raises:
@@ -113,7 +121,7 @@ def group_filter_from_args(args) -> tuple[queries.GroupFilter, str]:
         queries.GroupFilter(
             states=states,
             substates=substates,
-            code=_text(args.get("code"), "code"),
+            code=_code(args),
             job_type=_text(args.get("job_type"), "job_type"),
             worker_version=_text(args.get("worker_version"), "worker_version"),
             seen_from=seen_from,
@@ -121,6 +129,15 @@ def group_filter_from_args(args) -> tuple[queries.GroupFilter, str]:
         ),
         sort,
     )
+
+
+def _code(args) -> str | None:
+    """``code``, or ``error_code`` (the name /jobs and the exports use)."""
+    code, error_code = _text(args.get("code"), "code"), _text(args.get("error_code"), "error_code")
+    if code and error_code and code != error_code:
+        raise InvalidQueryError("code and error_code name the same filter; give one of them.",
+                                [parameter_error("error_code", "must be left out when code is given")])
+    return code or error_code
 
 
 def _daily(hourly: list[int], days: int) -> list[int]:
@@ -144,6 +161,7 @@ def list_groups() -> str | Response:
     pairs = list(request.args.items(multi=True))
     if any(value == "" for _, value in pairs):
         return redirect(href(url_for("dashboard.list_groups"), [(k, v) for k, v in pairs if v != ""]))
+    refuse_unknown_parameters(request.args, GROUP_LIST_PARAMETERS)
     group_filter, sort = group_filter_from_args(request.args)
     limit = parse_limit(request.args.get("limit"), maximum=current_app.config["MAX_PAGE_SIZE"])
     now = utcnow()
@@ -198,10 +216,11 @@ def _timeline(hourly: list[int], now: datetime) -> Timeline:
 
 @bp.get("/groups/<group_id>")
 @requires(Permission.VIEW_JOBS)
-def show_group(group_id: str) -> str:
+def show_group(group_id: str, typed: dict[str, str] | None = None) -> str:
     """One group: summary, counts over 14 days, distribution by job type and
     worker version, the timeline of its states, sample jobs (keyset), a
-    sample error item and the actions."""
+    sample error item and the actions. ``typed``: the action forms' fields
+    as the operator sent them (name to text), shown again when refused."""
     key = _group_id(group_id)
     view = queries.get_group(key)
     now = utcnow()
@@ -222,12 +241,14 @@ def show_group(group_id: str) -> str:
         distribution=queries.group_distribution(key),
         events=queries.group_timeline(key),
         samples=samples,
+        documents=group_samples.document_ids(occurrence.job_id for occurrence in samples),
         next_samples=href(url_for("dashboard.show_group", group_id=key), [("cursor", next_cursor)])
         if next_cursor else None,
         sample=sample,
         jobs_url=href(url_for("dashboard.list_jobs"), [("group", str(key))]),
         can_act=_can_act(),
         today=now.date().isoformat(),
+        typed=typed or {},
     )
 
 
@@ -257,35 +278,18 @@ def _require_csrf() -> None:
         abort(400, description="The form expired or did not come from this site; reload the page and try again.")
 
 
-#: The group page's form fields, as the operator reads them, for form errors.
-_FIELD_LABELS = {
-    "/in_version": "Resolve in version",
-    "/until": "Ignore until",
-    "/occurrences": "Ignore until … more occurrences",
-    "/mode": "Ignore",
-    "": "Ignore",
-}
-#: Most occurrences an "ignore until N more" may wait for (the service's limit).
-MAX_IGNORE_OCCURRENCES = group_lifecycle.MAX_IGNORE_OCCURRENCES
-
-
-class _FormError(Exception):
-    """A field of a group page's form is wrong: ``label`` names it as the page does."""
-
-    def __init__(self, label: str, message: str) -> None:
-        super().__init__(f"{label}: {message}")
-
-
 def _form_error_page(group_id: str, error: Exception) -> tuple[str, int]:
     """The group page again, answered 400, with the form error at its top
     (which field, what to enter): not a bare error page that leads away
     from the group. Nothing was changed."""
     if isinstance(error, InvalidFieldsError):
-        message = "; ".join(f"{_FIELD_LABELS.get(e.get('pointer', ''), 'Form')}: {e['detail']}" for e in error.errors)
+        labels = group_forms.FIELD_LABELS
+        message = "; ".join(f"{labels.get(e.get('pointer', ''), 'Form')}: {e['detail']}" for e in error.errors)
     else:
         message = str(error)
     flash(f"Nothing was changed. {message or error}.", "error")
-    return show_group(group_id), 400
+    typed = {name: request.form.get(name, "") for name in group_forms.TYPED_FIELDS}
+    return show_group(group_id, typed), 400
 
 
 @bp.post("/groups/<group_id>/resolve")
@@ -301,10 +305,10 @@ def resolve_group(group_id: str) -> Response | tuple[str, int]:
     in_version = _text(request.form.get("in_version"), "in_version")
     try:
         if in_version is not None and not is_semver(in_version):
-            raise _FormError("Resolve in version", "enter a version such as 1.5.0 or 2.0.0-rc.1 (SemVer, no spaces), "
-                                                   "or leave it empty")
+            raise group_forms.FormError("Resolve in version", "enter a version such as 1.5.0 or 2.0.0-rc.1 "
+                                                              "(SemVer, no spaces), or leave it empty")
         group_lifecycle.resolve_group(key, current_actor(), in_version=in_version, via="dashboard")
-    except (_FormError, InvalidFieldsError) as error:
+    except (group_forms.FormError, InvalidFieldsError) as error:
         return _form_error_page(group_id, error)
     flash(f"Resolved the group{' in version ' + in_version if in_version else ''}.", "success")
     return redirect(url_for("dashboard.show_group", group_id=key))
@@ -315,50 +319,26 @@ def resolve_group(group_id: str) -> Response | tuple[str, int]:
 def ignore_group(group_id: str) -> Response | tuple[str, int]:
     """Ignore the group: ``mode`` ``forever``, ``until_date`` (``until``,
     a date ``YYYY-MM-DD``, UTC midnight, after today) or
-    ``until_occurrences`` (``occurrences``, 1 to ``MAX_IGNORE_OCCURRENCES``).
-    A missing or wrong value re-shows the group page, answered 400, naming
-    the field ("Ignore until: enter a date"); nothing is changed."""
+    ``until_occurrences`` (``occurrences``, 1 to
+    :data:`~app.dashboard.group_forms.MAX_IGNORE_OCCURRENCES`); a field
+    filled in with ``mode`` left on ``forever`` chooses its mode
+    (:func:`~app.dashboard.group_forms.ignore_mode`). A missing or wrong
+    value re-shows the group page, answered 400, naming the field
+    ("Ignore until: enter a date"); nothing is changed."""
     _require_csrf()
     key = _group_id(group_id)
-    mode = request.form.get("mode", "forever")
     until = occurrences = None
     try:
+        mode = group_forms.ignore_mode(request.form)
         if mode == "until_date":
-            until = _until_date(request.form.get("until"))
+            until = group_forms.until_date(request.form.get("until"))
         elif mode == "until_occurrences":
-            occurrences = _occurrences(request.form.get("occurrences"))
-        elif mode != "forever":
-            raise _FormError("Ignore", "choose forever, until a date, or until a number of occurrences")
+            occurrences = group_forms.occurrences(request.form.get("occurrences"))
         group_lifecycle.ignore_group(key, current_actor(), until=until, occurrences=occurrences, via="dashboard")
-    except (_FormError, InvalidFieldsError) as error:
+    except (group_forms.FormError, InvalidFieldsError) as error:
         return _form_error_page(group_id, error)
     flash("Ignored the group.", "success")
     return redirect(url_for("dashboard.show_group", group_id=key))
-
-
-def _until_date(raw: str | None) -> datetime:
-    text = (raw or "").strip()
-    if not text:
-        raise _FormError("Ignore until", "enter a date")
-    try:
-        if len(text) != 10:
-            raise ValueError(text)
-        until = datetime.fromisoformat(text + "T00:00:00+00:00")
-    except ValueError:
-        raise _FormError("Ignore until", "enter a date as YYYY-MM-DD, such as 2026-12-31") from None
-    if until <= utcnow():
-        raise _FormError("Ignore until", "enter a date after today")
-    return until
-
-
-def _occurrences(raw: str | None) -> int:
-    text = (raw or "").strip()
-    if not text:
-        raise _FormError("Ignore until … more occurrences", "enter how many more occurrences")
-    if not (text.isascii() and text.isdigit()) or not 1 <= int(text) <= MAX_IGNORE_OCCURRENCES:
-        raise _FormError("Ignore until … more occurrences",
-                         f"enter a whole number from 1 to {MAX_IGNORE_OCCURRENCES:,}")
-    return int(text)
 
 
 @bp.post("/groups/<group_id>/reopen")

@@ -2,8 +2,10 @@
 
 Every filter returns plain text or plain values: Jinja's autoescaping escapes
 them when they are rendered, so worker-supplied text never becomes markup.
-The one exception, :func:`~app.dashboard.sparkline.sparkline`, returns SVG
-it built itself from numbers, with its one text part escaped.
+The exceptions, :func:`~app.dashboard.sparkline.sparkline` (SVG it built
+itself from numbers, with its one text part escaped) and
+:func:`~app.dashboard.failure_details.break_after` (escaped text with
+``<wbr>`` added), return markup they built from escaped text.
 
 The filters live with what they format: times, numbers and statuses in
 :mod:`app.dashboard.formatting`, a failure's details in
@@ -18,10 +20,12 @@ import re
 from flask import Flask
 
 from app.dashboard.failure_details import (
+    break_after,
     error_count,
     error_items,
     format_entity,
     json_preview,
+    matching_items,
     pretty_json,
     text_details,
     validator_name,
@@ -84,6 +88,8 @@ def register_filters(app: Flask) -> None:
     app.add_template_filter(file_size, "file_size")
     app.add_template_filter(error_items, "error_items")
     app.add_template_filter(error_count, "error_count")
+    app.add_template_filter(matching_items, "matching_items")
+    app.add_template_filter(break_after, "break_after")
     app.add_template_filter(format_entity, "entity")
     app.add_template_filter(truncate_text, "truncate_text")
     app.add_template_filter(isolate_text, "isolate")

@@ -120,15 +120,11 @@ class FilterChip:
         label: what is filtered, in words (``code``, ``created from``).
         value: the value as text (worker text: the template isolates it).
         remove: the list without this filter (other filters kept, no cursor).
-        narrows: whether it leaves jobs out; ``status = any`` (every status,
-            shown because it differs from the default) does not, and is not
-            counted in "Filters (N active)".
     """
 
     label: str
     value: str
     remove: str
-    narrows: bool = True
 
 
 @dataclass(frozen=True)
@@ -147,8 +143,10 @@ class ListHeading:
 
     @property
     def active_count(self) -> int:
-        """How many chips leave jobs out (the "Filters (N active)" count)."""
-        return sum(1 for chip in self.chips if chip.narrows)
+        """The "Filters (N active)" count: every chip the heading shows, so
+        the two agree (``status = any`` and ``acknowledged = included`` are
+        choices away from the default too, and removable like the others)."""
+        return len(self.chips)
 
 
 def list_heading(
@@ -200,7 +198,7 @@ def list_heading(
     chips: list[FilterChip] = []
     if not is_default:
         chips.append(FilterChip("status", " or ".join(word(s) for s in statuses) if statuses else "any",
-                                without("status"), narrows=bool(statuses)))
+                                without("status")))
     if job_filter.text is not None:
         chips.append(FilterChip("search", job_filter.text, without("q")))
     if job_filter.error_code is not None:

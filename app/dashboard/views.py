@@ -20,7 +20,7 @@ from app.auth.guards import CONTENT_SECURITY_POLICY, requires, talisman
 from app.dashboard import bp
 from app.dashboard.charts import bar_chart
 from app.dashboard.formatting import STATUS_LABELS, format_utc
-from app.dashboard.links import ListLinks, href, list_heading, list_links, query_pairs
+from app.dashboard.links import ListLinks, href, list_heading, list_links, query_pairs, with_changes
 from app.models import JobStatus, ProcessingJob
 from app.models.job_status import FAILURE_STATUSES
 from app.models.access import Permission
@@ -34,11 +34,13 @@ from app.services.processing_jobs.history import job_history
 from app.services.processing_jobs.job_filter import AcknowledgedFilter, JobFilter, TimeField
 from app.web.query import (
     DEFAULT_DASHBOARD_ACKNOWLEDGED,
+    JOB_LIST_PARAMETERS,
     DEFAULT_DASHBOARD_STATUSES,
     dashboard_filter,
     filter_pairs,
     parse_search,
     read_page,
+    refuse_unknown_parameters,
 )
 from app.web.serializers import job_to_json
 
@@ -94,7 +96,7 @@ def list_jobs() -> str | Response:
     (counts, top codes, chart) comes in a frame from :func:`show_jobs_summary`.
 
     Query: the :func:`current_filter` parameters, ``cursor`` and ``limit``
-    (1 to ``MAX_PAGE_SIZE``, default 50). A form submits empty fields; the
+    (1 to ``MAX_PAGE_SIZE``, default 50); any other name is refused (400). A form submits empty fields; the
     answer is then a redirect to the same query without them, so the
     address bar holds a clean URL to bookmark. The filter form always sends
     an empty ``status`` beside its boxes: when no box is ticked, that is
@@ -104,6 +106,7 @@ def list_jobs() -> str | Response:
     pairs = list(request.args.items(multi=True))
     if any(value == "" for _, value in pairs):
         return redirect(href(url_for("dashboard.list_jobs"), _cleaned(pairs)))
+    refuse_unknown_parameters(request.args, JOB_LIST_PARAMETERS)
     job_filter = current_filter()
     wanted = read_page(request.args, maximum=current_app.config["MAX_PAGE_SIZE"])
     page = pagination.list_jobs(job_filter, limit=wanted.limit, cursor=wanted.cursor)
@@ -128,6 +131,9 @@ def list_jobs() -> str | Response:
         # Without the cursor: the summary describes the filter, not the page.
         summary_url=href(url_for("dashboard.show_jobs_summary"), query_pairs(pairs)),
         is_first_page=wanted.cursor is None,
+        # An empty list offers the same filter over every status (it shows no summary to tell).
+        every_status_url=href(url_for("dashboard.list_jobs"), with_changes(query_pairs(pairs), {"status": ["all"]}))
+        if job_filter.statuses and not page.jobs else None,
         first_page=href(url_for("dashboard.list_jobs"), query_pairs(pairs)),
         statuses=list(JobStatus),
         status_param="status" in request.args,
@@ -169,6 +175,7 @@ def search() -> Response:
         InvalidQueryError: ``q`` longer than ``MAX_SEARCH_LENGTH`` (a NUL or
             another control character is refused before any view runs).
     """
+    refuse_unknown_parameters(request.args, ("q",))
     text = parse_search(request.args.get("q"), "q")
     if text is None:
         return redirect(url_for("dashboard.list_jobs"))

@@ -11,10 +11,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import uuid
+from collections.abc import Iterable
+
 import sqlalchemy as sa
 
 from app.extensions import db
-from app.models import FailureGroup, FailureOccurrence, JobFailure
+from app.models import FailureGroup, FailureOccurrence, JobFailure, ProcessingJob
 from app.services.error_details import listed_errors
 from app.services.failure_groups.fingerprint import UnknownGroupingVersionError, failure_keys
 
@@ -55,3 +58,13 @@ def sample_failure(group: FailureGroup) -> SampleFailure | None:
         return SampleFailure(failure, None)
     mine = [item for item, key in zip(items, keys) if key.fingerprint == group.fingerprint]
     return SampleFailure(failure, {"errors": mine} if mine else None)
+
+
+def document_ids(job_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, str]:
+    """The document id of each of ``job_ids`` (a page of sample jobs), in one
+    query; a job deleted meanwhile is left out."""
+    wanted = list(dict.fromkeys(job_ids))
+    if not wanted:
+        return {}
+    rows = db.session.execute(sa.select(ProcessingJob.id, ProcessingJob.document_id).where(ProcessingJob.id.in_(wanted)))
+    return {job_id: document_id for job_id, document_id in rows}

@@ -78,8 +78,8 @@ PROBLEM_TYPES: tuple[ProblemType, ...] = (
         "Check the path against the OpenAPI document (/api/v1/openapi.json).",
     ),
     ProblemType(
-        "job-not-found", 404, "Processing job not found",
-        "No processing job has this id.",
+        "job-not-found", 404, "Job not found",
+        "No job has this id.",
         "Check the id: it is the 'id' of the job the create request returned (also in its Location header).",
     ),
     ProblemType(

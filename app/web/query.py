@@ -56,6 +56,33 @@ FILTER_PARAMETERS = tuple(spec.parameter for _name, spec, _default in FILTERS)
 MAX_GROUP_ID = 2**31 - 1
 
 
+#: The parameters ``/jobs`` takes: the filter and the page (what its own
+#: forms and links build; :func:`refuse_unknown_parameters`).
+JOB_LIST_PARAMETERS = (*FILTER_PARAMETERS, "cursor", "limit")
+
+
+def refuse_unknown_parameters(names: Iterable[str], known: Iterable[str]) -> None:
+    """Refuse a dashboard page's query parameter that the page does not read,
+    as the API does (:func:`app.api.contract.refuse_unknown_query_parameters`):
+    a typo such as ``/groups?error_cod=x`` would otherwise list everything
+    as if filtered. ``known`` must hold every name the page's own forms and
+    links send.
+
+    Raises:
+        InvalidQueryError: one ``parameter`` error per unknown name (a name
+            that is not printable is not echoed), ``detail`` listing what the
+            page takes; the 400 page links to the same page without them.
+    """
+    allowed = set(known)
+    unknown = list(dict.fromkeys(name for name in names if name not in allowed))
+    if unknown:
+        raise InvalidQueryError(
+            f"Unknown query parameter{'s' if len(unknown) > 1 else ''}; this page takes: {', '.join(sorted(allowed))}.",
+            [parameter_error(name if name.isprintable() else "", "is not a parameter of this page")
+             for name in unknown],
+        )
+
+
 def raise_problems(problems: list[InvalidQueryError]) -> None:
     """Raise one :class:`InvalidQueryError` for all of ``problems`` (nothing
     when there are none): ``errors`` names every bad parameter, ``detail``

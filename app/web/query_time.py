@@ -80,6 +80,10 @@ def parse_rfc3339(raw: str, parameter: str) -> datetime:
         offset = "+00:00" if offset in ("Z", "z") else offset
         value = datetime.fromisoformat(f"{day}T{clock}.{fraction}{offset}")
     except ValueError:
+        if match is not None and match[1].startswith("0000-"):
+            # Valid RFC 3339 (years 0000-9999) that Python cannot hold: as
+            # far outside the range as year 0001, and said the same way.
+            raise _out_of_range(parameter) from None
         raise InvalidQueryError(
             f"{parameter} must be an RFC 3339 date-time with an offset, such as "
             "2026-11-29T21:16:35Z (write '+' in an offset as %2B in a URL).",
@@ -90,12 +94,16 @@ def parse_rfc3339(raw: str, parameter: str) -> datetime:
     except OverflowError:  # e.g. 0001-01-01T00:00:00+01:00 is in year 0 in UTC
         value = None
     if value is None or not EARLIEST_ACCEPTED <= value <= LATEST_ACCEPTED:
-        earliest, latest = rfc3339(EARLIEST_ACCEPTED), rfc3339(LATEST_ACCEPTED)
-        raise InvalidQueryError(
-            f"{parameter} must be from {earliest} to {latest}.",
-            [parameter_error(parameter, f"must be from {earliest} to {latest}")],
-        )
+        raise _out_of_range(parameter)
     return value
+
+
+def _out_of_range(parameter: str) -> InvalidQueryError:
+    earliest, latest = rfc3339(EARLIEST_ACCEPTED), rfc3339(LATEST_ACCEPTED)
+    return InvalidQueryError(
+        f"{parameter} must be from {earliest} to {latest}.",
+        [parameter_error(parameter, f"must be from {earliest} to {latest}")],
+    )
 
 
 def time_order_problems(start: datetime | None, end: datetime | None) -> list[InvalidQueryError]:

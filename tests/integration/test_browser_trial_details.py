@@ -49,12 +49,14 @@ def test_skip_link_and_filter_count_say_what_they_mean(site, browser):  # noqa: 
     page = context.new_page()
     _sign_in(page, site)
     expect(page.locator("a.skip-link[href='#content']")).to_have_text("Skip to the content")
-    page.goto(f"{site}/jobs?status=all")
-    expect(page.locator("details.filter-panel > summary")).to_have_text("Filters")  # "any status" narrows nothing
-    page.goto(f"{site}/jobs?status=all&error_code=code.unknown_icd10cm")
-    expect(page.locator("details.filter-panel > summary")).to_have_text("Filters (1 active)")
-    page.goto(f"{site}/jobs?status=Failed&error_code=code.unknown_icd10cm")
-    expect(page.locator("details.filter-panel > summary")).to_have_text("Filters (2 active)")
+    # The count is the chips shown (the second trial: "2 active" beside 3 chips).
+    for query, count in (("status=all", 1), ("status=all&error_code=code.unknown_icd10cm", 2),
+                         ("status=Failed&error_code=code.unknown_icd10cm", 2),
+                         ("q=doc&status=all&acknowledged=include", 3), ("", 0)):
+        page.goto(f"{site}/jobs?{query}")
+        expect(page.locator("ul.chips li.chip")).to_have_count(count)
+        expect(page.locator("details.filter-panel > summary")).to_have_text(
+            f"Filters ({count} active)" if count else "Filters")
     context.close()
 
 

@@ -73,8 +73,8 @@ def test_detail_page_shows_the_job_whole(client, failed_job_id):
     assert '<span class="badge status-validation_failed">Validation failed</span>' in html  # in words
     assert "<details class=\"error-details\" open>" in html
     # The error details: a table of the errors and the pretty-printed JSON.
-    assert '<td class="code"><code><bdi>code.unknown_icd10cm</bdi></code></td>' in html
-    assert '<td class="pointer" data-label="Pointer"><code><bdi>/entities/1/confidence</bdi></code></td>' in html
+    assert '<td class="code"><code><bdi>code.<wbr>unknown_icd10cm</bdi></code></td>' in html
+    assert '<td class="pointer" data-label="Pointer"><code><bdi>/<wbr>entities/<wbr>1/<wbr>confidence</bdi></code></td>' in html
     assert "Error details (1 error, 1 warning)" in html  # confidence.low is a warning, as in the list
     assert '&#34;code&#34;: &#34;confidence.low&#34;' in html  # indented JSON, keys quoted
     assert "&lt;img src=x onerror=alert(1)&gt;" in html
@@ -87,7 +87,7 @@ def test_unknown_job_is_a_404_page(client, job_id):
     response = client.get(f"/jobs/{job_id}")
     assert response.status_code == 404
     assert response.mimetype == "text/html"
-    assert "Processing job not found" in response.get_data(as_text=True)
+    assert "Job not found" in response.get_data(as_text=True)
     assert "<script>" not in response.get_data(as_text=True).split('<main id="content">')[1]
 
 

@@ -76,6 +76,56 @@ def test_resolve_in_version_takes_a_semver_version_only(app, client, groups):  #
     assert response.status_code == 302 and _state(app, groups["unit"]) == "resolved"
 
 
+def _ignored_until(app, group_id: int) -> tuple[str, object, object]:
+    with app.app_context():
+        group = db.session.get(FailureGroup, group_id, populate_existing=True)
+        return group.state, group.ignore_until, group.ignore_until_occurrences
+
+
+def test_a_filled_ignore_field_with_the_radio_left_on_forever_chooses_its_mode(app, client, groups):  # noqa: F811
+    """The second trial: a date typed with "forever" still ticked ignored
+    the group forever and dropped the date without a word."""
+    path = f"/groups/{groups['icd']}"
+    response = client.post(path + "/ignore", data={"csrf_token": _csrf(client, path), "mode": "forever",
+                                                   "until": "2999-12-31", "occurrences": ""})
+    assert response.status_code == 302
+    state, until, occurrences = _ignored_until(app, groups["icd"])
+    assert state == "ignored" and until.date().isoformat() == "2999-12-31" and occurrences is None
+    path = f"/groups/{groups['unit']}"
+    response = client.post(path + "/ignore", data={"csrf_token": _csrf(client, path), "mode": "forever",
+                                                   "until": " ", "occurrences": "7"})
+    assert response.status_code == 302
+    assert _ignored_until(app, groups["unit"]) == ("ignored", None, 7)
+
+
+def test_ignore_fields_that_disagree_with_the_chosen_option_are_refused_naming_them(app, client, groups):  # noqa: F811
+    path = f"/groups/{groups['icd']}"
+    for form, says in (({"mode": "forever", "until": "2999-12-31", "occurrences": "3"},
+                        "Ignore: fill in either the date or the number of occurrences, not both"),
+                       ({"mode": "until_date", "until": "2999-12-31", "occurrences": "3"},
+                        "Ignore until … more occurrences: empty it, or choose that option"),
+                       ({"mode": "until_occurrences", "until": "2999-12-31", "occurrences": "3"},
+                        "Ignore until: empty it, or choose that option")):
+        response = client.post(path + "/ignore", data={"csrf_token": _csrf(client, path), **form})
+        assert response.status_code == 400
+        html = response.get_data(as_text=True)
+        assert says in _flash_error(html)
+        assert _state(app, groups["icd"]) == "unresolved"
+        # What was typed is still there, with the option that was chosen.
+        assert 'name="until" ' in html and 'value="2999-12-31"' in html and 'name="occurrences" min="1" size="6" value="3"' in html
+        assert re.search(rf'value="{form["mode"]}" checked', html)
+
+
+def test_a_refused_version_stays_in_its_field_and_the_date_field_asks_for_iso_dates(client, groups):  # noqa: F811
+    path = f"/groups/{groups['unit']}"
+    response = client.post(path + "/resolve", data={"csrf_token": _csrf(client, path), "in_version": "1.5 beta"})
+    assert response.status_code == 400
+    assert 'name="in_version" size="24" placeholder="optional, e.g. 1.5.0" value="1.5 beta"' in response.get_data(as_text=True)
+    # A type=date input shows the browser's locale (mm/dd/yyyy): the app's dates are YYYY-MM-DD.
+    until = re.search(r'<input [^>]*name="until"[^>]*>', client.get(path).get_data(as_text=True)).group(0)
+    assert 'type="text"' in until and 'placeholder="YYYY-MM-DD"' in until
+
+
 LOW = {"code": "confidence.low", "severity": "warning", "message": "confidence is below 0.5",
        "pointer": "/entities/1/confidence"}
 
@@ -144,3 +194,28 @@ def test_the_requeue_question_is_a_page_of_its_own_that_a_reload_does_not_resend
     with app.app_context():
         assert db.session.scalar(sa.select(sa.func.count()).select_from(BulkAction)) == 1
     assert client.post("/groups/999999/jobs", data={"csrf_token": _csrf(client, path), "op": "requeue"}).status_code == 404
+
+
+def test_groups_take_error_code_as_the_code_filter(client, groups):  # noqa: F811
+    """The second trial: /groups?error_code=x listed every group (the name
+    /jobs and the exports use was silently ignored)."""
+    for query in ("error_code=unit.not_ucum", "code=unit.not_ucum", "code=unit.not_ucum&error_code=unit.not_ucum"):
+        html = client.get(f"/groups?{query}").get_data(as_text=True)
+        assert html.count('<tr class="group') == 1 and "unit.not_ucum" in html and "code.unknown_icd10cm" not in html, query
+    response = client.get("/groups?code=unit.not_ucum&error_code=code.unknown_icd10cm")
+    assert response.status_code == 400 and "error_code" in response.get_data(as_text=True)
+
+
+def test_dashboard_lists_refuse_an_unknown_parameter_with_the_same_page_without_it(client, groups):  # noqa: F811
+    for path, kept in (("/groups", "state=all"), ("/jobs", "status=all"), ("/admin/audit", "actor=test-admin"),
+                       ("/search", "q=doc")):
+        response = client.get(f"{path}?{kept}&error_cod=x")
+        assert response.status_code == 400 and response.mimetype == "text/html", path
+        html = response.get_data(as_text=True)
+        assert "Unknown query parameter" in html and "is not a parameter of this page" in html
+        assert f'<a class="retry" href="{path}?{kept}">The same page without <code>error_cod</code></a>' in html, path
+    # What the pages themselves send is taken.
+    for query in ("/groups?state=all&sort=last_seen&limit=10&from=2020-01-01T00:00:00Z&job_type=x&worker_version=1.0.0",
+                  f"/jobs?status=all&time_field=created&acknowledged=include&limit=25&group={groups['unit']}&q=doc&job_type=x",
+                  "/admin/audit?actor=a&action=jobs.*&limit=10"):
+        assert client.get(query).status_code == 200, query

@@ -12,11 +12,11 @@ class JobNotFoundError(ServiceError):
     """No processing job has the given id (HTTP 404)."""
 
     status = 404
-    title = "Processing job not found"
+    title = "Job not found"
     slug = "job-not-found"
 
     def __init__(self, job_id: uuid.UUID | str) -> None:
-        super().__init__(f"No processing job has id {job_id}.")
+        super().__init__(f"No job has id {job_id}.")
         self.job_id = job_id
 
 

@@ -56,13 +56,14 @@ def test_create_job_defaults_the_job_type(client):
     ("body", "slug", "bad_fields"),
     [
         # Shape errors are the NewJob schema's (invalid-fields). A value that
-        # breaks two keywords (minLength and pattern, type and enum) is named
-        # once per keyword.
+        # breaks two keywords (type and enum) is named once per keyword; a
+        # blank document id once ("must not be empty or only spaces", not
+        # minLength and the pattern \S).
         ({"document_id": {"id": "doc-1"}}, "invalid-fields", ["document_id"]),
         ({"document_id": ["doc-1"]}, "invalid-fields", ["document_id"]),
         ({"document_id": 1234}, "invalid-fields", ["document_id"]),
         ({"document_id": None}, "invalid-fields", ["document_id"]),
-        ({"document_id": ""}, "invalid-fields", ["document_id", "document_id"]),
+        ({"document_id": ""}, "invalid-fields", ["document_id"]),
         ({"document_id": " \t\n"}, "invalid-fields", ["document_id"]),
         ({"document_id": "\u00a0\u2003\u3000"}, "invalid-fields", ["document_id"]),
         ({"document_id": "x" * 201}, "invalid-fields", ["document_id"]),

@@ -81,9 +81,13 @@ def test_an_impossible_time_in_a_body_is_named_by_its_pointer(client):
     assert client.get(f"/api/v1/failure-groups/{group['id']}").get_json()["state"] == "unresolved"
 
 
-def test_dashboard_pages_keep_ignoring_extra_parameters(app, anonymous_client):
+def test_dashboard_lists_refuse_an_extra_parameter_and_offer_the_page_without_it(app, anonymous_client):
+    # As the API does: /groups?error_cod=x listed everything as if filtered
+    # (the second trial of #14). The 400 page links to the same page without it.
     viewer = sign_in(anonymous_client, make_user(app, "viewer", "viewer"))
-    assert viewer.get("/jobs?utm_source=mail").status_code == 200
+    response = viewer.get("/jobs?utm_source=mail")
+    assert response.status_code == 400 and response.mimetype == "text/html"
+    assert '<a class="retry" href="/jobs">The same page without <code>utm_source</code></a>' in response.get_data(as_text=True)
 
 
 def test_a_control_character_in_a_query_parameter_is_named_as_a_parameter(client):

@@ -1,0 +1,98 @@
+"""The group page's action forms, read as the operator filled them in.
+
+Their fields' names as the page shows them (for form errors that say which
+field was wrong and what to enter) and the ignore form's rules: a field
+typed in is never dropped silently. Views in :mod:`app.dashboard.groups_views`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+
+from app.models.types import utcnow
+from app.services.failure_groups import lifecycle as group_lifecycle
+
+#: The group page's form fields, as the operator reads them, for form errors.
+FIELD_LABELS = {
+    "/in_version": "Resolve in version",
+    "/until": "Ignore until",
+    "/occurrences": "Ignore until … more occurrences",
+    "/mode": "Ignore",
+    "": "Ignore",
+}
+#: Most occurrences an "ignore until N more" may wait for (the service's limit).
+MAX_IGNORE_OCCURRENCES = group_lifecycle.MAX_IGNORE_OCCURRENCES
+
+
+#: The group page's form fields shown again, as typed, when the form is refused.
+TYPED_FIELDS = ("in_version", "mode", "until", "occurrences")
+
+
+class FormError(Exception):
+    """A field of a group page's form is wrong: ``label`` names it as the page does
+    ("Ignore until: enter a date")."""
+
+    def __init__(self, label: str, message: str) -> None:
+        super().__init__(f"{label}: {message}")
+
+
+#: The ignore form's modes and the field each one reads (forever reads none).
+IGNORE_FIELDS = {"until_date": ("until", "Ignore until"),
+                  "until_occurrences": ("occurrences", "Ignore until … more occurrences")}
+
+
+def ignore_mode(form: Mapping[str, str]) -> str:
+    """The ignore form's mode, from the radio and the fields filled in. A
+    field typed in is never dropped: with the radio left on "forever" (its
+    default) a filled date or count chooses its own mode; a field filled in
+    for a mode not chosen, or both, is refused, naming the field."""
+    mode = form.get("mode", "forever")
+    if mode != "forever" and mode not in IGNORE_FIELDS:
+        raise FormError("Ignore", "choose forever, until a date, or until a number of occurrences")
+    filled = [name for name, (field, _) in IGNORE_FIELDS.items() if (form.get(field) or "").strip()]
+    if mode == "forever" and len(filled) == 1:
+        return filled[0]
+    if mode == "forever" and filled:
+        raise FormError("Ignore", "fill in either the date or the number of occurrences, not both, "
+                                   "or empty both to ignore forever")
+    for other in filled:
+        if other != mode:
+            raise FormError(IGNORE_FIELDS[other][1], "empty it, or choose that option, "
+                                                       "so the group is ignored as you mean")
+    return mode
+
+
+def until_date(raw: str | None) -> datetime:
+    """The ignore form's ``until``: a date ``YYYY-MM-DD`` after today, as UTC midnight.
+
+    Raises:
+        FormError: empty, not YYYY-MM-DD, or not after today.
+    """
+    text = (raw or "").strip()
+    if not text:
+        raise FormError("Ignore until", "enter a date")
+    try:
+        if len(text) != 10:
+            raise ValueError(text)
+        until = datetime.fromisoformat(text + "T00:00:00+00:00")
+    except ValueError:
+        raise FormError("Ignore until", "enter a date as YYYY-MM-DD, such as 2026-12-31") from None
+    if until <= utcnow():
+        raise FormError("Ignore until", "enter a date after today")
+    return until
+
+
+def occurrences(raw: str | None) -> int:
+    """The ignore form's ``occurrences``: a whole number, 1 to :data:`MAX_IGNORE_OCCURRENCES`.
+
+    Raises:
+        FormError: empty or not such a number.
+    """
+    text = (raw or "").strip()
+    if not text:
+        raise FormError("Ignore until … more occurrences", "enter how many more occurrences")
+    if not (text.isascii() and text.isdigit()) or not 1 <= int(text) <= MAX_IGNORE_OCCURRENCES:
+        raise FormError("Ignore until … more occurrences",
+                         f"enter a whole number from 1 to {MAX_IGNORE_OCCURRENCES:,}")
+    return int(text)
