@@ -175,12 +175,10 @@ def confirm_bulk_action() -> Response | str:
     reload only asks again. With no job ticked, back to the list (its
     ``next``) saying to tick one, not a question about 0 jobs.
     """
-    _require_csrf()
-    action, scope = _operation()
-    if scope == "filter":
-        return _freeze_filter(action)
-    filter_pairs = _filter_pairs()
-    back = _back(href(url_for("dashboard.list_jobs"), filter_pairs))
+    form = _read_bulk_form()
+    if isinstance(form, Response):
+        return form
+    action, filter_pairs, back = form
     ids = _selected_ids()
     if not ids:
         flash("Tick at least one job, or use 'All jobs matching the filter'.", "error")
@@ -197,13 +195,25 @@ def confirm_bulk_action() -> Response | str:
     return render_template(
         "jobs/bulk_confirm.html",
         action=action,
-        scope=scope,
+        scope="selected",
         ids=ids,
         documents=documents,
         count=count,
         filter_pairs=filter_pairs,
         back=back,
     )
+
+
+def _read_bulk_form() -> Response | tuple[str, list[tuple[str, str]], str]:
+    """The bulk form's action, filter pairs and back link (the list with
+    that filter), after its CSRF check; for the ``filter`` scope, the
+    redirect to its frozen question instead (:func:`_freeze_filter`)."""
+    _require_csrf()
+    action, scope = _operation()
+    if scope == "filter":
+        return _freeze_filter(action)
+    filter_pairs = _filter_pairs()
+    return action, filter_pairs, _back(href(url_for("dashboard.list_jobs"), filter_pairs))
 
 
 def _freeze_filter(action: str) -> Response:
@@ -234,12 +244,10 @@ def apply_bulk_action() -> Response:
     would leave no history link on the jobs): it freezes the selection and
     redirects (303) to that question, like :func:`confirm_bulk_action`.
     """
-    _require_csrf()
-    action, scope = _operation()
-    if scope == "filter":
-        return _freeze_filter(action)
-    filter_pairs = _filter_pairs()
-    back = _back(href(url_for("dashboard.list_jobs"), filter_pairs))
+    form = _read_bulk_form()
+    if isinstance(form, Response):
+        return form
+    action, filter_pairs, back = form
     actor = current_actor()
     ids = _selected_ids()
     event_id = record_audit_event(actor, f"jobs.{action}", {"scope": "selected", "job_ids": ids}, 0)
