@@ -320,13 +320,7 @@ def run(args: argparse.Namespace, url: str, redis_url: str) -> int:
     if grouping is not None:
         results.extend(grouping[0])
     rows = [row for result in results for row in result.rows()]
-    print()
-    print(f"{'phase':44} {'ok':>7} {'err':>5} {'req/s':>8} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8}")
-    for row in rows:
-        print(
-            f"{row['phase']:44} {row['requests_ok']:7d} {row['errors']:5d} {row['throughput_per_s']:8.1f} "
-            f"{row['p50_ms']:8.2f} {row['p95_ms']:8.2f} {row['p99_ms']:8.2f}"
-        )
+    print_rows(rows)
     ratio = peak.throughput / direct.throughput if direct.throughput else 0.0
     half_row = results[2].rows()[0]
     errors = sum(row["errors"] for row in rows)
@@ -348,9 +342,7 @@ def run(args: argparse.Namespace, url: str, redis_url: str) -> int:
         classic_share = paired[0].throughput / paired[2].throughput
     if grouping is not None:
         checks.update(grouping[1])
-    print()
-    for name, (passed, value) in checks.items():
-        print(f"{'PASS' if passed else 'MISS'}  {name}: {value}")
+    print_checks(checks)
     if classic_share is not None:
         print(f"(not a target) endpoint / classic floor (lock, update, history; paired): {classic_share:.0%}")
     print(f"(not a target) endpoint / psycopg direct: {ratio:.0%}", end="")
@@ -372,11 +364,8 @@ def run(args: argparse.Namespace, url: str, redis_url: str) -> int:
     return 0
 
 
-def report_grouping_only(
-    args: argparse.Namespace, results: list[PhaseResult], checks: dict[str, tuple[bool, str]]
-) -> int:
-    """Print (and with ``--json`` write) the grouping rounds' results alone; 0."""
-    rows = [row for result in results for row in result.rows()]
+def print_rows(rows: list[dict]) -> None:
+    """The phases' table: requests, errors, throughput and latency per row."""
     print()
     print(f"{'phase':44} {'ok':>7} {'err':>5} {'req/s':>8} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8}")
     for row in rows:
@@ -384,9 +373,22 @@ def report_grouping_only(
             f"{row['phase']:44} {row['requests_ok']:7d} {row['errors']:5d} {row['throughput_per_s']:8.1f} "
             f"{row['p50_ms']:8.2f} {row['p95_ms']:8.2f} {row['p99_ms']:8.2f}"
         )
+
+
+def print_checks(checks: dict[str, tuple[bool, str]]) -> None:
+    """One ``PASS``/``MISS`` line per target, with its measured value."""
     print()
     for name, (passed, value) in checks.items():
         print(f"{'PASS' if passed else 'MISS'}  {name}: {value}")
+
+
+def report_grouping_only(
+    args: argparse.Namespace, results: list[PhaseResult], checks: dict[str, tuple[bool, str]]
+) -> int:
+    """Print (and with ``--json`` write) the grouping rounds' results alone; 0."""
+    rows = [row for result in results for row in result.rows()]
+    print_rows(rows)
+    print_checks(checks)
     print(f"(concurrency {args.concurrency}, {os.cpu_count()} CPUs, "
           f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())})")
     if args.json:
