@@ -16,7 +16,14 @@ class JobNotFoundError(ServiceError):
     slug = "job-not-found"
 
     def __init__(self, job_id: uuid.UUID | str) -> None:
-        super().__init__(f"No job has id {job_id}.")
+        # A well-formed id is named (it is the caller's own key, not patient
+        # data); anything else is not echoed: it came from the URL and may
+        # hold control characters or text the caller never meant to send.
+        if isinstance(job_id, uuid.UUID):
+            detail = f"No job has id {job_id}."
+        else:
+            detail = "No job has this id: job ids are UUIDs (RFC 9562), e.g. 0b9d7a3e-0c4e-4f39-9a5e-2f1d3c4b5a69."
+        super().__init__(detail)
         self.job_id = job_id
 
 

@@ -201,7 +201,7 @@ class SQLAlchemyFailureRecorder:
             connection = db.session.connection()
             job = lock_job(connection, key)
             if job is None:
-                raise JobNotFoundError(job_id)
+                raise JobNotFoundError(key)
             current = job.job_status
             if not can_transition(current, target):
                 raise InvalidTransitionError(job.id, current.value, target.value)

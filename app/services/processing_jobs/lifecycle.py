@@ -81,9 +81,10 @@ def get_job(job_id: uuid.UUID | str) -> ProcessingJob:
     Raises:
         JobNotFoundError: no job has this id (or it is not a UUID).
     """
-    job = db.session.get(ProcessingJob, parse_job_id(job_id))
+    key = parse_job_id(job_id)
+    job = db.session.get(ProcessingJob, key)
     if job is None:
-        raise JobNotFoundError(job_id)
+        raise JobNotFoundError(key)
     return job
 
 

@@ -55,5 +55,5 @@ def load_job_for_update(job_id: uuid.UUID | str) -> ProcessingJob:
     require_write_transaction()
     job = db.session.execute(_JOB_FOR_UPDATE, {"locked_job_id": key}).scalar_one_or_none()
     if job is None:
-        raise JobNotFoundError(job_id)
+        raise JobNotFoundError(key)
     return job

@@ -139,6 +139,16 @@ def test_unknown_job_is_a_404_problem(client, app, job, job_id, method, action, 
     before = row(app, job["id"])
     response = getattr(client, method)(job_url(job_id, action), json=body)
     assert_problem(response, 404, "job-not-found")
+    detail = response.get_json()["detail"]
+    try:
+        uuid.UUID(job_id)
+    except ValueError:
+        # Not a UUID: the detail says what an id looks like and never echoes
+        # the URL's text (a NUL, or whatever else the caller sent).
+        assert "UUID" in detail
+        assert not any(echo in detail for echo in ("\x00", "not-a-uuid", "12345", "xxxxxxxx"))
+    else:
+        assert detail == f"No job has id {job_id}."  # a well-formed id is the caller's own key
     assert row(app, job["id"]) == before
     assert job_count(app) == 1
     assert_client_still_works(client, job["id"])
