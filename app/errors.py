@@ -59,8 +59,7 @@ def field_error(pointer: str, detail: str) -> FieldError:
 
 
 def parameter_error(name: str, detail: str) -> FieldError:
-    """A :class:`FieldError` for the URI query parameter ``name`` (``""`` when
-    the name itself cannot be shown, e.g. it holds a control character)."""
+    """A :class:`FieldError` for the URI query parameter ``name``."""
     return {"field": name, "parameter": name, "detail": detail}
 
 

@@ -35,6 +35,15 @@ FORM_MEDIA_TYPES = frozenset({"application/x-www-form-urlencoded", "multipart/fo
 _CONTROL = re.compile("[\x01-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
+def _pictured(text: str) -> str:
+    """``text`` with each C0 control and DEL as its Unicode Control Picture
+    (U+2400 block: NUL -> U+2400, ESC -> U+241B, DEL -> U+2421), so a name
+    holding one can be shown without acting in a terminal or a page."""
+    return "".join(
+        chr(0x2400 + ord(c)) if ord(c) < 0x20 else "\u2421" if c == "\x7f" else c for c in text
+    )
+
+
 def _refused(text: str) -> bool:
     return has_unstorable_text(text) or _CONTROL.search(text) is not None
 
@@ -45,7 +54,10 @@ def _bad_fields(fields: MultiDict[str, str], *, query: bool) -> list[FieldError]
     for name, value in fields.items(multi=True):
         if _refused(name):
             what = "a parameter name holds a NUL or another control character"
-            bad.append(parameter_error("", what) if query else field_error("", what))
+            # Named with each control as its picture: the exact name would
+            # act in a terminal or a log line that quotes the answer.
+            shown = _pictured(name)
+            bad.append(parameter_error(shown, what) if query else field_error(json_pointer([shown]), what))
         elif _refused(value):
             what = "must not hold a NUL or another control character"
             bad.append(parameter_error(name, what) if query else field_error(json_pointer([name]), what))

@@ -195,3 +195,10 @@ def test_a_nul_is_stored_as_u_fffd_and_refused_in_a_filter(client):
     assert fields(problem) == ["document_id"]
     page = client.get(f"{API}?document_id=doc%EF%BF%BDx").get_json()
     assert [item["id"] for item in page["items"]] == [response.get_json()["id"]]
+
+
+def test_a_control_character_in_a_parameter_name_is_named_with_its_picture(client):
+    # Each control shown as its Unicode Control Picture (never "", never the raw control).
+    problem = assert_problem(client.get(f"{API}?doc%00ument=1&x%1by=2&z%7f=3"), 400, "invalid-query")
+    assert [e["parameter"] for e in problem["errors"]] == ["doc\u2400ument", "x\u241by", "z\u2421"]
+    assert all(e["detail"] == "a parameter name holds a NUL or another control character" for e in problem["errors"])
