@@ -50,7 +50,17 @@ def date_time_fault(raw: str) -> str | None:
     (:60) cannot be stored; use :59"``); None when it can, or when the
     syntax itself is wrong (the caller's generic message covers that)."""
     match = _RFC3339.match(raw.strip())
-    return None if match is None else _calendar_fault(match[1], match[2], match[4])
+    if match is None:
+        return None
+    if match[1].startswith("0000-"):
+        # Valid RFC 3339 (years 0000-9999) that Python cannot hold: as far
+        # outside the accepted range as year 0001, and said the same way.
+        return _range_words()
+    return _calendar_fault(match[1], match[2], match[4])
+
+
+def _range_words() -> str:
+    return f"must be from {rfc3339(EARLIEST_ACCEPTED)} to {rfc3339(LATEST_ACCEPTED)}"
 
 
 def parse_rfc3339(raw: str, parameter: str) -> datetime:
@@ -67,6 +77,8 @@ def parse_rfc3339(raw: str, parameter: str) -> datetime:
             :data:`~app.timestamps.LATEST_ACCEPTED`; names ``parameter``.
     """
     fault = date_time_fault(raw)
+    if fault == _range_words():
+        raise _out_of_range(parameter)
     if fault is not None:
         raise InvalidQueryError(
             f"{parameter} is not a date-time that exists: {fault}.", [parameter_error(parameter, fault)]
@@ -80,10 +92,6 @@ def parse_rfc3339(raw: str, parameter: str) -> datetime:
         offset = "+00:00" if offset in ("Z", "z") else offset
         value = datetime.fromisoformat(f"{day}T{clock}.{fraction}{offset}")
     except ValueError:
-        if match is not None and match[1].startswith("0000-"):
-            # Valid RFC 3339 (years 0000-9999) that Python cannot hold: as
-            # far outside the range as year 0001, and said the same way.
-            raise _out_of_range(parameter) from None
         raise InvalidQueryError(
             f"{parameter} must be an RFC 3339 date-time with an offset, such as "
             "2026-11-29T21:16:35Z (write '+' in an offset as %2B in a URL).",
@@ -99,11 +107,7 @@ def parse_rfc3339(raw: str, parameter: str) -> datetime:
 
 
 def _out_of_range(parameter: str) -> InvalidQueryError:
-    earliest, latest = rfc3339(EARLIEST_ACCEPTED), rfc3339(LATEST_ACCEPTED)
-    return InvalidQueryError(
-        f"{parameter} must be from {earliest} to {latest}.",
-        [parameter_error(parameter, f"must be from {earliest} to {latest}")],
-    )
+    return InvalidQueryError(f"{parameter} {_range_words()}.", [parameter_error(parameter, _range_words())])
 
 
 def time_order_problems(start: datetime | None, end: datetime | None) -> list[InvalidQueryError]:

@@ -170,3 +170,16 @@ def test_unknown_groups_are_404_problems(client, group_id):
 def test_the_group_api_needs_a_worker_token(anonymous_client):
     response = anonymous_client.get("/api/v1/failure-groups")
     assert_problem(response, 401, "unauthorized")
+
+
+@pytest.mark.parametrize("until", ["0000-06-01T00:00:00Z", "9999-06-01T00:00:00Z"])
+def test_an_ignore_date_out_of_range_says_the_range_at_either_end(client, until):
+    # Year 0000 is valid RFC 3339 that no timestamp can hold: the same
+    # message as 9999, not "is not a valid date-time".
+    _fail(client, UCUM)
+    group_id = _groups(client)["items"][0]["id"]
+    problem = assert_problem(client.post(f"/api/v1/failure-groups/{group_id}/ignore", json={"until": until}),
+                             422, "invalid-fields")
+    details = [e["detail"] for e in problem["errors"] if e["pointer"] == "#/until"]
+    assert details == ["must be from 0002-01-01T00:00:00Z to 9998-12-31T23:59:59Z"]
+    assert client.get(f"/api/v1/failure-groups/{group_id}").get_json()["state"] == "unresolved"
