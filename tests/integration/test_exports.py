@@ -378,6 +378,32 @@ def test_exports_follow_the_list_filters(app, client, jobs):
     assert [r["job_id"] for r in records] == [jobs["crashed"]]
 
 
+def test_a_search_exports_the_items_that_hold_the_text(app, client):
+    """With ``q``, an item row is written when the item holds the text (the
+    search's fields: message, code, pointer, entity type and code); a job
+    found by its document id, id or message, none of whose items holds the
+    text, is written whole. ``items=all`` and ``rows=jobs`` as for error_code."""
+    with app.app_context():
+        mixed = insert_job("doc-mixed", created_hours=2, details=envelope(
+            item("x.one", "fine"), item("icd.unknown", "code Z99.9 unknown"),
+            {**item("x.two"), "entity": {"type": "Condition", "code": "Z99.1"}}, {**item("x.three"), "pointer": 99},
+        ))
+        by_document = insert_job("doc-z99", created_hours=1, details=envelope(item("a"), item("b")))
+        insert_job("doc-other", details=envelope(item("z.nine")))
+    expected = [(mixed, "icd.unknown"), (mixed, "x.two"), (by_document, "a"), (by_document, "b")]
+    rows = csv_rows(client.get("/exports/job-errors.csv?q=z99"))
+    assert [(r["job_id"], r["code"]) for r in rows] == expected
+    records = ndjson(client.get("/exports/job-errors.ndjson?q=z99"))
+    assert [(r["job_id"], r["code"]) for r in records] == expected
+    rows = csv_rows(client.get("/exports/job-errors.csv?q=z99&items=all"))
+    assert [r["code"] for r in rows] == ["x.one", "icd.unknown", "x.two", "x.three", "a", "b"]
+    rows = csv_rows(client.get("/exports/job-errors.csv?q=z99&rows=jobs"))
+    assert [r["job_id"] for r in rows] == [mixed, by_document]
+    # Literal and case-insensitive, as the search: "_" is no wildcard.
+    assert csv_rows(client.get("/exports/job-errors.csv?q=X_ONE")) == []
+    assert [r["code"] for r in csv_rows(client.get("/exports/job-errors.csv?q=X.ONE"))] == ["x.one"]
+
+
 def test_an_empty_export_is_the_header_alone(client):
     response = client.get("/exports/job-errors.csv?error_code=none.such")
     assert response.get_data() == "\ufeff".encode() + (",".join(ITEM_COLUMNS) + "\r\n").encode()
