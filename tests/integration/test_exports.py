@@ -288,7 +288,7 @@ def test_rows_jobs_gives_one_row_per_job_with_details_and_count(client, jobs):
         r'attachment; filename="job-errors-per-job-\d{8}T\d{6}Z\.csv"', response.headers["Content-Disposition"]
     )
     assert csv_header(response) == list(JOB_ERROR_COLUMNS) == [
-        "job_id", "job_url", "document_id", "job_type", "status", "error_message", "completed_at",
+        "job_id", "job_url", "document_id", "job_type", "status", "completed_at", "error_message",
         "error_details", "error_count",
     ]
     rows = {r["job_id"]: r for r in csv_rows(response)}
@@ -302,6 +302,15 @@ def test_rows_jobs_gives_one_row_per_job_with_details_and_count(client, jobs):
     assert failed["error_message"] == "'" + TRICKY_MESSAGE
     crashed = rows[jobs["crashed"]]
     assert (crashed["error_details"], crashed["error_count"]) == ("", "")
+
+
+def test_the_job_error_files_share_their_common_columns_in_one_order():
+    """The job's columns in the per-item and the per-job files (CSV header
+    and NDJSON keys) come in one order, so a support person can line the
+    files up side by side."""
+    shared = set(ITEM_COLUMNS) & set(JOB_ERROR_COLUMNS)
+    assert [c for c in ITEM_COLUMNS if c in shared] == [c for c in JOB_ERROR_COLUMNS if c in shared]
+    assert {"status", "completed_at", "error_message"} <= shared
 
 
 def test_rows_jobs_counts_what_the_worker_reported(app, client):
