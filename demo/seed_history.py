@@ -12,6 +12,8 @@ oldest first:
    timestamp of the job, failure and failure-group tables written during
    the batch moves back by its whole number of hours, so hourly rollups
    stay on hour boundaries and "first seen 13 days ago" is what the pages show.
+   The audit log is not moved: it keeps the real time of every event
+   (the account and token made before the history, the resolves).
 
 Step 3 rewrites timestamps in the database directly. It exists only for
 this demo: it refuses to run with ``APP_ENV=production`` and on anything
@@ -50,10 +52,13 @@ from app.worker.runner import run_worker  # noqa: E402
 
 #: Tables whose timestamps are not part of the story: accounts, tokens,
 #: sessions and idempotency keys keep their real times (a session aged by
-#: days would have expired).
+#: days would have expired), and the audit log is never backdated: its
+#: ``users.create`` and ``tokens.create`` (written by scripts/demo just
+#: before the first batch, in the hour that batch's ageing starts from) and
+#: the resolves and regressions the story audits show when they were written.
 NOT_AGED = frozenset({
     "users", "worker_tokens", "server_sessions", "idempotency_records", "bulk_actions", "bulk_action_jobs",
-    "alembic_version",
+    "audit_events", "alembic_version",
     # The daily rollup is summed again from the aged hours (seed()).
     "failure_group_daily", "failure_group_daily_state",
 })

@@ -7,6 +7,7 @@ fails, never skips)."""
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import pytest
 from playwright.sync_api import expect
@@ -328,24 +329,37 @@ def test_a_cards_warning_count_stays_beside_its_error_count(site, browser):  # n
     context.close()
 
 
-def _summary_measures(page) -> dict[str, float]:
+def _summary_measures(page) -> dict[str, Any]:
     """In CSS px: the summary frame's height on the page; the summary's
-    bottom inside it (the cards stretch to fill the frame); and the lowest
+    bottom inside it (the cards stretch to fill the frame); the lowest
     bottom of the cards' own content (their last child plus the card's
-    padding), which is what the frame must fit at full capacity."""
+    padding); and per card (by its class: ``status-counts``,
+    ``chart-card``, ``top-codes``) its blank band under its content, whether
+    anything in it is cut off (``scrollHeight > clientHeight`` or the same
+    sideways), and the codes whose cell cuts them (an ellipsis)."""
     frame = page.locator("iframe.summary-frame")
     summary = page.frame_locator("iframe.summary-frame").locator("section.summary")
     expect(summary).to_be_visible()
+    # Measured after the frame's load event, which waits for its stylesheet.
+    next(f for f in page.frames if "/jobs/summary" in f.url).wait_for_load_state("load")
     inside = summary.evaluate("""e => {
         const top = document.documentElement.getBoundingClientRect().top;
-        const cards = [...e.querySelectorAll(':scope > .card')];
-        const contentBottom = Math.max(...cards.map(card => {
+        const cards = {};
+        for (const card of e.querySelectorAll(':scope > .card')) {
             const shown = [...card.children].filter(c => c.getClientRects().length);
-            return shown[shown.length - 1].getBoundingClientRect().bottom
-                + parseFloat(getComputedStyle(card).paddingBottom) + parseFloat(getComputedStyle(card).borderBottomWidth);
-        }));
-        return {summary: e.getBoundingClientRect().bottom - top, content: contentBottom - top,
-                scrolls: document.documentElement.scrollHeight > innerHeight};
+            const style = getComputedStyle(card);
+            const content = shown[shown.length - 1].getBoundingClientRect().bottom
+                + parseFloat(style.paddingBottom) + parseFloat(style.borderBottomWidth);
+            cards[card.classList[1]] = {
+                blank: card.getBoundingClientRect().bottom - content, content: content - top,
+                cut: card.scrollHeight > card.clientHeight || card.scrollWidth > card.clientWidth,
+                cut_codes: [...card.querySelectorAll('table.codes td:first-child')]
+                    .filter(c => c.getClientRects().length && c.scrollWidth > c.clientWidth).map(c => c.textContent),
+            };
+        }
+        return {summary: e.getBoundingClientRect().bottom - top,
+                content: Math.max(...Object.values(cards).map(c => c.content)),
+                scrolls: document.documentElement.scrollHeight > innerHeight, cards};
     }""")
     return {"frame": frame.bounding_box()["height"], **inside}
 
@@ -353,6 +367,10 @@ def _summary_measures(page) -> dict[str, float]:
 @pytest.mark.parametrize("javascript", [True, False], ids=["js-on", "js-off"])
 @pytest.mark.parametrize("width", [390, 768, 1400, 1920])
 def test_the_summary_frame_fits_its_content(site, browser, width, javascript):  # noqa: F811
+    """The frame's height is fixed by CSS (an iframe cannot take its
+    content's height without a script, and the pages have none; a fixed
+    height also means the list does not move when the summary arrives): the
+    layouts inside must fit it, whole, without blank boxes."""
     context = browser.new_context(java_script_enabled=javascript, viewport={"width": width, "height": 900})
     page = context.new_page()
     _sign_in(page, site)
@@ -361,8 +379,21 @@ def test_the_summary_frame_fits_its_content(site, browser, width, javascript):  
     full = _summary_measures(page)
     _shot(page, f"trial-summary-{width}-{javascript}.png")
     assert not full["scrolls"] and abs(full["frame"] - full["summary"]) <= 1, full
-    # No blank band: the content reaches the frame's bottom within a few px.
+    # No blank band under the tallest card: it reaches the frame's bottom within a few px.
     assert abs(full["frame"] - full["content"]) <= 4, full
+    cards = full["cards"]
+    assert set(cards) == {"status-counts", "chart-card", "top-codes"}, cards
+    # Nothing cut off in any card: no hidden overflow; from 768 px on, every
+    # code whole (the corpus's longest, schema.additionalProperties, was cut
+    # at 1,400 px). On a phone a code longer than about 20 characters still
+    # ends in an ellipsis (the whole code is the link's title): the phone's
+    # single column has no room for it beside the two counts.
+    assert not any(card["cut"] for card in cards.values()), cards
+    if width >= 768:
+        assert cards["top-codes"]["cut_codes"] == [], cards
+    # The counts fill their card (stretched to the codes' height beside
+    # them) rather than leave an empty box under five lines.
+    assert cards["status-counts"]["blank"] <= 4 and cards["top-codes"]["blank"] <= 4, cards
     # With nothing to count, no frame of zeros: a line saying so
     # (test_browser_second_trial.py).
     page.goto(f"{site}/jobs?document_id=nothing-matches")

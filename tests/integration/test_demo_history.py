@@ -14,7 +14,8 @@ import sqlalchemy as sa
 
 from app.config import ROOT
 from app.extensions import db
-from app.models import FailureGroup, JobFailure
+from app.models import AuditEvent, FailureGroup, JobFailure
+from app.services import access
 from app.models.types import utcnow
 from app.services.failure_groups import queries, series
 from tests.live_server import serve
@@ -58,3 +59,32 @@ def test_batches_are_aged_and_a_resolved_group_regresses(app, worker_token, tmp_
         assert all(e.at < now - timedelta(hours=1) for e in events)
         recorded = sorted(db.session.scalars(sa.select(JobFailure.recorded_at)))
         assert recorded[0] < now - timedelta(hours=71) and recorded[1] < now - timedelta(hours=1)
+
+
+def test_the_audit_log_keeps_its_real_times(app, tmp_path):
+    """The account and token made before the history (scripts/demo) and the
+    events the history audits (a resolve, a regression) keep the time they
+    were written: the demo ages its story, never the audit log."""
+    for folder in ("old", "new"):
+        (tmp_path / folder).mkdir()
+        shutil.copy(ROOT / "demo" / "corpus" / FUTURE_DATE, tmp_path / folder / FUTURE_DATE)
+    plan = {
+        "seed": 0,
+        "batches": [
+            {"folder": "old", "worker": {"name": "extractor", "version": "1.4.0"}, "hours_ago": 72},
+            {"folder": "new", "worker": {"name": "extractor", "version": "1.5.0"}, "hours_ago": 2},
+        ],
+        "actions": [{"after": "old", "action": "resolve", "code": "date.in_future"}],
+    }
+    (tmp_path / "plan.json").write_text(json.dumps(plan))
+    with app.app_context():
+        before = utcnow()
+        access.create_user("demo-admin", "a long enough password", "admin", actor="cli")
+        token, _ = access.create_worker_token("demo-worker", actor="cli")
+    with serve(app) as base_url, app.app_context():
+        seed_history.seed(tmp_path, base_url, token)
+        now = utcnow()
+        events = db.session.execute(sa.select(AuditEvent.action, AuditEvent.occurred_at)).all()
+    actions = {action for action, _ in events}
+    assert {"users.create", "tokens.create", "groups.resolved", "groups.regressed"} <= actions
+    assert all(before <= at <= now for _, at in events), events

@@ -288,7 +288,7 @@ def test_rows_jobs_gives_one_row_per_job_with_details_and_count(client, jobs):
         r'attachment; filename="job-errors-per-job-\d{8}T\d{6}Z\.csv"', response.headers["Content-Disposition"]
     )
     assert csv_header(response) == list(JOB_ERROR_COLUMNS) == [
-        "job_id", "job_url", "document_id", "job_type", "status", "error_message", "completed_at",
+        "job_id", "job_url", "document_id", "job_type", "status", "completed_at", "error_message",
         "error_details", "error_count",
     ]
     rows = {r["job_id"]: r for r in csv_rows(response)}
@@ -302,6 +302,15 @@ def test_rows_jobs_gives_one_row_per_job_with_details_and_count(client, jobs):
     assert failed["error_message"] == "'" + TRICKY_MESSAGE
     crashed = rows[jobs["crashed"]]
     assert (crashed["error_details"], crashed["error_count"]) == ("", "")
+
+
+def test_the_job_error_files_share_their_common_columns_in_one_order():
+    """The job's columns in the per-item and the per-job files (CSV header
+    and NDJSON keys) come in one order, so a support person can line the
+    files up side by side."""
+    shared = set(ITEM_COLUMNS) & set(JOB_ERROR_COLUMNS)
+    assert [c for c in ITEM_COLUMNS if c in shared] == [c for c in JOB_ERROR_COLUMNS if c in shared]
+    assert {"status", "completed_at", "error_message"} <= shared
 
 
 def test_rows_jobs_counts_what_the_worker_reported(app, client):
@@ -376,6 +385,32 @@ def test_exports_follow_the_list_filters(app, client, jobs):
     assert [r["job_id"] for r in rows] == [coded]
     records = ndjson(client.get("/exports/job-errors.ndjson?status=Failed"))
     assert [r["job_id"] for r in records] == [jobs["crashed"]]
+
+
+def test_a_search_exports_the_items_that_hold_the_text(app, client):
+    """With ``q``, an item row is written when the item holds the text (the
+    search's fields: message, code, pointer, entity type and code); a job
+    found by its document id, id or message, none of whose items holds the
+    text, is written whole. ``items=all`` and ``rows=jobs`` as for error_code."""
+    with app.app_context():
+        mixed = insert_job("doc-mixed", created_hours=2, details=envelope(
+            item("x.one", "fine"), item("icd.unknown", "code Z99.9 unknown"),
+            {**item("x.two"), "entity": {"type": "Condition", "code": "Z99.1"}}, {**item("x.three"), "pointer": 99},
+        ))
+        by_document = insert_job("doc-z99", created_hours=1, details=envelope(item("a"), item("b")))
+        insert_job("doc-other", details=envelope(item("z.nine")))
+    expected = [(mixed, "icd.unknown"), (mixed, "x.two"), (by_document, "a"), (by_document, "b")]
+    rows = csv_rows(client.get("/exports/job-errors.csv?q=z99"))
+    assert [(r["job_id"], r["code"]) for r in rows] == expected
+    records = ndjson(client.get("/exports/job-errors.ndjson?q=z99"))
+    assert [(r["job_id"], r["code"]) for r in records] == expected
+    rows = csv_rows(client.get("/exports/job-errors.csv?q=z99&items=all"))
+    assert [r["code"] for r in rows] == ["x.one", "icd.unknown", "x.two", "x.three", "a", "b"]
+    rows = csv_rows(client.get("/exports/job-errors.csv?q=z99&rows=jobs"))
+    assert [r["job_id"] for r in rows] == [mixed, by_document]
+    # Literal and case-insensitive, as the search: "_" is no wildcard.
+    assert csv_rows(client.get("/exports/job-errors.csv?q=X_ONE")) == []
+    assert [r["code"] for r in csv_rows(client.get("/exports/job-errors.csv?q=X.ONE"))] == ["x.one"]
 
 
 def test_an_empty_export_is_the_header_alone(client):

@@ -144,8 +144,9 @@ def failures(app) -> list[str]:
         JobFilter(time_field=TimeField.COMPLETED, time_from=T0 + timedelta(minutes=5),
                   time_to=T0 + timedelta(minutes=30)),
         JobFilter(text="failure 1"),
+        JobFilter(text="M 1"),
     ],
-    ids=["default", "all-statuses", "error-code", "document", "completed-window", "text"],
+    ids=["default", "all-statuses", "error-code", "document", "completed-window", "text", "item-text"],
 )
 @pytest.mark.parametrize("chunk_rows", [1, 5, 2_000])
 @pytest.mark.parametrize("matching_only", [True, False], ids=["matching-items", "all-items"])

@@ -273,15 +273,16 @@ ITEM_EXPORT: tuple[Column, ...] = (
 )
 
 #: One row per job: ``error_details`` whole and the envelope's ``error_count``;
-#: ``job_url`` as in the items export.
+#: ``job_url`` as in the items export. The columns both files have come in
+#: the items export's order (``completed_at`` before ``error_message``).
 JOB_ERROR_EXPORT: tuple[Column, ...] = (
     Column("job_id", _job("id"), str),
     Column("job_url", _job_url_sql, canonical_job_url),
     Column("document_id", _job("document_id"), csv_cell=text_cell),
     Column("job_type", _job("job_type"), csv_cell=text_cell),
     Column("status", _job("status")),
-    Column("error_message", _job("error_message"), csv_cell=text_cell),
     Column("completed_at", _job("completed_at"), rfc3339, empty_if_none),
+    Column("error_message", _job("error_message"), csv_cell=text_cell),
     Column("error_details", _job("error_details"), csv_cell=json_cell),
     Column("error_count", _error_count_sql, _error_count, empty_if_none),
 )

@@ -32,6 +32,7 @@ from app.services.exports.columns import (
     item_in_group_sql,
     job_groups_lateral,
 )
+from app.services.processing_jobs.filter_sql import SEARCHED_ITEM_FIELDS, escape_like
 from app.services.processing_jobs.job_filter import JobFilter
 from app.services.processing_jobs.pagination import newest_first
 
@@ -63,9 +64,12 @@ class ItemRows:
 
     Attributes:
         matching_only: with the filter's ``error_code``, only the items with
-            that code, and with its ``group``, only the items in that failure
-            group (the default); ``False``: every item of the jobs the filter
-            chooses. Without either, every item either way.
+            that code; with its ``group``, only the items in that failure
+            group; with its search ``q``, only the items that hold the text,
+            or every item of a job none of whose items holds it (found by
+            its id, document id or message) (the default). ``False``: every
+            item of the jobs the filter chooses. Without any of the three,
+            every item either way.
         job_url_prefix: ``job_url`` is this and the job id, in both
             job-error exports
             (:data:`~app.services.exports.columns.DEFAULT_JOB_URL_PREFIX`).
@@ -79,18 +83,33 @@ class ItemRows:
     group_url_prefix: str = DEFAULT_GROUP_URL_PREFIX
 
 
-def _item_sources(
-    dialect: str, options: ItemRows
-) -> tuple[sa.FromClause, Sources, sa.ColumnElement[Any], Callable[[str], sa.ColumnElement[bool]]]:
-    """The items of each job's envelope as a table joined to ``processing_jobs``.
+@dataclass(frozen=True)
+class _ItemTable:
+    """One expansion of each job's envelope items: ``item`` (a table-valued
+    function of ``processing_jobs.error_details``), the item's fields by
+    :data:`_ITEM_FIELDS` name, its position order (from 1 on PostgreSQL,
+    from 0 on SQLite), and two conditions on the item: ``has_code(code)``
+    (a string ``code`` equal to it) and ``holds_text(text)`` (one of its
+    searched string fields holds ``text``, case-insensitively and
+    literally: the item-level twin of
+    :class:`~app.services.processing_jobs.filter_sql.job_text_matches`)."""
 
-    Returns ``(from clause, sources with the item fields, item order, code
-    condition)``; the code condition of a code is true for the items whose
-    ``code`` is that string. A LEFT JOIN keeps a job without items as one
-    row with NULL items, and ``message`` falls back to the job's
-    ``error_message`` there. Item fields are read only from object items
-    (an item of another type gives NULLs), entity fields only from an
-    object ``entity``.
+    item: sa.FromClause
+    fields: dict[str, sa.ColumnElement[Any]]
+    order: sa.ColumnElement[Any]
+    has_code: Callable[[str], sa.ColumnElement[bool]]
+    holds_text: Callable[[str], sa.ColumnElement[bool]]
+
+
+#: The searched fields of an item as paths (``entity.type`` -> ``("entity", "type")``).
+_SEARCHED_PATHS = tuple(tuple(field.split(".")) for field in SEARCHED_ITEM_FIELDS)
+
+
+def _item_table(dialect: str, name: str) -> _ItemTable:
+    """The items of each job's envelope, as :class:`_ItemTable`, aliased ``name``.
+
+    Item fields are read only from object items (an item of another type
+    gives NULLs), entity fields only from an object ``entity``.
     """
     details = JOBS.c.error_details
     envelope = is_envelope_sql(details, JOBS.c.error_format, dialect)
@@ -98,18 +117,21 @@ def _item_sources(
         document = sa.type_coerce(details, JSONB)
         elements = sa.func.jsonb_array_elements(sa.case((envelope, document["errors"])))
         item = elements.table_valued(sa.column("value", JSONB), with_ordinality="ordinal")
-        item = item.render_derived("item")  # AS item(value, ordinal)
-        fields = {name: item.c.value[path].astext for name, path in _ITEM_FIELDS.items()}
+        item = item.render_derived(name)  # AS name(value, ordinal)
+        fields = {field: item.c.value[path].astext for field, path in _ITEM_FIELDS.items()}
         order = item.c.ordinal
 
         def has_code(code: str) -> sa.ColumnElement[bool]:
             return item.c.value.op("@>")(sa.literal({"code": code}, JSONB))
+
+        def string(path: tuple[str, ...]) -> sa.ColumnElement[Any]:
+            return sa.case((sa.func.jsonb_typeof(item.c.value[path]) == "string", item.c.value[path].astext))
     else:
         elements = sa.func.json_each(sa.case((envelope, details)), "$.errors")
-        item = elements.table_valued("value", "type", "key").alias("item")
+        item = elements.table_valued("value", "type", "key").alias(name)
         fields = {
-            name: sa.case((item.c.type == "object", sa.func.json_extract(item.c.value, _json_path(path))))
-            for name, path in _ITEM_FIELDS.items()
+            field: sa.case((item.c.type == "object", sa.func.json_extract(item.c.value, _json_path(path))))
+            for field, path in _ITEM_FIELDS.items()
         }
         order = item.c.key
 
@@ -119,6 +141,33 @@ def _item_sources(
                 sa.func.json_type(item.c.value, "$.code") == "text",
                 sa.func.json_extract(item.c.value, "$.code") == code,
             )
+
+        def string(path: tuple[str, ...]) -> sa.ColumnElement[Any]:
+            # CASE, not AND: json_extract() raises on an item that is a bare string.
+            json_path = _json_path(path)
+            return sa.case((item.c.type == "object", sa.case(
+                (sa.func.json_type(item.c.value, json_path) == "text", sa.func.json_extract(item.c.value, json_path)),
+            )))
+
+    def holds_text(text: str) -> sa.ColumnElement[bool]:
+        # ILIKE on PostgreSQL is the search's LIKE on lower-cased text (UTF-8
+        # database); SQLite's is lower() LIKE lower(), ASCII letters folded,
+        # as the search's scan there.
+        pattern = sa.literal(f"%{escape_like(text)}%", sa.Text)
+        return sa.or_(*(string(path).ilike(pattern, escape="\\") for path in _SEARCHED_PATHS))
+
+    return _ItemTable(item, fields, order, has_code, holds_text)
+
+
+def _item_sources(dialect: str, options: ItemRows) -> tuple[sa.FromClause, Sources, _ItemTable]:
+    """The items of each job's envelope as a table joined to ``processing_jobs``.
+
+    Returns ``(from clause, sources with the item fields, the item table)``.
+    A LEFT JOIN keeps a job without items as one row with NULL items, and
+    ``message`` falls back to the job's ``error_message`` there.
+    """
+    table = _item_table(dialect, "item")
+    fields, order = dict(table.fields), table.order
     fields["message"] = sa.case((order.is_(None), JOBS.c.error_message), else_=fields["message"])
     position = order - 1 if dialect == "postgresql" else order  # ordinality counts from 1, json_each's key from 0
     sources = Sources(dialect, fields, job_url_prefix=options.job_url_prefix,
@@ -128,11 +177,20 @@ def _item_sources(
         key = sa.cast(sa.func.coalesce(position, -1), sa.Text)
         group = sa.cast(job_groups.c.groups.op("->>")(key), sa.Integer)
         return (
-            JOBS.outerjoin(job_groups, sa.true()).outerjoin(item, sa.true()),
-            replace(sources, item_group=group), order, has_code,
+            JOBS.outerjoin(job_groups, sa.true()).outerjoin(table.item, sa.true()),
+            replace(sources, item_group=group), table,
         )
     sources = replace(sources, item_group=item_group_sql(sources))
-    return JOBS.outerjoin(item, sa.true()), sources, order, has_code
+    return JOBS.outerjoin(table.item, sa.true()), sources, table
+
+
+def _matches_search(dialect: str, table: _ItemTable, text: str) -> sa.ColumnElement[bool]:
+    """The search's rule for item rows: an item that holds ``text`` itself,
+    or any row of a job none of whose items holds it (the job was found by
+    its id, document id or message: all of it matched)."""
+    others = _item_table(dialect, "searched_item")
+    any_item_holds = sa.select(sa.literal(1)).select_from(others.item).where(others.holds_text(text)).exists()
+    return sa.or_(table.holds_text(text), sa.not_(any_item_holds))
 
 
 def _selected(columns: Sequence[Column], sources: Sources) -> list[sa.ColumnElement[Any]]:
@@ -145,17 +203,19 @@ def _items_query(
     dialect: str,
     options: ItemRows,
 ) -> sa.Select[Any]:
-    joined, sources, order, has_code = _item_sources(dialect, options)
+    joined, sources, table = _item_sources(dialect, options)
     conditions = job_filter.where()
     if options.matching_only and job_filter.error_code is not None:
-        conditions.append(has_code(job_filter.error_code))
+        conditions.append(table.has_code(job_filter.error_code))
+    if options.matching_only and job_filter.text is not None:
+        conditions.append(_matches_search(dialect, table, job_filter.text))
     if options.matching_only and job_filter.group_id is not None:
         conditions.append(item_in_group_sql(sources, job_filter.group_id))
     return (
         sa.select(*cells(sources))
         .select_from(joined)
         .where(*conditions)
-        .order_by(*newest_first(job_filter), order)
+        .order_by(*newest_first(job_filter), table.order)
     )
 
 
@@ -169,8 +229,8 @@ def job_error_items_select(
     Columns as :data:`~app.services.exports.columns.ITEM_EXPORT` reads them
     (``job_id`` as text, ``completed_at`` plain ``DateTime``: naive on
     SQLite); jobs newest first by the filter's time, items in the worker's
-    order; with the filter's ``error_code`` only the items with that code
-    unless ``options`` says otherwise (:class:`ItemRows`).
+    order; with the filter's ``error_code``, ``group`` or ``q`` only the
+    matching items unless ``options`` says otherwise (:class:`ItemRows`).
     """
     return _items_query(lambda sources: _selected(ITEM_EXPORT, sources), job_filter, dialect, options)
 
