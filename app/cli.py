@@ -166,8 +166,9 @@ def regroup_command(version: int, batch_size: int) -> None:
 def roll_up_days_command() -> None:
     """Sum the closed UTC days' hourly occurrences into the daily rollup.
 
-    The /groups page does it itself when a day has closed (an hour after
-    midnight UTC); run this from cron to spare that request the work.
+    On PostgreSQL the bulk worker runs it daily (a periodic task); run this
+    where no worker runs (SQLite), after a first deploy, or from cron. The
+    pages never do it: they read days not rolled up from the hours.
     """
     from app.models.types import utcnow
     from app.services.failure_groups.daily import roll_up_closed_days

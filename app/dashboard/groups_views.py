@@ -165,13 +165,11 @@ def list_groups() -> str | Response:
     group_filter, sort = group_filter_from_args(request.args)
     limit = parse_limit(request.args.get("limit"), maximum=current_app.config["MAX_PAGE_SIZE"])
     now = utcnow()
+    # The page only reads: the closed days are rolled up by the worker's
+    # periodic task or `flask groups roll-up-days`, and the days after the
+    # mark are summed from the hours, so the sparklines are exact whatever
+    # the roll-up's lag (app/services/failure_groups/daily.py).
     through = daily_rollup.rolled_through()
-    if through is None or through < daily_rollup.closed_through(now):
-        # Once a day the first list request sums the day that closed, before
-        # its reads (app/services/failure_groups/daily.py); the sparklines
-        # are exact without it, only slower.
-        daily_rollup.roll_up_closed_days(now)
-        through = daily_rollup.closed_through(now)
     page = queries.list_groups(group_filter, sort=sort, limit=limit, cursor=request.args.get("cursor") or None)
     ids = [view.group.id for view in page.items]
     sparklines = series.sparkline_series(ids, now, days=DAYS_14, through=through)

@@ -33,7 +33,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from app.extensions import db
 from app.models.job_failure import WORKER_NAME_MAX_LENGTH, WORKER_VERSION_MAX_LENGTH
 from app.models.processing_job import JOB_TYPE_MAX_LENGTH
-from app.models.types import JSONDocument, UTCDateTime, utcnow
+from app.models.types import IndexedFlag, JSONDocument, UTCDateTime, utcnow
 
 #: An auto-incrementing 64-bit key: BIGINT on PostgreSQL; on SQLite only an
 #: ``INTEGER PRIMARY KEY`` is the auto-numbered rowid (and is 64-bit anyway).
@@ -192,7 +192,10 @@ class FailureOccurrence(db.Model):
     severity: Mapped[str] = mapped_column(sa.String(16), nullable=False)
     item_count: Mapped[int] = mapped_column(sa.Integer, nullable=False, default=1)
     item_positions: Mapped[Any] = mapped_column(JSONDocument, nullable=False, default=list)
-    is_current: Mapped[bool] = mapped_column(sa.Boolean, nullable=False, default=True)
+    #: The partial indexes' predicate: ``.where(FailureOccurrence.is_current)``
+    #: renders ``WHERE <table or alias>.is_current`` on both databases
+    #: (:class:`~app.models.types.IndexedFlag`), which the planners match to it.
+    is_current: Mapped[bool] = mapped_column(IndexedFlag, nullable=False, default=True)
 
     def __repr__(self) -> str:
         return f"<FailureOccurrence group={self.group_id} job={self.job_id}>"
@@ -305,11 +308,9 @@ class FailureGroupEvent(db.Model):
 
 
 def is_current_condition(table: sa.Table | None = None) -> sa.ColumnElement[bool]:
-    """``<table>.is_current`` (default: ``failure_occurrences``, unaliased) as a bare condition, on both backends: the
-    partial indexes' own predicate (``WHERE is_current``), so the planner
-    can read them. ``is_current IS true`` (PostgreSQL 15 does not prove it
-    implies the predicate) and SQLite's rendering of a Boolean column
-    (``is_current = 1``) each made ending a job's current occurrences a
-    scan of every occurrence."""
-    name = (table if table is not None else FailureOccurrence.__table__).name
-    return sa.literal_column(f"{name}.is_current")
+    """``<table>.is_current`` (default: ``failure_occurrences``) as a
+    condition: the column itself, which renders bare (the partial indexes'
+    predicate) on both databases and under any alias
+    (:class:`~app.models.types.IndexedFlag`). Kept for the callers that
+    take a table; new code writes ``.where(FailureOccurrence.is_current)``."""
+    return (table if table is not None else FailureOccurrence.__table__).c.is_current

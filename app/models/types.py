@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 from datetime import datetime, timezone
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql import operators
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.elements import AsBoolean
 from sqlalchemy.types import TypeDecorator
 
 
@@ -52,3 +57,35 @@ class UTCDateTime(TypeDecorator[datetime]):
 JSONDocument = sa.JSON(none_as_null=True).with_variant(JSONB(none_as_null=True), "postgresql")
 
 
+
+
+class IndexedFlag(TypeDecorator[bool]):
+    """A ``BOOLEAN`` column that partial indexes use as their predicate
+    (``... WHERE is_current``), and that a condition on it renders bare.
+
+    A Boolean column used as a condition compiles to ``col`` on PostgreSQL
+    but to ``col = 1`` on SQLite (it has no boolean type), and SQLite only
+    uses a partial index when the query's WHERE holds the index's predicate
+    term as written: ``is_current = 1`` made ending a job's current
+    occurrences a scan of every occurrence. With this type the condition is
+    ``col`` (qualified by its table or alias) on both databases, however the
+    column is reached (``Model.col``, ``table.c.col``, an alias). Stored and
+    read as ``sa.Boolean``; the DDL is unchanged. Write conditions as the
+    bare column (``.where(Model.flag)``): ``.is_(True)`` compiles to ``IS
+    true``, which PostgreSQL 15 does not prove implies the predicate.
+    """
+
+    impl = sa.Boolean
+    cache_ok = True
+    #: ``== True`` and ``.is_(True)`` compare with the constant, as on a
+    #: plain Boolean (a TypeDecorator would bind a parameter: ``IS $1``).
+    coerce_to_is_types = (type(None), bool)
+
+
+@compiles(AsBoolean, "sqlite")
+def _bare_indexed_flag(element: AsBoolean, compiler: SQLCompiler, **kw: Any) -> str:
+    """SQLite: an :class:`IndexedFlag` column as a true condition renders
+    bare (``col``, true for 1); every other boolean as SQLAlchemy does."""
+    if element.operator is operators.is_true and isinstance(element.element.type, IndexedFlag):
+        return compiler.process(element.element, **kw)
+    return compiler.visit_unary(element, **kw)

@@ -46,7 +46,6 @@ from app.models import (
     JobStatus,
     ProcessingJob,
 )
-from app.models.failure_group import is_current_condition
 from app.models.job_status import FAILURE_STATUSES
 from app.models.types import utcnow
 from app.services.access import add_audit_event
@@ -113,7 +112,7 @@ def freeze_group_selection(action: str, group_id: int, actor: str) -> BulkAction
     ids = (
         sa.select(ProcessingJob.id)
         .join(FailureOccurrence, FailureOccurrence.job_id == ProcessingJob.id)
-        .where(FailureOccurrence.group_id == group_id, is_current_condition(), *_applies(action))
+        .where(FailureOccurrence.group_id == group_id, FailureOccurrence.is_current, *_applies(action))
     )
     return _freeze(action, actor, ids, scope="group", group_id=group_id)
 

@@ -17,6 +17,13 @@ run again and continues from there:
   its current batch and its task ends with :class:`WorkerStoppingError`,
   which procrastinate retries (on this worker when it is back, or on another).
 
+The same worker runs the periodic maintenance: :func:`roll_up_days`, the
+daily roll-up of failure groups' occurrences (:mod:`app.services.failure_groups.daily`),
+deferred by procrastinate's periodic deferrer at :data:`ROLL_UP_CRON`. Each
+running worker tries to defer it, and procrastinate's
+``procrastinate_periodic_defers`` table lets one defer per scheduled time
+through; its ``lock`` keeps two runs from overlapping.
+
 procrastinate's tables and functions are created by migration 0012.
 """
 
@@ -37,7 +44,9 @@ from sqlalchemy import text as sa_text
 from sqlalchemy.engine import make_url
 
 from app.extensions import db
+from app.models.types import utcnow
 from app.services import bulk_actions
+from app.services.failure_groups import daily
 
 #: The queue bulk actions run on.
 QUEUE = "bulk_actions"
@@ -49,6 +58,22 @@ HEARTBEAT_SECONDS = 10.0
 #: An error in a batch (a lock timeout, a dropped connection) is retried a
 #: few times, each continuing from the last committed batch.
 RETRY = procrastinate.RetryStrategy(max_attempts=5, wait=5)
+#: The queue of periodic maintenance (the daily roll-up), apart from the
+#: bulk actions so that it can be watched and emptied on its own.
+MAINTENANCE_QUEUE = "maintenance"
+#: When the daily roll-up is deferred (cron syntax, UTC: procrastinate reads
+#: the schedule on Unix timestamps): five minutes after a day closes
+#: (:data:`app.services.failure_groups.daily.CLOSE_AFTER`, 01:00 UTC).
+ROLL_UP_CRON = "5 1 * * *"
+#: The queues a worker takes tasks from.
+QUEUES = (QUEUE, MAINTENANCE_QUEUE)
+#: The roll-up's procrastinate lock and queueing lock: one run at a time,
+#: and at most one waiting.
+ROLL_UP_LOCK = "failure-group-daily-roll-up"
+#: How late (seconds) a worker may start and still defer the last scheduled
+#: roll-up (procrastinate's ``max_delay``, 10 minutes by default): a day, so
+#: that a worker down at 01:05 catches the roll-up up when it starts.
+PERIODIC_MAX_DELAY = 24 * 3600.0
 
 logger = logging.getLogger(__name__)
 
@@ -68,7 +93,8 @@ class HostApp(Protocol):
 #: The task registry. Its connector is replaced by a connected one in the
 #: worker (:func:`run_worker`); the web process only defers on its own
 #: SQLAlchemy connection (:func:`defer_run`) and never opens a pool.
-queue_app = procrastinate.App(connector=procrastinate.PsycopgConnector())
+queue_app = procrastinate.App(connector=procrastinate.PsycopgConnector(),
+                              periodic_defaults={"max_delay": PERIODIC_MAX_DELAY})
 #: Keys of the worker's ``additional_context`` (procrastinate hands it to
 #: each task): the Flask app whose configuration and database the tasks
 #: use, and the event set when the worker is told to stop (running actions
@@ -114,6 +140,32 @@ def run_bulk_action(context: procrastinate.JobContext, bulk_id: str) -> None:
             db.session.remove()
 
 
+@queue_app.periodic(cron=ROLL_UP_CRON, periodic_id="daily")
+@queue_app.task(name="roll_up_closed_days", queue=MAINTENANCE_QUEUE, lock=ROLL_UP_LOCK,
+                queueing_lock=ROLL_UP_LOCK, retry=RETRY, pass_context=True)
+def roll_up_days(context: procrastinate.JobContext, timestamp: int) -> int:
+    """Roll the closed UTC days up into ``failure_group_daily``
+    (:func:`app.services.failure_groups.daily.roll_up_closed_days`, at the
+    worker's clock, not at ``timestamp``: a late run rolls up every day
+    closed by then). ``timestamp``: the scheduled time (Unix seconds), given
+    by procrastinate's periodic deferrer. Returns the days summed (0 when
+    another run got there first: the roll-up is idempotent).
+
+    Raises:
+        RuntimeError: called outside :func:`run_worker`.
+    """
+    flask_app: HostApp | None = context.additional_context.get(FLASK_APP)
+    if flask_app is None:
+        raise RuntimeError("roll_up_closed_days runs in a worker started by run_worker()")
+    with flask_app.app_context():
+        try:
+            days = daily.roll_up_closed_days(utcnow())
+        finally:
+            db.session.remove()
+    logger.info("failure-group daily roll-up scheduled at %s: %s day(s) summed", timestamp, days)
+    return days
+
+
 def defer_run(bulk_id: uuid.UUID) -> bool:
     """Queue :func:`run_bulk_action` for ``bulk_id`` inside the caller's open
     write transaction (on its psycopg connection: the task exists exactly
@@ -145,18 +197,20 @@ async def _retry_stalled(app: procrastinate.App, every: float, stalled_after: fl
     # procrastinate leaves a killed worker's job "doing"; its documented
     # remedy is to retry the jobs of workers whose heartbeat stopped.
     while True:
-        for job in await app.job_manager.get_stalled_jobs(queue=QUEUE, seconds_since_heartbeat=stalled_after):
-            logger.warning("retrying bulk-action job %s of a stopped worker", job.id)
-            await app.job_manager.retry_job(job)
+        for queue in QUEUES:
+            for job in await app.job_manager.get_stalled_jobs(queue=queue, seconds_since_heartbeat=stalled_after):
+                logger.warning("retrying %s job %s of a stopped worker", queue, job.id)
+                await app.job_manager.retry_job(job)
         await asyncio.sleep(every)
 
 
 def run_worker(flask_app: HostApp, *, concurrency: int = 1, stalled_after: float = STALLED_AFTER_SECONDS,
                heartbeat: float = HEARTBEAT_SECONDS, wait: bool = True) -> None:
-    """Run a procrastinate worker on the :data:`QUEUE` of ``flask_app``'s
+    """Run a procrastinate worker on the :data:`QUEUES` of ``flask_app``'s
     PostgreSQL database until it is stopped (SIGINT/SIGTERM: the running
     action pauses after its current batch and is queued again), or, with
-    ``wait=False``, until the queue is empty.
+    ``wait=False``, until the queues are empty. While it waits, it defers
+    the periodic tasks (:func:`roll_up_days`) when they are due.
 
     Args:
         concurrency: tasks run at once (each is one bulk action).
@@ -166,12 +220,18 @@ def run_worker(flask_app: HostApp, *, concurrency: int = 1, stalled_after: float
     """
     stopping = threading.Event()
     connector = procrastinate.PsycopgConnector(conninfo=conninfo(flask_app.config["SQLALCHEMY_DATABASE_URI"]))
-    worker_app = queue_app.with_connector(connector)
 
     async def main() -> None:
+        # replace_connector(), not with_connector(): the periodic deferrer
+        # defers through the tasks' own app, which with_connector() leaves
+        # unconnected. One worker per process at a time (the CLI's shape).
+        with queue_app.replace_connector(connector) as worker_app:
+            await _work(worker_app)
+
+    async def _work(worker_app: procrastinate.App) -> None:
         async with worker_app.open_async():
             worker = Worker(
-                app=worker_app, queues=[QUEUE], concurrency=concurrency, wait=wait,
+                app=worker_app, queues=list(QUEUES), concurrency=concurrency, wait=wait,
                 update_heartbeat_interval=heartbeat, stalled_worker_timeout=stalled_after,
                 delete_jobs="successful", install_signal_handlers=False,
                 additional_context={FLASK_APP: flask_app, STOPPING: stopping},

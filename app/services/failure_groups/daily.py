@@ -10,9 +10,9 @@ hours.
 Nothing is added to the recorder's hot path: the recorder only ever writes
 the hour of its own clock (``recorded_at`` is the server's ``now``), which
 is always after :func:`closed_through`. The days are rolled up by
-:func:`roll_up_closed_days`, run by the list page when a day has closed
-since the last run (once a day, by the first request) and by ``flask groups
-roll-up-days``. ``failure_group_daily_state.rolled_through`` says which days
+:func:`roll_up_closed_days`, run once a day by the bulk worker's periodic
+task (:func:`app.services.bulk_queue.roll_up_days`, PostgreSQL) and by
+``flask groups roll-up-days``; the pages only read. ``failure_group_daily_state.rolled_through`` says which days
 are in the table; the reads take later days from the hours, so they are
 exact whatever the roll-up's lag. The backfill (``flask groups
 backfill|regroup``), which adds to hours in the past, adds to the closed

@@ -23,7 +23,7 @@ import sqlalchemy as sa
 from app.errors import InvalidQueryError, parameter_error
 from app.extensions import db
 from app.models.failure_group import FailureGroup, FailureGroupCount, FailureGroupEvent
-from app.models.failure_group import FailureOccurrence, GroupState, GroupSubstate, is_current_condition
+from app.models.failure_group import FailureOccurrence, GroupState, GroupSubstate
 from app.models.types import utcnow
 from app.services.failure_groups.errors import GroupNotFoundError
 from app.services.failure_groups.fingerprint import GROUPING_VERSION
@@ -315,7 +315,7 @@ def current_job_ids(group_id: int) -> sa.Select:
     current failure has an item in it); on the partial index of current
     occurrences."""
     return sa.select(FailureOccurrence.job_id).where(
-        FailureOccurrence.group_id == group_id, is_current_condition()
+        FailureOccurrence.group_id == group_id, FailureOccurrence.is_current
     )
 
 
@@ -347,5 +347,5 @@ def job_group_ids(job_id: uuid.UUID, *, current_only: bool = False) -> list[int]
     """The groups a job's failures fell in (its current failure's only, with ``current_only``)."""
     statement = sa.select(FailureOccurrence.group_id).where(FailureOccurrence.job_id == job_id).distinct()
     if current_only:
-        statement = statement.where(is_current_condition())
+        statement = statement.where(FailureOccurrence.is_current)
     return list(db.session.scalars(statement))

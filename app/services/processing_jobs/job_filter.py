@@ -21,7 +21,6 @@ from typing import Any
 import sqlalchemy as sa
 
 from app.models import FailureOccurrence, JobStatus, ProcessingJob
-from app.models.failure_group import is_current_condition
 from app.models.types import JSONDocument
 from app.services.processing_jobs.filter_sql import (
     error_details_has_code,
@@ -148,7 +147,7 @@ def _search(_text: str, job_filter: JobFilter, _code_index: bool) -> sa.ColumnEl
 def _failing_on_group(group_id: int, _filter: JobFilter, _code_index: bool) -> sa.ColumnElement[bool]:
     # Served by the partial index (group_id, job_id) WHERE is_current.
     current = sa.select(FailureOccurrence.job_id).where(
-        FailureOccurrence.group_id == group_id, is_current_condition()
+        FailureOccurrence.group_id == group_id, FailureOccurrence.is_current
     )
     return ProcessingJob.id.in_(current)
 
