@@ -11,18 +11,25 @@ viewer, then for ``--runs`` rounds (after ``--warmup``), interleaved page by
 page, GETs each page once and measures, per request:
 
 * ``page``: wall time of ``client.get`` (perf_counter_ns);
-* ``sql``: wall time spent inside the DBAPI cursor (SQLAlchemy's
+* ``sql``: wall time spent inside the DBAPI (SQLAlchemy's
   ``before_cursor_execute`` / ``after_cursor_execute``, summed over the
   request's statements: the session load, the page's queries, any session
-  write), plus the connection's ``BEGIN``-less commit/rollback round trips
-  (``ROLLBACK`` at the end of each request; SQLAlchemy ``rollback`` /
-  ``commit`` events);
-* ``fixed``: page - sql, the Python cost around the queries.
+  write; plus the dialect's commit, rollback and pool pre-ping round trips);
+* ``fixed``: page - sql, the Python cost around the queries;
+* ``CPU``: the thread's CPU time for the request (``thread_time_ns``), which
+  other processes' load disturbs less than wall time.
 
-Prints, per page, median page ms, median SQL ms, their ratio and the median
-fixed ms, plus the load average. ``--profile PATH`` also runs the first
-page ``--runs`` more times under cProfile and prints the top 25 functions
-by cumulative time. Ratios are only comparable within one run.
+Besides the app's pages, two signed-in pages with no queries of their own
+measure the fixed cost alone: ``/_bench/layout`` (the dashboard layout
+around an empty block) and ``/_bench/nothing`` (an empty 200).
+
+Prints, per page, median page ms, median SQL ms, their ratio, the median
+fixed ms and CPU ms, plus the load average. ``--phases`` adds CPU ms per
+request phase (session load, hooks, view, template, teardown).
+``--app-root DIR`` measures another checkout's app (run it alternately with
+this one for a before/after). ``--profile PATH`` also runs the first page
+``--runs`` more times under cProfile and prints the top functions.
+Ratios are only comparable within one run.
 """
 
 from __future__ import annotations
@@ -37,6 +44,10 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+# --app-root DIR measures another checkout's app (e.g. main, for "before"),
+# alternating runs so that both see the same machine load.
+if "--app-root" in sys.argv:
+    ROOT = Path(sys.argv[sys.argv.index("--app-root") + 1]).resolve()
 sys.path.insert(0, str(ROOT))
 
 from common import fresh_schema, loopback_database_url, signed_in_client  # noqa: E402 (bench/ is on sys.path)
@@ -94,9 +105,9 @@ class SqlClock:
         self._started: int | None = None
         sa.event.listen(engine, "before_cursor_execute", self._before)
         sa.event.listen(engine, "after_cursor_execute", self._after)
-        # Commit / rollback round trips: wrap the dialect's do_* methods.
+        # Commit, rollback and pool pre-ping round trips: wrap the dialect's do_* methods.
         dialect = engine.dialect
-        for name in ("do_rollback", "do_commit", "do_begin"):
+        for name in ("do_rollback", "do_commit", "do_begin", "do_ping"):
             original = getattr(dialect, name)
             setattr(dialect, name, self._timed(original))
 
@@ -155,6 +166,7 @@ def main() -> int:
     parser.add_argument("--database-url", default=os.environ.get("TEST_DATABASE_URL"))
     parser.add_argument("--runs", type=int, default=500)
     parser.add_argument("--warmup", type=int, default=50)
+    parser.add_argument("--app-root", metavar="DIR", help="the checkout whose app to measure (default: this one)")
     parser.add_argument("--phases", action="store_true", help="also print CPU ms per request phase")
     parser.add_argument("--profile", metavar="PATH", help="also profile the first page; write pstats to PATH")
     args = parser.parse_args()
@@ -197,7 +209,7 @@ def main() -> int:
                     for label, ns in phases.ns.items():
                         phase_samples[page].setdefault(label, []).append(ns)
 
-    print(f"load average: {' '.join(f'{x:.2f}' for x in os.getloadavg())}; "
+    print(f"app: {ROOT}; load average: {' '.join(f'{x:.2f}' for x in os.getloadavg())}; "
           f"{args.runs} runs after {args.warmup} warm-up, viewer session, PostgreSQL")
     print(f"{'page':<28} {'page ms':>8} {'SQL ms':>7} {'ratio':>6} {'fixed ms':>9} {'CPU ms':>7} {'stmts':>6}")
     for page in pages:
