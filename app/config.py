@@ -130,8 +130,11 @@ def normalize_database_url(url: str) -> str:
 def engine_options(database_url: str, config: Mapping[str, Any]) -> dict[str, Any]:
     """SQLAlchemy ``create_engine`` options for ``database_url``.
 
-    Every backend: ``pool_pre_ping`` (a connection the database dropped, e.g.
-    after a restart, is replaced at checkout instead of failing a request).
+    A connection the database dropped (e.g. after a restart) is replaced at
+    checkout instead of failing a request: on SQLite by ``pool_pre_ping``; on
+    PostgreSQL by a look at the idle socket in the pool's ``checkout`` event
+    (:func:`app.extensions._check_psycopg_liveness`), which costs no round
+    trip, instead of the ping's ``SELECT 1`` on every request.
     PostgreSQL also gets a bounded pool (``DB_POOL_SIZE`` + ``DB_MAX_OVERFLOW``
     connections per process, ``DB_POOL_TIMEOUT_S`` wait), a connect timeout,
     and server-side ``statement_timeout`` / ``lock_timeout`` (ms) set at
@@ -140,6 +143,7 @@ def engine_options(database_url: str, config: Mapping[str, Any]) -> dict[str, An
     options: dict[str, Any] = {"pool_pre_ping": True}
     if database_url.startswith("postgresql"):
         options.update(
+            pool_pre_ping=False,
             pool_size=config["DB_POOL_SIZE"],
             max_overflow=config["DB_MAX_OVERFLOW"],
             pool_timeout=config["DB_POOL_TIMEOUT_S"],

@@ -1,13 +1,16 @@
 """Flask extensions, created unbound so models and services can import them
 without importing the application factory (no circular imports)."""
 
+import select
 import sqlite3
 
+import psycopg
 from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy import MetaData, event, exc
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase
+from sqlalchemy.pool import Pool
 
 
 # Deterministic constraint names so Alembic migrations are reproducible on
@@ -60,8 +63,46 @@ def _sqlite_begin(connection) -> None:  # noqa: ANN001
         connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
+def _server_has_spoken(fileno: int) -> bool:
+    """Whether the socket ``fileno`` has something to read, or was closed, right now.
+
+    A pooled PostgreSQL connection at rest has sent nothing and is owed
+    nothing: the server only writes to it unasked to end it (an ``FATAL``
+    ErrorResponse such as 57P01 on shutdown, restart or
+    ``pg_terminate_backend``, then end of file), so readable means "gone".
+    """
+    poller = select.poll()
+    poller.register(fileno, select.POLLIN | select.POLLPRI)
+    return bool(poller.poll(0))  # POLLHUP / POLLERR are always reported
+
+
+def _check_psycopg_liveness(dbapi_connection, connection_record, connection_proxy) -> None:  # noqa: ANN001
+    """Pool ``checkout`` event: refuse a PostgreSQL connection the server has ended.
+
+    Replaces ``pool_pre_ping`` on PostgreSQL (app.config.engine_options):
+    the ping is a ``SELECT 1`` round trip on every checkout, that is on
+    every request, a quarter of a signed-in page's round trips. This looks
+    at the idle socket instead (one ``poll``, no round trip): a connection
+    whose server restarted or terminated it is readable, and raising
+    :class:`~sqlalchemy.exc.DisconnectionError` here makes the pool discard
+    it and check out a fresh one (SQLAlchemy "Disconnect Handling -
+    Pessimistic", the checkout-event form). A server that vanished without
+    closing the socket (a cut network) passes both checks alike: the
+    ping would wait on TCP as the request's first statement does.
+    """
+    if not isinstance(dbapi_connection, psycopg.Connection):
+        return
+    if (
+        dbapi_connection.closed
+        or dbapi_connection.info.transaction_status != psycopg.pq.TransactionStatus.IDLE
+        or _server_has_spoken(dbapi_connection.fileno())
+    ):
+        raise exc.DisconnectionError("the server ended this pooled connection")
+
+
 event.listen(Engine, "connect", _sqlite_connect)
 event.listen(Engine, "begin", _sqlite_begin)
+event.listen(Pool, "checkout", _check_psycopg_liveness)
 
 
 def release_session(exception: BaseException | None = None) -> None:
@@ -72,7 +113,7 @@ def release_session(exception: BaseException | None = None) -> None:
     transaction was open (a restart, a failover), the ROLLBACK of a normal
     close fails; the request has already been answered, so instead of turning
     that into a 500 the session's connections are invalidated (discarded by
-    the pool, which reconnects on the next checkout: pool_pre_ping).
+    the pool, which reconnects on the next checkout).
     """
     session = db.session()
     try:

@@ -69,6 +69,16 @@ _LOADED_ROW = "server_session_row"
 MAX_REFRESH_INTERVAL = timedelta(minutes=1)
 
 
+#: The statement every signed-in request starts with, built once: building
+#: it per request (the join, the ORM entity, its cache key) cost about a
+#: third of the session load's CPU (bench/request_overhead.py, docs/benchmarks.md).
+_SESSION_WITH_USER = (
+    sa.select(ServerSession.data, ServerSession.expires_at, User)
+    .outerjoin(User, User.id == ServerSession.user_id)
+    .where(ServerSession.session_key == sa.bindparam("store_id"))
+)
+
+
 def refresh_interval(idle_timeout: timedelta) -> timedelta:
     """How far an unchanged session's expiry may lag before its row is rewritten.
 
@@ -146,11 +156,7 @@ class DatabaseSessionInterface(ServerSideSessionInterface):
         # hint): loaded into the session's identity map, Flask-Login's
         # loader (app.services.access.load_user, db.session.get) then finds
         # it there instead of querying, one round trip fewer per request.
-        row = db.session.execute(
-            sa.select(ServerSession.data, ServerSession.expires_at, User)
-            .outerjoin(User, User.id == ServerSession.user_id)
-            .where(ServerSession.session_key == store_id)
-        ).first()
+        row = db.session.execute(_SESSION_WITH_USER, {"store_id": store_id}).first()
         if row is None or row.expires_at <= utcnow():
             return None
         g.setdefault(_LOADED_ROW, (store_id, row.data, row.expires_at))

@@ -358,3 +358,20 @@ def test_error_text_never_reaches_the_application_log(app, client, caplog):
     client.get(f"/api/v1/processing-jobs/{uuid.uuid4()}")
     assert caplog.records, "the app logged nothing at all: the check would be empty"
     assert SENTINEL not in caplog.text
+
+
+def test_every_rate_limited_view_is_in_the_limiter_filter(app):
+    # The limiter skips every endpoint outside RATE_LIMITED_ENDPOINTS (a
+    # fixed cost saved on each request): a @limiter.limit put on another
+    # view would silently never be checked.
+    from flask_limiter.util import get_qualified_name
+
+    from app.auth.guards import RATE_LIMITED_ENDPOINTS, limiter
+
+    with app.test_request_context():
+        limited = {
+            endpoint
+            for endpoint, view in app.view_functions.items()
+            if limiter.limit_manager.decorated_limits(get_qualified_name(view))
+        }
+    assert limited == RATE_LIMITED_ENDPOINTS

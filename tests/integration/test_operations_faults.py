@@ -4,7 +4,7 @@ The restart test stops and starts the run's throwaway PostgreSQL (the one
 scripts/with-postgres started, found through ``PG_BIN`` and
 ``PG_TEST_DATA``) while worker threads post reports to a live server. It
 leaves the server running: later tests and the session fixtures reconnect
-through new engines (and the app's ``pool_pre_ping``).
+through new engines (and the pool's check of a connection at checkout).
 """
 
 from __future__ import annotations

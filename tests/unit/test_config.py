@@ -95,7 +95,7 @@ def test_postgresql_gets_statement_and_lock_timeouts_and_a_bounded_pool(monkeypa
     monkeypatch.setenv("DB_POOL_SIZE", "3")
     monkeypatch.setenv("DB_MAX_OVERFLOW", "0")
     options = load_config()["SQLALCHEMY_ENGINE_OPTIONS"]
-    assert options["pool_pre_ping"] is True
+    assert options["pool_pre_ping"] is False  # the checkout event looks at the socket instead (no round trip)
     assert options["pool_size"] == 3 and options["max_overflow"] == 0
     assert options["connect_args"]["options"] == "-c statement_timeout=2500 -c lock_timeout=700"
     assert options["connect_args"]["connect_timeout"] == 5
