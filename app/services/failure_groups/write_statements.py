@@ -11,6 +11,7 @@ transaction and never commits.
 
 from __future__ import annotations
 
+import collections
 import functools
 import random
 import uuid
@@ -19,10 +20,10 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from psycopg.types.json import Jsonb
 from sqlalchemy.dialects import postgresql, sqlite
 
 from app.extensions import db
+from app.services.driver_statements import DriverStatement
 from app.models import JobFailure, ProcessingJob
 from app.models.failure_group import COUNTER_SHARDS, SEVERITY_ORDER
 from app.models.failure_group import FailureGroup, FailureGroupCount, FailureGroupHourly
@@ -116,17 +117,21 @@ GROUP_STATE_COLUMNS = (
     "id", "state", "state_changed_at", "ignore_mode", "ignore_until", "last_seen", "first_seen", "severity",
 )
 
+#: A group's :data:`GROUP_STATE_COLUMNS` as :func:`record_in_group` returns
+#: them (read by attribute, like a SQLAlchemy row).
+GroupStateRow = collections.namedtuple("GroupStateRow", GROUP_STATE_COLUMNS)
+
 
 def record_in_group(
     version: int, hit: Hit, job: ProcessingJob, failure: JobFailure, current: bool, *, end_previous: bool = False
-) -> sa.Row[Any] | None:
+) -> GroupStateRow | None:
     """PostgreSQL, one statement: read the group of ``hit`` and, if it
     exists, insert the occurrence and add to its counter and hourly rollup
     (data-modifying CTEs, each an ``INSERT ... SELECT`` from the group row,
     so nothing is written when the group does not exist yet). All parts see
     the snapshot from before the statement, so the "job seen before in this
     group" check does not see the new occurrence. Returns the group's
-    :data:`GROUP_STATE_COLUMNS` (a row), or ``None`` when it does not exist.
+    :data:`GROUP_STATE_COLUMNS` (a :data:`GroupStateRow`), or ``None`` when it does not exist.
 
     With ``end_previous`` the same statement first ends the job's current
     occurrences (one round trip instead of two for a job that was failing):
@@ -136,40 +141,24 @@ def record_in_group(
     not exist, so the caller must not ask for it again on the retry.
     """
     values = _occurrence_values(job, failure, hit, current)
-    sql, parameters = compiled_record_in_group(db.session.get_bind().dialect, end_previous)
     parameters = {
-        **parameters,
         "version": version,
         "fingerprint": hit.key.fingerprint,
         # Prefixed: an UPDATE in the statement (``end_previous``) would SET
         # every column whose name is a key of the parameters.
         **{f"occ_{name}": v for name, v in values.items()},
-        # The driver's own JSON wrapper: the statement is sent as compiled
-        # SQL, past SQLAlchemy's bind processors.
-        "occ_item_positions": Jsonb(values["item_positions"]),
         "counted_version": failure.worker_version or "",
         "current_jobs": int(current),
         "count_shard": job_shard(job.id),
         "hour": hour_of(failure.recorded_at),
         "hour_shard": random_shard(),
     }
-    # Compiled SQL on the session's connection (exec_driver_sql: the
-    # connection's events still see it, the caller has flushed the failure):
-    # SQLAlchemy's per-execution work on a cached statement (parameter
-    # processing, execution context) cost more Python than the rest of the
-    # hook (docs/failure-groups.md, "What it costs the recorder").
-    return db.session.connection().exec_driver_sql(sql, parameters).one_or_none()
-
-
-@functools.lru_cache(maxsize=16)  # per engine's dialect (tests make many apps)
-def compiled_record_in_group(dialect: sa.Dialect, end_previous: bool) -> tuple[str, dict[str, Any]]:
-    """:func:`record_in_group_statement` compiled for ``dialect`` (a
-    PostgreSQL driver's, e.g. psycopg's ``%(name)s`` placeholders), once:
-    the SQL text and the values of the parameters SQLAlchemy binds itself
-    (its constants, ``param_N``). Callers add the named parameters."""
-    compiled = record_in_group_statement(end_previous).compile(dialect=dialect)
-    constants = {name: value for name, value in compiled.params.items() if name.startswith("param_")}
-    return str(compiled), constants
+    # Sent as compiled SQL on the session's connection (the caller has
+    # flushed the failure): SQLAlchemy's per-execution work on a cached
+    # statement cost more Python than the rest of the hook
+    # (docs/failure-groups.md, "What it costs the recorder").
+    row = _RECORD_IN_GROUP[end_previous].first(db.session.connection(), parameters)
+    return None if row is None else GroupStateRow(**row)
 
 
 @functools.cache
@@ -277,6 +266,12 @@ def record_in_group_statement(end_previous: bool) -> sa.Select[Any]:
     if end_previous:
         statement = statement.add_cte(ended)
     return statement.add_cte(new_occurrence).add_cte(counted).add_cte(rolled)
+
+
+#: :func:`record_in_group_statement`, without and with the ending of the
+#: job's current occurrences, each compiled once per engine.
+_RECORD_IN_GROUP = {end_previous: DriverStatement(record_in_group_statement(end_previous))
+                    for end_previous in (False, True)}
 
 
 @functools.cache
