@@ -271,17 +271,22 @@ def record_hits_statement(end_previous: bool) -> sa.Select[Any]:
             sa.literal_column("-1", counts.c.current_jobs.type),
         )
         deltas = sa.union_all(added, lowered).subquery("deltas")
-    else:
-        deltas = added.subquery("deltas")
-    rows = (
-        sa.select(
-            deltas.c.group_id, deltas.c.job_type, deltas.c.worker_version, shard,
-            sa.func.sum(deltas.c.occurrences), sa.func.sum(deltas.c.jobs), sa.func.sum(deltas.c.current_jobs),
+        rows = (
+            sa.select(
+                deltas.c.group_id, deltas.c.job_type, deltas.c.worker_version, shard,
+                sa.func.sum(deltas.c.occurrences), sa.func.sum(deltas.c.jobs), sa.func.sum(deltas.c.current_jobs),
+            )
+            .group_by(deltas.c.group_id, deltas.c.job_type, deltas.c.worker_version)
+            # One lock order for every writer (docstring of record_hits).
+            .order_by(deltas.c.group_id, deltas.c.job_type, deltas.c.worker_version)
         )
-        .group_by(deltas.c.group_id, deltas.c.job_type, deltas.c.worker_version)
-        # One lock order for every writer (docstring of record_hits).
-        .order_by(deltas.c.group_id, deltas.c.job_type, deltas.c.worker_version)
-    )
+    else:
+        # One row per group already (one job type and version per report).
+        deltas = added.subquery("deltas")
+        rows = sa.select(
+            deltas.c.group_id, deltas.c.job_type, deltas.c.worker_version, shard,
+            deltas.c.occurrences, deltas.c.jobs, deltas.c.current_jobs,
+        ).order_by(deltas.c.group_id)  # one lock order for every writer (docstring of record_hits)
     counted = postgresql.insert(counts).from_select(
         ["group_id", "job_type", "worker_version", "shard", "occurrences", "jobs", "current_jobs"], rows
     )
