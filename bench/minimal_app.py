@@ -18,18 +18,18 @@ and row counts (docs/benchmarks.md, "What the floor sends"):
 2. ``SELECT ... FOR UPDATE`` of the job's thirteen columns;
 3. ``UPDATE processing_jobs`` (status, failure, ``completed_at``, acknowledgement cleared);
 4. ``INSERT job_failures``;
-5. per group the report hits (two here): the statement that reads the group
-   and writes its occurrence, counter shard and hourly rollup (CTEs); when
-   the job was failing already, the first of them also ends its current
-   occurrences and lowers their ``current_jobs`` (one more CTE); if the
-   group does not exist yet, its ``INSERT ... ON CONFLICT DO NOTHING``, the
-   ``created`` event and the statement again;
+5. one statement for all the groups the report hits (two here): it reads
+   the groups and writes their occurrences, counter shards and hourly
+   rollups (CTEs); when the job was failing already, it also ends its
+   current occurrences and lowers their ``current_jobs`` (one more CTE);
+   for each group that does not exist yet, its ``INSERT ... ON CONFLICT DO
+   NOTHING`` and the ``created`` event, then the statement again for those;
 6. the group's ``last_seen`` ``UPDATE`` when it is more than a second old;
 7. ``COMMIT``.
 
 The floor's groups have their own fingerprints (a SHA-256 of the item's code
 and pointer), so floor and app do not share group rows. The group statement
-is the app's own (``record_in_group``'s, compiled once for psycopg), so the
+is the app's own (``record_hits``', compiled once for psycopg), so the
 two cannot drift apart; its counter shard is the app's too (the job's,
 ``job_shard``), which is what keeps two re-failures on a hot group from
 deadlocking.
@@ -58,7 +58,7 @@ from sqlalchemy.dialects.postgresql import psycopg as psycopg_dialect
 
 from app.services.failure_groups.write_statements import (
     GROUP_STATE_COLUMNS,
-    record_in_group_statement,
+    record_hits_statement,
     job_shard,
 )
 
@@ -87,17 +87,17 @@ HISTORY_SQL = (
 
 
 def _compiled(end_previous: bool) -> tuple[str, dict]:
-    """The app's group statement (``record_in_group``), as SQLAlchemy
+    """The app's group statement (``record_hits``), as SQLAlchemy
     compiles it for psycopg (``%(name)s`` placeholders, the same casts),
     and the values of its anonymous parameters (constants SQLAlchemy binds)."""
-    compiled = record_in_group_statement(end_previous).compile(dialect=psycopg_dialect.dialect())
+    compiled = record_hits_statement(end_previous).compile(dialect=psycopg_dialect.dialect())
     constants = {name: value for name, value in compiled.params.items() if name.startswith("param_")}
     return str(compiled), constants
 
 
-#: Reads the group and writes its occurrence, counter shard and hourly rollup.
+#: Reads the groups and writes their occurrences, counter shards and hourly rollups.
 GROUP_SQL, _GROUP_CONSTANTS = _compiled(end_previous=False)
-#: The same, first ending the job's current occurrences (a re-failure's first group).
+#: The same, first ending the job's current occurrences (a re-failure).
 GROUP_ENDING_SQL, _ENDING_CONSTANTS = _compiled(end_previous=True)
 CREATE_GROUP_SQL = (
     "INSERT INTO failure_groups (grouping_version, fingerprint, title, code, pointer_pattern, entity_type,"
@@ -115,8 +115,9 @@ LAST_SEEN_SQL = (
     " sample_message = CASE WHEN last_seen < %(at)s THEN %(message)s ELSE sample_message END"
     " WHERE id = %(id)s AND last_seen < %(before)s"
 )
-#: Column positions in GROUP_SQL's answer.
+#: Column positions in GROUP_SQL's answer (the state columns, then the fingerprint).
 _GROUP_ID, _LAST_SEEN = GROUP_STATE_COLUMNS.index("id"), GROUP_STATE_COLUMNS.index("last_seen")
+_FINGERPRINT = len(GROUP_STATE_COLUMNS)
 FAILURE_STATUSES = {"Failed", "Validation_Failed"}
 _DIGITS = re.compile(r"/\d+")
 
@@ -175,29 +176,37 @@ def _record_same_sql(job_id: str):  # noqa: ANN202
             fingerprint = hashlib.sha256(f"floor|{item['code']}|{pattern}".encode()).hexdigest()
             hits.append((fingerprint, position, item, pattern))
         # By fingerprint, as the app: concurrent reports lock the groups' rows in one order.
-        for fingerprint, position, item, pattern in sorted(hits, key=lambda hit: hit[:2]):
-            parameters = {
-                **_GROUP_CONSTANTS, **_ENDING_CONSTANTS,
-                "version": 1, "fingerprint": fingerprint,
-                "occ_failure_id": failure_id, "occ_job_id": uuid.UUID(job_id), "occ_occurred_at": now,
-                "occ_job_type": job_type, "occ_worker_name": None, "occ_worker_version": None,
-                "occ_severity": "error", "occ_item_count": 1, "occ_item_positions": Jsonb([position]),
-                "occ_is_current": True, "counted_version": "", "current_jobs": 1,
-                "count_shard": job_shard(job_id),
-                "hour": now.replace(minute=0, second=0, microsecond=0), "hour_shard": random.randrange(16),
-            }
-            statement = GROUP_ENDING_SQL if end_previous else GROUP_SQL
-            end_previous = False  # ended by the first group statement, found or not (as the app)
-            group = connection.execute(statement, parameters, prepare=True).fetchone()
-            if group is None:
-                created = connection.execute(CREATE_GROUP_SQL, {
-                    "fingerprint": fingerprint, "title": item["code"], "code": item["code"], "pattern": pattern,
-                    "message": item["message"], "at": now,
-                }).fetchone()
-                if created is not None:
-                    connection.execute(CREATED_EVENT_SQL, (created[0], now))
-                group = connection.execute(GROUP_SQL, parameters, prepare=True).fetchone()
-            elif group[_LAST_SEEN] < now - timedelta(seconds=1):
+        hits.sort(key=lambda hit: hit[:2])
+        parameters = {
+            **_GROUP_CONSTANTS, **_ENDING_CONSTANTS,
+            "version": 1,
+            "occ_failure_id": failure_id, "occ_job_id": uuid.UUID(job_id), "occ_occurred_at": now,
+            "occ_job_type": job_type, "occ_worker_name": None, "occ_worker_version": None,
+            "occ_is_current": True, "counted_version": "", "current_jobs": 1,
+            "count_shard": job_shard(job_id),
+            "hour": now.replace(minute=0, second=0, microsecond=0), "hour_shard": random.randrange(16),
+        }
+
+        def payload(chosen: list) -> Jsonb:  # noqa: ANN001
+            return Jsonb([{"fingerprint": fingerprint, "item_count": 1, "severity": "error", "positions": [position]}
+                          for fingerprint, position, _item, _pattern in chosen])
+
+        statement = GROUP_ENDING_SQL if end_previous else GROUP_SQL
+        found = {row[_FINGERPRINT]: row for row in connection.execute(
+            statement, {**parameters, "hits": payload(hits)}, prepare=True).fetchall()}
+        missing = [hit for hit in hits if hit[0] not in found]
+        for fingerprint, _position, item, pattern in missing:
+            created = connection.execute(CREATE_GROUP_SQL, {
+                "fingerprint": fingerprint, "title": item["code"], "code": item["code"], "pattern": pattern,
+                "message": item["message"], "at": now,
+            }).fetchone()
+            if created is not None:
+                connection.execute(CREATED_EVENT_SQL, (created[0], now))
+        if missing:  # without the ending: done by the first statement, as the app
+            connection.execute(GROUP_SQL, {**parameters, "hits": payload(missing)}, prepare=True).fetchall()
+        for fingerprint, _position, item, _pattern in hits:
+            group = found.get(fingerprint)
+            if group is not None and group[_LAST_SEEN] < now - timedelta(seconds=1):
                 connection.execute(LAST_SEEN_SQL, {
                     "at": now, "message": item["message"], "id": group[_GROUP_ID],
                     "before": now - timedelta(seconds=1),

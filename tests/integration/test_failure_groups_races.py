@@ -105,3 +105,41 @@ def test_concurrent_refailures_of_failed_jobs_on_one_group_all_succeed_with_exac
             sa.select(FailureGroupCount.shard).where(FailureGroupCount.group_id == group.id)
         ).all())
         assert shards == expected_shards
+
+
+def _three_groups(i: int, run: int) -> dict:
+    items = [
+        {"code": code, "severity": "error", "message": f"{code} {i} run {run}", "pointer": f"/entities/{i}/{code}"}
+        for code in ("unit.not_ucum", "code.unknown", "value.missing")
+    ]
+    # Each report lists its items in another order: the statement must lock
+    # the groups' rows in one order whatever the report's order is.
+    return {"error_message": f"failure {i}, run {run}",
+            "error_details": {"errors": items[i % 3:] + items[:i % 3]}}
+
+
+def test_concurrent_reports_on_three_shared_groups_all_succeed_with_exact_counts(app, auth_headers):
+    # One statement writes a report's three groups (PostgreSQL): twenty
+    # reports at once, first creating the groups, then re-failing (ending
+    # the previous occurrences in the same statement), must neither
+    # deadlock nor drift.
+    with app.app_context():
+        jobs = [str(create_job(f"doc-{i}").id) for i in range(WORKERS)]
+    with serve(app) as base_url:
+        for run in (1, 2):
+            sent = [(f"/api/v1/processing-jobs/{job}/validation-failure", _three_groups(i, run), auth_headers)
+                    for i, job in enumerate(jobs)]
+            assert [status for status, _, _ in _fire(base_url, sent)] == [200] * WORKERS
+
+    with app.app_context():
+        groups = db.session.scalars(sa.select(FailureGroup.id)).all()
+        assert len(groups) == 3
+        for group_id in groups:
+            view = get_group(group_id)
+            assert (view.job_count, view.current_job_count, view.occurrence_count) == (
+                WORKERS, WORKERS, 2 * WORKERS
+            )
+            assert rebuild_counts_check([group_id])[group_id] == {
+                "occurrences": 2 * WORKERS, "jobs": WORKERS, "current_jobs": WORKERS
+            }
+        assert db.session.scalars(sa.select(FailureGroupEvent.reason)).all() == ["created"] * 3

@@ -285,3 +285,43 @@ def test_ending_current_occurrences_reads_the_jobs_partial_index(app_ctx, backen
         plan = "\n".join(str(row[-1]) for row in connection.exec_driver_sql(explain + statement, parameters))
         assert "ix_failure_occurrences_current_job_id" in plan, plan
     db.session.rollback()
+
+
+def test_the_group_statement_finds_a_reports_groups_by_their_unique_index(app_ctx, backend):
+    # A report's groups are read by (grouping_version, fingerprint); among
+    # thousands of groups that must stay an index lookup per hit, not a scan
+    # of every group (PostgreSQL: the hits come from jsonb_to_recordset,
+    # which the planner guesses at 100 rows).
+    now = datetime.now(timezone.utc)
+    db.session.execute(sa.insert(FailureGroup.__table__), [
+        {"grouping_version": 1, "fingerprint": f"{i:064x}", "title": f"t{i}", "code": f"c{i}", "sample_message": "m",
+         "severity": "error", "state": "unresolved", "substate": "ongoing", "first_seen": now, "last_seen": now,
+         "state_changed_at": now}
+        for i in range(5_000)
+    ])
+    db.session.execute(sa.text("ANALYZE failure_groups" if backend == "postgresql" else "ANALYZE"))
+    _fail(create_job("doc-0").id, UCUM, ICD)  # the report's two groups exist
+    engine = db.session.get_bind()
+    reads: list[tuple[str, object]] = []
+
+    def capture(conn, cursor, statement, parameters, context, executemany):  # noqa: ANN001
+        if "FROM failure_groups" in statement:
+            reads.append((statement, parameters))
+
+    sa.event.listen(engine, "before_cursor_execute", capture)
+    try:
+        _fail(create_job("doc-1").id, UCUM, ICD)
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", capture)
+    # PostgreSQL: one statement for both groups; SQLite: one SELECT per group.
+    assert len(reads) == (1 if backend == "postgresql" else 2)
+    explain = "EXPLAIN " if backend == "postgresql" else "EXPLAIN QUERY PLAN "
+    connection = db.session.connection()
+    for statement, parameters in reads:
+        plan = "\n".join(str(row[-1]) for row in connection.exec_driver_sql(explain + statement, parameters))
+        if backend == "postgresql":
+            assert "uq_failure_groups_version_fingerprint" in plan, plan
+            assert "Seq Scan on failure_groups" not in plan, plan
+        else:
+            assert "SEARCH failure_groups USING INDEX" in plan, plan
+    db.session.rollback()

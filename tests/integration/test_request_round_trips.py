@@ -81,13 +81,14 @@ def _warm(app, client, auth_headers) -> str:  # noqa: ANN001
 
 #: What grouping the failure adds, in the recorder's transaction, for a job
 #: that was not failed before (so it has no current occurrence to end): on
-#: PostgreSQL one statement that reads the group and writes the occurrence,
-#: the sharded counter and the hourly rollup (CTEs); on SQLite (in-process,
+#: PostgreSQL one statement that reads the groups and writes the occurrences,
+#: the sharded counters and the hourly rollups (CTEs), however many groups
+#: the report hits; on SQLite (in-process,
 #: no round trip) a SELECT of the group, a check for an earlier occurrence
 #: of the job and three writes. The group row itself is not written: it was
 #: seen less than a second ago.
 GROUPING = {
-    "postgresql": ["WITH failure_occurrences"],  # WITH ... INSERT ... SELECT failure_groups
+    "postgresql": ["WITH failure_groups"],  # WITH found AS (SELECT ... FROM failure_groups ...), INSERT ...
     "sqlite": [
         "SELECT failure_groups", "SELECT failure_occurrences", "INSERT failure_occurrences",
         "INSERT failure_group_counts", "INSERT failure_group_hourly",
@@ -180,12 +181,59 @@ def test_a_report_on_a_failing_job_ends_its_current_occurrence_in_the_same_state
     # PostgreSQL: the job's previous occurrence ends (and its counter goes
     # down) inside the statement that records the new one: no extra round
     # trip. SQLite (in-process): the ending's UPDATE and counter upsert first.
-    ending = {"postgresql": [], "sqlite": ["UPDATE failure_occurrences", "INSERT failure_group_counts"]}
-    assert database_events[-len(GROUPING[backend]) - len(ending[backend]) - 3:] == [
-        "UPDATE processing_jobs", "INSERT job_failures", *ending[backend], *GROUPING[backend], "COMMIT",
+    expected = {
+        # One statement, its first CTE the ending's UPDATE.
+        "postgresql": ["WITH failure_occurrences"],
+        "sqlite": ["UPDATE failure_occurrences", "INSERT failure_group_counts", *GROUPING["sqlite"]],
+    }
+    assert database_events[-len(expected[backend]) - 3:] == [
+        "UPDATE processing_jobs", "INSERT job_failures", *expected[backend], "COMMIT",
     ]
     with app.app_context():
         current = db.session.execute(sa.text(
             "SELECT count(*) FROM failure_occurrences WHERE job_id = :job AND is_current"
         ), {"job": job_id if backend == "postgresql" else job_id.replace("-", "")}).scalar_one()
         assert current == 1
+
+
+def test_a_report_hitting_two_groups_writes_them_in_one_statement(
+    app, backend, client, auth_headers, database_events
+):
+    two = {"error_message": "2 entities failed validation", "error_details": {"errors": [
+        {"code": "schema.required", "severity": "error", "message": "m", "pointer": "/a"},
+        {"code": "schema.type", "severity": "warning", "message": "n", "pointer": "/b/0"},
+    ]}}
+    with app.app_context():
+        other = create_job("doc-0").id
+        get_failure_recorder().record_validation_failure(other, two["error_message"], two["error_details"])
+        db.session.execute(sa.update(FailureGroup).values(last_seen=utcnow() + timedelta(hours=1)))
+        db.session.commit()
+        job_id = str(create_job("doc-1").id)
+    database_events.clear()
+    response = client.post(f"/api/v1/processing-jobs/{job_id}/validation-failure", json=two, headers=auth_headers)
+    assert response.status_code == 200
+    # PostgreSQL: one statement for both groups (SQLite: the same writes per group).
+    per_report = GROUPING[backend] if backend == "postgresql" else GROUPING[backend] * 2
+    assert database_events[-len(per_report) - 3:] == [
+        "UPDATE processing_jobs", "INSERT job_failures", *per_report, "COMMIT",
+    ]
+    with app.app_context():
+        rows = db.session.execute(sa.text(
+            "SELECT g.severity, o.item_count, o.item_positions, o.is_current FROM failure_occurrences o"
+            " JOIN failure_groups g ON g.id = o.group_id WHERE o.job_id = :job ORDER BY g.severity"
+        ), {"job": job_id if backend == "postgresql" else job_id.replace("-", "")}).all()
+        assert [(row[0], row[1], json_list(row[2]), bool(row[3])) for row in rows] == [
+            ("error", 1, [0], True), ("warning", 1, [1], True),
+        ]
+        counted = db.session.execute(sa.text(
+            "SELECT group_id, sum(occurrences), sum(jobs), sum(current_jobs) FROM failure_group_counts"
+            " GROUP BY group_id ORDER BY group_id"
+        )).all()
+        assert [tuple(int(v) for v in row[1:]) for row in counted] == [(2, 2, 2), (2, 2, 2)]
+
+
+def json_list(value):  # noqa: ANN001, ANN201
+    """A JSON column's value as read by a text query: decoded on PostgreSQL, a string on SQLite."""
+    import json
+
+    return json.loads(value) if isinstance(value, str) else value

@@ -50,7 +50,7 @@ from app.services.failure_groups.write_statements import (
     end_current_statement,
     is_current_condition,
     job_shard,
-    record_in_group,
+    record_hits,
     severity_rank,
 )
 
@@ -93,7 +93,7 @@ def record_failure_occurrences(
     recorder: always; a backfill: only for the job's latest failure while it
     is still failed). With ``end_previous`` the job's current occurrences
     end first (:func:`end_current_occurrences`; on PostgreSQL inside the
-    first group's statement). Returns the ids of the groups hit, one
+    groups' statement). Returns the ids of the groups hit, one
     occurrence each.
 
     Raises:
@@ -111,18 +111,22 @@ def record_failure_occurrences(
     if end_previous and (not postgresql or not hits):
         end_current_occurrences([job.id])
         end_previous = False
-    for _, hit in sorted(hits.items()):
-        if postgresql:
-            group, created = record_in_group(version, hit, job, failure, current, end_previous=end_previous), False
-            end_previous = False  # done, even if the group did not exist
-            if group is None:  # a new fingerprint: create the group, then record
-                created = create_group(hit.key, version, at)
-                group = record_in_group(version, hit, job, failure, current)
-                assert group is not None
-        else:
+    ordered = [hit for _, hit in sorted(hits.items())]
+    if postgresql and ordered:
+        # One statement for every group hit; a group that does not exist yet
+        # is created (in fingerprint order) and recorded by a second one.
+        found = record_hits(version, ordered, job, failure, current, end_previous=end_previous)
+        missing = [hit for hit in ordered if hit.key.fingerprint not in found]
+        created_now = {hit.key.fingerprint: create_group(hit.key, version, at) for hit in missing}
+        if missing:
+            found.update(record_hits(version, missing, job, failure, current))
+        for hit in ordered:
+            grouped.append((found[hit.key.fingerprint], created_now.get(hit.key.fingerprint, False), hit))
+    else:
+        for hit in ordered:
             group, created = group_for(hit.key, version, at)
             add_occurrence(group.id, created, job, failure, hit, current)
-        grouped.append((group, created, hit))
+            grouped.append((group, created, hit))
     grouped.sort(key=lambda entry: entry[0].id)
     for group, created, hit in grouped:
         state = group.state if created else touch_group(group, hit, failure, at)

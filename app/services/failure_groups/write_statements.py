@@ -1,9 +1,10 @@
 """The statements of the failure-group write path, per backend.
 
-What :mod:`app.services.failure_groups.recording` runs to write one
-occurrence: on PostgreSQL one statement (:func:`record_in_group`, the
-occurrence, the counter and the hourly rollup as data-modifying CTEs); on
-SQLite a few plain statements (:func:`add_occurrence`, and
+What :mod:`app.services.failure_groups.recording` runs to write a
+failure's occurrences: on PostgreSQL one statement for all the groups it
+hits (:func:`record_hits`: the occurrences, the counters and the hourly
+rollups as data-modifying CTEs); on SQLite a few plain statements per group
+(:func:`add_occurrence`, and
 :func:`app.services.failure_groups.group_rows.group_for`, which finds or
 creates the group row on both). Everything runs in the caller's
 transaction and never commits.
@@ -11,18 +12,20 @@ transaction and never commits.
 
 from __future__ import annotations
 
+import collections
 import functools
 import random
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from psycopg.types.json import Jsonb
 from sqlalchemy.dialects import postgresql, sqlite
 
 from app.extensions import db
+from app.services.driver_statements import DriverStatement
 from app.models import JobFailure, ProcessingJob
 from app.models.failure_group import COUNTER_SHARDS, SEVERITY_ORDER
 from app.models.failure_group import FailureGroup, FailureGroupCount, FailureGroupHourly
@@ -92,8 +95,9 @@ def hour_of(at: datetime) -> datetime:
     return at.replace(minute=0, second=0, microsecond=0)
 
 
-def _occurrence_values(job: ProcessingJob, failure: JobFailure, hit: Hit, current: bool) -> dict[str, Any]:
-    """The columns of the occurrence of ``hit`` but its ``group_id``, by name."""
+def _occurrence_values(job: ProcessingJob, failure: JobFailure, current: bool) -> dict[str, Any]:
+    """The columns of an occurrence of ``failure`` but its group's: ``group_id``,
+    ``severity``, ``item_count``, ``item_positions``."""
     return {
         "failure_id": failure.id,
         "job_id": job.id,
@@ -101,14 +105,11 @@ def _occurrence_values(job: ProcessingJob, failure: JobFailure, hit: Hit, curren
         "job_type": job.job_type,
         "worker_name": failure.worker_name,
         "worker_version": failure.worker_version,
-        "severity": hit.severity,
-        "item_count": hit.item_count,
-        "item_positions": hit.positions,
         "is_current": current,
     }
 
 
-#: The group columns the write path reads (:func:`record_in_group`,
+#: The group columns the write path reads (:func:`record_hits`,
 #: :func:`group_for`): what the state rules and ``last_seen`` need, as a
 #: plain row -- loading an ORM object per occurrence cost more than the
 #: statement. A state change locks and loads the ORM object itself.
@@ -116,73 +117,104 @@ GROUP_STATE_COLUMNS = (
     "id", "state", "state_changed_at", "ignore_mode", "ignore_until", "last_seen", "first_seen", "severity",
 )
 
+#: A group's :data:`GROUP_STATE_COLUMNS` as :func:`record_hits` returns
+#: them (read by attribute, like a SQLAlchemy row).
+GroupStateRow = collections.namedtuple("GroupStateRow", GROUP_STATE_COLUMNS)
 
-def record_in_group(
-    version: int, hit: Hit, job: ProcessingJob, failure: JobFailure, current: bool, *, end_previous: bool = False
-) -> sa.Row[Any] | None:
-    """PostgreSQL, one statement: read the group of ``hit`` and, if it
-    exists, insert the occurrence and add to its counter and hourly rollup
-    (data-modifying CTEs, each an ``INSERT ... SELECT`` from the group row,
-    so nothing is written when the group does not exist yet). All parts see
-    the snapshot from before the statement, so the "job seen before in this
-    group" check does not see the new occurrence. Returns the group's
-    :data:`GROUP_STATE_COLUMNS` (a row), or ``None`` when it does not exist.
+
+def record_hits(
+    version: int, hits: Sequence[Hit], job: ProcessingJob, failure: JobFailure, current: bool, *,
+    end_previous: bool = False,
+) -> dict[str, GroupStateRow]:
+    """PostgreSQL, one statement for all ``hits`` of one failure: read their
+    groups and, for each that exists, insert the occurrence and add to its
+    counter and hourly rollup (data-modifying CTEs over the hits, each an
+    ``INSERT ... SELECT`` from the found groups, so nothing is written for a
+    group that does not exist yet). All parts see the snapshot from before
+    the statement, so the "job seen before in this group" check does not see
+    the new occurrence. Returns the found groups'
+    :data:`GROUP_STATE_COLUMNS`, by fingerprint; a hit whose group does not
+    exist is missing from it.
+
+    The rows are locked in one order by every writer (counter and hourly
+    shards by group id), so reports hitting the same groups cannot deadlock.
 
     With ``end_previous`` the same statement first ends the job's current
     occurrences (one round trip instead of two for a job that was failing):
     an ``UPDATE`` CTE whose rows lower ``current_jobs`` in the same counter
-    upsert that adds the new occurrence, summed per counter row (one
-    statement may not upsert a row twice). It runs even when the group does
-    not exist, so the caller must not ask for it again on the retry.
+    upsert that adds the new occurrences, summed per counter row (one
+    statement may not upsert a row twice). It runs even when no group
+    exists, so the caller must not ask for it again on the retry.
     """
-    values = _occurrence_values(job, failure, hit, current)
-    sql, parameters = compiled_record_in_group(db.session.get_bind().dialect, end_previous)
+    values = _occurrence_values(job, failure, current)
     parameters = {
-        **parameters,
         "version": version,
-        "fingerprint": hit.key.fingerprint,
+        "hits": [
+            {"fingerprint": hit.key.fingerprint, "item_count": hit.item_count, "severity": hit.severity,
+             "positions": hit.positions}
+            for hit in hits
+        ],
         # Prefixed: an UPDATE in the statement (``end_previous``) would SET
         # every column whose name is a key of the parameters.
         **{f"occ_{name}": v for name, v in values.items()},
-        # The driver's own JSON wrapper: the statement is sent as compiled
-        # SQL, past SQLAlchemy's bind processors.
-        "occ_item_positions": Jsonb(values["item_positions"]),
         "counted_version": failure.worker_version or "",
         "current_jobs": int(current),
         "count_shard": job_shard(job.id),
         "hour": hour_of(failure.recorded_at),
         "hour_shard": random_shard(),
     }
-    # Compiled SQL on the session's connection (exec_driver_sql: the
-    # connection's events still see it, the caller has flushed the failure):
-    # SQLAlchemy's per-execution work on a cached statement (parameter
-    # processing, execution context) cost more Python than the rest of the
-    # hook (docs/failure-groups.md, "What it costs the recorder").
-    return db.session.connection().exec_driver_sql(sql, parameters).one_or_none()
-
-
-@functools.lru_cache(maxsize=16)  # per engine's dialect (tests make many apps)
-def compiled_record_in_group(dialect: sa.Dialect, end_previous: bool) -> tuple[str, dict[str, Any]]:
-    """:func:`record_in_group_statement` compiled for ``dialect`` (a
-    PostgreSQL driver's, e.g. psycopg's ``%(name)s`` placeholders), once:
-    the SQL text and the values of the parameters SQLAlchemy binds itself
-    (its constants, ``param_N``). Callers add the named parameters."""
-    compiled = record_in_group_statement(end_previous).compile(dialect=dialect)
-    constants = {name: value for name, value in compiled.params.items() if name.startswith("param_")}
-    return str(compiled), constants
+    # Sent as compiled SQL on the session's connection (the caller has
+    # flushed the failure): SQLAlchemy's per-execution work on a cached
+    # statement cost more Python than the rest of the hook
+    # (docs/failure-groups.md, "What it costs the recorder").
+    rows = _RECORD_HITS[end_previous].rows(db.session.connection(), parameters)
+    return {row.pop("fingerprint"): GroupStateRow(**row) for row in rows}
 
 
 @functools.cache
-def record_in_group_statement(end_previous: bool) -> sa.Select[Any]:
-    """The statement of :func:`record_in_group`, built once (with bound
-    parameters): building its CTEs costs more than running it."""
+def record_hits_statement(end_previous: bool) -> sa.Select[Any]:
+    """The statement of :func:`record_hits`, built once (with bound
+    parameters; the hits are one JSONB array of objects, read by
+    ``jsonb_to_recordset``): building its CTEs costs more than running it."""
     groups = FailureGroup.__table__
     occurrences = FailureOccurrence.__table__
     counts = FailureGroupCount.__table__
     hourly = FailureGroupHourly.__table__
-    target = sa.and_(
-        groups.c.grouping_version == sa.bindparam("version", type_=sa.Integer),
-        groups.c.fingerprint == sa.bindparam("fingerprint", type_=groups.c.fingerprint.type),
+    hit = (
+        sa.func.jsonb_to_recordset(sa.bindparam("hits", type_=postgresql.JSONB))
+        .table_valued(
+            sa.column("fingerprint", groups.c.fingerprint.type),
+            sa.column("item_count", occurrences.c.item_count.type),
+            sa.column("severity", occurrences.c.severity.type),
+            sa.column("positions", postgresql.JSONB),
+            name="hit",
+        )
+        .render_derived(with_types=True)
+    )
+    # Each hit's group by the unique index, one lookup per hit: a LATERAL
+    # subquery with LIMIT is never flattened into a join, which the planner
+    # (guessing 100 rows for the function) could make a scan of every group.
+    group = (
+        sa.select(*(groups.c[name] for name in GROUP_STATE_COLUMNS), groups.c.fingerprint)
+        .where(
+            groups.c.grouping_version == sa.bindparam("version", type_=sa.Integer),
+            groups.c.fingerprint == hit.c.fingerprint,
+        )
+        .limit(1)  # unique anyway
+        .lateral("hit_group")
+    )
+    # The groups of the hits that exist, read once (each CTE below reads it).
+    found = (
+        sa.select(
+            *(group.c[name] for name in GROUP_STATE_COLUMNS),
+            group.c.fingerprint,
+            hit.c.item_count.label("hit_item_count"),
+            hit.c.severity.label("hit_severity"),
+            hit.c.positions.label("hit_positions"),
+        )
+        .select_from(hit)
+        .join(group, sa.true())
+        .cte("found")
     )
 
     def value(name: str, column: sa.Column[Any]) -> sa.BindParameter[Any]:
@@ -192,26 +224,26 @@ def record_in_group_statement(end_previous: bool) -> sa.Select[Any]:
         ["group_id", "failure_id", "job_id", "occurred_at", "job_type", "worker_name", "worker_version",
          "severity", "item_count", "item_positions", "is_current"],
         sa.select(
-            groups.c.id,
+            found.c.id,
             value("occ_failure_id", occurrences.c.failure_id),
             value("occ_job_id", occurrences.c.job_id),
             value("occ_occurred_at", occurrences.c.occurred_at),
             value("occ_job_type", occurrences.c.job_type),
             value("occ_worker_name", occurrences.c.worker_name),
             value("occ_worker_version", occurrences.c.worker_version),
-            value("occ_severity", occurrences.c.severity),
-            value("occ_item_count", occurrences.c.item_count),
-            value("occ_item_positions", occurrences.c.item_positions),
+            found.c.hit_severity,
+            found.c.hit_item_count,
+            found.c.hit_positions,
             value("occ_is_current", occurrences.c.is_current),
-        ).where(target),
+        ),
     ).cte("new_occurrence")
     seen = (
         sa.select(occurrences.c.id)
-        .where(occurrences.c.group_id == groups.c.id, occurrences.c.job_id == value("occ_job_id", occurrences.c.job_id))
+        .where(occurrences.c.group_id == found.c.id, occurrences.c.job_id == value("occ_job_id", occurrences.c.job_id))
         .exists()
     )
     added = sa.select(
-        groups.c.id.label("group_id"),
+        found.c.id.label("group_id"),
         value("occ_job_type", counts.c.job_type).label("job_type"),
         value("counted_version", counts.c.worker_version).label("worker_version"),
         # Constants inline (literal_column): bound literals inside this
@@ -220,7 +252,7 @@ def record_in_group_statement(end_previous: bool) -> sa.Select[Any]:
         sa.case((seen, sa.literal_column("0", counts.c.jobs.type)),
                 else_=sa.literal_column("1", counts.c.jobs.type)).label("jobs"),
         value("current_jobs", counts.c.current_jobs).label("current_jobs"),
-    ).where(target)
+    )
     shard = value("count_shard", counts.c.shard)
     if end_previous:
         ended = (
@@ -239,20 +271,22 @@ def record_in_group_statement(end_previous: bool) -> sa.Select[Any]:
             sa.literal_column("-1", counts.c.current_jobs.type),
         )
         deltas = sa.union_all(added, lowered).subquery("deltas")
+        rows = (
+            sa.select(
+                deltas.c.group_id, deltas.c.job_type, deltas.c.worker_version, shard,
+                sa.func.sum(deltas.c.occurrences), sa.func.sum(deltas.c.jobs), sa.func.sum(deltas.c.current_jobs),
+            )
+            .group_by(deltas.c.group_id, deltas.c.job_type, deltas.c.worker_version)
+            # One lock order for every writer (docstring of record_hits).
+            .order_by(deltas.c.group_id, deltas.c.job_type, deltas.c.worker_version)
+        )
+    else:
+        # One row per group already (one job type and version per report).
+        deltas = added.subquery("deltas")
         rows = sa.select(
             deltas.c.group_id, deltas.c.job_type, deltas.c.worker_version, shard,
-            sa.func.sum(deltas.c.occurrences), sa.func.sum(deltas.c.jobs), sa.func.sum(deltas.c.current_jobs),
-        ).group_by(deltas.c.group_id, deltas.c.job_type, deltas.c.worker_version)
-    else:
-        rows = sa.select(
-            groups.c.id,
-            value("occ_job_type", counts.c.job_type),
-            value("counted_version", counts.c.worker_version),
-            shard,
-            sa.literal(1, counts.c.occurrences.type),
-            sa.case((seen, 0), else_=1),
-            value("current_jobs", counts.c.current_jobs),
-        ).where(target)
+            deltas.c.occurrences, deltas.c.jobs, deltas.c.current_jobs,
+        ).order_by(deltas.c.group_id)  # one lock order for every writer (docstring of record_hits)
     counted = postgresql.insert(counts).from_select(
         ["group_id", "job_type", "worker_version", "shard", "occurrences", "jobs", "current_jobs"], rows
     )
@@ -263,20 +297,25 @@ def record_in_group_statement(end_previous: bool) -> sa.Select[Any]:
     rolled = postgresql.insert(hourly).from_select(
         ["group_id", "hour", "shard", "occurrences"],
         sa.select(
-            groups.c.id,
+            found.c.id,
             value("hour", hourly.c.hour),
             value("hour_shard", hourly.c.shard),
             sa.literal_column("1", hourly.c.occurrences.type),
-        ).where(target),
+        ).order_by(found.c.id),
     )
     rolled = rolled.on_conflict_do_update(
         index_elements=["group_id", "hour", "shard"],
         set_={"occurrences": hourly.c.occurrences + rolled.excluded.occurrences},
     ).cte("rolled")
-    statement = sa.select(*(groups.c[name] for name in GROUP_STATE_COLUMNS)).where(target)
+    statement = sa.select(*(found.c[name] for name in GROUP_STATE_COLUMNS), found.c.fingerprint)
     if end_previous:
         statement = statement.add_cte(ended)
     return statement.add_cte(new_occurrence).add_cte(counted).add_cte(rolled)
+
+
+#: :func:`record_hits_statement`, without and with the ending of the job's
+#: current occurrences, each compiled once per engine.
+_RECORD_HITS = {end_previous: DriverStatement(record_hits_statement(end_previous)) for end_previous in (False, True)}
 
 
 @functools.cache
@@ -326,7 +365,7 @@ def add_occurrence(
     group_id: int, created: bool, job: ProcessingJob, failure: JobFailure, hit: Hit, current: bool
 ) -> None:
     """SQLite: insert the occurrence and add to the group's counter and
-    hourly rollup (PostgreSQL does it in one statement: :func:`record_in_group`).
+    hourly rollup (PostgreSQL does it in one statement: :func:`record_hits`).
 
     "Jobs ever" grows when the job had no earlier occurrence in the group
     (no race: the caller holds the job's row lock).
@@ -334,7 +373,10 @@ def add_occurrence(
     occurrences = FailureOccurrence.__table__
     counts = FailureGroupCount.__table__
     hourly = FailureGroupHourly.__table__
-    occurrence = {"group_id": group_id, **_occurrence_values(job, failure, hit, current)}
+    occurrence = {
+        "group_id": group_id, **_occurrence_values(job, failure, current),
+        "severity": hit.severity, "item_count": hit.item_count, "item_positions": hit.positions,
+    }
     count_key = {
         "group_id": group_id,
         "job_type": job.job_type,
