@@ -76,7 +76,7 @@ def _text(raw: str | None, parameter: str) -> str | None:
 #: The parameters ``/groups`` takes (its filter form, sort links and pages);
 #: ``error_code`` is ``code`` under the name /jobs and the exports use.
 GROUP_LIST_PARAMETERS = ("state", "from", "to", "code", "error_code", "job_type", "worker_version",
-                         "sort", "cursor", "limit")
+                         "failing", "sort", "cursor", "limit")
 
 
 def group_filter_from_args(args) -> tuple[queries.GroupFilter, str]:
@@ -87,7 +87,8 @@ def group_filter_from_args(args) -> tuple[queries.GroupFilter, str]:
     ``unresolved``; ``all`` for every state), ``from``/``to`` (RFC 3339,
     bound ``last_seen``), ``job_type``, ``code`` (or ``error_code``, as
     /jobs names it; both at once must agree), ``worker_version``,
-    ``sort`` (:data:`SORTS`).
+    ``failing=1`` (only groups with jobs failing now), ``sort``
+    (:data:`SORTS`).
 
     Raises:
         InvalidQueryError: a parameter is wrong (names it).
@@ -117,6 +118,9 @@ def group_filter_from_args(args) -> tuple[queries.GroupFilter, str]:
         )
     seen_from = parse_rfc3339(args["from"], "from") if args.get("from") else None
     seen_to = parse_rfc3339(args["to"], "to") if args.get("to") else None
+    if args.get("failing") not in (None, "1"):
+        raise InvalidQueryError("failing takes 1 (groups with jobs failing now) or nothing.",
+                                [parameter_error("failing", "must be 1, or left out")])
     return (
         queries.GroupFilter(
             states=states,
@@ -126,6 +130,7 @@ def group_filter_from_args(args) -> tuple[queries.GroupFilter, str]:
             worker_version=_text(args.get("worker_version"), "worker_version"),
             seen_from=seen_from,
             seen_to=seen_to,
+            failing=args.get("failing") == "1",
         ),
         sort,
     )
@@ -184,8 +189,17 @@ def list_groups() -> str | Response:
         for view in page.items
     ]
     kept = query_pairs(pairs)
+    # Resolved groups whose jobs still fail on workers older than the fixed
+    # version stay resolved (no reopen), so a list that leaves resolved
+    # groups out says how many there are and links to them.
+    hidden = None
+    if GroupState.RESOLVED.value not in group_filter.states and group_filter.states:
+        hidden = queries.resolved_still_failing(group_filter, now=now)
     return render_template(
         "groups/list.html",
+        still_failing=hidden if hidden and hidden.groups else None,
+        still_failing_href=href(url_for("dashboard.list_groups"),
+                                with_changes(kept, {"state": ["resolved"], "failing": ["1"]})),
         rows=rows,
         now=now,
         group_filter=group_filter,
