@@ -46,3 +46,34 @@ def test_no_notice_when_no_resolved_group_has_a_job_failing_now(client, groups):
     assert requeued.status_code in (200, 202), requeued.get_json()
     assert 'class="notice still-failing"' not in client.get("/groups").get_data(as_text=True)
     assert _titles(client.get("/groups?state=resolved&failing=1").get_data(as_text=True)) == []
+
+
+def _chips(html: str, label: str) -> list[str]:
+    block = re.search(rf'<ul class="chips read-only" aria-label="{label}">(.*?)</ul>', html, re.S).group(1)
+    return [re.sub(r"<[^>]+>", "", chip).strip()
+            for chip in re.findall(r'<span class="chip-text"[^>]*>(.*?)</span>', block, re.S)]
+
+
+def test_a_filter_wide_bulk_action_shows_its_filter_as_read_only_chips_on_question_and_progress(client, groups):  # noqa: F811
+    form = {"csrf_token": _csrf(client, "/jobs"), "op": "requeue:filter", "error_code": "unit.not_ucum",
+            "job_type": "<b>x</b>"}
+    # No job has that type: the filter still reads back, escaped.
+    question = client.post("/jobs/bulk", data=form, follow_redirects=True).get_data(as_text=True)
+    assert _chips(question, "The filter acted on") == ["code = unit.not_ucum", "type = &lt;b&gt;x&lt;/b&gt;"]
+    assert "<b>x</b>" not in question and "Filter: <strong>Failed jobs</strong>" in question
+    assert 'class="chip-remove"' not in question
+    form["job_type"] = ""
+    question = client.post("/jobs/bulk", data=form, follow_redirects=True).get_data(as_text=True)
+    assert "Requeue 4 jobs?" in question and _chips(question, "The filter acted on") == ["code = unit.not_ucum"]
+    run_path = re.search(r'action="(/bulk-actions/[^"]+/run)"', question).group(1)
+    done = client.post(run_path, data={"csrf_token": _csrf(client, "/groups")})
+    html = client.get(done.headers["Location"]).get_data(as_text=True)
+    assert _chips(html, "The filter acted on") == ["code = unit.not_ucum"]
+    assert 'class="chip-remove"' not in html
+
+
+def test_a_group_bulk_action_names_its_group_not_a_filter(client, groups):  # noqa: F811
+    path = f"/groups/{groups['unit']}"
+    question = client.post(path + "/jobs", data={"csrf_token": _csrf(client, path), "op": "requeue"},
+                           follow_redirects=True).get_data(as_text=True)
+    assert "Every job failing now on the group" in question and "The filter acted on" not in question
