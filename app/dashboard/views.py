@@ -20,7 +20,8 @@ from app.auth.guards import CONTENT_SECURITY_POLICY, requires, talisman
 from app.dashboard import bp
 from app.dashboard.charts import bar_chart
 from app.dashboard.formatting import STATUS_LABELS, format_utc
-from app.dashboard.links import ListLinks, href, list_heading, list_links, query_pairs, with_changes
+from app.dashboard.links import QUICK_RANGES, ListLinks, href, list_heading, list_links, query_pairs, with_changes
+from app.dashboard.links import with_quick_range
 from app.models import JobStatus, ProcessingJob
 from app.models.job_status import FAILURE_STATUSES
 from app.models.access import Permission
@@ -104,6 +105,10 @@ def list_jobs() -> str | Response:
     fall back to the default statuses.
     """
     pairs = list(request.args.items(multi=True))
+    if "range" in request.args:
+        # A quick-range button of the form (or a bookmark of one): "from"
+        # is now minus the range, the other typed fields kept.
+        return redirect(href(url_for("dashboard.list_jobs"), _cleaned(with_quick_range(pairs, utcnow()))))
     if any(value == "" for _, value in pairs):
         return redirect(href(url_for("dashboard.list_jobs"), _cleaned(pairs)))
     refuse_unknown_parameters(request.args, JOB_LIST_PARAMETERS)
@@ -140,6 +145,7 @@ def list_jobs() -> str | Response:
         time_fields=list(TimeField),
         acknowledged_choices=list(AcknowledgedFilter),
         filter_fields=filter_pairs(pairs),
+        quick_ranges=[(key, label) for key, label, _back in QUICK_RANGES],
         # The group named by ?group= (404 when unknown), for its title.
         group=queries.get_group(job_filter.group_id).group if job_filter.group_id is not None else None,
         # A search (the header's box) also finds failure groups by title.
@@ -241,7 +247,6 @@ def _list_links(
         pairs,
         next_cursor=next_cursor,
         codes=codes,
-        now=utcnow(),
         # The entities export reads the completed jobs matching the filter
         # whatever its statuses; a filter on failures (an error code, text in
         # the message, a failure group) matches no completed job, so its

@@ -77,3 +77,34 @@ def test_a_group_bulk_action_names_its_group_not_a_filter(client, groups):  # no
     question = client.post(path + "/jobs", data={"csrf_token": _csrf(client, path), "op": "requeue"},
                            follow_redirects=True).get_data(as_text=True)
     assert "Every job failing now on the group" in question and "The filter acted on" not in question
+
+
+def test_a_quick_range_applies_with_the_typed_fields_and_its_bookmark_keeps_working(client, groups):  # noqa: F811
+    from datetime import datetime, timedelta
+    from urllib.parse import parse_qsl, urlsplit
+
+    from app.models.types import utcnow
+
+    # What the form sends when "7 days" is pressed with a code typed (and an old "to" still in its field).
+    before = utcnow().replace(microsecond=0)
+    answer = client.get("/jobs?status=&status=Validation_Failed&time_field=created&from=&to=2020-01-01T00:00:00Z"
+                        "&error_code=unit.not_ucum&document_id=&job_type=&acknowledged=exclude&limit=50&range=7d")
+    assert answer.status_code == 302
+    location = urlsplit(answer.headers["Location"])
+    pairs = parse_qsl(location.query)
+    assert location.path == "/jobs" and ("error_code", "unit.not_ucum") in pairs
+    assert ("status", "Validation_Failed") in pairs and ("limit", "50") in pairs
+    assert not any(name in ("to", "range", "cursor") for name, _ in pairs)
+    start = datetime.fromisoformat(dict(pairs)["from"])
+    assert before - timedelta(days=7) <= start <= utcnow() - timedelta(days=7)
+    html = client.get(answer.headers["Location"]).get_data(as_text=True)
+    assert "code = <bdi>unit.not_ucum</bdi>" in html and "created from = " in html
+    # The list's filter form offers the ranges as its own submit buttons, after "Filter".
+    form = re.search(r'<form class="filters".*?</form>', html, re.S).group(0)
+    buttons = re.findall(r'<button type="submit"(?: name="range" value="(\w+)")?', form)
+    assert buttons == ["", "1h", "24h", "7d", "30d"]
+    # A bookmark of a range (or an old one of its result) still works; a wrong range is refused, named.
+    assert client.get("/jobs?range=24h").status_code == 302
+    assert client.get("/jobs?from=2026-01-01T00:00:00Z").status_code == 200
+    refused = client.get("/jobs?range=week")
+    assert refused.status_code == 400 and "range" in refused.get_data(as_text=True)

@@ -1,0 +1,36 @@
+"""The second new-operator trial of #14 in Chromium, JavaScript on and off
+(same fixtures as test_browser.py: a live server filled by the reference
+worker on the demo corpus; Chromium must be installed, never skipped)."""
+
+from __future__ import annotations
+
+from urllib.parse import parse_qsl, urlsplit
+
+import pytest
+from playwright.sync_api import expect
+
+from tests.integration.test_browser import _sign_in, browser, site  # noqa: F401 (fixtures)
+
+pytestmark = [pytest.mark.browser, pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)]
+
+
+@pytest.mark.parametrize("javascript", [True, False], ids=["js-on", "js-off"])
+def test_a_time_preset_keeps_the_error_code_typed_beside_it(site, browser, javascript):  # noqa: F811
+    context = browser.new_context(java_script_enabled=javascript, viewport={"width": 1400, "height": 900})
+    page = context.new_page()
+    _sign_in(page, site)
+    page.goto(f"{site}/jobs")
+    page.locator("form.filters input[name=error_code]").fill("unit.not_ucum")
+    page.locator("form.filters button.quick-range", has_text="7 days").click()
+    expect(page.locator("ul.chips")).to_contain_text("code = unit.not_ucum")
+    expect(page.locator("ul.chips")).to_contain_text("created from")
+    query = dict(parse_qsl(urlsplit(page.url).query))
+    assert query["error_code"] == "unit.not_ucum" and "from" in query and "range" not in query
+    chosen = query["from"]
+    # Enter in a field is still "Filter", not the first range.
+    page.locator("form.filters input[name=error_code]").fill("code.unknown_icd10cm")
+    page.locator("form.filters input[name=error_code]").press("Enter")
+    expect(page.locator("ul.chips")).to_contain_text("code = code.unknown_icd10cm")
+    query = dict(parse_qsl(urlsplit(page.url).query))
+    assert query["from"] == chosen and "range" not in query
+    context.close()
