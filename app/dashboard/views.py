@@ -298,9 +298,16 @@ def show_job(job_id: str) -> str:
     failures = lifecycle.list_failures(job.id)
     entities = lifecycle.list_entities(job.id)
     back = back_link()
+    groups = queries.item_groups([failure.id for failure in failures])
     return render_template(
         "jobs/detail.html",
         job=job,
+        # Each error item's failure group; the job's own details are its latest failure's.
+        item_groups=groups,
+        current_groups=groups.get(failures[-1].id, {}) if failures else {},
+        # Every job of the document, whatever its status.
+        document_jobs_url=href(url_for("dashboard.list_jobs"),
+                               [("document_id", job.document_id), ("status", "all"), ("acknowledged", "include")]),
         actions=job_actions(job),
         history=job_history(job, failures),
         failure_count=len(failures),

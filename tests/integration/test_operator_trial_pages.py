@@ -108,3 +108,25 @@ def test_a_quick_range_applies_with_the_typed_fields_and_its_bookmark_keeps_work
     assert client.get("/jobs?from=2026-01-01T00:00:00Z").status_code == 200
     refused = client.get("/jobs?range=week")
     assert refused.status_code == 400 and "range" in refused.get_data(as_text=True)
+
+
+def test_the_job_page_links_each_error_item_to_its_group_and_the_documents_other_jobs(client, groups):  # noqa: F811
+    from tests.integration.test_group_pages import ICD
+
+    job = _fail(client, [UNIT, {**ICD, "message": "<script>x</script>"}], document="doc-two-groups")
+    html = client.get(f"/jobs/{job}").get_data(as_text=True)
+    table = re.search(r'<table class="errors">.*?</table>', html, re.S).group(0)
+    links = re.findall(r'<div class="item-group">Failure group: <a href="(/groups/\d+)" title="[^"]*"><bdi>([^<]+)</bdi>',
+                       table)
+    assert links == [(f"/groups/{groups['unit']}", "unit.not_ucum at /entities/*/value/unit"),
+                     (f"/groups/{groups['icd']}", "code.unknown_icd10cm at /entities/*/code")]
+    assert "<script>x</script>" not in html
+    other = re.search(r'<a href="([^"]+)">all jobs of this document</a>', html).group(1).replace("&amp;", "&")
+    assert other == "/jobs?document_id=doc-two-groups&status=all&acknowledged=include"
+    client.post(f"/api/v1/processing-jobs/{job}/requeue")  # not failing now: still one of the document's jobs
+    listed = client.get(other).get_data(as_text=True)
+    assert listed.count('<tr class="job ') == 1 and f'href="/jobs/{job}' in listed
+    # A failure without items links the group of its message.
+    bare = _fail(client, [], document="doc-bare", message="worker crashed")
+    bare_html = client.get(f"/jobs/{bare}").get_data(as_text=True)
+    assert re.search(r'<p class="item-group">Failure group: <a href="/groups/\d+"', bare_html)

@@ -355,6 +355,35 @@ def group_timeline(group_id: int) -> list[FailureGroupEvent]:
     )
 
 
+@dataclass(frozen=True)
+class ItemGroup:
+    """The failure group an error item fell in: its id and title."""
+
+    id: int
+    title: str
+
+
+def item_groups(failure_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, dict[int | None, ItemGroup]]:
+    """The groups of each failure's error items under the current grouping:
+    failure id -> item position (0-based index in the envelope's
+    ``errors``; ``None`` for a failure without items, grouped by its
+    message) -> group. Failures recorded before grouping (or not grouped)
+    are absent. One query, on the occurrences' ``failure_id``."""
+    result: dict[uuid.UUID, dict[int | None, ItemGroup]] = {}
+    if not failure_ids:
+        return result
+    rows = db.session.execute(
+        sa.select(FailureOccurrence.failure_id, FailureOccurrence.item_positions, FailureGroup.id, FailureGroup.title)
+        .join(FailureGroup, FailureGroup.id == FailureOccurrence.group_id)
+        .where(FailureOccurrence.failure_id.in_(list(failure_ids)), FailureGroup.grouping_version == GROUPING_VERSION)
+    )
+    for failure_id, positions, group_id, title in rows:
+        groups = result.setdefault(failure_id, {})
+        for position in positions or [None]:
+            groups[position] = ItemGroup(group_id, title)
+    return result
+
+
 def current_job_ids(group_id: int) -> sa.Select:
     """A SELECT of the ids of the jobs currently failing on the group (their
     current failure has an item in it); on the partial index of current
