@@ -130,3 +130,14 @@ def test_the_job_page_links_each_error_item_to_its_group_and_the_documents_other
     bare = _fail(client, [], document="doc-bare", message="worker crashed")
     bare_html = client.get(f"/jobs/{bare}").get_data(as_text=True)
     assert re.search(r'<p class="item-group">Failure group: <a href="/groups/\d+"', bare_html)
+
+
+def test_filter_boxes_hold_no_sample_value_that_could_pass_for_an_applied_filter(client, groups):  # noqa: F811
+    for path in ("/groups", "/jobs"):
+        html = client.get(path).get_data(as_text=True)
+        form = re.search(r'<form class="filters.*?</form>', html, re.S).group(0)
+        # Format hints only: nothing a real value could look like.
+        assert set(re.findall(r'placeholder="([^"]*)"', form)) == {"YYYY-MM-DDThh:mm:ssZ"}, path
+    groups_form = client.get("/groups").get_data(as_text=True)
+    assert 'Error code <span class="hint">(e.g. unit.not_ucum)</span> <input type="text" name="code" value=""' in groups_form
+    assert 'Worker version <span class="hint">(e.g. 1.5.0)</span>' in groups_form
