@@ -23,6 +23,7 @@ from app.errors import InvalidQueryError
 from app.models.access import Permission
 from app.services import bulk_actions, bulk_queue
 from app.services.failure_groups import queries
+from app.services.failure_groups.errors import GroupNotFoundError
 from app.services.processing_jobs.actions import JobAction
 from app.unit_of_work import write_transaction
 from app.web.query import DEFAULT_DASHBOARD_ACKNOWLEDGED, DEFAULT_DASHBOARD_STATUSES, dashboard_filter
@@ -130,10 +131,16 @@ def _filter_heading(bulk) -> ListHeading | None:
         job_filter = dashboard_filter(MultiDict(pairs))
     except InvalidQueryError:
         return None
+    group_title = None
+    if job_filter.group_id is not None:
+        try:
+            group_title = queries.get_group(job_filter.group_id).group.title
+        except GroupNotFoundError:
+            pass  # deleted since: the chip says its id
     return list_heading(url_for("dashboard.list_jobs"), pairs, job_filter,
                         default_statuses=DEFAULT_DASHBOARD_STATUSES,
                         default_acknowledged=DEFAULT_DASHBOARD_ACKNOWLEDGED,
-                        status_words=STATUS_LABELS, time_text=format_utc)
+                        status_words=STATUS_LABELS, time_text=format_utc, group_title=group_title)
 
 
 def _bulk_origin(bulk) -> str:

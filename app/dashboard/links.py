@@ -29,6 +29,9 @@ QUICK_RANGES: tuple[tuple[str, str, timedelta], ...] = (
 
 Pairs = list[tuple[str, str]]
 
+#: Characters of a group's ``#id title`` shown in its filter chip (the rest on hover).
+GROUP_CHIP_CHARACTERS = 60
+
 
 def query_pairs(args: Iterable[tuple[str, str]]) -> Pairs:
     """The query's pairs without ``cursor`` and without empty values, in order."""
@@ -113,11 +116,14 @@ class FilterChip:
         label: what is filtered, in words (``code``, ``created from``).
         value: the value as text (worker text: the template isolates it).
         remove: the list without this filter (other filters kept, no cursor).
+        shown: the text shown when it is shorter than ``value`` (which is
+            then the chip's hover text), e.g. a long group title cut.
     """
 
     label: str
     value: str
     remove: str
+    shown: str | None = None
 
 
 @dataclass(frozen=True)
@@ -172,6 +178,7 @@ def list_heading(
     default_acknowledged: AcknowledgedFilter,
     status_words: Mapping[JobStatus, str],
     time_text: Callable[[datetime], str],
+    group_title: str | None = None,
 ) -> ListHeading:
     """The heading and filter chips of a list of jobs.
 
@@ -190,6 +197,9 @@ def list_heading(
             ``status`` or ``acknowledged``.
         status_words: each status in words (missing ones: the status itself).
         time_text: how a time is written (``2026-11-29 21:16:35 UTC``).
+        group_title: the title of the ``group`` filter's group: its chip
+            shows it (cut at :data:`GROUP_CHIP_CHARACTERS`, whole on hover)
+            instead of only ``#id``.
     """
     pairs = query_pairs(args)
 
@@ -224,7 +234,12 @@ def list_heading(
     if job_filter.job_type is not None:
         chips.append(FilterChip("type", job_filter.job_type, without("job_type")))
     if job_filter.group_id is not None:
-        chips.append(FilterChip("group", f"#{job_filter.group_id}", without("group")))
+        if group_title:
+            whole = f"#{job_filter.group_id} {group_title}"
+            cut = whole if len(whole) <= GROUP_CHIP_CHARACTERS else whole[:GROUP_CHIP_CHARACTERS - 1] + "…"
+            chips.append(FilterChip("group", whole, without("group"), shown=cut if cut != whole else None))
+        else:
+            chips.append(FilterChip("group", f"#{job_filter.group_id}", without("group")))
     when = "finished" if job_filter.time_field is TimeField.COMPLETED else "created"
     if job_filter.time_field is TimeField.COMPLETED and job_filter.time_from is None and job_filter.time_to is None:
         chips.append(FilterChip("time", "finished jobs, by finish time", without("time_field")))

@@ -117,6 +117,8 @@ def list_jobs() -> str | Response:
     page = pagination.list_jobs(job_filter, limit=wanted.limit, cursor=wanted.cursor)
     links = _list_links(pairs, job_filter, next_cursor=page.next_cursor, codes=())
     may_act = current_user.can(Permission.ACT_ON_JOBS)
+    # The group named by ?group= (404 when unknown), for its title.
+    group = queries.get_group(job_filter.group_id).group if job_filter.group_id is not None else None
     return render_template(
         "jobs/list.html",
         page=page,
@@ -127,7 +129,7 @@ def list_jobs() -> str | Response:
         heading=list_heading(
             url_for("dashboard.list_jobs"), pairs, job_filter,
             default_statuses=DEFAULT_DASHBOARD_STATUSES, default_acknowledged=DEFAULT_DASHBOARD_ACKNOWLEDGED,
-            status_words=STATUS_LABELS, time_text=format_utc,
+            status_words=STATUS_LABELS, time_text=format_utc, group_title=group.title if group else None,
         ),
         job_filter=job_filter,
         limit=wanted.limit,
@@ -146,8 +148,7 @@ def list_jobs() -> str | Response:
         acknowledged_choices=list(AcknowledgedFilter),
         filter_fields=filter_pairs(pairs),
         quick_ranges=[(key, label) for key, label, _back in QUICK_RANGES],
-        # The group named by ?group= (404 when unknown), for its title.
-        group=queries.get_group(job_filter.group_id).group if job_filter.group_id is not None else None,
+        group=group,
         # A search (the header's box) also finds failure groups by title.
         found_groups=find_groups_by_title(job_filter.text) if job_filter.text is not None else [],
     )

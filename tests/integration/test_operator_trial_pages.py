@@ -141,3 +141,24 @@ def test_filter_boxes_hold_no_sample_value_that_could_pass_for_an_applied_filter
     groups_form = client.get("/groups").get_data(as_text=True)
     assert 'Error code <span class="hint">(e.g. unit.not_ucum)</span> <input type="text" name="code" value=""' in groups_form
     assert 'Worker version <span class="hint">(e.g. 1.5.0)</span>' in groups_form
+
+
+def _group_chip(html: str) -> tuple[str, str]:
+    chip = re.search(r'<span class="chip-text" title="group = ([^"]*)">group = <bdi>(.*?)</bdi></span>', html, re.S)
+    return chip.group(1), chip.group(2)
+
+
+def test_the_group_chip_names_the_group_by_its_title_cut_with_the_whole_on_hover(app, client, groups):  # noqa: F811
+    from tests.integration.test_group_pages import _group_id
+
+    hover, shown = _group_chip(client.get(f"/jobs?group={groups['unit']}").get_data(as_text=True))
+    assert shown == f"#{groups['unit']} unit.not_ucum at /entities/*/value/unit" and hover == f"\u2068{shown}\u2069"
+    long_code = "vendor." + "<b>" + "x" * 80
+    _fail(client, [{**UNIT, "code": long_code}], document="doc-long")
+    group = _group_id(app, long_code)
+    html = client.get(f"/jobs?group={group}").get_data(as_text=True)
+    hover, shown = _group_chip(html)
+    assert "<b>" not in html.split("<main", 1)[1].split("</h1>", 1)[0] + shown
+    assert shown.startswith(f"#{group} vendor.&lt;b&gt;xxx") and shown.endswith("…")
+    assert len(shown.replace("&lt;", "<").replace("&gt;", ">")) == 60
+    assert hover == f"\u2068#{group} vendor.&lt;b&gt;{'x' * 80} at /entities/*/value/unit\u2069"

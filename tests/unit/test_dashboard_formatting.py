@@ -63,17 +63,18 @@ def test_error_count(details, expected):
     assert (None if count is None else (count.total, count.shown, count.more)) == expected
 
 
-def test_error_items_are_strings_with_the_entity_formatted():
+def test_error_items_are_strings_with_the_entity_formatted_and_keep_their_position():
     rows = failure_details.error_items({"errors": [
         {"code": "x", "severity": "error", "message": "m", "pointer": "/a", "entity": {"type": "Condition", "index": 1}},
-        {"code": 7, "severity": None},
         "not an item",
+        {"code": 7, "severity": None},
     ]})
+    # position: the index in the list (non-items keep their place), as the failure groups record it.
     assert rows == [
         {"severity": "error", "code": "x", "pointer": "/a", "message": "m", "entity": "Condition #1",
-         "unmapped_path": "", "whole_document": ""},
+         "unmapped_path": "", "whole_document": "", "position": 0},
         {"severity": "", "code": "7", "pointer": "", "message": "", "entity": "", "unmapped_path": "",
-         "whole_document": ""},
+         "whole_document": "", "position": 2},
     ]
 
 
