@@ -162,3 +162,28 @@ def test_the_group_chip_names_the_group_by_its_title_cut_with_the_whole_on_hover
     assert shown.startswith(f"#{group} vendor.&lt;b&gt;xxx") and shown.endswith("…")
     assert len(shown.replace("&lt;", "<").replace("&gt;", ">")) == 60
     assert hover == f"\u2068#{group} vendor.&lt;b&gt;{'x' * 80} at /entities/*/value/unit\u2069"
+
+
+def test_the_audit_log_links_a_filters_group_like_the_events_own_groups(app, client):
+    import uuid
+
+    from app.extensions import db
+    from app.models.access import AuditEvent
+    from app.models.types import utcnow
+
+    with app.app_context():
+        db.session.add(AuditEvent(id=uuid.uuid4(), actor="alice", action="export.job_errors.csv", row_count=2,
+                                  filter={"group": ["7"], "error_code": ["<b>7</b>"]}, occurred_at=utcnow()))
+        db.session.commit()
+    html = client.get("/admin/audit").get_data(as_text=True)
+    assert ('<span class="chip-key">group</span> = <a class="group-link" href="/groups/7">group <code>#7</code></a>'
+            in html)
+    assert '<span class="chip-key">error_code</span> = <bdi>&lt;b&gt;7&lt;/b&gt;</bdi>' in html
+
+
+def test_a_missing_group_page_leads_back_to_the_failure_groups(client):
+    answer = client.get("/groups/999999")
+    assert answer.status_code == 404
+    html = answer.get_data(as_text=True)
+    assert '<a href="/groups">Back to failure groups</a>' in html and "Back to failed jobs" in html
+    assert "Back to failure groups" not in client.get("/jobs/not-a-job").get_data(as_text=True)
