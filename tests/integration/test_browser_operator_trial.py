@@ -34,3 +34,25 @@ def test_a_time_preset_keeps_the_error_code_typed_beside_it(site, browser, javas
     query = dict(parse_qsl(urlsplit(page.url).query))
     assert query["from"] == chosen and "range" not in query
     context.close()
+
+
+def test_error_item_entities_at_768_wrap_whole_words(site, browser):  # noqa: F811
+    from tests.integration.test_browser_second_trial import _LINES
+
+    context = browser.new_context(viewport={"width": 768, "height": 900})
+    page = context.new_page()
+    _sign_in(page, site)
+    page.goto(f"{site}/jobs?document_id=doc-0011")
+    page.click("table.jobs tr.job td.document a")
+    # The current failure's table (the history's are folded away).
+    entities = page.locator("table.errors td.entity bdi:visible")
+    expect(entities.first).to_be_visible()
+    assert any("AllergyIntolerance" in entities.nth(n).inner_text() for n in range(entities.count()))
+    for n in range(entities.count()):
+        text = entities.nth(n).inner_text()
+        words = set(text.split())
+        lines = entities.nth(n).evaluate(_LINES)
+        # Every rendered line is made of whole words of the entity.
+        assert all(set(line.split()) <= words for line in lines), (lines, text)
+    assert not page.evaluate("() => document.documentElement.scrollWidth > innerWidth")
+    context.close()
