@@ -10,19 +10,23 @@ it, start it and follow it. Every POST is CSRF-checked, needs
 from __future__ import annotations
 
 from flask import abort, current_app, flash, redirect, render_template, url_for
+from werkzeug.datastructures import MultiDict
 from werkzeug.wrappers import Response
 
 from app.auth.guards import current_actor, requires
 from app.dashboard import bp
 from app.dashboard.actions import refresh_summaries
-from app.dashboard.formatting import plural
+from app.dashboard.formatting import STATUS_LABELS, format_utc, plural
 from app.dashboard.groups_views import _require_csrf
-from app.dashboard.links import href, query_pairs
+from app.dashboard.links import ListHeading, href, list_heading, query_pairs
+from app.errors import InvalidQueryError
 from app.models.access import Permission
 from app.services import bulk_actions, bulk_queue
 from app.services.failure_groups import queries
+from app.services.failure_groups.errors import GroupNotFoundError
 from app.services.processing_jobs.actions import JobAction
 from app.unit_of_work import write_transaction
+from app.web.query import DEFAULT_DASHBOARD_ACKNOWLEDGED, DEFAULT_DASHBOARD_STATUSES, dashboard_filter
 
 #: Seconds one request spends on a bulk action before it pauses (under the
 #: app server's timeout; ``BULK_ACTION_REQUEST_SECONDS`` overrides it).
@@ -96,14 +100,47 @@ def show_bulk_action(bulk_id: str) -> str:
     progress: selected, done, changed, skipped, state."""
     bulk = _bulk(bulk_id)
     group = queries.get_group(bulk.group_id).group if bulk.group_id is not None else None
+    heading = _filter_heading(bulk)
     if bulk.state == "pending":
-        return render_template("groups/bulk_confirm.html", bulk=bulk, group=group, back=_bulk_origin(bulk))
+        return render_template("groups/bulk_confirm.html", bulk=bulk, group=group, back=_bulk_origin(bulk),
+                               heading=heading)
     # While a worker runs it, the page reloads itself (no script: the CSP
     # allows none) until the action is done or stopped.
     refresh = BULK_REFRESH_SECONDS if bulk.state == "running" and (
         current_app.config["BULK_ACTION_RUNNER"] == "procrastinate") else None
     return render_template("groups/bulk_progress.html", bulk=bulk, group=group, refresh_seconds=refresh,
-                           back=_bulk_origin(bulk))
+                           back=_bulk_origin(bulk), heading=heading)
+
+
+def _frozen_pairs(bulk) -> list[tuple[str, str]]:
+    """The filter a bulk action was frozen from (its ``query``, ``{name: [values]}``) as query pairs."""
+    query = bulk.query if isinstance(bulk.query, dict) else {}
+    return query_pairs([(str(k), str(v)) for k, values in query.items()
+                        for v in (values if isinstance(values, list) else [values])])
+
+
+def _filter_heading(bulk) -> ListHeading | None:
+    """What a filter-wide bulk action acts on, in the /jobs heading's words
+    (``Failed jobs`` and its chips, :func:`~app.dashboard.links.list_heading`),
+    so the question and the progress page say which filter; ``None`` for a
+    group's action, or a frozen filter this version no longer reads."""
+    if bulk.group_id is not None:
+        return None
+    pairs = _frozen_pairs(bulk)
+    try:
+        job_filter = dashboard_filter(MultiDict(pairs))
+    except InvalidQueryError:
+        return None
+    group_title = None
+    if job_filter.group_id is not None:
+        try:
+            group_title = queries.get_group(job_filter.group_id).group.title
+        except GroupNotFoundError:
+            pass  # deleted since: the chip says its id
+    return list_heading(url_for("dashboard.list_jobs"), pairs, job_filter,
+                        default_statuses=DEFAULT_DASHBOARD_STATUSES,
+                        default_acknowledged=DEFAULT_DASHBOARD_ACKNOWLEDGED,
+                        status_words=STATUS_LABELS, time_text=format_utc, group_title=group_title)
 
 
 def _bulk_origin(bulk) -> str:
@@ -112,8 +149,5 @@ def _bulk_origin(bulk) -> str:
     query, ``{name: [values]}``), the list as it is now."""
     if bulk.group_id is not None:
         return url_for("dashboard.show_group", group_id=bulk.group_id)
-    query = bulk.query if isinstance(bulk.query, dict) else {}
-    pairs = [(str(k), str(v)) for k, values in query.items()
-             for v in (values if isinstance(values, list) else [values])]
-    return href(url_for("dashboard.list_jobs"), query_pairs(pairs))
+    return href(url_for("dashboard.list_jobs"), _frozen_pairs(bulk))
 

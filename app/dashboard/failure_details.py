@@ -78,7 +78,7 @@ def json_preview(value: Any, max_bytes: int = JSON_PREVIEW_MAX_BYTES) -> JsonPre
     return JsonPreview(head + "\n…", True, len(head.encode("utf-8")), len(encoded))
 
 
-def error_items(details: Any) -> list[dict[str, str]]:
+def error_items(details: Any) -> list[dict[str, Any]]:
     """The validation errors in ``details``, as table rows.
 
     Reads the items :func:`~app.services.error_details.listed_errors` finds
@@ -86,13 +86,16 @@ def error_items(details: Any) -> list[dict[str, str]]:
     items, each reduced to :data:`ERROR_ITEM_COLUMNS` as strings (missing
     ones empty; ``entity`` as :func:`format_entity`), plus ``unmapped_path``
     (the FHIRPath ``ctx.expression``/``ctx.location`` of an item whose pointer
-    is ``""``) and ``whole_document`` (``"yes"`` when the pointer is ``""``);
+    is ``""``) and ``whole_document`` (``"yes"`` when the pointer is ``""``),
+    and ``position`` (the item's 0-based index in the list, as an int: the
+    key of its failure group, :func:`~app.services.failure_groups.queries.item_groups`);
     an empty list when the details hold no such list.
     """
     rows = []
-    for item in listed_errors(details)[:ERROR_TABLE_MAX_ROWS]:
+    for position, item in enumerate(listed_errors(details)[:ERROR_TABLE_MAX_ROWS]):
         if isinstance(item, dict):
-            row = {col: _cell(item.get(col)) for col in ERROR_ITEM_COLUMNS}
+            row: dict[str, Any] = {col: _cell(item.get(col)) for col in ERROR_ITEM_COLUMNS}
+            row["position"] = position
             row["entity"] = format_entity(item.get("entity"))
             # Where, when the pointer is the whole document: a FHIRPath the
             # FHIR adapter could not turn into a pointer is kept in ctx and

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from flask import abort, current_app, flash, redirect, render_template, request, url_for
+from flask import abort, current_app, flash, redirect, render_template, request, session, url_for
 from werkzeug.wrappers import Response
 
 from app.auth.guards import current_actor, requires
@@ -76,7 +76,7 @@ def _text(raw: str | None, parameter: str) -> str | None:
 #: The parameters ``/groups`` takes (its filter form, sort links and pages);
 #: ``error_code`` is ``code`` under the name /jobs and the exports use.
 GROUP_LIST_PARAMETERS = ("state", "from", "to", "code", "error_code", "job_type", "worker_version",
-                         "sort", "cursor", "limit")
+                         "failing", "sort", "cursor", "limit")
 
 
 def group_filter_from_args(args) -> tuple[queries.GroupFilter, str]:
@@ -87,7 +87,8 @@ def group_filter_from_args(args) -> tuple[queries.GroupFilter, str]:
     ``unresolved``; ``all`` for every state), ``from``/``to`` (RFC 3339,
     bound ``last_seen``), ``job_type``, ``code`` (or ``error_code``, as
     /jobs names it; both at once must agree), ``worker_version``,
-    ``sort`` (:data:`SORTS`).
+    ``failing=1`` (only groups with jobs failing now), ``sort``
+    (:data:`SORTS`).
 
     Raises:
         InvalidQueryError: a parameter is wrong (names it).
@@ -117,6 +118,9 @@ def group_filter_from_args(args) -> tuple[queries.GroupFilter, str]:
         )
     seen_from = parse_rfc3339(args["from"], "from") if args.get("from") else None
     seen_to = parse_rfc3339(args["to"], "to") if args.get("to") else None
+    if args.get("failing") not in (None, "1"):
+        raise InvalidQueryError("failing takes 1 (groups with jobs failing now) or nothing.",
+                                [parameter_error("failing", "must be 1, or left out")])
     return (
         queries.GroupFilter(
             states=states,
@@ -126,6 +130,7 @@ def group_filter_from_args(args) -> tuple[queries.GroupFilter, str]:
             worker_version=_text(args.get("worker_version"), "worker_version"),
             seen_from=seen_from,
             seen_to=seen_to,
+            failing=args.get("failing") == "1",
         ),
         sort,
     )
@@ -182,8 +187,17 @@ def list_groups() -> str | Response:
         for view in page.items
     ]
     kept = query_pairs(pairs)
+    # Resolved groups whose jobs still fail on workers older than the fixed
+    # version stay resolved (no reopen), so a list that leaves resolved
+    # groups out says how many there are and links to them.
+    hidden = None
+    if GroupState.RESOLVED.value not in group_filter.states and group_filter.states:
+        hidden = queries.resolved_still_failing(group_filter, now=now)
     return render_template(
         "groups/list.html",
+        still_failing=hidden if hidden and hidden.groups else None,
+        still_failing_href=href(url_for("dashboard.list_groups"),
+                                with_changes(kept, {"state": ["resolved"], "failing": ["1"]})),
         rows=rows,
         now=now,
         group_filter=group_filter,
@@ -214,12 +228,15 @@ def _timeline(hourly: list[int], now: datetime) -> Timeline:
 
 @bp.get("/groups/<group_id>")
 @requires(Permission.VIEW_JOBS)
-def show_group(group_id: str, typed: dict[str, str] | None = None) -> str:
+def show_group(group_id: str) -> str:
     """One group: summary, counts over 14 days, distribution by job type and
     worker version, the timeline of its states, sample jobs (keyset), a
-    sample error item and the actions. ``typed``: the action forms' fields
-    as the operator sent them (name to text), shown again when refused."""
+    sample error item and the actions, with the fields of a refused action
+    form as the operator typed them (:func:`_form_error_page`)."""
     key = _group_id(group_id)
+    # Only when there is one: a pop marks the session changed (a new cookie on every view).
+    refused = session.pop(REFUSED_FORM_KEY) if REFUSED_FORM_KEY in session else None
+    typed = refused.get("fields") if isinstance(refused, dict) and refused.get("group") == key else None
     view = queries.get_group(key)
     now = utcnow()
     hourly = series.hourly_occurrences([key], now - timedelta(days=DAYS_14) + timedelta(hours=1), now).get(key, [])
@@ -276,27 +293,36 @@ def _require_csrf() -> None:
         abort(400, description="The form expired or did not come from this site; reload the page and try again.")
 
 
-def _form_error_page(group_id: str, error: Exception) -> tuple[str, int]:
-    """The group page again, answered 400, with the form error at its top
-    (which field, what to enter): not a bare error page that leads away
-    from the group. Nothing was changed."""
+#: Session key of a refused action form's fields, shown once on its group's page.
+REFUSED_FORM_KEY = "refused_group_form"
+
+
+def _form_error_page(group_id: str, error: Exception) -> Response:
+    """Back to the group page (303, post/redirect/get: a reload re-reads the
+    page, never re-sends the form) with the form error at its top (which
+    field, what to enter) and the fields as typed (kept in the session for
+    that one page): not a bare error page that leads away from the group.
+    Nothing was changed."""
     if isinstance(error, InvalidFieldsError):
         labels = group_forms.FIELD_LABELS
         message = "; ".join(f"{labels.get(e.get('pointer', ''), 'Form')}: {e['detail']}" for e in error.errors)
     else:
         message = str(error)
     flash(f"Nothing was changed. {message or error}.", "error")
-    typed = {name: request.form.get(name, "") for name in group_forms.TYPED_FIELDS}
-    return show_group(group_id, typed), 400
+    key = _group_id(group_id)
+    # Version, date, count and mode only (no worker text), cut to the field's length.
+    session[REFUSED_FORM_KEY] = {"group": key, "fields": {
+        name: request.form.get(name, "")[:MAX_FIELD_LENGTH] for name in group_forms.TYPED_FIELDS}}
+    return redirect(url_for("dashboard.show_group", group_id=key), 303)
 
 
 @bp.post("/groups/<group_id>/resolve")
 @requires(Permission.ACT_ON_JOBS)
-def resolve_group(group_id: str) -> Response | tuple[str, int]:
+def resolve_group(group_id: str) -> Response:
     """Resolve the group, optionally ``in_version`` (form field): a SemVer
     2.0.0 version such as ``1.5.0`` (semver.org), as only those order
     regressions (:func:`~app.services.failure_groups.states.is_regression`);
-    jobs are not touched. A wrong version re-shows the page, answered 400,
+    jobs are not touched. A wrong version leads back to the page (303)
     saying so."""
     _require_csrf()
     key = _group_id(group_id)
@@ -314,14 +340,14 @@ def resolve_group(group_id: str) -> Response | tuple[str, int]:
 
 @bp.post("/groups/<group_id>/ignore")
 @requires(Permission.ACT_ON_JOBS)
-def ignore_group(group_id: str) -> Response | tuple[str, int]:
+def ignore_group(group_id: str) -> Response:
     """Ignore the group: ``mode`` ``forever``, ``until_date`` (``until``,
     a date ``YYYY-MM-DD``, UTC midnight, after today) or
     ``until_occurrences`` (``occurrences``, 1 to
     :data:`~app.dashboard.group_forms.MAX_IGNORE_OCCURRENCES`); a field
     filled in with ``mode`` left on ``forever`` chooses its mode
     (:func:`~app.dashboard.group_forms.ignore_mode`). A missing or wrong
-    value re-shows the group page, answered 400, naming the field
+    value leads back to the group page (303), naming the field
     ("Ignore until: enter a date"); nothing is changed."""
     _require_csrf()
     key = _group_id(group_id)

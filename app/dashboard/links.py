@@ -13,19 +13,24 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from urllib.parse import urlencode
 
+from app.errors import InvalidQueryError, parameter_error
 from app.models import JobStatus
 from app.services.processing_jobs.job_filter import AcknowledgedFilter, JobFilter, TimeField
 from app.timestamps import rfc3339
 
-#: Quick time ranges offered above the list: label -> how far back ``from`` goes.
-QUICK_RANGES: tuple[tuple[str, timedelta], ...] = (
-    ("Last hour", timedelta(hours=1)),
-    ("24 hours", timedelta(hours=24)),
-    ("7 days", timedelta(days=7)),
-    ("30 days", timedelta(days=30)),
+#: Quick time ranges of the filter form: ``range`` value, label, how far
+#: back ``from`` goes (:func:`with_quick_range`).
+QUICK_RANGES: tuple[tuple[str, str, timedelta], ...] = (
+    ("1h", "Last hour", timedelta(hours=1)),
+    ("24h", "24 hours", timedelta(hours=24)),
+    ("7d", "7 days", timedelta(days=7)),
+    ("30d", "30 days", timedelta(days=30)),
 )
 
 Pairs = list[tuple[str, str]]
+
+#: Characters of a group's ``#id title`` shown in its filter chip (the rest on hover).
+GROUP_CHIP_CHARACTERS = 60
 
 
 def query_pairs(args: Iterable[tuple[str, str]]) -> Pairs:
@@ -52,7 +57,6 @@ class ListLinks:
         next_page: the next page (``cursor`` added), or ``None``.
         statuses: each status -> the list of that status alone.
         codes: each top error code -> the list filtered by it.
-        ranges: quick time ranges (label, link) ending now.
         csv, ndjson: the exports of the current filter (one row per error item).
         csv_jobs: the CSV export with one row per job.
         entities_csv: the entities of the completed jobs matching the filter
@@ -64,7 +68,6 @@ class ListLinks:
     next_page: str | None
     statuses: dict[JobStatus, str]
     codes: dict[str, str]
-    ranges: list[tuple[str, str]]
     csv: str
     ndjson: str
     csv_jobs: str
@@ -81,7 +84,6 @@ def list_links(
     *,
     next_cursor: str | None,
     codes: Iterable[str],
-    now: datetime,
     offers_entities: bool = True,
 ) -> ListLinks:
     """Build the :class:`ListLinks` of a list page.
@@ -91,7 +93,6 @@ def list_links(
         args: the request's query pairs (repeated names repeated).
         next_cursor: the page's ``next_cursor``.
         codes: the error codes of the top-codes table.
-        now: the current time (aware UTC), for the quick ranges.
         offers_entities: whether the filter can match a completed job (one with entities).
     """
     pairs = query_pairs(args)
@@ -99,11 +100,6 @@ def list_links(
         next_page=href(list_path, pairs + [("cursor", next_cursor)]) if next_cursor else None,
         statuses={s: href(list_path, with_changes(pairs, {"status": [s.value]})) for s in JobStatus},
         codes={c: href(list_path, with_changes(pairs, {"error_code": [c]})) for c in codes},
-        ranges=[
-            (label, href(list_path, with_changes(pairs, {"from": [rfc3339(now.replace(microsecond=0) - back) or ""],
-                                                         "to": []})))
-            for label, back in QUICK_RANGES
-        ],
         csv=href(csv_path, pairs),
         ndjson=href(ndjson_path, pairs),
         csv_jobs=href(csv_path, pairs + [("rows", "jobs")]),
@@ -120,11 +116,14 @@ class FilterChip:
         label: what is filtered, in words (``code``, ``created from``).
         value: the value as text (worker text: the template isolates it).
         remove: the list without this filter (other filters kept, no cursor).
+        shown: the text shown when it is shorter than ``value`` (which is
+            then the chip's hover text), e.g. a long group title cut.
     """
 
     label: str
     value: str
     remove: str
+    shown: str | None = None
 
 
 @dataclass(frozen=True)
@@ -149,6 +148,27 @@ class ListHeading:
         return len(self.chips)
 
 
+def with_quick_range(pairs: Sequence[tuple[str, str]], now: datetime) -> Pairs:
+    """``pairs`` with their ``range`` (a quick range's value: ``1h``, ``24h``,
+    ``7d``, ``30d``) turned into ``from`` = ``now`` minus that, to the
+    second, and no ``to`` (nor ``cursor``): the filter form's quick-range buttons submit it
+    with what is typed in the other fields, which are kept. A URL with
+    ``range`` stays a bookmark of "the last 7 days", re-read each time.
+
+    Raises:
+        InvalidQueryError: ``range`` is not one of the values (names it).
+    """
+    wanted = [value for name, value in pairs if name == "range" and value != ""]
+    ranges = {key: back for key, _label, back in QUICK_RANGES}
+    if len(wanted) != 1 or wanted[0] not in ranges:
+        allowed = ", ".join(ranges)
+        raise InvalidQueryError(f"range must be one of {allowed}, given once.",
+                                [parameter_error("range", f"must be one of {allowed}")])
+    start = now.replace(microsecond=0) - ranges[wanted[0]]
+    # A new range starts a new list: no cursor from the old one.
+    return with_changes(pairs, {"range": [], "cursor": [], "from": [rfc3339(start) or ""], "to": []})
+
+
 def list_heading(
     list_path: str,
     args: Iterable[tuple[str, str]],
@@ -158,6 +178,7 @@ def list_heading(
     default_acknowledged: AcknowledgedFilter,
     status_words: Mapping[JobStatus, str],
     time_text: Callable[[datetime], str],
+    group_title: str | None = None,
 ) -> ListHeading:
     """The heading and filter chips of a list of jobs.
 
@@ -176,6 +197,9 @@ def list_heading(
             ``status`` or ``acknowledged``.
         status_words: each status in words (missing ones: the status itself).
         time_text: how a time is written (``2026-11-29 21:16:35 UTC``).
+        group_title: the title of the ``group`` filter's group: its chip
+            shows it (cut at :data:`GROUP_CHIP_CHARACTERS`, whole on hover)
+            instead of only ``#id``.
     """
     pairs = query_pairs(args)
 
@@ -210,7 +234,12 @@ def list_heading(
     if job_filter.job_type is not None:
         chips.append(FilterChip("type", job_filter.job_type, without("job_type")))
     if job_filter.group_id is not None:
-        chips.append(FilterChip("group", f"#{job_filter.group_id}", without("group")))
+        if group_title:
+            whole = f"#{job_filter.group_id} {group_title}"
+            cut = whole if len(whole) <= GROUP_CHIP_CHARACTERS else whole[:GROUP_CHIP_CHARACTERS - 1] + "…"
+            chips.append(FilterChip("group", whole, without("group"), shown=cut if cut != whole else None))
+        else:
+            chips.append(FilterChip("group", f"#{job_filter.group_id}", without("group")))
     when = "finished" if job_filter.time_field is TimeField.COMPLETED else "created"
     if job_filter.time_field is TimeField.COMPLETED and job_filter.time_from is None and job_filter.time_to is None:
         chips.append(FilterChip("time", "finished jobs, by finish time", without("time_field")))

@@ -20,7 +20,8 @@ from app.auth.guards import CONTENT_SECURITY_POLICY, requires, talisman
 from app.dashboard import bp
 from app.dashboard.charts import bar_chart
 from app.dashboard.formatting import STATUS_LABELS, format_utc
-from app.dashboard.links import ListLinks, href, list_heading, list_links, query_pairs, with_changes
+from app.dashboard.links import QUICK_RANGES, ListLinks, href, list_heading, list_links, query_pairs, with_changes
+from app.dashboard.links import with_quick_range
 from app.models import JobStatus, ProcessingJob
 from app.models.job_status import FAILURE_STATUSES
 from app.models.access import Permission
@@ -104,6 +105,10 @@ def list_jobs() -> str | Response:
     fall back to the default statuses.
     """
     pairs = list(request.args.items(multi=True))
+    if "range" in request.args:
+        # A quick-range button of the form (or a bookmark of one): "from"
+        # is now minus the range, the other typed fields kept.
+        return redirect(href(url_for("dashboard.list_jobs"), _cleaned(with_quick_range(pairs, utcnow()))))
     if any(value == "" for _, value in pairs):
         return redirect(href(url_for("dashboard.list_jobs"), _cleaned(pairs)))
     refuse_unknown_parameters(request.args, JOB_LIST_PARAMETERS)
@@ -112,6 +117,8 @@ def list_jobs() -> str | Response:
     page = pagination.list_jobs(job_filter, limit=wanted.limit, cursor=wanted.cursor)
     links = _list_links(pairs, job_filter, next_cursor=page.next_cursor, codes=())
     may_act = current_user.can(Permission.ACT_ON_JOBS)
+    # The group named by ?group= (404 when unknown), for its title.
+    group = queries.get_group(job_filter.group_id).group if job_filter.group_id is not None else None
     return render_template(
         "jobs/list.html",
         page=page,
@@ -122,7 +129,7 @@ def list_jobs() -> str | Response:
         heading=list_heading(
             url_for("dashboard.list_jobs"), pairs, job_filter,
             default_statuses=DEFAULT_DASHBOARD_STATUSES, default_acknowledged=DEFAULT_DASHBOARD_ACKNOWLEDGED,
-            status_words=STATUS_LABELS, time_text=format_utc,
+            status_words=STATUS_LABELS, time_text=format_utc, group_title=group.title if group else None,
         ),
         job_filter=job_filter,
         limit=wanted.limit,
@@ -140,8 +147,8 @@ def list_jobs() -> str | Response:
         time_fields=list(TimeField),
         acknowledged_choices=list(AcknowledgedFilter),
         filter_fields=filter_pairs(pairs),
-        # The group named by ?group= (404 when unknown), for its title.
-        group=queries.get_group(job_filter.group_id).group if job_filter.group_id is not None else None,
+        quick_ranges=[(key, label) for key, label, _back in QUICK_RANGES],
+        group=group,
         # A search (the header's box) also finds failure groups by title.
         found_groups=find_groups_by_title(job_filter.text) if job_filter.text is not None else [],
     )
@@ -241,7 +248,6 @@ def _list_links(
         pairs,
         next_cursor=next_cursor,
         codes=codes,
-        now=utcnow(),
         # The entities export reads the completed jobs matching the filter
         # whatever its statuses; a filter on failures (an error code, text in
         # the message, a failure group) matches no completed job, so its
@@ -293,9 +299,16 @@ def show_job(job_id: str) -> str:
     failures = lifecycle.list_failures(job.id)
     entities = lifecycle.list_entities(job.id)
     back = back_link()
+    groups = queries.item_groups([failure.id for failure in failures])
     return render_template(
         "jobs/detail.html",
         job=job,
+        # Each error item's failure group; the job's own details are its latest failure's.
+        item_groups=groups,
+        current_groups=groups.get(failures[-1].id, {}) if failures else {},
+        # Every job of the document, whatever its status.
+        document_jobs_url=href(url_for("dashboard.list_jobs"),
+                               [("document_id", job.document_id), ("status", "all"), ("acknowledged", "include")]),
         actions=job_actions(job),
         history=job_history(job, failures),
         failure_count=len(failures),

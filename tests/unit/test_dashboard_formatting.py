@@ -11,7 +11,7 @@ import pytest
 
 from app.dashboard import failure_details, formatting
 from app.dashboard.charts import bar_chart
-from app.dashboard.links import list_links, query_pairs, with_changes
+from app.dashboard.links import list_links, query_pairs, with_changes, with_quick_range
 from app.errors import InvalidQueryError
 from app.models import JobStatus
 from app.services.chart_buckets import Bucket, BucketSize, Timeline, chart_window
@@ -63,17 +63,18 @@ def test_error_count(details, expected):
     assert (None if count is None else (count.total, count.shown, count.more)) == expected
 
 
-def test_error_items_are_strings_with_the_entity_formatted():
+def test_error_items_are_strings_with_the_entity_formatted_and_keep_their_position():
     rows = failure_details.error_items({"errors": [
         {"code": "x", "severity": "error", "message": "m", "pointer": "/a", "entity": {"type": "Condition", "index": 1}},
-        {"code": 7, "severity": None},
         "not an item",
+        {"code": 7, "severity": None},
     ]})
+    # position: the index in the list (non-items keep their place), as the failure groups record it.
     assert rows == [
         {"severity": "error", "code": "x", "pointer": "/a", "message": "m", "entity": "Condition #1",
-         "unmapped_path": "", "whole_document": ""},
+         "unmapped_path": "", "whole_document": "", "position": 0},
         {"severity": "", "code": "7", "pointer": "", "message": "", "entity": "", "unmapped_path": "",
-         "whole_document": ""},
+         "whole_document": "", "position": 2},
     ]
 
 
@@ -267,19 +268,22 @@ def test_links_keep_the_query_and_change_one_thing():
     assert query_pairs(args) == [("status", "Failed"), ("status", "Validation_Failed"), ("error_code", "x"),
                                  ("from", "2025-01-01T00:00:00Z"), ("to", "2025-01-02T00:00:00Z")]
     assert with_changes([("a", "1"), ("b", "2")], {"a": ["3", "4"], "b": []}) == [("a", "3"), ("a", "4")]
-    links = list_links("/jobs", "/e.csv", "/e.ndjson", "/ent.csv", args, next_cursor="n1", codes=["y"], now=NOW)
+    links = list_links("/jobs", "/e.csv", "/e.ndjson", "/ent.csv", args, next_cursor="n1", codes=["y"])
     assert links.next_page.endswith("&cursor=n1") and "cursor=abc" not in links.next_page
     assert links.statuses[JobStatus.COMPLETED] == (
         "/jobs?error_code=x&from=2025-01-01T00%3A00%3A00Z&to=2025-01-02T00%3A00%3A00Z&status=Completed"
     )
     assert links.codes["y"].startswith("/jobs?status=Failed&status=Validation_Failed&from=")
     assert links.codes["y"].endswith("&error_code=y")
-    label, url = links.ranges[1]
-    assert label == "24 hours" and url.endswith("&from=2026-11-28T21%3A16%3A35Z") and "to=" not in url
+    assert with_quick_range(args + [("range", "24h")], NOW) == [
+        ("status", "Failed"), ("status", "Validation_Failed"), ("q", ""), ("error_code", "x"),
+        ("from", "2026-11-28T21:16:35Z")]
+    with pytest.raises(InvalidQueryError):
+        with_quick_range(args + [("range", "2w")], NOW)
     assert links.csv.startswith("/e.csv?status=Failed") and links.clear == "/jobs"
     assert links.csv_jobs.startswith("/e.csv?status=Failed") and links.csv_jobs.endswith("&rows=jobs")
     assert links.entities_csv.startswith("/ent.csv?status=Failed")
-    assert list_links("/jobs", "/c", "/n", "/ent", [], next_cursor=None, codes=[], now=NOW).next_page is None
+    assert list_links("/jobs", "/c", "/n", "/ent", [], next_cursor=None, codes=[]).next_page is None
 
 
 def test_pretty_json_is_stable():

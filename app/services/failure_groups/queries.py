@@ -40,7 +40,9 @@ class GroupFilter:
     ``seen_from``/``seen_to`` bound ``last_seen`` (``from <= last_seen < to``,
     aware datetimes); ``job_type``/``worker_version`` keep groups with at
     least one occurrence from that job type / worker version;
-    ``grouping_version`` defaults to the current one.
+    ``grouping_version`` defaults to the current one; ``failing`` keeps
+    groups with at least one job whose current failure is on them (the
+    ``current_jobs`` counters).
     """
 
     states: tuple[str, ...] = ()
@@ -51,6 +53,7 @@ class GroupFilter:
     seen_from: datetime | None = None
     seen_to: datetime | None = None
     grouping_version: int | None = None
+    failing: bool = False
 
 
 @dataclass
@@ -206,7 +209,49 @@ def _filtered(group_filter: GroupFilter, now: datetime) -> sa.Select:
         if group_filter.worker_version is not None:
             counted = counted.where(FailureGroupCount.worker_version == group_filter.worker_version)
         statement = statement.where(counted.exists())
+    if group_filter.failing:
+        statement = statement.where(_current_jobs_of_group() > 0)
     return statement
+
+
+def _current_jobs_of_group() -> sa.ScalarSelect:
+    """The group's jobs failing now, summed over its counter shards (correlated to ``FailureGroup``)."""
+    return (
+        sa.select(sa.func.coalesce(sa.func.sum(FailureGroupCount.current_jobs), 0))
+        .where(FailureGroupCount.group_id == FailureGroup.id)
+        .scalar_subquery()
+    )
+
+
+@dataclass(frozen=True)
+class StillFailing:
+    """Resolved groups that still have jobs failing now: ``groups`` of them,
+    ``jobs`` distinct jobs (a job failing on two of them counts once)."""
+
+    groups: int
+    jobs: int
+
+
+def resolved_still_failing(group_filter: GroupFilter, *, now: datetime | None = None) -> StillFailing:
+    """The resolved groups matching ``group_filter`` (its states replaced by
+    ``resolved``) that still have jobs whose current failure is on them:
+    failures from workers older than the fixed version, which by the
+    version rule do not reopen a group resolved in a version
+    (:func:`~app.services.failure_groups.states.is_regression`), so the
+    default (unresolved) list would not show them. Exact: the groups are
+    chosen on the ``current_jobs`` counters, the jobs counted distinct on
+    the partial index of current occurrences."""
+    scoped = GroupFilter(**{**group_filter.__dict__, "states": (GroupState.RESOLVED.value,), "substates": (),
+                            "failing": True})
+    ids = _filtered(scoped, now or utcnow()).with_only_columns(FailureGroup.id).subquery("still_failing")
+    groups = db.session.scalar(sa.select(sa.func.count()).select_from(ids)) or 0
+    if not groups:
+        return StillFailing(0, 0)
+    jobs = db.session.scalar(
+        sa.select(sa.func.count(sa.distinct(FailureOccurrence.job_id)))
+        .where(FailureOccurrence.group_id.in_(sa.select(ids.c.id)), is_current_condition())
+    ) or 0
+    return StillFailing(int(groups), int(jobs))
 
 
 def _encode_cursor(values: list[Any]) -> str:
@@ -308,6 +353,35 @@ def group_timeline(group_id: int) -> list[FailureGroupEvent]:
             .order_by(FailureGroupEvent.at, FailureGroupEvent.id)
         )
     )
+
+
+@dataclass(frozen=True)
+class ItemGroup:
+    """The failure group an error item fell in: its id and title."""
+
+    id: int
+    title: str
+
+
+def item_groups(failure_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, dict[int | None, ItemGroup]]:
+    """The groups of each failure's error items under the current grouping:
+    failure id -> item position (0-based index in the envelope's
+    ``errors``; ``None`` for a failure without items, grouped by its
+    message) -> group. Failures recorded before grouping (or not grouped)
+    are absent. One query, on the occurrences' ``failure_id``."""
+    result: dict[uuid.UUID, dict[int | None, ItemGroup]] = {}
+    if not failure_ids:
+        return result
+    rows = db.session.execute(
+        sa.select(FailureOccurrence.failure_id, FailureOccurrence.item_positions, FailureGroup.id, FailureGroup.title)
+        .join(FailureGroup, FailureGroup.id == FailureOccurrence.group_id)
+        .where(FailureOccurrence.failure_id.in_(list(failure_ids)), FailureGroup.grouping_version == GROUPING_VERSION)
+    )
+    for failure_id, positions, group_id, title in rows:
+        groups = result.setdefault(failure_id, {})
+        for position in positions or [None]:
+            groups[position] = ItemGroup(group_id, title)
+    return result
 
 
 def current_job_ids(group_id: int) -> sa.Select:
