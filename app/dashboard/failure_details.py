@@ -88,7 +88,7 @@ def error_items(details: Any) -> list[dict[str, Any]]:
     (the FHIRPath ``ctx.expression``/``ctx.location`` of an item whose pointer
     is ``""``) and ``whole_document`` (``"yes"`` when the pointer is ``""``),
     and ``position`` (the item's 0-based index in the list, as an int: the
-    key of its failure group, :func:`~app.services.failure_groups.queries.item_groups`);
+    key of its failure group, :func:`~app.services.failure_groups.group_details.item_groups`);
     an empty list when the details hold no such list.
     """
     rows = []

@@ -30,7 +30,7 @@ from app.services import bulk_actions, group_samples
 from app.services.chart_buckets import Bucket, BucketSize, Timeline
 from app.services.failure_groups import lifecycle as group_lifecycle
 from app.services.failure_groups import daily as daily_rollup
-from app.services.failure_groups import queries, series
+from app.services.failure_groups import group_details, queries, series
 from app.services.failure_groups.states import is_semver
 from app.services.processing_jobs.actions import JobAction
 from app.web.query import parse_group_id, parse_limit, refuse_unknown_parameters
@@ -240,7 +240,7 @@ def show_group(group_id: str) -> str:
     view = queries.get_group(key)
     now = utcnow()
     hourly = series.hourly_occurrences([key], now - timedelta(days=DAYS_14) + timedelta(hours=1), now).get(key, [])
-    samples, after = queries.sample_occurrences(
+    samples, after = group_details.sample_occurrences(
         key, limit=SAMPLE_JOBS, before=_sample_cursor(request.args.get("cursor"))
     )
     next_cursor = f"{after[0].isoformat()}|{after[1]}" if after else None
@@ -253,8 +253,8 @@ def show_group(group_id: str) -> str:
         hourly=hourly[-HOURS_24:],
         daily=_daily(hourly, DAYS_14),
         chart=bar_chart(_timeline(hourly, now)),
-        distribution=queries.group_distribution(key),
-        events=queries.group_timeline(key),
+        distribution=group_details.group_distribution(key),
+        events=group_details.group_timeline(key),
         samples=samples,
         documents=group_samples.document_ids(occurrence.job_id for occurrence in samples),
         next_samples=href(url_for("dashboard.show_group", group_id=key), [("cursor", next_cursor)])

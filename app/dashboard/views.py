@@ -28,7 +28,7 @@ from app.models.access import Permission
 from app.models.types import utcnow
 from app.redirects import safe_redirect_target
 from app.services import dashboard_stats
-from app.services.failure_groups import queries
+from app.services.failure_groups import group_details, queries
 from app.services.failure_groups.search import find_groups_by_title
 from app.services.processing_jobs import lifecycle, pagination
 from app.services.processing_jobs.history import job_history
@@ -299,7 +299,7 @@ def show_job(job_id: str) -> str:
     failures = lifecycle.list_failures(job.id)
     entities = lifecycle.list_entities(job.id)
     back = back_link()
-    groups = queries.item_groups([failure.id for failure in failures])
+    groups = group_details.item_groups([failure.id for failure in failures])
     return render_template(
         "jobs/detail.html",
         job=job,

@@ -17,7 +17,7 @@ from app.extensions import db
 from app.models import AuditEvent, FailureGroup, JobFailure
 from app.services import access
 from app.models.types import utcnow
-from app.services.failure_groups import queries, series
+from app.services.failure_groups import group_details, queries, series
 from tests.live_server import serve
 
 pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
@@ -54,7 +54,7 @@ def test_batches_are_aged_and_a_resolved_group_regresses(app, worker_token, tmp_
         assert view.worker_versions and set(view.worker_versions) == {"1.4.0", "1.5.0"}
         hourly = series.hourly_occurrences([group.id], now - timedelta(hours=80), now)[group.id]
         assert sum(hourly) == 2 and hourly[-3] + hourly[-4] >= 1  # the 1.5.0 failure, two hours back
-        events = queries.group_timeline(group.id)
+        events = group_details.group_timeline(group.id)
         assert [e.reason for e in events] == ["created", "resolved", "regressed"]
         assert all(e.at < now - timedelta(hours=1) for e in events)
         recorded = sorted(db.session.scalars(sa.select(JobFailure.recorded_at)))

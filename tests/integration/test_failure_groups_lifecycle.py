@@ -15,7 +15,8 @@ from app.observability import metrics
 from app.registry import get_failure_recorder
 from app.services.failure_groups.errors import GroupNotFoundError, InvalidGroupTransitionError
 from app.services.failure_groups.lifecycle import ignore_group, reopen_group, resolve_group
-from app.services.failure_groups.queries import GroupFilter, get_group, group_timeline, list_groups
+from app.services.failure_groups.group_details import group_timeline
+from app.services.failure_groups.queries import GroupFilter, get_group, list_groups
 from app.services.processing_jobs.lifecycle import create_job
 
 ITEM = {"code": "unit.not_ucum", "severity": "error", "message": "unit is not UCUM", "pointer": "/entities/0/value/unit"}

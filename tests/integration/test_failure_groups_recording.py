@@ -13,11 +13,8 @@ from app.extensions import db
 from app.models import FailureGroup, FailureGroupEvent, FailureOccurrence, JobFailure
 from app.registry import get_failure_recorder
 from app.services import retention
-from app.services.failure_groups.queries import (
-    current_job_ids,
-    get_group,
-    group_counts,
-)
+from app.services.failure_groups.group_details import current_job_ids
+from app.services.failure_groups.queries import get_group, group_counts
 from app.services.failure_groups.series import hourly_occurrences, sparkline_series
 from app.services.failure_groups.recording import rebuild_counts_check
 from app.services.processing_jobs import InvalidFailurePayloadError

@@ -12,7 +12,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from app.extensions import db
 from app.models import FailureGroup, FailureOccurrence
 from app.registry import get_failure_recorder
-from app.services.failure_groups import queries
+from app.services.failure_groups import group_details
 from app.services.processing_jobs.lifecycle import create_job, requeue_job
 
 ITEM = {"code": "unit.not_ucum", "severity": "error", "message": "not UCUM", "pointer": "/entities/0/value/unit"}
@@ -94,7 +94,7 @@ def test_the_jobs_failing_on_a_group_come_from_the_partial_index(app_ctx, backen
     group_id, current, _ = _failing_jobs()
     aliased = sa.orm.aliased(FailureOccurrence)
     statements = {
-        "model": queries.current_job_ids(group_id),
+        "model": group_details.current_job_ids(group_id),
         "alias": sa.select(aliased.job_id).where(aliased.group_id == group_id, aliased.is_current),
     }
     for name, statement in statements.items():

@@ -1,5 +1,6 @@
-"""Reading failure groups: lists with filters and keyset pages, one group,
-its exact counts, distributions, timeline and jobs (the hourly series are in
+"""Reading failure groups: lists with filters and keyset pages, one group
+and its exact counts (its page's distributions, timeline and jobs are in
+:mod:`app.services.failure_groups.group_details`, the hourly series in
 :mod:`app.services.failure_groups.series`).
 
 Counts come from the write-time counters (``failure_group_counts``,
@@ -12,7 +13,6 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -22,7 +22,7 @@ import sqlalchemy as sa
 
 from app.errors import InvalidQueryError, parameter_error
 from app.extensions import db
-from app.models.failure_group import FailureGroup, FailureGroupCount, FailureGroupEvent
+from app.models.failure_group import FailureGroup, FailureGroupCount
 from app.models.failure_group import FailureOccurrence, GroupState, GroupSubstate
 from app.models.types import utcnow
 from app.services.failure_groups.errors import GroupNotFoundError
@@ -327,99 +327,3 @@ def list_groups(
         encoded = int(value) if sort == "job_count" else value.isoformat()
         next_cursor = _encode_cursor([sort, encoded, group.id])
     return GroupPage(_views([group for group, _ in rows], now), next_cursor)
-
-
-def group_distribution(group_id: int) -> dict[str, dict[str, int]]:
-    """Occurrences of a group by job type and by worker version (``""``: none sent)."""
-    result: dict[str, dict[str, int]] = {"job_types": {}, "worker_versions": {}}
-    for name, column in (("job_types", FailureGroupCount.job_type), ("worker_versions", FailureGroupCount.worker_version)):
-        total = sa.func.sum(FailureGroupCount.occurrences)
-        rows = db.session.execute(
-            sa.select(column, total)
-            .where(FailureGroupCount.group_id == group_id)
-            .group_by(column)
-            .order_by(total.desc(), column)
-        )
-        result[name] = {value: int(count) for value, count in rows if count}
-    return result
-
-
-def group_timeline(group_id: int) -> list[FailureGroupEvent]:
-    """The group's state changes (creation included), oldest first."""
-    return list(
-        db.session.scalars(
-            sa.select(FailureGroupEvent)
-            .where(FailureGroupEvent.group_id == group_id)
-            .order_by(FailureGroupEvent.at, FailureGroupEvent.id)
-        )
-    )
-
-
-@dataclass(frozen=True)
-class ItemGroup:
-    """The failure group an error item fell in: its id and title."""
-
-    id: int
-    title: str
-
-
-def item_groups(failure_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, dict[int | None, ItemGroup]]:
-    """The groups of each failure's error items under the current grouping:
-    failure id -> item position (0-based index in the envelope's
-    ``errors``; ``None`` for a failure without items, grouped by its
-    message) -> group. Failures recorded before grouping (or not grouped)
-    are absent. One query, on the occurrences' ``failure_id``."""
-    result: dict[uuid.UUID, dict[int | None, ItemGroup]] = {}
-    if not failure_ids:
-        return result
-    rows = db.session.execute(
-        sa.select(FailureOccurrence.failure_id, FailureOccurrence.item_positions, FailureGroup.id, FailureGroup.title)
-        .join(FailureGroup, FailureGroup.id == FailureOccurrence.group_id)
-        .where(FailureOccurrence.failure_id.in_(list(failure_ids)), FailureGroup.grouping_version == GROUPING_VERSION)
-    )
-    for failure_id, positions, group_id, title in rows:
-        groups = result.setdefault(failure_id, {})
-        for position in positions or [None]:
-            groups[position] = ItemGroup(group_id, title)
-    return result
-
-
-def current_job_ids(group_id: int) -> sa.Select:
-    """A SELECT of the ids of the jobs currently failing on the group (their
-    current failure has an item in it); on the partial index of current
-    occurrences."""
-    return sa.select(FailureOccurrence.job_id).where(
-        FailureOccurrence.group_id == group_id, FailureOccurrence.is_current
-    )
-
-
-def sample_occurrences(
-    group_id: int, *, limit: int = 20, before: tuple[datetime, int] | None = None
-) -> tuple[list[FailureOccurrence], tuple[datetime, int] | None]:
-    """The group's occurrences, newest first, ``limit`` at a time; pass the
-    returned key as ``before`` for the next page (``None``: no more)."""
-    statement = sa.select(FailureOccurrence).where(FailureOccurrence.group_id == group_id)
-    if before is not None:
-        at, last_id = before
-        statement = statement.where(
-            sa.or_(
-                FailureOccurrence.occurred_at < at,
-                sa.and_(FailureOccurrence.occurred_at == at, FailureOccurrence.id < last_id),
-            )
-        )
-    rows = list(
-        db.session.scalars(
-            statement.order_by(FailureOccurrence.occurred_at.desc(), FailureOccurrence.id.desc()).limit(limit + 1)
-        )
-    )
-    more = len(rows) > limit
-    rows = rows[:limit]
-    return rows, ((rows[-1].occurred_at, rows[-1].id) if more else None)
-
-
-def job_group_ids(job_id: uuid.UUID, *, current_only: bool = False) -> list[int]:
-    """The groups a job's failures fell in (its current failure's only, with ``current_only``)."""
-    statement = sa.select(FailureOccurrence.group_id).where(FailureOccurrence.job_id == job_id).distinct()
-    if current_only:
-        statement = statement.where(FailureOccurrence.is_current)
-    return list(db.session.scalars(statement))

@@ -1,0 +1,107 @@
+"""Reading one failure group's page and a job's groups: the group's
+distribution by job type and worker version, its timeline, its sample
+occurrences (keyset pages) and current jobs, and the group of each error
+item of a job's failures (the lists, filters and counts are in
+:mod:`app.services.failure_groups.queries`).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+import sqlalchemy as sa
+
+from app.extensions import db
+from app.models.failure_group import FailureGroup, FailureGroupCount, FailureGroupEvent, FailureOccurrence
+from app.services.failure_groups.fingerprint import GROUPING_VERSION
+
+
+def group_distribution(group_id: int) -> dict[str, dict[str, int]]:
+    """Occurrences of a group by job type and by worker version (``""``: none sent)."""
+    result: dict[str, dict[str, int]] = {"job_types": {}, "worker_versions": {}}
+    for name, column in (("job_types", FailureGroupCount.job_type), ("worker_versions", FailureGroupCount.worker_version)):
+        total = sa.func.sum(FailureGroupCount.occurrences)
+        rows = db.session.execute(
+            sa.select(column, total)
+            .where(FailureGroupCount.group_id == group_id)
+            .group_by(column)
+            .order_by(total.desc(), column)
+        )
+        result[name] = {value: int(count) for value, count in rows if count}
+    return result
+
+
+def group_timeline(group_id: int) -> list[FailureGroupEvent]:
+    """The group's state changes (creation included), oldest first."""
+    return list(
+        db.session.scalars(
+            sa.select(FailureGroupEvent)
+            .where(FailureGroupEvent.group_id == group_id)
+            .order_by(FailureGroupEvent.at, FailureGroupEvent.id)
+        )
+    )
+
+
+@dataclass(frozen=True)
+class ItemGroup:
+    """The failure group an error item fell in: its id and title."""
+
+    id: int
+    title: str
+
+
+def item_groups(failure_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, dict[int | None, ItemGroup]]:
+    """The groups of each failure's error items under the current grouping:
+    failure id -> item position (0-based index in the envelope's
+    ``errors``; ``None`` for a failure without items, grouped by its
+    message) -> group. Failures recorded before grouping (or not grouped)
+    are absent. One query, on the occurrences' ``failure_id``."""
+    result: dict[uuid.UUID, dict[int | None, ItemGroup]] = {}
+    if not failure_ids:
+        return result
+    rows = db.session.execute(
+        sa.select(FailureOccurrence.failure_id, FailureOccurrence.item_positions, FailureGroup.id, FailureGroup.title)
+        .join(FailureGroup, FailureGroup.id == FailureOccurrence.group_id)
+        .where(FailureOccurrence.failure_id.in_(list(failure_ids)), FailureGroup.grouping_version == GROUPING_VERSION)
+    )
+    for failure_id, positions, group_id, title in rows:
+        groups = result.setdefault(failure_id, {})
+        for position in positions or [None]:
+            groups[position] = ItemGroup(group_id, title)
+    return result
+
+
+def current_job_ids(group_id: int) -> sa.Select:
+    """A SELECT of the ids of the jobs currently failing on the group (their
+    current failure has an item in it); on the partial index of current
+    occurrences."""
+    return sa.select(FailureOccurrence.job_id).where(
+        FailureOccurrence.group_id == group_id, FailureOccurrence.is_current
+    )
+
+
+def sample_occurrences(
+    group_id: int, *, limit: int = 20, before: tuple[datetime, int] | None = None
+) -> tuple[list[FailureOccurrence], tuple[datetime, int] | None]:
+    """The group's occurrences, newest first, ``limit`` at a time; pass the
+    returned key as ``before`` for the next page (``None``: no more)."""
+    statement = sa.select(FailureOccurrence).where(FailureOccurrence.group_id == group_id)
+    if before is not None:
+        at, last_id = before
+        statement = statement.where(
+            sa.or_(
+                FailureOccurrence.occurred_at < at,
+                sa.and_(FailureOccurrence.occurred_at == at, FailureOccurrence.id < last_id),
+            )
+        )
+    rows = list(
+        db.session.scalars(
+            statement.order_by(FailureOccurrence.occurred_at.desc(), FailureOccurrence.id.desc()).limit(limit + 1)
+        )
+    )
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return rows, ((rows[-1].occurred_at, rows[-1].id) if more else None)
