@@ -74,6 +74,14 @@ worker_class = "gthread"
 # (docs/benchmarks.md, "Load").
 workers = _int_env("WEB_CONCURRENCY", max(2, 2 * _cpu_count()))
 threads = _int_env("GUNICORN_THREADS", 2)
+# The GIL's switch interval, in each worker (post_fork below). A worker's
+# threads share one GIL: a thread rendering a dashboard page keeps it until
+# a thread back from the database has waited sys.getswitchinterval() (5 ms by
+# default), and a report makes about eight round trips, so a report sharing
+# a process with a page render could wait ~40 ms for the GIL alone (the
+# "convoy effect"). 1 ms bounds that wait at a small cost in switches
+# (docs/benchmarks.md, "The GIL's switch interval").
+switch_interval_s = _int_env("GUNICORN_SWITCH_INTERVAL_US", 1000) / 1_000_000
 # One pooled connection per thread: a request never waits for a connection
 # its own process holds idle, and the total stays predictable.
 os.environ.setdefault("DB_POOL_SIZE", str(threads))
@@ -171,6 +179,15 @@ def _check_shared_rate_limits(server, config) -> None:
     if config["APP_ENV"] == "production":
         raise RuntimeError(f"not starting: {problem}")
     server.log.warning("%s", problem)
+
+
+def post_fork(server, worker) -> None:
+    """Set the worker's GIL switch interval (``GUNICORN_SWITCH_INTERVAL_US``,
+    microseconds; 0 keeps Python's default of 5 ms)."""
+    import sys
+
+    if switch_interval_s > 0:
+        sys.setswitchinterval(switch_interval_s)
 
 
 def child_exit(server, worker) -> None:
