@@ -305,12 +305,3 @@ class FailureGroupEvent(db.Model):
     to_state: Mapped[str] = mapped_column(sa.String(16), nullable=False)
     to_substate: Mapped[str | None] = mapped_column(sa.String(16), nullable=True)
     details: Mapped[Any] = mapped_column(JSONDocument, nullable=True)
-
-
-def is_current_condition(table: sa.Table | None = None) -> sa.ColumnElement[bool]:
-    """``<table>.is_current`` (default: ``failure_occurrences``) as a
-    condition: the column itself, which renders bare (the partial indexes'
-    predicate) on both databases and under any alias
-    (:class:`~app.models.types.IndexedFlag`). Kept for the callers that
-    take a table; new code writes ``.where(FailureOccurrence.is_current)``."""
-    return (table if table is not None else FailureOccurrence.__table__).c.is_current

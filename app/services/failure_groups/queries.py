@@ -249,7 +249,7 @@ def resolved_still_failing(group_filter: GroupFilter, *, now: datetime | None = 
         return StillFailing(0, 0)
     jobs = db.session.scalar(
         sa.select(sa.func.count(sa.distinct(FailureOccurrence.job_id)))
-        .where(FailureOccurrence.group_id.in_(sa.select(ids.c.id)), is_current_condition())
+        .where(FailureOccurrence.group_id.in_(sa.select(ids.c.id)), FailureOccurrence.is_current)
     ) or 0
     return StillFailing(int(groups), int(jobs))
 

@@ -48,7 +48,6 @@ from app.services.failure_groups.write_statements import (
     on_postgresql,
     random_shard,
     end_current_statement,
-    is_current_condition,
     job_shard,
     record_hits,
     severity_rank,
@@ -174,7 +173,7 @@ def end_current_occurrences(job_ids: Sequence[uuid.UUID]) -> int:
     counts = FailureGroupCount.__table__
     ending = (
         sa.update(table)
-        .where(table.c.job_id.in_(list(job_ids)), is_current_condition(table))
+        .where(table.c.job_id.in_(list(job_ids)), table.c.is_current)
         .values(is_current=False)
         .returning(table.c.group_id, table.c.job_type, table.c.worker_version)
     )

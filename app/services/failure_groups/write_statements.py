@@ -29,7 +29,7 @@ from app.services.driver_statements import DriverStatement
 from app.models import JobFailure, ProcessingJob
 from app.models.failure_group import COUNTER_SHARDS, SEVERITY_ORDER
 from app.models.failure_group import FailureGroup, FailureGroupCount, FailureGroupHourly
-from app.models.failure_group import FailureOccurrence, is_current_condition
+from app.models.failure_group import FailureOccurrence
 from app.services.failure_groups.fingerprint import GroupKey
 
 #: Longest ``sample_message`` kept on a group, in characters.
@@ -257,7 +257,7 @@ def record_hits_statement(end_previous: bool) -> sa.Select[Any]:
     if end_previous:
         ended = (
             sa.update(occurrences)
-            .where(occurrences.c.job_id == value("occ_job_id", occurrences.c.job_id), is_current_condition(occurrences))
+            .where(occurrences.c.job_id == value("occ_job_id", occurrences.c.job_id), occurrences.c.is_current)
             .values(is_current=sa.false())  # inline: see the constants above
             .returning(occurrences.c.group_id, occurrences.c.job_type, occurrences.c.worker_version)
             .cte("ended")
@@ -331,7 +331,7 @@ def end_current_statement() -> sa.Select[tuple[int]]:
     counts = FailureGroupCount.__table__
     ended = (
         sa.update(table)
-        .where(table.c.job_id.in_(sa.bindparam("job_ids", expanding=True)), is_current_condition(table))
+        .where(table.c.job_id.in_(sa.bindparam("job_ids", expanding=True)), table.c.is_current)
         .values(is_current=False)
         .returning(table.c.group_id, table.c.job_type, table.c.worker_version)
         .cte("ended")
