@@ -58,7 +58,7 @@ class ListLinks:
         statuses: each status -> the list of that status alone.
         codes: each top error code -> the list filtered by it.
         csv, ndjson: the exports of the current filter (one row per error item).
-        csv_jobs: the CSV export with one row per job.
+        csv_jobs, ndjson_jobs: the exports with one row per job.
         entities_csv: the entities of the completed jobs matching the filter
             (its statuses aside); ``None`` when the filter is on failures
             only (error code, message text, group): the file would be empty.
@@ -71,6 +71,7 @@ class ListLinks:
     csv: str
     ndjson: str
     csv_jobs: str
+    ndjson_jobs: str
     entities_csv: str | None
     clear: str
 
@@ -103,6 +104,7 @@ def list_links(
         csv=href(csv_path, pairs),
         ndjson=href(ndjson_path, pairs),
         csv_jobs=href(csv_path, pairs + [("rows", "jobs")]),
+        ndjson_jobs=href(ndjson_path, pairs + [("rows", "jobs")]),
         entities_csv=href(entities_path, pairs) if offers_entities else None,
         clear=list_path,
     )

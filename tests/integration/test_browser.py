@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import os
 import re
 from pathlib import Path
@@ -115,6 +116,14 @@ def test_operator_finds_understands_requeues_and_exports(site, browser, tmp_path
     records = list(csv.DictReader(io.StringIO(text[1:], newline="")))
     assert sorted(r["document_id"] for r in records) == ["doc-0006", "doc-0007", "doc-0008", "doc-0010", "doc-0011"]
     assert all(r["status"] == "Validation_Failed" for r in records)
+    # The same jobs as NDJSON, one line per job, from the list's own link.
+    with page.expect_download() as download_info:
+        page.click("span.exports a:has-text('NDJSON per job')")
+    path = tmp_path / "export.ndjson"
+    download_info.value.save_as(path)
+    lines = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+    assert sorted(line["document_id"] for line in lines) == sorted(r["document_id"] for r in records)
+    assert [line["job_id"] for line in lines] == [r["job_id"] for r in records]
     context.close()
 
 

@@ -282,6 +282,7 @@ def test_links_keep_the_query_and_change_one_thing():
         with_quick_range(args + [("range", "2w")], NOW)
     assert links.csv.startswith("/e.csv?status=Failed") and links.clear == "/jobs"
     assert links.csv_jobs.startswith("/e.csv?status=Failed") and links.csv_jobs.endswith("&rows=jobs")
+    assert links.ndjson_jobs == links.csv_jobs.replace("/e.csv", "/e.ndjson", 1)
     assert links.entities_csv.startswith("/ent.csv?status=Failed")
     assert list_links("/jobs", "/c", "/n", "/ent", [], next_cursor=None, codes=[]).next_page is None
 
