@@ -36,6 +36,18 @@ class SampleFailure:
     failure: JobFailure
     error_details: Any
 
+    @property
+    def message(self) -> str | None:
+        """The group's message as this sample has it: its first item's
+        ``message``, or the failure's ``error_message`` for a group made
+        from the message. The group page shows it as "Sample message", so
+        the two agree (the group's stored ``sample_message`` follows the
+        newest ``last_seen``, which may be another occurrence)."""
+        if self.error_details is None:
+            return self.failure.error_message
+        first = self.error_details["errors"][0].get("message")
+        return first if isinstance(first, str) else None
+
 
 def sample_failure(group: FailureGroup) -> SampleFailure | None:
     """The newest occurrence's failure of ``group`` with its items in the group; ``None`` when it has none."""

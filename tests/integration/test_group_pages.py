@@ -313,3 +313,17 @@ def test_a_filter_selection_freezes_what_the_action_would_change(app, client, gr
         assert bulk_actions.start(bulk.id, "me", {"scope": "filter", "query": bulk.query})
         assert bulk_actions.run(bulk.id, batch_size=3).changed == 4
         assert all(stored_job_row(j)["status"] == "Pending" for j in groups["unit_jobs"])
+
+
+def test_the_sample_message_is_the_shown_samples(app, client, groups):
+    # The stored sample_message can come from another occurrence than the
+    # sample error shown below it (the newest last_seen); the page shows the
+    # sample's own message in both places.
+    with app.app_context():
+        db.session.execute(sa.update(FailureGroup).where(FailureGroup.id == groups["unit"])
+                           .values(sample_message="an older occurrence's message"))
+        db.session.commit()
+    html = client.get(f"/groups/{groups['unit']}").get_data(as_text=True)
+    assert "an older occurrence&#39;s message" not in html and "an older occurrence's message" not in html
+    sample_message = re.search(r"<dt>Sample message</dt><dd class=\"message\"><bdi>([^<]*)</bdi>", html).group(1)
+    assert sample_message == UNIT["message"]
