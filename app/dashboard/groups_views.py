@@ -181,7 +181,9 @@ def list_groups() -> str | Response:
     # Each row's two links from one built URL each: url_for per row was a
     # sixth of the page's render (docs/benchmarks.md, "Failure-group pages").
     group_base = url_for("dashboard.show_group", group_id="0")[:-1]
-    jobs_base = url_for("dashboard.list_jobs", group="0")[:-1]
+    # "Failing now" counts acknowledged jobs too: the list they open must
+    # show them (its default hides acknowledged jobs).
+    jobs_base = url_for("dashboard.list_jobs", acknowledged="include", group="0")[:-1]
     rows = [
         GroupRow(view, *sparklines[view.group.id], f"{group_base}{view.group.id}", f"{jobs_base}{view.group.id}")
         for view in page.items
@@ -260,7 +262,7 @@ def show_group(group_id: str) -> str:
         next_samples=href(url_for("dashboard.show_group", group_id=key), [("cursor", next_cursor)])
         if next_cursor else None,
         sample=sample,
-        jobs_url=href(url_for("dashboard.list_jobs"), [("group", str(key))]),
+        jobs_url=href(url_for("dashboard.list_jobs"), [("acknowledged", "include"), ("group", str(key))]),
         can_act=_can_act(),
         today=now.date().isoformat(),
         typed=typed or {},

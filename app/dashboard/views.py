@@ -138,9 +138,12 @@ def list_jobs() -> str | Response:
         # Without the cursor: the summary describes the filter, not the page.
         summary_url=href(url_for("dashboard.show_jobs_summary"), query_pairs(pairs)),
         is_first_page=wanted.cursor is None,
-        # An empty list offers the same filter over every status (it shows no summary to tell).
-        every_status_url=href(url_for("dashboard.list_jobs"), with_changes(query_pairs(pairs), {"status": ["all"]}))
-        if job_filter.statuses and not page.jobs else None,
+        # An empty list offers the same filter over every status, acknowledged
+        # jobs included (it shows no summary to tell where the jobs are).
+        every_status_url=href(url_for("dashboard.list_jobs"),
+                              with_changes(query_pairs(pairs), {"status": ["all"], "acknowledged": ["include"]}))
+        if (job_filter.statuses or job_filter.acknowledged is not AcknowledgedFilter.INCLUDE) and not page.jobs
+        else None,
         first_page=href(url_for("dashboard.list_jobs"), query_pairs(pairs)),
         statuses=list(JobStatus),
         status_param="status" in request.args,

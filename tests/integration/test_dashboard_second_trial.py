@@ -55,10 +55,10 @@ def test_an_empty_list_says_no_jobs_match_without_a_summary_of_zeros(app, client
     _failed_job(app, "doc-present")
     html = client.get("/jobs?document_id=doc-absent").get_data(as_text=True)
     assert 'class="summary-frame"' not in html
-    assert ('<p class="empty">No jobs match this filter. <a href="/jobs?document_id=doc-absent&amp;status=all">'
-            'Look in every status</a>.</p>') in html
-    # A search over every status has nowhere else to look.
-    html = client.get("/jobs?q=nothing-at-all&status=all").get_data(as_text=True)
+    assert ('<p class="empty">No jobs match this filter. <a href="/jobs?document_id=doc-absent&amp;status=all'
+            '&amp;acknowledged=include">Look in every status, acknowledged jobs included</a>.</p>') in html
+    # A search over every status and acknowledged jobs has nowhere else to look.
+    html = client.get("/jobs?q=nothing-at-all&status=all&acknowledged=include").get_data(as_text=True)
     assert '<p class="empty">No jobs match this filter.</p>' in html and 'class="summary-frame"' not in html
     # With jobs, the summary is there.
     assert 'class="summary-frame"' in client.get("/jobs?document_id=doc-present").get_data(as_text=True)

@@ -68,7 +68,7 @@ def test_groups_list_shows_each_group_with_exact_counts_and_sparklines(client, g
     assert len(rows) == 2
     unit = next(r for r in rows if "unit.not_ucum" in r)
     assert re.search(r'class="num jobs">4<', unit) and re.search(r'class="num occurrences">4<', unit)
-    assert f'href="/jobs?group={groups["unit"]}"' in unit
+    assert f'href="/jobs?acknowledged=include&amp;group={groups["unit"]}"' in unit
     assert unit.count('<svg class="sparkline"') == 2
     assert "Occurrences per hour, last 24 hours: 4 in total" in unit
     assert "Occurrences per day, last 14 days: 4 in total" in unit
@@ -212,7 +212,8 @@ def test_requeue_every_job_of_a_group_in_batches_once(app, client, groups):
     assert events[0].filter["group_id"] == groups["unit"] and events[0].filter["selected"] == 4
     assert events[0].filter["group_title"].startswith("unit.not_ucum")
     # The group's "failing now" count follows: only the late job.
-    assert f'href="/jobs?group={groups["unit"]}">1 failing now' in client.get(f"/groups/{groups['unit']}").get_data(as_text=True)
+    assert (f'href="/jobs?acknowledged=include&amp;group={groups["unit"]}">1 failing now'
+            in client.get(f"/groups/{groups['unit']}").get_data(as_text=True))
 
 
 def test_acknowledge_every_job_of_a_group(app, client, groups):
@@ -222,6 +223,15 @@ def test_acknowledge_every_job_of_a_group(app, client, groups):
         assert stored_job_row(groups["icd_job"])["acknowledged_by"] == "test-admin"
     html, run_path = _confirm(client, groups["icd"], "acknowledge")
     assert "Acknowledge 0 jobs?" in html and "nothing to do" in html and run_path is None
+    # Still failing now (acknowledging ends nothing), and the group's link to
+    # its jobs shows them: acknowledged jobs are included there.
+    page = client.get(f"/groups/{groups['icd']}").get_data(as_text=True)
+    link = re.search(r'href="(/jobs\?[^"]*)">1 failing now', page).group(1).replace("&amp;", "&")
+    listed = client.get(link).get_data(as_text=True)
+    assert "No jobs match this filter" not in listed and f'href="/jobs/{groups["icd_job"]}' in listed
+    # The default list hides it, and its empty page offers the way to it.
+    empty = client.get(f"/jobs?group={groups['icd']}").get_data(as_text=True)
+    assert "No jobs match this filter" in empty and "acknowledged jobs included" in empty
 
 
 def test_a_failure_half_way_leaves_an_exact_count_and_can_continue(app, client, groups, monkeypatch):

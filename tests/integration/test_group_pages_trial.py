@@ -139,7 +139,7 @@ def test_a_warning_group_says_so_in_words_and_offers_no_requeue(app, client):
     html = client.get(f"/groups/{warning}").get_data(as_text=True)
     assert '<span class="badge severity-warning">Warning</span>' in html
     assert "Warning: it does not make a job fail, so there is nothing to requeue for it." in html
-    assert "failed on the errors reported with it" in html and f'href="/jobs?group={warning}">1 job failing now</a>' in html
+    assert "failed on the errors reported with it" in html and f'href="/jobs?acknowledged=include&amp;group={warning}">1 job failing now</a>' in html
     assert 'value="requeue"' not in html and 'value="acknowledge"' not in html
     # An error group keeps its actions, and says "Error" in words on both pages.
     html = client.get(f"/groups/{error}").get_data(as_text=True)
