@@ -31,7 +31,19 @@ class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 
-db = SQLAlchemy(model_class=Base)
+#: Execution option: on PostgreSQL, the transaction that begins on the
+#: connection only reads, so its statements run in the driver's autocommit
+#: mode, without psycopg's implicit ``BEGIN`` before the first one nor a
+#: ``ROLLBACK`` at the end (two round trips per request). Under READ
+#: COMMITTED each statement reads afresh either way, so a read sees the same
+#: rows. The app's session sets it by default;
+#: :func:`app.unit_of_work.write_transaction` and the streaming exports turn
+#: it off (a write must be one transaction; a named cursor and ``SET LOCAL``
+#: need one). Connections used outside the session (Alembic, the readiness
+#: probe, tests) do not set it and keep their transactions. SQLite ignores it.
+POSTGRESQL_READ_AUTOCOMMIT = "postgresql_read_autocommit"
+
+db = SQLAlchemy(model_class=Base, session_options={"execution_options": {POSTGRESQL_READ_AUTOCOMMIT: True}})
 migrate = Migrate()
 
 
@@ -55,12 +67,23 @@ def _sqlite_connect(dbapi_connection, connection_record) -> None:  # noqa: ANN00
     cursor.close()
 
 
-def _sqlite_begin(connection) -> None:  # noqa: ANN001
-    # SQLAlchemy docs, "Serializable isolation / Savepoints / Transactional
-    # DDL" for pysqlite: emit BEGIN ourselves.
-    if connection.dialect.name == "sqlite":
+def _begin(connection) -> None:  # noqa: ANN001
+    name = connection.dialect.name
+    if name == "sqlite":
+        # SQLAlchemy docs, "Serializable isolation / Savepoints / Transactional
+        # DDL" for pysqlite: emit BEGIN ourselves.
         immediate = connection.get_execution_options().get(SQLITE_IMMEDIATE, False)
         connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+    elif name == "postgresql":
+        # Chosen afresh at every begin (the pooled connection keeps the last
+        # choice): psycopg sends its implicit BEGIN before the first
+        # statement unless autocommit is on. The connection is idle here
+        # (checked out idle, or after a COMMIT/ROLLBACK), as psycopg requires.
+        # With autocommit on, psycopg's commit() and rollback() send nothing
+        # while no transaction is open ("Understanding the DBAPI-Level
+        # Autocommit Isolation Level" in SQLAlchemy's docs).
+        read_only = connection.get_execution_options().get(POSTGRESQL_READ_AUTOCOMMIT, False)
+        connection.connection.driver_connection.autocommit = bool(read_only)
 
 
 def _server_has_spoken(fileno: int) -> bool:
@@ -101,7 +124,7 @@ def _check_psycopg_liveness(dbapi_connection, connection_record, connection_prox
 
 
 event.listen(Engine, "connect", _sqlite_connect)
-event.listen(Engine, "begin", _sqlite_begin)
+event.listen(Engine, "begin", _begin)
 event.listen(Pool, "checkout", _check_psycopg_liveness)
 
 

@@ -8,12 +8,15 @@ work). It
   preceded by ``BEGIN IMMEDIATE`` (with a deferred ``BEGIN``, two requests
   that read a job and then write it can both hold a read lock, and SQLite
   fails one of them at once with "database is locked" instead of waiting);
-  on PostgreSQL a plain ``BEGIN`` (row locks do that work). Any open
+  on PostgreSQL a plain ``BEGIN`` (row locks do that work), where the
+  session otherwise reads in autocommit (no ``BEGIN``/``ROLLBACK`` around
+  reads: :data:`app.extensions.POSTGRESQL_READ_AUTOCOMMIT`). Any open
   transaction of the session is rolled back first, with one exception: on
   PostgreSQL, a transaction marked by :func:`mark_read_only_transaction`
   (it changed nothing, and under READ COMMITTED each statement reads afresh)
-  is continued, which saves the API's bearer-token lookup a ``ROLLBACK``
-  and a pool checkout;
+  is continued (its connection leaves autocommit, so the write's first
+  statement begins the transaction), which saves the API's bearer-token
+  lookup a pool checkout;
 * commits when the block ends, and rolls back when anything is raised in it
   (then re-raises);
 * joins the write transaction already open when used inside another one:
@@ -36,7 +39,7 @@ from contextlib import contextmanager
 
 from sqlalchemy.orm import Session
 
-from app.extensions import SQLITE_IMMEDIATE, db
+from app.extensions import POSTGRESQL_READ_AUTOCOMMIT, SQLITE_IMMEDIATE, db
 
 #: ``Session.info`` key: the transaction :func:`mark_read_only_transaction` vouched for.
 _READ_ONLY_TRANSACTION = "read_only_transaction"
@@ -116,7 +119,8 @@ def write_transaction() -> Iterator[WriteTransaction]:
     if _OPEN in session.info:
         yield from _join(session)
         return
-    _end_unless_continuable(session)
+    if _end_unless_continuable(session):
+        _leave_autocommit(session)
     transaction = WriteTransaction(session, joined=False)
     session.info[_OPEN] = transaction
     # Applied by SQLAlchemy (2.1) to the connection the session's next
@@ -124,7 +128,8 @@ def write_transaction() -> Iterator[WriteTransaction]:
     # "begin" listener in app.extensions): another connection opened
     # meanwhile, a test's reading one say, stays a reader.
     options = session.execution_options
-    session.execution_options = options.union({SQLITE_IMMEDIATE: True})
+    # Likewise, its connection leaves PostgreSQL's read autocommit.
+    session.execution_options = options.union({SQLITE_IMMEDIATE: True, POSTGRESQL_READ_AUTOCOMMIT: False})
     try:
         yield transaction
         if not transaction.ended:
@@ -143,16 +148,33 @@ def _join(session: Session) -> Iterator[WriteTransaction]:
     session.flush()
 
 
-def _end_unless_continuable(session: Session) -> None:
-    """Roll back the session's open transaction, unless PostgreSQL may continue it."""
+def _end_unless_continuable(session: Session) -> bool:
+    """Roll back the session's open transaction, unless PostgreSQL may continue it.
+
+    Returns:
+        Whether the open transaction is continued.
+    """
     marked = session.info.pop(_READ_ONLY_TRANSACTION, None)
     if not session.in_transaction():
-        return
+        return False
     if (
         marked is not None
         and marked is session.get_transaction()
         and not (session.new or session.dirty or session.deleted)
         and session.get_bind().dialect.name == "postgresql"
     ):
-        return
+        return True
     session.rollback()
+    return False
+
+
+def _leave_autocommit(session: Session) -> None:
+    """Make the continued PostgreSQL transaction a real one from its next statement.
+
+    In autocommit nothing is open on the server (the lookups so far were
+    each their own statement), so psycopg allows the switch, and its
+    implicit ``BEGIN`` then comes before the write's first statement.
+    """
+    driver_connection = session.connection().connection.driver_connection
+    if driver_connection.autocommit:
+        driver_connection.autocommit = False

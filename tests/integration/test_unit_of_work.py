@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+import psycopg
 import pytest
 import sqlalchemy as sa
 
@@ -12,7 +13,7 @@ from app.models import ProcessingJob
 from app.services.processing_jobs.errors import InvalidTransitionError
 from app.services.processing_jobs.lifecycle import create_job, start_job
 from app.services.processing_jobs.locking import load_job_for_update
-from app.unit_of_work import in_write_transaction, write_transaction
+from app.unit_of_work import in_write_transaction, mark_read_only_transaction, write_transaction
 from tests.helpers import stored_job_row
 
 
@@ -119,3 +120,47 @@ def test_it_begins_at_its_first_statement_as_a_write_transaction(app_ctx, backen
     db.session.rollback()
     if backend == "sqlite":
         assert transactions == ["BEGIN", "ROLLBACK"]
+
+
+def _server_transaction_open() -> bool:
+    """Whether the session's connection has a transaction open in the database itself
+    (not only in SQLAlchemy's bookkeeping)."""
+    driver_connection = db.session.connection().connection.driver_connection
+    if db.engine.dialect.name == "sqlite":
+        return driver_connection.in_transaction
+    return driver_connection.info.transaction_status != psycopg.pq.TransactionStatus.IDLE
+
+
+def test_reads_open_no_transaction_on_postgresql_but_writes_do(app_ctx, backend):
+    # PostgreSQL reads run in the driver's autocommit: no BEGIN before them,
+    # no ROLLBACK after (app.extensions.POSTGRESQL_READ_AUTOCOMMIT). SQLite
+    # keeps its BEGIN (the app emits it for every transaction).
+    db.session.scalar(sa.select(sa.func.count()).select_from(ProcessingJob))
+    assert _server_transaction_open() is (backend == "sqlite")
+    db.session.rollback()
+    with write_transaction():
+        create_job("doc-1")
+        assert _server_transaction_open()
+    db.session.scalar(sa.select(sa.func.count()).select_from(ProcessingJob))
+    assert _server_transaction_open() is (backend == "sqlite")  # the pooled connection is a reader again
+    db.session.rollback()
+    assert _documents() == ["doc-1"]
+
+
+def test_a_write_continuing_a_marked_read_is_one_transaction(app_ctx, backend):
+    # The API's token lookup reads, marks its transaction, and the write
+    # continues it on PostgreSQL: the write must still be atomic.
+    db.session.scalar(sa.select(sa.func.count()).select_from(ProcessingJob))
+    mark_read_only_transaction()
+    with pytest.raises(KeyError), write_transaction():
+        create_job("doc-a")
+        assert _server_transaction_open()
+        create_job("doc-b")
+        raise KeyError("half way")
+    assert _documents() == []
+    db.session.scalar(sa.select(sa.func.count()).select_from(ProcessingJob))
+    mark_read_only_transaction()
+    with write_transaction():
+        create_job("doc-a")
+        create_job("doc-b")
+    assert _documents() == ["doc-a", "doc-b"]

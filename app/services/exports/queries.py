@@ -15,7 +15,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB
 
-from app.extensions import db
+from app.extensions import POSTGRESQL_READ_AUTOCOMMIT, db
 from app.models import JobStatus
 from app.services.error_details import is_envelope_sql
 from app.services.exports.columns import (
@@ -312,6 +312,9 @@ def records(columns: Sequence[Column], *, csv: bool) -> Callable[[Batch], Record
 
 # -- reading ---------------------------------------------------------------------------
 
+#: Connection options of an export's read transaction (app.extensions).
+_IN_TRANSACTION = {POSTGRESQL_READ_AUTOCOMMIT: False}
+
 
 def batches(job_filter: JobFilter, statement: Statement, batch_size: int) -> Iterator[Batch]:
     """Run the export's SELECT in a read transaction of its own; yield its rows in batches.
@@ -325,7 +328,9 @@ def batches(job_filter: JobFilter, statement: Statement, batch_size: int) -> Ite
     if db.session().in_transaction():
         db.session.rollback()  # a fresh snapshot, not one left by earlier work
     try:
-        connection = db.session.connection()
+        # A transaction, not the session's read autocommit: the named cursor
+        # and SET LOCAL need one.
+        connection = db.session.connection(execution_options=_IN_TRANSACTION)
         result = connection.execute(
             statement(job_filter, connection.dialect.name), execution_options={"yield_per": batch_size}
         )
@@ -367,7 +372,9 @@ def copy_item_rows(
     if db.session().in_transaction():
         db.session.rollback()  # a fresh snapshot, not one left by earlier work
     try:
-        connection = db.session.connection()
+        # A transaction, not the session's read autocommit: the named cursor
+        # and SET LOCAL need one.
+        connection = db.session.connection(execution_options=_IN_TRANSACTION)
         connection.exec_driver_sql(f"SET LOCAL statement_timeout = {int(statement_timeout_ms)}")
         statement, params = _driver_statement(copy_items_select(job_filter, options), connection.dialect)
         raw = connection.connection.driver_connection
