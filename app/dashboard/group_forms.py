@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from datetime import datetime
 
 from app.models.types import utcnow
+from app.timestamps import LATEST_ACCEPTED
 from app.services.failure_groups import lifecycle as group_lifecycle
 
 #: The group page's form fields, as the operator reads them, for form errors.
@@ -67,11 +68,15 @@ def until_date(raw: str | None) -> datetime:
     """The ignore form's ``until``: a date ``YYYY-MM-DD`` after today, as UTC midnight.
 
     Raises:
-        FormError: empty, not YYYY-MM-DD, or not after today.
+        FormError: empty, not YYYY-MM-DD, not after today, or after
+            :data:`~app.timestamps.LATEST_ACCEPTED` (the API's bound).
     """
     text = (raw or "").strip()
     if not text:
         raise FormError("Ignore until", "enter a date")
+    if len(text) == 10 and text.startswith("0000-"):
+        # Well-formed, but a year Python cannot hold: long past, like 0001.
+        raise FormError("Ignore until", "enter a date after today")
     try:
         if len(text) != 10:
             raise ValueError(text)
@@ -80,6 +85,10 @@ def until_date(raw: str | None) -> datetime:
         raise FormError("Ignore until", "enter a date as YYYY-MM-DD, such as 2026-12-31") from None
     if until <= utcnow():
         raise FormError("Ignore until", "enter a date after today")
+    if until > LATEST_ACCEPTED:
+        # The API's bound for every stored time (app/timestamps.py): the
+        # dashboard may not store what the API would refuse.
+        raise FormError("Ignore until", f"enter a date up to {LATEST_ACCEPTED.date().isoformat()}")
     return until
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 
+import pytest
 import sqlalchemy as sa
 
 from app.extensions import db
@@ -221,3 +222,14 @@ def test_dashboard_lists_refuse_an_unknown_parameter_with_the_same_page_without_
                   f"/jobs?status=all&time_field=created&acknowledged=include&limit=25&group={groups['unit']}&q=doc&job_type=x",
                   "/admin/audit?actor=a&action=jobs.*&limit=10"):
         assert client.get(query).status_code == 200, query
+
+
+@pytest.mark.parametrize(("until", "says"), [
+    ("9999-12-31", "Ignore until: enter a date up to 9998-12-31"),  # the API refuses it too
+    ("0000-01-01", "Ignore until: enter a date after today"),  # well-formed: not a format error
+])
+def test_ignore_dates_beyond_what_the_api_accepts_are_refused_in_words(app, client, groups, until, says):  # noqa: F811
+    path = f"/groups/{groups['icd']}"
+    html = _refused(client, path, "ignore", {"mode": "until_date", "until": until, "occurrences": ""})
+    assert says in _flash_error(html)
+    assert _state(app, groups["icd"]) == "unresolved"
