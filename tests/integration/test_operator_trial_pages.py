@@ -30,6 +30,10 @@ def test_resolved_groups_with_jobs_failing_now_are_announced_on_the_landing_list
     html = shown.get_data(as_text=True)
     assert _titles(html) == ["unit.not_ucum at /entities/*/value/unit"]
     assert "still failing on older workers" in html and 'class="notice still-failing"' not in html
+    # The narrowing is said, and kept by the Filter form (its box is ticked).
+    assert "Only groups with jobs failing now (untick it under Filters" in html
+    assert re.search(r'<input type="checkbox" name="failing" value="1" checked>', html)
+    assert "Only groups with jobs failing now (untick" not in client.get("/groups").get_data(as_text=True)
     # Not a notice for what the list already shows, nor a guess at a parameter.
     assert 'class="notice still-failing"' not in client.get("/groups?state=all").get_data(as_text=True)
     refused = client.get("/groups?state=resolved&failing=yes")
