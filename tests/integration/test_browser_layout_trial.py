@@ -70,3 +70,18 @@ def test_the_exact_match_hint_spans_the_filters_under_their_fields(site, browser
     # No field alone on a row.
     assert all(count > 1 for count in form.evaluate(_FIELD_ROWS)), form.evaluate(_FIELD_ROWS)
     context.close()
+
+
+@pytest.mark.parametrize("javascript", [True, False], ids=["js-on", "js-off"])
+@pytest.mark.parametrize("width", [390, 768, 1400])
+def test_the_summary_chart_fills_its_card(site, browser, width, javascript):  # noqa: F811
+    """At 1,400 px the chart's height followed its width and left a ~129 px
+    blank band under its caption, the card being as tall as the top codes'."""
+    from tests.integration.test_browser_trial import _summary_measures
+
+    context, page = _page(browser, site, width, height=900, javascript=javascript)
+    page.goto(f"{site}/jobs?status=all")
+    measures = _summary_measures(page)
+    chart = measures["cards"]["chart-card"]
+    assert chart["blank"] <= 24 and not chart["cut"], measures
+    context.close()
