@@ -2,7 +2,10 @@
 
 The geometry is computed here so the template only loops over bars (STYLE:
 no logic in templates). Units are SVG user units of a fixed ``viewBox``;
-CSS scales the drawing to the page. No JavaScript: each bar carries a
+CSS stretches the drawing to the box it is given (``preserveAspectRatio``
+"none": bars and the axis line only, no text to distort). The axis labels
+are HTML beside the drawing, so they keep their CSS size at every width: as
+SVG text they scaled with the chart and were 6px on a phone. No JavaScript: each bar carries a
 ``<title>`` (a tooltip, and text for assistive technology) and the ``<svg>``
 has ``role="img"`` with a title and a description naming the numbers.
 """
@@ -17,10 +20,12 @@ from app.services.chart_buckets import BucketSize, Timeline
 
 WIDTH = 640
 HEIGHT = 170
-MARGIN_LEFT = 36
-MARGIN_RIGHT = 8
+# The labels are outside the drawing (HTML): margins only keep the peak bar
+# off the top edge and the axis line inside the box.
+MARGIN_LEFT = 0
+MARGIN_RIGHT = 0
 MARGIN_TOP = 10
-MARGIN_BOTTOM = 24
+MARGIN_BOTTOM = 1
 #: Share of a bucket's slot its bar fills.
 BAR_FILL = 0.8
 
@@ -38,16 +43,6 @@ class Bar:
 
 
 @dataclass(frozen=True)
-class AxisLabel:
-    """A text label at ``(x, y)`` anchored ``start``/``middle``/``end``."""
-
-    x: float
-    y: float
-    text: str
-    anchor: str
-
-
-@dataclass(frozen=True)
 class BarChart:
     """Everything the template draws. ``bars`` has one entry per bucket, oldest first."""
 
@@ -56,7 +51,10 @@ class BarChart:
     title: str
     description: str
     bars: list[Bar]
-    labels: list[AxisLabel]
+    #: The value axis, top then bottom: the peak and "0".
+    y_labels: tuple[str, str]
+    #: The time axis, left then right: the first and last buckets (none without buckets).
+    x_labels: tuple[str, ...]
     baseline_y: float
     plot_left: float
     plot_right: float
@@ -107,23 +105,15 @@ def bar_chart(timeline: Timeline) -> BarChart:
             description += f"; most in one {unit}: {peak:,} ({_bucket_label(busiest.start, size)} UTC)"
     else:
         description = "No time range to draw."
-    label_y = baseline + 16
-    labels = [
-        AxisLabel(MARGIN_LEFT - 6, MARGIN_TOP + 4, f"{peak:,}", "end"),
-        AxisLabel(MARGIN_LEFT - 6, baseline, "0", "end"),
-    ]
-    if count:
-        labels += [
-            AxisLabel(MARGIN_LEFT, label_y, start, "start"),
-            AxisLabel(WIDTH - MARGIN_RIGHT, label_y, _bucket_label(timeline.buckets[-1].start, size), "end"),
-        ]
+    x_labels = (start, _bucket_label(timeline.buckets[-1].start, size)) if count else ()
     return BarChart(
         width=WIDTH,
         height=HEIGHT,
         title=title,
         description=description,
         bars=bars,
-        labels=labels,
+        y_labels=(f"{peak:,}", "0"),
+        x_labels=x_labels,
         baseline_y=baseline,
         plot_left=MARGIN_LEFT,
         plot_right=WIDTH - MARGIN_RIGHT,

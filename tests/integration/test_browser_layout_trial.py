@@ -1,0 +1,87 @@
+"""The layout findings of a new-operator trial of ``make demo`` (#14), in
+Chromium, JavaScript on and off where it matters (same fixtures as
+test_browser.py: a live server filled by the reference worker on the demo
+corpus; Chromium must be installed, never skipped)."""
+
+from __future__ import annotations
+
+import pytest
+from playwright.sync_api import expect
+
+from tests.integration.test_browser import _sign_in, browser, site  # noqa: F401 (fixtures)
+
+pytestmark = [pytest.mark.browser, pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)]
+
+
+def _page(browser, site, width, height=800, javascript=True):  # noqa: F811
+    context = browser.new_context(java_script_enabled=javascript, viewport={"width": width, "height": height})
+    page = context.new_page()
+    _sign_in(page, site)
+    return context, page
+
+
+@pytest.mark.parametrize("javascript", [True, False], ids=["js-on", "js-off"])
+def test_a_search_on_a_phone_shows_its_result_on_the_first_screen(site, browser, javascript):  # noqa: F811
+    """The one matching row started at y~1050 on an 800 px screen, under the
+    chips, "Filters" and the summary's three cards."""
+    context, page = _page(browser, site, 390, javascript=javascript)
+    page.locator("header input[type=search]").fill("doc-0011")
+    page.locator("header input[type=search]").press("Enter")
+    rows = page.locator("table.jobs tr.job")
+    expect(rows).to_have_count(1)
+    assert rows.first.bounding_box()["y"] < 800
+    # The summary is still there, above the list, one tap away; opened, it is shown there.
+    summary = page.locator("details.summary-panel > summary")
+    expect(summary).to_be_visible()
+    expect(page.locator("iframe.summary-frame")).not_to_be_visible()
+    summary.click()
+    expect(page.locator("iframe.summary-frame")).to_be_visible()
+    assert page.locator("iframe.summary-frame").bounding_box()["y"] < rows.first.bounding_box()["y"]
+    # Wider, the summary is shown as on every list.
+    page.set_viewport_size({"width": 1400, "height": 900})
+    page.locator("details.summary-panel").evaluate("d => d.open = false") if javascript else None
+    expect(summary).not_to_be_visible()
+    expect(page.locator("iframe.summary-frame")).to_be_visible()
+    context.close()
+
+
+_FIELD_ROWS = """(form) => {
+  const fields = [...form.querySelectorAll('fieldset.fields > label')].filter(l => l.offsetParent);
+  const rows = new Map();
+  for (const l of fields) { const top = Math.round(l.getBoundingClientRect().top); rows.set(top, (rows.get(top) || 0) + 1); }
+  return [...rows.values()];
+}"""
+
+
+@pytest.mark.parametrize("javascript", [True, False], ids=["js-on", "js-off"])
+def test_the_exact_match_hint_spans_the_filters_under_their_fields(site, browser, javascript):  # noqa: F811
+    """Inline in the filter grid, the hint sentence pushed "Job type" to the
+    far right of the form at 1,400 px."""
+    context, page = _page(browser, site, 1400, height=900, javascript=javascript)
+    form, hint = page.locator("form.filters"), page.locator("#exact-match-hint")
+    expect(hint).to_be_visible()
+    fieldset = page.locator("form.filters fieldset.fields").bounding_box()
+    box = hint.bounding_box()
+    # As wide as the fields' box, and below every field.
+    assert box["width"] >= fieldset["width"] - 2, (box, fieldset)
+    bottoms = page.locator("form.filters fieldset.fields > label").evaluate_all(
+        "ls => ls.map(l => l.getBoundingClientRect().bottom)")
+    assert box["y"] >= max(bottoms) - 1
+    # No field alone on a row.
+    assert all(count > 1 for count in form.evaluate(_FIELD_ROWS)), form.evaluate(_FIELD_ROWS)
+    context.close()
+
+
+@pytest.mark.parametrize("javascript", [True, False], ids=["js-on", "js-off"])
+@pytest.mark.parametrize("width", [390, 768, 1400])
+def test_the_summary_chart_fills_its_card(site, browser, width, javascript):  # noqa: F811
+    """At 1,400 px the chart's height followed its width and left a ~129 px
+    blank band under its caption, the card being as tall as the top codes'."""
+    from tests.integration.test_browser_trial import _summary_measures
+
+    context, page = _page(browser, site, width, height=900, javascript=javascript)
+    page.goto(f"{site}/jobs?status=all")
+    measures = _summary_measures(page)
+    chart = measures["cards"]["chart-card"]
+    assert chart["blank"] <= 24 and not chart["cut"], measures
+    context.close()
