@@ -5,6 +5,7 @@ import select
 import sqlite3
 
 import psycopg
+from flask import has_request_context, request
 from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy import MetaData, event, exc
@@ -31,19 +32,25 @@ class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 
-#: Execution option: on PostgreSQL, the transaction that begins on the
-#: connection only reads, so its statements run in the driver's autocommit
-#: mode, without psycopg's implicit ``BEGIN`` before the first one nor a
-#: ``ROLLBACK`` at the end (two round trips per request). Under READ
+#: Execution option: on PostgreSQL, whether the transaction that begins on
+#: the connection only reads, so its statements run in the driver's
+#: autocommit mode, without psycopg's implicit ``BEGIN`` before the first one
+#: nor a ``ROLLBACK`` at the end (two round trips per request). Under READ
 #: COMMITTED each statement reads afresh either way, so a read sees the same
-#: rows. The app's session sets it by default;
-#: :func:`app.unit_of_work.write_transaction` and the streaming exports turn
-#: it off (a write must be one transaction; a named cursor and ``SET LOCAL``
-#: need one). Connections used outside the session (Alembic, the readiness
-#: probe, tests) do not set it and keep their transactions. SQLite ignores it.
+#: rows. Unset, it is on only while a ``GET`` or ``HEAD`` request is being
+#: served (see ``_begin``); :func:`app.unit_of_work.write_transaction` and
+#: the streaming exports turn it off (a write must be one transaction; a
+#: named cursor and ``SET LOCAL`` need one). Everything outside such a
+#: request (commands, the demo's seed, benchmarks, tests' own set-up, Alembic)
+#: keeps its transactions, so a write there that does not go through
+#: ``write_transaction()`` is still one transaction. SQLite ignores it.
 POSTGRESQL_READ_AUTOCOMMIT = "postgresql_read_autocommit"
 
-db = SQLAlchemy(model_class=Base, session_options={"execution_options": {POSTGRESQL_READ_AUTOCOMMIT: True}})
+#: Request methods whose session reads in autocommit on PostgreSQL (RFC 9110
+#: safe methods that this app serves).
+READ_METHODS = frozenset({"GET", "HEAD"})
+
+db = SQLAlchemy(model_class=Base)
 migrate = Migrate()
 
 
@@ -82,7 +89,11 @@ def _begin(connection) -> None:  # noqa: ANN001
         # With autocommit on, psycopg's commit() and rollback() send nothing
         # while no transaction is open ("Understanding the DBAPI-Level
         # Autocommit Isolation Level" in SQLAlchemy's docs).
-        read_only = connection.get_execution_options().get(POSTGRESQL_READ_AUTOCOMMIT, False)
+        read_only = connection.get_execution_options().get(POSTGRESQL_READ_AUTOCOMMIT)
+        if read_only is None:
+            # A request's server-side session is read before any
+            # before_request hook runs, so the choice is made here.
+            read_only = has_request_context() and request.method in READ_METHODS
         connection.connection.driver_connection.autocommit = bool(read_only)
 
 

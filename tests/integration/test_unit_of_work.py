@@ -132,35 +132,63 @@ def _server_transaction_open() -> bool:
 
 
 def test_reads_open_no_transaction_on_postgresql_but_writes_do(app_ctx, backend):
-    # PostgreSQL reads run in the driver's autocommit: no BEGIN before them,
-    # no ROLLBACK after (app.extensions.POSTGRESQL_READ_AUTOCOMMIT). SQLite
-    # keeps its BEGIN (the app emits it for every transaction).
-    db.session.scalar(sa.select(sa.func.count()).select_from(ProcessingJob))
-    assert _server_transaction_open() is (backend == "sqlite")
-    db.session.rollback()
-    with write_transaction():
-        create_job("doc-1")
-        assert _server_transaction_open()
-    db.session.scalar(sa.select(sa.func.count()).select_from(ProcessingJob))
-    assert _server_transaction_open() is (backend == "sqlite")  # the pooled connection is a reader again
-    db.session.rollback()
+    # While a GET is served, PostgreSQL reads run in the driver's autocommit:
+    # no BEGIN before them, no ROLLBACK after
+    # (app.extensions.POSTGRESQL_READ_AUTOCOMMIT). SQLite keeps its BEGIN (the
+    # app emits it for every transaction).
+    with app_ctx.test_request_context("/jobs", method="GET"):
+        db.session.scalar(sa.select(sa.func.count()).select_from(ProcessingJob))
+        assert _server_transaction_open() is (backend == "sqlite")
+        db.session.rollback()
+        with write_transaction():
+            create_job("doc-1")
+            assert _server_transaction_open()
+        db.session.scalar(sa.select(sa.func.count()).select_from(ProcessingJob))
+        assert _server_transaction_open() is (backend == "sqlite")  # the pooled connection is a reader again
+        db.session.rollback()
     assert _documents() == ["doc-1"]
+
+
+@pytest.mark.parametrize("context", ["POST request", "no request (a command, the demo's seed)"])
+def test_outside_a_get_the_session_keeps_its_transactions(app_ctx, backend, context):
+    # A POST's reads, and every use of the session outside a request, begin a
+    # transaction as before: a write there that skips write_transaction() is
+    # still one transaction (a temporary table ON COMMIT DROP lives through it).
+    def read_then_write() -> None:
+        db.session.scalar(sa.select(sa.func.count()).select_from(ProcessingJob))
+        assert _server_transaction_open()
+        if backend == "postgresql":
+            db.session.execute(sa.text("CREATE TEMP TABLE seed ON COMMIT DROP AS SELECT 'doc-t' AS name"))
+            db.session.execute(sa.text(
+                "INSERT INTO processing_jobs (id, document_id, job_type, status, created_at, updated_at) "
+                "SELECT gen_random_uuid(), name, 'entity_extraction', 'Pending', now(), now() FROM seed"))
+            db.session.commit()
+            assert _documents() == ["doc-t"]
+        db.session.rollback()
+
+    if context == "POST request":
+        with app_ctx.test_request_context("/api/v1/processing-jobs", method="POST"):
+            read_then_write()
+    else:
+        read_then_write()
 
 
 def test_a_write_continuing_a_marked_read_is_one_transaction(app_ctx, backend):
     # The API's token lookup reads, marks its transaction, and the write
-    # continues it on PostgreSQL: the write must still be atomic.
-    db.session.scalar(sa.select(sa.func.count()).select_from(ProcessingJob))
-    mark_read_only_transaction()
-    with pytest.raises(KeyError), write_transaction():
-        create_job("doc-a")
-        assert _server_transaction_open()
-        create_job("doc-b")
-        raise KeyError("half way")
-    assert _documents() == []
-    db.session.scalar(sa.select(sa.func.count()).select_from(ProcessingJob))
-    mark_read_only_transaction()
-    with write_transaction():
-        create_job("doc-a")
-        create_job("doc-b")
-    assert _documents() == ["doc-a", "doc-b"]
+    # continues it on PostgreSQL: the write must still be atomic, also when
+    # the read ran in a GET's autocommit.
+    with app_ctx.test_request_context("/jobs", method="GET"):
+        db.session.scalar(sa.select(sa.func.count()).select_from(ProcessingJob))
+        mark_read_only_transaction()
+        with pytest.raises(KeyError), write_transaction():
+            create_job("doc-a")
+            assert _server_transaction_open()
+            create_job("doc-b")
+            raise KeyError("half way")
+        assert _documents() == []
+        db.session.scalar(sa.select(sa.func.count()).select_from(ProcessingJob))
+        mark_read_only_transaction()
+        with write_transaction():
+            create_job("doc-a")
+            create_job("doc-b")
+        assert _documents() == ["doc-a", "doc-b"]
