@@ -85,3 +85,21 @@ def test_the_summary_chart_fills_its_card(site, browser, width, javascript):  # 
     chart = measures["cards"]["chart-card"]
     assert chart["blank"] <= 24 and not chart["cut"], measures
     context.close()
+
+
+@pytest.mark.parametrize("path", ["/jobs", "/jobs?status=all", "/groups"])
+@pytest.mark.parametrize("javascript", [True, False], ids=["js-on", "js-off"])
+def test_the_opened_filters_fit_a_phone(site, browser, path, javascript):  # noqa: F811
+    """Opening "Filters" at 390 px made /jobs 431 px wide: the error-code
+    label with its example and the input ran past the right edge."""
+    context, page = _page(browser, site, 390, javascript=javascript)
+    page.goto(site + path)
+    page.locator("details.filter-panel > summary").click()
+    expect(page.locator("form.filters")).to_be_visible()
+    widths = page.evaluate("() => [document.documentElement.scrollWidth, document.documentElement.clientWidth]")
+    assert widths[0] <= widths[1], (path, widths)
+    over = page.evaluate("""() => [...document.querySelectorAll('form.filters input, form.filters .hint, form.filters label')]
+        .filter(e => e.offsetParent && e.getBoundingClientRect().right > document.documentElement.clientWidth + 0.5)
+        .map(e => e.outerHTML.slice(0, 80))""")
+    assert over == [], (path, over)
+    context.close()
