@@ -15,6 +15,7 @@ import logging
 import sqlite3
 from collections.abc import Sequence
 from typing import Any
+from urllib.parse import quote
 
 import psycopg
 import redis
@@ -49,7 +50,7 @@ def problem(
 
     Returns:
         A response whose JSON object holds ``type``, ``title``, ``status``,
-        ``detail``, ``instance`` (the request path), ``request_id`` (as in the
+        ``detail``, ``instance`` (the request path, percent-encoded), ``request_id`` (as in the
         ``X-Request-ID`` response header; an RFC 9457 extension member) and,
         when given, ``errors``.
     """
@@ -58,7 +59,10 @@ def problem(
         "title": title,
         "status": status,
         "detail": detail,
-        "instance": request.path,
+        # A URI reference (RFC 9457 section 3.1.5): the decoded path
+        # re-encoded as RFC 3986 path characters, so a NUL or a space the
+        # client sent (%00, %20) is not echoed raw.
+        "instance": quote(request.path, safe="/!$&'()*+,;=:@-._~"),
         "request_id": current_request_id(),
     }
     if errors:

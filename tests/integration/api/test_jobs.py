@@ -140,6 +140,8 @@ def test_unknown_job_is_a_404_problem(client, app, job, job_id, method, action, 
     response = getattr(client, method)(job_url(job_id, action), json=body)
     assert_problem(response, 404, "job-not-found")
     detail = response.get_json()["detail"]
+    # The instance is a URI reference: what the client sent, percent-encoded.
+    assert response.get_json()["instance"] == job_url(job_id, action)  # "%00" stays "%00", never a raw NUL
     try:
         uuid.UUID(job_id)
     except ValueError:
