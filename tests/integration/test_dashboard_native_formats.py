@@ -23,7 +23,9 @@ def _rows(client, job_id: str) -> list[list[str]]:
     html = client.get(f"/jobs/{job_id}").get_data(as_text=True)
     table = re.search(r'<table class="errors">.*?</table>', html, re.S).group(0)
     rows = re.findall(r"<tr class=\"severity-[a-z]+\">(.*?)</tr>", table, re.S)
-    return [[re.sub(r"<[^>]+>", "", cell).strip() for cell in re.findall(r"<td[^>]*>(.*?)</td>", row, re.S)]
+    # Each cell's text; the message cell's failure-group link is not the item's own text.
+    return [[re.sub(r"<[^>]+>", "", re.sub(r'<div class="item-group">.*?</div>', "", cell)).strip()
+             for cell in re.findall(r"<td[^>]*>(.*?)</td>", row, re.S)]
             for row in rows]  # fmt: skip
 
 

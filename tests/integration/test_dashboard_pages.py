@@ -79,7 +79,10 @@ def test_hostile_text_is_escaped_in_the_job_page(client, hostile_job):
     assert f"<h1>Job for document <code><bdi>doc-{ESCAPED}</bdi></code></h1>" in html
     assert f'<dd class="message"><bdi>second {ESCAPED}</bdi></dd>' in html
     assert f'<p class="message"><bdi>first {ESCAPED}</bdi></p>' in html  # history
-    assert f'<td class="item-message"><bdi>bad {ESCAPED}</bdi></td>' in html  # the errors table: message column
+    # The errors table: the message column, then the item's failure group
+    # (its title holds the code, escaped too).
+    assert re.search(rf'<td class="item-message"><bdi>bad {re.escape(ESCAPED)}</bdi><div class="item-group">'
+                     rf'Failure group: <a href="/groups/\d+" title="[^"]*{re.escape(ESCAPED)}[^"]*">', html)
     assert f'<td class="code"><code><bdi>code.<wbr><span class="anywhere">{ESCAPED}</span></bdi></code></td>' in html  # code column (a long part may break anywhere)
     assert f'<td class="entity" data-label="Entity"><bdi>{ESCAPED} #0</bdi></td>' in html  # entity column
     assert ESCAPED.replace("&#34;", "\\&#34;") in html  # the pretty JSON (a JSON string inside <pre>)
@@ -230,7 +233,7 @@ def test_the_job_page_details_show_every_column_and_sorted_json(client, app, bac
         '        <td class="pointer" data-label="Pointer"><code><bdi>/<wbr>entities/<wbr>3/<wbr>value/<wbr>unit</bdi></code></td>'
         '<td class="item-message"><bdi>unit.not_ucum failed</bdi></td>'
         '<td class="entity" data-label="Entity"><bdi>Observation #3 · p. 2 · 10–25</bdi></td>'
-    ) in html
+    ) in re.sub(r'<div class="item-group">.*?</div>', "", html)  # the item's group link: test_job_page.py
     pretty = re.search(r'<details class="raw-json">.*?<pre><code>(.*?)</code></pre>', html, re.S).group(1)
     # Sorted keys at every level, the same text on both backends.
     assert pretty.index("alpha") < pretty.index("zeta")
