@@ -46,6 +46,9 @@ class Base(DeclarativeBase):
 #: ``write_transaction()`` is still one transaction. SQLite ignores it.
 POSTGRESQL_READ_AUTOCOMMIT = "postgresql_read_autocommit"
 
+#: Pooled connection's ``info`` key: this module turned psycopg's autocommit on.
+_READ_AUTOCOMMIT_SET = "read_autocommit_set"
+
 #: Request methods whose session reads in autocommit on PostgreSQL (RFC 9110
 #: safe methods that this app serves).
 READ_METHODS = frozenset({"GET", "HEAD"})
@@ -94,7 +97,16 @@ def _begin(connection) -> None:  # noqa: ANN001
             # A request's server-side session is read before any
             # before_request hook runs, so the choice is made here.
             read_only = has_request_context() and request.method in READ_METHODS
-        connection.connection.driver_connection.autocommit = bool(read_only)
+        driver, info = connection.connection.driver_connection, connection.connection.info
+        if read_only:
+            if not driver.autocommit:
+                driver.autocommit = True
+                info[_READ_AUTOCOMMIT_SET] = True  # kept with the pooled connection
+        elif info.pop(_READ_AUTOCOMMIT_SET, False):
+            # Undo only what this listener did: an engine or connection set
+            # to SQLAlchemy's own AUTOCOMMIT isolation level (CREATE
+            # DATABASE, say) keeps it.
+            driver.autocommit = False
 
 
 def _server_has_spoken(fileno: int) -> bool:
