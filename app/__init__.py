@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from flask import Flask, redirect, url_for
+from flask import Flask, has_request_context, redirect, request, url_for
 from sqlalchemy.engine import make_url
 from werkzeug.wrappers import Response
 
@@ -65,7 +65,31 @@ def register_extensions(app: Flask) -> None:
 
     migrate.init_app(app, db, directory=str(ROOT / "migrations"), render_as_batch=True, compare_type=True,
                      include_object=is_schema_compared)
+    _read_in_autocommit_while_serving_reads(app)
     init_services(app)
+
+
+#: Request methods whose database reads run in PostgreSQL's autocommit
+#: (RFC 9110's safe methods that this app serves).
+READ_METHODS = frozenset({"GET", "HEAD"})
+
+
+def _serving_a_read() -> bool:
+    """Whether a ``GET`` or ``HEAD`` request is being served right now."""
+    return has_request_context() and request.method in READ_METHODS
+
+
+def _read_in_autocommit_while_serving_reads(app: Flask) -> None:
+    """Tell the app's engines which transactions only read (:data:`app.extensions.READS_ONLY_WHEN`).
+
+    Asked at each transaction's begin, not once per request: a request's
+    server-side session is read before any ``before_request`` hook runs.
+    """
+    from app.extensions import READS_ONLY_WHEN, db
+
+    with app.app_context():
+        for engine in db.engines.values():
+            engine.update_execution_options(**{READS_ONLY_WHEN: _serving_a_read})
 
 
 def _create_instance_folder_for(database_uri: str) -> None:

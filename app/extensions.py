@@ -3,9 +3,9 @@ without importing the application factory (no circular imports)."""
 
 import select
 import sqlite3
+from collections.abc import Callable
 
 import psycopg
-from flask import has_request_context, request
 from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy import MetaData, event, exc
@@ -37,21 +37,22 @@ class Base(DeclarativeBase):
 #: autocommit mode, without psycopg's implicit ``BEGIN`` before the first one
 #: nor a ``ROLLBACK`` at the end (two round trips per request). Under READ
 #: COMMITTED each statement reads afresh either way, so a read sees the same
-#: rows. Unset, it is on only while a ``GET`` or ``HEAD`` request is being
-#: served (see ``_begin``); :func:`app.unit_of_work.write_transaction` and
-#: the streaming exports turn it off (a write must be one transaction; a
-#: named cursor and ``SET LOCAL`` need one). Everything outside such a
-#: request (commands, the demo's seed, benchmarks, tests' own set-up, Alembic)
-#: keeps its transactions, so a write there that does not go through
-#: ``write_transaction()`` is still one transaction. SQLite ignores it.
+#: rows. Unset, :data:`READS_ONLY_WHEN` decides; :func:`app.unit_of_work.write_transaction`
+#: and the streaming exports set it to ``False`` (a write must be one
+#: transaction; a named cursor and ``SET LOCAL`` need one). SQLite ignores it.
 POSTGRESQL_READ_AUTOCOMMIT = "postgresql_read_autocommit"
+
+#: Engine execution option: a callable taking no argument that says, at a
+#: PostgreSQL transaction's begin with :data:`POSTGRESQL_READ_AUTOCOMMIT`
+#: unset, whether that transaction only reads. The application factory sets
+#: it to "a GET or HEAD request is being served", a fact of the web layer this
+#: module does not import. Without it (commands, the demo's seed, benchmarks,
+#: tests' own set-up, Alembic) every transaction is a real one, so a write
+#: there that does not go through ``write_transaction()`` is still atomic.
+READS_ONLY_WHEN = "postgresql_reads_only_when"
 
 #: Pooled connection's ``info`` key: this module turned psycopg's autocommit on.
 _READ_AUTOCOMMIT_SET = "read_autocommit_set"
-
-#: Request methods whose session reads in autocommit on PostgreSQL (RFC 9110
-#: safe methods that this app serves).
-READ_METHODS = frozenset({"GET", "HEAD"})
 
 db = SQLAlchemy(model_class=Base)
 migrate = Migrate()
@@ -92,21 +93,32 @@ def _begin(connection) -> None:  # noqa: ANN001
         # With autocommit on, psycopg's commit() and rollback() send nothing
         # while no transaction is open ("Understanding the DBAPI-Level
         # Autocommit Isolation Level" in SQLAlchemy's docs).
-        read_only = connection.get_execution_options().get(POSTGRESQL_READ_AUTOCOMMIT)
+        options = connection.get_execution_options()
+        read_only = options.get(POSTGRESQL_READ_AUTOCOMMIT)
         if read_only is None:
-            # A request's server-side session is read before any
-            # before_request hook runs, so the choice is made here.
-            read_only = has_request_context() and request.method in READ_METHODS
-        driver, info = connection.connection.driver_connection, connection.connection.info
+            reads_only_when: Callable[[], bool] | None = options.get(READS_ONLY_WHEN)
+            read_only = reads_only_when is not None and reads_only_when()
         if read_only:
+            driver, info = connection.connection.driver_connection, connection.connection.info
             if not driver.autocommit:
                 driver.autocommit = True
                 info[_READ_AUTOCOMMIT_SET] = True  # kept with the pooled connection
-        elif info.pop(_READ_AUTOCOMMIT_SET, False):
-            # Undo only what this listener did: an engine or connection set
-            # to SQLAlchemy's own AUTOCOMMIT isolation level (CREATE
-            # DATABASE, say) keeps it.
-            driver.autocommit = False
+        else:
+            leave_read_autocommit(connection)
+
+
+def leave_read_autocommit(connection) -> None:  # noqa: ANN001 (a SQLAlchemy Connection)
+    """Turn off the PostgreSQL read autocommit this module turned on, if it did.
+
+    Only that one: an engine or connection set to SQLAlchemy's own
+    ``AUTOCOMMIT`` isolation level (``CREATE DATABASE``, say) keeps it. The
+    connection must be idle (no statement run since its transaction began),
+    as psycopg requires; in autocommit nothing is open on the server, so
+    psycopg's implicit ``BEGIN`` then comes before the next statement.
+    """
+    pooled = connection.connection
+    if pooled.info.pop(_READ_AUTOCOMMIT_SET, False):
+        pooled.driver_connection.autocommit = False
 
 
 def _server_has_spoken(fileno: int) -> bool:

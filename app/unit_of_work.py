@@ -39,7 +39,7 @@ from contextlib import contextmanager
 
 from sqlalchemy.orm import Session
 
-from app.extensions import POSTGRESQL_READ_AUTOCOMMIT, SQLITE_IMMEDIATE, db
+from app.extensions import POSTGRESQL_READ_AUTOCOMMIT, SQLITE_IMMEDIATE, db, leave_read_autocommit
 
 #: ``Session.info`` key: the transaction :func:`mark_read_only_transaction` vouched for.
 _READ_ONLY_TRANSACTION = "read_only_transaction"
@@ -175,6 +175,4 @@ def _leave_autocommit(session: Session) -> None:
     each their own statement), so psycopg allows the switch, and its
     implicit ``BEGIN`` then comes before the write's first statement.
     """
-    driver_connection = session.connection().connection.driver_connection
-    if driver_connection.autocommit:
-        driver_connection.autocommit = False
+    leave_read_autocommit(session.connection())

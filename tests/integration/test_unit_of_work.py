@@ -134,7 +134,7 @@ def _server_transaction_open() -> bool:
 def test_reads_open_no_transaction_on_postgresql_but_writes_do(app_ctx, backend):
     # While a GET is served, PostgreSQL reads run in the driver's autocommit:
     # no BEGIN before them, no ROLLBACK after
-    # (app.extensions.POSTGRESQL_READ_AUTOCOMMIT). SQLite keeps its BEGIN (the
+    # (app.extensions.READS_ONLY_WHEN, set by the factory). SQLite keeps its BEGIN (the
     # app emits it for every transaction).
     with app_ctx.test_request_context("/jobs", method="GET"):
         db.session.scalar(sa.select(sa.func.count()).select_from(ProcessingJob))
