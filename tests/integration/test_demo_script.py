@@ -29,7 +29,23 @@ from tests.live_server import START_DEADLINE_S, STOP_DEADLINE_S, free_port, stop
 READY = "==> the server is up"
 
 
-def _start(tmp_path: Path, command: list[str] | None = None, port: int | None = None) -> tuple[subprocess.Popen, list[str]]:
+class _Output(list):
+    """The demo's output lines, appended by a reader thread as they come."""
+
+    reader: threading.Thread
+
+    def to_the_end(self) -> str:
+        """All of it, once the demo's processes have closed the pipe.
+
+        The process having exited is not enough: its last lines ("==> stopped")
+        may still be in the pipe, not yet read by the thread.
+        """
+        self.reader.join(timeout=STOP_DEADLINE_S)
+        assert not self.reader.is_alive(), "something of the demo still holds its output open:\n" + "\n".join(self[-20:])
+        return "\n".join(self)
+
+
+def _start(tmp_path: Path, command: list[str] | None = None, port: int | None = None) -> tuple[subprocess.Popen, _Output]:
     env = {
         **os.environ,
         "PY": sys.executable,
@@ -43,14 +59,15 @@ def _start(tmp_path: Path, command: list[str] | None = None, port: int | None = 
         command or [str(ROOT / "scripts" / "demo")], cwd=ROOT, env=env, text=True,
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
     )
-    lines: list[str] = []
+    lines = _Output()
 
     def read() -> None:
         assert process.stdout is not None
         for line in process.stdout:
             lines.append(line.rstrip("\n"))
 
-    threading.Thread(target=read, daemon=True).start()
+    lines.reader = threading.Thread(target=read, daemon=True)
+    lines.reader.start()
     deadline = time.monotonic() + START_DEADLINE_S
     pause = 0.1
     while not any(line.startswith(READY) for line in lines):
@@ -64,7 +81,7 @@ def _start(tmp_path: Path, command: list[str] | None = None, port: int | None = 
 
 @contextmanager
 def _demo(tmp_path: Path, command: list[str] | None = None,
-          port: int | None = None) -> Iterator[tuple[subprocess.Popen, list[str]]]:
+          port: int | None = None) -> Iterator[tuple[subprocess.Popen, _Output]]:
     """The demo started by :func:`_start`; on leaving, whatever is left of
     its process group is killed and its pipe closed (no leaked process or
     file descriptor, whether the test passed or not)."""
@@ -75,6 +92,7 @@ def _demo(tmp_path: Path, command: list[str] | None = None,
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGKILL)
         process.wait()
+        lines.reader.join(timeout=STOP_DEADLINE_S)
         if process.stdout is not None:
             process.stdout.close()
 
@@ -113,7 +131,7 @@ def test_the_demo_is_quiet_aligned_and_ends_with_status_0(tmp_path, sent):
     with _demo(tmp_path) as (process, lines):
         api_answer = _paste_the_api_lines(lines)
         status = _ends_cleanly(process, sent)
-    text = "\n".join(lines)
+        text = lines.to_the_end()
     assert status == 0, text
     assert "==> stopped" in text
     # No migration log, no request log between the worker's lines.
@@ -192,10 +210,10 @@ def test_make_demo_stops_everything_without_an_error_line(tmp_path, sent, to_gro
             status = process.wait(timeout=STOP_DEADLINE_S)
         except subprocess.TimeoutExpired:
             pytest.fail(f"make demo did not stop within {STOP_DEADLINE_S} s of {sent.name}")
+        text = lines.to_the_end()
     deadline = time.monotonic() + STOP_DEADLINE_S
     while (left := _processes_of(tmp_path)) and time.monotonic() < deadline:
         time.sleep(0.05)
-    text = "\n".join(lines)
     assert status in (0, -sent), text
     assert "==> stopped" in text
     assert not re.search(r"Error|Interrupt|Terminated|make: \*\*\*", text), text
