@@ -196,8 +196,13 @@ def _accepted_quickly(body: Any, schema_name: str) -> bool:
         return False
 
 
+#: The 422's ``detail`` when a worker's body breaks its schema.
+WORKER_CONTRACT_REFUSED = "The body does not match the worker contract; nothing was changed."
+
+
 def validate_request(
-    body: Any, schema_name: str, semantic: Callable[[Any], list[FieldError]] | None = None
+    body: Any, schema_name: str, semantic: Callable[[Any], list[FieldError]] | None = None,
+    refused: str = WORKER_CONTRACT_REFUSED,
 ) -> None:
     """Check a parsed request body against ``components.schemas[schema_name]``
     and, in the same round, against the rules a schema cannot state.
@@ -211,6 +216,9 @@ def validate_request(
             even when the schema check failed, so that one answer names
             every fault. Its errors at or below a place the schema check
             already named are dropped (one fault, one error).
+        refused: the 422's top-level ``detail``: what was refused, said the
+            same way whether the schema or a later rule of the same request
+            finds the fault.
 
     Raises:
         InvalidFieldsError: (HTTP 422) one :class:`FieldError` per problem,
@@ -232,7 +240,7 @@ def validate_request(
     if errors:
         unique = {(e.get("pointer", ""), e["detail"]): e for e in errors}
         ordered = [unique[k] for k in sorted(unique)]
-        raise InvalidFieldsError("The body does not match the worker contract; nothing was changed.", ordered)
+        raise InvalidFieldsError(refused, ordered)
 
 
 def _within(pointer: str, ancestor: str) -> bool:

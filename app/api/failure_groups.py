@@ -30,12 +30,22 @@ from app.web.query import read_page
 from app.web.query_time import parse_rfc3339
 
 
+#: Each action's 422 ``detail``, the same for a fault of its schema and one
+#: of its later rules (an ``until`` in year 0000 and one in year 9999 differ
+#: only in which check finds them).
+REFUSED = {
+    "ResolveGroup": "The resolution is not valid; nothing was changed.",
+    "IgnoreGroup": "The ignore condition is not valid; nothing was changed.",
+    "ReopenGroup": "The reopen request is not valid; nothing was changed.",
+}
+
+
 def _optional_body(schema_name: str) -> dict[str, Any]:
     """The JSON body checked against ``schema_name``; no body at all reads as ``{}``."""
     if not request.get_data(cache=True):
         return {}
     body = read_json_body(request)
-    validate_request(body, schema_name)
+    validate_request(body, schema_name, refused=REFUSED[schema_name])
     return body
 
 
@@ -102,7 +112,7 @@ def ignore_failure_group(group_id: str) -> Response:
         except InvalidQueryError as exc:
             # The parser names a query parameter; here the time is a body field.
             raise InvalidFieldsError(
-                "The ignore condition is not valid; nothing was changed.",
+                REFUSED["IgnoreGroup"],
                 [field_error("/until", error["detail"]) for error in exc.errors],
             ) from None
     actor = current_actor()

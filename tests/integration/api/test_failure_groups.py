@@ -161,6 +161,21 @@ def test_bad_bodies_are_422_problems_and_change_nothing(client, path, body, poin
     assert client.get(f"/api/v1/failure-groups/{group_id}").get_json()["state"] == "unresolved"
 
 
+@pytest.mark.parametrize(("action", "body", "detail"), [
+    ("resolve", {"in_version": 7}, "The resolution is not valid; nothing was changed."),
+    ("ignore", {"occurrences": "ten"}, "The ignore condition is not valid; nothing was changed."),
+    ("reopen", {"why": "x"}, "The reopen request is not valid; nothing was changed."),
+])
+def test_a_refused_group_action_says_what_it_refused(client, action, body, detail):
+    # An operator's tool posts these, not a worker: "does not match the
+    # worker contract" would send them to the wrong document.
+    _fail(client, UCUM)
+    group_id = _groups(client)["items"][0]["id"]
+    problem = assert_problem(client.post(f"/api/v1/failure-groups/{group_id}/{action}", json=body), 422, "invalid-fields")
+    assert problem["detail"] == detail
+    assert client.get(f"/api/v1/failure-groups/{group_id}").get_json()["state"] == "unresolved"
+
+
 @pytest.mark.parametrize("group_id", ["999999", "0", "abc", "1.5", "99999999999"])
 def test_unknown_groups_are_404_problems(client, group_id):
     assert_problem(client.get(f"/api/v1/failure-groups/{group_id}"), 404, "group-not-found")
@@ -175,11 +190,14 @@ def test_the_group_api_needs_a_worker_token(anonymous_client):
 @pytest.mark.parametrize("until", ["0000-06-01T00:00:00Z", "9999-06-01T00:00:00Z"])
 def test_an_ignore_date_out_of_range_says_the_range_at_either_end(client, until):
     # Year 0000 is valid RFC 3339 that no timestamp can hold: the same
-    # message as 9999, not "is not a valid date-time".
+    # message as 9999, not "is not a valid date-time", and the same top-level
+    # detail though the schema's format check finds one and the range check
+    # the other.
     _fail(client, UCUM)
     group_id = _groups(client)["items"][0]["id"]
     problem = assert_problem(client.post(f"/api/v1/failure-groups/{group_id}/ignore", json={"until": until}),
                              422, "invalid-fields")
     details = [e["detail"] for e in problem["errors"] if e["pointer"] == "#/until"]
     assert details == ["must be from 0002-01-01T00:00:00Z to 9998-12-31T23:59:59Z"]
+    assert problem["detail"] == "The ignore condition is not valid; nothing was changed."
     assert client.get(f"/api/v1/failure-groups/{group_id}").get_json()["state"] == "unresolved"
