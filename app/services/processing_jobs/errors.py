@@ -15,16 +15,23 @@ class JobNotFoundError(ServiceError):
     title = "Job not found"
     slug = "job-not-found"
 
-    def __init__(self, job_id: uuid.UUID | str) -> None:
-        # A well-formed id is named (it is the caller's own key, not patient
-        # data); anything else is not echoed: it came from the URL and may
-        # hold control characters or text the caller never meant to send.
-        if isinstance(job_id, uuid.UUID):
-            detail = f"No job has id {job_id}."
-        else:
+    def __init__(self, job_id: uuid.UUID | None) -> None:
+        """``job_id``: the id no job has, or ``None`` when the caller's id was
+        not a UUID at all (see :meth:`not_a_uuid`)."""
+        if job_id is None:
+            # Not echoed: it came from the URL and may hold control
+            # characters or text the caller never meant to send.
             detail = "No job has this id: job ids are UUIDs (RFC 9562), e.g. 0b9d7a3e-0c4e-4f39-9a5e-2f1d3c4b5a69."
+        else:
+            # A well-formed id is named: it is the caller's own key, not patient data.
+            detail = f"No job has id {job_id}."
         super().__init__(detail)
         self.job_id = job_id
+
+    @classmethod
+    def not_a_uuid(cls) -> JobNotFoundError:
+        """The error for an id that is not a UUID, so names no job."""
+        return cls(None)
 
 
 class InvalidTransitionError(ServiceError):

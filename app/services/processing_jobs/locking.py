@@ -23,7 +23,7 @@ def parse_job_id(job_id: uuid.UUID | str) -> uuid.UUID:
     try:
         return uuid.UUID(str(job_id))
     except ValueError:
-        raise JobNotFoundError(job_id) from None
+        raise JobNotFoundError.not_a_uuid() from None
 
 
 #: The locked read, built once: ``session.get(..., with_for_update=True)``
