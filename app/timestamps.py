@@ -14,6 +14,24 @@ EARLIEST_ACCEPTED = datetime(2, 1, 1, tzinfo=timezone.utc)
 LATEST_ACCEPTED = datetime(9998, 12, 31, 23, 59, 59, tzinfo=timezone.utc)
 
 
+def is_accepted(value: datetime) -> bool:
+    """Whether the aware ``value`` lies in :data:`EARLIEST_ACCEPTED` .. :data:`LATEST_ACCEPTED`.
+
+    The one check every reader of a requested time (the API's query
+    parameters and bodies, the dashboard's forms) applies, so the dashboard
+    never stores a time the API would refuse.
+    """
+    return EARLIEST_ACCEPTED <= value <= LATEST_ACCEPTED
+
+
+def is_year_zero(text: str) -> bool:
+    """Whether the date (``YYYY-MM-DD``, or a date-time starting with one) is
+    in year 0000: valid RFC 3339 (years 0000 to 9999) that Python's calendar
+    cannot hold. It lies before :data:`EARLIEST_ACCEPTED`, and is refused as
+    such, not as a malformed date."""
+    return text.startswith("0000-")
+
+
 def rfc3339(value: datetime | None) -> str | None:
     """Format an aware datetime as RFC 3339 UTC ending in ``Z`` (``None`` stays ``None``).
 

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from datetime import datetime
 
 from app.models.types import utcnow
-from app.timestamps import LATEST_ACCEPTED
+from app.timestamps import LATEST_ACCEPTED, is_accepted, is_year_zero
 from app.services.failure_groups import lifecycle as group_lifecycle
 
 #: The group page's form fields, as the operator reads them, for form errors.
@@ -74,8 +74,8 @@ def until_date(raw: str | None) -> datetime:
     text = (raw or "").strip()
     if not text:
         raise FormError("Ignore until", "enter a date")
-    if len(text) == 10 and text.startswith("0000-"):
-        # Well-formed, but a year Python cannot hold: long past, like 0001.
+    if len(text) == 10 and is_year_zero(text):
+        # Well-formed, and long past, like 0001.
         raise FormError("Ignore until", "enter a date after today")
     try:
         if len(text) != 10:
@@ -85,9 +85,7 @@ def until_date(raw: str | None) -> datetime:
         raise FormError("Ignore until", "enter a date as YYYY-MM-DD, such as 2026-12-31") from None
     if until <= utcnow():
         raise FormError("Ignore until", "enter a date after today")
-    if until > LATEST_ACCEPTED:
-        # The API's bound for every stored time (app/timestamps.py): the
-        # dashboard may not store what the API would refuse.
+    if not is_accepted(until):  # after today, so past the range's end
         raise FormError("Ignore until", f"enter a date up to {LATEST_ACCEPTED.date().isoformat()}")
     return until
 

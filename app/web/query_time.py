@@ -12,7 +12,7 @@ import re
 from datetime import datetime, timezone
 
 from app.errors import InvalidQueryError, parameter_error
-from app.timestamps import EARLIEST_ACCEPTED, LATEST_ACCEPTED, rfc3339
+from app.timestamps import EARLIEST_ACCEPTED, LATEST_ACCEPTED, is_accepted, is_year_zero, rfc3339
 
 # RFC 3339 section 5.6 ``date-time``. Section 5.6's note lets a space stand for
 # "T"; lower-case "t"/"z" are allowed by its ABNF (case-insensitive strings).
@@ -52,10 +52,8 @@ def date_time_fault(raw: str) -> str | None:
     match = _RFC3339.match(raw.strip())
     if match is None:
         return None
-    if match[1].startswith("0000-"):
-        # Valid RFC 3339 (years 0000-9999) that Python cannot hold: as far
-        # outside the accepted range as year 0001, and said the same way.
-        return _range_words()
+    if is_year_zero(match[1]):
+        return _range_words()  # as far outside the range as year 0001, and said the same way
     return _calendar_fault(match[1], match[2], match[4])
 
 
@@ -101,7 +99,7 @@ def parse_rfc3339(raw: str, parameter: str) -> datetime:
         value = value.astimezone(timezone.utc)
     except OverflowError:  # e.g. 0001-01-01T00:00:00+01:00 is in year 0 in UTC
         value = None
-    if value is None or not EARLIEST_ACCEPTED <= value <= LATEST_ACCEPTED:
+    if value is None or not is_accepted(value):
         raise _out_of_range(parameter)
     return value
 
