@@ -103,3 +103,32 @@ def test_the_opened_filters_fit_a_phone(site, browser, path, javascript):  # noq
         .map(e => e.outerHTML.slice(0, 80))""")
     assert over == [], (path, over)
     context.close()
+
+
+_CUT_PLACEHOLDERS = """() => {
+  const ctx = document.createElement('canvas').getContext('2d');
+  return [...document.querySelectorAll('main input[placeholder]')].filter(i => i.offsetParent).flatMap(i => {
+    const s = getComputedStyle(i);
+    ctx.font = `${s.fontStyle} ${s.fontWeight} ${s.fontSize} ${s.fontFamily}`;
+    const room = i.clientWidth - parseFloat(s.paddingLeft) - parseFloat(s.paddingRight);
+    const text = ctx.measureText(i.placeholder).width;
+    return text > room + 0.5 ? [`${i.name}: ${Math.round(text)} px of text in ${Math.round(room)} px`] : [];
+  });
+}"""
+
+
+@pytest.mark.parametrize("path", ["/jobs", "/groups", "/admin/audit", "group page"])
+@pytest.mark.parametrize("width", [390, 768, 1400])
+def test_the_fields_show_their_whole_format_hint(site, browser, width, path):  # noqa: F811
+    """At 390 px the From/To boxes cut their format hint
+    ("YYYY-MM-DDThh:mm:ssZ") short: the operator could not read the format."""
+    context, page = _page(browser, site, width)
+    if path == "group page":
+        page.goto(site + "/groups")
+        page.locator("td.title a").first.click()
+    else:
+        page.goto(site + path)
+    page.locator("main details").evaluate_all("ds => ds.forEach(d => d.open = true)")
+    expect(page.locator("main input[placeholder]").first).to_be_visible()
+    assert page.evaluate(_CUT_PLACEHOLDERS) == []
+    context.close()
