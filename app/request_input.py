@@ -15,24 +15,16 @@ ESC and the like act in a terminal or log instead of showing.
 
 from __future__ import annotations
 
-import re
-
 from flask import Flask, request
 from werkzeug.datastructures import MultiDict
 
 from app.errors import FieldError, InvalidQueryError, field_error, parameter_error
 from app.services.json_pointer import json_pointer
-from app.services.json_values import has_unstorable_text
+from app.services.json_values import has_acting_control, has_unstorable_text
 
 #: Form bodies Werkzeug parses into ``request.form``; other bodies (JSON) are
 #: left to their own readers, which apply the storage rule themselves.
 FORM_MEDIA_TYPES = frozenset({"application/x-www-form-urlencoded", "multipart/form-data"})
-
-
-#: C0 control characters other than TAB, LF and CR, and DEL: no filter, id,
-#: user name or redirect target holds one, and in a terminal or a log they
-#: act (ESC starts a control sequence) instead of showing.
-_CONTROL = re.compile("[\x01-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
 def _pictured(text: str) -> str:
@@ -45,7 +37,8 @@ def _pictured(text: str) -> str:
 
 
 def _refused(text: str) -> bool:
-    return has_unstorable_text(text) or _CONTROL.search(text) is not None
+    # No filter, id, user name or redirect target holds a control character.
+    return has_unstorable_text(text) or has_acting_control(text)
 
 
 def _bad_fields(fields: MultiDict[str, str], *, query: bool) -> list[FieldError]:

@@ -56,6 +56,18 @@ def has_unstorable_text(text: str) -> bool:
     return _UNSTORABLE.search(text) is not None
 
 
+#: C0 control characters other than NUL (which the module rule replaces),
+#: TAB, LF and CR, and DEL: in a terminal or a log they act (ESC starts a
+#: control sequence) instead of showing. No query parameter may hold one
+#: (app/request_input.py), so no identifier a filter must find may either.
+_ACTING_CONTROL = re.compile("[\x01-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def has_acting_control(text: str) -> bool:
+    """Whether ``text`` holds a C0 control other than NUL, TAB, LF and CR, or DEL."""
+    return _ACTING_CONTROL.search(text) is not None
+
+
 def clean_text(text: str) -> str:
     """Apply the module rule to one string: NUL and lone surrogates -> U+FFFD."""
     if _UNSTORABLE.search(text) is None:

@@ -22,7 +22,7 @@ from app.models.job_status import can_transition
 from app.models.processing_job import DOCUMENT_ID_MAX_LENGTH, JOB_TYPE_MAX_LENGTH
 from app.models.types import utcnow
 from app.services.failure_groups.recording import end_current_occurrences
-from app.services.json_values import InvalidJSONValueError, clean_json_value, clean_text
+from app.services.json_values import InvalidJSONValueError, clean_json_value, clean_text, has_acting_control
 from app.services.processing_jobs.errors import (
     InvalidEntitiesError,
     InvalidJobError,
@@ -47,7 +47,9 @@ def create_job(document_id: object, job_type: object = DEFAULT_JOB_TYPE) -> Proc
         The job as stored (new UUID, ``created_at``/``updated_at`` now, UTC).
 
     Raises:
-        InvalidJobError: a field is missing, of the wrong type or too long.
+        InvalidJobError: a field is missing, of the wrong type or too long,
+            or ``document_id`` holds a C0 control character other than NUL
+            (stored as U+FFFD), TAB, LF and CR, or DEL.
     """
     errors: list[FieldError] = []
     if isinstance(document_id, str):
@@ -56,6 +58,10 @@ def create_job(document_id: object, job_type: object = DEFAULT_JOB_TYPE) -> Proc
         errors.append(field_error("/document_id", "must be a non-empty string"))
     elif len(document_id) > DOCUMENT_ID_MAX_LENGTH:
         errors.append(field_error("/document_id", f"must be at most {DOCUMENT_ID_MAX_LENGTH} characters"))
+    elif has_acting_control(document_id):
+        # Else the job would be stored with an id no filter may name: the
+        # dashboard's "all jobs of this document" link would be refused.
+        errors.append(field_error("/document_id", "must not hold a control character (TAB, LF and CR aside)"))
     if not isinstance(job_type, str) or not job_type:
         errors.append(field_error("/job_type", "must be a non-empty string"))
     elif len(job_type) > JOB_TYPE_MAX_LENGTH or not all(c.isascii() and (c.isalnum() or c in "_-.") for c in job_type):
