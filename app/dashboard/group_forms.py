@@ -12,6 +12,7 @@ from datetime import datetime
 
 from app.models.types import utcnow
 from app.timestamps import LATEST_ACCEPTED, is_accepted, is_year_zero
+from app.web.query_time import date_time_fault
 from app.services.failure_groups import lifecycle as group_lifecycle
 
 #: The group page's form fields, as the operator reads them, for form errors.
@@ -82,7 +83,9 @@ def until_date(raw: str | None) -> datetime:
             raise ValueError(text)
         until = datetime.fromisoformat(text + "T00:00:00+00:00")
     except ValueError:
-        raise FormError("Ignore until", "enter a date as YYYY-MM-DD, such as 2026-12-31") from None
+        # 2026-02-30 is well-formed: say why it is no date ("February 2026 has 28 days").
+        fault = date_time_fault(text + "T00:00:00Z") if len(text) == 10 else None
+        raise FormError("Ignore until", fault or "enter a date as YYYY-MM-DD, such as 2026-12-31") from None
     if until <= utcnow():
         raise FormError("Ignore until", "enter a date after today")
     if not is_accepted(until):  # after today, so past the range's end

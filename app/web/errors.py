@@ -113,6 +113,9 @@ def _handle_http_exception(error: HTTPException) -> Response | tuple[str, int]:
     status = error.code or 500
     title = error.name
     if status == 413:
+        # RFC 9110 section 15.5.14 renamed it; Werkzeug keeps RFC 7231's
+        # "Request Entity Too Large". The title now matches the type's slug.
+        title = "Content Too Large"
         detail = (
             f"The request body is larger than the limit of "
             f"{current_app.config['MAX_CONTENT_LENGTH']} bytes."

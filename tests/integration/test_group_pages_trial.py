@@ -227,6 +227,8 @@ def test_dashboard_lists_refuse_an_unknown_parameter_with_the_same_page_without_
 @pytest.mark.parametrize(("until", "says"), [
     ("9999-12-31", "Ignore until: enter a date up to 9998-12-31"),  # the API refuses it too
     ("0000-01-01", "Ignore until: enter a date after today"),  # well-formed: not a format error
+    ("2026-02-30", "Ignore until: February 2026 has 28 days"),  # well-formed: say why it is no date
+    ("2028-02-30", "Ignore until: February 2028 has 29 days"),
 ])
 def test_ignore_dates_beyond_what_the_api_accepts_are_refused_in_words(app, client, groups, until, says):  # noqa: F811
     path = f"/groups/{groups['icd']}"

@@ -193,8 +193,10 @@ def ignore_group(
     errors = []
     if until is not None and occurrences is not None:
         errors.append(field_error("", "give either until or occurrences, not both"))
-    if until is not None and (not isinstance(until, datetime) or until.tzinfo is None or until <= at):
-        errors.append(field_error("/until", "must be a date-time with a UTC offset, in the future"))
+    if until is not None and (not isinstance(until, datetime) or until.tzinfo is None):
+        errors.append(field_error("/until", "must be a date-time with a UTC offset"))
+    elif until is not None and until <= at:
+        errors.append(field_error("/until", "must be in the future"))
     if occurrences is not None and (
         not isinstance(occurrences, int) or isinstance(occurrences, bool) or not 1 <= occurrences <= MAX_IGNORE_OCCURRENCES
     ):

@@ -187,6 +187,23 @@ def test_the_group_api_needs_a_worker_token(anonymous_client):
     assert_problem(response, 401, "unauthorized")
 
 
+def test_an_ignore_date_in_the_past_is_refused_as_past(client):
+    # It has its offset: "must be a date-time with a UTC offset, in the
+    # future" sent the trial's worker author looking for the wrong fault.
+    _fail(client, UCUM)
+    group_id = _groups(client)["items"][0]["id"]
+    problem = assert_problem(client.post(f"/api/v1/failure-groups/{group_id}/ignore",
+                                         json={"until": "2020-01-01T00:00:00Z"}), 422, "invalid-fields")
+    assert [(e["pointer"], e["detail"]) for e in problem["errors"]] == [("#/until", "must be in the future")]
+    assert client.get(f"/api/v1/failure-groups/{group_id}").get_json()["state"] == "unresolved"
+
+
+def test_a_413_is_titled_as_rfc_9110_names_it(client):
+    problem = assert_problem(client.post("/api/v1/processing-jobs", data=b"x" * (3 * 1024 * 1024),
+                                         content_type="application/json"), 413, "content-too-large")
+    assert problem["title"] == "Content Too Large"
+
+
 @pytest.mark.parametrize("until", ["0000-06-01T00:00:00Z", "9999-06-01T00:00:00Z"])
 def test_an_ignore_date_out_of_range_says_the_range_at_either_end(client, until):
     # Year 0000 is valid RFC 3339 that no timestamp can hold: the same
