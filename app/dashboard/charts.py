@@ -97,6 +97,11 @@ def bar_chart(timeline: Timeline) -> BarChart:
             label=f"{_bucket_label(bucket.start, size)} UTC: {_plural(bucket.count, 'failure')}",
         ))
     start, end = _bucket_label(timeline.start, size), _bucket_label(timeline.end, size)
+    if size is BucketSize.DAY and count:
+        # Dates read as inclusive ("20 to 3 December" holds the 3rd): name the
+        # last day drawn, not the midnight that ends it. Hours stay a span of
+        # time, "00:00 to 04:00", as a clock reads.
+        end = _bucket_label(timeline.buckets[-1].start, size)
     title = f"Failures per {unit}, {start} to {end} UTC"
     if count:
         busiest = max(timeline.buckets, key=lambda b: b.count)

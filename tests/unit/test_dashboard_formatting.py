@@ -153,6 +153,13 @@ def test_bar_chart_has_one_bar_per_bucket_scaled_to_the_peak():
     assert chart.bars[3].label == "2025-01-01 03:00 UTC: 1 failure"
 
 
+def test_a_chart_of_days_is_titled_with_its_last_day_not_the_midnight_after_it():
+    # A trial read "2026-11-20 to 2026-12-04" under an axis ending on the 3rd.
+    chart = bar_chart(_timeline([1, 0, 2], BucketSize.DAY))
+    assert chart.title == "Failures per day, 2025-01-01 to 2025-01-03 UTC"
+    assert chart.x_labels == ("2025-01-01", "2025-01-03")
+
+
 def test_bar_chart_of_nothing():
     chart = bar_chart(_timeline([0, 0, 0], BucketSize.DAY))
     assert [bar.height for bar in chart.bars] == [0, 0, 0]
