@@ -132,3 +132,23 @@ def test_the_fields_show_their_whole_format_hint(site, browser, width, path):  #
     expect(page.locator("main input[placeholder]").first).to_be_visible()
     assert page.evaluate(_CUT_PLACEHOLDERS) == []
     context.close()
+
+
+@pytest.mark.parametrize("width", [1024, 1400])
+def test_a_job_type_and_its_error_count_stay_on_one_line_in_the_table(site, browser, width):  # noqa: F811
+    """At 1,400 px a row with the "acknowledged" badge broke its type as
+    "entity_extractio / n" and put "+1 warning" under its count."""
+    context, page = _page(browser, site, width)
+    page.goto(site + "/jobs?status=all&acknowledged=include&limit=100")
+    expect(page.locator("table.jobs td.type").first).to_be_visible()
+    broken = page.evaluate("""() => [...document.querySelectorAll('table.jobs td.type bdi, table.jobs td.errors')]
+        .filter(e => e.offsetParent).filter(e => {
+          // Two lines make the text's box about twice its font size tall
+          // (a smaller "+1 warning" beside the count is not a second line).
+          const r = document.createRange(); r.selectNodeContents(e);
+          return r.getBoundingClientRect().height > 1.9 * parseFloat(getComputedStyle(e).fontSize); })
+        .map(e => e.textContent.trim())""")
+    assert broken == []
+    widths = page.evaluate("() => [document.documentElement.scrollWidth, document.documentElement.clientWidth]")
+    assert widths[0] <= widths[1], widths
+    context.close()
