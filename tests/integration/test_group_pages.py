@@ -154,6 +154,9 @@ def test_ignore_until_n_more_occurrences(app, client, groups):
     with app.app_context():
         group = db.session.get(FailureGroup, groups["icd"])
         assert group.state == "ignored" and group.ignore_until_occurrences == 2
+    # The list says how it wakes, without opening the group.
+    listed = client.get("/groups?state=ignored").get_data(as_text=True)
+    assert '<span class="muted ignore-condition">until 2 more occurrences</span>' in listed
     # A refused form leads back to the group page (post/redirect/get), saying so; nothing changes.
     refused = client.post(path + "/ignore", data={"csrf_token": _csrf(client, path), "mode": "until_date",
                                                   "until": "not a date"})
