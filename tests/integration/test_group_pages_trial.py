@@ -142,6 +142,8 @@ def test_a_warning_group_says_so_in_words_and_offers_no_requeue(app, client):
     assert "Warning: it does not make a job fail, so there is nothing to requeue for it." in html
     assert "failed on the errors reported with it" in html and f'href="/jobs?acknowledged=include&amp;group={warning}">1 job failing now</a>' in html
     assert 'value="requeue"' not in html and 'value="acknowledge"' not in html
+    # Its jobs are failed jobs carrying it, not jobs "failing on" it.
+    assert "<h3>Failed jobs carrying this warning now (1)</h3>" in html and "failing on this group" not in html
     # An error group keeps its actions, and says "Error" in words on both pages.
     html = client.get(f"/groups/{error}").get_data(as_text=True)
     assert '<span class="badge severity-error">Error</span>' in html and 'value="requeue">Requeue all…' in html
