@@ -7,13 +7,16 @@ is already streaming) trip over it, every request whose query parameters or
 form fields hold one -- in a name or a value, known parameter or not -- is
 refused here with a 400 that names the parameter, before authentication,
 audit or any service runs, so nothing is changed. The rule is the one of
-:mod:`app.services.json_values` (NUL and unpaired surrogates; Werkzeug
-decodes malformed UTF-8 to U+FFFD, so in practice NUL), widened to the other
-C0 controls but TAB, LF and CR, and DEL: none belongs in a parameter, and
-ESC and the like act in a terminal or log instead of showing.
+:mod:`app.services.json_values` (NUL and unpaired surrogates), widened to
+the other C0 controls but TAB, LF and CR, and DEL: none belongs in a
+parameter, and ESC and the like act in a terminal or log instead of showing.
+A query parameter whose percent-escapes are not UTF-8 is refused too
+(Werkzeug would keep the escape as text, and a search for it find nothing).
 """
 
 from __future__ import annotations
+
+from urllib.parse import unquote_to_bytes
 
 from flask import Flask, request
 from werkzeug.datastructures import MultiDict
@@ -57,15 +60,45 @@ def _bad_fields(fields: MultiDict[str, str], *, query: bool) -> list[FieldError]
     return bad
 
 
+def _not_utf8(query_string: bytes) -> list[FieldError]:
+    """The query's parameters whose name or value is not UTF-8 once
+    percent-decoded (RFC 3986 section 2.5: text is encoded as UTF-8).
+
+    Werkzeug keeps such an escape as text, so ``?q=a%C3`` searched for
+    "a%C3" and answered an empty list as if the search were meant.
+    """
+    bad: list[FieldError] = []
+    for pair in query_string.split(b"&"):
+        name, _, value = pair.partition(b"=")
+        name_bytes = unquote_to_bytes(name.replace(b"+", b" "))
+        try:
+            name_text = name_bytes.decode("utf-8")
+        except UnicodeDecodeError:
+            bad.append(parameter_error(name_bytes.decode("utf-8", "replace"), "a parameter name is not UTF-8"))
+            continue
+        try:
+            unquote_to_bytes(value.replace(b"+", b" ")).decode("utf-8")
+        except UnicodeDecodeError:
+            bad.append(parameter_error(name_text, "is not UTF-8 once percent-decoded (RFC 3986)"))
+    return bad
+
+
 def refuse_unstorable_input() -> None:
     """``before_request``: refuse NUL and the C0 controls other than TAB, LF,
-    CR (and DEL) in any query parameter or form field (400).
+    CR (and DEL) in any query parameter or form field, and a query parameter
+    that is not UTF-8 (400).
 
     Raises:
         InvalidQueryError: naming each offending parameter (problem+json on
             the API, an HTML page elsewhere), never quoting its value.
     """
     bad = _bad_fields(request.args, query=True)
+    if not bad and b"%" in request.query_string:
+        # Only a percent-escape can carry a byte that is not UTF-8 (Werkzeug
+        # keeps the escape as text: "a%C3" was searched for literally).
+        bad = _not_utf8(request.query_string)
+        if bad:
+            raise InvalidQueryError("A query parameter is not UTF-8 once percent-decoded; encode text as UTF-8.", bad)
     if request.mimetype in FORM_MEDIA_TYPES:
         bad += _bad_fields(request.form, query=False)
     if bad:

@@ -186,6 +186,19 @@ def test_cursor_out_of_the_datetime_range_is_a_400_problem(client, job):
     assert fields(problem) == ["cursor"]
 
 
+@pytest.mark.parametrize("query", ["q=a%C3", "document_id=%FF", "q=%C3%28", "q=ok&job_type=%E2%82"])
+def test_a_parameter_that_is_not_utf8_is_a_400_naming_it(client, query):
+    # Werkzeug kept the escape as text: the search looked meant and found nothing.
+    problem = assert_problem(client.get(f"{API}?{query}"), 400, "invalid-query")
+    name = query.rsplit("&", 1)[-1].split("=")[0]
+    assert [(e["parameter"], e["detail"]) for e in problem["errors"]] == [
+        (name, "is not UTF-8 once percent-decoded (RFC 3986)")]
+
+
+def test_a_u_fffd_sent_as_utf8_is_a_search_like_any_other(client):
+    assert client.get(f"{API}?q=%EF%BF%BD").status_code == 200
+
+
 def test_a_nul_is_stored_as_u_fffd_and_refused_in_a_filter(client):
     response = client.post(API, data=b'{"document_id": "doc\\u0000x"}', content_type="application/json")
     assert response.get_json()["document_id"] == "doc\ufffdx"
