@@ -150,12 +150,17 @@ class ListHeading:
         return len(self.chips)
 
 
-def with_quick_range(pairs: Sequence[tuple[str, str]], now: datetime) -> Pairs:
+def with_quick_range(pairs: Sequence[tuple[str, str]], now: datetime, *, by_finish_time: bool = False) -> Pairs:
     """``pairs`` with their ``range`` (a quick range's value: ``1h``, ``24h``,
     ``7d``, ``30d``) turned into ``from`` = ``now`` minus that, to the
     second, and no ``to`` (nor ``cursor``): the filter form's quick-range buttons submit it
     with what is typed in the other fields, which are kept. A URL with
     ``range`` stays a bookmark of "the last 7 days", re-read each time.
+
+    ``by_finish_time`` (the caller's choice when every listed status is a
+    finished one) also sets ``time_field=completed``: "failed in the last
+    hour" is about when the job failed, and a job requeued yesterday that
+    failed again a minute ago must be in it, at the top.
 
     Raises:
         InvalidQueryError: ``range`` is not one of the values (names it).
@@ -168,7 +173,10 @@ def with_quick_range(pairs: Sequence[tuple[str, str]], now: datetime) -> Pairs:
                                 [parameter_error("range", f"must be one of {allowed}")])
     start = now.replace(microsecond=0) - ranges[wanted[0]]
     # A new range starts a new list: no cursor from the old one.
-    return with_changes(pairs, {"range": [], "cursor": [], "from": [rfc3339(start) or ""], "to": []})
+    changes = {"range": [], "cursor": [], "from": [rfc3339(start) or ""], "to": []}
+    if by_finish_time:
+        changes["time_field"] = [TimeField.COMPLETED.value]
+    return with_changes(pairs, changes)
 
 
 def list_heading(

@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 
 from flask import current_app, jsonify, redirect, render_template, request, session, url_for
 from flask_login import current_user
+from werkzeug.datastructures import MultiDict
 from werkzeug.wrappers import Response
 
 from app.auth.guards import CONTENT_SECURITY_POLICY, requires, talisman
@@ -23,7 +24,7 @@ from app.dashboard.formatting import STATUS_LABELS, format_utc
 from app.dashboard.links import QUICK_RANGES, ListLinks, href, list_heading, list_links, query_pairs, with_changes
 from app.dashboard.links import with_quick_range
 from app.models import JobStatus, ProcessingJob
-from app.models.job_status import FAILURE_STATUSES
+from app.models.job_status import FAILURE_STATUSES, TERMINAL_STATUSES
 from app.models.access import Permission
 from app.models.types import utcnow
 from app.redirects import safe_redirect_target
@@ -107,8 +108,12 @@ def list_jobs() -> str | Response:
     pairs = list(request.args.items(multi=True))
     if "range" in request.args:
         # A quick-range button of the form (or a bookmark of one): "from"
-        # is now minus the range, the other typed fields kept.
-        return redirect(href(url_for("dashboard.list_jobs"), _cleaned(with_quick_range(pairs, utcnow()))))
+        # is now minus the range, the other typed fields kept; over the
+        # finish time when only finished jobs are listed (the failures).
+        kept = _cleaned([(name, value) for name, value in pairs if name != "range"])
+        by_finish_time = _finished_only(dashboard_filter(MultiDict(kept)))
+        return redirect(href(url_for("dashboard.list_jobs"),
+                             _cleaned(with_quick_range(pairs, utcnow(), by_finish_time=by_finish_time))))
     if any(value == "" for _, value in pairs):
         return redirect(href(url_for("dashboard.list_jobs"), _cleaned(pairs)))
     refuse_unknown_parameters(request.args, JOB_LIST_PARAMETERS)
@@ -151,10 +156,17 @@ def list_jobs() -> str | Response:
         acknowledged_choices=list(AcknowledgedFilter),
         filter_fields=filter_pairs(pairs),
         quick_ranges=[(key, label) for key, label, _back in QUICK_RANGES],
+        quick_ranges_by_finish_time=_finished_only(job_filter),
         group=group,
         # A search (the header's box) also finds failure groups by title.
         found_groups=find_groups_by_title(job_filter.text) if job_filter.text is not None else [],
     )
+
+
+def _finished_only(job_filter: JobFilter) -> bool:
+    """Whether every status the filter lists has a finish time (the failures
+    view, ``Completed``): its quick ranges are over the finish time."""
+    return bool(job_filter.statuses) and set(job_filter.statuses) <= TERMINAL_STATUSES
 
 
 def _cleaned(pairs: list[tuple[str, str]]) -> list[tuple[str, str]]:

@@ -23,9 +23,11 @@ def test_a_time_preset_keeps_the_error_code_typed_beside_it(site, browser, javas
     page.locator("form.filters input[name=error_code]").fill("unit.not_ucum")
     page.locator("form.filters button.quick-range", has_text="7 days").click()
     expect(page.locator("ul.chips")).to_contain_text("code = unit.not_ucum")
-    expect(page.locator("ul.chips")).to_contain_text("created from")
+    # The failures list: the range is over when the jobs failed.
+    expect(page.locator("ul.chips")).to_contain_text("finished from")
     query = dict(parse_qsl(urlsplit(page.url).query))
     assert query["error_code"] == "unit.not_ucum" and "from" in query and "range" not in query
+    assert query["time_field"] == "completed"
     chosen = query["from"]
     # Enter in a field is still "Filter", not the first range.
     page.locator("form.filters input[name=error_code]").fill("code.unknown_icd10cm")

@@ -4,6 +4,7 @@ each problem it found, fixed and kept fixed here on both databases."""
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 
 from tests.integration.test_group_pages import ICD, UNIT, _csrf, _fail, groups  # noqa: F401 (fixture)
 
@@ -116,7 +117,10 @@ def test_a_quick_range_applies_with_the_typed_fields_and_its_bookmark_keeps_work
     start = datetime.fromisoformat(dict(pairs)["from"])
     assert before - timedelta(days=7) <= start <= utcnow() - timedelta(days=7)
     html = client.get(answer.headers["Location"]).get_data(as_text=True)
-    assert "code = <bdi>unit.not_ucum</bdi>" in html and "created from = " in html
+    # Only failures listed: the range is over the finish time (when they failed).
+    assert ("time_field", "completed") in pairs
+    assert "code = <bdi>unit.not_ucum</bdi>" in html and "finished from = " in html
+    assert "Or show what finished in the:" in html
     # The list's filter form offers the ranges as its own submit buttons, after "Filter".
     form = re.search(r'<form class="filters".*?</form>', html, re.S).group(0)
     buttons = re.findall(r'<button type="submit"(?: name="range" value="(\w+)")?', form)
@@ -126,6 +130,39 @@ def test_a_quick_range_applies_with_the_typed_fields_and_its_bookmark_keeps_work
     assert client.get("/jobs?from=2026-01-01T00:00:00Z").status_code == 200
     refused = client.get("/jobs?range=week")
     assert refused.status_code == 400 and "range" in refused.get_data(as_text=True)
+
+
+def test_last_hour_on_the_failures_holds_a_job_created_long_ago_that_failed_now_at_the_top(client, groups):  # noqa: F811
+    # The third trial's top finding: a job created two days ago, requeued and
+    # failed again a minute ago, was missed by "Last hour" (a range over
+    # the creation time) and sat at row 31 of the failures.
+    import uuid
+
+    import sqlalchemy as sa
+
+    from app.extensions import db
+    from app.models import ProcessingJob
+    from app.models.types import utcnow
+
+    old_failure = _fail(client, [UNIT], document="doc-failed-two-days-ago")
+    refailed = _fail(client, [UNIT], document="doc-refailed-now")
+    with client.application.app_context():
+        two_days_ago = utcnow() - timedelta(days=2)
+        db.session.execute(sa.update(ProcessingJob).where(ProcessingJob.id == uuid.UUID(old_failure))
+                           .values(created_at=two_days_ago, completed_at=two_days_ago + timedelta(minutes=1)))
+        db.session.execute(sa.update(ProcessingJob).where(ProcessingJob.id == uuid.UUID(refailed))
+                           .values(created_at=two_days_ago))
+        db.session.commit()
+    answer = client.get("/jobs?range=1h")
+    assert answer.status_code == 302 and "time_field=completed" in answer.headers["Location"]
+    html = client.get(answer.headers["Location"]).get_data(as_text=True)
+    listed = re.findall(r'<td class="job-id"[^>]*><code class="job-id"[^>]*>([0-9a-f-]{36})</code>', html)
+    assert listed[0] == refailed and old_failure not in listed
+    assert "Or show what finished in the:" in html
+    # Pending jobs in the boxes: a range over the creation time, as before (they have no finish time).
+    created = client.get("/jobs?status=Pending&status=Failed&range=1h")
+    assert created.status_code == 302 and "time_field" not in created.headers["Location"]
+    assert "Or show what was created in the:" in client.get(created.headers["Location"]).get_data(as_text=True)
 
 
 def test_the_job_page_links_each_error_item_to_its_group_and_the_documents_other_jobs(client, groups):  # noqa: F811
