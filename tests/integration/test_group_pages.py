@@ -157,6 +157,8 @@ def test_ignore_until_n_more_occurrences(app, client, groups):
     # The list says how it wakes, without opening the group.
     listed = client.get("/groups?state=ignored").get_data(as_text=True)
     assert '<span class="muted ignore-condition">until 2 more occurrences</span>' in listed
+    # The group page says it in the same words (one macro).
+    assert '<span class="ignore-condition">until 2 more occurrences</span>' in client.get(path).get_data(as_text=True)
     # A refused form leads back to the group page (post/redirect/get), saying so; nothing changes.
     refused = client.post(path + "/ignore", data={"csrf_token": _csrf(client, path), "mode": "until_date",
                                                   "until": "not a date"})
