@@ -120,7 +120,10 @@ def write_transaction() -> Iterator[WriteTransaction]:
         yield from _join(session)
         return
     if _end_unless_continuable(session):
-        _leave_autocommit(session)
+        # In autocommit nothing is open on the server (the lookups so far
+        # were each their own statement), so psycopg allows the switch, and
+        # its implicit BEGIN then comes before the write's first statement.
+        leave_read_autocommit(session.connection())
     transaction = WriteTransaction(session, joined=False)
     session.info[_OPEN] = transaction
     # Applied by SQLAlchemy (2.1) to the connection the session's next
@@ -167,12 +170,3 @@ def _end_unless_continuable(session: Session) -> bool:
     session.rollback()
     return False
 
-
-def _leave_autocommit(session: Session) -> None:
-    """Make the continued PostgreSQL transaction a real one from its next statement.
-
-    In autocommit nothing is open on the server (the lookups so far were
-    each their own statement), so psycopg allows the switch, and its
-    implicit ``BEGIN`` then comes before the write's first statement.
-    """
-    leave_read_autocommit(session.connection())
