@@ -169,4 +169,3 @@ def _end_unless_continuable(session: Session) -> bool:
         return True
     session.rollback()
     return False
-

@@ -31,12 +31,12 @@ from app.web.query_time import parse_rfc3339
 
 
 #: Each action's 422 ``detail``, the same for a fault of its schema and one
-#: of its later rules (an ``until`` in year 0000 and one in year 9999 differ
-#: only in which check finds them).
+#: of the service's later rules (an ``until`` in year 0000 and one in year
+#: 9999 differ only in which check finds them).
 REFUSED = {
-    "ResolveGroup": "The resolution is not valid; nothing was changed.",
-    "IgnoreGroup": "The ignore condition is not valid; nothing was changed.",
-    "ReopenGroup": "The reopen request is not valid; nothing was changed.",
+    "ResolveGroup": lifecycle.RESOLUTION_REFUSED,
+    "IgnoreGroup": lifecycle.IGNORE_REFUSED,
+    "ReopenGroup": lifecycle.REOPEN_REFUSED,
 }
 
 

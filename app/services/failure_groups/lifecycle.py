@@ -34,6 +34,13 @@ from app.services.failure_groups.queries import parse_group_id
 from app.services.failure_groups.signals import note_metric
 from app.unit_of_work import write_transaction
 
+#: Each action's refusal (the 422 ``detail``, RFC 9457), the same whichever
+#: check finds the fault: the API's schema check (``app.api.failure_groups``)
+#: or a rule here.
+RESOLUTION_REFUSED = "The resolution is not valid; nothing was changed."
+IGNORE_REFUSED = "The ignore condition is not valid; nothing was changed."
+REOPEN_REFUSED = "The reopen request is not valid; nothing was changed."
+
 #: Most occurrences an "ignore until N more" may wait for.
 MAX_IGNORE_OCCURRENCES = 1_000_000_000
 
@@ -121,12 +128,12 @@ def _clean_version(in_version: object) -> str | None:
         or len(in_version) > VERSION_MAX_LENGTH
     ):
         raise InvalidFieldsError(
-            "The version is not valid; nothing was changed.",
+            RESOLUTION_REFUSED,
             [field_error("/in_version", f"must be 1 to {VERSION_MAX_LENGTH} characters without surrounding spaces")],
         )
     if any(unicodedata.category(c) in ("Cc", "Cf") for c in in_version):
         raise InvalidFieldsError(
-            "The version is not valid; nothing was changed.",
+            RESOLUTION_REFUSED,
             [field_error("/in_version", "must not hold control or format characters")],
         )
     return in_version
@@ -202,7 +209,7 @@ def ignore_group(
     ):
         errors.append(field_error("/occurrences", f"must be an integer from 1 to {MAX_IGNORE_OCCURRENCES}"))
     if errors:
-        raise InvalidFieldsError("The ignore condition is not valid; nothing was changed.", errors)
+        raise InvalidFieldsError(IGNORE_REFUSED, errors)
     mode = IgnoreMode.UNTIL_DATE if until else IgnoreMode.UNTIL_OCCURRENCES if occurrences else IgnoreMode.FOREVER
 
     def ignore(group: FailureGroup) -> None:
