@@ -137,7 +137,14 @@ def test_the_hourly_rollup_counts_occurrences(app_ctx):
     (group,) = _groups().values()
     now = datetime.now(timezone.utc)
     series = hourly_occurrences([group.id], now - timedelta(hours=23), now)[group.id]
-    assert sum(series) == 3 and series[-1] == 3
+    # Each failure in the hour of its recorded_at: all three in the last hour
+    # (now's), unless an hour began between a failure and now (then the
+    # earlier ones are in the hour before).
+    this_hour = now.replace(minute=0, second=0, microsecond=0)
+    recorded = list(db.session.scalars(sa.select(JobFailure.recorded_at)))
+    in_this_hour = sum(1 for at in recorded if at >= this_hour)
+    assert len(recorded) == 3 and sum(series) == 3
+    assert series[-1] == in_this_hour and series[-2] == 3 - in_this_hour
 
 
 def test_the_sparkline_series_sum_the_hourly_rollup_by_hour_and_by_utc_day(app_ctx):
