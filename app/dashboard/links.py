@@ -17,6 +17,7 @@ from app.errors import InvalidQueryError, parameter_error
 from app.models import JobStatus
 from app.services.processing_jobs.job_filter import AcknowledgedFilter, JobFilter, TimeField
 from app.timestamps import rfc3339
+from app.web.query import filter_pairs
 
 #: Quick time ranges of the filter form: ``range`` value, label, how far
 #: back ``from`` goes (:func:`with_quick_range`).
@@ -97,15 +98,17 @@ def list_links(
         offers_entities: whether the filter can match a completed job (one with entities).
     """
     pairs = query_pairs(args)
+    # The exports take the filter alone (not the page size).
+    filtered = filter_pairs(pairs)
     return ListLinks(
         next_page=href(list_path, pairs + [("cursor", next_cursor)]) if next_cursor else None,
         statuses={s: href(list_path, with_changes(pairs, {"status": [s.value]})) for s in JobStatus},
         codes={c: href(list_path, with_changes(pairs, {"error_code": [c]})) for c in codes},
-        csv=href(csv_path, pairs),
-        ndjson=href(ndjson_path, pairs),
-        csv_jobs=href(csv_path, pairs + [("rows", "jobs")]),
-        ndjson_jobs=href(ndjson_path, pairs + [("rows", "jobs")]),
-        entities_csv=href(entities_path, pairs) if offers_entities else None,
+        csv=href(csv_path, filtered),
+        ndjson=href(ndjson_path, filtered),
+        csv_jobs=href(csv_path, filtered + [("rows", "jobs")]),
+        ndjson_jobs=href(ndjson_path, filtered + [("rows", "jobs")]),
+        entities_csv=href(entities_path, filtered) if offers_entities else None,
         clear=list_path,
     )
 

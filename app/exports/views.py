@@ -23,9 +23,15 @@ from app.models.access import Permission
 from app.services import exports
 from app.services.access import record_audit_event, set_audit_row_count
 from app.services.processing_jobs.job_filter import JobFilter
-from app.web.query import dashboard_filter, parse_items, parse_rows
+from app.web.query import FILTER_PARAMETERS, dashboard_filter, parse_items, parse_rows, refuse_unknown_parameters
 
 T = TypeVar("T")
+
+#: What a job-error export reads: the list's filter, ``rows`` and ``items``.
+#: Anything else (``range``, ``limit``, a typo) is refused before the audit
+#: row is written: an export that ignored it would say one thing in the
+#: audit log ("range = 1h") and hold another (every matching job).
+JOB_ERROR_EXPORT_PARAMETERS = (*FILTER_PARAMETERS, "rows", "items")
 
 CSV_CONTENT_TYPE = "text/csv; charset=utf-8"
 NDJSON_CONTENT_TYPE = "application/x-ndjson; charset=utf-8"
@@ -46,6 +52,7 @@ def _job_errors_query() -> tuple[JobFilter, exports.ExportRows, exports.ItemRows
             problems.append(exc)
             return None
 
+    attempt(lambda: refuse_unknown_parameters(request.args, JOB_ERROR_EXPORT_PARAMETERS))
     job_filter = attempt(lambda: dashboard_filter(request.args))
     rows = attempt(lambda: parse_rows(request.args.get("rows")))
     items = attempt(lambda: parse_items(request.args.get("items")))
@@ -143,6 +150,7 @@ def export_job_errors_ndjson() -> Response:
 def export_entities_csv() -> Response:
     """CSV of the extracted entities of the ``Completed`` jobs matching the
     dashboard's filter (its ``status`` is ignored). Audited."""
+    refuse_unknown_parameters(request.args, FILTER_PARAMETERS)
     job_filter = dashboard_filter(request.args)
     chunks = exports.iter_entities_csv(job_filter, on_finish=_audit("export.entities.csv"))
     return _attachment(chunks, "entities", "csv", CSV_CONTENT_TYPE)

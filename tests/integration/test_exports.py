@@ -434,6 +434,30 @@ def test_every_bad_export_parameter_is_named_at_once(client):
     assert "<code>rows</code>" in html and "<code>status</code>" in html and "<code>items</code>" in html
 
 
+@pytest.mark.parametrize("path", ["/exports/job-errors.csv", "/exports/job-errors.ndjson", "/exports/entities.csv"])
+@pytest.mark.parametrize("query", ["range=1h", "limit=50", "bogus=1"])
+def test_a_parameter_the_export_does_not_read_is_a_400_and_nothing_is_audited(app, client, path, query):
+    # A trial exported every job with ?range=1h while the audit log read "range = 1h".
+    from app.models import AuditEvent
+
+    with app.app_context():
+        before = db.session.scalar(sa.select(sa.func.count()).select_from(AuditEvent)
+                                   .where(AuditEvent.action.like("export.%")))
+    response = client.get(f"{path}?{query}")
+    assert response.status_code == 400
+    assert f"<code>{query.split('=')[0]}</code>" in response.get_data(as_text=True)
+    with app.app_context():
+        assert db.session.scalar(sa.select(sa.func.count()).select_from(AuditEvent)
+                                 .where(AuditEvent.action.like("export.%"))) == before
+
+
+def test_the_lists_export_links_carry_its_filter_alone(client):
+    html = client.get("/jobs?status=Failed&limit=25").get_data(as_text=True)
+    links = re.findall(r'href="(/exports/[^"]+)"', html)
+    assert links and all("limit=" not in link for link in links)
+    assert all(client.get(link.replace("&amp;", "&")).status_code == 200 for link in links)
+
+
 def test_only_string_codes_in_object_items_match(app, client):
     """The item condition is the job filter's: a string ``code`` equal to the
     filter's, in an object item; a number 5 is not the code "5"."""
