@@ -11,7 +11,9 @@ audit or any service runs, so nothing is changed. The rule is the one of
 the other C0 controls but TAB, LF and CR, and DEL: none belongs in a
 parameter, and ESC and the like act in a terminal or log instead of showing.
 A query parameter whose percent-escapes are not UTF-8 is refused too
-(Werkzeug would keep the escape as text, and a search for it find nothing).
+(Werkzeug would keep the escape as text, and a search for it find nothing),
+and so is a single-valued one given twice with different values (which one
+counts is not guessed: ``limit=10&limit=500`` is a 400 naming ``limit``).
 """
 
 from __future__ import annotations
@@ -24,6 +26,11 @@ from werkzeug.datastructures import MultiDict
 from app.errors import FieldError, InvalidQueryError, field_error, parameter_error
 from app.services.json_pointer import json_pointer
 from app.services.json_values import has_acting_control, has_unstorable_text
+
+#: Query parameters that take several values (each a list of choices:
+#: the jobs' ``status``, the groups' ``state`` and ``substate``); any other
+#: given twice must repeat the same value.
+MULTI_VALUED_PARAMETERS = frozenset({"status", "state", "substate"})
 
 #: Form bodies Werkzeug parses into ``request.form``; other bodies (JSON) are
 #: left to their own readers, which apply the storage rule themselves.
@@ -83,10 +90,22 @@ def _not_utf8(query_string: bytes) -> list[FieldError]:
     return bad
 
 
+def _repeated(args: MultiDict[str, str]) -> list[FieldError]:
+    """Single-valued query parameters given with two different values
+    (empty values aside: a form submits its empty fields)."""
+    bad: list[FieldError] = []
+    for name in args:
+        if name in MULTI_VALUED_PARAMETERS:
+            continue
+        if len({value for value in args.getlist(name) if value != ""}) > 1:
+            bad.append(parameter_error(name, "is given more than once with different values; give it once"))
+    return bad
+
+
 def refuse_unstorable_input() -> None:
     """``before_request``: refuse NUL and the C0 controls other than TAB, LF,
-    CR (and DEL) in any query parameter or form field, and a query parameter
-    that is not UTF-8 (400).
+    CR (and DEL) in any query parameter or form field, a query parameter
+    that is not UTF-8, and a single-valued one given two values (400).
 
     Raises:
         InvalidQueryError: naming each offending parameter (problem+json on
@@ -99,6 +118,10 @@ def refuse_unstorable_input() -> None:
         bad = _not_utf8(request.query_string)
         if bad:
             raise InvalidQueryError("A query parameter is not UTF-8 once percent-decoded; encode text as UTF-8.", bad)
+    if not bad:
+        repeated = _repeated(request.args)
+        if repeated:
+            raise InvalidQueryError("A query parameter that takes one value is given two; give it once.", repeated)
     if request.mimetype in FORM_MEDIA_TYPES:
         bad += _bad_fields(request.form, query=False)
     if bad:

@@ -7,9 +7,12 @@ escapes when rendered.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
+
+from markupsafe import Markup, escape
 
 from app.models import JobStatus
 from app.timestamps import rfc3339
@@ -147,10 +150,43 @@ def isolate_text(value: str | None) -> str:
     For worker text where markup cannot go (a page ``<title>``, a ``title``
     attribute, a flash message): like ``<bdi>`` in the page, it keeps a
     right-to-left override inside the value from reordering the text around it.
+    A directional formatting character inside the value is written as its
+    mark (``[RLO]``, as :func:`show_bidi_controls` shows it in the page).
     """
     if not value:
         return ""
-    return f"\u2068{value}\u2069"
+    return f"\u2068{_BIDI_CONTROL.sub(lambda found: f'[{BIDI_CONTROLS[found.group(0)][0]}]', value)}\u2069"
+
+
+#: Unicode's explicit directional formatting characters (UAX #9), each with
+#: its short name: inside worker text they reorder what a reader sees, so
+#: that "gnp.exe" after U+202E reads "exe.png" (CVE-2021-42574, "Trojan Source").
+BIDI_CONTROLS = {
+    "\u061c": ("ALM", "ARABIC LETTER MARK"), "\u200e": ("LRM", "LEFT-TO-RIGHT MARK"),
+    "\u200f": ("RLM", "RIGHT-TO-LEFT MARK"), "\u202a": ("LRE", "LEFT-TO-RIGHT EMBEDDING"),
+    "\u202b": ("RLE", "RIGHT-TO-LEFT EMBEDDING"), "\u202c": ("PDF", "POP DIRECTIONAL FORMATTING"),
+    "\u202d": ("LRO", "LEFT-TO-RIGHT OVERRIDE"), "\u202e": ("RLO", "RIGHT-TO-LEFT OVERRIDE"),
+    "\u2066": ("LRI", "LEFT-TO-RIGHT ISOLATE"), "\u2067": ("RLI", "RIGHT-TO-LEFT ISOLATE"),
+    "\u2068": ("FSI", "FIRST STRONG ISOLATE"), "\u2069": ("PDI", "POP DIRECTIONAL ISOLATE"),
+}
+_BIDI_CONTROL = re.compile("[" + "".join(BIDI_CONTROLS) + "]")
+
+
+def show_bidi_controls(value: str | None) -> Markup:
+    """``value`` escaped, each directional formatting character replaced by
+    a visible mark (``[RLO]``, its code point and name on hover): a message
+    then shows in the order it was sent, and the mark says something was
+    hidden in it. ``""`` for ``None``. Returns markup built here from
+    escaped text only."""
+    text = str(escape(value or ""))
+    if _BIDI_CONTROL.search(text) is None:
+        return Markup(text)
+
+    def mark(found: re.Match[str]) -> str:
+        short, name = BIDI_CONTROLS[found.group(0)]
+        return f'<span class="bidi-control" title="U+{ord(found.group(0)):04X} {name}">[{short}]</span>'
+
+    return Markup(_BIDI_CONTROL.sub(mark, text))
 
 
 def truncate_text(value: str | None, length: int = 160) -> str:

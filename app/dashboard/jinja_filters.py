@@ -42,6 +42,7 @@ from app.dashboard.formatting import (
     job_moment,
     percent,
     plural,
+    show_bidi_controls,
     status_label,
     thousands,
     time_ago,
@@ -93,6 +94,7 @@ def register_filters(app: Flask) -> None:
     app.add_template_filter(format_entity, "entity")
     app.add_template_filter(truncate_text, "truncate_text")
     app.add_template_filter(isolate_text, "isolate")
+    app.add_template_filter(show_bidi_controls, "bidi_shown")
     app.add_template_filter(code_system_name, "code_system_name")
     app.add_template_filter(format_span, "span")
     app.add_template_filter(percent, "percent")

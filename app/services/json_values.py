@@ -57,14 +57,16 @@ def has_unstorable_text(text: str) -> bool:
 
 
 #: C0 control characters other than NUL (which the module rule replaces),
-#: TAB, LF and CR, and DEL: in a terminal or a log they act (ESC starts a
-#: control sequence) instead of showing. No query parameter may hold one
+#: TAB, LF and CR; DEL; and the C1 controls (U+0080-U+009F: NEL, CSI...):
+#: in a terminal or a log they act (ESC and CSI start a control sequence)
+#: or break lines instead of showing. No query parameter may hold one
 #: (app/request_input.py), so no identifier a filter must find may either.
-_ACTING_CONTROL = re.compile("[\x01-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_ACTING_CONTROL = re.compile("[\x01-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 
 
 def has_acting_control(text: str) -> bool:
-    """Whether ``text`` holds a C0 control other than NUL, TAB, LF and CR, or DEL."""
+    """Whether ``text`` holds a C0 control other than NUL, TAB, LF and CR,
+    DEL, or a C1 control (U+0080-U+009F)."""
     return _ACTING_CONTROL.search(text) is not None
 
 

@@ -51,7 +51,8 @@ def _text(args: QueryArgs, name: str) -> str | None:
 def group_filter_from_args(args: QueryArgs) -> GroupFilter:
     """The :class:`GroupFilter` of a query string.
 
-    ``state``/``substate``: repeatable or comma-separated words;
+    ``state``/``substate``: repeatable or comma-separated words (``state=all``:
+    every state, as without it);
     ``code``, ``job_type``, ``worker_version``: exact values; ``from``/``to``:
     RFC 3339 date-times bounding ``last_seen``; ``grouping_version``: one of
     the implemented versions (default: the current one).
@@ -73,8 +74,10 @@ def group_filter_from_args(args: QueryArgs) -> GroupFilter:
                 [parameter_error("grouping_version", f"must be one of {allowed}")],
             )
         version = int(raw_version)
+    # "all" (every state, as on the dashboard's /groups) is the same as no state.
+    states = _words(args, "state", (*(s.value for s in GroupState), "all"))
     return GroupFilter(
-        states=_words(args, "state", tuple(s.value for s in GroupState)),
+        states=() if "all" in states else tuple(states),
         substates=_words(args, "substate", tuple(s.value for s in GroupSubstate)),
         code=_text(args, "code"),
         job_type=_text(args, "job_type"),

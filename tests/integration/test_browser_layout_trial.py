@@ -152,3 +152,19 @@ def test_a_job_type_and_its_error_count_stay_on_one_line_in_the_table(site, brow
     widths = page.evaluate("() => [document.documentElement.scrollWidth, document.documentElement.clientWidth]")
     assert widths[0] <= widths[1], widths
     context.close()
+
+
+@pytest.mark.parametrize("width", [390, 768, 1400])
+def test_the_top_codes_headings_stay_inside_their_columns(site, browser, width):  # noqa: F811
+    """A trial read "Jobs as errør warning": the heading "Jobs as error" ran
+    into "as warning" at every width (one line in a 4.8rem column)."""
+    context, page = _page(browser, site, width)
+    page.goto(site + "/jobs")
+    frame = page.frame_locator("iframe.summary-frame")
+    expect(frame.locator("table.codes th").first).to_be_visible()
+    spilled = frame.locator("table.codes").evaluate("""t => [...t.querySelectorAll('th')].filter(th => {
+        const r = document.createRange(); r.selectNodeContents(th);
+        const text = r.getBoundingClientRect(), box = th.getBoundingClientRect();
+        return text.left < box.left - 0.5 || text.right > box.right + 0.5; }).map(th => th.textContent)""")
+    assert spilled == []
+    context.close()

@@ -162,7 +162,17 @@ def test_flash_messages_escape_worker_text(app, client):
     assert "&lt;script&gt;alert(&#34;doc&#34;)&lt;/script&gt;" in page
 
 
-UNSAFE_NEXT = ["/jobs\r\nSet-Cookie: x=1", "/\t/evil.example", "/\\evil.example", "/jobs\x85"]
+UNSAFE_NEXT = ["/jobs\r\nSet-Cookie: x=1", "/\t/evil.example", "/\\evil.example"]
+
+
+def test_a_c1_control_in_next_is_refused_before_the_action(app, client):
+    # NEL (U+0085) is a control like ESC: the form is refused, named, and nothing is done.
+    job_id = _failed_job(app)
+    response = client.post(f"/jobs/{job_id}/acknowledge", data={"csrf_token": _csrf(client), "next": "/jobs\x85"})
+    assert response.status_code == 400 and "next" in response.get_data(as_text=True)
+    assert _row(app, job_id)["acknowledged_at"] is None
+    with app.app_context():
+        assert db.session.scalar(sa.select(sa.func.count()).select_from(AuditEvent)) == 0
 
 
 @pytest.mark.parametrize("target", UNSAFE_NEXT)

@@ -159,6 +159,9 @@ def test_last_hour_on_the_failures_holds_a_job_created_long_ago_that_failed_now_
     listed = re.findall(r'<td class="job-id"[^>]*><code class="job-id"[^>]*>([0-9a-f-]{36})</code>', html)
     assert listed[0] == refailed and old_failure not in listed
     assert "Or show what finished in the:" in html
+    # Its summary says why pending and processing jobs count 0 there.
+    summary = client.get(answer.headers["Location"].replace("/jobs?", "/jobs/summary?", 1)).get_data(as_text=True)
+    assert "(over the finish time: a pending or processing job has none, so counts 0)" in summary
     # Pending jobs in the boxes: a range over the creation time, as before (they have no finish time).
     created = client.get("/jobs?status=Pending&status=Failed&range=1h")
     assert created.status_code == 302 and "time_field" not in created.headers["Location"]
@@ -242,3 +245,14 @@ def test_a_missing_group_page_leads_back_to_the_failure_groups(client):
     html = answer.get_data(as_text=True)
     assert '<a href="/groups">Back to failure groups</a>' in html and "Back to failed jobs" in html
     assert "Back to failure groups" not in client.get("/jobs/not-a-job").get_data(as_text=True)
+
+
+def test_a_right_to_left_override_in_worker_text_is_shown_not_obeyed(client, groups):  # noqa: F811
+    # A trial saw an item message "gnp.exe" after U+202E read "exe.png" on the job page.
+    job = _fail(client, [{**UNIT, "message": "file \u202egnp.exe"}], document="doc-rlo",
+                message="edirrevo \u202eLTR")
+    for html in (client.get(f"/jobs/{job}").get_data(as_text=True),
+                 client.get("/jobs?document_id=doc-rlo").get_data(as_text=True)):
+        assert "\u202e" not in html.split("<title>", 1)[1].split("</title>", 1)[1]
+        assert '<span class="bidi-control" title="U+202E RIGHT-TO-LEFT OVERRIDE">[RLO]</span>LTR' in html
+    assert '[RLO]</span>gnp.exe' in client.get(f"/jobs/{job}").get_data(as_text=True)

@@ -465,3 +465,14 @@ def test_a_short_id_prefix_is_told_apart_from_words(text, hinted):
     from app.dashboard.jinja_filters import short_id_prefix
 
     assert short_id_prefix(text) is hinted
+
+
+def test_directional_formatting_characters_are_shown_as_marks_and_the_rest_escaped():
+    from app.dashboard.formatting import BIDI_CONTROLS, show_bidi_controls
+
+    assert show_bidi_controls(None) == ""
+    assert show_bidi_controls("<b>plain</b>") == "&lt;b&gt;plain&lt;/b&gt;"
+    shown = show_bidi_controls("a\u202e<x>\u2066b")
+    assert shown == ('a<span class="bidi-control" title="U+202E RIGHT-TO-LEFT OVERRIDE">[RLO]</span>&lt;x&gt;'
+                     '<span class="bidi-control" title="U+2066 LEFT-TO-RIGHT ISOLATE">[LRI]</span>b')
+    assert not any(control in show_bidi_controls("".join(BIDI_CONTROLS)) for control in BIDI_CONTROLS)

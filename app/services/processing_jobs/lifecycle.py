@@ -22,7 +22,13 @@ from app.models.job_status import can_transition
 from app.models.processing_job import DOCUMENT_ID_MAX_LENGTH, JOB_TYPE_MAX_LENGTH
 from app.models.types import utcnow
 from app.services.failure_groups.recording import end_current_occurrences
-from app.services.json_values import InvalidJSONValueError, clean_json_value, clean_text, has_acting_control
+from app.services.json_values import (
+    InvalidJSONValueError,
+    clean_json_value,
+    clean_text,
+    has_acting_control,
+    has_unstorable_text,
+)
 from app.services.processing_jobs.errors import (
     InvalidEntitiesError,
     InvalidJobError,
@@ -48,8 +54,8 @@ def create_job(document_id: object, job_type: object = DEFAULT_JOB_TYPE) -> Proc
 
     Raises:
         InvalidJobError: a field is missing, of the wrong type or too long,
-            or ``document_id`` holds a C0 control character other than NUL
-            (stored as U+FFFD), TAB, LF and CR, or DEL.
+            or ``document_id`` holds a control character other than TAB, LF
+            and CR (C0, DEL, C1) or an unpaired surrogate.
     """
     errors: list[FieldError] = []
     if isinstance(document_id, str):
@@ -58,10 +64,14 @@ def create_job(document_id: object, job_type: object = DEFAULT_JOB_TYPE) -> Proc
         errors.append(field_error("/document_id", "must be a non-empty string"))
     elif len(document_id) > DOCUMENT_ID_MAX_LENGTH:
         errors.append(field_error("/document_id", f"must be at most {DOCUMENT_ID_MAX_LENGTH} characters"))
-    elif has_acting_control(document_id):
+    elif has_acting_control(document_id) or "\x00" in document_id:
         # Else the job would be stored with an id no filter may name: the
         # dashboard's "all jobs of this document" link would be refused.
+        # A NUL is refused too, not stored as U+FFFD: the worker's own id
+        # would then find nothing.
         errors.append(field_error("/document_id", "must not hold a control character (TAB, LF and CR aside)"))
+    elif has_unstorable_text(document_id):
+        errors.append(field_error("/document_id", "must not hold an unpaired UTF-16 surrogate"))
     if not isinstance(job_type, str) or not job_type:
         errors.append(field_error("/job_type", "must be a non-empty string"))
     elif len(job_type) > JOB_TYPE_MAX_LENGTH or not all(c.isascii() and (c.isalnum() or c in "_-.") for c in job_type):

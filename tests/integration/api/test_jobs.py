@@ -105,13 +105,19 @@ def test_create_job_refuses_malformed_json_and_stores_nothing(client, app, data)
     assert job_count(app) == 0
 
 
-def test_create_job_keeps_unicode_and_cleans_unstorable_characters(client, app):
-    data = '{"document_id": "Ünïcödé 😀 \\ud83d\\ude00 \\u0000 \\udc00"}'.encode()
+def test_create_job_keeps_unicode_and_refuses_what_it_could_not_store_as_sent(client, app):
+    data = '{"document_id": "Ünïcödé 😀 \\ud83d\\ude00 \\ufffd"}'.encode()
     response = client.post(API, data=data, content_type="application/json")
     assert response.status_code == 201
     job = response.get_json()
-    assert job["document_id"] == "Ünïcödé 😀 😀 \ufffd \ufffd"
-    assert row(app, job["id"])["document_id"] == "Ünïcödé 😀 😀 \ufffd \ufffd"
+    assert job["document_id"] == "Ünïcödé 😀 😀 \ufffd"
+    assert row(app, job["id"])["document_id"] == "Ünïcödé 😀 😀 \ufffd"
+    # A NUL or a lone surrogate was stored as U+FFFD: the worker's own id then found nothing.
+    for escaped, says in (("\\u0000", "control character"), ("\\udc00", "unpaired UTF-16 surrogate")):
+        data = ('{"document_id": "a' + escaped + 'b"}').encode()
+        problem = assert_problem(client.post(API, data=data, content_type="application/json"), 422, "invalid-job")
+        assert [e["pointer"] for e in problem["errors"]] == ["#/document_id"] and says in problem["errors"][0]["detail"]
+    assert job_count(app) == 1
 
 
 def test_get_job_returns_the_stored_job(client, app, job):
@@ -157,7 +163,7 @@ def test_unknown_job_is_a_404_problem(client, app, job, job_id, method, action, 
     assert_client_still_works(client, job["id"])
 
 
-@pytest.mark.parametrize("control", ["\x1b", "\x07", "\x7f", "\x0b"])
+@pytest.mark.parametrize("control", ["\x1b", "\x07", "\x7f", "\x0b", "\x00", "\x85", "\x9b"])
 def test_create_job_refuses_a_control_character_in_the_document_id(client, app, control):
     # A job stored so could never be found by its document: every filter
     # refuses the character (app/request_input.py), so the job page's
