@@ -153,7 +153,8 @@ def error_count(details: Any) -> ErrorCount | None:
     return ErrorCount(total=total, shown=shown, more=total - shown, warnings=warnings, notes=notes)
 
 
-#: Longest part of a code or pointer kept whole (longer ones break anywhere).
+#: Longest part of a code or pointer, or word of an entity, kept whole
+#: (longer ones break anywhere).
 LONGEST_UNBROKEN = 32
 
 
@@ -164,12 +165,33 @@ def break_after(text: Any, separators: str) -> Markup:
     copies unchanged (``<wbr>`` adds no character). Returns markup built
     here from escaped text only."""
     parts = re.split(f"(?<=[{re.escape(separators)}])", str(text))
-    # A part longer than any real word (a 200-character id) may still break
-    # anywhere, rather than widen the page.
-    return Markup("<wbr>".join(
-        f'<span class="anywhere">{escape(part)}</span>' if len(part) > LONGEST_UNBROKEN else str(escape(part))
-        for part in parts if part
-    ))
+    return Markup("<wbr>".join(_kept_whole_or_anywhere(part) for part in parts if part))
+
+
+def break_long_words(text: Any) -> Markup:
+    """``text`` escaped, each word (the parts between spaces) kept whole
+    unless it is longer than :data:`LONGEST_UNBROKEN`: such a word is put in
+    ``<span class="anywhere">``, as :func:`break_after` does with an
+    over-long part of a code.
+
+    For an entity (:func:`format_entity`, "Condition · R07.9X"), which wraps
+    at its spaces and keeps its words whole (its cell is not
+    ``overflow-wrap: anywhere``, static/css/app.css): the API accepts an
+    ``entity.code`` without a space, and a 64-character one kept the error
+    table wider than the page (the job page was 937 px wide at 768). Text without such a word comes back as it was (escaped);
+    the markup adds no character (it copies unchanged). Returns markup
+    built here from escaped text only.
+    """
+    return Markup("".join(_kept_whole_or_anywhere(word) for word in re.split(r"(\s+)", str(text)) if word))
+
+
+def _kept_whole_or_anywhere(part: str) -> str:
+    """``part`` escaped; in ``<span class="anywhere">`` when it is longer
+    than any real word (a 200-character id), so that it may break anywhere
+    rather than widen the page. Only that span gets ``overflow-wrap:
+    anywhere`` (static/css/app.css): on a whole table cell it would let the
+    column shrink below its longest normal word and break that word too."""
+    return f'<span class="anywhere">{escape(part)}</span>' if len(part) > LONGEST_UNBROKEN else str(escape(part))
 
 
 @dataclass(frozen=True)

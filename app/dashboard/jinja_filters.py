@@ -5,7 +5,9 @@ them when they are rendered, so worker-supplied text never becomes markup.
 The exceptions, :func:`~app.dashboard.sparkline.sparkline` (SVG it built
 itself from numbers, with its one text part escaped) and
 :func:`~app.dashboard.failure_details.break_after` (escaped text with
-``<wbr>`` added), return markup they built from escaped text.
+``<wbr>`` added) and :func:`~app.dashboard.failure_details.break_long_words`
+(escaped text, an over-long word in a span that may break anywhere), return
+markup they built from escaped text.
 
 The filters live with what they format: times, numbers and statuses in
 :mod:`app.dashboard.formatting`, a failure's details in
@@ -21,6 +23,7 @@ from flask import Flask
 
 from app.dashboard.failure_details import (
     break_after,
+    break_long_words,
     error_count,
     error_items,
     format_entity,
@@ -91,6 +94,7 @@ def register_filters(app: Flask) -> None:
     app.add_template_filter(error_count, "error_count")
     app.add_template_filter(matching_items, "matching_items")
     app.add_template_filter(break_after, "break_after")
+    app.add_template_filter(break_long_words, "break_long_words")
     app.add_template_filter(format_entity, "entity")
     app.add_template_filter(truncate_text, "truncate_text")
     app.add_template_filter(isolate_text, "isolate")

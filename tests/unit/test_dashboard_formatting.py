@@ -111,6 +111,18 @@ def test_format_entity(entity, text):
     assert failure_details.format_entity(entity) == text
 
 
+def test_break_long_words_keeps_words_whole_and_lets_only_an_over_long_one_break():
+    """An entity wraps at its spaces; a word longer than LONGEST_UNBROKEN (a
+    64-character code the API accepts) alone may break anywhere, escaped."""
+    # No long word: the text as it was, escaped, with no added markup.
+    assert failure_details.break_long_words("AllergyIntolerance · R07.9X") == "AllergyIntolerance · R07.9X"
+    assert failure_details.break_long_words("Condition · <b>") == "Condition · &lt;b&gt;"
+    assert failure_details.break_long_words("x" * failure_details.LONGEST_UNBROKEN) == "x" * 32
+    long_word = "Z" * 60 + "<&>"
+    assert failure_details.break_long_words(f"Condition · {long_word} · p. 3") == (
+        f'Condition · <span class="anywhere">{"Z" * 60}&lt;&amp;&gt;</span> · p. 3')
+
+
 def test_small_formatters():
     assert formatting.format_utc(NOW) == "2026-11-29 21:16:35 UTC"
     assert formatting.format_utc(None) == "—"
