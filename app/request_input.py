@@ -8,8 +8,9 @@ form fields hold one -- in a name or a value, known parameter or not -- is
 refused here with a 400 that names the parameter, before authentication,
 audit or any service runs, so nothing is changed. The rule is the one of
 :mod:`app.services.json_values` (NUL and unpaired surrogates), widened to
-the other C0 controls but TAB, LF and CR, and DEL: none belongs in a
-parameter, and ESC and the like act in a terminal or log instead of showing.
+the other C0 controls but TAB, LF and CR, DEL and the C1 controls: none
+belongs in a parameter, and ESC, CSI and the like act in a terminal or log
+instead of showing.
 A query parameter whose percent-escapes are not UTF-8 is refused too
 (Werkzeug would keep the escape as text, and a search for it find nothing),
 and so is a single-valued one given twice with different values (which one
@@ -39,10 +40,16 @@ FORM_MEDIA_TYPES = frozenset({"application/x-www-form-urlencoded", "multipart/fo
 
 def _pictured(text: str) -> str:
     """``text`` with each C0 control and DEL as its Unicode Control Picture
-    (U+2400 block: NUL -> U+2400, ESC -> U+241B, DEL -> U+2421), so a name
-    holding one can be shown without acting in a terminal or a page."""
+    (U+2400 block: NUL -> U+2400, ESC -> U+241B, DEL -> U+2421) and each C1
+    control, which has no picture, as its escape in ASCII (U+009B CSI ->
+    ``\\u009b``), so a name holding one can be shown without acting in a
+    terminal or a page."""
     return "".join(
-        chr(0x2400 + ord(c)) if ord(c) < 0x20 else "\u2421" if c == "\x7f" else c for c in text
+        chr(0x2400 + ord(c)) if ord(c) < 0x20
+        else "\u2421" if c == "\x7f"
+        else f"\\u{ord(c):04x}" if 0x80 <= ord(c) <= 0x9F
+        else c
+        for c in text
     )
 
 
@@ -104,7 +111,7 @@ def _repeated(args: MultiDict[str, str]) -> list[FieldError]:
 
 def refuse_unstorable_input() -> None:
     """``before_request``: refuse NUL and the C0 controls other than TAB, LF,
-    CR (and DEL) in any query parameter or form field, a query parameter
+    CR (DEL and C1 too) in any query parameter or form field, a query parameter
     that is not UTF-8, and a single-valued one given two values (400).
 
     Raises:

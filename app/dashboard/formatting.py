@@ -2,7 +2,8 @@
 
 Jinja filters (registered in :mod:`app.dashboard.jinja_filters`) and
 helpers the views use: each returns plain text that Jinja's autoescaping
-escapes when rendered.
+escapes when rendered, but :func:`show_bidi_controls`, which returns markup
+built from escaped text.
 """
 
 from __future__ import annotations
@@ -155,7 +156,7 @@ def isolate_text(value: str | None) -> str:
     """
     if not value:
         return ""
-    return f"\u2068{_BIDI_CONTROL.sub(lambda found: f'[{BIDI_CONTROLS[found.group(0)][0]}]', value)}\u2069"
+    return f"\u2068{_BIDI_CONTROL.sub(lambda found: _bidi_mark(found.group(0)), value)}\u2069"
 
 
 #: Unicode's explicit directional formatting characters (UAX #9), each with
@@ -172,6 +173,11 @@ BIDI_CONTROLS = {
 _BIDI_CONTROL = re.compile("[" + "".join(BIDI_CONTROLS) + "]")
 
 
+def _bidi_mark(control: str) -> str:
+    """The visible mark of one directional formatting character: ``[RLO]``."""
+    return f"[{BIDI_CONTROLS[control][0]}]"
+
+
 def show_bidi_controls(value: str | None) -> Markup:
     """``value`` escaped, each directional formatting character replaced by
     a visible mark (``[RLO]``, its code point and name on hover): a message
@@ -183,8 +189,9 @@ def show_bidi_controls(value: str | None) -> Markup:
         return Markup(text)
 
     def mark(found: re.Match[str]) -> str:
-        short, name = BIDI_CONTROLS[found.group(0)]
-        return f'<span class="bidi-control" title="U+{ord(found.group(0)):04X} {name}">[{short}]</span>'
+        control = found.group(0)
+        return (f'<span class="bidi-control" title="U+{ord(control):04X} {BIDI_CONTROLS[control][1]}">'
+                f'{_bidi_mark(control)}</span>')
 
     return Markup(_BIDI_CONTROL.sub(mark, text))
 

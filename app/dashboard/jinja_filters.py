@@ -5,9 +5,12 @@ them when they are rendered, so worker-supplied text never becomes markup.
 The exceptions, :func:`~app.dashboard.sparkline.sparkline` (SVG it built
 itself from numbers, with its one text part escaped) and
 :func:`~app.dashboard.failure_details.break_after` (escaped text with
-``<wbr>`` added) and :func:`~app.dashboard.failure_details.break_long_words`
-(escaped text, an over-long word in a span that may break anywhere), return
-markup they built from escaped text.
+``<wbr>`` added), :func:`~app.dashboard.failure_details.break_long_words`
+(escaped text, an over-long word in a span that may break anywhere) and
+:func:`~app.dashboard.formatting.show_bidi_controls` (escaped text, each
+directional formatting character as a marked span), return markup they built
+from escaped text. ``bidi_shown`` goes last in a chain: the others call
+``str()`` on what they are given and would escape its markup again.
 
 The filters live with what they format: times, numbers and statuses in
 :mod:`app.dashboard.formatting`, a failure's details in

@@ -161,9 +161,11 @@ def with_quick_range(pairs: Sequence[tuple[str, str]], now: datetime, *, by_fini
     ``range`` stays a bookmark of "the last 7 days", re-read each time.
 
     ``by_finish_time`` (the caller's choice when every listed status is a
-    finished one) also sets ``time_field=completed``: "failed in the last
-    hour" is about when the job failed, and a job requeued yesterday that
-    failed again a minute ago must be in it, at the top.
+    finished one) sets ``time_field=completed``, else drops it (``created``): "failed
+    in the last hour" is about when the job failed, and a job requeued
+    yesterday that failed again a minute ago must be in it, at the top;
+    pending jobs have no finish time, so a range over them is over their
+    creation (whatever the form's "By" field still says).
 
     Raises:
         InvalidQueryError: ``range`` is not one of the values (names it).
@@ -177,8 +179,8 @@ def with_quick_range(pairs: Sequence[tuple[str, str]], now: datetime, *, by_fini
     start = now.replace(microsecond=0) - ranges[wanted[0]]
     # A new range starts a new list: no cursor from the old one.
     changes = {"range": [], "cursor": [], "from": [rfc3339(start) or ""], "to": []}
-    if by_finish_time:
-        changes["time_field"] = [TimeField.COMPLETED.value]
+    # Without time_field the list is over the creation time (its default).
+    changes["time_field"] = [TimeField.COMPLETED.value] if by_finish_time else []
     return with_changes(pairs, changes)
 
 

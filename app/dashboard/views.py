@@ -110,8 +110,10 @@ def list_jobs() -> str | Response:
         # A quick-range button of the form (or a bookmark of one): "from"
         # is now minus the range, the other typed fields kept; over the
         # finish time when only finished jobs are listed (the failures).
-        kept = _cleaned([(name, value) for name, value in pairs if name != "range"])
-        by_finish_time = _finished_only(dashboard_filter(MultiDict(kept)))
+        # The statuses alone decide (the typed from/to are about to be
+        # replaced: a bad one there must not stop the range).
+        statuses = _cleaned([(name, value) for name, value in pairs if name == "status"])
+        by_finish_time = _finished_only(dashboard_filter(MultiDict(statuses)))
         return redirect(href(url_for("dashboard.list_jobs"),
                              _cleaned(with_quick_range(pairs, utcnow(), by_finish_time=by_finish_time))))
     if any(value == "" for _, value in pairs):

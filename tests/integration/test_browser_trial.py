@@ -278,11 +278,11 @@ def test_the_phone_summary_says_when_it_shows_only_the_top_five_codes(site, brow
     frame = page.frame_locator("iframe.summary-frame")
     expect(frame.locator("table.codes tbody tr:visible")).to_have_count(5)
     expect(frame.locator(".top-codes p.note")).to_have_text(re.compile(r"The top five; a wider screen shows the top 10( of \d+)?\."))
-    # The figures agree with the "all N codes" link beside the title (trials read "of 10" against
+    # The figures agree with the "N codes in all" link beside the title (trials read "of 10" against
     # "+2 more", then "+2 more codes" beside five shown of twelve).
     more = frame.locator("a.more-codes")
     if more.count():
-        distinct = int(re.fullmatch(r"all (\d+) codes", more.inner_text()).group(1))
+        distinct = int(re.fullmatch(r"(\d+) codes in all", more.inner_text()).group(1))
         expect(frame.locator(".top-codes p.note")).to_contain_text(f"of {distinct}.")
     expect(frame.locator(".top-codes p.note")).to_be_visible()
     summary = next(f for f in page.frames if f.url.endswith("/jobs/summary"))

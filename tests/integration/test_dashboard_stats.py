@@ -107,7 +107,7 @@ def test_summary_links_more_codes_than_it_shows_to_the_groups_page(client, app):
             make_job(f"doc-{n}", codes=tuple(f"c{k:02d}" for k in range(n + 1)), created=at(1))
     html = client.get(f"/jobs/summary?{WINDOW}").get_data(as_text=True)
     assert len(re.findall(r'<td class="num errors">', html)) == 10
-    assert '<h2>Top error codes <a class="more-codes" href="/groups" target="_top">all 12 codes</a></h2>' in html
+    assert '<h2>Top error codes <a class="more-codes" href="/groups" target="_top">12 codes in all</a></h2>' in html
 
 
 def test_failures_over_time_per_hour(app_ctx, known_jobs):

@@ -100,8 +100,8 @@ def test_the_roll_up_sums_the_recorders_hours_once(app_ctx):
     _record_some_failures()
     later = _close_today()
     rows = _assert_agrees()
-    # All today's, or (recorded across midnight) today's and tomorrow's.
-    assert today in {day for _, day in rows} <= {today, today + daily.DAY} and sum(rows.values()) == 6
+    # Today's, or (recorded across midnight) today's and tomorrow's.
+    assert rows and {day for _, day in rows} <= {today, today + daily.DAY} and sum(rows.values()) == 6
     # Again at the same time: nothing to do, nothing changes.
     assert daily.roll_up_closed_days(later) == 0
     assert _assert_agrees() == rows

@@ -162,9 +162,12 @@ def test_last_hour_on_the_failures_holds_a_job_created_long_ago_that_failed_now_
     # Its summary says why pending and processing jobs count 0 there.
     summary = client.get(answer.headers["Location"].replace("/jobs?", "/jobs/summary?", 1)).get_data(as_text=True)
     assert "(over the finish time: a pending or processing job has none, so counts 0)" in summary
-    # Pending jobs in the boxes: a range over the creation time, as before (they have no finish time).
-    created = client.get("/jobs?status=Pending&status=Failed&range=1h")
+    # Pending jobs in the boxes: a range over the creation time, as before (they have no finish time),
+    # even when the form's "By" still says completed from the range before.
+    created = client.get("/jobs?status=Pending&status=Failed&time_field=completed&range=1h")
     assert created.status_code == 302 and "time_field" not in created.headers["Location"]
+    # The range replaces what the From and To boxes hold, a wrong value too.
+    assert client.get("/jobs?status=Failed&from=garbage&to=2020-01-01T00:00:00Z&range=1h").status_code == 302
     assert "Or show what was created in the:" in client.get(created.headers["Location"]).get_data(as_text=True)
 
 
@@ -253,6 +256,10 @@ def test_a_right_to_left_override_in_worker_text_is_shown_not_obeyed(client, gro
                 message="edirrevo \u202eLTR")
     for html in (client.get(f"/jobs/{job}").get_data(as_text=True),
                  client.get("/jobs?document_id=doc-rlo").get_data(as_text=True)):
-        assert "\u202e" not in html.split("<title>", 1)[1].split("</title>", 1)[1]
+        assert "\u202e" not in html  # the body, the <title> and every title= attribute
         assert '<span class="bidi-control" title="U+202E RIGHT-TO-LEFT OVERRIDE">[RLO]</span>LTR' in html
     assert '[RLO]</span>gnp.exe' in client.get(f"/jobs/{job}").get_data(as_text=True)
+    # The same on the groups list (the sample message) and on the group's page.
+    group_id = re.search(r'href="/groups/(\d+)"', client.get(f"/jobs/{job}").get_data(as_text=True)).group(1)
+    for path in ("/groups?state=all", f"/groups/{group_id}"):
+        assert "\u202e" not in client.get(path).get_data(as_text=True), path
