@@ -31,6 +31,7 @@ from app.redirects import safe_redirect_target
 from app.services import dashboard_stats
 from app.services.failure_groups import group_details, queries
 from app.services.failure_groups.search import find_groups_by_title
+from app.services.json_values import has_acting_control
 from app.services.processing_jobs import lifecycle, pagination
 from app.services.processing_jobs.history import job_history
 from app.services.processing_jobs.job_filter import AcknowledgedFilter, JobFilter, TimeField
@@ -323,9 +324,12 @@ def show_job(job_id: str) -> str:
         # Each error item's failure group; the job's own details are its latest failure's.
         item_groups=groups,
         current_groups=groups.get(failures[-1].id, {}) if failures else {},
-        # Every job of the document, whatever its status.
+        # Every job of the document, whatever its status; none for an id
+        # stored before control characters were refused in it (no query
+        # parameter may hold one: the link would be a 400).
         document_jobs_url=href(url_for("dashboard.list_jobs"),
-                               [("document_id", job.document_id), ("status", "all"), ("acknowledged", "include")]),
+                               [("document_id", job.document_id), ("status", "all"), ("acknowledged", "include")])
+        if not has_acting_control(job.document_id) else None,
         actions=job_actions(job),
         history=job_history(job, failures),
         failure_count=len(failures),

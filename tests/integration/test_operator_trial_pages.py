@@ -263,3 +263,21 @@ def test_a_right_to_left_override_in_worker_text_is_shown_not_obeyed(client, gro
     group_id = re.search(r'href="/groups/(\d+)"', client.get(f"/jobs/{job}").get_data(as_text=True)).group(1)
     for path in ("/groups?state=all", f"/groups/{group_id}"):
         assert "\u202e" not in client.get(path).get_data(as_text=True), path
+
+
+def test_a_job_stored_before_control_characters_were_refused_has_no_dead_document_link(client, groups):  # noqa: F811
+    import uuid
+
+    import sqlalchemy as sa
+
+    from app.extensions import db
+    from app.models import ProcessingJob
+
+    job = _fail(client, [UNIT], document="doc-old")
+    with client.application.app_context():  # as stored before NEL was refused in a document_id
+        db.session.execute(sa.update(ProcessingJob).where(ProcessingJob.id == uuid.UUID(job))
+                           .values(document_id="doc\x85old"))
+        db.session.commit()
+    page = client.get(f"/jobs/{job}")
+    assert page.status_code == 200 and "all jobs of this document" not in page.get_data(as_text=True)
+    assert "all jobs of this document" in client.get(f"/jobs/{groups['icd_job']}").get_data(as_text=True)
