@@ -231,6 +231,36 @@ def plural(word: str, count: int, many: str | None = None) -> str:
     return many if many is not None else word + "s"
 
 
+#: How a failure-group event's facts (the ``details`` keys
+#: :func:`~app.services.failure_groups.lifecycle.change_state` is given) are
+#: named on the group's timeline; keys not listed are shown as they are.
+EVENT_FACT_LABELS = {
+    "in_version": "in version",
+    "resolved_in_version": "resolved in version",
+    "worker_version": "by worker",
+    "job_id": "job",
+    "mode": "",
+    "until": "until",
+    "occurrences": "after more occurrences:",
+    "via": "via",
+}
+
+#: An ignore's mode in words (:class:`~app.models.failure_group.IgnoreMode`).
+IGNORE_MODE_WORDS = {"forever": "forever", "until_date": "until a date", "until_occurrences": "until more occurrences"}
+
+
+def event_facts(details: dict[str, Any] | None) -> list[tuple[str, str, str]]:
+    """A group event's facts as ``(key, words, value)`` in stored order, for
+    the timeline: ``{"in_version": "9.9.9", "via": "dashboard"}`` gives
+    ``[("in_version", "in version", "9.9.9"), ("via", "via", "dashboard")]``.
+    The words may be empty (an ignore's mode says itself); values are text."""
+    facts = []
+    for key, value in (details or {}).items():
+        shown = IGNORE_MODE_WORDS.get(value, value) if key == "mode" else value
+        facts.append((key, EVENT_FACT_LABELS.get(key, key), str(shown)))
+    return facts
+
+
 def thousands(value: int) -> str:
     """An integer with thousands separators: ``12345`` -> ``12,345``."""
     return f"{value:,}"

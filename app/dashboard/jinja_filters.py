@@ -39,6 +39,7 @@ from app.dashboard.failure_details import (
 )
 from app.dashboard.formatting import (
     code_system_name,
+    event_facts,
     file_size,
     format_rfc3339,
     format_span,
@@ -57,7 +58,7 @@ from app.dashboard.formatting import (
 from app.dashboard.links import retry_href
 from app.dashboard.sparkline import sparkline
 from app.services.error_guidance import guidance_for
-from app.services.failure_groups.states import by_precedence
+from app.services.failure_groups.states import by_precedence, substate_before
 from app.services.processing_jobs.filter_sql import ID_PREFIX_MIN_DIGITS
 
 _SHORT_ID = re.compile(r"(?=[^0-9]*[0-9])[0-9a-fA-F-]+\Z")
@@ -106,6 +107,7 @@ def register_filters(app: Flask) -> None:
     app.add_template_filter(format_span, "span")
     app.add_template_filter(percent, "percent")
     app.add_template_filter(thousands, "thousands")
+    app.add_template_filter(event_facts, "event_facts")
     app.add_template_filter(plural, "plural")
     app.add_template_filter(validator_name, "validator_name")
     app.add_template_filter(text_details, "text_details")
@@ -115,4 +117,5 @@ def register_filters(app: Flask) -> None:
     app.add_template_filter(retry_href, "retry_href")
     app.add_template_filter(short_id_prefix, "short_id_prefix")
     app.add_template_filter(by_precedence, "by_precedence")
+    app.add_template_filter(substate_before, "substate_before")
     app.add_template_filter(guidance_for, "guidance")

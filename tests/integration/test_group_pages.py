@@ -119,7 +119,7 @@ def test_group_page_shows_summary_chart_distribution_sample_and_jobs(client, gro
     assert '<table class="errors">' in html and "unit is not a valid UCUM code" in html
     assert "code.unknown_icd10cm" not in html  # the sample shows this group's items only
     for job_id in groups["unit_jobs"]:
-        assert f'href="/jobs/{job_id}"' in html
+        assert f'href="/jobs/{job_id}?back=' in html  # back to this group (test_group_timeline.py)
     assert "created" in html  # the timeline's first event
 
 

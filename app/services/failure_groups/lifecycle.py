@@ -32,6 +32,7 @@ from app.services.access import add_audit_event
 from app.services.failure_groups.errors import GroupNotFoundError, InvalidGroupTransitionError
 from app.services.failure_groups.queries import parse_group_id
 from app.services.failure_groups.signals import note_metric
+from app.services.failure_groups.states import effective_substate
 from app.unit_of_work import write_transaction
 
 #: Each action's refusal (the 422 ``detail``, RFC 9457), the same whichever
@@ -78,7 +79,7 @@ def change_state(
         actor=actor[:200],
         reason=reason,
         from_state=group.state,
-        from_substate=group.substate,
+        from_substate=effective_substate(group.state, group.substate, group.first_seen, at),
         to_state=to_state.value,
         to_substate=to_substate.value if to_substate else None,
         details=facts or None,

@@ -30,6 +30,14 @@ def effective_substate(state: str, substate: str | None, first_seen: datetime, n
     return substate
 
 
+def substate_before(event: Any, first_seen: datetime) -> str | None:
+    """The substate a group had just before a timeline ``event``
+    (:class:`~app.models.failure_group.FailureGroupEvent`) changed it, as
+    :func:`effective_substate` read it then: an event stored with ``new``
+    more than :data:`NEW_PERIOD` after ``first_seen`` was ``ongoing``."""
+    return effective_substate(event.from_state, event.from_substate, first_seen, event.at)
+
+
 def substate_sql(now: datetime) -> sa.ColumnElement[Any]:
     """:func:`effective_substate` as an SQL expression on ``failure_groups``."""
     return sa.case(
