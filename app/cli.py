@@ -51,7 +51,7 @@ def run_worker_command(corpus: Path, api_url: str, token: str, retries: int, bac
 
     Shows a progress bar on standard error while it works (only its label
     when that is not a terminal), then prints one line per document on
-    standard output -- file, job id, final status, then the number of
+    standard output -- file, document id, job id, final status, then the number of
     entities stored or the error codes (never the document's text) -- and a
     summary line. Exits with status 1 when the API refuses a request or stays
     unreachable; the documents finished before are still listed.
@@ -63,14 +63,21 @@ def run_worker_command(corpus: Path, api_url: str, token: str, retries: int, bac
 
     def describe(outcome: DocumentOutcome) -> str:
         result = ", ".join(outcome.error_codes) if outcome.error_codes else f"{outcome.entity_count} entities"
-        return f"{outcome.file:{width}}  {outcome.job_id}  {outcome.status:{STATUS_WIDTH}}  {result}"
+        document = outcome.document_id or "-"
+        return (f"{outcome.file:{width}}  {document:{document_width}}  {outcome.job_id}  "
+                f"{outcome.status:{STATUS_WIDTH}}  {result}")
 
     def echo_outcomes() -> None:
+        nonlocal document_width
+        # The stored document id beside the file name: it is what the
+        # dashboard's search and filters know the document by.
+        document_width = max((len(o.document_id or "-") for o in outcomes), default=0)
         for outcome in outcomes:
             click.echo(describe(outcome))
 
     documents = corpus_documents(corpus)
     width = max((len(path.name) for path in documents), default=0)  # one column, however long the names
+    document_width = 0
     outcomes: list[DocumentOutcome] = []
     client = WorkerApiClient(api_url, retries=retries, backoff=backoff, token=token)
     try:

@@ -240,6 +240,11 @@ def test_worker_command_reports_each_document(runner, live_server):
     assert len(lines) == 12
     by_file = {line.split()[0]: line for line in lines[:-1]}
     assert sorted(by_file) == sorted(EXPECTED)
+    # The second column is the stored document id, what the dashboard's
+    # search knows the document by (a trial searched for the file's words).
+    for name, line in by_file.items():
+        assert line.split()[1] == corpus_document(name)["document_id"], line
+    assert len({line.index(line.split()[2]) for line in lines[:-1]}) == 1  # job ids in one column
     assert by_file["doc-0006-referral-letter-bad-icd-code.json"].endswith("Validation_Failed  code.unknown_icd10cm")
     entity_count = len(corpus_document("doc-0001-discharge-summary.json")["entities"])
     assert by_file["doc-0001-discharge-summary.json"].endswith(f"Completed          {entity_count} entities")
