@@ -340,5 +340,9 @@ def test_the_sample_message_is_the_shown_samples(app, client, groups):
         db.session.commit()
     html = client.get(f"/groups/{groups['unit']}").get_data(as_text=True)
     assert "an older occurrence&#39;s message" not in html and "an older occurrence's message" not in html
-    sample_message = re.search(r"<dt>Sample message</dt><dd class=\"message\"><bdi>([^<]*)</bdi>", html).group(1)
+    sample_message = re.search(r"<dt>Newest message</dt><dd class=\"message\"><bdi>([^<]*)</bdi>", html).group(1)
     assert sample_message == UNIT["message"]
+    # The list shows the stored one, as an example, not as the newest.
+    listed = client.get("/groups").get_data(as_text=True)
+    assert re.search(r'<div class="muted sample" title="A recent message of this group">'
+                     r'<span class="sample-label">e\.g\.</span> <bdi>an older occurrence&#39;s message</bdi>', listed)
