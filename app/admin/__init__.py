@@ -66,16 +66,19 @@ def _text(value: Any) -> str:
 
 def action_suggestions(action: str | None) -> list[str]:
     """Actions or families (``export.*``) to try when ``action`` names none
-    that is known (``exports`` finds nothing: actions are ``export.…``);
-    ``[]`` for a known action, a ``.*`` family or no action. Matched by the
-    word before the first dot, a trailing ``s`` left out, either way a prefix."""
-    if not action or action.endswith(".*") or action in audit_log.KNOWN_ACTIONS:
+    that is known: ``exports`` and ``exports.*`` find nothing (actions are
+    ``export.…``). ``[]`` for a known action, a ``.*`` family some known
+    action starts with, or no action. Matched by the word before the first
+    dot, a trailing ``s`` left out, either way a prefix; when no family is
+    close, every family (a typo such as ``bogus`` is told what exists)."""
+    if not action or action in audit_log.KNOWN_ACTIONS:
         return []
-    stem = action.split(".")[0].lower().rstrip("s")
-    if not stem:
+    if action.endswith(".*") and any(known.startswith(action[:-1]) for known in audit_log.KNOWN_ACTIONS):
         return []
     families = sorted({known.split(".")[0] for known in audit_log.KNOWN_ACTIONS})
-    return [f"{family}.*" for family in families if family.startswith(stem) or stem.startswith(family)]
+    stem = action.split(".")[0].lower().rstrip("s")
+    close = [family for family in families if stem and (family.startswith(stem) or stem.startswith(family))]
+    return [f"{family}.*" for family in close or families]
 
 
 @bp.get("/audit")

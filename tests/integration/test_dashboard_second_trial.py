@@ -82,6 +82,16 @@ def test_an_audit_action_that_names_nothing_known_suggests_the_family(client):
     assert ('No action is named <code>exports</code>; try <a href="?actor=test-admin&amp;action=export.%2A">'
             '<code>export.*</code></a>') in html
     assert "try" not in client.get("/admin/audit?action=export.*").get_data(as_text=True).split('class="empty"')[-1]
+    # A family no action starts with is told the close one, and a word close
+    # to none is told every family (the fourth trial met both in silence).
+    assert action_suggestions("exports.*") == ["export.*"]
+    from app.services.audit_log import KNOWN_ACTIONS
+
+    families = sorted({f"{known.split('.')[0]}.*" for known in KNOWN_ACTIONS})
+    assert action_suggestions("bogus") == action_suggestions("bogus.*") == families and "jobs.*" in families
+    html = client.get("/admin/audit?action=exports.*").get_data(as_text=True)
+    assert "No action is named <code>exports.*</code>; try" in html and "<code>export.*</code></a>" in html
+    assert action_suggestions("export.job_errors.*") == []
 
 
 def test_api_wording_year_0000_an_empty_document_id_and_a_missing_job(client):
