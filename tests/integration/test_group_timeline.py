@@ -79,3 +79,9 @@ def test_jobs_opened_from_the_group_page_lead_back_to_the_group(client, groups):
         assert parse_qs(urlsplit(target).query).get("back") == [path], target
     job_page = client.get(links[0].replace("&amp;", "&")).get_data(as_text=True)
     assert re.search(r'<a class="back" href="([^"]+)">← Back to the group</a>', job_page).group(1) == path
+
+
+def test_the_groups_intro_links_the_jobs_in_a_sentence(client, groups):  # noqa: F811
+    intro = re.search(r"<h1>Failure groups</h1>\s*<p class=\"muted\">(.*?)</p>",
+                      client.get("/groups").get_data(as_text=True), re.S).group(1)
+    assert intro.endswith('The jobs themselves are on <a href="/jobs">Failed jobs</a>.'), intro
