@@ -92,8 +92,18 @@ def _demo(tmp_path: Path, command: list[str] | None = None,
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGKILL)
         process.wait()
+        # The server runs in a session of its own (setsid in scripts/demo):
+        # when the script was killed rather than stopped, the server is left
+        # holding the output pipe, and the reader would never see its end.
+        for pid in _pids_of(tmp_path):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
         lines.reader.join(timeout=STOP_DEADLINE_S)
-        if process.stdout is not None:
+        # Closing the pipe while the reader thread is blocked in it would
+        # wait forever for the reader's lock: close it only once it is done.
+        if process.stdout is not None and not lines.reader.is_alive():
             process.stdout.close()
 
 
@@ -165,9 +175,9 @@ def _listening(port: int) -> bool:
         return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
-def _processes_of(tmp_path: Path) -> list[str]:
-    """Command lines of the processes whose environment names ``tmp_path``
-    (every process the demo started inherits its DATABASE_URL)."""
+def _pids_of(tmp_path: Path) -> list[int]:
+    """Ids of the processes whose environment names ``tmp_path`` (every
+    process the demo started inherits its DATABASE_URL)."""
     found = []
     marker = str(tmp_path).encode()
     for proc in Path("/proc").iterdir():
@@ -175,8 +185,19 @@ def _processes_of(tmp_path: Path) -> list[str]:
             continue
         try:
             if marker in (proc / "environ").read_bytes():
-                found.append((proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace"))
+                found.append(int(proc.name))
         except OSError:  # gone meanwhile, or not ours to read
+            continue
+    return found
+
+
+def _processes_of(tmp_path: Path) -> list[str]:
+    """Command lines of the processes of :func:`_pids_of`."""
+    found = []
+    for pid in _pids_of(tmp_path):
+        try:
+            found.append(Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace"))
+        except OSError:  # gone meanwhile
             continue
     return found
 
