@@ -55,6 +55,14 @@ def _start(tmp_path: Path, command: list[str] | None = None, port: int | None = 
     }
     env.pop("FLASK_APP", None)
     env.pop("MAKEFLAGS", None)
+    # A shell without job control starts a background command with SIGINT
+    # ignored, and an ignored signal stays ignored across exec, down to the
+    # demo's bash, which cannot trap a signal ignored on entry: Ctrl-C would
+    # be tested as a no-op (a fresh-clone check started with '&' failed so).
+    # A terminal's Ctrl-C reaches a demo that has it at its default; a
+    # handler of Python's is reset to the default at exec.
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     process = subprocess.Popen(
         command or [str(ROOT / "scripts" / "demo")], cwd=ROOT, env=env, text=True,
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
