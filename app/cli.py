@@ -61,23 +61,20 @@ def run_worker_command(corpus: Path, api_url: str, token: str, retries: int, bac
     from app.worker.client import ApiError, WorkerApiClient
     from app.worker.runner import DocumentOutcome, corpus_documents, process_document
 
-    def describe(outcome: DocumentOutcome) -> str:
+    def describe(outcome: DocumentOutcome, document_width: int) -> str:
         result = ", ".join(outcome.error_codes) if outcome.error_codes else f"{outcome.entity_count} entities"
-        document = outcome.document_id or "-"
-        return (f"{outcome.file:{width}}  {document:{document_width}}  {outcome.job_id}  "
+        return (f"{outcome.file:{width}}  {outcome.document_id:{document_width}}  {outcome.job_id}  "
                 f"{outcome.status:{STATUS_WIDTH}}  {result}")
 
     def echo_outcomes() -> None:
-        nonlocal document_width
         # The stored document id beside the file name: it is what the
         # dashboard's search and filters know the document by.
-        document_width = max((len(o.document_id or "-") for o in outcomes), default=0)
+        document_width = max((len(outcome.document_id) for outcome in outcomes), default=0)
         for outcome in outcomes:
-            click.echo(describe(outcome))
+            click.echo(describe(outcome, document_width))
 
     documents = corpus_documents(corpus)
     width = max((len(path.name) for path in documents), default=0)  # one column, however long the names
-    document_width = 0
     outcomes: list[DocumentOutcome] = []
     client = WorkerApiClient(api_url, retries=retries, backoff=backoff, token=token)
     try:

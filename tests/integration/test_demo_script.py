@@ -18,7 +18,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 import pytest
@@ -104,10 +104,8 @@ def _demo(tmp_path: Path, command: list[str] | None = None,
         # when the script was killed rather than stopped, the server is left
         # holding the output pipe, and the reader would never see its end.
         for pid in _pids_of(tmp_path):
-            try:
+            with suppress(ProcessLookupError):  # ended meanwhile
                 os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
         lines.reader.join(timeout=STOP_DEADLINE_S)
         # Closing the pipe while the reader thread is blocked in it would
         # wait forever for the reader's lock: close it only once it is done.
