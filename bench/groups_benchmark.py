@@ -111,6 +111,13 @@ ROLLUP_SQL = (
     " j.job_type, j.acknowledged_at IS NOT NULL, c.code, c.has_error, c.has_warning, abs(hashtext(j.id::text)) % 8,"
     " count(*) FROM processing_jobs AS j CROSS JOIN LATERAL job_rollup_codes(j.error_details) AS c"
     f" CROSS JOIN {_GRAINS} GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9, 10",
+    # The group filter's rollup (migration 0019): current occurrences at their job's key.
+    "INSERT INTO job_group_rollups (group_id, grain, created_bucket, finished_bucket, status, job_type, acknowledged,"
+    " shard, jobs)"
+    " SELECT o.group_id, g.grain, job_rollup_bucket(g.grain, j.created_at), job_rollup_bucket(g.grain, j.completed_at),"
+    " j.status, j.job_type, j.acknowledged_at IS NOT NULL, abs(hashtext(j.id::text)) % 8, count(*)"
+    " FROM failure_occurrences AS o JOIN processing_jobs AS j ON j.id = o.job_id"
+    f" CROSS JOIN {_GRAINS} WHERE o.is_current GROUP BY 1, 2, 3, 4, 5, 6, 7, 8",
 )
 
 JOB_COLUMNS = ("id, document_id, job_type, status, error_message, error_details, error_format, "
@@ -323,7 +330,7 @@ def prepare_database(url: str, jobs: int, seed: int) -> dict[str, float]:
         began = time.perf_counter()
         for table in (*LOADED_TABLES, "failure_group_counts", "failure_group_hourly", "failure_group_daily",
                       "failure_group_events",
-                      "job_count_rollups", "job_code_rollups"):
+                      "job_count_rollups", "job_code_rollups", "job_group_rollups"):
             main.execute(f"VACUUM (ANALYZE) {table}")
         phases["vacuum analyze"] = time.perf_counter() - began
     finally:
@@ -412,7 +419,7 @@ def main() -> int:
     with psycopg.connect(_dsn(url)) as connection:
         for table in ("processing_jobs", "job_failures", "failure_groups", "failure_occurrences",
                       "failure_group_counts", "failure_group_hourly", "failure_group_daily", "job_count_rollups",
-                      "job_code_rollups"):
+                      "job_code_rollups", "job_group_rollups"):
             count, size = connection.execute(
                 f"SELECT count(*), pg_size_pretty(pg_total_relation_size('{table}')) FROM {table}"
             ).fetchone()
@@ -508,6 +515,16 @@ def main() -> int:
                 raise SystemExit(f"job_count_rollups {rolled} but processing_jobs {direct}")
             rows = connection.execute("SELECT (SELECT count(*) FROM job_count_rollups), (SELECT count(*) FROM job_code_rollups)").fetchone()
             print(f"rollups agree with a count of every job {direct}; rows: {rows[0]:,} counts, {rows[1]:,} codes")
+            for group_id in (big[0], small[0]):
+                current = connection.execute(
+                    "SELECT count(*) FROM failure_occurrences WHERE group_id = %s AND is_current", (group_id,)
+                ).fetchone()[0]
+                in_rollup = connection.execute(
+                    "SELECT coalesce(sum(jobs), 0)::bigint FROM job_group_rollups WHERE group_id = %s AND grain = 0",
+                    (group_id,)).fetchone()[0]
+                if current != in_rollup:
+                    raise SystemExit(f"group {group_id}: job_group_rollups {in_rollup} but {current} current jobs")
+                print(f"group {group_id}: job_group_rollups agree with its {current:,} current jobs")
 
     with app.app_context():
         timer = QueryTimer(db.engine)

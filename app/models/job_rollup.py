@@ -1,17 +1,21 @@
 """Write-time rollups of ``processing_jobs``: exact counts without a scan.
 
-Two tables, kept by database triggers on ``processing_jobs`` (migration
-0014, docs/summary-counts.md), so every write path -- the services, bulk
-actions, retention deletes, raw SQL and COPY loads -- keeps them exact in
-the writer's own transaction, with no Python code to remember:
+Three tables, kept by database triggers on ``processing_jobs`` (migration
+0015) and ``failure_occurrences`` (migration 0019; docs/summary-counts.md),
+so every write path -- the services, bulk actions, retention deletes, raw
+SQL and COPY loads -- keeps them exact in the writer's own transaction,
+with no Python code to remember:
 
 * ``job_count_rollups`` -- jobs per (grain, bucket created, bucket
   finished, status, job type, acknowledged, shard);
 * ``job_code_rollups`` -- the same, per error code found in the job's
   current error details, with whether the code appears there as an error
-  and/or as a warning.
+  and/or as a warning;
+* ``job_group_rollups`` -- the same key per failure group, for the jobs
+  currently failing on it (a current ``failure_occurrences`` row): what
+  ``/jobs?group=`` counts.
 
-On PostgreSQL each table is partitioned by grain (``<table>_all``,
+On PostgreSQL the first two tables are is partitioned by grain (``<table>_all``,
 ``_day``, ``_hour``), so the few all-time rows are not scattered among the
 many hour rows. Each job is counted three times in each table, once per
 :class:`Grain`:
@@ -98,5 +102,28 @@ class JobCodeRollup(_JobKey, db.Model):
     code: Mapped[str] = mapped_column(sa.Text, primary_key=True)
     has_error: Mapped[bool] = mapped_column(sa.Boolean, primary_key=True)
     has_warning: Mapped[bool] = mapped_column(sa.Boolean, primary_key=True)
+    shard: Mapped[int] = mapped_column(sa.SmallInteger, primary_key=True)
+    jobs: Mapped[int] = mapped_column(sa.BigInteger, nullable=False)
+
+
+class JobGroupRollup(_JobKey, db.Model):
+    """Jobs currently failing on a failure group, per key: the ``group``
+    filter's counts.
+
+    A row counts the pairs (job, group) with a current occurrence
+    (``failure_occurrences.is_current``) at the job's key. Kept by
+    triggers on both tables (migration 0019): an occurrence becoming current
+    or not adds or removes one at its job's key as it is then; a job whose
+    key changes moves its current occurrences from the old key to the new;
+    a job about to be deleted ends its current occurrences first. Either
+    order of those writes in a transaction leaves the same sums. No foreign
+    key to ``failure_groups``: a deleted group's rows are left at 0 by its
+    occurrences' delete, as other rollup rows are.
+    """
+
+    __tablename__ = "job_group_rollups"
+
+    #: First in the key (``sort_order``): a filter reads one group's rows.
+    group_id: Mapped[int] = mapped_column(sa.Integer, primary_key=True, sort_order=-2)
     shard: Mapped[int] = mapped_column(sa.SmallInteger, primary_key=True)
     jobs: Mapped[int] = mapped_column(sa.BigInteger, nullable=False)

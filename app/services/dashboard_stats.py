@@ -2,17 +2,18 @@
 
 Each aggregate describes the *filter*, not the page: none of them looks at
 ``cursor`` or ``limit``. Each is exact at any scale for every filter built
-from status, time range, job type, acknowledged and error code
+from status, time range, job type, acknowledged, and error code or group
 (docs/summary-counts.md):
 
-* without a group, document or search condition, from the write-time
-  rollups (:mod:`app.services.summary_counts`); the top codes of an
-  error-code filter too, except which codes the *other* items of those
-  jobs have: that reads at most :data:`CODES_SCAN_LIMIT` jobs;
-* with a group, document or search (``q``) condition, over at most a fixed
-  number of the newest matching jobs (in the listing's order, through the
-  same indexes), saying when it stopped there (``capped``): exact below
-  that number, a lower bound above, and the page says so.
+* without a document or search condition, from the write-time rollups
+  (:mod:`app.services.summary_counts`); except which codes the jobs of an
+  error-code or group filter have in all (the top codes of those filters):
+  that reads at most :data:`CODES_SCAN_LIMIT` jobs;
+* with a document or search (``q``) condition, or both a group and an
+  error code, over at most a fixed number of the newest matching jobs (in
+  the listing's order, through the same indexes), saying when it stopped
+  there (``capped``): exact below that number, a lower bound above, and the
+  page says so.
 
 * :func:`status_counts` -- ``GROUP BY status`` over the filter **without its
   status condition** (the counts are there to choose statuses).
@@ -59,8 +60,8 @@ from app.services.processing_jobs.pagination import newest_first
 from app.services.summary_counts import code_rows, rollup_covers, status_rows, time_rows
 
 #: Most jobs :func:`status_counts` and :func:`failures_over_time` read
-#: for a filter with a group, document or search condition; the others are
-#: counted exactly from the rollups.
+#: for a filter with a document or search condition (or a group and an
+#: error code); the others are counted exactly from the rollups.
 #: Measured at 1,000,000 jobs (docs/benchmarks.md): 100,000 cost ~63 ms a
 #: page view, 20,000 ~10-22 ms; the page says when a count stopped here.
 COUNT_SCAN_LIMIT = 10_000
@@ -211,9 +212,9 @@ def _newest(
 def status_counts(job_filter: JobFilter, *, scan_limit: int = COUNT_SCAN_LIMIT) -> StatusCounts:
     """Count jobs per status: the filter without its statuses, ``GROUP BY status``.
 
-    Exact from the rollups, except with a group, document or search
-    condition: then reads at most ``scan_limit`` of the newest matching
-    jobs. Ignores the cursor (describes the filter, not the page).
+    Exact from the rollups, except with a document or search condition, or
+    a group and an error code: then reads at most ``scan_limit`` of the
+    newest matching jobs. Ignores the cursor (describes the filter, not the page).
     """
     broad = job_filter.without_statuses()
     if rollup_covers(broad):
@@ -242,7 +243,7 @@ def top_error_codes(
     ``errors`` array count (the error-details v1 envelope; free-form details
     that happen to have that shape count too). ``distinct`` counts every
     code found, shown or not. Exact from the rollups for a filter without a
-    search, group or error code; for those, reads at most ``scan_limit`` of
+    search, document, group or error code; for those, reads at most ``scan_limit`` of
     the newest matching jobs. Ignores the cursor.
     """
     totals: dict[str, list[int]] = {}
@@ -256,7 +257,7 @@ def top_error_codes(
 
     scanned = 0
     capped = False
-    if rollup_covers(job_filter) and job_filter.error_code is None:
+    if rollup_covers(job_filter) and job_filter.error_code is None and job_filter.group_id is None:
         rollup, edges = code_rows(job_filter)
         add(rollup)
         for edge in edges:  # an hour at most each
@@ -338,8 +339,8 @@ def failures_over_time(
     Counts the filter's jobs in a failure status (its statuses that are
     failures; with no status condition, every failure status) whose time
     falls in the window of :func:`chart_window`. Exact from the rollups,
-    except with a group, document or search condition: then reads at most
-    ``scan_limit`` of the newest such jobs.
+    except with a document or search condition, or a group and an error
+    code: then reads at most ``scan_limit`` of the newest such jobs.
     Ignores the cursor.
     """
     now = now or utcnow()

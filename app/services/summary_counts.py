@@ -2,9 +2,10 @@
 
 The rollups (:mod:`app.models.job_rollup`, kept by triggers) hold jobs per
 grain (all time, day, hour), bucket of creation and of completion, status,
-job type, acknowledged and error code. A filter made of those (``status``,
-``time_field`` with ``from``/``to``, ``job_type``, ``acknowledged``,
-``error_code``) is counted here exactly at any scale: no range from the
+job type, acknowledged, and error code or failure group. A filter made of
+those (``status``, ``time_field`` with ``from``/``to``, ``job_type``,
+``acknowledged``, and ``error_code`` or ``group``) is counted here exactly
+at any scale: no range from the
 all-time rows; a range's whole days from the day rows, the whole hours of
 its partial days from the hour rows, and the partial hours at either edge
 (at most one hour each) from ``processing_jobs`` through its time indexes,
@@ -25,7 +26,7 @@ import sqlalchemy as sa
 
 from app.extensions import db
 from app.models import JobStatus, ProcessingJob
-from app.models.job_rollup import NOT_FINISHED, Grain, JobCodeRollup, JobCountRollup
+from app.models.job_rollup import NOT_FINISHED, Grain, JobCodeRollup, JobCountRollup, JobGroupRollup
 from app.services.processing_jobs.job_filter import AcknowledgedFilter, JobFilter, TimeField
 
 #: A span of time: ``[start, end)``, either side ``None`` for unbounded.
@@ -33,9 +34,13 @@ Span = tuple[datetime | None, datetime | None]
 
 
 def rollup_covers(job_filter: JobFilter) -> bool:
-    """Whether :func:`status_rows`, :func:`time_rows` and :func:`code_rows` can count ``job_filter``
-    exactly: it has no search, document or group condition."""
-    return job_filter.text is None and job_filter.document_id is None and job_filter.group_id is None
+    """Whether :func:`status_rows` and :func:`time_rows` can count ``job_filter``
+    exactly: it has no search or document condition, and not both a group
+    and an error code (no rollup is keyed by both). :func:`code_rows` also
+    needs no group and no error code."""
+    if job_filter.text is not None or job_filter.document_id is not None:
+        return False
+    return job_filter.group_id is None or job_filter.error_code is None
 
 
 #: Whole buckets ``[first, end)`` at a grain, either side ``None`` for unbounded.
@@ -124,11 +129,16 @@ def _rollup_where(table: Any, job_filter: JobFilter, part: Part) -> list[Any]:
         conditions.append(table.acknowledged.is_(True))
     if job_filter.error_code is not None:
         conditions.append(table.code == job_filter.error_code)
+    if job_filter.group_id is not None:
+        conditions.append(table.group_id == job_filter.group_id)
     return conditions
 
 
 def _table(job_filter: JobFilter) -> Any:
-    # A job appears once per code in the code rollup: only with a code condition is it one row per job.
+    # A job appears once per code in the code rollup, and once per current
+    # group in the group rollup: only with that condition is it one row per job.
+    if job_filter.group_id is not None:
+        return JobGroupRollup
     return JobCodeRollup if job_filter.error_code is not None else JobCountRollup
 
 
@@ -200,9 +210,9 @@ def time_rows(
 def code_rows(job_filter: JobFilter) -> tuple[list[tuple[str, int, int, int]], list[JobFilter]]:
     """Exact ``(code, jobs, errors, warnings)`` of every code from the
     rollups' whole days and hours (or all time), for a filter :func:`rollup_covers` without an
-    ``error_code``; and the edge filters whose jobs the caller must add
+    ``error_code`` or a ``group``; and the edge filters whose jobs the caller must add
     (their codes are read from the jobs' details)."""
-    assert job_filter.error_code is None
+    assert job_filter.error_code is None and job_filter.group_id is None
     parts, edges = split_range(job_filter.time_from, job_filter.time_to)
     found: dict[str, tuple[int, int, int]] = {}
     for part in parts:

@@ -1,6 +1,7 @@
-"""The /jobs summary is exact: the write-time rollups (migration 0014) against
-brute-force counts over every job, after random operations through the real
-services, for random filters; on SQLite and PostgreSQL."""
+"""The /jobs summary is exact: the write-time rollups (migrations 0015 and
+0019) against brute-force counts over every job, after random operations
+through the real services, for random filters (group filters included); on
+SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
@@ -17,7 +18,15 @@ from flask_migrate import downgrade, upgrade
 from app import create_app
 from app.extensions import db
 from app.models.job_rollup import Grain
-from app.models import FailureOccurrence, JobCodeRollup, JobCountRollup, JobStatus, ProcessingJob
+from app.models import (
+    FailureGroup,
+    FailureOccurrence,
+    JobCodeRollup,
+    JobCountRollup,
+    JobGroupRollup,
+    JobStatus,
+    ProcessingJob,
+)
 from app.models.job_status import FAILURE_STATUSES
 from app.registry import get_failure_recorder
 from app.services import bulk_actions, dashboard_stats
@@ -26,7 +35,7 @@ from app.services.processing_jobs.actions import acknowledge_job, requeue_job
 from app.services.processing_jobs.job_filter import AcknowledgedFilter, JobFilter, TimeField
 from app.services.processing_jobs.lifecycle import complete_job, create_job, start_job
 from app.services.retention import purge_finished_jobs
-from app.services.summary_counts import split_range
+from app.services.summary_counts import rollup_covers, split_range
 from tests.integration.test_migrations import empty_database_url  # noqa: F401 (a fixture)
 
 T0 = datetime(2025, 3, 1, tzinfo=timezone.utc)
@@ -94,17 +103,53 @@ def _random_operations(rng: random.Random, steps: int) -> None:
         elif roll < 0.88 and status in ("Failed", "Validation_Failed"):
             acknowledge_job(job_id, "alice")
         elif roll < 0.92:
-            selection = bulk_actions.freeze_filter_selection(
-                "requeue", JobFilter(error_code=rng.choice(CODES), job_type=rng.choice(TYPES)), {}, "alice")
+            if rng.random() < 0.5:
+                selection = bulk_actions.freeze_filter_selection(
+                    "requeue", JobFilter(error_code=rng.choice(CODES), job_type=rng.choice(TYPES)), {}, "alice")
+            else:  # every job failing on a group (acknowledge leaves them failing on it)
+                groups = sorted(db.session.scalars(sa.select(FailureOccurrence.group_id).distinct()))
+                db.session.rollback()
+                if not groups:
+                    continue
+                group_id = rng.choice(groups)
+                action = "requeue" if rng.random() < 0.2 else "acknowledge"
+                selection = bulk_actions.freeze_group_selection(action, group_id, "alice")
             if bulk_actions.start(selection.id, "alice", {}):
                 bulk_actions.run(selection.id, batch_size=3)
         elif roll < 0.94:
             purge_finished_jobs(_when(rng) - timedelta(hours=12), batch_size=5)
-        elif roll < 0.97:
+        elif roll < 0.96:
             _place(job_id, created_at=_when(rng))  # a raw UPDATE of a key column
+        elif roll < 0.97:
+            # Raw SQL on the occurrences: end a job's current ones, or make its
+            # ended ones current again, or drop a group (its occurrences cascade).
+            table = FailureOccurrence.__table__
+            choice = rng.random()
+            if choice < 0.4:
+                db.session.execute(sa.update(table).where(table.c.job_id == job_id).values(is_current=False))
+            elif choice < 0.8:
+                db.session.execute(sa.update(table).where(table.c.job_id == job_id).values(is_current=True))
+            else:
+                db.session.execute(sa.delete(FailureGroup).where(
+                    FailureGroup.id == sa.select(table.c.group_id).where(table.c.job_id == job_id)
+                    .limit(1).scalar_subquery()))
+            db.session.commit()
         else:
             db.session.execute(sa.delete(ProcessingJob).where(ProcessingJob.id == job_id))  # a raw DELETE
             db.session.commit()
+
+
+def _fail_waiting_jobs(rng: random.Random) -> None:
+    """Record a failure on every pending or processing job: the random
+    operations purge, requeue and delete so much that few jobs end up
+    failing on a group, and the group filters need some."""
+    recorder = get_failure_recorder()
+    waiting = db.session.scalars(
+        sa.select(ProcessingJob.id).where(ProcessingJob.status.in_(("Pending", "Processing"))).order_by(ProcessingJob.id)
+    ).all()
+    db.session.rollback()
+    for job_id in waiting:
+        rng.choice((recorder.record_failure, recorder.record_validation_failure))(job_id, "failed", _details(rng))
 
 
 def _random_filter(rng: random.Random, group_ids: list[int]) -> JobFilter:
@@ -122,7 +167,7 @@ def _random_filter(rng: random.Random, group_ids: list[int]) -> JobFilter:
         time_to=end,
         error_code=rng.choice(CODES) if rng.random() < 0.3 else None,
         job_type=rng.choice(TYPES) if rng.random() < 0.3 else None,
-        group_id=rng.choice(group_ids) if group_ids and rng.random() < 0.15 else None,
+        group_id=rng.choice(group_ids) if group_ids and rng.random() < 0.3 else None,
         document_id=f"doc-{rng.randrange(40)}" if rng.random() < 0.05 else None,
     )
 
@@ -147,14 +192,18 @@ def _codes(details: Any) -> dict[str, tuple[bool, bool]]:
 def test_the_summary_equals_a_brute_force_count_after_random_operations(app_ctx):
     rng = random.Random(20261203)
     _random_operations(rng, 260)
+    _fail_waiting_jobs(rng)
+    _random_operations(rng, 40)  # some of them acknowledged, requeued, purged...
     group_ids = list(db.session.scalars(sa.select(FailureOccurrence.group_id).distinct()))
     assert db.session.scalar(sa.select(sa.func.count()).select_from(ProcessingJob)) > 50
     checked = Counter()
     for _ in range(120):
         job_filter = _random_filter(rng, group_ids)
+        # A filter the rollups cover is counted from them: a scan of one job would fall short.
+        scan_limit = 1 if rollup_covers(job_filter) else dashboard_stats.COUNT_SCAN_LIMIT
         # Counts per status: the filter without its statuses.
         expected = Counter(job.status for job in _matching(job_filter.without_statuses()))
-        counts = dashboard_stats.status_counts(job_filter)
+        counts = dashboard_stats.status_counts(job_filter, scan_limit=scan_limit)
         assert {s.value: n for s, n in counts.counts.items() if n} == dict(expected), job_filter
         assert not counts.capped
         # Top codes: jobs per code, as an error and as a warning.
@@ -171,7 +220,7 @@ def test_the_summary_equals_a_brute_force_count_after_random_operations(app_ctx)
             (code, *total) for code, total in ranked[:3]], job_filter
         assert top.distinct == len(ranked) and not top.capped
         # The chart: failures per bucket of the filter's time.
-        timeline = dashboard_stats.failures_over_time(job_filter, now=NOW)
+        timeline = dashboard_stats.failures_over_time(job_filter, now=NOW, scan_limit=scan_limit)
         size, start, end, _ = chart_window(job_filter, NOW)
         statuses = tuple(s for s in (job_filter.statuses or FAILURES_SHOWN) if s in FAILURE_STATUSES)
         chart_filter = replace(job_filter, statuses=statuses)
@@ -183,15 +232,20 @@ def test_the_summary_equals_a_brute_force_count_after_random_operations(app_ctx)
                     per_bucket[floor_to_bucket(at, size)] += 1
         assert {b.start: b.count for b in timeline.buckets if b.count} == dict(per_bucket), job_filter
         assert not timeline.capped
-        checked["rollup" if job_filter.group_id is None and job_filter.document_id is None else "direct"] += 1
+        checked["rollup" if rollup_covers(job_filter) else "direct"] += 1
         checked["with code"] += job_filter.error_code is not None
         checked["with range"] += job_filter.time_from is not None and job_filter.time_to is not None
+        checked["group from the rollup"] += job_filter.group_id is not None and rollup_covers(job_filter)
+        checked["group with jobs"] += job_filter.group_id is not None and sum(counts.counts.values()) > 0
     assert checked["rollup"] > 60 and checked["direct"] > 5 and checked["with code"] > 20 and checked["with range"] > 20
+    assert checked["group from the rollup"] > 15 and checked["group with jobs"] >= 8, checked
 
 
 def test_the_rollups_sum_to_the_jobs(app_ctx):
     rng = random.Random(7)
     _random_operations(rng, 120)
+    _fail_waiting_jobs(rng)
+    _random_operations(rng, 30)
     jobs = db.session.scalar(sa.select(sa.func.count()).select_from(ProcessingJob))
     with_code = sum(len(_codes(job.error_details)) for job in _matching(JobFilter()))
     for table, expected in ((JobCountRollup, jobs), (JobCodeRollup, with_code)):
@@ -199,6 +253,16 @@ def test_the_rollups_sum_to_the_jobs(app_ctx):
         sums = dict(db.session.execute(sa.select(table.grain, sa.func.sum(table.jobs)).group_by(table.grain)).all())
         assert sums == {grain: expected for grain in Grain}, table
         assert db.session.scalar(sa.select(sa.func.min(table.jobs))) >= 0
+    # The group rollup: every current occurrence once at each grain, at its group.
+    current = Counter(db.session.scalars(sa.select(FailureOccurrence.group_id).where(FailureOccurrence.is_current)))
+    assert sum(current.values()) > 10
+    for grain in Grain:
+        rows = db.session.execute(
+            sa.select(JobGroupRollup.group_id, sa.func.sum(JobGroupRollup.jobs))
+            .where(JobGroupRollup.grain == int(grain)).group_by(JobGroupRollup.group_id)
+        ).all()
+        assert {group: int(n) for group, n in rows if n} == dict(current), grain
+    assert db.session.scalar(sa.select(sa.func.min(JobGroupRollup.jobs))) >= 0
 
 
 def test_split_range_takes_whole_days_then_whole_hours_and_leaves_partial_hours_to_the_jobs():
@@ -270,6 +334,55 @@ def test_the_migration_fills_the_rollups_from_existing_jobs_and_goes_down_cleanl
         db.engine.dispose()
 
 
+def _group_rollup_rows() -> dict[tuple, int]:
+    """(group, grain, created, finished, status, job type, acknowledged) -> jobs, shards summed, zeros left out."""
+    key = [c for c in JobGroupRollup.__table__.primary_key.columns if c.name != "shard"]
+    rows = db.session.execute(sa.select(*key, sa.func.sum(JobGroupRollup.jobs)).group_by(*key)).all()
+    db.session.remove()
+    return {tuple(row[:-1]): int(row[-1]) for row in rows if row[-1]}
+
+
+def test_the_group_rollup_migration_counts_existing_occurrences_as_the_triggers_do(empty_database_url):
+    """0019's backfill gives the rows the triggers wrote for the same jobs;
+    down removes the table and every trigger (jobs and occurrences can be
+    written without them), up rebuilds both."""
+    app = create_app({"SQLALCHEMY_DATABASE_URI": empty_database_url, "TESTING": True})
+    with app.app_context():
+        upgrade()
+        rng = random.Random(19)
+        _random_operations(rng, 80)
+        by_triggers = _group_rollup_rows()
+        assert len({key[0] for key in by_triggers}) >= 3 and sum(by_triggers.values()) >= 15
+        downgrade(revision="0018_document_prefix")
+        assert "job_group_rollups" not in sa.inspect(db.engine).get_table_names()
+        job_id = db.session.scalar(
+            sa.select(FailureOccurrence.job_id).join(ProcessingJob, ProcessingJob.id == FailureOccurrence.job_id)
+            .where(FailureOccurrence.is_current, ProcessingJob.acknowledged_at.is_(None)).limit(1))
+        assert job_id is not None
+        with db.engine.begin() as connection:  # no trigger left to write to the dropped table
+            connection.execute(sa.update(ProcessingJob.__table__).where(ProcessingJob.__table__.c.id == job_id)
+                               .values(acknowledged_at=T0))
+        db.session.remove()
+        upgrade()
+        rebuilt = _group_rollup_rows()
+        groups_of_job = db.session.scalar(sa.select(sa.func.count()).where(
+            FailureOccurrence.job_id == job_id, FailureOccurrence.is_current))
+        db.session.remove()
+
+        def acknowledged(rows: dict[tuple, int]) -> int:
+            return sum(n for key, n in rows.items() if key[6])
+
+        assert groups_of_job >= 1
+        assert acknowledged(rebuilt) == acknowledged(by_triggers) + 3 * groups_of_job  # one per grain
+        assert sum(rebuilt.values()) == sum(by_triggers.values())
+        # The acknowledged job moved its current groups to acknowledged keys; the rest is identical.
+        with db.engine.begin() as connection:
+            connection.execute(sa.update(ProcessingJob.__table__).where(ProcessingJob.__table__.c.id == job_id)
+                               .values(acknowledged_at=None))
+        assert _group_rollup_rows() == by_triggers
+        db.engine.dispose()
+
+
 def _rollup_rows(connection: Any = None) -> dict[Any, dict[int, dict[tuple, int]]]:
     """table -> grain -> (status, finished bucket, acknowledged[, code, as an error, as a warning]) -> jobs."""
     found: dict[Any, dict[int, dict[tuple, int]]] = {}
@@ -289,8 +402,9 @@ def _rollup_rows(connection: Any = None) -> dict[Any, dict[int, dict[tuple, int]
 
 
 def test_the_summary_page_says_newest_n_only_for_a_search(client, app, monkeypatch):
-    """With scan limits of 2, the rollup filters still show every job and no
-    "newest N" notice; a search shows the notice (its counts are a bound)."""
+    """With scan limits of 2, the rollup filters (a group's too) still show
+    every job and no "newest N" notice; a search, and a group with an error
+    code, show the notice (their counts are a bound)."""
     import functools
 
     with app.app_context():
@@ -299,21 +413,24 @@ def test_the_summary_page_says_newest_n_only_for_a_search(client, app, monkeypat
             job = create_job(f"doc-{n}", "ocr")
             recorder.record_validation_failure(job.id, "failed", {"errors": [
                 {"code": "c.alpha", "message": "bad", "pointer": "/entities/0"}]})
+        group_id = db.session.scalar(sa.select(FailureOccurrence.group_id).distinct())
     for name in ("status_counts", "top_error_codes", "failures_over_time"):
         monkeypatch.setattr(dashboard_stats, name, functools.partial(getattr(dashboard_stats, name), scan_limit=2))
     notices = ("counted over the newest", "From the newest", "Counted over the newest")
     window = "from=2000-01-01T00:17:00Z&to=2100-01-01T13:05:00Z"
     for query in ("", "status=Validation_Failed", "job_type=ocr", "error_code=c.alpha", window,
-                  "acknowledged=exclude&time_field=completed&" + window):
+                  "acknowledged=exclude&time_field=completed&" + window, f"group={group_id}",
+                  f"group={group_id}&job_type=ocr&" + window):
         html = client.get(f"/jobs/summary?{query}").get_data(as_text=True)
         assert '>Validation failed</span></a> <span class="count">5</span>' in html, query
-        if "error_code" in query:
+        if "error_code" in query or "group" in query:
             # Which other codes those jobs have is read from their details: the newest 2, and it says so.
             assert "From the newest 2 matching jobs." in html
             assert not any(notice in html for notice in notices if notice != "From the newest"), query
         else:
             assert not any(notice in html for notice in notices), query
             assert '<td class="num errors">5</td>' in html, query
-    html = client.get("/jobs/summary?q=doc").get_data(as_text=True)
-    assert "counted over the newest 2 jobs only" in html
-    assert "From the newest 2 matching jobs." in html
+    for query in ("q=doc", f"group={group_id}&error_code=c.alpha"):
+        html = client.get(f"/jobs/summary?{query}").get_data(as_text=True)
+        assert "counted over the newest 2 jobs only" in html, query
+        assert "From the newest 2 matching jobs." in html, query
