@@ -1,6 +1,7 @@
-"""What the summary rollups' triggers (migration 0014) cost the recorder,
-worst case: concurrent writers whose jobs all share one rollup key (same
-hour, status, job type), so they meet on the same rollup rows.
+"""What the summary rollups' triggers (migrations 0015 and 0019) cost the
+recorder, worst case: concurrent writers whose jobs all share one rollup key
+(same hour, status, job type) and one failure group, so they meet on the
+same rollup rows.
 
 Run it on a throwaway PostgreSQL (it drops and re-creates the ``public``
 schema)::
@@ -12,9 +13,12 @@ Service level, no HTTP, in the style of bench/grouping_overhead.py:
 then record ``validation_failed`` reports on them for ``--seconds`` per
 phase, alternating phases with the rollup triggers enabled (as shipped) and
 disabled (``ALTER TABLE ... DISABLE TRIGGER``: the recorder before them),
-``--rounds`` times. Prints failures per second of each phase and the ratio
-on/off. Jobs of the "on" phases have a job type of their own; at the end
-their rollups are compared with a count of those jobs (exact or exit 1).
+``--rounds`` times. ``--triggers`` picks which: ``jobs`` (0015's, on
+``processing_jobs``), ``groups`` (0019's, on ``failure_occurrences`` and
+``processing_jobs``) or ``all``. Prints failures per second of each phase
+and the ratio on/off. Jobs of the "on" phases have a job type of their own;
+at the end their rollups are compared with a count of those jobs, and the
+group rollup with their current occurrences (exact or exit 1).
 """
 
 from __future__ import annotations
@@ -32,19 +36,25 @@ from bench.common import fresh_schema, loopback_database_url, record_in_threads 
 ITEMS = [
     {"code": "unit.not_ucum", "severity": "error", "message": "unit is not UCUM", "pointer": "/entities/3/value/unit"},
 ]
-TRIGGERS = ("job_rollups_insert", "job_rollups_update", "job_rollups_delete")
+#: (table, trigger) of each set ``--triggers`` can switch off.
+TRIGGERS = {
+    "jobs": [("processing_jobs", name) for name in ("job_rollups_insert", "job_rollups_update", "job_rollups_delete")],
+    "groups": [("failure_occurrences", f"job_group_rollups_{event}") for event in ("insert", "update", "delete")]
+    + [("processing_jobs", "job_group_rollups_job_update"), ("processing_jobs", "job_group_rollups_job_delete")],
+}
+TRIGGERS["all"] = TRIGGERS["jobs"] + TRIGGERS["groups"]
 
 
-def _set_triggers(app, enabled: bool) -> None:
+def _set_triggers(app, which: str, enabled: bool) -> None:
     from app.extensions import db
 
     with app.app_context(), db.engine.begin() as connection:
-        for name in TRIGGERS:
-            connection.exec_driver_sql(f"ALTER TABLE processing_jobs {'ENABLE' if enabled else 'DISABLE'} TRIGGER {name}")
+        for table, name in TRIGGERS[which]:
+            connection.exec_driver_sql(f"ALTER TABLE {table} {'ENABLE' if enabled else 'DISABLE'} TRIGGER {name}")
 
 
-def _phase(app, triggers: bool, concurrency: int, seconds: float, round_number: int) -> int:
-    _set_triggers(app, triggers)
+def _phase(app, which: str, triggers: bool, concurrency: int, seconds: float, round_number: int) -> int:
+    _set_triggers(app, which, triggers)
     return record_in_threads(app, concurrency, seconds, ITEMS, prefix=f"bench-{round_number}",
                              job_type="bench_on" if triggers else "bench_off")
 
@@ -54,6 +64,7 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--triggers", choices=sorted(TRIGGERS), default="all", help="which rollups' triggers to switch")
     args = parser.parse_args()
     url = loopback_database_url(parser, args)
     fresh_schema(url)
@@ -66,13 +77,13 @@ def main() -> None:
     rates: dict[bool, list[float]] = {True: [], False: []}
     for round_number in range(args.rounds):
         for triggers in (False, True):
-            count = _phase(app, triggers, args.concurrency, args.seconds, round_number)
+            count = _phase(app, args.triggers, triggers, args.concurrency, args.seconds, round_number)
             rate = count / args.seconds
             rates[triggers].append(rate)
             print(f"round {round_number + 1} triggers={'on ' if triggers else 'off'}: {rate:8.1f} failures/s", flush=True)
-    _set_triggers(app, True)
+    _set_triggers(app, args.triggers, True)
     on, off = statistics.median(rates[True]), statistics.median(rates[False])
-    print(f"median: with rollup triggers {on:.1f}/s, without {off:.1f}/s, ratio {on / off:.2f}")
+    print(f"median: with the {args.triggers} rollup triggers {on:.1f}/s, without {off:.1f}/s, ratio {on / off:.2f}")
     print(f"load average at end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     with app.app_context(), db.engine.connect() as connection:
         direct = dict(connection.exec_driver_sql(
@@ -82,10 +93,18 @@ def main() -> None:
             " GROUP BY status HAVING sum(jobs) <> 0", {"g": grain}).all()) for grain in (0, 1, 2)}
         shards = connection.exec_driver_sql(
             "SELECT count(DISTINCT shard) FROM job_count_rollups WHERE job_type = 'bench_on'").scalar_one()
+        current = dict(connection.exec_driver_sql(
+            "SELECT o.group_id, count(*) FROM failure_occurrences AS o JOIN processing_jobs AS j ON j.id = o.job_id"
+            " WHERE o.is_current AND j.job_type = 'bench_on' GROUP BY o.group_id").all())
+        grouped = {grain: dict(connection.exec_driver_sql(
+            "SELECT group_id, sum(jobs)::bigint FROM job_group_rollups WHERE job_type = 'bench_on' AND grain = %(g)s"
+            " GROUP BY group_id HAVING sum(jobs) <> 0", {"g": grain}).all()) for grain in (0, 1, 2)}
         db.engine.dispose()
     exact = all(rows == direct for rows in rolled.values())
+    exact_groups = all(rows == current for rows in grouped.values())
     print(f"rollups of the 'on' jobs: {direct} at every grain: {exact}; shards used: {shards}")
-    if not exact:
+    print(f"group rollup of the 'on' jobs: current jobs per group {current} at every grain: {exact_groups}")
+    if not exact or not exact_groups:
         sys.exit(1)
 
 

@@ -21,11 +21,13 @@ writer's transaction, whatever the order of the writes:
   cascade then deletes occurrences that are no longer current, which count
   nothing (an ``AFTER`` trigger would no longer find the job's key).
 
-PostgreSQL: statement-level triggers with transition tables (one grouped
-upsert per statement, rows in key order, shard ``pg_backend_pid() % 8``),
-the delete's row-level ``BEFORE`` trigger, and ``TRUNCATE``. SQLite:
-row-level triggers, shard 0. The table is filled from the current
-occurrences here.
+PostgreSQL: statement-level triggers with transition tables on the
+occurrences (one grouped upsert per statement, rows in key order, shard
+``pg_backend_pid() % 8``), and ``TRUNCATE``; row-level ones on the jobs,
+whose ``WHEN`` compares the key's hour buckets, so that the recorder's
+update of a job already failing, in the same hour, calls nothing; the
+delete's ``BEFORE`` trigger. SQLite: row-level triggers, shard 0. The table
+is filled from the current occurrences here.
 """
 
 import sqlalchemy as sa
@@ -55,6 +57,15 @@ def _pg_rows(occurrences: str, jobs: str, condition: str, delta: str) -> str:
     )
 
 
+def _pg_key_moved() -> str:
+    """True when a job's key changed: its status, type, acknowledged, or the
+    hour of its creation or completion (the hour decides the day too)."""
+    def key(row: str) -> str:
+        return (f"{row}.status, {row}.job_type, {row}.acknowledged_at IS NULL,"
+                f" job_rollup_bucket(2::smallint, {row}.created_at), job_rollup_bucket(2::smallint, {row}.completed_at)")
+    return f"({key('OLD')}) IS DISTINCT FROM ({key('NEW')})"
+
+
 def _pg_upsert(rows: str) -> str:
     shard = f"(pg_backend_pid() % {SHARDS})::smallint"
     return (
@@ -77,11 +88,6 @@ def _postgresql_sql() -> list[str]:
         "(o.is_current, o.group_id, o.job_id) IS DISTINCT FROM (n.is_current, n.group_id, n.job_id)"
     )
     occurrence_pairs = f"(SELECT {{side}}.* FROM old_rows o JOIN new_rows n USING (id) WHERE {changed_occurrence})"
-    key_changed = (
-        "(o.status, o.job_type, o.created_at, o.completed_at, o.acknowledged_at IS NULL)"
-        " IS DISTINCT FROM (n.status, n.job_type, n.created_at, n.completed_at, n.acknowledged_at IS NULL)"
-    )
-    moved = f"(SELECT {{side}}.* FROM old_rows o JOIN new_rows n USING (id) WHERE {key_changed})"
     return [
         _pg_function("job_group_rollups_occurrence_insert",
                      _pg_upsert(_pg_rows("new_rows", "processing_jobs", "c.is_current", "1"))),
@@ -95,17 +101,21 @@ def _postgresql_sql() -> list[str]:
                 + _pg_rows(occurrence_pairs.format(side="o"), "processing_jobs", "c.is_current", "-1")
             ),
         ),
-        # The current occurrences as they are now (either order of the two
-        # writes in a transaction: an occurrence changed earlier was counted
-        # at the job's old key by its own trigger).
-        _pg_function(
-            "job_group_rollups_job_update",
-            _pg_upsert(
-                _pg_rows("failure_occurrences", moved.format(side="n"), "c.is_current", "1")
-                + " UNION ALL "
-                + _pg_rows("failure_occurrences", moved.format(side="o"), "c.is_current", "-1")
-            ),
-        ),
+        # Row-level, with the key compared in the trigger's WHEN (evaluated
+        # without calling the function): a report on a job already failing,
+        # in the same hour as its last one, changes completed_at but not
+        # the key's buckets, and costs nothing here. The job's current
+        # occurrences as they are now (either order of the two writes in a
+        # transaction: an occurrence changed earlier was counted at the
+        # job's old key by its own trigger).
+        _pg_function("job_group_rollups_job_update", _pg_upsert(
+            "SELECT c.group_id, g.grain, job_rollup_bucket(g.grain, k.created_at) AS created_bucket,"
+            " job_rollup_bucket(g.grain, k.completed_at) AS finished_bucket, k.status, k.job_type, k.acknowledged,"
+            " k.delta FROM failure_occurrences AS c CROSS JOIN (VALUES"
+            " (OLD.created_at, OLD.completed_at, OLD.status, OLD.job_type, OLD.acknowledged_at IS NOT NULL, -1),"
+            " (NEW.created_at, NEW.completed_at, NEW.status, NEW.job_type, NEW.acknowledged_at IS NOT NULL, 1))"
+            " AS k(created_at, completed_at, status, job_type, acknowledged, delta)"
+            f" CROSS JOIN {_PG_GRAINS} WHERE c.job_id = NEW.id AND c.is_current")),
         _pg_function(
             "job_group_rollups_job_delete",
             "UPDATE failure_occurrences SET is_current = false WHERE job_id = OLD.id AND is_current;",
@@ -121,9 +131,8 @@ def _postgresql_sql() -> list[str]:
         " EXECUTE FUNCTION job_group_rollups_occurrence_update()",
         "CREATE TRIGGER job_group_rollups_truncate AFTER TRUNCATE ON failure_occurrences"
         " FOR EACH STATEMENT EXECUTE FUNCTION job_group_rollups_truncate()",
-        "CREATE TRIGGER job_group_rollups_job_update AFTER UPDATE ON processing_jobs"
-        " REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT"
-        " EXECUTE FUNCTION job_group_rollups_job_update()",
+        f"CREATE TRIGGER job_group_rollups_job_update AFTER UPDATE OF {', '.join(KEY_COLUMNS)} ON processing_jobs"
+        f" FOR EACH ROW WHEN ({_pg_key_moved()}) EXECUTE FUNCTION job_group_rollups_job_update()",
         "CREATE TRIGGER job_group_rollups_job_delete BEFORE DELETE ON processing_jobs"
         " FOR EACH ROW EXECUTE FUNCTION job_group_rollups_job_delete()",
     ]
@@ -157,7 +166,14 @@ def _sqlite_add(group: str, job_id: str, condition: str, delta: int) -> str:
 
 def _sqlite_sql() -> list[str]:
     occurrence_changed = " OR ".join(f"OLD.{c} IS NOT NEW.{c}" for c in ("is_current", "group_id", "job_id"))
-    key_changed = " OR ".join(f"OLD.{c} IS NOT NEW.{c}" for c in KEY_COLUMNS)
+    def hour(column: str) -> str:
+        return f"CAST(strftime('%s', {column}) AS INTEGER) / 3600"
+
+    key_changed = " OR ".join(
+        [f"OLD.{c} IS NOT NEW.{c}" for c in ("status", "job_type")]
+        + ["(OLD.acknowledged_at IS NULL) IS NOT (NEW.acknowledged_at IS NULL)"]
+        + [f"{hour('OLD.' + c)} IS NOT {hour('NEW.' + c)}" for c in ("created_at", "completed_at")]
+    )
 
     def move(row: str, delta: int) -> str:
         # One row per current occurrence of the job, at the job's key (OLD or NEW).
