@@ -19,6 +19,11 @@ disabled (``ALTER TABLE ... DISABLE TRIGGER``: the recorder before them),
 and the ratio on/off. Jobs of the "on" phases have a job type of their own;
 at the end their rollups are compared with a count of those jobs, and the
 group rollup with their current occurrences (exact or exit 1).
+
+``--purge N`` then times the retention purge of N finished jobs (inserted by
+one ``INSERT ... SELECT``, completed a year ago) with the group rollup's
+``BEFORE DELETE`` row trigger disabled and enabled, in turn, ``--rounds``
+times: what that trigger costs a purge.
 """
 
 from __future__ import annotations
@@ -58,6 +63,37 @@ def _phase(app, which: str, triggers: bool, concurrency: int, seconds: float, ro
     return record_in_threads(app, concurrency, seconds, ITEMS, prefix=f"bench-{round_number}",
                              job_type="bench_on" if triggers else "bench_off")
 
+def _purge_rounds(app, jobs: int, rounds: int) -> None:
+    import time
+    from datetime import datetime, timedelta, timezone
+
+    from app.extensions import db
+    from app.services.retention import purge_finished_jobs
+
+    seconds: dict[bool, list[float]] = {True: [], False: []}
+    for round_number in range(rounds):
+        for enabled in (False, True):
+            with app.app_context(), db.engine.begin() as connection:
+                connection.exec_driver_sql(
+                    f"ALTER TABLE processing_jobs {'ENABLE' if enabled else 'DISABLE'} TRIGGER job_group_rollups_job_delete")
+                connection.exec_driver_sql(
+                    "INSERT INTO processing_jobs (id, document_id, job_type, status, created_at, updated_at, completed_at)"
+                    " SELECT gen_random_uuid(), 'purge-' || n, 'bench_purge', 'Completed', now() - interval '400 days',"
+                    " now() - interval '400 days', now() - interval '400 days' FROM generate_series(1, %(n)s) AS n",
+                    {"n": jobs})
+            with app.app_context():
+                began = time.perf_counter()
+                counts = purge_finished_jobs(datetime.now(timezone.utc) - timedelta(days=365), batch_size=1000)
+                took = time.perf_counter() - began
+                db.session.remove()
+            seconds[enabled].append(took)
+            print(f"purge round {round_number + 1} delete trigger={'on ' if enabled else 'off'}: "
+                  f"{counts.processing_jobs:,} jobs in {took:.2f} s", flush=True)
+    on, off = statistics.median(seconds[True]), statistics.median(seconds[False])
+    print(f"purge median: with the delete trigger {on:.2f} s, without {off:.2f} s, "
+          f"{(on - off) / jobs * 1e6:.0f} us a job")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--database-url", default=os.environ.get("TEST_DATABASE_URL"))
@@ -65,6 +101,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--triggers", choices=sorted(TRIGGERS), default="all", help="which rollups' triggers to switch")
+    parser.add_argument("--purge", type=int, default=0, help="then time purging this many finished jobs")
     args = parser.parse_args()
     url = loopback_database_url(parser, args)
     fresh_schema(url)
@@ -106,6 +143,8 @@ def main() -> None:
     print(f"group rollup of the 'on' jobs: current jobs per group {current} at every grain: {exact_groups}")
     if not exact or not exact_groups:
         sys.exit(1)
+    if args.purge:
+        _purge_rounds(app, args.purge, args.rounds)
 
 
 if __name__ == "__main__":
