@@ -9,7 +9,10 @@ import uuid
 import sqlalchemy as sa
 
 from app.extensions import db
-from app.models import FailureGroup, FailureGroupCount, FailureGroupEvent
+from app.models import FailureGroup, FailureGroupCount, FailureGroupEvent, JobGroupRollup, JobStatus
+from app.models.job_rollup import Grain
+from app.services import dashboard_stats
+from app.services.processing_jobs.job_filter import JobFilter
 from app.services.failure_groups.queries import get_group
 from app.services.failure_groups.recording import rebuild_counts_check
 from app.services.failure_groups.write_statements import job_shard
@@ -18,6 +21,18 @@ from tests.integration.test_races import _fire
 from tests.live_server import serve
 
 WORKERS = 20
+
+
+def _assert_group_rollup(group_id: int, current: int) -> None:
+    """The group filter's summary rollup (migration 0019) holds ``current``
+    jobs at every grain, no row below zero, and the summary reads it."""
+    for grain in Grain:
+        total = db.session.scalar(sa.select(sa.func.sum(JobGroupRollup.jobs)).where(
+            JobGroupRollup.group_id == group_id, JobGroupRollup.grain == int(grain)))
+        assert total == current, grain
+    assert db.session.scalar(sa.select(sa.func.min(JobGroupRollup.jobs))) >= 0
+    counts = dashboard_stats.status_counts(JobFilter(group_id=group_id), scan_limit=1)
+    assert counts.counts[JobStatus.VALIDATION_FAILED] == current and not counts.capped
 
 
 def _report(i: int) -> dict:
@@ -61,6 +76,7 @@ def test_concurrent_failures_create_one_group_with_exact_counts(app, auth_header
         }
         events = db.session.scalars(sa.select(FailureGroupEvent.reason)).all()
         assert events == ["created"]
+        _assert_group_rollup(group.id, WORKERS)
 
 
 def _refailure(i: int, run: int) -> dict:
@@ -105,6 +121,7 @@ def test_concurrent_refailures_of_failed_jobs_on_one_group_all_succeed_with_exac
             sa.select(FailureGroupCount.shard).where(FailureGroupCount.group_id == group.id)
         ).all())
         assert shards == expected_shards
+        _assert_group_rollup(group.id, WORKERS)
 
 
 def _three_groups(i: int, run: int) -> dict:
@@ -142,4 +159,5 @@ def test_concurrent_reports_on_three_shared_groups_all_succeed_with_exact_counts
             assert rebuild_counts_check([group_id])[group_id] == {
                 "occurrences": 2 * WORKERS, "jobs": WORKERS, "current_jobs": WORKERS
             }
+            _assert_group_rollup(group_id, WORKERS)
         assert db.session.scalars(sa.select(FailureGroupEvent.reason)).all() == ["created"] * 3
