@@ -434,3 +434,21 @@ def test_the_summary_page_says_newest_n_only_for_a_search(client, app, monkeypat
         html = client.get(f"/jobs/summary?{query}").get_data(as_text=True)
         assert "counted over the newest 2 jobs only" in html, query
         assert "From the newest 2 matching jobs." in html, query
+
+
+def test_emptying_the_jobs_empties_the_group_rollup(app_ctx):
+    """Deleting every job (SQLite: a DELETE; PostgreSQL: TRUNCATE ... CASCADE,
+    which truncates the occurrences without row triggers) leaves no job
+    counted in any group."""
+    rng = random.Random(3)
+    _random_operations(rng, 60)
+    _fail_waiting_jobs(rng)
+    assert db.session.scalar(sa.select(sa.func.sum(JobGroupRollup.jobs))) > 0
+    if db.session.get_bind().dialect.name == "postgresql":
+        db.session.execute(sa.text("TRUNCATE processing_jobs CASCADE"))
+    else:
+        db.session.execute(sa.delete(ProcessingJob))
+    db.session.commit()
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(FailureOccurrence).where(
+        FailureOccurrence.is_current)) == 0
+    assert not db.session.scalar(sa.select(sa.func.sum(JobGroupRollup.jobs)))
