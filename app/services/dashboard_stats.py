@@ -5,12 +5,13 @@ Each aggregate describes the *filter*, not the page: none of them looks at
 from status, time range, job type, acknowledged, and error code or group
 (docs/summary-counts.md):
 
-* without a document or search condition, from the write-time rollups
+* without a document, document-prefix or search condition, from the
+  write-time rollups
   (:mod:`app.services.summary_counts`); except which codes the jobs of an
   error-code or group filter have in all (the top codes of those filters):
   that reads at most :data:`CODES_SCAN_LIMIT` jobs;
-* with a document or search (``q``) condition, or both a group and an
-  error code, over at most a fixed number of the newest matching jobs (in
+* with a document, document-prefix or search (``q``) condition, or both
+  a group and an error code (:func:`~app.services.summary_counts.rollup_covers`), over at most a fixed number of the newest matching jobs (in
   the listing's order, through the same indexes), saying when it stopped
   there (``capped``): exact below that number, a lower bound above, and the
   page says so.
@@ -60,8 +61,8 @@ from app.services.processing_jobs.pagination import newest_first
 from app.services.summary_counts import code_rows, rollup_covers, status_rows, time_rows
 
 #: Most jobs :func:`status_counts` and :func:`failures_over_time` read
-#: for a filter with a document or search condition (or a group and an
-#: error code); the others are counted exactly from the rollups.
+#: for a filter with a document, document-prefix or search condition (or
+#: a group and an error code); the others are counted exactly from the rollups.
 #: Measured at 1,000,000 jobs (docs/benchmarks.md): 100,000 cost ~63 ms a
 #: page view, 20,000 ~10-22 ms; the page says when a count stopped here.
 COUNT_SCAN_LIMIT = 10_000
@@ -212,8 +213,8 @@ def _newest(
 def status_counts(job_filter: JobFilter, *, scan_limit: int = COUNT_SCAN_LIMIT) -> StatusCounts:
     """Count jobs per status: the filter without its statuses, ``GROUP BY status``.
 
-    Exact from the rollups, except with a document or search condition, or
-    a group and an error code: then reads at most ``scan_limit`` of the
+    Exact from the rollups, except with a document, document-prefix or
+    search condition, or a group and an error code: then reads at most ``scan_limit`` of the
     newest matching jobs. Ignores the cursor (describes the filter, not the page).
     """
     broad = job_filter.without_statuses()
@@ -339,8 +340,8 @@ def failures_over_time(
     Counts the filter's jobs in a failure status (its statuses that are
     failures; with no status condition, every failure status) whose time
     falls in the window of :func:`chart_window`. Exact from the rollups,
-    except with a document or search condition, or a group and an error
-    code: then reads at most ``scan_limit`` of the newest such jobs.
+    except with a document, document-prefix or search condition, or a
+    group and an error code: then reads at most ``scan_limit`` of the newest such jobs.
     Ignores the cursor.
     """
     now = now or utcnow()

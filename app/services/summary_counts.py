@@ -27,19 +27,28 @@ import sqlalchemy as sa
 from app.extensions import db
 from app.models import JobStatus, ProcessingJob
 from app.models.job_rollup import NOT_FINISHED, Grain, JobCodeRollup, JobCountRollup, JobGroupRollup
-from app.services.processing_jobs.job_filter import AcknowledgedFilter, JobFilter, TimeField
+from app.services.processing_jobs.job_filter import FILTERS, AcknowledgedFilter, JobFilter, TimeField
 
 #: A span of time: ``[start, end)``, either side ``None`` for unbounded.
 Span = tuple[datetime | None, datetime | None]
 
 
+#: The :class:`JobFilter` fields the rollups' keys hold. Any other field set
+#: (a search, a document, a document prefix, or one added later) means the
+#: rollups cannot count the filter: it is scanned, and the page says so.
+ROLLUP_FIELDS = frozenset(
+    {"statuses", "time_field", "acknowledged", "time_from", "time_to", "error_code", "job_type", "group_id"}
+)
+
+
 def rollup_covers(job_filter: JobFilter) -> bool:
     """Whether :func:`status_rows` and :func:`time_rows` can count ``job_filter``
-    exactly: it has no search or document condition, and not both a group
-    and an error code (no rollup is keyed by both). :func:`code_rows` also
-    needs no group and no error code."""
-    if job_filter.text is not None or job_filter.document_id is not None:
-        return False
+    exactly: it sets no field outside :data:`ROLLUP_FIELDS`, and not both a
+    group and an error code (no rollup is keyed by both). :func:`code_rows`
+    also needs no group and no error code."""
+    for name, _spec, default in FILTERS:
+        if name not in ROLLUP_FIELDS and getattr(job_filter, name) != default:
+            return False
     return job_filter.group_id is None or job_filter.error_code is None
 
 
