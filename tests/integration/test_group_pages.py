@@ -315,6 +315,9 @@ def test_jobs_filter_by_group_and_exports_accept_it(app, client, groups):
     assert [item["id"] for item in api["items"]] == [groups["icd_job"]]
     assert client.get("/jobs?group=abc").status_code == 400
     assert client.get("/jobs?group=999999").status_code == 404
+    # The summary frame too: an unknown group is not a summary of zeros.
+    assert client.get("/jobs/summary?group=999999").status_code == 404
+    assert client.get(f"/jobs/summary?group={groups['unit']}").status_code == 200
 
 
 def test_a_filter_selection_freezes_what_the_action_would_change(app, client, groups):
