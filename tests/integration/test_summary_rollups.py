@@ -146,7 +146,8 @@ def _fail_waiting_jobs(rng: random.Random) -> None:
     failing on a group, and the group filters need some."""
     recorder = get_failure_recorder()
     waiting = db.session.scalars(
-        sa.select(ProcessingJob.id).where(ProcessingJob.status.in_(("Pending", "Processing"))).order_by(ProcessingJob.id)
+        sa.select(ProcessingJob.id).where(ProcessingJob.status.in_(("Pending", "Processing")))
+        .order_by(ProcessingJob.created_at, ProcessingJob.document_id, ProcessingJob.id)
     ).all()
     db.session.rollback()
     for job_id in waiting:
@@ -191,58 +192,78 @@ def _codes(details: Any) -> dict[str, tuple[bool, bool]]:
     return found
 
 
+def _check_summary(job_filter: JobFilter) -> int:
+    """The three aggregates of ``job_filter`` against a brute-force count
+    over every job its own SQL selects; returns how many jobs it counts by
+    status. A filter the rollups cover is counted with a scan limit of 1,
+    so a scan instead of the rollup would fall short."""
+    scan_limit = 1 if rollup_covers(job_filter) else dashboard_stats.COUNT_SCAN_LIMIT
+    # Counts per status: the filter without its statuses.
+    expected = Counter(job.status for job in _matching(job_filter.without_statuses()))
+    counts = dashboard_stats.status_counts(job_filter, scan_limit=scan_limit)
+    assert {s.value: n for s, n in counts.counts.items() if n} == dict(expected), job_filter
+    assert not counts.capped
+    # Top codes: jobs per code, as an error and as a warning.
+    totals: dict[str, list[int]] = {}
+    for job in _matching(job_filter):
+        for code, (error, warning) in _codes(job.error_details).items():
+            total = totals.setdefault(code, [0, 0, 0])
+            total[0] += 1
+            total[1] += error
+            total[2] += warning
+    ranked = sorted(totals.items(), key=lambda kv: (-kv[1][0], kv[0]))
+    top = dashboard_stats.top_error_codes(job_filter, limit=3)
+    assert [(r.code, r.jobs, r.errors, r.warnings) for r in top.codes] == [
+        (code, *total) for code, total in ranked[:3]], job_filter
+    assert top.distinct == len(ranked) and not top.capped
+    # The chart: failures per bucket of the filter's time.
+    timeline = dashboard_stats.failures_over_time(job_filter, now=NOW, scan_limit=scan_limit)
+    size, start, end, _ = chart_window(job_filter, NOW)
+    statuses = tuple(s for s in (job_filter.statuses or FAILURES_SHOWN) if s in FAILURE_STATUSES)
+    chart_filter = replace(job_filter, statuses=statuses)
+    per_bucket = Counter()
+    if statuses:
+        for job in _matching(chart_filter):
+            at = job.completed_at if job_filter.time_field is TimeField.COMPLETED else job.created_at
+            if start <= at < end:
+                per_bucket[floor_to_bucket(at, size)] += 1
+    assert {b.start: b.count for b in timeline.buckets if b.count} == dict(per_bucket), job_filter
+    assert not timeline.capped
+    return sum(counts.counts.values())
+
+
 def test_the_summary_equals_a_brute_force_count_after_random_operations(app_ctx):
     rng = random.Random(20261203)
     _random_operations(rng, 260)
     _fail_waiting_jobs(rng)
     _random_operations(rng, 40)  # some of them acknowledged, requeued, purged...
-    group_ids = list(db.session.scalars(sa.select(FailureOccurrence.group_id).distinct()))
+    group_ids = sorted(db.session.scalars(sa.select(FailureOccurrence.group_id).distinct()))
     assert db.session.scalar(sa.select(sa.func.count()).select_from(ProcessingJob)) > 50
     checked = Counter()
     for _ in range(120):
         job_filter = _random_filter(rng, group_ids)
-        # A filter the rollups cover is counted from them: a scan of one job would fall short.
-        scan_limit = 1 if rollup_covers(job_filter) else dashboard_stats.COUNT_SCAN_LIMIT
-        # Counts per status: the filter without its statuses.
-        expected = Counter(job.status for job in _matching(job_filter.without_statuses()))
-        counts = dashboard_stats.status_counts(job_filter, scan_limit=scan_limit)
-        assert {s.value: n for s, n in counts.counts.items() if n} == dict(expected), job_filter
-        assert not counts.capped
-        # Top codes: jobs per code, as an error and as a warning.
-        totals: dict[str, list[int]] = {}
-        for job in _matching(job_filter):
-            for code, (error, warning) in _codes(job.error_details).items():
-                total = totals.setdefault(code, [0, 0, 0])
-                total[0] += 1
-                total[1] += error
-                total[2] += warning
-        ranked = sorted(totals.items(), key=lambda kv: (-kv[1][0], kv[0]))
-        top = dashboard_stats.top_error_codes(job_filter, limit=3)
-        assert [(r.code, r.jobs, r.errors, r.warnings) for r in top.codes] == [
-            (code, *total) for code, total in ranked[:3]], job_filter
-        assert top.distinct == len(ranked) and not top.capped
-        # The chart: failures per bucket of the filter's time.
-        timeline = dashboard_stats.failures_over_time(job_filter, now=NOW, scan_limit=scan_limit)
-        size, start, end, _ = chart_window(job_filter, NOW)
-        statuses = tuple(s for s in (job_filter.statuses or FAILURES_SHOWN) if s in FAILURE_STATUSES)
-        chart_filter = replace(job_filter, statuses=statuses)
-        per_bucket = Counter()
-        if statuses:
-            for job in _matching(chart_filter):
-                at = job.completed_at if job_filter.time_field is TimeField.COMPLETED else job.created_at
-                if start <= at < end:
-                    per_bucket[floor_to_bucket(at, size)] += 1
-        assert {b.start: b.count for b in timeline.buckets if b.count} == dict(per_bucket), job_filter
-        assert not timeline.capped
+        _check_summary(job_filter)
         checked["rollup" if rollup_covers(job_filter) else "direct"] += 1
         checked["with code"] += job_filter.error_code is not None
         checked["with range"] += job_filter.time_from is not None and job_filter.time_to is not None
-        checked["group from the rollup"] += job_filter.group_id is not None and rollup_covers(job_filter)
-        checked["group with jobs"] += job_filter.group_id is not None and sum(counts.counts.values()) > 0
-        checked["document prefix"] += job_filter.document_prefix is not None
+    # Job ids are random, so the operations' outcome varies from run to run:
+    # the bounds are far below what the draws give.
     assert checked["rollup"] > 60 and checked["direct"] > 5 and checked["with code"] > 20 and checked["with range"] > 20
-    assert checked["group from the rollup"] > 15 and checked["group with jobs"] >= 8, checked
-    assert checked["document prefix"] >= 5, checked
+    # Then every group with jobs failing on it, under each kind of condition
+    # the group rollup holds, and with a document prefix (scanned).
+    current = sorted(set(db.session.scalars(sa.select(FailureOccurrence.group_id).where(FailureOccurrence.is_current))))
+    db.session.rollback()
+    assert len(current) >= 3
+    window = {"time_from": T0 + timedelta(hours=20, minutes=17), "time_to": T0 + timedelta(days=2, hours=3, minutes=5)}
+    for group_id in current:
+        counted = [_check_summary(JobFilter(group_id=group_id, **conditions)) for conditions in (
+            {}, {"acknowledged": AcknowledgedFilter.ONLY}, {"acknowledged": AcknowledgedFilter.EXCLUDE},
+            {"statuses": (JobStatus.FAILED,)}, {"job_type": "ocr"}, window,
+            {"time_field": TimeField.COMPLETED, **window}, {"document_prefix": "doc-1"},
+        )]
+        assert counted[0] > 0 and counted[1] + counted[2] == counted[0], group_id
+    for prefix in ("doc-1", "doc-2", "doc-", "nothing"):
+        _check_summary(JobFilter(document_prefix=prefix))
 
 
 def test_a_filter_field_the_rollups_do_not_hold_is_never_counted_from_them():
@@ -272,7 +293,7 @@ def test_the_rollups_sum_to_the_jobs(app_ctx):
         assert db.session.scalar(sa.select(sa.func.min(table.jobs))) >= 0
     # The group rollup: every current occurrence once at each grain, at its group.
     current = Counter(db.session.scalars(sa.select(FailureOccurrence.group_id).where(FailureOccurrence.is_current)))
-    assert sum(current.values()) > 10
+    assert sum(current.values()) >= 5  # job ids are random: the outcome varies, far above this
     for grain in Grain:
         rows = db.session.execute(
             sa.select(JobGroupRollup.group_id, sa.func.sum(JobGroupRollup.jobs))
@@ -369,7 +390,7 @@ def test_the_group_rollup_migration_counts_existing_occurrences_as_the_triggers_
         rng = random.Random(19)
         _random_operations(rng, 80)
         by_triggers = _group_rollup_rows()
-        assert len({key[0] for key in by_triggers}) >= 3 and sum(by_triggers.values()) >= 15
+        assert len({key[0] for key in by_triggers}) >= 2 and sum(by_triggers.values()) >= 9
         downgrade(revision="0018_document_prefix")
         assert "job_group_rollups" not in sa.inspect(db.engine).get_table_names()
         job_id = db.session.scalar(
