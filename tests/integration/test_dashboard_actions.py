@@ -277,12 +277,3 @@ def test_the_summary_says_when_it_was_counted_and_that_it_is_reused(app, client)
     app.config["DASHBOARD_STATS_TTL"] = 0
     html = client.get("/jobs/summary?status=Failed").get_data(as_text=True)
     assert "Counted at <time" in html and "reused" not in html
-
-
-def test_the_chart_says_which_time_places_a_job(app, client):
-    """The bars follow the filter's time field, not the failures' times: the caption says which."""
-    _failed_job(app, "doc-one")
-    html = client.get("/jobs/summary").get_data(as_text=True)
-    assert "Each failed job is placed at its creation time." in html
-    html = client.get("/jobs/summary?time_field=completed").get_data(as_text=True)
-    assert "Each failed job is placed at its finish time." in html
