@@ -253,7 +253,6 @@ def show_jobs_summary() -> str:
         chart=bar_chart(stats.timeline),
         links=_list_links(pairs, job_filter, next_cursor=None, codes=[row.code for row in stats.top_codes.codes]),
         groups_url=url_for("dashboard.list_groups"),  # where every code is, beyond the top ones
-        ttl=current_app.config["DASHBOARD_STATS_TTL"],
     )
 
 

@@ -141,16 +141,11 @@ class TopCodes:
 
 @dataclass(frozen=True)
 class DashboardStats:
-    """Everything :func:`summarize` computes for one filter.
-
-    ``counted_at`` is when it was computed (aware UTC): a summary reused
-    from the cache keeps its own, so the page can say how old it is.
-    """
+    """Everything :func:`summarize` computes for one filter."""
 
     status_counts: StatusCounts
     top_codes: TopCodes
     timeline: Timeline
-    counted_at: datetime | None = None
 
 
 _cache: OrderedDict[tuple[str, JobFilter], tuple[float, DashboardStats]] = OrderedDict()
@@ -178,12 +173,10 @@ def summarize(
             if hit is not None and time.monotonic() - hit[0] < ttl:
                 _cache.move_to_end(key)
                 return hit[1]
-    now = now or utcnow()
     stats = DashboardStats(
         status_counts=status_counts(job_filter),
         top_codes=top_error_codes(job_filter),
         timeline=failures_over_time(job_filter, now=now),
-        counted_at=now,
     )
     if ttl > 0:
         with _cache_lock:

@@ -258,22 +258,3 @@ def test_after_an_action_every_process_counts_it_for_that_operator(app, client, 
     # The fresh summary replaced the cached one: another operator served by
     # this process sees it too.
     assert failed_count(other_operator) == "1"
-
-
-def test_the_summary_says_when_it_was_counted_and_that_it_is_reused(app, client):
-    """A trial read a cached count one behind the list as a bug: the frame
-    says when its counts were taken, and a cached summary keeps that time."""
-    app.config["DASHBOARD_STATS_TTL"] = 300
-    _failed_job(app, "doc-one")
-
-    def counted_at() -> str:
-        html = client.get("/jobs/summary?status=Failed").get_data(as_text=True)
-        assert "counts are reused for up to 300 s, so the job list may be newer." in html
-        return re.search(r'Counted at <time datetime="([^"]+)">[^<]+ UTC</time>', html).group(1)
-
-    first = counted_at()
-    _failed_job(app, "doc-two")  # not an operator's action: the cached summary stays
-    assert counted_at() == first
-    app.config["DASHBOARD_STATS_TTL"] = 0
-    html = client.get("/jobs/summary?status=Failed").get_data(as_text=True)
-    assert "Counted at <time" in html and "reused" not in html
