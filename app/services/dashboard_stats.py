@@ -6,15 +6,15 @@ from status, time range, job type, acknowledged, and error code or group
 (docs/summary-counts.md):
 
 * without a document, document-prefix or search condition, from the
-  write-time rollups
-  (:mod:`app.services.summary_counts`); except which codes the jobs of an
-  error-code or group filter have in all (the top codes of those filters):
-  that reads at most :data:`CODES_SCAN_LIMIT` jobs;
-* with a document, document-prefix or search (``q``) condition, or both
-  a group and an error code (:func:`~app.services.summary_counts.rollup_covers`), over at most a fixed number of the newest matching jobs (in
-  the listing's order, through the same indexes), saying when it stopped
-  there (``capped``): exact below that number, a lower bound above, and the
-  page says so.
+  write-time rollups (:mod:`app.services.summary_counts`); except which
+  codes the jobs of an error-code or group filter have in all (the top
+  codes of those filters): that reads at most :data:`CODES_SCAN_LIMIT` jobs;
+* with a document, document-prefix or search (``q``) condition, or both a
+  group and an error code
+  (:func:`~app.services.summary_counts.rollup_covers`), over at most a
+  fixed number of the newest matching jobs (in the listing's order, through
+  the same indexes), saying when it stopped there (``capped``): exact below
+  that number, a lower bound above, and the page says so.
 
 * :func:`status_counts` -- ``GROUP BY status`` over the filter **without its
   status condition** (the counts are there to choose statuses).
@@ -214,8 +214,9 @@ def status_counts(job_filter: JobFilter, *, scan_limit: int = COUNT_SCAN_LIMIT) 
     """Count jobs per status: the filter without its statuses, ``GROUP BY status``.
 
     Exact from the rollups, except with a document, document-prefix or
-    search condition, or a group and an error code: then reads at most ``scan_limit`` of the
-    newest matching jobs. Ignores the cursor (describes the filter, not the page).
+    search condition, or a group and an error code: then reads at most
+    ``scan_limit`` of the newest matching jobs. Ignores the cursor
+    (describes the filter, not the page).
     """
     broad = job_filter.without_statuses()
     if rollup_covers(broad):
@@ -244,8 +245,8 @@ def top_error_codes(
     ``errors`` array count (the error-details v1 envelope; free-form details
     that happen to have that shape count too). ``distinct`` counts every
     code found, shown or not. Exact from the rollups for a filter without a
-    search, document, group or error code; for those, reads at most ``scan_limit`` of
-    the newest matching jobs. Ignores the cursor.
+    search, document, group or error code; for those, reads at most
+    ``scan_limit`` of the newest matching jobs. Ignores the cursor.
     """
     totals: dict[str, list[int]] = {}
 
