@@ -202,7 +202,9 @@ def list_heading(
     what a filter form with no status ticked sends), ``Completed jobs`` for
     one status, ``Jobs`` for several. Every other filter, and a status
     choice other than the default, is a chip whose ``remove`` link drops it
-    (a removed status falls back to the default).
+    (a removed status falls back to the default). With a ``group``, hidden
+    acknowledged jobs are a chip even as the default: the group's counts
+    include them, and its ``remove`` link shows them.
 
     Args:
         list_path: the path of the list.
@@ -266,6 +268,12 @@ def list_heading(
         value = {AcknowledgedFilter.INCLUDE: "included", AcknowledgedFilter.ONLY: "only",
                  AcknowledgedFilter.EXCLUDE: "hidden"}[job_filter.acknowledged]
         chips.append(FilterChip("acknowledged", value, without("acknowledged")))
+    elif job_filter.group_id is not None and job_filter.acknowledged is AcknowledgedFilter.EXCLUDE:
+        # A group counts its acknowledged jobs among those failing on it, so
+        # a list of the group that hides them (the default, e.g. a typed
+        # URL) says so; removing the chip shows them.
+        show = href(list_path, with_changes(pairs, {"acknowledged": [AcknowledgedFilter.INCLUDE.value]}))
+        chips.append(FilterChip("acknowledged", "hidden", show))
     return ListHeading(title=title, chips=chips)
 
 

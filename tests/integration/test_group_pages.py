@@ -237,6 +237,12 @@ def test_acknowledge_every_job_of_a_group(app, client, groups):
     # The default list hides it, and its empty page offers the way to it.
     empty = client.get(f"/jobs?group={groups['icd']}").get_data(as_text=True)
     assert "No jobs match this filter" in empty and "acknowledged jobs included" in empty
+    # ... and its heading says they are hidden: the chip's x shows them.
+    chip = re.search(r'title="acknowledged = [^"]*">acknowledged = <bdi>hidden</bdi></span>'
+                     r'<a class="chip-remove" href="([^"]*)"', empty)
+    assert chip, empty.split("<main", 1)[1][:2000]
+    shown = client.get(chip.group(1).replace("&amp;", "&")).get_data(as_text=True)
+    assert f'href="/jobs/{groups["icd_job"]}' in shown and "acknowledged = <bdi>included</bdi>" in shown
 
 
 def test_a_failure_half_way_leaves_an_exact_count_and_can_continue(app, client, groups, monkeypatch):

@@ -437,6 +437,19 @@ def test_every_filter_gets_a_chip_that_removes_it_alone():
     assert _heading("acknowledged=exclude").chips == []
 
 
+def test_a_group_list_that_hides_acknowledged_jobs_says_so():
+    # A group counts its acknowledged jobs; a typed /jobs?group=N hides them
+    # by default, so the heading shows that as a chip whose x shows them.
+    for query in ("group=7", "group=7&acknowledged=exclude"):
+        chips = _heading(query).chips
+        assert [(c.label, c.value) for c in chips] == [("group", "#7"), ("acknowledged", "hidden")], query
+        assert dict(parse_qsl_keep(chips[1].remove)) == {"group": "7", "acknowledged": "include"}
+    assert [(c.label, c.value) for c in _heading("group=7&acknowledged=include").chips] == [
+        ("group", "#7"), ("acknowledged", "included")]
+    assert [(c.label, c.value) for c in _heading("group=7&acknowledged=only").chips] == [
+        ("group", "#7"), ("acknowledged", "only")]
+
+
 def parse_qsl_keep(link: str) -> list[tuple[str, str]]:
     from urllib.parse import parse_qsl, urlsplit
 
