@@ -330,7 +330,7 @@ def main() -> int:
     from app import create_app
     from app.extensions import db
     from app.models import ProcessingJob
-    from app.services import dashboard_stats
+    from app.services import dashboard_stats, top_codes
     from app.services.processing_jobs import pagination
     from app.services.processing_jobs.job_filter import JobFilter, TimeField
     from app.web.query import DEFAULT_DASHBOARD_ACKNOWLEDGED, DEFAULT_DASHBOARD_STATUSES
@@ -387,13 +387,13 @@ def main() -> int:
         f"summarize: error_code={rare}": lambda: dashboard_stats.summarize(by_rare),
         f"summarize: error_code={common}": lambda: dashboard_stats.summarize(by_common),
         "  status_counts: default": lambda: dashboard_stats.status_counts(default),
-        "  top_error_codes: default": lambda: dashboard_stats.top_error_codes(default),
+        "  top_error_codes: default": lambda: top_codes.top_error_codes(default),
         "  failures_over_time: default": lambda: dashboard_stats.failures_over_time(default),
         f"  status_counts: {rare}": lambda: dashboard_stats.status_counts(by_rare),
-        f"  top_error_codes: {rare}": lambda: dashboard_stats.top_error_codes(by_rare),
+        f"  top_error_codes: {rare}": lambda: top_codes.top_error_codes(by_rare),
         f"  failures_over_time: {rare}": lambda: dashboard_stats.failures_over_time(by_rare),
         f"  status_counts: {common}": lambda: dashboard_stats.status_counts(by_common),
-        f"  top_error_codes: {common}": lambda: dashboard_stats.top_error_codes(by_common),
+        f"  top_error_codes: {common}": lambda: top_codes.top_error_codes(by_common),
         f"  failures_over_time: {common}": lambda: dashboard_stats.failures_over_time(by_common),
     }
     pages = {

@@ -58,7 +58,7 @@ class Timeline:
         buckets: one per bucket in the window, zeros included.
         clipped: the filter's range was longer than the chart draws; only
             its last :data:`MAX_DAILY_BUCKETS` days are shown.
-        capped: the scan limit was reached; older failures were not counted.
+        capped: more failures match than the scan limit; older ones were not counted.
         statuses: the failure statuses counted (empty: the filter selects no
             failure status, and every bucket is 0).
     """

@@ -16,7 +16,7 @@ import sqlalchemy as sa
 
 from app.extensions import db
 from app.models import JobStatus, ProcessingJob
-from app.services import dashboard_stats
+from app.services import dashboard_stats, top_codes
 from app.services.chart_buckets import BucketSize
 from app.services.processing_jobs.job_filter import AcknowledgedFilter, JobFilter
 from tests.helpers import job_filter_from_query
@@ -71,10 +71,10 @@ def test_status_counts_ignore_the_status_filter_only(app_ctx, known_jobs):
 
 
 def test_top_codes_count_jobs_not_items(app_ctx, known_jobs):
-    top = dashboard_stats.top_error_codes(_filter())
+    top = top_codes.top_error_codes(_filter())
     assert [(row.code, row.jobs) for row in top.codes] == [("x.b", 4), ("x.a", 2), ("x.c", 2), ("x.d", 1)]
     assert (top.scanned, top.capped) == (0, False)  # from the rollups: no job read
-    top = dashboard_stats.top_error_codes(_filter(statuses=["Failed"]))
+    top = top_codes.top_error_codes(_filter(statuses=["Failed"]))
     assert top.codes == []
 
 
@@ -82,7 +82,7 @@ def test_top_codes_are_the_ten_most_frequent(app_ctx):
     for n in range(12):
         # code c00 in 12 jobs, c01 in 11, ... c11 in 1.
         make_job(f"doc-{n}", codes=tuple(f"c{k:02d}" for k in range(n + 1)), created=at(1))
-    top = dashboard_stats.top_error_codes(_filter())
+    top = top_codes.top_error_codes(_filter())
     assert [(row.code, row.jobs) for row in top.codes] == [(f"c{k:02d}", 12 - k) for k in range(10)]
     assert (top.distinct, top.more) == (12, 2)
 
@@ -93,12 +93,12 @@ def test_top_codes_count_errors_and_warnings_apart(app_ctx):
     make_job("doc-2", details={"errors": [item("x.a", **warning), item("x.a", **warning)]}, created=at(1))
     make_job("doc-3", details={"errors": [item("x.a", severity="fatal")]}, created=at(1))
     make_job("doc-4", details={"errors": [item("x.b", severity="information")]}, created=at(1))
-    top = dashboard_stats.top_error_codes(_filter())
+    top = top_codes.top_error_codes(_filter())
     assert [(row.code, row.jobs, row.errors, row.warnings) for row in top.codes] == [
         ("x.a", 3, 2, 2), ("x.b", 1, 0, 0),
     ]
     assert (top.distinct, top.more) == (2, 0)
-    assert dashboard_stats.top_error_codes(_filter(), limit=1).more == 1
+    assert top_codes.top_error_codes(_filter(), limit=1).more == 1
 
 
 def test_summary_links_more_codes_than_it_shows_to_the_groups_page(client, app):
@@ -145,10 +145,23 @@ def test_aggregates_stop_at_their_scan_limit_only_with_a_search(app_ctx, known_j
     assert counts.capped and counts.scanned == 3
     # The newest three (05:59, 03:00 Pending, 02:50 Failed).
     assert {s.value: n for s, n in counts.counts.items() if n} == {"Validation_Failed": 1, "Pending": 1, "Failed": 1}
-    top = dashboard_stats.top_error_codes(_filter(q="doc"), scan_limit=1)
+    top = top_codes.top_error_codes(_filter(q="doc"), scan_limit=1)
     assert top.capped and [(r.code, r.jobs) for r in top.codes] == [("x.b", 1), ("x.c", 1), ("x.d", 1)]
     timeline = dashboard_stats.failures_over_time(_filter(q="doc"), scan_limit=2)
     assert timeline.capped and [b.count for b in timeline.buckets] == [0, 0, 1, 0, 0, 1]
+
+
+def test_a_scan_that_reads_every_matching_job_is_not_capped(app_ctx, known_jobs):
+    # "doc" matches 8 jobs of any status, 6 of them failures: a limit of
+    # exactly that many reads them all (no "newest N only"); one less does not.
+    for limit, capped in ((8, False), (7, True), (9, False)):
+        counts = dashboard_stats.status_counts(_filter(q="doc"), scan_limit=limit)
+        assert (counts.scanned, counts.capped) == (min(limit, 8), capped), limit
+    for limit, capped in ((6, False), (5, True)):
+        top = top_codes.top_error_codes(_filter(q="doc"), scan_limit=limit)
+        assert (top.scanned, top.capped) == (limit, capped), limit
+        timeline = dashboard_stats.failures_over_time(_filter(q="doc"), scan_limit=limit)
+        assert (timeline.total, timeline.capped) == (limit, capped), limit
 
 
 def _bars(html: str) -> list[tuple[float, int]]:

@@ -29,7 +29,7 @@ from app.models import (
 )
 from app.models.job_status import FAILURE_STATUSES
 from app.registry import get_failure_recorder
-from app.services import bulk_actions, dashboard_stats
+from app.services import bulk_actions, dashboard_stats, top_codes
 from app.services.chart_buckets import FAILURES_SHOWN, chart_window, floor_to_bucket
 from app.services.processing_jobs.actions import acknowledge_job, requeue_job
 from app.services.processing_jobs.job_filter import AcknowledgedFilter, JobFilter, TimeField
@@ -212,7 +212,7 @@ def _check_summary(job_filter: JobFilter) -> int:
             total[1] += error
             total[2] += warning
     ranked = sorted(totals.items(), key=lambda kv: (-kv[1][0], kv[0]))
-    top = dashboard_stats.top_error_codes(job_filter, limit=3)
+    top = top_codes.top_error_codes(job_filter, limit=3)
     assert [(r.code, r.jobs, r.errors, r.warnings) for r in top.codes] == [
         (code, *total) for code, total in ranked[:3]], job_filter
     assert top.distinct == len(ranked) and not top.capped
