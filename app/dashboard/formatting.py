@@ -53,6 +53,12 @@ def format_utc(value: datetime | None) -> str:
     return value.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
+def clock_utc(value: datetime) -> str:
+    """``21:16 UTC``: the time of day of an aware datetime, to the minute
+    (e.g. when the summary was counted; the date and seconds go on hover)."""
+    return value.astimezone(timezone.utc).strftime("%H:%M UTC")
+
+
 def status_label(status: JobStatus | str) -> str:
     """A status in words for the pages: ``Validation_Failed`` -> ``Validation failed``
     (:data:`STATUS_LABELS`); an unknown string is returned as it is."""

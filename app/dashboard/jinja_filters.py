@@ -38,6 +38,7 @@ from app.dashboard.failure_details import (
     what_to_do,
 )
 from app.dashboard.formatting import (
+    clock_utc,
     code_system_name,
     event_facts,
     file_size,
@@ -87,6 +88,7 @@ def short_id_prefix(text: str | None) -> bool:
 def register_filters(app: Flask) -> None:
     """Register every dashboard filter on ``app``."""
     app.add_template_filter(format_utc, "utc")
+    app.add_template_filter(clock_utc, "clock_utc")
     app.add_template_filter(status_label, "status_label")
     app.add_template_filter(time_ago, "ago")
     app.add_template_filter(job_moment, "moment")

@@ -243,13 +243,13 @@ def show_jobs_summary() -> str:
     now = utcnow()
     # This operator just acted: count it, whichever process answers.
     refresh = session.get(FRESH_SUMMARY_UNTIL, 0) > now.timestamp()
-    stats = dashboard_stats.summarize(
-        job_filter, now=now, ttl=current_app.config["DASHBOARD_STATS_TTL"], refresh=refresh
-    )
+    ttl = current_app.config["DASHBOARD_STATS_TTL"]
+    stats = dashboard_stats.summarize(job_filter, now=now, ttl=ttl, refresh=refresh)
     return render_template(
         "jobs/summary.html",
         job_filter=job_filter,
         stats=stats,
+        stats_ttl=f"{ttl:g}" if ttl > 0 else None,  # seconds a count may be reused
         chart=bar_chart(stats.timeline),
         links=_list_links(pairs, job_filter, next_cursor=None, codes=[row.code for row in stats.top_codes.codes]),
         groups_url=url_for("dashboard.list_groups"),  # where every code is, beyond the top ones

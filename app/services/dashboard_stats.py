@@ -89,11 +89,17 @@ class StatusCounts:
 
 @dataclass(frozen=True)
 class DashboardStats:
-    """Everything :func:`summarize` computes for one filter."""
+    """Everything :func:`summarize` computes for one filter.
+
+    Attributes:
+        counted_at: when it was computed (aware UTC): a cached summary is
+            as old as this says, and the page shows it.
+    """
 
     status_counts: StatusCounts
     top_codes: TopCodes
     timeline: Timeline
+    counted_at: datetime
 
 
 _cache: OrderedDict[tuple[str, JobFilter], tuple[float, DashboardStats]] = OrderedDict()
@@ -121,10 +127,12 @@ def summarize(
             if hit is not None and time.monotonic() - hit[0] < ttl:
                 _cache.move_to_end(key)
                 return hit[1]
+    now = now or utcnow()
     stats = DashboardStats(
         status_counts=status_counts(job_filter),
         top_codes=top_error_codes(job_filter),
         timeline=failures_over_time(job_filter, now=now),
+        counted_at=now,
     )
     if ttl > 0:
         with _cache_lock:

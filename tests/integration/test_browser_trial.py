@@ -365,9 +365,17 @@ def _summary_measures(page) -> dict[str, Any]:
                     .filter(c => c.getClientRects().length && c.scrollWidth > c.clientWidth).map(c => c.textContent),
             };
         }
+        const heading = e.querySelector('.status-counts h2'), clock = heading.querySelector('time.counted-at');
+        const basis = e.querySelector('.chart-x .axis-basis');
         return {summary: e.getBoundingClientRect().bottom - top,
                 content: Math.max(...Object.values(cards).map(c => c.content)),
-                scrolls: document.documentElement.scrollHeight > innerHeight, cards};
+                scrolls: document.documentElement.scrollHeight > innerHeight, cards,
+                // "as of 16:52 UTC" on the heading's one line, not wrapped under it.
+                clock_on_heading_line: clock.getBoundingClientRect().top - heading.getBoundingClientRect().top <= 2
+                    && heading.getBoundingClientRect().height < 2 * clock.getBoundingClientRect().height,
+                clock: clock.textContent, clock_title: clock.title,
+                basis: basis ? basis.textContent : null,
+                basis_whole: basis ? basis.scrollWidth <= basis.clientWidth : null};
     }""")
     return {"frame": frame.bounding_box()["height"], **inside}
 
@@ -397,6 +405,11 @@ def test_the_summary_frame_fits_its_content(site, browser, width, javascript):  
     # ends in an ellipsis (the whole code is the link's title): the phone's
     # single column has no room for it beside the two counts.
     assert not any(card["cut"] for card in cards.values()), cards
+    # When the counts were made, on their heading's line, and what places a
+    # failure on the chart's time axis, between its end labels.
+    assert full["clock_on_heading_line"], full
+    assert re.fullmatch(r"as of \d\d:\d\d UTC", full["clock"]) and full["clock_title"].startswith("Counted at "), full
+    assert full["basis"] == "by creation time" and full["basis_whole"], full
     if width >= 768:
         assert cards["top-codes"]["cut_codes"] == [], cards
     # The counts fill their card (stretched to the codes' height beside

@@ -377,13 +377,37 @@ def test_summaries_are_reused_for_the_ttl_and_not_after(app_ctx):
     recorder = get_failure_recorder()
     recorder.record_failure(create_job("doc-ttl-1").id, "crashed")
     job_filter = job_filter_from_query(["Failed"])
-    first = dashboard_stats.summarize(job_filter, ttl=60)
+    counted = datetime(2026, 12, 4, 16, 52, 3, tzinfo=timezone.utc)
+    first = dashboard_stats.summarize(job_filter, ttl=60, now=counted)
     recorder.record_failure(create_job("doc-ttl-2").id, "crashed")
-    cached = dashboard_stats.summarize(job_filter, ttl=60)
-    fresh = dashboard_stats.summarize(job_filter, ttl=0)
+    later = counted.replace(second=40)
+    cached = dashboard_stats.summarize(job_filter, ttl=60, now=later)
+    fresh = dashboard_stats.summarize(job_filter, ttl=0, now=later)
     assert cached is first
     assert first.status_counts.counts[JobStatus.FAILED] == 1
     assert fresh.status_counts.counts[JobStatus.FAILED] == 2
+    # Each says when it was counted: the cached one, its own time (the page's "as of").
+    assert (cached.counted_at, fresh.counted_at) == (counted, later)
+
+
+def test_the_summary_page_says_when_it_was_counted(app, client):
+    def stamp() -> tuple[datetime, str, str]:
+        found = re.search(r'<h2>By status <time class="counted-at" datetime="([^"]+)" title="([^"]+)">'
+                          r'as of (\d\d:\d\d) UTC</time></h2>', client.get("/jobs/summary").get_data(as_text=True))
+        assert found
+        return datetime.fromisoformat(found.group(1).replace("Z", "+00:00")), found.group(2), found.group(3)
+
+    moment, title, shown = stamp()  # tests count afresh each time (a TTL of 0)
+    assert shown == moment.strftime("%H:%M") and title == f"Counted at {moment:%Y-%m-%d %H:%M:%S} UTC"
+    app.config["DASHBOARD_STATS_TTL"] = 30
+    moment, title, _ = stamp()
+    assert title == (f"Counted at {moment:%Y-%m-%d %H:%M:%S} UTC; the summary is recounted at most every "
+                     "30 seconds, and at once after your own action")
+    html = client.get("/jobs/summary").get_data(as_text=True)
+    # The chart says what places a failure on its axis (by finish time when the filter is by finish time).
+    assert "Each failure is placed at its job's creation time." in html
+    finished = client.get("/jobs/summary?time_field=completed").get_data(as_text=True)
+    assert "Each failure is placed at its job's finish time." in finished
 
 
 def test_the_scanned_code_condition_selects_the_same_jobs(app_ctx, backend):
