@@ -13,7 +13,13 @@ class GroupNotFoundError(ServiceError):
     slug = "group-not-found"
 
     def __init__(self, group_id: object) -> None:
-        super().__init__(f"No failure group has id {group_id}.")
+        # The id may be whatever a URL held (control characters, "1e400"):
+        # it is named only when it is a group id's shape, never echoed raw.
+        text = str(group_id)
+        named = text.isascii() and text.isdecimal() and len(text) <= 19
+        super().__init__(
+            f"No failure group has id {text}." if named else "No failure group has this id: group ids are whole numbers."
+        )
         self.group_id = group_id
 
 

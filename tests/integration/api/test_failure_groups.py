@@ -180,10 +180,20 @@ def test_a_refused_group_action_says_what_it_refused(client, action, body, detai
     assert client.get(f"/api/v1/failure-groups/{group_id}").get_json()["state"] == "unresolved"
 
 
-@pytest.mark.parametrize("group_id", ["999999", "0", "abc", "1.5", "99999999999"])
-def test_unknown_groups_are_404_problems(client, group_id):
-    assert_problem(client.get(f"/api/v1/failure-groups/{group_id}"), 404, "group-not-found")
+@pytest.mark.parametrize(
+    ("group_id", "named"),
+    [("999999", True), ("0", True), ("99999999999", True), ("abc", False), ("1.5", False),
+     ("1e400", False), ("1%1b%5b31m", False), ("%D9%A3", False), ("1" * 40, False)],
+)
+def test_unknown_groups_are_404_problems(client, group_id, named):
+    problem = assert_problem(client.get(f"/api/v1/failure-groups/{group_id}"), 404, "group-not-found")
     assert_problem(client.post(f"/api/v1/failure-groups/{group_id}/resolve"), 404, "group-not-found")
+    # The id is named only when it has a group id's shape: what the URL held
+    # (an ESC sequence, "1e400", an Arabic-Indic digit) is never echoed.
+    if named:
+        assert problem["detail"] == f"No failure group has id {group_id}."
+    else:
+        assert problem["detail"] == "No failure group has this id: group ids are whole numbers."
 
 
 def test_the_group_api_needs_a_worker_token(anonymous_client):
