@@ -8,6 +8,7 @@ served apart at ``/jobs/summary`` and framed by ``/jobs``).
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
@@ -310,11 +311,22 @@ def back_label(target: str) -> str:
 
 @bp.get("/jobs/<job_id>")
 @requires(Permission.VIEW_JOBS)
-def show_job(job_id: str) -> str:
+def show_job(job_id: str) -> str | Response:
     """Show one job whole: fields, current failure with what to do about
     each code, its history (failures, requeues, acknowledgements and state
     changes, with who and when; oldest first) and extracted entities (404
-    page when unknown). ``back``: the page to return to (a path of this site)."""
+    page when unknown). ``back``: the page to return to (a path of this site).
+
+    ``job_id`` may also be the short id the list shows (a prefix of 8 or
+    more hex digits): one job with it redirects to that job's page (302,
+    ``back`` kept), several to the search for it, none is the 404.
+    """
+    if not _is_uuid(job_id):
+        found = pagination.only_job_with_id_prefix(job_id)
+        if found is not None:
+            return redirect(href(url_for("dashboard.show_job", job_id=found), query_pairs(request.args.items(multi=True))))
+        if pagination.any_job_with_id_prefix(job_id):
+            return redirect(url_for("dashboard.search", q=job_id))
     job = lifecycle.get_job(job_id)
     failures = lifecycle.list_failures(job.id)
     entities = lifecycle.list_entities(job.id)
@@ -349,3 +361,11 @@ def show_job_json(job_id: str) -> Response:
     """The job as the API shows it, for signed-in operators (the API itself
     takes worker tokens only)."""
     return jsonify(job_to_json(lifecycle.get_job(job_id)))
+
+
+def _is_uuid(text: str) -> bool:
+    try:
+        uuid.UUID(text)
+    except ValueError:
+        return False
+    return True

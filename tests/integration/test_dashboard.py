@@ -91,6 +91,33 @@ def test_unknown_job_is_a_404_page(client, job_id):
     assert "<script>" not in response.get_data(as_text=True).split('<main id="content">')[1]
 
 
+def test_the_short_id_the_list_shows_opens_its_job(app, client):
+    import uuid
+
+    import sqlalchemy as sa
+
+    from app.extensions import db
+    from app.models import ProcessingJob
+
+    with app.app_context():
+        ids = [create_job(f"doc-short-{n}").id for n in range(2)]
+        twins = [uuid.UUID(f"abcdef12-0000-4000-8000-00000000000{n}") for n in range(2)]
+        for n, twin in enumerate(twins):  # two ids sharing their first 8 digits
+            job_id = create_job(f"doc-twin-{n}").id
+            db.session.execute(sa.update(ProcessingJob).where(ProcessingJob.id == job_id).values(id=twin))
+            db.session.commit()
+    job = str(ids[0])
+    # The short id (8 hex digits), upper case or with its hyphen: to the job, the back link kept.
+    for short in (job[:8], job[:8].upper(), job[:13]):
+        response = client.get(f"/jobs/{short}?back=/jobs%3Fstatus%3Dall")
+        assert response.status_code == 302, short
+        assert response.headers["Location"] == f"/jobs/{job}?back=%2Fjobs%3Fstatus%3Dall"
+    # Two jobs with that prefix: the search lists both; none, or too short: the 404.
+    assert client.get("/jobs/abcdef12").headers["Location"] == "/search?q=abcdef12"
+    for missing in ("0badcafe", job[:7]):
+        assert client.get(f"/jobs/{missing}").status_code == 404, missing
+
+
 @pytest.mark.parametrize("query", ["status=bogus", "limit=0", "limit=abc", "cursor=%%%"])
 def test_bad_query_is_a_400_page_that_says_what_was_wrong(client, query):
     response = client.get(f"/jobs?{query}")

@@ -151,3 +151,12 @@ def only_job_with_id_prefix(text: str) -> uuid.UUID | None:
         return None
     found = list(db.session.scalars(sa.select(ProcessingJob.id).where(ProcessingJob.id.between(*ids)).limit(2)))
     return found[0] if len(found) == 1 else None
+
+
+def any_job_with_id_prefix(text: str) -> bool:
+    """Whether some job's id starts with ``text`` (read as by
+    :func:`only_job_with_id_prefix`; ``False`` when it names no ids)."""
+    ids = id_prefix_range(text)
+    if ids is None:
+        return False
+    return db.session.scalars(sa.select(ProcessingJob.id).where(ProcessingJob.id.between(*ids)).limit(1)).first() is not None
