@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import current_app, flash, redirect, render_template, request, session, url_for
+from flask import current_app, flash, g, redirect, render_template, request, session, url_for
 from flask_login import login_user, logout_user
 from flask_wtf import FlaskForm
 from werkzeug.wrappers import Response
@@ -45,15 +45,44 @@ class LoginForm(FlaskForm):
     password = PasswordField("Password", validators=[DataRequired(), Length(max=1024)])
 
 
+def _failed(response: Response) -> bool:
+    """Flask-Limiter ``deduct_when``: only a failed sign-in (401, or 400 for a
+    refused form) counts against the limits, so an operator who signs in
+    often is never locked out by their own successes. (Not a 503: its
+    counters are what could not be reached.)"""
+    return response.status_code in (400, 401)
+
+
+def _audit_refused_sign_in(_limit: object) -> None:
+    """Flask-Limiter ``on_breach``: an attempt refused by a limit (429) is a
+    failed sign-in too, audited before the refusal is answered, so guessing
+    past the limit leaves its trace (once per request, whichever limit)."""
+    if not g.get("sign_in_refusal_audited"):
+        g.sign_in_refusal_audited = True
+        record_audit_event(
+            request.form.get("username", ""),
+            "auth.sign_in",
+            {"outcome": "failure", "address": request.remote_addr, "reason": "rate limited"},
+        )
+
+
 @bp.route("/login", methods=["GET", "POST"])
 # Per address (guessing many names) and per user name (one name from many
 # addresses); counted in RATELIMIT_STORAGE_URI, shared by every process.
-@limiter.limit("10 per minute", methods=["POST"], error_message="Too many sign-in attempts; wait a minute.")
+@limiter.limit(
+    "10 per minute",
+    methods=["POST"],
+    error_message="Too many sign-in attempts; wait a minute.",
+    deduct_when=_failed,
+    on_breach=_audit_refused_sign_in,
+)
 @limiter.limit(
     "10 per minute",
     key_func=typed_user_name_key,
     methods=["POST"],
     error_message="Too many sign-in attempts; wait a minute.",
+    deduct_when=_failed,
+    on_breach=_audit_refused_sign_in,
 )
 def login() -> str | Response | tuple[str, int]:
     """Show the sign-in form; on POST check the credentials (the exact user
@@ -61,7 +90,8 @@ def login() -> str | Response | tuple[str, int]:
     form itself (:data:`SIGN_IN_FAILED`, the same whether or not the user
     exists), with the inputs marked invalid.
 
-    Every attempt is audited (``auth.sign_in``). A success starts a new
+    Every attempt is audited (``auth.sign_in``), one refused by the rate
+    limits too (failed attempts only count against them). A success starts a new
     server-side session under a new id (no session fixation: an id the
     browser had before signing in is never the signed-in one).
     """

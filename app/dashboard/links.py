@@ -202,9 +202,9 @@ def list_heading(
     what a filter form with no status ticked sends), ``Completed jobs`` for
     one status, ``Jobs`` for several. Every other filter, and a status
     choice other than the default, is a chip whose ``remove`` link drops it
-    (a removed status falls back to the default). With a ``group``, hidden
-    acknowledged jobs are a chip even as the default: the group's counts
-    include them, and its ``remove`` link shows them.
+    (a removed status falls back to the default). Hidden acknowledged jobs
+    are a chip even as the default (the groups' counts and the API include
+    them), whose ``remove`` link shows them.
 
     Args:
         list_path: the path of the list.
@@ -264,16 +264,16 @@ def list_heading(
         chips.append(FilterChip(f"{when} from", time_text(job_filter.time_from), without("from")))
     if job_filter.time_to is not None:
         chips.append(FilterChip(f"{when} before", time_text(job_filter.time_to), without("to")))
-    if job_filter.acknowledged is not default_acknowledged:
-        value = {AcknowledgedFilter.INCLUDE: "included", AcknowledgedFilter.ONLY: "only",
-                 AcknowledgedFilter.EXCLUDE: "hidden"}[job_filter.acknowledged]
-        chips.append(FilterChip("acknowledged", value, without("acknowledged")))
-    elif job_filter.group_id is not None and job_filter.acknowledged is AcknowledgedFilter.EXCLUDE:
-        # A group counts its acknowledged jobs among those failing on it, so
-        # a list of the group that hides them (the default, e.g. a typed
-        # URL) says so; removing the chip shows them.
+    if job_filter.acknowledged is AcknowledgedFilter.EXCLUDE:
+        # Hidden acknowledged jobs are a chip even as the default: the groups'
+        # counts and the API include them, so a list without them says so.
+        # Its x shows them (dropping the parameter would fall back to hiding).
         show = href(list_path, with_changes(pairs, {"acknowledged": [AcknowledgedFilter.INCLUDE.value]}))
-        chips.append(FilterChip("acknowledged", "hidden", show))
+        chips.append(FilterChip("acknowledged", "hidden", show if default_acknowledged is AcknowledgedFilter.EXCLUDE
+                                else without("acknowledged")))
+    elif job_filter.acknowledged is not default_acknowledged:
+        value = {AcknowledgedFilter.INCLUDE: "included", AcknowledgedFilter.ONLY: "only"}[job_filter.acknowledged]
+        chips.append(FilterChip("acknowledged", value, without("acknowledged")))
     return ListHeading(title=title, chips=chips)
 
 

@@ -211,6 +211,33 @@ def test_login_attempts_are_rate_limited(database_url):
     assert codes[10:] == [429, 429]
 
 
+def test_refused_sign_ins_are_audited_and_successes_do_not_count(database_url):
+    from app import create_app
+    from app.services import access
+
+    limited = create_app({"TESTING": True, "SQLALCHEMY_DATABASE_URI": database_url, "WTF_CSRF_ENABLED": False})
+    with limited.app_context():
+        access.create_user("often", "a long enough password", "viewer")
+    client = limited.test_client()
+    # Twelve successful sign-ins (an operator coming back all night): none refused.
+    good = {"username": "often", "password": "a long enough password"}
+    assert [client.post("/login", data=good).status_code for _ in range(12)] == [302] * 12
+    # Then twelve guesses: the limit counts failures only; the two refused are audited too.
+    codes = [client.post("/login?next=/groups", data={"username": "guess", "password": "y"}).status_code
+             for _ in range(12)]
+    page = client.post("/login?next=/groups", data={"username": "guess", "password": "y"}).get_data(as_text=True)
+    with limited.app_context():
+        reasons = [(e.actor, e.filter.get("outcome"), e.filter.get("reason")) for e in db.session.scalars(
+            sa.select(AuditEvent).where(AuditEvent.action == "auth.sign_in").order_by(AuditEvent.occurred_at))]
+        db.session.remove()  # its connection back to the pool, which dispose() then closes
+        db.engine.dispose()
+    assert codes == [401] * 10 + [429, 429]
+    assert reasons.count(("guess", "failure", "rate limited")) == 3 and len(reasons) == 12 + 13
+    assert [r for r in reasons if r[0] == "often"] == [("often", "success", None)] * 12
+    # The refusal leads back to the form it refused, not to the jobs.
+    assert '<a href="/login?next=/groups">Back to the sign-in form</a>' in page
+
+
 def test_login_attempts_on_one_user_name_are_limited_from_any_address(database_url):
     from app import create_app
 

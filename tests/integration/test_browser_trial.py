@@ -55,7 +55,13 @@ def test_audit_events_on_a_phone_show_every_column_without_sideways_scrolling(ap
 
 
 def _one_line(locator) -> bool:
-    """True when the element's text takes a single line (not broken every few letters)."""
+    """True when the element's text takes a single line (not broken every few letters).
+
+    Measured after the page's load event: a click's navigation commits
+    before the stylesheet has loaded, and a layout forced then is the
+    unstyled one (a busy machine made the code cell wrap so, once).
+    """
+    locator.page.wait_for_load_state("load")
     line_height = locator.evaluate("e => parseFloat(getComputedStyle(e).lineHeight) || 1.4 * parseFloat(getComputedStyle(e).fontSize)")
     return locator.bounding_box()["height"] < 1.5 * line_height
 

@@ -32,14 +32,19 @@ def test_the_heading_shows_each_filter_as_a_removable_chip(client, app):
     assert _chips(html) == [
         ("code = code.unknown_icd10cm", "/jobs?document_id=doc-1"),
         ("document = doc-1", "/jobs?error_code=code.unknown_icd10cm"),
+        # The default hides acknowledged jobs, and says so: its x shows them.
+        ("acknowledged = hidden", "/jobs?error_code=code.unknown_icd10cm&document_id=doc-1&acknowledged=include"),
     ]
-    assert "<title>Failed jobs · code = \u2068code.unknown_icd10cm\u2069 · document = \u2068doc-1\u2069" in html
+    assert ("<title>Failed jobs · code = \u2068code.unknown_icd10cm\u2069 · document = \u2068doc-1\u2069"
+            " · acknowledged = \u2068hidden\u2069") in html
     assert 'aria-label="Remove the filter code = \u2068code.unknown_icd10cm\u2069"' in html
     # Each link removes its filter and keeps the other.
     for _text, link in _chips(html):
         assert client.get(link).status_code == 200
     html = client.get("/jobs").get_data(as_text=True)
-    assert "<h1>Failed jobs</h1>" in html and 'class="chips"' not in html
+    assert "<h1>Failed jobs</h1>" in html and _chips(html) == [("acknowledged = hidden", "/jobs?acknowledged=include")]
+    html = client.get("/jobs?acknowledged=include").get_data(as_text=True)
+    assert _chips(html) == [("acknowledged = included", "/jobs")]
 
 
 def test_statuses_are_words_on_the_pages_and_canonical_in_the_api(client, app):
@@ -54,7 +59,8 @@ def test_statuses_are_words_on_the_pages_and_canonical_in_the_api(client, app):
     assert client.get(f"/api/v1/processing-jobs/{job_id}").get_json()["status"] == "Validation_Failed"
     html = client.get("/jobs?status=Validation_Failed").get_data(as_text=True)
     assert "<h1>Validation failed jobs</h1>" in html
-    assert _chips(html) == [("status = Validation failed", "/jobs")]
+    assert _chips(html) == [("status = Validation failed", "/jobs"),
+                            ("acknowledged = hidden", "/jobs?status=Validation_Failed&acknowledged=include")]
 
 
 def test_no_status_ticked_means_every_status_and_says_so(client, app):

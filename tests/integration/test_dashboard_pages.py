@@ -94,7 +94,7 @@ def test_hostile_query_values_are_escaped(client, hostile_job):
     html = client.get(f"/jobs?{query}").get_data(as_text=True)
     assert_inert(html)
     assert (f"<title>Failed jobs · search = \u2068{ESCAPED}\u2069 · code = \u2068code.{ESCAPED}\u2069"
-            " · Clinical Intelligence</title>") in html
+            " · acknowledged = \u2068hidden\u2069 · Clinical Intelligence</title>") in html
     assert f'name="q" value="{ESCAPED}"' in html  # the header's search box and the filter form
     assert (f'<li class="chip"><span class="chip-text" title="search = \u2068{ESCAPED}\u2069">'
             f'search = <bdi>{ESCAPED}</bdi></span>') in html

@@ -404,18 +404,25 @@ def test_the_heading_names_the_statuses_and_chips_the_rest():
     heading = _heading("error_code=code.unknown_icd10cm&limit=25")
     assert heading.title == "Failed jobs"
     assert [(c.label, c.value, c.remove) for c in heading.chips] == [
-        ("code", "code.unknown_icd10cm", "/jobs?limit=25")]
-    assert heading.text == "Failed jobs · code = \u2068code.unknown_icd10cm\u2069"
-    assert _heading("").chips == [] and _heading("").title == "Failed jobs"
+        ("code", "code.unknown_icd10cm", "/jobs?limit=25"),
+        ("acknowledged", "hidden", "/jobs?error_code=code.unknown_icd10cm&limit=25&acknowledged=include")]
+    assert heading.text == ("Failed jobs · code = \u2068code.unknown_icd10cm\u2069"
+                            " · acknowledged = \u2068hidden\u2069")
+    # The default hides acknowledged jobs, and says so (the groups count them).
+    assert [(c.label, c.value, c.remove) for c in _heading("").chips] == [
+        ("acknowledged", "hidden", "/jobs?acknowledged=include")]
+    assert _heading("").title == "Failed jobs"
     # The default statuses named explicitly are the default.
-    assert _heading("status=Failed&status=validation_failed").chips == []
+    assert [c.label for c in _heading("status=Failed&status=validation_failed").chips] == ["acknowledged"]
     assert _heading("status=all").title == "All jobs"
-    assert [(c.label, c.value, c.remove) for c in _heading("status=all&q=Z99").chips] == [
-        ("status", "any", "/jobs?q=Z99"), ("search", "Z99", "/jobs?status=all")]
+    assert [(c.label, c.value, c.remove) for c in _heading("status=all&q=Z99&acknowledged=include").chips] == [
+        ("status", "any", "/jobs?q=Z99&acknowledged=include"), ("search", "Z99", "/jobs?status=all&acknowledged=include"),
+        ("acknowledged", "included", "/jobs?status=all&q=Z99")]
     assert _heading("status=Validation_Failed").title == "Validation failed jobs"
     heading = _heading("status=completed&status=Pending&cursor=abc")
     assert heading.title == "Jobs"
-    assert [(c.label, c.value, c.remove) for c in heading.chips] == [("status", "Completed or Pending", "/jobs")]
+    assert [(c.label, c.value, c.remove) for c in heading.chips] == [
+        ("status", "Completed or Pending", "/jobs"), ("acknowledged", "hidden", "/jobs?status=completed&status=Pending&acknowledged=include")]
 
 
 def test_every_filter_gets_a_chip_that_removes_it_alone():
@@ -431,15 +438,16 @@ def test_every_filter_gets_a_chip_that_removes_it_alone():
     for chip, name in zip(chips, names):
         removed = dict(parse_qsl_keep(chip.remove))
         assert name not in removed and len(removed) == 7, (chip, removed)
-    assert [(c.label, c.value) for c in _heading("time_field=completed").chips] == [
-        ("time", "finished jobs, by finish time")]
+    assert [(c.label, c.value) for c in _heading("time_field=completed&acknowledged=include").chips] == [
+        ("time", "finished jobs, by finish time"), ("acknowledged", "included")]
     assert [(c.label, c.value) for c in _heading("acknowledged=only").chips] == [("acknowledged", "only")]
-    assert _heading("acknowledged=exclude").chips == []
+    assert [(c.label, c.value) for c in _heading("acknowledged=exclude").chips] == [("acknowledged", "hidden")]
 
 
 def test_a_group_list_that_hides_acknowledged_jobs_says_so():
     # A group counts its acknowledged jobs; a typed /jobs?group=N hides them
     # by default, so the heading shows that as a chip whose x shows them.
+    # (As every list that hides them does.)
     for query in ("group=7", "group=7&acknowledged=exclude"):
         chips = _heading(query).chips
         assert [(c.label, c.value) for c in chips] == [("group", "#7"), ("acknowledged", "hidden")], query
