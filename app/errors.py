@@ -123,3 +123,11 @@ class InvalidQueryError(ServiceError):
     status = 400
     title = "Invalid query parameter"
     slug = "invalid-query"
+
+
+class InvalidFormError(ServiceError):
+    """A field of a submitted HTML form (the dashboard's POSTs) is wrong (HTTP 400)."""
+
+    status = 400
+    title = "Invalid form field"
+    slug = "invalid-form"

@@ -24,7 +24,7 @@ from urllib.parse import unquote_to_bytes
 from flask import Flask, request
 from werkzeug.datastructures import MultiDict
 
-from app.errors import FieldError, InvalidQueryError, field_error, parameter_error
+from app.errors import FieldError, InvalidFormError, InvalidQueryError, field_error, parameter_error
 from app.services.json_pointer import json_pointer
 from app.services.json_values import has_acting_control, has_unstorable_text
 
@@ -117,6 +117,7 @@ def refuse_unstorable_input() -> None:
     Raises:
         InvalidQueryError: naming each offending parameter (problem+json on
             the API, an HTML page elsewhere), never quoting its value.
+        InvalidFormError: the same for a form field (the query is clean).
     """
     bad = _bad_fields(request.args, query=True)
     if not bad and b"%" in request.query_string:
@@ -129,12 +130,12 @@ def refuse_unstorable_input() -> None:
         repeated = _repeated(request.args)
         if repeated:
             raise InvalidQueryError("A query parameter that takes one value is given two; give it once.", repeated)
-    if request.mimetype in FORM_MEDIA_TYPES:
-        bad += _bad_fields(request.form, query=False)
     if bad:
-        raise InvalidQueryError(
-            "A query parameter or form field holds a NUL or another control character; remove it.", bad
-        )
+        raise InvalidQueryError("A query parameter holds a NUL or another control character; remove it.", bad)
+    if request.mimetype in FORM_MEDIA_TYPES:
+        bad = _bad_fields(request.form, query=False)
+        if bad:
+            raise InvalidFormError("A form field holds a NUL or another control character; remove it.", bad)
 
 
 def init_request_input(app: Flask) -> None:

@@ -20,7 +20,7 @@ from app.dashboard import bp
 from app.dashboard.formatting import plural
 from app.dashboard.links import href
 from app.dashboard.views import FRESH_SUMMARY_UNTIL
-from app.errors import InvalidQueryError, field_error
+from app.errors import InvalidFormError, field_error
 from app.models.job_status import FAILURE_STATUSES
 from app.models.access import Permission
 from app.redirects import safe_redirect_target
@@ -65,7 +65,7 @@ def _operation() -> tuple[str, str]:
     """``op`` is ``<action>:<scope>``, e.g. ``requeue:selected`` (one button each)."""
     action, _, scope = request.form.get("op", "").partition(":")
     if action not in actions.JobAction.ALL or scope not in SCOPES:
-        raise InvalidQueryError(
+        raise InvalidFormError(
             "Unknown action.",
             [field_error("/op", "must be <action>:<scope> with action requeue or acknowledge, scope selected or filter")],
         )
@@ -146,7 +146,7 @@ def refresh_summaries() -> None:
 def _selected_ids() -> list[str]:
     raw = request.form.getlist("job_id")
     if len(raw) > MAX_SELECTED:
-        raise InvalidQueryError(
+        raise InvalidFormError(
             f"Select at most {MAX_SELECTED} jobs, or act on all jobs matching the filter.",
             [field_error("/job_id", f"at most {MAX_SELECTED}")],
         )
@@ -155,7 +155,7 @@ def _selected_ids() -> list[str]:
         try:
             ids.append(str(parse_job_id(value)))
         except JobNotFoundError:
-            raise InvalidQueryError("A selected job id is not valid.", [field_error("/job_id", "must be job ids")]) from None
+            raise InvalidFormError("A selected job id is not valid.", [field_error("/job_id", "must be job ids")]) from None
     return ids
 
 

@@ -22,7 +22,7 @@ from app.dashboard import group_forms
 from app.dashboard.actions import ActionForm
 from app.dashboard.charts import bar_chart
 from app.dashboard.links import href, query_pairs, with_changes
-from app.errors import InvalidFieldsError, InvalidQueryError, field_error, parameter_error
+from app.errors import InvalidFieldsError, InvalidFormError, InvalidQueryError, field_error, parameter_error
 from app.models import GroupState, GroupSubstate
 from app.models.access import Permission
 from app.models.types import utcnow
@@ -380,7 +380,7 @@ def reopen_group(group_id: str) -> Response:
 
 def _action(raw: str | None) -> str:
     if raw not in JobAction.ALL:
-        raise InvalidQueryError("Unknown action.", [field_error("/op", "must be requeue or acknowledge")])
+        raise InvalidFormError("Unknown action.", [field_error("/op", "must be requeue or acknowledge")])
     return raw
 
 

@@ -53,6 +53,12 @@ PROBLEM_TYPES: tuple[ProblemType, ...] = (
         "Correct the parameters named; the request changed nothing.",
     ),
     ProblemType(
+        "invalid-form", 400, "Invalid form field",
+        "A field of a dashboard form is wrong: an unknown action, a job id that is not one, too many jobs "
+        "selected, or a control character. Each item of 'errors' names the field.",
+        "Go back to the page, reload it and submit again; the request changed nothing.",
+    ),
+    ProblemType(
         "invalid-idempotency-key", 400, "Invalid Idempotency-Key",
         "The Idempotency-Key header is not 1 to 255 visible ASCII characters ('errors' names the header).",
         "Send a fresh key such as a UUID, and the same key with each retry of the request.",

@@ -141,17 +141,21 @@ def test_bulk_skips_jobs_that_no_longer_apply(app, client):
 
 
 @pytest.mark.parametrize(
-    "form",
+    ("form", "title"),
     [
-        {"op": "delete:selected"},
-        {"op": "requeue:everything"},
-        {"op": "requeue:selected", "job_id": "not-a-uuid"},
-        {"op": "requeue:filter", "status": "bogus"},
+        ({"op": "delete:selected"}, "Invalid form field"),
+        ({"op": "requeue:everything"}, "Invalid form field"),
+        ({"op": "requeue:selected", "job_id": "not-a-uuid"}, "Invalid form field"),
+        ({"op": "requeue:selected", "job_id": "a\x00b"}, "Invalid form field"),
+        # The filter's fields are read by the same reader as the list's query.
+        ({"op": "requeue:filter", "status": "bogus"}, "Invalid query parameter"),
     ],
 )
-def test_bad_bulk_requests_are_a_400(app, client, form):
+def test_bad_bulk_requests_are_a_400(app, client, form, title):
     response = client.post("/jobs/bulk", data={"csrf_token": _csrf(client), **form})
     assert response.status_code == 400
+    # A form's field is called one, not a query parameter (a trial's "op=delete:all").
+    assert f"<h1>400 · {title}</h1>" in response.get_data(as_text=True)
 
 
 def test_flash_messages_escape_worker_text(app, client):
