@@ -3,7 +3,8 @@ the body is streamed from :mod:`app.services.exports`.
 
 Every answer is an attachment with a timestamped (UTC) file name that says
 what it holds (``job-errors-per-item-…``, ``job-errors-per-job-…``,
-``entities-…``) and ``Cache-Control: no-store``: the files hold clinical
+``entities-…``) and what narrowed it (``-group-7``, ``-code-…``, ``-type-…``),
+with ``Cache-Control: no-store``: the files hold clinical
 data that must not stay in browser or proxy caches.
 """
 
@@ -107,6 +108,23 @@ def _nothing_sent(row_count: int) -> None:
     """``on_finish`` of a HEAD request, which exports nothing."""
 
 
+#: Characters a filter's value keeps in a file name; any other becomes "_".
+_NAME_SAFE = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
+
+
+def _filter_tag(job_filter: JobFilter) -> str:
+    """What narrows an export, for its file name: ``-group-7``,
+    ``-code-schema.maximum``, ``-type-ocr`` (in that order; none: ``""``), so
+    several downloads can be told apart. Only those: a document id or a
+    search could name a patient, and file names end up in download lists.
+    Each value plain ASCII (others ``_``), at most 40 characters."""
+    parts = []
+    for label, value in (("group", job_filter.group_id), ("code", job_filter.error_code), ("type", job_filter.job_type)):
+        if value is not None:
+            parts.append(f"-{label}-" + "".join(c if c in _NAME_SAFE else "_" for c in str(value))[:40])
+    return "".join(parts)
+
+
 def _attachment(chunks: Iterator[str], name: str, extension: str, content_type: str) -> Response:
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     return Response(
@@ -131,7 +149,7 @@ def export_job_errors_csv() -> Response:
         job_filter, rows, on_finish=_audit("export.job_errors.csv"), items=items,
         statement_timeout_ms=current_app.config.get("EXPORT_STATEMENT_TIMEOUT_MS", DEFAULT_EXPORT_STATEMENT_TIMEOUT_MS),
     )
-    return _attachment(chunks, exports.EXPORT_FILE_NAMES[rows], "csv", CSV_CONTENT_TYPE)
+    return _attachment(chunks, exports.EXPORT_FILE_NAMES[rows] + _filter_tag(job_filter), "csv", CSV_CONTENT_TYPE)
 
 
 @bp.get("/job-errors.ndjson")
@@ -142,7 +160,7 @@ def export_job_errors_ndjson() -> Response:
     chunks = exports.iter_job_errors_ndjson(
         job_filter, rows, on_finish=_audit("export.job_errors.ndjson"), items=items
     )
-    return _attachment(chunks, exports.EXPORT_FILE_NAMES[rows], "ndjson", NDJSON_CONTENT_TYPE)
+    return _attachment(chunks, exports.EXPORT_FILE_NAMES[rows] + _filter_tag(job_filter), "ndjson", NDJSON_CONTENT_TYPE)
 
 
 @bp.get("/entities.csv")
@@ -153,4 +171,4 @@ def export_entities_csv() -> Response:
     refuse_unknown_parameters(request.args, FILTER_PARAMETERS)
     job_filter = dashboard_filter(request.args)
     chunks = exports.iter_entities_csv(job_filter, on_finish=_audit("export.entities.csv"))
-    return _attachment(chunks, "entities", "csv", CSV_CONTENT_TYPE)
+    return _attachment(chunks, "entities" + _filter_tag(job_filter), "csv", CSV_CONTENT_TYPE)

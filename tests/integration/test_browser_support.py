@@ -64,8 +64,9 @@ def test_exports_name_their_files_apart_and_keep_the_matching_items(site, browse
         with page.expect_download() as info:
             page.click(f'a[href="{url}"]')
         files[name] = (info.value.suggested_filename, info.value.path().read_bytes().decode("utf-8"))
-    assert re.fullmatch(r"job-errors-per-item-\d{8}T\d{6}Z\.csv", files["items"][0])
-    assert re.fullmatch(r"job-errors-per-job-\d{8}T\d{6}Z\.csv", files["jobs"][0])
+    # Named apart, and after what narrowed them (the code filter).
+    assert re.fullmatch(r"job-errors-per-item-code-code.unknown_icd10cm-\d{8}T\d{6}Z\.csv", files["items"][0])
+    assert re.fullmatch(r"job-errors-per-job-code-code.unknown_icd10cm-\d{8}T\d{6}Z\.csv", files["jobs"][0])
     rows = list(csv.DictReader(io.StringIO(files["items"][1].removeprefix("\ufeff"), newline="")))
     assert {r["code"] for r in rows} == {"code.unknown_icd10cm"}  # not every error of those jobs
     assert sorted(r["document_id"] for r in rows) == ["doc-0006", "doc-0011"]

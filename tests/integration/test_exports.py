@@ -413,6 +413,38 @@ def test_a_search_exports_the_items_that_hold_the_text(app, client):
     assert [r["code"] for r in csv_rows(client.get("/exports/job-errors.csv?q=X.ONE"))] == ["x.one"]
 
 
+@pytest.mark.parametrize(
+    ("query", "tag"),
+    [
+        ("error_code=schema.maximum", "-code-schema.maximum"),
+        ("group=<group>&error_code=x/y%20z&job_type=ocr", "-group-<group>-code-x_y_z-type-ocr"),
+        ("error_code=" + "é" * 50, "-code-" + "_" * 40),
+        # A document id or a search could name a patient: never in a file name.
+        ("document_id=Jane%20Doe&q=Doe", ""),
+    ],
+)
+def test_the_file_name_says_what_narrowed_the_export(app, client, query, tag):
+    from app.extensions import db
+    from app.models import FailureGroup
+
+    with app.app_context():
+        db.session.add(FailureGroup(fingerprint="f" * 64, grouping_version=1, title="t", code="x", severity="error",
+                                    sample_message="m"))
+        db.session.commit()
+        group = str(db.session.scalar(sa.select(sa.func.max(FailureGroup.id))))
+    query, tag = query.replace("<group>", group), tag.replace("<group>", group)
+    for path, name in (("/exports/job-errors.csv", "job-errors-per-item"),
+                       ("/exports/job-errors.ndjson?rows=jobs", "job-errors-per-job"),
+                       ("/exports/entities.csv", "entities")):
+        separator = "&" if "?" in path else "?"
+        response = client.get(f"{path}{separator}{query}")
+        body = response.get_data(as_text=True)  # the stream read to its end, its contexts closed
+        assert response.status_code == 200, (path, body[:300])
+        extension = path.rsplit(".", 1)[1].split("?")[0]
+        assert re.fullmatch(rf'attachment; filename="{re.escape(name + tag)}-\d{{8}}T\d{{6}}Z\.{extension}"',
+                            response.headers["Content-Disposition"]), response.headers["Content-Disposition"]
+
+
 def test_an_empty_export_is_the_header_alone(client):
     response = client.get("/exports/job-errors.csv?error_code=none.such")
     assert response.get_data() == "\ufeff".encode() + (",".join(ITEM_COLUMNS) + "\r\n").encode()
