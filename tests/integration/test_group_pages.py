@@ -118,6 +118,8 @@ def test_group_page_shows_summary_chart_distribution_sample_and_jobs(client, gro
     assert re.search(r"1\.5\.0</bdi></code></td><td class=\"num\">1<", html)
     assert '<table class="errors">' in html and "unit is not a valid UCUM code" in html
     assert "code.unknown_icd10cm" not in html  # the sample shows this group's items only
+    # ... and says so: not "Error details (1 error)" under a message counting them all.
+    assert "<summary>Its items in this group (1 error)</summary>" in html and "<summary>Error details" not in html
     for job_id in groups["unit_jobs"]:
         assert f'href="/jobs/{job_id}?back=' in html  # back to this group (test_group_timeline.py)
     assert "created" in html  # the timeline's first event
