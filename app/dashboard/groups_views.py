@@ -232,9 +232,9 @@ def _timeline(hourly: list[int], now: datetime) -> Timeline:
 @requires(Permission.VIEW_JOBS)
 def show_group(group_id: str) -> str:
     """One group: summary, counts over 14 days, distribution by job type and
-    worker version, the timeline of its states, sample jobs (keyset), a
-    sample error item and the actions, with the fields of a refused action
-    form as the operator typed them (:func:`_form_error_page`)."""
+    worker version, the timeline of its states and the actions on its jobs,
+    sample jobs (keyset), a sample error item and the actions, with the fields
+    of a refused action form as typed (:func:`_form_error_page`)."""
     key = _group_id(group_id)
     # Only when there is one: a pop marks the session changed (a new cookie on every view).
     refused = session.pop(REFUSED_FORM_KEY) if REFUSED_FORM_KEY in session else None
@@ -257,10 +257,10 @@ def show_group(group_id: str) -> str:
         chart=bar_chart(_timeline(hourly, now)),
         distribution=group_details.group_distribution(key),
         events=group_details.group_timeline(key),
+        bulk_actions=group_details.group_bulk_actions(key),
         samples=samples,
         documents=group_samples.document_ids(occurrence.job_id for occurrence in samples),
-        next_samples=href(url_for("dashboard.show_group", group_id=key), [("cursor", next_cursor)])
-        if next_cursor else None,
+        next_samples=href(url_for("dashboard.show_group", group_id=key), [("cursor", next_cursor)]) if next_cursor else None,
         sample=sample,
         jobs_url=href(url_for("dashboard.list_jobs"), [("acknowledged", "include"), ("group", str(key))]),
         can_act=_can_act(),

@@ -219,8 +219,14 @@ def test_requeue_every_job_of_a_group_in_batches_once(app, client, groups):
     assert events[0].filter["group_id"] == groups["unit"] and events[0].filter["selected"] == 4
     assert events[0].filter["group_title"].startswith("unit.not_ucum")
     # The group's "failing now" count follows: only the late job.
-    assert (f'href="/jobs?acknowledged=include&amp;group={groups["unit"]}">1 failing now'
-            in client.get(f"/groups/{groups['unit']}").get_data(as_text=True))
+    group_page = client.get(f"/groups/{groups['unit']}").get_data(as_text=True)
+    assert f'href="/jobs?acknowledged=include&amp;group={groups["unit"]}">1 failing now' in group_page
+    # And the page lists the action on its jobs, linked to its progress page.
+    actions = re.search(r'<ul class="group-bulk-actions">(.*?)</ul>', group_page, re.S).group(1)
+    assert re.search(r'<a href="/bulk-actions/[0-9a-f-]{36}">Requeue of 4 jobs</a>\s*by <bdi>test-admin</bdi>'
+                     r' <span class="muted">\(done: 4 changed, 0 skipped\)</span>', actions), actions
+    assert actions.count("<li>") == 1  # the other group's page does not list it
+    assert 'class="group-bulk-actions"' not in client.get(f"/groups/{groups['icd']}").get_data(as_text=True)
 
 
 def test_acknowledge_every_job_of_a_group(app, client, groups):

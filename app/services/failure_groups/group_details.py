@@ -1,5 +1,6 @@
 """Reading one failure group's page and a job's groups: the group's
-distribution by job type and worker version, its timeline, its sample
+distribution by job type and worker version, its timeline and the
+actions on its jobs, its sample
 occurrences (keyset pages) and current jobs, and the group of each error
 item of a job's failures (the lists, filters and counts are in
 :mod:`app.services.failure_groups.queries`).
@@ -15,8 +16,27 @@ from datetime import datetime
 import sqlalchemy as sa
 
 from app.extensions import db
+from app.models.bulk_action import BulkAction, BulkActionState
 from app.models.failure_group import FailureGroup, FailureGroupCount, FailureGroupEvent, FailureOccurrence
 from app.services.failure_groups.fingerprint import GROUPING_VERSION
+
+
+#: Most of a group's bulk actions its page lists (newest first).
+GROUP_ACTIONS_SHOWN = 20
+
+
+def group_bulk_actions(group_id: int, limit: int = GROUP_ACTIONS_SHOWN) -> list[BulkAction]:
+    """The requeues and acknowledgements of every job failing on the group
+    (``/groups/<id>``'s actions), newest first, at most ``limit``; one
+    still awaiting its confirmation (``pending``, nothing changed) is left out."""
+    return list(
+        db.session.scalars(
+            sa.select(BulkAction)
+            .where(BulkAction.group_id == group_id, BulkAction.state != BulkActionState.PENDING.value)
+            .order_by(BulkAction.created_at.desc(), BulkAction.id)
+            .limit(limit)
+        )
+    )
 
 
 def group_distribution(group_id: int) -> dict[str, dict[str, int]]:
