@@ -8,7 +8,6 @@ served apart at ``/jobs/summary`` and framed by ``/jobs``).
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
@@ -34,8 +33,10 @@ from app.services.failure_groups import group_details, queries
 from app.services.failure_groups.search import find_groups_by_title
 from app.services.json_values import has_acting_control
 from app.services.processing_jobs import lifecycle, pagination
+from app.services.processing_jobs.errors import JobNotFoundError
 from app.services.processing_jobs.history import job_history
 from app.services.processing_jobs.job_filter import AcknowledgedFilter, JobFilter, TimeField
+from app.services.processing_jobs.locking import parse_job_id
 from app.web.query import (
     DEFAULT_DASHBOARD_ACKNOWLEDGED,
     JOB_LIST_PARAMETERS,
@@ -321,7 +322,9 @@ def show_job(job_id: str) -> str | Response:
     more hex digits): one job with it redirects to that job's page (302,
     ``back`` kept), several to the search for it, none is the 404.
     """
-    if not _is_uuid(job_id):
+    try:
+        parse_job_id(job_id)
+    except JobNotFoundError:  # not a whole id: perhaps the short one
         found = pagination.only_job_with_id_prefix(job_id)
         if found is not None:
             return redirect(href(url_for("dashboard.show_job", job_id=found), query_pairs(request.args.items(multi=True))))
@@ -361,11 +364,3 @@ def show_job_json(job_id: str) -> Response:
     """The job as the API shows it, for signed-in operators (the API itself
     takes worker tokens only)."""
     return jsonify(job_to_json(lifecycle.get_job(job_id)))
-
-
-def _is_uuid(text: str) -> bool:
-    try:
-        uuid.UUID(text)
-    except ValueError:
-        return False
-    return True
