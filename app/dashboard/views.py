@@ -325,10 +325,10 @@ def show_job(job_id: str) -> str | Response:
     try:
         parse_job_id(job_id)
     except JobNotFoundError:  # not a whole id: perhaps the short one
-        found = pagination.only_job_with_id_prefix(job_id)
-        if found is not None:
-            return redirect(href(url_for("dashboard.show_job", job_id=found), query_pairs(request.args.items(multi=True))))
-        if pagination.any_job_with_id_prefix(job_id):
+        found = pagination.jobs_with_id_prefix(job_id)
+        if len(found) == 1:
+            return redirect(href(url_for("dashboard.show_job", job_id=found[0]), query_pairs(request.args.items(multi=True))))
+        if found:
             return redirect(url_for("dashboard.search", q=job_id))
     job = lifecycle.get_job(job_id)
     failures = lifecycle.list_failures(job.id)

@@ -29,10 +29,15 @@ def newest_jobs(
     ``None``) that also meet every ``extra`` condition, in listing order, as
     a subquery named ``newest`` with ``columns`` (``code_index``: see
     :meth:`JobFilter.where`)."""
-    statement = sa.select(*columns).where(*job_filter.where(code_index=code_index), *extra)
+    statement = _matching(job_filter, columns, extra, code_index)
     if scan_limit is not None:
         statement = statement.order_by(*newest_first(job_filter)).limit(scan_limit)
     return statement.subquery("newest")
+
+
+def _matching(job_filter: JobFilter, columns: list[Any], extra: tuple[Any, ...], code_index: bool) -> sa.Select:
+    # One statement for the scan and for its probe past the limit, so both read the same jobs.
+    return sa.select(*columns).where(*job_filter.where(code_index=code_index), *extra)
 
 
 def more_than(job_filter: JobFilter, scanned: int, scan_limit: int | None, *extra: Any, code_index: bool = True) -> bool:
@@ -47,11 +52,6 @@ def more_than(job_filter: JobFilter, scanned: int, scan_limit: int | None, *extr
     """
     if scan_limit is None or scanned < scan_limit:
         return False
-    beyond = (
-        sa.select(ProcessingJob.id)
-        .where(*job_filter.where(code_index=code_index), *extra)
-        .order_by(*newest_first(job_filter))
-        .offset(scan_limit)
-        .limit(1)
-    )
+    beyond = _matching(job_filter, [ProcessingJob.id], extra, code_index).order_by(
+        *newest_first(job_filter)).offset(scan_limit).limit(1)
     return db.session.execute(beyond).first() is not None

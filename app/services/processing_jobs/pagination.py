@@ -138,25 +138,22 @@ def list_jobs(job_filter: JobFilter, *, limit: int, cursor: str | None = None) -
     return JobPage(jobs=jobs, next_cursor=next_cursor)
 
 
-def only_job_with_id_prefix(text: str) -> uuid.UUID | None:
-    """The id of the one job whose id starts with ``text``, if exactly one does.
+def jobs_with_id_prefix(text: str) -> list[uuid.UUID]:
+    """The ids of at most two jobs whose id starts with ``text`` (two: the
+    prefix is not unique), or none when ``text`` names no ids.
 
     ``text`` is a search term; it names ids only when
     :func:`~app.services.processing_jobs.filter_sql.id_prefix_range` says so
-    (8 to 32 hex digits, hyphens ignored), else ``None``. One range scan of
-    the primary key, at most two rows.
+    (8 to 32 hex digits, hyphens ignored). One range scan of the primary key.
     """
     ids = id_prefix_range(text)
     if ids is None:
-        return None
-    found = list(db.session.scalars(sa.select(ProcessingJob.id).where(ProcessingJob.id.between(*ids)).limit(2)))
+        return []
+    return list(db.session.scalars(sa.select(ProcessingJob.id).where(ProcessingJob.id.between(*ids)).limit(2)))
+
+
+def only_job_with_id_prefix(text: str) -> uuid.UUID | None:
+    """The id of the one job whose id starts with ``text``, if exactly one
+    does (:func:`jobs_with_id_prefix`)."""
+    found = jobs_with_id_prefix(text)
     return found[0] if len(found) == 1 else None
-
-
-def any_job_with_id_prefix(text: str) -> bool:
-    """Whether some job's id starts with ``text`` (read as by
-    :func:`only_job_with_id_prefix`; ``False`` when it names no ids)."""
-    ids = id_prefix_range(text)
-    if ids is None:
-        return False
-    return db.session.scalars(sa.select(ProcessingJob.id).where(ProcessingJob.id.between(*ids)).limit(1)).first() is not None
