@@ -26,6 +26,13 @@ Prints median, p95 and max in ms, the number of jobs each term matches,
 and writes ``EXPLAIN (ANALYZE, BUFFERS)`` of each list query to ``--plans``
 (default /tmp/search-plans.txt). Target: every page under 100 ms median;
 exits 1 when one misses it.
+
+Earlier failures (migration 0020): after the load, ``--earlier-percent`` of
+the failed jobs (default 10) get the searchable text of another job's
+failure as their ``earlier_search_text``, as if they had failed with it,
+been requeued and failed again; one in a thousand of those also holds
+:data:`EARLIER_ONLY_TERM`, which no current failure holds. The search reads
+both texts, so the common terms match those jobs too.
 """
 
 from __future__ import annotations
@@ -57,6 +64,8 @@ TEXT_TERMS = {
     "document, 100 jobs": "doc-00123",
     "absent": "Z99.89X",
 }
+#: A code found only in earlier failures (see the module docstring).
+EARLIER_ONLY_TERM = "code.retired_vendor_rule"
 
 
 def main() -> int:
@@ -69,6 +78,8 @@ def main() -> int:
     parser.add_argument("--plans", default="/tmp/search-plans.txt", help="where the EXPLAIN output goes")
     parser.add_argument("--seed", type=int, default=20250301)
     parser.add_argument("--skip-load", action="store_true", help="reuse the jobs already loaded")
+    parser.add_argument("--earlier-percent", type=int, default=10,
+                        help="failed jobs given an earlier failure after the load (default 10)")
     args = parser.parse_args()
     url = loopback_database_url(parser, args)
 
@@ -77,6 +88,10 @@ def main() -> int:
         print(f"loading {args.jobs:,} jobs ...", flush=True)
         phases = prepare_database(url, args.jobs, args.seed)
         print("  " + ", ".join(f"{name} {seconds:.1f} s" for name, seconds in phases.items()), flush=True)
+        if args.earlier_percent:
+            began = time.perf_counter()
+            given = give_earlier_failures(url, args.earlier_percent)
+            print(f"  earlier failures for {given:,} jobs {time.perf_counter() - began:.1f} s", flush=True)
 
     import psycopg
     import sqlalchemy as sa
@@ -103,7 +118,7 @@ def main() -> int:
             sa.select(ProcessingJob.id).order_by(ProcessingJob.created_at).offset(total // 2).limit(1)
         ).scalar_one()
         db.session.remove()
-    terms = {**TEXT_TERMS, "document, 1 job": f"doc-{total * 7 // 9:07d}", "full job id": str(some_id), "id prefix, 8 digits": str(some_id)[:8]}
+    terms = {**TEXT_TERMS, "only in earlier failures": EARLIER_ONLY_TERM, "document, 1 job": f"doc-{total * 7 // 9:07d}", "full job id": str(some_id), "id prefix, 8 digits": str(some_id)[:8]}
 
     def search_filter(term: str) -> JobFilter:
         return JobFilter(text=term, acknowledged=AcknowledgedFilter.INCLUDE)
@@ -193,6 +208,34 @@ def main() -> int:
     print(f"\nplans: {args.plans}")
     print(f"load average at end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     return 1 if missed else 0
+
+
+def give_earlier_failures(url: str, percent: int) -> int:
+    """Give every ``100 // percent``-th failed job (in id order) the text of the
+    next one's failure, without its document id, as its earlier failures'
+    text; one in a thousand of them also :data:`EARLIER_ONLY_TERM`. Then
+    ``VACUUM (ANALYZE)``. Returns how many jobs got one."""
+    import psycopg
+
+    every = max(100 // percent, 1)
+    with psycopg.connect(_dsn(url), autocommit=True) as connection:
+        connection.execute("SET statement_timeout = 0")
+        given = connection.execute(
+            """
+            WITH numbered AS (
+              SELECT id, substr(search_text, strpos(search_text, chr(31)) + 1) AS text,
+                     row_number() OVER (ORDER BY id) AS n
+              FROM processing_jobs WHERE error_message IS NOT NULL)
+            UPDATE processing_jobs AS job
+            SET earlier_search_text = CASE WHEN a.n %% (%(every)s * 1000) = 0
+                                           THEN %(term)s || chr(30) ELSE '' END || b.text
+            FROM numbered AS a JOIN numbered AS b ON b.n = a.n + 1
+            WHERE job.id = a.id AND a.n %% %(every)s = 0
+            """,
+            {"every": every, "term": EARLIER_ONLY_TERM},
+        ).rowcount
+        connection.execute("VACUUM (ANALYZE) processing_jobs")
+    return given
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ from markupsafe import Markup, escape
 
 from app.services.error_details import listed_errors
 from app.services.error_guidance import guidance_for_codes
+from app.services.processing_jobs.filter_sql import id_prefix_range
 
 #: Columns of the validation-error table, in order.
 ERROR_ITEM_COLUMNS = ("severity", "code", "pointer", "message", "entity")
@@ -221,6 +222,30 @@ def matching_items(details: Any, code: str | None) -> MatchingItems | None:
     severity = first.get("severity") if isinstance(first.get("severity"), str) else "error"
     pointer = first.get("pointer") if isinstance(first.get("pointer"), str) else ""
     return MatchingItems(code=code, severity=severity or "error", pointer=pointer, count=len(found))
+
+
+def found_by_earlier_failure(job: Any, text: str | None) -> bool:
+    """Whether a job listed by the search ``text`` is there only for a
+    failure it had before (its history), not for its id, its document or
+    its current failure -- so the row can say why it is in the list.
+
+    Mirrors :class:`~app.services.processing_jobs.filter_sql.job_text_matches`
+    in Python (case folded with :meth:`str.lower`, PostgreSQL's ``lower()``
+    for the letters a search holds). ``job`` has ``id``, ``document_id``,
+    ``error_message`` and ``error_details``. ``False`` without ``text``.
+    """
+    if not text:
+        return False
+    ids = id_prefix_range(text)
+    if ids is not None and ids[0] <= job.id <= ids[1]:
+        return False
+    wanted = text.lower()
+    fields = [job.document_id, job.error_message]
+    for item in listed_errors(job.error_details):
+        if isinstance(item, dict):
+            entity = item.get("entity") if isinstance(item.get("entity"), dict) else {}
+            fields += [item.get("message"), item.get("code"), item.get("pointer"), entity.get("type"), entity.get("code")]
+    return not any(isinstance(field, str) and wanted in field.lower() for field in fields)
 
 
 def format_entity(entity: Any) -> str:

@@ -30,6 +30,7 @@ from app.dashboard.failure_details import (
     error_count,
     error_items,
     format_entity,
+    found_by_earlier_failure,
     json_preview,
     matching_items,
     pretty_json,
@@ -99,6 +100,7 @@ def register_filters(app: Flask) -> None:
     app.add_template_filter(error_items, "error_items")
     app.add_template_filter(error_count, "error_count")
     app.add_template_filter(matching_items, "matching_items")
+    app.add_template_filter(found_by_earlier_failure, "found_by_earlier_failure")
     app.add_template_filter(break_after, "break_after")
     app.add_template_filter(break_long_words, "break_long_words")
     app.add_template_filter(format_entity, "entity")

@@ -274,7 +274,8 @@ def _list_links(
         # whatever its statuses; a filter on failures (an error code, text in
         # the message, a failure group) matches no completed job, so its
         # entities file would always be empty.
-        offers_entities=job_filter.error_code is None and job_filter.text is None and job_filter.group_id is None,
+        # A search may match a completed job by a failure it had before a requeue.
+        offers_entities=job_filter.error_code is None and job_filter.group_id is None,
     )
 
 

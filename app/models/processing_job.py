@@ -21,9 +21,12 @@ JOB_TYPE_MAX_LENGTH = 64
 #: by migration 0008 and left out of the model (SQLite has no such column):
 #: the search's stored text ``search_text`` (generated from the document id,
 #: the message and the error items; read by ``JobFilter.text``) and its
-#: trigram index. :func:`is_schema_compared` keeps Alembic's comparison
+#: trigram index; and the text of the job's earlier failures
+#: ``earlier_search_text`` (migration 0020, kept by a trigger) and its index.
+#: :func:`is_schema_compared` keeps Alembic's comparison
 #: (``flask db migrate``, tests/integration/test_migrations.py) off them.
-POSTGRESQL_ONLY = {("column", "search_text"), ("index", "ix_processing_jobs_search_text")}
+POSTGRESQL_ONLY = {("column", "search_text"), ("index", "ix_processing_jobs_search_text"),
+                   ("column", "earlier_search_text"), ("index", "ix_processing_jobs_earlier_search_text")}
 #: The same for other tables: the trigram index of the failure groups'
 #: titles (migration 0009), which the header search uses.
 #: And the GIN index of the audit rows' ``job_ids`` (migration 0014), and

@@ -588,7 +588,7 @@ def test_entities_csv_follows_the_filter_but_not_its_status(app, client, jobs, c
     assert [(r["job_id"], r["position"]) for r in rows] == [
         (other, "0"), (completed, "0"), (completed, "1"),
     ]
-    assert csv_rows(client.get("/exports/entities.csv?q=anything")) == []  # completed jobs have no message
+    assert csv_rows(client.get("/exports/entities.csv?q=anything")) == []  # no job ever failed with it
 
 
 def test_rows_jobs_writes_details_as_json_text_strings_included(app, client):

@@ -20,6 +20,8 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
 
+from app.models import JobFailure
+
 class error_details_has_code(FunctionElement[bool]):  # noqa: N801 (named like the SQL function it stands for)
     """SQL condition: ``error_details`` is an envelope whose ``errors`` array
     holds an object with ``code`` equal to a string.
@@ -93,22 +95,27 @@ def _has_code_sqlite(element: error_details_has_code, compiler: SQLCompiler, **k
 class job_text_matches(FunctionElement[bool]):  # noqa: N801 (named like the SQL it stands for)
     """SQL condition: a job's searchable text holds a LIKE pattern, case-insensitively.
 
-    Built as ``job_text_matches(document_id, error_message, error_details,
-    pattern)`` with ``pattern`` a LIKE pattern escaped with ``\\``. The
-    searchable text is the document id, the error message and, in each
-    error item (the listing rule of
+    Built as ``job_text_matches(id, document_id, error_message,
+    error_details, pattern)`` with ``pattern`` a LIKE pattern escaped with
+    ``\\``. The searchable text is the document id, and the error message
+    and, in each error item (the listing rule of
     :func:`app.services.error_details.listed_errors`: an object's ``errors``
     array, or a bare array), the string ``message``, ``code``, ``pointer``,
-    ``entity.type`` and ``entity.code`` (:data:`SEARCHED_ITEM_FIELDS`). A
-    match never spans two of them. Compiled per backend:
+    ``entity.type`` and ``entity.code`` (:data:`SEARCHED_ITEM_FIELDS`) of
+    the job's current failure **and of every failure it had before** (a
+    requeued job is still found by what it failed with). A match never
+    spans two fields or two failures. Compiled per backend:
 
-    * PostgreSQL: ``search_text LIKE lower(pattern)``, the stored generated
-      column of migration 0008 (``lower(job_search_text(document_id,
-      error_message, error_details))``: the fields joined by U+001F, which
-      no search term holds), served by its trigram GIN index
-      ``ix_processing_jobs_search_text``;
+    * PostgreSQL: ``search_text LIKE lower(pattern) OR earlier_search_text
+      LIKE lower(pattern)``: the stored generated column of migration 0008
+      (``lower(job_search_text(document_id, error_message,
+      error_details))``, the fields joined by U+001F, which no search term
+      holds) and the earlier failures' text kept by migration 0020's
+      trigger (joined by U+001E; cut at 65,536 characters, newest kept),
+      each served by its trigram GIN index;
     * SQLite: the same fields tested one by one, the items through
-      ``json_each`` -- a scan. ``lower()`` folds ASCII letters only there.
+      ``json_each``, and the same of each of the job's ``job_failures``
+      rows -- a scan. ``lower()`` folds ASCII letters only there.
     """
 
     type = sa.Boolean()
@@ -124,18 +131,36 @@ SEARCHED_ITEM_FIELDS = ("message", "code", "pointer", "entity.type", "entity.cod
 
 @compiles(job_text_matches, "postgresql")
 def _text_matches_postgresql(element: job_text_matches, compiler: SQLCompiler, **kw: Any) -> str:
-    document_id, _message, _details, pattern = element.clauses
-    # The stored text of migration 0008, a column of the same table (or alias)
-    # as document_id; not in the model, which SQLite shares.
+    _id, document_id, _message, _details, pattern = element.clauses
+    # The stored texts of migrations 0008 and 0020, columns of the same table
+    # (or alias) as document_id; not in the model, which SQLite shares.
     search_text = sa.sql.expression.ColumnClause("search_text", sa.Text, _selectable=document_id.table)
-    # The column is stored lower-cased: LIKE lower(pattern) is ILIKE, without
+    earlier = sa.sql.expression.ColumnClause("earlier_search_text", sa.Text, _selectable=document_id.table)
+    # Both are stored lower-cased: LIKE lower(pattern) is ILIKE, without
     # lower-casing every candidate row again.
-    return "(" + compiler.process(search_text.like(sa.func.lower(pattern), escape="\\"), **kw) + ")"
+    lowered = sa.func.lower(pattern)
+    condition = sa.or_(search_text.like(lowered, escape="\\"), earlier.like(lowered, escape="\\"))
+    return "(" + compiler.process(condition, **kw) + ")"
 
 
 @compiles(job_text_matches, "sqlite")
 def _text_matches_sqlite(element: job_text_matches, compiler: SQLCompiler, **kw: Any) -> str:
-    document_id, message, details, pattern = element.clauses
+    job_id, document_id, message, details, pattern = element.clauses
+    failure = JobFailure.__table__.alias("earlier_failure")
+    condition = sa.or_(
+        document_id.ilike(pattern, escape="\\"),
+        _failure_matches_sqlite(message, details, pattern),
+        # Every failure the job had, the current one included (it is the
+        # job's own fields again: no row is found that they did not find).
+        sa.exists().where(failure.c.job_id == job_id,
+                          _failure_matches_sqlite(failure.c.error_message, failure.c.error_details, pattern)),
+    )
+    # Parenthesised: SQLite's compiler may append "= 1" to a boolean function.
+    return "(" + compiler.process(condition, **kw) + ")"
+
+
+def _failure_matches_sqlite(message: Any, details: Any, pattern: Any) -> sa.ColumnElement[bool]:
+    """SQLite: a failure's message or one of its items' searched fields holds ``pattern``."""
     # The listing rule; CASE, not AND: SQLite does not promise to evaluate
     # AND left to right, and json_extract() raises on text that is no JSON object.
     items_json = sa.case(
@@ -152,15 +177,12 @@ def _text_matches_sqlite(element: job_text_matches, compiler: SQLCompiler, **kw:
              sa.case((sa.func.json_type(item.c.value, json_path) == "text", sa.func.json_extract(item.c.value, json_path)))),
         )
 
-    condition = sa.or_(
-        document_id.ilike(pattern, escape="\\"),
+    return sa.or_(
         message.ilike(pattern, escape="\\"),
         sa.exists().select_from(item).where(
             sa.or_(*(field(path).ilike(pattern, escape="\\") for path in SEARCHED_ITEM_FIELDS))
         ),
     )
-    # Parenthesised: SQLite's compiler may append "= 1" to a boolean function.
-    return "(" + compiler.process(condition, **kw) + ")"
 
 
 class text_starts_with(FunctionElement[bool]):  # noqa: N801 (named like the SQL it stands for)

@@ -235,6 +235,7 @@ class JobFilter:
         """The SQL condition of :attr:`text` (see there); requires it to be set."""
         assert self.text is not None
         matches: sa.ColumnElement[bool] = job_text_matches(
+            ProcessingJob.id,
             ProcessingJob.document_id,
             ProcessingJob.error_message,
             ProcessingJob.error_details,
