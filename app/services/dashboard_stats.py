@@ -54,7 +54,7 @@ from app.services.chart_buckets import (
     chart_window,
     floor_to_bucket,
 )
-from app.services.bounded_scan import more_than, newest_jobs
+from app.services.bounded_scan import bounded_scan
 from app.services.processing_jobs.job_filter import JobFilter
 from app.services.summary_counts import rollup_covers, status_rows, time_rows
 from app.services.top_codes import TopCodes, top_error_codes
@@ -163,19 +163,19 @@ def status_counts(job_filter: JobFilter, *, scan_limit: int = COUNT_SCAN_LIMIT) 
     (describes the filter, not the page).
     """
     broad = job_filter.without_statuses()
+    capped = False
     if rollup_covers(broad):
         found = status_rows(broad)
-        limit: int | None = None
     else:
-        limit = scan_limit
-        newest = newest_jobs(broad, [ProcessingJob.status], limit)
+        scan = bounded_scan(broad, [ProcessingJob.status], scan_limit)
         rows = db.session.execute(
-            sa.select(newest.c.status, sa.func.count()).group_by(newest.c.status)
+            sa.select(scan.jobs.c.status, sa.func.count(), scan.seen).group_by(scan.jobs.c.status)
         ).all()
-        found = {status: count for status, count in rows}
+        found = {status: count for status, count, _seen in rows}
+        # No row: no job read, so none seen either.
+        capped = bool(rows) and scan.capped(rows[0][2])
     counts = {status: found.get(status.value, 0) for status in JobStatus}
-    scanned = sum(found.values())
-    return StatusCounts(counts=counts, scanned=scanned, capped=more_than(broad, scanned, limit))
+    return StatusCounts(counts=counts, scanned=sum(found.values()), capped=capped)
 
 
 def failures_over_time(
@@ -213,17 +213,16 @@ def failures_over_time(
     column = job_filter.time_column
     window = (ProcessingJob.status.in_([s.value for s in statuses]), column >= start, column < end)
     # code_index=False: the window is the narrow part; a common code's GIN bitmap cost 42 ms here.
-    newest = newest_jobs(job_filter, [column.label("at")], limit, *window, code_index=False)
+    scan = bounded_scan(job_filter, [column.label("at")], limit, *window, code_index=False)
     label_format = LABEL_FORMATS[dialect][size]
     if dialect == "postgresql":
-        label = sa.func.to_char(sa.func.timezone("UTC", newest.c.at), label_format)
+        label = sa.func.to_char(sa.func.timezone("UTC", scan.jobs.c.at), label_format)
     else:
-        label = sa.func.strftime(label_format, newest.c.at)
-    rows = db.session.execute(sa.select(label.label("bucket"), sa.func.count()).group_by(label)).all()
-    found = {bucket: count for bucket, count in rows}
+        label = sa.func.strftime(label_format, scan.jobs.c.at)
+    rows = db.session.execute(sa.select(label.label("bucket"), sa.func.count(), scan.seen).group_by(label)).all()
+    found = {bucket: count for bucket, count, _seen in rows}
     buckets = [Bucket(k, found.get(bucket_label(k, size), 0)) for k in keys]
-    scanned = sum(found.values())
+    # No row: no job read, so none seen either.
     return Timeline(
-        size, start, end, buckets, clipped=clipped, statuses=statuses,
-        capped=more_than(job_filter, scanned, limit, *window, code_index=False),
+        size, start, end, buckets, clipped=clipped, statuses=statuses, capped=bool(rows) and scan.capped(rows[0][2]),
     )

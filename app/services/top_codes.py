@@ -27,7 +27,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 
 from app.extensions import db
 from app.models import ProcessingJob
-from app.services.bounded_scan import more_than, newest_jobs
+from app.services.bounded_scan import bounded_scan
 from app.services.processing_jobs.job_filter import JobFilter
 from app.services.summary_counts import code_rows, rollup_covers
 
@@ -116,9 +116,8 @@ def top_error_codes(
         for edge in edges:  # an hour at most each
             add(_scanned_code_rows(edge, None)[0])
     else:
-        rows, scanned = _scanned_code_rows(job_filter, scan_limit)
+        rows, scanned, capped = _scanned_code_rows(job_filter, scan_limit)
         add(rows)
-        capped = more_than(job_filter, scanned, scan_limit)
     # Most jobs first, ties in code-point order (Python's str order).
     ranked = sorted(totals.items(), key=lambda item: (-item[1][0], item[0]))
     return TopCodes(
@@ -129,20 +128,22 @@ def top_error_codes(
     )
 
 
-def _scanned_code_rows(job_filter: JobFilter, scan_limit: int | None) -> tuple[list[tuple[str, int, int, int]], int]:
+def _scanned_code_rows(
+    job_filter: JobFilter, scan_limit: int | None
+) -> tuple[list[tuple[str, int, int, int]], int, bool]:
     """``(code, jobs, errors, warnings)`` of every code in the newest
     ``scan_limit`` jobs of the filter (all for ``None``), read from their
-    details; and how many jobs were read."""
+    details; how many jobs were read; and whether more match. One statement."""
     dialect = db.session.get_bind().dialect.name
     details = (
         sa.type_coerce(ProcessingJob.error_details, JSONB) if dialect == "postgresql" else ProcessingJob.error_details
     )
-    newest = newest_jobs(
+    scan = bounded_scan(
         job_filter,
         [ProcessingJob.id.label("job_id"), details.label("details")],
         scan_limit,
     )
-    scanned = db.session.execute(sa.select(sa.func.count()).select_from(newest)).scalar_one()
+    newest = scan.jobs
     if dialect == "postgresql":
         errors = newest.c.details.op("->")("errors")
         # jsonb_array_elements() raises on anything but an array.
@@ -178,7 +179,13 @@ def _scanned_code_rows(job_filter: JobFilter, scan_limit: int | None) -> tuple[l
     jobs = sa.func.count(sa.distinct(triples.c.job_id)).label("jobs")
     errors = sa.func.count(sa.case((triples.c.kind == "error", 1))).label("errors")
     warnings = sa.func.count(sa.case((triples.c.kind == "warning", 1))).label("warnings")
+    per_code = sa.select(triples.c.code, jobs, errors, warnings).group_by(triples.c.code).subquery("per_code")
+    # One row at least, for the count, when the jobs read carry no code.
+    one = sa.select(sa.literal(1).label("one")).subquery("one")
     rows = db.session.execute(
-        sa.select(triples.c.code, jobs, errors, warnings).group_by(triples.c.code)
+        sa.select(scan.seen.label("seen"), per_code.c.code, per_code.c.jobs, per_code.c.errors, per_code.c.warnings)
+        .select_from(one.outerjoin(per_code, sa.true()))
     ).all()
-    return [(row.code, row.jobs, row.errors, row.warnings) for row in rows], scanned
+    seen = rows[0].seen
+    codes = [(row.code, row.jobs, row.errors, row.warnings) for row in rows if row.code is not None]
+    return codes, scan.scanned(seen), scan.capped(seen)

@@ -164,6 +164,30 @@ def test_a_scan_that_reads_every_matching_job_is_not_capped(app_ctx, known_jobs)
         assert (timeline.total, timeline.capped) == (limit, capped), limit
 
 
+def test_each_bounded_aggregate_reads_the_jobs_in_one_statement(app_ctx):
+    # Jobs whose details carry no code: the top codes are empty, yet the
+    # jobs read are counted, and more than the limit says "capped".
+    for n in range(3):
+        make_job(f"crash-only-{n}", "Failed", message="worker crashed", details={"trace": "x"})
+    statements: list[str] = []
+
+    def count(conn, cursor, statement, *args) -> None:  # noqa: ANN001 (an SQLAlchemy event)
+        statements.append(statement)
+
+    search = JobFilter(text="crash-only", acknowledged=AcknowledgedFilter.INCLUDE)
+    sa.event.listen(db.engine, "before_cursor_execute", count)
+    try:
+        for limit, capped in ((3, False), (2, True), (4, False)):
+            statements.clear()
+            top = top_codes.top_error_codes(search, scan_limit=limit)
+            assert (top.codes, top.scanned, top.capped) == ([], min(limit, 3), capped), limit
+            counts = dashboard_stats.status_counts(search, scan_limit=limit)
+            assert (counts.scanned, counts.capped) == (min(limit, 3), capped), limit
+            assert len(statements) == 2, statements  # one each: the read, the count and the probe together
+    finally:
+        sa.event.remove(db.engine, "before_cursor_execute", count)
+
+
 def _bars(html: str) -> list[tuple[float, int]]:
     """(height, count) of each bar of the page's chart, left to right."""
     svg = re.search(r'<svg class="chart".*?</svg>', html, re.S).group(0)
