@@ -20,7 +20,7 @@ from app.dashboard import bp
 from app.dashboard.formatting import plural
 from app.dashboard.links import href
 from app.dashboard.views import FRESH_SUMMARY_UNTIL
-from app.errors import InvalidFormError, field_error
+from app.errors import InvalidFormError, InvalidQueryError, field_error
 from app.models.job_status import FAILURE_STATUSES
 from app.models.access import Permission
 from app.redirects import safe_redirect_target
@@ -29,6 +29,7 @@ from app.services.access import add_audit_event, record_audit_event
 from app.services.processing_jobs import actions, lifecycle
 from app.services.processing_jobs.job_filter import JobFilter
 from app.services.processing_jobs.errors import JobNotFoundError
+from app.services.json_pointer import escape_token
 from app.services.processing_jobs.locking import parse_job_id
 from app.unit_of_work import write_transaction
 from app.web import query as web_query
@@ -76,9 +77,17 @@ def _form_filter() -> JobFilter:
     """The dashboard filter from the submitted form's hidden filter fields.
 
     Raises:
-        InvalidQueryError: a filter field is wrong.
+        InvalidFormError: a filter field is wrong, each named by its RFC 6901
+            pointer into the form (``/status``), as the form's other fields are.
     """
-    return web_query.dashboard_filter(request.form)
+    try:
+        return web_query.dashboard_filter(request.form)
+    except InvalidQueryError as error:
+        # The list's query reader reads them, but here they are fields of a
+        # submitted form, not of a query string: say so (400 either way).
+        raise InvalidFormError(error.detail, [
+            field_error("/" + escape_token(e["field"]) if e["field"] else "", e["detail"]) for e in error.errors
+        ]) from None
 
 
 def _filter_pairs() -> list[tuple[str, str]]:

@@ -147,8 +147,10 @@ def test_bulk_skips_jobs_that_no_longer_apply(app, client):
         ({"op": "requeue:everything"}, "Invalid form field"),
         ({"op": "requeue:selected", "job_id": "not-a-uuid"}, "Invalid form field"),
         ({"op": "requeue:selected", "job_id": "a\x00b"}, "Invalid form field"),
-        # The filter's fields are read by the same reader as the list's query.
-        ({"op": "requeue:filter", "status": "bogus"}, "Invalid query parameter"),
+        # The filter's fields are read by the same reader as the list's query,
+        # but they are fields of the form here, and called so.
+        ({"op": "requeue:filter", "status": "bogus"}, "Invalid form field"),
+        ({"op": "requeue:filter", "status": "all", "to": "0001-01-01T00:30:00Z"}, "Invalid form field"),
     ],
 )
 def test_bad_bulk_requests_are_a_400(app, client, form, title):
@@ -156,6 +158,16 @@ def test_bad_bulk_requests_are_a_400(app, client, form, title):
     assert response.status_code == 400
     # A form's field is called one, not a query parameter (a trial's "op=delete:all").
     assert f"<h1>400 · {title}</h1>" in response.get_data(as_text=True)
+
+
+def test_every_bad_filter_field_of_the_bulk_form_is_named(client):
+    response = client.post("/jobs/bulk", data={"csrf_token": _csrf(client), "op": "requeue:filter", "status": "bogus",
+                                               "from": "soon"})
+    assert response.status_code == 400
+    html = response.get_data(as_text=True)
+    assert "<h1>400 · Invalid form field</h1>" in html
+    assert "<li><code>status</code>: must be one of" in html and "<li><code>from</code>:" in html
+    assert "(query)" not in html  # fields of the form, not of a query string
 
 
 def test_flash_messages_escape_worker_text(app, client):
