@@ -168,16 +168,23 @@ def regroup_command(version: int, batch_size: int) -> None:
 
 @groups_cli.command("roll-up-days")
 def roll_up_days_command() -> None:
-    """Sum the closed UTC days' hourly occurrences into the daily rollup.
+    """Sum the closed UTC days' hourly occurrences into the daily rollup,
+    then fold the summary rollups' past shards into one row per key.
 
     On PostgreSQL the bulk worker runs it daily (a periodic task); run this
     where no worker runs (SQLite), after a first deploy, or from cron. The
-    pages never do it: they read days not rolled up from the hours.
+    pages never do it: they read days not rolled up from the hours, and sum
+    whatever shards there are.
     """
     from app.models.types import utcnow
     from app.services.failure_groups.daily import roll_up_closed_days
+    from app.services.rollup_compaction import compact_rollups
 
-    click.echo(f"{roll_up_closed_days(utcnow())} day(s) rolled up.")
+    now = utcnow()
+    click.echo(f"{roll_up_closed_days(now)} day(s) rolled up.")
+    folded = compact_rollups(now)
+    click.echo(f"Summary rollups: {folded.buckets} past bucket(s) folded, {folded.rows_before} rows to "
+               f"{folded.rows_after}; {len(folded.skipped)} left for the next run (a writer held a row).")
 
 
 @click.command("bulk-worker")

@@ -47,6 +47,7 @@ from app.extensions import db
 from app.models.types import utcnow
 from app.services import bulk_actions
 from app.services.failure_groups import daily
+from app.services.rollup_compaction import compact_rollups
 
 #: The queue bulk actions run on.
 QUEUE = "bulk_actions"
@@ -147,7 +148,8 @@ def roll_up_days(context: procrastinate.JobContext, timestamp: int) -> int:
     """Roll the closed UTC days up into ``failure_group_daily``
     (:func:`app.services.failure_groups.daily.roll_up_closed_days`, at the
     worker's clock, not at ``timestamp``: a late run rolls up every day
-    closed by then). ``timestamp``: the scheduled time (Unix seconds), given
+    closed by then), then fold the summary rollups' past shards
+    (:func:`app.services.rollup_compaction.compact_rollups`). ``timestamp``: the scheduled time (Unix seconds), given
     by procrastinate's periodic deferrer. Returns the days summed (0 when
     another run got there first: the roll-up is idempotent).
 
@@ -159,10 +161,14 @@ def roll_up_days(context: procrastinate.JobContext, timestamp: int) -> int:
         raise RuntimeError("roll_up_closed_days runs in a worker started by run_worker()")
     with flask_app.app_context():
         try:
-            days = daily.roll_up_closed_days(utcnow())
+            now = utcnow()
+            days = daily.roll_up_closed_days(now)
+            folded = compact_rollups(now)
         finally:
             db.session.remove()
     logger.info("failure-group daily roll-up scheduled at %s: %s day(s) summed", timestamp, days)
+    logger.info("summary rollups: %s past bucket(s) folded, %s rows to %s, %s left for the next run",
+                folded.buckets, folded.rows_before, folded.rows_after, len(folded.skipped))
     return days
 
 

@@ -1,0 +1,153 @@
+"""Folding the summary rollups' past shards: fewer rows, the same sums.
+
+Shards are spread by hand (a key's jobs split over several shards, and rows
+at 0), as eight writers would leave them, since one test connection writes
+to one shard only. Then :func:`compact_rollups` must leave one row per key
+with jobs, the same sum per key, the same summary, and the current hour's
+and day's rows as they were. On PostgreSQL a writer holding a row makes the
+fold give up that bucket quickly, and a later run folds it.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import pytest
+import sqlalchemy as sa
+
+from app.extensions import db
+from app.models.job_rollup import Grain, JobCodeRollup, JobCountRollup, JobGroupRollup
+from app.models.types import utcnow
+from app.services import dashboard_stats
+from app.services.processing_jobs.job_filter import AcknowledgedFilter, JobFilter
+from app.services.rollup_compaction import ROLLUPS, compact_rollups
+from app.services.summary_counts import bucket_number
+from tests.integration.test_dashboard_filters import make_job
+
+NOW = utcnow()
+PAST = (NOW - timedelta(days=5)).replace(hour=9, minute=30, second=0, microsecond=0)
+
+
+def _sums(model) -> dict[tuple, int]:  # noqa: ANN001 (a rollup model)
+    table = model.__table__
+    keys = [c for c in table.primary_key.columns if c.name != "shard"]
+    rows = db.session.execute(sa.select(*keys, sa.func.sum(table.c.jobs)).group_by(*keys)).all()
+    return {tuple(row[:-1]): int(row[-1]) for row in rows if row[-1] != 0}
+
+
+def _rows(model, *where) -> list[tuple]:  # noqa: ANN001
+    table = model.__table__
+    return [tuple(r) for r in db.session.execute(sa.select(table).where(*where).order_by(*table.primary_key.columns))]
+
+
+def _scatter(model) -> None:  # noqa: ANN001
+    """Spread every key's jobs over shards 3 and 5, with a row at 0 on shard 6
+    (whatever shard the test's own connection wrote): the sums stay, each
+    key is three rows."""
+    table = model.__table__
+    keys = [c.name for c in table.primary_key.columns if c.name != "shard"]
+    sums = _sums(model)
+    db.session.execute(sa.delete(table))
+    for key, jobs in sums.items():
+        values = dict(zip(keys, key))
+        for shard, part in ((3, jobs + 2), (5, -2), (6, 0)):
+            db.session.execute(sa.insert(table).values({**values, "shard": shard, "jobs": part}))
+    db.session.commit()
+
+
+def _summary() -> list:
+    filters = [
+        JobFilter(acknowledged=AcknowledgedFilter.INCLUDE, time_from=PAST - timedelta(days=1), time_to=NOW),
+        JobFilter(acknowledged=AcknowledgedFilter.INCLUDE, error_code="code.a", time_from=PAST - timedelta(hours=3)),
+    ]
+    found = []
+    for job_filter in filters:
+        stats = dashboard_stats.summarize(job_filter, now=NOW, ttl=0, refresh=True)
+        found.append((stats.status_counts.counts, [(c.code, c.jobs) for c in stats.top_codes.codes],
+                      [b.count for b in stats.timeline.buckets]))
+    return found
+
+
+@pytest.fixture
+def scattered(app_ctx) -> None:
+    for n in range(4):
+        make_job(f"doc-past-{n}", codes=("code.a", "code.b"), created=PAST + timedelta(minutes=n))
+    make_job("doc-past-failed", "Failed", codes=("code.a",), created=PAST - timedelta(days=1))
+    make_job("doc-now", codes=("code.a",))  # this hour: never folded
+    for model in ROLLUPS:
+        _scatter(model)
+
+
+def test_the_fold_keeps_every_sum_and_leaves_one_row_per_key(app_ctx, scattered):
+    sums = {model: _sums(model) for model in ROLLUPS}
+    summary = _summary()
+    current_hour = bucket_number(NOW, Grain.HOUR)
+    current_day = bucket_number(NOW, Grain.DAY)
+    # Not settled: the last two hours, and today (at 01:00, yesterday too).
+    recent = {model: _rows(model, model.grain == int(Grain.HOUR), model.created_bucket >= current_hour - 1)
+              + _rows(model, model.grain == int(Grain.DAY), model.created_bucket >= current_day)
+              for model in ROLLUPS}
+    before = sum(len(_rows(model)) for model in ROLLUPS)
+
+    result = compact_rollups(NOW)
+
+    assert result.skipped == [] and result.buckets > 0
+    assert {model: _sums(model) for model in ROLLUPS} == sums
+    assert _summary() == summary
+    for model in ROLLUPS:
+        past = _rows(model, model.grain != int(Grain.ALL),
+                     sa.or_(sa.and_(model.grain == int(Grain.HOUR), model.created_bucket < current_hour - 2),
+                            sa.and_(model.grain == int(Grain.DAY), model.created_bucket < current_day - 1)))
+        assert past and all(row[-2] == 0 and row[-1] != 0 for row in past), model  # shard 0, jobs not 0
+        # The past's keys are each one row now.
+        assert len(past) == len({row[:-2] for row in past})
+        # The current hour and day were left to their writers.
+        now_rows = (_rows(model, model.grain == int(Grain.HOUR), model.created_bucket >= current_hour - 1)
+                    + _rows(model, model.grain == int(Grain.DAY), model.created_bucket >= current_day))
+        assert now_rows == recent[model]
+    assert result.rows_before > result.rows_after
+    assert sum(len(_rows(model)) for model in ROLLUPS) == before - (result.rows_before - result.rows_after)
+    # A second run finds nothing to fold.
+    again = compact_rollups(NOW)
+    assert (again.buckets, again.skipped) == (0, [])
+
+
+def test_the_fold_gives_way_to_a_writer_and_folds_later(app_ctx, scattered, backend):
+    if backend != "postgresql":
+        # One writer at a time: nothing can hold a row while the fold runs.
+        assert compact_rollups(NOW).skipped == []
+        return
+    sums = _sums(JobCountRollup)
+    day = bucket_number(PAST, Grain.DAY)
+    table = JobCountRollup.__table__
+    held = sa.and_(table.c.grain == int(Grain.DAY), table.c.created_bucket == day, table.c.shard == 3)
+    with db.engine.connect() as writer:
+        # Another transaction changes a row of that past day and has not committed yet.
+        writer.execute(sa.update(table).where(held).values(jobs=table.c.jobs + 1))
+        began = datetime.now(timezone.utc)
+        result = compact_rollups(NOW)
+        waited = datetime.now(timezone.utc) - began
+        assert ("job_count_rollups", int(Grain.DAY), day) in result.skipped
+        assert waited < timedelta(seconds=30)  # it gave up instead of waiting for the writer
+        # The other tables' past days were folded meanwhile.
+        past_days = (JobCodeRollup.grain == int(Grain.DAY),
+                     JobCodeRollup.created_bucket < bucket_number(NOW, Grain.DAY) - 1)
+        assert all(row[-2] == 0 for row in _rows(JobCodeRollup, *past_days))
+        writer.commit()
+    with_writer = _sums(JobCountRollup)
+    assert sum(with_writer.values()) > sum(sums.values())  # the writer's +1 on each row it held
+    result = compact_rollups(NOW)
+    assert ("job_count_rollups", int(Grain.DAY), day) not in result.skipped and result.buckets >= 1
+    # Folded now, with the writer's change in: nothing lost or counted twice.
+    assert _sums(JobCountRollup) == with_writer
+    assert all(row[-2] == 0 for row in _rows(JobCountRollup, *held.clauses[:2]))
+
+
+def test_the_daily_command_folds_the_rollups_too(app_ctx, scattered):
+    result = app_ctx.test_cli_runner().invoke(args=["groups", "roll-up-days"])
+    assert result.exit_code == 0, result.output
+    line = result.stdout.splitlines()[1]
+    assert line.startswith("Summary rollups: ") and "past bucket(s) folded" in line and "0 left" in line
+    assert all(row[-2] == 0 for model in (JobGroupRollup,)
+               for row in _rows(model, model.grain == int(Grain.DAY),
+                                model.created_bucket < bucket_number(NOW, Grain.DAY) - 1))
