@@ -10,6 +10,7 @@ page the operator returns to counts it.
 from __future__ import annotations
 
 import time
+from datetime import datetime
 
 from flask import abort, current_app, flash, redirect, render_template, request, session, url_for
 from flask_wtf import FlaskForm
@@ -28,11 +29,12 @@ from app.services import bulk_actions, dashboard_stats
 from app.services.access import add_audit_event, record_audit_event
 from app.services.processing_jobs import actions, lifecycle
 from app.services.processing_jobs.job_filter import JobFilter
-from app.services.processing_jobs.errors import JobNotFoundError
+from app.services.processing_jobs.errors import FailureChangedError, JobNotFoundError
 from app.services.json_pointer import escape_token
 from app.services.processing_jobs.locking import parse_job_id
 from app.unit_of_work import write_transaction
 from app.web import query as web_query
+from app.web.query_time import parse_rfc3339
 
 #: Most ids one "selected jobs" action takes (a page is at most 200).
 MAX_SELECTED = 500
@@ -127,15 +129,26 @@ def acknowledge_job(job_id: str) -> Response:
 def _act_on_one(action: str, job_id: str, said: str) -> Response:
     """Check the CSRF token, run ``action`` on one job with its audit row in
     the same transaction (none when it changed nothing), flash ``said``
-    (formatted with the document id) and go back."""
+    (formatted with the document id) and go back.
+
+    The form's ``failure_at`` is the ``completed_at`` of the failure the
+    page showed: a job that failed again or was requeued since is left
+    alone, and the operator is sent back to its page to look again.
+    """
     _require_csrf()
     actor = current_actor()
     back = _back("")  # "": none asked for; the job's page, by its canonical id, below
-    with write_transaction():
-        outcome = actions.apply_action(action, job_id, actor)
-        job = outcome.job
-        if outcome.changed:
-            add_audit_event(actor, f"jobs.{action}", {"scope": "job", "job_ids": [str(job.id)]}, 1)
+    shown = _failure_time(request.form.get("failure_at"), "/failure_at")
+    try:
+        with write_transaction():
+            outcome = actions.apply_action(action, job_id, actor, shown_failure_at=shown)
+            job = outcome.job
+            if outcome.changed:
+                add_audit_event(actor, f"jobs.{action}", {"scope": "job", "job_ids": [str(job.id)]}, 1)
+    except FailureChangedError as error:
+        flash("The job changed after the page you acted on was shown (it failed again, or was requeued): "
+              "nothing was done. Here it is as it is now.", "error")
+        return redirect(url_for("dashboard.show_job", job_id=error.job_id))
     refresh_summaries()
     # [before, worker text, after]: plain values (the server-side session
     # stores no Markup); the page escapes each and puts the middle in <bdi>.
@@ -150,6 +163,39 @@ def refresh_summaries() -> None:
     in every process (their session)."""
     dashboard_stats.forget_summaries()
     session[FRESH_SUMMARY_UNTIL] = time.time() + float(current_app.config["DASHBOARD_STATS_TTL"])
+
+
+def _failure_time(value: str | None, pointer: str) -> datetime | None:
+    """A form's RFC 3339 time of the failure shown (``None`` when absent).
+
+    Raises:
+        InvalidFormError: not an RFC 3339 time, named by ``pointer``.
+    """
+    if not value:
+        return None
+    try:
+        return parse_rfc3339(value, pointer.lstrip("/"))
+    except InvalidQueryError:
+        raise InvalidFormError("The time of the failure shown is not valid.",
+                               [field_error(pointer, "must be an RFC 3339 time, as the page gave it")]) from None
+
+
+def _shown_failures() -> dict[str, datetime]:
+    """The bulk question's ``shown`` fields, ``<job id>@<RFC 3339 time>``
+    (:func:`app.services.processing_jobs.actions.failures_shown`).
+
+    Raises:
+        InvalidFormError: a field of another shape.
+    """
+    shown: dict[str, datetime] = {}
+    for value in request.form.getlist("shown")[:MAX_SELECTED]:
+        job_id, at, time_text = value.partition("@")
+        moment = _failure_time(time_text, "/shown") if at else None
+        if moment is None:
+            raise InvalidFormError("A job's failure time is not valid.",
+                                   [field_error("/shown", "must be <job id>@<RFC 3339 time>")])
+        shown[job_id] = moment
+    return shown
 
 
 def _selected_ids() -> list[str]:
@@ -206,6 +252,9 @@ def confirm_bulk_action() -> Response | str:
         action=action,
         scope="selected",
         ids=ids,
+        # What "yes" refers to: each job's failure as it is now; a job that
+        # fails again or is requeued before the answer is skipped.
+        shown=actions.failures_shown(ids),
         documents=documents,
         count=count,
         filter_pairs=filter_pairs,
@@ -259,12 +308,13 @@ def apply_bulk_action() -> Response:
     action, filter_pairs, back = form
     actor = current_actor()
     ids = _selected_ids()
+    shown = _shown_failures()
     event_id = record_audit_event(actor, f"jobs.{action}", {"scope": "selected", "job_ids": ids}, 0)
-    result = actions.apply_to_jobs(action, ids, actor, event_id)
+    result = actions.apply_to_jobs(action, ids, actor, event_id, shown=shown)
     refresh_summaries()
     message = f"{_DONE[action].capitalize()} {result.changed} {plural('job', result.changed)}"
     if result.skipped:
-        message += f"; skipped {result.skipped} that no longer applied"
+        message += f"; skipped {result.skipped} that changed after the question or no longer applied"
     flash(message + ".", "success")
     return redirect(back, 303)
 

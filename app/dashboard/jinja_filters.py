@@ -24,6 +24,8 @@ import re
 
 from flask import Flask
 
+from app.timestamps import rfc3339
+
 from app.dashboard.failure_details import (
     break_after,
     break_long_words,
@@ -94,6 +96,7 @@ def register_filters(app: Flask) -> None:
     app.add_template_filter(time_ago, "ago")
     app.add_template_filter(job_moment, "moment")
     app.add_template_filter(format_rfc3339, "rfc3339")
+    app.add_template_filter(rfc3339, "rfc3339_exact")  # to the microsecond: a failure's identity in a form
     app.add_template_filter(pretty_json, "pretty_json")
     app.add_template_filter(json_preview, "json_preview")
     app.add_template_filter(file_size, "file_size")

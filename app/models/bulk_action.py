@@ -94,3 +94,8 @@ class BulkActionJob(db.Model):
     position: Mapped[int] = mapped_column(sa.Integer, primary_key=True)
     job_id: Mapped[uuid.UUID] = mapped_column(sa.Uuid, nullable=False)
     changed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    #: The job's ``completed_at`` when the selection was frozen: the failure
+    #: the operator was asked about. A batch changes the job only while it
+    #: is still that failure (migration 0021; ``None`` for older rows:
+    #: not checked).
+    failed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)

@@ -10,7 +10,9 @@
    selected) *before* the first change.
 3. :func:`run_batch` acts on the next ``batch_size`` jobs of the selection
    in one transaction: locks their rows, changes those the action still
-   applies to with set-based UPDATEs, ends their current failure-group
+   applies to and that still have the failure they were frozen with (their
+   ``completed_at``: a job that failed again has a failure nobody was asked
+   about) with set-based UPDATEs, ends their current failure-group
    occurrences (a requeue), adds the number changed to the audit row and to
    the action's ``changed``, and moves ``next_position`` on. A failure rolls
    back that batch only, so ``changed`` and the audit row's ``row_count``
@@ -83,13 +85,15 @@ def _freeze(action: str, actor: str, ids: sa.Select[Any], **fields: Any) -> Bulk
                           total=0, next_position=0, changed=0, skipped=0, **fields)
         db.session.add(bulk)
         db.session.flush()
+        # With each job's completed_at: the failure the count is about.
         numbered = ids.add_columns(
-            (sa.func.row_number().over(order_by=ProcessingJob.id) - 1).label("position")
+            ProcessingJob.completed_at.label("failed_at"),
+            (sa.func.row_number().over(order_by=ProcessingJob.id) - 1).label("position"),
         ).subquery()
         db.session.execute(
             sa.insert(BulkActionJob.__table__).from_select(
-                ["bulk_action_id", "position", "job_id"],
-                sa.select(sa.literal(bulk.id, sa.Uuid), numbered.c.position, numbered.c.id),
+                ["bulk_action_id", "position", "job_id", "failed_at"],
+                sa.select(sa.literal(bulk.id, sa.Uuid), numbered.c.position, numbered.c.id, numbered.c.failed_at),
             )
         )
         # Counted, not the INSERT's rowcount: drivers differ on INSERT ... SELECT.
@@ -216,12 +220,18 @@ def run_batch(bulk_id: uuid.UUID, batch_size: int = BATCH_SIZE) -> bool:
         changed_ids: list[uuid.UUID] = []
         if ids:
             # Lock in id order (as every multi-row locker should) so two
-            # batches over overlapping jobs cannot deadlock.
+            # batches over overlapping jobs cannot deadlock. Only jobs still
+            # on the failure they were frozen with: one that failed again
+            # (or was requeued and failed) has a failure nobody was asked about.
+            frozen = sa.and_(BulkActionJob.bulk_action_id == bulk_id, BulkActionJob.job_id == ProcessingJob.id,
+                             BulkActionJob.position.in_([row.position for row in rows]))
             changed_ids = list(db.session.scalars(
                 sa.select(ProcessingJob.id)
-                .where(ProcessingJob.id.in_(ids), *_applies(bulk.action))
+                .join(BulkActionJob, frozen)
+                .where(*_applies(bulk.action),
+                       sa.or_(BulkActionJob.failed_at.is_(None), ProcessingJob.completed_at == BulkActionJob.failed_at))
                 .order_by(ProcessingJob.id)
-                .with_for_update()
+                .with_for_update(of=ProcessingJob)
             ))
         if changed_ids:
             _apply(bulk.action, changed_ids, bulk.actor)

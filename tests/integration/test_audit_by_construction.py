@@ -313,7 +313,7 @@ def test_acknowledging_acknowledged_jobs_again_counts_nothing(app, client):
     form = {"csrf_token": token, "op": "acknowledge:selected", "job_id": job_ids}
     assert client.post("/jobs/bulk/confirm", data=form).status_code == 303
     again = client.post("/jobs/bulk/confirm", data=form, follow_redirects=True).get_data(as_text=True)
-    assert "Acknowledged 0 jobs; skipped 2 that no longer applied." in again
+    assert "Acknowledged 0 jobs; skipped 2 that changed after the question or no longer applied." in again
     counts = [e.row_count for e in _events(app) if e.action == "jobs.acknowledge"]
     assert counts == [2, 0]
 

@@ -136,7 +136,7 @@ def test_bulk_skips_jobs_that_no_longer_apply(app, client):
     token = re.search(r'name="csrf_token" value="([^"]+)"', html).group(1)
     response = client.post("/jobs/bulk/confirm", data={"csrf_token": token, "op": "requeue:selected", "job_id": [failed, done]})
     page = client.get(response.headers["Location"]).get_data(as_text=True)
-    assert "Requeued 1 job; skipped 1 that no longer applied." in page
+    assert "Requeued 1 job; skipped 1 that changed after the question or no longer applied." in page
     assert _row(app, done)["status"] == "Completed"
 
 

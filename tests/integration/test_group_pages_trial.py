@@ -171,7 +171,7 @@ def test_the_done_page_leads_back_to_the_group_and_says_what_skipped_a_requeue(a
     html = client.get(done.headers["Location"]).get_data(as_text=True)
     assert f'<a href="{path}">← Back to the failure group</a>' in html
     skipped = re.search(r'<dd class="skipped">(.*?)</dd>', html, re.S).group(1)
-    assert skipped.startswith("1 ") and "requeued, started or completed meanwhile" in skipped
+    assert skipped.startswith("1 ") and "requeued, started, completed or failed again meanwhile" in skipped
     assert "acknowledged" not in skipped
 
 
@@ -183,7 +183,7 @@ def test_the_done_page_of_a_filter_action_leads_back_to_its_filtered_list(app, c
     html = client.get(done.headers["Location"]).get_data(as_text=True)
     back = re.search(r'<a href="([^"]+)">← Back to the jobs this filter lists</a>', html).group(1)
     assert back.startswith("/jobs?") and "error_code=unit.not_ucum" in back
-    assert "no longer failing, or acknowledged already" in html
+    assert "no longer failing, failing again with a new failure, or acknowledged already" in html
 
 
 def test_the_requeue_question_is_a_page_of_its_own_that_a_reload_does_not_resend(app, client, groups):  # noqa: F811

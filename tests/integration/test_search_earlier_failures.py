@@ -194,7 +194,7 @@ def test_postgresql_serves_a_rare_term_from_both_trigram_indexes(app_ctx, backen
 def test_the_migration_fills_the_earlier_text_from_the_history(empty_database_url):  # noqa: F811
     app = create_app({"SQLALCHEMY_DATABASE_URI": empty_database_url, "TESTING": True})
     with app.app_context():
-        upgrade(revision="0019_job_group_rollups")
+        upgrade(revision="0019_job_group_rollups")  # before 0020
         job = create_job("doc-before-0020")
         _fail(job.id, "code.before_upgrade", "Failed before the upgrade")
         requeue_job(job.id)

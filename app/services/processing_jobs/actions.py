@@ -10,16 +10,20 @@ instead (:mod:`app.services.bulk_actions`), which links each job it changes.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 
+import sqlalchemy as sa
+
+from app.extensions import db
 from app.models import ProcessingJob
 from app.models.job_status import FAILURE_STATUSES
 from app.models.types import utcnow
 from app.services.access import count_in_audit_event
-from app.services.processing_jobs.errors import InvalidTransitionError, JobNotFoundError
+from app.services.processing_jobs.errors import FailureChangedError, InvalidTransitionError, JobNotFoundError
 from app.services.processing_jobs.lifecycle import requeue_job
-from app.services.processing_jobs.locking import load_job_for_update
+from app.services.processing_jobs.locking import load_job_for_update, parse_job_id
 from app.unit_of_work import write_transaction
 
 
@@ -52,7 +56,9 @@ class ActionOutcome:
     changed: bool
 
 
-def acknowledge_job(job_id: uuid.UUID | str, actor: str) -> ActionOutcome:
+def acknowledge_job(
+    job_id: uuid.UUID | str, actor: str, *, shown_failure_at: datetime | None = None
+) -> ActionOutcome:
     """Mark a failed job's current failure as acknowledged (resolved).
 
     It then leaves the dashboard's default view; a new failure or a requeue
@@ -61,15 +67,22 @@ def acknowledge_job(job_id: uuid.UUID | str, actor: str) -> ActionOutcome:
     Args:
         job_id: the job.
         actor: who acknowledges (stored in ``acknowledged_by``, 200 characters).
+        shown_failure_at: the ``completed_at`` (aware UTC) of the failure the
+            operator was shown; with it, a job that failed again or was
+            requeued since is left alone (an unseen failure is never
+            acknowledged).
 
     Raises:
         JobNotFoundError: no such job.
         InvalidTransitionError: the job is not ``Failed`` or ``Validation_Failed``.
+        FailureChangedError: its ``completed_at`` is not ``shown_failure_at``.
     """
     with write_transaction():
         job = load_job_for_update(job_id)
         if job.job_status not in FAILURE_STATUSES:
             raise InvalidTransitionError(job.id, job.status, "acknowledged")
+        if shown_failure_at is not None and job.completed_at != shown_failure_at:
+            raise FailureChangedError(job.id, job.status)
         if job.acknowledged_at is not None:
             return ActionOutcome(job, changed=False)
         job.acknowledged_at = utcnow()
@@ -77,25 +90,54 @@ def acknowledge_job(job_id: uuid.UUID | str, actor: str) -> ActionOutcome:
     return ActionOutcome(job, changed=True)
 
 
-def apply_action(action: str, job_id: uuid.UUID | str, actor: str) -> ActionOutcome:
+def failures_shown(job_ids: Iterable[uuid.UUID | str]) -> dict[str, datetime]:
+    """Job id (as given) -> the ``completed_at`` of its current failure, for
+    the jobs of ``job_ids`` that are failed now: what a question about them
+    shows, passed back as ``shown`` to :func:`apply_to_jobs` when the
+    operator says yes. Ids that are not jobs, or not failed, are left out.
+    Read-only, one statement."""
+    by_key: dict[uuid.UUID, str] = {}
+    for job_id in job_ids:
+        try:
+            by_key[parse_job_id(job_id)] = str(job_id)
+        except JobNotFoundError:
+            continue
+    if not by_key:
+        return {}
+    rows = db.session.execute(
+        sa.select(ProcessingJob.id, ProcessingJob.completed_at)
+        .where(ProcessingJob.id.in_(list(by_key)), ProcessingJob.status.in_([s.value for s in FAILURE_STATUSES]))
+    ).all()
+    return {by_key[row.id]: row.completed_at for row in rows if row.completed_at is not None}
+
+
+def apply_action(
+    action: str, job_id: uuid.UUID | str, actor: str, *, shown_failure_at: datetime | None = None
+) -> ActionOutcome:
     """Run one :class:`JobAction` on one job, in one ``with write_transaction():`` block.
 
     Called inside the caller's block, it joins it: the action's audit row,
     written there too, then commits with the change or not at all.
+    ``shown_failure_at``: see :func:`acknowledge_job`.
 
     Raises:
         ValueError: unknown action.
-        JobNotFoundError, InvalidTransitionError: as the action raises.
+        JobNotFoundError, InvalidTransitionError (FailureChangedError): as the action raises.
     """
     if action == JobAction.REQUEUE:
-        return ActionOutcome(requeue_job(job_id), changed=True)
+        return ActionOutcome(requeue_job(job_id, shown_failure_at=shown_failure_at), changed=True)
     if action == JobAction.ACKNOWLEDGE:
-        return acknowledge_job(job_id, actor)
+        return acknowledge_job(job_id, actor, shown_failure_at=shown_failure_at)
     raise ValueError(f"unknown action {action!r}")
 
 
 def apply_to_jobs(
-    action: str, job_ids: Iterable[uuid.UUID | str], actor: str, audit_event_id: uuid.UUID
+    action: str,
+    job_ids: Iterable[uuid.UUID | str],
+    actor: str,
+    audit_event_id: uuid.UUID,
+    *,
+    shown: Mapping[str, datetime] | None = None,
 ) -> BulkResult:
     """Run ``action`` on each job; jobs it does not apply to are skipped.
 
@@ -104,12 +146,15 @@ def apply_to_jobs(
             before the first change: each job's transaction adds one to its
             ``row_count``, so the audit counts exactly the changes that
             committed, even if the action stops half way.
+        shown: job id (as given) -> the ``completed_at`` of the failure the
+            question showed; a job whose failure changed since is skipped.
     """
     result = BulkResult()
     for job_id in job_ids:
         try:
             with write_transaction():
-                outcome = apply_action(action, job_id, actor)
+                seen = None if shown is None else shown.get(str(job_id))
+                outcome = apply_action(action, job_id, actor, shown_failure_at=seen)
                 if outcome.changed:
                     count_in_audit_event(audit_event_id)
         except (InvalidTransitionError, JobNotFoundError):

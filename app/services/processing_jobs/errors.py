@@ -50,6 +50,20 @@ class InvalidTransitionError(ServiceError):
         self.target = target
 
 
+class FailureChangedError(InvalidTransitionError):
+    """An operator acted on the failure they were shown, but the job has
+    changed since: it failed again, or was requeued (HTTP 409). Nothing
+    is done; the operator looks again. Compared by the job's
+    ``completed_at``, which every failure and requeue changes."""
+
+    def __init__(self, job_id: uuid.UUID, current: str) -> None:
+        super().__init__(job_id, current, "changed by an action on the failure shown before")
+        self.detail = (
+            f"Processing job {job_id} changed after it was shown (it failed again, or was requeued); "
+            "nothing was done. Look at it again."
+        )
+
+
 class InvalidFailurePayloadError(InvalidFieldsError):
     """The message or details of a failure are unusable (HTTP 422)."""
 

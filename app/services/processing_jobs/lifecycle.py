@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -30,6 +31,7 @@ from app.services.json_values import (
     has_unstorable_text,
 )
 from app.services.processing_jobs.errors import (
+    FailureChangedError,
     InvalidEntitiesError,
     InvalidJobError,
     InvalidTransitionError,
@@ -108,12 +110,16 @@ def _transition(
     job_id: uuid.UUID | str,
     target: JobStatus,
     entities: Sequence[Mapping[str, Any]] = (),
+    *,
+    shown_failure_at: datetime | None = None,
 ) -> ProcessingJob:
     entity_rows = [_entity_row(index, entity) for index, entity in enumerate(entities)]
     with write_transaction():
         job = load_job_for_update(job_id)
         if not can_transition(job.job_status, target):
             raise InvalidTransitionError(job.id, job.status, target.value)
+        if shown_failure_at is not None and job.completed_at != shown_failure_at:
+            raise FailureChangedError(job.id, job.status)
         now = utcnow()
         job.status = target.value
         if target is JobStatus.PROCESSING:
@@ -173,17 +179,23 @@ def complete_job(job_id: uuid.UUID | str, entities: Sequence[Mapping[str, Any]] 
     return _transition(job_id, JobStatus.COMPLETED, entities)
 
 
-def requeue_job(job_id: uuid.UUID | str) -> ProcessingJob:
+def requeue_job(job_id: uuid.UUID | str, *, shown_failure_at: datetime | None = None) -> ProcessingJob:
     """Send a failed job back to ``Pending`` so a worker processes it again.
 
     The failure stays in the job's history (``job_failures``); the row's
     error fields, ``started_at`` and ``completed_at`` are cleared.
 
+    Args:
+        shown_failure_at: the ``completed_at`` (aware UTC) of the failure
+            the operator was shown; with it, a job that failed again or was
+            requeued since is left alone.
+
     Raises:
         JobNotFoundError: no such job.
         InvalidTransitionError: the job is not ``Failed`` or ``Validation_Failed``.
+        FailureChangedError: its ``completed_at`` is not ``shown_failure_at``.
     """
-    return _transition(job_id, JobStatus.PENDING)
+    return _transition(job_id, JobStatus.PENDING, shown_failure_at=shown_failure_at)
 
 
 #: Deepest nesting accepted in an entity's ``attributes``.
