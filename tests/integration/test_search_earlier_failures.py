@@ -9,6 +9,7 @@ the match is in the job's history.
 
 from __future__ import annotations
 
+import json
 import re
 import uuid
 from urllib.parse import quote
@@ -140,6 +141,24 @@ def test_the_entities_export_of_a_search_has_the_completed_jobs_found_by_their_h
     assert response.status_code == 200
     rows = csv_rows(response)
     assert [(row["job_id"], row["code"]) for row in rows] == [(history["completed"], "R07.9")]
+
+
+@pytest.mark.parametrize("path", ["/exports/job-errors.csv", "/exports/job-errors.ndjson"])
+def test_the_per_error_export_of_a_search_has_only_current_items_that_match(client, history, path):
+    # Per job: every job the search lists. Per error: only items that hold
+    # the text; a job found by an earlier failure has none now (its history has it).
+    query = "q=Z99&status=all&acknowledged=include"
+
+    def rows(url: str) -> list[dict]:
+        response = client.get(url)  # read whole before the next request: a streamed body
+        assert response.status_code == 200
+        if path.endswith(".csv"):
+            return csv_rows(response)
+        return [json.loads(line) for line in response.get_data(as_text=True).splitlines()]
+
+    jobs, items = rows(f"{path}?{query}&rows=jobs"), rows(f"{path}?{query}")
+    assert _names(history, {row["job_id"] for row in jobs}) == {"refailed", "completed", "current"}
+    assert [(row["job_id"], row["code"]) for row in items] == [(history["current"], "code.unknown_icd10cm")]
 
 
 def test_a_bulk_requeue_keeps_the_failures_searchable(app, client, history):

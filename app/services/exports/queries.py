@@ -32,7 +32,7 @@ from app.services.exports.columns import (
     item_in_group_sql,
     job_groups_lateral,
 )
-from app.services.processing_jobs.filter_sql import SEARCHED_ITEM_FIELDS, escape_like
+from app.services.processing_jobs.filter_sql import SEARCHED_ITEM_FIELDS, escape_like, id_prefix_range
 from app.services.processing_jobs.job_filter import JobFilter
 from app.services.processing_jobs.pagination import newest_first
 
@@ -186,11 +186,18 @@ def _item_sources(dialect: str, options: ItemRows) -> tuple[sa.FromClause, Sourc
 
 def _matches_search(dialect: str, table: _ItemTable, text: str) -> sa.ColumnElement[bool]:
     """The search's rule for item rows: an item that holds ``text`` itself,
-    or any row of a job none of whose items holds it (the job was found by
-    its id, document id or message: all of it matched)."""
+    or any row of a job none of whose items holds it but whose id, document
+    id or message does (the job itself matched: all of it is written). A
+    job the search found by a failure it had before a requeue has no row:
+    nothing of its current failure matched (its history has that failure)."""
     others = _item_table(dialect, "searched_item")
     any_item_holds = sa.select(sa.literal(1)).select_from(others.item).where(others.holds_text(text)).exists()
-    return sa.or_(table.holds_text(text), sa.not_(any_item_holds))
+    pattern = sa.literal(f"%{escape_like(text)}%", sa.Text)
+    job_itself = [JOBS.c.document_id.ilike(pattern, escape="\\"), JOBS.c.error_message.ilike(pattern, escape="\\")]
+    ids = id_prefix_range(text)
+    if ids is not None:
+        job_itself.append(JOBS.c.id.between(*ids))
+    return sa.or_(table.holds_text(text), sa.and_(sa.not_(any_item_holds), sa.or_(*job_itself)))
 
 
 def _selected(columns: Sequence[Column], sources: Sources) -> list[sa.ColumnElement[Any]]:
