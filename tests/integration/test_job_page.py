@@ -270,6 +270,21 @@ def test_the_validator_is_named(app, client):
     assert "<dt>Validator</dt><dd>pydantic</dd>" in html
 
 
+def test_each_failure_in_the_history_names_the_worker_that_reported_it(app, client):
+    with app.app_context():
+        job = create_job("doc-worker")
+        get_failure_recorder().record_validation_failure(
+            job.id, "bad", {"errors": [{"code": "x.y", "message": "m"}]},
+            worker={"name": "entity-extractor <b>", "version": "1.5.0-rc.1"},
+        )
+        get_failure_recorder().record_failure(job.id, "crashed")  # no worker given
+        job_id = str(job.id)
+    html = client.get(f"/jobs/{job_id}").get_data(as_text=True)
+    assert html.count('<span class="who">reported by') == 1
+    assert ('<span class="who">reported by <bdi>entity-extractor &lt;b&gt;</bdi> <bdi>1.5.0-rc.1</bdi></span>'
+            in html)
+
+
 def test_text_details_are_shown_as_text_at_once(app, client):
     traceback = 'Traceback (most recent call last):\n  File "worker.py", line 3\nValueError: <boom>'
     with app.app_context():
