@@ -129,6 +129,13 @@ def test_unknown_or_malformed_group_is_404(client):
     assert client.get("/groups/999999").status_code == 404
     assert client.get("/groups/abc").status_code == 404
     assert client.get("/groups/0").status_code == 404
+    # Each says what a group id is, never echoing what the URL held.
+    for path in ("/groups/abc", "/groups/1%1b%5b31m", "/groups/99999999999999999999999"):
+        html = client.get(path).get_data(as_text=True)
+        assert "<h1>404 · Failure group not found</h1>" in html, path
+        assert "No failure group has this id: group ids are whole numbers." in html, path
+        assert "\x1b" not in html and "abc" not in html.split("<main")[1], path
+    assert "No failure group has id 999999." in client.get("/groups/999999").get_data(as_text=True)
 
 
 # -- lifecycle actions -------------------------------------------------------------------
