@@ -239,13 +239,22 @@ def found_by_earlier_failure(job: Any, text: str | None) -> bool:
     ids = id_prefix_range(text)
     if ids is not None and ids[0] <= job.id <= ids[1]:
         return False
+    if isinstance(job.document_id, str) and text.lower() in job.document_id.lower():
+        return False
+    return not failure_holds_text(job.error_message, job.error_details, text)
+
+
+def failure_holds_text(message: Any, details: Any, text: str) -> bool:
+    """Whether a failure's message or one of its error items' searched fields
+    (message, code, pointer, entity type and code: string values) holds
+    ``text``, as the search reads them (case folded with :meth:`str.lower`)."""
     wanted = text.lower()
-    fields = [job.document_id, job.error_message]
-    for item in listed_errors(job.error_details):
+    fields = [message]
+    for item in listed_errors(details):
         if isinstance(item, dict):
             entity = item.get("entity") if isinstance(item.get("entity"), dict) else {}
             fields += [item.get("message"), item.get("code"), item.get("pointer"), entity.get("type"), entity.get("code")]
-    return not any(isinstance(field, str) and wanted in field.lower() for field in fields)
+    return any(isinstance(field, str) and wanted in field.lower() for field in fields)
 
 
 def format_entity(entity: Any) -> str:

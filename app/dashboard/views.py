@@ -20,6 +20,7 @@ from werkzeug.wrappers import Response
 from app.auth.guards import CONTENT_SECURITY_POLICY, requires, talisman
 from app.dashboard import bp
 from app.dashboard.charts import bar_chart
+from app.dashboard.failure_details import failure_holds_text
 from app.dashboard.formatting import STATUS_LABELS, format_utc
 from app.dashboard.links import QUICK_RANGES, ListLinks, href, list_heading, list_links, query_pairs, with_changes
 from app.dashboard.links import with_quick_range
@@ -280,12 +281,14 @@ def _list_links(
 
 
 @bp.app_template_global()
-def job_href(job_id: object) -> str:
+def job_href(job_id: object, match: str | None = None) -> str:
     """The job page's link from the current page, carrying this page (path
     and query: the list and its filter) as ``back``, so the job page's back
-    link returns here."""
+    link returns here; with ``match`` (a search's text), the page opens and
+    marks the failures of its history that hold it."""
     here = request.full_path.rstrip("?")
-    return href(url_for("dashboard.show_job", job_id=job_id), [("back", here)])
+    pairs = [("back", here)] + ([("match", match)] if match else [])
+    return href(url_for("dashboard.show_job", job_id=job_id), pairs)
 
 
 def back_link() -> str:
@@ -335,6 +338,9 @@ def show_job(job_id: str) -> str | Response:
     failures = lifecycle.list_failures(job.id)
     entities = lifecycle.list_entities(job.id)
     back = back_link()
+    # From a search's "matches an earlier failure": the failures that hold its text.
+    match = parse_search(request.args.get("match"), "match")
+    matched = {f.id for f in failures if failure_holds_text(f.error_message, f.error_details, match)} if match else set()
     groups = group_details.item_groups([failure.id for failure in failures])
     return render_template(
         "jobs/detail.html",
@@ -351,6 +357,8 @@ def show_job(job_id: str) -> str | Response:
         actions=job_actions(job),
         history=job_history(job, failures),
         failure_count=len(failures),
+        match=match,
+        matched_failures=matched,
         back=back,
         back_label=back_label(back),
         entities=entities,

@@ -127,10 +127,22 @@ def test_the_row_says_when_the_match_is_in_the_jobs_history(client, history):
     assert "matches an earlier failure" not in html
 
 
-def test_the_job_page_has_the_history_the_note_links_to(client, history):
-    page = client.get(f"/jobs/{history['completed']}").get_data(as_text=True)
-    section = re.search(r'<section class="history" id="history">.*?</section>', page, re.S)
-    assert section and "Z99.1" in section.group(0)
+def test_the_note_opens_the_earlier_failure_that_matched(client, history):
+    _ids, html = _listed(client, "Z99")
+    row = next(r for r in re.findall(r'<tr class="job.*?</tr>', html, re.S) if history["refailed"] in r)
+    link = re.search(r'<a class="match earlier" href="([^"]+)">', row).group(1).replace("&amp;", "&")
+    assert "match=Z99" in link
+    page = client.get(link.split("#")[0]).get_data(as_text=True)
+    section = re.search(r'<section class="history" id="history">.*?</section>', page, re.S).group(0)
+    failures = re.findall(r'<li class="event event-failed failure">.*?</li>', section, re.S)
+    assert len(failures) == 2
+    first, second = failures  # oldest first: the Z99 failure, then the unit error
+    assert "holds “<bdi>Z99</bdi>”, the search you came from" in first and "Z99.89X" in first
+    assert '<details class="error-details" open>' in first
+    assert "the search you came from" not in second and '<details class="error-details" open>' not in second
+    # Without match: nothing is marked or opened.
+    plain = client.get(f"/jobs/{history['refailed']}").get_data(as_text=True)
+    assert "the search you came from" not in plain
 
 
 def test_the_entities_export_of_a_search_has_the_completed_jobs_found_by_their_history(client, history):
