@@ -540,7 +540,8 @@ ENTITIES = [
      "code_system": "http://hl7.org/fhir/sid/icd-10-cm", "confidence": 0.93,
      "span": {"page": 2, "start": 10, "end": 54}, "attributes": {"negated": False, "note": "=1+1"}},
     {"entity_type": "Observation", "text": "=HYPERLINK(\"http://evil\")", "code": "-4548-4",
-     "code_system": "@loinc", "confidence": 0.5, "span": {"start": 0, "end": 3}, "attributes": None},
+     "code_system": "@loinc", "confidence": 0.5, "span": {"start": 0, "end": 3}, "attributes": None,
+     "value": {"value": 7.25, "unit": "=mg/dL"}},
 ]
 
 
@@ -577,6 +578,9 @@ def test_entities_csv_has_one_row_per_entity(client, jobs, completed):
     assert second["text"] == "'=HYPERLINK(\"http://evil\")"
     assert (second["code"], second["code_system"]) == ("'-4548-4", "'@loinc")
     assert (second["page"], second["attributes"]) == ("", "")
+    # The measured value and its unit, each a cell of its own (a formula neutralised).
+    assert (first["value"], first["unit"]) == ("", "")
+    assert (float(second["value"]), second["unit"]) == (7.25, "'=mg/dL")
 
 
 def test_entities_csv_follows_the_filter_but_not_its_status(app, client, jobs, completed):

@@ -105,6 +105,19 @@ def _entity(name: str) -> SQL:
     return lambda s: s.entities.c[name]
 
 
+def _quantity(field: str) -> SQL:
+    """An entity's measured value (a FHIR Quantity, ``{"value": 4, "unit": "ng/L"}``):
+    its ``field``, NULL when the entity has none."""
+
+    def sql(s: Sources) -> sa.ColumnElement[Any]:
+        value = s.entities.c.value
+        if s.dialect == "postgresql":
+            return sa.type_coerce(value, JSONB).op("->>")(field)
+        return sa.func.json_extract(value, f"$.{field}")
+
+    return sql
+
+
 def _item(name: str) -> SQL:
     return lambda s: s.item[name]
 
@@ -298,6 +311,9 @@ ENTITY_EXPORT: tuple[Column, ...] = (
     Column("code", _entity("code"), csv_cell=text_cell),
     Column("code_system", _entity("code_system"), csv_cell=text_cell),
     Column("confidence", _entity("confidence")),
+    # The measured value (an observation's result, a dose) and its UCUM unit.
+    Column("value", _quantity("value"), csv_cell=empty_if_none),
+    Column("unit", _quantity("unit"), csv_cell=text_cell),
     Column("page", _entity("page"), csv_cell=empty_if_none),
     Column("span_start", _entity("span_start")),
     Column("span_end", _entity("span_end")),
