@@ -286,8 +286,10 @@ def retry_href(path: str, args: Iterable[tuple[str, str]], errors: Iterable[Mapp
     rest of the filter back, rather than only a link elsewhere. ``None``
     when no refused field is a query parameter (nothing to take out).
     """
-    pairs = query_pairs(args)
-    refused = {error.get("field") for error in errors} & {name for name, _ in pairs}
+    given = list(args)
+    # Named among all the pairs: a refused cursor is one too (the pairs kept
+    # never hold a cursor, so the link is then the same page's first page).
+    refused = {error.get("field") for error in errors} & {name for name, _ in given}
     if not refused:
         return None
-    return href(path, with_changes(pairs, {name: () for name in sorted(refused)}))
+    return href(path, with_changes(query_pairs(given), {name: () for name in sorted(refused)}))

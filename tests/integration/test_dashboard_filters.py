@@ -421,3 +421,13 @@ def test_the_form_shows_the_current_filter(client, catalogue):
     # Export links carry the same filter.
     csv = re.search(r'href="(/exports/job-errors\.csv[^"]*)"', html).group(1).replace("&amp;", "&")
     assert parse_qs(urlsplit(csv).query)["error_code"] == ["x.y"]
+
+
+@pytest.mark.parametrize("path", ["/jobs", "/groups"])
+def test_a_cursor_that_is_not_one_offers_the_first_page_of_the_same_filter(client, catalogue, path):
+    response = client.get(f"{path}?status=Failed&cursor=zzz" if path == "/jobs" else f"{path}?cursor=zzz")
+    assert response.status_code == 400
+    html = response.get_data(as_text=True)
+    retry = re.search(r'<a class="retry" href="([^"]*)">The same page without <code>cursor</code></a>', html)
+    assert retry, html
+    assert retry.group(1).replace("&amp;", "&") == ("/jobs?status=Failed" if path == "/jobs" else "/groups")
