@@ -29,8 +29,7 @@ from app.models.types import utcnow
 from app.services import bulk_actions, group_samples
 from app.services.chart_buckets import Bucket, BucketSize, Timeline
 from app.services.failure_groups import lifecycle as group_lifecycle
-from app.services.failure_groups import daily as daily_rollup
-from app.services.failure_groups import group_details, queries, series
+from app.services.failure_groups import daily as daily_rollup, group_details, queries, series
 from app.services.failure_groups.errors import GroupNotFoundError
 from app.services.failure_groups.states import is_semver
 from app.services.processing_jobs.actions import JobAction
@@ -156,9 +155,7 @@ def _group_id(raw: str) -> int:
     try:
         return parse_group_id(raw, "group_id")
     except InvalidQueryError:
-        # A 404 that says what a group id is, as the API's does (not the
-        # framework's "Not Found"); the raw text is never echoed.
-        raise GroupNotFoundError(raw) from None
+        raise GroupNotFoundError(raw) from None  # the API's 404, saying what a group id is
 
 
 @bp.get("/groups")
