@@ -156,9 +156,8 @@ def test_a_groups_frozen_selection_skips_a_job_that_failed_over_its_failure(app)
     _fail_again(app, second, requeue=False)
     with app.app_context():
         assert bulk_actions.start(bulk_id, "alice", {"scope": "group", "group_id": group_id})
-        while bulk_actions.run_batch(bulk_id):
-            pass
-        done = bulk_actions.get(bulk_id)
+        done = bulk_actions.run(bulk_id)
+        assert done.state == "done"
         assert (done.changed, done.skipped) == (1, 1)
         assert get_job(first).status == "Pending"
         assert get_job(second).error_message == "failed with code.unseen_fatal"
