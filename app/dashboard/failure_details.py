@@ -17,7 +17,7 @@ from markupsafe import Markup, escape
 
 from app.services.error_details import listed_errors
 from app.services.error_guidance import guidance_for_codes
-from app.services.processing_jobs.filter_sql import id_prefix_range
+from app.services.processing_jobs.filter_sql import failure_holds_text, id_prefix_range
 
 #: Columns of the validation-error table, in order.
 ERROR_ITEM_COLUMNS = ("severity", "code", "pointer", "message", "entity")
@@ -242,19 +242,6 @@ def found_by_earlier_failure(job: Any, text: str | None) -> bool:
     if isinstance(job.document_id, str) and text.lower() in job.document_id.lower():
         return False
     return not failure_holds_text(job.error_message, job.error_details, text)
-
-
-def failure_holds_text(message: Any, details: Any, text: str) -> bool:
-    """Whether a failure's message or one of its error items' searched fields
-    (message, code, pointer, entity type and code: string values) holds
-    ``text``, as the search reads them (case folded with :meth:`str.lower`)."""
-    wanted = text.lower()
-    fields = [message]
-    for item in listed_errors(details):
-        if isinstance(item, dict):
-            entity = item.get("entity") if isinstance(item.get("entity"), dict) else {}
-            fields += [item.get("message"), item.get("code"), item.get("pointer"), entity.get("type"), entity.get("code")]
-    return any(isinstance(field, str) and wanted in field.lower() for field in fields)
 
 
 def format_entity(entity: Any) -> str:

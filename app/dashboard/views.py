@@ -20,7 +20,6 @@ from werkzeug.wrappers import Response
 from app.auth.guards import CONTENT_SECURITY_POLICY, requires, talisman
 from app.dashboard import bp
 from app.dashboard.charts import bar_chart
-from app.dashboard.failure_details import failure_holds_text
 from app.dashboard.formatting import STATUS_LABELS, format_utc
 from app.dashboard.links import QUICK_RANGES, ListLinks, href, list_heading, list_links, query_pairs, with_changes
 from app.dashboard.links import with_quick_range
@@ -35,6 +34,7 @@ from app.services.failure_groups.search import find_groups_by_title
 from app.services.json_values import has_acting_control
 from app.services.processing_jobs import lifecycle, pagination
 from app.services.processing_jobs.errors import JobNotFoundError
+from app.services.processing_jobs.filter_sql import failure_holds_text
 from app.services.processing_jobs.history import job_history
 from app.services.processing_jobs.job_filter import AcknowledgedFilter, JobFilter, TimeField
 from app.services.processing_jobs.locking import parse_job_id

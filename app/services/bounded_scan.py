@@ -13,6 +13,7 @@ told from one with more. Read-only.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -51,6 +52,11 @@ class BoundedScan:
     def capped(self, seen: int) -> bool:
         """Whether more jobs match than were counted (the page says "the newest N only")."""
         return self.scan_limit is not None and seen > self.scan_limit
+
+    def capped_in(self, rows: Sequence[Sequence[Any]]) -> bool:
+        """:meth:`capped` for an aggregate's result whose last column is
+        :attr:`seen`; no row means no job was read, so none was seen either."""
+        return bool(rows) and self.capped(rows[0][-1])
 
 
 def bounded_scan(

@@ -172,8 +172,7 @@ def status_counts(job_filter: JobFilter, *, scan_limit: int = COUNT_SCAN_LIMIT) 
             sa.select(scan.jobs.c.status, sa.func.count(), scan.seen).group_by(scan.jobs.c.status)
         ).all()
         found = {status: count for status, count, _seen in rows}
-        # No row: no job read, so none seen either.
-        capped = bool(rows) and scan.capped(rows[0][2])
+        capped = scan.capped_in(rows)
     counts = {status: found.get(status.value, 0) for status in JobStatus}
     return StatusCounts(counts=counts, scanned=sum(found.values()), capped=capped)
 
@@ -222,7 +221,4 @@ def failures_over_time(
     rows = db.session.execute(sa.select(label.label("bucket"), sa.func.count(), scan.seen).group_by(label)).all()
     found = {bucket: count for bucket, count, _seen in rows}
     buckets = [Bucket(k, found.get(bucket_label(k, size), 0)) for k in keys]
-    # No row: no job read, so none seen either.
-    return Timeline(
-        size, start, end, buckets, clipped=clipped, statuses=statuses, capped=bool(rows) and scan.capped(rows[0][2]),
-    )
+    return Timeline(size, start, end, buckets, clipped=clipped, statuses=statuses, capped=scan.capped_in(rows))

@@ -22,8 +22,9 @@ from app import create_app
 from app.extensions import db
 from app.models import ProcessingJob
 from app.registry import get_failure_recorder
+from app.services.processing_jobs.filter_sql import failure_holds_text
 from app.services.processing_jobs.job_filter import JobFilter
-from app.services.processing_jobs.lifecycle import complete_job, create_job, requeue_job, start_job
+from app.services.processing_jobs.lifecycle import complete_job, create_job, list_failures, requeue_job, start_job
 from tests.integration.test_dashboard_filters import item, shown_ids
 from tests.integration.test_exports import csv_rows
 from tests.integration.test_search import search_plan
@@ -110,6 +111,17 @@ def test_the_search_finds_a_job_by_its_earlier_failures_on_both_databases(client
     api = client.get(f"{API}?q={quote(text)}&status=all&acknowledged=include")
     assert api.status_code == 200
     assert _names(history, {job["id"] for job in api.get_json()["items"]}) == expected
+
+
+@pytest.mark.parametrize("text", ["Z99", "unknown_icd10cm", "CODE.UNKNOWN_ICD10CM", "mg/dLx", "UCUM",
+                                  "first report", "ICD-10-CMunit", "/entities/0/code", "Condition"])
+def test_the_python_twin_finds_what_the_sql_finds(app, history, text):
+    # failure_holds_text (which failure a page marks) against the search's SQL.
+    with app.app_context():
+        by_sql = {str(j.id) for j in db.session.scalars(sa.select(ProcessingJob).where(*JobFilter(text=text).where()))}
+        by_python = {job_id for job_id in history.values()
+                     if any(failure_holds_text(f.error_message, f.error_details, text) for f in list_failures(job_id))}
+    assert by_python == by_sql
 
 
 def test_the_row_says_when_the_match_is_in_the_jobs_history(client, history):

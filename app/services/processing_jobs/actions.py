@@ -21,8 +21,8 @@ from app.models import ProcessingJob
 from app.models.job_status import FAILURE_STATUSES
 from app.models.types import utcnow
 from app.services.access import count_in_audit_event
-from app.services.processing_jobs.errors import FailureChangedError, InvalidTransitionError, JobNotFoundError
-from app.services.processing_jobs.lifecycle import requeue_job
+from app.services.processing_jobs.errors import InvalidTransitionError, JobNotFoundError
+from app.services.processing_jobs.lifecycle import require_failure_shown, requeue_job
 from app.services.processing_jobs.locking import load_job_for_update, parse_job_id
 from app.unit_of_work import write_transaction
 
@@ -81,8 +81,7 @@ def acknowledge_job(
         job = load_job_for_update(job_id)
         if job.job_status not in FAILURE_STATUSES:
             raise InvalidTransitionError(job.id, job.status, "acknowledged")
-        if shown_failure_at is not None and job.completed_at != shown_failure_at:
-            raise FailureChangedError(job.id, job.status)
+        require_failure_shown(job, shown_failure_at)
         if job.acknowledged_at is not None:
             return ActionOutcome(job, changed=False)
         job.acknowledged_at = utcnow()

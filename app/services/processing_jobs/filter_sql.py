@@ -21,6 +21,7 @@ from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
 
 from app.models import JobFailure
+from app.services.error_details import listed_errors
 
 class error_details_has_code(FunctionElement[bool]):  # noqa: N801 (named like the SQL function it stands for)
     """SQL condition: ``error_details`` is an envelope whose ``errors`` array
@@ -127,6 +128,24 @@ class job_text_matches(FunctionElement[bool]):  # noqa: N801 (named like the SQL
 #: the ``type`` of the item's ``entity`` object). Keep migration 0008's
 #: ``job_search_text`` in step.
 SEARCHED_ITEM_FIELDS = ("message", "code", "pointer", "entity.type", "entity.code")
+
+
+def failure_holds_text(message: Any, details: Any, text: str) -> bool:
+    """The Python twin of :class:`job_text_matches` for one failure: whether
+    its message, or one of its error items' :data:`SEARCHED_ITEM_FIELDS`
+    (string values; the listing rule of
+    :func:`app.services.error_details.listed_errors`), holds ``text``,
+    case folded with :meth:`str.lower` (PostgreSQL's ``lower()`` for the
+    letters a search holds). For pages that say which failure a search found."""
+    wanted = text.lower()
+    fields = [message]
+    for item in listed_errors(details):
+        for path in SEARCHED_ITEM_FIELDS:
+            value: Any = item
+            for key in path.split("."):
+                value = value.get(key) if isinstance(value, dict) else None
+            fields.append(value)
+    return any(isinstance(field, str) and wanted in field.lower() for field in fields)
 
 
 @compiles(job_text_matches, "postgresql")

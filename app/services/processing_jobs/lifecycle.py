@@ -118,8 +118,7 @@ def _transition(
         job = load_job_for_update(job_id)
         if not can_transition(job.job_status, target):
             raise InvalidTransitionError(job.id, job.status, target.value)
-        if shown_failure_at is not None and job.completed_at != shown_failure_at:
-            raise FailureChangedError(job.id, job.status)
+        require_failure_shown(job, shown_failure_at)
         now = utcnow()
         job.status = target.value
         if target is JobStatus.PROCESSING:
@@ -177,6 +176,18 @@ def complete_job(job_id: uuid.UUID | str, entities: Sequence[Mapping[str, Any]] 
             are not storable JSON.
     """
     return _transition(job_id, JobStatus.COMPLETED, entities)
+
+
+def require_failure_shown(job: ProcessingJob, shown_failure_at: datetime | None) -> None:
+    """Check, under the job's row lock, that it still has the failure an
+    operator was shown: its ``completed_at`` (every failure and requeue
+    moves it) is ``shown_failure_at``. ``None``: nothing to check.
+
+    Raises:
+        FailureChangedError: the job failed again, or was requeued, since.
+    """
+    if shown_failure_at is not None and job.completed_at != shown_failure_at:
+        raise FailureChangedError(job.id, job.status)
 
 
 def requeue_job(job_id: uuid.UUID | str, *, shown_failure_at: datetime | None = None) -> ProcessingJob:
