@@ -17,7 +17,7 @@ import pytest
 import sqlalchemy as sa
 
 from app.extensions import db
-from app.models import ProcessingJob
+from app.models import JobStatus, ProcessingJob
 from app.services.processing_jobs.filter_sql import id_prefix_range
 from app.services.processing_jobs.job_filter import JobFilter
 from tests.integration.test_dashboard_filters import item, make_job, shown_ids
@@ -247,6 +247,88 @@ def test_postgresql_serves_the_search_from_the_trigram_index(app_ctx, backend):
         return
     plan = search_plan("ICD-10-CM")
     assert "ix_processing_jobs_search_text" in plan, plan
+
+
+
+
+# -- the search's page: a bounded walk of the newest jobs, then the search's index ----------
+
+
+@pytest.fixture
+def spread(app) -> dict[str, str]:
+    """20 jobs an hour apart, newest first by name; "needle" in 7 of them,
+    new, in the middle and old, and in one that is not a failure."""
+    from datetime import datetime, timedelta, timezone
+    start = datetime(2026, 3, 1, tzinfo=timezone.utc)
+    holding = {0, 1, 6, 13, 17, 18, 19}
+    made = {}
+    with app.app_context():
+        for n in range(20):
+            at = start - timedelta(hours=n)
+            status = "Completed" if n == 6 else ("Failed" if n % 3 else "Validation_Failed")
+            message = f"job {n} " + ("found the needle" if n in holding else "nothing here")
+            job_id = make_job(f"spread-{n:02d}", status, message=message, created=at,
+                              completed=at + timedelta(minutes=n))
+            if status == "Completed" and n in holding:  # a completed job holds no message: its document does
+                db.session.execute(sa.update(ProcessingJob).where(ProcessingJob.id == uuid.UUID(job_id))
+                                   .values(document_id="needle-in-a-document"))
+                db.session.commit()
+            made[f"{n:02d}"] = job_id
+    return made
+
+
+def _every_page(job_filter: JobFilter, limit: int) -> list[list[str]]:
+    from app.services.processing_jobs import pagination
+    pages, cursor = [], None
+    while True:
+        page = pagination.list_jobs(job_filter, limit=limit, cursor=cursor)
+        pages.append([str(job.id) for job in page.jobs])
+        cursor = page.next_cursor
+        if cursor is None:
+            return pages
+
+
+@pytest.mark.parametrize("window", [1, 2, 3, 5, 7, 19, 20, 21, 1000])
+@pytest.mark.parametrize("time_field", ["created", "completed"])
+@pytest.mark.parametrize("statuses", [(), (JobStatus.FAILED,)])
+def test_a_search_page_is_one_query_s_page_whatever_the_window(
+    app_ctx, spread, monkeypatch, window, time_field, statuses
+):
+    # The window only decides how the jobs are found: every page, its
+    # order and its cursor are those of one WHERE ... ORDER BY ... LIMIT,
+    # on both backends, whether the window held enough matches, none, or
+    # ended on a match.
+    from app.services.processing_jobs import pagination
+    from app.services.processing_jobs.job_filter import AcknowledgedFilter, TimeField
+    job_filter = JobFilter(text="NEEDLE", statuses=statuses, time_field=TimeField(time_field),
+                           acknowledged=AcknowledgedFilter.INCLUDE)
+    expected = [str(i) for i in db.session.scalars(
+        sa.select(ProcessingJob.id).where(*job_filter.where()).order_by(*pagination.newest_first(job_filter)))]
+    assert len(expected) == (4 if statuses else 7)
+    monkeypatch.setattr(pagination, "SEARCH_WINDOW", window)
+    for limit in (1, 2, 3, 50):
+        pages = _every_page(job_filter, limit)
+        assert [job for page in pages for job in page] == expected, (window, limit)
+        assert all(len(page) == limit for page in pages[:-1])
+
+
+def test_a_search_with_no_match_reads_the_window_then_the_index(app_ctx, spread, monkeypatch):
+    from app.services.processing_jobs import pagination
+    monkeypatch.setattr(pagination, "SEARCH_WINDOW", 5)
+    statements: list[str] = []
+
+    def record(_conn, _cursor, statement, *_args):
+        statements.append(statement)
+
+    sa.event.listen(db.engine, "before_cursor_execute", record)
+    try:
+        page = pagination.list_jobs(JobFilter(text="no such words", statuses=()), limit=10)
+    finally:
+        sa.event.remove(db.engine, "before_cursor_execute", record)
+    assert page.jobs == [] and page.next_cursor is None
+    reads = [statement for statement in statements if statement.startswith(("SELECT", "WITH"))]
+    assert len(reads) == 2, statements
+    assert "search_window" in reads[0] and "older_matches" in reads[1]
 
 
 # -- the document prefix filter (document_id_prefix) ------------------------------------
