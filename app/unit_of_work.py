@@ -34,9 +34,12 @@ before it needs it.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import logging
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import TypeVar
 
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.orm import Session
 
 from app.extensions import POSTGRESQL_READ_AUTOCOMMIT, SQLITE_IMMEDIATE, db, leave_read_autocommit
@@ -45,6 +48,17 @@ from app.extensions import POSTGRESQL_READ_AUTOCOMMIT, SQLITE_IMMEDIATE, db, lea
 _READ_ONLY_TRANSACTION = "read_only_transaction"
 #: ``Session.info`` key: the outermost open :class:`WriteTransaction`.
 _OPEN = "write_transaction"
+
+#: SQLSTATEs of a transaction PostgreSQL aborted so that another could go
+#: on: ``serialization_failure`` (40001) and ``deadlock_detected`` (40P01).
+#: Its manual ("Serialization Failure Handling") says to retry such a
+#: transaction from the start; nothing of it was stored.
+REPLAYABLE_SQLSTATES = frozenset({"40001", "40P01"})
+#: Tries of :func:`replayed_write_transaction` in all: the first and two replays.
+WRITE_ATTEMPTS = 3
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 def mark_read_only_transaction() -> None:
@@ -169,3 +183,50 @@ def _end_unless_continuable(session: Session) -> bool:
         return True
     session.rollback()
     return False
+
+
+def is_replayable(error: BaseException) -> bool:
+    """Whether ``error`` (a ``sqlalchemy.exc.DBAPIError`` or a driver error)
+    aborted the transaction for a reason a replay may not meet again
+    (:data:`REPLAYABLE_SQLSTATES`)."""
+    original = error.orig if isinstance(error, sa_exc.DBAPIError) else error
+    return getattr(original, "sqlstate", None) in REPLAYABLE_SQLSTATES
+
+
+def replayed_write_transaction(work: Callable[[WriteTransaction], T], *, attempts: int = WRITE_ATTEMPTS) -> T:
+    """``work(transaction)`` inside ``with write_transaction() as transaction:``,
+    run again from the start when PostgreSQL aborts the transaction as a
+    deadlock victim or a serialization failure (:func:`is_replayable`), at
+    most ``attempts`` times in all.
+
+    For a block whose every effect is in the transaction, so that a replay
+    is the first run again: the API's writes (the idempotency claim, the
+    change, the stored answer; metrics are counted at commit, and dropped on
+    rollback). Two recorders can deadlock on the summary rollups' shard rows
+    at the turn of an hour, when one's job moves to the new hour's rows and
+    the other's already counts there (docs/summary-counts.md); the victim is
+    replayed instead of answering 503. Inside an outer write transaction
+    ``work`` runs once: only the outermost block can start again.
+
+    Returns:
+        What ``work`` returns.
+
+    Raises:
+        Whatever ``work`` or the commit raises; a replayable error after the
+        last attempt.
+    """
+    if in_write_transaction():
+        with write_transaction() as transaction:
+            return work(transaction)
+    attempt = 1
+    while True:
+        try:
+            with write_transaction() as transaction:
+                return work(transaction)
+        except sa_exc.DBAPIError as error:
+            if attempt >= attempts or not is_replayable(error):
+                raise
+            # The SQLSTATE only: the message may quote the statement's rows.
+            log.warning("write transaction replayed after SQLSTATE %s (attempt %d of %d)",
+                        getattr(error.orig, "sqlstate", None), attempt + 1, attempts)
+            attempt += 1

@@ -157,6 +157,25 @@ def _record_same_sql(job_id: str):  # noqa: ANN202
     token = request.headers.get("Authorization", "").removeprefix("Bearer ")
     digest = hashlib.sha256(token.encode("utf-8")).hexdigest()
     connection = _connection()
+    # Replayed after a deadlock or serialization failure, as the app's
+    # replayed_write_transaction does (app/unit_of_work.py), so the floor
+    # answers what the app answers.
+    for attempt in range(1, REPLAYS + 2):
+        try:
+            return _record_same_sql_once(connection, job_id, body, details, digest)
+        except (psycopg.errors.DeadlockDetected, psycopg.errors.SerializationFailure):
+            if attempt > REPLAYS:
+                raise
+    raise AssertionError("unreachable")
+
+
+#: Replays after the first try (the app's WRITE_ATTEMPTS - 1).
+REPLAYS = 2
+
+
+def _record_same_sql_once(connection: psycopg.Connection, job_id: str, body: dict, details: dict,
+                          digest: str):  # noqa: ANN202
+    """One try of :func:`_record_same_sql`: its statements in one transaction."""
     now = datetime.now(timezone.utc)
     failure_id = uuid.uuid4()
     with connection.transaction():

@@ -24,7 +24,7 @@ from app.errors import InvalidFieldsError, InvalidQueryError, field_error
 from app.services.failure_groups import lifecycle
 from app.services.failure_groups.queries import get_group, list_groups
 from app.services.failure_groups.serialize import group_to_json
-from app.unit_of_work import write_transaction
+from app.unit_of_work import WriteTransaction, replayed_write_transaction
 from app.web.group_query import group_filter_from_args, group_sort_from_args
 from app.web.query import read_page
 from app.web.query_time import parse_rfc3339
@@ -55,11 +55,13 @@ def _group_answer(group_id: Any) -> Response:
 
 def _change(group_id: str, change: Callable[[], Any]) -> Response:
     """Run a lifecycle ``change`` (its service joins the transaction) and
-    answer with the group as changed, all in one write transaction."""
-    with write_transaction():
+    answer with the group as changed, all in one write transaction (replayed
+    whole when PostgreSQL aborts it as a deadlock's victim)."""
+    def change_and_read(_transaction: WriteTransaction) -> Any:
         change()
-        payload = group_to_json(get_group(group_id))
-    return jsonify(payload)
+        return group_to_json(get_group(group_id))
+
+    return jsonify(replayed_write_transaction(change_and_read))
 
 
 @bp.get("/failure-groups")

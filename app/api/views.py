@@ -31,7 +31,7 @@ from app.services.idempotency import IdempotencyClaim
 from app.services.processing_jobs import lifecycle, pagination
 from app.services.processing_jobs.job_filter import AcknowledgedFilter
 from app.services.processing_jobs.snapshot import JobSnapshot
-from app.unit_of_work import write_transaction
+from app.unit_of_work import WriteTransaction, replayed_write_transaction
 from app.web.query import job_filter_from_args, read_page
 from app.web.serializers import entity_to_json, failure_to_json, job_to_json
 
@@ -45,7 +45,9 @@ def _answer(operation: Operation, body: Any, *, status: int = 200) -> Response:
     One write transaction, in this order: claim the key (a retry gets the
     stored answer and changes nothing), run the operation (its service
     joins the transaction), render the answer from the flushed job (nothing
-    is read back after the commit) and store it with the key. Keys are
+    is read back after the commit) and store it with the key. The whole of
+    it runs again when PostgreSQL aborts it as a deadlock's victim
+    (:func:`app.unit_of_work.replayed_write_transaction`). Keys are
     scoped to the worker token that sent them (``g.worker_token_id``, set by
     :func:`app.auth.guards.enforce_access`).
     """
@@ -55,15 +57,22 @@ def _answer(operation: Operation, body: Any, *, status: int = 200) -> Response:
         if key is not None
         else None
     )
-    with write_transaction() as transaction:
+    def claim_change_and_stage(transaction: WriteTransaction) -> tuple[Any, bool]:
         stored = claim.claim() if claim is not None else None
         if stored is not None:
             transaction.rollback()  # nothing was written
-            return _json(stored.status, stored.body, replayed=True)
+            return stored, True
         payload = job_to_json(operation())
         if claim is not None:
             claim.stage(status, payload)
-    return _json(status, payload, replayed=False)
+        return payload, False
+
+    # Replayed from the claim on when PostgreSQL picks it as a deadlock's
+    # victim: the worker gets its answer instead of a 503.
+    answer, replayed = replayed_write_transaction(claim_change_and_stage)
+    if replayed:
+        return _json(answer.status, answer.body, replayed=True)
+    return _json(status, answer, replayed=False)
 
 
 def _json(status: int, payload: Any, *, replayed: bool) -> Response:

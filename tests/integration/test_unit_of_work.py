@@ -192,3 +192,71 @@ def test_a_write_continuing_a_marked_read_is_one_transaction(app_ctx, backend):
             create_job("doc-a")
             create_job("doc-b")
         assert _documents() == ["doc-a", "doc-b"]
+
+
+# -- replayed_write_transaction: a deadlock's victim runs again ------------------------------
+
+
+def _aborted(sqlstate_error: type[psycopg.Error]) -> sa.exc.OperationalError:
+    """What SQLAlchemy raises when PostgreSQL aborts a statement with ``sqlstate_error``."""
+    return sa.exc.OperationalError("UPDATE processing_jobs ...", {}, sqlstate_error("aborted"))
+
+
+@pytest.mark.parametrize("error", [psycopg.errors.DeadlockDetected, psycopg.errors.SerializationFailure])
+def test_a_deadlock_victim_is_run_again_and_its_first_run_left_nothing(app_ctx, error):
+    from app.unit_of_work import replayed_write_transaction
+    runs: list[int] = []
+
+    def work(_transaction):  # noqa: ANN001, ANN202
+        runs.append(len(runs) + 1)
+        create_job(f"replayed-{len(runs)}", "entity_extraction")
+        if len(runs) == 1:
+            raise _aborted(error)  # after the first run wrote its job
+        return "done"
+
+    assert replayed_write_transaction(work) == "done"
+    assert runs == [1, 2]
+    assert _documents() == ["replayed-2"]
+    assert not in_write_transaction()
+
+
+def test_other_errors_and_the_last_attempt_are_raised(app_ctx):
+    from app.unit_of_work import WRITE_ATTEMPTS, replayed_write_transaction
+    runs: list[str] = []
+
+    def unique_violation(_transaction):  # noqa: ANN001, ANN202
+        runs.append("unique")
+        create_job("not-replayed", "entity_extraction")
+        raise _aborted(psycopg.errors.UniqueViolation)
+
+    with pytest.raises(sa.exc.OperationalError):
+        replayed_write_transaction(unique_violation)
+    assert runs == ["unique"]
+
+    def always_deadlocked(_transaction):  # noqa: ANN001, ANN202
+        runs.append("deadlock")
+        create_job("always-deadlocked", "entity_extraction")
+        raise _aborted(psycopg.errors.DeadlockDetected)
+
+    with pytest.raises(sa.exc.OperationalError) as raised:
+        replayed_write_transaction(always_deadlocked)
+    assert raised.value.orig.sqlstate == "40P01"
+    assert runs == ["unique"] + ["deadlock"] * WRITE_ATTEMPTS
+    assert _documents() == []
+
+
+def test_inside_an_outer_transaction_the_work_runs_once(app_ctx):
+    from app.unit_of_work import replayed_write_transaction
+    runs: list[int] = []
+
+    def work(_transaction):  # noqa: ANN001, ANN202
+        runs.append(1)
+        raise _aborted(psycopg.errors.DeadlockDetected)
+
+    with pytest.raises(sa.exc.OperationalError):
+        with write_transaction():
+            create_job("outer", "entity_extraction")
+            replayed_write_transaction(work)
+    # Only the outermost block could start again; it was rolled back whole.
+    assert runs == [1]
+    assert _documents() == []

@@ -155,3 +155,48 @@ def test_validation_failure_on_a_completed_job_is_a_409_and_changes_nothing(clie
     assert row(app, job["id"]) == before
     assert before["status"] == "Completed" and before["error_message"] is None
     assert_client_still_works(client, job["id"])
+
+
+@pytest.mark.parametrize("key", [None, "replay-after-deadlock-1"])
+def test_a_report_aborted_as_a_deadlock_victim_is_recorded_once(client, app, job, monkeypatch, key):
+    # PostgreSQL aborts one of two deadlocked transactions (40P01); the API
+    # runs the request's transaction again instead of answering 503. The
+    # first run's failure, history row and claim were rolled back with it.
+    import uuid
+
+    import psycopg
+    import sqlalchemy as sa
+
+    from app.extensions import db
+    from app.models import JobFailure
+    from app.services.processing_jobs.failure_recorder import SQLAlchemyFailureRecorder
+
+    real = SQLAlchemyFailureRecorder.record_validation_failure
+    calls: list[int] = []
+
+    def deadlocked_once(self, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
+        calls.append(1)
+        recorded = real(self, *args, **kwargs)
+        if len(calls) == 1:
+            raise sa.exc.OperationalError("INSERT INTO job_group_rollups ...", {},
+                                          psycopg.errors.DeadlockDetected("deadlock detected"))
+        return recorded
+
+    monkeypatch.setattr(SQLAlchemyFailureRecorder, "record_validation_failure", deadlocked_once)
+    headers = {} if key is None else {"Idempotency-Key": key}
+    response = client.post(job_url(job["id"], "validation-failure"), headers=headers,
+                           json={"error_message": "2 entities failed validation", "error_details": DETAILS})
+    assert response.status_code == 200, response.get_json()
+    assert calls == [1, 1]
+    assert response.get_json()["status"] == "Validation_Failed"
+    with app.app_context():
+        history = db.session.scalars(
+            sa.select(JobFailure).where(JobFailure.job_id == uuid.UUID(job["id"]))).all()
+        assert len(history) == 1
+    assert_matches_row(response.get_json(), row(app, job["id"]))
+    if key is not None:  # the stored answer is the replay's, given again without a third run
+        again = client.post(job_url(job["id"], "validation-failure"), headers=headers,
+                            json={"error_message": "2 entities failed validation", "error_details": DETAILS})
+        assert again.headers.get("Idempotent-Replayed") == "true"
+        assert again.get_json() == response.get_json()
+        assert calls == [1, 1]
