@@ -32,7 +32,7 @@ from app.services.processing_jobs.job_filter import JobFilter
 from app.services.processing_jobs.errors import FailureChangedError, JobNotFoundError
 from app.services.json_pointer import escape_token
 from app.services.processing_jobs.locking import parse_job_id
-from app.unit_of_work import write_transaction
+from app.unit_of_work import WriteTransaction, replayed_write_transaction
 from app.web import query as web_query
 from app.web.query_time import parse_rfc3339
 
@@ -139,12 +139,16 @@ def _act_on_one(action: str, job_id: str, said: str) -> Response:
     actor = current_actor()
     back = _back("")  # "": none asked for; the job's page, by its canonical id, below
     shown = _failure_time(request.form.get("failure_at"), "/failure_at")
+    def act_and_audit(_transaction: WriteTransaction) -> actions.ActionOutcome:
+        outcome = actions.apply_action(action, job_id, actor, shown_failure_at=shown)
+        if outcome.changed:
+            add_audit_event(actor, f"jobs.{action}", {"scope": "job", "job_ids": [str(outcome.job.id)]}, 1)
+        return outcome
+
     try:
-        with write_transaction():
-            outcome = actions.apply_action(action, job_id, actor, shown_failure_at=shown)
-            job = outcome.job
-            if outcome.changed:
-                add_audit_event(actor, f"jobs.{action}", {"scope": "job", "job_ids": [str(job.id)]}, 1)
+        # Replayed whole when PostgreSQL aborts it as a deadlock's victim
+        # (a recorder moving the job's groups at the turn of an hour).
+        job = replayed_write_transaction(act_and_audit).job
     except FailureChangedError as error:
         flash("The job changed after the page you acted on was shown (it failed again, or was requeued): "
               "nothing was done. Here it is as it is now.", "error")

@@ -60,6 +60,36 @@ def test_acknowledge_hides_the_failure_from_the_default_view(app, client):
     assert f'href="/jobs/{job_id}?back=' in client.get("/jobs?acknowledged=include").get_data(as_text=True)
 
 
+
+def test_an_acknowledge_aborted_as_a_deadlock_victim_is_done_and_audited_once(app, client, monkeypatch):
+    # The operator's click runs again when PostgreSQL picks its transaction
+    # as a deadlock's victim (a recorder moving the job's groups at the turn
+    # of an hour): one change, one audit row, no 503 page.
+    import psycopg
+
+    from app.services.processing_jobs import actions
+
+    job_id = _failed_job(app, "doc-ack-deadlock")
+    real = actions.apply_action
+    calls: list[int] = []
+
+    def deadlocked_once(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        calls.append(1)
+        outcome = real(*args, **kwargs)
+        if len(calls) == 1:
+            raise sa.exc.OperationalError("UPDATE job_group_rollups ...", {},
+                                          psycopg.errors.DeadlockDetected("deadlock detected"))
+        return outcome
+
+    monkeypatch.setattr(actions, "apply_action", deadlocked_once)
+    response = client.post(f"/jobs/{job_id}/acknowledge", data={"csrf_token": _csrf(client)})
+    assert response.status_code == 302
+    assert calls == [1, 1]
+    assert _row(app, job_id)["acknowledged_by"] == "test-admin"
+    with app.app_context():
+        events = db.session.scalars(sa.select(AuditEvent)).all()
+        assert [(e.action, e.row_count) for e in events] == [("jobs.acknowledge", 1)]
+
 def test_a_new_failure_brings_an_acknowledged_job_back(app, client):
     job_id = _failed_job(app, "doc-back")
     client.post(f"/jobs/{job_id}/acknowledge", data={"csrf_token": _csrf(client)})

@@ -24,7 +24,7 @@ from app.services.access import count_in_audit_event
 from app.services.processing_jobs.errors import InvalidTransitionError, JobNotFoundError
 from app.services.processing_jobs.lifecycle import require_failure_shown, requeue_job
 from app.services.processing_jobs.locking import load_job_for_update, parse_job_id
-from app.unit_of_work import write_transaction
+from app.unit_of_work import WriteTransaction, replayed_write_transaction, write_transaction
 
 
 class JobAction:
@@ -150,12 +150,16 @@ def apply_to_jobs(
     """
     result = BulkResult()
     for job_id in job_ids:
+        seen = None if shown is None else shown.get(str(job_id))
+
+        def act_and_count(_transaction: WriteTransaction) -> ActionOutcome:  # called at once, in this turn
+            outcome = apply_action(action, job_id, actor, shown_failure_at=seen)
+            if outcome.changed:
+                count_in_audit_event(audit_event_id)
+            return outcome
+
         try:
-            with write_transaction():
-                seen = None if shown is None else shown.get(str(job_id))
-                outcome = apply_action(action, job_id, actor, shown_failure_at=seen)
-                if outcome.changed:
-                    count_in_audit_event(audit_event_id)
+            outcome = replayed_write_transaction(act_and_count)
         except (InvalidTransitionError, JobNotFoundError):
             result.skipped += 1
             continue
