@@ -54,7 +54,7 @@ from app.services.access import add_audit_event
 from app.services.failure_groups.recording import end_current_occurrences
 from app.services.processing_jobs.actions import JobAction
 from app.services.processing_jobs.job_filter import JobFilter
-from app.unit_of_work import write_transaction
+from app.unit_of_work import WriteTransaction, replayed_write_transaction, write_transaction
 
 #: Jobs changed per transaction.
 BATCH_SIZE = 1_000
@@ -203,61 +203,68 @@ def resume(bulk_id: uuid.UUID) -> bool:
 def run_batch(bulk_id: uuid.UUID, batch_size: int = BATCH_SIZE) -> bool:
     """Act on the next ``batch_size`` jobs of a running action, in one
     transaction; ``True`` while jobs remain. Marks the action ``done`` after
-    the last batch.
+    the last batch. The batch runs again from its start when PostgreSQL
+    aborts it as a deadlock's victim (a batch's jobs move their groups'
+    rollup rows in job order, a recorder's in key order:
+    :func:`app.unit_of_work.replayed_write_transaction`).
     """
-    with write_transaction() as transaction:
-        bulk = db.session.get(BulkAction, bulk_id, with_for_update=True, populate_existing=True)
-        if bulk is None or bulk.state != BulkActionState.RUNNING:
-            transaction.rollback()
-            return False
-        rows = db.session.execute(
-            sa.select(BulkActionJob.position, BulkActionJob.job_id)
-            .where(BulkActionJob.bulk_action_id == bulk_id, BulkActionJob.position >= bulk.next_position)
-            .order_by(BulkActionJob.position)
-            .limit(batch_size)
-        ).all()
-        ids = [row.job_id for row in rows]
-        changed_ids: list[uuid.UUID] = []
-        if ids:
-            # Lock in id order (as every multi-row locker should) so two
-            # batches over overlapping jobs cannot deadlock. Only jobs still
-            # on the failure they were frozen with: one that failed again
-            # (or was requeued and failed) has a failure nobody was asked about.
-            frozen = sa.and_(BulkActionJob.bulk_action_id == bulk_id, BulkActionJob.job_id == ProcessingJob.id,
-                             BulkActionJob.position.in_([row.position for row in rows]))
-            changed_ids = list(db.session.scalars(
-                sa.select(ProcessingJob.id)
-                .join(BulkActionJob, frozen)
-                .where(*_applies(bulk.action),
-                       sa.or_(BulkActionJob.failed_at.is_(None), ProcessingJob.completed_at == BulkActionJob.failed_at))
-                .order_by(ProcessingJob.id)
-                .with_for_update(of=ProcessingJob)
-            ))
-        if changed_ids:
-            _apply(bulk.action, changed_ids, bulk.actor)
-            # Which of the selection this batch changed, for each job's history
-            # (found by the job_id index, not by reading the audit log).
-            changed = set(changed_ids)
-            db.session.execute(
-                sa.update(BulkActionJob)
-                .where(BulkActionJob.bulk_action_id == bulk_id,
-                       BulkActionJob.position.in_([r.position for r in rows if r.job_id in changed]))
-                .values(changed_at=utcnow())
-                .execution_options(synchronize_session=False)
-            )
-            db.session.execute(
-                sa.update(AuditEvent)
-                .where(AuditEvent.id == bulk.audit_event_id)
-                .values(row_count=sa.func.coalesce(AuditEvent.row_count, 0) + len(changed_ids))
-            )
-        bulk.changed += len(changed_ids)
-        bulk.skipped += len(ids) - len(changed_ids)
-        bulk.next_position = (rows[-1].position + 1) if rows else bulk.total
-        bulk.progressed_at = utcnow()
-        more = bulk.next_position < bulk.total
-        if not more:
-            bulk.state = BulkActionState.DONE.value
-            bulk.finished_at = utcnow()
+    return replayed_write_transaction(lambda transaction: _run_batch(transaction, bulk_id, batch_size))
+
+
+def _run_batch(transaction: WriteTransaction, bulk_id: uuid.UUID, batch_size: int) -> bool:
+    """One try of :func:`run_batch`, inside its write transaction."""
+    bulk = db.session.get(BulkAction, bulk_id, with_for_update=True, populate_existing=True)
+    if bulk is None or bulk.state != BulkActionState.RUNNING:
+        transaction.rollback()
+        return False
+    rows = db.session.execute(
+        sa.select(BulkActionJob.position, BulkActionJob.job_id)
+        .where(BulkActionJob.bulk_action_id == bulk_id, BulkActionJob.position >= bulk.next_position)
+        .order_by(BulkActionJob.position)
+        .limit(batch_size)
+    ).all()
+    ids = [row.job_id for row in rows]
+    changed_ids: list[uuid.UUID] = []
+    if ids:
+        # Lock in id order (as every multi-row locker should) so two
+        # batches over overlapping jobs cannot deadlock. Only jobs still
+        # on the failure they were frozen with: one that failed again
+        # (or was requeued and failed) has a failure nobody was asked about.
+        frozen = sa.and_(BulkActionJob.bulk_action_id == bulk_id, BulkActionJob.job_id == ProcessingJob.id,
+                         BulkActionJob.position.in_([row.position for row in rows]))
+        changed_ids = list(db.session.scalars(
+            sa.select(ProcessingJob.id)
+            .join(BulkActionJob, frozen)
+            .where(*_applies(bulk.action),
+                   sa.or_(BulkActionJob.failed_at.is_(None), ProcessingJob.completed_at == BulkActionJob.failed_at))
+            .order_by(ProcessingJob.id)
+            .with_for_update(of=ProcessingJob)
+        ))
+    if changed_ids:
+        _apply(bulk.action, changed_ids, bulk.actor)
+        # Which of the selection this batch changed, for each job's history
+        # (found by the job_id index, not by reading the audit log).
+        changed = set(changed_ids)
+        db.session.execute(
+            sa.update(BulkActionJob)
+            .where(BulkActionJob.bulk_action_id == bulk_id,
+                   BulkActionJob.position.in_([r.position for r in rows if r.job_id in changed]))
+            .values(changed_at=utcnow())
+            .execution_options(synchronize_session=False)
+        )
+        db.session.execute(
+            sa.update(AuditEvent)
+            .where(AuditEvent.id == bulk.audit_event_id)
+            .values(row_count=sa.func.coalesce(AuditEvent.row_count, 0) + len(changed_ids))
+        )
+    bulk.changed += len(changed_ids)
+    bulk.skipped += len(ids) - len(changed_ids)
+    bulk.next_position = (rows[-1].position + 1) if rows else bulk.total
+    bulk.progressed_at = utcnow()
+    more = bulk.next_position < bulk.total
+    if not more:
+        bulk.state = BulkActionState.DONE.value
+        bulk.finished_at = utcnow()
     return more
 
 

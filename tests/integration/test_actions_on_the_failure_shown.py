@@ -161,3 +161,35 @@ def test_a_groups_frozen_selection_skips_a_job_that_failed_over_its_failure(app)
         assert (done.changed, done.skipped) == (1, 1)
         assert get_job(first).status == "Pending"
         assert get_job(second).error_message == "failed with code.unseen_fatal"
+
+
+def test_a_batch_aborted_as_a_deadlock_victim_runs_again_and_counts_once(app, monkeypatch):
+    # A batch moves its jobs' group-rollup rows in job order while recorders
+    # lock them in key order; PostgreSQL may abort the batch (40P01). It is
+    # replayed from its start: each job changed once, counted once.
+    import psycopg
+
+    jobs = [_fail(app, document=f"doc-batch-{n}") for n in range(3)]
+    with app.app_context():
+        group_id = db.session.scalar(sa.select(FailureOccurrence.group_id).where(
+            FailureOccurrence.job_id == get_job(jobs[0]).id, FailureOccurrence.is_current))
+        bulk_id = bulk_actions.freeze_group_selection("acknowledge", group_id, "alice").id
+        assert bulk_actions.start(bulk_id, "alice", {"scope": "group", "group_id": group_id})
+    real = bulk_actions._apply
+    calls: list[int] = []
+
+    def deadlocked_once(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        calls.append(1)
+        real(*args, **kwargs)
+        if len(calls) == 1:
+            raise sa.exc.OperationalError("UPDATE job_group_rollups ...", {},
+                                          psycopg.errors.DeadlockDetected("deadlock detected"))
+
+    monkeypatch.setattr(bulk_actions, "_apply", deadlocked_once)
+    with app.app_context():
+        done = bulk_actions.run(bulk_id)
+        assert done.state == "done"
+        assert (done.changed, done.skipped) == (3, 0)
+    assert calls == [1, 1]
+    assert all(_acknowledged(app, job_id) for job_id in jobs)
+    assert _audit_actions(app) == [("jobs.acknowledge", 3)]
