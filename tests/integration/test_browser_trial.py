@@ -170,6 +170,27 @@ def test_the_job_page_on_a_phone_keeps_times_on_one_line_and_the_history_wide(si
     context.close()
 
 
+def test_on_a_phone_no_label_of_the_job_page_runs_into_its_value(site, browser):  # noqa: F811
+    # A new user's trial: at 390 px "Acknowledged" was wider than the label
+    # column and read "Acknowledged2026-12-04 … by demo-admin".
+    context = browser.new_context(java_script_enabled=False, **PHONE)
+    page = context.new_page()
+    _sign_in(page, site)
+    page.goto(f"{site}/jobs?document_id=doc-0006")
+    page.click("table.jobs tr.job a:has-text('doc-0006')")
+    page.click("div.job-actions button:has-text('Acknowledge')")
+    expect(page.locator(".flash-success")).to_contain_text("Acknowledged")
+    page.wait_for_load_state("load")  # the stylesheet applied
+    labels = page.locator("dl.job-fields dt")
+    assert "Acknowledged" in labels.all_text_contents()
+    for label in labels.all():
+        text_right = label.evaluate(
+            "e => { const r = document.createRange(); r.selectNodeContents(e); return r.getBoundingClientRect().right; }")
+        value_left = label.evaluate("e => e.nextElementSibling.getBoundingClientRect().left")
+        assert text_right <= value_left, label.text_content()
+    context.close()
+
+
 _TARGETS = """() => [...document.querySelectorAll('main button, main a.button, main td.select input[type=checkbox]')]
     .filter(e => e.getClientRects().length)
     .map(e => { const b = e.getBoundingClientRect();
