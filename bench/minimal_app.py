@@ -160,13 +160,12 @@ def _record_same_sql(job_id: str):  # noqa: ANN202
     # Replayed after a deadlock or serialization failure, as the app's
     # replayed_write_transaction does (app/unit_of_work.py), so the floor
     # answers what the app answers.
-    for attempt in range(1, REPLAYS + 2):
+    for _replay in range(REPLAYS):
         try:
             return _record_same_sql_once(connection, job_id, body, details, digest)
         except (psycopg.errors.DeadlockDetected, psycopg.errors.SerializationFailure):
-            if attempt > REPLAYS:
-                raise
-    raise AssertionError("unreachable")
+            continue
+    return _record_same_sql_once(connection, job_id, body, details, digest)
 
 
 #: Replays after the first try (the app's WRITE_ATTEMPTS - 1).

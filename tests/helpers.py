@@ -6,6 +6,7 @@ import uuid
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+import psycopg
 import sqlalchemy as sa
 
 from app.extensions import db
@@ -62,3 +63,12 @@ def job_filter_from_query(
         if value is not None:
             query.add(name, value)
     return job_filter_from_args(query, default_statuses=default_statuses, default_acknowledged=default_acknowledged)
+
+
+def aborted_statement(
+    error: type[psycopg.Error] = psycopg.errors.DeadlockDetected,
+) -> sa.exc.OperationalError:
+    """What SQLAlchemy raises when PostgreSQL aborts a statement with
+    ``error`` (default: a deadlock's victim, SQLSTATE 40P01), for tests that
+    inject one."""
+    return sa.exc.OperationalError("UPDATE job_group_rollups ...", {}, error("aborted"))

@@ -25,6 +25,7 @@ from app.models.access import AuditEvent
 from app.registry import get_failure_recorder
 from app.services import bulk_actions
 from app.services.processing_jobs.lifecycle import create_job, get_job, requeue_job
+from tests.helpers import aborted_statement
 from tests.integration.test_dashboard_filters import item
 from tests.integration.test_filter_table import _Forms
 
@@ -167,8 +168,6 @@ def test_a_batch_aborted_as_a_deadlock_victim_runs_again_and_counts_once(app, mo
     # A batch moves its jobs' group-rollup rows in job order while recorders
     # lock them in key order; PostgreSQL may abort the batch (40P01). It is
     # replayed from its start: each job changed once, counted once.
-    import psycopg
-
     jobs = [_fail(app, document=f"doc-batch-{n}") for n in range(3)]
     with app.app_context():
         group_id = db.session.scalar(sa.select(FailureOccurrence.group_id).where(
@@ -182,8 +181,7 @@ def test_a_batch_aborted_as_a_deadlock_victim_runs_again_and_counts_once(app, mo
         calls.append(1)
         real(*args, **kwargs)
         if len(calls) == 1:
-            raise sa.exc.OperationalError("UPDATE job_group_rollups ...", {},
-                                          psycopg.errors.DeadlockDetected("deadlock detected"))
+            raise aborted_statement()
 
     monkeypatch.setattr(bulk_actions, "_apply", deadlocked_once)
     with app.app_context():

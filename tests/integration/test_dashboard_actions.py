@@ -11,7 +11,7 @@ from app.extensions import db
 from app.models.access import AuditEvent
 from app.registry import get_failure_recorder
 from app.services.processing_jobs.lifecycle import complete_job, create_job, list_failures
-from tests.helpers import stored_job_row
+from tests.helpers import aborted_statement, stored_job_row
 
 
 def _failed_job(app, document_id: str = "doc-act", message: str = "crashed") -> str:
@@ -65,8 +65,6 @@ def test_an_acknowledge_aborted_as_a_deadlock_victim_is_done_and_audited_once(ap
     # The operator's click runs again when PostgreSQL picks its transaction
     # as a deadlock's victim (a recorder moving the job's groups at the turn
     # of an hour): one change, one audit row, no 503 page.
-    import psycopg
-
     from app.services.processing_jobs import actions
 
     job_id = _failed_job(app, "doc-ack-deadlock")
@@ -77,8 +75,7 @@ def test_an_acknowledge_aborted_as_a_deadlock_victim_is_done_and_audited_once(ap
         calls.append(1)
         outcome = real(*args, **kwargs)
         if len(calls) == 1:
-            raise sa.exc.OperationalError("UPDATE job_group_rollups ...", {},
-                                          psycopg.errors.DeadlockDetected("deadlock detected"))
+            raise aborted_statement()
         return outcome
 
     monkeypatch.setattr(actions, "apply_action", deadlocked_once)

@@ -14,7 +14,7 @@ from app.services.processing_jobs.errors import InvalidTransitionError
 from app.services.processing_jobs.lifecycle import create_job, start_job
 from app.services.processing_jobs.locking import load_job_for_update
 from app.unit_of_work import in_write_transaction, mark_read_only_transaction, write_transaction
-from tests.helpers import stored_job_row
+from tests.helpers import aborted_statement, stored_job_row
 
 
 def _documents() -> list[str]:
@@ -197,11 +197,6 @@ def test_a_write_continuing_a_marked_read_is_one_transaction(app_ctx, backend):
 # -- replayed_write_transaction: a deadlock's victim runs again ------------------------------
 
 
-def _aborted(sqlstate_error: type[psycopg.Error]) -> sa.exc.OperationalError:
-    """What SQLAlchemy raises when PostgreSQL aborts a statement with ``sqlstate_error``."""
-    return sa.exc.OperationalError("UPDATE processing_jobs ...", {}, sqlstate_error("aborted"))
-
-
 @pytest.mark.parametrize("error", [psycopg.errors.DeadlockDetected, psycopg.errors.SerializationFailure])
 def test_a_deadlock_victim_is_run_again_and_its_first_run_left_nothing(app_ctx, error):
     from app.unit_of_work import replayed_write_transaction
@@ -211,7 +206,7 @@ def test_a_deadlock_victim_is_run_again_and_its_first_run_left_nothing(app_ctx, 
         runs.append(len(runs) + 1)
         create_job(f"replayed-{len(runs)}", "entity_extraction")
         if len(runs) == 1:
-            raise _aborted(error)  # after the first run wrote its job
+            raise aborted_statement(error)  # after the first run wrote its job
         return "done"
 
     assert replayed_write_transaction(work) == "done"
@@ -227,7 +222,7 @@ def test_other_errors_and_the_last_attempt_are_raised(app_ctx):
     def unique_violation(_transaction):  # noqa: ANN001, ANN202
         runs.append("unique")
         create_job("not-replayed", "entity_extraction")
-        raise _aborted(psycopg.errors.UniqueViolation)
+        raise aborted_statement(psycopg.errors.UniqueViolation)
 
     with pytest.raises(sa.exc.OperationalError):
         replayed_write_transaction(unique_violation)
@@ -236,7 +231,7 @@ def test_other_errors_and_the_last_attempt_are_raised(app_ctx):
     def always_deadlocked(_transaction):  # noqa: ANN001, ANN202
         runs.append("deadlock")
         create_job("always-deadlocked", "entity_extraction")
-        raise _aborted(psycopg.errors.DeadlockDetected)
+        raise aborted_statement(psycopg.errors.DeadlockDetected)
 
     with pytest.raises(sa.exc.OperationalError) as raised:
         replayed_write_transaction(always_deadlocked)
@@ -251,7 +246,7 @@ def test_inside_an_outer_transaction_the_work_runs_once(app_ctx):
 
     def work(_transaction):  # noqa: ANN001, ANN202
         runs.append(1)
-        raise _aborted(psycopg.errors.DeadlockDetected)
+        raise aborted_statement(psycopg.errors.DeadlockDetected)
 
     with pytest.raises(sa.exc.OperationalError):
         with write_transaction():

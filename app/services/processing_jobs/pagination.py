@@ -144,10 +144,15 @@ def list_jobs(job_filter: JobFilter, *, limit: int, cursor: str | None = None) -
     if len(jobs) > limit:
         jobs = jobs[:limit]
         last = jobs[-1]
-        at = last.completed_at if job_filter.time_field is TimeField.COMPLETED else last.created_at
-        assert at is not None  # the filter keeps only finished jobs for "completed"
-        next_cursor = Cursor(job_filter.time_field, at, last.id).encode()
+        next_cursor = Cursor(job_filter.time_field, _listing_time(job_filter, last), last.id).encode()
     return JobPage(jobs=jobs, next_cursor=next_cursor)
+
+
+def _listing_time(job_filter: JobFilter, job: ProcessingJob) -> datetime:
+    """The job's time in the listing's order (``created_at`` or ``completed_at``, aware UTC)."""
+    at = job.completed_at if job_filter.time_field is TimeField.COMPLETED else job.created_at
+    assert at is not None  # the filter keeps only finished jobs for "completed"
+    return at
 
 
 def _search_rows(job_filter: JobFilter, after: list[sa.ColumnElement[bool]], wanted: int) -> list[ProcessingJob]:
@@ -206,11 +211,9 @@ def _search_rows(job_filter: JobFilter, after: list[sa.ColumnElement[bool]], wan
     sentinel = next((job for job, _hit, place in rows if place == SEARCH_WINDOW), None)
     if sentinel is None or len(jobs) >= wanted:
         return jobs
-    sentinel_at = sentinel.completed_at if job_filter.time_field is TimeField.COMPLETED else sentinel.created_at
-    assert sentinel_at is not None  # as in list_jobs
     older = (
         sa.select(ProcessingJob.id.label("id"), at.label("at"))
-        .where(*others, matches, older_than(job_filter, sentinel_at, sentinel.id))
+        .where(*others, matches, older_than(job_filter, _listing_time(job_filter, sentinel), sentinel.id))
         .cte("older_matches")
         .prefix_with("MATERIALIZED")
     )

@@ -10,6 +10,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from app.services.json_values import canonical_json
+from tests.helpers import aborted_statement
 from tests.integration.api.helpers import (
     DETAILS,
     FIRST_FAILURE,
@@ -164,7 +165,6 @@ def test_a_report_aborted_as_a_deadlock_victim_is_recorded_once(client, app, job
     # first run's failure, history row and claim were rolled back with it.
     import uuid
 
-    import psycopg
     import sqlalchemy as sa
 
     from app.extensions import db
@@ -178,8 +178,7 @@ def test_a_report_aborted_as_a_deadlock_victim_is_recorded_once(client, app, job
         calls.append(1)
         recorded = real(self, *args, **kwargs)
         if len(calls) == 1:
-            raise sa.exc.OperationalError("INSERT INTO job_group_rollups ...", {},
-                                          psycopg.errors.DeadlockDetected("deadlock detected"))
+            raise aborted_statement()
         return recorded
 
     monkeypatch.setattr(SQLAlchemyFailureRecorder, "record_validation_failure", deadlocked_once)
