@@ -68,10 +68,20 @@ def main() -> int:
     parser.add_argument("--items", type=int, choices=(1, 2), default=1, help="error items per report")
     parser.add_argument("--blocks", type=int, default=5, help=f"blocks of {BLOCK} reports each way")
     parser.add_argument("--top", type=int, default=20, help="functions listed by own time")
+    parser.add_argument(
+        "--no-group-rollup-triggers", action="store_true",
+        help="disable the occurrences' group rollup triggers (what they cost; the rollup is then wrong)",
+    )
     args = parser.parse_args()
     url = loopback_database_url(parser, args)
 
     app, token, ids = prepare(url, 1_000)
+    if args.no_group_rollup_triggers:
+        import psycopg
+
+        with psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://", 1)) as connection:
+            for trigger in ("job_group_rollups_insert", "job_group_rollups_update"):
+                connection.execute(f"ALTER TABLE failure_occurrences DISABLE TRIGGER {trigger}")
     from app.services.processing_jobs import failure_recorder
 
     hook = failure_recorder.group_recorded_failure
