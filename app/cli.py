@@ -169,7 +169,8 @@ def regroup_command(version: int, batch_size: int) -> None:
 @groups_cli.command("roll-up-days")
 def roll_up_days_command() -> None:
     """Sum the closed UTC days' hourly occurrences into the daily rollup,
-    then fold the summary rollups' past shards into one row per key.
+    then fold the summary rollups' past shards and the groups' counter
+    shards into one row per key.
 
     On PostgreSQL the bulk worker runs it daily (a periodic task); run this
     where no worker runs (SQLite), after a first deploy, or from cron. The
@@ -178,13 +179,16 @@ def roll_up_days_command() -> None:
     """
     from app.models.types import utcnow
     from app.services.failure_groups.daily import roll_up_closed_days
-    from app.services.rollup_compaction import compact_rollups
+    from app.services.rollup_compaction import compact_counters, compact_rollups
 
     now = utcnow()
     click.echo(f"{roll_up_closed_days(now)} day(s) rolled up.")
     folded = compact_rollups(now)
     click.echo(f"Summary rollups: {folded.buckets} past bucket(s) folded, {folded.rows_before} rows to "
                f"{folded.rows_after}; {len(folded.skipped)} left for the next run (a writer held a row).")
+    counters = compact_counters()
+    click.echo(f"Group counters: {counters.buckets} range(s) of groups folded, {counters.rows_before} rows to "
+               f"{counters.rows_after}; {len(counters.skipped)} left for the next run (a writer held a row).")
 
 
 @click.command("bulk-worker")

@@ -392,6 +392,9 @@ def main() -> int:
     parser.add_argument("--check", action="store_true", help="check the loaded counters against the recorder's check")
     parser.add_argument("--backfill", action="store_true",
                         help="after the load, drop every group and time `flask groups backfill`'s service on the failures, then exit")
+    parser.add_argument("--fold-counters", action="store_true",
+                        help="before timing, fold the groups' counter shards as the daily maintenance does "
+                             "(rollup_compaction.compact_counters), and report its time")
     parser.add_argument("--only", action="append", default=[],
                         help="time only the pages whose label contains this text (repeatable; "
                              "the reference GET /jobs is always kept)")
@@ -463,6 +466,19 @@ def main() -> int:
             if kept != expected:
                 raise SystemExit(f"group {group_id}: counters {kept} but occurrences say {expected}")
         print(f"counters agree with rebuild_counts_check on both groups: {rebuilt}")
+
+    if args.fold_counters:
+        from app.services.rollup_compaction import compact_counters
+
+        with app.app_context():
+            began = time.perf_counter()
+            folded = compact_counters()
+            seconds = time.perf_counter() - began
+            db.session.remove()
+        print(f"counter fold: {folded.buckets} range(s) of groups, {folded.rows_before:,} rows to "
+              f"{folded.rows_after:,} in {seconds:.1f} s; {len(folded.skipped)} skipped", flush=True)
+        with psycopg.connect(_dsn(url), autocommit=True) as connection:
+            connection.execute("VACUUM ANALYZE failure_group_counts")
 
     common_code = CODES[0][0]
     now = datetime.now(timezone.utc)

@@ -213,7 +213,10 @@ class FailureGroupCount(db.Model):
     shard): ``occurrences`` (failures that hit the group), ``jobs`` (jobs
     that hit it for the first time: each job is counted once, ever) and
     ``current_jobs`` (+1 when a job's current failure hits the group, -1
-    when that ends). Rows are only ever upserted with increments.
+    when that ends). Writers only ever upsert increments; the daily
+    maintenance folds a key's shard rows into its shard 0
+    (:func:`app.services.rollup_compaction.compact_counters`), so the sums
+    never change.
     """
 
     __tablename__ = "failure_group_counts"

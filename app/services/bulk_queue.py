@@ -47,7 +47,7 @@ from app.extensions import db
 from app.models.types import utcnow
 from app.services import bulk_actions
 from app.services.failure_groups import daily
-from app.services.rollup_compaction import compact_rollups
+from app.services.rollup_compaction import compact_counters, compact_rollups
 
 #: The queue bulk actions run on.
 QUEUE = "bulk_actions"
@@ -149,8 +149,10 @@ def roll_up_days(context: procrastinate.JobContext, timestamp: int) -> int:
     (:func:`app.services.failure_groups.daily.roll_up_closed_days`, at the
     worker's clock, not at ``timestamp``: a late run rolls up every day
     closed by then), then fold the summary rollups' past shards
-    (:func:`app.services.rollup_compaction.compact_rollups`). ``timestamp``: the scheduled time (Unix seconds), given
-    by procrastinate's periodic deferrer. Returns the days summed (0 when
+    (:func:`app.services.rollup_compaction.compact_rollups`) and the groups'
+    counter shards (:func:`~app.services.rollup_compaction.compact_counters`).
+    ``timestamp``: the scheduled time (Unix seconds), given by
+    procrastinate's periodic deferrer. Returns the days summed (0 when
     another run got there first: the roll-up is idempotent).
 
     Raises:
@@ -164,11 +166,14 @@ def roll_up_days(context: procrastinate.JobContext, timestamp: int) -> int:
             now = utcnow()
             days = daily.roll_up_closed_days(now)
             folded = compact_rollups(now)
+            counters = compact_counters()
         finally:
             db.session.remove()
     logger.info("failure-group daily roll-up scheduled at %s: %s day(s) summed", timestamp, days)
     logger.info("summary rollups: %s past bucket(s) folded, %s rows to %s, %s left for the next run",
                 folded.buckets, folded.rows_before, folded.rows_after, len(folded.skipped))
+    logger.info("group counters: %s range(s) of groups folded, %s rows to %s, %s left for the next run",
+                counters.buckets, counters.rows_before, counters.rows_after, len(counters.skipped))
     return days
 
 

@@ -1,4 +1,5 @@
-"""Folding the summary rollups' shards of past days and hours into one row per key.
+"""Folding the summary rollups' shards of past days and hours, and the
+failure groups' counter shards, into one row per key.
 
 On PostgreSQL every writer adds to the rollup row of its own shard
 (``pg_backend_pid() % ROLLUP_SHARDS``, :mod:`app.models.job_rollup`), so a
@@ -17,10 +18,18 @@ inserted after. It waits at most :data:`LOCK_WAIT` for a lock, then gives
 up on that bucket until the next run: a writer never waits longer for the
 fold, and never loses a deadlock to it.
 
+The groups' counters (``failure_group_counts``, sharded by job:
+:func:`app.services.failure_groups.write_statements.job_shard`) have no
+time in their key; :func:`compact_counters` folds them the same way, a
+range of groups at a time. A job's next write to a group lands in its
+shard's row again, created anew: the sums stay exact, and a group that is
+quiet now keeps one row per key.
+
 Run once a day by the bulk worker's periodic task after the daily roll-up
 (:func:`app.services.bulk_queue.roll_up_days`), and by ``flask groups
-roll-up-days``. SQLite has one writer at a time and writes shard 0 only:
-the same fold there finds nothing to move, and removes the rows at 0.
+roll-up-days``. SQLite has one writer at a time and writes the rollups'
+shard 0 only: the same fold there finds nothing to move in them, and
+removes the rows at 0; its counters are sharded by job as on PostgreSQL.
 """
 
 from __future__ import annotations
@@ -33,6 +42,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import OperationalError
 
 from app.extensions import db
+from app.models.failure_group import FailureGroupCount
 from app.models.job_rollup import Grain, JobCodeRollup, JobCountRollup, JobGroupRollup
 from app.services.summary_counts import bucket_number
 from app.unit_of_work import write_transaction
@@ -44,6 +54,15 @@ ROLLUPS = (JobCountRollup, JobCodeRollup, JobGroupRollup)
 SETTLED_AFTER = timedelta(hours=2)
 #: Longest the fold waits for a row lock (PostgreSQL ``lock_timeout``).
 LOCK_WAIT = "100ms"
+#: The rows of one past bucket, in the fold's statements.
+_BUCKET = "grain = :grain AND created_bucket = :bucket"
+#: Groups whose counters one fold takes (one transaction, a few
+#: milliseconds of row locks).
+COUNTER_FOLD_GROUPS = 500
+#: The counter rows of a range of groups, in the fold's statements.
+_GROUP_RANGE = "group_id BETWEEN :first AND :last"
+#: What a counter row counts (summed by the fold).
+COUNTER_VALUES = ("occurrences", "jobs", "current_jobs")
 
 
 @dataclass
@@ -51,11 +70,13 @@ class Compaction:
     """What :func:`compact_rollups` did.
 
     Attributes:
-        buckets: past (table, grain, bucket) sets folded.
+        buckets: sets of rows folded, each in a transaction of its own:
+            a past (table, grain, bucket), or a range of groups' counters.
         rows_before: their rows before.
         rows_after: their rows after.
-        skipped: buckets given up on because a writer held a row
-            (folded by a later run).
+        skipped: sets given up on because a writer held a row (folded by
+            a later run): ``(table, grain, bucket)`` or ``(table, first
+            group id, last group id)``.
     """
 
     buckets: int = 0
@@ -90,7 +111,7 @@ def compact_rollups(now: datetime) -> Compaction:
             db.session.rollback()  # the folds are transactions of their own
             for bucket in buckets:
                 try:
-                    before, after = _fold(table, grain, bucket, postgresql)
+                    before, after = _fold(table, postgresql, {"grain": int(grain), "bucket": bucket})
                 except OperationalError as error:
                     if not _is_lock_timeout(error):
                         raise
@@ -102,39 +123,88 @@ def compact_rollups(now: datetime) -> Compaction:
     return result
 
 
+def compact_counters() -> Compaction:
+    """Fold the failure groups' counter shards (``failure_group_counts``)
+    into shard 0 of each (group, job type, worker version), a range of
+    :data:`COUNTER_FOLD_GROUPS` groups per transaction.
+
+    The counters are cumulative, with no time in their key, so every row
+    may still be written; the fold takes the same care as for a past
+    bucket (rows locked in key order, :data:`LOCK_WAIT` at most, a range a
+    writer holds is left for the next run). ``/groups?sort=job_count`` sums
+    every group's rows: at 10,000,000 jobs, 133,253 rows for 18,873 groups
+    before a fold (docs/benchmarks.md).
+
+    Returns:
+        A :class:`Compaction` whose ``skipped`` entries are
+        ``("failure_group_counts", first group id, last group id)``.
+    """
+    result = Compaction()
+    table = FailureGroupCount.__table__
+    postgresql = db.session.get_bind().dialect.name == "postgresql"
+    group_ids = db.session.scalars(
+        sa.select(table.c.group_id).distinct().where(table.c.shard != 0).order_by(table.c.group_id)
+    ).all()
+    db.session.rollback()  # the folds are transactions of their own
+    for start in range(0, len(group_ids), COUNTER_FOLD_GROUPS):
+        chunk = group_ids[start:start + COUNTER_FOLD_GROUPS]
+        first, last = chunk[0], chunk[-1]
+        try:
+            before, after = _fold(table, postgresql, {"first": first, "last": last}, _GROUP_RANGE, COUNTER_VALUES)
+        except OperationalError as error:
+            if not _is_lock_timeout(error):
+                raise
+            result.skipped.append((table.name, first, last))
+            continue
+        result.buckets += 1
+        result.rows_before += before
+        result.rows_after += after
+    return result
+
+
 def _key_columns(table: sa.Table) -> list[sa.Column[Any]]:
     return [column for column in table.primary_key.columns if column.name != "shard"]
 
 
-def _fold(table: sa.Table, grain: Grain, bucket: int, postgresql: bool) -> tuple[int, int]:
-    """Fold one bucket in its own transaction; ``(rows before, rows after)``."""
-    in_bucket = sa.and_(table.c.grain == int(grain), table.c.created_bucket == bucket)
-    count = sa.select(sa.func.count()).select_from(table).where(in_bucket)
+def _fold(
+    table: sa.Table, postgresql: bool, parameters: dict[str, Any], where: str = _BUCKET,
+    values: tuple[str, ...] = ("jobs",),
+) -> tuple[int, int]:
+    """Fold the shard rows ``where`` selects (SQL with ``parameters``) in a
+    transaction of its own, then remove their keys' rows left with every
+    one of ``values`` at 0; ``(rows before, rows after)``."""
+    rows = sa.text(where)
+    count = sa.select(sa.func.count()).select_from(table).where(rows)
     with write_transaction():
         if postgresql:
             db.session.execute(sa.text(f"SET LOCAL lock_timeout = '{LOCK_WAIT}'"))
-        before = db.session.scalar(count) or 0
-        db.session.execute(sa.text(_fold_sql(table) if postgresql else _fold_sql_sqlite(table)),
-                           {"grain": int(grain), "bucket": bucket})
+        before = db.session.scalar(count, parameters) or 0
+        db.session.execute(
+            sa.text(_fold_sql(table, where, values) if postgresql else _fold_sql_sqlite(table, where, values)),
+            parameters,
+        )
         if not postgresql:
-            db.session.execute(sa.delete(table).where(in_bucket, table.c.shard != 0))
+            db.session.execute(sa.delete(table).where(rows, table.c.shard != 0), parameters)
         # Rows at 0 (after the fold, only shard 0 is left), locked in key
         # order as the fold's are.
-        locked = (sa.select(*table.primary_key.columns).where(in_bucket, table.c.jobs == 0)
-                  .order_by(*table.primary_key.columns))
+        at_zero = sa.and_(rows, *(table.c[name] == 0 for name in values))
+        locked = sa.select(*table.primary_key.columns).where(at_zero).order_by(*table.primary_key.columns)
         if postgresql:
             locked = locked.with_for_update()
         zero = locked.subquery("zero")
-        db.session.execute(sa.delete(table).where(
-            sa.tuple_(*table.primary_key.columns).in_(sa.select(*zero.c)), table.c.jobs == 0))
-        after = db.session.scalar(count) or 0
+        db.session.execute(
+            sa.delete(table).where(sa.tuple_(*table.primary_key.columns).in_(sa.select(*zero.c)), at_zero),
+            parameters,
+        )
+        after = db.session.scalar(count, parameters) or 0
     return before, after
 
 
-def _fold_sql(table: sa.Table) -> str:
-    """PostgreSQL: lock the bucket's shard rows in key order, delete them,
-    and add their jobs to shard 0 of their key, in one statement (a
-    writer's later delta lands in a new row of its shard, folded next time)."""
+def _fold_sql(table: sa.Table, where: str = _BUCKET, values: tuple[str, ...] = ("jobs",)) -> str:
+    """PostgreSQL: lock the shard rows ``where`` selects (SQL on the
+    table's columns) in key order, delete them, and add their ``values`` to
+    shard 0 of their key, in one statement (a writer's later delta lands in a
+    new row of its shard, folded next time)."""
     keys = [column.name for column in _key_columns(table)]
     columns = ", ".join(keys)
     pk = ", ".join(keys + ["shard"])
@@ -142,30 +212,31 @@ def _fold_sql(table: sa.Table) -> str:
     return f"""
 WITH locked AS (
   SELECT {pk} FROM {table.name}
-  WHERE grain = :grain AND created_bucket = :bucket AND shard <> 0
+  WHERE {where} AND shard <> 0
   ORDER BY {pk}
   FOR UPDATE
 ), moved AS (
   DELETE FROM {table.name} AS t USING locked WHERE {matched}
-  RETURNING {", ".join(f"t.{name}" for name in keys)}, t.jobs
+  RETURNING {", ".join(f"t.{name}" for name in keys + list(values))}
 )
-INSERT INTO {table.name} ({columns}, shard, jobs)
-SELECT {columns}, 0, sum(jobs) FROM moved GROUP BY {columns} ORDER BY {columns}
-ON CONFLICT ({pk}) DO UPDATE SET jobs = {table.name}.jobs + EXCLUDED.jobs
+INSERT INTO {table.name} ({columns}, shard, {", ".join(values)})
+SELECT {columns}, 0, {", ".join(f"sum({name})" for name in values)} FROM moved GROUP BY {columns} ORDER BY {columns}
+ON CONFLICT ({pk}) DO UPDATE SET {", ".join(f"{name} = {table.name}.{name} + EXCLUDED.{name}" for name in values)}
 """
 
 
-def _fold_sql_sqlite(table: sa.Table) -> str:
-    """SQLite (one writer at a time, so two statements): add the bucket's
-    shard rows' jobs to shard 0 of their key; the caller then deletes them."""
+def _fold_sql_sqlite(table: sa.Table, where: str = _BUCKET, values: tuple[str, ...] = ("jobs",)) -> str:
+    """SQLite (one writer at a time, so two statements): add the ``values``
+    of the shard rows ``where`` selects to shard 0 of their key; the caller
+    then deletes them."""
     keys = ", ".join(column.name for column in _key_columns(table))
     # "WHERE" before ON CONFLICT: SQLite's parser needs it after a SELECT.
     return f"""
-INSERT INTO {table.name} ({keys}, shard, jobs)
-SELECT {keys}, 0, sum(jobs) FROM {table.name}
-WHERE grain = :grain AND created_bucket = :bucket AND shard <> 0
+INSERT INTO {table.name} ({keys}, shard, {", ".join(values)})
+SELECT {keys}, 0, {", ".join(f"sum({name})" for name in values)} FROM {table.name}
+WHERE {where} AND shard <> 0
 GROUP BY {keys}
-ON CONFLICT ({keys}, shard) DO UPDATE SET jobs = jobs + excluded.jobs
+ON CONFLICT ({keys}, shard) DO UPDATE SET {", ".join(f"{name} = {name} + excluded.{name}" for name in values)}
 """
 
 

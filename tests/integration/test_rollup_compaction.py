@@ -1,4 +1,5 @@
-"""Folding the summary rollups' past shards: fewer rows, the same sums.
+"""Folding the summary rollups' past shards, and the groups' counter
+shards: fewer rows, the same sums.
 
 Shards are spread by hand (a key's jobs split over several shards, and rows
 at 0), as eight writers would leave them, since one test connection writes
@@ -10,19 +11,26 @@ fold give up that bucket quickly, and a later run folds it.
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime, timedelta, timezone
 
 import pytest
 import sqlalchemy as sa
 
 from app.extensions import db
+from app.models import ProcessingJob
+from app.models.failure_group import FailureGroupCount
 from app.models.job_rollup import Grain, JobCodeRollup, JobCountRollup, JobGroupRollup
 from app.models.types import utcnow
+from app.registry import get_failure_recorder
 from app.services import dashboard_stats
 from app.services.processing_jobs.job_filter import AcknowledgedFilter, JobFilter
-from app.services.rollup_compaction import ROLLUPS, compact_rollups
+from app.services import rollup_compaction
+from app.services.failure_groups.queries import MAX_PAGE_SIZE, GroupFilter, list_groups
+from app.services.failure_groups.recording import rebuild_counts_check
+from app.services.rollup_compaction import COUNTER_VALUES, ROLLUPS, compact_counters, compact_rollups
 from app.services.summary_counts import bucket_number
-from tests.integration.test_dashboard_filters import make_job
+from tests.integration.test_dashboard_filters import item, make_job
 
 NOW = utcnow()
 PAST = (NOW - timedelta(days=5)).replace(hour=9, minute=30, second=0, microsecond=0)
@@ -151,3 +159,108 @@ def test_the_daily_command_folds_the_rollups_too(app_ctx, scattered):
     assert all(row[-2] == 0 for model in (JobGroupRollup,)
                for row in _rows(model, model.grain == int(Grain.DAY),
                                 model.created_bucket < bucket_number(NOW, Grain.DAY) - 1))
+
+
+# -- The groups' counters ----------------------------------------------------
+
+COUNTER_KEY = ("group_id", "job_type", "worker_version")
+
+
+def _counter_sums() -> dict[tuple, tuple[int, int, int]]:
+    table = FailureGroupCount.__table__
+    keys = [table.c[name] for name in COUNTER_KEY]
+    rows = db.session.execute(
+        sa.select(*keys, *(sa.func.sum(table.c[name]) for name in COUNTER_VALUES)).group_by(*keys)
+    ).all()
+    return {tuple(row[:3]): tuple(int(value) for value in row[3:]) for row in rows}
+
+
+def _per_group(sums: dict[tuple, tuple[int, int, int]]) -> dict[int, dict[str, int]]:
+    groups: dict[int, dict[str, int]] = {}
+    for (group_id, _, _), values in sums.items():
+        totals = groups.setdefault(group_id, {"occurrences": 0, "jobs": 0, "current_jobs": 0})
+        for name, value in zip(COUNTER_VALUES, values):
+            totals[name] += value
+    return groups
+
+
+def _by_job_count() -> list[tuple[int, int, int, int]]:
+    page = list_groups(GroupFilter(), sort="job_count", limit=MAX_PAGE_SIZE)
+    return [(view.group.id, view.job_count, view.current_job_count, view.occurrence_count) for view in page.items]
+
+
+@pytest.fixture
+def scattered_counters(app_ctx) -> None:
+    """Jobs failing on three groups (one job re-failed, so a shard row holds
+    an ending), then every counter key spread over shards 3, 5 and 6 as
+    concurrent writers leave them: the sums stay, each key is three rows."""
+    for n in range(5):
+        make_job(f"doc-counted-{n}", codes=("code.a", "code.b") if n % 2 else ("code.a",))
+    job = uuid.UUID(make_job("doc-refailed", codes=("code.c",)))
+    get_failure_recorder().record_validation_failure(job, "failed again", {"errors": [item("code.c")]})
+    table = FailureGroupCount.__table__
+    sums = _counter_sums()
+    db.session.execute(sa.delete(table))
+    for key, (occurrences, jobs, current) in sums.items():
+        for shard, part in ((3, (occurrences + 2, jobs, current + 1)), (5, (-2, 0, -1)), (6, (0, 0, 0))):
+            db.session.execute(sa.insert(table).values(
+                {**dict(zip(COUNTER_KEY, key)), "shard": shard, **dict(zip(COUNTER_VALUES, part))}))
+    db.session.commit()
+
+
+def test_the_counter_fold_keeps_every_sum_and_the_job_count_order(app_ctx, scattered_counters, monkeypatch):
+    monkeypatch.setattr(rollup_compaction, "COUNTER_FOLD_GROUPS", 2)  # three groups: two ranges
+    table = FailureGroupCount.__table__
+    sums, order = _counter_sums(), _by_job_count()
+    assert len(sums) == 3 and len(order) == 3
+    assert _per_group(sums) == rebuild_counts_check(_per_group(sums))  # exact before the fold
+
+    result = compact_counters()
+
+    assert (result.buckets, result.skipped) == (2, [])
+    assert (result.rows_before, result.rows_after) == (9, 3)
+    assert _counter_sums() == sums and _by_job_count() == order
+    rows = db.session.execute(sa.select(table.c.shard, table.c.occurrences)).all()
+    assert len(rows) == 3 and all(shard == 0 and occurrences > 0 for shard, occurrences in rows)
+    again = compact_counters()
+    assert (again.buckets, again.rows_before, again.skipped) == (0, 0, [])
+    # A job's next failure writes its own shard's row again; the sums stay exact.
+    job = db.session.scalar(sa.select(ProcessingJob.id).where(ProcessingJob.document_id == "doc-counted-1"))
+    get_failure_recorder().record_validation_failure(job, "failed again", {"errors": [item("code.b")]})
+    after = _per_group(_counter_sums())
+    assert after == rebuild_counts_check(after)
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(table).where(table.c.shard != 0)) >= 1
+
+
+def test_the_counter_fold_gives_way_to_a_writer_and_folds_later(app_ctx, scattered_counters, backend, monkeypatch):
+    monkeypatch.setattr(rollup_compaction, "COUNTER_FOLD_GROUPS", 1)
+    if backend != "postgresql":
+        assert compact_counters().skipped == []  # one writer at a time: nothing holds a row
+        return
+    table = FailureGroupCount.__table__
+    held_group = min(group_id for group_id, _, _ in _counter_sums())
+    held = sa.and_(table.c.group_id == held_group, table.c.shard == 5)
+    with db.engine.connect() as writer:
+        # Another transaction adds an occurrence on that group and has not committed yet.
+        writer.execute(sa.update(table).where(held).values(occurrences=table.c.occurrences + 1))
+        began = datetime.now(timezone.utc)
+        result = compact_counters()
+        assert datetime.now(timezone.utc) - began < timedelta(seconds=30)  # it gave up instead of waiting
+        assert result.skipped == [("failure_group_counts", held_group, held_group)]
+        assert result.buckets == 2  # the other two groups were folded meanwhile
+        writer.commit()
+    with_writer = _counter_sums()
+    result = compact_counters()
+    assert (result.buckets, result.skipped) == (1, [])
+    assert _counter_sums() == with_writer  # the writer's +1 kept, nothing counted twice
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(table).where(table.c.shard != 0)) == 0
+
+
+def test_the_daily_command_folds_the_counters_too(app_ctx, scattered_counters):
+    sums = _counter_sums()
+    result = app_ctx.test_cli_runner().invoke(args=["groups", "roll-up-days"])
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines()[2] == (
+        "Group counters: 1 range(s) of groups folded, 9 rows to 3; 0 left for the next run (a writer held a row)."
+    )
+    assert _counter_sums() == sums
