@@ -67,7 +67,7 @@ COUNTER_VALUES = ("occurrences", "jobs", "current_jobs")
 
 @dataclass
 class Compaction:
-    """What :func:`compact_rollups` did.
+    """What a fold (:func:`compact_rollups`, :func:`compact_counters`) did.
 
     Attributes:
         buckets: sets of rows folded, each in a transaction of its own:
