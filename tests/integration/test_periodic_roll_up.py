@@ -14,6 +14,7 @@ import sqlalchemy as sa
 from procrastinate.periodic import PeriodicDeferrer
 
 from app.extensions import db
+from app.models.failure_group import FailureGroupCount
 from app.models.types import utcnow
 from app.services import bulk_queue
 from app.services.failure_groups import daily
@@ -61,11 +62,45 @@ def test_the_roll_up_is_scheduled_daily_after_the_day_closes():
     assert bulk_queue.queue_app.periodic_defaults["max_delay"] >= 24 * 3600 - 5 * 60
 
 
+def _counter_rows() -> tuple[dict[tuple, int], int]:
+    """The counters' occurrences per key, and how many rows are off shard 0."""
+    table = FailureGroupCount.__table__
+    key = (table.c.group_id, table.c.job_type, table.c.worker_version)
+    sums = {tuple(row[:3]): int(row[3]) for row in db.session.execute(
+        sa.select(*key, sa.func.sum(table.c.occurrences)).group_by(*key))}
+    off = db.session.scalar(sa.select(sa.func.count()).select_from(table).where(table.c.shard != 0))
+    db.session.rollback()
+    return sums, off
+
+
+def _spread_a_counter() -> dict[tuple, list[int]]:
+    """Move one occurrence of a counter key to a shard of its own (as a
+    second writer would leave it), so there is something to fold; returns
+    the occurrences per key, per row."""
+    table = FailureGroupCount.__table__
+    first = db.session.execute(sa.select(table).where(table.c.occurrences > 1).limit(1)).mappings().one()
+    key = {name: first[name] for name in ("group_id", "job_type", "worker_version")}
+    used = set(db.session.scalars(sa.select(table.c.shard).where(*(table.c[n] == v for n, v in key.items()))))
+    db.session.execute(sa.update(table).where(*(table.c[n] == v for n, v in key.items()),
+                                              table.c.shard == first["shard"])
+                       .values(occurrences=table.c.occurrences - 1))
+    db.session.execute(sa.insert(table).values(**key, shard=max(set(range(1, 16)) - used), occurrences=1, jobs=0,
+                                               current_jobs=0))
+    db.session.commit()
+    rows: dict[tuple, list[int]] = {}
+    for row in db.session.execute(sa.select(table)).mappings():
+        rows.setdefault((row["group_id"], row["job_type"], row["worker_version"]), []).append(row["occurrences"])
+    db.session.rollback()
+    assert _counter_rows()[1] >= 1
+    return rows
+
+
 @postgresql_only
 def test_two_workers_defer_one_roll_up_that_runs_once(queue_app, app_ctx):
     _record_some_failures()
     _age_hours(timedelta(days=2))
     _set_mark(daily.day_of(utcnow()) - timedelta(days=4))
+    counters = _spread_a_counter()
     scheduled = int(daily.closed_through(utcnow()).timestamp()) + 5 * 60
     _defer_as_workers(queue_app, scheduled, workers=2)
     jobs = _roll_up_jobs(queue_app)
@@ -81,6 +116,8 @@ def test_two_workers_defer_one_roll_up_that_runs_once(queue_app, app_ctx):
     assert daily.rolled_through() in {daily.closed_through(before), daily.closed_through(utcnow())}
     rows = _assert_agrees()
     assert sum(rows.values()) == 6
+    # The same run folded the groups' counter shards: the sums as they were, on shard 0.
+    assert _counter_rows() == ({key: sum(values) for key, values in counters.items()}, 0)
 
     # The next day's run finds nothing to do and changes nothing.
     _defer_as_workers(queue_app, scheduled + 24 * 3600, workers=1)
