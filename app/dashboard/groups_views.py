@@ -328,7 +328,9 @@ def resolve_group(group_id: str) -> Response:
     saying so."""
     _require_csrf()
     key = _group_id(group_id)
-    in_version = _text(request.form.get("in_version"), "in_version")
+    # A form field, refused on this page whatever its length (not by the
+    # query-string reader ``_text``, whose 400 names a query parameter).
+    in_version = (request.form.get("in_version") or "").strip() or None
     try:
         if in_version is not None and not is_semver(in_version):
             raise group_forms.FormError("Resolve in version", "enter a version such as 1.5.0 or 2.0.0-rc.1 "

@@ -132,7 +132,7 @@ def _clean_version(in_version: object) -> str | None:
             RESOLUTION_REFUSED,
             [field_error("/in_version", f"must be 1 to {VERSION_MAX_LENGTH} characters without surrounding spaces")],
         )
-    if any(unicodedata.category(c) in ("Cc", "Cf") for c in in_version):
+    if any(unicodedata.category(c) in ("Cc", "Cf", "Cs") for c in in_version):
         raise InvalidFieldsError(
             RESOLUTION_REFUSED,
             [field_error("/in_version", "must not hold control or format characters")],
@@ -159,7 +159,8 @@ def resolve_group(
     Raises:
         GroupNotFoundError: no such group.
         InvalidGroupTransitionError: already resolved.
-        InvalidFieldsError: ``in_version`` blank, too long or with control characters.
+        InvalidFieldsError: ``in_version`` blank, too long, or with control,
+            format or lone surrogate characters.
     """
     version = _clean_version(in_version)
     at = now or utcnow()

@@ -147,6 +147,9 @@ def test_resolve_ignore_and_reopen(client, app):
     [
         ("resolve", {"in_version": ""}, "#/in_version"),
         ("resolve", {"in_version": "1.0\u0000"}, "#/in_version"),
+        # A lone surrogate cannot be stored as UTF-8: a 500 before (third trial, session 16).
+        ("resolve", {"in_version": "1.0\ud800"}, "#/in_version"),
+        ("resolve", {"in_version": "\udc00"}, "#/in_version"),
         ("resolve", {"version": "1"}, "#/version"),
         ("ignore", {"occurrences": 0}, "#/occurrences"),
         ("ignore", {"until": "2000-01-01T00:00:00Z"}, "#/until"),
