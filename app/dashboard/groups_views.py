@@ -125,6 +125,7 @@ def group_filter_from_args(args) -> tuple[queries.GroupFilter, str]:
         queries.GroupFilter(
             states=states,
             substates=substates,
+            either_state=True,  # each box ticked adds its groups
             code=_code(args),
             job_type=_text(args.get("job_type"), "job_type"),
             worker_version=_text(args.get("worker_version"), "worker_version"),

@@ -95,6 +95,25 @@ def test_groups_list_filters_sorts_and_pages(client, groups):
         assert client.get("/groups" + bad).status_code == 400, bad
 
 
+def test_each_state_box_ticked_adds_its_groups(client, groups):
+    """The third trial (session 16): "regressed" and "resolved" ticked
+    together showed no group at all, a substate and a state being ANDed."""
+    def titles(query: str) -> list[str]:
+        html = client.get("/groups" + query).get_data(as_text=True)
+        return sorted(re.findall(r'<td class="title"><a href="/groups/\d+"><bdi>([^<]+)</bdi>', html))
+
+    assert client.post(f"/api/v1/failure-groups/{groups['icd']}/resolve").status_code == 200
+    icd, unit = titles("?state=resolved"), titles("?state=new")
+    assert len(icd) == 1 and icd[0].startswith("code.unknown_icd10cm") and len(unit) == 1
+    assert titles("?state=new&state=resolved") == sorted(icd + unit)
+    assert titles("?state=regressed&state=resolved") == icd  # no group has regressed
+    assert titles("?state=ongoing&state=ignored") == []
+    assert titles("?state=new&state=unresolved") == unit  # "unresolved" holds every substate
+    # The API's two parameters still both hold: a resolved group is in no substate.
+    api = client.get("/api/v1/failure-groups?state=resolved&substate=new").get_json()
+    assert api["items"] == []
+
+
 def test_group_text_is_escaped(app, client):
     hostile = {"code": "<script>alert(1)</script>", "severity": "error", "message": "<img src=x onerror=alert(2)>",
                "pointer": "/entities/0/code"}

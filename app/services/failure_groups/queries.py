@@ -43,10 +43,17 @@ class GroupFilter:
     ``grouping_version`` defaults to the current one; ``failing`` keeps
     groups with at least one job whose current failure is on them (the
     ``current_jobs`` counters).
+
+    ``states`` and ``substates`` (a substate is of an unresolved group)
+    must both hold by default, as the API's two parameters mean them; with
+    ``either_state`` a group in one of the ``states`` or in one of the
+    ``substates`` is kept, as /groups' one State filter means its boxes
+    ("regressed" and "resolved": both kinds).
     """
 
     states: tuple[str, ...] = ()
     substates: tuple[str, ...] = ()
+    either_state: bool = False
     code: str | None = None
     job_type: str | None = None
     worker_version: str | None = None
@@ -174,8 +181,9 @@ def get_group(group_id: object, *, now: datetime | None = None) -> GroupView:
 def _filtered(group_filter: GroupFilter, now: datetime) -> sa.Select:
     version = group_filter.grouping_version or GROUPING_VERSION
     statement = sa.select(FailureGroup).where(FailureGroup.grouping_version == version)
-    if group_filter.states:
-        statement = statement.where(FailureGroup.state.in_(group_filter.states))
+    in_states = FailureGroup.state.in_(group_filter.states) if group_filter.states else None
+    if in_states is not None and not (group_filter.either_state and group_filter.substates):
+        statement = statement.where(in_states)
     if group_filter.substates:
         conditions = []
         new_since = now - NEW_PERIOD
@@ -195,7 +203,9 @@ def _filtered(group_filter: GroupFilter, now: datetime) -> sa.Select:
                 )
             elif substate == GroupSubstate.REGRESSED:
                 conditions.append(sa.and_(unresolved, FailureGroup.substate == "regressed"))
-        statement = statement.where(sa.or_(*conditions) if conditions else sa.false())
+        in_substates = sa.or_(*conditions) if conditions else sa.false()
+        either = group_filter.either_state and in_states is not None
+        statement = statement.where(sa.or_(in_states, in_substates) if either else in_substates)
     if group_filter.code is not None:
         statement = statement.where(FailureGroup.code == group_filter.code)
     if group_filter.seen_from is not None:
