@@ -93,7 +93,7 @@ class IdempotencyClaim:
 
     Attributes:
         token_id: the worker token that sent the request (keys are its own).
-        key: the header value (1 to 255 visible ASCII characters).
+        key: the header value (1 to 255 visible ASCII characters, no comma).
         method: HTTP method.
         path: request path.
         fingerprint: SHA-256 hex of method, path and the canonical JSON body.
@@ -112,13 +112,16 @@ class IdempotencyClaim:
         """Build a claim; ``body`` is the parsed JSON body (``None`` when empty).
 
         Raises:
-            InvalidIdempotencyKeyError: empty, too long, or not visible ASCII.
+            InvalidIdempotencyKeyError: empty, too long, not visible ASCII,
+                or holding a comma (two headers joined).
         """
-        if not (1 <= len(key) <= IDEMPOTENCY_KEY_MAX_LENGTH) or not all(0x21 <= ord(c) <= 0x7E for c in key):
-            raise InvalidIdempotencyKeyError(
-                f"Idempotency-Key must be 1 to {IDEMPOTENCY_KEY_MAX_LENGTH} visible ASCII characters.",
-                [header_error("Idempotency-Key", f"must be 1 to {IDEMPOTENCY_KEY_MAX_LENGTH} visible ASCII characters")],  # noqa: E501
-            )
+        # No comma: HTTP joins repeated headers with one (RFC 9110, 5.3), so
+        # two keys sent at once would silently become a third.
+        if not (1 <= len(key) <= IDEMPOTENCY_KEY_MAX_LENGTH) or not all(
+            0x21 <= ord(c) <= 0x7E and c != "," for c in key
+        ):
+            rule = f"must be one header of 1 to {IDEMPOTENCY_KEY_MAX_LENGTH} visible ASCII characters other than ','"
+            raise InvalidIdempotencyKeyError(f"Idempotency-Key {rule}.", [header_error("Idempotency-Key", rule)])
         digest = hashlib.sha256(
             "\n".join([method, path, canonical_json(body)]).encode("utf-8", "surrogatepass")
         ).hexdigest()

@@ -60,7 +60,7 @@ PROBLEM_TYPES: tuple[ProblemType, ...] = (
     ),
     ProblemType(
         "invalid-idempotency-key", 400, "Invalid Idempotency-Key",
-        "The Idempotency-Key header is not 1 to 255 visible ASCII characters ('errors' names the header).",
+        "The Idempotency-Key header is not one header of 1 to 255 visible ASCII characters other than the comma ('errors' names the header).",
         "Send a fresh key such as a UUID, and the same key with each retry of the request.",
     ),
     ProblemType(

@@ -324,7 +324,7 @@ def test_keys_are_scoped_to_the_token_that_sent_them(app, client, anonymous_clie
     assert other_start.get_json()["id"] == theirs.get_json()["id"]
 
 
-@pytest.mark.parametrize("key", ["", "a" * 256, "tab\tkey", "ключ"])
+@pytest.mark.parametrize("key", ["", "a" * 256, "tab\tkey", "ключ", "k1,k2"])
 def test_malformed_keys_are_a_400(client, job, key):
     response = client.post(
         f"{API}/{job['id']}/validation-failure",

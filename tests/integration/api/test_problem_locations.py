@@ -101,6 +101,16 @@ def test_a_malformed_idempotency_key_is_named_as_a_header(client):
     assert places(problem) == [("header", "Idempotency-Key")]
 
 
+def test_two_idempotency_keys_are_refused_not_joined_into_a_third(client, app):
+    """The third trial (session 16): two headers became the key "k1,k2",
+    and a retry with k1 alone made a second job."""
+    sent = client.post(API, json={"document_id": "d"}, headers=[("Idempotency-Key", "k1"), ("Idempotency-Key", "k2")])
+    problem = assert_problem(sent, 400, "invalid-idempotency-key")
+    assert places(problem) == [("header", "Idempotency-Key")] and "','" in problem["errors"][0]["detail"]
+    assert client.get(API).get_json()["items"] == []  # nothing was created
+    assert client.post(API, json={"document_id": "d"}, headers={"Idempotency-Key": "k1"}).status_code == 201
+
+
 def test_a_reused_idempotency_key_is_named_as_a_header(client):
     headers = {"Idempotency-Key": "key-1"}
     assert client.post(API, json={"document_id": "a"}, headers=headers).status_code == 201
