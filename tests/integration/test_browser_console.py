@@ -74,6 +74,8 @@ def _pages(page, base_url: str) -> dict[str, str]:
         "audit log": "/admin/audit",
         "unknown job": "/jobs/00000000-0000-0000-0000-000000000000",
         "bad query": "/jobs?status=bogus",
+        "problem types": "/problems/",
+        "problem type": "/problems/idempotency-key-in-progress",
     }
 
 
