@@ -55,7 +55,25 @@ def field_error(pointer: str, detail: str) -> FieldError:
     # RFC 6901 section 6: in a URI fragment, characters a fragment may not
     # hold (space, '%', '"', non-ASCII ...) are percent-encoded as UTF-8.
     fragment = quote(pointer, safe=_FRAGMENT_SAFE, errors="replace")
-    return {"field": ".".join(parts), "pointer": "#" + fragment, "detail": detail}
+    # ``field`` is for people: a member name sent with a control character
+    # in it is shown with its picture, as a query parameter's name is, so
+    # quoting the answer in a terminal or a log does not act on it.
+    return {"field": pictured(".".join(parts)), "pointer": "#" + fragment, "detail": detail}
+
+
+def pictured(text: str) -> str:
+    """``text`` with each C0 control and DEL as its Unicode Control Picture
+    (U+2400 block: NUL -> U+2400, ESC -> U+241B, DEL -> U+2421) and each C1
+    control, which has no picture, as its escape in ASCII (U+009B CSI ->
+    ``\\u009b``), so a name holding one can be shown without acting in a
+    terminal or a page."""
+    return "".join(
+        chr(0x2400 + ord(c)) if ord(c) < 0x20
+        else "\u2421" if c == "\x7f"
+        else f"\\u{ord(c):04x}" if 0x80 <= ord(c) <= 0x9F
+        else c
+        for c in text
+    )
 
 
 def parameter_error(name: str, detail: str) -> FieldError:

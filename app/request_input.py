@@ -24,7 +24,7 @@ from urllib.parse import unquote_to_bytes
 from flask import Flask, request
 from werkzeug.datastructures import MultiDict
 
-from app.errors import FieldError, InvalidFormError, InvalidQueryError, field_error, parameter_error
+from app.errors import FieldError, InvalidFormError, InvalidQueryError, field_error, parameter_error, pictured
 from app.services.json_pointer import json_pointer
 from app.services.json_values import has_acting_control, has_unstorable_text
 
@@ -36,21 +36,6 @@ MULTI_VALUED_PARAMETERS = frozenset({"status", "state", "substate"})
 #: Form bodies Werkzeug parses into ``request.form``; other bodies (JSON) are
 #: left to their own readers, which apply the storage rule themselves.
 FORM_MEDIA_TYPES = frozenset({"application/x-www-form-urlencoded", "multipart/form-data"})
-
-
-def _pictured(text: str) -> str:
-    """``text`` with each C0 control and DEL as its Unicode Control Picture
-    (U+2400 block: NUL -> U+2400, ESC -> U+241B, DEL -> U+2421) and each C1
-    control, which has no picture, as its escape in ASCII (U+009B CSI ->
-    ``\\u009b``), so a name holding one can be shown without acting in a
-    terminal or a page."""
-    return "".join(
-        chr(0x2400 + ord(c)) if ord(c) < 0x20
-        else "\u2421" if c == "\x7f"
-        else f"\\u{ord(c):04x}" if 0x80 <= ord(c) <= 0x9F
-        else c
-        for c in text
-    )
 
 
 def _refused(text: str) -> bool:
@@ -66,7 +51,7 @@ def _bad_fields(fields: MultiDict[str, str], *, query: bool) -> list[FieldError]
             what = "a parameter name holds a NUL or another control character"
             # Named with each control as its picture: the exact name would
             # act in a terminal or a log line that quotes the answer.
-            shown = _pictured(name)
+            shown = pictured(name)
             bad.append(parameter_error(shown, what) if query else field_error(json_pointer([shown]), what))
         elif _refused(value):
             what = "must not hold a NUL or another control character"

@@ -31,7 +31,6 @@ from app.services.error_details.schema_wording import (
     schema_keyword_message,
 )
 from app.services.json_pointer import json_pointer
-from app.services.json_values import clean_text
 from app.web.query_time import date_time_fault
 
 OPENAPI_PATH = Path(__file__).with_name("specs") / "openapi.json"
@@ -102,9 +101,13 @@ def _validator(schema_name: str) -> Draft202012Validator:
 
 
 def _pointer(path: Any) -> str:
-    # Field names come from the client: apply the stored-text rule so a lone
-    # surrogate cannot break the JSON answer.
-    return json_pointer(clean_text(str(part)) for part in path)
+    # Field names come from the client. A lone surrogate becomes U+FFFD (it
+    # would break the JSON answer, and no UTF-8 text can point at it); any
+    # other character stays, so the pointer names the member sent, NUL
+    # included (``%00`` in the fragment).
+    return json_pointer(
+        "".join("\ufffd" if 0xD800 <= ord(c) <= 0xDFFF else c for c in str(part)) for part in path
+    )
 
 
 def _describe(error: ValidationError) -> list[FieldError]:

@@ -317,6 +317,23 @@ def test_unknown_field_names_are_escaped_in_pointers(client, app, failed_job):
     assert row(app, failed_job["id"]) == before
 
 
+def test_control_characters_in_field_names_are_pictured_and_pointed_at_exactly(client, app, failed_job):
+    """The third trial (session 16): a member name holding ESC came back raw
+    in ``field``, and one holding NUL got a pointer to U+FFFD, a member the
+    body does not have."""
+    before = row(app, failed_job["id"])
+    data = _body()[:-1] + b', "k\\u001b[31m": 1, "n\\u0000ul": 2, "d\x7fel": 3}'
+    response = client.post(
+        job_url(failed_job["id"], "validation-failure"), data=data, content_type="application/json"
+    )
+    problem = assert_problem(response, 422, "invalid-fields")
+    assert sorted((e["field"], e["pointer"]) for e in problem["errors"]) == [
+        ("d\u2421el", "#/d%7Fel"), ("k\u241b[31m", "#/k%1B%5B31m"), ("n\u2400ul", "#/n%00ul")]
+    text = response.get_data(as_text=True)
+    assert "\\u001b" not in text.lower() and "\\u0000" not in text  # no control anywhere in the answer
+    assert row(app, failed_job["id"]) == before
+
+
 # -- text the API accepts --------------------------------------------------------
 
 
