@@ -91,6 +91,30 @@ def test_check_ready_command_fails_without_leaking_the_url(down_app):
     assert result.output.strip() == "database unreachable"
 
 
+def test_maintenance_commands_stop_with_one_line_on_a_database_not_ready(down_app, tmp_path):
+    """The third trial (session 16): `flask groups roll-up-days` without the
+    demo's DATABASE_URL printed a 60-line traceback with its SQL, and left
+    an empty SQLite file behind."""
+    result = down_app.test_cli_runner().invoke(args=["groups", "roll-up-days"])
+    assert result.exit_code == 1 and result.output.strip() == "Error: database unreachable"
+    _assert_no_leak(result.output)
+    missing = tmp_path / "missing.sqlite3"
+    app = create_app({"TESTING": True, "SQLALCHEMY_DATABASE_URI": f"sqlite:///{missing}"})
+    for command in (["groups", "roll-up-days"], ["groups", "backfill"]):
+        result = app.test_cli_runner().invoke(args=command)
+        assert result.exit_code == 1 and len(result.output.strip().splitlines()) == 1, result.output
+        assert f"no SQLite database at {missing}" in result.output and "Traceback" not in result.output
+    assert not missing.exists()  # nothing created
+    empty = tmp_path / "empty.sqlite3"
+    empty.touch()
+    app = create_app({"TESTING": True, "SQLALCHEMY_DATABASE_URI": f"sqlite:///{empty}"})
+    result = app.test_cli_runner().invoke(args=["groups", "roll-up-days"])
+    assert result.exit_code == 1
+    assert "none (never migrated)" in result.output and "db upgrade" in result.output
+    with app.app_context():
+        db.engine.dispose()
+
+
 def test_api_answers_503_problem_with_retry_after_when_the_database_is_down(down_app):
     client = down_app.test_client()
     response = client.post(
