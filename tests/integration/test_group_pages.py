@@ -109,6 +109,11 @@ def test_each_state_box_ticked_adds_its_groups(client, groups):
     assert titles("?state=regressed&state=resolved") == icd  # no group has regressed
     assert titles("?state=ongoing&state=ignored") == []
     assert titles("?state=new&state=unresolved") == unit  # "unresolved" holds every substate
+    # An empty list in some states only links to every state (the same trial).
+    empty = client.get("/groups?state=ignored&code=unit.not_ucum").get_data(as_text=True)
+    assert "No failure group matches this filter in the states ticked (ignored)" in empty
+    assert 'href="/groups?code=unit.not_ucum&amp;state=all">look in every state</a>' in empty
+    assert "look in every state" not in client.get("/groups?state=all&code=nope").get_data(as_text=True)
     # The API's two parameters still both hold: a resolved group is in no substate.
     api = client.get("/api/v1/failure-groups?state=resolved&substate=new").get_json()
     assert api["items"] == []

@@ -1,0 +1,104 @@
+"""The query string of ``/groups``: which groups, in which order.
+
+Read by :func:`app.dashboard.groups_views.list_groups`; the API's own
+reader of the same filter is :mod:`app.web.group_query`.
+"""
+
+from __future__ import annotations
+
+from app.errors import InvalidQueryError, parameter_error
+from app.models import GroupState, GroupSubstate
+from app.services.failure_groups import queries
+from app.web.query_time import parse_rfc3339
+
+#: Sort orders of ``/groups`` (``sort=``), newest / largest first.
+SORTS = ("last_seen", "job_count", "first_seen")
+SORT_LABELS = {"last_seen": "Last seen", "job_count": "Jobs affected", "first_seen": "First seen"}
+#: ``state=`` values: the states and the substates of ``unresolved``.
+STATE_CHOICES = tuple(s.value for s in GroupState) + tuple(s.value for s in GroupSubstate)
+#: Longest text accepted in ``code``, ``job_type`` and ``worker_version``.
+MAX_FIELD_LENGTH = 200
+
+
+def _text(raw: str | None, parameter: str) -> str | None:
+    if raw is None or not raw.strip():
+        return None
+    if len(raw) > MAX_FIELD_LENGTH:
+        raise InvalidQueryError(
+            f"{parameter} must be at most {MAX_FIELD_LENGTH} characters.",
+            [parameter_error(parameter, f"must be at most {MAX_FIELD_LENGTH} characters")],
+        )
+    return raw.strip()
+
+
+#: The parameters ``/groups`` takes (its filter form, sort links and pages);
+#: ``error_code`` is ``code`` under the name /jobs and the exports use.
+GROUP_LIST_PARAMETERS = ("state", "from", "to", "code", "error_code", "job_type", "worker_version",
+                         "failing", "sort", "cursor", "limit")
+
+
+def group_filter_from_args(args) -> tuple[queries.GroupFilter, str]:
+    """The group filter and sort of a ``/groups`` query string.
+
+    Parameters: ``state`` (repeatable: ``unresolved``, ``resolved``,
+    ``ignored``, or a substate ``new``, ``ongoing``, ``regressed``; default
+    ``unresolved``; ``all`` for every state), ``from``/``to`` (RFC 3339,
+    bound ``last_seen``), ``job_type``, ``code`` (or ``error_code``, as
+    /jobs names it; both at once must agree), ``worker_version``,
+    ``failing=1`` (only groups with jobs failing now), ``sort``
+    (:data:`SORTS`).
+
+    Raises:
+        InvalidQueryError: a parameter is wrong (names it).
+    """
+    words = [w.strip() for value in args.getlist("state") for w in value.split(",") if w.strip()]
+    unknown = [w for w in words if w not in STATE_CHOICES and w != "all"]
+    if unknown:
+        allowed = ", ".join(STATE_CHOICES)
+        raise InvalidQueryError(
+            f"Unknown state; use one of {allowed}, or 'all'.",
+            [parameter_error("state", f"must be one of {allowed}, or 'all'")],
+        )
+    if not words:
+        words = [GroupState.UNRESOLVED.value]
+    states = tuple(GroupState(w) for w in words if w in {s.value for s in GroupState})
+    substates = tuple(GroupSubstate(w) for w in words if w in {s.value for s in GroupSubstate})
+    if "all" in words:
+        states, substates = (), ()
+    elif substates and not states:
+        states = (GroupState.UNRESOLVED,)
+    elif substates and GroupState.UNRESOLVED in states:
+        substates = ()  # "unresolved" already holds every substate
+    sort = args.get("sort") or SORTS[0]
+    if sort not in SORTS:
+        raise InvalidQueryError(
+            f"sort must be one of {', '.join(SORTS)}.", [parameter_error("sort", f"must be one of {', '.join(SORTS)}")]
+        )
+    seen_from = parse_rfc3339(args["from"], "from") if args.get("from") else None
+    seen_to = parse_rfc3339(args["to"], "to") if args.get("to") else None
+    if args.get("failing") not in (None, "1"):
+        raise InvalidQueryError("failing takes 1 (groups with jobs failing now) or nothing.",
+                                [parameter_error("failing", "must be 1, or left out")])
+    return (
+        queries.GroupFilter(
+            states=states,
+            substates=substates,
+            either_state=True,  # each box ticked adds its groups
+            code=_code(args),
+            job_type=_text(args.get("job_type"), "job_type"),
+            worker_version=_text(args.get("worker_version"), "worker_version"),
+            seen_from=seen_from,
+            seen_to=seen_to,
+            failing=args.get("failing") == "1",
+        ),
+        sort,
+    )
+
+
+def _code(args) -> str | None:
+    """``code``, or ``error_code`` (the name /jobs and the exports use)."""
+    code, error_code = _text(args.get("code"), "code"), _text(args.get("error_code"), "error_code")
+    if code and error_code and code != error_code:
+        raise InvalidQueryError("code and error_code name the same filter; give one of them.",
+                                [parameter_error("error_code", "must be left out when code is given")])
+    return code or error_code
