@@ -276,23 +276,27 @@ def _declared_query_parameters() -> dict[tuple[str, str], frozenset[str]]:
 
 
 def refuse_unknown_query_parameters(rule: str | None, method: str, names: list[str]) -> None:
-    """Refuse a read whose query string has a parameter its operation does
-    not declare in the OpenAPI document (a typo such as ``stauts`` would
-    otherwise answer an unfiltered 200 that looks like a filtered one).
+    """Refuse a request whose query string has a parameter its operation
+    does not declare in the OpenAPI document: on a read, a typo such as
+    ``stauts`` would otherwise answer an unfiltered 200 that looks like a
+    filtered one; on a write (which declares none), a parameter the worker
+    meant something by would be dropped without a word.
 
     Args:
         rule: the matched Flask URL rule (``/api/v1/processing-jobs/<job_id>``);
             None (no route matched) is left to the 404/405 handlers.
-        method: the request method; only ``GET`` and ``HEAD`` are checked.
+        method: the request method; ``GET``, ``HEAD`` (as ``GET``) and
+            ``POST`` are checked.
         names: the query parameter names, in order, repeats allowed.
 
     Raises:
         InvalidQueryError: (400 ``invalid-query``) one item per unknown name,
             in ``parameter``; ``detail`` lists the operation's parameters.
     """
-    if rule is None or method not in ("GET", "HEAD"):
+    if rule is None or method not in ("GET", "HEAD", "POST"):
         return
-    known = _declared_query_parameters().get((_RULE_VARIABLE.sub(r"{\1}", rule), "GET"))
+    operation = "POST" if method == "POST" else "GET"
+    known = _declared_query_parameters().get((_RULE_VARIABLE.sub(r"{\1}", rule), operation))
     if known is None:
         return
     unknown = list(dict.fromkeys(name for name in names if name not in known))

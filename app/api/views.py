@@ -106,9 +106,9 @@ def _report_faults(body: Any) -> list[Any]:
 
 @bp.before_request
 def refuse_unknown_query() -> None:
-    """Every API read answers 400 ``invalid-query`` for a query parameter its
-    operation does not declare (the dashboard pages keep ignoring extras,
-    such as campaign tags on a shared link)."""
+    """Every API read and write answers 400 ``invalid-query`` for a query
+    parameter its operation does not declare (a write declares none), before
+    anything is changed."""
     refuse_unknown_query_parameters(
         request.url_rule.rule if request.url_rule else None, request.method, list(request.args.keys())
     )

@@ -95,6 +95,17 @@ def test_a_control_character_in_a_query_parameter_is_named_as_a_parameter(client
     assert places(problem) == [("parameter", "document_id")]
 
 
+def test_a_query_parameter_on_a_write_is_refused_and_changes_nothing(client):
+    """The third trial (session 16): POST /api/v1/processing-jobs?x=1 made a job."""
+    problem = assert_problem(client.post(API + "?x=1", json={"document_id": "d"}), 400, "invalid-query")
+    assert places(problem) == [("parameter", "x")] and "takes: none" in problem["detail"]
+    assert client.get(API).get_json()["items"] == []
+    job = client.post(API, json={"document_id": "d"}).get_json()
+    start = client.post(f"{API}/{job['id']}/start?dry_run=1")
+    assert_problem(start, 400, "invalid-query")
+    assert client.get(f"{API}/{job['id']}").get_json()["status"] == "Pending"
+
+
 def test_a_malformed_idempotency_key_is_named_as_a_header(client):
     response = client.post(API, json={"document_id": "d"}, headers={"Idempotency-Key": "has space"})
     problem = assert_problem(response, 400, "invalid-idempotency-key")
