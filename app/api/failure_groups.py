@@ -2,9 +2,10 @@
 
 Thin views over :mod:`app.services.failure_groups`; the actor of a state
 change is the worker token's name (audited by the service before the change
-takes effect). A state change and its answer are one ``with
-write_transaction():`` block: the answer is rendered from the changed group
-before the commit, so it shows exactly what was stored.
+takes effect). A state change and its answer are one write transaction:
+the answer is rendered from the changed group before the commit, so it
+shows exactly what was stored, and with an ``Idempotency-Key`` it is stored
+for the key's retries, as the jobs' writes are.
 ``docs/failure-groups.md`` describes the groups.
 """
 
@@ -24,7 +25,7 @@ from app.errors import InvalidFieldsError, InvalidQueryError, field_error
 from app.services.failure_groups import lifecycle
 from app.services.failure_groups.queries import get_group, list_groups
 from app.services.failure_groups.serialize import group_to_json
-from app.unit_of_work import WriteTransaction, replayed_write_transaction
+from app.api.views import idempotent_answer
 from app.web.group_query import group_filter_from_args, group_sort_from_args
 from app.web.query import read_page
 from app.web.query_time import parse_rfc3339
@@ -40,10 +41,10 @@ REFUSED = {
 }
 
 
-def _optional_body(schema_name: str) -> dict[str, Any]:
-    """The JSON body checked against ``schema_name``; no body at all reads as ``{}``."""
+def _optional_body(schema_name: str) -> dict[str, Any] | None:
+    """The JSON body checked against ``schema_name``; ``None`` when there is no body at all."""
     if not request.get_data(cache=True):
-        return {}
+        return None
     body = read_json_body(request)
     validate_request(body, schema_name, refused=REFUSED[schema_name])
     return body
@@ -53,15 +54,18 @@ def _group_answer(group_id: Any) -> Response:
     return jsonify(group_to_json(get_group(group_id)))
 
 
-def _change(group_id: str, change: Callable[[], Any]) -> Response:
+def _change(group_id: str, change: Callable[[], Any], body: dict[str, Any] | None) -> Response:
     """Run a lifecycle ``change`` (its service joins the transaction) and
     answer with the group as changed, all in one write transaction (replayed
-    whole when PostgreSQL aborts it as a deadlock's victim)."""
-    def change_and_read(_transaction: WriteTransaction) -> Any:
+    whole when PostgreSQL aborts it as a deadlock's victim), idempotently
+    when the request has an ``Idempotency-Key``, as the jobs' writes are
+    (:func:`app.api.views.idempotent_answer`): a retry of a resolve that
+    worked gets its answer again, not a 409 "already resolved"."""
+    def change_and_read() -> Any:
         change()
         return group_to_json(get_group(group_id))
 
-    return jsonify(replayed_write_transaction(change_and_read))
+    return idempotent_answer(change_and_read, body)
 
 
 @bp.get("/failure-groups")
@@ -98,19 +102,19 @@ def resolve_failure_group(group_id: str) -> Response:
     """Resolve a group, optionally ``{"in_version": str}``; 409 if already resolved."""
     body = _optional_body("ResolveGroup")
     actor = current_actor()
-    return _change(
-        group_id, lambda: lifecycle.resolve_group(group_id, actor, in_version=body.get("in_version"), via="api")
-    )
+    in_version = (body or {}).get("in_version")
+    return _change(group_id, lambda: lifecycle.resolve_group(group_id, actor, in_version=in_version, via="api"), body)
 
 
 @bp.post("/failure-groups/<group_id>/ignore")
 def ignore_failure_group(group_id: str) -> Response:
     """Ignore a group: ``{}`` forever, ``{"until": date-time}`` or ``{"occurrences": N}``."""
     body = _optional_body("IgnoreGroup")
+    fields = body or {}
     until = None
-    if "until" in body:
+    if "until" in fields:
         try:
-            until = parse_rfc3339(body["until"], "until")
+            until = parse_rfc3339(fields["until"], "until")
         except InvalidQueryError as exc:
             # The parser names a query parameter; here the time is a body field.
             raise InvalidFieldsError(
@@ -120,13 +124,14 @@ def ignore_failure_group(group_id: str) -> Response:
     actor = current_actor()
     return _change(
         group_id,
-        lambda: lifecycle.ignore_group(group_id, actor, until=until, occurrences=body.get("occurrences"), via="api"),
+        lambda: lifecycle.ignore_group(group_id, actor, until=until, occurrences=fields.get("occurrences"), via="api"),
+        body,
     )
 
 
 @bp.post("/failure-groups/<group_id>/reopen")
 def reopen_failure_group(group_id: str) -> Response:
     """Reopen a resolved or ignored group (``unresolved``/``ongoing``); 409 if unresolved."""
-    _optional_body("ReopenGroup")
+    body = _optional_body("ReopenGroup")
     actor = current_actor()
-    return _change(group_id, lambda: lifecycle.reopen_group(group_id, actor, via="api"))
+    return _change(group_id, lambda: lifecycle.reopen_group(group_id, actor, via="api"), body)

@@ -40,16 +40,26 @@ Operation = Callable[[], ProcessingJob | JobSnapshot]
 
 
 def _answer(operation: Operation, body: Any, *, status: int = 200) -> Response:
-    """Run ``operation`` and answer with the job, idempotently when the request has a key.
+    """Run ``operation`` and answer with the job (:func:`idempotent_answer`)."""
+    return idempotent_answer(lambda: job_to_json(operation()), body, status=status)
+
+
+def idempotent_answer(produce: Callable[[], Any], body: Any, *, status: int = 200) -> Response:
+    """Run ``produce`` (a change that returns its JSON answer) and answer
+    with it, idempotently when the request has an ``Idempotency-Key``.
 
     One write transaction, in this order: claim the key (a retry gets the
-    stored answer and changes nothing), run the operation (its service
-    joins the transaction), render the answer from the flushed job (nothing
-    is read back after the commit) and store it with the key. The whole of
+    stored answer and changes nothing), run the change (its service joins
+    the transaction), render the answer from the flushed rows (nothing is
+    read back after the commit) and store it with the key. The whole of
     it runs again when PostgreSQL aborts it as a deadlock's victim
     (:func:`app.unit_of_work.replayed_write_transaction`). Keys are
     scoped to the worker token that sent them (``g.worker_token_id``, set by
-    :func:`app.auth.guards.enforce_access`).
+    :func:`app.auth.guards.enforce_access`). ``body``: the parsed JSON body
+    (``None`` when there is none), part of what a retry must repeat.
+
+    Raises:
+        InvalidIdempotencyKeyError: a malformed key (400).
     """
     key = request.headers.get("Idempotency-Key")
     claim = (
@@ -62,7 +72,7 @@ def _answer(operation: Operation, body: Any, *, status: int = 200) -> Response:
         if stored is not None:
             transaction.rollback()  # nothing was written
             return stored, True
-        payload = job_to_json(operation())
+        payload = produce()
         if claim is not None:
             claim.stage(status, payload)
         return payload, False

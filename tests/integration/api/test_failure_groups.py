@@ -142,6 +142,32 @@ def test_resolve_ignore_and_reopen(client, app):
     assert actions.count("groups.ignored") == 3 and actions.count("groups.reopened") == 1
 
 
+def test_a_group_action_retried_with_its_key_gets_its_answer_again(client, app):
+    """The third trial (session 16): a resolve retried with its key got 409
+    "already resolved", and a malformed key on reopen was accepted."""
+    _fail(client, UCUM)
+    group_id = _groups(client)["items"][0]["id"]
+    url = f"/api/v1/failure-groups/{group_id}"
+    first = client.post(url + "/resolve", json={"in_version": "2.0.0"}, headers={"Idempotency-Key": "resolve-1"})
+    again = client.post(url + "/resolve", json={"in_version": "2.0.0"}, headers={"Idempotency-Key": "resolve-1"})
+    assert first.status_code == again.status_code == 200
+    assert again.headers["Idempotent-Replayed"] == "true" and again.get_json() == first.get_json()
+    # The same key with another body is refused, and a fresh key meets the state as it is.
+    other = client.post(url + "/resolve", json={"in_version": "3.0.0"}, headers={"Idempotency-Key": "resolve-1"})
+    assert_problem(other, 422, "idempotency-key-reused")
+    assert_problem(client.post(url + "/resolve", headers={"Idempotency-Key": "resolve-2"}), 409,
+                   "invalid-group-transition")
+    assert_problem(client.post(url + "/reopen", headers={"Idempotency-Key": "bad key"}), 400,
+                   "invalid-idempotency-key")
+    assert client.get(url).get_json()["state"] == "resolved"
+    # Without a body, as with one: each retry of the reopen is answered once.
+    reopened = [client.post(url + "/reopen", headers={"Idempotency-Key": "reopen-1"}) for _ in range(2)]
+    assert [r.status_code for r in reopened] == [200, 200] and "Idempotent-Replayed" in reopened[1].headers
+    with app.app_context():
+        actions = [e.action for e in db.session.query(AuditEvent).order_by(AuditEvent.occurred_at)]
+    assert actions.count("groups.resolved") == 1 and actions.count("groups.reopened") == 1
+
+
 @pytest.mark.parametrize(
     ("path", "body", "pointer"),
     [
