@@ -222,10 +222,15 @@ def roll_up_days_command() -> None:
     click.echo(f"{roll_up_closed_days(now)} day(s) rolled up.")
     folded = compact_rollups(now)
     click.echo(f"Summary rollups: {folded.buckets} past bucket(s) folded, {folded.rows_before} rows to "
-               f"{folded.rows_after}; {len(folded.skipped)} left for the next run (a writer held a row).")
+               f"{folded.rows_after}; {_left(folded.skipped)}.")
     counters = compact_counters()
     click.echo(f"Group counters: {counters.buckets} range(s) of groups folded, {counters.rows_before} rows to "
-               f"{counters.rows_after}; {len(counters.skipped)} left for the next run (a writer held a row).")
+               f"{counters.rows_after}; {_left(counters.skipped)}.")
+
+
+def _left(skipped: list) -> str:
+    """What a fold left for its next run, and why when it left any."""
+    return f"{len(skipped)} left for the next run" + (" (a writer held a row)" if skipped else "")
 
 
 @click.command("bulk-worker")

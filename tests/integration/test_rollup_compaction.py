@@ -261,6 +261,6 @@ def test_the_daily_command_folds_the_counters_too(app_ctx, scattered_counters):
     result = app_ctx.test_cli_runner().invoke(args=["groups", "roll-up-days"])
     assert result.exit_code == 0, result.output
     assert result.stdout.splitlines()[2] == (
-        "Group counters: 1 range(s) of groups folded, 9 rows to 3; 0 left for the next run (a writer held a row)."
+        "Group counters: 1 range(s) of groups folded, 9 rows to 3; 0 left for the next run."
     )
     assert _counter_sums() == sums
