@@ -20,12 +20,12 @@ from flask import Response, current_app, jsonify, request, url_for
 from app.api import bp
 from app.api.contract import validate_request
 from app.api.json_body import read_json_body
+from app.api.views import idempotent_answer
 from app.auth.guards import current_actor
 from app.errors import InvalidFieldsError, InvalidQueryError, field_error
 from app.services.failure_groups import lifecycle
 from app.services.failure_groups.queries import get_group, list_groups
 from app.services.failure_groups.serialize import group_to_json
-from app.api.views import idempotent_answer
 from app.web.group_query import group_filter_from_args, group_sort_from_args
 from app.web.query import read_page
 from app.web.query_time import parse_rfc3339
