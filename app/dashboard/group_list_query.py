@@ -65,8 +65,8 @@ def group_filter_from_args(args) -> tuple[queries.GroupFilter, str]:
     substates = tuple(GroupSubstate(w) for w in words if w in {s.value for s in GroupSubstate})
     if "all" in words:
         states, substates = (), ()
-    elif substates and not states:
-        states = (GroupState.UNRESOLVED,)
+    # Each box adds its groups (``either_state``); a substate's condition
+    # holds "unresolved" already, so it needs no state beside it.
     elif substates and GroupState.UNRESOLVED in states:
         substates = ()  # "unresolved" already holds every substate
     sort = args.get("sort") or SORTS[0]

@@ -109,6 +109,10 @@ def test_each_state_box_ticked_adds_its_groups(client, groups):
     assert titles("?state=regressed&state=resolved") == icd  # no group has regressed
     assert titles("?state=ongoing&state=ignored") == []
     assert titles("?state=new&state=unresolved") == unit  # "unresolved" holds every substate
+    # A substate alone is that substate only (the fix above first made it every unresolved group:
+    # the regression alert's link, /groups?state=regressed, listed them all).
+    assert titles("?state=regressed") == [] and titles("?state=new") == unit
+    assert titles("?state=ongoing") == [] and titles("?state=ongoing&state=regressed") == []
     # An empty list in some states only links to every state (the same trial).
     empty = client.get("/groups?state=ignored&code=unit.not_ucum").get_data(as_text=True)
     assert "No failure group matches this filter in the states ticked (ignored)" in empty
