@@ -10,6 +10,7 @@ from flask import Flask
 from flask.cli import AppGroup, with_appcontext
 
 from app.config import ROOT
+from app.operations.cli import checked_group
 
 worker_cli = AppGroup("worker", help="Run the reference worker.")
 
@@ -106,44 +107,11 @@ def run_worker_command(corpus: Path, api_url: str, token: str, retries: int, bac
     click.echo(f"{len(outcomes)} documents: {len(outcomes) - failed} completed, {failed} failed validation.")
 
 
-@click.group("groups", cls=AppGroup)
-@with_appcontext
-def groups_cli() -> None:
-    """Maintain failure groups (docs/failure-groups.md).
-
-    Every subcommand first checks that the database exists and its schema
-    is at this code's head, and otherwise stops with one line saying so
-    (as `flask check-ready` does), creating nothing.
-    """
-    require_current_schema()
-
-
-def require_current_schema() -> None:
-    """Stop a maintenance command with one line (exit 1) unless the
-    configured database exists and its schema is at the code's head.
-
-    A SQLite file that does not exist is named and left uncreated (a
-    connection would create an empty one). Other databases are described
-    without their URL (it may hold a password).
-
-    Raises:
-        click.ClickException: the database is missing, unreachable or not
-            migrated to head.
-    """
-    from app.extensions import db
-    from app.operations.readiness import check_readiness
-
-    url = db.engine.url
-    if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
-        path = Path(url.database)
-        if not path.exists():
-            raise click.ClickException(
-                f"no SQLite database at {path}: set DATABASE_URL to the app's database (make demo's is "
-                f"sqlite:///<project>/instance/demo.sqlite3), or create it with `flask --app wsgi db upgrade`"
-            )
-    status = check_readiness(db.engine)
-    if not status.ready:
-        raise click.ClickException(status.describe())
+groups_cli = checked_group(
+    "groups",
+    "Maintain failure groups (docs/failure-groups.md). Every subcommand first checks that the database "
+    "exists and its schema is at this code's head, and otherwise stops with one line, creating nothing.",
+)
 
 
 def _run_backfill(version: int, batch_size: int) -> None:

@@ -7,14 +7,14 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 import click
-from flask.cli import AppGroup
 
 from app.errors import ServiceError
 from app.models.access import Role
+from app.operations.cli import checked_group
 from app.services import access
 
-users_cli = AppGroup("users", help="Operator accounts.")
-tokens_cli = AppGroup("tokens", help="Worker bearer tokens.")
+users_cli = checked_group("users", "Operator accounts.")
+tokens_cli = checked_group("tokens", "Worker bearer tokens.")
 
 
 def _fail(error: ServiceError) -> click.ClickException:

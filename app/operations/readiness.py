@@ -11,6 +11,7 @@ import functools
 import logging
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import sqlalchemy as sa
 from alembic.runtime.migration import MigrationContext
@@ -68,6 +69,17 @@ class Readiness:
             f"database schema is at {have} but this code needs {', '.join(self.code_revisions)}: "
             "run `flask --app wsgi db upgrade`"
         )
+
+
+def missing_sqlite_file(engine: Engine) -> Path | None:
+    """The file of a SQLite database that does not exist yet (a connection
+    would create it empty), else ``None`` (it exists, is in memory, or the
+    database is not SQLite)."""
+    url = engine.url
+    if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
+        return None
+    path = Path(url.database)
+    return None if path.exists() else path
 
 
 def check_readiness(engine: Engine) -> Readiness:

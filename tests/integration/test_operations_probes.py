@@ -100,9 +100,13 @@ def test_maintenance_commands_stop_with_one_line_on_a_database_not_ready(down_ap
     _assert_no_leak(result.output)
     missing = tmp_path / "missing.sqlite3"
     app = create_app({"TESTING": True, "SQLALCHEMY_DATABASE_URI": f"sqlite:///{missing}"})
-    for command in (["groups", "roll-up-days"], ["groups", "backfill"]):
-        result = app.test_cli_runner().invoke(args=command)
-        assert result.exit_code == 1 and len(result.output.strip().splitlines()) == 1, result.output
+    # The second trial: users, tokens and jobs commands (the README's "users create" among them)
+    # and check-ready still printed tracebacks and created the file.
+    for command in (["groups", "roll-up-days"], ["groups", "backfill"], ["users", "create", "--username", "x",
+                    "--role", "admin", "--password-stdin"], ["tokens", "list"],
+                    ["jobs", "purge", "--older-than", "180d", "--dry-run"], ["check-ready"]):
+        result = app.test_cli_runner().invoke(args=command, input="a-password-of-some-length\n")
+        assert result.exit_code == 1 and len(result.output.strip().splitlines()) == 1, (command, result.output)
         assert f"no SQLite database at {missing}" in result.output and "Traceback" not in result.output
     assert not missing.exists()  # nothing created
     empty = tmp_path / "empty.sqlite3"
