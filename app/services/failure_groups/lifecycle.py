@@ -135,7 +135,7 @@ def _clean_version(in_version: object) -> str | None:
     if any(unicodedata.category(c) in ("Cc", "Cf", "Cs") for c in in_version):
         raise InvalidFieldsError(
             RESOLUTION_REFUSED,
-            [field_error("/in_version", "must not hold control or format characters")],
+            [field_error("/in_version", "must not hold control or format characters, or unpaired UTF-16 surrogates")],
         )
     return in_version
 

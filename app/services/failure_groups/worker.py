@@ -35,7 +35,8 @@ def check_worker(worker: Any) -> tuple[str | None, str | None, list[FieldError]]
         if not isinstance(value, str) or not value or value != value.strip() or len(value) > limit:
             errors.append(field_error(f"/worker/{key}", f"must be a string of 1 to {limit} characters without surrounding spaces"))
         elif any(unicodedata.category(c) in ("Cc", "Cf", "Cs") for c in value):
-            errors.append(field_error(f"/worker/{key}", "must not hold control or format characters"))
+            errors.append(field_error(
+                f"/worker/{key}", "must not hold control or format characters, or unpaired UTF-16 surrogates"))
     if errors:
         return None, None, errors
     return values["name"], values["version"], []
