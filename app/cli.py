@@ -10,7 +10,7 @@ from flask import Flask
 from flask.cli import AppGroup, with_appcontext
 
 from app.config import ROOT
-from app.operations.cli import checked_group
+from app.cli_checks import checked_group
 
 worker_cli = AppGroup("worker", help="Run the reference worker.")
 

@@ -10,7 +10,7 @@ import click
 
 from app.errors import ServiceError
 from app.models.access import Role
-from app.operations.cli import checked_group
+from app.cli_checks import checked_group
 from app.services import access
 
 users_cli = checked_group("users", "Operator accounts.")

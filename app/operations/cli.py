@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import click
 from flask import Flask
-from flask.cli import AppGroup, with_appcontext
+from flask.cli import with_appcontext
 
+from app.cli_checks import checked_group, no_sqlite_file
 from app.extensions import db
 from app.models.types import utcnow
 
@@ -29,47 +30,13 @@ def check_ready_command(wait: float) -> None:
 
     missing = missing_sqlite_file(db.engine)
     if missing is not None:
-        click.echo(_no_sqlite_file(missing))
+        click.echo(no_sqlite_file(missing))
         raise SystemExit(1)
     status = wait_until_ready(db.engine, wait)
     db.engine.dispose()
     click.echo(status.describe())
     if not status.ready:
         raise SystemExit(1)
-
-
-def _no_sqlite_file(path: object) -> str:
-    return (f"no SQLite database at {path}: set DATABASE_URL to the app's database (make demo's is "
-            f"sqlite:///<project>/instance/demo.sqlite3), or create it with `flask --app wsgi db upgrade`")
-
-
-def require_current_schema() -> None:
-    """Stop a command with one line (exit 1) unless the configured database
-    exists and its schema is at the code's head (what `flask check-ready`
-    checks).
-
-    A SQLite file that does not exist is named and left uncreated (a
-    connection would create an empty one). Other databases are described
-    without their URL (it may hold a password).
-
-    Raises:
-        click.ClickException: the database is missing, unreachable or not
-            migrated to head.
-    """
-    from app.operations.readiness import check_readiness, missing_sqlite_file
-
-    missing = missing_sqlite_file(db.engine)
-    if missing is not None:
-        raise click.ClickException(_no_sqlite_file(missing))
-    status = check_readiness(db.engine)
-    if not status.ready:
-        raise click.ClickException(status.describe())
-
-
-def checked_group(name: str, help: str) -> AppGroup:  # noqa: A002 (click's own name)
-    """A ``flask`` command group whose every subcommand first runs
-    :func:`require_current_schema` (``--help`` does not)."""
-    return AppGroup(name, help=help, callback=with_appcontext(require_current_schema))
 
 
 jobs_cli = checked_group("jobs", "Maintain processing jobs.")

@@ -169,7 +169,7 @@ def test_gunicorn_serves_probes_metrics_and_writes_safe_json_logs(gunicorn_serve
     ).json()
     patient = "Jane Doe MRN-7Q4Z"
     response = requests.post(
-        f"{base}/api/v1/processing-jobs/{job['id']}/validation-failure?mrn=7Q4Z",
+        f"{base}/api/v1/processing-jobs/{job['id']}/validation-failure",
         json={
             "error_message": f"validation failed for {patient}",
             "error_details": {
@@ -191,6 +191,14 @@ def test_gunicorn_serves_probes_metrics_and_writes_safe_json_logs(gunicorn_serve
         timeout=REQUEST_TIMEOUT_S,
     )
     assert refused.status_code == 401
+    # Patient text in a query string: refused (a write takes no query parameter), and kept out of the logs.
+    queried = requests.post(
+        f"{base}/api/v1/processing-jobs/{job['id']}/validation-failure?mrn=7Q4Z",
+        json={"error_message": "x", "error_details": {"errors": []}},
+        headers={"X-Request-ID": "gunicorn-test-3", **auth},
+        timeout=REQUEST_TIMEOUT_S,
+    )
+    assert queried.status_code == 400
     assert requests.get(base + "/metrics", timeout=REQUEST_TIMEOUT_S).status_code == 401
     metrics = requests.get(base + "/metrics", headers=auth, timeout=REQUEST_TIMEOUT_S).text
     assert 'clinical_job_failure_codes_total{code="schema.required"} 1.0' in metrics
@@ -203,6 +211,7 @@ def test_gunicorn_serves_probes_metrics_and_writes_safe_json_logs(gunicorn_serve
     assert request_line["endpoint"] == "api.record_validation_failure"
     assert request_line["status"] == 200 and request_line["method"] == "POST"
     assert [e["status"] for e in lines if e.get("request_id") == "gunicorn-test-2"] == [401]
+    assert [e["status"] for e in lines if e.get("request_id") == "gunicorn-test-3"] == [400]
     for secret in ("Jane", "7Q4Z", "mrn", "tok-secret", token, SECRET):
         assert secret not in stderr
     assert any("start-up check: ready" in e["message"] for e in lines)

@@ -71,7 +71,7 @@ def test_one_request_line_names_endpoint_status_and_duration_but_no_query_or_bod
     job_id = _new_job(client)
     caplog.set_level(logging.INFO, logger="app.requests")
     client.post(
-        f"/api/v1/processing-jobs/{job_id}/validation-failure?patient=Jane+Doe",
+        f"/api/v1/processing-jobs/{job_id}/validation-failure",
         json={"error_message": PATIENT_TEXT, "error_details": {"note": PATIENT_TEXT}},
         headers={"X-Request-ID": "rid-42", "Authorization": f"Bearer {worker_token}"},
     )
@@ -109,6 +109,20 @@ def test_one_request_line_names_endpoint_status_and_duration_but_no_query_or_bod
     assert record.status == 401 and record.request_id == "rid-43"
     line = JSONFormatter().format(record)
     for secret in ("Jane", "patient", "penicillin", "tok-secret", job_id):
+        assert secret not in line
+
+    # Patient text in a query string: refused (a write takes no query parameter), and out of the line.
+    caplog.clear()
+    queried = client.post(
+        f"/api/v1/processing-jobs/{job_id}/validation-failure?patient=Jane+Doe",
+        json={"error_message": PATIENT_TEXT, "error_details": {"note": PATIENT_TEXT}},
+        headers={"X-Request-ID": "rid-44", "Authorization": f"Bearer {worker_token}"},
+    )
+    assert queried.status_code == 400
+    (record,) = [r for r in caplog.records if r.name == "app.requests"]
+    assert record.status == 400 and record.request_id == "rid-44"
+    line = JSONFormatter().format(record)
+    for secret in ("Jane", "patient", "penicillin", worker_token, job_id):
         assert secret not in line
 
 

@@ -1,0 +1,50 @@
+"""What every maintenance command checks first: that the database exists
+and its schema is at this code's head (``flask check-ready``'s check), so a
+command pointed at the wrong database stops with one line instead of a
+traceback, and creates no empty SQLite file.
+
+Used by the ``flask groups``, ``users``, ``tokens`` and ``jobs`` groups
+(:func:`checked_group`) and by ``flask check-ready``.
+"""
+
+from __future__ import annotations
+
+import click
+from flask.cli import AppGroup, with_appcontext
+
+from app.extensions import db
+
+
+def no_sqlite_file(path: object) -> str:
+    """The one line that names a SQLite database file that does not exist."""
+    return (f"no SQLite database at {path}: set DATABASE_URL to the app's database (make demo's is "
+            f"sqlite:///<project>/instance/demo.sqlite3), or create it with `flask --app wsgi db upgrade`")
+
+
+def require_current_schema() -> None:
+    """Stop a command with one line (exit 1) unless the configured database
+    exists and its schema is at the code's head (what `flask check-ready`
+    checks).
+
+    A SQLite file that does not exist is named and left uncreated (a
+    connection would create an empty one). Other databases are described
+    without their URL (it may hold a password).
+
+    Raises:
+        click.ClickException: the database is missing, unreachable or not
+            migrated to head.
+    """
+    from app.operations.readiness import check_readiness, missing_sqlite_file
+
+    missing = missing_sqlite_file(db.engine)
+    if missing is not None:
+        raise click.ClickException(no_sqlite_file(missing))
+    status = check_readiness(db.engine)
+    if not status.ready:
+        raise click.ClickException(status.describe())
+
+
+def checked_group(name: str, help: str) -> AppGroup:  # noqa: A002 (click's own name)
+    """A ``flask`` command group whose every subcommand first runs
+    :func:`require_current_schema` (``--help`` does not)."""
+    return AppGroup(name, help=help, callback=with_appcontext(require_current_schema))
