@@ -118,6 +118,24 @@ ROLLUP_SQL = (
     " j.status, j.job_type, j.acknowledged_at IS NOT NULL, abs(hashtext(j.id::text)) % 8, count(*)"
     " FROM failure_occurrences AS o JOIN processing_jobs AS j ON j.id = o.job_id"
     f" CROSS JOIN {_GRAINS} WHERE o.is_current GROUP BY 1, 2, 3, 4, 5, 6, 7, 8",
+    # The top codes' pair rollups (migration 0022): the codes of the jobs
+    # having a code, and of the jobs currently failing on a group.
+    "INSERT INTO job_code_pair_rollups (filter_code, grain, created_bucket, finished_bucket, status, job_type,"
+    " acknowledged, code, has_error, has_warning, shard, jobs)"
+    " SELECT f.code, g.grain, job_rollup_bucket(g.grain, j.created_at), job_rollup_bucket(g.grain, j.completed_at),"
+    " j.status, j.job_type, j.acknowledged_at IS NOT NULL, c.code, c.has_error, c.has_warning,"
+    " abs(hashtext(j.id::text)) % 8, count(*) FROM processing_jobs AS j"
+    " CROSS JOIN LATERAL job_rollup_codes(j.error_details) AS c"
+    " CROSS JOIN LATERAL job_rollup_codes(j.error_details) AS f"
+    f" CROSS JOIN {_GRAINS} WHERE f.code <> c.code GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11",
+    "INSERT INTO job_group_code_rollups (group_id, grain, created_bucket, finished_bucket, status, job_type,"
+    " acknowledged, code, has_error, has_warning, shard, jobs)"
+    " SELECT o.group_id, g.grain, job_rollup_bucket(g.grain, j.created_at), job_rollup_bucket(g.grain, j.completed_at),"
+    " j.status, j.job_type, j.acknowledged_at IS NOT NULL, c.code, c.has_error, c.has_warning,"
+    " abs(hashtext(j.id::text)) % 8, count(*)"
+    " FROM failure_occurrences AS o JOIN processing_jobs AS j ON j.id = o.job_id"
+    " CROSS JOIN LATERAL job_rollup_codes(j.error_details) AS c"
+    f" CROSS JOIN {_GRAINS} WHERE o.is_current GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11",
 )
 
 JOB_COLUMNS = ("id, document_id, job_type, status, error_message, error_details, error_format, "
@@ -330,7 +348,8 @@ def prepare_database(url: str, jobs: int, seed: int) -> dict[str, float]:
         began = time.perf_counter()
         for table in (*LOADED_TABLES, "failure_group_counts", "failure_group_hourly", "failure_group_daily",
                       "failure_group_events",
-                      "job_count_rollups", "job_code_rollups", "job_group_rollups"):
+                      "job_count_rollups", "job_code_rollups", "job_group_rollups", "job_code_pair_rollups",
+                      "job_group_code_rollups"):
             main.execute(f"VACUUM (ANALYZE) {table}")
         phases["vacuum analyze"] = time.perf_counter() - began
     finally:
@@ -422,7 +441,7 @@ def main() -> int:
     with psycopg.connect(_dsn(url)) as connection:
         for table in ("processing_jobs", "job_failures", "failure_groups", "failure_occurrences",
                       "failure_group_counts", "failure_group_hourly", "failure_group_daily", "job_count_rollups",
-                      "job_code_rollups", "job_group_rollups"):
+                      "job_code_rollups", "job_group_rollups", "job_code_pair_rollups", "job_group_code_rollups"):
             count, size = connection.execute(
                 f"SELECT count(*), pg_size_pretty(pg_total_relation_size('{table}')) FROM {table}"
             ).fetchone()
@@ -541,6 +560,29 @@ def main() -> int:
                 if current != in_rollup:
                     raise SystemExit(f"group {group_id}: job_group_rollups {in_rollup} but {current} current jobs")
                 print(f"group {group_id}: job_group_rollups agree with its {current:,} current jobs")
+            # The top codes of a group's and a code's jobs (migration 0022) against their jobs' details.
+            checks = {
+                f"group {big[0]}": (
+                    "SELECT c.code, count(*) FROM failure_occurrences AS o JOIN processing_jobs AS j ON j.id = o.job_id"
+                    " CROSS JOIN LATERAL job_rollup_codes(j.error_details) AS c"
+                    " WHERE o.group_id = %(key)s AND o.is_current GROUP BY c.code",
+                    "SELECT code, sum(jobs)::bigint FROM job_group_code_rollups WHERE group_id = %(key)s AND grain = 0"
+                    " GROUP BY code HAVING sum(jobs) <> 0", big[0]),
+                f"code {common_code}": (
+                    "SELECT c.code, count(*) FROM processing_jobs AS j"
+                    " CROSS JOIN LATERAL job_rollup_codes(j.error_details) AS c"
+                    " WHERE c.code <> %(key)s"
+                    " AND EXISTS (SELECT 1 FROM job_rollup_codes(j.error_details) AS f WHERE f.code = %(key)s)"
+                    " GROUP BY c.code",
+                    "SELECT code, sum(jobs)::bigint FROM job_code_pair_rollups WHERE filter_code = %(key)s"
+                    " AND grain = 0 GROUP BY code HAVING sum(jobs) <> 0", common_code),
+            }
+            for label, (direct_sql, rolled_sql, key) in checks.items():
+                direct_codes = dict(connection.execute(direct_sql, {"key": key}).fetchall())
+                rolled_codes = dict(connection.execute(rolled_sql, {"key": key}).fetchall())
+                if direct_codes != rolled_codes:
+                    raise SystemExit(f"{label}: top-code rollup {rolled_codes} but its jobs {direct_codes}")
+                print(f"{label}: the top-code rollup agrees with its jobs' {len(direct_codes)} codes")
 
     with app.app_context():
         timer = QueryTimer(db.engine)

@@ -1,4 +1,4 @@
-"""What the summary rollups' triggers (migrations 0015 and 0019) cost the
+"""What the summary rollups' triggers (migrations 0015, 0019 and 0022) cost the
 recorder, worst case: concurrent writers whose jobs all share one rollup key
 (same hour, status, job type) and one failure group, so they meet on the
 same rollup rows.
@@ -15,7 +15,8 @@ phase, alternating phases with the rollup triggers enabled (as shipped) and
 disabled (``ALTER TABLE ... DISABLE TRIGGER``: the recorder before them),
 ``--rounds`` times. ``--triggers`` picks which: ``jobs`` (0015's, on
 ``processing_jobs``), ``groups`` (0019's, on ``failure_occurrences`` and
-``processing_jobs``) or ``all``. Prints failures per second of each phase
+``processing_jobs``), ``pairs`` (0022's top-codes rollups, on both) or
+``all``. Prints failures per second of each phase
 and the ratio on/off. Jobs of the "on" phases have a job type of their own;
 at the end their rollups are compared with a count of those jobs, and the
 group rollup with their current occurrences (exact or exit 1).
@@ -46,8 +47,12 @@ TRIGGERS = {
     "jobs": [("processing_jobs", name) for name in ("job_rollups_insert", "job_rollups_update", "job_rollups_delete")],
     "groups": [("failure_occurrences", f"job_group_rollups_{event}") for event in ("insert", "update", "delete")]
     + [("processing_jobs", "job_group_rollups_job_update"), ("processing_jobs", "job_group_rollups_job_delete")],
+    # The top codes' pair rollups (migration 0022).
+    "pairs": [("processing_jobs", f"job_code_pair_rollups_{event}") for event in ("insert", "update", "delete")]
+    + [("failure_occurrences", f"job_group_code_rollups_{event}") for event in ("insert", "update", "delete")]
+    + [("processing_jobs", "job_group_code_rollups_job_update")],
 }
-TRIGGERS["all"] = TRIGGERS["jobs"] + TRIGGERS["groups"]
+TRIGGERS["all"] = TRIGGERS["jobs"] + TRIGGERS["groups"] + TRIGGERS["pairs"]
 #: What ``--purge`` switches: the group rollup's delete trigger alone.
 PURGE_TRIGGERS = "group delete"
 TRIGGERS[PURGE_TRIGGERS] = [("processing_jobs", "job_group_rollups_job_delete")]
@@ -138,12 +143,22 @@ def main() -> None:
         grouped = {grain: dict(connection.exec_driver_sql(
             "SELECT group_id, sum(jobs)::bigint FROM job_group_rollups WHERE job_type = 'bench_on' AND grain = %(g)s"
             " GROUP BY group_id HAVING sum(jobs) <> 0", {"g": grain}).all()) for grain in (0, 1, 2)}
+        # The pair rollups: a one-code report writes no pair of two codes,
+        # and each group's current jobs once per code.
+        paired = connection.exec_driver_sql(
+            "SELECT count(*) FROM job_code_pair_rollups WHERE job_type = 'bench_on' AND jobs <> 0").scalar_one()
+        group_coded = {grain: dict(connection.exec_driver_sql(
+            "SELECT group_id, sum(jobs)::bigint FROM job_group_code_rollups WHERE job_type = 'bench_on'"
+            " AND grain = %(g)s GROUP BY group_id HAVING sum(jobs) <> 0", {"g": grain}).all()) for grain in (0, 1, 2)}
         db.engine.dispose()
     exact = all(rows == direct for rows in rolled.values())
     exact_groups = all(rows == current for rows in grouped.values())
+    exact_pairs = paired == 0 and all(rows == current for rows in group_coded.values())
     print(f"rollups of the 'on' jobs: {direct} at every grain: {exact}; shards used: {shards}")
     print(f"group rollup of the 'on' jobs: current jobs per group {current} at every grain: {exact_groups}")
-    if not exact or not exact_groups:
+    print(f"pair rollups of the 'on' jobs: no pair of codes ({paired} rows), the groups' current jobs at every grain:"
+          f" {exact_pairs}")
+    if not exact or not exact_groups or not exact_pairs:
         sys.exit(1)
     if args.purge:
         _purge_rounds(app, args.purge, args.rounds)

@@ -17,7 +17,13 @@ from app.models.failure_group import (
 )
 from app.models.idempotency_record import IdempotencyRecord
 from app.models.job_failure import JobFailure
-from app.models.job_rollup import JobCodeRollup, JobCountRollup, JobGroupRollup
+from app.models.job_rollup import (
+    JobCodePairRollup,
+    JobCodeRollup,
+    JobCountRollup,
+    JobGroupCodeRollup,
+    JobGroupRollup,
+)
 from app.models.job_status import JobStatus
 from app.models.processing_job import ProcessingJob
 
@@ -41,5 +47,6 @@ __all__ = [
     "GroupState",
     "GroupSubstate",
     "IgnoreMode",
-    "EntityType", "ExtractedEntity", "IdempotencyRecord", "JobFailure", "JobCodeRollup", "JobCountRollup", "JobGroupRollup",
+    "EntityType", "ExtractedEntity", "IdempotencyRecord", "JobFailure", "JobCodePairRollup", "JobCodeRollup",
+    "JobCountRollup", "JobGroupCodeRollup", "JobGroupRollup",
     "JobStatus", "ProcessingJob"]

@@ -1,7 +1,8 @@
 """Write-time rollups of ``processing_jobs``: exact counts without a scan.
 
-Three tables, kept by database triggers on ``processing_jobs`` (migration
-0015) and ``failure_occurrences`` (migration 0019; docs/summary-counts.md),
+Five tables, kept by database triggers on ``processing_jobs`` (migration
+0015) and ``failure_occurrences`` (migrations 0019 and 0022;
+docs/summary-counts.md),
 so every write path -- the services, bulk actions, retention deletes, raw
 SQL and COPY loads -- keeps them exact in the writer's own transaction,
 with no Python code to remember:
@@ -13,7 +14,10 @@ with no Python code to remember:
   and/or as a warning;
 * ``job_group_rollups`` -- the same key per failure group, for the jobs
   currently failing on it (a current ``failure_occurrences`` row): what
-  ``/jobs?group=`` counts.
+  ``/jobs?group=`` counts;
+* ``job_code_pair_rollups`` and ``job_group_code_rollups`` -- the codes of
+  the jobs having a code, and of the jobs failing on a group: the top-codes
+  table under an ``error_code`` or ``group`` filter.
 
 On PostgreSQL the first two tables are is partitioned by grain (``<table>_all``,
 ``_day``, ``_hour``), so the few all-time rows are not scattered among the
@@ -127,3 +131,52 @@ class JobGroupRollup(_JobKey, db.Model):
     group_id: Mapped[int] = mapped_column(sa.Integer, primary_key=True, sort_order=-2)
     shard: Mapped[int] = mapped_column(sa.SmallInteger, primary_key=True)
     jobs: Mapped[int] = mapped_column(sa.BigInteger, nullable=False)
+
+
+class _CodeCount:
+    """The columns after the key of the two pair rollups: the code listed
+    with its kinds (as in :class:`JobCodeRollup`), the shard and the count
+    (``sort_order``: last in the table and the primary key)."""
+
+    code: Mapped[str] = mapped_column(sa.Text, primary_key=True, sort_order=1)
+    has_error: Mapped[bool] = mapped_column(sa.Boolean, primary_key=True, sort_order=1)
+    has_warning: Mapped[bool] = mapped_column(sa.Boolean, primary_key=True, sort_order=1)
+    shard: Mapped[int] = mapped_column(sa.SmallInteger, primary_key=True, sort_order=1)
+    jobs: Mapped[int] = mapped_column(sa.BigInteger, nullable=False, sort_order=1)
+
+
+class JobCodePairRollup(_JobKey, _CodeCount, db.Model):
+    """Jobs per key, error code filtered by and error code listed: which
+    other codes the jobs of an ``error_code`` filter carry (the top-codes
+    table under that filter).
+
+    A job with the codes {a, b} counts once at (a, b) and once at (b, a):
+    the rows of one ``filter_code`` with that code's own rows of
+    :class:`JobCodeRollup` are the code rollup of the jobs having it. A pair
+    of a code with itself would repeat those, so a job with one code, the
+    common case, writes no row here. ``has_error`` and
+    ``has_warning`` are those of ``code`` (the listed one), as in
+    :class:`JobCodeRollup`. Kept by triggers on ``processing_jobs``
+    (migration 0022).
+    """
+
+    __tablename__ = "job_code_pair_rollups"
+
+    #: First in the key (``sort_order``): a filter reads one code's rows.
+    filter_code: Mapped[str] = mapped_column(sa.Text, primary_key=True, sort_order=-2)
+
+
+class JobGroupCodeRollup(_JobKey, _CodeCount, db.Model):
+    """Jobs currently failing on a failure group, per key and error code of
+    the job: the top-codes table under a ``group`` filter.
+
+    A row counts the pairs (job, group) with a current occurrence, once per
+    code of the job's current ``error_details`` (the rule of
+    :class:`JobCodeRollup`), at the job's key. Kept by triggers on both
+    tables as :class:`JobGroupRollup` is, and also when a job's
+    ``error_details`` change while it fails on a group (migration 0022).
+    """
+
+    __tablename__ = "job_group_code_rollups"
+
+    group_id: Mapped[int] = mapped_column(sa.Integer, primary_key=True, sort_order=-2)

@@ -26,7 +26,15 @@ import sqlalchemy as sa
 
 from app.extensions import db
 from app.models import JobStatus, ProcessingJob
-from app.models.job_rollup import NOT_FINISHED, Grain, JobCodeRollup, JobCountRollup, JobGroupRollup
+from app.models.job_rollup import (
+    NOT_FINISHED,
+    Grain,
+    JobCodePairRollup,
+    JobCodeRollup,
+    JobCountRollup,
+    JobGroupCodeRollup,
+    JobGroupRollup,
+)
 from app.services.processing_jobs.job_filter import FILTERS, AcknowledgedFilter, JobFilter, TimeField
 
 #: A span of time: ``[start, end)``, either side ``None`` for unbounded.
@@ -42,10 +50,10 @@ ROLLUP_FIELDS = frozenset(
 
 
 def rollup_covers(job_filter: JobFilter) -> bool:
-    """Whether :func:`status_rows` and :func:`time_rows` can count ``job_filter``
-    exactly: it sets no field outside :data:`ROLLUP_FIELDS`, and not both a
-    group and an error code (no rollup is keyed by both). :func:`code_rows`
-    also needs no group and no error code."""
+    """Whether :func:`status_rows`, :func:`time_rows` and :func:`code_rows`
+    can count ``job_filter`` exactly: it sets no field outside
+    :data:`ROLLUP_FIELDS`, and not both a group and an error code (no
+    rollup is keyed by both)."""
     for name, _spec, default in FILTERS:
         if name not in ROLLUP_FIELDS and getattr(job_filter, name) != default:
             return False
@@ -118,7 +126,10 @@ def _bucket_column(table: Any, job_filter: JobFilter) -> Any:
 
 
 def _rollup_where(table: Any, job_filter: JobFilter, part: Part) -> list[Any]:
-    """Conditions on a rollup table for the filter's non-time fields and ``part``."""
+    """Conditions on a rollup table for the filter's non-time fields and ``part``.
+
+    In the pair rollup the filter's code is ``filter_code``; ``code`` is
+    the code it lists."""
     grain, first, end = part
     bucket = _bucket_column(table, job_filter)
     conditions: list[Any] = [table.grain == int(grain)]
@@ -137,7 +148,8 @@ def _rollup_where(table: Any, job_filter: JobFilter, part: Part) -> list[Any]:
     elif job_filter.acknowledged is AcknowledgedFilter.ONLY:
         conditions.append(table.acknowledged.is_(True))
     if job_filter.error_code is not None:
-        conditions.append(table.code == job_filter.error_code)
+        code = table.filter_code if table is JobCodePairRollup else table.code
+        conditions.append(code == job_filter.error_code)
     if job_filter.group_id is not None:
         conditions.append(table.group_id == job_filter.group_id)
     return conditions
@@ -218,14 +230,28 @@ def time_rows(
 
 def code_rows(job_filter: JobFilter) -> tuple[list[tuple[str, int, int, int]], list[JobFilter]]:
     """Exact ``(code, jobs, errors, warnings)`` of every code from the
-    rollups' whole days and hours (or all time), for a filter :func:`rollup_covers` without an
-    ``error_code`` or a ``group``; and the edge filters whose jobs the caller must add
-    (their codes are read from the jobs' details)."""
-    assert job_filter.error_code is None and job_filter.group_id is None
+    rollups' whole days and hours (or all time), for a filter
+    :func:`rollup_covers`; and the edge filters whose jobs the caller must
+    add (their codes are read from the jobs' details).
+
+    The other codes of the jobs of an ``error_code`` come from the pair
+    rollup and that code's own count from the code rollup; the codes of the
+    jobs currently failing on a ``group`` from the group-code rollup; the
+    others from the code rollup (migrations 0015 and 0022).
+    """
+    assert rollup_covers(job_filter)
+    tables: tuple[Any, ...]
+    if job_filter.group_id is not None:
+        tables = (JobGroupCodeRollup,)
+    elif job_filter.error_code is not None:
+        # The other codes of the code's jobs, and the code itself (the pair
+        # rollup holds no pair of a code with itself).
+        tables = (JobCodePairRollup, JobCodeRollup)
+    else:
+        tables = (JobCodeRollup,)
     parts, edges = split_range(job_filter.time_from, job_filter.time_to)
     found: dict[str, tuple[int, int, int]] = {}
-    for part in parts:
-        table = JobCodeRollup
+    for table, part in ((table, part) for table in tables for part in parts):
         jobs = sa.func.sum(table.jobs)
         errors = sa.func.sum(sa.case((table.has_error.is_(True), table.jobs), else_=0))
         warnings = sa.func.sum(sa.case((table.has_warning.is_(True), table.jobs), else_=0))

@@ -5,11 +5,12 @@ A job counts once per code, and once more per kind of severity (errors and
 warnings apart); ``distinct`` says how many codes there are in all (the
 page's "+N more", linked to /groups).
 
-* Without a search, document, group or error code, exact at any scale from
-  the write-time code rollups (:func:`app.services.summary_counts.code_rows`)
-  plus the partial hours at a range's edges, read from the jobs.
-* Otherwise (which *other* codes the jobs of a code or group carry: no
-  rollup is keyed by pairs of codes), from the ``errors`` arrays of at most
+* For a filter the rollups cover (no search, no document; an error code
+  or a group but not both), exact at any scale from the write-time code
+  rollups (:func:`app.services.summary_counts.code_rows`: the codes of all
+  jobs, of the jobs having a code, or of the jobs failing on a group) plus
+  the partial hours at a range's edges, read from the jobs.
+* Otherwise, from the ``errors`` arrays of at most
   :data:`CODES_SCAN_LIMIT` of the newest matching jobs
   (:mod:`app.services.bounded_scan`), and :attr:`TopCodes.capped` says when
   more match. ``jsonb_array_elements`` on PostgreSQL, ``json_each`` on SQLite.
@@ -32,7 +33,7 @@ from app.services.processing_jobs.job_filter import JobFilter
 from app.services.summary_counts import code_rows, rollup_covers
 
 #: Most jobs :func:`top_error_codes` reads for a filter with a search, a
-#: group or an error code (it unpacks each one's JSON:
+#: document, or both a group and an error code (it unpacks each one's JSON:
 #: 23-32 ms for 5,000 at 1,000,000 jobs). 2,000 jobs rank the common codes
 #: the same; the page says the table covers the newest N.
 CODES_SCAN_LIMIT = 2_000
@@ -95,9 +96,10 @@ def top_error_codes(
     (:class:`CodeCount`). Only string ``code`` values of object items of an
     ``errors`` array count (the error-details v1 envelope; free-form details
     that happen to have that shape count too). ``distinct`` counts every
-    code found, shown or not. Exact from the rollups for a filter without a
-    search, document, group or error code; for those, reads at most
-    ``scan_limit`` of the newest matching jobs. Ignores the cursor.
+    code found, shown or not. Exact from the rollups for a filter
+    :func:`~app.services.summary_counts.rollup_covers`; for the others,
+    reads at most ``scan_limit`` of the newest matching jobs. Ignores the
+    cursor.
     """
     totals: dict[str, list[int]] = {}
 
@@ -110,7 +112,7 @@ def top_error_codes(
 
     scanned = 0
     capped = False
-    if rollup_covers(job_filter) and job_filter.error_code is None and job_filter.group_id is None:
+    if rollup_covers(job_filter):
         rollup, edges = code_rows(job_filter)
         add(rollup)
         for edge in edges:  # an hour at most each

@@ -11,11 +11,12 @@ import sqlalchemy as sa
 from app.extensions import db
 from app.models import FailureGroup, FailureGroupCount, FailureGroupEvent, JobGroupRollup, JobStatus
 from app.models.job_rollup import Grain
-from app.services import dashboard_stats
+from app.services import dashboard_stats, top_codes
 from app.services.processing_jobs.job_filter import JobFilter
 from app.services.failure_groups.queries import get_group
 from app.services.failure_groups.recording import rebuild_counts_check
 from app.services.failure_groups.write_statements import job_shard
+from app.services.top_codes import CodeCount
 from app.services.processing_jobs.lifecycle import create_job, start_job
 from tests.integration.test_races import _fire
 from tests.live_server import serve
@@ -23,9 +24,10 @@ from tests.live_server import serve
 WORKERS = 20
 
 
-def _assert_group_rollup(group_id: int, current: int) -> None:
-    """The group filter's summary rollup (migration 0019) holds ``current``
-    jobs at every grain, no row below zero, and the summary reads it."""
+def _assert_group_rollup(group_id: int, current: int, codes: tuple[str, ...] = ("unit.not_ucum",)) -> None:
+    """The group filter's summary rollups (migrations 0019 and 0022) hold
+    ``current`` jobs at every grain, no row below zero, and the summary
+    reads them."""
     for grain in Grain:
         total = db.session.scalar(sa.select(sa.func.sum(JobGroupRollup.jobs)).where(
             JobGroupRollup.group_id == group_id, JobGroupRollup.grain == int(grain)))
@@ -33,6 +35,10 @@ def _assert_group_rollup(group_id: int, current: int) -> None:
     assert db.session.scalar(sa.select(sa.func.min(JobGroupRollup.jobs))) >= 0
     counts = dashboard_stats.status_counts(JobFilter(group_id=group_id), scan_limit=1)
     assert counts.counts[JobStatus.VALIDATION_FAILED] == current and not counts.capped
+    # The codes those jobs carry (migration 0022), exact with a scan of one job.
+    top = top_codes.top_error_codes(JobFilter(group_id=group_id), scan_limit=1)
+    expected = [CodeCount(code, current, current, 0) for code in sorted(codes)] if current else []
+    assert top.codes == expected and not top.capped and top.scanned == 0
 
 
 def _report(i: int) -> dict:
@@ -159,5 +165,5 @@ def test_concurrent_reports_on_three_shared_groups_all_succeed_with_exact_counts
             assert rebuild_counts_check([group_id])[group_id] == {
                 "occurrences": 2 * WORKERS, "jobs": WORKERS, "current_jobs": WORKERS
             }
-            _assert_group_rollup(group_id, WORKERS)
+            _assert_group_rollup(group_id, WORKERS, ("unit.not_ucum", "code.unknown", "value.missing"))
         assert db.session.scalars(sa.select(FailureGroupEvent.reason)).all() == ["created"] * 3

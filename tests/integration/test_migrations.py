@@ -107,7 +107,8 @@ def test_the_group_migrations_follow_the_search_one_and_go_down_cleanly(empty_da
     assert script.get_revision("0019_job_group_rollups").down_revision == "0018_document_prefix"
     assert script.get_revision("0020_earlier_failure_search").down_revision == "0019_job_group_rollups"
     assert script.get_revision("0021_bulk_failure_seen").down_revision == "0020_earlier_failure_search"
-    assert script.get_heads() == ["0021_bulk_failure_seen"]
+    assert script.get_revision("0022_code_pair_rollups").down_revision == "0021_bulk_failure_seen"
+    assert script.get_heads() == ["0022_code_pair_rollups"]
     app = create_app({"SQLALCHEMY_DATABASE_URI": empty_database_url, "TESTING": True})
     with app.app_context():
         def tables() -> set[str]:

@@ -21,8 +21,10 @@ from app.models.job_rollup import Grain
 from app.models import (
     FailureGroup,
     FailureOccurrence,
+    JobCodePairRollup,
     JobCodeRollup,
     JobCountRollup,
+    JobGroupCodeRollup,
     JobGroupRollup,
     JobStatus,
     ProcessingJob,
@@ -212,7 +214,7 @@ def _check_summary(job_filter: JobFilter) -> int:
             total[1] += error
             total[2] += warning
     ranked = sorted(totals.items(), key=lambda kv: (-kv[1][0], kv[0]))
-    top = top_codes.top_error_codes(job_filter, limit=3)
+    top = top_codes.top_error_codes(job_filter, limit=3, scan_limit=scan_limit)
     assert [(r.code, r.jobs, r.errors, r.warnings) for r in top.codes] == [
         (code, *total) for code, total in ranked[:3]], job_filter
     assert top.distinct == len(ranked) and not top.capped
@@ -301,6 +303,25 @@ def test_the_rollups_sum_to_the_jobs(app_ctx):
         ).all()
         assert {group: int(n) for group, n in rows if n} == dict(current), grain
     assert db.session.scalar(sa.select(sa.func.min(JobGroupRollup.jobs))) >= 0
+    # The pair rollups: (code, other code) once per job having both; (group,
+    # code) once per current occurrence and code of its job.
+    jobs_by_id = {job.id: _codes(job.error_details) for job in _matching(JobFilter())}
+    pairs = Counter((a, b) for codes in jobs_by_id.values() for a in codes for b in codes if a != b)
+    group_codes = Counter(
+        (group_id, code)
+        for group_id, job_id in db.session.execute(
+            sa.select(FailureOccurrence.group_id, FailureOccurrence.job_id).where(FailureOccurrence.is_current))
+        for code in jobs_by_id[job_id])
+    assert len(pairs) >= len(CODES) and sum(group_codes.values()) >= 5
+    for table, first, expected in ((JobCodePairRollup, JobCodePairRollup.filter_code, pairs),
+                                   (JobGroupCodeRollup, JobGroupCodeRollup.group_id, group_codes)):
+        for grain in Grain:
+            rows = db.session.execute(
+                sa.select(first, table.code, sa.func.sum(table.jobs))
+                .where(table.grain == int(grain)).group_by(first, table.code)
+            ).all()
+            assert {(a, b): int(n) for a, b, n in rows if n} == dict(expected), (table, grain)
+        assert db.session.scalar(sa.select(sa.func.min(table.jobs))) >= 0
 
 
 def test_split_range_takes_whole_days_then_whole_hours_and_leaves_partial_hours_to_the_jobs():
@@ -421,6 +442,53 @@ def test_the_group_rollup_migration_counts_existing_occurrences_as_the_triggers_
         db.engine.dispose()
 
 
+def _pair_rollup_rows() -> dict[Any, dict[tuple, int]]:
+    """table -> full key without the shard -> jobs, shards summed, zeros left out."""
+    found = {}
+    for table in (JobCodePairRollup, JobGroupCodeRollup):
+        key = [c for c in table.__table__.primary_key.columns if c.name != "shard"]
+        rows = db.session.execute(sa.select(*key, sa.func.sum(table.jobs)).group_by(*key)).all()
+        found[table] = {tuple(row[:-1]): int(row[-1]) for row in rows if row[-1]}
+    db.session.remove()
+    return found
+
+
+def test_the_pair_rollup_migration_counts_existing_jobs_as_the_triggers_do(empty_database_url):
+    """0022's backfill gives the rows the triggers wrote for the same jobs
+    and occurrences; down removes both tables and every trigger (a failing
+    job's details can be rewritten without them), up rebuilds both."""
+    app = create_app({"SQLALCHEMY_DATABASE_URI": empty_database_url, "TESTING": True})
+    with app.app_context():
+        upgrade()
+        rng = random.Random(22)
+        _random_operations(rng, 80)
+        _fail_waiting_jobs(rng)
+        by_triggers = _pair_rollup_rows()
+        assert len(by_triggers[JobCodePairRollup]) >= 10 and len(by_triggers[JobGroupCodeRollup]) >= 5
+        job_id, details = db.session.execute(
+            sa.select(ProcessingJob.id, ProcessingJob.error_details)
+            .join(FailureOccurrence, FailureOccurrence.job_id == ProcessingJob.id)
+            .where(FailureOccurrence.is_current).limit(1)).one()
+        db.session.remove()
+        downgrade(revision="0021_bulk_failure_seen")
+        assert not {"job_code_pair_rollups", "job_group_code_rollups"} & set(sa.inspect(db.engine).get_table_names())
+        jobs = ProcessingJob.__table__
+        renamed = {"errors": [{"code": "c.renamed", "message": "m"}, {"code": "c.other", "severity": "warning"}]}
+        with db.engine.begin() as connection:  # no trigger left to write to the dropped tables
+            connection.execute(sa.update(jobs).where(jobs.c.id == job_id).values(error_details=renamed))
+        upgrade()
+        rebuilt = _pair_rollup_rows()
+        # Keys: (filter code or group, job key..., code, as an error, as a warning).
+        assert any(key[0] == "c.renamed" and key[-3:] == ("c.other", False, True) for key in rebuilt[JobCodePairRollup])
+        assert any(key[-3:] == ("c.renamed", True, False) for key in rebuilt[JobGroupCodeRollup])
+        assert rebuilt != by_triggers
+        # The job's old details back, through the triggers: the rest is identical.
+        with db.engine.begin() as connection:
+            connection.execute(sa.update(jobs).where(jobs.c.id == job_id).values(error_details=details))
+        assert _pair_rollup_rows() == by_triggers
+        db.engine.dispose()
+
+
 def _rollup_rows(connection: Any = None) -> dict[Any, dict[int, dict[tuple, int]]]:
     """table -> grain -> (status, finished bucket, acknowledged[, code, as an error, as a warning]) -> jobs."""
     found: dict[Any, dict[int, dict[tuple, int]]] = {}
@@ -440,9 +508,10 @@ def _rollup_rows(connection: Any = None) -> dict[Any, dict[int, dict[tuple, int]
 
 
 def test_the_summary_page_says_newest_n_only_for_a_search(client, app, monkeypatch):
-    """With scan limits of 2, the rollup filters (a group's too) still show
-    every job and no "newest N" notice; a search, and a group with an error
-    code, show the notice (their counts are a bound)."""
+    """With scan limits of 2, the rollup filters (a group's and a code's
+    too, top codes included) still show every job and no "newest N"
+    notice; a search, and a group with an error code, show the notice
+    (their counts are a bound)."""
     import functools
 
     with app.app_context():
@@ -461,13 +530,9 @@ def test_the_summary_page_says_newest_n_only_for_a_search(client, app, monkeypat
                   f"group={group_id}&job_type=ocr&" + window):
         html = client.get(f"/jobs/summary?{query}").get_data(as_text=True)
         assert '>Validation failed</span></a> <span class="count">5</span>' in html, query
-        if "error_code" in query or "group" in query:
-            # Which other codes those jobs have is read from their details: the newest 2, and it says so.
-            assert "From the newest 2 matching jobs." in html
-            assert not any(notice in html for notice in notices if notice != "From the newest"), query
-        else:
-            assert not any(notice in html for notice in notices), query
-            assert '<td class="num errors">5</td>' in html, query
+        # The codes of a code's or a group's jobs too come from the rollups.
+        assert not any(notice in html for notice in notices), query
+        assert '<td class="num errors">5</td>' in html, query
     for query in ("q=doc", f"group={group_id}&error_code=c.alpha"):
         html = client.get(f"/jobs/summary?{query}").get_data(as_text=True)
         assert "counted over the newest 2 jobs only" in html, query
@@ -482,6 +547,7 @@ def test_emptying_the_jobs_empties_the_group_rollup(app_ctx):
     _random_operations(rng, 60)
     _fail_waiting_jobs(rng)
     assert db.session.scalar(sa.select(sa.func.sum(JobGroupRollup.jobs))) > 0
+    assert db.session.scalar(sa.select(sa.func.sum(JobGroupCodeRollup.jobs))) > 0
     if db.session.get_bind().dialect.name == "postgresql":
         db.session.execute(sa.text("TRUNCATE processing_jobs CASCADE"))
     else:
@@ -490,3 +556,5 @@ def test_emptying_the_jobs_empties_the_group_rollup(app_ctx):
     assert db.session.scalar(sa.select(sa.func.count()).select_from(FailureOccurrence).where(
         FailureOccurrence.is_current)) == 0
     assert not db.session.scalar(sa.select(sa.func.sum(JobGroupRollup.jobs)))
+    assert not db.session.scalar(sa.select(sa.func.sum(JobGroupCodeRollup.jobs)))
+    assert not db.session.scalar(sa.select(sa.func.sum(JobCodePairRollup.jobs)))
