@@ -72,6 +72,11 @@ def main() -> int:
         "--no-group-rollup-triggers", action="store_true",
         help="disable the occurrences' group rollup triggers (what they cost; the rollup is then wrong)",
     )
+    parser.add_argument(
+        "--no-pair-rollup-triggers", action="store_true",
+        help="disable the top codes' pair rollup triggers (migration 0022; what they cost; those rollups are "
+             "then wrong)",
+    )
     args = parser.parse_args()
     url = loopback_database_url(parser, args)
 
@@ -82,6 +87,15 @@ def main() -> int:
         with psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://", 1)) as connection:
             for trigger in ("job_group_rollups_insert", "job_group_rollups_update"):
                 connection.execute(f"ALTER TABLE failure_occurrences DISABLE TRIGGER {trigger}")
+    if args.no_pair_rollup_triggers:
+        import psycopg
+
+        with psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://", 1)) as connection:
+            for table, trigger in (("failure_occurrences", "job_group_code_rollups_insert"),
+                                   ("failure_occurrences", "job_group_code_rollups_update"),
+                                   ("processing_jobs", "job_group_code_rollups_job_update"),
+                                   ("processing_jobs", "job_code_pair_rollups_update")):
+                connection.execute(f"ALTER TABLE {table} DISABLE TRIGGER {trigger}")
     from app.services.processing_jobs import failure_recorder
 
     hook = failure_recorder.group_recorded_failure

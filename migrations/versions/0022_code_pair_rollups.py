@@ -26,9 +26,17 @@ finished, status, job type, acknowledged) make it exact at any scale
 
 PostgreSQL: statement-level triggers with transition tables where 0015 and
 0019 have them (one grouped upsert per statement, rows in key order, shard
-``pg_backend_pid() % 8``), the row-level job trigger with a ``WHEN``, and
-``TRUNCATE``. SQLite: row-level triggers, shard 0. Both tables are filled
+``pg_backend_pid() % 8``) except for a job's update: row-level, each with
+a ``WHEN`` that lets through only what can change its rows (the pairs: a
+job with two items or more; the groups' codes: a job's key or items), so
+that a report on a job already failing with the same items calls
+nothing. And ``TRUNCATE``. SQLite: row-level triggers, shard 0. Both tables are filled
 from the existing jobs and occurrences here.
+
+Two changes to what 0015 and 0019 made, for the recorder's sake (down
+restores both): job_rollup_bucket() gets a body PostgreSQL can inline
+(the same numbers), and 0019's row trigger on a job's key compares the
+hours written out instead of calling that function in its ``WHEN``.
 
 The helpers below repeat 0015's and 0019's on purpose: a migration keeps
 the SQL it ran.
@@ -110,34 +118,87 @@ def _pg_group_code_rows(occurrences: str, condition: str, delta: str) -> str:
     )
 
 
+def _pg_key(row: str) -> str:
+    """The key of the job ``row`` (OLD or NEW) as a trigger's ``WHEN``
+    compares it: status, type, acknowledged, the hours of its creation and
+    completion. Written out, not through job_rollup_bucket(): a ``WHEN``
+    is not planned, so an SQL function there is never inlined and each
+    call runs through the SQL-function executor."""
+    return (f"{row}.status, {row}.job_type, {row}.acknowledged_at IS NULL,"
+            f" floor(extract(epoch FROM {row}.created_at) / 3600), floor(extract(epoch FROM {row}.completed_at) / 3600)")
+
+
 def _pg_job_moved() -> str:
-    """True when a job's key (status, type, acknowledged, the hour of its
-    creation or completion) or its error details changed."""
+    """True when a job's key or its error items changed (the rest of the
+    details, and a report's new message, decide no code)."""
+    return (f"({_pg_key('OLD')}, OLD.error_details -> 'errors')"
+            f" IS DISTINCT FROM ({_pg_key('NEW')}, NEW.error_details -> 'errors')")
+
+
+def _pg_several_items(row: str) -> str:
+    """True when the job ``row`` (OLD or NEW) has an ``errors`` array of two
+    items or more: only such a job can have a pair of codes."""
+    errors = f"{row}.error_details -> 'errors'"
+    return f"(CASE WHEN jsonb_typeof({errors}) = 'array' THEN jsonb_array_length({errors}) ELSE 0 END > 1)"
+
+
+#: job_rollup_bucket() (0015) as it was, and as it is from here on: the same
+#: numbers, from immutable operators only. Declared IMMUTABLE, the old body
+#: called extract() on a timestamptz, which is STABLE, so PostgreSQL never
+#: inlined it: every call in the triggers' statements ran the SQL-function
+#: executor (32 calls per report on a job already failing on one group).
+_BUCKET_FUNCTION = """CREATE OR REPLACE FUNCTION job_rollup_bucket(grain smallint, moment timestamptz) RETURNS integer
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+  SELECT CASE WHEN moment IS NULL THEN -1 WHEN grain = 0 THEN 0
+              ELSE floor(extract(epoch FROM {moment}) / CASE WHEN grain = 1 THEN 86400 ELSE 3600 END)::integer END
+$$"""
+OLD_BUCKET = _BUCKET_FUNCTION.format(moment="moment")
+NEW_BUCKET = _BUCKET_FUNCTION.format(moment="moment - timestamptz '1970-01-01 00:00:00+00'")
+
+
+def _group_job_trigger(when: str) -> list[str]:
+    """0019's row trigger on a job's key, re-created with ``when``."""
+    columns = "status, job_type, created_at, completed_at, acknowledged_at"
+    return [
+        "DROP TRIGGER job_group_rollups_job_update ON processing_jobs",
+        f"CREATE TRIGGER job_group_rollups_job_update AFTER UPDATE OF {columns} ON processing_jobs"
+        f" FOR EACH ROW WHEN ({when}) EXECUTE FUNCTION job_group_rollups_job_update()",
+    ]
+
+
+def _old_group_job_when() -> str:
     def key(row: str) -> str:
         return (f"{row}.status, {row}.job_type, {row}.acknowledged_at IS NULL,"
-                f" job_rollup_bucket(2::smallint, {row}.created_at),"
-                f" job_rollup_bucket(2::smallint, {row}.completed_at), {row}.error_details")
+                f" job_rollup_bucket(2::smallint, {row}.created_at), job_rollup_bucket(2::smallint, {row}.completed_at)")
     return f"({key('OLD')}) IS DISTINCT FROM ({key('NEW')})"
 
 
 def _postgresql_sql() -> list[str]:
-    job_changed = (
-        "(o.status, o.job_type, o.created_at, o.completed_at, o.acknowledged_at IS NULL, o.error_details)"
-        " IS DISTINCT FROM (n.status, n.job_type, n.created_at, n.completed_at, n.acknowledged_at IS NULL,"
-        " n.error_details)"
-    )
-    changed_jobs = "(SELECT {side}.* FROM old_rows o JOIN new_rows n USING (id) WHERE " + job_changed + ")"
     changed_occurrences = (
         "(SELECT {side}.* FROM old_rows o JOIN new_rows n USING (id)"
         " WHERE (o.is_current, o.group_id, o.job_id) IS DISTINCT FROM (n.is_current, n.group_id, n.job_id))"
     )
     return [
+        NEW_BUCKET,
+        # 0019's trigger, with its key written out (see _pg_key).
+        *_group_job_trigger(f"({_pg_key('OLD')}) IS DISTINCT FROM ({_pg_key('NEW')})"),
         _pg_function("job_code_pair_rollups_insert", _pg_upsert(PAIRS, PAIR_KEY, _pg_pair_rows("new_rows", "1"))),
         _pg_function("job_code_pair_rollups_delete", _pg_upsert(PAIRS, PAIR_KEY, _pg_pair_rows("old_rows", "-1"))),
+        # Row-level, with a WHEN that lets through only a job with two
+        # items or more (before or after) whose key or items changed: a
+        # report on a job with one code, the common case, calls nothing.
         _pg_function("job_code_pair_rollups_update", _pg_upsert(
             PAIRS, PAIR_KEY,
-            _pg_pair_rows(changed_jobs.format(side="n"), "1") + " UNION ALL "
-            + _pg_pair_rows(changed_jobs.format(side="o"), "-1"))),
+            "SELECT f.code AS filter_code, g.grain, job_rollup_bucket(g.grain, k.created_at) AS created_bucket,"
+            " job_rollup_bucket(g.grain, k.completed_at) AS finished_bucket, k.status, k.job_type, k.acknowledged,"
+            " c.code, c.has_error, c.has_warning, k.delta FROM (VALUES"
+            " (OLD.created_at, OLD.completed_at, OLD.status, OLD.job_type, OLD.acknowledged_at IS NOT NULL,"
+            " OLD.error_details, -1),"
+            " (NEW.created_at, NEW.completed_at, NEW.status, NEW.job_type, NEW.acknowledged_at IS NOT NULL,"
+            " NEW.error_details, 1))"
+            " AS k(created_at, completed_at, status, job_type, acknowledged, details, delta)"
+            " CROSS JOIN LATERAL job_rollup_codes(k.details) AS c CROSS JOIN LATERAL job_rollup_codes(k.details) AS f"
+            f" CROSS JOIN {_PG_GRAINS} WHERE f.code <> c.code")),
         _pg_function("job_code_pair_rollups_truncate", f"\n  DELETE FROM {PAIRS};"),
         _pg_function("job_group_code_rollups_occurrence_insert", _pg_upsert(
             GROUP_CODES, GROUP_CODE_KEY, _pg_group_code_rows("new_rows", "c.is_current", "1"))),
@@ -169,8 +230,8 @@ def _postgresql_sql() -> list[str]:
         " REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION job_code_pair_rollups_insert()",
         "CREATE TRIGGER job_code_pair_rollups_delete AFTER DELETE ON processing_jobs"
         " REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION job_code_pair_rollups_delete()",
-        "CREATE TRIGGER job_code_pair_rollups_update AFTER UPDATE ON processing_jobs"
-        " REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT"
+        f"CREATE TRIGGER job_code_pair_rollups_update AFTER UPDATE OF {', '.join(JOB_COLUMNS)} ON processing_jobs"
+        f" FOR EACH ROW WHEN (({_pg_several_items('OLD')} OR {_pg_several_items('NEW')}) AND {_pg_job_moved()})"
         " EXECUTE FUNCTION job_code_pair_rollups_update()",
         "CREATE TRIGGER job_code_pair_rollups_truncate AFTER TRUNCATE ON processing_jobs"
         " FOR EACH STATEMENT EXECUTE FUNCTION job_code_pair_rollups_truncate()",
@@ -378,6 +439,9 @@ def downgrade():
     for name, table in triggers:
         op.execute(f"DROP TRIGGER {name}" + (f" ON {table}" if on else ""))
     if on:
+        for statement in _group_job_trigger(_old_group_job_when()):
+            op.execute(statement)
+        op.execute(OLD_BUCKET)
         for function in ("job_code_pair_rollups_insert", "job_code_pair_rollups_update", "job_code_pair_rollups_delete",
                          "job_code_pair_rollups_truncate", "job_group_code_rollups_occurrence_insert",
                          "job_group_code_rollups_occurrence_update", "job_group_code_rollups_occurrence_delete",
