@@ -20,7 +20,7 @@ from flask import Response, current_app, jsonify, request, url_for
 from app.api import bp
 from app.api.contract import validate_request
 from app.api.json_body import read_json_body
-from app.api.views import idempotent_answer
+from app.api.idempotent import idempotent_answer
 from app.auth.guards import current_actor
 from app.errors import InvalidFieldsError, InvalidQueryError, field_error
 from app.services.failure_groups import lifecycle
@@ -59,7 +59,7 @@ def _change(group_id: str, change: Callable[[], Any], body: dict[str, Any] | Non
     answer with the group as changed, all in one write transaction (replayed
     whole when PostgreSQL aborts it as a deadlock's victim), idempotently
     when the request has an ``Idempotency-Key``, as the jobs' writes are
-    (:func:`app.api.views.idempotent_answer`): a retry of a resolve that
+    (:func:`app.api.idempotent.idempotent_answer`): a retry of a resolve that
     worked gets its answer again, not a 409 "already resolved"."""
     def change_and_read() -> Any:
         change()
