@@ -31,6 +31,7 @@ from app.services.error_details.schema_wording import (
     schema_keyword_message,
 )
 from app.services.json_pointer import json_pointer
+from app.services.json_values import without_surrogates
 from app.web.query_time import date_time_fault
 
 OPENAPI_PATH = Path(__file__).with_name("specs") / "openapi.json"
@@ -105,9 +106,7 @@ def _pointer(path: Any) -> str:
     # would break the JSON answer, and no UTF-8 text can point at it); any
     # other character stays, so the pointer names the member sent, NUL
     # included (``%00`` in the fragment).
-    return json_pointer(
-        "".join("\ufffd" if 0xD800 <= ord(c) <= 0xDFFF else c for c in str(part)) for part in path
-    )
+    return json_pointer(without_surrogates(str(part)) for part in path)
 
 
 def _describe(error: ValidationError) -> list[FieldError]:

@@ -20,6 +20,7 @@ from app.services.json_pointer import escape_token
 
 REPLACEMENT_CHARACTER = "\ufffd"
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 class InvalidJSONValueError(ValueError):
@@ -75,6 +76,13 @@ def clean_text(text: str) -> str:
     if _UNSTORABLE.search(text) is None:
         return text
     return _UNSTORABLE.sub(REPLACEMENT_CHARACTER, text)
+
+
+def without_surrogates(text: str) -> str:
+    """``text`` with each lone UTF-16 surrogate as U+FFFD and NUL kept: for
+    text that is answered but never stored (a JSON answer cannot be encoded
+    as UTF-8 with a surrogate in it)."""
+    return _SURROGATE.sub(REPLACEMENT_CHARACTER, text)
 
 
 def clean_json_value(value: Any, *, max_depth: int, max_string_length: int | None = None) -> Any:
