@@ -9,6 +9,7 @@ from __future__ import annotations
 from app.errors import InvalidQueryError, parameter_error
 from app.models import GroupState, GroupSubstate
 from app.services.failure_groups import queries
+from app.web.group_query import query_text as _text
 from app.web.query_time import parse_rfc3339
 
 #: Sort orders of ``/groups`` (``sort=``), newest / largest first.
@@ -16,21 +17,6 @@ SORTS = ("last_seen", "job_count", "first_seen")
 SORT_LABELS = {"last_seen": "Last seen", "job_count": "Jobs affected", "first_seen": "First seen"}
 #: ``state=`` values: the states and the substates of ``unresolved``.
 STATE_CHOICES = tuple(s.value for s in GroupState) + tuple(s.value for s in GroupSubstate)
-#: Longest text accepted in ``code``, ``job_type`` and ``worker_version``.
-MAX_FIELD_LENGTH = 200
-
-
-def _text(raw: str | None, parameter: str) -> str | None:
-    if raw is None or not raw.strip():
-        return None
-    if len(raw) > MAX_FIELD_LENGTH:
-        raise InvalidQueryError(
-            f"{parameter} must be at most {MAX_FIELD_LENGTH} characters.",
-            [parameter_error(parameter, f"must be at most {MAX_FIELD_LENGTH} characters")],
-        )
-    return raw.strip()
-
-
 #: The parameters ``/groups`` takes (its filter form, sort links and pages);
 #: ``error_code`` is ``code`` under the name /jobs and the exports use.
 GROUP_LIST_PARAMETERS = ("state", "from", "to", "code", "error_code", "job_type", "worker_version",

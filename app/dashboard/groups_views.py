@@ -22,7 +22,7 @@ from app.dashboard import group_forms
 from app.dashboard.actions import ActionForm
 from app.dashboard.charts import bar_chart
 from app.dashboard.group_list_query import (
-    GROUP_LIST_PARAMETERS, MAX_FIELD_LENGTH, SORT_LABELS, SORTS, STATE_CHOICES, group_filter_from_args,
+    GROUP_LIST_PARAMETERS, SORT_LABELS, SORTS, STATE_CHOICES, group_filter_from_args,
 )
 from app.dashboard.links import href, query_pairs, with_changes
 from app.errors import InvalidFieldsError, InvalidFormError, InvalidQueryError, field_error, parameter_error
@@ -36,6 +36,7 @@ from app.services.failure_groups import daily as daily_rollup, group_details, qu
 from app.services.failure_groups.errors import GroupNotFoundError
 from app.services.failure_groups.states import is_semver
 from app.services.processing_jobs.actions import JobAction
+from app.web.group_query import MAX_TEXT_LENGTH
 from app.web.query import parse_group_id, parse_limit, refuse_unknown_parameters
 
 #: Sparkline windows.
@@ -229,7 +230,7 @@ def _form_error_page(group_id: str, error: Exception) -> Response:
     key = _group_id(group_id)
     # Version, date, count and mode only (no worker text), cut to the field's length.
     session[REFUSED_FORM_KEY] = {"group": key, "fields": {
-        name: request.form.get(name, "")[:MAX_FIELD_LENGTH] for name in group_forms.TYPED_FIELDS}}
+        name: request.form.get(name, "")[:MAX_TEXT_LENGTH] for name in group_forms.TYPED_FIELDS}}
     return redirect(url_for("dashboard.show_group", group_id=key), 303)
 
 

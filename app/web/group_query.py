@@ -36,8 +36,15 @@ def _words(args: QueryArgs, name: str, allowed: tuple[str, ...]) -> tuple[str, .
     return tuple(words)
 
 
-def _text(args: QueryArgs, name: str) -> str | None:
-    raw = args.get(name)
+def query_text(raw: str | None, name: str) -> str | None:
+    """One free-text query parameter of a group filter (``code``,
+    ``job_type``, ``worker_version``): stripped, ``None`` when absent or
+    blank, NUL and lone surrogates as U+FFFD (:func:`clean_text`).
+
+    Raises:
+        InvalidQueryError: over :data:`MAX_TEXT_LENGTH` characters (400,
+            naming the parameter ``name``).
+    """
     if raw is None or not raw.strip():
         return None
     if len(raw) > MAX_TEXT_LENGTH:
@@ -46,6 +53,10 @@ def _text(args: QueryArgs, name: str) -> str | None:
             [parameter_error(name, f"must be at most {MAX_TEXT_LENGTH} characters")],
         )
     return clean_text(raw.strip())
+
+
+def _text(args: QueryArgs, name: str) -> str | None:
+    return query_text(args.get(name), name)
 
 
 def group_filter_from_args(args: QueryArgs) -> GroupFilter:
