@@ -72,3 +72,21 @@ def aborted_statement(
     ``error`` (default: a deadlock's victim, SQLSTATE 40P01), for tests that
     inject one."""
     return sa.exc.OperationalError("UPDATE job_group_rollups ...", {}, error("aborted"))
+
+
+#: The key of a failure group's counter rows (``failure_group_counts``, shard aside).
+COUNTER_KEY = ("group_id", "job_type", "worker_version")
+
+
+def counter_sums() -> dict[tuple, tuple[int, int, int]]:
+    """The groups' counters per key, shards summed: (group, job type, worker
+    version) -> (occurrences, jobs, current jobs)."""
+    from app.models import FailureGroupCount
+    from app.services.rollup_compaction import COUNTER_VALUES
+
+    table = FailureGroupCount.__table__
+    keys = [table.c[name] for name in COUNTER_KEY]
+    rows = db.session.execute(
+        sa.select(*keys, *(sa.func.sum(table.c[name]) for name in COUNTER_VALUES)).group_by(*keys)
+    ).all()
+    return {tuple(row[:3]): tuple(int(value) for value in row[3:]) for row in rows}

@@ -18,6 +18,7 @@ from app.models.failure_group import FailureGroupCount
 from app.models.types import utcnow
 from app.services import bulk_queue
 from app.services.failure_groups import daily
+from tests.helpers import counter_sums
 from tests.integration.test_bulk_queue import _wait_for, queue_app, start_worker  # noqa: F401 (fixtures)
 from tests.integration.test_failure_groups_daily import _age_hours, _assert_agrees, _record_some_failures, _set_mark
 
@@ -65,9 +66,7 @@ def test_the_roll_up_is_scheduled_daily_after_the_day_closes():
 def _counter_rows() -> tuple[dict[tuple, int], int]:
     """The counters' occurrences per key, and how many rows are off shard 0."""
     table = FailureGroupCount.__table__
-    key = (table.c.group_id, table.c.job_type, table.c.worker_version)
-    sums = {tuple(row[:3]): int(row[3]) for row in db.session.execute(
-        sa.select(*key, sa.func.sum(table.c.occurrences)).group_by(*key))}
+    sums = {key: values[0] for key, values in counter_sums().items()}
     off = db.session.scalar(sa.select(sa.func.count()).select_from(table).where(table.c.shard != 0))
     db.session.rollback()
     return sums, off

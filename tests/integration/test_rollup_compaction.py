@@ -31,6 +31,7 @@ from app.services.failure_groups.recording import rebuild_counts_check
 from app.services.failure_groups.write_statements import job_shard
 from app.services.rollup_compaction import COUNTER_VALUES, ROLLUPS, compact_counters, compact_rollups
 from app.services.summary_counts import bucket_number
+from tests.helpers import COUNTER_KEY, counter_sums
 from tests.integration.test_dashboard_filters import item, make_job
 
 NOW = utcnow()
@@ -164,18 +165,6 @@ def test_the_daily_command_folds_the_rollups_too(app_ctx, scattered):
 
 # -- The groups' counters ----------------------------------------------------
 
-COUNTER_KEY = ("group_id", "job_type", "worker_version")
-
-
-def _counter_sums() -> dict[tuple, tuple[int, int, int]]:
-    table = FailureGroupCount.__table__
-    keys = [table.c[name] for name in COUNTER_KEY]
-    rows = db.session.execute(
-        sa.select(*keys, *(sa.func.sum(table.c[name]) for name in COUNTER_VALUES)).group_by(*keys)
-    ).all()
-    return {tuple(row[:3]): tuple(int(value) for value in row[3:]) for row in rows}
-
-
 def _per_group(sums: dict[tuple, tuple[int, int, int]]) -> dict[int, dict[str, int]]:
     groups: dict[int, dict[str, int]] = {}
     for (group_id, _, _), values in sums.items():
@@ -200,7 +189,7 @@ def scattered_counters(app_ctx) -> None:
     job = uuid.UUID(make_job("doc-refailed", codes=("code.c",)))
     get_failure_recorder().record_validation_failure(job, "failed again", {"errors": [item("code.c")]})
     table = FailureGroupCount.__table__
-    sums = _counter_sums()
+    sums = counter_sums()
     db.session.execute(sa.delete(table))
     for key, (occurrences, jobs, current) in sums.items():
         for shard, part in ((3, (occurrences + 2, jobs, current + 1)), (5, (-2, 0, -1)), (6, (0, 0, 0))):
@@ -212,7 +201,7 @@ def scattered_counters(app_ctx) -> None:
 def test_the_counter_fold_keeps_every_sum_and_the_job_count_order(app_ctx, scattered_counters, monkeypatch):
     monkeypatch.setattr(rollup_compaction, "COUNTER_FOLD_GROUPS", 2)  # three groups: two ranges
     table = FailureGroupCount.__table__
-    sums, order = _counter_sums(), _by_job_count()
+    sums, order = counter_sums(), _by_job_count()
     assert len(sums) == 3 and len(order) == 3
     assert _per_group(sums) == rebuild_counts_check(_per_group(sums))  # exact before the fold
 
@@ -220,7 +209,7 @@ def test_the_counter_fold_keeps_every_sum_and_the_job_count_order(app_ctx, scatt
 
     assert (result.buckets, result.skipped) == (2, [])
     assert (result.rows_before, result.rows_after) == (9, 3)
-    assert _counter_sums() == sums and _by_job_count() == order
+    assert counter_sums() == sums and _by_job_count() == order
     rows = db.session.execute(sa.select(table.c.shard, table.c.occurrences)).all()
     assert len(rows) == 3 and all(shard == 0 and occurrences > 0 for shard, occurrences in rows)
     again = compact_counters()
@@ -228,7 +217,7 @@ def test_the_counter_fold_keeps_every_sum_and_the_job_count_order(app_ctx, scatt
     # A job's next failure writes its own shard's row again; the sums stay exact.
     job = db.session.scalar(sa.select(ProcessingJob.id).where(ProcessingJob.document_id == "doc-counted-1"))
     get_failure_recorder().record_validation_failure(job, "failed again", {"errors": [item("code.b")]})
-    after = _per_group(_counter_sums())
+    after = _per_group(counter_sums())
     assert after == rebuild_counts_check(after)
     # In its own shard's row (shard 0 for one job in 16: then the folded row itself).
     assert db.session.scalar(sa.select(sa.func.count()).select_from(table).where(table.c.shard == job_shard(job))) >= 1
@@ -240,7 +229,7 @@ def test_the_counter_fold_gives_way_to_a_writer_and_folds_later(app_ctx, scatter
         assert compact_counters().skipped == []  # one writer at a time: nothing holds a row
         return
     table = FailureGroupCount.__table__
-    held_group = min(group_id for group_id, _, _ in _counter_sums())
+    held_group = min(group_id for group_id, _, _ in counter_sums())
     held = sa.and_(table.c.group_id == held_group, table.c.shard == 5)
     with db.engine.connect() as writer:
         # Another transaction adds an occurrence on that group and has not committed yet.
@@ -251,18 +240,18 @@ def test_the_counter_fold_gives_way_to_a_writer_and_folds_later(app_ctx, scatter
         assert result.skipped == [("failure_group_counts", held_group, held_group)]
         assert result.buckets == 2  # the other two groups were folded meanwhile
         writer.commit()
-    with_writer = _counter_sums()
+    with_writer = counter_sums()
     result = compact_counters()
     assert (result.buckets, result.skipped) == (1, [])
-    assert _counter_sums() == with_writer  # the writer's +1 kept, nothing counted twice
+    assert counter_sums() == with_writer  # the writer's +1 kept, nothing counted twice
     assert db.session.scalar(sa.select(sa.func.count()).select_from(table).where(table.c.shard != 0)) == 0
 
 
 def test_the_daily_command_folds_the_counters_too(app_ctx, scattered_counters):
-    sums = _counter_sums()
+    sums = counter_sums()
     result = app_ctx.test_cli_runner().invoke(args=["groups", "roll-up-days"])
     assert result.exit_code == 0, result.output
     assert result.stdout.splitlines()[2] == (
         "Group counters: 1 range(s) of groups folded, 9 rows to 3; 0 left for the next run."
     )
-    assert _counter_sums() == sums
+    assert counter_sums() == sums
