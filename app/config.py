@@ -11,6 +11,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.engine import url as sa_url
+
 ROOT = Path(__file__).resolve().parent.parent
 INSTANCE_DIR = ROOT / "instance"
 
@@ -116,14 +119,30 @@ def default_database_url() -> str:
     return f"sqlite:///{INSTANCE_DIR / 'clinical_intelligence.sqlite3'}"
 
 
+#: The databases the app runs on (SQLAlchemy backend names).
+SUPPORTED_DATABASES = ("postgresql", "sqlite")
+
+
 def normalize_database_url(url: str) -> str:
     """Name the psycopg 3 driver in PostgreSQL URLs (``postgres://``,
-    ``postgresql://`` -> ``postgresql+psycopg://``); other URLs unchanged."""
+    ``postgresql://`` -> ``postgresql+psycopg://``); other URLs unchanged.
+
+    Raises:
+        ConfigError: not a URL SQLAlchemy can parse, or not a PostgreSQL or
+            SQLite one. The message names the scheme only: the URL may hold
+            a password.
+    """
     # Heroku-style URLs name the dialect without a driver; we ship psycopg 3.
     if url.startswith("postgres://"):
-        return "postgresql+psycopg://" + url[len("postgres://"):]
-    if url.startswith("postgresql://"):
-        return "postgresql+psycopg://" + url[len("postgresql://"):]
+        url = "postgresql+psycopg://" + url[len("postgres://"):]
+    elif url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url[len("postgresql://"):]
+    try:
+        backend = sa_url.make_url(url).get_backend_name()
+    except sa_exc.ArgumentError:
+        raise ConfigError("DATABASE_URL is not a database URL (postgresql://… or sqlite:///…)") from None
+    if backend not in SUPPORTED_DATABASES:
+        raise ConfigError(f"DATABASE_URL must be a postgresql:// or sqlite:/// URL, not {backend}://")
     return url
 
 

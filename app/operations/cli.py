@@ -32,7 +32,7 @@ def check_ready_command(wait: float) -> None:
     if missing is not None:
         click.echo(no_sqlite_file(missing))
         raise SystemExit(1)
-    status = wait_until_ready(db.engine, wait)
+    status = wait_until_ready(db.engine, wait, log_unreachable=False)  # the command prints its own line
     db.engine.dispose()
     click.echo(status.describe())
     if not status.ready:

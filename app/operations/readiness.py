@@ -82,12 +82,13 @@ def missing_sqlite_file(engine: Engine) -> Path | None:
     return None if path.exists() else path
 
 
-def check_readiness(engine: Engine) -> Readiness:
+def check_readiness(engine: Engine, *, log_unreachable: bool = True) -> Readiness:
     """Connect once, read ``alembic_version`` and compare it with the code's heads.
 
     Returns ``reachable=False`` instead of raising when the database cannot
-    serve (see :func:`app.web.errors.is_database_unavailable`); other errors
-    propagate.
+    serve (see :func:`app.web.errors.is_database_unavailable`), and logs a
+    warning then unless ``log_unreachable`` is false (a command that prints
+    its own line); other errors propagate.
     """
     heads = code_heads()
     try:
@@ -96,12 +97,15 @@ def check_readiness(engine: Engine) -> Readiness:
     except Exception as exc:
         if not is_database_unavailable(exc):
             raise
-        log.warning("readiness: database unreachable (%s)", type(exc).__name__)
+        if log_unreachable:
+            log.warning("readiness: database unreachable (%s)", type(exc).__name__)
         return Readiness(reachable=False, code_revisions=heads)
     return Readiness(reachable=True, database_revisions=tuple(sorted(current)), code_revisions=heads)
 
 
-def wait_until_ready(engine: Engine, wait_seconds: float, *, interval: float = 1.0) -> Readiness:
+def wait_until_ready(
+    engine: Engine, wait_seconds: float, *, interval: float = 1.0, log_unreachable: bool = True
+) -> Readiness:
     """:func:`check_readiness` until the database is reachable or ``wait_seconds`` pass.
 
     Waits only for reachability (a database still starting); a schema that
@@ -109,7 +113,7 @@ def wait_until_ready(engine: Engine, wait_seconds: float, *, interval: float = 1
     """
     deadline = time.monotonic() + wait_seconds
     while True:
-        status = check_readiness(engine)
+        status = check_readiness(engine, log_unreachable=log_unreachable)
         if status.reachable or time.monotonic() >= deadline:
             return status
         time.sleep(interval)

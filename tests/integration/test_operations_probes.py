@@ -85,18 +85,21 @@ def test_check_ready_command_passes_on_a_migrated_database(runner):
     assert result.output.startswith("ready: database schema at")
 
 
-def test_check_ready_command_fails_without_leaking_the_url(down_app):
+def test_check_ready_command_fails_without_leaking_the_url(down_app, caplog):
     result = down_app.test_cli_runner().invoke(args=["check-ready"])
     assert result.exit_code == 1
     assert result.output.strip() == "database unreachable"
+    # Its own line only: no "readiness: database unreachable" log line beside it (a trial saw both).
+    assert not [r for r in caplog.records if "readiness" in r.getMessage()]
 
 
-def test_maintenance_commands_stop_with_one_line_on_a_database_not_ready(down_app, tmp_path):
+def test_maintenance_commands_stop_with_one_line_on_a_database_not_ready(down_app, tmp_path, caplog):
     """The third trial (session 16): `flask groups roll-up-days` without the
     demo's DATABASE_URL printed a 60-line traceback with its SQL, and left
     an empty SQLite file behind."""
     result = down_app.test_cli_runner().invoke(args=["groups", "roll-up-days"])
     assert result.exit_code == 1 and result.output.strip() == "Error: database unreachable"
+    assert not [r for r in caplog.records if "readiness" in r.getMessage()]
     _assert_no_leak(result.output)
     missing = tmp_path / "missing.sqlite3"
     app = create_app({"TESTING": True, "SQLALCHEMY_DATABASE_URI": f"sqlite:///{missing}"})
@@ -117,6 +120,27 @@ def test_maintenance_commands_stop_with_one_line_on_a_database_not_ready(down_ap
     assert "none (never migrated)" in result.output and "db upgrade" in result.output
     with app.app_context():
         db.engine.dispose()
+
+
+def test_the_entry_point_stops_with_one_line_on_an_unusable_database_url():
+    """``flask --app wsgi …`` (and a WSGI server importing wsgi.py) with a
+    DATABASE_URL of no database the app knows: one line naming the
+    problem, exit 1, no traceback, no password."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    environment = {**os.environ, "DATABASE_URL": "bogus://user:s3cret@db.example/jobs", "PYTHONPATH": str(root)}
+    result = subprocess.run(
+        [sys.executable, "-m", "flask", "--app", "wsgi", "check-ready"],
+        cwd=root, env=environment, capture_output=True, text=True, timeout=120, check=False,
+    )
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        "configuration error: DATABASE_URL must be a postgresql:// or sqlite:/// URL, not bogus://"]
+    assert "Traceback" not in result.stdout + result.stderr and "s3cret" not in result.stdout + result.stderr
 
 
 def test_api_answers_503_problem_with_retry_after_when_the_database_is_down(down_app):

@@ -140,3 +140,22 @@ def test_the_default_database_gets_its_instance_folder(instance_dir):
     app = create_app({"TESTING": True})
     assert app.config["SQLALCHEMY_DATABASE_URI"] == f"sqlite:///{instance_dir / 'clinical_intelligence.sqlite3'}"
     assert instance_dir.is_dir()
+
+
+@pytest.mark.parametrize(("url", "says"), [
+    ("bogus://db.example/x", "must be a postgresql:// or sqlite:/// URL, not bogus://"),
+    ("mysql://user:s3cret@db.example/x", "must be a postgresql:// or sqlite:/// URL, not mysql://"),
+    ("not a url at all", "is not a database URL"),
+])
+def test_a_database_url_the_app_cannot_use_is_refused_in_one_line_without_its_password(monkeypatch, url, says):
+    """A trial's ``bogus://`` DATABASE_URL ended in SQLAlchemy's traceback;
+    now load_config names the problem, never the URL (it may hold a password)."""
+    monkeypatch.setenv("DATABASE_URL", url)
+    with pytest.raises(ConfigError) as caught:
+        load_config()
+    assert says in str(caught.value) and "s3cret" not in str(caught.value)
+
+
+def test_heroku_style_postgres_urls_get_the_psycopg_driver(monkeypatch):
+    monkeypatch.setenv("DATABASE_URL", "postgres://u:p@db.example:5432/jobs")
+    assert load_config()["SQLALCHEMY_DATABASE_URI"] == "postgresql+psycopg://u:p@db.example:5432/jobs"
