@@ -165,6 +165,18 @@ def _add_authenticate_header(response):  # noqa: ANN001, ANN202
     return response
 
 
+def _retry_after_only_when_refused(response):  # noqa: ANN001, ANN202
+    # Flask-Limiter sets Retry-After on every answer of a rate-limited
+    # endpoint, a sign-in's 401 included, where a client could read it as
+    # "wait". RFC 9110 section 10.2.3 gives it to 503 and 3xx, RFC 6585 to
+    # 429: keep it there only. Registered before the limiter, so it runs
+    # after the limiter's own hook (Flask runs after_request hooks last
+    # registered first).
+    if response.status_code not in (429, 503) and not 300 <= response.status_code < 400:
+        response.headers.pop("Retry-After", None)
+    return response
+
+
 #: Endpoints whose answers hold no data and may be cached (CSS, the icon).
 CACHEABLE_ENDPOINTS = frozenset({"static"})
 
@@ -199,6 +211,7 @@ def init_access_control(app: Flask, *, csrf_exempt: Iterable[Blueprint] = ()) ->
     csrf.init_app(app)
     for blueprint in csrf_exempt:
         csrf.exempt(blueprint)
+    app.after_request(_retry_after_only_when_refused)
     limiter.init_app(app)
     talisman.init_app(
         app,

@@ -204,11 +204,16 @@ def test_login_attempts_are_rate_limited(database_url):
 
     limited = create_app({"TESTING": True, "SQLALCHEMY_DATABASE_URI": database_url, "WTF_CSRF_ENABLED": False})
     client = limited.test_client()
-    codes = [client.post("/login", data={"username": "x", "password": "y"}).status_code for _ in range(12)]
+    responses = [client.post("/login", data={"username": "x", "password": "y"}) for _ in range(12)]
     with limited.app_context():
         db.engine.dispose()
+    codes = [response.status_code for response in responses]
     assert codes[:10] == [401] * 10
     assert codes[10:] == [429, 429]
+    # Retry-After only on the refusals (a trial saw it on every 401); the
+    # limit's own headers on all of them.
+    assert [("Retry-After" in r.headers) for r in responses] == [False] * 10 + [True, True]
+    assert all(int(r.headers["X-RateLimit-Limit"]) > 0 for r in responses)
 
 
 def test_refused_sign_ins_are_audited_and_successes_do_not_count(database_url):
