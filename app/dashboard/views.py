@@ -194,22 +194,26 @@ def search() -> Response:
     and each error item's message, code, pointer, entity type and code), or
     part of a failure group's title (listed above the jobs, as "Groups").
 
-    Redirects to the job when ``q`` is an id prefix that exactly one job has;
-    otherwise to ``/jobs`` filtered by ``q`` over every status, acknowledged
-    jobs included (a search looks everywhere; the chips there narrow it).
-    An empty ``q`` goes to ``/jobs``.
+    Redirects to the job when ``q`` is an id prefix that exactly one job has
+    (carrying ``back``, the page the box was on, for the job page's back
+    link: the site sends no Referer); otherwise to ``/jobs`` filtered by
+    ``q`` over every status, acknowledged jobs included (a search looks
+    everywhere; the chips there narrow it). An empty ``q`` goes to ``/jobs``.
 
     Raises:
         InvalidQueryError: ``q`` longer than ``MAX_SEARCH_LENGTH`` (a NUL or
             another control character is refused before any view runs).
     """
-    refuse_unknown_parameters(request.args, ("q",))
+    refuse_unknown_parameters(request.args, ("q", "back"))
     text = parse_search(request.args.get("q"), "q")
     if text is None:
         return redirect(url_for("dashboard.list_jobs"))
     job_id = pagination.only_job_with_id_prefix(text)
     if job_id is not None:
-        return redirect(url_for("dashboard.show_job", job_id=job_id))
+        job_page = url_for("dashboard.show_job", job_id=job_id)
+        # Only a path of this site is kept (the job page checks it again).
+        back = safe_redirect_target(request.args.get("back"), "")
+        return redirect(href(job_page, [("back", back)]) if back else job_page)
     pairs = [("q", text), ("status", "all"), ("acknowledged", AcknowledgedFilter.INCLUDE.value)]
     return redirect(href(url_for("dashboard.list_jobs"), pairs))
 
@@ -289,6 +293,15 @@ def job_href(job_id: object, match: str | None = None) -> str:
     here = request.full_path.rstrip("?")
     pairs = [("back", here)] + ([("match", match)] if match else [])
     return href(url_for("dashboard.show_job", job_id=job_id), pairs)
+
+
+@bp.app_template_global()
+def this_page_as_back() -> str:
+    """This page's path and query as a ``back`` target, or ``""`` when it
+    is not one :func:`~app.redirects.safe_redirect_target` would follow
+    (too long, or not printable ASCII: a 404 for a path with an escape
+    character must not echo it)."""
+    return safe_redirect_target(request.full_path.rstrip("?"), "")
 
 
 def back_link() -> str:

@@ -166,6 +166,24 @@ def test_an_id_or_a_unique_prefix_opens_the_job(client, jobs):
     assert urlsplit(response.headers["Location"]).path == "/jobs"
 
 
+def test_a_job_opened_by_the_search_box_links_back_to_the_page_the_box_was_on(client, jobs):
+    """A trial: after a header search jumped to a job, "Back to the list"
+    went to /jobs, not to the group page the search was typed on (the site
+    sends no Referer). The box sends its page as ``back``; only a path of
+    this site is kept."""
+    single = jobs["single"]
+    response = client.get(f"/search?q={single}&back={quote('/groups/3?state=all')}")
+    assert response.headers["Location"] == f"/jobs/{single}?back=%2Fgroups%2F3%3Fstate%3Dall"
+    html = client.get(response.headers["Location"]).get_data(as_text=True)
+    assert '<a class="back" href="/groups/3?state=all">← Back to the group</a>' in html
+    for foreign in ("https://elsewhere.example/", "//elsewhere.example/x", "javascript:alert(1)"):
+        response = client.get(f"/search?q={single}&back={quote(foreign)}")
+        assert response.headers["Location"] == f"/jobs/{single}", foreign
+    # The box itself carries the page it is on.
+    page = client.get("/groups?state=all").get_data(as_text=True)
+    assert '<input type="hidden" name="back" value="/groups?state=all">' in page
+
+
 def test_an_id_that_no_job_has_finds_nothing(client, jobs):
     response = client.get(f"/search?q={uuid.uuid4()}", follow_redirects=True)
     assert response.status_code == 200
