@@ -259,7 +259,10 @@ def show_jobs_summary() -> str:
         stats_ttl=f"{ttl:g}" if ttl > 0 else None,  # seconds a count may be reused
         chart=bar_chart(stats.timeline),
         links=_list_links(pairs, job_filter, next_cursor=None, codes=[row.code for row in stats.top_codes.codes]),
-        groups_url=url_for("dashboard.list_groups"),  # where every code is, beyond the top ones
+        # Where every code is, beyond the top ones: the groups of the filter's
+        # job type and time (last seen), in any state.
+        groups_url=url_for("dashboard.list_groups", state="all", **{
+            name: request.args[name] for name in ("job_type", "from", "to") if request.args.get(name)}),
     )
 
 

@@ -3,7 +3,7 @@
 Part of the /jobs summary (:func:`app.services.dashboard_stats.summarize`).
 A job counts once per code, and once more per kind of severity (errors and
 warnings apart); ``distinct`` says how many codes there are in all (the
-page's "+N more", linked to /groups).
+page's "N codes in all", linked to /groups).
 
 * For a filter the rollups cover (no search, no document; an error code
   or a group but not both), exact at any scale from the write-time code
@@ -60,6 +60,14 @@ class CodeCount:
     errors: int = 0
     warnings: int = 0
 
+    @property
+    def information_only(self) -> bool:
+        """Whether some job surely has this code in ``information`` items
+        only: more jobs than errors and warnings together (a job counted in
+        both is counted twice there, so this can miss such jobs, never
+        invent one)."""
+        return self.jobs > self.errors + self.warnings
+
 
 @dataclass(frozen=True)
 class TopCodes:
@@ -81,7 +89,7 @@ class TopCodes:
 
     @property
     def more(self) -> int:
-        """Codes found but not in :attr:`codes` (the page's "+N more")."""
+        """Codes found but not in :attr:`codes` (the page shows "N codes in all" when there are any)."""
         return max(self.distinct - len(self.codes), 0)
 
 

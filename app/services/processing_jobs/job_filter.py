@@ -195,7 +195,9 @@ class JobFilter:
     )
     time_from: datetime | None = filter_field("from", ValueKind.TIME, _at_or_after)
     time_to: datetime | None = filter_field("to", ValueKind.TIME, _before)
-    error_code: str | None = filter_field("error_code", ValueKind.SEARCH, _has_error_code)
+    # Exact, not trimmed: a code is compared as stored, so the top-codes
+    # card's link of a code sent with spaces around it finds its jobs.
+    error_code: str | None = filter_field("error_code", ValueKind.EXACT, _has_error_code)
     text: str | None = filter_field("q", ValueKind.SEARCH, _search)
     document_id: str | None = filter_field("document_id", ValueKind.EXACT, _equals(ProcessingJob.document_id))
     document_prefix: str | None = filter_field("document_id_prefix", ValueKind.EXACT, _starts_with(ProcessingJob.document_id))
