@@ -303,7 +303,10 @@ def this_page_as_back() -> str:
     """This page's path and query as a ``back`` target, or ``""`` when it
     is not one :func:`~app.redirects.safe_redirect_target` would follow
     (too long, or not printable ASCII: a 404 for a path with an escape
-    character must not echo it)."""
+    character must not echo it), or not a GET (the answer to a form's POST
+    cannot be gone back to by a link)."""
+    if request.method != "GET":
+        return ""
     return safe_redirect_target(request.full_path.rstrip("?"), "")
 
 

@@ -179,9 +179,11 @@ def test_a_job_opened_by_the_search_box_links_back_to_the_page_the_box_was_on(cl
     for foreign in ("https://elsewhere.example/", "//elsewhere.example/x", "javascript:alert(1)"):
         response = client.get(f"/search?q={single}&back={quote(foreign)}")
         assert response.headers["Location"] == f"/jobs/{single}", foreign
-    # The box itself carries the page it is on.
+    # The box itself carries the page it is on, a GET page only.
     page = client.get("/groups?state=all").get_data(as_text=True)
     assert '<input type="hidden" name="back" value="/groups?state=all">' in page
+    refused = client.post(f"/jobs/{single}/requeue", data={}).get_data(as_text=True)
+    assert 'name="q"' in refused and 'name="back"' not in refused
 
 
 def test_an_id_that_no_job_has_finds_nothing(client, jobs):
