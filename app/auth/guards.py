@@ -165,14 +165,21 @@ def _add_authenticate_header(response):  # noqa: ANN001, ANN202
     return response
 
 
-def _retry_after_only_when_refused(response):  # noqa: ANN001, ANN202
+def _note_retry_after(response):  # noqa: ANN001, ANN202
+    # Registered after the limiter, so it runs before the limiter's own hook
+    # (Flask runs after_request hooks last registered first): whether the
+    # app itself said when to retry (a 503, an idempotency key in use).
+    g.app_retry_after = "Retry-After" in response.headers
+    return response
+
+
+def _retry_after_only_when_meant(response):  # noqa: ANN001, ANN202
     # Flask-Limiter sets Retry-After on every answer of a rate-limited
     # endpoint, a sign-in's 401 included, where a client could read it as
-    # "wait". RFC 9110 section 10.2.3 gives it to 503 and 3xx, RFC 6585 to
-    # 429: keep it there only. Registered before the limiter, so it runs
-    # after the limiter's own hook (Flask runs after_request hooks last
-    # registered first).
-    if response.status_code not in (429, 503) and not 300 <= response.status_code < 400:
+    # "wait". Keep it on the limiter's own 429 (RFC 6585) and where the app
+    # set it; drop it elsewhere. Registered before the limiter, so it runs
+    # after the limiter's hook.
+    if response.status_code != 429 and not g.pop("app_retry_after", False):
         response.headers.pop("Retry-After", None)
     return response
 
@@ -211,8 +218,9 @@ def init_access_control(app: Flask, *, csrf_exempt: Iterable[Blueprint] = ()) ->
     csrf.init_app(app)
     for blueprint in csrf_exempt:
         csrf.exempt(blueprint)
-    app.after_request(_retry_after_only_when_refused)
+    app.after_request(_retry_after_only_when_meant)
     limiter.init_app(app)
+    app.after_request(_note_retry_after)
     talisman.init_app(
         app,
         content_security_policy=CONTENT_SECURITY_POLICY,
