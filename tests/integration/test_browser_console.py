@@ -243,8 +243,10 @@ def test_search_finds_by_id_prefix_item_text_and_part_of_a_document(site, browse
     assert page.evaluate("() => window.getSelection().toString()") == full_id
     search.fill(full_id[:8])
     search.press("Enter")
-    expect(page).to_have_url(f"{site}/jobs/{full_id}")
+    # ... carrying the page the search was typed on, where its back link returns.
+    expect(page).to_have_url(f"{site}/jobs/{full_id}?back=%2Fjobs")
     expect(page.locator("dl.job-fields")).to_contain_text(full_id)
+    expect(page.locator("a.back")).to_have_attribute("href", "/jobs")
     # Removing the chip leaves the rest of the filter.
     page.goto(f"{site}/jobs?q=schema&error_code=schema.required")
     page.locator("li.chip:has-text('search') a.chip-remove").click()
