@@ -11,12 +11,14 @@ and awaited on ``/readyz``.
 from __future__ import annotations
 
 import argparse
+import atexit
 import html
 import http.client
 import http.cookies
 import os
 import re
 import secrets
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -33,6 +35,14 @@ ROOT = Path(__file__).resolve().parent.parent
 
 # -- set-up -------------------------------------------------------------------------------
 
+
+
+def _metrics_directory(prefix: str) -> str:
+    """A fresh PROMETHEUS_MULTIPROC_DIR, removed when this process exits
+    (the benchmark's servers are gone by then)."""
+    directory = tempfile.mkdtemp(prefix=prefix)
+    atexit.register(shutil.rmtree, directory, True)
+    return directory
 
 def prepare_database(url: str, jobs: int, failed: int) -> list[str]:
     """Fresh schema, migrations, ``jobs`` Pending jobs and ``failed`` failed ones for the dashboard."""
@@ -163,7 +173,7 @@ def start_gunicorn(
         "SECRET_KEY": uuid.uuid4().hex + uuid.uuid4().hex,
         "GUNICORN_BIND": f"127.0.0.1:{port}",
         "LOG_LEVEL": "WARNING",  # a line per request would cost the server CPU here
-        "PROMETHEUS_MULTIPROC_DIR": tempfile.mkdtemp(prefix="bench-metrics-"),
+        "PROMETHEUS_MULTIPROC_DIR": _metrics_directory("bench-metrics-"),
         "RATELIMIT_STORAGE_URI": ratelimit_storage,
     }
     if args.workers:

@@ -28,10 +28,12 @@ bench/load.py's throughputs, other work on the machine hardly moves.
 from __future__ import annotations
 
 import argparse
+import atexit
 import cProfile
 import os
 import pstats
 import secrets
+import shutil
 import sys
 import tempfile
 import time
@@ -70,6 +72,14 @@ PARTS = {
 }
 
 
+
+def _metrics_directory(prefix: str) -> str:
+    """A fresh PROMETHEUS_MULTIPROC_DIR, removed when this process exits
+    (the benchmark's servers are gone by then)."""
+    directory = tempfile.mkdtemp(prefix=prefix)
+    atexit.register(shutil.rmtree, directory, True)
+    return directory
+
 def prepare(url: str, jobs: int) -> tuple[object, str, list[str]]:
     """A production-configured app on ``url``, a worker token and ``jobs`` Pending jobs."""
     fresh_schema(url)
@@ -78,7 +88,7 @@ def prepare(url: str, jobs: int) -> tuple[object, str, list[str]]:
         "DATABASE_URL": url,
         "SECRET_KEY": secrets.token_hex(32),
         "LOG_LEVEL": "WARNING",
-        "PROMETHEUS_MULTIPROC_DIR": tempfile.mkdtemp(prefix="bench-profile-metrics-"),
+        "PROMETHEUS_MULTIPROC_DIR": _metrics_directory("bench-profile-metrics-"),
     })
     from app import create_app
     from app.extensions import db
