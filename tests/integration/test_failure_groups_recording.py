@@ -340,3 +340,49 @@ def test_the_group_statement_finds_a_reports_groups_by_their_unique_index(app_ct
         else:
             assert "SEARCH failure_groups USING INDEX" in plan, plan
     db.session.rollback()
+
+
+def test_a_re_failure_on_the_same_group_keeps_one_current_occurrence_and_the_old_one_in_history(app_ctx, backend):
+    # The job fails on UCUM and ICD, then on UCUM (now a warning, twice) and
+    # a new code: UCUM's current occurrence takes the new failure's contents,
+    # the first failure's UCUM occurrence stays in the history as it was,
+    # ICD's ends, the new code's starts.
+    job = create_job("doc-1").id
+    _fail(job, UCUM, ICD, worker={"name": "extractor", "version": "1.0.0"})
+    first, = db.session.scalars(sa.select(JobFailure.id)).all()
+    groups = _groups()
+    ucum = groups["unit.not_ucum at /entities/*/value/unit"].id
+    icd = groups["code.unknown_icd10cm at /entities/*/code"].id
+    was_current = db.session.scalar(sa.select(FailureOccurrence.id).where(FailureOccurrence.group_id == ucum))
+    new_code = {"code": "value.range", "severity": "error", "message": "out of range", "pointer": "/entities/0/value"}
+    warning = {**UCUM, "severity": "warning"}
+    _fail(job, warning, {**warning, "pointer": "/entities/3/value/unit"}, new_code,
+          worker={"name": "extractor", "version": "1.1.0"})
+    second = db.session.scalar(sa.select(JobFailure.id).where(JobFailure.id != first))
+
+    rows = db.session.execute(
+        sa.select(FailureOccurrence.id, FailureOccurrence.group_id, FailureOccurrence.failure_id,
+                  FailureOccurrence.is_current, FailureOccurrence.severity, FailureOccurrence.item_count,
+                  FailureOccurrence.item_positions, FailureOccurrence.worker_version)
+        .where(FailureOccurrence.job_id == job)
+    ).all()
+    by_failure_group = {(r.failure_id, r.group_id): r for r in rows}
+    assert len(rows) == 4 and len(by_failure_group) == 4
+    old, now = by_failure_group[(first, ucum)], by_failure_group[(second, ucum)]
+    assert (old.is_current, old.severity, old.item_count, old.item_positions, old.worker_version) == (
+        False, "error", 1, [0], "1.0.0")
+    assert (now.is_current, now.severity, now.item_count, now.item_positions, now.worker_version) == (
+        True, "warning", 2, [0, 1], "1.1.0")
+    assert by_failure_group[(first, icd)].is_current is False
+    new_group = _groups()["value.range at /entities/*/value"].id
+    assert by_failure_group[(second, new_group)].is_current is True
+    if backend == "postgresql":
+        # The current row itself took the new contents (no flag flipped, so
+        # the rollup triggers had nothing to count); SQLite ends and inserts.
+        assert now.id == was_current
+    ucum_view, icd_view = get_group(ucum), get_group(icd)
+    assert (ucum_view.job_count, ucum_view.current_job_count, ucum_view.occurrence_count) == (1, 1, 2)
+    assert (icd_view.job_count, icd_view.current_job_count, icd_view.occurrence_count) == (1, 0, 1)
+    assert set(db.session.scalars(current_job_ids(ucum))) == {job}
+    assert list(db.session.scalars(current_job_ids(icd))) == []
+    _assert_counts_match_occurrences()

@@ -107,7 +107,7 @@ def record_failure_occurrences(
     # below, so two failures hitting the same groups cannot deadlock.
     grouped: list[tuple[Any, bool, Hit]] = []  # (GROUP_STATE_COLUMNS row, created, hit)
     postgresql = on_postgresql()
-    if end_previous and (not postgresql or not hits):
+    if end_previous and (not postgresql or not hits or not current):
         end_current_occurrences([job.id])
         end_previous = False
     ordered = [hit for _, hit in sorted(hits.items())]

@@ -16,7 +16,7 @@ import collections
 import functools
 import random
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -139,13 +139,21 @@ def record_hits(
     The rows are locked in one order by every writer (counter and hourly
     shards by group id), so reports hitting the same groups cannot deadlock.
 
-    With ``end_previous`` the same statement first ends the job's current
-    occurrences (one round trip instead of two for a job that was failing):
-    an ``UPDATE`` CTE whose rows lower ``current_jobs`` in the same counter
-    upsert that adds the new occurrences, summed per counter row (one
-    statement may not upsert a row twice). It runs even when no group
+    With ``end_previous`` (only for a ``current`` failure) the same
+    statement first ends the job's current occurrences (one round trip
+    instead of two for a job that was failing): an ``UPDATE`` CTE whose rows
+    lower ``current_jobs`` in the same counter upsert that adds the new
+    occurrences, summed per counter row (one statement may not upsert a row
+    twice). In a group the job fails on again, its current occurrence stays
+    current with the new failure's contents and the old contents become a
+    history row (:func:`_kept_occurrences`). It runs even when no group
     exists, so the caller must not ask for it again on the retry.
+
+    Raises:
+        ValueError: ``end_previous`` for a failure that is not ``current``.
     """
+    if end_previous and not current:
+        raise ValueError("end_previous needs a current failure: a kept occurrence stays current")
     values = _occurrence_values(job, failure, current)
     parameters = {
         "version": version,
@@ -220,22 +228,35 @@ def record_hits_statement(end_previous: bool) -> sa.Select[Any]:
     def value(name: str, column: sa.Column[Any]) -> sa.BindParameter[Any]:
         return sa.bindparam(name, type_=column.type)
 
+    columns = ["group_id", "failure_id", "job_id", "occurred_at", "job_type", "worker_name", "worker_version",
+               "severity", "item_count", "item_positions", "is_current"]
+    if end_previous:
+        kept, ended, snapshot = _handed_over_occurrences(found, value)
+        # The kept occurrences' previous contents, read as the statement's
+        # snapshot has them, become history rows; the semi-join on ``kept``
+        # inserts each after its row took the new failure, so the unique
+        # (failure_id, group_id) never holds both.
+        history = sa.select(*(snapshot.c[name] for name in columns[:-1]), sa.false()).where(
+            snapshot.c.id.in_(sa.select(kept.c.id))
+        )
+        fresh_condition = found.c.id.not_in(sa.select(kept.c.group_id))
+    else:
+        history, fresh_condition = None, sa.true()
+    fresh = sa.select(
+        found.c.id,
+        value("occ_failure_id", occurrences.c.failure_id),
+        value("occ_job_id", occurrences.c.job_id),
+        value("occ_occurred_at", occurrences.c.occurred_at),
+        value("occ_job_type", occurrences.c.job_type),
+        value("occ_worker_name", occurrences.c.worker_name),
+        value("occ_worker_version", occurrences.c.worker_version),
+        found.c.hit_severity,
+        found.c.hit_item_count,
+        found.c.hit_positions,
+        value("occ_is_current", occurrences.c.is_current),
+    ).where(fresh_condition)
     new_occurrence = postgresql.insert(occurrences).from_select(
-        ["group_id", "failure_id", "job_id", "occurred_at", "job_type", "worker_name", "worker_version",
-         "severity", "item_count", "item_positions", "is_current"],
-        sa.select(
-            found.c.id,
-            value("occ_failure_id", occurrences.c.failure_id),
-            value("occ_job_id", occurrences.c.job_id),
-            value("occ_occurred_at", occurrences.c.occurred_at),
-            value("occ_job_type", occurrences.c.job_type),
-            value("occ_worker_name", occurrences.c.worker_name),
-            value("occ_worker_version", occurrences.c.worker_version),
-            found.c.hit_severity,
-            found.c.hit_item_count,
-            found.c.hit_positions,
-            value("occ_is_current", occurrences.c.is_current),
-        ),
+        columns, fresh if history is None else sa.union_all(history, fresh)
     ).cte("new_occurrence")
     seen = (
         sa.select(occurrences.c.id)
@@ -255,21 +276,18 @@ def record_hits_statement(end_previous: bool) -> sa.Select[Any]:
     )
     shard = value("count_shard", counts.c.shard)
     if end_previous:
-        ended = (
-            sa.update(occurrences)
-            .where(occurrences.c.job_id == value("occ_job_id", occurrences.c.job_id), occurrences.c.is_current)
-            .values(is_current=sa.false())  # inline: see the constants above
-            .returning(occurrences.c.group_id, occurrences.c.job_type, occurrences.c.worker_version)
-            .cte("ended")
-        )
+        # Every current occurrence of the job (as the snapshot has them)
+        # stops being current: the kept ones too, whose group ``added``
+        # counts in again (the same +1 and -1 as an ending and a new
+        # occurrence).
         lowered = sa.select(
-            ended.c.group_id,
-            ended.c.job_type,
-            sa.func.coalesce(ended.c.worker_version, sa.literal_column("''", counts.c.worker_version.type)),
+            snapshot.c.group_id,
+            snapshot.c.job_type,
+            sa.func.coalesce(snapshot.c.worker_version, sa.literal_column("''", counts.c.worker_version.type)),
             sa.literal_column("0", counts.c.occurrences.type),
             sa.literal_column("0", counts.c.jobs.type),
             sa.literal_column("-1", counts.c.current_jobs.type),
-        )
+        ).where(snapshot.c.job_id == value("occ_job_id", occurrences.c.job_id), snapshot.c.is_current)
         deltas = sa.union_all(added, lowered).subquery("deltas")
         rows = (
             sa.select(
@@ -309,8 +327,58 @@ def record_hits_statement(end_previous: bool) -> sa.Select[Any]:
     ).cte("rolled")
     statement = sa.select(*(found.c[name] for name in GROUP_STATE_COLUMNS), found.c.fingerprint)
     if end_previous:
-        statement = statement.add_cte(ended)
+        statement = statement.add_cte(kept).add_cte(ended)
     return statement.add_cte(new_occurrence).add_cte(counted).add_cte(rolled)
+
+
+#: The columns of an occurrence :func:`_handed_over_occurrences` gives the
+#: new failure's values (the rest stay: group, job, the flag).
+_HANDED_OVER = ("failure_id", "occurred_at", "job_type", "worker_name", "worker_version")
+_HIT_COLUMNS = {"severity": "hit_severity", "item_count": "hit_item_count", "item_positions": "hit_positions"}
+
+
+def _handed_over_occurrences(found: Any, value: Callable[[str, Any], Any]) -> tuple[Any, Any, Any]:
+    """The ending of a failing job's current occurrences in
+    :func:`record_hits_statement`: ``kept``, an ``UPDATE`` CTE giving the
+    new failure's contents to the current occurrence of each group it hits
+    again (returning ``id``, ``group_id``); ``ended``, one that ends the
+    others; and ``snapshot``, the occurrences table under an alias for
+    reading the rows as they were before the statement (every part of one
+    statement sees the same snapshot).
+
+    A kept occurrence stays current; its previous contents go back into the
+    history as a new row (the caller's ``INSERT``). So a job that re-fails on
+    the same group, the common case, never flips the flag: the rollup
+    triggers on ``failure_occurrences`` (migrations 0019 and 0022) count a
+    change of ``is_current``, group or job, and find none, where an ending
+    and a new occurrence made them write a -1 and a +1 that cancel
+    (docs/benchmarks.md, "The hot group, session 18"). Occurrences,
+    counters and rollups come out the same either way; only which row id
+    stands for the current occurrence differs. (PostgreSQL fires each
+    statement-level trigger once for both ``UPDATE`` CTEs, with the rows of
+    both.)
+    """
+    occurrences = FailureOccurrence.__table__
+    current = sa.and_(
+        occurrences.c.job_id == value("occ_job_id", occurrences.c.job_id), occurrences.c.is_current
+    )
+    changes = {name: value(f"occ_{name}", occurrences.c[name]) for name in _HANDED_OVER}
+    changes.update({name: found.c[hit] for name, hit in _HIT_COLUMNS.items()})
+    kept = (
+        sa.update(occurrences)
+        .where(current, occurrences.c.group_id == found.c.id)
+        .values(**changes)
+        .returning(occurrences.c.id, occurrences.c.group_id)
+        .cte("kept")
+    )
+    ended = (
+        sa.update(occurrences)
+        .where(current, occurrences.c.group_id.not_in(sa.select(found.c.id)))
+        .values(is_current=sa.false())  # inline: see the constants in record_hits_statement
+        .returning(occurrences.c.id)
+        .cte("ended")
+    )
+    return kept, ended, occurrences.alias("o")
 
 
 #: :func:`record_hits_statement`, without and with the ending of the job's
