@@ -108,7 +108,8 @@ def test_the_group_migrations_follow_the_search_one_and_go_down_cleanly(empty_da
     assert script.get_revision("0020_earlier_failure_search").down_revision == "0019_job_group_rollups"
     assert script.get_revision("0021_bulk_failure_seen").down_revision == "0020_earlier_failure_search"
     assert script.get_revision("0022_code_pair_rollups").down_revision == "0021_bulk_failure_seen"
-    assert script.get_heads() == ["0022_code_pair_rollups"]
+    assert script.get_revision("0023_rollup_trigger_guards").down_revision == "0022_code_pair_rollups"
+    assert script.get_heads() == ["0023_rollup_trigger_guards"]
     app = create_app({"SQLALCHEMY_DATABASE_URI": empty_database_url, "TESTING": True})
     with app.app_context():
         def tables() -> set[str]:
@@ -189,3 +190,42 @@ def test_a_jobs_history_reads_are_indexed(app_ctx, backend):
         connection.execute(sa.text("SET LOCAL enable_seqscan = off"))
         plan = "\n".join(row[0] for row in connection.execute(sa.text(f"EXPLAIN {compiled}")))
     assert "ix_audit_events_job_ids" in plan, plan
+
+
+def test_the_trigger_guard_migration_adds_one_line_to_each_function_and_takes_it_out_again(empty_database_url):
+    """0023 puts a first line into six rollup trigger functions of
+    ``failure_occurrences`` on PostgreSQL (return when no row counts); its
+    downgrade gives back the exact definitions. SQLite's triggers stay as
+    they are."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "guards", ROOT / "migrations" / "versions" / "0023_rollup_trigger_guards.py")
+    guards = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(guards)
+    app = create_app({"SQLALCHEMY_DATABASE_URI": empty_database_url, "TESTING": True})
+    with app.app_context():
+        is_postgresql = db.engine.dialect.name == "postgresql"
+
+        def definitions() -> dict[str, str]:
+            with db.engine.connect() as connection:
+                if not is_postgresql:
+                    return dict(connection.exec_driver_sql(
+                        "SELECT name, sql FROM sqlite_master WHERE type = 'trigger' ORDER BY name").all())
+                return {name: connection.exec_driver_sql(
+                    f"SELECT pg_get_functiondef('{name}'::regproc)").scalar_one() for name in guards.GUARDS}
+
+        upgrade(revision="0022_code_pair_rollups")
+        before = definitions()
+        upgrade()
+        after = definitions()
+        if is_postgresql:
+            assert len(after) == 6
+            for name, definition in after.items():
+                added = set(definition.splitlines()) - set(before[name].splitlines())
+                assert added == {guards._guard_line(guards.GUARDS[name]).rstrip("\n")}, name  # noqa: SLF001
+        else:
+            assert after == before and after
+        downgrade(revision="0022_code_pair_rollups")
+        assert definitions() == before
+        db.engine.dispose()
