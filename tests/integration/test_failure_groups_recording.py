@@ -386,3 +386,40 @@ def test_a_re_failure_on_the_same_group_keeps_one_current_occurrence_and_the_old
     assert set(db.session.scalars(current_job_ids(ucum))) == {job}
     assert list(db.session.scalars(current_job_ids(icd))) == []
     _assert_counts_match_occurrences()
+
+
+def test_the_group_statement_probes_the_group_job_index_for_a_job_seen_before(app_ctx, backend):
+    # "Was this job in this group before?" must be one (group, job) index
+    # probe per group hit. As an EXISTS, PostgreSQL hashed all the job's
+    # occurrences instead, found by scanning the whole (group_id, job_id)
+    # index on job_id alone: a cost that grew with the hot group.
+    if backend != "postgresql":
+        return  # SQLite runs a SELECT per group (add_occurrence)
+    jobs = [create_job(f"doc-{n}").id for n in range(300)]
+    for job in jobs:
+        _fail(job, UCUM)
+    # With statistics, as any table in use has them (autovacuum), so the
+    # planner knows the (group, job) index is the one to probe.
+    db.session.commit()
+    db.session.execute(sa.text("ANALYZE failure_occurrences"))
+    db.session.commit()
+    engine = db.session.get_bind()
+    statements: list[tuple[str, object]] = []
+
+    def capture(conn, cursor, statement, parameters, context, executemany):  # noqa: ANN001
+        if statement.startswith("WITH found"):
+            statements.append((statement, parameters))
+
+    sa.event.listen(engine, "before_cursor_execute", capture)
+    try:
+        _fail(jobs[0], UCUM, message="invalid again")  # a re-failure (the ending inside the statement)
+        _fail(create_job("doc-new").id, UCUM)  # a first failure
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", capture)
+    assert len(statements) == 2
+    connection = db.session.connection()
+    for statement, parameters in statements:
+        plan = "\n".join(connection.exec_driver_sql("EXPLAIN " + statement, parameters).scalars())
+        probe = re.search(r"ix_failure_occurrences_group_id_job_id[^\n]*\n\s*Index Cond: \(([^\n]*)", plan)
+        assert probe and "group_id = " in probe[1] and "job_id = " in probe[1], plan
+    db.session.rollback()

@@ -258,10 +258,18 @@ def record_hits_statement(end_previous: bool) -> sa.Select[Any]:
     new_occurrence = postgresql.insert(occurrences).from_select(
         columns, fresh if history is None else sa.union_all(history, fresh)
     ).cte("new_occurrence")
+    # "The job was seen in this group before": one probe of the (group,
+    # job) index per group hit. Written as EXISTS, the planner (guessing
+    # 100 hits from jsonb_to_recordset) chose to hash all the job's
+    # occurrences instead, found by a scan of that whole index, which
+    # grows with the group (docs/benchmarks.md, "The hot group, session
+    # 18"); a LIMIT 1 subquery is never hashed.
     seen = (
         sa.select(occurrences.c.id)
         .where(occurrences.c.group_id == found.c.id, occurrences.c.job_id == value("occ_job_id", occurrences.c.job_id))
-        .exists()
+        .limit(1)
+        .scalar_subquery()
+        .is_not(None)
     )
     added = sa.select(
         found.c.id.label("group_id"),
