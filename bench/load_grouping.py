@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import tempfile
 import time
 from collections.abc import Callable
@@ -56,6 +57,59 @@ OWN_CODE = "bench.own_group."
 SLICE_SECONDS = 5.0
 #: Ratio of throughputs (grouped / ungrouped) the issue asks for.
 TARGET = 0.85
+
+
+def _process_table() -> dict[int, tuple[int, float]]:
+    """pid -> (parent pid, user + system CPU seconds) of every process, from ``/proc``."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    table = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # ended meanwhile
+        table[int(entry.name)] = (int(fields[1]), (int(fields[11]) + int(fields[12])) / ticks)
+    return table
+
+
+def tree_cpu_seconds(roots: list[int]) -> float:
+    """CPU seconds used so far by the processes ``roots`` and their children
+    (a gunicorn master and its workers; the PostgreSQL postmaster and its
+    backends). A worker that exited meanwhile no longer counts, so compare
+    two readings around a slice, not across a restart."""
+    table = _process_table()
+    members, frontier = set(), set(roots)
+    while frontier:
+        members |= frontier
+        frontier = {pid for pid, (parent, _) in table.items() if parent in frontier} - members
+    return sum(table[pid][1] for pid in members if pid in table)
+
+
+def _sibling_gunicorn(exclude: int) -> list[int]:
+    """The gunicorn masters this process started, but ``exclude``: the grouped server."""
+    found = []
+    for pid, (parent, _) in _process_table().items():
+        if parent == os.getpid() and pid != exclude:
+            try:
+                if b"gunicorn" in (Path("/proc") / str(pid) / "cmdline").read_bytes():
+                    found.append(pid)
+            except OSError:
+                continue
+    return found
+
+
+def _postmaster(dsn: str) -> list[int]:
+    """The PostgreSQL postmaster's pid, if the server runs on this machine (else none)."""
+    import psycopg
+
+    with psycopg.connect(dsn) as connection:
+        directory = connection.execute("SHOW data_directory").fetchone()[0]
+    try:
+        return [int((Path(directory) / "postmaster.pid").read_text().split()[0])]
+    except OSError:
+        return []
 
 
 def hot_worker(
@@ -142,11 +196,24 @@ def run_grouping_rounds(
         # Each own-job fails once first (its group is created then, not in a timed slice).
         closed_loop(args.concurrency, 60.0, len(own_jobs),
                     lambda: hot_worker(host, port, own_picker, Tally(), own_group))
+        # CPU per request of each server and of PostgreSQL, per slice (not
+        # a target): what the throughput ratio is made of.
+        servers = {"on": _sibling_gunicorn(off_server.pid), "off": [off_server.pid]}
+        postgres = _postmaster(dsn)
+        cpu = {name: [0.0, 0.0] for name in ("on", "off")}  # app, PostgreSQL
+
+        def timed(name: str, run: Callable[[], float]) -> float:
+            app_before, pg_before = tree_cpu_seconds(servers[name]), tree_cpu_seconds(postgres)
+            seconds = run()
+            cpu[name][0] += tree_cpu_seconds(servers[name]) - app_before
+            cpu[name][1] += tree_cpu_seconds(postgres) - pg_before
+            return seconds
+
         for _ in range(args.grouping_rounds):
-            on_seconds += closed_loop(args.concurrency, SLICE_SECONDS, args.max_requests,
-                                      lambda: hot_worker(host, port, picker, on_tally))
-            off_seconds += closed_loop(args.concurrency, SLICE_SECONDS, args.max_requests,
-                                       lambda: hot_worker(host, off_port, picker, off_tally))
+            on_seconds += timed("on", lambda: closed_loop(args.concurrency, SLICE_SECONDS, args.max_requests,
+                                                          lambda: hot_worker(host, port, picker, on_tally)))
+            off_seconds += timed("off", lambda: closed_loop(args.concurrency, SLICE_SECONDS, args.max_requests,
+                                                            lambda: hot_worker(host, off_port, picker, off_tally)))
             own_seconds += closed_loop(args.concurrency, SLICE_SECONDS, args.max_requests,
                                        lambda: hot_worker(host, port, own_picker, own_tally, own_group))
     finally:
@@ -161,6 +228,12 @@ def run_grouping_rounds(
     if own.throughput:
         print(f"(not a target) one hot group / each job its own group: {on.throughput / own.throughput:.0%}; "
               f"own groups / grouping off: {own.throughput / off.throughput:.0%}", flush=True)
+    answered = {"on": len(on_tally.latencies), "off": len(off_tally.latencies)}
+    if all(answered.values()) and servers["on"] and postgres:
+        per = {name: [value * 1000 / answered[name] for value in cpu[name]] for name in cpu}
+        print(f"(not a target) CPU per request, app + PostgreSQL: grouping on {per['on'][0]:.2f} + "
+              f"{per['on'][1]:.2f} ms, grouping off {per['off'][0]:.2f} + {per['off'][1]:.2f} ms "
+              f"(off / on: {sum(per['off']) / sum(per['on']):.0%})", flush=True)
     checks = {
         f"grouping on >= {TARGET:.0%} of grouping off, one hot group (grouping rounds)": (
             ratio >= TARGET, f"{ratio:.0%} ({on.throughput:.1f} vs {off.throughput:.1f} req/s)"
