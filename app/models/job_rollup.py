@@ -34,6 +34,7 @@ removed; harmless to the sums).
 from __future__ import annotations
 
 from enum import IntEnum
+from typing import ClassVar
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column
@@ -103,6 +104,9 @@ class JobCodeRollup(_JobKey, db.Model):
         sa.Index("ix_job_code_rollups_grain_code_created_bucket", "grain", "code", "created_bucket"),
     )
 
+    #: The column the ``error_code`` filter applies to.
+    error_code_column: ClassVar[str] = "code"
+
     code: Mapped[str] = mapped_column(sa.Text, primary_key=True)
     has_error: Mapped[bool] = mapped_column(sa.Boolean, primary_key=True)
     has_warning: Mapped[bool] = mapped_column(sa.Boolean, primary_key=True)
@@ -138,6 +142,10 @@ class _CodeCount:
     with its kinds (as in :class:`JobCodeRollup`), the shard and the count
     (``sort_order``: last in the table and the primary key)."""
 
+    #: The column the ``error_code`` filter applies to (the pair rollup's
+    #: is ``filter_code``: ``code`` is the code it lists).
+    error_code_column: ClassVar[str] = "code"
+
     code: Mapped[str] = mapped_column(sa.Text, primary_key=True, sort_order=1)
     has_error: Mapped[bool] = mapped_column(sa.Boolean, primary_key=True, sort_order=1)
     has_warning: Mapped[bool] = mapped_column(sa.Boolean, primary_key=True, sort_order=1)
@@ -161,6 +169,8 @@ class JobCodePairRollup(_JobKey, _CodeCount, db.Model):
     """
 
     __tablename__ = "job_code_pair_rollups"
+
+    error_code_column: ClassVar[str] = "filter_code"
 
     #: First in the key (``sort_order``): a filter reads one code's rows.
     filter_code: Mapped[str] = mapped_column(sa.Text, primary_key=True, sort_order=-2)

@@ -128,8 +128,8 @@ def _bucket_column(table: Any, job_filter: JobFilter) -> Any:
 def _rollup_where(table: Any, job_filter: JobFilter, part: Part) -> list[Any]:
     """Conditions on a rollup table for the filter's non-time fields and ``part``.
 
-    In the pair rollup the filter's code is ``filter_code``; ``code`` is
-    the code it lists."""
+    A code filter applies to the table's ``error_code_column`` (the pair
+    rollup's ``filter_code``; elsewhere ``code``)."""
     grain, first, end = part
     bucket = _bucket_column(table, job_filter)
     conditions: list[Any] = [table.grain == int(grain)]
@@ -148,8 +148,7 @@ def _rollup_where(table: Any, job_filter: JobFilter, part: Part) -> list[Any]:
     elif job_filter.acknowledged is AcknowledgedFilter.ONLY:
         conditions.append(table.acknowledged.is_(True))
     if job_filter.error_code is not None:
-        code = table.filter_code if table is JobCodePairRollup else table.code
-        conditions.append(code == job_filter.error_code)
+        conditions.append(getattr(table, table.error_code_column) == job_filter.error_code)
     if job_filter.group_id is not None:
         conditions.append(table.group_id == job_filter.group_id)
     return conditions
