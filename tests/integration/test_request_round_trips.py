@@ -182,8 +182,9 @@ def test_a_report_on_a_failing_job_ends_its_current_occurrence_in_the_same_state
     # down) inside the statement that records the new one: no extra round
     # trip. SQLite (in-process): the ending's UPDATE and counter upsert first.
     expected = {
-        # One statement, its first CTE the ending's UPDATE.
-        "postgresql": ["WITH failure_occurrences"],
+        # One statement: its first CTE reads the groups, the next ones hand
+        # the job's current occurrence over or end it (write_statements).
+        "postgresql": ["WITH failure_groups"],
         "sqlite": ["UPDATE failure_occurrences", "INSERT failure_group_counts", *GROUPING["sqlite"]],
     }
     assert database_events[-len(expected[backend]) - 3:] == [
