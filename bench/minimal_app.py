@@ -56,11 +56,8 @@ from flask import Flask, jsonify, request
 from psycopg.types.json import Jsonb
 from sqlalchemy.dialects.postgresql import psycopg as psycopg_dialect
 
-from app.services.failure_groups.write_statements import (
-    GROUP_STATE_COLUMNS,
-    record_hits_statement,
-    job_shard,
-)
+from app.services.failure_groups.hits_statement import record_hits_statement
+from app.services.failure_groups.write_statements import GROUP_STATE_COLUMNS, job_shard
 
 _local = threading.local()
 

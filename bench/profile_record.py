@@ -61,7 +61,7 @@ PARTS = {
     "    recorder: the history row's INSERT (driver)": ("failure_rows.py", "append_history"),
     "    failure groups (all)": ("failure_groups/recording.py", "group_recorded_failure"),
     "      end the job's current occurrences": ("failure_groups/recording.py", "end_current_occurrences"),
-    "      the group write, all groups of a report": ("failure_groups/write_statements.py", "record_hits"),
+    "      the group write, all groups of a report": ("failure_groups/hits_statement.py", "record_hits"),
     "    ORM flush (whatever is left to flush)": ("sqlalchemy/orm/session.py", "flush"),
     "    COMMIT": ("sqlalchemy/orm/session.py", "commit"),
     "    answer: job_to_json": ("app/web/serializers.py", "job_to_json"),

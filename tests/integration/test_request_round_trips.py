@@ -183,7 +183,7 @@ def test_a_report_on_a_failing_job_ends_its_current_occurrence_in_the_same_state
     # trip. SQLite (in-process): the ending's UPDATE and counter upsert first.
     expected = {
         # One statement: its first CTE reads the groups, the next ones hand
-        # the job's current occurrence over or end it (write_statements).
+        # the job's current occurrence over or end it (hits_statement).
         "postgresql": ["WITH failure_groups"],
         "sqlite": ["UPDATE failure_occurrences", "INSERT failure_group_counts", *GROUPING["sqlite"]],
     }

@@ -2,7 +2,8 @@
 
 * :mod:`.fingerprint` -- which group an error item belongs to (versioned rules);
 * :mod:`.recording` -- the write path, inside the recorder's transaction;
-* :mod:`.write_statements` -- its statements, per backend;
+* :mod:`.hits_statement` -- its PostgreSQL statements (one per report);
+* :mod:`.write_statements` -- what both backends share, and SQLite's statements;
 * :mod:`.lifecycle` -- resolve, ignore, reopen; regressions and wake-ups;
 * :mod:`.queries` -- lists, one group, exact counts, series, timeline;
 * :mod:`.serialize` -- the JSON shape of a group;

@@ -9,8 +9,9 @@ one group do, and meet only on rows built not to serialise them
 Here: the recorder's hook, the grouping of one failure and the state rules
 an occurrence applies (regressions, wake-ups, ``last_seen``), and the
 ending of a job's current occurrences. The statements that write an
-occurrence, per backend, are in
-:mod:`app.services.failure_groups.write_statements`.
+occurrence are in :mod:`app.services.failure_groups.hits_statement`
+(PostgreSQL) and :mod:`app.services.failure_groups.write_statements`
+(SQLite, and what both share).
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ from app.services.failure_groups.recorded import RecordedFailure
 from app.services.failure_groups.signals import note_metric
 from app.services.failure_groups.states import is_regression
 from app.services.failure_groups.group_rows import create_group, group_for
+from app.services.failure_groups.hits_statement import end_current_statement, record_hits
 from app.services.failure_groups.write_statements import (
     SAMPLE_MESSAGE_MAX_LENGTH,
     Hit,
@@ -47,9 +49,7 @@ from app.services.failure_groups.write_statements import (
     add_to_counter,
     on_postgresql,
     random_shard,
-    end_current_statement,
     job_shard,
-    record_hits,
     severity_rank,
 )
 
