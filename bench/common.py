@@ -4,9 +4,11 @@ migrated schema, and a Flask test client signed in as a new account."""
 from __future__ import annotations
 
 import argparse
+import os
 import threading
 import time
 import uuid
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -107,3 +109,58 @@ def record_in_threads(app: Any, concurrency: int, seconds: float, items: list[di
     for thread in threads:
         thread.join()
     return sum(done)
+
+
+def _process_table() -> dict[int, tuple[int, float]]:
+    """pid -> (parent pid, user + system CPU seconds) of every process, from ``/proc``."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    table = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # ended meanwhile
+        table[int(entry.name)] = (int(fields[1]), (int(fields[11]) + int(fields[12])) / ticks)
+    return table
+
+
+def tree_cpu_seconds(roots: list[int]) -> float:
+    """CPU seconds (user + system) used so far by the processes ``roots``
+    and their children, from ``/proc`` (a gunicorn master and its workers;
+    the PostgreSQL postmaster and its backends). A process that exited
+    meanwhile no longer counts: compare two readings around a short run."""
+    table = _process_table()
+    members, frontier = set(), set(roots)
+    while frontier:
+        members |= frontier
+        frontier = {pid for pid, (parent, _) in table.items() if parent in frontier} - members
+    return sum(table[pid][1] for pid in members if pid in table)
+
+
+def child_processes(parent: int, name: bytes) -> list[int]:
+    """The children of ``parent`` whose command line holds ``name``."""
+    found = []
+    for pid, (ppid, _) in _process_table().items():
+        if ppid == parent:
+            try:
+                if name in (Path("/proc") / str(pid) / "cmdline").read_bytes():
+                    found.append(pid)
+            except OSError:
+                continue
+    return found
+
+
+def postmaster_pid(url: str) -> list[int]:
+    """The pid of the PostgreSQL server at ``url`` (a SQLAlchemy or libpq
+    URL), as a one-item list; none when its data directory is not on this
+    machine."""
+    import psycopg
+
+    with psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://", 1)) as connection:
+        directory = connection.execute("SHOW data_directory").fetchone()[0]
+    try:
+        return [int((Path(directory) / "postmaster.pid").read_text().split()[0])]
+    except OSError:
+        return []

@@ -35,6 +35,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from common import child_processes, postmaster_pid, tree_cpu_seconds
 from load_generator import Client, JobPicker, PhaseResult, Tally, closed_loop
 from load_servers import start_gunicorn
 
@@ -57,59 +58,6 @@ OWN_CODE = "bench.own_group."
 SLICE_SECONDS = 5.0
 #: Ratio of throughputs (grouped / ungrouped) the issue asks for.
 TARGET = 0.85
-
-
-def _process_table() -> dict[int, tuple[int, float]]:
-    """pid -> (parent pid, user + system CPU seconds) of every process, from ``/proc``."""
-    ticks = os.sysconf("SC_CLK_TCK")
-    table = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue  # ended meanwhile
-        table[int(entry.name)] = (int(fields[1]), (int(fields[11]) + int(fields[12])) / ticks)
-    return table
-
-
-def tree_cpu_seconds(roots: list[int]) -> float:
-    """CPU seconds used so far by the processes ``roots`` and their children
-    (a gunicorn master and its workers; the PostgreSQL postmaster and its
-    backends). A worker that exited meanwhile no longer counts, so compare
-    two readings around a slice, not across a restart."""
-    table = _process_table()
-    members, frontier = set(), set(roots)
-    while frontier:
-        members |= frontier
-        frontier = {pid for pid, (parent, _) in table.items() if parent in frontier} - members
-    return sum(table[pid][1] for pid in members if pid in table)
-
-
-def _sibling_gunicorn(exclude: int) -> list[int]:
-    """The gunicorn masters this process started, but ``exclude``: the grouped server."""
-    found = []
-    for pid, (parent, _) in _process_table().items():
-        if parent == os.getpid() and pid != exclude:
-            try:
-                if b"gunicorn" in (Path("/proc") / str(pid) / "cmdline").read_bytes():
-                    found.append(pid)
-            except OSError:
-                continue
-    return found
-
-
-def _postmaster(dsn: str) -> list[int]:
-    """The PostgreSQL postmaster's pid, if the server runs on this machine (else none)."""
-    import psycopg
-
-    with psycopg.connect(dsn) as connection:
-        directory = connection.execute("SHOW data_directory").fetchone()[0]
-    try:
-        return [int((Path(directory) / "postmaster.pid").read_text().split()[0])]
-    except OSError:
-        return []
 
 
 def hot_worker(
@@ -198,8 +146,9 @@ def run_grouping_rounds(
                     lambda: hot_worker(host, port, own_picker, Tally(), own_group))
         # CPU per request of each server and of PostgreSQL, per slice (not
         # a target): what the throughput ratio is made of.
-        servers = {"on": _sibling_gunicorn(off_server.pid), "off": [off_server.pid]}
-        postgres = _postmaster(dsn)
+        grouped = [pid for pid in child_processes(os.getpid(), b"gunicorn") if pid != off_server.pid]
+        servers = {"on": grouped, "off": [off_server.pid]}
+        postgres = postmaster_pid(dsn)
         cpu = {name: [0.0, 0.0] for name in ("on", "off")}  # app, PostgreSQL
 
         def timed(name: str, run: Callable[[], float]) -> float:

@@ -32,34 +32,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from common import loopback_database_url  # noqa: E402 (bench/ is on sys.path)
+from common import loopback_database_url, postmaster_pid, tree_cpu_seconds  # noqa: E402 (bench/ is on sys.path)
 from load_generator import DETAILS, JobPicker  # noqa: E402
 from load_grouping import HOT_DETAILS  # noqa: E402
 from profile_record import prepare  # noqa: E402
 
 BLOCK = 300
-
-
-def postgres_cpu_seconds(url: str) -> float:
-    """User + system CPU of the PostgreSQL server at ``url`` (the postmaster
-    and its children, read from ``/proc``; the server must run on this machine)."""
-    import psycopg
-
-    with psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://", 1)) as connection:
-        data_directory = connection.execute("SHOW data_directory").fetchone()[0]
-    postmaster = int((Path(data_directory) / "postmaster.pid").read_text().split()[0])
-    ticks = os.sysconf("SC_CLK_TCK")
-    total = 0
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue  # a process that ended meanwhile
-        if int(entry.name) == postmaster or int(fields[1]) == postmaster:
-            total += int(fields[11]) + int(fields[12])
-    return total / ticks
 
 
 def main() -> int:
@@ -81,6 +59,7 @@ def main() -> int:
     url = loopback_database_url(parser, args)
 
     app, token, ids = prepare(url, 1_000)
+    postgres = postmaster_pid(url)
     if args.no_group_rollup_triggers:
         import psycopg
 
@@ -129,10 +108,10 @@ def main() -> int:
     for _ in range(args.blocks):
         for name in ("off", "on"):
             failure_recorder.group_recorded_failure = timed_hook if name == "on" else (lambda *a, **k: [])
-            started, server_started = time.process_time(), postgres_cpu_seconds(url)
+            started, server_started = time.process_time(), tree_cpu_seconds(postgres)
             send(BLOCK)
             cpu[name] += time.process_time() - started
-            server[name] += postgres_cpu_seconds(url) - server_started
+            server[name] += tree_cpu_seconds(postgres) - server_started
     n = args.blocks * BLOCK
     ms = {name: value * 1000 / n for name, value in cpu.items()}
     pg = {name: value * 1000 / n for name, value in server.items()}
