@@ -26,6 +26,7 @@ from werkzeug.exceptions import HTTPException
 
 from app.errors import FieldError, ServiceError
 from app.observability.request_id import current_request_id
+from app.unit_of_work import is_replayable
 from app.web.problem_types import PROBLEM_TYPE_PATH
 
 log = logging.getLogger(__name__)
@@ -190,8 +191,12 @@ def _handle_database_error(error: Exception) -> Response | tuple[str, int]:
     retry_after = str(current_app.config.get("RETRY_AFTER_S", 5))
     title = "Service temporarily unavailable"
     if _wants_json():
+        cause = (
+            "The change met concurrent writes (a deadlock or serialization failure) on every attempt, and "
+            "nothing was stored." if is_replayable(error) else "The database is unavailable."
+        )
         detail = (
-            "The database is unavailable. Retry after the number of seconds in Retry-After; "
+            f"{cause} Retry after the number of seconds in Retry-After; "
             "send the same Idempotency-Key so that the change is made at most once."
         )
         response = problem(503, title, detail, "service-unavailable")

@@ -158,6 +158,35 @@ def test_validation_failure_on_a_completed_job_is_a_409_and_changes_nothing(clie
     assert_client_still_works(client, job["id"])
 
 
+def test_a_report_deadlocked_on_every_attempt_is_a_503_saying_so_and_stores_nothing(client, app, job, monkeypatch):
+    # Each replay waits a random pause first; after the last attempt the
+    # answer names the conflict, not an unreachable database.
+    from app import unit_of_work
+    from app.services.processing_jobs.failure_recorder import SQLAlchemyFailureRecorder
+
+    real = SQLAlchemyFailureRecorder.record_validation_failure
+    calls: list[int] = []
+    pauses: list[float] = []
+
+    def always_deadlocked(self, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
+        calls.append(1)
+        real(self, *args, **kwargs)
+        raise aborted_statement()
+
+    monkeypatch.setattr(SQLAlchemyFailureRecorder, "record_validation_failure", always_deadlocked)
+    monkeypatch.setattr(unit_of_work.time, "sleep", pauses.append)
+    before = row(app, job["id"])
+    response = client.post(job_url(job["id"], "validation-failure"), headers={"Idempotency-Key": "conflict-1"},
+                           json={"error_message": "2 entities failed validation", "error_details": DETAILS})
+    problem = assert_problem(response, 503, "service-unavailable")
+    assert "concurrent writes" in problem["detail"] and "nothing was stored" in problem["detail"]
+    assert response.headers["Retry-After"]
+    assert len(calls) == unit_of_work.WRITE_ATTEMPTS == len(pauses) + 1
+    # Full jitter: each pause is at most its doubling ceiling.
+    assert all(0 <= pause <= unit_of_work.REPLAY_PAUSE_S * 2 ** n for n, pause in enumerate(pauses))
+    assert row(app, job["id"]) == before
+
+
 @pytest.mark.parametrize("key", [None, "replay-after-deadlock-1"])
 def test_a_report_aborted_as_a_deadlock_victim_is_recorded_once(client, app, job, monkeypatch, key):
     # PostgreSQL aborts one of two deadlocked transactions (40P01); the API
