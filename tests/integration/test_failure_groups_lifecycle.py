@@ -174,7 +174,7 @@ def test_bad_ignore_conditions_are_refused_and_change_nothing(app_ctx, kwargs, p
     assert _group().state == "unresolved" and _audit_actions() == []
 
 
-@pytest.mark.parametrize("version", ["", " 1.0.0", "1" * 101, "1.0\x00"])
+@pytest.mark.parametrize("version", ["", " 1.0.0", "1" * 101, "1.0\x00", "1.0", "01.0.0", "release-7"])
 def test_bad_versions_are_refused(app_ctx, version):
     _fail()
     with pytest.raises(InvalidFieldsError):

@@ -32,7 +32,7 @@ from app.services.access import add_audit_event
 from app.services.failure_groups.errors import GroupNotFoundError, InvalidGroupTransitionError
 from app.services.failure_groups.queries import parse_group_id
 from app.services.failure_groups.signals import note_metric
-from app.services.failure_groups.states import effective_substate
+from app.services.failure_groups.states import effective_substate, is_semver
 from app.unit_of_work import write_transaction
 
 #: Each action's refusal (the 422 ``detail``, RFC 9457), the same whichever
@@ -137,6 +137,14 @@ def _clean_version(in_version: object) -> str | None:
             RESOLUTION_REFUSED,
             [field_error("/in_version", "must not hold control or format characters, or unpaired UTF-16 surrogates")],
         )
+    if not is_semver(in_version):
+        # Only a SemVer version orders later occurrences (is_regression): any
+        # other would resolve as if no version were given, silently.
+        raise InvalidFieldsError(
+            RESOLUTION_REFUSED,
+            [field_error("/in_version", "must be a SemVer 2.0.0 version such as 1.5.0 or 2.0.0-rc.1 (semver.org): "
+                                        "only those order the later occurrences")],
+        )
     return in_version
 
 
@@ -159,8 +167,8 @@ def resolve_group(
     Raises:
         GroupNotFoundError: no such group.
         InvalidGroupTransitionError: already resolved.
-        InvalidFieldsError: ``in_version`` blank, too long, or with control,
-            format or lone surrogate characters.
+        InvalidFieldsError: ``in_version`` blank, too long, with control,
+            format or lone surrogate characters, or not SemVer 2.0.0.
     """
     version = _clean_version(in_version)
     at = now or utcnow()
