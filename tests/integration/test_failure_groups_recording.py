@@ -423,3 +423,32 @@ def test_the_group_statement_probes_the_group_job_index_for_a_job_seen_before(ap
         probe = re.search(r"ix_failure_occurrences_group_id_job_id[^\n]*\n\s*Index Cond: \(([^\n]*)", plan)
         assert probe and "group_id = " in probe[1] and "job_id = " in probe[1], plan
     db.session.rollback()
+
+
+def test_a_second_current_occurrence_in_one_group_is_ended_not_given_the_new_failure(app_ctx, backend):
+    # None should exist, but if a job had two current occurrences in one
+    # group, the re-failure keeps the newest and ends the other: giving both
+    # the new failure would break the unique (failure_id, group_id) on every
+    # later report of the job.
+    job = create_job("doc-1").id
+    _fail(job, UCUM)
+    _fail(job, ICD)  # an earlier failure of the job, to hang a stray occurrence on
+    earlier = db.session.scalar(sa.select(JobFailure.id).order_by(JobFailure.recorded_at).limit(1))
+    _fail(job, UCUM, message="third")
+    ucum = _groups()["unit.not_ucum at /entities/*/value/unit"].id
+    # The first failure's UCUM occurrence, made current again by hand.
+    db.session.execute(sa.update(FailureOccurrence).where(
+        FailureOccurrence.group_id == ucum, FailureOccurrence.failure_id == earlier).values(is_current=True))
+    db.session.commit()
+    assert db.session.scalar(sa.select(sa.func.count()).where(
+        FailureOccurrence.group_id == ucum, FailureOccurrence.is_current)) == 2
+
+    _fail(job, UCUM, message="fourth")
+
+    current = db.session.execute(sa.select(FailureOccurrence.failure_id).where(
+        FailureOccurrence.group_id == ucum, FailureOccurrence.is_current)).scalars().all()
+    newest = db.session.scalar(sa.select(JobFailure.id).order_by(JobFailure.recorded_at.desc()).limit(1))
+    assert current == [newest]
+    _fail(job, UCUM, message="fifth")  # and the job's next report goes through too
+    assert db.session.scalar(sa.select(sa.func.count()).where(
+        FailureOccurrence.group_id == ucum, FailureOccurrence.is_current)) == 1

@@ -247,7 +247,7 @@ def record_hits_statement(end_previous: bool) -> sa.Select[Any]:
     ).cte("rolled")
     statement = sa.select(*(found.c[name] for name in GROUP_STATE_COLUMNS), found.c.fingerprint)
     if end_previous:
-        statement = statement.add_cte(kept).add_cte(ended)
+        statement = statement.add_cte(found).add_cte(kept).add_cte(ended)  # found first: the others read it
     return statement.add_cte(new_occurrence).add_cte(counted).add_cte(rolled)
 
 
@@ -262,7 +262,7 @@ def _handed_over_occurrences(found: Any, value: Callable[[str, Any], Any]) -> tu
     :func:`record_hits_statement`: ``kept``, an ``UPDATE`` CTE giving the
     new failure's contents to the current occurrence of each group it hits
     again (returning ``id``, ``group_id``); ``ended``, one that ends the
-    others; and ``snapshot``, the occurrences table under an alias for
+    others (reading ``kept``'s ids, so it runs after it); and ``snapshot``, the occurrences table under an alias for
     reading the rows as they were before the statement (every part of one
     statement sees the same snapshot).
 
@@ -284,16 +284,30 @@ def _handed_over_occurrences(found: Any, value: Callable[[str, Any], Any]) -> tu
     )
     changes = {name: value(f"occ_{name}", occurrences.c[name]) for name in _HANDED_OVER}
     changes.update({name: found.c[hit] for name, hit in _HIT_COLUMNS.items()})
+    # The job's current occurrences (its partial index), ranked per group:
+    # a second one in a group (none should exist) is ended below rather
+    # than given the same failure, which the unique (failure_id, group_id)
+    # would refuse on every later report of the job.
+    mine = (
+        sa.select(
+            occurrences.c.id,
+            occurrences.c.group_id,
+            sa.func.row_number().over(partition_by=occurrences.c.group_id, order_by=occurrences.c.id.desc())
+            .label("rank"),
+        )
+        .where(current)
+        .cte("mine")
+    )
     kept = (
         sa.update(occurrences)
-        .where(current, occurrences.c.group_id == found.c.id)
+        .where(occurrences.c.id == mine.c.id, mine.c.rank == 1, mine.c.group_id == found.c.id)
         .values(**changes)
         .returning(occurrences.c.id, occurrences.c.group_id)
         .cte("kept")
     )
     ended = (
         sa.update(occurrences)
-        .where(current, occurrences.c.group_id.not_in(sa.select(found.c.id)))
+        .where(current, occurrences.c.id.not_in(sa.select(kept.c.id)))
         .values(is_current=sa.false())  # inline: see the constants in record_hits_statement
         .returning(occurrences.c.id)
         .cte("ended")
