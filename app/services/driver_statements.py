@@ -82,8 +82,8 @@ def _let_psycopg_cache(sql: str) -> None:
     (docs/benchmarks.md, "The hot group, session 18"). So the limit is
     raised to the longest compiled statement (a handful, each compiled once
     per engine). psycopg is pinned; a version without the setting leaves
-    the limit alone (slower, still correct), and a test checks the cache
-    holds the group statement.
+    the limit alone (slower, still correct), and a test checks that the
+    cache holds a statement longer than psycopg's own limit.
     """
     from psycopg import _queries  # noqa: PLC0415 (only the psycopg path needs it)
 
