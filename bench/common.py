@@ -4,7 +4,10 @@ migrated schema, and a Flask test client signed in as a new account."""
 from __future__ import annotations
 
 import argparse
+import atexit
 import os
+import shutil
+import tempfile
 import threading
 import time
 import uuid
@@ -164,3 +167,11 @@ def postmaster_pid(url: str) -> list[int]:
         return [int((Path(directory) / "postmaster.pid").read_text().split()[0])]
     except OSError:
         return []
+
+
+def metrics_directory(prefix: str) -> str:
+    """A fresh ``PROMETHEUS_MULTIPROC_DIR``, removed when this process exits
+    (the benchmark's servers are gone by then)."""
+    directory = tempfile.mkdtemp(prefix=prefix)
+    atexit.register(shutil.rmtree, directory, True)
+    return directory

@@ -11,23 +11,20 @@ and awaited on ``/readyz``.
 from __future__ import annotations
 
 import argparse
-import atexit
 import html
 import http.client
 import http.cookies
 import os
 import re
 import secrets
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from pathlib import Path
 from urllib.parse import urlencode
 
-from common import fresh_schema
+from common import fresh_schema, metrics_directory
 from load_generator import DETAILS, Client
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -35,14 +32,6 @@ ROOT = Path(__file__).resolve().parent.parent
 
 # -- set-up -------------------------------------------------------------------------------
 
-
-
-def _metrics_directory(prefix: str) -> str:
-    """A fresh PROMETHEUS_MULTIPROC_DIR, removed when this process exits
-    (the benchmark's servers are gone by then)."""
-    directory = tempfile.mkdtemp(prefix=prefix)
-    atexit.register(shutil.rmtree, directory, True)
-    return directory
 
 def prepare_database(url: str, jobs: int, failed: int) -> list[str]:
     """Fresh schema, migrations, ``jobs`` Pending jobs and ``failed`` failed ones for the dashboard."""
@@ -173,7 +162,7 @@ def start_gunicorn(
         "SECRET_KEY": uuid.uuid4().hex + uuid.uuid4().hex,
         "GUNICORN_BIND": f"127.0.0.1:{port}",
         "LOG_LEVEL": "WARNING",  # a line per request would cost the server CPU here
-        "PROMETHEUS_MULTIPROC_DIR": _metrics_directory("bench-metrics-"),
+        "PROMETHEUS_MULTIPROC_DIR": metrics_directory("bench-metrics-"),
         "RATELIMIT_STORAGE_URI": ratelimit_storage,
     }
     if args.workers:

@@ -28,21 +28,18 @@ bench/load.py's throughputs, other work on the machine hardly moves.
 from __future__ import annotations
 
 import argparse
-import atexit
 import cProfile
 import os
 import pstats
 import secrets
-import shutil
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from common import fresh_schema, loopback_database_url  # noqa: E402 (bench/ is on sys.path)
+from common import fresh_schema, loopback_database_url, metrics_directory  # noqa: E402 (bench/ is on sys.path)
 from load_generator import JobPicker, record_failure_body  # noqa: E402
 
 #: The parts of the path: label -> (file suffix, function name) of its entry point.
@@ -73,13 +70,6 @@ PARTS = {
 
 
 
-def _metrics_directory(prefix: str) -> str:
-    """A fresh PROMETHEUS_MULTIPROC_DIR, removed when this process exits
-    (the benchmark's servers are gone by then)."""
-    directory = tempfile.mkdtemp(prefix=prefix)
-    atexit.register(shutil.rmtree, directory, True)
-    return directory
-
 def prepare(url: str, jobs: int) -> tuple[object, str, list[str]]:
     """A production-configured app on ``url``, a worker token and ``jobs`` Pending jobs."""
     fresh_schema(url)
@@ -88,7 +78,7 @@ def prepare(url: str, jobs: int) -> tuple[object, str, list[str]]:
         "DATABASE_URL": url,
         "SECRET_KEY": secrets.token_hex(32),
         "LOG_LEVEL": "WARNING",
-        "PROMETHEUS_MULTIPROC_DIR": _metrics_directory("bench-profile-metrics-"),
+        "PROMETHEUS_MULTIPROC_DIR": metrics_directory("bench-profile-metrics-"),
     })
     from app import create_app
     from app.extensions import db
