@@ -39,6 +39,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         template_folder=str(ROOT / "templates"),
         static_folder=str(ROOT / "static"),
     )
+    # Before anything builds the Jinja environment, which reads its options once.
+    app.jinja_options = {**app.jinja_options, "finalize": _jinja_finalize()}
     app.config.update(load_config(config))
     register_extensions(app)
     register_observability(app)
@@ -168,6 +170,14 @@ def register_error_handlers(app: Flask) -> None:
     from app.web.errors import register_error_handlers as register
 
     register(app)
+
+
+def _jinja_finalize() -> Any:
+    """What every ``{{ ... }}`` of a template goes through first
+    (:func:`app.dashboard.jinja_filters.shown`)."""
+    from app.dashboard.jinja_filters import shown
+
+    return shown
 
 
 def register_template_filters(app: Flask) -> None:

@@ -13,6 +13,8 @@ from collections.abc import Sequence
 from typing import NotRequired, TypedDict
 from urllib.parse import quote
 
+from app.services.json_values import control_picture
+
 
 class FieldError(TypedDict):
     """One fault of a request, saying where it is as JSON:API's error
@@ -62,18 +64,11 @@ def field_error(pointer: str, detail: str) -> FieldError:
 
 
 def pictured(text: str) -> str:
-    """``text`` with each C0 control and DEL as its Unicode Control Picture
-    (U+2400 block: NUL -> U+2400, ESC -> U+241B, DEL -> U+2421) and each C1
-    control, which has no picture, as its escape in ASCII (U+009B CSI ->
-    ``\\u009b``), so a name holding one can be shown without acting in a
-    terminal or a page."""
-    return "".join(
-        chr(0x2400 + ord(c)) if ord(c) < 0x20
-        else "\u2421" if c == "\x7f"
-        else f"\\u{ord(c):04x}" if 0x80 <= ord(c) <= 0x9F
-        else c
-        for c in text
-    )
+    """``text`` with each C0 control (TAB, LF and CR too), DEL and each C1
+    control as its :func:`~app.services.json_values.control_picture`
+    (ESC -> U+241B, U+009B CSI -> ``\\u009b``), so a name holding one can
+    be shown without acting in a terminal or a page."""
+    return "".join(control_picture(c) for c in text)
 
 
 def parameter_error(name: str, detail: str) -> FieldError:

@@ -21,8 +21,10 @@ The filters live with what they format: times, numbers and statuses in
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from flask import Flask
+from markupsafe import Markup
 
 from app.timestamps import rfc3339
 
@@ -63,6 +65,7 @@ from app.dashboard.links import retry_href
 from app.dashboard.sparkline import sparkline
 from app.services.error_guidance import guidance_for
 from app.services.failure_groups.states import by_precedence, substate_before
+from app.services.json_values import with_controls_pictured
 from app.services.processing_jobs.filter_sql import ID_PREFIX_MIN_DIGITS
 
 _SHORT_ID = re.compile(r"(?=[^0-9]*[0-9])[0-9a-fA-F-]+\Z")
@@ -86,6 +89,25 @@ def short_id_prefix(text: str | None) -> bool:
     if _SHORT_ID.match(text):
         return 4 <= len(digits) < ID_PREFIX_MIN_DIGITS
     return _HEX_LETTERS.match(text) is not None and len(digits) == ID_PREFIX_MIN_DIGITS - 1
+
+
+def shown(value: Any) -> Any:
+    """Jinja's ``finalize``: what every ``{{ ... }}`` of a page writes, a
+    string (markup too) with each acting control character as its
+    picture (:func:`~app.services.json_values.with_controls_pictured`: ESC
+    -> U+241B), any other value as it is.
+
+    Worker text may hold such characters (a message, a parameterised group
+    title); HTML 5 text may not (a parse error: shown as nothing or as a
+    box), so an operator would not see them, and a page copied into a
+    terminal would act on them. Markup keeps its tags: no tag, attribute or
+    entity this app writes holds a control character, so any in markup came
+    from escaped text."""
+    if isinstance(value, str):
+        pictured = with_controls_pictured(value)
+        if pictured is not value:
+            return Markup(pictured) if isinstance(value, Markup) else pictured
+    return value
 
 
 def register_filters(app: Flask) -> None:

@@ -71,6 +71,32 @@ def has_acting_control(text: str) -> bool:
     return _ACTING_CONTROL.search(text) is not None
 
 
+def control_picture(char: str) -> str:
+    """How one control character is shown: a C0 control or DEL as its Unicode
+    Control Picture (U+2400 block: NUL -> U+2400, ESC -> U+241B, DEL ->
+    U+2421), a C1 control, which has no picture, as its escape in ASCII
+    (U+009B CSI -> ``\\u009b``); any other character as itself."""
+    code = ord(char)
+    if code < 0x20:
+        return chr(0x2400 + code)
+    if code == 0x7F:
+        return "\u2421"
+    if 0x80 <= code <= 0x9F:
+        return f"\\u{code:04x}"
+    return char
+
+
+def with_controls_pictured(text: str) -> str:
+    """``text`` with each acting control (:func:`has_acting_control`) as its
+    :func:`control_picture`; TAB, LF and CR kept, and NUL, which the module
+    rule replaces. For text shown in a page (HTML 5 text may not hold them:
+    a parse error, shown as nothing or a box) or stored as an identifier that
+    a filter must find. Returns ``text`` itself when it holds none."""
+    if _ACTING_CONTROL.search(text) is None:
+        return text
+    return _ACTING_CONTROL.sub(lambda match: control_picture(match.group()), text)
+
+
 def clean_text(text: str) -> str:
     """Apply the module rule to one string: NUL and lone surrogates -> U+FFFD."""
     if _UNSTORABLE.search(text) is None:

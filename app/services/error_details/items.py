@@ -17,7 +17,7 @@ from typing import Any
 from app.services.error_details.errors import InvalidErrorDetailsError
 from app.services.error_details.limits import DEFAULT_LIMITS, DetailsLimits
 from app.services.json_pointer import escape_token
-from app.services.json_values import clean_text
+from app.services.json_values import clean_text, has_acting_control, with_controls_pictured
 
 SCHEMA_VERSION = 1
 
@@ -33,6 +33,29 @@ ELLIPSIS = "\u2026"
 
 
 # --- checks shared by the adapters ------------------------------------------------
+
+
+def require_identifier(container: Mapping[str, Any], key: str, pointer: str) -> Any:
+    """:func:`require_string` for a name a filter or a link must find again
+    (an item's ``code``, ``rule``, ``fingerprint``; an entity's ``type`` and
+    ``code``): no acting control character
+    (:func:`~app.services.json_values.has_acting_control`: the C0 controls
+    but NUL, TAB, LF and CR; DEL; the C1 controls), which no query parameter
+    may hold, so a stored code with one could never be filtered on. NUL
+    follows the storage rule (U+FFFD), as in any text.
+
+    Raises:
+        InvalidErrorDetailsError: at ``pointer/key``, as :func:`require_string`,
+            or when the string holds such a character.
+    """
+    value = require_string(container, key, pointer)
+    if has_acting_control(value):
+        raise InvalidErrorDetailsError(
+            f"{pointer}/{escape_token(key)}",
+            "must not hold a control character other than TAB, LF and CR (it is an identifier "
+            "that filters and links must find)",
+        )
+    return value
 
 
 def is_scalar(value: object) -> bool:
@@ -196,13 +219,16 @@ def build_envelope(
 
 def _cap_item(item: Mapping[str, Any], limits: DetailsLimits) -> dict[str, Any]:
     capped: dict[str, Any] = {
-        "code": cap_text(item["code"], limits.max_code_length),
+        # An identifier an adapter took from a foreign format is not checked
+        # as ours are (require_identifier): its controls are stored as
+        # pictures, so the error_code filter can still find it.
+        "code": cap_text(with_controls_pictured(item["code"]), limits.max_code_length),
         "severity": item["severity"],
         "message": cap_text(item["message"], limits.max_message_length),
         "pointer": cap_pointer(item["pointer"], limits.max_pointer_length),
     }
     if item.get("rule"):
-        capped["rule"] = cap_text(item["rule"], limits.max_code_length)
+        capped["rule"] = cap_text(with_controls_pictured(item["rule"]), limits.max_code_length)
     if item.get("ctx"):
         ctx: dict[str, Any] = {}
         for key, value in item["ctx"].items():
@@ -215,11 +241,11 @@ def _cap_item(item: Mapping[str, Any], limits: DetailsLimits) -> dict[str, Any]:
             ctx[key] = cap_text(value, limits.max_ctx_string_length) if isinstance(value, str) else value
         capped["ctx"] = ctx
     if item.get("fingerprint"):
-        capped["fingerprint"] = cap_text(item["fingerprint"], limits.max_code_length)
+        capped["fingerprint"] = cap_text(with_controls_pictured(item["fingerprint"]), limits.max_code_length)
     if item.get("entity"):
         entity = dict(item["entity"])
         for key in ("type", "code"):
             if key in entity:
-                entity[key] = cap_text(entity[key], limits.max_code_length)
+                entity[key] = cap_text(with_controls_pictured(entity[key]), limits.max_code_length)
         capped["entity"] = entity
     return capped

@@ -28,6 +28,7 @@ from app.services.error_details.items import (
     SCHEMA_VERSION,
     SEVERITIES,
     is_scalar,
+    require_identifier,
     require_string,
 )
 from app.services.json_pointer import escape_token, is_json_pointer
@@ -90,7 +91,7 @@ def check_item(item: Any, pointer: str) -> dict[str, Any]:
         if key not in item:
             raise InvalidErrorDetailsError(f"{pointer}/{key}", "is required")
     copy: dict[str, Any] = {
-        "code": require_string(item, "code", pointer),
+        "code": require_identifier(item, "code", pointer),
         "severity": item["severity"],
         "message": require_string(item, "message", pointer),
         "pointer": item["pointer"],
@@ -103,9 +104,9 @@ def check_item(item: Any, pointer: str) -> dict[str, Any]:
             "must be an RFC 6901 JSON Pointer: empty, or starting with '/', with '~' only as '~0' or '~1'",
         )
     if "rule" in item:
-        copy["rule"] = require_string(item, "rule", pointer)
+        copy["rule"] = require_identifier(item, "rule", pointer)
     if "fingerprint" in item:
-        copy["fingerprint"] = require_string(item, "fingerprint", pointer)
+        copy["fingerprint"] = require_identifier(item, "fingerprint", pointer)
     if "ctx" in item:
         copy["ctx"] = _check_ctx(item["ctx"], f"{pointer}/ctx")
     if "entity" in item:
@@ -180,7 +181,7 @@ def _check_entity(entity: Any, pointer: str) -> dict[str, Any]:
             )
     for key in ("type", "code"):
         if key in entity:
-            require_string(entity, key, pointer)
+            require_identifier(entity, key, pointer)
     for key in ("index", "page", "start", "end"):
         if key in entity:
             value = entity[key]

@@ -228,3 +228,18 @@ def test_a_report_aborted_as_a_deadlock_victim_is_recorded_once(client, app, job
         assert again.headers.get("Idempotent-Replayed") == "true"
         assert again.get_json() == response.get_json()
         assert calls == [1, 1]
+
+
+def test_a_normalized_code_with_a_control_character_is_a_422_at_its_pointer(client, app, job):
+    # The error_code filter could never find it: no query parameter may hold ESC.
+    before = row(app, job["id"])
+    details = {"errors": [{"code": "unit\x1b[31m", "severity": "error", "message": "m", "pointer": "/entities/0"}]}
+    response = client.post(
+        job_url(job["id"], "validation-failure"),
+        json={"error_message": "failed", "error_details": details, "error_format": "normalized"},
+    )
+    problem = assert_problem(response, 422, "invalid-failure")
+    assert [e["pointer"] for e in problem["errors"]] == ["#/error_details/errors/0/code"]
+    assert "control character" in problem["errors"][0]["detail"]
+    assert row(app, job["id"]) == before
+    assert_client_still_works(client, job["id"])

@@ -14,6 +14,7 @@ from app.services.error_details import (
     normalize_error_details,
 )
 from tests.unit.error_details.payloads import (
+    ENVELOPE_VALIDATOR,
     GOOD,
     assert_valid_envelope,
     reference_worker_items,
@@ -139,3 +140,42 @@ def test_valid_pointers_are_accepted():
         envelope, _ = normalize_error_details({"errors": [{**GOOD, "pointer": pointer}]}, None)
         assert envelope["errors"][0]["pointer"] == pointer
         assert_valid_envelope(envelope)
+
+
+@pytest.mark.parametrize("control", ["\x1b", "\x07", "\x7f", "\x0b", "\x85", "\x9b"])
+@pytest.mark.parametrize(
+    ("changes", "pointer"),
+    [
+        (lambda c: {"code": f"unit{c}bad"}, "/errors/1/code"),
+        (lambda c: {"rule": f"r{c}"}, "/errors/1/rule"),
+        (lambda c: {"fingerprint": f"{c}fp"}, "/errors/1/fingerprint"),
+        (lambda c: {"entity": {"type": f"Cond{c}ition"}}, "/errors/1/entity/type"),
+        (lambda c: {"entity": {"code": f"I10{c}"}}, "/errors/1/entity/code"),
+    ],
+)
+def test_an_identifier_with_a_control_character_is_refused(control, changes, pointer):
+    # A code the error_code filter could never find: no query parameter may
+    # hold the character (app/request_input.py).
+    with pytest.raises(InvalidErrorDetailsError) as caught:
+        normalize_error_details(with_item(**changes(control)), "normalized")
+    assert caught.value.pointer == pointer
+    assert "control character" in caught.value.reason
+
+
+def test_an_identifier_may_hold_tab_and_a_message_any_control():
+    envelope, _ = normalize_error_details(
+        with_item(code="a\tb", message="red \x1b[31m text \x9b"), "normalized"
+    )
+    assert envelope["errors"][1]["code"] == "a\tb"
+    assert envelope["errors"][1]["message"] == "red \x1b[31m text \x9b"
+
+
+def test_a_foreign_formats_code_keeps_its_control_characters_as_pictures():
+    # zod's issue code is the worker's own string; its adapter does not check
+    # it as ours is, so the envelope stores the controls as pictures.
+    issues = [{"code": "too\x1bbig", "path": ["entities", 0], "message": "too big"}]
+    envelope, _ = normalize_error_details(issues, "zod")
+    assert envelope["errors"][0]["code"] == "zod.too\u241bbig"
+    assert_valid_envelope(envelope)
+    raw_code = {**envelope, "errors": [{**envelope["errors"][0], "code": "too\x1bbig"}]}
+    assert [e.validator for e in ENVELOPE_VALIDATOR.iter_errors(raw_code)] == ["pattern"]
