@@ -26,7 +26,9 @@ class FieldError(TypedDict):
     * ``header``: the name of a request header (``Idempotency-Key``).
 
     ``field`` names the place for people (the body pointer's tokens joined by
-    dots, the parameter's or header's name); ``detail`` says what is wrong.
+    dots, the parameter's or header's name; cut in the middle with ``…`` to
+    :data:`FIELD_MAX_LENGTH` characters, while ``pointer`` stays whole);
+    ``detail`` says what is wrong.
     A JSON syntax error's item also has ``line`` and ``column`` (1-based,
     counted in characters, as Python's ``json`` reports them).
     """
@@ -60,7 +62,20 @@ def field_error(pointer: str, detail: str) -> FieldError:
     # ``field`` is for people: a member name sent with a control character
     # in it is shown with its picture, as a query parameter's name is, so
     # quoting the answer in a terminal or a log does not act on it.
-    return {"field": pictured(".".join(parts)), "pointer": "#" + fragment, "detail": detail}
+    return {"field": _shortened(pictured(".".join(parts))), "pointer": "#" + fragment, "detail": detail}
+
+
+#: Longest ``field`` of a :class:`FieldError`; the pointer is never cut.
+FIELD_MAX_LENGTH = 120
+
+
+def _shortened(field: str) -> str:
+    # A body nested 512 levels deep has a 1,000-character path: for people,
+    # its start and end say where it is; the pointer has every token.
+    if len(field) <= FIELD_MAX_LENGTH:
+        return field
+    keep = FIELD_MAX_LENGTH - 1
+    return field[: keep * 2 // 3] + "\u2026" + field[-(keep - keep * 2 // 3):]
 
 
 def pictured(text: str) -> str:

@@ -122,6 +122,10 @@ def test_nesting_too_deep_names_where_the_limit_was_passed(client, failed_job, d
     # Levels: the body (1), error_details (2), a (3): level 513 is 510 arrays into a.
     assert item["pointer"] == "#/error_details/a" + "/0" * (limit - 2)
     assert item["detail"] == f"level {limit + 1} begins here; at most {limit} levels"
+    # For people, the path's start and end; the pointer above has every token.
+    assert len(item["field"]) == 120
+    assert item["field"].startswith("error_details.a.0.0.") and item["field"].endswith(".0.0")
+    assert item["field"].count("\u2026") == 1
 
 
 INVALID_FIELD_BODIES = [
