@@ -28,6 +28,7 @@ from app.models.job_status import status_from_worker_word
 from app.auth.guards import current_actor
 from app.registry import get_failure_recorder
 from app.services.access import add_audit_event
+from app.services.failure_groups import queries as group_queries
 from app.services.processing_jobs import lifecycle, pagination
 from app.services.processing_jobs.job_filter import AcknowledgedFilter
 from app.services.processing_jobs.snapshot import JobSnapshot
@@ -122,12 +123,15 @@ def list_processing_jobs() -> Response:
     (1 to ``MAX_PAGE_SIZE``, default 50), ``cursor`` (from ``next_cursor``).
     Answer: ``{"items": [job...], "next_cursor": str|null}`` plus a
     ``Link: <...>; rel="next"`` header (RFC 8288) when there is a next page.
-    A bad parameter is a 400 problem naming it.
+    A bad parameter is a 400 problem naming it; a ``group`` no group has is
+    a 404 problem.
     """
     # Acknowledged jobs stay in by default: API clients list what exists;
     # hiding resolved failures is the dashboard's choice of view.
     job_filter = job_filter_from_args(request.args, default_acknowledged=AcknowledgedFilter.INCLUDE)
     wanted = read_page(request.args, maximum=current_app.config["MAX_PAGE_SIZE"])
+    if job_filter.group_id is not None:
+        group_queries.require_group(job_filter.group_id)  # 404, as the pages answer
     page = pagination.list_jobs(job_filter, limit=wanted.limit, cursor=wanted.cursor)
     response = jsonify({"items": [job_to_json(j) for j in page.jobs], "next_cursor": page.next_cursor})
     if page.next_cursor:

@@ -23,6 +23,7 @@ from app.exports import bp
 from app.models.access import Permission
 from app.services import exports
 from app.services.access import record_audit_event, set_audit_row_count
+from app.services.failure_groups import queries as group_queries
 from app.services.processing_jobs.job_filter import JobFilter
 from app.web.query import FILTER_PARAMETERS, dashboard_filter, parse_items, parse_rows, refuse_unknown_parameters
 
@@ -60,11 +61,23 @@ def _job_errors_query() -> tuple[JobFilter, exports.ExportRows, exports.ItemRows
     if problems:
         raise InvalidQueryError(problems[0].detail, [e for p in problems for e in p.errors])
     assert job_filter is not None and rows is not None and items is not None
+    _require_filter_group(job_filter)
     return job_filter, rows, exports.ItemRows(
         matching_only=items is exports.ExportItems.MATCHING,
         job_url_prefix=_page_url_prefix("dashboard.show_job", "job_id"),
         group_url_prefix=_page_url_prefix("dashboard.show_group", "group_id"),
     )
+
+
+def _require_filter_group(job_filter: JobFilter) -> None:
+    """404 (problem+json) for a ``group`` no group has, before anything is
+    audited or sent: an empty file would read as "nothing fails on it".
+
+    Raises:
+        GroupNotFoundError: no group has the filter's ``group``.
+    """
+    if job_filter.group_id is not None:
+        group_queries.require_group(job_filter.group_id)
 
 
 #: Stands for the id while a page's URL is built (neither a UUID nor an
@@ -170,5 +183,6 @@ def export_entities_csv() -> Response:
     dashboard's filter (its ``status`` is ignored). Audited."""
     refuse_unknown_parameters(request.args, FILTER_PARAMETERS)
     job_filter = dashboard_filter(request.args)
+    _require_filter_group(job_filter)
     chunks = exports.iter_entities_csv(job_filter, on_finish=_audit("export.entities.csv"))
     return _attachment(chunks, "entities" + _filter_tag(job_filter), "csv", CSV_CONTENT_TYPE)

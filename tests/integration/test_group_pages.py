@@ -367,6 +367,24 @@ def test_jobs_filter_by_group_and_exports_accept_it(app, client, groups):
     # The summary frame too: an unknown group is not a summary of zeros.
     assert client.get("/jobs/summary?group=999999").status_code == 404
     assert client.get(f"/jobs/summary?group={groups['unit']}").status_code == 200
+    # The API and the exports answer an unknown group as the pages do: a 404
+    # problem, not an empty list or file that reads as "nothing fails on it";
+    # nothing is audited for an export that did not happen.
+    with app.app_context():
+        exports_before = db.session.scalar(
+            sa.select(sa.func.count()).select_from(AuditEvent).where(AuditEvent.action.like("export.%")))
+    response = client.get("/api/v1/processing-jobs?group=999999")
+    assert response.status_code == 404 and response.mimetype == "application/problem+json"
+    assert response.get_json()["detail"] == "No failure group has id 999999."
+    for path in ("/exports/job-errors.csv?group=999999", "/exports/job-errors.ndjson?group=999999",
+                 "/exports/entities.csv?group=999999"):
+        response = client.get(path)  # a download link: a page for people
+        assert response.status_code == 404, path
+        assert "No failure group has id 999999." in response.get_data(as_text=True), path
+    with app.app_context():
+        assert db.session.scalar(
+            sa.select(sa.func.count()).select_from(AuditEvent).where(AuditEvent.action.like("export.%"))
+        ) == exports_before
 
 
 def test_a_filter_selection_freezes_what_the_action_would_change(app, client, groups):
