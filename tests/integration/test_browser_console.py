@@ -254,3 +254,32 @@ def test_search_finds_by_id_prefix_item_text_and_part_of_a_document(site, browse
     expect(page.locator("ul.chips li")).to_have_count(2)  # the code, and acknowledged jobs hidden
     expect(page.locator("ul.chips li").first).to_contain_text("code = schema.required")
     context.close()
+
+
+def test_problem_type_uris_wrap_after_a_slash_or_a_hyphen_on_a_phone(site, browser):
+    # They wrapped anywhere, cutting slugs such as "idempotency-key-in-progress" mid-word.
+    context = browser.new_context(viewport={"width": 390, "height": 900})
+    page = context.new_page()
+    wrapped = 0
+    for path in ("/problems/", "/problems/idempotency-key-in-progress"):
+        _visit(page, site + path)
+        # The character before each line break of each URI: found from the
+        # line box of each character (a Range per character).
+        before_breaks = page.evaluate("""() => [...document.querySelectorAll(
+                'section.problem-types td code, section.problem-type p:first-of-type code:last-of-type')]
+            .flatMap(code => {
+                const walker = document.createTreeWalker(code, NodeFilter.SHOW_TEXT);
+                const chars = [];
+                for (let node = walker.nextNode(); node; node = walker.nextNode())
+                    for (let i = 0; i < node.length; i++) {
+                        const range = document.createRange();
+                        range.setStart(node, i); range.setEnd(node, i + 1);
+                        chars.push([node.data[i], range.getClientRects()[0].top]);
+                    }
+                return chars.slice(1).flatMap(([, top], i) => top > chars[i][1] + 1 ? [chars[i][0]] : []);
+            })""")
+        assert set(before_breaks) <= {"/", "-"}, (path, before_breaks)
+        wrapped += len(before_breaks)
+        assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth"), path
+    assert wrapped > 0  # at 390 px the URIs do wrap, so the check above saw breaks
+    context.close()
