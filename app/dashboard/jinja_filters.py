@@ -65,7 +65,7 @@ from app.dashboard.links import retry_href
 from app.dashboard.sparkline import sparkline
 from app.services.error_guidance import guidance_for
 from app.services.failure_groups.states import by_precedence, substate_before
-from app.services.json_values import with_controls_pictured
+from app.services.json_values import with_controls_escaped
 from app.services.processing_jobs.filter_sql import ID_PREFIX_MIN_DIGITS
 
 _SHORT_ID = re.compile(r"(?=[^0-9]*[0-9])[0-9a-fA-F-]+\Z")
@@ -93,9 +93,9 @@ def short_id_prefix(text: str | None) -> bool:
 
 def shown(value: Any) -> Any:
     """Jinja's ``finalize``: what every ``{{ ... }}`` of a page writes, a
-    string (markup too) with each acting control character as its
-    picture (:func:`~app.services.json_values.with_controls_pictured`: ESC
-    -> U+241B), any other value as it is.
+    string (markup too) with each acting control character as its escape
+    in ASCII (:func:`~app.services.json_values.with_controls_escaped`: ESC
+    -> ``\\u001b``), any other value as it is.
 
     Worker text may hold such characters (a message, a parameterised group
     title); HTML 5 text may not (a parse error: shown as nothing or as a
@@ -104,9 +104,9 @@ def shown(value: Any) -> Any:
     entity this app writes holds a control character, so any in markup came
     from escaped text."""
     if isinstance(value, str):
-        pictured = with_controls_pictured(value)
-        if pictured is not value:
-            return Markup(pictured) if isinstance(value, Markup) else pictured
+        escaped = with_controls_escaped(value)
+        if escaped is not value:
+            return Markup(escaped) if isinstance(value, Markup) else escaped
     return value
 
 

@@ -86,15 +86,21 @@ def control_picture(char: str) -> str:
     return char
 
 
-def with_controls_pictured(text: str) -> str:
-    """``text`` with each acting control (:func:`has_acting_control`) as its
-    :func:`control_picture`; TAB, LF and CR kept, and NUL, which the module
-    rule replaces. For text shown in a page (HTML 5 text may not hold them:
-    a parse error, shown as nothing or a box) or stored as an identifier that
-    a filter must find. Returns ``text`` itself when it holds none."""
+def with_controls_escaped(text: str) -> str:
+    """``text`` with each acting control (:func:`has_acting_control`) written
+    as its JSON-style escape in ASCII (ESC -> ``\\u001b``, U+009B CSI ->
+    ``\\u009b``); TAB, LF and CR kept, and NUL, which the module rule
+    replaces. Returns ``text`` itself when it holds none.
+
+    For text shown in a page (HTML 5 text may not hold them: a parse error,
+    shown as nothing or a box), written to a CSV file (a terminal that
+    prints it would act on them), or stored as an identifier that a filter
+    must find. ASCII rather than the Unicode Control Pictures: few fonts
+    have those (none of a stock Debian Chromium's), so ESC, BEL and DEL
+    showed as the same empty box."""
     if _ACTING_CONTROL.search(text) is None:
         return text
-    return _ACTING_CONTROL.sub(lambda match: control_picture(match.group()), text)
+    return _ACTING_CONTROL.sub(lambda match: f"\\u{ord(match.group()):04x}", text)
 
 
 def clean_text(text: str) -> str:

@@ -17,7 +17,7 @@ from typing import Any
 from app.services.error_details.errors import InvalidErrorDetailsError
 from app.services.error_details.limits import DEFAULT_LIMITS, DetailsLimits
 from app.services.json_pointer import escape_token
-from app.services.json_values import clean_text, has_acting_control, with_controls_pictured
+from app.services.json_values import clean_text, has_acting_control, with_controls_escaped
 
 SCHEMA_VERSION = 1
 
@@ -220,15 +220,15 @@ def build_envelope(
 def _cap_item(item: Mapping[str, Any], limits: DetailsLimits) -> dict[str, Any]:
     capped: dict[str, Any] = {
         # An identifier an adapter took from a foreign format is not checked
-        # as ours are (require_identifier): its controls are stored as
-        # pictures, so the error_code filter can still find it.
-        "code": cap_text(with_controls_pictured(item["code"]), limits.max_code_length),
+        # as ours are (require_identifier): its controls are stored as their
+        # escapes in ASCII (\u001b), so the error_code filter can still find it.
+        "code": cap_text(with_controls_escaped(item["code"]), limits.max_code_length),
         "severity": item["severity"],
         "message": cap_text(item["message"], limits.max_message_length),
         "pointer": cap_pointer(item["pointer"], limits.max_pointer_length),
     }
     if item.get("rule"):
-        capped["rule"] = cap_text(with_controls_pictured(item["rule"]), limits.max_code_length)
+        capped["rule"] = cap_text(with_controls_escaped(item["rule"]), limits.max_code_length)
     if item.get("ctx"):
         ctx: dict[str, Any] = {}
         for key, value in item["ctx"].items():
@@ -241,11 +241,11 @@ def _cap_item(item: Mapping[str, Any], limits: DetailsLimits) -> dict[str, Any]:
             ctx[key] = cap_text(value, limits.max_ctx_string_length) if isinstance(value, str) else value
         capped["ctx"] = ctx
     if item.get("fingerprint"):
-        capped["fingerprint"] = cap_text(with_controls_pictured(item["fingerprint"]), limits.max_code_length)
+        capped["fingerprint"] = cap_text(with_controls_escaped(item["fingerprint"]), limits.max_code_length)
     if item.get("entity"):
         entity = dict(item["entity"])
         for key in ("type", "code"):
             if key in entity:
-                entity[key] = cap_text(with_controls_pictured(entity[key]), limits.max_code_length)
+                entity[key] = cap_text(with_controls_escaped(entity[key]), limits.max_code_length)
         capped["entity"] = entity
     return capped
