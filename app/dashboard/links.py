@@ -108,7 +108,9 @@ def list_links(
         ndjson=href(ndjson_path, filtered),
         csv_jobs=href(csv_path, filtered + [("rows", "jobs")]),
         ndjson_jobs=href(ndjson_path, filtered + [("rows", "jobs")]),
-        entities_csv=href(entities_path, filtered) if offers_entities else None,
+        # Without the page's status: the entities export has completed jobs'
+        # entities only, and refuses a status that leaves Completed out.
+        entities_csv=href(entities_path, [(k, v) for k, v in filtered if k != "status"]) if offers_entities else None,
         clear=list_path,
     )
 

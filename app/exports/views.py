@@ -18,8 +18,9 @@ from flask import Response, current_app, request, stream_with_context, url_for
 
 from app.auth.guards import current_actor, requires
 from app.config import DEFAULT_EXPORT_STATEMENT_TIMEOUT_MS
-from app.errors import InvalidQueryError
+from app.errors import InvalidQueryError, parameter_error
 from app.exports import bp
+from app.models import JobStatus
 from app.models.access import Permission
 from app.services import exports
 from app.services.access import record_audit_event, set_audit_row_count
@@ -180,9 +181,17 @@ def export_job_errors_ndjson() -> Response:
 @requires(Permission.EXPORT)
 def export_entities_csv() -> Response:
     """CSV of the extracted entities of the ``Completed`` jobs matching the
-    dashboard's filter (its ``status`` is ignored). Audited."""
+    dashboard's filter. Only completed jobs have entities, so a ``status``
+    that leaves ``Completed`` out is a 400 (the file would be empty while
+    the audit row listed the status as applied); without ``status`` the
+    dashboard's default (failures) is not applied. Audited."""
     refuse_unknown_parameters(request.args, FILTER_PARAMETERS)
     job_filter = dashboard_filter(request.args)
+    if "status" in request.args and job_filter.statuses and JobStatus.COMPLETED not in job_filter.statuses:
+        raise InvalidQueryError(
+            "The entities export has the entities of Completed jobs only.",
+            [parameter_error("status", "leave it out, or include Completed: only completed jobs have entities")],
+        )
     _require_filter_group(job_filter)
     chunks = exports.iter_entities_csv(job_filter, on_finish=_audit("export.entities.csv"))
     return _attachment(chunks, "entities" + _filter_tag(job_filter), "csv", CSV_CONTENT_TYPE)

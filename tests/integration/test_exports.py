@@ -21,6 +21,7 @@ import sqlalchemy as sa
 from app.errors import InvalidQueryError
 from app.extensions import db
 from app.models import ProcessingJob
+from app.models.access import AuditEvent
 from app.registry import get_failure_recorder
 from app.services.error_details import envelope_errors as error_items
 from app.services.exports import (
@@ -583,11 +584,24 @@ def test_entities_csv_has_one_row_per_entity(client, jobs, completed):
     assert (float(second["value"]), second["unit"]) == (7.25, "'=mg/dL")
 
 
-def test_entities_csv_follows_the_filter_but_not_its_status(app, client, jobs, completed):
+def test_entities_csv_follows_the_filter_and_refuses_a_status_without_completed(app, client, jobs, completed):
     with app.app_context():
         other = str(complete_job(create_job("doc-other").id, ENTITIES[:1]).id)
-    rows = csv_rows(client.get("/exports/entities.csv?status=Failed&document_id=doc-other"))
+        audited = db.session.scalar(sa.select(sa.func.count()).select_from(AuditEvent))
+    rows = csv_rows(client.get("/exports/entities.csv?document_id=doc-other"))
     assert [(r["job_id"], r["position"]) for r in rows] == [(other, "0")]
+    for status in ("Completed", "Completed,Failed", "all"):
+        rows = csv_rows(client.get(f"/exports/entities.csv?status={status}&document_id=doc-other"))
+        assert [(r["job_id"], r["position"]) for r in rows] == [(other, "0")], status
+    # Only completed jobs have entities: a status that leaves Completed out
+    # would give an empty file while the audit log listed it as applied.
+    for status in ("Failed", "Pending,Validation_Failed"):
+        response = client.get(f"/exports/entities.csv?status={status}")
+        assert response.status_code == 400, status
+        html = response.get_data(as_text=True)
+        assert "<code>status</code>" in html and "only completed jobs have entities" in html, status
+    with app.app_context():
+        assert db.session.scalar(sa.select(sa.func.count()).select_from(AuditEvent)) == audited + 4
     rows = csv_rows(client.get("/exports/entities.csv"))
     assert [(r["job_id"], r["position"]) for r in rows] == [
         (other, "0"), (completed, "0"), (completed, "1"),

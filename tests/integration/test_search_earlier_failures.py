@@ -159,7 +159,7 @@ def test_the_note_opens_the_earlier_failure_that_matched(client, history):
 
 def test_the_entities_export_of_a_search_has_the_completed_jobs_found_by_their_history(client, history):
     html = client.get("/jobs?q=Z99&status=all&acknowledged=include").get_data(as_text=True)
-    link = re.search(r'<a href="(/exports/entities\.csv\?[^"]+)">entities CSV</a>', html)
+    link = re.search(r'<a href="(/exports/entities\.csv\?[^"]+)">entities CSV</a> \(of the completed jobs\)', html)
     assert link, "a search may match completed jobs: their entities are offered"
     response = client.get(link.group(1).replace("&amp;", "&"))
     assert response.status_code == 200
