@@ -624,3 +624,29 @@ def test_rows_jobs_writes_details_as_json_text_strings_included(app, client):
     assert cells["doc-formula"] == '"=1+1"'  # JSON text: starts with a quote, not a formula
     assert cells["doc-object"] == '{"a": "é", "b": 1}'
     assert [json.loads(cells[d]) for d in ("doc-string", "doc-number", "doc-object")] == ["123", 123, {"a": "é", "b": 1}]
+
+
+def test_exports_write_control_characters_as_escapes_that_read_back(client):
+    # A terminal that prints the file would act on ESC or CSI (colours, the
+    # window title, moving the cursor); the pages show the same escapes.
+    job = client.post("/api/v1/processing-jobs", json={"document_id": "doc-controls"}).get_json()
+    client.post(f"/api/v1/processing-jobs/{job['id']}/start")
+    message = "bad \x1b[31mred\x1b[0m \x07 \x9b2J \x7f end\ttab"
+    item = {"code": "unit.bad", "severity": "error", "message": message, "pointer": "/entities/0/te\x1bxt"}
+    answer = client.post(f"/api/v1/processing-jobs/{job['id']}/validation-failure",
+                         json={"error_message": message, "error_details": {"errors": [item]}, "error_format": "normalized"})
+    assert answer.status_code == 200, answer.get_json()
+    escaped = "bad \\u001b[31mred\\u001b[0m \\u0007 \\u009b2J \\u007f end\ttab"
+    for rows in ("items", "jobs"):
+        text = client.get(f"/exports/job-errors.csv?document_id=doc-controls&rows={rows}").get_data(as_text=True)
+        assert not re.search("[\x01-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]", text), rows
+        [row] = csv.DictReader(io.StringIO(text.lstrip("\ufeff")))
+        assert row["error_message"] == escaped, rows
+        if rows == "items":
+            assert (row["message"], row["pointer"]) == (escaped, "/entities/0/te\\u001bxt")
+        else:  # JSON text whose escapes are JSON's own: the same value
+            assert json.loads(row["error_details"])["errors"][0]["message"] == message
+        raw = client.get(f"/exports/job-errors.ndjson?document_id=doc-controls&rows={rows}").get_data(as_text=True)
+        assert not re.search("[\x01-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]", raw), rows
+        [record] = [json.loads(line) for line in raw.splitlines()]
+        assert record["error_message"] == message, rows  # JSON escapes: read back as sent

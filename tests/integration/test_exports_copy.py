@@ -37,7 +37,8 @@ T0 = datetime(2025, 3, 1, tzinfo=timezone.utc)
 # Text a worker might send: anything but NUL (PostgreSQL text cannot hold it;
 # the recorder replaces it) and lone surrogates (also replaced), with the
 # characters CSV and spreadsheets care about made likely.
-_tricky = st.sampled_from(["=", "+", "-", "@", "\t", "\r", "\n", "\r\n", ",", '"', "'", " ", "é", "\u2028", "\\."])
+_tricky = st.sampled_from(["=", "+", "-", "@", "\t", "\r", "\n", "\r\n", ",", '"', "'", " ", "é", "\u2028", "\\.",
+                          "\x1b", "\x7f", "\x9b", "\x01", "\\u001b"])
 _char = st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00")
 text = st.lists(st.one_of(_tricky, st.text(_char, max_size=6)), max_size=5).map("".join)
 

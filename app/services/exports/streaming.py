@@ -20,6 +20,7 @@ from app.extensions import db
 from app.services.exports import queries
 from app.services.exports.columns import ENTITY_EXPORT, ITEM_EXPORT, JOB_ERROR_EXPORT, Column
 from app.services.exports.queries import Batch, ItemRows, Records
+from app.services.json_values import with_controls_escaped
 from app.services.processing_jobs.job_filter import JobFilter
 
 #: Rows read from the database per fetch, and per chunk of the response.
@@ -119,7 +120,12 @@ def _ndjson_renderer(columns: Sequence[Column]) -> Callable[[Records], str]:
     names = tuple(column.name for column in columns)
 
     def render(records: Records) -> str:
-        return "".join([json.dumps(dict(zip(names, r)), ensure_ascii=False) + "\n" for r in records])
+        # json leaves DEL and the C1 controls (CSI...) as they are, and a
+        # terminal that prints the file would act on them: written as JSON
+        # escapes (only strings can hold them), the lines read back the same.
+        return with_controls_escaped(
+            "".join([json.dumps(dict(zip(names, r)), ensure_ascii=False) + "\n" for r in records])
+        )
 
     return render
 
