@@ -30,7 +30,7 @@ from app.models.types import utcnow
 from app.redirects import safe_redirect_target
 from app.services import dashboard_stats
 from app.services.failure_groups import group_details, queries
-from app.services.failure_groups.search import find_groups_by_title
+from app.services.failure_groups.search import MAX_GROUPS_FOUND, find_groups_by_title
 from app.services.json_values import has_acting_control
 from app.services.processing_jobs import lifecycle, pagination
 from app.services.processing_jobs.errors import JobNotFoundError
@@ -130,6 +130,7 @@ def list_jobs() -> str | Response:
     may_act = current_user.can(Permission.ACT_ON_JOBS)
     # The group named by ?group= (404 when unknown), for its title.
     group = queries.get_group(job_filter.group_id).group if job_filter.group_id is not None else None
+    found = find_groups_by_title(job_filter.text, limit=MAX_GROUPS_FOUND + 1) if job_filter.text is not None else []
     return render_template(
         "jobs/list.html",
         page=page,
@@ -164,8 +165,10 @@ def list_jobs() -> str | Response:
         quick_ranges=[(key, label) for key, label, _back in QUICK_RANGES],
         quick_ranges_by_finish_time=_finished_only(job_filter),
         group=group,
-        # A search (the header's box) also finds failure groups by title.
-        found_groups=find_groups_by_title(job_filter.text) if job_filter.text is not None else [],
+        # A search (the header's box) also finds failure groups by title:
+        # one more than it lists, to say when there are more.
+        found_groups=found[:MAX_GROUPS_FOUND],
+        more_groups_found=len(found) > MAX_GROUPS_FOUND,
     )
 
 

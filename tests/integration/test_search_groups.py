@@ -94,3 +94,20 @@ def test_postgresql_serves_the_title_search_from_a_trigram_index(app_ctx, backen
         plan = "\n".join(row[0] for row in connection.execute(sa.text(f"EXPLAIN {compiled}")))
     assert "ix_failure_groups_title_trgm" in plan, plan
     assert [g.id for g in find_groups_by_title("ucum")] == [groups["unit"]]
+
+
+def test_the_search_says_when_more_groups_match_than_it_lists(app, client, monkeypatch):
+    # A trial made 12 groups holding "trial": 10 were listed and nothing said so.
+    import app.dashboard.views as views
+
+    monkeypatch.setattr(views, "MAX_GROUPS_FOUND", 3)
+    with app.app_context():
+        recorder = get_failure_recorder()
+        for n in range(4):
+            item = {**ITEMS["unit"], "code": f"trial.code{n}"}
+            recorder.record_validation_failure(create_job(f"doc-trial-{n}").id, "failed", {"errors": [item]})
+    html = _search(client, "trial.code")
+    assert len(_found(html)) == 3
+    assert "More groups' titles hold this text: these are the 3 seen most recently." in html
+    html = _search(client, "trial.code3")
+    assert len(_found(html)) == 1 and "More groups' titles" not in html
