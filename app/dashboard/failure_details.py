@@ -28,14 +28,15 @@ ERROR_TABLE_MAX_ROWS = 200
 JSON_PREVIEW_MAX_BYTES = 64 * 1024
 
 
-#: Unicode bidi controls (UAX #9: embeddings, overrides, isolates, marks).
-_BIDI_CONTROLS = re.compile("[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+#: Unicode bidi controls (UAX #9: embeddings, overrides, isolates, marks),
+#: and the invisible characters the pages mark (formatting.INVISIBLE_CHARACTERS).
+_BIDI_CONTROLS = re.compile("[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069\u200b\u2060\ufeff]")
 
 
 def pretty_json(value: Any) -> str:
     """JSON with sorted keys and 2-space indent (same text on every backend).
 
-    Bidi controls in strings are written as ``\\uXXXX`` escapes (the same
+    Bidi controls and invisible characters in strings are written as ``\\uXXXX`` escapes (the same
     JSON value): lines of JSON cannot be isolated from one another, and an
     override inside one string would reorder the rest of its line.
 

@@ -176,19 +176,29 @@ BIDI_CONTROLS = {
     "\u2066": ("LRI", "LEFT-TO-RIGHT ISOLATE"), "\u2067": ("RLI", "RIGHT-TO-LEFT ISOLATE"),
     "\u2068": ("FSI", "FIRST STRONG ISOLATE"), "\u2069": ("PDI", "POP DIRECTIONAL ISOLATE"),
 }
-_BIDI_CONTROL = re.compile("[" + "".join(BIDI_CONTROLS) + "]")
+#: Characters that take no room on the page: a title copied with one into
+#: the search box finds nothing, and two codes that read alike differ. Marked
+#: as the directional ones are. ZWJ and ZWNJ are left alone: emoji
+#: sequences and several scripts need them.
+INVISIBLE_CHARACTERS = {
+    "\u200b": ("ZWSP", "ZERO WIDTH SPACE"), "\u2060": ("WJ", "WORD JOINER"),
+    "\ufeff": ("ZWNBSP", "ZERO WIDTH NO-BREAK SPACE"),
+}
+#: Every character shown as a mark, with its short and full name.
+MARKED_CHARACTERS = {**BIDI_CONTROLS, **INVISIBLE_CHARACTERS}
+_BIDI_CONTROL = re.compile("[" + "".join(MARKED_CHARACTERS) + "]")
 
 
 def _bidi_mark(control: str) -> str:
-    """The visible mark of one directional formatting character: ``[RLO]``."""
-    return f"[{BIDI_CONTROLS[control][0]}]"
+    """The visible mark of one directional formatting or invisible character: ``[RLO]``, ``[ZWSP]``."""
+    return f"[{MARKED_CHARACTERS[control][0]}]"
 
 
 def show_bidi_controls(value: str | None) -> Markup:
-    """``value`` escaped, each directional formatting character replaced by
-    a visible mark (``[RLO]``, its code point and name on hover): a message
-    then shows in the order it was sent, and the mark says something was
-    hidden in it. ``""`` for ``None``. Returns markup built here from
+    """``value`` escaped, each directional formatting character (and each
+    of :data:`INVISIBLE_CHARACTERS`) replaced by a visible mark (``[RLO]``,
+    ``[ZWSP]``, its code point and name on hover): a message then shows in
+    the order it was sent, and the mark says something was hidden in it. ``""`` for ``None``. Returns markup built here from
     escaped text only."""
     text = str(escape(value or ""))
     if _BIDI_CONTROL.search(text) is None:
@@ -196,7 +206,7 @@ def show_bidi_controls(value: str | None) -> Markup:
 
     def mark(found: re.Match[str]) -> str:
         control = found.group(0)
-        return (f'<span class="bidi-control" title="U+{ord(control):04X} {BIDI_CONTROLS[control][1]}">'
+        return (f'<span class="bidi-control" title="U+{ord(control):04X} {MARKED_CHARACTERS[control][1]}">'
                 f'{_bidi_mark(control)}</span>')
 
     return Markup(_BIDI_CONTROL.sub(mark, text))

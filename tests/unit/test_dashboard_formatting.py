@@ -510,3 +510,17 @@ def test_directional_formatting_characters_are_shown_as_marks_and_the_rest_escap
     assert shown == ('a<span class="bidi-control" title="U+202E RIGHT-TO-LEFT OVERRIDE">[RLO]</span>&lt;x&gt;'
                      '<span class="bidi-control" title="U+2066 LEFT-TO-RIGHT ISOLATE">[LRI]</span>b')
     assert not any(control in show_bidi_controls("".join(BIDI_CONTROLS)) for control in BIDI_CONTROLS)
+
+
+def test_invisible_characters_are_shown_as_marks_too():
+    # A trial's message held a zero-width space: invisible on the page, and
+    # carried along into the search box by a copy.
+    from app.dashboard.failure_details import pretty_json
+    from app.dashboard.formatting import show_bidi_controls
+
+    assert show_bidi_controls("zw\u200bsp") == (
+        'zw<span class="bidi-control" title="U+200B ZERO WIDTH SPACE">[ZWSP]</span>sp')
+    assert "[WJ]" in show_bidi_controls("a\u2060b") and "[ZWNBSP]" in show_bidi_controls("\ufeffb")
+    # Emoji sequences and scripts need ZWJ and ZWNJ: left as they are.
+    assert show_bidi_controls("\U0001f468\u200d\U0001f469 \u200c") == "\U0001f468\u200d\U0001f469 \u200c"
+    assert pretty_json({"m": "a\u200bb"}) == '{\n  "m": "a\\u200bb"\n}'
