@@ -283,3 +283,20 @@ def test_problem_type_uris_wrap_after_a_slash_or_a_hyphen_on_a_phone(site, brows
         assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth"), path
     assert wrapped > 0  # at 390 px the URIs do wrap, so the check above saw breaks
     context.close()
+
+
+def test_the_summary_opened_on_its_own_is_not_stretched_to_the_window(site, browser):
+    # It filled its frame with min-height: 100vh, so opened on its own at
+    # 1,400 x 900 its cards stretched to 900 px with wide gaps in the counts.
+    context = browser.new_context(viewport={"width": 1400, "height": 900})
+    page = context.new_page()
+    _sign_in(page, site)
+    _visit(page, f"{site}/jobs/summary")
+    alone = page.evaluate("document.querySelector('section.summary').getBoundingClientRect().height")
+    _visit(page, f"{site}/jobs")
+    frame = page.frame_locator("iframe.summary-frame")
+    framed = frame.locator("section.summary").evaluate("e => e.getBoundingClientRect().height")
+    frame_height = page.evaluate("document.querySelector('iframe.summary-frame').getBoundingClientRect().height")
+    assert abs(framed - frame_height) <= 1  # still fills its frame
+    assert alone <= frame_height + 1, (alone, frame_height)
+    context.close()
