@@ -125,6 +125,8 @@ def copy_select(url: str) -> str:
 
     from app.web.query import DEFAULT_DASHBOARD_ACKNOWLEDGED, DEFAULT_DASHBOARD_STATUSES
     from app.services.exports import job_error_items_select
+    from app.services.exports.queries import driver_statement
+    import psycopg
     from app.services.processing_jobs.job_filter import JobFilter
 
     job_filter = JobFilter(statuses=DEFAULT_DASHBOARD_STATUSES, acknowledged=DEFAULT_DASHBOARD_ACKNOWLEDGED)
@@ -132,7 +134,11 @@ def copy_select(url: str) -> str:
     try:
         statement = job_error_items_select(job_filter, "postgresql")
         with engine.connect() as connection:  # the server version decides some of the SQL
-            return str(statement.compile(connection, compile_kwargs={"literal_binds": True}))
+            # As the export sends its COPY: the values through each type's
+            # bind processor, merged by psycopg (SQLAlchemy has no literal
+            # form for a JSONB value such as the item positions' [-1]).
+            text, params = driver_statement(statement, connection.dialect)
+            return psycopg.ClientCursor(connection.connection.driver_connection).mogrify(text, params)
     finally:
         engine.dispose()
 

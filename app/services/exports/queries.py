@@ -349,7 +349,7 @@ def batches(job_filter: JobFilter, statement: Statement, batch_size: int) -> Ite
         db.session.rollback()
 
 
-def _driver_statement(statement: sa.Select[Any], dialect: sa.Dialect) -> tuple[str, dict[str, Any]]:
+def driver_statement(statement: sa.Select[Any], dialect: sa.Dialect) -> tuple[str, dict[str, Any]]:
     """``statement`` as the driver would receive it: SQL text (``IN`` lists
     expanded) and parameters after each type's bind processor (JSONB values
     wrapped for psycopg, ...), for a driver call SQLAlchemy cannot make
@@ -383,7 +383,7 @@ def copy_item_rows(
         # and SET LOCAL need one.
         connection = db.session.connection(execution_options=_IN_TRANSACTION)
         connection.exec_driver_sql(f"SET LOCAL statement_timeout = {int(statement_timeout_ms)}")
-        statement, params = _driver_statement(copy_items_select(job_filter, options), connection.dialect)
+        statement, params = driver_statement(copy_items_select(job_filter, options), connection.dialect)
         raw = connection.connection.driver_connection
         with raw.cursor() as cursor, cursor.copy(f"COPY ({statement}) TO STDOUT (FORMAT csv)", params) as copy:
             rows: list[memoryview] = []

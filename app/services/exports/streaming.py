@@ -97,8 +97,12 @@ def _same(rows: Records) -> Records:
 
 
 def _join_copy_rows(rows: Records) -> str:
-    """``COPY`` rows without their LF, as CSV text with CRLF row ends."""
-    return (b"\r\n".join(rows) + b"\r\n").decode("utf-8")  # type: ignore[arg-type]
+    """``COPY`` rows without their LF, as CSV text with CRLF row ends and
+    the acting control characters escaped as the Python path's cells have
+    them (:func:`~app.services.exports.cells.text_cell`): only worker text
+    can hold one, and the escape (``\\u001b``) holds no character that CSV
+    quotes, so doing it on the whole text gives the same bytes."""
+    return with_controls_escaped((b"\r\n".join(rows) + b"\r\n").decode("utf-8"))  # type: ignore[arg-type]
 
 
 def _csv_renderer(columns: Sequence[Column]) -> tuple[str, Callable[[Records], str]]:
