@@ -198,8 +198,8 @@ def show_bidi_controls(value: str | None) -> Markup:
     """``value`` escaped, each directional formatting character (and each
     of :data:`INVISIBLE_CHARACTERS`) replaced by a visible mark (``[RLO]``,
     ``[ZWSP]``, its code point and name on hover): a message then shows in
-    the order it was sent, and the mark says something was hidden in it. ``""`` for ``None``. Returns markup built here from
-    escaped text only."""
+    the order it was sent, and the mark says something was hidden in it.
+    ``""`` for ``None``. Returns markup built here from escaped text only."""
     text = str(escape(value or ""))
     if _BIDI_CONTROL.search(text) is None:
         return Markup(text)
