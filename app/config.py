@@ -157,7 +157,9 @@ def engine_options(database_url: str, config: Mapping[str, Any]) -> dict[str, An
     PostgreSQL also gets a bounded pool (``DB_POOL_SIZE`` + ``DB_MAX_OVERFLOW``
     connections per process, ``DB_POOL_TIMEOUT_S`` wait), a connect timeout,
     and server-side ``statement_timeout`` / ``lock_timeout`` (ms) set at
-    connect time, so a stuck query or a held lock cannot hang a worker.
+    connect time, so a stuck query or a held lock cannot hang a worker, and
+    ``jit = off`` (PostgreSQL's JIT compilation pays off for long analytic
+    queries; on the dashboard's it was tens of milliseconds of compiling).
     """
     options: dict[str, Any] = {"pool_pre_ping": True}
     if database_url.startswith("postgresql"):
@@ -171,6 +173,12 @@ def engine_options(database_url: str, config: Mapping[str, Any]) -> dict[str, An
                 "options": (
                     f"-c statement_timeout={config['DB_STATEMENT_TIMEOUT_MS']}"
                     f" -c lock_timeout={config['DB_LOCK_TIMEOUT_MS']}"
+                    # No JIT compilation: the app's statements are meant to
+                    # take milliseconds, and a cost estimate past
+                    # jit_above_cost spent 35-40 ms compiling one that then
+                    # ran in 150 (docs/benchmarks.md, the 10,000,000-job run
+                    # with the pair rollups).
+                    " -c jit=off"
                 ),
                 "application_name": "clinical-intelligence-console",
             },
