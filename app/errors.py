@@ -9,11 +9,10 @@ HTML pages is :mod:`app.web.errors`' job.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import NotRequired, TypedDict
 from urllib.parse import quote
-
-from app.services.json_values import control_picture
 
 
 class FieldError(TypedDict):
@@ -60,9 +59,9 @@ def field_error(pointer: str, detail: str) -> FieldError:
     # hold (space, '%', '"', non-ASCII ...) are percent-encoded as UTF-8.
     fragment = quote(pointer, safe=_FRAGMENT_SAFE, errors="replace")
     # ``field`` is for people: a member name sent with a control character
-    # in it is shown with its picture, as a query parameter's name is, so
+    # in it is shown with its escape, as a query parameter's name is, so
     # quoting the answer in a terminal or a log does not act on it.
-    return {"field": _shortened(pictured(".".join(parts))), "pointer": "#" + fragment, "detail": detail}
+    return {"field": _shortened(shown_name(".".join(parts))), "pointer": "#" + fragment, "detail": detail}
 
 
 #: Longest ``field`` of a :class:`FieldError`; the pointer is never cut.
@@ -78,12 +77,17 @@ def _shortened(field: str) -> str:
     return field[: keep * 2 // 3] + "\u2026" + field[-(keep - keep * 2 // 3):]
 
 
-def pictured(text: str) -> str:
-    """``text`` with each C0 control (TAB, LF and CR too), DEL and each C1
-    control as its :func:`~app.services.json_values.control_picture`
-    (ESC -> U+241B, U+009B CSI -> ``\\u009b``), so a name holding one can
-    be shown without acting in a terminal or a page."""
-    return "".join(control_picture(c) for c in text)
+def shown_name(text: str) -> str:
+    """``text`` with each C0 control (NUL, TAB, LF and CR too), DEL and
+    each C1 control written as its escape in ASCII (ESC -> ``\\u001b``,
+    U+009B CSI -> ``\\u009b``), so a name holding one can be shown without
+    acting in a terminal or a page, and read: the Unicode Control Pictures
+    used before showed as one empty box in a stock Chromium."""
+    return _NAME_CONTROL.sub(lambda match: f"\\u{ord(match.group()):04x}", text)
+
+
+#: What :func:`shown_name` escapes: every C0 control, DEL, every C1 control.
+_NAME_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
 
 
 def parameter_error(name: str, detail: str) -> FieldError:

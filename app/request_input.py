@@ -24,7 +24,7 @@ from urllib.parse import unquote_to_bytes
 from flask import Flask, request
 from werkzeug.datastructures import MultiDict
 
-from app.errors import FieldError, InvalidFormError, InvalidQueryError, field_error, parameter_error, pictured
+from app.errors import FieldError, InvalidFormError, InvalidQueryError, field_error, parameter_error, shown_name
 from app.services.json_pointer import json_pointer
 from app.services.json_values import has_acting_control, has_unstorable_text
 
@@ -49,9 +49,9 @@ def _bad_fields(fields: MultiDict[str, str], *, query: bool) -> list[FieldError]
     for name, value in fields.items(multi=True):
         if _refused(name):
             what = "a parameter name holds a NUL or another control character"
-            # Named with each control as its picture: the exact name would
+            # Named with each control as its escape: the exact name would
             # act in a terminal or a log line that quotes the answer.
-            shown = pictured(name)
+            shown = shown_name(name)
             bad.append(parameter_error(shown, what) if query else field_error(json_pointer([shown]), what))
         elif _refused(value):
             what = "must not hold a NUL or another control character"

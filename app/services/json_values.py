@@ -71,21 +71,6 @@ def has_acting_control(text: str) -> bool:
     return _ACTING_CONTROL.search(text) is not None
 
 
-def control_picture(char: str) -> str:
-    """How one control character is shown: a C0 control or DEL as its Unicode
-    Control Picture (U+2400 block: NUL -> U+2400, ESC -> U+241B, DEL ->
-    U+2421), a C1 control, which has no picture, as its escape in ASCII
-    (U+009B CSI -> ``\\u009b``); any other character as itself."""
-    code = ord(char)
-    if code < 0x20:
-        return chr(0x2400 + code)
-    if code == 0x7F:
-        return "\u2421"
-    if 0x80 <= code <= 0x9F:
-        return f"\\u{code:04x}"
-    return char
-
-
 def with_controls_escaped(text: str) -> str:
     """``text`` with each acting control (:func:`has_acting_control`) written
     as its JSON-style escape in ASCII (ESC -> ``\\u001b``, U+009B CSI ->
