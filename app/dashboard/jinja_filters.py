@@ -43,6 +43,7 @@ from app.dashboard.failure_details import (
     what_to_do,
 )
 from app.dashboard.formatting import (
+    INVISIBLE_CHARACTERS,
     clock_utc,
     code_system_name,
     event_facts,
@@ -91,22 +92,36 @@ def short_id_prefix(text: str | None) -> bool:
     return _HEX_LETTERS.match(text) is not None and len(digits) == ID_PREFIX_MIN_DIGITS - 1
 
 
+#: What :func:`shown` rewrites: the acting controls (json_values) and the
+#: invisible characters the pages mark (formatting.INVISIBLE_CHARACTERS).
+_NOT_SHOWN = re.compile("[\x01-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f" + "".join(INVISIBLE_CHARACTERS) + "]")
+
+
+def _shown_as(match: re.Match[str]) -> str:
+    character = match.group()
+    if character in INVISIBLE_CHARACTERS:
+        return f"[{INVISIBLE_CHARACTERS[character][0]}]"
+    return with_controls_escaped(character)
+
+
 def shown(value: Any) -> Any:
     """Jinja's ``finalize``: what every ``{{ ... }}`` of a page writes, a
     string (markup too) with each acting control character as its escape
     in ASCII (:func:`~app.services.json_values.with_controls_escaped`: ESC
-    -> ``\\u001b``), any other value as it is.
+    -> ``\\u001b``) and each invisible character as its mark in plain text
+    (``[ZWSP]``; ``bidi_shown`` gives it a styled span where it is used),
+    any other value as it is.
 
     Worker text may hold such characters (a message, a parameterised group
-    title); HTML 5 text may not (a parse error: shown as nothing or as a
-    box), so an operator would not see them, and a page copied into a
-    terminal would act on them. Markup keeps its tags: no tag, attribute or
-    entity this app writes holds a control character, so any in markup came
-    from escaped text."""
-    if isinstance(value, str):
-        escaped = with_controls_escaped(value)
-        if escaped is not value:
-            return Markup(escaped) if isinstance(value, Markup) else escaped
+    title, a document id); HTML 5 text may not hold the controls (a parse
+    error: shown as nothing or as a box), so an operator would not see them,
+    and a page copied into a terminal would act on them; the invisible ones
+    would be copied along unseen into the search box. Markup keeps its
+    tags: no tag, attribute or entity this app writes holds one of these
+    characters, so any in markup came from escaped text."""
+    if isinstance(value, str) and _NOT_SHOWN.search(value) is not None:
+        rewritten = _NOT_SHOWN.sub(_shown_as, value)
+        return Markup(rewritten) if isinstance(value, Markup) else rewritten
     return value
 
 

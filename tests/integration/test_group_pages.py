@@ -440,3 +440,22 @@ def test_control_characters_in_worker_text_are_shown_as_escapes_on_every_page(ap
         assert "\\u001b[31m" in html, path  # ESC's escape, then the text as it was
     html = client.get(f"/jobs/{job['id']}").get_data(as_text=True)
     assert "\\u0007 bell \\u009b1m and\ttab" in html  # BEL's and CSI's escapes, TAB kept
+
+
+def test_invisible_characters_in_worker_text_are_marked_on_every_page(app, client):
+    # A trial found U+200B raw in a group title's link, a page's <title>, the
+    # chips and a document cell: only the places that used bidi_shown marked it.
+    job = client.post("/api/v1/processing-jobs", json={"document_id": "doc-zw\u200b"}).get_json()
+    client.post(f"/api/v1/processing-jobs/{job['id']}/start")
+    answer = client.post(f"/api/v1/processing-jobs/{job['id']}/result",
+                         json={"status": "failed", "error_message": "zero\u200bwidth and \u2060 joiner \ufeff"})
+    assert answer.status_code == 200, answer.get_json()
+    with app.app_context():
+        group_id = db.session.scalars(sa.select(FailureGroup.id).where(FailureGroup.code.is_(None))).one()
+    pages = [f"/jobs/{job['id']}", f"/groups/{group_id}", f"/jobs?group={group_id}", "/groups",
+             "/jobs?document_id=doc-zw%E2%80%8B"]
+    for path in pages:
+        html = client.get(path).get_data(as_text=True)
+        for invisible in ("\u200b", "\u2060", "\ufeff"):
+            assert invisible not in html, (path, repr(invisible))
+        assert "[ZWSP]" in html, path
