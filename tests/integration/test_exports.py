@@ -590,7 +590,7 @@ def test_entities_csv_follows_the_filter_and_refuses_a_status_without_completed(
         audited = db.session.scalar(sa.select(sa.func.count()).select_from(AuditEvent))
     rows = csv_rows(client.get("/exports/entities.csv?document_id=doc-other"))
     assert [(r["job_id"], r["position"]) for r in rows] == [(other, "0")]
-    for status in ("Completed", "Completed,Failed", "all"):
+    for status in ("Completed", "Completed,Failed", "all", "", ","):  # empty: the default, as on every page
         rows = csv_rows(client.get(f"/exports/entities.csv?status={status}&document_id=doc-other"))
         assert [(r["job_id"], r["position"]) for r in rows] == [(other, "0")], status
     # Only completed jobs have entities: a status that leaves Completed out
@@ -601,7 +601,7 @@ def test_entities_csv_follows_the_filter_and_refuses_a_status_without_completed(
         html = response.get_data(as_text=True)
         assert "<code>status</code>" in html and "only completed jobs have entities" in html, status
     with app.app_context():
-        assert db.session.scalar(sa.select(sa.func.count()).select_from(AuditEvent)) == audited + 4
+        assert db.session.scalar(sa.select(sa.func.count()).select_from(AuditEvent)) == audited + 6
     rows = csv_rows(client.get("/exports/entities.csv"))
     assert [(r["job_id"], r["position"]) for r in rows] == [
         (other, "0"), (completed, "0"), (completed, "1"),
