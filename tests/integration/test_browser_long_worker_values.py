@@ -99,3 +99,28 @@ def test_a_long_entity_code_and_worker_version_do_not_widen_the_pages(site, brow
         assert LONG_NAME in page.locator("table.sample-jobs td.worker").first.text_content()
     assert overflows == [], "\n".join(map(repr, overflows))
     context.close()
+
+
+def test_a_messages_line_breaks_show_on_the_job_page(site, browser, worker_token):  # noqa: F811
+    client = WorkerApiClient(site, retries=0, token=worker_token)
+    try:
+        job = client.create_job("doc-multi-line")
+        client.start_job(job["id"])
+        client.record_result(job["id"], {
+            "status": "validation_failed", "error_message": "first line\nsecond line",
+            "error_details": {"errors": [{"code": "trial.lines", "severity": "error",
+                                          "message": "item first\nitem second", "pointer": "/entities/0"}]},
+            "error_format": "normalized",
+        })
+    finally:
+        client.session.close()
+    context = browser.new_context(viewport={"width": 1400, "height": 900})
+    page = context.new_page()
+    _sign_in(page, site)
+    page.goto(f"{site}/jobs/{job['id']}")
+    page.wait_for_load_state("load")
+    # Each text on two lines: its boxes stand at two heights.
+    for selector in ("dd.message > bdi", "td.item-message > bdi"):
+        tops = page.locator(selector).first.evaluate("e => [...e.getClientRects()].map(r => Math.round(r.top))")
+        assert len(set(tops)) == 2, (selector, tops)
+    context.close()
