@@ -88,6 +88,25 @@ def with_controls_escaped(text: str) -> str:
     return _ACTING_CONTROL.sub(lambda match: f"\\u{ord(match.group()):04x}", text)
 
 
+_CONTROL_ESCAPE = re.compile(r"\\u(00[01][0-9a-fA-F]|007[fF]|008[0-9a-fA-F]|009[0-9a-fA-F])")
+
+
+def controls_from_escapes(text: str) -> str:
+    """The inverse of :func:`with_controls_escaped` for what a person types:
+    each ``\\uXXXX`` that stands for an acting control becomes that
+    character; any other (``\\u0041``, ``\\u0000``, TAB's ``\\u0009``)
+    stays as typed. So a search for the text a page shows (``\\u001b[31m``)
+    finds the stored ESC, which no query parameter may hold raw."""
+    if "\\u" not in text:
+        return text
+
+    def character(match: re.Match[str]) -> str:
+        found = chr(int(match.group(1), 16))
+        return found if has_acting_control(found) else match.group()
+
+    return _CONTROL_ESCAPE.sub(character, text)
+
+
 def clean_text(text: str) -> str:
     """Apply the module rule to one string: NUL and lone surrogates -> U+FFFD."""
     if _UNSTORABLE.search(text) is None:

@@ -26,7 +26,7 @@ from app.models import JobStatus
 from app.models.job_status import FAILURE_STATUSES, UnknownStatusError, parse_status
 from app.models.processing_job import DOCUMENT_ID_MAX_LENGTH, JOB_TYPE_MAX_LENGTH
 from app.services.exports import ExportItems, ExportRows
-from app.services.json_values import clean_text
+from app.services.json_values import clean_text, controls_from_escapes
 from app.services.processing_jobs.job_filter import (
     FILTERS,
     AcknowledgedFilter,
@@ -283,7 +283,9 @@ def _read_exact(values: list[str], parameter: str, default: str | None) -> str |
 
 def _read_search(values: list[str], parameter: str, default: str | None) -> str | None:
     found = parse_search(_first(values), parameter)
-    return found if found is not None else default
+    # The pages show a stored control character as its escape (\u001b) and
+    # no query parameter may hold it raw: the escape typed finds it.
+    return controls_from_escapes(found) if found is not None else default
 
 
 def _read_group_id(values: list[str], parameter: str, default: int | None) -> int | None:

@@ -399,3 +399,19 @@ def test_postgresql_serves_the_document_prefix_from_a_btree_range(app_ctx, backe
         connection.execute(sa.text("SET LOCAL enable_seqscan = off"))
         plan = "\n".join(row[0] for row in connection.execute(sa.text(f"EXPLAIN {compiled}")))
     assert "ix_processing_jobs_document_id_pattern" in plan and "~>=~" in plan, plan
+
+
+def test_the_escape_a_page_shows_finds_the_control_character_it_stands_for(app, client):
+    # A trial copied "\u001b[31m" from a job page into the search and found
+    # nothing: the page shows ESC as that escape, and a raw ESC is a 400.
+    job = client.post("/api/v1/processing-jobs", json={"document_id": "doc-esc"}).get_json()
+    client.post(f"/api/v1/processing-jobs/{job['id']}/start")
+    answer = client.post(f"/api/v1/processing-jobs/{job['id']}/result",
+                         json={"status": "failed", "error_message": "worker said \x1b[31mred\x1b[0m"})
+    assert answer.status_code == 200, answer.get_json()
+    html = client.get("/jobs", query_string={"q": "\\u001b[31mred", "status": "all"}).get_data(as_text=True)
+    assert f'/jobs/{job["id"]}' in html
+    assert "\x1b" not in html  # the chip shows the escape again
+    # Only escapes of acting controls are read: "\u0041" is text, not "A".
+    html = client.get("/jobs", query_string={"q": "worker \\u0041", "status": "all"}).get_data(as_text=True)
+    assert f'/jobs/{job["id"]}' not in html
