@@ -113,6 +113,10 @@ def _transition(
     *,
     shown_failure_at: datetime | None = None,
 ) -> ProcessingJob:
+    # Every entity's faults in one answer, not the first entity's alone.
+    faults = entity_errors(list(entities))
+    if faults:
+        raise InvalidEntitiesError(faults)
     entity_rows = [_entity_row(index, entity) for index, entity in enumerate(entities)]
     with write_transaction():
         job = load_job_for_update(job_id)
@@ -217,7 +221,9 @@ def entity_errors(entities: Any) -> list[FieldError]:
     """The checks of ``completed`` entities that the contract's schema cannot
     state: a span that ends before it starts, ``attributes`` nested deeper
     than :data:`MAX_ATTRIBUTES_DEPTH` or holding a string over 2,000
-    characters. Pure (no database), and safe on any JSON value, so the API
+    characters, a control character other than TAB, LF and CR in a
+    ``code``, ``code_system`` or the ``value``'s ``unit``, ``system`` or
+    ``code`` (identifiers, as an error item's entity code is). Pure (no database), and safe on any JSON value, so the API
     can report these faults together with the schema's.
 
     Returns:
@@ -240,6 +246,17 @@ def _entity_errors(index: int, entity: Mapping[str, Any]) -> tuple[list[FieldErr
         # Numbers, not only ints: JSON Schema's "integer" takes 1.0 too.
         if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (start, end)) and end < start:
             errors.append(field_error(f"/entities/{index}/span/end", "must not be before span.start"))
+    # Codes, code systems and units are identifiers, as an error item's
+    # entity code is (error_details.items.require_identifier).
+    value = entity.get("value")
+    identifiers = [(key, entity.get(key)) for key in ("code", "code_system")]
+    if isinstance(value, Mapping):
+        identifiers += [(f"value/{key}", value.get(key)) for key in ("unit", "system", "code")]
+    for where, text in identifiers:
+        if isinstance(text, str) and has_acting_control(text):
+            errors.append(field_error(
+                f"/entities/{index}/{where}", "must not hold a control character other than TAB, LF and CR (a code)"
+            ))
     attributes = entity.get("attributes")
     try:
         attributes = clean_json_value(attributes, max_depth=MAX_ATTRIBUTES_DEPTH, max_string_length=2_000)

@@ -165,3 +165,20 @@ def test_a_fault_the_schema_already_names_is_not_named_twice(client, job):
     problem = assert_problem(client.post(job_url(job["id"], "result"), json=body), 422, "invalid-fields")
     assert sorted({place for _, place in places(problem)}) == ["#/error_format", "#/error_message"]
     assert len(problem["errors"]) == 2
+
+
+def test_a_control_character_in_an_entitys_code_or_unit_is_a_422_at_its_pointer(client, app, job):
+    # The same value in an error item's entity.code is a 422 too
+    # (error_details.items.require_identifier): both are codes, not text.
+    entities = [
+        {**ENTITY, "code": "R07.9\x1b"},
+        {**ENTITY, "code_system": "http://hl7.org/fhir/sid/icd-10-cm\x9b"},
+        {**ENTITY, "text": "keeps \x1b in free text", "value": {"value": 5, "unit": "m\x07g"}},
+    ]
+    before = row(app, job["id"])
+    response = client.post(job_url(job["id"], "result"), json={"status": "completed", "entities": entities})
+    problem = assert_problem(response, 422, "invalid-entities")  # every entity named, in one answer
+    assert [place for _, place in places(problem)] == [
+        "#/entities/0/code", "#/entities/1/code_system", "#/entities/2/value/unit"]
+    assert all("control character" in e["detail"] for e in problem["errors"])
+    assert row(app, job["id"]) == before
