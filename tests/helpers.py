@@ -30,6 +30,19 @@ def stored_job_row(job_id: uuid.UUID | str) -> dict[str, Any] | None:
     return dict(row) if row is not None else None
 
 
+def crashed_job(client: Any, document_id: str, message: str) -> str:
+    """A job created, started and reported ``failed`` with ``message`` (no
+    details: its failure group is titled by the message) through the API of
+    ``client`` (a Flask test client); its id."""
+    job = client.post("/api/v1/processing-jobs", json={"document_id": document_id}).get_json()
+    client.post(f"/api/v1/processing-jobs/{job['id']}/start")
+    answer = client.post(
+        f"/api/v1/processing-jobs/{job['id']}/result", json={"status": "failed", "error_message": message}
+    )
+    assert answer.status_code == 200, answer.get_json()
+    return job["id"]
+
+
 def set_status(job_id: uuid.UUID | str, status: str) -> None:
     """Force a job's status directly in the database (test setup only)."""
     db.session.execute(

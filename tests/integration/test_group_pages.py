@@ -13,7 +13,7 @@ from app.extensions import db
 from app.models import BulkAction, FailureGroup, FailureGroupEvent
 from app.models.access import AuditEvent
 from app.services import bulk_actions
-from tests.helpers import stored_job_row
+from tests.helpers import crashed_job, stored_job_row
 
 UNIT = {"code": "unit.not_ucum", "severity": "error", "message": "unit is not a valid UCUM code",
         "pointer": "/entities/0/value/unit"}
@@ -424,11 +424,7 @@ def test_control_characters_in_worker_text_are_shown_as_escapes_on_every_page(ap
     # hold them (shown as nothing), and a page copied into a terminal would
     # act on them. Every {{ ... }} writes them as ASCII escapes (jinja_filters.shown):
     # as Unicode Control Pictures, a stock Chromium showed ESC, BEL and DEL as one empty box.
-    job = client.post("/api/v1/processing-jobs", json={"document_id": "doc-controls"}).get_json()
-    client.post(f"/api/v1/processing-jobs/{job['id']}/start")
-    message = "Worker crashed: \x1b[31mred\x1b[0m \x07 bell \x9b1m and\ttab"
-    answer = client.post(f"/api/v1/processing-jobs/{job['id']}/result", json={"status": "failed", "error_message": message})
-    assert answer.status_code == 200, answer.get_json()
+    job = {"id": crashed_job(client, "doc-controls", "Worker crashed: \x1b[31mred\x1b[0m \x07 bell \x9b1m and\ttab")}
     with app.app_context():
         group = db.session.scalars(sa.select(FailureGroup).where(FailureGroup.code.is_(None))).one()
         assert "\x1b" in group.title and "\x1b" in group.sample_message  # stored as sent
@@ -445,11 +441,7 @@ def test_control_characters_in_worker_text_are_shown_as_escapes_on_every_page(ap
 def test_invisible_characters_in_worker_text_are_marked_on_every_page(app, client):
     # A trial found U+200B raw in a group title's link, a page's <title>, the
     # chips and a document cell: only the places that used bidi_shown marked it.
-    job = client.post("/api/v1/processing-jobs", json={"document_id": "doc-zw\u200b"}).get_json()
-    client.post(f"/api/v1/processing-jobs/{job['id']}/start")
-    answer = client.post(f"/api/v1/processing-jobs/{job['id']}/result",
-                         json={"status": "failed", "error_message": "zero\u200bwidth and \u2060 joiner \ufeff"})
-    assert answer.status_code == 200, answer.get_json()
+    job = {"id": crashed_job(client, "doc-zw\u200b", "zero\u200bwidth and \u2060 joiner \ufeff")}
     with app.app_context():
         group_id = db.session.scalars(sa.select(FailureGroup.id).where(FailureGroup.code.is_(None))).one()
     pages = [f"/jobs/{job['id']}", f"/groups/{group_id}", f"/jobs?group={group_id}", "/groups",

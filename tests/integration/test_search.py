@@ -20,6 +20,7 @@ from app.extensions import db
 from app.models import JobStatus, ProcessingJob
 from app.services.processing_jobs.filter_sql import id_prefix_range
 from app.services.processing_jobs.job_filter import JobFilter
+from tests.helpers import crashed_job
 from tests.integration.test_dashboard_filters import item, make_job, shown_ids
 
 API = "/api/v1/processing-jobs"
@@ -404,11 +405,7 @@ def test_postgresql_serves_the_document_prefix_from_a_btree_range(app_ctx, backe
 def test_the_escape_a_page_shows_finds_the_control_character_it_stands_for(app, client):
     # A trial copied "\u001b[31m" from a job page into the search and found
     # nothing: the page shows ESC as that escape, and a raw ESC is a 400.
-    job = client.post("/api/v1/processing-jobs", json={"document_id": "doc-esc"}).get_json()
-    client.post(f"/api/v1/processing-jobs/{job['id']}/start")
-    answer = client.post(f"/api/v1/processing-jobs/{job['id']}/result",
-                         json={"status": "failed", "error_message": "worker said \x1b[31mred\x1b[0m"})
-    assert answer.status_code == 200, answer.get_json()
+    job = {"id": crashed_job(client, "doc-esc", "worker said \x1b[31mred\x1b[0m")}
     html = client.get("/jobs", query_string={"q": "\\u001b[31mred", "status": "all"}).get_data(as_text=True)
     assert f'/jobs/{job["id"]}' in html
     assert "\x1b" not in html  # the chip shows the escape again
