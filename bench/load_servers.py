@@ -11,6 +11,8 @@ and awaited on ``/readyz``.
 from __future__ import annotations
 
 import argparse
+import atexit
+import contextlib
 import html
 import http.client
 import http.cookies
@@ -177,8 +179,11 @@ def start_gunicorn(
 
 def spawn_and_wait(command: list[str], env: dict[str, str], port: int, log_path: Path, name: str) -> subprocess.Popen:
     """Start ``command`` (output to ``log_path``) and wait up to 60 s until
-    ``GET /readyz`` on ``port`` answers 200; exit the script if it does not."""
+    ``GET /readyz`` on ``port`` answers 200; exit the script if it does not.
+    The log is removed when the script ends if nothing was written to it
+    (a server that logged something keeps its log, to be read)."""
     log = log_path.open("w")
+    atexit.register(_remove_if_empty, log_path)
     process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=log)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -193,6 +198,12 @@ def spawn_and_wait(command: list[str], env: dict[str, str], port: int, log_path:
             time.sleep(0.2)
     process.terminate()
     raise SystemExit(f"{name} did not become ready in 60 s")
+
+
+def _remove_if_empty(path: Path) -> None:
+    with contextlib.suppress(OSError):  # gone already, or not ours
+        if path.stat().st_size == 0:
+            path.unlink()
 
 
 def start_minimal_app(dsn: str, port: int, log_path: Path, target: str = "app") -> subprocess.Popen:
