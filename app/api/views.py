@@ -130,8 +130,7 @@ def list_processing_jobs() -> Response:
     # hiding resolved failures is the dashboard's choice of view.
     job_filter = job_filter_from_args(request.args, default_acknowledged=AcknowledgedFilter.INCLUDE)
     wanted = read_page(request.args, maximum=current_app.config["MAX_PAGE_SIZE"])
-    if job_filter.group_id is not None:
-        group_queries.require_group(job_filter.group_id)  # 404, as the pages answer
+    group_queries.require_group(job_filter.group_id)  # 404, as the pages answer
     page = pagination.list_jobs(job_filter, limit=wanted.limit, cursor=wanted.cursor)
     response = jsonify({"items": [job_to_json(j) for j in page.jobs], "next_cursor": page.next_cursor})
     if page.next_cursor:

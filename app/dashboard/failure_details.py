@@ -15,6 +15,7 @@ from typing import Any
 
 from markupsafe import Markup, escape
 
+from app.dashboard.formatting import MARKED_CHARACTERS
 from app.services.error_details import listed_errors
 from app.services.error_guidance import guidance_for_codes
 from app.services.processing_jobs.filter_sql import failure_holds_text, id_prefix_range
@@ -29,8 +30,8 @@ JSON_PREVIEW_MAX_BYTES = 64 * 1024
 
 
 #: Unicode bidi controls (UAX #9: embeddings, overrides, isolates, marks),
-#: and the invisible characters the pages mark (formatting.INVISIBLE_CHARACTERS).
-_BIDI_CONTROLS = re.compile("[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069\u200b\u2060\ufeff]")
+#: and the invisible characters: what the pages mark (formatting.MARKED_CHARACTERS).
+_BIDI_CONTROLS = re.compile("[" + "".join(MARKED_CHARACTERS) + "]")
 
 
 def pretty_json(value: Any) -> str:

@@ -66,7 +66,7 @@ from app.dashboard.links import retry_href
 from app.dashboard.sparkline import sparkline
 from app.services.error_guidance import guidance_for
 from app.services.failure_groups.states import by_precedence, substate_before
-from app.services.json_values import with_controls_escaped
+from app.services.json_values import ACTING_CONTROLS, with_controls_escaped
 from app.services.processing_jobs.filter_sql import ID_PREFIX_MIN_DIGITS
 
 _SHORT_ID = re.compile(r"(?=[^0-9]*[0-9])[0-9a-fA-F-]+\Z")
@@ -94,7 +94,7 @@ def short_id_prefix(text: str | None) -> bool:
 
 #: What :func:`shown` rewrites: the acting controls (json_values) and the
 #: invisible characters the pages mark (formatting.INVISIBLE_CHARACTERS).
-_NOT_SHOWN = re.compile("[\x01-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f" + "".join(INVISIBLE_CHARACTERS) + "]")
+_NOT_SHOWN = re.compile("[" + ACTING_CONTROLS + "".join(INVISIBLE_CHARACTERS) + "]")
 
 
 def _shown_as(match: re.Match[str]) -> str:

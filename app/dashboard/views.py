@@ -248,8 +248,7 @@ def show_jobs_summary() -> str:
     """
     pairs = list(request.args.items(multi=True))
     job_filter = current_filter()
-    if job_filter.group_id is not None:
-        queries.require_group(job_filter.group_id)  # 404 for an unknown group, as /jobs (not a summary of zeros)
+    queries.require_group(job_filter.group_id)  # 404 for an unknown group, as /jobs (not a summary of zeros)
     now = utcnow()
     # This operator just acted: count it, whichever process answers.
     refresh = session.get(FRESH_SUMMARY_UNTIL, 0) > now.timestamp()

@@ -26,7 +26,15 @@ from app.services import exports
 from app.services.access import record_audit_event, set_audit_row_count
 from app.services.failure_groups import queries as group_queries
 from app.services.processing_jobs.job_filter import JobFilter
-from app.web.query import FILTER_PARAMETERS, dashboard_filter, parse_items, parse_rows, refuse_unknown_parameters
+from app.web.query import (
+    DEFAULT_DASHBOARD_ACKNOWLEDGED,
+    FILTER_PARAMETERS,
+    dashboard_filter,
+    job_filter_from_args,
+    parse_items,
+    parse_rows,
+    refuse_unknown_parameters,
+)
 
 T = TypeVar("T")
 
@@ -62,23 +70,13 @@ def _job_errors_query() -> tuple[JobFilter, exports.ExportRows, exports.ItemRows
     if problems:
         raise InvalidQueryError(problems[0].detail, [e for p in problems for e in p.errors])
     assert job_filter is not None and rows is not None and items is not None
-    _require_filter_group(job_filter)
+    # 404 before anything is audited or sent: an empty file would read as "nothing fails on it".
+    group_queries.require_group(job_filter.group_id)
     return job_filter, rows, exports.ItemRows(
         matching_only=items is exports.ExportItems.MATCHING,
         job_url_prefix=_page_url_prefix("dashboard.show_job", "job_id"),
         group_url_prefix=_page_url_prefix("dashboard.show_group", "group_id"),
     )
-
-
-def _require_filter_group(job_filter: JobFilter) -> None:
-    """404 (problem+json) for a ``group`` no group has, before anything is
-    audited or sent: an empty file would read as "nothing fails on it".
-
-    Raises:
-        GroupNotFoundError: no group has the filter's ``group``.
-    """
-    if job_filter.group_id is not None:
-        group_queries.require_group(job_filter.group_id)
 
 
 #: Stands for the id while a page's URL is built (neither a UUID nor an
@@ -186,14 +184,16 @@ def export_entities_csv() -> Response:
     the audit row listed the status as applied); without ``status`` the
     dashboard's default (failures) is not applied. Audited."""
     refuse_unknown_parameters(request.args, FILTER_PARAMETERS)
-    job_filter = dashboard_filter(request.args)
-    # An empty status= (the list's form sends one) means the default, as on every page.
-    chosen = any(word.strip() for value in request.args.getlist("status") for word in value.split(","))
-    if chosen and job_filter.statuses and JobStatus.COMPLETED not in job_filter.statuses:
+    # Without a status of its own (an empty status= too, as the list's form
+    # sends one) the filter keeps every status: not the dashboard's failures.
+    job_filter = job_filter_from_args(
+        request.args, default_statuses=(), default_acknowledged=DEFAULT_DASHBOARD_ACKNOWLEDGED
+    )
+    if job_filter.statuses and JobStatus.COMPLETED not in job_filter.statuses:
         raise InvalidQueryError(
             "The entities export has the entities of Completed jobs only.",
             [parameter_error("status", "leave it out, or include Completed: only completed jobs have entities")],
         )
-    _require_filter_group(job_filter)
+    group_queries.require_group(job_filter.group_id)
     chunks = exports.iter_entities_csv(job_filter, on_finish=_audit("export.entities.csv"))
     return _attachment(chunks, "entities" + _filter_tag(job_filter), "csv", CSV_CONTENT_TYPE)

@@ -62,7 +62,8 @@ def has_unstorable_text(text: str) -> bool:
 #: in a terminal or a log they act (ESC and CSI start a control sequence)
 #: or break lines instead of showing. No query parameter may hold one
 #: (app/request_input.py), so no identifier a filter must find may either.
-_ACTING_CONTROL = re.compile("[\x01-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+ACTING_CONTROLS = "\x01-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f"
+_ACTING_CONTROL = re.compile(f"[{ACTING_CONTROLS}]")
 
 
 def has_acting_control(text: str) -> bool:

@@ -165,16 +165,16 @@ def parse_group_id(group_id: object) -> int:
     raise GroupNotFoundError(group_id)
 
 
-def require_group(group_id: int) -> None:
-    """Check that a filter's ``group`` names a group (one primary-key read):
-    a list, a summary or an export filtered by a group that does not exist
-    is a 404, as the group's own page is, not an empty answer that reads
-    as "nothing fails on it".
+def require_group(group_id: int | None) -> None:
+    """Check that a filter's ``group`` names a group (one primary-key read;
+    ``None``, no group filter, passes): a list, a summary or an export
+    filtered by a group that does not exist is a 404, as the group's own
+    page is, not an empty answer that reads as "nothing fails on it".
 
     Raises:
         GroupNotFoundError: no group has this id.
     """
-    if db.session.get(FailureGroup, parse_group_id(group_id)) is None:
+    if group_id is not None and db.session.get(FailureGroup, parse_group_id(group_id)) is None:
         raise GroupNotFoundError(group_id)
 
 

@@ -113,11 +113,15 @@ def _transition(
     *,
     shown_failure_at: datetime | None = None,
 ) -> ProcessingJob:
-    # Every entity's faults in one answer, not the first entity's alone.
-    faults = entity_errors(list(entities))
+    # Every entity checked once, and every entity's faults in one answer.
+    checked = [_entity_errors(index, entity) for index, entity in enumerate(entities)]
+    faults = [fault for errors, _attributes in checked for fault in errors]
     if faults:
         raise InvalidEntitiesError(faults)
-    entity_rows = [_entity_row(index, entity) for index, entity in enumerate(entities)]
+    entity_rows = [
+        _entity_row(index, entity, attributes)
+        for index, (entity, (_errors, attributes)) in enumerate(zip(entities, checked))
+    ]
     with write_transaction():
         job = load_job_for_update(job_id)
         if not can_transition(job.job_status, target):
@@ -265,11 +269,9 @@ def _entity_errors(index: int, entity: Mapping[str, Any]) -> tuple[list[FieldErr
     return errors, attributes
 
 
-def _entity_row(index: int, entity: Mapping[str, Any]) -> ExtractedEntity:
+def _entity_row(index: int, entity: Mapping[str, Any], attributes: Any) -> ExtractedEntity:
+    """The row of a checked entity; ``attributes`` as :func:`_entity_errors` cleaned them."""
     span = entity["span"]
-    errors, attributes = _entity_errors(index, entity)
-    if errors:
-        raise InvalidEntitiesError(errors)
     code = entity.get("code")
     code_system = entity.get("code_system")
     return ExtractedEntity(
