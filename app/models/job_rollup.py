@@ -19,9 +19,9 @@ with no Python code to remember:
   the jobs having a code, and of the jobs failing on a group: the top-codes
   table under an ``error_code`` or ``group`` filter.
 
-On PostgreSQL the first two tables are is partitioned by grain (``<table>_all``,
-``_day``, ``_hour``), so the few all-time rows are not scattered among the
-many hour rows. Each job is counted three times in each table, once per
+On PostgreSQL each table is partitioned by grain (``<table>_all``,
+``_day``, ``_hour``; migrations 0015 and 0024), so the few all-time rows
+are not scattered among the many hour rows. Each job is counted three times in each table, once per
 :class:`Grain`:
 all time (both buckets 0), days and hours (whole days or hours since
 1970-01-01T00:00Z: ``floor(epoch / 86400)``, ``floor(epoch / 3600)``), so a
@@ -130,6 +130,11 @@ class JobGroupRollup(_JobKey, db.Model):
     """
 
     __tablename__ = "job_group_rollups"
+    __table_args__ = (
+        # The daily fold's reads: one past day or hour (the key starts with
+        # the group, so without it each would read the whole grain).
+        sa.Index("ix_job_group_rollups_grain_created_bucket", "grain", "created_bucket"),
+    )
 
     #: First in the key (``sort_order``): a filter reads one group's rows.
     group_id: Mapped[int] = mapped_column(sa.Integer, primary_key=True, sort_order=-2)
@@ -169,6 +174,11 @@ class JobCodePairRollup(_JobKey, _CodeCount, db.Model):
     """
 
     __tablename__ = "job_code_pair_rollups"
+    __table_args__ = (
+        # The daily fold's reads: one past day or hour (the key starts with
+        # the code, so without it each would read the whole grain).
+        sa.Index("ix_job_code_pair_rollups_grain_created_bucket", "grain", "created_bucket"),
+    )
 
     error_code_column: ClassVar[str] = "filter_code"
 
@@ -188,5 +198,10 @@ class JobGroupCodeRollup(_JobKey, _CodeCount, db.Model):
     """
 
     __tablename__ = "job_group_code_rollups"
+    __table_args__ = (
+        # The daily fold's reads: one past day or hour (the key starts with
+        # the group, so without it each would read the whole grain).
+        sa.Index("ix_job_group_code_rollups_grain_created_bucket", "grain", "created_bucket"),
+    )
 
     group_id: Mapped[int] = mapped_column(sa.Integer, primary_key=True, sort_order=-2)

@@ -35,10 +35,14 @@ POSTGRESQL_ONLY_INDEXES = {("index", "ix_failure_groups_title_trgm"), ("index", 
                            ("index", "ix_processing_jobs_document_id_pattern")}
 
 
-#: PostgreSQL partitions of the summary rollups (migration 0014, one per
-#: grain): storage of the two model tables, not tables of their own.
+#: PostgreSQL partitions of the summary rollups (one per grain: migration
+#: 0015 for the first two tables, 0024 for the others): storage of the
+#: model tables, not tables of their own.
 ROLLUP_PARTITIONS = {
-    f"{table}_{grain}" for table in ("job_count_rollups", "job_code_rollups") for grain in ("all", "day", "hour")
+    f"{table}_{grain}"
+    for table in ("job_count_rollups", "job_code_rollups", "job_group_rollups", "job_code_pair_rollups",
+                  "job_group_code_rollups")
+    for grain in ("all", "day", "hour")
 }
 
 

@@ -109,7 +109,8 @@ def test_the_group_migrations_follow_the_search_one_and_go_down_cleanly(empty_da
     assert script.get_revision("0021_bulk_failure_seen").down_revision == "0020_earlier_failure_search"
     assert script.get_revision("0022_code_pair_rollups").down_revision == "0021_bulk_failure_seen"
     assert script.get_revision("0023_rollup_trigger_guards").down_revision == "0022_code_pair_rollups"
-    assert script.get_heads() == ["0023_rollup_trigger_guards"]
+    assert script.get_revision("0024_partition_group_rollups").down_revision == "0023_rollup_trigger_guards"
+    assert script.get_heads() == ["0024_partition_group_rollups"]
     app = create_app({"SQLALCHEMY_DATABASE_URI": empty_database_url, "TESTING": True})
     with app.app_context():
         def tables() -> set[str]:
@@ -228,4 +229,64 @@ def test_the_trigger_guard_migration_adds_one_line_to_each_function_and_takes_it
             assert after == before and after
         downgrade(revision="0022_code_pair_rollups")
         assert definitions() == before
+        db.engine.dispose()
+
+
+def test_the_group_rollups_are_partitioned_by_grain_on_postgresql_keeping_every_count(empty_database_url):
+    """0024 rebuilds the three rollups of 0019 and 0022 as one partition
+    per grain on PostgreSQL, copying the rows that count (a row at 0 adds
+    nothing to a sum); its downgrade rebuilds them unpartitioned with the
+    same rows. SQLite keeps its tables as they are, rows at 0 included."""
+    from app.models import FailureGroup
+    from app.models.job_rollup import JobCodePairRollup, JobGroupCodeRollup, JobGroupRollup
+
+    tables = (JobGroupRollup, JobCodePairRollup, JobGroupCodeRollup)
+    app = create_app({"SQLALCHEMY_DATABASE_URI": empty_database_url, "TESTING": True})
+    with app.app_context():
+        is_postgresql = db.engine.dialect.name == "postgresql"
+        upgrade(revision="0023_rollup_trigger_guards")
+        group = FailureGroup(grouping_version=1, fingerprint="f" * 64, title="t", sample_message="m", severity="error")
+        db.session.add(group)
+        db.session.flush()
+        key = {"created_bucket": 0, "finished_bucket": 0, "status": "Validation_Failed", "job_type": "entity_extraction",
+               "acknowledged": False}
+        code = {"code": "schema.required", "has_error": True, "has_warning": False}
+        for grain, shard, jobs in [(0, 0, 3), (0, 5, 2), (1, 0, 4), (2, 7, 1), (2, 1, 0)]:
+            rows = {**key, "grain": grain, "shard": shard, "jobs": jobs}
+            db.session.add(JobGroupRollup(group_id=group.id, **rows))
+            db.session.add(JobGroupCodeRollup(group_id=group.id, **rows, **code))
+            db.session.add(JobCodePairRollup(filter_code="range.low", **rows, **code))
+        db.session.commit()
+
+        def stored() -> dict[str, set[tuple]]:
+            with db.engine.connect() as connection:
+                return {model.__tablename__: set(connection.execute(sa.select(model.__table__)).all())
+                        for model in tables}
+
+        def partitions(table: str) -> dict[str, str]:
+            with db.engine.connect() as connection:
+                return dict(connection.exec_driver_sql(
+                    "SELECT c.relname, pg_get_expr(c.relpartbound, c.oid) FROM pg_inherits AS i"
+                    " JOIN pg_class AS c ON c.oid = i.inhrelid WHERE i.inhparent = %s::regclass", (table,)).all())
+
+        before = stored()
+        assert all(len(rows) == 5 for rows in before.values())
+        db.session.rollback()
+        upgrade()
+        counting = {name: {row for row in rows if row.jobs != 0} for name, rows in before.items()}
+        assert stored() == (counting if is_postgresql else before)
+        if is_postgresql:
+            for model in tables:
+                name = model.__tablename__
+                assert partitions(name) == {f"{name}_all": "FOR VALUES IN ('0')", f"{name}_day": "FOR VALUES IN ('1')",
+                                            f"{name}_hour": "FOR VALUES IN ('2')"}
+                with db.engine.connect() as connection:
+                    assert connection.exec_driver_sql(f"SELECT count(*) FROM ONLY {name}_all").scalar_one() == 2
+        downgrade(revision="0023_rollup_trigger_guards")
+        assert stored() == (counting if is_postgresql else before)
+        if is_postgresql:
+            assert all(partitions(model.__tablename__) == {} for model in tables)
+            with db.engine.connect() as connection:
+                assert connection.exec_driver_sql(
+                    "SELECT relkind FROM pg_class WHERE relname = 'job_group_code_rollups'").scalar_one() == "r"
         db.engine.dispose()
