@@ -414,6 +414,10 @@ def main() -> int:
     parser.add_argument("--fold-counters", action="store_true",
                         help="before timing, fold the groups' counter shards as the daily maintenance does "
                              "(rollup_compaction.compact_counters), and report its time")
+    parser.add_argument("--fold-rollups", action="store_true",
+                        help="before timing, fold the summary rollups' shards of past days and hours and of all "
+                             "time as the daily maintenance does (rollup_compaction.compact_rollups), and report "
+                             "its time")
     parser.add_argument("--only", action="append", default=[],
                         help="time only the pages whose label contains this text (repeatable; "
                              "the reference GET /jobs is always kept)")
@@ -498,6 +502,20 @@ def main() -> int:
               f"{folded.rows_after:,} in {seconds:.1f} s; {len(folded.skipped)} skipped", flush=True)
         with psycopg.connect(_dsn(url), autocommit=True) as connection:
             connection.execute("VACUUM ANALYZE failure_group_counts")
+
+    if args.fold_rollups:
+        from app.services.rollup_compaction import ROLLUPS, compact_rollups
+
+        with app.app_context():
+            began = time.perf_counter()
+            folded = compact_rollups(datetime.now(timezone.utc))
+            seconds = time.perf_counter() - began
+            db.session.remove()
+        print(f"rollup fold: {folded.buckets} set(s) of rows, {folded.rows_before:,} rows to "
+              f"{folded.rows_after:,} in {seconds:.1f} s; {len(folded.skipped)} skipped", flush=True)
+        with psycopg.connect(_dsn(url), autocommit=True) as connection:
+            for model in ROLLUPS:
+                connection.execute(f"VACUUM ANALYZE {model.__tablename__}")
 
     common_code = CODES[0][0]
     now = datetime.now(timezone.utc)

@@ -63,6 +63,22 @@ SETTLED_AFTER = timedelta(hours=2)
 LOCK_WAIT = "100ms"
 #: The rows of one past bucket, in the fold's statements.
 _BUCKET = "grain = :grain AND created_bucket = :bucket"
+#: The all-time rows, in the fold's statements.
+_ALL_TIME = f"grain = {int(Grain.ALL)}"
+#: The column by whose values each rollup's all-time rows are folded, a
+#: range at a time (its first key column after the grain that varies;
+#: None: the table's all-time rows are few, folded at once). One range of
+#: ``job_group_code_rollups`` is at most a few groups' rows: 39,626 rows for
+#: the largest group at 10,000,000 jobs (docs/benchmarks.md).
+ALL_TIME_CHUNK_COLUMNS: dict[str, str | None] = {
+    "job_count_rollups": None,
+    "job_code_rollups": "code",
+    "job_group_rollups": "group_id",
+    "job_code_pair_rollups": "filter_code",
+    "job_group_code_rollups": "group_id",
+}
+#: Values of that column per all-time fold (one transaction each).
+ALL_TIME_FOLD_VALUES = 100
 #: Groups whose counters one fold takes (one transaction, a few
 #: milliseconds of row locks).
 COUNTER_FOLD_GROUPS = 500
@@ -82,52 +98,75 @@ class Compaction:
         rows_before: their rows before.
         rows_after: their rows after.
         skipped: sets given up on because a writer held a row (folded by
-            a later run): ``(table, grain, bucket)`` or ``(table, first
-            group id, last group id)``.
+            a later run): ``(table, grain, bucket)``, or ``(table, first
+            value, last value)`` of a range of groups' counters or of
+            all-time rows.
     """
 
     buckets: int = 0
     rows_before: int = 0
     rows_after: int = 0
-    skipped: list[tuple[str, int, int]] = field(default_factory=list)
+    skipped: list[tuple[str, Any, Any]] = field(default_factory=list)
 
 
 def compact_rollups(now: datetime) -> Compaction:
     """Fold the shards of every day and hour that ended :data:`SETTLED_AFTER`
-    before ``now`` (aware UTC) into shard 0, and remove rows at 0.
+    before ``now`` (aware UTC) into shard 0, then those of the all-time
+    rows, and remove rows at 0.
 
-    Each bucket of each table is one transaction. All-time rows are left
-    as they are: every writer adds to them.
+    Each bucket of each table is one transaction; the all-time rows of a
+    table are folded a range of :data:`ALL_TIME_FOLD_VALUES` values of its
+    :data:`ALL_TIME_CHUNK_COLUMNS` column at a time. Every writer still
+    adds to the all-time rows: its next delta lands in its shard's row,
+    created anew, so a key written since has its shards again, and a quiet
+    one keeps one row.
 
     Returns:
-        A :class:`Compaction`.
+        A :class:`Compaction` whose ``skipped`` entries are ``(table,
+        grain, bucket)`` for a day or an hour, and ``(table, first value,
+        last value)`` for a range of all-time rows (``(table, None, None)``
+        for a table folded whole).
     """
     result = Compaction()
     postgresql = db.session.get_bind().dialect.name == "postgresql"
     for model in ROLLUPS:
         table = model.__table__
+        untidy = sa.or_(table.c.jobs == 0, table.c.shard != 0)
         for grain in (Grain.DAY, Grain.HOUR):
             # The first bucket not yet settled: its end is less than SETTLED_AFTER ago.
             settled = bucket_number(now - SETTLED_AFTER, grain)
-            untidy = sa.or_(table.c.jobs == 0, table.c.shard != 0)
             buckets = db.session.scalars(
                 sa.select(table.c.created_bucket).distinct()
                 .where(table.c.grain == int(grain), table.c.created_bucket < settled, untidy)
                 .order_by(table.c.created_bucket)
             ).all()
             db.session.rollback()  # the folds are transactions of their own
-            for bucket in buckets:
-                try:
-                    before, after = _fold(table, postgresql, {"grain": int(grain), "bucket": bucket})
-                except OperationalError as error:
-                    if not _is_lock_timeout(error):
-                        raise
-                    result.skipped.append((table.name, int(grain), bucket))
-                    continue
-                result.buckets += 1
-                result.rows_before += before
-                result.rows_after += after
+            _fold_sets(result, table, postgresql, [
+                (_BUCKET, {"grain": int(grain), "bucket": bucket}, (table.name, int(grain), bucket))
+                for bucket in buckets
+            ])
+        _fold_sets(result, table, postgresql, _all_time_sets(table, ALL_TIME_CHUNK_COLUMNS[table.name], untidy))
     return result
+
+
+def _all_time_sets(table: sa.Table, column: str | None, untidy: Any) -> list[tuple[str, dict[str, Any], tuple]]:
+    """The fold's sets of a table's all-time rows that have something to
+    fold: ranges of ``column`` values, or the whole grain (``column`` None)."""
+    all_time = table.c.grain == int(Grain.ALL)
+    sets: list[tuple[str, dict[str, Any], tuple]] = []
+    if column is None:
+        if db.session.scalar(sa.select(sa.literal(1)).where(all_time, untidy).limit(1)) is not None:
+            sets.append((_ALL_TIME, {}, (table.name, None, None)))
+    else:
+        values = db.session.scalars(
+            sa.select(table.c[column]).distinct().where(all_time, untidy).order_by(table.c[column])
+        ).all()
+        for start in range(0, len(values), ALL_TIME_FOLD_VALUES):
+            first, last = values[start], values[min(start + ALL_TIME_FOLD_VALUES, len(values)) - 1]
+            sets.append((f"{_ALL_TIME} AND {column} BETWEEN :first AND :last", {"first": first, "last": last},
+                         (table.name, first, last)))
+    db.session.rollback()  # the folds are transactions of their own
+    return sets
 
 
 def compact_counters() -> Compaction:
@@ -153,20 +192,32 @@ def compact_counters() -> Compaction:
         sa.select(table.c.group_id).distinct().where(table.c.shard != 0).order_by(table.c.group_id)
     ).all()
     db.session.rollback()  # the folds are transactions of their own
-    for start in range(0, len(group_ids), COUNTER_FOLD_GROUPS):
-        chunk = group_ids[start:start + COUNTER_FOLD_GROUPS]
-        first, last = chunk[0], chunk[-1]
+    ranges = [(group_ids[start], group_ids[min(start + COUNTER_FOLD_GROUPS, len(group_ids)) - 1])
+              for start in range(0, len(group_ids), COUNTER_FOLD_GROUPS)]
+    _fold_sets(result, table, postgresql, [
+        (_GROUP_RANGE, {"first": first, "last": last}, (table.name, first, last)) for first, last in ranges
+    ], COUNTER_VALUES)
+    return result
+
+
+def _fold_sets(
+    result: Compaction, table: sa.Table, postgresql: bool, sets: list[tuple[str, dict[str, Any], tuple]],
+    values: tuple[str, ...] = ("jobs",),
+) -> None:
+    """Fold each ``(where, parameters, name)`` of ``sets`` with :func:`_fold`,
+    adding to ``result``; a set a writer holds a row of (the lock wait ran
+    out) goes to ``result.skipped`` as ``name``."""
+    for where, parameters, name in sets:
         try:
-            before, after = _fold(table, postgresql, {"first": first, "last": last}, _GROUP_RANGE, COUNTER_VALUES)
+            before, after = _fold(table, postgresql, parameters, where, values)
         except OperationalError as error:
             if not _is_lock_timeout(error):
                 raise
-            result.skipped.append((table.name, first, last))
+            result.skipped.append(name)
             continue
         result.buckets += 1
         result.rows_before += before
         result.rows_after += after
-    return result
 
 
 def _key_columns(table: sa.Table) -> list[sa.Column[Any]]:

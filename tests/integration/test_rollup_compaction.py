@@ -105,11 +105,12 @@ def test_the_fold_keeps_every_sum_and_leaves_one_row_per_key(app_ctx, scattered)
     assert {model: _sums(model) for model in ROLLUPS} == sums
     assert _summary() == summary
     for model in ROLLUPS:
-        past = _rows(model, model.grain != int(Grain.ALL),
-                     sa.or_(sa.and_(model.grain == int(Grain.HOUR), model.created_bucket < current_hour - 2),
-                            sa.and_(model.grain == int(Grain.DAY), model.created_bucket < current_day - 1)))
+        past = _rows(model, sa.or_(model.grain == int(Grain.ALL),
+                                   sa.and_(model.grain == int(Grain.HOUR), model.created_bucket < current_hour - 2),
+                                   sa.and_(model.grain == int(Grain.DAY), model.created_bucket < current_day - 1)))
         assert past and all(row[-2] == 0 and row[-1] != 0 for row in past), model  # shard 0, jobs not 0
-        # The past's keys are each one row now.
+        assert any(row[list(model.__table__.c.keys()).index("grain")] == int(Grain.ALL) for row in past), model
+        # The past's keys and the all-time ones are each one row now.
         assert len(past) == len({row[:-2] for row in past})
         # The current hour and day were left to their writers.
         now_rows = (_rows(model, model.grain == int(Grain.HOUR), model.created_bucket >= current_hour - 1)
@@ -151,6 +152,59 @@ def test_the_fold_gives_way_to_a_writer_and_folds_later(app_ctx, scattered, back
     # Folded now, with the writer's change in: nothing lost or counted twice.
     assert _sums(JobCountRollup) == with_writer
     assert all(row[-2] == 0 for row in _rows(JobCountRollup, *held.clauses[:2]))
+
+
+def test_the_all_time_rows_fold_a_range_of_values_at_a_time(app_ctx, scattered, monkeypatch):
+    """Each all-time range is a transaction of its own: with one value per
+    range, the code rollup's two codes are two folds, the group rollups' one
+    group one fold each, the count rollup's whole grain one."""
+    monkeypatch.setattr(rollup_compaction, "ALL_TIME_FOLD_VALUES", 1)
+    table = JobCodeRollup.__table__
+    sets = rollup_compaction._all_time_sets(  # noqa: SLF001
+        table, "code", sa.or_(table.c.jobs == 0, table.c.shard != 0))
+    assert [(where, name) for where, _, name in sets] == [
+        ("grain = 0 AND code BETWEEN :first AND :last", ("job_code_rollups", code, code))
+        for code in ("code.a", "code.b")]
+    count_table = JobCountRollup.__table__
+    assert [name for _, _, name in rollup_compaction._all_time_sets(  # noqa: SLF001
+        count_table, None, count_table.c.shard != 0)] == [("job_count_rollups", None, None)]
+    sums = {model: _sums(model) for model in ROLLUPS}
+    compact_rollups(NOW)
+    assert {model: _sums(model) for model in ROLLUPS} == sums
+    for model in ROLLUPS:
+        assert all(row[-2] == 0 for row in _rows(model, model.grain == int(Grain.ALL))), model
+    assert rollup_compaction._all_time_sets(  # noqa: SLF001
+        table, "code", sa.or_(table.c.jobs == 0, table.c.shard != 0)) == []
+    # A writer's next delta lands in an all-time row again; the sums stay exact.
+    code_b = (table.c.grain == int(Grain.ALL), table.c.code == "code.b")
+    jobs_with_b = db.session.scalar(sa.select(sa.func.sum(table.c.jobs)).where(*code_b))
+    make_job("doc-after-the-fold", codes=("code.b",))
+    assert db.session.scalar(sa.select(sa.func.sum(table.c.jobs)).where(*code_b)) == jobs_with_b + 1
+
+
+def test_the_all_time_fold_gives_way_to_a_writer_and_folds_later(app_ctx, scattered, backend, monkeypatch):
+    monkeypatch.setattr(rollup_compaction, "ALL_TIME_FOLD_VALUES", 1)
+    if backend != "postgresql":
+        assert compact_rollups(NOW).skipped == []  # one writer at a time: nothing holds a row
+        return
+    table = JobCodeRollup.__table__
+    held = sa.and_(table.c.grain == int(Grain.ALL), table.c.code == "code.a", table.c.shard == 3)
+    with db.engine.connect() as writer:
+        # Another transaction adds a job with code.a and has not committed yet.
+        writer.execute(sa.update(table).where(held).values(jobs=table.c.jobs + 1))
+        began = datetime.now(timezone.utc)
+        result = compact_rollups(NOW)
+        assert datetime.now(timezone.utc) - began < timedelta(seconds=30)  # it gave up instead of waiting
+        assert ("job_code_rollups", "code.a", "code.a") in result.skipped
+        # The other code's all-time rows were folded meanwhile.
+        assert all(row[-2] == 0 for row in _rows(JobCodeRollup, table.c.grain == int(Grain.ALL),
+                                                 table.c.code == "code.b"))
+        writer.commit()
+    with_writer = _sums(JobCodeRollup)
+    result = compact_rollups(NOW)
+    assert result.skipped == []
+    assert _sums(JobCodeRollup) == with_writer  # the writer's +1 kept, nothing counted twice
+    assert all(row[-2] == 0 for row in _rows(JobCodeRollup, table.c.grain == int(Grain.ALL)))
 
 
 def test_the_daily_command_folds_the_rollups_too(app_ctx, scattered):
