@@ -65,20 +65,24 @@ LOCK_WAIT = "100ms"
 _BUCKET = "grain = :grain AND created_bucket = :bucket"
 #: The all-time rows, in the fold's statements.
 _ALL_TIME = f"grain = {int(Grain.ALL)}"
-#: The column by whose values each rollup's all-time rows are folded, a
-#: range at a time (its first key column after the grain that varies;
-#: None: the table's all-time rows are few, folded at once). One range of
-#: ``job_group_code_rollups`` is at most a few groups' rows: 39,626 rows for
-#: the largest group at 10,000,000 jobs (docs/benchmarks.md).
-ALL_TIME_CHUNK_COLUMNS: dict[str, str | None] = {
-    "job_count_rollups": None,
-    "job_code_rollups": "code",
-    "job_group_rollups": "group_id",
-    "job_code_pair_rollups": "filter_code",
-    "job_group_code_rollups": "group_id",
+#: The columns by whose values each rollup's all-time rows are folded, a
+#: range at a time: the first key column after the grain that varies, then
+#: the one that splits a value with too many rows (none: the table's
+#: all-time rows are few, folded at once). At 10,000,000 jobs one code's
+#: all-time pairs are up to 39,482 rows, the largest group's codes 39,626
+#: (docs/benchmarks.md).
+ALL_TIME_CHUNK_COLUMNS: dict[str, tuple[str, ...]] = {
+    "job_count_rollups": (),
+    "job_code_rollups": ("code",),
+    "job_group_rollups": ("group_id",),
+    "job_code_pair_rollups": ("filter_code", "code"),
+    "job_group_code_rollups": ("group_id", "code"),
 }
-#: Values of that column per all-time fold (one transaction each).
-ALL_TIME_FOLD_VALUES = 100
+#: Rows to fold per all-time transaction, at most (a single value of the
+#: last chunk column may hold more): each row locked costs its writers about
+#: 30 µs of waiting (a range of 100 codes' pairs, about 500,000 rows, ran
+#: past the 15 s statement timeout at 10,000,000 jobs).
+ALL_TIME_FOLD_ROWS = 5_000
 #: Groups whose counters one fold takes (one transaction, a few
 #: milliseconds of row locks).
 COUNTER_FOLD_GROUPS = 500
@@ -115,8 +119,8 @@ def compact_rollups(now: datetime) -> Compaction:
     rows, and remove rows at 0.
 
     Each bucket of each table is one transaction; the all-time rows of a
-    table are folded a range of :data:`ALL_TIME_FOLD_VALUES` values of its
-    :data:`ALL_TIME_CHUNK_COLUMNS` column at a time. Every writer still
+    table are folded a range of its :data:`ALL_TIME_CHUNK_COLUMNS` values
+    at a time, about :data:`ALL_TIME_FOLD_ROWS` rows each. Every writer still
     adds to the all-time rows: its next delta lands in its shard's row,
     created anew, so a key written since has its shards again, and a quiet
     one keeps one row.
@@ -125,7 +129,8 @@ def compact_rollups(now: datetime) -> Compaction:
         A :class:`Compaction` whose ``skipped`` entries are ``(table,
         grain, bucket)`` for a day or an hour, and ``(table, first value,
         last value)`` for a range of all-time rows (``(table, None, None)``
-        for a table folded whole).
+        for a table folded whole, ``(table, (value, first), (value,
+        last))`` for a range within one value of the first column).
     """
     result = Compaction()
     postgresql = db.session.get_bind().dialect.name == "postgresql"
@@ -149,23 +154,53 @@ def compact_rollups(now: datetime) -> Compaction:
     return result
 
 
-def _all_time_sets(table: sa.Table, column: str | None, untidy: Any) -> list[tuple[str, dict[str, Any], tuple]]:
+def _all_time_sets(
+    table: sa.Table, columns: tuple[str, ...], untidy: Any, *, within: tuple[str, Any] | None = None,
+) -> list[tuple[str, dict[str, Any], tuple]]:
     """The fold's sets of a table's all-time rows that have something to
-    fold: ranges of ``column`` values, or the whole grain (``column`` None)."""
-    all_time = table.c.grain == int(Grain.ALL)
+    fold: ranges of the first of ``columns``' values of about
+    :data:`ALL_TIME_FOLD_ROWS` rows, a value with more split by the next
+    column; the whole grain when ``columns`` is empty. ``within``: the
+    (column, value) these rows are of (a split value)."""
+    where = [table.c.grain == int(Grain.ALL), untidy]
+    condition = _ALL_TIME
+    parameters: dict[str, Any] = {}
+    if within is not None:
+        where.append(table.c[within[0]] == within[1])
+        condition += f" AND {within[0]} = :value"
+        parameters["value"] = within[1]
+    if not columns:
+        found = db.session.scalar(sa.select(sa.literal(1)).where(*where).limit(1)) is not None
+        db.session.rollback()  # the folds are transactions of their own
+        return [(condition, parameters, (table.name, None, None))] if found else []
+    column = table.c[columns[0]]
+    counts = db.session.execute(sa.select(column, sa.func.count()).where(*where).group_by(column).order_by(column)).all()
+    db.session.rollback()
     sets: list[tuple[str, dict[str, Any], tuple]] = []
-    if column is None:
-        if db.session.scalar(sa.select(sa.literal(1)).where(all_time, untidy).limit(1)) is not None:
-            sets.append((_ALL_TIME, {}, (table.name, None, None)))
-    else:
-        values = db.session.scalars(
-            sa.select(table.c[column]).distinct().where(all_time, untidy).order_by(table.c[column])
-        ).all()
-        for start in range(0, len(values), ALL_TIME_FOLD_VALUES):
-            first, last = values[start], values[min(start + ALL_TIME_FOLD_VALUES, len(values)) - 1]
-            sets.append((f"{_ALL_TIME} AND {column} BETWEEN :first AND :last", {"first": first, "last": last},
-                         (table.name, first, last)))
-    db.session.rollback()  # the folds are transactions of their own
+    ranged = f"{condition} AND {columns[0]} BETWEEN :first AND :last"
+
+    def add(first: Any, last: Any) -> None:
+        name = (table.name, first, last) if within is None else (table.name, (within[1], first), (within[1], last))
+        sets.append((ranged, {**parameters, "first": first, "last": last}, name))
+
+    start = None
+    rows = 0
+    for value, count in counts:
+        if count > ALL_TIME_FOLD_ROWS and len(columns) > 1:
+            if start is not None:
+                add(start, previous)
+                start, rows = None, 0
+            sets.extend(_all_time_sets(table, columns[1:], untidy, within=(columns[0], value)))
+            continue
+        if start is not None and rows + count > ALL_TIME_FOLD_ROWS:
+            add(start, previous)
+            start, rows = None, 0
+        if start is None:
+            start = value
+        rows += count
+        previous = value
+    if start is not None:
+        add(start, previous)
     return sets
 
 

@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from app.extensions import db
 from app.models import ProcessingJob
 from app.models.failure_group import FailureGroupCount
-from app.models.job_rollup import Grain, JobCodeRollup, JobCountRollup, JobGroupRollup
+from app.models.job_rollup import Grain, JobCodeRollup, JobCountRollup, JobGroupCodeRollup, JobGroupRollup
 from app.models.types import utcnow
 from app.registry import get_failure_recorder
 from app.services import dashboard_stats
@@ -154,36 +154,72 @@ def test_the_fold_gives_way_to_a_writer_and_folds_later(app_ctx, scattered, back
     assert all(row[-2] == 0 for row in _rows(JobCountRollup, *held.clauses[:2]))
 
 
-def test_the_all_time_rows_fold_a_range_of_values_at_a_time(app_ctx, scattered, monkeypatch):
-    """Each all-time range is a transaction of its own: with one value per
-    range, the code rollup's two codes are two folds, the group rollups' one
-    group one fold each, the count rollup's whole grain one."""
-    monkeypatch.setattr(rollup_compaction, "ALL_TIME_FOLD_VALUES", 1)
-    table = JobCodeRollup.__table__
-    sets = rollup_compaction._all_time_sets(  # noqa: SLF001
-        table, "code", sa.or_(table.c.jobs == 0, table.c.shard != 0))
-    assert [(where, name) for where, _, name in sets] == [
-        ("grain = 0 AND code BETWEEN :first AND :last", ("job_code_rollups", code, code))
-        for code in ("code.a", "code.b")]
+def _untidy(table: sa.Table) -> sa.ColumnElement[bool]:
+    return sa.or_(table.c.jobs == 0, table.c.shard != 0)
+
+
+def test_the_all_time_rows_fold_in_ranges_of_rows_a_value_with_more_split_by_code(app_ctx, scattered, monkeypatch):
+    """Each all-time set is a transaction of its own, of about
+    ALL_TIME_FOLD_ROWS rows: with room for all, one range; with room for
+    one row, each code alone, and each group split by its jobs' codes."""
+    sets = rollup_compaction._all_time_sets  # noqa: SLF001
+    codes = JobCodeRollup.__table__
+    group_codes = JobGroupCodeRollup.__table__
+    assert [(where, name) for where, _, name in sets(codes, ("code",), _untidy(codes))] == [
+        ("grain = 0 AND code BETWEEN :first AND :last", ("job_code_rollups", "code.a", "code.b"))]
     count_table = JobCountRollup.__table__
-    assert [name for _, _, name in rollup_compaction._all_time_sets(  # noqa: SLF001
-        count_table, None, count_table.c.shard != 0)] == [("job_count_rollups", None, None)]
+    assert [name for _, _, name in sets(count_table, (), _untidy(count_table))] == [("job_count_rollups", None, None)]
+
+    monkeypatch.setattr(rollup_compaction, "ALL_TIME_FOLD_ROWS", 1)
+    assert [name for _, _, name in sets(codes, ("code",), _untidy(codes))] == [
+        ("job_code_rollups", code, code) for code in ("code.a", "code.b")]
+    pairs = db.session.execute(
+        sa.select(group_codes.c.group_id, group_codes.c.code).distinct()
+        .where(group_codes.c.grain == int(Grain.ALL)).order_by(group_codes.c.group_id, group_codes.c.code)).all()
+    assert len(pairs) > len({group_id for group_id, _ in pairs})  # a group with two codes: split
+    split = sets(group_codes, ("group_id", "code"), _untidy(group_codes))
+    assert [(where, parameters, name) for where, parameters, name in split] == [
+        ("grain = 0 AND group_id = :value AND code BETWEEN :first AND :last",
+         {"value": group_id, "first": code, "last": code},
+         ("job_group_code_rollups", (group_id, code), (group_id, code)))
+        for group_id, code in pairs]
+
     sums = {model: _sums(model) for model in ROLLUPS}
-    compact_rollups(NOW)
+    assert compact_rollups(NOW).skipped == []
     assert {model: _sums(model) for model in ROLLUPS} == sums
     for model in ROLLUPS:
         assert all(row[-2] == 0 for row in _rows(model, model.grain == int(Grain.ALL))), model
-    assert rollup_compaction._all_time_sets(  # noqa: SLF001
-        table, "code", sa.or_(table.c.jobs == 0, table.c.shard != 0)) == []
+    assert sets(codes, ("code",), _untidy(codes)) == [] and sets(group_codes, ("group_id", "code"),
+                                                                 _untidy(group_codes)) == []
     # A writer's next delta lands in an all-time row again; the sums stay exact.
-    code_b = (table.c.grain == int(Grain.ALL), table.c.code == "code.b")
-    jobs_with_b = db.session.scalar(sa.select(sa.func.sum(table.c.jobs)).where(*code_b))
+    code_b = (codes.c.grain == int(Grain.ALL), codes.c.code == "code.b")
+    jobs_with_b = db.session.scalar(sa.select(sa.func.sum(codes.c.jobs)).where(*code_b))
     make_job("doc-after-the-fold", codes=("code.b",))
-    assert db.session.scalar(sa.select(sa.func.sum(table.c.jobs)).where(*code_b)) == jobs_with_b + 1
+    assert db.session.scalar(sa.select(sa.func.sum(codes.c.jobs)).where(*code_b)) == jobs_with_b + 1
+
+
+@pytest.mark.parametrize("limit", [1, 2, 3, 5, 8, 13, 10_000])
+def test_the_all_time_sets_cover_every_row_once_within_the_limit(app_ctx, scattered, monkeypatch, limit):
+    """Whatever the limit: every all-time row of each table is in exactly
+    one set, and a set holds more than the limit only when it is one value
+    that cannot be split further."""
+    monkeypatch.setattr(rollup_compaction, "ALL_TIME_FOLD_ROWS", limit)
+    for model in ROLLUPS:
+        table = model.__table__
+        columns = rollup_compaction.ALL_TIME_CHUNK_COLUMNS[table.name]
+        keys = list(table.primary_key.columns)
+        every = set(db.session.execute(sa.select(*keys).where(table.c.grain == int(Grain.ALL))).all())
+        seen: list[tuple] = []
+        for where, parameters, (_, first, last) in rollup_compaction._all_time_sets(  # noqa: SLF001
+                table, columns, _untidy(table)):
+            rows = db.session.execute(sa.select(*keys).where(sa.text(where)), parameters).all()
+            assert len(rows) <= limit or first == last, (table.name, first, last, len(rows))
+            seen.extend(rows)
+        assert len(seen) == len(set(seen)) and set(seen) == every, table.name
 
 
 def test_the_all_time_fold_gives_way_to_a_writer_and_folds_later(app_ctx, scattered, backend, monkeypatch):
-    monkeypatch.setattr(rollup_compaction, "ALL_TIME_FOLD_VALUES", 1)
+    monkeypatch.setattr(rollup_compaction, "ALL_TIME_FOLD_ROWS", 1)
     if backend != "postgresql":
         assert compact_rollups(NOW).skipped == []  # one writer at a time: nothing holds a row
         return
