@@ -159,7 +159,8 @@ def engine_options(database_url: str, config: Mapping[str, Any]) -> dict[str, An
     and server-side ``statement_timeout`` / ``lock_timeout`` (ms) set at
     connect time, so a stuck query or a held lock cannot hang a worker, and
     ``jit = off`` (PostgreSQL's JIT compilation pays off for long analytic
-    queries; on the dashboard's it was tens of milliseconds of compiling).
+    queries; on the dashboard's it was tens of milliseconds of compiling)
+    and ``max_parallel_workers_per_gather = 0`` (no parallel query).
     """
     options: dict[str, Any] = {"pool_pre_ping": True}
     if database_url.startswith("postgresql"):
@@ -179,6 +180,13 @@ def engine_options(database_url: str, config: Mapping[str, Any]) -> dict[str, An
                     # ran in 150 (docs/benchmarks.md, the 10,000,000-job run
                     # with the pair rollups).
                     " -c jit=off"
+                    # No parallel workers: on the dashboard's short reads a
+                    # worker's start-up costs more than it saves, and on a
+                    # busy server it takes a core from another request. At
+                    # 10,000,000 jobs the planner chose a parallel scan of a
+                    # whole rollup partition (31 ms) over its index (6.6 ms)
+                    # for one code's top codes (docs/benchmarks.md).
+                    " -c max_parallel_workers_per_gather=0"
                 ),
                 "application_name": "clinical-intelligence-console",
             },

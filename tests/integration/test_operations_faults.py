@@ -311,6 +311,8 @@ def test_statement_timeout_is_set_on_every_connection(impatient_app):
         assert connection.execute(sa.text("SHOW lock_timeout")).scalar() == "200ms"
         # No JIT compiling: tens of milliseconds on a dashboard statement at 10M jobs.
         assert connection.execute(sa.text("SHOW jit")).scalar() == "off"
+        # No parallel workers: a parallel scan of a whole partition beat its index in the planner's eyes.
+        assert connection.execute(sa.text("SHOW max_parallel_workers_per_gather")).scalar() == "0"
         with pytest.raises(sa.exc.OperationalError):
             connection.execute(sa.text("SELECT pg_sleep(2)"))
 

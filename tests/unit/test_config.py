@@ -97,13 +97,13 @@ def test_postgresql_gets_statement_and_lock_timeouts_and_a_bounded_pool(monkeypa
     options = load_config()["SQLALCHEMY_ENGINE_OPTIONS"]
     assert options["pool_pre_ping"] is False  # the checkout event looks at the socket instead (no round trip)
     assert options["pool_size"] == 3 and options["max_overflow"] == 0
-    assert options["connect_args"]["options"] == "-c statement_timeout=2500 -c lock_timeout=700 -c jit=off"
+    assert options["connect_args"]["options"] == "-c statement_timeout=2500 -c lock_timeout=700 -c jit=off -c max_parallel_workers_per_gather=0"
     assert options["connect_args"]["connect_timeout"] == 5
 
 
 def test_default_timeouts_are_15_s_and_5_s():
     options = engine_options("postgresql+psycopg://h/db", load_config())
-    assert options["connect_args"]["options"] == "-c statement_timeout=15000 -c lock_timeout=5000 -c jit=off"
+    assert options["connect_args"]["options"] == "-c statement_timeout=15000 -c lock_timeout=5000 -c jit=off -c max_parallel_workers_per_gather=0"
 
 
 def test_engine_options_follow_a_database_named_in_the_overrides():
