@@ -189,8 +189,8 @@ def roll_up_days_command() -> None:
     now = utcnow()
     click.echo(f"{roll_up_closed_days(now)} day(s) rolled up.")
     folded = compact_rollups(now)
-    click.echo(f"Summary rollups: {folded.buckets} past bucket(s) folded, {folded.rows_before} rows to "
-               f"{folded.rows_after}; {_left(folded.skipped)}.")
+    click.echo(f"Summary rollups: {folded.buckets} set(s) of rows folded (past days and hours, all-time ranges), "
+               f"{folded.rows_before} rows to {folded.rows_after}; {_left(folded.skipped)}.")
     counters = compact_counters()
     click.echo(f"Group counters: {counters.buckets} range(s) of groups folded, {counters.rows_before} rows to "
                f"{counters.rows_after}; {_left(counters.skipped)}.")

@@ -170,7 +170,8 @@ def roll_up_days(context: procrastinate.JobContext, timestamp: int) -> int:
         finally:
             db.session.remove()
     logger.info("failure-group daily roll-up scheduled at %s: %s day(s) summed", timestamp, days)
-    logger.info("summary rollups: %s past bucket(s) folded, %s rows to %s, %s left for the next run",
+    logger.info("summary rollups: %s set(s) of rows folded (past days and hours, all-time ranges), %s rows to %s, "
+                "%s left for the next run",
                 folded.buckets, folded.rows_before, folded.rows_after, len(folded.skipped))
     logger.info("group counters: %s range(s) of groups folded, %s rows to %s, %s left for the next run",
                 counters.buckets, counters.rows_before, counters.rows_after, len(counters.skipped))

@@ -79,9 +79,9 @@ ALL_TIME_CHUNK_COLUMNS: dict[str, tuple[str, ...]] = {
     "job_group_code_rollups": ("group_id", "code"),
 }
 #: Rows to fold per all-time transaction, at most (a single value of the
-#: last chunk column may hold more): each row locked costs its writers about
-#: 30 µs of waiting (a range of 100 codes' pairs, about 500,000 rows, ran
-#: past the 15 s statement timeout at 10,000,000 jobs).
+#: last chunk column may hold more): a writer of one of them waits for the
+#: whole transaction. At 10,000,000 jobs a range of 100 codes' pairs, about
+#: 500,000 rows, ran past the 15 s statement timeout.
 ALL_TIME_FOLD_ROWS = 5_000
 #: Groups whose counters one fold takes (one transaction, a few
 #: milliseconds of row locks).
@@ -174,7 +174,9 @@ def _all_time_sets(
         db.session.rollback()  # the folds are transactions of their own
         return [(condition, parameters, (table.name, None, None))] if found else []
     column = table.c[columns[0]]
-    counts = db.session.execute(sa.select(column, sa.func.count()).where(*where).group_by(column).order_by(column)).all()
+    counts = db.session.execute(
+        sa.select(column, sa.func.count()).where(*where).group_by(column).order_by(column)
+    ).all()
     db.session.rollback()
     sets: list[tuple[str, dict[str, Any], tuple]] = []
     ranged = f"{condition} AND {columns[0]} BETWEEN :first AND :last"

@@ -247,7 +247,7 @@ def test_the_daily_command_folds_the_rollups_too(app_ctx, scattered):
     result = app_ctx.test_cli_runner().invoke(args=["groups", "roll-up-days"])
     assert result.exit_code == 0, result.output
     line = result.stdout.splitlines()[1]
-    assert line.startswith("Summary rollups: ") and "past bucket(s) folded" in line and "0 left" in line
+    assert line.startswith("Summary rollups: ") and "set(s) of rows folded (past days and hours, all-time ranges)" in line and "0 left" in line
     assert all(row[-2] == 0 for model in (JobGroupRollup,)
                for row in _rows(model, model.grain == int(Grain.DAY),
                                 model.created_bucket < bucket_number(NOW, Grain.DAY) - 1))
