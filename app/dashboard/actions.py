@@ -152,13 +152,13 @@ def _act_on_one(action: str, job_id: str, said: str) -> Response:
     except FailureChangedError as error:
         flash("The job changed after the page you acted on was shown (it failed again, or was requeued): "
               "nothing was done. Here it is as it is now.", "error")
-        return redirect(url_for("dashboard.show_job", job_id=error.job_id))
+        return redirect(url_for("dashboard.show_job", job_id=error.job_id), 303)
     refresh_summaries()
     # [before, worker text, after]: plain values (the server-side session
     # stores no Markup); the page escapes each and puts the middle in <bdi>.
     before, _, after = said.partition("{}")
     flash([before, job.document_id, after], "success")
-    return redirect(back or url_for("dashboard.show_job", job_id=job.id))
+    return redirect(back or url_for("dashboard.show_job", job_id=job.id), 303)
 
 
 def refresh_summaries() -> None:

@@ -70,10 +70,10 @@ def run_bulk_action(bulk_id: str) -> Response:
             bulk_queue.defer_run(bulk.id)
     if not started:
         flash("This action was already carried out; nothing was done twice.", "info")
-        return redirect(url_for("dashboard.show_bulk_action", bulk_id=bulk.id))
+        return redirect(url_for("dashboard.show_bulk_action", bulk_id=bulk.id), 303)
     if background:
         flash("Started: the jobs are worked through in the background; this page follows the progress.", "success")
-        return redirect(url_for("dashboard.show_bulk_action", bulk_id=bulk.id))
+        return redirect(url_for("dashboard.show_bulk_action", bulk_id=bulk.id), 303)
     try:
         done = bulk_actions.run(
             bulk.id,
@@ -89,7 +89,7 @@ def run_bulk_action(bulk_id: str) -> Response:
     if done.state == "paused":
         message += f" so far: {done.next_position:,} of {done.total:,} done; continue below"
     flash(message + ".", "success")
-    return redirect(url_for("dashboard.show_bulk_action", bulk_id=bulk.id))
+    return redirect(url_for("dashboard.show_bulk_action", bulk_id=bulk.id), 303)
 
 
 @bp.get("/bulk-actions/<bulk_id>")

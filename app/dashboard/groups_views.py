@@ -255,7 +255,7 @@ def resolve_group(group_id: str) -> Response:
     except (group_forms.FormError, InvalidFieldsError) as error:
         return _form_error_page(group_id, error)
     flash(f"Resolved the group{' in version ' + in_version if in_version else ''}.", "success")
-    return redirect(url_for("dashboard.show_group", group_id=key))
+    return redirect(url_for("dashboard.show_group", group_id=key), 303)
 
 
 @bp.post("/groups/<group_id>/ignore")
@@ -282,7 +282,7 @@ def ignore_group(group_id: str) -> Response:
     except (group_forms.FormError, InvalidFieldsError) as error:
         return _form_error_page(group_id, error)
     flash("Ignored the group.", "success")
-    return redirect(url_for("dashboard.show_group", group_id=key))
+    return redirect(url_for("dashboard.show_group", group_id=key), 303)
 
 
 @bp.post("/groups/<group_id>/reopen")
@@ -293,7 +293,7 @@ def reopen_group(group_id: str) -> Response:
     key = _group_id(group_id)
     group_lifecycle.reopen_group(key, current_actor(), via="dashboard")
     flash("Reopened the group.", "success")
-    return redirect(url_for("dashboard.show_group", group_id=key))
+    return redirect(url_for("dashboard.show_group", group_id=key), 303)
 
 
 def _action(raw: str | None) -> str:

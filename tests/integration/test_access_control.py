@@ -331,7 +331,7 @@ def test_only_operators_and_admins_may_requeue(app, role):
     token = _page_csrf(client, f"/jobs/{job_id}")
     response = client.post(f"/jobs/{job_id}/requeue", data={"csrf_token": token})
     allowed = role in (Role.OPERATOR, Role.ADMIN)
-    assert response.status_code == (302 if allowed else 403)
+    assert response.status_code == (303 if allowed else 403)
 
 
 def _page_csrf(client, path: str) -> str:

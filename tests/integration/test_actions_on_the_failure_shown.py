@@ -64,14 +64,14 @@ def test_the_job_pages_acknowledge_leaves_a_failure_it_did_not_show(app, client,
     assert [name for name, _ in fields].count("failure_at") == 1
     _fail_again(app, job_id, requeue=requeue)
     response = client.post(f"/jobs/{job_id}/acknowledge", data=MultiDict(fields))
-    assert response.status_code == 302 and response.headers["Location"] == f"/jobs/{job_id}"
+    assert response.status_code == 303 and response.headers["Location"] == f"/jobs/{job_id}"
     assert not _acknowledged(app, job_id)
     shown = client.get(response.headers["Location"]).get_data(as_text=True)
     assert "The job changed after the page you acted on was shown" in shown and "code.unseen_fatal" in shown
     assert _audit_actions(app) == []  # nothing took effect
     # The page now shows the new failure; acknowledging from it works.
     fields = _Forms(shown).hidden[f"/jobs/{job_id}/acknowledge"]
-    assert client.post(f"/jobs/{job_id}/acknowledge", data=MultiDict(fields)).status_code == 302
+    assert client.post(f"/jobs/{job_id}/acknowledge", data=MultiDict(fields)).status_code == 303
     assert _acknowledged(app, job_id)
     assert _audit_actions(app) == [("jobs.acknowledge", 1)]
 
@@ -137,7 +137,7 @@ def test_a_filters_frozen_selection_skips_a_job_that_failed_again(app, client):
     assert "jobs that change meanwhile (a new failure, a requeue) are skipped" in question
     ((action, confirm),) = [(a, f) for a, f in _Forms(question).hidden.items() if a.startswith("/bulk-actions/")]
     _fail_again(app, changed)  # the question stays open meanwhile
-    assert client.post(action, data=MultiDict(confirm)).status_code == 302
+    assert client.post(action, data=MultiDict(confirm)).status_code == 303
     assert _acknowledged(app, seen) and not _acknowledged(app, changed)
     progress = client.get(frozen.headers["Location"]).get_data(as_text=True)
     assert re.search(r"asked [^<]*UTC, confirmed [^<]*UTC", progress)

@@ -150,9 +150,9 @@ def test_group_actions_link_their_group_and_bulk_action(app, client):
 
     confirm = client.post(path + "/jobs", data={"csrf_token": token(), "op": "requeue"}, follow_redirects=True).get_data(as_text=True)
     run_path = re.search(r'action="(/bulk-actions/([^"/]+)/run)"', confirm)
-    assert client.post(run_path.group(1), data={"csrf_token": token()}).status_code == 302
-    assert client.post(path + "/resolve", data={"csrf_token": token(), "in_version": "1.5.0"}).status_code == 302
-    assert client.post(path + "/reopen", data={"csrf_token": token()}).status_code == 302
+    assert client.post(run_path.group(1), data={"csrf_token": token()}).status_code == 303
+    assert client.post(path + "/resolve", data={"csrf_token": token(), "in_version": "1.5.0"}).status_code == 303
+    assert client.post(path + "/reopen", data={"csrf_token": token()}).status_code == 303
 
     html = client.get("/admin/audit").get_data(as_text=True)
     rows = {re.search(r'<td class="action"><code>([^<]+)</code>', r).group(1): r

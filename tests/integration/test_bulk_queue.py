@@ -163,7 +163,7 @@ def test_a_group_requeue_is_audited_queued_once_and_run_by_the_worker(queue_app,
     # Confirming commits the claim, the audit row and one queued task
     # together; no job has changed yet (no worker runs).
     response = client.post(run_path, data={"csrf_token": token})
-    assert response.status_code == 302
+    assert response.status_code == 303
     bulk = _bulk(app)
     assert bulk.state == "running" and bulk.changed == 0
     with app.app_context():

@@ -34,7 +34,7 @@ def _row(app, job_id):
 def test_requeue_one_job_keeps_its_history_and_says_so(app, client):
     job_id = _failed_job(app)
     response = client.post(f"/jobs/{job_id}/requeue", data={"csrf_token": _csrf(client, f"/jobs/{job_id}")})
-    assert response.status_code == 302
+    assert response.status_code == 303
     assert _row(app, job_id)["status"] == "Pending"
     with app.app_context():
         assert [f.error_message for f in list_failures(job_id)] == ["crashed"]
@@ -80,7 +80,7 @@ def test_an_acknowledge_aborted_as_a_deadlock_victim_is_done_and_audited_once(ap
 
     monkeypatch.setattr(actions, "apply_action", deadlocked_once)
     response = client.post(f"/jobs/{job_id}/acknowledge", data={"csrf_token": _csrf(client)})
-    assert response.status_code == 302
+    assert response.status_code == 303
     assert calls == [1, 1]
     assert _row(app, job_id)["acknowledged_by"] == "test-admin"
     with app.app_context():
@@ -224,7 +224,7 @@ def test_an_unsafe_next_on_one_job_action_goes_to_the_job_page(app, client, targ
     # applied and audited: a 500 saying "nothing was changed".
     job_id = _failed_job(app)
     response = client.post(f"/jobs/{job_id}/acknowledge", data={"csrf_token": _csrf(client), "next": target})
-    assert response.status_code == 302
+    assert response.status_code == 303
     assert response.headers["Location"] == f"/jobs/{job_id}"
     assert _row(app, job_id)["acknowledged_at"] is not None
     with app.app_context():

@@ -162,7 +162,7 @@ def _bulk_requeue(app, client, jobs: dict[str, str], query: dict[str, str]) -> s
     # The confirmation froze the selection; its form runs it (in batches).
     ((action, fields),) = [(a, f) for a, f in _Forms(confirm.get_data(as_text=True)).hidden.items()
                            if a.startswith("/bulk-actions/")]
-    assert client.post(action, data=MultiDict(fields)).status_code == 302
+    assert client.post(action, data=MultiDict(fields)).status_code == 303
     with app.app_context():
         return {document for document, job_id in jobs.items()
                 if stored_job_row(job_id)["status"] == "Pending"}

@@ -79,7 +79,7 @@ def test_requeue_a_group_of_100000_jobs_in_batches(app, client):
     while True:
         response = client.post(run_path, data={"csrf_token": token})
         requests += 1
-        assert response.status_code == 302
+        assert response.status_code == 303
         with app.app_context():
             if db.session.scalars(sa.select(BulkAction.state)).one() == "done":
                 break
@@ -115,7 +115,7 @@ def test_requeue_a_group_of_100000_jobs_on_the_worker(queue_app, client, start_w
 
     worker = start_worker()
     started = time.monotonic()
-    assert client.post(run_path, data={"csrf_token": token}).status_code == 302
+    assert client.post(run_path, data={"csrf_token": token}).status_code == 303
     answered = time.monotonic() - started
     deadline = started + 300
     while True:

@@ -171,7 +171,7 @@ def test_unknown_or_malformed_group_is_404(client):
 def test_resolve_in_version_then_reopen_are_audited_and_on_the_timeline(app, client, groups):
     path = f"/groups/{groups['unit']}"
     response = client.post(path + "/resolve", data={"csrf_token": _csrf(client, path), "in_version": "1.5.0"})
-    assert response.status_code == 302
+    assert response.status_code == 303
     html = client.get(path).get_data(as_text=True)
     assert "Resolved the group in version 1.5.0." in html and 'badge state-resolved' in html
     client.post(path + "/reopen", data={"csrf_token": _csrf(client, path)})
@@ -238,7 +238,7 @@ def test_requeue_every_job_of_a_group_in_batches_once(app, client, groups):
     late = _fail(client, [UNIT], document="doc-late")
     token = _csrf(client, "/groups")
     response = client.post(run_path, data={"csrf_token": token})
-    assert response.status_code == 302
+    assert response.status_code == 303
     page = client.get(response.headers["Location"]).get_data(as_text=True)
     assert "Requeued 4 jobs." in page and 'class="changed">4<' in page
     with app.app_context():

@@ -79,7 +79,7 @@ def test_resolve_in_version_takes_a_semver_version_only(app, client, groups):  #
     html = client.get(path).get_data(as_text=True)
     assert re.search(r'name="in_version" size="(\d+)" placeholder="optional, e.g. 1.5.0"', html).group(1) == "24"
     response = client.post(path + "/resolve", data={"csrf_token": _csrf(client, path), "in_version": "2.0.0-rc.1"})
-    assert response.status_code == 302 and _state(app, groups["unit"]) == "resolved"
+    assert response.status_code == 303 and _state(app, groups["unit"]) == "resolved"
 
 
 def _ignored_until(app, group_id: int) -> tuple[str, object, object]:
@@ -94,13 +94,13 @@ def test_a_filled_ignore_field_with_the_radio_left_on_forever_chooses_its_mode(a
     path = f"/groups/{groups['icd']}"
     response = client.post(path + "/ignore", data={"csrf_token": _csrf(client, path), "mode": "forever",
                                                    "until": "2999-12-31", "occurrences": ""})
-    assert response.status_code == 302
+    assert response.status_code == 303
     state, until, occurrences = _ignored_until(app, groups["icd"])
     assert state == "ignored" and until.date().isoformat() == "2999-12-31" and occurrences is None
     path = f"/groups/{groups['unit']}"
     response = client.post(path + "/ignore", data={"csrf_token": _csrf(client, path), "mode": "forever",
                                                    "until": " ", "occurrences": "7"})
-    assert response.status_code == 302
+    assert response.status_code == 303
     assert _ignored_until(app, groups["unit"]) == ("ignored", None, 7)
 
 

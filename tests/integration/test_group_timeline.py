@@ -40,7 +40,7 @@ def test_a_resolve_after_the_first_day_leaves_ongoing_and_says_its_version_in_wo
     assert "ongoing" in re.search(r"<dt>State</dt>\s*<dd>(.*?)</dd>", client.get(path).get_data(as_text=True),
                                   re.S).group(1)
     response = client.post(path + "/resolve", data={"csrf_token": _csrf(client, path), "in_version": "9.9.9"})
-    assert response.status_code == 302
+    assert response.status_code == 303
     html = client.get(path).get_data(as_text=True)
     resolved = [line for line in _timeline(html) if line.startswith("resolved") or " resolved by " in line]
     assert len(resolved) == 1, _timeline(html)
@@ -62,7 +62,7 @@ def test_a_resolve_after_the_first_day_leaves_ongoing_and_says_its_version_in_wo
 def test_a_change_within_the_first_day_leaves_new(app, client, groups):  # noqa: F811
     path = f"/groups/{groups['icd']}"
     response = client.post(path + "/ignore", data={"csrf_token": _csrf(client, path), "mode": "forever"})
-    assert response.status_code == 302
+    assert response.status_code == 303
     lines = _timeline(client.get(path).get_data(as_text=True))
     ignored = [line for line in lines if "ignored by" in line]
     assert len(ignored) == 1 and "unresolved (new) → ignored" in ignored[0]

@@ -68,7 +68,7 @@ def test_history_has_requeues_acknowledgements_and_state_changes_with_who(app, c
 def test_every_start_stays_in_the_history_across_requeues(app, client, failed):
     for attempt in range(2):
         token = _csrf(client, f"/jobs/{failed}")
-        assert client.post(f"/jobs/{failed}/requeue", data={"csrf_token": token}).status_code == 302
+        assert client.post(f"/jobs/{failed}/requeue", data={"csrf_token": token}).status_code == 303
         with app.app_context():
             start_job(failed)
             if attempt == 0:
@@ -80,7 +80,7 @@ def test_every_start_stays_in_the_history_across_requeues(app, client, failed):
 def _run_bulk(client, confirm_html: str) -> None:
     run_path = re.search(r'action="(/bulk-actions/[^"]+/run)"', confirm_html).group(1)
     token = re.search(r'name="csrf_token" value="([^"]+)"', confirm_html).group(1)
-    assert client.post(run_path, data={"csrf_token": token}).status_code == 302
+    assert client.post(run_path, data={"csrf_token": token}).status_code == 303
 
 
 def _failed_like(app, document_id: str) -> str:

@@ -274,7 +274,7 @@ def test_a_changed_session_is_written_at_once(app):
     with _session_writes(app) as writes:
         # The action flashes its outcome into the session: new content, so written
         # although the expiry was moved a moment ago.
-        assert browser.post(f"/jobs/{job_id}/acknowledge", data={"csrf_token": token}).status_code == 302
+        assert browser.post(f"/jobs/{job_id}/acknowledge", data={"csrf_token": token}).status_code == 303
     assert writes == ["INSERT"]
     with _session_writes(app) as writes:
         shown = browser.get(f"/jobs/{job_id}").get_data(as_text=True)  # showing the flash removes it
