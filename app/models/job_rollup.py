@@ -21,8 +21,8 @@ with no Python code to remember:
 
 On PostgreSQL each table is partitioned by grain (``<table>_all``,
 ``_day``, ``_hour``; migrations 0015 and 0024), so the few all-time rows
-are not scattered among the many hour rows. Each job is counted three times in each table, once per
-:class:`Grain`:
+are not scattered among the many hour rows. Each job is counted three
+times in each table, once per :class:`Grain`:
 all time (both buckets 0), days and hours (whole days or hours since
 1970-01-01T00:00Z: ``floor(epoch / 86400)``, ``floor(epoch / 3600)``), so a
 long range sums few rows. ``finished_bucket`` is :data:`NOT_FINISHED` when
@@ -63,6 +63,13 @@ class Grain(IntEnum):
 #: ``pg_backend_pid() % ROLLUP_SHARDS`` (one per connection, so a pool of
 #: connections rarely meets on a row). SQLite has one writer at a time: shard 0.
 ROLLUP_SHARDS = 8
+
+
+def _bucket_index(table: str) -> sa.Index:
+    """The index of the daily fold's reads of one past day or hour, for a
+    rollup whose key starts with a group or a code (without it each read
+    would scan the whole grain; migration 0024)."""
+    return sa.Index(f"ix_{table}_grain_created_bucket", "grain", "created_bucket")
 
 
 class _JobKey:
@@ -130,11 +137,7 @@ class JobGroupRollup(_JobKey, db.Model):
     """
 
     __tablename__ = "job_group_rollups"
-    __table_args__ = (
-        # The daily fold's reads: one past day or hour (the key starts with
-        # the group, so without it each would read the whole grain).
-        sa.Index("ix_job_group_rollups_grain_created_bucket", "grain", "created_bucket"),
-    )
+    __table_args__ = (_bucket_index("job_group_rollups"),)
 
     #: First in the key (``sort_order``): a filter reads one group's rows.
     group_id: Mapped[int] = mapped_column(sa.Integer, primary_key=True, sort_order=-2)
@@ -174,11 +177,7 @@ class JobCodePairRollup(_JobKey, _CodeCount, db.Model):
     """
 
     __tablename__ = "job_code_pair_rollups"
-    __table_args__ = (
-        # The daily fold's reads: one past day or hour (the key starts with
-        # the code, so without it each would read the whole grain).
-        sa.Index("ix_job_code_pair_rollups_grain_created_bucket", "grain", "created_bucket"),
-    )
+    __table_args__ = (_bucket_index("job_code_pair_rollups"),)
 
     error_code_column: ClassVar[str] = "filter_code"
 
@@ -198,10 +197,6 @@ class JobGroupCodeRollup(_JobKey, _CodeCount, db.Model):
     """
 
     __tablename__ = "job_group_code_rollups"
-    __table_args__ = (
-        # The daily fold's reads: one past day or hour (the key starts with
-        # the group, so without it each would read the whole grain).
-        sa.Index("ix_job_group_code_rollups_grain_created_bucket", "grain", "created_bucket"),
-    )
+    __table_args__ = (_bucket_index("job_group_code_rollups"),)
 
     group_id: Mapped[int] = mapped_column(sa.Integer, primary_key=True, sort_order=-2)

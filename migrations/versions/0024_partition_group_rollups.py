@@ -18,7 +18,7 @@ partitions ``<table>_all``, ``_day`` and ``_hour``, as 0015's: the table is
 renamed, a partitioned table of the same columns and primary key is
 created under the old name, the rows that count (``jobs <> 0``; a row at 0
 adds nothing to a sum) are copied over in key order, and the old table is
-dropped (at 1,000,000 jobs: 38 s for the three tables). The
+dropped (at 1,000,000 jobs: 19-38 s for the three tables). The
 triggers that keep the rollups name them in their bodies, so they write to
 the new table with no change. The table is locked against writers first,
 so no delta is lost between the copy and the drop; run it as every
