@@ -103,6 +103,7 @@ def confirm_requeue_job(job_id: str) -> tuple[str, int]:
     leaves the list; its history stays) and a button that does it (a POST
     to :func:`requeue_job`, no script needed). Changes nothing. 409 page
     when the job is not failed."""
+    web_query.refuse_unknown_parameters(request.args, ("next",))
     job = lifecycle.get_job(job_id)
     page = url_for("dashboard.show_job", job_id=job.id)
     back = safe_redirect_target(request.args.get("next"), page)

@@ -9,7 +9,7 @@ it, start it and follow it. Every POST is CSRF-checked, needs
 
 from __future__ import annotations
 
-from flask import abort, current_app, flash, redirect, render_template, url_for
+from flask import abort, current_app, flash, redirect, render_template, request, url_for
 from werkzeug.datastructures import MultiDict
 from werkzeug.wrappers import Response
 
@@ -26,7 +26,12 @@ from app.services.failure_groups import queries
 from app.services.failure_groups.errors import GroupNotFoundError
 from app.services.processing_jobs.actions import JobAction
 from app.unit_of_work import write_transaction
-from app.web.query import DEFAULT_DASHBOARD_ACKNOWLEDGED, DEFAULT_DASHBOARD_STATUSES, dashboard_filter
+from app.web.query import (
+    DEFAULT_DASHBOARD_ACKNOWLEDGED,
+    DEFAULT_DASHBOARD_STATUSES,
+    dashboard_filter,
+    refuse_unknown_parameters,
+)
 
 #: Seconds one request spends on a bulk action before it pauses (under the
 #: app server's timeout; ``BULK_ACTION_REQUEST_SECONDS`` overrides it).
@@ -98,6 +103,7 @@ def show_bulk_action(bulk_id: str) -> str:
     """A bulk action: while ``pending`` (frozen, not yet confirmed), the
     question ("Requeue 11 jobs?") with its Yes button; afterwards its
     progress: selected, done, changed, skipped, state."""
+    refuse_unknown_parameters(request.args, ())
     bulk = _bulk(bulk_id)
     group = queries.get_group(bulk.group_id).group if bulk.group_id is not None else None
     heading = _filter_heading(bulk)

@@ -246,6 +246,7 @@ def show_jobs_summary() -> str:
     Raises:
         InvalidQueryError: a filter parameter is wrong (400, as ``/jobs``).
     """
+    refuse_unknown_parameters(request.args, JOB_LIST_PARAMETERS)  # the list's own, which frames it
     pairs = list(request.args.items(multi=True))
     job_filter = current_filter()
     queries.require_group(job_filter.group_id)  # 404 for an unknown group, as /jobs (not a summary of zeros)
@@ -347,6 +348,7 @@ def show_job(job_id: str) -> str | Response:
     more hex digits): one job with it redirects to that job's page (302,
     ``back`` kept), several to the search for it, none is the 404.
     """
+    refuse_unknown_parameters(request.args, ("back", "match"))
     try:
         parse_job_id(job_id)
     except JobNotFoundError:  # not a whole id: perhaps the short one
@@ -393,4 +395,5 @@ def show_job(job_id: str) -> str | Response:
 def show_job_json(job_id: str) -> Response:
     """The job as the API shows it, for signed-in operators (the API itself
     takes worker tokens only)."""
+    refuse_unknown_parameters(request.args, ())
     return jsonify(job_to_json(lifecycle.get_job(job_id)))

@@ -77,7 +77,8 @@ def refuse_unknown_parameters(names: Iterable[str], known: Iterable[str]) -> Non
     unknown = list(dict.fromkeys(name for name in names if name not in allowed))
     if unknown:
         raise InvalidQueryError(
-            f"Unknown query parameter{'s' if len(unknown) > 1 else ''}; this page takes: {', '.join(sorted(allowed))}.",
+            f"Unknown query parameter{'s' if len(unknown) > 1 else ''}; this page takes "
+            + (f"only: {', '.join(sorted(allowed))}." if allowed else "none."),
             [parameter_error(name if name.isprintable() else "", "is not a parameter of this page")
              for name in unknown],
         )

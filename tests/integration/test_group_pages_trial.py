@@ -228,6 +228,28 @@ def test_dashboard_lists_refuse_an_unknown_parameter_with_the_same_page_without_
         assert client.get(query).status_code == 200, query
 
 
+def test_the_detail_pages_refuse_an_unknown_parameter_too(app, client, groups):  # noqa: F811
+    """The sixth trial: /groups/<id>?foo=1 and /jobs/<id>?foo=1 answered 200."""
+    from app.models import ProcessingJob
+
+    with app.app_context():
+        job_id = db.session.scalar(sa.select(ProcessingJob.id).where(ProcessingJob.status == "Validation_Failed").limit(1))
+    group = f"/groups/{groups['unit']}"
+    made = client.post(group + "/jobs", data={"csrf_token": _csrf(client, group), "op": "requeue"})
+    bulk = made.headers["Location"]
+    pages = {
+        group: "cursor=", f"/jobs/{job_id}": "back=/jobs&match=doc", f"/jobs/{str(job_id)[:8]}": "back=/jobs",
+        f"/jobs/{job_id}/job.json": "", f"/jobs/{job_id}/requeue": "next=/jobs", bulk: "",
+        "/jobs/summary": "status=all&limit=10&cursor=",
+    }
+    for path, kept in pages.items():
+        response = client.get(f"{path}?{kept}&foo=1" if kept else f"{path}?foo=1")
+        assert response.status_code == 400, path
+        assert "Unknown query parameter" in response.get_data(as_text=True), path
+        assert client.get(f"{path}?{kept}" if kept else path).status_code in (200, 302), path
+    assert "this page takes none." in client.get(f"{bulk}?foo=1").get_data(as_text=True)
+
+
 @pytest.mark.parametrize(("until", "says"), [
     ("9999-12-31", "Ignore until: enter a date up to 9998-12-31"),  # the API refuses it too
     ("0000-01-01", "Ignore until: enter a date after today"),  # well-formed: not a format error
