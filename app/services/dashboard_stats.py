@@ -44,6 +44,7 @@ from app.models import JobStatus, ProcessingJob
 from app.models.job_rollup import Grain
 from app.models.job_status import FAILURE_STATUSES
 from app.models.types import utcnow
+from app.read_snapshot import read_snapshot
 from app.services.chart_buckets import (
     FAILURES_SHOWN,
     LABEL_FORMATS,
@@ -111,6 +112,9 @@ def summarize(
 ) -> DashboardStats:
     """The three aggregates of the dashboard for ``job_filter``.
 
+    Read inside :func:`~app.read_snapshot.read_snapshot`: in a GET request
+    (and always on SQLite) the three count one state of the data.
+
     Args:
         job_filter: the page's filter (its cursor and limit do not matter).
         now: the current time (aware); default :func:`~app.models.types.utcnow`.
@@ -128,12 +132,15 @@ def summarize(
                 _cache.move_to_end(key)
                 return hit[1]
     now = now or utcnow()
-    stats = DashboardStats(
-        status_counts=status_counts(job_filter),
-        top_codes=top_error_codes(job_filter),
-        timeline=failures_over_time(job_filter, now=now),
-        counted_at=now,
-    )
+    # One snapshot where it can be had: the three cards then count the same
+    # jobs, and a partial hour may be counted as its hour less the rest.
+    with read_snapshot():
+        stats = DashboardStats(
+            status_counts=status_counts(job_filter),
+            top_codes=top_error_codes(job_filter),
+            timeline=failures_over_time(job_filter, now=now),
+            counted_at=now,
+        )
     if ttl > 0:
         with _cache_lock:
             _cache[key] = (time.monotonic(), stats)

@@ -111,25 +111,27 @@ def top_error_codes(
     """
     totals: dict[str, list[int]] = {}
 
-    def add(rows: list[tuple[str, int, int, int]]) -> None:
+    def add(rows: list[tuple[str, int, int, int]], sign: int = 1) -> None:
         for code, jobs, errors, warnings in rows:
             total = totals.setdefault(code, [0, 0, 0])
-            total[0] += jobs
-            total[1] += errors
-            total[2] += warnings
+            total[0] += sign * jobs
+            total[1] += sign * errors
+            total[2] += sign * warnings
 
     scanned = 0
     capped = False
     if rollup_covers(job_filter):
         rollup, edges = code_rows(job_filter)
         add(rollup)
-        for edge in edges:  # an hour at most each
-            add(_scanned_code_rows(edge, None)[0])
+        for edge, sign in edges:  # half an hour at most each
+            add(_scanned_code_rows(edge, None)[0], sign)
     else:
         rows, scanned, capped = _scanned_code_rows(job_filter, scan_limit)
         add(rows)
-    # Most jobs first, ties in code-point order (Python's str order).
-    ranked = sorted(totals.items(), key=lambda item: (-item[1][0], item[0]))
+    # Most jobs first, ties in code-point order (Python's str order). A
+    # code whose jobs were all taken away (a partial hour's) is not one.
+    ranked = sorted(((code, total) for code, total in totals.items() if total[0]),
+                    key=lambda item: (-item[1][0], item[0]))
     return TopCodes(
         codes=[CodeCount(code=code, jobs=j, errors=e, warnings=w) for code, (j, e, w) in ranked[:limit]],
         scanned=scanned,

@@ -1,0 +1,134 @@
+"""The /jobs summary read in one snapshot (app/read_snapshot.py): a partial
+hour counted as its whole hour's rollup rows less the rest of the hour is
+still exact, on SQLite and PostgreSQL; and the snapshot is one."""
+
+from __future__ import annotations
+
+import random
+import re
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime, timedelta, timezone
+
+import sqlalchemy as sa
+
+from app.extensions import POSTGRESQL_READ_AUTOCOMMIT, db
+from app.models import FailureOccurrence, ProcessingJob
+from app.models.job_rollup import Grain
+from app.read_snapshot import read_snapshot, reads_one_snapshot
+from app.services import summary_counts
+from app.services.processing_jobs.job_filter import JobFilter
+from app.services.summary_counts import plan_range, rollup_covers
+from tests.integration.test_summary_rollups import (
+    T0,
+    _check_summary,
+    _fail_waiting_jobs,
+    _random_filter,
+    _random_operations,
+)
+
+
+@contextmanager
+def _as_a_get_request() -> Iterator[None]:
+    """The session's next reads as a GET request's are (PostgreSQL: read
+    autocommit), inside :func:`read_snapshot`, which must have one."""
+    db.session.rollback()
+    db.session.connection(execution_options={POSTGRESQL_READ_AUTOCOMMIT: True})
+    with read_snapshot() as one:
+        assert one and reads_one_snapshot()
+        yield
+    db.session.rollback()
+
+
+def test_plan_range_takes_a_long_partial_hour_as_its_hour_less_the_rest_only_in_one_snapshot(monkeypatch):
+    at = lambda h, m=0: T0 + timedelta(hours=h, minutes=m)  # noqa: E731
+    hour = int(T0.timestamp()) // 3600
+    # Outside a snapshot: split_range's edges, each added.
+    assert plan_range(at(1, 10), at(5, 50)) == (
+        [(Grain.HOUR, hour + 2, hour + 5)], [((at(1, 10), at(2)), 1), ((at(5), at(5, 50)), 1)])
+    monkeypatch.setattr(summary_counts, "reads_one_snapshot", lambda: True)
+    # 50 minutes: the hour less its first 10; 50 minutes: the hour less its last 10.
+    assert plan_range(at(1, 10), at(5, 50)) == (
+        [(Grain.HOUR, hour + 2, hour + 5), (Grain.HOUR, hour + 1, hour + 2), (Grain.HOUR, hour + 5, hour + 6)],
+        [((at(1), at(1, 10)), -1), ((at(5, 50), at(6)), -1)])
+    # Half an hour or less is read as it is.
+    assert plan_range(at(1, 30), at(5, 30)) == (
+        [(Grain.HOUR, hour + 2, hour + 5)], [((at(1, 30), at(2)), 1), ((at(5), at(5, 30)), 1)])
+    # Inside one hour, both sides are taken away.
+    assert plan_range(at(1, 10), at(1, 55)) == ([(Grain.HOUR, hour + 1, hour + 2)],
+                                               [((at(1), at(1, 10)), -1), ((at(1, 55), at(2)), -1)])
+    # No whole hour inside, across a boundary: each hour on its own.
+    assert plan_range(at(1, 5), at(2, 20)) == (
+        [(Grain.HOUR, hour + 1, hour + 2)], [((at(1), at(1, 5)), -1), ((at(2), at(2, 20)), 1)])
+    # A bound to the microsecond: the rest starts there.
+    tick = at(3, 59) + timedelta(seconds=59, microseconds=999_999)
+    assert plan_range(at(3, 20), tick) == (
+        [(Grain.HOUR, hour + 3, hour + 4)], [((at(3), at(3, 20)), -1), ((tick, at(4)), -1)])
+    # Whole hours and the open-ended ranges have no edge.
+    assert plan_range(None, None) == ([(Grain.ALL, None, None)], [])
+    assert plan_range(at(0), at(6)) == ([(Grain.HOUR, hour, hour + 6)], [])
+
+
+def test_the_summary_in_one_snapshot_equals_a_brute_force_count_after_random_operations(app_ctx):
+    rng = random.Random(20261205)
+    _random_operations(rng, 220)
+    _fail_waiting_jobs(rng)
+    _random_operations(rng, 40)
+    group_ids = sorted(db.session.scalars(sa.select(FailureOccurrence.group_id).distinct()))
+    checked = Counter()
+    for _ in range(100):
+        job_filter = _random_filter(rng, group_ids)
+        with _as_a_get_request():
+            _check_summary(job_filter)
+            taken_away = any(sign < 0 for _span, sign in plan_range(job_filter.time_from, job_filter.time_to)[1])
+        checked["hour less the rest"] += rollup_covers(job_filter) and taken_away
+    assert checked["hour less the rest"] > 15, checked
+    # A window whose first partial hour is long (43 min) and last one short (5 min).
+    window = JobFilter(time_from=T0 + timedelta(hours=20, minutes=17),
+                       time_to=T0 + timedelta(days=2, hours=3, minutes=5))
+    with _as_a_get_request():
+        assert _check_summary(window) > 0
+
+
+def _add_job(connection: sa.Connection, created_at: datetime) -> None:
+    connection.execute(sa.insert(ProcessingJob).values(
+        id=uuid.uuid4(), document_id=f"late-{uuid.uuid4().hex[:8]}", job_type="ocr", status="Failed",
+        error_message="late", created_at=created_at, updated_at=created_at, completed_at=created_at,
+    ))
+
+
+def test_a_snapshot_sees_no_commit_made_after_its_first_read(app_ctx):
+    count = sa.select(sa.func.count()).select_from(ProcessingJob)
+    with app_ctx.app_context():  # another session, as another request or a worker would be
+        with db.engine.begin() as other:
+            _add_job(other, T0)
+    with _as_a_get_request():
+        before = db.session.scalar(count)
+        with db.engine.begin() as other:
+            _add_job(other, T0 + timedelta(minutes=1))
+        assert db.session.scalar(count) == before  # the snapshot's state, not the newest
+    assert db.session.scalar(count) == before + 1
+
+
+def test_inside_a_write_transaction_on_postgresql_the_reads_stay_read_committed(app_ctx, backend):
+    db.session.rollback()
+    db.session.connection(execution_options={POSTGRESQL_READ_AUTOCOMMIT: False})
+    db.session.scalar(sa.select(sa.func.count()).select_from(ProcessingJob))  # the transaction has begun
+    with read_snapshot() as one:
+        assert one is (backend == "sqlite") and reads_one_snapshot() is one
+    assert not reads_one_snapshot()
+    db.session.rollback()
+
+
+def test_the_summary_page_counts_a_long_partial_hour_exactly(client, app):
+    with app.app_context():
+        with db.engine.begin() as connection:
+            for minute in (3, 12, 25, 44, 58):
+                _add_job(connection, datetime(2026, 1, 5, 9, minute, tzinfo=timezone.utc))
+    # 9:10 to 10:00: the hour (5 jobs) less 9:00-9:10 (1); and none after.
+    page = client.get("/jobs/summary?from=2026-01-05T09:10:00Z&to=2026-01-05T11:00:00Z&status=all")
+    assert page.status_code == 200
+    failed = re.search(r'status-failed">[^<]*</span></a> <span class="count">(\d+)<', page.get_data(as_text=True))
+    assert failed is not None and failed.group(1) == "4"
