@@ -29,6 +29,7 @@ from app.auth.guards import current_actor
 from app.registry import get_failure_recorder
 from app.services.access import add_audit_event
 from app.services.failure_groups import queries as group_queries
+from app.services.failure_groups.worker import check_worker
 from app.services.processing_jobs import lifecycle, pagination
 from app.services.processing_jobs.job_filter import AcknowledgedFilter
 from app.services.processing_jobs.snapshot import JobSnapshot
@@ -50,6 +51,14 @@ def _body(schema_name: str, semantic: Callable[[Any], list[Any]] | None = None) 
     return body
 
 
+def _new_job_faults(body: Any) -> list[Any]:
+    """The service's own checks of a new job (format characters, white space
+    around the id...), run with the schema check so one 422 names every fault."""
+    if not isinstance(body, dict):
+        return []
+    return lifecycle.new_job_errors(body.get("document_id"), body.get("job_type", lifecycle.DEFAULT_JOB_TYPE))
+
+
 def _report_faults(body: Any) -> list[Any]:
     """The services' own checks of a result or failure report, run with the
     schema check so one 422 names every fault of the body."""
@@ -57,10 +66,12 @@ def _report_faults(body: Any) -> list[Any]:
         return []
     if body.get("status") == "completed":
         return lifecycle.entity_errors(body.get("entities"))
+    worker_faults = check_worker(body.get("worker"))[2]
     recorder = get_failure_recorder()
     if "error_message" not in body or not hasattr(recorder, "payload_errors"):
-        return []
-    return recorder.payload_errors(body["error_message"], body.get("error_details"), body.get("error_format"))
+        return worker_faults
+    return worker_faults + recorder.payload_errors(
+        body["error_message"], body.get("error_details"), body.get("error_format"))
 
 
 @bp.before_request
@@ -94,7 +105,7 @@ def get_schema(name: str) -> Response:
 @bp.post("/processing-jobs")
 def create_processing_job() -> Response:
     """Create a job: ``{"document_id": str, "job_type"?: str}`` -> 201 + job + ``Location``."""
-    body = _body("NewJob")
+    body = _body("NewJob", _new_job_faults)
     return _answer(
         lambda: lifecycle.create_job(body["document_id"], body.get("job_type", lifecycle.DEFAULT_JOB_TYPE)),
         body,

@@ -157,7 +157,11 @@ def assert_isolated(html: str, value: str) -> None:
 
 def test_worker_text_is_bidi_isolated_on_every_page(client, app):
     with app.app_context():
-        job = create_job(RLO_TEXT)
+        job = create_job("doc-rlo")
+        # An id stored before format characters were refused in one (the
+        # pages must still isolate it).
+        db.session.execute(sa.update(ProcessingJob).where(ProcessingJob.id == job.id).values(document_id=RLO_TEXT))
+        db.session.commit()
         details = {"errors": [item(f"code.{RLO_TEXT}", message=RLO_TEXT, pointer=f"/{RLO_TEXT}",
                                    entity={"type": RLO_TEXT, "index": 0})]}
         get_failure_recorder().record_validation_failure(job.id, RLO_TEXT, details)

@@ -10,7 +10,7 @@ import pytest
 import sqlalchemy as sa
 
 from app.extensions import db
-from app.models import BulkAction, FailureGroup, FailureGroupEvent
+from app.models import BulkAction, FailureGroup, FailureGroupEvent, ProcessingJob
 from app.models.access import AuditEvent
 from app.services import bulk_actions
 from tests.helpers import crashed_job, stored_job_row
@@ -441,8 +441,12 @@ def test_control_characters_in_worker_text_are_shown_as_escapes_on_every_page(ap
 def test_invisible_characters_in_worker_text_are_marked_on_every_page(app, client):
     # A trial found U+200B raw in a group title's link, a page's <title>, the
     # chips and a document cell: only the places that used bidi_shown marked it.
-    job = {"id": crashed_job(client, "doc-zw\u200b", "zero\u200bwidth and \u2060 joiner \ufeff")}
+    job = {"id": crashed_job(client, "doc-zw", "zero\u200bwidth and \u2060 joiner \ufeff")}
     with app.app_context():
+        # A document id stored before format characters were refused in one.
+        db.session.execute(sa.update(ProcessingJob).where(ProcessingJob.id == uuid.UUID(job["id"]))
+                           .values(document_id="doc-zw\u200b"))
+        db.session.commit()
         group_id = db.session.scalars(sa.select(FailureGroup.id).where(FailureGroup.code.is_(None))).one()
     pages = [f"/jobs/{job['id']}", f"/groups/{group_id}", f"/jobs?group={group_id}", "/groups",
              "/jobs?document_id=doc-zw%E2%80%8B"]

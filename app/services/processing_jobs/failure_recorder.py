@@ -190,8 +190,12 @@ class SQLAlchemyFailureRecorder:
     ) -> JobSnapshot:
         # Check the payload before touching the database: a refusal must not
         # depend on, or change, the stored job.
-        message, details, used_format = self._check_payload(error_message, error_details, error_format)
+        # One refusal names every fault: the worker's and the payload's.
         worker_name, worker_version, worker_errors = check_worker(worker)
+        try:
+            message, details, used_format = self._check_payload(error_message, error_details, error_format)
+        except InvalidFailurePayloadError as exc:
+            raise InvalidFailurePayloadError(worker_errors + list(exc.errors)) from None
         if worker_errors:
             raise InvalidFailurePayloadError(worker_errors)
         key = parse_job_id(job_id)

@@ -9,6 +9,7 @@ caller's transaction.
 
 from __future__ import annotations
 
+import unicodedata
 import uuid
 from collections.abc import Mapping, Sequence
 from datetime import datetime
@@ -47,7 +48,8 @@ def create_job(document_id: object, job_type: object = DEFAULT_JOB_TYPE) -> Proc
     """Create a ``Pending`` job for one clinical document.
 
     Args:
-        document_id: the document's identifier; 1 to 200 characters, not blank.
+        document_id: the document's identifier, stored as sent
+            (:func:`new_job_errors`).
         job_type: kind of processing, e.g. ``"entity_extraction"``; 1 to 64
             characters of letters, digits, ``_``, ``-`` or ``.``.
 
@@ -55,31 +57,9 @@ def create_job(document_id: object, job_type: object = DEFAULT_JOB_TYPE) -> Proc
         The job as stored (new UUID, ``created_at``/``updated_at`` now, UTC).
 
     Raises:
-        InvalidJobError: a field is missing, of the wrong type or too long,
-            or ``document_id`` holds a control character other than TAB, LF
-            and CR (C0, DEL, C1) or an unpaired surrogate.
+        InvalidJobError: :func:`new_job_errors` found a fault.
     """
-    errors: list[FieldError] = []
-    if isinstance(document_id, str):
-        document_id = document_id.strip()
-    if not isinstance(document_id, str) or not document_id:
-        errors.append(field_error("/document_id", "must be a non-empty string"))
-    elif len(document_id) > DOCUMENT_ID_MAX_LENGTH:
-        errors.append(field_error("/document_id", f"must be at most {DOCUMENT_ID_MAX_LENGTH} characters"))
-    elif has_acting_control(document_id) or "\x00" in document_id:
-        # Else the job would be stored with an id no filter may name: the
-        # dashboard's "all jobs of this document" link would be refused.
-        # A NUL is refused too, not stored as U+FFFD: the worker's own id
-        # would then find nothing.
-        errors.append(field_error("/document_id", "must not hold a control character (TAB, LF and CR aside)"))
-    elif has_unstorable_text(document_id):
-        errors.append(field_error("/document_id", "must not hold an unpaired UTF-16 surrogate"))
-    if not isinstance(job_type, str) or not job_type:
-        errors.append(field_error("/job_type", "must be a non-empty string"))
-    elif len(job_type) > JOB_TYPE_MAX_LENGTH or not all(c.isascii() and (c.isalnum() or c in "_-.") for c in job_type):
-        errors.append(
-            field_error("/job_type", f"must be 1 to {JOB_TYPE_MAX_LENGTH} letters, digits, '_', '-' or '.'")
-        )
+    errors = new_job_errors(document_id, job_type)
     if errors:
         raise InvalidJobError(errors)
     assert isinstance(document_id, str) and isinstance(job_type, str)
@@ -91,6 +71,41 @@ def create_job(document_id: object, job_type: object = DEFAULT_JOB_TYPE) -> Proc
         )
         db.session.add(job)
     return job
+
+
+def new_job_errors(document_id: object, job_type: object) -> list[FieldError]:
+    """The faults of a new job's fields (empty when it may be created), each
+    naming its field (``/document_id``, ``/job_type``) and never quoting it.
+
+    ``document_id`` is an identifier, stored as sent and matched exactly by
+    the filters: 1 to 200 characters, without white space around it (a
+    worker's ``" a1"`` would otherwise be a job no search for ``a1`` finds),
+    a control character other than TAB, LF and CR (C0 including NUL, DEL,
+    C1: no query parameter may hold one, so no filter could find the job),
+    a format character (Unicode category Cf: bidi overrides such as U+202E
+    would make one id look like another) or an unpaired surrogate.
+    ``job_type``: 1 to 64 ASCII letters, digits, ``_``, ``-`` or ``.``.
+    """
+    errors: list[FieldError] = []
+    if not isinstance(document_id, str) or not document_id.strip():
+        errors.append(field_error("/document_id", "must be a non-empty string"))
+    elif len(document_id) > DOCUMENT_ID_MAX_LENGTH:
+        errors.append(field_error("/document_id", f"must be at most {DOCUMENT_ID_MAX_LENGTH} characters"))
+    elif document_id != document_id.strip():
+        errors.append(field_error("/document_id", "must not begin or end with white space (it is stored as sent)"))
+    elif has_acting_control(document_id) or "\x00" in document_id:
+        errors.append(field_error("/document_id", "must not hold a control character (TAB, LF and CR aside)"))
+    elif has_unstorable_text(document_id):
+        errors.append(field_error("/document_id", "must not hold an unpaired UTF-16 surrogate"))
+    elif any(unicodedata.category(c) == "Cf" for c in document_id):
+        errors.append(field_error("/document_id", "must not hold a format character (such as U+202E or U+200B)"))
+    if not isinstance(job_type, str) or not job_type:
+        errors.append(field_error("/job_type", "must be a non-empty string"))
+    elif len(job_type) > JOB_TYPE_MAX_LENGTH or not all(c.isascii() and (c.isalnum() or c in "_-.") for c in job_type):
+        errors.append(
+            field_error("/job_type", f"must be 1 to {JOB_TYPE_MAX_LENGTH} letters, digits, '_', '-' or '.'")
+        )
+    return errors
 
 
 def get_job(job_id: uuid.UUID | str) -> ProcessingJob:

@@ -230,3 +230,61 @@ def test_a_completed_result_carries_no_worker_and_an_empty_fingerprint_is_refuse
     problem = assert_problem(answer, 422, "invalid-failure")
     assert [e["pointer"] for e in problem["errors"]] == ["#/error_details/errors/0/fingerprint"]
     assert row(app, job["id"]) == before
+
+
+def _job_count(app) -> int:  # noqa: ANN001
+    import sqlalchemy as sa
+
+    from app.extensions import db
+    from app.models import ProcessingJob
+
+    with app.app_context():
+        return db.session.scalar(sa.select(sa.func.count()).select_from(ProcessingJob))
+
+
+def test_a_new_job_422_names_the_schema_faults_and_the_services_together(client, app):
+    """The sixth trial: a NUL id beside a bad job type and an unknown field was
+    named only on the next try, after the other two were mended."""
+    before = _job_count(app)
+    body = {"document_id": "\u0000", "job_type": "x y", "extra": 1}
+    problem = assert_problem(client.post(API, json=body), 422, "invalid-fields")
+    assert [e["pointer"] for e in problem["errors"]] == ["#/document_id", "#/extra", "#/job_type"]
+    assert _job_count(app) == before
+
+
+@pytest.mark.parametrize(("document_id", "says"), [
+    (" padded ", "must not begin or end with white space"),
+    ("doc-\t", "must not begin or end with white space"),
+    ("doc-\u202e1", "must not hold a format character"),
+    ("doc-\u200b1", "must not hold a format character"),
+    ("doc-\u001b1", "must not hold a control character"),
+])
+def test_a_document_id_is_stored_as_sent_or_refused(client, app, document_id, says):
+    """The sixth trial: " padded " was stored as "padded" (which a filter for
+    what the worker sent never finds), and U+202E was accepted though a
+    worker's name refuses it."""
+    before = _job_count(app)
+    problem = assert_problem(client.post(API, json={"document_id": document_id}), 422, "invalid-job")
+    assert [(e["pointer"], says in e["detail"]) for e in problem["errors"]] == [("#/document_id", True)]
+    assert _job_count(app) == before
+    # Inside an id, TAB, LF and CR and any other text stay as sent.
+    for kept in ("doc\t1", "dossier-é-🩺", "a b"):
+        created = client.post(API, json={"document_id": kept})
+        assert created.status_code == 201 and created.get_json()["document_id"] == kept
+
+
+def test_a_failure_422_names_the_workers_faults_and_the_details_together(client, app, job):
+    """The sixth trial: an item code with ESC was named first, the worker's
+    NUL name only on the next try."""
+    before = row(app, job["id"])
+    item = {"code": "a\u001bb", "severity": "error", "message": "m", "pointer": "/entities/0"}
+    body = {"error_message": "bad", "error_details": {"errors": [item]}, "error_format": "normalized",
+            "worker": {"name": "\u0000", "version": "1.0.0"}}
+    problem = assert_problem(client.post(job_url(job["id"], "validation-failure"), json=body), 422, "invalid-failure")
+    assert [e["pointer"] for e in problem["errors"]] == ["#/worker/name", "#/error_details/errors/0/code"]
+    # And beside a schema fault, in the contract's one answer.
+    body["extra"] = True
+    problem = assert_problem(client.post(job_url(job["id"], "validation-failure"), json=body), 422, "invalid-fields")
+    assert sorted(e["pointer"] for e in problem["errors"]) == [
+        "#/error_details/errors/0/code", "#/extra", "#/worker/name"]
+    assert row(app, job["id"]) == before
