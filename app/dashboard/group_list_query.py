@@ -6,6 +6,10 @@ reader of the same filter is :mod:`app.web.group_query`.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+from datetime import datetime
+
+from app.dashboard.links import FilterChip, ListHeading, Pairs, href, with_changes
 from app.errors import InvalidQueryError, parameter_error
 from app.models import GroupState, GroupSubstate
 from app.services.failure_groups import queries
@@ -88,3 +92,41 @@ def _code(args) -> str | None:
         raise InvalidQueryError("code and error_code name the same filter; give one of them.",
                                 [parameter_error("error_code", "must be left out when code is given")])
     return code or error_code
+
+
+def group_list_heading(
+    list_path: str, pairs: Pairs, group_filter: queries.GroupFilter, states: Sequence[str],
+    *, time_text: Callable[[datetime], str],
+) -> ListHeading:
+    """The heading of ``/groups`` and its filter chips, as ``/jobs`` has them:
+    one removable chip per filter away from the default (``states``: the
+    ``state`` words asked for, default ``unresolved``), so a filtered list
+    says so with its Filters panel folded (a phone).
+
+    Args:
+        list_path: the path of the list.
+        pairs: the request's query pairs (:func:`~app.dashboard.links.query_pairs`).
+        group_filter: the filter they make.
+        states: the state words of the ``state`` parameters.
+        time_text: how a time is written (``2026-11-29 21:16:35 UTC``).
+    """
+
+    def without(*names: str) -> str:
+        return href(list_path, with_changes(pairs, {name: [] for name in (*names, "cursor")}))
+
+    chips: list[FilterChip] = []
+    if list(states) != [GroupState.UNRESOLVED.value]:
+        chips.append(FilterChip("state", " or ".join(states), without("state")))
+    if group_filter.seen_from is not None:
+        chips.append(FilterChip("last seen from", time_text(group_filter.seen_from), without("from")))
+    if group_filter.seen_to is not None:
+        chips.append(FilterChip("last seen before", time_text(group_filter.seen_to), without("to")))
+    if group_filter.code is not None:
+        chips.append(FilterChip("code", group_filter.code, without("code", "error_code")))
+    if group_filter.job_type is not None:
+        chips.append(FilterChip("type", group_filter.job_type, without("job_type")))
+    if group_filter.worker_version is not None:
+        chips.append(FilterChip("worker version", group_filter.worker_version, without("worker_version")))
+    if group_filter.failing:
+        chips.append(FilterChip("jobs failing now", "only", without("failing")))
+    return ListHeading(title="Failure groups", chips=chips)

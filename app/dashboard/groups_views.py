@@ -22,8 +22,9 @@ from app.dashboard import group_forms
 from app.dashboard.actions import ActionForm
 from app.dashboard.charts import bar_chart
 from app.dashboard.group_list_query import (
-    GROUP_LIST_PARAMETERS, SORT_LABELS, SORTS, STATE_CHOICES, group_filter_from_args,
+    GROUP_LIST_PARAMETERS, SORT_LABELS, SORTS, STATE_CHOICES, group_filter_from_args, group_list_heading,
 )
+from app.dashboard.formatting import format_utc
 from app.dashboard.links import href, query_pairs, with_changes
 from app.errors import InvalidFieldsError, InvalidFormError, InvalidQueryError, field_error, parameter_error
 from app.models import GroupState
@@ -102,6 +103,7 @@ def list_groups() -> str | Response:
         for view in page.items
     ]
     kept = query_pairs(pairs)
+    selected_states = [w for v in request.args.getlist("state") for w in v.split(",") if w] or ["unresolved"]
     # Resolved groups whose jobs still fail on workers older than the fixed
     # version stay resolved (no reopen), so a list that leaves resolved
     # groups out says how many there are and links to them.
@@ -119,7 +121,9 @@ def list_groups() -> str | Response:
         rows=rows,
         now=now,
         group_filter=group_filter,
-        selected_states=[w for v in request.args.getlist("state") for w in v.split(",") if w] or ["unresolved"],
+        selected_states=selected_states,
+        heading=group_list_heading(url_for("dashboard.list_groups"), kept, group_filter, selected_states,
+                                   time_text=format_utc),
         state_choices=STATE_CHOICES + ("all",),
         sort=sort,
         sorts=[(s, SORT_LABELS[s], href(url_for("dashboard.list_groups"), with_changes(kept, {"sort": [s]})))

@@ -261,3 +261,20 @@ def test_ignore_dates_beyond_what_the_api_accepts_are_refused_in_words(app, clie
     html = _refused(client, path, "ignore", {"mode": "until_date", "until": until, "occurrences": ""})
     assert says in _flash_error(html)
     assert _state(app, groups["icd"]) == "unresolved"
+
+
+def test_a_filtered_group_list_says_so_with_chips_as_the_job_list_does(client, groups):  # noqa: F811
+    """The sixth trial: on a phone (Filters folded), /groups?state=resolved&
+    worker_version=1.0.0 looked unfiltered: no chip, a plain "Filters"."""
+    html = client.get("/groups?state=resolved&worker_version=1.0.0&code=unit.not_ucum").get_data(as_text=True)
+    assert "<summary>Filters (3 active)</summary>" in html
+    chips = re.findall(r'<li class="chip"><span class="chip-text" title="([^"]+)">.*?href="([^"]+)"', html)
+    assert chips == [
+        ("state = \u2068resolved\u2069", "/groups?worker_version=1.0.0&amp;code=unit.not_ucum"),
+        ("code = \u2068unit.not_ucum\u2069", "/groups?state=resolved&amp;worker_version=1.0.0"),
+        ("worker version = \u20681.0.0\u2069", "/groups?state=resolved&amp;code=unit.not_ucum"),
+    ]
+    assert "<title>Failure groups · state = \u2068resolved\u2069" in html
+    # The default list has none.
+    html = client.get("/groups").get_data(as_text=True)
+    assert '<li class="chip">' not in html and "<summary>Filters</summary>" in html
