@@ -96,7 +96,8 @@ def get_schema(name: str) -> Response:
     ``entity-document.v1.schema.json`` (what error pointers point into) or
     ``error-details.v1.schema.json`` (the normalized envelope). 404 otherwise."""
     if name not in PUBLISHED_SCHEMAS:
-        abort(404)
+        abort(404, description="No published schema has this name; the schemas are: "
+                               + ", ".join(sorted(PUBLISHED_SCHEMAS)) + ".")
     # The bytes of the file (not send_file: a streamed file stays open until
     # the client closes the answer).
     return Response(PUBLISHED_SCHEMAS[name][1].read_bytes(), mimetype="application/schema+json")

@@ -269,10 +269,17 @@ def event_facts(details: dict[str, Any] | None) -> list[tuple[str, str, str]]:
     """A group event's facts as ``(key, words, value)`` in stored order, for
     the timeline: ``{"in_version": "9.9.9", "via": "dashboard"}`` gives
     ``[("in_version", "in version", "9.9.9"), ("via", "via", "dashboard")]``.
-    The words may be empty (an ignore's mode says itself); values are text."""
+    The words may be empty (an ignore's mode says itself); values are text.
+    An ignore's ``until`` (stored as ISO 8601) is written as the group's
+    state line writes it (``2027-01-15 00:00:00 UTC``)."""
     facts = []
     for key, value in (details or {}).items():
         shown = IGNORE_MODE_WORDS.get(value, value) if key == "mode" else value
+        if key == "until" and isinstance(value, str):
+            try:
+                shown = format_utc(datetime.fromisoformat(value))
+            except ValueError:
+                pass  # not one the service wrote: shown as stored
         facts.append((key, EVENT_FACT_LABELS.get(key, key), str(shown)))
     return facts
 

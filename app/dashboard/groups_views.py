@@ -200,7 +200,7 @@ def _sample_cursor(raw: str | None) -> tuple[datetime, int] | None:
         if moment.tzinfo is None or not (last_id.isascii() and last_id.isdigit()):
             raise ValueError(raw)
     except ValueError:
-        raise InvalidQueryError("cursor is not valid; start from the first page.",
+        raise InvalidQueryError("The cursor is not valid; start again from the first page.",
                                 [parameter_error("cursor", "must be a cursor this page gave out")]) from None
     return moment, int(last_id)
 

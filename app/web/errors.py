@@ -22,7 +22,7 @@ import redis
 from flask import Flask, Response, current_app, g, json, render_template, request
 from flask_login import AnonymousUserMixin
 from sqlalchemy import exc as sa_exc
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, NotFound
 
 from app.errors import FieldError, ServiceError
 from app.observability.request_id import current_request_id
@@ -121,6 +121,12 @@ def _handle_http_exception(error: HTTPException) -> Response | tuple[str, int]:
             f"The request body is larger than the limit of "
             f"{current_app.config['MAX_CONTENT_LENGTH']} bytes."
         )
+    elif status == 404 and error.description == NotFound.description:
+        # Werkzeug's own words ("If you entered the URL manually please check
+        # your spelling...") for a path nothing answers: say where to look.
+        detail = ("No API operation is at this path; the OpenAPI document, /api/v1/openapi.json, lists them."
+                  if request.path.startswith("/api/") else
+                  "Nothing is at this address. The failure groups and the jobs are linked from the top of the page.")
     else:
         detail = error.description or title
     if _wants_json():

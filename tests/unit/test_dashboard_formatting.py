@@ -524,3 +524,11 @@ def test_invisible_characters_are_shown_as_marks_too():
     # Emoji sequences and scripts need ZWJ and ZWNJ: left as they are.
     assert show_bidi_controls("\U0001f468\u200d\U0001f469 \u200c") == "\U0001f468\u200d\U0001f469 \u200c"
     assert pretty_json({"m": "a\u200bb"}) == '{\n  "m": "a\\u200bb"\n}'
+
+
+def test_an_ignores_until_is_written_in_the_timeline_as_the_state_line_writes_it():
+    """The sixth trial: "until 2027-01-15 00:00:00 UTC" in the state line,
+    "until 2027-01-15T00:00:00+00:00" in the timeline."""
+    facts = formatting.event_facts({"mode": "until_date", "until": "2027-01-15T00:00:00+00:00", "via": "dashboard"})
+    assert [value for _key, _words, value in facts][1:] == ["2027-01-15 00:00:00 UTC", "dashboard"]
+    assert formatting.event_facts({"until": "soon"})[0][2] == "soon"  # not a time: as stored

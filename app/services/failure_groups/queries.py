@@ -282,7 +282,7 @@ def _encode_cursor(values: list[Any]) -> str:
 
 
 def _decode_cursor(cursor: str, sort: str) -> tuple[Any, int]:
-    bad = InvalidQueryError("The cursor is not one this server gave out.", [parameter_error("cursor", "is not a valid cursor")])
+    bad = InvalidQueryError("The cursor is not valid; start again from the first page.", [parameter_error("cursor", "is not a valid cursor")])
     try:
         raw = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
     except (ValueError, binascii.Error):

@@ -97,3 +97,17 @@ def test_an_oversized_chunked_body_is_a_413(make_app, auth_headers):
     assert_problem(response, 413, "content-too-large")
     with small.app_context():
         assert db.session.scalar(sa.select(sa.func.count()).select_from(ProcessingJob)) == 0
+
+
+def test_a_path_nothing_answers_says_where_to_look_not_werkzeugs_words(client):
+    """The sixth trial: some 404s read "If you entered the URL manually
+    please check your spelling"; the others name what was not found."""
+    problem = client.get("/api/v1/nope").get_json()
+    assert problem["status"] == 404 and "/api/v1/openapi.json" in problem["detail"]
+    problem = client.get("/api/v1/schemas/nope.json").get_json()
+    assert problem["status"] == 404 and "entity-document.v1.schema.json" in problem["detail"]
+    for path in ("/problems/nope", "/nothing-here"):
+        page = client.get(path)
+        assert page.status_code == 404 and "Nothing is at this address." in page.get_data(as_text=True)
+    for path in ("/api/v1/nope", "/problems/nope"):
+        assert "check your spelling" not in client.get(path).get_data(as_text=True)
