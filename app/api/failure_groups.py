@@ -99,11 +99,12 @@ def get_failure_group(group_id: str) -> Response:
 
 @bp.post("/failure-groups/<group_id>/resolve")
 def resolve_failure_group(group_id: str) -> Response:
-    """Resolve a group, optionally ``{"in_version": str}``; 409 if already resolved."""
+    """Resolve a group, optionally ``{"in_version": str, "worker"?: str}``; 409 if already resolved."""
     body = _optional_body("ResolveGroup")
     actor = current_actor()
-    in_version = (body or {}).get("in_version")
-    return _change(group_id, lambda: lifecycle.resolve_group(group_id, actor, in_version=in_version, via="api"), body)
+    in_version, in_worker = (body or {}).get("in_version"), (body or {}).get("worker")
+    return _change(group_id, lambda: lifecycle.resolve_group(
+        group_id, actor, in_version=in_version, in_worker=in_worker, via="api"), body)
 
 
 @bp.post("/failure-groups/<group_id>/ignore")

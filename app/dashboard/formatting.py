@@ -252,7 +252,10 @@ def plural(word: str, count: int, many: str | None = None) -> str:
 #: named on the group's timeline; keys not listed are shown as they are.
 EVENT_FACT_LABELS = {
     "in_version": "in version",
+    "of_worker": "of",
     "resolved_in_version": "resolved in version",
+    "resolved_in_worker": "of",
+    "worker_name": "from worker",
     "worker_version": "by worker",
     "job_id": "job",
     "mode": "",

@@ -18,6 +18,7 @@ from app.services.failure_groups import lifecycle as group_lifecycle
 #: The group page's form fields, as the operator reads them, for form errors.
 FIELD_LABELS = {
     "/in_version": "Resolve in version",
+    "/worker": "Resolve in version … of worker",
     "/until": "Ignore until",
     "/occurrences": "Ignore until … more occurrences",
     "/mode": "Ignore",
@@ -28,7 +29,7 @@ MAX_IGNORE_OCCURRENCES = group_lifecycle.MAX_IGNORE_OCCURRENCES
 
 
 #: The group page's form fields shown again, as typed, when the form is refused.
-TYPED_FIELDS = ("in_version", "mode", "until", "occurrences")
+TYPED_FIELDS = ("in_version", "in_worker", "mode", "until", "occurrences")
 
 
 class FormError(Exception):

@@ -178,6 +178,7 @@ def show_group(group_id: str) -> str:
         chart=bar_chart(_timeline(hourly, now)),
         distribution=group_details.group_distribution(key),
         events=group_details.group_timeline(key),
+        latest_worker=group_lifecycle.latest_worker_name(key),
         bulk_actions=group_details.group_bulk_actions(key),
         samples=samples,
         documents=group_samples.document_ids(occurrence.job_id for occurrence in samples),
@@ -252,14 +253,18 @@ def resolve_group(group_id: str) -> Response:
     # A form field, refused on this page whatever its length (not by the
     # query-string reader ``_text``, whose 400 names a query parameter).
     in_version = (request.form.get("in_version") or "").strip() or None
+    # Prefilled with the worker failing now: it only counts beside a version.
+    in_worker = (request.form.get("in_worker") or "").strip() or None if in_version else None
     try:
         if in_version is not None and not is_semver(in_version):
             raise group_forms.FormError("Resolve in version", "enter a version such as 1.5.0 or 2.0.0-rc.1 "
                                                               "(SemVer, no spaces), or leave it empty")
-        group_lifecycle.resolve_group(key, current_actor(), in_version=in_version, via="dashboard")
+        group = group_lifecycle.resolve_group(
+            key, current_actor(), in_version=in_version, in_worker=in_worker, via="dashboard")
     except (group_forms.FormError, InvalidFieldsError) as error:
         return _form_error_page(group_id, error)
-    flash(f"Resolved the group{' in version ' + in_version if in_version else ''}.", "success")
+    of = f" of {group.resolved_in_worker}" if group.resolved_in_worker else ""
+    flash(f"Resolved the group{' in version ' + in_version + of if in_version else ''}.", "success")
     return redirect(url_for("dashboard.show_group", group_id=key), 303)
 
 

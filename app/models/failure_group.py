@@ -121,6 +121,9 @@ class FailureGroup(db.Model):
     resolved_by: Mapped[str | None] = mapped_column(sa.String(ACTOR_MAX_LENGTH), nullable=True)
     resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     resolved_in_version: Mapped[str | None] = mapped_column(sa.String(VERSION_MAX_LENGTH), nullable=True)
+    #: The ``worker.name`` whose versions ``resolved_in_version`` orders;
+    #: ``None``: any worker's (resolved before migration 0025, or no name known).
+    resolved_in_worker: Mapped[str | None] = mapped_column(sa.String(WORKER_NAME_MAX_LENGTH), nullable=True)
     ignore_mode: Mapped[str | None] = mapped_column(sa.String(32), nullable=True)
     ignored_by: Mapped[str | None] = mapped_column(sa.String(ACTOR_MAX_LENGTH), nullable=True)
     ignored_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)

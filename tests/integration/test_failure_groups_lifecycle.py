@@ -3,6 +3,7 @@ timeline and audit rows (SQLite and PostgreSQL)."""
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -88,6 +89,53 @@ def test_resolved_in_version_ignores_older_workers(app_ctx, worker_version, regr
     assert group.state == ("unresolved" if regressed else "resolved")
     # The occurrence is counted either way.
     assert get_group(group.id).occurrence_count == 2
+
+
+def _fail_as(name: str | None, version: str) -> None:
+    worker = {"version": version, **({"name": name} if name else {})}
+    get_failure_recorder().record_validation_failure(
+        create_job(f"doc-{name}-{version}-{uuid.uuid4().hex[:6]}").id, "invalid", {"errors": [ITEM]}, worker=worker
+    )
+
+
+@pytest.mark.parametrize(
+    ("in_worker", "then", "regressed"),
+    [
+        (None, ("extractor", "1.9.0"), False),  # of the worker failing now, by default
+        (None, ("other", "1.0.0"), True),  # another worker's old version is a comeback
+        (None, (None, "1.0.0"), True),  # so is a nameless one's
+        ("other", ("other", "1.0.0"), False),  # named: that worker's older versions
+        ("other", ("extractor", "1.0.0"), True),
+    ],
+)
+def test_resolved_in_version_is_a_version_of_one_worker(app_ctx, in_worker, then, regressed):
+    _fail_as("other", "0.9.0")
+    _fail_as("extractor", "2.0.0")  # the latest occurrence
+    group = resolve_group(_group().id, "alice", in_version="2.0.0", in_worker=in_worker)
+    assert group.resolved_in_worker == (in_worker or "extractor")
+    assert group_timeline(group.id)[-1].details == {
+        "in_version": "2.0.0", "of_worker": in_worker or "extractor", "via": "dashboard"}
+    _fail_as(*then)
+    group = _group()
+    assert group.state == ("unresolved" if regressed else "resolved")
+    if regressed:
+        facts = group_timeline(group.id)[-1].details
+        assert (facts["resolved_in_worker"], facts.get("worker_name")) == (in_worker or "extractor", then[0])
+    else:
+        assert group.resolved_in_worker == (in_worker or "extractor")
+
+
+@pytest.mark.parametrize(("kwargs", "says"), [
+    ({"in_worker": "extractor"}, "give it with in_version only"),
+    ({"in_version": "2.0.0", "in_worker": "ex\u202etractor"}, "must not hold control or format characters"),
+    ({"in_version": "2.0.0", "in_worker": " extractor"}, "without surrounding spaces"),
+])
+def test_a_resolve_refuses_a_bad_worker_name_and_changes_nothing(app_ctx, kwargs, says):
+    _fail_as("extractor", "2.0.0")
+    with pytest.raises(InvalidFieldsError) as refused:
+        resolve_group(_group().id, "alice", **kwargs)
+    assert [(e["pointer"], says in e["detail"]) for e in refused.value.errors] == [("#/worker", True)]
+    assert _group().state == "unresolved" and _audit_actions() == []
 
 
 def test_ignore_forever_never_wakes(app_ctx):

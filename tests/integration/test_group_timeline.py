@@ -82,6 +82,6 @@ def test_jobs_opened_from_the_group_page_lead_back_to_the_group(client, groups):
 
 
 def test_the_groups_intro_links_the_jobs_in_a_sentence(client, groups):  # noqa: F811
-    intro = re.search(r"<h1>Failure groups</h1>\s*<p class=\"muted\">(.*?)</p>",
+    intro = re.search(r"<h1>Failure groups</h1>\s*</div>\s*<p class=\"muted\">(.*?)</p>",
                       client.get("/groups").get_data(as_text=True), re.S).group(1)
     assert intro.endswith('The jobs themselves are on <a href="/jobs">Failed jobs</a>.'), intro

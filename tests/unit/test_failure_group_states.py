@@ -51,6 +51,24 @@ def test_the_regression_rule(resolved_in, worker, regression):
     assert is_regression(resolved_in, worker) is regression
 
 
+@pytest.mark.parametrize(
+    ("of_worker", "name", "version", "regression"),
+    [
+        ("extractor", "extractor", "1.9.9", False),  # the fixed worker's older version
+        ("extractor", "extractor", "2.0.0", True),
+        ("extractor", "other", "1.0.0", True),  # another worker's versions do not order against it
+        ("extractor", None, "1.0.0", True),  # a nameless worker: unknown, reopen
+        (None, "other", "1.0.0", False),  # resolved before names counted: any worker's older version
+        (None, None, "1.0.0", False),
+    ],
+)
+def test_the_regression_rule_takes_the_workers_name(of_worker, name, version, regression):
+    """A trial: a group resolved in 1.6.0 stayed resolved on a failure from
+    another worker at 1.0.0."""
+    assert is_regression("2.0.0", version, resolved_in_worker=of_worker, worker_name=name) is regression
+    assert is_regression(None, version, resolved_in_worker=of_worker, worker_name=name) is True
+
+
 def test_new_reads_ongoing_after_24_hours():
     first = datetime(2026, 12, 1, tzinfo=timezone.utc)
     assert effective_substate("unresolved", "new", first, first + timedelta(hours=23, minutes=59)) == "new"

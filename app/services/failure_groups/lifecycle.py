@@ -23,6 +23,7 @@ from app.models.failure_group import (
     FailureGroup,
     FailureGroupCount,
     FailureGroupEvent,
+    FailureOccurrence,
     GroupState,
     GroupSubstate,
     IgnoreMode,
@@ -33,6 +34,7 @@ from app.services.failure_groups.errors import GroupNotFoundError, InvalidGroupT
 from app.services.failure_groups.queries import parse_group_id
 from app.services.failure_groups.signals import note_metric
 from app.services.failure_groups.states import effective_substate, is_semver
+from app.services.failure_groups.worker import check_worker
 from app.unit_of_work import write_transaction
 
 #: Each action's refusal (the 422 ``detail``, RFC 9457), the same whichever
@@ -88,7 +90,7 @@ def change_state(
     group.state = to_state.value
     group.substate = to_substate.value if to_substate else None
     group.state_changed_at = at
-    group.resolved_by = group.resolved_at = group.resolved_in_version = None
+    group.resolved_by = group.resolved_at = group.resolved_in_version = group.resolved_in_worker = None
     group.ignore_mode = group.ignored_by = group.ignored_at = group.ignore_until = None
     group.ignore_until_occurrences = group.ignore_base_occurrences = None
     if reason in ("regressed", "woken"):
@@ -117,6 +119,26 @@ def lock_group(group_id: object) -> FailureGroup:
     if group is None:
         raise GroupNotFoundError(group_id)
     return group
+
+
+def latest_worker_name(group_id: int) -> str | None:
+    """The ``worker.name`` of the group's latest occurrence (``None``: none, or nameless)."""
+    return db.session.scalar(
+        sa.select(FailureOccurrence.worker_name).where(FailureOccurrence.group_id == group_id)
+        .order_by(FailureOccurrence.occurred_at.desc(), FailureOccurrence.id.desc()).limit(1)
+    )
+
+
+def _clean_worker(in_worker: object, version: str | None) -> str | None:
+    if in_worker is None:
+        return None
+    if version is None:
+        raise InvalidFieldsError(RESOLUTION_REFUSED, [field_error(
+            "/worker", "names the worker whose version in_version is: give it with in_version only")])
+    _name, _version, errors = check_worker({"name": in_worker})
+    if errors:
+        raise InvalidFieldsError(RESOLUTION_REFUSED, [field_error("/worker", errors[0]["detail"])])
+    return in_worker  # type: ignore[return-value]
 
 
 def _clean_version(in_version: object) -> str | None:
@@ -156,11 +178,23 @@ def _run(group_id: int, action: Any) -> FailureGroup:
 
 
 def resolve_group(
-    group_id: int, actor: str, *, in_version: str | None = None, via: str = "dashboard", now: datetime | None = None
+    group_id: int,
+    actor: str,
+    *,
+    in_version: str | None = None,
+    in_worker: str | None = None,
+    via: str = "dashboard",
+    now: datetime | None = None,
 ) -> FailureGroup:
     """Mark a group resolved (from ``unresolved`` or ``ignored``), by
-    ``actor``, now, optionally *in version* ``in_version``: later occurrences
-    from a worker whose SemVer version precedes it do not reopen it.
+    ``actor``, now, optionally *in version* ``in_version`` of the worker
+    named ``in_worker``: later occurrences from an older SemVer version of
+    that worker do not reopen it; any other worker's do
+    (:func:`~app.services.failure_groups.states.is_regression`).
+
+    ``in_worker`` defaults to the name of the worker of the group's latest
+    occurrence (the one failing now); ``None`` when that one gave no name,
+    and then any worker's older version leaves the group resolved.
 
     Resolving does not touch jobs.
 
@@ -168,21 +202,26 @@ def resolve_group(
         GroupNotFoundError: no such group.
         InvalidGroupTransitionError: already resolved.
         InvalidFieldsError: ``in_version`` blank, too long, with control,
-            format or lone surrogate characters, or not SemVer 2.0.0.
+            format or lone surrogate characters, or not SemVer 2.0.0;
+            ``in_worker`` without ``in_version``, or not a worker name
+            (:func:`~app.services.failure_groups.worker.check_worker`'s rule).
     """
     version = _clean_version(in_version)
+    worker = _clean_worker(in_worker, version)
     at = now or utcnow()
 
     def resolve(group: FailureGroup) -> None:
         if group.state == GroupState.RESOLVED:
             raise InvalidGroupTransitionError(group.id, group.state, "resolved")
+        of = worker if worker is not None or version is None else latest_worker_name(group.id)
         change_state(
             group, GroupState.RESOLVED, None, actor=actor, reason="resolved", at=at,
-            details={"in_version": version, "via": via},
+            details={"in_version": version, "of_worker": of, "via": via},
         )
         group.resolved_by = actor[:200]
         group.resolved_at = at
         group.resolved_in_version = version
+        group.resolved_in_worker = of
 
     return _run(group_id, resolve)
 

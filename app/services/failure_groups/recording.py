@@ -232,14 +232,17 @@ def touch_group(group: Any, hit: Hit, failure: JobFailure, at: datetime) -> str:
         group = lock_group(group.id)
         state = group.state
         if state == GroupState.RESOLVED and at > group.state_changed_at:
-            if is_regression(group.resolved_in_version, failure.worker_version):
+            if is_regression(group.resolved_in_version, failure.worker_version,
+                             resolved_in_worker=group.resolved_in_worker, worker_name=failure.worker_name):
                 change_state(
                     group, GroupState.UNRESOLVED, GroupSubstate.REGRESSED, actor=SYSTEM_ACTOR, reason="regressed",
                     at=at,
                     details={
                         "job_id": str(failure.job_id),
+                        "worker_name": failure.worker_name,
                         "worker_version": failure.worker_version,
                         "resolved_in_version": group.resolved_in_version,
+                        "resolved_in_worker": group.resolved_in_worker,
                     },
                 )
         elif state == GroupState.IGNORED and at > group.state_changed_at and _wakes(group, at):

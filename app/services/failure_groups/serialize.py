@@ -38,6 +38,7 @@ def group_to_json(view: GroupView) -> dict[str, Any]:
         "resolved_by": group.resolved_by,
         "resolved_at": _time(group.resolved_at),
         "resolved_in_version": group.resolved_in_version,
+        "resolved_in_worker": group.resolved_in_worker,
         "ignore": ignore,
         "worker_versions": view.worker_versions,
     }

@@ -103,14 +103,27 @@ def by_precedence(versions: Iterable[str]) -> list[str]:
     return semver + sorted(v for v in listed if not is_semver(v))
 
 
-def is_regression(resolved_in_version: str | None, worker_version: str | None) -> bool:
-    """Whether an occurrence from ``worker_version`` reopens a group resolved
-    (optionally) in ``resolved_in_version``.
+def is_regression(
+    resolved_in_version: str | None,
+    worker_version: str | None,
+    *,
+    resolved_in_worker: str | None = None,
+    worker_name: str | None = None,
+) -> bool:
+    """Whether an occurrence from ``worker_name`` at ``worker_version``
+    reopens a group resolved (optionally) in ``resolved_in_version`` of the
+    worker ``resolved_in_worker``.
 
-    Always, unless the group was resolved in a version and the occurrence's
-    version precedes it. An unordered pair (a missing or non-SemVer version)
-    is a regression: better to reopen than to miss a comeback.
+    Always, unless the group was resolved in a version and the occurrence
+    comes from an older version (SemVer 2.0.0 precedence) of the same
+    worker: another worker's versions do not order against it, so any
+    failure from one is a comeback. ``resolved_in_worker`` ``None`` (a
+    group resolved in a version before workers' names counted) takes any
+    worker's older version. An unordered pair (a missing or non-SemVer
+    version) is a regression: better to reopen than to miss a comeback.
     """
     if resolved_in_version is None:
+        return True
+    if resolved_in_worker is not None and worker_name != resolved_in_worker:
         return True
     return compare_versions(worker_version, resolved_in_version) != -1

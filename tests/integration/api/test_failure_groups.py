@@ -119,6 +119,7 @@ def test_resolve_ignore_and_reopen(client, app):
     body = resolved.get_json()
     _check_schema(body, "FailureGroup")
     assert (body["state"], body["resolved_in_version"], body["resolved_by"]) == ("resolved", "2.0.0", "test-worker")
+    assert body["resolved_in_worker"] == "extractor"  # the worker of its latest occurrence
     assert_problem(client.post(f"/api/v1/failure-groups/{group_id}/resolve"), 409, "invalid-group-transition")
     # An older worker does not reopen it; the fixed version does.
     _fail(client, UCUM, version="1.9.0")
@@ -266,3 +267,21 @@ def test_an_ignore_date_out_of_range_says_the_range_at_either_end(client, until)
     assert details == ["must be from 0002-01-01T00:00:00Z to 9998-12-31T23:59:59Z"]
     assert problem["detail"] == "The ignore condition is not valid; nothing was changed."
     assert client.get(f"/api/v1/failure-groups/{group_id}").get_json()["state"] == "unresolved"
+
+
+def test_resolve_in_a_version_of_a_named_worker(client, app):
+    _fail(client, UCUM)
+    group_id = _groups(client)["items"][0]["id"]
+    path = f"/api/v1/failure-groups/{group_id}/resolve"
+    problem = assert_problem(client.post(path, json={"worker": "other"}), 422, "invalid-fields")
+    assert [e["pointer"] for e in problem["errors"]] == ["#/worker"]
+    problem = assert_problem(client.post(path, json={"in_version": "2.0.0", "worker": "a\u202eb"}), 422,
+                             "invalid-fields")
+    assert [e["pointer"] for e in problem["errors"]] == ["#/worker"]
+    assert client.get(f"/api/v1/failure-groups/{group_id}").get_json()["state"] == "unresolved"
+    body = client.post(path, json={"in_version": "2.0.0", "worker": "other"}).get_json()
+    _check_schema(body, "FailureGroup")
+    assert (body["state"], body["resolved_in_version"], body["resolved_in_worker"]) == ("resolved", "2.0.0", "other")
+    # "extractor" is another worker: its 1.0.0 is no older version of "other"'s 2.0.0.
+    _fail(client, UCUM, version="1.0.0")
+    assert client.get(f"/api/v1/failure-groups/{group_id}").get_json()["substate"] == "regressed"
