@@ -124,6 +124,12 @@ class ServiceError(Exception):
         self.detail = detail
         self.errors = list(errors)
 
+    @property
+    def members(self) -> dict[str, str]:
+        """RFC 9457 extension members of this problem (section 3.2): the
+        facts ``detail`` states in words, for a program to read; none here."""
+        return {}
+
 
 class BadRequestError(ServiceError):
     """The request body could not be read as JSON (HTTP 400)."""

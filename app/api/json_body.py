@@ -14,7 +14,7 @@ from typing import Any
 from flask import Request, current_app
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from app.errors import BadRequestError, FieldError, UnsupportedMediaTypeError, field_error
+from app.errors import BadRequestError, FieldError, UnsupportedMediaTypeError, field_error, header_error
 from app.services.json_pointer import json_pointer
 from app.services.json_values import NonStandardJSONError, refuse_json_constant
 
@@ -230,11 +230,13 @@ def read_json_body(request: Request) -> Any:
     if not _is_json_media_type(request.mimetype):
         raise UnsupportedMediaTypeError(
             "Send the body as JSON with 'Content-Type: application/json'"
-            + (f" (got '{request.mimetype}')." if request.mimetype else " (no Content-Type was sent).")
+            + (f" (got '{request.mimetype}')." if request.mimetype else " (no Content-Type was sent)."),
+            [header_error("Content-Type", "must be application/json (or another JSON type, +json)")],
         )
     charset = request.mimetype_params.get("charset", "utf-8").lower()
     if charset not in ("utf-8", "utf8"):
-        raise UnsupportedMediaTypeError("JSON bodies must be UTF-8 encoded (RFC 8259 section 8.1).")
+        raise UnsupportedMediaTypeError("JSON bodies must be UTF-8 encoded (RFC 8259 section 8.1).",
+                                        [header_error("Content-Type", "charset must be utf-8, or left out")])
     raw = request.get_data(cache=True)
     limit = current_app.config.get("MAX_CONTENT_LENGTH")
     if request.content_length is None and limit is not None and len(raw) >= limit:
@@ -289,4 +291,5 @@ def refuse_body(request: Request) -> None:
         UnsupportedMediaTypeError: (HTTP 415) a body was sent.
     """
     if (request.content_length or 0) > 0 or request.headers.get("Transfer-Encoding"):
-        raise UnsupportedMediaTypeError("This operation takes no body; send the request without one.")
+        raise UnsupportedMediaTypeError("This operation takes no body; send the request without one.",
+                                        [header_error("Content-Length", "must be 0 or left out: no body is taken")])

@@ -97,7 +97,7 @@ _HTTP_SLUGS = {
 def _handle_service_error(error: ServiceError) -> Response | tuple[str, int, dict[str, str]]:
     headers = {"Retry-After": str(current_app.config.get("RETRY_AFTER_S", 5))} if error.retry_later else {}
     if _wants_json():
-        response = problem(error.status, error.title, error.detail, error.slug, error.errors)
+        response = problem(error.status, error.title, error.detail, error.slug, error.errors, **error.members)
         response.headers.update(headers)
         return response
     return (

@@ -35,3 +35,8 @@ class InvalidGroupTransitionError(ServiceError):
         self.group_id = group_id
         self.current = current
         self.action = action
+
+    @property
+    def members(self) -> dict[str, str]:
+        """``current_state`` and ``refused_action`` (``resolved``, ``ignored``, ``reopened``)."""
+        return {"current_state": self.current, "refused_action": self.action}

@@ -49,6 +49,11 @@ class InvalidTransitionError(ServiceError):
         self.current = current
         self.target = target
 
+    @property
+    def members(self) -> dict[str, str]:
+        """``current_status`` and ``target_status`` (canonical status names)."""
+        return {"current_status": self.current, "target_status": self.target}
+
 
 class FailureChangedError(InvalidTransitionError):
     """An operator acted on the failure they were shown, but the job has
@@ -62,6 +67,11 @@ class FailureChangedError(InvalidTransitionError):
             f"Processing job {job_id} changed after it was shown (it failed again, or was requeued); "
             "nothing was done. Look at it again."
         )
+
+    @property
+    def members(self) -> dict[str, str]:
+        """``current_status`` only: no status was asked for."""
+        return {"current_status": self.current}
 
 
 class InvalidFailurePayloadError(InvalidFieldsError):

@@ -441,7 +441,9 @@ def test_non_json_bodies_are_a_415_problem_and_change_nothing(client, app, faile
     response = client.post(
         job_url(failed_job["id"], "validation-failure"), data=_body("sent"), content_type=content_type
     )
-    assert_problem(response, 415, "unsupported-media-type")
+    problem = assert_problem(response, 415, "unsupported-media-type")
+    # The header at fault is named, as an Idempotency-Key fault is (a trial).
+    assert [e.get("header") for e in problem["errors"]] == ["Content-Type"]
     assert row(app, failed_job["id"]) == before
     assert_client_still_works(client, failed_job["id"])
 

@@ -120,7 +120,8 @@ def test_resolve_ignore_and_reopen(client, app):
     _check_schema(body, "FailureGroup")
     assert (body["state"], body["resolved_in_version"], body["resolved_by"]) == ("resolved", "2.0.0", "test-worker")
     assert body["resolved_in_worker"] == "extractor"  # the worker of its latest occurrence
-    assert_problem(client.post(f"/api/v1/failure-groups/{group_id}/resolve"), 409, "invalid-group-transition")
+    problem = assert_problem(client.post(f"/api/v1/failure-groups/{group_id}/resolve"), 409, "invalid-group-transition")
+    assert (problem["current_state"], problem["refused_action"]) == ("resolved", "resolved")
     # An older worker does not reopen it; the fixed version does.
     _fail(client, UCUM, version="1.9.0")
     assert client.get(f"/api/v1/failure-groups/{group_id}").get_json()["state"] == "resolved"

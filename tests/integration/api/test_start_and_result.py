@@ -48,6 +48,8 @@ def test_start_on_a_non_pending_job_is_a_409_and_changes_nothing(client, app, jo
     assert before["status"] == status
     problem = assert_problem(client.post(job_url(job["id"], "start")), 409, "invalid-transition")
     assert status in problem["detail"]
+    # The same facts as members a program reads (a trial: only in the text before).
+    assert (problem["current_status"], problem["target_status"]) == (status, "Processing")
     assert row(app, job["id"]) == before
     assert_client_still_works(client, job["id"])
 
