@@ -23,6 +23,8 @@ ongoing and regressed groups on the demo's first start:
   calibration bug gives confidences above 1 (``schema.maximum``: a **new**
   group). A few 1.4.0 stragglers still report unit errors, which do not
   reopen the group resolved in 1.5.0. ICD misreads go on (**ongoing**).
+  (``make demo`` then runs the hand-written corpus as ``reference-worker``,
+  another worker, whose unit errors do reopen it.)
 
 Output: ``OUT/plan.json`` and one folder per batch of documents::
 
