@@ -278,3 +278,10 @@ def test_a_filtered_group_list_says_so_with_chips_as_the_job_list_does(client, g
     # The default list has none.
     html = client.get("/groups").get_data(as_text=True)
     assert '<li class="chip">' not in html and "<summary>Filters</summary>" in html
+
+
+def test_a_chip_of_only_a_bidi_control_is_marked_not_blank(client, groups):  # noqa: F811
+    """The sixth trial: /search?q=%E2%80%AE showed the chip "search = " blank."""
+    html = client.get("/jobs?q=%E2%80%AE&status=all").get_data(as_text=True)
+    chip = re.search(r'<li class="chip"><span class="chip-text" title="search = [^"]*">(.*?)</span>', html).group(1)
+    assert "[RLO]" in chip and "\u202e" not in chip
