@@ -263,8 +263,11 @@ def resolve_group(group_id: str) -> Response:
             key, current_actor(), in_version=in_version, in_worker=in_worker, via="dashboard")
     except (group_forms.FormError, InvalidFieldsError) as error:
         return _form_error_page(group_id, error)
-    of = f" of {group.resolved_in_worker}" if group.resolved_in_worker else ""
-    flash(f"Resolved the group{' in version ' + in_version + of if in_version else ''}.", "success")
+    if in_version and group.resolved_in_worker:
+        # [before, worker text, after], as the job actions' flashes: the page isolates the middle.
+        flash([f"Resolved the group in version {in_version} of ", group.resolved_in_worker, "."], "success")
+    else:
+        flash(f"Resolved the group{' in version ' + in_version if in_version else ''}.", "success")
     return redirect(url_for("dashboard.show_group", group_id=key), 303)
 
 

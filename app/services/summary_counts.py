@@ -141,8 +141,8 @@ def plan_range(
     read as they are.
 
     Returns:
-        ``(parts, edges)``; the parts may hold a whole hour twice (an edge's
-        and a range's), each to be counted.
+        ``(parts, edges)``: an edge's whole hour is one more part, beside
+        the range's whole days and hours (it is none of theirs).
     """
     parts, spans = split_range(time_from, time_to, coarsest=coarsest)
     if not reads_one_snapshot():
@@ -241,7 +241,7 @@ def status_rows(job_filter: JobFilter) -> dict[str, int]:
     for edge, sign in _edge_filters(job_filter, edges):
         rows = db.session.execute(
             sa.select(ProcessingJob.status, sa.func.count())
-            .where(*edge.where(code_index=False))  # half an hour at most: the time index is the narrow part
+            .where(*edge.where(code_index=False))  # an hour at most (half in a snapshot): the time index is narrower
             .group_by(ProcessingJob.status)
         ).all()
         for status, count in rows:

@@ -174,7 +174,7 @@ def test_resolve_in_version_then_reopen_are_audited_and_on_the_timeline(app, cli
     assert response.status_code == 303
     html = client.get(path).get_data(as_text=True)
     # Of the worker failing now, by default (the field is prefilled with it).
-    assert "Resolved the group in version 1.5.0 of extractor." in html and 'badge state-resolved' in html
+    assert "Resolved the group in version 1.5.0 of <bdi>extractor</bdi>." in html and 'badge state-resolved' in html
     assert "in version <code><bdi>1.5.0</bdi></code> of <code><bdi>extractor</bdi></code>" in html
     client.post(path + "/reopen", data={"csrf_token": _csrf(client, path)})
     with app.app_context():
