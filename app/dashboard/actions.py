@@ -18,18 +18,18 @@ from werkzeug.wrappers import Response
 
 from app.auth.guards import current_actor, requires
 from app.dashboard import bp
-from app.dashboard.formatting import plural
+from app.dashboard.formatting import plural, status_label
 from app.dashboard.links import href
 from app.dashboard.views import FRESH_SUMMARY_UNTIL
 from app.errors import InvalidFormError, InvalidQueryError, field_error
-from app.models.job_status import FAILURE_STATUSES
+from app.models.job_status import FAILURE_STATUSES, JobStatus
 from app.models.access import Permission
 from app.redirects import safe_redirect_target
 from app.services import bulk_actions, dashboard_stats
 from app.services.access import add_audit_event, record_audit_event
 from app.services.processing_jobs import actions, lifecycle
 from app.services.processing_jobs.job_filter import JobFilter
-from app.services.processing_jobs.errors import FailureChangedError, JobNotFoundError
+from app.services.processing_jobs.errors import FailureChangedError, InvalidTransitionError, JobNotFoundError
 from app.services.json_pointer import escape_token
 from app.services.processing_jobs.locking import parse_job_id
 from app.unit_of_work import WriteTransaction, replayed_write_transaction
@@ -329,3 +329,14 @@ def _pairs_to_dict(pairs: list[tuple[str, str]]) -> dict[str, list[str]]:
     for key, value in pairs:
         result.setdefault(key, []).append(value)
     return result
+
+
+@bp.errorhandler(InvalidTransitionError)
+def job_changed_meanwhile(error: InvalidTransitionError) -> Response:
+    """A job action the job's status no longer allows (it completed, or
+    someone requeued it a moment before): back to the job's page (303)
+    saying what it is now, not a bare 409 page in the API's words."""
+    done = {JobStatus.PENDING.value: "requeued"}.get(error.target, error.target)
+    flash(f"Nothing was changed: the job is {status_label(error.current)} now, so it cannot be {done} "
+          "(someone may have acted on it meanwhile). Here it is as it is now.", "error")
+    return redirect(url_for("dashboard.show_job", job_id=error.job_id), 303)

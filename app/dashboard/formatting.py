@@ -252,10 +252,7 @@ def plural(word: str, count: int, many: str | None = None) -> str:
 #: named on the group's timeline; keys not listed are shown as they are.
 EVENT_FACT_LABELS = {
     "in_version": "in version",
-    "of_worker": "of",
     "resolved_in_version": "resolved in version",
-    "resolved_in_worker": "of",
-    "worker_name": "from worker",
     "worker_version": "by worker",
     "job_id": "job",
     "mode": "",
@@ -268,22 +265,38 @@ EVENT_FACT_LABELS = {
 IGNORE_MODE_WORDS = {"forever": "forever", "until_date": "until a date", "until_occurrences": "until more occurrences"}
 
 
+#: Each worker-name fact of a group event and the version fact it belongs to.
+_WORKER_OF = {"of_worker": "in_version", "resolved_in_worker": "resolved_in_version", "worker_name": "worker_version"}
+_WORKER_OF_VERSION = {version: name for name, version in _WORKER_OF.items()}
+
+
 def event_facts(details: dict[str, Any] | None) -> list[tuple[str, str, str]]:
     """A group event's facts as ``(key, words, value)`` in stored order, for
     the timeline: ``{"in_version": "9.9.9", "via": "dashboard"}`` gives
     ``[("in_version", "in version", "9.9.9"), ("via", "via", "dashboard")]``.
     The words may be empty (an ignore's mode says itself); values are text.
     An ignore's ``until`` (stored as ISO 8601) is written as the group's
-    state line writes it (``2027-01-15 00:00:00 UTC``)."""
+    state line writes it (``2027-01-15 00:00:00 UTC``). A version and the
+    worker it is of are one fact: ``in version 1.6.0 of extractor``, ``by
+    worker extractor 1.0.0``; a name ``""`` is a worker that sends none."""
     facts = []
-    for key, value in (details or {}).items():
+    details = details or {}
+    for key, value in details.items():
+        if key in _WORKER_OF:
+            continue  # told with its version
+        words = EVENT_FACT_LABELS.get(key, key)
         shown = IGNORE_MODE_WORDS.get(value, value) if key == "mode" else value
         if key == "until" and isinstance(value, str):
             try:
                 shown = format_utc(datetime.fromisoformat(value))
             except ValueError:
                 pass  # not one the service wrote: shown as stored
-        facts.append((key, EVENT_FACT_LABELS.get(key, key), str(shown)))
+        name = details.get(_WORKER_OF_VERSION.get(key, ""))
+        if name is not None and key == "worker_version":
+            words, shown = ("by worker", f"{name} {value}") if name else ("by a worker without a name, version", value)
+        elif name is not None:
+            shown = f"{value} of {name if name else 'the workers that send no name'}"
+        facts.append((key, words, str(shown)))
     return facts
 
 

@@ -7,6 +7,7 @@ typed in is never dropped silently. Views in :mod:`app.dashboard.groups_views`.
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Mapping
 from datetime import datetime
 
@@ -30,6 +31,13 @@ MAX_IGNORE_OCCURRENCES = group_lifecycle.MAX_IGNORE_OCCURRENCES
 
 #: The group page's form fields shown again, as typed, when the form is refused.
 TYPED_FIELDS = ("in_version", "in_worker", "mode", "until", "occurrences")
+
+
+def shown_again(typed: str) -> str:
+    """A refused form's field as the page fills it in again: as typed, or
+    ``""`` when it holds a control, format or surrogate character (Unicode
+    Cc, Cf, Cs), which the page would mark as text (``[ZWSP]``)."""
+    return "" if any(unicodedata.category(c) in ("Cc", "Cf", "Cs") for c in typed) else typed
 
 
 class FormError(Exception):

@@ -14,7 +14,7 @@ from app.errors import InvalidQueryError, parameter_error
 from app.models import GroupState, GroupSubstate
 from app.services.failure_groups import queries
 from app.web.group_query import query_text as _text
-from app.web.query_time import parse_rfc3339
+from app.web.query_time import parse_rfc3339, time_order_problems
 
 #: Sort orders of ``/groups`` (``sort=``), newest / largest first.
 SORTS = ("last_seen", "job_count", "first_seen")
@@ -41,7 +41,8 @@ def group_filter_from_args(args) -> tuple[queries.GroupFilter, str]:
     Raises:
         InvalidQueryError: a parameter is wrong (names it).
     """
-    words = [w.strip() for value in args.getlist("state") for w in value.split(",") if w.strip()]
+    # Each word once, in the order given (the chip says "resolved or new").
+    words = list(dict.fromkeys(w.strip() for value in args.getlist("state") for w in value.split(",") if w.strip()))
     unknown = [w for w in words if w not in STATE_CHOICES and w != "all"]
     if unknown:
         allowed = ", ".join(STATE_CHOICES)
@@ -66,6 +67,8 @@ def group_filter_from_args(args) -> tuple[queries.GroupFilter, str]:
         )
     seen_from = parse_rfc3339(args["from"], "from") if args.get("from") else None
     seen_to = parse_rfc3339(args["to"], "to") if args.get("to") else None
+    for problem in time_order_problems(seen_from, seen_to):
+        raise problem  # as /jobs says it: an empty list would read as "no group"
     if args.get("failing") not in (None, "1"):
         raise InvalidQueryError("failing takes 1 (groups with jobs failing now) or nothing.",
                                 [parameter_error("failing", "must be 1, or left out")])

@@ -34,7 +34,7 @@ from app.services import bulk_actions, group_samples
 from app.services.chart_buckets import Bucket, BucketSize, Timeline
 from app.services.failure_groups import lifecycle as group_lifecycle
 from app.services.failure_groups import daily as daily_rollup, group_details, queries, series
-from app.services.failure_groups.errors import GroupNotFoundError
+from app.services.failure_groups.errors import GroupNotFoundError, InvalidGroupTransitionError
 from app.services.failure_groups.states import is_semver
 from app.services.processing_jobs.actions import JobAction
 from app.web.group_query import MAX_TEXT_LENGTH
@@ -103,7 +103,8 @@ def list_groups() -> str | Response:
         for view in page.items
     ]
     kept = query_pairs(pairs)
-    selected_states = [w for v in request.args.getlist("state") for w in v.split(",") if w] or ["unresolved"]
+    selected_states = list(dict.fromkeys(
+        w.strip() for v in request.args.getlist("state") for w in v.split(",") if w.strip())) or ["unresolved"]
     # Resolved groups whose jobs still fail on workers older than the fixed
     # version stay resolved (no reopen), so a list that leaves resolved
     # groups out says how many there are and links to them.
@@ -178,7 +179,7 @@ def show_group(group_id: str) -> str:
         chart=bar_chart(_timeline(hourly, now)),
         distribution=group_details.group_distribution(key),
         events=group_details.group_timeline(key),
-        latest_worker=group_lifecycle.latest_worker_name(key),
+        recent_workers=group_lifecycle.recent_worker_names(key),
         bulk_actions=group_details.group_bulk_actions(key),
         samples=samples,
         documents=group_samples.document_ids(occurrence.job_id for occurrence in samples),
@@ -229,14 +230,19 @@ def _form_error_page(group_id: str, error: Exception) -> Response:
     Nothing was changed."""
     if isinstance(error, InvalidFieldsError):
         labels = group_forms.FIELD_LABELS
-        message = "; ".join(f"{labels.get(e.get('pointer', ''), 'Form')}: {e['detail']}" for e in error.errors)
+        # The service's pointers are URI fragments (``#/worker``, RFC 6901 section 6).
+        message = "; ".join(f"{labels.get(e.get('pointer', '').removeprefix('#'), 'Form')}: {e['detail']}"
+                            for e in error.errors)
     else:
         message = str(error)
     flash(f"Nothing was changed. {message or error}.", "error")
     key = _group_id(group_id)
-    # Version, date, count and mode only (no worker text), cut to the field's length.
+    # Cut to the field's length; a value holding a control or format
+    # character is not shown again (the page would mark it, [ZWSP], and a
+    # second submit would send the mark as text): the message says why.
     session[REFUSED_FORM_KEY] = {"group": key, "fields": {
-        name: request.form.get(name, "")[:MAX_TEXT_LENGTH] for name in group_forms.TYPED_FIELDS}}
+        name: group_forms.shown_again(request.form.get(name, ""))[:MAX_TEXT_LENGTH]
+        for name in group_forms.TYPED_FIELDS}}
     return redirect(url_for("dashboard.show_group", group_id=key), 303)
 
 
@@ -266,6 +272,8 @@ def resolve_group(group_id: str) -> Response:
     if in_version and group.resolved_in_worker:
         # [before, worker text, after], as the job actions' flashes: the page isolates the middle.
         flash([f"Resolved the group in version {in_version} of ", group.resolved_in_worker, "."], "success")
+    elif in_version and group.resolved_in_worker == "":
+        flash(f"Resolved the group in version {in_version} of the workers that send no name.", "success")
     else:
         flash(f"Resolved the group{' in version ' + in_version if in_version else ''}.", "success")
     return redirect(url_for("dashboard.show_group", group_id=key), 303)
@@ -328,3 +336,14 @@ def confirm_group_jobs_action(group_id: str) -> Response:
     queries.get_group(key)  # 404 for an unknown group, before freezing anything
     bulk = bulk_actions.freeze_group_selection(_action(request.form.get("op")), key, current_actor())
     return redirect(url_for("dashboard.show_bulk_action", bulk_id=bulk.id), 303)
+
+
+@bp.errorhandler(InvalidGroupTransitionError)
+def group_changed_meanwhile(error: InvalidGroupTransitionError) -> Response:
+    """A group action the group's state no longer allows (another operator
+    resolved it a moment before, say): back to the group page (303) saying
+    what it is now, not a bare 409 page that leads away from it."""
+    flash(f"Nothing was changed: the group is {error.current} now, so it cannot be {error.action} "
+          "(someone may have acted on it meanwhile). Here it is as it is now.", "error")
+    return redirect(url_for("dashboard.show_group", group_id=error.group_id), 303)
+

@@ -76,9 +76,10 @@ def problem(
 
 
 def _wants_json() -> bool:
-    """API paths (and the metrics scraped by programs) get problem+json;
-    everything else gets HTML."""
-    return request.path.startswith("/api/") or request.path == "/metrics"
+    """API paths, the metrics scraped by programs and the pages' JSON
+    documents (``/jobs/<id>/job.json``) get problem+json; everything else
+    gets HTML."""
+    return request.path.startswith("/api/") or request.path == "/metrics" or request.path.endswith(".json")
 
 
 _HTTP_SLUGS = {
@@ -126,7 +127,7 @@ def _handle_http_exception(error: HTTPException) -> Response | tuple[str, int]:
         # your spelling...") for a path nothing answers: say where to look.
         detail = ("No API operation is at this path; the OpenAPI document, /api/v1/openapi.json, lists them."
                   if request.path.startswith("/api/") else
-                  "Nothing is at this address. The failure groups and the jobs are linked from the top of the page.")
+                  "Nothing is at this address.")
     else:
         detail = error.description or title
     if _wants_json():

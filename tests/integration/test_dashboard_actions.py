@@ -95,14 +95,19 @@ def test_a_new_failure_brings_an_acknowledged_job_back(app, client):
     assert _row(app, job_id)["acknowledged_at"] is None
 
 
-def test_actions_on_a_completed_job_are_a_409_and_change_nothing(app, client):
+def test_actions_on_a_completed_job_change_nothing_and_lead_back_to_it_saying_why(app, client):
+    """A trial: a second requeue, or an action on a job completed meanwhile,
+    answered a bare 409 page in the API's words, leading away from the job."""
     with app.app_context():
         job_id = str(create_job("doc-done").id)
         complete_job(job_id)
     before = _row(app, job_id)
     token = _csrf(client, f"/jobs/{job_id}")
-    assert client.post(f"/jobs/{job_id}/requeue", data={"csrf_token": token}).status_code == 409
-    assert client.post(f"/jobs/{job_id}/acknowledge", data={"csrf_token": token}).status_code == 409
+    for action, done in (("requeue", "requeued"), ("acknowledge", "acknowledged")):
+        response = client.post(f"/jobs/{job_id}/{action}", data={"csrf_token": token})
+        assert (response.status_code, response.headers["Location"]) == (303, f"/jobs/{job_id}")
+        html = client.get(response.headers["Location"]).get_data(as_text=True)
+        assert f"Nothing was changed: the job is Completed now, so it cannot be {done}" in html
     assert _row(app, job_id) == before
 
 

@@ -15,7 +15,7 @@ from app.models import AuditEvent, FailureGroup
 from app.observability import metrics
 from app.registry import get_failure_recorder
 from app.services.failure_groups.errors import GroupNotFoundError, InvalidGroupTransitionError
-from app.services.failure_groups.lifecycle import ignore_group, reopen_group, resolve_group
+from app.services.failure_groups.lifecycle import ignore_group, recent_worker_names, reopen_group, resolve_group
 from app.services.failure_groups.group_details import group_timeline
 from app.services.failure_groups.queries import GroupFilter, get_group, list_groups
 from app.services.processing_jobs.lifecycle import create_job
@@ -55,7 +55,8 @@ def test_resolve_records_who_when_and_version_in_timeline_and_audit(app_ctx):
     assert [(e.reason, e.actor, e.from_state, e.to_state) for e in events] == [
         ("created", "system", None, "unresolved"), ("resolved", "alice", "unresolved", "resolved")
     ]
-    assert events[1].details == {"in_version": "2.0.0", "via": "dashboard"}
+    # "": of the workers that send no name (the only ones the group has seen).
+    assert events[1].details == {"in_version": "2.0.0", "of_worker": "", "via": "dashboard"}
     audit = db.session.scalars(sa.select(AuditEvent)).one()
     assert (audit.action, audit.actor, audit.filter["group_id"], audit.filter["in_version"]) == (
         "groups.resolved", "alice", group.id, "2.0.0"
@@ -82,7 +83,7 @@ def test_an_occurrence_on_a_resolved_group_is_a_regression(app_ctx):
     [("1.9.0", False), ("2.0.0-rc.1", False), ("2.0.0", True), ("2.0.1", True), (None, True), ("nightly", True)],
 )
 def test_resolved_in_version_ignores_older_workers(app_ctx, worker_version, regressed):
-    _fail()
+    _fail("0.1.0")  # from "extractor", whose version the group is resolved in
     resolve_group(_group().id, "alice", in_version="2.0.0")
     _fail(worker_version)
     group = _group()
@@ -120,9 +121,33 @@ def test_resolved_in_version_is_a_version_of_one_worker(app_ctx, in_worker, then
     assert group.state == ("unresolved" if regressed else "resolved")
     if regressed:
         facts = group_timeline(group.id)[-1].details
-        assert (facts["resolved_in_worker"], facts.get("worker_name")) == (in_worker or "extractor", then[0])
+        assert (facts["resolved_in_worker"], facts.get("worker_name")) == (in_worker or "extractor", then[0] or "")
     else:
         assert group.resolved_in_worker == (in_worker or "extractor")
+
+
+def test_a_version_of_the_workers_without_a_name_is_theirs_only(app_ctx):
+    """A trial: a group whose failures came from a nameless worker, resolved
+    in 1.6.0 after this rule, stayed resolved on another worker's 0.1.0."""
+    _fail_as(None, "1.0.0")
+    group = resolve_group(_group().id, "alice", in_version="1.6.0")
+    assert group.resolved_in_worker == ""  # the workers that send no name
+    _fail_as(None, "1.5.0")
+    assert _group().state == "resolved"
+    _fail_as("totally-other-worker", "0.1.0")
+    group = _group()
+    assert (group.state, group.substate) == ("unresolved", "regressed")
+    assert group_timeline(group.id)[-1].details["worker_name"] == "totally-other-worker"
+
+
+def test_the_default_worker_is_the_one_most_recent_occurrences_came_from(app_ctx):
+    """A trial: 38 failures from one worker and the latest from another
+    prefilled the other."""
+    for _ in range(3):
+        _fail_as("clinical-extractor", "1.4.0")
+    _fail_as("reference-worker", "1.0.0")
+    assert recent_worker_names(_group().id) == [("clinical-extractor", 3), ("reference-worker", 1)]
+    assert resolve_group(_group().id, "alice", in_version="1.5.0").resolved_in_worker == "clinical-extractor"
 
 
 @pytest.mark.parametrize(("kwargs", "says"), [

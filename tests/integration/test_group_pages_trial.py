@@ -285,3 +285,38 @@ def test_a_chip_of_only_a_bidi_control_is_marked_not_blank(client, groups):  # n
     html = client.get("/jobs?q=%E2%80%AE&status=all").get_data(as_text=True)
     chip = re.search(r'<li class="chip"><span class="chip-text" title="search = [^"]*">(.*?)</span>', html).group(1)
     assert "[RLO]" in chip and "\u202e" not in chip
+
+
+def test_a_second_resolve_of_a_resolved_group_leads_back_to_it_saying_why(app, client, groups):  # noqa: F811
+    """A trial: of two operators resolving at once, the loser got a bare
+    409 page with no way back to the group."""
+    path = f"/groups/{groups['unit']}"
+    token = _csrf(client, path)
+    assert client.post(path + "/resolve", data={"csrf_token": token, "in_version": "1.6.0"}).status_code == 303
+    response = client.post(path + "/resolve", data={"csrf_token": token, "in_version": "2.0.0"})
+    assert (response.status_code, response.headers["Location"]) == (303, path)
+    html = client.get(path).get_data(as_text=True)
+    assert "Nothing was changed: the group is resolved now, so it cannot be resolved" in html
+    assert "in version <code><bdi>1.6.0</bdi></code>" in html  # the first one stands
+
+
+def test_a_refused_worker_name_is_not_shown_again_as_its_mark(app, client, groups):  # noqa: F811
+    """A trial: "extractor\\u200b" was refused, came back in the field as the
+    text "extractor[ZWSP]", and a second submit resolved with that text."""
+    path = f"/groups/{groups['unit']}"
+    html = _refused(client, path, "resolve", {"in_version": "1.6.0", "in_worker": "extractor\u200b"})
+    assert "Resolve in version … of worker: must not hold control or format characters" in _flash_error(html)
+    field = re.search(r'<input type="text" name="in_worker"[^>]*value="([^"]*)"', html).group(1)
+    assert field == "" and "[ZWSP]" not in field
+    assert _state(app, groups["unit"]) == "unresolved"
+    # What the field offers: the workers seen lately, most first.
+    assert re.search(r'lately: <bdi>extractor</bdi> \(\d+\)', html)
+
+
+def test_the_group_list_refuses_a_range_ending_before_it_starts_and_says_each_state_once(client, groups):  # noqa: F811
+    """A trial: from after to listed nothing (where /jobs answers 400); the
+    chip said "all or all" and kept a space typed before a state."""
+    response = client.get("/groups?from=2026-12-05T10:00:00Z&to=2026-12-04T00:00:00Z")
+    assert response.status_code == 400 and "from must not be later than to" in response.get_data(as_text=True)
+    html = client.get("/groups?state=resolved&state=%20resolved,new").get_data(as_text=True)
+    assert re.search(r'<span class="chip-text" title="state = \u2068resolved or new\u2069">', html)

@@ -22,6 +22,17 @@ from app.models.processing_job import POSTGRESQL_ONLY, is_schema_compared
 from tests.conftest import BACKENDS
 
 
+
+def _add_group() -> int:
+    """A failure group written at an earlier revision: a Core insert names
+    only the columns given or defaulted, which 0009's table has (the model
+    has later ones, such as 0025's). Returns its id."""
+    from app.models import FailureGroup
+
+    return db.session.execute(sa.insert(FailureGroup.__table__).values(
+        grouping_version=1, fingerprint="f" * 64, title="t", sample_message="m", severity="error",
+    ).returning(FailureGroup.__table__.c.id)).scalar_one()
+
 def test_history_has_a_single_head():
     script = ScriptDirectory(str(ROOT / "migrations"))
     assert len(script.get_heads()) == 1
@@ -140,18 +151,14 @@ def test_the_group_migrations_follow_the_search_one_and_go_down_cleanly(empty_da
 def test_the_daily_rollup_migration_sums_the_closed_days_hours(empty_database_url):
     from datetime import timedelta
 
-    from app.models import FailureGroup, FailureGroupDaily, FailureGroupDailyState, FailureGroupHourly
+    from app.models import FailureGroupDaily, FailureGroupDailyState, FailureGroupHourly
     from app.models.types import utcnow
     from app.services.failure_groups.daily import closed_through, day_of
 
     app = create_app({"SQLALCHEMY_DATABASE_URI": empty_database_url, "TESTING": True})
     with app.app_context():
         upgrade(revision="0015_job_rollups")
-        # A Core insert: it names only the columns given or defaulted, all of
-        # 0015's table (the model has later ones, such as 0025's).
-        group_id = db.session.execute(sa.insert(FailureGroup.__table__).values(
-            grouping_version=1, fingerprint="f" * 64, title="t", sample_message="m", severity="error",
-        ).returning(FailureGroup.__table__.c.id)).scalar_one()
+        group_id = _add_group()  # 0015's columns
         now = utcnow()
         three_days_ago = day_of(now) - timedelta(days=3)
         for hour, shard, count in [(three_days_ago, 0, 2), (three_days_ago + timedelta(hours=5), 3, 5),
@@ -239,7 +246,6 @@ def test_the_group_rollups_are_partitioned_by_grain_on_postgresql_keeping_every_
     per grain on PostgreSQL, copying the rows that count (a row at 0 adds
     nothing to a sum); its downgrade rebuilds them unpartitioned with the
     same rows. SQLite keeps its tables as they are, rows at 0 included."""
-    from app.models import FailureGroup
     from app.models.job_rollup import JobCodePairRollup, JobGroupCodeRollup, JobGroupRollup
 
     tables = (JobGroupRollup, JobCodePairRollup, JobGroupCodeRollup)
@@ -247,16 +253,14 @@ def test_the_group_rollups_are_partitioned_by_grain_on_postgresql_keeping_every_
     with app.app_context():
         is_postgresql = db.engine.dialect.name == "postgresql"
         upgrade(revision="0023_rollup_trigger_guards")
-        group = FailureGroup(grouping_version=1, fingerprint="f" * 64, title="t", sample_message="m", severity="error")
-        db.session.add(group)
-        db.session.flush()
+        group_id = _add_group()  # 0023's columns
         key = {"created_bucket": 0, "finished_bucket": 0, "status": "Validation_Failed", "job_type": "entity_extraction",
                "acknowledged": False}
         code = {"code": "schema.required", "has_error": True, "has_warning": False}
         for grain, shard, jobs in [(0, 0, 3), (0, 5, 2), (1, 0, 4), (2, 7, 1), (2, 1, 0)]:
             rows = {**key, "grain": grain, "shard": shard, "jobs": jobs}
-            db.session.add(JobGroupRollup(group_id=group.id, **rows))
-            db.session.add(JobGroupCodeRollup(group_id=group.id, **rows, **code))
+            db.session.add(JobGroupRollup(group_id=group_id, **rows))
+            db.session.add(JobGroupCodeRollup(group_id=group_id, **rows, **code))
             db.session.add(JobCodePairRollup(filter_code="range.low", **rows, **code))
         db.session.commit()
 

@@ -60,6 +60,8 @@ def test_the_regression_rule(resolved_in, worker, regression):
         ("extractor", None, "1.0.0", True),  # a nameless worker: unknown, reopen
         (None, "other", "1.0.0", False),  # resolved before names counted: any worker's older version
         (None, None, "1.0.0", False),
+        ("", None, "1.0.0", False),  # "": the workers that send no name
+        ("", "other", "1.0.0", True),
     ],
 )
 def test_the_regression_rule_takes_the_workers_name(of_worker, name, version, regression):

@@ -121,12 +121,31 @@ def lock_group(group_id: object) -> FailureGroup:
     return group
 
 
-def latest_worker_name(group_id: int) -> str | None:
-    """The ``worker.name`` of the group's latest occurrence (``None``: none, or nameless)."""
-    return db.session.scalar(
+#: Occurrences :func:`recent_worker_names` reads: the newest, so a large
+#: group costs what a small one does.
+RECENT_OCCURRENCES = 1000
+
+
+def recent_worker_names(group_id: int) -> list[tuple[str, int]]:
+    """The ``worker.name`` of the group's newest :data:`RECENT_OCCURRENCES`
+    occurrences and how many each sent, most first (ties by name); ``""``
+    stands for workers that send no name. Empty for a group without any."""
+    recent = (
         sa.select(FailureOccurrence.worker_name).where(FailureOccurrence.group_id == group_id)
-        .order_by(FailureOccurrence.occurred_at.desc(), FailureOccurrence.id.desc()).limit(1)
+        .order_by(FailureOccurrence.occurred_at.desc(), FailureOccurrence.id.desc()).limit(RECENT_OCCURRENCES)
+        .subquery()
     )
+    name = sa.func.coalesce(recent.c.worker_name, "")
+    rows = db.session.execute(sa.select(name, sa.func.count()).group_by(name).order_by(sa.func.count().desc(), name))
+    return [(worker, int(count)) for worker, count in rows]
+
+
+def usual_worker_name(group_id: int) -> str | None:
+    """The name most of the group's recent occurrences came from
+    (:func:`recent_worker_names`; ``""``: workers without a name), the
+    worker a version resolves by default; ``None`` for a group without any."""
+    names = recent_worker_names(group_id)
+    return names[0][0] if names else None
 
 
 def _clean_worker(in_worker: object, version: str | None) -> str | None:
@@ -192,9 +211,9 @@ def resolve_group(
     that worker do not reopen it; any other worker's do
     (:func:`~app.services.failure_groups.states.is_regression`).
 
-    ``in_worker`` defaults to the name of the worker of the group's latest
-    occurrence (the one failing now); ``None`` when that one gave no name,
-    and then any worker's older version leaves the group resolved.
+    ``in_worker`` defaults to :func:`usual_worker_name`, the worker most of
+    the group's recent occurrences came from; ``""`` when those sent no
+    name (then only nameless workers' older versions leave it resolved).
 
     Resolving does not touch jobs.
 
@@ -213,7 +232,7 @@ def resolve_group(
     def resolve(group: FailureGroup) -> None:
         if group.state == GroupState.RESOLVED:
             raise InvalidGroupTransitionError(group.id, group.state, "resolved")
-        of = worker if worker is not None or version is None else latest_worker_name(group.id)
+        of = worker if worker is not None or version is None else usual_worker_name(group.id)
         change_state(
             group, GroupState.RESOLVED, None, actor=actor, reason="resolved", at=at,
             details={"in_version": version, "of_worker": of, "via": via},

@@ -239,7 +239,7 @@ def touch_group(group: Any, hit: Hit, failure: JobFailure, at: datetime) -> str:
                     at=at,
                     details={
                         "job_id": str(failure.job_id),
-                        "worker_name": failure.worker_name,
+                        "worker_name": failure.worker_name or "",  # "": it sent none (kept: None is dropped)
                         "worker_version": failure.worker_version,
                         "resolved_in_version": group.resolved_in_version,
                         "resolved_in_worker": group.resolved_in_worker,

@@ -117,13 +117,14 @@ def is_regression(
     Always, unless the group was resolved in a version and the occurrence
     comes from an older version (SemVer 2.0.0 precedence) of the same
     worker: another worker's versions do not order against it, so any
-    failure from one is a comeback. ``resolved_in_worker`` ``None`` (a
-    group resolved in a version before workers' names counted) takes any
+    failure from one is a comeback. ``resolved_in_worker`` ``""`` is the
+    workers that send no name (``worker_name`` ``None``); ``None`` (a group
+    resolved in a version before workers' names counted) takes any
     worker's older version. An unordered pair (a missing or non-SemVer
     version) is a regression: better to reopen than to miss a comeback.
     """
     if resolved_in_version is None:
         return True
-    if resolved_in_worker is not None and worker_name != resolved_in_worker:
+    if resolved_in_worker is not None and (worker_name or "") != resolved_in_worker:
         return True
     return compare_versions(worker_version, resolved_in_version) != -1

@@ -109,5 +109,9 @@ def test_a_path_nothing_answers_says_where_to_look_not_werkzeugs_words(client):
     for path in ("/problems/nope", "/nothing-here"):
         page = client.get(path)
         assert page.status_code == 404 and "Nothing is at this address." in page.get_data(as_text=True)
+    # A page's JSON document answers as JSON, as a program reading it expects.
+    problem = client.get(f"/jobs/{uuid.uuid4()}/job.json?x=1").get_json()
+    assert problem["status"] == 400 and [e["parameter"] for e in problem["errors"]] == ["x"]
+    assert client.get(f"/jobs/{uuid.uuid4()}/job.json").get_json()["status"] == 404
     for path in ("/api/v1/nope", "/problems/nope"):
         assert "check your spelling" not in client.get(path).get_data(as_text=True)
