@@ -53,7 +53,8 @@ class BarChart:
     bars: list[Bar]
     #: The value axis, top then bottom: the peak and "0".
     y_labels: tuple[str, str]
-    #: The time axis, left then right: the first and last buckets (none without buckets).
+    #: The time axis, left then right: the first and last buckets (one for
+    #: one bucket, none without buckets).
     x_labels: tuple[str, ...]
     baseline_y: float
     plot_left: float
@@ -110,7 +111,8 @@ def bar_chart(timeline: Timeline) -> BarChart:
             description += f"; most in one {unit}: {peak:,} ({_bucket_label(busiest.start, size)} UTC)"
     else:
         description = "No time range to draw."
-    x_labels = (start, _bucket_label(timeline.buckets[-1].start, size)) if count else ()
+    # One bucket is one label: both ends would name the same hour or day.
+    x_labels = (start, _bucket_label(timeline.buckets[-1].start, size)) if count > 1 else (start,) if count else ()
     return BarChart(
         width=WIDTH,
         height=HEIGHT,

@@ -170,6 +170,8 @@ def test_a_chart_of_days_is_titled_with_its_last_day_not_the_midnight_after_it()
     chart = bar_chart(_timeline([1, 0, 2], BucketSize.DAY))
     assert chart.title == "Failures per day, 2025-01-01 to 2025-01-03 UTC"
     assert chart.x_labels == ("2025-01-01", "2025-01-03")
+    # A trial: a one-hour chart read "18:00" at both ends.
+    assert bar_chart(_timeline([5], BucketSize.HOUR)).x_labels == ("2025-01-01 00:00",)
 
 
 def test_bar_chart_of_nothing():
