@@ -26,10 +26,12 @@ depends_on = None
 
 
 def upgrade():
-    with op.batch_alter_table("failure_groups") as batch:
-        batch.add_column(sa.Column("resolved_in_worker", sa.String(length=100), nullable=True))
+    op.add_column("failure_groups", sa.Column("resolved_in_worker", sa.String(length=100), nullable=True))
 
 
 def downgrade():
-    with op.batch_alter_table("failure_groups") as batch:
-        batch.drop_column("resolved_in_worker")
+    # ALTER TABLE ... DROP COLUMN on both (SQLite 3.35 and later), not a
+    # batch: on SQLite a batch copies the table and drops the old one, and
+    # with foreign keys on that DROP deletes every occurrence, event and
+    # counter of every group (ON DELETE CASCADE).
+    op.execute("ALTER TABLE failure_groups DROP COLUMN resolved_in_worker")
