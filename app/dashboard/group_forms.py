@@ -7,7 +7,6 @@ typed in is never dropped silently. Views in :mod:`app.dashboard.groups_views`.
 
 from __future__ import annotations
 
-import unicodedata
 from collections.abc import Mapping
 from datetime import datetime
 
@@ -15,6 +14,7 @@ from app.models.types import utcnow
 from app.timestamps import LATEST_ACCEPTED, is_accepted, is_year_zero
 from app.web.query_time import date_time_fault
 from app.services.failure_groups import lifecycle as group_lifecycle
+from app.services.json_values import has_unseen_character
 
 #: The group page's form fields, as the operator reads them, for form errors.
 FIELD_LABELS = {
@@ -37,7 +37,7 @@ def shown_again(typed: str) -> str:
     """A refused form's field as the page fills it in again: as typed, or
     ``""`` when it holds a control, format or surrogate character (Unicode
     Cc, Cf, Cs), which the page would mark as text (``[ZWSP]``)."""
-    return "" if any(unicodedata.category(c) in ("Cc", "Cf", "Cs") for c in typed) else typed
+    return "" if has_unseen_character(typed) else typed
 
 
 class FormError(Exception):

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import unicodedata
 from typing import Any
 
 from app.services.json_pointer import escape_token
@@ -64,6 +65,13 @@ def has_unstorable_text(text: str) -> bool:
 #: (app/request_input.py), so no identifier a filter must find may either.
 ACTING_CONTROLS = "\x01-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f"
 _ACTING_CONTROL = re.compile(f"[{ACTING_CONTROLS}]")
+
+
+def has_unseen_character(text: str) -> bool:
+    """Whether ``text`` holds a control, format or surrogate character
+    (Unicode categories Cc, Cf, Cs: NUL, ESC, U+200B, the bidi overrides...):
+    what a name that must read as it is (a worker's, a version) may not hold."""
+    return any(unicodedata.category(c) in ("Cc", "Cf", "Cs") for c in text)
 
 
 def has_acting_control(text: str) -> bool:

@@ -10,7 +10,6 @@ function is one ``with write_transaction():`` block (or joins the caller's).
 
 from __future__ import annotations
 
-import unicodedata
 from datetime import datetime
 from typing import Any
 
@@ -35,6 +34,7 @@ from app.services.failure_groups.queries import parse_group_id
 from app.services.failure_groups.signals import note_metric
 from app.services.failure_groups.states import effective_substate, is_semver
 from app.services.failure_groups.worker import check_worker
+from app.services.json_values import has_unseen_character
 from app.unit_of_work import write_transaction
 
 #: Each action's refusal (the 422 ``detail``, RFC 9457), the same whichever
@@ -173,7 +173,7 @@ def _clean_version(in_version: object) -> str | None:
             RESOLUTION_REFUSED,
             [field_error("/in_version", f"must be 1 to {VERSION_MAX_LENGTH} characters without surrounding spaces")],
         )
-    if any(unicodedata.category(c) in ("Cc", "Cf", "Cs") for c in in_version):
+    if has_unseen_character(in_version):
         raise InvalidFieldsError(
             RESOLUTION_REFUSED,
             [field_error("/in_version", "must not hold control or format characters, or unpaired UTF-16 surrogates")],

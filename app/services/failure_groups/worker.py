@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import unicodedata
 from collections.abc import Mapping
 from typing import Any
 
 from app.errors import FieldError, field_error
 from app.models.job_failure import WORKER_NAME_MAX_LENGTH, WORKER_VERSION_MAX_LENGTH
+from app.services.json_values import has_unseen_character
 
 _LIMITS = {"name": WORKER_NAME_MAX_LENGTH, "version": WORKER_VERSION_MAX_LENGTH}
 
@@ -34,7 +34,7 @@ def check_worker(worker: Any) -> tuple[str | None, str | None, list[FieldError]]
             continue
         if not isinstance(value, str) or not value or value != value.strip() or len(value) > limit:
             errors.append(field_error(f"/worker/{key}", f"must be a string of 1 to {limit} characters without surrounding spaces"))
-        elif any(unicodedata.category(c) in ("Cc", "Cf", "Cs") for c in value):
+        elif has_unseen_character(value):
             errors.append(field_error(
                 f"/worker/{key}", "must not hold control or format characters, or unpaired UTF-16 surrogates"))
     if errors:
