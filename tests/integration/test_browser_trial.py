@@ -73,6 +73,7 @@ def test_error_items_on_a_phone_keep_codes_and_pointers_whole(site, browser, jav
     _sign_in(page, site)
     page.goto(f"{site}/jobs?document_id=doc-0006")
     page.click("table.jobs tr.job a:has-text('doc-0006')")
+    page.wait_for_load_state("load")  # the stylesheet applied: the checks below read its layout and '::before' text
     item = page.locator("table.errors tr.severity-error").first
     _shot(page, f"trial-job-390-{javascript}.png")
     # (Cells by position: severity, code, pointer, message, entity.)
@@ -142,6 +143,10 @@ def test_the_history_marks_failures_red_and_an_operators_actions_apart(site, bro
     page.click("a.inline-action:has-text('Requeue')")
     page.click("form.confirm button:has-text('Requeue the job')")
     expect(page.locator(".flash-success")).to_contain_text("Requeued")
+    # The colours are the stylesheet's: a click's navigation can show the
+    # page before its stylesheet has loaded, and then every colour read is
+    # the default black (a busy machine did so once).
+    page.wait_for_load_state("load")
 
     def dot(kind: str) -> str:
         return page.locator(f"ol.timeline li.event-{kind}").first.evaluate(
