@@ -43,7 +43,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from app.services.error_details.errors import InvalidErrorDetailsError
+from app.services.error_details.errors import InvalidErrorDetailsError, check_each
 from app.services.error_details.items import is_scalar, make_item, require_string
 from app.services.error_details.schema_wording import (
     REQUIRED_PROPERTY,
@@ -130,7 +130,7 @@ def ajv_items(errors: Any) -> list[dict[str, Any]]:
     """
     if not isinstance(errors, (list, tuple)):
         raise InvalidErrorDetailsError("", "must be an array of ajv error objects (validate.errors)")
-    checked = [_check_error(error, f"/{index}") for index, error in enumerate(errors)]
+    checked = check_each(errors, _check_error, "")
     items = []
     for error in checked:
         if _is_summary(error, checked):

@@ -47,7 +47,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from app.services.error_details.errors import InvalidErrorDetailsError
+from app.services.error_details.errors import InvalidErrorDetailsError, check_each
 from app.services.error_details.items import make_item
 from app.services.error_details.schema_wording import schema_keyword_message
 from app.services.json_pointer import is_json_pointer, pointer_tokens
@@ -85,7 +85,7 @@ def basic_output_items(output: Any) -> list[dict[str, Any]]:
     if not isinstance(units, (list, tuple)):
         raise InvalidErrorDetailsError("/errors", "must be an array of output units")
 
-    checked = [_check_unit(unit, f"/errors/{index}") for index, unit in enumerate(units)]
+    checked = check_each(units, _check_unit, "/errors")
     failing = [unit for unit in checked if unit.get("valid") is not True]
     summaries = _ancestor_locations(unit["keywordLocation"] for unit in failing)
     return [_item(unit) for unit in failing if unit["keywordLocation"] not in summaries]

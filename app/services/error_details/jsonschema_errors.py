@@ -31,7 +31,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from app.services.error_details.errors import InvalidErrorDetailsError
+from app.services.error_details.errors import InvalidErrorDetailsError, check_each
 from app.services.error_details.items import (
     is_path_token,
     is_scalar,
@@ -103,32 +103,32 @@ def jsonschema_items(errors: Any) -> list[dict[str, Any]]:
     """
     if not isinstance(errors, (list, tuple)):
         raise InvalidErrorDetailsError("", "must be an array of serialised jsonschema errors")
-    items = []
-    for index, error in enumerate(errors):
-        pointer = f"/{index}"
-        if not isinstance(error, Mapping):
-            raise InvalidErrorDetailsError(pointer, "must be a serialised jsonschema error object")
-        keyword = require_string(error, "validator", pointer)
-        for key in ("path", "schema_path"):
-            if key not in error:
-                raise InvalidErrorDetailsError(f"{pointer}/{key}", "is required")
-        path = require_path(error["path"], f"{pointer}/path", "path")
-        schema_path = require_path(error["schema_path"], f"{pointer}/schema_path", "schema_path")
-        message = error.get("message")
-        if message is not None and not isinstance(message, str):
-            raise InvalidErrorDetailsError(f"{pointer}/message", "must be a string")
-        expected = error.get("validator_value", UNKNOWN)
-        text = schema_keyword_message(
-            keyword,
-            expected,
-            property_name="propertyNames" in schema_path,
-            library_message=message,
-        )
-        ctx: dict[str, Any] = {"schema_location": json_pointer(schema_path)}
-        if keyword in _PARAMETER_KEYWORDS and expected is not UNKNOWN and is_scalar(expected):
-            ctx["expected"] = expected
-        items.append(make_item(f"schema.{keyword}", "error", text, json_pointer(path), rule=keyword, ctx=ctx))
-    return items
+    return check_each(errors, _error_item, "")
+
+
+def _error_item(error: Any, pointer: str) -> dict[str, Any]:
+    if not isinstance(error, Mapping):
+        raise InvalidErrorDetailsError(pointer, "must be a serialised jsonschema error object")
+    keyword = require_string(error, "validator", pointer)
+    for key in ("path", "schema_path"):
+        if key not in error:
+            raise InvalidErrorDetailsError(f"{pointer}/{key}", "is required")
+    path = require_path(error["path"], f"{pointer}/path", "path")
+    schema_path = require_path(error["schema_path"], f"{pointer}/schema_path", "schema_path")
+    message = error.get("message")
+    if message is not None and not isinstance(message, str):
+        raise InvalidErrorDetailsError(f"{pointer}/message", "must be a string")
+    expected = error.get("validator_value", UNKNOWN)
+    text = schema_keyword_message(
+        keyword,
+        expected,
+        property_name="propertyNames" in schema_path,
+        library_message=message,
+    )
+    ctx: dict[str, Any] = {"schema_location": json_pointer(schema_path)}
+    if keyword in _PARAMETER_KEYWORDS and expected is not UNKNOWN and is_scalar(expected):
+        ctx["expected"] = expected
+    return make_item(f"schema.{keyword}", "error", text, json_pointer(path), rule=keyword, ctx=ctx)
 
 
 def _token(token: Any) -> str | int:

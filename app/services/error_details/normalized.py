@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from app.services.error_details.errors import InvalidErrorDetailsError
+from app.services.error_details.errors import InvalidErrorDetailsError, check_each
 from app.services.error_details.items import (
     ENTITY_KEYS,
     ITEM_KEYS,
@@ -54,7 +54,7 @@ def normalized_items(details: Any) -> list[dict[str, Any]]:
             or a bad item (see :func:`check_item`).
     """
     errors, prefix = _errors_array(details)
-    return [check_item(item, f"{prefix}/{index}") for index, item in enumerate(errors)]
+    return check_each(errors, check_item, prefix)
 
 
 def normalized_error_count(details: Any) -> int | None:

@@ -31,7 +31,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from app.services.error_details.errors import InvalidErrorDetailsError
+from app.services.error_details.errors import InvalidErrorDetailsError, check_each
 from app.services.error_details.items import make_item, require_string
 from app.services.json_pointer import json_pointer
 
@@ -105,7 +105,7 @@ def operation_outcome_items(outcome: Any) -> list[dict[str, Any]]:
     issues = outcome.get("issue")
     if not isinstance(issues, (list, tuple)) or not issues:
         raise InvalidErrorDetailsError("/issue", "must be a non-empty array of issues")
-    return [_issue_item(issue, f"/issue/{index}") for index, issue in enumerate(issues)]
+    return check_each(issues, _issue_item, "/issue")
 
 
 def _issue_item(issue: Any, pointer: str) -> dict[str, Any]:

@@ -32,7 +32,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from app.services.error_details.errors import InvalidErrorDetailsError
+from app.services.error_details.errors import InvalidErrorDetailsError, check_each
 from app.services.error_details.items import (
     make_item,
     require_path,
@@ -121,33 +121,31 @@ def pydantic_items(errors: Any) -> list[dict[str, Any]]:
     """
     if not isinstance(errors, (list, tuple)):
         raise InvalidErrorDetailsError("", "must be an array of pydantic error objects")
-    items = []
-    for index, error in enumerate(errors):
-        pointer = f"/{index}"
-        if not isinstance(error, Mapping):
-            raise InvalidErrorDetailsError(pointer, "must be a pydantic error object")
-        error_type = require_string(error, "type", pointer)
-        msg = require_string(error, "msg", pointer)
-        if "loc" not in error:
-            raise InvalidErrorDetailsError(f"{pointer}/loc", "is required")
-        loc = require_path(error["loc"], f"{pointer}/loc", "loc")
-        raw_ctx = error.get("ctx")
-        if raw_ctx is not None and not isinstance(raw_ctx, Mapping):
-            raise InvalidErrorDetailsError(f"{pointer}/ctx", "must be an object")
-        ctx = scalar_ctx(raw_ctx, drop=_UNSAFE_CTX_KEYS)
-        if error_type in TEMPLATED_TYPES:
-            message = msg
-        elif error_type in REBUILT_MESSAGES:
-            message = _rebuilt_message(REBUILT_MESSAGES[error_type], ctx)
-        else:
-            # PydanticCustomError: its template and ctx are the application's
-            # own and may well hold the value; keep only the type name.
-            message = f"failed the custom check '{error_type}'"
-            ctx = {}
-        items.append(
-            make_item(f"pydantic.{error_type}", "error", message, json_pointer(loc), rule=error_type, ctx=ctx)
-        )
-    return items
+    return check_each(errors, _error_item, "")
+
+
+def _error_item(error: Any, pointer: str) -> dict[str, Any]:
+    if not isinstance(error, Mapping):
+        raise InvalidErrorDetailsError(pointer, "must be a pydantic error object")
+    error_type = require_string(error, "type", pointer)
+    msg = require_string(error, "msg", pointer)
+    if "loc" not in error:
+        raise InvalidErrorDetailsError(f"{pointer}/loc", "is required")
+    loc = require_path(error["loc"], f"{pointer}/loc", "loc")
+    raw_ctx = error.get("ctx")
+    if raw_ctx is not None and not isinstance(raw_ctx, Mapping):
+        raise InvalidErrorDetailsError(f"{pointer}/ctx", "must be an object")
+    ctx = scalar_ctx(raw_ctx, drop=_UNSAFE_CTX_KEYS)
+    if error_type in TEMPLATED_TYPES:
+        message = msg
+    elif error_type in REBUILT_MESSAGES:
+        message = _rebuilt_message(REBUILT_MESSAGES[error_type], ctx)
+    else:
+        # PydanticCustomError: its template and ctx are the application's
+        # own and may well hold the value; keep only the type name.
+        message = f"failed the custom check '{error_type}'"
+        ctx = {}
+    return make_item(f"pydantic.{error_type}", "error", message, json_pointer(loc), rule=error_type, ctx=ctx)
 
 
 def _rebuilt_message(entry: str | tuple[str, str], ctx: Mapping[str, Any]) -> str:

@@ -42,7 +42,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from app.services.error_details.errors import InvalidErrorDetailsError
+from app.services.error_details.errors import InvalidErrorDetailsError, check_each
 from app.services.error_details.items import is_scalar, make_item, require_path, require_string
 from app.services.error_details.schema_wording import (
     REQUIRED_PROPERTY,
@@ -107,10 +107,7 @@ def zod_items(issues: Any) -> list[dict[str, Any]]:
         issues, prefix = issues["issues"], "/issues"
     if not isinstance(issues, (list, tuple)):
         raise InvalidErrorDetailsError("", "must be the array of a ZodError's issues (error.issues)")
-    items: list[dict[str, Any]] = []
-    for index, issue in enumerate(issues):
-        items.extend(_issue_items(issue, f"{prefix}/{index}"))
-    return items
+    return [item for items in check_each(issues, _issue_items, prefix) for item in items]
 
 
 def _issue_items(issue: Any, pointer: str) -> list[dict[str, Any]]:

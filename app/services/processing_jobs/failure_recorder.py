@@ -281,7 +281,7 @@ class SQLAlchemyFailureRecorder:
                 field_error("/error_format", "must be one of: " + ", ".join(exc.allowed))
             )
         except InvalidErrorDetailsError as exc:
-            errors.append(field_error("/error_details" + exc.pointer, exc.reason))
+            errors.extend(field_error("/error_details" + pointer, reason) for pointer, reason in exc.faults)
         except AmbiguousErrorFormatError as exc:
             errors.append(
                 field_error(

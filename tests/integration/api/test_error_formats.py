@@ -167,7 +167,8 @@ def test_normalized_looking_details_are_stored_as_the_envelope(client, app, job)
         ("PHI-plain string", ["error_details"]),
         (None, ["error_details"]),
         ({"errors": NORMALIZED_ITEMS}, ["error_details"]),
-        (NORMALIZED_ITEMS, ["error_details.0.type"]),
+        # Every item's fault at once, not only the first's.
+        (NORMALIZED_ITEMS, [f"error_details.{n}.type" for n in range(len(NORMALIZED_ITEMS))]),
         (["PHI-x"], ["error_details.0"]),
         ([{"loc": ["a", 0], "msg": "PHI-m", "type": 5}], ["error_details.0.type"]),
     ],
@@ -192,3 +193,32 @@ def test_pydantic_format_with_a_non_pydantic_payload_is_a_422_and_changes_nothin
     assert "PHI-" not in response.get_data(as_text=True)
     assert row(app, failed_job["id"]) == before
     assert_client_still_works(client, failed_job["id"])
+
+
+def test_one_422_names_the_fault_of_every_bad_item_beside_the_message_and_changes_nothing(client, app, failed_job):
+    # A worker that sent three malformed items (and an empty message) learns
+    # of all four faults in one answer, instead of one per retry.
+    before = row(app, failed_job["id"])
+    items = [
+        {**NORMALIZED_ITEMS[0], "severity": "fatalish"},
+        NORMALIZED_ITEMS[0],
+        {key: value for key, value in NORMALIZED_ITEMS[0].items() if key != "message"},
+        {**NORMALIZED_ITEMS[0], "pointer": "entities/0"},
+    ]
+    response = client.post(
+        job_url(failed_job["id"], "validation-failure"),
+        json={"error_message": "", "error_details": items, "error_format": "normalized"},
+    )
+    problem = assert_problem(response, 422, "invalid-fields")  # the empty message breaks the schema
+    assert fields(problem) == [
+        "error_details.0.severity", "error_details.2.message", "error_details.3.pointer", "error_message",
+    ]
+    assert row(app, failed_job["id"]) == before
+    # Without the schema's fault, the recorder's own 422 names every item too.
+    response = client.post(
+        job_url(failed_job["id"], "validation-failure"),
+        json={"error_message": "bad items", "error_details": items, "error_format": "normalized"},
+    )
+    problem = assert_problem(response, 422, "invalid-failure")
+    assert fields(problem) == ["error_details.0.severity", "error_details.2.message", "error_details.3.pointer"]
+    assert row(app, failed_job["id"]) == before

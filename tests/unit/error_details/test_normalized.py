@@ -179,3 +179,39 @@ def test_a_foreign_formats_code_keeps_its_control_characters_as_escapes():
     assert_valid_envelope(envelope)
     raw_code = {**envelope, "errors": [{**envelope["errors"][0], "code": "too\x1bbig"}]}
     assert [e.validator for e in ENVELOPE_VALIDATOR.iter_errors(raw_code)] == ["pattern"]
+
+
+@pytest.mark.parametrize(
+    ("error_format", "details", "pointers"),
+    [
+        ("normalized", [{**GOOD, "severity": "bad"}, GOOD, {**GOOD, "code": ""}, "x"],
+         ["/0/severity", "/2/code", "/3"]),
+        ("pydantic", [{"loc": ["a"], "msg": "m", "type": 5}, {"loc": ["b"], "msg": "m", "type": "missing"}, {"msg": "m"}],
+         ["/0/type", "/2/type"]),
+        ("jsonschema", [{"validator": "type"}, {"validator": "", "path": [], "schema_path": []}],
+         ["/0/path", "/1/validator"]),
+        ("ajv", [{"keyword": "type"}, {"keyword": "required", "instancePath": "x"}], ["/0/instancePath", "/1/instancePath"]),
+        ("zod", {"issues": [{"code": "x", "path": []}, 3, {"path": []}]}, ["/issues/1", "/issues/2/code"]),
+        ("fhir-operationoutcome", {"resourceType": "OperationOutcome", "issue": [{}, {"severity": "error"}]},
+         ["/issue/0/severity", "/issue/1/code"]),
+    ],
+    ids=["normalized", "pydantic", "jsonschema", "ajv", "zod", "fhir"],
+)
+def test_every_faulty_element_is_named_not_only_the_first(error_format, details, pointers):
+    # One fault per element (its first), for every element that has one, in order.
+    with pytest.raises(InvalidErrorDetailsError) as caught:
+        normalize_error_details(details, error_format)
+    assert [pointer for pointer, _reason in caught.value.faults] == pointers
+    assert all(reason for _pointer, reason in caught.value.faults)
+    assert (caught.value.pointer, caught.value.reason) == caught.value.faults[0]
+
+
+def test_the_faults_named_stop_at_a_bound_and_say_how_many_elements_were_left():
+    from app.services.error_details.errors import MAX_NAMED_FAULTS
+
+    details = [{**GOOD, "severity": "bad"}] * (MAX_NAMED_FAULTS + 30)
+    with pytest.raises(InvalidErrorDetailsError) as caught:
+        normalize_error_details(details, "normalized")
+    faults = caught.value.faults
+    assert [p for p, _ in faults[:-1]] == [f"/{n}/severity" for n in range(MAX_NAMED_FAULTS)]
+    assert faults[-1] == ("", f"has 30 more element(s) not checked after the first {MAX_NAMED_FAULTS} faults")
