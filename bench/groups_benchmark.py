@@ -100,6 +100,8 @@ ORDER BY i.indexname
 #: writers would leave them (by a hash of the job id): the most rows a
 #: summary sums.
 _GRAINS = "(VALUES (0::smallint), (1::smallint), (2::smallint)) AS g(grain)"
+#: The code rollup also has weeks (migration 0026).
+_CODE_GRAINS = "(VALUES (0::smallint), (1::smallint), (2::smallint), (3::smallint)) AS g(grain)"
 ROLLUP_SQL = (
     "INSERT INTO job_count_rollups (grain, created_bucket, finished_bucket, status, job_type, acknowledged, shard, jobs)"
     " SELECT g.grain, job_rollup_bucket(g.grain, j.created_at), job_rollup_bucket(g.grain, j.completed_at), j.status,"
@@ -110,7 +112,7 @@ ROLLUP_SQL = (
     " SELECT g.grain, job_rollup_bucket(g.grain, j.created_at), job_rollup_bucket(g.grain, j.completed_at), j.status,"
     " j.job_type, j.acknowledged_at IS NOT NULL, c.code, c.has_error, c.has_warning, abs(hashtext(j.id::text)) % 8,"
     " count(*) FROM processing_jobs AS j CROSS JOIN LATERAL job_rollup_codes(j.error_details) AS c"
-    f" CROSS JOIN {_GRAINS} GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9, 10",
+    f" CROSS JOIN {_CODE_GRAINS} GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9, 10",
     # The group filter's rollup (migration 0019): current occurrences at their job's key.
     "INSERT INTO job_group_rollups (group_id, grain, created_bucket, finished_bucket, status, job_type, acknowledged,"
     " shard, jobs)"

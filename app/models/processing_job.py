@@ -43,7 +43,7 @@ ROLLUP_PARTITIONS = {
     for table in ("job_count_rollups", "job_code_rollups", "job_group_rollups", "job_code_pair_rollups",
                   "job_group_code_rollups")
     for grain in ("all", "day", "hour")
-}
+} | {"job_code_rollups_week"}  # weeks: the code rollup only (migration 0026)
 
 
 def is_schema_compared(obj: object, name: str | None, type_: str, reflected: bool, compare_to: object) -> bool:

@@ -44,6 +44,7 @@ from sqlalchemy.exc import OperationalError
 from app.extensions import db
 from app.models.failure_group import FailureGroupCount
 from app.models.job_rollup import (
+    COARSE_TO_FINE,
     Grain,
     JobCodePairRollup,
     JobCodeRollup,
@@ -114,7 +115,7 @@ class Compaction:
 
 
 def compact_rollups(now: datetime) -> Compaction:
-    """Fold the shards of every day and hour that ended :data:`SETTLED_AFTER`
+    """Fold the shards of every week, day and hour that ended :data:`SETTLED_AFTER`
     before ``now`` (aware UTC) into shard 0, then those of the all-time
     rows, and remove rows at 0.
 
@@ -137,7 +138,7 @@ def compact_rollups(now: datetime) -> Compaction:
     for model in ROLLUPS:
         table = model.__table__
         untidy = sa.or_(table.c.jobs == 0, table.c.shard != 0)
-        for grain in (Grain.DAY, Grain.HOUR):
+        for grain in (grain for grain in COARSE_TO_FINE if grain in model.grains):
             # The first bucket not yet settled: its end is less than SETTLED_AFTER ago.
             settled = bucket_number(now - SETTLED_AFTER, grain)
             buckets = db.session.scalars(

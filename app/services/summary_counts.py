@@ -1,14 +1,15 @@
 """Exact counts for the /jobs summary from the write-time rollups.
 
 The rollups (:mod:`app.models.job_rollup`, kept by triggers) hold jobs per
-grain (all time, day, hour), bucket of creation and of completion, status,
-job type, acknowledged, and error code or failure group. A filter made of
-those (``status``, ``time_field`` with ``from``/``to``, ``job_type``,
-``acknowledged``, and ``error_code`` or ``group``) is counted here exactly
-at any scale: no range from the
-all-time rows; a range's whole days from the day rows, the whole hours of
-its partial days from the hour rows, and the partial hours at either edge
-(at most one hour each) from ``processing_jobs`` through its time indexes,
+grain (all time, week, day, hour), bucket of creation and of completion,
+status, job type, acknowledged, and error code or failure group. A filter
+made of those (``status``, ``time_field`` with ``from``/``to``,
+``job_type``, ``acknowledged``, and ``error_code`` or ``group``) is counted
+here exactly at any scale: no range from the all-time rows; a range's whole
+weeks from the code rollup's week rows (the top codes without a code or
+group filter), its whole days from the day rows, the whole hours of what
+they leave from the hour rows, and the partial hours at either edge (at
+most one hour each) from ``processing_jobs`` through its time indexes,
 added together.
 docs/summary-counts.md explains the design and what it costs.
 
@@ -27,6 +28,7 @@ import sqlalchemy as sa
 from app.extensions import db
 from app.models import JobStatus, ProcessingJob
 from app.models.job_rollup import (
+    COARSE_TO_FINE,
     NOT_FINISHED,
     Grain,
     JobCodePairRollup,
@@ -98,9 +100,11 @@ def split_range(
 ) -> tuple[list[Part], list[Span]]:
     """Split ``[time_from, time_to)`` into rollup parts and partial-hour edges.
 
-    No bound at all is the all-time part. Otherwise the whole days inside
-    (``coarsest=Grain.DAY``), the whole hours of what they leave, and the
-    edges: at most two spans, each within one hour, to count from the jobs.
+    No bound at all is the all-time part. Otherwise the whole weeks inside
+    (``coarsest=Grain.WEEK``; only the code rollup has them), the whole
+    days of what they leave (``coarsest=Grain.DAY`` or coarser), the whole
+    hours of what those leave, and the edges: at most two spans, each
+    within one hour, to count from the jobs.
 
     Returns:
         ``(parts, edges)``.
@@ -109,9 +113,7 @@ def split_range(
         return [(Grain.ALL, None, None)], []
     parts: list[Part] = []
     spans: list[Span] = [(time_from, time_to)]
-    for grain in (Grain.DAY, Grain.HOUR):
-        if grain < coarsest:
-            continue
+    for grain in COARSE_TO_FINE[COARSE_TO_FINE.index(coarsest):]:
         left: list[Span] = []
         for start, end in spans:
             part, rest = _whole(start, end, grain)
@@ -142,7 +144,7 @@ def plan_range(
 
     Returns:
         ``(parts, edges)``: an edge's whole hour is one more part, beside
-        the range's whole days and hours (it is none of theirs).
+        the range's whole weeks, days and hours (it is none of theirs).
     """
     parts, spans = split_range(time_from, time_to, coarsest=coarsest)
     if not reads_one_snapshot():
@@ -288,7 +290,7 @@ def time_rows(
 
 def code_rows(job_filter: JobFilter) -> tuple[list[tuple[str, int, int, int]], list[tuple[JobFilter, int]]]:
     """Exact ``(code, jobs, errors, warnings)`` of every code from the
-    rollups' whole days and hours (or all time), for a filter
+    rollups' whole weeks, days and hours (or all time), for a filter
     :func:`rollup_covers`; and the edge filters whose jobs the caller must
     add (sign ``1``) or take away (``-1``): their codes are read from the
     jobs' details (:func:`plan_range`).
@@ -308,7 +310,10 @@ def code_rows(job_filter: JobFilter) -> tuple[list[tuple[str, int, int, int]], l
         tables = (JobCodePairRollup, JobCodeRollup)
     else:
         tables = (JobCodeRollup,)
-    parts, edges = plan_range(job_filter.time_from, job_filter.time_to)
+    # Only the code rollup has weeks: without a code or a group filter, a
+    # range's every code of every day is the most any summary reads.
+    coarsest = Grain.WEEK if all(Grain.WEEK in table.grains for table in tables) else Grain.DAY
+    parts, edges = plan_range(job_filter.time_from, job_filter.time_to, coarsest=coarsest)
     found: dict[str, tuple[int, int, int]] = {}
     for table in tables if parts else ():
         jobs = sa.func.sum(table.jobs)

@@ -10,7 +10,6 @@ import sqlalchemy as sa
 
 from app.extensions import db
 from app.models import FailureGroup, FailureGroupCount, FailureGroupEvent, JobGroupRollup, JobStatus
-from app.models.job_rollup import Grain
 from app.services import dashboard_stats, top_codes
 from app.services.processing_jobs.job_filter import JobFilter
 from app.services.failure_groups.queries import get_group
@@ -28,7 +27,7 @@ def _assert_group_rollup(group_id: int, current: int, codes: tuple[str, ...] = (
     """The group filter's summary rollups (migrations 0019 and 0022) hold
     ``current`` jobs at every grain, no row below zero, and the summary
     reads them."""
-    for grain in Grain:
+    for grain in JobGroupRollup.grains:
         total = db.session.scalar(sa.select(sa.func.sum(JobGroupRollup.jobs)).where(
             JobGroupRollup.group_id == group_id, JobGroupRollup.grain == int(grain)))
         assert total == current, grain

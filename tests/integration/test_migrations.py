@@ -122,7 +122,8 @@ def test_the_group_migrations_follow_the_search_one_and_go_down_cleanly(empty_da
     assert script.get_revision("0023_rollup_trigger_guards").down_revision == "0022_code_pair_rollups"
     assert script.get_revision("0024_partition_group_rollups").down_revision == "0023_rollup_trigger_guards"
     assert script.get_revision("0025_resolved_in_worker").down_revision == "0024_partition_group_rollups"
-    assert script.get_heads() == ["0025_resolved_in_worker"]
+    assert script.get_revision("0026_code_rollup_weeks").down_revision == "0025_resolved_in_worker"
+    assert script.get_heads() == ["0026_code_rollup_weeks"]
     app = create_app({"SQLALCHEMY_DATABASE_URI": empty_database_url, "TESTING": True})
     with app.app_context():
         def tables() -> set[str]:
@@ -227,7 +228,7 @@ def test_the_trigger_guard_migration_adds_one_line_to_each_function_and_takes_it
 
         upgrade(revision="0022_code_pair_rollups")
         before = definitions()
-        upgrade()
+        upgrade(revision="0023_rollup_trigger_guards")
         after = definitions()
         if is_postgresql:
             assert len(after) == 6

@@ -69,6 +69,8 @@ def _summary() -> list:
     filters = [
         JobFilter(acknowledged=AcknowledgedFilter.INCLUDE, time_from=PAST - timedelta(days=1), time_to=NOW),
         JobFilter(acknowledged=AcknowledgedFilter.INCLUDE, error_code="code.a", time_from=PAST - timedelta(hours=3)),
+        # Whole weeks of the code rollup's.
+        JobFilter(acknowledged=AcknowledgedFilter.INCLUDE, time_from=NOW - timedelta(days=20, minutes=7), time_to=NOW),
     ]
     found = []
     for job_filter in filters:
@@ -83,6 +85,7 @@ def scattered(app_ctx) -> None:
     for n in range(4):
         make_job(f"doc-past-{n}", codes=("code.a", "code.b"), created=PAST + timedelta(minutes=n))
     make_job("doc-past-failed", "Failed", codes=("code.a",), created=PAST - timedelta(days=1))
+    make_job("doc-weeks-ago", codes=("code.b",), created=NOW - timedelta(days=15))  # a settled week
     make_job("doc-now", codes=("code.a",))  # this hour: never folded
     for model in ROLLUPS:
         _scatter(model)
@@ -93,10 +96,16 @@ def test_the_fold_keeps_every_sum_and_leaves_one_row_per_key(app_ctx, scattered)
     summary = _summary()
     current_hour = bucket_number(NOW, Grain.HOUR)
     current_day = bucket_number(NOW, Grain.DAY)
-    # Not settled: the last two hours, and today (at 01:00, yesterday too).
-    recent = {model: _rows(model, model.grain == int(Grain.HOUR), model.created_bucket >= current_hour - 1)
-              + _rows(model, model.grain == int(Grain.DAY), model.created_bucket >= current_day)
-              for model in ROLLUPS}
+    current_week = bucket_number(NOW, Grain.WEEK)
+
+    def unsettled(model):
+        # The last two hours, today (at 01:00, yesterday too) and this week
+        # (on Thursday at 01:00, last week too).
+        return (_rows(model, model.grain == int(Grain.HOUR), model.created_bucket >= current_hour - 1)
+                + _rows(model, model.grain == int(Grain.DAY), model.created_bucket >= current_day)
+                + _rows(model, model.grain == int(Grain.WEEK), model.created_bucket >= current_week))
+
+    recent = {model: unsettled(model) for model in ROLLUPS}
     before = sum(len(_rows(model)) for model in ROLLUPS)
 
     result = compact_rollups(NOW)
@@ -107,15 +116,17 @@ def test_the_fold_keeps_every_sum_and_leaves_one_row_per_key(app_ctx, scattered)
     for model in ROLLUPS:
         past = _rows(model, sa.or_(model.grain == int(Grain.ALL),
                                    sa.and_(model.grain == int(Grain.HOUR), model.created_bucket < current_hour - 2),
-                                   sa.and_(model.grain == int(Grain.DAY), model.created_bucket < current_day - 1)))
+                                   sa.and_(model.grain == int(Grain.DAY), model.created_bucket < current_day - 1),
+                                   sa.and_(model.grain == int(Grain.WEEK), model.created_bucket < current_week - 1)))
         assert past and all(row[-2] == 0 and row[-1] != 0 for row in past), model  # shard 0, jobs not 0
         assert any(row[list(model.__table__.c.keys()).index("grain")] == int(Grain.ALL) for row in past), model
         # The past's keys and the all-time ones are each one row now.
         assert len(past) == len({row[:-2] for row in past})
-        # The current hour and day were left to their writers.
-        now_rows = (_rows(model, model.grain == int(Grain.HOUR), model.created_bucket >= current_hour - 1)
-                    + _rows(model, model.grain == int(Grain.DAY), model.created_bucket >= current_day))
-        assert now_rows == recent[model]
+        # The current hour, day and week were left to their writers.
+        assert unsettled(model) == recent[model]
+    # The code rollup's past weeks were folded too (the job of 15 days ago's week).
+    weeks = _rows(JobCodeRollup, JobCodeRollup.grain == int(Grain.WEEK), JobCodeRollup.created_bucket < current_week - 1)
+    assert weeks and all(row[-2] == 0 for row in weeks)
     assert result.rows_before > result.rows_after
     assert sum(len(_rows(model)) for model in ROLLUPS) == before - (result.rows_before - result.rows_after)
     # A second run finds nothing to fold.

@@ -42,7 +42,10 @@ from app.services.summary_counts import ROLLUP_FIELDS, rollup_covers, split_rang
 from tests.integration.test_migrations import empty_database_url  # noqa: F401 (a fixture)
 
 T0 = datetime(2025, 3, 1, tzinfo=timezone.utc)
-NOW = T0 + timedelta(days=4)
+#: Most jobs fall in 3 days (the hours and their edges matter), the rest in
+#: 24 (whole weeks of the code rollup, Thursday to Wednesday, matter).
+SPREAD_DAYS = 24
+NOW = T0 + timedelta(days=SPREAD_DAYS + 1)
 CODES = ("c.alpha", "c.beta", "c.gamma", "c.delta", "c.eps")
 TYPES = ("entity_extraction", "ocr", "coding")
 SEVERITIES = (None, "error", "fatal", "warning", "information")
@@ -66,7 +69,8 @@ def _details(rng: random.Random) -> Any:
 
 def _when(rng: random.Random) -> datetime:
     # Minutes (and sometimes microseconds) off the hour: the edges matter.
-    moment = T0 + timedelta(minutes=rng.randrange(3 * 24 * 60))
+    days = 3 if rng.random() < 0.6 else SPREAD_DAYS
+    moment = T0 + timedelta(minutes=rng.randrange(days * 24 * 60))
     return moment + timedelta(microseconds=rng.choice((0, 0, 1, 999_999)))
 
 
@@ -158,7 +162,8 @@ def _fail_waiting_jobs(rng: random.Random) -> None:
 
 def _random_filter(rng: random.Random, group_ids: list[int]) -> JobFilter:
     def moment() -> datetime:
-        base = T0 + timedelta(hours=rng.randrange(-2, 75))
+        hours = 75 if rng.random() < 0.6 else SPREAD_DAYS * 24 + 3
+        base = T0 + timedelta(hours=rng.randrange(-2, hours))
         return base if rng.random() < 0.4 else base + timedelta(minutes=rng.randrange(60), seconds=rng.randrange(60))
 
     start = moment() if rng.random() < 0.6 else None
@@ -248,9 +253,14 @@ def test_the_summary_equals_a_brute_force_count_after_random_operations(app_ctx)
         checked["rollup" if rollup_covers(job_filter) else "direct"] += 1
         checked["with code"] += job_filter.error_code is not None
         checked["with range"] += job_filter.time_from is not None and job_filter.time_to is not None
+        checked["top codes from weeks"] += (
+            rollup_covers(job_filter) and job_filter.error_code is None and job_filter.group_id is None
+            and any(part[0] is Grain.WEEK
+                    for part in split_range(job_filter.time_from, job_filter.time_to, coarsest=Grain.WEEK)[0]))
     # Job ids are random, so the operations' outcome varies from run to run:
     # the bounds are far below what the draws give.
     assert checked["rollup"] > 60 and checked["direct"] > 5 and checked["with code"] > 20 and checked["with range"] > 20
+    assert checked["top codes from weeks"] > 10, checked
     # Then every group with jobs failing on it, under each kind of condition
     # the group rollup holds, and with a document prefix (scanned).
     current = sorted(set(db.session.scalars(sa.select(FailureOccurrence.group_id).where(FailureOccurrence.is_current))))
@@ -289,14 +299,14 @@ def test_the_rollups_sum_to_the_jobs(app_ctx):
     jobs = db.session.scalar(sa.select(sa.func.count()).select_from(ProcessingJob))
     with_code = sum(len(_codes(job.error_details)) for job in _matching(JobFilter()))
     for table, expected in ((JobCountRollup, jobs), (JobCodeRollup, with_code)):
-        # Every job once at each grain; no counter below zero.
+        # Every job once at each grain (weeks: the code rollup only); no counter below zero.
         sums = dict(db.session.execute(sa.select(table.grain, sa.func.sum(table.jobs)).group_by(table.grain)).all())
-        assert sums == {grain: expected for grain in Grain}, table
+        assert sums == {grain: expected for grain in table.grains}, table
         assert db.session.scalar(sa.select(sa.func.min(table.jobs))) >= 0
     # The group rollup: every current occurrence once at each grain, at its group.
     current = Counter(db.session.scalars(sa.select(FailureOccurrence.group_id).where(FailureOccurrence.is_current)))
     assert sum(current.values()) >= 5  # job ids are random: the outcome varies, far above this
-    for grain in Grain:
+    for grain in JobGroupRollup.grains:
         rows = db.session.execute(
             sa.select(JobGroupRollup.group_id, sa.func.sum(JobGroupRollup.jobs))
             .where(JobGroupRollup.grain == int(grain)).group_by(JobGroupRollup.group_id)
@@ -315,13 +325,16 @@ def test_the_rollups_sum_to_the_jobs(app_ctx):
     assert len(pairs) >= len(CODES) and sum(group_codes.values()) >= 5
     for table, first, expected in ((JobCodePairRollup, JobCodePairRollup.filter_code, pairs),
                                    (JobGroupCodeRollup, JobGroupCodeRollup.group_id, group_codes)):
-        for grain in Grain:
+        for grain in table.grains:
             rows = db.session.execute(
                 sa.select(first, table.code, sa.func.sum(table.jobs))
                 .where(table.grain == int(grain)).group_by(first, table.code)
             ).all()
             assert {(a, b): int(n) for a, b, n in rows if n} == dict(expected), (table, grain)
         assert db.session.scalar(sa.select(sa.func.min(table.jobs))) >= 0
+    for table in (JobCountRollup, JobCodeRollup, JobGroupRollup, JobCodePairRollup, JobGroupCodeRollup):
+        other = sa.select(sa.func.count()).where(table.grain.not_in([int(grain) for grain in table.grains]))
+        assert db.session.scalar(other) == 0, table  # no row at a grain the table does not have
 
 
 def test_split_range_takes_whole_days_then_whole_hours_and_leaves_partial_hours_to_the_jobs():
@@ -340,6 +353,17 @@ def test_split_range_takes_whole_days_then_whole_hours_and_leaves_partial_hours_
         [(at(-2, 30), at(-1)), (at(77), at(77, 15))])
     # Hourly charts never take a day.
     assert split_range(at(0), at(48), coarsest=Grain.HOUR) == ([(Grain.HOUR, hour, hour + 48)], [])
+    # The code rollup's weeks (Thursday to Wednesday, UTC): T0 is a Saturday,
+    # so 2025-03-06 starts the first whole week in [T0 - 1 h 30 min, T0 + 26 d 5 h).
+    week = int(datetime(2025, 3, 6, tzinfo=timezone.utc).timestamp()) // (7 * 86400)
+    assert datetime(2025, 3, 6).weekday() == 3 and week * 7 == day + 5
+    assert split_range(at(-2, 30), at(26 * 24 + 5), coarsest=Grain.WEEK) == (
+        [(Grain.WEEK, week, week + 3), (Grain.DAY, day, day + 5), (Grain.HOUR, hour - 1, hour),
+         (Grain.HOUR, hour + 26 * 24, hour + 26 * 24 + 5)],
+        [(at(-2, 30), at(-1))])
+    # Less than a week inside: days, as without weeks.
+    assert split_range(at(0), at(6 * 24), coarsest=Grain.WEEK) == split_range(at(0), at(6 * 24))
+    assert split_range(None, at(0), coarsest=Grain.WEEK) == ([(Grain.WEEK, None, week - 1), (Grain.DAY, day - 2, day)], [])
 
 
 def test_the_migration_fills_the_rollups_from_existing_jobs_and_goes_down_cleanly(empty_database_url):
@@ -390,6 +414,65 @@ def test_the_migration_fills_the_rollups_from_existing_jobs_and_goes_down_cleanl
             connection.execute(jobs_table.delete())
         upgrade()
         assert _rollup_rows() == {JobCountRollup: {}, JobCodeRollup: {}}
+        db.engine.dispose()
+
+
+def _week_rows() -> dict[tuple, int]:
+    """The code rollup's week rows: (created week, finished week, status, job type, acknowledged, code, as an
+    error, as a warning) -> jobs, shards summed, zeros left out."""
+    rows = db.session.execute(sa.text(
+        "SELECT created_bucket, finished_bucket, status, job_type, acknowledged, code, has_error, has_warning,"
+        f" sum(jobs) FROM job_code_rollups WHERE grain = {int(Grain.WEEK)} GROUP BY 1, 2, 3, 4, 5, 6, 7, 8")).all()
+    db.session.remove()
+    return {(c, f, st, t, bool(a), code, bool(e), bool(w)): int(n) for c, f, st, t, a, code, e, w, n in rows if n}
+
+
+def test_the_week_migration_sums_the_days_as_the_triggers_count_weeks_and_goes_down_cleanly(empty_database_url):
+    """0026 adds the code rollup's week rows, summed from its day rows, and
+    makes the triggers write them: both equal the jobs' own weeks; its
+    downgrade removes them and the triggers write none."""
+    app = create_app({"SQLALCHEMY_DATABASE_URI": empty_database_url, "TESTING": True})
+    rng = random.Random(26)
+    week = 7 * 86400
+    with app.app_context():
+        upgrade(revision="0025_resolved_in_worker")
+        jobs_table = ProcessingJob.__table__
+        rows = []
+        for n in range(60):
+            created = T0 + timedelta(minutes=rng.randrange(24 * 24 * 60))
+            done = rng.random() < 0.8
+            rows.append(dict(
+                id=uuid.uuid4(), document_id=f"doc-{n}", job_type=rng.choice(TYPES),
+                status=rng.choice(("Failed", "Validation_Failed")) if done else "Pending",
+                error_details=_details(rng), created_at=created, updated_at=created,
+                # Some finish in a later week (a Wednesday's job on Thursday).
+                completed_at=created + timedelta(hours=rng.choice((0, 1, 30))) if done else None,
+                acknowledged_at=created if done and rng.random() < 0.3 else None))
+        with db.engine.begin() as connection:
+            connection.execute(jobs_table.insert(), rows)
+        expected = Counter()
+        for row in rows:
+            finished = -1 if row["completed_at"] is None else int(row["completed_at"].timestamp()) // week
+            for code, (error, warning) in _codes(row["error_details"]).items():
+                expected[(int(row["created_at"].timestamp()) // week, finished, row["status"], row["job_type"],
+                          row["acknowledged_at"] is not None, code, error, warning)] += 1
+        assert len({key[0] for key in expected}) >= 4 and any(key[0] != key[1] != -1 for key in expected)
+
+        upgrade()
+        assert _week_rows() == dict(expected)  # summed from the days
+        with db.engine.begin() as connection:  # the triggers count the same weeks
+            connection.execute(jobs_table.delete())
+            connection.execute(jobs_table.insert(), rows)
+        assert _week_rows() == dict(expected)
+
+        downgrade(revision="0025_resolved_in_worker")
+        assert _week_rows() == {}
+        with db.engine.begin() as connection:  # no week rows written (PostgreSQL: no partition for them)
+            connection.execute(jobs_table.delete())
+            connection.execute(jobs_table.insert(), rows)
+        assert _week_rows() == {}
+        upgrade()
+        assert _week_rows() == dict(expected)
         db.engine.dispose()
 
 

@@ -78,13 +78,14 @@ def test_the_summary_in_one_snapshot_equals_a_brute_force_count_after_random_ope
     _random_operations(rng, 40)
     group_ids = sorted(db.session.scalars(sa.select(FailureOccurrence.group_id).distinct()))
     checked = Counter()
-    for _ in range(100):
+    for _ in range(130):
         job_filter = _random_filter(rng, group_ids)
         with _as_a_get_request():
             _check_summary(job_filter)
             taken_away = any(sign < 0 for _span, sign in plan_range(job_filter.time_from, job_filter.time_to)[1])
         checked["hour less the rest"] += rollup_covers(job_filter) and taken_away
-    assert checked["hour less the rest"] > 15, checked
+    # (The draws give about 20: far from the bound, whatever the job ids.)
+    assert checked["hour less the rest"] > 10, checked
     # A window whose first partial hour is long (43 min) and last one short (5 min).
     window = JobFilter(time_from=T0 + timedelta(hours=20, minutes=17),
                        time_to=T0 + timedelta(days=2, hours=3, minutes=5))
