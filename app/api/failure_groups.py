@@ -22,7 +22,7 @@ from app.api.contract import validate_request
 from app.api.json_body import read_json_body
 from app.api.idempotent import idempotent_answer
 from app.auth.guards import current_actor
-from app.errors import InvalidFieldsError, InvalidQueryError, field_error
+from app.errors import FieldError, InvalidFieldsError, InvalidQueryError, field_error
 from app.services.failure_groups import lifecycle
 from app.services.failure_groups.queries import get_group, list_groups
 from app.services.failure_groups.serialize import group_to_json
@@ -41,13 +41,23 @@ REFUSED = {
 }
 
 
-def _optional_body(schema_name: str) -> dict[str, Any] | None:
-    """The JSON body checked against ``schema_name``; ``None`` when there is no body at all."""
+def _optional_body(
+    schema_name: str, semantic: Callable[[Any], list[FieldError]] | None = None
+) -> dict[str, Any] | None:
+    """The JSON body checked against ``schema_name`` and, in the same round,
+    by ``semantic`` (so one 422 names every fault); ``None`` when there is
+    no body at all."""
     if not request.get_data(cache=True):
         return None
     body = read_json_body(request)
-    validate_request(body, schema_name, refused=REFUSED[schema_name])
+    validate_request(body, schema_name, semantic, refused=REFUSED[schema_name])
     return body
+
+
+def _resolution_faults(body: Any) -> list[FieldError]:
+    if not isinstance(body, dict):
+        return []
+    return lifecycle.resolution_errors(body.get("in_version"), body.get("worker"))
 
 
 def _group_answer(group_id: Any) -> Response:
@@ -100,7 +110,7 @@ def get_failure_group(group_id: str) -> Response:
 @bp.post("/failure-groups/<group_id>/resolve")
 def resolve_failure_group(group_id: str) -> Response:
     """Resolve a group, optionally ``{"in_version": str, "worker"?: str}``; 409 if already resolved."""
-    body = _optional_body("ResolveGroup")
+    body = _optional_body("ResolveGroup", _resolution_faults)
     actor = current_actor()
     in_version, in_worker = (body or {}).get("in_version"), (body or {}).get("worker")
     return _change(group_id, lambda: lifecycle.resolve_group(

@@ -15,7 +15,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from app.errors import InvalidFieldsError, field_error
+from app.errors import FieldError, InvalidFieldsError, field_error
 from app.extensions import db
 from app.models.failure_group import (
     VERSION_MAX_LENGTH,
@@ -148,19 +148,33 @@ def usual_worker_name(group_id: int) -> str | None:
     return names[0][0] if names else None
 
 
-def _clean_worker(in_worker: object, version: str | None) -> str | None:
-    if in_worker is None:
-        return None
-    if version is None:
-        raise InvalidFieldsError(RESOLUTION_REFUSED, [field_error(
-            "/worker", "names the worker whose version in_version is: give it with in_version only")])
-    _name, _version, errors = check_worker({"name": in_worker})
-    if errors:
-        raise InvalidFieldsError(RESOLUTION_REFUSED, [field_error("/worker", errors[0]["detail"])])
-    return in_worker  # type: ignore[return-value]
+def resolution_errors(in_version: object, in_worker: object) -> list[FieldError]:
+    """What is wrong with a resolve's ``in_version`` and ``worker``, each
+    field's first fault, both at once (``[]`` when nothing).
+
+    ``in_version``: 1 to :data:`VERSION_MAX_LENGTH` characters without
+    surrounding spaces, no control, format or lone surrogate characters,
+    SemVer 2.0.0 (only those order later occurrences). ``worker``: only
+    beside ``in_version``, and a worker name by
+    :func:`~app.services.failure_groups.worker.check_worker`'s rule.
+    Pointers are RFC 6901, into the request body.
+    """
+    errors: list[FieldError] = []
+    version_fault = _version_fault(in_version)
+    if version_fault:
+        errors.append(field_error("/in_version", version_fault))
+    if in_worker is not None:
+        if in_version is None:
+            errors.append(field_error(
+                "/worker", "names the worker whose version in_version is: give it with in_version only"))
+        else:
+            worker_faults = check_worker({"name": in_worker})[2]
+            if worker_faults:
+                errors.append(field_error("/worker", worker_faults[0]["detail"]))
+    return errors
 
 
-def _clean_version(in_version: object) -> str | None:
+def _version_fault(in_version: object) -> str | None:
     if in_version is None:
         return None
     if (
@@ -169,24 +183,15 @@ def _clean_version(in_version: object) -> str | None:
         or in_version != in_version.strip()
         or len(in_version) > VERSION_MAX_LENGTH
     ):
-        raise InvalidFieldsError(
-            RESOLUTION_REFUSED,
-            [field_error("/in_version", f"must be 1 to {VERSION_MAX_LENGTH} characters without surrounding spaces")],
-        )
+        return f"must be 1 to {VERSION_MAX_LENGTH} characters without surrounding spaces"
     if has_unseen_character(in_version):
-        raise InvalidFieldsError(
-            RESOLUTION_REFUSED,
-            [field_error("/in_version", "must not hold control or format characters, or unpaired UTF-16 surrogates")],
-        )
+        return "must not hold control or format characters, or unpaired UTF-16 surrogates"
     if not is_semver(in_version):
         # Only a SemVer version orders later occurrences (is_regression): any
         # other would resolve as if no version were given, silently.
-        raise InvalidFieldsError(
-            RESOLUTION_REFUSED,
-            [field_error("/in_version", "must be a SemVer 2.0.0 version such as 1.5.0 or 2.0.0-rc.1 (semver.org): "
-                                        "only those order the later occurrences")],
-        )
-    return in_version
+        return ("must be a SemVer 2.0.0 version such as 1.5.0 or 2.0.0-rc.1 (semver.org): "
+                "only those order the later occurrences")
+    return None
 
 
 def _run(group_id: int, action: Any) -> FailureGroup:
@@ -225,8 +230,10 @@ def resolve_group(
             ``in_worker`` without ``in_version``, or not a worker name
             (:func:`~app.services.failure_groups.worker.check_worker`'s rule).
     """
-    version = _clean_version(in_version)
-    worker = _clean_worker(in_worker, version)
+    errors = resolution_errors(in_version, in_worker)
+    if errors:
+        raise InvalidFieldsError(RESOLUTION_REFUSED, errors)
+    version, worker = in_version, in_worker
     at = now or utcnow()
 
     def resolve(group: FailureGroup) -> None:

@@ -279,6 +279,12 @@ def test_resolve_in_a_version_of_a_named_worker(client, app):
     problem = assert_problem(client.post(path, json={"in_version": "2.0.0", "worker": "a\u202eb"}), 422,
                              "invalid-fields")
     assert [e["pointer"] for e in problem["errors"]] == ["#/worker"]
+    # Both fields' faults in one answer, and beside a fault of the schema's.
+    problem = assert_problem(client.post(path, json={"in_version": "v2", "worker": "a\u202eb"}), 422,
+                             "invalid-fields")
+    assert [e["pointer"] for e in problem["errors"]] == ["#/in_version", "#/worker"]
+    problem = assert_problem(client.post(path, json={"in_version": "v2", "why": "fixed"}), 422, "invalid-fields")
+    assert [e["pointer"] for e in problem["errors"]] == ["#/in_version", "#/why"]
     assert client.get(f"/api/v1/failure-groups/{group_id}").get_json()["state"] == "unresolved"
     body = client.post(path, json={"in_version": "2.0.0", "worker": "other"}).get_json()
     _check_schema(body, "FailureGroup")
