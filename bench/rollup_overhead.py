@@ -115,6 +115,7 @@ def main() -> None:
 
     from app import create_app
     from app.extensions import db
+    from app.models.job_rollup import JobCodeRollup
 
     app = create_app({"SQLALCHEMY_DATABASE_URI": url, "SQLALCHEMY_ENGINE_OPTIONS": {"pool_size": args.concurrency + 2}})
     print(f"load average at start: {' '.join(f'{x:.2f}' for x in os.getloadavg())}", flush=True)
@@ -135,6 +136,15 @@ def main() -> None:
         rolled = {grain: dict(connection.exec_driver_sql(
             "SELECT status, sum(jobs)::bigint FROM job_count_rollups WHERE job_type = 'bench_on' AND grain = %(g)s"
             " GROUP BY status HAVING sum(jobs) <> 0", {"g": grain}).all()) for grain in (0, 1, 2)}
+        # The code rollup, at each of its grains (weeks too: migration 0026).
+        coded_direct = dict(connection.exec_driver_sql(
+            "SELECT item ->> 'code', count(DISTINCT j.id) FROM processing_jobs AS j CROSS JOIN LATERAL"
+            " jsonb_array_elements(CASE WHEN jsonb_typeof(j.error_details -> 'errors') = 'array'"
+            " THEN j.error_details -> 'errors' ELSE '[]'::jsonb END) AS item"
+            " WHERE j.job_type = 'bench_on' AND jsonb_typeof(item -> 'code') = 'string' GROUP BY 1").all())
+        coded = {grain: dict(connection.exec_driver_sql(
+            "SELECT code, sum(jobs)::bigint FROM job_code_rollups WHERE job_type = 'bench_on' AND grain = %(g)s"
+            " GROUP BY code HAVING sum(jobs) <> 0", {"g": int(grain)}).all()) for grain in JobCodeRollup.grains}
         shards = connection.exec_driver_sql(
             "SELECT count(DISTINCT shard) FROM job_count_rollups WHERE job_type = 'bench_on'").scalar_one()
         current = dict(connection.exec_driver_sql(
@@ -151,10 +161,10 @@ def main() -> None:
             "SELECT group_id, sum(jobs)::bigint FROM job_group_code_rollups WHERE job_type = 'bench_on'"
             " AND grain = %(g)s GROUP BY group_id HAVING sum(jobs) <> 0", {"g": grain}).all()) for grain in (0, 1, 2)}
         db.engine.dispose()
-    exact = all(rows == direct for rows in rolled.values())
+    exact = all(rows == direct for rows in rolled.values()) and all(rows == coded_direct for rows in coded.values())
     exact_groups = all(rows == current for rows in grouped.values())
     exact_pairs = paired == 0 and all(rows == current for rows in group_coded.values())
-    print(f"rollups of the 'on' jobs: {direct} at every grain: {exact}; shards used: {shards}")
+    print(f"rollups of the 'on' jobs: {direct}, codes {coded_direct}, at every grain: {exact}; shards used: {shards}")
     print(f"group rollup of the 'on' jobs: current jobs per group {current} at every grain: {exact_groups}")
     print(f"pair rollups of the 'on' jobs: no pair of codes ({paired} rows), the groups' current jobs at every grain:"
           f" {exact_pairs}")
