@@ -170,6 +170,7 @@ def clean_json_value(value: Any, *, max_depth: int, max_string_length: int | Non
                 raise InvalidJSONValueError(pointer, f"nested deeper than {max_depth} levels")
             copy: dict[str, Any] = {}
             container[key] = copy
+            members = []
             for child_key, child in item.items():
                 if not isinstance(child_key, str):
                     raise InvalidJSONValueError(pointer, "object keys must be strings")
@@ -177,14 +178,17 @@ def clean_json_value(value: Any, *, max_depth: int, max_string_length: int | Non
                     raise InvalidJSONValueError(pointer, f"keys must be at most {max_string_length} characters")
                 clean_key = clean_text(child_key)
                 copy[clean_key] = None
-                stack.append((child, copy, clean_key, f"{pointer}/{escape_token(clean_key)}", depth + 1))
+                members.append((child, copy, clean_key, f"{pointer}/{escape_token(clean_key)}", depth + 1))
+            # Reversed: the first member is taken next, so the fault named is
+            # the first in the document (a trial's 422 named the last item).
+            stack.extend(reversed(members))
         elif isinstance(item, (list, tuple)):
             if depth + 1 > max_depth:
                 raise InvalidJSONValueError(pointer, f"nested deeper than {max_depth} levels")
             copy_list: list[Any] = [None] * len(item)
             container[key] = copy_list
-            for index, child in enumerate(item):
-                stack.append((child, copy_list, index, f"{pointer}/{index}", depth + 1))
+            stack.extend((item[index], copy_list, index, f"{pointer}/{index}", depth + 1)
+                         for index in range(len(item) - 1, -1, -1))
         else:
             raise InvalidJSONValueError(pointer, f"a {type(item).__name__} is not a JSON value")
     return root[0]

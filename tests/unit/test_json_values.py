@@ -85,3 +85,24 @@ def test_canonical_json_tells_json_types_apart():
 def test_json_equal_compares_as_json(left, right, equal):
     assert json_equal(left, right) is equal
     assert json_equal(right, left) is equal
+
+
+@pytest.mark.parametrize(
+    ("value", "pointer"),
+    [
+        ([{"m": "x" * 11}, {"m": "ok"}, {"m": "y" * 11}], "/0/m"),
+        ({"a": "ok", "b": ["z" * 11], "c": "w" * 11}, "/b/0"),
+        ([[[[1]]], "ok", [[[[2]]]]], "/0/0/0"),
+    ],
+)
+def test_the_fault_named_is_the_first_in_the_document(value, pointer):
+    # A trial's 422 named the last of two over-long messages.
+    with pytest.raises(InvalidJSONValueError) as caught:
+        clean_json_value(value, max_depth=3, max_string_length=10)
+    assert caught.value.pointer == pointer
+
+
+def test_members_and_elements_keep_their_order():
+    value = {"z": 1, "a": [3, 2, 1], "m": {"y": 0, "b": 1}}
+    cleaned = clean_json_value(value, max_depth=8)
+    assert cleaned == value and list(cleaned) == ["z", "a", "m"] and list(cleaned["m"]) == ["y", "b"]

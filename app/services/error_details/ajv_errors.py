@@ -40,7 +40,8 @@ names appear in the pointer only, as in every pointer.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections import Counter
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from app.services.error_details.errors import InvalidErrorDetailsError, check_each
@@ -131,12 +132,8 @@ def ajv_items(errors: Any) -> list[dict[str, Any]]:
     if not isinstance(errors, (list, tuple)):
         raise InvalidErrorDetailsError("", "must be an array of ajv error objects (validate.errors)")
     checked = check_each(errors, _check_error, "")
-    items = []
-    for error in checked:
-        if _is_summary(error, checked):
-            continue
-        items.append(_item(error))
-    return items
+    is_summary = _summary_test(checked)
+    return [_item(error) for error in checked if not is_summary(error)]
 
 
 def _check_error(error: Any, pointer: str) -> Mapping[str, Any]:
@@ -158,23 +155,38 @@ def _check_error(error: Any, pointer: str) -> Mapping[str, Any]:
     return error
 
 
-def _is_summary(error: Mapping[str, Any], errors: list[Mapping[str, Any]]) -> bool:
-    keyword = error["keyword"]
-    place = error["instancePath"]
-    if keyword == "if":
-        return any(
-            other is not error
-            and other["keyword"] != "if"
-            and (other["instancePath"] == place or other["instancePath"].startswith(place + "/"))
-            for other in errors
-        )
-    if keyword == "propertyNames":
-        name = error["params"].get("propertyName")
-        return any(
-            other is not error and other.get("propertyName") == name and other["instancePath"] == place
-            for other in errors
-        )
-    return False
+def _summary_test(errors: list[Mapping[str, Any]]) -> Callable[[Mapping[str, Any]], bool]:
+    """Whether an error of ``errors`` only sums up others: an ``if`` with
+    another keyword's error at its place or below it, a ``propertyNames``
+    with an error of the name it reports at its place.
+
+    Built in one pass (each path's ancestors, each name's places): comparing
+    every error with every other took 30 s for a 1 MB report of ``if`` errors.
+    """
+    below: set[str] = set()  # the places of the errors that are not "if", and their ancestors
+    named: Counter[tuple[Any, str]] = Counter()  # (propertyName, place) of the errors that carry one
+    for other in errors:
+        if "propertyName" in other:
+            named[(other["propertyName"], other["instancePath"])] += 1
+        if other["keyword"] != "if":
+            place = other["instancePath"]
+            while place not in below:
+                below.add(place)
+                if not place:
+                    break
+                place = place.rsplit("/", 1)[0]
+
+    def is_summary(error: Mapping[str, Any]) -> bool:
+        keyword, place = error["keyword"], error["instancePath"]
+        if keyword == "if":
+            return place in below
+        if keyword == "propertyNames":
+            name = error["params"].get("propertyName")
+            itself = "propertyName" in error and error["propertyName"] == name
+            return named[(name, place)] - itself > 0
+        return False
+
+    return is_summary
 
 
 def _item(error: Mapping[str, Any]) -> dict[str, Any]:

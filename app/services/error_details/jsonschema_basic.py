@@ -209,7 +209,7 @@ def _collect_leaves(unit: Any, pointer: str, leaves: list[Mapping[str, Any]]) ->
     if not isinstance(children, (list, tuple)):
         raise InvalidErrorDetailsError(f"{pointer}/errors", "must be an array of output units")
     found = len(leaves)
-    for index, child in enumerate(children):
-        _collect_leaves(child, f"{pointer}/errors/{index}", leaves)
+    # Every faulty child's first fault, as the basic format's units are named.
+    check_each(children, lambda child, where: _collect_leaves(child, where, leaves), f"{pointer}/errors")
     if len(leaves) == found:
         leaves.append(unit)

@@ -145,3 +145,39 @@ def test_an_array_that_fits_two_formats_asks_for_the_format():
         normalize_error_details(both, None)
     assert caught.value.candidates == ("normalized", "zod")
     assert detect_error_format(both) is None
+
+
+def _summary_by_pairs(error, errors):
+    # The rule as first written: each error against every other (quadratic).
+    keyword, place = error["keyword"], error["instancePath"]
+    if keyword == "if":
+        return any(other is not error and other["keyword"] != "if"
+                   and (other["instancePath"] == place or other["instancePath"].startswith(place + "/"))
+                   for other in errors)
+    if keyword == "propertyNames":
+        name = error["params"].get("propertyName")
+        return any(other is not error and other.get("propertyName") == name and other["instancePath"] == place
+                   for other in errors)
+    return False
+
+
+def test_the_summaries_found_in_one_pass_are_those_of_comparing_every_pair():
+    import random
+
+    from app.services.error_details.ajv_errors import _summary_test
+
+    rng = random.Random(22)
+    places = ["", "/a", "/a/b", "/a/b/c", "/ab", "/a~1b", "/0", "/0/x"]
+    names = ["k", "K", "x-y"]
+    for _ in range(400):
+        errors = []
+        for _ in range(rng.randint(1, 8)):
+            keyword = rng.choice(["if", "if", "propertyNames", "pattern", "type", "required"])
+            error = {"keyword": keyword, "instancePath": rng.choice(places), "schemaPath": "#", "params": {}}
+            if keyword == "propertyNames":
+                error["params"] = {"propertyName": rng.choice(names)}
+            if rng.random() < 0.4:
+                error["propertyName"] = rng.choice(names)
+            errors.append(error)
+        is_summary = _summary_test(errors)
+        assert [is_summary(e) for e in errors] == [_summary_by_pairs(e, errors) for e in errors], errors

@@ -215,3 +215,16 @@ def test_the_faults_named_stop_at_a_bound_and_say_how_many_elements_were_left():
     faults = caught.value.faults
     assert [p for p, _ in faults[:-1]] == [f"/{n}/severity" for n in range(MAX_NAMED_FAULTS)]
     assert faults[-1] == ("", f"has 30 more element(s) not checked after the first {MAX_NAMED_FAULTS} faults")
+
+
+@pytest.mark.parametrize("error_format", ["jsonschema-detailed", "jsonschema-verbose"])
+def test_a_tree_of_output_units_names_every_faulty_unit(error_format):
+    # A trial's tree: units 1, 3 and 4 are faulty, 0, 2 and 5 fine.
+    leaf = {"valid": False, "keywordLocation": "/type", "instanceLocation": "/a", "error": "bad"}
+    tree = {"valid": False, "keywordLocation": "", "instanceLocation": "", "errors": [
+        leaf, {"valid": False, "keywordLocation": "/x"}, leaf, {"valid": False, "instanceLocation": "/y"},
+        {"valid": "no"}, {**leaf, "errors": [leaf, {"valid": 1}]}]}
+    with pytest.raises(InvalidErrorDetailsError) as caught:
+        normalize_error_details(tree, error_format)
+    assert [pointer for pointer, _reason in caught.value.faults] == [
+        "/errors/1/instanceLocation", "/errors/3/keywordLocation", "/errors/4/valid", "/errors/5/errors/1/valid"]
