@@ -60,13 +60,6 @@ class CodeCount:
     errors: int = 0
     warnings: int = 0
 
-    @property
-    def information_only(self) -> bool:
-        """Whether some job surely has this code in ``information`` items
-        only: more jobs than errors and warnings together (a job counted in
-        both is counted twice there, so this can miss such jobs, never
-        invent one)."""
-        return self.jobs > self.errors + self.warnings
 
 
 @dataclass(frozen=True)
