@@ -229,7 +229,16 @@ def validate_request(
     if _accepted_quickly(body, schema_name):
         return  # no schema fault, so no semantic check either (it only completes a 422)
     errors: list[FieldError] = []
-    for error in _validator(schema_name).iter_errors(body):
+    found = list(_validator(schema_name).iter_errors(body))
+    # A value of the wrong type breaks its length or pattern too, and its
+    # enum: one fault, one error. The enum's says the most ("must be one
+    # of: ..." names the values); elsewhere the type's.
+    listed = {tuple(e.absolute_path) for e in found if e.validator in ("enum", "const")}
+    wrong_type = {tuple(e.absolute_path) for e in found if e.validator == "type"} - listed
+    for error in found:
+        place = tuple(error.absolute_path)
+        if (error.validator == "type" and place in listed) or (error.validator != "type" and place in wrong_type):
+            continue
         errors.extend(_describe(error))
     if errors and semantic is not None:
         named = [error["pointer"] for error in errors]

@@ -68,10 +68,10 @@ FAILURE_REPORTS = [
         pytest.param("FREE-FORM", ["error_format"], id="upper-case"),
         pytest.param(" normalized", ["error_format"], id="leading-space"),
         pytest.param("", ["error_format"], id="empty"),
-        # Not a string: the type and the enum are broken, each named.
-        pytest.param(None, ["error_format", "error_format"], id="null"),
-        pytest.param(3, ["error_format", "error_format"], id="number"),
-        pytest.param(["normalized"], ["error_format", "error_format"], id="list"),
+        # Not a string: one fault, named once, by the list of the names.
+        pytest.param(None, ["error_format"], id="null"),
+        pytest.param(3, ["error_format"], id="number"),
+        pytest.param(["normalized"], ["error_format"], id="list"),
     ],
 )
 def test_unknown_error_format_is_a_422_naming_it_and_changes_nothing(
@@ -221,4 +221,16 @@ def test_one_422_names_the_fault_of_every_bad_item_beside_the_message_and_change
     )
     problem = assert_problem(response, 422, "invalid-failure")
     assert fields(problem) == ["error_details.0.severity", "error_details.2.message", "error_details.3.pointer"]
+    assert row(app, failed_job["id"]) == before
+
+
+def test_a_value_of_the_wrong_type_is_one_error_not_also_its_enums(client, app, failed_job):
+    # A trial: error_format 5 was "must be string" and "must be one of ...":
+    # the list of the names is the one that helps.
+    before = row(app, failed_job["id"])
+    response = client.post(job_url(failed_job["id"], "validation-failure"),
+                           json={"error_message": 5, "error_format": 5, "error_details": {}})
+    problem = assert_problem(response, 422, "invalid-fields")
+    assert [(e["pointer"], e["detail"][:16]) for e in problem["errors"]] == [
+        ("#/error_format", "must be one of: "), ("#/error_message", "must be string")]
     assert row(app, failed_job["id"]) == before
