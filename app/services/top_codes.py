@@ -32,7 +32,7 @@ from app.extensions import db
 from app.models import ProcessingJob
 from app.services.bounded_scan import bounded_scan
 from app.services.processing_jobs.job_filter import JobFilter
-from app.services.summary_counts import code_rows, rollup_covers
+from app.services.summary_counts import code_rows, read_rows, rollup_covers
 
 #: Most jobs :func:`top_error_codes` reads for a filter with a search, a
 #: document, or both a group and an error code (it unpacks each one's JSON:
@@ -185,10 +185,10 @@ def _scanned_code_rows(
     per_code = sa.select(triples.c.code, jobs, errors, warnings).group_by(triples.c.code).subquery("per_code")
     # One row at least, for the count, when the jobs read carry no code.
     one = sa.select(sa.literal(1).label("one")).subquery("one")
-    rows = db.session.connection().execute(  # Core rows: no ORM loading for a read of counts
+    rows = read_rows(
         sa.select(scan.seen.label("seen"), per_code.c.code, per_code.c.jobs, per_code.c.errors, per_code.c.warnings)
         .select_from(one.outerjoin(per_code, sa.true()))
-    ).all()
+    )
     seen = rows[0].seen
     codes = [(row.code, row.jobs, row.errors, row.warnings) for row in rows if row.code is not None]
     return codes, scan.scanned(seen), scan.capped(seen)
