@@ -10,7 +10,8 @@ weeks from the code rollup's week rows (the top codes without a code or
 group filter), its whole days from the day rows, the whole hours of what
 they leave from the hour rows, and the partial hours at either edge (at
 most one hour each) from ``processing_jobs`` through its time indexes,
-added together.
+added together; in one snapshot a mostly covered partial week, day or hour
+is its whole less the rest instead (:func:`plan_range`).
 docs/summary-counts.md explains the design and what it costs.
 
 :func:`rollup_covers` says whether a filter can be counted so. Times are
@@ -128,47 +129,82 @@ def split_range(
 #: set), added (``1``) or taken away (``-1``).
 Edge = tuple[Span, int]
 
+#: Rollup rows of a part, added (``1``) or taken away (``-1``).
+SignedPart = tuple[Part, int]
+
+#: In one snapshot, how much of a week, day or hour a partial one must
+#: cover (more than this share) to be counted as its whole less the rest:
+#: reading the rest is then cheaper than reading what it covers. At
+#: 10,000,000 jobs a week of the code rollup is about 4,900 rows, a day
+#: 1,850 and an hour 390 (docs/benchmarks.md): a day less its rest reads
+#: fewer rows than its hours from about 15 hours on, a week less its rest
+#: fewer than its days from about 5 days on. An hour's rest is jobs, about
+#: 12 times as many as its rows: half of it was chosen so no edge reads
+#: more than half an hour of jobs.
+WHOLE_LESS_REST_SHARE = {Grain.WEEK: 2 / 3, Grain.DAY: 2 / 3, Grain.HOUR: 1 / 2}
+
 
 def plan_range(
     time_from: datetime | None, time_to: datetime | None, *, coarsest: Grain = Grain.DAY
-) -> tuple[list[Part], list[Edge]]:
-    """:func:`split_range`, with each partial hour counted the cheaper way.
+) -> tuple[list[SignedPart], list[Edge]]:
+    """:func:`split_range`, with each partial week, day or hour counted the cheaper way.
 
     Inside :func:`~app.read_snapshot.read_snapshot` (every read sees the
-    same state), a partial hour longer than half an hour is its whole
-    hour's rollup rows minus the jobs of the rest of that hour, so no edge
-    reads more than half an hour of jobs. Outside one, each read sees the
-    commits made before it: the hour's rows and the rest of the hour could
-    disagree about a job that changed in between, so the partial hours are
+    same state), a partial week, day or hour covering more than its
+    :data:`WHOLE_LESS_REST_SHARE` is its whole rollup rows less the rest of
+    it (the rest planned the same way, its signs turned), so no edge reads
+    more than half an hour of jobs. Outside one, each read sees the commits
+    made before it: a whole and its rest could disagree about a job that
+    changed in between, so every part is added and the partial hours are
     read as they are.
 
     Returns:
-        ``(parts, edges)``: an edge's whole hour is one more part, beside
-        the range's whole weeks, days and hours (it is none of theirs).
+        ``(parts, edges)``, each with its sign. No two parts share a
+        rollup row (the rest of a partial bucket is read at finer grains).
     """
-    parts, spans = split_range(time_from, time_to, coarsest=coarsest)
-    if not reads_one_snapshot():
-        return parts, [(span, 1) for span in spans]
+    if not reads_one_snapshot() or (time_from is None and time_to is None):
+        parts, spans = split_range(time_from, time_to, coarsest=coarsest)
+        return [(part, 1) for part in parts], [(span, 1) for span in spans]
+    signed_parts: list[SignedPart] = []
     edges: list[Edge] = []
-    for start, end in _within_hours(spans):
-        hour = bucket_number(start, Grain.HOUR)
-        hour_start, hour_end = bucket_start(hour, Grain.HOUR), bucket_start(hour + 1, Grain.HOUR)
-        if (end - start) * 2 <= hour_end - hour_start:
-            edges.append(((start, end), 1))
+    _plan_signed(time_from, time_to, COARSE_TO_FINE[COARSE_TO_FINE.index(coarsest):], 1, signed_parts, edges)
+    return signed_parts, edges
+
+
+def _plan_signed(
+    time_from: datetime | None, time_to: datetime | None, grains: tuple[Grain, ...], sign: int,
+    parts: list[SignedPart], edges: list[Edge],
+) -> None:
+    """Add ``[time_from, time_to)``'s parts and edges, signed ``sign``, to
+    ``parts`` and ``edges``: its whole buckets of ``grains[0]``, then each
+    partial one as its whole less the rest or as its finer grains."""
+    if not grains:
+        edges.append(((time_from, time_to), sign))
+        return
+    grain, finer = grains[0], grains[1:]
+    part, rest = _whole(time_from, time_to, grain)
+    if part is not None:
+        parts.append((part, sign))
+    for start, end in _within_buckets(rest, grain):
+        number = bucket_number(start, grain)
+        bucket_from, bucket_to = bucket_start(number, grain), bucket_start(number + 1, grain)
+        if end - start <= (bucket_to - bucket_from) * WHOLE_LESS_REST_SHARE[grain]:
+            _plan_signed(start, end, finer, sign, parts, edges)
             continue
-        parts.append((Grain.HOUR, hour, hour + 1))
-        edges.extend(((a, b), -1) for a, b in ((hour_start, start), (end, hour_end)) if a < b)
-    return parts, edges
+        parts.append(((grain, number, number + 1), sign))
+        for a, b in ((bucket_from, start), (end, bucket_to)):
+            if a < b:
+                _plan_signed(a, b, finer, -sign, parts, edges)
 
 
-def _within_hours(spans: list[Span]) -> list[tuple[datetime, datetime]]:
-    """``spans`` (bounded, as :func:`split_range` leaves them) cut at every
-    hour boundary: an edge with no whole hour inside may cross one."""
+def _within_buckets(spans: list[Span], grain: Grain) -> list[tuple[datetime, datetime]]:
+    """``spans`` (bounded, as :func:`_whole` leaves them) cut at every
+    boundary of ``grain``: a span with no whole bucket inside may cross one."""
     pieces: list[tuple[datetime, datetime]] = []
     for start, end in spans:
         assert start is not None and end is not None
         while start < end:
-            boundary = min(end, bucket_start(bucket_number(start, Grain.HOUR) + 1, Grain.HOUR))
+            boundary = min(end, bucket_start(bucket_number(start, grain) + 1, grain))
             pieces.append((start, boundary))
             start = boundary
     return pieces
@@ -191,23 +227,34 @@ def _bucket_column(table: Any, job_filter: JobFilter) -> Any:
     return table.finished_bucket if job_filter.time_field is TimeField.COMPLETED else table.created_bucket
 
 
-def _rollup_where(table: Any, job_filter: JobFilter, parts: list[Part]) -> list[Any]:
+def _part_condition(table: Any, job_filter: JobFilter, part: Part) -> Any:
+    """The rows of one part: its grain's, in its buckets of the filter's time field."""
+    grain, first, end = part
+    bucket = _bucket_column(table, job_filter)
+    bounds = [table.grain == int(grain)]
+    if first is not None:
+        bounds.append(bucket >= first)
+    if end is not None:
+        bounds.append(bucket < end)
+    return sa.and_(*bounds)
+
+
+def _signed(table: Any, job_filter: JobFilter, parts: list[SignedPart], value: Any) -> Any:
+    """``value``, negated in the rows of the parts taken away (:func:`plan_range`)."""
+    taken = [_part_condition(table, job_filter, part) for part, sign in parts if sign < 0]
+    return sa.case((sa.or_(*taken), -value), else_=value) if taken else value
+
+
+def _rollup_where(table: Any, job_filter: JobFilter, parts: list[SignedPart]) -> list[Any]:
     """Conditions on a rollup table for the filter's non-time fields and any of ``parts``.
 
     One statement reads every part (their conditions joined by ``OR``;
     PostgreSQL still reads only the grains' partitions named): one round
-    trip, and the sums come back added. A code filter applies to the
-    table's ``error_code_column`` (the pair rollup's ``filter_code``;
-    elsewhere ``code``)."""
-    bucket = _bucket_column(table, job_filter)
-    ranges = []
-    for grain, first, end in parts:
-        bounds = [table.grain == int(grain)]
-        if first is not None:
-            bounds.append(bucket >= first)
-        if end is not None:
-            bounds.append(bucket < end)
-        ranges.append(sa.and_(*bounds))
+    trip, and the sums come back added (with :func:`_signed`, the parts
+    taken away subtracted). A code filter applies to the table's
+    ``error_code_column`` (the pair rollup's ``filter_code``; elsewhere
+    ``code``)."""
+    ranges = [_part_condition(table, job_filter, part) for part, _sign in parts]
     conditions: list[Any] = [sa.or_(*ranges)]
     if job_filter.time_field is TimeField.COMPLETED:
         conditions.append(table.finished_bucket != NOT_FINISHED)
@@ -247,7 +294,7 @@ def status_rows(job_filter: JobFilter) -> dict[str, int]:
     table = _table(job_filter)
     if parts:
         rows = read_rows(
-            sa.select(table.status, _sum(table.jobs))
+            sa.select(table.status, _sum(_signed(table, job_filter, parts, table.jobs)))
             .where(*_rollup_where(table, job_filter, parts))
             .group_by(table.status)
         )
@@ -283,7 +330,7 @@ def time_rows(
     bucket = _bucket_column(table, narrowed)
     if parts:
         rows = read_rows(
-            sa.select(table.grain, bucket, _sum(table.jobs))
+            sa.select(table.grain, bucket, _sum(_signed(table, narrowed, parts, table.jobs)))
             .where(*_rollup_where(table, narrowed, parts))
             .group_by(table.grain, bucket)
         )
@@ -327,9 +374,10 @@ def code_rows(job_filter: JobFilter) -> tuple[list[tuple[str, int, int, int]], l
     parts, edges = plan_range(job_filter.time_from, job_filter.time_to, coarsest=coarsest)
     found: list[tuple[str, int, int, int]] = []
     for table in tables if parts else ():
-        jobs = _sum(table.jobs)
-        errors = _sum(sa.case((table.has_error.is_(True), table.jobs), else_=0))
-        warnings = _sum(sa.case((table.has_warning.is_(True), table.jobs), else_=0))
+        signed = _signed(table, job_filter, parts, table.jobs)
+        jobs = _sum(signed)
+        errors = _sum(sa.case((table.has_error.is_(True), signed), else_=0))
+        warnings = _sum(sa.case((table.has_warning.is_(True), signed), else_=0))
         # The tables list different codes (the pair rollup never the filter's own): no code twice.
         found.extend(read_rows(
             sa.select(table.code, jobs, errors, warnings)
