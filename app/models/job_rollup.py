@@ -217,3 +217,15 @@ class JobGroupCodeRollup(_JobKey, _CodeCount, db.Model):
     __table_args__ = (_bucket_index("job_group_code_rollups"),)
 
     group_id: Mapped[int] = mapped_column(sa.Integer, primary_key=True, sort_order=-2)
+
+
+#: Every summary rollup model.
+ROLLUP_MODELS = (JobCountRollup, JobCodeRollup, JobGroupRollup, JobCodePairRollup, JobGroupCodeRollup)
+
+#: PostgreSQL's partitions of the summary rollups, one per model and grain
+#: (``job_code_rollups_week``...; migrations 0015, 0024 and 0026): storage
+#: of the model tables, not tables of their own, so Alembic's comparison
+#: leaves them out.
+ROLLUP_PARTITIONS = frozenset(
+    f"{model.__tablename__}_{grain.name.lower()}" for model in ROLLUP_MODELS for grain in model.grains
+)

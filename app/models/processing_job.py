@@ -35,22 +35,14 @@ POSTGRESQL_ONLY_INDEXES = {("index", "ix_failure_groups_title_trgm"), ("index", 
                            ("index", "ix_processing_jobs_document_id_pattern")}
 
 
-#: PostgreSQL partitions of the summary rollups (one per grain: migration
-#: 0015 for the first two tables, 0024 for the others): storage of the
-#: model tables, not tables of their own.
-ROLLUP_PARTITIONS = {
-    f"{table}_{grain}"
-    for table in ("job_count_rollups", "job_code_rollups", "job_group_rollups", "job_code_pair_rollups",
-                  "job_group_code_rollups")
-    for grain in ("all", "day", "hour")
-} | {"job_code_rollups_week"}  # weeks: the code rollup only (migration 0026)
-
-
 def is_schema_compared(obj: object, name: str | None, type_: str, reflected: bool, compare_to: object) -> bool:
     """Alembic ``include_object`` hook: ``False`` for :data:`POSTGRESQL_ONLY`
     objects found in the database, for procrastinate's job-queue tables
-    (migration 0012, not models of ours) and for :data:`ROLLUP_PARTITIONS`,
-    ``True`` for everything else."""
+    (migration 0012, not models of ours) and for the summary rollups'
+    partitions (:data:`app.models.job_rollup.ROLLUP_PARTITIONS`), ``True``
+    for everything else."""
+    from app.models.job_rollup import ROLLUP_PARTITIONS  # it imports this module
+
     if reflected and type_ == "table" and (name or "").startswith("procrastinate_"):
         return False
     if reflected and type_ == "table" and name in ROLLUP_PARTITIONS:

@@ -43,20 +43,12 @@ from sqlalchemy.exc import OperationalError
 
 from app.extensions import db
 from app.models.failure_group import FailureGroupCount
-from app.models.job_rollup import (
-    COARSE_TO_FINE,
-    Grain,
-    JobCodePairRollup,
-    JobCodeRollup,
-    JobCountRollup,
-    JobGroupCodeRollup,
-    JobGroupRollup,
-)
+from app.models.job_rollup import COARSE_TO_FINE, ROLLUP_MODELS, Grain
 from app.services.summary_counts import bucket_number
 from app.unit_of_work import write_transaction
 
 #: The rollups folded, each with its shards.
-ROLLUPS = (JobCountRollup, JobCodeRollup, JobGroupRollup, JobCodePairRollup, JobGroupCodeRollup)
+ROLLUPS = ROLLUP_MODELS
 #: How long after its end a day or an hour is folded: by then the writers
 #: of its own time have long committed.
 SETTLED_AFTER = timedelta(hours=2)

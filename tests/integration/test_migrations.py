@@ -297,3 +297,20 @@ def test_the_group_rollups_are_partitioned_by_grain_on_postgresql_keeping_every_
                 assert connection.exec_driver_sql(
                     "SELECT relkind FROM pg_class WHERE relname = 'job_group_code_rollups'").scalar_one() == "r"
         db.engine.dispose()
+
+
+def test_the_rollup_partitions_left_out_of_the_comparison_are_the_ones_the_migrations_make(app_ctx, backend):
+    """``ROLLUP_PARTITIONS`` (derived from each rollup model's grains) names
+    every partition of a rollup table on PostgreSQL, and nothing else."""
+    from app.models.job_rollup import ROLLUP_MODELS, ROLLUP_PARTITIONS
+
+    assert "job_code_rollups_week" in ROLLUP_PARTITIONS and "job_count_rollups_week" not in ROLLUP_PARTITIONS
+    if backend != "postgresql":  # plain tables, no partitions
+        tables = set(sa.inspect(db.engine).get_table_names())
+        assert {model.__tablename__ for model in ROLLUP_MODELS} <= tables and not ROLLUP_PARTITIONS & tables
+        return
+    partitions = set(db.session.execute(sa.text(
+        "SELECT c.relname FROM pg_inherits AS i JOIN pg_class AS c ON c.oid = i.inhrelid"
+        " JOIN pg_class AS p ON p.oid = i.inhparent WHERE p.relname = ANY(:tables)"),
+        {"tables": [model.__tablename__ for model in ROLLUP_MODELS]}).scalars())
+    assert partitions == ROLLUP_PARTITIONS
