@@ -223,15 +223,15 @@ def _sum(column: Any) -> Any:
     return sa.cast(sa.func.sum(column), sa.BigInteger)
 
 
-def _bucket_column(table: Any, job_filter: JobFilter) -> Any:
-    return table.finished_bucket if job_filter.time_field is TimeField.COMPLETED else table.created_bucket
+def _bucket_column(columns: Any, job_filter: JobFilter) -> Any:
+    return columns.finished_bucket if job_filter.time_field is TimeField.COMPLETED else columns.created_bucket
 
 
-def _part_condition(table: Any, job_filter: JobFilter, part: Part) -> Any:
+def _part_condition(columns: Any, job_filter: JobFilter, part: Part) -> Any:
     """The rows of one part: its grain's, in its buckets of the filter's time field."""
     grain, first, end = part
-    bucket = _bucket_column(table, job_filter)
-    bounds = [table.grain == int(grain)]
+    bucket = _bucket_column(columns, job_filter)
+    bounds = [columns.grain == int(grain)]
     if first is not None:
         bounds.append(bucket >= first)
     if end is not None:
@@ -239,14 +239,14 @@ def _part_condition(table: Any, job_filter: JobFilter, part: Part) -> Any:
     return sa.and_(*bounds)
 
 
-def _signed(table: Any, job_filter: JobFilter, parts: list[SignedPart], value: Any) -> Any:
+def _signed(columns: Any, job_filter: JobFilter, parts: list[SignedPart], value: Any) -> Any:
     """``value``, negated in the rows of the parts taken away (:func:`plan_range`)."""
-    taken = [_part_condition(table, job_filter, part) for part, sign in parts if sign < 0]
+    taken = [_part_condition(columns, job_filter, part) for part, sign in parts if sign < 0]
     return sa.case((sa.or_(*taken), -value), else_=value) if taken else value
 
 
-def _rollup_where(table: Any, job_filter: JobFilter, parts: list[SignedPart]) -> list[Any]:
-    """Conditions on a rollup table for the filter's non-time fields and any of ``parts``.
+def _rollup_where(model: Any, job_filter: JobFilter, parts: list[SignedPart]) -> list[Any]:
+    """Conditions on a rollup model's table for the filter's non-time fields and any of ``parts``.
 
     One statement reads every part (their conditions joined by ``OR``;
     PostgreSQL still reads only the grains' partitions named): one round
@@ -254,22 +254,23 @@ def _rollup_where(table: Any, job_filter: JobFilter, parts: list[SignedPart]) ->
     taken away subtracted). A code filter applies to the table's
     ``error_code_column`` (the pair rollup's ``filter_code``; elsewhere
     ``code``)."""
-    ranges = [_part_condition(table, job_filter, part) for part, _sign in parts]
+    columns = model.__table__.c  # Core columns: the ORM's cost more to build conditions with
+    ranges = [_part_condition(columns, job_filter, part) for part, _sign in parts]
     conditions: list[Any] = [sa.or_(*ranges)]
     if job_filter.time_field is TimeField.COMPLETED:
-        conditions.append(table.finished_bucket != NOT_FINISHED)
+        conditions.append(columns.finished_bucket != NOT_FINISHED)
     if job_filter.statuses:
-        conditions.append(table.status.in_([s.value for s in job_filter.statuses]))
+        conditions.append(columns.status.in_([s.value for s in job_filter.statuses]))
     if job_filter.job_type is not None:
-        conditions.append(table.job_type == job_filter.job_type)
+        conditions.append(columns.job_type == job_filter.job_type)
     if job_filter.acknowledged is AcknowledgedFilter.EXCLUDE:
-        conditions.append(table.acknowledged.is_(False))
+        conditions.append(columns.acknowledged.is_(False))
     elif job_filter.acknowledged is AcknowledgedFilter.ONLY:
-        conditions.append(table.acknowledged.is_(True))
+        conditions.append(columns.acknowledged.is_(True))
     if job_filter.error_code is not None:
-        conditions.append(getattr(table, table.error_code_column) == job_filter.error_code)
+        conditions.append(columns[model.error_code_column] == job_filter.error_code)
     if job_filter.group_id is not None:
-        conditions.append(table.group_id == job_filter.group_id)
+        conditions.append(columns.group_id == job_filter.group_id)
     return conditions
 
 
@@ -291,12 +292,13 @@ def status_rows(job_filter: JobFilter) -> dict[str, int]:
     for the summary's counts)."""
     parts, edges = plan_range(job_filter.time_from, job_filter.time_to)
     found: dict[str, int] = {}
-    table = _table(job_filter)
+    model = _table(job_filter)
+    columns = model.__table__.c
     if parts:
         rows = read_rows(
-            sa.select(table.status, _sum(_signed(table, job_filter, parts, table.jobs)))
-            .where(*_rollup_where(table, job_filter, parts))
-            .group_by(table.status)
+            sa.select(columns.status, _sum(_signed(columns, job_filter, parts, columns.jobs)))
+            .where(*_rollup_where(model, job_filter, parts))
+            .group_by(columns.status)
         )
         for status, count in rows:
             found[status] = found.get(status, 0) + int(count)
@@ -326,13 +328,14 @@ def time_rows(
     if time_from >= time_to:
         return found
     parts, edges = plan_range(time_from, time_to, coarsest=coarsest)
-    table = _table(narrowed)
-    bucket = _bucket_column(table, narrowed)
+    model = _table(narrowed)
+    columns = model.__table__.c
+    bucket = _bucket_column(columns, narrowed)
     if parts:
         rows = read_rows(
-            sa.select(table.grain, bucket, _sum(_signed(table, narrowed, parts, table.jobs)))
-            .where(*_rollup_where(table, narrowed, parts))
-            .group_by(table.grain, bucket)
+            sa.select(columns.grain, bucket, _sum(_signed(columns, narrowed, parts, columns.jobs)))
+            .where(*_rollup_where(model, narrowed, parts))
+            .group_by(columns.grain, bucket)
         )
         for grain, number, count in rows:
             key = bucket_start(number, Grain(grain))
@@ -373,16 +376,17 @@ def code_rows(job_filter: JobFilter) -> tuple[list[tuple[str, int, int, int]], l
     coarsest = Grain.WEEK if all(Grain.WEEK in table.grains for table in tables) else Grain.DAY
     parts, edges = plan_range(job_filter.time_from, job_filter.time_to, coarsest=coarsest)
     found: list[tuple[str, int, int, int]] = []
-    for table in tables if parts else ():
-        signed = _signed(table, job_filter, parts, table.jobs)
+    for model in tables if parts else ():
+        columns = model.__table__.c
+        signed = _signed(columns, job_filter, parts, columns.jobs)
         jobs = _sum(signed)
-        errors = _sum(sa.case((table.has_error.is_(True), signed), else_=0))
-        warnings = _sum(sa.case((table.has_warning.is_(True), signed), else_=0))
+        errors = _sum(sa.case((columns.has_error.is_(True), signed), else_=0))
+        warnings = _sum(sa.case((columns.has_warning.is_(True), signed), else_=0))
         # The tables list different codes (the pair rollup never the filter's own): no code twice.
         found.extend(read_rows(
-            sa.select(table.code, jobs, errors, warnings)
-            .where(*_rollup_where(table, job_filter, parts))
-            .group_by(table.code)
+            sa.select(columns.code, jobs, errors, warnings)
+            .where(*_rollup_where(model, job_filter, parts))
+            .group_by(columns.code)
             .having(jobs > 0)
         ))
     return found, _edge_filters(job_filter, edges)
