@@ -5,7 +5,7 @@ commits made before it began, so two statements of one page can see two
 states of the data: a worker's report landing between them is in one and
 not the other. The /jobs summary counts a partial hour as that hour's
 rollup rows minus the jobs of the rest of the hour
-(:func:`app.services.summary_counts.plan_range`), which is exact only when
+(:func:`app.services.summary_ranges.plan_range`), which is exact only when
 both reads see the same state; its three cards also agree only then.
 
 :func:`read_snapshot` runs a block's reads against one snapshot where that

@@ -44,7 +44,7 @@ from sqlalchemy.exc import OperationalError
 from app.extensions import db
 from app.models.failure_group import FailureGroupCount
 from app.models.job_rollup import COARSE_TO_FINE, ROLLUP_MODELS, Grain
-from app.services.summary_counts import bucket_number
+from app.services.summary_ranges import bucket_number
 from app.unit_of_work import write_transaction
 
 #: The rollups folded, each with its shards.

@@ -11,8 +11,8 @@ group filter), its whole days from the day rows, the whole hours of what
 they leave from the hour rows, and the partial hours at either edge (at
 most one hour each) from ``processing_jobs`` through its time indexes,
 added together; in one snapshot a mostly covered partial week, day or hour
-is its whole less the rest instead (:func:`plan_range`).
-docs/summary-counts.md explains the design and what it costs.
+is its whole less the rest instead (:mod:`app.services.summary_ranges`
+plans a range so). docs/summary-counts.md explains the design and what it costs.
 
 :func:`rollup_covers` says whether a filter can be counted so. Times are
 aware UTC; read-only.
@@ -20,8 +20,8 @@ aware UTC; read-only.
 
 from __future__ import annotations
 
-from dataclasses import replace
-from datetime import datetime, timezone
+from dataclasses import dataclass, replace
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -29,7 +29,6 @@ import sqlalchemy as sa
 from app.extensions import db
 from app.models import JobStatus, ProcessingJob
 from app.models.job_rollup import (
-    COARSE_TO_FINE,
     NOT_FINISHED,
     Grain,
     JobCodePairRollup,
@@ -38,11 +37,8 @@ from app.models.job_rollup import (
     JobGroupCodeRollup,
     JobGroupRollup,
 )
-from app.read_snapshot import reads_one_snapshot
 from app.services.processing_jobs.job_filter import FILTERS, AcknowledgedFilter, JobFilter, TimeField
-
-#: A span of time: ``[start, end)``, either side ``None`` for unbounded.
-Span = tuple[datetime | None, datetime | None]
+from app.services.summary_ranges import Edge, Part, SignedPart, bucket_start, plan_range
 
 
 #: The :class:`JobFilter` fields the rollups' keys hold. Any other field set
@@ -62,152 +58,6 @@ def rollup_covers(job_filter: JobFilter) -> bool:
         if name not in ROLLUP_FIELDS and getattr(job_filter, name) != default:
             return False
     return job_filter.group_id is None or job_filter.error_code is None
-
-
-#: Whole buckets ``[first, end)`` at a grain, either side ``None`` for unbounded.
-Part = tuple[Grain, int | None, int | None]
-
-
-def bucket_number(moment: datetime, grain: Grain) -> int:
-    """Whole days or hours from 1970-01-01T00:00Z to the one holding
-    ``moment`` (the rollups' ``created_bucket``/``finished_bucket``)."""
-    return int(moment.astimezone(timezone.utc).timestamp()) // grain.seconds
-
-
-def bucket_start(number: int, grain: Grain) -> datetime:
-    """The start (aware UTC) of the day or hour :func:`bucket_number` numbers ``number``."""
-    return datetime.fromtimestamp(number * grain.seconds, timezone.utc)
-
-
-def _on_boundary(moment: datetime, grain: Grain) -> bool:
-    return int(moment.timestamp()) % grain.seconds == 0 and moment.microsecond == 0
-
-
-def _whole(time_from: datetime | None, time_to: datetime | None, grain: Grain) -> tuple[Part | None, list[Span]]:
-    first = None if time_from is None else bucket_number(time_from, grain) + (not _on_boundary(time_from, grain))
-    end = None if time_to is None else bucket_number(time_to, grain)
-    if first is not None and end is not None and first >= end:
-        return None, [(time_from, time_to)]
-    rest: list[Span] = []
-    if time_from is not None and not _on_boundary(time_from, grain):
-        rest.append((time_from, bucket_start(first, grain)))  # type: ignore[arg-type]
-    if time_to is not None and not _on_boundary(time_to, grain):
-        rest.append((bucket_start(end, grain), time_to))  # type: ignore[arg-type]
-    return (grain, first, end), rest
-
-
-def split_range(
-    time_from: datetime | None, time_to: datetime | None, *, coarsest: Grain = Grain.DAY
-) -> tuple[list[Part], list[Span]]:
-    """Split ``[time_from, time_to)`` into rollup parts and partial-hour edges.
-
-    No bound at all is the all-time part. Otherwise the whole weeks inside
-    (``coarsest=Grain.WEEK``; only the code rollup has them), the whole
-    days of what they leave (``coarsest=Grain.DAY`` or coarser), the whole
-    hours of what those leave, and the edges: at most two spans, each
-    within one hour, to count from the jobs.
-
-    Returns:
-        ``(parts, edges)``.
-    """
-    if time_from is None and time_to is None:
-        return [(Grain.ALL, None, None)], []
-    parts: list[Part] = []
-    spans: list[Span] = [(time_from, time_to)]
-    for grain in COARSE_TO_FINE[COARSE_TO_FINE.index(coarsest):]:
-        left: list[Span] = []
-        for start, end in spans:
-            part, rest = _whole(start, end, grain)
-            if part is not None:
-                parts.append(part)
-            left.extend(rest)
-        spans = left
-    return parts, spans
-
-
-#: Jobs to count from ``processing_jobs``: those of a span (both bounds
-#: set), added (``1``) or taken away (``-1``).
-Edge = tuple[Span, int]
-
-#: Rollup rows of a part, added (``1``) or taken away (``-1``).
-SignedPart = tuple[Part, int]
-
-#: In one snapshot, how much of a week, day or hour a partial one must
-#: cover (more than this share) to be counted as its whole less the rest:
-#: reading the rest is then cheaper than reading what it covers. At
-#: 10,000,000 jobs a week of the code rollup is about 4,900 rows, a day
-#: 1,850 and an hour 390 (docs/benchmarks.md): a day less its rest reads
-#: fewer rows than its hours from about 15 hours on, a week less its rest
-#: fewer than its days from about 5 days on. An hour's rest is jobs, about
-#: 12 times as many as its rows: half of it was chosen so no edge reads
-#: more than half an hour of jobs.
-WHOLE_LESS_REST_SHARE = {Grain.WEEK: 2 / 3, Grain.DAY: 2 / 3, Grain.HOUR: 1 / 2}
-
-
-def plan_range(
-    time_from: datetime | None, time_to: datetime | None, *, coarsest: Grain = Grain.DAY
-) -> tuple[list[SignedPart], list[Edge]]:
-    """:func:`split_range`, with each partial week, day or hour counted the cheaper way.
-
-    Inside :func:`~app.read_snapshot.read_snapshot` (every read sees the
-    same state), a partial week, day or hour covering more than its
-    :data:`WHOLE_LESS_REST_SHARE` is its whole rollup rows less the rest of
-    it (the rest planned the same way, its signs turned), so no edge reads
-    more than half an hour of jobs. Outside one, each read sees the commits
-    made before it: a whole and its rest could disagree about a job that
-    changed in between, so every part is added and the partial hours are
-    read as they are.
-
-    Returns:
-        ``(parts, edges)``, each with its sign. No two parts share a
-        rollup row (the rest of a partial bucket is read at finer grains).
-    """
-    if not reads_one_snapshot() or (time_from is None and time_to is None):
-        parts, spans = split_range(time_from, time_to, coarsest=coarsest)
-        return [(part, 1) for part in parts], [(span, 1) for span in spans]
-    signed_parts: list[SignedPart] = []
-    edges: list[Edge] = []
-    _plan_signed(time_from, time_to, COARSE_TO_FINE[COARSE_TO_FINE.index(coarsest):], 1, signed_parts, edges)
-    return signed_parts, edges
-
-
-def _plan_signed(
-    time_from: datetime | None, time_to: datetime | None, grains: tuple[Grain, ...], sign: int,
-    parts: list[SignedPart], edges: list[Edge],
-) -> None:
-    """Add ``[time_from, time_to)``'s parts and edges, signed ``sign``, to
-    ``parts`` and ``edges``: its whole buckets of ``grains[0]``, then each
-    partial one as its whole less the rest or as its finer grains."""
-    if not grains:
-        edges.append(((time_from, time_to), sign))
-        return
-    grain, finer = grains[0], grains[1:]
-    part, rest = _whole(time_from, time_to, grain)
-    if part is not None:
-        parts.append((part, sign))
-    for start, end in _within_buckets(rest, grain):
-        number = bucket_number(start, grain)
-        bucket_from, bucket_to = bucket_start(number, grain), bucket_start(number + 1, grain)
-        if end - start <= (bucket_to - bucket_from) * WHOLE_LESS_REST_SHARE[grain]:
-            _plan_signed(start, end, finer, sign, parts, edges)
-            continue
-        parts.append(((grain, number, number + 1), sign))
-        for a, b in ((bucket_from, start), (end, bucket_to)):
-            if a < b:
-                _plan_signed(a, b, finer, -sign, parts, edges)
-
-
-def _within_buckets(spans: list[Span], grain: Grain) -> list[tuple[datetime, datetime]]:
-    """``spans`` (bounded, as :func:`_whole` leaves them) cut at every
-    boundary of ``grain``: a span with no whole bucket inside may cross one."""
-    pieces: list[tuple[datetime, datetime]] = []
-    for start, end in spans:
-        assert start is not None and end is not None
-        while start < end:
-            boundary = min(end, bucket_start(bucket_number(start, grain) + 1, grain))
-            pieces.append((start, boundary))
-            start = boundary
-    return pieces
 
 
 def read_rows(statement: Any) -> list[Any]:
@@ -282,8 +132,49 @@ def _table(job_filter: JobFilter) -> Any:
     return JobCodeRollup if job_filter.error_code is not None else JobCountRollup
 
 
-def _edge_filters(job_filter: JobFilter, edges: list[Edge]) -> list[tuple[JobFilter, int]]:
-    return [(replace(job_filter, time_from=start, time_to=end), sign) for (start, end), sign in edges]
+@dataclass(frozen=True)
+class EdgeScan:
+    """The jobs of a range's edges (:func:`plan_range`), read in one statement.
+
+    Attributes:
+        job_filter: the filter without its time bounds; its conditions
+            apply (with ``code_index=False``: an edge is half an hour at
+            most, so the time index is the narrower).
+        spans: one condition per edge, in order: the job's time in its span.
+            The spans do not overlap.
+        signs: each edge's sign, ``1`` (added) or ``-1`` (taken away).
+    """
+
+    job_filter: JobFilter
+    spans: tuple[Any, ...]
+    signs: tuple[int, ...]
+
+    @property
+    def within(self) -> Any:
+        """The condition that a job is in one of the edges."""
+        return sa.or_(*self.spans)
+
+    @property
+    def sign(self) -> Any:
+        """A job's sign (an SQL integer), by the edge it is in; 0 outside them."""
+        cases = ((span, sa.literal(sign)) for span, sign in zip(self.spans, self.signs))
+        return sa.case(*cases, else_=sa.literal(0))
+
+    def where(self) -> list[Any]:
+        """The filter's conditions and :attr:`within`."""
+        return [*self.job_filter.where(code_index=False), self.within]
+
+
+def edge_scan(job_filter: JobFilter, edges: list[Edge]) -> EdgeScan | None:
+    """The :class:`EdgeScan` of ``job_filter``'s ``edges``; ``None`` without any."""
+    if not edges:
+        return None
+    column = job_filter.time_column
+    return EdgeScan(
+        job_filter=replace(job_filter, time_from=None, time_to=None),
+        spans=tuple(sa.and_(column >= start, column < end) for (start, end), _sign in edges),
+        signs=tuple(sign for _span, sign in edges),
+    )
 
 
 def status_rows(job_filter: JobFilter) -> dict[str, int]:
@@ -302,14 +193,15 @@ def status_rows(job_filter: JobFilter) -> dict[str, int]:
         )
         for status, count in rows:
             found[status] = found.get(status, 0) + int(count)
-    for edge, sign in _edge_filters(job_filter, edges):
+    scan = edge_scan(job_filter, edges)
+    if scan is not None:
         rows = read_rows(
-            sa.select(ProcessingJob.status, sa.func.count())
-            .where(*edge.where(code_index=False))  # an hour at most (half in a snapshot): the time index is narrower
+            sa.select(ProcessingJob.status, sa.func.sum(scan.sign))
+            .where(*scan.where())
             .group_by(ProcessingJob.status)
         )
         for status, count in rows:
-            found[status] = found.get(status, 0) + sign * int(count)
+            found[status] = found.get(status, 0) + int(count)
     return {status: count for status, count in found.items() if count}
 
 
@@ -340,21 +232,27 @@ def time_rows(
         for grain, number, count in rows:
             key = bucket_start(number, Grain(grain))
             found[key] = found.get(key, 0) + int(count)
-    for edge, sign in _edge_filters(narrowed, edges):
-        assert edge.time_from is not None
-        count = read_rows(sa.select(sa.func.count()).select_from(ProcessingJob).where(*edge.where(code_index=False)))[0][0]
-        if count:
-            key = edge.time_from.replace(minute=0, second=0, microsecond=0)
-            found[key] = found.get(key, 0) + sign * count
+    scan = edge_scan(narrowed, edges)
+    if scan is not None:
+        # One count per edge, each put in the hour it starts in.
+        counts = read_rows(
+            sa.select(*(sa.func.count(sa.case((span, 1))) for span in scan.spans))
+            .select_from(ProcessingJob)
+            .where(*scan.where())
+        )[0]
+        for ((start, _end), sign), count in zip(edges, counts):
+            if count:
+                key = start.replace(minute=0, second=0, microsecond=0)
+                found[key] = found.get(key, 0) + sign * count
     return {key: count for key, count in found.items() if count}
 
 
-def code_rows(job_filter: JobFilter) -> tuple[list[tuple[str, int, int, int]], list[tuple[JobFilter, int]]]:
+def code_rows(job_filter: JobFilter) -> tuple[list[tuple[str, int, int, int]], EdgeScan | None]:
     """Exact ``(code, jobs, errors, warnings)`` of every code from the
     rollups' whole weeks, days and hours (or all time), for a filter
-    :func:`rollup_covers`; and the edge filters whose jobs the caller must
-    add (sign ``1``) or take away (``-1``): their codes are read from the
-    jobs' details (:func:`plan_range`).
+    :func:`rollup_covers`; and the :class:`EdgeScan` of the jobs whose
+    codes the caller must add or take away, read from their details
+    (:func:`plan_range`), or ``None``.
 
     The other codes of the jobs of an ``error_code`` come from the pair
     rollup and that code's own count from the code rollup; the codes of the
@@ -389,4 +287,4 @@ def code_rows(job_filter: JobFilter) -> tuple[list[tuple[str, int, int, int]], l
             .group_by(columns.code)
             .having(jobs > 0)
         ))
-    return found, _edge_filters(job_filter, edges)
+    return found, edge_scan(job_filter, edges)

@@ -30,7 +30,7 @@ from app.services.failure_groups.queries import MAX_PAGE_SIZE, GroupFilter, list
 from app.services.failure_groups.recording import rebuild_counts_check
 from app.services.failure_groups.write_statements import job_shard
 from app.services.rollup_compaction import COUNTER_VALUES, ROLLUPS, compact_counters, compact_rollups
-from app.services.summary_counts import bucket_number
+from app.services.summary_ranges import bucket_number
 from tests.helpers import COUNTER_KEY, counter_sums
 from tests.integration.test_dashboard_filters import item, make_job
 

@@ -38,7 +38,8 @@ from app.services.processing_jobs.job_filter import AcknowledgedFilter, JobFilte
 from app.services.processing_jobs.lifecycle import complete_job, create_job, start_job
 from app.services.retention import purge_finished_jobs
 from app.services.processing_jobs.job_filter import FILTERS
-from app.services.summary_counts import ROLLUP_FIELDS, rollup_covers, split_range
+from app.services.summary_counts import ROLLUP_FIELDS, rollup_covers
+from app.services.summary_ranges import split_range
 from tests.integration.test_migrations import empty_database_url  # noqa: F401 (a fixture)
 
 T0 = datetime(2025, 3, 1, tzinfo=timezone.utc)

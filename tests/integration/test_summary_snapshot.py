@@ -18,9 +18,10 @@ from app.extensions import POSTGRESQL_READ_AUTOCOMMIT, db
 from app.models import FailureOccurrence, ProcessingJob
 from app.models.job_rollup import Grain
 from app.read_snapshot import read_snapshot, reads_one_snapshot
-from app.services import summary_counts
+from app.services import summary_ranges
 from app.services.processing_jobs.job_filter import JobFilter
-from app.services.summary_counts import bucket_start, plan_range, rollup_covers
+from app.services.summary_counts import rollup_covers
+from app.services.summary_ranges import bucket_start, plan_range
 from tests.integration.test_summary_rollups import (
     T0,
     _check_summary,
@@ -48,7 +49,7 @@ def test_plan_range_takes_a_long_partial_hour_as_its_hour_less_the_rest_only_in_
     # Outside a snapshot: split_range's parts and edges, each added.
     assert plan_range(at(1, 10), at(5, 50)) == (
         [((Grain.HOUR, hour + 2, hour + 5), 1)], [((at(1, 10), at(2)), 1), ((at(5), at(5, 50)), 1)])
-    monkeypatch.setattr(summary_counts, "reads_one_snapshot", lambda: True)
+    monkeypatch.setattr(summary_ranges, "reads_one_snapshot", lambda: True)
     # 50 minutes: the hour less its first 10; 50 minutes: the hour less its last 10.
     assert plan_range(at(1, 10), at(5, 50)) == (
         [((Grain.HOUR, hour + 2, hour + 5), 1), ((Grain.HOUR, hour + 1, hour + 2), 1),
@@ -79,7 +80,7 @@ def test_plan_range_takes_a_mostly_covered_day_or_week_as_its_whole_less_the_res
     assert bucket_start(week, Grain.WEEK) == T0 - timedelta(days=2)
     # Outside a snapshot, a day's 20 hours are its hours.
     assert plan_range(at(4), at(24)) == ([((Grain.HOUR, hour + 4, hour + 24), 1)], [])
-    monkeypatch.setattr(summary_counts, "reads_one_snapshot", lambda: True)
+    monkeypatch.setattr(summary_ranges, "reads_one_snapshot", lambda: True)
     # 20 hours of a day (more than two thirds): the day less its first 4 hours.
     assert plan_range(at(4), at(24)) == (
         [((Grain.DAY, day, day + 1), 1), ((Grain.HOUR, hour, hour + 4), -1)], [])
