@@ -50,11 +50,10 @@ def test_plan_range_takes_a_long_partial_hour_as_its_hour_less_the_rest_only_in_
     assert plan_range(at(1, 10), at(5, 50)) == (
         [((Grain.HOUR, hour + 2, hour + 5), 1)], [((at(1, 10), at(2)), 1), ((at(5), at(5, 50)), 1)])
     monkeypatch.setattr(summary_ranges, "reads_one_snapshot", lambda: True)
-    # 50 minutes: the hour less its first 10; 50 minutes: the hour less its last 10.
+    # 50 minutes: the hour less its first 10; 50 minutes: the hour less its
+    # last 10 (the hours joined: one condition).
     assert plan_range(at(1, 10), at(5, 50)) == (
-        [((Grain.HOUR, hour + 2, hour + 5), 1), ((Grain.HOUR, hour + 1, hour + 2), 1),
-         ((Grain.HOUR, hour + 5, hour + 6), 1)],
-        [((at(1), at(1, 10)), -1), ((at(5, 50), at(6)), -1)])
+        [((Grain.HOUR, hour + 1, hour + 6), 1)], [((at(1), at(1, 10)), -1), ((at(5, 50), at(6)), -1)])
     # Half an hour or less is read as it is.
     assert plan_range(at(1, 30), at(5, 30)) == (
         [((Grain.HOUR, hour + 2, hour + 5), 1)], [((at(1, 30), at(2)), 1), ((at(5), at(5, 30)), 1)])
@@ -86,12 +85,10 @@ def test_plan_range_takes_a_mostly_covered_day_or_week_as_its_whole_less_the_res
         [((Grain.DAY, day, day + 1), 1), ((Grain.HOUR, hour, hour + 4), -1)], [])
     # 16 hours (two thirds, not more): its hours.
     assert plan_range(at(8), at(24)) == ([((Grain.HOUR, hour + 8, hour + 24), 1)], [])
-    # The day less its first 3 h 50 min: less 3 hours and the fourth hour,
-    # whose last 10 minutes are then added back.
+    # The day less its first 3 h 50 min: less 4 hours, the fourth's last 10
+    # minutes then added back.
     assert plan_range(at(3, 50), at(24)) == (
-        [((Grain.DAY, day, day + 1), 1), ((Grain.HOUR, hour, hour + 3), -1),
-         ((Grain.HOUR, hour + 3, hour + 4), -1)],
-        [((at(3, 50), at(4)), 1)])
+        [((Grain.DAY, day, day + 1), 1), ((Grain.HOUR, hour, hour + 4), -1)], [((at(3, 50), at(4)), 1)])
     # The top codes' weeks: from Friday 10:17 to the week's end covers 5 days
     # and 13 h 43 min of it (more than two thirds): the week less its
     # Thursday and Friday's first 10 h 17 min.
@@ -100,22 +97,18 @@ def test_plan_range_takes_a_mostly_covered_day_or_week_as_its_whole_less_the_res
          ((Grain.HOUR, hour - 24, hour - 14), -1)],
         [((at(-14), at(-14, 17)), -1)])
     # From Saturday 10:17 (4 days and 13 h 43 min, less than two thirds):
-    # its days, the hours of its Saturday, and the hour less 17 minutes.
+    # its days, and its Saturday's hours from 10:00 less 17 minutes.
     assert plan_range(at(10, 17), at(5 * 24), coarsest=Grain.WEEK) == (
-        [((Grain.DAY, day + 1, day + 5), 1), ((Grain.HOUR, hour + 11, hour + 24), 1),
-         ((Grain.HOUR, hour + 10, hour + 11), 1)],
-        [((at(10), at(10, 17)), -1)])
+        [((Grain.DAY, day + 1, day + 5), 1), ((Grain.HOUR, hour + 10, hour + 24), 1)], [((at(10), at(10, 17)), -1)])
     # Whole weeks, then a day of 23 hours: the day less its last hour.
     assert plan_range(at(-48), at(19 * 24 + 23), coarsest=Grain.WEEK) == (
         [((Grain.WEEK, week, week + 3), 1), ((Grain.DAY, day + 19, day + 20), 1),
          ((Grain.HOUR, hour + 19 * 24 + 23, hour + 20 * 24), -1)],
         [])
-    # Open at one end: the weeks before the partial one, then that one (6
-    # days and a half) less its last 12 hours.
+    # Open at one end: the weeks up to and with the partial one (6 days and
+    # a half), less its last 12 hours.
     assert plan_range(None, at(4 * 24 + 12), coarsest=Grain.WEEK) == (
-        [((Grain.WEEK, None, week), 1), ((Grain.WEEK, week, week + 1), 1),
-         ((Grain.HOUR, hour + 108, hour + 120), -1)],
-        [])
+        [((Grain.WEEK, None, week + 1), 1), ((Grain.HOUR, hour + 108, hour + 120), -1)], [])
 
 
 def test_the_summary_in_one_snapshot_equals_a_brute_force_count_after_random_operations(app_ctx):
