@@ -53,8 +53,17 @@ def normalized_items(details: Any) -> list[dict[str, Any]]:
             ``truncated`` not a boolean or disagreeing with ``error_count``,
             or a bad item (see :func:`check_item`).
     """
-    errors, prefix = _errors_array(details)
-    return check_each(errors, check_item, prefix)
+    errors, prefix, envelope_faults = _errors_array(details)
+    try:
+        items = check_each(errors, check_item, prefix)
+    except InvalidErrorDetailsError as exc:
+        # The envelope's own faults first, then the items': a wrong
+        # error_count does not hide what is wrong with the items.
+        faults = envelope_faults + exc.faults
+        raise InvalidErrorDetailsError(*faults[0], faults=faults) from None
+    if envelope_faults:
+        raise InvalidErrorDetailsError(*envelope_faults[0], faults=envelope_faults)
+    return items
 
 
 def normalized_error_count(details: Any) -> int | None:
@@ -114,9 +123,10 @@ def check_item(item: Any, pointer: str) -> dict[str, Any]:
     return copy
 
 
-def _errors_array(details: Any) -> tuple[list[Any], str]:
+def _errors_array(details: Any) -> tuple[list[Any], str, list[tuple[str, str]]]:
+    """The items array, its pointer, and the envelope's own faults (none outside a v1 envelope)."""
     if isinstance(details, (list, tuple)):
-        return list(details), ""
+        return list(details), "", []
     if not isinstance(details, Mapping):
         raise InvalidErrorDetailsError(
             "", "must be an error-details envelope, an object with 'errors', or an array of error items"
@@ -133,29 +143,32 @@ def _errors_array(details: Any) -> tuple[list[Any], str]:
     errors = details["errors"]
     if not isinstance(errors, (list, tuple)):
         raise InvalidErrorDetailsError("/errors", "must be an array of error items")
-    if is_envelope:
-        _check_envelope_counts(details, len(errors))
-    return list(errors), "/errors"
+    faults = _envelope_faults(details, len(errors)) if is_envelope else []
+    return list(errors), "/errors", faults
 
 
-def _check_envelope_counts(envelope: Mapping[str, Any], item_count: int) -> None:
+def _envelope_faults(envelope: Mapping[str, Any], item_count: int) -> list[tuple[str, str]]:
+    """Each fault of a v1 envelope's own fields, ``(pointer, reason)``, in
+    field order; ``truncated`` is compared with ``error_count`` only when
+    that is right."""
+    faults: list[tuple[str, str]] = []
     version = envelope["schema_version"]
     # type() rather than isinstance: True == 1 in Python, but not in JSON.
     if type(version) is not int or version != SCHEMA_VERSION:
-        raise InvalidErrorDetailsError("/schema_version", f"must be {SCHEMA_VERSION}")
+        faults.append(("/schema_version", f"must be {SCHEMA_VERSION}"))
     count = envelope.get("error_count", item_count)
-    if type(count) is not int or count < item_count:
-        raise InvalidErrorDetailsError(
-            "/error_count", "must be an integer no smaller than the number of items in errors"
-        )
+    count_ok = type(count) is int and count >= item_count
+    if not count_ok:
+        faults.append(("/error_count", "must be an integer no smaller than the number of items in errors"))
     if "truncated" in envelope:
         truncated = envelope["truncated"]
         if not isinstance(truncated, bool):
-            raise InvalidErrorDetailsError("/truncated", "must be a boolean")
-        if truncated != (count > item_count):
-            raise InvalidErrorDetailsError(
-                "/truncated", "must be true exactly when error_count exceeds the number of items in errors"
+            faults.append(("/truncated", "must be a boolean"))
+        elif count_ok and truncated != (count > item_count):
+            faults.append(
+                ("/truncated", "must be true exactly when error_count exceeds the number of items in errors")
             )
+    return faults
 
 
 def _check_ctx(ctx: Any, pointer: str) -> dict[str, Any]:

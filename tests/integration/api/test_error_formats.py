@@ -224,6 +224,32 @@ def test_one_422_names_the_fault_of_every_bad_item_beside_the_message_and_change
     assert row(app, failed_job["id"]) == before
 
 
+def test_an_envelopes_own_faults_are_named_beside_its_items_faults(client, app, failed_job):
+    # A trial: a v1 envelope whose error_count was short named only that,
+    # and the worker learnt of its items' faults on the next try.
+    before = row(app, failed_job["id"])
+    envelope = {"schema_version": 2, "error_count": 1, "truncated": "no",
+                "errors": [{**NORMALIZED_ITEMS[0], "severity": "fatalish"}, NORMALIZED_ITEMS[0]]}
+    response = client.post(
+        job_url(failed_job["id"], "validation-failure"),
+        json={"error_message": "bad envelope", "error_details": envelope, "error_format": "normalized"},
+    )
+    problem = assert_problem(response, 422, "invalid-failure")
+    # In order: the envelope's fields, then the items'.
+    assert [error["field"] for error in problem["errors"]] == [
+        "error_details.schema_version", "error_details.error_count", "error_details.truncated",
+        "error_details.errors.0.severity"]
+    assert row(app, failed_job["id"]) == before
+    # A right error_count with a truncated flag that disagrees with it: that alone.
+    envelope = {"schema_version": 1, "error_count": 3, "truncated": False, "errors": [NORMALIZED_ITEMS[0]]}
+    response = client.post(
+        job_url(failed_job["id"], "validation-failure"),
+        json={"error_message": "bad envelope", "error_details": envelope, "error_format": "normalized"},
+    )
+    assert fields(assert_problem(response, 422, "invalid-failure")) == ["error_details.truncated"]
+    assert row(app, failed_job["id"]) == before
+
+
 def test_a_value_of_the_wrong_type_is_one_error_not_also_its_enums(client, app, failed_job):
     # A trial: error_format 5 was "must be string" and "must be one of ...":
     # the list of the names is the one that helps.
