@@ -59,7 +59,7 @@ import unicodedata
 from collections.abc import Mapping
 from typing import Any
 
-from app.services.error_details.errors import InvalidErrorDetailsError
+from app.services.error_details.errors import InvalidErrorDetailsError, check_each
 from app.services.error_details.items import make_item
 from app.services.json_pointer import escape_token, json_pointer
 
@@ -129,23 +129,32 @@ def aspnetcore_items(problem: Any) -> list[dict[str, Any]]:
     Raises:
         InvalidErrorDetailsError: not an object (``""``); ``errors`` missing
             or not an object (``/errors``); a value not an array of strings
-            (``/errors/<key>[/N]``).
+            (``/errors/<key>[/N]``: the first fault of every such key,
+            :func:`~app.services.error_details.errors.check_each`).
     """
     if not isinstance(problem, Mapping):
         raise InvalidErrorDetailsError("", "must be an ASP.NET Core ValidationProblemDetails object")
     errors = problem.get("errors")
     if not isinstance(errors, Mapping):
         raise InvalidErrorDetailsError("/errors", "must be an object mapping each field to its messages")
+    members = list(errors.items())
+    tokens = [escape_token(str(key)) for key, _ in members]
+    per_key = check_each(members, _key_items, "/errors", tokens=tokens)
+    return [item for items in per_key for item in items]
+
+
+def _key_items(member: tuple[Any, Any], where: str) -> list[dict[str, Any]]:
+    """The items of one ``errors`` member, ``(key, messages)`` at ``where``;
+    its first fault raised (:func:`check_each` names every member's)."""
+    key, messages = member
+    if not isinstance(messages, (list, tuple)):
+        raise InvalidErrorDetailsError(where, "must be an array of messages")
+    pointer = model_state_key_to_pointer(key)
     items = []
-    for key, messages in errors.items():
-        where = f"/errors/{escape_token(str(key))}"
-        if not isinstance(messages, (list, tuple)):
-            raise InvalidErrorDetailsError(where, "must be an array of messages")
-        pointer = model_state_key_to_pointer(key)
-        for index, message in enumerate(messages):
-            if not isinstance(message, str):
-                raise InvalidErrorDetailsError(f"{where}/{index}", "must be a string")
-            items.append(_item(key, pointer, message))
+    for index, message in enumerate(messages):
+        if not isinstance(message, str):
+            raise InvalidErrorDetailsError(f"{where}/{index}", "must be a string")
+        items.append(_item(key, pointer, message))
     return items
 
 

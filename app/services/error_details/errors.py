@@ -55,7 +55,13 @@ class InvalidErrorDetailsError(ValueError):
         self.faults: list[tuple[str, str]] = list(faults) or [(pointer, reason)]
 
 
-def check_each(elements: Sequence[Any], check: Callable[[Any, str], T], prefix: str) -> list[T]:
+def check_each(
+    elements: Sequence[Any],
+    check: Callable[[Any, str], T],
+    prefix: str,
+    *,
+    tokens: Sequence[str] | None = None,
+) -> list[T]:
     """``[check(element, f"{prefix}/{index}") for each element]``, naming the
     faults of every element instead of only the first.
 
@@ -69,6 +75,8 @@ def check_each(elements: Sequence[Any], check: Callable[[Any, str], T], prefix: 
             :class:`InvalidErrorDetailsError` with a pointer at or under the
             one it is given.
         prefix: the array's RFC 6901 pointer inside the details (``""``, ``"/errors"``).
+        tokens: each element's reference token under ``prefix`` (escaped,
+            RFC 6901), for the members of an object; default its index.
 
     Returns:
         The checked elements, in order.
@@ -86,7 +94,7 @@ def check_each(elements: Sequence[Any], check: Callable[[Any, str], T], prefix: 
                                    f"the first {MAX_NAMED_FAULTS} faults"))
             break
         try:
-            checked.append(check(element, f"{prefix}/{index}"))
+            checked.append(check(element, f"{prefix}/{index if tokens is None else tokens[index]}"))
         except InvalidErrorDetailsError as exc:
             faults.extend(exc.faults[: MAX_NAMED_FAULTS - len(faults)])
     if faults:

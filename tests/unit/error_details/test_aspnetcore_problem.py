@@ -143,6 +143,18 @@ def test_malformed_problems_are_refused_when_declared(details, pointer):
     assert caught.value.pointer == pointer
 
 
+def test_every_malformed_member_of_errors_is_named_in_order():
+    # Each key's first fault, one per key; the well-formed keys between them add none.
+    details = {"title": "x", "errors": {"A": "text", "B": ["The B field is required."], "C/d": ["ok", 3, 4],
+                                        "": None}}
+    with pytest.raises(InvalidErrorDetailsError) as caught:
+        normalize_error_details(details, "aspnetcore-validation-problem")
+    assert caught.value.faults == [("/errors/A", "must be an array of messages"),
+                                   ("/errors/C~1d/1", "must be a string"),
+                                   ("/errors/", "must be an array of messages")]
+    assert caught.value.pointer == "/errors/A"
+
+
 @pytest.mark.parametrize(
     "details",
     [
