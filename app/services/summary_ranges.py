@@ -11,7 +11,7 @@ do. Times are aware UTC. docs/summary-counts.md explains the design.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 from app.models.job_rollup import COARSE_TO_FINE, Grain
 from app.read_snapshot import reads_one_snapshot
@@ -24,19 +24,28 @@ Span = tuple[datetime | None, datetime | None]
 Part = tuple[Grain, int | None, int | None]
 
 
+#: Where the rollups' buckets are counted from.
+EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+
 def bucket_number(moment: datetime, grain: Grain) -> int:
-    """Whole days or hours from 1970-01-01T00:00Z to the one holding
-    ``moment`` (the rollups' ``created_bucket``/``finished_bucket``)."""
-    return int(moment.astimezone(timezone.utc).timestamp()) // grain.seconds
+    """Whole weeks, days or hours from 1970-01-01T00:00Z to the one holding
+    ``moment`` (the rollups' ``created_bucket``/``finished_bucket``).
+
+    Exact to the microsecond and floored (a moment before 1970 is in a
+    negative bucket), in integer arithmetic: a float timestamp loses the
+    microseconds of dates after about 2300, and ``int()`` of a negative one
+    rounds toward zero."""
+    return (moment - EPOCH) // timedelta(seconds=grain.seconds)
 
 
 def bucket_start(number: int, grain: Grain) -> datetime:
-    """The start (aware UTC) of the day or hour :func:`bucket_number` numbers ``number``."""
-    return datetime.fromtimestamp(number * grain.seconds, timezone.utc)
+    """The start (aware UTC) of the bucket :func:`bucket_number` numbers ``number``."""
+    return EPOCH + timedelta(seconds=number * grain.seconds)
 
 
 def _on_boundary(moment: datetime, grain: Grain) -> bool:
-    return int(moment.timestamp()) % grain.seconds == 0 and moment.microsecond == 0
+    return (moment - EPOCH) % timedelta(seconds=grain.seconds) == timedelta(0)
 
 
 def _whole(time_from: datetime | None, time_to: datetime | None, grain: Grain) -> tuple[Part | None, list[Span]]:

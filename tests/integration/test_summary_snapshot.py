@@ -21,7 +21,7 @@ from app.read_snapshot import read_snapshot, reads_one_snapshot
 from app.services import summary_ranges
 from app.services.processing_jobs.job_filter import JobFilter
 from app.services.summary_counts import rollup_covers
-from app.services.summary_ranges import bucket_start, plan_range
+from app.services.summary_ranges import bucket_number, bucket_start, plan_range
 from tests.integration.test_summary_rollups import (
     T0,
     _check_summary,
@@ -109,6 +109,23 @@ def test_plan_range_takes_a_mostly_covered_day_or_week_as_its_whole_less_the_res
     # a half), less its last 12 hours.
     assert plan_range(None, at(4 * 24 + 12), coarsest=Grain.WEEK) == (
         [((Grain.WEEK, None, week + 1), 1), ((Grain.HOUR, hour + 108, hour + 120), -1)], [])
+
+
+def test_bucket_numbers_are_exact_to_the_microsecond_before_1970_and_after_2300(monkeypatch):
+    # A trial: a float timestamp put 2600-01-01T00:59:59.999999 in hour 1,
+    # and int() put 1969-12-31T22:59:59.000001 in hour -1.
+    tick = timedelta(microseconds=1)
+    for year, month, day, hour in ((2600, 1, 1, 1), (9998, 12, 1, 23), (1969, 12, 31, 23), (1970, 1, 1, 0)):
+        boundary = datetime(year, month, day, hour, tzinfo=timezone.utc)
+        number = bucket_number(boundary, Grain.HOUR)
+        assert bucket_start(number, Grain.HOUR) == boundary
+        assert bucket_number(boundary - tick, Grain.HOUR) == number - 1
+        assert bucket_number(boundary - timedelta(seconds=1) + tick, Grain.HOUR) == number - 1
+    monkeypatch.setattr(summary_ranges, "reads_one_snapshot", lambda: True)
+    start = datetime(9998, 12, 1, 23, tzinfo=timezone.utc) - tick
+    hour = bucket_number(start, Grain.HOUR)
+    assert plan_range(start, start + timedelta(hours=2) + tick) == (
+        [((Grain.HOUR, hour + 1, hour + 3), 1)], [((start, start + tick), 1)])
 
 
 def test_the_summary_in_one_snapshot_equals_a_brute_force_count_after_random_operations(app_ctx):
