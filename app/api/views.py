@@ -31,6 +31,7 @@ from app.services.access import add_audit_event
 from app.services.failure_groups import queries as group_queries
 from app.services.failure_groups.worker import check_worker
 from app.services.processing_jobs import lifecycle, pagination
+from app.services.processing_jobs.errors import InvalidFailurePayloadError
 from app.services.processing_jobs.job_filter import AcknowledgedFilter
 from app.services.processing_jobs.snapshot import JobSnapshot
 from app.web.query import job_filter_from_args, read_page
@@ -68,10 +69,38 @@ def _report_faults(body: Any) -> list[Any]:
         return lifecycle.entity_errors(body.get("entities"))
     worker_faults = check_worker(body.get("worker"))[2]
     recorder = get_failure_recorder()
-    if "error_message" not in body or not hasattr(recorder, "payload_errors"):
+    if "error_message" not in body or not hasattr(recorder, "check_report"):
         return worker_faults
-    return worker_faults + recorder.payload_errors(
-        body["error_message"], body.get("error_details"), body.get("error_format"))
+    try:
+        _check_report(recorder, body)
+    except InvalidFailurePayloadError as exc:
+        return list(exc.errors)
+    return []
+
+
+def _check_report(recorder: Any, body: dict[str, Any]) -> Any:
+    return recorder.check_report(
+        body["error_message"], body.get("error_details"), body.get("error_format"), body.get("worker"))
+
+
+def _failure_operation(job_id: str, status: JobStatus, body: dict[str, Any]) -> Operation:
+    """Record the report ``body`` as a ``status`` failure.
+
+    The report is checked here, before the write transaction: its details
+    are normalized (a megabyte of validator output can take a second)
+    without holding the job's lock or, on SQLite, the database's write
+    lock, and once. A refused report raises
+    :class:`~app.services.processing_jobs.errors.InvalidFailurePayloadError`
+    (422). A recorder without ``check_report`` checks it itself.
+    """
+    recorder = get_failure_recorder()
+    if hasattr(recorder, "check_report"):
+        report = _check_report(recorder, body)
+        return lambda: recorder.record_checked(job_id, status, report)
+    validation = status is JobStatus.VALIDATION_FAILED
+    record = recorder.record_validation_failure if validation else recorder.record_failure
+    return lambda: record(job_id, body["error_message"], body.get("error_details"),
+                          error_format=body.get("error_format"), worker=body.get("worker"))
 
 
 @bp.before_request
@@ -192,16 +221,7 @@ def record_validation_failure(job_id: str) -> Response:
     job; 404/409/422 problems as the recorder raises.
     """
     body = _body("ValidationFailureReport", _report_faults)
-    return _answer(
-        lambda: get_failure_recorder().record_validation_failure(
-            job_id,
-            body["error_message"],
-            body["error_details"],
-            error_format=body.get("error_format"),
-            worker=body.get("worker"),
-        ),
-        body,
-    )
+    return _answer(_failure_operation(job_id, JobStatus.VALIDATION_FAILED, body), body)
 
 
 @bp.post("/processing-jobs/<job_id>/result")
@@ -216,23 +236,12 @@ def record_processing_result(job_id: str) -> Response:
     """
     body = _body("ProcessingResult", _report_faults)
     status = status_from_worker_word(body["status"])  # the schema allows only known words
-    recorder = get_failure_recorder()
     operation: Operation
     if status is JobStatus.COMPLETED:
         def operation():  # noqa: E306
             return lifecycle.complete_job(job_id, body.get("entities", []))
-    elif status is JobStatus.VALIDATION_FAILED:
-        def operation():  # noqa: E306
-            return recorder.record_validation_failure(
-                job_id, body["error_message"], body["error_details"],
-                error_format=body.get("error_format"), worker=body.get("worker"),
-            )
     else:
-        def operation():  # noqa: E306
-            return recorder.record_failure(
-                job_id, body["error_message"], body.get("error_details"),
-                error_format=body.get("error_format"), worker=body.get("worker"),
-            )
+        operation = _failure_operation(job_id, status, body)
     return _answer(operation, body)
 
 

@@ -94,6 +94,27 @@ class FailureLimits:
     details: DetailsLimits = field(default_factory=DetailsLimits)
 
 
+@dataclass(frozen=True)
+class CheckedReport:
+    """A failure report :meth:`SQLAlchemyFailureRecorder.check_report` has
+    checked, as it will be stored.
+
+    Attributes:
+        message: the trimmed ``error_message``.
+        details: the details: the normalized envelope (error-details v1)
+            for a recognised format, else the JSON value as sent (cleaned).
+        error_format: the format they were read in, or ``None`` without details.
+        worker_name: the reporting worker's name, or ``None``.
+        worker_version: its version, or ``None``.
+    """
+
+    message: str
+    details: Any
+    error_format: str | None
+    worker_name: str | None
+    worker_version: str | None
+
+
 class SQLAlchemyFailureRecorder:
     """:class:`FailureRecorder` backed by the app's SQLAlchemy session.
 
@@ -179,6 +200,46 @@ class SQLAlchemyFailureRecorder:
 
     # -- internals ---------------------------------------------------------
 
+    def check_report(
+        self, error_message: Any, error_details: Any, error_format: Any = None, worker: Any = None
+    ) -> CheckedReport:
+        """Check a failure report without touching the database, and return
+        it as :meth:`record_checked` stores it.
+
+        The checks of :meth:`record_validation_failure` (its arguments);
+        the API runs them with the schema check, before its transaction, so
+        one 422 names every fault and a large report is normalized once,
+        outside any lock.
+
+        Raises:
+            InvalidFailurePayloadError: every fault, the worker's first,
+                then the message's and the details'.
+        """
+        # One refusal names every fault: the worker's and the payload's.
+        worker_name, worker_version, worker_errors = check_worker(worker)
+        try:
+            message, details, used_format = self._check_payload(error_message, error_details, error_format)
+        except InvalidFailurePayloadError as exc:
+            raise InvalidFailurePayloadError(worker_errors + list(exc.errors)) from None
+        if worker_errors:
+            raise InvalidFailurePayloadError(worker_errors)
+        return CheckedReport(message, details, used_format, worker_name, worker_version)
+
+    def record_checked(
+        self, job_id: uuid.UUID | str, target: JobStatus, report: CheckedReport
+    ) -> JobSnapshot:
+        """Record a report :meth:`check_report` returned, as
+        :meth:`record_validation_failure` (``target`` ``Validation_Failed``)
+        or :meth:`record_failure` (``Failed``) would.
+
+        Raises:
+            ValueError: ``target`` is neither.
+            JobNotFoundError, InvalidTransitionError: as those methods.
+        """
+        if target not in (JobStatus.VALIDATION_FAILED, JobStatus.FAILED):
+            raise ValueError(f"a failure is recorded as Validation_Failed or Failed, not {target.value}")
+        return self._store(job_id, target, report)
+
     def _record(
         self,
         job_id: uuid.UUID | str,
@@ -190,14 +251,12 @@ class SQLAlchemyFailureRecorder:
     ) -> JobSnapshot:
         # Check the payload before touching the database: a refusal must not
         # depend on, or change, the stored job.
-        # One refusal names every fault: the worker's and the payload's.
-        worker_name, worker_version, worker_errors = check_worker(worker)
-        try:
-            message, details, used_format = self._check_payload(error_message, error_details, error_format)
-        except InvalidFailurePayloadError as exc:
-            raise InvalidFailurePayloadError(worker_errors + list(exc.errors)) from None
-        if worker_errors:
-            raise InvalidFailurePayloadError(worker_errors)
+        report = self.check_report(error_message, error_details, error_format, worker)
+        return self._store(job_id, target, report)
+
+    def _store(self, job_id: uuid.UUID | str, target: JobStatus, report: CheckedReport) -> JobSnapshot:
+        message, details, used_format = report.message, report.details, report.error_format
+        worker_name, worker_version = report.worker_name, report.worker_version
         key = parse_job_id(job_id)
         with write_transaction():
             # One connection for the job's three statements: each
@@ -225,24 +284,6 @@ class SQLAlchemyFailureRecorder:
             # never stored without its groups, and their counts never drift.
             group_recorded_failure(failure, previous_status=current)
         return job
-
-    def payload_errors(self, error_message: Any, error_details: Any, error_format: Any) -> list[FieldError]:
-        """The faults of a failure report, without touching the database:
-        the message's length once trimmed, the details' depth and string
-        lengths, and whether they fit their (declared or recognised) format.
-        The API calls it with the schema check, so that one answer names
-        every fault; :meth:`record_validation_failure` applies the same
-        checks.
-
-        Returns:
-            Field errors with pointers into the report (``/error_message``,
-            ``/error_details/...``, ``/error_format``); empty when it is fine.
-        """
-        try:
-            self._check_payload(error_message, error_details, error_format)
-        except InvalidFailurePayloadError as exc:
-            return list(exc.errors)
-        return []
 
     def _check_payload(
         self, error_message: Any, error_details: Any, error_format: str | None

@@ -164,7 +164,7 @@ def test_a_report_deadlocked_on_every_attempt_is_a_503_saying_so_and_stores_noth
     from app import unit_of_work
     from app.services.processing_jobs.failure_recorder import SQLAlchemyFailureRecorder
 
-    real = SQLAlchemyFailureRecorder.record_validation_failure
+    real = SQLAlchemyFailureRecorder.record_checked
     calls: list[int] = []
     pauses: list[float] = []
 
@@ -173,7 +173,7 @@ def test_a_report_deadlocked_on_every_attempt_is_a_503_saying_so_and_stores_noth
         real(self, *args, **kwargs)
         raise aborted_statement()
 
-    monkeypatch.setattr(SQLAlchemyFailureRecorder, "record_validation_failure", always_deadlocked)
+    monkeypatch.setattr(SQLAlchemyFailureRecorder, "record_checked", always_deadlocked)
     monkeypatch.setattr(unit_of_work.time, "sleep", pauses.append)
     before = row(app, job["id"])
     response = client.post(job_url(job["id"], "validation-failure"), headers={"Idempotency-Key": "conflict-1"},
@@ -200,7 +200,7 @@ def test_a_report_aborted_as_a_deadlock_victim_is_recorded_once(client, app, job
     from app.models import JobFailure
     from app.services.processing_jobs.failure_recorder import SQLAlchemyFailureRecorder
 
-    real = SQLAlchemyFailureRecorder.record_validation_failure
+    real = SQLAlchemyFailureRecorder.record_checked
     calls: list[int] = []
 
     def deadlocked_once(self, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
@@ -210,7 +210,7 @@ def test_a_report_aborted_as_a_deadlock_victim_is_recorded_once(client, app, job
             raise aborted_statement()
         return recorded
 
-    monkeypatch.setattr(SQLAlchemyFailureRecorder, "record_validation_failure", deadlocked_once)
+    monkeypatch.setattr(SQLAlchemyFailureRecorder, "record_checked", deadlocked_once)
     headers = {} if key is None else {"Idempotency-Key": key}
     response = client.post(job_url(job["id"], "validation-failure"), headers=headers,
                            json={"error_message": "2 entities failed validation", "error_details": DETAILS})
@@ -243,3 +243,40 @@ def test_a_normalized_code_with_a_control_character_is_a_422_at_its_pointer(clie
     assert "control character" in problem["errors"][0]["detail"]
     assert row(app, job["id"]) == before
     assert_client_still_works(client, job["id"])
+
+
+@pytest.mark.parametrize(("path", "extra"), [
+    ("validation-failure", {}), ("result", {"status": "validation_failed"}), ("result", {"status": "failed"}),
+])
+def test_a_report_is_normalized_once_before_the_transaction(client, app, job, monkeypatch, path, extra):
+    # The API checks a report with its schema (so one 422 names every fault)
+    # and the recorder stores that checked report: its details are not
+    # normalized a second time inside the transaction, under the job's lock.
+    from app.services.processing_jobs import failure_recorder
+    from app.unit_of_work import in_write_transaction
+
+    calls = []
+    normalize = failure_recorder.normalize_error_details
+    def counted(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        calls.append(in_write_transaction())
+        return normalize(*args, **kwargs)
+
+    monkeypatch.setattr(failure_recorder, "normalize_error_details", counted)
+    response = client.post(job_url(job["id"], path), json={**FIRST_FAILURE, **extra},
+                           headers={"Idempotency-Key": f"once-{path}-{len(extra)}"})
+    assert response.status_code == 200, response.get_data(as_text=True)
+    assert calls == [False]  # once, and outside the write transaction
+    answer = response.get_json()
+    assert answer["status"] == ("Failed" if extra.get("status") == "failed" else "Validation_Failed")
+    assert answer["error_details"] == row(app, job["id"])["error_details"]
+
+
+def test_record_checked_records_only_failures(app_ctx, job):
+    from app.models import JobStatus
+    from app.registry import get_failure_recorder
+
+    recorder = get_failure_recorder()
+    report = recorder.check_report("bad", {"errors": []})
+    with pytest.raises(ValueError, match="not Completed"):
+        recorder.record_checked(job["id"], JobStatus.COMPLETED, report)
+    assert recorder.record_checked(job["id"], JobStatus.FAILED, report).status == JobStatus.FAILED
