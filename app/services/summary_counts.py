@@ -20,7 +20,7 @@ aware UTC; read-only.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -77,36 +77,23 @@ def _bucket_column(columns: Any, job_filter: JobFilter) -> Any:
     return columns.finished_bucket if job_filter.time_field is TimeField.COMPLETED else columns.created_bucket
 
 
-def _part_condition(columns: Any, job_filter: JobFilter, part: Part) -> Any:
-    """The rows of one part: its grain's, in its buckets of the filter's time field."""
-    grain, first, end = part
-    bucket = _bucket_column(columns, job_filter)
-    bounds = [columns.grain == int(grain)]
+def _bucket_range(bucket: Any, part: Part) -> Any:
+    """The rows of one part of its grain: its buckets of the filter's time field."""
+    _grain, first, end = part
+    bounds = []
     if first is not None:
         bounds.append(bucket >= first)
     if end is not None:
         bounds.append(bucket < end)
-    return sa.and_(*bounds)
+    return sa.and_(*bounds) if bounds else sa.true()
 
 
-def _signed(columns: Any, job_filter: JobFilter, parts: list[SignedPart], value: Any) -> Any:
-    """``value``, negated in the rows of the parts taken away (:func:`plan_range`)."""
-    taken = [_part_condition(columns, job_filter, part) for part, sign in parts if sign < 0]
-    return sa.case((sa.or_(*taken), -value), else_=value) if taken else value
-
-
-def _rollup_where(model: Any, job_filter: JobFilter, parts: list[SignedPart]) -> list[Any]:
-    """Conditions on a rollup model's table for the filter's non-time fields and any of ``parts``.
-
-    One statement reads every part (their conditions joined by ``OR``;
-    PostgreSQL still reads only the grains' partitions named): one round
-    trip, and the sums come back added (with :func:`_signed`, the parts
-    taken away subtracted). A code filter applies to the table's
-    ``error_code_column`` (the pair rollup's ``filter_code``; elsewhere
-    ``code``)."""
+def _filter_conditions(model: Any, job_filter: JobFilter) -> list[Any]:
+    """Conditions on a rollup model's table for the filter's non-time
+    fields. A code filter applies to the table's ``error_code_column``
+    (the pair rollup's ``filter_code``; elsewhere ``code``)."""
     columns = model.__table__.c  # Core columns: the ORM's cost more to build conditions with
-    ranges = [_part_condition(columns, job_filter, part) for part, _sign in parts]
-    conditions: list[Any] = [sa.or_(*ranges)]
+    conditions: list[Any] = []
     if job_filter.time_field is TimeField.COMPLETED:
         conditions.append(columns.finished_bucket != NOT_FINISHED)
     if job_filter.statuses:
@@ -124,6 +111,32 @@ def _rollup_where(model: Any, job_filter: JobFilter, parts: list[SignedPart]) ->
     return conditions
 
 
+def _rollup_rows(model: Any, job_filter: JobFilter, parts: list[SignedPart], *names: str) -> Any:
+    """The rows of ``parts`` that meet the filter's other conditions, as a
+    subquery of the columns ``names`` (``"bucket"``: the filter's time
+    field's) and ``jobs``, negated in the parts taken away.
+
+    One branch per grain and sign, joined by ``UNION ALL``: each reads one
+    partition (PostgreSQL) with only its own bucket ranges to test, and
+    signs no row. One ``OR`` of every part's ranges, with the sign a
+    ``CASE`` over the parts taken away, made PostgreSQL test every range
+    and the ``CASE`` on each row of each partition: at 10,000,000 jobs
+    the 28-day top codes took 25 ms instead of 15 (docs/benchmarks.md,
+    session 23). One statement still, one round trip."""
+    columns = model.__table__.c
+    bucket = _bucket_column(columns, job_filter)
+    keys = [bucket.label("bucket") if name == "bucket" else columns[name] for name in names]
+    filters = _filter_conditions(model, job_filter)
+    branches = []
+    for grain, sign in dict.fromkeys((part[0], sign) for part, sign in parts):
+        ranges = [_bucket_range(bucket, part) for part, other in parts if part[0] is grain and other == sign]
+        jobs = columns.jobs if sign > 0 else -columns.jobs
+        branches.append(
+            sa.select(*keys, jobs.label("jobs")).where(columns.grain == int(grain), sa.or_(*ranges), *filters)
+        )
+    return (branches[0] if len(branches) == 1 else sa.union_all(*branches)).subquery("parts")
+
+
 def _table(job_filter: JobFilter) -> Any:
     # A job appears once per code in the code rollup, and once per current
     # group in the group rollup: only with that condition is it one row per job.
@@ -132,49 +145,11 @@ def _table(job_filter: JobFilter) -> Any:
     return JobCodeRollup if job_filter.error_code is not None else JobCountRollup
 
 
-@dataclass(frozen=True)
-class EdgeScan:
-    """The jobs of a range's edges (:func:`plan_range`), read in one statement.
-
-    Attributes:
-        job_filter: the filter without its time bounds; its conditions
-            apply (with ``code_index=False``: an edge is half an hour at
-            most, so the time index is the narrower).
-        spans: one condition per edge, in order: the job's time in its span.
-            The spans do not overlap.
-        signs: each edge's sign, ``1`` (added) or ``-1`` (taken away).
-    """
-
-    job_filter: JobFilter
-    spans: tuple[Any, ...]
-    signs: tuple[int, ...]
-
-    @property
-    def within(self) -> Any:
-        """The condition that a job is in one of the edges."""
-        return sa.or_(*self.spans)
-
-    @property
-    def sign(self) -> Any:
-        """A job's sign (an SQL integer), by the edge it is in; 0 outside them."""
-        cases = ((span, sa.literal(sign)) for span, sign in zip(self.spans, self.signs))
-        return sa.case(*cases, else_=sa.literal(0))
-
-    def where(self) -> list[Any]:
-        """The filter's conditions and :attr:`within`."""
-        return [*self.job_filter.where(code_index=False), self.within]
-
-
-def edge_scan(job_filter: JobFilter, edges: list[Edge]) -> EdgeScan | None:
-    """The :class:`EdgeScan` of ``job_filter``'s ``edges``; ``None`` without any."""
-    if not edges:
-        return None
-    column = job_filter.time_column
-    return EdgeScan(
-        job_filter=replace(job_filter, time_from=None, time_to=None),
-        spans=tuple(sa.and_(column >= start, column < end) for (start, end), _sign in edges),
-        signs=tuple(sign for _span, sign in edges),
-    )
+def _edge_filters(job_filter: JobFilter, edges: list[Edge]) -> list[tuple[JobFilter, int]]:
+    # One statement per edge: at 10,000,000 jobs a card's edges read in one
+    # statement (their spans joined by OR, each job signed) took longer than
+    # two, each an index range scan (docs/benchmarks.md, session 23).
+    return [(replace(job_filter, time_from=start, time_to=end), sign) for (start, end), sign in edges]
 
 
 def status_rows(job_filter: JobFilter) -> dict[str, int]:
@@ -184,24 +159,19 @@ def status_rows(job_filter: JobFilter) -> dict[str, int]:
     parts, edges = plan_range(job_filter.time_from, job_filter.time_to)
     found: dict[str, int] = {}
     model = _table(job_filter)
-    columns = model.__table__.c
     if parts:
-        rows = read_rows(
-            sa.select(columns.status, _sum(_signed(columns, job_filter, parts, columns.jobs)))
-            .where(*_rollup_where(model, job_filter, parts))
-            .group_by(columns.status)
-        )
+        rows_read = _rollup_rows(model, job_filter, parts, "status")
+        rows = read_rows(sa.select(rows_read.c.status, _sum(rows_read.c.jobs)).group_by(rows_read.c.status))
         for status, count in rows:
             found[status] = found.get(status, 0) + int(count)
-    scan = edge_scan(job_filter, edges)
-    if scan is not None:
+    for edge, sign in _edge_filters(job_filter, edges):
         rows = read_rows(
-            sa.select(ProcessingJob.status, sa.func.sum(scan.sign))
-            .where(*scan.where())
+            sa.select(ProcessingJob.status, sa.func.count())
+            .where(*edge.where(code_index=False))  # an hour at most (half in a snapshot): the time index is narrower
             .group_by(ProcessingJob.status)
         )
         for status, count in rows:
-            found[status] = found.get(status, 0) + int(count)
+            found[status] = found.get(status, 0) + sign * int(count)
     return {status: count for status, count in found.items() if count}
 
 
@@ -221,38 +191,30 @@ def time_rows(
         return found
     parts, edges = plan_range(time_from, time_to, coarsest=coarsest)
     model = _table(narrowed)
-    columns = model.__table__.c
-    bucket = _bucket_column(columns, narrowed)
     if parts:
+        rows_read = _rollup_rows(model, narrowed, parts, "grain", "bucket")
         rows = read_rows(
-            sa.select(columns.grain, bucket, _sum(_signed(columns, narrowed, parts, columns.jobs)))
-            .where(*_rollup_where(model, narrowed, parts))
-            .group_by(columns.grain, bucket)
+            sa.select(rows_read.c.grain, rows_read.c.bucket, _sum(rows_read.c.jobs))
+            .group_by(rows_read.c.grain, rows_read.c.bucket)
         )
         for grain, number, count in rows:
             key = bucket_start(number, Grain(grain))
             found[key] = found.get(key, 0) + int(count)
-    scan = edge_scan(narrowed, edges)
-    if scan is not None:
-        # One count per edge, each put in the hour it starts in.
-        counts = read_rows(
-            sa.select(*(sa.func.count(sa.case((span, 1))) for span in scan.spans))
-            .select_from(ProcessingJob)
-            .where(*scan.where())
-        )[0]
-        for ((start, _end), sign), count in zip(edges, counts):
-            if count:
-                key = start.replace(minute=0, second=0, microsecond=0)
-                found[key] = found.get(key, 0) + sign * count
+    for edge, sign in _edge_filters(narrowed, edges):
+        assert edge.time_from is not None
+        count = read_rows(sa.select(sa.func.count()).select_from(ProcessingJob).where(*edge.where(code_index=False)))[0][0]
+        if count:
+            key = edge.time_from.replace(minute=0, second=0, microsecond=0)
+            found[key] = found.get(key, 0) + sign * count
     return {key: count for key, count in found.items() if count}
 
 
-def code_rows(job_filter: JobFilter) -> tuple[list[tuple[str, int, int, int]], EdgeScan | None]:
+def code_rows(job_filter: JobFilter) -> tuple[list[tuple[str, int, int, int]], list[tuple[JobFilter, int]]]:
     """Exact ``(code, jobs, errors, warnings)`` of every code from the
     rollups' whole weeks, days and hours (or all time), for a filter
-    :func:`rollup_covers`; and the :class:`EdgeScan` of the jobs whose
-    codes the caller must add or take away, read from their details
-    (:func:`plan_range`), or ``None``.
+    :func:`rollup_covers`; and the edge filters whose jobs the caller must
+    add (sign ``1``) or take away (``-1``): their codes are read from the
+    jobs' details (:func:`~app.services.summary_ranges.plan_range`).
 
     The other codes of the jobs of an ``error_code`` come from the pair
     rollup and that code's own count from the code rollup; the codes of the
@@ -275,16 +237,12 @@ def code_rows(job_filter: JobFilter) -> tuple[list[tuple[str, int, int, int]], E
     parts, edges = plan_range(job_filter.time_from, job_filter.time_to, coarsest=coarsest)
     found: list[tuple[str, int, int, int]] = []
     for model in tables if parts else ():
-        columns = model.__table__.c
-        signed = _signed(columns, job_filter, parts, columns.jobs)
-        jobs = _sum(signed)
-        errors = _sum(sa.case((columns.has_error.is_(True), signed), else_=0))
-        warnings = _sum(sa.case((columns.has_warning.is_(True), signed), else_=0))
+        rows_read = _rollup_rows(model, job_filter, parts, "code", "has_error", "has_warning")
+        jobs = _sum(rows_read.c.jobs)
+        errors = _sum(sa.case((rows_read.c.has_error.is_(True), rows_read.c.jobs), else_=0))
+        warnings = _sum(sa.case((rows_read.c.has_warning.is_(True), rows_read.c.jobs), else_=0))
         # The tables list different codes (the pair rollup never the filter's own): no code twice.
         found.extend(read_rows(
-            sa.select(columns.code, jobs, errors, warnings)
-            .where(*_rollup_where(model, job_filter, parts))
-            .group_by(columns.code)
-            .having(jobs > 0)
+            sa.select(rows_read.c.code, jobs, errors, warnings).group_by(rows_read.c.code).having(jobs > 0)
         ))
-    return found, edge_scan(job_filter, edges)
+    return found, _edge_filters(job_filter, edges)

@@ -32,7 +32,7 @@ from app.extensions import db
 from app.models import ProcessingJob
 from app.services.bounded_scan import bounded_scan
 from app.services.processing_jobs.job_filter import JobFilter
-from app.services.summary_counts import EdgeScan, code_rows, read_rows, rollup_covers
+from app.services.summary_counts import code_rows, read_rows, rollup_covers
 
 #: Most jobs :func:`top_error_codes` reads for a filter with a search, a
 #: document, or both a group and an error code (it unpacks each one's JSON:
@@ -112,10 +112,10 @@ def top_error_codes(
     if rollup_covers(job_filter):
         rollup, edges = code_rows(job_filter)
         totals = {code: (jobs, errors, warnings) for code, jobs, errors, warnings in rollup}
-        if edges is not None:  # half an hour at most each, signed
-            for code, jobs, errors, warnings in _scanned_code_rows(edges.job_filter, None, edges)[0]:
+        for edge, sign in edges:  # half an hour at most each
+            for code, jobs, errors, warnings in _scanned_code_rows(edge, None)[0]:
                 was = totals.get(code, (0, 0, 0))
-                totals[code] = (was[0] + jobs, was[1] + errors, was[2] + warnings)
+                totals[code] = (was[0] + sign * jobs, was[1] + sign * errors, was[2] + sign * warnings)
     else:
         rows, scanned, capped = _scanned_code_rows(job_filter, scan_limit)
         totals = {code: (jobs, errors, warnings) for code, jobs, errors, warnings in rows}
@@ -132,27 +132,19 @@ def top_error_codes(
 
 
 def _scanned_code_rows(
-    job_filter: JobFilter, scan_limit: int | None, edges: EdgeScan | None = None
+    job_filter: JobFilter, scan_limit: int | None
 ) -> tuple[list[tuple[str, int, int, int]], int, bool]:
     """``(code, jobs, errors, warnings)`` of every code in the newest
     ``scan_limit`` jobs of the filter (all for ``None``), read from their
-    details; how many jobs were read; and whether more match. One statement.
-
-    With ``edges`` (and its ``job_filter``), the jobs of the edges only,
-    each counted with its edge's sign: the sums are then what the edges add
-    to the rollups' counts.
-    """
+    details; how many jobs were read; and whether more match. One statement."""
     dialect = db.session.get_bind().dialect.name
     details = (
         sa.type_coerce(ProcessingJob.error_details, JSONB) if dialect == "postgresql" else ProcessingJob.error_details
     )
-    sign = sa.literal(1) if edges is None else edges.sign
     scan = bounded_scan(
         job_filter,
-        [ProcessingJob.id.label("job_id"), details.label("details"), sign.label("sign")],
+        [ProcessingJob.id.label("job_id"), details.label("details")],
         scan_limit,
-        *(() if edges is None else (edges.within,)),
-        code_index=edges is None,  # an edge's time range is the narrower
     )
     newest = scan.jobs
     if dialect == "postgresql":
@@ -178,22 +170,19 @@ def _scanned_code_rows(
         is_code = sa.and_(sa.func.json_type(newest.c.details, "$.errors") == "array", code.is_not(None))
         severity = sa.case((item.c.type == "object", sa.func.json_extract(item.c.value, "$.severity")))
         source = newest.join(item, sa.true())
-    # One row per job and code (its sign, and whether an item of it is an
-    # error or a warning): each counts a job once.
-    is_warning = sa.case((severity == "warning", 1), else_=0)
-    is_error = sa.case((severity == "warning", 0), (severity == "information", 0), else_=1)
-    pairs = (
-        sa.select(newest.c.job_id, newest.c.sign, code.label("code"),
-                  sa.func.max(is_error).label("error"), sa.func.max(is_warning).label("warning"))
+    # One row per job, code and kind of severity: each counts a job once.
+    kind = sa.case((severity == "warning", "warning"), (severity == "information", "information"), else_="error")
+    triples = (
+        sa.select(newest.c.job_id, code.label("code"), kind.label("kind"))
         .select_from(source)
         .where(is_code)
-        .group_by(newest.c.job_id, newest.c.sign, code)
-        .subquery("pairs")
+        .distinct()
+        .subquery("triples")
     )
-    jobs = sa.func.sum(pairs.c.sign).label("jobs")
-    errors = sa.func.sum(pairs.c.sign * pairs.c.error).label("errors")
-    warnings = sa.func.sum(pairs.c.sign * pairs.c.warning).label("warnings")
-    per_code = sa.select(pairs.c.code, jobs, errors, warnings).group_by(pairs.c.code).subquery("per_code")
+    jobs = sa.func.count(sa.distinct(triples.c.job_id)).label("jobs")
+    errors = sa.func.count(sa.case((triples.c.kind == "error", 1))).label("errors")
+    warnings = sa.func.count(sa.case((triples.c.kind == "warning", 1))).label("warnings")
+    per_code = sa.select(triples.c.code, jobs, errors, warnings).group_by(triples.c.code).subquery("per_code")
     # One row at least, for the count, when the jobs read carry no code.
     one = sa.select(sa.literal(1).label("one")).subquery("one")
     rows = read_rows(
