@@ -67,11 +67,10 @@ def _report_faults(body: Any) -> list[Any]:
         return []
     if body.get("status") == "completed":
         return lifecycle.entity_errors(body.get("entities"))
-    worker_faults = check_worker(body.get("worker"))[2]
     recorder = get_failure_recorder()
     if "error_message" not in body or not hasattr(recorder, "check_report"):
-        return worker_faults
-    try:
+        return check_worker(body.get("worker"))[2]
+    try:  # check_report names the worker's faults too
         _check_report(recorder, body)
     except InvalidFailurePayloadError as exc:
         return list(exc.errors)
