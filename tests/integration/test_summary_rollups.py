@@ -477,6 +477,110 @@ def test_the_week_migration_sums_the_days_as_the_triggers_count_weeks_and_goes_d
         db.engine.dispose()
 
 
+ROLLUP_TABLES = (JobCountRollup, JobCodeRollup, JobGroupRollup, JobCodePairRollup, JobGroupCodeRollup)
+SECONDS = {Grain.DAY: 86400, Grain.HOUR: 3600, Grain.WEEK: 7 * 86400}
+EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+
+def _every_rollup_row() -> dict[str, dict[tuple, int]]:
+    """table -> its key without the shard (columns in primary-key order) -> jobs, shards summed, zeros left out."""
+    found = {}
+    for table in ROLLUP_TABLES:
+        key = [c for c in table.__table__.primary_key.columns if c.name != "shard"]
+        rows = db.session.execute(sa.select(*key, sa.func.sum(table.jobs)).group_by(*key)).all()
+        found[table.__tablename__] = {tuple(row[:-1]): int(row[-1]) for row in rows if row[-1]}
+    db.session.remove()
+    return found
+
+
+def _hour(moment: datetime | None) -> int:
+    return -1 if moment is None else (moment - EPOCH) // timedelta(hours=1)
+
+
+def _hour_rows(table: Any, *first: Any) -> dict[tuple, int]:
+    """``table``'s hour rows: (*first, created hour, finished hour, status, job type, acknowledged) -> jobs."""
+    columns = (*first, table.created_bucket, table.finished_bucket, table.status, table.job_type, table.acknowledged)
+    rows = db.session.execute(sa.select(*columns, sa.func.sum(table.jobs)).where(table.grain == int(Grain.HOUR))
+                              .group_by(*columns)).all()
+    db.session.remove()
+    return {(*row[:-2], bool(row[-2])): int(row[-1]) for row in rows if row[-1]}
+
+
+def _exact_hour_rows() -> tuple[dict[tuple, int], dict[tuple, int]]:
+    """The count rollup's and the group rollup's hour rows, counted from the jobs' exact times."""
+    jobs = {job.id: (_hour(job.created_at), _hour(job.completed_at), job.status, job.job_type,
+                     job.acknowledged_at is not None) for job in db.session.scalars(sa.select(ProcessingJob))}
+    groups = Counter((group_id, *jobs[job_id]) for group_id, job_id in db.session.execute(
+        sa.select(FailureOccurrence.group_id, FailureOccurrence.job_id).where(FailureOccurrence.is_current)))
+    db.session.remove()
+    return dict(Counter(jobs.values())), dict(groups)
+
+
+def test_the_exact_bucket_migration_counts_the_last_half_millisecond_of_an_hour_in_it(empty_database_url):
+    """SQLite's strftime('%s') rounds a time to milliseconds, so its triggers
+    counted a job created or finished in the last half millisecond of an
+    hour in the next hour, day and week. 0027 re-creates them on whole
+    seconds and moves the rows already counted: then every rollup holds
+    each job at its exact buckets (as PostgreSQL's always did), later
+    writes keep them so, and the downgrade gives back the rows it found."""
+    app = create_app({"SQLALCHEMY_DATABASE_URI": empty_database_url, "TESTING": True})
+    rng = random.Random(27)
+    with app.app_context():
+        upgrade(revision="0026_code_rollup_weeks")
+        _random_operations(rng, 80)
+        _fail_waiting_jobs(rng)
+        edges = (
+            datetime(2025, 3, 6, tzinfo=timezone.utc) - timedelta(microseconds=300),  # a Wednesday: week, day, hour
+            datetime(2025, 3, 3, tzinfo=timezone.utc) - timedelta(microseconds=400),  # a day and an hour
+            datetime(2025, 3, 2, 10, tzinfo=timezone.utc) - timedelta(microseconds=1),  # an hour
+        )
+        for n in range(3):  # pending, so not on any group
+            create_job(f"doc-edge-{n}", TYPES[n])
+        failing = db.session.scalars(sa.select(FailureOccurrence.job_id).where(FailureOccurrence.is_current)
+                                     .distinct().order_by(FailureOccurrence.job_id)).all()
+        others = db.session.scalars(sa.select(ProcessingJob.id).where(ProcessingJob.id.not_in(failing))
+                                    .order_by(ProcessingJob.id)).all()
+        db.session.remove()
+        assert len(failing) >= 6 and len(others) >= 3
+        for n, job_id in enumerate(failing[:6] + others[:3]):
+            _place(job_id, created_at=edges[n % 3])
+        for n, job_id in enumerate(failing[3:9]):  # failing jobs have finished
+            _place(job_id, completed_at=edges[n % 3])
+
+        before = _every_rollup_row()
+        upgrade()
+        after = _every_rollup_row()
+        counts, groups = _exact_hour_rows()
+        assert _hour_rows(JobCountRollup) == counts
+        assert _hour_rows(JobGroupRollup, JobGroupRollup.group_id) == groups
+        assert (after != before) == (db.engine.dialect.name == "sqlite")  # PostgreSQL's were exact already
+
+        downgrade(revision="0026_code_rollup_weeks")
+        assert _every_rollup_row() == before
+        upgrade()
+        assert _every_rollup_row() == after
+
+        # Every job moved by the triggers to one far hour: nothing stays at the buckets they counted it in.
+        far = datetime(2031, 1, 1, 0, 30, tzinfo=timezone.utc)
+        jobs = ProcessingJob.__table__
+        with db.engine.begin() as connection:
+            connection.execute(sa.update(jobs).values(
+                created_at=far, completed_at=sa.case((jobs.c.completed_at.is_(None), None), else_=far)))
+        by_name = {table.__tablename__: table for table in ROLLUP_TABLES}
+        for table, rows in _every_rollup_row().items():
+            names = [c.name for c in by_name[table].__table__.primary_key.columns if c.name != "shard"]
+            grain_at, created_at, finished_at = (names.index(n) for n in ("grain", "created_bucket",
+                                                                           "finished_bucket"))
+            for key, jobs_counted in rows.items():
+                grain = Grain(key[grain_at])
+                if grain is Grain.ALL:
+                    continue
+                bucket = (far - EPOCH) // timedelta(seconds=SECONDS[grain])
+                assert key[created_at] == bucket and key[finished_at] in (bucket, -1), (table, key, jobs_counted)
+                assert jobs_counted > 0, (table, key)
+        db.engine.dispose()
+
+
 def _group_rollup_rows() -> dict[tuple, int]:
     """(group, grain, created, finished, status, job type, acknowledged) -> jobs, shards summed, zeros left out."""
     key = [c for c in JobGroupRollup.__table__.primary_key.columns if c.name != "shard"]
