@@ -147,8 +147,11 @@ def clean_json_value(value: Any, *, max_depth: int, max_string_length: int | Non
 
     Raises:
         InvalidJSONValueError: a non-JSON type (set, bytes, object...), a
-            non-string key, NaN or an infinity, nesting deeper than
-            ``max_depth``, or a string longer than ``max_string_length``. Iterative, so hostile nesting cannot exhaust the stack.
+            non-string key, two keys of one object that the text rule makes
+            equal (``"a\\u0000"`` and ``"a\\ufffd"``), NaN or an infinity,
+            nesting deeper than ``max_depth``, or a string longer than
+            ``max_string_length``. Iterative, so hostile nesting cannot
+            exhaust the stack.
     """
     root: list[Any] = [None]
     # Work items: (value, container, key-in-container, pointer, depth)
@@ -177,6 +180,14 @@ def clean_json_value(value: Any, *, max_depth: int, max_string_length: int | Non
                 if max_string_length is not None and len(child_key) > max_string_length:
                     raise InvalidJSONValueError(pointer, f"keys must be at most {max_string_length} characters")
                 clean_key = clean_text(child_key)
+                if clean_key in copy:
+                    # Keys are unique as sent (the parser refuses duplicates):
+                    # two became one by the rule. Keeping either would drop
+                    # the other's value without a word.
+                    raise InvalidJSONValueError(
+                        f"{pointer}/{escape_token(clean_key)}",
+                        "two keys of this object are the same once NUL and lone surrogates are replaced"
+                        " by U+FFFD: rename one")
                 copy[clean_key] = None
                 members.append((child, copy, clean_key, f"{pointer}/{escape_token(clean_key)}", depth + 1))
             # Reversed: the first member is taken next, so the fault named is

@@ -182,3 +182,30 @@ def test_a_control_character_in_an_entitys_code_or_unit_is_a_422_at_its_pointer(
         "#/entities/0/code", "#/entities/1/code_system", "#/entities/2/value/unit"]
     assert all("control character" in e["detail"] for e in problem["errors"])
     assert row(app, job["id"]) == before
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "pointer"),
+    [
+        pytest.param("validation-failure", {"error_message": "m", "error_details": {
+            "n\x00": "first", "n\ud800": "second", "n\ufffd": "third"}}, "#/error_details/n%EF%BF%BD",
+            id="details"),
+        pytest.param("validation-failure", {"error_message": "m", "error_details": {"schema_version": 1, "errors": [
+            {"code": "c", "message": "m", "ctx": {"k\x00": 1, "k\udfff": 2}}]}},
+            "#/error_details/errors/0/ctx/k%EF%BF%BD", id="normalized-ctx"),
+        pytest.param("result", {"status": "completed", "entities": [
+            {**ENTITY, "attributes": {"note": {"a\ud800": 1, "a\udc00": 2}}}]},
+            "#/entities/0/attributes/note/a%EF%BF%BD", id="entity-attributes"),
+    ],
+)
+def test_keys_made_equal_by_the_storage_rule_are_a_422_at_the_key_and_change_nothing(client, app, job, path,
+                                                                                   body, pointer):
+    """NUL and lone surrogates are stored as U+FFFD; two keys of one object
+    that become the same key that way would keep one value and drop the
+    other without a word, so the report is refused at that key."""
+    before = row(app, job["id"])
+    slug = "invalid-entities" if path == "result" else "invalid-failure"
+    problem = assert_problem(client.post(job_url(job["id"], path), json=body), 422, slug)
+    assert [place for _, place in places(problem)] == [pointer]
+    assert "U+FFFD" in problem["errors"][0]["detail"]
+    assert row(app, job["id"]) == before
