@@ -15,7 +15,7 @@ import binascii
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any
 
 import sqlalchemy as sa
@@ -287,19 +287,25 @@ def _decode_cursor(cursor: str, sort: str) -> tuple[Any, int]:
         raw = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
     except (ValueError, binascii.Error):
         raise bad from None
-    if not isinstance(raw, list) or len(raw) != 3 or raw[0] != sort or type(raw[2]) is not int:
+    # The id is an INTEGER column and a count a BIGINT: a value beyond them
+    # would reach the database as a bind it refuses (a 500), not a 400.
+    if (not isinstance(raw, list) or len(raw) != 3 or raw[0] != sort or type(raw[2]) is not int
+            or not 0 <= raw[2] < 2**31):
         raise bad
     value = raw[1]
     if sort == "job_count":
-        if type(value) is not int:
+        if type(value) is not int or not 0 <= value < 2**63:
             raise bad
         return value, raw[2]
     try:
         parsed = datetime.fromisoformat(value)
-    except (TypeError, ValueError):
+        if parsed.tzinfo is None:
+            raise bad
+        # In UTC here: an offset can carry 9999-12-31T23:59-01:00 past the
+        # last year a datetime holds, which failed when the query bound it.
+        parsed = parsed.astimezone(timezone.utc)
+    except (TypeError, ValueError, OverflowError):
         raise bad from None
-    if parsed.tzinfo is None:
-        raise bad
     return parsed, raw[2]
 
 

@@ -100,7 +100,13 @@ def test_the_job_count_sort_pages_through_every_group_most_jobs_first(client):
 @pytest.mark.parametrize(
     "query",
     ["?state=open", "?sort=size", "?limit=0", "?cursor=nope", "?from=yesterday", "?grouping_version=7",
-     "?sort=job_count&cursor=WyJsYXN0X3NlZW4iLCIyMDI2LTAxLTAxVDAwOjAwOjAwKzAwOjAwIiwxXQ"],
+     "?sort=job_count&cursor=WyJsYXN0X3NlZW4iLCIyMDI2LTAxLTAxVDAwOjAwOjAwKzAwOjAwIiwxXQ",
+     # Crafted cursors: an offset that carries the year past 9999 or before 1
+     # in UTC, an id beyond INTEGER, a count beyond BIGINT (each was a 500).
+     "?cursor=WyJsYXN0X3NlZW4iLCI5OTk5LTEyLTMxVDIzOjU5OjU5LTAxOjAwIiwxXQ",
+     "?sort=first_seen&cursor=WyJmaXJzdF9zZWVuIiwiMDAwMS0wMS0wMVQwMDowMDowMCsxNDowMCIsMV0",
+     "?cursor=WyJsYXN0X3NlZW4iLCIyMDI2LTAxLTAxVDAwOjAwOjAwKzAwOjAwIiwxMDk5NTExNjI3Nzc2XQ",
+     "?sort=job_count&cursor=WyJqb2JfY291bnQiLDEwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAsMV0"],
 )
 def test_bad_queries_are_400_problems(client, query):
     response = client.get("/api/v1/failure-groups" + query)
