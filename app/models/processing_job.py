@@ -17,6 +17,23 @@ from app.models.types import JSONDocument, UTCDateTime, utcnow
 DOCUMENT_ID_MAX_LENGTH = 200
 JOB_TYPE_MAX_LENGTH = 64
 
+#: A job whose ``error_details.errors`` is an array of more items than this
+#: is *wide*: the two pair rollups (:class:`~app.models.job_rollup.JobCodePairRollup`,
+#: :class:`~app.models.job_rollup.JobGroupCodeRollup`) leave it out, since a
+#: job with k codes writes about k * k rows there (a report of 200 codes took
+#: 3 to 13 s; migration 0028), and the top codes read its codes from its
+#: details instead (app/services/top_codes.py).
+WIDE_JOB_ITEMS = 16
+#: "This job is wide" as SQL on a ``processing_jobs`` row, per dialect: the
+#: predicate of the partial index ``ix_processing_jobs_wide_created_at``.
+#: A query must say it in these words for the planner to use the index.
+WIDE_JOB_SQL = {
+    "postgresql": "CASE WHEN jsonb_typeof(error_details -> 'errors') = 'array'"
+                  f" THEN jsonb_array_length(error_details -> 'errors') ELSE 0 END > {WIDE_JOB_ITEMS}",
+    "sqlite": "CASE WHEN json_type(error_details, '$.errors') = 'array'"
+              f" THEN json_array_length(error_details, '$.errors') ELSE 0 END > {WIDE_JOB_ITEMS}",
+}
+
 #: Schema objects of ``processing_jobs`` that exist on PostgreSQL only, made
 #: by migration 0008 and left out of the model (SQLite has no such column):
 #: the search's stored text ``search_text`` (generated from the document id,
@@ -80,6 +97,14 @@ class ProcessingJob(db.Model):
             postgresql_using="gin",
             postgresql_ops={"error_details": "jsonb_path_ops"},
             sqlite_where=sa.text("0"),
+        ),
+        # The wide jobs, which the top codes under a code or group filter
+        # read one by one (migration 0028): few, so a small index.
+        sa.Index(
+            "ix_processing_jobs_wide_created_at",
+            "created_at",
+            postgresql_where=sa.text(WIDE_JOB_SQL["postgresql"]),
+            sqlite_where=sa.text(WIDE_JOB_SQL["sqlite"]),
         ),
     )
 

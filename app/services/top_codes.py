@@ -30,6 +30,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 
 from app.extensions import db
 from app.models import ProcessingJob
+from app.models.processing_job import WIDE_JOB_SQL
 from app.services.bounded_scan import bounded_scan
 from app.services.processing_jobs.job_filter import JobFilter
 from app.services.summary_counts import code_rows, read_rows, rollup_covers
@@ -113,9 +114,13 @@ def top_error_codes(
         rollup, edges = code_rows(job_filter)
         totals = {code: (jobs, errors, warnings) for code, jobs, errors, warnings in rollup}
         for edge, sign in edges:  # half an hour at most each
-            for code, jobs, errors, warnings in _scanned_code_rows(edge, None)[0]:
-                was = totals.get(code, (0, 0, 0))
-                totals[code] = (was[0] + sign * jobs, was[1] + sign * errors, was[2] + sign * warnings)
+            _add(totals, _scanned_code_rows(edge, None)[0], sign)
+        if job_filter.error_code is not None or job_filter.group_id is not None:
+            for wide_filter, sign in _wide_reads(job_filter, edges):
+                rows = _scanned_code_rows(wide_filter, None, _is_wide())[0]
+                # The filter's own code is counted for every job, wide ones
+                # too, by the code rollup: only the others come from here.
+                _add(totals, [row for row in rows if row[0] != job_filter.error_code], sign)
     else:
         rows, scanned, capped = _scanned_code_rows(job_filter, scan_limit)
         totals = {code: (jobs, errors, warnings) for code, jobs, errors, warnings in rows}
@@ -131,12 +136,39 @@ def top_error_codes(
     )
 
 
+def _add(totals: dict[str, tuple[int, int, int]], rows: list[tuple[str, int, int, int]], sign: int) -> None:
+    for code, jobs, errors, warnings in rows:
+        was = totals.get(code, (0, 0, 0))
+        totals[code] = (was[0] + sign * jobs, was[1] + sign * errors, was[2] + sign * warnings)
+
+
+def _is_wide() -> Any:
+    """The condition "the job is wide" (:data:`~app.models.processing_job.WIDE_JOB_SQL`),
+    in the words of its partial index so the planner can use it."""
+    dialect = db.session.get_bind().dialect.name
+    return sa.text("(" + WIDE_JOB_SQL[dialect].replace("error_details", "processing_jobs.error_details") + ")")
+
+
+def _wide_reads(job_filter: JobFilter, edges: list[tuple[JobFilter, int]]) -> list[tuple[JobFilter, int]]:
+    """Where the codes of the wide jobs (left out of the pair rollups, migration
+    0028) are read, with their signs: the rollups' parts of the range,
+    which are the whole range less its edges (the edges read every job,
+    wide ones too).
+
+    For a code X and the narrow jobs N, the wide ones W, the parts P and
+    edges E of a range R (P + E = R, signs included): the pair rollup gives
+    N(P), the edges N(E) + W(E), and these reads W(R) - W(E), so the total
+    is N(R) + W(R)."""
+    return [(job_filter, 1), *((edge, -sign) for edge, sign in edges)]
+
+
 def _scanned_code_rows(
-    job_filter: JobFilter, scan_limit: int | None
+    job_filter: JobFilter, scan_limit: int | None, *extra: Any
 ) -> tuple[list[tuple[str, int, int, int]], int, bool]:
     """``(code, jobs, errors, warnings)`` of every code in the newest
-    ``scan_limit`` jobs of the filter (all for ``None``), read from their
-    details; how many jobs were read; and whether more match. One statement."""
+    ``scan_limit`` jobs of the filter (all for ``None``) that also meet the
+    ``extra`` conditions, read from their details; how many jobs were read;
+    and whether more match. One statement."""
     dialect = db.session.get_bind().dialect.name
     details = (
         sa.type_coerce(ProcessingJob.error_details, JSONB) if dialect == "postgresql" else ProcessingJob.error_details
@@ -145,6 +177,7 @@ def _scanned_code_rows(
         job_filter,
         [ProcessingJob.id.label("job_id"), details.label("details")],
         scan_limit,
+        *extra,
     )
     newest = scan.jobs
     if dialect == "postgresql":

@@ -124,7 +124,8 @@ def test_the_group_migrations_follow_the_search_one_and_go_down_cleanly(empty_da
     assert script.get_revision("0025_resolved_in_worker").down_revision == "0024_partition_group_rollups"
     assert script.get_revision("0026_code_rollup_weeks").down_revision == "0025_resolved_in_worker"
     assert script.get_revision("0027_sqlite_exact_buckets").down_revision == "0026_code_rollup_weeks"
-    assert script.get_heads() == ["0027_sqlite_exact_buckets"]
+    assert script.get_revision("0028_wide_jobs").down_revision == "0027_sqlite_exact_buckets"
+    assert script.get_heads() == ["0028_wide_jobs"]
     app = create_app({"SQLALCHEMY_DATABASE_URI": empty_database_url, "TESTING": True})
     with app.app_context():
         def tables() -> set[str]:

@@ -30,6 +30,7 @@ from app.models import (
     ProcessingJob,
 )
 from app.models.job_status import FAILURE_STATUSES
+from app.models.processing_job import WIDE_JOB_ITEMS
 from app.registry import get_failure_recorder
 from app.services import bulk_actions, dashboard_stats, top_codes
 from app.services.chart_buckets import FAILURES_SHOWN, chart_window, floor_to_bucket
@@ -48,6 +49,8 @@ T0 = datetime(2025, 3, 1, tzinfo=timezone.utc)
 SPREAD_DAYS = 24
 NOW = T0 + timedelta(days=SPREAD_DAYS + 1)
 CODES = ("c.alpha", "c.beta", "c.gamma", "c.delta", "c.eps")
+#: Codes only wide jobs carry, besides the others.
+WIDE_CODES = ("c.wide.1", "c.wide.2", "c.wide.3")
 TYPES = ("entity_extraction", "ocr", "coding")
 SEVERITIES = (None, "error", "fatal", "warning", "information")
 
@@ -59,8 +62,12 @@ def _details(rng: random.Random) -> Any:
     if shape < 0.15:
         return None
     items = []
-    for _ in range(rng.randint(0, 4)):
-        item: dict[str, Any] = {"code": rng.choice(CODES), "message": "bad value", "pointer": "/entities/0"}
+    # Now and then a wide job (more than WIDE_JOB_ITEMS items): the pair
+    # rollups leave it out and the top codes read it from its details.
+    wide = shape > 0.93  # no draw of its own: the other jobs' draws stay as they were
+    for _ in range(rng.randint(WIDE_JOB_ITEMS + 1, WIDE_JOB_ITEMS + 3) if wide else rng.randint(0, 4)):
+        item: dict[str, Any] = {"code": rng.choice(CODES + WIDE_CODES if wide else CODES), "message": "bad value",
+                                "pointer": "/entities/0"}
         severity = rng.choice(SEVERITIES)
         if severity is not None:
             item["severity"] = severity
@@ -188,6 +195,11 @@ def _matching(job_filter: JobFilter) -> list[ProcessingJob]:
     return list(db.session.scalars(sa.select(ProcessingJob).where(*job_filter.where())))
 
 
+def _is_wide(details: Any) -> bool:
+    errors = details.get("errors") if isinstance(details, dict) else None
+    return isinstance(errors, list) and len(errors) > WIDE_JOB_ITEMS
+
+
 def _codes(details: Any) -> dict[str, tuple[bool, bool]]:
     """code -> (as an error, as a warning) in one job, the rule of CodeCount."""
     found: dict[str, tuple[bool, bool]] = {}
@@ -238,6 +250,56 @@ def _check_summary(job_filter: JobFilter) -> int:
     assert {b.start: b.count for b in timeline.buckets if b.count} == dict(per_bucket), job_filter
     assert not timeline.capped
     return sum(counts.counts.values())
+
+
+def test_the_top_codes_of_a_code_or_a_group_count_wide_jobs_from_their_details(app_ctx):
+    """Wide jobs (more than WIDE_JOB_ITEMS items) are left out of the pair
+    rollups (migration 0028); under a code or a group filter the top codes
+    read their codes from their details over the range less its edges, and
+    every code's counts equal a brute-force count, ranges with partial
+    weeks, days and hours (some counted as their whole less the rest)
+    included."""
+    rng = random.Random(28)
+    recorder = get_failure_recorder()
+    for n in range(48):
+        job = create_job(f"doc-{n}", rng.choice(TYPES))
+        _place(job.id, created_at=_when(rng))
+        wide = n % 3 == 0
+        items = []
+        for _ in range(rng.randint(WIDE_JOB_ITEMS + 1, WIDE_JOB_ITEMS + 4) if wide else rng.randint(1, 3)):
+            item = {"code": rng.choice(CODES + WIDE_CODES if wide else CODES), "message": "bad value",
+                    "pointer": "/entities/0"}
+            severity = rng.choice(SEVERITIES)
+            if severity is not None:
+                item["severity"] = severity
+            items.append(item)
+        recorder.record_validation_failure(job.id, "failed", {"errors": items})
+        if rng.random() < 0.5:
+            _place(job.id, completed_at=_when(rng))
+    group_ids = sorted(db.session.scalars(sa.select(FailureOccurrence.group_id).distinct()))
+    db.session.rollback()
+    with_wide = 0
+    for _ in range(80):
+        job_filter = replace(_random_filter(rng, group_ids), document_id=None, document_prefix=None)
+        if rng.random() < 0.5:
+            job_filter = replace(job_filter, group_id=None, error_code=rng.choice(CODES + WIDE_CODES))
+        else:
+            job_filter = replace(job_filter, group_id=rng.choice(group_ids), error_code=None)
+        assert rollup_covers(job_filter)
+        matching = _matching(job_filter)
+        with_wide += any(_is_wide(job.error_details) for job in matching)
+        totals: dict[str, list[int]] = {}
+        for job in matching:
+            for code, (error, warning) in _codes(job.error_details).items():
+                total = totals.setdefault(code, [0, 0, 0])
+                total[0] += 1
+                total[1] += error
+                total[2] += warning
+        top = top_codes.top_error_codes(job_filter, limit=100, scan_limit=1)
+        assert sorted((r.code, r.jobs, r.errors, r.warnings) for r in top.codes) == sorted(
+            (code, *total) for code, total in totals.items()), job_filter
+        assert not top.capped and top.scanned == 0
+    assert with_wide >= 12  # 17 of 80 filters match a wide job (seed 28)
 
 
 def test_the_summary_equals_a_brute_force_count_after_random_operations(app_ctx):
@@ -297,6 +359,11 @@ def test_the_rollups_sum_to_the_jobs(app_ctx):
     _random_operations(rng, 120)
     _fail_waiting_jobs(rng)
     _random_operations(rng, 30)
+    for n in range(2):  # wide jobs for certain, on groups of their own and of others
+        job = create_job(f"doc-wide-{n}", TYPES[n])
+        get_failure_recorder().record_validation_failure(job.id, "failed", {"errors": [
+            {"code": (CODES + WIDE_CODES)[i % 8], "message": "bad value", "pointer": "/entities/0"}
+            for i in range(WIDE_JOB_ITEMS + 1 + n)]})
     jobs = db.session.scalar(sa.select(sa.func.count()).select_from(ProcessingJob))
     with_code = sum(len(_codes(job.error_details)) for job in _matching(JobFilter()))
     for table, expected in ((JobCountRollup, jobs), (JobCodeRollup, with_code)):
@@ -315,8 +382,10 @@ def test_the_rollups_sum_to_the_jobs(app_ctx):
         assert {group: int(n) for group, n in rows if n} == dict(current), grain
     assert db.session.scalar(sa.select(sa.func.min(JobGroupRollup.jobs))) >= 0
     # The pair rollups: (code, other code) once per job having both; (group,
-    # code) once per current occurrence and code of its job.
-    jobs_by_id = {job.id: _codes(job.error_details) for job in _matching(JobFilter())}
+    # code) once per current occurrence and code of its job; no wide job in either.
+    jobs = _matching(JobFilter())
+    assert any(_is_wide(job.error_details) for job in jobs)
+    jobs_by_id = {job.id: {} if _is_wide(job.error_details) else _codes(job.error_details) for job in jobs}
     pairs = Counter((a, b) for codes in jobs_by_id.values() for a in codes for b in codes if a != b)
     group_codes = Counter(
         (group_id, code)
@@ -548,7 +617,7 @@ def test_the_exact_bucket_migration_counts_the_last_half_millisecond_of_an_hour_
             _place(job_id, completed_at=edges[n % 3])
 
         before = _every_rollup_row()
-        upgrade()
+        upgrade(revision="0027_sqlite_exact_buckets")
         after = _every_rollup_row()
         counts, groups = _exact_hour_rows()
         assert _hour_rows(JobCountRollup) == counts
@@ -557,7 +626,7 @@ def test_the_exact_bucket_migration_counts_the_last_half_millisecond_of_an_hour_
 
         downgrade(revision="0026_code_rollup_weeks")
         assert _every_rollup_row() == before
-        upgrade()
+        upgrade(revision="0027_sqlite_exact_buckets")
         assert _every_rollup_row() == after
 
         # Every job moved by the triggers to one far hour: nothing stays at the buckets they counted it in.
@@ -674,6 +743,78 @@ def test_the_pair_rollup_migration_counts_existing_jobs_as_the_triggers_do(empty
         with db.engine.begin() as connection:
             connection.execute(sa.update(jobs).where(jobs.c.id == job_id).values(error_details=details))
         assert _pair_rollup_rows() == by_triggers
+        db.engine.dispose()
+
+
+def _all_time_pairs() -> dict[tuple, int]:
+    """(table, filter code or group, code) -> jobs in the all-time rows of the two pair rollups."""
+    found = {}
+    for table, first in ((JobCodePairRollup, JobCodePairRollup.filter_code),
+                         (JobGroupCodeRollup, JobGroupCodeRollup.group_id)):
+        rows = db.session.execute(sa.select(first, table.code, sa.func.sum(table.jobs))
+                                  .where(table.grain == int(Grain.ALL)).group_by(first, table.code)).all()
+        found.update({(table.__tablename__, a, b): int(n) for a, b, n in rows if n})
+    db.session.remove()
+    return found
+
+
+def _all_time_pairs_of_narrow_jobs() -> dict[tuple, int]:
+    """:func:`_all_time_pairs` counted from the jobs, leaving out the wide ones."""
+    codes = {job.id: {} if _is_wide(job.error_details) else _codes(job.error_details)
+             for job in db.session.scalars(sa.select(ProcessingJob))}
+    expected = Counter(("job_code_pair_rollups", a, b) for job_codes in codes.values()
+                       for a in job_codes for b in job_codes if a != b)
+    expected.update(("job_group_code_rollups", group_id, code) for group_id, job_id in db.session.execute(
+        sa.select(FailureOccurrence.group_id, FailureOccurrence.job_id).where(FailureOccurrence.is_current))
+        for code in codes[job_id])
+    db.session.remove()
+    return dict(expected)
+
+
+def test_the_wide_job_migration_takes_the_wide_jobs_out_of_the_pair_rollups_and_goes_down_cleanly(
+        empty_database_url):
+    """0028 takes the rows of jobs with more than WIDE_JOB_ITEMS items out of
+    the pair and group-code rollups and makes the triggers leave them out;
+    its downgrade puts back exactly the rows it found."""
+    app = create_app({"SQLALCHEMY_DATABASE_URI": empty_database_url, "TESTING": True})
+    with app.app_context():
+        upgrade(revision="0027_sqlite_exact_buckets")
+        rng = random.Random(2028)
+        _random_operations(rng, 60)
+        _fail_waiting_jobs(rng)
+        recorder = get_failure_recorder()
+        wide_ids = []
+        for n in range(3):
+            job = create_job(f"doc-wide-{n}", TYPES[n])
+            recorder.record_validation_failure(job.id, "failed", {"errors": [
+                {"code": (CODES + WIDE_CODES)[(i + n) % 8], "message": "bad value", "pointer": f"/entities/{i}"}
+                for i in range(WIDE_JOB_ITEMS + 1)]})
+            wide_ids.append(job.id)
+        before = _all_time_pairs()
+        assert any(key[1] in WIDE_CODES or key[2] in WIDE_CODES for key in before)  # the wide jobs were counted
+
+        upgrade(revision="0028_wide_jobs")
+        assert _all_time_pairs() == _all_time_pairs_of_narrow_jobs()
+        assert not any(key[1] in WIDE_CODES or key[2] in WIDE_CODES for key in _all_time_pairs())
+        downgrade(revision="0027_sqlite_exact_buckets")
+        assert _all_time_pairs() == before
+        upgrade(revision="0028_wide_jobs")
+
+        # The triggers leave wide jobs out too: a wide job failing again with
+        # other codes, a narrow job turned wide, a wide one turned narrow.
+        recorder.record_validation_failure(wide_ids[0], "again", {"errors": [
+            {"code": f"c.other.{i}", "message": "m"} for i in range(WIDE_JOB_ITEMS + 2)]})
+        recorder.record_validation_failure(wide_ids[1], "narrow now", {"errors": [
+            {"code": "c.alpha", "message": "m"}, {"code": "c.wide.1", "message": "m"}]})
+        narrow = db.session.scalar(sa.select(FailureOccurrence.job_id).where(
+            FailureOccurrence.is_current, FailureOccurrence.job_id.not_in(wide_ids)).limit(1))
+        db.session.remove()
+        recorder.record_validation_failure(narrow, "wide now", {"errors": [
+            {"code": f"c.many.{i}", "message": "m"} for i in range(WIDE_JOB_ITEMS + 1)]})
+        assert _all_time_pairs() == _all_time_pairs_of_narrow_jobs()
+        # No key below zero at any grain (a shard's row may be: PostgreSQL's
+        # writers and the migration each write their own shard).
+        assert min(n for rows in _pair_rollup_rows().values() for n in rows.values()) > 0
         db.engine.dispose()
 
 
