@@ -249,6 +249,11 @@ def load_config(overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
         "SESSION_IDLE_MINUTES": int_env("SESSION_IDLE_MINUTES", DEFAULT_SESSION_IDLE_MINUTES),
+        # A form's CSRF token lives as long as the session it is bound to
+        # (idle time-out, revocable; app/auth/sessions.py), not Flask-WTF's
+        # default hour: a page left open on call while other tabs keep the
+        # session alive must still act when it is finally clicked.
+        "WTF_CSRF_TIME_LIMIT": None,
         # Flask-Limiter's counters. memory:// counts per process: gunicorn
         # refuses it in production with more than one worker (gunicorn.conf.py);
         # there, a redis:// URL shares the counters between every process and

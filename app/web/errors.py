@@ -15,12 +15,13 @@ import logging
 import sqlite3
 from collections.abc import Sequence
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import psycopg
 import redis
 from flask import Flask, Response, current_app, g, json, render_template, request
 from flask_login import AnonymousUserMixin
+from flask_wtf.csrf import CSRFError
 from sqlalchemy import exc as sa_exc
 from werkzeug.exceptions import HTTPException, NotFound
 
@@ -239,11 +240,33 @@ def _handle_rate_limit_store_error(error: Exception) -> Response | tuple[str, in
     )
 
 
+def _handle_csrf_error(error: CSRFError) -> Response | tuple[str, int]:
+    # Flask-WTF refused a form before its view ran: nothing was changed. Its
+    # own words ("The CSRF token is missing.") tell an operator neither that
+    # nor what to do; the way on is the page the form was on, loaded again.
+    if _wants_json():
+        return _handle_http_exception(error)
+    detail = (
+        "Nothing was changed: this form is out of date or was sent without its page (its security "
+        "token is missing, invalid or from an earlier sign-in). Load the page again and repeat the action."
+    )
+    back = request.referrer
+    if back is not None:
+        parts = urlsplit(back)
+        # Only a page of this site, and as a path: never an address elsewhere.
+        back = (parts.path + ("?" + parts.query if parts.query else "")
+                if parts.netloc == request.host and parts.path.startswith("/") else None)
+    page = render_template("error.html", status=400, title="The form has expired", detail=detail, errors=(),
+                           reload_href=back)
+    return page, 400
+
+
 def register_error_handlers(app: Flask) -> None:
     """Install the app-level handlers: ServiceError, HTTPException, database
     unavailable and rate-limit store unavailable (503 + ``Retry-After``),
     Exception."""
     app.register_error_handler(ServiceError, _handle_service_error)
+    app.register_error_handler(CSRFError, _handle_csrf_error)
     app.register_error_handler(HTTPException, _handle_http_exception)
     app.register_error_handler(sa_exc.DBAPIError, _handle_database_error)
     app.register_error_handler(sa_exc.TimeoutError, _handle_database_error)

@@ -413,3 +413,38 @@ def test_user_names_refuse_control_and_bidi_characters(app):
             with pytest.raises(InvalidFieldsError):
                 access.create_user(name, "a long enough password", "viewer")
         access.create_user("Zoë Müller", "a long enough password", "viewer")
+
+
+@pytest.mark.parametrize("token", [None, "garbage"], ids=["missing", "invalid"])
+def test_a_form_refused_for_its_csrf_token_says_nothing_changed_and_links_back_to_its_page(app, client, token):
+    """CSRFProtect refuses the form before its view: the page says so in an
+    operator's words and offers the page the form was on (a path of this
+    site only, never the Referer's other hosts), and the job is unchanged."""
+    job_id = _failed_job(app)
+    data = {} if token is None else {"csrf_token": token}
+    page = f"/jobs/{job_id}?tab=history"
+    response = client.post(f"/jobs/{job_id}/acknowledge", data=data, headers={"Referer": f"http://localhost{page}"})
+    html = response.get_data(as_text=True)
+    assert response.status_code == 400 and "The form has expired" in html
+    assert "Nothing was changed" in html and "CSRF" not in html
+    assert f'<a class="retry" href="{page}">Load the page again</a>' in html
+    elsewhere = client.post(f"/jobs/{job_id}/acknowledge", data=data, headers={"Referer": "http://evil.example/x"})
+    assert elsewhere.status_code == 400 and "evil.example" not in elsewhere.get_data(as_text=True)
+    with app.app_context():
+        assert stored_job_row(job_id)["acknowledged_at"] is None
+    assert _events(app) == []
+
+
+def test_a_form_left_open_for_hours_still_acts_while_its_session_lives(app, client, monkeypatch):
+    """The token lives as long as its session (WTF_CSRF_TIME_LIMIT None), not
+    Flask-WTF's default hour: an on-call page clicked hours after it loaded."""
+    import itsdangerous.timed
+
+    job_id = _failed_job(app)
+    token = _csrf(client, f"/jobs/{job_id}")
+    later = itsdangerous.timed.TimestampSigner.get_timestamp(None) + 5 * 3600  # type: ignore[arg-type]
+    monkeypatch.setattr(itsdangerous.timed.TimestampSigner, "get_timestamp", lambda self: later)
+    response = client.post(f"/jobs/{job_id}/acknowledge", data={"csrf_token": token})
+    assert response.status_code == 303, response.get_data(as_text=True)
+    with app.app_context():
+        assert stored_job_row(job_id)["acknowledged_at"] is not None
