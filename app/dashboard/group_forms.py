@@ -58,7 +58,9 @@ def ignore_mode(form: Mapping[str, str]) -> str:
     field typed in is never dropped: with the radio left on "forever" (its
     default) a filled date or count chooses its own mode; a field filled in
     for a mode not chosen, or both, is refused, naming the field."""
-    mode = form.get("mode", "forever")
+    # The page's radio always sends one (forever is checked at first): a
+    # form without it was not sent from the page, and is not taken as forever.
+    mode = form.get("mode")
     if mode != "forever" and mode not in IGNORE_FIELDS:
         raise FormError("Ignore", "choose forever, until a date, or until a number of occurrences")
     filled = [name for name, (field, _) in IGNORE_FIELDS.items() if (form.get(field) or "").strip()]

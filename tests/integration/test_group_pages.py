@@ -207,6 +207,32 @@ def test_ignore_until_n_more_occurrences(app, client, groups):
         assert db.session.get(FailureGroup, groups["icd"], populate_existing=True).ignore_until_occurrences == 2
 
 
+def test_ignoring_the_same_way_twice_changes_nothing_the_second_time(app, client, groups):
+    """A double submit of Ignore (or two operators at once) writes one event
+    and one audit row; the second says nothing was changed. Another
+    condition, or "N more" again (it counts from then), is a change."""
+    path = f"/groups/{groups['icd']}"
+    for _ in range(2):
+        answer = client.post(path + "/ignore", data={"csrf_token": _csrf(client, path), "mode": "forever"})
+        assert answer.status_code in (303, 409)
+    page = client.get(path).get_data(as_text=True)
+    assert "Nothing was changed" in page
+    with app.app_context():
+        reasons = db.session.scalars(sa.select(FailureGroupEvent.reason).where(
+            FailureGroupEvent.group_id == groups["icd"])).all()
+    assert reasons.count("ignored") == 1 and len(_audit(app, "groups.ignore")) == 1
+    for _ in range(2):
+        client.post(path + "/ignore", data={"csrf_token": _csrf(client, path), "mode": "until_occurrences",
+                                            "occurrences": "3"})
+    assert len(_audit(app, "groups.ignore")) == 3
+    # A form without the radio was not sent from the page: refused, not taken as "forever".
+    client.post(path + "/reopen", data={"csrf_token": _csrf(client, path)})
+    refused = client.post(path + "/ignore", data={"csrf_token": _csrf(client, path)})
+    assert refused.status_code == 303 and "Nothing was changed." in client.get(path).get_data(as_text=True)
+    with app.app_context():
+        assert db.session.get(FailureGroup, groups["icd"]).state == "unresolved"
+
+
 def test_lifecycle_actions_need_csrf_and_the_operator_role(app, groups):
     from tests.conftest import make_user, sign_in
 

@@ -269,6 +269,8 @@ def ignore_group(
 
     Raises:
         GroupNotFoundError: no such group.
+        InvalidGroupTransitionError: already ignored forever, or until the
+            same date (nothing would change).
         InvalidFieldsError: both conditions, a naive or past date, N < 1.
     """
     at = now or utcnow()
@@ -288,6 +290,12 @@ def ignore_group(
     mode = IgnoreMode.UNTIL_DATE if until else IgnoreMode.UNTIL_OCCURRENCES if occurrences else IgnoreMode.FOREVER
 
     def ignore(group: FailureGroup) -> None:
+        if (group.state == GroupState.IGNORED and group.ignore_mode == mode.value and mode != IgnoreMode.UNTIL_OCCURRENCES
+                and group.ignore_until == until):
+            # The same condition again (a double submit, two operators at
+            # once) would only add an "ignored -> ignored" event and audit
+            # row. "N more occurrences" again is a change: it counts from now.
+            raise InvalidGroupTransitionError(group.id, group.state, "ignored the same way again")
         change_state(
             group, GroupState.IGNORED, None, actor=actor, reason="ignored", at=at,
             details={

@@ -140,8 +140,13 @@ def test_resolve_ignore_and_reopen(client, app):
     until = (datetime.now(timezone.utc) + timedelta(days=2)).isoformat()
     ignored = client.post(f"/api/v1/failure-groups/{group_id}/ignore", json={"until": until}).get_json()
     assert ignored["ignore"]["mode"] == "until_date"
+    # The same date again changes nothing: refused as resolving twice is.
+    again = client.post(f"/api/v1/failure-groups/{group_id}/ignore", json={"until": until})
+    problem = assert_problem(again, 409, "invalid-group-transition")
+    assert (problem["current_state"], problem["refused_action"]) == ("ignored", "ignored the same way again")
     forever = client.post(f"/api/v1/failure-groups/{group_id}/ignore").get_json()
     assert forever["ignore"] == {"mode": "forever", "until": None, "occurrences": None}
+    assert_problem(client.post(f"/api/v1/failure-groups/{group_id}/ignore"), 409, "invalid-group-transition")
     reopened = client.post(f"/api/v1/failure-groups/{group_id}/reopen")
     assert reopened.status_code == 200 and reopened.get_json()["substate"] == "ongoing"
     with app.app_context():
