@@ -120,3 +120,31 @@ def test_chart_labels_are_readable_at_every_width(site, browser, width):  # noqa
         first, last = labels.nth(2).bounding_box(), labels.nth(3).bounding_box()
         assert first["x"] + first["width"] <= last["x"], (path, first, last)
     context.close()
+
+
+def test_a_groups_action_fields_on_a_phone_are_thumb_sized_and_not_zoomed_into(site, browser):  # noqa: F811
+    """At 390 px the group page's typed fields ("In version", "of worker",
+    "until", occurrences) have 16 px text (iOS zooms into smaller) and are
+    24 px high at least (WCAG 2.2, 2.5.8), as are the radios, the header's
+    links and a filter chip's ×; they were 13 px text in 21 px boxes."""
+    context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
+    page = context.new_page()
+    _sign_in(page, site)
+    page.goto(f"{site}/groups")
+    page.locator("table.groups tr.group a").first.click()
+    expect(page.locator("input[name=in_version]")).to_be_visible()
+    for name in ("in_version", "in_worker", "until", "occurrences"):
+        field = page.locator(f"input[name={name}]")
+        size = field.evaluate("e => parseFloat(getComputedStyle(e).fontSize)")
+        assert size >= 16 and field.bounding_box()["height"] >= 24, (name, size, field.bounding_box())
+    for radio in page.locator("input[type=radio]").all():
+        box = radio.bounding_box()
+        assert box["width"] >= 24 and box["height"] >= 24, box
+    for link in page.locator(".site-header nav a").all():
+        assert link.bounding_box()["height"] >= 24, link.inner_text()
+    page.goto(f"{site}/jobs?job_type=entity_extraction")
+    remove = page.locator("a.chip-remove").first
+    expect(remove).to_be_visible()
+    box = remove.bounding_box()
+    assert box["width"] >= 24 and box["height"] >= 24, box
+    context.close()
