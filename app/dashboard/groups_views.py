@@ -265,6 +265,14 @@ def resolve_group(group_id: str) -> Response:
         if in_version is not None and not is_semver(in_version):
             raise group_forms.FormError("Resolve in version", "enter a version such as 1.5.0 or 2.0.0-rc.1 "
                                                               "(SemVer, no spaces), or leave it empty")
+        if in_version is not None and "in_worker" in request.form and in_worker is None:
+            # The field was emptied. Filling in the usual worker, as before,
+            # resolved in a worker the operator had just removed; "any
+            # worker" is no rule (a version is of one worker).
+            usual = group_lifecycle.usual_worker_name(key)
+            if usual:
+                raise group_forms.FormError("of worker", f"enter the worker {in_version} is a version of "
+                                                         f"(lately: {usual}); a version is of one worker")
         group = group_lifecycle.resolve_group(
             key, current_actor(), in_version=in_version, in_worker=in_worker, via="dashboard")
     except (group_forms.FormError, InvalidFieldsError) as error:
@@ -302,7 +310,11 @@ def ignore_group(group_id: str) -> Response:
         group_lifecycle.ignore_group(key, current_actor(), until=until, occurrences=occurrences, via="dashboard")
     except (group_forms.FormError, InvalidFieldsError) as error:
         return _form_error_page(group_id, error)
-    flash("Ignored the group.", "success")
+    # Said as the timeline says it, so the operator sees which condition was taken.
+    condition = (f"until {until.date().isoformat()} (00:00 UTC)" if until is not None
+                 else f"until {occurrences} more occurrence{'s' if occurrences != 1 else ''}" if occurrences
+                 else "forever")
+    flash(f"Ignored the group {condition}.", "success")
     return redirect(url_for("dashboard.show_group", group_id=key), 303)
 
 

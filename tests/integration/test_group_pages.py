@@ -262,6 +262,9 @@ def test_requeue_every_job_of_a_group_in_batches_once(app, client, groups):
     app.config["BULK_ACTION_BATCH_SIZE"] = 3
     html, run_path = _confirm(client, groups["unit"], "requeue")
     assert "Requeue 4 jobs?" in html
+    one, _ = _confirm(client, groups["icd"], "requeue")
+    # The tab's title counts as the heading does ("1 jobs" was a trial's find).
+    assert "Requeue 1 job?" in one and re.search(r"<title>Confirm: requeue 1 job\b", one)
     # A job failing on the group after the confirmation is not in the frozen selection.
     late = _fail(client, [UNIT], document="doc-late")
     token = _csrf(client, "/groups")

@@ -320,3 +320,25 @@ def test_the_group_list_refuses_a_range_ending_before_it_starts_and_says_each_st
     assert response.status_code == 400 and "from must not be later than to" in response.get_data(as_text=True)
     html = client.get("/groups?state=resolved&state=%20resolved,new").get_data(as_text=True)
     assert re.search(r'<span class="chip-text" title="state = \u2068resolved or new\u2069">', html)
+
+
+def test_an_emptied_worker_field_is_refused_not_filled_in_with_the_usual_worker(app, client, groups):  # noqa: F811
+    """A trial: resolving in 1.6.0 with "of worker" emptied recorded "of
+    extractor", the worker the field had held. A version is of one worker:
+    the emptied field is refused, naming it; left out of the form (as a
+    script might), the usual worker is still the default."""
+    path = f"/groups/{groups['unit']}"
+    html = _refused(client, path, "resolve", {"in_version": "1.6.0", "in_worker": ""})
+    assert "of worker: enter the worker 1.6.0 is a version of (lately: extractor)" in _flash_error(html)
+    assert _state(app, groups["unit"]) == "unresolved"
+    token = _csrf(client, path)
+    assert client.post(path + "/resolve", data={"csrf_token": token, "in_version": "1.6.0"}).status_code == 303
+    assert "in version 1.6.0 of " in client.get(path).get_data(as_text=True)
+    assert _state(app, groups["unit"]) == "resolved"
+
+
+def test_the_ignore_message_says_the_condition_taken(client, groups):  # noqa: F811
+    path = f"/groups/{groups['icd']}"
+    client.post(path + "/ignore", data={"csrf_token": _csrf(client, path), "mode": "until_occurrences",
+                                        "occurrences": "1"})
+    assert "Ignored the group until 1 more occurrence." in client.get(path).get_data(as_text=True)
