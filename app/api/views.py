@@ -112,6 +112,21 @@ def refuse_unknown_query() -> None:
     )
 
 
+#: What an API answer may be: JSON, a problem (RFC 9457) or a published schema.
+ANSWER_TYPES = ("application/json", "application/problem+json", "application/schema+json")
+
+
+@bp.before_request
+def refuse_unacceptable_answers() -> None:
+    """406 ``not-acceptable`` (RFC 9110 section 12.5.1), before anything is
+    changed, for a request whose ``Accept`` header admits none of
+    :data:`ANSWER_TYPES` (``*/*`` and ``application/*`` admit them all); no
+    ``Accept`` header admits anything."""
+    if "Accept" in request.headers and request.accept_mimetypes.best_match(ANSWER_TYPES) is None:
+        abort(406, description="This API answers with application/json (and application/problem+json "
+                               "for problems); the Accept header admits neither.")
+
+
 @bp.get("/openapi.json")
 def get_openapi() -> Response:
     """The OpenAPI 3.1 document of this API (the worker contract)."""

@@ -209,3 +209,20 @@ def test_keys_made_equal_by_the_storage_rule_are_a_422_at_the_key_and_change_not
     assert [place for _, place in places(problem)] == [pointer]
     assert "U+FFFD" in problem["errors"][0]["detail"]
     assert row(app, job["id"]) == before
+
+
+@pytest.mark.parametrize("accept", ["image/png", "text/html", "application/xml;q=1, text/*"])
+def test_an_accept_header_admitting_no_json_is_a_406_and_changes_nothing(client, app, job, accept):
+    before = row(app, job["id"])
+    problem = assert_problem(client.get(job_url(job["id"]), headers={"Accept": accept}), 406, "not-acceptable")
+    assert "application/json" in problem["detail"]
+    assert_problem(client.post(job_url(job["id"], "validation-failure"), headers={"Accept": accept},
+                               json={"error_message": "m", "error_details": {}}), 406, "not-acceptable")
+    assert row(app, job["id"]) == before
+
+
+@pytest.mark.parametrize("accept", ["*/*", "application/*", "application/json", "application/problem+json",
+                                    "text/html, application/json;q=0.1", None])
+def test_an_accept_header_admitting_json_is_answered(client, job, accept):
+    headers = {"Accept": accept} if accept else {}
+    assert client.get(job_url(job["id"]), headers=headers).status_code == 200
