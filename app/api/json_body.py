@@ -16,7 +16,12 @@ from werkzeug.exceptions import RequestEntityTooLarge
 
 from app.errors import BadRequestError, FieldError, UnsupportedMediaTypeError, field_error, header_error
 from app.services.json_pointer import json_pointer
-from app.services.json_values import NonStandardJSONError, refuse_json_constant
+from app.services.json_values import (
+    NonStandardJSONError,
+    refuse_json_constant,
+    with_controls_escaped,
+    without_surrogates,
+)
 
 
 #: Most arrays/objects a body may nest. The parser's own limit is the
@@ -212,6 +217,11 @@ def _object_without_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return result
 
 
+def _shown_type(mimetype: str) -> str:
+    shown = with_controls_escaped(without_surrogates(mimetype))
+    return shown if len(shown) <= 80 else shown[:79] + "…"
+
+
 def read_json_body(request: Request) -> Any:
     """Return the request body parsed as JSON.
 
@@ -230,7 +240,9 @@ def read_json_body(request: Request) -> Any:
     if not _is_json_media_type(request.mimetype):
         raise UnsupportedMediaTypeError(
             "Send the body as JSON with 'Content-Type: application/json'"
-            + (f" (got '{request.mimetype}')." if request.mimetype else " (no Content-Type was sent)."),
+            # The type as sent, its controls as escapes and cut short: a
+            # header is the client's text, and a problem may be printed.
+            + (f" (got '{_shown_type(request.mimetype)}')." if request.mimetype else " (no Content-Type was sent)."),
             [header_error("Content-Type", "must be application/json (or another JSON type, +json)")],
         )
     charset = request.mimetype_params.get("charset", "utf-8").lower()

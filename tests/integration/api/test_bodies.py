@@ -500,3 +500,15 @@ def test_body_over_one_mebibyte_is_a_413_problem_by_default(client, app, failed_
     assert_problem(response, 413, "content-too-large")
     assert row(app, failed_job["id"]) == before
     assert_client_still_works(client, failed_job["id"])
+
+
+def test_a_415_names_the_type_sent_with_its_controls_as_escapes_and_cut_short(client, app, failed_job):
+    before = row(app, failed_job["id"])
+    url = job_url(failed_job["id"], "validation-failure")
+    problem = assert_problem(client.post(url, data=_body(), content_type="text/\x1b[31mred"), 415,
+                             "unsupported-media-type")
+    assert "\x1b" not in problem["detail"] and "(got 'text/\\u001b[31mred')" in problem["detail"]
+    long_type = "text/" + "x" * 500
+    problem = assert_problem(client.post(url, data=_body(), content_type=long_type), 415, "unsupported-media-type")
+    assert len(problem["detail"]) < 200 and "…')" in problem["detail"]
+    assert row(app, failed_job["id"]) == before
