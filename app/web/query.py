@@ -203,6 +203,13 @@ def _parse_statuses(values: Iterable[str], default: Sequence[JobStatus]) -> tupl
         words = []
     elif not words:
         parsed = list(default)
+    elif "all" in words:
+        # "all" beside statuses is no status, and saying "unknown status"
+        # of a word the message itself offers misled a trial.
+        raise InvalidQueryError(
+            "'all' stands alone: send status=all by itself, or only the statuses wanted.",
+            [parameter_error("status", "must be 'all' alone, or statuses without 'all'")],
+        )
     unknown = []
     for word in words:
         try:

@@ -226,3 +226,10 @@ def test_an_accept_header_admitting_no_json_is_a_406_and_changes_nothing(client,
 def test_an_accept_header_admitting_json_is_answered(client, job, accept):
     headers = {"Accept": accept} if accept else {}
     assert client.get(job_url(job["id"]), headers=headers).status_code == 200
+
+
+@pytest.mark.parametrize("query", ["status=all&status=Pending", "status=all,Failed"])
+def test_all_beside_a_status_is_refused_as_such_not_as_an_unknown_status(client, query):
+    problem = assert_problem(client.get(f"{API}?{query}"), 400, "invalid-query")
+    assert places(problem) == [("parameter", "status")]
+    assert "'all' alone" in problem["errors"][0]["detail"] and "Unknown" not in problem["detail"]
