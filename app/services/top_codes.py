@@ -173,7 +173,10 @@ def _wide_jobs(job_filter: JobFilter) -> Any | None:
     if not ids:
         return None
     if len(ids) <= WIDE_IDS_LISTED:
-        return ProcessingJob.id.in_(ids)
+        # Wide still, when read: outside one snapshot a job may have turned
+        # narrow since (then the pair rollup counts it).
+        still_wide = sa.text("(" + WIDE_JOB_SQL[dialect].replace("error_details", "processing_jobs.error_details") + ")")
+        return sa.and_(ProcessingJob.id.in_(ids), still_wide)
     found = wide.cte("wide_jobs").prefix_with("MATERIALIZED")
     return ProcessingJob.id.in_(sa.select(found.c.id))
 
