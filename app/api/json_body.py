@@ -242,7 +242,8 @@ def read_json_body(request: Request) -> Any:
             "Send the body as JSON with 'Content-Type: application/json'"
             # The type as sent, its controls as escapes and cut short: a
             # header is the client's text, and a problem may be printed.
-            + (f" (got '{_shown_type(request.mimetype)}')." if request.mimetype else " (no Content-Type was sent)."),
+            + (f" (got '{_shown_type(request.mimetype)}')." if request.mimetype
+               else " (no Content-Type was sent)."),
             [header_error("Content-Type", "must be application/json (or another JSON type, +json)")],
         )
     charset = request.mimetype_params.get("charset", "utf-8").lower()

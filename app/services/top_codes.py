@@ -115,7 +115,8 @@ def top_error_codes(
         totals = {code: (jobs, errors, warnings) for code, jobs, errors, warnings in rollup}
         for edge, sign in edges:  # half an hour at most each
             _add(totals, _scanned_code_rows(edge, None)[0], sign)
-        wide = _wide_jobs(job_filter) if job_filter.error_code is not None or job_filter.group_id is not None else None
+        keyed = job_filter.error_code is not None or job_filter.group_id is not None
+        wide = _wide_jobs(job_filter) if keyed else None
         if wide is not None:
             for wide_filter, sign in _wide_reads(job_filter, edges):
                 rows = _scanned_code_rows(wide_filter, None, wide)[0]
@@ -175,7 +176,8 @@ def _wide_jobs(job_filter: JobFilter) -> Any | None:
     if len(ids) <= WIDE_IDS_LISTED:
         # Wide still, when read: outside one snapshot a job may have turned
         # narrow since (then the pair rollup counts it).
-        still_wide = sa.text("(" + WIDE_JOB_SQL[dialect].replace("error_details", "processing_jobs.error_details") + ")")
+        qualified = WIDE_JOB_SQL[dialect].replace("error_details", "processing_jobs.error_details")
+        still_wide = sa.text("(" + qualified + ")")
         return sa.and_(ProcessingJob.id.in_(ids), still_wide)
     found = wide.cte("wide_jobs").prefix_with("MATERIALIZED")
     return ProcessingJob.id.in_(sa.select(found.c.id))

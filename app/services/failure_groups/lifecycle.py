@@ -290,8 +290,8 @@ def ignore_group(
     mode = IgnoreMode.UNTIL_DATE if until else IgnoreMode.UNTIL_OCCURRENCES if occurrences else IgnoreMode.FOREVER
 
     def ignore(group: FailureGroup) -> None:
-        if (group.state == GroupState.IGNORED and group.ignore_mode == mode.value and mode != IgnoreMode.UNTIL_OCCURRENCES
-                and group.ignore_until == until):
+        if (group.state == GroupState.IGNORED and group.ignore_mode == mode.value
+                and mode != IgnoreMode.UNTIL_OCCURRENCES and group.ignore_until == until):
             # The same condition again (a double submit, two operators at
             # once) would only add an "ignored -> ignored" event and audit
             # row. "N more occurrences" again is a change: it counts from now.
