@@ -8,8 +8,6 @@ import random
 import re
 import uuid
 from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 
 import sqlalchemy as sa
@@ -24,23 +22,13 @@ from app.services.summary_counts import rollup_covers
 from app.services.summary_ranges import bucket_number, bucket_start, plan_range
 from tests.integration.test_summary_rollups import (
     T0,
+    _as_a_get_request,
     _check_summary,
     _fail_waiting_jobs,
     _random_filter,
     _random_operations,
 )
 
-
-@contextmanager
-def _as_a_get_request() -> Iterator[None]:
-    """The session's next reads as a GET request's are (PostgreSQL: read
-    autocommit), inside :func:`read_snapshot`, which must have one."""
-    db.session.rollback()
-    db.session.connection(execution_options={POSTGRESQL_READ_AUTOCOMMIT: True})
-    with read_snapshot() as one:
-        assert one and reads_one_snapshot()
-        yield
-    db.session.rollback()
 
 
 def test_plan_range_takes_a_long_partial_hour_as_its_hour_less_the_rest_only_in_one_snapshot(monkeypatch):
