@@ -24,15 +24,28 @@ JOB_TYPE_MAX_LENGTH = 64
 #: 3 to 13 s; migration 0028), and the top codes read its codes from its
 #: details instead (app/services/top_codes.py).
 WIDE_JOB_ITEMS = 16
-#: "This job is wide" as SQL on a ``processing_jobs`` row, per dialect: the
-#: predicate of the partial index ``ix_processing_jobs_wide_created_at``.
-#: A query must say it in these words for the planner to use the index.
-WIDE_JOB_SQL = {
-    "postgresql": "CASE WHEN jsonb_typeof(error_details -> 'errors') = 'array'"
-                  f" THEN jsonb_array_length(error_details -> 'errors') ELSE 0 END > {WIDE_JOB_ITEMS}",
-    "sqlite": "CASE WHEN json_type(error_details, '$.errors') = 'array'"
-              f" THEN json_array_length(error_details, '$.errors') ELSE 0 END > {WIDE_JOB_ITEMS}",
-}
+def wide_job_sql(dialect: str, column: str = "error_details") -> str:
+    """"This job is wide" as SQL on the details column ``column`` (bare, or
+    qualified such as ``processing_jobs.error_details``) for ``dialect``
+    (``"postgresql"`` or ``"sqlite"``): more than :data:`WIDE_JOB_ITEMS`
+    items in its ``errors`` array. Bare, it is the predicate of the partial
+    index ``ix_processing_jobs_wide_created_at`` (:data:`WIDE_JOB_SQL`); a
+    query must say it in these words for the planner to use the index.
+
+    Raises:
+        KeyError: another dialect.
+    """
+    template = {
+        "postgresql": "CASE WHEN jsonb_typeof({c} -> 'errors') = 'array'"
+                      " THEN jsonb_array_length({c} -> 'errors') ELSE 0 END > {n}",
+        "sqlite": "CASE WHEN json_type({c}, '$.errors') = 'array'"
+                  " THEN json_array_length({c}, '$.errors') ELSE 0 END > {n}",
+    }[dialect]
+    return template.format(c=column, n=WIDE_JOB_ITEMS)
+
+
+#: :func:`wide_job_sql` on the bare column, per dialect: the partial index's predicate.
+WIDE_JOB_SQL = {dialect: wide_job_sql(dialect) for dialect in ("postgresql", "sqlite")}
 
 #: Schema objects of ``processing_jobs`` that exist on PostgreSQL only, made
 #: by migration 0008 and left out of the model (SQLite has no such column):

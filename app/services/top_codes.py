@@ -32,7 +32,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 
 from app.extensions import db
 from app.models import ProcessingJob
-from app.models.processing_job import WIDE_JOB_SQL
+from app.models.processing_job import WIDE_JOB_SQL, wide_job_sql
 from app.services.bounded_scan import bounded_scan
 from app.services.processing_jobs.job_filter import JobFilter, TimeField
 from app.services.summary_counts import code_rows, read_rows, rollup_covers
@@ -186,8 +186,7 @@ def _wide_jobs(reads: list[tuple[JobFilter, int]]) -> Any | None:
     if len(ids) <= WIDE_IDS_LISTED:
         # Wide still, when read: outside one snapshot a job may have turned
         # narrow since (then the pair rollup counts it).
-        qualified = WIDE_JOB_SQL[dialect].replace("error_details", "processing_jobs.error_details")
-        still_wide = sa.text("(" + qualified + ")")
+        still_wide = sa.text("(" + wide_job_sql(dialect, "processing_jobs.error_details") + ")")
         return sa.and_(ProcessingJob.id.in_(ids), still_wide)
     found = wide.cte("wide_jobs").prefix_with("MATERIALIZED")
     return ProcessingJob.id.in_(sa.select(found.c.id))
