@@ -265,16 +265,10 @@ def resolve_group(group_id: str) -> Response:
         if in_version is not None and not is_semver(in_version):
             raise group_forms.FormError("Resolve in version", "enter a version such as 1.5.0 or 2.0.0-rc.1 "
                                                               "(SemVer, no spaces), or leave it empty")
-        if in_version is not None and "in_worker" in request.form and in_worker is None:
-            # The field was emptied. Filling in the usual worker, as before,
-            # resolved in a worker the operator had just removed; "any
-            # worker" is no rule (a version is of one worker).
-            usual = group_lifecycle.usual_worker_name(key)
-            if usual:
-                raise group_forms.FormError("of worker", f"enter the worker {in_version} is a version of "
-                                                         f"(lately: {usual}); a version is of one worker")
+        # Left out of the form, the worker defaults to the usual one; emptied, it does not.
         group = group_lifecycle.resolve_group(
-            key, current_actor(), in_version=in_version, in_worker=in_worker, via="dashboard")
+            key, current_actor(), in_version=in_version, in_worker=in_worker,
+            worker_emptied="in_worker" in request.form and in_worker is None, via="dashboard")
     except (group_forms.FormError, InvalidFieldsError) as error:
         return _form_error_page(group_id, error)
     if in_version and group.resolved_in_worker:

@@ -150,6 +150,23 @@ def test_the_default_worker_is_the_one_most_recent_occurrences_came_from(app_ctx
     assert resolve_group(_group().id, "alice", in_version="1.5.0").resolved_in_worker == "clinical-extractor"
 
 
+def test_an_emptied_worker_has_no_default_when_the_group_has_a_usual_worker(app_ctx):
+    """A form whose worker field was emptied: filling in the usual worker
+    would resolve in the worker just removed, so the resolve is refused."""
+    _fail_as("clinical-extractor", "1.4.0")
+    with pytest.raises(InvalidFieldsError) as refused:
+        resolve_group(_group().id, "alice", in_version="1.5.0", worker_emptied=True)
+    assert [(e["pointer"], "(lately: clinical-extractor)" in e["detail"]) for e in refused.value.errors] == [
+        ("#/worker", True)]
+    assert _group().state == "unresolved" and _audit_actions() == []
+
+
+def test_an_emptied_worker_resolves_in_the_nameless_workers_when_no_occurrence_named_one(app_ctx):
+    _fail_as(None, "1.4.0")
+    group = resolve_group(_group().id, "alice", in_version="1.5.0", worker_emptied=True)
+    assert (group.state, group.resolved_in_worker) == ("resolved", "")
+
+
 @pytest.mark.parametrize(("kwargs", "says"), [
     ({"in_worker": "extractor"}, "give it with in_version only"),
     ({"in_version": "2.0.0", "in_worker": "ex\u202etractor"}, "must not hold control or format characters"),

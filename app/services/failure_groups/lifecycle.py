@@ -207,6 +207,7 @@ def resolve_group(
     *,
     in_version: str | None = None,
     in_worker: str | None = None,
+    worker_emptied: bool = False,
     via: str = "dashboard",
     now: datetime | None = None,
 ) -> FailureGroup:
@@ -219,6 +220,10 @@ def resolve_group(
     ``in_worker`` defaults to :func:`usual_worker_name`, the worker most of
     the group's recent occurrences came from; ``""`` when those sent no
     name (then only nameless workers' older versions leave it resolved).
+    With ``worker_emptied`` (a form whose worker field the operator
+    emptied) there is no default: a group with a usual worker is refused,
+    as filling it in would resolve in the worker just removed, and "any
+    worker" is no rule (a version is of one worker).
 
     Resolving does not touch jobs.
 
@@ -228,7 +233,9 @@ def resolve_group(
         InvalidFieldsError: ``in_version`` blank, too long, with control,
             format or lone surrogate characters, or not SemVer 2.0.0;
             ``in_worker`` without ``in_version``, or not a worker name
-            (:func:`~app.services.failure_groups.worker.check_worker`'s rule).
+            (:func:`~app.services.failure_groups.worker.check_worker`'s rule);
+            ``worker_emptied`` beside ``in_version`` for a group with a
+            usual worker (pointer ``/worker``).
     """
     errors = resolution_errors(in_version, in_worker)
     if errors:
@@ -240,6 +247,9 @@ def resolve_group(
         if group.state == GroupState.RESOLVED:
             raise InvalidGroupTransitionError(group.id, group.state, "resolved")
         of = worker if worker is not None or version is None else usual_worker_name(group.id)
+        if worker is None and version is not None and worker_emptied and of:
+            raise InvalidFieldsError(RESOLUTION_REFUSED, [field_error(
+                "/worker", f"enter the worker {version} is a version of (lately: {of}); a version is of one worker")])
         change_state(
             group, GroupState.RESOLVED, None, actor=actor, reason="resolved", at=at,
             details={"in_version": version, "of_worker": of, "via": via},
