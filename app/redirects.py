@@ -10,6 +10,7 @@ turn a sign-in or an action that already happened into an error.
 from __future__ import annotations
 
 import re
+from urllib.parse import urlsplit
 
 #: Longest target kept; the pages' own targets (a list URL with its filter)
 #: are far shorter.
@@ -37,3 +38,18 @@ def safe_redirect_target(target: str | None, default: str) -> str:
     if target and len(target) <= MAX_TARGET_LENGTH and _LOCAL_PATH.match(target):
         return target
     return default
+
+
+def same_site_referrer(referrer: str | None, host: str) -> str | None:
+    """The referring page (an absolute URL from the ``Referer`` header, RFC
+    9110 section 10.1.3) as a path and query on this site, or ``None`` when
+    there is none, it is of another host (``host`` as the request has it,
+    with its port) or it is not a safe target (:func:`safe_redirect_target`).
+    The fragment is never sent, and is dropped if it is."""
+    if not referrer:
+        return None
+    parts = urlsplit(referrer)
+    if parts.netloc != host:
+        return None
+    path = parts.path + ("?" + parts.query if parts.query else "")
+    return path if safe_redirect_target(path, "") else None

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from urllib.parse import urlsplit
 
 from flask import current_app, jsonify, redirect, render_template, request, session, url_for
 from flask_login import current_user
@@ -27,7 +26,7 @@ from app.models import JobStatus, ProcessingJob
 from app.models.job_status import FAILURE_STATUSES, TERMINAL_STATUSES
 from app.models.access import Permission
 from app.models.types import utcnow
-from app.redirects import safe_redirect_target
+from app.redirects import safe_redirect_target, same_site_referrer
 from app.services import dashboard_stats
 from app.services.failure_groups import group_details, queries
 from app.services.failure_groups.search import MAX_GROUPS_FOUND, find_groups_by_title
@@ -320,10 +319,10 @@ def back_link() -> str:
     (:func:`~app.redirects.safe_redirect_target`)."""
     default = url_for("dashboard.list_jobs")
     back = request.args.get("back")
-    if not back and request.referrer:
-        referrer = urlsplit(request.referrer)
-        if referrer.netloc == request.host and not referrer.path.startswith(request.path.rstrip("/")):
-            back = referrer.path + (f"?{referrer.query}" if referrer.query else "")
+    if not back:
+        referrer = same_site_referrer(request.referrer, request.host)
+        if referrer and not referrer.startswith(request.path.rstrip("/")):
+            back = referrer
     return safe_redirect_target(back, default)
 
 

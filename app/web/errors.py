@@ -15,7 +15,7 @@ import logging
 import sqlite3
 from collections.abc import Sequence
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
 import psycopg
 import redis
@@ -27,6 +27,7 @@ from werkzeug.exceptions import HTTPException, NotFound
 
 from app.errors import FieldError, ServiceError
 from app.observability.request_id import current_request_id
+from app.redirects import same_site_referrer
 from app.unit_of_work import is_replayable
 from app.web.problem_types import PROBLEM_TYPE_PATH
 
@@ -250,12 +251,8 @@ def _handle_csrf_error(error: CSRFError) -> Response | tuple[str, int]:
         "Nothing was changed: this form is out of date or was sent without its page (its security "
         "token is missing, invalid or from an earlier sign-in). Load the page again and repeat the action."
     )
-    back = request.referrer
-    if back is not None:
-        parts = urlsplit(back)
-        # Only a page of this site, and as a path: never an address elsewhere.
-        back = (parts.path + ("?" + parts.query if parts.query else "")
-                if parts.netloc == request.host and parts.path.startswith("/") else None)
+    # Only a page of this site, and as a path: never an address elsewhere.
+    back = same_site_referrer(request.referrer, request.host)
     page = render_template("error.html", status=400, title="The form has expired", detail=detail, errors=(),
                            reload_href=back)
     return page, 400

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from app.redirects import MAX_TARGET_LENGTH, safe_redirect_target
+from app.redirects import MAX_TARGET_LENGTH, safe_redirect_target, same_site_referrer
 
 DEFAULT = "/default"
 
@@ -46,3 +46,18 @@ def test_paths_of_this_site_are_kept(target):
 )
 def test_anything_else_gives_the_default(target):
     assert safe_redirect_target(target, DEFAULT) == DEFAULT
+
+
+@pytest.mark.parametrize(("referrer", "expected"), [
+    ("http://console.test/groups/7?state=all", "/groups/7?state=all"),
+    ("http://console.test/jobs", "/jobs"),
+    ("http://console.test/jobs?q=a#frag", "/jobs?q=a"),
+    ("http://console.test:8080/jobs", None),  # another port is another site
+    ("http://evil.test/jobs", None),
+    ("http://console.test//evil.test/x", None),  # a path read as another host
+    ("http://console.test/a b", None),
+    ("", None),
+    (None, None),
+])
+def test_a_referrer_is_followed_only_as_a_path_of_this_site(referrer, expected):
+    assert same_site_referrer(referrer, "console.test") == expected
