@@ -30,6 +30,7 @@ from app.registry import get_failure_recorder
 from app.services.access import add_audit_event
 from app.services.failure_groups import queries as group_queries
 from app.services.failure_groups.worker import check_worker
+from app.services.idempotency import check_idempotency_key
 from app.services.processing_jobs import lifecycle, pagination
 from app.services.processing_jobs.errors import InvalidFailurePayloadError
 from app.services.processing_jobs.job_filter import AcknowledgedFilter
@@ -125,6 +126,17 @@ def refuse_unacceptable_answers() -> None:
     if "Accept" in request.headers and request.accept_mimetypes.best_match(ANSWER_TYPES) is None:
         abort(406, description="This API answers with application/json (and application/problem+json "
                                "for problems); the Accept header admits neither.")
+
+
+@bp.before_request
+def refuse_a_bad_idempotency_key() -> None:
+    """400 ``invalid-idempotency-key`` for a changing request whose
+    ``Idempotency-Key`` header is malformed, before its body is read: a
+    header's fault is named first, not after the body's 422 (a worker
+    author's trial), and nothing is changed."""
+    key = request.headers.get("Idempotency-Key")
+    if key is not None and request.method not in ("GET", "HEAD", "OPTIONS"):
+        check_idempotency_key(key)
 
 
 @bp.get("/openapi.json")

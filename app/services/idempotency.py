@@ -87,6 +87,22 @@ class StoredAnswer:
     body: Any
 
 
+def check_idempotency_key(key: str) -> None:
+    """Check an ``Idempotency-Key`` header's value (the key alone, before
+    any body is read, so a bad key is named first).
+
+    Raises:
+        InvalidIdempotencyKeyError: empty, longer than
+            :data:`IDEMPOTENCY_KEY_MAX_LENGTH`, not visible ASCII, or
+            holding a comma (two headers joined).
+    """
+    # No comma: HTTP joins repeated headers with one (RFC 9110, 5.3), so
+    # two keys sent at once would silently become a third.
+    if not (1 <= len(key) <= IDEMPOTENCY_KEY_MAX_LENGTH) or not all(0x21 <= ord(c) <= 0x7E and c != "," for c in key):
+        rule = f"must be one header of 1 to {IDEMPOTENCY_KEY_MAX_LENGTH} visible ASCII characters other than ','"
+        raise InvalidIdempotencyKeyError(f"Idempotency-Key {rule}.", [header_error("Idempotency-Key", rule)])
+
+
 @dataclass(frozen=True)
 class IdempotencyClaim:
     """One keyed request: who sent it, its key and the fingerprint of what was asked.
@@ -115,13 +131,7 @@ class IdempotencyClaim:
             InvalidIdempotencyKeyError: empty, too long, not visible ASCII,
                 or holding a comma (two headers joined).
         """
-        # No comma: HTTP joins repeated headers with one (RFC 9110, 5.3), so
-        # two keys sent at once would silently become a third.
-        if not (1 <= len(key) <= IDEMPOTENCY_KEY_MAX_LENGTH) or not all(
-            0x21 <= ord(c) <= 0x7E and c != "," for c in key
-        ):
-            rule = f"must be one header of 1 to {IDEMPOTENCY_KEY_MAX_LENGTH} visible ASCII characters other than ','"
-            raise InvalidIdempotencyKeyError(f"Idempotency-Key {rule}.", [header_error("Idempotency-Key", rule)])
+        check_idempotency_key(key)
         digest = hashlib.sha256(
             "\n".join([method, path, canonical_json(body)]).encode("utf-8", "surrogatepass")
         ).hexdigest()

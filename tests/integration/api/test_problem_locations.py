@@ -112,6 +112,21 @@ def test_a_malformed_idempotency_key_is_named_as_a_header(client):
     assert places(problem) == [("header", "Idempotency-Key")]
 
 
+@pytest.mark.parametrize("body", [{"document_id": "d\u0000" * 300}, "not an object", None])
+def test_a_malformed_idempotency_key_is_named_before_a_bad_body(client, body):
+    """A worker author's trial: a bad key beside a bad body got the body's
+    422 first, and the key's 400 only on the next try."""
+    response = client.post(API, json=body, headers={"Idempotency-Key": "has space"})
+    problem = assert_problem(response, 400, "invalid-idempotency-key")
+    assert places(problem) == [("header", "Idempotency-Key")]
+    assert client.get(API).get_json()["items"] == []
+
+
+def test_a_malformed_idempotency_key_on_a_job_action_is_named_before_the_job_is_looked_up(client):
+    response = client.post(f"{API}/00000000-0000-0000-0000-000000000000/start", headers={"Idempotency-Key": ""})
+    assert places(assert_problem(response, 400, "invalid-idempotency-key")) == [("header", "Idempotency-Key")]
+
+
 def test_two_idempotency_keys_are_refused_not_joined_into_a_third(client, app):
     """The third trial (session 16): two headers became the key "k1,k2",
     and a retry with k1 alone made a second job."""
