@@ -132,10 +132,16 @@ def ignore_failure_group(group_id: str) -> Response:
                 REFUSED["IgnoreGroup"],
                 [field_error("/until", error["detail"]) for error in exc.errors],
             ) from None
+    occurrences = fields.get("occurrences")
+    if isinstance(occurrences, float) and occurrences.is_integer() and abs(occurrences) < 2**53:
+        # JSON Schema's "integer" is any number with a zero fractional part
+        # (2020-12 validation, 6.1.1), as the schema check and a span's
+        # offsets take it: 2.0 is 2, not a 422.
+        occurrences = int(occurrences)
     actor = current_actor()
     return _change(
         group_id,
-        lambda: lifecycle.ignore_group(group_id, actor, until=until, occurrences=fields.get("occurrences"), via="api"),
+        lambda: lifecycle.ignore_group(group_id, actor, until=until, occurrences=occurrences, via="api"),
         body,
     )
 

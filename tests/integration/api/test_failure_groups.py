@@ -248,6 +248,22 @@ def test_the_group_api_needs_a_worker_token(anonymous_client):
     assert_problem(response, 401, "unauthorized")
 
 
+@pytest.mark.parametrize(("occurrences", "status"), [(2.0, 200), (2.5, 422), (1e300, 422), (0.0, 422)])
+def test_an_ignore_count_is_an_integer_as_json_schema_says(client, occurrences, status):
+    """A trial: a span's ``end: 1.0`` was taken as 1 while an ignore's
+    ``occurrences: 1.0`` was refused; JSON Schema's integer admits both."""
+    _fail(client, UCUM)
+    group_id = _groups(client)["items"][0]["id"]
+    response = client.post(f"/api/v1/failure-groups/{group_id}/ignore", json={"occurrences": occurrences})
+    assert response.status_code == status
+    group = client.get(f"/api/v1/failure-groups/{group_id}").get_json()
+    if status == 200:
+        assert group["ignore"] == {"mode": "until_occurrences", "until": None, "occurrences": 2}
+    else:
+        assert [e["pointer"] for e in response.get_json()["errors"]] == ["#/occurrences"]
+        assert group["state"] == "unresolved"
+
+
 def test_an_ignore_date_in_the_past_is_refused_as_past(client):
     # It has its offset: "must be a date-time with a UTC offset, in the
     # future" sent the trial's worker author looking for the wrong fault.
