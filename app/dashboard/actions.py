@@ -127,6 +127,17 @@ def acknowledge_job(job_id: str) -> Response:
     )
 
 
+@bp.post("/jobs/<job_id>/unacknowledge")
+@requires(Permission.ACT_ON_JOBS)
+def unacknowledge_job(job_id: str) -> Response:
+    """Take back the acknowledgement of one failed job (an acknowledge by
+    mistake): it shows in the default view again."""
+    return _act_on_one(
+        actions.JobAction.UNACKNOWLEDGE, job_id,
+        "Took back the acknowledgement of document {}: it shows in the list of failures again."
+    )
+
+
 def _act_on_one(action: str, job_id: str, said: str) -> Response:
     """Check the CSRF token, run ``action`` on one job with its audit row in
     the same transaction (none when it changed nothing), flash ``said``

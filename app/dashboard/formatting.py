@@ -141,6 +141,7 @@ HISTORY_LABELS = {
     "failed": "Failed",
     "requeued": "Requeued",
     "acknowledged": "Acknowledged",
+    "unacknowledged": "Acknowledgement taken back",
     "completed": "Completed",
 }
 

@@ -70,13 +70,16 @@ class JobActions:
 
     can_requeue: bool
     can_acknowledge: bool
+    can_unacknowledge: bool
 
 
 def job_actions(job: ProcessingJob) -> JobActions:
     """What the signed-in operator may do to ``job`` now: requeue a failed job,
-    and acknowledge its failure once (role permission ``ACT_ON_JOBS``)."""
+    and acknowledge its failure once or take that back (role permission
+    ``ACT_ON_JOBS``)."""
     may_act = job.job_status in FAILURE_STATUSES and current_user.can(Permission.ACT_ON_JOBS)
-    return JobActions(can_requeue=may_act, can_acknowledge=may_act and job.acknowledged_at is None)
+    return JobActions(can_requeue=may_act, can_acknowledge=may_act and job.acknowledged_at is None,
+                      can_unacknowledge=may_act and job.acknowledged_at is not None)
 
 
 def current_filter() -> JobFilter:

@@ -38,6 +38,7 @@ KNOWN_ACTIONS = (
     "groups.woken",
     "jobs.acknowledge",
     "jobs.requeue",
+    "jobs.unacknowledge",
     "tokens.create",
     "tokens.revoke",
     "users.create",

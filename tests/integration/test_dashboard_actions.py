@@ -61,6 +61,48 @@ def test_acknowledge_hides_the_failure_from_the_default_view(app, client):
 
 
 
+def test_an_acknowledgement_can_be_taken_back_from_the_job_page_and_is_audited_and_in_the_history(app, client):
+    """An acknowledge by mistake could not be undone (a trial's note)."""
+    job_id = _failed_job(app, "doc-undo")
+    client.post(f"/jobs/{job_id}/acknowledge", data={"csrf_token": _csrf(client)})
+    page = client.get(f"/jobs/{job_id}").get_data(as_text=True)
+    assert "Undo acknowledge" in page and ">Acknowledge</button>" not in page
+    failure_at = re.search(r'name="failure_at" value="([^"]+)"', page).group(1)
+    form = {"csrf_token": _csrf(client, f"/jobs/{job_id}"), "failure_at": failure_at}
+    response = client.post(f"/jobs/{job_id}/unacknowledge", data=form)
+    assert (response.status_code, response.headers["Location"]) == (303, f"/jobs/{job_id}")
+    page = client.get(response.headers["Location"]).get_data(as_text=True)
+    assert "Took back the acknowledgement of document <bdi>doc-undo</bdi>" in page
+    assert ">Acknowledge</button>" in page and "Undo acknowledge" not in page
+    assert "Acknowledgement taken back" in page  # the history
+    row = _row(app, job_id)
+    assert (row["acknowledged_at"], row["acknowledged_by"]) == (None, None)
+    assert f'href="/jobs/{job_id}?back=' in client.get("/jobs").get_data(as_text=True)
+    # Again: nothing to take back, no second audit row.
+    assert client.post(f"/jobs/{job_id}/unacknowledge", data=form).status_code == 303
+    with app.app_context():
+        events = db.session.scalars(sa.select(AuditEvent).order_by(AuditEvent.occurred_at)).all()
+        assert [(e.action, e.actor, e.filter["job_ids"]) for e in events if e.action.startswith("jobs.")] == [
+            ("jobs.acknowledge", "test-admin", [job_id]), ("jobs.unacknowledge", "test-admin", [job_id])]
+
+
+def test_taking_back_an_acknowledgement_leaves_a_job_that_failed_again_since_alone(app, client):
+    job_id = _failed_job(app, "doc-undo-late")
+    client.post(f"/jobs/{job_id}/acknowledge", data={"csrf_token": _csrf(client)})
+    page = client.get(f"/jobs/{job_id}").get_data(as_text=True)
+    failure_at = re.search(r'name="failure_at" value="([^"]+)"', page).group(1)
+    with app.app_context():
+        get_failure_recorder().record_failure(job_id, "crashed again")
+        client.post(f"/jobs/{job_id}/acknowledge", data={"csrf_token": _csrf(client)})
+    before = _row(app, job_id)
+    assert before["acknowledged_at"] is not None
+    response = client.post(f"/jobs/{job_id}/unacknowledge",
+                           data={"csrf_token": _csrf(client), "failure_at": failure_at})
+    assert "changed after the page you acted on was shown" in client.get(response.headers["Location"]).get_data(
+        as_text=True)
+    assert _row(app, job_id) == before
+
+
 def test_an_acknowledge_aborted_as_a_deadlock_victim_is_done_and_audited_once(app, client, monkeypatch):
     # The operator's click runs again when PostgreSQL picks its transaction
     # as a deadlock's victim (a recorder moving the job's groups at the turn
@@ -103,7 +145,7 @@ def test_actions_on_a_completed_job_change_nothing_and_lead_back_to_it_saying_wh
         complete_job(job_id)
     before = _row(app, job_id)
     token = _csrf(client, f"/jobs/{job_id}")
-    for action, done in (("requeue", "requeued"), ("acknowledge", "acknowledged")):
+    for action, done in (("requeue", "requeued"), ("acknowledge", "acknowledged"), ("unacknowledge", "unacknowledged")):
         response = client.post(f"/jobs/{job_id}/{action}", data={"csrf_token": token})
         assert (response.status_code, response.headers["Location"]) == (303, f"/jobs/{job_id}")
         html = client.get(response.headers["Location"]).get_data(as_text=True)

@@ -32,6 +32,9 @@ class JobAction:
 
     REQUEUE = "requeue"
     ACKNOWLEDGE = "acknowledge"
+    #: Takes an acknowledgement back (one job at a time; no bulk form).
+    UNACKNOWLEDGE = "unacknowledge"
+    #: The actions on many jobs (a selection, a filter, a group).
     ALL = (REQUEUE, ACKNOWLEDGE)
 
 
@@ -89,6 +92,38 @@ def acknowledge_job(
     return ActionOutcome(job, changed=True)
 
 
+def unacknowledge_job(
+    job_id: uuid.UUID | str, actor: str, *, shown_failure_at: datetime | None = None
+) -> ActionOutcome:
+    """Take back the acknowledgement of a failed job's current failure (an
+    acknowledge by mistake): it shows in the dashboard's default view
+    again. One ``with write_transaction():`` block. A job not acknowledged
+    is left as it is (``changed`` false, nothing to audit).
+
+    Args:
+        job_id: the job.
+        actor: who takes it back (for the caller's audit row).
+        shown_failure_at: as for :func:`acknowledge_job`: a job that failed
+            again or was requeued since is left alone.
+
+    Raises:
+        JobNotFoundError: no such job.
+        InvalidTransitionError: the job is not ``Failed`` or ``Validation_Failed``.
+        FailureChangedError: its ``completed_at`` is not ``shown_failure_at``.
+    """
+    del actor  # the audit row names who; the job keeps no "unacknowledged by"
+    with write_transaction():
+        job = load_job_for_update(job_id)
+        if job.job_status not in FAILURE_STATUSES:
+            raise InvalidTransitionError(job.id, job.status, "unacknowledged")
+        require_failure_shown(job, shown_failure_at)
+        if job.acknowledged_at is None:
+            return ActionOutcome(job, changed=False)
+        job.acknowledged_at = None
+        job.acknowledged_by = None
+    return ActionOutcome(job, changed=True)
+
+
 def failures_shown(job_ids: Iterable[uuid.UUID | str]) -> dict[str, datetime]:
     """Job id (as given) -> the ``completed_at`` of its current failure, for
     the jobs of ``job_ids`` that are failed now: what a question about them
@@ -127,6 +162,8 @@ def apply_action(
         return ActionOutcome(requeue_job(job_id, shown_failure_at=shown_failure_at), changed=True)
     if action == JobAction.ACKNOWLEDGE:
         return acknowledge_job(job_id, actor, shown_failure_at=shown_failure_at)
+    if action == JobAction.UNACKNOWLEDGE:
+        return unacknowledge_job(job_id, actor, shown_failure_at=shown_failure_at)
     raise ValueError(f"unknown action {action!r}")
 
 

@@ -38,6 +38,7 @@ class HistoryKind(StrEnum):
     STARTED = "started"
     FAILED = "failed"
     ACKNOWLEDGED = "acknowledged"
+    UNACKNOWLEDGED = "unacknowledged"
     REQUEUED = "requeued"
     COMPLETED = "completed"
 
@@ -77,7 +78,8 @@ class HistoryEvent:
 
 
 def _from_audit(event: AuditEvent) -> HistoryEvent | None:
-    kind = {"jobs.requeue": HistoryKind.REQUEUED, "jobs.acknowledge": HistoryKind.ACKNOWLEDGED}.get(event.action)
+    kind = {"jobs.requeue": HistoryKind.REQUEUED, "jobs.acknowledge": HistoryKind.ACKNOWLEDGED,
+            "jobs.unacknowledge": HistoryKind.UNACKNOWLEDGED}.get(event.action)
     if kind is None:
         return None
     facts = event.filter if isinstance(event.filter, dict) else {}
