@@ -63,6 +63,10 @@ _STORE_ERROR = "session_store_error"
 #: :meth:`DatabaseSessionInterface._upsert_session` compares against.
 _SESSION_USER = "session_user"
 _LOADED_ROW = "server_session_row"
+#: ``g`` key holding the flashed messages the session was read with.
+_LOADED_FLASHES = "server_session_flashes"
+#: Flask's session key of the flashed messages (``flask.flash``).
+FLASHES_KEY = "_flashes"
 
 #: Longest the stored ``expires_at`` may lag behind "now + idle time-out"
 #: before an unchanged session's row is rewritten.
@@ -162,7 +166,9 @@ class DatabaseSessionInterface(ServerSideSessionInterface):
         g.setdefault(_LOADED_ROW, (store_id, row.data, row.expires_at))
         # The identity map holds objects weakly: keep the user for the request.
         g.setdefault(_SESSION_USER, row.User)
-        return self.serializer.decode(row.data)
+        data = self.serializer.decode(row.data)
+        g.setdefault(_LOADED_FLASHES, list(data.get(FLASHES_KEY) or ()) if isinstance(data, dict) else [])
+        return data
 
     def _delete_session(self, store_id: str) -> None:
         with write_transaction():
@@ -180,9 +186,41 @@ class DatabaseSessionInterface(ServerSideSessionInterface):
         ):
             return  # unchanged, and its expiry moved less than a minute ago
         with write_transaction():
+            # Every write, not only one that flashed: a write of the session
+            # as it was read would drop a message flashed meanwhile.
+            loaded_flashes = g.get(_LOADED_FLASHES, []) if loaded is not None and loaded[0] == store_id else []
+            data = self._merge_flashes(session, store_id, loaded_flashes) or data
             db.session.execute(
                 _upsert(db.session.get_bind().dialect.name, store_id, data, expires_at, _named_user(session))
             )
+
+    def _merge_flashes(self, session: ServerSideSession, store_id: str, loaded: list[Any]) -> bytes | None:
+        """This request's flashed messages merged into the stored row's, in
+        the open write transaction (the row locked on PostgreSQL; SQLite's
+        transaction holds the database): the stored messages, less those this
+        request showed (read with the session and gone from it), plus those
+        it added. Two forms sent at once (two tabs) each wrote its session
+        whole, so one message was lost, or a message already shown came
+        back. Sets the session's messages and returns its encoded data, or
+        ``None`` when the session's data stands as it is (no row stored, or
+        no message flashed or shown by another request meanwhile)."""
+        stored = db.session.execute(
+            sa.select(ServerSession.data).where(ServerSession.session_key == store_id).with_for_update()
+        ).scalar()
+        if stored is None:
+            return None
+        stored_data = self.serializer.decode(stored)
+        stored_flashes = stored_data.get(FLASHES_KEY) or [] if isinstance(stored_data, dict) else []
+        mine = session.get(FLASHES_KEY) or []
+        # What the row holds now, less what this request showed, plus what it added.
+        merged = _without(stored_flashes, _without(loaded, mine)) + _without(mine, loaded)
+        if _plain(merged) == _plain(mine):
+            return None  # nothing flashed or shown meanwhile: the data as encoded
+        if merged:
+            session[FLASHES_KEY] = merged
+        else:
+            session.pop(FLASHES_KEY, None)
+        return self.serializer.encode(session)
 
     def _delete_expired_sessions(self) -> None:
         self.delete_expired_sessions()
@@ -192,6 +230,24 @@ class DatabaseSessionInterface(ServerSideSessionInterface):
         with write_transaction():
             result = db.session.execute(sa.delete(ServerSession).where(ServerSession.expires_at <= utcnow()))
         return result.rowcount
+
+
+def _plain(value: Any) -> Any:
+    """``value`` with tuples as lists (a flashed message is a tuple when
+    flashed and a list once read back from msgpack), for comparing."""
+    return [_plain(item) for item in value] if isinstance(value, (list, tuple)) else value
+
+
+def _without(items: list[Any], taken: list[Any]) -> list[Any]:
+    """``items`` less one occurrence of each of ``taken`` (a multiset difference, order kept)."""
+    left = [_plain(item) for item in taken]
+    kept = []
+    for item in items:
+        if _plain(item) in left:
+            left.remove(_plain(item))
+        else:
+            kept.append(item)
+    return kept
 
 
 def _upsert(dialect: str, store_id: str, data: bytes, expires_at: datetime, user_id: int | None) -> sa.Insert:

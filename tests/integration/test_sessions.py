@@ -5,13 +5,15 @@ minute (app/auth/sessions.py). Each test runs on SQLite and PostgreSQL."""
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import timedelta
 
 import sqlalchemy as sa
 
-from app.auth.sessions import refresh_interval
+from app.auth.sessions import DatabaseSessionInterface, refresh_interval
 from app.extensions import db
 from app.models.access import AuditEvent, ServerSession, User
 from app.models.types import utcnow
@@ -332,3 +334,73 @@ def test_the_session_read_brings_its_user_in_the_same_statement(app):
             session_generation=User.session_generation + 1))
         db.session.commit()
     assert not _signed_in(browser)
+
+
+def _token(client, path: str) -> str:
+    html = client.get(path).get_data(as_text=True)
+    return re.search(r'name="csrf_token" (?:type="hidden" )?value="([^"]+)"', html).group(1)
+
+
+def _at_once(app, monkeypatch, *requests):
+    """Run ``requests`` (callables) in threads, each writing its session only
+    once all have read theirs and done their work: the interleaving of two
+    tabs whose forms were sent at the same moment."""
+    barrier = threading.Barrier(len(requests), timeout=60)
+    original = DatabaseSessionInterface._upsert_session
+
+    def upsert_together(self, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003
+        barrier.wait()
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(DatabaseSessionInterface, "_upsert_session", upsert_together)
+    with ThreadPoolExecutor(len(requests)) as pool:
+        statuses = [future.result() for future in [pool.submit(request) for request in requests]]
+    monkeypatch.setattr(DatabaseSessionInterface, "_upsert_session", original)
+    return statuses
+
+
+def _failed_jobs(app, *names: str) -> list[str]:
+    with app.app_context():
+        ids = [str(create_job(name).id) for name in names]
+        for job_id in ids:
+            get_failure_recorder().record_failure(job_id, "the worker crashed")
+    return ids
+
+
+def test_two_forms_sent_at_once_from_two_tabs_keep_both_messages(app, monkeypatch):
+    """A trial: each request wrote its session whole, so the second save
+    dropped the first's message."""
+    make_user(app, "two-tabs", "operator", password=PASSWORD)
+    first, second = _failed_jobs(app, "doc-tab-1", "doc-tab-2")
+    tab = app.test_client()
+    _sign_in(tab, "two-tabs")
+    other_tab = _copy(app, _cookie(tab))
+    token = _token(tab, "/jobs")
+    statuses = _at_once(
+        app, monkeypatch,
+        lambda: tab.post(f"/jobs/{first}/acknowledge", data={"csrf_token": token}).status_code,
+        lambda: other_tab.post(f"/jobs/{second}/acknowledge", data={"csrf_token": token}).status_code,
+    )
+    assert statuses == [303, 303]
+    shown = tab.get("/jobs?acknowledged=include").get_data(as_text=True)
+    assert "document <bdi>doc-tab-1</bdi>" in shown and "document <bdi>doc-tab-2</bdi>" in shown
+    assert "doc-tab-1</bdi>." not in tab.get("/jobs?acknowledged=include").get_data(as_text=True)  # shown once
+
+
+def test_a_message_shown_in_one_tab_does_not_come_back_through_a_form_sent_meanwhile(app, monkeypatch):
+    make_user(app, "shown-once", "operator", password=PASSWORD)
+    first, second = _failed_jobs(app, "doc-seen-1", "doc-seen-2")
+    tab = app.test_client()
+    _sign_in(tab, "shown-once")
+    token = _token(tab, "/jobs")
+    assert tab.post(f"/jobs/{first}/acknowledge", data={"csrf_token": token}).status_code == 303
+    other_tab = _copy(app, _cookie(tab))
+    pages = []
+    _at_once(
+        app, monkeypatch,
+        lambda: pages.append(tab.get(f"/jobs/{first}").get_data(as_text=True)),  # shows the first message
+        lambda: other_tab.post(f"/jobs/{second}/acknowledge", data={"csrf_token": token}).status_code,
+    )
+    assert "document <bdi>doc-seen-1</bdi>" in pages[0]
+    after = tab.get("/jobs?acknowledged=include").get_data(as_text=True)
+    assert "document <bdi>doc-seen-2</bdi>" in after and "document <bdi>doc-seen-1</bdi>" not in after
