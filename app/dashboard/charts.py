@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 
 from app.dashboard.formatting import plural
+from app.models.types import iso_date
 from app.services.chart_buckets import BucketSize, Timeline
 
 WIDTH = 640
@@ -64,7 +65,7 @@ class BarChart:
 
 def _bucket_label(moment: datetime, size: BucketSize) -> str:
     moment = moment.astimezone(timezone.utc)
-    return moment.strftime("%Y-%m-%d %H:00") if size is BucketSize.HOUR else moment.strftime("%Y-%m-%d")
+    return f"{iso_date(moment)} {moment:%H}:00" if size is BucketSize.HOUR else iso_date(moment)
 
 
 def _plural(count: int, word: str) -> str:

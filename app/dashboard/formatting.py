@@ -16,6 +16,7 @@ from typing import Any
 from markupsafe import Markup, escape
 
 from app.models import JobStatus
+from app.models.types import iso_date
 from app.timestamps import rfc3339
 
 #: How a status is written on the pages (the API and the exports keep the
@@ -50,7 +51,8 @@ def format_utc(value: datetime | None) -> str:
     """``2026-11-29 21:16:35 UTC`` for an aware datetime, ``—`` for ``None``."""
     if value is None:
         return "—"
-    return value.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+    value = value.astimezone(timezone.utc)
+    return f"{iso_date(value)} {value:%H:%M:%S} UTC"
 
 
 def clock_utc(value: datetime) -> str:
@@ -90,7 +92,7 @@ def time_ago(value: datetime | None, now: datetime) -> str:
         return f"{int(seconds // 3600)} h ago"
     if seconds < 60 * 86_400:
         return f"{int(seconds // 86_400)} days ago"
-    return "on " + value.astimezone(timezone.utc).strftime("%Y-%m-%d")
+    return "on " + iso_date(value.astimezone(timezone.utc))
 
 
 @dataclass(frozen=True)
@@ -282,16 +284,16 @@ def event_facts(details: dict[str, Any] | None) -> list[tuple[str, str, str]]:
     worker extractor 1.0.0``; a name ``""`` is a worker that sends none."""
     facts = []
     details = details or {}
+    # An ignore's condition is one fact, "until 3 more occurrences", not
+    # "until more occurrences; after more occurrences: 3" (a trial).
+    condition = _ignore_condition_words(details)
     for key, value in details.items():
-        if key in _WORKER_OF:
-            continue  # told with its version
+        if key in _WORKER_OF or (condition and key in ("until", "occurrences")):
+            continue  # told with its version, or in the ignore's condition
         words = EVENT_FACT_LABELS.get(key, key)
-        shown = IGNORE_MODE_WORDS.get(value, value) if key == "mode" else value
+        shown = (condition or IGNORE_MODE_WORDS.get(value, value)) if key == "mode" else value
         if key == "until" and isinstance(value, str):
-            try:
-                shown = format_utc(datetime.fromisoformat(value))
-            except ValueError:
-                pass  # not one the service wrote: shown as stored
+            shown = _stored_time_words(value)
         name = details.get(_WORKER_OF_VERSION.get(key, ""))
         if name is not None and key == "worker_version":
             words, shown = ("by worker", f"{name} {value}") if name else ("by a worker without a name, version", value)
@@ -299,6 +301,26 @@ def event_facts(details: dict[str, Any] | None) -> list[tuple[str, str, str]]:
             shown = f"{value} of {name if name else 'the workers that send no name'}"
         facts.append((key, words, str(shown)))
     return facts
+
+
+def _stored_time_words(value: str) -> str:
+    """An ISO 8601 time the service stored, as the state line writes it; any other text as it is."""
+    try:
+        return format_utc(datetime.fromisoformat(value))
+    except ValueError:
+        return value  # not one the service wrote: shown as stored
+
+
+def _ignore_condition_words(details: dict[str, Any]) -> str | None:
+    """An ignore event's mode with its date or count in words ("until
+    2027-01-15 00:00:00 UTC", "until 3 more occurrences"), or ``None`` when
+    the details hold no such pair."""
+    mode, until, count = details.get("mode"), details.get("until"), details.get("occurrences")
+    if mode == "until_date" and isinstance(until, str):
+        return f"until {_stored_time_words(until)}"
+    if mode == "until_occurrences" and isinstance(count, int) and not isinstance(count, bool):
+        return f"until {count:,} more {plural('occurrence', count)}"
+    return None
 
 
 def thousands(value: int) -> str:

@@ -19,6 +19,13 @@ def utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
 
+def iso_date(moment: datetime) -> str:
+    """``moment``'s date as ISO 8601 ``YYYY-MM-DD``, the year in four digits
+    (``0002-01-01``): ``strftime("%Y")`` writes year 2 as ``2`` on glibc,
+    while SQL's formats (and RFC 3339) pad it."""
+    return f"{moment.year:04d}-{moment.month:02d}-{moment.day:02d}"
+
+
 class UTCDateTime(TypeDecorator[datetime]):
     """A ``TIMESTAMP WITH TIME ZONE`` that only ever holds aware UTC values.
 

@@ -13,6 +13,7 @@ from datetime import datetime, timedelta, timezone
 from enum import StrEnum
 
 from app.models import JobStatus
+from app.models.types import iso_date
 from app.models.job_status import FAILURE_STATUSES
 from app.services.processing_jobs.job_filter import JobFilter
 
@@ -124,4 +125,5 @@ LABEL_FORMATS = {
 
 def bucket_label(moment: datetime, size: BucketSize) -> str:
     """The bucket's text label, as :data:`LABEL_FORMATS` makes it in SQL (UTC)."""
-    return moment.strftime(LABEL_FORMATS["sqlite"][size])
+    # The format's %Y by hand: glibc's strftime does not pad years before 1000.
+    return f"{iso_date(moment)}T{moment:%H}" if size is BucketSize.HOUR else iso_date(moment)

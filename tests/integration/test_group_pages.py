@@ -195,9 +195,15 @@ def test_ignore_until_n_more_occurrences(app, client, groups):
         assert group.state == "ignored" and group.ignore_until_occurrences == 2
     # The list says how it wakes, without opening the group.
     listed = client.get("/groups?state=ignored").get_data(as_text=True)
-    assert '<span class="muted ignore-condition">until 2 more occurrences</span>' in listed
-    # The group page says it in the same words (one macro).
-    assert '<span class="ignore-condition">until 2 more occurrences</span>' in client.get(path).get_data(as_text=True)
+    assert '<span class="muted ignore-condition">until 2 more occurrences (0 so far)</span>' in listed
+    # The group page says it in the same words (one macro), and counts them (a trial saw no progress).
+    assert '<span class="ignore-condition">until 2 more occurrences (0 so far)</span>' in client.get(path).get_data(
+        as_text=True)
+    _fail(client, [ICD], document="doc-icd-again")
+    page = client.get(path).get_data(as_text=True)
+    assert '<span class="ignore-condition">until 2 more occurrences (1 so far)</span>' in page
+    # The timeline says the condition once, in the state line's words.
+    assert "after more occurrences" not in page and "until 2 more occurrences" in page.split("<h2>Timeline</h2>")[-1]
     # A refused form leads back to the group page (post/redirect/get), saying so; nothing changes.
     refused = client.post(path + "/ignore", data={"csrf_token": _csrf(client, path), "mode": "until_date",
                                                   "until": "not a date"})
@@ -486,3 +492,25 @@ def test_invisible_characters_in_worker_text_are_marked_on_every_page(app, clien
         for invisible in ("\u200b", "\u2060", "\ufeff"):
             assert invisible not in html, (path, repr(invisible))
         assert "[ZWSP]" in html, path
+
+
+def test_the_ignore_boxes_and_the_failing_now_links_have_names_of_their_own(client, groups):
+    """A trial: a screen reader announced the count box as "spin button",
+    and the list's "Failing now" links as bare numbers."""
+    page = client.get(f"/groups/{groups['unit']}").get_data(as_text=True)
+    assert re.search(r'<input type="number" name="occurrences" aria-label="[^"]+"', page)
+    assert re.search(r'<input type="text" name="until" aria-label="[^"]+"', page)
+    listed = client.get("/groups").get_data(as_text=True)
+    assert 'aria-label="4 jobs failing now on this group">4</a>' in listed
+
+
+def test_more_sample_jobs_lead_to_the_table_and_back_to_the_newest(app, client, monkeypatch):
+    from app.dashboard import groups_views
+    monkeypatch.setattr(groups_views, "SAMPLE_JOBS", 2)
+    for n in range(3):
+        _fail(client, [UNIT], document=f"doc-sample-{n}")
+    path = f"/groups/{_group_id(app, 'unit.not_ucum')}"
+    more = re.search(r'<a rel="next" href="([^"]+)">More jobs</a>', client.get(path).get_data(as_text=True)).group(1)
+    assert more.endswith("#samples")
+    second = client.get(more.replace("&amp;", "&").split("#")[0]).get_data(as_text=True)
+    assert f'<a rel="first" href="{path}#samples">Newest jobs</a>' in second and 'id="samples"' in second

@@ -14,7 +14,7 @@ from app.dashboard.charts import bar_chart
 from app.dashboard.links import list_links, query_pairs, with_changes, with_quick_range
 from app.errors import InvalidQueryError
 from app.models import JobStatus
-from app.services.chart_buckets import Bucket, BucketSize, Timeline, chart_window
+from app.services.chart_buckets import Bucket, BucketSize, Timeline, bucket_label, chart_window
 from app.services.processing_jobs.filter_sql import escape_like
 from app.services.processing_jobs.job_filter import AcknowledgedFilter, TimeField
 from app.services.processing_jobs.pagination import Cursor
@@ -532,5 +532,24 @@ def test_an_ignores_until_is_written_in_the_timeline_as_the_state_line_writes_it
     """The sixth trial: "until 2027-01-15 00:00:00 UTC" in the state line,
     "until 2027-01-15T00:00:00+00:00" in the timeline."""
     facts = formatting.event_facts({"mode": "until_date", "until": "2027-01-15T00:00:00+00:00", "via": "dashboard"})
-    assert [value for _key, _words, value in facts][1:] == ["2027-01-15 00:00:00 UTC", "dashboard"]
+    assert [value for _key, _words, value in facts] == ["until 2027-01-15 00:00:00 UTC", "dashboard"]
     assert formatting.event_facts({"until": "soon"})[0][2] == "soon"  # not a time: as stored
+
+
+@pytest.mark.parametrize(("details", "said"), [
+    ({"mode": "until_occurrences", "occurrences": 3, "via": "api"}, [("", "until 3 more occurrences"), ("via", "api")]),
+    ({"mode": "until_occurrences", "occurrences": 1}, [("", "until 1 more occurrence")]),
+    ({"mode": "forever"}, [("", "forever")]),
+    # Not a pair the service writes: each fact as it is.
+    ({"mode": "until_occurrences"}, [("", "until more occurrences")]),
+])
+def test_an_ignores_condition_is_one_fact_in_the_timeline(details, said):
+    """A trial read "ignored until more occurrences; after more occurrences: 3"."""
+    assert [(words, value) for _key, words, value in formatting.event_facts(details)] == said
+
+
+def test_years_before_1000_are_written_in_four_digits_as_sql_and_rfc_3339_write_them():
+    """A trial's chip read "created from = 2-01-01 00:00:00 UTC"."""
+    moment = datetime(2, 1, 1, 5, tzinfo=timezone.utc)
+    assert formatting.format_utc(moment) == "0002-01-01 05:00:00 UTC"
+    assert bucket_label(moment, BucketSize.HOUR) == "0002-01-01T05" and bucket_label(moment, BucketSize.DAY) == "0002-01-01"
