@@ -190,6 +190,8 @@ def show_group(group_id: str) -> str:
         sample=sample,
         jobs_url=href(url_for("dashboard.list_jobs"), [("acknowledged", "include"), ("group", str(key))]),
         can_act=_can_act(),
+        # "Acknowledge all" only when it would acknowledge something (a trial got "Acknowledge 0 jobs?").
+        unacknowledged=group_details.unacknowledged_current_job_count(key) if view.current_job_count else 0,
         today=now.date().isoformat(),
         typed=typed or {},
     )

@@ -514,3 +514,17 @@ def test_more_sample_jobs_lead_to_the_table_and_back_to_the_newest(app, client, 
     assert more.endswith("#samples")
     second = client.get(more.replace("&amp;", "&").split("#")[0]).get_data(as_text=True)
     assert f'<a rel="first" href="{path}#samples">Newest jobs</a>' in second and 'id="samples"' in second
+
+
+def test_acknowledge_all_is_offered_only_while_a_failing_job_is_unacknowledged(app, client, groups):
+    """A trial: with every failing job acknowledged, "Acknowledge all…" led to "Acknowledge 0 jobs?"."""
+    path = f"/groups/{groups['icd']}"
+    assert 'value="acknowledge">Acknowledge all…</button>' in client.get(path).get_data(as_text=True)
+    client.post(f"/jobs/{groups['icd_job']}/acknowledge", data={"csrf_token": _csrf(client, path)})
+    page = client.get(path).get_data(as_text=True)
+    assert 'value="acknowledge">Acknowledge all…</button>' not in page
+    assert "Every one of them is acknowledged already" in page and "Requeue all…" in page
+    with app.app_context():
+        from app.services.failure_groups.group_details import unacknowledged_current_job_count
+        assert unacknowledged_current_job_count(groups["icd"]) == 0
+        assert unacknowledged_current_job_count(groups["unit"]) == 4

@@ -18,6 +18,8 @@ import sqlalchemy as sa
 from app.extensions import db
 from app.models.bulk_action import BulkAction, BulkActionState
 from app.models.failure_group import FailureGroup, FailureGroupCount, FailureGroupEvent, FailureOccurrence
+from app.models.job_rollup import Grain, JobGroupRollup
+from app.models.job_status import FAILURE_STATUSES
 from app.services.failure_groups.fingerprint import GROUPING_VERSION
 
 
@@ -101,6 +103,22 @@ def current_job_ids(group_id: int) -> sa.Select:
     return sa.select(FailureOccurrence.job_id).where(
         FailureOccurrence.group_id == group_id, FailureOccurrence.is_current
     )
+
+
+def unacknowledged_current_job_count(group_id: int) -> int:
+    """How many jobs failing on the group now are not acknowledged: what
+    "Acknowledge all" would act on. Exact, from ``job_group_rollups``'
+    all-time rows (one range of its key, which starts with the group), so a
+    group of 500,000 failing jobs costs what a small one does."""
+    rollup = JobGroupRollup.__table__
+    return int(db.session.scalar(
+        sa.select(sa.func.coalesce(sa.func.sum(rollup.c.jobs), 0)).where(
+            rollup.c.group_id == group_id,
+            rollup.c.grain == int(Grain.ALL),
+            rollup.c.acknowledged.is_(False),
+            rollup.c.status.in_(sorted(status.value for status in FAILURE_STATUSES)),
+        )
+    ))
 
 
 def sample_occurrences(
