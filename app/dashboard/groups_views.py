@@ -25,7 +25,7 @@ from app.dashboard.group_list_query import (
     GROUP_LIST_PARAMETERS, SORT_LABELS, SORTS, STATE_CHOICES, group_filter_from_args, group_list_heading,
 )
 from app.dashboard.formatting import format_utc
-from app.dashboard.links import href, query_pairs, with_changes
+from app.dashboard.links import QUICK_RANGES, href, query_pairs, with_changes, with_quick_range
 from app.errors import InvalidFieldsError, InvalidFormError, InvalidQueryError, field_error, parameter_error
 from app.models import GroupState
 from app.models.access import Permission
@@ -78,6 +78,12 @@ def list_groups() -> str | Response:
     """The failure groups: one row each with exact counts, 24 h and 14 d
     sparklines and worker versions; filters, sort and keyset pages."""
     pairs = list(request.args.items(multi=True))
+    if "range" in request.args:
+        # A quick-range button (as /jobs has; a trial found only full RFC
+        # 3339 times): "last seen from" now minus the range, the other typed
+        # fields kept, a bookmark of "the last 7 days" re-read each time.
+        return redirect(href(url_for("dashboard.list_groups"),
+                             [(k, v) for k, v in with_quick_range(pairs, utcnow()) if v != ""]))
     if any(value == "" for _, value in pairs):
         return redirect(href(url_for("dashboard.list_groups"), [(k, v) for k, v in pairs if v != ""]))
     refuse_unknown_parameters(request.args, GROUP_LIST_PARAMETERS)
@@ -120,6 +126,7 @@ def list_groups() -> str | Response:
         still_failing_href=href(url_for("dashboard.list_groups"),
                                 with_changes(kept, {"state": ["resolved"], "failing": ["1"]})),
         rows=rows,
+        quick_ranges=[(key, label) for key, label, _back in QUICK_RANGES],
         now=now,
         group_filter=group_filter,
         selected_states=selected_states,
@@ -272,7 +279,7 @@ def resolve_group(group_id: str) -> Response:
                                                               "(SemVer, no spaces), or leave it empty")
         # Left out of the form, the worker defaults to the usual one; emptied, it does not.
         group = group_lifecycle.resolve_group(
-            key, current_actor(), in_version=in_version, in_worker=in_worker,
+            key, current_actor(), in_version=in_version, in_worker=in_worker, check_seen=True,
             worker_emptied="in_worker" in request.form and in_worker is None, via="dashboard")
     except (group_forms.FormError, InvalidFieldsError) as error:
         return _form_error_page(group_id, error)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import uuid
+from datetime import datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
@@ -12,6 +13,7 @@ import sqlalchemy as sa
 from app.extensions import db
 from app.models import BulkAction, FailureGroup, FailureGroupEvent, ProcessingJob
 from app.models.access import AuditEvent
+from app.models.types import utcnow
 from app.services import bulk_actions
 from tests.helpers import crashed_job, stored_job_row
 
@@ -170,12 +172,12 @@ def test_unknown_or_malformed_group_is_404(client):
 
 def test_resolve_in_version_then_reopen_are_audited_and_on_the_timeline(app, client, groups):
     path = f"/groups/{groups['unit']}"
-    response = client.post(path + "/resolve", data={"csrf_token": _csrf(client, path), "in_version": "1.5.0"})
+    response = client.post(path + "/resolve", data={"csrf_token": _csrf(client, path), "in_version": "1.6.0"})
     assert response.status_code == 303
     html = client.get(path).get_data(as_text=True)
     # Of the worker failing now, by default (the field is prefilled with it).
-    assert "Resolved the group in version 1.5.0 of <bdi>extractor</bdi>." in html and 'badge state-resolved' in html
-    assert "in version <code><bdi>1.5.0</bdi></code> of <code><bdi>extractor</bdi></code>" in html
+    assert "Resolved the group in version 1.6.0 of <bdi>extractor</bdi>." in html and 'badge state-resolved' in html
+    assert "in version <code><bdi>1.6.0</bdi></code> of <code><bdi>extractor</bdi></code>" in html
     client.post(path + "/reopen", data={"csrf_token": _csrf(client, path)})
     with app.app_context():
         events = db.session.scalars(
@@ -528,3 +530,43 @@ def test_acknowledge_all_is_offered_only_while_a_failing_job_is_unacknowledged(a
         from app.services.failure_groups.group_details import unacknowledged_current_job_count
         assert unacknowledged_current_job_count(groups["icd"]) == 0
         assert unacknowledged_current_job_count(groups["unit"]) == 4
+
+
+def test_the_group_list_has_quick_ranges_of_last_seen_and_keeps_the_other_fields(client, groups):
+    """A trial: only a full RFC 3339 time worked in "From"; /jobs has quick ranges."""
+    page = client.get("/groups").get_data(as_text=True)
+    assert '<button type="submit" name="range" value="24h" class="quick-range">24 hours</button>' in page
+    response = client.get("/groups?range=7d&code=unit.not_ucum&from=not+a+time&cursor=x")
+    assert response.status_code == 302
+    location = response.headers["Location"]
+    assert "range=" not in location and "cursor=" not in location and "code=unit.not_ucum" in location
+    started = datetime.fromisoformat(re.search(r"from=([^&]+)", location).group(1).replace("%3A", ":"))
+    assert timedelta(days=7) <= utcnow() - started < timedelta(days=7, minutes=5)
+    listed = client.get(location).get_data(as_text=True)
+    assert f'href="/groups/{groups["unit"]}"' in listed and f'href="/groups/{groups["icd"]}"' not in listed
+    assert client.get("/groups?range=2w").status_code == 400
+
+
+def test_an_empty_list_under_a_code_says_the_code_is_matched_whole_and_offers_the_search(client, groups):
+    page = client.get("/groups?code=UNIT.NOT_UCUM").get_data(as_text=True)
+    assert "The error code must be the whole code, as sent (case counts)" in page
+    assert 'href="/search?q=UNIT.NOT_UCUM"' in page
+
+
+@pytest.mark.parametrize(("form", "says"), [
+    # The group's failures came from extractor 1.4.0 and 1.5.0.
+    ({"in_version": "2.0.0", "in_worker": "extracter"},
+     "of worker: no recent failure of this group came from this worker (lately: extractor); check the name"),
+    ({"in_version": "1.5.0"}, "Resolve in version: must be newer than 1.5.0, the newest version of extractor"),
+    ({"in_version": "0.0.1", "in_worker": "extractor"}, "its next failure would reopen the group at once"),
+])
+def test_a_resolve_the_next_failure_would_undo_is_refused_on_the_page(app, client, groups, form, says):
+    """A trial: a misspelt worker, or a version older than the one failing
+    now, resolved "in version" silently; the next failure reopened it."""
+    path = f"/groups/{groups['unit']}"
+    response = client.post(path + "/resolve", data={"csrf_token": _csrf(client, path), **form})
+    assert (response.status_code, response.headers["Location"]) == (303, path)
+    assert says in client.get(path).get_data(as_text=True)
+    with app.app_context():
+        assert db.session.get(FailureGroup, groups["unit"]).state == "unresolved"
+    assert _audit(app, "groups.") == []

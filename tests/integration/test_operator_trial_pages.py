@@ -15,7 +15,7 @@ def _titles(html: str) -> list[str]:
 
 def test_resolved_groups_with_jobs_failing_now_are_announced_on_the_landing_list(client, groups):  # noqa: F811
     path = f"/groups/{groups['unit']}"
-    answer = client.post(path + "/resolve", data={"csrf_token": _csrf(client, path), "in_version": "1.5.0"})
+    answer = client.post(path + "/resolve", data={"csrf_token": _csrf(client, path), "in_version": "1.6.0"})
     assert answer.status_code == 303
     # An older worker fails again: by the version rule the group stays resolved.
     _fail(client, [UNIT], version="1.4.0", document="doc-unit-late")

@@ -32,7 +32,7 @@ from app.services.access import add_audit_event
 from app.services.failure_groups.errors import GroupNotFoundError, InvalidGroupTransitionError
 from app.services.failure_groups.queries import parse_group_id
 from app.services.failure_groups.signals import note_metric
-from app.services.failure_groups.states import effective_substate, is_semver
+from app.services.failure_groups.states import by_precedence, compare_versions, effective_substate, is_semver
 from app.services.failure_groups.worker import check_worker
 from app.services.json_values import has_unseen_character
 from app.unit_of_work import write_transaction
@@ -140,6 +140,47 @@ def recent_worker_names(group_id: int) -> list[tuple[str, int]]:
     return [(worker, int(count)) for worker, count in rows]
 
 
+def recent_worker_versions(group_id: int) -> dict[str, list[str]]:
+    """Worker name (``""``: none sent) -> the versions it sent in the
+    group's newest :data:`RECENT_OCCURRENCES` occurrences, oldest first by
+    SemVer 2.0.0 precedence (``by_precedence``; the unordered ones last)."""
+    recent = (
+        sa.select(FailureOccurrence.worker_name, FailureOccurrence.worker_version)
+        .where(FailureOccurrence.group_id == group_id)
+        .order_by(FailureOccurrence.occurred_at.desc(), FailureOccurrence.id.desc()).limit(RECENT_OCCURRENCES)
+        .subquery()
+    )
+    found: dict[str, set[str]] = {}
+    for name, version in db.session.execute(sa.select(recent.c.worker_name, recent.c.worker_version).distinct()):
+        versions = found.setdefault(name or "", set())
+        if version:
+            versions.add(version)
+    return {name: by_precedence(versions) for name, versions in found.items()}
+
+
+def _unseen_faults(group_id: int, version: str, worker: str | None) -> list[FieldError]:
+    """An operator's resolve in ``version`` of ``worker`` that cannot be
+    what they meant (the form's ``check_seen``): a worker none of the
+    group's recent occurrences came from (a typo: no occurrence of the real
+    worker's would then be older), or a version not newer than the newest
+    of that worker's recent versions (its next failure would reopen the
+    group at once). ``[]`` when neither, or the group has no occurrence."""
+    seen = recent_worker_versions(group_id)
+    if worker is None or not seen:
+        return []
+    if worker not in seen:
+        lately = ", ".join(name or "(no name)" for name in seen)
+        return [field_error("/worker", f"no recent failure of this group came from this worker (lately: {lately}); "
+                                       "check the name")]
+    ordered = [v for v in seen[worker] if is_semver(v)]
+    if ordered and compare_versions(version, ordered[-1]) != 1:
+        return [field_error("/in_version", f"must be newer than {ordered[-1]}, the newest version of "
+                                           f"{worker or 'the workers that send no name'} this group failed on "
+                                           "lately: its next failure would reopen the group at once. Enter the "
+                                           "version with the fix, or resolve without a version")]
+    return []
+
+
 def usual_worker_name(group_id: int) -> str | None:
     """The name most of the group's recent occurrences came from
     (:func:`recent_worker_names`; ``""``: workers without a name), the
@@ -208,6 +249,7 @@ def resolve_group(
     in_version: str | None = None,
     in_worker: str | None = None,
     worker_emptied: bool = False,
+    check_seen: bool = False,
     via: str = "dashboard",
     now: datetime | None = None,
 ) -> FailureGroup:
@@ -235,7 +277,8 @@ def resolve_group(
             ``in_worker`` without ``in_version``, or not a worker name
             (:func:`~app.services.failure_groups.worker.check_worker`'s rule);
             ``worker_emptied`` beside ``in_version`` for a group with a
-            usual worker (pointer ``/worker``).
+            usual worker (pointer ``/worker``); with ``check_seen``, an
+            unseen worker or a version not newer than its newest seen.
     """
     errors = resolution_errors(in_version, in_worker)
     if errors:
@@ -250,6 +293,9 @@ def resolve_group(
         if worker is None and version is not None and worker_emptied and of:
             raise InvalidFieldsError(RESOLUTION_REFUSED, [field_error(
                 "/worker", f"enter the worker {version} is a version of (lately: {of}); a version is of one worker")])
+        faults = _unseen_faults(group.id, version, of) if check_seen and version is not None else []
+        if faults:
+            raise InvalidFieldsError(RESOLUTION_REFUSED, faults)
         change_state(
             group, GroupState.RESOLVED, None, actor=actor, reason="resolved", at=at,
             details={"in_version": version, "of_worker": of, "via": via},
