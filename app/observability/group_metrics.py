@@ -4,7 +4,9 @@ A per-group rate cannot come from a counter labelled by group (one series
 per group ever seen: unbounded). This gauge is computed from the hourly
 rollups (``failure_group_hourly``) when ``/metrics`` is scraped, for the
 :data:`HOT_GROUPS` busiest unresolved groups only, so its label set stays
-small: ``group_id`` and ``code``. Its value is occurrences per hour over
+small: ``group_id`` and ``code`` (``other`` when the group's code is not
+shaped like one: error details may hold patient text, and a worker may send
+it as a code). Its value is occurrences per hour over
 the current hour and the one before it (a window of one to two hours, as
 the rollups are hourly). ``deploy/prometheus/failure-groups.rules.yml``
 alerts on it (``FailureGroupHot``).
@@ -28,6 +30,7 @@ from prometheus_client.registry import Collector
 from app.extensions import db
 from app.models import FailureGroup, FailureGroupHourly, GroupState
 from app.models.types import utcnow
+from app.observability.metrics import code_shaped
 
 #: How many groups the gauge names at most (the label set's bound).
 HOT_GROUPS = 20
@@ -56,7 +59,8 @@ def hot_groups(now: datetime, limit: int = HOT_GROUPS) -> list[tuple[int, str, f
         .order_by(total.desc(), FailureGroupHourly.group_id)
         .limit(limit)
     ).all()
-    return [(group_id, code or "", int(count) / hours) for group_id, code, count in rows]
+    # A group without a code (grouped by its message) is "": no text of it.
+    return [(group_id, code_shaped(code) if code else "", int(count) / hours) for group_id, code, count in rows]
 
 
 class HotGroupsCollector(Collector):

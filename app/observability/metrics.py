@@ -140,9 +140,17 @@ _seen_codes: set[str] = set()
 _PENDING_KEY = "observability_pending_failures"
 
 
+def code_shaped(code: Any) -> str:
+    """``code`` when it looks like a code (``schema.required``: a letter,
+    then up to 63 letters, digits and ``_.:-``), else ``other``: free text a
+    worker sent as a code (a name, an MRN) never becomes a label value."""
+    return code if isinstance(code, str) and _CODE_LABEL.fullmatch(code) else "other"
+
+
 def code_label(code: Any) -> str:
-    """The label value for an error ``code`` (``other`` when not acceptable)."""
-    if not isinstance(code, str) or not _CODE_LABEL.fullmatch(code):
+    """The label value for an error ``code`` (``other`` when not
+    :func:`code_shaped`, or past :data:`MAX_CODE_LABELS` in this process)."""
+    if code_shaped(code) == "other":
         return "other"
     if code not in _seen_codes:
         if len(_seen_codes) >= MAX_CODE_LABELS:

@@ -47,6 +47,22 @@ def test_the_busiest_unresolved_groups_are_on_metrics(app, client):
     assert "schema.required" not in _hot(client)  # resolved: not alerting
 
 
+def test_a_code_that_is_free_text_is_other_on_metrics(app, client):
+    """A support trial: a code "MRN 12345678 Jane Doe" was a label value."""
+    _fail(client, "MRN 12345678 Jane Doe")
+    _fail(client, "@SUM(A1)")
+    _fail(client, "unit.not_ucum")
+    text = client.get("/metrics").get_data(as_text=True)
+    assert "Jane" not in text and "12345678" not in text and "SUM(A1)" not in text
+    assert sorted(_hot_codes(client)) == ["other", "other", "unit.not_ucum"]
+
+
+def _hot_codes(client) -> list[str]:
+    text = client.get("/metrics").get_data(as_text=True)
+    families = {f.name: f for f in text_string_to_metric_families(text)}
+    return [s.labels["code"] for s in families[group_metrics.NAME].samples]
+
+
 def test_the_gauge_is_bounded(app, client, monkeypatch):
     monkeypatch.setattr(group_metrics, "HOT_GROUPS", 2)
     for code in ("a.one", "a.two", "a.three"):
