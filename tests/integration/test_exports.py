@@ -274,7 +274,10 @@ def test_neutralise_formula_leaves_other_cells_alone():
     assert neutralise_formula("=1+2") == "'=1+2"
     assert neutralise_formula("'=1+2") == "'=1+2"  # already text
     assert neutralise_formula("a=b") == "a=b"
-    assert neutralise_formula(" =1") == " =1"
+    # What a spreadsheet may trim before a formula counts (a support trial).
+    assert neutralise_formula(" =1") == "' =1" and neutralise_formula(" \n @SUM(A1)") == "' \n @SUM(A1)"
+    assert neutralise_formula("\n=1+1") == "'\n=1+1" and neutralise_formula(" a=1") == " a=1"
+    assert neutralise_formula("  ") == "  "
     assert neutralise_formula("") == ""
 
 

@@ -20,11 +20,19 @@ from app.models.types import UTCDateTime
 from app.services.json_values import with_controls_escaped
 from app.timestamps import rfc3339
 
-_FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+#: A formula's first characters (OWASP "CSV Injection").
+_FORMULA_STARTS = ("=", "+", "-", "@")
+#: First characters that make a cell suspect: a formula's, and the line
+#: breaks and tab a spreadsheet may drop before one.
+_FORMULA_PREFIXES = (*_FORMULA_STARTS, "\t", "\r", "\n")
+#: What a spreadsheet may trim before a formula on import (a trial: " =1+1"
+#: and "\n=1+1" were written as they are).
+_LEADING_BLANKS = " \t\r\n"
 
 #: Code points of :data:`_FORMULA_PREFIXES`: ``ascii()`` of the first
 #: character is the cheapest test PostgreSQL has (no substring is built).
 _FORMULA_CODE_POINTS = tuple(ord(prefix) for prefix in _FORMULA_PREFIXES)
+_FORMULA_START_CODE_POINTS = tuple(ord(start) for start in _FORMULA_STARTS)
 
 _UTC_DATETIME = UTCDateTime()
 
@@ -32,10 +40,17 @@ _UTC_DATETIME = UTCDateTime()
 def neutralise_formula(cell: str) -> str:
     """Prefix ``'`` to a cell a spreadsheet would evaluate as a formula.
 
-    Cells starting with ``=``, ``+``, ``-``, ``@``, tab or carriage return get
-    the prefix (OWASP "CSV Injection"); others are returned unchanged.
+    Cells starting with ``=``, ``+``, ``-``, ``@``, tab, carriage return or
+    line feed get the prefix (OWASP "CSV Injection"), and so do cells whose
+    first character after leading spaces and line breaks is one of the
+    first four (a spreadsheet may trim those on import); others are
+    returned unchanged.
     """
-    return "'" + cell if cell.startswith(_FORMULA_PREFIXES) else cell
+    if cell.startswith(_FORMULA_PREFIXES) or (
+        cell.startswith(" ") and cell.lstrip(_LEADING_BLANKS).startswith(_FORMULA_STARTS)
+    ):
+        return "'" + cell
+    return cell
 
 
 def same(value: Any) -> Any:
@@ -102,8 +117,13 @@ def sql_text_cell(value: sa.ColumnElement[Any]) -> sa.ColumnElement[Any]:
     export's speed. The order does not matter: no control character that is
     escaped starts a formula, and none of them makes ``COPY`` or ``csv``
     quote a field."""
+    prefixed = sa.literal("'", sa.Text) + value
     return sa.case(
-        (sa.func.ascii(value).in_(_FORMULA_CODE_POINTS), sa.literal("'", sa.Text) + value),
+        (sa.func.ascii(value).in_(_FORMULA_CODE_POINTS), prefixed),
+        # Trimmed only for a cell that starts with a space: most do not.
+        (sa.and_(sa.func.ascii(value) == ord(" "),
+                 sa.func.ascii(sa.func.ltrim(value, sa.literal(_LEADING_BLANKS, sa.Text)))
+                 .in_(_FORMULA_START_CODE_POINTS)), prefixed),
         else_=sa.func.nullif(value, ""),
     )
 
