@@ -41,6 +41,11 @@ BigIntKey = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 
 FINGERPRINT_MAX_LENGTH = 64  # SHA-256, hex
 TITLE_MAX_LENGTH = 300
+#: A group's sample message once the retention purge took its last
+#: occurrence, and how a group made from a message is then titled
+#: (app/services/retention.py); its next occurrence brings both back.
+PURGED_SAMPLE = "(removed by the retention purge: no failure of this group is kept)"
+PURGED_TITLE = "Message removed by the retention purge"
 CODE_MAX_LENGTH = 100
 POINTER_PATTERN_MAX_LENGTH = 1000
 ENTITY_TYPE_MAX_LENGTH = 100

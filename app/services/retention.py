@@ -3,8 +3,11 @@
 Clinical failure text is patient data; it is kept as long as it is useful
 and no longer. :func:`purge_finished_jobs` deletes jobs that finished
 (``Completed``, ``Failed``, ``Validation_Failed``) before a cutoff, with
-their ``job_failures`` and ``extracted_entities`` rows, and the
-``idempotency_records`` created before the cutoff.
+their ``job_failures`` and ``extracted_entities`` rows (and so their
+failure-group occurrences), and the ``idempotency_records`` created before
+the cutoff. A failure group left with no occurrence keeps its counts and
+lifecycle but not its text: its sample message, and the title of a group
+made from a message, are replaced (:func:`redact_emptied_groups`).
 
 Unlike the other services this is not one transaction: it works in batches,
 each its own short transaction, so a large purge never holds locks for long
@@ -25,7 +28,8 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 
 from app.extensions import db
-from app.models import ExtractedEntity, IdempotencyRecord, JobFailure, ProcessingJob
+from app.models import ExtractedEntity, FailureGroup, IdempotencyRecord, JobFailure, ProcessingJob
+from app.models.failure_group import PURGED_SAMPLE, PURGED_TITLE, FailureOccurrence
 from app.models.job_status import TERMINAL_STATUSES
 from app.services.failure_groups.recording import end_current_occurrences
 from app.unit_of_work import write_transaction
@@ -60,6 +64,8 @@ class PurgeCounts:
     job_failures: int = 0
     extracted_entities: int = 0
     idempotency_records: int = 0
+    #: Failure groups whose text was replaced (not deleted; not in :meth:`as_dict`).
+    groups_redacted: int = 0
 
     def as_dict(self) -> dict[str, int]:
         """Table name -> count, in a fixed order."""
@@ -166,13 +172,45 @@ def _purge_job_batch(cutoff: datetime, batch_size: int, counts: PurgeCounts) -> 
         # them too but would not say how many. The jobs' group occurrences go
         # with their failures; their "currently failing" counts end first.
         end_current_occurrences(ids)
+        occurrences = FailureOccurrence.__table__
+        touched = list(db.session.scalars(
+            sa.select(occurrences.c.group_id).where(occurrences.c.job_id.in_(ids)).distinct()))
         failures = _delete(JobFailure.__table__, JobFailure.__table__.c.job_id.in_(ids))
         entities = _delete(ExtractedEntity.__table__, ExtractedEntity.__table__.c.job_id.in_(ids))
         jobs = _delete(ProcessingJob.__table__, ProcessingJob.__table__.c.id.in_(ids))
+        counts.groups_redacted += redact_emptied_groups(touched) if touched else 0
     counts.job_failures += failures
     counts.extracted_entities += entities
     counts.processing_jobs += jobs
     return len(ids)
+
+
+def redact_emptied_groups(group_ids: Sequence[int]) -> int:
+    """Of ``group_ids``, the groups with no occurrence left lose their text,
+    in the open transaction: ``sample_message`` becomes
+    :data:`PURGED_SAMPLE`, and a group made from a message (no ``code``)
+    gets the title :data:`PURGED_TITLE` with its fingerprint's first 12
+    characters (to tell such groups apart). Error text may hold patient
+    data: kept no longer than the failures it came from. Counts, state and
+    timeline stay, so a comeback still reopens the group; its next
+    occurrence brings a sample message (and a message group's title) back.
+    Returns how many groups were changed."""
+    groups = FailureGroup.__table__
+    occurrences = FailureOccurrence.__table__
+    emptied = sa.and_(
+        groups.c.id.in_(sorted(group_ids)),
+        ~sa.exists().where(occurrences.c.group_id == groups.c.id),
+        groups.c.sample_message != PURGED_SAMPLE,
+    )
+    title = sa.case(
+        (groups.c.code.is_(None),
+         sa.literal(PURGED_TITLE + " (", sa.Text) + sa.func.substr(groups.c.fingerprint, 1, 12) + ")"),
+        else_=groups.c.title,
+    )
+    return db.session.execute(
+        sa.update(groups).where(emptied).values(sample_message=PURGED_SAMPLE, title=title)
+        .execution_options(synchronize_session=False)
+    ).rowcount
 
 
 def _purge_idempotency_batch(cutoff: datetime, batch_size: int) -> int:

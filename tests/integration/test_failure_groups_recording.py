@@ -452,3 +452,37 @@ def test_a_second_current_occurrence_in_one_group_is_ended_not_given_the_new_fai
     _fail(job, UCUM, message="fifth")  # and the job's next report goes through too
     assert db.session.scalar(sa.select(sa.func.count()).where(
         FailureOccurrence.group_id == ucum, FailureOccurrence.is_current)) == 1
+
+
+def test_the_retention_purge_takes_a_group_s_text_with_its_last_failure(app_ctx):
+    """A support trial: the purge deleted the jobs, but the groups still
+    showed the patient text of their messages to every viewer."""
+    from app.models.failure_group import PURGED_SAMPLE, PURGED_TITLE
+
+    # A failure without items groups by its message.
+    get_failure_recorder().record_failure(create_job("doc-crashed").id, "patient Jane Doe crashed the worker")
+    _fail(create_job("doc-old").id, {**UCUM, "message": "Jane Doe: unit is not UCUM"})
+    kept = create_job("doc-kept").id
+    _fail(kept, ICD, message="Jane Doe again")
+    requeue_job(kept)  # Pending: never purged, so its group keeps an occurrence
+    before = {g.fingerprint: (g.title, g.sample_message) for g in _groups().values()}
+    counts = retention.purge_finished_jobs(datetime.now(timezone.utc) + timedelta(days=1))
+    assert counts.groups_redacted == 2
+    db.session.expire_all()
+    after = {g.fingerprint: g for g in db.session.scalars(sa.select(FailureGroup))}
+    by_code = {g.code: g for g in after.values()}
+    message_group, ucum_group, icd_group = by_code[None], by_code["unit.not_ucum"], by_code["code.unknown_icd10cm"]
+    assert message_group.title == f"{PURGED_TITLE} ({message_group.fingerprint[:12]})"
+    assert message_group.sample_message == ucum_group.sample_message == PURGED_SAMPLE
+    assert ucum_group.title == before[ucum_group.fingerprint][0]  # a code's title holds no message
+    assert (icd_group.title, icd_group.sample_message) == before[icd_group.fingerprint]  # still has a failure
+    assert get_group(message_group.id).occurrence_count == 1  # counts and state stay
+    # Its next failure brings the text back. A purged group was last seen
+    # before the purge's cutoff, an hour ago at least; here a moment ago.
+    db.session.execute(sa.update(FailureGroup).values(last_seen=datetime.now(timezone.utc) - timedelta(hours=1)))
+    db.session.commit()
+    get_failure_recorder().record_failure(create_job("doc-again").id, "patient Jane Doe crashed the worker")
+    db.session.expire_all()
+    back = db.session.get(FailureGroup, message_group.id)
+    assert (back.title, back.sample_message) == before[message_group.fingerprint]
+    assert retention.purge_finished_jobs(datetime.now(timezone.utc) - timedelta(days=1)).groups_redacted == 0

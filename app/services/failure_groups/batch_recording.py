@@ -36,7 +36,7 @@ import sqlalchemy as sa
 
 from app.extensions import db
 from app.models.failure_group import FailureGroup, FailureGroupCount, FailureGroupHourly, FailureOccurrence
-from app.models.failure_group import SEVERITY_ORDER, GroupState
+from app.models.failure_group import PURGED_TITLE, SEVERITY_ORDER, GroupState
 from app.services.failure_groups.daily import add_to_closed_days
 from app.services.failure_groups.recording import LAST_SEEN_RESOLUTION, failure_hits, touch_group
 from app.services.failure_groups.signals import note_metric
@@ -215,6 +215,7 @@ def _bounds(group_id: int, batch: _GroupHits) -> dict[str, Any]:
         "last": newest_at,
         "last_threshold": newest_at - LAST_SEEN_RESOLUTION,
         "sample": newest.key.message[:SAMPLE_MESSAGE_MAX_LENGTH],
+        "title": newest.key.title,
         "rank": severity_rank(severest.severity),
         "severity": severest.severity,
     }
@@ -254,6 +255,9 @@ def _move_bounds_statement() -> sa.Update:
                 (table.c.last_seen < last, sa.bindparam("sample", type_=table.c.sample_message.type)),
                 else_=table.c.sample_message,
             ),
+            # As the live recorder does: a purged message group's title comes back.
+            title=sa.case((table.c.title.startswith(PURGED_TITLE), sa.bindparam("title", type_=table.c.title.type)),
+                          else_=table.c.title),
             first_seen=sa.case((table.c.first_seen > first, first), else_=table.c.first_seen),
             severity=sa.case((higher, sa.bindparam("severity", type_=table.c.severity.type)), else_=table.c.severity),
         )

@@ -27,6 +27,7 @@ from app.extensions import db
 from app.models import JobFailure, ProcessingJob
 from app.models.job_status import FAILURE_STATUSES, JobStatus
 from app.models.failure_group import (
+    PURGED_TITLE,
     SEVERITY_ORDER,
     FailureGroup,
     FailureGroupCount,
@@ -277,6 +278,8 @@ def _move_last_seen(group: Any, hit: Hit, at: datetime) -> None:
             sample_message=sa.case(
                 (table.c.last_seen < at, hit.key.message[:SAMPLE_MESSAGE_MAX_LENGTH]), else_=table.c.sample_message
             ),
+            # A message group's title the retention purge took comes back with its next occurrence.
+            title=sa.case((table.c.title.startswith(PURGED_TITLE), hit.key.title), else_=table.c.title),
             first_seen=sa.case((table.c.first_seen > at, at), else_=table.c.first_seen),
             severity=sa.case((table.c.severity.in_(higher), hit.severity), else_=table.c.severity)
             if higher
