@@ -8,6 +8,7 @@ from typing import Any
 
 from flask import Flask, has_request_context, redirect, request, url_for
 from sqlalchemy.engine import make_url
+from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.wrappers import Response
 
 from app import config as settings
@@ -42,6 +43,10 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     # Before anything builds the Jinja environment, which reads its options once.
     app.jinja_options = {**app.jinja_options, "finalize": _jinja_finalize()}
     app.config.update(load_config(config))
+    if app.config["PROXY_HOPS"]:
+        hops = app.config["PROXY_HOPS"]
+        proxied = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops, x_port=hops)
+        app.wsgi_app = proxied  # type: ignore[method-assign]
     register_extensions(app)
     register_observability(app)
     register_request_input(app)

@@ -95,6 +95,13 @@ def int_env(name: str, default: int, *, minimum: int = 1) -> int:
     return value
 
 
+def _list_env(name: str) -> list[str] | None:
+    """The comma-separated values of environment variable ``name``, each
+    stripped; ``None`` when it is unset or holds none."""
+    values = [value.strip() for value in (os.environ.get(name) or "").split(",") if value.strip()]
+    return values or None
+
+
 def _choice_env(name: str, default: str, choices: tuple[str, ...], *, upper: bool = False) -> str:
     raw = (os.environ.get(name) or default).strip()
     value = raw.upper() if upper else raw.lower()
@@ -246,6 +253,15 @@ def load_config(overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
         # Behind TLS in production: redirect to HTTPS, HSTS, Secure cookies.
         "FORCE_HTTPS": _bool_env("FORCE_HTTPS", False),
         "SESSION_COOKIE_SECURE": _bool_env("FORCE_HTTPS", False),
+        # Host names this server answers to (Flask's TRUSTED_HOSTS: any other
+        # Host header is a 400), so a forged Host cannot reach the links the
+        # app writes (an export's job_url); unset: any, as in development.
+        "TRUSTED_HOSTS": _list_env("TRUSTED_HOSTS"),
+        # Reverse proxies in front of the server whose X-Forwarded-For,
+        # -Proto, -Host and -Port headers are believed (Werkzeug's ProxyFix):
+        # without it, behind a proxy, every client would share the proxy's
+        # address (the sign-in limit, the audit log's addresses). 0: none.
+        "PROXY_HOPS": int_env("PROXY_HOPS", 0, minimum=0),
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
         "SESSION_IDLE_MINUTES": int_env("SESSION_IDLE_MINUTES", DEFAULT_SESSION_IDLE_MINUTES),

@@ -23,7 +23,7 @@ from flask import Flask, Response, current_app, g, json, render_template, reques
 from flask_login import AnonymousUserMixin
 from flask_wtf.csrf import CSRFError
 from sqlalchemy import exc as sa_exc
-from werkzeug.exceptions import HTTPException, NotFound
+from werkzeug.exceptions import HTTPException, NotFound, SecurityError
 
 from app.errors import FieldError, ServiceError
 from app.observability.request_id import current_request_id
@@ -114,6 +114,11 @@ def _handle_service_error(error: ServiceError) -> Response | tuple[str, int, dic
 
 
 def _handle_http_exception(error: HTTPException) -> Response | tuple[str, int]:
+    if isinstance(error, SecurityError):
+        # A Host outside TRUSTED_HOSTS: no URL can be built for this request
+        # (the page's links would fail), so a problem for every client.
+        return problem(400, "Bad Request", "This server does not answer to the host name in the Host header.",
+                       "bad-request")
     status = error.code or 500
     title = error.name
     if status == 413:
