@@ -9,6 +9,7 @@ page the operator returns to counts it.
 
 from __future__ import annotations
 
+import secrets
 import time
 from datetime import datetime
 
@@ -34,12 +35,15 @@ from app.services.json_pointer import escape_token
 from app.services.processing_jobs.locking import parse_job_id
 from app.unit_of_work import WriteTransaction, replayed_write_transaction
 from app.web import query as web_query
+from app.timestamps import rfc3339
 from app.web.query_time import parse_rfc3339
 
 #: Most ids one "selected jobs" action takes (a page is at most 200).
 MAX_SELECTED = 500
 #: Documents a bulk question names for the selected jobs (the rest are counted).
 CONFIRM_NAMES_SHOWN = 10
+#: Session key of the open question about selected jobs (one at a time).
+SELECTED_QUESTION_KEY = "selected_question"
 
 
 _DONE = {actions.JobAction.REQUEUE: "requeued", actions.JobAction.ACKNOWLEDGE: "acknowledged"}
@@ -232,19 +236,22 @@ def _selected_ids() -> list[str]:
 
 @bp.post("/jobs/bulk")
 @requires(Permission.ACT_ON_JOBS)
-def confirm_bulk_action() -> Response | str:
+def confirm_bulk_action() -> Response:
     """Ask before an action on the selected jobs or on every job matching
-    the filter. Changes no job.
+    the filter. Changes no job. Post/redirect/get either way, so Back from
+    the answer returns to a page, never to "Confirm Form Resubmission" (a
+    trial's find).
 
     ``filter`` scope: freezes the selection
     (:func:`app.services.bulk_actions.freeze_filter_selection`) and
     redirects (303) to the frozen action's page, which asks with its exact
     count, as the group-wide action does: a reload of the question re-reads
     it and never re-sends the form (which would freeze a second selection).
-    ``selected`` scope: the question is this POST's answer (the ids, up to
-    :data:`MAX_SELECTED`, are too long for a URL); it freezes nothing, so a
-    reload only asks again. With no job ticked, back to the list (its
-    ``next``) saying to tick one, not a question about 0 jobs.
+    ``selected`` scope: the question (the ids, up to :data:`MAX_SELECTED`,
+    too long for a URL, and each job's failure as it is now) is kept in the
+    session, one at a time, and :func:`show_selected_question` asks it; it
+    freezes nothing. With no job ticked, back to the list (its ``next``)
+    saying to tick one, not a question about 0 jobs.
     """
     form = _read_bulk_form()
     if isinstance(form, Response):
@@ -254,7 +261,6 @@ def confirm_bulk_action() -> Response | str:
     if not ids:
         flash("Tick at least one job, or use 'All jobs matching the filter'.", "error")
         return redirect(back, 303)
-    count = len(ids)
     # The question names what was ticked (the first few, one lookup each),
     # so "Acknowledge 2 jobs?" can be checked before saying yes.
     documents: list[str] = []
@@ -263,18 +269,38 @@ def confirm_bulk_action() -> Response | str:
             documents.append(lifecycle.get_job(job_id).document_id)
         except JobNotFoundError:
             continue  # gone meanwhile: the action skips it too
-    return render_template(
-        "jobs/bulk_confirm.html",
-        action=action,
-        scope="selected",
-        ids=ids,
+    token = secrets.token_urlsafe(9)
+    session[SELECTED_QUESTION_KEY] = {
+        "token": token, "action": action, "ids": ids, "documents": documents, "back": back,
+        "filter_pairs": [list(pair) for pair in filter_pairs],
         # What "yes" refers to: each job's failure as it is now; a job that
         # fails again or is requeued before the answer is skipped.
-        shown=actions.failures_shown(ids),
-        documents=documents,
-        count=count,
-        filter_pairs=filter_pairs,
-        back=back,
+        "shown": {job_id: rfc3339(at) for job_id, at in actions.failures_shown(ids).items()},
+    }
+    return redirect(url_for("dashboard.show_selected_question", token=token), 303)
+
+
+@bp.get("/jobs/bulk/selected/<token>")
+@requires(Permission.ACT_ON_JOBS)
+def show_selected_question(token: str) -> Response | str:
+    """The question :func:`confirm_bulk_action` kept for the selected jobs
+    (a reload asks it again; it changes nothing). A question the session no
+    longer holds (a newer one replaced it, or the session ended) leads back
+    to the list, saying so."""
+    question = session.get(SELECTED_QUESTION_KEY)
+    if not isinstance(question, dict) or question.get("token") != token:
+        flash("That question is no longer open (a newer one replaced it): tick the jobs again.", "error")
+        return redirect(url_for("dashboard.list_jobs"), 303)
+    return render_template(
+        "jobs/bulk_confirm.html",
+        action=question["action"],
+        scope="selected",
+        ids=question["ids"],
+        shown={job_id: datetime.fromisoformat(at) for job_id, at in question["shown"].items()},
+        documents=question["documents"],
+        count=len(question["ids"]),
+        filter_pairs=[tuple(pair) for pair in question["filter_pairs"]],
+        back=question["back"],
     )
 
 

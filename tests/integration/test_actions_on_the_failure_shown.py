@@ -102,7 +102,7 @@ def test_the_selected_jobs_question_skips_a_job_that_failed_again(app, client):
     seen, changed = _fail(app, document="doc-seen"), _fail(app, document="doc-changed")
     token = re.search(r'name="csrf_token" value="([^"]+)"', client.get("/jobs").get_data(as_text=True)).group(1)
     question = client.post("/jobs/bulk", data={"csrf_token": token, "op": "acknowledge:selected",
-                                               "job_id": [seen, changed]}).get_data(as_text=True)
+                                               "job_id": [seen, changed]}, follow_redirects=True).get_data(as_text=True)
     assert "A job that fails again or is requeued before you answer is skipped" in question
     fields = _Forms(question).hidden["/jobs/bulk/confirm"]
     assert sorted(v.split("@")[0] for k, v in fields if k == "shown") == sorted([seen, changed])

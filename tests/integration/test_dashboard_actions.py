@@ -159,6 +159,9 @@ def test_bulk_requeue_of_selected_jobs_asks_first_then_acts_and_audits(app, clie
     confirm = client.post(
         "/jobs/bulk", data={"csrf_token": token, "op": "requeue:selected", "job_id": ids[:2]}
     )
+    # Post/redirect/get: Back from the answer finds a page, not "Confirm Form Resubmission".
+    assert confirm.status_code == 303 and confirm.headers["Location"].startswith("/jobs/bulk/selected/")
+    confirm = client.get(confirm.headers["Location"])
     assert confirm.status_code == 200
     html = confirm.get_data(as_text=True)
     assert "Requeue 2 jobs?" in html
@@ -206,7 +209,8 @@ def test_bulk_skips_jobs_that_no_longer_apply(app, client):
         done = str(create_job("doc-completed").id)
         complete_job(done)
     token = _csrf(client)
-    html = client.post("/jobs/bulk", data={"csrf_token": token, "op": "requeue:selected", "job_id": [failed, done]}).get_data(as_text=True)
+    html = client.post("/jobs/bulk", data={"csrf_token": token, "op": "requeue:selected", "job_id": [failed, done]},
+                       follow_redirects=True).get_data(as_text=True)
     token = re.search(r'name="csrf_token" value="([^"]+)"', html).group(1)
     response = client.post("/jobs/bulk/confirm", data={"csrf_token": token, "op": "requeue:selected", "job_id": [failed, done]})
     page = client.get(response.headers["Location"]).get_data(as_text=True)
@@ -282,7 +286,7 @@ def test_an_unsafe_next_on_one_job_action_goes_to_the_job_page(app, client, targ
 def test_an_unsafe_next_on_a_bulk_action_goes_to_the_list(app, client, target):
     job_id = _failed_job(app)
     form = {"csrf_token": _csrf(client), "op": "requeue:selected", "job_id": [job_id], "next": target}
-    html = client.post("/jobs/bulk", data=form).get_data(as_text=True)
+    html = client.post("/jobs/bulk", data=form, follow_redirects=True).get_data(as_text=True)
     assert 'name="next" value="/jobs"' in html
     response = client.post("/jobs/bulk/confirm", data=form)
     assert response.status_code == 303
@@ -348,3 +352,21 @@ def test_after_an_action_every_process_counts_it_for_that_operator(app, client, 
     # The fresh summary replaced the cached one: another operator served by
     # this process sees it too.
     assert failed_count(other_operator) == "1"
+
+
+def test_the_question_about_selected_jobs_is_a_page_to_come_back_to_and_a_replaced_one_says_so(app, client):
+    """An operator's trial: Back from the result of a selection's action
+    showed "Confirm Form Resubmission" (the question was a POST's answer)."""
+    first, second = _failed_job(app, "doc-q-1"), _failed_job(app, "doc-q-2")
+    token = _csrf(client)
+    asked = client.post("/jobs/bulk", data={"csrf_token": token, "op": "acknowledge:selected", "job_id": [first]})
+    question = asked.headers["Location"]
+    for _ in range(2):  # a reload (or Back) asks again and changes nothing
+        page = client.get(question).get_data(as_text=True)
+        assert "Acknowledge 1 job?" in page and "doc-q-1" in page
+    assert _row(app, first)["acknowledged_at"] is None
+    # A newer question replaces it.
+    client.post("/jobs/bulk", data={"csrf_token": token, "op": "requeue:selected", "job_id": [second]})
+    stale = client.get(question)
+    assert (stale.status_code, stale.headers["Location"]) == (303, "/jobs")
+    assert "That question is no longer open" in client.get("/jobs").get_data(as_text=True)

@@ -192,7 +192,8 @@ def test_a_bulk_requeue_keeps_the_failures_searchable(app, client, history):
         job_id = str(job.id)
     html = client.get("/jobs").get_data(as_text=True)
     token = re.search(r'name="csrf_token" value="([^"]+)"', html).group(1)
-    confirm = client.post("/jobs/bulk", data={"csrf_token": token, "op": "requeue:selected", "job_id": [job_id]})
+    confirm = client.post("/jobs/bulk", data={"csrf_token": token, "op": "requeue:selected", "job_id": [job_id]},
+                          follow_redirects=True)
     token = re.search(r'name="csrf_token" value="([^"]+)"', confirm.get_data(as_text=True)).group(1)
     done = client.post("/jobs/bulk/confirm", data={"csrf_token": token, "op": "requeue:selected", "job_id": [job_id]})
     assert done.status_code == 303
