@@ -67,6 +67,13 @@ _LOADED_ROW = "server_session_row"
 _LOADED_FLASHES = "server_session_flashes"
 #: Flask's session key of the flashed messages (``flask.flash``).
 FLASHES_KEY = "_flashes"
+#: Session keys holding a dict of entries by a random token, each written
+#: by one request (a question a page asks), and how many of the newest a
+#: session keeps: merged like the flashed messages, so two tabs writing
+#: at once keep both entries. Modules add their keys at import.
+TOKEN_DICT_KEYS: dict[str, int] = {}
+#: ``g`` key holding the :data:`TOKEN_DICT_KEYS` entries the session was read with.
+_LOADED_TOKENS = "server_session_tokens"
 
 #: Longest the stored ``expires_at`` may lag behind "now + idle time-out"
 #: before an unchanged session's row is rewritten.
@@ -168,6 +175,8 @@ class DatabaseSessionInterface(ServerSideSessionInterface):
         g.setdefault(_SESSION_USER, row.User)
         data = self.serializer.decode(row.data)
         g.setdefault(_LOADED_FLASHES, list(data.get(FLASHES_KEY) or ()) if isinstance(data, dict) else [])
+        g.setdefault(_LOADED_TOKENS, {
+            key: set(data.get(key) or ()) for key in TOKEN_DICT_KEYS if isinstance(data, dict)})
         return data
 
     def _delete_session(self, store_id: str) -> None:
@@ -210,17 +219,31 @@ class DatabaseSessionInterface(ServerSideSessionInterface):
         if stored is None:
             return None
         stored_data = self.serializer.decode(stored)
-        stored_flashes = stored_data.get(FLASHES_KEY) or [] if isinstance(stored_data, dict) else []
+        if not isinstance(stored_data, dict):
+            return None
+        stored_flashes = stored_data.get(FLASHES_KEY) or []
         mine = session.get(FLASHES_KEY) or []
         # What the row holds now, less what this request showed, plus what it added.
         merged = _without(stored_flashes, _without(loaded, mine)) + _without(mine, loaded)
-        if _plain(merged) == _plain(mine):
-            return None  # nothing flashed or shown meanwhile: the data as encoded
+        changed = _plain(merged) != _plain(mine)
         if merged:
             session[FLASHES_KEY] = merged
         else:
             session.pop(FLASHES_KEY, None)
-        return self.serializer.encode(session)
+        loaded_tokens = g.get(_LOADED_TOKENS) or {}
+        for key, keep in TOKEN_DICT_KEYS.items():
+            own = session.get(key) or {}
+            dropped = loaded_tokens.get(key, set()) - set(own)
+            # The row's entries another request added meanwhile, then this request's (newest last).
+            entries = {token: entry for token, entry in (stored_data.get(key) or {}).items()
+                       if token not in dropped and token not in own}
+            entries.update(own)
+            entries = dict(list(entries.items())[-keep:])
+            if entries != own:
+                session[key] = entries
+                changed = True
+        # Unchanged: no message flashed or shown meanwhile, nor an entry added: the data as encoded.
+        return self.serializer.encode(session) if changed else None
 
     def _delete_expired_sessions(self) -> None:
         self.delete_expired_sessions()

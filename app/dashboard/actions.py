@@ -18,6 +18,7 @@ from flask_wtf import FlaskForm
 from werkzeug.wrappers import Response
 
 from app.auth.guards import current_actor, requires
+from app.auth.sessions import TOKEN_DICT_KEYS
 from app.dashboard import bp
 from app.dashboard.formatting import plural, status_label
 from app.dashboard.links import href
@@ -42,8 +43,12 @@ from app.web.query_time import parse_rfc3339
 MAX_SELECTED = 500
 #: Documents a bulk question names for the selected jobs (the rest are counted).
 CONFIRM_NAMES_SHOWN = 10
-#: Session key of the open question about selected jobs (one at a time).
-SELECTED_QUESTION_KEY = "selected_question"
+#: Session key of the open questions about selected jobs, by token: the
+#: newest :data:`OPEN_QUESTIONS` are kept, merged across tabs writing at
+#: once (app/auth/sessions.py).
+SELECTED_QUESTIONS_KEY = "selected_questions"
+OPEN_QUESTIONS = 8
+TOKEN_DICT_KEYS[SELECTED_QUESTIONS_KEY] = OPEN_QUESTIONS
 
 
 _DONE = {actions.JobAction.REQUEUE: "requeued", actions.JobAction.ACKNOWLEDGE: "acknowledged"}
@@ -142,6 +147,14 @@ def unacknowledge_job(job_id: str) -> Response:
     )
 
 
+#: What a one-job action that changed nothing says instead (an acknowledge
+#: of an acknowledged job, or the undoing of one that is not).
+_UNCHANGED = {
+    actions.JobAction.ACKNOWLEDGE: "Nothing was changed: the failure of document {} was acknowledged already.",
+    actions.JobAction.UNACKNOWLEDGE: "Nothing was changed: the failure of document {} is not acknowledged.",
+}
+
+
 def _act_on_one(action: str, job_id: str, said: str) -> Response:
     """Check the CSRF token, run ``action`` on one job with its audit row in
     the same transaction (none when it changed nothing), flash ``said``
@@ -164,16 +177,20 @@ def _act_on_one(action: str, job_id: str, said: str) -> Response:
     try:
         # Replayed whole when PostgreSQL aborts it as a deadlock's victim
         # (a recorder moving the job's groups at the turn of an hour).
-        job = replayed_write_transaction(act_and_audit).job
+        outcome = replayed_write_transaction(act_and_audit)
+        job = outcome.job
     except FailureChangedError as error:
         flash("The job changed after the page you acted on was shown (it failed again, or was requeued): "
               "nothing was done. Here it is as it is now.", "error")
         return redirect(url_for("dashboard.show_job", job_id=error.job_id), 303)
     refresh_summaries()
+    if not outcome.changed:
+        # Said as it is (a trial's old tab "took back" an acknowledgement already gone).
+        said = _UNCHANGED.get(action, said)
     # [before, worker text, after]: plain values (the server-side session
     # stores no Markup); the page escapes each and puts the middle in <bdi>.
     before, _, after = said.partition("{}")
-    flash([before, job.document_id, after], "success")
+    flash([before, job.document_id, after], "success" if outcome.changed else "info")
     return redirect(back or url_for("dashboard.show_job", job_id=job.id), 303)
 
 
@@ -249,7 +266,8 @@ def confirm_bulk_action() -> Response:
     it and never re-sends the form (which would freeze a second selection).
     ``selected`` scope: the question (the ids, up to :data:`MAX_SELECTED`,
     too long for a URL, and each job's failure as it is now) is kept in the
-    session, one at a time, and :func:`show_selected_question` asks it; it
+    session (the :data:`OPEN_QUESTIONS` newest), and
+    :func:`show_selected_question` asks it; it
     freezes nothing. With no job ticked, back to the list (its ``next``)
     saying to tick one, not a question about 0 jobs.
     """
@@ -270,13 +288,15 @@ def confirm_bulk_action() -> Response:
         except JobNotFoundError:
             continue  # gone meanwhile: the action skips it too
     token = secrets.token_urlsafe(9)
-    session[SELECTED_QUESTION_KEY] = {
-        "token": token, "action": action, "ids": ids, "documents": documents, "back": back,
+    questions = dict(session.get(SELECTED_QUESTIONS_KEY) or {})
+    questions[token] = {
+        "action": action, "ids": ids, "documents": documents, "back": back,
         "filter_pairs": [list(pair) for pair in filter_pairs],
         # What "yes" refers to: each job's failure as it is now; a job that
         # fails again or is requeued before the answer is skipped.
         "shown": {job_id: rfc3339(at) for job_id, at in actions.failures_shown(ids).items()},
     }
+    session[SELECTED_QUESTIONS_KEY] = dict(list(questions.items())[-OPEN_QUESTIONS:])
     return redirect(url_for("dashboard.show_selected_question", token=token), 303)
 
 
@@ -285,11 +305,13 @@ def confirm_bulk_action() -> Response:
 def show_selected_question(token: str) -> Response | str:
     """The question :func:`confirm_bulk_action` kept for the selected jobs
     (a reload asks it again; it changes nothing). A question the session no
-    longer holds (a newer one replaced it, or the session ended) leads back
+    longer holds (newer ones replaced it, or the session ended) leads back
     to the list, saying so."""
-    question = session.get(SELECTED_QUESTION_KEY)
-    if not isinstance(question, dict) or question.get("token") != token:
-        flash("That question is no longer open (a newer one replaced it): tick the jobs again.", "error")
+    web_query.refuse_unknown_parameters(request.args, ())
+    question = (session.get(SELECTED_QUESTIONS_KEY) or {}).get(token)
+    if not isinstance(question, dict):
+        flash(f"That question is no longer open (the {OPEN_QUESTIONS} newest are kept, until sign-out): "
+              "tick the jobs again.", "error")
         return redirect(url_for("dashboard.list_jobs"), 303)
     return render_template(
         "jobs/bulk_confirm.html",

@@ -126,6 +126,10 @@ def list_groups() -> str | Response:
         still_failing_href=href(url_for("dashboard.list_groups"),
                                 with_changes(kept, {"state": ["resolved"], "failing": ["1"]})),
         rows=rows,
+        # "Match the whole code" only when the code is what excludes everything (a trial got it
+        # under a worker-version filter that did).
+        code_unknown=bool(group_filter.code and not rows
+                          and not queries.code_is_known(group_filter.code, group_filter.grouping_version)),
         quick_ranges=[(key, label) for key, label, _back in QUICK_RANGES],
         now=now,
         group_filter=group_filter,
@@ -285,11 +289,12 @@ def resolve_group(group_id: str) -> Response:
         return _form_error_page(group_id, error)
     if in_version and group.resolved_in_worker:
         # [before, worker text, after], as the job actions' flashes: the page isolates the middle.
-        flash([f"Resolved the group in version {in_version} of ", group.resolved_in_worker, "."], "success")
+        flash([f"Resolved group {key} in version {in_version} of ", group.resolved_in_worker, "."], "success")
     elif in_version and group.resolved_in_worker == "":
-        flash(f"Resolved the group in version {in_version} of the workers that send no name.", "success")
+        flash(f"Resolved group {key} in version {in_version} of the workers that send no name.", "success")
     else:
-        flash(f"Resolved the group{' in version ' + in_version if in_version else ''}.", "success")
+        # "group 12", not "the group": two tabs' messages may show on one page (a trial).
+        flash(f"Resolved group {key}{' in version ' + in_version if in_version else ''}.", "success")
     return redirect(url_for("dashboard.show_group", group_id=key), 303)
 
 
@@ -320,7 +325,7 @@ def ignore_group(group_id: str) -> Response:
     condition = (f"until {until.date().isoformat()} (00:00 UTC)" if until is not None
                  else f"until {occurrences} more occurrence{'s' if occurrences != 1 else ''}" if occurrences
                  else "forever")
-    flash(f"Ignored the group {condition}.", "success")
+    flash(f"Ignored group {key} {condition}.", "success")
     return redirect(url_for("dashboard.show_group", group_id=key), 303)
 
 
@@ -331,7 +336,7 @@ def reopen_group(group_id: str) -> Response:
     _require_csrf()
     key = _group_id(group_id)
     group_lifecycle.reopen_group(key, current_actor(), via="dashboard")
-    flash("Reopened the group.", "success")
+    flash(f"Reopened group {key}.", "success")
     return redirect(url_for("dashboard.show_group", group_id=key), 303)
 
 

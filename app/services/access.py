@@ -392,6 +392,17 @@ def count_in_audit_event(event_id: uuid.UUID) -> None:
     )
 
 
+def note_in_audit_event(event_id: uuid.UUID, facts: dict[str, Any]) -> None:
+    """Add ``facts`` to an audit event's ``filter`` once its action has
+    ended (own transaction): what it turned out to do, beside what was
+    asked (e.g. a bulk action's ``skipped_job_ids``). The row was committed
+    before the action took effect; this adds to it, never replaces it."""
+    with write_transaction():
+        event = db.session.get(AuditEvent, event_id, with_for_update=True)
+        if event is not None:
+            event.filter = {**(event.filter if isinstance(event.filter, dict) else {}), **facts}
+
+
 def set_audit_row_count(event_id: uuid.UUID, row_count: int) -> None:
     """Record how many rows an audited export sent, once it has ended (own transaction)."""
     with write_transaction():

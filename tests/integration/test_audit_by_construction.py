@@ -64,6 +64,7 @@ def _every_route(app, job_id: str) -> list[tuple[str, str]]:
             .replace("<name>", "entity-document.v1.schema.json")
             .replace("<slug>", "invalid-fields")
             .replace("<bulk_id>", "00000000-0000-4000-8000-000000000000")
+            .replace("<token>", "no-such-question")
         )
         assert "<" not in path, f"add a sample value for {rule.rule}"
         for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):

@@ -6,6 +6,7 @@ import re
 
 import pytest
 import sqlalchemy as sa
+from werkzeug.datastructures import MultiDict
 
 from app.extensions import db
 from app.models.access import AuditEvent
@@ -78,8 +79,10 @@ def test_an_acknowledgement_can_be_taken_back_from_the_job_page_and_is_audited_a
     row = _row(app, job_id)
     assert (row["acknowledged_at"], row["acknowledged_by"]) == (None, None)
     assert f'href="/jobs/{job_id}?back=' in client.get("/jobs").get_data(as_text=True)
-    # Again: nothing to take back, no second audit row.
-    assert client.post(f"/jobs/{job_id}/unacknowledge", data=form).status_code == 303
+    # Again (an old tab): nothing to take back, said so, no second audit row.
+    again = client.post(f"/jobs/{job_id}/unacknowledge", data=form)
+    assert "Nothing was changed: the failure of document <bdi>doc-undo</bdi> is not acknowledged." in client.get(
+        again.headers["Location"]).get_data(as_text=True)
     with app.app_context():
         events = db.session.scalars(sa.select(AuditEvent).order_by(AuditEvent.occurred_at)).all()
         assert [(e.action, e.actor, e.filter["job_ids"]) for e in events if e.action.startswith("jobs.")] == [
@@ -365,8 +368,30 @@ def test_the_question_about_selected_jobs_is_a_page_to_come_back_to_and_a_replac
         page = client.get(question).get_data(as_text=True)
         assert "Acknowledge 1 job?" in page and "doc-q-1" in page
     assert _row(app, first)["acknowledged_at"] is None
-    # A newer question replaces it.
+    # Another question (another tab) leaves it open; the eight newest are kept.
+    for _ in range(7):
+        client.post("/jobs/bulk", data={"csrf_token": token, "op": "requeue:selected", "job_id": [second]})
+    assert "Acknowledge 1 job?" in client.get(question).get_data(as_text=True)
     client.post("/jobs/bulk", data={"csrf_token": token, "op": "requeue:selected", "job_id": [second]})
     stale = client.get(question)
     assert (stale.status_code, stale.headers["Location"]) == (303, "/jobs")
     assert "That question is no longer open" in client.get("/jobs").get_data(as_text=True)
+
+
+def test_a_yes_answered_twice_is_one_action_in_each_jobs_history(app, client):
+    """A trial: Back to the question and "Yes" again skipped every job, but
+    each job's history showed two requeues (the second audit row names them)."""
+    ids = [_failed_job(app, f"doc-twice-{n}") for n in range(2)]
+    token = _csrf(client)
+    question = client.post("/jobs/bulk", data={"csrf_token": token, "op": "requeue:selected", "job_id": ids},
+                           follow_redirects=True).get_data(as_text=True)
+    form = MultiDict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)">', question))
+    for _ in range(2):
+        assert client.post("/jobs/bulk/confirm", data=form).status_code == 303
+    page = client.get(f"/jobs/{ids[0]}").get_data(as_text=True)
+    assert page.count('class="kind">Requeued</strong>') == 1
+    with app.app_context():
+        events = db.session.scalars(sa.select(AuditEvent).where(AuditEvent.action == "jobs.requeue")
+                                    .order_by(AuditEvent.occurred_at)).all()
+        assert [(e.row_count, sorted(e.filter.get("skipped_job_ids", []))) for e in events] == [
+            (2, []), (0, sorted(ids))]

@@ -176,7 +176,8 @@ def test_resolve_in_version_then_reopen_are_audited_and_on_the_timeline(app, cli
     assert response.status_code == 303
     html = client.get(path).get_data(as_text=True)
     # Of the worker failing now, by default (the field is prefilled with it).
-    assert "Resolved the group in version 1.6.0 of <bdi>extractor</bdi>." in html and 'badge state-resolved' in html
+    assert f"Resolved group {groups['unit']} in version 1.6.0 of <bdi>extractor</bdi>." in html
+    assert 'badge state-resolved' in html
     assert "in version <code><bdi>1.6.0</bdi></code> of <code><bdi>extractor</bdi></code>" in html
     client.post(path + "/reopen", data={"csrf_token": _csrf(client, path)})
     with app.app_context():
@@ -549,8 +550,11 @@ def test_the_group_list_has_quick_ranges_of_last_seen_and_keeps_the_other_fields
 
 def test_an_empty_list_under_a_code_says_the_code_is_matched_whole_and_offers_the_search(client, groups):
     page = client.get("/groups?code=UNIT.NOT_UCUM").get_data(as_text=True)
-    assert "The error code must be the whole code, as sent (case counts)" in page
+    assert "No group has this error code: it must be the whole code, as sent (case counts)" in page
     assert 'href="/search?q=UNIT.NOT_UCUM"' in page
+    # A known code that another filter excludes: not blamed (a trial).
+    excluded = client.get("/groups?code=unit.not_ucum&worker_version=9.9.9").get_data(as_text=True)
+    assert "No failure group matches this filter" in excluded and "No group has this error code" not in excluded
 
 
 @pytest.mark.parametrize(("form", "says"), [
@@ -570,3 +574,17 @@ def test_a_resolve_the_next_failure_would_undo_is_refused_on_the_page(app, clien
     with app.app_context():
         assert db.session.get(FailureGroup, groups["unit"]).state == "unresolved"
     assert _audit(app, "groups.") == []
+
+
+def test_the_wake_says_the_condition_that_was_met(app, client, groups):
+    """A trial read "woken …; until more occurrences", without the count."""
+    path = f"/groups/{groups['icd']}"
+    client.post(path + "/ignore", data={"csrf_token": _csrf(client, path), "mode": "until_occurrences",
+                                        "occurrences": "2"})
+    for n in range(2):
+        _fail(client, [ICD], document=f"doc-icd-wake-{n}")
+    with app.app_context():
+        assert db.session.get(FailureGroup, groups["icd"]).state == "unresolved"
+    timeline = client.get(path).get_data(as_text=True).split("<h2>Timeline</h2>")[-1]
+    assert timeline.count("until 2 more occurrences") == 2  # the ignore, and the wake
+    assert "until more occurrences" not in timeline

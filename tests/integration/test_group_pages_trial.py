@@ -341,4 +341,4 @@ def test_the_ignore_message_says_the_condition_taken(client, groups):  # noqa: F
     path = f"/groups/{groups['icd']}"
     client.post(path + "/ignore", data={"csrf_token": _csrf(client, path), "mode": "until_occurrences",
                                         "occurrences": "1"})
-    assert "Ignored the group until 1 more occurrence." in client.get(path).get_data(as_text=True)
+    assert f"Ignored group {groups['icd']} until 1 more occurrence." in client.get(path).get_data(as_text=True)

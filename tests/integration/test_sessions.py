@@ -404,3 +404,25 @@ def test_a_message_shown_in_one_tab_does_not_come_back_through_a_form_sent_meanw
     assert "document <bdi>doc-seen-1</bdi>" in pages[0]
     after = tab.get("/jobs?acknowledged=include").get_data(as_text=True)
     assert "document <bdi>doc-seen-2</bdi>" in after and "document <bdi>doc-seen-1</bdi>" not in after
+
+
+def test_two_tabs_asking_about_their_selections_at_once_each_keep_their_question(app, monkeypatch):
+    """A trial: the second tab's question (kept in the session) replaced the
+    first's, whose tab was sent to /jobs."""
+    make_user(app, "two-questions", "operator", password=PASSWORD)
+    first, second = _failed_jobs(app, "doc-ask-1", "doc-ask-2")
+    tab = app.test_client()
+    _sign_in(tab, "two-questions")
+    other_tab = _copy(app, _cookie(tab))
+    token = _token(tab, "/jobs")
+    answers = []
+    _at_once(
+        app, monkeypatch,
+        lambda: answers.append(tab.post("/jobs/bulk", data={"csrf_token": token, "op": "requeue:selected",
+                                                            "job_id": [first]})),
+        lambda: answers.append(other_tab.post("/jobs/bulk", data={"csrf_token": token, "op": "acknowledge:selected",
+                                                                  "job_id": [second]})),
+    )
+    pages = sorted(tab.get(answer.headers["Location"]).get_data(as_text=True) for answer in answers)
+    assert "Acknowledge 1 job?" in pages[0] and "doc-ask-2" in pages[0]
+    assert "Requeue 1 job?" in pages[1] and "doc-ask-1" in pages[1]

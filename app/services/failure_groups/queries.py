@@ -356,3 +356,12 @@ def list_groups(
         encoded = int(value) if sort == "job_count" else value.isoformat()
         next_cursor = _encode_cursor([sort, encoded, group.id])
     return GroupPage(_views([group for group, _ in rows], now), next_cursor)
+
+
+def code_is_known(code: str, grouping_version: int | None = None) -> bool:
+    """Whether any group of ``grouping_version`` (default: the current one)
+    has exactly this ``code``: one probe of its (version, code) index."""
+    version = grouping_version or GROUPING_VERSION
+    return db.session.scalar(
+        sa.select(FailureGroup.id).where(FailureGroup.grouping_version == version, FailureGroup.code == code).limit(1)
+    ) is not None

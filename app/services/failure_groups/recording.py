@@ -249,7 +249,11 @@ def touch_group(group: Any, hit: Hit, failure: JobFailure, at: datetime) -> str:
         elif state == GroupState.IGNORED and at > group.state_changed_at and _wakes(group, at):
             change_state(
                 group, GroupState.UNRESOLVED, GroupSubstate.ONGOING, actor=SYSTEM_ACTOR, reason="woken", at=at,
-                details={"job_id": str(failure.job_id), "mode": group.ignore_mode},
+                # The condition that was met, in full ("until 3 more occurrences" on the timeline).
+                details={"job_id": str(failure.job_id), "mode": group.ignore_mode,
+                         **({"occurrences": group.ignore_until_occurrences}
+                            if group.ignore_until_occurrences is not None else {}),
+                         **({"until": group.ignore_until.isoformat()} if group.ignore_until is not None else {})},
             )
         state = group.state
     _move_last_seen(group, hit, at)

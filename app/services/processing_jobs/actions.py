@@ -20,7 +20,7 @@ from app.extensions import db
 from app.models import ProcessingJob
 from app.models.job_status import FAILURE_STATUSES
 from app.models.types import utcnow
-from app.services.access import count_in_audit_event
+from app.services.access import count_in_audit_event, note_in_audit_event
 from app.services.processing_jobs.errors import InvalidTransitionError, JobNotFoundError
 from app.services.processing_jobs.lifecycle import require_failure_shown, requeue_job
 from app.services.processing_jobs.locking import load_job_for_update, parse_job_id
@@ -186,6 +186,7 @@ def apply_to_jobs(
             question showed; a job whose failure changed since is skipped.
     """
     result = BulkResult()
+    skipped: list[str] = []
     for job_id in job_ids:
         seen = None if shown is None else shown.get(str(job_id))
 
@@ -199,6 +200,7 @@ def apply_to_jobs(
             outcome = replayed_write_transaction(act_and_count)
         except (InvalidTransitionError, JobNotFoundError):
             result.skipped += 1
+            skipped.append(str(job_id))
             continue
         # Decided under the job's row lock: of several operators acting on
         # the same jobs at once, exactly one changes (and counts) each.
@@ -206,4 +208,9 @@ def apply_to_jobs(
             result.changed += 1
         else:
             result.skipped += 1
+            skipped.append(str(job_id))
+    if skipped:
+        # The audit row names every job asked about; which it left alone is
+        # a fact of its own (the jobs' histories read it).
+        note_in_audit_event(audit_event_id, {"skipped_job_ids": skipped})
     return result

@@ -77,12 +77,18 @@ class HistoryEvent:
     bulk_action_id: str | None = None
 
 
-def _from_audit(event: AuditEvent) -> HistoryEvent | None:
+def _from_audit(event: AuditEvent, job_id: str) -> HistoryEvent | None:
     kind = {"jobs.requeue": HistoryKind.REQUEUED, "jobs.acknowledge": HistoryKind.ACKNOWLEDGED,
             "jobs.unacknowledge": HistoryKind.UNACKNOWLEDGED}.get(event.action)
     if kind is None:
         return None
     facts = event.filter if isinstance(event.filter, dict) else {}
+    # An action on selected jobs names them all; the jobs it skipped (their
+    # failure changed after the question, or it no longer applied) are
+    # listed apart once it ends, and one that changed none counted none (a
+    # trial's "Yes" answered twice showed two requeues).
+    if event.row_count == 0 or job_id in (facts.get("skipped_job_ids") or ()):
+        return None
     via = "api" if facts.get("via") == "api" else ("selected" if facts.get("scope") == "selected" else None)
     return HistoryEvent(event.occurred_at, kind, event.actor, via)
 
@@ -106,7 +112,8 @@ def job_history(job: ProcessingJob, failures: list[JobFailure]) -> list[HistoryE
     """
     events = [HistoryEvent(job.created_at, HistoryKind.CREATED)]
     events += [HistoryEvent(f.recorded_at, HistoryKind.FAILED, failure=f) for f in failures]
-    audited = [e for e in map(_from_audit, job_audit_events(job.id, job.created_at)) if e is not None]
+    audited = [e for e in (_from_audit(event, str(job.id)) for event in job_audit_events(job.id, job.created_at))
+               if e is not None]
     audited += [e for e in (_from_bulk(at, bulk) for at, bulk in job_bulk_actions(job.id)) if e is not None]
     events += audited
     # Each attempt's start: the failed ones' from their failures, the current one's from the row.
