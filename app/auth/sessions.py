@@ -198,21 +198,23 @@ class DatabaseSessionInterface(ServerSideSessionInterface):
             # Every write, not only one that flashed: a write of the session
             # as it was read would drop a message flashed meanwhile.
             loaded_flashes = g.get(_LOADED_FLASHES, []) if loaded is not None and loaded[0] == store_id else []
-            data = self._merge_flashes(session, store_id, loaded_flashes) or data
+            data = self._merge_concurrent_writes(session, store_id, loaded_flashes) or data
             db.session.execute(
                 _upsert(db.session.get_bind().dialect.name, store_id, data, expires_at, _named_user(session))
             )
 
-    def _merge_flashes(self, session: ServerSideSession, store_id: str, loaded: list[Any]) -> bytes | None:
+    def _merge_concurrent_writes(self, session: ServerSideSession, store_id: str, loaded: list[Any]) -> bytes | None:
         """This request's flashed messages merged into the stored row's, in
         the open write transaction (the row locked on PostgreSQL; SQLite's
         transaction holds the database): the stored messages, less those this
         request showed (read with the session and gone from it), plus those
         it added. Two forms sent at once (two tabs) each wrote its session
         whole, so one message was lost, or a message already shown came
-        back. Sets the session's messages and returns its encoded data, or
+        back. The entries of :data:`TOKEN_DICT_KEYS` are merged the same way
+        (the row's, less those this request dropped, plus its own, the newest
+        kept). Sets them in the session and returns its encoded data, or
         ``None`` when the session's data stands as it is (no row stored, or
-        no message flashed or shown by another request meanwhile)."""
+        nothing flashed, shown or added by another request meanwhile)."""
         stored = db.session.execute(
             sa.select(ServerSession.data).where(ServerSession.session_key == store_id).with_for_update()
         ).scalar()

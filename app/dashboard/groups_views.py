@@ -197,7 +197,8 @@ def show_group(group_id: str) -> str:
         # To the table, not the page's top (a trial scrolled back down each time).
         next_samples=href(url_for("dashboard.show_group", group_id=key), [("cursor", next_cursor)]) + "#samples"
         if next_cursor else None,
-        first_samples=url_for("dashboard.show_group", group_id=key) + "#samples" if request.args.get("cursor") else None,
+        first_samples=(url_for("dashboard.show_group", group_id=key) + "#samples"
+                       if request.args.get("cursor") else None),
         sample=sample,
         jobs_url=href(url_for("dashboard.list_jobs"), [("acknowledged", "include"), ("group", str(key))]),
         can_act=_can_act(),

@@ -172,9 +172,12 @@ def _purge_job_batch(cutoff: datetime, batch_size: int, counts: PurgeCounts) -> 
         # them too but would not say how many. The jobs' group occurrences go
         # with their failures; their "currently failing" counts end first.
         end_current_occurrences(ids)
-        occurrences = FailureOccurrence.__table__
+        # The groups the batch takes occurrences from: through the failures,
+        # whose ids lead the occurrences' unique index (no index has job_id first).
+        occurrences, failure_rows = FailureOccurrence.__table__, JobFailure.__table__
         touched = list(db.session.scalars(
-            sa.select(occurrences.c.group_id).where(occurrences.c.job_id.in_(ids)).distinct()))
+            sa.select(occurrences.c.group_id).distinct().where(occurrences.c.failure_id.in_(
+                sa.select(failure_rows.c.id).where(failure_rows.c.job_id.in_(ids))))))
         failures = _delete(JobFailure.__table__, JobFailure.__table__.c.job_id.in_(ids))
         entities = _delete(ExtractedEntity.__table__, ExtractedEntity.__table__.c.job_id.in_(ids))
         jobs = _delete(ProcessingJob.__table__, ProcessingJob.__table__.c.id.in_(ids))

@@ -552,4 +552,5 @@ def test_years_before_1000_are_written_in_four_digits_as_sql_and_rfc_3339_write_
     """A trial's chip read "created from = 2-01-01 00:00:00 UTC"."""
     moment = datetime(2, 1, 1, 5, tzinfo=timezone.utc)
     assert formatting.format_utc(moment) == "0002-01-01 05:00:00 UTC"
-    assert bucket_label(moment, BucketSize.HOUR) == "0002-01-01T05" and bucket_label(moment, BucketSize.DAY) == "0002-01-01"
+    assert bucket_label(moment, BucketSize.HOUR) == "0002-01-01T05"
+    assert bucket_label(moment, BucketSize.DAY) == "0002-01-01"
