@@ -46,6 +46,7 @@ from app.extensions import db
 from app.models.access import ServerSession, User
 from app.models.types import utcnow
 from app.unit_of_work import write_transaction
+from app.web.session_merge import TOKEN_DICT_KEYS
 
 log = logging.getLogger(__name__)
 
@@ -67,11 +68,6 @@ _LOADED_ROW = "server_session_row"
 _LOADED_FLASHES = "server_session_flashes"
 #: Flask's session key of the flashed messages (``flask.flash``).
 FLASHES_KEY = "_flashes"
-#: Session keys holding a dict of entries by a random token, each written
-#: by one request (a question a page asks), and how many of the newest a
-#: session keeps: merged like the flashed messages, so two tabs writing
-#: at once keep both entries. Modules add their keys at import.
-TOKEN_DICT_KEYS: dict[str, int] = {}
 #: ``g`` key holding the :data:`TOKEN_DICT_KEYS` entries the session was read with.
 _LOADED_TOKENS = "server_session_tokens"
 

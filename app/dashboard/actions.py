@@ -18,7 +18,6 @@ from flask_wtf import FlaskForm
 from werkzeug.wrappers import Response
 
 from app.auth.guards import current_actor, requires
-from app.auth.sessions import TOKEN_DICT_KEYS
 from app.dashboard import bp
 from app.dashboard.formatting import plural, status_label
 from app.dashboard.links import href
@@ -38,6 +37,7 @@ from app.unit_of_work import WriteTransaction, replayed_write_transaction
 from app.web import query as web_query
 from app.timestamps import rfc3339
 from app.web.query_time import parse_rfc3339
+from app.web.session_merge import TOKEN_DICT_KEYS
 
 #: Most ids one "selected jobs" action takes (a page is at most 200).
 MAX_SELECTED = 500
