@@ -123,6 +123,29 @@ def test_an_identical_report_is_a_no_op_and_adds_no_occurrence(app_ctx):
     assert get_group(group.id).occurrence_count == 1
 
 
+def test_the_same_failure_from_a_newer_worker_is_a_new_occurrence_that_can_regress(app_ctx):
+    # A trial found the report dropped as a retry when only the worker
+    # differed, so a group resolved in 1.0.0 stayed resolved after 1.0.1 failed.
+    from app.services.failure_groups.lifecycle import resolve_group
+
+    job = create_job("doc-1").id
+    _fail(job, UCUM, worker={"name": "extractor", "version": "1.0.0"})
+    (group,) = _groups().values()
+    with write_transaction():
+        resolve_group(group.id, "alice", in_version="1.0.0", in_worker="extractor")
+    _fail(job, UCUM, worker={"name": "extractor", "version": "1.0.0"})  # a retry: nothing new
+    assert get_group(group.id).occurrence_count == 1
+    _fail(job, UCUM, worker={"name": "extractor", "version": "1.0.1"})
+    view = get_group(group.id)
+    assert (view.occurrence_count, view.group.state, view.substate) == (2, "unresolved", "regressed")
+    history = db.session.execute(
+        sa.select(JobFailure.worker_version).where(JobFailure.job_id == job).order_by(JobFailure.recorded_at)
+    ).scalars().all()
+    assert history == ["1.0.0", "1.0.1"]
+    _fail(job, UCUM)  # the same failure with no worker named differs too
+    assert get_group(group.id).occurrence_count == 3
+
+
 def test_an_explicit_fingerprint_groups_items_together(app_ctx):
     _fail(create_job("doc-1").id, {**UCUM, "fingerprint": "ucum-service"})
     _fail(create_job("doc-2").id, {**ICD, "fingerprint": "ucum-service"})

@@ -36,7 +36,7 @@ from app.services.json_values import (
     refuse_json_constant,
 )
 from app.services.processing_jobs.errors import InvalidFailurePayloadError, InvalidTransitionError, JobNotFoundError
-from app.services.processing_jobs.failure_rows import append_history, lock_job, set_failure
+from app.services.processing_jobs.failure_rows import append_history, current_failure_worker, lock_job, set_failure
 from app.services.processing_jobs.locking import parse_job_id
 from app.services.processing_jobs.snapshot import JobSnapshot
 from app.unit_of_work import write_transaction
@@ -141,9 +141,9 @@ class SQLAlchemyFailureRecorder:
 
         Allowed from ``Pending``, ``Processing``, ``Failed`` and
         ``Validation_Failed`` (see ``ALLOWED_TRANSITIONS``). Recording the same
-        message and details (equal as JSON) on a job already
-        ``Validation_Failed`` with them is a no-op that returns the job
-        unchanged and adds no history; a different failure replaces the
+        message, format, details (equal as JSON) and worker (name and
+        version) on a job already ``Validation_Failed`` with them is a
+        no-op that returns the job unchanged and adds no history; a different failure replaces the
         stored one, moves ``completed_at`` and is appended to
         ``job_failures``.
 
@@ -268,8 +268,14 @@ class SQLAlchemyFailureRecorder:
             current = job.job_status
             if not can_transition(current, target):
                 raise InvalidTransitionError(job.id, current.value, target.value)
-            if _holds_failure(job, target, message, details, used_format):
-                return job  # the same report again: nothing changes, no history
+            if _holds_failure(job, target, message, details, used_format) and (
+                current_failure_worker(connection, job.id) == (worker_name, worker_version)
+            ):
+                # The same report again (a retry that lost its answer):
+                # nothing changes, no history. From another worker or
+                # version it is a new occurrence, which may reopen a group
+                # resolved in a version.
+                return job
             now = utcnow()
             # The attempt's start: a requeue clears the job's, the history keeps it.
             started_at = job.started_at

@@ -116,3 +116,23 @@ def append_history(connection: sa.Connection, failure: RecordedFailure) -> None:
         },
     )
     note_recorded_failure(failure.status, failure.error_format, failure.error_details)
+
+
+_FAILURES = JobFailure.__table__
+_NEWEST_FAILURE_WORKER = (
+    sa.select(_FAILURES.c.worker_name, _FAILURES.c.worker_version)
+    .where(_FAILURES.c.job_id == sa.bindparam("job_id"))
+    .order_by(_FAILURES.c.recorded_at.desc())
+    .limit(1)
+)
+
+
+def current_failure_worker(connection: sa.Connection, job_id: uuid.UUID) -> tuple[str | None, str | None]:
+    """``(worker_name, worker_version)`` of the job's newest history row (its
+    current failure: the recorder writes both in one transaction), each
+    ``None`` when not reported; ``(None, None)`` when the job has no history.
+    Read only when a report repeats the job's failure, to tell a retry from
+    the same failure sent by another worker (one index probe,
+    ``ix_job_failures_job_id_recorded_at``)."""
+    row = connection.execute(_NEWEST_FAILURE_WORKER, {"job_id": job_id}).first()
+    return (None, None) if row is None else (row.worker_name, row.worker_version)
