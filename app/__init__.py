@@ -40,6 +40,11 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         template_folder=str(ROOT / "templates"),
         static_folder=str(ROOT / "static"),
     )
+    # A doubled slash is an empty path segment (a worker's URL joining gone
+    # wrong, e.g. an empty job id), not a typo to redirect: unmerged, it
+    # matches no rule and is a 404 problem, not an HTML 308 to another route
+    # or a 405 from the route it merged into (a trial).
+    app.url_map.merge_slashes = False
     # Before anything builds the Jinja environment, which reads its options once.
     app.jinja_options = {**app.jinja_options, "finalize": _jinja_finalize()}
     app.config.update(load_config(config))

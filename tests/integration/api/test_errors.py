@@ -41,6 +41,18 @@ def test_unknown_api_paths_are_a_404_problem(client, job, path):
     assert problem["instance"] == path.format(id=job["id"])
 
 
+@pytest.mark.parametrize("method", ["get", "post"])
+@pytest.mark.parametrize("path", ["/api/v1/processing-jobs//start", "/api/v1/processing-jobs//result",
+                                  "/api/v1//processing-jobs", "/api/v1/failure-groups//resolve"])
+def test_a_doubled_slash_is_a_404_problem_not_a_redirect_or_another_route(client, method, path):
+    # An empty job id from a worker's URL joining: a trial got an HTML 308
+    # (GET) and a 405 naming the job route (POST) once the slashes merged.
+    response = getattr(client, method)(path, json={"status": "completed", "entities": []})
+    problem = assert_problem(response, 404, "not-found")
+    assert problem["instance"] == path
+    assert "Location" not in response.headers
+
+
 @pytest.mark.parametrize(
     ("method", "action", "allowed"),
     [
