@@ -10,7 +10,8 @@ HTML pages is :mod:`app.web.errors`' job.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from types import MappingProxyType
 from typing import NotRequired, TypedDict
 from urllib.parse import quote
 
@@ -112,12 +113,14 @@ class ServiceError(Exception):
         retry_later: the same request may succeed later; the answer then
             carries ``Retry-After`` (RFC 9110 section 10.2.3), ``RETRY_AFTER_S``
             seconds, as a 503 does.
+        headers: response header fields the answer carries (name -> value).
     """
 
     status: int = 500
     title: str = "Internal error"
     slug: str = "internal-error"
     retry_later: bool = False
+    headers: Mapping[str, str] = MappingProxyType({})
 
     def __init__(self, detail: str, errors: Sequence[FieldError] = ()) -> None:
         super().__init__(detail)
@@ -145,6 +148,14 @@ class UnsupportedMediaTypeError(ServiceError):
     status = 415
     title = "Unsupported media type"
     slug = "unsupported-media-type"
+
+
+class UnsupportedContentEncodingError(UnsupportedMediaTypeError):
+    """The body has a content coding this server does not decode (HTTP 415,
+    RFC 9110 section 15.5.16); the answer lists the codings it accepts in
+    ``Accept-Encoding`` (RFC 7694 section 3): ``identity`` only."""
+
+    headers = MappingProxyType({"Accept-Encoding": "identity"})
 
 
 class InvalidFieldsError(ServiceError):

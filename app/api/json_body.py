@@ -14,7 +14,14 @@ from typing import Any
 from flask import Request, current_app
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from app.errors import BadRequestError, FieldError, UnsupportedMediaTypeError, field_error, header_error
+from app.errors import (
+    BadRequestError,
+    FieldError,
+    UnsupportedContentEncodingError,
+    UnsupportedMediaTypeError,
+    field_error,
+    header_error,
+)
 from app.services.json_pointer import json_pointer
 from app.services.json_values import (
     NonStandardJSONError,
@@ -222,18 +229,35 @@ def _shown_type(mimetype: str) -> str:
     return shown if len(shown) <= 80 else shown[:79] + "…"
 
 
+def _refuse_content_coding(request: Request) -> None:
+    # The server decodes no content coding (RFC 9110 section 8.4): a body
+    # labelled gzip was read as its compressed bytes (a UTF-8 error), and a
+    # plain body labelled gzip was stored as if decoded. Only "identity".
+    codings = [part.strip().lower() for value in request.headers.getlist("Content-Encoding")
+               for part in value.split(",")]
+    unknown = [c for c in codings if c not in ("", "identity")]
+    if unknown:
+        shown = _shown_type(", ".join(unknown))
+        raise UnsupportedContentEncodingError(
+            f"This server does not decode a '{shown}' body: send it uncompressed, without Content-Encoding.",
+            [header_error("Content-Encoding", "must be left out (or identity): no content coding is accepted")],
+        )
+
+
 def read_json_body(request: Request) -> Any:
     """Return the request body parsed as JSON.
 
     Rules: the ``Content-Type`` must be ``application/json`` or a
-    ``+json`` type (415 otherwise); the body must be UTF-8 (a BOM is
+    ``+json`` type (415 otherwise), with no ``Content-Encoding`` but
+    ``identity`` (415, with ``Accept-Encoding: identity``); the body must be UTF-8 (a BOM is
     tolerated), at most ``MAX_CONTENT_LENGTH`` bytes (413, raised by
     Werkzeug) and one JSON value without NaN, Infinity, out-of-range numbers,
     integers of more than 4300 digits, duplicate keys or arrays/objects
     nested more than :data:`MAX_BODY_NESTING` levels (400).
 
     Raises:
-        UnsupportedMediaTypeError: not a JSON media type.
+        UnsupportedMediaTypeError: not a JSON media type, or a content
+            coding (:class:`~app.errors.UnsupportedContentEncodingError`).
         BadRequestError: empty, not UTF-8, not JSON, or non-standard JSON.
         werkzeug.exceptions.RequestEntityTooLarge: body over the limit.
     """
@@ -250,6 +274,7 @@ def read_json_body(request: Request) -> Any:
     if charset not in ("utf-8", "utf8"):
         raise UnsupportedMediaTypeError("JSON bodies must be UTF-8 encoded (RFC 8259 section 8.1).",
                                         [header_error("Content-Type", "charset must be utf-8, or left out")])
+    _refuse_content_coding(request)
     raw = request.get_data(cache=True)
     limit = current_app.config.get("MAX_CONTENT_LENGTH")
     if request.content_length is None and limit is not None and len(raw) >= limit:

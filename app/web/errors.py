@@ -98,7 +98,9 @@ _HTTP_SLUGS = {
 
 
 def _handle_service_error(error: ServiceError) -> Response | tuple[str, int, dict[str, str]]:
-    headers = {"Retry-After": str(current_app.config.get("RETRY_AFTER_S", 5))} if error.retry_later else {}
+    headers = dict(error.headers)
+    if error.retry_later:
+        headers["Retry-After"] = str(current_app.config.get("RETRY_AFTER_S", 5))
     if _wants_json():
         response = problem(error.status, error.title, error.detail, error.slug, error.errors, **error.members)
         response.headers.update(headers)

@@ -448,6 +448,31 @@ def test_non_json_bodies_are_a_415_problem_and_change_nothing(client, app, faile
     assert_client_still_works(client, failed_job["id"])
 
 
+@pytest.mark.parametrize("coding", ["gzip", "deflate", "br", "identity, gzip", "x-gzip"])
+@pytest.mark.parametrize("compressed", [True, False])
+def test_a_content_coding_is_a_415_problem_with_accept_encoding(client, app, failed_job, coding, compressed):
+    # A trial: a gzip body was read as its compressed bytes (400 "not UTF-8"),
+    # and a plain body labelled gzip was stored as if it had been decoded.
+    import gzip
+
+    before = row(app, failed_job["id"])
+    body = gzip.compress(_body("sent")) if compressed else _body("sent")
+    response = client.post(job_url(failed_job["id"], "validation-failure"), data=body,
+                           content_type="application/json", headers={"Content-Encoding": coding})
+    problem = assert_problem(response, 415, "unsupported-media-type")
+    assert response.headers["Accept-Encoding"] == "identity"
+    assert [e.get("header") for e in problem["errors"]] == ["Content-Encoding"]
+    assert row(app, failed_job["id"]) == before
+
+
+@pytest.mark.parametrize("coding", ["identity", "Identity", ""])
+def test_the_identity_coding_is_no_coding(client, app, failed_job, coding):
+    response = client.post(job_url(failed_job["id"], "validation-failure"), data=_body("sent"),
+                           content_type="application/json", headers={"Content-Encoding": coding})
+    assert response.status_code == 200, response.get_json()
+    assert row(app, failed_job["id"])["error_message"] == "sent"
+
+
 def test_form_posts_are_a_415_problem(client, app, failed_job):
     before = row(app, failed_job["id"])
     response = client.post(
