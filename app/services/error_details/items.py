@@ -10,6 +10,7 @@ applies :class:`DetailsLimits` and the storage text rule of
 
 from __future__ import annotations
 
+import hashlib
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
@@ -163,6 +164,23 @@ def cap_text(text: str, limit: int) -> str:
     return text[: limit - 1] + ELLIPSIS
 
 
+def cap_fingerprint(text: str, limit: int) -> str:
+    """Apply the storage text rule; a fingerprint longer than ``limit`` code
+    points becomes its start, "…" and the SHA-256 (hex) of the whole, exactly
+    ``limit`` long (64 hex digits from 67 code points up; fewer below).
+
+    Cut like other text, two long fingerprints sharing their first 99
+    characters (two SHA-512 digests in hex, say) were one group (a trial);
+    the digest keeps them apart, and the stored value still groups alike
+    when the failures are grouped again.
+    """
+    text = clean_text(text)
+    if len(text) <= limit:
+        return text
+    digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[: max(0, min(64, limit - 3))]
+    return text[: limit - 1 - len(digest)] + ELLIPSIS + digest
+
+
 def cap_pointer(pointer: str, limit: int) -> str:
     """Shorten an over-long pointer to its longest ancestor that fits in ``limit``.
 
@@ -241,7 +259,7 @@ def _cap_item(item: Mapping[str, Any], limits: DetailsLimits) -> dict[str, Any]:
             ctx[key] = cap_text(value, limits.max_ctx_string_length) if isinstance(value, str) else value
         capped["ctx"] = ctx
     if item.get("fingerprint"):
-        capped["fingerprint"] = cap_text(with_controls_escaped(item["fingerprint"]), limits.max_code_length)
+        capped["fingerprint"] = cap_fingerprint(with_controls_escaped(item["fingerprint"]), limits.max_code_length)
     if item.get("entity"):
         entity = dict(item["entity"])
         for key in ("type", "code"):

@@ -52,6 +52,27 @@ def test_long_strings_are_cut_to_exactly_the_cap_with_an_ellipsis():
     assert_valid_envelope({"schema_version": 1, "errors": [capped], "error_count": 1, "truncated": False})
 
 
+def test_long_fingerprints_keep_a_digest_of_the_whole_so_they_stay_apart():
+    # A trial: two 101-character fingerprints sharing their first 99 were
+    # cut alike and made one group. Now the cut one ends in the SHA-256 of it.
+    import hashlib
+
+    limits = DetailsLimits()
+    first, second = "f" * 100 + "1", "f" * 100 + "2"
+    capped = [
+        normalize_error_details({"errors": [{"code": "c", "severity": "error", "message": "m", "pointer": "",
+                                             "fingerprint": text}]}, None)[0]["errors"][0]["fingerprint"]
+        for text in (first, second, "f" * 100)
+    ]
+    assert capped[0] != capped[1]
+    assert len(capped[0]) == limits.max_code_length
+    assert capped[0] == "f" * 35 + "…" + hashlib.sha256(first.encode()).hexdigest()
+    assert capped[2] == "f" * 100  # at the cap: as sent
+    assert_valid_envelope({"schema_version": 1, "errors": [{"code": "c", "severity": "error", "message": "m",
+                                                            "pointer": "", "fingerprint": capped[0]}],
+                           "error_count": 1, "truncated": False})
+
+
 def test_long_pointers_become_their_longest_fitting_ancestor():
     pointer = "".join(f"/segment{i:03d}" for i in range(200))  # 2,400 characters
     [item] = normalize_error_details({"errors": [{**GOOD, "pointer": pointer}]}, None)[0]["errors"]
