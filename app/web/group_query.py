@@ -10,7 +10,7 @@ from app.services.failure_groups.fingerprint import KNOWN_VERSIONS
 from app.services.failure_groups.queries import SORTS, GroupFilter
 from app.services.json_values import clean_text
 from app.web.query import QueryArgs
-from app.web.query_time import parse_rfc3339
+from app.web.query_time import parse_rfc3339, time_order_problems
 
 #: Query-string names of the group filter (``sort``, ``limit`` and
 #: ``cursor`` choose the order and the page, not groups).
@@ -73,8 +73,8 @@ def group_filter_from_args(args: QueryArgs) -> GroupFilter:
     """
     seen_from = parse_rfc3339(args.get("from"), "from") if args.get("from") else None
     seen_to = parse_rfc3339(args.get("to"), "to") if args.get("to") else None
-    if seen_from and seen_to and seen_to < seen_from:
-        raise InvalidQueryError("to must not be before from.", [parameter_error("to", "must not be before from")])
+    for problem in time_order_problems(seen_from, seen_to):  # the jobs' rule and words (a trial)
+        raise problem
     version = None
     raw_version = args.get("grouping_version")
     if raw_version:

@@ -97,6 +97,14 @@ def test_the_job_count_sort_pages_through_every_group_most_jobs_first(client):
     assert [code for _, _, code in seen] == ["rule.a", "rule.d", "rule.b", "rule.c"]
 
 
+def test_a_range_out_of_order_names_from_as_the_job_list_does(client):
+    # A trial: /processing-jobs named "from", /failure-groups named "to".
+    for path in ("/api/v1/failure-groups", "/api/v1/processing-jobs"):
+        response = client.get(path + "?from=2026-02-02T00:00:00Z&to=2026-01-01T00:00:00Z")
+        problem = assert_problem(response, 400, "invalid-query")
+        assert [error["parameter"] for error in problem["errors"]] == ["from"], path
+
+
 @pytest.mark.parametrize(
     "query",
     ["?state=open", "?sort=size", "?limit=0", "?cursor=nope", "?from=yesterday", "?grouping_version=7",
