@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging.config
 import sys
 from pathlib import Path
 
@@ -10,6 +11,7 @@ from flask import Flask
 from flask.cli import AppGroup, with_appcontext
 
 from app.config import ROOT
+from app.observability.logs import logging_config
 from app.cli_checks import checked_group
 
 worker_cli = AppGroup("worker", help="Run the reference worker.")
@@ -224,6 +226,9 @@ def bulk_worker_command(concurrency: int, stalled_after: float, heartbeat: float
         raise click.UsageError("the bulk worker needs PostgreSQL (on SQLite bulk actions run in the request)")
     if batch_size is not None:
         current_app.config["BULK_ACTION_BATCH_SIZE"] = batch_size
+    # The server's log format: JSON lines, an exception by its type and
+    # frames, never its text or SQL parameters (a trial found tracebacks).
+    logging.config.dictConfig(logging_config(current_app.config["LOG_LEVEL"]))
     bulk_queue.run_worker(current_app._get_current_object(), concurrency=concurrency,
                           stalled_after=stalled_after, heartbeat=heartbeat, wait=not once)
 

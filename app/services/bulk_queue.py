@@ -33,6 +33,7 @@ import asyncio
 import logging
 import signal
 import threading
+import time
 import uuid
 from collections.abc import Mapping
 from contextlib import AbstractContextManager
@@ -77,6 +78,11 @@ ROLL_UP_LOCK = "failure-group-daily-roll-up"
 PERIODIC_MAX_DELAY = 24 * 3600.0
 
 logger = logging.getLogger(__name__)
+#: Seconds :func:`run_worker` waits before starting its worker again after
+#: it stopped on its own (the database went away), doubled after each
+#: start that fails, up to :data:`RESTART_PAUSE_MAX_SECONDS`.
+RESTART_PAUSE_SECONDS = 1.0
+RESTART_PAUSE_MAX_SECONDS = 30.0
 
 
 class HostApp(Protocol):
@@ -229,14 +235,22 @@ def run_worker(flask_app: HostApp, *, concurrency: int = 1, stalled_after: float
         stalled_after: seconds without a heartbeat after which another
             worker's running task is retried.
         heartbeat: seconds between this worker's heartbeats.
+
+    When the worker stops on its own while ``wait`` (procrastinate stops it
+    when its LISTEN connection or heartbeat fails: the database restarted or
+    went away), it is started again after :data:`RESTART_PAUSE_SECONDS`,
+    doubling up to :data:`RESTART_PAUSE_MAX_SECONDS`, with a warning logged;
+    so the process outlives a database restart. With ``wait=False`` a
+    failure is raised.
     """
     stopping = threading.Event()
-    connector = procrastinate.PsycopgConnector(conninfo=conninfo(flask_app.config["SQLALCHEMY_DATABASE_URI"]))
 
     async def main() -> None:
         # replace_connector(), not with_connector(): the periodic deferrer
         # defers through the tasks' own app, which with_connector() leaves
         # unconnected. One worker per process at a time (the CLI's shape).
+        # A new connector per start: the last one's pool died with the database.
+        connector = procrastinate.PsycopgConnector(conninfo=conninfo(flask_app.config["SQLALCHEMY_DATABASE_URI"]))
         with queue_app.replace_connector(connector) as worker_app:
             await _work(worker_app)
 
@@ -266,7 +280,41 @@ def run_worker(flask_app: HostApp, *, concurrency: int = 1, stalled_after: float
                 for signum in (signal.SIGINT, signal.SIGTERM):
                     loop.remove_signal_handler(signum)
 
-    asyncio.run(main())
+    pause = RESTART_PAUSE_SECONDS
+    while True:
+        started = time.monotonic()
+        try:
+            asyncio.run(main())
+        except Exception as exc:  # e.g. procrastinate's ConnectorException: the database is away
+            if not wait or stopping.is_set():
+                raise
+            failure = type(exc).__name__
+        else:
+            if not wait or stopping.is_set():
+                return
+            # procrastinate stops its worker, without an error, when a side
+            # task (the LISTEN connection, the heartbeat) fails: a database
+            # restart did that, and the process exited 0, so a supervisor's
+            # Restart=on-failure never started it again (a trial).
+            failure = "a side task failed"
+        if time.monotonic() - started > RESTART_PAUSE_MAX_SECONDS * 2:
+            pause = RESTART_PAUSE_SECONDS  # it ran a while: the database had been back
+        logger.warning("bulk worker stopped (%s); starting again in %.0f s", failure, pause)
+        if _pause(stopping, pause):
+            return
+        pause = min(pause * 2, RESTART_PAUSE_MAX_SECONDS)
+
+
+def _pause(stopping: threading.Event, seconds: float) -> bool:
+    """Wait ``seconds``, or less if SIGINT/SIGTERM comes (then ``True``)."""
+    if threading.current_thread() is not threading.main_thread():
+        return stopping.wait(seconds)
+    previous = {signum: signal.signal(signum, lambda *_: stopping.set()) for signum in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        return stopping.wait(seconds)
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 def queued(bulk_id: uuid.UUID) -> list[dict[str, Any]]:

@@ -333,6 +333,52 @@ def test_a_filter_acknowledge_runs_on_a_worker_that_stops_when_the_queue_is_empt
     assert event.filter["selected"] == 4 and event.row_count == 4
 
 
+@postgresql_only
+def test_a_worker_that_loses_its_database_starts_again_and_runs_the_next_action(
+    queue_app, client, start_worker, database_url, tmp_path
+):
+    # A trial restarted PostgreSQL: procrastinate stopped its worker when its
+    # LISTEN connection could not come back, and the process exited 0, so no
+    # supervisor started it again and confirmed actions waited for ever.
+    app = queue_app
+    group_id = _load(app, client, JOBS)
+    worker = start_worker()
+    log = tmp_path / "worker-0.log"
+    engine = sa.create_engine(database_url)
+    listening = "SELECT pid FROM pg_stat_activity WHERE query LIKE 'LISTEN %' AND pid <> pg_backend_pid()"
+    try:
+        _wait_for(lambda: _scalars(engine, listening) != [], "LISTEN connection", worker)
+        name = engine.url.database
+        # From the maintenance database: the test database refuses every new
+        # connection and loses its old ones, as in a restart.
+        admin = sa.create_engine(engine.url.set(database="postgres"), isolation_level="AUTOCOMMIT")
+        with admin.connect() as holder:
+            holder.execute(sa.text(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false'))
+            try:
+                holder.execute(sa.text(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :name "
+                    "AND backend_type = 'client backend'"), {"name": name})
+                _wait_for(lambda: worker.poll() is not None or "bulk worker stopped" in log.read_text(),
+                          "the worker to notice")
+            finally:
+                holder.execute(sa.text(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true'))
+        admin.dispose()
+        assert worker.poll() is None, f"the worker exited ({worker.returncode}) when its database went away"
+        _wait_for(lambda: _scalars(engine, listening) != [], "a new LISTEN connection", worker)
+    finally:
+        engine.dispose()
+    token, run_path = _confirm(client, group_id)
+    assert client.post(run_path, data={"csrf_token": token}).status_code == 303
+    _wait_for(lambda: _bulk(app).state == "done", "finished bulk action", worker)
+    _assert_finished(app, group_id)
+    assert worker.poll() is None
+
+
+def _scalars(engine: sa.Engine, query: str) -> list:
+    with engine.connect() as connection:
+        return list(connection.scalars(sa.text(query)))
+
+
 def test_the_runner_follows_the_database(monkeypatch):
     monkeypatch.delenv("BULK_ACTION_RUNNER", raising=False)
     postgresql = "postgresql+psycopg://u@h/db"
