@@ -7,6 +7,7 @@ Every setting has one source: an environment variable, or a mapping passed to
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -108,6 +109,21 @@ def _choice_env(name: str, default: str, choices: tuple[str, ...], *, upper: boo
     if value not in choices:
         raise ConfigError(f"environment variable {name} must be one of {', '.join(choices)}, got {raw!r}")
     return value
+
+
+def _sha256_env(name: str) -> str | None:
+    """Environment variable ``name`` as a SHA-256 digest in lower-case hex, or
+    ``None`` when unset or empty.
+
+    Raises:
+        ConfigError: it is not 64 hex digits.
+    """
+    raw = (os.environ.get(name) or "").strip()
+    if not raw:
+        return None
+    if not re.fullmatch(r"[0-9a-fA-F]{64}", raw):
+        raise ConfigError(f"environment variable {name} must be a SHA-256 digest in hex (64 hex digits)")
+    return raw.lower()
 
 
 def _bool_env(name: str, default: bool) -> bool:
@@ -262,6 +278,11 @@ def load_config(overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
         # without it, behind a proxy, every client would share the proxy's
         # address (the sign-in limit, the audit log's addresses). 0: none.
         "PROXY_HOPS": int_env("PROXY_HOPS", 0, minimum=0),
+        # The SHA-256 (hex) of a token that may read /metrics and nothing
+        # else, checked without the database: a scrape keeps working while
+        # the database is down (when 503s are worth alerting on), and the
+        # Prometheus host holds no worker token that can change jobs.
+        "METRICS_TOKEN_SHA256": _sha256_env("METRICS_TOKEN_SHA256"),
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
         "SESSION_IDLE_MINUTES": int_env("SESSION_IDLE_MINUTES", DEFAULT_SESSION_IDLE_MINUTES),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import hmac
 from collections.abc import Callable, Iterable
 
 from typing import Any, TypeVar
@@ -117,11 +118,21 @@ def bearer_token() -> str | None:
     return token.strip()
 
 
+def _is_metrics_token(token: str | None) -> bool:
+    # METRICS_TOKEN_SHA256: compared as digests, in constant time.
+    expected = current_app.config.get("METRICS_TOKEN_SHA256")
+    if not token or not expected:
+        return False
+    return hmac.compare_digest(hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest(), expected)
+
+
 def enforce_access() -> Any:
     """``before_request``: allow, redirect to sign-in, or refuse (401/403).
 
     * public endpoints and unknown URLs (404 follows) pass;
     * ``/api/`` and ``/metrics`` need a valid, unrevoked worker token;
+      ``/metrics`` also takes the token whose SHA-256 is
+      ``METRICS_TOKEN_SHA256`` (checked without the database);
     * everything else needs a signed-in operator whose role grants the
       view's ``required_permission``; a view without one is refused (403), so
       a new view is closed until someone decides who may use it.
@@ -129,6 +140,8 @@ def enforce_access() -> Any:
     endpoint = request.endpoint
     if endpoint is None or endpoint in PUBLIC_ENDPOINTS:
         return None
+    if endpoint == "ops.metrics" and _is_metrics_token(bearer_token()):
+        return None  # the scrape-only token: no database read, nothing noted
     if request.path.startswith("/api/") or endpoint == "ops.metrics":
         token = bearer_token()
         record = access.verify_worker_token(token) if token else None
