@@ -96,6 +96,7 @@ def purge_jobs_command(older_than: str, dry_run: bool, batch_size: int | None) -
         click.echo(f"{verb} {count} {table}")
     if not dry_run:
         click.echo(f"cleared the text of {counts.groups_redacted} failure_groups left with no failure")
+        click.echo(f"took the sample message of {counts.groups_resampled} failure_groups from a failure they kept")
 
 
 def register_operations_commands(app: Flask) -> None:

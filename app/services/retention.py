@@ -7,7 +7,9 @@ their ``job_failures`` and ``extracted_entities`` rows (and so their
 failure-group occurrences), and the ``idempotency_records`` created before
 the cutoff. A failure group left with no occurrence keeps its counts and
 lifecycle but not its text: its sample message, and the title of a group
-made from a message, are replaced (:func:`redact_emptied_groups`).
+made from a message, are replaced (:func:`redact_emptied_groups`); a group
+that keeps failures takes its sample message from the newest one left
+(:func:`resample_kept_groups`).
 
 Unlike the other services this is not one transaction: it works in batches,
 each its own short transaction, so a large purge never holds locks for long
@@ -32,6 +34,8 @@ from app.models import ExtractedEntity, FailureGroup, IdempotencyRecord, JobFail
 from app.models.failure_group import PURGED_SAMPLE, PURGED_TITLE, FailureOccurrence
 from app.models.job_status import TERMINAL_STATUSES
 from app.services.failure_groups.recording import end_current_occurrences
+from app.services.failure_groups.write_statements import SAMPLE_MESSAGE_MAX_LENGTH
+from app.services.group_samples import sample_failure
 from app.unit_of_work import write_transaction
 
 #: Statuses of jobs the purge deletes.
@@ -66,6 +70,9 @@ class PurgeCounts:
     idempotency_records: int = 0
     #: Failure groups whose text was replaced (not deleted; not in :meth:`as_dict`).
     groups_redacted: int = 0
+    #: Failure groups that kept failures and took their sample message from
+    #: the newest kept one (not in :meth:`as_dict`).
+    groups_resampled: int = 0
 
     def as_dict(self) -> dict[str, int]:
         """Table name -> count, in a fixed order."""
@@ -182,6 +189,7 @@ def _purge_job_batch(cutoff: datetime, batch_size: int, counts: PurgeCounts) -> 
         entities = _delete(ExtractedEntity.__table__, ExtractedEntity.__table__.c.job_id.in_(ids))
         jobs = _delete(ProcessingJob.__table__, ProcessingJob.__table__.c.id.in_(ids))
         counts.groups_redacted += redact_emptied_groups(touched) if touched else 0
+        counts.groups_resampled += resample_kept_groups(touched) if touched else 0
     counts.job_failures += failures
     counts.extracted_entities += entities
     counts.processing_jobs += jobs
@@ -214,6 +222,32 @@ def redact_emptied_groups(group_ids: Sequence[int]) -> int:
         sa.update(groups).where(emptied).values(sample_message=PURGED_SAMPLE, title=title)
         .execution_options(synchronize_session=False)
     ).rowcount
+
+
+def resample_kept_groups(group_ids: Sequence[int]) -> int:
+    """Of ``group_ids``, the groups that still have occurrences take their
+    ``sample_message`` from the newest one left
+    (:func:`app.services.group_samples.sample_failure`; :data:`PURGED_SAMPLE`
+    when it has no message), in the open transaction. The stored sample
+    may have come from a failure just deleted: a trial found a purged job's
+    text still on ``/groups``. One read per group. Returns how many groups
+    changed."""
+    changed = 0
+    kept = db.session.scalars(
+        sa.select(FailureGroup).where(
+            FailureGroup.id.in_(sorted(group_ids)),
+            sa.exists().where(FailureOccurrence.group_id == FailureGroup.id),
+        ).order_by(FailureGroup.id)
+    ).all()
+    for group in kept:
+        sample = sample_failure(group)
+        message = (sample.message if sample is not None else None) or PURGED_SAMPLE
+        message = message[:SAMPLE_MESSAGE_MAX_LENGTH]
+        if message != group.sample_message:
+            group.sample_message = message
+            changed += 1
+    db.session.flush()
+    return changed
 
 
 def _purge_idempotency_batch(cutoff: datetime, batch_size: int) -> int:

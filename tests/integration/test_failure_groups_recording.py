@@ -509,3 +509,22 @@ def test_the_retention_purge_takes_a_group_s_text_with_its_last_failure(app_ctx)
     back = db.session.get(FailureGroup, message_group.id)
     assert (back.title, back.sample_message) == before[message_group.fingerprint]
     assert retention.purge_finished_jobs(datetime.now(timezone.utc) - timedelta(days=1)).groups_redacted == 0
+
+
+def test_a_group_that_keeps_failures_takes_its_sample_from_one_it_kept(app_ctx):
+    """An SRE trial: the purge deleted the job whose message was the group's
+    sample, and /groups still showed it, because the group kept another failure."""
+    kept = create_job("doc-kept").id
+    _fail(kept, {**UCUM, "message": "unit is not UCUM (kept)"})
+    requeue_job(kept)  # Pending: never purged; its failure stays in the history
+    db.session.execute(sa.update(FailureGroup).values(last_seen=datetime.now(timezone.utc) - timedelta(hours=1)))
+    db.session.commit()
+    _fail(create_job("doc-purged").id, {**UCUM, "message": "PurgeMe Omega"})
+    (group,) = _groups().values()
+    assert group.sample_message == "PurgeMe Omega"
+    counts = retention.purge_finished_jobs(datetime.now(timezone.utc) + timedelta(days=1))
+    assert (counts.processing_jobs, counts.groups_redacted, counts.groups_resampled) == (1, 0, 1)
+    db.session.expire_all()
+    assert db.session.get(FailureGroup, group.id).sample_message == "unit is not UCUM (kept)"
+    again = retention.purge_finished_jobs(datetime.now(timezone.utc) + timedelta(days=1))
+    assert (again.processing_jobs, again.groups_resampled) == (0, 0)

@@ -139,6 +139,7 @@ def test_purge_command_prints_counts(runner, mixed_jobs):
         "deleted 1 idempotency_records",
         # The fixture's failures are added as rows, so no group holds them.
         "cleared the text of 0 failure_groups left with no failure",
+        "took the sample message of 0 failure_groups from a failure they kept",
     ]
 
 
