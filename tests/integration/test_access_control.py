@@ -216,6 +216,24 @@ def test_login_attempts_are_rate_limited(database_url):
     assert all(int(r.headers["X-RateLimit-Limit"]) > 0 for r in responses)
 
 
+def test_sign_in_page_loads_are_limited_per_address(database_url):
+    # Each anonymous GET writes a server-side session row (the form's CSRF
+    # token): an SRE trial grew the table with cookie-less GETs.
+    from app import create_app
+    from app.auth.views import LOGIN_PAGE_LIMIT
+    from app.models.access import ServerSession
+
+    limited = create_app({"TESTING": True, "SQLALCHEMY_DATABASE_URI": database_url})
+    allowed = int(LOGIN_PAGE_LIMIT.split()[0])
+    codes = [limited.test_client().get("/login").status_code for _ in range(allowed + 2)]
+    with limited.app_context():
+        rows = db.session.scalar(sa.select(sa.func.count()).select_from(ServerSession))
+        db.session.remove()
+        db.engine.dispose()
+    assert codes == [200] * allowed + [429, 429]
+    assert rows == allowed
+
+
 def test_refused_sign_ins_are_audited_and_successes_do_not_count(database_url):
     from app import create_app
     from app.services import access
@@ -270,17 +288,15 @@ def test_sign_in_fails_closed_with_a_503_when_the_limit_store_is_unreachable(dat
     from tests.live_server import free_port
 
     unreachable = f"redis://127.0.0.1:{free_port()}/0"  # nothing listens there
-    limited = create_app(
-        {"TESTING": True, "SQLALCHEMY_DATABASE_URI": database_url, "RATELIMIT_STORAGE_URI": unreachable}
-    )
+    limited = create_app({"TESTING": True, "SQLALCHEMY_DATABASE_URI": database_url,
+                          "RATELIMIT_STORAGE_URI": unreachable, "WTF_CSRF_ENABLED": False})
     make_user(limited, "store-down-user", "viewer", password="a long enough password")
     client = limited.test_client()
+    # The page's loads are counted too (each writes a session row): it says
+    # at once that sign-in is unavailable, before a password is typed.
     page = client.get("/login")
-    assert page.status_code == 200  # only attempts are counted
-    response = client.post(
-        "/login",
-        data={"username": "store-down-user", "password": "a long enough password", "csrf_token": _login_token(client)},
-    )
+    assert page.status_code == 503 and "Sign-in is unavailable" in page.get_data(as_text=True)
+    response = client.post("/login", data={"username": "store-down-user", "password": "a long enough password"})
     signed_in = client.get("/jobs").status_code
     with limited.app_context():
         db.engine.dispose()
