@@ -54,6 +54,8 @@ DEFAULT_SESSION_IDLE_MINUTES = 30
 APP_ENVS = ("development", "production")
 #: Settings that must come from the environment when ``APP_ENV=production``.
 PRODUCTION_REQUIRED = ("SECRET_KEY", "DATABASE_URL")
+#: Shortest ``SECRET_KEY`` production starts with (characters).
+MIN_SECRET_KEY_LENGTH = 32
 #: The development ``SECRET_KEY``; refused in production.
 DEV_SECRET_KEY = "dev-only-not-secret"
 #: Levels ``LOG_LEVEL`` may name.
@@ -333,4 +335,11 @@ def _check_production(config: Mapping[str, Any], overrides: Mapping[str, Any]) -
             "APP_ENV=production requires these environment variables: "
             + ", ".join(missing)
             + " (see docs/operations.md)"
+        )
+    if len(config["SECRET_KEY"]) < MIN_SECRET_KEY_LENGTH:
+        # It signs the session cookie: a short one can be guessed offline
+        # (an SRE trial started production with SECRET_KEY=abc).
+        raise ConfigError(
+            f"APP_ENV=production requires a SECRET_KEY of at least {MIN_SECRET_KEY_LENGTH} characters, e.g. "
+            "python -c 'import secrets; print(secrets.token_hex(32))'"
         )

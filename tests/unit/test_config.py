@@ -57,6 +57,16 @@ def test_production_refuses_the_development_secret_key_without_echoing_values(mo
     assert "s3cret-pass" not in str(caught.value)
 
 
+@pytest.mark.parametrize("key", ["abc", "x" * 31])
+def test_production_refuses_a_short_secret_key_without_echoing_it(monkeypatch, key):
+    monkeypatch.setenv("APP_ENV", "production")
+    monkeypatch.setenv("DATABASE_URL", PG_URL)
+    monkeypatch.setenv("SECRET_KEY", key)
+    with pytest.raises(ConfigError, match="at least 32 characters") as caught:
+        load_config()
+    assert key not in str(caught.value)
+
+
 def test_production_starts_with_both_settings(monkeypatch):
     monkeypatch.setenv("APP_ENV", "Production")
     monkeypatch.setenv("DATABASE_URL", PG_URL)
