@@ -239,12 +239,15 @@ def _fold_sets(
     out) goes to ``result.skipped`` as ``name``."""
     for where, parameters, name in sets:
         try:
-            before, after = _fold(table, postgresql, parameters, where, values)
+            folded = _fold(table, postgresql, parameters, where, values)
         except OperationalError as error:
             if not _is_lock_timeout(error):
                 raise
             result.skipped.append(name)
             continue
+        if folded is None:
+            continue  # another run folded it first: nothing to report twice
+        before, after = folded
         result.buckets += 1
         result.rows_before += before
         result.rows_after += after
@@ -257,20 +260,26 @@ def _key_columns(table: sa.Table) -> list[sa.Column[Any]]:
 def _fold(
     table: sa.Table, postgresql: bool, parameters: dict[str, Any], where: str = _BUCKET,
     values: tuple[str, ...] = ("jobs",),
-) -> tuple[int, int]:
+) -> tuple[int, int] | None:
     """Fold the shard rows ``where`` selects (SQL with ``parameters``) in a
     transaction of its own, then remove their keys' rows left with every
-    one of ``values`` at 0; ``(rows before, rows after)``."""
+    one of ``values`` at 0; ``(rows before, rows after)``, or ``None`` when
+    another run folded them first (PostgreSQL)."""
     rows = sa.text(where)
     count = sa.select(sa.func.count()).select_from(table).where(rows)
     with write_transaction():
         if postgresql:
             db.session.execute(sa.text(f"SET LOCAL lock_timeout = '{LOCK_WAIT}'"))
         before = db.session.scalar(count, parameters) or 0
-        db.session.execute(
+        folded = db.session.execute(
             sa.text(_fold_sql(table, where, values) if postgresql else _fold_sql_sqlite(table, where, values)),
             parameters,
-        )
+        ).rowcount
+        if postgresql and folded == 0:
+            # ``before`` was counted before the fold's locks: a run that got
+            # them first has folded these rows meanwhile (an SRE trial saw
+            # two of three runs at once report the same fold).
+            return None
         if not postgresql:
             db.session.execute(sa.delete(table).where(rows, table.c.shard != 0), parameters)
         # Rows at 0 (after the fold, only shard 0 is left), locked in key

@@ -11,6 +11,7 @@ fold give up that bucket quickly, and a later run folds it.
 
 from __future__ import annotations
 
+import threading
 import uuid
 from datetime import datetime, timedelta, timezone
 
@@ -346,6 +347,37 @@ def test_the_counter_fold_gives_way_to_a_writer_and_folds_later(app_ctx, scatter
     assert (result.buckets, result.skipped) == (1, [])
     assert counter_sums() == with_writer  # the writer's +1 kept, nothing counted twice
     assert db.session.scalar(sa.select(sa.func.count()).select_from(table).where(table.c.shard != 0)) == 0
+
+
+def test_a_fold_another_run_made_first_is_not_reported_twice(app_ctx, scattered_counters, backend, monkeypatch):
+    # An SRE trial ran three `flask groups roll-up-days` at once: two printed
+    # the same fold, counted before the first one's locks.
+    monkeypatch.setattr(rollup_compaction, "COUNTER_FOLD_GROUPS", 10)  # the three groups: one set
+    if backend != "postgresql":  # one writer at a time: the second run finds nothing
+        assert compact_counters().buckets == 1 and compact_counters().buckets == 0
+        return
+    original, others, started = rollup_compaction._fold_sql, [], threading.Event()
+
+    def fold_sql_after_another_run(*args, **kwargs):
+        if not started.is_set():  # this run has counted its rows; another one folds them now
+            started.set()
+
+            def other_run():
+                with app_ctx.app_context():
+                    others.append(compact_counters())
+                    db.session.remove()
+            thread = threading.Thread(target=other_run)
+            thread.start()
+            thread.join(timeout=120)
+            assert not thread.is_alive()
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(rollup_compaction, "_fold_sql", fold_sql_after_another_run)
+    sums = counter_sums()
+    mine = compact_counters()
+    assert (others[0].buckets, others[0].rows_before, others[0].rows_after) == (1, 9, 3)
+    assert (mine.buckets, mine.rows_before, mine.rows_after, mine.skipped) == (0, 0, 0, [])
+    assert counter_sums() == sums
 
 
 def test_the_daily_command_folds_the_counters_too(app_ctx, scattered_counters):
