@@ -56,6 +56,8 @@ def parse_age(text: str) -> timedelta:
     """
     match = _AGE.fullmatch(text.strip())
     if match is None:
+        if re.fullmatch(r"0*[1-9][0-9]{6,}[hdw]", text.strip()):  # a trial: 5000000d was "not a number"
+            raise ValueError("an age is at most 999999 of its unit (h, d or w), e.g. 180d")
         raise ValueError("an age is a positive whole number followed by h, d or w, e.g. 180d")
     return timedelta(**{_AGE_UNITS[match.group(2)]: int(match.group(1))})
 

@@ -173,6 +173,16 @@ def test_parse_age_units():
     assert parse_age("180d") == timedelta(days=180)
     assert parse_age("48h") == timedelta(hours=48)
     assert parse_age(" 2w ") == timedelta(weeks=2)
+    assert parse_age("999999h") == timedelta(hours=999999)
+
+
+@pytest.mark.parametrize(("text", "said"), [
+    ("5000000d", "at most 999999"), ("0d", "positive whole number"), ("1y", "positive whole number"),
+    ("", "positive whole number"), ("-3d", "positive whole number"),
+])
+def test_parse_age_says_what_is_wrong(text, said):
+    with pytest.raises(ValueError, match=said):
+        parse_age(text)
 
 
 def test_purge_refuses_a_naive_cutoff(app_ctx):
