@@ -209,8 +209,14 @@ def test_account_and_token_commands_are_audited(app, runner):
         rows = db.session.scalars(sa.select(AuditEvent).order_by(AuditEvent.occurred_at))
         events = [(e.actor, e.action, e.filter) for e in rows]
     secret = token.stdout.strip().splitlines()[0]
+    import getpass
+
+    from app.auth.cli import cli_actor
+
+    cli = cli_actor()  # who ran it, as the OS names them (and sudo's caller, if any)
+    assert cli.startswith(f"cli:{getpass.getuser()}")
     assert [(actor, action) for actor, action, _ in events] == [
-        ("cli", "users.create"), ("cli", "tokens.create"), ("cli", "tokens.revoke"),
+        (cli, "users.create"), (cli, "tokens.create"), (cli, "tokens.revoke"),
     ]
     assert events[0][2] == {"username": "new-op", "role": "operator"}
     assert secret.startswith("cit_") and secret not in repr(events) and PASSWORD not in repr(events)
