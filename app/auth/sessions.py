@@ -34,6 +34,7 @@ import logging
 from datetime import datetime, timedelta
 from typing import Any
 
+import click
 import sqlalchemy as sa
 from flask import Flask, Request, g
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
@@ -245,6 +246,23 @@ class DatabaseSessionInterface(ServerSideSessionInterface):
 
     def _delete_expired_sessions(self) -> None:
         self.delete_expired_sessions()
+
+    def _register_cleanup_app_command(self) -> None:
+        # Flask-Session's own command has no help, prints nothing, and shows
+        # a traceback with SQL when the database is down (an SRE trial).
+        interface = self
+
+        @self.app.cli.command("session_cleanup")
+        def session_cleanup() -> None:
+            """Delete expired server-side sessions (run it daily, e.g. from cron)."""
+            with interface.app.app_context():
+                try:
+                    deleted = interface.delete_expired_sessions()
+                except sa.exc.SQLAlchemyError as exc:
+                    raise click.ClickException(
+                        f"the database did not answer ({type(exc).__name__}); nothing was deleted"
+                    ) from None
+            click.echo(f"deleted {deleted} expired server_sessions")
 
     def delete_expired_sessions(self) -> int:
         """Delete every session past its ``expires_at``; return how many (own transaction)."""

@@ -432,3 +432,36 @@ def test_two_tabs_asking_about_their_selections_at_once_each_keep_their_question
     pages = sorted(tab.get(answer.headers["Location"]).get_data(as_text=True) for answer in answers)
     assert "Acknowledge 1 job?" in pages[0] and "doc-ask-2" in pages[0]
     assert "Requeue 1 job?" in pages[1] and "doc-ask-1" in pages[1]
+
+
+def test_session_cleanup_deletes_the_expired_rows_and_says_how_many(app, runner):
+    app.test_client().get("/login")  # an anonymous session row
+    app.test_client().get("/login")
+    with app.app_context():
+        db.session.execute(sa.update(ServerSession).values(expires_at=utcnow() - timedelta(seconds=1)))
+        db.session.commit()
+    app.test_client().get("/login")  # one that has not expired
+    result = runner.invoke(args=["session_cleanup"])
+    assert result.exit_code == 0, result.output
+    assert result.output == "deleted 2 expired server_sessions\n"
+    with app.app_context():
+        assert db.session.scalar(sa.select(sa.func.count()).select_from(ServerSession)) == 1
+    assert "Delete expired server-side sessions" in runner.invoke(args=["session_cleanup", "--help"]).output
+
+
+def test_session_cleanup_without_its_database_says_so_without_a_traceback():
+    import socket
+
+    from app import create_app
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    down = create_app({"TESTING": True, "DB_CONNECT_TIMEOUT_S": 2,
+                       "SQLALCHEMY_DATABASE_URI": f"postgresql+psycopg://u@127.0.0.1:{port}/none"})
+    result = down.test_cli_runner().invoke(args=["session_cleanup"])
+    with down.app_context():
+        db.engine.dispose()
+    assert result.exit_code == 1
+    assert "the database did not answer (OperationalError); nothing was deleted" in result.output
+    assert "Traceback" not in result.output and "SELECT" not in result.output
