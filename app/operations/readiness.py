@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +26,24 @@ from app.web.errors import is_database_unavailable
 log = logging.getLogger(__name__)
 
 MIGRATIONS_DIR = ROOT / "migrations"
+#: A server that answered but refused the connection for a reason waiting
+#: will not change: the FATAL message's pattern -> what it refused, in words
+#: (the message itself names the role or database: never repeated). libpq
+#: gives a refused connection no SQLSTATE, so its English text is matched.
+REFUSALS = (
+    (re.compile(r'FATAL:\s+database ".*" does not exist'), "the database does not exist"),
+    (re.compile(r'FATAL:\s+role ".*" does not exist'), "the role does not exist"),
+    (re.compile(r"FATAL:\s+password authentication failed"), "the password was not accepted"),
+    (re.compile(r"FATAL:\s+no pg_hba\.conf entry"), "pg_hba.conf has no entry for this client"),
+    (re.compile(r"FATAL:\s+permission denied for database"), "the role may not connect to the database"),
+)
+
+
+def refusal_of(exc: BaseException) -> str | None:
+    """What the server refused, in words, when ``exc`` (SQLAlchemy's, or the
+    driver's) is one of :data:`REFUSALS`; else ``None``."""
+    text = str(getattr(exc, "orig", None) or exc)
+    return next((words for pattern, words in REFUSALS if pattern.search(text)), None)
 
 
 @functools.cache
@@ -47,6 +66,9 @@ class Readiness:
     reachable: bool
     database_revisions: tuple[str, ...] = ()
     code_revisions: tuple[str, ...] = ()
+    #: When unreachable because the server answered with a refusal waiting
+    #: will not change (:data:`REFUSALS`): what it refused, in words.
+    refusal: str | None = None
 
     @property
     def schema_current(self) -> bool:
@@ -61,7 +83,7 @@ class Readiness:
     def describe(self) -> str:
         """One sentence for an operator (revision ids only; no URL, no error text)."""
         if not self.reachable:
-            return "database unreachable"
+            return f"database refused the connection: {self.refusal}" if self.refusal else "database unreachable"
         if self.schema_current:
             return f"ready: database schema at {', '.join(self.code_revisions)}"
         have = ", ".join(self.database_revisions) or "none (never migrated)"
@@ -97,9 +119,11 @@ def check_readiness(engine: Engine, *, log_unreachable: bool = True) -> Readines
     except Exception as exc:
         if not is_database_unavailable(exc):
             raise
+        refusal = refusal_of(exc)
         if log_unreachable:
-            log.warning("readiness: database unreachable (%s)", type(exc).__name__)
-        return Readiness(reachable=False, code_revisions=heads)
+            log.warning("readiness: database unreachable (%s%s)", type(exc).__name__,
+                        f": {refusal}" if refusal else "")
+        return Readiness(reachable=False, code_revisions=heads, refusal=refusal)
     return Readiness(reachable=True, database_revisions=tuple(sorted(current)), code_revisions=heads)
 
 
@@ -114,7 +138,9 @@ def wait_until_ready(
     deadline = time.monotonic() + wait_seconds
     while True:
         status = check_readiness(engine, log_unreachable=log_unreachable)
-        if status.reachable or time.monotonic() >= deadline:
+        # A refusal (wrong password, no such database) is returned at once:
+        # it looked like a network problem after the whole wait (a trial).
+        if status.reachable or status.refusal or time.monotonic() >= deadline:
             return status
         time.sleep(interval)
 

@@ -186,3 +186,27 @@ def test_a_bug_in_sql_still_fails_loudly_in_testing(app):
 
     with pytest.raises(sa.exc.DBAPIError):
         sign_in(app.test_client(), make_user(app, "sql-viewer", "viewer")).get("/broken-sql")
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+@pytest.mark.parametrize(("change", "said"), [
+    ({"database": "no_such_database"}, "the database does not exist"),
+    ({"username": "no_such_database"}, "the role does not exist"),
+])
+def test_a_refused_connection_is_named_at_once_not_waited_for(database_url, monkeypatch, change, said):
+    """An SRE trial: a missing database read "database unreachable" after
+    the whole start-up wait, like a network problem."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.pool import NullPool
+
+    from app.operations import readiness
+
+    monkeypatch.setattr(readiness.time, "sleep", lambda seconds: pytest.fail("waited for a refusal"))
+    engine = sa.create_engine(make_url(database_url).set(**change), poolclass=NullPool)
+    try:
+        status = readiness.wait_until_ready(engine, 60, log_unreachable=False)
+    finally:
+        engine.dispose()
+    assert not status.reachable
+    assert status.describe() == f"database refused the connection: {said}"
+    assert "no_such_database" not in status.describe()
