@@ -4,10 +4,14 @@ command pointed at the wrong database stops with one line instead of a
 traceback, and creates no empty SQLite file.
 
 Used by the ``flask groups``, ``users``, ``tokens`` and ``jobs`` groups
-(:func:`checked_group`) and by ``flask check-ready``.
+(:func:`checked_group`) and by ``flask check-ready``; :func:`cli_actor`
+names who ran a command in the audit log.
 """
 
 from __future__ import annotations
+
+import getpass
+import os
 
 import click
 from flask.cli import AppGroup, with_appcontext
@@ -49,3 +53,15 @@ def checked_group(name: str, help: str) -> AppGroup:  # noqa: A002 (click's own 
     """A ``flask`` command group whose every subcommand first runs
     :func:`require_current_schema` (``--help`` does not)."""
     return AppGroup(name, help=help, callback=with_appcontext(require_current_schema))
+
+
+def cli_actor() -> str:
+    """The audit actor of an account command: ``cli:<OS user>``, and the user
+    sudo ran it for (``cli:root (sudo by alice)``); ``cli`` alone when the OS
+    names no user. An SRE trial found every such row said only ``cli``."""
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):  # no passwd entry for the uid (a container)
+        return "cli"
+    by = os.environ.get("SUDO_USER")
+    return f"cli:{user}" + (f" (sudo by {by})" if by and by != user else "")

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import getpass
-import os
 import sys
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -12,7 +10,7 @@ import click
 
 from app.errors import ServiceError
 from app.models.access import Role
-from app.cli_checks import checked_group
+from app.cli_checks import checked_group, cli_actor
 from app.services import access
 
 users_cli = checked_group("users", "Operator accounts.")
@@ -25,18 +23,6 @@ def _fail(error: ServiceError) -> click.ClickException:
 
 
 T = TypeVar("T")
-
-
-def cli_actor() -> str:
-    """The audit actor of an account command: ``cli:<OS user>``, and the user
-    sudo ran it for (``cli:root (sudo by alice)``); ``cli`` alone when the OS
-    names no user. An SRE trial found every such row said only ``cli``."""
-    try:
-        user = getpass.getuser()
-    except (KeyError, OSError):  # no passwd entry for the uid (a container)
-        return "cli"
-    by = os.environ.get("SUDO_USER")
-    return f"cli:{user}" + (f" (sudo by {by})" if by and by != user else "")
 
 
 def _call(service: Callable[..., T], *args: Any, **kwargs: Any) -> T:

@@ -6,9 +6,10 @@ import click
 from flask import Flask
 from flask.cli import with_appcontext
 
-from app.cli_checks import checked_group, no_sqlite_file
+from app.cli_checks import checked_group, cli_actor, no_sqlite_file
 from app.extensions import db
 from app.models.types import utcnow
+from app.services.access import note_in_audit_event, record_audit_event, set_audit_row_count
 
 
 @click.command("check-ready")
@@ -89,7 +90,14 @@ def purge_jobs_command(older_than: str, dry_run: bool, batch_size: int | None) -
         counts = count_expired(cutoff)
         verb = "would delete"
     else:
+        # Audited before the first row goes, as every deletion of clinical
+        # data is (an SRE trial found the purge left no trace); what it
+        # deleted is added once it ends.
+        event = record_audit_event(cli_actor(), "jobs.purge", {
+            "older_than": older_than.strip(), "cutoff": cutoff.isoformat(timespec="seconds"), "batch_size": size})
         counts = purge_finished_jobs(cutoff, batch_size=size)
+        note_in_audit_event(event, {"deleted": counts.as_dict()})
+        set_audit_row_count(event, counts.processing_jobs)
         verb = "deleted"
     click.echo(f"cutoff: {cutoff.isoformat(timespec='seconds')} (older than {older_than.strip()})")
     for table, count in counts.as_dict().items():

@@ -37,6 +37,7 @@ KNOWN_ACTIONS = (
     "groups.resolved",
     "groups.woken",
     "jobs.acknowledge",
+    "jobs.purge",
     "jobs.requeue",
     "jobs.unacknowledge",
     "tokens.create",

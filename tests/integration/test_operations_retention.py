@@ -143,6 +143,33 @@ def test_purge_command_prints_counts(runner, mixed_jobs):
     ]
 
 
+def test_the_purge_is_audited_before_it_deletes_and_says_what_it_deleted(app, runner, mixed_jobs, monkeypatch):
+    # An SRE trial: the purge deleted clinical data and left no trace.
+    from app.models.access import AuditEvent
+    from app.services import retention
+
+    seen = []
+    purge = retention.purge_finished_jobs
+
+    def purge_seeing_the_audit(*args, **kwargs):
+        seen.append(db.session.scalar(sa.select(sa.func.count()).select_from(AuditEvent)
+                                      .where(AuditEvent.action == "jobs.purge")))
+        return purge(*args, **kwargs)
+
+    monkeypatch.setattr(retention, "purge_finished_jobs", purge_seeing_the_audit)
+    result = runner.invoke(args=["jobs", "purge", "--older-than", "180d"])
+    assert result.exit_code == 0, result.output
+    assert seen == [1]  # the row was there before the first deletion
+    with app.app_context():
+        (event,) = db.session.scalars(sa.select(AuditEvent).where(AuditEvent.action == "jobs.purge")).all()
+        assert event.actor.startswith("cli") and event.row_count == 3
+        assert event.filter["older_than"] == "180d" and event.filter["deleted"]["processing_jobs"] == 3
+    assert runner.invoke(args=["jobs", "purge", "--older-than", "180d", "--dry-run"]).exit_code == 0
+    with app.app_context():  # a dry run deletes nothing and is not a purge
+        assert db.session.scalar(sa.select(sa.func.count()).select_from(AuditEvent)
+                                 .where(AuditEvent.action == "jobs.purge")) == 1
+
+
 def test_purge_command_dry_run_deletes_nothing(runner, mixed_jobs):
     result = runner.invoke(args=["jobs", "purge", "--older-than", "26w", "--dry-run"])
     assert result.exit_code == 0, result.output

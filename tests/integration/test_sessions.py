@@ -211,7 +211,7 @@ def test_account_and_token_commands_are_audited(app, runner):
     secret = token.stdout.strip().splitlines()[0]
     import getpass
 
-    from app.auth.cli import cli_actor
+    from app.cli_checks import cli_actor
 
     cli = cli_actor()  # who ran it, as the OS names them (and sudo's caller, if any)
     assert cli.startswith(f"cli:{getpass.getuser()}")
