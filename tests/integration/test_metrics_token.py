@@ -38,8 +38,8 @@ def test_the_metrics_token_reads_metrics_while_the_database_is_down():
             db.engine.dispose()
 
 
-def test_the_metrics_token_opens_nothing_else(make_app_on_database):
-    app = make_app_on_database(METRICS_TOKEN_SHA256=DIGEST)
+def test_the_metrics_token_opens_nothing_else(make_app):
+    app = make_app(METRICS_TOKEN_SHA256=DIGEST)
     client = app.test_client()
     headers = {"Authorization": f"Bearer {TOKEN}"}
     assert client.get("/metrics", headers=headers).status_code == 200
@@ -54,19 +54,3 @@ def test_the_setting_must_be_a_sha256_digest(monkeypatch):
         load_config({})
     monkeypatch.setenv("METRICS_TOKEN_SHA256", DIGEST.upper())
     assert load_config({})["METRICS_TOKEN_SHA256"] == DIGEST
-
-
-@pytest.fixture
-def make_app_on_database(database_url):
-    made = []
-
-    def factory(**settings):
-        application = create_app({"TESTING": True, "SQLALCHEMY_DATABASE_URI": database_url, **settings})
-        made.append(application)
-        return application
-
-    yield factory
-    for application in made:
-        with application.app_context():
-            db.session.remove()
-            db.engine.dispose()

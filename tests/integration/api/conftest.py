@@ -1,18 +1,15 @@
-"""Fixtures of the JSON API tests: a pending job, a failed job, extra apps,
-the Node example worker installed outside the work tree."""
+"""Fixtures of the JSON API tests: a pending job, a failed job, the Node
+example worker installed outside the work tree (extra apps: ``make_app`` in
+tests/conftest.py)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from flask import Flask
 from flask.testing import FlaskClient
 
-from app import create_app
-from app.extensions import db
 from tests.integration.api.helpers import FIRST_FAILURE, create_job, job_url, post_ok
 from tests.node_tools import install_node_worker
 
@@ -37,18 +34,3 @@ def failed_job(client: FlaskClient, job: dict[str, Any]) -> dict[str, Any]:
     return post_ok(client, job_url(job["id"], "validation-failure"), FIRST_FAILURE)
 
 
-@pytest.fixture
-def make_app(database_url: str) -> Iterator[Callable[..., Flask]]:
-    """Build extra apps on this test's database with other settings."""
-    made: list[Flask] = []
-
-    def factory(**settings: Any) -> Flask:
-        application = create_app({"TESTING": True, "SQLALCHEMY_DATABASE_URI": database_url, **settings})
-        made.append(application)
-        return application
-
-    yield factory
-    for application in made:
-        with application.app_context():
-            db.session.remove()
-            db.engine.dispose()
