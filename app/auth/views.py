@@ -74,7 +74,9 @@ LOGIN_PAGE_LIMIT = "120 per minute"
 # The form's CSRF token lives in a new server-side session: each anonymous
 # GET writes a session row (until session_cleanup), so one address may not
 # write them without end (an SRE trial: 20 GETs, 20 rows).
-@limiter.limit(LOGIN_PAGE_LIMIT, methods=["GET"], error_message="Too many requests for the sign-in page; wait a minute.")
+@limiter.limit(
+    LOGIN_PAGE_LIMIT, methods=["GET"], error_message="Too many requests for the sign-in page; wait a minute."
+)
 # Per address (guessing many names) and per user name (one name from many
 # addresses); counted in RATELIMIT_STORAGE_URI, shared by every process.
 @limiter.limit(

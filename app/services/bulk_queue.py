@@ -309,7 +309,8 @@ def _pause(stopping: threading.Event, seconds: float) -> bool:
     """Wait ``seconds``, or less if SIGINT/SIGTERM comes (then ``True``)."""
     if threading.current_thread() is not threading.main_thread():
         return stopping.wait(seconds)
-    previous = {signum: signal.signal(signum, lambda *_: stopping.set()) for signum in (signal.SIGINT, signal.SIGTERM)}
+    signals = (signal.SIGINT, signal.SIGTERM)
+    previous = {signum: signal.signal(signum, lambda *_: stopping.set()) for signum in signals}
     try:
         return stopping.wait(seconds)
     finally:
