@@ -5,27 +5,21 @@ so the 503 alert could not fire, and Prometheus held a worker token)."""
 from __future__ import annotations
 
 import hashlib
-import socket
 
 import pytest
 
 from app import create_app
 from app.config import ConfigError, load_config
 from app.extensions import db
+from tests.live_server import free_port
 
 TOKEN = "scrape-only-3f9c"
 DIGEST = hashlib.sha256(TOKEN.encode()).hexdigest()
 
 
-def _closed_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]  # closed again once the block ends: nothing listens
-
-
 def test_the_metrics_token_reads_metrics_while_the_database_is_down():
     app = create_app({"TESTING": True, "METRICS_TOKEN_SHA256": DIGEST, "DB_CONNECT_TIMEOUT_S": 2,
-                      "SQLALCHEMY_DATABASE_URI": f"postgresql+psycopg://u@127.0.0.1:{_closed_port()}/none"})
+                      "SQLALCHEMY_DATABASE_URI": f"postgresql+psycopg://u@127.0.0.1:{free_port()}/none"})
     try:
         client = app.test_client()
         response = client.get("/metrics", headers={"Authorization": f"Bearer {TOKEN}"})

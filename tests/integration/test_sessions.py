@@ -450,15 +450,11 @@ def test_session_cleanup_deletes_the_expired_rows_and_says_how_many(app, runner)
 
 
 def test_session_cleanup_without_its_database_says_so_without_a_traceback():
-    import socket
-
     from app import create_app
+    from tests.live_server import free_port
 
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
     down = create_app({"TESTING": True, "DB_CONNECT_TIMEOUT_S": 2,
-                       "SQLALCHEMY_DATABASE_URI": f"postgresql+psycopg://u@127.0.0.1:{port}/none"})
+                       "SQLALCHEMY_DATABASE_URI": f"postgresql+psycopg://u@127.0.0.1:{free_port()}/none"})
     result = down.test_cli_runner().invoke(args=["session_cleanup"])
     with down.app_context():
         db.engine.dispose()
