@@ -63,16 +63,17 @@ def list_users_command() -> None:
 @click.argument("name")
 def disable_user_command(name: str) -> None:
     """Disable the account NAME: it cannot sign in, and its open sessions end now."""
-    _call(access.set_user_active, name, False, actor=cli_actor())
-    click.echo(f"disabled user {name}; their sessions have ended")
+    _, changed = _call(access.set_user_active, name, False, actor=cli_actor())
+    click.echo(f"disabled user {name}; their sessions have ended" if changed
+               else f"user {name} was already disabled; nothing changed")
 
 
 @users_cli.command("enable")
 @click.argument("name")
 def enable_user_command(name: str) -> None:
     """Enable the account NAME again (it signs in afresh)."""
-    _call(access.set_user_active, name, True, actor=cli_actor())
-    click.echo(f"enabled user {name}")
+    _, changed = _call(access.set_user_active, name, True, actor=cli_actor())
+    click.echo(f"enabled user {name}" if changed else f"user {name} was already enabled; nothing changed")
 
 
 @users_cli.command("set-password")
@@ -110,7 +111,8 @@ def list_tokens_command() -> None:
 def revoke_token_command(name: str) -> None:
     """Revoke the token called NAME; workers using it get 401 at once."""
     try:
-        access.revoke_worker_token(name, actor=cli_actor())
+        record, revoked_now = access.revoke_worker_token(name, actor=cli_actor())
     except ServiceError as exc:
         raise _fail(exc) from exc
-    click.echo(f"revoked token {name}")
+    click.echo(f"revoked token {name}" if revoked_now
+               else f"token {name} was already revoked at {record.revoked_at:%Y-%m-%d %H:%M}Z; nothing changed")

@@ -134,24 +134,36 @@ def list_users() -> list[User]:
     return list(db.session.scalars(sa.select(User).order_by(User.username)))
 
 
-def _change_user(username: str, actor: str, action: str, change: Callable[[User], None]) -> User:
+def _change_user(
+    username: str, actor: str, action: str, change: Callable[[User], None],
+    done: Callable[[User], bool] = lambda user: False,
+) -> tuple[User, bool]:
     """Apply ``change`` to the user named ``username`` and end all their
-    sessions (``session_generation`` + 1), audited in the same transaction."""
+    sessions (``session_generation`` + 1), audited in the same transaction.
+    Returns ``(user, changed)``: when ``done(user)`` says (under the row
+    lock) that the change is already made, nothing is written or audited
+    and ``changed`` is False."""
     with write_transaction():
         user = db.session.scalar(sa.select(User).where(User.username == username).with_for_update())
         if user is None:
             raise UnknownAccountError(f"No user is named {username!r}.")
+        if done(user):
+            # Enabling an active account must not end its sessions, and a
+            # second disable is no new event in the audit log.
+            return user, False
         change(user)
         user.session_generation += 1
         add_audit_event(actor, action, {"username": username})
-    return user
+    return user, True
 
 
-def set_user_active(username: str, active: bool, *, actor: str = "cli") -> User:
+def set_user_active(username: str, active: bool, *, actor: str = "cli") -> tuple[User, bool]:
     """Enable or disable an account; either way every session of it ends.
 
     A disabled user cannot sign in, and pages opened with an earlier session
     ask for a sign-in at once. Audited (``users.disable`` / ``users.enable``).
+    Returns ``(user, changed)``: an account already in that state is left
+    as it is (its sessions too) and nothing is audited.
 
     Raises:
         UnknownAccountError: no user has that name.
@@ -160,7 +172,9 @@ def set_user_active(username: str, active: bool, *, actor: str = "cli") -> User:
     def change(user: User) -> None:
         user.active = active
 
-    return _change_user(username, actor, "users.enable" if active else "users.disable", change)
+    return _change_user(
+        username, actor, "users.enable" if active else "users.disable", change, lambda user: user.active == active
+    )
 
 
 def set_user_password(username: str, password: str, *, actor: str = "cli") -> User:
@@ -182,7 +196,7 @@ def set_user_password(username: str, password: str, *, actor: str = "cli") -> Us
     def change(user: User) -> None:
         user.password_hash = password_hash
 
-    return _change_user(username, actor, "users.set_password", change)
+    return _change_user(username, actor, "users.set_password", change)[0]
 
 
 def load_user(session_user_id: str) -> User | None:
@@ -289,23 +303,26 @@ def list_worker_tokens() -> list[WorkerToken]:
     return list(db.session.scalars(sa.select(WorkerToken).order_by(WorkerToken.created_at.desc())))
 
 
-def revoke_worker_token(name: str, *, actor: str | None = None) -> WorkerToken:
+def revoke_worker_token(name: str, *, actor: str | None = None) -> tuple[WorkerToken, bool]:
     """Revoke a token by name; it stops working at once.
 
-    With an ``actor`` (``cli``), audited (``tokens.revoke``) in the same transaction.
+    With an ``actor`` (``cli``), audited (``tokens.revoke``) in the same
+    transaction. Returns ``(record, revoked_now)``: a token revoked before
+    keeps its ``revoked_at`` and is not audited again.
 
     Raises:
         UnknownAccountError: no token has that name.
     """
     with write_transaction():
-        record = db.session.scalar(sa.select(WorkerToken).where(WorkerToken.name == name))
+        record = db.session.scalar(sa.select(WorkerToken).where(WorkerToken.name == name).with_for_update())
         if record is None:
             raise UnknownAccountError(f"No token is named {name!r}.")
-        if record.revoked_at is None:
-            record.revoked_at = utcnow()
+        if record.revoked_at is not None:
+            return record, False
         if actor is not None:
             add_audit_event(actor, "tokens.revoke", {"name": name})
-    return record
+        record.revoked_at = utcnow()
+    return record, True
 
 
 #: Deepest nesting stored in an audit event's ``filter`` (query pairs and id lists need 3).

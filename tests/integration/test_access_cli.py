@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import sqlalchemy as sa
+
+from app.extensions import db
+from app.models import AuditEvent, WorkerToken
 from app.services import access
 
 
@@ -57,6 +61,20 @@ def test_tokens_create_list_revoke(app, runner, anonymous_client):
     assert "revoked" in runner.invoke(args=["tokens", "list"]).output
     unknown = runner.invoke(args=["tokens", "revoke", "nobody"])
     assert unknown.exit_code == 1 and "No token is named" in unknown.output
+
+
+def test_revoking_a_revoked_token_changes_and_audits_nothing(app, runner):
+    assert runner.invoke(args=["tokens", "create", "--name", "twice"]).exit_code == 0
+    assert runner.invoke(args=["tokens", "revoke", "twice"]).output.strip() == "revoked token twice"
+    with app.app_context():
+        first = db.session.scalar(sa.select(WorkerToken.revoked_at).where(WorkerToken.name == "twice"))
+    again = runner.invoke(args=["tokens", "revoke", "twice"])
+    assert again.exit_code == 0, again.output
+    assert again.output.strip() == f"token twice was already revoked at {first:%Y-%m-%d %H:%M}Z; nothing changed"
+    with app.app_context():
+        assert db.session.scalar(sa.select(WorkerToken.revoked_at).where(WorkerToken.name == "twice")) == first
+        actions = list(db.session.scalars(sa.select(AuditEvent.action).where(AuditEvent.action == "tokens.revoke")))
+    assert actions == ["tokens.revoke"]
 
 
 def test_token_use_is_recorded_for_tokens_list(app, runner, anonymous_client):

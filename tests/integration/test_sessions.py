@@ -155,6 +155,22 @@ def test_disabling_a_user_ends_every_session_and_enabling_lets_them_sign_in(app,
     assert {"users.disable", "users.enable"} <= actions
 
 
+def test_enabling_an_active_user_keeps_their_sessions_and_audits_nothing(app, runner):
+    make_user(app, "already-on", "operator", password=PASSWORD)
+    laptop = app.test_client()
+    _sign_in(laptop, "already-on")
+    result = runner.invoke(args=["users", "enable", "already-on"])
+    assert result.exit_code == 0, result.output
+    assert result.output.strip() == "user already-on was already enabled; nothing changed"
+    assert _signed_in(laptop)
+    assert runner.invoke(args=["users", "disable", "already-on"]).exit_code == 0
+    again = runner.invoke(args=["users", "disable", "already-on"])
+    assert again.output.strip() == "user already-on was already disabled; nothing changed"
+    with app.app_context():
+        actions = list(db.session.scalars(sa.select(AuditEvent.action).where(AuditEvent.action.like("users.%able"))))
+    assert actions == ["users.disable"]
+
+
 def test_a_new_password_ends_every_session(app, runner):
     make_user(app, "rotator", "viewer", password=PASSWORD)
     browser = app.test_client()
