@@ -19,7 +19,7 @@ from flask import Response, current_app, jsonify, request, url_for
 
 from app.api import bp
 from app.api.contract import validate_request
-from app.api.json_body import read_json_body
+from app.api.json_body import read_json_body, sends_body
 from app.api.idempotent import idempotent_answer
 from app.auth.guards import current_actor
 from app.errors import FieldError, InvalidFieldsError, InvalidQueryError, field_error
@@ -46,8 +46,9 @@ def _optional_body(
 ) -> dict[str, Any] | None:
     """The JSON body checked against ``schema_name`` and, in the same round,
     by ``semantic`` (so one 422 names every fault); ``None`` when there is
-    no body at all."""
-    if not request.get_data(cache=True):
+    no body at all (:func:`~app.api.json_body.sends_body`), so a form or
+    any other body that is not JSON is a 415, never read as ``{}``."""
+    if not sends_body(request):
         return None
     body = read_json_body(request)
     validate_request(body, schema_name, semantic, refused=REFUSED[schema_name])

@@ -317,6 +317,17 @@ def read_json_body(request: Request) -> Any:
     return value
 
 
+def sends_body(request: Request) -> bool:
+    """Whether the request carries a body: ``Content-Length`` above 0, or a
+    chunked body (``Transfer-Encoding``), whatever its bytes.
+
+    Asked of the headers, not of ``request.get_data()``: once Werkzeug has
+    parsed a form body into ``request.form`` that is empty, and a form would
+    pass for no body at all.
+    """
+    return (request.content_length or 0) > 0 or bool(request.headers.get("Transfer-Encoding"))
+
+
 def refuse_body(request: Request) -> None:
     """Refuse a request that sends a body to an operation that takes none
     (``/start``, ``/requeue``): the body is not read, and anything it might
@@ -328,6 +339,6 @@ def refuse_body(request: Request) -> None:
     Raises:
         UnsupportedMediaTypeError: (HTTP 415) a body was sent.
     """
-    if (request.content_length or 0) > 0 or request.headers.get("Transfer-Encoding"):
+    if sends_body(request):
         raise UnsupportedMediaTypeError("This operation takes no body; send the request without one.",
                                         [header_error("Content-Length", "must be 0 or left out: no body is taken")])

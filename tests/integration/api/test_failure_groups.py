@@ -235,6 +235,30 @@ def test_a_refused_group_action_says_what_it_refused(client, action, body, detai
     assert client.get(f"/api/v1/failure-groups/{group_id}").get_json()["state"] == "unresolved"
 
 
+@pytest.mark.parametrize("action", ["resolve", "ignore", "reopen"])
+@pytest.mark.parametrize("form", [
+    # curl -d without a Content-Type: Werkzeug parses the form, which left
+    # the raw body empty, so the action ran as if sent {} (a trial, session 27).
+    {"data": '{"until": "2999-01-01T00:00:00Z", "in_version": "9.0.0"}'},
+    {"data": {"until": "2999-01-01T00:00:00Z"}, "content_type": "multipart/form-data"},
+    {"data": "occurrences=5", "content_type": "application/x-www-form-urlencoded"},
+])
+def test_a_form_body_is_refused_as_not_json_and_changes_nothing(client, app, action, form):
+    _fail(client, UCUM)
+    group_id = _groups(client)["items"][0]["id"]
+    if action == "reopen":
+        assert client.post(f"/api/v1/failure-groups/{group_id}/resolve", json={}).status_code == 200
+    before = client.get(f"/api/v1/failure-groups/{group_id}").get_json()
+    with app.app_context():
+        audited = db.session.query(AuditEvent).count()
+    problem = assert_problem(client.post(f"/api/v1/failure-groups/{group_id}/{action}", **form), 415,
+                             "unsupported-media-type")
+    assert problem["errors"][0]["header"] == "Content-Type"
+    assert client.get(f"/api/v1/failure-groups/{group_id}").get_json() == before
+    with app.app_context():
+        assert db.session.query(AuditEvent).count() == audited
+
+
 @pytest.mark.parametrize(
     ("group_id", "named"),
     [("999999", True), ("0", True), ("99999999999", True), ("abc", False), ("1.5", False),
