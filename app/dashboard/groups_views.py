@@ -111,8 +111,9 @@ def list_groups() -> str | Response:
     kept = query_pairs(pairs)
     selected_states = list(dict.fromkeys(
         w.strip() for v in request.args.getlist("state") for w in v.split(",") if w.strip())) or ["unresolved"]
-    # Resolved groups whose jobs still fail on workers older than the fixed
-    # version stay resolved (no reopen), so a list that leaves resolved
+    # A resolved group may still have jobs failing on it (not requeued since
+    # the resolve, or failing again on workers older than the fixed
+    # version, which do not reopen it), so a list that leaves resolved
     # groups out says how many there are and links to them.
     hidden = None
     if GroupState.RESOLVED.value not in group_filter.states and group_filter.states:

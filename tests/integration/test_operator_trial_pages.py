@@ -23,14 +23,16 @@ def test_resolved_groups_with_jobs_failing_now_are_announced_on_the_landing_list
     assert all(not t.startswith("unit.not_ucum") for t in _titles(landing))
     notice = re.search(r'<p class="notice still-failing"[^>]*>(.*?)</p>', landing, re.S).group(1)
     # Exactly the five jobs whose current failure is on it (four before, one after the resolve).
-    assert "1 resolved group still has 5 jobs failing now (from workers older than the fixed version)" in notice
+    assert ("1 resolved group still has 5 jobs failing now "
+            "(failing since before the resolve, or again on workers older than a fixed version)") in notice
     link = re.search(r'href="([^"]+)">show them', notice).group(1).replace("&amp;", "&")
     assert "state=resolved" in link and "failing=1" in link and "sort=job_count" in link
     shown = client.get(link)
     assert shown.status_code == 200
     html = shown.get_data(as_text=True)
     assert _titles(html) == ["unit.not_ucum at /entities/*/value/unit"]
-    assert "still failing on older workers" in html and 'class="notice still-failing"' not in html
+    assert "still failing: since before the resolve or on older workers" in html
+    assert 'class="notice still-failing"' not in html
     # The narrowing is said, and kept by the Filter form (its box is ticked).
     assert "Only groups with jobs failing now (untick it under Filters" in html
     assert re.search(r'<input type="checkbox" name="failing" value="1" checked>', html)
@@ -39,6 +41,16 @@ def test_resolved_groups_with_jobs_failing_now_are_announced_on_the_landing_list
     assert 'class="notice still-failing"' not in client.get("/groups?state=all").get_data(as_text=True)
     refused = client.get("/groups?state=resolved&failing=yes")
     assert refused.status_code == 400
+
+
+def test_a_group_resolved_without_a_version_does_not_blame_older_workers(client, groups):  # noqa: F811
+    # Resolved with no version, a group's jobs failing now are the ones not
+    # requeued since: "on older workers" sent an operator after a rollout
+    # problem that did not exist (a trial, session 27).
+    path = f"/groups/{groups['icd']}"
+    assert client.post(path + "/resolve", data={"csrf_token": _csrf(client, path)}).status_code == 303
+    html = client.get("/groups?state=resolved&failing=1").get_data(as_text=True)
+    assert "still failing: not requeued since the resolve" in html and "older workers" not in html
 
 
 def test_no_notice_when_no_resolved_group_has_a_job_failing_now(client, groups):  # noqa: F811
@@ -64,7 +76,8 @@ def test_the_notice_counts_a_job_in_two_resolved_groups_once_and_says_so(client,
                        re.S).group(1)
     # unit: four jobs from the fixture plus doc-both; ICD: the fixture's one plus doc-both. Six different jobs.
     assert ("2 resolved groups still have 6 different jobs failing now "
-            "(a job in several of them counts once; from workers older than the fixed version)") in notice
+            "(a job in several of them counts once; failing since before the resolve, "
+            "or again on workers older than a fixed version)") in notice
 
 
 def _chips(html: str, label: str) -> list[str]:

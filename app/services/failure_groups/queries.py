@@ -258,8 +258,9 @@ class StillFailing:
 def resolved_still_failing(group_filter: GroupFilter, *, now: datetime | None = None) -> StillFailing:
     """The resolved groups matching ``group_filter`` (its states replaced by
     ``resolved``) that still have jobs whose current failure is on them:
-    failures from workers older than the fixed version, which by the
-    version rule do not reopen a group resolved in a version
+    failures from before the resolve (which touches no job) and failures
+    from workers older than the fixed version, which by the version rule do
+    not reopen a group resolved in a version
     (:func:`~app.services.failure_groups.states.is_regression`), so the
     default (unresolved) list would not show them. Exact: the groups are
     chosen on the ``current_jobs`` counters, the jobs counted distinct on
