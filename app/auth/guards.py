@@ -163,7 +163,14 @@ def enforce_access() -> Any:
             return render_template("auth/signed_out_frame.html", sign_in=url_for("auth.login", next=framing)), 401
         if request.method == "GET":
             return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
-        raise UnauthorizedError("Sign in first.")
+        if endpoint == "auth.logout":
+            # Signed out already (the session ended while the page was
+            # open): what "Sign out" asks for is done; a 401 would say otherwise.
+            return redirect(url_for("auth.login"), 303)
+        # A form sent after the session ended: the error page links to the
+        # sign-in, back to the page the form was on (app/web/errors.py).
+        raise UnauthorizedError("You are not signed in (you signed out, or the session ended after "
+                                "SESSION_IDLE_MINUTES unused): nothing was changed. Sign in, then repeat the action.")
     view = current_app.view_functions.get(endpoint)
     permission = getattr(view, "required_permission", None)
     if permission is None or not current_user.can(permission):

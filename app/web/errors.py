@@ -19,7 +19,7 @@ from urllib.parse import quote
 
 import psycopg
 import redis
-from flask import Flask, Response, current_app, g, json, render_template, request
+from flask import Flask, Response, current_app, g, json, render_template, request, url_for
 from flask_login import AnonymousUserMixin
 from flask_wtf.csrf import CSRFError
 from sqlalchemy import exc as sa_exc
@@ -105,10 +105,16 @@ def _handle_service_error(error: ServiceError) -> Response | tuple[str, int, dic
         response = problem(error.status, error.title, error.detail, error.slug, error.errors, **error.members)
         response.headers.update(headers)
         return response
+    sign_in = None
+    if error.status == 401:
+        # The page to come back to is the one the refused form was on (a
+        # POST's own path would be a 405 after the sign-in); only a page of
+        # this site, as a path.
+        sign_in = url_for("auth.login", next=same_site_referrer(request.referrer, request.host))
     return (
         render_template(
             "error.html", status=error.status, title=error.title, detail=error.detail,
-            errors=error.errors,
+            errors=error.errors, sign_in_href=sign_in,
         ),
         error.status,
         headers,

@@ -155,6 +155,42 @@ def test_disabling_a_user_ends_every_session_and_enabling_lets_them_sign_in(app,
     assert {"users.disable", "users.enable"} <= actions
 
 
+def _end_sessions(app) -> None:
+    with app.app_context():
+        db.session.execute(sa.update(ServerSession).values(expires_at=utcnow() - timedelta(minutes=1)))
+        db.session.commit()
+
+
+def test_a_form_sent_after_the_session_ended_links_to_the_sign_in_and_back(app):
+    # A trial (session 27): the 401 page had no way to sign in, nor back to
+    # the page the form was on.
+    make_user(app, "idle-one", "operator", password=PASSWORD)
+    browser = app.test_client()
+    _sign_in(browser, "idle-one")
+    _end_sessions(app)
+    refused = browser.post("/groups/3/resolve", data={"in_version": "1.2.0"},
+                           headers={"Referer": "http://localhost/groups/3?sort=first_seen"})
+    assert refused.status_code == 401
+    html = refused.get_data(as_text=True)
+    assert "nothing was changed" in html
+    assert 'href="/login?next=/groups/3?sort%3Dfirst_seen">Sign in</a>' in html
+    # Another site's page is never where the sign-in leads.
+    elsewhere = browser.post("/groups/3/resolve", headers={"Referer": "https://evil.example/groups/3"})
+    assert 'href="/login">Sign in</a>' in elsewhere.get_data(as_text=True)
+
+
+def test_signing_out_after_the_session_ended_leads_to_the_sign_in(app):
+    make_user(app, "idle-two", "viewer", password=PASSWORD)
+    browser = app.test_client()
+    _sign_in(browser, "idle-two")
+    _end_sessions(app)
+    answer = browser.post("/logout")
+    assert answer.status_code == 303 and answer.headers["Location"] == "/login"
+    with app.app_context():
+        assert not db.session.scalar(sa.select(sa.func.count()).select_from(AuditEvent)
+                                     .where(AuditEvent.action == "auth.sign_out"))
+
+
 def test_enabling_an_active_user_keeps_their_sessions_and_audits_nothing(app, runner):
     make_user(app, "already-on", "operator", password=PASSWORD)
     laptop = app.test_client()
