@@ -121,7 +121,7 @@ def _handle_service_error(error: ServiceError) -> Response | tuple[str, int, dic
     )
 
 
-def _handle_http_exception(error: HTTPException) -> Response | tuple[str, int]:
+def _handle_http_exception(error: HTTPException) -> Response | tuple[str, int, dict[str, str]]:
     if isinstance(error, SecurityError):
         # A Host outside TRUSTED_HOSTS: no URL can be built for this request
         # (the page's links would fail), so a problem for every client.
@@ -145,12 +145,14 @@ def _handle_http_exception(error: HTTPException) -> Response | tuple[str, int]:
                   "Nothing is at this address.")
     else:
         detail = error.description or title
+    # RFC 9110 section 15.5.6: a 405 names the methods the resource has, on a page as in a problem.
+    allow = error.get_response().headers.get("Allow") if status == 405 else None
+    headers = {"Allow": allow} if allow else {}
     if _wants_json():
         response = problem(status, title, detail, _HTTP_SLUGS.get(status, "http-error"))
-        if status == 405 and error.get_response().headers.get("Allow"):
-            response.headers["Allow"] = error.get_response().headers["Allow"]
+        response.headers.update(headers)
         return response
-    return render_template("error.html", status=status, title=title, detail=detail, errors=()), status
+    return render_template("error.html", status=status, title=title, detail=detail, errors=()), status, headers
 
 
 def _handle_unexpected(error: Exception) -> Response | tuple[str, int]:

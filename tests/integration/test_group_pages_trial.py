@@ -342,3 +342,11 @@ def test_the_ignore_message_says_the_condition_taken(client, groups):  # noqa: F
     client.post(path + "/ignore", data={"csrf_token": _csrf(client, path), "mode": "until_occurrences",
                                         "occurrences": "1"})
     assert f"Ignored group {groups['icd']} until 1 more occurrence." in client.get(path).get_data(as_text=True)
+
+
+def test_a_dashboard_405_names_the_methods_allowed(client):
+    # A trial (session 27): the API's 405s had Allow (RFC 9110 section
+    # 15.5.6), the pages' did not.
+    response = client.get("/groups/3/resolve")
+    assert response.status_code == 405 and response.mimetype == "text/html"
+    assert {m.strip() for m in response.headers["Allow"].split(",")} == {"POST", "OPTIONS"}
