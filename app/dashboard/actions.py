@@ -279,6 +279,17 @@ def confirm_bulk_action() -> Response:
     if not ids:
         flash("Tick at least one job, or use 'All jobs matching the filter'.", "error")
         return redirect(back, 303)
+    # What "yes" refers to: each job's failure as it is now; a job that
+    # fails again or is requeued before the answer is skipped. Only the
+    # jobs failed now are asked about, so the question's count is what
+    # "yes" can act on (a trial, session 27: an id of no job, or of a job
+    # requeued meanwhile, was counted).
+    shown = {job_id: rfc3339(at) for job_id, at in actions.failures_shown(ids).items()}
+    ids = [job_id for job_id in ids if job_id in shown]
+    if not ids:
+        flash("None of the ticked jobs is failing now (requeued, completed or deleted meanwhile): nothing to do.",
+              "error")
+        return redirect(back, 303)
     # The question names what was ticked (the first few, one lookup each),
     # so "Acknowledge 2 jobs?" can be checked before saying yes.
     documents: list[str] = []
@@ -292,9 +303,7 @@ def confirm_bulk_action() -> Response:
     questions[token] = {
         "action": action, "ids": ids, "documents": documents, "back": back,
         "filter_pairs": [list(pair) for pair in filter_pairs],
-        # What "yes" refers to: each job's failure as it is now; a job that
-        # fails again or is requeued before the answer is skipped.
-        "shown": {job_id: rfc3339(at) for job_id, at in actions.failures_shown(ids).items()},
+        "shown": shown,
     }
     session[SELECTED_QUESTIONS_KEY] = dict(list(questions.items())[-OPEN_QUESTIONS:])
     return redirect(url_for("dashboard.show_selected_question", token=token), 303)

@@ -182,6 +182,24 @@ def test_bulk_requeue_of_selected_jobs_asks_first_then_acts_and_audits(app, clie
     assert sorted(event.filter["job_ids"]) == sorted(ids[:2])
 
 
+def test_the_selected_jobs_question_counts_only_the_jobs_failing_now(app, client):
+    # A trial (session 27): an id of no job, or of a job requeued meanwhile,
+    # was counted in "Acknowledge N jobs?", a yes that could do nothing.
+    failing = _failed_job(app, "doc-still-failing")
+    requeued = _failed_job(app, "doc-requeued-meanwhile")
+    token = _csrf(client)
+    assert client.post(f"/jobs/{requeued}/requeue", data={"csrf_token": token}).status_code == 303
+    missing = "00000000-0000-4000-8000-000000000000"
+    ticked = {"csrf_token": token, "op": "acknowledge:selected", "job_id": [failing, requeued, missing]}
+    html = client.get(client.post("/jobs/bulk", data=ticked).headers["Location"]).get_data(as_text=True)
+    question = html[html.index('<section class="confirm">'):]  # the requeue's own notice comes before it
+    assert "Acknowledge 1 job?" in question and "doc-still-failing" in question
+    assert "doc-requeued-meanwhile" not in question
+    nothing = client.post("/jobs/bulk", data={**ticked, "job_id": [requeued, missing]})
+    assert nothing.status_code == 303 and not nothing.headers["Location"].startswith("/jobs/bulk/")
+    assert "None of the ticked jobs is failing now" in client.get(nothing.headers["Location"]).get_data(as_text=True)
+
+
 def test_bulk_acknowledge_of_everything_matching_the_filter(app, client):
     ids = [_failed_job(app, f"doc-filter-{i}", message="timeout") for i in range(4)]
     other = _failed_job(app, "doc-other", message="crashed")
