@@ -249,7 +249,11 @@ def init_access_control(app: Flask, *, csrf_exempt: Iterable[Blueprint] = ()) ->
         session_cookie_secure=app.config["SESSION_COOKIE_SECURE"],
         session_cookie_http_only=True,
         frame_options="DENY",
-        referrer_policy="no-referrer",
+        # A URL may hold patient identifiers (a search, a document id): it
+        # never goes to another site. Our own pages do get it, so a refused
+        # form can lead back to the page it was on (a stale CSRF token, a
+        # session that ended; app/web/errors.py). The app never logs it.
+        referrer_policy="same-origin",
     )
     app.after_request(_add_authenticate_header)
     app.after_request(_forbid_caching)

@@ -9,7 +9,7 @@ from urllib.parse import parse_qsl, urlsplit
 import pytest
 from playwright.sync_api import expect
 
-from tests.integration.test_browser import _sign_in, browser, site  # noqa: F401 (fixtures)
+from tests.integration.test_browser import PASSWORD, _sign_in, browser, site  # noqa: F401 (fixtures)
 
 pytestmark = [pytest.mark.browser, pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)]
 
@@ -57,4 +57,34 @@ def test_error_item_entities_at_768_wrap_whole_words(site, browser):  # noqa: F8
         # Every rendered line is made of whole words of the entity.
         assert all(set(line.split()) <= words for line in lines), (lines, text)
     assert not page.evaluate("() => document.documentElement.scrollWidth > innerWidth")
+    context.close()
+
+
+def test_a_form_sent_after_the_session_ended_leads_back_through_the_sign_in(site, browser, app):  # noqa: F811
+    # A trial (session 27): the browser sent no Referer (Referrer-Policy
+    # no-referrer), so the 401 and "form has expired" pages could not lead
+    # back to the page the form was on.
+    import sqlalchemy as sa
+
+    from app.extensions import db
+    from app.models.access import ServerSession
+    from app.models.types import utcnow
+
+    context = browser.new_context(viewport={"width": 1366, "height": 768})
+    page = context.new_page()
+    _sign_in(page, site)
+    page.goto(f"{site}/groups")
+    page.locator("td.title a").first.click()
+    group_path = urlsplit(page.url).path
+    with app.app_context():
+        db.session.execute(sa.update(ServerSession).values(expires_at=utcnow()))
+        db.session.commit()
+    page.locator("form[action$='/resolve'] button[type=submit]").first.click()
+    expect(page.locator("h1")).to_contain_text("401")
+    expect(page.locator("section.error-page")).to_contain_text("nothing was changed")
+    page.get_by_role("link", name="Sign in").click()
+    page.fill("#username", "browser-admin")
+    page.fill("#password", PASSWORD)
+    page.click("button[type=submit]")
+    expect(page).to_have_url(f"{site}{group_path}")
     context.close()
