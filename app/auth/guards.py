@@ -169,8 +169,8 @@ def enforce_access() -> Any:
             return redirect(url_for("auth.login"), 303)
         # A form sent after the session ended: the error page links to the
         # sign-in, back to the page the form was on (app/web/errors.py).
-        raise UnauthorizedError("You are not signed in (you signed out, or the session ended after "
-                                "SESSION_IDLE_MINUTES unused): nothing was changed. Sign in, then repeat the action.")
+        raise UnauthorizedError("You are not signed in (you signed out, or your session ended after a while "
+                                "unused): nothing was changed. Sign in, then repeat the action.")
     view = current_app.view_functions.get(endpoint)
     permission = getattr(view, "required_permission", None)
     if permission is None or not current_user.can(permission):
