@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 from flask import current_app, jsonify, redirect, render_template, request, session, url_for
 from flask_login import current_user
@@ -324,16 +325,28 @@ def back_link() -> str:
     back = request.args.get("back")
     if not back:
         referrer = same_site_referrer(request.referrer, request.host)
-        if referrer and not referrer.startswith(request.path.rstrip("/")):
+        # Only a page a job is opened from: browsers send the sign-in page
+        # as the referrer of the page it leads to (Referrer-Policy
+        # same-origin), and "back" there would be the sign-in form.
+        if referrer and _opens_jobs(urlsplit(referrer).path):
             back = referrer
     return safe_redirect_target(back, default)
+
+
+def _opens_jobs(path: str) -> bool:
+    # The lists, a group's pages, the audit log and a bulk action's page link to jobs.
+    return (path == url_for("dashboard.list_jobs") or path.startswith(("/groups", "/bulk-actions"))
+            or path.startswith(url_for("admin.list_audit_events")))
 
 
 def back_label(target: str) -> str:
     """The back link's words for where it goes (the audit log, a group, or a list of jobs)."""
     if target.startswith(url_for("admin.list_audit_events")):
         return "Back to the audit log"
-    if target.startswith("/groups"):
+    path = urlsplit(target).path
+    if path == url_for("dashboard.list_groups"):
+        return "Back to failure groups"
+    if path.startswith("/groups"):
         return "Back to the group"
     return "Back to the list"
 

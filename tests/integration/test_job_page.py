@@ -226,6 +226,20 @@ def test_the_referring_list_is_the_back_link_without_a_parameter(client, failed)
     assert re.search(r'<a class="back" href="([^"]+)"', page).group(1) == "/jobs"
 
 
+@pytest.mark.parametrize(("referrer", "href", "words"), [
+    # Browsers send the sign-in page as the referrer of the page it leads
+    # to (Referrer-Policy same-origin since session 27): never "back" to it.
+    ("/login?next=/jobs/x", "/jobs", "Back to the list"),
+    ("/admin/users", "/jobs", "Back to the list"),
+    ("/groups?sort=job_count", "/groups?sort=job_count", "Back to failure groups"),
+    ("/groups/3?tab=jobs", "/groups/3?tab=jobs", "Back to the group"),
+])
+def test_only_a_page_that_opens_jobs_is_the_back_link(client, failed, referrer, href, words):
+    page = client.get(f"/jobs/{failed}", headers={"Referer": f"http://localhost{referrer}"}).get_data(as_text=True)
+    link = re.search(r'<a class="back" href="([^"]+)">([^<]+)</a>', page)
+    assert (unescape(link.group(1)), link.group(2)) == (href, f"← {words}")
+
+
 def test_a_single_requeue_asks_first_and_the_question_changes_nothing(app, client, failed):
     page = client.get(f"/jobs/{failed}").get_data(as_text=True)
     assert f'action="/jobs/{failed}/requeue"' not in page  # no one-click requeue
