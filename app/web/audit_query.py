@@ -8,7 +8,7 @@ from app.errors import InvalidQueryError, parameter_error
 from app.services.audit_log import AuditQuery
 from app.services.json_values import clean_text
 from app.web.query import QueryArgs, raise_problems
-from app.web.query_time import parse_rfc3339, time_order_problems
+from app.web.query_time import parse_range_bound, time_order_problems
 
 #: Query-string names of the audit page's filter (``cursor`` and ``limit`` choose a page).
 AUDIT_FILTER_PARAMETERS = ("actor", "action", "from", "to")
@@ -41,7 +41,7 @@ def audit_query_from_args(args: QueryArgs) -> AuditQuery:
         times[name] = None
         if raw:
             try:
-                times[name] = parse_rfc3339(raw, name)
+                times[name] = parse_range_bound(raw, name, end=name == "to")
             except InvalidQueryError as exc:
                 problems.append(exc)
     start, end = times["from"], times["to"]

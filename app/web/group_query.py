@@ -10,7 +10,7 @@ from app.services.failure_groups.fingerprint import KNOWN_VERSIONS
 from app.services.failure_groups.queries import SORTS, GroupFilter
 from app.services.json_values import clean_text
 from app.web.query import QueryArgs
-from app.web.query_time import parse_rfc3339, time_order_problems
+from app.web.query_time import parse_range_bound, time_order_problems
 
 #: Query-string names of the group filter (``sort``, ``limit`` and
 #: ``cursor`` choose the order and the page, not groups).
@@ -71,8 +71,8 @@ def group_filter_from_args(args: QueryArgs) -> GroupFilter:
     Raises:
         InvalidQueryError: a bad value, naming its parameter.
     """
-    seen_from = parse_rfc3339(args.get("from"), "from") if args.get("from") else None
-    seen_to = parse_rfc3339(args.get("to"), "to") if args.get("to") else None
+    seen_from = parse_range_bound(args.get("from"), "from", end=False) if args.get("from") else None
+    seen_to = parse_range_bound(args.get("to"), "to", end=True) if args.get("to") else None
     for problem in time_order_problems(seen_from, seen_to):  # the jobs' rule and words (a trial)
         raise problem
     version = None

@@ -33,7 +33,7 @@ from app.services.processing_jobs.job_filter import (
     JobFilter,
     ValueKind,
 )
-from app.web.query_time import parse_rfc3339, time_order_problems
+from app.web.query_time import parse_range_bound, time_order_problems
 
 #: ``limit`` when the query has none.
 DEFAULT_PAGE_SIZE = 50
@@ -276,7 +276,7 @@ def _read_choice(values: list[str], parameter: str, default: StrEnum) -> StrEnum
 
 def _read_time(values: list[str], parameter: str, default: datetime | None) -> datetime | None:
     raw = _first(values)
-    return parse_rfc3339(raw, parameter) if raw else default
+    return parse_range_bound(raw, parameter, end=parameter == "to") if raw else default
 
 
 def _read_exact(values: list[str], parameter: str, default: str | None) -> str | None:

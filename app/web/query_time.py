@@ -2,14 +2,16 @@
 
 One parser for every blueprint's ``from``/``to`` (the job filter, the
 group filter, the audit page, the group series): its 400 names the
-parameter and tells to write ``+`` as ``%2B`` in a URL.
+parameter and tells to write ``+`` as ``%2B`` in a URL. A range's bounds
+may also be an RFC 3339 ``full-date`` (:func:`parse_range_bound`), which
+is what a person types into a From/To field.
 """
 
 from __future__ import annotations
 
 import calendar
 import re
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 from app.errors import InvalidQueryError, parameter_error
 from app.timestamps import EARLIEST_ACCEPTED, LATEST_ACCEPTED, is_accepted, is_year_zero, rfc3339
@@ -19,6 +21,9 @@ from app.timestamps import EARLIEST_ACCEPTED, LATEST_ACCEPTED, is_accepted, is_y
 _RFC3339 = re.compile(
     r"(\d{4}-\d{2}-\d{2})[Tt ](\d{2}:\d{2}:\d{2})(?:\.(\d+))?([Zz]|[+-]\d{2}:\d{2})\Z", re.ASCII
 )
+
+# RFC 3339 section 5.6 ``full-date``.
+_FULL_DATE = re.compile(r"\d{4}-\d{2}-\d{2}\Z", re.ASCII)
 
 
 def _calendar_fault(day: str, clock: str, offset: str) -> str | None:
@@ -102,6 +107,35 @@ def parse_rfc3339(raw: str, parameter: str) -> datetime:
     if value is None or not is_accepted(value):
         raise _out_of_range(parameter)
     return value
+
+
+def parse_range_bound(raw: str, parameter: str, *, end: bool) -> datetime:
+    """Parse one bound of a half-open time range (``from <= t < to``): an
+    RFC 3339 ``date-time`` with an offset (:func:`parse_rfc3339`), or an RFC
+    3339 ``full-date`` (``2026-12-06``) standing for that whole UTC day --
+    its start as the range's start, the next day's start as its ``end``, so
+    ``from=2026-12-06&to=2026-12-06`` keeps 6 December (a date-only ``to``
+    on the last accepted day ends at :data:`~app.timestamps.LATEST_ACCEPTED`).
+
+    Returns aware UTC.
+
+    Raises:
+        InvalidQueryError: neither form; a date that does not exist
+            (``February 2026 has 28 days``); outside the accepted range;
+            names ``parameter``.
+    """
+    text = raw.strip()
+    if _FULL_DATE.match(text):
+        start = parse_rfc3339(f"{text}T00:00:00Z", parameter)
+        return min(start + timedelta(days=1), LATEST_ACCEPTED) if end else start
+    if _RFC3339.match(text) is None:
+        raise InvalidQueryError(
+            f"{parameter} must be an RFC 3339 date-time with an offset, such as 2026-11-29T21:16:35Z, or a "
+            "date, such as 2026-11-29 (write '+' in an offset as %2B in a URL).",
+            [parameter_error(parameter, "must be an RFC 3339 date-time such as 2026-11-29T21:16:35Z, "
+                                        "or a date such as 2026-11-29")],
+        )
+    return parse_rfc3339(raw, parameter)
 
 
 def _out_of_range(parameter: str) -> InvalidQueryError:

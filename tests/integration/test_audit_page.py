@@ -68,6 +68,9 @@ def test_filters_by_actor_action_and_time(client, events):
     assert len(_times(html)) == 13
     html = client.get("/admin/audit?from=2026-01-05T12:10:00Z&to=2026-01-05T12:15:00Z").get_data(as_text=True)
     assert _times(html) == [f"2026-01-05T12:{m}:00Z" for m in (14, 13, 12, 11, 10)]
+    # A date alone is its whole UTC day.
+    assert len(_times(client.get("/admin/audit?from=2026-01-05&to=2026-01-05").get_data(as_text=True))) == 25
+    assert _times(client.get("/admin/audit?to=2026-01-04").get_data(as_text=True)) == []
     # The filter is kept in the next page's link.
     html = client.get("/admin/audit?actor=bob&limit=5").get_data(as_text=True)
     next_link = unescape(re.search(r'<a rel="next" href="([^"]+)"', html).group(1))
@@ -84,7 +87,7 @@ def test_job_ids_are_links_and_facts_are_chips(client, events):
 
 
 @pytest.mark.parametrize("query", [
-    "from=yesterday", "to=2026-01-05", "from=2026-01-06T00:00:00Z&to=2026-01-05T00:00:00Z",
+    "from=yesterday", "to=2026-01-32", "from=2026-01-06T00:00:00Z&to=2026-01-05T00:00:00Z",
     "limit=0", "limit=abc", "cursor=not-a-cursor", "actor=" + "x" * 201,
 ])
 def test_bad_parameters_are_400(client, events, query):

@@ -147,6 +147,15 @@ FILTER_CASES = [
     (f"to={stamp(3)}", "ab"),
     (f"from={stamp(2)}&to={stamp(4)}", "bc"),
     (f"from={stamp(2)}&to={stamp(2)}", ""),
+    # A date alone is its whole UTC day: "from" at its start, "to" at the
+    # next day's start (every job here was created on 2025-01-01).
+    ("from=2025-01-01", "abcdefg"),
+    ("from=2025-01-02", ""),
+    ("to=2025-01-01", "abcdefg"),
+    ("to=2024-12-31", ""),
+    ("from=2025-01-01&to=2025-01-01", "abcdefg"),
+    (f"from=2025-01-01&to={stamp(3)}", "ab"),
+    ("time_field=completed&from=2025-01-01&to=2025-01-01", "abcdeg"),
     # ... and on completed_at: unfinished jobs are left out.
     ("time_field=completed", "abcdeg"),
     (f"time_field=completed&from={stamp(4)}", "acdeg"),
@@ -280,7 +289,8 @@ BAD_QUERIES = [
     ("status=bogus", "status"),
     ("status=Failed&status=nope", "status"),
     ("from=yesterday", "from"),
-    ("from=2025-01-01", "from"),  # a date is not a date-time
+    ("from=2025-02-29", "from"),  # a date that does not exist
+    ("to=2025-1-1", "to"),  # a date, but not RFC 3339's full-date
     ("from=2025-01-01T00:00:00", "from"),  # no offset
     ("from=2025-01-01T00:00:00+01:00", "from"),  # '+' unencoded arrives as a space
     ("to=2025-13-01T00:00:00Z", "to"),
@@ -339,6 +349,9 @@ CALENDAR_EDGES = [
     ("to=9999-12-31T23:59:59Z", "to"),
     ("from=9999-12-31T23:30:00Z", "from"),
     ("from=9999-01-01T00:00:00Z&to=9999-12-31T23:59:59.999999Z", "from"),
+    ("from=0001-12-31", "from"),
+    ("to=9999-01-01", "to"),
+    ("to=0000-01-01", "to"),
 ]
 FILTERED_PAGES = [
     "/jobs", "/jobs/summary", "/exports/job-errors.csv", "/exports/job-errors.ndjson", "/exports/entities.csv", API,
@@ -361,7 +374,8 @@ def test_times_at_the_calendars_edges_are_a_400_on_every_filtered_page(client, p
 @pytest.mark.parametrize("path", FILTERED_PAGES)
 def test_the_widest_accepted_range_is_served(client, catalogue, path):
     # No "from": the chart window starts a day before "to".
-    for query in ("from=0002-01-01T00:00:00Z&to=9998-12-31T23:59:59Z", "to=0002-01-01T00:30:00Z"):
+    for query in ("from=0002-01-01T00:00:00Z&to=9998-12-31T23:59:59Z", "to=0002-01-01T00:30:00Z",
+                  "from=0002-01-01&to=9998-12-31"):  # a date alone: the last day ends at the range's end
         assert client.get(f"{path}?{query}").status_code == 200, query
 
 

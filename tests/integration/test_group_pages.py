@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 
 import pytest
 import sqlalchemy as sa
@@ -93,8 +93,12 @@ def test_groups_list_filters_sorts_and_pages(client, groups):
     next_link = re.search(r'rel="next" href="([^"]+)"', first).group(1).replace("&amp;", "&")
     assert len(titles("?limit=1")) == 1
     assert titles(next_link.removeprefix("/groups")) != titles("?limit=1")
-    for bad in ("?state=nope", "?sort=title", "?from=yesterday", "?code=" + "x" * 201):
+    for bad in ("?state=nope", "?sort=title", "?from=yesterday", "?to=2026-02-29", "?code=" + "x" * 201):
         assert client.get("/groups" + bad).status_code == 400, bad
+    # A date alone, as a person types it into From/To: the whole UTC day.
+    today = datetime.now(timezone.utc).date()
+    assert len(titles(f"?from={today}&to={today}")) == 2
+    assert titles(f"?to={today - timedelta(days=1)}") == []
 
 
 def test_each_state_box_ticked_adds_its_groups(client, groups):

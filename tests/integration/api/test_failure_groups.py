@@ -77,6 +77,11 @@ def test_filters_and_keyset_pages(client):
     assert len(_groups(client, "?substate=new")["items"]) == 5
     future = (datetime.now(timezone.utc) + timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
     assert _groups(client, f"?from={future}")["items"] == []
+    # A date alone is its whole UTC day: today's "to" keeps today, yesterday's does not.
+    today = datetime.now(timezone.utc).date()
+    assert len(_groups(client, f"?from={today}&to={today}")["items"]) == 5
+    assert _groups(client, f"?to={today - timedelta(days=1)}")["items"] == []
+    assert _groups(client, f"?from={today + timedelta(days=1)}")["items"] == []
     by_jobs = _groups(client, "?sort=job_count&limit=3")
     assert len(by_jobs["items"]) == 3 and by_jobs["next_cursor"]
 
