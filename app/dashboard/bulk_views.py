@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from flask import abort, current_app, flash, redirect, render_template, request, url_for
 from werkzeug.datastructures import MultiDict
+from werkzeug.exceptions import MethodNotAllowed
 from werkzeug.wrappers import Response
 
 from app.auth.guards import current_actor, requires
@@ -157,3 +158,22 @@ def _bulk_origin(bulk) -> str:
         return url_for("dashboard.show_group", group_id=bulk.group_id)
     return href(url_for("dashboard.list_jobs"), _frozen_pairs(bulk))
 
+
+
+@bp.get("/jobs/bulk")
+@requires(Permission.VIEW_JOBS)
+def bulk_form_address() -> Response:
+    """``GET /jobs/bulk`` (a copied address, a bookmark): the 405 page with
+    ``Allow: POST`` (RFC 9110 section 15.5.6), as every address that only
+    takes a form answers. Without this rule the job page's
+    ``/jobs/<job_id>`` took it and said no job "bulk" exists.
+
+    Raises:
+        MethodNotAllowed: always.
+    """
+    raise MethodNotAllowed(
+        valid_methods=["POST"],
+        description="This address takes the job list's action form: tick jobs on the job list and press "
+                    "Requeue or Acknowledge there, or “Requeue all…” or “Acknowledge all…” for every job "
+                    "matching its filter.",
+    )

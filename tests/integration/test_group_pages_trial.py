@@ -350,3 +350,13 @@ def test_a_dashboard_405_names_the_methods_allowed(client):
     response = client.get("/groups/3/resolve")
     assert response.status_code == 405 and response.mimetype == "text/html"
     assert {m.strip() for m in response.headers["Allow"].split(",")} == {"POST", "OPTIONS"}
+
+
+def test_the_bulk_actions_address_opened_directly_is_a_405_page_not_a_missing_job(client):
+    # A trial (session 27): GET /jobs/bulk was read as the job page of a
+    # job called "bulk" and said "Job not found".
+    response = client.get("/jobs/bulk")
+    assert response.status_code == 405 and response.mimetype == "text/html"
+    assert response.headers["Allow"] == "POST"
+    html = response.get_data(as_text=True)
+    assert "Job not found" not in html and "tick jobs on the job list" in html
