@@ -328,27 +328,30 @@ def back_link() -> str:
         # Only a page a job is opened from: browsers send the sign-in page
         # as the referrer of the page it leads to (Referrer-Policy
         # same-origin), and "back" there would be the sign-in form.
-        if referrer and _opens_jobs(urlsplit(referrer).path):
+        if referrer and _opener_label(urlsplit(referrer).path):
             back = referrer
     return safe_redirect_target(back, default)
 
 
-def _opens_jobs(path: str) -> bool:
-    # The lists, a group's pages, the audit log and a bulk action's page link to jobs.
-    return (path == url_for("dashboard.list_jobs") or path.startswith(("/groups", "/bulk-actions"))
-            or path.startswith(url_for("admin.list_audit_events")))
+def _opener_label(path: str) -> str | None:
+    """The back link's words for a page jobs are opened from (by its path):
+    the job list, the groups list, a group's pages, a bulk action's page,
+    the audit log; None for any other page (the sign-in form, a job page)."""
+    groups = url_for("dashboard.list_groups")
+    if path == url_for("dashboard.list_jobs") or path.startswith("/bulk-actions/"):
+        return "Back to the list"
+    if path == groups:
+        return "Back to failure groups"
+    if path.startswith(groups + "/"):
+        return "Back to the group"
+    if path.startswith(url_for("admin.list_audit_events")):
+        return "Back to the audit log"
+    return None
 
 
 def back_label(target: str) -> str:
     """The back link's words for where it goes (the audit log, a group, or a list of jobs)."""
-    if target.startswith(url_for("admin.list_audit_events")):
-        return "Back to the audit log"
-    path = urlsplit(target).path
-    if path == url_for("dashboard.list_groups"):
-        return "Back to failure groups"
-    if path.startswith("/groups"):
-        return "Back to the group"
-    return "Back to the list"
+    return _opener_label(urlsplit(target).path) or "Back to the list"
 
 
 @bp.get("/jobs/<job_id>")
