@@ -10,7 +10,11 @@ turn a sign-in or an action that already happened into an error.
 from __future__ import annotations
 
 import re
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
+
+from flask import current_app, has_app_context
+from werkzeug.exceptions import HTTPException
+from werkzeug.routing import RequestRedirect
 
 #: Longest target kept; the pages' own targets (a list URL with its filter)
 #: are far shorter.
@@ -33,11 +37,29 @@ def safe_redirect_target(target: str | None, default: str) -> str:
 
     Returns:
         A path starting with a single ``/``, of printable ASCII without
-        spaces or backslashes, at most :data:`MAX_TARGET_LENGTH` characters.
+        spaces or backslashes, at most :data:`MAX_TARGET_LENGTH` characters,
+        that a browser can open: in an app, one of its ``GET`` routes (a
+        trial sent ``next=/logout``, a form-only address: the action ran, then
+        the browser landed on a 405 page).
     """
-    if target and len(target) <= MAX_TARGET_LENGTH and _LOCAL_PATH.match(target):
+    if target and len(target) <= MAX_TARGET_LENGTH and _LOCAL_PATH.match(target) and _opens_with_get(target):
         return target
     return default
+
+
+def _opens_with_get(target: str) -> bool:
+    """Whether the app's URL map has a ``GET`` route at ``target``'s path
+    (True outside an app: nothing to ask)."""
+    if not has_app_context():
+        return True
+    adapter = current_app.url_map.bind("localhost")  # the host is not matched (no host_matching)
+    try:
+        adapter.match(unquote(urlsplit(target).path), method="GET")
+    except RequestRedirect:  # a slash added or removed: the route answers GET there
+        return True
+    except HTTPException:  # 404 or 405
+        return False
+    return True
 
 
 def same_site_referrer(referrer: str | None, host: str) -> str | None:

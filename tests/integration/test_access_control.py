@@ -425,3 +425,19 @@ def test_every_rate_limited_view_is_in_the_limiter_filter(app):
             if limiter.limit_manager.decorated_limits(get_qualified_name(view))
         }
     assert limited == RATE_LIMITED_ENDPOINTS
+
+
+def test_the_audit_logs_403_leads_to_the_lists_not_back_to_itself(app):
+    # A trial: its one link, "Back to the audit log", was the same 403.
+    client = sign_in(app.test_client(), make_user(app, "viewer-403", Role.VIEWER.value))
+    response = client.get("/admin/audit")
+    html = response.get_data(as_text=True)
+    assert response.status_code == 403
+    assert 'href="/admin/audit"' not in html and 'href="/jobs"' in html
+
+
+def test_sign_in_next_to_a_form_only_address_lands_on_the_groups(app, anonymous_client):
+    make_user(app, "next-logout", Role.OPERATOR.value, password="a long enough password")
+    response = anonymous_client.post("/login?next=/logout", data={
+        "username": "next-logout", "password": "a long enough password", "csrf_token": _login_token(anonymous_client)})
+    assert response.status_code == 302 and response.headers["Location"] == "/groups"

@@ -277,7 +277,12 @@ def test_flash_messages_escape_worker_text(app, client):
     assert "&lt;script&gt;alert(&#34;doc&#34;)&lt;/script&gt;" in page
 
 
-UNSAFE_NEXT = ["/jobs\r\nSet-Cookie: x=1", "/\t/evil.example", "/\\evil.example"]
+UNSAFE_NEXT = [
+    "/jobs\r\nSet-Cookie: x=1", "/\t/evil.example", "/\\evil.example",
+    # On this site, but no page a browser can open (a trial: the action
+    # ran, then the browser landed on the 405 of GET /logout).
+    "/logout", "/jobs/bulk/confirm", "/no-such-page",
+]
 
 
 def test_a_c1_control_in_next_is_refused_before_the_action(app, client):
@@ -413,3 +418,11 @@ def test_a_yes_answered_twice_is_one_action_in_each_jobs_history(app, client):
                                     .order_by(AuditEvent.occurred_at)).all()
         assert [(e.row_count, sorted(e.filter.get("skipped_job_ids", []))) for e in events] == [
             (2, []), (0, sorted(ids))]
+
+
+def test_a_back_link_to_a_form_only_address_is_not_followed(app, client):
+    job_id = _failed_job(app)
+    html = client.get(f"/jobs/{job_id}?back=%2Flogout").get_data(as_text=True)
+    assert 'href="/logout"' not in html and '<a class="back" href="/jobs">' in html
+    html = client.get(f"/jobs/{job_id}?back=%2Fgroups").get_data(as_text=True)
+    assert '<a class="back" href="/groups">' in html  # a page is still followed
