@@ -14,7 +14,7 @@ from app.errors import InvalidQueryError, parameter_error
 from app.models import GroupState, GroupSubstate
 from app.services.failure_groups import queries
 from app.web.group_query import query_text as _text
-from app.web.query_time import parse_range_bound, time_order_problems
+from app.web.query_time import is_full_date, parse_range_bound, time_order_problems
 
 #: Sort orders of ``/groups`` (``sort=``), newest / largest first.
 SORTS = ("last_seen", "job_count", "first_seen")
@@ -67,7 +67,7 @@ def group_filter_from_args(args) -> tuple[queries.GroupFilter, str]:
         )
     seen_from = parse_range_bound(args["from"], "from", end=False) if args.get("from") else None
     seen_to = parse_range_bound(args["to"], "to", end=True) if args.get("to") else None
-    for problem in time_order_problems(seen_from, seen_to):
+    for problem in time_order_problems(seen_from, seen_to, to_is_date=is_full_date(args.get("to"))):
         raise problem  # as /jobs says it: an empty list would read as "no group"
     if args.get("failing") not in (None, "1"):
         raise InvalidQueryError("failing takes 1 (groups with jobs failing now) or nothing.",

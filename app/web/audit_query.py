@@ -8,7 +8,7 @@ from app.errors import InvalidQueryError, parameter_error
 from app.services.audit_log import AuditQuery
 from app.services.json_values import clean_text
 from app.web.query import QueryArgs, raise_problems
-from app.web.query_time import parse_range_bound, time_order_problems
+from app.web.query_time import is_full_date, parse_range_bound, time_order_problems
 
 #: Query-string names of the audit page's filter (``cursor`` and ``limit`` choose a page).
 AUDIT_FILTER_PARAMETERS = ("actor", "action", "from", "to")
@@ -45,6 +45,6 @@ def audit_query_from_args(args: QueryArgs) -> AuditQuery:
             except InvalidQueryError as exc:
                 problems.append(exc)
     start, end = times["from"], times["to"]
-    problems.extend(time_order_problems(start, end))
+    problems.extend(time_order_problems(start, end, to_is_date=is_full_date(args.get("to"))))
     raise_problems(problems)
     return AuditQuery(actor=texts["actor"], action=texts["action"], time_from=start, time_to=end)

@@ -10,7 +10,7 @@ from app.services.failure_groups.fingerprint import KNOWN_VERSIONS
 from app.services.failure_groups.queries import SORTS, GroupFilter
 from app.services.json_values import clean_text
 from app.web.query import QueryArgs
-from app.web.query_time import parse_range_bound, time_order_problems
+from app.web.query_time import is_full_date, parse_range_bound, time_order_problems
 
 #: Query-string names of the group filter (``sort``, ``limit`` and
 #: ``cursor`` choose the order and the page, not groups).
@@ -73,7 +73,8 @@ def group_filter_from_args(args: QueryArgs) -> GroupFilter:
     """
     seen_from = parse_range_bound(args.get("from"), "from", end=False) if args.get("from") else None
     seen_to = parse_range_bound(args.get("to"), "to", end=True) if args.get("to") else None
-    for problem in time_order_problems(seen_from, seen_to):  # the jobs' rule and words (a trial)
+    # The jobs' rule and words (a trial).
+    for problem in time_order_problems(seen_from, seen_to, to_is_date=is_full_date(args.get("to"))):
         raise problem
     version = None
     raw_version = args.get("grouping_version")

@@ -33,7 +33,7 @@ from app.services.processing_jobs.job_filter import (
     JobFilter,
     ValueKind,
 )
-from app.web.query_time import parse_range_bound, time_order_problems
+from app.web.query_time import is_full_date, parse_range_bound, time_order_problems
 
 #: ``limit`` when the query has none.
 DEFAULT_PAGE_SIZE = 50
@@ -172,7 +172,7 @@ def job_filter_from_args(
             problems.append(exc)
             values[name] = default
     start, end = values["time_from"], values["time_to"]
-    problems.extend(time_order_problems(start, end))
+    problems.extend(time_order_problems(start, end, to_is_date=is_full_date(args.get("to"))))
     raise_problems(problems)
     return JobFilter(**values)
 

@@ -142,10 +142,22 @@ def _out_of_range(parameter: str) -> InvalidQueryError:
     return InvalidQueryError(f"{parameter} {_range_words()}.", [parameter_error(parameter, _range_words())])
 
 
-def time_order_problems(start: datetime | None, end: datetime | None) -> list[InvalidQueryError]:
+def is_full_date(raw: str | None) -> bool:
+    """Whether ``raw`` is a date alone (RFC 3339 ``full-date``, surrounding
+    spaces aside), which :func:`parse_range_bound` reads as a whole day."""
+    return bool(raw) and _FULL_DATE.match(raw.strip()) is not None
+
+
+def time_order_problems(
+    start: datetime | None, end: datetime | None, *, to_is_date: bool = False
+) -> list[InvalidQueryError]:
     """``[]`` when the half-open range ``from`` .. ``to`` is in order (or open
-    on a side), else the one problem ``from must not be later than to``."""
-    if start is not None and end is not None and start > end:
+    on a side), else the one problem ``from must not be later than to``.
+
+    ``to_is_date``: ``to`` was a date alone, so ``end`` is the next day's
+    start; a ``from`` at or after it is after the whole day (``from`` 7
+    December, ``to`` 6 December), not an empty range."""
+    if start is not None and end is not None and (start > end or (to_is_date and start >= end)):
         return [InvalidQueryError(
             "from must not be later than to.", [parameter_error("from", "must not be later than to")]
         )]

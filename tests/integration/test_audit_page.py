@@ -87,7 +87,7 @@ def test_job_ids_are_links_and_facts_are_chips(client, events):
 
 
 @pytest.mark.parametrize("query", [
-    "from=yesterday", "to=2026-01-32", "from=2026-01-06T00:00:00Z&to=2026-01-05T00:00:00Z",
+    "from=yesterday", "to=2026-01-32", "from=2026-01-06&to=2026-01-05", "from=2026-01-06T00:00:00Z&to=2026-01-05T00:00:00Z",
     "limit=0", "limit=abc", "cursor=not-a-cursor", "actor=" + "x" * 201,
 ])
 def test_bad_parameters_are_400(client, events, query):

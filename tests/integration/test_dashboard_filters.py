@@ -299,6 +299,8 @@ BAD_QUERIES = [
     ("to=9999-12-31T23:59:59-23:59", "to"),  # beyond year 9999 in UTC
     ("to=2016-12-31T23:59:60Z", "to"),  # a leap second
     (f"from={stamp(5)}&to={stamp(4)}", "from"),
+    ("from=2025-01-02&to=2025-01-01", "from"),  # the day after to's whole day (a trial: 200, empty)
+    (f"from={stamp(24)}&to=2025-01-01", "from"),
     ("time_field=updated", "time_field"),
     ("acknowledged=maybe", "acknowledged"),
     ("cursor=%25%25%25", "cursor"),
@@ -445,3 +447,11 @@ def test_a_cursor_that_is_not_one_offers_the_first_page_of_the_same_filter(clien
     retry = re.search(r'<a class="retry" href="([^"]*)">The same page without <code>cursor</code></a>', html)
     assert retry, html
     assert retry.group(1).replace("&amp;", "&") == ("/jobs?status=Failed" if path == "/jobs" else "/groups")
+
+
+def test_a_date_typed_into_from_and_to_is_shown_as_typed(client, catalogue):
+    # A trial: "to" 2025-01-01 came back as 2025-01-02T00:00:00Z, a day the operator had not typed.
+    html = client.get("/jobs?from=2025-01-01&to=2025-01-01").get_data(as_text=True)
+    assert 'name="from" value="2025-01-01"' in html and 'name="to" value="2025-01-01"' in html
+    html = client.get(f"/jobs?to={stamp(3)}").get_data(as_text=True)
+    assert f'name="to" value="{stamp(3)}"' in html

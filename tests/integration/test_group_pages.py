@@ -99,6 +99,9 @@ def test_groups_list_filters_sorts_and_pages(client, groups):
     today = datetime.now(timezone.utc).date()
     assert len(titles(f"?from={today}&to={today}")) == 2
     assert titles(f"?to={today - timedelta(days=1)}") == []
+    html = client.get(f"/groups?to={today}").get_data(as_text=True)
+    assert f'name="to" value="{today}"' in html  # as typed, not the next day's start
+    assert client.get(f"/groups?from={today + timedelta(days=1)}&to={today}").status_code == 400
 
 
 def test_each_state_box_ticked_adds_its_groups(client, groups):

@@ -82,6 +82,8 @@ def test_filters_and_keyset_pages(client):
     assert len(_groups(client, f"?from={today}&to={today}")["items"]) == 5
     assert _groups(client, f"?to={today - timedelta(days=1)}")["items"] == []
     assert _groups(client, f"?from={today + timedelta(days=1)}")["items"] == []
+    reversed_days = client.get(f"/api/v1/failure-groups?from={today + timedelta(days=1)}&to={today}")
+    assert reversed_days.status_code == 400 and reversed_days.get_json()["errors"][0]["field"] == "from"
     by_jobs = _groups(client, "?sort=job_count&limit=3")
     assert len(by_jobs["items"]) == 3 and by_jobs["next_cursor"]
 
