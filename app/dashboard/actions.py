@@ -35,6 +35,7 @@ from app.services.json_pointer import escape_token
 from app.services.processing_jobs.locking import parse_job_id
 from app.unit_of_work import WriteTransaction, replayed_write_transaction
 from app.web import query as web_query
+from app.web.form_fields import refuse_unknown_form_fields
 from app.timestamps import rfc3339
 from app.web.query_time import parse_rfc3339
 from app.web.session_merge import TOKEN_DICT_KEYS
@@ -340,11 +341,19 @@ def _read_bulk_form() -> Response | tuple[str, list[tuple[str, str]], str]:
     that filter), after its CSRF check; for the ``filter`` scope, the
     redirect to its frozen question instead (:func:`_freeze_filter`)."""
     _require_csrf()
+    # A misspelt filter field widened the action to every failing job (a trial).
+    web_query.refuse_unknown_parameters(request.args, ())  # the forms send no query string
+    refuse_unknown_form_fields(request.form, (*BULK_FORM_FIELDS, *web_query.FILTER_PARAMETERS))
     action, scope = _operation()
     if scope == "filter":
         return _freeze_filter(action)
     filter_pairs = _filter_pairs()
     return action, filter_pairs, _back(href(url_for("dashboard.list_jobs"), filter_pairs))
+
+
+#: The bulk forms' own fields (the job list's bar and the question page's),
+#: beside the filter's (``FILTER_PARAMETERS``).
+BULK_FORM_FIELDS = ("csrf_token", "next", "op", "job_id", "shown")
 
 
 def _freeze_filter(action: str) -> Response:

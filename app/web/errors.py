@@ -111,10 +111,13 @@ def _handle_service_error(error: ServiceError) -> Response | tuple[str, int, dic
         # POST's own path would be a 405 after the sign-in); only a page of
         # this site, as a path.
         sign_in = url_for("auth.login", next=same_site_referrer(request.referrer, request.host))
+    # A refused form: the way on is the page it was on (a trial found only
+    # the lists linked from a group's refused resolve).
+    form_page = same_site_referrer(request.referrer, request.host) if request.method == "POST" and not sign_in else None
     return (
         render_template(
             "error.html", status=error.status, title=error.title, detail=error.detail,
-            errors=error.errors, sign_in_href=sign_in,
+            errors=error.errors, sign_in_href=sign_in, form_page_href=form_page,
         ),
         error.status,
         headers,

@@ -408,7 +408,9 @@ def test_a_yes_answered_twice_is_one_action_in_each_jobs_history(app, client):
     token = _csrf(client)
     question = client.post("/jobs/bulk", data={"csrf_token": token, "op": "requeue:selected", "job_id": ids},
                            follow_redirects=True).get_data(as_text=True)
-    form = MultiDict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)">', question))
+    # The question's own form (the header's search form has a hidden field too).
+    confirm = re.search(r'<form[^>]*action="/jobs/bulk/confirm".*?</form>', question, re.S).group(0)
+    form = MultiDict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)">', confirm))
     for _ in range(2):
         assert client.post("/jobs/bulk/confirm", data=form).status_code == 303
     page = client.get(f"/jobs/{ids[0]}").get_data(as_text=True)
@@ -426,3 +428,22 @@ def test_a_back_link_to_a_form_only_address_is_not_followed(app, client):
     assert 'href="/logout"' not in html and '<a class="back" href="/jobs">' in html
     html = client.get(f"/jobs/{job_id}?back=%2Fgroups").get_data(as_text=True)
     assert '<a class="back" href="/groups">' in html  # a page is still followed
+
+
+@pytest.mark.parametrize(("path", "field"), [
+    ("/jobs/bulk", "/stauts"), ("/jobs/bulk?from=2026-02-29", "from"), ("/jobs/bulk/confirm", "/stauts"),
+])
+def test_a_bulk_form_with_a_field_it_does_not_have_is_refused_and_freezes_nothing(app, client, path, field):
+    # A trial: "stauts=x" was dropped, and "Requeue all…" asked about every failing job.
+    from app.models.bulk_action import BulkAction
+
+    _failed_job(app, "doc-typo")
+    form = {"csrf_token": _csrf(client), "op": "requeue:filter", "status": "Failed"}
+    if "?" not in path:
+        form["stauts"] = "x"
+    response = client.post(path, data=form)
+    assert response.status_code == 400 and response.mimetype == "text/html"
+    assert f"<code>{field.lstrip('/')}</code>" in response.get_data(as_text=True)
+    with app.app_context():
+        assert db.session.scalar(sa.select(sa.func.count()).select_from(BulkAction)) == 0
+        assert db.session.scalar(sa.select(sa.func.count()).select_from(AuditEvent)) == 0

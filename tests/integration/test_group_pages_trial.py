@@ -360,3 +360,18 @@ def test_the_bulk_actions_address_opened_directly_is_a_405_page_not_a_missing_jo
     assert response.headers["Allow"] == "POST"
     html = response.get_data(as_text=True)
     assert "Job not found" not in html and "tick jobs on the job list" in html
+
+
+def test_a_form_refused_with_a_400_page_links_back_to_the_page_it_was_on(app, client, groups):  # noqa: F811
+    # A trial: a control character in "In version" gave a 400 page at
+    # /groups/<id>/resolve that linked only to the lists.
+    path = f"/groups/{groups['unit']}"
+    response = client.post(f"{path}/resolve", data={"csrf_token": _csrf(client, path), "in_version": "1.0\x01"},
+                           headers={"Referer": f"http://localhost{path}"})
+    html = response.get_data(as_text=True)
+    assert response.status_code == 400 and f'<a class="retry" href="{path}">Back to the form</a>' in html
+    assert _state(app, groups["unit"]) == "unresolved"
+    # Another site's page is never linked.
+    response = client.post(f"{path}/resolve", data={"csrf_token": _csrf(client, path), "in_version": "1.0\x01"},
+                           headers={"Referer": "http://evil.example/groups"})
+    assert "Back to the form" not in response.get_data(as_text=True)
