@@ -119,7 +119,8 @@ def group_list_heading(
 
     chips: list[FilterChip] = []
     if list(states) != [GroupState.UNRESOLVED.value]:
-        chips.append(FilterChip("state", " or ".join(states), without("state")))
+        # "all" beside other words is every state (a trial read "all or new").
+        chips.append(FilterChip("state", "all" if "all" in states else " or ".join(states), without("state")))
     if group_filter.seen_from is not None:
         chips.append(FilterChip("last seen from", time_text(group_filter.seen_from), without("from")))
     if group_filter.seen_to is not None:

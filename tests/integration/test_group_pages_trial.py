@@ -320,6 +320,9 @@ def test_the_group_list_refuses_a_range_ending_before_it_starts_and_says_each_st
     assert response.status_code == 400 and "from must not be later than to" in response.get_data(as_text=True)
     html = client.get("/groups?state=resolved&state=%20resolved,new").get_data(as_text=True)
     assert re.search(r'<span class="chip-text" title="state = \u2068resolved or new\u2069">', html)
+    # "all" beside a state is every state, and the chip says so (not "all or new").
+    html = client.get("/groups?state=all&state=new").get_data(as_text=True)
+    assert re.search(r'<span class="chip-text" title="state = \u2068all\u2069">', html)
 
 
 def test_an_emptied_worker_field_is_refused_not_filled_in_with_the_usual_worker(app, client, groups):  # noqa: F811
