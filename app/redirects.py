@@ -10,11 +10,15 @@ turn a sign-in or an action that already happened into an error.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
+from typing import Any, TypeVar
 from urllib.parse import unquote, urlsplit
 
 from flask import current_app, has_app_context
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import RequestRedirect
+
+_View = TypeVar("_View", bound=Callable[..., Any])
 
 #: Longest target kept; the pages' own targets (a list URL with its filter)
 #: are far shorter.
@@ -47,19 +51,34 @@ def safe_redirect_target(target: str | None, default: str) -> str:
     return default
 
 
+#: Endpoint prefixes whose ``GET`` routes are no page for a person signed in
+#: to the dashboard: the API (worker tokens only: a 401 problem), the probes
+#: and ``/metrics``, the static files.
+_NOT_PAGES = ("api.", "ops.", "static")
+
+
+def not_a_page(view: _View) -> _View:
+    """Mark a view that answers ``GET`` without being a page (the 405 page of
+    a form-only address): never a ``next``/``back`` target."""
+    view.not_a_page = True  # type: ignore[attr-defined]
+    return view
+
+
 def _opens_with_get(target: str) -> bool:
-    """Whether the app's URL map has a ``GET`` route at ``target``'s path
+    """Whether ``target``'s path is a page of the app a browser can open: a
+    ``GET`` route, not of :data:`_NOT_PAGES` nor marked :func:`not_a_page`
     (True outside an app: nothing to ask)."""
     if not has_app_context():
         return True
     adapter = current_app.url_map.bind("localhost")  # the host is not matched (no host_matching)
     try:
-        adapter.match(unquote(urlsplit(target).path), method="GET")
+        endpoint, _ = adapter.match(unquote(urlsplit(target).path), method="GET")
     except RequestRedirect:  # a slash added or removed: the route answers GET there
         return True
     except HTTPException:  # 404 or 405
         return False
-    return True
+    view = current_app.view_functions.get(endpoint)
+    return not endpoint.startswith(_NOT_PAGES) and not getattr(view, "not_a_page", False)
 
 
 def same_site_referrer(referrer: str | None, host: str) -> str | None:

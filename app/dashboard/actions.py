@@ -26,6 +26,7 @@ from app.errors import InvalidFormError, InvalidQueryError, field_error
 from app.models.job_status import FAILURE_STATUSES, JobStatus
 from app.models.access import Permission
 from app.redirects import safe_redirect_target
+from app.request_input import MULTI_VALUED_PARAMETERS
 from app.services import bulk_actions, dashboard_stats
 from app.services.access import add_audit_event, record_audit_event
 from app.services.processing_jobs import actions, lifecycle
@@ -343,7 +344,8 @@ def _read_bulk_form() -> Response | tuple[str, list[tuple[str, str]], str]:
     _require_csrf()
     # A misspelt filter field widened the action to every failing job (a trial).
     web_query.refuse_unknown_parameters(request.args, ())  # the forms send no query string
-    refuse_unknown_form_fields(request.form, (*BULK_FORM_FIELDS, *web_query.FILTER_PARAMETERS))
+    refuse_unknown_form_fields(request.form, (*BULK_FORM_FIELDS, *web_query.FILTER_PARAMETERS),
+                               repeatable=("job_id", "shown", *MULTI_VALUED_PARAMETERS))
     action, scope = _operation()
     if scope == "filter":
         return _freeze_filter(action)

@@ -22,6 +22,7 @@ from app.dashboard.groups_views import _require_csrf
 from app.dashboard.links import ListHeading, href, list_heading, query_pairs
 from app.errors import InvalidQueryError
 from app.models.access import Permission
+from app.redirects import not_a_page
 from app.services import bulk_actions, bulk_queue
 from app.services.failure_groups import queries
 from app.services.failure_groups.errors import GroupNotFoundError
@@ -161,6 +162,7 @@ def _bulk_origin(bulk) -> str:
 
 
 @bp.get("/jobs/bulk")
+@not_a_page  # the function registered is the one marked
 @requires(Permission.VIEW_JOBS)
 def bulk_form_address() -> Response:
     """``GET /jobs/bulk`` (a copied address, a bookmark): the 405 page with

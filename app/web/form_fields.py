@@ -1,32 +1,45 @@
 """Refusing a dashboard form's fields that the form does not have.
 
-The query-string counterpart is :func:`app.web.query.refuse_unknown_parameters`.
-A field a form does not read was silently dropped before, so a misspelt
-filter field (``stauts=x`` in a bulk action's form) widened what the action
-chose (a trial).
+The query-string counterpart is :func:`app.web.query.refuse_unknown_parameters`
+(and, for a repeated parameter, :mod:`app.request_input`). A field a form
+does not read was silently dropped before, so a misspelt filter field
+(``stauts=x`` in a bulk action's form) widened what the action chose, and a
+second value of a filter field was ignored (trials).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 
+from werkzeug.datastructures import MultiDict
+
 from app.errors import InvalidFormError, field_error
 from app.services.json_pointer import escape_token
 
 
-def refuse_unknown_form_fields(names: Iterable[str], known: Iterable[str]) -> None:
-    """Refuse the form when a field name in ``names`` is not in ``known``.
+def refuse_unknown_form_fields(
+    form: MultiDict[str, str], known: Iterable[str], *, repeatable: Iterable[str] = ()
+) -> None:
+    """Refuse the form when a field is not in ``known``, or a field not in
+    ``repeatable`` is given two different values (empty values aside: a
+    form submits its empty fields), as a query string is refused.
 
     Raises:
-        InvalidFormError: one error per unknown field, its location a JSON
+        InvalidFormError: one error per such field, its location a JSON
             Pointer (RFC 6901) to the field, ``""`` when the name is not
             printable (not echoed); the detail says nothing was done.
     """
-    allowed = set(known)
-    unknown = [name for name in dict.fromkeys(names) if name not in allowed]
-    if unknown:
+    allowed, many = set(known), set(repeatable)
+    errors = []
+    for name in form:
+        location = "/" + escape_token(name) if name.isprintable() else ""
+        if name not in allowed:
+            errors.append(field_error(location, "is not a field of this form"))
+        elif name not in many and len({value for value in form.getlist(name) if value != ""}) > 1:
+            errors.append(field_error(location, "is given more than once with different values"))
+    if errors:
         raise InvalidFormError(
-            f"Unknown form field{'s' if len(unknown) > 1 else ''}: nothing was done. Use the page's own form.",
-            [field_error("/" + escape_token(name) if name.isprintable() else "", "is not a field of this form")
-             for name in unknown],
+            f"The form has {'fields' if len(errors) > 1 else 'a field'} it should not: nothing was done. "
+            "Use the page's own form.",
+            errors,
         )
