@@ -82,14 +82,20 @@ def _not_utf8(query_string: bytes) -> list[FieldError]:
     return bad
 
 
+def has_different_values(values: list[str]) -> bool:
+    """Whether a single-valued parameter or field was given two different
+    values (empty values aside: a form submits its empty fields)."""
+    return len({value for value in values if value != ""}) > 1
+
+
 def _repeated(args: MultiDict[str, str]) -> list[FieldError]:
     """Single-valued query parameters given with two different values
-    (empty values aside: a form submits its empty fields)."""
+    (:func:`has_different_values`)."""
     bad: list[FieldError] = []
     for name in args:
         if name in MULTI_VALUED_PARAMETERS:
             continue
-        if len({value for value in args.getlist(name) if value != ""}) > 1:
+        if has_different_values(args.getlist(name)):
             bad.append(parameter_error(name, "is given more than once with different values; give it once"))
     return bad
 

@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from werkzeug.datastructures import MultiDict
 
 from app.errors import InvalidFormError, field_error
+from app.request_input import has_different_values
 from app.services.json_pointer import escape_token
 
 
@@ -21,8 +22,8 @@ def refuse_unknown_form_fields(
     form: MultiDict[str, str], known: Iterable[str], *, repeatable: Iterable[str] = ()
 ) -> None:
     """Refuse the form when a field is not in ``known``, or a field not in
-    ``repeatable`` is given two different values (empty values aside: a
-    form submits its empty fields), as a query string is refused.
+    ``repeatable`` is given two different values (the query string's rule,
+    :func:`~app.request_input.has_different_values`).
 
     Raises:
         InvalidFormError: one error per such field, its location a JSON
@@ -35,7 +36,7 @@ def refuse_unknown_form_fields(
         location = "/" + escape_token(name) if name.isprintable() else ""
         if name not in allowed:
             errors.append(field_error(location, "is not a field of this form"))
-        elif name not in many and len({value for value in form.getlist(name) if value != ""}) > 1:
+        elif name not in many and has_different_values(form.getlist(name)):
             errors.append(field_error(location, "is given more than once with different values"))
     if errors:
         raise InvalidFormError(
