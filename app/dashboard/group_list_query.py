@@ -14,7 +14,8 @@ from app.errors import InvalidQueryError, parameter_error
 from app.models import GroupState, GroupSubstate
 from app.services.failure_groups import queries
 from app.web.group_query import query_text as _text
-from app.web.query_time import is_full_date, parse_range_bound, time_order_problems
+from app.web.query import raise_problems
+from app.web.query_time import read_time_range
 
 #: Sort orders of ``/groups`` (``sort=``), newest / largest first.
 SORTS = ("last_seen", "job_count", "first_seen")
@@ -65,10 +66,8 @@ def group_filter_from_args(args) -> tuple[queries.GroupFilter, str]:
         raise InvalidQueryError(
             f"sort must be one of {', '.join(SORTS)}.", [parameter_error("sort", f"must be one of {', '.join(SORTS)}")]
         )
-    seen_from = parse_range_bound(args["from"], "from", end=False) if args.get("from") else None
-    seen_to = parse_range_bound(args["to"], "to", end=True) if args.get("to") else None
-    for problem in time_order_problems(seen_from, seen_to, to_is_date=is_full_date(args.get("to"))):
-        raise problem  # as /jobs says it: an empty list would read as "no group"
+    seen_from, seen_to, problems = read_time_range(args)
+    raise_problems(problems)  # as /jobs says it: an empty list would read as "no group"
     if args.get("failing") not in (None, "1"):
         raise InvalidQueryError("failing takes 1 (groups with jobs failing now) or nothing.",
                                 [parameter_error("failing", "must be 1, or left out")])

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from app.errors import InvalidQueryError, parameter_error
 from app.services.audit_log import AuditQuery
 from app.services.json_values import clean_text
 from app.web.query import QueryArgs, raise_problems
-from app.web.query_time import is_full_date, parse_range_bound, time_order_problems
+from app.web.query_time import read_time_range
 
 #: Query-string names of the audit page's filter (``cursor`` and ``limit`` choose a page).
 AUDIT_FILTER_PARAMETERS = ("actor", "action", "from", "to")
@@ -35,16 +33,7 @@ def audit_query_from_args(args: QueryArgs) -> AuditQuery:
                 f"{name} must be at most {limit} characters.",
                 [parameter_error(name, f"must be at most {limit} characters")],
             ))
-    times: dict[str, datetime | None] = {}
-    for name in ("from", "to"):
-        raw = args.get(name)
-        times[name] = None
-        if raw:
-            try:
-                times[name] = parse_range_bound(raw, name, end=name == "to")
-            except InvalidQueryError as exc:
-                problems.append(exc)
-    start, end = times["from"], times["to"]
-    problems.extend(time_order_problems(start, end, to_is_date=is_full_date(args.get("to"))))
+    start, end, time_problems = read_time_range(args)
+    problems.extend(time_problems)
     raise_problems(problems)
     return AuditQuery(actor=texts["actor"], action=texts["action"], time_from=start, time_to=end)

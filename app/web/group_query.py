@@ -9,8 +9,8 @@ from app.models.failure_group import GroupState, GroupSubstate
 from app.services.failure_groups.fingerprint import KNOWN_VERSIONS
 from app.services.failure_groups.queries import SORTS, GroupFilter
 from app.services.json_values import clean_text
-from app.web.query import QueryArgs
-from app.web.query_time import is_full_date, parse_range_bound, time_order_problems
+from app.web.query import QueryArgs, raise_problems
+from app.web.query_time import read_time_range
 
 #: Query-string names of the group filter (``sort``, ``limit`` and
 #: ``cursor`` choose the order and the page, not groups).
@@ -71,11 +71,8 @@ def group_filter_from_args(args: QueryArgs) -> GroupFilter:
     Raises:
         InvalidQueryError: a bad value, naming its parameter.
     """
-    seen_from = parse_range_bound(args.get("from"), "from", end=False) if args.get("from") else None
-    seen_to = parse_range_bound(args.get("to"), "to", end=True) if args.get("to") else None
-    # The jobs' rule and words (a trial).
-    for problem in time_order_problems(seen_from, seen_to, to_is_date=is_full_date(args.get("to"))):
-        raise problem
+    seen_from, seen_to, problems = read_time_range(args)
+    raise_problems(problems)  # the jobs' rules and words (a trial)
     version = None
     raw_version = args.get("grouping_version")
     if raw_version:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import calendar
 import re
 from datetime import datetime, timedelta, timezone
+from typing import Protocol
 
 from app.errors import InvalidQueryError, parameter_error
 from app.timestamps import EARLIEST_ACCEPTED, LATEST_ACCEPTED, is_accepted, is_year_zero, rfc3339
@@ -162,3 +163,29 @@ def time_order_problems(
             "from must not be later than to.", [parameter_error("from", "must not be later than to")]
         )]
     return []
+
+
+class _Args(Protocol):
+    """What :func:`read_time_range` reads of a query string (Werkzeug's ``MultiDict``)."""
+
+    def get(self, key: str, default: None = None) -> str | None: ...
+
+
+def read_time_range(args: _Args) -> tuple[datetime | None, datetime | None, list[InvalidQueryError]]:
+    """The half-open range ``from`` .. ``to`` of a query string: each bound
+    read by :func:`parse_range_bound` (None when absent or empty), and the
+    problems found, one per bad bound or else the order's
+    (:func:`time_order_problems`), for the caller to raise with its others.
+    A bound that is refused comes back as None."""
+    bounds: dict[str, datetime | None] = {"from": None, "to": None}
+    problems: list[InvalidQueryError] = []
+    for name in bounds:
+        raw = args.get(name)
+        if raw:
+            try:
+                bounds[name] = parse_range_bound(raw, name, end=name == "to")
+            except InvalidQueryError as exc:
+                problems.append(exc)
+    start, end = bounds["from"], bounds["to"]
+    problems.extend(time_order_problems(start, end, to_is_date=is_full_date(args.get("to"))))
+    return start, end, problems

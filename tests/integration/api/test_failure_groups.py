@@ -112,6 +112,16 @@ def test_a_range_out_of_order_names_from_as_the_job_list_does(client):
         assert [error["parameter"] for error in problem["errors"]] == ["from"], path
 
 
+def test_both_bad_bounds_are_named_at_once(client):
+    # One reader of from/to for every list: each names both bad bounds, as
+    # the job list always did (the group lists named only the first).
+    for path in ("/api/v1/failure-groups", "/api/v1/processing-jobs"):
+        response = client.get(path + "?from=yesterday&to=2026-02-30")
+        problem = assert_problem(response, 400, "invalid-query")
+        assert [error["parameter"] for error in problem["errors"]] == ["from", "to"], path
+        assert "February 2026 has 28 days" in problem["errors"][1]["detail"], path
+
+
 @pytest.mark.parametrize(
     "query",
     ["?state=open", "?sort=size", "?limit=0", "?cursor=nope", "?from=yesterday", "?grouping_version=7",
