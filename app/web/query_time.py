@@ -2,9 +2,10 @@
 
 One parser for every blueprint's ``from``/``to`` (the job filter, the
 group filter, the audit page, the group series): its 400 names the
-parameter and tells to write ``+`` as ``%2B`` in a URL. A range's bounds
-may also be an RFC 3339 ``full-date`` (:func:`parse_range_bound`), which
-is what a person types into a From/To field.
+parameter, and tells to write ``+`` as ``%2B`` when a URL's "+" became a
+space. A range's bounds may also be an RFC 3339 ``full-date``
+(:func:`parse_range_bound`), which is what a person types into a From/To
+field.
 """
 
 from __future__ import annotations
@@ -25,6 +26,17 @@ _RFC3339 = re.compile(
 
 # RFC 3339 section 5.6 ``full-date``.
 _FULL_DATE = re.compile(r"\d{4}-\d{2}-\d{2}\Z", re.ASCII)
+
+# A date-time whose offset's "+" a URL turned into a space (form encoding):
+# ``2026-11-29T21:16:35 01:00``. A browser's form encodes "+" itself, so
+# only a hand-written URL gets here, and only then is %2B worth a word.
+_PLUS_AS_SPACE = re.compile(r".*\d{2}:\d{2}:\d{2}(?:\.\d+)? \d{2}:\d{2}\Z", re.ASCII)
+
+
+def _plus_hint(raw: str) -> str:
+    """`` (write '+' in an offset as %2B in a URL)`` when ``raw`` looks like
+    a date-time whose "+" became a space, else ``""``."""
+    return " (write '+' in an offset as %2B in a URL)" if _PLUS_AS_SPACE.match(raw.strip()) else ""
 
 
 def _calendar_fault(day: str, clock: str, offset: str) -> str | None:
@@ -98,7 +110,7 @@ def parse_rfc3339(raw: str, parameter: str) -> datetime:
     except ValueError:
         raise InvalidQueryError(
             f"{parameter} must be an RFC 3339 date-time with an offset, such as "
-            "2026-11-29T21:16:35Z (write '+' in an offset as %2B in a URL).",
+            f"2026-11-29T21:16:35Z{_plus_hint(raw)}.",
             [parameter_error(parameter, "must be an RFC 3339 date-time such as 2026-11-29T21:16:35Z")],
         ) from None
     try:
@@ -132,7 +144,7 @@ def parse_range_bound(raw: str, parameter: str, *, end: bool) -> datetime:
     if _RFC3339.match(text) is None:
         raise InvalidQueryError(
             f"{parameter} must be an RFC 3339 date-time with an offset, such as 2026-11-29T21:16:35Z, or a "
-            "date, such as 2026-11-29 (write '+' in an offset as %2B in a URL).",
+            f"date, such as 2026-11-29{_plus_hint(raw)}.",
             [parameter_error(parameter, "must be an RFC 3339 date-time such as 2026-11-29T21:16:35Z, "
                                         "or a date such as 2026-11-29")],
         )

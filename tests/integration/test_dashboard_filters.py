@@ -320,6 +320,21 @@ def test_bad_dashboard_query_is_a_400_page_naming_the_parameter(client, query, f
     assert f"<code>{field}</code>" in response.get_data(as_text=True)
 
 
+@pytest.mark.parametrize(("query", "hinted"), [
+    ("from=2025-01-01T00:00:00+01:00", True),  # a hand-written URL's "+" arrived as a space
+    ("from=2025-01-01+10:00:00.5+01:00", True),
+    ("from=2025-01-01T00:00", False),  # a form's typo: %2B would mean nothing there
+    ("from=yesterday", False),
+])
+def test_the_percent_2b_hint_is_given_only_when_a_plus_became_a_space(client, query, hinted):
+    # A trial: "write '+' as %2B in a URL" on every bad time meant nothing
+    # to a person typing into the From field (the browser encodes "+").
+    for path in ("/jobs", API):
+        text = client.get(f"{path}?{query}").get_data(as_text=True)
+        assert ("%2B" in text) is hinted, (path, text)
+        assert "2026-11-29T21:16:35Z" in text, path
+
+
 @pytest.mark.parametrize(("query", "field"), BAD_QUERIES)
 def test_bad_api_query_is_a_400_problem_naming_the_parameter(client, query, field):
     response = client.get(f"{API}?{query}")
