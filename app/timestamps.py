@@ -1,8 +1,10 @@
-"""Formatting timestamps for the API and exports, and the range of times accepted."""
+"""Formatting timestamps for the API, the exports and the pages, and the range of times accepted."""
 
 from __future__ import annotations
 
 from datetime import datetime, timezone
+
+from app.models.types import iso_date
 
 #: Earliest and latest time accepted from a request (the ``from``/``to``
 #: filters of the API, the dashboard, the exports and bulk actions): a year
@@ -43,3 +45,12 @@ def rfc3339(value: datetime | None) -> str | None:
     if value.tzinfo is None:
         raise ValueError("naive datetime: timestamps must be timezone-aware UTC")
     return value.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+def format_utc(value: datetime | None) -> str:
+    """``2026-11-29 21:16:35 UTC`` for an aware datetime, ``—`` for ``None``
+    (how every page writes a time)."""
+    if value is None:
+        return "—"
+    value = value.astimezone(timezone.utc)
+    return f"{iso_date(value)} {value:%H:%M:%S} UTC"

@@ -11,7 +11,9 @@ from flask import Blueprint, current_app, render_template, request
 from app.auth.guards import requires
 from app.models.access import AuditEvent, Permission
 from app.services import audit_log
+from app.timestamps import format_utc
 from app.web.audit_query import AUDIT_FILTER_PARAMETERS, audit_query_from_args
+from app.web.list_heading import FilterChip, ListHeading, href, query_pairs, with_changes
 from app.web.query import parse_limit, refuse_unknown_parameters
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
@@ -81,6 +83,24 @@ def action_suggestions(action: str | None) -> list[str]:
     return [f"{family}.*" for family in close or families]
 
 
+def audit_heading(list_path: str, args: Any, query: audit_log.AuditQuery) -> ListHeading:
+    """The audit page's heading with one removable chip per active filter
+    (who, action, from, before), as ``/jobs`` and ``/groups`` have them: a
+    trial found a date filter told only inside the form's fields."""
+    pairs = query_pairs(args.items(multi=True))
+
+    def without(name: str) -> str:
+        return href(list_path, with_changes(pairs, {name: []}))
+
+    chips = [FilterChip(label, value, without(name)) for label, value, name in (
+        ("who", query.actor, "actor"),
+        ("action", query.action, "action"),
+        ("from", query.time_from and format_utc(query.time_from), "from"),
+        ("before", query.time_to and format_utc(query.time_to), "to"),
+    ) if value]
+    return ListHeading(title="Audit log", chips=chips)
+
+
 @bp.get("/audit")
 @requires(Permission.ADMINISTER)
 def list_audit_events() -> str:
@@ -103,6 +123,7 @@ def list_audit_events() -> str:
         "admin/audit.html",
         rows=rows,
         query=query,
+        heading=audit_heading(request.path, request.args, query),
         known_actions=audit_log.KNOWN_ACTIONS,
         next_page=f"?{urlencode([*kept, ('cursor', page.next_cursor)])}" if page.next_cursor else None,
         first_page=f"?{urlencode(kept)}" if cursor else None,

@@ -20,7 +20,6 @@ from werkzeug.wrappers import Response
 from app.auth.guards import current_actor, requires
 from app.dashboard import bp
 from app.dashboard.formatting import plural, status_label
-from app.dashboard.links import href
 from app.dashboard.views import FRESH_SUMMARY_UNTIL
 from app.errors import InvalidFormError, InvalidQueryError, field_error
 from app.models.job_status import FAILURE_STATUSES, JobStatus
@@ -38,6 +37,7 @@ from app.unit_of_work import WriteTransaction, replayed_write_transaction
 from app.web import query as web_query
 from app.web.form_fields import refuse_unknown_form_fields
 from app.timestamps import rfc3339
+from app.web.list_heading import href
 from app.web.query_time import parse_rfc3339
 from app.web.session_merge import TOKEN_DICT_KEYS
 

@@ -17,9 +17,9 @@ from werkzeug.wrappers import Response
 from app.auth.guards import current_actor, requires
 from app.dashboard import bp
 from app.dashboard.actions import refresh_summaries
-from app.dashboard.formatting import STATUS_LABELS, format_utc, plural
+from app.dashboard.formatting import STATUS_LABELS, plural
 from app.dashboard.groups_views import _require_csrf
-from app.dashboard.links import ListHeading, href, list_heading, query_pairs
+from app.dashboard.links import list_heading
 from app.errors import InvalidQueryError
 from app.models.access import Permission
 from app.redirects import not_a_page
@@ -27,7 +27,9 @@ from app.services import bulk_actions, bulk_queue
 from app.services.failure_groups import queries
 from app.services.failure_groups.errors import GroupNotFoundError
 from app.services.processing_jobs.actions import JobAction
+from app.timestamps import format_utc
 from app.unit_of_work import write_transaction
+from app.web.list_heading import ListHeading, href, query_pairs
 from app.web.query import (
     DEFAULT_DASHBOARD_ACKNOWLEDGED,
     DEFAULT_DASHBOARD_STATUSES,

@@ -17,7 +17,7 @@ from markupsafe import Markup, escape
 
 from app.models import JobStatus
 from app.models.types import iso_date
-from app.timestamps import rfc3339
+from app.timestamps import format_utc, rfc3339
 
 #: How a status is written on the pages (the API and the exports keep the
 #: canonical :class:`~app.models.JobStatus` strings). Those not listed are
@@ -45,14 +45,6 @@ CODE_SYSTEM_NAMES = {
     "http://unitsofmeasure.org": "UCUM",
     "http://www.ama-assn.org/go/cpt": "CPT",
 }
-
-
-def format_utc(value: datetime | None) -> str:
-    """``2026-11-29 21:16:35 UTC`` for an aware datetime, ``—`` for ``None``."""
-    if value is None:
-        return "—"
-    value = value.astimezone(timezone.utc)
-    return f"{iso_date(value)} {value:%H:%M:%S} UTC"
 
 
 def clock_utc(value: datetime) -> str:

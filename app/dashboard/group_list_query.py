@@ -9,11 +9,11 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from datetime import datetime
 
-from app.dashboard.links import FilterChip, ListHeading, Pairs, href, with_changes
 from app.errors import InvalidQueryError, parameter_error
 from app.models import GroupState, GroupSubstate
 from app.services.failure_groups import queries
 from app.web.group_query import query_text as _text
+from app.web.list_heading import FilterChip, ListHeading, Pairs, href, with_changes
 from app.web.query import raise_problems
 from app.web.query_time import read_time_range
 

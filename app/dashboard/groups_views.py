@@ -24,8 +24,7 @@ from app.dashboard.charts import bar_chart
 from app.dashboard.group_list_query import (
     GROUP_LIST_PARAMETERS, SORT_LABELS, SORTS, STATE_CHOICES, group_filter_from_args, group_list_heading,
 )
-from app.dashboard.formatting import format_utc
-from app.dashboard.links import QUICK_RANGES, href, query_pairs, with_changes, with_quick_range
+from app.dashboard.links import QUICK_RANGES, with_quick_range
 from app.errors import InvalidFieldsError, InvalidFormError, InvalidQueryError, field_error, parameter_error
 from app.models import GroupState
 from app.models.access import Permission
@@ -37,7 +36,9 @@ from app.services.failure_groups import daily as daily_rollup, group_details, qu
 from app.services.failure_groups.errors import GroupNotFoundError, InvalidGroupTransitionError
 from app.services.failure_groups.states import is_semver
 from app.services.processing_jobs.actions import JobAction
+from app.timestamps import format_utc
 from app.web.group_query import MAX_TEXT_LENGTH
+from app.web.list_heading import href, query_pairs, with_changes
 from app.web.query import parse_group_id, parse_limit, refuse_unknown_parameters
 
 #: Sparkline windows.

@@ -1,22 +1,18 @@
-"""Links of the job list that keep the current query string.
-
-Query strings are encoded here with ``urlencode`` rather than passed to
-``url_for`` as keyword arguments: ``url_for`` gives names such as
-``_external``, ``_scheme``, ``_anchor`` and ``endpoint`` a meaning of its
-own, so a visitor could change (or crash) the links by sending them.
-"""
+"""Links of the job list that keep the current query string, built on
+:mod:`app.web.list_heading` (why they are encoded with ``urlencode``, not
+``url_for``'s keyword arguments, is said there)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from urllib.parse import urlencode
 
 from app.errors import InvalidQueryError, parameter_error
 from app.models import JobStatus
 from app.services.processing_jobs.job_filter import AcknowledgedFilter, JobFilter, TimeField
 from app.timestamps import rfc3339
+from app.web.list_heading import FilterChip, ListHeading, Pairs, href, query_pairs, with_changes
 from app.web.query import filter_pairs
 
 #: Quick time ranges of the filter form: ``range`` value, label, how far
@@ -27,27 +23,6 @@ QUICK_RANGES: tuple[tuple[str, str, timedelta], ...] = (
     ("7d", "7 days", timedelta(days=7)),
     ("30d", "30 days", timedelta(days=30)),
 )
-
-Pairs = list[tuple[str, str]]
-
-#: Characters of a group's ``#id title`` shown in its filter chip (the rest on hover).
-GROUP_CHIP_CHARACTERS = 60
-
-
-def query_pairs(args: Iterable[tuple[str, str]]) -> Pairs:
-    """The query's pairs without ``cursor`` and without empty values, in order."""
-    return [(k, v) for k, v in args if k != "cursor" and v != ""]
-
-
-def with_changes(pairs: Sequence[tuple[str, str]], changes: Mapping[str, Sequence[str]]) -> Pairs:
-    """``pairs`` with every name in ``changes`` replaced by its values (none: removed)."""
-    kept = [(k, v) for k, v in pairs if k not in changes]
-    return kept + [(name, value) for name, values in changes.items() for value in values]
-
-
-def href(path: str, pairs: Sequence[tuple[str, str]]) -> str:
-    """``path`` with ``pairs`` as its query string (none: the bare path)."""
-    return f"{path}?{urlencode(pairs)}" if pairs else path
 
 
 @dataclass(frozen=True)
@@ -115,44 +90,8 @@ def list_links(
     )
 
 
-@dataclass(frozen=True)
-class FilterChip:
-    """One active filter in the list's heading, removable.
-
-    Attributes:
-        label: what is filtered, in words (``code``, ``created from``).
-        value: the value as text (worker text: the template isolates it).
-        remove: the list without this filter (other filters kept, no cursor).
-        shown: the text shown when it is shorter than ``value`` (which is
-            then the chip's hover text), e.g. a long group title cut.
-    """
-
-    label: str
-    value: str
-    remove: str
-    shown: str | None = None
-
-
-@dataclass(frozen=True)
-class ListHeading:
-    """The heading of a list page: ``title`` (``Failed jobs``) and its ``chips``."""
-
-    title: str
-    chips: list[FilterChip]
-
-    @property
-    def text(self) -> str:
-        """The heading as one line of text, for ``<title>`` and the table's
-        caption: ``Failed jobs · code = x``, each value between U+2068 and
-        U+2069 (bidi-isolated, as ``<bdi>`` cannot be used there)."""
-        return " · ".join([self.title, *(f"{chip.label} = \u2068{chip.value}\u2069" for chip in self.chips)])
-
-    @property
-    def active_count(self) -> int:
-        """The "Filters (N active)" count: every chip the heading shows, so
-        the two agree (``status = any`` and ``acknowledged = included`` are
-        choices away from the default too, and removable like the others)."""
-        return len(self.chips)
+#: Characters of a group's ``#id title`` shown in its filter chip (the rest on hover).
+GROUP_CHIP_CHARACTERS = 60
 
 
 def with_quick_range(pairs: Sequence[tuple[str, str]], now: datetime, *, by_finish_time: bool = False) -> Pairs:

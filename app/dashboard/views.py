@@ -20,8 +20,8 @@ from werkzeug.wrappers import Response
 from app.auth.guards import CONTENT_SECURITY_POLICY, requires, talisman
 from app.dashboard import bp
 from app.dashboard.charts import bar_chart
-from app.dashboard.formatting import STATUS_LABELS, format_utc
-from app.dashboard.links import QUICK_RANGES, ListLinks, href, list_heading, list_links, query_pairs, with_changes
+from app.dashboard.formatting import STATUS_LABELS
+from app.dashboard.links import QUICK_RANGES, ListLinks, list_heading, list_links
 from app.dashboard.links import with_quick_range
 from app.models import JobStatus, ProcessingJob
 from app.models.job_status import FAILURE_STATUSES, TERMINAL_STATUSES
@@ -38,6 +38,8 @@ from app.services.processing_jobs.filter_sql import failure_holds_text
 from app.services.processing_jobs.history import job_history
 from app.services.processing_jobs.job_filter import AcknowledgedFilter, JobFilter, TimeField
 from app.services.processing_jobs.locking import parse_job_id
+from app.timestamps import format_utc
+from app.web.list_heading import href, query_pairs, with_changes
 from app.web.query import (
     DEFAULT_DASHBOARD_ACKNOWLEDGED,
     JOB_LIST_PARAMETERS,

@@ -77,6 +77,21 @@ def test_filters_by_actor_action_and_time(client, events):
     assert "actor=bob" in next_link and "limit=5" in next_link
 
 
+def test_active_filters_are_removable_chips_in_the_heading(client, events):
+    # A trial: a date filter was told only inside the form's fields.
+    html = client.get("/admin/audit?actor=bob&from=2026-01-05&to=2026-01-05&limit=5").get_data(as_text=True)
+    chips = re.search(r'<ul class="chips" aria-label="Active filters">(.*?)</ul>', html, re.S).group(1)
+    texts = [re.sub(r"<[^>]+>", "", t) for t in re.findall(r'<span class="chip-text"[^>]*>(.*?)</span>', chips)]
+    assert texts == ["who = bob", "from = 2026-01-05 00:00:00 UTC", "before = 2026-01-06 00:00:00 UTC"]
+    removes = [unescape(h) for h in re.findall(r'<a class="chip-remove" href="([^"]+)"', chips)]
+    assert removes == ["/admin/audit?from=2026-01-05&to=2026-01-05&limit=5",
+                       "/admin/audit?actor=bob&to=2026-01-05&limit=5",
+                       "/admin/audit?actor=bob&from=2026-01-05&limit=5"]
+    assert len(_times(client.get(removes[0]).get_data(as_text=True))) == 5
+    assert "<title>Audit log · who = \u2068bob\u2069" in html
+    assert 'aria-label="Active filters"' not in client.get("/admin/audit").get_data(as_text=True)
+
+
 def test_job_ids_are_links_and_facts_are_chips(client, events):
     html = client.get("/admin/audit").get_data(as_text=True)
     assert f'href="/jobs/{events}?back=%2Fadmin%2Faudit"' in html

@@ -11,7 +11,7 @@ import pytest
 
 from app.dashboard import failure_details, formatting
 from app.dashboard.charts import bar_chart
-from app.dashboard.links import list_links, query_pairs, with_changes, with_quick_range
+from app.dashboard.links import list_links, with_quick_range
 from app.errors import InvalidQueryError
 from app.models import JobStatus
 from app.services.chart_buckets import Bucket, BucketSize, Timeline, bucket_label, chart_window
@@ -19,6 +19,7 @@ from app.services.processing_jobs.filter_sql import escape_like
 from app.services.processing_jobs.job_filter import AcknowledgedFilter, TimeField
 from app.services.processing_jobs.pagination import Cursor
 from tests.helpers import job_filter_from_query
+from app.web.list_heading import query_pairs, with_changes
 from app.web.query_time import parse_rfc3339
 
 UTC = timezone.utc
