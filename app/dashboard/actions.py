@@ -28,6 +28,7 @@ from app.redirects import safe_redirect_target
 from app.request_input import MULTI_VALUED_PARAMETERS
 from app.services import bulk_actions, dashboard_stats
 from app.services.access import add_audit_event, record_audit_event
+from app.services.failure_groups import queries as group_queries
 from app.services.processing_jobs import actions, lifecycle
 from app.services.processing_jobs.job_filter import JobFilter
 from app.services.processing_jobs.errors import FailureChangedError, InvalidTransitionError, JobNotFoundError
@@ -167,6 +168,7 @@ def _act_on_one(action: str, job_id: str, said: str) -> Response:
     alone, and the operator is sent back to its page to look again.
     """
     _require_csrf()
+    refuse_unknown_form_fields(request.form, ("csrf_token", "failure_at", "next"))
     actor = current_actor()
     back = _back("")  # "": none asked for; the job's page, by its canonical id, below
     shown = _failure_time(request.form.get("failure_at"), "/failure_at")
@@ -364,6 +366,9 @@ def _freeze_filter(action: str) -> Response:
     the action works through, in batches, writing each job's history link
     in ``bulk_action_jobs``), and redirect (303) to its question."""
     job_filter = _form_filter()
+    # 404 for a group that does not exist, as /jobs and the exports answer,
+    # not a question about 0 jobs (a trial).
+    group_queries.require_group(job_filter.group_id)
     bulk = bulk_actions.freeze_filter_selection(
         action, job_filter, _pairs_to_dict(_filter_pairs()), current_actor()
     )

@@ -31,16 +31,19 @@ def refuse_unknown_form_fields(
             printable (not echoed); the detail says nothing was done.
     """
     allowed, many = set(known), set(repeatable)
-    errors = []
+    unknown, repeated = [], []
     for name in form:
         location = "/" + escape_token(name) if name.isprintable() else ""
         if name not in allowed:
-            errors.append(field_error(location, "is not a field of this form"))
+            unknown.append(field_error(location, "is not a field of this form"))
         elif name not in many and has_different_values(form.getlist(name)):
-            errors.append(field_error(location, "is given more than once with different values"))
-    if errors:
+            repeated.append(field_error(location, "is given more than once with different values"))
+    # Said as it is: a trial read "a field it should not" about a filter
+    # field the form has, given twice.
+    faults = [*(["has " + ("fields" if len(unknown) > 1 else "a field") + " it should not"] if unknown else []),
+              *(["gives " + ("fields" if len(repeated) > 1 else "a field") + " two different values"]
+                if repeated else [])]
+    if faults:
         raise InvalidFormError(
-            f"The form has {'fields' if len(errors) > 1 else 'a field'} it should not: nothing was done. "
-            "Use the page's own form.",
-            errors,
+            f"The form {' and '.join(faults)}: nothing was done. Use the page's own form.", unknown + repeated
         )

@@ -452,3 +452,30 @@ def test_a_bulk_form_with_a_field_it_does_not_have_is_refused_and_freezes_nothin
     with app.app_context():
         assert db.session.scalar(sa.select(sa.func.count()).select_from(BulkAction)) == 0
         assert db.session.scalar(sa.select(sa.func.count()).select_from(AuditEvent)) == 0
+
+
+@pytest.mark.parametrize("action", ["requeue", "acknowledge"])
+def test_a_one_job_action_form_with_a_field_it_does_not_have_changes_nothing(app, client, action):
+    # A trial found the group forms taking fields they do not have; the one-job forms did too.
+    job_id = _failed_job(app, "doc-extra")
+    before = _row(app, job_id)
+    response = client.post(f"/jobs/{job_id}/{action}",
+                           data={"csrf_token": _csrf(client, f"/jobs/{job_id}"), "failure_at_": "x"})
+    assert response.status_code == 400 and response.mimetype == "text/html"
+    text = response.get_data(as_text=True)
+    assert "The form has a field it should not" in text and "<code>failure_at_</code>" in text
+    assert _row(app, job_id) == before
+    with app.app_context():
+        assert db.session.scalar(sa.select(sa.func.count()).select_from(AuditEvent)) == 0
+
+
+def test_a_filter_action_on_a_group_that_does_not_exist_is_a_404_and_freezes_nothing(app, client):
+    # A trial: "Requeue 0 jobs?" was asked, and a bulk action stored; /jobs and the exports say 404.
+    from app.models.bulk_action import BulkAction
+
+    _failed_job(app, "doc-nogroup")
+    response = client.post("/jobs/bulk", data={"csrf_token": _csrf(client), "op": "requeue:filter", "group": "999999"})
+    assert response.status_code == 404 and response.mimetype == "text/html"
+    with app.app_context():
+        assert db.session.scalar(sa.select(sa.func.count()).select_from(BulkAction)) == 0
+        assert db.session.scalar(sa.select(sa.func.count()).select_from(AuditEvent)) == 0

@@ -9,6 +9,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 import sqlalchemy as sa
+from werkzeug.datastructures import MultiDict
 
 from app.extensions import db
 from app.models import BulkAction, FailureGroup, FailureGroupEvent, ProcessingJob
@@ -194,6 +195,32 @@ def test_resolve_in_version_then_reopen_are_audited_and_on_the_timeline(app, cli
         assert [(e.reason, e.actor) for e in events][-2:] == [("resolved", "test-admin"), ("reopened", "test-admin")]
         assert db.session.get(FailureGroup, groups["unit"]).state == "unresolved"
     assert len(_audit(app, "groups.")) >= 2
+
+
+@pytest.mark.parametrize(("action", "fields", "fault"), [
+    # A trial: each was taken, the repeat by its first value, the rest dropped.
+    ("ignore", [("mode", "forever"), ("mode", "until_date"), ("until", "2030-01-01")], "gives a field two different"),
+    ("jobs", [("op", "requeue"), ("op", "acknowledge")], "gives a field two different values"),
+    ("resolve", [("in_version", "9.0.0"), ("bogus", "1")], "has a field it should not"),
+    ("reopen", [("bogus", "1")], "has a field it should not"),
+])
+def test_a_group_action_form_with_a_field_it_has_not_or_two_values_changes_nothing(
+    app, client, groups, action, fields, fault
+):
+    path = f"/groups/{groups['unit']}"
+    if action == "reopen":
+        client.post(path + "/resolve", data={"csrf_token": _csrf(client, path)})
+    with app.app_context():
+        before = db.session.get(FailureGroup, groups["unit"]).state
+        bulk_rows = db.session.scalar(sa.select(sa.func.count()).select_from(BulkAction))
+    audited = len(_audit(app, ""))
+    response = client.post(path + "/" + action, data=MultiDict([("csrf_token", _csrf(client, path)), *fields]))
+    assert response.status_code == 400
+    assert f"The form {fault}" in response.get_data(as_text=True)
+    with app.app_context():
+        assert db.session.get(FailureGroup, groups["unit"]).state == before
+        assert db.session.scalar(sa.select(sa.func.count()).select_from(BulkAction)) == bulk_rows
+    assert len(_audit(app, "")) == audited
 
 
 def test_ignore_until_n_more_occurrences(app, client, groups):
