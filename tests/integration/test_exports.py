@@ -653,3 +653,20 @@ def test_exports_write_control_characters_as_escapes_that_read_back(client):
         assert not re.search("[\x01-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]", raw), rows
         [record] = [json.loads(line) for line in raw.splitlines()]
         assert record["error_message"] == message, rows  # JSON escapes: read back as sent
+
+
+def test_ndjson_writes_unicode_line_separators_as_escapes(client):
+    # A trial: a message holding U+2028/U+2029 made one record five lines
+    # for str.splitlines; JSON escapes keep it one line that reads back the same.
+    job = client.post("/api/v1/processing-jobs", json={"document_id": "doc-separators"}).get_json()
+    client.post(f"/api/v1/processing-jobs/{job['id']}/start")
+    message = "one\u2028two\u2029three"
+    item = {"code": "unit.bad", "severity": "error", "message": message, "pointer": "/entities/0/unit"}
+    answer = client.post(f"/api/v1/processing-jobs/{job['id']}/validation-failure",
+                         json={"error_message": message, "error_details": {"errors": [item]}, "error_format": "normalized"})
+    assert answer.status_code == 200, answer.get_json()
+    for rows in ("items", "jobs"):
+        raw = client.get(f"/exports/job-errors.ndjson?document_id=doc-separators&rows={rows}").get_data(as_text=True)
+        assert "\u2028" not in raw and "\u2029" not in raw and "one\\u2028two\\u2029three" in raw, rows
+        [record] = [json.loads(line) for line in raw.splitlines()]
+        assert record["error_message"] == message, rows

@@ -120,6 +120,10 @@ def _csv_renderer(columns: Sequence[Column]) -> tuple[str, Callable[[Records], s
     return "\ufeff" + render([tuple(column.name for column in columns)]), render
 
 
+#: U+2028 LINE SEPARATOR and U+2029 PARAGRAPH SEPARATOR as JSON escapes.
+_LINE_SEPARATORS = {0x2028: "\\u2028", 0x2029: "\\u2029"}
+
+
 def _ndjson_renderer(columns: Sequence[Column]) -> Callable[[Records], str]:
     names = tuple(column.name for column in columns)
 
@@ -127,9 +131,13 @@ def _ndjson_renderer(columns: Sequence[Column]) -> Callable[[Records], str]:
         # json leaves DEL and the C1 controls (CSI...) as they are, and a
         # terminal that prints the file would act on them: written as JSON
         # escapes (only strings can hold them), the lines read back the same.
-        return with_controls_escaped(
+        # U+2028 and U+2029 too: a line reader that follows Unicode's line
+        # breaks (Python's str.splitlines, JavaScript's old parsers) split
+        # a record at them (a trial). JSON allows them only in strings.
+        text = with_controls_escaped(
             "".join([json.dumps(dict(zip(names, r)), ensure_ascii=False) + "\n" for r in records])
         )
+        return text.translate(_LINE_SEPARATORS) if "\u2028" in text or "\u2029" in text else text
 
     return render
 
