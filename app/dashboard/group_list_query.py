@@ -12,7 +12,7 @@ from datetime import datetime
 from app.errors import InvalidQueryError, parameter_error
 from app.models import GroupState, GroupSubstate
 from app.services.failure_groups import queries
-from app.web.group_query import query_text as _text
+from app.web.group_query import query_text as _text, read_failing
 from app.web.list_heading import FilterChip, ListHeading, Pairs, href, with_changes
 from app.web.query import raise_problems
 from app.web.query_time import read_time_range
@@ -68,9 +68,7 @@ def group_filter_from_args(args) -> tuple[queries.GroupFilter, str]:
         )
     seen_from, seen_to, problems = read_time_range(args)
     raise_problems(problems)  # as /jobs says it: an empty list would read as "no group"
-    if args.get("failing") not in (None, "1"):
-        raise InvalidQueryError("failing takes 1 (groups with jobs failing now) or nothing.",
-                                [parameter_error("failing", "must be 1, or left out")])
+    failing = read_failing(args)
     return (
         queries.GroupFilter(
             states=states,
@@ -81,7 +79,7 @@ def group_filter_from_args(args) -> tuple[queries.GroupFilter, str]:
             worker_version=_text(args.get("worker_version"), "worker_version"),
             seen_from=seen_from,
             seen_to=seen_to,
-            failing=args.get("failing") == "1",
+            failing=failing,
         ),
         sort,
     )

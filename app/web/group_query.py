@@ -15,7 +15,7 @@ from app.web.query_time import read_time_range
 #: Query-string names of the group filter (``sort``, ``limit`` and
 #: ``cursor`` choose the order and the page, not groups).
 GROUP_FILTER_PARAMETERS = (
-    "state", "substate", "code", "job_type", "worker_version", "from", "to", "grouping_version",
+    "state", "substate", "code", "job_type", "worker_version", "from", "to", "grouping_version", "failing",
 )
 MAX_TEXT_LENGTH = 200
 
@@ -59,14 +59,29 @@ def _text(args: QueryArgs, name: str) -> str | None:
     return query_text(args.get(name), name)
 
 
+def read_failing(args: QueryArgs) -> bool:
+    """``failing``: ``1`` keeps the groups with jobs failing on them now
+    (``current_jobs`` above 0, whatever their state); absent: every group.
+
+    Raises:
+        InvalidQueryError: any other value, naming ``failing``.
+    """
+    raw = args.get("failing")
+    if raw not in (None, "1"):
+        raise InvalidQueryError("failing takes 1 (groups with jobs failing now) or nothing.",
+                                [parameter_error("failing", "must be 1, or left out")])
+    return raw == "1"
+
+
 def group_filter_from_args(args: QueryArgs) -> GroupFilter:
     """The :class:`GroupFilter` of a query string.
 
     ``state``/``substate``: repeatable or comma-separated words (``state=all``:
     every state, as without it);
     ``code``, ``job_type``, ``worker_version``: exact values; ``from``/``to``:
-    RFC 3339 date-times bounding ``last_seen``; ``grouping_version``: one of
-    the implemented versions (default: the current one).
+    RFC 3339 date-times or dates bounding ``last_seen``; ``grouping_version``: one of
+    the implemented versions (default: the current one); ``failing``
+    (:func:`read_failing`).
 
     Raises:
         InvalidQueryError: a bad value, naming its parameter.
@@ -94,6 +109,7 @@ def group_filter_from_args(args: QueryArgs) -> GroupFilter:
         seen_from=seen_from,
         seen_to=seen_to,
         grouping_version=version,
+        failing=read_failing(args),
     )
 
 

@@ -368,3 +368,14 @@ def test_resolve_in_a_version_of_a_named_worker(client, app):
     # "extractor" is another worker: its 1.0.0 is no older version of "other"'s 2.0.0.
     _fail(client, UCUM, version="1.0.0")
     assert client.get(f"/api/v1/failure-groups/{group_id}").get_json()["substate"] == "regressed"
+
+
+def test_failing_keeps_the_groups_with_jobs_failing_now_as_the_groups_page_does(client):
+    # A trial: /groups had "Only groups with jobs failing now", the API a 400 for failing=1.
+    _fail(client, {**UCUM, "code": "rule.now"})
+    done = _fail(client, {**UCUM, "code": "rule.done"})
+    assert client.post(f"/api/v1/processing-jobs/{done}/requeue").status_code == 200
+    assert {g["code"] for g in _groups(client, "?failing=1")["items"]} == {"rule.now"}
+    assert {g["code"] for g in _groups(client)["items"]} == {"rule.now", "rule.done"}
+    problem = assert_problem(client.get("/api/v1/failure-groups?failing=true"), 400, "invalid-query")
+    assert [error["parameter"] for error in problem["errors"]] == ["failing"]
