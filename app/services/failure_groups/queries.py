@@ -290,9 +290,15 @@ def _decode_cursor(cursor: str, sort: str) -> tuple[Any, int]:
         raise bad from None
     # The id is an INTEGER column and a count a BIGINT: a value beyond them
     # would reach the database as a bind it refuses (a 500), not a 400.
-    if (not isinstance(raw, list) or len(raw) != 3 or raw[0] != sort or type(raw[2]) is not int
+    if (not isinstance(raw, list) or len(raw) != 3 or raw[0] not in SORTS or type(raw[2]) is not int
             or not 0 <= raw[2] < 2**31):
         raise bad
+    if raw[0] != sort:
+        # Said as the job list says it (a trial): the cursor is one, of another order.
+        raise InvalidQueryError(
+            f"The cursor was made for sort={raw[0]}, not sort={sort}; start again from the first page.",
+            [parameter_error("cursor", f"was made for sort={raw[0]}")],
+        )
     value = raw[1]
     if sort == "job_count":
         if type(value) is not int or not 0 <= value < 2**63:

@@ -379,3 +379,13 @@ def test_failing_keeps_the_groups_with_jobs_failing_now_as_the_groups_page_does(
     assert {g["code"] for g in _groups(client)["items"]} == {"rule.now", "rule.done"}
     problem = assert_problem(client.get("/api/v1/failure-groups?failing=true"), 400, "invalid-query")
     assert [error["parameter"] for error in problem["errors"]] == ["failing"]
+
+
+def test_a_cursor_of_another_sort_says_which_sort_it_was_made_for(client):
+    # A trial: "is not a valid cursor" read as a broken cursor; the job list names its time_field.
+    for i in range(3):
+        _fail(client, {**UCUM, "code": f"rule.{i}"})
+    cursor = _groups(client, "?sort=job_count&limit=1")["next_cursor"]
+    problem = assert_problem(client.get(f"/api/v1/failure-groups?sort=first_seen&cursor={cursor}"), 400, "invalid-query")
+    assert [(e["parameter"], e["detail"]) for e in problem["errors"]] == [("cursor", "was made for sort=job_count")]
+    assert "sort=job_count, not sort=first_seen" in problem["detail"]
