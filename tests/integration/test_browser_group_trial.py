@@ -142,6 +142,16 @@ def test_a_groups_action_fields_on_a_phone_are_thumb_sized_and_not_zoomed_into(s
         assert box["width"] >= 24 and box["height"] >= 24, box
     for link in page.locator(".site-header nav a").all():
         assert link.bounding_box()["height"] >= 24, link.inner_text()
+    # /groups: the filter's check boxes and the "failing now" number links
+    # (a trial measured 17 px boxes and a 9 by 16 px "1").
+    page.goto(f"{site}/groups")
+    page.locator("details.filter-panel summary").click()
+    boxes = page.locator("form.group-filters input[type=checkbox]").all()
+    links = page.locator("table.groups td.current a").all()
+    assert boxes and links
+    for target in (*boxes, *links):
+        box = target.bounding_box()
+        assert box["width"] >= 24 and box["height"] >= 24, (target.evaluate("e => e.outerHTML"), box)
     page.goto(f"{site}/jobs?job_type=entity_extraction")
     remove = page.locator("a.chip-remove").first
     expect(remove).to_be_visible()
