@@ -65,20 +65,28 @@ def not_a_page(view: _View) -> _View:
 
 
 def _opens_with_get(target: str) -> bool:
-    """Whether ``target``'s path is a page of the app a browser can open: a
-    ``GET`` route, not of :data:`_NOT_PAGES` nor marked :func:`not_a_page`
-    (True outside an app: nothing to ask)."""
-    if not has_app_context():
-        return True
+    """Whether ``target``'s path is a page of the app a browser can open
+    (:func:`page_endpoint`; True outside an app: nothing to ask)."""
+    return not has_app_context() or page_endpoint(urlsplit(target).path) is not None
+
+
+def page_endpoint(path: str, *, follow: bool = True) -> str | None:
+    """The endpoint (``dashboard.show_group``) of the app's page at ``path``
+    (percent-encoded, as in a URL): a ``GET`` route, not of
+    :data:`_NOT_PAGES` nor marked :func:`not_a_page`; the route a missing or
+    extra trailing slash redirects to counts as its own. ``None`` when no
+    page is there (404, 405, not a page). Needs an app context."""
     adapter = current_app.url_map.bind("localhost")  # the host is not matched (no host_matching)
     try:
-        endpoint, _ = adapter.match(unquote(urlsplit(target).path), method="GET")
-    except RequestRedirect:  # a slash added or removed: the route answers GET there
-        return True
+        endpoint, _ = adapter.match(unquote(path), method="GET")
+    except RequestRedirect as redirect:  # a slash added or removed: where the route answers
+        return page_endpoint(urlsplit(redirect.new_url).path, follow=False) if follow else None
     except HTTPException:  # 404 or 405
-        return False
+        return None
     view = current_app.view_functions.get(endpoint)
-    return not endpoint.startswith(_NOT_PAGES) and not getattr(view, "not_a_page", False)
+    if endpoint.startswith(_NOT_PAGES) or getattr(view, "not_a_page", False):
+        return None
+    return endpoint
 
 
 def same_site_referrer(referrer: str | None, host: str) -> str | None:

@@ -27,7 +27,7 @@ from app.models import JobStatus, ProcessingJob
 from app.models.job_status import FAILURE_STATUSES, TERMINAL_STATUSES
 from app.models.access import Permission
 from app.models.types import utcnow
-from app.redirects import safe_redirect_target, same_site_referrer
+from app.redirects import page_endpoint, safe_redirect_target, same_site_referrer
 from app.services import dashboard_stats
 from app.services.failure_groups import group_details, queries
 from app.services.failure_groups.search import MAX_GROUPS_FOUND, find_groups_by_title
@@ -335,20 +335,21 @@ def back_link() -> str:
     return safe_redirect_target(back, default)
 
 
+#: The back link's words for each page jobs are opened from, by its endpoint.
+_OPENER_LABELS = {
+    "dashboard.list_jobs": "Back to the list",
+    "dashboard.show_bulk_action": "Back to the list",
+    "dashboard.list_groups": "Back to failure groups",
+    "dashboard.show_group": "Back to the group",
+    "admin.list_audit_events": "Back to the audit log",
+}
+
+
 def _opener_label(path: str) -> str | None:
     """The back link's words for a page jobs are opened from (by its path):
-    the job list, the groups list, a group's pages, a bulk action's page,
+    the job list, the groups list, a group's page, a bulk action's page,
     the audit log; None for any other page (the sign-in form, a job page)."""
-    groups = url_for("dashboard.list_groups")
-    if path == url_for("dashboard.list_jobs") or path.startswith("/bulk-actions/"):
-        return "Back to the list"
-    if path == groups:
-        return "Back to failure groups"
-    if path.startswith(groups + "/"):
-        return "Back to the group"
-    if path.startswith(url_for("admin.list_audit_events")):
-        return "Back to the audit log"
-    return None
+    return _OPENER_LABELS.get(page_endpoint(path) or "")
 
 
 def back_label(target: str) -> str:

@@ -61,3 +61,25 @@ def test_anything_else_gives_the_default(target):
 ])
 def test_a_referrer_is_followed_only_as_a_path_of_this_site(referrer, expected):
     assert same_site_referrer(referrer, "console.test") == expected
+
+
+def test_page_endpoint_names_the_get_pages_only():
+    from flask import Blueprint, Flask
+
+    from app.redirects import not_a_page, page_endpoint
+
+    app = Flask(__name__)
+    app.add_url_rule("/groups", "list_groups", lambda: "")
+    app.add_url_rule("/groups/<int:group_id>", "show_group", lambda group_id: "")
+    app.add_url_rule("/folder/", "folder", lambda: "")
+    app.add_url_rule("/logout", "logout", lambda: "", methods=["POST"])
+    app.add_url_rule("/jobs/bulk", "bulk_form_address", not_a_page(lambda: ""))
+    api = Blueprint("api", __name__)
+    api.add_url_rule("/api/v1/groups", "groups", lambda: "")
+    app.register_blueprint(api)
+    with app.app_context():
+        assert page_endpoint("/groups") == "list_groups"
+        assert page_endpoint("/groups/7") == "show_group"
+        assert page_endpoint("/folder") == "folder"  # the slash Werkzeug adds
+        assert [page_endpoint(p) for p in ("/logout", "/jobs/bulk", "/api/v1/groups", "/groups/x", "/nowhere")] == [
+            None] * 5
