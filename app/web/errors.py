@@ -113,7 +113,9 @@ def _handle_service_error(error: ServiceError) -> Response | tuple[str, int, dic
         sign_in = url_for("auth.login", next=same_site_referrer(request.referrer, request.host))
     # A refused form: the way on is the page it was on (a trial found only
     # the lists linked from a group's refused resolve).
-    form_page = same_site_referrer(request.referrer, request.host) if request.method == "POST" and not sign_in else None
+    form_page = None
+    if request.method == "POST" and not sign_in:
+        form_page = same_site_referrer(request.referrer, request.host)
     return (
         render_template(
             "error.html", status=error.status, title=error.title, detail=error.detail,

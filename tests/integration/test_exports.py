@@ -629,16 +629,22 @@ def test_rows_jobs_writes_details_as_json_text_strings_included(app, client):
     assert [json.loads(cells[d]) for d in ("doc-string", "doc-number", "doc-object")] == ["123", 123, {"a": "é", "b": 1}]
 
 
-def test_exports_write_control_characters_as_escapes_that_read_back(client):
-    # A terminal that prints the file would act on ESC or CSI (colours, the
-    # window title, moving the cursor); the pages show the same escapes.
-    job = client.post("/api/v1/processing-jobs", json={"document_id": "doc-controls"}).get_json()
+def _fail_with_message(client, document: str, message: str, pointer: str) -> None:
+    """A started job of ``document`` failed with ``message`` as its error
+    message and as the message of its one item (at ``pointer``)."""
+    job = client.post("/api/v1/processing-jobs", json={"document_id": document}).get_json()
     client.post(f"/api/v1/processing-jobs/{job['id']}/start")
-    message = "bad \x1b[31mred\x1b[0m \x07 \x9b2J \x7f end\ttab"
-    item = {"code": "unit.bad", "severity": "error", "message": message, "pointer": "/entities/0/te\x1bxt"}
+    item = {"code": "unit.bad", "severity": "error", "message": message, "pointer": pointer}
     answer = client.post(f"/api/v1/processing-jobs/{job['id']}/validation-failure",
                          json={"error_message": message, "error_details": {"errors": [item]}, "error_format": "normalized"})
     assert answer.status_code == 200, answer.get_json()
+
+
+def test_exports_write_control_characters_as_escapes_that_read_back(client):
+    # A terminal that prints the file would act on ESC or CSI (colours, the
+    # window title, moving the cursor); the pages show the same escapes.
+    message = "bad \x1b[31mred\x1b[0m \x07 \x9b2J \x7f end\ttab"
+    _fail_with_message(client, "doc-controls", message, "/entities/0/te\x1bxt")
     escaped = "bad \\u001b[31mred\\u001b[0m \\u0007 \\u009b2J \\u007f end\ttab"
     for rows in ("items", "jobs"):
         text = client.get(f"/exports/job-errors.csv?document_id=doc-controls&rows={rows}").get_data(as_text=True)
@@ -658,13 +664,8 @@ def test_exports_write_control_characters_as_escapes_that_read_back(client):
 def test_ndjson_writes_unicode_line_separators_as_escapes(client):
     # A trial: a message holding U+2028/U+2029 made one record five lines
     # for str.splitlines; JSON escapes keep it one line that reads back the same.
-    job = client.post("/api/v1/processing-jobs", json={"document_id": "doc-separators"}).get_json()
-    client.post(f"/api/v1/processing-jobs/{job['id']}/start")
     message = "one\u2028two\u2029three"
-    item = {"code": "unit.bad", "severity": "error", "message": message, "pointer": "/entities/0/unit"}
-    answer = client.post(f"/api/v1/processing-jobs/{job['id']}/validation-failure",
-                         json={"error_message": message, "error_details": {"errors": [item]}, "error_format": "normalized"})
-    assert answer.status_code == 200, answer.get_json()
+    _fail_with_message(client, "doc-separators", message, "/entities/0/unit")
     for rows in ("items", "jobs"):
         raw = client.get(f"/exports/job-errors.ndjson?document_id=doc-separators&rows={rows}").get_data(as_text=True)
         assert "\u2028" not in raw and "\u2029" not in raw and "one\\u2028two\\u2029three" in raw, rows
