@@ -32,7 +32,7 @@ from app.services.error_details.schema_wording import (
 )
 from app.services.json_pointer import json_pointer
 from app.services.json_values import without_surrogates
-from app.web.query_time import date_time_fault
+from app.web.query_time import date_time_fault, parse_range_bound
 
 OPENAPI_PATH = Path(__file__).with_name("specs") / "openapi.json"
 ENTITY_DOCUMENT_SCHEMA_PATH = Path(__file__).parents[1] / "worker" / "schemas" / "entity-document.v1.schema.json"  # noqa: E501
@@ -109,6 +109,10 @@ def _pointer(path: Any) -> str:
     return json_pointer(without_surrogates(str(part)) for part in path)
 
 
+#: The ``anyOf`` of a string that is an RFC 3339 date-time or a full-date.
+_TIME_OR_DATE = [{"format": "date-time"}, {"format": "date"}]
+
+
 def _describe(error: ValidationError) -> list[FieldError]:
     """Field errors for one jsonschema error. Never quotes the instance value
     (it may be patient text): the message is built from the keyword, in the
@@ -140,6 +144,14 @@ def _describe(error: ValidationError) -> list[FieldError]:
         fault = date_time_fault(instance)
         if fault is not None:
             return [field_error(where, fault)]
+    if keyword == "anyOf" and isinstance(instance, str) and value == _TIME_OR_DATE:
+        # A time that may be a date alone (an ignore's until): the words of
+        # the query string's from/to, not "does not match any of the
+        # allowed shapes" (2026-02-30: "February 2026 has 28 days").
+        try:
+            parse_range_bound(instance, "until", end=False)
+        except InvalidQueryError as refused:
+            return [field_error(where, refused.errors[0]["detail"])]
     message = schema_keyword_message(
         "false" if keyword is None else str(keyword),
         value,

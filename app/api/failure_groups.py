@@ -28,7 +28,7 @@ from app.services.failure_groups.queries import get_group, list_groups
 from app.services.failure_groups.serialize import group_to_json
 from app.web.group_query import group_filter_from_args, group_sort_from_args
 from app.web.query import read_page
-from app.web.query_time import parse_rfc3339
+from app.web.query_time import parse_range_bound
 
 
 #: Each action's 422 ``detail``, the same for a fault of its schema and one
@@ -120,13 +120,15 @@ def resolve_failure_group(group_id: str) -> Response:
 
 @bp.post("/failure-groups/<group_id>/ignore")
 def ignore_failure_group(group_id: str) -> Response:
-    """Ignore a group: ``{}`` forever, ``{"until": date-time}`` or ``{"occurrences": N}``."""
+    """Ignore a group: ``{}`` forever, ``{"until": date-time or date}`` (a
+    date alone: 00:00 UTC that day) or ``{"occurrences": N}``."""
     body = _optional_body("IgnoreGroup")
     fields = body or {}
     until = None
     if "until" in fields:
         try:
-            until = parse_rfc3339(fields["until"], "until")
+            # A date alone is that day's 00:00 UTC, as the dashboard's form takes it.
+            until = parse_range_bound(fields["until"], "until", end=False)
         except InvalidQueryError as exc:
             # The parser names a query parameter; here the time is a body field.
             raise InvalidFieldsError(

@@ -330,7 +330,7 @@ def test_a_413_is_titled_as_rfc_9110_names_it(client):
     assert problem["title"] == "Content Too Large"
 
 
-@pytest.mark.parametrize("until", ["0000-06-01T00:00:00Z", "9999-06-01T00:00:00Z"])
+@pytest.mark.parametrize("until", ["0000-06-01T00:00:00Z", "9999-06-01T00:00:00Z", "0000-06-01", "9999-06-01"])
 def test_an_ignore_date_out_of_range_says_the_range_at_either_end(client, until):
     # Year 0000 is valid RFC 3339 that no timestamp can hold: the same
     # message as 9999, not "is not a valid date-time", and the same top-level
@@ -389,3 +389,20 @@ def test_a_cursor_of_another_sort_says_which_sort_it_was_made_for(client):
     problem = assert_problem(client.get(f"/api/v1/failure-groups?sort=first_seen&cursor={cursor}"), 400, "invalid-query")
     assert [(e["parameter"], e["detail"]) for e in problem["errors"]] == [("cursor", "was made for sort=job_count")]
     assert "sort=job_count, not sort=first_seen" in problem["detail"]
+
+
+def test_an_ignore_until_a_date_alone_wakes_as_that_day_begins_as_the_form_does(client):
+    # A trial: the dashboard's form takes a date (00:00 UTC that day), the API only a date-time.
+    _fail(client, UCUM)
+    group_id = _groups(client)["items"][0]["id"]
+    response = client.post(f"/api/v1/failure-groups/{group_id}/ignore", json={"until": "2030-06-01"})
+    assert response.status_code == 200, response.get_json()
+    assert response.get_json()["ignore"] == {"mode": "until_date", "until": "2030-06-01T00:00:00Z", "occurrences": None}
+    _fail(client, ICD)
+    other = next(g["id"] for g in _groups(client)["items"] if g["code"] == ICD["code"])
+    for until, detail in (("2030-02-30", "February 2030 has 28 days"), ("2030-6-1", "must be an RFC 3339 date-time")):
+        problem = assert_problem(client.post(f"/api/v1/failure-groups/{other}/ignore", json={"until": until}),
+                                 422, "invalid-fields")
+        assert [e["pointer"] for e in problem["errors"]] == ["#/until"], problem
+        assert detail in problem["errors"][0]["detail"], problem
+    assert client.get(f"/api/v1/failure-groups/{other}").get_json()["state"] == "unresolved"
