@@ -152,6 +152,10 @@ def _describe(error: ValidationError) -> list[FieldError]:
             parse_range_bound(instance, "until", end=False)
         except InvalidQueryError as refused:
             return [field_error(where, refused.errors[0]["detail"])]
+        # The query string's reader allows spaces around a time and one for
+        # the "T"; a body's time is the exact text (a trial).
+        return [field_error(where, "must be an RFC 3339 date-time such as 2026-11-29T21:16:35Z, or a date such "
+                                   "as 2026-11-29, with no spaces")]
     message = schema_keyword_message(
         "false" if keyword is None else str(keyword),
         value,

@@ -61,13 +61,14 @@ def _text(args: QueryArgs, name: str) -> str | None:
 
 def read_failing(args: QueryArgs) -> bool:
     """``failing``: ``1`` keeps the groups with jobs failing on them now
-    (``current_jobs`` above 0, whatever their state); absent: every group.
+    (``current_jobs`` above 0, whatever their state); absent or empty:
+    every group.
 
     Raises:
         InvalidQueryError: any other value, naming ``failing``.
     """
     raw = args.get("failing")
-    if raw not in (None, "1"):
+    if raw not in (None, "", "1"):  # empty, as every other parameter: no filter
         raise InvalidQueryError("failing takes 1 (groups with jobs failing now) or nothing.",
                                 [parameter_error("failing", "must be 1, or left out")])
     return raw == "1"

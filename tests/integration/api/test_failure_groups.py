@@ -377,6 +377,7 @@ def test_failing_keeps_the_groups_with_jobs_failing_now_as_the_groups_page_does(
     assert client.post(f"/api/v1/processing-jobs/{done}/requeue").status_code == 200
     assert {g["code"] for g in _groups(client, "?failing=1")["items"]} == {"rule.now"}
     assert {g["code"] for g in _groups(client)["items"]} == {"rule.now", "rule.done"}
+    assert {g["code"] for g in _groups(client, "?failing=")["items"]} == {"rule.now", "rule.done"}  # as /groups
     problem = assert_problem(client.get("/api/v1/failure-groups?failing=true"), 400, "invalid-query")
     assert [error["parameter"] for error in problem["errors"]] == ["failing"]
 
@@ -400,7 +401,8 @@ def test_an_ignore_until_a_date_alone_wakes_as_that_day_begins_as_the_form_does(
     assert response.get_json()["ignore"] == {"mode": "until_date", "until": "2030-06-01T00:00:00Z", "occurrences": None}
     _fail(client, ICD)
     other = next(g["id"] for g in _groups(client)["items"] if g["code"] == ICD["code"])
-    for until, detail in (("2030-02-30", "February 2030 has 28 days"), ("2030-6-1", "must be an RFC 3339 date-time")):
+    for until, detail in (("2030-02-30", "February 2030 has 28 days"), ("2030-6-1", "must be an RFC 3339 date-time"),
+                          (" 2030-06-01", "with no spaces"), ("2030-06-01 00:00:00Z", "with no spaces")):
         problem = assert_problem(client.post(f"/api/v1/failure-groups/{other}/ignore", json={"until": until}),
                                  422, "invalid-fields")
         assert [e["pointer"] for e in problem["errors"]] == ["#/until"], problem
