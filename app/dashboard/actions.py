@@ -168,7 +168,7 @@ def _act_on_one(action: str, job_id: str, said: str) -> Response:
     alone, and the operator is sent back to its page to look again.
     """
     _require_csrf()
-    refuse_unknown_form_fields(request.form, ("csrf_token", "failure_at", "next"))
+    refuse_unknown_form_fields(request.form, ("csrf_token", "failure_at", "next"), query=request.args)
     actor = current_actor()
     back = _back("")  # "": none asked for; the job's page, by its canonical id, below
     shown = _failure_time(request.form.get("failure_at"), "/failure_at")
@@ -345,9 +345,8 @@ def _read_bulk_form() -> Response | tuple[str, list[tuple[str, str]], str]:
     redirect to its frozen question instead (:func:`_freeze_filter`)."""
     _require_csrf()
     # A misspelt filter field widened the action to every failing job (a trial).
-    web_query.refuse_unknown_parameters(request.args, ())  # the forms send no query string
     refuse_unknown_form_fields(request.form, (*BULK_FORM_FIELDS, *web_query.FILTER_PARAMETERS),
-                               repeatable=("job_id", "shown", *MULTI_VALUED_PARAMETERS))
+                               repeatable=("job_id", "shown", *MULTI_VALUED_PARAMETERS), query=request.args)
     action, scope = _operation()
     if scope == "filter":
         return _freeze_filter(action)

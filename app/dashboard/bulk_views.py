@@ -67,7 +67,7 @@ def run_bulk_action(bulk_id: str) -> Response:
     the first change; its ``row_count`` grows with each batch.
     """
     _require_csrf()
-    refuse_unknown_form_fields(request.form, ("csrf_token",))
+    refuse_unknown_form_fields(request.form, ("csrf_token",), query=request.args)
     bulk = _bulk(bulk_id)
     audit = {"scope": bulk.scope}
     if bulk.group_id is not None:

@@ -16,20 +16,26 @@ from werkzeug.datastructures import MultiDict
 from app.errors import InvalidFormError, field_error
 from app.request_input import has_different_values
 from app.services.json_pointer import escape_token
+from app.web.query import refuse_unknown_parameters
 
 
 def refuse_unknown_form_fields(
-    form: MultiDict[str, str], known: Iterable[str], *, repeatable: Iterable[str] = ()
+    form: MultiDict[str, str], known: Iterable[str], *, repeatable: Iterable[str] = (),
+    query: Iterable[str] = (),
 ) -> None:
     """Refuse the form when a field is not in ``known``, or a field not in
     ``repeatable`` is given two different values (the query string's rule,
-    :func:`~app.request_input.has_different_values`).
+    :func:`~app.request_input.has_different_values`), or when the POST has a
+    query string (``query``: its names; the pages' forms send none, and a
+    parameter there was silently ignored, a trial).
 
     Raises:
+        InvalidQueryError: a ``query`` name, named (checked first).
         InvalidFormError: one error per such field, its location a JSON
             Pointer (RFC 6901) to the field, ``""`` when the name is not
             printable (not echoed); the detail says nothing was done.
     """
+    refuse_unknown_parameters(query, ())
     allowed, many = set(known), set(repeatable)
     unknown, repeated = [], []
     for name in form:

@@ -223,6 +223,17 @@ def test_a_group_action_form_with_a_field_it_has_not_or_two_values_changes_nothi
     assert len(_audit(app, "")) == audited
 
 
+def test_a_group_action_posted_with_a_query_string_changes_nothing(app, client, groups):
+    # A trial: POST /groups/5/reopen?bogus=1 reopened the group; the forms send no query string.
+    path = f"/groups/{groups['unit']}"
+    audited = len(_audit(app, ""))
+    response = client.post(path + "/resolve?in_version=9.0.0", data={"csrf_token": _csrf(client, path)})
+    assert response.status_code == 400 and "<code>in_version</code>" in response.get_data(as_text=True)
+    with app.app_context():
+        assert db.session.get(FailureGroup, groups["unit"]).state == "unresolved"
+    assert len(_audit(app, "")) == audited
+
+
 def test_ignore_until_n_more_occurrences(app, client, groups):
     path = f"/groups/{groups['icd']}"
     client.post(path + "/ignore", data={"csrf_token": _csrf(client, path), "mode": "until_occurrences",
