@@ -320,11 +320,17 @@ def this_page_as_back() -> str:
 
 def back_link() -> str:
     """Where the job page's back link goes: its ``back`` parameter, else the
-    referring page when it is a page of this site, else the list of
-    failures. Only a path on this site is followed
+    referring page, when either is a page jobs are opened from (a list, a
+    group, a bulk action, the audit log), else the list of failures. Only
+    a path on this site is followed
     (:func:`~app.redirects.safe_redirect_target`)."""
     default = url_for("dashboard.list_jobs")
     back = request.args.get("back")
+    if back and not _opener_label(urlsplit(back).path):
+        # Only a page jobs are opened from, so the link's words fit where it
+        # goes (a trial: back=/exports/job-errors.csv was "Back to the list"
+        # and, clicked, ran an export).
+        return default
     if not back:
         referrer = same_site_referrer(request.referrer, request.host)
         # Only a page a job is opened from: browsers send the sign-in page
