@@ -105,6 +105,11 @@ def test_openapi_enums_equal_the_code():
     assert {branch["if"]["properties"]["status"]["const"] for branch in result["allOf"]} == terminal_words
     assert set(list_parameters["time_field"]["schema"]["enum"]) == set(TimeField)
     assert set(list_parameters["acknowledged"]["schema"]["enum"]) == set(AcknowledgedFilter)
+    group_parameters = {
+        p["name"]: p for p in document["paths"]["/api/v1/failure-groups"]["get"]["parameters"] if "name" in p
+    }
+    # The one value read_failing takes (an empty one is no filter, as for every parameter).
+    assert group_parameters["failing"]["schema"]["enum"] == ["1"]
 
     # Status and entity type are written once and referred to elsewhere
     # (a Problem's status is the HTTP status).
@@ -140,6 +145,7 @@ def test_openapi_enums_equal_the_code():
         "/components/schemas/ProcessingResult/properties/status",
         "/paths/~1api~1v1~1processing-jobs/get/parameters/3/schema",
         "/paths/~1api~1v1~1processing-jobs/get/parameters/8/schema",
+        "/paths/~1api~1v1~1failure-groups/get/parameters/8/schema",
     }
 
 
