@@ -36,7 +36,7 @@ from app.services.json_pointer import escape_token
 from app.services.processing_jobs.locking import parse_job_id
 from app.unit_of_work import WriteTransaction, replayed_write_transaction
 from app.web import query as web_query
-from app.web.form_fields import refuse_unknown_form_fields
+from app.web.form_fields import refuse_stray_form_input
 from app.timestamps import rfc3339
 from app.web.list_heading import href
 from app.web.query_time import parse_rfc3339
@@ -168,7 +168,7 @@ def _act_on_one(action: str, job_id: str, said: str) -> Response:
     alone, and the operator is sent back to its page to look again.
     """
     _require_csrf()
-    refuse_unknown_form_fields(request.form, ("csrf_token", "failure_at", "next"), query=request.args)
+    refuse_stray_form_input(("failure_at", "next"))
     actor = current_actor()
     back = _back("")  # "": none asked for; the job's page, by its canonical id, below
     shown = _failure_time(request.form.get("failure_at"), "/failure_at")
@@ -345,8 +345,8 @@ def _read_bulk_form() -> Response | tuple[str, list[tuple[str, str]], str]:
     redirect to its frozen question instead (:func:`_freeze_filter`)."""
     _require_csrf()
     # A misspelt filter field widened the action to every failing job (a trial).
-    refuse_unknown_form_fields(request.form, (*BULK_FORM_FIELDS, *web_query.FILTER_PARAMETERS),
-                               repeatable=("job_id", "shown", *MULTI_VALUED_PARAMETERS), query=request.args)
+    refuse_stray_form_input((*BULK_FORM_FIELDS, *web_query.FILTER_PARAMETERS),
+                            repeatable=("job_id", "shown", *MULTI_VALUED_PARAMETERS))
     action, scope = _operation()
     if scope == "filter":
         return _freeze_filter(action)
@@ -356,7 +356,7 @@ def _read_bulk_form() -> Response | tuple[str, list[tuple[str, str]], str]:
 
 #: The bulk forms' own fields (the job list's bar and the question page's),
 #: beside the filter's (``FILTER_PARAMETERS``).
-BULK_FORM_FIELDS = ("csrf_token", "next", "op", "job_id", "shown")
+BULK_FORM_FIELDS = ("next", "op", "job_id", "shown")
 
 
 def _freeze_filter(action: str) -> Response:

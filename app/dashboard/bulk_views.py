@@ -29,7 +29,7 @@ from app.services.failure_groups.errors import GroupNotFoundError
 from app.services.processing_jobs.actions import JobAction
 from app.timestamps import format_utc
 from app.unit_of_work import write_transaction
-from app.web.form_fields import refuse_unknown_form_fields
+from app.web.form_fields import refuse_stray_form_input
 from app.web.list_heading import ListHeading, href, query_pairs
 from app.web.query import (
     DEFAULT_DASHBOARD_ACKNOWLEDGED,
@@ -67,7 +67,7 @@ def run_bulk_action(bulk_id: str) -> Response:
     the first change; its ``row_count`` grows with each batch.
     """
     _require_csrf()
-    refuse_unknown_form_fields(request.form, ("csrf_token",), query=request.args)
+    refuse_stray_form_input(())
     bulk = _bulk(bulk_id)
     audit = {"scope": bulk.scope}
     if bulk.group_id is not None:

@@ -37,7 +37,7 @@ from app.services.failure_groups.errors import GroupNotFoundError, InvalidGroupT
 from app.services.failure_groups.states import is_semver
 from app.services.processing_jobs.actions import JobAction
 from app.timestamps import format_utc
-from app.web.form_fields import refuse_unknown_form_fields
+from app.web.form_fields import refuse_stray_form_input
 from app.web.group_query import MAX_TEXT_LENGTH
 from app.web.list_heading import href, query_pairs, with_changes
 from app.web.query import parse_group_id, parse_limit, refuse_unknown_parameters
@@ -275,7 +275,7 @@ def resolve_group(group_id: str) -> Response:
     jobs are not touched. A wrong version leads back to the page (303)
     saying so."""
     _require_csrf()
-    refuse_unknown_form_fields(request.form, ("csrf_token", "in_version", "in_worker"), query=request.args)
+    refuse_stray_form_input(("in_version", "in_worker"))
     key = _group_id(group_id)
     # A form field, refused on this page whatever its length (not by the
     # query-string reader ``_text``, whose 400 names a query parameter).
@@ -315,7 +315,7 @@ def ignore_group(group_id: str) -> Response:
     value leads back to the group page (303), naming the field
     ("Ignore until: enter a date"); nothing is changed."""
     _require_csrf()
-    refuse_unknown_form_fields(request.form, ("csrf_token", "mode", "until", "occurrences"), query=request.args)
+    refuse_stray_form_input(("mode", "until", "occurrences"))
     key = _group_id(group_id)
     until = occurrences = None
     try:
@@ -340,7 +340,7 @@ def ignore_group(group_id: str) -> Response:
 def reopen_group(group_id: str) -> Response:
     """Reopen a resolved or ignored group."""
     _require_csrf()
-    refuse_unknown_form_fields(request.form, ("csrf_token",), query=request.args)
+    refuse_stray_form_input(())
     key = _group_id(group_id)
     group_lifecycle.reopen_group(key, current_actor(), via="dashboard")
     flash(f"Reopened group {key}.", "success")
@@ -362,7 +362,7 @@ def confirm_group_jobs_action(group_id: str) -> Response:
     reload of the question re-reads it, never re-sends the form (which
     would freeze a second selection). Changes no job."""
     _require_csrf()
-    refuse_unknown_form_fields(request.form, ("csrf_token", "op"), query=request.args)
+    refuse_stray_form_input(("op",))
     key = _group_id(group_id)
     queries.get_group(key)  # 404 for an unknown group, before freezing anything
     bulk = bulk_actions.freeze_group_selection(_action(request.form.get("op")), key, current_actor())

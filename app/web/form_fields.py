@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from werkzeug.datastructures import MultiDict
+from flask import request
 
 from app.errors import InvalidFormError, field_error
 from app.request_input import has_different_values
@@ -19,24 +19,27 @@ from app.services.json_pointer import escape_token
 from app.web.query import refuse_unknown_parameters
 
 
-def refuse_unknown_form_fields(
-    form: MultiDict[str, str], known: Iterable[str], *, repeatable: Iterable[str] = (),
-    query: Iterable[str] = (),
-) -> None:
-    """Refuse the form when a field is not in ``known``, or a field not in
-    ``repeatable`` is given two different values (the query string's rule,
-    :func:`~app.request_input.has_different_values`), or when the POST has a
-    query string (``query``: its names; the pages' forms send none, and a
-    parameter there was silently ignored, a trial).
+#: The field every form of the dashboard carries: Flask-WTF's CSRF token.
+CSRF_FIELD = "csrf_token"
+
+
+def refuse_stray_form_input(known: Iterable[str], *, repeatable: Iterable[str] = ()) -> None:
+    """Refuse the current request's form (Flask's ``request``) when its POST
+    has a query string (the pages' forms send none, and a parameter there was
+    silently ignored, a trial), a field is neither in ``known`` nor
+    :data:`CSRF_FIELD`, or a field not in ``repeatable`` is given two
+    different values (the query string's rule,
+    :func:`~app.request_input.has_different_values`).
 
     Raises:
-        InvalidQueryError: a ``query`` name, named (checked first).
+        InvalidQueryError: a query-string name, named (checked first).
         InvalidFormError: one error per such field, its location a JSON
             Pointer (RFC 6901) to the field, ``""`` when the name is not
             printable (not echoed); the detail says nothing was done.
     """
-    refuse_unknown_parameters(query, ())
-    allowed, many = set(known), set(repeatable)
+    refuse_unknown_parameters(request.args, ())
+    form = request.form
+    allowed, many = {CSRF_FIELD, *known}, set(repeatable)
     unknown, repeated = [], []
     for name in form:
         location = "/" + escape_token(name) if name.isprintable() else ""
