@@ -26,7 +26,8 @@ CSRF_FIELD = "csrf_token"
 def refuse_stray_form_input(known: Iterable[str], *, repeatable: Iterable[str] = ()) -> None:
     """Refuse the current request's form (Flask's ``request``) when its POST
     has a query string (the pages' forms send none, and a parameter there was
-    silently ignored, a trial), a field is neither in ``known`` nor
+    silently ignored, a trial), a file part (none of them takes a file), a
+    field is neither in ``known`` nor
     :data:`CSRF_FIELD`, or a field not in ``repeatable`` is given two
     different values (the query string's rule,
     :func:`~app.request_input.has_different_values`).
@@ -41,10 +42,15 @@ def refuse_stray_form_input(known: Iterable[str], *, repeatable: Iterable[str] =
     form = request.form
     allowed, many = {CSRF_FIELD, *known}, set(repeatable)
     unknown, repeated = [], []
-    for name in form:
+    # A file part (multipart/form-data) is a field too: Werkzeug keeps it
+    # in ``request.files``, out of ``request.form``, so it was dropped
+    # without a word (a trial).
+    for name in [*form, *(n for n in request.files if n not in form)]:
         location = "/" + escape_token(name) if name.isprintable() else ""
         if name not in allowed:
             unknown.append(field_error(location, "is not a field of this form"))
+        elif name in request.files:
+            unknown.append(field_error(location, "is a file, and this form takes none"))
         elif name not in many and has_different_values(form.getlist(name)):
             repeated.append(field_error(location, "is given more than once with different values"))
     # Said as it is: a trial read "a field it should not" about a filter

@@ -3,6 +3,7 @@ group actions and /jobs?group=, on both databases."""
 
 from __future__ import annotations
 
+import io
 import re
 import uuid
 from datetime import datetime, timedelta, timezone
@@ -220,6 +221,23 @@ def test_a_group_action_form_with_a_field_it_has_not_or_two_values_changes_nothi
     with app.app_context():
         assert db.session.get(FailureGroup, groups["unit"]).state == before
         assert db.session.scalar(sa.select(sa.func.count()).select_from(BulkAction)) == bulk_rows
+    assert len(_audit(app, "")) == audited
+
+
+@pytest.mark.parametrize("name", ["in_version", "attachment"])
+def test_a_group_action_posted_with_a_file_part_changes_nothing(app, client, groups, name):
+    # A trial: multipart file parts are kept out of request.form, so a file
+    # named like a field (or not) was dropped and the group resolved.
+    path = f"/groups/{groups['unit']}"
+    audited = len(_audit(app, ""))
+    response = client.post(path + "/resolve", content_type="multipart/form-data", data={
+        "csrf_token": _csrf(client, path), name: (io.BytesIO(b"9.0.0"), "v.txt"),
+    })
+    text = response.get_data(as_text=True)
+    assert response.status_code == 400 and "The form has a field it should not" in text
+    assert f"<code>{name}</code>" in text
+    with app.app_context():
+        assert db.session.get(FailureGroup, groups["unit"]).state == "unresolved"
     assert len(_audit(app, "")) == audited
 
 
