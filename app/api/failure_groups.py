@@ -27,7 +27,7 @@ from app.services.failure_groups import lifecycle
 from app.services.failure_groups.queries import get_group, list_groups
 from app.services.failure_groups.serialize import group_to_json
 from app.web.group_query import group_filter_from_args, group_sort_from_args
-from app.web.query import read_page
+from app.web.query import raise_problems, read_or_note, read_page
 from app.web.query_time import parse_range_bound
 
 
@@ -90,9 +90,11 @@ def list_failure_groups() -> Response:
     ``limit`` (1 to ``MAX_PAGE_SIZE``), ``cursor``. A ``Link: rel="next"``
     header names the next page. A bad parameter is a 400 problem naming it.
     """
-    group_filter = group_filter_from_args(request.args)
-    sort = group_sort_from_args(request.args)
-    wanted = read_page(request.args, maximum=current_app.config["MAX_PAGE_SIZE"])
+    problems: list[InvalidQueryError] = []  # every bad parameter named at once (read_or_note)
+    group_filter = read_or_note(problems, group_filter_from_args, request.args)
+    sort = read_or_note(problems, group_sort_from_args, request.args)
+    wanted = read_or_note(problems, lambda: read_page(request.args, maximum=current_app.config["MAX_PAGE_SIZE"]))
+    raise_problems(problems)
     page = list_groups(group_filter, sort=sort, limit=wanted.limit, cursor=wanted.cursor)
     response = jsonify({"items": [group_to_json(v) for v in page.items], "next_cursor": page.next_cursor})
     if page.next_cursor:

@@ -14,7 +14,7 @@ from app.models import GroupState, GroupSubstate
 from app.services.failure_groups import queries
 from app.web.group_query import query_text as _text, read_failing
 from app.web.list_heading import FilterChip, ListHeading, Pairs, href, with_changes
-from app.web.query import raise_problems
+from app.web.query import raise_problems, read_or_note
 from app.web.query_time import read_time_range
 
 #: Sort orders of ``/groups`` (``sort=``), newest / largest first.
@@ -42,6 +42,37 @@ def group_filter_from_args(args) -> tuple[queries.GroupFilter, str]:
     Raises:
         InvalidQueryError: a parameter is wrong (names it).
     """
+    # Every parameter read before refusing, so the 400 names each bad one
+    # (the job list's rule; a trial saw one fault a request).
+    problems: list[InvalidQueryError] = []
+    states, substates = read_or_note(problems, _states, args) or ((), ())
+    sort = read_or_note(problems, _sort, args)
+    seen_from, seen_to, time_problems = read_time_range(args)
+    problems[len(problems):] = time_problems
+    failing = read_or_note(problems, read_failing, args)
+    code = read_or_note(problems, _code, args)
+    job_type, worker_version = (read_or_note(problems, _text, args.get(name), name)
+                                for name in ("job_type", "worker_version"))
+    raise_problems(problems)
+    return (
+        queries.GroupFilter(
+            states=states,
+            substates=substates,
+            either_state=True,  # each box ticked adds its groups
+            code=code,
+            job_type=job_type,
+            worker_version=worker_version,
+            seen_from=seen_from,
+            seen_to=seen_to,
+            failing=bool(failing),
+        ),
+        sort,
+    )
+
+
+def _states(args) -> tuple[tuple[GroupState, ...], tuple[GroupSubstate, ...]]:
+    """The states and substates of ``state`` (default ``unresolved``;
+    ``all``: none, so every group)."""
     # Each word once, in the order given (the chip says "resolved or new").
     words = list(dict.fromkeys(w.strip() for value in args.getlist("state") for w in value.split(",") if w.strip()))
     unknown = [w for w in words if w not in STATE_CHOICES and w != "all"]
@@ -53,36 +84,24 @@ def group_filter_from_args(args) -> tuple[queries.GroupFilter, str]:
         )
     if not words:
         words = [GroupState.UNRESOLVED.value]
+    if "all" in words:
+        return (), ()
     states = tuple(GroupState(w) for w in words if w in {s.value for s in GroupState})
     substates = tuple(GroupSubstate(w) for w in words if w in {s.value for s in GroupSubstate})
-    if "all" in words:
-        states, substates = (), ()
     # Each box adds its groups (``either_state``); a substate's condition
     # holds "unresolved" already, so it needs no state beside it.
-    elif substates and GroupState.UNRESOLVED in states:
+    if substates and GroupState.UNRESOLVED in states:
         substates = ()  # "unresolved" already holds every substate
+    return states, substates
+
+
+def _sort(args) -> str:
     sort = args.get("sort") or SORTS[0]
     if sort not in SORTS:
         raise InvalidQueryError(
             f"sort must be one of {', '.join(SORTS)}.", [parameter_error("sort", f"must be one of {', '.join(SORTS)}")]
         )
-    seen_from, seen_to, problems = read_time_range(args)
-    raise_problems(problems)  # as /jobs says it: an empty list would read as "no group"
-    failing = read_failing(args)
-    return (
-        queries.GroupFilter(
-            states=states,
-            substates=substates,
-            either_state=True,  # each box ticked adds its groups
-            code=_code(args),
-            job_type=_text(args.get("job_type"), "job_type"),
-            worker_version=_text(args.get("worker_version"), "worker_version"),
-            seen_from=seen_from,
-            seen_to=seen_to,
-            failing=failing,
-        ),
-        sort,
-    )
+    return sort
 
 
 def _code(args) -> str | None:

@@ -9,7 +9,7 @@ from app.models.failure_group import GroupState, GroupSubstate
 from app.services.failure_groups.fingerprint import KNOWN_VERSIONS
 from app.services.failure_groups.queries import SORTS, GroupFilter
 from app.services.json_values import clean_text
-from app.web.query import QueryArgs, raise_problems
+from app.web.query import QueryArgs, raise_problems, read_or_note
 from app.web.query_time import read_time_range
 
 #: Query-string names of the group filter (``sort``, ``limit`` and
@@ -88,30 +88,41 @@ def group_filter_from_args(args: QueryArgs) -> GroupFilter:
         InvalidQueryError: a bad value, naming its parameter.
     """
     seen_from, seen_to, problems = read_time_range(args)
-    raise_problems(problems)  # the jobs' rules and words (a trial)
-    version = None
-    raw_version = args.get("grouping_version")
-    if raw_version:
-        if not (raw_version.isascii() and raw_version.isdigit()) or int(raw_version) not in KNOWN_VERSIONS:
-            allowed = ", ".join(str(v) for v in KNOWN_VERSIONS)
-            raise InvalidQueryError(
-                f"grouping_version must be one of {allowed}.",
-                [parameter_error("grouping_version", f"must be one of {allowed}")],
-            )
-        version = int(raw_version)
-    # "all" (every state, as on the dashboard's /groups) is the same as no state.
-    states = _words(args, "state", (*(s.value for s in GroupState), "all"))
+    # Every parameter read before refusing, so the 400 names each bad one
+    # (the job list's rule; a trial saw one fault a request).
+    version = read_or_note(problems, _grouping_version, args)
+    states = read_or_note(problems, _words, args, "state", (*(s.value for s in GroupState), "all")) or ()
+    substates = read_or_note(problems, _words, args, "substate", tuple(s.value for s in GroupSubstate)) or ()
+    code, job_type, worker_version = (
+        read_or_note(problems, _text, args, name) for name in ("code", "job_type", "worker_version")
+    )
+    failing = read_or_note(problems, read_failing, args)
+    raise_problems(problems)
     return GroupFilter(
+        # "all" (every state, as on the dashboard's /groups) is the same as no state.
         states=() if "all" in states else tuple(states),
-        substates=_words(args, "substate", tuple(s.value for s in GroupSubstate)),
-        code=_text(args, "code"),
-        job_type=_text(args, "job_type"),
-        worker_version=_text(args, "worker_version"),
+        substates=substates,
+        code=code,
+        job_type=job_type,
+        worker_version=worker_version,
         seen_from=seen_from,
         seen_to=seen_to,
         grouping_version=version,
-        failing=read_failing(args),
+        failing=bool(failing),
     )
+
+
+def _grouping_version(args: QueryArgs) -> int | None:
+    raw_version = args.get("grouping_version")
+    if not raw_version:
+        return None
+    if not (raw_version.isascii() and raw_version.isdigit()) or int(raw_version) not in KNOWN_VERSIONS:
+        allowed = ", ".join(str(v) for v in KNOWN_VERSIONS)
+        raise InvalidQueryError(
+            f"grouping_version must be one of {allowed}.",
+            [parameter_error("grouping_version", f"must be one of {allowed}")],
+        )
+    return int(raw_version)
 
 
 def group_sort_from_args(args: QueryArgs) -> str:

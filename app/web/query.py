@@ -92,6 +92,21 @@ def raise_problems(problems: list[InvalidQueryError]) -> None:
         raise InvalidQueryError(problems[0].detail, [e for p in problems for e in p.errors])
 
 
+_Read = TypeVar("_Read")
+
+
+def read_or_note(problems: list[InvalidQueryError], reader: Callable[..., _Read], *args: Any) -> _Read | None:
+    """``reader(*args)``, or ``None`` with its :class:`InvalidQueryError`
+    added to ``problems``: a list page reads every parameter before it
+    refuses, so its 400 names each bad one at once (:func:`raise_problems`),
+    as the job list always did, not one per attempt."""
+    try:
+        return reader(*args)
+    except InvalidQueryError as problem:
+        problems.append(problem)
+        return None
+
+
 class QueryArgs(Protocol):
     """The read side of a multi-valued query string (Werkzeug's ``MultiDict``)."""
 

@@ -122,6 +122,15 @@ def test_both_bad_bounds_are_named_at_once(client):
         assert "February 2026 has 28 days" in problem["errors"][1]["detail"], path
 
 
+def test_every_bad_parameter_is_named_at_once(client):
+    # A trial: the group list named one bad parameter a request (the job list names all).
+    response = client.get("/api/v1/failure-groups?state=open&sort=size&limit=0&grouping_version=7&failing=2"
+                          "&to=2026-02-30&substate=fresh&code=" + "x" * 201)
+    problem = assert_problem(response, 400, "invalid-query")
+    assert [error["parameter"] for error in problem["errors"]] == [
+        "to", "grouping_version", "state", "substate", "code", "failing", "sort", "limit"]
+
+
 @pytest.mark.parametrize(
     "query",
     ["?state=open", "?sort=size", "?limit=0", "?cursor=nope", "?from=yesterday", "?grouping_version=7",
