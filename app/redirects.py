@@ -70,18 +70,23 @@ def _opens_with_get(target: str) -> bool:
     return not has_app_context() or page_endpoint(urlsplit(target).path) is not None
 
 
-def page_endpoint(path: str, *, follow: bool = True) -> str | None:
+def page_endpoint(path: str) -> str | None:
     """The endpoint (``dashboard.show_group``) of the app's page at ``path``
     (percent-encoded, as in a URL): a ``GET`` route, not of
     :data:`_NOT_PAGES` nor marked :func:`not_a_page`; the route a missing or
     extra trailing slash redirects to counts as its own. ``None`` when no
     page is there (404, 405, not a page). Needs an app context."""
     adapter = current_app.url_map.bind("localhost")  # the host is not matched (no host_matching)
-    try:
-        endpoint, _ = adapter.match(unquote(path), method="GET")
-    except RequestRedirect as redirect:  # a slash added or removed: where the route answers
-        return page_endpoint(urlsplit(redirect.new_url).path, follow=False) if follow else None
-    except HTTPException:  # 404 or 405
+    target = unquote(path)
+    for _ in range(2):  # the route, or the one a slash added or removed leads to; no further
+        try:
+            endpoint, _ = adapter.match(target, method="GET")
+            break
+        except RequestRedirect as redirect:  # before HTTPException: it is one
+            target = unquote(urlsplit(redirect.new_url).path)
+        except HTTPException:  # 404 or 405
+            return None
+    else:
         return None
     view = current_app.view_functions.get(endpoint)
     if endpoint.startswith(_NOT_PAGES) or getattr(view, "not_a_page", False):
