@@ -587,6 +587,19 @@ def test_entities_csv_has_one_row_per_entity(client, jobs, completed):
     assert (float(second["value"]), second["unit"]) == (7.25, "'=mg/dL")
 
 
+def test_entities_csv_writes_a_value_as_the_worker_wrote_it(app, client, jobs):
+    # A trial: SQLite's json_extract read an integer past 64 bits as a
+    # double (1.2345678901234567e+19) and a 400-digit one as inf.
+    big, huge = 12345678901234567891, 10**400
+    with app.app_context():
+        job_id = str(create_job("doc-big-values").id)
+        complete_job(job_id, [
+            {**ENTITIES[1], "value": {"value": value, "unit": "mg/dL"}} for value in (big, huge, -0.5)
+        ])
+    rows = csv_rows(client.get("/exports/entities.csv"))
+    assert [row["value"] for row in rows if row["job_id"] == job_id] == [str(big), str(huge), "-0.5"]
+
+
 def test_entities_csv_follows_the_filter_and_refuses_a_status_without_completed(app, client, jobs, completed):
     with app.app_context():
         other = str(complete_job(create_job("doc-other").id, ENTITIES[:1]).id)

@@ -113,7 +113,16 @@ def _quantity(field: str) -> SQL:
         value = s.entities.c.value
         if s.dialect == "postgresql":
             return sa.type_coerce(value, JSONB).op("->>")(field)
-        return sa.func.json_extract(value, f"$.{field}")
+        path = f"$.{field}"
+        # A number as the worker wrote it, as PostgreSQL's ->> gives it:
+        # SQLite's json_extract reads one past 64 bits as a double
+        # (12345678901234567891 was exported as 1.2345678901234567e+19, a
+        # 400-digit one as inf; a trial), where its -> keeps the JSON text.
+        return sa.case(
+            (sa.func.json_type(value, path).in_(("integer", "real")),
+             sa.type_coerce(value, sa.Text).op("->", return_type=sa.Text)(path)),
+            else_=sa.func.json_extract(value, path),
+        )
 
     return sql
 
