@@ -28,6 +28,21 @@ from app.errors import FieldError, InvalidFormError, InvalidQueryError, field_er
 from app.services.json_pointer import json_pointer
 from app.services.json_values import has_acting_control, has_unstorable_text
 
+def whole_number(text: str, maximum: int) -> int | None:
+    """``text`` as a whole number from 0 to ``maximum``: ASCII digits only
+    (``str.isdigit`` also takes "²" and "٣"), leading zeros allowed. ``None``
+    for anything else. Over-long digit strings are refused by their length
+    before ``int()``, which raises ``ValueError`` past 4,300 digits (CPython's
+    guard against quadratic conversion) and was a 500 (a trial)."""
+    if not (text.isascii() and text.isdigit()):
+        return None
+    digits = text.lstrip("0") or "0"
+    if len(digits) > len(str(maximum)):
+        return None
+    value = int(digits)
+    return value if value <= maximum else None
+
+
 #: Query parameters that take several values (each a list of choices:
 #: the jobs' ``status``, the groups' ``state`` and ``substate``); any other
 #: given twice must repeat the same value.

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from datetime import datetime
 
 from app.models.types import utcnow
+from app.request_input import whole_number
 from app.timestamps import LATEST_ACCEPTED, is_accepted, is_year_zero
 from app.web.query_time import date_time_fault
 from app.services.failure_groups import lifecycle as group_lifecycle
@@ -113,7 +114,8 @@ def occurrences(raw: str | None) -> int:
     text = (raw or "").strip()
     if not text:
         raise FormError("Ignore until … more occurrences", "enter how many more occurrences")
-    if not (text.isascii() and text.isdigit()) or not 1 <= int(text) <= MAX_IGNORE_OCCURRENCES:
+    count = whole_number(text, MAX_IGNORE_OCCURRENCES)
+    if not count:
         raise FormError("Ignore until … more occurrences",
                          f"enter a whole number from 1 to {MAX_IGNORE_OCCURRENCES:,}")
-    return int(text)
+    return count

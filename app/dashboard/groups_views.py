@@ -29,6 +29,7 @@ from app.errors import InvalidFieldsError, InvalidFormError, InvalidQueryError, 
 from app.models import GroupState
 from app.models.access import Permission
 from app.models.types import utcnow
+from app.request_input import whole_number
 from app.services import bulk_actions, group_samples
 from app.services.chart_buckets import Bucket, BucketSize, Timeline
 from app.services.failure_groups import lifecycle as group_lifecycle
@@ -219,12 +220,13 @@ def _sample_cursor(raw: str | None) -> tuple[datetime, int] | None:
     at, _, last_id = raw.partition("|")
     try:
         moment = datetime.fromisoformat(at)
-        if moment.tzinfo is None or not (last_id.isascii() and last_id.isdigit()):
+        occurrence_id = whole_number(last_id, 2**63 - 1)  # a BIGINT id
+        if moment.tzinfo is None or occurrence_id is None:
             raise ValueError(raw)
     except ValueError:
         raise InvalidQueryError("The cursor is not valid; start again from the first page.",
                                 [parameter_error("cursor", "must be a cursor this page gave out")]) from None
-    return moment, int(last_id)
+    return moment, occurrence_id
 
 
 def _can_act() -> bool:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from app.errors import InvalidQueryError, parameter_error
 from app.models.failure_group import GroupState, GroupSubstate
+from app.request_input import whole_number
 from app.services.failure_groups.fingerprint import KNOWN_VERSIONS
 from app.services.failure_groups.queries import SORTS, GroupFilter
 from app.services.json_values import clean_text
@@ -116,13 +117,14 @@ def _grouping_version(args: QueryArgs) -> int | None:
     raw_version = args.get("grouping_version")
     if not raw_version:
         return None
-    if not (raw_version.isascii() and raw_version.isdigit()) or int(raw_version) not in KNOWN_VERSIONS:
+    version = whole_number(raw_version, max(KNOWN_VERSIONS))
+    if version not in KNOWN_VERSIONS:
         allowed = ", ".join(str(v) for v in KNOWN_VERSIONS)
         raise InvalidQueryError(
             f"grouping_version must be one of {allowed}.",
             [parameter_error("grouping_version", f"must be one of {allowed}")],
         )
-    return int(raw_version)
+    return version
 
 
 def group_sort_from_args(args: QueryArgs) -> str:

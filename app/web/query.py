@@ -25,6 +25,7 @@ from app.errors import InvalidQueryError, parameter_error
 from app.models import JobStatus
 from app.models.job_status import FAILURE_STATUSES, UnknownStatusError, parse_status
 from app.models.processing_job import DOCUMENT_ID_MAX_LENGTH, JOB_TYPE_MAX_LENGTH
+from app.request_input import whole_number
 from app.services.exports import ExportItems, ExportRows
 from app.services.json_values import clean_text, controls_from_escapes
 from app.services.processing_jobs.job_filter import (
@@ -130,9 +131,9 @@ def parse_group_id(raw: str, parameter: str = "group") -> int:
     Raises:
         InvalidQueryError: anything else; names ``parameter``.
     """
-    value = raw.strip()
-    if value.isascii() and value.isdigit() and 1 <= int(value) <= MAX_GROUP_ID:
-        return int(value)
+    value = whole_number(raw.strip(), MAX_GROUP_ID)
+    if value:  # 0 is no id
+        return value
     raise InvalidQueryError(
         f"{parameter} must be a failure-group id (a whole number from 1 to {MAX_GROUP_ID}).",
         [parameter_error(parameter, f"must be a whole number from 1 to {MAX_GROUP_ID}")],
@@ -339,11 +340,8 @@ def parse_limit(raw: str | None, *, default: int = DEFAULT_PAGE_SIZE, maximum: i
     """
     if raw is None or raw == "":
         return min(default, maximum)
-    try:
-        value = int(raw)
-    except ValueError:
-        value = 0
-    if not 1 <= value <= maximum or not (raw.isascii() and raw.isdigit()):
+    value = whole_number(raw, maximum) or 0
+    if not value:
         raise InvalidQueryError(
             f"limit must be a whole number from 1 to {maximum}.",
             [parameter_error("limit", f"must be a whole number from 1 to {maximum}")],

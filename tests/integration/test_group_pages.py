@@ -229,6 +229,35 @@ def test_a_group_action_form_with_a_field_it_has_not_or_two_values_changes_nothi
     assert len(_audit(app, "")) == audited
 
 
+#: More digits than CPython's int() converts (4,300): each id or count read
+#: from one was a 500 (a trial).
+LONG_DIGITS = "9" * 4301
+
+
+def test_a_digit_string_too_long_for_int_is_a_400_wherever_a_number_is_read(app, client, groups):
+    path = f"/groups/{groups['unit']}"
+    for url in (f"/groups/{LONG_DIGITS}", f"/jobs?group={LONG_DIGITS}", f"/exports/job-errors.csv?group={LONG_DIGITS}",
+                f"/exports/job-errors.ndjson?group={LONG_DIGITS}", f"{path}?cursor=2026-01-01T00:00:00%2B00:00|{LONG_DIGITS}",
+                f"/groups?limit={LONG_DIGITS}"):
+        response = client.get(url)
+        assert response.status_code in (400, 404), url
+    audited = len(_audit(app, ""))
+    token = _csrf(client, path)
+    for action in ("resolve", "ignore", "reopen", "jobs"):
+        assert client.post(f"/groups/{LONG_DIGITS}/{action}", data={"csrf_token": token}).status_code in (400, 404)
+    bulk = client.post("/jobs/bulk", data={"csrf_token": token, "op": "requeue:filter", "group": LONG_DIGITS})
+    assert bulk.status_code in (400, 404)
+    # The ignore form's count: the form's own words, nothing ignored.
+    refused = client.post(path + "/ignore", data={"csrf_token": token, "mode": "until_occurrences",
+                                                  "occurrences": LONG_DIGITS})
+    assert refused.status_code == 303
+    assert "enter a whole number from 1 to" in client.get(path).get_data(as_text=True)
+    with app.app_context():
+        assert db.session.get(FailureGroup, groups["unit"]).state == "unresolved"
+        assert db.session.scalar(sa.select(sa.func.count()).select_from(BulkAction)) == 0
+    assert len(_audit(app, "")) == audited
+
+
 @pytest.mark.parametrize("name", ["in_version", "attachment"])
 def test_a_group_action_posted_with_a_file_part_changes_nothing(app, client, groups, name):
     # A trial: multipart file parts are kept out of request.form, so a file

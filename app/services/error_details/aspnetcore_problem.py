@@ -54,6 +54,7 @@ message -- a custom ``ErrorMessage``, ``IValidatableObject``, FluentValidation
 
 from __future__ import annotations
 
+import math
 import re
 import unicodedata
 from collections.abc import Mapping
@@ -70,14 +71,14 @@ PROBLEM_MEMBERS = ("type", "title", "status", "detail", "instance", "traceId")
 _NAME = r"[^.\[\]]+"
 _MODEL_KEY = re.compile(rf"(?:{_NAME}|\[[^\]]*\])(?:\.{_NAME}|\[[^\]]*\])*")
 _MODEL_STEP = re.compile(rf"\.?({_NAME})|\[([^\]]*)\]")
-_JSON_PATH_STEP = re.compile(r"\.([^.\[\]]+)|\['((?:[^'\\]|\\.)*)'\]|\[(\d+)\]")
+_JSON_PATH_STEP = re.compile(r"\.([^.\[\]]+)|\['((?:[^'\\]|\\.)*)'\]|\[(\d+)\]", re.ASCII)
 
 _NUMBER = r"-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?"
 _PATH_SUFFIX = r"(?: ?Path: (?P<path>\S*) \| LineNumber: (?P<line>\d+) \| BytePositionInLine: (?P<byte>\d+)\.)?"
 
 # (rule, pattern over the whole message, message template over the groups).
 _TEMPLATES: tuple[tuple[str, re.Pattern[str], str], ...] = tuple(
-    (rule, re.compile(pattern, re.DOTALL), message)
+    (rule, re.compile(pattern, re.DOTALL | re.ASCII), message)  # ASCII: "\d" alone takes "٣"
     for rule, pattern, message in (
         ("required", r"The (?P<name>.+) field is required\.", "is required"),
         ("body_required", r"A non-empty request body is required\.", "a non-empty body is required"),
@@ -191,14 +192,24 @@ def _placeholders(template: str) -> list[str]:
     return re.findall(r"\{(\w+)\}", template)
 
 
+#: The largest integer an IEEE 754 double holds exactly (I-JSON, RFC 7493
+#: section 2.2): beyond it a reader of the stored JSON may round it.
+_EXACT_INTEGER = 2**53 - 1
+
+
 def _number(text: str) -> int | float | str:
-    try:
-        return int(text)
-    except ValueError:
-        try:
-            return float(text)
-        except ValueError:
-            return text
+    """A message's number (``_NUMBER``, ASCII digits) as JSON can hold it
+    (RFC 7493, I-JSON): an integer up to 2**53 - 1 in magnitude, else a
+    finite double; otherwise the text as written. ``float()`` made
+    ``1e400`` and a 400-digit integer infinity, which no JSON column
+    stores (a 500), and ``int()`` refuses more than 4,300 digits."""
+    if "." not in text and "e" not in text.lower():
+        digits = text.lstrip("-").lstrip("0") or "0"
+        if len(digits) <= len(str(_EXACT_INTEGER)) and int(digits) <= _EXACT_INTEGER:
+            return int(text)
+        return text
+    value = float(text)
+    return value if math.isfinite(value) else text
 
 
 def model_state_key_to_pointer(key: str) -> str | None:

@@ -122,6 +122,17 @@ def test_both_bad_bounds_are_named_at_once(client):
         assert "February 2026 has 28 days" in problem["errors"][1]["detail"], path
 
 
+def test_a_digit_string_too_long_for_int_is_a_400(client):
+    # A trial: more digits than CPython's int() converts (4,300) was a 500.
+    digits = "9" * 4301
+    for query, named in ((f"/failure-groups?grouping_version={digits}", "grouping_version"),
+                         (f"/processing-jobs?group={digits}", "group"),
+                         (f"/failure-groups?limit={digits}", "limit")):
+        problem = assert_problem(client.get("/api/v1" + query), 400, "invalid-query")
+        assert [error["parameter"] for error in problem["errors"]] == [named], query
+    assert_problem(client.get(f"/api/v1/failure-groups/{digits}"), 404, "group-not-found")
+
+
 def test_every_bad_parameter_is_named_at_once(client):
     # A trial: the group list named one bad parameter a request (the job list names all).
     response = client.get("/api/v1/failure-groups?state=open&sort=size&limit=0&grouping_version=7&failing=2"

@@ -71,6 +71,33 @@ def test_a_validation_problem_is_recognised_and_each_message_is_an_item():
     assert SENTINEL not in json.dumps(envelope)
 
 
+@pytest.mark.parametrize(("message", "ctx"), [
+    # Past a double's range, past int()'s 4,300 digits, past 2**53: kept as
+    # written, not inf (no JSON column stores it: a 500, a trial) nor rounded.
+    ("The field Code must be a string or array type with a maximum length of '" + "9" * 4301 + "'.",
+     {"maximum": "9" * 199 + "…"}),  # ctx text is capped, as every string of an item
+    ("The field Value must be between -1e400 and 1e400.", {"minimum": "-1e400", "maximum": "1e400"}),
+    ("The field Value must be between 0 and 9007199254740993.", {"minimum": 0, "maximum": "9007199254740993"}),
+    ("The field Value must be between -0.5 and 9007199254740991.", {"minimum": -0.5, "maximum": 9007199254740991}),
+    ("The field Value must be between 0 and 1e308.", {"minimum": 0, "maximum": 1e308}),
+])
+def test_a_number_in_a_message_is_stored_only_as_json_holds_it_exactly(message, ctx):
+    envelope, _ = normalize_error_details({"title": "x", "errors": {"Entities[0].Value": [message]}}, None)
+    assert_valid_envelope(envelope)
+    (item,) = envelope["errors"]
+    assert item["ctx"] == {"key": "Entities[0].Value", **ctx}
+    json.dumps(envelope, allow_nan=False)  # no inf, no NaN
+
+
+def test_digits_that_are_not_ascii_are_no_number():
+    # "\\d" took "٣٤" (Arabic-Indic digits) as 34; ASP.NET writes ASCII digits.
+    message = "The field Code must be a string or array type with a maximum length of '٣٤'."
+    envelope, _ = normalize_error_details({"title": "x", "errors": {"Entities[0].Code": [message]}}, None)
+    (item,) = envelope["errors"]
+    assert (item["code"], item["message"]) == ("aspnetcore.validation", message)
+    assert "maximum" not in item["ctx"]
+
+
 @pytest.mark.parametrize(
     ("name", "snake"),
     [
