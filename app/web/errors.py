@@ -164,8 +164,14 @@ def _handle_unexpected(error: Exception) -> Response | tuple[str, int]:
     if current_app.testing and current_app.config.get("PROPAGATE_UNEXPECTED", True):
         # Let bugs fail tests loudly instead of hiding behind a 500 page (indico).
         raise error
-    # Log the type and place only: the message may quote patient data.
-    log.error("unhandled %s on %s %s", type(error).__name__, request.method, request.path)
+    # Log the type and place only: the message may quote patient data, and
+    # so may a path's free segment, so the place is the route's rule
+    # (``/groups/<group_id>``). The request id is in the words too, to find
+    # the line from a 500's ``request_id`` where the log has no JSON field
+    # for it (``flask run``, the demo).
+    rule = request.url_rule.rule if request.url_rule is not None else "(no route)"
+    log.error("unhandled %s on %s %s (request %s)", type(error).__name__, request.method, rule,
+              current_request_id())
     detail = "The server hit an unexpected condition; nothing was changed."
     if _wants_json():
         return problem(500, "Internal server error", detail, "internal-error")

@@ -6,6 +6,7 @@ unchanged and a working client afterwards."""
 from __future__ import annotations
 
 import io
+import logging
 import uuid
 
 import pytest
@@ -81,17 +82,25 @@ def test_wrong_method_on_the_collection_is_a_405_problem(client, app):
     assert {m.strip() for m in response.headers["Allow"].split(",")} == {"GET", "HEAD", "OPTIONS", "POST"}
 
 
-def test_unexpected_errors_are_a_500_problem_without_internals(make_app, monkeypatch, auth_headers):
+def test_unexpected_errors_are_a_500_problem_without_internals(make_app, monkeypatch, auth_headers, caplog):
     production_like = make_app(PROPAGATE_UNEXPECTED=False)
 
     def explode(job_id: str) -> None:
         raise RuntimeError("patient Jane Doe, MRN 0042")
 
     monkeypatch.setattr(views.lifecycle, "get_job", explode)
-    response = production_like.test_client().get(job_url(str(uuid.uuid4())), headers=auth_headers)
-    assert_problem(response, 500, "internal-error")
+    job_id = str(uuid.uuid4())
+    with caplog.at_level(logging.ERROR):
+        response = production_like.test_client().get(job_url(job_id), headers=auth_headers)
+    problem = assert_problem(response, 500, "internal-error")
     text = response.get_data(as_text=True)
     assert "Jane Doe" not in text and "RuntimeError" not in text
+    # The log names the type, the route's rule (not the path's text) and the
+    # request id the answer gave, so one is found from the other (a trial).
+    (line,) = [r.getMessage() for r in caplog.records if r.getMessage().startswith("unhandled")]
+    assert line == (f"unhandled RuntimeError on GET /api/v1/processing-jobs/<job_id> "
+                    f"(request {problem['request_id']})")
+    assert job_id not in line and "Jane Doe" not in caplog.text
 
 
 def test_an_oversized_chunked_body_is_a_413(make_app, auth_headers):
