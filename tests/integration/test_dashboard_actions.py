@@ -182,6 +182,21 @@ def test_bulk_requeue_of_selected_jobs_asks_first_then_acts_and_audits(app, clie
     assert sorted(event.filter["job_ids"]) == sorted(ids[:2])
 
 
+def test_a_job_named_twice_in_a_selection_is_acted_on_and_audited_once(app, client):
+    # A trial: six copies of one id acknowledged it, said "skipped 5 that
+    # changed after the question" and listed it six times in the audit row.
+    job = _failed_job(app, "doc-named-twice")
+    token = _csrf(client)
+    named = [job, job.upper(), job, job, job, job]
+    done = client.post("/jobs/bulk/confirm", data={"csrf_token": token, "op": "acknowledge:selected", "job_id": named})
+    assert done.status_code == 303
+    said = client.get(done.headers["Location"]).get_data(as_text=True)
+    assert "Acknowledged 1 job." in said and "skipped" not in said
+    with app.app_context():
+        event = db.session.scalars(sa.select(AuditEvent)).one()
+    assert (event.row_count, event.filter["job_ids"]) == (1, [job])
+
+
 def test_the_selected_jobs_question_counts_only_the_jobs_failing_now(app, client):
     # A trial (session 27): an id of no job, or of a job requeued meanwhile,
     # was counted in "Acknowledge N jobs?", a yes that could do nothing.
