@@ -47,6 +47,30 @@ class FormError(Exception):
 
     def __init__(self, label: str, message: str) -> None:
         super().__init__(f"{label}: {message}")
+        self.label, self.message = label, message
+
+
+#: The form field each label of :data:`FIELD_LABELS` names (the page marks
+#: it invalid, with the error beside it).
+LABEL_FIELDS = {"Resolve in version": "in_version", "Resolve in version … of worker": "in_worker",
+                "Ignore until": "until", "Ignore until … more occurrences": "occurrences", "Ignore": "mode"}
+
+
+def invalid_fields(error: Exception) -> dict[str, str]:
+    """``{field name: what to enter}`` for a refused group form's error
+    (:class:`FormError`, or the service's ``InvalidFieldsError`` with
+    pointers as URI fragments, RFC 6901 section 6); ``{}`` when it names no
+    field of the page. The page ties each message to its field
+    (``aria-invalid``, ``aria-describedby``, WCAG 3.3.1)."""
+    if isinstance(error, FormError):
+        field = LABEL_FIELDS.get(error.label)
+        return {field: error.message} if field else {}
+    found: dict[str, str] = {}
+    for item in getattr(error, "errors", []):
+        field = LABEL_FIELDS.get(FIELD_LABELS.get(str(item.get("pointer", "")).removeprefix("#"), ""))
+        if field and field not in found:
+            found[field] = str(item.get("detail", ""))
+    return found
 
 
 #: The ignore form's modes and the field each one reads (forever reads none).

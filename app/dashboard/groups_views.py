@@ -176,6 +176,7 @@ def show_group(group_id: str) -> str:
     # Only when there is one: a pop marks the session changed (a new cookie on every view).
     refused = session.pop(REFUSED_FORM_KEY) if REFUSED_FORM_KEY in session else None
     typed = refused.get("fields") if isinstance(refused, dict) and refused.get("group") == key else None
+    invalid = refused.get("invalid") or {} if typed is not None else {}
     view = queries.get_group(key)
     now = utcnow()
     hourly = series.hourly_occurrences([key], now - timedelta(days=DAYS_14) + timedelta(hours=1), now).get(key, [])
@@ -210,6 +211,8 @@ def show_group(group_id: str) -> str:
         unacknowledged=group_details.unacknowledged_current_job_count(key) if view.current_job_count else 0,
         today=now.date().isoformat(),
         typed=typed or {},
+        invalid=invalid,
+        warning_only=view.group.severity in WARNING_ONLY,
     )
 
 
@@ -240,6 +243,11 @@ def _require_csrf() -> None:
         abort(400, description="The form expired or did not come from this site; reload the page and try again.")
 
 
+#: Severities that make no job fail: a group of only these offers no
+#: action on "its" jobs (the group page's ``warning_only``).
+WARNING_ONLY = ("warning", "information")
+
+
 #: Session key of a refused action form's fields, shown once on its group's page.
 REFUSED_FORM_KEY = "refused_group_form"
 
@@ -264,7 +272,7 @@ def _form_error_page(group_id: str, error: Exception) -> Response:
     # second submit would send the mark as text): the message says why.
     session[REFUSED_FORM_KEY] = {"group": key, "fields": {
         name: group_forms.shown_again(request.form.get(name, ""))[:MAX_TEXT_LENGTH]
-        for name in group_forms.TYPED_FIELDS}}
+        for name in group_forms.TYPED_FIELDS}, "invalid": group_forms.invalid_fields(error)}
     return redirect(url_for("dashboard.show_group", group_id=key), 303)
 
 
@@ -366,8 +374,16 @@ def confirm_group_jobs_action(group_id: str) -> Response:
     _require_csrf()
     refuse_stray_form_input(("op",))
     key = _group_id(group_id)
-    queries.get_group(key)  # 404 for an unknown group, before freezing anything
-    bulk = bulk_actions.freeze_group_selection(_action(request.form.get("op")), key, current_actor())
+    op = _action(request.form.get("op"))
+    group = queries.get_group(key).group  # 404 for an unknown group, before freezing anything
+    if group.severity in WARNING_ONLY:
+        # The page offers no such button (its jobs failed on other groups'
+        # errors); a crafted form froze "Acknowledge 3 jobs" anyway (a trial).
+        raise InvalidFormError(
+            f"Group {key} holds {group.severity} items only, which make no job fail: act on the groups of "
+            "the errors its jobs failed on. Nothing was done.",
+            [field_error("/op", f"is not offered for a group of {group.severity} items")])
+    bulk = bulk_actions.freeze_group_selection(op, key, current_actor())
     return redirect(url_for("dashboard.show_bulk_action", bulk_id=bulk.id), 303)
 
 

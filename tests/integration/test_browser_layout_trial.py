@@ -168,3 +168,22 @@ def test_the_top_codes_headings_stay_inside_their_columns(site, browser, width):
         return text.left < box.left - 0.5 || text.right > box.right + 0.5; }).map(th => th.textContent)""")
     assert spilled == []
     context.close()
+
+
+@pytest.mark.parametrize("width", [390, 1280])
+def test_the_header_is_tabbed_through_in_the_order_it_is_seen(site, browser, width):  # noqa: F811
+    """A trial: on a phone, "Sign out" sat on the line under the brand, above
+    the navigation, but Tab reached it after the navigation and the search
+    box (WCAG 2.4.3, focus order)."""
+    context, page = _page(browser, site, width)
+    page.goto(site + "/groups")
+    boxes = [page.locator(selector).first.bounding_box() for selector in (
+        "header .brand", "header nav a", "header input[type=search]", "header form.signout button")]
+    # Seen top to bottom, then left to right on one line, as Tab goes (DOM order).
+    seen = [(round(box["y"] + box["height"] / 2), box["x"]) for box in boxes]
+    lines = [seen[0]]
+    for y, x in seen[1:]:
+        previous_y, previous_x = lines[-1]
+        assert y > previous_y + 4 or (abs(y - previous_y) <= 4 and x > previous_x), (width, seen)
+        lines.append((y, x))
+    context.close()

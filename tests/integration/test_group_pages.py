@@ -313,6 +313,30 @@ def test_ignore_until_n_more_occurrences(app, client, groups):
         assert db.session.get(FailureGroup, groups["icd"], populate_existing=True).ignore_until_occurrences == 2
 
 
+@pytest.mark.parametrize(("action", "fields", "field"), [
+    ("ignore", {"mode": "until_date", "until": "2026-13-01"}, "until"),
+    ("ignore", {"mode": "until_occurrences", "occurrences": "0"}, "occurrences"),
+    ("resolve", {"in_version": "v1"}, "in_version"),
+    ("resolve", {"in_version": "9.0.0", "in_worker": "nobody-sends-this"}, "in_worker"),
+])
+def test_a_refused_group_form_marks_its_field_for_a_screen_reader(client, groups, action, fields, field):
+    # A trial: the message was only in a status banner already on the page
+    # (not announced), and the field was not marked nor focused.
+    path = f"/groups/{groups['unit']}"
+    client.post(f"{path}/{action}", data={"csrf_token": _csrf(client, path), **fields})
+    page = client.get(path).get_data(as_text=True)
+    assert "<title>Error: " in page
+    assert '<div class="flashes" role="alert">' in page
+    tag = re.search(rf'<input [^>]*name="{field}"[^>]*>', page).group(0)
+    assert f'aria-invalid="true" aria-describedby="error-{field}" autofocus' in tag
+    said = re.search(rf'<span class="field-error" id="error-{field}">([^<]+)</span>', page).group(1)
+    assert said.strip() and said in page.split('class="flashes"')[1].split("</div>")[0]
+    assert page.count('aria-invalid="true"') == 1
+    # Shown once: the page read again is as before.
+    again = client.get(path).get_data(as_text=True)
+    assert 'aria-invalid' not in again and "<title>Error: " not in again and 'role="alert"' not in again
+
+
 def test_ignoring_the_same_way_twice_changes_nothing_the_second_time(app, client, groups):
     """A double submit of Ignore (or two operators at once) writes one event
     and one audit row; the second says nothing was changed. Another

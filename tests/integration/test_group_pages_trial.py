@@ -146,6 +146,13 @@ def test_a_warning_group_says_so_in_words_and_offers_no_requeue(app, client):
     assert 'value="requeue"' not in html and 'value="acknowledge"' not in html
     # Its jobs are failed jobs carrying it, not jobs "failing on" it.
     assert "<h3>Failed jobs carrying this warning now (1)</h3>" in html and "failing on this group" not in html
+    # A crafted form asks anyway: refused, nothing frozen (a trial froze "Acknowledge 1 job").
+    for op in ("acknowledge", "requeue"):
+        refused = client.post(f"/groups/{warning}/jobs", data={"csrf_token": _csrf(client, f"/groups/{warning}"),
+                                                               "op": op})
+        assert refused.status_code == 400 and "warning items only" in refused.get_data(as_text=True)
+    with app.app_context():
+        assert db.session.scalar(sa.text("select count(*) from bulk_actions")) == 0
     # An error group keeps its actions, and says "Error" in words on both pages.
     html = client.get(f"/groups/{error}").get_data(as_text=True)
     assert '<span class="badge severity-error">Error</span>' in html and 'value="requeue">Requeue all…' in html
