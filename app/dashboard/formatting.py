@@ -174,10 +174,13 @@ BIDI_CONTROLS = {
 #: Characters that take no room on the page: a title copied with one into
 #: the search box finds nothing, and two codes that read alike differ. Marked
 #: as the directional ones are. ZWJ and ZWNJ are left alone: emoji
-#: sequences and several scripts need them.
+#: sequences and several scripts need them. The line and paragraph
+#: separators (Zl, Zp) show as nothing in HTML text, where the NDJSON export
+#: writes them escaped and a splitlines() reader breaks a line at them (a trial).
 INVISIBLE_CHARACTERS = {
     "\u200b": ("ZWSP", "ZERO WIDTH SPACE"), "\u2060": ("WJ", "WORD JOINER"),
     "\ufeff": ("ZWNBSP", "ZERO WIDTH NO-BREAK SPACE"),
+    "\u2028": ("LSEP", "LINE SEPARATOR"), "\u2029": ("PSEP", "PARAGRAPH SEPARATOR"),
 }
 #: Every character shown as a mark, with its short and full name.
 MARKED_CHARACTERS = {**BIDI_CONTROLS, **INVISIBLE_CHARACTERS}

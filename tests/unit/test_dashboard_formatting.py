@@ -524,6 +524,8 @@ def test_invisible_characters_are_shown_as_marks_too():
     assert show_bidi_controls("zw\u200bsp") == (
         'zw<span class="bidi-control" title="U+200B ZERO WIDTH SPACE">[ZWSP]</span>sp')
     assert "[WJ]" in show_bidi_controls("a\u2060b") and "[ZWNBSP]" in show_bidi_controls("\ufeffb")
+    # Line and paragraph separators show as nothing in HTML text (a trial).
+    assert "[LSEP]" in show_bidi_controls("a\u2028b") and "[PSEP]" in show_bidi_controls("a\u2029b")
     # Emoji sequences and scripts need ZWJ and ZWNJ: left as they are.
     assert show_bidi_controls("\U0001f468\u200d\U0001f469 \u200c") == "\U0001f468\u200d\U0001f469 \u200c"
     assert pretty_json({"m": "a\u200bb"}) == '{\n  "m": "a\\u200bb"\n}'
