@@ -12,10 +12,9 @@ from datetime import datetime
 from app.errors import InvalidQueryError, parameter_error
 from app.models import GroupState, GroupSubstate
 from app.services.failure_groups import queries
-from app.web.group_query import query_text as _text, read_failing
+from app.web.group_query import query_text as _text, shared_filter_fields
 from app.web.list_heading import FilterChip, ListHeading, Pairs, href, with_changes
 from app.web.query import raise_problems, read_or_note
-from app.web.query_time import read_time_range
 
 #: Sort orders of ``/groups`` (``sort=``), newest / largest first.
 SORTS = ("last_seen", "job_count", "first_seen")
@@ -47,27 +46,11 @@ def group_filter_from_args(args) -> tuple[queries.GroupFilter, str]:
     problems: list[InvalidQueryError] = []
     states, substates = read_or_note(problems, _states, args) or ((), ())
     sort = read_or_note(problems, _sort, args)
-    seen_from, seen_to, time_problems = read_time_range(args)
-    problems[len(problems):] = time_problems
-    failing = read_or_note(problems, read_failing, args)
+    shared = shared_filter_fields(args, problems)
     code = read_or_note(problems, _code, args)
-    job_type, worker_version = (read_or_note(problems, _text, args.get(name), name)
-                                for name in ("job_type", "worker_version"))
     raise_problems(problems)
-    return (
-        queries.GroupFilter(
-            states=states,
-            substates=substates,
-            either_state=True,  # each box ticked adds its groups
-            code=code,
-            job_type=job_type,
-            worker_version=worker_version,
-            seen_from=seen_from,
-            seen_to=seen_to,
-            failing=bool(failing),
-        ),
-        sort,
-    )
+    # Each box ticked adds its groups (either_state).
+    return queries.GroupFilter(states=states, substates=substates, either_state=True, code=code, **shared), sort
 
 
 def _states(args) -> tuple[tuple[GroupState, ...], tuple[GroupSubstate, ...]]:

@@ -4,6 +4,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from app.errors import InvalidQueryError, parameter_error
 from app.models.failure_group import GroupState, GroupSubstate
 from app.request_input import whole_number
@@ -88,29 +90,40 @@ def group_filter_from_args(args: QueryArgs) -> GroupFilter:
     Raises:
         InvalidQueryError: a bad value, naming its parameter.
     """
-    seen_from, seen_to, problems = read_time_range(args)
     # Every parameter read before refusing, so the 400 names each bad one
     # (the job list's rule; a trial saw one fault a request).
+    problems: list[InvalidQueryError] = []
+    shared = shared_filter_fields(args, problems)
     version = read_or_note(problems, _grouping_version, args)
     states = read_or_note(problems, _words, args, "state", (*(s.value for s in GroupState), "all")) or ()
     substates = read_or_note(problems, _words, args, "substate", tuple(s.value for s in GroupSubstate)) or ()
-    code, job_type, worker_version = (
-        read_or_note(problems, _text, args, name) for name in ("code", "job_type", "worker_version")
-    )
-    failing = read_or_note(problems, read_failing, args)
+    code = read_or_note(problems, _text, args, "code")
     raise_problems(problems)
     return GroupFilter(
         # "all" (every state, as on the dashboard's /groups) is the same as no state.
         states=() if "all" in states else tuple(states),
         substates=substates,
         code=code,
-        job_type=job_type,
-        worker_version=worker_version,
-        seen_from=seen_from,
-        seen_to=seen_to,
         grouping_version=version,
-        failing=bool(failing),
+        **shared,
     )
+
+
+def shared_filter_fields(args: QueryArgs, problems: list[InvalidQueryError]) -> dict[str, Any]:
+    """The :class:`GroupFilter` fields the API and ``/groups`` read alike:
+    ``from``/``to`` (``seen_from``/``seen_to``, bounding ``last_seen``;
+    :func:`~app.web.query_time.read_time_range`), ``job_type``,
+    ``worker_version`` (:func:`query_text`) and ``failing``
+    (:func:`read_failing`), as keyword arguments. A bad one is added to
+    ``problems`` (its field then ``None``), for the caller to refuse with
+    the rest (:func:`~app.web.query.raise_problems`)."""
+    seen_from, seen_to, time_problems = read_time_range(args)
+    problems.extend(time_problems)
+    fields: dict[str, Any] = {"seen_from": seen_from, "seen_to": seen_to}
+    for name in ("job_type", "worker_version"):
+        fields[name] = read_or_note(problems, _text, args, name)
+    fields["failing"] = bool(read_or_note(problems, read_failing, args))
+    return fields
 
 
 def _grouping_version(args: QueryArgs) -> int | None:
