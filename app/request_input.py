@@ -22,7 +22,7 @@ from __future__ import annotations
 from urllib.parse import unquote_to_bytes
 
 from flask import Flask, request
-from werkzeug.datastructures import MultiDict
+from werkzeug.datastructures import ImmutableMultiDict, MultiDict
 
 from app.errors import FieldError, InvalidFormError, InvalidQueryError, field_error, parameter_error, shown_name
 from app.services.json_pointer import json_pointer
@@ -118,7 +118,8 @@ def _repeated(args: MultiDict[str, str]) -> list[FieldError]:
 def refuse_unstorable_input() -> None:
     """``before_request``: refuse NUL and the C0 controls other than TAB, LF,
     CR (DEL and C1 too) in any query parameter or form field, a query parameter
-    that is not UTF-8, and a single-valued one given two values (400).
+    that is not UTF-8, and a single-valued one given two values (400); then
+    drop the empty copies of a name given a value (:func:`without_empty_copies`).
 
     Raises:
         InvalidQueryError: naming each offending parameter (problem+json on
@@ -142,6 +143,27 @@ def refuse_unstorable_input() -> None:
         bad = _bad_fields(request.form, query=False)
         if bad:
             raise InvalidFormError("A form field holds a NUL or another control character; remove it.", bad)
+    # The one value read is the non-empty one. Readers take a parameter's
+    # first value, so ``error_code=&error_code=X`` dropped the filter: an
+    # export or a bulk action then covered every failed job (a trial).
+    # Werkzeug's cached ``args``/``form`` may be replaced for the request.
+    for name in ("args", "form") if request.mimetype in FORM_MEDIA_TYPES else ("args",):
+        given = getattr(request, name)
+        kept = without_empty_copies(given)
+        if kept is not given:
+            setattr(request, name, kept)
+
+
+def without_empty_copies(fields: MultiDict[str, str]) -> MultiDict[str, str]:
+    """``fields`` without the empty values of a name that also has a
+    non-empty one (a form submits its empty fields, so ``x=&x=1`` is ``x=1``);
+    ``fields`` itself when there are none (as :func:`has_different_values`
+    sets empties aside)."""
+    names = [name for name in fields if "" in fields.getlist(name) and any(fields.getlist(name))]
+    if not names:
+        return fields
+    return ImmutableMultiDict([(name, value) for name, value in fields.items(multi=True)
+                               if value != "" or name not in names])
 
 
 def init_request_input(app: Flask) -> None:

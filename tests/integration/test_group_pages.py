@@ -709,3 +709,41 @@ def test_the_wake_says_the_condition_that_was_met(app, client, groups):
     timeline = client.get(path).get_data(as_text=True).split("<h2>Timeline</h2>")[-1]
     assert timeline.count("until 2 more occurrences") == 2  # the ignore, and the wake
     assert "until more occurrences" not in timeline
+
+
+# -- an empty copy of a field beside its value (a trial) ---------------------------
+
+@pytest.mark.parametrize(("url", "count"), [
+    ("/exports/job-errors.csv?error_code=&error_code=code.unknown_icd10cm", lambda r: len(r.get_data(as_text=True)
+                                                                                      .strip().splitlines()) - 1),
+    ("/exports/job-errors.ndjson?error_code=code.unknown_icd10cm&error_code=", lambda r: len(
+        r.get_data(as_text=True).strip().splitlines())),
+    ("/api/v1/processing-jobs?error_code=&error_code=code.unknown_icd10cm", lambda r: len(r.get_json()["items"])),
+    ("/api/v1/failure-groups?code=&code=code.unknown_icd10cm", lambda r: len(r.get_json()["items"])),
+])
+def test_an_empty_copy_of_a_filter_beside_its_value_keeps_the_filter(client, groups, url, count):
+    # The first value was read: error_code=&error_code=X exported every failed job.
+    response = client.get(url)
+    assert response.status_code == 200 and count(response) == 1, url
+
+
+def test_a_bulk_action_keeps_a_filter_given_with_an_empty_copy(client, groups):
+    token = _csrf(client, "/jobs")
+    asked = client.post("/jobs/bulk", data=MultiDict([
+        ("csrf_token", token), ("op", "acknowledge:filter"), ("error_code", ""), ("error_code", "code.unknown_icd10cm"),
+    ]))
+    assert asked.status_code == 303
+    assert "Acknowledge 1 job?" in client.get(asked.headers["Location"]).get_data(as_text=True)
+
+
+def test_a_group_form_field_given_with_an_empty_copy_is_taken(app, client, groups):
+    path = f"/groups/{groups['unit']}"
+    client.post(path + "/resolve", data=MultiDict([
+        ("csrf_token", _csrf(client, path)), ("in_version", ""), ("in_version", "1.6.0")]))
+    path = f"/groups/{groups['icd']}"
+    client.post(path + "/ignore", data=MultiDict([
+        ("csrf_token", _csrf(client, path)), ("mode", "forever"), ("until", ""), ("until", "2030-01-01")]))
+    with app.app_context():
+        resolved, ignored = (db.session.get(FailureGroup, groups[k]) for k in ("unit", "icd"))
+        assert (resolved.state, resolved.resolved_in_version) == ("resolved", "1.6.0")
+        assert (ignored.state, ignored.ignore_until) == ("ignored", datetime(2030, 1, 1, tzinfo=timezone.utc))
