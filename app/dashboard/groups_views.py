@@ -11,7 +11,7 @@ needs ``ACT_ON_JOBS`` and is audited by the service before it takes effect.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 
 from flask import abort, current_app, flash, redirect, render_template, request, session, url_for
 from werkzeug.wrappers import Response
@@ -37,11 +37,11 @@ from app.services.failure_groups import daily as daily_rollup, group_details, qu
 from app.services.failure_groups.errors import GroupNotFoundError, InvalidGroupTransitionError
 from app.services.failure_groups.states import is_semver
 from app.services.processing_jobs.actions import JobAction
-from app.timestamps import format_utc
+from app.timestamps import format_utc, is_accepted
 from app.web.form_fields import refuse_stray_form_input
 from app.web.group_query import MAX_TEXT_LENGTH
 from app.web.list_heading import href, query_pairs, with_changes
-from app.web.query import parse_group_id, parse_limit, refuse_unknown_parameters
+from app.web.query import parse_group_id, parse_limit, raise_problems, read_or_note, refuse_unknown_parameters
 
 #: Sparkline windows.
 HOURS_24 = 24
@@ -90,8 +90,12 @@ def list_groups() -> str | Response:
     if any(value == "" for _, value in pairs):
         return redirect(href(url_for("dashboard.list_groups"), [(k, v) for k, v in pairs if v != ""]))
     refuse_unknown_parameters(request.args, GROUP_LIST_PARAMETERS)
-    group_filter, sort = group_filter_from_args(request.args)
-    limit = parse_limit(request.args.get("limit"), maximum=current_app.config["MAX_PAGE_SIZE"])
+    problems: list[InvalidQueryError] = []  # a bad limit named beside the filter's faults (a trial)
+    read = read_or_note(problems, group_filter_from_args, request.args)
+    limit = read_or_note(problems, lambda: parse_limit(request.args.get("limit"),
+                                                       maximum=current_app.config["MAX_PAGE_SIZE"]))
+    raise_problems(problems)
+    group_filter, sort = read
     now = utcnow()
     # The page only reads: the closed days are rolled up by the worker's
     # periodic task or `flask groups roll-up-days`, and the days after the
@@ -226,7 +230,12 @@ def _sample_cursor(raw: str | None) -> tuple[datetime, int] | None:
         occurrence_id = whole_number(last_id, 2**63 - 1)  # a BIGINT id
         if moment.tzinfo is None or occurrence_id is None:
             raise ValueError(raw)
-    except ValueError:
+        # In UTC, as stored; an offset that carries the year past 9999 or
+        # before 1 raises OverflowError here, not a 500 in the query (a trial).
+        moment = moment.astimezone(timezone.utc)
+        if not is_accepted(moment):
+            raise ValueError(raw)
+    except (ValueError, OverflowError):
         raise InvalidQueryError("The cursor is not valid; start again from the first page.",
                                 [parameter_error("cursor", "must be a cursor this page gave out")]) from None
     return moment, occurrence_id

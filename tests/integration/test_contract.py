@@ -21,6 +21,7 @@ from app.models import EntityType, JobStatus
 from app.models.job_status import TERMINAL_STATUSES, WORKER_STATUS_WORDS
 from app.registry import get_failure_recorder
 from app.services.error_details import ERROR_FORMATS, SEVERITIES, load_error_details_schema
+from app.services.failure_groups.fingerprint import KNOWN_VERSIONS
 from app.services.processing_jobs.job_filter import AcknowledgedFilter, TimeField
 from app.services.processing_jobs.lifecycle import create_job, start_job
 from app.web.problem_types import PROBLEM_TYPES
@@ -110,6 +111,8 @@ def test_openapi_enums_equal_the_code():
     }
     # The one value read_failing takes (an empty one is no filter, as for every parameter).
     assert group_parameters["failing"]["schema"]["enum"] == ["1"]
+    # The grouping versions the server implements (a schemathesis run sent 2, documented then as any integer >= 1).
+    assert group_parameters["grouping_version"]["schema"]["enum"] == list(KNOWN_VERSIONS)
 
     # Status and entity type are written once and referred to elsewhere
     # (a Problem's status is the HTTP status).
@@ -145,6 +148,7 @@ def test_openapi_enums_equal_the_code():
         "/components/schemas/ProcessingResult/properties/status",
         "/paths/~1api~1v1~1processing-jobs/get/parameters/3/schema",
         "/paths/~1api~1v1~1processing-jobs/get/parameters/8/schema",
+        "/paths/~1api~1v1~1failure-groups/get/parameters/7/schema",
         "/paths/~1api~1v1~1failure-groups/get/parameters/8/schema",
     }
 

@@ -200,16 +200,21 @@ _EXACT_INTEGER = 2**53 - 1
 def _number(text: str) -> int | float | str:
     """A message's number (``_NUMBER``, ASCII digits) as JSON can hold it
     (RFC 7493, I-JSON): an integer up to 2**53 - 1 in magnitude, else a
-    finite double; otherwise the text as written. ``float()`` made
-    ``1e400`` and a 400-digit integer infinity, which no JSON column
-    stores (a 500), and ``int()`` refuses more than 4,300 digits."""
+    finite double that is not a non-zero number rounded to 0; otherwise the
+    text as written. ``float()`` made ``1e400`` and a 400-digit integer
+    infinity, which no JSON column stores (a 500), and ``int()`` refuses
+    more than 4,300 digits."""
     if "." not in text and "e" not in text.lower():
         digits = text.lstrip("-").lstrip("0") or "0"
         if len(digits) <= len(str(_EXACT_INTEGER)) and int(digits) <= _EXACT_INTEGER:
             return int(text)
         return text
     value = float(text)
-    return value if math.isfinite(value) else text
+    # Infinity, or 0 for a number that is not zero (1e-400): either would
+    # change what the message says, as the API refuses such a body number.
+    if not math.isfinite(value) or (value == 0 and any(c in "123456789" for c in text.lower().partition("e")[0])):
+        return text
+    return value
 
 
 def model_state_key_to_pointer(key: str) -> str | None:

@@ -80,6 +80,7 @@ def test_a_validation_problem_is_recognised_and_each_message_is_an_item():
     ("The field Value must be between 0 and 9007199254740993.", {"minimum": 0, "maximum": "9007199254740993"}),
     ("The field Value must be between -0.5 and 9007199254740991.", {"minimum": -0.5, "maximum": 9007199254740991}),
     ("The field Value must be between 0 and 1e308.", {"minimum": 0, "maximum": 1e308}),
+    ("The field Value must be between 1e-400 and 0.0e-5.", {"minimum": "1e-400", "maximum": 0.0}),
 ])
 def test_a_number_in_a_message_is_stored_only_as_json_holds_it_exactly(message, ctx):
     envelope, _ = normalize_error_details({"title": "x", "errors": {"Entities[0].Value": [message]}}, None)
