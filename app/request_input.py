@@ -14,7 +14,11 @@ instead of showing.
 A query parameter whose percent-escapes are not UTF-8 is refused too
 (Werkzeug would keep the escape as text, and a search for it find nothing),
 and so is a single-valued one given twice with different values (which one
-counts is not guessed: ``limit=10&limit=500`` is a 400 naming ``limit``).
+counts is not guessed: ``limit=10&limit=500`` is a 400 naming ``limit``);
+an empty copy beside a value is dropped, so the value counts.
+
+:func:`whole_number` is the one reader of a whole number typed into a
+parameter, a path or a field.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from werkzeug.datastructures import ImmutableMultiDict, MultiDict
 from app.errors import FieldError, InvalidFormError, InvalidQueryError, field_error, parameter_error, shown_name
 from app.services.json_pointer import json_pointer
 from app.services.json_values import has_acting_control, has_unstorable_text
+
 
 def whole_number(text: str, maximum: int) -> int | None:
     """``text`` as a whole number from 0 to ``maximum``: ASCII digits only
