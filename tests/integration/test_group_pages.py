@@ -235,6 +235,14 @@ def test_a_group_action_form_with_a_field_it_has_not_or_two_values_changes_nothi
 LONG_DIGITS = "9" * 4301
 
 
+def test_a_group_path_is_read_as_the_api_reads_it(client, groups):
+    # A trial: these opened the group on the page and were a 404 in the API.
+    for raw in ("%20" + str(groups["unit"]), f"{groups['unit']}%20", "%09" + str(groups["unit"]), "0" * 5000 + "1"):
+        assert client.get(f"/groups/{raw}").status_code == 404, raw
+        assert client.get(f"/api/v1/failure-groups/{raw}").status_code == 404, raw
+    assert client.get(f"/groups/{groups['unit']}").status_code == 200
+
+
 def test_a_digit_string_too_long_for_int_is_a_400_wherever_a_number_is_read(app, client, groups):
     path = f"/groups/{groups['unit']}"
     for url in (f"/groups/{LONG_DIGITS}", f"/jobs?group={LONG_DIGITS}", f"/exports/job-errors.csv?group={LONG_DIGITS}",
