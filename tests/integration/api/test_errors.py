@@ -82,6 +82,14 @@ def test_wrong_method_on_the_collection_is_a_405_problem(client, app):
     assert {m.strip() for m in response.headers["Allow"].split(",")} == {"GET", "HEAD", "OPTIONS", "POST"}
 
 
+def test_options_names_the_methods_with_no_body(client):
+    # Flask's own answer was an empty text/html 200 (a schemathesis run).
+    response = client.options(API)
+    assert response.status_code == 204 and response.get_data() == b""
+    assert "Content-Type" not in response.headers
+    assert {m.strip() for m in response.headers["Allow"].split(",")} == {"GET", "HEAD", "OPTIONS", "POST"}
+
+
 def test_unexpected_errors_are_a_500_problem_without_internals(make_app, monkeypatch, auth_headers, caplog):
     production_like = make_app(PROPAGATE_UNEXPECTED=False)
 
