@@ -112,6 +112,10 @@ def login() -> str | Response | tuple[str, int]:
         user = access.authenticate(form.username.data, form.password.data, address=request.remote_addr)
         if user is not None:
             current_app.session_interface.regenerate(session)
+            # A new CSRF secret too (Flask-WTF keeps it in the session): a
+            # token read from the sign-in page before signing in stayed good
+            # for the signed-in session's forms (a trial; OWASP's CSRF sheet).
+            session.pop("csrf_token", None)
             login_user(user)
             return redirect(target)
         return render_template("auth/login.html", form=form, error=SIGN_IN_FAILED), 401

@@ -90,6 +90,23 @@ def test_signing_in_starts_a_new_session_id(app):
     assert not _signed_in(_copy(app, before))
 
 
+def test_a_csrf_token_from_before_the_sign_in_is_refused_after_it(app):
+    # A trial: the token of the anonymous sign-in page stayed valid for the
+    # signed-in session's forms.
+    make_user(app, "early-token", "operator", password=PASSWORD)
+    browser = app.test_client()
+    html = browser.get("/login").get_data(as_text=True)
+    early = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', html).group(1)
+    response = browser.post("/login", data={"username": "early-token", "password": PASSWORD, "csrf_token": early})
+    assert response.status_code == 302
+    with app.app_context():
+        job_id = str(create_job("doc-early-token").id)
+    assert browser.post(f"/jobs/{job_id}/acknowledge", data={"csrf_token": early}).status_code == 400
+    fresh = re.search(r'name="csrf_token" (?:type="hidden" )?value="([^"]+)"',
+                      browser.get("/jobs").get_data(as_text=True)).group(1)
+    assert fresh != early
+
+
 def test_the_table_holds_digests_not_session_ids(app):
     make_user(app, "digested", "viewer", password=PASSWORD)
     browser = app.test_client()
