@@ -71,7 +71,9 @@ def run_bulk_action(bulk_id: str) -> Response:
     bulk = _bulk(bulk_id)
     audit = {"scope": bulk.scope}
     if bulk.group_id is not None:
-        audit.update(group_id=bulk.group_id, group_title=queries.get_group(bulk.group_id).group.title)
+        # The id only: a group's title may be made from a worker's message,
+        # which may hold patient text, and the audit log outlives the purge.
+        audit["group_id"] = bulk.group_id
     if bulk.query:
         audit["query"] = bulk.query
     background = current_app.config["BULK_ACTION_RUNNER"] == "procrastinate"

@@ -152,8 +152,10 @@ def start(bulk_id: uuid.UUID, actor: str, audit: Mapping[str, Any]) -> bool:
     running or done already (a second submit): nothing is written.
 
     Args:
-        audit: facts for the audit row's ``filter`` (the group, its title,
-            the filter); ``selected`` (the total) and ``bulk_action_id`` are added.
+        actor: who confirms it, the audit row's actor.
+        audit: facts for the audit row's ``filter`` (the group, the
+            filter); ``selected`` (the total), ``bulk_action_id`` and
+            ``asked_by`` (who froze the selection) are added.
     """
     now = utcnow()
     claimable = sa.or_(
@@ -166,15 +168,17 @@ def start(bulk_id: uuid.UUID, actor: str, audit: Mapping[str, Any]) -> bool:
             .where(BulkAction.id == bulk_id, claimable)
             .values(state=BulkActionState.RUNNING.value, started_at=sa.func.coalesce(BulkAction.started_at, now),
                     progressed_at=now)
-            .returning(BulkAction.action, BulkAction.total, BulkAction.audit_event_id)
+            .returning(BulkAction.action, BulkAction.total, BulkAction.audit_event_id, BulkAction.actor)
         ).one_or_none()
         if claimed is None:
             if not transaction.joined:
                 transaction.rollback()
             return False
-        action, total, audit_event_id = claimed
+        action, total, audit_event_id, asked_by = claimed
         if audit_event_id is None:
-            facts = {**audit, "selected": total, "bulk_action_id": str(bulk_id)}
+            # The row's actor confirmed it; who asked (froze the selection,
+            # named in the jobs' histories) may be another user (a trial).
+            facts = {**audit, "selected": total, "bulk_action_id": str(bulk_id), "asked_by": asked_by}
             event = add_audit_event(actor, f"jobs.{action}", facts, 0)
             db.session.execute(sa.update(BulkAction).where(BulkAction.id == bulk_id).values(audit_event_id=event.id))
     return True
