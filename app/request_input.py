@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from urllib.parse import unquote_to_bytes
 
-from flask import Flask, request
+from flask import Flask, g, request
 from werkzeug.datastructures import ImmutableMultiDict, MultiDict
 
 from app.errors import FieldError, InvalidFormError, InvalidQueryError, field_error, parameter_error, shown_name
@@ -157,6 +157,14 @@ def refuse_unstorable_input() -> None:
         kept = without_empty_copies(given)
         if kept is not given:
             setattr(request, name, kept)
+            g.setdefault("empty_copies_dropped", set()).add(name)
+
+
+def empty_copies_dropped() -> bool:
+    """Whether this request's query string had empty copies beside values,
+    dropped by :func:`refuse_unstorable_input`: a list page then redirects
+    to its URL without them, as it does for any empty parameter."""
+    return "args" in g.get("empty_copies_dropped", ())
 
 
 def without_empty_copies(fields: MultiDict[str, str]) -> MultiDict[str, str]:

@@ -29,7 +29,7 @@ from app.errors import InvalidFieldsError, InvalidFormError, InvalidQueryError, 
 from app.models import GroupState
 from app.models.access import Permission
 from app.models.types import utcnow
-from app.request_input import whole_number
+from app.request_input import empty_copies_dropped, whole_number
 from app.services import bulk_actions, group_samples
 from app.services.chart_buckets import Bucket, BucketSize, Timeline
 from app.services.failure_groups import lifecycle as group_lifecycle
@@ -87,7 +87,7 @@ def list_groups() -> str | Response:
         # fields kept, a bookmark of "the last 7 days" re-read each time.
         return redirect(href(url_for("dashboard.list_groups"),
                              [(k, v) for k, v in with_quick_range(pairs, utcnow()) if v != ""]))
-    if any(value == "" for _, value in pairs):
+    if empty_copies_dropped() or any(value == "" for _, value in pairs):
         return redirect(href(url_for("dashboard.list_groups"), [(k, v) for k, v in pairs if v != ""]))
     refuse_unknown_parameters(request.args, GROUP_LIST_PARAMETERS)
     problems: list[InvalidQueryError] = []  # a bad limit named beside the filter's faults (a trial)

@@ -28,6 +28,7 @@ from app.models.job_status import FAILURE_STATUSES, TERMINAL_STATUSES
 from app.models.access import Permission
 from app.models.types import utcnow
 from app.redirects import page_endpoint, safe_redirect_target, same_site_referrer
+from app.request_input import empty_copies_dropped
 from app.services import dashboard_stats
 from app.services.failure_groups import group_details, queries
 from app.services.failure_groups.search import MAX_GROUPS_FOUND, find_groups_by_title
@@ -125,7 +126,7 @@ def list_jobs() -> str | Response:
         by_finish_time = _finished_only(dashboard_filter(MultiDict(statuses)))
         return redirect(href(url_for("dashboard.list_jobs"),
                              _cleaned(with_quick_range(pairs, utcnow(), by_finish_time=by_finish_time))))
-    if any(value == "" for _, value in pairs):
+    if empty_copies_dropped() or any(value == "" for _, value in pairs):
         return redirect(href(url_for("dashboard.list_jobs"), _cleaned(pairs)))
     refuse_unknown_parameters(request.args, JOB_LIST_PARAMETERS)
     job_filter = current_filter()

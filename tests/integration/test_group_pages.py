@@ -770,3 +770,15 @@ def test_a_group_form_field_given_with_an_empty_copy_is_taken(app, client, group
         resolved, ignored = (db.session.get(FailureGroup, groups[k]) for k in ("unit", "icd"))
         assert (resolved.state, resolved.resolved_in_version) == ("resolved", "1.6.0")
         assert (ignored.state, ignored.ignore_until) == ("ignored", datetime(2030, 1, 1, tzinfo=timezone.utc))
+
+
+def test_a_right_to_left_override_in_worker_text_is_marked_wherever_it_is_shown(app, client):
+    # A trial: the job page's group link, the group page's Code and the
+    # summary's top codes showed "ctl.\u202ecode" reversed ("ctl.edoc").
+    item = {"code": "ctl.\u202ecode", "severity": "error", "message": "bad", "pointer": "/entities/0/code"}
+    job_id = _fail(client, [item], document="doc-rlo")
+    group_id = _group_id(app, "ctl.\u202ecode")
+    for path in (f"/jobs/{job_id}", f"/groups/{group_id}", "/jobs/summary", "/jobs", "/groups"):
+        html = client.get(path).get_data(as_text=True)
+        assert "\u202e" not in html, path
+        assert "[RLO]" in html or path == "/jobs", path  # the job list shows no code
