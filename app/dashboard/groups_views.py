@@ -25,6 +25,7 @@ from app.dashboard.group_list_query import (
     GROUP_LIST_PARAMETERS, SORT_LABELS, SORTS, STATE_CHOICES, group_filter_from_args, group_list_heading,
 )
 from app.dashboard.links import QUICK_RANGES, with_quick_range
+from app.dashboard.seen import audit_seen
 from app.errors import InvalidFieldsError, InvalidFormError, InvalidQueryError, field_error, parameter_error
 from app.models import GroupState
 from app.models.access import Permission
@@ -189,6 +190,8 @@ def show_group(group_id: str) -> str:
     )
     next_cursor = f"{after[0].isoformat()}|{after[1]}" if after else None
     sample = group_samples.sample_failure(view.group)
+    # The page shows a sample failure's error items: who saw it is audited.
+    audit_seen("seen.group", {"group_id": key, "job_ids": [str(sample.failure.job_id)] if sample else []})
     return render_template(
         "groups/detail.html",
         view=view,

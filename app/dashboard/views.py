@@ -23,6 +23,7 @@ from app.dashboard.charts import bar_chart
 from app.dashboard.formatting import STATUS_LABELS
 from app.dashboard.links import QUICK_RANGES, ListLinks, list_heading, list_links
 from app.dashboard.links import with_quick_range
+from app.dashboard.seen import audit_seen
 from app.models import JobStatus, ProcessingJob
 from app.models.job_status import FAILURE_STATUSES, TERMINAL_STATUSES
 from app.models.access import Permission
@@ -393,6 +394,7 @@ def show_job(job_id: str) -> str | Response:
     match = parse_search(request.args.get("match"), "match")
     matched = {f.id for f in failures if failure_holds_text(f.error_message, f.error_details, match)} if match else set()
     groups = group_details.item_groups([failure.id for failure in failures])
+    audit_seen("seen.job", {"job_ids": [str(job.id)], "as": "page"})
     return render_template(
         "jobs/detail.html",
         job=job,
@@ -424,4 +426,6 @@ def show_job_json(job_id: str) -> Response:
     """The job as the API shows it, for signed-in operators (the API itself
     takes worker tokens only)."""
     refuse_unknown_parameters(request.args, ())
-    return jsonify(job_to_json(lifecycle.get_job(job_id)))
+    job = lifecycle.get_job(job_id)
+    audit_seen("seen.job", {"job_ids": [str(job.id)], "as": "json"})
+    return jsonify(job_to_json(job))

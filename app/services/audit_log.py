@@ -40,6 +40,8 @@ KNOWN_ACTIONS = (
     "jobs.purge",
     "jobs.requeue",
     "jobs.unacknowledge",
+    "seen.group",
+    "seen.job",
     "tokens.create",
     "tokens.revoke",
     "users.create",

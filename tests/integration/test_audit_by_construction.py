@@ -37,8 +37,10 @@ def _csrf(client, path: str = "/jobs") -> str:
 
 
 def _events(app) -> list[AuditEvent]:
+    """Every audit row but those of pages seen (``seen.*``, tested apart)."""
     with app.app_context():
-        events = list(db.session.scalars(sa.select(AuditEvent).order_by(AuditEvent.occurred_at)))
+        events = list(db.session.scalars(
+            sa.select(AuditEvent).where(~AuditEvent.action.like("seen.%")).order_by(AuditEvent.occurred_at)))
         db.session.expunge_all()
         return events
 
@@ -449,3 +451,32 @@ def test_a_form_left_open_for_hours_still_acts_while_its_session_lives(app, clie
     assert response.status_code == 303, response.get_data(as_text=True)
     with app.app_context():
         assert stored_job_row(job_id)["acknowledged_at"] is not None
+
+
+def test_who_saw_a_jobs_error_details_is_audited_before_the_page(app, client):
+    # A trial: a viewer could read every job's details, and the audit log
+    # showed only their sign-in ("audit who saw it").
+    job_id = _failed_job(app)
+    for path, shown_as in ((f"/jobs/{job_id}", "page"), (f"/jobs/{job_id}/job.json", "json")):
+        assert client.get(path).status_code == 200
+        with app.app_context():
+            event = db.session.scalars(sa.select(AuditEvent).where(AuditEvent.action == "seen.job")
+                                       .order_by(AuditEvent.occurred_at.desc())).first()
+            assert (event.actor, event.filter) == ("test-admin", {"job_ids": [job_id], "as": shown_as})
+    # A HEAD shows nothing: no row.
+    with app.app_context():
+        seen = db.session.scalar(sa.select(sa.func.count()).select_from(AuditEvent)
+                                 .where(AuditEvent.action == "seen.job"))
+    client.head(f"/jobs/{job_id}")
+    with app.app_context():
+        assert db.session.scalar(sa.select(sa.func.count()).select_from(AuditEvent)
+                                 .where(AuditEvent.action == "seen.job")) == seen
+
+
+def test_a_job_page_whose_audit_cannot_be_written_is_not_shown(app, client, monkeypatch):
+    job_id = _failed_job(app)
+    monkeypatch.setattr("app.dashboard.seen.record_audit_event", _unavailable)
+    response = client.get(f"/jobs/{job_id}")
+    text = response.get_data(as_text=True)
+    assert response.status_code == 503 and "crashed" not in text and "doc-audit" not in text
+

@@ -48,9 +48,14 @@ def _csrf(client, path: str) -> str:
 
 
 def _audit(app, action_prefix: str):
+    """The audit rows whose action starts with ``action_prefix``, oldest
+    first; the rows of pages seen (``seen.*``, written by every GET of a
+    group's page) only when asked for by that prefix."""
+    seen = AuditEvent.action.like("seen.%") if action_prefix.startswith("seen.") else ~AuditEvent.action.like("seen.%")
     with app.app_context():
         return db.session.scalars(
-            sa.select(AuditEvent).where(AuditEvent.action.like(action_prefix + "%")).order_by(AuditEvent.occurred_at)
+            sa.select(AuditEvent).where(AuditEvent.action.like(action_prefix + "%"), seen)
+            .order_by(AuditEvent.occurred_at)
         ).all()
 
 
@@ -782,3 +787,11 @@ def test_a_right_to_left_override_in_worker_text_is_marked_wherever_it_is_shown(
         html = client.get(path).get_data(as_text=True)
         assert "\u202e" not in html, path
         assert "[RLO]" in html or path == "/jobs", path  # the job list shows no code
+
+
+def test_who_saw_a_groups_sample_error_item_is_audited(app, client, groups):
+    # The group page shows a sample failure's error items ("audit who saw it", a trial).
+    assert client.get(f"/groups/{groups['icd']}").status_code == 200
+    (event,) = _audit(app, "seen.group")
+    assert (event.actor, event.filter) == ("test-admin", {"group_id": groups["icd"], "job_ids": [groups["icd_job"]]})
+
