@@ -13,6 +13,7 @@ from app.auth import bp
 from app.auth.guards import current_actor, limiter, requires, typed_user_name_key
 from app.models.access import USERNAME_MAX_LENGTH, Permission
 from app.redirects import safe_redirect_target
+from app.request_input import has_different_values
 from app.services import access
 from app.services.access import record_audit_event
 
@@ -106,7 +107,12 @@ def login() -> str | Response | tuple[str, int]:
     browser had before signing in is never the signed-in one).
     """
     form = LoginForm()
-    if form.validate_on_submit():
+    # WTForms reads a field's first value, so with two (a whitespace copy
+    # and a name) the order decided whether it signed in (a trial): refused,
+    # as the action forms refuse a field given two values.
+    repeated = request.method == "POST" and any(
+        has_different_values(request.form.getlist(name)) for name in ("username", "password"))
+    if not repeated and form.validate_on_submit():
         # Checked before signing in: an open redirect would help phishing.
         target = safe_redirect_target(request.args.get("next"), url_for("dashboard.list_groups"))
         user = access.authenticate(form.username.data, form.password.data, address=request.remote_addr)
@@ -125,9 +131,12 @@ def login() -> str | Response | tuple[str, int]:
         record_audit_event(
             request.form.get("username", ""),
             "auth.sign_in",
-            {"outcome": "failure", "address": request.remote_addr, "reason": "form refused"},
+            {"outcome": "failure", "address": request.remote_addr,
+             "reason": "a field given two values" if repeated else "form refused"},
         )
         error = (
+            "The sign-in form gives a field two different values: use the page's own form."
+            if repeated else
             "The sign-in form was not accepted: reload the page and try again "
             f"(user names have at most {USERNAME_MAX_LENGTH} characters, passwords at most 1,024)."
         )

@@ -136,6 +136,25 @@ def test_sign_in_with_the_exact_user_name_only(app, anonymous_client):
     assert anonymous_client.get("/jobs").status_code == 200
 
 
+@pytest.mark.parametrize("order", ["blank first", "name first"])
+def test_a_sign_in_field_given_two_values_is_refused_whatever_their_order(app, anonymous_client, order):
+    # A trial: username=%20&username=x was refused and the other order signed in.
+    from werkzeug.datastructures import MultiDict
+
+    make_user(app, "Operator.Twice", "operator", password="a long enough password")
+    names = [" ", "Operator.Twice"] if order == "blank first" else ["Operator.Twice", " "]
+    response = anonymous_client.post("/login", data=MultiDict(
+        [("username", n) for n in names] + [("password", "a long enough password"),
+                                            ("csrf_token", _login_token(anonymous_client))]))
+    assert response.status_code == 400
+    assert "gives a field two different values" in response.get_data(as_text=True)
+    assert anonymous_client.get("/jobs").status_code != 200
+    with app.app_context():
+        event = db.session.scalars(sa.select(AuditEvent).where(AuditEvent.action == "auth.sign_in")
+                                   .order_by(AuditEvent.occurred_at.desc())).first()
+    assert event.filter["outcome"] == "failure" and event.filter["reason"] == "a field given two values"
+
+
 @pytest.mark.parametrize("typed", ["Operator.Two ", " Operator.Two", "\tOperator.Two \n"])
 def test_surrounding_whitespace_in_the_user_name_is_dropped_at_sign_in(app, typed):
     make_user(app, "Operator.Two", "operator", password="a long enough password")
