@@ -93,7 +93,7 @@ def list_failure_groups() -> Response:
     problems: list[InvalidQueryError] = []  # every bad parameter named at once (read_or_note)
     group_filter = read_or_note(problems, group_filter_from_args, request.args)
     sort = read_or_note(problems, group_sort_from_args, request.args)
-    wanted = read_or_note(problems, lambda: read_page(request.args, maximum=current_app.config["MAX_PAGE_SIZE"]))
+    wanted = read_or_note(problems, read_page, request.args, maximum=current_app.config["MAX_PAGE_SIZE"])
     raise_problems(problems)
     page = list_groups(group_filter, sort=sort, limit=wanted.limit, cursor=wanted.cursor)
     response = jsonify({"items": [group_to_json(v) for v in page.items], "next_cursor": page.next_cursor})

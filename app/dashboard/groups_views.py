@@ -93,8 +93,8 @@ def list_groups() -> str | Response:
     refuse_unknown_parameters(request.args, GROUP_LIST_PARAMETERS)
     problems: list[InvalidQueryError] = []  # a bad limit named beside the filter's faults (a trial)
     read = read_or_note(problems, group_filter_from_args, request.args)
-    limit = read_or_note(problems, lambda: parse_limit(request.args.get("limit"),
-                                                       maximum=current_app.config["MAX_PAGE_SIZE"]))
+    limit = read_or_note(problems, parse_limit, request.args.get("limit"),
+                         maximum=current_app.config["MAX_PAGE_SIZE"])
     raise_problems(problems)
     group_filter, sort = read
     now = utcnow()

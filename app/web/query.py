@@ -96,13 +96,15 @@ def raise_problems(problems: list[InvalidQueryError]) -> None:
 _Read = TypeVar("_Read")
 
 
-def read_or_note(problems: list[InvalidQueryError], reader: Callable[..., _Read], *args: Any) -> _Read | None:
-    """``reader(*args)``, or ``None`` with its :class:`InvalidQueryError`
+def read_or_note(
+    problems: list[InvalidQueryError], reader: Callable[..., _Read], *args: Any, **kwargs: Any
+) -> _Read | None:
+    """``reader(*args, **kwargs)``, or ``None`` with its :class:`InvalidQueryError`
     added to ``problems``: a list page reads every parameter before it
     refuses, so its 400 names each bad one at once (:func:`raise_problems`),
     as the job list always did, not one per attempt."""
     try:
-        return reader(*args)
+        return reader(*args, **kwargs)
     except InvalidQueryError as problem:
         problems.append(problem)
         return None
