@@ -17,15 +17,21 @@ from app.web.query_time import date_time_fault
 from app.services.failure_groups import lifecycle as group_lifecycle
 from app.services.json_values import has_unseen_character
 
-#: The group page's form fields, as the operator reads them, for form errors.
-FIELD_LABELS = {
-    "/in_version": "Resolve in version",
-    "/worker": "Resolve in version … of worker",
-    "/until": "Ignore until",
-    "/occurrences": "Ignore until … more occurrences",
-    "/mode": "Ignore",
-    "": "Ignore",
+#: The group page's form fields: the service's pointer (RFC 6901) to the
+#: field's name as the operator reads it, for form errors, and the form
+#: field it names (the page marks it invalid, with the error beside it).
+FORM_FIELDS = {
+    "/in_version": ("Resolve in version", "in_version"),
+    "/worker": ("Resolve in version … of worker", "in_worker"),
+    "/until": ("Ignore until", "until"),
+    "/occurrences": ("Ignore until … more occurrences", "occurrences"),
+    "/mode": ("Ignore", "mode"),
+    "": ("Ignore", "mode"),
 }
+#: The fields' names by pointer, and the form field each name stands for.
+FIELD_LABELS = {pointer: label for pointer, (label, _) in FORM_FIELDS.items()}
+LABEL_FIELDS = dict(FORM_FIELDS.values())
+
 #: Most occurrences an "ignore until N more" may wait for (the service's limit).
 MAX_IGNORE_OCCURRENCES = group_lifecycle.MAX_IGNORE_OCCURRENCES
 
@@ -50,12 +56,6 @@ class FormError(Exception):
         self.label, self.message = label, message
 
 
-#: The form field each label of :data:`FIELD_LABELS` names (the page marks
-#: it invalid, with the error beside it).
-LABEL_FIELDS = {"Resolve in version": "in_version", "Resolve in version … of worker": "in_worker",
-                "Ignore until": "until", "Ignore until … more occurrences": "occurrences", "Ignore": "mode"}
-
-
 def invalid_fields(error: Exception) -> dict[str, str]:
     """``{field name: what to enter}`` for a refused group form's error
     (:class:`FormError`, or the service's ``InvalidFieldsError`` with
@@ -74,8 +74,8 @@ def invalid_fields(error: Exception) -> dict[str, str]:
 
 
 #: The ignore form's modes and the field each one reads (forever reads none).
-IGNORE_FIELDS = {"until_date": ("until", "Ignore until"),
-                  "until_occurrences": ("occurrences", "Ignore until … more occurrences")}
+IGNORE_FIELDS = {"until_date": ("until", FIELD_LABELS["/until"]),
+                  "until_occurrences": ("occurrences", FIELD_LABELS["/occurrences"])}
 
 
 def ignore_mode(form: Mapping[str, str]) -> str:
