@@ -15,7 +15,7 @@ from typing import Any
 
 from markupsafe import Markup, escape
 
-from app.dashboard.formatting import MARKED_CHARACTERS
+from app.text_marks import MARKED_CHARACTERS
 from app.services.error_details import listed_errors
 from app.services.error_guidance import guidance_for_codes
 from app.services.processing_jobs.filter_sql import failure_holds_text, id_prefix_range

@@ -8,7 +8,6 @@ built from escaped text.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
@@ -17,6 +16,7 @@ from markupsafe import Markup, escape
 
 from app.models import JobStatus
 from app.models.types import iso_date
+from app.text_marks import NAMED_CHARACTERS, marked
 from app.timestamps import format_utc, rfc3339
 
 #: How a status is written on the pages (the API and the exports keep the
@@ -145,69 +145,20 @@ def history_label(kind: str) -> str:
     return HISTORY_LABELS.get(kind, kind)
 
 
-def isolate_text(value: str | None) -> str:
-    """``value`` between U+2068 FIRST STRONG ISOLATE and U+2069 POP DIRECTIONAL
-    ISOLATE (Unicode UAX #9), ``""`` for ``None`` or ``""``.
-
-    For worker text where markup cannot go (a page ``<title>``, a ``title``
-    attribute, a flash message): like ``<bdi>`` in the page, it keeps a
-    right-to-left override inside the value from reordering the text around it.
-    A directional formatting character inside the value is written as its
-    mark (``[RLO]``, as :func:`show_bidi_controls` shows it in the page).
-    """
-    if not value:
-        return ""
-    return f"\u2068{_BIDI_CONTROL.sub(lambda found: _bidi_mark(found.group(0)), value)}\u2069"
-
-
-#: Unicode's explicit directional formatting characters (UAX #9), each with
-#: its short name: inside worker text they reorder what a reader sees, so
-#: that "gnp.exe" after U+202E reads "exe.png" (CVE-2021-42574, "Trojan Source").
-BIDI_CONTROLS = {
-    "\u061c": ("ALM", "ARABIC LETTER MARK"), "\u200e": ("LRM", "LEFT-TO-RIGHT MARK"),
-    "\u200f": ("RLM", "RIGHT-TO-LEFT MARK"), "\u202a": ("LRE", "LEFT-TO-RIGHT EMBEDDING"),
-    "\u202b": ("RLE", "RIGHT-TO-LEFT EMBEDDING"), "\u202c": ("PDF", "POP DIRECTIONAL FORMATTING"),
-    "\u202d": ("LRO", "LEFT-TO-RIGHT OVERRIDE"), "\u202e": ("RLO", "RIGHT-TO-LEFT OVERRIDE"),
-    "\u2066": ("LRI", "LEFT-TO-RIGHT ISOLATE"), "\u2067": ("RLI", "RIGHT-TO-LEFT ISOLATE"),
-    "\u2068": ("FSI", "FIRST STRONG ISOLATE"), "\u2069": ("PDI", "POP DIRECTIONAL ISOLATE"),
-}
-#: Characters that take no room on the page: a title copied with one into
-#: the search box finds nothing, and two codes that read alike differ. Marked
-#: as the directional ones are. ZWJ and ZWNJ are left alone: emoji
-#: sequences and several scripts need them. The line and paragraph
-#: separators (Zl, Zp) show as nothing in HTML text, where the NDJSON export
-#: writes them escaped and a splitlines() reader breaks a line at them (a trial).
-INVISIBLE_CHARACTERS = {
-    "\u200b": ("ZWSP", "ZERO WIDTH SPACE"), "\u2060": ("WJ", "WORD JOINER"),
-    "\ufeff": ("ZWNBSP", "ZERO WIDTH NO-BREAK SPACE"),
-    "\u2028": ("LSEP", "LINE SEPARATOR"), "\u2029": ("PSEP", "PARAGRAPH SEPARATOR"),
-}
-#: Every character shown as a mark, with its short and full name.
-MARKED_CHARACTERS = {**BIDI_CONTROLS, **INVISIBLE_CHARACTERS}
-_BIDI_CONTROL = re.compile("[" + "".join(MARKED_CHARACTERS) + "]")
-
-
-def _bidi_mark(control: str) -> str:
-    """The visible mark of one directional formatting or invisible character: ``[RLO]``, ``[ZWSP]``."""
-    return f"[{MARKED_CHARACTERS[control][0]}]"
-
-
 def show_bidi_controls(value: str | None) -> Markup:
     """``value`` escaped, each directional formatting character (and each
-    of :data:`INVISIBLE_CHARACTERS`) replaced by a visible mark (``[RLO]``,
+    of :data:`~app.text_marks.INVISIBLE_CHARACTERS`, and a joiner beside ASCII:
+    :func:`app.text_marks.marked`) replaced by a visible mark (``[RLO]``,
     ``[ZWSP]``, its code point and name on hover): a message then shows in
     the order it was sent, and the mark says something was hidden in it.
     ``""`` for ``None``. Returns markup built here from escaped text only."""
     text = str(escape(value or ""))
-    if _BIDI_CONTROL.search(text) is None:
-        return Markup(text)
 
-    def mark(found: re.Match[str]) -> str:
-        control = found.group(0)
-        return (f'<span class="bidi-control" title="U+{ord(control):04X} {MARKED_CHARACTERS[control][1]}">'
-                f'{_bidi_mark(control)}</span>')
+    def mark(character: str, short: str) -> str:
+        name = f"U+{ord(character):04X} {NAMED_CHARACTERS[character][1]}"
+        return f'<span class="bidi-control" title="{name}">{short}</span>'
 
-    return Markup(_BIDI_CONTROL.sub(mark, text))
+    return Markup(marked(text, mark))
 
 
 def truncate_text(value: str | None, length: int = 160) -> str:

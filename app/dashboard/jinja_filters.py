@@ -43,7 +43,6 @@ from app.dashboard.failure_details import (
     what_to_do,
 )
 from app.dashboard.formatting import (
-    INVISIBLE_CHARACTERS,
     clock_utc,
     code_system_name,
     event_facts,
@@ -52,7 +51,6 @@ from app.dashboard.formatting import (
     format_span,
     format_utc,
     history_label,
-    isolate_text,
     job_moment,
     percent,
     plural,
@@ -68,6 +66,7 @@ from app.services.error_guidance import guidance_for
 from app.services.failure_groups.states import by_precedence, substate_before
 from app.services.json_values import ACTING_CONTROLS, with_controls_escaped
 from app.services.processing_jobs.filter_sql import ID_PREFIX_MIN_DIGITS
+from app.text_marks import INVISIBLE_CHARACTERS, isolate_text
 
 _SHORT_ID = re.compile(r"(?=[^0-9]*[0-9])[0-9a-fA-F-]+\Z")
 _HEX_LETTERS = re.compile(r"[a-fA-F-]+\Z")

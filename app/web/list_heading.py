@@ -14,6 +14,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from urllib.parse import urlencode
 
+from app.text_marks import isolate_text
+
 #: A query string as its (name, value) pairs, in order.
 Pairs = list[tuple[str, str]]
 
@@ -62,9 +64,11 @@ class ListHeading:
     @property
     def text(self) -> str:
         """The heading as one line of text, for ``<title>`` and the table's
-        caption: ``Failed jobs · code = x``, each value between U+2068 and
-        U+2069 (bidi-isolated, as ``<bdi>`` cannot be used there)."""
-        return " · ".join([self.title, *(f"{chip.label} = \u2068{chip.value}\u2069" for chip in self.chips)])
+        caption: ``Failed jobs · code = x``, each value bidi-isolated and its
+        directional or invisible characters marked (``[RLO]``:
+        :func:`~app.text_marks.isolate_text`), as ``<bdi>`` and markup cannot
+        be used there (a trial: a raw U+202E reversed the browser tab's title)."""
+        return " · ".join([self.title, *(f"{chip.label} = {isolate_text(chip.value)}" for chip in self.chips)])
 
     @property
     def active_count(self) -> int:

@@ -789,6 +789,31 @@ def test_a_right_to_left_override_in_worker_text_is_marked_wherever_it_is_shown(
         assert "[RLO]" in html or path == "/jobs", path  # the job list shows no code
 
 
+def test_an_override_in_any_worker_text_of_a_group_is_marked_on_its_pages_and_titles(app, client):
+    # A trial: the bulk question named the group by its title unmarked (the
+    # operator confirmed against "unit.not_ucum"), the group page's pointer
+    # pattern and entity type read reversed, and the list pages' <title>
+    # (the browser tab, the history) held the raw U+202E.
+    item = {"code": "code.\u202emucu_ton.tinu", "severity": "error", "message": "bad",
+            "pointer": "/entities/0/\u202etinu", "entity": {"type": "Obs\u202eevil"}}
+    _fail(client, [item], document="doc-rlo-title")
+    group_id = _group_id(app, "code.\u202emucu_ton.tinu")
+    path = f"/groups/{group_id}"
+    answer = client.post(f"{path}/jobs", data={"csrf_token": _csrf(client, path), "op": "acknowledge"})
+    confirm = answer.headers["Location"]
+    code = "code.%E2%80%AEmucu_ton.tinu"
+    for page in (path, confirm, f"/jobs?group={group_id}", f"/jobs?error_code={code}", f"/groups?code={code}"):
+        html = client.get(page).get_data(as_text=True)
+        # A filter's own form field keeps the value as typed, to send it again.
+        assert "\u202e" not in re.sub(r'<input [^>]*value="[^"]*"', "", html), page
+        title = re.search(r"<title>(.*?)</title>", html, re.S).group(1)
+        assert "\u202e" not in title and ("[RLO]" in title or page in (path, confirm)), (page, title)
+    html = client.get(path).get_data(as_text=True)
+    assert re.search(r"Pointer pattern</dt><dd><code><bdi>/entities/\*/<span[^>]*>\[RLO\]</span>tinu", html)
+    assert re.search(r"Entity type</dt><dd><bdi>Obs<span[^>]*>\[RLO\]</span>evil", html)
+    assert "[RLO]</span>mucu_ton.tinu" in client.get(confirm).get_data(as_text=True)
+
+
 def test_who_saw_a_groups_sample_error_item_is_audited(app, client, groups):
     # The group page shows a sample failure's error items ("audit who saw it", a trial).
     assert client.get(f"/groups/{groups['icd']}").status_code == 200

@@ -505,7 +505,8 @@ def test_a_short_id_prefix_is_told_apart_from_words(text, hinted):
 
 
 def test_directional_formatting_characters_are_shown_as_marks_and_the_rest_escaped():
-    from app.dashboard.formatting import BIDI_CONTROLS, show_bidi_controls
+    from app.dashboard.formatting import show_bidi_controls
+    from app.text_marks import BIDI_CONTROLS
 
     assert show_bidi_controls(None) == ""
     assert show_bidi_controls("<b>plain</b>") == "&lt;b&gt;plain&lt;/b&gt;"
@@ -526,8 +527,15 @@ def test_invisible_characters_are_shown_as_marks_too():
     assert "[WJ]" in show_bidi_controls("a\u2060b") and "[ZWNBSP]" in show_bidi_controls("\ufeffb")
     # Line and paragraph separators show as nothing in HTML text (a trial).
     assert "[LSEP]" in show_bidi_controls("a\u2028b") and "[PSEP]" in show_bidi_controls("a\u2029b")
-    # Emoji sequences and scripts need ZWJ and ZWNJ: left as they are.
-    assert show_bidi_controls("\U0001f468\u200d\U0001f469 \u200c") == "\U0001f468\u200d\U0001f469 \u200c"
+    # Emoji sequences and scripts need ZWJ and ZWNJ: left as they are there.
+    assert show_bidi_controls("\U0001f468\u200d\U0001f469") == "\U0001f468\u200d\U0001f469"
+    assert show_bidi_controls("\u0645\u06cc\u200c\u062e\u0648\u0627\u0647\u0645") == "\u0645\u06cc\u200c\u062e\u0648\u0627\u0647\u0645"
+    # Beside ASCII, or at an end, they join nothing: "unit.not<ZWJ>_ucum" read as
+    # "unit.not_ucum", a second group that looked like the first (a trial).
+    assert show_bidi_controls("unit.not\u200d_ucum") == (
+        'unit.not<span class="bidi-control" title="U+200D ZERO WIDTH JOINER">[ZWJ]</span>_ucum')
+    assert "[ZWNJ]" in show_bidi_controls("a\u200c\u0645") and "[ZWNJ]" in show_bidi_controls("\u200c\u0645")
+    assert "[ZWJ]" in show_bidi_controls("\u0645\u200d")
     assert pretty_json({"m": "a\u200bb"}) == '{\n  "m": "a\\u200bb"\n}'
 
 
@@ -557,3 +565,14 @@ def test_years_before_1000_are_written_in_four_digits_as_sql_and_rfc_3339_write_
     assert formatting.format_utc(moment) == "0002-01-01 05:00:00 UTC"
     assert bucket_label(moment, BucketSize.HOUR) == "0002-01-01T05"
     assert bucket_label(moment, BucketSize.DAY) == "0002-01-01"
+
+
+def test_a_list_heading_writes_each_value_isolated_with_its_hidden_characters_marked():
+    # A trial: the <title> of /jobs?error_code=... held a raw U+202E, which the
+    # browser tab and history showed reversed.
+    from app.text_marks import isolate_text
+    from app.web.list_heading import FilterChip, ListHeading
+
+    heading = ListHeading("Failed jobs", [FilterChip("code", "code.\u202eab", "/jobs"), FilterChip("type", "a\u200db", "/")])
+    assert heading.text == "Failed jobs · code = \u2068code.[RLO]ab\u2069 · type = \u2068a[ZWJ]b\u2069"
+    assert isolate_text("\U0001f468\u200d\U0001f469") == "\u2068\U0001f468\u200d\U0001f469\u2069"
