@@ -13,7 +13,8 @@ from datetime import datetime
 from app.models.types import utcnow
 from app.request_input import whole_number
 from app.timestamps import LATEST_ACCEPTED, is_accepted, is_year_zero
-from app.web.query_time import date_time_fault
+from app.errors import InvalidFormError, InvalidQueryError, field_error
+from app.web.query_time import date_time_fault, parse_rfc3339
 from app.services.failure_groups import lifecycle as group_lifecycle
 from app.services.json_values import has_unseen_character
 
@@ -143,3 +144,23 @@ def occurrences(raw: str | None) -> int:
         raise FormError("Ignore until … more occurrences",
                          f"enter a whole number from 1 to {MAX_IGNORE_OCCURRENCES:,}")
     return count
+
+
+def state_seen(raw: str | None) -> datetime | None:
+    """The lifecycle forms' hidden ``state_at``: the group's
+    ``state_changed_at`` as the page showed it (RFC 3339 UTC, to the
+    microsecond), for the service to refuse the action if the state changed
+    since (:class:`~app.services.failure_groups.errors.GroupChangedMeanwhileError`).
+    ``None`` when absent: a form not sent from the page is not checked, as
+    a job action without ``failure_at`` is not.
+
+    Raises:
+        InvalidFormError: not an RFC 3339 time (400, pointer ``/state_at``).
+    """
+    if not raw:
+        return None
+    try:
+        return parse_rfc3339(raw, "state_at")
+    except InvalidQueryError:
+        raise InvalidFormError("The time of the group's state shown is not valid.",
+                               [field_error("/state_at", "must be an RFC 3339 time, as the page gave it")]) from None

@@ -35,7 +35,7 @@ from app.services import bulk_actions, group_samples
 from app.services.chart_buckets import Bucket, BucketSize, Timeline
 from app.services.failure_groups import lifecycle as group_lifecycle
 from app.services.failure_groups import daily as daily_rollup, group_details, queries, series
-from app.services.failure_groups.errors import InvalidGroupTransitionError
+from app.services.failure_groups.errors import GroupChangedMeanwhileError, InvalidGroupTransitionError
 from app.services.failure_groups.states import is_semver
 from app.services.processing_jobs.actions import JobAction
 from app.timestamps import format_utc, is_accepted
@@ -297,7 +297,7 @@ def resolve_group(group_id: str) -> Response:
     jobs are not touched. A wrong version leads back to the page (303)
     saying so."""
     _require_csrf()
-    refuse_stray_form_input(("in_version", "in_worker"))
+    refuse_stray_form_input(("in_version", "in_worker", "state_at"))
     key = _group_id(group_id)
     # A form field, refused on this page whatever its length (not by the
     # query-string reader ``_text``, whose 400 names a query parameter).
@@ -311,7 +311,8 @@ def resolve_group(group_id: str) -> Response:
         # Left out of the form, the worker defaults to the usual one; emptied, it does not.
         group = group_lifecycle.resolve_group(
             key, current_actor(), in_version=in_version, in_worker=in_worker, check_seen=True,
-            worker_emptied="in_worker" in request.form and in_worker is None, via="dashboard")
+            worker_emptied="in_worker" in request.form and in_worker is None, via="dashboard",
+            seen_state_at=group_forms.state_seen(request.form.get("state_at")))
     except (group_forms.FormError, InvalidFieldsError) as error:
         return _form_error_page(group_id, error)
     if in_version and group.resolved_in_worker:
@@ -337,7 +338,7 @@ def ignore_group(group_id: str) -> Response:
     value leads back to the group page (303), naming the field
     ("Ignore until: enter a date"); nothing is changed."""
     _require_csrf()
-    refuse_stray_form_input(("mode", "until", "occurrences"))
+    refuse_stray_form_input(("mode", "until", "occurrences", "state_at"))
     key = _group_id(group_id)
     until = occurrences = None
     try:
@@ -346,7 +347,8 @@ def ignore_group(group_id: str) -> Response:
             until = group_forms.until_date(request.form.get("until"))
         elif mode == "until_occurrences":
             occurrences = group_forms.occurrences(request.form.get("occurrences"))
-        group_lifecycle.ignore_group(key, current_actor(), until=until, occurrences=occurrences, via="dashboard")
+        group_lifecycle.ignore_group(key, current_actor(), until=until, occurrences=occurrences, via="dashboard",
+                                     seen_state_at=group_forms.state_seen(request.form.get("state_at")))
     except (group_forms.FormError, InvalidFieldsError) as error:
         return _form_error_page(group_id, error)
     # Said as the timeline says it, so the operator sees which condition was taken.
@@ -362,9 +364,10 @@ def ignore_group(group_id: str) -> Response:
 def reopen_group(group_id: str) -> Response:
     """Reopen a resolved or ignored group."""
     _require_csrf()
-    refuse_stray_form_input(())
+    refuse_stray_form_input(("state_at",))
     key = _group_id(group_id)
-    group_lifecycle.reopen_group(key, current_actor(), via="dashboard")
+    group_lifecycle.reopen_group(key, current_actor(), via="dashboard",
+                                 seen_state_at=group_forms.state_seen(request.form.get("state_at")))
     flash(f"Reopened group {key}.", "success")
     return redirect(url_for("dashboard.show_group", group_id=key), 303)
 
@@ -403,7 +406,17 @@ def confirm_group_jobs_action(group_id: str) -> Response:
 def group_changed_meanwhile(error: InvalidGroupTransitionError) -> Response:
     """A group action the group's state no longer allows (another operator
     resolved it a moment before, say): back to the group page (303) saying
-    what it is now, not a bare 409 page that leads away from it."""
+    what it is now, not a bare 409 page that leads away from it. A stale
+    page (the state changed after it was shown) says who changed it."""
+    if isinstance(error, GroupChangedMeanwhileError):
+        at = format_utc(error.changed_at) if isinstance(error.changed_at, datetime) else "a moment ago"
+        by = ([f"Nothing was changed: group {error.group_id} was {error.reason} by ", error.changed_by,
+               f" at {at}, after this page showed it; it is {error.current} now. "]
+              if error.reason and error.changed_by else
+              [f"Nothing was changed: group {error.group_id} changed at {at}, after this page showed it; "
+               f"it is {error.current} now. ", "", ""])
+        flash([by[0], by[1], by[2] + "Here it is as it is now: act again if you still mean to."], "error")
+        return redirect(url_for("dashboard.show_group", group_id=error.group_id), 303)
     flash(f"Nothing was changed: the group is {error.current} now, so it cannot be {error.action} "
           "(someone may have acted on it meanwhile). Here it is as it is now.", "error")
     return redirect(url_for("dashboard.show_group", group_id=error.group_id), 303)

@@ -385,3 +385,67 @@ def test_a_form_refused_with_a_400_page_links_back_to_the_page_it_was_on(app, cl
     response = client.post(f"{path}/resolve", data={"csrf_token": _csrf(client, path), "in_version": "1.0\x01"},
                            headers={"Referer": "http://evil.example/groups"})
     assert "Back to the form" not in response.get_data(as_text=True)
+
+
+def _state_at(client, path: str) -> str:
+    return re.search(r'name="state_at" value="([^"]+)"', client.get(path).get_data(as_text=True)).group(1)
+
+
+def _events_and_audit(app, group_id: int) -> tuple[int, int]:
+    from app.models import AuditEvent
+    from app.models.failure_group import FailureGroupEvent
+
+    with app.app_context():
+        events = db.session.scalar(sa.select(sa.func.count()).where(FailureGroupEvent.group_id == group_id))
+        audited = db.session.scalar(sa.select(sa.func.count()).where(AuditEvent.action.like("groups.%")))
+        return events, audited
+
+
+@pytest.mark.parametrize("action, form", [
+    ("resolve", {"in_version": ""}),
+    ("ignore", {"mode": "forever"}),
+])
+def test_a_stale_group_page_does_not_replace_a_colleagues_decision(app, client, groups, action, form):  # noqa: F811
+    """A trial: two operators opened an unresolved group; one ignored it until
+    5 more occurrences, the other, on the page as it was, then resolved it
+    (or ignored it forever), and the first one's decision was replaced
+    unseen. The forms carry the time of the state they showed."""
+    from app.services.failure_groups import lifecycle
+
+    path = f"/groups/{groups['unit']}"
+    token, shown = _csrf(client, path), _state_at(client, path)
+    with app.app_context():
+        lifecycle.ignore_group(groups["unit"], "op-two", occurrences=5)
+    before = _events_and_audit(app, groups["unit"])
+    response = client.post(f"{path}/{action}", data={"csrf_token": token, "state_at": shown, **form})
+    assert (response.status_code, response.headers["Location"]) == (303, path)
+    with app.app_context():
+        group = db.session.get(FailureGroup, groups["unit"])
+        assert (group.state, group.ignore_mode, group.ignore_until_occurrences) == ("ignored", "until_occurrences", 5)
+    assert _events_and_audit(app, groups["unit"]) == before  # no event, no audit row
+    message = _flash_error(client.get(path).get_data(as_text=True))
+    assert "Nothing was changed: group" in message and "was ignored by" in message and "op-two" in message
+    assert "after this page showed it; it is ignored now" in message
+    # The page as it is now acts.
+    fresh = {"csrf_token": _csrf(client, path), "state_at": _state_at(client, path), **form}
+    assert client.post(f"{path}/{action}", data=fresh).status_code == 303
+    with app.app_context():
+        assert db.session.get(FailureGroup, groups["unit"]).ignore_until_occurrences is None
+
+
+def test_a_stale_reopen_is_refused_and_a_malformed_state_time_is_a_400(app, client, groups):  # noqa: F811
+    from app.services.failure_groups import lifecycle
+
+    path = f"/groups/{groups['unit']}"
+    with app.app_context():
+        lifecycle.resolve_group(groups["unit"], "op-two")
+    token, shown = _csrf(client, path), _state_at(client, path)
+    with app.app_context():
+        lifecycle.ignore_group(groups["unit"], "op-two")
+    assert client.post(f"{path}/reopen", data={"csrf_token": token, "state_at": shown}).status_code == 303
+    assert _state(app, groups["unit"]) == "ignored"
+    for bad in ("yesterday", "2026-13-01T00:00:00Z", "\u0663"):
+        response = client.post(f"{path}/reopen", data={"csrf_token": token, "state_at": bad})
+        assert response.status_code == 400, bad
+        assert "The time of the group&#39;s state shown is not valid." in response.get_data(as_text=True), bad
+    assert _state(app, groups["unit"]) == "ignored"

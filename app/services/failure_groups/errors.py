@@ -40,3 +40,19 @@ class InvalidGroupTransitionError(ServiceError):
     def members(self) -> dict[str, str]:
         """``current_state`` and ``refused_action`` (``resolved``, ``ignored``, ``reopened``)."""
         return {"current_state": self.current, "refused_action": self.action}
+
+
+class GroupChangedMeanwhileError(InvalidGroupTransitionError):
+    """The group's state changed after the page the actor acted from showed
+    it (HTTP 409): another operator, or a regression, got there first. The
+    form carries the time of the state it showed (``state_changed_at``),
+    as a job action carries its failure's, so a stale page cannot replace
+    a colleague's decision unseen (optimistic concurrency, as RFC 9110's
+    ``If-Unmodified-Since`` for a page). ``changed_at``, ``changed_by`` and
+    ``reason`` (``ignored``, ``regressed``...) say what happened, from the
+    group's timeline (``None`` when it has no event yet)."""
+
+    def __init__(self, group_id: int, current: str, action: str, changed_at: object,
+                 changed_by: str | None, reason: str | None) -> None:
+        super().__init__(group_id, current, action)
+        self.changed_at, self.changed_by, self.reason = changed_at, changed_by, reason

@@ -29,7 +29,11 @@ from app.models.failure_group import (
 )
 from app.models.types import utcnow
 from app.services.access import add_audit_event
-from app.services.failure_groups.errors import GroupNotFoundError, InvalidGroupTransitionError
+from app.services.failure_groups.errors import (
+    GroupChangedMeanwhileError,
+    GroupNotFoundError,
+    InvalidGroupTransitionError,
+)
 from app.services.failure_groups.queries import parse_group_id
 from app.services.failure_groups.signals import note_metric
 from app.services.failure_groups.states import by_precedence, compare_versions, effective_substate, is_semver
@@ -235,9 +239,23 @@ def _version_fault(in_version: object) -> str | None:
     return None
 
 
-def _run(group_id: int, action: Any) -> FailureGroup:
+def _run(group_id: int, action: Any, verb: str, seen_state_at: datetime | None) -> FailureGroup:
+    """``action(group)`` on the group locked, in one write transaction.
+
+    Raises:
+        GroupChangedMeanwhileError: ``seen_state_at`` is given and is not the
+            group's ``state_changed_at`` (the page acted from was stale).
+    """
     with write_transaction():
         group = lock_group(group_id)
+        if seen_state_at is not None and group.state_changed_at != seen_state_at:
+            last = db.session.execute(
+                sa.select(FailureGroupEvent.actor, FailureGroupEvent.reason)
+                .where(FailureGroupEvent.group_id == group.id)
+                .order_by(FailureGroupEvent.at.desc(), FailureGroupEvent.id.desc()).limit(1)
+            ).first()
+            raise GroupChangedMeanwhileError(group.id, group.state, verb, group.state_changed_at,
+                                             *(last or (None, None)))
         action(group)
     return group
 
@@ -252,6 +270,7 @@ def resolve_group(
     check_seen: bool = False,
     via: str = "dashboard",
     now: datetime | None = None,
+    seen_state_at: datetime | None = None,
 ) -> FailureGroup:
     """Mark a group resolved (from ``unresolved`` or ``ignored``), by
     ``actor``, now, optionally *in version* ``in_version`` of the worker
@@ -279,6 +298,9 @@ def resolve_group(
             ``worker_emptied`` beside ``in_version`` for a group with a
             usual worker (pointer ``/worker``); with ``check_seen``, an
             unseen worker or a version not newer than its newest seen.
+        GroupChangedMeanwhileError: ``seen_state_at`` (the
+            ``state_changed_at`` the actor's page showed) is not the group's
+            now; the same for :func:`ignore_group` and :func:`reopen_group`.
     """
     errors = resolution_errors(in_version, in_worker)
     if errors:
@@ -305,7 +327,7 @@ def resolve_group(
         group.resolved_in_version = version
         group.resolved_in_worker = of
 
-    return _run(group_id, resolve)
+    return _run(group_id, resolve, "resolved", seen_state_at)
 
 
 def ignore_group(
@@ -316,6 +338,7 @@ def ignore_group(
     occurrences: int | None = None,
     via: str = "dashboard",
     now: datetime | None = None,
+    seen_state_at: datetime | None = None,
 ) -> FailureGroup:
     """Ignore a group: forever (neither argument), until ``until`` (aware,
     in the future), or until ``occurrences`` more occurrences (1 or more).
@@ -368,10 +391,13 @@ def ignore_group(
         group.ignore_until_occurrences = occurrences
         group.ignore_base_occurrences = total_occurrences(group.id) if occurrences else None
 
-    return _run(group_id, ignore)
+    return _run(group_id, ignore, "ignored", seen_state_at)
 
 
-def reopen_group(group_id: int, actor: str, *, via: str = "dashboard", now: datetime | None = None) -> FailureGroup:
+def reopen_group(
+    group_id: int, actor: str, *, via: str = "dashboard", now: datetime | None = None,
+    seen_state_at: datetime | None = None,
+) -> FailureGroup:
     """Make a resolved or ignored group ``unresolved``/``ongoing`` again.
 
     Raises:
@@ -388,4 +414,4 @@ def reopen_group(group_id: int, actor: str, *, via: str = "dashboard", now: date
             details={"via": via},
         )
 
-    return _run(group_id, reopen)
+    return _run(group_id, reopen, "reopened", seen_state_at)
