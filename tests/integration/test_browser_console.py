@@ -32,6 +32,9 @@ pytestmark = [pytest.mark.browser, pytest.mark.parametrize("database_url", ["sql
 WIDTHS = (390, 768, 1400)
 #: axe impacts that fail the test.
 BLOCKING_IMPACTS = {"serious", "critical"}
+#: axe rules that fail the test at any impact: the landmarks a screen reader
+#: lists to move around the page (a trial found two unnamed navs, "moderate").
+BLOCKING_RULE_PREFIXES = ("landmark-",)
 
 
 @pytest.fixture(scope="session")
@@ -154,13 +157,14 @@ def test_phones_get_cards_and_folded_filters_wider_screens_a_table(site, browser
 
 
 def _axe(frame, axe_source: str) -> list[dict]:
-    """Serious and critical violations axe finds in ``frame`` (frames inside are checked on their own)."""
+    """Serious and critical violations axe finds in ``frame``, and any of the
+    landmark rules (frames inside are checked on their own)."""
     if not frame.evaluate("() => typeof window.axe !== 'undefined'"):
         frame.evaluate(axe_source)
     result = frame.evaluate("async () => await axe.run(document, {iframes: false, resultTypes: ['violations']})")
     return [
         {"rule": v["id"], "impact": v["impact"], "nodes": [n["target"] for n in v["nodes"]][:5]}
-        for v in result["violations"] if v["impact"] in BLOCKING_IMPACTS
+        for v in result["violations"] if v["impact"] in BLOCKING_IMPACTS or v["id"].startswith(BLOCKING_RULE_PREFIXES)
     ]
 
 

@@ -182,6 +182,10 @@ def test_the_done_page_leads_back_to_the_group_and_says_what_skipped_a_requeue(a
     skipped = re.search(r'<dd class="skipped">(.*?)</dd>', html, re.S).group(1)
     assert skipped.startswith("1 ") and "requeued, started, completed or failed again meanwhile" in skipped
     assert "acknowledged" not in skipped
+    # What was done, in the heading and the title ("done" over nothing done read as success, a trial).
+    jobs = len(groups["unit_jobs"])
+    assert f"<h1>Requeue {jobs} jobs: done ({jobs - 1} requeued, 1 skipped)</h1>" in html
+    assert f"Requeue {jobs} jobs: done ({jobs - 1} requeued, 1 skipped) · Clinical Intelligence</title>" in html
 
 
 def test_the_done_page_of_a_filter_action_leads_back_to_its_filtered_list(app, client, groups):  # noqa: F811
@@ -449,3 +453,37 @@ def test_a_stale_reopen_is_refused_and_a_malformed_state_time_is_a_400(app, clie
         assert response.status_code == 400, bad
         assert "The time of the group&#39;s state shown is not valid." in response.get_data(as_text=True), bad
     assert _state(app, groups["unit"]) == "ignored"
+
+
+def _title(html: str) -> str:
+    return re.search(r"<title>(.*?)</title>", html, re.S).group(1)
+
+
+def test_the_page_an_action_leads_to_says_its_outcome_first_in_its_title(app, client, groups):  # noqa: F811
+    """A trial: after Resolve the title still read "Group …" and the outcome
+    was only in a status message already on the page when it loaded, which
+    screen readers do not announce."""
+    path = f"/groups/{groups['unit']}"
+    assert _title(client.get(path).get_data(as_text=True)).startswith("Group ")
+    client.post(f"{path}/resolve", data={"csrf_token": _csrf(client, path), "state_at": _state_at(client, path)})
+    html = client.get(path).get_data(as_text=True)
+    assert _title(html).startswith(f"Resolved group {groups['unit']}. · Group ")
+    assert _title(client.get(path).get_data(as_text=True)).startswith("Group ")  # shown once
+    stale = {"csrf_token": _csrf(client, path), "state_at": "2020-01-01T00:00:00Z"}
+    client.post(f"{path}/reopen", data=stale)
+    assert _title(client.get(path).get_data(as_text=True)).startswith("Error: Group ")
+
+
+def test_the_group_page_links_the_export_of_the_errors_failing_on_it_now(app, client, groups):  # noqa: F811
+    """A trial: the export was two pages and a folded filter panel away."""
+    from tests.conftest import make_user, sign_in
+
+    html = client.get(f"/groups/{groups['unit']}").get_data(as_text=True)
+    links = re.findall(r'<a href="(/exports/job-errors\.(?:csv|ndjson)\?[^"]+)"', html)
+    assert len(links) == 2
+    export = client.get(links[0].replace("&amp;", "&"))
+    rows = export.get_data(as_text=True).splitlines()[1:]
+    assert export.status_code == 200 and len(rows) == len(groups["unit_jobs"])
+    assert {job for job in groups["unit_jobs"] if any(job in row for row in rows)} == set(groups["unit_jobs"])
+    viewer = sign_in(app.test_client(), make_user(app, "vic", "viewer"))
+    assert "/exports/" not in viewer.get(f"/groups/{groups['unit']}").get_data(as_text=True)

@@ -256,7 +256,11 @@ def test_a_single_requeue_asks_first_and_the_question_changes_nothing(app, clien
     assert done.headers["Location"] == f"/jobs/{failed}"
     with app.app_context():
         assert stored_job_row(failed)["status"] == "Pending"
-    assert client.get(f"/jobs/{failed}/requeue").status_code == 409  # not failed any more
+    assert "Requeued the job" in client.get(done.headers["Location"]).get_data(as_text=True)
+    after = client.get(f"/jobs/{failed}/requeue")  # Back to the question, once requeued
+    assert after.status_code == 409  # not failed any more
+    # Its title says so as its heading does; it asked still (a trial).
+    assert re.search(r"<title>(.*?) · ", after.get_data(as_text=True)).group(1) == "This job cannot be requeued"
     assert client.get(f"/jobs/{uuid.uuid4()}/requeue").status_code == 404
 
 
