@@ -4,8 +4,11 @@ with several worker processes): one group, exact counts, on both databases."""
 
 from __future__ import annotations
 
+import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 
+import pytest
 import sqlalchemy as sa
 
 from app.extensions import db
@@ -166,3 +169,84 @@ def test_concurrent_reports_on_three_shared_groups_all_succeed_with_exact_counts
             }
             _assert_group_rollup(group_id, WORKERS, ("unit.not_ucum", "code.unknown", "value.missing"))
         assert db.session.scalars(sa.select(FailureGroupEvent.reason)).all() == ["created"] * 3
+
+
+def _old_worker_failure(i: int) -> dict:
+    return {
+        "status": "validation_failed", "error_message": f"old worker {i}",
+        "error_details": {"errors": [{"code": "unit.not_ucum", "severity": "error", "message": f"unit {i}",
+                                      "pointer": f"/entities/{i}/value/unit"}]},
+        "worker": {"name": "w", "version": "1.0.0"},
+    }
+
+
+def _started_jobs(count: int, prefix: str) -> list[str]:
+    jobs = [str(create_job(f"{prefix}-{i}").id) for i in range(count)]
+    for job in jobs:
+        start_job(job)
+    return jobs
+
+
+@pytest.mark.parametrize("lifecycle_change", ["resolved in 2.0.0", "ignored until 1000 more"])
+def test_concurrent_failures_on_a_group_whose_state_they_must_check_all_succeed(app, auth_headers, lifecycle_change):
+    # A trial, on PostgreSQL: each report held its occurrence's key share on
+    # the group row and then asked FOR UPDATE to check the state: two such
+    # reports deadlocked, and 37 of 40 concurrent ones answered 503.
+    from app.services.failure_groups import lifecycle
+
+    with app.app_context():
+        (first,) = _started_jobs(1, "first")
+    with serve(app) as base_url:
+        assert _fire(base_url, [(f"/api/v1/processing-jobs/{first}/result", _old_worker_failure(0), auth_headers)])[0][0] == 200
+        with app.app_context():
+            group_id = db.session.scalar(sa.select(FailureGroup.id))
+            if lifecycle_change.startswith("resolved"):
+                lifecycle.resolve_group(group_id, "op", in_version="2.0.0", in_worker="w")
+            else:
+                lifecycle.ignore_group(group_id, "op", occurrences=1000)
+            jobs = _started_jobs(WORKERS, "old")
+        answers = _fire(base_url, [(f"/api/v1/processing-jobs/{job}/result", _old_worker_failure(i + 1), auth_headers)
+                                   for i, job in enumerate(jobs)])
+    assert [status for status, _, _ in answers] == [200] * WORKERS
+    with app.app_context():
+        group = db.session.get(FailureGroup, group_id)
+        assert group.state == ("resolved" if lifecycle_change.startswith("resolved") else "ignored")
+        view = get_group(group_id)
+        assert (view.job_count, view.current_job_count, view.occurrence_count) == (WORKERS + 1,) * 3
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_a_report_waiting_on_a_resolve_in_progress_sees_it_and_reopens_the_group(app, auth_headers):
+    # A trial: a report read the group's state when its statement began,
+    # waited on the resolve's row lock in its foreign-key check, went on
+    # with "unresolved" and committed after the resolve without reopening
+    # it. Here the resolve is held open until the report waits on it.
+    with app.app_context():
+        first, second = _started_jobs(2, "held")
+    with serve(app) as base_url:
+        assert _fire(base_url, [(f"/api/v1/processing-jobs/{first}/result", _old_worker_failure(0), auth_headers)])[0][0] == 200
+        with app.app_context():
+            group_id = db.session.scalar(sa.select(FailureGroup.id))
+            with db.engine.connect() as resolving:
+                resolving.execute(sa.text("SELECT id FROM failure_groups WHERE id = :g FOR UPDATE"), {"g": group_id})
+                resolving.execute(sa.text(
+                    "UPDATE failure_groups SET state = 'resolved', substate = NULL, resolved_by = 'op', "
+                    "resolved_at = now() - interval '1 hour', state_changed_at = now() - interval '1 hour' "
+                    "WHERE id = :g"), {"g": group_id})
+                with ThreadPoolExecutor(max_workers=1) as pool:
+                    report = pool.submit(_fire, base_url, [
+                        (f"/api/v1/processing-jobs/{second}/result", _old_worker_failure(1), auth_headers)])
+                    waiting = "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND pid <> pg_backend_pid()"
+                    deadline = time.monotonic() + 120
+                    with db.engine.connect() as watcher:
+                        while not watcher.execute(sa.text(waiting)).scalar() and not report.done():
+                            assert time.monotonic() < deadline, "the report never waited on the resolve"
+                            time.sleep(0.01)  # polling, with a deadline
+                    resolving.commit()
+                    assert report.result()[0][0] == 200
+        with app.app_context():
+            group = db.session.get(FailureGroup, group_id)
+            assert (group.state, group.substate) == ("unresolved", "regressed")
+            reasons = db.session.scalars(sa.select(FailureGroupEvent.reason).where(FailureGroupEvent.group_id == group_id)
+                                         .order_by(FailureGroupEvent.id)).all()
+            assert reasons[-1] == "regressed"

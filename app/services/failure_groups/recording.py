@@ -230,7 +230,7 @@ def touch_group(group: Any, hit: Hit, failure: JobFailure, at: datetime) -> str:
         )
     )
     if needs_lock:
-        group = lock_group(group.id)
+        group = lock_group(group.id, recorder=True)
         state = group.state
         if state == GroupState.RESOLVED and at > group.state_changed_at:
             if is_regression(group.resolved_in_version, failure.worker_version,
