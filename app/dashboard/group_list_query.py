@@ -17,8 +17,9 @@ from app.web.list_heading import FilterChip, ListHeading, Pairs, href, with_chan
 from app.web.query import raise_problems, read_or_note
 
 #: Sort orders of ``/groups`` (``sort=``), newest / largest first.
-SORTS = ("last_seen", "job_count", "first_seen")
-SORT_LABELS = {"last_seen": "Last seen", "job_count": "Jobs affected", "first_seen": "First seen"}
+SORTS = ("last_seen", "current_job_count", "job_count", "first_seen")
+SORT_LABELS = {"last_seen": "Last seen", "current_job_count": "Failing now", "job_count": "Jobs affected",
+               "first_seen": "First seen"}
 #: ``state=`` values: the states and the substates of ``unresolved``.
 STATE_CHOICES = tuple(s.value for s in GroupState) + tuple(s.value for s in GroupSubstate)
 #: The parameters ``/groups`` takes (its filter form, sort links and pages);

@@ -487,3 +487,25 @@ def test_the_group_page_links_the_export_of_the_errors_failing_on_it_now(app, cl
     assert {job for job in groups["unit_jobs"] if any(job in row for row in rows)} == set(groups["unit_jobs"])
     viewer = sign_in(app.test_client(), make_user(app, "vic", "viewer"))
     assert "/exports/" not in viewer.get(f"/groups/{groups['unit']}").get_data(as_text=True)
+
+
+def test_groups_sort_by_jobs_failing_now_on_the_page_and_in_the_api(app, client, groups):  # noqa: F811
+    """A trial: sorted by jobs affected (ever), groups with none failing now
+    ranked above the group failing now, and no order put it on top."""
+    for job in groups["unit_jobs"]:
+        client.post(f"/api/v1/processing-jobs/{job}/requeue")
+
+    def titles(query: str) -> list[str]:
+        html = client.get("/groups?state=all" + query).get_data(as_text=True)
+        return re.findall(r'<td class="title"><a href="/groups/\d+"><bdi>([^<]+)</bdi>', html)
+
+    assert titles("&sort=job_count")[0].startswith("unit.not_ucum")  # 4 ever, 0 now
+    assert titles("&sort=current_job_count")[0].startswith("code.unknown_icd10cm")  # 1 ever, 1 now
+    assert '<strong aria-current="true">Failing now</strong>' in client.get(
+        "/groups?sort=current_job_count").get_data(as_text=True)
+    first = client.get("/api/v1/failure-groups?sort=current_job_count&limit=1").get_json()
+    assert [(g["id"], g["current_job_count"]) for g in first["items"]] == [(groups["icd"], 1)]
+    second = client.get(f"/api/v1/failure-groups?sort=current_job_count&limit=1&cursor={first['next_cursor']}")
+    assert [(g["id"], g["current_job_count"]) for g in second.get_json()["items"]] == [(groups["unit"], 0)]
+    other = client.get(f"/api/v1/failure-groups?sort=job_count&cursor={first['next_cursor']}")
+    assert other.status_code == 400 and other.get_json()["errors"][0]["parameter"] == "cursor"
