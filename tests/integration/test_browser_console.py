@@ -168,11 +168,15 @@ def _axe(frame, axe_source: str) -> list[dict]:
     ]
 
 
-@pytest.mark.parametrize("width", [390, 1400])
-def test_axe_finds_no_serious_or_critical_violation_on_any_page(site, browser, axe_source, width):
-    context = browser.new_context(viewport={"width": width, "height": 900})
+@pytest.mark.parametrize("width, scheme", [(390, "light"), (1400, "light"), (390, "dark"), (1400, "dark")])
+def test_axe_finds_no_serious_or_critical_violation_on_any_page(site, browser, axe_source, width, scheme):
+    # Dark: the system's dark theme (the stylesheet's prefers-color-scheme),
+    # for the operator at night; its contrast is checked as the light one's.
+    context = browser.new_context(viewport={"width": width, "height": 900}, color_scheme=scheme)
     page = context.new_page()
     _sign_in(page, site)
+    dark = page.evaluate("() => getComputedStyle(document.body).backgroundColor") == "rgb(21, 25, 31)"
+    assert dark is (scheme == "dark")
     found = {}
     for name, path in _pages(page, site).items():
         _visit(page, site + path)
