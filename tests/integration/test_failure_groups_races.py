@@ -5,6 +5,7 @@ with several worker processes): one group, exact counts, on both databases."""
 from __future__ import annotations
 
 import time
+from datetime import datetime, timedelta
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 
@@ -12,6 +13,7 @@ import pytest
 import sqlalchemy as sa
 
 from app.extensions import db
+from app.models.types import utcnow
 from app.models import FailureGroup, FailureGroupCount, FailureGroupEvent, JobGroupRollup, JobStatus
 from app.services import dashboard_stats, top_codes
 from app.services.processing_jobs.job_filter import JobFilter
@@ -239,7 +241,13 @@ def test_a_report_waiting_on_a_resolve_in_progress_sees_it_and_reopens_the_group
                     waiting = "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND pid <> pg_backend_pid()"
                     deadline = time.monotonic() + 120
                     with db.engine.connect() as watcher:
-                        while not watcher.execute(sa.text(waiting)).scalar() and not report.done():
+                        def report_waits() -> bool:
+                            # Each look in a transaction of its own: PostgreSQL keeps
+                            # one snapshot of pg_stat_activity per transaction.
+                            with watcher.begin():
+                                return bool(watcher.execute(sa.text(waiting)).scalar())
+
+                        while not report_waits() and not report.done():
                             assert time.monotonic() < deadline, "the report never waited on the resolve"
                             time.sleep(0.01)  # polling, with a deadline
                     resolving.commit()
@@ -250,3 +258,62 @@ def test_a_report_waiting_on_a_resolve_in_progress_sees_it_and_reopens_the_group
             reasons = db.session.scalars(sa.select(FailureGroupEvent.reason).where(FailureGroupEvent.group_id == group_id)
                                          .order_by(FailureGroupEvent.id)).all()
             assert reasons[-1] == "regressed"
+
+
+def test_an_occurrence_from_before_an_ignore_until_n_does_not_count_towards_n(app, auth_headers):
+    # A trial: reports timed before an ignore but read after it were not in
+    # its base and still counted, and woke a group after 5 of its 10.
+    with app.app_context():
+        jobs = _started_jobs(4, "limbo")
+    path = "/api/v1/processing-jobs/{}/result"
+    with serve(app) as base_url:
+        def report(i: int) -> None:
+            assert _fire(base_url, [(path.format(jobs[i]), _old_worker_failure(i), auth_headers)])[0][0] == 200
+
+        def ignored_since(moment: datetime, **base: int) -> None:
+            with app.app_context():
+                db.session.execute(sa.update(FailureGroup).where(FailureGroup.id == group_id).values(
+                    state="ignored", substate=None, ignore_mode="until_occurrences", ignore_until_occurrences=2,
+                    state_changed_at=moment, **base))
+                db.session.commit()
+
+        report(0)
+        with app.app_context():
+            group_id = db.session.scalar(sa.select(FailureGroup.id))
+        # An ignore until 2 more, stamped after the next report's time: that
+        # report is from before it (its base was 1).
+        ignored_since(utcnow() + timedelta(hours=1), ignore_base_occurrences=1)
+        report(1)
+        with app.app_context():
+            group = db.session.get(FailureGroup, group_id)
+            assert (group.state, group.ignore_base_occurrences) == ("ignored", 2)
+        ignored_since(utcnow() - timedelta(seconds=1))
+        report(2)  # the first after the ignore
+        with app.app_context():
+            assert db.session.get(FailureGroup, group_id).state == "ignored"
+        report(3)  # the second: wakes it
+        with app.app_context():
+            assert db.session.get(FailureGroup, group_id).state == "unresolved"
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_an_older_version_failing_on_a_group_resolved_in_a_version_takes_no_group_lock(app, auth_headers):
+    # A trial: such reports each took the group's lock in turn, and an
+    # operator's reopen waited behind them past the statement timeout.
+    from app.services.failure_groups import lifecycle
+
+    with app.app_context():
+        first, second = _started_jobs(2, "unlocked")
+    path = "/api/v1/processing-jobs/{}/result"
+    with serve(app) as base_url:
+        assert _fire(base_url, [(path.format(first), _old_worker_failure(0), auth_headers)])[0][0] == 200
+        with app.app_context():
+            group_id = db.session.scalar(sa.select(FailureGroup.id))
+            lifecycle.resolve_group(group_id, "op", in_version="2.0.0", in_worker="w")
+            with db.engine.connect() as holder:  # another report's state check, held
+                holder.execute(sa.text("SELECT id FROM failure_groups WHERE id = :g FOR NO KEY UPDATE"), {"g": group_id})
+                assert _fire(base_url, [(path.format(second), _old_worker_failure(1), auth_headers)])[0][0] == 200
+                holder.rollback()
+    with app.app_context():
+        assert db.session.get(FailureGroup, group_id).state == "resolved"
+        assert get_group(group_id).occurrence_count == 2

@@ -216,18 +216,29 @@ def _wakes(group: FailureGroup, at: datetime) -> bool:
 def touch_group(group: Any, hit: Hit, failure: JobFailure, at: datetime) -> str:
     """Apply the state rules for one occurrence at ``at``; return the state after it.
 
-    The group row is read without a lock; it is locked only when the
-    occurrence may change its state (resolved; ignored with a condition).
-    Occurrences older than the state change (a backfill) change nothing.
+    The group row was read under a key share (as committed, after any state
+    change in progress); it is locked only when the occurrence may change
+    its state or its ignore's count: resolved, unless the occurrence comes
+    from an older version of the worker the group was resolved in (a trial:
+    old workers still failing each took the lock in turn, and an operator's
+    reopen waited behind them past the statement timeout); ignored with a
+    condition. Occurrences older than the state change (a backfill, or a
+    report that read the group while the change was made) reopen nothing,
+    and one older than an ignore until N occurrences is added to the
+    ignore's base: the N counts occurrences after the ignore only (a trial:
+    such reports woke a group after 5 of 10).
     """
     state = group.state
-    needs_lock = (state == GroupState.RESOLVED and at > group.state_changed_at) or (
+    before_change = at <= group.state_changed_at
+    until_occurrences = state == GroupState.IGNORED and group.ignore_mode == IgnoreMode.UNTIL_OCCURRENCES
+    needs_lock = (
+        state == GroupState.RESOLVED and not before_change
+        and is_regression(group.resolved_in_version, failure.worker_version,
+                          resolved_in_worker=group.resolved_in_worker, worker_name=failure.worker_name)
+    ) or until_occurrences or (
         state == GroupState.IGNORED
-        and at > group.state_changed_at
-        and (
-            group.ignore_mode == IgnoreMode.UNTIL_OCCURRENCES
-            or (group.ignore_mode == IgnoreMode.UNTIL_DATE and group.ignore_until is not None and at >= group.ignore_until)
-        )
+        and not before_change
+        and group.ignore_mode == IgnoreMode.UNTIL_DATE and group.ignore_until is not None and at >= group.ignore_until
     )
     if needs_lock:
         group = lock_group(group.id, recorder=True)
@@ -246,6 +257,9 @@ def touch_group(group: Any, hit: Hit, failure: JobFailure, at: datetime) -> str:
                         "resolved_in_worker": group.resolved_in_worker,
                     },
                 )
+        elif (state == GroupState.IGNORED and group.ignore_mode == IgnoreMode.UNTIL_OCCURRENCES
+              and at <= group.state_changed_at):
+            group.ignore_base_occurrences = (group.ignore_base_occurrences or 0) + 1
         elif state == GroupState.IGNORED and at > group.state_changed_at and _wakes(group, at):
             change_state(
                 group, GroupState.UNRESOLVED, GroupSubstate.ONGOING, actor=SYSTEM_ACTOR, reason="woken", at=at,
