@@ -214,6 +214,16 @@ def is_database_unavailable(error: BaseException) -> bool:
     return False
 
 
+#: SQLSTATEs of a wait the connection's own limits ended: ``lock_timeout``
+#: (55P03 lock_not_available) and ``statement_timeout`` (57014 query_canceled).
+TIMED_OUT_SQLSTATES = frozenset({"55P03", "57014"})
+
+
+def _sqlstate(error: BaseException) -> str | None:
+    original = error.orig if isinstance(error, sa_exc.DBAPIError) else error
+    return getattr(original, "sqlstate", None)
+
+
 def _handle_database_error(error: Exception) -> Response | tuple[str, int]:
     if not is_database_unavailable(error):
         return _handle_unexpected(error)
@@ -226,10 +236,16 @@ def _handle_database_error(error: Exception) -> Response | tuple[str, int]:
     retry_after = str(current_app.config.get("RETRY_AFTER_S", 5))
     title = "Service temporarily unavailable"
     if _wants_json():
-        cause = (
-            "The change met concurrent writes (a deadlock or serialization failure) on every attempt, and "
-            "nothing was stored." if is_replayable(error) else "The database is unavailable."
-        )
+        if is_replayable(error):
+            cause = ("The change met concurrent writes (a deadlock or serialization failure) on every attempt, "
+                     "and nothing was stored.")
+        elif _sqlstate(error) in TIMED_OUT_SQLSTATES:
+            # The database is up: a lock or statement timeout ended the wait (a
+            # trial read "unavailable" while rows were held by concurrent writes).
+            cause = ("The request waited longer than the database allows (a lock or statement timeout), "
+                     "likely behind concurrent writes, and nothing was stored.")
+        else:
+            cause = "The database is unavailable."
         detail = (
             f"{cause} Retry after the number of seconds in Retry-After; "
             "send the same Idempotency-Key so that the change is made at most once."

@@ -255,6 +255,8 @@ def test_a_held_row_lock_gives_a_quick_503_not_a_hung_worker(impatient_app):
     assert response.status_code == 503
     assert response.mimetype == PROBLEM_MEDIA_TYPE
     assert response.headers["Retry-After"]
+    # Said as what it was: the database is up, a wait ran out (a trial read "unavailable").
+    assert response.json["detail"].startswith("The request waited longer than the database allows")
     # Without a lock timeout the request would wait for this very thread,
     # forever. The bound only has to be below gunicorn's 30 s worker timeout;
     # the 200 ms setting itself is checked by the next test.
