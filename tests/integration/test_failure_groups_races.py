@@ -199,7 +199,8 @@ def test_concurrent_failures_on_a_group_whose_state_they_must_check_all_succeed(
     with app.app_context():
         (first,) = _started_jobs(1, "first")
     with serve(app) as base_url:
-        assert _fire(base_url, [(f"/api/v1/processing-jobs/{first}/result", _old_worker_failure(0), auth_headers)])[0][0] == 200
+        first_report = (f"/api/v1/processing-jobs/{first}/result", _old_worker_failure(0), auth_headers)
+        assert _fire(base_url, [first_report])[0][0] == 200
         with app.app_context():
             group_id = db.session.scalar(sa.select(FailureGroup.id))
             if lifecycle_change.startswith("resolved"):
@@ -226,7 +227,8 @@ def test_a_report_waiting_on_a_resolve_in_progress_sees_it_and_reopens_the_group
     with app.app_context():
         first, second = _started_jobs(2, "held")
     with serve(app) as base_url:
-        assert _fire(base_url, [(f"/api/v1/processing-jobs/{first}/result", _old_worker_failure(0), auth_headers)])[0][0] == 200
+        first_report = (f"/api/v1/processing-jobs/{first}/result", _old_worker_failure(0), auth_headers)
+        assert _fire(base_url, [first_report])[0][0] == 200
         with app.app_context():
             group_id = db.session.scalar(sa.select(FailureGroup.id))
             with db.engine.connect() as resolving:
@@ -238,7 +240,8 @@ def test_a_report_waiting_on_a_resolve_in_progress_sees_it_and_reopens_the_group
                 with ThreadPoolExecutor(max_workers=1) as pool:
                     report = pool.submit(_fire, base_url, [
                         (f"/api/v1/processing-jobs/{second}/result", _old_worker_failure(1), auth_headers)])
-                    waiting = "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND pid <> pg_backend_pid()"
+                    waiting = ("SELECT count(*) FROM pg_stat_activity "
+                               "WHERE wait_event_type = 'Lock' AND pid <> pg_backend_pid()")
                     deadline = time.monotonic() + 120
                     with db.engine.connect() as watcher:
                         def report_waits() -> bool:
@@ -255,8 +258,9 @@ def test_a_report_waiting_on_a_resolve_in_progress_sees_it_and_reopens_the_group
         with app.app_context():
             group = db.session.get(FailureGroup, group_id)
             assert (group.state, group.substate) == ("unresolved", "regressed")
-            reasons = db.session.scalars(sa.select(FailureGroupEvent.reason).where(FailureGroupEvent.group_id == group_id)
-                                         .order_by(FailureGroupEvent.id)).all()
+            reasons = db.session.scalars(
+                sa.select(FailureGroupEvent.reason).where(FailureGroupEvent.group_id == group_id)
+                .order_by(FailureGroupEvent.id)).all()
             assert reasons[-1] == "regressed"
 
 
@@ -311,7 +315,8 @@ def test_an_older_version_failing_on_a_group_resolved_in_a_version_takes_no_grou
             group_id = db.session.scalar(sa.select(FailureGroup.id))
             lifecycle.resolve_group(group_id, "op", in_version="2.0.0", in_worker="w")
             with db.engine.connect() as holder:  # another report's state check, held
-                holder.execute(sa.text("SELECT id FROM failure_groups WHERE id = :g FOR NO KEY UPDATE"), {"g": group_id})
+                holder.execute(sa.text("SELECT id FROM failure_groups WHERE id = :g FOR NO KEY UPDATE"),
+                               {"g": group_id})
                 assert _fire(base_url, [(path.format(second), _old_worker_failure(1), auth_headers)])[0][0] == 200
                 holder.rollback()
     with app.app_context():
