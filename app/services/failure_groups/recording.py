@@ -213,6 +213,20 @@ def _wakes(group: FailureGroup, at: datetime) -> bool:
     return False
 
 
+def _may_reopen(group_id: int, failure: JobFailure) -> bool:
+    """Whether ``failure`` may reopen the resolved group: not when it comes
+    from an older version of the worker the group was resolved in. Read
+    without a lock (the lock's holder checks again); a group no longer
+    resolved may change, so it says yes."""
+    row = db.session.execute(
+        sa.select(FailureGroup.state, FailureGroup.resolved_in_version, FailureGroup.resolved_in_worker)
+        .where(FailureGroup.id == group_id)
+    ).one()
+    return row.state != GroupState.RESOLVED or is_regression(
+        row.resolved_in_version, failure.worker_version,
+        resolved_in_worker=row.resolved_in_worker, worker_name=failure.worker_name)
+
+
 def touch_group(group: Any, hit: Hit, failure: JobFailure, at: datetime) -> str:
     """Apply the state rules for one occurrence at ``at``; return the state after it.
 
@@ -231,11 +245,9 @@ def touch_group(group: Any, hit: Hit, failure: JobFailure, at: datetime) -> str:
     state = group.state
     before_change = at <= group.state_changed_at
     until_occurrences = state == GroupState.IGNORED and group.ignore_mode == IgnoreMode.UNTIL_OCCURRENCES
-    needs_lock = (
-        state == GroupState.RESOLVED and not before_change
-        and is_regression(group.resolved_in_version, failure.worker_version,
-                          resolved_in_worker=group.resolved_in_worker, worker_name=failure.worker_name)
-    ) or until_occurrences or (
+    needs_lock = (state == GroupState.RESOLVED and not before_change and _may_reopen(group.id, failure)) or (
+        until_occurrences
+    ) or (
         state == GroupState.IGNORED
         and not before_change
         and group.ignore_mode == IgnoreMode.UNTIL_DATE and group.ignore_until is not None and at >= group.ignore_until

@@ -113,7 +113,6 @@ def occurrence_values(job: ProcessingJob, failure: JobFailure, current: bool) ->
 #: statement. A state change locks and loads the ORM object itself.
 GROUP_STATE_COLUMNS = (
     "id", "state", "state_changed_at", "ignore_mode", "ignore_until", "last_seen", "first_seen", "severity",
-    "resolved_in_version", "resolved_in_worker",
 )
 
 #: A group's :data:`GROUP_STATE_COLUMNS` as :func:`record_hits` returns
