@@ -36,10 +36,9 @@ from app.services.json_pointer import escape_token
 from app.services.processing_jobs.locking import parse_job_id
 from app.unit_of_work import WriteTransaction, replayed_write_transaction
 from app.web import query as web_query
-from app.web.form_fields import refuse_stray_form_input
+from app.web.form_fields import form_time, refuse_stray_form_input
 from app.timestamps import rfc3339
 from app.web.list_heading import href
-from app.web.query_time import parse_rfc3339
 from app.web.session_merge import TOKEN_DICT_KEYS
 
 #: Most ids one "selected jobs" action takes (a page is at most 200).
@@ -212,13 +211,7 @@ def _failure_time(value: str | None, pointer: str) -> datetime | None:
     Raises:
         InvalidFormError: not an RFC 3339 time, named by ``pointer``.
     """
-    if not value:
-        return None
-    try:
-        return parse_rfc3339(value, pointer.lstrip("/"))
-    except InvalidQueryError:
-        raise InvalidFormError("The time of the failure shown is not valid.",
-                               [field_error(pointer, "must be an RFC 3339 time, as the page gave it")]) from None
+    return form_time(value, pointer, "The time of the failure shown is not valid.")
 
 
 def _shown_failures() -> dict[str, datetime]:

@@ -13,8 +13,8 @@ from datetime import datetime
 from app.models.types import utcnow
 from app.request_input import whole_number
 from app.timestamps import LATEST_ACCEPTED, is_accepted, is_year_zero
-from app.errors import InvalidFormError, InvalidQueryError, field_error
-from app.web.query_time import date_time_fault, parse_rfc3339
+from app.web.form_fields import form_time
+from app.web.query_time import date_time_fault
 from app.services.failure_groups import lifecycle as group_lifecycle
 from app.services.json_values import has_unseen_character
 
@@ -157,10 +157,4 @@ def state_seen(raw: str | None) -> datetime | None:
     Raises:
         InvalidFormError: not an RFC 3339 time (400, pointer ``/state_at``).
     """
-    if not raw:
-        return None
-    try:
-        return parse_rfc3339(raw, "state_at")
-    except InvalidQueryError:
-        raise InvalidFormError("The time of the group's state shown is not valid.",
-                               [field_error("/state_at", "must be an RFC 3339 time, as the page gave it")]) from None
+    return form_time(raw, "/state_at", "The time of the group's state shown is not valid.")

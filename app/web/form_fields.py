@@ -10,13 +10,15 @@ second value of a filter field was ignored (trials).
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import datetime
 
 from flask import request
 
-from app.errors import InvalidFormError, field_error
+from app.errors import InvalidFormError, InvalidQueryError, field_error
 from app.request_input import has_different_values
 from app.services.json_pointer import escape_token
 from app.web.query import refuse_unknown_parameters
+from app.web.query_time import parse_rfc3339
 
 
 #: The field every form of the dashboard carries: Flask-WTF's CSRF token.
@@ -62,3 +64,22 @@ def refuse_stray_form_input(known: Iterable[str], *, repeatable: Iterable[str] =
         raise InvalidFormError(
             f"The form {' and '.join(faults)}: nothing was done. Use the page's own form.", unknown + repeated
         )
+
+
+def form_time(value: str | None, pointer: str, message: str) -> datetime | None:
+    """A hidden form field's RFC 3339 time, as the page wrote it (aware
+    UTC): the failure or the state a page showed, for an action to refuse
+    if it changed since. ``None`` when absent (a form not sent from the
+    page is not checked).
+
+    Raises:
+        InvalidFormError: not an RFC 3339 time: ``message``, named by
+            ``pointer`` (RFC 6901, ``/failure_at``).
+    """
+    if not value:
+        return None
+    try:
+        return parse_rfc3339(value, pointer.lstrip("/"))
+    except InvalidQueryError:
+        raise InvalidFormError(
+            message, [field_error(pointer, "must be an RFC 3339 time, as the page gave it")]) from None
