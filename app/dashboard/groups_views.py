@@ -410,12 +410,14 @@ def group_changed_meanwhile(error: InvalidGroupTransitionError) -> Response:
     page (the state changed after it was shown) says who changed it."""
     if isinstance(error, GroupChangedMeanwhileError):
         at = format_utc(error.changed_at) if isinstance(error.changed_at, datetime) else "a moment ago"
-        by = ([f"Nothing was changed: group {error.group_id} was {error.reason} by ", error.changed_by,
-               f" at {at}, after this page showed it; it is {error.current} now. "]
-              if error.reason and error.changed_by else
-              [f"Nothing was changed: group {error.group_id} changed at {at}, after this page showed it; "
-               f"it is {error.current} now. ", "", ""])
-        flash([by[0], by[1], by[2] + "Here it is as it is now: act again if you still mean to."], "error")
+        after = f" at {at}, after this page showed it; it is {error.current} now. " \
+                "Here it is as it is now: act again if you still mean to."
+        # [before, worker text, after], as the other flashes: the page isolates the name.
+        if error.reason and error.changed_by:
+            flash([f"Nothing was changed: group {error.group_id} was {error.reason} by ", error.changed_by, after],
+                  "error")
+        else:
+            flash([f"Nothing was changed: group {error.group_id} changed", "", after], "error")
         return redirect(url_for("dashboard.show_group", group_id=error.group_id), 303)
     flash(f"Nothing was changed: the group is {error.current} now, so it cannot be {error.action} "
           "(someone may have acted on it meanwhile). Here it is as it is now.", "error")
