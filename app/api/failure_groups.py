@@ -11,6 +11,7 @@ for the key's retries, as the jobs' writes are.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlencode
@@ -24,7 +25,7 @@ from app.api.idempotent import idempotent_answer
 from app.auth.guards import current_actor
 from app.errors import FieldError, InvalidFieldsError, InvalidQueryError, field_error
 from app.services.failure_groups import lifecycle
-from app.services.failure_groups.queries import get_group, list_groups
+from app.services.failure_groups.queries import decode_cursor, get_group, list_groups
 from app.services.failure_groups.serialize import group_to_json
 from app.web.group_query import group_filter_from_args, group_sort_from_args
 from app.web.query import raise_problems, read_or_note, read_page
@@ -93,7 +94,11 @@ def list_failure_groups() -> Response:
     problems: list[InvalidQueryError] = []  # every bad parameter named at once (read_or_note)
     group_filter = read_or_note(problems, group_filter_from_args, request.args)
     sort = read_or_note(problems, group_sort_from_args, request.args)
-    wanted = read_or_note(problems, read_page, request.args, maximum=current_app.config["MAX_PAGE_SIZE"])
+    wanted = read_or_note(
+        problems, read_page, request.args, maximum=current_app.config["MAX_PAGE_SIZE"],
+        # A cursor is checked against the sort asked for, once that is known good.
+        cursor_reader=None if sort is None else functools.partial(decode_cursor, sort=sort),
+    )
     raise_problems(problems)
     page = list_groups(group_filter, sort=sort, limit=wanted.limit, cursor=wanted.cursor)
     response = jsonify({"items": [group_to_json(v) for v in page.items], "next_cursor": page.next_cursor})

@@ -6,6 +6,7 @@ reader of the same filter is :mod:`app.web.group_query`.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from datetime import datetime
 
@@ -14,7 +15,7 @@ from app.models import GroupState, GroupSubstate
 from app.services.failure_groups import queries
 from app.web.group_query import query_text as _text, shared_filter_fields
 from app.web.list_heading import FilterChip, ListHeading, Pairs, href, with_changes
-from app.web.query import raise_problems, read_or_note
+from app.web.query import PageRequest, raise_problems, read_or_note, read_page
 
 #: Sort orders of ``/groups`` (``sort=``), newest / largest first.
 SORTS = ("last_seen", "current_job_count", "job_count", "first_seen")
@@ -28,8 +29,8 @@ GROUP_LIST_PARAMETERS = ("state", "from", "to", "code", "error_code", "job_type"
                          "failing", "sort", "cursor", "limit")
 
 
-def group_filter_from_args(args) -> tuple[queries.GroupFilter, str]:
-    """The group filter and sort of a ``/groups`` query string.
+def group_list_from_args(args, *, maximum: int) -> tuple[queries.GroupFilter, str, PageRequest]:
+    """The group filter, sort and page of a ``/groups`` query string.
 
     Parameters: ``state`` (repeatable: ``unresolved``, ``resolved``,
     ``ignored``, or a substate ``new``, ``ongoing``, ``regressed``; default
@@ -37,7 +38,8 @@ def group_filter_from_args(args) -> tuple[queries.GroupFilter, str]:
     bound ``last_seen``), ``job_type``, ``code`` (or ``error_code``, as
     /jobs names it; both at once must agree), ``worker_version``,
     ``failing=1`` (only groups with jobs failing now), ``sort``
-    (:data:`SORTS`).
+    (:data:`SORTS`), ``limit`` (1 to ``maximum``) and ``cursor`` (checked
+    against the sort, when that is good).
 
     Raises:
         InvalidQueryError: a parameter is wrong (names it).
@@ -49,9 +51,15 @@ def group_filter_from_args(args) -> tuple[queries.GroupFilter, str]:
     sort = read_or_note(problems, _sort, args)
     shared = shared_filter_fields(args, problems)
     code = read_or_note(problems, _code, args)
+    page = read_or_note(
+        problems, read_page, args, maximum=maximum,
+        cursor_reader=None if sort is None else functools.partial(queries.decode_cursor, sort=sort),
+    )
     raise_problems(problems)
+    assert sort is not None and page is not None  # else raise_problems raised
     # Each box ticked adds its groups (either_state).
-    return queries.GroupFilter(states=states, substates=substates, either_state=True, code=code, **shared), sort
+    group_filter = queries.GroupFilter(states=states, substates=substates, either_state=True, code=code, **shared)
+    return group_filter, sort, page
 
 
 def _states(args) -> tuple[tuple[GroupState, ...], tuple[GroupSubstate, ...]]:

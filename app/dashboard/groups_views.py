@@ -22,7 +22,7 @@ from app.dashboard import group_forms
 from app.dashboard.actions import ActionForm
 from app.dashboard.charts import bar_chart
 from app.dashboard.group_list_query import (
-    GROUP_LIST_PARAMETERS, SORT_LABELS, SORTS, STATE_CHOICES, group_filter_from_args, group_list_heading,
+    GROUP_LIST_PARAMETERS, SORT_LABELS, SORTS, STATE_CHOICES, group_list_from_args, group_list_heading,
 )
 from app.dashboard.links import QUICK_RANGES, with_quick_range
 from app.dashboard.seen import audit_seen
@@ -42,7 +42,7 @@ from app.timestamps import format_utc, is_accepted
 from app.web.form_fields import refuse_stray_form_input
 from app.web.group_query import MAX_TEXT_LENGTH
 from app.web.list_heading import href, query_pairs, with_changes
-from app.web.query import parse_limit, raise_problems, read_or_note, refuse_unknown_parameters
+from app.web.query import refuse_unknown_parameters
 
 #: Sparkline windows.
 HOURS_24 = 24
@@ -91,19 +91,14 @@ def list_groups() -> str | Response:
     if empty_copies_dropped() or any(value == "" for _, value in pairs):
         return redirect(href(url_for("dashboard.list_groups"), [(k, v) for k, v in pairs if v != ""]))
     refuse_unknown_parameters(request.args, GROUP_LIST_PARAMETERS)
-    problems: list[InvalidQueryError] = []  # a bad limit named beside the filter's faults (a trial)
-    read = read_or_note(problems, group_filter_from_args, request.args)
-    limit = read_or_note(problems, parse_limit, request.args.get("limit"),
-                         maximum=current_app.config["MAX_PAGE_SIZE"])
-    raise_problems(problems)
-    group_filter, sort = read
+    group_filter, sort, wanted = group_list_from_args(request.args, maximum=current_app.config["MAX_PAGE_SIZE"])
     now = utcnow()
     # The page only reads: the closed days are rolled up by the worker's
     # periodic task or `flask groups roll-up-days`, and the days after the
     # mark are summed from the hours, so the sparklines are exact whatever
     # the roll-up's lag (app/services/failure_groups/daily.py).
     through = daily_rollup.rolled_through()
-    page = queries.list_groups(group_filter, sort=sort, limit=limit, cursor=request.args.get("cursor") or None)
+    page = queries.list_groups(group_filter, sort=sort, limit=wanted.limit, cursor=wanted.cursor)
     ids = [view.group.id for view in page.items]
     sparklines = series.sparkline_series(ids, now, days=DAYS_14, through=through)
     # Each row's two links from one built URL each: url_for per row was a

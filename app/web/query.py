@@ -358,15 +358,30 @@ class PageRequest:
     cursor: str | None
 
 
-def read_page(args: QueryArgs, *, maximum: int) -> PageRequest:
+def read_page(
+    args: QueryArgs, *, maximum: int, cursor_reader: Callable[[str], object] | None = None
+) -> PageRequest:
     """Read ``limit`` (:func:`parse_limit`) and ``cursor`` (opaque; absent or
     empty means the first page) from a query string.
 
+    ``cursor_reader`` (the listing's cursor decoder, which raises
+    :class:`InvalidQueryError` for a token it did not make) checks the cursor
+    here, so a 400 names a bad cursor beside the other bad parameters (read
+    with :func:`read_or_note`) rather than only once they are mended. The
+    listing decodes it again: what it holds depends on the rest of the query.
+
     Raises:
-        InvalidQueryError: a bad ``limit`` (a bad cursor is found by the
-            listing, :func:`app.services.processing_jobs.pagination.list_jobs`).
+        InvalidQueryError: a bad ``limit``, a cursor ``cursor_reader``
+            refuses, or both (every error named).
     """
-    return PageRequest(parse_limit(args.get("limit"), maximum=maximum), args.get("cursor") or None)
+    problems: list[InvalidQueryError] = []
+    limit = read_or_note(problems, parse_limit, args.get("limit"), maximum=maximum)
+    cursor = args.get("cursor") or None
+    if cursor is not None and cursor_reader is not None:
+        read_or_note(problems, cursor_reader, cursor)
+    raise_problems(problems)
+    assert limit is not None  # parse_limit returned, or raise_problems raised
+    return PageRequest(limit, cursor)
 
 
 def parse_rows(raw: str | None) -> ExportRows:

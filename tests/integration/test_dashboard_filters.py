@@ -464,6 +464,16 @@ def test_a_cursor_that_is_not_one_offers_the_first_page_of_the_same_filter(clien
     assert retry.group(1).replace("&amp;", "&") == ("/jobs?status=Failed" if path == "/jobs" else "/groups")
 
 
+@pytest.mark.parametrize(("path", "query"), [("/jobs", "status=nope&limit=0&cursor=zzz"),
+                                             ("/groups", "state=nope&limit=0&cursor=zzz")])
+def test_a_bad_cursor_is_named_beside_the_other_bad_parameters_on_a_page(client, catalogue, path, query):
+    # Before, the cursor was read only once the rest was good: mending what
+    # one 400 named brought another.
+    html = client.get(f"{path}?{query}").get_data(as_text=True)
+    named = re.findall(r"<li><code>([a-z_]+)</code>: ", html)
+    assert sorted(named) == ["cursor", "limit", path == "/jobs" and "status" or "state"], html
+
+
 def test_a_date_typed_into_from_and_to_is_shown_as_typed(client, catalogue):
     # A trial: "to" 2025-01-01 came back as 2025-01-02T00:00:00Z, a day the operator had not typed.
     html = client.get("/jobs?from=2025-01-01&to=2025-01-01").get_data(as_text=True)

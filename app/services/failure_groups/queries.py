@@ -286,7 +286,14 @@ def _encode_cursor(values: list[Any]) -> str:
     return base64.urlsafe_b64encode(json.dumps(values, separators=(",", ":")).encode()).decode().rstrip("=")
 
 
-def _decode_cursor(cursor: str, sort: str) -> tuple[Any, int]:
+def decode_cursor(cursor: str, sort: str) -> tuple[Any, int]:
+    """The sort value and group id a cursor of :func:`list_groups` (made for
+    ``sort``) holds: ``(count or aware UTC datetime, id)``.
+
+    Raises:
+        InvalidQueryError: not a cursor this listing made, or one made for
+            another ``sort`` (each names ``cursor``).
+    """
     bad = InvalidQueryError("The cursor is not valid; start again from the first page.", [parameter_error("cursor", "is not a valid cursor")])
     try:
         raw = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
@@ -357,7 +364,7 @@ def list_groups(
     else:
         key = FailureGroup.last_seen if sort == "last_seen" else FailureGroup.first_seen
     if cursor:
-        value, last_id = _decode_cursor(cursor, sort)
+        value, last_id = decode_cursor(cursor, sort)
         statement = statement.where(sa.or_(key < value, sa.and_(key == value, FailureGroup.id < last_id)))
     statement = statement.add_columns(key).order_by(key.desc(), FailureGroup.id.desc()).limit(limit + 1)
     rows = db.session.execute(statement).all()

@@ -412,6 +412,21 @@ def test_a_cursor_of_another_sort_says_which_sort_it_was_made_for(client):
     assert "sort=job_count, not sort=first_seen" in problem["detail"]
 
 
+def test_a_bad_cursor_is_named_beside_the_other_bad_parameters(client):
+    for i in range(2):
+        _fail(client, {**UCUM, "code": f"rule.{i}"})
+    cursor = _groups(client, "?sort=job_count&limit=1")["next_cursor"]
+    cases = [
+        ("?state=nope&limit=0&cursor=bad", ["cursor", "limit", "state"]),
+        (f"?state=nope&sort=first_seen&cursor={cursor}", ["cursor", "state"]),  # made for another sort
+        # A bad sort: the cursor cannot be judged against it, so only the sort is named.
+        ("?sort=nope&cursor=bad", ["sort"]),
+    ]
+    for query, names in cases:
+        problem = assert_problem(client.get(f"/api/v1/failure-groups{query}"), 400, "invalid-query")
+        assert sorted(e["parameter"] for e in problem["errors"]) == names, query
+
+
 def test_an_ignore_until_a_date_alone_wakes_as_that_day_begins_as_the_form_does(client):
     # A trial: the dashboard's form takes a date (00:00 UTC that day), the API only a date-time.
     _fail(client, UCUM)

@@ -181,6 +181,21 @@ def test_bad_list_parameters_are_a_400_problem(client, job, query, name):
     assert_client_still_works(client, job["id"])
 
 
+@pytest.mark.parametrize(
+    ("query", "names"),
+    [
+        ("status=done&limit=0&cursor=not-a-cursor", ["cursor", "limit", "status"]),
+        ("status=done&cursor=not-a-cursor", ["cursor", "status"]),
+        ("from=yesterday&cursor=zzz", ["cursor", "from"]),
+    ],
+)
+def test_a_bad_cursor_is_named_beside_the_other_bad_parameters(client, job, query, names):
+    # Before, the cursor was read only once the filter and limit were good:
+    # mending what one 400 named brought another.
+    problem = assert_problem(client.get(f"{API}?{query}"), 400, "invalid-query")
+    assert sorted(error["parameter"] for error in problem["errors"]) == names
+
+
 def test_cursor_out_of_the_datetime_range_is_a_400_problem(client, job):
     query = _cursor("0001-01-01T00:00:00+14:00|" + job["id"])
     problem = assert_problem(client.get(f"{API}?{query}"), 400, "invalid-query")
