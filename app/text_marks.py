@@ -22,6 +22,27 @@ BIDI_CONTROLS = {
     "\u2066": ("LRI", "LEFT-TO-RIGHT ISOLATE"), "\u2067": ("RLI", "RIGHT-TO-LEFT ISOLATE"),
     "\u2068": ("FSI", "FIRST STRONG ISOLATE"), "\u2069": ("PDI", "POP DIRECTIONAL ISOLATE"),
 }
+#: Each bidi control as its JSON-style escape (``\\u202e``), for
+#: :func:`bidi_escaped`.
+_BIDI_ESCAPES = {ord(c): f"\\u{ord(c):04x}" for c in BIDI_CONTROLS}
+_BIDI_CONTROL = re.compile("[" + "".join(BIDI_CONTROLS) + "]")
+
+
+def bidi_escaped(text: str) -> str:
+    """``text`` with each bidi control (:data:`BIDI_CONTROLS`) written as its
+    JSON-style escape in ASCII (U+202E -> ``\\u202e``); ``text`` itself when
+    it holds none.
+
+    For the exports, where no ``[RLO]`` mark can be shown: a spreadsheet or
+    a terminal printing the file would otherwise reverse the text after an
+    override, so one document id or message reads as another (a trial). In
+    NDJSON the escape is JSON's own (the string reads back the same); in
+    CSV it is written like the escaped control characters."""
+    if _BIDI_CONTROL.search(text) is None:
+        return text
+    return text.translate(_BIDI_ESCAPES)
+
+
 #: Characters that take no room on the page: a title copied with one into
 #: the search box finds nothing, and two codes that read alike differ. Marked
 #: as the directional ones are. The line and paragraph separators (Zl, Zp)

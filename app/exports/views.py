@@ -93,11 +93,13 @@ def _page_url_prefix(endpoint: str, key: str) -> str:
     return prefix
 
 
-def _audit(action: str) -> exports.OnFinish:
+def _audit(action: str, applied: dict[str, list[str]]) -> exports.OnFinish:
     """Write the export's audit row now, before the first byte; return the
     ``on_finish`` that fills in how many rows were sent.
 
-    The row (who, which query, ``row_count`` still empty) is committed here,
+    The row (who, ``applied``: the filter as applied, defaults included
+    (:meth:`JobFilter.applied`), and the export's own parameters;
+    ``row_count`` still empty) is committed here,
     while the request is there and before the response exists: if it cannot
     be written, the exception refuses the export (503 or 500 page) and not
     one row leaves. The count is added when the stream ends or the client
@@ -107,13 +109,22 @@ def _audit(action: str) -> exports.OnFinish:
         # HEAD sends the headers only (Werkzeug never runs the body), so no
         # export takes place and there is nothing to audit.
         return _nothing_sent
-    query = {key: request.args.getlist(key) for key in request.args}
-    event_id = record_audit_event(current_actor(), action, query)
+    event_id = record_audit_event(current_actor(), action, applied)
 
     def finish(row_count: int) -> None:
         set_audit_row_count(event_id, row_count)
 
     return finish
+
+
+def _applied(job_filter: JobFilter, rows: exports.ExportRows, items: exports.ItemRows) -> dict[str, list[str]]:
+    """A job-error export's audit facts: its filter as applied, ``rows``,
+    and ``items`` for a one-row-per-item export."""
+    applied = {**job_filter.applied(), "rows": [rows.value]}
+    if rows is exports.ExportRows.ITEMS:
+        chosen = exports.ExportItems.MATCHING if items.matching_only else exports.ExportItems.ALL
+        applied["items"] = [chosen.value]
+    return applied
 
 
 def _nothing_sent(row_count: int) -> None:
@@ -158,7 +169,8 @@ def export_job_errors_csv() -> Response:
     ``items=all``) or ``rows=jobs`` (one row per job). Audited."""
     job_filter, rows, items = _job_errors_query()
     chunks = exports.iter_job_errors_csv(
-        job_filter, rows, on_finish=_audit("export.job_errors.csv"), items=items,
+        job_filter, rows, items=items,
+        on_finish=_audit("export.job_errors.csv", _applied(job_filter, rows, items)),
         statement_timeout_ms=current_app.config.get("EXPORT_STATEMENT_TIMEOUT_MS", DEFAULT_EXPORT_STATEMENT_TIMEOUT_MS),
     )
     return _attachment(chunks, exports.EXPORT_FILE_NAMES[rows] + _filter_tag(job_filter), "csv", CSV_CONTENT_TYPE)
@@ -170,7 +182,8 @@ def export_job_errors_ndjson() -> Response:
     """NDJSON of job errors (one object per line); ``rows`` and ``items`` as the CSV's. Audited."""
     job_filter, rows, items = _job_errors_query()
     chunks = exports.iter_job_errors_ndjson(
-        job_filter, rows, on_finish=_audit("export.job_errors.ndjson"), items=items
+        job_filter, rows, items=items,
+        on_finish=_audit("export.job_errors.ndjson", _applied(job_filter, rows, items)),
     )
     return _attachment(chunks, exports.EXPORT_FILE_NAMES[rows] + _filter_tag(job_filter), "ndjson", NDJSON_CONTENT_TYPE)
 
@@ -195,5 +208,5 @@ def export_entities_csv() -> Response:
             [parameter_error("status", "leave it out, or include Completed: only completed jobs have entities")],
         )
     group_queries.require_group(job_filter.group_id)
-    chunks = exports.iter_entities_csv(job_filter, on_finish=_audit("export.entities.csv"))
+    chunks = exports.iter_entities_csv(job_filter, on_finish=_audit("export.entities.csv", job_filter.applied()))
     return _attachment(chunks, "entities" + _filter_tag(job_filter), "csv", CSV_CONTENT_TYPE)

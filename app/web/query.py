@@ -197,14 +197,21 @@ def job_filter_from_args(
 
 def dashboard_filter(args: QueryArgs) -> JobFilter:
     """The job filter of ``args`` with the dashboard's defaults (failures,
-    acknowledged hidden): the list, its summary, its bulk actions and the
-    exports of what it shows.
+    acknowledged hidden; a ``status`` of empty values only: every status):
+    the list, its summary, its bulk actions and the exports of what it shows.
 
     Raises:
         InvalidQueryError: a parameter is wrong (names it).
     """
+    given = args.getlist("status")
+    # Only empty statuses (the filter form with no box ticked) are every
+    # status, as /jobs reads them (it redirects them to status=all): an
+    # export of such a query held only the failures while its audit row
+    # read "status = " (a trial).
+    every_status = bool(given) and not any(given)
     return job_filter_from_args(
-        args, default_statuses=DEFAULT_DASHBOARD_STATUSES, default_acknowledged=DEFAULT_DASHBOARD_ACKNOWLEDGED
+        args, default_statuses=() if every_status else DEFAULT_DASHBOARD_STATUSES,
+        default_acknowledged=DEFAULT_DASHBOARD_ACKNOWLEDGED,
     )
 
 

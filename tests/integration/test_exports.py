@@ -674,6 +674,36 @@ def test_exports_write_control_characters_as_escapes_that_read_back(client):
         assert record["error_message"] == message, rows  # JSON escapes: read back as sent
 
 
+def test_exports_write_bidi_controls_as_escapes(client):
+    # A trial: the pages showed "[RLO]", while the files kept the override,
+    # and a spreadsheet or terminal showed the text reversed after it.
+    message = "Patient \u202eevil\u202c name \u2067x\u2069 \u200f"
+    _fail_with_message(client, "doc-bidi", message, "/entities/0/unit")
+    escaped = "Patient \\u202eevil\\u202c name \\u2067x\\u2069 \\u200f"
+    bidi = "[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]"
+    for rows in ("items", "jobs"):
+        text = client.get(f"/exports/job-errors.csv?document_id=doc-bidi&rows={rows}").get_data(as_text=True)
+        assert not re.search(bidi, text), rows
+        [row] = csv.DictReader(io.StringIO(text.lstrip("\ufeff")))
+        assert row["error_message"] == escaped, rows
+        if rows == "items":
+            assert row["message"] == escaped
+        else:  # JSON text whose escapes are JSON's own: the same value
+            assert json.loads(row["error_details"])["errors"][0]["message"] == message
+        raw = client.get(f"/exports/job-errors.ndjson?document_id=doc-bidi&rows={rows}").get_data(as_text=True)
+        assert not re.search(bidi, raw), rows
+        [record] = [json.loads(line) for line in raw.splitlines()]
+        assert record["error_message"] == message, rows  # JSON escapes: read back as sent
+
+
+def test_full_width_formula_starts_are_neutralised():
+    # A trial: "\uff1d1+1" (a full-width equals sign) was written as it is.
+    for start in ("\uff1d", "\uff0b", "\uff0d", "\uff20"):
+        assert neutralise_formula(f"{start}1+1") == f"'{start}1+1"
+        assert neutralise_formula(f" {start}1+1") == f"' {start}1+1"
+    assert neutralise_formula("a\uff1d1") == "a\uff1d1"
+
+
 def test_ndjson_writes_unicode_line_separators_as_escapes(client):
     # A trial: a message holding U+2028/U+2029 made one record five lines
     # for str.splitlines; JSON escapes keep it one line that reads back the same.

@@ -38,7 +38,8 @@ T0 = datetime(2025, 3, 1, tzinfo=timezone.utc)
 # the recorder replaces it) and lone surrogates (also replaced), with the
 # characters CSV and spreadsheets care about made likely.
 _tricky = st.sampled_from(["=", "+", "-", "@", "\t", "\r", "\n", "\r\n", ",", '"', "'", " ", "é", "\u2028", "\\.",
-                          "\x1b", "\x7f", "\x9b", "\x01", "\\u001b"])
+                          "\x1b", "\x7f", "\x9b", "\x01", "\\u001b", "\u202e", "\u2066", "\u200f", "\uff1d",
+                          "\uff20"])
 _char = st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00")
 text = st.lists(st.one_of(_tricky, st.text(_char, max_size=6)), max_size=5).map("".join)
 

@@ -18,10 +18,13 @@ import sqlalchemy as sa
 
 from app.models.types import UTCDateTime
 from app.services.json_values import with_controls_escaped
+from app.text_marks import bidi_escaped
 from app.timestamps import rfc3339
 
-#: A formula's first characters (OWASP "CSV Injection").
-_FORMULA_STARTS = ("=", "+", "-", "@")
+#: A formula's first characters (OWASP "CSV Injection"), and their
+#: full-width forms (U+FF1D, U+FF0B, U+FF0D, U+FF20), which a spreadsheet
+#: set up for CJK input may take for them (a trial).
+_FORMULA_STARTS = ("=", "+", "-", "@", "\uff1d", "\uff0b", "\uff0d", "\uff20")
 #: First characters that make a cell suspect: a formula's, and the line
 #: breaks and tab a spreadsheet may drop before one.
 _FORMULA_PREFIXES = (*_FORMULA_STARTS, "\t", "\r", "\n")
@@ -62,13 +65,13 @@ def text_cell(value: Any) -> str:
     """A CSV cell of worker-supplied text: ``None`` empty, JSON values as JSON
     text (keys sorted), each acting control character as its escape
     (:func:`~app.services.json_values.with_controls_escaped`: a terminal
-    that prints the file would act on ESC or CSI), then
-    :func:`neutralise_formula`."""
+    that prints the file would act on ESC or CSI), each bidi control too
+    (:func:`~app.text_marks.bidi_escaped`), then :func:`neutralise_formula`."""
     if value is None:
         return ""
     if not isinstance(value, str):
         value = json.dumps(value, ensure_ascii=False, sort_keys=True)
-    return neutralise_formula(with_controls_escaped(value))
+    return neutralise_formula(bidi_escaped(with_controls_escaped(value)))
 
 
 def json_cell(value: Any) -> str:
@@ -79,7 +82,8 @@ def json_cell(value: Any) -> str:
     are JSON's own: the cell reads back as the same value)."""
     if value is None:
         return ""
-    return neutralise_formula(with_controls_escaped(json.dumps(value, ensure_ascii=False, sort_keys=True)))
+    text = json.dumps(value, ensure_ascii=False, sort_keys=True)
+    return neutralise_formula(bidi_escaped(with_controls_escaped(text)))
 
 
 def empty_if_none(value: Any) -> Any:

@@ -22,6 +22,7 @@ from app.services.exports.columns import ENTITY_EXPORT, ITEM_EXPORT, JOB_ERROR_E
 from app.services.exports.queries import Batch, ItemRows, Records
 from app.services.json_values import with_controls_escaped
 from app.services.processing_jobs.job_filter import JobFilter
+from app.text_marks import bidi_escaped
 
 #: Rows read from the database per fetch, and per chunk of the response.
 #: bench/export_benchmark.py measured no gain from larger batches.
@@ -98,11 +99,12 @@ def _same(rows: Records) -> Records:
 
 def _join_copy_rows(rows: Records) -> str:
     """``COPY`` rows without their LF, as CSV text with CRLF row ends and
-    the acting control characters escaped as the Python path's cells have
-    them (:func:`~app.services.exports.cells.text_cell`): only worker text
+    the acting control characters and the bidi controls escaped as the
+    Python path's cells have them (:func:`~app.services.exports.cells.text_cell`): only worker text
     can hold one, and the escape (``\\u001b``) holds no character that CSV
     quotes, so doing it on the whole text gives the same bytes."""
-    return with_controls_escaped((b"\r\n".join(rows) + b"\r\n").decode("utf-8"))  # type: ignore[arg-type]
+    text = (b"\r\n".join(rows) + b"\r\n").decode("utf-8")  # type: ignore[arg-type]
+    return bidi_escaped(with_controls_escaped(text))
 
 
 def _csv_renderer(columns: Sequence[Column]) -> tuple[str, Callable[[Records], str]]:
@@ -134,9 +136,11 @@ def _ndjson_renderer(columns: Sequence[Column]) -> Callable[[Records], str]:
         # U+2028 and U+2029 too: a line reader that follows Unicode's line
         # breaks (Python's str.splitlines, JavaScript's old parsers) split
         # a record at them (a trial). JSON allows them only in strings.
-        text = with_controls_escaped(
+        # The bidi controls as well: a terminal printing the file reversed
+        # the text after an override (bidi_escaped).
+        text = bidi_escaped(with_controls_escaped(
             "".join([json.dumps(dict(zip(names, r)), ensure_ascii=False) + "\n" for r in records])
-        )
+        ))
         return text.translate(_LINE_SEPARATORS) if "\u2028" in text or "\u2029" in text else text
 
     return render

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields, replace
-from datetime import datetime
+from datetime import datetime, timezone
 from enum import Enum, StrEnum
 from typing import Any
 
@@ -210,6 +210,29 @@ class JobFilter:
         if self.time_field is TimeField.COMPLETED:
             return ProcessingJob.completed_at
         return ProcessingJob.created_at
+
+    def applied(self) -> dict[str, list[str]]:
+        """What this filter applies, as query parameters (the
+        :class:`JobFilter` attributes' names) with canonical values: the
+        statuses by name (``["all"]`` for none), ``acknowledged`` always,
+        ``time_field`` when it changes something (``completed``, or a time
+        bound), times as RFC 3339 UTC (``...Z``), the rest as given; unset
+        filters left out. An export's audit row records this, not the raw
+        query, so it lists the defaults applied and never a value the
+        filter dropped (an empty or blank ``q``, a repeat)."""
+        applied: dict[str, list[str]] = {}
+        bounded = self.time_from is not None or self.time_to is not None
+        for name, spec, default in FILTERS:
+            value = getattr(self, name)
+            if spec.kind is ValueKind.STATUSES:
+                applied[spec.parameter] = [status.value for status in value] or ["all"]
+            elif value is None or (name == "time_field" and value == default and not bounded):
+                continue
+            elif spec.kind is ValueKind.TIME:
+                applied[spec.parameter] = [value.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")]
+            else:
+                applied[spec.parameter] = [str(value.value if isinstance(value, Enum) else value)]
+        return applied
 
     def without_statuses(self) -> JobFilter:
         """This filter with every status allowed (for per-status counts)."""
