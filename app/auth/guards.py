@@ -129,16 +129,20 @@ def _is_metrics_token(token: str | None) -> bool:
 def enforce_access() -> Any:
     """``before_request``: allow, redirect to sign-in, or refuse (401/403).
 
-    * public endpoints and unknown URLs (404 follows) pass;
+    * public endpoints and unknown URLs outside ``/api/`` (404 follows) pass;
     * ``/api/`` and ``/metrics`` need a valid, unrevoked worker token;
       ``/metrics`` also takes the token whose SHA-256 is
       ``METRICS_TOKEN_SHA256`` (checked without the database);
+    * a dashboard request with a bearer token and no session is a 401 that
+      says the dashboard takes a session (not a redirect to the sign-in);
     * everything else needs a signed-in operator whose role grants the
       view's ``required_permission``; a view without one is refused (403), so
       a new view is closed until someone decides who may use it.
     """
     endpoint = request.endpoint
-    if endpoint is None or endpoint in PUBLIC_ENDPOINTS:
+    # An unknown URL under /api/ needs a token too, so the API's paths cannot
+    # be probed without one (a trial: /api/v1/nope was a 404 to anyone).
+    if endpoint in PUBLIC_ENDPOINTS or (endpoint is None and not request.path.startswith("/api/")):
         return None
     if endpoint == "ops.metrics" and _is_metrics_token(bearer_token()):
         return None  # the scrape-only token: no database read, nothing noted
@@ -155,6 +159,11 @@ def enforce_access() -> Any:
         access.note_token_use(record)
         return None
     if not current_user.is_authenticated:
+        if bearer_token() is not None:
+            # A script sending a worker token (to an export, say): a redirect
+            # to the sign-in form would be saved as the file (a trial).
+            raise UnauthorizedError("The dashboard and its exports take a signed-in session, not a worker "
+                                    "token: sign in at /login (docs/exports.md, \"From a script\").")
         if request.method == "GET" and endpoint in FRAMED_ENDPOINTS:
             # The framing page is the list with the same filter.
             framing = url_for("dashboard.list_jobs")
@@ -174,14 +183,38 @@ def enforce_access() -> Any:
     view = current_app.view_functions.get(endpoint)
     permission = getattr(view, "required_permission", None)
     if permission is None or not current_user.can(permission):
-        raise ForbiddenError("Your role does not allow this.")
+        # Audited: someone trying pages (an export, the audit log) their
+        # role does not open leaves a trace (a trial found none). The path
+        # only: a query string may hold a search for a patient's name.
+        access.record_audit_event(
+            current_user.username, "access.denied",
+            {"method": [request.method], "path": [request.path],
+             "permission": [permission.value if permission is not None else "none"]},
+        )
+        needed = f": it needs {PERMISSION_NAMES[permission]}. Ask an administrator" if permission else ""
+        raise ForbiddenError(f"Your role ({current_user.role}) does not allow this{needed}.")
     return None
+
+
+#: How a 403 names a permission.
+PERMISSION_NAMES = {
+    Permission.VIEW_JOBS: "the permission to view jobs (every role)",
+    Permission.ACT_ON_JOBS: "the permission to act on jobs (the operator or admin role)",
+    Permission.EXPORT: "the permission to export (the support or admin role)",
+    Permission.ADMINISTER: "the permission to administer (the admin role)",
+}
+assert set(PERMISSION_NAMES) == set(Permission)
 
 
 def _add_authenticate_header(response):  # noqa: ANN001, ANN202
     # RFC 6750 section 3: a 401 from a bearer-protected resource says how to authenticate.
     if response.status_code == 401 and (request.path.startswith("/api/") or request.endpoint == "ops.metrics"):
-        response.headers["WWW-Authenticate"] = 'Bearer realm="clinical-intelligence-api"'
+        challenge = 'Bearer realm="clinical-intelligence-api"'
+        if bearer_token() is not None:
+            # A token was sent and refused (unknown, revoked): RFC 6750
+            # section 3.1's invalid_token, so a client tells it from "send one".
+            challenge += ', error="invalid_token", error_description="The token is unknown or revoked."'
+        response.headers["WWW-Authenticate"] = challenge
     return response
 
 

@@ -16,7 +16,7 @@ from app.extensions import db
 from app.models.access import AuditEvent, Permission, Role, WorkerToken
 from app.registry import get_failure_recorder
 from app.services import access
-from app.services.processing_jobs.lifecycle import create_job
+from app.services.processing_jobs.lifecycle import complete_job, create_job, start_job
 from tests.conftest import make_user, sign_in
 
 SENTINEL = "PATIENT-SENTINEL-7Q4Z Jane Roe"
@@ -389,7 +389,74 @@ def test_exports_are_audited_with_the_filter_and_row_count(app, client):
     with app.app_context():
         events = db.session.scalars(sa.select(AuditEvent)).all()
     assert [(e.actor, e.action, e.row_count) for e in events] == [("test-admin", "export.job_errors.ndjson", 3)]
-    assert events[0].filter == {"status": ["Failed"], "rows": ["jobs"]}
+    # The filter as applied: the default it added (acknowledged hidden) too.
+    assert events[0].filter == {"status": ["Failed"], "acknowledged": ["exclude"], "rows": ["jobs"]}
+
+
+@pytest.mark.parametrize(("query", "applied"), [
+    # The form with no status box ticked: every status, as /jobs shows it.
+    ("status=&rows=jobs", {"status": ["all"], "acknowledged": ["exclude"], "rows": ["jobs"]}),
+    # No query: the dashboard's defaults, named (the audit page read "—").
+    ("", {"status": ["Validation_Failed", "Failed"], "acknowledged": ["exclude"], "rows": ["items"],
+          "items": ["matching"]}),
+    # A blank search is none: not listed as one the file did not apply.
+    ("q=%20&rows=jobs&status=failed&status=Failed",
+     {"status": ["Failed"], "acknowledged": ["exclude"], "rows": ["jobs"]}),
+    ("from=2026-01-01T01:00:00%2B01:00&rows=jobs&acknowledged=include",
+     {"status": ["Validation_Failed", "Failed"], "time_field": ["created"], "acknowledged": ["include"],
+      "from": ["2026-01-01T00:00:00Z"], "rows": ["jobs"]}),
+])
+def test_an_exports_audit_row_names_the_filter_it_applied(app, client, query, applied):
+    # A trial: the row kept the raw query, which listed a blank q the file
+    # ignored, and "status = " for a file of only the failures.
+    with app.app_context():
+        for status in ("crashed", None):
+            job = create_job(f"doc-applied-{status}")
+            if status:
+                get_failure_recorder().record_failure(job.id, status)
+            else:
+                start_job(job.id)
+                complete_job(job.id)
+    lines = client.get(f"/exports/job-errors.ndjson?{query}").get_data(as_text=True).splitlines()
+    with app.app_context():
+        event = db.session.scalars(sa.select(AuditEvent)).one()
+    assert event.filter == applied
+    assert len(lines) == event.row_count == (2 if applied["status"] == ["all"] else 1)
+
+
+def test_entities_export_audit_names_the_filter_it_applied(app, client):
+    client.get("/exports/entities.csv?job_type=ocr").get_data()
+    with app.app_context():
+        event = db.session.scalars(sa.select(AuditEvent)).one()
+    assert event.filter == {"status": ["all"], "acknowledged": ["exclude"], "job_type": ["ocr"]}
+
+
+@pytest.mark.parametrize(("role", "path", "permission"), [
+    (Role.VIEWER, "/exports/job-errors.csv?q=secret-name", "export"),
+    (Role.OPERATOR, "/exports/entities.csv", "export"),
+    (Role.SUPPORT, "/admin/audit", "administer"),
+])
+def test_a_refusal_by_role_is_audited_and_says_what_is_needed(app, role, path, permission):
+    # A trial: a viewer probing the exports left no trace.
+    client = sign_in(app.test_client(), make_user(app, f"denied-{role.value}", role.value))
+    response = client.get(path)
+    assert response.status_code == 403
+    html = response.get_data(as_text=True)
+    assert f"Your role ({role.value}) does not allow this: it needs the permission to {permission}" in html
+    with app.app_context():
+        events = db.session.scalars(sa.select(AuditEvent).where(AuditEvent.action == "access.denied")).all()
+    assert [(e.actor, e.filter) for e in events] == [
+        (f"denied-{role.value}", {"method": ["GET"], "path": [path.split("?")[0]], "permission": [permission]})]
+
+
+def test_a_refused_token_gets_rfc_6750_invalid_token(anonymous_client):
+    response = anonymous_client.get("/api/v1/processing-jobs", headers={"Authorization": "Bearer cit_nope"})
+    assert response.status_code == 401
+    challenge = response.headers["WWW-Authenticate"]
+    assert challenge.startswith('Bearer realm="clinical-intelligence-api", error="invalid_token"'), challenge
+    # No token at all: only the realm (RFC 6750 section 3.1: no error code).
+    assert anonymous_client.get("/api/v1/processing-jobs").headers["WWW-Authenticate"] == (
+        'Bearer realm="clinical-intelligence-api"')
 
 
 def test_audit_log_page_is_for_admins(app, client):
@@ -462,3 +529,17 @@ def test_sign_in_next_to_no_page_lands_on_the_groups(app, anonymous_client, targ
     response = anonymous_client.post(f"/login?next={target}", data={
         "username": "next-logout", "password": "a long enough password", "csrf_token": _login_token(anonymous_client)})
     assert response.status_code == 302 and response.headers["Location"] == "/groups"
+
+
+def test_an_unknown_api_path_needs_a_token_before_it_is_a_404(anonymous_client, client):
+    # A trial: /api/v1/nope answered 404 to anyone, so paths could be probed.
+    response = anonymous_client.get("/api/v1/nope")
+    assert response.status_code == 401 and response.mimetype == "application/problem+json"
+    assert client.get("/api/v1/nope").status_code == 404  # with the token: the path is unknown
+
+
+def test_a_worker_token_on_an_export_is_a_401_that_says_what_the_dashboard_takes(anonymous_client, worker_token):
+    # A trial: a script sent its token and saved the sign-in page (a redirect followed) as the file.
+    response = anonymous_client.get("/exports/job-errors.csv", headers={"Authorization": f"Bearer {worker_token}"})
+    assert response.status_code == 401
+    assert "take a signed-in session, not a worker token" in response.get_data(as_text=True)
