@@ -28,7 +28,7 @@ from app.models import JobStatus, ProcessingJob
 from app.models.job_status import status_from_worker_word
 from app.auth.guards import current_actor
 from app.registry import get_failure_recorder
-from app.services.access import add_audit_event
+from app.services.access import add_audit_event, record_audit_event
 from app.services.failure_groups import queries as group_queries
 from app.services.failure_groups.worker import check_worker
 from app.services.idempotency import check_idempotency_key
@@ -182,10 +182,36 @@ def create_processing_job() -> Response:
     )
 
 
+def audit_api_seen(action: str, job_ids: list[str]) -> None:
+    """Write the audit row of an API answer about to show clinical data:
+    ``action`` (``seen.api.jobs``: jobs with their error details,
+    ``seen.api.failures``: a job's failure history, ``seen.api.entities``:
+    its extracted entities) by the worker token, naming ``job_ids`` (job id
+    strings), in its own committed transaction before the answer is made;
+    nothing when ``job_ids`` is empty (a poll for pending jobs shows no
+    error text) or for ``HEAD``. As the dashboard's ``seen.*`` rows
+    (app/dashboard/seen.py): error details may hold patient data, and a
+    token on any worker host can read them (a trial).
+
+    Raises:
+        sqlalchemy.exc.SQLAlchemyError: the row could not be written; the
+            answer is then not sent (503).
+    """
+    if job_ids and request.method != "HEAD":
+        record_audit_event(current_actor(), action, {"job_ids": job_ids})
+
+
+def _with_details(jobs: list[dict[str, Any]]) -> list[str]:
+    """The ids of the job answers that show a failure's text."""
+    return [job["id"] for job in jobs if job["error_message"] is not None or job["error_details"] is not None]
+
+
 @bp.get("/processing-jobs/<job_id>")
 def get_processing_job(job_id: str) -> Response:
-    """Return one job (404 problem when unknown)."""
-    return jsonify(job_to_json(lifecycle.get_job(job_id)))
+    """Return one job (404 problem when unknown); audited when it shows a failure (:func:`audit_api_seen`)."""
+    answer = job_to_json(lifecycle.get_job(job_id))
+    audit_api_seen("seen.api.jobs", _with_details([answer]))
+    return jsonify(answer)
 
 
 @bp.get("/processing-jobs")
@@ -220,7 +246,9 @@ def list_processing_jobs() -> Response:
     assert job_filter is not None and wanted is not None  # else raise_problems raised
     group_queries.require_group(job_filter.group_id)  # 404, as the pages answer
     page = pagination.list_jobs(job_filter, limit=wanted.limit, cursor=wanted.cursor)
-    response = jsonify({"items": [job_to_json(j) for j in page.jobs], "next_cursor": page.next_cursor})
+    items = [job_to_json(j) for j in page.jobs]
+    audit_api_seen("seen.api.jobs", _with_details(items))
+    response = jsonify({"items": items, "next_cursor": page.next_cursor})
     if page.next_cursor:
         # The query is encoded here rather than passed to url_for as keyword
         # arguments: url_for gives names such as _external, _scheme, _anchor
@@ -294,11 +322,17 @@ def record_processing_result(job_id: str) -> Response:
 
 @bp.get("/processing-jobs/<job_id>/entities")
 def list_job_entities(job_id: str) -> Response:
-    """The entities a completed job extracted, in the worker's order."""
-    return jsonify({"items": [entity_to_json(e) for e in lifecycle.list_entities(job_id)]})
+    """The entities a completed job extracted, in the worker's order (audited
+    when there are any, :func:`audit_api_seen`)."""
+    items = [entity_to_json(e) for e in lifecycle.list_entities(job_id)]
+    audit_api_seen("seen.api.entities", [str(lifecycle.get_job(job_id).id)] if items else [])
+    return jsonify({"items": items})
 
 
 @bp.get("/processing-jobs/<job_id>/failures")
 def list_job_failures(job_id: str) -> Response:
-    """Every failure recorded on the job, oldest first (append-only history)."""
-    return jsonify({"items": [failure_to_json(f) for f in lifecycle.list_failures(job_id)]})
+    """Every failure recorded on the job, oldest first (append-only history;
+    audited when there are any, :func:`audit_api_seen`)."""
+    items = [failure_to_json(f) for f in lifecycle.list_failures(job_id)]
+    audit_api_seen("seen.api.failures", [str(lifecycle.get_job(job_id).id)] if items else [])
+    return jsonify({"items": items})
