@@ -109,6 +109,9 @@ def _pointer(path: Any) -> str:
     return json_pointer(without_surrogates(str(part)) for part in path)
 
 
+#: The branch that makes a field nullable, in an ``anyOf``/``oneOf`` of two.
+_NULL = {"type": "null"}
+
 #: The ``anyOf`` of a string that is an RFC 3339 date-time or a full-date.
 _TIME_OR_DATE = [{"format": "date-time"}, {"format": "date"}]
 
@@ -125,6 +128,10 @@ def _describe(error: ValidationError) -> list[FieldError]:
     if keyword == "required":
         missing = [name for name in value if isinstance(instance, dict) and name not in instance]
         return [field_error(_pointer([*path, name]), REQUIRED_PROPERTY) for name in missing]
+    if keyword == "dependentRequired" and isinstance(instance, dict):
+        # Pointed at the missing member, as "required" is (a Quantity's code without its system).
+        return [field_error(_pointer([*path, needed]), f"is required when {name} is given")
+                for name, needs in value.items() if name in instance for needed in needs if needed not in instance]
     if keyword == "additionalProperties":
         known = set(error.schema.get("properties", {}))
         extra = sorted(k for k in instance if k not in known) if isinstance(instance, dict) else []
@@ -156,6 +163,15 @@ def _describe(error: ValidationError) -> list[FieldError]:
         # the "T"; a body's time is the exact text (a trial).
         return [field_error(where, "must be an RFC 3339 date-time such as 2026-11-29T21:16:35Z, or a date such "
                                    "as 2026-11-29, with no spaces")]
+    if keyword in ("anyOf", "oneOf") and instance is not None and _NULL in value and len(value) == 2:
+        # A nullable field (``[shape, {"type": "null"}]``) given a value: say
+        # what is wrong inside the shape, not "does not match any of the
+        # allowed shapes" at the field (a trial: a Quantity with a code but
+        # no system, or a value "1" for 1, named only the entity's value).
+        shape = 1 - value.index(_NULL)
+        inner = [e for e in error.context or () if e.relative_schema_path and e.relative_schema_path[0] == shape]
+        if inner:
+            return [found for e in inner for found in _describe(e)]
     message = schema_keyword_message(
         "false" if keyword is None else str(keyword),
         value,

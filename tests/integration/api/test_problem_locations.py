@@ -248,3 +248,18 @@ def test_all_beside_a_status_is_refused_as_such_not_as_an_unknown_status(client,
     problem = assert_problem(client.get(f"{API}?{query}"), 400, "invalid-query")
     assert places(problem) == [("parameter", "status")]
     assert "'all' alone" in problem["errors"][0]["detail"] and "Unknown" not in problem["detail"]
+
+
+@pytest.mark.parametrize(("value", "errors"), [
+    # A trial: each was "does not match any of the allowed shapes" at .../value.
+    ({"value": 1, "unit": "mg", "code": "mg"}, [("#/entities/0/value/system", "is required when code is given")]),
+    ({"value": "1", "unit": "mg"}, [("#/entities/0/value/value", "must be number")]),
+    ({"value": 1}, [("#/entities/0/value/unit", "is required")]),
+    ("1 mg", [("#/entities/0/value", "must be object")]),
+])
+def test_a_bad_quantity_is_named_inside_the_quantity(client, app, job, value, errors):
+    response = client.post(job_url(job["id"], "result"),
+                           json={"status": "completed", "entities": [{**ENTITY, "value": value}]})
+    problem = assert_problem(response, 422, "invalid-fields")
+    assert [(e["pointer"], e["detail"]) for e in problem["errors"]] == errors
+    assert row(app, job["id"])["status"] == "Pending"
