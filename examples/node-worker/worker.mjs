@@ -3,15 +3,20 @@
 // alone (README.md, docs/worker-contract.md, docs/error-details.md and the
 // OpenAPI document): Node 18+ built-in fetch, ajv or zod, no framework.
 //
-//   API_URL=http://127.0.0.1:5000 API_TOKEN=cit_... \
+//   API_URL=http://127.0.0.1:5000 WORKER_TOKEN=cit_... \
 //     node worker.mjs [--validator ajv|zod3|zod4] [--simulate-timeout] document.json...
+//
+// (WORKER_TOKEN as `make demo` prints it; API_TOKEN is read too.)
 //
 // For each entity document: create a job, start it, validate the document,
 // and report the outcome -- the entities when it is valid, else the
 // validator's own errors as they are (error_format "ajv" or "zod": the server
 // normalises them). Every POST carries an Idempotency-Key and is retried with
-// the same key after a network error, a 5xx, or 409 idempotency-key-in-progress
-// (after Retry-After). --simulate-timeout drops the first answer of every
+// the same key as the contract's "Which answers to retry" says: no answer (at
+// once, then with a growing pause), 503, 409 idempotency-key-in-progress and
+// 429 after Retry-After, a 500 a few times with a growing pause, nothing
+// else. An answer that is not JSON (a proxy's error page) is reported with
+// its status, not parsed. --simulate-timeout drops the first answer of every
 // POST, as a client timeout would, so the retry gets the stored answer
 // (Idempotent-Replayed: true) and nothing is done twice.
 //
@@ -27,8 +32,10 @@ import { ajvValidator } from "./lib/ajv-validator.mjs";
 import { entityDocumentSchema } from "./lib/entity-document-zod.mjs";
 
 const API = `${(process.env.API_URL ?? "http://127.0.0.1:5000").replace(/\/$/, "")}/api/v1`;
-const TOKEN = process.env.API_TOKEN;
+const TOKEN = process.env.WORKER_TOKEN ?? process.env.API_TOKEN;
 const MAX_ATTEMPTS = 5;
+// The longest Retry-After honoured (seconds): a longer one ends the retries.
+const MAX_RETRY_AFTER_S = 120;
 // Who reports (docs/worker-contract.md, "Who sent a report"): stored on each
 // failure; a group resolved "in version X" stays resolved for older versions.
 const WORKER = { name: "node-example-worker", version: "1.0.0" };
@@ -56,6 +63,34 @@ function problemPlaces(problem) {
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
+// The answer's JSON, or for a body that is not JSON (an HTML error page of a
+// proxy in front of the API) a stand-in problem holding its status.
+function parseAnswer(response, text) {
+  if (!text) return null;
+  try {
+    return JSON.parse(text);
+  } catch {
+    return { type: "about:blank", title: response.statusText, detail: `a ${response.status} answer that is not JSON` };
+  }
+}
+
+// How long to wait before the next try (ms), or null for "do not retry":
+// docs/worker-contract.md, "Which answers to retry".
+function retryPause(response, payload, attempt) {
+  const type = String(payload?.type ?? "");
+  const afterRetryAfter =
+    response.status === 503 ||
+    response.status === 429 ||
+    (response.status === 409 && type.endsWith("/idempotency-key-in-progress"));
+  if (afterRetryAfter) {
+    const seconds = Number(response.headers.get("Retry-After") ?? "1");
+    if (!Number.isFinite(seconds) || seconds < 0 || seconds > MAX_RETRY_AFTER_S) return null;
+    return seconds * 1000;
+  }
+  if (response.status === 500) return 500 * 2 ** (attempt - 1); // a bug: a few times, a growing pause
+  return null; // any other answer: the request itself is wrong or no longer applies
+}
+
 async function call(method, path, body, { simulateTimeout = false } = {}) {
   const headers = { Authorization: `Bearer ${TOKEN}`, "X-Request-ID": randomUUID() };
   if (method === "POST") headers["Idempotency-Key"] = randomUUID(); // one key for every attempt
@@ -80,14 +115,10 @@ async function call(method, path, body, { simulateTimeout = false } = {}) {
       log({ event: "simulated-timeout", method, path });
       continue;
     }
-    const retryable = response.status >= 500 || response.status === 409;
-    const payload = text ? JSON.parse(text) : null;
-    if (response.status === 409 && !String(payload?.type).endsWith("/idempotency-key-in-progress")) {
-      throw new ProblemError(response.status, payload);
-    }
-    if (retryable && attempt < MAX_ATTEMPTS) {
-      const seconds = Number(response.headers.get("Retry-After") ?? "1");
-      await sleep(Math.min(seconds, 5) * 1000);
+    const payload = parseAnswer(response, text);
+    const pause = retryPause(response, payload, attempt);
+    if (pause !== null && attempt < MAX_ATTEMPTS) {
+      await sleep(pause);
       continue;
     }
     if (!response.ok) throw new ProblemError(response.status, payload);
@@ -167,7 +198,7 @@ async function main() {
     else if (args[i] === "--simulate-timeout") options.simulateTimeout = true;
     else paths.push(args[i]);
   }
-  if (!TOKEN) throw new Error("set API_TOKEN to a worker token (flask tokens create --name <host>)");
+  if (!TOKEN) throw new Error("set WORKER_TOKEN to a worker token (flask tokens create --name <host>)");
   if (!(validator in VALIDATORS)) throw new Error(`--validator must be one of ${Object.keys(VALIDATORS)}`);
   const validate = VALIDATORS[validator]();
   let failed = 0;

@@ -6,7 +6,9 @@ Idempotency-Key after a simulated timeout."""
 
 from __future__ import annotations
 
+import http.server
 import json
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +27,7 @@ def run_worker(folder: Path, live_server: str, token: str, validator: str, *docu
                timeout: bool = False) -> list[dict]:
     args = ["--validator", validator, *(["--simulate-timeout"] if timeout else [])]
     args += [str(CORPUS / document) for document in documents]
-    result = run_node(folder, "worker.mjs", *args, env={"API_URL": live_server, "API_TOKEN": token})
+    result = run_node(folder, "worker.mjs", *args, env={"API_URL": live_server, "WORKER_TOKEN": token})
     assert result.returncode == 0, result.stderr[-2000:] + result.stdout[-2000:]
     return [json.loads(line) for line in result.stdout.splitlines()]
 
@@ -90,3 +92,90 @@ def test_zod_worker_reports_native_issues(client, live_server, worker_token, val
     assert any(i["message"] == "is required" and i["pointer"].startswith("/entities/") for i in missing)
     faulty = job(client, reported[FAULTY]["job_id"])["error_details"]["errors"]
     assert ("zod.unrecognized_keys", "/ocr_engine") in {(i["code"], i["pointer"]) for i in faulty}
+
+
+class _ScriptedApi(http.server.BaseHTTPRequestHandler):
+    """A stand-in API answering each (method, path) from a script, in order,
+    and noting every request: what a worker meets behind a proxy or while
+    the database is away, which the real server cannot be made to answer."""
+
+    script: dict[tuple[str, str], list[tuple[int, dict[str, str], str]]]
+    seen: list[tuple[str, str, str | None]]
+
+    def _answer(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        self.rfile.read(length)
+        self.seen.append((self.command, self.path, self.headers.get("Idempotency-Key")))
+        status, headers, body = self.script[(self.command, self.path)].pop(0)
+        self.send_response(status)
+        for name, value in headers.items():
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(body.encode())))
+        self.end_headers()
+        self.wfile.write(body.encode())
+
+    do_GET = do_POST = _answer
+
+    def log_message(self, *args: Any) -> None:  # quiet: the test reads ``seen``
+        pass
+
+
+def _problem(status: int, slug: str, **headers: str) -> tuple[int, dict[str, str], str]:
+    body = json.dumps({"type": f"/problems/{slug}", "title": slug, "status": status, "detail": slug})
+    return status, {"Content-Type": "application/problem+json", **headers}, body
+
+
+def _job(job_id: str, status: int = 200) -> tuple[int, dict[str, str], str]:
+    return status, {"Content-Type": "application/json"}, json.dumps({"id": job_id, "status": "Pending"})
+
+
+def test_the_example_retries_exactly_what_the_contract_says(node_worker):
+    # A trial: the example retried every 5xx and 409 alike, not 429, capped
+    # Retry-After at 5 s, and crashed on a proxy's HTML error page.
+    jobs = "/api/v1/processing-jobs"
+    html = "<html><body>Bad gateway</body></html>"
+    _ScriptedApi.script = {
+        ("POST", jobs): [
+            (429, {"Retry-After": "0", "Content-Type": "text/html"}, html),  # a gateway's rate limit
+            (503, {"Retry-After": "0", "Content-Type": "text/html"}, html),
+            _job("j1", 201),
+            _job("j2", 201),
+        ],
+        ("POST", f"{jobs}/j1/start"): [_problem(500, "internal-error"), _job("j1")],
+        ("POST", f"{jobs}/j1/result"): [_problem(409, "invalid-transition")],  # the job moved on: not retried
+        ("POST", f"{jobs}/j2/start"): [_problem(409, "idempotency-key-in-progress", **{"Retry-After": "0"}), _job("j2")],
+        # Longer than the example waits: it gives up rather than hang.
+        ("POST", f"{jobs}/j2/result"): [_problem(503, "service-unavailable", **{"Retry-After": "3600"})],
+        ("GET", f"{jobs}?limit=0"): [_problem(400, "invalid-query")],
+    }
+    _ScriptedApi.seen = []
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _ScriptedApi)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        result = run_node(node_worker, "worker.mjs", "--validator", "ajv", str(CORPUS / VALID), str(CORPUS / FAULTY),
+                          env={"API_URL": f"http://127.0.0.1:{server.server_port}", "WORKER_TOKEN": "cit_x"})
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+    assert result.returncode == 1, result.stderr[-2000:]  # two documents not done
+    events = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [(e["event"], e.get("status"), e.get("type")) for e in events if e["event"] == "problem"] == [
+        ("problem", 409, "/problems/invalid-transition"),
+        ("problem", 503, "/problems/service-unavailable"),
+        ("problem", 400, "/problems/invalid-query"),
+    ]
+    calls = [(method, path) for method, path, _ in _ScriptedApi.seen]
+    assert calls == [
+        ("POST", jobs), ("POST", jobs), ("POST", jobs),  # 429 and 503 retried after Retry-After
+        ("POST", f"{jobs}/j1/start"), ("POST", f"{jobs}/j1/start"),  # a 500 retried
+        ("POST", f"{jobs}/j1/result"),  # 409 invalid-transition: once
+        ("POST", jobs), ("POST", f"{jobs}/j2/start"), ("POST", f"{jobs}/j2/start"),  # a key in progress
+        ("POST", f"{jobs}/j2/result"),  # Retry-After beyond the example's limit: once
+        ("GET", f"{jobs}?limit=0"),
+    ]
+    # Each retry sent the same Idempotency-Key as its first try; requests differ.
+    keys = [key for _, _, key in _ScriptedApi.seen]
+    assert keys[0] == keys[1] == keys[2] and keys[3] == keys[4] and keys[7] == keys[8]
+    assert len({keys[0], keys[3], keys[5], keys[6], keys[7], keys[9]}) == 6
