@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
 from typing import TypeVar
 
-from flask import Response, current_app, request, stream_with_context, url_for
+from flask import Response, current_app, render_template, request, stream_with_context, url_for
 
 from app.auth.guards import current_actor, requires
 from app.config import DEFAULT_EXPORT_STATEMENT_TIMEOUT_MS
@@ -127,6 +127,22 @@ def _applied(job_filter: JobFilter, rows: exports.ExportRows, items: exports.Ite
     return applied
 
 
+def _cross_site_question(applied: dict[str, list[str]], kind: str) -> str | None:
+    """The page that asks before an export another site's link started, or
+    ``None`` for one started here (or by a typed address, a bookmark, a
+    client that sends no Fetch Metadata).
+
+    A browser sends the session cookie (``SameSite=Lax``) with a top-level
+    link from any site, so such a link made an audited export in the
+    signed-in user's name that they never chose (a trial). With
+    ``Sec-Fetch-Site: cross-site`` (W3C Fetch Metadata) nothing is exported
+    or audited; the page shows the filter and links to the same address,
+    whose click is then same-origin."""
+    if request.headers.get("Sec-Fetch-Site") != "cross-site" or request.method == "HEAD":
+        return None
+    return render_template("exports/confirm.html", applied=applied, kind=kind, same_url=request.full_path.rstrip("?"))
+
+
 def _nothing_sent(row_count: int) -> None:
     """``on_finish`` of a HEAD request, which exports nothing."""
 
@@ -163,14 +179,17 @@ def _attachment(chunks: Iterator[str], name: str, extension: str, content_type: 
 
 @bp.get("/job-errors.csv")
 @requires(Permission.EXPORT)
-def export_job_errors_csv() -> Response:
+def export_job_errors_csv() -> Response | str:
     """CSV of job errors for the dashboard's filter; ``rows=items`` (default,
     one row per error item: with ``error_code`` only those items unless
     ``items=all``) or ``rows=jobs`` (one row per job). Audited."""
     job_filter, rows, items = _job_errors_query()
+    applied = _applied(job_filter, rows, items)
+    if (question := _cross_site_question(applied, "CSV")) is not None:
+        return question
     chunks = exports.iter_job_errors_csv(
         job_filter, rows, items=items,
-        on_finish=_audit("export.job_errors.csv", _applied(job_filter, rows, items)),
+        on_finish=_audit("export.job_errors.csv", applied),
         statement_timeout_ms=current_app.config.get("EXPORT_STATEMENT_TIMEOUT_MS", DEFAULT_EXPORT_STATEMENT_TIMEOUT_MS),
     )
     return _attachment(chunks, exports.EXPORT_FILE_NAMES[rows] + _filter_tag(job_filter), "csv", CSV_CONTENT_TYPE)
@@ -178,19 +197,22 @@ def export_job_errors_csv() -> Response:
 
 @bp.get("/job-errors.ndjson")
 @requires(Permission.EXPORT)
-def export_job_errors_ndjson() -> Response:
+def export_job_errors_ndjson() -> Response | str:
     """NDJSON of job errors (one object per line); ``rows`` and ``items`` as the CSV's. Audited."""
     job_filter, rows, items = _job_errors_query()
+    applied = _applied(job_filter, rows, items)
+    if (question := _cross_site_question(applied, "NDJSON")) is not None:
+        return question
     chunks = exports.iter_job_errors_ndjson(
         job_filter, rows, items=items,
-        on_finish=_audit("export.job_errors.ndjson", _applied(job_filter, rows, items)),
+        on_finish=_audit("export.job_errors.ndjson", applied),
     )
     return _attachment(chunks, exports.EXPORT_FILE_NAMES[rows] + _filter_tag(job_filter), "ndjson", NDJSON_CONTENT_TYPE)
 
 
 @bp.get("/entities.csv")
 @requires(Permission.EXPORT)
-def export_entities_csv() -> Response:
+def export_entities_csv() -> Response | str:
     """CSV of the extracted entities of the ``Completed`` jobs matching the
     dashboard's filter. Only completed jobs have entities, so a ``status``
     that leaves ``Completed`` out is a 400 (the file would be empty while
@@ -208,5 +230,7 @@ def export_entities_csv() -> Response:
             [parameter_error("status", "leave it out, or include Completed: only completed jobs have entities")],
         )
     group_queries.require_group(job_filter.group_id)
+    if (question := _cross_site_question(job_filter.applied(), "entities CSV")) is not None:
+        return question
     chunks = exports.iter_entities_csv(job_filter, on_finish=_audit("export.entities.csv", job_filter.applied()))
     return _attachment(chunks, "entities" + _filter_tag(job_filter), "csv", CSV_CONTENT_TYPE)

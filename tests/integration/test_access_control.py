@@ -543,3 +543,28 @@ def test_a_worker_token_on_an_export_is_a_401_that_says_what_the_dashboard_takes
     response = anonymous_client.get("/exports/job-errors.csv", headers={"Authorization": f"Bearer {worker_token}"})
     assert response.status_code == 401
     assert "take a signed-in session, not a worker token" in response.get_data(as_text=True)
+
+
+@pytest.mark.parametrize("path", ["/exports/job-errors.csv", "/exports/job-errors.ndjson", "/exports/entities.csv"])
+def test_an_export_another_sites_link_started_asks_first_and_records_nothing(app, client, path):
+    # A trial: the session cookie (SameSite=Lax) came with a link from any
+    # site, which made an audited export in the user's name.
+    with app.app_context():
+        get_failure_recorder().record_failure(create_job("doc-cross-site").id, "crashed")
+    cross = {"Sec-Fetch-Site": "cross-site", "Sec-Fetch-Mode": "navigate"}
+    response = client.get(f"{path}?job_type=entity_extraction", headers=cross)
+    html = response.get_data(as_text=True)
+    assert response.status_code == 200 and response.mimetype == "text/html", html
+    assert "Download this export?" in html and "Content-Disposition" not in response.headers
+    assert f'href="{path}?job_type=entity_extraction" download' in html
+    with app.app_context():
+        assert db.session.scalars(sa.select(AuditEvent)).all() == []
+    # The link clicked on that page is same-origin: the export, audited.
+    response = client.get(f"{path}?job_type=entity_extraction", headers={"Sec-Fetch-Site": "same-origin"})
+    assert response.headers["Content-Disposition"].startswith("attachment;")
+    response.get_data()
+    with app.app_context():
+        assert [e.action for e in db.session.scalars(sa.select(AuditEvent))] == [
+            "export." + path.rsplit("/", 1)[1].replace("-", "_")]
+    # A typed address or a bookmark ("none") exports at once, as before.
+    assert client.get(path, headers={"Sec-Fetch-Site": "none"}).headers["Content-Disposition"]
