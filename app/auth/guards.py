@@ -7,6 +7,7 @@ import hmac
 from collections.abc import Callable, Iterable
 
 from typing import Any, TypeVar
+from urllib.parse import urlencode
 
 from flask import Blueprint, Flask, current_app, g, redirect, render_template, request, url_for
 from flask_limiter import Limiter
@@ -14,10 +15,12 @@ from flask_limiter.util import get_remote_address
 from flask_login import LoginManager, current_user
 from flask_talisman import Talisman
 from flask_wtf.csrf import CSRFProtect
+from werkzeug.exceptions import NotFound
 
 from app.errors import ServiceError
 from app.models.access import Permission
 from app.services import access
+from app.web.query import filter_pairs
 
 login_manager = LoginManager()
 csrf = CSRFProtect()
@@ -142,7 +145,10 @@ def enforce_access() -> Any:
     endpoint = request.endpoint
     # An unknown URL under /api/ needs a token too, so the API's paths cannot
     # be probed without one (a trial: /api/v1/nope was a 404 to anyone).
-    if endpoint in PUBLIC_ENDPOINTS or (endpoint is None and not request.path.startswith("/api/")):
+    # Only a plain 404: a refused host name (TRUSTED_HOSTS, a 400) or a wrong
+    # method (405) is answered as it is, before any token is read.
+    unknown_api_path = isinstance(request.routing_exception, NotFound) and request.path.startswith("/api/")
+    if endpoint in PUBLIC_ENDPOINTS or (endpoint is None and not unknown_api_path):
         return None
     if endpoint == "ops.metrics" and _is_metrics_token(bearer_token()):
         return None  # the scrape-only token: no database read, nothing noted
@@ -170,6 +176,14 @@ def enforce_access() -> Any:
             if request.query_string:
                 framing += "?" + request.query_string.decode("latin-1")
             return render_template("auth/signed_out_frame.html", sign_in=url_for("auth.login", next=framing)), 401
+        if request.method == "GET" and request.blueprint == "exports":
+            # Signed in, the user lands on the list the export is of, one
+            # click from the file: an export as the sign-in's next page was
+            # a same-origin request, which no other site's link may start
+            # unasked (a re-check: the "Download this export?" question).
+            pairs = filter_pairs(request.args.items(multi=True))
+            framing = url_for("dashboard.list_jobs") + ("?" + urlencode(pairs) if pairs else "")
+            return redirect(url_for("auth.login", next=framing))
         if request.method == "GET":
             return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
         if endpoint == "auth.logout":
@@ -188,13 +202,17 @@ def enforce_access() -> Any:
         # only: a query string may hold a search for a patient's name.
         access.record_audit_event(
             current_user.username, "access.denied",
-            {"method": [request.method], "path": [request.path],
+            # Capped: a refused request must not be a way to grow the log (a re-check: a 30 KB path).
+            {"method": [request.method], "path": [request.path[:MAX_AUDITED_PATH]],
              "permission": [permission.value if permission is not None else "none"]},
         )
         needed = f": it needs {PERMISSION_NAMES[permission]}. Ask an administrator" if permission else ""
         raise ForbiddenError(f"Your role ({current_user.role}) does not allow this{needed}.")
     return None
 
+
+#: The most characters of a refused path an ``access.denied`` row keeps.
+MAX_AUDITED_PATH = 300
 
 #: How a 403 names a permission.
 PERMISSION_NAMES = {

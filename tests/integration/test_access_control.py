@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import re
 import uuid
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 import pytest
 import sqlalchemy as sa
@@ -551,12 +551,14 @@ def test_an_export_another_sites_link_started_asks_first_and_records_nothing(app
     # site, which made an audited export in the user's name.
     with app.app_context():
         get_failure_recorder().record_failure(create_job("doc-cross-site").id, "crashed")
-    cross = {"Sec-Fetch-Site": "cross-site", "Sec-Fetch-Mode": "navigate"}
-    response = client.get(f"{path}?job_type=entity_extraction", headers=cross)
-    html = response.get_data(as_text=True)
-    assert response.status_code == 200 and response.mimetype == "text/html", html
-    assert "Download this export?" in html and "Content-Disposition" not in response.headers
-    assert f'href="{path}?job_type=entity_extraction" download' in html
+    # A sibling subdomain's link is "same-site", and gets the cookie too (a re-check).
+    for site in ("cross-site", "same-site"):
+        response = client.get(f"{path}?job_type=entity_extraction",
+                              headers={"Sec-Fetch-Site": site, "Sec-Fetch-Mode": "navigate"})
+        html = response.get_data(as_text=True)
+        assert response.status_code == 200 and response.mimetype == "text/html", html
+        assert "Download this export?" in html and "Content-Disposition" not in response.headers
+        assert f'href="{path}?job_type=entity_extraction" download' in html
     with app.app_context():
         assert db.session.scalars(sa.select(AuditEvent)).all() == []
     # The link clicked on that page is same-origin: the export, audited.
@@ -568,3 +570,12 @@ def test_an_export_another_sites_link_started_asks_first_and_records_nothing(app
             "export." + path.rsplit("/", 1)[1].replace("-", "_")]
     # A typed address or a bookmark ("none") exports at once, as before.
     assert client.get(path, headers={"Sec-Fetch-Site": "none"}).headers["Content-Disposition"]
+
+
+def test_a_signed_out_export_link_signs_in_to_the_list_it_exports(app, anonymous_client):
+    # A re-check: signed in, the browser went on to the export itself (a
+    # same-origin request), so another site's link exported unasked.
+    response = anonymous_client.get("/exports/job-errors.csv?job_type=ocr&rows=jobs&status=Failed",
+                                    headers={"Sec-Fetch-Site": "cross-site"})
+    assert response.status_code == 302
+    assert response.headers["Location"] == "/login?next=" + quote("/jobs?job_type=ocr&status=Failed", safe="/?")
