@@ -170,6 +170,11 @@ def _describe(error: ValidationError) -> list[FieldError]:
         # no system, or a value "1" for 1, named only the entity's value).
         shape = 1 - value.index(_NULL)
         inner = [e for e in error.context or () if e.relative_schema_path and e.relative_schema_path[0] == shape]
+        if len(inner) == 1 and inner[0].validator == "type" and list(inner[0].absolute_path) == path:
+            # Not the shape's type at all: null is allowed too, as "string or null" says of a plain field.
+            types = inner[0].validator_value
+            return [field_error(where, schema_keyword_message(
+                "type", [*(types if isinstance(types, list) else [types]), "null"]))]
         if inner:
             return [found for e in inner for found in _describe(e)]
     message = schema_keyword_message(

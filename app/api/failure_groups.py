@@ -22,6 +22,7 @@ from app.api import bp
 from app.api.contract import validate_request
 from app.api.json_body import read_json_body, sends_body
 from app.api.idempotent import idempotent_answer
+from app.api.views import audit_api_seen
 from app.auth.guards import current_actor
 from app.errors import FieldError, InvalidFieldsError, InvalidQueryError, field_error
 from app.services.failure_groups import lifecycle
@@ -63,7 +64,15 @@ def _resolution_faults(body: Any) -> list[FieldError]:
 
 
 def _group_answer(group_id: Any) -> Response:
-    return jsonify(group_to_json(get_group(group_id)))
+    answer = group_to_json(get_group(group_id))
+    audit_api_seen("seen.api.groups", _with_sample([answer]), key="group_ids")
+    return jsonify(answer)
+
+
+def _with_sample(groups: list[dict[str, Any]]) -> list[str]:
+    """The ids of the group answers that show a sample message (a worker's
+    text, which may hold patient data: a re-check)."""
+    return [str(group["id"]) for group in groups if group["sample_message"] is not None]
 
 
 def _change(group_id: str, change: Callable[[], Any], body: dict[str, Any] | None) -> Response:
@@ -101,7 +110,9 @@ def list_failure_groups() -> Response:
     )
     raise_problems(problems)
     page = list_groups(group_filter, sort=sort, limit=wanted.limit, cursor=wanted.cursor)
-    response = jsonify({"items": [group_to_json(v) for v in page.items], "next_cursor": page.next_cursor})
+    items = [group_to_json(v) for v in page.items]
+    audit_api_seen("seen.api.groups", _with_sample(items), key="group_ids")
+    response = jsonify({"items": items, "next_cursor": page.next_cursor})
     if page.next_cursor:
         args = [(k, v) for k, v in request.args.items(multi=True) if k != "cursor"]
         args.append(("cursor", page.next_cursor))

@@ -182,14 +182,15 @@ def create_processing_job() -> Response:
     )
 
 
-def audit_api_seen(action: str, job_ids: list[str]) -> None:
+def audit_api_seen(action: str, ids: list[str], *, key: str = "job_ids") -> None:
     """Write the audit row of an API answer about to show clinical data:
     ``action`` (``seen.api.jobs``: jobs with their error details,
     ``seen.api.failures``: a job's failure history, ``seen.api.entities``:
-    its extracted entities) by the worker token, naming ``job_ids`` (job id
-    strings), in its own committed transaction before the answer is made;
-    nothing when ``job_ids`` is empty (a poll for pending jobs shows no
-    error text) or for ``HEAD``. As the dashboard's ``seen.*`` rows
+    its extracted entities, ``seen.api.groups``: failure groups with their
+    sample message) by the worker token, naming ``ids`` under ``key``
+    (``job_ids``: job id strings; ``group_ids``), in its own committed
+    transaction before the answer is made; nothing when ``ids`` is empty (a
+    poll for pending jobs shows no error text) or for ``HEAD``. As the dashboard's ``seen.*`` rows
     (app/dashboard/seen.py): error details may hold patient data, and a
     token on any worker host can read them (a trial).
 
@@ -197,8 +198,8 @@ def audit_api_seen(action: str, job_ids: list[str]) -> None:
         sqlalchemy.exc.SQLAlchemyError: the row could not be written; the
             answer is then not sent (503).
     """
-    if job_ids and request.method != "HEAD":
-        record_audit_event(current_actor(), action, {"job_ids": job_ids})
+    if ids and request.method != "HEAD":
+        record_audit_event(current_actor(), action, {key: ids})
 
 
 def _with_details(jobs: list[dict[str, Any]]) -> list[str]:

@@ -127,6 +127,11 @@ def _applied(job_filter: JobFilter, rows: exports.ExportRows, items: exports.Ite
     return applied
 
 
+#: ``Sec-Fetch-Site`` values of a request another site started: ``same-site``
+#: too (a sibling subdomain, a ticket system beside the console, a re-check).
+_OTHER_SITES = frozenset({"cross-site", "same-site"})
+
+
 def _cross_site_question(applied: dict[str, list[str]], kind: str) -> str | None:
     """The page that asks before an export another site's link started, or
     ``None`` for one started here (or by a typed address, a bookmark, a
@@ -135,10 +140,10 @@ def _cross_site_question(applied: dict[str, list[str]], kind: str) -> str | None
     A browser sends the session cookie (``SameSite=Lax``) with a top-level
     link from any site, so such a link made an audited export in the
     signed-in user's name that they never chose (a trial). With
-    ``Sec-Fetch-Site: cross-site`` (W3C Fetch Metadata) nothing is exported
+    ``Sec-Fetch-Site: cross-site`` or ``same-site`` (W3C Fetch Metadata) nothing is exported
     or audited; the page shows the filter and links to the same address,
     whose click is then same-origin."""
-    if request.headers.get("Sec-Fetch-Site") != "cross-site" or request.method == "HEAD":
+    if request.headers.get("Sec-Fetch-Site") not in _OTHER_SITES or request.method == "HEAD":
         return None
     return render_template("exports/confirm.html", applied=applied, kind=kind, same_url=request.full_path.rstrip("?"))
 
@@ -185,7 +190,7 @@ def export_job_errors_csv() -> Response | str:
     ``items=all``) or ``rows=jobs`` (one row per job). Audited."""
     job_filter, rows, items = _job_errors_query()
     applied = _applied(job_filter, rows, items)
-    if (question := _cross_site_question(applied, "CSV")) is not None:
+    if (question := _cross_site_question(applied, "the job errors CSV")) is not None:
         return question
     chunks = exports.iter_job_errors_csv(
         job_filter, rows, items=items,
@@ -201,7 +206,7 @@ def export_job_errors_ndjson() -> Response | str:
     """NDJSON of job errors (one object per line); ``rows`` and ``items`` as the CSV's. Audited."""
     job_filter, rows, items = _job_errors_query()
     applied = _applied(job_filter, rows, items)
-    if (question := _cross_site_question(applied, "NDJSON")) is not None:
+    if (question := _cross_site_question(applied, "the job errors NDJSON")) is not None:
         return question
     chunks = exports.iter_job_errors_ndjson(
         job_filter, rows, items=items,
@@ -230,7 +235,7 @@ def export_entities_csv() -> Response | str:
             [parameter_error("status", "leave it out, or include Completed: only completed jobs have entities")],
         )
     group_queries.require_group(job_filter.group_id)
-    if (question := _cross_site_question(job_filter.applied(), "entities CSV")) is not None:
+    if (question := _cross_site_question(job_filter.applied(), "the entities CSV")) is not None:
         return question
     chunks = exports.iter_entities_csv(job_filter, on_finish=_audit("export.entities.csv", job_filter.applied()))
     return _attachment(chunks, "entities" + _filter_tag(job_filter), "csv", CSV_CONTENT_TYPE)

@@ -26,6 +26,7 @@ from app.models.access import AuditEvent
 #: The actions the app writes (``action`` of :class:`AuditEvent`), for the
 #: audit page's choices; the filter accepts any action text.
 KNOWN_ACTIONS = (
+    "access.denied",
     "auth.sign_in",
     "auth.sign_out",
     "export.entities.csv",
@@ -40,6 +41,10 @@ KNOWN_ACTIONS = (
     "jobs.purge",
     "jobs.requeue",
     "jobs.unacknowledge",
+    "seen.api.entities",
+    "seen.api.failures",
+    "seen.api.groups",
+    "seen.api.jobs",
     "seen.group",
     "seen.job",
     "tokens.create",

@@ -42,7 +42,7 @@ const WORKER = { name: "node-example-worker", version: "1.0.0" };
 
 class ProblemError extends Error {
   constructor(status, problem) {
-    super(`${status} ${problem.type ?? ""}: ${problem.detail ?? problem.title ?? ""}`);
+    super(`${status} ${problem?.type ?? ""}: ${problem?.detail ?? problem?.title ?? ""}`);
     this.status = status;
     this.problem = problem;
   }
@@ -66,12 +66,24 @@ const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 // The answer's JSON, or for a body that is not JSON (an HTML error page of a
 // proxy in front of the API) a stand-in problem holding its status.
 function parseAnswer(response, text) {
-  if (!text) return null;
+  if (!text) {
+    // An error with no body (a proxy's 502, say) still needs a problem to report.
+    return response.ok ? null : { type: "about:blank", title: response.statusText, detail: `an empty ${response.status} answer` };
+  }
   try {
     return JSON.parse(text);
   } catch {
     return { type: "about:blank", title: response.statusText, detail: `a ${response.status} answer that is not JSON` };
   }
+}
+
+// Retry-After as seconds (RFC 9110 section 10.2.3: delay-seconds or an
+// HTTP-date), 1 when absent, null when unreadable.
+function retryAfterSeconds(value) {
+  if (value === null) return 1;
+  if (/^\d+$/.test(value.trim())) return Number(value.trim());
+  const at = Date.parse(value);
+  return Number.isNaN(at) ? null : Math.max(0, Math.ceil((at - Date.now()) / 1000));
 }
 
 // How long to wait before the next try (ms), or null for "do not retry":
@@ -83,10 +95,12 @@ function retryPause(response, payload, attempt) {
     response.status === 429 ||
     (response.status === 409 && type.endsWith("/idempotency-key-in-progress"));
   if (afterRetryAfter) {
-    const seconds = Number(response.headers.get("Retry-After") ?? "1");
-    if (!Number.isFinite(seconds) || seconds < 0 || seconds > MAX_RETRY_AFTER_S) return null;
+    const seconds = retryAfterSeconds(response.headers.get("Retry-After"));
+    if (seconds === null || seconds > MAX_RETRY_AFTER_S) return null;
     return seconds * 1000;
   }
+  // A gateway that got no answer from the API (502, 504) is "no answer": a growing pause.
+  if (response.status === 502 || response.status === 504) return 200 * attempt;
   if (response.status === 500) return 500 * 2 ** (attempt - 1); // a bug: a few times, a growing pause
   return null; // any other answer: the request itself is wrong or no longer applies
 }

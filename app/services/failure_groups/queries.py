@@ -294,7 +294,10 @@ def decode_cursor(cursor: str, sort: str) -> tuple[Any, int]:
         InvalidQueryError: not a cursor this listing made, or one made for
             another ``sort`` (each names ``cursor``).
     """
-    bad = InvalidQueryError("The cursor is not valid; start again from the first page.", [parameter_error("cursor", "is not a valid cursor")])
+    bad = InvalidQueryError(  # the job list's words (a re-check found two wordings)
+        "The cursor is not valid; start again from the first page.",
+        [parameter_error("cursor", "is not a cursor returned by this API")],
+    )
     try:
         raw = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
     except (ValueError, binascii.Error):

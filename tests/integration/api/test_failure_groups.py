@@ -286,14 +286,15 @@ def test_a_form_body_is_refused_as_not_json_and_changes_nothing(client, app, act
     if action == "reopen":
         assert client.post(f"/api/v1/failure-groups/{group_id}/resolve", json={}).status_code == 200
     before = client.get(f"/api/v1/failure-groups/{group_id}").get_json()
+    changes = ~AuditEvent.action.like("seen.%")  # reads are audited too (seen.api.groups)
     with app.app_context():
-        audited = db.session.query(AuditEvent).count()
+        audited = db.session.query(AuditEvent).filter(changes).count()
     problem = assert_problem(client.post(f"/api/v1/failure-groups/{group_id}/{action}", **form), 415,
                              "unsupported-media-type")
     assert problem["errors"][0]["header"] == "Content-Type"
     assert client.get(f"/api/v1/failure-groups/{group_id}").get_json() == before
     with app.app_context():
-        assert db.session.query(AuditEvent).count() == audited
+        assert db.session.query(AuditEvent).filter(changes).count() == audited
 
 
 @pytest.mark.parametrize(

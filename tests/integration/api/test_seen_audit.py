@@ -74,3 +74,15 @@ def test_no_answer_without_its_audit_row(app, client):
         response = client.get(job_url(failed["id"]))
     problem = assert_problem(response, 503, "service-unavailable")
     assert "R07.9XZZZ" not in response.get_data(as_text=True) and "error_message" not in problem
+
+
+def test_reading_failure_groups_is_audited_with_their_ids(app, client):
+    # A re-check: a group's sample_message is a worker's message as sent.
+    _failed(client, "doc-seen-group")
+    [group] = client.get("/api/v1/failure-groups").get_json()["items"]
+    client.get(f"/api/v1/failure-groups/{group['id']}")
+    with app.app_context():
+        rows = db.session.scalars(
+            sa.select(AuditEvent).where(AuditEvent.action == "seen.api.groups").order_by(AuditEvent.occurred_at)
+        ).all()
+        assert [(row.actor, row.filter) for row in rows] == [("test-worker", {"group_ids": [str(group["id"])]})] * 2
