@@ -8,6 +8,7 @@ Changing requests may carry an ``Idempotency-Key`` (:mod:`app.services.idempoten
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlencode
@@ -23,7 +24,6 @@ from app.api.contract import (
 )
 from app.api.idempotent import idempotent_answer
 from app.api.json_body import read_json_body, refuse_body
-from app.errors import InvalidQueryError
 from app.models import JobStatus, ProcessingJob
 from app.models.job_status import status_from_worker_word
 from app.auth.guards import current_actor
@@ -36,7 +36,7 @@ from app.services.processing_jobs import lifecycle, pagination
 from app.services.processing_jobs.errors import InvalidFailurePayloadError
 from app.services.processing_jobs.job_filter import AcknowledgedFilter
 from app.services.processing_jobs.snapshot import JobSnapshot
-from app.web.query import job_filter_from_args, raise_problems, read_or_note, read_page
+from app.web.query import job_filter_from_args, read_job_list
 from app.web.serializers import entity_to_json, failure_to_json, job_to_json
 
 #: A changing service call; run inside the request's write transaction.
@@ -235,16 +235,10 @@ def list_processing_jobs() -> Response:
     """
     # Acknowledged jobs stay in by default: API clients list what exists;
     # hiding resolved failures is the dashboard's choice of view.
-    problems: list[InvalidQueryError] = []  # every bad parameter named at once (read_or_note)
-    job_filter = read_or_note(
-        problems, job_filter_from_args, request.args, default_acknowledged=AcknowledgedFilter.INCLUDE
+    read_filter = functools.partial(
+        job_filter_from_args, request.args, default_acknowledged=AcknowledgedFilter.INCLUDE
     )
-    wanted = read_or_note(
-        problems, read_page, request.args, maximum=current_app.config["MAX_PAGE_SIZE"],
-        cursor_reader=pagination.Cursor.decode,
-    )
-    raise_problems(problems)
-    assert job_filter is not None and wanted is not None  # else raise_problems raised
+    job_filter, wanted = read_job_list(request.args, read_filter, maximum=current_app.config["MAX_PAGE_SIZE"])
     group_queries.require_group(job_filter.group_id)  # 404, as the pages answer
     page = pagination.list_jobs(job_filter, limit=wanted.limit, cursor=wanted.cursor)
     items = [job_to_json(j) for j in page.jobs]

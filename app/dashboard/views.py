@@ -24,7 +24,6 @@ from app.dashboard.formatting import STATUS_LABELS
 from app.dashboard.links import QUICK_RANGES, ListLinks, list_heading, list_links
 from app.dashboard.links import with_quick_range
 from app.dashboard.seen import audit_seen
-from app.errors import InvalidQueryError
 from app.models import JobStatus, ProcessingJob
 from app.models.job_status import FAILURE_STATUSES, TERMINAL_STATUSES
 from app.models.access import Permission
@@ -50,9 +49,7 @@ from app.web.query import (
     dashboard_filter,
     filter_pairs,
     parse_search,
-    raise_problems,
-    read_or_note,
-    read_page,
+    read_job_list,
     refuse_unknown_parameters,
 )
 from app.web.serializers import job_to_json
@@ -133,14 +130,7 @@ def list_jobs() -> str | Response:
     if empty_copies_dropped() or any(value == "" for _, value in pairs):
         return redirect(href(url_for("dashboard.list_jobs"), _cleaned(pairs)))
     refuse_unknown_parameters(request.args, JOB_LIST_PARAMETERS)
-    problems: list[InvalidQueryError] = []  # a bad limit or cursor named beside the filter's faults
-    job_filter = read_or_note(problems, current_filter)
-    wanted = read_or_note(
-        problems, read_page, request.args, maximum=current_app.config["MAX_PAGE_SIZE"],
-        cursor_reader=pagination.Cursor.decode,
-    )
-    raise_problems(problems)
-    assert job_filter is not None and wanted is not None  # else raise_problems raised
+    job_filter, wanted = read_job_list(request.args, current_filter, maximum=current_app.config["MAX_PAGE_SIZE"])
     page = pagination.list_jobs(job_filter, limit=wanted.limit, cursor=wanted.cursor)
     links = _list_links(pairs, job_filter, next_cursor=page.next_cursor, codes=())
     may_act = current_user.can(Permission.ACT_ON_JOBS)

@@ -140,9 +140,9 @@ def _cross_site_question(applied: dict[str, list[str]], kind: str) -> str | None
     A browser sends the session cookie (``SameSite=Lax``) with a top-level
     link from any site, so such a link made an audited export in the
     signed-in user's name that they never chose (a trial). With
-    ``Sec-Fetch-Site: cross-site`` or ``same-site`` (W3C Fetch Metadata) nothing is exported
-    or audited; the page shows the filter and links to the same address,
-    whose click is then same-origin."""
+    ``Sec-Fetch-Site: cross-site`` or ``same-site`` (W3C Fetch Metadata)
+    nothing is exported or audited; the page shows the filter and links to
+    the same address, whose click is then same-origin."""
     if request.headers.get("Sec-Fetch-Site") not in _OTHER_SITES or request.method == "HEAD":
         return None
     return render_template("exports/confirm.html", applied=applied, kind=kind, same_url=request.full_path.rstrip("?"))
@@ -235,7 +235,8 @@ def export_entities_csv() -> Response | str:
             [parameter_error("status", "leave it out, or include Completed: only completed jobs have entities")],
         )
     group_queries.require_group(job_filter.group_id)
-    if (question := _cross_site_question(job_filter.applied(), "the entities CSV")) is not None:
+    applied = job_filter.applied()
+    if (question := _cross_site_question(applied, "the entities CSV")) is not None:
         return question
-    chunks = exports.iter_entities_csv(job_filter, on_finish=_audit("export.entities.csv", job_filter.applied()))
+    chunks = exports.iter_entities_csv(job_filter, on_finish=_audit("export.entities.csv", applied))
     return _attachment(chunks, "entities" + _filter_tag(job_filter), "csv", CSV_CONTENT_TYPE)

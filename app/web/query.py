@@ -34,6 +34,7 @@ from app.services.processing_jobs.job_filter import (
     JobFilter,
     ValueKind,
 )
+from app.services.processing_jobs.pagination import Cursor
 from app.web.query_time import is_full_date, parse_range_bound, time_order_problems
 
 #: ``limit`` when the query has none.
@@ -389,6 +390,25 @@ def read_page(
     raise_problems(problems)
     assert limit is not None  # parse_limit returned, or raise_problems raised
     return PageRequest(limit, cursor)
+
+
+def read_job_list(
+    args: QueryArgs, read_filter: Callable[[], JobFilter], *, maximum: int
+) -> tuple[JobFilter, PageRequest]:
+    """A page of the job list's query: ``read_filter()`` (the caller's
+    defaults) and :func:`read_page` (its cursor checked by
+    :meth:`~app.services.processing_jobs.pagination.Cursor.decode`), every
+    bad parameter named in one 400. For ``/jobs`` and the API's list alike.
+
+    Raises:
+        InvalidQueryError: a bad filter parameter, ``limit`` or ``cursor``.
+    """
+    problems: list[InvalidQueryError] = []
+    job_filter = read_or_note(problems, read_filter)
+    wanted = read_or_note(problems, read_page, args, maximum=maximum, cursor_reader=Cursor.decode)
+    raise_problems(problems)
+    assert job_filter is not None and wanted is not None  # else raise_problems raised
+    return job_filter, wanted
 
 
 def parse_rows(raw: str | None) -> ExportRows:

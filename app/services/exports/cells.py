@@ -40,6 +40,16 @@ _FORMULA_START_CODE_POINTS = tuple(ord(start) for start in _FORMULA_STARTS)
 _UTC_DATETIME = UTCDateTime()
 
 
+def file_escaped(text: str) -> str:
+    """``text`` as the export files write worker text: each acting control
+    character (:func:`~app.services.json_values.with_controls_escaped`: a
+    terminal that prints the file would act on ESC or CSI) and each bidi
+    control (:func:`~app.text_marks.bidi_escaped`: it would reverse the text
+    after it) as its ``\\uXXXX`` escape. In NDJSON those are JSON's own
+    escapes, so the strings read back the same."""
+    return bidi_escaped(with_controls_escaped(text))
+
+
 def neutralise_formula(cell: str) -> str:
     """Prefix ``'`` to a cell a spreadsheet would evaluate as a formula.
 
@@ -63,15 +73,12 @@ def same(value: Any) -> Any:
 
 def text_cell(value: Any) -> str:
     """A CSV cell of worker-supplied text: ``None`` empty, JSON values as JSON
-    text (keys sorted), each acting control character as its escape
-    (:func:`~app.services.json_values.with_controls_escaped`: a terminal
-    that prints the file would act on ESC or CSI), each bidi control too
-    (:func:`~app.text_marks.bidi_escaped`), then :func:`neutralise_formula`."""
+    text (keys sorted), :func:`file_escaped`, then :func:`neutralise_formula`."""
     if value is None:
         return ""
     if not isinstance(value, str):
         value = json.dumps(value, ensure_ascii=False, sort_keys=True)
-    return neutralise_formula(bidi_escaped(with_controls_escaped(value)))
+    return neutralise_formula(file_escaped(value))
 
 
 def json_cell(value: Any) -> str:
@@ -82,8 +89,7 @@ def json_cell(value: Any) -> str:
     are JSON's own: the cell reads back as the same value)."""
     if value is None:
         return ""
-    text = json.dumps(value, ensure_ascii=False, sort_keys=True)
-    return neutralise_formula(bidi_escaped(with_controls_escaped(text)))
+    return neutralise_formula(file_escaped(json.dumps(value, ensure_ascii=False, sort_keys=True)))
 
 
 def empty_if_none(value: Any) -> Any:

@@ -20,9 +20,8 @@ from app.extensions import db
 from app.services.exports import queries
 from app.services.exports.columns import ENTITY_EXPORT, ITEM_EXPORT, JOB_ERROR_EXPORT, Column
 from app.services.exports.queries import Batch, ItemRows, Records
-from app.services.json_values import with_controls_escaped
+from app.services.exports.cells import file_escaped
 from app.services.processing_jobs.job_filter import JobFilter
-from app.text_marks import bidi_escaped
 
 #: Rows read from the database per fetch, and per chunk of the response.
 #: bench/export_benchmark.py measured no gain from larger batches.
@@ -100,11 +99,10 @@ def _same(rows: Records) -> Records:
 def _join_copy_rows(rows: Records) -> str:
     """``COPY`` rows without their LF, as CSV text with CRLF row ends and
     the acting control characters and the bidi controls escaped as the
-    Python path's cells have them (:func:`~app.services.exports.cells.text_cell`): only worker text
+    Python path's cells have them (:func:`~app.services.exports.cells.file_escaped`): only worker text
     can hold one, and the escape (``\\u001b``) holds no character that CSV
     quotes, so doing it on the whole text gives the same bytes."""
-    text = (b"\r\n".join(rows) + b"\r\n").decode("utf-8")  # type: ignore[arg-type]
-    return bidi_escaped(with_controls_escaped(text))
+    return file_escaped((b"\r\n".join(rows) + b"\r\n").decode("utf-8"))  # type: ignore[arg-type]
 
 
 def _csv_renderer(columns: Sequence[Column]) -> tuple[str, Callable[[Records], str]]:
@@ -137,10 +135,8 @@ def _ndjson_renderer(columns: Sequence[Column]) -> Callable[[Records], str]:
         # breaks (Python's str.splitlines, JavaScript's old parsers) split
         # a record at them (a trial). JSON allows them only in strings.
         # The bidi controls as well: a terminal printing the file reversed
-        # the text after an override (bidi_escaped).
-        text = bidi_escaped(with_controls_escaped(
-            "".join([json.dumps(dict(zip(names, r)), ensure_ascii=False) + "\n" for r in records])
-        ))
+        # the text after an override (file_escaped).
+        text = file_escaped("".join([json.dumps(dict(zip(names, r)), ensure_ascii=False) + "\n" for r in records]))
         return text.translate(_LINE_SEPARATORS) if "\u2028" in text or "\u2029" in text else text
 
     return render
