@@ -233,6 +233,15 @@ def _add_authenticate_header(response):  # noqa: ANN001, ANN202
             # section 3.1's invalid_token, so a client tells it from "send one".
             challenge += ', error="invalid_token", error_description="The token is unknown or revoked."'
         response.headers["WWW-Authenticate"] = challenge
+    elif response.status_code == 401:
+        # RFC 9110 section 15.5.2: every 401 carries a challenge. The pages
+        # sign in by a form and a session cookie, which no registered scheme
+        # names; the "Cookie" scheme of draft-broyer-http-cookie-auth says
+        # where the form is. Browsers show the page, not a password prompt,
+        # for a scheme they do not know.
+        response.headers["WWW-Authenticate"] = (
+            f'Cookie realm="clinical-intelligence-dashboard", form-action="{url_for("auth.login")}"'
+        )
     return response
 
 

@@ -545,6 +545,20 @@ def test_a_worker_token_on_an_export_is_a_401_that_says_what_the_dashboard_takes
     assert "take a signed-in session, not a worker token" in response.get_data(as_text=True)
 
 
+def test_every_dashboard_401_names_the_sign_in_form_as_its_challenge(app, anonymous_client, worker_token):
+    # RFC 9110 section 15.5.2: a 401 carries a challenge; the pages' is the sign-in form, not a bearer token.
+    expected = 'Cookie realm="clinical-intelligence-dashboard", form-action="/login"'
+    answers = [
+        anonymous_client.get("/jobs", headers={"Authorization": f"Bearer {worker_token}"}),
+        anonymous_client.get("/jobs/summary"),  # the framed summary, signed out
+        anonymous_client.post("/login", data={"username": "nobody", "password": "wrong",
+                                              "csrf_token": _login_token(anonymous_client)}),
+    ]
+    assert [(r.status_code, r.headers.get("WWW-Authenticate")) for r in answers] == [(401, expected)] * 3
+    # The API's challenge is still the bearer one.
+    assert anonymous_client.get("/api/v1/processing-jobs").headers["WWW-Authenticate"].startswith("Bearer ")
+
+
 @pytest.mark.parametrize("path", ["/exports/job-errors.csv", "/exports/job-errors.ndjson", "/exports/entities.csv"])
 def test_an_export_another_sites_link_started_asks_first_and_records_nothing(app, client, path):
     # A trial: the session cookie (SameSite=Lax) came with a link from any
