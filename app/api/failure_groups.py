@@ -105,8 +105,8 @@ def list_failure_groups() -> Response:
     sort = read_or_note(problems, group_sort_from_args, request.args)
     wanted = read_or_note(
         problems, read_page, request.args, maximum=current_app.config["MAX_PAGE_SIZE"],
-        # A cursor is checked against the sort asked for, once that is known good.
-        cursor_reader=None if sort is None else functools.partial(decode_cursor, sort=sort),
+        # A cursor is checked against the sort asked for, or against its own when that is bad.
+        cursor_reader=functools.partial(decode_cursor, sort=sort),
     )
     raise_problems(problems)
     page = list_groups(group_filter, sort=sort, limit=wanted.limit, cursor=wanted.cursor)

@@ -39,7 +39,7 @@ def group_list_from_args(args, *, maximum: int) -> tuple[queries.GroupFilter, st
     /jobs names it; both at once must agree), ``worker_version``,
     ``failing=1`` (only groups with jobs failing now), ``sort``
     (:data:`SORTS`), ``limit`` (1 to ``maximum``) and ``cursor`` (checked
-    against the sort, when that is good).
+    against the sort, or against its own when the sort is bad).
 
     Raises:
         InvalidQueryError: a parameter is wrong (names it).
@@ -53,7 +53,7 @@ def group_list_from_args(args, *, maximum: int) -> tuple[queries.GroupFilter, st
     code = read_or_note(problems, _code, args)
     page = read_or_note(
         problems, read_page, args, maximum=maximum,
-        cursor_reader=None if sort is None else functools.partial(queries.decode_cursor, sort=sort),
+        cursor_reader=functools.partial(queries.decode_cursor, sort=sort),
     )
     raise_problems(problems)
     assert sort is not None and page is not None  # else raise_problems raised

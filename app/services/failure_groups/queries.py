@@ -286,9 +286,11 @@ def _encode_cursor(values: list[Any]) -> str:
     return base64.urlsafe_b64encode(json.dumps(values, separators=(",", ":")).encode()).decode().rstrip("=")
 
 
-def decode_cursor(cursor: str, sort: str) -> tuple[Any, int]:
+def decode_cursor(cursor: str, sort: str | None) -> tuple[Any, int]:
     """The sort value and group id a cursor of :func:`list_groups` (made for
-    ``sort``) holds: ``(count or aware UTC datetime, id)``.
+    ``sort``) holds: ``(count or aware UTC datetime, id)``. ``sort=None``
+    (the query's own ``sort`` is bad) checks the cursor against the sort it
+    was made for, so a 400 names a bad cursor beside a bad sort.
 
     Raises:
         InvalidQueryError: not a cursor this listing made, or one made for
@@ -307,6 +309,8 @@ def decode_cursor(cursor: str, sort: str) -> tuple[Any, int]:
     if (not isinstance(raw, list) or len(raw) != 3 or raw[0] not in SORTS or type(raw[2]) is not int
             or not 0 <= raw[2] < 2**31):
         raise bad
+    if sort is None:
+        sort = raw[0]
     if raw[0] != sort:
         # Said as the job list says it (a trial): the cursor is one, of another order.
         raise InvalidQueryError(

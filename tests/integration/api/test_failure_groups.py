@@ -420,8 +420,9 @@ def test_a_bad_cursor_is_named_beside_the_other_bad_parameters(client):
     cases = [
         ("?state=nope&limit=0&cursor=bad", ["cursor", "limit", "state"]),
         (f"?state=nope&sort=first_seen&cursor={cursor}", ["cursor", "state"]),  # made for another sort
-        # A bad sort: the cursor cannot be judged against it, so only the sort is named.
-        ("?sort=nope&cursor=bad", ["sort"]),
+        # A bad sort: the cursor is judged against the sort it was made for (a note said a bad one went unnamed).
+        ("?sort=nope&cursor=bad", ["cursor", "sort"]),
+        (f"?sort=nope&cursor={cursor}", ["sort"]),  # a good cursor beside a bad sort
     ]
     for query, names in cases:
         problem = assert_problem(client.get(f"/api/v1/failure-groups{query}"), 400, "invalid-query")
