@@ -72,3 +72,26 @@ def test_the_selected_jobs_question_acts_once_and_lands_on_a_get(site, browser, 
     page.reload()
     expect(page.locator(".flash-success")).to_have_count(0)
     context.close()
+
+
+@pytest.mark.parametrize("javascript", [True, False], ids=["js-on", "js-off"])
+def test_on_a_phone_the_selected_jobs_buttons_stay_in_sight_down_the_list(site, browser, javascript):  # noqa: F811
+    # A trial: the bar sat above the list only, so a job ticked far down a phone's list meant scrolling back up.
+    context = browser.new_context(java_script_enabled=javascript, viewport={"width": 390, "height": 844},
+                                  is_mobile=True, has_touch=True)
+    page = context.new_page()
+    _sign_in(page, site)
+    page.goto(f"{site}/jobs?status=all")
+    last = page.locator("tr.job input[name=job_id]").last
+    last.scroll_into_view_if_needed()
+    last.check()
+    button = page.locator("button[value='acknowledge:selected']")
+    box, height = button.bounding_box(), page.evaluate("() => window.innerHeight")
+    assert page.evaluate("() => window.scrollY") > height  # the list really was scrolled down
+    assert box is not None and 0 <= box["y"] and box["y"] + box["height"] <= height, box
+    # The bar covers no row it is scrolled over: the ticked box is not under it.
+    ticked = last.bounding_box()
+    assert ticked is not None and ticked["y"] >= box["y"] + box["height"], (ticked, box)
+    button.click()
+    expect(page.locator("h1")).to_have_text("Acknowledge 1 job?")
+    context.close()
