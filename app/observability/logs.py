@@ -9,7 +9,11 @@ careless ``extra={"body": ...}`` cannot leak a request body.
 Exceptions are written as their type and the frames they passed through
 (``module:line in function``), never their message or the traceback text:
 exception messages quote the values that caused them, which here may be
-patient data. See docs/operations.md, "Logs".
+patient data. The same holds for an exception a library puts into its
+message's arguments (psycopg's pool: ``"error connecting in %r: %s"``),
+and for a psycopg connection there, whose text names the database's host,
+port, user and database: each is written as ``<TypeName>``. See
+docs/operations.md, "Logs".
 
 Used by gunicorn (``logconfig_dict`` in ``gunicorn.conf.py``); the app itself
 does not configure logging, so tests and ``flask run`` keep Python's defaults.
@@ -21,6 +25,7 @@ import json
 import logging
 import os
 import traceback
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -42,7 +47,7 @@ class JSONFormatter(logging.Formatter):
             "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
             "level": record.levelname,
             "logger": record.name,
-            "message": record.getMessage(),
+            "message": _message(record),
             "process": record.process,
         }
         request_id = getattr(record, "request_id", None)
@@ -60,6 +65,23 @@ class JSONFormatter(logging.Formatter):
                 for frame in traceback.extract_tb(tb)
             ]
         return json.dumps(entry, ensure_ascii=False, default=str)
+
+
+def _message(record: logging.LogRecord) -> str:
+    # LogRecord.getMessage(), with the arguments that must not be written as text replaced by their type.
+    message = str(record.msg)
+    args = record.args
+    if not args:
+        return message
+    if isinstance(args, Mapping):
+        return message % {key: _loggable(value) for key, value in args.items()}
+    return message % tuple(_loggable(value) for value in args)
+
+
+def _loggable(value: object) -> object:
+    if isinstance(value, BaseException) or type(value).__module__.split(".")[0] in ("psycopg", "psycopg_pool"):
+        return f"<{type(value).__name__}>"
+    return value
 
 
 def _module_of(filename: str) -> str:

@@ -14,8 +14,9 @@ run again and continues from there:
   worker of the queue looks for such stalled jobs (:data:`STALLED_AFTER_SECONDS`)
   and retries them;
 * a worker told to stop (SIGTERM, SIGINT): the running action pauses after
-  its current batch and its task ends with :class:`WorkerStoppingError`,
-  which procrastinate retries (on this worker when it is back, or on another).
+  its current batch and its task queues a new one for the rest (not a
+  retry: stops do not use up :data:`RETRY`'s attempts), which the next
+  worker runs.
 
 The same worker runs the periodic maintenance: :func:`roll_up_days`, the
 daily roll-up of failure groups' occurrences (:mod:`app.services.failure_groups.daily`),
@@ -111,11 +112,6 @@ FLASK_APP = "flask_app"
 STOPPING = "stopping"
 
 
-class WorkerStoppingError(RuntimeError):
-    """The worker is stopping: the action paused after its last batch, and
-    the task (retried by procrastinate) continues it later."""
-
-
 @queue_app.task(name="run_bulk_action", queue=QUEUE, retry=RETRY, pass_context=True)
 def run_bulk_action(context: procrastinate.JobContext, bulk_id: str) -> None:
     """Run the bulk action ``bulk_id`` (a UUID string) to its end.
@@ -124,6 +120,9 @@ def run_bulk_action(context: procrastinate.JobContext, bulk_id: str) -> None:
     request that deferred it or by a killed worker, ``failed``, ``paused``);
     a ``done`` one is left alone. procrastinate's ``lock`` (the bulk id)
     keeps two runs of the same action from overlapping.
+
+    When the worker is stopping, the action pauses after its batch and a
+    new task for the rest is queued (:func:`defer_run`) before this one ends.
 
     Raises:
         RuntimeError: called outside :func:`run_worker`.
@@ -142,7 +141,19 @@ def run_bulk_action(context: procrastinate.JobContext, bulk_id: str) -> None:
             bulk = bulk_actions.run(key, flask_app.config.get("BULK_ACTION_BATCH_SIZE", bulk_actions.BATCH_SIZE),
                                     stop_requested=stopping.is_set)
             if bulk.state == "paused":
-                raise WorkerStoppingError(f"bulk action {bulk_id} paused at {bulk.next_position} of {bulk.total}")
+                # Queued again as a new task, not retried: a retry would use
+                # one of RETRY's attempts, so a sixth deploy during a long
+                # action left it paused with its task "failed" (a trial).
+                # The new task waits for this one's lock, then any worker runs
+                # it. Deferred on the worker's own connector: the pause is
+                # committed already, and procrastinate's worker connector
+                # takes no SQLAlchemy connection.
+                try:
+                    run_bulk_action.configure(queueing_lock=bulk_id, lock=bulk_id).defer(bulk_id=bulk_id)
+                except procrastinate.exceptions.AlreadyEnqueued:
+                    pass  # a "Continue" on the page queued it meanwhile
+                logger.info("bulk action %s paused at %d of %d; queued again", bulk_id, bulk.next_position,
+                            bulk.total)
         finally:
             db.session.remove()
 
@@ -160,6 +171,9 @@ def roll_up_days(context: procrastinate.JobContext, timestamp: int) -> int:
     ``timestamp``: the scheduled time (Unix seconds), given by
     procrastinate's periodic deferrer. Returns the days summed (0 when
     another run got there first: the roll-up is idempotent).
+
+    When the worker is stopping, the action pauses after its batch and a
+    new task for the rest is queued (:func:`defer_run`) before this one ends.
 
     Raises:
         RuntimeError: called outside :func:`run_worker`.

@@ -301,7 +301,9 @@ def test_a_stopped_worker_pauses_after_its_batch_and_the_next_one_continues(
     assert worker.wait(timeout=DEADLINE) == 0
     paused = _bulk(app)
     assert (paused.state, paused.next_position, paused.changed) == ("paused", 2_000, 2_000)
-    assert [row["status"] for row in _queued(app, bulk.id)] == ["todo"]  # queued again
+    # Queued again as a new task, not a retry: a stop must not use up the
+    # retry attempts (a trial: six deploys left the action paused, its task failed).
+    assert [(row["status"], row["attempts"]) for row in _queued(app, bulk.id)] == [("todo", 0)]
 
     start_worker("--batch-size", "500")
     _wait_for(lambda: _bulk(app).state == "done", "finished bulk action")

@@ -147,6 +147,27 @@ def test_json_formatter_writes_exception_type_and_frames_never_the_message():
     assert PATIENT_TEXT not in json.dumps(entry)
 
 
+def test_a_librarys_exception_in_its_message_arguments_is_written_as_its_type_only():
+    # A trial: with the database down, the bulk worker logged psycopg_pool's
+    # "error connecting in %r: %s" with the error's text (host, port, user).
+    import psycopg
+
+    from tests.live_server import free_port
+
+    port = free_port()
+    with pytest.raises(psycopg.OperationalError) as refused:
+        psycopg.connect(f"host=127.0.0.1 port={port} user=ward7user dbname=ward7db connect_timeout=5")
+    assert str(port) in str(refused.value)  # the text this guards against
+    record = logging.LogRecord("psycopg.pool", logging.WARNING, __file__, 1, "error connecting in %r: %s",
+                               ("pool-1", refused.value), None)
+    keyed = logging.LogRecord("psycopg", logging.WARNING, __file__, 1, "%(why)s", None, None)
+    keyed.args = {"why": ValueError(PATIENT_TEXT)}  # a mapping, as logging allows
+    lines = [JSONFormatter().format(r) for r in (record, keyed)]
+    assert [json.loads(line)["message"] for line in lines] == [
+        "error connecting in 'pool-1': <OperationalError>", "<ValueError>"]
+    assert not any(text in "".join(lines) for text in (str(port), "ward7", PATIENT_TEXT))
+
+
 def test_request_id_filter_adds_the_id_inside_a_request(app):
     with app.test_request_context(headers={"X-Request-ID": "rid-filter"}):
         record = logging.LogRecord("app.x", logging.INFO, __file__, 1, "m", (), None)
