@@ -97,6 +97,7 @@ def audit_heading(list_path: str, args: Any, query: audit_log.AuditQuery) -> Lis
         ("action", query.action, "action"),
         ("from", query.time_from and format_utc(query.time_from), "from"),
         ("before", query.time_to and format_utc(query.time_to), "to"),
+        ("views", "hidden" if query.hide_views else None, "views"),
     ) if value]
     return ListHeading(title="Audit log", chips=chips)
 
@@ -106,8 +107,9 @@ def audit_heading(list_path: str, args: Any, query: audit_log.AuditQuery) -> Lis
 def list_audit_events() -> str:
     """Audit events, newest first, a page at a time: who signed in or out,
     exported, requeued or acknowledged what, resolved, ignored or reopened
-    which failure group, and the account and token commands. Query: ``actor``, ``action`` (``jobs.*`` for a family),
-    ``from``, ``to`` (RFC 3339), ``cursor``, ``limit`` (1 to ``MAX_PAGE_SIZE``,
+    which failure group, and the account and token commands; and who saw
+    which job's or group's error details (``seen.*``). Query: ``actor``, ``action`` (``jobs.*`` for a family),
+    ``from``, ``to`` (RFC 3339), ``views=hide`` (no ``seen.*`` rows), ``cursor``, ``limit`` (1 to ``MAX_PAGE_SIZE``,
     default 100). A bad or unknown parameter is a 400 page naming it."""
     refuse_unknown_parameters(request.args, (*AUDIT_FILTER_PARAMETERS, "cursor", "limit"))
     query = audit_query_from_args(request.args)

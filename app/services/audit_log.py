@@ -56,6 +56,10 @@ KNOWN_ACTIONS = (
 )
 
 
+#: The actions that record who saw error details (``seen.job``, ``seen.api.jobs`` ...), not a change.
+VIEW_ACTION_PREFIX = "seen."
+
+
 @dataclass(frozen=True)
 class AuditQuery:
     """Which audit events to list.
@@ -66,12 +70,15 @@ class AuditQuery:
             every action starting with what comes before the ``*``; ``None``: all.
         time_from: events at or after this (aware UTC), or ``None``.
         time_to: events before this (exclusive), or ``None``.
+        hide_views: leave out :data:`VIEW_ACTION_PREFIX` rows (who saw a
+            job, a group or an API answer), which outnumber the changes.
     """
 
     actor: str | None = None
     action: str | None = None
     time_from: datetime | None = None
     time_to: datetime | None = None
+    hide_views: bool = False
 
     def where(self) -> list[sa.ColumnElement[bool]]:
         """SQL conditions for this query (backend-neutral)."""
@@ -88,6 +95,8 @@ class AuditQuery:
             conditions.append(AuditEvent.occurred_at >= self.time_from)
         if self.time_to is not None:
             conditions.append(AuditEvent.occurred_at < self.time_to)
+        if self.hide_views:
+            conditions.append(AuditEvent.action.not_like(VIEW_ACTION_PREFIX + "%"))
         return conditions
 
 
