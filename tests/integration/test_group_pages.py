@@ -456,9 +456,15 @@ def test_a_group_action_confirmed_by_another_user_names_both_in_its_audit_row(ap
 
 def test_acknowledge_every_job_of_a_group(app, client, groups):
     _, run_path = _confirm(client, groups["icd"], "acknowledge")
-    client.post(run_path, data={"csrf_token": _csrf(client, "/groups")})
+    done = client.post(run_path, data={"csrf_token": _csrf(client, "/groups")}, follow_redirects=True)
     with app.app_context():
         assert stored_job_row(groups["icd_job"])["acknowledged_by"] == "test-admin"
+    # A trial: /groups still listed the group as failing, which read as "nothing happened". The result says why.
+    note = re.search(r'<p class="notice acknowledged-still-failing">(.*?)</p>', done.get_data(as_text=True), re.S)
+    assert note and "still failing" in note.group(1) and "keeps its state (unresolved)" in note.group(1)
+    assert f'href="/groups/{groups["icd"]}#actions">Resolve the group</a>' in note.group(1)
+    assert 'id="actions"' in client.get(f"/groups/{groups['icd']}").get_data(as_text=True)
+    assert "acknowledged ones included" in client.get("/groups").get_data(as_text=True)  # the column's title
     html, run_path = _confirm(client, groups["icd"], "acknowledge")
     assert "Acknowledge 0 jobs?" in html and "nothing to do" in html and run_path is None
     # Still failing now (acknowledging ends nothing), and the group's link to
