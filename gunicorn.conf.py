@@ -54,7 +54,7 @@ if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
 # prometheus_client before the variable exists. The app's reader of integer
 # variables (a ConfigError is a RuntimeError, so gunicorn prints it and
 # exits); minimum 0, since GUNICORN_MAX_REQUESTS=0 means "never recycle".
-from app.config import int_env  # noqa: E402
+from app.config import LOG_LEVELS, choice_env, int_env  # noqa: E402
 
 
 def _int_env(name: str, default: int) -> int:
@@ -107,7 +107,9 @@ control_socket_disable = True
 
 # -- logs -------------------------------------------------------------------------
 
-_log_level = (os.environ.get("LOG_LEVEL") or "INFO").upper()
+# Read by the app's rule: a bad value stops the start naming the variable
+# (a trial: LOG_LEVEL=LOUD made gunicorn fail to configure its logger, unnamed).
+_log_level = choice_env("LOG_LEVEL", "INFO", LOG_LEVELS, upper=True)
 loglevel = _log_level.lower()
 errorlog = "-"
 # Gunicorn's own messages about malformed requests quote the request line,

@@ -105,7 +105,14 @@ def _list_env(name: str) -> list[str] | None:
     return values or None
 
 
-def _choice_env(name: str, default: str, choices: tuple[str, ...], *, upper: bool = False) -> str:
+def choice_env(name: str, default: str, choices: tuple[str, ...], *, upper: bool = False) -> str:
+    """Environment variable ``name`` (``default`` when unset or empty), in
+    upper or lower case, one of ``choices``. Shared with ``gunicorn.conf.py``
+    (``LOG_LEVEL``), as :func:`int_env` is.
+
+    Raises:
+        ConfigError: not one of ``choices``; names the variable and the value.
+    """
     raw = (os.environ.get(name) or default).strip()
     value = raw.upper() if upper else raw.lower()
     if value not in choices:
@@ -245,7 +252,7 @@ def load_config(overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
     overrides = dict(overrides or {})
     database_url = normalize_database_url(os.environ.get("DATABASE_URL") or default_database_url())
     config: dict[str, Any] = {
-        "APP_ENV": _choice_env("APP_ENV", "development", APP_ENVS),
+        "APP_ENV": choice_env("APP_ENV", "development", APP_ENVS),
         "SQLALCHEMY_DATABASE_URI": database_url,
         "SECRET_KEY": os.environ.get("SECRET_KEY") or DEV_SECRET_KEY,
         "MAX_CONTENT_LENGTH": int_env("MAX_CONTENT_LENGTH", DEFAULT_MAX_CONTENT_LENGTH),
@@ -254,7 +261,7 @@ def load_config(overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
         ),
         "MAX_JSON_DEPTH": int_env("MAX_JSON_DEPTH", DEFAULT_MAX_JSON_DEPTH),
         "MAX_PAGE_SIZE": int_env("MAX_PAGE_SIZE", DEFAULT_MAX_PAGE_SIZE),
-        "LOG_LEVEL": _choice_env("LOG_LEVEL", "INFO", LOG_LEVELS, upper=True),
+        "LOG_LEVEL": choice_env("LOG_LEVEL", "INFO", LOG_LEVELS, upper=True),
         "DB_STATEMENT_TIMEOUT_MS": int_env("DB_STATEMENT_TIMEOUT_MS", DEFAULT_DB_STATEMENT_TIMEOUT_MS),
         "DB_LOCK_TIMEOUT_MS": int_env("DB_LOCK_TIMEOUT_MS", DEFAULT_DB_LOCK_TIMEOUT_MS),
         "EXPORT_STATEMENT_TIMEOUT_MS": int_env(
@@ -307,7 +314,7 @@ def load_config(overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
     if "BULK_ACTION_RUNNER" not in overrides:
         # After the overrides: the default follows the database tests name there.
         on_postgresql = config["SQLALCHEMY_DATABASE_URI"].startswith("postgresql")
-        config["BULK_ACTION_RUNNER"] = _choice_env(
+        config["BULK_ACTION_RUNNER"] = choice_env(
             "BULK_ACTION_RUNNER", "procrastinate" if on_postgresql else "inline", BULK_ACTION_RUNNERS)
     if (config["BULK_ACTION_RUNNER"] == "procrastinate"
             and not config["SQLALCHEMY_DATABASE_URI"].startswith("postgresql")):

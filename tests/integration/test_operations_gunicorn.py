@@ -70,6 +70,14 @@ def test_production_start_is_refused_without_required_settings(tmp_path):
     assert "APP_ENV=production requires these environment variables: SECRET_KEY, DATABASE_URL" in stderr
 
 
+def test_a_bad_log_level_stops_the_start_naming_the_variable(tmp_path):
+    # A trial: LOG_LEVEL=LOUD ended in "Unable to configure logger 'gunicorn.error'", the variable unnamed.
+    process = _gunicorn(_environment(tmp_path, LOG_LEVEL="LOUD", GUNICORN_BIND=f"127.0.0.1:{free_port()}"))
+    _, stderr = wait_for_exit(process)
+    assert process.returncode != 0
+    assert "environment variable LOG_LEVEL must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL, got 'LOUD'" in stderr
+
+
 def test_production_start_is_refused_when_the_schema_is_behind(tmp_path):
     url = f"sqlite:///{tmp_path / 'never-migrated.sqlite3'}"
     env = _environment(
