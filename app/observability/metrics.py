@@ -115,6 +115,11 @@ GROUP_OCCURRENCES = Counter(
 )
 _GROUP_COUNTERS = {"created": GROUPS_CREATED, "regressed": GROUPS_REGRESSED, "woken": GROUPS_WOKEN}
 _GROUP_STATES = frozenset({"unresolved", "resolved", "ignored"})
+# Each state's series exists from the start, at 0: Prometheus's increase()
+# does not count a series' first sample, so a series born with the first
+# occurrence after a deploy under-counted it (a trial).
+for _state in sorted(_GROUP_STATES):
+    GROUP_OCCURRENCES.labels(state=_state)
 POOL_CHECKED_OUT = Gauge(
     "db_pool_checked_out_connections",
     "Database connections in use (checked out of the pool), summed over live processes.",

@@ -172,6 +172,11 @@ def test_gunicorn_serves_probes_metrics_and_writes_safe_json_logs(gunicorn_serve
     assert requests.get(base + "/readyz", timeout=REQUEST_TIMEOUT_S).json()["status"] == "ready"
     token = _create_token(tmp_path, database_url, "gunicorn-test-worker")
     auth = {"Authorization": f"Bearer {token}"}
+    # Every state's occurrence series is there before its first occurrence (a trial: after a restart
+    # it was born with it, and Prometheus's increase() does not count a series' first sample).
+    scraped = requests.get(base + "/metrics", headers=auth, timeout=REQUEST_TIMEOUT_S).text
+    for state in ("ignored", "resolved", "unresolved"):
+        assert re.search(rf'^failure_group_occurrences_total{{state="{state}"}} \d', scraped, re.M), state
     job = requests.post(
         base + "/api/v1/processing-jobs", json={"document_id": "doc-g"}, headers=auth, timeout=REQUEST_TIMEOUT_S
     ).json()
