@@ -16,10 +16,15 @@ class GroupNotFoundError(ServiceError):
         # The id may be whatever a URL held (control characters, "1e400"):
         # it is named only when it is a group id's shape, never echoed raw.
         text = str(group_id)
-        named = text.isascii() and text.isdecimal() and len(text) <= 19
-        super().__init__(
-            f"No failure group has id {text}." if named else "No failure group has this id: group ids are whole numbers."
-        )
+        digits = text.isascii() and text.isdecimal()
+        if digits and len(text) <= 19:
+            detail = f"No failure group has id {text}."
+        elif digits:
+            # A whole number, only too large (a trial read "whole numbers" as wrong).
+            detail = f"No failure group has this id: group ids are whole numbers up to {2**31 - 1:,}."
+        else:
+            detail = "No failure group has this id: group ids are whole numbers."
+        super().__init__(detail)
         self.group_id = group_id
 
 
