@@ -61,6 +61,26 @@ def openapi_document() -> dict[str, Any]:
     return document
 
 
+@functools.cache
+def served_openapi_document(max_page_size: int) -> dict[str, Any]:
+    """:func:`openapi_document` as this server answers it: each ``limit``
+    query parameter's ``maximum`` is ``max_page_size`` (``MAX_PAGE_SIZE``)
+    and its ``default`` at most that, so a client generated from the served
+    document sends no ``limit`` the server refuses (a trial ran with
+    ``MAX_PAGE_SIZE=10`` against a document saying 200). A copy; do not
+    mutate it."""
+    document = json.loads(json.dumps(openapi_document()))
+    for operations in document["paths"].values():
+        for operation in operations.values():
+            for parameter in operation.get("parameters", []) if isinstance(operation, dict) else []:
+                if parameter.get("in") == "query" and parameter.get("name") == "limit":
+                    schema = parameter["schema"]
+                    schema["maximum"] = max_page_size
+                    if "default" in schema:
+                        schema["default"] = min(schema["default"], max_page_size)
+    return document
+
+
 def _embedded(schema: dict[str, Any], name: str, file_name: str) -> dict[str, Any]:
     """A published schema as an OpenAPI component: without ``$schema`` and
     ``$id`` (tools resolve a component's references against the OpenAPI
@@ -136,6 +156,11 @@ def _describe(error: ValidationError) -> list[FieldError]:
         known = set(error.schema.get("properties", {}))
         extra = sorted(k for k in instance if k not in known) if isinstance(instance, dict) else []
         return [field_error(_pointer([*path, name]), UNKNOWN_PROPERTY) for name in extra]
+    if keyword == "not" and isinstance(value, dict) and set(value) == {"required"} and len(value["required"]) == 2:
+        # `{"not": {"required": [a, b]}}`: at most one of two fields (an
+        # ignore's until and occurrences), in the service's own words.
+        first, second = value["required"]
+        return [field_error(where, f"give either {first} or {second}, not both")]
     if keyword == "not" and value == {}:
         # `{"not": {}}` marks a field that this variant of the body forbids
         # (used instead of `false`, whose errors carry no path in jsonschema).

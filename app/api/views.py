@@ -18,7 +18,7 @@ from flask import Response, abort, current_app, jsonify, request, url_for
 from app.api import bp
 from app.api.contract import (
     PUBLISHED_SCHEMAS,
-    openapi_document,
+    served_openapi_document,
     refuse_unknown_query_parameters,
     validate_request,
 )
@@ -155,7 +155,7 @@ def answer_options_without_a_body(response: Response) -> Response:
 @bp.get("/openapi.json")
 def get_openapi() -> Response:
     """The OpenAPI 3.1 document of this API (the worker contract)."""
-    return jsonify(openapi_document())
+    return jsonify(served_openapi_document(current_app.config["MAX_PAGE_SIZE"]))
 
 
 @bp.get("/schemas/<name>")

@@ -22,6 +22,7 @@ from app.models.job_status import TERMINAL_STATUSES, WORKER_STATUS_WORDS
 from app.registry import get_failure_recorder
 from app.services.error_details import ERROR_FORMATS, SEVERITIES, load_error_details_schema
 from app.services.failure_groups.fingerprint import KNOWN_VERSIONS
+from app.services.failure_groups.queries import SORTS as GROUP_SORTS
 from app.services.processing_jobs.job_filter import AcknowledgedFilter, TimeField
 from app.services.processing_jobs.lifecycle import create_job, start_job
 from app.web.problem_types import PROBLEM_TYPES
@@ -113,6 +114,8 @@ def test_openapi_enums_equal_the_code():
     assert group_parameters["failing"]["schema"]["enum"] == ["1"]
     # The grouping versions the server implements (a schemathesis run sent 2, documented then as any integer >= 1).
     assert group_parameters["grouping_version"]["schema"]["enum"] == list(KNOWN_VERSIONS)
+    # The sorts the listing takes (a trial's schemathesis run: a plain string let any value through).
+    assert group_parameters["sort"]["schema"]["enum"] == list(GROUP_SORTS)
 
     # Status and entity type are written once and referred to elsewhere
     # (a Problem's status is the HTTP status).
@@ -150,6 +153,7 @@ def test_openapi_enums_equal_the_code():
         "/paths/~1api~1v1~1processing-jobs/get/parameters/8/schema",
         "/paths/~1api~1v1~1failure-groups/get/parameters/7/schema",
         "/paths/~1api~1v1~1failure-groups/get/parameters/8/schema",
+        "/paths/~1api~1v1~1failure-groups/get/parameters/9/schema",
     }
 
 
@@ -157,6 +161,21 @@ def test_openapi_document_is_served(client):
     response = client.get("/api/v1/openapi.json")
     assert response.status_code == 200
     assert response.get_json() == openapi_document()
+
+
+def test_the_served_document_says_the_servers_own_page_size(app, client):
+    # A trial ran with MAX_PAGE_SIZE=10: the document still said limit <= 200, default 50, and a
+    # client generated from it asked for 50 and was refused.
+    app.config["MAX_PAGE_SIZE"] = 10
+    served = client.get("/api/v1/openapi.json").get_json()
+    limits = [p["schema"] for item in served["paths"].values() for op in item.values() if isinstance(op, dict)
+              for p in op.get("parameters", []) if p.get("name") == "limit"]
+    assert len(limits) >= 2 and all(limit["maximum"] == 10 and limit.get("default", 10) == 10 for limit in limits)
+    assert client.get("/api/v1/failure-groups?limit=10").status_code == 200
+    assert client.get("/api/v1/failure-groups?limit=11").status_code == 400
+    source = [p["schema"]["maximum"] for item in openapi_document()["paths"].values() for op in item.values()
+              if isinstance(op, dict) for p in op.get("parameters", []) if p.get("name") == "limit"]
+    assert set(source) == {200}  # the source is untouched
 
 
 def test_openapi_paths_are_exactly_the_api_routes(app):
