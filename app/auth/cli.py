@@ -106,6 +106,22 @@ def list_tokens_command() -> None:
         click.echo(f"{record.name}\t{record.prefix}…\tcreated {record.created_at:%Y-%m-%d %H:%M}Z\tused {used}\t{state}")
 
 
+@tokens_cli.command("rotate")
+@click.argument("name")
+def rotate_token_command(name: str) -> None:
+    """Give the token NAME a new secret and print it once; the old one stops working at once.
+
+    The name stays (the audit log's actor); a revoked token is active again with the new secret.
+    """
+    try:
+        token, record = access.rotate_worker_token(name, actor=cli_actor())
+    except ServiceError as exc:
+        raise _fail(exc) from exc
+    click.echo(token)
+    click.echo(f"rotated token {record.name} (now {record.prefix}…); the old secret no longer works; store this "
+               "one now: it cannot be shown again", err=True)
+
+
 @tokens_cli.command("revoke")
 @click.argument("name")
 def revoke_token_command(name: str) -> None:

@@ -234,8 +234,11 @@ def create_worker_token(name: str, *, actor: str | None = None) -> tuple[str, Wo
         raise InvalidFieldsError("The token name is not valid.", [field_error("/name", "must be 1 to 100 characters")])
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
     with write_transaction():
-        if db.session.scalar(sa.select(WorkerToken.id).where(WorkerToken.name == name)) is not None:
-            raise AccountExistsError(f"A token named {name!r} already exists.")
+        existing = db.session.scalar(sa.select(WorkerToken).where(WorkerToken.name == name))
+        if existing is not None:
+            state = " (revoked)" if existing.revoked_at is not None else ""
+            raise AccountExistsError(f"A token named {name!r} already exists{state}; to give it a new secret: "
+                                     f"flask --app wsgi tokens rotate {name}")
         record = WorkerToken(name=name, token_hash=hash_token(token), prefix=token[:10])
         db.session.add(record)
         if actor is not None:
@@ -301,6 +304,35 @@ def note_token_use(record: VerifiedToken) -> None:
 def list_worker_tokens() -> list[WorkerToken]:
     """Every token, newest first (hashes are never shown)."""
     return list(db.session.scalars(sa.select(WorkerToken).order_by(WorkerToken.created_at.desc())))
+
+
+def rotate_worker_token(name: str, *, actor: str | None = None) -> tuple[str, WorkerToken]:
+    """Give the token called ``name`` a new secret; returns ``(token, record)``.
+    The token is shown once.
+
+    The old secret stops working at once (its hash is replaced); the name
+    and the id stay, so the audit log's actor and the scope of idempotency
+    keys carry over. A revoked token is active again, with the new secret:
+    its name is a host's, and a rotation keeps it (a trial could not reuse a
+    revoked name). With an ``actor`` (``cli``), audited (``tokens.rotate``:
+    the name, the old and new prefixes, whether it was revoked) in the same
+    transaction, before the change commits.
+
+    Raises:
+        UnknownAccountError: no token has that name.
+    """
+    token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    with write_transaction():
+        record = db.session.scalar(sa.select(WorkerToken).where(WorkerToken.name == name).with_for_update())
+        if record is None:
+            raise UnknownAccountError(f"No token is named {name!r}.")
+        if actor is not None:
+            add_audit_event(actor, "tokens.rotate", {"name": name, "old_prefix": record.prefix, "prefix": token[:10],
+                                                     "was_revoked": record.revoked_at is not None})
+        record.token_hash = hash_token(token)
+        record.prefix = token[:10]
+        record.revoked_at = None
+    return token, record
 
 
 def revoke_worker_token(name: str, *, actor: str | None = None) -> tuple[WorkerToken, bool]:

@@ -49,6 +49,7 @@ KNOWN_ACTIONS = (
     "seen.job",
     "tokens.create",
     "tokens.revoke",
+    "tokens.rotate",
     "users.create",
     "users.disable",
     "users.enable",

@@ -77,6 +77,43 @@ def test_revoking_a_revoked_token_changes_and_audits_nothing(app, runner):
     assert actions == ["tokens.revoke"]
 
 
+def test_tokens_rotate_gives_a_name_a_new_secret_revoked_or_not(app, runner, anonymous_client):
+    # A trial: a revoked token's name could never be used again, so rotating a host's token changed its name
+    # (the audit log's actor) too.
+    old = runner.invoke(args=["tokens", "create", "--name", "host-7"]).stdout.strip()
+    job = anonymous_client.post("/api/v1/processing-jobs", json={"document_id": "d"},
+                                headers={"Authorization": f"Bearer {old}"}).get_json()["id"]
+    rotated = runner.invoke(args=["tokens", "rotate", "host-7"])
+    assert rotated.exit_code == 0, rotated.output
+    new = rotated.stdout.strip()
+    assert new.startswith("cit_") and new != old and "the old secret no longer works" in rotated.stderr
+    assert anonymous_client.get("/api/v1/processing-jobs", headers={"Authorization": f"Bearer {old}"}).status_code == 401
+    failed = anonymous_client.post(f"/api/v1/processing-jobs/{job}/validation-failure",
+                                   json={"error_message": "bad unit", "error_details": {"errors": []}},
+                                   headers={"Authorization": f"Bearer {new}"})
+    assert failed.status_code == 200, failed.get_json()
+    listed = anonymous_client.get(f"/api/v1/processing-jobs/{job}", headers={"Authorization": f"Bearer {new}"})
+    assert listed.status_code == 200  # a failure's text: audited as seen by the token's name
+    # Revoked, then rotated: active again under the same name, with one more new secret.
+    assert runner.invoke(args=["tokens", "revoke", "host-7"]).exit_code == 0
+    again = runner.invoke(args=["tokens", "create", "--name", "host-7"])
+    assert again.exit_code == 1 and "already exists (revoked)" in again.output and "tokens rotate host-7" in again.output
+    third = runner.invoke(args=["tokens", "rotate", "host-7"]).stdout.strip()
+    assert anonymous_client.get("/api/v1/processing-jobs", headers={"Authorization": f"Bearer {new}"}).status_code == 401
+    assert anonymous_client.get("/api/v1/processing-jobs", headers={"Authorization": f"Bearer {third}"}).status_code == 200
+    with app.app_context():
+        rows = db.session.scalars(sa.select(AuditEvent).where(AuditEvent.action == "tokens.rotate")
+                                  .order_by(AuditEvent.occurred_at)).all()
+        assert all(e.actor.startswith("cli") for e in rows)
+        assert [(e.filter["name"], e.filter["old_prefix"], e.filter["prefix"], e.filter["was_revoked"])
+                for e in rows] == [("host-7", old[:10], new[:10], False), ("host-7", new[:10], third[:10], True)]
+        # The API's audit rows keep naming the host.
+        actors = set(db.session.scalars(sa.select(AuditEvent.actor).where(AuditEvent.action.like("seen.api.%"))))
+        assert actors == {"host-7"}
+    unknown = runner.invoke(args=["tokens", "rotate", "nobody"])
+    assert unknown.exit_code == 1 and "No token is named" in unknown.output
+
+
 def test_token_use_is_recorded_for_tokens_list(app, runner, anonymous_client):
     token = runner.invoke(args=["tokens", "create", "--name", "used-one"]).stdout.strip().splitlines()[0]
     assert "used never" in runner.invoke(args=["tokens", "list"]).output
