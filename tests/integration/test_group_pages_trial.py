@@ -5,6 +5,8 @@ groups, and the bulk action's done page."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import re
 
 import pytest
@@ -209,6 +211,18 @@ def test_the_requeue_question_is_a_page_of_its_own_that_a_reload_does_not_resend
         html = client.get(response.headers["Location"]).get_data(as_text=True)
         assert "Requeue 4 jobs?" in html and 'value="requeue"' not in html
         assert f'<a href="{path}">Cancel</a>' in html
+    # When it was frozen, and by whom; fresh: no warning.
+    assert re.search(r'<p class="frozen-at">Selected <time datetime="[^"]+Z" title="[^"]+ UTC">'
+                     r'(just now|\d+ s ago)</time> by <bdi>test-admin</bdi>.</p>', html), html
+    # A question left open a while says so and offers a fresh count (a trial confirmed "44" for 35).
+    with app.app_context():
+        bulk = db.session.scalars(sa.select(BulkAction)).one()
+        bulk.created_at = bulk.created_at - timedelta(minutes=11)
+        db.session.commit()
+    html = client.get(response.headers["Location"]).get_data(as_text=True)
+    note = re.search(r'<p class="frozen-at notice">(.*?)</p>', html, re.S)
+    assert note and "11 min ago" in note.group(1) and "fewer may be done than this says" in note.group(1)
+    assert f'<a href="{path}">Start again</a>' in note.group(1)
     with app.app_context():
         assert db.session.scalar(sa.select(sa.func.count()).select_from(BulkAction)) == 1
     assert client.post("/groups/999999/jobs", data={"csrf_token": _csrf(client, path), "op": "requeue"}).status_code == 404
