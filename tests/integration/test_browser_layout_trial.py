@@ -187,3 +187,21 @@ def test_the_header_is_tabbed_through_in_the_order_it_is_seen(site, browser, wid
         assert y > previous_y + 4 or (abs(y - previous_y) <= 4 and x > previous_x), (width, seen)
         lines.append((y, x))
     context.close()
+
+
+def test_on_a_phone_standalone_links_are_24_px_high(site, browser):  # noqa: F811
+    # A trial: the export links and the audit rows' links were 16-18 px high on a phone.
+    context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
+    page = context.new_page()
+    _sign_in(page, site)
+    page.goto(f"{site}/jobs")
+    page.click("details.filter-panel > summary")  # folded on a phone
+    heights = {"export": [a.bounding_box()["height"] for a in page.locator(".form-actions .exports a").all()
+                          if a.is_visible()]}
+    page.click("table.jobs tr.job td.document a >> nth=0")  # a job seen: an audit row linking it
+    expect(page.locator("h1")).to_be_visible()
+    page.goto(f"{site}/admin/audit")
+    heights["audit"] = [a.bounding_box()["height"] for a in page.locator("td.facts a").all() if a.is_visible()]
+    assert all(heights.values()), heights  # each kind was found on screen
+    assert {kind: [h for h in found if h < 24] for kind, found in heights.items()} == {"export": [], "audit": []}
+    context.close()
