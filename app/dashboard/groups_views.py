@@ -274,13 +274,18 @@ def _form_error_page(group_id: str, error: Exception) -> Response:
         message = str(error)
     flash(f"Nothing was changed. {message or error}.", "error")
     key = _group_id(group_id)
-    # Cut to the field's length; a value holding a control or format
+    _keep_typed_fields(key, group_forms.invalid_fields(error))
+    return redirect(url_for("dashboard.show_group", group_id=key), 303)
+
+
+def _keep_typed_fields(key: int, invalid: dict[str, str]) -> None:
+    # The refused form's fields as typed, for the group page's next view
+    # only. Cut to the field's length; a value holding a control or format
     # character is not shown again (the page would mark it, [ZWSP], and a
     # second submit would send the mark as text): the message says why.
     session[REFUSED_FORM_KEY] = {"group": key, "fields": {
         name: group_forms.shown_again(request.form.get(name, ""))[:MAX_TEXT_LENGTH]
-        for name in group_forms.TYPED_FIELDS}, "invalid": group_forms.invalid_fields(error)}
-    return redirect(url_for("dashboard.show_group", group_id=key), 303)
+        for name in group_forms.TYPED_FIELDS}, "invalid": invalid}
 
 
 @bp.post("/groups/<group_id>/resolve")
@@ -413,6 +418,8 @@ def group_changed_meanwhile(error: InvalidGroupTransitionError) -> Response:
                   "error")
         else:
             flash([f"Nothing was changed: group {error.group_id} changed", "", after], "error")
+        # "Act again" finds what was typed still there (a trial retyped "5 more").
+        _keep_typed_fields(error.group_id, {})
         return redirect(url_for("dashboard.show_group", group_id=error.group_id), 303)
     flash(f"Nothing was changed: the group is {error.current} now, so it cannot be {error.action} "
           "(someone may have acted on it meanwhile). Here it is as it is now.", "error")
