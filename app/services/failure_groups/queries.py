@@ -298,7 +298,7 @@ def decode_cursor(cursor: str, sort: str | None) -> tuple[Any, int]:
     """
     bad = InvalidQueryError(  # the job list's words (a re-check found two wordings)
         "The cursor is not valid; start again from the first page.",
-        [parameter_error("cursor", "is not a cursor returned by this API")],
+        [parameter_error("cursor", "is not a cursor this list returned (its next page link or next_cursor)")],
     )
     try:
         raw = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))

@@ -63,7 +63,7 @@ class Cursor:
         except (ValueError, OverflowError, binascii.Error, UnicodeDecodeError):
             raise InvalidQueryError(
                 "The cursor is not valid; start again from the first page.",
-                [parameter_error("cursor", "is not a cursor returned by this API")],
+                [parameter_error("cursor", "is not a cursor this list returned (its next page link or next_cursor)")],
             ) from None
 
 
