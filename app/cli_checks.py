@@ -10,6 +10,7 @@ names who ran a command in the audit log.
 
 from __future__ import annotations
 
+import functools
 import getpass
 import os
 
@@ -49,10 +50,31 @@ def require_current_schema() -> None:
         raise click.ClickException(status.describe())
 
 
+class _CheckedGroup(AppGroup):
+    """An :class:`~flask.cli.AppGroup` whose subcommands run
+    :func:`require_current_schema` first. The check wraps each subcommand's
+    callback, not the group's: click runs a group's callback before it reads
+    the subcommand's options, so ``flask users create --help`` stopped at
+    "no SQLite database" (a trial)."""
+
+    def add_command(self, cmd: click.Command, name: str | None = None) -> None:
+        callback = cmd.callback
+        if callback is not None:
+            check = with_appcontext(require_current_schema)
+
+            @functools.wraps(callback)
+            def checked(*args: object, **kwargs: object) -> object:
+                check()
+                return callback(*args, **kwargs)
+
+            cmd.callback = checked
+        super().add_command(cmd, name)
+
+
 def checked_group(name: str, help: str) -> AppGroup:  # noqa: A002 (click's own name)
     """A ``flask`` command group whose every subcommand first runs
-    :func:`require_current_schema` (``--help`` does not)."""
-    return AppGroup(name, help=help, callback=with_appcontext(require_current_schema))
+    :func:`require_current_schema` (``--help`` at any level does not)."""
+    return _CheckedGroup(name, help=help)
 
 
 def cli_actor() -> str:

@@ -112,6 +112,12 @@ def test_maintenance_commands_stop_with_one_line_on_a_database_not_ready(down_ap
         assert result.exit_code == 1 and len(result.output.strip().splitlines()) == 1, (command, result.output)
         assert f"no SQLite database at {missing}" in result.output and "Traceback" not in result.output
     assert not missing.exists()  # nothing created
+    # A subcommand's --help needs no database (a trial: `users create --help` stopped at the line above).
+    for command in (["users", "create", "--help"], ["tokens", "rotate", "--help"], ["groups", "backfill", "--help"],
+                    ["jobs", "purge", "--help"]):
+        result = app.test_cli_runner().invoke(args=command)
+        assert result.exit_code == 0 and result.output.startswith("Usage: "), (command, result.output)
+    assert not missing.exists()
     empty = tmp_path / "empty.sqlite3"
     empty.touch()
     app = create_app({"TESTING": True, "SQLALCHEMY_DATABASE_URI": f"sqlite:///{empty}"})
