@@ -27,7 +27,7 @@ from app.models.types import utcnow
 from app.models.access import Permission
 from app.redirects import not_a_page
 from app.services import bulk_actions, bulk_queue
-from app.services.failure_groups import queries
+from app.services.failure_groups import group_details, queries
 from app.services.failure_groups.errors import GroupNotFoundError
 from app.services.processing_jobs.actions import JobAction
 from app.timestamps import format_utc
@@ -123,8 +123,11 @@ def show_bulk_action(bulk_id: str) -> str:
     heading = _filter_heading(bulk)
     if bulk.state == "pending":
         now = utcnow()
+        # A trial requeued a group's one job and three other groups emptied too: say so before.
+        others = group_details.selection_in_other_groups(bulk.id, group.id) if group is not None else None
         return render_template("groups/bulk_confirm.html", bulk=bulk, group=group, back=_bulk_origin(bulk),
-                               heading=heading, now=now, stale=now - bulk.created_at > QUESTION_FRESH_FOR)
+                               heading=heading, now=now, stale=now - bulk.created_at > QUESTION_FRESH_FOR,
+                               others=others)
     # While a worker runs it, the page reloads itself (no script: the CSP
     # allows none) until the action is done or stopped.
     refresh = BULK_REFRESH_SECONDS if bulk.state == "running" and (

@@ -406,6 +406,21 @@ def _confirm(client, group_id: int, op: str) -> tuple[str, str | None]:
     return html, run.group(1) if run else None
 
 
+def test_a_group_question_says_which_jobs_fail_on_other_groups_too(app, client, groups):
+    # A trial requeued a group's one job, and three other groups' "failing now" emptied unannounced.
+    html, _ = _confirm(client, groups["unit"], "requeue")
+    assert '<p class="other-groups">' not in html  # the unit jobs fail on that group alone
+    _fail(client, [UNIT, ICD], document="doc-both")  # one more job on both groups
+    html, _ = _confirm(client, groups["unit"], "requeue")
+    note = re.search(r'<p class="other-groups">(.*?)</p>', html, re.S)
+    assert "Requeue 5 jobs?" in html and note, html
+    assert note.group(1) == ("1 of these jobs also fails now on 1 other group: requeued, it leaves those groups' "
+                             '"failing now" too.')
+    html, _ = _confirm(client, groups["icd"], "acknowledge")
+    note = re.search(r'<p class="other-groups">(.*?)</p>', html, re.S)
+    assert note and note.group(1).startswith("1 of these jobs also fails now on 1 other group: acknowledged")
+
+
 def test_requeue_every_job_of_a_group_in_batches_once(app, client, groups):
     app.config["BULK_ACTION_BATCH_SIZE"] = 3
     html, run_path = _confirm(client, groups["unit"], "requeue")

@@ -96,6 +96,33 @@ def item_groups(failure_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, dict[int | 
     return result
 
 
+@dataclass(frozen=True)
+class OtherGroups:
+    """Of a group action's frozen selection: ``jobs`` that fail now on
+    ``groups`` other groups too (acting on a job takes it off every group's
+    "failing now", not only this one's)."""
+
+    jobs: int
+    groups: int
+
+
+def selection_in_other_groups(bulk_id: uuid.UUID, group_id: int) -> OtherGroups:
+    """How many jobs of the frozen selection ``bulk_id`` fail now on groups
+    other than ``group_id``, and on how many such groups (one pass over the
+    selection and the current occurrences' job index)."""
+    from app.models.bulk_action import BulkActionJob
+
+    occurrence = FailureOccurrence
+    jobs, groups = db.session.execute(
+        sa.select(sa.func.count(sa.distinct(occurrence.job_id)), sa.func.count(sa.distinct(occurrence.group_id)))
+        .select_from(BulkActionJob)
+        .join(occurrence, occurrence.job_id == BulkActionJob.job_id)
+        # The partial index's own predicate (WHERE is_current), so the job index is used.
+        .where(BulkActionJob.bulk_action_id == bulk_id, occurrence.is_current, occurrence.group_id != group_id)
+    ).one()
+    return OtherGroups(int(jobs), int(groups))
+
+
 def current_job_ids(group_id: int) -> sa.Select:
     """A SELECT of the ids of the jobs currently failing on the group (their
     current failure has an item in it); on the partial index of current
