@@ -154,9 +154,9 @@ def _diagnose(text: str) -> list[FieldError]:
 
     def integer(text: str) -> Any:
         try:
-            return int(text)
-        except ValueError:
-            return _Unreadable(_TOO_LONG)
+            return _parse_int(text)
+        except BadRequestError as exc:
+            return _Unreadable(exc.detail)
 
     def members(pairs: list[tuple[str, Any]]) -> Any:
         result: dict[str, Any] = {}
@@ -207,12 +207,21 @@ def _parse_float(text: str) -> float:
 
 def _parse_int(text: str) -> int:
     try:
-        return int(text)
+        value = int(text)
     except ValueError:
         # Python refuses to convert integers longer than sys.get_int_max_str_digits()
         # (4300 by default, against quadratic-time conversion); that is the
         # client's mistake, not the server's.
         raise BadRequestError(_TOO_LONG) from None
+    if len(text) > 300:
+        # Out of double range like 1e999 (RFC 8259 section 6: beyond IEEE 754
+        # binary64, numbers are not interoperable): a 400-digit integer was
+        # stored, and JavaScript and jq clients read it back as Infinity (a trial).
+        try:
+            float(value)
+        except OverflowError:
+            raise BadRequestError(_TOO_LARGE) from None
+    return value
 
 
 def _object_without_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:

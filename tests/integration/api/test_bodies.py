@@ -80,6 +80,9 @@ def test_malformed_json_is_a_400_problem_and_changes_nothing(client, app, failed
     [
         pytest.param(_body(details='{"n": [1, 1e400]}'), "#/error_details/n/1",
                      "A number in the body is too large to represent.", None, id="1e400"),
+        # A trial: a 401-digit integer (beyond a double, as 1e400 is) was stored and read back as Infinity.
+        pytest.param(_body(details='{"n": [2, -1' + "0" * 400 + "]}"), "#/error_details/n/1",
+                     "A number in the body is too large to represent.", None, id="401-digit-integer"),
         pytest.param(_body(details='{"n": -1e-400}'), "#/error_details/n",
                      "A number in the body is too small to represent: it is not zero, but would be stored as 0.",
                      None, id="1e-400-underflows"),
@@ -537,3 +540,13 @@ def test_a_415_names_the_type_sent_with_its_controls_as_escapes_and_cut_short(cl
     problem = assert_problem(client.post(url, data=_body(), content_type=long_type), 415, "unsupported-media-type")
     assert len(problem["detail"]) < 200 and "…')" in problem["detail"]
     assert row(app, failed_job["id"]) == before
+
+
+def test_the_largest_integers_a_double_holds_are_kept(client, failed_job):
+    # 10**308 (309 digits) is within a double's range and is kept exactly, as JSON integers are.
+    big = "1" + "0" * 308
+    response = client.post(job_url(failed_job["id"], "validation-failure"),
+                           data=_body(details='{"n": ' + big + "}"), content_type="application/json")
+    assert response.status_code == 200, response.get_json()
+    stored = [item["error_details"].get("n") for item in client.get(job_url(failed_job["id"], "failures")).get_json()["items"]]
+    assert int(big) in stored
