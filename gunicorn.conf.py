@@ -31,8 +31,10 @@ Alembic head. Otherwise gunicorn exits with status 1 and one line saying why.
 
 from __future__ import annotations
 
+import atexit
 import glob
 import os
+import shutil
 import tempfile
 
 
@@ -49,6 +51,11 @@ def _cpu_count() -> int:
 # when the variable exists at import time.
 if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="clinical-metrics-")
+    # A folder made here is removed when this process (the master) exits,
+    # a refused start included: a trial found one left in /tmp per start.
+    # Only by this process: the workers are forked from it and run atexit too.
+    atexit.register(lambda pid=os.getpid(), path=os.environ["PROMETHEUS_MULTIPROC_DIR"]:
+                    os.getpid() == pid and shutil.rmtree(path, ignore_errors=True))
 
 # After the line above: importing the app package must not import
 # prometheus_client before the variable exists. The app's reader of integer

@@ -78,6 +78,20 @@ def test_a_bad_log_level_stops_the_start_naming_the_variable(tmp_path):
     assert "environment variable LOG_LEVEL must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL, got 'LOUD'" in stderr
 
 
+def test_the_metrics_folder_gunicorn_makes_is_gone_after_it_stops(tmp_path):
+    # A trial found a clinical-metrics-* folder left in /tmp by every start, a refused one included.
+    temporary = tmp_path / "tmp"
+    temporary.mkdir()
+    env = {k: v for k, v in _environment(tmp_path, TMPDIR=str(temporary)).items() if k != "PROMETHEUS_MULTIPROC_DIR"}
+    refused = _gunicorn({**env, "LOG_LEVEL": "LOUD", "GUNICORN_BIND": f"127.0.0.1:{free_port()}"})
+    wait_for_exit(refused)
+    assert refused.returncode != 0 and list(temporary.iterdir()) == []
+    with _running_gunicorn({**env, "GUNICORN_BIND": f"127.0.0.1:{free_port()}"}):
+        made = list(temporary.glob("clinical-metrics-*"))
+        assert len(made) == 1 and made[0].is_dir()  # the workers' metric files live there meanwhile
+    assert list(temporary.iterdir()) == []
+
+
 def test_production_start_is_refused_when_the_schema_is_behind(tmp_path):
     url = f"sqlite:///{tmp_path / 'never-migrated.sqlite3'}"
     env = _environment(
