@@ -61,11 +61,21 @@ if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
 # prometheus_client before the variable exists. The app's reader of integer
 # variables (a ConfigError is a RuntimeError, so gunicorn prints it and
 # exits); minimum 0, since GUNICORN_MAX_REQUESTS=0 means "never recycle".
-from app.config import LOG_LEVELS, choice_env, int_env  # noqa: E402
+from app.config import LOG_LEVELS, ConfigError, choice_env, int_env  # noqa: E402
 
 
 def _int_env(name: str, default: int) -> int:
-    return int_env(name, default, minimum=0)
+    return _one_line(lambda: int_env(name, default, minimum=0))
+
+
+def _one_line(read):  # noqa: ANN001, ANN202
+    # gunicorn reports an exception raised while it reads this file as
+    # "Failed to read config file" and a traceback (a re-check: 12 lines
+    # around the one that says what is wrong); a SystemExit is that line alone.
+    try:
+        return read()
+    except ConfigError as exc:
+        raise SystemExit(f"Error: {exc}") from None
 
 
 # -- processes and threads ----------------------------------------------------
@@ -116,7 +126,7 @@ control_socket_disable = True
 
 # Read by the app's rule: a bad value stops the start naming the variable
 # (a trial: LOG_LEVEL=LOUD made gunicorn fail to configure its logger, unnamed).
-_log_level = choice_env("LOG_LEVEL", "INFO", LOG_LEVELS, upper=True)
+_log_level = _one_line(lambda: choice_env("LOG_LEVEL", "INFO", LOG_LEVELS, upper=True))
 loglevel = _log_level.lower()
 errorlog = "-"
 # Gunicorn's own messages about malformed requests quote the request line,

@@ -158,8 +158,12 @@ def _describe(error: ValidationError) -> list[FieldError]:
         return [field_error(_pointer([*path, name]), UNKNOWN_PROPERTY) for name in extra]
     if keyword == "not" and isinstance(value, dict) and set(value) == {"required"} and len(value["required"]) == 2:
         # `{"not": {"required": [a, b]}}`: at most one of two fields (an
-        # ignore's until and occurrences), in the service's own words.
+        # ignore's until and occurrences), in the service's own words. A
+        # null is no value given (a re-check: "until": null beside
+        # occurrences was told "not both"); its own type error says what is wrong.
         first, second = value["required"]
+        if isinstance(instance, dict) and (instance.get(first) is None or instance.get(second) is None):
+            return []
         return [field_error(where, f"give either {first} or {second}, not both")]
     if keyword == "not" and value == {}:
         # `{"not": {}}` marks a field that this variant of the body forbids

@@ -146,7 +146,7 @@ def _change_user(
     with write_transaction():
         user = db.session.scalar(sa.select(User).where(User.username == username).with_for_update())
         if user is None:
-            raise UnknownAccountError(f"No user is named {username!r}.")
+            raise UnknownAccountError(f"No user is named {_shown(username)}.")
         if done(user):
             # Enabling an active account must not end its sessions, and a
             # second disable is no new event in the audit log.
@@ -214,6 +214,12 @@ def load_user(session_user_id: str) -> User | None:
     if user is None or not user.active or user.session_generation != int(generation):
         return None
     return user
+
+
+def _shown(name: str) -> str:
+    # A name as an error repeats it: quoted, and cut at a stored name's
+    # length (a re-check typed 5,000 characters and got them all back).
+    return repr(name[:100]) + ("…" if len(name) > 100 else "")
 
 
 def hash_token(token: str) -> str:
@@ -325,7 +331,7 @@ def rotate_worker_token(name: str, *, actor: str | None = None) -> tuple[str, Wo
     with write_transaction():
         record = db.session.scalar(sa.select(WorkerToken).where(WorkerToken.name == name).with_for_update())
         if record is None:
-            raise UnknownAccountError(f"No token is named {name!r}.")
+            raise UnknownAccountError(f"No token is named {_shown(name)}.")
         if actor is not None:
             add_audit_event(actor, "tokens.rotate", {"name": name, "old_prefix": record.prefix, "prefix": token[:10],
                                                      "was_revoked": record.revoked_at is not None})
@@ -348,7 +354,7 @@ def revoke_worker_token(name: str, *, actor: str | None = None) -> tuple[WorkerT
     with write_transaction():
         record = db.session.scalar(sa.select(WorkerToken).where(WorkerToken.name == name).with_for_update())
         if record is None:
-            raise UnknownAccountError(f"No token is named {name!r}.")
+            raise UnknownAccountError(f"No token is named {_shown(name)}.")
         if record.revoked_at is not None:
             return record, False
         if actor is not None:

@@ -112,6 +112,8 @@ def test_tokens_rotate_gives_a_name_a_new_secret_revoked_or_not(app, runner, ano
         assert actors == {"host-7"}
     unknown = runner.invoke(args=["tokens", "rotate", "nobody"])
     assert unknown.exit_code == 1 and "No token is named" in unknown.output
+    long = runner.invoke(args=["tokens", "rotate", "n" * 5000])  # not repeated whole (a re-check)
+    assert long.exit_code == 1 and f"No token is named '{'n' * 100}'…." in long.output and len(long.output) < 300
 
 
 def test_token_use_is_recorded_for_tokens_list(app, runner, anonymous_client):

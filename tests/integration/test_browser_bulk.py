@@ -95,3 +95,29 @@ def test_on_a_phone_the_selected_jobs_buttons_stay_in_sight_down_the_list(site, 
     button.click()
     expect(page.locator("h1")).to_have_text("Acknowledge 1 job?")
     context.close()
+
+
+@pytest.mark.parametrize("width", [320, 1400])
+def test_focus_moving_up_the_list_is_never_under_the_sticky_bar(site, browser, width):  # noqa: F811
+    # A re-check: Shift+Tab up the list put "Acknowledge all…" (1,400 px) and, at 320 px where the bar takes
+    # two lines, the row boxes under the bar (WCAG 2.4.11).
+    context = browser.new_context(java_script_enabled=False, viewport={"width": width, "height": 640 if width < 400 else 900})
+    page = context.new_page()
+    _sign_in(page, site)
+    page.goto(f"{site}/jobs?status=all")
+    boxes = page.locator("tr.job input[name=job_id]")
+    boxes.nth(min(15, boxes.count() - 1)).focus()
+    bar = page.locator("form.bulk-selected")
+    hidden = []
+    for _ in range(40):
+        page.keyboard.press("Shift+Tab")
+        name = page.evaluate("() => document.activeElement.textContent.trim() || document.activeElement.name")
+        focused = page.locator(":focus").bounding_box()
+        bottom = bar.bounding_box()["y"] + bar.bounding_box()["height"]
+        in_bar = page.evaluate("() => !!document.activeElement.closest('.bulk-selected')")
+        if focused is not None and not in_bar and focused["y"] < bottom - 0.5 and page.evaluate("() => scrollY") > 0:
+            hidden.append((name, focused["y"], bottom))
+        if name == "Acknowledge":  # the bar's own button: the top of the list is reached
+            break
+    assert name == "Acknowledge" and hidden == [], hidden
+    context.close()

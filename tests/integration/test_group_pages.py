@@ -480,7 +480,9 @@ def test_acknowledge_every_job_of_a_group(app, client, groups):
     assert note and "still failing" in note.group(1) and "keeps its state (unresolved)" in note.group(1)
     assert f'href="/groups/{groups["icd"]}#actions">Resolve the group</a>' in note.group(1)
     assert 'id="actions"' in client.get(f"/groups/{groups['icd']}").get_data(as_text=True)
-    assert "acknowledged ones included" in client.get("/groups").get_data(as_text=True)  # the column's title
+    listed = client.get("/groups").get_data(as_text=True)
+    assert "acknowledged ones included" in listed  # the column's title, and for touch and keyboard a note:
+    assert '<p class="note failing-now-note">Failing now counts acknowledged jobs' in listed
     html, run_path = _confirm(client, groups["icd"], "acknowledge")
     assert "Acknowledge 0 jobs?" in html and "nothing to do" in html and run_path is None
     # Still failing now (acknowledging ends nothing), and the group's link to
