@@ -83,7 +83,7 @@ def prepare(url: str, jobs: int) -> tuple[object, str, list[str]]:
     from app import create_app
     from app.extensions import db
     from app.models import ProcessingJob
-    from app.services.access import create_worker_token
+    from app.services.worker_tokens import create_worker_token
 
     app = create_app()
     with app.app_context():

@@ -39,7 +39,7 @@ def main() -> int:
 
     from app import create_app
     from app.extensions import db
-    from app.services import access
+    from app.services import access, worker_tokens
     from app.worker.client import WorkerApiClient
     from app.worker.runner import run_worker
     from tests.integration.test_browser import CHROMIUM_ARGS
@@ -50,7 +50,7 @@ def main() -> int:
         with app.app_context():
             upgrade()
             access.create_user("demo-admin", PASSWORD, "admin")
-            token, _ = access.create_worker_token("demo-worker")
+            token, _ = worker_tokens.create_worker_token("demo-worker")
         with serve(app) as base_url:
             client = WorkerApiClient(base_url, retries=0, token=token)
             try:

@@ -32,7 +32,7 @@ from flask_migrate import upgrade
 from app import create_app
 from app.extensions import db
 from app.models.access import User
-from app.services import access, dashboard_stats
+from app.services import access, dashboard_stats, worker_tokens
 from tests.live_server import redis_server, serve
 
 BACKENDS = ("sqlite", "postgresql")
@@ -143,7 +143,7 @@ def app(database_url: str) -> Iterator[Flask]:
 def worker_token(app: Flask) -> str:
     """A valid worker bearer token (for the API)."""
     with app.app_context():
-        token, _ = access.create_worker_token("test-worker")
+        token, _ = worker_tokens.create_worker_token("test-worker")
     return token
 
 

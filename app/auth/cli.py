@@ -11,7 +11,7 @@ import click
 from app.errors import ServiceError
 from app.models.access import Role
 from app.cli_checks import checked_group, cli_actor
-from app.services import access
+from app.services import access, worker_tokens
 
 users_cli = checked_group("users", "Operator accounts.")
 tokens_cli = checked_group("tokens", "Worker bearer tokens.")
@@ -90,7 +90,7 @@ def set_password_command(name: str, password_stdin: bool) -> None:
 def create_token_command(name: str) -> None:
     """Create a worker token and print it once (only its hash is stored)."""
     try:
-        token, record = access.create_worker_token(name, actor=cli_actor())
+        token, record = worker_tokens.create_worker_token(name, actor=cli_actor())
     except ServiceError as exc:
         raise _fail(exc) from exc
     click.echo(token)
@@ -100,7 +100,7 @@ def create_token_command(name: str) -> None:
 @tokens_cli.command("list")
 def list_tokens_command() -> None:
     """List tokens: name, prefix, created, last used, revoked."""
-    for record in access.list_worker_tokens():
+    for record in worker_tokens.list_worker_tokens():
         state = f"revoked {record.revoked_at:%Y-%m-%d %H:%M}Z" if record.revoked_at else "active"
         used = f"{record.last_used_at:%Y-%m-%d %H:%M}Z" if record.last_used_at else "never"
         click.echo(f"{record.name}\t{record.prefix}…\tcreated {record.created_at:%Y-%m-%d %H:%M}Z\tused {used}\t{state}")
@@ -114,7 +114,7 @@ def rotate_token_command(name: str) -> None:
     The name stays (the audit log's actor); a revoked token is active again with the new secret.
     """
     try:
-        token, record = access.rotate_worker_token(name, actor=cli_actor())
+        token, record = worker_tokens.rotate_worker_token(name, actor=cli_actor())
     except ServiceError as exc:
         raise _fail(exc) from exc
     click.echo(token)
@@ -127,7 +127,7 @@ def rotate_token_command(name: str) -> None:
 def revoke_token_command(name: str) -> None:
     """Revoke the token called NAME; workers using it get 401 at once."""
     try:
-        record, revoked_now = access.revoke_worker_token(name, actor=cli_actor())
+        record, revoked_now = worker_tokens.revoke_worker_token(name, actor=cli_actor())
     except ServiceError as exc:
         raise _fail(exc) from exc
     click.echo(f"revoked token {name}" if revoked_now

@@ -19,7 +19,7 @@ from werkzeug.exceptions import NotFound
 
 from app.errors import ServiceError
 from app.models.access import Permission
-from app.services import access
+from app.services import access, worker_tokens
 from app.web.query import filter_pairs
 
 login_manager = LoginManager()
@@ -154,7 +154,7 @@ def enforce_access() -> Any:
         return None  # the scrape-only token: no database read, nothing noted
     if request.path.startswith("/api/") or endpoint == "ops.metrics":
         token = bearer_token()
-        record = access.verify_worker_token(token) if token else None
+        record = worker_tokens.verify_worker_token(token) if token else None
         if record is None:
             raise UnauthorizedError("Send a valid worker token: 'Authorization: Bearer <token>'.")
         g.worker_token = record
@@ -162,7 +162,7 @@ def enforce_access() -> Any:
         # The id scopes idempotency keys; the name is the audit's actor.
         g.worker_token_id = record.id
         g.worker_token_name = record.name
-        access.note_token_use(record)
+        worker_tokens.note_token_use(record)
         return None
     if not current_user.is_authenticated:
         if bearer_token() is not None:

@@ -1,21 +1,15 @@
-"""Accounts, worker tokens and the audit log.
+"""Accounts and the audit log (worker tokens: :mod:`app.services.worker_tokens`).
 
 Passwords: Werkzeug's ``generate_password_hash`` (scrypt, a standard
-memory-hard KDF) and ``check_password_hash``. Worker tokens: 256 bits from
-``secrets``, shown once, stored as SHA-256 (``hashlib``) and compared with
-``hmac.compare_digest``.
+memory-hard KDF) and ``check_password_hash``.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import secrets
 import unicodedata
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -23,11 +17,10 @@ from werkzeug.security import check_password_hash, generate_password_hash
 
 from app.errors import InvalidFieldsError, ServiceError, field_error
 from app.extensions import db
-from app.models.access import USERNAME_MAX_LENGTH, AuditEvent, Role, User, WorkerToken
+from app.models.access import USERNAME_MAX_LENGTH, AuditEvent, Role, User
 from app.models.types import utcnow
-from app.services.driver_statements import DriverStatement
 from app.services.json_values import clean_json_value, clean_text
-from app.unit_of_work import mark_read_only_transaction, require_write_transaction, write_transaction
+from app.unit_of_work import require_write_transaction, write_transaction
 
 #: Unicode general categories refused in user names: Cc (controls) and Cf
 #: (format characters: bidi overrides and isolates, zero-width joiners).
@@ -35,9 +28,6 @@ _INVISIBLE_CATEGORIES = frozenset({"Cc", "Cf"})
 
 #: Shortest password accepted, in characters (NIST SP 800-63B: at least 8).
 MIN_PASSWORD_LENGTH = 12
-#: Prefix of every worker token, so leaked tokens are easy to scan for.
-TOKEN_PREFIX = "cit_"
-
 # Checked against when the user does not exist, so a wrong user name costs
 # the same time as a wrong password (no user enumeration by timing).
 _DUMMY_HASH = generate_password_hash("not-a-real-password-" + secrets.token_hex(8))
@@ -146,7 +136,7 @@ def _change_user(
     with write_transaction():
         user = db.session.scalar(sa.select(User).where(User.username == username).with_for_update())
         if user is None:
-            raise UnknownAccountError(f"No user is named {_shown(username)}.")
+            raise UnknownAccountError(f"No user is named {shown_name(username)}.")
         if done(user):
             # Enabling an active account must not end its sessions, and a
             # second disable is no new event in the audit log.
@@ -216,151 +206,11 @@ def load_user(session_user_id: str) -> User | None:
     return user
 
 
-def _shown(name: str) -> str:
-    # A name as an error repeats it: quoted, and cut at a stored name's
-    # length (a re-check typed 5,000 characters and got them all back).
+def shown_name(name: str) -> str:
+    """An account's or token's name as an error message repeats it: quoted,
+    and cut at 100 characters, a stored name's longest (a re-check typed
+    5,000 characters and got them all back)."""
     return repr(name[:100]) + ("…" if len(name) > 100 else "")
-
-
-def hash_token(token: str) -> str:
-    """SHA-256 hex of a token (what is stored)."""
-    return hashlib.sha256(token.encode("utf-8")).hexdigest()
-
-
-def create_worker_token(name: str, *, actor: str | None = None) -> tuple[str, WorkerToken]:
-    """Create a worker token; returns ``(token, record)``. The token is shown once.
-
-    With an ``actor`` (``cli``), audited (``tokens.create``, never the token) in the same transaction.
-
-    Raises:
-        InvalidFieldsError: empty or over-long name.
-        AccountExistsError: a token with that name exists.
-    """
-    if not name or name != name.strip() or len(name) > 100:
-        raise InvalidFieldsError("The token name is not valid.", [field_error("/name", "must be 1 to 100 characters")])
-    token = TOKEN_PREFIX + secrets.token_urlsafe(32)
-    with write_transaction():
-        existing = db.session.scalar(sa.select(WorkerToken).where(WorkerToken.name == name))
-        if existing is not None:
-            state = " (revoked)" if existing.revoked_at is not None else ""
-            raise AccountExistsError(f"A token named {name!r} already exists{state}; to give it a new secret: "
-                                     f"flask --app wsgi tokens rotate {name}")
-        record = WorkerToken(name=name, token_hash=hash_token(token), prefix=token[:10])
-        db.session.add(record)
-        if actor is not None:
-            add_audit_event(actor, "tokens.create", {"name": name, "prefix": record.prefix})
-    return token, record
-
-
-@dataclass(frozen=True)
-class VerifiedToken:
-    """A worker token that passed :func:`verify_worker_token`: plain values, not
-    the ORM record (nothing to expire at commit, no identity-map work per request)."""
-
-    id: uuid.UUID  #: scopes idempotency keys
-    name: str  #: the audit log's actor
-    last_used_at: datetime | None  #: UTC; when its use was last noted
-
-
-_TOKENS = WorkerToken.__table__
-#: The lookup of every API request, built once: Core, the few columns needed,
-#: straight to the driver on PostgreSQL (:mod:`app.services.driver_statements`).
-_TOKEN_BY_HASH = DriverStatement(sa.select(
-    _TOKENS.c.id, _TOKENS.c.name, _TOKENS.c.token_hash, _TOKENS.c.revoked_at, _TOKENS.c.last_used_at
-).where(_TOKENS.c.token_hash == sa.bindparam("digest")))
-
-
-def verify_worker_token(token: str) -> VerifiedToken | None:
-    """The unrevoked token matching ``token``, else ``None``."""
-    if not token.startswith(TOKEN_PREFIX) or len(token) > 200:
-        return None
-    digest = hash_token(token)
-    # On the session's connection (same transaction, which the request's
-    # write may continue), not through Session.execute: a Core SELECT of
-    # plain columns needs none of the ORM's per-statement work.
-    row = _TOKEN_BY_HASH.first(db.session.connection(), {"digest": digest})
-    mark_read_only_transaction()  # the request's write may continue this transaction
-    if row is None or row["revoked_at"] is not None:
-        return None
-    # The lookup is by hash already; compare again in constant time anyway.
-    if not hmac.compare_digest(row["token_hash"], digest):
-        return None
-    return VerifiedToken(id=row["id"], name=row["name"], last_used_at=row["last_used_at"])
-
-
-#: ``last_used_at`` is written at most this often per token (seconds), so
-#: busy workers do not turn every read into a write.
-TOKEN_USE_RESOLUTION = 60
-
-
-def note_token_use(record: VerifiedToken) -> None:
-    """Record that ``record`` was just used (for ``flask tokens list``).
-
-    Written in its own short transaction, at most once a minute per token.
-    """
-    now = utcnow()
-    last = record.last_used_at
-    if last is not None and (now - last).total_seconds() < TOKEN_USE_RESOLUTION:
-        return
-    token_id = record.id
-    with write_transaction():
-        db.session.execute(sa.update(WorkerToken).where(WorkerToken.id == token_id).values(last_used_at=now))
-
-
-def list_worker_tokens() -> list[WorkerToken]:
-    """Every token, newest first (hashes are never shown)."""
-    return list(db.session.scalars(sa.select(WorkerToken).order_by(WorkerToken.created_at.desc())))
-
-
-def rotate_worker_token(name: str, *, actor: str | None = None) -> tuple[str, WorkerToken]:
-    """Give the token called ``name`` a new secret; returns ``(token, record)``.
-    The token is shown once.
-
-    The old secret stops working at once (its hash is replaced); the name
-    and the id stay, so the audit log's actor and the scope of idempotency
-    keys carry over. A revoked token is active again, with the new secret:
-    its name is a host's, and a rotation keeps it (a trial could not reuse a
-    revoked name). With an ``actor`` (``cli``), audited (``tokens.rotate``:
-    the name, the old and new prefixes, whether it was revoked) in the same
-    transaction, before the change commits.
-
-    Raises:
-        UnknownAccountError: no token has that name.
-    """
-    token = TOKEN_PREFIX + secrets.token_urlsafe(32)
-    with write_transaction():
-        record = db.session.scalar(sa.select(WorkerToken).where(WorkerToken.name == name).with_for_update())
-        if record is None:
-            raise UnknownAccountError(f"No token is named {_shown(name)}.")
-        if actor is not None:
-            add_audit_event(actor, "tokens.rotate", {"name": name, "old_prefix": record.prefix, "prefix": token[:10],
-                                                     "was_revoked": record.revoked_at is not None})
-        record.token_hash = hash_token(token)
-        record.prefix = token[:10]
-        record.revoked_at = None
-    return token, record
-
-
-def revoke_worker_token(name: str, *, actor: str | None = None) -> tuple[WorkerToken, bool]:
-    """Revoke a token by name; it stops working at once.
-
-    With an ``actor`` (``cli``), audited (``tokens.revoke``) in the same
-    transaction. Returns ``(record, revoked_now)``: a token revoked before
-    keeps its ``revoked_at`` and is not audited again.
-
-    Raises:
-        UnknownAccountError: no token has that name.
-    """
-    with write_transaction():
-        record = db.session.scalar(sa.select(WorkerToken).where(WorkerToken.name == name).with_for_update())
-        if record is None:
-            raise UnknownAccountError(f"No token is named {_shown(name)}.")
-        if record.revoked_at is not None:
-            return record, False
-        if actor is not None:
-            add_audit_event(actor, "tokens.revoke", {"name": name})
-        record.revoked_at = utcnow()
-    return record, True
 
 
 #: Deepest nesting stored in an audit event's ``filter`` (query pairs and id lists need 3).

@@ -15,7 +15,7 @@ from app.auth.guards import PUBLIC_ENDPOINTS
 from app.extensions import db
 from app.models.access import AuditEvent, Permission, Role, WorkerToken
 from app.registry import get_failure_recorder
-from app.services import access
+from app.services import access, worker_tokens
 from app.services.processing_jobs.lifecycle import complete_job, create_job, start_job
 from tests.conftest import make_user, sign_in
 
@@ -84,21 +84,21 @@ def test_bad_tokens_are_refused(anonymous_client, header):
 
 def test_revoked_token_stops_working_at_once(app, anonymous_client):
     with app.app_context():
-        token, _ = access.create_worker_token("soon-revoked")
+        token, _ = worker_tokens.create_worker_token("soon-revoked")
     headers = {"Authorization": f"Bearer {token}"}
     assert anonymous_client.get("/api/v1/processing-jobs", headers=headers).status_code == 200
     with app.app_context():
-        access.revoke_worker_token("soon-revoked")
+        worker_tokens.revoke_worker_token("soon-revoked")
     assert anonymous_client.get("/api/v1/processing-jobs", headers=headers).status_code == 401
 
 
 def test_tokens_are_not_recoverable_from_the_database(app):
     with app.app_context():
-        token, _ = access.create_worker_token("hashed")
+        token, _ = worker_tokens.create_worker_token("hashed")
         rows = db.session.execute(sa.select(WorkerToken.__table__)).mappings().all()
     dumped = repr([dict(r) for r in rows])
     assert token not in dumped and token[10:] not in dumped
-    assert rows[0]["token_hash"] == access.hash_token(token)
+    assert rows[0]["token_hash"] == worker_tokens.hash_token(token)
 
 
 def test_passwords_are_stored_as_a_standard_kdf_hash(app):

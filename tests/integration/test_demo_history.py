@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from app.config import ROOT
 from app.extensions import db
 from app.models import AuditEvent, FailureGroup, JobFailure
-from app.services import access
+from app.services import access, worker_tokens
 from app.models.types import utcnow
 from app.services.failure_groups import group_details, queries, series
 from tests.live_server import serve
@@ -80,7 +80,7 @@ def test_the_audit_log_keeps_its_real_times(app, tmp_path):
     with app.app_context():
         before = utcnow()
         access.create_user("demo-admin", "a long enough password", "admin", actor="cli")
-        token, _ = access.create_worker_token("demo-worker", actor="cli")
+        token, _ = worker_tokens.create_worker_token("demo-worker", actor="cli")
     with serve(app) as base_url, app.app_context():
         seed_history.seed(tmp_path, base_url, token)
         now = utcnow()

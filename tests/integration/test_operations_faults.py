@@ -28,7 +28,7 @@ from app import create_app
 from app.web.errors import PROBLEM_MEDIA_TYPE, PROBLEM_TYPE_BASE
 from app.extensions import db
 from app.models import ExtractedEntity, IdempotencyRecord, JobFailure, ProcessingJob
-from app.services import access
+from app.services import worker_tokens
 
 POSTGRESQL_ONLY = pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
 
@@ -234,7 +234,7 @@ def impatient_app(postgresql_url: str, database_url: str) -> Iterator[Flask]:
 @POSTGRESQL_ONLY
 def test_a_held_row_lock_gives_a_quick_503_not_a_hung_worker(impatient_app):
     with impatient_app.app_context():
-        token, _ = access.create_worker_token("lock-test-worker")
+        token, _ = worker_tokens.create_worker_token("lock-test-worker")
     client = impatient_app.test_client()
     client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {token}"
     job_id = client.post("/api/v1/processing-jobs", json={"document_id": "doc-lock"}).json["id"]
@@ -275,7 +275,7 @@ def test_a_retry_while_the_first_request_holds_its_key_is_a_quick_409_in_progres
     the request with its key is still running is 409, not a wait past
     lock_timeout and not a conflict of its own."""
     with impatient_app.app_context():
-        token, record = access.create_worker_token("in-progress-worker")
+        token, record = worker_tokens.create_worker_token("in-progress-worker")
         token_id = record.id
     client = impatient_app.test_client()
     client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {token}"

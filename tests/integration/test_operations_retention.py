@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from app.extensions import db
 from app.models import ExtractedEntity, IdempotencyRecord, JobFailure, ProcessingJob
 from app.models.access import WorkerToken
-from app.services import access
+from app.services import worker_tokens
 from app.services.retention import count_expired, parse_age, purge_finished_jobs
 
 NOW = datetime.now(UTC)
@@ -48,7 +48,7 @@ def _job(status: str, completed_at: datetime | None, *, failures: int = 0, entit
 def _idempotency(key: str, created_at: datetime, token: str = "retention-worker") -> None:
     record = db.session.scalar(sa.select(WorkerToken).where(WorkerToken.name == token))
     if record is None:
-        _, record = access.create_worker_token(token)
+        _, record = worker_tokens.create_worker_token(token)
     db.session.add(
         IdempotencyRecord(
             token_id=record.id,

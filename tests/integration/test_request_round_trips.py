@@ -156,11 +156,11 @@ def test_a_keyed_report_stores_its_answer_in_the_same_transaction(app, backend, 
 
 def test_a_revoked_token_is_refused_even_inside_a_reused_transaction(app, client, auth_headers):
     """The token read that a report may continue is still checked first."""
-    from app.services import access
+    from app.services import worker_tokens
 
     with app.app_context():
         job_id = str(create_job("doc-1").id)
-        access.revoke_worker_token("test-worker")
+        worker_tokens.revoke_worker_token("test-worker")
     response = client.post(f"/api/v1/processing-jobs/{job_id}/validation-failure", json=REPORT,
                            headers=auth_headers)
     assert response.status_code == 401

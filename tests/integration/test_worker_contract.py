@@ -13,7 +13,7 @@ from fhir.resources.operationoutcome import OperationOutcome as OperationOutcome
 from jschon import JSON, JSONSchema, create_catalog
 from jsonschema import Draft202012Validator
 
-from app.services import access
+from app.services import worker_tokens
 from app.services.error_details import jsonschema_error_to_json, load_error_details_schema
 from tests.helpers import stored_job_row
 
@@ -300,7 +300,7 @@ def test_same_key_on_another_job_is_refused(client):
 def test_keys_are_scoped_to_the_token_that_sent_them(app, client, anonymous_client, job):
     """Two workers that happen to pick the same key never get each other's answers."""
     with app.app_context():
-        other_token, _ = access.create_worker_token("other-worker")
+        other_token, _ = worker_tokens.create_worker_token("other-worker")
     key = str(uuid.uuid4())
     other = {"Authorization": f"Bearer {other_token}", "Idempotency-Key": key}
 
