@@ -23,8 +23,8 @@ from app.dashboard.formatting import STATUS_LABELS, plural
 from app.dashboard.groups_views import _require_csrf
 from app.dashboard.links import list_heading
 from app.errors import InvalidQueryError
-from app.models.types import utcnow
 from app.models.access import Permission
+from app.models.types import utcnow
 from app.redirects import not_a_page
 from app.services import bulk_actions, bulk_queue
 from app.services.failure_groups import group_details, queries

@@ -16,7 +16,7 @@ from datetime import datetime
 import sqlalchemy as sa
 
 from app.extensions import db
-from app.models.bulk_action import BulkAction, BulkActionState
+from app.models.bulk_action import BulkAction, BulkActionJob, BulkActionState
 from app.models.failure_group import FailureGroup, FailureGroupCount, FailureGroupEvent, FailureOccurrence
 from app.models.job_rollup import Grain, JobGroupRollup
 from app.models.job_status import FAILURE_STATUSES
@@ -110,8 +110,6 @@ def selection_in_other_groups(bulk_id: uuid.UUID, group_id: int) -> OtherGroups:
     """How many jobs of the frozen selection ``bulk_id`` fail now on groups
     other than ``group_id``, and on how many such groups (one pass over the
     selection and the current occurrences' job index)."""
-    from app.models.bulk_action import BulkActionJob
-
     occurrence = FailureOccurrence
     jobs, groups = db.session.execute(
         sa.select(sa.func.count(sa.distinct(occurrence.job_id)), sa.func.count(sa.distinct(occurrence.group_id)))
