@@ -5,10 +5,12 @@ unchanged and a working client afterwards."""
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime, timedelta, timezone
 
 import pytest
 
+from app.registry import get_failure_recorder
 from app.services.json_values import canonical_json
 from tests.helpers import aborted_statement
 from tests.integration.api.helpers import (
@@ -119,12 +121,18 @@ def test_a_different_failure_replaces_the_stored_one(client, app, failed_job):
     assert_matches_row(updated, row(app, failed_job["id"]))
 
 
-def test_a_float_replaces_an_integer_beyond_double_range(client, app, job):
-    # JSON allows 1 followed by 400 zeros; no double holds it, so comparing
-    # the stored value with the next report's float must not overflow.
+def test_an_integer_beyond_double_range_is_refused_and_one_stored_before_compares_safely(client, app, job):
+    # JSON's grammar allows 1 followed by 400 zeros, but no double holds it: refused like 1e400 (a trial:
+    # JavaScript and jq read it back as Infinity), pointer at the number, nothing stored.
     url = job_url(job["id"], "validation-failure")
     huge = b'{"error_message": "m", "error_details": {"n": 1' + b"0" * 400 + b"}}"
-    assert client.post(url, data=huge, content_type="application/json").status_code == 200
+    before = row(app, job["id"])
+    problem = assert_problem(client.post(url, data=huge, content_type="application/json"), 400, "malformed-json")
+    assert [e["pointer"] for e in problem["errors"]] == ["#/error_details/n"]
+    assert row(app, job["id"]) == before
+    # A row stored before that rule may hold one: comparing it with the next report's float must not overflow.
+    with app.app_context():
+        get_failure_recorder().record_validation_failure(uuid.UUID(job["id"]), "m", {"n": 10**400})
     assert row(app, job["id"])["error_details"] == {"n": 10**400}
     updated = post_ok(client, url, {"error_message": "m", "error_details": {"n": 1.5}})
     assert updated["error_details"] == {"n": 1.5}
