@@ -84,7 +84,7 @@ def create_user(username: str, password: str, role: Role | str, *, actor: str | 
     password_hash = generate_password_hash(password)
     with write_transaction():
         if db.session.scalar(sa.select(User.id).where(User.username == username)) is not None:
-            raise AccountExistsError(f"A user named {username!r} already exists.")
+            raise AccountExistsError(f"A user named {shown_name(username)} already exists.")
         user = User(username=username, password_hash=password_hash, role=Role(role).value)
         db.session.add(user)
         if actor is not None:
