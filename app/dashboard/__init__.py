@@ -4,4 +4,4 @@ from flask import Blueprint
 
 bp = Blueprint("dashboard", __name__)
 
-from app.dashboard import actions, bulk_views, groups_views, views  # noqa: E402,F401
+from app.dashboard import actions, bulk_views, group_action_views, groups_views, views  # noqa: E402,F401

@@ -66,7 +66,10 @@ def _back(default: str) -> str:
     return safe_redirect_target(request.form.get("next"), default)
 
 
-def _require_csrf() -> None:
+def require_csrf() -> None:
+    """Check the posted form's CSRF token (Flask-WTF) before any action
+    reads the form; aborts with 400, saying to reload the page, when it is
+    missing, expired or from another site."""
     form = ActionForm()
     if not form.validate_on_submit():
         abort(400, description="The form expired or did not come from this site; reload the page and try again.")
@@ -166,7 +169,7 @@ def _act_on_one(action: str, job_id: str, said: str) -> Response:
     page showed: a job that failed again or was requeued since is left
     alone, and the operator is sent back to its page to look again.
     """
-    _require_csrf()
+    require_csrf()
     refuse_stray_form_input(("failure_at", "next"))
     actor = current_actor()
     back = _back("")  # "": none asked for; the job's page, by its canonical id, below
@@ -339,7 +342,7 @@ def _read_bulk_form() -> Response | tuple[str, list[tuple[str, str]], str]:
     """The bulk form's action, filter pairs and back link (the list with
     that filter), after its CSRF check; for the ``filter`` scope, the
     redirect to its frozen question instead (:func:`_freeze_filter`)."""
-    _require_csrf()
+    require_csrf()
     # A misspelt filter field widened the action to every failing job (a trial).
     refuse_stray_form_input((*BULK_FORM_FIELDS, *web_query.FILTER_PARAMETERS),
                             repeatable=("job_id", "shown", *MULTI_VALUED_PARAMETERS))

@@ -20,7 +20,7 @@ from app.auth.guards import current_actor, requires
 from app.dashboard import bp
 from app.dashboard.actions import refresh_summaries
 from app.dashboard.formatting import STATUS_LABELS, plural
-from app.dashboard.groups_views import _require_csrf
+from app.dashboard.actions import require_csrf
 from app.dashboard.links import list_heading
 from app.errors import InvalidQueryError
 from app.models.access import Permission
@@ -72,7 +72,7 @@ def run_bulk_action(bulk_id: str) -> Response:
     row (the group or filter and the count selected) is committed before
     the first change; its ``row_count`` grows with each batch.
     """
-    _require_csrf()
+    require_csrf()
     refuse_stray_form_input(())
     bulk = _bulk(bulk_id)
     audit = {"scope": bulk.scope}

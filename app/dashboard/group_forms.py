@@ -2,7 +2,7 @@
 
 Their fields' names as the page shows them (for form errors that say which
 field was wrong and what to enter) and the ignore form's rules: a field
-typed in is never dropped silently. Views in :mod:`app.dashboard.groups_views`.
+typed in is never dropped silently. Views in :mod:`app.dashboard.group_action_views`.
 """
 
 from __future__ import annotations
@@ -32,6 +32,13 @@ FORM_FIELDS = {
 #: The fields' names by pointer, and the form field each name stands for.
 FIELD_LABELS = {pointer: label for pointer, (label, _) in FORM_FIELDS.items()}
 LABEL_FIELDS = dict(FORM_FIELDS.values())
+
+#: Severities that make no job fail: a group of only these offers no
+#: action on "its" jobs (the group page's ``warning_only``).
+WARNING_ONLY = ("warning", "information")
+
+#: Session key of a refused action form's fields, shown once on its group's page.
+REFUSED_FORM_KEY = "refused_group_form"
 
 #: Most occurrences an "ignore until N more" may wait for (the service's limit).
 MAX_IGNORE_OCCURRENCES = group_lifecycle.MAX_IGNORE_OCCURRENCES
