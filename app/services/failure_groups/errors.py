@@ -16,14 +16,12 @@ class GroupNotFoundError(ServiceError):
         # The id may be whatever a URL held (control characters, "1e400"):
         # it is named only when it is a group id's shape, never echoed raw.
         text = str(group_id)
-        digits = text.isascii() and text.isdecimal()
-        if digits and len(text) <= 19:
+        if text.isascii() and text.isdecimal() and len(text) <= 10 and 0 < int(text) < 2**31:
             detail = f"No failure group has id {text}."
-        elif digits:
-            # A whole number, only too large (a trial read "whole numbers" as wrong).
-            detail = f"No failure group has this id: group ids are whole numbers up to {2**31 - 1:,}."
         else:
-            detail = "No failure group has this id: group ids are whole numbers."
+            # One range for every other id: "-1", "0" and 2**31 were told
+            # "whole numbers" or only "no group has id" (two trials).
+            detail = f"No failure group has this id: group ids are whole numbers from 1 to {2**31 - 1:,}."
         super().__init__(detail)
         self.group_id = group_id
 

@@ -304,20 +304,22 @@ def test_a_form_body_is_refused_as_not_json_and_changes_nothing(client, app, act
 
 @pytest.mark.parametrize(
     ("group_id", "named"),
-    [("999999", True), ("0", True), ("99999999999", True), ("abc", False), ("1.5", False),
-     ("1e400", False), ("1%1b%5b31m", False), ("%D9%A3", False), ("1" * 40, False)],
+    [("999999", True), ("2147483647", True), ("0", False), ("-1", False), ("2147483648", False),
+     ("99999999999", False), ("abc", False), ("1.5", False), ("1e400", False), ("1%1b%5b31m", False),
+     ("%D9%A3", False), ("1" * 40, False)],
 )
 def test_unknown_groups_are_404_problems(client, group_id, named):
     problem = assert_problem(client.get(f"/api/v1/failure-groups/{group_id}"), 404, "group-not-found")
     assert_problem(client.post(f"/api/v1/failure-groups/{group_id}/resolve"), 404, "group-not-found")
-    # The id is named only when it has a group id's shape: what the URL held
-    # (an ESC sequence, "1e400", an Arabic-Indic digit) is never echoed.
+    # The id is named only when it could be a group's: what the URL held (an
+    # ESC sequence, "1e400", an Arabic-Indic digit) is never echoed, and
+    # every other id is told the one range (a trial: "-1" was told "whole
+    # numbers", 2**31 only "no group has id").
     if named:
         assert problem["detail"] == f"No failure group has id {group_id}."
-    elif group_id.isdecimal():  # a whole number, too large: said so (a trial read "whole numbers" as wrong)
-        assert problem["detail"] == "No failure group has this id: group ids are whole numbers up to 2,147,483,647."
     else:
-        assert problem["detail"] == "No failure group has this id: group ids are whole numbers."
+        assert problem["detail"] == ("No failure group has this id: group ids are whole numbers "
+                                     "from 1 to 2,147,483,647.")
 
 
 def test_the_group_api_needs_a_worker_token(anonymous_client):
