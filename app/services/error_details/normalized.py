@@ -195,11 +195,17 @@ def _check_entity(entity: Any, pointer: str) -> dict[str, Any]:
     for key in ("type", "code"):
         if key in entity:
             require_identifier(entity, key, pointer)
+    checked = dict(entity)
     for key in ("index", "page", "start", "end"):
         if key in entity:
             value = entity[key]
+            # JSON Schema's "integer" (the envelope's schema) takes 1.0 too,
+            # as the entity document's span does: stored as 1 (a trial found
+            # span.end 1.0 accepted and entity.index 1.0 refused).
+            if type(value) is float and value.is_integer():
+                value = checked[key] = int(value)
             # page is 1-based, the others 0-based, as in the entity document's span.
             minimum = 1 if key == "page" else 0
             if type(value) is not int or value < minimum:
                 raise InvalidErrorDetailsError(f"{pointer}/{key}", f"must be an integer >= {minimum}")
-    return dict(entity)
+    return checked

@@ -62,6 +62,21 @@ def test_optional_item_fields_are_kept():
     assert_valid_envelope(envelope)
 
 
+def test_an_entity_position_written_as_a_whole_float_is_that_integer():
+    """JSON Schema's "integer" (the envelope's schema) takes 1.0, as the
+    entity document's span does; a trial found span.end 1.0 accepted and
+    entity.index 1.0 refused. Stored as the integer; 1.5 is still refused
+    (test_malformed_normalized_details_are_refused_with_a_pointer)."""
+    item = {"code": "c", "severity": "error", "message": "m", "pointer": "/entities/3",
+            "entity": {"type": "Condition", "index": 3.0, "page": 2.0, "start": 0.0, "end": 1e2}}
+    envelope, _ = normalize_error_details({"errors": [item]}, None)
+    entity = envelope["errors"][0]["entity"]
+    assert entity == {"type": "Condition", "index": 3, "page": 2, "start": 0, "end": 100}
+    assert all(type(entity[key]) is int for key in ("index", "page", "start", "end"))
+    assert_valid_envelope(envelope)
+    assert item["entity"]["index"] == 3.0 and type(item["entity"]["index"]) is float  # the input is not changed
+
+
 def test_a_worker_truncated_envelope_keeps_its_error_count():
     items = [{"code": "c", "severity": "error", "message": "m", "pointer": f"/e/{i}"} for i in range(3)]
     sent = {"schema_version": 1, "errors": items, "error_count": 900, "truncated": True}
