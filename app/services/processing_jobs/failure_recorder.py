@@ -319,8 +319,11 @@ class SQLAlchemyFailureRecorder:
                 max_string_length=self.limits.max_string_length,
             )
             details, used_format = normalize_error_details(details, error_format, self.limits.details)
-            if details is None and error_format is None:
-                used_format = None  # no details: no format to name
+            if details is None:
+                # No details: no format to name, declared or not (a trial:
+                # "free-form" with null details was stored as free-form,
+                # though the contract's job says null when there are none).
+                used_format = None
         except InvalidJSONValueError as exc:
             errors.append(field_error("/error_details" + exc.pointer, exc.reason))
         except UnknownErrorFormatError as exc:

@@ -85,6 +85,15 @@ def test_error_details_accept_any_json_value(client, app, job, details):
     assert canonical_json(row(app, job["id"])["error_details"]) == canonical_json(details)
 
 
+def test_null_details_name_no_format_even_when_free_form_is_declared(client, app, job):
+    """A trial: ``"error_format": "free-form"`` with null details was stored
+    as free-form, though the contract says null when there are no details."""
+    updated = post_ok(client, job_url(job["id"], "validation-failure"),
+                      {"error_message": "failed", "error_format": "free-form", "error_details": None})
+    assert updated["error_format"] is None and updated["error_details"] is None
+    assert row(app, job["id"])["error_format"] is None
+
+
 def test_message_at_the_limit_is_accepted(client, app, job):
     updated = post_ok(
         client, job_url(job["id"], "validation-failure"), {"error_message": "m" * 1000, "error_details": {}}
