@@ -32,7 +32,7 @@ from app.services.access import add_audit_event, record_audit_event
 from app.services.failure_groups import queries as group_queries
 from app.services.failure_groups.worker import check_worker
 from app.services.idempotency import check_idempotency_key
-from app.services.processing_jobs import lifecycle, pagination
+from app.services.processing_jobs import entities, lifecycle, pagination
 from app.services.processing_jobs.errors import InvalidFailurePayloadError
 from app.services.processing_jobs.job_filter import AcknowledgedFilter
 from app.services.processing_jobs.snapshot import JobSnapshot
@@ -68,7 +68,7 @@ def _report_faults(body: Any) -> list[Any]:
     if not isinstance(body, dict):
         return []
     if body.get("status") == "completed":
-        return lifecycle.entity_errors(body.get("entities"))
+        return entities.entity_errors(body.get("entities"))
     recorder = get_failure_recorder()
     if "error_message" not in body or not hasattr(recorder, "check_report"):
         return check_worker(body.get("worker"))[2]

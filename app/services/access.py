@@ -24,7 +24,7 @@ from app.unit_of_work import require_write_transaction, write_transaction
 
 #: Unicode general categories refused in user names: Cc (controls) and Cf
 #: (format characters: bidi overrides and isolates, zero-width joiners).
-_INVISIBLE_CATEGORIES = frozenset({"Cc", "Cf"})
+_INVISIBLE_CATEGORIES = frozenset({"Cc", "Cf", "Zl", "Zp"})
 
 #: Shortest password accepted, in characters (NIST SP 800-63B: at least 8).
 MIN_PASSWORD_LENGTH = 12
@@ -72,7 +72,8 @@ def create_user(username: str, password: str, role: Role | str, *, actor: str | 
         # A name is shown in the audit log and typed at sign-in: a control
         # character (ESC) or a bidi override (U+202E) would make one name
         # look like another.
-        errors.append(field_error("/username", "must not hold control or format characters (such as U+202E)"))
+        errors.append(field_error(
+            "/username", "must not hold control, format or line-separator characters (such as U+202E)"))
     if len(password) < MIN_PASSWORD_LENGTH:
         errors.append(field_error("/password", f"must be at least {MIN_PASSWORD_LENGTH} characters"))
     try:

@@ -67,11 +67,18 @@ ACTING_CONTROLS = "\x01-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f"
 _ACTING_CONTROL = re.compile(f"[{ACTING_CONTROLS}]")
 
 
+#: Unicode categories a name that must read as it is may not hold: controls
+#: (Cc: NUL, ESC), format characters (Cf: U+200B, the bidi overrides),
+#: surrogates (Cs) and the line and paragraph separators (Zl U+2028, Zp
+#: U+2029: a line break inside an identifier, in a log line or a CSV viewer).
+UNSEEN_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
+
+
 def has_unseen_character(text: str) -> bool:
-    """Whether ``text`` holds a control, format or surrogate character
-    (Unicode categories Cc, Cf, Cs: NUL, ESC, U+200B, the bidi overrides...):
-    what a name that must read as it is (a worker's, a version) may not hold."""
-    return any(unicodedata.category(c) in ("Cc", "Cf", "Cs") for c in text)
+    """Whether ``text`` holds a character of :data:`UNSEEN_CATEGORIES`: what
+    a name that must read as it is (a worker's, a version, a document id)
+    may not hold."""
+    return any(unicodedata.category(c) in UNSEEN_CATEGORIES for c in text)
 
 
 def has_acting_control(text: str) -> bool:

@@ -206,6 +206,9 @@ def test_the_sparkline_series_sum_the_hourly_rollup_by_hour_and_by_utc_day(app_c
         ({"name": "x", "version": ""}, "#/worker/version"),
         ({"name": "x\x00y"}, "#/worker/name"),
         ({"name": " x"}, "#/worker/name"),
+        # A trial: U+2028 in a name was stored (a line break in every log line and CSV viewer).
+        ({"name": "ex\u2028tractor"}, "#/worker/name"),
+        ({"name": "x", "version": "1.0\u2029"}, "#/worker/version"),
         ({"version": "1" * 101}, "#/worker/version"),
         ({"name": "x", "extra": 1}, "#/worker"),
         ("worker-1", "#/worker"),

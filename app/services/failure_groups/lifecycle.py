@@ -242,7 +242,7 @@ def _version_fault(in_version: object) -> str | None:
     ):
         return f"must be 1 to {VERSION_MAX_LENGTH} characters without surrounding spaces"
     if has_unseen_character(in_version):
-        return "must not hold control or format characters, or unpaired UTF-16 surrogates"
+        return "must not hold control, format or line-separator characters, or unpaired UTF-16 surrogates"
     if not is_semver(in_version):
         # Only a SemVer version orders later occurrences (is_regression): any
         # other would resolve as if no version were given, silently.

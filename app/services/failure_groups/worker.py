@@ -16,9 +16,9 @@ def check_worker(worker: Any) -> tuple[str | None, str | None, list[FieldError]]
     """Check a report's ``worker`` object and return ``(name, version, errors)``.
 
     ``worker`` is ``None`` or ``{"name"?: str, "version"?: str}``: each 1 to
-    100 characters, without surrounding spaces, control (NUL included) or
-    format characters (bidi overrides would make one name look like
-    another); no other keys. ``errors`` point at ``/worker/...`` and never
+    100 characters, without surrounding spaces, control (NUL included),
+    format (bidi overrides would make one name look like another) or line
+    and paragraph separator characters (U+2028, U+2029); no other keys. ``errors`` point at ``/worker/...`` and never
     quote the value; when it is not empty, name and version are ``None``.
     """
     if worker is None:
@@ -36,7 +36,7 @@ def check_worker(worker: Any) -> tuple[str | None, str | None, list[FieldError]]
             errors.append(field_error(f"/worker/{key}", f"must be a string of 1 to {limit} characters without surrounding spaces"))
         elif has_unseen_character(value):
             errors.append(field_error(
-                f"/worker/{key}", "must not hold control or format characters, or unpaired UTF-16 surrogates"))
+                f"/worker/{key}", "must not hold control, format or line-separator characters, or unpaired UTF-16 surrogates"))
     if errors:
         return None, None, errors
     return values["name"], values["version"], []

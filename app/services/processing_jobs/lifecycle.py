@@ -19,25 +19,23 @@ import sqlalchemy as sa
 
 from app.errors import FieldError, field_error
 from app.extensions import db
-from app.models import EntityType, ExtractedEntity, JobFailure, JobStatus, ProcessingJob
+from app.models import ExtractedEntity, JobFailure, JobStatus, ProcessingJob
 from app.models.job_status import can_transition
 from app.models.processing_job import DOCUMENT_ID_MAX_LENGTH, JOB_TYPE_MAX_LENGTH
 from app.models.types import utcnow
 from app.services.failure_groups.recording import end_current_occurrences
 from app.services.json_values import (
-    InvalidJSONValueError,
-    clean_json_value,
     clean_text,
     has_acting_control,
     has_unstorable_text,
 )
 from app.services.processing_jobs.errors import (
     FailureChangedError,
-    InvalidEntitiesError,
     InvalidJobError,
     InvalidTransitionError,
     JobNotFoundError,
 )
+from app.services.processing_jobs.entities import checked_entity_rows, same_entities
 from app.services.processing_jobs.locking import load_job_for_update, parse_job_id
 from app.unit_of_work import write_transaction
 
@@ -83,7 +81,8 @@ def new_job_errors(document_id: object, job_type: object) -> list[FieldError]:
     a control character other than TAB, LF and CR (C0 including NUL, DEL,
     C1: no query parameter may hold one, so no filter could find the job),
     a format character (Unicode category Cf: bidi overrides such as U+202E
-    would make one id look like another) or an unpaired surrogate.
+    would make one id look like another), an unpaired surrogate, or a line
+    or paragraph separator (U+2028, U+2029).
     ``job_type``: 1 to 64 ASCII letters, digits, ``_``, ``-`` or ``.``.
     """
     errors: list[FieldError] = []
@@ -99,6 +98,8 @@ def new_job_errors(document_id: object, job_type: object) -> list[FieldError]:
         errors.append(field_error("/document_id", "must not hold an unpaired UTF-16 surrogate"))
     elif any(unicodedata.category(c) == "Cf" for c in document_id):
         errors.append(field_error("/document_id", "must not hold a format character (such as U+202E or U+200B)"))
+    elif any(unicodedata.category(c) in ("Zl", "Zp") for c in document_id):
+        errors.append(field_error("/document_id", "must not hold a line or paragraph separator (U+2028, U+2029)"))
     if not isinstance(job_type, str) or not job_type:
         errors.append(field_error("/job_type", "must be a non-empty string"))
     elif len(job_type) > JOB_TYPE_MAX_LENGTH or not all(c.isascii() and (c.isalnum() or c in "_-.") for c in job_type):
@@ -128,17 +129,16 @@ def _transition(
     *,
     shown_failure_at: datetime | None = None,
 ) -> ProcessingJob:
-    # Every entity checked once, and every entity's faults in one answer.
-    checked = [_entity_errors(index, entity) for index, entity in enumerate(entities)]
-    faults = [fault for errors, _attributes in checked for fault in errors]
-    if faults:
-        raise InvalidEntitiesError(faults)
-    entity_rows = [
-        _entity_row(index, entity, attributes)
-        for index, (entity, (_errors, attributes)) in enumerate(zip(entities, checked))
-    ]
+    entity_rows = checked_entity_rows(entities)
     with write_transaction():
         job = load_job_for_update(job_id)
+        if target is JobStatus.COMPLETED and job.job_status is JobStatus.COMPLETED and same_entities(
+            job.id, entity_rows
+        ):
+            # The same completion again (a retry that lost its answer and its
+            # key): nothing changes, as for a failure report sent twice. Other
+            # entities are another worker's result: the 409 below.
+            return job
         if not can_transition(job.job_status, target):
             raise InvalidTransitionError(job.id, job.status, target.value)
         require_failure_shown(job, shown_failure_at)
@@ -192,9 +192,13 @@ def complete_job(job_id: uuid.UUID | str, entities: Sequence[Mapping[str, Any]] 
             ``{page?, start, end}``, ``value`` (a FHIR Quantity), ``attributes``), already checked against
             that schema by the caller.
 
+    A ``Completed`` job sent the same entities again (a retry that lost its
+    answer) is returned unchanged (:func:`~app.services.processing_jobs.entities.same_entities`).
+
     Raises:
         JobNotFoundError: no such job.
-        InvalidTransitionError: the job has already finished.
+        InvalidTransitionError: the job has already finished (and is not
+            ``Completed`` with these entities).
         InvalidEntitiesError: a span ends before it starts, or attributes
             are not storable JSON.
     """
@@ -230,86 +234,6 @@ def requeue_job(job_id: uuid.UUID | str, *, shown_failure_at: datetime | None = 
         FailureChangedError: its ``completed_at`` is not ``shown_failure_at``.
     """
     return _transition(job_id, JobStatus.PENDING, shown_failure_at=shown_failure_at)
-
-
-#: Deepest nesting accepted in an entity's ``attributes``.
-MAX_ATTRIBUTES_DEPTH = 8
-
-
-def entity_errors(entities: Any) -> list[FieldError]:
-    """The checks of ``completed`` entities that the contract's schema cannot
-    state: a span that ends before it starts, ``attributes`` nested deeper
-    than :data:`MAX_ATTRIBUTES_DEPTH` or holding a string over 2,000
-    characters, a control character other than TAB, LF and CR in a
-    ``code``, ``code_system`` or the ``value``'s ``unit``, ``system`` or
-    ``code`` (identifiers, as an error item's entity code is). Pure (no database), and safe on any JSON value, so the API
-    can report these faults together with the schema's.
-
-    Returns:
-        Field errors with pointers into the request body (``/entities/N/...``).
-    """
-    if not isinstance(entities, list):
-        return []
-    errors: list[FieldError] = []
-    for index, entity in enumerate(entities):
-        if isinstance(entity, Mapping):
-            errors.extend(_entity_errors(index, entity)[0])
-    return errors
-
-
-def _entity_errors(index: int, entity: Mapping[str, Any]) -> tuple[list[FieldError], Any]:
-    errors: list[FieldError] = []
-    span = entity.get("span")
-    if isinstance(span, Mapping):
-        start, end = span.get("start"), span.get("end")
-        # Numbers, not only ints: JSON Schema's "integer" takes 1.0 too.
-        if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (start, end)) and end < start:
-            errors.append(field_error(f"/entities/{index}/span/end", "must not be before span.start"))
-    # Codes, code systems and units are identifiers, as an error item's
-    # entity code is (error_details.items.require_identifier).
-    value = entity.get("value")
-    identifiers = [(key, entity.get(key)) for key in ("code", "code_system")]
-    if isinstance(value, Mapping):
-        identifiers += [(f"value/{key}", value.get(key)) for key in ("unit", "system", "code")]
-    for where, text in identifiers:
-        if isinstance(text, str) and has_acting_control(text):
-            errors.append(field_error(
-                f"/entities/{index}/{where}", "must not hold a control character other than TAB, LF and CR (a code)"
-            ))
-    attributes = entity.get("attributes")
-    try:
-        attributes = clean_json_value(attributes, max_depth=MAX_ATTRIBUTES_DEPTH, max_string_length=2_000)
-    except InvalidJSONValueError as exc:
-        errors.append(field_error(f"/entities/{index}/attributes{exc.pointer}", exc.reason))
-    return errors, attributes
-
-
-def _entity_row(index: int, entity: Mapping[str, Any], attributes: Any) -> ExtractedEntity:
-    """The row of a checked entity; ``attributes`` as :func:`_entity_errors` cleaned them."""
-    span = entity["span"]
-    code = entity.get("code")
-    code_system = entity.get("code_system")
-    return ExtractedEntity(
-        position=index,
-        entity_type=EntityType(entity["entity_type"]).value,
-        text=clean_text(entity["text"]),
-        code=clean_text(code) if code is not None else None,
-        code_system=clean_text(code_system) if code_system is not None else None,
-        confidence=float(entity["confidence"]),
-        page=span.get("page"),
-        span_start=span["start"],
-        span_end=span["end"],
-        value=_quantity(entity.get("value")),
-        attributes=attributes,
-    )
-
-
-def _quantity(value: Mapping[str, Any] | None) -> dict[str, Any] | None:
-    # Checked against the contract's Quantity schema by the caller: a number
-    # and short strings; the strings follow the stored-text rule.
-    if value is None:
-        return None
-    return {key: clean_text(item) if isinstance(item, str) else item for key, item in value.items()}
 
 
 def list_entities(job_id: uuid.UUID | str) -> list[ExtractedEntity]:

@@ -261,6 +261,9 @@ def test_a_new_job_422_names_the_schema_faults_and_the_services_together(client,
     ("doc-\u202e1", "must not hold a format character"),
     ("doc-\u200b1", "must not hold a format character"),
     ("doc-\u001b1", "must not hold a control character"),
+    # A trial: a line separator was stored inside an id (a line break in logs and CSV viewers).
+    ("doc-\u20281", "must not hold a line or paragraph separator"),
+    ("doc-\u20291", "must not hold a line or paragraph separator"),
 ])
 def test_a_document_id_is_stored_as_sent_or_refused(client, app, document_id, says):
     """The sixth trial: " padded " was stored as "padded" (which a filter for

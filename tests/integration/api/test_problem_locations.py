@@ -199,6 +199,23 @@ def test_a_control_character_in_an_entitys_code_or_unit_is_a_422_at_its_pointer(
     assert row(app, job["id"]) == before
 
 
+def test_a_nul_in_an_entitys_code_is_a_422_not_a_replacement_character(client, app, job):
+    """A trial: "http://x\u0000" was stored as "http://x\ufffd" (the storage
+    rule for text), a code system the worker never sent, though ESC there
+    was refused; the contract refuses every control character in a code."""
+    entities = [
+        {**ENTITY, "code": "R07.9\x00"},
+        {**ENTITY, "code_system": "http://x\x00"},
+        {**ENTITY, "value": {"value": 5, "unit": "mg\x00"}},
+    ]
+    before = row(app, job["id"])
+    response = client.post(job_url(job["id"], "result"), json={"status": "completed", "entities": entities})
+    problem = assert_problem(response, 422, "invalid-entities")
+    assert [place for _, place in places(problem)] == [
+        "#/entities/0/code", "#/entities/1/code_system", "#/entities/2/value/unit"]
+    assert row(app, job["id"]) == before
+
+
 @pytest.mark.parametrize(
     ("path", "body", "pointer"),
     [

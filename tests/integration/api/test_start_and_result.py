@@ -194,18 +194,48 @@ def test_result_with_wrong_fields_is_a_422_and_changes_nothing(client, app, job,
     assert_client_still_works(client, job["id"])
 
 
+ENTITY = {
+    "entity_type": "Condition", "text": "hypertension", "code": "I10",
+    "code_system": "http://hl7.org/fhir/sid/icd-10-cm", "confidence": 0.9, "span": {"start": 0, "end": 12},
+    "attributes": {"negated": False, "certainty": "confirmed"},
+}  # fmt: skip
+
+
 @pytest.mark.parametrize(
     "body",
     [
-        {"status": "completed"},
+        {"status": "completed", "entities": [ENTITY]},
+        {"status": "completed", "entities": [{**ENTITY, "confidence": 0.8}]},
         {"status": "failed", "error_message": "late crash"},
         {"status": "validation_failed", "error_message": "late", "error_details": {}},
     ],
-    ids=["completed", "failed", "validation_failed"],
+    ids=["completed-with-entities", "completed-with-other-entities", "failed", "validation_failed"],
 )
 def test_result_on_a_completed_job_is_a_409_and_changes_nothing(client, app, job, body):
-    post_ok(client, job_url(job["id"], "result"), {"status": "completed"})
+    """Any result but the same completion again (below) is a 409: here the
+    job completed with no entities, or (for the failures) with one."""
+    post_ok(client, job_url(job["id"], "result"), {"status": "completed"} if "entities" in body
+            else {"status": "completed", "entities": [ENTITY]})
     before = row(app, job["id"])
+    entities = client.get(job_url(job["id"], "entities")).get_json()
     assert_problem(client.post(job_url(job["id"], "result"), json=body), 409, "invalid-transition")
     assert row(app, job["id"]) == before
+    assert client.get(job_url(job["id"], "entities")).get_json() == entities
     assert_client_still_works(client, job["id"])
+
+
+@pytest.mark.parametrize("entities", [[], [ENTITY, {**ENTITY, "text": "HTN", "span": {"start": 20, "end": 23}}]],
+                         ids=["none", "two"])
+def test_the_same_completion_again_is_a_200_that_changes_nothing(client, app, job, entities):
+    """A trial: a worker whose completion's answer was lost (and its key with
+    it) got a 409 on the retry, and could not tell "mine landed" from
+    "another worker completed it"; a failure sent twice was already a 200
+    that changes nothing. Key order inside attributes does not matter."""
+    first = post_ok(client, job_url(job["id"], "result"), {"status": "completed", "entities": entities})
+    before = row(app, job["id"])
+    stored = client.get(job_url(job["id"], "entities")).get_json()
+    again = [{**entity, "attributes": dict(reversed(list(entity["attributes"].items())))} for entity in entities]
+    answer = post_ok(client, job_url(job["id"], "result"), {"status": "completed", "entities": again})
+    assert answer == first
+    assert row(app, job["id"]) == before
+    assert client.get(job_url(job["id"], "entities")).get_json() == stored
