@@ -111,8 +111,8 @@ def _audit(action: str, applied: dict[str, list[str]]) -> exports.OnFinish:
         return _nothing_sent
     event_id = record_audit_event(current_actor(), action, applied)
 
-    def finish(row_count: int) -> None:
-        set_audit_row_count(event_id, row_count)
+    def finish(row_count: int, complete: bool) -> None:
+        set_audit_row_count(event_id, row_count, complete)
 
     return finish
 
@@ -148,7 +148,7 @@ def _cross_site_question(applied: dict[str, list[str]], kind: str) -> str | None
     return render_template("exports/confirm.html", applied=applied, kind=kind, same_url=request.full_path.rstrip("?"))
 
 
-def _nothing_sent(row_count: int) -> None:
+def _nothing_sent(row_count: int, complete: bool) -> None:
     """``on_finish`` of a HEAD request, which exports nothing."""
 
 

@@ -309,8 +309,20 @@ def note_in_audit_event(event_id: uuid.UUID, facts: dict[str, Any]) -> None:
             event.filter = {**(event.filter if isinstance(event.filter, dict) else {}), **facts}
 
 
-def set_audit_row_count(event_id: uuid.UUID, row_count: int) -> None:
-    """Record how many rows an audited export sent, once it has ended (own transaction)."""
+#: The fact an export's audit row gets when its file was cut short.
+CUT_SHORT_FACT = ("ended", ["before its last row: the download stopped (the client went away or the export failed)"])
+
+
+def set_audit_row_count(event_id: uuid.UUID, row_count: int, complete: bool = True) -> None:
+    """Record how many rows an audited export sent, once it has ended (own
+    transaction). ``complete=False`` (the stream stopped before its last
+    row) also adds :data:`CUT_SHORT_FACT` to the row's facts, so a partial
+    file is not read as the whole (a trial: a download closed after 4 KB
+    showed 2,000 rows like a full one)."""
+    values: dict[str, Any] = {"row_count": row_count}
     with write_transaction():
-        db.session.execute(sa.update(AuditEvent).where(AuditEvent.id == event_id).values(row_count=row_count))
+        if not complete:
+            facts = db.session.scalar(sa.select(AuditEvent.filter).where(AuditEvent.id == event_id))
+            values["filter"] = {**(facts if isinstance(facts, dict) else {}), CUT_SHORT_FACT[0]: CUT_SHORT_FACT[1]}
+        db.session.execute(sa.update(AuditEvent).where(AuditEvent.id == event_id).values(**values))
 

@@ -146,6 +146,26 @@ def test_an_export_is_audited_before_its_first_byte(app, client, path):
     (event,) = _events(app)
     expected = 0 if path.endswith("entities.csv") else 1
     assert event.row_count == expected
+    assert "ended" not in event.filter  # read to its end: not marked
+
+
+@pytest.mark.parametrize("path", ["/exports/job-errors.csv", "/exports/job-errors.ndjson"])
+def test_an_export_cut_short_says_so_in_its_audit_row(app, client, path):
+    """A trial: a download closed after 4 KB showed "2000" rows in the log
+    like a complete one, so a partial file read as the whole."""
+    _failed_job(app)
+    response = client.get(f"{path}?document_id=doc-audit", buffered=False)
+    try:
+        first = next(iter(response.response))  # the header and the first batch; the client goes away
+    finally:
+        response.close()
+    assert first
+    (event,) = _events(app)
+    assert event.row_count == 1
+    assert event.filter["ended"] == list(access.CUT_SHORT_FACT[1])
+    assert event.filter["document_id"] == ["doc-audit"]  # the facts from before are kept
+    page = client.get("/admin/audit?views=hide").get_data(as_text=True)
+    assert "before its last row: the download stopped" in page
 
 
 @pytest.mark.parametrize("path", ["/exports/job-errors.csv", "/exports/job-errors.ndjson", "/exports/entities.csv"])

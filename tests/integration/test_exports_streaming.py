@@ -82,10 +82,10 @@ def _open_cursors() -> int:
 def test_first_chunk_comes_from_the_first_batch_through_a_server_side_cursor(
     app, backend, many_jobs, statements
 ):
-    finished: list[int] = []
+    finished: list[tuple[int, bool]] = []
     with app.app_context():
         stream = exports.iter_job_errors_csv(
-            JobFilter(), ExportRows.JOBS, on_finish=finished.append, batch_size=BATCH
+            JobFilter(), ExportRows.JOBS, on_finish=lambda count, complete: finished.append((count, complete)), batch_size=BATCH
         )
         first = next(stream)
         # Header plus exactly one batch of jobs: the rest is still in the database.
@@ -101,7 +101,7 @@ def test_first_chunk_comes_from_the_first_batch_through_a_server_side_cursor(
         assert len(rest) == -(-JOBS // BATCH) - 1  # one chunk per further batch
         every = list(csv.reader(io.StringIO((first + "".join(rest)).lstrip("\ufeff"), newline="")))
         assert [r[0] for r in every[1:]] == many_jobs
-        assert finished == [JOBS]
+        assert finished == [(JOBS, True)]
         assert not db.session().in_transaction()  # the read transaction is over
         if backend == "postgresql":
             assert _open_cursors() == 0
@@ -119,43 +119,43 @@ def test_first_chunk_comes_from_the_first_batch_through_a_server_side_cursor(
     ids=["csv-items", "csv-jobs", "ndjson-items", "ndjson-jobs"],
 )
 def test_on_finish_gets_the_exact_row_count(app, many_jobs, make, expected):
-    finished: list[int] = []
+    finished: list[tuple[int, bool]] = []
     with app.app_context():
-        text = "".join(make(JobFilter(), on_finish=finished.append, batch_size=BATCH))
+        text = "".join(make(JobFilter(), on_finish=lambda count, complete: finished.append((count, complete)), batch_size=BATCH))
     if text.startswith("\ufeff"):
         assert len(list(csv.reader(io.StringIO(text[1:], newline="")))) - 1 == expected
     else:
         assert len([json.loads(line) for line in text.splitlines()]) == expected
-    assert finished == [expected]
+    assert finished == [(expected, True)]
 
 
 def test_on_finish_counts_entities_and_empty_exports(app, many_jobs):
     entity = {"entity_type": "Condition", "text": "asthma", "code": "J45",
               "code_system": "http://hl7.org/fhir/sid/icd-10-cm", "confidence": 0.9,
               "span": {"start": 0, "end": 6}}
-    finished: list[int] = []
+    finished: list[tuple[int, bool]] = []
     with app.app_context():
         for name in ("a", "b"):
             complete_job(create_job(f"doc-{name}").id, [entity, entity, entity])
-        text = "".join(exports.iter_entities_csv(JobFilter(), on_finish=finished.append, batch_size=BATCH))
+        text = "".join(exports.iter_entities_csv(JobFilter(), on_finish=lambda count, complete: finished.append((count, complete)), batch_size=BATCH))
         assert text.count("\r\n") == 1 + 6
-        assert "".join(exports.iter_job_errors_csv(JobFilter(error_code="none"), on_finish=finished.append)) \
+        assert "".join(exports.iter_job_errors_csv(JobFilter(error_code="none"), on_finish=lambda count, complete: finished.append((count, complete)))) \
             == "\ufeff" + ",".join(exports.ITEM_COLUMNS) + "\r\n"
-    assert finished == [6, 0]
+    assert finished == [(6, True), (0, True)]
 
 
 def test_a_stream_closed_early_reports_the_rows_handed_out_and_releases_the_database(
     app, backend, many_jobs
 ):
-    finished: list[int] = []
+    finished: list[tuple[int, bool]] = []
     with app.app_context():
         stream = exports.iter_job_errors_ndjson(
-            JobFilter(), ExportRows.JOBS, on_finish=finished.append, batch_size=BATCH
+            JobFilter(), ExportRows.JOBS, on_finish=lambda count, complete: finished.append((count, complete)), batch_size=BATCH
         )
         handed_out = next(stream) + next(stream)
         stream.close()  # what a WSGI server does when the client goes away
         assert handed_out.count("\n") == 2 * BATCH
-        assert finished == [2 * BATCH]
+        assert finished == [(2 * BATCH, False)]  # not complete: the audit row says so
         assert not db.session().in_transaction()
         if backend == "postgresql":
             assert _open_cursors() == 0
@@ -167,7 +167,7 @@ def test_the_callback_may_write_once_the_stream_is_over(app, many_jobs):
     with app.app_context():
         target = many_jobs[-1]
 
-        def on_finish(row_count: int) -> None:
+        def on_finish(row_count: int, complete: bool) -> None:
             db.session.execute(
                 sa.update(ProcessingJob).where(ProcessingJob.id == uuid.UUID(target))
                 .values(acknowledged_by=f"exported {row_count}")

@@ -32,9 +32,11 @@ COPY_CHUNK_ROWS = 2_000
 
 #: Called once when an export stream ends -- read to the end, closed early
 #: (the client went away) or failed -- with the number of data rows handed
-#: out (the CSV header not counted). The read transaction is over by then,
-#: so the callback may write (an audit event, say) through ``db.session``.
-OnFinish = Callable[[int], None]
+#: out (the CSV header not counted) and whether the stream reached its end
+#: (``False``: closed early or failed, so the file is cut short). The read
+#: transaction is over by then, so the callback may write (an audit event,
+#: say) through ``db.session``.
+OnFinish = Callable[[int, bool], None]
 
 
 class ExportRows(StrEnum):
@@ -65,7 +67,8 @@ def _stream(
     preamble: str,
     on_finish: OnFinish | None,
 ) -> Iterator[str]:
-    """Yield ``preamble`` and one rendered chunk per batch; report the row count.
+    """Yield ``preamble`` and one rendered chunk per batch; report the row
+    count and whether the last chunk was handed out.
 
     The query runs before anything is yielded, so a database that cannot
     answer fails the response before its first byte. ``on_finish`` is called
@@ -74,7 +77,7 @@ def _stream(
     error. A generator that was never started runs nothing, so it is not
     called then.
     """
-    row_count = 0
+    row_count, complete = 0, False
     try:
         first = True
         for batch in batches:
@@ -86,10 +89,11 @@ def _stream(
             yield text
         if first:  # no rows at all: the header alone
             yield preamble
+        complete = True
     finally:
         batches.close()  # ends the read transaction before the callback runs
         if on_finish is not None:
-            on_finish(row_count)
+            on_finish(row_count, complete)
 
 
 def _same(rows: Records) -> Records:
