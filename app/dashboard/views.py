@@ -292,7 +292,8 @@ def _list_links(
         # the message, a failure group) matches no completed job, so its
         # entities file would always be empty.
         # A search may match a completed job by a failure it had before a requeue.
-        offers_entities=job_filter.error_code is None and job_filter.group_id is None,
+        offers_entities=job_filter.error_code is None and job_filter.group_id is None
+        and job_filter.acknowledged is not AcknowledgedFilter.ONLY,
     )
 
 

@@ -25,7 +25,7 @@ from app.models.access import Permission
 from app.services import exports
 from app.services.access import record_audit_event, set_audit_row_count
 from app.services.failure_groups import queries as group_queries
-from app.services.processing_jobs.job_filter import JobFilter
+from app.services.processing_jobs.job_filter import AcknowledgedFilter, JobFilter
 from app.web.query import (
     DEFAULT_DASHBOARD_ACKNOWLEDGED,
     FILTER_PARAMETERS,
@@ -220,22 +220,34 @@ def export_job_errors_ndjson() -> Response | str:
 def export_entities_csv() -> Response | str:
     """CSV of the extracted entities of the ``Completed`` jobs matching the
     dashboard's filter. Only completed jobs have entities, so a ``status``
-    that leaves ``Completed`` out is a 400 (the file would be empty while
-    the audit row listed the status as applied); without ``status`` the
-    dashboard's default (failures) is not applied. Audited."""
+    that leaves ``Completed`` out, an ``error_code``, a ``group`` or
+    ``acknowledged=only`` is a 400 (the file would always be empty while
+    the audit row listed them as applied); without ``status`` the
+    dashboard's default (failures) is not applied. Audited, with the
+    filter the file applies (``status = Completed``)."""
     refuse_unknown_parameters(request.args, FILTER_PARAMETERS)
     # Without a status of its own (an empty status= too, as the list's form
     # sends one) the filter keeps every status: not the dashboard's failures.
     job_filter = job_filter_from_args(
         request.args, default_statuses=(), default_acknowledged=DEFAULT_DASHBOARD_ACKNOWLEDGED
     )
+    faults = []
     if job_filter.statuses and JobStatus.COMPLETED not in job_filter.statuses:
-        raise InvalidQueryError(
-            "The entities export has the entities of Completed jobs only.",
-            [parameter_error("status", "leave it out, or include Completed: only completed jobs have entities")],
-        )
-    group_queries.require_group(job_filter.group_id)
-    applied = job_filter.applied()
+        faults.append(parameter_error("status", "leave it out, or include Completed: only completed jobs have entities"))
+    # A completed job has no current failure (no error code, no group) and
+    # is never acknowledged: each of these would make a file always empty
+    # (a trial got 200 and a header alone), as a status without Completed.
+    for parameter, given in (("error_code", job_filter.error_code is not None),
+                             ("group", job_filter.group_id is not None),
+                             ("acknowledged", job_filter.acknowledged is AcknowledgedFilter.ONLY)):
+        if given:
+            faults.append(parameter_error(parameter, "leave it out: it matches failed jobs, and only completed jobs "
+                                                     "have entities"))
+    if faults:
+        raise InvalidQueryError("The entities export has the entities of Completed jobs only.", faults)
+    # The filter the file applies: its jobs are the Completed ones whatever
+    # status was sent (a trial: "status = Completed, Pending" in the log).
+    applied = exports.entities_filter(job_filter).applied()
     if (question := _cross_site_question(applied, "the entities CSV")) is not None:
         return question
     chunks = exports.iter_entities_csv(job_filter, on_finish=_audit("export.entities.csv", applied))

@@ -423,6 +423,7 @@ def test_a_search_exports_the_items_that_hold_the_text(app, client):
         ("error_code=schema.maximum", "-code-schema.maximum"),
         ("group=<group>&error_code=x/y%20z&job_type=ocr", "-group-<group>-code-x_y_z-type-ocr"),
         ("error_code=" + "é" * 50, "-code-" + "_" * 40),
+        ("job_type=ocr", "-type-ocr"),
         # A document id or a search could name a patient: never in a file name.
         ("document_id=Jane%20Doe&q=Doe", ""),
     ],
@@ -440,6 +441,8 @@ def test_the_file_name_says_what_narrowed_the_export(app, client, query, tag):
     for path, name in (("/exports/job-errors.csv", "job-errors-per-item"),
                        ("/exports/job-errors.ndjson?rows=jobs", "job-errors-per-job"),
                        ("/exports/entities.csv", "entities")):
+        if path.startswith("/exports/entities") and ("error_code" in query or "group" in query):
+            continue  # refused there: no completed job has a failure (test_entities_csv_refuses_...)
         separator = "&" if "?" in path else "?"
         response = client.get(f"{path}{separator}{query}")
         body = response.get_data(as_text=True)  # the stream read to its end, its contexts closed
@@ -623,6 +626,30 @@ def test_entities_csv_follows_the_filter_and_refuses_a_status_without_completed(
         (other, "0"), (completed, "0"), (completed, "1"),
     ]
     assert csv_rows(client.get("/exports/entities.csv?q=anything")) == []  # no job ever failed with it
+
+
+def test_entities_csv_refuses_filters_no_completed_job_matches_and_audits_what_it_applies(app, client, completed):
+    """A trial: ``error_code``, ``group`` and ``acknowledged=only`` gave 200
+    and a header alone (a completed job has no current failure and is never
+    acknowledged), and ``status=Completed&status=Pending`` was audited as
+    both though the file applies Completed alone."""
+    with app.app_context():
+        audited = db.session.scalar(sa.select(sa.func.count()).select_from(AuditEvent))
+    response = client.get("/exports/entities.csv?error_code=schema.required&group=1&acknowledged=only")
+    assert response.status_code == 400
+    html = response.get_data(as_text=True)
+    for parameter in ("error_code", "group", "acknowledged"):
+        assert f"<code>{parameter}</code>" in html, parameter
+    assert html.count("only completed jobs have entities") == 3
+    with app.app_context():
+        assert db.session.scalar(sa.select(sa.func.count()).select_from(AuditEvent)) == audited
+    rows = csv_rows(client.get("/exports/entities.csv?status=Completed&status=Pending&acknowledged=include"))
+    assert {r["job_id"] for r in rows} == {completed}
+    with app.app_context():
+        event = db.session.scalars(sa.select(AuditEvent).where(AuditEvent.action == "export.entities.csv")
+                                   .order_by(AuditEvent.occurred_at.desc())).first()
+    assert event.filter["status"] == ["Completed"]
+    assert event.filter["acknowledged"] == ["include"]
 
 
 def test_rows_jobs_writes_details_as_json_text_strings_included(app, client):
