@@ -59,9 +59,12 @@ def _keep_typed_fields(key: int, invalid: dict[str, str]) -> None:
     # only. Cut to the field's length; a value holding a control or format
     # character is not shown again (the page would mark it, [ZWSP], and a
     # second submit would send the mark as text): the message says why.
+    # Only the fields the refused form had: the other forms keep their own
+    # defaults (a trial: after a refused Ignore, Resolve's worker, filled in
+    # with the usual one, came back empty, and a resolve then named none).
     session[group_forms.REFUSED_FORM_KEY] = {"group": key, "fields": {
-        name: group_forms.shown_again(request.form.get(name, ""))[:MAX_TEXT_LENGTH]
-        for name in group_forms.TYPED_FIELDS}, "invalid": invalid}
+        name: group_forms.shown_again(request.form[name])[:MAX_TEXT_LENGTH]
+        for name in group_forms.TYPED_FIELDS if name in request.form}, "invalid": invalid}
 
 
 @bp.post("/groups/<group_id>/resolve")

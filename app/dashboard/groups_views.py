@@ -164,7 +164,7 @@ def show_group(group_id: str) -> str:
     """One group: summary, counts over 14 days, distribution by job type and
     worker version, the timeline of its states and the actions on its jobs,
     sample jobs (keyset), a sample error item and the actions, with the fields
-    of a refused action form as typed (:func:`_form_error_page`)."""
+    of a refused action form as typed (kept by :mod:`app.dashboard.group_action_views`)."""
     refuse_unknown_parameters(request.args, ("cursor",))
     key = _group_id(group_id)
     # Only when there is one: a pop marks the session changed (a new cookie on every view).

@@ -338,6 +338,20 @@ def test_a_refused_worker_name_is_not_shown_again_as_its_mark(app, client, group
     assert re.search(r'lately: <bdi>extractor</bdi> \(\d+\)', html)
 
 
+def test_a_refused_ignore_leaves_the_resolve_forms_worker_filled_in(app, client, groups):  # noqa: F811
+    """A trial: after a refused Ignore ("until 2020-01-01"), Resolve's "of
+    worker", first filled in with the usual worker, came back empty, and a
+    resolve in a version then named no worker."""
+    path = f"/groups/{groups['unit']}"
+    first = client.get(path).get_data(as_text=True)
+    usual = re.search(r'<input type="text" name="in_worker"[^>]*value="([^"]*)"', first).group(1)
+    assert usual == "extractor"
+    html = _refused(client, path, "ignore", {"mode": "until_date", "until": "2020-01-01"})
+    assert "Ignore until" in _flash_error(html)
+    assert re.search(r'<input type="text" name="in_worker"[^>]*value="([^"]*)"', html).group(1) == usual
+    assert re.search(r'name="until"[^>]*value="2020-01-01"', html)  # the refused form's own field, as typed
+
+
 def test_the_group_list_refuses_a_range_ending_before_it_starts_and_says_each_state_once(client, groups):  # noqa: F811
     """A trial: from after to listed nothing (where /jobs answers 400); the
     chip said "all or all" and kept a space typed before a state."""
