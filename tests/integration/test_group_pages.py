@@ -96,6 +96,8 @@ def test_groups_list_filters_sorts_and_pages(client, groups):
     assert titles("?state=resolved") == []
     assert len(titles("?state=new")) == 2 and len(titles("?state=all")) == 2
     assert titles("?sort=job_count")[0].startswith("unit.not_ucum")
+    # The order is said (a trial read "First seen" as oldest first: failing longest).
+    assert "Sort by (newest or largest first):" in client.get("/groups?sort=first_seen").get_data(as_text=True)
     first = client.get("/groups?limit=1").get_data(as_text=True)
     next_link = re.search(r'rel="next" href="([^"]+)"', first).group(1).replace("&amp;", "&")
     assert len(titles("?limit=1")) == 1
