@@ -25,7 +25,7 @@ from flask_wtf.csrf import CSRFError
 from sqlalchemy import exc as sa_exc
 from werkzeug.exceptions import HTTPException, NotFound, SecurityError
 
-from app.errors import FieldError, ServiceError
+from app.errors import FieldError, ServiceError, field_error, header_error
 from app.observability.request_id import current_request_id
 from app.redirects import same_site_referrer
 from app.unit_of_work import is_replayable
@@ -134,14 +134,18 @@ def _handle_http_exception(error: HTTPException) -> Response | tuple[str, int, d
                        "bad-request")
     status = error.code or 500
     title = error.name
+    errors: list[FieldError] = []
     if status == 413:
         # RFC 9110 section 15.5.14 renamed it; Werkzeug keeps RFC 7231's
         # "Request Entity Too Large". The title now matches the type's slug.
         title = "Content Too Large"
-        detail = (
-            f"The request body is larger than the limit of "
-            f"{current_app.config['MAX_CONTENT_LENGTH']} bytes."
-        )
+        limit = current_app.config["MAX_CONTENT_LENGTH"]
+        detail = f"The request body is larger than the limit of {limit} bytes."
+        # Where the fault is, as every other problem says (a trial): the
+        # declared length, or the body itself when it came chunked.
+        errors.append(header_error("Content-Length", f"must be at most {limit} bytes")
+                      if request.content_length is not None
+                      else field_error("", f"the body reached the limit of {limit} bytes"))
     elif status == 404 and error.description == NotFound.description:
         # Werkzeug's own words ("If you entered the URL manually please check
         # your spelling...") for a path nothing answers: say where to look.
@@ -154,10 +158,10 @@ def _handle_http_exception(error: HTTPException) -> Response | tuple[str, int, d
     allow = error.get_response().headers.get("Allow") if status == 405 else None
     headers = {"Allow": allow} if allow else {}
     if _wants_json():
-        response = problem(status, title, detail, _HTTP_SLUGS.get(status, "http-error"))
+        response = problem(status, title, detail, _HTTP_SLUGS.get(status, "http-error"), errors)
         response.headers.update(headers)
         return response
-    return render_template("error.html", status=status, title=title, detail=detail, errors=()), status, headers
+    return render_template("error.html", status=status, title=title, detail=detail, errors=errors), status, headers
 
 
 def _handle_unexpected(error: Exception) -> Response | tuple[str, int]:

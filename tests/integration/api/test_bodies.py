@@ -505,6 +505,9 @@ def test_body_over_the_configured_limit_is_a_413_problem(make_app, auth_headers)
     response = client.post(url, data=_padded(_body("too big"), 1025), content_type="application/json")
     problem = assert_problem(response, 413, "content-too-large")
     assert "1024 bytes" in problem["detail"]
+    # Where: the declared length (a trial found no place named).
+    assert problem["errors"] == [{"field": "Content-Length", "header": "Content-Length",
+                                  "detail": "must be at most 1024 bytes"}]
     assert row(small, job["id"]) == before
     # A body of exactly the limit is read.
     response = client.post(url, data=_padded(_body("just fits"), 1024), content_type="application/json")
