@@ -233,7 +233,8 @@ def export_entities_csv() -> Response | str:
     )
     faults = []
     if job_filter.statuses and JobStatus.COMPLETED not in job_filter.statuses:
-        faults.append(parameter_error("status", "leave it out, or include Completed: only completed jobs have entities"))
+        faults.append(parameter_error("status",
+                                      "leave it out, or include Completed: only completed jobs have entities"))
     # A completed job has no current failure (no error code, no group) and
     # is never acknowledged: each of these would make a file always empty
     # (a trial got 200 and a header alone), as a status without Completed.

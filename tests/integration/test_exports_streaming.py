@@ -33,6 +33,11 @@ JOBS = 23
 BATCH = 4
 
 
+def _recorded(finished: list[tuple[int, bool]]):  # noqa: ANN202
+    """An ``on_finish`` that notes each call's ``(row_count, complete)``."""
+    return lambda count, complete: finished.append((count, complete))
+
+
 def _envelope(count: int) -> dict[str, Any]:
     items = [{"code": f"c.{n}", "severity": "error", "message": f"m {n}", "pointer": f"/entities/{n}"}
              for n in range(count)]
@@ -85,7 +90,7 @@ def test_first_chunk_comes_from_the_first_batch_through_a_server_side_cursor(
     finished: list[tuple[int, bool]] = []
     with app.app_context():
         stream = exports.iter_job_errors_csv(
-            JobFilter(), ExportRows.JOBS, on_finish=lambda count, complete: finished.append((count, complete)), batch_size=BATCH
+            JobFilter(), ExportRows.JOBS, on_finish=_recorded(finished), batch_size=BATCH
         )
         first = next(stream)
         # Header plus exactly one batch of jobs: the rest is still in the database.
@@ -121,7 +126,7 @@ def test_first_chunk_comes_from_the_first_batch_through_a_server_side_cursor(
 def test_on_finish_gets_the_exact_row_count(app, many_jobs, make, expected):
     finished: list[tuple[int, bool]] = []
     with app.app_context():
-        text = "".join(make(JobFilter(), on_finish=lambda count, complete: finished.append((count, complete)), batch_size=BATCH))
+        text = "".join(make(JobFilter(), on_finish=_recorded(finished), batch_size=BATCH))
     if text.startswith("\ufeff"):
         assert len(list(csv.reader(io.StringIO(text[1:], newline="")))) - 1 == expected
     else:
@@ -137,9 +142,9 @@ def test_on_finish_counts_entities_and_empty_exports(app, many_jobs):
     with app.app_context():
         for name in ("a", "b"):
             complete_job(create_job(f"doc-{name}").id, [entity, entity, entity])
-        text = "".join(exports.iter_entities_csv(JobFilter(), on_finish=lambda count, complete: finished.append((count, complete)), batch_size=BATCH))
+        text = "".join(exports.iter_entities_csv(JobFilter(), on_finish=_recorded(finished), batch_size=BATCH))
         assert text.count("\r\n") == 1 + 6
-        assert "".join(exports.iter_job_errors_csv(JobFilter(error_code="none"), on_finish=lambda count, complete: finished.append((count, complete)))) \
+        assert "".join(exports.iter_job_errors_csv(JobFilter(error_code="none"), on_finish=_recorded(finished))) \
             == "\ufeff" + ",".join(exports.ITEM_COLUMNS) + "\r\n"
     assert finished == [(6, True), (0, True)]
 
@@ -150,7 +155,7 @@ def test_a_stream_closed_early_reports_the_rows_handed_out_and_releases_the_data
     finished: list[tuple[int, bool]] = []
     with app.app_context():
         stream = exports.iter_job_errors_ndjson(
-            JobFilter(), ExportRows.JOBS, on_finish=lambda count, complete: finished.append((count, complete)), batch_size=BATCH
+            JobFilter(), ExportRows.JOBS, on_finish=_recorded(finished), batch_size=BATCH
         )
         handed_out = next(stream) + next(stream)
         stream.close()  # what a WSGI server does when the client goes away

@@ -169,7 +169,8 @@ def test_an_emptied_worker_resolves_in_the_nameless_workers_when_no_occurrence_n
 
 @pytest.mark.parametrize(("kwargs", "says"), [
     ({"in_worker": "extractor"}, "give it with in_version only"),
-    ({"in_version": "2.0.0", "in_worker": "ex\u202etractor"}, "must not hold control, format or line-separator characters"),
+    ({"in_version": "2.0.0", "in_worker": "ex\u202etractor"},
+     "must not hold control, format or line-separator characters"),
     ({"in_version": "2.0.0", "in_worker": " extractor"}, "without surrounding spaces"),
 ])
 def test_a_resolve_refuses_a_bad_worker_name_and_changes_nothing(app_ctx, kwargs, says):

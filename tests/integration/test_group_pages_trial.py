@@ -330,7 +330,8 @@ def test_a_refused_worker_name_is_not_shown_again_as_its_mark(app, client, group
     text "extractor[ZWSP]", and a second submit resolved with that text."""
     path = f"/groups/{groups['unit']}"
     html = _refused(client, path, "resolve", {"in_version": "1.6.0", "in_worker": "extractor\u200b"})
-    assert "Resolve in version … of worker: must not hold control, format or line-separator characters" in _flash_error(html)
+    said = "Resolve in version … of worker: must not hold control, format or line-separator characters"
+    assert said in _flash_error(html)
     field = re.search(r'<input type="text" name="in_worker"[^>]*value="([^"]*)"', html).group(1)
     assert field == "" and "[ZWSP]" not in field
     assert _state(app, groups["unit"]) == "unresolved"

@@ -36,7 +36,8 @@ def check_worker(worker: Any) -> tuple[str | None, str | None, list[FieldError]]
             errors.append(field_error(f"/worker/{key}", f"must be a string of 1 to {limit} characters without surrounding spaces"))
         elif has_unseen_character(value):
             errors.append(field_error(
-                f"/worker/{key}", "must not hold control, format or line-separator characters, or unpaired UTF-16 surrogates"))
+                f"/worker/{key}",
+                "must not hold control, format or line-separator characters, or unpaired UTF-16 surrogates"))
     if errors:
         return None, None, errors
     return values["name"], values["version"], []

@@ -33,9 +33,10 @@ def entity_errors(entities: Any) -> list[FieldError]:
     state: a span that ends before it starts, ``attributes`` nested deeper
     than :data:`MAX_ATTRIBUTES_DEPTH` or holding a string over 2,000
     characters, a control character other than TAB, LF and CR (NUL
-    included) in a ``code``, ``code_system`` or the ``value``'s ``unit``, ``system`` or
-    ``code`` (identifiers, as an error item's entity code is). Pure (no database), and safe on any JSON value, so the API
-    can report these faults together with the schema's.
+    included) in a ``code``, ``code_system`` or the ``value``'s ``unit``,
+    ``system`` or ``code`` (identifiers, as an error item's entity code is).
+    Pure (no database), and safe on any JSON value, so the API can report
+    these faults together with the schema's.
 
     Returns:
         Field errors with pointers into the request body (``/entities/N/...``).
