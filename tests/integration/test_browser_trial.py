@@ -413,7 +413,7 @@ def _summary_measures(page) -> dict[str, Any]:
 
 
 @pytest.mark.parametrize("javascript", [True, False], ids=["js-on", "js-off"])
-@pytest.mark.parametrize("width", [390, 768, 1400, 1920])
+@pytest.mark.parametrize("width", [320, 360, 390, 768, 1400, 1920])
 def test_the_summary_frame_fits_its_content(site, browser, width, javascript):  # noqa: F811
     """The frame's height is fixed by CSS (an iframe cannot take its
     content's height without a script, and the pages have none; a fixed
