@@ -94,6 +94,12 @@ def list_groups() -> str | Response:
     through = daily_rollup.rolled_through()
     page = queries.list_groups(group_filter, sort=sort, limit=wanted.limit, cursor=wanted.cursor)
     ids = [view.group.id for view in page.items]
+    # Each row shows a recent message of its group ("e.g. ..."), which may
+    # name a patient: audited before the page is, as the group page and the
+    # API's list are (a trial).
+    shown = [view.group.id for view in page.items if view.group.sample_message]
+    if shown:
+        audit_seen("seen.groups", {"group_ids": shown})
     sparklines = series.sparkline_series(ids, now, days=DAYS_14, through=through)
     # Each row's two links from one built URL each: url_for per row was a
     # sixth of the page's render (docs/benchmarks.md, "Failure-group pages").

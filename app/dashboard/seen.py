@@ -3,9 +3,11 @@
 Error details may hold patient data, so a page that shows them (a job's
 page and its JSON, a group's page with its sample error item) writes an
 audit row naming who saw what (``seen.job``, ``seen.group``) before it is
-rendered: if the row cannot be written, the page is not shown. Exports and
-actions have their own rows; the lists, which show only short messages,
-are not audited per view.
+rendered: if the row cannot be written, the page is not shown. The lists
+show short messages, which may name a patient too: ``/jobs`` (and the
+search, which lists there) writes ``seen.jobs`` with the jobs whose
+message it shows, ``/groups`` ``seen.groups`` with the groups whose
+recent message it shows. Exports and actions have their own rows.
 """
 
 from __future__ import annotations
@@ -21,9 +23,10 @@ from app.services.access import record_audit_event
 
 def audit_seen(action: str, facts: Mapping[str, Any]) -> None:
     """Write the audit row of a page about to show error details:
-    ``action`` (``seen.job`` or ``seen.group``) by the signed-in user, with
-    ``facts`` (``job_ids``: a list of job id strings, as every audit row
-    naming jobs has them, so the audit page links them; ``group_id``), in
+    ``action`` (``seen.job``, ``seen.group``, ``seen.jobs``,
+    ``seen.groups``) by the signed-in user, with ``facts`` (``job_ids``: a
+    list of job id strings, as every audit row naming jobs has them, so the
+    audit page links them; ``group_id`` or ``group_ids``), in
     its own committed transaction. Nothing for ``HEAD``, which shows
     nothing.
 

@@ -137,6 +137,12 @@ def list_jobs() -> str | Response:
     # The group named by ?group= (404 when unknown), for its title.
     group = queries.get_group(job_filter.group_id).group if job_filter.group_id is not None else None
     found = find_groups_by_title(job_filter.text, limit=MAX_GROUPS_FOUND + 1) if job_filter.text is not None else []
+    # The rows show each failure's message, which may name a patient: who saw
+    # which jobs is written before the page is (as the API's lists are; a
+    # trial saw "Patient John Doe ..." on /jobs and /search with no row).
+    shown = [str(job.id) for job in page.jobs if job.error_message is not None]
+    if shown:
+        audit_seen("seen.jobs", {"job_ids": shown})
     return render_template(
         "jobs/list.html",
         page=page,

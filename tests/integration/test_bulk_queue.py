@@ -27,6 +27,9 @@ from app.services.failure_groups import queries
 from app.unit_of_work import write_transaction
 from tests.integration.test_dashboard_actions import _csrf, _failed_job, _row
 
+#: Audit rows other than the views (``seen.*``) the pages write before they show error text.
+NOT_VIEWS = AuditEvent.action.not_like("seen.%")
+
 JOBS = 3_000
 ITEM = {"code": "unit.not_ucum", "severity": "error", "message": "not UCUM", "pointer": "/entities/0/value/unit"}
 #: Longest wait for a worker to get somewhere, in seconds.
@@ -147,7 +150,7 @@ def _assert_finished(app, group_id: int) -> None:
         bulk = db.session.scalars(sa.select(BulkAction)).one()
         assert (bulk.state, bulk.total, bulk.changed, bulk.skipped, bulk.next_position) == (
             "done", JOBS + 1, JOBS + 1, 0, JOBS + 1)
-        audit = db.session.scalars(sa.select(AuditEvent).where(AuditEvent.action == "jobs.requeue")).one()
+        audit = db.session.scalars(sa.select(AuditEvent).where(NOT_VIEWS).where(AuditEvent.action == "jobs.requeue")).one()
         assert audit.row_count == JOBS + 1 and audit.filter["group_id"] == group_id
         assert db.session.scalar(sa.select(sa.func.count()).where(ProcessingJob.status == "Pending")) == JOBS + 1
         view = queries.get_group(group_id)
@@ -167,7 +170,7 @@ def test_a_group_requeue_is_audited_queued_once_and_run_by_the_worker(queue_app,
     bulk = _bulk(app)
     assert bulk.state == "running" and bulk.changed == 0
     with app.app_context():
-        audit = db.session.scalars(sa.select(AuditEvent).where(AuditEvent.action == "jobs.requeue")).one()
+        audit = db.session.scalars(sa.select(AuditEvent).where(NOT_VIEWS).where(AuditEvent.action == "jobs.requeue")).one()
         assert audit.row_count == 0 and audit.filter["selected"] == JOBS + 1
         assert audit.filter["bulk_action_id"] == str(bulk.id)
         assert db.session.scalar(sa.select(sa.func.count()).where(ProcessingJob.status == "Pending")) == 0
@@ -183,7 +186,7 @@ def test_a_group_requeue_is_audited_queued_once_and_run_by_the_worker(queue_app,
             assert bulk_queue.defer_run(bulk.id) is False
     assert len(_queued(app, bulk.id)) == 1
     with app.app_context():
-        assert db.session.scalar(sa.select(sa.func.count()).select_from(AuditEvent)
+        assert db.session.scalar(sa.select(sa.func.count()).select_from(AuditEvent).where(NOT_VIEWS)
                                  .where(AuditEvent.action == "jobs.requeue")) == 1
 
     worker = start_worker("--batch-size", "500")
@@ -330,7 +333,7 @@ def test_a_filter_acknowledge_runs_on_a_worker_that_stops_when_the_queue_is_empt
     assert all(_row(app, i)["acknowledged_at"] is not None for i in ids)
     assert _row(app, other)["acknowledged_at"] is None
     with app.app_context():
-        event = db.session.scalars(sa.select(AuditEvent)).one()
+        event = db.session.scalars(sa.select(AuditEvent).where(NOT_VIEWS)).one()
     assert event.filter["scope"] == "filter" and event.filter["query"] == {"q": ["timeout"]}
     assert event.filter["selected"] == 4 and event.row_count == 4
 

@@ -14,6 +14,9 @@ from app.registry import get_failure_recorder
 from app.services.processing_jobs.lifecycle import complete_job, create_job, list_failures
 from tests.helpers import aborted_statement, stored_job_row
 
+#: Audit rows other than the views (``seen.*``) the pages write before they show error text.
+NOT_VIEWS = AuditEvent.action.not_like("seen.%")
+
 
 def _failed_job(app, document_id: str = "doc-act", message: str = "crashed") -> str:
     with app.app_context():
@@ -84,7 +87,7 @@ def test_an_acknowledgement_can_be_taken_back_from_the_job_page_and_is_audited_a
     assert "Nothing was changed: the failure of document <bdi>doc-undo</bdi> is not acknowledged." in client.get(
         again.headers["Location"]).get_data(as_text=True)
     with app.app_context():
-        events = db.session.scalars(sa.select(AuditEvent).order_by(AuditEvent.occurred_at)).all()
+        events = db.session.scalars(sa.select(AuditEvent).where(NOT_VIEWS).order_by(AuditEvent.occurred_at)).all()
         assert [(e.action, e.actor, e.filter["job_ids"]) for e in events if e.action.startswith("jobs.")] == [
             ("jobs.acknowledge", "test-admin", [job_id]), ("jobs.unacknowledge", "test-admin", [job_id])]
 
@@ -129,7 +132,7 @@ def test_an_acknowledge_aborted_as_a_deadlock_victim_is_done_and_audited_once(ap
     assert calls == [1, 1]
     assert _row(app, job_id)["acknowledged_by"] == "test-admin"
     with app.app_context():
-        events = db.session.scalars(sa.select(AuditEvent)).all()
+        events = db.session.scalars(sa.select(AuditEvent).where(NOT_VIEWS)).all()
         assert [(e.action, e.row_count) for e in events] == [("jobs.acknowledge", 1)]
 
 def test_a_new_failure_brings_an_acknowledged_job_back(app, client):
@@ -177,7 +180,7 @@ def test_bulk_requeue_of_selected_jobs_asks_first_then_acts_and_audits(app, clie
     assert [_row(app, i)["status"] for i in ids] == ["Pending", "Pending", "Failed"]
     assert "Requeued 2 jobs." in client.get(done.headers["Location"]).get_data(as_text=True)
     with app.app_context():
-        event = db.session.scalars(sa.select(AuditEvent)).one()
+        event = db.session.scalars(sa.select(AuditEvent).where(NOT_VIEWS)).one()
     assert (event.actor, event.action, event.row_count) == ("test-admin", "jobs.requeue", 2)
     assert sorted(event.filter["job_ids"]) == sorted(ids[:2])
 
@@ -193,7 +196,7 @@ def test_a_job_named_twice_in_a_selection_is_acted_on_and_audited_once(app, clie
     said = client.get(done.headers["Location"]).get_data(as_text=True)
     assert "Acknowledged 1 job." in said and "skipped" not in said
     with app.app_context():
-        event = db.session.scalars(sa.select(AuditEvent)).one()
+        event = db.session.scalars(sa.select(AuditEvent).where(NOT_VIEWS)).one()
     assert (event.row_count, event.filter["job_ids"]) == (1, [job])
 
 
@@ -234,7 +237,7 @@ def test_bulk_acknowledge_of_everything_matching_the_filter(app, client):
     assert all(_row(app, i)["acknowledged_at"] is not None for i in ids)
     assert _row(app, other)["acknowledged_at"] is None
     with app.app_context():
-        event = db.session.scalars(sa.select(AuditEvent)).one()
+        event = db.session.scalars(sa.select(AuditEvent).where(NOT_VIEWS)).one()
     assert event.filter["scope"] == "filter" and event.filter["query"] == {"q": ["timeout"]}
     assert event.filter["selected"] == 4 and event.row_count == 4
 
@@ -309,7 +312,7 @@ def test_a_c1_control_in_next_is_refused_before_the_action(app, client):
     assert response.status_code == 400 and "next" in response.get_data(as_text=True)
     assert _row(app, job_id)["acknowledged_at"] is None
     with app.app_context():
-        assert db.session.scalar(sa.select(sa.func.count()).select_from(AuditEvent)) == 0
+        assert db.session.scalar(sa.select(sa.func.count()).select_from(AuditEvent).where(NOT_VIEWS)) == 0
 
 
 @pytest.mark.parametrize("target", UNSAFE_NEXT)
@@ -322,7 +325,7 @@ def test_an_unsafe_next_on_one_job_action_goes_to_the_job_page(app, client, targ
     assert response.headers["Location"] == f"/jobs/{job_id}"
     assert _row(app, job_id)["acknowledged_at"] is not None
     with app.app_context():
-        assert db.session.scalar(sa.select(sa.func.count()).select_from(AuditEvent)) == 1
+        assert db.session.scalar(sa.select(sa.func.count()).select_from(AuditEvent).where(NOT_VIEWS)) == 1
 
 
 @pytest.mark.parametrize("target", UNSAFE_NEXT)
@@ -349,7 +352,7 @@ def test_one_job_actions_are_audited(app, client, action):
     job_id = _failed_job(app, "doc-audit")
     client.post(f"/jobs/{job_id}/{action}", data={"csrf_token": _csrf(client)})
     with app.app_context():
-        (event,) = db.session.scalars(sa.select(AuditEvent).where(AuditEvent.action == f"jobs.{action}")).all()
+        (event,) = db.session.scalars(sa.select(AuditEvent).where(NOT_VIEWS).where(AuditEvent.action == f"jobs.{action}")).all()
         assert event.actor == "test-admin"
         assert event.filter == {"scope": "job", "job_ids": [job_id]}
         assert event.row_count == 1
@@ -433,7 +436,7 @@ def test_a_yes_answered_twice_is_one_action_in_each_jobs_history(app, client):
     page = client.get(f"/jobs/{ids[0]}").get_data(as_text=True)
     assert page.count('class="kind">Requeued</strong>') == 1
     with app.app_context():
-        events = db.session.scalars(sa.select(AuditEvent).where(AuditEvent.action == "jobs.requeue")
+        events = db.session.scalars(sa.select(AuditEvent).where(NOT_VIEWS).where(AuditEvent.action == "jobs.requeue")
                                     .order_by(AuditEvent.occurred_at)).all()
         assert [(e.row_count, sorted(e.filter.get("skipped_job_ids", []))) for e in events] == [
             (2, []), (0, sorted(ids))]
@@ -466,7 +469,7 @@ def test_a_bulk_form_with_a_field_it_does_not_have_is_refused_and_freezes_nothin
     assert f"<code>{field.lstrip('/')}</code>" in response.get_data(as_text=True)
     with app.app_context():
         assert db.session.scalar(sa.select(sa.func.count()).select_from(BulkAction)) == 0
-        assert db.session.scalar(sa.select(sa.func.count()).select_from(AuditEvent)) == 0
+        assert db.session.scalar(sa.select(sa.func.count()).select_from(AuditEvent).where(NOT_VIEWS)) == 0
 
 
 @pytest.mark.parametrize("action", ["requeue", "acknowledge"])
@@ -485,7 +488,7 @@ def test_a_one_job_action_form_with_a_field_it_does_not_have_changes_nothing(app
     assert response.status_code == 400 and "<code>next</code>" in response.get_data(as_text=True)
     assert _row(app, job_id) == before
     with app.app_context():  # the job page's own rows aside (seen.job)
-        assert db.session.scalar(sa.select(sa.func.count()).select_from(AuditEvent)
+        assert db.session.scalar(sa.select(sa.func.count()).select_from(AuditEvent).where(NOT_VIEWS)
                                  .where(~AuditEvent.action.like("seen.%"))) == 0
 
 
@@ -498,4 +501,4 @@ def test_a_filter_action_on_a_group_that_does_not_exist_is_a_404_and_freezes_not
     assert response.status_code == 404 and response.mimetype == "text/html"
     with app.app_context():
         assert db.session.scalar(sa.select(sa.func.count()).select_from(BulkAction)) == 0
-        assert db.session.scalar(sa.select(sa.func.count()).select_from(AuditEvent)) == 0
+        assert db.session.scalar(sa.select(sa.func.count()).select_from(AuditEvent).where(NOT_VIEWS)) == 0

@@ -840,6 +840,32 @@ def test_an_override_in_any_worker_text_of_a_group_is_marked_on_its_pages_and_ti
     assert "[RLO]</span>mucu_ton.tinu" in client.get(confirm).get_data(as_text=True)
 
 
+def test_who_saw_the_lists_messages_is_audited_before_the_list_is_shown(app, client, groups, monkeypatch):
+    """A trial: /jobs, /search and /groups showed failures' messages (which
+    may name a patient) with no audit row, while the API's lists wrote one."""
+    assert client.get("/groups").status_code == 200
+    (event,) = _audit(app, "seen.groups")
+    assert event.actor == "test-admin" and sorted(event.filter["group_ids"]) == sorted([groups["unit"], groups["icd"]])
+    assert client.get("/jobs?document_id=doc-icd").status_code == 200
+    (event,) = _audit(app, "seen.jobs")
+    assert event.filter == {"job_ids": [groups["icd_job"]]}
+    # A list that shows no message (nothing matches) writes nothing.
+    assert client.get("/jobs?document_id=no-such-doc").status_code == 200
+    assert len(_audit(app, "seen.jobs")) == 1
+    # No row, no page: the list is not shown when its row cannot be written.
+    from app.dashboard import seen
+
+    def refused(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        raise RuntimeError("the audit log cannot be written")
+
+    monkeypatch.setattr(seen, "record_audit_event", refused)
+    monkeypatch.setitem(app.config, "PROPAGATE_UNEXPECTED", False)
+    for path in ("/jobs", "/groups", "/search?q=unit"):
+        response = client.get(path, follow_redirects=True)
+        assert response.status_code == 500, path
+        assert "doc-unit-0" not in response.get_data(as_text=True), path
+
+
 def test_who_saw_a_groups_sample_error_item_is_audited(app, client, groups):
     # The group page shows a sample failure's error items ("audit who saw it", a trial).
     assert client.get(f"/groups/{groups['icd']}").status_code == 200
