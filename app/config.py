@@ -226,6 +226,27 @@ def engine_options(database_url: str, config: Mapping[str, Any]) -> dict[str, An
     return options
 
 
+def _check_rate_limit_storage(uri: object) -> None:
+    """Refuse a ``RATELIMIT_STORAGE_URI`` whose scheme the ``limits`` library
+    has no storage for, when the configuration is read: a trial's
+    ``reddis://`` passed the start-up check, crashed every worker at boot
+    and printed the whole URL, password included. The message names the
+    variable, never the value (it may hold a password).
+
+    Raises:
+        ConfigError: not a URL of a synchronous storage of ``limits`` (its
+            ``SCHEMES``: ``memory``, ``redis``, ``rediss``, ``redis+sentinel``,
+            ``memcached``, ...).
+    """
+    from limits.storage import SCHEMES
+
+    scheme = uri.split("://", 1)[0] if isinstance(uri, str) and "://" in uri else None
+    if scheme is None or scheme.startswith("async+") or scheme not in SCHEMES:
+        raise ConfigError(
+            "RATELIMIT_STORAGE_URI must be a storage URL of the limits library, such as memory:// or "
+            "redis://HOST:6379/0 (rediss://, redis+sentinel://, memcached:// also); its scheme is not one")
+
+
 def load_config(overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Build the Flask configuration mapping.
 
@@ -246,7 +267,8 @@ def load_config(overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
 
     Raises:
         ConfigError: a limit in the environment is not a positive integer, an
-            unknown ``APP_ENV`` or ``LOG_LEVEL``, or, in production, a
+            unknown ``APP_ENV`` or ``LOG_LEVEL``, a ``RATELIMIT_STORAGE_URI``
+            of no storage the limits library has, or, in production, a
             required setting (:data:`PRODUCTION_REQUIRED`) is missing.
     """
     overrides = dict(overrides or {})
@@ -311,6 +333,7 @@ def load_config(overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
         "RATELIMIT_HEADERS_ENABLED": True,
     }
     config.update(overrides)
+    _check_rate_limit_storage(config["RATELIMIT_STORAGE_URI"])
     if "BULK_ACTION_RUNNER" not in overrides:
         # After the overrides: the default follows the database tests name there.
         on_postgresql = config["SQLALCHEMY_DATABASE_URI"].startswith("postgresql")

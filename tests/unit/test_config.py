@@ -169,3 +169,21 @@ def test_a_database_url_the_app_cannot_use_is_refused_in_one_line_without_its_pa
 def test_heroku_style_postgres_urls_get_the_psycopg_driver(monkeypatch):
     monkeypatch.setenv("DATABASE_URL", "postgres://u:p@db.example:5432/jobs")
     assert load_config()["SQLALCHEMY_DATABASE_URI"] == "postgresql+psycopg://u:p@db.example:5432/jobs"
+
+
+@pytest.mark.parametrize("uri", ["reddis://:RedisPw123@127.0.0.1:5298/0", "async+redis://:RedisPw123@h/0",
+                                 "RedisPw123@127.0.0.1:6379", "redis:/RedisPw123@h"])
+def test_a_rate_limit_storage_of_no_known_scheme_is_refused_without_echoing_it(monkeypatch, uri):
+    """An ops trial: ``reddis://`` passed the start-up check, then every
+    worker crashed at boot printing the URL with its password."""
+    monkeypatch.setenv("RATELIMIT_STORAGE_URI", uri)
+    with pytest.raises(ConfigError) as caught:
+        load_config()
+    assert "RATELIMIT_STORAGE_URI" in str(caught.value) and "RedisPw123" not in str(caught.value)
+
+
+@pytest.mark.parametrize("uri", ["memory://", "redis://:pw@127.0.0.1:6379/0", "rediss://h:6380/1",
+                                 "redis+sentinel://h:26379/mymaster", "memcached://h:11211"])
+def test_the_rate_limit_storages_of_the_limits_library_are_accepted(monkeypatch, uri):
+    monkeypatch.setenv("RATELIMIT_STORAGE_URI", uri)
+    assert load_config()["RATELIMIT_STORAGE_URI"] == uri
