@@ -420,6 +420,11 @@ def test_a_group_question_says_which_jobs_fail_on_other_groups_too(app, client, 
     html, _ = _confirm(client, groups["icd"], "acknowledge")
     note = re.search(r'<p class="other-groups">(.*?)</p>', html, re.S)
     assert note and note.group(1).startswith("1 of these jobs also fails now on 1 other group: acknowledged")
+    # One job: "This job", not "1 of these job" (a re-check).
+    _fail(client, [{**ICD, "code": "solo.code"}, UNIT], document="doc-solo")
+    html, _ = _confirm(client, _group_id(app, "solo.code"), "requeue")
+    note = re.search(r'<p class="other-groups">(.*?)</p>', html, re.S)
+    assert note and note.group(1).startswith("This job also fails now on 1 other group: requeued, it leaves"), html
 
 
 def test_requeue_every_job_of_a_group_in_batches_once(app, client, groups):

@@ -110,7 +110,7 @@ def test_a_group_bulk_action_names_its_group_not_a_filter(client, groups):  # no
     path = f"/groups/{groups['unit']}"
     question = client.post(path + "/jobs", data={"csrf_token": _csrf(client, path), "op": "requeue"},
                            follow_redirects=True).get_data(as_text=True)
-    assert "Every job failing now on the group" in question and "The filter acted on" not in question
+    assert "Jobs failing now on the group" in question and "The filter acted on" not in question
 
 
 def test_a_quick_range_applies_with_the_typed_fields_and_its_bookmark_keeps_working(client, groups):  # noqa: F811

@@ -42,9 +42,14 @@ class InvalidTransitionError(ServiceError):
     slug = "invalid-transition"
 
     def __init__(self, job_id: uuid.UUID, current: str, target: str) -> None:
-        super().__init__(
-            f"Processing job {job_id} is {current}; it cannot become {target}."
-        )
+        if current == target == "Completed":
+            # The same completion again is a 200 (lifecycle.complete_job): this one had
+            # other entities (a re-check read "cannot become Completed" as a contradiction).
+            detail = (f"Processing job {job_id} is already Completed, with other entities: a result is final, "
+                      "and only the same completion again is accepted.")
+        else:
+            detail = f"Processing job {job_id} is {current}; it cannot become {target}."
+        super().__init__(detail)
         self.job_id = job_id
         self.current = current
         self.target = target

@@ -218,7 +218,9 @@ def test_result_on_a_completed_job_is_a_409_and_changes_nothing(client, app, job
             else {"status": "completed", "entities": [ENTITY]})
     before = row(app, job["id"])
     entities = client.get(job_url(job["id"], "entities")).get_json()
-    assert_problem(client.post(job_url(job["id"], "result"), json=body), 409, "invalid-transition")
+    problem = assert_problem(client.post(job_url(job["id"], "result"), json=body), 409, "invalid-transition")
+    if "entities" in body:  # a re-check read "is Completed; it cannot become Completed" as a contradiction
+        assert "is already Completed, with other entities" in problem["detail"]
     assert row(app, job["id"]) == before
     assert client.get(job_url(job["id"], "entities")).get_json() == entities
     assert_client_still_works(client, job["id"])
