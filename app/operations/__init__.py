@@ -12,12 +12,18 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, current_app, jsonify
 
+from app.auth.guards import talisman
 from app.extensions import db
 from app.observability.group_metrics import render_hot_groups
 from app.observability.metrics import render_metrics
 from app.operations.readiness import check_readiness
 
 bp = Blueprint("ops", __name__)
+
+#: The probes and the scrape answer over plain HTTP even with ``FORCE_HTTPS``:
+#: kubelet probes and Prometheus reach the pod on its HTTP port, inside the
+#: cluster; a redirect to https:// on that port failed them (an ops trial).
+_plain_http_too = talisman(force_https=False)
 
 
 def _no_store(response: Response) -> Response:
@@ -26,12 +32,14 @@ def _no_store(response: Response) -> Response:
 
 
 @bp.get("/healthz")
+@_plain_http_too
 def healthz() -> Response:
     """Liveness: 200 ``{"status": "ok"}`` while the process serves requests."""
     return _no_store(jsonify({"status": "ok"}))
 
 
 @bp.get("/readyz")
+@_plain_http_too
 def readyz() -> Response:
     """Readiness: 200 ``{"status": "ready"}`` when the database answers and its
     schema is at the code's head; else 503 ``{"status": "not-ready",
@@ -51,6 +59,7 @@ def readyz() -> Response:
 
 
 @bp.get("/metrics")
+@_plain_http_too
 def metrics() -> Response:
     """Prometheus scrape endpoint (text exposition format 0.0.4); see
     :mod:`app.observability.metrics` for what it holds."""

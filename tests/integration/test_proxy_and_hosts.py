@@ -66,3 +66,19 @@ def test_trusted_hosts_and_proxy_hops_are_read_from_the_environment(monkeypatch)
         assert "PROXY_HOPS" in str(error)
     else:
         raise AssertionError("a negative PROXY_HOPS was taken")
+
+
+def test_with_force_https_the_pages_redirect_but_the_probes_and_scrape_answer_plain_http(make_app):
+    """An ops trial: with FORCE_HTTPS every plain-HTTP /healthz, /readyz and
+    /metrics answered 302 to https:// on the pod's HTTP port, which a kubelet
+    probe or a Prometheus scrape then failed on."""
+    app = make_app(FORCE_HTTPS=True, SESSION_COOKIE_SECURE=True)
+    client = app.test_client()
+    page = client.get("/login")  # (a signed-out /jobs goes to /login first, which then goes to https://)
+    assert page.status_code == 302 and page.headers["Location"].startswith("https://")
+    assert client.get("/healthz").status_code == 200
+    assert client.get("/readyz").status_code in (200, 503)
+    assert client.get("/metrics").status_code != 302
+    # Over HTTPS the page is served, with HSTS.
+    secure = client.get("/healthz", base_url="https://localhost")
+    assert secure.status_code == 200 and "Strict-Transport-Security" in secure.headers
