@@ -238,13 +238,24 @@ def _check_rate_limit_storage(uri: object) -> None:
             ``SCHEMES``: ``memory``, ``redis``, ``rediss``, ``redis+sentinel``,
             ``memcached``, ...).
     """
-    from limits.storage import SCHEMES
+    from limits.storage import SCHEMES, storage_from_string
 
     scheme = uri.split("://", 1)[0] if isinstance(uri, str) and "://" in uri else None
     if scheme is None or scheme.startswith("async+") or scheme not in SCHEMES:
         raise ConfigError(
             "RATELIMIT_STORAGE_URI must be a storage URL of the limits library, such as memory:// or "
             "redis://HOST:6379/0 (rediss://, redis+sentinel://, memcached:// also); its scheme is not one")
+    try:
+        # Builds the client from the URL without connecting (limits and redis-py
+        # connect on first use): a URL that cannot be read (a password with an
+        # unencoded "/", a re-check) or a storage whose client library is not
+        # installed (memcached://, mongodb://) is refused here, not by every
+        # worker at boot with a traceback quoting the URL.
+        storage_from_string(uri)
+    except Exception as exc:  # noqa: BLE001 (whatever the client raises; its text may quote the URL)
+        raise ConfigError(
+            f"RATELIMIT_STORAGE_URI cannot be used ({type(exc).__name__}): check its form "
+            "(percent-encode a password's /, @ and :) and that its client library is installed") from None
 
 
 def load_config(overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:

@@ -20,6 +20,7 @@ from werkzeug.wrappers import Response
 from app.auth.guards import current_actor, requires
 from app.dashboard import bp
 from app.dashboard.formatting import plural, status_label
+from app.dashboard.seen import audit_seen
 from app.dashboard.views import FRESH_SUMMARY_UNTIL
 from app.errors import InvalidFormError, InvalidQueryError, field_error
 from app.models.job_status import FAILURE_STATUSES, JobStatus
@@ -122,6 +123,9 @@ def confirm_requeue_job(job_id: str) -> tuple[str, int]:
     page = url_for("dashboard.show_job", job_id=job.id)
     back = safe_redirect_target(request.args.get("next"), page)
     status = 200 if job.job_status in FAILURE_STATUSES else 409
+    if job.error_message is not None:
+        # The question quotes the failure's message (a re-check found it unaudited).
+        audit_seen("seen.job", {"job_ids": [str(job.id)], "as": "requeue question"})
     return render_template("jobs/requeue_confirm.html", job=job, back=back, requeueable=status == 200), status
 
 

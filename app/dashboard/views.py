@@ -140,9 +140,14 @@ def list_jobs() -> str | Response:
     # The rows show each failure's message, which may name a patient: who saw
     # which jobs is written before the page is (as the API's lists are; a
     # trial saw "Patient John Doe ..." on /jobs and /search with no row).
-    shown = [str(job.id) for job in page.jobs if job.error_message is not None]
-    if shown:
-        audit_seen("seen.jobs", {"job_ids": shown})
+    # A search lists jobs whose earlier failure matched (the text itself not
+    # shown, but the match says it was there): every row it lists counts. A
+    # group's title (the parameterised message of a group without codes) in
+    # the heading or the "Groups" found by a search counts too (a re-check).
+    shown = [str(job.id) for job in page.jobs if job.error_message is not None or job_filter.text is not None]
+    titled = ([group.id] if group is not None else []) + [found_group.id for found_group in found[:MAX_GROUPS_FOUND]]
+    if shown or titled:
+        audit_seen("seen.jobs", {"job_ids": shown, **({"group_ids": titled} if titled else {})})
     return render_template(
         "jobs/list.html",
         page=page,

@@ -415,7 +415,7 @@ def test_a_group_question_says_which_jobs_fail_on_other_groups_too(app, client, 
     html, _ = _confirm(client, groups["unit"], "requeue")
     note = re.search(r'<p class="other-groups">(.*?)</p>', html, re.S)
     assert "Requeue 5 jobs?" in html and note, html
-    assert note.group(1) == ("1 of these jobs also fails now on 1 other group: requeued, it leaves those groups' "
+    assert note.group(1) == ("1 of these jobs also fails now on 1 other group: requeued, it leaves that group's "
                              '"failing now" too.')
     html, _ = _confirm(client, groups["icd"], "acknowledge")
     note = re.search(r'<p class="other-groups">(.*?)</p>', html, re.S)
@@ -857,6 +857,13 @@ def test_who_saw_the_lists_messages_is_audited_before_the_list_is_shown(app, cli
     # A list that shows no message (nothing matches) writes nothing.
     assert client.get("/jobs?document_id=no-such-doc").status_code == 200
     assert len(_audit(app, "seen.jobs")) == 1
+    # A re-check: a group's title in the heading counts, as do the jobs a search
+    # lists (an earlier failure's match) and the one-job requeue question.
+    assert client.get(f"/jobs?group={groups['icd']}").status_code == 200
+    assert _audit(app, "seen.jobs")[-1].filter == {"job_ids": [groups["icd_job"]], "group_ids": [groups["icd"]]}
+    assert client.get(f"/jobs/{groups['icd_job']}/requeue").status_code == 200
+    (question,) = [e for e in _audit(app, "seen.job") if e.filter.get("as") == "requeue question"]
+    assert question.filter["job_ids"] == [groups["icd_job"]]
     # No row, no page: the list is not shown when its row cannot be written.
     from app.dashboard import seen
 
