@@ -29,6 +29,7 @@ from app.models import ProcessingJob
 from app.services import exports
 from app.services.exports import ItemRows
 from app.services.processing_jobs.job_filter import JobFilter, TimeField
+from tests.integration.test_exports_streaming import _recorded
 
 pytestmark = pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
 
@@ -185,12 +186,12 @@ def test_postgresql_uses_copy_by_default_and_counts_rows(app, failures, monkeypa
         return real(job_filter, chunk_rows, *rest)
 
     monkeypatch.setattr(exports.queries, "copy_item_rows", spy)
-    finished: list[int] = []
+    finished: list[tuple[int, bool]] = []
     with app.app_context():
-        chunks = list(exports.iter_job_errors_csv(JobFilter(), on_finish=finished.append, batch_size=7))
+        chunks = list(exports.iter_job_errors_csv(JobFilter(), on_finish=_recorded(finished), batch_size=7))
     assert calls == [7]
     rows = list(csv.reader(io.StringIO("".join(chunks).removeprefix("\ufeff"), newline="")))
-    assert finished == [len(rows) - 1]
+    assert finished == [(len(rows) - 1, True)]
     # Rows are handed on as they arrive: chunks of 7 rows, the first after the header.
     assert [chunk.count("\r\n") for chunk in chunks[:-1]] == [1 + 7] + [7] * (len(chunks) - 2)
 
@@ -271,12 +272,12 @@ def test_one_snapshot_for_the_whole_export(app, failures):
 
 
 def test_closing_early_ends_the_copy_and_the_transaction(app, failures):
-    finished: list[int] = []
+    finished: list[tuple[int, bool]] = []
     with app.app_context():
-        stream = exports.iter_job_errors_csv(JobFilter(), use_copy=True, batch_size=3, on_finish=finished.append)
+        stream = exports.iter_job_errors_csv(JobFilter(), use_copy=True, batch_size=3, on_finish=_recorded(finished))
         first = next(stream)
         stream.close()
-        assert finished == [first.count("\r\n") - 1]
+        assert finished == [(first.count("\r\n") - 1, False)]  # closed early: not complete
         assert not db.session().in_transaction()
         busy = db.session.connection().exec_driver_sql(
             "SELECT count(*) FROM pg_stat_activity WHERE state <> 'idle' AND pid <> pg_backend_pid()"
