@@ -299,12 +299,9 @@ def _list_links(
         next_cursor=next_cursor,
         codes=codes,
         # The entities export reads the completed jobs matching the filter
-        # whatever its statuses; a filter on failures (an error code, text in
-        # the message, a failure group) matches no completed job, so its
-        # entities file would always be empty.
+        # whatever its statuses, and refuses a filter only failed jobs match.
         # A search may match a completed job by a failure it had before a requeue.
-        offers_entities=job_filter.error_code is None and job_filter.group_id is None
-        and job_filter.acknowledged is not AcknowledgedFilter.ONLY,
+        offers_entities=not job_filter.failure_only_parameters(),
     )
 
 

@@ -25,7 +25,7 @@ from app.models.access import Permission
 from app.services import exports
 from app.services.access import record_audit_event, set_audit_row_count
 from app.services.failure_groups import queries as group_queries
-from app.services.processing_jobs.job_filter import AcknowledgedFilter, JobFilter
+from app.services.processing_jobs.job_filter import JobFilter
 from app.web.query import (
     DEFAULT_DASHBOARD_ACKNOWLEDGED,
     FILTER_PARAMETERS,
@@ -235,15 +235,11 @@ def export_entities_csv() -> Response | str:
     if job_filter.statuses and JobStatus.COMPLETED not in job_filter.statuses:
         faults.append(parameter_error("status",
                                       "leave it out, or include Completed: only completed jobs have entities"))
-    # A completed job has no current failure (no error code, no group) and
-    # is never acknowledged: each of these would make a file always empty
-    # (a trial got 200 and a header alone), as a status without Completed.
-    for parameter, given in (("error_code", job_filter.error_code is not None),
-                             ("group", job_filter.group_id is not None),
-                             ("acknowledged", job_filter.acknowledged is AcknowledgedFilter.ONLY)):
-        if given:
-            faults.append(parameter_error(parameter, "leave it out: it matches failed jobs, and only completed jobs "
-                                                     "have entities"))
+    # Each would make the file always empty (a trial got 200 and a header
+    # alone), as a status without Completed.
+    for parameter in job_filter.failure_only_parameters():
+        faults.append(parameter_error(parameter, "leave it out: it matches failed jobs, and only completed jobs "
+                                                 "have entities"))
     if faults:
         raise InvalidQueryError("The entities export has the entities of Completed jobs only.", faults)
     # The filter the file applies: its jobs are the Completed ones whatever

@@ -234,6 +234,19 @@ class JobFilter:
                 applied[spec.parameter] = [str(value.value if isinstance(value, Enum) else value)]
         return applied
 
+    def failure_only_parameters(self) -> list[str]:
+        """The query parameters set here that only a failed job can match:
+        ``error_code`` and ``group`` (a completed job has no current
+        failure) and ``acknowledged=only`` (a completed job is never
+        acknowledged). With any of them a list of completed jobs, such as
+        the entities export, is always empty."""
+        failure_only = (
+            ("error_code", self.error_code is not None),
+            ("group", self.group_id is not None),
+            ("acknowledged", self.acknowledged is AcknowledgedFilter.ONLY),
+        )
+        return [parameter for parameter, given in failure_only if given]
+
     def without_statuses(self) -> JobFilter:
         """This filter with every status allowed (for per-status counts)."""
         return replace(self, statuses=())
