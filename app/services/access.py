@@ -7,7 +7,6 @@ memory-hard KDF) and ``check_password_hash``.
 from __future__ import annotations
 
 import secrets
-import unicodedata
 import uuid
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -19,12 +18,8 @@ from app.errors import InvalidFieldsError, ServiceError, field_error
 from app.extensions import db
 from app.models.access import USERNAME_MAX_LENGTH, AuditEvent, Role, User
 from app.models.types import utcnow
-from app.services.json_values import clean_json_value, clean_text
+from app.services.json_values import clean_json_value, clean_text, has_unseen_character
 from app.unit_of_work import require_write_transaction, write_transaction
-
-#: Unicode general categories refused in user names: Cc (controls) and Cf
-#: (format characters: bidi overrides and isolates, zero-width joiners).
-_INVISIBLE_CATEGORIES = frozenset({"Cc", "Cf", "Zl", "Zp"})
 
 #: Shortest password accepted, in characters (NIST SP 800-63B: at least 8).
 MIN_PASSWORD_LENGTH = 12
@@ -68,7 +63,7 @@ def create_user(username: str, password: str, role: Role | str, *, actor: str | 
     errors = []
     if not username or username != username.strip() or len(username) > USERNAME_MAX_LENGTH:
         errors.append(field_error("/username", f"must be 1 to {USERNAME_MAX_LENGTH} characters without surrounding spaces"))
-    elif any(unicodedata.category(c) in _INVISIBLE_CATEGORIES for c in username):
+    elif has_unseen_character(username):
         # A name is shown in the audit log and typed at sign-in: a control
         # character (ESC) or a bidi override (U+202E) would make one name
         # look like another.
@@ -304,9 +299,15 @@ def note_in_audit_event(event_id: uuid.UUID, facts: dict[str, Any]) -> None:
     asked (e.g. a bulk action's ``skipped_job_ids``). The row was committed
     before the action took effect; this adds to it, never replaces it."""
     with write_transaction():
-        event = db.session.get(AuditEvent, event_id, with_for_update=True)
-        if event is not None:
-            event.filter = {**(event.filter if isinstance(event.filter, dict) else {}), **facts}
+        _add_facts(event_id, facts)
+
+
+def _add_facts(event_id: uuid.UUID, facts: dict[str, Any]) -> None:
+    """:func:`note_in_audit_event`'s merge, in the open transaction (the
+    row locked, so two notes on one row both land)."""
+    event = db.session.get(AuditEvent, event_id, with_for_update=True)
+    if event is not None:
+        event.filter = {**(event.filter if isinstance(event.filter, dict) else {}), **facts}
 
 
 #: The fact an export's audit row gets when its file was cut short.
@@ -319,10 +320,8 @@ def set_audit_row_count(event_id: uuid.UUID, row_count: int, complete: bool = Tr
     row) also adds :data:`CUT_SHORT_FACT` to the row's facts, so a partial
     file is not read as the whole (a trial: a download closed after 4 KB
     showed 2,000 rows like a full one)."""
-    values: dict[str, Any] = {"row_count": row_count}
     with write_transaction():
         if not complete:
-            facts = db.session.scalar(sa.select(AuditEvent.filter).where(AuditEvent.id == event_id))
-            values["filter"] = {**(facts if isinstance(facts, dict) else {}), CUT_SHORT_FACT[0]: CUT_SHORT_FACT[1]}
-        db.session.execute(sa.update(AuditEvent).where(AuditEvent.id == event_id).values(**values))
+            _add_facts(event_id, dict([CUT_SHORT_FACT]))
+        db.session.execute(sa.update(AuditEvent).where(AuditEvent.id == event_id).values(row_count=row_count))
 

@@ -432,7 +432,7 @@ def test_user_names_refuse_control_and_bidi_characters(app):
     from app.errors import InvalidFieldsError
 
     with app.app_context():
-        for name in ("evil\u202eadmin", "ctl\x1bname", "zero\u200bwidth", "line\u2028break"):
+        for name in ("evil\u202eadmin", "ctl\x1bname", "zero\u200bwidth", "line\u2028break", "lone\ud800surrogate"):
             with pytest.raises(InvalidFieldsError):
                 access.create_user(name, "a long enough password", "viewer")
         access.create_user("Zoë Müller", "a long enough password", "viewer")
