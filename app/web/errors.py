@@ -26,6 +26,7 @@ from sqlalchemy import exc as sa_exc
 from werkzeug.exceptions import HTTPException, NotFound, SecurityError
 
 from app.errors import FieldError, ServiceError, field_error, header_error
+from app.extensions import db
 from app.observability.request_id import current_request_id
 from app.redirects import same_site_referrer
 from app.unit_of_work import is_replayable
@@ -293,6 +294,12 @@ def _handle_csrf_error(error: CSRFError) -> Response | tuple[str, int]:
     # nor what to do; the way on is the page the form was on, loaded again.
     if _wants_json():
         return _handle_http_exception(error)
+    # While the database is down no session (the token's keeper) is saved:
+    # a sign-in page served then always comes back here, and "load the page
+    # again" looped as long as the outage (a trial). Say what is wrong.
+    unavailable = _database_unavailable()
+    if unavailable is not None:
+        return _handle_database_error(unavailable)
     detail = (
         "Nothing was changed: this form is out of date or was sent without its page (its security "
         "token is missing, invalid or from an earlier sign-in). Load the page again and repeat the action."
@@ -302,6 +309,19 @@ def _handle_csrf_error(error: CSRFError) -> Response | tuple[str, int]:
     page = render_template("error.html", status=400, title="The form has expired", detail=detail, errors=(),
                            reload_href=back)
     return page, 400
+
+
+def _database_unavailable() -> sa_exc.DBAPIError | None:
+    """The error a one-row read meets now if the database is unavailable
+    (:func:`is_database_unavailable`), else ``None``; other errors raise."""
+    try:
+        with db.engine.connect() as connection:
+            connection.exec_driver_sql("SELECT 1")
+    except sa_exc.DBAPIError as error:
+        if is_database_unavailable(error):
+            return error
+        raise
+    return None
 
 
 def register_error_handlers(app: Flask) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Iterator
 
@@ -216,3 +217,21 @@ def test_a_refused_connection_is_named_at_once_not_waited_for(database_url, monk
     assert not status.reachable
     assert status.describe() == f"database refused the connection: {said}"
     assert "no_such_database" not in status.describe()
+
+
+def test_signing_in_while_the_database_is_down_says_so_instead_of_an_expired_form(down_app):
+    """The sign-in page can be served while the database is down, but the
+    session holding its form's token cannot be kept: the form then came
+    back "expired", and "load the page again" looped as long as the outage
+    (a trial). A refused form while the database is unreachable is its 503."""
+    client = down_app.test_client()
+    page = client.get("/login")
+    assert page.status_code == 200
+    token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page.get_data(as_text=True)).group(1)
+    response = client.post("/login", data={"username": "someone", "password": "a long enough password",
+                                           "csrf_token": token})
+    assert response.status_code == 503
+    assert response.headers["Retry-After"] == "5"
+    text = response.get_data(as_text=True)
+    assert "try again in a minute" in text and "form has expired" not in text
+    _assert_no_leak(text)
