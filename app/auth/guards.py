@@ -98,7 +98,9 @@ def typed_user_name_key() -> str:
     it never meets the per-address key of a name that looks like an address.
     """
     # Stripped as the form strips it: "ann " and "ann" are one name to guess.
-    typed = request.form.get("username", "").strip()
+    # And in NFC, as names are compared (access.user_name_form): one name's
+    # two Unicode forms do not get two counters.
+    typed = access.user_name_form(request.form.get("username", "").strip())
     return "user-name:" + hashlib.sha256(typed.encode("utf-8", "surrogatepass")).hexdigest()
 
 

@@ -7,6 +7,7 @@ memory-hard KDF) and ``check_password_hash``.
 from __future__ import annotations
 
 import secrets
+import unicodedata
 import uuid
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -44,12 +45,26 @@ class UnknownAccountError(ServiceError):
     slug = "not-found"
 
 
+def user_name_form(name: str) -> str:
+    """``name`` as user names are stored and compared: Unicode NFC (RFC 8265,
+    PRECIS usernames), so "Zoë" typed as ``o`` + U+0308 is the "Zoë" of
+    U+00EB and two accounts can never look the same. Case is kept."""
+    return unicodedata.normalize("NFC", name)
+
+
+def _named(username: str) -> sa.ColumnElement[bool]:
+    """The condition finding the account ``username`` names: its NFC form,
+    or the name exactly as sent (an account created before names were
+    stored in NFC)."""
+    return User.username.in_(sorted({username, user_name_form(username)}))
+
+
 def create_user(username: str, password: str, role: Role | str, *, actor: str | None = None) -> User:
     """Create an operator account.
 
     Args:
-        username: 1 to 150 characters, no surrounding whitespace; compared
-            exactly when signing in.
+        username: 1 to 150 characters, no surrounding whitespace; stored in
+            NFC (:func:`user_name_form`) and compared so when signing in.
         password: at least :data:`MIN_PASSWORD_LENGTH` characters.
         role: one of :class:`Role`.
         actor: who creates it (``cli`` from ``flask users create``): the
@@ -77,9 +92,10 @@ def create_user(username: str, password: str, role: Role | str, *, actor: str | 
         errors.append(field_error("/role", "must be one of " + ", ".join(r.value for r in Role)))
     if errors:
         raise InvalidFieldsError("The account is not valid.", errors)
+    username = user_name_form(username)
     password_hash = generate_password_hash(password)
     with write_transaction():
-        if db.session.scalar(sa.select(User.id).where(User.username == username)) is not None:
+        if db.session.scalar(sa.select(User.id).where(_named(username))) is not None:
             raise AccountExistsError(f"A user named {shown_name(username)} already exists.")
         user = User(username=username, password_hash=password_hash, role=Role(role).value)
         db.session.add(user)
@@ -89,7 +105,8 @@ def create_user(username: str, password: str, role: Role | str, *, actor: str | 
 
 
 def authenticate(username: str, password: str, *, address: str | None = None) -> User | None:
-    """Return the active user with this exact name and password, else ``None``.
+    """Return the active user with this name (exact once in NFC,
+    :func:`user_name_form`) and password, else ``None``.
 
     Takes the same time whether or not the user exists. Every attempt is a
     security event: an ``auth.sign_in`` audit row (the user name as typed,
@@ -101,7 +118,10 @@ def authenticate(username: str, password: str, *, address: str | None = None) ->
     Raises:
         sqlalchemy.exc.SQLAlchemyError: the audit row could not be written.
     """
-    user = db.session.scalar(sa.select(User).where(User.username == username))
+    # Exactly as sent first: an account older than the NFC rule whose name
+    # has another form wins over none.
+    user = db.session.scalar(
+        sa.select(User).where(_named(username)).order_by((User.username == username).desc()).limit(1))
     if user is None:
         check_password_hash(_DUMMY_HASH, password)
     elif not check_password_hash(user.password_hash, password) or not user.active:
@@ -130,7 +150,9 @@ def _change_user(
     lock) that the change is already made, nothing is written or audited
     and ``changed`` is False."""
     with write_transaction():
-        user = db.session.scalar(sa.select(User).where(User.username == username).with_for_update())
+        user = db.session.scalar(
+            sa.select(User).where(_named(username)).order_by((User.username == username).desc()).limit(1)
+            .with_for_update())
         if user is None:
             raise UnknownAccountError(f"No user is named {shown_name(username)}.")
         if done(user):

@@ -136,6 +136,41 @@ def test_sign_in_with_the_exact_user_name_only(app, anonymous_client):
     assert anonymous_client.get("/jobs").status_code == 200
 
 
+def test_a_user_name_is_one_name_in_either_unicode_form(app, anonymous_client):
+    """RFC 8265 (PRECIS): names are stored and compared in NFC. "Zoë" made
+    of "o" and U+0308 and "Zoë" of U+00EB looked the same in the audit log
+    but were two accounts (a trial); an older account stored otherwise
+    still signs in with its name as it was made."""
+    from app.auth.guards import typed_user_name_key
+    from app.models.access import User
+
+    composed, decomposed = "Zo\u00eb.Admin", "Zoe\u0308.Admin"
+    make_user(app, decomposed, "operator", password="a long enough password")
+    with app.app_context():
+        assert db.session.scalars(sa.select(User.username).where(User.username.like("Zo%"))).all() == [composed]
+        with pytest.raises(access.AccountExistsError):
+            access.create_user(composed, "a long enough password", "viewer")
+    for typed in (composed, decomposed):
+        client = app.test_client()
+        response = client.post("/login", data={"username": typed, "password": "a long enough password",
+                                               "csrf_token": _login_token(client)})
+        assert response.status_code == 302, typed
+    # One counter for both forms: alternating them does not double the guesses.
+    keys = set()
+    for typed in (composed, decomposed):
+        with app.test_request_context("/login", method="POST", data={"username": typed}):
+            keys.add(typed_user_name_key())
+    assert len(keys) == 1
+    make_user(app, "Legacy.Rene\u0301", "viewer")  # stored as given, as before the rule
+    with app.app_context():
+        db.session.execute(sa.update(User).where(User.username == "Legacy.Rene\u0301").values(
+            password_hash=access.generate_password_hash("a long enough password")))
+        db.session.commit()
+    response = anonymous_client.post("/login", data={"username": "Legacy.Rene\u0301", "password": "a long enough "
+                                                     "password", "csrf_token": _login_token(anonymous_client)})
+    assert response.status_code == 302
+
+
 @pytest.mark.parametrize("order", ["blank first", "name first"])
 def test_a_sign_in_field_given_two_values_is_refused_whatever_their_order(app, anonymous_client, order):
     # A trial: username=%20&username=x was refused and the other order signed in.
