@@ -86,3 +86,28 @@ def test_reading_failure_groups_is_audited_with_their_ids(app, client):
             sa.select(AuditEvent).where(AuditEvent.action == "seen.api.groups").order_by(AuditEvent.occurred_at)
         ).all()
         assert [(row.actor, row.filter) for row in rows] == [("test-worker", {"group_ids": [str(group["id"])]})] * 2
+
+
+def test_a_group_action_s_answer_is_audited_as_a_read_too(app, client):
+    # A trial: resolve and reopen answer with the sample message and title,
+    # and only the state change had its row. A replay (same key) shows them again.
+    _failed(client, "doc-seen-group-action")
+    [group] = client.get("/api/v1/failure-groups").get_json()["items"]
+    url = f"/api/v1/failure-groups/{group['id']}"
+    keyed = {"Idempotency-Key": "resolve-seen-1"}
+    assert client.post(url + "/resolve", json={}, headers=keyed).status_code == 200
+    replay = client.post(url + "/resolve", json={}, headers=keyed)
+    assert replay.status_code == 200 and replay.headers["Idempotent-Replayed"] == "true"
+    assert client.post(url + "/reopen").status_code == 200
+    assert client.post(url + "/reopen").status_code == 409  # no group shown: no row
+    with app.app_context():
+        rows = db.session.scalars(
+            sa.select(AuditEvent).where(AuditEvent.action.in_(["seen.api.groups", "groups.resolved",
+                                                                "groups.reopened"]))
+            .order_by(AuditEvent.occurred_at, AuditEvent.id)
+        ).all()
+        assert [row.action for row in rows] == [
+            "seen.api.groups",  # the list above
+            "groups.resolved", "seen.api.groups", "seen.api.groups", "groups.reopened", "seen.api.groups",
+        ]
+        assert all(row.filter == {"group_ids": [str(group["id"])]} for row in rows if row.action.startswith("seen"))
