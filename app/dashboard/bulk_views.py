@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from flask import abort, current_app, flash, redirect, render_template, request, url_for
+from flask import abort, current_app, flash, redirect, render_template, request, session, url_for
 from werkzeug.datastructures import MultiDict
 from werkzeug.exceptions import MethodNotAllowed
 from werkzeug.wrappers import Response
@@ -22,6 +22,7 @@ from app.dashboard.actions import refresh_summaries
 from app.dashboard.formatting import STATUS_LABELS, plural
 from app.dashboard.actions import require_csrf
 from app.dashboard.links import list_heading
+from app.dashboard.seen import audit_seen
 from app.errors import InvalidQueryError
 from app.models.access import Permission
 from app.models.types import utcnow
@@ -120,7 +121,8 @@ def show_bulk_action(bulk_id: str) -> str:
     refuse_unknown_parameters(request.args, ())
     bulk = _bulk(bulk_id)
     group = queries.get_group(bulk.group_id).group if bulk.group_id is not None else None
-    heading = _filter_heading(bulk)
+    heading, titled = _filter_heading(bulk)
+    _audit_group_title(bulk, group.id if group is not None else titled)
     if bulk.state == "pending":
         now = utcnow()
         # A trial requeued a group's one job and three other groups emptied too: say so before.
@@ -136,6 +138,28 @@ def show_bulk_action(bulk_id: str) -> str:
                            back=_bulk_origin(bulk), heading=heading)
 
 
+def _audit_group_title(bulk, group_id: int | None) -> None:
+    """A ``seen.groups`` row (``"as": "bulk action"``) before a bulk action's
+    page shows ``group_id``'s title (a message group's title is a worker's
+    message, parameterised: it may name a patient), as ``/groups`` and the
+    job list's heading write one (a trial found none here). Once per bulk
+    action in a sign-in session: the progress page reloads itself every
+    few seconds while a worker runs it."""
+    if group_id is None:
+        return
+    audited = session.get(_TITLES_AUDITED, [])
+    if bulk.id.hex in audited:
+        return
+    audit_seen("seen.groups", {"group_ids": [group_id], "as": "bulk action"})
+    session[_TITLES_AUDITED] = [*audited, bulk.id.hex][-_TITLES_AUDITED_KEPT:]
+
+
+#: Session key: the bulk actions (hex ids) whose group title this session's
+#: user was audited seeing, the newest :data:`_TITLES_AUDITED_KEPT`.
+_TITLES_AUDITED = "bulk_titles_seen"
+_TITLES_AUDITED_KEPT = 20
+
+
 def _frozen_pairs(bulk) -> list[tuple[str, str]]:
     """The filter a bulk action was frozen from (its ``query``, ``{name: [values]}``) as query pairs."""
     query = bulk.query if isinstance(bulk.query, dict) else {}
@@ -143,18 +167,19 @@ def _frozen_pairs(bulk) -> list[tuple[str, str]]:
                         for v in (values if isinstance(values, list) else [values])])
 
 
-def _filter_heading(bulk) -> ListHeading | None:
+def _filter_heading(bulk) -> tuple[ListHeading | None, int | None]:
     """What a filter-wide bulk action acts on, in the /jobs heading's words
     (``Failed jobs`` and its chips, :func:`~app.dashboard.links.list_heading`),
     so the question and the progress page say which filter; ``None`` for a
-    group's action, or a frozen filter this version no longer reads."""
+    group's action, or a frozen filter this version no longer reads. With
+    it, the id of the group whose title a chip shows, or ``None``."""
     if bulk.group_id is not None:
-        return None
+        return None, None
     pairs = _frozen_pairs(bulk)
     try:
         job_filter = dashboard_filter(MultiDict(pairs))
     except InvalidQueryError:
-        return None
+        return None, None
     group_title = None
     if job_filter.group_id is not None:
         try:
@@ -164,7 +189,8 @@ def _filter_heading(bulk) -> ListHeading | None:
     return list_heading(url_for("dashboard.list_jobs"), pairs, job_filter,
                         default_statuses=DEFAULT_DASHBOARD_STATUSES,
                         default_acknowledged=DEFAULT_DASHBOARD_ACKNOWLEDGED,
-                        status_words=STATUS_LABELS, time_text=format_utc, group_title=group_title)
+                        status_words=STATUS_LABELS, time_text=format_utc, group_title=group_title), (
+        job_filter.group_id if group_title is not None else None)
 
 
 def _bulk_origin(bulk) -> str:

@@ -427,6 +427,28 @@ def test_a_group_question_says_which_jobs_fail_on_other_groups_too(app, client, 
     assert note and note.group(1).startswith("This job also fails now on 1 other group: requeued, it leaves"), html
 
 
+def test_a_bulk_action_page_showing_a_group_title_is_audited_once_per_action(app, client, groups):
+    # A trial: a message group's title (a worker's words) showed on the
+    # question and progress pages with no seen row; the progress page
+    # reloads itself, so one row per action and session.
+    from app.web.query import dashboard_filter
+
+    html, run = _confirm(client, groups["unit"], "requeue")
+    bulk_url = run.removesuffix("/run")
+    client.get(bulk_url)
+    with app.app_context():
+        job_filter = dashboard_filter(MultiDict({"group": str(groups["icd"])}))
+        by_filter = bulk_actions.freeze_filter_selection("requeue", job_filter, {"group": [str(groups["icd"])]},
+                                                         "test-admin").id
+        untitled = bulk_actions.freeze_filter_selection("requeue", dashboard_filter(MultiDict()), {},
+                                                        "test-admin").id
+    for bulk_id in (by_filter, untitled):
+        assert client.get(f"/bulk-actions/{bulk_id}").status_code == 200
+    rows = [row.filter for row in _audit(app, "seen.groups") if row.filter.get("as") == "bulk action"]
+    assert rows == [{"group_ids": [groups["unit"]], "as": "bulk action"},
+                    {"group_ids": [groups["icd"]], "as": "bulk action"}]
+
+
 def test_requeue_every_job_of_a_group_in_batches_once(app, client, groups):
     app.config["BULK_ACTION_BATCH_SIZE"] = 3
     html, run_path = _confirm(client, groups["unit"], "requeue")
