@@ -14,6 +14,8 @@ from app.extensions import db
 from app.models.types import JSONDocument, UTCDateTime, utcnow
 
 USERNAME_MAX_LENGTH = 150
+#: Longest worker token name, in characters.
+TOKEN_NAME_MAX_LENGTH = 100
 
 
 class Role(StrEnum):
@@ -105,7 +107,7 @@ class WorkerToken(db.Model):
     __tablename__ = "worker_tokens"
 
     id: Mapped[uuid.UUID] = mapped_column(sa.Uuid, primary_key=True, default=uuid.uuid4)
-    name: Mapped[str] = mapped_column(sa.String(100), nullable=False, unique=True)
+    name: Mapped[str] = mapped_column(sa.String(TOKEN_NAME_MAX_LENGTH), nullable=False, unique=True)
     token_hash: Mapped[str] = mapped_column(sa.String(64), nullable=False, unique=True)
     prefix: Mapped[str] = mapped_column(sa.String(16), nullable=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, default=utcnow)

@@ -15,7 +15,7 @@ from typing import Any
 import sqlalchemy as sa
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from app.errors import InvalidFieldsError, ServiceError, field_error
+from app.errors import FieldError, InvalidFieldsError, ServiceError, field_error
 from app.extensions import db
 from app.models.access import USERNAME_MAX_LENGTH, AuditEvent, Role, User
 from app.models.types import utcnow
@@ -45,6 +45,23 @@ class UnknownAccountError(ServiceError):
     slug = "not-found"
 
 
+def account_name_errors(pointer: str, name: str, max_length: int) -> list[FieldError]:
+    """The faults of an account's name (a user's, a worker token's: the
+    audit log's actor, shown in lists and typed at the command line), at
+    ``pointer``: empty or over ``max_length`` characters, a space at
+    either end, or a character that does not show as itself
+    (:func:`~app.services.json_values.has_unseen_character`: a control
+    such as ESC or a line break, or a bidi override such as U+202E, would
+    make one name look like another, or forge a line of ``tokens list``)."""
+    if not name or len(name) > max_length:
+        return [field_error(pointer, f"must be 1 to {max_length} characters")]
+    if name != name.strip():
+        return [field_error(pointer, f"must be 1 to {max_length} characters without surrounding spaces")]
+    if has_unseen_character(name):
+        return [field_error(pointer, "must not hold control, format or line-separator characters (such as U+202E)")]
+    return []
+
+
 def user_name_form(name: str) -> str:
     """``name`` as user names are stored and compared: Unicode NFC (RFC 8265,
     PRECIS usernames), so "Zoë" typed as ``o`` + U+0308 is the "Zoë" of
@@ -57,6 +74,20 @@ def _named(username: str) -> sa.ColumnElement[bool]:
     or the name exactly as sent (an account created before names were
     stored in NFC)."""
     return User.username.in_(sorted({username, user_name_form(username)}))
+
+
+def _look_alike(username: str) -> str | None:
+    """An existing user's name that reads as ``username`` (the same once
+    case-folded in NFKC: "U-Viewer" and "u-viewer", "ﬁ" and "fi"), or
+    ``None``. Sign-in compares exactly, so both could sign in, but the audit
+    log and ``users list`` would show them as one person. Reads every name:
+    accounts are people, tens or hundreds, and are made rarely."""
+    folded = _folded(username)
+    return next((name for name in db.session.scalars(sa.select(User.username)) if _folded(name) == folded), None)
+
+
+def _folded(name: str) -> str:
+    return unicodedata.normalize("NFKC", name).casefold()
 
 
 def create_user(username: str, password: str, role: Role | str, *, actor: str | None = None) -> User:
@@ -73,17 +104,10 @@ def create_user(username: str, password: str, role: Role | str, *, actor: str | 
 
     Raises:
         InvalidFieldsError: bad user name, short password, unknown role.
-        AccountExistsError: the user name is taken.
+        AccountExistsError: the user name is taken, or differs from a
+            taken one only in case or compatibility form (:func:`_look_alike`).
     """
-    errors = []
-    if not username or username != username.strip() or len(username) > USERNAME_MAX_LENGTH:
-        errors.append(field_error("/username", f"must be 1 to {USERNAME_MAX_LENGTH} characters without surrounding spaces"))
-    elif has_unseen_character(username):
-        # A name is shown in the audit log and typed at sign-in: a control
-        # character (ESC) or a bidi override (U+202E) would make one name
-        # look like another.
-        errors.append(field_error(
-            "/username", "must not hold control, format or line-separator characters (such as U+202E)"))
+    errors = account_name_errors("/username", username, USERNAME_MAX_LENGTH)
     if len(password) < MIN_PASSWORD_LENGTH:
         errors.append(field_error("/password", f"must be at least {MIN_PASSWORD_LENGTH} characters"))
     try:
@@ -97,6 +121,10 @@ def create_user(username: str, password: str, role: Role | str, *, actor: str | 
     with write_transaction():
         if db.session.scalar(sa.select(User.id).where(_named(username))) is not None:
             raise AccountExistsError(f"A user named {shown_name(username)} already exists.")
+        if (twin := _look_alike(username)) is not None:
+            raise AccountExistsError(
+                f"A user named {shown_name(twin)} already exists, and {shown_name(username)} differs from it only "
+                "in letter case or character form: the audit log could not tell them apart. Choose another name.")
         user = User(username=username, password_hash=password_hash, role=Role(role).value)
         db.session.add(user)
         if actor is not None:

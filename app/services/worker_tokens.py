@@ -17,11 +17,17 @@ from datetime import datetime
 
 import sqlalchemy as sa
 
-from app.errors import InvalidFieldsError, field_error
+from app.errors import InvalidFieldsError
 from app.extensions import db
-from app.models.access import WorkerToken
+from app.models.access import TOKEN_NAME_MAX_LENGTH, WorkerToken
 from app.models.types import utcnow
-from app.services.access import AccountExistsError, UnknownAccountError, add_audit_event, shown_name
+from app.services.access import (
+    AccountExistsError,
+    UnknownAccountError,
+    account_name_errors,
+    add_audit_event,
+    shown_name,
+)
 from app.services.driver_statements import DriverStatement
 from app.unit_of_work import mark_read_only_transaction, write_transaction
 
@@ -40,11 +46,11 @@ def create_worker_token(name: str, *, actor: str | None = None) -> tuple[str, Wo
     With an ``actor`` (``cli``), audited (``tokens.create``, never the token) in the same transaction.
 
     Raises:
-        InvalidFieldsError: empty or over-long name.
+        InvalidFieldsError: a name :func:`~app.services.access.account_name_errors` refuses.
         AccountExistsError: a token with that name exists.
     """
-    if not name or name != name.strip() or len(name) > 100:
-        raise InvalidFieldsError("The token name is not valid.", [field_error("/name", "must be 1 to 100 characters")])
+    if errors := account_name_errors("/name", name, TOKEN_NAME_MAX_LENGTH):
+        raise InvalidFieldsError("The token name is not valid.", errors)
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
     with write_transaction():
         existing = db.session.scalar(sa.select(WorkerToken).where(WorkerToken.name == name))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import sqlalchemy as sa
 
 from app.extensions import db
@@ -46,6 +47,20 @@ def test_users_create_refuses_short_passwords_and_duplicates(runner):
     assert again.exit_code == 1 and "already exists" in again.output
 
 
+def test_users_create_refuses_a_name_differing_only_in_case_or_form(app, runner):
+    # A trial: "U-VIEWER" beside "u-viewer" read as one person in the audit log.
+    make = ["users", "create", "--password-stdin", "--username"]
+    assert runner.invoke(args=[*make, "u-viewer"], input="a good long password\n").exit_code == 0
+    assert runner.invoke(args=[*make, "\ufb01x-admin"], input="a good long password\n").exit_code == 0
+    for twin, existing in (("U-VIEWER", "u-viewer"), ("fix-ADMIN", "\ufb01x-admin")):
+        result = runner.invoke(args=[*make, twin], input="a good long password\n")
+        assert result.exit_code == 1, result.output
+        assert f"A user named {existing!r}" in result.output or existing in result.output
+        assert "only in letter case or character form" in result.output
+    with app.app_context():
+        assert sorted(u.username for u in access.list_users() if "-" in u.username) == ["u-viewer", "\ufb01x-admin"]
+
+
 def test_tokens_create_list_revoke(app, runner, anonymous_client):
     created = runner.invoke(args=["tokens", "create", "--name", "worker-host-1"])
     assert created.exit_code == 0, created.output
@@ -61,6 +76,26 @@ def test_tokens_create_list_revoke(app, runner, anonymous_client):
     assert "revoked" in runner.invoke(args=["tokens", "list"]).output
     unknown = runner.invoke(args=["tokens", "revoke", "nobody"])
     assert unknown.exit_code == 1 and "No token is named" in unknown.output
+
+
+@pytest.mark.parametrize(("name", "said"), [
+    ("a\x01b", "must not hold control"),
+    # A trial forged a line of `tokens list` with a tab and a line break.
+    ("fake\tcit_Yj_LGr\tcreated 2026-12-07 15:58Z\tused never\tactive\ndemo-worker2", "must not hold control"),
+    ("evil\u202egnp.exe", "must not hold control"),
+    ("line\u2028break", "must not hold control"),
+    (" spaced ", "without surrounding spaces"),
+    ("x" * 101, "must be 1 to 100 characters"),
+])
+def test_token_names_follow_the_user_names_rule(app, runner, name, said):
+    result = runner.invoke(args=["tokens", "create", "--name", name])
+    assert result.exit_code == 1 and said in result.output, result.output
+    assert "cit_" not in result.output
+    with app.app_context():
+        assert db.session.scalar(sa.select(sa.func.count()).select_from(WorkerToken).where(
+            WorkerToken.name == name)) == 0
+        assert db.session.scalar(sa.select(sa.func.count()).select_from(AuditEvent).where(
+            AuditEvent.action == "tokens.create")) == 0
 
 
 def test_revoking_a_revoked_token_changes_and_audits_nothing(app, runner):
