@@ -202,19 +202,14 @@ def enforce_access() -> Any:
         # Audited: someone trying pages (an export, the audit log) their
         # role does not open leaves a trace (a trial found none). The path
         # only: a query string may hold a search for a patient's name.
-        access.record_audit_event(
-            current_user.username, "access.denied",
-            # Capped: a refused request must not be a way to grow the log (a re-check: a 30 KB path).
-            {"method": [request.method], "path": [request.path[:MAX_AUDITED_PATH]],
-             "permission": [permission.value if permission is not None else "none"]},
+        access.record_access_denied(
+            current_user.username, request.method, request.path,
+            {"permission": [permission.value if permission is not None else "none"]},
         )
         needed = f": it needs {PERMISSION_NAMES[permission]}. Ask an administrator" if permission else ""
         raise ForbiddenError(f"Your role ({current_user.role}) does not allow this{needed}.")
     return None
 
-
-#: The most characters of a refused path an ``access.denied`` row keeps.
-MAX_AUDITED_PATH = 300
 
 #: How a 403 names a permission.
 PERMISSION_NAMES = {

@@ -343,6 +343,24 @@ def count_in_audit_event(event_id: uuid.UUID) -> None:
     )
 
 
+#: The most characters of a refused path an ``access.denied`` row keeps: a
+#: refused request must not be a way to grow the log (a re-check: a 30 KB path).
+MAX_AUDITED_PATH = 300
+
+
+def record_access_denied(actor: str, method: str, path: str, facts: dict[str, list[str]]) -> uuid.UUID:
+    """Write (and commit) the ``access.denied`` row of a refused request by
+    ``actor``: its ``method``, its ``path`` (capped at
+    :data:`MAX_AUDITED_PATH`; never the query string, which may hold a
+    search for a patient's name) and ``facts`` (why: the ``permission``
+    missing, or a ``reason``). Returns the row's id.
+
+    Raises:
+        sqlalchemy.exc.SQLAlchemyError: the row could not be written.
+    """
+    return record_audit_event(actor, "access.denied", {"method": [method], "path": [path[:MAX_AUDITED_PATH]], **facts})
+
+
 def note_in_audit_event(event_id: uuid.UUID, facts: dict[str, Any]) -> None:
     """Add ``facts`` to an audit event's ``filter`` once its action has
     ended (own transaction): what it turned out to do, beside what was

@@ -20,7 +20,7 @@ from urllib.parse import quote
 import psycopg
 import redis
 from flask import Flask, Response, current_app, g, json, render_template, request, url_for
-from flask_login import AnonymousUserMixin
+from flask_login import AnonymousUserMixin, current_user
 from flask_wtf.csrf import CSRFError
 from sqlalchemy import exc as sa_exc
 from werkzeug.exceptions import HTTPException, NotFound, SecurityError
@@ -29,6 +29,7 @@ from app.errors import FieldError, ServiceError, field_error, header_error
 from app.extensions import db
 from app.observability.request_id import current_request_id
 from app.redirects import same_site_referrer
+from app.services.access import record_access_denied
 from app.unit_of_work import is_replayable
 from app.web.problem_types import PROBLEM_TYPE_PATH
 
@@ -300,6 +301,13 @@ def _handle_csrf_error(error: CSRFError) -> Response | tuple[str, int]:
     unavailable = _database_unavailable()
     if unavailable is not None:
         return _handle_database_error(unavailable)
+    if current_user.is_authenticated:
+        # A signed-in user's form refused: an expired page, or a forged
+        # request from another site riding their cookie. Audited (a trial
+        # found no trace of either); a sign-in form's refusal without a user
+        # is no one's attempt, and is not.
+        record_access_denied(current_user.username, request.method, request.path,
+                             {"reason": ["form token missing or invalid (CSRF)"]})
     detail = (
         "Nothing was changed: this form is out of date or was sent without its page (its security "
         "token is missing, invalid or from an earlier sign-in). Load the page again and repeat the action."

@@ -455,7 +455,12 @@ def test_a_form_refused_for_its_csrf_token_says_nothing_changed_and_links_back_t
     assert elsewhere.status_code == 400 and "evil.example" not in elsewhere.get_data(as_text=True)
     with app.app_context():
         assert stored_job_row(job_id)["acknowledged_at"] is None
-    assert _events(app) == []
+    # Each refusal is audited as the user's (a trial found no trace of a
+    # possible forgery): the path, never the Referer or the query.
+    assert [(e.actor, e.action, e.filter) for e in _events(app)] == [
+        ("test-admin", "access.denied", {"method": ["POST"], "path": [f"/jobs/{job_id}/acknowledge"],
+                                         "reason": ["form token missing or invalid (CSRF)"]}),
+    ] * 2
 
 
 def test_a_form_left_open_for_hours_still_acts_while_its_session_lives(app, client, monkeypatch):
