@@ -454,3 +454,12 @@ def test_an_ignore_until_a_date_alone_wakes_as_that_day_begins_as_the_form_does(
         assert [e["pointer"] for e in problem["errors"]] == ["#/until"], problem
         assert detail in problem["errors"][0]["detail"], problem
     assert client.get(f"/api/v1/failure-groups/{other}").get_json()["state"] == "unresolved"
+
+
+def test_a_cursor_of_deeply_nested_json_is_a_400_not_a_500(client):
+    # A trial: a thousand nested arrays raised RecursionError in the decoder (500, API and page).
+    import base64
+
+    crafted = base64.urlsafe_b64encode(b"[" * 100_000 + b"]" * 100_000).decode().rstrip("=")
+    problem = assert_problem(client.get(f"/api/v1/failure-groups?cursor={crafted}"), 400, "invalid-query")
+    assert [e["parameter"] for e in problem["errors"]] == ["cursor"]
