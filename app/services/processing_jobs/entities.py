@@ -17,10 +17,10 @@ from app.extensions import db
 from app.models import EntityType, ExtractedEntity
 from app.services.json_values import (
     InvalidJSONValueError,
-    canonical_json,
     clean_json_value,
     clean_text,
     has_acting_control,
+    json_equal,
 )
 from app.services.processing_jobs.errors import InvalidEntitiesError
 
@@ -134,16 +134,23 @@ _RESULT_COLUMNS = ("position", "entity_type", "text", "code", "code_system", "co
 def same_entities(job_id: uuid.UUID, rows: Sequence[ExtractedEntity]) -> bool:
     """Whether the job's stored entities are ``rows`` (from
     :func:`checked_entity_rows`), field for field and in order: the same
-    ``completed`` result sent again. JSON fields compare as canonical JSON
-    (key order aside)."""
+    ``completed`` result sent again. JSON fields compare as JSON values
+    (:func:`~app.services.json_values.json_equal`: key order aside, numbers
+    by value)."""
     stored = db.session.scalars(
         sa.select(ExtractedEntity).where(ExtractedEntity.job_id == job_id).order_by(ExtractedEntity.position)
     ).all()
     return len(stored) == len(rows) and all(
-        _fields(old) == _fields(new) for old, new in zip(stored, rows)
+        _same_fields(old, new) for old, new in zip(stored, rows)
     )
 
 
-def _fields(row: ExtractedEntity) -> tuple[Any, ...]:
-    return tuple(canonical_json(getattr(row, name)) if name in ("value", "attributes") else getattr(row, name)
-                 for name in _RESULT_COLUMNS)
+def _same_fields(old: ExtractedEntity, new: ExtractedEntity) -> bool:
+    # JSON fields as JSON (json_equal): PostgreSQL's jsonb gives 1e16 back
+    # as the integer 10000000000000000, and the same result sent again was
+    # a 409 (a trial).
+    return all(
+        json_equal(getattr(old, name), getattr(new, name)) if name in ("value", "attributes")
+        else getattr(old, name) == getattr(new, name)
+        for name in _RESULT_COLUMNS
+    )

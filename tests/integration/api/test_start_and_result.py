@@ -226,8 +226,12 @@ def test_result_on_a_completed_job_is_a_409_and_changes_nothing(client, app, job
     assert_client_still_works(client, job["id"])
 
 
-@pytest.mark.parametrize("entities", [[], [ENTITY, {**ENTITY, "text": "HTN", "span": {"start": 20, "end": 23}}]],
-                         ids=["none", "two"])
+@pytest.mark.parametrize("entities", [
+    [],
+    [ENTITY, {**ENTITY, "text": "HTN", "span": {"start": 20, "end": 23}}],
+    # PostgreSQL's jsonb gives 1e16 back as 10000000000000000: a trial's retry was a 409.
+    [{**ENTITY, "value": {"value": 1e16, "unit": "%"}, "attributes": {"ratio": 1.5e300, "scale": 1e308}}],
+], ids=["none", "two", "large-numbers"])
 def test_the_same_completion_again_is_a_200_that_changes_nothing(client, app, job, entities):
     """A trial: a worker whose completion's answer was lost (and its key with
     it) got a 409 on the retry, and could not tell "mine landed" from
