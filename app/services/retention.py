@@ -21,6 +21,7 @@ on a job at that moment either lands before the purge sees the row or waits.
 
 from __future__ import annotations
 
+import functools
 import re
 import uuid
 from collections.abc import Sequence
@@ -36,7 +37,7 @@ from app.models.job_status import TERMINAL_STATUSES
 from app.services.failure_groups.recording import end_current_occurrences
 from app.services.failure_groups.write_statements import SAMPLE_MESSAGE_MAX_LENGTH
 from app.services.group_samples import sample_failure
-from app.unit_of_work import write_transaction
+from app.unit_of_work import WriteTransaction, replayed_write_transaction, write_transaction
 
 #: Statuses of jobs the purge deletes.
 FINISHED_STATUSES = tuple(sorted(s.value for s in TERMINAL_STATUSES))
@@ -165,37 +166,53 @@ def purge_finished_jobs(cutoff: datetime, *, batch_size: int = DEFAULT_BATCH_SIZ
 
 
 def _purge_job_batch(cutoff: datetime, batch_size: int, counts: PurgeCounts) -> int:
-    with write_transaction() as transaction:
-        ids: Sequence[uuid.UUID] = db.session.scalars(
-            _expired_jobs(cutoff)
-            .order_by(ProcessingJob.completed_at, ProcessingJob.id)
-            .limit(batch_size)
-            # Another transaction changing one of these jobs keeps it; the
-            # next run of the purge gets it if it is still expired.
-            .with_for_update(skip_locked=True)
-        ).all()
-        if not ids:
-            transaction.rollback()
-            return 0
-        # Children first, counted exactly; ON DELETE CASCADE would remove
-        # them too but would not say how many. The jobs' group occurrences go
-        # with their failures; their "currently failing" counts end first.
-        end_current_occurrences(ids)
-        # The groups the batch takes occurrences from: through the failures,
-        # whose ids lead the occurrences' unique index (no index has job_id first).
-        occurrences, failure_rows = FailureOccurrence.__table__, JobFailure.__table__
-        touched = list(db.session.scalars(
-            sa.select(occurrences.c.group_id).distinct().where(occurrences.c.failure_id.in_(
-                sa.select(failure_rows.c.id).where(failure_rows.c.job_id.in_(ids))))))
-        failures = _delete(JobFailure.__table__, JobFailure.__table__.c.job_id.in_(ids))
-        entities = _delete(ExtractedEntity.__table__, ExtractedEntity.__table__.c.job_id.in_(ids))
-        jobs = _delete(ProcessingJob.__table__, ProcessingJob.__table__.c.id.in_(ids))
-        counts.groups_redacted += redact_emptied_groups(touched) if touched else 0
-        counts.groups_resampled += resample_kept_groups(touched) if touched else 0
+    # Replayed when PostgreSQL aborts it as a deadlock's victim: its deletes
+    # move the summary rollups' rows in job order while recorders lock them in
+    # key order (a trial: the purge stopped half-way, beside live reports).
+    # Counted only once it commits, so a replay counts nothing twice.
+    done = replayed_write_transaction(functools.partial(_delete_job_batch, cutoff, batch_size))
+    if done is None:
+        return 0
+    deleted, failures, entities, jobs, redacted, resampled = done
     counts.job_failures += failures
     counts.extracted_entities += entities
     counts.processing_jobs += jobs
-    return len(ids)
+    counts.groups_redacted += redacted
+    counts.groups_resampled += resampled
+    return deleted
+
+
+def _delete_job_batch(cutoff: datetime, batch_size: int, transaction: WriteTransaction) -> tuple[int, ...] | None:
+    """One batch of :func:`purge_finished_jobs`, in ``transaction``: the
+    jobs taken, then the failures, entities and jobs deleted and the groups
+    redacted and resampled; ``None`` when no job is left."""
+    ids: Sequence[uuid.UUID] = db.session.scalars(
+        _expired_jobs(cutoff)
+        .order_by(ProcessingJob.completed_at, ProcessingJob.id)
+        .limit(batch_size)
+        # Another transaction changing one of these jobs keeps it; the
+        # next run of the purge gets it if it is still expired.
+        .with_for_update(skip_locked=True)
+    ).all()
+    if not ids:
+        transaction.rollback()
+        return None
+    # Children first, counted exactly; ON DELETE CASCADE would remove
+    # them too but would not say how many. The jobs' group occurrences go
+    # with their failures; their "currently failing" counts end first.
+    end_current_occurrences(ids)
+    # The groups the batch takes occurrences from: through the failures,
+    # whose ids lead the occurrences' unique index (no index has job_id first).
+    occurrences, failure_rows = FailureOccurrence.__table__, JobFailure.__table__
+    touched = list(db.session.scalars(
+        sa.select(occurrences.c.group_id).distinct().where(occurrences.c.failure_id.in_(
+            sa.select(failure_rows.c.id).where(failure_rows.c.job_id.in_(ids))))))
+    failures = _delete(JobFailure.__table__, JobFailure.__table__.c.job_id.in_(ids))
+    entities = _delete(ExtractedEntity.__table__, ExtractedEntity.__table__.c.job_id.in_(ids))
+    jobs = _delete(ProcessingJob.__table__, ProcessingJob.__table__.c.id.in_(ids))
+    redacted = redact_emptied_groups(touched) if touched else 0
+    resampled = resample_kept_groups(touched) if touched else 0
+    return len(ids), failures, entities, jobs, redacted, resampled
 
 
 def redact_emptied_groups(group_ids: Sequence[int]) -> int:

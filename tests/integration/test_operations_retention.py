@@ -228,3 +228,34 @@ def test_purge_skips_a_job_another_transaction_is_changing(mixed_jobs):
     assert counts.processing_jobs == 2
     assert db.session.get(ProcessingJob, locked) is not None
     assert purge_finished_jobs(NOW - timedelta(days=180)).processing_jobs == 1
+
+
+def test_a_batch_aborted_as_a_deadlock_victim_runs_again_and_counts_once(mixed_jobs, monkeypatch):
+    # A trial: beside live reports the purge's deletes met a recorder on the
+    # summary rollups' rows, PostgreSQL aborted the purge (40P01) and it
+    # stopped half-way with a traceback. The batch is replayed from its start.
+    from app.services import retention
+    from tests.helpers import aborted_statement
+
+    real, calls = retention._delete, []
+
+    def deadlocked_once(table, condition):  # noqa: ANN001, ANN202
+        deleted = real(table, condition)
+        if table.name == "processing_jobs":
+            calls.append(deleted)
+            if len(calls) == 1:
+                raise aborted_statement()
+        return deleted
+
+    monkeypatch.setattr(retention, "_delete", deadlocked_once)
+    monkeypatch.setattr("app.unit_of_work.REPLAY_PAUSE_S", 0.0)
+    counts = purge_finished_jobs(NOW - timedelta(days=180), batch_size=2)
+    assert counts.as_dict() == {
+        "processing_jobs": 3,
+        "job_failures": 3,
+        "extracted_entities": 3,
+        "idempotency_records": 1,
+    }
+    assert calls == [2, 2, 1]  # the first batch's jobs deleted twice: once rolled back, once committed
+    kept = set(db.session.scalars(sa.select(ProcessingJob.id)))
+    assert kept == {mixed_jobs[k] for k in ("recent_validation_failed", "old_pending", "old_processing")}
