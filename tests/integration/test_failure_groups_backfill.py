@@ -75,6 +75,28 @@ def test_backfill_rebuilds_what_the_recorder_wrote(app_ctx):
     assert _snapshot() == recorded
 
 
+def test_a_backfill_skips_what_another_grouped_after_it_read_its_batch(app_ctx, monkeypatch):
+    # A trial ran `groups backfill` and `groups regroup --version 1` at once:
+    # both read the same ungrouped failures, and the second to lock their
+    # jobs stopped on the occurrences' unique key. Here the other one runs
+    # between this one's read and its lock.
+    from app.services.failure_groups import backfill
+
+    _record_some_failures()
+    recorded = _snapshot()
+    _forget_groups()
+    stale = backfill._ungrouped(1, None, 500)
+    db.session.rollback()
+    assert len(stale) == 5
+    assert backfill.backfill_groups().failures == 5  # the other backfill
+    reads = iter([stale, []])
+    monkeypatch.setattr(backfill, "_ungrouped", lambda *_args: next(reads))
+    result = backfill.backfill_groups()
+    assert (result.failures, result.occurrences, result.batches) == (0, 0, 1)
+    db.session.rollback()
+    assert _snapshot() == recorded
+
+
 def test_backfill_keeps_live_groups_and_adds_the_missing_failures(app_ctx):
     _record_some_failures()
     recorded = _snapshot()

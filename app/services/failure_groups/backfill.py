@@ -64,6 +64,15 @@ def _ungrouped(version: int, after: tuple[datetime, uuid.UUID] | None, limit: in
     return list(db.session.execute(statement.order_by(JobFailure.recorded_at, JobFailure.id).limit(limit)))
 
 
+def _grouped_among(version: int, failure_ids: list[uuid.UUID]) -> set[uuid.UUID]:
+    """Those of ``failure_ids`` that have an occurrence under ``version``."""
+    return set(db.session.scalars(
+        sa.select(FailureOccurrence.failure_id).distinct()
+        .join(FailureGroup, FailureGroup.id == FailureOccurrence.group_id)
+        .where(FailureOccurrence.failure_id.in_(failure_ids), FailureGroup.grouping_version == version)
+    ))
+
+
 def _latest_failures(job_ids: list[uuid.UUID]) -> dict[uuid.UUID, uuid.UUID]:
     """The newest failure of each job (by ``recorded_at``, then id)."""
     latest: dict[uuid.UUID, uuid.UUID] = {}
@@ -123,11 +132,16 @@ def backfill_groups(
                 )
             }
             latest = _latest_failures(job_ids)
+            # Read again under the jobs' locks: another backfill (or a
+            # regroup) that took them first has grouped some meanwhile, and
+            # grouping them twice broke the occurrences' unique key (a trial
+            # ran two at once: one stopped with an IntegrityError).
+            done_meanwhile = _grouped_among(version, [failure.id for failure in batch])
             failed = {status.value for status in FAILURE_STATUSES}
             items = []
             for failure in batch:
                 job = jobs.get(failure.job_id)
-                if job is None:  # purged meanwhile
+                if job is None or failure.id in done_meanwhile:  # purged, or grouped, meanwhile
                     continue
                 current = latest.get(job.id) == failure.id and job.status in failed
                 items.append((failure, job, current))
