@@ -12,7 +12,8 @@ run again and continues from there:
 * an error: procrastinate retries the task (:data:`RETRY`);
 * a killed worker: its job stays ``doing`` and its heartbeat stops; every
   worker of the queue looks for such stalled jobs (:data:`STALLED_AFTER_SECONDS`)
-  and retries them;
+  and retries them, or ends one as ``failed`` when a newer run of its
+  action was queued meanwhile (that run then continues the action);
 * a worker told to stop (SIGTERM, SIGINT): the running action pauses after
   its current batch and its task queues a new one for the rest (not a
   retry: stops do not use up :data:`RETRY`'s attempts), which the next
@@ -230,10 +231,31 @@ async def _retry_stalled(app: procrastinate.App, every: float, stalled_after: fl
     # remedy is to retry the jobs of workers whose heartbeat stopped.
     while True:
         for queue in QUEUES:
-            for job in await app.job_manager.get_stalled_jobs(queue=queue, seconds_since_heartbeat=stalled_after):
-                logger.warning("retrying %s job %s of a stopped worker", queue, job.id)
-                await app.job_manager.retry_job(job)
+            try:
+                for job in await app.job_manager.get_stalled_jobs(queue=queue, seconds_since_heartbeat=stalled_after):
+                    await _retry_stalled_job(app, queue, job)
+            except Exception as error:  # noqa: BLE001 -- the loop must outlive one bad round
+                # A trial: one error ended this loop for good, and the
+                # worker never retried a stalled job again. The type only:
+                # a database error's text may hold the connection's details.
+                logger.warning("stalled %s jobs not retried this round (%s); trying again", queue,
+                               type(error).__name__)
         await asyncio.sleep(every)
+
+
+async def _retry_stalled_job(app: procrastinate.App, queue: str, job: procrastinate.jobs.Job) -> None:
+    """Retry a stopped worker's ``job``; when a run of the same bulk action
+    was queued meanwhile (an operator's Continue, a stopping worker's
+    re-queue: same queueing lock), end the stalled one as ``failed``
+    instead. Its retry would break the queueing lock's unique index, and
+    while it stays ``doing`` its ``lock`` keeps the queued run from ever
+    starting (a trial's action stood at "running" until a manual UPDATE)."""
+    try:
+        logger.warning("retrying %s job %s of a stopped worker", queue, job.id)
+        await app.job_manager.retry_job(job)
+    except procrastinate.exceptions.UniqueViolation:
+        logger.warning("%s job %s of a stopped worker ended: a newer run of it is queued", queue, job.id)
+        await app.job_manager.finish_job(job, status=procrastinate.jobs.Status.FAILED, delete_job=False)
 
 
 def run_worker(flask_app: HostApp, *, concurrency: int = 1, stalled_after: float = STALLED_AFTER_SECONDS,

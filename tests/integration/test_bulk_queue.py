@@ -246,7 +246,9 @@ def test_a_failed_batch_leaves_exact_counts_and_the_retry_continues(queue_app, c
 
 
 @postgresql_only
-def test_a_worker_killed_half_way_is_replaced_and_the_count_is_exact(queue_app, client, start_worker, database_url):
+@pytest.mark.parametrize("queued_meanwhile", [False, True], ids=["alone", "with-a-newer-run-queued"])
+def test_a_worker_killed_half_way_is_replaced_and_the_count_is_exact(
+        queue_app, client, start_worker, database_url, queued_meanwhile):
     app = queue_app
     group_id = _load(app, client, JOBS)
     token, run_path = _confirm(client, group_id)
@@ -273,12 +275,22 @@ def test_a_worker_killed_half_way_is_replaced_and_the_count_is_exact(queue_app, 
         assert db.session.scalar(sa.select(AuditEvent.row_count).where(AuditEvent.action == "jobs.requeue")) == 1_500
         assert db.session.scalar(sa.select(sa.func.count()).where(ProcessingJob.status == "Pending")) == 1_500
     assert [row["status"] for row in _queued(app, bulk.id)] == ["doing"]
+    if queued_meanwhile:
+        # A newer run queued beside the dead one's (a trial: an operator's
+        # Continue on a stale action): retrying the dead one broke the
+        # queueing lock's unique index, ended the worker's retry loop, and
+        # the newer run waited behind the dead one's lock for good.
+        with app.app_context(), write_transaction():
+            assert bulk_queue.defer_run(bulk.id)
 
     # A new worker finds the dead one's task (no heartbeat for 2 s), retries
-    # it, and the task continues from position 1,500.
+    # it (or, with a newer run queued, ends it so that run can start), and
+    # the action continues from position 1,500.
     replacement = start_worker("--batch-size", "500", "--stalled-after", "2")
     _wait_for(lambda: _bulk(app).state == "done", "finished bulk action", replacement)
     _assert_finished(app, group_id)
+    # A run that succeeds is deleted; the dead one's task, ended, stays as failed.
+    assert [row["status"] for row in _queued(app, bulk.id)] == (["failed"] if queued_meanwhile else [])
     engine.dispose()
 
 
