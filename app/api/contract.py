@@ -12,6 +12,7 @@ still found and worded by ``jsonschema``.
 
 from __future__ import annotations
 
+import copy
 import functools
 import json
 import re
@@ -118,7 +119,21 @@ def _validator(schema_name: str) -> Draft202012Validator:
         "components": document["components"],
         "$ref": f"#/components/schemas/{schema_name}",
     }
-    return Draft202012Validator(schema, format_checker=Draft202012Validator.FORMAT_CHECKER)
+    return Draft202012Validator(schema, format_checker=_FORMAT_CHECKER)
+
+
+def _strict_date_time(instance: object) -> bool:
+    # rfc3339-validator's pattern ends in "$", which Python's re lets match
+    # before a final line break: "2026-12-31T10:00:00Z\n" passed as a
+    # date-time while "2026-12-31\n" failed as a date (a trial).
+    return not (isinstance(instance, str) and instance.endswith("\n")) and _LENIENT_DATE_TIME(instance)
+
+
+#: Draft 2020-12's format checks, with :func:`_strict_date_time` for ``date-time``.
+_FORMAT_CHECKER = copy.copy(Draft202012Validator.FORMAT_CHECKER)
+_FORMAT_CHECKER.checkers = dict(_FORMAT_CHECKER.checkers)
+_LENIENT_DATE_TIME = _FORMAT_CHECKER.checkers["date-time"][0]
+_FORMAT_CHECKER.checks("date-time")(_strict_date_time)
 
 
 def _pointer(path: Any) -> str:

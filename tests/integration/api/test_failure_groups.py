@@ -463,3 +463,14 @@ def test_a_cursor_of_deeply_nested_json_is_a_400_not_a_500(client):
     crafted = base64.urlsafe_b64encode(b"[" * 100_000 + b"]" * 100_000).decode().rstrip("=")
     problem = assert_problem(client.get(f"/api/v1/failure-groups?cursor={crafted}"), 400, "invalid-query")
     assert [e["parameter"] for e in problem["errors"]] == ["cursor"]
+
+
+@pytest.mark.parametrize("until", ["2099-12-31T10:00:00Z\n", "2099-12-31\n"])
+def test_an_ignore_time_with_a_final_line_break_is_refused_as_a_date_is(client, until):
+    # A trial: Python's "$" let the date-time pass with its "\n"; the date alone was refused.
+    _fail(client, UCUM)
+    group_id = _groups(client)["items"][0]["id"]
+    problem = assert_problem(client.post(f"/api/v1/failure-groups/{group_id}/ignore", json={"until": until}),
+                             422, "invalid-fields")
+    assert [e["pointer"] for e in problem["errors"]] == ["#/until"]
+    assert _groups(client)["items"][0]["state"] == "unresolved"
