@@ -137,8 +137,9 @@ def login() -> str | Response | tuple[str, int]:
         error = (
             "The sign-in form gives a field two different values: use the page's own form."
             if repeated else
-            "The sign-in form was not accepted: reload the page and try again "
-            f"(user names have at most {USERNAME_MAX_LENGTH} characters, passwords at most 1,024)."
+            "The sign-in form was not accepted: fill in both the user name and the password "
+            f"(a user name has at most {USERNAME_MAX_LENGTH} characters, a password at most 1,024), "
+            "or reload the page and try again."
         )
         return render_template("auth/login.html", form=form, error=error), 400
     return render_template("auth/login.html", form=form)
