@@ -145,17 +145,20 @@ def _audit_group_title(bulk, group_id: int | None) -> None:
     job list's heading write one (a trial found none here). Once per bulk
     action in a sign-in session: the progress page reloads itself every
     few seconds while a worker runs it."""
-    if group_id is None:
+    if group_id is None or request.method == "HEAD":  # HEAD shows nothing and writes no row
         return
+    # Per user: a sign-in keeps the session's data under a new id, and the
+    # next user of a shared screen saw the title unaudited (a re-check).
+    seen = f"{current_actor()} {bulk.id.hex}"
     audited = session.get(_TITLES_AUDITED, [])
-    if bulk.id.hex in audited:
+    if seen in audited:
         return
     audit_seen("seen.groups", {"group_ids": [group_id], "as": "bulk action"})
-    session[_TITLES_AUDITED] = [*audited, bulk.id.hex][-_TITLES_AUDITED_KEPT:]
+    session[_TITLES_AUDITED] = [*audited, seen][-_TITLES_AUDITED_KEPT:]
 
 
-#: Session key: the bulk actions (hex ids) whose group title this session's
-#: user was audited seeing, the newest :data:`_TITLES_AUDITED_KEPT`.
+#: Session key: the bulk actions whose group title a user of this session
+#: was audited seeing ("<actor> <hex id>"), the newest :data:`_TITLES_AUDITED_KEPT`.
 _TITLES_AUDITED = "bulk_titles_seen"
 _TITLES_AUDITED_KEPT = 20
 

@@ -7,7 +7,6 @@ memory-hard KDF) and ``check_password_hash``.
 from __future__ import annotations
 
 import secrets
-import unicodedata
 import uuid
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -15,11 +14,12 @@ from typing import Any
 import sqlalchemy as sa
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from app.errors import FieldError, InvalidFieldsError, ServiceError, field_error
+from app.errors import InvalidFieldsError, ServiceError, field_error
 from app.extensions import db
 from app.models.access import USERNAME_MAX_LENGTH, AuditEvent, Role, User
 from app.models.types import utcnow
-from app.services.json_values import clean_json_value, clean_text, has_unseen_character
+from app.services import account_names
+from app.services.json_values import clean_json_value, clean_text
 from app.unit_of_work import require_write_transaction, write_transaction
 
 #: Shortest password accepted, in characters (NIST SP 800-63B: at least 8).
@@ -45,28 +45,10 @@ class UnknownAccountError(ServiceError):
     slug = "not-found"
 
 
-def account_name_errors(pointer: str, name: str, max_length: int) -> list[FieldError]:
-    """The faults of an account's name (a user's, a worker token's: the
-    audit log's actor, shown in lists and typed at the command line), at
-    ``pointer``: empty or over ``max_length`` characters, a space at
-    either end, or a character that does not show as itself
-    (:func:`~app.services.json_values.has_unseen_character`: a control
-    such as ESC or a line break, or a bidi override such as U+202E, would
-    make one name look like another, or forge a line of ``tokens list``)."""
-    if not name or len(name) > max_length:
-        return [field_error(pointer, f"must be 1 to {max_length} characters")]
-    if name != name.strip():
-        return [field_error(pointer, f"must be 1 to {max_length} characters without surrounding spaces")]
-    if has_unseen_character(name):
-        return [field_error(pointer, "must not hold control, format or line-separator characters (such as U+202E)")]
-    return []
-
-
 def user_name_form(name: str) -> str:
-    """``name`` as user names are stored and compared: Unicode NFC (RFC 8265,
-    PRECIS usernames), so "Zoë" typed as ``o`` + U+0308 is the "Zoë" of
-    U+00EB and two accounts can never look the same. Case is kept."""
-    return unicodedata.normalize("NFC", name)
+    """``name`` as user names are stored and compared (NFC,
+    :func:`app.services.account_names.name_form`)."""
+    return account_names.name_form(name)
 
 
 def _named(username: str) -> sa.ColumnElement[bool]:
@@ -74,20 +56,6 @@ def _named(username: str) -> sa.ColumnElement[bool]:
     or the name exactly as sent (an account created before names were
     stored in NFC)."""
     return User.username.in_(sorted({username, user_name_form(username)}))
-
-
-def _look_alike(username: str) -> str | None:
-    """An existing user's name that reads as ``username`` (the same once
-    case-folded in NFKC: "U-Viewer" and "u-viewer", "ﬁ" and "fi"), or
-    ``None``. Sign-in compares exactly, so both could sign in, but the audit
-    log and ``users list`` would show them as one person. Reads every name:
-    accounts are people, tens or hundreds, and are made rarely."""
-    folded = _folded(username)
-    return next((name for name in db.session.scalars(sa.select(User.username)) if _folded(name) == folded), None)
-
-
-def _folded(name: str) -> str:
-    return unicodedata.normalize("NFKC", name).casefold()
 
 
 def create_user(username: str, password: str, role: Role | str, *, actor: str | None = None) -> User:
@@ -105,9 +73,12 @@ def create_user(username: str, password: str, role: Role | str, *, actor: str | 
     Raises:
         InvalidFieldsError: bad user name, short password, unknown role.
         AccountExistsError: the user name is taken, or differs from a
-            taken one only in case or compatibility form (:func:`_look_alike`).
+            taken one only in case or compatibility form
+            (:func:`app.services.account_names.look_alike`).
     """
-    errors = account_name_errors("/username", username, USERNAME_MAX_LENGTH)
+    # In NFC first: the form stored, whose length the column holds.
+    username = user_name_form(username)
+    errors = account_names.name_errors("/username", username, USERNAME_MAX_LENGTH)
     if len(password) < MIN_PASSWORD_LENGTH:
         errors.append(field_error("/password", f"must be at least {MIN_PASSWORD_LENGTH} characters"))
     try:
@@ -116,12 +87,12 @@ def create_user(username: str, password: str, role: Role | str, *, actor: str | 
         errors.append(field_error("/role", "must be one of " + ", ".join(r.value for r in Role)))
     if errors:
         raise InvalidFieldsError("The account is not valid.", errors)
-    username = user_name_form(username)
     password_hash = generate_password_hash(password)
     with write_transaction():
         if db.session.scalar(sa.select(User.id).where(_named(username))) is not None:
             raise AccountExistsError(f"A user named {shown_name(username)} already exists.")
-        if (twin := _look_alike(username)) is not None:
+        # Every name read: accounts are people, tens or hundreds, made rarely.
+        if (twin := account_names.look_alike(username, db.session.scalars(sa.select(User.username)))) is not None:
             raise AccountExistsError(
                 f"A user named {shown_name(twin)} already exists, and {shown_name(username)} differs from it only "
                 "in letter case or character form: the audit log could not tell them apart. Choose another name.")
@@ -137,7 +108,8 @@ def authenticate(username: str, password: str, *, address: str | None = None) ->
     :func:`user_name_form`) and password, else ``None``.
 
     Takes the same time whether or not the user exists. Every attempt is a
-    security event: an ``auth.sign_in`` audit row (the user name as typed,
+    security event: an ``auth.sign_in`` audit row (the account's name, or
+    the user name as typed when none signed in,
     the client ``address``, ``outcome`` ``success`` or ``failure``; never the
     password). A success is audited in the transaction that records
     ``last_login_at``, before the caller starts the session: if the audit
@@ -159,7 +131,9 @@ def authenticate(username: str, password: str, *, address: str | None = None) ->
         if user is not None:
             user = db.session.get(User, user.id)
             user.last_login_at = utcnow()
-        add_audit_event(username, "auth.sign_in", facts)
+        # A success under the account's own name (a name typed in another
+        # Unicode form was another actor on the audit page: a re-check).
+        add_audit_event(user.username if user is not None else username, "auth.sign_in", facts)
     return user
 
 

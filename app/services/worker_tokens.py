@@ -21,13 +21,8 @@ from app.errors import InvalidFieldsError
 from app.extensions import db
 from app.models.access import TOKEN_NAME_MAX_LENGTH, WorkerToken
 from app.models.types import utcnow
-from app.services.access import (
-    AccountExistsError,
-    UnknownAccountError,
-    account_name_errors,
-    add_audit_event,
-    shown_name,
-)
+from app.services import account_names
+from app.services.access import AccountExistsError, UnknownAccountError, add_audit_event, shown_name
 from app.services.driver_statements import DriverStatement
 from app.unit_of_work import mark_read_only_transaction, write_transaction
 
@@ -46,10 +41,13 @@ def create_worker_token(name: str, *, actor: str | None = None) -> tuple[str, Wo
     With an ``actor`` (``cli``), audited (``tokens.create``, never the token) in the same transaction.
 
     Raises:
-        InvalidFieldsError: a name :func:`~app.services.access.account_name_errors` refuses.
-        AccountExistsError: a token with that name exists.
+        InvalidFieldsError: a name :func:`~app.services.account_names.name_errors` refuses.
+        AccountExistsError: a token with that name exists, or one whose
+            name differs only in case or compatibility form
+            (:func:`~app.services.account_names.look_alike`).
     """
-    if errors := account_name_errors("/name", name, TOKEN_NAME_MAX_LENGTH):
+    name = account_names.name_form(name)  # stored in NFC, as user names are
+    if errors := account_names.name_errors("/name", name, TOKEN_NAME_MAX_LENGTH):
         raise InvalidFieldsError("The token name is not valid.", errors)
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
     with write_transaction():
@@ -58,11 +56,27 @@ def create_worker_token(name: str, *, actor: str | None = None) -> tuple[str, Wo
             state = " (revoked)" if existing.revoked_at is not None else ""
             raise AccountExistsError(f"A token named {name!r} already exists{state}; to give it a new secret: "
                                      f"flask --app wsgi tokens rotate {name}")
+        # Every name read: a token per worker host, tens or hundreds, made rarely.
+        if (twin := account_names.look_alike(name, db.session.scalars(sa.select(WorkerToken.name)))) is not None:
+            raise AccountExistsError(
+                f"A token named {shown_name(twin)} already exists, and {shown_name(name)} differs from it only in "
+                "letter case or character form: the audit log could not tell them apart. Choose another name.")
         record = WorkerToken(name=name, token_hash=hash_token(token), prefix=token[:10])
         db.session.add(record)
         if actor is not None:
             add_audit_event(actor, "tokens.create", {"name": name, "prefix": record.prefix})
     return token, record
+
+
+def _named(name: str) -> sa.Select[tuple[WorkerToken]]:
+    """The token ``name`` names: exactly as typed first (a token made
+    before names were stored in NFC), else its NFC form."""
+    return (
+        sa.select(WorkerToken)
+        .where(WorkerToken.name.in_(sorted({name, account_names.name_form(name)})))
+        .order_by((WorkerToken.name == name).desc())
+        .limit(1)
+    )
 
 
 @dataclass(frozen=True)
@@ -142,7 +156,7 @@ def rotate_worker_token(name: str, *, actor: str | None = None) -> tuple[str, Wo
     """
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
     with write_transaction():
-        record = db.session.scalar(sa.select(WorkerToken).where(WorkerToken.name == name).with_for_update())
+        record = db.session.scalar(_named(name).with_for_update())
         if record is None:
             raise UnknownAccountError(f"No token is named {shown_name(name)}.")
         if actor is not None:
@@ -165,7 +179,7 @@ def revoke_worker_token(name: str, *, actor: str | None = None) -> tuple[WorkerT
         UnknownAccountError: no token has that name.
     """
     with write_transaction():
-        record = db.session.scalar(sa.select(WorkerToken).where(WorkerToken.name == name).with_for_update())
+        record = db.session.scalar(_named(name).with_for_update())
         if record is None:
             raise UnknownAccountError(f"No token is named {shown_name(name)}.")
         if record.revoked_at is not None:

@@ -61,6 +61,39 @@ def test_users_create_refuses_a_name_differing_only_in_case_or_form(app, runner)
         assert sorted(u.username for u in access.list_users() if "-" in u.username) == ["u-viewer", "\ufb01x-admin"]
 
 
+@pytest.mark.parametrize(("first", "twin"), [
+    ("s\u015b", "\u00df\u0301"),  # folds alike only with NFKC after the case fold (NFKC_Casefold)
+    ("op-b", "OP-B"),
+])
+def test_users_and_tokens_refuse_a_name_folding_to_a_taken_one(runner, first, twin):
+    make = ["users", "create", "--password-stdin", "--username"]
+    assert runner.invoke(args=[*make, first], input="a good long password\n").exit_code == 0
+    refused = runner.invoke(args=[*make, twin], input="a good long password\n")
+    assert refused.exit_code == 1 and "only in letter case or character form" in refused.output
+    assert runner.invoke(args=["tokens", "create", "--name", first]).exit_code == 0
+    refused = runner.invoke(args=["tokens", "create", "--name", twin])
+    assert refused.exit_code == 1 and "only in letter case or character form" in refused.output
+
+
+def test_token_names_are_stored_in_nfc_and_found_in_either_form(app, runner):
+    # A re-check: "host-é" in two Unicode forms made two tokens that listed alike.
+    assert runner.invoke(args=["tokens", "create", "--name", "host-e\u0301"]).exit_code == 0
+    again = runner.invoke(args=["tokens", "create", "--name", "host-\u00e9"])
+    assert again.exit_code == 1 and "already exists" in again.output
+    with app.app_context():
+        assert db.session.scalars(sa.select(WorkerToken.name).where(WorkerToken.name.like("host-%"))).all() == [
+            "host-\u00e9"]
+    assert runner.invoke(args=["tokens", "revoke", "host-e\u0301"]).exit_code == 0
+
+
+def test_a_name_s_length_is_that_of_its_stored_form(runner):
+    # U+0958 is one character that NFC makes two (a composition exclusion):
+    # 150 of them were stored as 300 in a 150-character column (a re-check).
+    result = runner.invoke(args=["users", "create", "--password-stdin", "--username", "\u0958" * 150],
+                           input="a good long password\n")
+    assert result.exit_code == 1 and "must be 1 to 150 characters" in result.output
+
+
 def test_tokens_create_list_revoke(app, runner, anonymous_client):
     created = runner.invoke(args=["tokens", "create", "--name", "worker-host-1"])
     assert created.exit_code == 0, created.output
@@ -86,6 +119,8 @@ def test_tokens_create_list_revoke(app, runner, anonymous_client):
     ("line\u2028break", "must not hold control"),
     (" spaced ", "without surrounding spaces"),
     ("x" * 101, "must be 1 to 100 characters"),
+    # Default-ignorable and blank-looking characters (a re-check): each read as "op-b" or as nothing.
+    ("op-b\u034f", "invisible"), ("op-b\ufe00", "invisible"), ("\u3164", "invisible"), ("\u2800", "invisible"),
 ])
 def test_token_names_follow_the_user_names_rule(app, runner, name, said):
     result = runner.invoke(args=["tokens", "create", "--name", name])

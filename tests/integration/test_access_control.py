@@ -155,6 +155,10 @@ def test_a_user_name_is_one_name_in_either_unicode_form(app, anonymous_client):
         response = client.post("/login", data={"username": typed, "password": "a long enough password",
                                                "csrf_token": _login_token(client)})
         assert response.status_code == 302, typed
+    with app.app_context():  # each success under the account's own name (a re-check saw the typed form)
+        assert db.session.scalars(sa.select(AuditEvent.actor).where(
+            AuditEvent.action == "auth.sign_in", AuditEvent.filter["outcome"].as_string() == "success")).all() == [
+            composed, composed]
     # One counter for both forms: alternating them does not double the guesses.
     keys = set()
     for typed in (composed, decomposed):
