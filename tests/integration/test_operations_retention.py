@@ -93,14 +93,13 @@ def test_purge_keeps_another_tokens_recent_answer_under_the_same_key(app_ctx):
     assert [(key, created_at > OLD) for key, created_at in kept] == [("shared-key", True)]
 
 
+#: What a purge at 180 days deletes of ``mixed_jobs``.
+MIXED_JOBS_PURGED = {"processing_jobs": 3, "job_failures": 3, "extracted_entities": 3, "idempotency_records": 1}
+
+
 def test_purge_deletes_finished_jobs_older_than_the_cutoff_with_their_rows(mixed_jobs):
     counts = purge_finished_jobs(NOW - timedelta(days=180), batch_size=2)
-    assert counts.as_dict() == {
-        "processing_jobs": 3,
-        "job_failures": 3,
-        "extracted_entities": 3,
-        "idempotency_records": 1,
-    }
+    assert counts.as_dict() == MIXED_JOBS_PURGED
     kept = set(db.session.scalars(sa.select(ProcessingJob.id)))
     assert kept == {mixed_jobs[k] for k in ("recent_validation_failed", "old_pending", "old_processing")}
     assert _count(JobFailure) == 2 and _count(ExtractedEntity) == 0
@@ -250,12 +249,7 @@ def test_a_batch_aborted_as_a_deadlock_victim_runs_again_and_counts_once(mixed_j
     monkeypatch.setattr(retention, "_delete", deadlocked_once)
     monkeypatch.setattr("app.unit_of_work.REPLAY_PAUSE_S", 0.0)
     counts = purge_finished_jobs(NOW - timedelta(days=180), batch_size=2)
-    assert counts.as_dict() == {
-        "processing_jobs": 3,
-        "job_failures": 3,
-        "extracted_entities": 3,
-        "idempotency_records": 1,
-    }
+    assert counts.as_dict() == MIXED_JOBS_PURGED
     assert calls == [2, 2, 1]  # the first batch's jobs deleted twice: once rolled back, once committed
     kept = set(db.session.scalars(sa.select(ProcessingJob.id)))
     assert kept == {mixed_jobs[k] for k in ("recent_validation_failed", "old_pending", "old_processing")}
