@@ -19,7 +19,7 @@ from werkzeug.exceptions import NotFound
 
 from app.errors import ServiceError
 from app.models.access import Permission
-from app.services import access, worker_tokens
+from app.services import access, account_names, worker_tokens
 from app.web.query import filter_pairs
 
 login_manager = LoginManager()
@@ -98,9 +98,9 @@ def typed_user_name_key() -> str:
     it never meets the per-address key of a name that looks like an address.
     """
     # Stripped as the form strips it: "ann " and "ann" are one name to guess.
-    # And in NFC, as names are compared (access.user_name_form): one name's
+    # And in NFC, as names are compared (account_names.name_form): one name's
     # two Unicode forms do not get two counters.
-    typed = access.user_name_form(request.form.get("username", "").strip())
+    typed = account_names.name_form(request.form.get("username", "").strip())
     return "user-name:" + hashlib.sha256(typed.encode("utf-8", "surrogatepass")).hexdigest()
 
 

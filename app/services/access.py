@@ -45,17 +45,15 @@ class UnknownAccountError(ServiceError):
     slug = "not-found"
 
 
-def user_name_form(name: str) -> str:
-    """``name`` as user names are stored and compared (NFC,
-    :func:`app.services.account_names.name_form`)."""
-    return account_names.name_form(name)
-
-
-def _named(username: str) -> sa.ColumnElement[bool]:
-    """The condition finding the account ``username`` names: its NFC form,
-    or the name exactly as sent (an account created before names were
-    stored in NFC)."""
-    return User.username.in_(sorted({username, user_name_form(username)}))
+def _named(username: str) -> sa.Select[tuple[User]]:
+    """The account ``username`` names: exactly as typed first (an account
+    made before names were stored in NFC), else its NFC form."""
+    return (
+        sa.select(User)
+        .where(User.username.in_(account_names.forms(username)))
+        .order_by((User.username == username).desc())
+        .limit(1)
+    )
 
 
 def create_user(username: str, password: str, role: Role | str, *, actor: str | None = None) -> User:
@@ -63,7 +61,8 @@ def create_user(username: str, password: str, role: Role | str, *, actor: str | 
 
     Args:
         username: 1 to 150 characters, no surrounding whitespace; stored in
-            NFC (:func:`user_name_form`) and compared so when signing in.
+            NFC (:func:`app.services.account_names.name_form`) and compared
+            so when signing in.
         password: at least :data:`MIN_PASSWORD_LENGTH` characters.
         role: one of :class:`Role`.
         actor: who creates it (``cli`` from ``flask users create``): the
@@ -77,7 +76,7 @@ def create_user(username: str, password: str, role: Role | str, *, actor: str | 
             (:func:`app.services.account_names.look_alike`).
     """
     # In NFC first: the form stored, whose length the column holds.
-    username = user_name_form(username)
+    username = account_names.name_form(username)
     errors = account_names.name_errors("/username", username, USERNAME_MAX_LENGTH)
     if len(password) < MIN_PASSWORD_LENGTH:
         errors.append(field_error("/password", f"must be at least {MIN_PASSWORD_LENGTH} characters"))
@@ -89,7 +88,7 @@ def create_user(username: str, password: str, role: Role | str, *, actor: str | 
         raise InvalidFieldsError("The account is not valid.", errors)
     password_hash = generate_password_hash(password)
     with write_transaction():
-        if db.session.scalar(sa.select(User.id).where(_named(username))) is not None:
+        if db.session.scalar(_named(username)) is not None:
             raise AccountExistsError(f"A user named {shown_name(username)} already exists.")
         # Every name read: accounts are people, tens or hundreds, made rarely.
         if (twin := account_names.look_alike(username, db.session.scalars(sa.select(User.username)))) is not None:
@@ -105,7 +104,7 @@ def create_user(username: str, password: str, role: Role | str, *, actor: str | 
 
 def authenticate(username: str, password: str, *, address: str | None = None) -> User | None:
     """Return the active user with this name (exact once in NFC,
-    :func:`user_name_form`) and password, else ``None``.
+    :func:`app.services.account_names.name_form`) and password, else ``None``.
 
     Takes the same time whether or not the user exists. Every attempt is a
     security event: an ``auth.sign_in`` audit row (the account's name, or
@@ -118,10 +117,7 @@ def authenticate(username: str, password: str, *, address: str | None = None) ->
     Raises:
         sqlalchemy.exc.SQLAlchemyError: the audit row could not be written.
     """
-    # Exactly as sent first: an account older than the NFC rule whose name
-    # has another form wins over none.
-    user = db.session.scalar(
-        sa.select(User).where(_named(username)).order_by((User.username == username).desc()).limit(1))
+    user = db.session.scalar(_named(username))
     if user is None:
         check_password_hash(_DUMMY_HASH, password)
     elif not check_password_hash(user.password_hash, password) or not user.active:
@@ -152,9 +148,7 @@ def _change_user(
     lock) that the change is already made, nothing is written or audited
     and ``changed`` is False."""
     with write_transaction():
-        user = db.session.scalar(
-            sa.select(User).where(_named(username)).order_by((User.username == username).desc()).limit(1)
-            .with_for_update())
+        user = db.session.scalar(_named(username).with_for_update())
         if user is None:
             raise UnknownAccountError(f"No user is named {shown_name(username)}.")
         if done(user):

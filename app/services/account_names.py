@@ -40,6 +40,12 @@ def name_form(name: str) -> str:
     return unicodedata.normalize("NFC", name)
 
 
+def forms(name: str) -> list[str]:
+    """The names a typed ``name`` may find: as typed (an account made before
+    names were stored in NFC) and its :func:`name_form`; one or two."""
+    return sorted({name, name_form(name)})
+
+
 def name_errors(pointer: str, name: str, max_length: int) -> list[FieldError]:
     """The faults of an account's name (already in :func:`name_form`), at
     ``pointer``: empty or over ``max_length`` characters, a space at either

@@ -73,7 +73,7 @@ def _named(name: str) -> sa.Select[tuple[WorkerToken]]:
     before names were stored in NFC), else its NFC form."""
     return (
         sa.select(WorkerToken)
-        .where(WorkerToken.name.in_(sorted({name, account_names.name_form(name)})))
+        .where(WorkerToken.name.in_(account_names.forms(name)))
         .order_by((WorkerToken.name == name).desc())
         .limit(1)
     )
