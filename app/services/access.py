@@ -45,17 +45,6 @@ class UnknownAccountError(ServiceError):
     slug = "not-found"
 
 
-def _named(username: str) -> sa.Select[tuple[User]]:
-    """The account ``username`` names: exactly as typed first (an account
-    made before names were stored in NFC), else its NFC form."""
-    return (
-        sa.select(User)
-        .where(User.username.in_(account_names.forms(username)))
-        .order_by((User.username == username).desc())
-        .limit(1)
-    )
-
-
 def create_user(username: str, password: str, role: Role | str, *, actor: str | None = None) -> User:
     """Create an operator account.
 
@@ -88,7 +77,7 @@ def create_user(username: str, password: str, role: Role | str, *, actor: str | 
         raise InvalidFieldsError("The account is not valid.", errors)
     password_hash = generate_password_hash(password)
     with write_transaction():
-        if db.session.scalar(_named(username)) is not None:
+        if db.session.scalar(account_names.named_query(User, User.username, username)) is not None:
             raise AccountExistsError(f"A user named {shown_name(username)} already exists.")
         # Every name read: accounts are people, tens or hundreds, made rarely.
         if (twin := account_names.look_alike(username, db.session.scalars(sa.select(User.username)))) is not None:
@@ -117,7 +106,7 @@ def authenticate(username: str, password: str, *, address: str | None = None) ->
     Raises:
         sqlalchemy.exc.SQLAlchemyError: the audit row could not be written.
     """
-    user = db.session.scalar(_named(username))
+    user = db.session.scalar(account_names.named_query(User, User.username, username))
     if user is None:
         check_password_hash(_DUMMY_HASH, password)
     elif not check_password_hash(user.password_hash, password) or not user.active:
@@ -148,7 +137,7 @@ def _change_user(
     lock) that the change is already made, nothing is written or audited
     and ``changed`` is False."""
     with write_transaction():
-        user = db.session.scalar(_named(username).with_for_update())
+        user = db.session.scalar(account_names.named_query(User, User.username, username).with_for_update())
         if user is None:
             raise UnknownAccountError(f"No user is named {shown_name(username)}.")
         if done(user):

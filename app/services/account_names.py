@@ -13,7 +13,8 @@ the same, and a name must read as what it is. So a name:
 * may not differ from another account's name only in letter case or
   compatibility form (:func:`folded`: Unicode's ``NFKC_Casefold`` order).
 
-Pure text rules (no database): the services look the names up.
+Text rules, and the one query that finds an account by a typed name
+(:func:`named_query`); the services run it.
 """
 
 from __future__ import annotations
@@ -21,6 +22,10 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Iterable
+from typing import Any, TypeVar
+
+import sqlalchemy as sa
+from sqlalchemy.orm import InstrumentedAttribute
 
 from app.errors import FieldError, field_error
 from app.services.json_values import has_unseen_character
@@ -44,6 +49,24 @@ def forms(name: str) -> list[str]:
     """The names a typed ``name`` may find: as typed (an account made before
     names were stored in NFC) and its :func:`name_form`; one or two."""
     return sorted({name, name_form(name)})
+
+
+_Account = TypeVar("_Account")
+
+
+def named_query(
+    account: type[_Account], name_column: InstrumentedAttribute[Any], name: str
+) -> sa.Select[tuple[_Account]]:
+    """The query of the ``account`` (a user or a worker token) whose
+    ``name_column`` holds a typed ``name``: exactly as typed first (an
+    account made before names were stored in NFC), else its NFC form; at
+    most one row. The caller adds its lock (``with_for_update``)."""
+    return (
+        sa.select(account)
+        .where(name_column.in_(forms(name)))
+        .order_by((name_column == name).desc())
+        .limit(1)
+    )
 
 
 def name_errors(pointer: str, name: str, max_length: int) -> list[FieldError]:

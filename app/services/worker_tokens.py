@@ -68,17 +68,6 @@ def create_worker_token(name: str, *, actor: str | None = None) -> tuple[str, Wo
     return token, record
 
 
-def _named(name: str) -> sa.Select[tuple[WorkerToken]]:
-    """The token ``name`` names: exactly as typed first (a token made
-    before names were stored in NFC), else its NFC form."""
-    return (
-        sa.select(WorkerToken)
-        .where(WorkerToken.name.in_(account_names.forms(name)))
-        .order_by((WorkerToken.name == name).desc())
-        .limit(1)
-    )
-
-
 @dataclass(frozen=True)
 class VerifiedToken:
     """A worker token that passed :func:`verify_worker_token`: plain values, not
@@ -156,7 +145,7 @@ def rotate_worker_token(name: str, *, actor: str | None = None) -> tuple[str, Wo
     """
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
     with write_transaction():
-        record = db.session.scalar(_named(name).with_for_update())
+        record = db.session.scalar(account_names.named_query(WorkerToken, WorkerToken.name, name).with_for_update())
         if record is None:
             raise UnknownAccountError(f"No token is named {shown_name(name)}.")
         if actor is not None:
@@ -179,7 +168,7 @@ def revoke_worker_token(name: str, *, actor: str | None = None) -> tuple[WorkerT
         UnknownAccountError: no token has that name.
     """
     with write_transaction():
-        record = db.session.scalar(_named(name).with_for_update())
+        record = db.session.scalar(account_names.named_query(WorkerToken, WorkerToken.name, name).with_for_update())
         if record is None:
             raise UnknownAccountError(f"No token is named {shown_name(name)}.")
         if record.revoked_at is not None:
