@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 from collections.abc import Callable, Iterable
-
+from types import MappingProxyType
 from typing import Any, TypeVar
 from urllib.parse import urlencode
 
@@ -17,7 +18,7 @@ from flask_talisman import Talisman
 from flask_wtf.csrf import CSRFProtect
 from werkzeug.exceptions import NotFound
 
-from app.errors import ServiceError
+from app.errors import ServiceError, header_error
 from app.models.access import Permission
 from app.services import access, account_names, worker_tokens
 from app.web.query import filter_pairs
@@ -82,6 +83,23 @@ class UnauthorizedError(ServiceError):
     slug = "unauthorized"
 
 
+class MalformedCredentialsError(ServiceError):
+    """The ``Authorization`` header names the Bearer scheme but is not one
+    RFC 6750 credential (section 2.1): sent twice (a server joins repeated
+    fields with commas, RFC 9110 section 5.3), or a token holding a
+    character a ``b64token`` cannot. HTTP 400 with the challenge's
+    ``error="invalid_request"`` (section 3.1), so a worker does not read a
+    valid token sent twice as a revoked one."""
+
+    status = 400
+    title = "Malformed Authorization header"
+    slug = "invalid-authorization"
+    headers = MappingProxyType({
+        "WWW-Authenticate": 'Bearer realm="clinical-intelligence-api", error="invalid_request", '
+                            'error_description="Send one Authorization: Bearer <token> header."',
+    })
+
+
 class ForbiddenError(ServiceError):
     """Signed in, but the role does not allow this (HTTP 403)."""
 
@@ -123,6 +141,24 @@ def bearer_token() -> str | None:
     return token.strip()
 
 
+#: RFC 6750 section 2.1's ``b64token``: what a bearer token may hold.
+_B64TOKEN = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
+
+
+def _check_bearer_syntax() -> None:
+    # A token outside b64token was refused as "unknown or revoked"
+    # (invalid_token): a valid token sent twice read as revoked (a trial).
+    token = bearer_token()
+    if token is None or _B64TOKEN.fullmatch(token):
+        return
+    if "," in token:
+        fault = "was sent more than once (or holds a comma): send one 'Bearer <token>'"
+    else:
+        fault = ("holds a character no bearer token has (RFC 6750: letters, digits, '-', '.', '_', '~', '+', "
+                 "'/' and a final '=')")
+    raise MalformedCredentialsError(f"The Authorization header {fault}.", [header_error("Authorization", fault)])
+
+
 def _is_metrics_token(token: str | None) -> bool:
     # METRICS_TOKEN_SHA256: compared as digests, in constant time.
     expected = current_app.config.get("METRICS_TOKEN_SHA256")
@@ -155,6 +191,7 @@ def enforce_access() -> Any:
     if endpoint == "ops.metrics" and _is_metrics_token(bearer_token()):
         return None  # the scrape-only token: no database read, nothing noted
     if request.path.startswith("/api/") or endpoint == "ops.metrics":
+        _check_bearer_syntax()
         token = bearer_token()
         record = worker_tokens.verify_worker_token(token) if token else None
         if record is None:

@@ -64,6 +64,13 @@ PROBLEM_TYPES: tuple[ProblemType, ...] = (
         "Send a fresh key such as a UUID, and the same key with each retry of the request.",
     ),
     ProblemType(
+        "invalid-authorization", 400, "Malformed Authorization header",
+        "The Authorization header names the Bearer scheme but is not one RFC 6750 credential: it was sent twice "
+        "(the server joins repeated headers with commas), or the token holds a character no bearer token has "
+        "('errors' names the header; the WWW-Authenticate challenge says error=\"invalid_request\").",
+        "Send one 'Authorization: Bearer <token>' header with the token as it was issued.",
+    ),
+    ProblemType(
         "bad-request", 400, "Bad request",
         "The request could not be understood (for example a form without its CSRF token).",
         "Reload the page and try again, or fix the request as 'detail' says.",

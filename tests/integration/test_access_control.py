@@ -499,6 +499,33 @@ def test_a_refused_token_gets_rfc_6750_invalid_token(anonymous_client):
         'Bearer realm="clinical-intelligence-api"')
 
 
+@pytest.mark.parametrize("header", [
+    "Bearer {token},Bearer {token}",  # the field sent twice, as a server joins it (RFC 9110 section 5.3)
+    "Bearer {token}, Bearer {token}",
+    "Bearer {token} extra",
+    "Bearer {token}\u00e9",
+])
+def test_a_malformed_bearer_credential_is_a_400_naming_the_header_not_a_revoked_token(
+    anonymous_client, worker_token, header
+):
+    response = anonymous_client.get(
+        "/api/v1/processing-jobs", headers={"Authorization": header.format(token=worker_token)}
+    )
+    assert response.status_code == 400
+    assert response.mimetype == "application/problem+json"
+    problem = response.get_json()
+    assert problem["type"] == "/problems/invalid-authorization"
+    assert [e["header"] for e in problem["errors"]] == ["Authorization"]
+    assert worker_token not in response.get_data(as_text=True)
+    assert response.headers["WWW-Authenticate"].startswith(
+        'Bearer realm="clinical-intelligence-api", error="invalid_request"')
+    # The same token, once, still works; RFC 6750's b64token may end in '='.
+    good = anonymous_client.get("/api/v1/processing-jobs", headers={"Authorization": f"Bearer {worker_token}"})
+    assert good.status_code == 200
+    padded = anonymous_client.get("/api/v1/processing-jobs", headers={"Authorization": "Bearer cit_nope=="})
+    assert padded.status_code == 401
+
+
 def test_audit_log_page_is_for_admins(app, client):
     with app.app_context():
         access.record_audit_event("someone", "jobs.requeue", {"scope": "selected"}, 2)

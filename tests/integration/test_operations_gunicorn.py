@@ -7,6 +7,7 @@ must be refused exits before opening its port.
 from __future__ import annotations
 
 import contextlib
+import http.client
 import json
 import os
 import re
@@ -224,6 +225,14 @@ def test_gunicorn_serves_probes_metrics_and_writes_safe_json_logs(gunicorn_serve
         timeout=REQUEST_TIMEOUT_S,
     )
     assert refused.status_code == 401
+    # The valid token in two Authorization fields (gunicorn joins them with a comma): a 400 naming the header,
+    # not the 401 "unknown or revoked" that a worker would read as a revoked token (a trial).
+    status, headers, body = _get_with_headers(
+        base, "/api/v1/processing-jobs?limit=1", [("Authorization", f"Bearer {token}")] * 2
+    )
+    assert status == 400, status
+    assert json.loads(body)["errors"][0]["header"] == "Authorization"
+    assert 'error="invalid_request"' in headers["www-authenticate"]
     # Patient text in a query string: refused (a write takes no query parameter), and kept out of the logs.
     queried = requests.post(
         f"{base}/api/v1/processing-jobs/{job['id']}/validation-failure?mrn=7Q4Z",
@@ -248,6 +257,23 @@ def test_gunicorn_serves_probes_metrics_and_writes_safe_json_logs(gunicorn_serve
     for secret in ("Jane", "7Q4Z", "mrn", "tok-secret", token, SECRET):
         assert secret not in stderr
     assert any("start-up check: ready" in e["message"] for e in lines)
+
+
+def _get_with_headers(base: str, path: str, headers: list[tuple[str, str]]) -> tuple[int, dict[str, str], bytes]:
+    """``GET path`` with ``headers`` as given, repeated fields included
+    (requests folds them into one), on a connection of its own: the
+    answer's status, header fields (names in lower case) and body."""
+    host, port = base.removeprefix("http://").split(":")
+    connection = http.client.HTTPConnection(host, int(port), timeout=REQUEST_TIMEOUT_S)
+    try:
+        connection.putrequest("GET", path)
+        for name, value in headers:
+            connection.putheader(name, value)
+        connection.endheaders()
+        response = connection.getresponse()
+        return response.status, {k.lower(): v for k, v in response.getheaders()}, response.read()
+    finally:
+        connection.close()
 
 
 def _failed_sign_in(base: str, username: str, request_id: str) -> int:
