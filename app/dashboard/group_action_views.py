@@ -20,6 +20,7 @@ from werkzeug.wrappers import Response
 
 from app.auth.guards import current_actor, requires
 from app.dashboard import bp
+from app.dashboard.group_back import group_back, group_page
 from app.dashboard import group_forms
 from app.dashboard.actions import require_csrf
 from app.errors import InvalidFieldsError, InvalidFormError, field_error
@@ -33,6 +34,12 @@ from app.services.processing_jobs.actions import JobAction
 from app.timestamps import format_utc
 from app.web.form_fields import refuse_stray_form_input
 from app.web.group_query import MAX_TEXT_LENGTH
+
+
+def _to_group(key: int) -> Response:
+    """The group page after a form (303, post/redirect/get), with the list it
+    was opened from kept as its ``back`` (:mod:`app.dashboard.group_back`)."""
+    return redirect(group_page(key, group_back(request.form.get("back"))), 303)
 
 
 def _form_error_page(group_id: str, error: Exception) -> Response:
@@ -51,7 +58,7 @@ def _form_error_page(group_id: str, error: Exception) -> Response:
     flash(f"Nothing was changed. {message or error}.", "error")
     key = queries.parse_group_id(group_id)
     _keep_typed_fields(key, group_forms.invalid_fields(error))
-    return redirect(url_for("dashboard.show_group", group_id=key), 303)
+    return _to_group(key)
 
 
 def _keep_typed_fields(key: int, invalid: dict[str, str]) -> None:
@@ -76,7 +83,7 @@ def resolve_group(group_id: str) -> Response:
     jobs are not touched. A wrong version leads back to the page (303)
     saying so."""
     require_csrf()
-    refuse_stray_form_input(("in_version", "in_worker", "state_at"))
+    refuse_stray_form_input(("in_version", "in_worker", "state_at", "back"))
     key = queries.parse_group_id(group_id)
     # A form field, refused on this page whatever its length (not by the
     # query-string reader ``_text``, whose 400 names a query parameter).
@@ -102,7 +109,7 @@ def resolve_group(group_id: str) -> Response:
     else:
         # "group 12", not "the group": two tabs' messages may show on one page (a trial).
         flash(f"Resolved group {key}{' in version ' + in_version if in_version else ''}.", "success")
-    return redirect(url_for("dashboard.show_group", group_id=key), 303)
+    return _to_group(key)
 
 
 @bp.post("/groups/<group_id>/ignore")
@@ -117,7 +124,7 @@ def ignore_group(group_id: str) -> Response:
     value leads back to the group page (303), naming the field
     ("Ignore until: enter a date"); nothing is changed."""
     require_csrf()
-    refuse_stray_form_input(("mode", "until", "occurrences", "state_at"))
+    refuse_stray_form_input(("mode", "until", "occurrences", "state_at", "back"))
     key = queries.parse_group_id(group_id)
     until = occurrences = None
     try:
@@ -135,7 +142,7 @@ def ignore_group(group_id: str) -> Response:
                  else f"until {occurrences} more occurrence{'s' if occurrences != 1 else ''}" if occurrences
                  else "forever")
     flash(f"Ignored group {key} {condition}.", "success")
-    return redirect(url_for("dashboard.show_group", group_id=key), 303)
+    return _to_group(key)
 
 
 @bp.post("/groups/<group_id>/reopen")
@@ -143,12 +150,12 @@ def ignore_group(group_id: str) -> Response:
 def reopen_group(group_id: str) -> Response:
     """Reopen a resolved or ignored group."""
     require_csrf()
-    refuse_stray_form_input(("state_at",))
+    refuse_stray_form_input(("state_at", "back"))
     key = queries.parse_group_id(group_id)
     group_lifecycle.reopen_group(key, current_actor(), via="dashboard",
                                  seen_state_at=group_forms.state_seen(request.form.get("state_at")))
     flash(f"Reopened group {key}.", "success")
-    return redirect(url_for("dashboard.show_group", group_id=key), 303)
+    return _to_group(key)
 
 
 def _action(raw: str | None) -> str:
@@ -199,8 +206,8 @@ def group_changed_meanwhile(error: InvalidGroupTransitionError) -> Response:
             flash([f"Nothing was changed: group {error.group_id} changed", "", after], "error")
         # "Act again" finds what was typed still there (a trial retyped "5 more").
         _keep_typed_fields(error.group_id, {})
-        return redirect(url_for("dashboard.show_group", group_id=error.group_id), 303)
+        return _to_group(error.group_id)
     flash(f"Nothing was changed: the group is {error.current} now, so it cannot be {error.action} "
           "(someone may have acted on it meanwhile). Here it is as it is now.", "error")
-    return redirect(url_for("dashboard.show_group", group_id=error.group_id), 303)
+    return _to_group(error.group_id)
 

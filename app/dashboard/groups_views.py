@@ -19,6 +19,7 @@ from werkzeug.wrappers import Response
 from app.auth.guards import requires
 from app.dashboard import bp
 from app.dashboard import group_forms
+from app.dashboard.group_back import back_target_and_label, group_back, group_page, this_list_as_back
 from app.dashboard.charts import bar_chart
 from app.dashboard.group_list_query import (
     GROUP_LIST_PARAMETERS, SORT_LABELS, SORTS, STATE_CHOICES, group_list_from_args, group_list_heading,
@@ -104,11 +105,12 @@ def list_groups() -> str | Response:
     # Each row's two links from one built URL each: url_for per row was a
     # sixth of the page's render (docs/benchmarks.md, "Failure-group pages").
     group_base = url_for("dashboard.show_group", group_id="0")[:-1]
+    back = href("", this_list_as_back())  # "?back=..." or ""
     # "Failing now" counts acknowledged jobs too: the list they open must
     # show them (its default hides acknowledged jobs).
     jobs_base = url_for("dashboard.list_jobs", acknowledged="include", group="0")[:-1]
     rows = [
-        GroupRow(view, *sparklines[view.group.id], f"{group_base}{view.group.id}", f"{jobs_base}{view.group.id}")
+        GroupRow(view, *sparklines[view.group.id], f"{group_base}{view.group.id}{back}", f"{jobs_base}{view.group.id}")
         for view in page.items
     ]
     kept = query_pairs(pairs)
@@ -171,8 +173,9 @@ def show_group(group_id: str) -> str:
     worker version, the timeline of its states and the actions on its jobs,
     sample jobs (keyset), a sample error item and the actions, with the fields
     of a refused action form as typed (kept by :mod:`app.dashboard.group_action_views`)."""
-    refuse_unknown_parameters(request.args, ("cursor",))
+    refuse_unknown_parameters(request.args, ("cursor", "back"))
     key = _group_id(group_id)
+    back = group_back(request.args.get("back"))
     # Only when there is one: a pop marks the session changed (a new cookie on every view).
     refused = session.pop(group_forms.REFUSED_FORM_KEY) if group_forms.REFUSED_FORM_KEY in session else None
     typed = refused.get("fields") if isinstance(refused, dict) and refused.get("group") == key else None
@@ -202,10 +205,10 @@ def show_group(group_id: str) -> str:
         samples=samples,
         documents=group_samples.document_ids(occurrence.job_id for occurrence in samples),
         # To the table, not the page's top (a trial scrolled back down each time).
-        next_samples=href(url_for("dashboard.show_group", group_id=key), [("cursor", next_cursor)]) + "#samples"
-        if next_cursor else None,
-        first_samples=(url_for("dashboard.show_group", group_id=key) + "#samples"
-                       if request.args.get("cursor") else None),
+        next_samples=group_page(key, back, ("cursor", next_cursor)) + "#samples" if next_cursor else None,
+        first_samples=group_page(key, back) + "#samples" if request.args.get("cursor") else None,
+        back=back,
+        back_link=back_target_and_label(back),
         sample=sample,
         jobs_url=href(url_for("dashboard.list_jobs"), [("acknowledged", "include"), ("group", str(key))]),
         can_act=_can_act(),

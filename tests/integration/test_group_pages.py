@@ -88,7 +88,7 @@ def test_groups_list_shows_each_group_with_exact_counts_and_sparklines(client, g
 def test_groups_list_filters_sorts_and_pages(client, groups):
     def titles(query: str) -> list[str]:
         html = client.get("/groups" + query).get_data(as_text=True)
-        return re.findall(r'<td class="title"><a href="/groups/\d+"><bdi>([^<]+)</bdi>', html)
+        return re.findall(r'<td class="title"><a href="/groups/\d+(?:\?back=[^"]*)?"><bdi>([^<]+)</bdi>', html)
 
     assert titles("?code=unit.not_ucum") == ["unit.not_ucum at /entities/*/value/unit"]
     assert titles("?worker_version=1.5.0") == ["unit.not_ucum at /entities/*/value/unit"]
@@ -125,7 +125,7 @@ def test_each_state_box_ticked_adds_its_groups(client, groups):
     together showed no group at all, a substate and a state being ANDed."""
     def titles(query: str) -> list[str]:
         html = client.get("/groups" + query).get_data(as_text=True)
-        return sorted(re.findall(r'<td class="title"><a href="/groups/\d+"><bdi>([^<]+)</bdi>', html))
+        return sorted(re.findall(r'<td class="title"><a href="/groups/\d+(?:\?back=[^"]*)?"><bdi>([^<]+)</bdi>', html))
 
     assert client.post(f"/api/v1/failure-groups/{groups['icd']}/resolve").status_code == 200
     icd, unit = titles("?state=resolved"), titles("?state=new")
@@ -754,7 +754,7 @@ def test_the_group_list_has_quick_ranges_of_last_seen_and_keeps_the_other_fields
     started = datetime.fromisoformat(re.search(r"from=([^&]+)", location).group(1).replace("%3A", ":"))
     assert timedelta(days=7) <= utcnow() - started < timedelta(days=7, minutes=5)
     listed = client.get(location).get_data(as_text=True)
-    assert f'href="/groups/{groups["unit"]}"' in listed and f'href="/groups/{groups["icd"]}"' not in listed
+    assert f'href="/groups/{groups["unit"]}?back=' in listed and f'href="/groups/{groups["icd"]}' not in listed
     assert client.get("/groups?range=2w").status_code == 400
 
 

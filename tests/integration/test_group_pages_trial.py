@@ -544,7 +544,7 @@ def test_groups_sort_by_jobs_failing_now_on_the_page_and_in_the_api(app, client,
 
     def titles(query: str) -> list[str]:
         html = client.get("/groups?state=all" + query).get_data(as_text=True)
-        return re.findall(r'<td class="title"><a href="/groups/\d+"><bdi>([^<]+)</bdi>', html)
+        return re.findall(r'<td class="title"><a href="/groups/\d+(?:\?back=[^"]*)?"><bdi>([^<]+)</bdi>', html)
 
     assert titles("&sort=job_count")[0].startswith("unit.not_ucum")  # 4 ever, 0 now
     assert titles("&sort=current_job_count")[0].startswith("code.unknown_icd10cm")  # 1 ever, 1 now

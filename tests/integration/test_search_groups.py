@@ -43,7 +43,7 @@ def _found(html: str) -> list[int]:
     if section is None:
         return []
     assert ">Groups</h2>" in section.group(0)
-    return [int(i) for i in re.findall(r'href="/groups/(\d+)"', section.group(0))]
+    return [int(i) for i in re.findall(r'href="/groups/(\d+)(?:\?back=[^"]*)?"', section.group(0))]
 
 
 def _search(client, text: str) -> str:  # noqa: ANN001
@@ -67,7 +67,7 @@ def test_the_search_lists_the_groups_whose_title_holds_the_text(client, groups, 
 def test_each_found_group_links_to_its_page_with_its_title(client, groups):
     html = _search(client, "unit.not_ucum")
     assert _found(html) == [groups["unit"]]
-    link = re.search(rf'<a href="/groups/{groups["unit"]}"><code><bdi>(.*?)</bdi></code></a>', html)
+    link = re.search(rf'<a href="/groups/{groups["unit"]}(?:\?back=[^"]*)?"><code><bdi>(.*?)</bdi></code></a>', html)
     assert link and unescape(link.group(1)).startswith("unit.not_ucum")
     assert client.get(f"/groups/{groups['unit']}").status_code == 200
     # The jobs the search found are listed below it, as before.
