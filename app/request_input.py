@@ -80,11 +80,15 @@ def _bad_fields(fields: MultiDict[str, str], *, query: bool) -> list[FieldError]
 
 
 def _not_utf8(query_string: bytes) -> list[FieldError]:
-    """The query's parameters whose name or value is not UTF-8 once
-    percent-decoded (RFC 3986 section 2.5: text is encoded as UTF-8).
+    """The query's parameters whose name or value is not percent-encoded
+    UTF-8 (RFC 3986 sections 2.5 and 3.4: a query is ASCII, and text in it
+    is UTF-8, percent-encoded).
 
-    Werkzeug keeps such an escape as text, so ``?q=a%C3`` searched for
-    "a%C3" and answered an empty list as if the search were meant.
+    Werkzeug keeps an escape that is not UTF-8 as text, so ``?q=a%C3``
+    searched for "a%C3" and answered an empty list as if the search were
+    meant. A byte sent raw (not percent-encoded) reaches the app as
+    Latin-1 (PEP 3333): "é" as two raw UTF-8 bytes was searched for as
+    "Ã©" (a trial); gunicorn refuses such a request line itself.
     """
     bad: list[FieldError] = []
     for pair in query_string.split(b"&"):
@@ -93,12 +97,19 @@ def _not_utf8(query_string: bytes) -> list[FieldError]:
         try:
             name_text = name_bytes.decode("utf-8")
         except UnicodeDecodeError:
-            bad.append(parameter_error(name_bytes.decode("utf-8", "replace"), "a parameter name is not UTF-8"))
-            continue
-        try:
-            unquote_to_bytes(value.replace(b"+", b" ")).decode("utf-8")
-        except UnicodeDecodeError:
-            bad.append(parameter_error(name_text, "is not UTF-8 once percent-decoded (RFC 3986)"))
+            name_text = None
+        if name_text is None or not name.isascii():
+            # Named with each control as its escape (a raw byte may decode to one).
+            bad.append(parameter_error(shown_name(name_bytes.decode("utf-8", "replace")),
+                                       "a parameter name is not percent-encoded UTF-8 (RFC 3986)"))
+        elif not value.isascii():
+            bad.append(parameter_error(shown_name(name_text), "holds a character that is not percent-encoded "
+                                                              "(RFC 3986: send \"é\" as %C3%A9)"))
+        else:
+            try:
+                unquote_to_bytes(value.replace(b"+", b" ")).decode("utf-8")
+            except UnicodeDecodeError:
+                bad.append(parameter_error(shown_name(name_text), "is not UTF-8 once percent-decoded (RFC 3986)"))
     return bad
 
 
@@ -131,6 +142,11 @@ def refuse_unstorable_input() -> None:
             the API, an HTML page elsewhere), never quoting its value.
         InvalidFormError: the same for a form field (the query is clean).
     """
+    if not request.query_string.isascii():
+        # Before request.args: Werkzeug decodes the query as UTF-8 and
+        # raised on a raw Latin-1 byte (a 500).
+        raise InvalidQueryError("A query parameter holds characters that are not percent-encoded; percent-encode "
+                                "text as UTF-8 (RFC 3986).", _not_utf8(request.query_string))
     bad = _bad_fields(request.args, query=True)
     if not bad and b"%" in request.query_string:
         # Only a percent-escape can carry a byte that is not UTF-8 (Werkzeug

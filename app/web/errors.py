@@ -79,11 +79,15 @@ def problem(
     return response
 
 
+#: Paths read by programs outside ``/api/``: the probes and the scrape.
+_PROGRAM_PATHS = frozenset({"/metrics", "/healthz", "/readyz"})
+
+
 def _wants_json() -> bool:
-    """API paths, the metrics scraped by programs and the pages' JSON
-    documents (``/jobs/<id>/job.json``) get problem+json; everything else
-    gets HTML."""
-    return request.path.startswith("/api/") or request.path == "/metrics" or request.path.endswith(".json")
+    """API paths, the probes and metrics read by programs (a probe's refused
+    query was an HTML page, a trial) and the pages' JSON documents
+    (``/jobs/<id>/job.json``) get problem+json; everything else gets HTML."""
+    return request.path.startswith("/api/") or request.path in _PROGRAM_PATHS or request.path.endswith(".json")
 
 
 _HTTP_SLUGS = {

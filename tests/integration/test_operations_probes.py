@@ -47,6 +47,16 @@ def test_healthz_answers_without_the_database(down_app):
     assert response.headers["Cache-Control"] == "no-store"
 
 
+@pytest.mark.parametrize("path", ["/healthz?x=%00", "/readyz?probe=%1b", "/healthz?q=%C3", "/readyz?q=\u00e9"])
+def test_a_probe_s_refused_query_is_problem_json_for_the_program_that_reads_it(anonymous_client, path):
+    # A trial: the probes answered these with the dashboard's HTML error page.
+    base, _, query = path.partition("?")
+    response = anonymous_client.get(base, environ_overrides={"QUERY_STRING": query})
+    assert response.status_code == 400
+    assert response.mimetype == PROBLEM_MEDIA_TYPE
+    assert response.get_json()["type"].endswith("/invalid-query")
+
+
 def test_readyz_is_ready_on_a_migrated_database(client):
     response = client.get("/readyz")
     assert response.status_code == 200

@@ -211,6 +211,22 @@ def test_a_parameter_that_is_not_utf8_is_a_400_naming_it(client, query):
         (name, "is not UTF-8 once percent-decoded (RFC 3986)")]
 
 
+@pytest.mark.parametrize(("raw", "name"), [
+    ("q=zzq\u00e9".encode().decode("latin-1"), "q"),  # "é" as two raw UTF-8 bytes, as curl sends it
+    ("q=zzq\u00e9", "q"),  # one raw Latin-1 byte
+    ("status=all&document_id=\u00e9", "document_id"),
+])
+def test_a_parameter_not_percent_encoded_is_a_400_naming_it(client, raw, name):
+    # A trial: the raw bytes reached the search as Latin-1 ("Ã©") and an empty list came back;
+    # gunicorn refuses such a request line outright. The WSGI environ holds the bytes as Latin-1.
+    response = client.get(API, environ_overrides={"QUERY_STRING": raw})
+    problem = assert_problem(response, 400, "invalid-query")
+    assert [e["parameter"] for e in problem["errors"]] == [name]
+    assert "percent-encoded" in problem["errors"][0]["detail"]
+    # Percent-encoded, the same text is searched for.
+    assert client.get(API, query_string={"q": "zzq\u00e9"}).status_code == 200
+
+
 @pytest.mark.parametrize("query", ["limit=10&limit=500", "document_id=a&document_id=b", "q=x&q=y",
                                    "time_field=created&time_field=completed"])
 def test_a_single_valued_parameter_given_two_values_is_a_400_naming_it(client, job, query):
