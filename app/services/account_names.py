@@ -78,11 +78,13 @@ def name_errors(pointer: str, name: str, max_length: int) -> list[FieldError]:
     another or forge a line of ``tokens list``."""
     if not name or len(name) > max_length:
         return [field_error(pointer, f"must be 1 to {max_length} characters")]
-    if name != name.strip():
-        return [field_error(pointer, f"must be 1 to {max_length} characters without surrounding spaces")]
+    # Before the spaces: str.strip() takes U+001F or U+2028 off the ends
+    # too, which would be told "surrounding spaces".
     if has_unseen_character(name) or _INVISIBLE.search(name):
         return [field_error(pointer, "must not hold control, format, line-separator or invisible characters "
                                      "(such as U+202E or U+034F)")]
+    if name != name.strip():
+        return [field_error(pointer, f"must be 1 to {max_length} characters without surrounding spaces")]
     return []
 
 

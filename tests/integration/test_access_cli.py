@@ -118,6 +118,7 @@ def test_tokens_create_list_revoke(app, runner, anonymous_client):
     ("evil\u202egnp.exe", "must not hold control"),
     ("line\u2028break", "must not hold control"),
     (" spaced ", "without surrounding spaces"),
+    ("spaced\u001f", "control, format, line-separator"),  # str.strip() takes it off the end too
     ("x" * 101, "must be 1 to 100 characters"),
     # Default-ignorable and blank-looking characters (a re-check): each read as "op-b" or as nothing.
     ("op-b\u034f", "invisible"), ("op-b\ufe00", "invisible"), ("\u3164", "invisible"), ("\u2800", "invisible"),

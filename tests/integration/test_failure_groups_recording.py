@@ -222,6 +222,19 @@ def test_a_bad_worker_is_refused_and_nothing_is_stored(app_ctx, worker, pointer)
     assert db.session.scalar(sa.select(sa.func.count()).select_from(FailureGroup)) == 0
 
 
+@pytest.mark.parametrize("value", ["1.0.0\u001f", "\u001c1.0.0", "1.0.0\u0085", "1.0.0\u2028"])
+@pytest.mark.parametrize("key", ["name", "version"])
+def test_an_unseen_character_at_an_end_of_the_worker_is_named_as_such(client, key, value):
+    # A trial: str.strip() takes these off the ends, so they were told "without surrounding spaces".
+    job = client.post("/api/v1/processing-jobs", json={"document_id": "doc-w"}).get_json()["id"]
+    response = client.post(f"/api/v1/processing-jobs/{job}/validation-failure",
+                           json={"error_message": "x", "error_details": None, "worker": {key: value}})
+    assert response.status_code == 422
+    (error,) = response.get_json()["errors"]
+    assert error["pointer"] == f"#/worker/{key}"
+    assert "control, format or line-separator" in error["detail"]
+
+
 def test_the_api_takes_the_worker_and_item_fingerprints(client):
     job = client.post("/api/v1/processing-jobs", json={"document_id": "doc-api"}).get_json()["id"]
     response = client.post(

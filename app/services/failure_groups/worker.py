@@ -32,12 +32,16 @@ def check_worker(worker: Any) -> tuple[str | None, str | None, list[FieldError]]
         values[key] = value
         if value is None and key not in worker:
             continue
-        if not isinstance(value, str) or not value or value != value.strip() or len(value) > limit:
-            errors.append(field_error(f"/worker/{key}", f"must be a string of 1 to {limit} characters without surrounding spaces"))
-        elif has_unseen_character(value):
+        # The unseen characters first: str.strip() takes U+001C-U+001F,
+        # U+0085 and U+2028 off the ends too, and "1.0.0\u001f" was told
+        # "without surrounding spaces" (a trial).
+        if isinstance(value, str) and has_unseen_character(value):
             errors.append(field_error(
                 f"/worker/{key}",
                 "must not hold control, format or line-separator characters, or unpaired UTF-16 surrogates"))
+        elif not isinstance(value, str) or not value or value != value.strip() or len(value) > limit:
+            errors.append(field_error(
+                f"/worker/{key}", f"must be a string of 1 to {limit} characters without surrounding spaces"))
     if errors:
         return None, None, errors
     return values["name"], values["version"], []
