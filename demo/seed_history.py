@@ -1,4 +1,4 @@
-"""Play the demo's 14 days of history into a fresh demo database (``make demo``).
+"""Play the demo's 13 days of history into a fresh demo database (``make demo``).
 
 Reads the plan written by ``demo/generate_corpus.py`` and, batch by batch,
 oldest first:
