@@ -7,7 +7,7 @@ worker validates against; lab results real LOINC codes with UCUM units;
 medications RxNorm codes with UCUM dose units. No patient text: entity texts
 are code descriptions and generic phrases.
 
-The mix of errors tells a story over 14 days, so ``/groups`` shows new,
+The mix of errors tells a story over 13 days, so ``/groups`` shows new,
 ongoing and regressed groups on the demo's first start:
 
 * ``clinical-extractor 1.4.0`` (days 13 to 1 ago): writes conventional but

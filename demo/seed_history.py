@@ -1,4 +1,4 @@
-"""Play the demo's 14 days of history into a fresh demo database (``make demo``).
+"""Play the demo's 13 days of history into a fresh demo database (``make demo``).
 
 Reads the plan written by ``demo/generate_corpus.py`` and, batch by batch,
 oldest first:
@@ -12,8 +12,11 @@ oldest first:
    timestamp of the job, failure and failure-group tables written during
    the batch moves back by its whole number of hours, so hourly rollups
    stay on hour boundaries and "first seen 13 days ago" is what the pages show.
-   The audit log is not moved: it keeps the real time of every event
-   (the account and token made before the history, the resolves).
+   The audit row of each group state change the batch made (a resolve, a
+   regression) moves with it, to the very time of its timeline event, so
+   ``/admin/audit`` and ``/groups/<id>`` give one time for one change. The
+   rest of the audit log keeps its real times (the account and token made
+   before the history; anyone signing in while it plays).
 
 Step 3 rewrites timestamps in the database directly. It exists only for
 this demo: it refuses to run with ``APP_ENV=production`` and on anything
@@ -31,6 +34,7 @@ import json
 import os
 import sys
 import time
+from collections import defaultdict, deque
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -42,7 +46,7 @@ import sqlalchemy as sa  # noqa: E402
 
 from app import create_app  # noqa: E402
 from app.extensions import db  # noqa: E402
-from app.models import GroupState  # noqa: E402
+from app.models import AuditEvent, FailureGroupEvent, GroupState  # noqa: E402
 from app.models.types import UTCDateTime, utcnow  # noqa: E402
 from app.services.failure_groups import daily as daily_rollup  # noqa: E402
 from app.services.failure_groups import lifecycle as group_lifecycle  # noqa: E402
@@ -52,10 +56,11 @@ from app.worker.runner import run_worker  # noqa: E402
 
 #: Tables whose timestamps are not part of the story: accounts, tokens,
 #: sessions and idempotency keys keep their real times (a session aged by
-#: days would have expired), and the audit log is never backdated: its
-#: ``users.create`` and ``tokens.create`` (written by scripts/demo just
-#: before the first batch, in the hour that batch's ageing starts from) and
-#: the resolves and regressions the story audits show when they were written.
+#: days would have expired). The audit log is not aged by the hour either:
+#: its ``users.create`` and ``tokens.create`` (written by scripts/demo just
+#: before the first batch, in the hour that batch's ageing starts from) keep
+#: theirs, and only the rows of the story's state changes move, each with its
+#: event (:func:`move_state_change_audits`).
 NOT_AGED = frozenset({
     "users", "worker_tokens", "server_sessions", "idempotency_records", "bulk_actions", "bulk_action_jobs",
     "audit_events", "alembic_version",
@@ -79,7 +84,8 @@ def age_batch(since: datetime, hours: int) -> int:
         return 0
     delta = timedelta(hours=hours)
     threshold = since.replace(minute=0, second=0, microsecond=0)
-    moved = 0
+    # Before the events move: their times at or after the threshold say which are this batch's.
+    moved = move_state_change_audits(since, threshold, delta)
     for table in db.metadata.sorted_tables:
         if table.name in NOT_AGED:
             continue
@@ -93,6 +99,44 @@ def age_batch(since: datetime, hours: int) -> int:
                 db.session.execute(sa.update(table).where(*where).values({column.name: row[-1] - delta}))
             moved += len(rows)
     db.session.commit()
+    return moved
+
+
+def move_state_change_audits(since: datetime, threshold: datetime, delta: timedelta) -> int:
+    """Give the audit row of each group state change made since ``since``
+    the time its timeline event will have once moved back by ``delta``.
+    Returns the rows moved; nothing is committed.
+
+    The batch's events are those at or after ``threshold`` (see
+    :func:`age_batch`); their audit rows, those written since ``since``.
+    ``change_state`` writes both in one transaction, but each reads the clock
+    on its own (a regression's event even takes its failure's time), so
+    shifting the audit row by ``delta`` alone would leave it milliseconds,
+    sometimes a displayed second, off its event. Rows and events of one
+    group and reason (``groups.<reason>``) pair up in writing order; an
+    audit row left without an event keeps its real time.
+    """
+    written = db.session.execute(
+        sa.select(AuditEvent.id, AuditEvent.action, AuditEvent.filter)
+        .where(AuditEvent.occurred_at >= since, AuditEvent.action.like("groups.%"))
+        .order_by(AuditEvent.occurred_at, AuditEvent.id)
+    ).all()
+    waiting: defaultdict[tuple[str, object], deque] = defaultdict(deque)
+    for row in written:
+        waiting[(row.action, (row.filter or {}).get("group_id"))].append(row.id)
+    events = db.session.execute(
+        sa.select(FailureGroupEvent.group_id, FailureGroupEvent.reason, FailureGroupEvent.at)
+        .where(FailureGroupEvent.at >= threshold)
+        .order_by(FailureGroupEvent.id)
+    ).all()
+    moved = 0
+    for event in events:
+        audit_ids = waiting.get((f"groups.{event.reason}", event.group_id))
+        if audit_ids:  # "created" is on the timeline only: no audit row
+            db.session.execute(
+                sa.update(AuditEvent).where(AuditEvent.id == audit_ids.popleft()).values(occurred_at=event.at - delta)
+            )
+            moved += 1
     return moved
 
 

@@ -14,10 +14,11 @@ import sqlalchemy as sa
 
 from app.config import ROOT
 from app.extensions import db
-from app.models import AuditEvent, FailureGroup, JobFailure
-from app.services import access, worker_tokens
+from app.models import FailureGroup, FailureGroupEvent, JobFailure
+from app.services import access, audit_log, worker_tokens
 from app.models.types import utcnow
 from app.services.failure_groups import group_details, queries, series
+from demo import generate_corpus
 from tests.live_server import serve
 
 pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
@@ -61,30 +62,39 @@ def test_batches_are_aged_and_a_resolved_group_regresses(app, worker_token, tmp_
         assert recorded[0] < now - timedelta(hours=71) and recorded[1] < now - timedelta(hours=1)
 
 
-def test_the_audit_log_keeps_its_real_times(app, tmp_path):
-    """The account and token made before the history (scripts/demo) and the
-    events the history audits (a resolve, a regression) keep the time they
-    were written: the demo ages its story, never the audit log."""
-    for folder in ("old", "new"):
-        (tmp_path / folder).mkdir()
-        shutil.copy(ROOT / "demo" / "corpus" / FUTURE_DATE, tmp_path / folder / FUTURE_DATE)
-    plan = {
-        "seed": 0,
-        "batches": [
-            {"folder": "old", "worker": {"name": "extractor", "version": "1.4.0"}, "hours_ago": 72},
-            {"folder": "new", "worker": {"name": "extractor", "version": "1.5.0"}, "hours_ago": 2},
-        ],
-        "actions": [{"after": "old", "action": "resolve", "code": "date.in_future"}],
-    }
-    (tmp_path / "plan.json").write_text(json.dumps(plan))
+def test_each_state_change_is_audited_at_the_time_of_its_timeline_event(app, tmp_path):
+    """The demo's own history (demo/generate_corpus.py, seed 12, as
+    scripts/demo plays it): /admin/audit and /groups/<id> give one time for
+    one change, so the audit row of every resolve and regression moves back
+    with its event, and the audit log lists each group's changes in its
+    timeline's order. The account and token made before the history keep
+    the time they were made."""
+    plan_dir = tmp_path / "plan"  # generate() empties its folder
+    generate_corpus.generate(plan_dir, seed=12)
     with app.app_context():
         before = utcnow()
         access.create_user("demo-admin", "a long enough password", "admin", actor="cli")
         token, _ = worker_tokens.create_worker_token("demo-worker", actor="cli")
     with serve(app) as base_url, app.app_context():
-        seed_history.seed(tmp_path, base_url, token)
+        seed_history.seed(plan_dir, base_url, token)
         now = utcnow()
-        events = db.session.execute(sa.select(AuditEvent.action, AuditEvent.occurred_at)).all()
-    actions = {action for action, _ in events}
-    assert {"users.create", "tokens.create", "groups.resolved", "groups.regressed"} <= actions
-    assert all(before <= at <= now for _, at in events), events
+        changes = db.session.scalars(
+            sa.select(FailureGroupEvent).where(FailureGroupEvent.reason != "created")
+            .order_by(FailureGroupEvent.at, FailureGroupEvent.id)
+        ).all()
+        timelines = {e.group_id: group_details.group_timeline(e.group_id) for e in changes}
+        # The audit page's own query, newest first, every row on one page.
+        listed = audit_log.list_audit_events(audit_log.AuditQuery(), limit=10_000).events
+    assert {e.reason for e in changes} == {"resolved", "regressed"}
+    assert all(e.at < now - timedelta(minutes=30) for e in changes)  # in the past, by an hour or more
+    audited = [  # oldest first
+        (e.occurred_at, e.action, e.filter["group_id"]) for e in reversed(listed) if e.action.startswith("groups.")
+    ]
+    assert sorted(audited) == sorted((e.at, f"groups.{e.reason}", e.group_id) for e in changes)
+    for group_id, timeline in timelines.items():
+        assert [action for _, action, group in audited if group == group_id] == [
+            f"groups.{e.reason}" for e in timeline if e.reason != "created"
+        ]
+    accounts = [e for e in listed if not e.action.startswith("groups.")]
+    assert sorted(e.action for e in accounts) == ["tokens.create", "users.create"]
+    assert all(before <= e.occurred_at <= now for e in accounts), accounts

@@ -5,6 +5,7 @@ from __future__ import annotations
 import collections
 import importlib.util
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -103,3 +104,26 @@ def test_codes_come_from_the_real_code_sets(corpus):
     units = {e["value"]["unit"] for d in documents for e in d["entities"] if e["entity_type"] == "Observation"}
     assert {"mmol/L", "10*3/uL", "m[IU]/L"} <= units
     assert {u for u in units if not is_ucum_unit(u)} == {"mEq/L", "x10E3/uL", "mIU/L"}
+
+
+#: Where the demo's history is said to last so many days, and how each says it.
+HISTORY_LENGTH_TOLD = {
+    "README.md": r"plays (\d+) days of generated history",
+    "scripts/demo": r"(\d+) days of (?:generated )?history",  # its comment, and what it prints
+    "demo/generate_corpus.py": r"story over (\d+) days",
+    "demo/seed_history.py": r"the demo's (\d+) days of history",
+    "docs/failure-groups-dashboard.md": r"batches over (\d+) days",
+}
+
+
+def test_the_readme_and_the_demo_give_the_history_the_length_the_plan_plays(corpus):
+    """The seed prints "over N days" from the plan's oldest batch; every
+    text that says how long the history is says the same N."""
+    plan = json.loads((corpus / "plan.json").read_text())
+    oldest = plan["batches"][0]["hours_ago"]
+    assert oldest % 24 == 0 and oldest == max(b["hours_ago"] for b in plan["batches"])
+    told = {
+        name: set(re.findall(pattern, (ROOT / name).read_text(encoding="utf-8")))
+        for name, pattern in HISTORY_LENGTH_TOLD.items()
+    }
+    assert told == {name: {str(oldest // 24)} for name in HISTORY_LENGTH_TOLD}
