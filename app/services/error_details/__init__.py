@@ -190,8 +190,9 @@ def _detect_object(details: Mapping[str, Any]) -> tuple[str, ...]:
     if isinstance(details.get("valid"), bool) and _all_have(errors, ("keywordLocation",), allow_empty=True):
         return ("jsonschema-basic",)
     version = details.get("schema_version")
-    # type() check: True == 1 in Python, but a JSON true is not the version 1.
-    if type(version) is int and version == SCHEMA_VERSION:
+    # type() check: True == 1 in Python, but a JSON true is not the version
+    # 1; 1.0 is (JSON Schema's const compares numbers by value).
+    if type(version) in (int, float) and version == SCHEMA_VERSION:
         return ("normalized",)
     if set(details) == {"errors"} and _all_have(errors, _ITEM_MARKERS, allow_empty=True):
         return ("normalized",)

@@ -67,10 +67,20 @@ def normalized_items(details: Any) -> list[dict[str, Any]]:
 
 
 def normalized_error_count(details: Any) -> int | None:
-    """The ``error_count`` a valid v1 envelope declares; ``None`` for the other shapes."""
+    """The ``error_count`` a valid v1 envelope declares (an int, ``3.0``
+    read as ``3``); ``None`` for the other shapes."""
     if isinstance(details, Mapping) and "schema_version" in details:
-        return details.get("error_count")
+        count = _whole(details.get("error_count"))
+        return count if type(count) is int else None
     return None
+
+
+def _whole(value: Any) -> Any:
+    """``value`` as an int when it is a float with no fraction: JSON Schema's
+    ``integer`` (the envelope's schema) takes ``1.0``, as the entity
+    reference's ``index`` and the span do (a trial found ``error_count: 1.0``
+    refused beside them); any other value as it is."""
+    return int(value) if type(value) is float and value.is_integer() else value
 
 
 def check_item(item: Any, pointer: str) -> dict[str, Any]:
@@ -152,11 +162,11 @@ def _envelope_faults(envelope: Mapping[str, Any], item_count: int) -> list[tuple
     field order; ``truncated`` is compared with ``error_count`` only when
     that is right."""
     faults: list[tuple[str, str]] = []
-    version = envelope["schema_version"]
+    version = _whole(envelope["schema_version"])
     # type() rather than isinstance: True == 1 in Python, but not in JSON.
     if type(version) is not int or version != SCHEMA_VERSION:
         faults.append(("/schema_version", f"must be {SCHEMA_VERSION}"))
-    count = envelope.get("error_count", item_count)
+    count = _whole(envelope.get("error_count", item_count))
     count_ok = type(count) is int and count >= item_count
     if not count_ok:
         faults.append(("/error_count", "must be an integer no smaller than the number of items in errors"))
@@ -203,7 +213,7 @@ def _check_entity(entity: Any, pointer: str) -> dict[str, Any]:
             # as the entity document's span does: stored as 1 (a trial found
             # span.end 1.0 accepted and entity.index 1.0 refused).
             if type(value) is float and value.is_integer():
-                value = checked[key] = int(value)
+                value = checked[key] = _whole(value)
             # page is 1-based, the others 0-based, as in the entity document's span.
             minimum = 1 if key == "page" else 0
             if type(value) is not int or value < minimum:

@@ -86,6 +86,22 @@ def test_a_worker_truncated_envelope_keeps_its_error_count():
     assert smaller["errors"] == items[:2] and smaller["error_count"] == 900 and smaller["truncated"] is True
 
 
+@pytest.mark.parametrize("error_format", ["normalized", None])
+def test_an_envelope_s_counts_written_as_whole_floats_are_those_integers(error_format):
+    """A trial: error_count 1.0 and schema_version 1.0 were refused while
+    the entity reference's 1.0 was taken; JSON Schema's integer takes both."""
+    items = [{"code": "c", "severity": "error", "message": "m", "pointer": f"/e/{i}"} for i in range(2)]
+    sent = {"schema_version": 1.0, "errors": items, "error_count": 5.0, "truncated": True}
+    envelope, used = normalize_error_details(sent, error_format)
+    assert used == "normalized"
+    assert envelope["schema_version"] == 1 and envelope["error_count"] == 5 and envelope["truncated"] is True
+    assert type(envelope["error_count"]) is int and type(envelope["schema_version"]) is int
+    assert_valid_envelope(envelope)
+    with pytest.raises(InvalidErrorDetailsError) as caught:
+        normalize_error_details({**sent, "error_count": 5.5}, error_format)
+    assert caught.value.pointer == "/error_count"
+
+
 def test_the_input_is_not_changed():
     items = reference_worker_items("doc-0011-scanned-intake-form-multiple-errors.json")
     details = {"errors": items}
@@ -108,7 +124,7 @@ def with_item(**changes: Any) -> dict:
         ("not an envelope", ""),
         ({"schema_version": 1}, "/errors"),
         ({"schema_version": 2, "errors": []}, "/schema_version"),
-        ({"schema_version": 1.0, "errors": []}, "/schema_version"),
+        ({"schema_version": 1.5, "errors": []}, "/schema_version"),  # 1.0 is 1 (JSON Schema's const)
         ({"schema_version": 1, "errors": [GOOD], "error_count": 0}, "/error_count"),
         ({"schema_version": 1, "errors": [GOOD], "error_count": "1"}, "/error_count"),
         ({"schema_version": 1, "errors": [GOOD], "error_count": 1, "truncated": "no"}, "/truncated"),
