@@ -24,6 +24,7 @@ import jsonschema_rs
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError
 
+from app.api.ecma_patterns import ContractValidator
 from app.errors import FieldError, InvalidFieldsError, InvalidQueryError, field_error, parameter_error
 from app.services.error_details import SCHEMA_PATH as ERROR_DETAILS_SCHEMA_PATH
 from app.services.error_details.schema_wording import (
@@ -119,7 +120,7 @@ def _validator(schema_name: str) -> Draft202012Validator:
         "components": document["components"],
         "$ref": f"#/components/schemas/{schema_name}",
     }
-    return Draft202012Validator(schema, format_checker=_FORMAT_CHECKER)
+    return ContractValidator(schema, format_checker=_FORMAT_CHECKER)
 
 
 def _strict_date_time(instance: object) -> bool:

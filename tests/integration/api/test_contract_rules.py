@@ -255,6 +255,27 @@ def test_a_new_job_422_names_the_schema_faults_and_the_services_together(client,
     assert _job_count(app) == before
 
 
+@pytest.mark.parametrize("job_type", ["entity_extraction\n", "entity_extraction\n\n"])
+def test_a_pattern_is_matched_as_ecma_262_reads_it(client, app, job_type):
+    """A trial: Python's "$" matched before the final line break, so the
+    schema passed "entity_extraction\n" and a later check refused it with
+    another problem type; ajv, or any ECMA-262 engine, refuses it by the
+    published pattern (JSON Schema 2020-12 Validation, section 6.3.3)."""
+    before = _job_count(app)
+    problem = assert_problem(client.post(API, json={"document_id": "d", "job_type": job_type}), 422,
+                             "invalid-fields")
+    assert [e["pointer"] for e in problem["errors"]] == ["#/job_type"]
+    assert _job_count(app) == before
+
+
+def test_ecma_262_white_space_is_not_python_s():
+    from app.api.ecma_patterns import matches
+
+    # ECMA-262's \s: U+FEFF yes; U+001F and U+0085 no (Python's \s says the opposite of each).
+    assert matches(r"^\s$", "\ufeff") and not matches(r"^\s$", "\u001f") and not matches(r"^\s$", "\u0085")
+    assert not matches("^a$", "a\n") and matches("a", "\ud800a")  # a lone surrogate does not stop the search
+
+
 @pytest.mark.parametrize(("document_id", "says"), [
     (" padded ", "must not begin or end with white space"),
     ("doc-\t", "must not begin or end with white space"),
