@@ -122,11 +122,13 @@ def show_bulk_action(bulk_id: str) -> str:
     bulk = _bulk(bulk_id)
     group = queries.get_group(bulk.group_id).group if bulk.group_id is not None else None
     heading, titled = _filter_heading(bulk)
-    _audit_group_title(bulk, group.id if group is not None else titled)
+    # A trial requeued a group's one job and three other groups emptied too: the question says so, and names them.
+    others = group_details.selection_in_other_groups(bulk.id, group.id) if (
+        group is not None and bulk.state == "pending") else None
+    shown = [group.id if group is not None else titled, *(named[0] for named in (others.named if others else ()))]
+    _audit_group_titles(bulk, [group_id for group_id in shown if group_id is not None])
     if bulk.state == "pending":
         now = utcnow()
-        # A trial requeued a group's one job and three other groups emptied too: say so before.
-        others = group_details.selection_in_other_groups(bulk.id, group.id) if group is not None else None
         return render_template("groups/bulk_confirm.html", bulk=bulk, group=group, back=_bulk_origin(bulk),
                                heading=heading, now=now, stale=now - bulk.created_at > QUESTION_FRESH_FOR,
                                others=others)
@@ -138,27 +140,28 @@ def show_bulk_action(bulk_id: str) -> str:
                            back=_bulk_origin(bulk), heading=heading)
 
 
-def _audit_group_title(bulk, group_id: int | None) -> None:
+def _audit_group_titles(bulk, group_ids: list[int]) -> None:
     """A ``seen.groups`` row (``"as": "bulk action"``) before a bulk action's
-    page shows ``group_id``'s title (a message group's title is a worker's
-    message, parameterised: it may name a patient), as ``/groups`` and the
-    job list's heading write one (a trial found none here). Once per bulk
-    action in a sign-in session: the progress page reloads itself every
-    few seconds while a worker runs it."""
-    if group_id is None or request.method == "HEAD":  # HEAD shows nothing and writes no row
+    page shows the titles of ``group_ids`` (its group, and on the question
+    the other groups its jobs fail on; a message group's title is a
+    worker's message, parameterised: it may name a patient), as ``/groups``
+    and the job list's heading write one (a trial found none here). Once
+    per bulk action and set of groups in a sign-in session: the progress
+    page reloads itself every few seconds while a worker runs it."""
+    if not group_ids or request.method == "HEAD":  # HEAD shows nothing and writes no row
         return
     # Per user: a sign-in keeps the session's data under a new id, and the
     # next user of a shared screen saw the title unaudited (a re-check).
-    seen = f"{current_actor()} {bulk.id.hex}"
+    seen = f"{current_actor()} {bulk.id.hex} {','.join(map(str, group_ids))}"
     audited = session.get(_TITLES_AUDITED, [])
     if seen in audited:
         return
-    audit_seen("seen.groups", {"group_ids": [group_id], "as": "bulk action"})
+    audit_seen("seen.groups", {"group_ids": group_ids, "as": "bulk action"})
     session[_TITLES_AUDITED] = [*audited, seen][-_TITLES_AUDITED_KEPT:]
 
 
-#: Session key: the bulk actions whose group title a user of this session
-#: was audited seeing ("<actor> <hex id>"), the newest :data:`_TITLES_AUDITED_KEPT`.
+#: Session key: the bulk actions whose group titles a user of this session
+#: was audited seeing ("<actor> <hex id> <group ids>"), the newest :data:`_TITLES_AUDITED_KEPT`.
 _TITLES_AUDITED = "bulk_titles_seen"
 _TITLES_AUDITED_KEPT = 20
 

@@ -417,6 +417,12 @@ def test_a_group_question_says_which_jobs_fail_on_other_groups_too(app, client, 
     assert "Requeue 5 jobs?" in html and note, html
     assert note.group(1) == ("1 of these jobs also fails now on 1 other group: requeued, it leaves that group's "
                              '"failing now" too.')
+    # Named, with a link (a trial: "on 8 other groups", but which?), and audited as seen with the group's own.
+    named = re.search(r'<ul class="other-groups-named">(.*?)</ul>', html, re.S).group(1)
+    assert re.findall(r'<li><a href="/groups/(\d+)"><bdi>([^<]*)</bdi></a> <span class="muted">\(([^)]*)\)', named) == [
+        (str(groups["icd"]), "code.unknown_icd10cm at /entities/*/code", "1 of these jobs")]
+    assert {"group_ids": [groups["unit"], groups["icd"]], "as": "bulk action"} in [
+        row.filter for row in _audit(app, "seen.groups")]
     html, _ = _confirm(client, groups["icd"], "acknowledge")
     note = re.search(r'<p class="other-groups">(.*?)</p>', html, re.S)
     assert note and note.group(1).startswith("1 of these jobs also fails now on 1 other group: acknowledged")
