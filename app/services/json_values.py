@@ -130,6 +130,18 @@ def clean_text(text: str) -> str:
     return _UNSTORABLE.sub(REPLACEMENT_CHARACTER, text)
 
 
+def has_lone_surrogate(text: str) -> bool:
+    """Whether ``text`` holds a lone UTF-16 surrogate (no UTF-8 can encode it)."""
+    return _SURROGATE.search(text) is not None
+
+
+def _sent_token(key: str) -> str:
+    # A pointer names a key as the body sent it (NUL included: a problem's
+    # pointer is JSON text, and its URI form percent-encodes it); only a lone
+    # surrogate, which no answer can carry, is written U+FFFD.
+    return escape_token(without_surrogates(key))
+
+
 def without_surrogates(text: str) -> str:
     """``text`` with each lone UTF-16 surrogate as U+FFFD and NUL kept: for
     text that is answered but never stored (a JSON answer cannot be encoded
@@ -181,6 +193,7 @@ def clean_json_value(value: Any, *, max_depth: int, max_string_length: int | Non
             copy: dict[str, Any] = {}
             container[key] = copy
             members = []
+            sent_as: dict[str, str] = {}  # each stored key, as sent
             for child_key, child in item.items():
                 if not isinstance(child_key, str):
                     raise InvalidJSONValueError(pointer, "object keys must be strings")
@@ -190,13 +203,17 @@ def clean_json_value(value: Any, *, max_depth: int, max_string_length: int | Non
                 if clean_key in copy:
                     # Keys are unique as sent (the parser refuses duplicates):
                     # two became one by the rule. Keeping either would drop
-                    # the other's value without a word.
+                    # the other's value without a word. Named as sent (a
+                    # trial was pointed at "k\ufffd", which no key was),
+                    # the one a pointer can hold if either can.
+                    named = next((k for k in (sent_as[clean_key], child_key) if not has_lone_surrogate(k)), child_key)
                     raise InvalidJSONValueError(
-                        f"{pointer}/{escape_token(clean_key)}",
+                        f"{pointer}/{_sent_token(named)}",
                         "two keys of this object are the same once NUL and lone surrogates are replaced"
                         " by U+FFFD: rename one")
                 copy[clean_key] = None
-                members.append((child, copy, clean_key, f"{pointer}/{escape_token(clean_key)}", depth + 1))
+                sent_as[clean_key] = child_key
+                members.append((child, copy, clean_key, f"{pointer}/{_sent_token(child_key)}", depth + 1))
             # Reversed: the first member is taken next, so the fault named is
             # the first in the document (a trial's 422 named the last item).
             stack.extend(reversed(members))

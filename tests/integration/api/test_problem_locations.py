@@ -220,11 +220,11 @@ def test_a_nul_in_an_entitys_code_is_a_422_not_a_replacement_character(client, a
     ("path", "body", "pointer"),
     [
         pytest.param("validation-failure", {"error_message": "m", "error_details": {
-            "n\x00": "first", "n\ud800": "second", "n\ufffd": "third"}}, "#/error_details/n%EF%BF%BD",
+            "n\x00": "first", "n\ud800": "second", "n\ufffd": "third"}}, "#/error_details/n%00",
             id="details"),
         pytest.param("validation-failure", {"error_message": "m", "error_details": {"schema_version": 1, "errors": [
             {"code": "c", "message": "m", "ctx": {"k\x00": 1, "k\udfff": 2}}]}},
-            "#/error_details/errors/0/ctx/k%EF%BF%BD", id="normalized-ctx"),
+            "#/error_details/errors/0/ctx/k%00", id="normalized-ctx"),
         pytest.param("result", {"status": "completed", "entities": [
             {**ENTITY, "attributes": {"note": {"a\ud800": 1, "a\udc00": 2}}}]},
             "#/entities/0/attributes/note/a%EF%BF%BD", id="entity-attributes"),
@@ -234,7 +234,9 @@ def test_keys_made_equal_by_the_storage_rule_are_a_422_at_the_key_and_change_not
                                                                                    body, pointer):
     """NUL and lone surrogates are stored as U+FFFD; two keys of one object
     that become the same key that way would keep one value and drop the
-    other without a word, so the report is refused at that key."""
+    other without a word, so the report is refused at that key: named as
+    sent (a trial was pointed at "k\ufffd", which it never sent), unless
+    both hold a lone surrogate, which no pointer in an answer can carry."""
     before = row(app, job["id"])
     slug = "invalid-entities" if path == "result" else "invalid-failure"
     problem = assert_problem(client.post(job_url(job["id"], path), json=body), 422, slug)
