@@ -15,7 +15,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.parametrize("database_url", ["sql
 
 #: Codes the demo's history adds to the corpus's: 18 in all, as `make demo` shows.
 MORE_CODES = ("code.unknown_loinc", "code.unknown_rxnorm", "code.unknown_snomed", "schema.minLength",
-              "schema.enum", "date.before_birth", "value.out_of_range")
+              "schema.enum", "schema.pattern", "date.before_birth", "value.out_of_range")
 
 
 def _page(browser, site, width, height):  # noqa: F811
@@ -53,4 +53,34 @@ def test_at_200_percent_zoom_the_lists_fold_their_filters_and_summary(site, brow
     for panel, content in folds.items():
         expect(page.locator(f"{panel} > summary")).not_to_be_visible()
         expect(page.locator(content)).to_be_visible()
+    context.close()
+
+
+def _more_codes(app) -> None:
+    """A failed job for each of :data:`MORE_CODES`: with the corpus's, 18 codes."""
+    from app.registry import get_failure_recorder
+    from app.services.processing_jobs.lifecycle import create_job
+
+    with app.app_context():
+        for n, code in enumerate(MORE_CODES):
+            job = create_job(f"doc-more-codes-{n}")
+            items = [{"code": code, "severity": "error", "message": "m", "pointer": "/entities/0"}]
+            get_failure_recorder().record_validation_failure(job.id, "Entity validation failed", {"errors": items})
+
+
+@pytest.mark.parametrize("width", [320, 360, 390])
+def test_the_phone_summary_with_many_codes_fits_its_frame(app, site, browser, width):  # noqa: F811
+    """/jobs at 360x740 with the demo's 18 codes: 596 px of summary in the
+    578 px frame, its last line ("The top five; a wider screen shows the top
+    10 of 18.") cut off, the frame scrolling inside."""
+    _more_codes(app)
+    context, page = _page(browser, site, width, 740)
+    page.goto(site + "/jobs")
+    frame = page.frame_locator("iframe.summary-frame")
+    expect(frame.locator("a.more-codes")).to_have_text("18 codes in all")
+    expect(frame.locator(".top-codes p.note.narrow-only")).to_be_visible()
+    summary = next(f for f in page.frames if f.url.endswith("/jobs/summary"))
+    summary.wait_for_load_state("load")  # its stylesheet applied
+    heights = summary.evaluate("() => [document.documentElement.scrollHeight, window.innerHeight]")
+    assert heights[0] <= heights[1], heights
     context.close()
