@@ -84,3 +84,28 @@ def test_the_phone_summary_with_many_codes_fits_its_frame(app, site, browser, wi
     heights = summary.evaluate("() => [document.documentElement.scrollHeight, window.innerHeight]")
     assert heights[0] <= heights[1], heights
     context.close()
+
+
+_LINK_BOXES = """section => [...section.querySelectorAll('a')].map(a => {
+    const box = a.getBoundingClientRect();
+    return {text: a.textContent, top: box.top, bottom: box.bottom, width: box.width, height: box.height,
+            lines: Math.round(box.height / parseFloat(getComputedStyle(a).lineHeight))};
+})"""
+
+
+@pytest.mark.parametrize("width", [320, 360])
+def test_an_error_pages_links_are_targets_a_thumb_can_hit(site, browser, width):  # noqa: F811
+    """At 360 px the 400 page's three links, one sentence, wrapped into
+    18 px high links about 3 px apart, "Back to failure groups" broken."""
+    context, page = _page(browser, site, width, 740)
+    page.goto(site + "/groups?state=bogus")
+    links = page.locator("section.error-page")
+    expect(links.locator("a")).to_have_count(3)
+    boxes = links.evaluate(_LINK_BOXES)
+    assert [box["text"] for box in boxes][1:] == ["Back to failure groups", "Back to failed jobs"], boxes
+    for box in boxes:
+        assert box["height"] >= 24 and box["width"] >= 24, box  # WCAG 2.2, 2.5.8
+    for upper, lower in zip(boxes, boxes[1:]):
+        assert lower["top"] >= upper["bottom"] + 4 or lower["top"] == upper["top"], (upper, lower)
+    assert [box["lines"] for box in boxes if box["text"].startswith("Back to")] == [1, 1], boxes
+    context.close()
