@@ -109,3 +109,24 @@ def test_an_error_pages_links_are_targets_a_thumb_can_hit(site, browser, width):
         assert lower["top"] >= upper["bottom"] + 4 or lower["top"] == upper["top"], (upper, lower)
     assert [box["lines"] for box in boxes if box["text"].startswith("Back to")] == [1, 1], boxes
     context.close()
+
+
+#: The room a text box leaves its placeholder, and the placeholder's width, in CSS px.
+_PLACEHOLDER_ROOM = """e => {
+    const style = getComputedStyle(e), context = document.createElement('canvas').getContext('2d');
+    context.font = `${style.fontStyle} ${style.fontWeight} ${style.fontSize} ${style.fontFamily}`;
+    return [context.measureText(e.placeholder).width,
+            e.clientWidth - parseFloat(style.paddingLeft) - parseFloat(style.paddingRight)];
+}"""
+
+
+@pytest.mark.parametrize(("width", "height"), [(320, 740), (360, 740), (390, 844), (683, 384), (1366, 657)])
+def test_the_search_boxs_placeholder_is_whole(site, browser, width, height):  # noqa: F811
+    """At 360 px it read "Job id, document or error te"; its label stays said to screen readers."""
+    context, page = _page(browser, site, width, height)
+    box = page.locator("header input[type=search]")
+    text, room = box.evaluate(_PLACEHOLDER_ROOM)
+    # With 5 % to spare: a tester's fonts cut text that fitted here by a pixel.
+    assert text <= 0.95 * room, (box.get_attribute("placeholder"), text, room)
+    expect(box).to_have_accessible_name("Search jobs")
+    context.close()
