@@ -62,6 +62,13 @@ class BarChart:
     plot_right: float
     peak: int
 
+    @property
+    def has_empty_buckets(self) -> bool:
+        """Whether some bucket has no failures: the chart's text table lists
+        only the others, and says so only then (with every day failing,
+        "the others have none" spoke of buckets that are not there)."""
+        return any(bar.count == 0 for bar in self.bars)
+
 
 def _bucket_label(moment: datetime, size: BucketSize) -> str:
     moment = moment.astimezone(timezone.utc)

@@ -220,8 +220,8 @@ _WORKER_OF_VERSION = {version: name for name, version in _WORKER_OF.items()}
 
 
 def event_facts(details: dict[str, Any] | None) -> list[tuple[str, str, str]]:
-    """A group event's facts as ``(key, words, value)`` in stored order, for
-    the timeline: ``{"in_version": "9.9.9", "via": "dashboard"}`` gives
+    """A group event's facts as ``(key, words, value)`` in stored order, an
+    ignore's mode first, for the timeline: ``{"in_version": "9.9.9", "via": "dashboard"}`` gives
     ``[("in_version", "in version", "9.9.9"), ("via", "via", "dashboard")]``.
     The words may be empty (an ignore's mode says itself); values are text.
     An ignore's ``until`` (stored as ISO 8601) is written as the group's
@@ -233,7 +233,10 @@ def event_facts(details: dict[str, Any] | None) -> list[tuple[str, str, str]]:
     # An ignore's condition is one fact, "until 3 more occurrences", not
     # "until more occurrences; after more occurrences: 3" (a trial).
     condition = _ignore_condition_words(details)
-    for key, value in details.items():
+    # The ignore's mode first, whatever the stored order (PostgreSQL's JSONB
+    # keeps keys by length: "via" came before "mode"): "ignored; until 3 more
+    # occurrences; via dashboard", the condition beside the state it qualifies.
+    for key, value in sorted(details.items(), key=lambda item: item[0] != "mode"):
         if key in _WORKER_OF or (condition and key in ("until", "occurrences")):
             continue  # told with its version, or in the ignore's condition
         words = EVENT_FACT_LABELS.get(key, key)

@@ -587,6 +587,8 @@ def test_the_audit_logs_403_leads_to_the_lists_not_back_to_itself(app):
     html = response.get_data(as_text=True)
     assert response.status_code == 403
     assert 'href="/admin/audit"' not in html and 'href="/jobs"' in html
+    # Both lists, as a refused POST offers (a trial: a GET offered the jobs only).
+    assert '<a href="/groups">Back to failure groups</a>' in html
 
 
 @pytest.mark.parametrize("target", ["/logout", "/jobs/bulk", "/api/v1/processing-jobs", "/metrics"])

@@ -85,3 +85,18 @@ def test_the_groups_intro_links_the_jobs_in_a_sentence(client, groups):  # noqa:
     intro = re.search(r"<h1>Failure groups</h1>\s*</div>\s*<p class=\"muted\">(.*?)</p>",
                       client.get("/groups").get_data(as_text=True), re.S).group(1)
     assert intro.endswith('The jobs themselves are on <a href="/jobs">Failed jobs</a>.'), intro
+
+
+def test_every_event_sets_its_facts_apart_from_the_change_the_same_way(app, client, groups):  # noqa: F811
+    # A trial read "→ ignored until 2 more occurrences; via dashboard" beside
+    # "→ unresolved (ongoing) via dashboard": a "; " after the first fact only.
+    path = f"/groups/{groups['unit']}"
+    _age_group(app, groups["unit"], 30)
+    client.post(path + "/ignore", data={"csrf_token": _csrf(client, path), "mode": "until_occurrences",
+                                        "occurrences": "2"})
+    client.post(path + "/reopen", data={"csrf_token": _csrf(client, path)})
+    lines = _timeline(client.get(path).get_data(as_text=True))
+    ignored = next(line for line in lines if "ignored by" in line)
+    reopened = next(line for line in lines if "reopened by" in line)
+    assert ignored.endswith("→ ignored ; until 2 more occurrences ; via dashboard"), ignored
+    assert reopened.endswith("→ unresolved (ongoing) ; via dashboard"), reopened
