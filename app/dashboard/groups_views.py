@@ -110,7 +110,8 @@ def list_groups() -> str | Response:
     # show them (its default hides acknowledged jobs).
     jobs_base = url_for("dashboard.list_jobs", acknowledged="include", group="0")[:-1]
     rows = [
-        GroupRow(view, *sparklines[view.group.id], f"{group_base}{view.group.id}{back}", f"{jobs_base}{view.group.id}")
+        GroupRow(view, *sparklines[view.group.id], f"{group_base}{view.group.id}{back}",
+                 f"{jobs_base}{view.group.id}")
         for view in page.items
     ]
     kept = query_pairs(pairs)
