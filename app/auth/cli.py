@@ -41,14 +41,16 @@ def _read_password(from_stdin: bool, prompt: str) -> str:
 
 
 @users_cli.command("create")
-@click.option("--username", required=True, help="User name for signing in (surrounding spaces are dropped).")
+@click.option("--username", required=True, help="User name for signing in (surrounding spaces and tabs are dropped).")
 @click.option("--role", type=click.Choice([r.value for r in Role]), default=Role.VIEWER.value, show_default=True)
 @click.option("--password-stdin", is_flag=True, help="Read the password from standard input (for scripts).")
 def create_user_command(username: str, role: str, password_stdin: bool) -> None:
     """Create an operator account (the first one: --role admin). Surrounding
     whitespace of the user name is dropped, as sign-in drops it."""
     password = _read_password(password_stdin, "Password")
-    user = _call(access.create_user, username.strip(), password, role, actor=cli_actor())
+    # Spaces and tabs only, as the help says: strip() also took U+001F or
+    # U+2028 off an end and made another name than the one typed (a re-check).
+    user = _call(access.create_user, username.strip(" \t"), password, role, actor=cli_actor())
     click.echo(f"created user {user.username} ({user.role})")
 
 

@@ -141,21 +141,27 @@ def bearer_token() -> str | None:
     return token.strip()
 
 
-#: RFC 6750 section 2.1's ``b64token``: what a bearer token may hold.
-_B64TOKEN = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
+#: RFC 6750 section 2.1: ``credentials = "Bearer" 1*SP b64token`` (the
+#: scheme in any case, RFC 9110 section 11.1).
+_BEARER_CREDENTIAL = re.compile(r"[Bb][Ee][Aa][Rr][Ee][Rr] +[A-Za-z0-9\-._~+/]+=*")
+#: The Bearer scheme named anywhere in the field: first, or after a comma
+#: (a second credential), followed by any white space or nothing.
+_NAMES_BEARER = re.compile(r"(?:^|,)\s*bearer(?:\s|$)", re.IGNORECASE)
 
 
 def _check_bearer_syntax() -> None:
     # A token outside b64token was refused as "unknown or revoked"
     # (invalid_token): a valid token sent twice read as revoked (a trial).
-    token = bearer_token()
-    if token is None or _B64TOKEN.fullmatch(token):
-        return
-    if "," in token:
-        fault = "was sent more than once (or holds a comma): send one 'Bearer <token>'"
+    # Another scheme alone ("Basic ...") is not ours to judge: the 401 says
+    # to send a bearer token.
+    header = request.headers.get("Authorization", "").strip()
+    if not _NAMES_BEARER.search(header) or _BEARER_CREDENTIAL.fullmatch(header) or header.lower() == "bearer":
+        return  # no bearer credential, a well-formed one, or the scheme with no token (a 401 asks for one)
+    if "," in header:
+        fault = "holds more than one credential (sent twice, or with another scheme): send one 'Bearer <token>'"
     else:
-        fault = ("holds a character no bearer token has (RFC 6750: letters, digits, '-', '.', '_', '~', '+', "
-                 "'/' and a final '=')")
+        fault = ("is not 'Bearer', one or more spaces, and a token of the characters RFC 6750 allows (letters, "
+                 "digits, '-', '.', '_', '~', '+', '/' and a final '=')")
     raise MalformedCredentialsError(f"The Authorization header {fault}.", [header_error("Authorization", fault)])
 
 

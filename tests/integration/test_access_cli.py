@@ -7,6 +7,7 @@ import sqlalchemy as sa
 
 from app.extensions import db
 from app.models import AuditEvent, WorkerToken
+from app.models.access import User
 from app.services import access
 
 
@@ -36,6 +37,16 @@ def test_users_create_drops_surrounding_spaces_from_the_user_name(app, runner):
     again = runner.invoke(args=["users", "create", "--username", "spaced-admin ", "--password-stdin"],
                           input="a good long password\n")
     assert again.exit_code == 1 and "already exists" in again.output
+
+
+@pytest.mark.parametrize("name", ["bob\u001f", "bob\u2028", "\u001cbob"])
+def test_users_create_refuses_a_control_at_an_end_rather_than_dropping_it(app, runner, name):
+    # A re-check: strip() took it off and made "bob", another name than the one typed.
+    result = runner.invoke(args=["users", "create", "--username", name, "--password-stdin"],
+                           input="a good long password\n")
+    assert result.exit_code == 1 and "control, format, line-separator" in result.output, result.output
+    with app.app_context():
+        assert db.session.scalar(sa.select(sa.func.count()).select_from(User)) == 0
 
 
 def test_users_create_refuses_short_passwords_and_duplicates(runner):

@@ -504,6 +504,11 @@ def test_a_refused_token_gets_rfc_6750_invalid_token(anonymous_client):
     "Bearer {token}, Bearer {token}",
     "Bearer {token} extra",
     "Bearer {token}\u00e9",
+    # A re-check: another scheme first, a tab or a no-break space after the scheme.
+    "Basic dXNlcjpwYXNz, Bearer {token}",
+    "Bearer {token}, Basic dXNlcjpwYXNz",
+    "Bearer\t{token}",
+    "Bearer\u00a0{token}",
 ])
 def test_a_malformed_bearer_credential_is_a_400_naming_the_header_not_a_revoked_token(
     anonymous_client, worker_token, header

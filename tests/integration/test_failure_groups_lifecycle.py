@@ -181,6 +181,19 @@ def test_a_resolve_refuses_a_bad_worker_name_and_changes_nothing(app_ctx, kwargs
     assert _group().state == "unresolved" and _audit_actions() == []
 
 
+@pytest.mark.parametrize("kwargs", [
+    {"in_version": "2.0.0\u001f"}, {"in_version": "\u001f2.0.0"}, {"in_version": "2.0.0\u2028"},
+    {"in_version": "2.0.0", "in_worker": "extractor\u0085"},
+])
+def test_a_resolve_names_a_control_at_an_end_as_such(app_ctx, kwargs):
+    # A re-check: str.strip() takes these off the ends, so they were told "without surrounding spaces".
+    _fail_as("extractor", "2.0.0")
+    with pytest.raises(InvalidFieldsError) as refused:
+        resolve_group(_group().id, "alice", **kwargs)
+    assert ["control, format or line-separator" in e["detail"] for e in refused.value.errors] == [True]
+    assert _group().state == "unresolved" and _audit_actions() == []
+
+
 def test_ignore_forever_never_wakes(app_ctx):
     _fail()
     group = ignore_group(_group().id, "bob")

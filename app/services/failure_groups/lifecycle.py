@@ -234,6 +234,10 @@ def resolution_errors(in_version: object, in_worker: object) -> list[FieldError]
 def _version_fault(in_version: object) -> str | None:
     if in_version is None:
         return None
+    # The unseen characters first: str.strip() takes U+001F or U+2028 off the
+    # ends too, which was told "without surrounding spaces" (a re-check).
+    if isinstance(in_version, str) and has_unseen_character(in_version):
+        return "must not hold control, format or line-separator characters, or unpaired UTF-16 surrogates"
     if (
         not isinstance(in_version, str)
         or not in_version.strip()
@@ -241,8 +245,6 @@ def _version_fault(in_version: object) -> str | None:
         or len(in_version) > VERSION_MAX_LENGTH
     ):
         return f"must be 1 to {VERSION_MAX_LENGTH} characters without surrounding spaces"
-    if has_unseen_character(in_version):
-        return "must not hold control, format or line-separator characters, or unpaired UTF-16 surrogates"
     if not is_semver(in_version):
         # Only a SemVer version orders later occurrences (is_regression): any
         # other would resolve as if no version were given, silently.

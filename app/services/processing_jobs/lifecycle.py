@@ -86,12 +86,13 @@ def new_job_errors(document_id: object, job_type: object) -> list[FieldError]:
     ``job_type``: 1 to 64 ASCII letters, digits, ``_``, ``-`` or ``.``.
     """
     errors: list[FieldError] = []
-    if not isinstance(document_id, str) or not document_id.strip():
+    # The characters before the white space: str.strip() takes U+001C-U+001F,
+    # U+0085 and U+2028 off the ends too, and "rc\u001f" was told "white
+    # space", "\u001c\u001d" "a non-empty string" (a re-check).
+    if not isinstance(document_id, str) or not document_id:
         errors.append(field_error("/document_id", "must be a non-empty string"))
     elif len(document_id) > DOCUMENT_ID_MAX_LENGTH:
         errors.append(field_error("/document_id", f"must be at most {DOCUMENT_ID_MAX_LENGTH} characters"))
-    elif document_id != document_id.strip():
-        errors.append(field_error("/document_id", "must not begin or end with white space (it is stored as sent)"))
     elif has_acting_control(document_id) or "\x00" in document_id:
         errors.append(field_error("/document_id", "must not hold a control character (TAB, LF and CR aside)"))
     elif has_unstorable_text(document_id):
@@ -100,6 +101,10 @@ def new_job_errors(document_id: object, job_type: object) -> list[FieldError]:
         errors.append(field_error("/document_id", "must not hold a format character (such as U+202E or U+200B)"))
     elif any(unicodedata.category(c) in ("Zl", "Zp") for c in document_id):
         errors.append(field_error("/document_id", "must not hold a line or paragraph separator (U+2028, U+2029)"))
+    elif not document_id.strip():
+        errors.append(field_error("/document_id", "must be a non-empty string"))
+    elif document_id != document_id.strip():
+        errors.append(field_error("/document_id", "must not begin or end with white space (it is stored as sent)"))
     if not isinstance(job_type, str) or not job_type:
         errors.append(field_error("/job_type", "must be a non-empty string"))
     elif len(job_type) > JOB_TYPE_MAX_LENGTH or not all(c.isascii() and (c.isalnum() or c in "_-.") for c in job_type):

@@ -282,6 +282,9 @@ def test_ecma_262_white_space_is_not_python_s():
     ("doc-\u202e1", "must not hold a format character"),
     ("doc-\u200b1", "must not hold a format character"),
     ("doc-\u001b1", "must not hold a control character"),
+    # A re-check: at an end, str.strip() takes these too; they were told "white space" or "non-empty".
+    ("rc\u001f", "must not hold a control character"), ("rc\u0085", "must not hold a control character"),
+    ("\u001c\u001d", "must not hold a control character"), ("rc\u2028", "must not hold a line or paragraph"),
     # A trial: a line separator was stored inside an id (a line break in logs and CSV viewers).
     ("doc-\u20281", "must not hold a line or paragraph separator"),
     ("doc-\u20291", "must not hold a line or paragraph separator"),
