@@ -35,6 +35,10 @@ from app.services.json_pointer import escape_token, is_json_pointer
 
 ENVELOPE_KEYS = frozenset({"schema_version", "errors", "error_count", "truncated"})
 
+#: The largest ``error_count`` taken: 2**53 - 1, the largest integer every
+#: JSON parser reads exactly (RFC 7493, I-JSON, section 2.2).
+MAX_ERROR_COUNT = 2**53 - 1
+
 
 def normalized_items(details: Any) -> list[dict[str, Any]]:
     """Check ``normalized`` error details and return their items, in order.
@@ -167,9 +171,12 @@ def _envelope_faults(envelope: Mapping[str, Any], item_count: int) -> list[tuple
     if type(version) is not int or version != SCHEMA_VERSION:
         faults.append(("/schema_version", f"must be {SCHEMA_VERSION}"))
     count = _whole(envelope.get("error_count", item_count))
-    count_ok = type(count) is int and count >= item_count
+    # At most I-JSON's largest exact integer: 1e300 was taken, stored as 301
+    # digits of float noise and shown as a 401-character count (a re-check).
+    count_ok = type(count) is int and item_count <= count <= MAX_ERROR_COUNT
     if not count_ok:
-        faults.append(("/error_count", "must be an integer no smaller than the number of items in errors"))
+        faults.append(("/error_count", "must be an integer no smaller than the number of items in errors and at "
+                                       f"most {MAX_ERROR_COUNT} (2^53 - 1)"))
     if "truncated" in envelope:
         truncated = envelope["truncated"]
         if not isinstance(truncated, bool):

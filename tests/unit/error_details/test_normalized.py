@@ -97,9 +97,13 @@ def test_an_envelope_s_counts_written_as_whole_floats_are_those_integers(error_f
     assert envelope["schema_version"] == 1 and envelope["error_count"] == 5 and envelope["truncated"] is True
     assert type(envelope["error_count"]) is int and type(envelope["schema_version"]) is int
     assert_valid_envelope(envelope)
-    with pytest.raises(InvalidErrorDetailsError) as caught:
-        normalize_error_details({**sent, "error_count": 5.5}, error_format)
-    assert caught.value.pointer == "/error_count"
+    for count in (5.5, 1e300, 2**53, 9223372036854775808):  # a re-check: 1e300 was stored as 301 digits
+        with pytest.raises(InvalidErrorDetailsError) as caught:
+            normalize_error_details({**sent, "error_count": count}, error_format)
+        assert caught.value.pointer == "/error_count"
+    largest, _ = normalize_error_details({**sent, "error_count": 2**53 - 1}, error_format)
+    assert largest["error_count"] == 2**53 - 1
+    assert_valid_envelope(largest)
 
 
 def test_the_input_is_not_changed():
