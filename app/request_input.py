@@ -23,7 +23,7 @@ parameter, a path or a field.
 
 from __future__ import annotations
 
-from urllib.parse import unquote_to_bytes
+from urllib.parse import parse_qsl, unquote_to_bytes
 
 from flask import Flask, g, request
 from werkzeug.datastructures import ImmutableMultiDict, MultiDict
@@ -111,6 +111,17 @@ def _not_utf8(query_string: bytes) -> list[FieldError]:
             except UnicodeDecodeError:
                 bad.append(parameter_error(shown_name(name_text), "is not UTF-8 once percent-decoded (RFC 3986)"))
     return bad
+
+
+def query_string_faults(query_string: bytes) -> list[FieldError]:
+    """What :func:`refuse_unstorable_input` would refuse in ``query_string``
+    (a link's query, such as a ``back`` target): a byte not percent-encoded,
+    an escape that is not UTF-8, a NUL or another control character, a
+    single-valued parameter given two values. Empty when a page would read it."""
+    if not query_string.isascii() or (b"%" in query_string and _not_utf8(query_string)):
+        return _not_utf8(query_string)
+    args = MultiDict(parse_qsl(query_string.decode("ascii"), keep_blank_values=True))
+    return _bad_fields(args, query=True) or _repeated(args)
 
 
 def has_different_values(values: list[str]) -> bool:

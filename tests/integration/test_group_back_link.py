@@ -53,6 +53,9 @@ def test_a_search_leads_back_to_its_results(client, groups):  # noqa: F811
 @pytest.mark.parametrize("back", [
     "https://evil.example/groups", "//evil.example/groups", "/exports/job-errors.csv", "/admin/audit", "groups",
     "/login?next=/groups",
+    # A re-check: the right list with a query it refuses led to a 400 page.
+    "/groups?back=/jobs", "/jobs?q=%00", "/groups?x=1", "/groups?state=%ZZ", "/jobs?status=bogus",
+    "/groups?limit=1&limit=2", "/jobs?q=%C3",
 ])
 def test_a_back_that_is_not_a_list_of_this_site_gives_the_plain_link(client, groups, back):  # noqa: F811
     page = client.get(f"/groups/{groups['unit']}", query_string={"back": back}).get_data(as_text=True)
@@ -62,6 +65,12 @@ def test_a_back_that_is_not_a_list_of_this_site_gives_the_plain_link(client, gro
     path = f"/groups/{groups['unit']}"
     resolved = client.post(path + "/resolve", data={"csrf_token": _csrf(client, path), "back": back})
     assert resolved.headers["Location"] == path
+
+
+def test_a_back_to_a_jobs_list_of_every_status_is_not_called_failed_jobs(client, groups):  # noqa: F811
+    back = "/jobs?status=all&group=1"
+    page = client.get(f"/groups/{groups['unit']}", query_string={"back": back}).get_data(as_text=True)
+    assert _back_link(page) == (back, "Jobs")
 
 
 def test_the_plain_groups_list_adds_no_back(client, groups):  # noqa: F811
