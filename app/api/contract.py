@@ -24,7 +24,7 @@ import jsonschema_rs
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError
 
-from app.api.ecma_patterns import ContractValidator
+from app.services.ecma_patterns import ContractValidator
 from app.errors import FieldError, InvalidFieldsError, InvalidQueryError, field_error, parameter_error
 from app.services.error_details import SCHEMA_PATH as ERROR_DETAILS_SCHEMA_PATH
 from app.services.error_details.schema_wording import (

@@ -32,6 +32,7 @@ from typing import Any
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError
 
+from app.services.ecma_patterns import ContractValidator
 from app.services.error_details.schema_wording import (
     SEVERAL_SHAPES,
     UNKNOWN_PROPERTY,
@@ -79,7 +80,10 @@ def _schema_validator() -> Draft202012Validator:
             f"jsonschema cannot check the format(s) {sorted(missing)}; "
             "install rfc3339-validator"
         )
-    return Draft202012Validator(load_schema_file(SCHEMA_PATH), format_checker=checker)
+    # Patterns as ECMA-262, as the API reads them: with Python's re, "$"
+    # passed a code system ending in a line break that the API then refused,
+    # and the run stopped on the 422 (a re-check).
+    return ContractValidator(load_schema_file(SCHEMA_PATH), format_checker=checker)
 
 
 

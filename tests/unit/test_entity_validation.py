@@ -149,6 +149,15 @@ def test_valid_document_has_no_items():
 # --- schema stage ---------------------------------------------------------------------
 
 
+def test_a_pattern_is_read_as_ecma_262_as_the_api_reads_it():
+    # A re-check: Python's "$" passed a code system ending in a line break, which the API
+    # refused, and the worker's run stopped on the 422.
+    document = valid_document()
+    document["entities"][0]["code_system"] += "\n"
+    errors = validate_entity_document(document)
+    assert [error["pointer"] for error in errors] == ["/entities/0/code_system"], errors
+
+
 @pytest.mark.parametrize("not_an_object", [[], "text", None, 3, True])
 def test_non_object_document_is_fatal(not_an_object):
     errors = validate_entity_document(not_an_object)

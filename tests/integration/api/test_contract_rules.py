@@ -269,7 +269,7 @@ def test_a_pattern_is_matched_as_ecma_262_reads_it(client, app, job_type):
 
 
 def test_ecma_262_white_space_is_not_python_s():
-    from app.api.ecma_patterns import matches
+    from app.services.ecma_patterns import matches
 
     # ECMA-262's \s: U+FEFF yes; U+001F and U+0085 no (Python's \s says the opposite of each).
     assert matches(r"^\s$", "\ufeff") and not matches(r"^\s$", "\u001f") and not matches(r"^\s$", "\u0085")
