@@ -86,6 +86,38 @@ def test_the_phone_summary_with_many_codes_fits_its_frame(app, site, browser, wi
     context.close()
 
 
+def _many_jobs(app) -> None:
+    """Three-digit counts: 120 more completed and failed jobs, 19 processing (rows alone: the summary counts
+    statuses from the jobs table's rollups, kept by its triggers)."""
+    from app.extensions import db
+    from app.models import ProcessingJob
+    from app.models.types import utcnow
+
+    now = utcnow()
+    with app.app_context():
+        for status, count in (("Completed", 120), ("Validation_Failed", 120), ("Processing", 19)):
+            db.session.add_all(ProcessingJob(document_id=f"doc-many-{status}-{n}", status=status, created_at=now,
+                                             completed_at=None if status == "Processing" else now)
+                               for n in range(count))
+        db.session.commit()
+
+
+@pytest.mark.parametrize("query", ["", "?status=Validation_Failed&status=Failed&status=Pending&status=Processing"
+                                       "&status=Completed"])
+def test_the_smallest_phone_summary_fits_its_frame_with_three_digit_counts(app, site, browser, query):  # noqa: F811
+    """A re-check at 320 px: with counts of 120 and more the selected "Validation failed" put its count on a
+    second line, 12 px past the frame's bottom (33 px with every status selected)."""
+    _more_codes(app)
+    _many_jobs(app)
+    context, page = _page(browser, site, 320, 740)
+    page.goto(site + "/jobs" + query)
+    summary = next(f for f in page.frames if f.url.split("?")[0].endswith("/jobs/summary"))
+    summary.wait_for_load_state("load")
+    heights = summary.evaluate("() => [document.documentElement.scrollHeight, window.innerHeight]")
+    assert heights[0] <= heights[1], heights
+    context.close()
+
+
 _LINK_BOXES = """section => [...section.querySelectorAll('a')].map(a => {
     const box = a.getBoundingClientRect();
     return {text: a.textContent, top: box.top, bottom: box.bottom, width: box.width, height: box.height,
