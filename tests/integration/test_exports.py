@@ -422,7 +422,7 @@ def test_a_search_exports_the_items_that_hold_the_text(app, client):
     [
         ("error_code=schema.maximum", "-code-schema.maximum"),
         ("group=<group>&error_code=x/y%20z&job_type=ocr", "-group-<group>-code-x_y_z-type-ocr"),
-        ("error_code=" + "é" * 50, "-code-" + "_" * 40),
+        ("error_code=" + "%C3%A9" * 50, "-code-" + "_" * 40),  # "é" percent-encoded, as a browser sends it
         ("job_type=ocr", "-type-ocr"),
         # A document id or a search could name a patient: never in a file name.
         ("document_id=Jane%20Doe&q=Doe", ""),
