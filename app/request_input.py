@@ -23,6 +23,7 @@ parameter, a path or a field.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from urllib.parse import parse_qsl, unquote_to_bytes
 
 from flask import Flask, g, request
@@ -125,15 +126,38 @@ def _as_typed(name: str) -> str:
         return name
 
 
+def _query_fault(query_string: bytes, read_args: Callable[[], MultiDict[str, str]]) -> InvalidQueryError | None:
+    """The first fault of a query, in the order :func:`refuse_unstorable_input`
+    reports them, or ``None``: a byte not percent-encoded (checked before
+    ``read_args`` is called: Werkzeug's ``request.args`` raised on a raw
+    Latin-1 byte, a 500), then a NUL or another control character, then an
+    escape that is not UTF-8, then a single-valued parameter given two values."""
+    if not query_string.isascii():
+        return InvalidQueryError("A query parameter holds characters that are not percent-encoded; percent-encode "
+                                 "text as UTF-8 (RFC 3986).", _not_utf8(query_string))
+    args = read_args()
+    bad = _bad_fields(args, query=True)
+    if bad:
+        return InvalidQueryError("A query parameter holds a NUL or another control character; remove it.", bad)
+    # Only a percent-escape can carry a byte that is not UTF-8 (Werkzeug
+    # keeps the escape as text: "a%C3" was searched for literally).
+    bad = _not_utf8(query_string) if b"%" in query_string else []
+    if bad:
+        return InvalidQueryError("A query parameter is not UTF-8 once percent-decoded; encode text as UTF-8.", bad)
+    repeated = _repeated(args)
+    if repeated:
+        return InvalidQueryError("A query parameter that takes one value is given two; give it once.", repeated)
+    return None
+
+
 def query_string_faults(query_string: bytes) -> list[FieldError]:
     """What :func:`refuse_unstorable_input` would refuse in ``query_string``
-    (a link's query, such as a ``back`` target): a byte not percent-encoded,
-    an escape that is not UTF-8, a NUL or another control character, a
-    single-valued parameter given two values. Empty when a page would read it."""
-    if not query_string.isascii() or (b"%" in query_string and _not_utf8(query_string)):
-        return _not_utf8(query_string)
-    args = MultiDict(parse_qsl(query_string.decode("ascii"), keep_blank_values=True))
-    return _bad_fields(args, query=True) or _repeated(args)
+    (a link's query, such as a ``back`` target), by the same rule
+    (:func:`_query_fault`). Empty when a page would read it."""
+    fault = _query_fault(
+        query_string, lambda: MultiDict(parse_qsl(query_string.decode("ascii"), keep_blank_values=True))
+    )
+    return fault.errors if fault else []
 
 
 def has_different_values(values: list[str]) -> bool:
@@ -165,24 +189,9 @@ def refuse_unstorable_input() -> None:
             the API, an HTML page elsewhere), never quoting its value.
         InvalidFormError: the same for a form field (the query is clean).
     """
-    if not request.query_string.isascii():
-        # Before request.args: Werkzeug decodes the query as UTF-8 and
-        # raised on a raw Latin-1 byte (a 500).
-        raise InvalidQueryError("A query parameter holds characters that are not percent-encoded; percent-encode "
-                                "text as UTF-8 (RFC 3986).", _not_utf8(request.query_string))
-    bad = _bad_fields(request.args, query=True)
-    if not bad and b"%" in request.query_string:
-        # Only a percent-escape can carry a byte that is not UTF-8 (Werkzeug
-        # keeps the escape as text: "a%C3" was searched for literally).
-        bad = _not_utf8(request.query_string)
-        if bad:
-            raise InvalidQueryError("A query parameter is not UTF-8 once percent-decoded; encode text as UTF-8.", bad)
-    if not bad:
-        repeated = _repeated(request.args)
-        if repeated:
-            raise InvalidQueryError("A query parameter that takes one value is given two; give it once.", repeated)
-    if bad:
-        raise InvalidQueryError("A query parameter holds a NUL or another control character; remove it.", bad)
+    fault = _query_fault(request.query_string, lambda: request.args)
+    if fault is not None:
+        raise fault
     if request.mimetype in FORM_MEDIA_TYPES:
         bad = _bad_fields(request.form, query=False)
         if bad:

@@ -132,37 +132,54 @@ def requires(permission: Permission) -> Callable[[F], F]:
     return decorate
 
 
-def bearer_token() -> str | None:
-    """The token of an ``Authorization: Bearer`` header (RFC 6750), or ``None``."""
-    header = request.headers.get("Authorization", "")
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        return None
-    return token.strip()
-
-
 #: RFC 6750 section 2.1: ``credentials = "Bearer" 1*SP b64token`` (the
 #: scheme in any case, RFC 9110 section 11.1).
-_BEARER_CREDENTIAL = re.compile(r"[Bb][Ee][Aa][Rr][Ee][Rr] +[A-Za-z0-9\-._~+/]+=*")
+_BEARER_CREDENTIAL = re.compile(r"[Bb][Ee][Aa][Rr][Ee][Rr] +(?P<token>[A-Za-z0-9\-._~+/]+=*)")
 #: The Bearer scheme named anywhere in the field: first, or after a comma
 #: (a second credential), followed by any white space or nothing.
 _NAMES_BEARER = re.compile(r"(?:^|,)\s*bearer(?:\s|$)", re.IGNORECASE)
 
 
-def _check_bearer_syntax() -> None:
+def _bearer_credential() -> tuple[str | None, str | None]:
+    """The ``Authorization`` header read once, by RFC 6750 section 2.1:
+    ``(token, fault)``. ``(token, None)`` for one well-formed Bearer
+    credential; ``(None, None)`` for no header, another scheme alone, or the
+    scheme with no token (a 401 asks for one); ``(None, fault)`` for a header
+    that names Bearer but is not one well-formed credential (``fault`` says
+    how, for :class:`MalformedCredentialsError`)."""
+    header = request.headers.get("Authorization", "").strip()
+    if not _NAMES_BEARER.search(header) or header.lower() == "bearer":
+        return None, None
+    match = _BEARER_CREDENTIAL.fullmatch(header)
+    if match:
+        return match["token"], None
     # A token outside b64token was refused as "unknown or revoked"
     # (invalid_token): a valid token sent twice read as revoked (a trial).
-    # Another scheme alone ("Basic ...") is not ours to judge: the 401 says
-    # to send a bearer token.
-    header = request.headers.get("Authorization", "").strip()
-    if not _NAMES_BEARER.search(header) or _BEARER_CREDENTIAL.fullmatch(header) or header.lower() == "bearer":
-        return  # no bearer credential, a well-formed one, or the scheme with no token (a 401 asks for one)
     if "," in header:
-        fault = "holds more than one credential (sent twice, or with another scheme): send one 'Bearer <token>'"
-    else:
-        fault = ("is not 'Bearer', one or more spaces, and a token of the characters RFC 6750 allows (letters, "
-                 "digits, '-', '.', '_', '~', '+', '/' and a final '=')")
-    raise MalformedCredentialsError(f"The Authorization header {fault}.", [header_error("Authorization", fault)])
+        return None, "holds more than one credential (sent twice, or with another scheme): send one 'Bearer <token>'"
+    return None, ("is not 'Bearer', one or more spaces, and a token of the characters RFC 6750 allows (letters, "
+                  "digits, '-', '.', '_', '~', '+', '/' and a final '=')")
+
+
+def bearer_token() -> str | None:
+    """The token of one well-formed ``Authorization: Bearer`` credential
+    (RFC 6750 section 2.1), or ``None`` (no credential, or a malformed one:
+    :func:`_api_bearer_token` refuses that on the API)."""
+    return _bearer_credential()[0]
+
+
+def _api_bearer_token() -> str | None:
+    """The API's reading of the header: the token, or ``None`` (a 401 asks
+    for one; another scheme alone, "Basic ...", is not ours to judge).
+
+    Raises:
+        MalformedCredentialsError: the header names Bearer but is not one
+            well-formed credential (400 ``invalid-authorization``).
+    """
+    token, fault = _bearer_credential()
+    if fault is not None:
+        raise MalformedCredentialsError(f"The Authorization header {fault}.", [header_error("Authorization", fault)])
+    return token
 
 
 def _is_metrics_token(token: str | None) -> bool:
@@ -197,8 +214,7 @@ def enforce_access() -> Any:
     if endpoint == "ops.metrics" and _is_metrics_token(bearer_token()):
         return None  # the scrape-only token: no database read, nothing noted
     if request.path.startswith("/api/") or endpoint == "ops.metrics":
-        _check_bearer_syntax()
-        token = bearer_token()
+        token = _api_bearer_token()
         record = worker_tokens.verify_worker_token(token) if token else None
         if record is None:
             raise UnauthorizedError("Send a valid worker token: 'Authorization: Bearer <token>'.")
