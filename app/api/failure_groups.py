@@ -28,6 +28,7 @@ from app.errors import FieldError, InvalidFieldsError, InvalidQueryError, field_
 from app.services.failure_groups import lifecycle
 from app.services.failure_groups.queries import decode_cursor, get_group, list_groups
 from app.services.failure_groups.serialize import group_to_json
+from app.services.json_values import json_integer
 from app.web.group_query import group_filter_from_args, group_sort_from_args
 from app.web.query import raise_problems, read_or_note, read_page
 from app.web.query_time import parse_range_bound
@@ -159,12 +160,8 @@ def ignore_failure_group(group_id: str) -> Response:
                 REFUSED["IgnoreGroup"],
                 [field_error("/until", error["detail"]) for error in exc.errors],
             ) from None
-    occurrences = fields.get("occurrences")
-    if isinstance(occurrences, float) and occurrences.is_integer() and abs(occurrences) < 2**53:
-        # JSON Schema's "integer" is any number with a zero fractional part
-        # (2020-12 validation, 6.1.1), as the schema check and a span's
-        # offsets take it: 2.0 is 2, not a 422.
-        occurrences = int(occurrences)
+    # 2.0 is 2, not a 422, as the schema check and a span's offsets take it.
+    occurrences = json_integer(fields.get("occurrences"))
     actor = current_actor()
     return _change(
         group_id,

@@ -265,6 +265,22 @@ def json_equal(left: Any, right: Any) -> bool:
     return True
 
 
+def json_integer(value: Any) -> Any:
+    """``value`` as an ``int`` when it is a float with no fractional part
+    and within +/-2**53 (JSON Schema 2020-12 validation, section 6.1.1:
+    ``integer`` is any number with a zero fractional part, so ``2.0`` is 2);
+    any other value as it is. Beyond 2**53 a double no longer holds every
+    integer, so such a float stays a float for the caller to refuse.
+
+    Used wherever a field's schema says ``integer``, so that ``1.0`` is taken
+    alike in the envelope, the entity reference and the API's bodies (a
+    trial found ``error_count: 1.0`` refused beside an accepted ``index``).
+    """
+    if type(value) is float and value.is_integer() and abs(value) < 2**53:
+        return int(value)
+    return value
+
+
 def _as_double(number: int | float) -> float:
     # float(10**400) raises OverflowError: JSON allows such integers and
     # stored details may hold one. No finite double equals it, and infinity

@@ -2,7 +2,14 @@ import math
 
 import pytest
 
-from app.services.json_values import InvalidJSONValueError, canonical_json, clean_json_value, clean_text, json_equal
+from app.services.json_values import (
+    InvalidJSONValueError,
+    canonical_json,
+    clean_json_value,
+    clean_text,
+    json_equal,
+    json_integer,
+)
 
 
 def test_valid_text_and_emoji_pass_untouched():
@@ -106,3 +113,22 @@ def test_members_and_elements_keep_their_order():
     value = {"z": 1, "a": [3, 2, 1], "m": {"y": 0, "b": 1}}
     cleaned = clean_json_value(value, max_depth=8)
     assert cleaned == value and list(cleaned) == ["z", "a", "m"] and list(cleaned["m"]) == ["y", "b"]
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (1.0, 1),
+        (-0.0, 0),
+        (2.0**53 - 1, 2**53 - 1),
+        (5.5, 5.5),
+        (2.0**53, 2.0**53),  # beyond exact doubles: left a float, for the caller to refuse
+        (1e300, 1e300),
+        (7, 7),
+        (True, True),  # a bool is not a number in JSON
+        ("1", "1"),
+    ],
+)
+def test_json_integer_takes_whole_doubles_as_json_schema_does(value, expected):
+    got = json_integer(value)
+    assert got == expected and type(got) is type(expected)

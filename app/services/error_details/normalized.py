@@ -32,6 +32,7 @@ from app.services.error_details.items import (
     require_string,
 )
 from app.services.json_pointer import escape_token, is_json_pointer
+from app.services.json_values import json_integer
 
 ENVELOPE_KEYS = frozenset({"schema_version", "errors", "error_count", "truncated"})
 
@@ -74,17 +75,9 @@ def normalized_error_count(details: Any) -> int | None:
     """The ``error_count`` a valid v1 envelope declares (an int, ``3.0``
     read as ``3``); ``None`` for the other shapes."""
     if isinstance(details, Mapping) and "schema_version" in details:
-        count = _whole(details.get("error_count"))
+        count = json_integer(details.get("error_count"))
         return count if type(count) is int else None
     return None
-
-
-def _whole(value: Any) -> Any:
-    """``value`` as an int when it is a float with no fraction: JSON Schema's
-    ``integer`` (the envelope's schema) takes ``1.0``, as the entity
-    reference's ``index`` and the span do (a trial found ``error_count: 1.0``
-    refused beside them); any other value as it is."""
-    return int(value) if type(value) is float and value.is_integer() else value
 
 
 def check_item(item: Any, pointer: str) -> dict[str, Any]:
@@ -166,11 +159,11 @@ def _envelope_faults(envelope: Mapping[str, Any], item_count: int) -> list[tuple
     field order; ``truncated`` is compared with ``error_count`` only when
     that is right."""
     faults: list[tuple[str, str]] = []
-    version = _whole(envelope["schema_version"])
+    version = json_integer(envelope["schema_version"])
     # type() rather than isinstance: True == 1 in Python, but not in JSON.
     if type(version) is not int or version != SCHEMA_VERSION:
         faults.append(("/schema_version", f"must be {SCHEMA_VERSION}"))
-    count = _whole(envelope.get("error_count", item_count))
+    count = json_integer(envelope.get("error_count", item_count))
     # At most I-JSON's largest exact integer: 1e300 was taken, stored as 301
     # digits of float noise and shown as a 401-character count (a re-check).
     count_ok = type(count) is int and item_count <= count <= MAX_ERROR_COUNT
@@ -215,12 +208,10 @@ def _check_entity(entity: Any, pointer: str) -> dict[str, Any]:
     checked = dict(entity)
     for key in ("index", "page", "start", "end"):
         if key in entity:
-            value = entity[key]
             # JSON Schema's "integer" (the envelope's schema) takes 1.0 too,
             # as the entity document's span does: stored as 1 (a trial found
             # span.end 1.0 accepted and entity.index 1.0 refused).
-            if type(value) is float and value.is_integer():
-                value = checked[key] = _whole(value)
+            value = checked[key] = json_integer(entity[key])
             # page is 1-based, the others 0-based, as in the entity document's span.
             minimum = 1 if key == "page" else 0
             if type(value) is not int or value < minimum:
