@@ -61,6 +61,8 @@ class BarChart:
     plot_left: float
     plot_right: float
     peak: int
+    #: What one unit of a bar counts, singular ("failure", "occurrence").
+    noun: str = "failure"
 
     @property
     def has_empty_buckets(self) -> bool:
@@ -79,8 +81,11 @@ def _plural(count: int, word: str) -> str:
     return f"{count:,} {plural(word, count)}"
 
 
-def bar_chart(timeline: Timeline) -> BarChart:
-    """Lay out ``timeline`` as bars scaled to its largest bucket.
+def bar_chart(timeline: Timeline, noun: str = "failure") -> BarChart:
+    """Lay out ``timeline`` as bars scaled to its largest bucket; ``noun``
+    (singular) names what the buckets count: "failure" for jobs' failures,
+    "occurrence" for a group's (a warning's group counted its occurrences as
+    "failures").
 
     A bucket with no failures gets a bar of height 0, so there is always one
     bar per bucket. Heights are proportional to counts (the peak fills the
@@ -103,7 +108,7 @@ def bar_chart(timeline: Timeline) -> BarChart:
             width=round(max(slot * BAR_FILL, 1.0), 2),
             height=round(height, 2),
             count=bucket.count,
-            label=f"{_bucket_label(bucket.start, size)} UTC: {_plural(bucket.count, 'failure')}",
+            label=f"{_bucket_label(bucket.start, size)} UTC: {_plural(bucket.count, noun)}",
         ))
     start, end = _bucket_label(timeline.start, size), _bucket_label(timeline.end, size)
     if size is BucketSize.DAY and count:
@@ -111,10 +116,10 @@ def bar_chart(timeline: Timeline) -> BarChart:
         # last day drawn, not the midnight that ends it. Hours stay a span of
         # time, "00:00 to 04:00", as a clock reads.
         end = _bucket_label(timeline.buckets[-1].start, size)
-    title = f"Failures per {unit}, {start} to {end} UTC"
+    title = f"{plural(noun, 2).capitalize()} per {unit}, {start} to {end} UTC"
     if count:
         busiest = max(timeline.buckets, key=lambda b: b.count)
-        description = f"{_plural(timeline.total, 'failure')} in {_plural(count, unit)}"
+        description = f"{_plural(timeline.total, noun)} in {_plural(count, unit)}"
         if peak:
             description += f"; most in one {unit}: {peak:,} ({_bucket_label(busiest.start, size)} UTC)"
     else:
@@ -133,4 +138,5 @@ def bar_chart(timeline: Timeline) -> BarChart:
         plot_left=MARGIN_LEFT,
         plot_right=WIDTH - MARGIN_RIGHT,
         peak=peak,
+        noun=noun,
     )

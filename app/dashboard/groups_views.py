@@ -198,7 +198,7 @@ def show_group(group_id: str) -> str:
         now=now,
         hourly=hourly[-HOURS_24:],
         daily=_daily(hourly, DAYS_14),
-        chart=bar_chart(_timeline(hourly, now)),
+        chart=bar_chart(_timeline(hourly, now), noun="occurrence"),
         distribution=group_details.group_distribution(key),
         events=group_details.group_timeline(key),
         recent_workers=group_lifecycle.recent_worker_names(key),

@@ -167,6 +167,9 @@ def test_group_page_shows_summary_chart_distribution_sample_and_jobs(client, gro
     assert "unit.not_ucum at /entities/*/value/unit" in html
     assert 'class="jobs">4 ever' in html and "4 failing now" in html
     assert '<svg class="chart"' in html and '<svg class="sparkline"' in html
+    # The chart counts the group's occurrences (a warning's group called them failures).
+    assert "<title>Occurrences per hour, " in html and "4 occurrences in " in html
+    assert '<th scope="col">Occurrences</th>' in html and "Failures per" not in html
     assert re.search(r"1\.4\.0</bdi></code></td><td class=\"num\">3<", html)
     assert re.search(r"1\.5\.0</bdi></code></td><td class=\"num\">1<", html)
     assert '<table class="errors">' in html and "unit is not a valid UCUM code" in html
