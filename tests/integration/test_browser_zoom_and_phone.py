@@ -162,3 +162,29 @@ def test_the_search_boxs_placeholder_is_whole(site, browser, width, height):  # 
     assert text <= 0.95 * room, (box.get_attribute("placeholder"), text, room)
     expect(box).to_have_accessible_name("Search jobs")
     context.close()
+
+
+@pytest.mark.parametrize("path", ["/groups", "/jobs"])
+def test_on_a_touch_screen_the_lists_write_each_relative_time_in_utc(site, browser, path):  # noqa: F811
+    """First and last seen (and a job's "failed 3 min ago") gave their UTC
+    time only as a title, shown on hover: a phone cannot hover. There it is
+    written under the relative time; a laptop's pointer keeps the title."""
+    times = "table.groups tr.group time" if path == "/groups" else "table.jobs tr.job td.time time"
+    for touch, width in ((True, 390), (False, 1366)):
+        context = browser.new_context(java_script_enabled=False, has_touch=touch, is_mobile=touch,
+                                      viewport={"width": width, "height": 844 if touch else 768})
+        page = context.new_page()
+        _sign_in(page, site)
+        page.goto(site + path)
+        stamp = page.locator(times).first
+        exact = stamp.locator(".exact-utc")
+        if touch:
+            expect(exact).to_be_visible()
+            assert exact.inner_text().strip() == f"({stamp.get_attribute('title')})"
+            assert exact.inner_text().strip().endswith(" UTC)")
+            # Under the relative time, not beside it: the cell grows down, not wider.
+            assert exact.bounding_box()["y"] > stamp.bounding_box()["y"] + 5
+        else:
+            expect(exact).to_be_hidden()
+            assert stamp.get_attribute("title").endswith(" UTC")
+        context.close()

@@ -102,10 +102,12 @@ def test_one_line_per_job(client, app):
     # is selected whole by a click; its title says it too.
     assert f'<code class="job-id" title="Job id {job_id} (click to select it whole)">{job_id}</code>' in row
     assert '<td class="num errors" data-label="Errors">2 <span class="note">+1 warning</span></td>' in row
-    stamp = re.search(r'<time datetime="([^"]+)" title="([^"]+)">failed 3 min ago</time>', row)
+    stamp = re.search(r'<time datetime="([^"]+)" title="([^"]+)">failed 3 min ago'
+                      r'<span class="exact-utc"> \(([^)]+)\)</span></time>', row)
     assert stamp, row
     assert stamp.group(1) == failed_at.replace(microsecond=0).isoformat().replace("+00:00", "Z")
-    assert stamp.group(2) == failed_at.strftime("%Y-%m-%d %H:%M:%S UTC")
+    # The UTC time as the title (hover) and, for touch screens, as text (CSS shows it there).
+    assert stamp.group(2) == stamp.group(3) == failed_at.strftime("%Y-%m-%d %H:%M:%S UTC")
     # One link to the job, carrying the list to come back to (?back=).
     assert len(re.findall(rf'href="/jobs/{job_id}(?:\?back=[^"]*)?"', row)) == 1
 

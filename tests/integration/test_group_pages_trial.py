@@ -213,7 +213,8 @@ def test_the_requeue_question_is_a_page_of_its_own_that_a_reload_does_not_resend
         assert f'<a href="{path}">Cancel</a>' in html
     # When it was frozen, and by whom; fresh: no warning.
     assert re.search(r'<p class="frozen-at">Selected <time datetime="[^"]+Z" title="[^"]+ UTC">'
-                     r'(just now|\d+ s ago)</time> by <bdi>test-admin</bdi>.</p>', html), html
+                     r'(just now|\d+ s ago)<span class="exact-utc"> \([^)]+ UTC\)</span></time>'
+                     r' by <bdi>test-admin</bdi>.</p>', html), html
     # A question left open a while says so and offers a fresh count (a trial confirmed "44" for 35).
     with app.app_context():
         bulk = db.session.scalars(sa.select(BulkAction)).one()
