@@ -304,19 +304,24 @@ def _add_authenticate_header(response):  # noqa: ANN001, ANN202
 def _note_retry_after(response):  # noqa: ANN001, ANN202
     # Registered after the limiter, so it runs before the limiter's own hook
     # (Flask runs after_request hooks last registered first): whether the
-    # app itself said when to retry (a 503, an idempotency key in use).
-    g.app_retry_after = "Retry-After" in response.headers
+    # app itself said when to retry (a 503, an idempotency key in use), and what.
+    g.app_retry_after = response.headers.get("Retry-After")
     return response
 
 
 def _retry_after_only_when_meant(response):  # noqa: ANN001, ANN202
     # Flask-Limiter sets Retry-After on every answer of a rate-limited
     # endpoint, a sign-in's 401 included, where a client could read it as
-    # "wait". Keep it on the limiter's own 429 (RFC 6585) and where the app
-    # set it; drop it elsewhere. Registered before the limiter, so it runs
-    # after the limiter's hook.
-    if response.status_code != 429 and not g.pop("app_retry_after", False):
-        response.headers.pop("Retry-After", None)
+    # "wait". Keep it on the limiter's own 429 (RFC 6585) and, with the
+    # app's value, where the app set it (the limiter wrote its own window's
+    # over a sign-in's 503); drop it elsewhere. Registered before the
+    # limiter, so it runs after the limiter's hook.
+    if response.status_code != 429:
+        meant = g.pop("app_retry_after", None)
+        if meant is None:
+            response.headers.pop("Retry-After", None)
+        else:
+            response.headers["Retry-After"] = meant
     return response
 
 

@@ -10,7 +10,7 @@ from wtforms import PasswordField, StringField
 from wtforms.validators import DataRequired, Length
 
 from app.auth import bp
-from app.auth.guards import current_actor, limiter, requires, typed_user_name_key
+from app.auth.guards import csrf, current_actor, limiter, requires, typed_user_name_key
 from app.models.access import USERNAME_MAX_LENGTH, Permission
 from app.redirects import safe_redirect_target
 from app.request_input import has_different_values
@@ -72,11 +72,17 @@ LOGIN_PAGE_LIMIT = "120 per minute"
 
 
 @bp.route("/login", methods=["GET", "POST"])
+# The form checks its own CSRF token (LoginForm is a FlaskForm): CSRFProtect's
+# hook refused a token-less or expired form before this view and its limits
+# ran, so a script posting without a token was answered 400 for ever, never
+# 429, and no attempt was audited (a trial). Here it is a failed attempt.
+@csrf.exempt
 # The form's CSRF token lives in a new server-side session: each anonymous
 # GET writes a session row (until session_cleanup), so one address may not
 # write them without end (an SRE trial: 20 GETs, 20 rows).
 @limiter.limit(
-    LOGIN_PAGE_LIMIT, methods=["GET"], error_message="Too many requests for the sign-in page; wait a minute."
+    # HEAD too: it runs the same view, and wrote a session row each time with no limit (a trial).
+    LOGIN_PAGE_LIMIT, methods=["GET", "HEAD"], error_message="Too many requests for the sign-in page; wait a minute."
 )
 # Per address (guessing many names) and per user name (one name from many
 # addresses); counted in RATELIMIT_STORAGE_URI, shared by every process.
@@ -126,21 +132,27 @@ def login() -> str | Response | tuple[str, int]:
             return redirect(target)
         return render_template("auth/login.html", form=form, error=SIGN_IN_FAILED), 401
     if request.method == "POST":
-        # Refused before the credentials were checked (no or an expired CSRF
-        # token, an over-long name or password): still a failed attempt.
+        # Refused before the credentials were checked (a missing or expired
+        # CSRF token, an over-long name or password, a field given twice):
+        # still a failed attempt, audited and counted by the limits.
+        expired = not repeated and bool(getattr(form, "csrf_token", None) and form.csrf_token.errors)
+        reason = ("a field given two values" if repeated else
+                  "form token missing or invalid (CSRF)" if expired else "form refused")
         record_audit_event(
             request.form.get("username", ""),
             "auth.sign_in",
-            {"outcome": "failure", "address": request.remote_addr,
-             "reason": "a field given two values" if repeated else "form refused"},
+            {"outcome": "failure", "address": request.remote_addr, "reason": reason},
         )
-        error = (
-            "The sign-in form gives a field two different values: use the page's own form."
-            if repeated else
-            "The sign-in form was not accepted: fill in both the user name and the password "
-            f"(a user name has at most {USERNAME_MAX_LENGTH} characters, a password at most 1,024), "
-            "or reload the page and try again."
-        )
+        if repeated:
+            error = "The sign-in form gives a field two different values: use the page's own form."
+        elif expired:
+            # The page is served again with a new token: typing again signs in.
+            error = ("This sign-in form had expired (the page was open a long while) or was sent without its page: "
+                     "nothing was checked. Sign in again here.")
+        else:
+            error = ("The sign-in form was not accepted: fill in both the user name and the password "
+                     f"(a user name has at most {USERNAME_MAX_LENGTH} characters, a password at most 1,024), "
+                     "or reload the page and try again.")
         return render_template("auth/login.html", form=form, error=error), 400
     return render_template("auth/login.html", form=form)
 

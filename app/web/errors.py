@@ -308,8 +308,8 @@ def _handle_csrf_error(error: CSRFError) -> Response | tuple[str, int]:
     if current_user.is_authenticated:
         # A signed-in user's form refused: an expired page, or a forged
         # request from another site riding their cookie. Audited (a trial
-        # found no trace of either); a sign-in form's refusal without a user
-        # is no one's attempt, and is not.
+        # found no trace of either). The sign-in form checks its own token
+        # and audits a refusal as a failed sign-in (app/auth/views.py).
         record_access_denied(current_user.username, request.method, request.path,
                              {"reason": ["form token missing or invalid (CSRF)"]})
     detail = (

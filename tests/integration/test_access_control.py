@@ -294,6 +294,47 @@ def test_sign_in_page_loads_are_limited_per_address(database_url):
     assert rows == allowed
 
 
+def test_sign_in_page_heads_share_the_page_limit(database_url):
+    # HEAD runs the same view and wrote a session row each time, unlimited (a trial: 300 HEADs, 300 rows).
+    from app import create_app
+    from app.auth.views import LOGIN_PAGE_LIMIT
+    from app.models.access import ServerSession
+
+    limited = create_app({"TESTING": True, "SQLALCHEMY_DATABASE_URI": database_url})
+    allowed = int(LOGIN_PAGE_LIMIT.split()[0])
+    codes = [limited.test_client().head("/login").status_code for _ in range(allowed)]
+    codes += [limited.test_client().get("/login").status_code, limited.test_client().head("/login").status_code]
+    with limited.app_context():
+        rows = db.session.scalar(sa.select(sa.func.count()).select_from(ServerSession))
+        db.session.remove()
+        db.engine.dispose()
+    assert codes == [200] * allowed + [429, 429]
+    assert rows == allowed
+
+
+def test_sign_in_posts_without_their_form_token_count_against_the_limit(database_url):
+    # CSRFProtect refused them before the limiter looked: a script posting
+    # without a token was answered 400 for ever, never 429, and left no audit row.
+    from app import create_app
+    from app.models.access import AuditEvent
+
+    limited = create_app({"TESTING": True, "SQLALCHEMY_DATABASE_URI": database_url})
+    client = limited.test_client()
+    codes = [client.post("/login", data={"username": f"flood{n}", "password": "x"}).status_code for n in range(12)]
+    with limited.app_context():
+        events = db.session.execute(
+            sa.select(AuditEvent.actor, AuditEvent.filter).where(AuditEvent.action == "auth.sign_in")
+        ).all()
+        db.session.remove()
+        db.engine.dispose()
+    assert codes == [400] * 10 + [429, 429]
+    # Audited with the name as typed, the refusals past the limit too (ids are UUIDs: compared unordered).
+    assert sorted((actor, f["reason"]) for actor, f in events) == sorted(
+        [(f"flood{n}", "form token missing or invalid (CSRF)") for n in range(10)]
+        + [(f"flood{n}", "rate limited") for n in (10, 11)]
+    )
+
+
 def test_refused_sign_ins_are_audited_and_successes_do_not_count(database_url):
     from app import create_app
     from app.services import access

@@ -385,15 +385,40 @@ def test_a_refused_sign_in_form_is_audited_and_says_why(app, anonymous_client):
     response = anonymous_client.post("/login", data={"username": too_long, "password": "x" * 12, "csrf_token": token})
     assert response.status_code == 400
     assert "The sign-in form was not accepted" in response.get_data(as_text=True)
-    # Without a CSRF token CSRFProtect refuses the POST before the view: a
-    # forged request, not an attempt through the form.
+    # Without a CSRF token (a script, or a page left open past the session's
+    # idle time) CSRFProtect refuses the POST before the view: a failed
+    # sign-in all the same, which left no trace (a trial).
     no_csrf = anonymous_client.post("/login", data={"username": "someone", "password": "y" * 12})
     assert no_csrf.status_code == 400
     events = [e for e in _events(app) if e.action == "auth.sign_in"]
     assert [(e.actor, e.filter["outcome"], e.filter["reason"]) for e in events] == [
         (too_long, "failure", "form refused"),
+        ("someone", "failure", "form token missing or invalid (CSRF)"),
     ]
-    assert "x" * 12 not in repr([e.filter for e in events])
+    assert events[1].filter["address"] == "127.0.0.1"
+    assert "x" * 12 not in repr([e.filter for e in events]) and "y" * 12 not in repr([e.filter for e in events])
+
+
+def test_an_expired_sign_in_form_is_served_again_and_then_signs_in(app, anonymous_client):
+    """A sign-in page left open past the session's idle time: its token no
+    longer matches. The answer was the generic "form has expired" error page,
+    and no audit row; now the sign-in page again, with a new token."""
+    from tests.conftest import make_user
+
+    make_user(app, "Late.Operator", "operator", password="the right password here")
+    _login_token(anonymous_client)
+    sent = {"username": "Late.Operator", "password": "the right password here", "csrf_token": "stale-token"}
+    response = anonymous_client.post("/login", data=sent)
+    html = response.get_data(as_text=True)
+    assert response.status_code == 400 and "This sign-in form had expired" in html
+    assert 'value="Late.Operator"' in html and "the right password here" not in html
+    fresh = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', html).group(1)
+    signed_in = anonymous_client.post("/login", data={**sent, "csrf_token": fresh})
+    assert signed_in.status_code == 302
+    events = [e for e in _events(app) if e.action == "auth.sign_in"]
+    assert sorted(e.filter.get("reason", e.filter["outcome"]) for e in events) == [
+        "form token missing or invalid (CSRF)", "success",
+    ]
 
 
 @pytest.mark.parametrize(
