@@ -23,6 +23,10 @@ AUDIT_PAGE_SIZE = 100
 
 #: Keys of an event's facts shown as links, not chips.
 _LINKED_KEYS = frozenset({"job_ids", "job_id", "group_ids", "group_id", "bulk_action_id"})
+#: Facts shown first, in this order (what happened, and why); the others
+#: follow by name. PostgreSQL's jsonb keeps keys by length, SQLite's JSON as
+#: written, so the stored order made one event read differently on each (a trial).
+_FIRST_KEYS = ("outcome", "reason", "as", "scope", "method", "path", "format")
 
 
 @dataclass(frozen=True)
@@ -42,11 +46,13 @@ def fact_chips(facts: Any) -> list[tuple[str, str]]:
     """An event's facts (its ``filter`` column) as readable ``key = value``
     pairs: ``{"scope": "filter", "query": {"status": ["Failed"]}}`` ->
     ``[("scope", "filter"), ("status", "Failed")]``; ids that become links
-    are left out."""
+    are left out. Keys in :data:`_FIRST_KEYS` order, then by name, at each
+    level: the same on both databases, whatever order was stored."""
     chips: list[tuple[str, str]] = []
     if not isinstance(facts, dict):
         return [] if facts is None else [("value", _text(facts))]
-    for key, value in facts.items():
+    rank = {key: n for n, key in enumerate(_FIRST_KEYS)}
+    for key, value in sorted(facts.items(), key=lambda item: (rank.get(item[0], len(rank)), str(item[0]))):
         if key in _LINKED_KEYS:
             continue
         if isinstance(value, dict):

@@ -139,9 +139,22 @@ def test_nested_filters_are_flattened(app):
 
     assert fact_chips({"scope": "filter", "query": {"status": ["Failed", "Validation_Failed"]},
                        "job_ids": ["x"], "ok": True, "n": None}) == [
-        ("scope", "filter"), ("status", "Failed, Validation_Failed"), ("ok", "true"), ("n", "—"),
+        ("scope", "filter"), ("n", "—"), ("ok", "true"), ("status", "Failed, Validation_Failed"),
     ]
     assert fact_chips(None) == []
+
+
+def test_facts_read_in_one_order_whatever_order_the_database_kept():
+    # PostgreSQL's jsonb keeps keys shortest first, SQLite as written: one
+    # export's chips read "rows, items, status, ..." on one and "status, ..., rows" on the other.
+    from app.admin import fact_chips
+
+    written = {"reason": "x", "status": "Failed", "acknowledged": "false", "rows": "items", "outcome": "failure"}
+    jsonb_order = dict(sorted(written.items(), key=lambda item: (len(item[0]), item[0])))
+    assert list(jsonb_order) != list(written)
+    assert fact_chips(jsonb_order) == fact_chips(written) == [
+        ("outcome", "failure"), ("reason", "x"), ("acknowledged", "false"), ("rows", "items"), ("status", "Failed"),
+    ]
 
 
 def test_job_audit_events_find_the_jobs_named(app_ctx, events):
