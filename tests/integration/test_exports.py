@@ -731,6 +731,24 @@ def test_full_width_formula_starts_are_neutralised():
     assert neutralise_formula("a\uff1d1") == "a\uff1d1"
 
 
+@pytest.mark.parametrize("space", ["\u00a0", "\u3000", " \u3000\n"])
+def test_a_formula_after_a_no_break_or_ideographic_space_is_neutralised(client, space):
+    # A trial: "\u3000=ideo" was written as it is (only ASCII blanks were
+    # trimmed before the check). Both export paths: csv, and COPY on PostgreSQL.
+    assert neutralise_formula(f"{space}=1+1") == f"'{space}=1+1"
+    assert neutralise_formula(f"{space}\uff1d1") == f"'{space}\uff1d1"
+    assert neutralise_formula(f"{space}a=1") == f"{space}a=1"
+    message = f"{space}=HYPERLINK(1)"
+    _fail_with_message(client, "doc-ideographic", message, "/entities/0/unit")
+    for rows in ("items", "jobs"):
+        text = client.get(f"/exports/job-errors.csv?document_id=doc-ideographic&rows={rows}").get_data(as_text=True)
+        [row] = csv.DictReader(io.StringIO(text.lstrip("\ufeff")))
+        # The job's message is stored stripped ("=HYPERLINK(1)"): guarded either way.
+        assert row["error_message"] in ("'" + message, "'" + message.strip()), rows
+        if rows == "items":
+            assert row["message"] == "'" + message
+
+
 def test_ndjson_writes_unicode_line_separators_as_escapes(client):
     # A trial: a message holding U+2028/U+2029 made one record five lines
     # for str.splitlines; JSON escapes keep it one line that reads back the same.

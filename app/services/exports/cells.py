@@ -29,8 +29,12 @@ _FORMULA_STARTS = ("=", "+", "-", "@", "\uff1d", "\uff0b", "\uff0d", "\uff20")
 #: breaks and tab a spreadsheet may drop before one.
 _FORMULA_PREFIXES = (*_FORMULA_STARTS, "\t", "\r", "\n")
 #: What a spreadsheet may trim before a formula on import (a trial: " =1+1"
-#: and "\n=1+1" were written as they are).
-_LEADING_BLANKS = " \t\r\n"
+#: and "\n=1+1" were written as they are), with the no-break and the
+#: ideographic space (a trial: "\u3000=1" was written as it is, beside the
+#: full-width signs a CJK input method gives).
+_LEADING_BLANKS = " \t\r\n\u00a0\u3000"
+#: Blanks that start a cell without making it suspect on their own.
+_SPACES = (" ", "\u00a0", "\u3000")
 
 #: Code points of :data:`_FORMULA_PREFIXES`: ``ascii()`` of the first
 #: character is the cheapest test PostgreSQL has (no substring is built).
@@ -55,12 +59,13 @@ def neutralise_formula(cell: str) -> str:
 
     Cells starting with ``=``, ``+``, ``-``, ``@``, tab, carriage return or
     line feed get the prefix (OWASP "CSV Injection"), and so do cells whose
-    first character after leading spaces and line breaks is one of the
-    first four (a spreadsheet may trim those on import); others are
+    first character after leading spaces (U+0020, no-break U+00A0,
+    ideographic U+3000) and line breaks is one of the first four or their
+    full-width forms (a spreadsheet may trim those on import); others are
     returned unchanged.
     """
     if cell.startswith(_FORMULA_PREFIXES) or (
-        cell.startswith(" ") and cell.lstrip(_LEADING_BLANKS).startswith(_FORMULA_STARTS)
+        cell.startswith(_SPACES) and cell.lstrip(_LEADING_BLANKS).startswith(_FORMULA_STARTS)
     ):
         return "'" + cell
     return cell
@@ -131,7 +136,7 @@ def sql_text_cell(value: sa.ColumnElement[Any]) -> sa.ColumnElement[Any]:
     return sa.case(
         (sa.func.ascii(value).in_(_FORMULA_CODE_POINTS), prefixed),
         # Trimmed only for a cell that starts with a space: most do not.
-        (sa.and_(sa.func.ascii(value) == ord(" "),
+        (sa.and_(sa.func.ascii(value).in_([ord(space) for space in _SPACES]),
                  sa.func.ascii(sa.func.ltrim(value, sa.literal(_LEADING_BLANKS, sa.Text)))
                  .in_(_FORMULA_START_CODE_POINTS)), prefixed),
         else_=sa.func.nullif(value, ""),
