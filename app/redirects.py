@@ -107,3 +107,23 @@ def same_site_referrer(referrer: str | None, host: str) -> str | None:
         return None
     path = parts.path + ("?" + parts.query if parts.query else "")
     return path if safe_redirect_target(path, "") else None
+
+
+#: ``Sec-Fetch-Site`` values of a request another site started: ``same-site``
+#: too (a sibling subdomain, a ticket system beside the console, a re-check).
+OTHER_SITES = frozenset({"cross-site", "same-site"})
+
+
+def started_by_another_site(headers: Any, host: str) -> bool:
+    """Whether the browser says another site started this request: W3C
+    Fetch Metadata's ``Sec-Fetch-Site`` is ``cross-site`` or ``same-site``;
+    without it, an ``Origin`` (RFC 6454) that is ``null`` or of another host
+    (``host`` as the request has it, with its port). ``False`` for a request
+    with neither header (a script, a typed address)."""
+    site = headers.get("Sec-Fetch-Site")
+    if site is not None:
+        return site in OTHER_SITES
+    origin = headers.get("Origin")
+    if origin is None:
+        return False
+    return origin == "null" or urlsplit(origin).netloc != host

@@ -26,7 +26,7 @@ _LINKED_KEYS = frozenset({"job_ids", "job_id", "group_ids", "group_id", "bulk_ac
 #: Facts shown first, in this order (what happened, and why); the others
 #: follow by name. PostgreSQL's jsonb keeps keys by length, SQLite's JSON as
 #: written, so the stored order made one event read differently on each (a trial).
-_FIRST_KEYS = ("outcome", "reason", "as", "scope", "method", "path", "format")
+_FIRST_KEYS = ("outcome", "reason", "from", "to", "as", "scope", "method", "path", "format")
 
 
 @dataclass(frozen=True)

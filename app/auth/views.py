@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from flask import current_app, flash, g, redirect, render_template, request, session, url_for
-from flask_login import login_user, logout_user
+from flask_login import current_user, login_user, logout_user
 from flask_wtf import FlaskForm
 from werkzeug.wrappers import Response
 from wtforms import PasswordField, StringField
@@ -12,7 +12,7 @@ from wtforms.validators import DataRequired, Length
 from app.auth import bp
 from app.auth.guards import csrf, current_actor, limiter, requires, typed_user_name_key
 from app.models.access import USERNAME_MAX_LENGTH, Permission
-from app.redirects import safe_redirect_target
+from app.redirects import safe_redirect_target, started_by_another_site
 from app.request_input import has_different_values
 from app.services import access
 from app.services.access import record_audit_event
@@ -50,8 +50,10 @@ def _failed(response: Response) -> bool:
     """Flask-Limiter ``deduct_when``: only a failed sign-in (401, or 400 for a
     refused form) counts against the limits, so an operator who signs in
     often is never locked out by their own successes. (Not a 503: its
-    counters are what could not be reached.)"""
-    return response.status_code in (400, 401)
+    counters are what could not be reached.) A form another site's page sent
+    without a token counts nothing (``g.not_an_attempt``): it would spend
+    the victim's address's budget (a re-check locked an operator out so)."""
+    return response.status_code in (400, 401) and not g.get("not_an_attempt")
 
 
 def _audit_refused_sign_in(_limit: object) -> None:
@@ -136,19 +138,28 @@ def login() -> str | Response | tuple[str, int]:
         # CSRF token, an over-long name or password, a field given twice):
         # still a failed attempt, audited and counted by the limits.
         expired = not repeated and bool(getattr(form, "csrf_token", None) and form.csrf_token.errors)
-        reason = ("a field given two values" if repeated else
-                  "form token missing or invalid (CSRF)" if expired else "form refused")
-        record_audit_event(
-            request.form.get("username", ""),
-            "auth.sign_in",
-            {"outcome": "failure", "address": request.remote_addr, "reason": reason},
-        )
+        if expired and current_user.is_authenticated:
+            # An older sign-in tab, or the form sent twice: signed in already.
+            g.not_an_attempt = True
+            return redirect(safe_redirect_target(request.args.get("next"), url_for("dashboard.list_groups")), 303)
+        if expired and started_by_another_site(request.headers, request.host):
+            # Forged by another site's page (it cannot read a token): no one's
+            # attempt, so neither audited nor counted; the form is shown again.
+            g.not_an_attempt = True
+        else:
+            reason = ("a field given two values" if repeated else
+                      "form token missing or invalid (CSRF)" if expired else "form refused")
+            record_audit_event(
+                request.form.get("username", ""),
+                "auth.sign_in",
+                {"outcome": "failure", "address": request.remote_addr, "reason": reason},
+            )
         if repeated:
             error = "The sign-in form gives a field two different values: use the page's own form."
         elif expired:
             # The page is served again with a new token: typing again signs in.
-            error = ("This sign-in form had expired (the page was open a long while) or was sent without its page: "
-                     "nothing was checked. Sign in again here.")
+            error = ("This sign-in form had expired (the page was open a long while, or it came from another "
+                     "site): nothing was checked. Sign in again here.")
         else:
             error = ("The sign-in form was not accepted: fill in both the user name and the password "
                      f"(a user name has at most {USERNAME_MAX_LENGTH} characters, a password at most 1,024), "

@@ -63,6 +63,8 @@ class BarChart:
     peak: int
     #: What one unit of a bar counts, singular ("failure", "occurrence").
     noun: str = "failure"
+    #: What one bar spans: "hour" or "day".
+    unit: str = "day"
 
     @property
     def has_empty_buckets(self) -> bool:
@@ -139,4 +141,5 @@ def bar_chart(timeline: Timeline, noun: str = "failure") -> BarChart:
         plot_right=WIDTH - MARGIN_RIGHT,
         peak=peak,
         noun=noun,
+        unit=unit,
     )

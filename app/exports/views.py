@@ -22,6 +22,7 @@ from app.errors import InvalidQueryError, parameter_error
 from app.exports import bp
 from app.models import JobStatus
 from app.models.access import Permission
+from app.redirects import OTHER_SITES
 from app.services import exports
 from app.services.access import record_audit_event, set_audit_row_count
 from app.services.failure_groups import queries as group_queries
@@ -127,11 +128,6 @@ def _applied(job_filter: JobFilter, rows: exports.ExportRows, items: exports.Ite
     return applied
 
 
-#: ``Sec-Fetch-Site`` values of a request another site started: ``same-site``
-#: too (a sibling subdomain, a ticket system beside the console, a re-check).
-_OTHER_SITES = frozenset({"cross-site", "same-site"})
-
-
 def _cross_site_question(applied: dict[str, list[str]], kind: str) -> str | None:
     """The page that asks before an export another site's link started, or
     ``None`` for one started here (or by a typed address, a bookmark, a
@@ -143,7 +139,7 @@ def _cross_site_question(applied: dict[str, list[str]], kind: str) -> str | None
     ``Sec-Fetch-Site: cross-site`` or ``same-site`` (W3C Fetch Metadata)
     nothing is exported or audited; the page shows the filter and links to
     the same address, whose click is then same-origin."""
-    if request.headers.get("Sec-Fetch-Site") not in _OTHER_SITES or request.method == "HEAD":
+    if request.headers.get("Sec-Fetch-Site") not in OTHER_SITES or request.method == "HEAD":
         return None
     return render_template("exports/confirm.html", applied=applied, kind=kind, same_url=request.full_path.rstrip("?"))
 

@@ -321,6 +321,64 @@ def test_sign_in_posts_without_their_form_token_count_against_the_limit(database
     )
 
 
+@pytest.mark.parametrize("headers", [{"Sec-Fetch-Site": "cross-site"}, {"Origin": "https://elsewhere.example"},
+                                     {"Origin": "null"}])
+def test_another_sites_token_less_sign_in_posts_spend_no_ones_limit(database_url, headers):
+    # A re-check: a page on another site posted 11 token-less sign-ins from
+    # the victim's browser; the operator's own sign-in was then refused (429).
+    from app import create_app
+    from app.models.access import AuditEvent
+    from app.services import access
+
+    limited = create_app({"TESTING": True, "SQLALCHEMY_DATABASE_URI": database_url})
+    with limited.app_context():
+        access.create_user("victim", "a long enough password", "operator")
+    forged = [limited.test_client().post("/login", data={"username": "victim", "password": "x"}, headers=headers)
+              for _ in range(12)]
+    assert [response.status_code for response in forged] == [400] * 12
+    assert "This sign-in form had expired" in forged[0].get_data(as_text=True)
+    client = limited.test_client()
+    page = client.get("/login").get_data(as_text=True)
+    token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page).group(1)
+    own = client.post("/login", data={"username": "victim", "password": "a long enough password", "csrf_token": token})
+    assert own.status_code == 302
+    with limited.app_context():
+        reasons = db.session.scalars(sa.select(AuditEvent.filter).where(AuditEvent.action == "auth.sign_in")).all()
+        db.session.remove()
+        db.engine.dispose()
+    assert [r["outcome"] for r in reasons] == ["success"]  # the forged posts were no one's attempt
+
+
+def test_a_signed_in_users_second_sign_in_post_goes_on_to_the_page(database_url):
+    # An older sign-in tab sent after signing in, or a double submit: it was
+    # the "form had expired" page, counted as a failed sign-in.
+    from app import create_app
+    from app.services import access
+
+    limited = create_app({"TESTING": True, "SQLALCHEMY_DATABASE_URI": database_url})
+    with limited.app_context():
+        access.create_user("twice", "a long enough password", "viewer")
+    client = limited.test_client()
+    page = client.get("/login").get_data(as_text=True)
+    token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page).group(1)
+    sent = {"username": "twice", "password": "a long enough password", "csrf_token": token}
+    assert client.post("/login?next=/jobs", data=sent).status_code == 302
+    again = client.post("/login?next=/jobs", data=sent)  # the token was replaced at sign-in
+    with limited.app_context():
+        db.session.remove()
+        db.engine.dispose()
+    assert again.status_code == 303 and again.headers["Location"].endswith("/jobs")
+
+
+def test_a_refused_sign_in_page_puts_the_cursor_in_the_password(anonymous_client):
+    # Served again with the name typed: the focus stayed on the filled name field (a re-check).
+    html = anonymous_client.post("/login", data={"username": "someone", "password": "x"}).get_data(as_text=True)
+    assert re.search(r'<input[^>]*autofocus[^>]*id="password"|<input[^>]*id="password"[^>]*autofocus', html), html
+    assert not re.search(r'<input[^>]*autofocus[^>]*id="username"|<input[^>]*id="username"[^>]*autofocus', html)
+    fresh = anonymous_client.get("/login").get_data(as_text=True)
+    assert re.search(r'<input[^>]*id="username"[^>]*autofocus|<input[^>]*autofocus[^>]*id="username"', fresh)
+
+
 def test_refused_sign_ins_are_audited_and_successes_do_not_count(database_url):
     from app import create_app
     from app.services import access

@@ -152,6 +152,9 @@ def test_facts_read_in_one_order_whatever_order_the_database_kept():
     written = {"reason": "x", "status": "Failed", "acknowledged": "false", "rows": "items", "outcome": "failure"}
     jsonb_order = dict(sorted(written.items(), key=lambda item: (len(item[0]), item[0])))
     assert list(jsonb_order) != list(written)
+    # A state change's from and to stand together (a re-check found them split by other facts).
+    change = {"worker_name": "w", "to": "unresolved", "resolved_in_version": "1.5.0", "from": "resolved"}
+    assert [key for key, _ in fact_chips(change)] == ["from", "to", "resolved_in_version", "worker_name"]
     assert fact_chips(jsonb_order) == fact_chips(written) == [
         ("outcome", "failure"), ("reason", "x"), ("acknowledged", "false"), ("rows", "items"), ("status", "Failed"),
     ]
