@@ -27,6 +27,7 @@ _LINKED_KEYS = frozenset({"job_ids", "job_id", "group_ids", "group_id", "bulk_ac
 #: follow by name. PostgreSQL's jsonb keeps keys by length, SQLite's JSON as
 #: written, so the stored order made one event read differently on each (a trial).
 _FIRST_KEYS = ("outcome", "reason", "from", "to", "as", "scope", "method", "path", "format")
+_FIRST_RANK = {key: n for n, key in enumerate(_FIRST_KEYS)}
 
 
 @dataclass(frozen=True)
@@ -51,8 +52,8 @@ def fact_chips(facts: Any) -> list[tuple[str, str]]:
     chips: list[tuple[str, str]] = []
     if not isinstance(facts, dict):
         return [] if facts is None else [("value", _text(facts))]
-    rank = {key: n for n, key in enumerate(_FIRST_KEYS)}
-    for key, value in sorted(facts.items(), key=lambda item: (rank.get(item[0], len(rank)), str(item[0]))):
+    by_rank = sorted(facts.items(), key=lambda item: (_FIRST_RANK.get(item[0], len(_FIRST_RANK)), str(item[0])))
+    for key, value in by_rank:
         if key in _LINKED_KEYS:
             continue
         if isinstance(value, dict):
